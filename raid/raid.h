@@ -1,0 +1,296 @@
+/*
+ * raid/raid.h: a volume of VBNs over RAID groups of disk images.
+ *
+ * WHAT THIS MODULE PROMISES
+ *   A volume presents a dense array of 4096-byte blocks addressed by 64-bit
+ *   volume block numbers (VBNs), 0 .. raid_geometry.nvbns - 1.  Under it are
+ *   one or more RAID groups of N data disks and P parity disks (P = 1, 2, 3;
+ *   all groups of a volume share N, P and the disk size).  Parity is
+ *   computed with ISA-L: XOR for P = 1, Cauchy Reed-Solomon for P >= 2;
+ *   reconstruction goes through one matrix-inversion path for every P.
+ *
+ *   VBN mapping (docs/raid.md): groups are concatenated; inside a group,
+ *       stripe = v / N, data disk = v % N, disk block = stripe
+ *   so N consecutive VBNs starting at a multiple of N form one stripe, and a
+ *   writer that allocates consecutive VBNs (wafl's CP does) writes whole
+ *   stripes, whose parity needs no reads.  Parity disks are dedicated
+ *   (RAID-4 style for P = 1), positions N .. N+P-1 of the group.
+ *
+ *   R1  A read returns the data last written to that VBN, or an error;
+ *       never other data, whatever the state of up to P disks per group.
+ *   R2  raid_flush() returns 0 only when every write issued before it is
+ *       durable on every working disk.
+ *   R3  Full-stripe writes read nothing.  Partial-stripe writes read the
+ *       stripe's other data blocks and recompute all parity
+ *       (reconstruct-write), so parity never depends on old parity.
+ *   R4  Write hole: a stripe is recorded in the on-disk write-intent bitmap
+ *       (durably) before any of its blocks is written, and cleared after the
+ *       next flush.  Opening a volume resyncs the parity of every stripe
+ *       region still marked, before any I/O is served.  So a crash between
+ *       data and parity writes never leaves parity that would reconstruct
+ *       wrong data for a block that was not being written.
+ *   R5  A disk that returns an I/O error is failed automatically (logged,
+ *       event raised, labels on the remaining disks updated so it is stale
+ *       from then on).  More than P failed disks in a group: every I/O on
+ *       that group returns -FL_EDEGRADED; never wrong data.
+ *   R6  Labels: opening refuses (fails, naming the disk and the reason) a
+ *       foreign disk (other volume UUID), a disk at another position than
+ *       its label says, and a duplicate (same disk UUID twice).  A stale
+ *       disk (label generation older than the group's) and a missing disk
+ *       are left out and the group runs degraded if parity allows.
+ *
+ * WHAT IT NEEDS
+ *   Disk paths in position order: group 0 positions 0..N+P-1, group 1 ...,
+ *   then spares.  Paths are regular files (image files, created sparse by
+ *   raid_create unless preallocation is asked for) or block devices.
+ *
+ * CONCURRENCY
+ *   Every function is safe to call from many threads at once.  Reads and
+ *   writes of different stripes proceed in parallel; writes to the same
+ *   stripe are serialised by a stripe lock.  Rebuild runs in a background
+ *   thread owned by the volume.
+ *
+ * OWNERSHIP
+ *   raid_vol_t is owned by the caller of raid_create/raid_open and freed by
+ *   raid_close.  Buffers passed in are borrowed for the call.  Strings in
+ *   struct raid_disk_info are borrowed until raid_close.
+ */
+#ifndef FILER_RAID_RAID_H
+#define FILER_RAID_RAID_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define RAID_BLOCK_SIZE		4096u
+#define RAID_MAX_PARITY		3u
+#define RAID_MAX_DATA		28u	/* data disks per group */
+#define RAID_MAX_GROUPS		16u
+
+typedef struct raid_vol raid_vol_t;
+
+enum raid_disk_state {
+	RAID_DISK_OK = 0,
+	RAID_DISK_FAILED,	/* failed by error or by request */
+	RAID_DISK_MISSING,	/* absent or refused at open */
+	RAID_DISK_REBUILDING,	/* a spare being rebuilt into a position */
+	RAID_DISK_SPARE,	/* standby, not in any group */
+};
+
+const char *raid_disk_state_name(enum raid_disk_state s);
+
+/* Events raised to the owner (admin event log).  msg is borrowed. */
+enum raid_event {
+	RAID_EV_DISK_FAILED,
+	RAID_EV_DISK_MISSING,
+	RAID_EV_REBUILD_STARTED,
+	RAID_EV_REBUILD_DONE,
+	RAID_EV_REBUILD_FAILED,
+	RAID_EV_SCRUB_MISMATCH,
+	RAID_EV_GROUP_OFFLINE,	/* more than P disks lost in a group */
+	RAID_EV_RESYNC,		/* write-intent resync after unclean open */
+};
+typedef void raid_event_fn(void *arg, enum raid_event ev, const char *msg);
+
+struct raid_create_opts {
+	uint32_t ngroups;	/* 1 .. RAID_MAX_GROUPS */
+	uint32_t ndata;		/* data disks per group, 1 .. RAID_MAX_DATA */
+	uint32_t nparity;	/* 1 .. RAID_MAX_PARITY */
+	uint64_t disk_blocks;	/* usable 4 KiB blocks per disk (data area) */
+	/* ngroups * (ndata + nparity) paths, group-major; created if absent. */
+	const char *const *paths;
+	bool preallocate;	/* fallocate images instead of leaving sparse */
+};
+
+struct raid_open_opts {
+	raid_event_fn *event_fn;	/* may be NULL */
+	void *event_arg;
+	/*
+	 * Wrap every disk in the fault injector (raid_fault_*).  Tests only;
+	 * costs a lock and a lookup per I/O.
+	 */
+	bool fault_inject;
+	/* Start a rebuild by itself when a disk fails and a spare exists. */
+	bool auto_rebuild;
+};
+
+/*
+ * Create a new volume: write labels on every disk, zero parity is implied by
+ * zero data (images start as holes).  Then open it as raid_open would.
+ * Refuses (-EEXIST) a path that already carries a filer label.
+ */
+int raid_create(const struct raid_create_opts *c,
+    const struct raid_open_opts *o, raid_vol_t **out);
+
+/*
+ * Open a volume.  paths: the group members in position order, then any
+ * spares (npaths >= ngroups * (N + P) as the labels say).  A NULL path or a
+ * path that cannot be opened is a missing disk.  Refusals per R6 return
+ * -FL_ELABEL; too many missing/stale disks in a group, -FL_EDEGRADED.
+ */
+int raid_open(const char *const *paths, size_t npaths,
+    const struct raid_open_opts *o, raid_vol_t **out);
+
+/* Flush, mark clean, stop the rebuild thread, close every disk. */
+void raid_close(raid_vol_t *v);
+
+struct raid_geometry {
+	uint8_t uuid[16];	/* the volume's identity */
+	uint32_t ngroups, ndata, nparity;
+	uint64_t disk_blocks;	/* data blocks per disk */
+	uint64_t nvbns;		/* ngroups * ndata * disk_blocks */
+	uint32_t stripe_width;	/* ndata: VBNs per stripe */
+};
+void raid_geometry(const raid_vol_t *v, struct raid_geometry *g);
+
+/*
+ * Read n blocks starting at vbn into buf (n * 4096 bytes).  Blocks on failed
+ * or missing disks are reconstructed from parity.  -ERANGE past the end,
+ * -FL_EDEGRADED if a block cannot be produced.
+ */
+int raid_read(raid_vol_t *v, uint64_t vbn, uint32_t n, void *buf);
+
+/*
+ * Write n blocks starting at vbn.  Whole stripes inside the range go the
+ * full-stripe path (R3); the ragged ends are partial-stripe writes.  Not
+ * durable until raid_flush().
+ */
+int raid_write(raid_vol_t *v, uint64_t vbn, uint32_t n, const void *buf);
+
+/*
+ * Write nstripes whole stripes of group-relative stripe numbers, first the
+ * stripe containing first_vbn (which must be stripe-aligned).  buf holds
+ * nstripes * ndata blocks in VBN order.  -EINVAL if not aligned.
+ */
+int raid_write_stripes(raid_vol_t *v, uint64_t first_vbn, uint32_t nstripes,
+    const void *buf);
+
+/* Barrier (R2): every disk durable, then write-intent bits cleared. */
+int raid_flush(raid_vol_t *v);
+
+/*
+ * Reconstruct the block at vbn from the other disks of its stripe, without
+ * using the block's own disk (the hook wafl uses when a checksum does not
+ * match).  attempt 0 uses the first P-subset of the other disks; with
+ * P >= 2, attempts 1.. leave out one more disk each, so a second silently
+ * corrupt disk (data or parity) can be stepped around.  Returns 0 with the
+ * data in buf, -ENOENT when attempt is past the last possibility.
+ */
+int raid_reconstruct(raid_vol_t *v, uint64_t vbn, unsigned attempt,
+    void *buf);
+
+/*
+ * Rewrite one block in place on its own disk with data the caller has
+ * verified (after raid_reconstruct); parity is already consistent with it.
+ */
+int raid_repair(raid_vol_t *v, uint64_t vbn, const void *buf);
+
+/* Disks, numbered 0 .. raid_ndisks()-1: group members, then spares. */
+struct raid_disk_info {
+	const char *path;
+	enum raid_disk_state state;
+	int group;		/* -1 for a spare */
+	int position;		/* 0..N-1 data, N..N+P-1 parity; -1 spare */
+	uint8_t disk_uuid[16];
+	uint64_t read_errors, write_errors;
+	const char *reason;	/* why failed/missing, "" if ok */
+};
+size_t raid_ndisks(const raid_vol_t *v);
+int raid_disk_info(const raid_vol_t *v, size_t disk,
+    struct raid_disk_info *info);
+
+/* Fail a member disk by request (admin "disk fail"); logged, event raised. */
+int raid_fail_disk(raid_vol_t *v, size_t disk, const char *reason);
+
+/* Label path as a spare of this volume (created if absent). */
+int raid_add_spare(raid_vol_t *v, const char *path);
+
+/*
+ * Start a background rebuild of the first failed or missing position onto
+ * the first spare.  -ENOENT: nothing to rebuild; -ENOSPC: no spare;
+ * -EBUSY: a rebuild runs.  Writes go on during the rebuild; stripes below
+ * the rebuild cursor are written to the new disk too.
+ */
+int raid_rebuild_start(raid_vol_t *v);
+/* Block until no rebuild runs; returns the last rebuild's result. */
+int raid_rebuild_wait(raid_vol_t *v);
+
+/*
+ * Scrub: verify every stripe's parity against its data; with repair,
+ * rewrite parity that does not match.  Synchronous (the caller chooses the
+ * thread); progress is visible in raid_status.
+ */
+struct raid_scrub_result {
+	uint64_t stripes_checked;
+	uint64_t mismatches;
+	uint64_t repaired;
+	uint64_t unreadable;	/* stripes that could not be verified */
+};
+int raid_scrub(raid_vol_t *v, bool repair, struct raid_scrub_result *res);
+
+struct raid_counters {
+	uint64_t reads;			/* data blocks read for callers */
+	uint64_t writes;		/* data blocks written for callers */
+	uint64_t parity_reads;		/* parity blocks read */
+	uint64_t parity_writes;		/* parity blocks written */
+	uint64_t full_stripe_writes;	/* stripes written whole */
+	uint64_t partial_stripe_writes;	/* stripes written in part */
+	uint64_t partial_reads;		/* data blocks read for partial writes */
+	uint64_t reconstructions;	/* blocks rebuilt from parity on read */
+	uint64_t flushes;
+	uint64_t intent_writes;		/* write-intent bitmap block writes */
+};
+
+struct raid_status {
+	bool degraded;		/* some group runs on parity */
+	bool offline;		/* some group lost more than P disks */
+	bool rebuilding;
+	uint64_t rebuild_done, rebuild_total;	/* stripes */
+	bool scrubbing;
+	uint64_t scrub_done, scrub_total;	/* stripes */
+	struct raid_counters counters;
+};
+void raid_status(const raid_vol_t *v, struct raid_status *st);
+void raid_counters_reset(raid_vol_t *v);
+
+/*
+ * Fault injection (tests; needs raid_open_opts.fault_inject).
+ *
+ * Disks are numbered as in raid_disk_info.  While a fault is set, the disk
+ * behaves as described until cleared.  The crash simulator keeps every write
+ * not yet covered by a flush in memory; raid_fault_crash() then applies a
+ * random subset of them to the image files (each chosen write whole, or torn
+ * at a random 512-byte boundary, per mode), discards the rest, and makes
+ * every later I/O on the volume fail with -FL_ECRASHED.  The test then
+ * raid_close()s (which writes nothing more) and raid_open()s again.
+ */
+enum raid_fault_kind {
+	RAID_FAULT_NONE = 0,
+	RAID_FAULT_DEAD,	/* every I/O returns EIO */
+	RAID_FAULT_EIO_READ,	/* reads of [block, block+count) return EIO */
+	RAID_FAULT_EIO_WRITE,	/* writes of [block, block+count) return EIO */
+};
+int raid_fault_set(raid_vol_t *v, size_t disk, enum raid_fault_kind kind,
+    uint64_t block, uint64_t count);
+/* Flip one bit of a disk block (disk-relative data-area block number)
+ * directly in the image, bypassing parity. */
+int raid_fault_flip_bit(raid_vol_t *v, size_t disk, uint64_t block,
+    uint32_t bit);
+/* Map a VBN to the disk index and disk block that hold it. */
+int raid_vbn_locate(const raid_vol_t *v, uint64_t vbn, size_t *disk,
+    uint64_t *block);
+/* Disk index of parity p (0..P-1) for the stripe holding vbn. */
+int raid_parity_locate(const raid_vol_t *v, uint64_t vbn, unsigned p,
+    size_t *disk, uint64_t *block);
+
+enum raid_crash_mode {
+	RAID_CRASH_DROP_ALL,	/* no unflushed write reaches the disk */
+	RAID_CRASH_RANDOM,	/* a random subset, each whole */
+	RAID_CRASH_TEAR,	/* a random subset, some torn */
+};
+int raid_fault_crash(raid_vol_t *v, enum raid_crash_mode mode,
+    uint64_t seed);
+/* Number of writes held by the crash simulator (not yet flushed). */
+uint64_t raid_fault_pending(const raid_vol_t *v);
+
+#endif

@@ -1,0 +1,89 @@
+/*
+ * tests/common: crc32c against published check values, little-endian
+ * helpers, error names and the log capture hook.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common/crc32c.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "common/util.h"
+
+static void test_crc32c_check_values(void **state)
+{
+	uint8_t zeros[32] = { 0 };
+	uint8_t ones[32];
+
+	memset(ones, 0xff, sizeof(ones));
+	/* RFC 3720 B.4 test vectors and the standard "123456789". */
+	assert_int_equal(fl_crc32c(0, "123456789", 9), 0xe3069283);
+	assert_int_equal(fl_crc32c(0, zeros, 32), 0x8a9136aa);
+	assert_int_equal(fl_crc32c(0, ones, 32), 0x62a8ab43);
+	/* Chaining equals one pass. */
+	assert_int_equal(fl_crc32c(fl_crc32c(0, "12345", 5), "6789", 4),
+	    0xe3069283);
+}
+
+static void test_le_roundtrip(void **state)
+{
+	uint8_t b[8];
+
+	fl_put_le64(b, 0x0102030405060708ull);
+	assert_int_equal(b[0], 0x08);
+	assert_int_equal(b[7], 0x01);
+	assert_true(fl_get_le64(b) == 0x0102030405060708ull);
+	fl_put_le32(b, 0xdeadbeef);
+	assert_int_equal(b[0], 0xef);
+	assert_int_equal(fl_get_le32(b), 0xdeadbeef);
+	fl_put_le16(b, 0xabcd);
+	assert_int_equal(fl_get_le16(b), 0xabcd);
+}
+
+static void test_strerror(void **state)
+{
+	assert_string_equal(fl_strerror(-FL_ECORRUPT), "on-disk data is corrupt");
+	assert_string_equal(fl_strerror(-ENOENT), strerror(ENOENT));
+	assert_int_equal(FL_ERR(-EIO), -EIO);
+}
+
+static int hook_calls;
+static char hook_msg[256];
+
+static void hook(void *arg, enum fl_log_level level, const char *subsys,
+    const char *msg)
+{
+	hook_calls++;
+	snprintf(hook_msg, sizeof(hook_msg), "%s:%s", subsys, msg);
+}
+
+static void test_log_hook(void **state)
+{
+	fl_log_set_hook(hook, NULL, FL_LOG_WARN);
+	fl_log(FL_LOG_INFO, "test", "not captured %d", 1);
+	assert_int_equal(hook_calls, 0);
+	fl_log(FL_LOG_WARN, "test", "captured %d", 2);
+	assert_int_equal(hook_calls, 1);
+	assert_string_equal(hook_msg, "test:captured 2");
+	fl_log_set_hook(NULL, NULL, FL_LOG_ERR);
+	enum fl_log_level l;
+	assert_int_equal(fl_log_parse_level("debug", &l), 0);
+	assert_int_equal(l, FL_LOG_DEBUG);
+	assert_int_not_equal(fl_log_parse_level("loud", &l), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_crc32c_check_values),
+		cmocka_unit_test(test_le_roundtrip),
+		cmocka_unit_test(test_strerror),
+		cmocka_unit_test(test_log_hook),
+	};
+	return cmocka_run_group_tests_name("common", tests, NULL, NULL);
+}
