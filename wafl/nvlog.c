@@ -1,0 +1,1210 @@
+/*
+ * wafl/nvlog.c: the intent log (DESIGN.md §5; the contract and the byte
+ * layout are in nvlog.h, the format tables also in docs/wafl-nvlog.md).
+ *
+ * THEORY
+ *
+ * Purpose.  Every state-changing operation is appended as one record before
+ * its reply, and made durable by fdatasync with group commit.  After a crash
+ * the records newer than the mounted fsinfo generation are replayed, in LSN
+ * order, so every operation that was acknowledged is redone exactly.
+ *
+ * Format.  A 4096-byte header block with two slots (the valid one with the
+ * higher run wins, like the two fsinfo slots), then two halves of H bytes.
+ * Records are packed from the start of a half at 8-byte alignment; each is
+ * self-checking (magic, length, crc32c).  The crc is seeded with the run
+ * number of the header: a run begins at every nvlog_start, which happens
+ * once per mount after replay and the CP that made the replayed operations
+ * durable, so one header write retires every record of earlier runs without
+ * touching the halves.
+ *
+ * Invariants (referred to by number below and in the tests):
+ *   NV1  Every record with lsn <= durable_lsn reached stable storage: its
+ *        bytes were written before an fdatasync that began after them and
+ *        completed without error.
+ *   NV2  tail + reserved <= H for the current half, so a commit made under
+ *        a reservation always has room.
+ *   NV3  Within a run each half holds, from offset 0, one run of contiguous
+ *        LSNs; the records of a run are appended only after the header
+ *        naming the run is durable.
+ *   NV4  Once the log has failed, durable_lsn never advances and no call
+ *        reports durability for a record it did not already cover.
+ *   NV5  LSNs increase by one per record and are never reused while a record
+ *        could still validate: a run starts after every LSN of any valid
+ *        record in the file and after the previous run's start_lsn.
+ *
+ * Replay.  Each half is scanned from offset 0 until the first record that
+ * fails validation: bad magic, length outside [32, 32 + NVLOG_MAX_PAYLOAD]
+ * or past the end of the half, reserved not zero, wrong crc, LSN below the
+ * run's start_lsn, or LSN not one more than the previous record of the same
+ * half (a stale record of an earlier use of the half, NV3).  Because of NV3
+ * the valid records of a half are one LSN-contiguous sequence, so "sort all
+ * valid records by LSN" is ordering the two halves by their first LSN.  The
+ * records with gen > after_gen are delivered in that order, stopping at the
+ * first LSN gap: a lost record ends replay, nothing after it is applied.
+ *
+ * Crash ordering.  commit: pwrite (page cache).  wait: fdatasync, then
+ * durable_lsn = the committed LSN captured before the fdatasync began (NV1).
+ * start: header slot write + fdatasync, then appends (NV3).  A torn header
+ * write leaves the other slot valid (its bytes are rewritten unchanged).
+ *
+ * Concurrency.  One mutex (mu) protects all state; commits append under it
+ * (so LSN order is file order within a half).  Group commit is a
+ * leader/follower scheme on one condvar: a waiter that finds no flush
+ * running becomes the leader, captures target = committed_lsn, drops mu for
+ * the fdatasync (commits go on meanwhile), retakes mu, publishes durable_lsn
+ * and broadcasts.  Waiters whose LSN is above the finished flush's target
+ * loop, and the first of them leads the next flush, which covers all of
+ * them.  nvlog_replay runs before nvlog_start and does not hold mu while it
+ * calls back.
+ *
+ * Failure.  A failed pwrite or fdatasync latches the log failed (NV4): every
+ * later reserve, commit and wait returns -EIO; only closing and reopening
+ * (which replays what is on disk) clears it.  Data read from the file is
+ * hostile: every field is bounded before use and a bad header gives
+ * -FL_ECORRUPT with a message, never an assertion.
+ *
+ * Crash simulation (tests, NVLOG_OPEN_CRASHSIM).  Appends since the last
+ * completed flush stay in memory (the pending list, standing in for the
+ * page cache) and are written by the flush leader before its fdatasync;
+ * nvlog_crash_drop_unsynced / _tear_unsynced throw them away or write them
+ * partly, which is what a power cut can leave.
+ */
+#include "wafl/nvlog.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <libgen.h>
+#include <linux/fs.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/assert.h"
+#include "common/crc32c.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "common/util.h"
+
+#define NV_SUB			"nvlog"
+
+/* Header slot (nvlog.h). */
+#define NVH_MAGIC		0
+#define NVH_VERSION		8
+#define NVH_RSV0		12
+#define NVH_HALF		16
+#define NVH_RUN			24
+#define NVH_START		32
+#define NVH_RSV1		40
+#define NVH_RSV1_LEN		20
+#define NVH_CRC			60
+#define NVH_SLOT_BYTES		64u
+#define NVH_SLOT1_OFF		2048u
+#define NVH_VERSION_1		1u
+#define NVH_MAGIC_STR		"FLRNVLG1"
+/* Largest half we accept (keeps every offset far from overflow). */
+#define NVLOG_MAX_HALF		(1ull << 40)
+
+_Static_assert(NVH_RSV1 + NVH_RSV1_LEN == NVH_CRC, "header slot layout");
+_Static_assert(NVH_CRC + 4 == NVH_SLOT_BYTES, "header slot is 64 bytes");
+_Static_assert(NVH_SLOT1_OFF + NVH_SLOT_BYTES <= NVLOG_HDR_BLOCK,
+    "both header slots fit the header block");
+
+/* Record header (nvlog.h). */
+#define NVR_MAGIC		0
+#define NVR_LEN			4
+#define NVR_LSN			8
+#define NVR_GEN			16
+#define NVR_TYPE		24
+#define NVR_RSV			26
+#define NVR_CRC			28
+#define NVR_MAGIC_STR		"NVR1"
+#define NVR_MAX_LEN		(NVLOG_REC_HDR + NVLOG_MAX_PAYLOAD)
+#define NVR_ALIGN(n)		(((uint64_t)(n) + 7u) & ~(uint64_t)7u)
+
+_Static_assert(NVR_CRC + 4 == NVLOG_REC_HDR, "record header is 32 bytes");
+_Static_assert(NVLOG_MIN_HALF % 4096u == 0, "halves are 4096-aligned");
+_Static_assert(NVR_ALIGN(NVR_MAX_LEN) <= NVLOG_MIN_HALF,
+    "the largest record fits the smallest half");
+
+/* Replay read window: at least one largest record. */
+#define NV_RD_BUF		(2u << 20)
+_Static_assert(NV_RD_BUF >= NVR_ALIGN(NVR_MAX_LEN), "read window");
+
+struct nvlog_hdr {
+	uint64_t half_bytes;
+	uint64_t run;
+	uint64_t start_lsn;
+};
+
+/* A record appended but not yet flushed (crash simulation only). */
+struct nv_pending {
+	struct nv_pending *next;
+	uint64_t off;
+	uint32_t len;
+	uint8_t data[];
+};
+
+struct nvlog {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;		/* flush finished, or log failed */
+	int fd;
+	char *path;
+	unsigned flags;
+	unsigned faults;		/* test injection, atomic */
+
+	struct nvlog_hdr hdr;		/* current header slot */
+	uint8_t hdr_block[NVLOG_HDR_BLOCK];
+
+	bool scanned;			/* scan_max_lsn is known */
+	bool replaying;
+	uint64_t scan_max_lsn;		/* highest valid LSN in the file */
+
+	bool started;
+	unsigned cur;			/* current half */
+	uint64_t tail;			/* bytes used in the current half */
+	uint64_t reserved;		/* bytes reserved there (NV2) */
+	bool prev_busy;			/* the other half holds live records */
+
+	uint64_t next_lsn;
+	uint64_t committed_lsn;		/* last LSN appended */
+	uint64_t durable_lsn;		/* NV1 */
+	bool flushing;			/* a leader is in its flush */
+	bool failed;			/* NV4; atomic for nvlog_failed() */
+	int fail_err;			/* -EIO, or -FL_ECRASHED */
+
+	uint8_t *recbuf;		/* one encoded record, under mu */
+	struct nv_pending *pend_head, **pend_tail;
+
+	uint64_t st_records, st_bytes, st_flushes, st_waits;
+};
+
+/* ------------------------------------------------------------------ */
+/* Encode / decode                                                     */
+
+static void hdr_encode(uint8_t *p, const struct nvlog_hdr *h)
+{
+	memset(p, 0, NVH_SLOT_BYTES);
+	memcpy(p + NVH_MAGIC, NVH_MAGIC_STR, 8);
+	fl_put_le32(p + NVH_VERSION, NVH_VERSION_1);
+	fl_put_le64(p + NVH_HALF, h->half_bytes);
+	fl_put_le64(p + NVH_RUN, h->run);
+	fl_put_le64(p + NVH_START, h->start_lsn);
+	fl_put_le32(p + NVH_CRC, fl_crc32c(0, p, NVH_CRC));
+}
+
+static bool half_bytes_ok(uint64_t h)
+{
+	return h % 4096u == 0 && h >= NVLOG_MIN_HALF && h <= NVLOG_MAX_HALF;
+}
+
+/* 0, or -FL_ECORRUPT with *why set; the slot is untrusted bytes. */
+static int hdr_decode(const uint8_t *p, struct nvlog_hdr *h, const char **why)
+{
+	if (memcmp(p + NVH_MAGIC, NVH_MAGIC_STR, 8) != 0) {
+		*why = "no nvlog magic";
+		return -FL_ECORRUPT;
+	}
+	if (fl_get_le32(p + NVH_CRC) != fl_crc32c(0, p, NVH_CRC)) {
+		*why = "header checksum mismatch";
+		return -FL_ECORRUPT;
+	}
+	if (fl_get_le32(p + NVH_VERSION) != NVH_VERSION_1) {
+		*why = "unsupported header version";
+		return -FL_ECORRUPT;
+	}
+	if (fl_get_le32(p + NVH_RSV0) != 0) {
+		*why = "reserved header field not zero";
+		return -FL_ECORRUPT;
+	}
+	for (unsigned i = 0; i < NVH_RSV1_LEN; i++) {
+		if (p[NVH_RSV1 + i] != 0) {
+			*why = "reserved header field not zero";
+			return -FL_ECORRUPT;
+		}
+	}
+	h->half_bytes = fl_get_le64(p + NVH_HALF);
+	h->run = fl_get_le64(p + NVH_RUN);
+	h->start_lsn = fl_get_le64(p + NVH_START);
+	if (!half_bytes_ok(h->half_bytes)) {
+		*why = "half size out of range";
+		return -FL_ECORRUPT;
+	}
+	if (h->run == 0 || h->start_lsn == 0 || h->start_lsn > UINT64_MAX / 2) {
+		*why = "run or start LSN out of range";
+		return -FL_ECORRUPT;
+	}
+	return 0;
+}
+
+static unsigned hdr_slot_off(uint64_t run)
+{
+	return (run & 1) ? NVH_SLOT1_OFF : 0;
+}
+
+/*
+ * Choose the current slot of a header block: the valid one with the higher
+ * run.  -FL_ECORRUPT (with *why) if neither is valid or they disagree on the
+ * size.
+ */
+static int hdr_choose(const uint8_t *blk, struct nvlog_hdr *out,
+    const char **why)
+{
+	struct nvlog_hdr h[2];
+	const char *w[2] = { NULL, NULL };
+	bool ok[2];
+
+	ok[0] = hdr_decode(blk, &h[0], &w[0]) == 0;
+	ok[1] = hdr_decode(blk + NVH_SLOT1_OFF, &h[1], &w[1]) == 0;
+	if (ok[0] && (h[0].run & 1) != 0) {
+		ok[0] = false;
+		w[0] = "run in the wrong slot";
+	}
+	if (ok[1] && (h[1].run & 1) != 1) {
+		ok[1] = false;
+		w[1] = "run in the wrong slot";
+	}
+	if (!ok[0] && !ok[1]) {
+		*why = w[1] != NULL ? w[1] : w[0];
+		return -FL_ECORRUPT;
+	}
+	if (ok[0] && ok[1] && h[0].half_bytes != h[1].half_bytes) {
+		*why = "header slots disagree on the half size";
+		return -FL_ECORRUPT;
+	}
+	if (ok[0] && (!ok[1] || h[0].run > h[1].run))
+		*out = h[0];
+	else
+		*out = h[1];
+	return 0;
+}
+
+/* crc32c over the 8-byte LE run, then the record with its crc field 0. */
+static uint32_t rec_crc(uint64_t run, const uint8_t *rec, uint32_t len)
+{
+	static const uint8_t zero4[4];
+	uint8_t r8[8];
+	uint32_t c;
+
+	fl_put_le64(r8, run);
+	c = fl_crc32c(0, r8, sizeof(r8));
+	c = fl_crc32c(c, rec, NVR_CRC);
+	c = fl_crc32c(c, zero4, sizeof(zero4));
+	return fl_crc32c(c, rec + NVLOG_REC_HDR, len - NVLOG_REC_HDR);
+}
+
+/* ------------------------------------------------------------------ */
+/* I/O                                                                 */
+
+static uint64_t half_base(const struct nvlog *lg, unsigned h)
+{
+	return NVLOG_HDR_BLOCK + (uint64_t)h * lg->hdr.half_bytes;
+}
+
+static int nv_write(struct nvlog *lg, const void *buf, size_t len,
+    uint64_t off)
+{
+	if (__atomic_load_n(&lg->faults, __ATOMIC_RELAXED) & NVLOG_FAULT_WRITE)
+		return FL_ERR(-EIO);
+	return fl_pwrite_full(lg->fd, buf, len, off);
+}
+
+static int nv_sync(struct nvlog *lg)
+{
+	if (__atomic_load_n(&lg->faults, __ATOMIC_RELAXED) & NVLOG_FAULT_SYNC)
+		return FL_ERR(-EIO);
+	if (fdatasync(lg->fd) != 0)
+		return -errno;
+	return 0;
+}
+
+/* Read len bytes at off; bytes past the end of the file read as zeros. */
+static int nv_read_zfill(int fd, uint8_t *buf, size_t len, uint64_t off)
+{
+	while (len > 0) {
+		ssize_t n = pread(fd, buf, len, (off_t)off);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (n == 0) {
+			memset(buf, 0, len);
+			return 0;
+		}
+		buf += n;
+		len -= (size_t)n;
+		off += (uint64_t)n;
+	}
+	return 0;
+}
+
+/* Latch the failure (NV4); caller holds mu. */
+static void latch_failed(struct nvlog *lg, int err, const char *what, int rc)
+{
+	if (!lg->failed) {
+		lg->fail_err = err;
+		__atomic_store_n(&lg->failed, true, __ATOMIC_RELEASE);
+		if (err == -EIO)
+			fl_err(NV_SUB, "%s: %s failed: %s; the log is failed "
+			    "and acknowledges nothing more until reopened",
+			    lg->path, what, fl_strerror(rc));
+	}
+	pthread_cond_broadcast(&lg->cv);
+}
+
+static void pending_free(struct nv_pending *p)
+{
+	while (p != NULL) {
+		struct nv_pending *n = p->next;
+		free(p);
+		p = n;
+	}
+}
+
+/* Detach the pending list; caller holds mu. */
+static struct nv_pending *pending_take(struct nvlog *lg)
+{
+	struct nv_pending *p = lg->pend_head;
+
+	lg->pend_head = NULL;
+	lg->pend_tail = &lg->pend_head;
+	return p;
+}
+
+/* ------------------------------------------------------------------ */
+/* Open, create, close                                                 */
+
+static int fsync_parent_dir(const char *path)
+{
+	char *copy = strdup(path);
+	int rc = 0, dfd;
+
+	if (copy == NULL)
+		return -ENOMEM;
+	dfd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0 || fsync(dfd) != 0)
+		rc = -errno;
+	if (dfd >= 0)
+		close(dfd);
+	free(copy);
+	return rc;
+}
+
+/* Write a fresh header block (run 1) and make it durable. */
+static int nv_format(struct nvlog *lg, uint64_t half_bytes, bool regular)
+{
+	int rc;
+
+	lg->hdr.half_bytes = half_bytes;
+	lg->hdr.run = 1;
+	lg->hdr.start_lsn = 1;
+	memset(lg->hdr_block, 0, sizeof(lg->hdr_block));
+	hdr_encode(lg->hdr_block + hdr_slot_off(1), &lg->hdr);
+	if (regular && ftruncate(lg->fd,
+	    (off_t)(NVLOG_HDR_BLOCK + 2 * half_bytes)) != 0) {
+		rc = -errno;
+		fl_err(NV_SUB, "%s: cannot size the log: %s", lg->path,
+		    fl_strerror(rc));
+		return rc;
+	}
+	rc = fl_pwrite_full(lg->fd, lg->hdr_block, NVLOG_HDR_BLOCK, 0);
+	if (rc == 0)
+		rc = fsync(lg->fd) == 0 ? 0 : -errno;
+	if (rc == 0 && regular)
+		rc = fsync_parent_dir(lg->path);
+	if (rc != 0) {
+		fl_err(NV_SUB, "%s: cannot write the log header: %s", lg->path,
+		    fl_strerror(rc));
+		return rc;
+	}
+	fl_info(NV_SUB, "%s: created, 2 halves of %" PRIu64 " bytes", lg->path,
+	    half_bytes);
+	return 0;
+}
+
+static bool all_zero(const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i] != 0)
+			return false;
+	return true;
+}
+
+int nvlog_open_flags(const char *path, uint64_t half_bytes, unsigned flags,
+    struct nvlog **out)
+{
+	struct nvlog *lg = NULL;
+	struct stat st;
+	uint64_t size;
+	bool blk;
+	int rc;
+
+	*out = NULL;
+	if ((flags & ~NVLOG_OPEN_CRASHSIM) != 0)
+		return FL_ERR(-EINVAL);
+	lg = calloc(1, sizeof(*lg));
+	if (lg == NULL)
+		return -ENOMEM;
+	lg->fd = -1;
+	lg->flags = flags;
+	lg->pend_tail = &lg->pend_head;
+	lg->path = strdup(path);
+	lg->recbuf = malloc(NVR_ALIGN(NVR_MAX_LEN));
+	if (lg->path == NULL || lg->recbuf == NULL) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	pthread_mutex_init(&lg->mu, NULL);
+	pthread_cond_init(&lg->cv, NULL);
+
+	lg->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (lg->fd < 0 || fstat(lg->fd, &st) != 0) {
+		rc = -errno;
+		fl_err(NV_SUB, "%s: cannot open: %s", path, fl_strerror(rc));
+		goto out;
+	}
+	blk = S_ISBLK(st.st_mode);
+	if (blk) {
+		if (ioctl(lg->fd, BLKGETSIZE64, &size) != 0) {
+			rc = -errno;
+			fl_err(NV_SUB, "%s: cannot get the device size: %s",
+			    path, fl_strerror(rc));
+			goto out;
+		}
+	} else if (S_ISREG(st.st_mode)) {
+		size = (uint64_t)st.st_size;
+	} else {
+		rc = FL_ERR(-EINVAL);
+		fl_err(NV_SUB, "%s: not a regular file or block device", path);
+		goto out;
+	}
+
+	if (!blk && size == 0) {
+		if (!half_bytes_ok(half_bytes)) {
+			rc = FL_ERR(-EINVAL);
+			fl_err(NV_SUB, "%s: half size %" PRIu64 " must be a "
+			    "multiple of 4096 in [%u, %llu]", path, half_bytes,
+			    NVLOG_MIN_HALF, NVLOG_MAX_HALF);
+			goto out;
+		}
+		rc = nv_format(lg, half_bytes, true);
+		goto out;
+	}
+	if (size < NVLOG_HDR_BLOCK) {
+		rc = FL_ERR(-FL_ECORRUPT);
+		fl_err(NV_SUB, "%s: bad log header: file of %" PRIu64
+		    " bytes is shorter than the header block", path, size);
+		goto out;
+	}
+	rc = fl_pread_full(lg->fd, lg->hdr_block, NVLOG_HDR_BLOCK, 0);
+	if (rc != 0) {
+		fl_err(NV_SUB, "%s: cannot read the log header: %s", path,
+		    fl_strerror(rc));
+		goto out;
+	}
+	if (blk && all_zero(lg->hdr_block, NVLOG_HDR_BLOCK)) {
+		uint64_t h = (size - NVLOG_HDR_BLOCK) / 2 / 4096 * 4096;
+
+		if (h > NVLOG_MAX_HALF)
+			h = NVLOG_MAX_HALF;
+		if (h < NVLOG_MIN_HALF) {
+			rc = FL_ERR(-ENOSPC);
+			fl_err(NV_SUB, "%s: device of %" PRIu64 " bytes is too "
+			    "small for a log (needs %llu)", path, size,
+			    (unsigned long long)NVLOG_HDR_BLOCK +
+			    2ull * NVLOG_MIN_HALF);
+			goto out;
+		}
+		rc = nv_format(lg, h, false);
+		goto out;
+	}
+	{
+		const char *why = NULL;
+
+		rc = hdr_choose(lg->hdr_block, &lg->hdr, &why);
+		if (rc != 0) {
+			rc = FL_ERR(rc);
+			fl_err(NV_SUB, "%s: bad log header: %s", path, why);
+			goto out;
+		}
+	}
+	if (blk && NVLOG_HDR_BLOCK + 2 * lg->hdr.half_bytes > size) {
+		rc = FL_ERR(-FL_ECORRUPT);
+		fl_err(NV_SUB, "%s: bad log header: log of 2 x %" PRIu64
+		    " bytes does not fit a device of %" PRIu64, path,
+		    lg->hdr.half_bytes, size);
+		goto out;
+	}
+	if (!blk && NVLOG_HDR_BLOCK + 2 * lg->hdr.half_bytes > size)
+		fl_warn(NV_SUB, "%s: file is %" PRIu64 " bytes, short of the "
+		    "log's %" PRIu64 "; the missing tail reads as empty", path,
+		    size, NVLOG_HDR_BLOCK + 2 * lg->hdr.half_bytes);
+	rc = 0;
+out:
+	if (rc != 0) {
+		if (lg->fd >= 0)
+			close(lg->fd);
+		if (lg->path != NULL && lg->recbuf != NULL) {
+			pthread_cond_destroy(&lg->cv);
+			pthread_mutex_destroy(&lg->mu);
+		}
+		free(lg->recbuf);
+		free(lg->path);
+		free(lg);
+		return rc;
+	}
+	*out = lg;
+	return 0;
+}
+
+int nvlog_open(const char *path, uint64_t half_bytes, struct nvlog **out)
+{
+	return nvlog_open_flags(path, half_bytes, 0, out);
+}
+
+void nvlog_close(struct nvlog *lg)
+{
+	struct nv_pending *p;
+
+	if (lg == NULL)
+		return;
+	pthread_mutex_lock(&lg->mu);
+	while (lg->flushing)
+		pthread_cond_wait(&lg->cv, &lg->mu);
+	p = pending_take(lg);
+	pthread_mutex_unlock(&lg->mu);
+	/* Crash simulation, clean exit: the page cache keeps its pages. */
+	for (struct nv_pending *q = p; q != NULL; q = q->next)
+		(void)fl_pwrite_full(lg->fd, q->data, q->len, q->off);
+	pending_free(p);
+	close(lg->fd);
+	pthread_cond_destroy(&lg->cv);
+	pthread_mutex_destroy(&lg->mu);
+	free(lg->recbuf);
+	free(lg->path);
+	free(lg);
+}
+
+/* ------------------------------------------------------------------ */
+/* Scan and replay                                                     */
+
+struct nv_reader {
+	struct nvlog *lg;
+	uint8_t *buf;
+	uint64_t off;		/* file offset of buf[0] */
+	size_t len;		/* valid bytes in buf */
+};
+
+/* Point *p at [off, off+len) of the file, refilling the window. */
+static int rd_get(struct nv_reader *rd, uint64_t off, size_t len,
+    uint64_t end, const uint8_t **p)
+{
+	int rc;
+
+	ASSERT(off + len <= end && len <= NV_RD_BUF);
+	if (off < rd->off || off + len > rd->off + rd->len) {
+		size_t n = (size_t)FL_MIN((uint64_t)NV_RD_BUF, end - off);
+
+		rc = nv_read_zfill(rd->lg->fd, rd->buf, n, off);
+		if (rc != 0) {
+			rd->len = 0;
+			fl_err(NV_SUB, "%s: read at %" PRIu64 " failed: %s",
+			    rd->lg->path, off, fl_strerror(rc));
+			return rc;
+		}
+		rd->off = off;
+		rd->len = n;
+	}
+	*p = rd->buf + (off - rd->off);
+	return 0;
+}
+
+struct nv_rec {
+	uint64_t lsn;
+	uint64_t gen;
+	uint16_t type;
+	uint32_t len;		/* header + payload */
+	const uint8_t *payload;	/* into the reader window */
+};
+
+/*
+ * Validate the record at offset off of half h.  1: valid (*r filled), 0: not
+ * a record of this run (scan stops; *why says why), <0: read error.
+ * prev_lsn is the LSN of the previous record of the half, 0 for the first.
+ */
+static int rec_check(struct nv_reader *rd, unsigned h, uint64_t off,
+    uint64_t prev_lsn, struct nv_rec *r, const char **why)
+{
+	struct nvlog *lg = rd->lg;
+	uint64_t hb = lg->hdr.half_bytes, base = half_base(lg, h);
+	const uint8_t *p;
+	uint32_t len;
+	int rc;
+
+	if (off + NVLOG_REC_HDR > hb) {
+		*why = "end of half";
+		return 0;
+	}
+	rc = rd_get(rd, base + off, NVLOG_REC_HDR, base + hb, &p);
+	if (rc != 0)
+		return rc;
+	if (memcmp(p + NVR_MAGIC, NVR_MAGIC_STR, 4) != 0) {
+		*why = all_zero(p, NVLOG_REC_HDR) ? "empty" : "bad magic";
+		return 0;
+	}
+	len = fl_get_le32(p + NVR_LEN);
+	if (len < NVLOG_REC_HDR || len > NVR_MAX_LEN || len > hb - off) {
+		*why = "length out of bounds";
+		return 0;
+	}
+	if (fl_get_le16(p + NVR_RSV) != 0) {
+		*why = "reserved field not zero";
+		return 0;
+	}
+	rc = rd_get(rd, base + off, len, base + hb, &p);
+	if (rc != 0)
+		return rc;
+	if (fl_get_le32(p + NVR_CRC) != rec_crc(lg->hdr.run, p, len)) {
+		*why = "checksum mismatch (torn, corrupt, or an earlier run)";
+		return 0;
+	}
+	r->lsn = fl_get_le64(p + NVR_LSN);
+	r->gen = fl_get_le64(p + NVR_GEN);
+	r->type = fl_get_le16(p + NVR_TYPE);
+	r->len = len;
+	r->payload = p + NVLOG_REC_HDR;
+	if (r->lsn < lg->hdr.start_lsn || r->lsn == UINT64_MAX) {
+		*why = "LSN before the run's start";
+		return 0;
+	}
+	if (prev_lsn != 0 && r->lsn != prev_lsn + 1) {
+		*why = "LSN not contiguous in the half (stale record)";
+		return 0;
+	}
+	return 1;
+}
+
+struct nv_half_scan {
+	uint64_t count;		/* valid records from offset 0 */
+	uint64_t first_lsn, last_lsn;
+	uint64_t newer;		/* of them with gen > after_gen */
+	uint64_t end_off;	/* where the scan stopped */
+	const char *why;
+};
+
+/* Pass 1: find the valid prefix of half h (NV3). */
+static int scan_half(struct nv_reader *rd, unsigned h, uint64_t after_gen,
+    struct nv_half_scan *s)
+{
+	struct nv_rec r;
+	uint64_t off = 0, prev = 0;
+	int rc;
+
+	memset(s, 0, sizeof(*s));
+	for (;;) {
+		rc = rec_check(rd, h, off, prev, &r, &s->why);
+		if (rc < 0)
+			return rc;
+		if (rc == 0)
+			break;
+		if (s->count == 0)
+			s->first_lsn = r.lsn;
+		s->last_lsn = r.lsn;
+		s->count++;
+		if (r.gen > after_gen)
+			s->newer++;
+		prev = r.lsn;
+		off += NVR_ALIGN(r.len);
+	}
+	s->end_off = off;
+	fl_debug(NV_SUB, "%s: half %u: %" PRIu64 " records (lsn %" PRIu64
+	    "..%" PRIu64 "), scan stopped at %" PRIu64 ": %s", rd->lg->path, h,
+	    s->count, s->first_lsn, s->last_lsn, off, s->why);
+	return 0;
+}
+
+int nvlog_replay(struct nvlog *lg, uint64_t after_gen, nvlog_replay_fn *fn,
+    void *arg)
+{
+	struct nv_reader rd = { .lg = lg };
+	struct nv_half_scan s[2];
+	unsigned order[2], n = 0;
+	uint64_t delivered = 0, expect = 0, newer, max_lsn = 0;
+	int rc = 0;
+
+	pthread_mutex_lock(&lg->mu);
+	if (lg->started || lg->replaying) {
+		pthread_mutex_unlock(&lg->mu);
+		return FL_ERR(-EBUSY);
+	}
+	lg->replaying = true;
+	pthread_mutex_unlock(&lg->mu);
+
+	rd.buf = malloc(NV_RD_BUF);
+	if (rd.buf == NULL) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (unsigned h = 0; h < 2; h++) {
+		rc = scan_half(&rd, h, after_gen, &s[h]);
+		if (rc != 0)
+			goto out;
+		if (s[h].count > 0) {
+			order[n++] = h;
+			max_lsn = FL_MAX(max_lsn, s[h].last_lsn);
+		}
+	}
+	lg->scan_max_lsn = max_lsn;
+	lg->scanned = true;
+	if (n == 2 && s[order[1]].first_lsn < s[order[0]].first_lsn) {
+		order[0] = 1;
+		order[1] = 0;
+	}
+	newer = s[0].newer + s[1].newer;
+
+	/* Pass 2: deliver gen > after_gen in LSN order, stop at a gap. */
+	for (unsigned i = 0; i < n; i++) {
+		unsigned h = order[i];
+		uint64_t off = 0, prev = 0;
+		const char *why = NULL;
+		struct nv_rec r;
+
+		for (uint64_t k = 0; k < s[h].count; k++) {
+			rc = rec_check(&rd, h, off, prev, &r, &why);
+			if (rc < 0)
+				goto out;
+			if (rc == 0) {
+				rc = FL_ERR(-EIO);
+				fl_err(NV_SUB, "%s: record at half %u offset %"
+				    PRIu64 " changed during replay: %s",
+				    lg->path, h, off, why);
+				goto out;
+			}
+			prev = r.lsn;
+			off += NVR_ALIGN(r.len);
+			if (r.gen <= after_gen)
+				continue;
+			if (delivered > 0 && r.lsn != expect) {
+				fl_warn(NV_SUB, "%s: replay stops at a gap: "
+				    "lsn %" PRIu64 " is missing (next valid "
+				    "is %" PRIu64 "); %" PRIu64 " later "
+				    "records not replayed", lg->path, expect,
+				    r.lsn, newer - delivered);
+				rc = 0;
+				goto done;
+			}
+			if (fn != NULL) {
+				rc = fn(arg, r.lsn, r.gen, r.type, r.payload,
+				    r.len - NVLOG_REC_HDR);
+				if (rc != 0)
+					goto out;
+			}
+			expect = r.lsn + 1;
+			delivered++;
+		}
+	}
+done:
+	if (fn != NULL)
+		fl_info(NV_SUB, "%s: replayed %" PRIu64 " records after gen %"
+		    PRIu64 " (lsn up to %" PRIu64 ", highest in log %" PRIu64
+		    ")", lg->path, delivered, after_gen,
+		    delivered > 0 ? expect - 1 : 0, max_lsn);
+out:
+	free(rd.buf);
+	pthread_mutex_lock(&lg->mu);
+	lg->replaying = false;
+	pthread_mutex_unlock(&lg->mu);
+	return rc;
+}
+
+int nvlog_start(struct nvlog *lg)
+{
+	struct nvlog_hdr nh;
+	uint8_t blk[NVLOG_HDR_BLOCK];
+	int rc;
+
+	pthread_mutex_lock(&lg->mu);
+	rc = lg->started || lg->replaying ? FL_ERR(-EINVAL) :
+	    lg->failed ? lg->fail_err : 0;
+	pthread_mutex_unlock(&lg->mu);
+	if (rc != 0)
+		return rc;
+	if (!lg->scanned) {
+		/* Learn the highest LSN; nothing is delivered. */
+		rc = nvlog_replay(lg, UINT64_MAX, NULL, NULL);
+		if (rc != 0)
+			return rc;
+	}
+	/* NV5 */
+	nh.half_bytes = lg->hdr.half_bytes;
+	nh.run = lg->hdr.run + 1;
+	nh.start_lsn = FL_MAX(lg->hdr.start_lsn, lg->scan_max_lsn + 1);
+	memcpy(blk, lg->hdr_block, sizeof(blk));
+	hdr_encode(blk + hdr_slot_off(nh.run), &nh);
+	/* NV3: the new run's header is durable before its first record. */
+	rc = nv_write(lg, blk, sizeof(blk), 0);
+	if (rc == 0)
+		rc = nv_sync(lg);
+
+	pthread_mutex_lock(&lg->mu);
+	if (rc != 0) {
+		latch_failed(lg, -EIO, "header write", rc);
+		rc = -EIO;
+		goto out;
+	}
+	memcpy(lg->hdr_block, blk, sizeof(blk));
+	lg->hdr = nh;
+	lg->started = true;
+	lg->cur = 0;
+	lg->tail = 0;
+	lg->reserved = 0;
+	lg->prev_busy = false;
+	lg->next_lsn = nh.start_lsn;
+	lg->committed_lsn = nh.start_lsn - 1;
+	lg->durable_lsn = nh.start_lsn - 1;
+	fl_debug(NV_SUB, "%s: run %" PRIu64 " starts at lsn %" PRIu64,
+	    lg->path, nh.run, nh.start_lsn);
+out:
+	pthread_mutex_unlock(&lg->mu);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Reserve, commit                                                     */
+
+int nvlog_reserve(struct nvlog *lg, uint32_t max_payload,
+    struct nvlog_resv *r)
+{
+	uint64_t need;
+	int rc = 0;
+
+	r->bytes = 0;
+	if (max_payload > NVLOG_MAX_PAYLOAD)
+		return FL_ERR(-EINVAL);
+	need = NVR_ALIGN(NVLOG_REC_HDR + max_payload);
+	pthread_mutex_lock(&lg->mu);
+	if (!lg->started)
+		rc = FL_ERR(-EINVAL);
+	else if (lg->failed)
+		rc = lg->fail_err;
+	else if (lg->tail + lg->reserved + need > lg->hdr.half_bytes)
+		rc = -EAGAIN;			/* NV2 */
+	else {
+		lg->reserved += need;
+		r->bytes = (uint32_t)need;
+	}
+	pthread_mutex_unlock(&lg->mu);
+	return rc;
+}
+
+void nvlog_unreserve(struct nvlog *lg, struct nvlog_resv *r)
+{
+	pthread_mutex_lock(&lg->mu);
+	VERIFY(lg->reserved >= r->bytes);
+	lg->reserved -= r->bytes;
+	r->bytes = 0;
+	pthread_mutex_unlock(&lg->mu);
+}
+
+int nvlog_commit(struct nvlog *lg, struct nvlog_resv *r, uint64_t gen,
+    uint16_t type, const struct iovec *iov, int iovcnt, uint64_t *lsn)
+{
+	uint64_t len = NVLOG_REC_HDR, size, off, l;
+	struct nv_pending *pe = NULL;
+	uint32_t resv;
+	uint8_t *p;
+	int rc = 0;
+
+	for (int i = 0; i < iovcnt; i++)
+		len += FL_MIN((uint64_t)iov[i].iov_len, (uint64_t)UINT32_MAX);
+	size = NVR_ALIGN(len);
+
+	pthread_mutex_lock(&lg->mu);
+	resv = r->bytes;			/* always consumed */
+	VERIFY(lg->reserved >= resv);
+	lg->reserved -= resv;
+	r->bytes = 0;
+	if (!lg->started) {
+		rc = FL_ERR(-EINVAL);
+		goto out;
+	}
+	if (lg->failed) {
+		rc = lg->fail_err;
+		goto out;
+	}
+	if (len > NVR_MAX_LEN || size > resv) {
+		fl_err(NV_SUB, "%s: record of %" PRIu64 " bytes exceeds its "
+		    "reservation of %u", lg->path, len, resv);
+		rc = FL_ERR(-EINVAL);
+		goto out;
+	}
+	ASSERT(lg->tail + size <= lg->hdr.half_bytes);	/* NV2 */
+
+	l = lg->next_lsn;
+	p = lg->recbuf;
+	memcpy(p + NVR_MAGIC, NVR_MAGIC_STR, 4);
+	fl_put_le32(p + NVR_LEN, (uint32_t)len);
+	fl_put_le64(p + NVR_LSN, l);
+	fl_put_le64(p + NVR_GEN, gen);
+	fl_put_le16(p + NVR_TYPE, type);
+	fl_put_le16(p + NVR_RSV, 0);
+	fl_put_le32(p + NVR_CRC, 0);
+	off = NVLOG_REC_HDR;
+	for (int i = 0; i < iovcnt; i++) {
+		memcpy(p + off, iov[i].iov_base, iov[i].iov_len);
+		off += iov[i].iov_len;
+	}
+	memset(p + len, 0, size - len);
+	fl_put_le32(p + NVR_CRC, rec_crc(lg->hdr.run, p, (uint32_t)len));
+
+	off = half_base(lg, lg->cur) + lg->tail;
+	if (lg->flags & NVLOG_OPEN_CRASHSIM) {
+		pe = malloc(sizeof(*pe) + size);
+		if (pe == NULL) {
+			rc = -ENOMEM;
+			latch_failed(lg, -EIO, "record buffer", rc);
+			rc = -EIO;
+			goto out;
+		}
+		pe->next = NULL;
+		pe->off = off;
+		pe->len = (uint32_t)size;
+		memcpy(pe->data, p, size);
+		*lg->pend_tail = pe;
+		lg->pend_tail = &pe->next;
+	} else {
+		rc = nv_write(lg, p, size, off);
+		if (rc != 0) {
+			latch_failed(lg, -EIO, "record write", rc);
+			rc = -EIO;
+			goto out;
+		}
+	}
+	lg->next_lsn = l + 1;
+	lg->committed_lsn = l;
+	lg->tail += size;
+	lg->st_records++;
+	lg->st_bytes += size;
+	*lsn = l;
+out:
+	pthread_mutex_unlock(&lg->mu);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Group commit                                                        */
+
+/*
+ * Lead one flush: make every record committed so far durable.  Called and
+ * returns with mu held; drops it for the I/O.
+ */
+static void flush_locked(struct nvlog *lg)
+{
+	uint64_t target = lg->committed_lsn;
+	struct nv_pending *pend;
+	const char *what = "fdatasync";
+	int rc = 0;
+
+	lg->flushing = true;
+	pend = pending_take(lg);
+	pthread_mutex_unlock(&lg->mu);
+
+	for (struct nv_pending *q = pend; q != NULL && rc == 0; q = q->next) {
+		rc = nv_write(lg, q->data, q->len, q->off);
+		what = "record write";
+	}
+	pending_free(pend);
+	if (rc == 0) {
+		what = "fdatasync";
+		rc = nv_sync(lg);
+	}
+
+	pthread_mutex_lock(&lg->mu);
+	lg->st_flushes++;
+	lg->flushing = false;
+	if (rc != 0)
+		latch_failed(lg, -EIO, what, rc);
+	else if (!lg->failed && target > lg->durable_lsn)
+		lg->durable_lsn = target;		/* NV1, NV4 */
+	pthread_cond_broadcast(&lg->cv);
+}
+
+int nvlog_wait(struct nvlog *lg, uint64_t lsn)
+{
+	int rc;
+
+	pthread_mutex_lock(&lg->mu);
+	if (lsn <= lg->durable_lsn) {
+		rc = 0;
+		goto out;
+	}
+	if (!lg->started || lsn > lg->committed_lsn) {
+		rc = lg->failed ? lg->fail_err : FL_ERR(-EINVAL);
+		goto out;
+	}
+	lg->st_waits++;
+	for (;;) {
+		if (lsn <= lg->durable_lsn) {
+			rc = 0;
+			break;
+		}
+		if (lg->failed) {
+			rc = lg->fail_err;
+			break;
+		}
+		if (!lg->flushing)
+			flush_locked(lg);
+		else
+			pthread_cond_wait(&lg->cv, &lg->mu);
+	}
+out:
+	pthread_mutex_unlock(&lg->mu);
+	return rc;
+}
+
+int nvlog_sync(struct nvlog *lg)
+{
+	uint64_t l;
+
+	pthread_mutex_lock(&lg->mu);
+	l = lg->committed_lsn;
+	pthread_mutex_unlock(&lg->mu);
+	return nvlog_wait(lg, l);
+}
+
+/* ------------------------------------------------------------------ */
+/* Halves                                                              */
+
+int nvlog_switch(struct nvlog *lg)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&lg->mu);
+	if (!lg->started) {
+		rc = FL_ERR(-EINVAL);
+	} else if (lg->failed) {
+		rc = lg->fail_err;
+	} else if (lg->reserved != 0 || lg->prev_busy) {
+		fl_err(NV_SUB, "%s: switch refused: %s", lg->path,
+		    lg->reserved != 0 ? "reservations outstanding" :
+		    "the other half is not released");
+		rc = FL_ERR(-EBUSY);
+	} else {
+		lg->cur ^= 1;
+		lg->tail = 0;
+		lg->prev_busy = true;
+	}
+	pthread_mutex_unlock(&lg->mu);
+	return rc;
+}
+
+void nvlog_release_prev(struct nvlog *lg)
+{
+	/* Nothing to write: the stale records left there carry durable
+	 * generations and lower LSNs (NV3), replay skips them. */
+	pthread_mutex_lock(&lg->mu);
+	lg->prev_busy = false;
+	pthread_mutex_unlock(&lg->mu);
+}
+
+double nvlog_fill(struct nvlog *lg)
+{
+	double f;
+
+	pthread_mutex_lock(&lg->mu);
+	f = (double)(lg->tail + lg->reserved) / (double)lg->hdr.half_bytes;
+	pthread_mutex_unlock(&lg->mu);
+	return f;
+}
+
+bool nvlog_failed(const struct nvlog *lg)
+{
+	return __atomic_load_n(&lg->failed, __ATOMIC_ACQUIRE);
+}
+
+void nvlog_get_stats(struct nvlog *lg, struct nvlog_stats *st)
+{
+	pthread_mutex_lock(&lg->mu);
+	st->records = lg->st_records;
+	st->bytes = lg->st_bytes;
+	st->flushes = lg->st_flushes;
+	st->waits = lg->st_waits;
+	st->half = lg->cur;
+	st->half_used = lg->tail;
+	st->half_bytes = lg->hdr.half_bytes;
+	st->next_lsn = lg->next_lsn;
+	st->durable_lsn = lg->durable_lsn;
+	pthread_mutex_unlock(&lg->mu);
+}
+
+/* ------------------------------------------------------------------ */
+/* Tests: crash simulation and fault injection                         */
+
+static uint64_t xorshift64(uint64_t *s)
+{
+	uint64_t x = *s;
+
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	*s = x;
+	return x;
+}
+
+static int crash_common(struct nvlog *lg, bool tear, uint64_t seed)
+{
+	struct nv_pending *pend;
+	uint64_t s = seed * 0x9e3779b97f4a7c15ull + 1;
+
+	if (!(lg->flags & NVLOG_OPEN_CRASHSIM))
+		return FL_ERR(-EINVAL);
+	pthread_mutex_lock(&lg->mu);
+	while (lg->flushing)
+		pthread_cond_wait(&lg->cv, &lg->mu);
+	pend = pending_take(lg);
+	latch_failed(lg, -FL_ECRASHED, "simulated crash", -FL_ECRASHED);
+	pthread_mutex_unlock(&lg->mu);
+
+	for (struct nv_pending *q = pend; tear && q != NULL; q = q->next) {
+		uint32_t cut = 1 + (uint32_t)(xorshift64(&s) % q->len);
+
+		switch (xorshift64(&s) % 4) {
+		case 0:			/* never reached the disk */
+			break;
+		case 1:			/* reached it whole */
+			(void)fl_pwrite_full(lg->fd, q->data, q->len, q->off);
+			break;
+		case 2:			/* torn: a prefix only */
+			(void)fl_pwrite_full(lg->fd, q->data, cut, q->off);
+			break;
+		default:		/* torn, rest garbage */
+			for (uint32_t i = cut; i < q->len; i++)
+				q->data[i] = (uint8_t)xorshift64(&s);
+			(void)fl_pwrite_full(lg->fd, q->data, q->len, q->off);
+			break;
+		}
+	}
+	pending_free(pend);
+	return 0;
+}
+
+int nvlog_crash_drop_unsynced(struct nvlog *lg)
+{
+	return crash_common(lg, false, 0);
+}
+
+int nvlog_crash_tear_unsynced(struct nvlog *lg, uint64_t seed)
+{
+	return crash_common(lg, true, seed);
+}
+
+void nvlog_test_inject(struct nvlog *lg, unsigned faults)
+{
+	__atomic_store_n(&lg->faults, faults, __ATOMIC_RELAXED);
+}
