@@ -15,6 +15,7 @@
 #define FL_MIN(a, b)		((a) < (b) ? (a) : (b))
 #define FL_MAX(a, b)		((a) > (b) ? (a) : (b))
 #define FL_DIV_ROUND_UP(n, d)	(((n) + (d) - 1) / (d))
+#define FL_DIV_ROUND_UP_U64(n, d) (((uint64_t)(n) + (d) - 1) / (d))
 
 static inline void fl_put_le16(uint8_t *p, uint16_t v)
 {

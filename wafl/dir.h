@@ -30,6 +30,9 @@
 #include <stdint.h>
 
 #define DIR_NAME_MAX	255u
+#define DIR_BLOCK_SIZE	4096u
+#define DIR_KEY_MIN	256u	/* every key is >= this (cookies 0..2 free) */
+#define DIR_MAX_HEIGHT	8u	/* levels of the tree, leaves included */
 
 struct dirfile {
 	void *ctx;
@@ -46,6 +49,12 @@ struct dirfile {
 	 * initialised). */
 	uint64_t (*nblocks)(void *ctx);
 	const uint8_t *hash_key;	/* 16 bytes */
+	/*
+	 * Name hash.  NULL (every real directory) means wafl_siphash24; tests
+	 * set it to a weak hash to force collisions.  It must not change over
+	 * a directory's life: keys and dir_check depend on it.
+	 */
+	uint64_t (*hash)(const uint8_t key[16], const void *name, size_t len);
 };
 
 struct dir_ent {

@@ -1,0 +1,341 @@
+/*
+ * wafl/alloc.c: block allocation and the block reuse rule (W3).
+ *
+ * A VBN may be allocated only if
+ *   - its bit in the active bitmap (inode 1) is clear,
+ *   - its bit in the summary map (inode 4, OR of every snapshot) is clear,
+ *   - no retained root can reach it: the last WAFL_RING_K CP roots and a
+ *     mirror destination's base root (vol->hold_root).
+ * A block freed by CP n is referenced by root n-1, so it stays pending
+ * until n <= min(oldest ring generation, mirror hold generation); the
+ * pending list (tagged n) is what alloc_release walks.
+ *
+ * The allocator keeps, per bitmap block ("area", 32768 VBNs), an in-memory
+ * map of VBNs that are not allocatable: loaded on first use as
+ *   active | summary | bitmap of every ring root | bitmap of the held root
+ * so mount never scans the volume (W-mount), and a block held by an older
+ * root when the area is loaded is put on the pending list tagged with the
+ * durable generation (conservative: it is released K-1 CPs later).
+ *
+ * Placement: a cursor moves forward through the VBN space; at a stripe
+ * boundary it looks for a stripe whose blocks are all free, so a CP that
+ * allocates consecutively writes whole stripes (raid R3).
+ *
+ * Only the CP thread calls alloc_block / alloc_free_block / alloc_release,
+ * inside the freeze (cp_lock exclusive).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/assert.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "wafl/wafl_impl.h"
+
+#define AREA_BITS	WAFL_BITS_PER_BLOCK
+
+static inline bool bit_get(const uint8_t *m, uint32_t i)
+{
+	return (m[i >> 3] >> (i & 7)) & 1;
+}
+
+static inline void bit_put(uint8_t *m, uint32_t i, bool on)
+{
+	if (on)
+		m[i >> 3] |= (uint8_t)(1u << (i & 7));
+	else
+		m[i >> 3] &= (uint8_t)~(1u << (i & 7));
+}
+
+int bitmap_test(struct wnode *bm, uint64_t vbn, bool *set)
+{
+	uint8_t *blk = malloc(WAFL_BLOCK_SIZE);
+	int rc;
+
+	if (blk == NULL)
+		return -ENOMEM;
+	rc = wn_read_block(bm, vbn / AREA_BITS, blk);
+	if (rc == 0)
+		*set = bit_get(blk, (uint32_t)(vbn % AREA_BITS));
+	free(blk);
+	return rc;
+}
+
+int bitmap_set(struct wnode *bm, uint64_t vbn, bool on)
+{
+	uint8_t *blk;
+	int rc = wn_modify_block(bm, vbn / AREA_BITS, &blk);
+
+	if (rc == 0)
+		bit_put(blk, (uint32_t)(vbn % AREA_BITS), on);
+	return rc;
+}
+
+int alloc_init(struct wafl_vol *v)
+{
+	v->nareas = FL_DIV_ROUND_UP_U64(v->nvbns, AREA_BITS);
+	v->areas = calloc(v->nareas, sizeof(*v->areas));
+	if (v->areas == NULL)
+		return -ENOMEM;
+	v->alloc_cursor = WAFL_FSINFO_SLOTS;
+	return 0;
+}
+
+void alloc_reset_areas(struct wafl_vol *v)
+{
+	for (uint64_t a = 0; a < v->nareas; a++) {
+		free(v->areas[a].unavail);
+		v->areas[a].unavail = NULL;
+	}
+}
+
+void alloc_fini(struct wafl_vol *v)
+{
+	if (v->areas != NULL)
+		alloc_reset_areas(v);
+	free(v->areas);
+	v->areas = NULL;
+	free(v->pending);
+	v->pending = NULL;
+	v->npending = v->cap_pending = 0;
+}
+
+static int pending_add(struct wafl_vol *v, uint64_t vbn, uint64_t gen)
+{
+	if (v->npending == v->cap_pending) {
+		uint64_t cap = v->cap_pending ? v->cap_pending * 2 : 1024;
+		struct wafl_pending *n = realloc(v->pending, cap * sizeof(*n));
+		if (n == NULL)
+			return -ENOMEM;
+		v->pending = n;
+		v->cap_pending = cap;
+	}
+	v->pending[v->npending++] = (struct wafl_pending){ vbn, gen };
+	return 0;
+}
+
+/* OR bitmap block `a` of the tree under root into map. */
+static int or_root_bitmap(struct wafl_vol *v, const struct wafl_bp *root,
+    uint64_t a, uint8_t *map, uint8_t *tmp)
+{
+	struct wafl_rootblk rb;
+	struct wafl_dinode bm;
+	int rc = tree_read_root(v, root, &rb);
+
+	if (rc == 0)
+		rc = tree_read_inode(v, &rb.inodefile, WAFL_INO_BITMAP, &bm);
+	if (rc == 0)
+		rc = tree_read_block(v, &bm, a, tmp);
+	if (rc == 0)
+		for (uint32_t i = 0; i < WAFL_BLOCK_SIZE; i++)
+			map[i] |= tmp[i];
+	return rc;
+}
+
+static int area_load(struct wafl_vol *v, uint64_t a)
+{
+	struct alloc_area *ar = &v->areas[a];
+	uint8_t *map = calloc(1, WAFL_BLOCK_SIZE);
+	uint8_t *act = malloc(WAFL_BLOCK_SIZE);
+	uint8_t *tmp = malloc(WAFL_BLOCK_SIZE);
+	int rc = -ENOMEM;
+
+	if (map == NULL || act == NULL || tmp == NULL)
+		goto out;
+	rc = wn_read_block(v->bitmap_wn, a, act);
+	if (rc != 0)
+		goto out;
+	rc = wn_read_block(v->summary_wn, a, tmp);
+	if (rc != 0)
+		goto out;
+	for (uint32_t i = 0; i < WAFL_BLOCK_SIZE; i++)
+		map[i] = act[i] | tmp[i];
+	uint8_t *held = calloc(1, WAFL_BLOCK_SIZE);
+	if (held == NULL) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (uint32_t r = 0; r < v->fsi.ring_len && rc == 0; r++)
+		rc = or_root_bitmap(v, &v->fsi.ring[r].root, a, held, tmp);
+	if (rc == 0 && v->hold_gen != 0)
+		rc = or_root_bitmap(v, &v->hold_root, a, held, tmp);
+	for (uint32_t i = 0; rc == 0 && i < AREA_BITS; i++) {
+		if (bit_get(held, i) && !bit_get(map, i)) {
+			rc = pending_add(v, a * AREA_BITS + i, v->durable_gen);
+			bit_put(map, i, true);
+		}
+	}
+	free(held);
+	if (rc != 0)
+		goto out;
+	uint64_t base = a * AREA_BITS;
+	for (uint32_t i = 0; i < AREA_BITS; i++) {
+		uint64_t vbn = base + i;
+		if (vbn < WAFL_FSINFO_SLOTS || vbn >= v->nvbns)
+			bit_put(map, i, true);
+	}
+	ar->nfree = 0;
+	for (uint32_t i = 0; i < AREA_BITS; i++)
+		if (!bit_get(map, i))
+			ar->nfree++;
+	ar->unavail = map;
+	map = NULL;
+out:
+	if (rc != 0)
+		fl_err("wafl", "allocation area %llu: cannot load: %s",
+		    (unsigned long long)a, fl_strerror(rc));
+	free(map);
+	free(act);
+	free(tmp);
+	return rc;
+}
+
+static int area_get(struct wafl_vol *v, uint64_t a, struct alloc_area **out)
+{
+	int rc = 0;
+
+	if (v->areas[a].unavail == NULL)
+		rc = area_load(v, a);
+	*out = &v->areas[a];
+	return rc;
+}
+
+/* Find a free VBN at or after `from` inside area a; UINT64_MAX if none.
+ * With stripe, only the first block of an all-free stripe qualifies. */
+static uint64_t area_find(struct wafl_vol *v, struct alloc_area *ar,
+    uint64_t a, uint64_t from, uint32_t stripe)
+{
+	uint64_t base = a * AREA_BITS;
+	uint32_t i = from > base ? (uint32_t)(from - base) : 0;
+
+	if (stripe > 1) {
+		i = (uint32_t)(((base + i + stripe - 1) / stripe) * stripe -
+		    base);
+		for (; i + stripe <= AREA_BITS; i += stripe) {
+			uint32_t k = 0;
+			while (k < stripe && !bit_get(ar->unavail, i + k))
+				k++;
+			if (k == stripe)
+				return base + i;
+		}
+		return UINT64_MAX;
+	}
+	for (; i < AREA_BITS; i++) {
+		if ((i & 7) == 0 && ar->unavail[i >> 3] == 0xff) {
+			i += 7;
+			continue;
+		}
+		if (!bit_get(ar->unavail, i))
+			return base + i;
+	}
+	return UINT64_MAX;
+}
+
+int alloc_block(struct wafl_vol *v, uint64_t *vbn_out)
+{
+	uint32_t width = v->geo.stripe_width;
+	uint64_t cur = v->alloc_cursor;
+	struct alloc_area *ar;
+	int rc;
+
+	if (cur >= v->nvbns)
+		cur = WAFL_FSINFO_SLOTS;
+	/* Two passes over the volume: whole stripes first, then any block. */
+	for (int pass = 0; pass < 2; pass++) {
+		uint32_t want = (pass == 0 && width > 1 && cur % width == 0) ?
+		    width : 1;
+		if (pass == 0 && want == 1) {
+			/* Mid-stripe: continue the current run if free. */
+			rc = area_get(v, cur / AREA_BITS, &ar);
+			if (rc != 0)
+				return rc;
+			if (!bit_get(ar->unavail, (uint32_t)(cur % AREA_BITS))) {
+				*vbn_out = cur;
+				goto found;
+			}
+			want = width;
+			cur = ((cur + width - 1) / width) * width;
+		}
+		for (uint64_t n = 0; n <= v->nareas; n++) {
+			uint64_t a = (cur / AREA_BITS + n) % v->nareas;
+			rc = area_get(v, a, &ar);
+			if (rc != 0)
+				return rc;
+			if (ar->nfree == 0)
+				continue;
+			uint64_t from = n == 0 ? cur : a * AREA_BITS;
+			uint64_t f = area_find(v, ar, a, from, want);
+			if (f != UINT64_MAX && f < v->nvbns) {
+				*vbn_out = f;
+				goto found;
+			}
+		}
+		cur = WAFL_FSINFO_SLOTS;
+	}
+	fl_err("wafl", "no free block left for the CP");
+	return FL_ERR(-ENOSPC);
+found:
+	ar = &v->areas[*vbn_out / AREA_BITS];
+	bit_put(ar->unavail, (uint32_t)(*vbn_out % AREA_BITS), true);
+	ar->nfree--;
+	v->alloc_cursor = *vbn_out + 1;
+	rc = bitmap_set(v->bitmap_wn, *vbn_out, true);
+	if (rc == 0)
+		v->blocks_used++;
+	return rc;
+}
+
+int alloc_free_block(struct wafl_vol *v, uint64_t vbn, uint64_t gen)
+{
+	bool in_snap = false;
+	int rc;
+
+	if (vbn < WAFL_FSINFO_SLOTS || vbn >= v->nvbns)
+		return FL_ERR(-FL_ECORRUPT);
+	rc = bitmap_set(v->bitmap_wn, vbn, false);
+	if (rc != 0)
+		return rc;
+	v->blocks_used--;
+	rc = bitmap_test(v->summary_wn, vbn, &in_snap);
+	if (rc != 0)
+		return rc;
+	if (in_snap)
+		v->snap_only++;
+	/* Still held by root gen-1 (and maybe a mirror): pending. */
+	return pending_add(v, vbn, gen);
+}
+
+void alloc_release(struct wafl_vol *v, uint64_t safe_gen)
+{
+	uint64_t k = 0;
+
+	for (uint64_t i = 0; i < v->npending; i++) {
+		struct wafl_pending p = v->pending[i];
+		if (p.gen > safe_gen) {
+			v->pending[k++] = p;
+			continue;
+		}
+		struct alloc_area *ar = &v->areas[p.vbn / AREA_BITS];
+		if (ar->unavail == NULL)
+			continue;
+		uint32_t bit = (uint32_t)(p.vbn % AREA_BITS);
+		bool act = true, snap = true;
+		if (bitmap_test(v->bitmap_wn, p.vbn, &act) != 0 ||
+		    bitmap_test(v->summary_wn, p.vbn, &snap) != 0)
+			continue;	/* stays unavailable: safe */
+		if (!act && !snap && bit_get(ar->unavail, bit)) {
+			bit_put(ar->unavail, bit, false);
+			ar->nfree++;
+		}
+	}
+	v->npending = k;
+}
+
+uint64_t alloc_free_estimate(struct wafl_vol *v)
+{
+	uint64_t used = v->blocks_used + v->npending + v->snap_only +
+	    WAFL_FSINFO_SLOTS;
+
+	return used >= v->nvbns ? 0 : v->nvbns - used;
+}

@@ -1,0 +1,553 @@
+/*
+ * wafl/cp.c: consistency points (DESIGN.md §5).
+ *
+ * THEORY
+ *   Operations change only memory: live inodes and dirty buffers (wnode.c),
+ *   plus a list of blocks they stopped referencing (wafl_defer_free).  A CP
+ *   turns that state into a new tree on disk without touching any block a
+ *   retained root can reach (W3), then flips the root (W6):
+ *
+ *   Freeze (cp_lock exclusive; CPU work only, no disk writes):
+ *     1. generation n = open_gen; the NVLOG switches halves; new operations
+ *        join n+1 as soon as the lock drops.
+ *     2. release pending frees that every retained root has moved past.
+ *     3. every dirty buffer of every dirty inode gets a new VBN (write
+ *        anywhere, consecutive, so raid sees whole stripes); the block it
+ *        replaces, and every block operations freed, are cleared in the
+ *        active bitmap and held pending, tagged n.
+ *     4. allocation and freeing dirty the bitmap and the inode file, which
+ *        need VBNs themselves: repeat until nothing is left unallocated.
+ *     5. seal bottom-up: checksum each buffer, store its block pointer
+ *        {vbn, n, crc} in its parent (or its inode), encode inodes into
+ *        the inode file, and finally the root block.
+ *     6. the buffers become pinned clean-cache entries at their new VBNs, so
+ *        operations of n+1 read them while they are being written.
+ *   Write-out (no volume lock; operations continue):
+ *     7. write every block (observer sees the same runs), raid barrier,
+ *        fsinfo n to slot n % 2, raid barrier.
+ *     8. fsinfo n is durable: the NVLOG half of CP n is released and the
+ *        ring of retained roots moves.
+ *   A crash anywhere before the second barrier leaves fsinfo n-1 as the
+ *   newest valid slot, whose tree no step above touched.
+ *
+ * FAILURE
+ *   A failed write or barrier latches the volume failed: it refuses writes
+ *   (EROFS) until reopened, and no later CP or stable reply is claimed.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "common/assert.h"
+#include "common/crc32c.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "wafl/nvlog.h"
+#include "wafl/wafl_impl.h"
+
+struct cp_blk {
+	uint64_t vbn;
+	uint8_t *data;		/* owned by the CP */
+};
+
+struct cp_ctx {
+	struct wafl_vol *v;
+	uint64_t gen;
+	struct cp_blk *blks;
+	uint64_t nblks, cap;
+};
+
+static bool is_special(uint64_t ino)
+{
+	return ino == WAFL_INO_INODEFILE || ino == WAFL_INO_BITMAP ||
+	    ino == WAFL_INO_SNAPTABLE || ino == WAFL_INO_SUMMARY;
+}
+
+/* Give every unallocated dbuf of wn a VBN; free what each replaces.
+ * Returns the number allocated (>= 0) or an error. */
+static int cp_alloc_wnode(struct cp_ctx *cx, struct wnode *wn)
+{
+	struct dbuf **arr;
+	uint32_t n;
+	int count = 0;
+	int rc = dbuf_sorted(&wn->dbufs, &arr, &n);
+
+	if (rc != 0)
+		return rc;
+	for (uint32_t i = 0; i < n && rc == 0; i++) {
+		struct dbuf *d = arr[i];
+		if (d->new_vbn != 0)
+			continue;
+		rc = alloc_block(cx->v, &d->new_vbn);
+		if (rc == 0 && d->old.vbn != 0)
+			rc = alloc_free_block(cx->v, d->old.vbn, cx->gen);
+		count++;
+	}
+	free(arr);
+	return rc != 0 ? rc : count;
+}
+
+/* Dirty the inode-file block that holds ino, growing the inode file. */
+static int cp_dirty_inode_slot(struct cp_ctx *cx, uint64_t ino)
+{
+	struct wnode *ifw = cx->v->ifile_wn;
+	uint64_t fbn = ino / WAFL_INODES_PER_BLOCK;
+	uint8_t *blk;
+	int rc = wn_modify_block(ifw, fbn, &blk);
+
+	if (rc == 0 && ifw->di.size < (fbn + 1) * WAFL_BLOCK_SIZE)
+		ifw->di.size = (fbn + 1) * WAFL_BLOCK_SIZE;
+	return rc;
+}
+
+static int cp_take_block(struct cp_ctx *cx, uint64_t vbn, uint8_t *data)
+{
+	if (cx->nblks == cx->cap) {
+		uint64_t cap = cx->cap ? cx->cap * 2 : 1024;
+		struct cp_blk *n = realloc(cx->blks, cap * sizeof(*n));
+		if (n == NULL)
+			return -ENOMEM;
+		cx->blks = n;
+		cx->cap = cap;
+	}
+	cx->blks[cx->nblks++] = (struct cp_blk){ vbn, data };
+	return 0;
+}
+
+/* Seal wn: checksum its buffers bottom-up into parents and its inode, move
+ * them to the CP's write list and the cache.  Afterwards wn has no dbufs. */
+static int cp_seal_wnode(struct cp_ctx *cx, struct wnode *wn)
+{
+	struct wafl_vol *v = cx->v;
+	struct dbuf **arr;
+	uint32_t n;
+	int rc = dbuf_sorted(&wn->dbufs, &arr, &n);
+
+	if (rc != 0)
+		return rc;
+	for (uint32_t i = 0; i < n && rc == 0; i++) {
+		struct dbuf *d = arr[i];
+		unsigned level = DBUF_LEVEL(d->key);
+		uint64_t idx = DBUF_IDX(d->key);
+		VERIFY(d->new_vbn != 0);
+		struct wafl_bp bp = {
+			.vbn = d->new_vbn,
+			.birth = cx->gen,
+			.cksum = fl_crc32c(0, d->data, WAFL_BLOCK_SIZE),
+		};
+		if (level == wn->di.height) {
+			VERIFY(idx < WAFL_NTOP);
+			wn->di.u.top[idx] = bp;
+		} else {
+			struct dbuf *p = dbuf_find(&wn->dbufs,
+			    DBUF_KEY(level + 1, idx >> 7));
+			VERIFY(p != NULL);	/* ancestors are always dirty */
+			wafl_bp_encode(p->data + (idx & 127) * WAFL_BP_SIZE, &bp);
+		}
+		bcache_put(v->cache, &bp, d->data, true);
+		rc = cp_take_block(cx, bp.vbn, d->data);
+		if (rc == 0)
+			d->data = NULL;
+	}
+	free(arr);
+	if (rc != 0)
+		return rc;
+	dbuf_tab_free(&wn->dbufs);
+	dbuf_tab_init(&wn->dbufs);
+	return 0;
+}
+
+static int cp_encode_inode(struct cp_ctx *cx, struct wnode *wn)
+{
+	struct wnode *ifw = cx->v->ifile_wn;
+	struct dbuf *d = dbuf_find(&ifw->dbufs,
+	    DBUF_KEY(0, wn->ino / WAFL_INODES_PER_BLOCK));
+
+	VERIFY(d != NULL);
+	if (wn->di.mode == 0) {
+		/* Free inode: only the generation survives. */
+		struct wafl_dinode fr = { .gen = wn->di.gen, .ino = wn->ino };
+		memset(d->data + (wn->ino % WAFL_INODES_PER_BLOCK) *
+		    WAFL_INODE_SIZE, 0, WAFL_INODE_SIZE);
+		uint8_t *p = d->data + (wn->ino % WAFL_INODES_PER_BLOCK) *
+		    WAFL_INODE_SIZE;
+		fl_put_le32(p + 64, fr.gen);
+		return 0;
+	}
+	wn->di.ino = wn->ino;
+	wafl_dinode_encode(d->data + (wn->ino % WAFL_INODES_PER_BLOCK) *
+	    WAFL_INODE_SIZE, &wn->di);
+	return 0;
+}
+
+static int cmp_blk(const void *a, const void *b)
+{
+	const struct cp_blk *x = a, *y = b;
+
+	return x->vbn < y->vbn ? -1 : x->vbn > y->vbn;
+}
+
+/* Take the dirty list; returns it (each entry holds a dirty ref). */
+static struct wnode *take_dirty(struct wafl_vol *v)
+{
+	pthread_mutex_lock(&v->icache_lock);
+	struct wnode *l = v->dirty_list;
+	v->dirty_list = NULL;
+	pthread_mutex_unlock(&v->icache_lock);
+	return l;
+}
+
+static void undirty(struct wnode *wn)
+{
+	struct wafl_vol *v = wn->vol;
+
+	pthread_mutex_lock(&v->icache_lock);
+	wn->dirty = false;
+	wn->refs--;
+	pthread_mutex_unlock(&v->icache_lock);
+}
+
+static bool cp_has_work(struct wafl_vol *v)
+{
+	return v->dirty_list != NULL || v->nfrees > 0;
+}
+
+/* The freeze: steps 1-6.  Called with cp_lock held exclusive. */
+static int cp_freeze(struct cp_ctx *cx, struct wafl_fsinfo *nfsi,
+    uint8_t *rootbuf, uint64_t *root_vbn)
+{
+	struct wafl_vol *v = cx->v;
+	struct wnode *specials[] = { v->snaptab_wn, v->summary_wn,
+	    v->bitmap_wn };
+	int rc = 0;
+
+	/* 2. Release pending frees every retained root has moved past. */
+	if (v->fsi.ring_len > 0) {
+		uint64_t safe = v->fsi.ring[v->fsi.ring_len - 1].gen;
+		if (v->hold_gen != 0 && v->hold_gen < safe)
+			safe = v->hold_gen;
+		alloc_release(v, safe);
+	}
+
+	/* 3. Regular inodes: allocate, and dirty their inode-file slots. */
+	struct wnode *list = take_dirty(v);
+	for (struct wnode *wn = list; wn != NULL && rc == 0; wn = wn->dnext) {
+		if (is_special(wn->ino))
+			continue;
+		rc = cp_alloc_wnode(cx, wn);
+		if (rc >= 0)
+			rc = cp_dirty_inode_slot(cx, wn->ino);
+	}
+	if (rc < 0)
+		goto fail;
+
+	/* Blocks that operations freed, and the previous root block. */
+	pthread_mutex_lock(&v->free_lock);
+	uint64_t *frees = v->frees;
+	uint64_t nfrees = v->nfrees;
+	v->frees = NULL;
+	v->nfrees = v->cap_frees = 0;
+	pthread_mutex_unlock(&v->free_lock);
+	for (uint64_t i = 0; i < nfrees && rc == 0; i++)
+		rc = alloc_free_block(v, frees[i], cx->gen);
+	free(frees);
+	if (rc == 0)
+		rc = alloc_block(v, root_vbn);
+	if (rc == 0 && v->fsi.ring_len > 0)
+		rc = alloc_free_block(v, v->fsi.root.vbn, cx->gen);
+	if (rc != 0)
+		goto fail;
+
+	/* 4. Bitmap, summary, snapshot table, inode file until stable. */
+	for (int round = 0;; round++) {
+		int changed = 0;
+		VERIFY(round < 64);
+		for (size_t i = 0; i < FL_ARRAY_SIZE(specials); i++) {
+			struct wnode *s = specials[i];
+			rc = cp_alloc_wnode(cx, s);
+			if (rc < 0)
+				goto fail;
+			changed += rc;
+			rc = cp_dirty_inode_slot(cx, s->ino);
+			if (rc != 0)
+				goto fail;
+		}
+		rc = cp_alloc_wnode(cx, v->ifile_wn);
+		if (rc < 0)
+			goto fail;
+		changed += rc;
+		if (changed == 0)
+			break;
+	}
+
+	/* 5. Seal bottom-up: files, then the specials, then the inode file. */
+	for (struct wnode *wn = list; wn != NULL && rc == 0; wn = wn->dnext) {
+		if (is_special(wn->ino))
+			continue;
+		rc = cp_seal_wnode(cx, wn);
+		if (rc == 0)
+			rc = cp_encode_inode(cx, wn);
+	}
+	for (size_t i = 0; i < FL_ARRAY_SIZE(specials) && rc == 0; i++) {
+		rc = cp_seal_wnode(cx, specials[i]);
+		if (rc == 0)
+			rc = cp_encode_inode(cx, specials[i]);
+	}
+	if (rc == 0)
+		rc = cp_seal_wnode(cx, v->ifile_wn);
+	if (rc != 0)
+		goto fail;
+
+	struct wafl_rootblk rb = {
+		.gen = cx->gen,
+		.blocks_used = v->blocks_used,
+		.inodes_used = v->inodes_used,
+		.next_ino = v->next_ino,
+		.inodefile = v->ifile_wn->di,
+	};
+	rb.inodefile.ino = WAFL_INO_INODEFILE;
+	wafl_rootblk_encode(rootbuf, &rb);
+	struct wafl_bp rbp = {
+		.vbn = *root_vbn,
+		.birth = cx->gen,
+		.cksum = fl_crc32c(0, rootbuf, WAFL_BLOCK_SIZE),
+	};
+	bcache_put(v->cache, &rbp, rootbuf, true);
+	v->ifile = v->ifile_wn->di;
+
+	/* 6. Everyone is clean now; the next generation starts empty. */
+	for (struct wnode *wn = list; wn != NULL;) {
+		struct wnode *next = wn->dnext;
+		undirty(wn);
+		wn = next;
+	}
+	for (struct wnode *wn = take_dirty(v); wn != NULL;) {
+		struct wnode *next = wn->dnext;
+		VERIFY(is_special(wn->ino));
+		undirty(wn);
+		wn = next;
+	}
+	v->ndirty_bufs = 0;
+
+	*nfsi = v->fsi;
+	nfsi->gen = cx->gen;
+	nfsi->root = rbp;
+	nfsi->write_ns = fl_now_real_ns();
+	for (unsigned i = WAFL_RING_K - 1; i > 0; i--)
+		nfsi->ring[i] = nfsi->ring[i - 1];
+	nfsi->ring[0] = (struct wafl_ring_ent){ cx->gen, rbp };
+	if (nfsi->ring_len < WAFL_RING_K)
+		nfsi->ring_len++;
+	return 0;
+fail:
+	fl_err("wafl", "CP %llu: freeze failed: %s; volume refuses writes",
+	    (unsigned long long)cx->gen, fl_strerror(rc));
+	return rc;
+}
+
+/* Steps 7-8.  No volume lock held. */
+static int cp_write_out(struct cp_ctx *cx, const struct wafl_fsinfo *nfsi,
+    const uint8_t *rootbuf, uint64_t root_vbn)
+{
+	struct wafl_vol *v = cx->v;
+	uint8_t *run = NULL;
+	const uint32_t maxrun = 1024;
+	int rc;
+
+	rc = cp_take_block(cx, root_vbn, (uint8_t *)(uintptr_t)rootbuf);
+	if (rc != 0)
+		return rc;
+	qsort(cx->blks, cx->nblks, sizeof(*cx->blks), cmp_blk);
+	run = malloc((size_t)maxrun * WAFL_BLOCK_SIZE);
+	if (run == NULL)
+		return -ENOMEM;
+	for (uint64_t i = 0; i < cx->nblks && rc == 0;) {
+		uint32_t n = 0;
+		uint64_t first = cx->blks[i].vbn;
+		while (i + n < cx->nblks && n < maxrun &&
+		    cx->blks[i + n].vbn == first + n) {
+			memcpy(run + (size_t)n * WAFL_BLOCK_SIZE,
+			    cx->blks[i + n].data, WAFL_BLOCK_SIZE);
+			n++;
+		}
+		VERIFY(n > 0);	/* VBNs are unique (W5) */
+		rc = raid_write(v->raid, first, n, run);
+		if (rc == 0 && v->has_obs && v->obs.blocks != NULL)
+			v->obs.blocks(v->obs.arg, cx->gen, first, n, run);
+		i += n;
+	}
+	free(run);
+	if (rc == 0)
+		rc = raid_flush(v->raid);
+	if (rc != 0) {
+		fl_err("wafl", "CP %llu: block writes failed: %s",
+		    (unsigned long long)cx->gen, fl_strerror(rc));
+		return rc;
+	}
+	uint8_t *fb = malloc(WAFL_BLOCK_SIZE);
+	if (fb == NULL)
+		return -ENOMEM;
+	wafl_fsinfo_encode(fb, nfsi);
+	rc = raid_write(v->raid, nfsi->gen % WAFL_FSINFO_SLOTS, 1, fb);
+	if (rc == 0)
+		rc = raid_flush(v->raid);
+	if (rc != 0) {
+		fl_err("wafl", "CP %llu: root (fsinfo) write failed: %s",
+		    (unsigned long long)cx->gen, fl_strerror(rc));
+	} else if (v->has_obs && v->obs.root != NULL) {
+		v->obs.root(v->obs.arg, cx->gen, fb);
+	}
+	free(fb);
+	return rc;
+}
+
+int cp_run(struct wafl_vol *v)
+{
+	struct cp_ctx cx = { .v = v };
+	struct wafl_fsinfo nfsi;
+	uint8_t *rootbuf = NULL;
+	uint64_t root_vbn = 0;
+	int rc = 0;
+
+	pthread_mutex_lock(&v->cp_serial);
+	uint64_t t0 = fl_now_mono_ns();
+	pthread_rwlock_wrlock(&v->cp_lock);
+	if (v->readonly || v->failed) {
+		rc = v->failed ? -EROFS : 0;
+		pthread_rwlock_unlock(&v->cp_lock);
+		goto out;
+	}
+	if (!cp_has_work(v)) {
+		pthread_rwlock_unlock(&v->cp_lock);
+		goto out;
+	}
+	rootbuf = malloc(WAFL_BLOCK_SIZE);
+	if (rootbuf == NULL) {
+		rc = -ENOMEM;
+		pthread_rwlock_unlock(&v->cp_lock);
+		goto out;
+	}
+	cx.gen = v->open_gen;
+	if (v->log != NULL)
+		rc = nvlog_switch(v->log);
+	if (rc == 0) {
+		v->open_gen++;
+		rc = cp_freeze(&cx, &nfsi, rootbuf, &root_vbn);
+	}
+	if (rc != 0) {
+		v->failed = true;
+		v->cp_error = rc;
+		pthread_rwlock_unlock(&v->cp_lock);
+		goto out;
+	}
+	uint64_t t1 = fl_now_mono_ns();
+	pthread_rwlock_unlock(&v->cp_lock);
+
+	rc = cp_write_out(&cx, &nfsi, rootbuf, root_vbn);
+	if (rc != 0) {
+		pthread_rwlock_wrlock(&v->cp_lock);
+		v->failed = true;
+		v->cp_error = rc;
+		pthread_rwlock_unlock(&v->cp_lock);
+		fl_err("wafl", "volume refuses writes until it is reopened");
+		goto out;
+	}
+	pthread_rwlock_wrlock(&v->cp_lock);
+	v->fsi = nfsi;
+	v->durable_gen = nfsi.gen;
+	pthread_rwlock_unlock(&v->cp_lock);
+	if (v->log != NULL)
+		nvlog_release_prev(v->log);
+	for (uint64_t i = 0; i < cx.nblks; i++)
+		bcache_unpin(v->cache, cx.blks[i].vbn);
+
+	uint64_t t2 = fl_now_mono_ns();
+	pthread_mutex_lock(&v->stats_lock);
+	v->stats.cps++;
+	v->stats.cp_blocks += cx.nblks;
+	v->stats.cp_ns_total += t2 - t0;
+	if (t2 - t0 > v->stats.cp_ns_max)
+		v->stats.cp_ns_max = t2 - t0;
+	if (t1 - t0 > v->stats.cp_freeze_ns_max)
+		v->stats.cp_freeze_ns_max = t1 - t0;
+	pthread_mutex_unlock(&v->stats_lock);
+	fl_debug("wafl", "CP %llu: %llu blocks, freeze %llu us, total %llu us",
+	    (unsigned long long)nfsi.gen, (unsigned long long)cx.nblks,
+	    (unsigned long long)(t1 - t0) / 1000,
+	    (unsigned long long)(t2 - t0) / 1000);
+out:
+	for (uint64_t i = 0; i < cx.nblks; i++)
+		if (cx.blks[i].data != rootbuf)
+			free(cx.blks[i].data);
+	free(cx.blks);
+	free(rootbuf);
+	v->cp_last_ns = fl_now_mono_ns();
+	pthread_mutex_unlock(&v->cp_serial);
+	return rc;
+}
+
+/* ------------------------------------------------------------ thread */
+
+void cp_request(struct wafl_vol *v)
+{
+	pthread_mutex_lock(&v->cp_mutex);
+	v->cp_requested = true;
+	pthread_cond_broadcast(&v->cp_cond);
+	pthread_mutex_unlock(&v->cp_mutex);
+}
+
+static void *cp_thread_main(void *arg)
+{
+	struct wafl_vol *v = arg;
+
+	pthread_mutex_lock(&v->cp_mutex);
+	while (!v->cp_stop) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		uint64_t ms = v->opts.cp_interval_ms;
+		ts.tv_sec += (time_t)(ms / 1000);
+		ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		while (!v->cp_stop && !v->cp_requested) {
+			if (pthread_cond_timedwait(&v->cp_cond, &v->cp_mutex,
+			    &ts) != 0)
+				break;
+		}
+		if (v->cp_stop)
+			break;
+		v->cp_requested = false;
+		pthread_mutex_unlock(&v->cp_mutex);
+		(void)cp_run(v);
+		wnode_trim(v, false);
+		pthread_mutex_lock(&v->cp_mutex);
+		pthread_cond_broadcast(&v->cp_cond);
+	}
+	pthread_mutex_unlock(&v->cp_mutex);
+	return NULL;
+}
+
+int cp_start_thread(struct wafl_vol *v)
+{
+	int rc = pthread_create(&v->cp_thread, NULL, cp_thread_main, v);
+
+	if (rc != 0)
+		return -rc;
+	v->cp_running_thread = true;
+	return 0;
+}
+
+void cp_stop_thread(struct wafl_vol *v)
+{
+	if (!v->cp_running_thread)
+		return;
+	pthread_mutex_lock(&v->cp_mutex);
+	v->cp_stop = true;
+	pthread_cond_broadcast(&v->cp_cond);
+	pthread_mutex_unlock(&v->cp_mutex);
+	pthread_join(v->cp_thread, NULL);
+	v->cp_running_thread = false;
+}

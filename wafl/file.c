@@ -1,0 +1,125 @@
+/*
+ * wafl/file.c: byte-range reads and writes on active files, and size
+ * changes (truncate / sparse extend).  Symlinks of up to WAFL_INLINE_MAX
+ * bytes live inline in the inode; everything else goes through the block
+ * tree (wnode.c).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/err.h"
+#include "common/util.h"
+#include "wafl/wafl_impl.h"
+
+int wn_read(struct wnode *wn, uint64_t off, uint32_t len, void *buf,
+    uint32_t *got, bool *eof)
+{
+	const struct wafl_dinode *di = &wn->di;
+	uint8_t *blk = NULL;
+	uint32_t done = 0;
+	int rc = 0;
+
+	if (off >= di->size) {
+		*got = 0;
+		*eof = true;
+		return 0;
+	}
+	if ((uint64_t)len > di->size - off)
+		len = (uint32_t)(di->size - off);
+	if (di->flags & WAFL_INO_INLINE) {
+		memcpy(buf, di->u.inline_data + off, len);
+		*got = len;
+		*eof = true;
+		return 0;
+	}
+	blk = malloc(WAFL_BLOCK_SIZE);
+	if (blk == NULL)
+		return -ENOMEM;
+	while (done < len) {
+		uint64_t pos = off + done;
+		uint64_t fbn = pos / WAFL_BLOCK_SIZE;
+		uint32_t boff = (uint32_t)(pos % WAFL_BLOCK_SIZE);
+		uint32_t n = FL_MIN(WAFL_BLOCK_SIZE - boff, len - done);
+		rc = wn_read_block(wn, fbn, blk);
+		if (rc != 0)
+			break;
+		memcpy((uint8_t *)buf + done, blk + boff, n);
+		done += n;
+	}
+	free(blk);
+	*got = done;
+	*eof = off + done >= di->size;
+	return rc;
+}
+
+int wn_write(struct wnode *wn, uint64_t off, uint32_t len, const void *buf)
+{
+	struct wafl_dinode *di = &wn->di;
+	uint32_t done = 0;
+	int rc = 0;
+
+	if (di->flags & WAFL_INO_INLINE)
+		return FL_ERR(-EINVAL);
+	if (off + len > WAFL_MAX_FILE_SIZE || off + len < off)
+		return FL_ERR(-EFBIG);
+	while (done < len) {
+		uint64_t pos = off + done;
+		uint64_t fbn = pos / WAFL_BLOCK_SIZE;
+		uint32_t boff = (uint32_t)(pos % WAFL_BLOCK_SIZE);
+		uint32_t n = FL_MIN(WAFL_BLOCK_SIZE - boff, len - done);
+		uint8_t *blk;
+		rc = wn_modify_block(wn, fbn, &blk);
+		if (rc != 0)
+			break;
+		memcpy(blk + boff, (const uint8_t *)buf + done, n);
+		done += n;
+	}
+	if (off + done > di->size)
+		di->size = off + done;
+	wnode_dirty(wn);
+	return rc;
+}
+
+int wn_set_size(struct wnode *wn, uint64_t size)
+{
+	struct wafl_dinode *di = &wn->di;
+	int rc;
+
+	if (size > WAFL_MAX_FILE_SIZE)
+		return FL_ERR(-EFBIG);
+	if (di->flags & WAFL_INO_INLINE)
+		return FL_ERR(-EINVAL);
+	if (size < di->size) {
+		uint64_t first = FL_DIV_ROUND_UP(size, WAFL_BLOCK_SIZE);
+		rc = wn_truncate_blocks(wn, first);
+		if (rc != 0)
+			return rc;
+		/* Zero the tail of the last partial block. */
+		if (size % WAFL_BLOCK_SIZE != 0) {
+			uint8_t *blk;
+			uint8_t *probe = malloc(WAFL_BLOCK_SIZE);
+			if (probe == NULL)
+				return -ENOMEM;
+			rc = wn_read_block(wn, size / WAFL_BLOCK_SIZE, probe);
+			bool zero = true;
+			for (uint32_t i = size % WAFL_BLOCK_SIZE;
+			    rc == 0 && i < WAFL_BLOCK_SIZE; i++)
+				if (probe[i] != 0)
+					zero = false;
+			free(probe);
+			if (rc != 0)
+				return rc;
+			if (!zero) {
+				rc = wn_modify_block(wn,
+				    size / WAFL_BLOCK_SIZE, &blk);
+				if (rc != 0)
+					return rc;
+				memset(blk + size % WAFL_BLOCK_SIZE, 0,
+				    WAFL_BLOCK_SIZE - size % WAFL_BLOCK_SIZE);
+			}
+		}
+	}
+	di->size = size;
+	wnode_dirty(wn);
+	return 0;
+}

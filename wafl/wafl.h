@@ -1,0 +1,322 @@
+/*
+ * wafl/wafl.h: the write-anywhere file system.
+ *
+ * WHAT THIS MODULE PROMISES (docs/wafl.md has the theory and the formats)
+ *   A file system on a raid volume whose every block is reached through a
+ *   block pointer {vbn, birth generation, checksum}: a Merkle tree rooted in
+ *   the fsinfo block.  Blocks are never overwritten while any retained root
+ *   (active, the last WAFL_RING_K CP roots, snapshots, a mirror's base) can
+ *   reach them, so the newest fsinfo on disk always names an intact tree.
+ *
+ *   Numbered invariants (checked by wafl_check, cited by asserts/tests):
+ *   W1  Every block read is verified against its parent's checksum; a bad
+ *       copy is reconstructed through raid parity or the read fails with
+ *       EIO.  Wrong data is never returned.
+ *   W2  A block pointer's birth generation is the CP that wrote the block,
+ *       and is <= its parent's birth generation... (children are never
+ *       younger than their parents).
+ *   W3  Block reuse: a VBN is allocated only if its active-bitmap bit is
+ *       clear, its summary-map bit is clear and it is not pending (held by a
+ *       retained CP root or a mirror's base root).
+ *   W4  The active bitmap equals the set of blocks reachable from the
+ *       active root (plus the two fsinfo slots).
+ *   W5  No block is referenced twice within one tree.
+ *   W6  CP ordering: all blocks of CP n are durable (barrier) before
+ *       fsinfo n is written to slot n % 2; fsinfo n is durable (barrier)
+ *       before CP n's pending frees are released or the NVLOG half holding
+ *       CP n's records is reused.  Mount takes the newest valid slot.
+ *   W7  Every operation that changes state is in the NVLOG, durable,
+ *       before it returns; replay of the records newer than the mounted
+ *       generation reproduces exactly what callers were told (inode
+ *       numbers, generations, cookies, times).
+ *   W8  Link counts equal the number of directory entries naming an inode
+ *       (+1 for a directory's own "." and +1 per subdirectory's "..");
+ *       every directory's parent field names a directory that holds it.
+ *   W9  Summary map equals the OR of every snapshot's active bitmap.
+ *
+ * CONCURRENCY
+ *   Every function is safe from many threads (the NFS worker pool).  Locks
+ *   are per inode plus a volume lock held shared by operations and
+ *   exclusive only for the in-memory freeze at the start of a CP; the CP's
+ *   disk writes run while operations continue.  Lock order: wafl_impl.h.
+ *
+ * OWNERSHIP
+ *   wafl_vol_t is created by wafl_mount and freed by wafl_unmount; the raid
+ *   volume passed in stays the caller's (close it after unmount).  All
+ *   buffers are the caller's and borrowed for the call.
+ *
+ * ERRORS
+ *   0 or a negative errno: -ENOENT, -EEXIST, -ENOTEMPTY, -ENOTDIR, -EISDIR,
+ *   -EXDEV, -ENOSPC, -ESTALE (dead handle), -EACCES, -EPERM, -EINVAL,
+ *   -ENAMETOOLONG, -EMLINK, -EFBIG, -EROFS (replica, snapshot, or a volume
+ *   that refuses writes after a failed root write or log flush), -EIO,
+ *   -FL_ENOTSYNC (setattr guard mismatch), -FL_EBADCOOKIE.
+ */
+#ifndef FILER_WAFL_WAFL_H
+#define FILER_WAFL_WAFL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
+#include "raid/raid.h"
+
+typedef struct wafl_vol wafl_vol_t;
+
+enum {
+	FL_ENOTSYNC = FL_ELAST + 1,	/* setattr guard: ctime differs */
+	FL_EBADCOOKIE,			/* readdir cookie verifier stale */
+};
+
+#define WAFL_NAME_MAX		255u
+#define WAFL_PATH_MAX		1024u
+#define WAFL_MAX_FILE_SIZE	(1ull << 48)
+#define WAFL_LINK_MAX		65000u
+
+/* ------------------------------------------------------------ volumes */
+
+struct wafl_mkfs_opts {
+	const uint8_t *fs_uuid;		/* 16 bytes, or NULL for random */
+};
+int wafl_mkfs(raid_vol_t *raid, const struct wafl_mkfs_opts *o);
+
+struct wafl_mount_opts {
+	const char *nvlog_path;		/* required unless readonly */
+	uint64_t nvlog_half_bytes;	/* new logs; 0: 64 MiB */
+	uint64_t cache_bytes;		/* block cache bound; 0: 256 MiB */
+	uint32_t cp_interval_ms;	/* timer CP; 0: 10000, min 1000 */
+	uint64_t dirty_max_bytes;	/* dirty threshold; 0: 128 MiB */
+	bool readonly;			/* no log, no CPs, EROFS */
+	bool no_cp_thread;		/* tests: CPs only by wafl_sync */
+};
+int wafl_mount(raid_vol_t *raid, const struct wafl_mount_opts *o,
+    wafl_vol_t **out);
+/* Final CP, stop the CP thread, free everything. Returns the final CP's
+ * result (the volume is freed either way). */
+int wafl_unmount(wafl_vol_t *v);
+
+/* Force a CP and wait until it is durable. */
+int wafl_sync(wafl_vol_t *v);
+/* Durable generation (newest fsinfo on disk). */
+uint64_t wafl_generation(const wafl_vol_t *v);
+
+struct wafl_stats {
+	uint64_t cps, cp_ns_total, cp_ns_max, cp_freeze_ns_max;
+	uint64_t cp_blocks;		/* blocks written by CPs */
+	uint64_t ops;
+	uint64_t repairs, read_errors;	/* W1 events */
+	uint64_t cache_hits, cache_misses;
+	uint64_t log_flushes, log_waits;
+};
+void wafl_get_stats(wafl_vol_t *v, struct wafl_stats *st);
+
+/*
+ * CP observer (the mirror's hook).  For CP n, blocks() is called for every
+ * run of consecutive blocks as the CP hands them to raid (same order, same
+ * data), then root() once with fsinfo n's encoded block after fsinfo n is
+ * durable locally.  Both run on the CP thread and must not call back into
+ * the volume.  Set or cleared (NULL) between CPs.
+ */
+struct wafl_cp_observer {
+	void *arg;
+	void (*blocks)(void *arg, uint64_t gen, uint64_t first_vbn,
+	    uint32_t n, const void *data);
+	void (*root)(void *arg, uint64_t gen, const void *fsinfo_block);
+};
+void wafl_set_observer(wafl_vol_t *v, const struct wafl_cp_observer *obs);
+/*
+ * Hold back reuse of every block that root `gen` references (a mirror's
+ * acknowledged generation): W3 treats that root as retained until the hold
+ * moves.  gen must be a generation in the CP ring or the held one; 0 drops
+ * the hold.  -ENOENT if gen's root is no longer known.
+ */
+int wafl_hold_root(wafl_vol_t *v, uint64_t gen);
+
+/* ------------------------------------------------------------ objects */
+
+/*
+ * An object: inode number and generation, in the active file system
+ * (snap == 0) or in snapshot `snap` (its id).  nfsd wraps this in a MAC'd
+ * file handle.
+ */
+struct wafl_obj {
+	uint64_t ino;
+	uint32_t gen;
+	uint64_t snap;
+};
+
+enum wafl_type {
+	WAFL_REG = 1, WAFL_DIR, WAFL_BLK, WAFL_CHR, WAFL_LNK, WAFL_SOCK,
+	WAFL_FIFO,
+};
+
+struct wafl_attr {
+	enum wafl_type type;
+	uint32_t mode;			/* permission bits (07777) */
+	uint32_t nlink, uid, gid;
+	uint64_t size, used;		/* bytes */
+	uint32_t rdev_major, rdev_minor;
+	uint64_t fsid, fileid;
+	uint64_t atime_ns, mtime_ns, ctime_ns;
+	uint32_t gen;
+};
+
+/* Pre-operation attributes for weak cache consistency, taken atomically
+ * with the change. */
+struct wafl_wcc {
+	bool valid;
+	uint64_t size, mtime_ns, ctime_ns;
+};
+
+struct wafl_cred {
+	uint32_t uid, gid;
+	uint32_t ngroups;
+	uint32_t groups[16];
+};
+
+enum wafl_time_how { WAFL_TIME_DONT = 0, WAFL_TIME_SERVER, WAFL_TIME_CLIENT };
+
+struct wafl_sattr {
+	bool set_mode, set_uid, set_gid, set_size;
+	uint32_t mode, uid, gid;
+	uint64_t size;
+	enum wafl_time_how atime_how, mtime_how;
+	uint64_t atime_ns, mtime_ns;
+};
+
+int wafl_root(wafl_vol_t *v, struct wafl_obj *root);
+int wafl_getattr(wafl_vol_t *v, const struct wafl_obj *o,
+    struct wafl_attr *attr);
+/* guard_ctime: NULL, or the ctime the object must have (-FL_ENOTSYNC). */
+int wafl_setattr(wafl_vol_t *v, const struct wafl_cred *c,
+    const struct wafl_obj *o, const struct wafl_sattr *sa,
+    const uint64_t *guard_ctime, struct wafl_wcc *pre,
+    struct wafl_attr *post);
+
+/* ACCESS bits, as NFSv3's. */
+#define WAFL_ACCESS_READ	0x01u
+#define WAFL_ACCESS_LOOKUP	0x02u
+#define WAFL_ACCESS_MODIFY	0x04u
+#define WAFL_ACCESS_EXTEND	0x08u
+#define WAFL_ACCESS_DELETE	0x10u
+#define WAFL_ACCESS_EXECUTE	0x20u
+int wafl_access(wafl_vol_t *v, const struct wafl_cred *c,
+    const struct wafl_obj *o, uint32_t want, uint32_t *granted,
+    struct wafl_attr *attr);
+
+/* "." and ".." work; ".." of the root is the root. */
+int wafl_lookup(wafl_vol_t *v, const struct wafl_cred *c,
+    const struct wafl_obj *dir, const char *name, struct wafl_obj *out,
+    struct wafl_attr *attr, struct wafl_attr *dir_attr);
+
+int wafl_read(wafl_vol_t *v, const struct wafl_cred *c,
+    const struct wafl_obj *o, uint64_t off, uint32_t count, void *buf,
+    uint32_t *got, bool *eof, struct wafl_attr *attr);
+
+enum wafl_stable { WAFL_UNSTABLE = 0, WAFL_DATA_SYNC, WAFL_FILE_SYNC };
+/* *committed: what the reply may claim (>= stable asked when durable). */
+int wafl_write(wafl_vol_t *v, const struct wafl_cred *c,
+    const struct wafl_obj *o, uint64_t off, uint32_t count, const void *buf,
+    enum wafl_stable stable, enum wafl_stable *committed,
+    struct wafl_wcc *pre, struct wafl_attr *post);
+/* Make every write to o durable (the whole file). */
+int wafl_commit(wafl_vol_t *v, const struct wafl_obj *o,
+    struct wafl_attr *post);
+/* The write verifier: changes on every mount. */
+void wafl_write_verifier(const wafl_vol_t *v, uint8_t verf[8]);
+
+enum wafl_create_how { WAFL_UNCHECKED = 0, WAFL_GUARDED, WAFL_EXCLUSIVE };
+
+/* Namespace operations fill the new object's attributes and the
+ * directory's wcc (pre) and post attributes when the pointers are given. */
+struct wafl_dirwcc {
+	struct wafl_wcc pre;
+	struct wafl_attr post;
+	bool post_valid;
+};
+
+int wafl_create(wafl_vol_t *v, const struct wafl_cred *c,
+    const struct wafl_obj *dir, const char *name, enum wafl_create_how how,
+    const struct wafl_sattr *sa, uint64_t verifier, struct wafl_obj *out,
+    struct wafl_attr *attr, struct wafl_dirwcc *dwcc);
+int wafl_mkdir(wafl_vol_t *v, const struct wafl_cred *c,
+    const struct wafl_obj *dir, const char *name, const struct wafl_sattr *sa,
+    struct wafl_obj *out, struct wafl_attr *attr, struct wafl_dirwcc *dwcc);
+int wafl_symlink(wafl_vol_t *v, const struct wafl_cred *c,
+    const struct wafl_obj *dir, const char *name, const char *target,
+    const struct wafl_sattr *sa, struct wafl_obj *out,
+    struct wafl_attr *attr, struct wafl_dirwcc *dwcc);
+int wafl_readlink(wafl_vol_t *v, const struct wafl_cred *c,
+    const struct wafl_obj *o, char *buf, size_t bufsz, size_t *len,
+    struct wafl_attr *attr);
+int wafl_mknod(wafl_vol_t *v, const struct wafl_cred *c,
+    const struct wafl_obj *dir, const char *name, enum wafl_type type,
+    uint32_t rdev_major, uint32_t rdev_minor, const struct wafl_sattr *sa,
+    struct wafl_obj *out, struct wafl_attr *attr, struct wafl_dirwcc *dwcc);
+int wafl_remove(wafl_vol_t *v, const struct wafl_cred *c,
+    const struct wafl_obj *dir, const char *name, struct wafl_dirwcc *dwcc);
+int wafl_rmdir(wafl_vol_t *v, const struct wafl_cred *c,
+    const struct wafl_obj *dir, const char *name, struct wafl_dirwcc *dwcc);
+int wafl_rename(wafl_vol_t *v, const struct wafl_cred *c,
+    const struct wafl_obj *fromdir, const char *fromname,
+    const struct wafl_obj *todir, const char *toname,
+    struct wafl_dirwcc *fromwcc, struct wafl_dirwcc *towcc);
+int wafl_link(wafl_vol_t *v, const struct wafl_cred *c,
+    const struct wafl_obj *o, const struct wafl_obj *dir, const char *name,
+    struct wafl_attr *attr, struct wafl_dirwcc *dwcc);
+
+/*
+ * READDIR / READDIRPLUS: entries after cookie, in cookie order, "." (cookie
+ * 1) and ".." (cookie 2) first.  fn returns non-zero to stop (reply full).
+ * With plus, attr and obj are filled for each entry (NULL if they could not
+ * be read).  *eof is set when the directory ended.  cookieverf: the
+ * verifier to hand to clients (cookies stay valid, so it is constant).
+ */
+struct wafl_dirent {
+	const char *name;
+	uint64_t fileid;
+	uint64_t cookie;
+	const struct wafl_obj *obj;	/* plus only */
+	const struct wafl_attr *attr;	/* plus only */
+};
+typedef int wafl_readdir_fn(void *arg, const struct wafl_dirent *de);
+int wafl_readdir(wafl_vol_t *v, const struct wafl_cred *c,
+    const struct wafl_obj *dir, uint64_t cookie, bool plus,
+    wafl_readdir_fn *fn, void *arg, bool *eof, struct wafl_attr *dir_attr);
+uint64_t wafl_cookieverf(const wafl_vol_t *v, const struct wafl_obj *dir);
+
+struct wafl_fsstat {
+	uint64_t tbytes, fbytes, abytes;
+	uint64_t tfiles, ffiles, afiles;
+};
+int wafl_statfs(wafl_vol_t *v, struct wafl_fsstat *st);
+
+/* --------------------------------------------------------- snapshots */
+
+struct wafl_snapinfo {
+	uint64_t id, gen, create_ns;
+	uint64_t unique_bytes;		/* held by this snapshot alone */
+	char name[64];
+};
+int wafl_snap_create(wafl_vol_t *v, const char *name, uint64_t *id);
+int wafl_snap_delete(wafl_vol_t *v, const char *name);
+/* Fills up to max entries; *n gets the number of snapshots. */
+int wafl_snap_list(wafl_vol_t *v, struct wafl_snapinfo *out, size_t max,
+    size_t *n);
+int wafl_snap_lookup(wafl_vol_t *v, const char *name, uint64_t *id);
+int wafl_snap_rollback(wafl_vol_t *v, const char *name);
+/* Root object of a snapshot's tree (read-only access). */
+int wafl_snap_root(wafl_vol_t *v, uint64_t id, struct wafl_obj *root);
+
+/* --------------------------------------------------------------- check */
+
+struct wafl_check_result {
+	uint64_t blocks_checked, inodes_checked, dirs_checked;
+	uint64_t errors;
+	char first_error[256];		/* "W4 violated: vbn 812 ..." */
+};
+/* Walk the durable root (after a CP) and verify W1..W9. */
+int wafl_check(wafl_vol_t *v, struct wafl_check_result *res);
+
+#endif

@@ -1,0 +1,272 @@
+/*
+ * wafl/wafl_impl.h (internal): the in-memory structures of a mounted volume.
+ *
+ * Two kinds of buffer (docs/wafl.md "Buffers"):
+ *   - the clean block cache (cache.c), keyed by VBN.  On-disk blocks never
+ *     change while any retained root references them (W3), so a cached copy
+ *     is valid as long as its (vbn, birth, checksum) equals the block
+ *     pointer that leads to it; entries are verified once, on the way in.
+ *   - dirty buffers (dbuf), keyed logically per inode by (level, index).
+ *     Modifying a block copies it into a dbuf and dirties every ancestor up
+ *     to the inode (copy-on-write in memory).  A dbuf has no VBN until the
+ *     CP that writes it; then it becomes a clean cache entry at its new VBN.
+ *
+ * Lock order (W-L): vol->cp_lock (shared for every operation, exclusive for
+ * the CP freeze) -> vol->rename_lock -> wnode locks (parent before child;
+ * two unrelated wnodes by increasing inode number) -> vol->ialloc_lock ->
+ * vol->free_lock, vol->icache_lock, cache lock (leaves; never held while
+ * taking another).  The CP thread takes cp_lock exclusive and then touches
+ * any wnode without its lock: nobody else runs during the freeze.
+ */
+#ifndef FILER_WAFL_WAFL_IMPL_H
+#define FILER_WAFL_WAFL_IMPL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "raid/raid.h"
+#include "wafl/ondisk.h"
+#include "wafl/wafl.h"
+
+struct nvlog;
+
+/* ---------------------------------------------------------------- cache */
+
+struct bcache;
+
+/* Create a cache holding at most max_bytes of block data. */
+int bcache_create(uint64_t max_bytes, struct bcache **out);
+void bcache_destroy(struct bcache *bc);
+/* Copy the block for bp into buf if cached with the same birth and
+ * checksum; returns true on a hit. */
+bool bcache_get(struct bcache *bc, const struct wafl_bp *bp, void *buf);
+/* Insert (or replace) a verified block. pin: not evictable until unpinned. */
+void bcache_put(struct bcache *bc, const struct wafl_bp *bp, const void *data,
+    bool pin);
+void bcache_unpin(struct bcache *bc, uint64_t vbn);
+void bcache_invalidate(struct bcache *bc, uint64_t vbn);
+void bcache_invalidate_all(struct bcache *bc);
+void bcache_stats(struct bcache *bc, uint64_t *hits, uint64_t *misses,
+    uint64_t *bytes);
+
+/* ------------------------------------------------------------ dbuf table */
+
+struct dbuf {
+	uint64_t key;		/* level << 56 | index */
+	uint8_t *data;		/* WAFL_BLOCK_SIZE bytes */
+	struct wafl_bp old;	/* block this buffer replaces (vbn 0: new) */
+	uint64_t new_vbn;	/* assigned by the CP (0 until then) */
+	struct dbuf *next;	/* hash chain */
+};
+
+#define DBUF_KEY(level, idx)	(((uint64_t)(level) << 56) | (idx))
+#define DBUF_LEVEL(key)		((unsigned)((key) >> 56))
+#define DBUF_IDX(key)		((key) & ((1ull << 56) - 1))
+
+struct dbuf_tab {
+	struct dbuf **slots;
+	uint32_t nslots;	/* power of two */
+	uint32_t count;
+};
+
+/* --------------------------------------------------------------- wnode */
+
+struct wnode {
+	struct wafl_vol *vol;
+	uint64_t ino;
+	struct wafl_dinode di;	/* live inode */
+	pthread_rwlock_t lock;
+	uint32_t refs;		/* under vol->icache_lock */
+	bool dirty;		/* on vol's dirty list */
+	bool loaded;
+	struct dbuf_tab dbufs;
+	struct wnode *hnext;	/* icache hash chain */
+	struct wnode *dnext;	/* dirty list */
+};
+
+/* -------------------------------------------------------------- volume */
+
+struct wafl_pending {		/* a block freed by CP `gen` */
+	uint64_t vbn;
+	uint64_t gen;
+};
+
+struct alloc_area {		/* one bitmap block's worth of VBNs */
+	uint8_t *unavail;	/* NULL until loaded; 1 = not allocatable */
+	uint32_t nfree;
+};
+
+struct wafl_vol {
+	raid_vol_t *raid;
+	struct raid_geometry geo;
+	uint64_t nvbns;
+	struct wafl_mount_opts opts;
+
+	/* Durable state: the newest fsinfo on disk and its slot. */
+	struct wafl_fsinfo fsi;
+	uint64_t durable_gen;
+
+	/* Active file system. */
+	pthread_rwlock_t cp_lock;
+	pthread_mutex_t rename_lock;
+	uint64_t open_gen;		/* generation new operations join */
+	struct wafl_dinode ifile;	/* inode 0, as of the last freeze */
+	uint64_t blocks_used;		/* active bitmap population */
+	uint64_t inodes_used;
+
+	/* Inode cache and the dirty list. */
+	pthread_mutex_t icache_lock;
+	struct wnode **ihash;
+	uint32_t ihash_size;
+	uint32_t nwnodes;
+	struct wnode *dirty_list;
+	uint64_t ndirty_bufs;		/* dbufs in all wnodes */
+
+	/* Inode allocation. */
+	pthread_mutex_t ialloc_lock;
+	uint64_t next_ino;
+	uint64_t *free_inos;		/* numbers freed this mount */
+	uint32_t nfree_inos, cap_free_inos;
+
+	/* Blocks freed by operations of the open generation. */
+	pthread_mutex_t free_lock;
+	uint64_t *frees;
+	uint64_t nfrees, cap_frees;
+	uint64_t free_est;		/* allocatable blocks, estimate */
+
+	/* Allocator (cp thread only, under the freeze). */
+	struct alloc_area *areas;
+	uint64_t nareas;
+	uint64_t alloc_cursor;
+	struct wafl_pending *pending;
+	uint64_t npending, cap_pending;
+	uint64_t snap_only;		/* blocks held only by snapshots */
+	struct wnode *ifile_wn;		/* inode 0: not in the icache */
+	struct wnode *bitmap_wn;	/* inode 1, referenced while mounted */
+	struct wnode *summary_wn;	/* inode 4 */
+	struct wnode *snaptab_wn;	/* inode 3 */
+	/* A root a mirror destination may still serve (0: none): its blocks
+	 * stay allocated-or-pending (W3). */
+	uint64_t hold_gen;
+	struct wafl_bp hold_root;
+
+	struct bcache *cache;
+	struct nvlog *log;
+
+	/* CP thread. */
+	pthread_t cp_thread;
+	pthread_mutex_t cp_mutex;
+	pthread_cond_t cp_cond;		/* requests and completions */
+	bool cp_running_thread, cp_stop, cp_requested;
+	uint64_t cp_request_gen;	/* wait for this gen to be durable */
+	int cp_error;			/* latched: volume refuses writes */
+	pthread_mutex_t cp_serial;	/* one CP at a time */
+	uint64_t cp_last_ns;		/* monotonic end of the last CP */
+
+	bool readonly;			/* replica or mounted read-only */
+	bool failed;			/* root write or log flush failed */
+
+	struct wafl_cp_observer obs;
+	bool has_obs;
+
+	struct wafl_stats stats;
+	pthread_mutex_t stats_lock;
+};
+
+/* ------------------------------------------------------ block reading */
+
+/*
+ * Read the block bp points at into buf, verified against bp's checksum
+ * (W1): from the cache, or from raid, repaired through raid parity on a
+ * mismatch.  A hole (vbn 0) reads as zeros.  -EIO when no copy verifies.
+ */
+int wafl_read_bp(struct wafl_vol *v, const struct wafl_bp *bp, void *buf);
+
+/*
+ * Read-only tree access (any root: active as of a freeze, snapshot, ring,
+ * replica).  di describes the file; fbn a block of it.  Block pointer of
+ * (level, idx) is looked up by descending from di's top pointers.
+ */
+int tree_lookup_bp(struct wafl_vol *v, const struct wafl_dinode *di,
+    unsigned level, uint64_t idx, struct wafl_bp *out);
+int tree_read_block(struct wafl_vol *v, const struct wafl_dinode *di,
+    uint64_t fbn, void *buf);
+/* Read inode ino from an inode file described by ifile. */
+int tree_read_inode(struct wafl_vol *v, const struct wafl_dinode *ifile,
+    uint64_t ino, struct wafl_dinode *out);
+/* Root block of a root pointer. */
+int tree_read_root(struct wafl_vol *v, const struct wafl_bp *root,
+    struct wafl_rootblk *rb);
+
+/* ---------------------------------------------------------- wnodes */
+
+/* Get the wnode of an active inode (loaded from the inode file if not
+ * cached); a reference the caller drops with wnode_put.  A free inode is
+ * returned too (di.mode == 0): callers check. */
+int wnode_get(struct wafl_vol *v, uint64_t ino, struct wnode **out);
+void wnode_put(struct wnode *wn);
+/* Mark the inode fields changed (joins the open CP). */
+void wnode_dirty(struct wnode *wn);
+
+/* Block access on an active wnode; caller holds wn->lock (shared for
+ * read, exclusive for modify) and cp_lock shared. */
+int wn_read_block(struct wnode *wn, uint64_t fbn, void *buf);
+int wn_modify_block(struct wnode *wn, uint64_t fbn, uint8_t **blk);
+/* Free every block at or past fbn (truncate the tree).  */
+int wn_truncate_blocks(struct wnode *wn, uint64_t first_fbn);
+/* Grow the tree so fbn fits. */
+int wn_ensure_height(struct wnode *wn, uint64_t fbn);
+
+/* Byte-level file I/O on an active wnode (file.c). */
+int wn_read(struct wnode *wn, uint64_t off, uint32_t len, void *buf,
+    uint32_t *got, bool *eof);
+int wn_write(struct wnode *wn, uint64_t off, uint32_t len, const void *buf);
+int wn_set_size(struct wnode *wn, uint64_t size);
+
+/* Record a block freed by the open generation (applied by the next CP). */
+void wafl_defer_free(struct wafl_vol *v, uint64_t vbn);
+
+/* Allocate a free inode number with its new generation. */
+int ialloc(struct wafl_vol *v, uint64_t *ino, uint32_t *gen);
+void ifree_note(struct wafl_vol *v, uint64_t ino);
+
+/* dbuf table (dbuf.c) */
+void dbuf_tab_init(struct dbuf_tab *t);
+void dbuf_tab_free(struct dbuf_tab *t);
+struct dbuf *dbuf_find(struct dbuf_tab *t, uint64_t key);
+struct dbuf *dbuf_insert(struct dbuf_tab *t, uint64_t key);	/* new */
+void dbuf_remove(struct dbuf_tab *t, uint64_t key);
+/* All dbufs sorted by key (level first); caller frees the array. */
+int dbuf_sorted(struct dbuf_tab *t, struct dbuf ***out, uint32_t *n);
+
+/* ---------------------------------------------------------- allocator */
+
+int alloc_init(struct wafl_vol *v);
+void alloc_fini(struct wafl_vol *v);
+/* Allocate one VBN for the CP (sets the active bit). */
+int alloc_block(struct wafl_vol *v, uint64_t *vbn);
+/* Clear the active bit and hold the block pending, tagged gen. */
+int alloc_free_block(struct wafl_vol *v, uint64_t vbn, uint64_t gen);
+/* Release pending blocks whose holders have all moved past them. */
+void alloc_release(struct wafl_vol *v, uint64_t safe_gen);
+/* Forget loaded areas (after snapshot delete / rollback). */
+void alloc_reset_areas(struct wafl_vol *v);
+/* Blocks an operation may still dirty before the volume is full. */
+uint64_t alloc_free_estimate(struct wafl_vol *v);
+/* Bit of a bitmap file (active or summary) for vbn, live view. */
+int bitmap_test(struct wnode *bm, uint64_t vbn, bool *set);
+int bitmap_set(struct wnode *bm, uint64_t vbn, bool on);
+
+/* ---------------------------------------------------------------- CP */
+
+int cp_start_thread(struct wafl_vol *v);
+void cp_stop_thread(struct wafl_vol *v);
+/* Run one CP now (caller holds nothing); returns its result.  A CP with
+ * nothing dirty writes nothing and returns 0. */
+int cp_run(struct wafl_vol *v);
+void cp_request(struct wafl_vol *v);
+/* Unreferenced clean wnodes are dropped (all: every one). */
+void wnode_trim(struct wafl_vol *v, bool all);
+
+#endif

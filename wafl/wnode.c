@@ -1,0 +1,486 @@
+/*
+ * wafl/wnode.c: in-memory inodes of the active file system, and the
+ * copy-on-write block tree under each of them.
+ *
+ * A wnode holds the live inode and its dirty buffers.  Reading block fbn
+ * looks for the lowest dirty buffer on the path from the data block up to
+ * the inode and descends from there through verified disk reads
+ * (wafl_read_bp).  Modifying block fbn copies it and every ancestor into
+ * dirty buffers (the buffers' old block pointers are what the CP frees when
+ * it writes the new copies).  A dirty parent's slot for a dirty child is
+ * stale until the CP: readers always look for the child's dbuf first.
+ *
+ * di.blocks counts the blocks the file holds after the next CP: +1 when a
+ * buffer is dirtied over a hole, -1 for every block or buffer dropped.
+ *
+ * Locking: see wafl_impl.h.  Block functions need the wnode's lock
+ * (exclusive to modify) and the volume's cp_lock shared.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "common/assert.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "wafl/wafl_impl.h"
+
+#define SHIFT(level)	(7u * (level))
+
+/* ------------------------------------------------------------ icache */
+
+static uint32_t ihash_of(struct wafl_vol *v, uint64_t ino)
+{
+	return (uint32_t)((ino * 0x9e3779b97f4a7c15ull) >> 32) &
+	    (v->ihash_size - 1);
+}
+
+int wnode_get(struct wafl_vol *v, uint64_t ino, struct wnode **out)
+{
+	struct wnode *wn;
+	int rc = 0;
+
+	pthread_mutex_lock(&v->icache_lock);
+	for (wn = v->ihash[ihash_of(v, ino)]; wn != NULL; wn = wn->hnext)
+		if (wn->ino == ino)
+			break;
+	if (wn != NULL) {
+		wn->refs++;
+		goto out;
+	}
+	wn = calloc(1, sizeof(*wn));
+	if (wn == NULL) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	rc = tree_read_inode(v, &v->ifile, ino, &wn->di);
+	if (rc != 0) {
+		free(wn);
+		wn = NULL;
+		goto out;
+	}
+	wn->vol = v;
+	wn->ino = ino;
+	wn->refs = 1;
+	wn->loaded = true;
+	pthread_rwlock_init(&wn->lock, NULL);
+	dbuf_tab_init(&wn->dbufs);
+	uint32_t h = ihash_of(v, ino);
+	wn->hnext = v->ihash[h];
+	v->ihash[h] = wn;
+	v->nwnodes++;
+out:
+	pthread_mutex_unlock(&v->icache_lock);
+	*out = wn;
+	return rc;
+}
+
+static void wnode_free_locked(struct wafl_vol *v, struct wnode *wn)
+{
+	struct wnode **pp = &v->ihash[ihash_of(v, wn->ino)];
+
+	while (*pp != wn)
+		pp = &(*pp)->hnext;
+	*pp = wn->hnext;
+	v->nwnodes--;
+	dbuf_tab_free(&wn->dbufs);
+	pthread_rwlock_destroy(&wn->lock);
+	free(wn);
+}
+
+void wnode_put(struct wnode *wn)
+{
+	struct wafl_vol *v = wn->vol;
+
+	pthread_mutex_lock(&v->icache_lock);
+	VERIFY(wn->refs > 0);
+	if (--wn->refs == 0) {
+		/* Only clean wnodes reach zero: the dirty list holds a ref. */
+		ASSERT(!wn->dirty && wn->dbufs.count == 0);
+		if (v->nwnodes > 65536)
+			wnode_free_locked(v, wn);
+	}
+	pthread_mutex_unlock(&v->icache_lock);
+}
+
+/* Drop unreferenced clean wnodes (after a CP, or to bound memory). */
+void wnode_trim(struct wafl_vol *v, bool all)
+{
+	pthread_mutex_lock(&v->icache_lock);
+	for (uint32_t i = 0; i < v->ihash_size; i++) {
+		struct wnode *wn = v->ihash[i];
+		while (wn != NULL) {
+			struct wnode *next = wn->hnext;
+			if (wn->refs == 0 && (all || v->nwnodes > 65536))
+				wnode_free_locked(v, wn);
+			wn = next;
+		}
+	}
+	pthread_mutex_unlock(&v->icache_lock);
+}
+
+void wnode_dirty(struct wnode *wn)
+{
+	struct wafl_vol *v = wn->vol;
+
+	pthread_mutex_lock(&v->icache_lock);
+	if (!wn->dirty) {
+		wn->dirty = true;
+		wn->refs++;
+		wn->dnext = v->dirty_list;
+		v->dirty_list = wn;
+	}
+	pthread_mutex_unlock(&v->icache_lock);
+}
+
+/* -------------------------------------------------------- deferred frees */
+
+void wafl_defer_free(struct wafl_vol *v, uint64_t vbn)
+{
+	pthread_mutex_lock(&v->free_lock);
+	if (v->nfrees == v->cap_frees) {
+		uint64_t cap = v->cap_frees ? v->cap_frees * 2 : 1024;
+		uint64_t *n = realloc(v->frees, cap * sizeof(*n));
+		VERIFY(n != NULL);	/* losing a free would leak forever */
+		v->frees = n;
+		v->cap_frees = cap;
+	}
+	v->frees[v->nfrees++] = vbn;
+	pthread_mutex_unlock(&v->free_lock);
+}
+
+/* -------------------------------------------------------- block access */
+
+static void count_dirty(struct wafl_vol *v, int delta)
+{
+	__atomic_add_fetch(&v->ndirty_bufs, (uint64_t)(int64_t)delta,
+	    __ATOMIC_RELAXED);
+}
+
+/* Follow bp (a block at `level`) down to the block pointer of (0, fbn). */
+static int descend(struct wafl_vol *v, struct wafl_bp bp, unsigned level,
+    uint64_t fbn, struct wafl_bp *out)
+{
+	uint8_t *blk = NULL;
+	int rc = 0;
+
+	while (level > 0 && bp.vbn != 0) {
+		if (blk == NULL && (blk = malloc(WAFL_BLOCK_SIZE)) == NULL)
+			return -ENOMEM;
+		rc = wafl_read_bp(v, &bp, blk);
+		if (rc != 0)
+			break;
+		level--;
+		unsigned slot = (unsigned)((fbn >> SHIFT(level)) & 127);
+		struct wafl_bp child;
+		rc = wafl_bp_decode(blk + slot * WAFL_BP_SIZE, &child);
+		if (rc != 0)
+			break;
+		if (child.vbn != 0 && child.birth > bp.birth) {
+			rc = FL_ERR(-FL_ECORRUPT);
+			break;
+		}
+		bp = child;
+	}
+	free(blk);
+	if (rc == 0)
+		*out = level == 0 ? bp : (struct wafl_bp){ 0 };
+	return rc;
+}
+
+int wn_read_block(struct wnode *wn, uint64_t fbn, void *buf)
+{
+	struct wafl_vol *v = wn->vol;
+	const struct wafl_dinode *di = &wn->di;
+	struct wafl_bp bp;
+	int rc;
+
+	if (di->flags & WAFL_INO_INLINE)
+		return FL_ERR(-EINVAL);
+	if (fbn >= wafl_height_capacity(di->height)) {
+		memset(buf, 0, WAFL_BLOCK_SIZE);
+		return 0;
+	}
+	for (unsigned l = 0; l <= di->height; l++) {
+		struct dbuf *d = dbuf_find(&wn->dbufs,
+		    DBUF_KEY(l, fbn >> SHIFT(l)));
+		if (d == NULL)
+			continue;
+		if (l == 0) {
+			memcpy(buf, d->data, WAFL_BLOCK_SIZE);
+			return 0;
+		}
+		unsigned slot = (unsigned)((fbn >> SHIFT(l - 1)) & 127);
+		rc = wafl_bp_decode(d->data + slot * WAFL_BP_SIZE, &bp);
+		if (rc == 0)
+			rc = descend(v, bp, l - 1, fbn, &bp);
+		if (rc == 0)
+			rc = wafl_read_bp(v, &bp, buf);
+		return rc;
+	}
+	bp = di->u.top[fbn >> SHIFT(di->height)];
+	rc = descend(v, bp, di->height, fbn, &bp);
+	if (rc == 0)
+		rc = wafl_read_bp(v, &bp, buf);
+	return rc;
+}
+
+/* Make (level, idx) a dirty buffer, dirtying its ancestors first. */
+static int dirty_path(struct wnode *wn, unsigned level, uint64_t idx,
+    struct dbuf **out)
+{
+	struct wafl_vol *v = wn->vol;
+	struct dbuf *d = dbuf_find(&wn->dbufs, DBUF_KEY(level, idx));
+	struct wafl_bp old;
+	int rc;
+
+	if (d != NULL) {
+		*out = d;
+		return 0;
+	}
+	if (level == wn->di.height) {
+		VERIFY(idx < WAFL_NTOP);
+		old = wn->di.u.top[idx];
+	} else {
+		struct dbuf *p;
+		rc = dirty_path(wn, level + 1, idx >> 7, &p);
+		if (rc != 0)
+			return rc;
+		rc = wafl_bp_decode(p->data + (idx & 127) * WAFL_BP_SIZE, &old);
+		if (rc != 0)
+			return rc;
+	}
+	d = dbuf_insert(&wn->dbufs, DBUF_KEY(level, idx));
+	if (d == NULL)
+		return -ENOMEM;
+	rc = wafl_read_bp(v, &old, d->data);
+	if (rc != 0) {
+		dbuf_remove(&wn->dbufs, DBUF_KEY(level, idx));
+		return rc;
+	}
+	d->old = old;
+	if (old.vbn == 0)
+		wn->di.blocks++;
+	count_dirty(v, 1);
+	wnode_dirty(wn);
+	*out = d;
+	return 0;
+}
+
+int wn_ensure_height(struct wnode *wn, uint64_t fbn)
+{
+	struct wafl_dinode *di = &wn->di;
+
+	while (fbn >= wafl_height_capacity(di->height)) {
+		if (di->height >= WAFL_MAX_HEIGHT)
+			return FL_ERR(-EFBIG);
+		bool any = false;
+		for (unsigned i = 0; i < WAFL_NTOP; i++)
+			if (di->u.top[i].vbn != 0 || dbuf_find(&wn->dbufs,
+			    DBUF_KEY(di->height, i)) != NULL)
+				any = true;
+		if (any) {
+			struct dbuf *d = dbuf_insert(&wn->dbufs,
+			    DBUF_KEY(di->height + 1, 0));
+			if (d == NULL)
+				return -ENOMEM;
+			memset(d->data, 0, WAFL_BLOCK_SIZE);
+			for (unsigned i = 0; i < WAFL_NTOP; i++)
+				wafl_bp_encode(d->data + i * WAFL_BP_SIZE,
+				    &di->u.top[i]);
+			memset(&d->old, 0, sizeof(d->old));
+			di->blocks++;
+			count_dirty(wn->vol, 1);
+		}
+		memset(di->u.top, 0, sizeof(di->u.top));
+		di->height++;
+		wnode_dirty(wn);
+	}
+	return 0;
+}
+
+int wn_modify_block(struct wnode *wn, uint64_t fbn, uint8_t **blk)
+{
+	struct dbuf *d;
+	int rc;
+
+	if (wn->di.flags & WAFL_INO_INLINE)
+		return FL_ERR(-EINVAL);
+	rc = wn_ensure_height(wn, fbn);
+	if (rc == 0)
+		rc = dirty_path(wn, 0, fbn, &d);
+	if (rc == 0)
+		*blk = d->data;
+	return rc;
+}
+
+/* ------------------------------------------------------------ truncate */
+
+static uint64_t span_of(unsigned level)
+{
+	return 1ull << SHIFT(level);
+}
+
+/* Free the whole subtree at (level, idx), whose pointer in its clean parent
+ * is bp (ignored when the subtree's root is dirty). */
+static int free_subtree(struct wnode *wn, unsigned level, uint64_t idx,
+    struct wafl_bp bp)
+{
+	struct wafl_vol *v = wn->vol;
+	struct dbuf *d = dbuf_find(&wn->dbufs, DBUF_KEY(level, idx));
+	uint8_t *src = NULL;
+	int rc = 0;
+
+	if (d != NULL) {
+		bp = d->old;
+		src = d->data;
+	} else if (bp.vbn == 0) {
+		return 0;
+	} else if (level > 0) {
+		src = malloc(WAFL_BLOCK_SIZE);
+		if (src == NULL)
+			return -ENOMEM;
+		rc = wafl_read_bp(v, &bp, src);
+		if (rc != 0) {
+			free(src);
+			return rc;
+		}
+	}
+	if (level > 0) {
+		for (unsigned c = 0; c < WAFL_BPS_PER_BLOCK && rc == 0; c++) {
+			struct wafl_bp cbp;
+			rc = wafl_bp_decode(src + c * WAFL_BP_SIZE, &cbp);
+			if (rc == 0)
+				rc = free_subtree(wn, level - 1,
+				    idx * WAFL_BPS_PER_BLOCK + c, cbp);
+		}
+	}
+	if (d == NULL)
+		free(src);
+	if (rc != 0)
+		return rc;
+	if (bp.vbn != 0)
+		wafl_defer_free(v, bp.vbn);
+	if (d != NULL) {
+		dbuf_remove(&wn->dbufs, DBUF_KEY(level, idx));
+		count_dirty(v, -1);
+	}
+	if (bp.vbn != 0 || d != NULL)
+		wn->di.blocks--;
+	return 0;
+}
+
+/* Returns 1 if (level, idx) was freed whole, 0 if kept, <0 on error. */
+static int trunc_rec(struct wnode *wn, unsigned level, uint64_t idx,
+    struct wafl_bp bp, uint64_t first)
+{
+	uint64_t start = idx * span_of(level);
+	int rc;
+
+	if (start >= first) {
+		rc = free_subtree(wn, level, idx, bp);
+		return rc < 0 ? rc : 1;
+	}
+	if (start + span_of(level) <= first || level == 0)
+		return 0;
+	struct dbuf *d = dbuf_find(&wn->dbufs, DBUF_KEY(level, idx));
+	if (d == NULL && bp.vbn == 0)
+		return 0;	/* a hole: nothing below */
+	rc = dirty_path(wn, level, idx, &d);
+	if (rc != 0)
+		return rc;
+	for (unsigned c = 0; c < WAFL_BPS_PER_BLOCK; c++) {
+		uint64_t cidx = idx * WAFL_BPS_PER_BLOCK + c;
+		if (cidx * span_of(level - 1) + span_of(level - 1) <= first)
+			continue;
+		struct wafl_bp cbp;
+		rc = wafl_bp_decode(d->data + c * WAFL_BP_SIZE, &cbp);
+		if (rc != 0)
+			return rc;
+		rc = trunc_rec(wn, level - 1, cidx, cbp, first);
+		if (rc < 0)
+			return rc;
+		if (rc == 1)
+			memset(d->data + c * WAFL_BP_SIZE, 0, WAFL_BP_SIZE);
+	}
+	return 0;
+}
+
+int wn_truncate_blocks(struct wnode *wn, uint64_t first)
+{
+	struct wafl_dinode *di = &wn->di;
+	int rc;
+
+	if (di->flags & WAFL_INO_INLINE)
+		return 0;
+	for (unsigned t = 0; t < WAFL_NTOP; t++) {
+		rc = trunc_rec(wn, di->height, t, di->u.top[t], first);
+		if (rc < 0)
+			return rc;
+		if (rc == 1)
+			memset(&di->u.top[t], 0, sizeof(di->u.top[t]));
+	}
+	wnode_dirty(wn);
+	return 0;
+}
+
+/* ------------------------------------------------------- inode numbers */
+
+int ialloc(struct wafl_vol *v, uint64_t *ino, uint32_t *gen)
+{
+	struct wnode *wn = NULL;
+	int rc = 0;
+
+	pthread_mutex_lock(&v->ialloc_lock);
+	for (;;) {
+		uint64_t cand;
+		if (v->nfree_inos > 0)
+			cand = v->free_inos[--v->nfree_inos];
+		else
+			cand = v->next_ino++;
+		if (cand < WAFL_INO_FIRST_USER)
+			continue;
+		if (cand >= (1ull << 40)) {
+			rc = FL_ERR(-ENOSPC);
+			break;
+		}
+		rc = wnode_get(v, cand, &wn);
+		if (rc != 0)
+			break;
+		if (wn->di.mode == 0) {
+			uint32_t g = wn->di.gen + 1;
+			if (g == 0)
+				g = 1;
+			memset(&wn->di, 0, sizeof(wn->di));
+			wn->di.gen = g;
+			wn->di.ino = cand;
+			wn->di.mode = S_IFREG;	/* claimed; caller sets */
+			wnode_dirty(wn);
+			*ino = cand;
+			*gen = g;
+			v->inodes_used++;
+			wnode_put(wn);
+			break;
+		}
+		wnode_put(wn);
+	}
+	pthread_mutex_unlock(&v->ialloc_lock);
+	return rc;
+}
+
+void ifree_note(struct wafl_vol *v, uint64_t ino)
+{
+	pthread_mutex_lock(&v->ialloc_lock);
+	if (v->nfree_inos == v->cap_free_inos) {
+		uint32_t cap = v->cap_free_inos ? v->cap_free_inos * 2 : 256;
+		uint64_t *n = realloc(v->free_inos, cap * sizeof(*n));
+		if (n == NULL)
+			goto out;	/* only a hint: the number is skipped */
+		v->free_inos = n;
+		v->cap_free_inos = cap;
+	}
+	v->free_inos[v->nfree_inos++] = ino;
+	v->inodes_used--;
+out:
+	pthread_mutex_unlock(&v->ialloc_lock);
+}
