@@ -1,0 +1,225 @@
+/*
+ * raid/disk.c: the plain disk, an image file or a block device behind the
+ * disk-ops vtable of raid_impl.h.  The fault injector (fault.c) wraps one
+ * of these and is interchangeable with it.
+ *
+ * I/O is buffered (page cache); durability comes from fdatasync in sync(),
+ * which raid_flush calls on every disk (R2).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/fs.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/err.h"
+#include "common/util.h"
+#include "raid/raid_impl.h"
+
+#define IOV_BATCH	1024
+
+static int file_preadv(struct raid_dev *d, const struct iovec *iov, int cnt,
+    uint64_t off)
+{
+	struct iovec local[IOV_BATCH];
+
+	while (cnt > 0) {
+		int c = cnt < IOV_BATCH ? cnt : IOV_BATCH;
+		ssize_t n;
+		size_t want = 0;
+
+		memcpy(local, iov, (size_t)c * sizeof(*iov));
+		for (int i = 0; i < c; i++)
+			want += local[i].iov_len;
+		struct iovec *cur = local;
+		int left = c;
+		while (want > 0) {
+			n = preadv(d->fd, cur, left, (off_t)off);
+			if (n < 0) {
+				if (errno == EINTR)
+					continue;
+				return -errno;
+			}
+			if (n == 0)
+				return -EIO;	/* past the end of the image */
+			want -= (size_t)n;
+			off += (uint64_t)n;
+			while (n > 0 && left > 0) {
+				if ((size_t)n >= cur->iov_len) {
+					n -= (ssize_t)cur->iov_len;
+					cur++;
+					left--;
+				} else {
+					cur->iov_base = (uint8_t *)cur->iov_base + n;
+					cur->iov_len -= (size_t)n;
+					n = 0;
+				}
+			}
+		}
+		iov += c;
+		cnt -= c;
+	}
+	return 0;
+}
+
+static int file_pwritev(struct raid_dev *d, const struct iovec *iov, int cnt,
+    uint64_t off)
+{
+	struct iovec local[IOV_BATCH];
+
+	while (cnt > 0) {
+		int c = cnt < IOV_BATCH ? cnt : IOV_BATCH;
+		ssize_t n;
+		size_t want = 0;
+
+		memcpy(local, iov, (size_t)c * sizeof(*iov));
+		for (int i = 0; i < c; i++)
+			want += local[i].iov_len;
+		struct iovec *cur = local;
+		int left = c;
+		while (want > 0) {
+			n = pwritev(d->fd, cur, left, (off_t)off);
+			if (n < 0) {
+				if (errno == EINTR)
+					continue;
+				return -errno;
+			}
+			if (n == 0)
+				return -EIO;
+			want -= (size_t)n;
+			off += (uint64_t)n;
+			while (n > 0 && left > 0) {
+				if ((size_t)n >= cur->iov_len) {
+					n -= (ssize_t)cur->iov_len;
+					cur++;
+					left--;
+				} else {
+					cur->iov_base = (uint8_t *)cur->iov_base + n;
+					cur->iov_len -= (size_t)n;
+					n = 0;
+				}
+			}
+		}
+		iov += c;
+		cnt -= c;
+	}
+	return 0;
+}
+
+static int file_sync(struct raid_dev *d)
+{
+	while (fdatasync(d->fd) != 0) {
+		if (errno != EINTR)
+			return -errno;
+	}
+	return 0;
+}
+
+static void file_close(struct raid_dev *d)
+{
+	if (d->fd >= 0)
+		close(d->fd);
+	free(d);
+}
+
+static const struct raid_dev_ops file_ops = {
+	.preadv = file_preadv,
+	.pwritev = file_pwritev,
+	.sync = file_sync,
+	.close = file_close,
+};
+
+int raid_dev_open_file(const char *path, bool create, struct raid_dev **out)
+{
+	struct raid_dev *d;
+	struct stat st;
+	int fd, err = 0;
+
+	*out = NULL;
+	fd = open(path, O_RDWR | O_CLOEXEC | (create ? O_CREAT : 0), 0644);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) != 0) {
+		err = -errno;
+		close(fd);
+		return err;
+	}
+	d = calloc(1, sizeof(*d));
+	if (d == NULL) {
+		close(fd);
+		return -ENOMEM;
+	}
+	d->ops = &file_ops;
+	d->fd = fd;
+	if (S_ISBLK(st.st_mode)) {
+		uint64_t sz = 0;
+
+		if (ioctl(fd, BLKGETSIZE64, &sz) != 0) {
+			err = -errno;
+			file_close(d);
+			return err;
+		}
+		d->size = sz;
+		d->is_blockdev = true;
+	} else if (S_ISREG(st.st_mode)) {
+		d->size = (uint64_t)st.st_size;
+	} else {
+		file_close(d);
+		return -EINVAL;
+	}
+	*out = d;
+	return 0;
+}
+
+/*
+ * Give an image file its size.  zero: the file carries no filer label, so
+ * old contents are dropped first (zero data implies zero parity).  Block
+ * devices keep their size; zero asks for BLKZEROOUT of the whole device.
+ */
+int raid_dev_size_image(struct raid_dev *d, uint64_t size, bool prealloc,
+    bool zero)
+{
+	int err;
+
+	if (d->is_blockdev) {
+		if (d->size < size)
+			return -ENOSPC;
+		if (zero) {
+			uint64_t range[2] = { 0, size };
+
+			if (ioctl(d->fd, BLKZEROOUT, range) != 0)
+				return -errno;
+		}
+		return 0;
+	}
+	if (zero && ftruncate(d->fd, 0) != 0)
+		return -errno;
+	if (ftruncate(d->fd, (off_t)size) != 0)
+		return -errno;
+	if (prealloc) {
+		err = posix_fallocate(d->fd, 0, (off_t)size);
+		if (err != 0)
+			return -err;
+	}
+	d->size = size;
+	return 0;
+}
+
+int raid_dev_pread(struct raid_dev *d, void *buf, size_t len, uint64_t off)
+{
+	struct iovec iov = { .iov_base = buf, .iov_len = len };
+
+	return d->ops->preadv(d, &iov, 1, off);
+}
+
+int raid_dev_pwrite(struct raid_dev *d, const void *buf, size_t len,
+    uint64_t off)
+{
+	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+
+	return d->ops->pwritev(d, &iov, 1, off);
+}

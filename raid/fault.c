@@ -1,0 +1,421 @@
+/*
+ * raid/fault.c: the fault injector, a disk behind the same vtable as the
+ * plain disk (disk.c) that wraps one and can be told to misbehave
+ * (tests only; raid_open_opts.fault_inject).
+ *
+ *   DEAD           every I/O returns EIO
+ *   EIO_READ       reads touching data-area blocks [block, block+count): EIO
+ *   EIO_WRITE      writes touching them: EIO
+ *   flip_bit       one bit changed in the image (and in any unflushed write
+ *                  covering it, so every reader sees the flip)
+ *
+ * The crash simulator (SQLite's crash VFS, for disks): every write is kept
+ * in an in-memory overlay, in issue order, and reads see the overlay on top
+ * of the image.  sync() applies the overlay to the image in order and
+ * fdatasyncs it: only a sync makes a write durable, as on a real disk with a
+ * volatile cache.  raid_fault_crash() applies a seeded-random subset of the
+ * pending writes of every disk (whole, or torn at 512-byte sectors), drops
+ * the rest, and from then on every I/O of every disk of the volume returns
+ * -FL_ECRASHED, so nothing more reaches the images.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/err.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "raid/raid_impl.h"
+
+#define SECTOR	512u
+
+struct fault_write {
+	uint64_t off;
+	size_t len;
+	uint8_t *data;
+};
+
+struct fault_dev {
+	struct raid_dev base;		/* first: the vtable user's view */
+	struct raid_dev *inner;		/* owned */
+	struct raid_fault_world *world;	/* borrowed from the volume */
+	pthread_mutex_t mu;
+	enum raid_fault_kind kind;
+	uint64_t fblock, fcount;	/* data-area blocks */
+	uint64_t data_off;		/* blocks */
+	struct fault_write *pend;
+	size_t npend, cap;
+};
+
+static const struct raid_dev_ops fault_ops;
+
+static struct fault_dev *to_fault(struct raid_dev *d)
+{
+	return (struct fault_dev *)d;
+}
+
+bool raid_dev_is_fault(const struct raid_dev *d)
+{
+	return d != NULL && d->ops == &fault_ops;
+}
+
+static size_t iov_total(const struct iovec *iov, int cnt)
+{
+	size_t t = 0;
+
+	for (int i = 0; i < cnt; i++)
+		t += iov[i].iov_len;
+	return t;
+}
+
+/* Does [off, off+len) touch the faulty data-area range?  Caller holds mu. */
+static bool in_fault_range(const struct fault_dev *f, uint64_t off,
+    size_t len)
+{
+	uint64_t lo = (f->data_off + f->fblock) * RAID_BLOCK_SIZE;
+	uint64_t hi = lo + f->fcount * RAID_BLOCK_SIZE;
+
+	return f->fcount > 0 && off < hi && off + len > lo;
+}
+
+/* Copy the overlap of pending write w onto [off, off+len) of buf. */
+static void overlay(const struct fault_write *w, uint8_t *buf, uint64_t off,
+    size_t len)
+{
+	uint64_t lo = FL_MAX(off, w->off);
+	uint64_t hi = FL_MIN(off + len, w->off + w->len);
+
+	if (lo < hi)
+		memcpy(buf + (lo - off), w->data + (lo - w->off), hi - lo);
+}
+
+static int fault_preadv(struct raid_dev *d, const struct iovec *iov, int cnt,
+    uint64_t off)
+{
+	struct fault_dev *f = to_fault(d);
+	size_t len = iov_total(iov, cnt);
+	int err = 0;
+
+	pthread_mutex_lock(&f->mu);
+	if (atomic_load(&f->world->crashed)) {
+		err = -FL_ECRASHED;
+		goto out;
+	}
+	if (f->kind == RAID_FAULT_DEAD ||
+	    (f->kind == RAID_FAULT_EIO_READ && in_fault_range(f, off, len))) {
+		err = -EIO;
+		goto out;
+	}
+	err = f->inner->ops->preadv(f->inner, iov, cnt, off);
+	if (err != 0)
+		goto out;
+	for (size_t i = 0; i < f->npend; i++) {
+		uint64_t o = off;
+
+		for (int k = 0; k < cnt; k++) {
+			overlay(&f->pend[i], iov[k].iov_base, o, iov[k].iov_len);
+			o += iov[k].iov_len;
+		}
+	}
+out:
+	pthread_mutex_unlock(&f->mu);
+	return err;
+}
+
+static int fault_pwritev(struct raid_dev *d, const struct iovec *iov,
+    int cnt, uint64_t off)
+{
+	struct fault_dev *f = to_fault(d);
+	size_t len = iov_total(iov, cnt), pos = 0;
+	struct fault_write w;
+	int err = 0;
+
+	pthread_mutex_lock(&f->mu);
+	if (atomic_load(&f->world->crashed)) {
+		err = -FL_ECRASHED;
+		goto out;
+	}
+	if (f->kind == RAID_FAULT_DEAD ||
+	    (f->kind == RAID_FAULT_EIO_WRITE && in_fault_range(f, off, len))) {
+		err = -EIO;
+		goto out;
+	}
+	if (off + len > f->base.size) {
+		err = -ENOSPC;
+		goto out;
+	}
+	if (f->npend == f->cap) {
+		size_t ncap = f->cap ? f->cap * 2 : 64;
+		struct fault_write *np = realloc(f->pend, ncap * sizeof(*np));
+
+		if (np == NULL) {
+			err = -ENOMEM;
+			goto out;
+		}
+		f->pend = np;
+		f->cap = ncap;
+	}
+	w.off = off;
+	w.len = len;
+	w.data = malloc(len ? len : 1);
+	if (w.data == NULL) {
+		err = -ENOMEM;
+		goto out;
+	}
+	for (int k = 0; k < cnt; k++) {
+		memcpy(w.data + pos, iov[k].iov_base, iov[k].iov_len);
+		pos += iov[k].iov_len;
+	}
+	f->pend[f->npend++] = w;
+out:
+	pthread_mutex_unlock(&f->mu);
+	return err;
+}
+
+static void drop_pending(struct fault_dev *f)
+{
+	for (size_t i = 0; i < f->npend; i++)
+		free(f->pend[i].data);
+	f->npend = 0;
+}
+
+static int fault_sync(struct raid_dev *d)
+{
+	struct fault_dev *f = to_fault(d);
+	int err = 0;
+
+	pthread_mutex_lock(&f->mu);
+	if (atomic_load(&f->world->crashed)) {
+		err = -FL_ECRASHED;
+		goto out;
+	}
+	if (f->kind == RAID_FAULT_DEAD) {
+		err = -EIO;
+		goto out;
+	}
+	for (size_t i = 0; i < f->npend; i++) {
+		err = raid_dev_pwrite(f->inner, f->pend[i].data, f->pend[i].len,
+		    f->pend[i].off);
+		if (err != 0)
+			goto out;
+	}
+	drop_pending(f);
+	err = f->inner->ops->sync(f->inner);
+out:
+	pthread_mutex_unlock(&f->mu);
+	return err;
+}
+
+static void fault_close(struct raid_dev *d)
+{
+	struct fault_dev *f = to_fault(d);
+
+	drop_pending(f);
+	free(f->pend);
+	f->inner->ops->close(f->inner);
+	pthread_mutex_destroy(&f->mu);
+	free(f);
+}
+
+static const struct raid_dev_ops fault_ops = {
+	.preadv = fault_preadv,
+	.pwritev = fault_pwritev,
+	.sync = fault_sync,
+	.close = fault_close,
+};
+
+int raid_fault_wrap(struct raid_dev *inner, struct raid_fault_world *w,
+    struct raid_dev **out)
+{
+	struct fault_dev *f = calloc(1, sizeof(*f));
+
+	if (f == NULL)
+		return -ENOMEM;
+	f->base.ops = &fault_ops;
+	f->base.size = inner->size;
+	f->base.is_blockdev = inner->is_blockdev;
+	f->base.fd = -1;
+	f->inner = inner;
+	f->world = w;
+	pthread_mutex_init(&f->mu, NULL);
+	*out = &f->base;
+	return 0;
+}
+
+void raid_fault_bind(struct raid_dev *d, struct raid_fault_world *w,
+    uint64_t data_off_blocks)
+{
+	if (raid_dev_is_fault(d)) {
+		to_fault(d)->world = w;
+		to_fault(d)->data_off = data_off_blocks;
+	}
+}
+
+/* ---- the public fault API ---------------------------------------------- */
+
+static struct raid_dev *disk_dev(raid_vol_t *v, size_t disk)
+{
+	struct raid_dev *d = NULL;
+
+	pthread_mutex_lock(&v->state_lock);
+	if (disk < v->ndisks)
+		d = v->disks[disk].dev;
+	pthread_mutex_unlock(&v->state_lock);
+	return d;
+}
+
+int raid_fault_set(raid_vol_t *v, size_t disk, enum raid_fault_kind kind,
+    uint64_t block, uint64_t count)
+{
+	struct raid_dev *d;
+	struct fault_dev *f;
+
+	if (!v->fault_inject)
+		return FL_ERR(-ENOTSUP);
+	if (kind > RAID_FAULT_EIO_WRITE || disk >= raid_ndisks(v))
+		return FL_ERR(-EINVAL);
+	d = disk_dev(v, disk);
+	if (d == NULL || !raid_dev_is_fault(d))
+		return FL_ERR(-ENODEV);
+	f = to_fault(d);
+	pthread_mutex_lock(&f->mu);
+	f->kind = kind;
+	f->fblock = block;
+	f->fcount = (kind == RAID_FAULT_EIO_READ || kind == RAID_FAULT_EIO_WRITE)
+	    ? count : 0;
+	pthread_mutex_unlock(&f->mu);
+	return 0;
+}
+
+static int flip_in_file(struct raid_dev *d, uint64_t off, uint8_t mask)
+{
+	uint8_t b;
+	int err = raid_dev_pread(d, &b, 1, off);
+
+	if (err == 0) {
+		b ^= mask;
+		err = raid_dev_pwrite(d, &b, 1, off);
+	}
+	return err;
+}
+
+int raid_fault_flip_bit(raid_vol_t *v, size_t disk, uint64_t block,
+    uint32_t bit)
+{
+	struct raid_dev *d;
+	uint64_t off;
+	uint8_t mask;
+	int err;
+
+	if (disk >= raid_ndisks(v) || block >= v->disk_blocks ||
+	    bit >= RAID_BLOCK_SIZE * 8)
+		return FL_ERR(-EINVAL);
+	d = disk_dev(v, disk);
+	if (d == NULL)
+		return FL_ERR(-ENODEV);
+	off = (v->data_off + block) * RAID_BLOCK_SIZE + bit / 8;
+	mask = (uint8_t)(1u << (bit % 8));
+	if (!raid_dev_is_fault(d))
+		return flip_in_file(d, off, mask);
+
+	struct fault_dev *f = to_fault(d);
+	pthread_mutex_lock(&f->mu);
+	if (atomic_load(&f->world->crashed)) {
+		err = -FL_ECRASHED;
+	} else {
+		err = flip_in_file(f->inner, off, mask);
+		for (size_t i = 0; err == 0 && i < f->npend; i++) {
+			struct fault_write *w = &f->pend[i];
+
+			if (off >= w->off && off < w->off + w->len)
+				w->data[off - w->off] ^= mask;
+		}
+	}
+	pthread_mutex_unlock(&f->mu);
+	return err;
+}
+
+/* splitmix64: small, seeded, good enough to pick writes. */
+static uint64_t prng_next(uint64_t *s)
+{
+	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+static void crash_apply(struct fault_dev *f, enum raid_crash_mode mode,
+    uint64_t *rng)
+{
+	for (size_t i = 0; i < f->npend; i++) {
+		struct fault_write *w = &f->pend[i];
+		uint64_t r = prng_next(rng);
+
+		if (mode == RAID_CRASH_DROP_ALL || (r & 1) == 0)
+			continue;
+		if (mode == RAID_CRASH_TEAR && (r & 2) != 0 &&
+		    w->len > SECTOR) {
+			/* Torn: each 512-byte sector reaches the disk or not. */
+			for (size_t o = 0; o < w->len; o += SECTOR) {
+				size_t l = FL_MIN((size_t)SECTOR, w->len - o);
+
+				if (prng_next(rng) & 1)
+					(void)raid_dev_pwrite(f->inner,
+					    w->data + o, l, w->off + o);
+			}
+		} else {
+			(void)raid_dev_pwrite(f->inner, w->data, w->len,
+			    w->off);
+		}
+	}
+	drop_pending(f);
+	(void)f->inner->ops->sync(f->inner);
+}
+
+int raid_fault_crash(raid_vol_t *v, enum raid_crash_mode mode, uint64_t seed)
+{
+	uint64_t rng = seed ^ 0x5eed5eed5eed5eedull;
+	size_t nd;
+
+	if (!v->fault_inject)
+		return FL_ERR(-ENOTSUP);
+	if (mode > RAID_CRASH_TEAR)
+		return FL_ERR(-EINVAL);
+	if (atomic_exchange(&v->world.crashed, true))
+		return FL_ERR(-FL_ECRASHED);
+	nd = raid_ndisks(v);
+	for (size_t i = 0; i < nd; i++) {
+		struct raid_dev *d = disk_dev(v, i);
+
+		if (d == NULL || !raid_dev_is_fault(d))
+			continue;
+		struct fault_dev *f = to_fault(d);
+		pthread_mutex_lock(&f->mu);
+		crash_apply(f, mode, &rng);
+		pthread_mutex_unlock(&f->mu);
+	}
+	fl_info(RAID_SUBSYS, "simulated crash (mode %d, seed %llu)",
+	    (int)mode, (unsigned long long)seed);
+	return 0;
+}
+
+uint64_t raid_fault_pending(const raid_vol_t *v)
+{
+	raid_vol_t *vv = (raid_vol_t *)v;
+	uint64_t n = 0;
+	size_t nd = raid_ndisks(v);
+
+	for (size_t i = 0; i < nd; i++) {
+		struct raid_dev *d = disk_dev(vv, i);
+
+		if (d == NULL || !raid_dev_is_fault(d))
+			continue;
+		struct fault_dev *f = to_fault(d);
+		pthread_mutex_lock(&f->mu);
+		n += f->npend;
+		pthread_mutex_unlock(&f->mu);
+	}
+	return n;
+}

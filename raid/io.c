@@ -1,0 +1,738 @@
+/*
+ * raid/io.c: the read and write paths (R1, R3, R5).
+ *
+ * Reads.  A read that touches no block of an out disk goes straight into
+ * the caller's buffer, one preadv per data disk (no locks).  Otherwise the
+ * stripes are read under the range lock as a disk-major buffer, the
+ * missing blocks solved from any N survivors (parity.c), and copied out.
+ *
+ * Writes.  Whole stripes: parity computed from the caller's buffer, then
+ * one pwritev per disk for a run of up to RAID_CHUNK_STRIPES consecutive
+ * stripes; nothing is read (R3).  A ragged end: reconstruct-write (read the
+ * stripe's other data blocks, or in a degraded group every survivor and
+ * solve, then recompute all parity).  Both hold the range lock of their
+ * stripes and the write-intent ticket of R4 for the whole write.
+ *
+ * Errors.  A device error fails the disk (R5, raid_disk_fail) and comes
+ * back as -EIO; the operation takes a new snapshot of the group and runs
+ * again on the survivors, at most P+1 times.  A write whose disk fails
+ * needs no retry: the stripe is consistent on the survivors.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/assert.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "raid/raid_impl.h"
+
+#define IOV_MAX_BATCH	1024
+
+void *raid_balloc(size_t nblocks)
+{
+	return aligned_alloc(RAID_BLOCK_SIZE,
+	    (nblocks ? nblocks : 1) * RAID_BLOCK_SIZE);
+}
+
+/* ---- range locks ------------------------------------------------------- */
+
+static bool overlaps(const struct raid_range *a, unsigned g, uint64_t s0,
+    uint64_t s1)
+{
+	return a->group == g && a->s0 < s1 && s0 < a->s1;
+}
+
+void raid_range_lock(raid_vol_t *v, struct raid_range *r, unsigned g,
+    uint64_t s0, uint64_t s1)
+{
+	r->group = g;
+	r->s0 = s0;
+	r->s1 = s1;
+	pthread_mutex_lock(&v->range_mu);
+	for (;;) {
+		bool busy = false;
+
+		for (struct raid_range *a = v->ranges; a; a = a->next)
+			if (overlaps(a, g, s0, s1)) {
+				busy = true;
+				break;
+			}
+		if (!busy)
+			break;
+		pthread_cond_wait(&v->range_cv, &v->range_mu);
+	}
+	r->next = v->ranges;
+	v->ranges = r;
+	pthread_mutex_unlock(&v->range_mu);
+}
+
+void raid_range_unlock(raid_vol_t *v, struct raid_range *r)
+{
+	pthread_mutex_lock(&v->range_mu);
+	for (struct raid_range **pp = &v->ranges; *pp; pp = &(*pp)->next)
+		if (*pp == r) {
+			*pp = r->next;
+			break;
+		}
+	pthread_cond_broadcast(&v->range_cv);
+	pthread_mutex_unlock(&v->range_mu);
+}
+
+/* ---- disk I/O with failure handling (R5) ------------------------------- */
+
+static int disk_error(raid_vol_t *v, struct raid_disk *d, int err,
+    bool write)
+{
+	if (err == -FL_ECRASHED)
+		return err;
+	if (write)
+		atomic_fetch_add(&d->write_errors, 1);
+	else
+		atomic_fetch_add(&d->read_errors, 1);
+	raid_disk_fail(v, (size_t)(d - v->disks), err,
+	    write ? "write error" : "read error");
+	return -EIO;
+}
+
+int raid_disk_readv(raid_vol_t *v, struct raid_disk *d,
+    const struct iovec *iov, int cnt, uint64_t block)
+{
+	int err;
+
+	if (d == NULL || d->dev == NULL)
+		return -EIO;
+	err = d->dev->ops->preadv(d->dev, iov, cnt, raid_disk_off(v, block));
+	return err == 0 ? 0 : disk_error(v, d, err, false);
+}
+
+int raid_disk_writev(raid_vol_t *v, struct raid_disk *d,
+    const struct iovec *iov, int cnt, uint64_t block)
+{
+	int err;
+
+	if (d == NULL || d->dev == NULL)
+		return -EIO;
+	err = d->dev->ops->pwritev(d->dev, iov, cnt, raid_disk_off(v, block));
+	return err == 0 ? 0 : disk_error(v, d, err, true);
+}
+
+int raid_disk_read(raid_vol_t *v, struct raid_disk *d, void *buf,
+    uint64_t nblocks, uint64_t block)
+{
+	struct iovec iov = { buf, nblocks * RAID_BLOCK_SIZE };
+
+	return raid_disk_readv(v, d, &iov, 1, block);
+}
+
+int raid_disk_write(raid_vol_t *v, struct raid_disk *d, const void *buf,
+    uint64_t nblocks, uint64_t block)
+{
+	struct iovec iov = { (void *)buf, nblocks * RAID_BLOCK_SIZE };
+
+	return raid_disk_writev(v, d, &iov, 1, block);
+}
+
+/* ---- stripes as disk-major buffers ------------------------------------- */
+
+int raid_read_stripes_dm(raid_vol_t *v, unsigned g,
+    const struct raid_gsnap *s, uint64_t s0, uint32_t ns, const bool *want,
+    uint8_t *buf, unsigned *nrecon)
+{
+	const size_t stride = (size_t)ns * RAID_BLOCK_SIZE;
+	bool wanted[RAID_MAX_WIDTH], rd[RAID_MAX_WIDTH] = { false };
+	unsigned rows_in[RAID_MAX_DATA], rows_out[RAID_MAX_WIDTH];
+	uint8_t *src[RAID_MAX_DATA], *dst[RAID_MAX_WIDTH];
+	unsigned nin = 0, nout = 0;
+	int err;
+
+	for (unsigned pos = 0; pos < v->w; pos++) {
+		wanted[pos] = want != NULL ? want[pos] : pos < v->n;
+		if (wanted[pos] && !s->up[pos])
+			rows_out[nout++] = pos;
+	}
+	if (nout > 0) {
+		/* Sources: the first N survivors, data before parity. */
+		for (unsigned pos = 0; pos < v->w && nin < v->n; pos++)
+			if (s->up[pos]) {
+				rows_in[nin] = pos;
+				src[nin++] = buf + pos * stride;
+				rd[pos] = true;
+			}
+		if (nin < v->n)
+			return FL_ERR(-FL_EDEGRADED);
+	}
+	for (unsigned pos = 0; pos < v->w; pos++) {
+		if (!(rd[pos] || (wanted[pos] && s->up[pos])))
+			continue;
+		err = raid_disk_read(v, s->d[pos], buf + pos * stride, ns, s0);
+		if (err != 0)
+			return err;
+		if (pos >= v->n)
+			CTR_ADD(v, parity_reads, ns);
+	}
+	if (nout == 0)
+		return 0;
+	for (unsigned i = 0; i < nout; i++)
+		dst[i] = buf + rows_out[i] * stride;
+	err = raid_code_solve(&v->code, rows_in, src, nout, rows_out, dst,
+	    stride);
+	if (err != 0)
+		return err;
+	if (nrecon != NULL)
+		*nrecon += nout * ns;
+	(void)g;
+	return 0;
+}
+
+/* ---- reads ------------------------------------------------------------- */
+
+/* Is data position pos touched by [gv, gv+cnt) (group-relative VBNs)? */
+static bool pos_touched(const raid_vol_t *v, uint64_t gv, uint64_t cnt,
+    unsigned pos)
+{
+	uint64_t first = gv % v->n;
+
+	if (cnt >= v->n)
+		return true;
+	return ((pos + v->n - first) % v->n) < cnt;
+}
+
+static int read_direct(raid_vol_t *v, const struct raid_gsnap *s,
+    uint64_t gv, uint64_t cnt, uint8_t *buf)
+{
+	struct iovec iov[IOV_MAX_BATCH];
+	const uint64_t n = v->n, last = gv + cnt - 1;
+
+	for (unsigned j = 0; j < v->n; j++) {
+		uint64_t sj = gv / n, ej = last / n;
+
+		if (sj * n + j < gv)
+			sj++;
+		if (ej * n + j > last) {
+			if (ej == 0)
+				continue;
+			ej--;
+		}
+		if (sj > ej)
+			continue;
+		for (uint64_t k = sj; k <= ej;) {
+			int c = 0;
+			uint64_t k0 = k;
+
+			for (; k <= ej && c < IOV_MAX_BATCH; k++, c++) {
+				iov[c].iov_base = buf + (k * n + j - gv) *
+				    RAID_BLOCK_SIZE;
+				iov[c].iov_len = RAID_BLOCK_SIZE;
+			}
+			int err = raid_disk_readv(v, s->d[j], iov, c, k0);
+			if (err != 0)
+				return err;
+		}
+	}
+	return 0;
+}
+
+static int read_degraded(raid_vol_t *v, unsigned g,
+    const struct raid_gsnap *s, uint64_t gv, uint64_t cnt, uint8_t *buf)
+{
+	const uint64_t n = v->n, s0 = gv / n, s1 = (gv + cnt - 1) / n + 1;
+	bool want[RAID_MAX_WIDTH] = { false };
+	uint32_t chunk = (uint32_t)FL_MIN(s1 - s0, RAID_CHUNK_STRIPES);
+	uint8_t *tmp = raid_balloc((size_t)chunk * v->w);
+	struct raid_range r;
+	int err = 0;
+
+	if (tmp == NULL)
+		return -ENOMEM;
+	for (unsigned j = 0; j < v->n; j++)
+		want[j] = pos_touched(v, gv, cnt, j);
+	raid_range_lock(v, &r, g, s0, s1);
+	for (uint64_t c0 = s0; c0 < s1 && err == 0; c0 += chunk) {
+		uint32_t cn = (uint32_t)FL_MIN(chunk, s1 - c0);
+		unsigned recon = 0;
+
+		err = raid_read_stripes_dm(v, g, s, c0, cn, want, tmp, &recon);
+		if (err != 0)
+			break;
+		for (uint64_t k = c0; k < c0 + cn; k++)
+			for (unsigned j = 0; j < v->n; j++) {
+				uint64_t vb = k * n + j;
+
+				if (vb < gv || vb >= gv + cnt)
+					continue;
+				memcpy(buf + (vb - gv) * RAID_BLOCK_SIZE,
+				    tmp + ((size_t)j * cn + (k - c0)) *
+				    RAID_BLOCK_SIZE, RAID_BLOCK_SIZE);
+				if (!s->up[j])
+					CTR_ADD(v, reconstructions, 1);
+			}
+	}
+	raid_range_unlock(v, &r);
+	free(tmp);
+	return err;
+}
+
+static int read_group(raid_vol_t *v, unsigned g, uint64_t gv, uint64_t cnt,
+    uint8_t *buf)
+{
+	for (unsigned tries = 0;; tries++) {
+		struct raid_gsnap s;
+		bool degraded = false;
+		int err;
+
+		raid_gsnap_take(v, g, &s);
+		err = raid_group_check(v, g, &s);
+		if (err != 0)
+			return err;
+		for (unsigned j = 0; j < v->n; j++)
+			if (!s.up[j] && pos_touched(v, gv, cnt, j))
+				degraded = true;
+		err = degraded ? read_degraded(v, g, &s, gv, cnt, buf) :
+		    read_direct(v, &s, gv, cnt, buf);
+		if (err == -EIO && tries <= v->p + 1)
+			continue;
+		return err;
+	}
+}
+
+/* Split a VBN range into per-group pieces. */
+#define FOR_EACH_GROUP_PIECE(v, vbn, n, g, gv, cnt, done) \
+	for (uint64_t done = 0, per_ = (uint64_t)(v)->n * (v)->disk_blocks, \
+	    g##_ = 0, gv = 0, cnt = 0; \
+	    done < (n) && ((g##_ = ((vbn) + done) / per_), \
+	    (gv = ((vbn) + done) % per_), \
+	    (cnt = FL_MIN(per_ - gv, (uint64_t)(n) - done)), 1); \
+	    done += cnt) \
+		for (unsigned g = (unsigned)g##_, once_ = 1; once_; once_ = 0)
+
+static int check_range(const raid_vol_t *v, uint64_t vbn, uint64_t n)
+{
+	uint64_t total = (uint64_t)v->ngroups * v->n * v->disk_blocks;
+
+	if (n == 0)
+		return 0;
+	if (vbn >= total || n > total - vbn)
+		return FL_ERR(-ERANGE);
+	if (raid_crashed(v))
+		return FL_ERR(-FL_ECRASHED);
+	return 0;
+}
+
+int raid_read(raid_vol_t *v, uint64_t vbn, uint32_t n, void *buf)
+{
+	int err = check_range(v, vbn, n);
+
+	if (err != 0 || n == 0)
+		return err;
+	FOR_EACH_GROUP_PIECE(v, vbn, n, g, gv, cnt, done) {
+		err = read_group(v, g, gv, cnt,
+		    (uint8_t *)buf + done * RAID_BLOCK_SIZE);
+		if (err != 0)
+			return err;
+	}
+	CTR_ADD(v, reads, n);
+	return 0;
+}
+
+/* ---- writes ------------------------------------------------------------ */
+
+/* Write blocks of the rebuilding disk for stripes below its cursor. */
+static void write_rebuilding(raid_vol_t *v, const struct raid_gsnap *s,
+    uint64_t s0, uint32_t ns, const struct iovec *iov)
+{
+	uint64_t cur = atomic_load(&v->rb_cursor);
+
+	if (s->rb_pos < 0 || s0 >= cur)
+		return;
+	(void)raid_disk_writev(v, s->rb_disk, iov,
+	    (int)FL_MIN((uint64_t)ns, cur - s0), s0);
+}
+
+/* Full stripes [s0, s0+ns) of group g from buf (VBN order); ns <= chunk. */
+static int write_full_chunk(raid_vol_t *v, unsigned g, uint64_t s0,
+    uint32_t ns, const uint8_t *buf, uint8_t *pbuf)
+{
+	struct iovec iov[RAID_CHUNK_STRIPES];
+	const size_t pstride = (size_t)ns * RAID_BLOCK_SIZE;
+	struct raid_gsnap s;
+	struct raid_range r;
+	uint64_t ticket;
+	int err;
+
+	raid_range_lock(v, &r, g, s0, s0 + ns);
+	err = raid_intent_begin(v, g, s0, s0 + ns, &ticket);
+	if (err != 0)
+		goto out_unlock;
+	raid_gsnap_take(v, g, &s);
+	err = raid_group_check(v, g, &s);
+	if (err != 0)
+		goto out;
+	for (uint32_t k = 0; k < ns; k++) {
+		uint8_t *d[RAID_MAX_DATA], *p[RAID_MAX_PARITY];
+
+		for (unsigned j = 0; j < v->n; j++)
+			d[j] = (uint8_t *)buf + ((size_t)k * v->n + j) *
+			    RAID_BLOCK_SIZE;
+		for (unsigned i = 0; i < v->p; i++)
+			p[i] = pbuf + i * pstride + (size_t)k * RAID_BLOCK_SIZE;
+		raid_code_encode(&v->code, RAID_BLOCK_SIZE, d, p);
+	}
+	for (unsigned pos = 0; pos < v->w; pos++) {
+		if (!s.up[pos] && (int)pos != s.rb_pos)
+			continue;
+		for (uint32_t k = 0; k < ns; k++) {
+			iov[k].iov_base = pos < v->n ?
+			    (uint8_t *)buf + ((size_t)k * v->n + pos) *
+			    RAID_BLOCK_SIZE :
+			    pbuf + (pos - v->n) * pstride +
+			    (size_t)k * RAID_BLOCK_SIZE;
+			iov[k].iov_len = RAID_BLOCK_SIZE;
+		}
+		if ((int)pos == s.rb_pos) {
+			write_rebuilding(v, &s, s0, ns, iov);
+			continue;
+		}
+		err = raid_disk_writev(v, s.d[pos], iov, (int)ns, s0);
+		if (err == -FL_ECRASHED)
+			goto out;
+		if (err == 0 && pos >= v->n)
+			CTR_ADD(v, parity_writes, ns);
+	}
+	/* Survivors hold consistent stripes unless too many failed. */
+	raid_gsnap_take(v, g, &s);
+	err = raid_group_check(v, g, &s);
+	if (err == 0)
+		CTR_ADD(v, full_stripe_writes, ns);
+out:
+	raid_intent_end(v, ticket);
+out_unlock:
+	raid_range_unlock(v, &r);
+	return err;
+}
+
+static int write_full(raid_vol_t *v, unsigned g, uint64_t s0, uint64_t ns,
+    const uint8_t *buf)
+{
+	uint32_t chunk = (uint32_t)FL_MIN(ns, RAID_CHUNK_STRIPES);
+	uint8_t *pbuf = raid_balloc((size_t)chunk * v->p);
+	int err = 0;
+
+	if (pbuf == NULL)
+		return -ENOMEM;
+	for (uint64_t done = 0; done < ns && err == 0;) {
+		uint32_t cn = (uint32_t)FL_MIN(chunk, ns - done);
+
+		err = write_full_chunk(v, g, s0 + done, cn,
+		    buf + done * v->n * RAID_BLOCK_SIZE, pbuf);
+		done += cn;
+	}
+	free(pbuf);
+	return err;
+}
+
+/*
+ * Reconstruct-write of data positions [a, a+k) of stripe st (R3): the new
+ * blocks from buf, the others read (or solved from survivors when their
+ * disk is out), then every parity recomputed and written.
+ */
+static int write_partial(raid_vol_t *v, unsigned g, uint64_t st, unsigned a,
+    unsigned k, const uint8_t *buf)
+{
+	const size_t B = RAID_BLOCK_SIZE;
+	uint8_t *stripe = raid_balloc(v->w), *tmp = raid_balloc(v->w);
+	struct raid_range r;
+	uint64_t ticket = 0;
+	int err = 0;
+
+	if (stripe == NULL || tmp == NULL) {
+		free(stripe);
+		free(tmp);
+		return -ENOMEM;
+	}
+	raid_range_lock(v, &r, g, st, st + 1);
+	err = raid_intent_begin(v, g, st, st + 1, &ticket);
+	if (err != 0)
+		goto out_unlock;
+	for (unsigned tries = 0;; tries++) {
+		struct raid_gsnap s;
+		bool want[RAID_MAX_WIDTH] = { false }, degraded = false;
+		uint8_t *d[RAID_MAX_DATA], *p[RAID_MAX_PARITY];
+
+		raid_gsnap_take(v, g, &s);
+		err = raid_group_check(v, g, &s);
+		if (err != 0)
+			break;
+		for (unsigned j = 0; j < v->n; j++) {
+			want[j] = j < a || j >= a + k;
+			if (want[j] && !s.up[j])
+				degraded = true;
+		}
+		err = 0;
+		if (degraded) {
+			err = raid_read_stripes_dm(v, g, &s, st, 1, want, tmp,
+			    NULL);
+			for (unsigned j = 0; err == 0 && j < v->n; j++) {
+				if (!want[j])
+					continue;
+				memcpy(stripe + j * B, tmp + j * B, B);
+				if (s.up[j])
+					CTR_ADD(v, partial_reads, 1);
+			}
+		} else {
+			for (unsigned j = 0; err == 0 && j < v->n; j++) {
+				if (!want[j])
+					continue;
+				err = raid_disk_read(v, s.d[j], stripe + j * B,
+				    1, st);
+				if (err == 0)
+					CTR_ADD(v, partial_reads, 1);
+			}
+		}
+		if (err == -EIO && tries <= v->p + 1)
+			continue;
+		if (err != 0)
+			break;
+		memcpy(stripe + a * B, buf, (size_t)k * B);
+		for (unsigned j = 0; j < v->n; j++)
+			d[j] = stripe + j * B;
+		for (unsigned i = 0; i < v->p; i++)
+			p[i] = stripe + (v->n + i) * B;
+		raid_code_encode(&v->code, B, d, p);
+		for (unsigned pos = 0; pos < v->w; pos++) {
+			struct iovec iov = { stripe + pos * B, B };
+
+			if (pos < v->n && (pos < a || pos >= a + k))
+				continue;
+			if ((int)pos == s.rb_pos) {
+				write_rebuilding(v, &s, st, 1, &iov);
+				continue;
+			}
+			if (!s.up[pos])
+				continue;
+			err = raid_disk_writev(v, s.d[pos], &iov, 1, st);
+			if (err == -FL_ECRASHED)
+				break;
+			err = 0;
+			if (pos >= v->n)
+				CTR_ADD(v, parity_writes, 1);
+		}
+		if (err != 0)
+			break;
+		raid_gsnap_take(v, g, &s);
+		err = raid_group_check(v, g, &s);
+		if (err == 0)
+			CTR_ADD(v, partial_stripe_writes, 1);
+		break;
+	}
+	raid_intent_end(v, ticket);
+out_unlock:
+	raid_range_unlock(v, &r);
+	free(stripe);
+	free(tmp);
+	return err;
+}
+
+static int write_group(raid_vol_t *v, unsigned g, uint64_t gv, uint64_t cnt,
+    const uint8_t *buf)
+{
+	const uint64_t n = v->n;
+	int err = 0;
+
+	if (gv % n != 0 || cnt < n) {
+		unsigned a = (unsigned)(gv % n);
+		unsigned k = (unsigned)FL_MIN(cnt, n - a);
+
+		err = write_partial(v, g, gv / n, a, k, buf);
+		if (err != 0)
+			return err;
+		gv += k;
+		cnt -= k;
+		buf += (size_t)k * RAID_BLOCK_SIZE;
+	}
+	if (cnt >= n) {
+		uint64_t ns = cnt / n;
+
+		err = write_full(v, g, gv / n, ns, buf);
+		if (err != 0)
+			return err;
+		gv += ns * n;
+		cnt -= ns * n;
+		buf += ns * n * RAID_BLOCK_SIZE;
+	}
+	if (cnt > 0)
+		err = write_partial(v, g, gv / n, 0, (unsigned)cnt, buf);
+	return err;
+}
+
+int raid_write(raid_vol_t *v, uint64_t vbn, uint32_t n, const void *buf)
+{
+	int err = check_range(v, vbn, n);
+
+	if (err != 0 || n == 0)
+		return err;
+	FOR_EACH_GROUP_PIECE(v, vbn, n, g, gv, cnt, done) {
+		err = write_group(v, g, gv, cnt,
+		    (const uint8_t *)buf + done * RAID_BLOCK_SIZE);
+		if (err != 0)
+			return err;
+	}
+	CTR_ADD(v, writes, n);
+	return 0;
+}
+
+int raid_write_stripes(raid_vol_t *v, uint64_t first_vbn, uint32_t nstripes,
+    const void *buf)
+{
+	uint64_t n = (uint64_t)nstripes * v->n;
+	int err;
+
+	if (first_vbn % v->n != 0)
+		return FL_ERR(-EINVAL);
+	err = check_range(v, first_vbn, n);
+	if (err != 0 || n == 0)
+		return err;
+	FOR_EACH_GROUP_PIECE(v, first_vbn, n, g, gv, cnt, done) {
+		err = write_full(v, g, gv / v->n, cnt / v->n,
+		    (const uint8_t *)buf + done * RAID_BLOCK_SIZE);
+		if (err != 0)
+			return err;
+	}
+	CTR_ADD(v, writes, n);
+	return 0;
+}
+
+int raid_flush(raid_vol_t *v)
+{
+	int err;
+
+	if (raid_crashed(v))
+		return FL_ERR(-FL_ECRASHED);
+	err = raid_intent_flush(v);
+	if (err == 0)
+		CTR_ADD(v, flushes, 1);
+	return err;
+}
+
+/* ---- reconstruct / repair --------------------------------------------- */
+
+/* The attempt-th N-subset (lexicographic) of m items into idx[]. */
+static bool nth_combination(unsigned m, unsigned n, unsigned attempt,
+    unsigned *idx)
+{
+	for (unsigned i = 0; i < n; i++)
+		idx[i] = i;
+	for (unsigned a = 0; a < attempt; a++) {
+		int i = (int)n - 1;
+
+		while (i >= 0 && idx[i] == m - n + (unsigned)i)
+			i--;
+		if (i < 0)
+			return false;
+		idx[i]++;
+		for (unsigned j = (unsigned)i + 1; j < n; j++)
+			idx[j] = idx[j - 1] + 1;
+	}
+	return true;
+}
+
+int raid_reconstruct(raid_vol_t *v, uint64_t vbn, unsigned attempt,
+    void *buf)
+{
+	const uint64_t per = (uint64_t)v->n * v->disk_blocks;
+	uint8_t *tmp = NULL;
+	struct raid_range r;
+	unsigned g, x;
+	uint64_t st;
+	int err = check_range(v, vbn, 1);
+
+	if (err != 0)
+		return err;
+	g = (unsigned)(vbn / per);
+	st = (vbn % per) / v->n;
+	x = (unsigned)((vbn % per) % v->n);
+	tmp = raid_balloc(v->w + 1);
+	if (tmp == NULL)
+		return -ENOMEM;
+	raid_range_lock(v, &r, g, st, st + 1);
+	for (unsigned tries = 0;; tries++) {
+		unsigned avail[RAID_MAX_WIDTH], m = 0, idx[RAID_MAX_DATA];
+		unsigned rows_in[RAID_MAX_DATA];
+		uint8_t *src[RAID_MAX_DATA], *dst[1];
+		struct raid_gsnap s;
+
+		raid_gsnap_take(v, g, &s);
+		err = raid_group_check(v, g, &s);
+		if (err != 0)
+			break;
+		for (unsigned pos = 0; pos < v->w; pos++)
+			if (pos != x && s.up[pos])
+				avail[m++] = pos;
+		if (m < v->n) {
+			err = FL_ERR(-FL_EDEGRADED);
+			break;
+		}
+		if (!nth_combination(m, v->n, attempt, idx)) {
+			err = -ENOENT;
+			break;
+		}
+		for (unsigned i = 0; i < v->n && err == 0; i++) {
+			rows_in[i] = avail[idx[i]];
+			src[i] = tmp + (size_t)i * RAID_BLOCK_SIZE;
+			err = raid_disk_read(v, s.d[rows_in[i]], src[i], 1, st);
+			if (err == 0 && rows_in[i] >= v->n)
+				CTR_ADD(v, parity_reads, 1);
+		}
+		if (err == -EIO && tries <= v->p + 1)
+			continue;
+		if (err != 0)
+			break;
+		dst[0] = tmp + (size_t)v->w * RAID_BLOCK_SIZE;
+		err = raid_code_solve(&v->code, rows_in, src, 1, &x, dst,
+		    RAID_BLOCK_SIZE);
+		if (err == 0) {
+			memcpy(buf, dst[0], RAID_BLOCK_SIZE);
+			CTR_ADD(v, reconstructions, 1);
+		}
+		break;
+	}
+	raid_range_unlock(v, &r);
+	free(tmp);
+	return err;
+}
+
+/*
+ * Rewrite one block in place.  Deliberately not marked in the intent
+ * bitmap: parity already matches the good data, so if this write tears,
+ * parity still reconstructs the right block, whereas an intent resync
+ * would recompute parity from the torn block.
+ */
+int raid_repair(raid_vol_t *v, uint64_t vbn, const void *buf)
+{
+	const uint64_t per = (uint64_t)v->n * v->disk_blocks;
+	struct raid_gsnap s;
+	struct raid_range r;
+	unsigned g, x;
+	uint64_t st;
+	int err = check_range(v, vbn, 1);
+
+	if (err != 0)
+		return err;
+	g = (unsigned)(vbn / per);
+	st = (vbn % per) / v->n;
+	x = (unsigned)((vbn % per) % v->n);
+	raid_range_lock(v, &r, g, st, st + 1);
+	raid_gsnap_take(v, g, &s);
+	err = raid_group_check(v, g, &s);
+	if (err == 0 && s.up[x]) {
+		err = raid_disk_write(v, s.d[x], buf, 1, st);
+		if (err == -EIO)
+			err = 0;	/* disk failed: parity covers it */
+		if (err == 0)
+			fl_info(RAID_SUBSYS, "repaired vbn %llu in place",
+			    (unsigned long long)vbn);
+	}
+	raid_range_unlock(v, &r);
+	return err;
+}

@@ -1,0 +1,271 @@
+/*
+ * raid/raid_impl.h: internals shared by the files of raid/ (not a public
+ * header; nothing outside raid/ includes it).
+ *
+ * Lock order (never taken in the other direction):
+ *     range lock  ->  intent.lock  ->  label_lock  ->  state_lock
+ *     fault device mutex is a leaf (taken only inside device calls)
+ * rb_lock (rebuild bookkeeping) is never held while taking any of the above
+ * except state_lock.
+ */
+#ifndef FILER_RAID_RAID_IMPL_H
+#define FILER_RAID_RAID_IMPL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "raid/label.h"
+#include "raid/raid.h"
+
+#define RAID_SUBSYS		"raid"
+#define RAID_MAX_WIDTH		(RAID_MAX_DATA + RAID_MAX_PARITY)
+#define RAID_MAX_SPARES		16u
+#define RAID_CHUNK_STRIPES	256u	/* stripes per batched operation */
+#define RAID_REASON_LEN		160
+
+/* ---- devices (disk.c, fault.c) ---------------------------------------- */
+
+struct raid_dev;
+
+/*
+ * The disk-ops vtable.  Offsets are absolute byte offsets on the device.
+ * Every call returns 0 or a negative errno (or -FL_ECRASHED from the fault
+ * wrapper after a simulated crash).  Short transfers are not reported: a
+ * call either moves every byte or fails.
+ */
+struct raid_dev_ops {
+	int (*preadv)(struct raid_dev *d, const struct iovec *iov, int cnt,
+	    uint64_t off);
+	int (*pwritev)(struct raid_dev *d, const struct iovec *iov, int cnt,
+	    uint64_t off);
+	int (*sync)(struct raid_dev *d);
+	void (*close)(struct raid_dev *d);
+};
+
+struct raid_dev {
+	const struct raid_dev_ops *ops;
+	uint64_t size;		/* bytes */
+	bool is_blockdev;
+	int fd;			/* the file; -1 for a wrapper */
+};
+
+/* Open (or with create, create) a plain file or block device. */
+int raid_dev_open_file(const char *path, bool create, struct raid_dev **out);
+/* Grow an image file to size bytes (sparse, or fallocated). */
+int raid_dev_size_image(struct raid_dev *d, uint64_t size, bool prealloc,
+    bool zero);
+int raid_dev_pread(struct raid_dev *d, void *buf, size_t len, uint64_t off);
+int raid_dev_pwrite(struct raid_dev *d, const void *buf, size_t len,
+    uint64_t off);
+
+/* Shared crash-simulator state of one volume (fault.c). */
+struct raid_fault_world {
+	atomic_bool crashed;
+};
+/* Wrap inner (ownership passes to the wrapper). */
+int raid_fault_wrap(struct raid_dev *inner, struct raid_fault_world *w,
+    struct raid_dev **out);
+void raid_fault_bind(struct raid_dev *d, struct raid_fault_world *w,
+    uint64_t data_off_blocks);
+bool raid_dev_is_fault(const struct raid_dev *d);
+
+/* ---- parity (parity.c) ------------------------------------------------ */
+
+struct raid_code {
+	unsigned n, p;
+	/* (n+p) x n encode matrix: identity, then the parity rows. */
+	uint8_t enc[RAID_MAX_WIDTH * RAID_MAX_DATA];
+	uint8_t enc_tbls[32 * RAID_MAX_DATA * RAID_MAX_PARITY];
+};
+
+int raid_code_init(struct raid_code *c, unsigned n, unsigned p);
+/* parity[i] = parity row i over data[0..n-1]; len bytes each. */
+void raid_code_encode(const struct raid_code *c, size_t len,
+    uint8_t *const *data, uint8_t *const *parity);
+/*
+ * Solve: given the n blocks of positions rows_in[0..n-1] (distinct, any of
+ * 0..n+p-1) in src[], produce the blocks of positions rows_out[0..nout-1]
+ * into dst[].  Returns 0, or -EINVAL if the rows do not determine the
+ * stripe (cannot happen for an MDS code with distinct rows).
+ */
+int raid_code_solve(const struct raid_code *c, const unsigned *rows_in,
+    uint8_t *const *src, unsigned nout, const unsigned *rows_out,
+    uint8_t *const *dst, size_t len);
+
+/* ---- the volume -------------------------------------------------------- */
+
+struct raid_disk {
+	char *path;			/* owned; "" when no path was given */
+	struct raid_dev *dev;		/* NULL when not open */
+	enum raid_disk_state state;	/* state_lock */
+	int group, position;		/* -1 for a spare / removed disk */
+	uint8_t uuid[16];
+	atomic_uint_least64_t read_errors, write_errors;
+	char reason[RAID_REASON_LEN];	/* state_lock */
+};
+
+struct raid_intent {
+	uint32_t nregions;
+	uint32_t nblocks;		/* bitmap blocks on each disk */
+	uint8_t *ondisk;		/* bits believed set on disk */
+	uint8_t *marked[2];		/* bits marked in epoch e (index e&1) */
+	uint64_t seq;			/* write sequence of bitmap blocks */
+};
+
+struct raid_group {
+	int pos[RAID_MAX_WIDTH];	/* disk index at each position */
+	/* The member table written into labels (state_lock). */
+	uint8_t member_uuid[RAID_MAX_WIDTH][16];
+	enum raid_disk_state member_state[RAID_MAX_WIDTH];
+	bool offline_reported;
+	struct raid_intent intent;	/* intent lock */
+};
+
+struct raid_range {
+	unsigned group;
+	uint64_t s0, s1;
+	struct raid_range *next;
+};
+
+struct raid_vol {
+	/* Geometry: fixed after open. */
+	uint8_t uuid[16];
+	unsigned ngroups, n, p, w;	/* w = n + p */
+	uint64_t disk_blocks;
+	uint64_t data_off;		/* blocks */
+	uint64_t intent_off;		/* blocks */
+	struct raid_code code;
+
+	raid_event_fn *event_fn;
+	void *event_arg;
+	bool fault_inject, auto_rebuild;
+	struct raid_fault_world world;
+
+	/* Disks: members (group-major at open), then spares. */
+	pthread_mutex_t state_lock;
+	struct raid_disk *disks;	/* capacity max_disks */
+	size_t ndisks, max_disks;
+	struct raid_group *groups;
+	uint64_t generation;		/* state_lock */
+	uint64_t label_seq;		/* label_lock */
+	pthread_mutex_t label_lock;
+	bool closing;
+
+	/* Range (stripe) locks. */
+	pthread_mutex_t range_mu;
+	pthread_cond_t range_cv;
+	struct raid_range *ranges;
+
+	/* Write intent (intent.c). */
+	pthread_mutex_t intent_lock;
+	pthread_cond_t intent_cv;
+	uint64_t epoch;
+	uint64_t inflight[2];
+	pthread_mutex_t flush_lock;
+
+	/* Rebuild (rebuild.c). */
+	pthread_mutex_t rb_lock;
+	pthread_cond_t rb_cv;
+	bool rb_running, rb_joinable;
+	atomic_bool rb_cancel;
+	pthread_t rb_thread;
+	int rb_result;
+	unsigned rb_group, rb_pos;
+	int rb_old_disk, rb_spare;
+	atomic_uint_least64_t rb_cursor;	/* stripes done */
+	atomic_uint_least64_t rb_total;
+
+	atomic_bool scrubbing;
+	atomic_uint_least64_t scrub_done, scrub_total;
+
+	struct {
+		atomic_uint_least64_t reads, writes, parity_reads,
+		    parity_writes, full_stripe_writes,
+		    partial_stripe_writes, partial_reads, reconstructions,
+		    flushes, intent_writes;
+	} ctr;
+};
+
+#define CTR_ADD(v, f, x) \
+	atomic_fetch_add_explicit(&(v)->ctr.f, (uint64_t)(x), \
+	    memory_order_relaxed)
+
+/* A consistent picture of one group, taken under state_lock. */
+struct raid_gsnap {
+	struct raid_disk *d[RAID_MAX_WIDTH];	/* NULL: nobody there */
+	bool up[RAID_MAX_WIDTH];		/* OK: readable, current */
+	unsigned nout;
+	int rb_pos;				/* rebuilding position or -1 */
+	struct raid_disk *rb_disk;
+};
+
+/* raid.c */
+void raid_gsnap_take(raid_vol_t *v, unsigned g, struct raid_gsnap *s);
+bool raid_crashed(const raid_vol_t *v);
+void raid_event(raid_vol_t *v, enum raid_event ev, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/*
+ * R5: fail disk idx (if it is a member, spare or rebuilding spare not yet
+ * failed): state FAILED, reason, log, event, label generation bumped on the
+ * remaining disks.  err is the error that caused it (0 by request).
+ */
+void raid_disk_fail(raid_vol_t *v, size_t idx, int err, const char *why);
+/* Write labels on every working disk; bump the generation if asked. */
+int raid_labels_write(raid_vol_t *v, bool bump, bool clean);
+int raid_group_check(raid_vol_t *v, unsigned g, const struct raid_gsnap *s);
+uint64_t raid_disk_off(const raid_vol_t *v, uint64_t block);
+void raid_vol_free(raid_vol_t *v);
+
+/* io.c: device I/O that fails the disk on error (R5). */
+int raid_disk_readv(raid_vol_t *v, struct raid_disk *d,
+    const struct iovec *iov, int cnt, uint64_t block);
+int raid_disk_writev(raid_vol_t *v, struct raid_disk *d,
+    const struct iovec *iov, int cnt, uint64_t block);
+int raid_disk_read(raid_vol_t *v, struct raid_disk *d, void *buf,
+    uint64_t nblocks, uint64_t block);
+int raid_disk_write(raid_vol_t *v, struct raid_disk *d, const void *buf,
+    uint64_t nblocks, uint64_t block);
+void *raid_balloc(size_t nblocks);
+/*
+ * Read stripes [s0, s0+ns) of group g as a disk-major buffer
+ * buf[pos * ns + k] for every position, reconstructing positions that are
+ * out.  want[pos] says which positions the caller needs (NULL: all data
+ * positions).  Caller holds the range lock.  Returns 0, -EIO (a disk just
+ * failed: retake the snapshot and retry), -FL_EDEGRADED or -FL_ECRASHED.
+ */
+int raid_read_stripes_dm(raid_vol_t *v, unsigned g,
+    const struct raid_gsnap *s, uint64_t s0, uint32_t ns, const bool *want,
+    uint8_t *buf, unsigned *nrecon);
+
+/* Range locks on (group, stripes [s0, s1)). */
+void raid_range_lock(raid_vol_t *v, struct raid_range *r, unsigned g,
+    uint64_t s0, uint64_t s1);
+void raid_range_unlock(raid_vol_t *v, struct raid_range *r);
+
+/* intent.c */
+int raid_intent_init(raid_vol_t *v);
+void raid_intent_free(raid_vol_t *v);
+/* Encode/write every bitmap block of group g to disk (no sync). */
+int raid_intent_write_empty(struct raid_dev *dev, const uint8_t uuid[16],
+    unsigned g, uint64_t intent_off, uint32_t nblocks, uint32_t nregions);
+/* Begin a write of stripes [s0, s1) of group g: R4 marking; returns the
+ * epoch ticket for raid_intent_end. */
+int raid_intent_begin(raid_vol_t *v, unsigned g, uint64_t s0, uint64_t s1,
+    uint64_t *ticket);
+void raid_intent_end(raid_vol_t *v, uint64_t ticket);
+/* Flush part of R4: wait for the epoch, sync every disk, clear bits. */
+int raid_intent_flush(raid_vol_t *v);
+/* Open: load bitmaps; resync marked regions if the volume was unclean. */
+int raid_intent_recover(raid_vol_t *v, bool unclean);
+/* Write group g's bitmap onto one disk and sync it (rebuild done). */
+int raid_intent_write_disk(raid_vol_t *v, unsigned g, struct raid_disk *d);
+uint32_t raid_intent_nblocks(uint64_t disk_blocks);
+
+/* rebuild.c */
+void raid_rebuild_stop(raid_vol_t *v);
+void raid_rebuild_maybe_auto(raid_vol_t *v);
+
+#endif
