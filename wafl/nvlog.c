@@ -809,6 +809,7 @@ int nvlog_replay(struct nvlog *lg, uint64_t after_gen, nvlog_replay_fn *fn,
 			delivered++;
 		}
 	}
+	rc = 0;
 done:
 	if (fn != NULL)
 		fl_info(NV_SUB, "%s: replayed %" PRIu64 " records after gen %"

@@ -1,0 +1,1003 @@
+/*
+ * tests/wafl/test_nvlog: the intent log (wafl/nvlog.h, invariants NV1..NV5
+ * in wafl/nvlog.c).  Round trips of varied record sizes, generation
+ * filtering, half reuse with stale records, torn and corrupt records,
+ * reservations, group commit under 16 threads, the failure latch, bad
+ * headers, and simulated power loss (drop and tear of unsynced records).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/crc32c.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "tests/lib/tl_log.h"
+#include "tests/lib/tl_tmpdir.h"
+#include "wafl/nvlog.h"
+
+#define HALF_SMALL	NVLOG_MIN_HALF
+#define HALF_BIG	(4 * NVLOG_MIN_HALF)
+
+struct t_ctx {
+	char *dir;
+	char path[512];
+	uint8_t *buf;		/* NVLOG_MAX_PAYLOAD scratch */
+};
+
+static int setup(void **state)
+{
+	struct t_ctx *c = calloc(1, sizeof(*c));
+
+	c->dir = tl_tmpdir_make(NULL, "nvlog");
+	tl_path(c->path, sizeof(c->path), c->dir, "nvlog");
+	c->buf = malloc(NVLOG_MAX_PAYLOAD);
+	*state = c;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct t_ctx *c = *state;
+
+	tl_log_capture_stop();
+	free(c->buf);
+	tl_tmpdir_remove(c->dir);
+	free(c);
+	return 0;
+}
+
+/* Deterministic payload bytes for a key. */
+static void pattern(uint8_t *p, uint32_t len, uint64_t key)
+{
+	uint64_t s = key * 0x9e3779b97f4a7c15ull + 0x1234567;
+
+	for (uint32_t i = 0; i < len; i++) {
+		s ^= s << 13;
+		s ^= s >> 7;
+		s ^= s << 17;
+		p[i] = (uint8_t)s;
+	}
+}
+
+/* Replay collector: what was delivered, payloads checked against keys. */
+struct got {
+	uint64_t lsn, gen;
+	uint16_t type;
+	uint32_t len;
+	uint32_t crc;
+};
+
+struct collect {
+	struct got *v;
+	size_t n, cap;
+};
+
+static int collect_fn(void *arg, uint64_t lsn, uint64_t gen, uint16_t type,
+    const void *payload, uint32_t len)
+{
+	struct collect *co = arg;
+
+	if (co->n == co->cap) {
+		co->cap = co->cap ? 2 * co->cap : 256;
+		co->v = realloc(co->v, co->cap * sizeof(*co->v));
+	}
+	co->v[co->n++] = (struct got){ lsn, gen, type, len,
+	    fl_crc32c(0, payload, len) };
+	return 0;
+}
+
+static void collect_reset(struct collect *co)
+{
+	free(co->v);
+	memset(co, 0, sizeof(*co));
+}
+
+/* Commit one record with pattern(key) of len bytes, split in two iovs. */
+static uint64_t put(struct nvlog *lg, uint8_t *buf, uint64_t gen,
+    uint16_t type, uint32_t len, uint64_t key)
+{
+	struct nvlog_resv r;
+	struct iovec iov[2];
+	uint64_t lsn = 0;
+
+	pattern(buf, len, key);
+	assert_int_equal(nvlog_reserve(lg, len, &r), 0);
+	iov[0].iov_base = buf;
+	iov[0].iov_len = len / 3;
+	iov[1].iov_base = buf + len / 3;
+	iov[1].iov_len = len - len / 3;
+	assert_int_equal(nvlog_commit(lg, &r, gen, type, iov, 2, &lsn), 0);
+	assert_int_equal(r.bytes, 0);
+	return lsn;
+}
+
+static uint32_t key_crc(uint8_t *buf, uint32_t len, uint64_t key)
+{
+	pattern(buf, len, key);
+	return fl_crc32c(0, buf, len);
+}
+
+static struct nvlog *open_ok(const char *path, uint64_t half)
+{
+	struct nvlog *lg = NULL;
+
+	assert_int_equal(nvlog_open(path, half, &lg), 0);
+	assert_non_null(lg);
+	return lg;
+}
+
+static void replay_ok(const char *path, uint64_t after_gen,
+    struct collect *co)
+{
+	struct nvlog *lg = open_ok(path, 0);
+
+	collect_reset(co);
+	assert_int_equal(nvlog_replay(lg, after_gen, collect_fn, co), 0);
+	nvlog_close(lg);
+}
+
+/* ------------------------------------------------------------------ */
+
+static void test_create_open_reopen(void **state)
+{
+	struct t_ctx *c = *state;
+	struct nvlog *lg = NULL;
+	struct nvlog_stats st;
+	char p2[600];
+	int fd;
+
+	/* Bad sizes are refused at creation. */
+	assert_int_equal(nvlog_open(c->path, 4096, &lg), -EINVAL);
+	assert_null(lg);
+	unlink(c->path);
+	assert_int_equal(nvlog_open(c->path, HALF_SMALL + 100, &lg), -EINVAL);
+	unlink(c->path);
+
+	lg = open_ok(c->path, HALF_SMALL);
+	assert_int_equal(tl_file_size(c->path),
+	    NVLOG_HDR_BLOCK + 2 * HALF_SMALL);
+	assert_int_equal(nvlog_start(lg), 0);
+	nvlog_get_stats(lg, &st);
+	assert_int_equal(st.half_bytes, HALF_SMALL);
+	assert_int_equal(st.half, 0);
+	assert_int_equal(st.half_used, 0);
+	assert_int_equal(st.next_lsn, 1);
+	assert_false(nvlog_failed(lg));
+	nvlog_close(lg);
+
+	/* Reopen: the log keeps its own size. */
+	lg = open_ok(c->path, HALF_BIG);
+	nvlog_get_stats(lg, &st);
+	assert_int_equal(st.half_bytes, HALF_SMALL);
+	assert_int_equal(nvlog_start(lg), 0);
+	nvlog_close(lg);
+
+	/* An existing empty file is formatted. */
+	tl_path(p2, sizeof(p2), c->dir, "empty");
+	fd = open(p2, O_CREAT | O_WRONLY, 0600);
+	assert_true(fd >= 0);
+	close(fd);
+	lg = open_ok(p2, HALF_BIG);
+	nvlog_get_stats(lg, &st);
+	assert_int_equal(st.half_bytes, HALF_BIG);
+	nvlog_close(lg);
+
+	/* Not before start; replay not after it. */
+	lg = open_ok(p2, 0);
+	struct nvlog_resv r;
+	assert_int_equal(nvlog_reserve(lg, 10, &r), -EINVAL);
+	assert_int_equal(nvlog_switch(lg), -EINVAL);
+	assert_int_equal(nvlog_start(lg), 0);
+	assert_int_equal(nvlog_replay(lg, 0, NULL, NULL), -EBUSY);
+	assert_int_equal(nvlog_sync(lg), 0);
+	nvlog_close(lg);
+}
+
+static void test_roundtrip(void **state)
+{
+	struct t_ctx *c = *state;
+	enum { N = 400 };
+	static uint32_t lens[N];
+	struct collect co = { 0 };
+	struct nvlog *lg;
+	uint64_t first = 0, lsn = 0;
+
+	for (int i = 0; i < N; i++)
+		lens[i] = (uint32_t)((i * 7919u) % 9000u);
+	lens[0] = 0;
+	lens[1] = 1;
+	lens[2] = 7;
+	lens[3] = 8;
+	lens[4] = 9;
+	lens[100] = NVLOG_MAX_PAYLOAD;
+	lens[N - 1] = NVLOG_MAX_PAYLOAD;
+
+	lg = open_ok(c->path, HALF_BIG);
+	assert_int_equal(nvlog_replay(lg, 0, collect_fn, &co), 0);
+	assert_int_equal(co.n, 0);
+	assert_int_equal(nvlog_start(lg), 0);
+	for (int i = 0; i < N; i++) {
+		lsn = put(lg, c->buf, 1 + (uint64_t)i / 100, (uint16_t)i,
+		    lens[i], (uint64_t)i);
+		if (i == 0)
+			first = lsn;
+		assert_int_equal(lsn, first + (uint64_t)i);
+		if (i % 10 == 9)
+			assert_int_equal(nvlog_wait(lg, lsn), 0);
+	}
+	assert_int_equal(nvlog_sync(lg), 0);
+	nvlog_close(lg);
+
+	replay_ok(c->path, 0, &co);
+	assert_int_equal(co.n, N);
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(co.v[i].lsn, first + (uint64_t)i);
+		assert_int_equal(co.v[i].gen, 1 + (uint64_t)i / 100);
+		assert_int_equal(co.v[i].type, i);
+		assert_int_equal(co.v[i].len, lens[i]);
+		assert_int_equal(co.v[i].crc,
+		    key_crc(c->buf, lens[i], (uint64_t)i));
+	}
+
+	/* New records continue after every LSN in the file (NV5). */
+	lg = open_ok(c->path, 0);
+	assert_int_equal(nvlog_replay(lg, 0, NULL, NULL), 0);
+	assert_int_equal(nvlog_start(lg), 0);
+	assert_int_equal(put(lg, c->buf, 9, 1, 10, 1), lsn + 1);
+	assert_int_equal(nvlog_sync(lg), 0);
+	nvlog_close(lg);
+	/* ... and the new run retired the old records. */
+	replay_ok(c->path, 0, &co);
+	assert_int_equal(co.n, 1);
+	assert_int_equal(co.v[0].lsn, lsn + 1);
+	assert_int_equal(co.v[0].gen, 9);
+
+	/* start without a replay still learns the highest LSN. */
+	lg = open_ok(c->path, 0);
+	assert_int_equal(nvlog_start(lg), 0);
+	assert_int_equal(put(lg, c->buf, 10, 1, 10, 1), lsn + 2);
+	nvlog_close(lg);
+	collect_reset(&co);
+}
+
+static void test_after_gen(void **state)
+{
+	struct t_ctx *c = *state;
+	struct collect co = { 0 };
+	struct nvlog *lg = open_ok(c->path, HALF_BIG);
+
+	assert_int_equal(nvlog_start(lg), 0);
+	for (uint64_t g = 1; g <= 5; g++)
+		for (int i = 0; i < 50; i++)
+			put(lg, c->buf, g, 7, 100, g * 1000 + (uint64_t)i);
+	assert_int_equal(nvlog_sync(lg), 0);
+	nvlog_close(lg);
+
+	replay_ok(c->path, 3, &co);
+	assert_int_equal(co.n, 100);
+	for (size_t i = 0; i < co.n; i++) {
+		uint64_t g = 4 + i / 50;
+
+		assert_int_equal(co.v[i].gen, g);
+		assert_int_equal(co.v[i].crc,
+		    key_crc(c->buf, 100, g * 1000 + i % 50));
+		if (i > 0)
+			assert_int_equal(co.v[i].lsn, co.v[i - 1].lsn + 1);
+	}
+	replay_ok(c->path, 5, &co);
+	assert_int_equal(co.n, 0);
+	replay_ok(c->path, 0, &co);
+	assert_int_equal(co.n, 250);
+	collect_reset(&co);
+}
+
+/*
+ * Halves: gen 1 fills half 0 with big records, gen 2 goes to half 1, then
+ * half 0 is reused for gen 3 with small records, leaving stale gen-1
+ * records after its tail.  Replay must deliver gen 2 then gen 3 only.
+ */
+static void test_halves_stale(void **state)
+{
+	struct t_ctx *c = *state;
+	struct collect co = { 0 };
+	struct nvlog_resv r;
+	struct nvlog_stats st;
+	struct nvlog *lg = open_ok(c->path, HALF_SMALL);
+	uint64_t l2first = 0, l3last = 0;
+
+	assert_int_equal(nvlog_start(lg), 0);
+	for (int i = 0; i < 100; i++)
+		put(lg, c->buf, 1, 1, 4000, 100 + (uint64_t)i);
+	assert_int_equal(nvlog_sync(lg), 0);
+
+	/* Switch refused with a reservation outstanding. */
+	assert_int_equal(nvlog_reserve(lg, 10, &r), 0);
+	assert_int_equal(nvlog_switch(lg), -EBUSY);
+	nvlog_unreserve(lg, &r);
+	assert_int_equal(r.bytes, 0);
+
+	assert_int_equal(nvlog_switch(lg), 0);		/* CP 1 frozen */
+	nvlog_get_stats(lg, &st);
+	assert_int_equal(st.half, 1);
+	assert_int_equal(st.half_used, 0);
+	for (int i = 0; i < 30; i++) {
+		uint64_t l = put(lg, c->buf, 2, 2, 500, 200 + (uint64_t)i);
+		if (i == 0)
+			l2first = l;
+	}
+	/* CP 1 not yet durable: the other half is still busy. */
+	assert_int_equal(nvlog_switch(lg), -EBUSY);
+	nvlog_release_prev(lg);				/* CP 1 durable */
+	assert_int_equal(nvlog_switch(lg), 0);		/* CP 2 frozen */
+	nvlog_get_stats(lg, &st);
+	assert_int_equal(st.half, 0);
+	for (int i = 0; i < 5; i++)
+		l3last = put(lg, c->buf, 3, 3, 50, 300 + (uint64_t)i);
+	assert_int_equal(nvlog_sync(lg), 0);
+	nvlog_close(lg);
+
+	/* Mounted at fsinfo gen 1: gen 2 and 3 come back, in order. */
+	replay_ok(c->path, 1, &co);
+	assert_int_equal(co.n, 35);
+	for (size_t i = 0; i < co.n; i++) {
+		assert_int_equal(co.v[i].lsn, l2first + i);
+		assert_int_equal(co.v[i].gen, i < 30 ? 2 : 3);
+		assert_int_equal(co.v[i].crc, i < 30 ?
+		    key_crc(c->buf, 500, 200 + i) :
+		    key_crc(c->buf, 50, 300 + i - 30));
+	}
+	assert_int_equal(co.v[34].lsn, l3last);
+	/* Even after_gen 0 never sees the stale gen-1 records (NV3). */
+	replay_ok(c->path, 0, &co);
+	assert_int_equal(co.n, 35);
+	for (size_t i = 0; i < co.n; i++)
+		assert_true(co.v[i].gen >= 2);
+	/* Mounted at gen 2: gen 3 only. */
+	replay_ok(c->path, 2, &co);
+	assert_int_equal(co.n, 5);
+	assert_int_equal(co.v[0].lsn, l2first + 30);
+	collect_reset(&co);
+}
+
+/* File offset of the record with index i when all records have size sz
+ * and sit in half 0. */
+static off_t rec_off(size_t i, uint32_t payload)
+{
+	uint64_t sz = (NVLOG_REC_HDR + payload + 7u) & ~7ull;
+
+	return (off_t)(NVLOG_HDR_BLOCK + i * sz);
+}
+
+static void flip_byte(const char *path, off_t off)
+{
+	int fd = open(path, O_RDWR);
+	uint8_t b;
+
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, &b, 1, off), 1);
+	b ^= 0x5a;
+	assert_int_equal(pwrite(fd, &b, 1, off), 1);
+	close(fd);
+}
+
+static void test_torn_tail(void **state)
+{
+	struct t_ctx *c = *state;
+	struct collect co = { 0 };
+	struct nvlog *lg = open_ok(c->path, HALF_SMALL);
+
+	assert_int_equal(nvlog_start(lg), 0);
+	for (int i = 0; i < 100; i++)
+		put(lg, c->buf, 1, 1, 300, (uint64_t)i);
+	assert_int_equal(nvlog_sync(lg), 0);
+	nvlog_close(lg);
+
+	/* Corrupt the last payload byte: the record fails its crc. */
+	flip_byte(c->path, rec_off(99, 300) + NVLOG_REC_HDR + 299);
+	replay_ok(c->path, 0, &co);
+	assert_int_equal(co.n, 99);
+	assert_int_equal(co.v[98].crc, key_crc(c->buf, 300, 98));
+
+	/* Truncate inside record 97: the file is short, the rest reads as
+	 * nothing, replay delivers 0..96. */
+	tl_log_capture_start(FL_LOG_WARN);
+	assert_int_equal(truncate(c->path, rec_off(97, 300) + 40), 0);
+	replay_ok(c->path, 0, &co);
+	assert_int_equal(co.n, 97);
+	assert_true(tl_log_count_with("short of the log", NULL) >= 1);
+	tl_log_capture_stop();
+
+	/* The log goes on after the torn tail. */
+	lg = open_ok(c->path, 0);
+	assert_int_equal(nvlog_replay(lg, 0, NULL, NULL), 0);
+	assert_int_equal(nvlog_start(lg), 0);
+	assert_int_equal(put(lg, c->buf, 2, 1, 300, 500), co.v[96].lsn + 1);
+	assert_int_equal(nvlog_sync(lg), 0);
+	nvlog_close(lg);
+	replay_ok(c->path, 0, &co);
+	assert_int_equal(co.n, 1);
+	assert_int_equal(co.v[0].crc, key_crc(c->buf, 300, 500));
+	collect_reset(&co);
+}
+
+static void test_corrupt_middle(void **state)
+{
+	struct t_ctx *c = *state;
+	struct collect co = { 0 };
+	struct nvlog *lg = open_ok(c->path, HALF_SMALL);
+
+	assert_int_equal(nvlog_start(lg), 0);
+	for (int i = 0; i < 60; i++)
+		put(lg, c->buf, 1, 1, 200, (uint64_t)i);
+	assert_int_equal(nvlog_switch(lg), 0);
+	for (int i = 60; i < 100; i++)
+		put(lg, c->buf, 2, 1, 200, (uint64_t)i);
+	assert_int_equal(nvlog_sync(lg), 0);
+	nvlog_close(lg);
+
+	/* Header field (the gen) of record 30 in half 0. */
+	flip_byte(c->path, rec_off(30, 200) + 17);
+	tl_log_capture_start(FL_LOG_WARN);
+	replay_ok(c->path, 0, &co);
+	/* 0..29 delivered; half 1 (60..99) is after the gap at 30. */
+	assert_int_equal(co.n, 30);
+	for (size_t i = 0; i < co.n; i++)
+		assert_int_equal(co.v[i].crc, key_crc(c->buf, 200, i));
+	assert_int_equal(tl_log_count_with("gap", "missing", NULL), 1);
+	tl_log_capture_stop();
+
+	/* A bad length and a non-zero reserved field stop the scan too. */
+	flip_byte(c->path, rec_off(30, 200) + 17);	/* repair */
+	replay_ok(c->path, 0, &co);
+	assert_int_equal(co.n, 100);
+	flip_byte(c->path, rec_off(10, 200) + 6);	/* length 0x5a.... */
+	replay_ok(c->path, 0, &co);
+	assert_int_equal(co.n, 10);
+	flip_byte(c->path, rec_off(10, 200) + 6);
+	flip_byte(c->path, rec_off(5, 200) + 26);	/* reserved */
+	replay_ok(c->path, 0, &co);
+	assert_int_equal(co.n, 5);
+	flip_byte(c->path, rec_off(5, 200) + 26);
+	flip_byte(c->path, rec_off(0, 200) + 0);	/* magic */
+	replay_ok(c->path, 0, &co);
+	/*
+	 * Half 0 has no valid record: half 1 (60..99) is delivered, because
+	 * nothing before it was.  A lost oldest prefix is not detectable by
+	 * LSN contiguity (docs/wafl-nvlog.md, "Limits").
+	 */
+	assert_int_equal(co.n, 40);
+	assert_int_equal(co.v[0].crc, key_crc(c->buf, 200, 60));
+	collect_reset(&co);
+}
+
+static void test_reserve_full(void **state)
+{
+	struct t_ctx *c = *state;
+	struct nvlog *lg = open_ok(c->path, HALF_SMALL);
+	struct nvlog_resv big, big2, small[64];
+	const uint32_t chunk = 32768;
+	struct nvlog_stats st;
+	struct iovec iov;
+	uint64_t lsn;
+	int n = 0;
+
+	assert_int_equal(nvlog_start(lg), 0);
+	assert_int_equal(nvlog_reserve(lg, NVLOG_MAX_PAYLOAD + 1, &big),
+	    -EINVAL);
+	assert_int_equal(nvlog_reserve(lg, NVLOG_MAX_PAYLOAD, &big), 0);
+	assert_int_equal(big.bytes,
+	    (NVLOG_REC_HDR + NVLOG_MAX_PAYLOAD + 7u) & ~7u);
+	assert_true(nvlog_fill(lg) > 0.9);
+	/* The half cannot hold a second one. */
+	assert_int_equal(nvlog_reserve(lg, NVLOG_MAX_PAYLOAD, &big2), -EAGAIN);
+	nvlog_unreserve(lg, &big);
+	assert_true(nvlog_fill(lg) == 0.0);
+
+	/* Reservations of 32 KiB until the half is full. */
+	while (n < 64 && nvlog_reserve(lg, chunk, &small[n]) == 0)
+		n++;
+	assert_true(n > 1 && n < 64);
+	assert_true(nvlog_fill(lg) > 0.9 && nvlog_fill(lg) <= 1.0);
+	assert_int_equal(nvlog_reserve(lg, chunk, &big2), -EAGAIN);
+	/* Every reservation commits, whatever the size up to its bound. */
+	pattern(c->buf, chunk + 1, 1);
+	for (int i = 0; i < n; i++) {
+		iov.iov_base = c->buf;
+		iov.iov_len = (size_t)(i % 2 ? chunk : 100);
+		assert_int_equal(nvlog_commit(lg, &small[i], 1, 1, &iov, 1,
+		    &lsn), 0);
+	}
+	nvlog_get_stats(lg, &st);
+	assert_int_equal(st.records, (uint64_t)n);
+	assert_true(st.half_used < st.half_bytes);
+	/* Committed records freed the room their reservation overstated. */
+	assert_int_equal(nvlog_reserve(lg, chunk, &big2), 0);
+	/* A commit larger than its reservation is refused and consumes it. */
+	iov.iov_len = chunk + 1;
+	assert_int_equal(nvlog_commit(lg, &big2, 1, 1, &iov, 1, &lsn),
+	    -EINVAL);
+	assert_int_equal(big2.bytes, 0);
+	assert_false(nvlog_failed(lg));
+	/* After a switch the new half is empty. */
+	assert_int_equal(nvlog_switch(lg), 0);
+	assert_true(nvlog_fill(lg) == 0.0);
+	assert_int_equal(nvlog_sync(lg), 0);
+	nvlog_close(lg);
+}
+
+/* ------------------------------------------------------------------ */
+/* Group commit: 16 threads each doing commit + wait.                  */
+
+#define GC_THREADS	16
+#define GC_OPS		200
+
+struct gc_arg {
+	struct nvlog *lg;
+	int id;
+	int ops;		/* 0: until an error */
+	int done;		/* acknowledged records */
+	uint64_t acked[GC_OPS * 5];
+	int err;
+};
+
+static void gc_payload(uint8_t *p, uint32_t *len, int id, int seq)
+{
+	*len = 24 + (uint32_t)((id * 131 + seq * 17) % 200);
+	pattern(p, *len, (uint64_t)id << 32 | (uint32_t)seq);
+	fl_put_le32(p, (uint32_t)id);
+	fl_put_le32(p + 4, (uint32_t)seq);
+}
+
+static void *gc_thread(void *a)
+{
+	struct gc_arg *g = a;
+	uint8_t buf[256];
+	int limit = g->ops ? g->ops : (int)FL_ARRAY_SIZE(g->acked);
+
+	for (int seq = 0; seq < limit; seq++) {
+		struct nvlog_resv r;
+		struct iovec iov = { buf, 0 };
+		uint32_t len;
+		uint64_t lsn;
+		int rc;
+
+		gc_payload(buf, &len, g->id, seq);
+		iov.iov_len = len;
+		rc = nvlog_reserve(g->lg, len, &r);
+		if (rc == 0)
+			rc = nvlog_commit(g->lg, &r, 1, (uint16_t)g->id, &iov, 1,
+			    &lsn);
+		if (rc == 0)
+			rc = nvlog_wait(g->lg, lsn);
+		if (rc != 0) {
+			g->err = rc;
+			break;
+		}
+		g->acked[g->done++] = lsn;
+	}
+	return NULL;
+}
+
+/* A replay of gc records is LSN-contiguous. */
+static void gc_check(struct collect *co)
+{
+	for (size_t i = 0; i < co->n; i++) {
+		if (i > 0)
+			assert_int_equal(co->v[i].lsn, co->v[i - 1].lsn + 1);
+		assert_true(co->v[i].type < GC_THREADS);
+	}
+}
+
+static int lsn_cmp(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Payload check in the callback (the payload is only borrowed). */
+struct gc_replay {
+	struct collect co;
+	int next_seq[GC_THREADS];
+	int bad;
+};
+
+static int gc_replay_fn(void *arg, uint64_t lsn, uint64_t gen, uint16_t type,
+    const void *payload, uint32_t len)
+{
+	struct gc_replay *gr = arg;
+	const uint8_t *p = payload;
+	uint8_t want[256];
+	uint32_t wlen;
+	int id, seq;
+
+	if (len < 8) {
+		gr->bad++;
+		return 0;
+	}
+	id = (int)fl_get_le32(p);
+	seq = (int)fl_get_le32(p + 4);
+	if (id < 0 || id >= GC_THREADS || id != type ||
+	    seq != gr->next_seq[id]) {
+		gr->bad++;
+		return 0;
+	}
+	gc_payload(want, &wlen, id, seq);
+	if (wlen != len || memcmp(want, p, len) != 0)
+		gr->bad++;
+	gr->next_seq[id]++;
+	return collect_fn(&gr->co, lsn, gen, type, payload, len);
+}
+
+static void test_group_commit_16(void **state)
+{
+	struct t_ctx *c = *state;
+	static struct gc_arg args[GC_THREADS];
+	pthread_t th[GC_THREADS];
+	struct gc_replay gr;
+	struct nvlog_stats st;
+	struct nvlog *lg = open_ok(c->path, HALF_BIG);
+	uint64_t t0, t1;
+	double ratio;
+
+	assert_int_equal(nvlog_start(lg), 0);
+	t0 = fl_now_mono_ns();
+	for (int i = 0; i < GC_THREADS; i++) {
+		memset(&args[i], 0, sizeof(args[i]));
+		args[i].lg = lg;
+		args[i].id = i;
+		args[i].ops = GC_OPS;
+		assert_int_equal(pthread_create(&th[i], NULL, gc_thread,
+		    &args[i]), 0);
+	}
+	for (int i = 0; i < GC_THREADS; i++)
+		pthread_join(th[i], NULL);
+	t1 = fl_now_mono_ns();
+	for (int i = 0; i < GC_THREADS; i++) {
+		assert_int_equal(args[i].err, 0);
+		assert_int_equal(args[i].done, GC_OPS);
+	}
+	nvlog_get_stats(lg, &st);
+	assert_int_equal(st.records, GC_THREADS * GC_OPS);
+	assert_int_equal(st.durable_lsn + 1, st.next_lsn);
+	ratio = (double)st.flushes / (double)st.waits;
+	printf("group commit: %d threads x %d commit+wait: %" PRIu64
+	    " flushes / %" PRIu64 " waits = %.3f flushes per wait, "
+	    "%.0f ops/s\n", GC_THREADS, GC_OPS, st.flushes, st.waits, ratio,
+	    (double)(GC_THREADS * GC_OPS) * 1e9 / (double)(t1 - t0));
+	assert_true(st.waits > 0 && st.waits <= GC_THREADS * GC_OPS);
+	assert_true(ratio < 0.5);
+	nvlog_close(lg);
+
+	/* Every record durable and replayed, once, in LSN order. */
+	memset(&gr, 0, sizeof(gr));
+	lg = open_ok(c->path, 0);
+	assert_int_equal(nvlog_replay(lg, 0, gc_replay_fn, &gr), 0);
+	nvlog_close(lg);
+	assert_int_equal(gr.bad, 0);
+	assert_int_equal(gr.co.n, GC_THREADS * GC_OPS);
+	gc_check(&gr.co);
+	for (int i = 0; i < GC_THREADS; i++)
+		assert_int_equal(gr.next_seq[i], GC_OPS);
+	collect_reset(&gr.co);
+}
+
+/*
+ * Power loss under load: 16 threads commit+wait on a crash-simulating log;
+ * at a random instant the unsynced records are dropped or torn.  Every
+ * acknowledged record must replay; what replays is an LSN-contiguous run
+ * of well-formed records.
+ */
+static void crash_under_load(struct t_ctx *c, bool tear, uint64_t seed)
+{
+	static struct gc_arg args[GC_THREADS];
+	pthread_t th[GC_THREADS];
+	struct gc_replay gr;
+	struct nvlog *lg = NULL;
+	struct timespec ts = { 0, (long)(200000 + seed * 37000 % 3000000) };
+	size_t nacked = 0, j = 0;
+	uint64_t *acked;
+
+	unlink(c->path);
+	assert_int_equal(nvlog_open_flags(c->path, HALF_BIG,
+	    NVLOG_OPEN_CRASHSIM, &lg), 0);
+	assert_int_equal(nvlog_start(lg), 0);
+	for (int i = 0; i < GC_THREADS; i++) {
+		memset(&args[i], 0, sizeof(args[i]));
+		args[i].lg = lg;
+		args[i].id = i;
+		args[i].ops = 0;
+		assert_int_equal(pthread_create(&th[i], NULL, gc_thread,
+		    &args[i]), 0);
+	}
+	nanosleep(&ts, NULL);
+	if (tear)
+		assert_int_equal(nvlog_crash_tear_unsynced(lg, seed), 0);
+	else
+		assert_int_equal(nvlog_crash_drop_unsynced(lg), 0);
+	for (int i = 0; i < GC_THREADS; i++) {
+		pthread_join(th[i], NULL);
+		assert_true(args[i].err == -FL_ECRASHED || args[i].err == 0);
+		nacked += (size_t)args[i].done;
+	}
+	assert_true(nvlog_failed(lg));
+	nvlog_close(lg);
+
+	acked = malloc((nacked + 1) * sizeof(*acked));
+	for (int i = 0; i < GC_THREADS; i++)
+		for (int k = 0; k < args[i].done; k++)
+			acked[j++] = args[i].acked[k];
+	qsort(acked, nacked, sizeof(*acked), lsn_cmp);
+
+	memset(&gr, 0, sizeof(gr));
+	lg = open_ok(c->path, 0);
+	assert_int_equal(nvlog_replay(lg, 0, gc_replay_fn, &gr), 0);
+	nvlog_close(lg);
+	assert_int_equal(gr.bad, 0);
+	assert_true(gr.co.n >= nacked);
+	for (size_t i = 1; i < gr.co.n; i++)
+		assert_int_equal(gr.co.v[i].lsn, gr.co.v[i - 1].lsn + 1);
+	/* Acknowledged LSNs are exactly a prefix of what replayed. */
+	for (size_t i = 0; i < nacked; i++)
+		assert_int_equal(acked[i], gr.co.v[i].lsn);
+	free(acked);
+	collect_reset(&gr.co);
+}
+
+static void test_crash_sim(void **state)
+{
+	struct t_ctx *c = *state;
+	struct collect co = { 0 };
+	struct nvlog *lg = NULL;
+	uint64_t l10 = 0;
+
+	/* Not in normal mode. */
+	lg = open_ok(c->path, HALF_SMALL);
+	assert_int_equal(nvlog_crash_drop_unsynced(lg), -EINVAL);
+	nvlog_close(lg);
+	unlink(c->path);
+
+	/* 10 durable, 5 not: a power cut keeps exactly the 10. */
+	assert_int_equal(nvlog_open_flags(c->path, HALF_SMALL,
+	    NVLOG_OPEN_CRASHSIM, &lg), 0);
+	assert_int_equal(nvlog_start(lg), 0);
+	for (int i = 0; i < 10; i++)
+		l10 = put(lg, c->buf, 1, 1, 64, (uint64_t)i);
+	assert_int_equal(nvlog_wait(lg, l10), 0);
+	for (int i = 10; i < 15; i++)
+		put(lg, c->buf, 1, 1, 64, (uint64_t)i);
+	assert_int_equal(nvlog_crash_drop_unsynced(lg), 0);
+	struct nvlog_resv r;
+	assert_int_equal(nvlog_reserve(lg, 1, &r), -FL_ECRASHED);
+	assert_int_equal(nvlog_wait(lg, l10 + 1), -FL_ECRASHED);
+	assert_int_equal(nvlog_wait(lg, l10), 0);	/* it is durable */
+	nvlog_close(lg);
+	replay_ok(c->path, 0, &co);
+	assert_int_equal(co.n, 10);
+	assert_int_equal(co.v[9].lsn, l10);
+
+	/* A clean close of a crash-simulating log writes everything. */
+	unlink(c->path);
+	assert_int_equal(nvlog_open_flags(c->path, HALF_SMALL,
+	    NVLOG_OPEN_CRASHSIM, &lg), 0);
+	assert_int_equal(nvlog_start(lg), 0);
+	for (int i = 0; i < 7; i++)
+		put(lg, c->buf, 1, 1, 64, (uint64_t)i);
+	nvlog_close(lg);
+	replay_ok(c->path, 0, &co);
+	assert_int_equal(co.n, 7);
+
+	/* Torn unsynced records: replay keeps the synced prefix and stops
+	 * cleanly, for many tearing patterns. */
+	for (uint64_t seed = 1; seed <= 40; seed++) {
+		unlink(c->path);
+		assert_int_equal(nvlog_open_flags(c->path, HALF_SMALL,
+		    NVLOG_OPEN_CRASHSIM, &lg), 0);
+		assert_int_equal(nvlog_start(lg), 0);
+		for (int i = 0; i < 10; i++)
+			l10 = put(lg, c->buf, 1, 1, 100, (uint64_t)i);
+		assert_int_equal(nvlog_sync(lg), 0);
+		for (int i = 10; i < 30; i++)
+			put(lg, c->buf, 1, 1, 100 + (uint32_t)i * 50,
+			    (uint64_t)i);
+		assert_int_equal(nvlog_crash_tear_unsynced(lg, seed), 0);
+		nvlog_close(lg);
+		replay_ok(c->path, 0, &co);
+		assert_true(co.n >= 10 && co.n <= 30);
+		for (size_t i = 0; i < co.n; i++)
+			assert_int_equal(co.v[i].crc, key_crc(c->buf,
+			    i < 10 ? 100 : 100 + (uint32_t)i * 50, i));
+	}
+
+	/* Under load, 10 crash points each way. */
+	for (uint64_t seed = 1; seed <= 10; seed++) {
+		crash_under_load(c, false, seed);
+		crash_under_load(c, true, seed);
+	}
+	collect_reset(&co);
+}
+
+static void test_failure_latch(void **state)
+{
+	struct t_ctx *c = *state;
+	struct collect co = { 0 };
+	struct nvlog_resv r, r2;
+	struct nvlog_stats st;
+	struct iovec iov = { c->buf, 10 };
+	struct nvlog *lg = open_ok(c->path, HALF_SMALL);
+	uint64_t l1, l2, l;
+
+	assert_int_equal(nvlog_start(lg), 0);
+	l1 = put(lg, c->buf, 1, 1, 10, 1);
+	assert_int_equal(nvlog_wait(lg, l1), 0);
+
+	/* fdatasync fails: the waiter gets -EIO, the log is failed. */
+	tl_log_capture_start(FL_LOG_ERR);
+	nvlog_test_inject(lg, NVLOG_FAULT_SYNC);
+	l2 = put(lg, c->buf, 1, 1, 10, 2);
+	assert_int_equal(nvlog_reserve(lg, 10, &r2), 0);
+	assert_int_equal(nvlog_wait(lg, l2), -EIO);
+	assert_true(nvlog_failed(lg));
+	assert_int_equal(tl_log_count_with("fdatasync failed", NULL), 1);
+	tl_log_capture_stop();
+	/* Later calls fail even with the fault gone: nothing is claimed. */
+	nvlog_test_inject(lg, 0);
+	assert_int_equal(nvlog_wait(lg, l2), -EIO);
+	assert_int_equal(nvlog_sync(lg), -EIO);
+	assert_int_equal(nvlog_reserve(lg, 10, &r), -EIO);
+	assert_int_equal(nvlog_commit(lg, &r2, 1, 1, &iov, 1, &l), -EIO);
+	assert_int_equal(r2.bytes, 0);
+	assert_int_equal(nvlog_switch(lg), -EIO);
+	assert_int_equal(nvlog_wait(lg, l1), 0);	/* was durable */
+	nvlog_get_stats(lg, &st);
+	assert_int_equal(st.durable_lsn, l1);
+	assert_true(nvlog_fill(lg) >= 0.0);
+	nvlog_close(lg);
+
+	/* Reopen: the durable record is there (the other may be too: it was
+	 * written, only its durability was never claimed). */
+	replay_ok(c->path, 0, &co);
+	assert_true(co.n >= 1);
+	assert_int_equal(co.v[0].lsn, l1);
+
+	/* pwrite fails: the commit gets -EIO and the log is failed. */
+	unlink(c->path);
+	lg = open_ok(c->path, HALF_SMALL);
+	assert_int_equal(nvlog_start(lg), 0);
+	nvlog_test_inject(lg, NVLOG_FAULT_WRITE);
+	assert_int_equal(nvlog_reserve(lg, 10, &r), 0);
+	assert_int_equal(nvlog_commit(lg, &r, 1, 1, &iov, 1, &l), -EIO);
+	assert_true(nvlog_failed(lg));
+	nvlog_test_inject(lg, 0);
+	assert_int_equal(nvlog_reserve(lg, 10, &r), -EIO);
+	nvlog_close(lg);
+
+	/* The header write of nvlog_start failing is a failure too. */
+	lg = open_ok(c->path, 0);
+	nvlog_test_inject(lg, NVLOG_FAULT_SYNC);
+	assert_int_equal(nvlog_start(lg), -EIO);
+	assert_true(nvlog_failed(lg));
+	nvlog_close(lg);
+	collect_reset(&co);
+}
+
+static void write_at(const char *path, const void *buf, size_t len,
+    off_t off)
+{
+	int fd = open(path, O_RDWR);
+
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, buf, len, off), (ssize_t)len);
+	close(fd);
+}
+
+static void test_bad_header(void **state)
+{
+	struct t_ctx *c = *state;
+	struct collect co = { 0 };
+	struct nvlog *lg = NULL;
+	uint8_t junk[4096], slot[64];
+	uint64_t l;
+
+	lg = open_ok(c->path, HALF_SMALL);
+	nvlog_close(lg);
+
+	/* Garbage over the header block. */
+	tl_log_capture_start(FL_LOG_ERR);
+	pattern(junk, sizeof(junk), 77);
+	write_at(c->path, junk, sizeof(junk), 0);
+	assert_int_equal(nvlog_open(c->path, HALF_SMALL, &lg), -FL_ECORRUPT);
+	assert_null(lg);
+	assert_int_equal(tl_log_count_with("bad log header", NULL), 1);
+
+	/* A well-checksummed slot with an absurd half size. */
+	memset(junk, 0, sizeof(junk));
+	write_at(c->path, junk, sizeof(junk), 0);
+	memset(slot, 0, sizeof(slot));
+	memcpy(slot, "FLRNVLG1", 8);
+	fl_put_le32(slot + 8, 1);
+	fl_put_le64(slot + 16, 12345);
+	fl_put_le64(slot + 24, 1);
+	fl_put_le64(slot + 32, 1);
+	fl_put_le32(slot + 60, fl_crc32c(0, slot, 60));
+	write_at(c->path, slot, sizeof(slot), 2048);
+	assert_int_equal(nvlog_open(c->path, HALF_SMALL, &lg), -FL_ECORRUPT);
+	assert_int_equal(tl_log_count_with("half size out of range", NULL), 1);
+	/* Version 2 is refused. */
+	fl_put_le64(slot + 16, HALF_SMALL);
+	fl_put_le32(slot + 8, 2);
+	fl_put_le32(slot + 60, fl_crc32c(0, slot, 60));
+	write_at(c->path, slot, sizeof(slot), 2048);
+	assert_int_equal(nvlog_open(c->path, HALF_SMALL, &lg), -FL_ECORRUPT);
+	assert_int_equal(tl_log_count_with("version", NULL), 1);
+	/* Fixed, it opens (the slot matches what creation writes). */
+	fl_put_le32(slot + 8, 1);
+	fl_put_le32(slot + 60, fl_crc32c(0, slot, 60));
+	write_at(c->path, slot, sizeof(slot), 2048);
+	lg = open_ok(c->path, 0);
+	nvlog_close(lg);
+
+	/* A file shorter than the header block. */
+	assert_int_equal(truncate(c->path, 100), 0);
+	assert_int_equal(nvlog_open(c->path, HALF_SMALL, &lg), -FL_ECORRUPT);
+	tl_log_capture_stop();
+
+	/* A torn header write of a new run falls back to the old slot. */
+	unlink(c->path);
+	lg = open_ok(c->path, HALF_SMALL);
+	assert_int_equal(nvlog_start(lg), 0);	/* run 2, slot 0 */
+	l = put(lg, c->buf, 1, 1, 10, 1);
+	assert_int_equal(nvlog_sync(lg), 0);
+	nvlog_close(lg);
+	replay_ok(c->path, 0, &co);
+	assert_int_equal(co.n, 1);
+	assert_int_equal(co.v[0].lsn, l);
+	write_at(c->path, junk + 100, 30, 10);	/* tear slot 0 */
+	replay_ok(c->path, 0, &co);		/* run 1: record retired */
+	assert_int_equal(co.n, 0);
+	collect_reset(&co);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_create_open_reopen, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_roundtrip, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_after_gen, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_halves_stale, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_torn_tail, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_corrupt_middle, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_reserve_full, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_group_commit_16, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_crash_sim, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_failure_latch, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_bad_header, setup,
+		    teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
