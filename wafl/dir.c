@@ -1128,6 +1128,7 @@ int dir_iterate(struct dirfile *df, uint64_t cookie, dir_iter_fn *fn,
 	uint32_t idx[MAXH];
 	uint64_t lo[MAXH], max[MAXH], fbn, clo, cmax;
 	const char *why;
+	bool first = true;
 	struct dhdr h;
 	uint32_t l;
 	int err;
@@ -1171,6 +1172,7 @@ int dir_iterate(struct dirfile *df, uint64_t cookie, dir_iter_fn *fn,
 					goto out;
 			}
 			/* ... then on to the next leaf in key order. */
+			first = false;
 			for (l = 1; l < h.height; l++) {
 				b = bufs + (size_t)BS * l;
 				if (++idx[l] < node_count(b))
@@ -1188,9 +1190,8 @@ int dir_iterate(struct dirfile *df, uint64_t cookie, dir_iter_fn *fn,
 			err = corrupt(why, fbn);
 			goto out;
 		}
-		/* Below the first leaf, take the leftmost child. */
-		idx[l] = (l == h.height - 1 || idx[l + 1] == UINT32_MAX) ?
-		    child_for(b, cookie + 1) : 0;
+		/* Toward the first leaf, follow cookie + 1; later, leftmost. */
+		idx[l] = first ? child_for(b, cookie + 1) : 0;
 		child_range(b, idx[l], clo, cmax, &clo, &cmax);
 		fbn = ichild(b, idx[l]);
 		l--;
@@ -1216,5 +1217,215 @@ int dir_count(struct dirfile *df, uint64_t *count)
 	if (err == 0)
 		*count = h.count;
 	free(buf);
+	return err;
+}
+
+/* ------------------------------------------------------------------ */
+/* Check */
+
+struct dcheck {
+	struct dirfile *df;
+	struct dhdr h;
+	uint8_t *bufs;		/* one block per level */
+	uint8_t *seen;		/* bitmap of blocks reached (D7) */
+	struct dleaf *L;
+	struct dir_ent *ent;
+	uint64_t entries;
+	uint64_t fbn;		/* block at fault */
+	/* The current hash group (D5). */
+	uint64_t grp;
+	uint32_t grp_n;
+	uint8_t grp_len[SEQ_MAX + 1];
+	uint8_t (*grp_name)[DIR_NAME_MAX];
+	dir_iter_fn *fn;
+	void *arg;
+};
+
+/* Mark fbn reached; false if out of range or reached before. */
+static const char *check_mark(struct dcheck *c, uint64_t fbn)
+{
+	c->fbn = fbn;
+	if (fbn < 1 || fbn >= c->h.nblocks)
+		return "D2: block pointer out of range";
+	if (c->seen[fbn / 8] & (1u << (fbn & 7)))
+		return "D7: block reached twice";
+	c->seen[fbn / 8] |= (uint8_t)(1u << (fbn & 7));
+	return NULL;
+}
+
+static const char *check_entry(struct dcheck *c, const struct lent *e)
+{
+	if (GROUP(e->key) != GROUP(name_base(c->df, e->name, e->namelen)))
+		return "D4: key's hash part does not match its name";
+	if (c->grp_n == 0 || GROUP(e->key) != c->grp) {
+		c->grp = GROUP(e->key);
+		c->grp_n = 0;
+	}
+	for (uint32_t i = 0; i < c->grp_n; i++)
+		if (name_eq(e, c->grp_name[i], c->grp_len[i]))
+			return "D5: name appears twice";
+	if (c->grp_n > SEQ_MAX)
+		return "D3: hash group larger than 256";
+	c->grp_len[c->grp_n] = e->namelen;
+	memcpy(c->grp_name[c->grp_n], e->name, e->namelen);
+	c->grp_n++;
+	c->entries++;
+	return NULL;
+}
+
+static int check_node(struct dcheck *c, uint64_t fbn, uint32_t level,
+    uint64_t lo, uint64_t max, const char **why)
+{
+	uint8_t *b = c->bufs + (size_t)BS * level;
+	uint64_t clo, cmax;
+	uint32_t n;
+	int err;
+
+	if ((*why = check_mark(c, fbn)) != NULL)
+		return FL_ERR(-FL_ECORRUPT);
+	err = c->df->read(c->df->ctx, fbn, b);
+	if (err != 0) {
+		*why = "block read failed";
+		return err;
+	}
+	if (level == 0) {
+		*why = leaf_decode(b, fbn, lo, max, level == c->h.height - 1,
+		    c->L);
+		if (*why == NULL &&
+		    !all_zero(b + N_BODY + c->L->used, BODY - c->L->used))
+			*why = "D2: leaf bytes past used not zero";
+		for (uint32_t i = 0; *why == NULL && i < c->L->n; i++) {
+			*why = check_entry(c, &c->L->e[i]);
+			if (*why == NULL && c->fn != NULL) {
+				ent_fill(c->ent, &c->L->e[i]);
+				(void)c->fn(c->arg, c->ent);
+			}
+		}
+		return *why == NULL ? 0 : FL_ERR(-FL_ECORRUPT);
+	}
+	*why = int_decode(b, fbn, level, lo, max, c->h.nblocks);
+	if (*why == NULL) {
+		n = node_count(b);
+		if (!all_zero(b + N_BODY + n * SLOT, BODY - n * SLOT))
+			*why = "D2: internal node bytes past used not zero";
+	}
+	if (*why != NULL)
+		return FL_ERR(-FL_ECORRUPT);
+	n = node_count(b);
+	for (uint32_t i = 0; i < n; i++) {
+		/* b is this level's buffer: children use the one below. */
+		child_range(b, i, lo, max, &clo, &cmax);
+		err = check_node(c, ichild(b, i), level - 1, clo, cmax, why);
+		if (err != 0)
+			return err;
+	}
+	return 0;
+}
+
+static int check_free_list(struct dcheck *c, const char **why)
+{
+	uint8_t *b = c->bufs;
+	uint64_t fbn = c->h.free_head, next, n = 0;
+	int err;
+
+	while (fbn != 0) {
+		if ((*why = check_mark(c, fbn)) != NULL)
+			return FL_ERR(-FL_ECORRUPT);
+		err = c->df->read(c->df->ctx, fbn, b);
+		if (err != 0) {
+			*why = "block read failed";
+			return err;
+		}
+		*why = free_decode(b, fbn, c->h.nblocks, &next);
+		if (*why == NULL && !all_zero(b + N_BODY, BODY))
+			*why = "D2: free node body not zero";
+		if (*why != NULL)
+			return FL_ERR(-FL_ECORRUPT);
+		n++;
+		fbn = next;
+	}
+	if (n != c->h.nfree) {
+		*why = "D7: free list length differs from the header's";
+		return FL_ERR(-FL_ECORRUPT);
+	}
+	return 0;
+}
+
+int dir_check(struct dirfile *df, dir_iter_fn *fn, void *arg,
+    const char **why)
+{
+	struct dcheck *c;
+	const char *w = NULL;
+	int err;
+
+	c = calloc(1, sizeof(*c));
+	if (c == NULL) {
+		w = "out of memory";
+		err = FL_ERR(-ENOMEM);
+		goto out;
+	}
+	c->df = df;
+	c->fn = fn;
+	c->arg = arg;
+	c->bufs = malloc(BS * MAXH);
+	c->L = malloc(sizeof(*c->L));
+	c->ent = malloc(sizeof(*c->ent));
+	c->grp_name = malloc(sizeof(*c->grp_name) * (SEQ_MAX + 1));
+	if (c->bufs == NULL || c->L == NULL || c->ent == NULL ||
+	    c->grp_name == NULL) {
+		w = "out of memory";
+		err = FL_ERR(-ENOMEM);
+		goto out;
+	}
+	err = df->read(df->ctx, 0, c->bufs);
+	if (err != 0) {
+		w = "header read failed";
+		goto out;
+	}
+	w = hdr_decode(c->bufs, df->nblocks(df->ctx), &c->h);
+	if (w != NULL) {
+		err = FL_ERR(-FL_ECORRUPT);
+		goto out;
+	}
+	c->seen = calloc(1, (size_t)(c->h.nblocks / 8 + 1));
+	if (c->seen == NULL) {
+		w = "out of memory";
+		err = FL_ERR(-ENOMEM);
+		goto out;
+	}
+	err = check_node(c, c->h.root, c->h.height - 1, 0, UINT64_MAX, &w);
+	if (err != 0)
+		goto out;
+	err = check_free_list(c, &w);
+	if (err != 0)
+		goto out;
+	for (uint64_t b = 1; b < c->h.nblocks; b++) {
+		if (!(c->seen[b / 8] & (1u << (b & 7)))) {
+			c->fbn = b;
+			w = "D7: block neither in the tree nor free (leaked)";
+			err = FL_ERR(-FL_ECORRUPT);
+			goto out;
+		}
+	}
+	if (c->entries != c->h.count) {
+		c->fbn = 0;
+		w = "D6: header count differs from the entries found";
+		err = FL_ERR(-FL_ECORRUPT);
+		goto out;
+	}
+out:
+	if (err == -FL_ECORRUPT)
+		fl_debug("wafl", "directory check: %s (block %llu)", w,
+		    (unsigned long long)(c != NULL ? c->fbn : 0));
+	if (why != NULL)
+		*why = err == 0 ? NULL : w;
+	if (c != NULL) {
+		free(c->seen);
+		free(c->grp_name);
+		free(c->ent);
+		free(c->L);
+		free(c->bufs);
+		free(c);
+	}
 	return err;
 }
