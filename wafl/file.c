@@ -9,6 +9,7 @@
 
 #include "common/err.h"
 #include "common/util.h"
+#include "wafl/dir.h"
 #include "wafl/wafl_impl.h"
 
 int wn_read(struct wnode *wn, uint64_t off, uint32_t len, void *buf,
@@ -122,4 +123,37 @@ int wn_set_size(struct wnode *wn, uint64_t size)
 	di->size = size;
 	wnode_dirty(wn);
 	return 0;
+}
+
+/* ---------------------------------------------------- directory files */
+
+static int df_read(void *ctx, uint64_t fbn, void *buf)
+{
+	return wn_read_block(ctx, fbn, buf);
+}
+
+static int df_modify(void *ctx, uint64_t fbn, uint8_t **blk)
+{
+	struct wnode *wn = ctx;
+	int rc = wn_modify_block(wn, fbn, blk);
+
+	if (rc == 0 && wn->di.size < (fbn + 1) * WAFL_BLOCK_SIZE)
+		wn->di.size = (fbn + 1) * WAFL_BLOCK_SIZE;
+	return rc;
+}
+
+static uint64_t df_nblocks(void *ctx)
+{
+	const struct wnode *wn = ctx;
+
+	return wn->di.size / WAFL_BLOCK_SIZE;
+}
+
+void wn_dirfile(struct wnode *wn, struct dirfile *df)
+{
+	df->ctx = wn;
+	df->read = df_read;
+	df->modify = df_modify;
+	df->nblocks = df_nblocks;
+	df->hash_key = wn->vol->fsi.dir_key;
 }

@@ -96,6 +96,12 @@ int wafl_mount(raid_vol_t *raid, const struct wafl_mount_opts *o,
  * result (the volume is freed either way). */
 int wafl_unmount(wafl_vol_t *v);
 
+/*
+ * Tests: drop the volume as a crash would (no final CP, no log flush, no
+ * raid flush); the raid volume stays open for the caller to crash or close.
+ */
+void wafl_abandon(wafl_vol_t *v);
+
 /* Force a CP and wait until it is durable. */
 int wafl_sync(wafl_vol_t *v);
 /* Durable generation (newest fsinfo on disk). */

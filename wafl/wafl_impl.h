@@ -164,6 +164,7 @@ struct wafl_vol {
 	pthread_mutex_t cp_serial;	/* one CP at a time */
 	uint64_t cp_last_ns;		/* monotonic end of the last CP */
 
+	uint8_t write_verf[8];		/* new on every mount */
 	bool readonly;			/* replica or mounted read-only */
 	bool failed;			/* root write or log flush failed */
 
@@ -223,6 +224,13 @@ int wn_read(struct wnode *wn, uint64_t off, uint32_t len, void *buf,
     uint32_t *got, bool *eof);
 int wn_write(struct wnode *wn, uint64_t off, uint32_t len, const void *buf);
 int wn_set_size(struct wnode *wn, uint64_t size);
+/* A struct dirfile over a directory wnode (dir.h); borrowed wn. */
+struct dirfile;
+void wn_dirfile(struct wnode *wn, struct dirfile *df);
+
+/* NVLOG replay of one record (logrec.c). */
+int wafl_replay_record(struct wafl_vol *v, uint16_t type, const void *payload,
+    uint32_t len);
 
 /* Record a block freed by the open generation (applied by the next CP). */
 void wafl_defer_free(struct wafl_vol *v, uint64_t vbn);
