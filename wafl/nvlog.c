@@ -463,7 +463,18 @@ int nvlog_open_flags(const char *path, uint64_t half_bytes, unsigned flags,
 	pthread_mutex_init(&lg->mu, NULL);
 	pthread_cond_init(&lg->cv, NULL);
 
-	lg->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	lg->fd = open(path, O_RDWR | O_CLOEXEC);
+	if (lg->fd < 0 && errno == ENOENT) {
+		if (!half_bytes_ok(half_bytes)) {
+			rc = FL_ERR(-EINVAL);
+			fl_err(NV_SUB, "%s: half size %" PRIu64 " must be a "
+			    "multiple of 4096 in [%u, %llu]", path, half_bytes,
+			    NVLOG_MIN_HALF, NVLOG_MAX_HALF);
+			goto out;
+		}
+		lg->fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC,
+		    0600);
+	}
 	if (lg->fd < 0 || fstat(lg->fd, &st) != 0) {
 		rc = -errno;
 		fl_err(NV_SUB, "%s: cannot open: %s", path, fl_strerror(rc));
