@@ -57,7 +57,8 @@ struct tl_vol {
 	raid_vol_t *v;			/* NULL while closed */
 	uint8_t *shadow;		/* nvbns * 4096: expected contents */
 	struct tl_events events;
-	bool fault_inject;
+	bool fault_inject;		/* options for the next open */
+	bool auto_rebuild;
 };
 
 /*

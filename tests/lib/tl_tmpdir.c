@@ -74,12 +74,22 @@ void tl_path(char *out, size_t outlen, const char *dir, const char *fmt, ...)
 		abort();
 }
 
+static int all_zero(const char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i] != 0)
+			return 0;
+	return 1;
+}
+
+/* Holes stay holes: zero chunks are skipped and the size set at the end. */
 int tl_copy_file(const char *from, const char *to)
 {
-	char buf[65536];
+	static __thread char buf[65536];
 	int in = open(from, O_RDONLY);
 	int out = -1;
 	int rc = 0;
+	off_t pos = 0;
 
 	if (in < 0)
 		return -errno;
@@ -89,22 +99,38 @@ int tl_copy_file(const char *from, const char *to)
 		goto out;
 	}
 	for (;;) {
-		ssize_t r = read(in, buf, sizeof(buf));
+		ssize_t r;
+		off_t next = lseek(in, pos, SEEK_DATA);
+
+		if (next < 0 && errno == ENXIO)
+			break;		/* only a hole is left */
+		if (next < 0)
+			next = pos;	/* no SEEK_DATA here: copy it all */
+		if (next > pos)
+			pos = next & ~(off_t)4095;
+		r = pread(in, buf, sizeof(buf), pos);
 		if (r < 0) {
 			rc = -errno;
 			goto out;
 		}
 		if (r == 0)
 			break;
-		for (ssize_t off = 0; off < r;) {
-			ssize_t w = write(out, buf + off, (size_t)(r - off));
-			if (w < 0) {
-				rc = -errno;
-				goto out;
+		if (!all_zero(buf, (size_t)r)) {
+			for (ssize_t off = 0; off < r;) {
+				ssize_t w = pwrite(out, buf + off,
+				    (size_t)(r - off), pos + off);
+				if (w < 0) {
+					rc = -errno;
+					goto out;
+				}
+				off += w;
 			}
-			off += w;
 		}
+		pos += r;
 	}
+	pos = lseek(in, 0, SEEK_END);
+	if (pos < 0 || ftruncate(out, pos) != 0)
+		rc = -errno;
 out:
 	if (out >= 0 && close(out) != 0 && rc == 0)
 		rc = -errno;

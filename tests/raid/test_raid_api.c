@@ -1,0 +1,463 @@
+/*
+ * tests/raid/test_raid_api.c: the interface's promises that the other
+ * runners do not exercise on their own.
+ *
+ *   counters   a full-stripe write reads nothing (R3: parity_reads == 0
+ *              and partial_reads == 0) and writes P parity blocks per
+ *              stripe; a partial write reads the other N - 1 data blocks
+ *              (reconstruct-write) and no parity; ragged writes split into
+ *              partial ends and full middles; reads and reconstructions
+ *              are counted
+ *   ranges     -ERANGE past the end, -EINVAL for an unaligned
+ *              raid_write_stripes, bad create options refused, a labelled
+ *              disk not re-created (-EEXIST)
+ *   geometry   raid_geometry and the VBN mapping of raid.h
+ *   threads    many threads writing different blocks of the SAME stripes
+ *              (partial writes): the stripe lock keeps parity right, which
+ *              a scrub and reads with each disk failed in turn prove
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/err.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "raid/raid.h"
+#include "tests/lib/tl_raid.h"
+#include "tests/lib/tl_tmpdir.h"
+
+static void verify(struct tl_vol *t, const char *what)
+{
+	int err;
+	uint64_t bad = tl_vol_verify(t, &err);
+
+	if (bad != 0)
+		fail_msg("%s: %llu wrong blocks (first error %s)", what,
+		    (unsigned long long)bad, fl_strerror(err));
+}
+
+static struct raid_counters counters(struct tl_vol *t)
+{
+	struct raid_status st;
+
+	raid_status(t->v, &st);
+	return st.counters;
+}
+
+static void test_geometry_and_mapping(void **state)
+{
+	struct tl_vol t;
+	struct raid_geometry g;
+	const uint32_t n = 5, p = 2;
+
+	assert_int_equal(tl_vol_create(&t, NULL, 3, n, p, 40, false), 0);
+	raid_geometry(t.v, &g);
+	assert_int_equal(g.ngroups, 3);
+	assert_int_equal(g.ndata, n);
+	assert_int_equal(g.nparity, p);
+	assert_int_equal(g.disk_blocks, 40);
+	assert_int_equal(g.nvbns, 3 * n * 40);
+	assert_int_equal(g.stripe_width, n);
+	assert_int_equal(raid_ndisks(t.v), 3 * (n + p));
+	for (uint64_t vbn = 0; vbn < g.nvbns; vbn++) {
+		size_t disk;
+		uint64_t blk;
+		uint64_t grp = vbn / (n * 40), v = vbn % (n * 40);
+		assert_int_equal(raid_vbn_locate(t.v, vbn, &disk, &blk), 0);
+		assert_int_equal(disk, grp * (n + p) + v % n);
+		assert_int_equal(blk, v / n);
+		for (unsigned i = 0; i < p; i++) {
+			assert_int_equal(raid_parity_locate(t.v, vbn, i, &disk,
+			    &blk), 0);
+			assert_int_equal(disk, grp * (n + p) + n + i);
+			assert_int_equal(blk, v / n);
+		}
+	}
+	{
+		size_t disk;
+		uint64_t blk;
+		assert_int_not_equal(raid_vbn_locate(t.v, g.nvbns, &disk,
+		    &blk), 0);
+		assert_int_not_equal(raid_parity_locate(t.v, 0, p, &disk,
+		    &blk), 0);
+	}
+	for (size_t d = 0; d < raid_ndisks(t.v); d++) {
+		struct raid_disk_info info;
+		assert_int_equal(raid_disk_info(t.v, d, &info), 0);
+		assert_string_equal(info.path, t.paths[d]);
+		assert_int_equal(info.state, RAID_DISK_OK);
+		assert_int_equal(info.group, (int)(d / (n + p)));
+		assert_int_equal(info.position, (int)(d % (n + p)));
+		assert_string_equal(info.reason, "");
+	}
+	{
+		struct raid_disk_info info;
+		assert_int_not_equal(raid_disk_info(t.v, raid_ndisks(t.v),
+		    &info), 0);
+	}
+	/* The identity survives a reopen. */
+	{
+		uint8_t uuid[16];
+		memcpy(uuid, g.uuid, 16);
+		tl_vol_close(&t);
+		assert_int_equal(tl_vol_open(&t), 0);
+		raid_geometry(t.v, &g);
+		assert_memory_equal(uuid, g.uuid, 16);
+		assert_int_equal(g.nvbns, 3 * n * 40);
+	}
+	for (int s = RAID_DISK_OK; s <= RAID_DISK_SPARE; s++)
+		assert_non_null(raid_disk_state_name((enum raid_disk_state)s));
+	tl_vol_destroy(&t);
+}
+
+static void test_counters(void **state)
+{
+	struct tl_vol t;
+	struct raid_counters c;
+	uint8_t *buf;
+	uint64_t rng = 1;
+	const uint32_t n = 4, p = 2;
+
+	assert_int_equal(tl_vol_create(&t, NULL, 1, n, p, 64, false), 0);
+	buf = malloc(16 * (size_t)n * TL_BS);
+	assert_non_null(buf);
+
+	/* Full stripes through raid_write_stripes: nothing read. */
+	raid_counters_reset(t.v);
+	tl_fill_random(buf, 8 * (size_t)n * TL_BS, &rng);
+	assert_int_equal(raid_write_stripes(t.v, 8 * n, 8, buf), 0);
+	memcpy(tl_shadow(&t, 8 * n), buf, 8 * (size_t)n * TL_BS);
+	c = counters(&t);
+	assert_int_equal(c.parity_reads, 0);
+	assert_int_equal(c.partial_reads, 0);
+	assert_int_equal(c.reads, 0);
+	assert_int_equal(c.full_stripe_writes, 8);
+	assert_int_equal(c.partial_stripe_writes, 0);
+	assert_int_equal(c.writes, 8 * n);
+	assert_int_equal(c.parity_writes, 8 * p);
+
+	/* Full stripes through raid_write, aligned: nothing read either. */
+	raid_counters_reset(t.v);
+	assert_int_equal(tl_vol_write_random(&t, 20 * n, 3 * n, &rng), 0);
+	c = counters(&t);
+	assert_int_equal(c.parity_reads, 0);
+	assert_int_equal(c.partial_reads, 0);
+	assert_int_equal(c.full_stripe_writes, 3);
+	assert_int_equal(c.partial_stripe_writes, 0);
+	assert_int_equal(c.parity_writes, 3 * p);
+
+	/* One block: reconstruct-write reads the other N - 1, no parity. */
+	raid_counters_reset(t.v);
+	assert_int_equal(tl_vol_write_random(&t, 30 * n + 1, 1, &rng), 0);
+	c = counters(&t);
+	assert_int_equal(c.partial_stripe_writes, 1);
+	assert_int_equal(c.full_stripe_writes, 0);
+	assert_int_equal(c.partial_reads, n - 1);
+	assert_int_equal(c.parity_reads, 0);
+	assert_int_equal(c.parity_writes, p);
+	assert_int_equal(c.writes, 1);
+
+	/* Ragged: 3 blocks at the end of stripe 40, stripes 41-42 whole,
+	 * 2 blocks at the start of stripe 43. */
+	raid_counters_reset(t.v);
+	assert_int_equal(tl_vol_write_random(&t, 40 * n + 1, 3 + 2 * n + 2,
+	    &rng), 0);
+	c = counters(&t);
+	assert_int_equal(c.full_stripe_writes, 2);
+	assert_int_equal(c.partial_stripe_writes, 2);
+	assert_int_equal(c.partial_reads, 1 + (n - 2));
+	assert_int_equal(c.parity_reads, 0);
+	assert_int_equal(c.parity_writes, 4 * p);
+	assert_int_equal(c.writes, 3 + 2 * n + 2);
+
+	/* Flush counted; intent records written for the writes above. */
+	assert_int_equal(raid_flush(t.v), 0);
+	c = counters(&t);
+	assert_true(c.flushes >= 1);
+
+	/* Reads: healthy ones reconstruct nothing. */
+	raid_counters_reset(t.v);
+	assert_int_equal(raid_read(t.v, 0, 10, buf), 0);
+	c = counters(&t);
+	assert_int_equal(c.reads, 10);
+	assert_int_equal(c.reconstructions, 0);
+	assert_int_equal(c.parity_reads, 0);
+	/* Degraded: the blocks on the failed disk are reconstructed. */
+	assert_int_equal(raid_fail_disk(t.v, 1, "test"), 0);
+	raid_counters_reset(t.v);
+	assert_int_equal(raid_read(t.v, 0, 8 * n, buf), 0);
+	c = counters(&t);
+	assert_int_equal(c.reads, 8 * n);
+	assert_int_equal(c.reconstructions, 8);
+	verify(&t, "counters volume");
+	free(buf);
+	tl_vol_destroy(&t);
+}
+
+static void test_ranges(void **state)
+{
+	struct tl_vol t;
+	uint8_t *buf;
+	const uint32_t n = 3;
+
+	assert_int_equal(tl_vol_create(&t, NULL, 2, n, 1, 16, false), 0);
+	buf = calloc(4 * n, TL_BS);
+	assert_non_null(buf);
+	assert_int_equal(raid_read(t.v, t.nvbns, 1, buf), -ERANGE);
+	assert_int_equal(raid_read(t.v, t.nvbns - 1, 2, buf), -ERANGE);
+	assert_int_equal(raid_read(t.v, UINT64_MAX, 1, buf), -ERANGE);
+	assert_int_equal(raid_read(t.v, UINT64_MAX - 1, 4, buf), -ERANGE);
+	assert_int_equal(raid_write(t.v, t.nvbns, 1, buf), -ERANGE);
+	assert_int_equal(raid_write(t.v, t.nvbns - 2, 3, buf), -ERANGE);
+	assert_int_equal(raid_write(t.v, UINT64_MAX - 1, 4, buf), -ERANGE);
+	assert_int_equal(raid_read(t.v, t.nvbns - 1, 1, buf), 0);
+	assert_int_equal(raid_write_stripes(t.v, 1, 1, buf), -EINVAL);
+	assert_int_equal(raid_write_stripes(t.v, n + 2, 1, buf), -EINVAL);
+	assert_int_equal(raid_write_stripes(t.v, t.nvbns, 1, buf), -ERANGE);
+	assert_int_equal(raid_write_stripes(t.v, t.nvbns - n, 2, buf),
+	    -ERANGE);
+	{
+		uint8_t b[TL_BS];
+		assert_int_equal(raid_reconstruct(t.v, t.nvbns, 0, b),
+		    -ERANGE);
+		assert_int_equal(raid_repair(t.v, t.nvbns, b), -ERANGE);
+	}
+	/* Nothing above changed any block. */
+	verify(&t, "after refused calls");
+	free(buf);
+	tl_vol_destroy(&t);
+}
+
+static void test_create_refusals(void **state)
+{
+	struct tl_vol t;
+	struct raid_create_opts c;
+	struct raid_open_opts o;
+	raid_vol_t *v = NULL;
+	char *dir = tl_tmpdir_make(NULL, "filer-raid-create");
+	char p[8][4200];
+	const char *paths[8];
+
+	for (int i = 0; i < 8; i++) {
+		tl_path(p[i], sizeof(p[i]), dir, "d%d.img", i);
+		paths[i] = p[i];
+	}
+	memset(&o, 0, sizeof(o));
+	memset(&c, 0, sizeof(c));
+	c.ngroups = 1;
+	c.ndata = 3;
+	c.nparity = 1;
+	c.disk_blocks = 16;
+	c.paths = paths;
+	c.nparity = 0;
+	assert_int_equal(raid_create(&c, &o, &v), -EINVAL);
+	c.nparity = 4;
+	assert_int_equal(raid_create(&c, &o, &v), -EINVAL);
+	c.nparity = 1;
+	c.ndata = 0;
+	assert_int_equal(raid_create(&c, &o, &v), -EINVAL);
+	c.ndata = RAID_MAX_DATA + 1;
+	assert_int_equal(raid_create(&c, &o, &v), -EINVAL);
+	c.ndata = 3;
+	c.ngroups = 0;
+	assert_int_equal(raid_create(&c, &o, &v), -EINVAL);
+	c.ngroups = RAID_MAX_GROUPS + 1;
+	assert_int_equal(raid_create(&c, &o, &v), -EINVAL);
+	c.ngroups = 1;
+	c.disk_blocks = 0;
+	assert_int_equal(raid_create(&c, &o, &v), -EINVAL);
+	c.disk_blocks = 16;
+	/* The same path twice in one create. */
+	paths[1] = paths[0];
+	assert_int_not_equal(raid_create(&c, &o, &v), 0);
+	paths[1] = p[1];
+	tl_tmpdir_remove(dir);
+
+	/* A disk that carries a label is not created over. */
+	assert_int_equal(tl_vol_create(&t, NULL, 1, 3, 1, 16, false), 0);
+	assert_int_equal(tl_vol_fill(&t, 3), 0);
+	tl_vol_close(&t);
+	{
+		const char *cp[4];
+		for (int i = 0; i < 4; i++)
+			cp[i] = t.paths[i];
+		c.paths = cp;
+		assert_int_equal(raid_create(&c, &o, &v), -EEXIST);
+	}
+	assert_int_equal(tl_vol_open(&t), 0);
+	verify(&t, "after refused create");
+	tl_vol_destroy(&t);
+}
+
+/* ---- many writers on the same stripes ---- */
+
+#define NTHREADS	4
+#define CONC_STRIPES	32
+
+struct conc {
+	struct tl_vol *t;
+	int id;
+	int rc;
+};
+
+/* Thread id owns the blocks with (vbn % N) % NTHREADS == id of every
+ * stripe: all threads hit every stripe, never the same block. */
+static void *conc_writer(void *p)
+{
+	struct conc *c = p;
+	struct tl_vol *t = c->t;
+	uint64_t rng = 100 + (uint64_t)c->id;
+	uint8_t buf[TL_BS];
+
+	for (int i = 0; i < 400; i++) {
+		uint64_t s = tl_rand_below(&rng, CONC_STRIPES);
+		for (uint32_t k = (uint32_t)c->id; k < t->ndata;
+		    k += NTHREADS) {
+			uint64_t vbn = s * t->ndata + k;
+			tl_fill_random(buf, TL_BS, &rng);
+			int rc = raid_write(t->v, vbn, 1, buf);
+			if (rc != 0) {
+				c->rc = rc;
+				return NULL;
+			}
+			memcpy(tl_shadow(t, vbn), buf, TL_BS);
+		}
+		if (i % 50 == 0 && (c->rc = raid_flush(t->v)) != 0)
+			return NULL;
+	}
+	return NULL;
+}
+
+static void test_concurrent_partial_writes(void **state)
+{
+	struct tl_vol t;
+	pthread_t th[NTHREADS];
+	struct conc c[NTHREADS];
+	struct raid_scrub_result r;
+	const uint32_t n = 8, p = 2;
+
+	assert_int_equal(tl_vol_create(&t, NULL, 1, n, p, CONC_STRIPES,
+	    false), 0);
+	assert_int_equal(tl_vol_fill(&t, 5), 0);
+	for (int i = 0; i < NTHREADS; i++) {
+		c[i].t = &t;
+		c[i].id = i;
+		c[i].rc = 0;
+		assert_int_equal(pthread_create(&th[i], NULL, conc_writer,
+		    &c[i]), 0);
+	}
+	for (int i = 0; i < NTHREADS; i++) {
+		pthread_join(th[i], NULL);
+		assert_int_equal(c[i].rc, 0);
+	}
+	assert_int_equal(raid_flush(t.v), 0);
+	verify(&t, "after concurrent writes");
+	memset(&r, 0, sizeof(r));
+	assert_int_equal(raid_scrub(t.v, false, &r), 0);
+	assert_int_equal(r.mismatches, 0);
+	assert_int_equal(tl_vol_save_images(&t, "golden"), 0);
+	tl_vol_close(&t);
+	/* Each disk failed in turn: the parity written by racing partial
+	 * writes reconstructs everything. */
+	for (uint32_t d = 0; d < n + p; d++) {
+		assert_int_equal(tl_vol_restore_images(&t, "golden"), 0);
+		assert_int_equal(tl_vol_open(&t), 0);
+		assert_int_equal(raid_fail_disk(t.v, d, "test"), 0);
+		assert_int_equal(raid_fail_disk(t.v, (d + 3) % (n + p),
+		    "test"), 0);
+		verify(&t, "concurrent writes, two disks out");
+		tl_vol_close(&t);
+	}
+	tl_vol_destroy(&t);
+}
+
+/* Concurrent readers and writers of different stripes, one degraded. */
+struct mix {
+	struct tl_vol *t;
+	int id;
+	int rc;
+	uint64_t bad;
+};
+
+static void *mix_worker(void *p)
+{
+	struct mix *m = p;
+	struct tl_vol *t = m->t;
+	uint32_t n = t->ndata;
+	uint64_t rng = 500 + (uint64_t)m->id;
+	uint64_t nstripes = t->nvbns / n;
+	uint8_t *buf = malloc((size_t)n * TL_BS);
+
+	for (int i = 0; i < 300 && buf != NULL; i++) {
+		/* Stripes s with s % NTHREADS == id belong to this thread. */
+		uint64_t s = tl_rand_below(&rng, nstripes / NTHREADS) *
+		    NTHREADS + (uint64_t)m->id;
+		uint32_t off = (uint32_t)tl_rand_below(&rng, n);
+		uint32_t cnt = 1 + (uint32_t)tl_rand_below(&rng, n - off);
+		int rc;
+		if (tl_rand_below(&rng, 2) == 0) {
+			rc = tl_vol_write_random(t, s * n + off, cnt, &rng);
+		} else {
+			rc = raid_read(t->v, s * n, n, buf);
+			if (rc == 0 && memcmp(buf, tl_shadow(t, s * n),
+			    (size_t)n * TL_BS) != 0)
+				m->bad++;
+		}
+		if (rc != 0) {
+			m->rc = rc;
+			break;
+		}
+	}
+	free(buf);
+	return NULL;
+}
+
+static void test_concurrent_mixed_degraded(void **state)
+{
+	struct tl_vol t;
+	pthread_t th[NTHREADS];
+	struct mix m[NTHREADS];
+
+	assert_int_equal(tl_vol_create(&t, NULL, 2, 4, 1, 64, false), 0);
+	assert_int_equal(tl_vol_fill(&t, 6), 0);
+	assert_int_equal(raid_fail_disk(t.v, tl_disk(&t, 1, 2), "test"), 0);
+	for (int i = 0; i < NTHREADS; i++) {
+		memset(&m[i], 0, sizeof(m[i]));
+		m[i].t = &t;
+		m[i].id = i;
+		assert_int_equal(pthread_create(&th[i], NULL, mix_worker,
+		    &m[i]), 0);
+	}
+	for (int i = 0; i < NTHREADS; i++) {
+		pthread_join(th[i], NULL);
+		assert_int_equal(m[i].rc, 0);
+		assert_int_equal(m[i].bad, 0);
+	}
+	assert_int_equal(raid_flush(t.v), 0);
+	verify(&t, "after mixed load");
+	tl_vol_close(&t);
+	assert_int_equal(tl_vol_open(&t), 0);
+	verify(&t, "reopened after mixed load");
+	tl_vol_destroy(&t);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_geometry_and_mapping),
+		cmocka_unit_test(test_counters),
+		cmocka_unit_test(test_ranges),
+		cmocka_unit_test(test_create_refusals),
+		cmocka_unit_test(test_concurrent_partial_writes),
+		cmocka_unit_test(test_concurrent_mixed_degraded),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

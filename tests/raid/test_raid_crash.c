@@ -1,0 +1,363 @@
+/*
+ * tests/raid/test_raid_crash.c: the write hole (R4), with the fault
+ * injector's crash simulator (SQLite's crash VFS, in spirit).
+ *
+ * Each iteration starts from the same flushed base dataset, does a few
+ * rounds of random writes each followed by a flush (so "last flushed"
+ * moves), then issues partial-stripe (and some full-stripe) writes to SOME
+ * blocks without a flush -- those blocks are "in flight" -- and crashes
+ * with RAID_CRASH_DROP_ALL, _RANDOM or _TEAR and a per-iteration seed.
+ * After the crash every I/O fails with -FL_ECRASHED; the volume is closed
+ * and reopened (the write-intent resync runs).  Then:
+ *   - every block not in flight reads back its last flushed value;
+ *   - an in-flight block reads back the old or the new value (DROP_ALL,
+ *     RANDOM; with DROP_ALL too, since a disk sync made for a later
+ *     write-intent record makes that disk's earlier writes durable), or
+ *     each 512-byte sector old or new (TEAR);
+ *   - a scrub finds parity consistent everywhere;
+ *   - P disks of a group are failed (every choice across iterations) and
+ *     all the above holds again, now through reconstruction: a crash
+ *     between data and parity writes left no parity that would rebuild
+ *     wrong data for a block that was not being written.
+ * 72 iterations over three geometries and the three modes.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/err.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "raid/raid.h"
+#include "tests/lib/tl_raid.h"
+
+/* Two write-intent regions' worth of stripes, data in two bands. */
+#define DISK_BLOCKS	1100
+#define BAND_STRIPES	40
+static const uint64_t band_start[2] = { 0, 1030 };
+
+#define ITERATIONS	24	/* per geometry */
+
+struct crash_case {
+	struct tl_vol t;
+	uint8_t *golden;	/* shadow of the base dataset */
+	uint8_t *newdata;	/* in-flight contents, by vbn */
+	bool *inflight;
+	uint64_t stripes_per_group;
+};
+
+static uint64_t random_stripe(struct crash_case *c, uint64_t *rng)
+{
+	uint32_t g = (uint32_t)tl_rand_below(rng, c->t.ngroups);
+	uint64_t s = band_start[tl_rand_below(rng, 2)] +
+	    tl_rand_below(rng, BAND_STRIPES);
+
+	return g * c->stripes_per_group + s;	/* volume-wide stripe */
+}
+
+static void setup_case(struct crash_case *c, uint32_t ngroups, uint32_t n,
+    uint32_t p)
+{
+	struct tl_vol *t = &c->t;
+	uint64_t rng = 1000 + n * 10 + p;
+
+	memset(c, 0, sizeof(*c));
+	assert_int_equal(tl_vol_create(t, NULL, ngroups, n, p, DISK_BLOCKS,
+	    true), 0);
+	c->stripes_per_group = DISK_BLOCKS;
+	for (uint32_t g = 0; g < ngroups; g++) {
+		for (int b = 0; b < 2; b++) {
+			uint64_t vbn = (g * c->stripes_per_group +
+			    band_start[b]) * n;
+			tl_fill_random(tl_shadow(t, vbn),
+			    (size_t)BAND_STRIPES * n * TL_BS, &rng);
+			assert_int_equal(raid_write_stripes(t->v, vbn,
+			    BAND_STRIPES, tl_shadow(t, vbn)), 0);
+		}
+	}
+	assert_int_equal(raid_flush(t->v), 0);
+	tl_vol_close(t);
+	assert_int_equal(tl_vol_save_images(t, "golden"), 0);
+	c->golden = malloc(t->nvbns * TL_BS);
+	c->newdata = malloc(t->nvbns * TL_BS);
+	c->inflight = calloc(t->nvbns, sizeof(bool));
+	assert_non_null(c->golden);
+	assert_non_null(c->newdata);
+	assert_non_null(c->inflight);
+	memcpy(c->golden, t->shadow, t->nvbns * TL_BS);
+}
+
+static void teardown_case(struct crash_case *c)
+{
+	free(c->golden);
+	free(c->newdata);
+	free(c->inflight);
+	tl_vol_destroy(&c->t);
+}
+
+/* One write: a partial range of a stripe, or (1 in 4) a whole stripe or
+ * two.  Returns its first vbn and count. */
+static void pick_write(struct crash_case *c, uint64_t *rng, uint64_t *vbn,
+    uint32_t *cnt)
+{
+	uint32_t n = c->t.ndata;
+	uint64_t s = random_stripe(c, rng);
+
+	if (tl_rand_below(rng, 4) == 0) {
+		uint64_t within = s % c->stripes_per_group;
+		*vbn = s * n;
+		*cnt = n * (within + 1 < DISK_BLOCKS &&
+		    tl_rand_below(rng, 2) ? 2 : 1);
+		return;
+	}
+	uint32_t off = (uint32_t)tl_rand_below(rng, n);
+	*vbn = s * n + off;
+	*cnt = 1 + (uint32_t)tl_rand_below(rng, n - off);
+	if (*cnt == n && n > 1)
+		(*cnt)--;	/* partial */
+}
+
+static bool sector_ok(const uint8_t *got, const uint8_t *old,
+    const uint8_t *nw, enum raid_crash_mode mode)
+{
+	switch (mode) {
+	case RAID_CRASH_DROP_ALL:
+		/* Not only old: a disk sync made for a later write-intent
+		 * record also made earlier writes on that disk durable, as a
+		 * real disk's cache flush does. */
+	case RAID_CRASH_RANDOM:
+		return memcmp(got, old, TL_BS) == 0 ||
+		    memcmp(got, nw, TL_BS) == 0;
+	case RAID_CRASH_TEAR:
+		for (unsigned k = 0; k < TL_BS; k += 512) {
+			if (memcmp(got + k, old + k, 512) != 0 &&
+			    memcmp(got + k, nw + k, 512) != 0)
+				return false;
+		}
+		return true;
+	}
+	return false;
+}
+
+/* Which sectors of a wrong in-flight block are old, new, zero, other. */
+static void describe(const uint8_t *got, const uint8_t *old,
+    const uint8_t *nw, uint64_t vbn)
+{
+	static const uint8_t zero[512];
+	char map[TL_BS / 512 + 1];
+
+	for (unsigned k = 0; k < TL_BS / 512; k++) {
+		const uint8_t *g = got + k * 512;
+		map[k] = memcmp(g, old + k * 512, 512) == 0 ? 'o' :
+		    memcmp(g, nw + k * 512, 512) == 0 ? 'n' :
+		    memcmp(g, zero, 512) == 0 ? '0' : '?';
+	}
+	map[TL_BS / 512] = '\0';
+	fprintf(stderr, "  in-flight vbn %llu sectors (o old, n new, 0 zero, "
+	    "? other): %s\n", (unsigned long long)vbn, map);
+}
+
+static void check_blocks(struct crash_case *c, enum raid_crash_mode mode,
+    int it, const char *stage)
+{
+	struct tl_vol *t = &c->t;
+	uint8_t *buf = malloc((size_t)t->ndata * TL_BS);
+	uint64_t bad = 0, badflight = 0, first = UINT64_MAX;
+
+	assert_non_null(buf);
+	for (uint64_t vbn = 0; vbn < t->nvbns; vbn += t->ndata) {
+		int rc = raid_read(t->v, vbn, t->ndata, buf);
+		if (rc != 0)
+			fail_msg("iteration %d %s: read vbn %llu: %s", it,
+			    stage, (unsigned long long)vbn, fl_strerror(rc));
+		for (uint32_t i = 0; i < t->ndata; i++) {
+			uint64_t b = vbn + i;
+			const uint8_t *got = buf + (size_t)i * TL_BS;
+			if (!c->inflight[b]) {
+				if (memcmp(got, tl_shadow(t, b), TL_BS) != 0) {
+					bad++;
+					first = FL_MIN(first, b);
+				}
+			} else if (!sector_ok(got, tl_shadow(t, b),
+			    c->newdata + b * TL_BS, mode)) {
+				if (badflight++ == 0)
+					describe(got, tl_shadow(t, b),
+					    c->newdata + b * TL_BS, b);
+				first = FL_MIN(first, b);
+			}
+		}
+	}
+	free(buf);
+	if (bad != 0 || badflight != 0)
+		fail_msg("iteration %d (mode %d) %s: %llu blocks not in "
+		    "flight lost their flushed value, %llu in-flight blocks "
+		    "hold neither old nor new; first vbn %llu", it, mode,
+		    stage, (unsigned long long)bad,
+		    (unsigned long long)badflight, (unsigned long long)first);
+}
+
+static void one_iteration(struct crash_case *c, int it, uint64_t seed)
+{
+	static const enum raid_crash_mode modes[] = {
+		RAID_CRASH_DROP_ALL, RAID_CRASH_RANDOM, RAID_CRASH_TEAR,
+	};
+	enum raid_crash_mode mode = modes[it % 3];
+	struct tl_vol *t = &c->t;
+	uint32_t w = t->ndata + t->nparity;
+	uint64_t rng = seed;
+	uint8_t blk[TL_BS];
+	struct raid_scrub_result sr;
+	int rc, nflight = 0;
+
+	assert_int_equal(tl_vol_restore_images(t, "golden"), 0);
+	memcpy(t->shadow, c->golden, t->nvbns * TL_BS);
+	memset(c->inflight, 0, t->nvbns * sizeof(bool));
+	t->fault_inject = true;
+	assert_int_equal(tl_vol_open(t), 0);
+
+	/* Flushed rounds: these become the "last flushed" values. */
+	for (int r = (int)tl_rand_below(&rng, 3); r > 0; r--) {
+		for (int k = 1 + (int)tl_rand_below(&rng, 6); k > 0; k--) {
+			uint64_t vbn;
+			uint32_t cnt;
+			pick_write(c, &rng, &vbn, &cnt);
+			assert_int_equal(tl_vol_write_random(t, vbn, cnt,
+			    &rng), 0);
+		}
+		assert_int_equal(raid_flush(t->v), 0);
+	}
+
+	/* The writes in flight at the crash: each block at most once. */
+	for (int k = 1 + (int)tl_rand_below(&rng, 8); k > 0; k--) {
+		uint64_t vbn;
+		uint32_t cnt;
+		bool overlap = false;
+
+		pick_write(c, &rng, &vbn, &cnt);
+		for (uint32_t i = 0; i < cnt; i++)
+			overlap |= c->inflight[vbn + i];
+		if (overlap)
+			continue;
+		tl_fill_random(c->newdata + vbn * TL_BS, (size_t)cnt * TL_BS,
+		    &rng);
+		assert_int_equal(raid_write(t->v, vbn, cnt,
+		    c->newdata + vbn * TL_BS), 0);
+		for (uint32_t i = 0; i < cnt; i++)
+			c->inflight[vbn + i] = true;
+		nflight++;
+	}
+	assert_true(nflight > 0);
+	assert_true(raid_fault_pending(t->v) > 0);
+
+	assert_int_equal(raid_fault_crash(t->v, mode, seed), 0);
+	assert_int_equal(raid_read(t->v, 0, 1, blk), -FL_ECRASHED);
+	assert_int_equal(raid_write(t->v, 0, 1, blk), -FL_ECRASHED);
+	tl_vol_close(t);
+
+	/* Reopen: the write-intent resync. */
+	tl_events_reset(&t->events);
+	t->fault_inject = (it % 2) == 0;
+	rc = tl_vol_open(t);
+	if (rc != 0)
+		fail_msg("iteration %d: reopen after crash: %s", it,
+		    fl_strerror(rc));
+	assert_true(tl_events_count(&t->events, RAID_EV_RESYNC) >= 1);
+	check_blocks(c, mode, it, "after resync");
+	memset(&sr, 0, sizeof(sr));
+	assert_int_equal(raid_scrub(t->v, false, &sr), 0);
+	if (sr.mismatches != 0)
+		fail_msg("iteration %d: %llu stripes with stale parity after "
+		    "resync", it, (unsigned long long)sr.mismatches);
+
+	/* P disks out in every group: parity must rebuild what was there.
+	 * The choice of disks walks every P-subset across iterations. */
+	unsigned masks[64], nmasks = 0;
+	for (unsigned m = 0; m < (1u << w) && nmasks < 64; m++)
+		if ((unsigned)__builtin_popcount(m) == t->nparity)
+			masks[nmasks++] = m;
+	for (uint32_t g = 0; g < t->ngroups; g++) {
+		unsigned m = masks[(unsigned)(it + 3 * g) % nmasks];
+		for (uint32_t k = 0; k < w; k++)
+			if (m & (1u << k))
+				assert_int_equal(raid_fail_disk(t->v,
+				    tl_disk(t, g, k), "test"), 0);
+	}
+	check_blocks(c, mode, it, "degraded after crash");
+	tl_vol_close(t);
+}
+
+static void run_geometry(uint32_t ngroups, uint32_t n, uint32_t p)
+{
+	struct crash_case c;
+
+	fl_log_set_level(FL_LOG_ERR);
+	setup_case(&c, ngroups, n, p);
+	for (int it = 0; it < ITERATIONS; it++)
+		one_iteration(&c, it, 0xc0ffee + 1000 * n + 100 * p + it);
+	teardown_case(&c);
+	fl_log_set_level(FL_LOG_INFO);
+}
+
+static void test_crash_4p1(void **state)
+{
+	run_geometry(1, 4, 1);
+}
+
+static void test_crash_3p2(void **state)
+{
+	run_geometry(1, 3, 2);
+}
+
+static void test_crash_2groups_2p1(void **state)
+{
+	run_geometry(2, 2, 1);
+}
+
+/*
+ * A crash right after a flush loses nothing.  (The simulator may still hold
+ * writes issued by the flush itself, such as write-intent bits being
+ * cleared; dropping or tearing those must not matter.)
+ */
+static void test_crash_after_flush(void **state)
+{
+	struct crash_case c;
+	struct tl_vol *t = &c.t;
+	uint64_t rng = 3;
+
+	setup_case(&c, 1, 4, 1);
+	assert_int_equal(tl_vol_restore_images(t, "golden"), 0);
+	t->fault_inject = true;
+	assert_int_equal(tl_vol_open(t), 0);
+	for (int k = 0; k < 10; k++) {
+		uint64_t vbn;
+		uint32_t cnt;
+		pick_write(&c, &rng, &vbn, &cnt);
+		assert_int_equal(tl_vol_write_random(t, vbn, cnt, &rng), 0);
+	}
+	assert_int_equal(raid_flush(t->v), 0);
+	assert_int_equal(raid_fault_crash(t->v, RAID_CRASH_TEAR, 9), 0);
+	tl_vol_close(t);
+	assert_int_equal(tl_vol_open(t), 0);
+	check_blocks(&c, RAID_CRASH_DROP_ALL, -1, "crash after flush");
+	assert_int_equal(raid_fail_disk(t->v, tl_disk(t, 0, 0), "test"), 0);
+	check_blocks(&c, RAID_CRASH_DROP_ALL, -1, "crash after flush, "
+	    "degraded");
+	teardown_case(&c);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_crash_after_flush),
+		cmocka_unit_test(test_crash_4p1),
+		cmocka_unit_test(test_crash_3p2),
+		cmocka_unit_test(test_crash_2groups_2p1),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

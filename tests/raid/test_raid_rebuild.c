@@ -1,0 +1,413 @@
+/*
+ * tests/raid/test_raid_rebuild.c: rebuild onto a spare while writes go on.
+ *
+ * A disk is failed (or missing), a spare added, and a rebuild started while
+ * a writer thread keeps writing random extents (a bounded number) into the
+ * even stripes and a reader thread checks the odd ones.  Progress
+ * must be visible in raid_status while the rebuild runs.  Afterwards every
+ * block reads back what was last written, the spare holds the position,
+ * and a reopen with the new member list runs healthy; then another disk is
+ * failed so the rebuilt disk's contents are used to reconstruct, and the
+ * data are still right.  With P = 2, two failures rebuilt one after the
+ * other; and the automatic rebuild when a spare is present.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/err.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "raid/raid.h"
+#include "tests/lib/tl_raid.h"
+#include "tests/lib/tl_tmpdir.h"
+
+#define DISK_BLOCKS	1024
+
+struct load {
+	struct tl_vol *t;
+	uint64_t seed;
+	/* The writer writes inside even stripes only, the reader checks
+	 * odd stripes, which nobody writes meanwhile. */
+	uint64_t nstripes;	/* over the whole volume */
+	int nwrites;
+	int wrc, rrc;
+	uint64_t writes_done, reads_done, bad_reads;
+	int stop;		/* atomic */
+	pthread_t wth, rth;
+};
+
+static void *writer(void *p)
+{
+	struct load *l = p;
+	uint64_t rng = l->seed;
+
+	for (int i = 0; i < l->nwrites; i++) {
+		uint32_t w = l->t->ndata;
+		uint64_t s = 2 * tl_rand_below(&rng, l->nstripes / 2);
+		uint32_t off = (uint32_t)tl_rand_below(&rng, w);
+		uint32_t n = 1 + (uint32_t)tl_rand_below(&rng, w - off);
+		uint64_t vbn = s * w + off;
+		int rc = tl_vol_write_random(l->t, vbn, n, &rng);
+		if (rc != 0) {
+			l->wrc = rc;
+			break;
+		}
+		l->writes_done++;
+		if (i % 64 == 63 && (rc = raid_flush(l->t->v)) != 0) {
+			l->wrc = rc;
+			break;
+		}
+	}
+	__atomic_store_n(&l->stop, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+static void *reader(void *p)
+{
+	struct load *l = p;
+	uint64_t rng = l->seed ^ 0x5555;
+	uint8_t *buf = malloc((size_t)l->t->ndata * TL_BS);
+
+	while (!__atomic_load_n(&l->stop, __ATOMIC_ACQUIRE)) {
+		uint32_t n = l->t->ndata;
+		uint64_t vbn = (2 * tl_rand_below(&rng, l->nstripes / 2) + 1) *
+		    n;
+		int rc = raid_read(l->t->v, vbn, n, buf);
+		if (rc != 0) {
+			l->rrc = rc;
+			break;
+		}
+		if (memcmp(buf, tl_shadow(l->t, vbn), (size_t)n * TL_BS) != 0)
+			l->bad_reads++;
+		l->reads_done++;
+	}
+	free(buf);
+	return NULL;
+}
+
+static void load_start(struct load *l, struct tl_vol *t, uint64_t seed,
+    int nwrites)
+{
+	memset(l, 0, sizeof(*l));
+	l->t = t;
+	l->seed = seed;
+	l->nwrites = nwrites;
+	l->nstripes = t->nvbns / t->ndata;
+	assert_int_equal(pthread_create(&l->wth, NULL, writer, l), 0);
+	assert_int_equal(pthread_create(&l->rth, NULL, reader, l), 0);
+}
+
+static void load_finish(struct load *l)
+{
+	pthread_join(l->wth, NULL);
+	pthread_join(l->rth, NULL);
+	if (l->wrc != 0)
+		fail_msg("writer: %s after %llu writes", fl_strerror(l->wrc),
+		    (unsigned long long)l->writes_done);
+	if (l->rrc != 0)
+		fail_msg("reader: %s", fl_strerror(l->rrc));
+	assert_int_equal(l->bad_reads, 0);
+	assert_int_equal(l->writes_done, (uint64_t)l->nwrites);
+}
+
+struct progress {
+	bool seen;
+	bool sane;
+	uint64_t total, max_done, polls;
+};
+
+/* Poll raid_status until no rebuild runs. */
+static void watch_rebuild(struct tl_vol *t, struct progress *pr)
+{
+	memset(pr, 0, sizeof(*pr));
+	pr->sane = true;
+	for (;;) {
+		struct raid_status st;
+		raid_status(t->v, &st);
+		pr->polls++;
+		if (!st.rebuilding)
+			break;
+		pr->seen = true;
+		if (st.rebuild_done < pr->max_done ||
+		    st.rebuild_done > st.rebuild_total)
+			pr->sane = false;
+		pr->max_done = st.rebuild_done;
+		pr->total = st.rebuild_total;
+		usleep(200);
+	}
+}
+
+static void verify(struct tl_vol *t, const char *what)
+{
+	int err;
+	uint64_t bad = tl_vol_verify(t, &err);
+
+	if (bad != 0)
+		fail_msg("%s: %llu wrong blocks (first error %s)", what,
+		    (unsigned long long)bad, fl_strerror(err));
+}
+
+/* The disk index now holding (group, pos), and its info. */
+static size_t member_at(struct tl_vol *t, uint32_t g, uint32_t pos,
+    struct raid_disk_info *info)
+{
+	size_t n = raid_ndisks(t->v);
+
+	for (size_t d = 0; d < n; d++) {
+		assert_int_equal(raid_disk_info(t->v, d, info), 0);
+		if (info->group == (int)g && info->position == (int)pos &&
+		    info->state != RAID_DISK_FAILED &&
+		    info->state != RAID_DISK_MISSING)
+			return d;
+	}
+	fail_msg("no working member at group %u position %u", g, pos);
+	return 0;
+}
+
+/* Member list in position order, from raid_disk_info. */
+static void member_paths(struct tl_vol *t, char **out)
+{
+	uint32_t w = t->ndata + t->nparity;
+
+	for (uint32_t g = 0; g < t->ngroups; g++) {
+		for (uint32_t pos = 0; pos < w; pos++) {
+			struct raid_disk_info info;
+			member_at(t, g, pos, &info);
+			out[g * w + pos] = strdup(info.path);
+		}
+	}
+}
+
+/* Replace t->paths by the current member list (no spares). */
+static void adopt_members(struct tl_vol *t)
+{
+	char *np[TL_MAX_PATHS];
+	size_t members = (size_t)t->ngroups * (t->ndata + t->nparity);
+
+	member_paths(t, np);
+	for (size_t i = 0; i < t->npaths; i++)
+		free(t->paths[i]);
+	for (size_t i = 0; i < members; i++)
+		t->paths[i] = np[i];
+	t->npaths = members;
+}
+
+static void reopen_healthy_and_check(struct tl_vol *t, uint32_t g,
+    uint32_t avoid_pos)
+{
+	struct raid_status st;
+
+	adopt_members(t);
+	tl_vol_close(t);
+	assert_int_equal(tl_vol_open(t), 0);
+	raid_status(t->v, &st);
+	assert_false(st.degraded);
+	for (size_t d = 0; d < raid_ndisks(t->v); d++) {
+		struct raid_disk_info info;
+		assert_int_equal(raid_disk_info(t->v, d, &info), 0);
+		assert_int_equal(info.state, RAID_DISK_OK);
+	}
+	verify(t, "reopened after rebuild");
+	/* Use the rebuilt disk to reconstruct another one. */
+	assert_int_equal(raid_fail_disk(t->v, tl_disk(t, g,
+	    (avoid_pos + 1) % (t->ndata + t->nparity)), "test"), 0);
+	verify(t, "rebuilt disk used for reconstruction");
+}
+
+static void test_rebuild_p1_under_load(void **state)
+{
+	struct tl_vol t;
+	struct load l;
+	struct progress pr;
+	struct raid_disk_info info;
+	char spare[4200];
+	size_t victim, sd;
+	int rc;
+
+	assert_int_equal(tl_vol_create(&t, NULL, 1, 4, 1, DISK_BLOCKS,
+	    false), 0);
+	assert_int_equal(tl_vol_fill(&t, 11), 0);
+	assert_int_equal(raid_rebuild_start(t.v), -ENOENT);
+	victim = tl_disk(&t, 0, 2);
+	assert_int_equal(raid_fail_disk(t.v, victim, "test: rebuild"), 0);
+	assert_true(tl_events_count(&t.events, RAID_EV_DISK_FAILED) >= 1);
+	assert_int_equal(raid_rebuild_start(t.v), -ENOSPC);
+
+	tl_path(spare, sizeof(spare), t.dir, "spare0.img");
+	assert_int_equal(raid_add_spare(t.v, spare), 0);
+	sd = raid_ndisks(t.v) - 1;
+	assert_int_equal(raid_disk_info(t.v, sd, &info), 0);
+	assert_string_equal(info.path, spare);
+	assert_int_equal(info.state, RAID_DISK_SPARE);
+	assert_int_equal(info.group, -1);
+
+	load_start(&l, &t, 12, 600);
+	assert_int_equal(raid_rebuild_start(t.v), 0);
+	rc = raid_rebuild_start(t.v);
+	assert_true(rc == -EBUSY || rc == -ENOENT);
+	watch_rebuild(&t, &pr);
+	assert_int_equal(raid_rebuild_wait(t.v), 0);
+	load_finish(&l);
+	if (!pr.seen)
+		fail_msg("rebuild of %u stripes never visible in raid_status "
+		    "(%llu polls)", DISK_BLOCKS, (unsigned long long)pr.polls);
+	assert_true(pr.sane);
+	assert_int_equal(pr.total, DISK_BLOCKS);
+	assert_int_equal(tl_events_count(&t.events, RAID_EV_REBUILD_STARTED),
+	    1);
+	assert_int_equal(tl_events_count(&t.events, RAID_EV_REBUILD_DONE), 1);
+	assert_int_equal(tl_events_count(&t.events, RAID_EV_REBUILD_FAILED),
+	    0);
+
+	/* The spare holds position 2 now; the volume is whole. */
+	assert_int_equal(member_at(&t, 0, 2, &info), sd);
+	assert_int_equal(info.state, RAID_DISK_OK);
+	{
+		struct raid_status st;
+		raid_status(t.v, &st);
+		assert_false(st.degraded);
+		assert_false(st.rebuilding);
+	}
+	assert_int_equal(raid_rebuild_start(t.v), -ENOENT);
+	verify(&t, "after rebuild");
+	/* Writes after the rebuild reach the new disk too. */
+	{
+		uint64_t rng = 77;
+		for (uint64_t vbn = 0; vbn < t.nvbns; vbn += 97)
+			assert_int_equal(tl_vol_write_random(&t, vbn, 3, &rng),
+			    0);
+		assert_int_equal(raid_flush(t.v), 0);
+	}
+	reopen_healthy_and_check(&t, 0, 2);
+	tl_vol_destroy(&t);
+}
+
+static void test_rebuild_p2_two_failures(void **state)
+{
+	struct tl_vol t;
+	struct load l;
+	struct progress pr;
+	struct raid_disk_info info;
+	char spare[4200];
+	size_t s0;
+
+	assert_int_equal(tl_vol_create(&t, NULL, 2, 3, 2, DISK_BLOCKS / 2,
+	    false), 0);
+	assert_int_equal(tl_vol_fill(&t, 21), 0);
+	/* A data disk and a parity disk of group 1. */
+	assert_int_equal(raid_fail_disk(t.v, tl_disk(&t, 1, 0), "test"), 0);
+	assert_int_equal(raid_fail_disk(t.v, tl_disk(&t, 1, 4), "test"), 0);
+	verify(&t, "two failed");
+	for (int i = 0; i < 2; i++) {
+		tl_path(spare, sizeof(spare), t.dir, "spare%d.img", i);
+		assert_int_equal(raid_add_spare(t.v, spare), 0);
+	}
+	s0 = raid_ndisks(t.v) - 2;
+
+	load_start(&l, &t, 22, 600);
+	assert_int_equal(raid_rebuild_start(t.v), 0);
+	watch_rebuild(&t, &pr);
+	assert_int_equal(raid_rebuild_wait(t.v), 0);
+	{
+		struct raid_status st;
+		raid_status(t.v, &st);
+		assert_true(st.degraded);	/* one still out */
+	}
+	assert_int_equal(raid_rebuild_start(t.v), 0);
+	watch_rebuild(&t, &pr);
+	assert_int_equal(raid_rebuild_wait(t.v), 0);
+	load_finish(&l);
+	assert_int_equal(raid_rebuild_start(t.v), -ENOENT);
+	assert_int_equal(tl_events_count(&t.events, RAID_EV_REBUILD_DONE), 2);
+
+	/* Both spares are members now. */
+	assert_int_equal(raid_disk_info(t.v, s0, &info), 0);
+	assert_int_equal(info.state, RAID_DISK_OK);
+	assert_int_equal(info.group, 1);
+	assert_int_equal(raid_disk_info(t.v, s0 + 1, &info), 0);
+	assert_int_equal(info.state, RAID_DISK_OK);
+	assert_int_equal(info.group, 1);
+	verify(&t, "after two rebuilds");
+	reopen_healthy_and_check(&t, 1, 0);
+	/* With P = 2 a second failure is covered too: the other new disk
+	 * and one more of group 1 out. */
+	assert_int_equal(raid_fail_disk(t.v, tl_disk(&t, 1, 2), "test"), 0);
+	verify(&t, "two out after rebuilds");
+	tl_vol_destroy(&t);
+}
+
+/* A disk missing at open (no path) is rebuilt onto a spare the same way. */
+static void test_rebuild_missing_disk(void **state)
+{
+	struct tl_vol t;
+	const char *paths[TL_MAX_PATHS];
+	char spare[4200];
+	uint64_t rng = 5;
+
+	assert_int_equal(tl_vol_create(&t, NULL, 1, 3, 1, 256, false), 0);
+	assert_int_equal(tl_vol_fill(&t, 31), 0);
+	tl_vol_close(&t);
+	for (size_t i = 0; i < t.npaths; i++)
+		paths[i] = t.paths[i];
+	paths[0] = NULL;
+	assert_int_equal(tl_vol_open_paths(&t, paths, t.npaths), 0);
+	for (int i = 0; i < 50; i++)
+		assert_int_equal(tl_vol_write_random(&t,
+		    tl_rand_below(&rng, t.nvbns - 4), 4, &rng), 0);
+	tl_path(spare, sizeof(spare), t.dir, "spare.img");
+	assert_int_equal(raid_add_spare(t.v, spare), 0);
+	assert_int_equal(raid_rebuild_start(t.v), 0);
+	assert_int_equal(raid_rebuild_wait(t.v), 0);
+	verify(&t, "missing disk rebuilt");
+	reopen_healthy_and_check(&t, 0, 0);
+	tl_vol_destroy(&t);
+}
+
+/* auto_rebuild: a failure with a spare standing by starts it alone. */
+static void test_auto_rebuild(void **state)
+{
+	struct tl_vol t;
+	char spare[4200];
+	struct raid_disk_info info;
+
+	assert_int_equal(tl_vol_create(&t, NULL, 1, 4, 1, 256, false), 0);
+	assert_int_equal(tl_vol_fill(&t, 41), 0);
+	tl_path(spare, sizeof(spare), t.dir, "spare.img");
+	assert_int_equal(raid_add_spare(t.v, spare), 0);
+	tl_vol_close(&t);
+	/* Reopen with the spare listed and auto_rebuild on. */
+	tl_vol_add_path(&t, "spare.img");
+	t.auto_rebuild = true;
+	assert_int_equal(tl_vol_open(&t), 0);
+	assert_int_equal(raid_disk_info(t.v, t.npaths - 1, &info), 0);
+	assert_int_equal(info.state, RAID_DISK_SPARE);
+	assert_int_equal(raid_fail_disk(t.v, tl_disk(&t, 0, 1), "test"), 0);
+	assert_int_equal(raid_rebuild_wait(t.v), 0);
+	assert_int_equal(tl_events_count(&t.events, RAID_EV_REBUILD_DONE), 1);
+	assert_int_equal(member_at(&t, 0, 1, &info), t.npaths - 1);
+	verify(&t, "after automatic rebuild");
+	t.auto_rebuild = false;
+	reopen_healthy_and_check(&t, 0, 1);
+	tl_vol_destroy(&t);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_rebuild_p1_under_load),
+		cmocka_unit_test(test_rebuild_p2_two_failures),
+		cmocka_unit_test(test_rebuild_missing_disk),
+		cmocka_unit_test(test_auto_rebuild),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
