@@ -1099,7 +1099,9 @@ int nvlog_switch(struct nvlog *lg)
 
 	pthread_mutex_lock(&lg->mu);
 	if (!lg->started) {
-		rc = FL_ERR(-EINVAL);
+		/* The CP after replay, before nvlog_start: nothing is
+		 * appended yet, so there is nothing to switch. */
+		rc = 0;
 	} else if (lg->failed) {
 		rc = lg->fail_err;
 	} else if (lg->reserved != 0 || lg->prev_busy) {

@@ -127,7 +127,8 @@ int nvlog_replay(struct nvlog *lg, uint64_t after_gen, nvlog_replay_fn *fn,
  * CP that made the replayed operations durable (or on a fresh log).
  */
 int nvlog_start(struct nvlog *lg);
-/* (nvlog_reserve, _commit, _switch before nvlog_start: -EINVAL.) */
+/* Before nvlog_start: nvlog_reserve and _commit return -EINVAL;
+ * nvlog_switch and _release_prev do nothing (the CP after replay). */
 
 /*
  * Reserve room for one record of up to max_payload bytes in the current
@@ -154,7 +155,11 @@ int nvlog_wait(struct nvlog *lg, uint64_t lsn);
 /* Make every committed record durable. */
 int nvlog_sync(struct nvlog *lg);
 
-/* Switch appends to the other half (CP freeze, caller excludes commits). */
+/*
+ * Switch appends to the other half (CP freeze, caller excludes commits).
+ * -EBUSY if reservations are outstanding or the other half was not
+ * released; -EIO if the log has failed.
+ */
 int nvlog_switch(struct nvlog *lg);
 /* The CP whose records are in the previous half is durable: free it. */
 void nvlog_release_prev(struct nvlog *lg);
