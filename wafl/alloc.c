@@ -101,7 +101,7 @@ void alloc_fini(struct wafl_vol *v)
 	v->npending = v->cap_pending = 0;
 }
 
-static int pending_add(struct wafl_vol *v, uint64_t vbn, uint64_t gen)
+int alloc_pending_add(struct wafl_vol *v, uint64_t vbn, uint64_t gen)
 {
 	if (v->npending == v->cap_pending) {
 		uint64_t cap = v->cap_pending ? v->cap_pending * 2 : 1024;
@@ -162,7 +162,7 @@ static int area_load(struct wafl_vol *v, uint64_t a)
 		rc = or_root_bitmap(v, &v->hold_root, a, held, tmp);
 	for (uint32_t i = 0; rc == 0 && i < AREA_BITS; i++) {
 		if (bit_get(held, i) && !bit_get(map, i)) {
-			rc = pending_add(v, a * AREA_BITS + i, v->durable_gen);
+			rc = alloc_pending_add(v, a * AREA_BITS + i, v->durable_gen);
 			bit_put(map, i, true);
 		}
 	}
@@ -303,7 +303,7 @@ int alloc_free_block(struct wafl_vol *v, uint64_t vbn, uint64_t gen)
 	if (in_snap)
 		v->snap_only++;
 	/* Still held by root gen-1 (and maybe a mirror): pending. */
-	return pending_add(v, vbn, gen);
+	return alloc_pending_add(v, vbn, gen);
 }
 
 void alloc_release(struct wafl_vol *v, uint64_t safe_gen)

@@ -316,6 +316,11 @@ static int replay_cb(void *arg, uint64_t lsn, uint64_t gen, uint16_t type,
 	struct wafl_vol *v = arg;
 	int rc = wafl_replay_record(v, type, payload, len);
 
+	/* The CP after replay must carry a generation no record exceeds, or
+	 * a crash before the log restarts would replay them twice. */
+	if (rc == 0 && gen > v->open_gen)
+		v->open_gen = gen;
+
 	if (rc != 0)
 		fl_err("wafl", "NVLOG replay: record %llu (type %u, gen %llu): "
 		    "%s", (unsigned long long)lsn, type,

@@ -260,11 +260,18 @@ int alloc_free_block(struct wafl_vol *v, uint64_t vbn, uint64_t gen);
 void alloc_release(struct wafl_vol *v, uint64_t safe_gen);
 /* Forget loaded areas (after snapshot delete / rollback). */
 void alloc_reset_areas(struct wafl_vol *v);
+/* Hold vbn pending (not allocatable) until safe_gen passes gen. */
+int alloc_pending_add(struct wafl_vol *v, uint64_t vbn, uint64_t gen);
 /* Blocks an operation may still dirty before the volume is full. */
 uint64_t alloc_free_estimate(struct wafl_vol *v);
 /* Bit of a bitmap file (active or summary) for vbn, live view. */
 int bitmap_test(struct wnode *bm, uint64_t vbn, bool *set);
 int bitmap_set(struct wnode *bm, uint64_t vbn, bool on);
+
+/* ---------------------------------------------------------- snapshots */
+
+/* The inode file of snapshot `id` (snap.c); -ESTALE if there is none. */
+int snap_ifile(struct wafl_vol *v, uint64_t id, struct wafl_dinode *ifile);
 
 /* ---------------------------------------------------------------- CP */
 

@@ -1,0 +1,539 @@
+/*
+ * wafl/snap.c: named snapshots.
+ *
+ * A snapshot is a retained CP root: an entry {generation, root pointer,
+ * name, id, time} in the snapshot table (inode 3).  Its blocks stay
+ * allocated through the summary map (inode 4), the OR of every snapshot's
+ * active bitmap (W9), which the allocator consults (W3).
+ *
+ *   create: CP (so the newest root holds everything done so far), then in
+ *           the open generation: add the table entry and OR that root's
+ *           bitmap into the summary map; CP again so the table is durable.
+ *           Cost: one pass over the bitmap, independent of the data.
+ *   delete: clear the entry, recompute the summary map from the remaining
+ *           snapshots; blocks that leave it and are not active go pending
+ *           (tagged with the open generation: the CP ring may still hold
+ *           them); CP.
+ *   rollback: the active tree becomes the snapshot's tree (its inode file
+ *           and bitmap); the snapshot table and summary map stay current;
+ *           blocks only the old active tree used go pending; CP.
+ *
+ * Snapshot operations take cp_serial and cp_lock exclusive around their
+ * in-memory work (the allocator's state is only touched under the freeze).
+ * A snapshot id is (generation << 16) | n, unique because every snapshot
+ * operation ends with a CP that advances the generation.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "common/assert.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "wafl/wafl_impl.h"
+
+#define AREA_BITS	WAFL_BITS_PER_BLOCK
+
+static uint64_t nslots(struct wafl_vol *v)
+{
+	return v->snaptab_wn->di.size / WAFL_SNAP_ENTRY_SIZE;
+}
+
+static int snap_read(struct wafl_vol *v, uint64_t slot, struct wafl_snapent *e,
+    uint8_t *blk)
+{
+	int rc = wn_read_block(v->snaptab_wn, slot / WAFL_SNAPS_PER_BLOCK, blk);
+
+	if (rc == 0)
+		rc = wafl_snapent_decode(blk + (slot % WAFL_SNAPS_PER_BLOCK) *
+		    WAFL_SNAP_ENTRY_SIZE, e);
+	return rc;
+}
+
+static int snap_write(struct wafl_vol *v, uint64_t slot,
+    const struct wafl_snapent *e)
+{
+	uint8_t *blk;
+	int rc = wn_modify_block(v->snaptab_wn, slot / WAFL_SNAPS_PER_BLOCK,
+	    &blk);
+
+	if (rc != 0)
+		return rc;
+	wafl_snapent_encode(blk + (slot % WAFL_SNAPS_PER_BLOCK) *
+	    WAFL_SNAP_ENTRY_SIZE, e);
+	uint64_t end = (slot + 1) * WAFL_SNAP_ENTRY_SIZE;
+	if (v->snaptab_wn->di.size < end)
+		v->snaptab_wn->di.size = end;
+	v->snaptab_wn->di.mtime_ns = v->snaptab_wn->di.ctime_ns =
+	    fl_now_real_ns();
+	wnode_dirty(v->snaptab_wn);
+	return 0;
+}
+
+/* Find a snapshot by name (name != NULL) or id; *slot = its slot. */
+static int snap_find(struct wafl_vol *v, const char *name, uint64_t id,
+    uint64_t *slot, struct wafl_snapent *e)
+{
+	uint8_t *blk = malloc(WAFL_BLOCK_SIZE);
+	int rc = -ENOENT;
+
+	if (blk == NULL)
+		return -ENOMEM;
+	for (uint64_t s = 0; s < nslots(v); s++) {
+		int r = snap_read(v, s, e, blk);
+		if (r != 0) {
+			rc = r;
+			break;
+		}
+		if (e->gen == 0)
+			continue;
+		if (name != NULL ? strcmp(e->name, name) == 0 : e->id == id) {
+			*slot = s;
+			rc = 0;
+			break;
+		}
+	}
+	free(blk);
+	return rc;
+}
+
+/* The active-bitmap inode of the tree under root. */
+static int root_bitmap_inode(struct wafl_vol *v, const struct wafl_bp *root,
+    struct wafl_dinode *bm, struct wafl_rootblk *rb_out)
+{
+	struct wafl_rootblk rb;
+	int rc = tree_read_root(v, root, &rb);
+
+	if (rc == 0)
+		rc = tree_read_inode(v, &rb.inodefile, WAFL_INO_BITMAP, bm);
+	if (rc == 0 && rb_out != NULL)
+		*rb_out = rb;
+	return rc;
+}
+
+static bool name_ok(const char *name)
+{
+	size_t n = name == NULL ? 0 : strnlen(name, WAFL_SNAP_NAME_MAX + 1);
+
+	if (n == 0 || n > WAFL_SNAP_NAME_MAX)
+		return false;
+	if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (name[i] == '/' || (unsigned char)name[i] < 0x20)
+			return false;
+	return true;
+}
+
+static void lock_all(struct wafl_vol *v)
+{
+	pthread_mutex_lock(&v->cp_serial);
+	pthread_rwlock_wrlock(&v->cp_lock);
+}
+
+static void unlock_all(struct wafl_vol *v)
+{
+	pthread_rwlock_unlock(&v->cp_lock);
+	pthread_mutex_unlock(&v->cp_serial);
+}
+
+int wafl_snap_create(wafl_vol_t *v, const char *name, uint64_t *id_out)
+{
+	struct wafl_snapent e, cur;
+	struct wafl_dinode bm;
+	uint8_t *blk = NULL, *sb = NULL;
+	uint64_t slot, free_slot = UINT64_MAX, nsnaps = 0, same_gen = 0;
+	int rc;
+
+	if (!name_ok(name))
+		return FL_ERR(-EINVAL);
+	if (v->readonly || v->failed)
+		return FL_ERR(-EROFS);
+	rc = cp_run(v);
+	if (rc != 0)
+		return rc;
+	lock_all(v);
+	if (snap_find(v, name, 0, &slot, &e) == 0) {
+		rc = FL_ERR(-EEXIST);
+		goto out;
+	}
+	blk = malloc(WAFL_BLOCK_SIZE);
+	sb = malloc(WAFL_BLOCK_SIZE);
+	if (blk == NULL || sb == NULL) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (uint64_t s = 0; s < nslots(v); s++) {
+		rc = snap_read(v, s, &cur, blk);
+		if (rc != 0)
+			goto out;
+		if (cur.gen == 0) {
+			if (free_slot == UINT64_MAX)
+				free_slot = s;
+			continue;
+		}
+		nsnaps++;
+		if (cur.gen == v->durable_gen)
+			same_gen++;
+	}
+	if (nsnaps >= WAFL_MAX_SNAPSHOTS) {
+		rc = FL_ERR(-ENOSPC);
+		fl_warn("wafl", "snapshot %s: the limit of %u is reached", name,
+		    WAFL_MAX_SNAPSHOTS);
+		goto out;
+	}
+	if (free_slot == UINT64_MAX)
+		free_slot = nslots(v);
+	memset(&e, 0, sizeof(e));
+	e.gen = v->durable_gen;
+	e.create_ns = fl_now_real_ns();
+	e.root = v->fsi.root;
+	e.id = (v->durable_gen << 16) | same_gen;
+	strcpy(e.name, name);
+	rc = root_bitmap_inode(v, &e.root, &bm, NULL);
+	if (rc != 0)
+		goto out;
+	/* Summary |= the snapshot's bitmap (W9). */
+	for (uint64_t a = 0; a < v->nareas && rc == 0; a++) {
+		rc = tree_read_block(v, &bm, a, blk);
+		if (rc != 0)
+			break;
+		rc = wn_read_block(v->summary_wn, a, sb);
+		if (rc != 0)
+			break;
+		bool change = false;
+		for (uint32_t i = 0; i < WAFL_BLOCK_SIZE; i++)
+			if ((blk[i] | sb[i]) != sb[i])
+				change = true;
+		if (!change)
+			continue;
+		uint8_t *w;
+		rc = wn_modify_block(v->summary_wn, a, &w);
+		for (uint32_t i = 0; rc == 0 && i < WAFL_BLOCK_SIZE; i++)
+			w[i] |= blk[i];
+	}
+	if (rc == 0)
+		rc = snap_write(v, free_slot, &e);
+	if (rc == 0)
+		wnode_dirty(v->summary_wn);
+out:
+	unlock_all(v);
+	free(blk);
+	free(sb);
+	if (rc == 0)
+		rc = cp_run(v);
+	if (rc == 0) {
+		fl_info("wafl", "snapshot %s created (generation %llu)", name,
+		    (unsigned long long)e.gen);
+		if (id_out != NULL)
+			*id_out = e.id;
+	}
+	return rc;
+}
+
+/* Recompute the summary map from every snapshot; blocks leaving it that
+ * are not active go pending.  Caller holds lock_all. */
+static int summary_recompute(struct wafl_vol *v)
+{
+	uint64_t n = nslots(v), nsnap = 0;
+	struct wafl_dinode *bms = calloc(n + 1, sizeof(*bms));
+	uint8_t *blk = malloc(WAFL_BLOCK_SIZE);
+	uint8_t *acc = malloc(WAFL_BLOCK_SIZE);
+	uint8_t *old = malloc(WAFL_BLOCK_SIZE);
+	uint8_t *act = malloc(WAFL_BLOCK_SIZE);
+	int rc = 0;
+
+	if (bms == NULL || blk == NULL || acc == NULL || old == NULL ||
+	    act == NULL) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (uint64_t s = 0; s < n && rc == 0; s++) {
+		struct wafl_snapent e;
+		rc = snap_read(v, s, &e, blk);
+		if (rc == 0 && e.gen != 0)
+			rc = root_bitmap_inode(v, &e.root, &bms[nsnap++], NULL);
+	}
+	for (uint64_t a = 0; a < v->nareas && rc == 0; a++) {
+		memset(acc, 0, WAFL_BLOCK_SIZE);
+		for (uint64_t k = 0; k < nsnap && rc == 0; k++) {
+			rc = tree_read_block(v, &bms[k], a, blk);
+			for (uint32_t i = 0; rc == 0 && i < WAFL_BLOCK_SIZE; i++)
+				acc[i] |= blk[i];
+		}
+		if (rc == 0)
+			rc = wn_read_block(v->summary_wn, a, old);
+		if (rc == 0)
+			rc = wn_read_block(v->bitmap_wn, a, act);
+		if (rc != 0)
+			break;
+		if (memcmp(acc, old, WAFL_BLOCK_SIZE) == 0)
+			continue;
+		for (uint32_t i = 0; i < AREA_BITS && rc == 0; i++) {
+			uint8_t m = (uint8_t)(1u << (i & 7));
+			if ((old[i >> 3] & m) && !(acc[i >> 3] & m) &&
+			    !(act[i >> 3] & m)) {
+				rc = alloc_pending_add(v, a * AREA_BITS + i,
+				    v->open_gen);
+				if (v->snap_only > 0)
+					v->snap_only--;
+			}
+		}
+		uint8_t *w;
+		if (rc == 0)
+			rc = wn_modify_block(v->summary_wn, a, &w);
+		if (rc == 0)
+			memcpy(w, acc, WAFL_BLOCK_SIZE);
+	}
+	if (rc == 0)
+		wnode_dirty(v->summary_wn);
+out:
+	free(bms);
+	free(blk);
+	free(acc);
+	free(old);
+	free(act);
+	return rc;
+}
+
+int wafl_snap_delete(wafl_vol_t *v, const char *name)
+{
+	struct wafl_snapent e;
+	uint64_t slot;
+	int rc;
+
+	if (v->readonly || v->failed)
+		return FL_ERR(-EROFS);
+	lock_all(v);
+	rc = snap_find(v, name, 0, &slot, &e);
+	if (rc == 0) {
+		struct wafl_snapent empty = { 0 };
+		rc = snap_write(v, slot, &empty);
+	}
+	if (rc == 0)
+		rc = summary_recompute(v);
+	unlock_all(v);
+	if (rc == 0)
+		rc = cp_run(v);
+	if (rc == 0)
+		fl_info("wafl", "snapshot %s deleted", name);
+	return rc;
+}
+
+int wafl_snap_lookup(wafl_vol_t *v, const char *name, uint64_t *id)
+{
+	struct wafl_snapent e;
+	uint64_t slot;
+	int rc;
+
+	pthread_rwlock_rdlock(&v->cp_lock);
+	rc = snap_find(v, name, 0, &slot, &e);
+	pthread_rwlock_unlock(&v->cp_lock);
+	if (rc == 0)
+		*id = e.id;
+	return rc;
+}
+
+int snap_ifile(struct wafl_vol *v, uint64_t id, struct wafl_dinode *ifile)
+{
+	struct wafl_snapent e;
+	struct wafl_rootblk rb;
+	uint64_t slot;
+	int rc = snap_find(v, NULL, id, &slot, &e);
+
+	if (rc == -ENOENT)
+		return -ESTALE;
+	if (rc == 0)
+		rc = tree_read_root(v, &e.root, &rb);
+	if (rc == 0)
+		*ifile = rb.inodefile;
+	return rc;
+}
+
+int wafl_snap_root(wafl_vol_t *v, uint64_t id, struct wafl_obj *root)
+{
+	struct wafl_dinode ifile, di;
+	int rc;
+
+	pthread_rwlock_rdlock(&v->cp_lock);
+	rc = snap_ifile(v, id, &ifile);
+	if (rc == 0)
+		rc = tree_read_inode(v, &ifile, WAFL_INO_ROOTDIR, &di);
+	pthread_rwlock_unlock(&v->cp_lock);
+	if (rc == 0) {
+		root->ino = WAFL_INO_ROOTDIR;
+		root->gen = di.gen;
+		root->snap = id;
+	}
+	return rc;
+}
+
+int wafl_snap_list(wafl_vol_t *v, struct wafl_snapinfo *out, size_t max,
+    size_t *count)
+{
+	uint64_t n;
+	size_t k = 0;
+	struct wafl_dinode *bms = NULL;
+	uint8_t *blk = malloc(WAFL_BLOCK_SIZE);
+	uint8_t *tmp = malloc(WAFL_BLOCK_SIZE);
+	uint8_t *act = malloc(WAFL_BLOCK_SIZE);
+	int rc = 0;
+
+	pthread_rwlock_rdlock(&v->cp_lock);
+	n = nslots(v);
+	bms = calloc(n + 1, sizeof(*bms));
+	struct wafl_snapinfo *all = calloc(n + 1, sizeof(*all));
+	uint8_t **maps = calloc(n + 1, sizeof(*maps));
+	if (blk == NULL || tmp == NULL || act == NULL || bms == NULL ||
+	    all == NULL || maps == NULL) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (uint64_t s = 0; s < n && rc == 0; s++) {
+		struct wafl_snapent e;
+		rc = snap_read(v, s, &e, blk);
+		if (rc != 0 || e.gen == 0)
+			continue;
+		all[k].id = e.id;
+		all[k].gen = e.gen;
+		all[k].create_ns = e.create_ns;
+		snprintf(all[k].name, sizeof(all[k].name), "%s", e.name);
+		rc = root_bitmap_inode(v, &e.root, &bms[k], NULL);
+		maps[k] = malloc(WAFL_BLOCK_SIZE);
+		if (maps[k] == NULL)
+			rc = -ENOMEM;
+		k++;
+	}
+	/* Space each snapshot alone holds: its bits in no other root. */
+	for (uint64_t a = 0; a < v->nareas && rc == 0 && k > 0; a++) {
+		rc = wn_read_block(v->bitmap_wn, a, act);
+		for (size_t i = 0; i < k && rc == 0; i++)
+			rc = tree_read_block(v, &bms[i], a, maps[i]);
+		for (size_t i = 0; i < k && rc == 0; i++) {
+			for (uint32_t b = 0; b < WAFL_BLOCK_SIZE; b++) {
+				uint8_t others = act[b];
+				for (size_t j = 0; j < k; j++)
+					if (j != i)
+						others |= maps[j][b];
+				all[i].unique_bytes += (uint64_t)
+				    __builtin_popcount(maps[i][b] & ~others) *
+				    WAFL_BLOCK_SIZE;
+			}
+		}
+	}
+	for (size_t i = 0; i < k && i < max; i++)
+		out[i] = all[i];
+	*count = k;
+out:
+	pthread_rwlock_unlock(&v->cp_lock);
+	for (size_t i = 0; maps != NULL && i < k; i++)
+		free(maps[i]);
+	free(maps);
+	free(all);
+	free(bms);
+	free(blk);
+	free(tmp);
+	free(act);
+	return rc;
+}
+
+static void drop_dirty_state(struct wafl_vol *v)
+{
+	pthread_mutex_lock(&v->icache_lock);
+	for (struct wnode *wn = v->dirty_list; wn != NULL; wn = wn->dnext) {
+		wn->dirty = false;
+		wn->refs--;
+	}
+	v->dirty_list = NULL;
+	pthread_mutex_unlock(&v->icache_lock);
+	pthread_mutex_lock(&v->free_lock);
+	v->nfrees = 0;
+	pthread_mutex_unlock(&v->free_lock);
+	v->ndirty_bufs = 0;
+}
+
+int wafl_snap_rollback(wafl_vol_t *v, const char *name)
+{
+	struct wafl_snapent e;
+	struct wafl_rootblk rb;
+	struct wafl_dinode bm;
+	uint64_t slot;
+	uint8_t *cur = malloc(WAFL_BLOCK_SIZE);
+	uint8_t *snap = malloc(WAFL_BLOCK_SIZE);
+	int rc;
+
+	if (cur == NULL || snap == NULL) {
+		free(cur);
+		free(snap);
+		return -ENOMEM;
+	}
+	if (v->readonly || v->failed) {
+		rc = FL_ERR(-EROFS);
+		goto out_free;
+	}
+	rc = cp_run(v);	/* the current state is a durable root first */
+	if (rc != 0)
+		goto out_free;
+	lock_all(v);
+	rc = snap_find(v, name, 0, &slot, &e);
+	if (rc == 0)
+		rc = root_bitmap_inode(v, &e.root, &bm, &rb);
+	if (rc != 0)
+		goto out;
+	/* Everything the durable active tree holds beyond the snapshot is
+	 * released through the pending list (the ring still holds it). */
+	uint64_t used = 0;
+	for (uint64_t a = 0; a < v->nareas && rc == 0; a++) {
+		rc = wn_read_block(v->bitmap_wn, a, cur);
+		if (rc == 0)
+			rc = tree_read_block(v, &bm, a, snap);
+		for (uint32_t i = 0; rc == 0 && i < AREA_BITS; i++) {
+			uint64_t vbn = a * AREA_BITS + i;
+			uint8_t m = (uint8_t)(1u << (i & 7));
+			bool c = cur[i >> 3] & m, s = snap[i >> 3] & m;
+			if (vbn == e.root.vbn)
+				s = false;	/* the snapshot's root block */
+			if (s)
+				used++;
+			if (c && !s && vbn != v->fsi.root.vbn)
+				rc = alloc_pending_add(v, vbn, v->open_gen);
+		}
+	}
+	if (rc != 0)
+		goto out;
+	drop_dirty_state(v);
+	wnode_trim(v, true);
+	/* The active tree is now the snapshot's: its inode file and bitmap
+	 * (minus its own root block); snapshot table and summary stay. */
+	dbuf_tab_free(&v->ifile_wn->dbufs);
+	dbuf_tab_init(&v->ifile_wn->dbufs);
+	v->ifile_wn->di = rb.inodefile;
+	v->ifile = rb.inodefile;
+	dbuf_tab_free(&v->bitmap_wn->dbufs);
+	dbuf_tab_init(&v->bitmap_wn->dbufs);
+	v->bitmap_wn->di = bm;
+	if (e.root.vbn != 0)
+		rc = bitmap_set(v->bitmap_wn, e.root.vbn, false);
+	/* +1: the CP below frees the current root block, which the count
+	 * above already left out. */
+	v->blocks_used = used + 1;
+	v->inodes_used = rb.inodes_used;
+	v->next_ino = rb.next_ino;
+	alloc_reset_areas(v);
+	wnode_dirty(v->bitmap_wn);
+	wnode_dirty(v->summary_wn);
+	wnode_dirty(v->snaptab_wn);
+out:
+	unlock_all(v);
+	if (rc == 0)
+		rc = cp_run(v);
+	if (rc == 0)
+		fl_info("wafl", "rolled back to snapshot %s (generation %llu)",
+		    name, (unsigned long long)e.gen);
+out_free:
+	free(cur);
+	free(snap);
+	return rc;
+}
