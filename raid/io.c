@@ -36,6 +36,32 @@ void *raid_balloc(size_t nblocks)
 	    (nblocks ? nblocks : 1) * RAID_BLOCK_SIZE);
 }
 
+void *raid_scratch_get(raid_vol_t *v)
+{
+	void *b = NULL;
+
+	pthread_mutex_lock(&v->scratch_lock);
+	if (v->nscratch > 0)
+		b = v->scratch[--v->nscratch];
+	pthread_mutex_unlock(&v->scratch_lock);
+	if (b == NULL)
+		b = raid_balloc((size_t)(v->w + 1) * RAID_CHUNK_STRIPES);
+	return b;
+}
+
+void raid_scratch_put(raid_vol_t *v, void *buf)
+{
+	if (buf == NULL)
+		return;
+	pthread_mutex_lock(&v->scratch_lock);
+	if (v->nscratch < RAID_SCRATCH_KEEP) {
+		v->scratch[v->nscratch++] = buf;
+		buf = NULL;
+	}
+	pthread_mutex_unlock(&v->scratch_lock);
+	free(buf);
+}
+
 /* ---- range locks ------------------------------------------------------- */
 
 static bool overlaps(const struct raid_range *a, unsigned g, uint64_t s0,
@@ -234,43 +260,133 @@ static int read_direct(raid_vol_t *v, const struct raid_gsnap *s,
 	return 0;
 }
 
+/*
+ * Degraded read of stripes [i0, i1), all of whose blocks the caller wants:
+ * the surviving data blocks go straight into the caller's buffer (as on
+ * the healthy path), parity sources into tmp, and the missing data blocks
+ * are solved in place, one stripe at a time with one prepared plan.
+ */
+static int read_inner_degraded(raid_vol_t *v, const struct raid_gsnap *s,
+    uint64_t gv, uint64_t i0, uint32_t ns, uint8_t *buf, uint8_t *tmp,
+    struct raid_plan *pl)
+{
+	const uint64_t n = v->n;
+	const size_t B = RAID_BLOCK_SIZE;
+	unsigned rows_in[RAID_MAX_DATA], rows_out[RAID_MAX_DATA];
+	unsigned nin = 0, nout = 0;
+	struct iovec iov[RAID_CHUNK_STRIPES];
+	int err;
+
+	for (unsigned pos = 0; pos < v->w; pos++) {
+		if (pos < v->n && !s->up[pos])
+			rows_out[nout++] = pos;
+		else if (s->up[pos] && nin < v->n)
+			rows_in[nin++] = pos;
+	}
+	if (nin < v->n)
+		return FL_ERR(-FL_EDEGRADED);
+	for (unsigned i = 0; i < nin; i++) {
+		unsigned pos = rows_in[i];
+
+		if (pos >= v->n) {
+			err = raid_disk_read(v, s->d[pos],
+			    tmp + (size_t)(pos - v->n) * ns * B, ns, i0);
+			if (err != 0)
+				return err;
+			CTR_ADD(v, parity_reads, ns);
+			continue;
+		}
+		for (uint32_t k = 0; k < ns; k++) {
+			iov[k].iov_base = buf + ((i0 + k) * n + pos - gv) * B;
+			iov[k].iov_len = B;
+		}
+		err = raid_disk_readv(v, s->d[pos], iov, (int)ns, i0);
+		if (err != 0)
+			return err;
+	}
+	err = raid_code_plan(&v->code, rows_in, nout, rows_out, pl);
+	if (err != 0)
+		return err;
+	for (uint32_t k = 0; k < ns; k++) {
+		uint8_t *src[RAID_MAX_DATA], *dst[RAID_MAX_DATA];
+
+		for (unsigned i = 0; i < nin; i++)
+			src[i] = rows_in[i] < v->n ?
+			    buf + ((i0 + k) * n + rows_in[i] - gv) * B :
+			    tmp + ((size_t)(rows_in[i] - v->n) * ns + k) * B;
+		for (unsigned o = 0; o < nout; o++)
+			dst[o] = buf + ((i0 + k) * n + rows_out[o] - gv) * B;
+		raid_code_apply(&v->code, pl, B, src, dst);
+	}
+	CTR_ADD(v, reconstructions, (uint64_t)nout * ns);
+	return 0;
+}
+
+/* Degraded read of the blocks of [gv, gv+cnt) in stripes [c0, c0+cn). */
+static int read_edge_degraded(raid_vol_t *v, unsigned g,
+    const struct raid_gsnap *s, uint64_t gv, uint64_t cnt, uint64_t c0,
+    uint32_t cn, uint8_t *buf, uint8_t *tmp)
+{
+	const uint64_t n = v->n;
+	bool want[RAID_MAX_WIDTH] = { false };
+	int err;
+
+	for (unsigned j = 0; j < v->n; j++)
+		want[j] = pos_touched(v, gv, cnt, j);
+	err = raid_read_stripes_dm(v, g, s, c0, cn, want, tmp, NULL);
+	if (err != 0)
+		return err;
+	for (uint64_t k = c0; k < c0 + cn; k++)
+		for (unsigned j = 0; j < v->n; j++) {
+			uint64_t vb = k * n + j;
+
+			if (vb < gv || vb >= gv + cnt)
+				continue;
+			memcpy(buf + (vb - gv) * RAID_BLOCK_SIZE,
+			    tmp + ((size_t)j * cn + (k - c0)) *
+			    RAID_BLOCK_SIZE, RAID_BLOCK_SIZE);
+			if (!s->up[j])
+				CTR_ADD(v, reconstructions, 1);
+		}
+	return 0;
+}
+
 static int read_degraded(raid_vol_t *v, unsigned g,
     const struct raid_gsnap *s, uint64_t gv, uint64_t cnt, uint8_t *buf)
 {
 	const uint64_t n = v->n, s0 = gv / n, s1 = (gv + cnt - 1) / n + 1;
-	bool want[RAID_MAX_WIDTH] = { false };
-	uint32_t chunk = (uint32_t)FL_MIN(s1 - s0, RAID_CHUNK_STRIPES);
-	uint8_t *tmp = raid_balloc((size_t)chunk * v->w);
+	/* Stripes wholly inside the range: [in0, in1). */
+	const uint64_t in0 = FL_DIV_ROUND_UP(gv, n), in1 = (gv + cnt) / n;
+	uint8_t *tmp = raid_scratch_get(v);
+	struct raid_plan *pl = malloc(sizeof(*pl));
 	struct raid_range r;
 	int err = 0;
 
-	if (tmp == NULL)
+	if (tmp == NULL || pl == NULL) {
+		raid_scratch_put(v, tmp);
+		free(pl);
 		return -ENOMEM;
-	for (unsigned j = 0; j < v->n; j++)
-		want[j] = pos_touched(v, gv, cnt, j);
-	raid_range_lock(v, &r, g, s0, s1);
-	for (uint64_t c0 = s0; c0 < s1 && err == 0; c0 += chunk) {
-		uint32_t cn = (uint32_t)FL_MIN(chunk, s1 - c0);
-		unsigned recon = 0;
-
-		err = raid_read_stripes_dm(v, g, s, c0, cn, want, tmp, &recon);
-		if (err != 0)
-			break;
-		for (uint64_t k = c0; k < c0 + cn; k++)
-			for (unsigned j = 0; j < v->n; j++) {
-				uint64_t vb = k * n + j;
-
-				if (vb < gv || vb >= gv + cnt)
-					continue;
-				memcpy(buf + (vb - gv) * RAID_BLOCK_SIZE,
-				    tmp + ((size_t)j * cn + (k - c0)) *
-				    RAID_BLOCK_SIZE, RAID_BLOCK_SIZE);
-				if (!s->up[j])
-					CTR_ADD(v, reconstructions, 1);
-			}
 	}
+	raid_range_lock(v, &r, g, s0, s1);
+	if (in0 >= in1) {
+		err = read_edge_degraded(v, g, s, gv, cnt, s0,
+		    (uint32_t)(s1 - s0), buf, tmp);
+		goto out;
+	}
+	if (s0 < in0)
+		err = read_edge_degraded(v, g, s, gv, cnt, s0, 1, buf, tmp);
+	for (uint64_t c0 = in0; c0 < in1 && err == 0;) {
+		uint32_t cn = (uint32_t)FL_MIN(in1 - c0, RAID_CHUNK_STRIPES);
+
+		err = read_inner_degraded(v, s, gv, c0, cn, buf, tmp, pl);
+		c0 += cn;
+	}
+	if (err == 0 && in1 < s1)
+		err = read_edge_degraded(v, g, s, gv, cnt, in1, 1, buf, tmp);
+out:
 	raid_range_unlock(v, &r);
-	free(tmp);
+	raid_scratch_put(v, tmp);
+	free(pl);
 	return err;
 }
 
@@ -416,7 +532,7 @@ static int write_full(raid_vol_t *v, unsigned g, uint64_t s0, uint64_t ns,
     const uint8_t *buf)
 {
 	uint32_t chunk = (uint32_t)FL_MIN(ns, RAID_CHUNK_STRIPES);
-	uint8_t *pbuf = raid_balloc((size_t)chunk * v->p);
+	uint8_t *pbuf = raid_scratch_get(v);
 	int err = 0;
 
 	if (pbuf == NULL)
@@ -428,7 +544,7 @@ static int write_full(raid_vol_t *v, unsigned g, uint64_t s0, uint64_t ns,
 		    buf + done * v->n * RAID_BLOCK_SIZE, pbuf);
 		done += cn;
 	}
-	free(pbuf);
+	raid_scratch_put(v, pbuf);
 	return err;
 }
 

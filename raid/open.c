@@ -57,6 +57,7 @@ static raid_vol_t *vol_alloc(unsigned ngroups, unsigned n, unsigned p,
 	pthread_cond_init(&v->intent_cv, NULL);
 	pthread_mutex_init(&v->flush_lock, NULL);
 	pthread_mutex_init(&v->rb_lock, NULL);
+	pthread_mutex_init(&v->scratch_lock, NULL);
 	pthread_cond_init(&v->rb_cv, NULL);
 	return v;
 }

@@ -17,6 +17,7 @@
 #include <isa-l/erasure_code.h>
 #include <isa-l/raid.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/assert.h"
@@ -68,19 +69,15 @@ void raid_code_encode(const struct raid_code *c, size_t len,
 	    (unsigned char **)parity);
 }
 
-int raid_code_solve(const struct raid_code *c, const unsigned *rows_in,
-    uint8_t *const *src, unsigned nout, const unsigned *rows_out,
-    uint8_t *const *dst, size_t len)
+int raid_code_plan(const struct raid_code *c, const unsigned *rows_in,
+    unsigned nout, const unsigned *rows_out, struct raid_plan *pl)
 {
 	const unsigned n = c->n;
 	uint8_t b[RAID_MAX_DATA * RAID_MAX_DATA];
 	uint8_t inv[RAID_MAX_DATA * RAID_MAX_DATA];
 	uint8_t coef[RAID_MAX_WIDTH * RAID_MAX_DATA];
-	uint8_t tbls[32 * RAID_MAX_DATA * RAID_MAX_WIDTH];
 
-	if (nout == 0)
-		return 0;
-	if (nout > RAID_MAX_WIDTH)
+	if (nout == 0 || nout > RAID_MAX_WIDTH)
 		return -EINVAL;
 	for (unsigned i = 0; i < n; i++) {
 		if (rows_in[i] >= n + c->p)
@@ -103,8 +100,35 @@ int raid_code_solve(const struct raid_code *c, const unsigned *rows_in,
 			coef[o * n + j] = s;
 		}
 	}
-	ec_init_tables((int)n, (int)nout, coef, tbls);
-	ec_encode_data((int)len, (int)n, (int)nout, tbls,
-	    (unsigned char **)src, (unsigned char **)dst);
+	pl->nout = nout;
+	ec_init_tables((int)n, (int)nout, coef, pl->tbls);
 	return 0;
+}
+
+void raid_code_apply(const struct raid_code *c, const struct raid_plan *pl,
+    size_t len, uint8_t *const *src, uint8_t *const *dst)
+{
+	ASSERT(len <= INT32_MAX);
+	ec_encode_data((int)len, (int)c->n, (int)pl->nout,
+	    (unsigned char *)pl->tbls, (unsigned char **)src,
+	    (unsigned char **)dst);
+}
+
+int raid_code_solve(const struct raid_code *c, const unsigned *rows_in,
+    uint8_t *const *src, unsigned nout, const unsigned *rows_out,
+    uint8_t *const *dst, size_t len)
+{
+	struct raid_plan *pl;
+	int err;
+
+	if (nout == 0)
+		return 0;
+	pl = malloc(sizeof(*pl));
+	if (pl == NULL)
+		return -ENOMEM;
+	err = raid_code_plan(c, rows_in, nout, rows_out, pl);
+	if (err == 0)
+		raid_code_apply(c, pl, len, src, dst);
+	free(pl);
+	return err;
 }

@@ -329,6 +329,9 @@ void raid_vol_free(raid_vol_t *v)
 		free(v->disks[i].path);
 	}
 	raid_intent_free(v);
+	for (unsigned i = 0; i < v->nscratch; i++)
+		free(v->scratch[i]);
+	pthread_mutex_destroy(&v->scratch_lock);
 	pthread_mutex_destroy(&v->state_lock);
 	pthread_mutex_destroy(&v->label_lock);
 	pthread_mutex_destroy(&v->range_mu);

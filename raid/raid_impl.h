@@ -25,6 +25,7 @@
 #define RAID_MAX_SPARES		16u
 #define RAID_CHUNK_STRIPES	256u	/* stripes per batched operation */
 #define RAID_REASON_LEN		160
+#define RAID_SCRATCH_KEEP	4u
 
 /* ---- devices (disk.c, fault.c) ---------------------------------------- */
 
@@ -94,6 +95,16 @@ void raid_code_encode(const struct raid_code *c, size_t len,
 int raid_code_solve(const struct raid_code *c, const unsigned *rows_in,
     uint8_t *const *src, unsigned nout, const unsigned *rows_out,
     uint8_t *const *dst, size_t len);
+
+/* A decode prepared once and applied to many stripes. */
+struct raid_plan {
+	unsigned nout;
+	uint8_t tbls[32 * RAID_MAX_DATA * RAID_MAX_WIDTH];
+};
+int raid_code_plan(const struct raid_code *c, const unsigned *rows_in,
+    unsigned nout, const unsigned *rows_out, struct raid_plan *pl);
+void raid_code_apply(const struct raid_code *c, const struct raid_plan *pl,
+    size_t len, uint8_t *const *src, uint8_t *const *dst);
 
 /* ---- the volume -------------------------------------------------------- */
 
@@ -178,6 +189,11 @@ struct raid_vol {
 	atomic_uint_least64_t rb_cursor;	/* stripes done */
 	atomic_uint_least64_t rb_total;
 
+	/* Scratch buffers of (w + 1) * RAID_CHUNK_STRIPES blocks (io.c). */
+	pthread_mutex_t scratch_lock;
+	void *scratch[RAID_SCRATCH_KEEP];
+	unsigned nscratch;
+
 	atomic_bool scrubbing;
 	atomic_uint_least64_t scrub_done, scrub_total;
 
@@ -229,6 +245,12 @@ int raid_disk_read(raid_vol_t *v, struct raid_disk *d, void *buf,
 int raid_disk_write(raid_vol_t *v, struct raid_disk *d, const void *buf,
     uint64_t nblocks, uint64_t block);
 void *raid_balloc(size_t nblocks);
+/*
+ * A scratch buffer of (w + 1) * RAID_CHUNK_STRIPES blocks, owned by the caller until
+ * raid_scratch_put (reused, so hot paths take no page faults).
+ */
+void *raid_scratch_get(raid_vol_t *v);
+void raid_scratch_put(raid_vol_t *v, void *buf);
 /*
  * Read stripes [s0, s0+ns) of group g as a disk-major buffer
  * buf[pos * ns + k] for every position, reconstructing positions that are
