@@ -28,8 +28,8 @@
 
 struct smoke {
 	char dir[64];
-	char path[NDISKS + 1][96];
-	const char *paths[NDISKS + 1];
+	char path[NDISKS + 2][96];
+	const char *paths[NDISKS + 2];
 	raid_vol_t *v;
 	uint8_t *shadow;	/* expected contents of every VBN */
 	uint64_t nvbns;
@@ -66,7 +66,7 @@ static int setup(void **state)
 	assert_non_null(t);
 	snprintf(t->dir, sizeof(t->dir), "/tmp/raid-smoke-XXXXXX");
 	assert_non_null(mkdtemp(t->dir));
-	for (int i = 0; i <= NDISKS; i++) {
+	for (int i = 0; i < NDISKS + 2; i++) {
 		snprintf(t->path[i], sizeof(t->path[i]), "%s/d%02d.img", t->dir,
 		    i);
 		t->paths[i] = t->path[i];
@@ -89,7 +89,7 @@ static int teardown(void **state)
 	struct smoke *t = *state;
 
 	raid_close(t->v);
-	for (int i = 0; i <= NDISKS; i++)
+	for (int i = 0; i < NDISKS + 2; i++)
 		unlink(t->path[i]);
 	rmdir(t->dir);
 	free(t->shadow);
@@ -211,10 +211,14 @@ static void test_degraded_and_reopen(void **state)
 	assert_int_not_equal(di.state, RAID_DISK_OK);
 	verify_all(t);
 
-	/* A spare, a rebuild, and everything healthy again. */
+	/* Two spares, two rebuilds, and everything healthy again. */
 	assert_int_equal(raid_add_spare(t->v, t->paths[NDISKS]), 0);
-	assert_int_equal(raid_rebuild_start(t->v), 0);
-	assert_int_equal(raid_rebuild_wait(t->v), 0);
+	assert_int_equal(raid_add_spare(t->v, t->paths[NDISKS + 1]), 0);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(raid_rebuild_start(t->v), 0);
+		assert_int_equal(raid_rebuild_wait(t->v), 0);
+	}
+	assert_int_equal(raid_rebuild_start(t->v), -ENOENT);
 	raid_status(t->v, &st);
 	assert_false(st.degraded);
 	verify_all(t);
