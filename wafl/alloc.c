@@ -5,9 +5,9 @@
  *   - its bit in the active bitmap (inode 1) is clear,
  *   - its bit in the summary map (inode 4, OR of every snapshot) is clear,
  *   - no retained root can reach it: the last WAFL_RING_K CP roots and a
- *     mirror destination's base root (vol->hold_root).
+ *     mirror's held roots (vol->holds).
  * A block freed by CP n is referenced by root n-1, so it stays pending
- * until n <= min(oldest ring generation, mirror hold generation); the
+ * until n <= the oldest generation of any retained root; the
  * pending list (tagged n) is what alloc_release walks.
  *
  * The allocator keeps, per bitmap block ("area", 32768 VBNs), an in-memory
@@ -158,8 +158,9 @@ static int area_load(struct wafl_vol *v, uint64_t a)
 	}
 	for (uint32_t r = 0; r < v->fsi.ring_len && rc == 0; r++)
 		rc = or_root_bitmap(v, &v->fsi.ring[r].root, a, held, tmp);
-	if (rc == 0 && v->hold_gen != 0)
-		rc = or_root_bitmap(v, &v->hold_root, a, held, tmp);
+	for (unsigned h = 0; rc == 0 && h < WAFL_MAX_HOLDS; h++)
+		if (v->holds[h].gen != 0)
+			rc = or_root_bitmap(v, &v->holds[h].root, a, held, tmp);
 	for (uint32_t i = 0; rc == 0 && i < AREA_BITS; i++) {
 		if (bit_get(held, i) && !bit_get(map, i)) {
 			rc = alloc_pending_add(v, a * AREA_BITS + i, v->durable_gen);

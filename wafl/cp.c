@@ -223,12 +223,8 @@ static int cp_freeze(struct cp_ctx *cx, struct wafl_fsinfo *nfsi,
 	int rc = 0;
 
 	/* 2. Release pending frees every retained root has moved past. */
-	if (v->fsi.ring_len > 0) {
-		uint64_t safe = v->fsi.ring[v->fsi.ring_len - 1].gen;
-		if (v->hold_gen != 0 && v->hold_gen < safe)
-			safe = v->hold_gen;
-		alloc_release(v, safe);
-	}
+	if (v->fsi.ring_len > 0)
+		alloc_release(v, retained_oldest_gen(v));
 
 	/* 3. Regular inodes: allocate, and dirty their inode-file slots. */
 	struct wnode *list = take_dirty(v);

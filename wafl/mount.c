@@ -266,7 +266,7 @@ out:
 	return rc;
 }
 
-static int read_fsinfo(struct wafl_vol *v)
+int fsinfo_read_newest(struct wafl_vol *v, struct wafl_fsinfo *out)
 {
 	uint8_t *blk = malloc(WAFL_BLOCK_SIZE);
 	struct wafl_fsinfo cand;
@@ -289,8 +289,8 @@ static int read_fsinfo(struct wafl_vol *v)
 			    "ignored", s, (unsigned long long)cand.gen);
 			continue;
 		}
-		if (!found || cand.gen > v->fsi.gen) {
-			v->fsi = cand;
+		if (!found || cand.gen > out->gen) {
+			*out = cand;
 			found = true;
 		}
 	}
@@ -300,13 +300,12 @@ static int read_fsinfo(struct wafl_vol *v)
 		    "file system, or both roots are damaged");
 		return FL_ERR(-FL_ECORRUPT);
 	}
-	if (v->fsi.nvbns > v->nvbns) {
+	if (out->nvbns > v->geo.nvbns) {
 		fl_err("wafl", "file system spans %llu blocks but the volume "
-		    "has %llu", (unsigned long long)v->fsi.nvbns,
-		    (unsigned long long)v->nvbns);
+		    "has %llu", (unsigned long long)out->nvbns,
+		    (unsigned long long)v->geo.nvbns);
 		return FL_ERR(-FL_ECORRUPT);
 	}
-	v->nvbns = v->fsi.nvbns;
 	return 0;
 }
 
@@ -338,7 +337,9 @@ int wafl_mount(raid_vol_t *raid, const struct wafl_mount_opts *o,
 	if (rc != 0)
 		return rc;
 	v->readonly = v->opts.readonly;
-	rc = read_fsinfo(v);
+	rc = fsinfo_read_newest(v, &v->fsi);
+	if (rc == 0)
+		v->nvbns = v->fsi.nvbns;
 	if (rc == 0)
 		rc = tree_read_root(v, &v->fsi.root, &rb);
 	if (rc != 0)
@@ -463,30 +464,6 @@ void wafl_set_observer(wafl_vol_t *v, const struct wafl_cp_observer *obs)
 		v->has_obs = false;
 	}
 	pthread_mutex_unlock(&v->cp_serial);
-}
-
-int wafl_hold_root(wafl_vol_t *v, uint64_t gen)
-{
-	int rc = -ENOENT;
-
-	pthread_rwlock_wrlock(&v->cp_lock);
-	if (gen == 0) {
-		v->hold_gen = 0;
-		rc = 0;
-	} else if (gen == v->hold_gen) {
-		rc = 0;
-	} else {
-		for (unsigned i = 0; i < v->fsi.ring_len; i++) {
-			if (v->fsi.ring[i].gen == gen) {
-				v->hold_gen = gen;
-				v->hold_root = v->fsi.ring[i].root;
-				rc = 0;
-				break;
-			}
-		}
-	}
-	pthread_rwlock_unlock(&v->cp_lock);
-	return rc;
 }
 
 void wafl_write_verifier(const wafl_vol_t *v, uint8_t verf[8])

@@ -133,11 +133,41 @@ struct wafl_cp_observer {
 void wafl_set_observer(wafl_vol_t *v, const struct wafl_cp_observer *obs);
 /*
  * Hold back reuse of every block that root `gen` references (a mirror's
- * acknowledged generation): W3 treats that root as retained until the hold
- * moves.  gen must be a generation in the CP ring or the held one; 0 drops
- * the hold.  -ENOENT if gen's root is no longer known.
+ * acknowledged generation, or the root a transfer walks): W3 treats that
+ * root as retained until released.  Holds are counted; gen must be in the
+ * CP ring or already held.  -ENOENT if gen's root is no longer known,
+ * -ENOSPC if WAFL_MAX_HOLDS distinct roots are held.
  */
 int wafl_hold_root(wafl_vol_t *v, uint64_t gen);
+void wafl_release_root(wafl_vol_t *v, uint64_t gen);
+
+/* Durable root pointer of generation gen (ring or held), for transfers. */
+int wafl_root_of(wafl_vol_t *v, uint64_t gen, uint8_t fsinfo_block[4096]);
+
+/*
+ * Birth-generation walk (DESIGN.md §6): call fn for every block reachable
+ * from root `gen` (held by the caller, or in the ring) whose birth
+ * generation is > after_gen, descending only into block pointers born
+ * after after_gen; data is verified (W1) and borrowed for the call.  A
+ * parent comes before its children; a destination applies the whole set
+ * and only then the root, so the order inside the set does not matter to
+ * it.  fn returns non-zero to stop (that value is returned).
+ */
+typedef int wafl_walk_fn(void *arg, uint64_t vbn, uint64_t birth,
+    const void *data);
+int wafl_birth_walk(wafl_vol_t *v, uint64_t gen, uint64_t after_gen,
+    wafl_walk_fn *fn, void *arg);
+
+/*
+ * Replica mode (mirror destination): a volume mounted read-only follows
+ * roots that someone else writes to its disks.  After the blocks of a newer
+ * tree and its fsinfo are durable on the raid volume, wafl_replica_advance
+ * switches the mounted tree to the newest valid fsinfo atomically: readers
+ * in flight finish on the old root, later readers see the new one, and no
+ * cached inode or block of the old tree is served for the new one.
+ * Returns the generation now mounted in *gen.
+ */
+int wafl_replica_advance(wafl_vol_t *v, uint64_t *gen);
 
 /* ------------------------------------------------------------ objects */
 

@@ -87,6 +87,8 @@ struct wnode {
 
 /* -------------------------------------------------------------- volume */
 
+#define WAFL_MAX_HOLDS	8
+
 struct wafl_pending {		/* a block freed by CP `gen` */
 	uint64_t vbn;
 	uint64_t gen;
@@ -146,10 +148,13 @@ struct wafl_vol {
 	struct wnode *bitmap_wn;	/* inode 1, referenced while mounted */
 	struct wnode *summary_wn;	/* inode 4 */
 	struct wnode *snaptab_wn;	/* inode 3 */
-	/* A root a mirror destination may still serve (0: none): its blocks
-	 * stay allocated-or-pending (W3). */
-	uint64_t hold_gen;
-	struct wafl_bp hold_root;
+	/* Roots held by the mirror (a destination's acknowledged root, a
+	 * transfer's source root): their blocks stay unavailable (W3). */
+	struct wafl_hold {
+		uint64_t gen;		/* 0: free slot */
+		struct wafl_bp root;
+		uint32_t refs;
+	} holds[WAFL_MAX_HOLDS];
 
 	struct bcache *cache;
 	struct nvlog *log;
@@ -267,6 +272,13 @@ uint64_t alloc_free_estimate(struct wafl_vol *v);
 /* Bit of a bitmap file (active or summary) for vbn, live view. */
 int bitmap_test(struct wnode *bm, uint64_t vbn, bool *set);
 int bitmap_set(struct wnode *bm, uint64_t vbn, bool on);
+
+/* The newest valid fsinfo on the volume's disks (mount.c). */
+int fsinfo_read_newest(struct wafl_vol *v, struct wafl_fsinfo *out);
+
+/* Oldest generation any retained root (ring or hold) has; pending frees
+ * tagged at or below it may be released.  Caller holds cp_lock. */
+uint64_t retained_oldest_gen(struct wafl_vol *v);
 
 /* ---------------------------------------------------------- snapshots */
 

@@ -1,0 +1,276 @@
+/*
+ * wafl/replica.c: what the mirror stands on.
+ *
+ *   holds      roots the mirror needs kept intact on the source: the root a
+ *              destination serves (its acknowledged generation) and the
+ *              root a transfer walks.  The allocator treats them as
+ *              retained (W3), so blocks a destination may still be reading
+ *              are never reused on the source, and therefore never
+ *              overwritten on the destination by a later CP's blocks.
+ *   birth walk every block of a root born after a generation, descending
+ *              only into younger pointers: O(changed blocks), and nothing
+ *              on the destination is read or compared.
+ *   replica    a read-only mount that switches atomically to a newer root
+ *              written to its disks by someone else (the mirror receiver).
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "common/assert.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "wafl/wafl_impl.h"
+
+uint64_t retained_oldest_gen(struct wafl_vol *v)
+{
+	uint64_t oldest = v->fsi.ring_len > 0 ?
+	    v->fsi.ring[v->fsi.ring_len - 1].gen : v->durable_gen;
+
+	for (unsigned h = 0; h < WAFL_MAX_HOLDS; h++)
+		if (v->holds[h].gen != 0 && v->holds[h].gen < oldest)
+			oldest = v->holds[h].gen;
+	return oldest;
+}
+
+/* Root pointer of gen from the ring or the holds. Caller holds cp_lock. */
+static int find_root(struct wafl_vol *v, uint64_t gen, struct wafl_bp *root)
+{
+	for (unsigned i = 0; i < v->fsi.ring_len; i++) {
+		if (v->fsi.ring[i].gen == gen) {
+			*root = v->fsi.ring[i].root;
+			return 0;
+		}
+	}
+	for (unsigned h = 0; h < WAFL_MAX_HOLDS; h++) {
+		if (v->holds[h].gen == gen) {
+			*root = v->holds[h].root;
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
+
+int wafl_hold_root(wafl_vol_t *v, uint64_t gen)
+{
+	struct wafl_bp root;
+	int rc;
+
+	pthread_rwlock_wrlock(&v->cp_lock);
+	rc = find_root(v, gen, &root);
+	if (rc != 0)
+		goto out;
+	int free_slot = -1;
+	for (unsigned h = 0; h < WAFL_MAX_HOLDS; h++) {
+		if (v->holds[h].gen == gen) {
+			v->holds[h].refs++;
+			goto out;
+		}
+		if (v->holds[h].gen == 0 && free_slot < 0)
+			free_slot = (int)h;
+	}
+	if (free_slot < 0) {
+		rc = FL_ERR(-ENOSPC);
+		goto out;
+	}
+	v->holds[free_slot] = (struct wafl_hold){ gen, root, 1 };
+out:
+	pthread_rwlock_unlock(&v->cp_lock);
+	return rc;
+}
+
+void wafl_release_root(wafl_vol_t *v, uint64_t gen)
+{
+	pthread_rwlock_wrlock(&v->cp_lock);
+	for (unsigned h = 0; h < WAFL_MAX_HOLDS; h++) {
+		if (v->holds[h].gen == gen && --v->holds[h].refs == 0) {
+			memset(&v->holds[h], 0, sizeof(v->holds[h]));
+			/* Areas loaded while it was held keep its blocks
+			 * unavailable: reload them lazily. */
+			alloc_reset_areas(v);
+		}
+	}
+	pthread_rwlock_unlock(&v->cp_lock);
+}
+
+int wafl_root_of(wafl_vol_t *v, uint64_t gen, uint8_t blk[4096])
+{
+	struct wafl_fsinfo f;
+	int rc;
+
+	pthread_rwlock_rdlock(&v->cp_lock);
+	f = v->fsi;
+	rc = find_root(v, gen, &f.root);
+	pthread_rwlock_unlock(&v->cp_lock);
+	if (rc != 0)
+		return rc;
+	/* The fsinfo of gen as the source would have written it: the ring
+	 * keeps the entries at and before gen. */
+	unsigned k = 0;
+	struct wafl_ring_ent ring[WAFL_RING_K];
+	ring[k++] = (struct wafl_ring_ent){ gen, f.root };
+	for (unsigned i = 0; i < f.ring_len && k < WAFL_RING_K; i++)
+		if (f.ring[i].gen < gen)
+			ring[k++] = f.ring[i];
+	memcpy(f.ring, ring, sizeof(ring));
+	f.ring_len = k;
+	f.gen = gen;
+	wafl_fsinfo_encode(blk, &f);
+	return 0;
+}
+
+/* ---------------------------------------------------------- birth walk */
+
+struct walk {
+	struct wafl_vol *v;
+	uint64_t after;
+	wafl_walk_fn *fn;
+	void *arg;
+	uint64_t blocks;
+};
+
+static int walk_tree(struct walk *w, const struct wafl_dinode *di,
+    bool is_ifile);
+
+/* A block at `level` of a file (index idx at that level). */
+static int walk_node(struct walk *w, const struct wafl_bp *bp,
+    unsigned level, uint64_t idx, bool is_ifile)
+{
+	uint8_t *blk;
+	int rc;
+
+	if (bp->vbn == 0 || bp->birth <= w->after)
+		return 0;
+	blk = malloc(WAFL_BLOCK_SIZE);
+	if (blk == NULL)
+		return -ENOMEM;
+	rc = wafl_read_bp(w->v, bp, blk);
+	if (rc == 0)
+		rc = w->fn(w->arg, bp->vbn, bp->birth, blk);
+	w->blocks++;
+	if (rc == 0 && level > 0) {
+		for (unsigned c = 0; c < WAFL_BPS_PER_BLOCK && rc == 0; c++) {
+			struct wafl_bp cbp;
+			rc = wafl_bp_decode(blk + c * WAFL_BP_SIZE, &cbp);
+			if (rc == 0 && cbp.vbn != 0 && cbp.birth > bp->birth)
+				rc = FL_ERR(-FL_ECORRUPT);	/* W2 */
+			if (rc == 0)
+				rc = walk_node(w, &cbp, level - 1,
+				    idx * WAFL_BPS_PER_BLOCK + c, is_ifile);
+		}
+	} else if (rc == 0 && is_ifile) {
+		for (unsigned i = 0; i < WAFL_INODES_PER_BLOCK && rc == 0; i++) {
+			struct wafl_dinode di;
+			uint64_t ino = idx * WAFL_INODES_PER_BLOCK + i;
+			rc = wafl_dinode_decode(blk + i * WAFL_INODE_SIZE, ino,
+			    &di);
+			if (rc == 0 && di.mode != 0 && ino != 0)
+				rc = walk_tree(w, &di, false);
+		}
+	}
+	free(blk);
+	return rc;
+}
+
+static int walk_tree(struct walk *w, const struct wafl_dinode *di,
+    bool is_ifile)
+{
+	int rc = 0;
+
+	if (di->flags & WAFL_INO_INLINE)
+		return 0;
+	for (unsigned t = 0; t < WAFL_NTOP && rc == 0; t++)
+		rc = walk_node(w, &di->u.top[t], di->height, t, is_ifile);
+	return rc;
+}
+
+int wafl_birth_walk(wafl_vol_t *v, uint64_t gen, uint64_t after_gen,
+    wafl_walk_fn *fn, void *arg)
+{
+	struct walk w = { .v = v, .after = after_gen, .fn = fn, .arg = arg };
+	struct wafl_rootblk rb;
+	struct wafl_bp root;
+	uint8_t *blk = malloc(WAFL_BLOCK_SIZE);
+	int rc;
+
+	if (blk == NULL)
+		return -ENOMEM;
+	pthread_rwlock_rdlock(&v->cp_lock);
+	rc = find_root(v, gen, &root);
+	pthread_rwlock_unlock(&v->cp_lock);
+	if (rc != 0)
+		goto out;
+	if (root.birth <= after_gen)
+		goto out;	/* nothing newer */
+	rc = wafl_read_bp(v, &root, blk);
+	if (rc == 0)
+		rc = wafl_rootblk_decode(blk, &rb);
+	if (rc == 0)
+		rc = fn(arg, root.vbn, root.birth, blk);
+	if (rc == 0)
+		rc = walk_tree(&w, &rb.inodefile, true);
+	fl_debug("wafl", "birth walk of %llu after %llu: %llu blocks (%s)",
+	    (unsigned long long)gen, (unsigned long long)after_gen,
+	    (unsigned long long)w.blocks + 1, fl_strerror(rc));
+out:
+	free(blk);
+	return rc;
+}
+
+/* ------------------------------------------------------------- replica */
+
+int wafl_replica_advance(wafl_vol_t *v, uint64_t *gen)
+{
+	struct wafl_fsinfo nf;
+	struct wafl_rootblk rb;
+	struct wafl_dinode bm, st, sm;
+	int rc;
+
+	if (!v->readonly)
+		return FL_ERR(-EINVAL);
+	rc = fsinfo_read_newest(v, &nf);
+	if (rc != 0)
+		return rc;
+	pthread_rwlock_rdlock(&v->cp_lock);
+	bool newer = nf.gen > v->fsi.gen;
+	pthread_rwlock_unlock(&v->cp_lock);
+	if (!newer) {
+		*gen = wafl_generation(v);
+		return 0;
+	}
+	/* Read the new tree's roots before switching: readers continue on
+	 * the old root meanwhile. */
+	rc = tree_read_root(v, &nf.root, &rb);
+	if (rc == 0)
+		rc = tree_read_inode(v, &rb.inodefile, WAFL_INO_BITMAP, &bm);
+	if (rc == 0)
+		rc = tree_read_inode(v, &rb.inodefile, WAFL_INO_SNAPTABLE, &st);
+	if (rc == 0)
+		rc = tree_read_inode(v, &rb.inodefile, WAFL_INO_SUMMARY, &sm);
+	if (rc != 0) {
+		fl_err("wafl", "replica: root %llu unreadable (%s); staying at "
+		    "%llu", (unsigned long long)nf.gen, fl_strerror(rc),
+		    (unsigned long long)v->fsi.gen);
+		return rc;
+	}
+	pthread_rwlock_wrlock(&v->cp_lock);
+	v->fsi = nf;
+	v->ifile = rb.inodefile;
+	v->ifile_wn->di = rb.inodefile;
+	v->bitmap_wn->di = bm;
+	v->snaptab_wn->di = st;
+	v->summary_wn->di = sm;
+	v->blocks_used = rb.blocks_used;
+	v->inodes_used = rb.inodes_used;
+	v->next_ino = rb.next_ino;
+	/* Inodes of the old tree go; cached blocks are keyed by birth and
+	 * checksum, so an old block at a reused VBN is never served. */
+	wnode_trim(v, true);
+	__atomic_store_n(&v->durable_gen, nf.gen, __ATOMIC_RELEASE);
+	pthread_rwlock_unlock(&v->cp_lock);
+	*gen = nf.gen;
+	fl_debug("wafl", "replica advanced to generation %llu",
+	    (unsigned long long)nf.gen);
+	return 0;
+}
