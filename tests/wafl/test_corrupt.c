@@ -1,0 +1,173 @@
+/*
+ * tests/wafl/test_corrupt.c: W1.  Bits flipped in blocks the file system
+ * uses are caught by the parent's checksum; the block is rebuilt from raid
+ * parity, rewritten and the repair logged; with the parity gone too the
+ * read fails with EIO.  Wrong data is never returned.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/crc32c.h"
+#include "tests/lib/tl_log.h"
+#include "tests/lib/tl_wafl.h"
+#include "wafl/wafl_impl.h"
+
+#define FLEN	(64 * 4096)
+
+static int setup(void **state)
+{
+	*state = tl_fs_create(4, 1, 8192, true);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	tl_log_capture_stop();
+	tl_fs_destroy(*state);
+	return 0;
+}
+
+/* The block pointer of file block fbn (file must be clean). */
+static struct wafl_bp bp_of(struct tl_fs *f, uint64_t ino, uint64_t fbn)
+{
+	struct wnode *wn;
+	struct wafl_bp bp;
+
+	pthread_rwlock_rdlock(&f->v->cp_lock);
+	assert_int_equal(wnode_get(f->v, ino, &wn), 0);
+	assert_int_equal(tree_lookup_bp(f->v, &wn->di, 0, fbn, &bp), 0);
+	wnode_put(wn);
+	pthread_rwlock_unlock(&f->v->cp_lock);
+	assert_true(bp.vbn != 0);
+	return bp;
+}
+
+static int read_all(struct tl_fs *f, uint64_t ino, uint8_t *buf)
+{
+	struct wnode *wn;
+	uint32_t got;
+	bool eof;
+	int rc;
+
+	bcache_invalidate_all(f->v->cache);
+	pthread_rwlock_rdlock(&f->v->cp_lock);
+	assert_int_equal(wnode_get(f->v, ino, &wn), 0);
+	pthread_rwlock_rdlock(&wn->lock);
+	rc = wn_read(wn, 0, FLEN, buf, &got, &eof);
+	pthread_rwlock_unlock(&wn->lock);
+	wnode_put(wn);
+	pthread_rwlock_unlock(&f->v->cp_lock);
+	return rc;
+}
+
+static void flip(struct tl_fs *f, uint64_t vbn, uint32_t bit)
+{
+	size_t disk;
+	uint64_t blk;
+
+	assert_int_equal(raid_vbn_locate(f->raid, vbn, &disk, &blk), 0);
+	assert_int_equal(raid_fault_flip_bit(f->raid, disk, blk, bit), 0);
+}
+
+static void test_flipped_data_is_repaired(void **state)
+{
+	struct tl_fs *f = *state;
+	uint8_t *a = malloc(FLEN), *r = malloc(FLEN);
+	struct wafl_stats st;
+
+	tl_fill_pattern(a, FLEN, 3);
+	uint64_t ino = tl_fs_new_file(f);
+	tl_fs_write(f, ino, 0, a, FLEN);
+	assert_int_equal(wafl_sync(f->v), 0);
+	tl_log_capture_start(FL_LOG_WARN);
+	for (uint64_t fbn = 0; fbn < 64; fbn += 7)
+		flip(f, bp_of(f, ino, fbn).vbn, (uint32_t)(fbn * 97 % 32768));
+	assert_int_equal(read_all(f, ino, r), 0);
+	assert_memory_equal(r, a, FLEN);
+	wafl_get_stats(f->v, &st);
+	assert_int_equal(st.repairs, 10);
+	assert_true(tl_log_count_with("repaired", NULL) >= 10);
+	/* The copies on disk were rewritten: raw reads now verify. */
+	for (uint64_t fbn = 0; fbn < 64; fbn += 7) {
+		struct wafl_bp bp = bp_of(f, ino, fbn);
+		uint8_t blk[4096];
+		assert_int_equal(raid_read(f->raid, bp.vbn, 1, blk), 0);
+		assert_int_equal(fl_crc32c(0, blk, 4096), bp.cksum);
+	}
+	free(a);
+	free(r);
+}
+
+static void test_flipped_metadata_is_repaired(void **state)
+{
+	struct tl_fs *f = *state;
+	uint8_t *a = malloc(FLEN), *r = malloc(FLEN);
+
+	tl_fill_pattern(a, FLEN, 4);
+	uint64_t ino = tl_fs_new_file(f);
+	tl_fs_write(f, ino, 0, a, FLEN);
+	assert_int_equal(wafl_sync(f->v), 0);
+	/* The root block and the inode-file block holding this inode. */
+	flip(f, f->v->fsi.root.vbn, 12345);
+	struct wafl_bp ib;
+	pthread_rwlock_rdlock(&f->v->cp_lock);
+	assert_int_equal(tree_lookup_bp(f->v, &f->v->ifile, 0,
+	    ino / WAFL_INODES_PER_BLOCK, &ib), 0);
+	pthread_rwlock_unlock(&f->v->cp_lock);
+	flip(f, ib.vbn, 77);
+	assert_int_equal(wafl_unmount(f->v), 0);
+	f->v = NULL;
+	tl_fs_reopen_raid(f);
+	tl_fs_mount(f);
+	assert_int_equal(read_all(f, ino, r), 0);
+	assert_memory_equal(r, a, FLEN);
+	free(a);
+	free(r);
+}
+
+static void test_no_parity_left_gives_eio(void **state)
+{
+	struct tl_fs *f = *state;
+	uint8_t *a = malloc(FLEN), *r = malloc(FLEN);
+
+	tl_fill_pattern(a, FLEN, 5);
+	uint64_t ino = tl_fs_new_file(f);
+	tl_fs_write(f, ino, 0, a, FLEN);
+	assert_int_equal(wafl_sync(f->v), 0);
+	struct wafl_bp bp = bp_of(f, ino, 9);
+	size_t pdisk;
+	uint64_t pblk;
+	flip(f, bp.vbn, 100);
+	/* P = 1: corrupt the stripe's parity as well. */
+	assert_int_equal(raid_parity_locate(f->raid, bp.vbn, 0, &pdisk,
+	    &pblk), 0);
+	assert_int_equal(raid_fault_flip_bit(f->raid, pdisk, pblk, 100), 0);
+	tl_log_capture_start(FL_LOG_ERR);
+	memset(r, 0, FLEN);
+	assert_int_equal(read_all(f, ino, r), -EIO);
+	assert_true(tl_log_count_with("W1", "unreadable", NULL) >= 1);
+	/* What was returned before the bad block is right; nothing after it
+	 * was claimed. */
+	assert_memory_equal(r, a, 9 * 4096);
+	free(a);
+	free(r);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_flipped_data_is_repaired,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_flipped_metadata_is_repaired, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_no_parity_left_gives_eio,
+		    setup, teardown),
+	};
+	return cmocka_run_group_tests_name("wafl corruption", tests, NULL,
+	    NULL);
+}
