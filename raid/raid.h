@@ -8,6 +8,9 @@
  *   all groups of a volume share N, P and the disk size).  Parity is
  *   computed with ISA-L: XOR for P = 1, Cauchy Reed-Solomon for P >= 2;
  *   reconstruction goes through one matrix-inversion path for every P.
+ *   Parity i of a stripe is sum_j E[N+i][j] * data[j] in GF(2^8) (0x11d):
+ *   P = 1, E[N][j] = 1 (plain XOR); P >= 2, E[N+i][j] = 1 / ((N+i) ^ j),
+ *   the rows of ISA-L's gf_gen_cauchy1_matrix.
  *
  *   VBN mapping (docs/raid.md): groups are concatenated; inside a group,
  *       stripe = v / N, data disk = v % N, disk block = stripe
@@ -41,7 +44,8 @@
  *
  * WHAT IT NEEDS
  *   Disk paths in position order: group 0 positions 0..N+P-1, group 1 ...,
- *   then spares.  Paths are regular files (image files, created sparse by
+ *   then spares.  After a rebuild the spare holds the rebuilt position
+ *   (raid_disk_info says where); the next open must list it there.  Paths are regular files (image files, created sparse by
  *   raid_create unless preallocation is asked for) or block devices.
  *
  * CONCURRENCY
@@ -72,7 +76,7 @@ typedef struct raid_vol raid_vol_t;
 enum raid_disk_state {
 	RAID_DISK_OK = 0,
 	RAID_DISK_FAILED,	/* failed by error or by request */
-	RAID_DISK_MISSING,	/* absent or refused at open */
+	RAID_DISK_MISSING,	/* absent, unlabeled or stale at open */
 	RAID_DISK_REBUILDING,	/* a spare being rebuilt into a position */
 	RAID_DISK_SPARE,	/* standby, not in any group */
 };
@@ -182,6 +186,7 @@ int raid_reconstruct(raid_vol_t *v, uint64_t vbn, unsigned attempt,
 /*
  * Rewrite one block in place on its own disk with data the caller has
  * verified (after raid_reconstruct); parity is already consistent with it.
+ * If the block's disk is out there is nothing to rewrite: returns 0.
  */
 int raid_repair(raid_vol_t *v, uint64_t vbn, const void *buf);
 

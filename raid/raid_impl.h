@@ -163,7 +163,7 @@ struct raid_vol {
 	uint64_t generation;		/* state_lock */
 	uint64_t label_seq;		/* label_lock */
 	pthread_mutex_t label_lock;
-	bool closing;
+	atomic_bool closing;
 
 	/* Range (stripe) locks. */
 	pthread_mutex_t range_mu;
