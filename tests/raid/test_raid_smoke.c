@@ -67,7 +67,10 @@ static int setup(void **state)
 	snprintf(t->dir, sizeof(t->dir), "/tmp/raid-smoke-XXXXXX");
 	assert_non_null(mkdtemp(t->dir));
 	for (int i = 0; i < NDISKS + 2; i++) {
-		snprintf(t->path[i], sizeof(t->path[i]), "%s/d%02d.img", t->dir,
+		char dir[sizeof(t->dir)];
+
+		memcpy(dir, t->dir, sizeof(dir));
+		snprintf(t->path[i], sizeof(t->path[i]), "%s/d%02d.img", dir,
 		    i);
 		t->paths[i] = t->path[i];
 	}
