@@ -100,6 +100,7 @@
  *   no state between calls, does no I/O and takes no locks of its own:
  *   the caller holds the directory stable for the call.
  */
+#include <endian.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -209,12 +210,44 @@ static int corrupt(const char *why, uint64_t fbn)
 	return FL_ERR(-FL_ECORRUPT);
 }
 
+static const uint8_t zero_block[BS];
+
 static bool all_zero(const uint8_t *p, size_t len)
 {
-	for (size_t i = 0; i < len; i++)
-		if (p[i] != 0)
-			return false;
-	return true;
+	ASSERT(len <= BS);
+	return memcmp(p, zero_block, len) == 0;
+}
+
+/*
+ * Little-endian loads and stores for the hot paths (key arrays are scanned on every
+ * descent): the same bytes as fl_get_le / fl_put_le, as one access each.
+ */
+static inline uint64_t get64(const uint8_t *p)
+{
+	uint64_t v;
+
+	memcpy(&v, p, sizeof(v));
+	return le64toh(v);
+}
+
+static inline uint32_t get32(const uint8_t *p)
+{
+	uint32_t v;
+
+	memcpy(&v, p, sizeof(v));
+	return le32toh(v);
+}
+
+static inline void put64(uint8_t *p, uint64_t v)
+{
+	v = htole64(v);
+	memcpy(p, &v, sizeof(v));
+}
+
+static inline void put32(uint8_t *p, uint32_t v)
+{
+	v = htole32(v);
+	memcpy(p, &v, sizeof(v));
 }
 
 static int name_check(const char *name, size_t len)
@@ -355,12 +388,12 @@ static uint32_t node_count(const uint8_t *b)
 
 static uint64_t ikey(const uint8_t *b, uint32_t i)
 {
-	return fl_get_le64(b + N_BODY + SLOT * i);
+	return get64(b + N_BODY + SLOT * i);
 }
 
 static uint64_t ichild(const uint8_t *b, uint32_t i)
 {
-	return fl_get_le32(b + N_BODY + SLOT * i + 8);
+	return get32(b + N_BODY + SLOT * i + 8);
 }
 
 /*
@@ -455,8 +488,8 @@ static const char *leaf_decode(const uint8_t *b, uint64_t fbn, uint64_t lo,
 
 		if (off + ENT_HDR > N_BODY + used)
 			return "D2: leaf entry past used bytes";
-		e->key = fl_get_le64(b + off);
-		e->ino = fl_get_le64(b + off + 8);
+		e->key = get64(b + off);
+		e->ino = get64(b + off + 8);
 		e->type = b[off + 16];
 		e->namelen = b[off + 17];
 		e->name = b + off + ENT_HDR;
@@ -491,8 +524,8 @@ static void leaf_encode(uint8_t *b, uint64_t fbn, const struct lent *e,
 
 	memset(b, 0, BS);
 	for (uint32_t i = 0; i < n; i++) {
-		fl_put_le64(b + off, e[i].key);
-		fl_put_le64(b + off + 8, e[i].ino);
+		put64(b + off, e[i].key);
+		put64(b + off + 8, e[i].ino);
 		b[off + 16] = e[i].type;
 		b[off + 17] = e[i].namelen;
 		memcpy(b + off + ENT_HDR, e[i].name, e[i].namelen);
@@ -508,8 +541,8 @@ static void int_encode(uint8_t *b, uint64_t fbn, uint32_t level,
 	ASSERT(n >= 1 && n <= INT_MAX_CHILD);
 	memset(b, 0, BS);
 	for (uint32_t i = 0; i < n; i++) {
-		fl_put_le64(b + N_BODY + SLOT * i, i == 0 ? 0 : s[i].key);
-		fl_put_le32(b + N_BODY + SLOT * i + 8, (uint32_t)s[i].child);
+		put64(b + N_BODY + SLOT * i, i == 0 ? 0 : s[i].key);
+		put32(b + N_BODY + SLOT * i + 8, (uint32_t)s[i].child);
 	}
 	node_header(b, fbn, INT_MAGIC, level, n, n * SLOT, 0);
 }
@@ -591,6 +624,15 @@ struct gscan {
 	bool found;
 	struct dir_ent ent;
 	uint8_t seqs[32];
+};
+
+/* Scratch memory of one operation: one allocation per call. */
+struct dscratch {
+	uint8_t buf[BS];
+	uint8_t tmp[BS];
+	struct dleaf L;
+	struct gscan g;
+	struct islot s[INT_MAX_CHILD + 1];
 };
 
 static int group_scan(struct dirfile *df, const struct dhdr *h, uint64_t base,
@@ -685,27 +727,19 @@ static void node_free(struct dhdr *h, uint64_t fbn, uint8_t *blk)
  * updated in memory; the caller writes it.
  */
 static int tree_insert(struct dirfile *df, struct dhdr *h,
-    const struct dpath *p, const struct lent *ne)
+    const struct dpath *p, const struct lent *ne, struct dscratch *sc)
 {
 	uint8_t *blk[MAXH + 1] = { NULL };	/* modify pointers by level */
 	uint8_t *nblk[MAXH + 1] = { NULL };	/* new right siblings */
 	uint64_t nfbn[MAXH + 1] = { 0 };
-	uint8_t *tmp = NULL;
-	struct dleaf *L = NULL;
-	struct islot *s = NULL;
+	uint8_t *tmp = sc->tmp;
+	struct dleaf *L = &sc->L;
+	struct islot *s = sc->s;
 	const char *why;
 	uint32_t pos, nsplit, total, left, cut, n;
 	uint64_t sep, child;
 	bool new_root;
 	int err;
-
-	L = malloc(sizeof(*L));
-	tmp = malloc(BS);
-	s = malloc(sizeof(*s) * (INT_MAX_CHILD + 1));
-	if (L == NULL || tmp == NULL || s == NULL) {
-		err = FL_ERR(-ENOMEM);
-		goto out;
-	}
 
 	err = df->modify(df->ctx, p->fbn[0], &blk[0]);
 	if (err != 0)
@@ -773,7 +807,7 @@ static int tree_insert(struct dirfile *df, struct dhdr *h,
 		if (left * 2 >= total)
 			break;
 	}
-	cut++;
+	cut = FL_MIN(cut + 1, L->n - 1);
 	ASSERT(cut >= 1 && cut < L->n);
 	leaf_encode(nblk[0], nfbn[0], &L->e[cut], L->n - cut);
 	leaf_encode(tmp, p->fbn[0], L->e, cut);
@@ -813,9 +847,6 @@ done:
 	h->count++;
 	err = 0;
 out:
-	free(s);
-	free(tmp);
-	free(L);
 	return err;
 }
 
@@ -840,23 +871,16 @@ static void tree_collapse(struct dirfile *df, struct dhdr *h)
 
 /* Remove the entry with key from the leaf of path p. */
 static int tree_remove(struct dirfile *df, struct dhdr *h,
-    const struct dpath *p, uint64_t key)
+    const struct dpath *p, uint64_t key, struct dscratch *sc)
 {
 	uint8_t *blk[MAXH] = { NULL };
-	uint8_t *tmp = NULL;
-	struct dleaf *L = NULL;
-	struct islot *s = NULL;
+	uint8_t *tmp = sc->tmp;
+	struct dleaf *L = &sc->L;
+	struct islot *s = sc->s;
 	const char *why;
 	uint32_t pos, top, n;
 	int err;
 
-	L = malloc(sizeof(*L));
-	tmp = malloc(BS);
-	s = malloc(sizeof(*s) * INT_MAX_CHILD);
-	if (L == NULL || tmp == NULL || s == NULL) {
-		err = FL_ERR(-ENOMEM);
-		goto out;
-	}
 	err = df->modify(df->ctx, p->fbn[0], &blk[0]);
 	if (err != 0)
 		goto out;
@@ -919,9 +943,6 @@ done:
 	h->count--;
 	err = 0;
 out:
-	free(s);
-	free(tmp);
-	free(L);
 	return err;
 }
 
@@ -949,22 +970,22 @@ int dir_init(struct dirfile *df)
 int dir_lookup(struct dirfile *df, const char *name, size_t len,
     struct dir_ent *out)
 {
-	uint8_t *buf = NULL;
-	struct dleaf *L = NULL;
-	struct gscan *g = NULL;
+	struct dscratch *sc;
+	uint8_t *buf;
+	struct dleaf *L;
+	struct gscan *g;
 	struct dhdr h;
 	int err;
 
 	err = name_check(name, len);
 	if (err != 0)
 		return err;
-	buf = malloc(BS);
-	L = malloc(sizeof(*L));
-	g = malloc(sizeof(*g));
-	if (buf == NULL || L == NULL || g == NULL) {
-		err = FL_ERR(-ENOMEM);
-		goto out;
-	}
+	sc = malloc(sizeof(*sc));
+	if (sc == NULL)
+		return FL_ERR(-ENOMEM);
+	buf = sc->buf;
+	L = &sc->L;
+	g = &sc->g;
 	err = hdr_read(df, buf, &h);
 	if (err != 0)
 		goto out;
@@ -979,18 +1000,17 @@ int dir_lookup(struct dirfile *df, const char *name, size_t len,
 	if (out != NULL)
 		*out = g->ent;
 out:
-	free(g);
-	free(L);
-	free(buf);
+	free(sc);
 	return err;
 }
 
 int dir_add(struct dirfile *df, const char *name, size_t len, uint64_t ino,
     uint8_t type, uint64_t force_key, uint64_t *key_out)
 {
-	uint8_t *buf = NULL, *hb;
-	struct dleaf *L = NULL;
-	struct gscan *g = NULL;
+	struct dscratch *sc;
+	uint8_t *buf, *hb;
+	struct dleaf *L;
+	struct gscan *g;
 	struct dpath p;
 	struct lent ne;
 	struct dhdr h;
@@ -1000,13 +1020,12 @@ int dir_add(struct dirfile *df, const char *name, size_t len, uint64_t ino,
 	err = name_check(name, len);
 	if (err != 0)
 		return err;
-	buf = malloc(BS);
-	L = malloc(sizeof(*L));
-	g = malloc(sizeof(*g));
-	if (buf == NULL || L == NULL || g == NULL) {
-		err = FL_ERR(-ENOMEM);
-		goto out;
-	}
+	sc = malloc(sizeof(*sc));
+	if (sc == NULL)
+		return FL_ERR(-ENOMEM);
+	buf = sc->buf;
+	L = &sc->L;
+	g = &sc->g;
 	err = hdr_read(df, buf, &h);
 	if (err != 0)
 		goto out;
@@ -1055,38 +1074,36 @@ int dir_add(struct dirfile *df, const char *name, size_t len, uint64_t ino,
 	ne.type = type;
 	ne.namelen = (uint8_t)len;
 	ne.name = (const uint8_t *)name;
-	err = tree_insert(df, &h, &p, &ne);
+	err = tree_insert(df, &h, &p, &ne, sc);
 	if (err != 0)
 		goto out;
 	hdr_encode(hb, &h);
 	if (key_out != NULL)
 		*key_out = key;
 out:
-	free(g);
-	free(L);
-	free(buf);
+	free(sc);
 	return err;
 }
 
 int dir_remove(struct dirfile *df, const char *name, size_t len,
     struct dir_ent *out)
 {
-	uint8_t *buf = NULL, *hb;
-	struct dleaf *L = NULL;
-	struct gscan *g = NULL;
+	struct dscratch *sc;
+	uint8_t *buf, *hb;
+	struct dleaf *L;
+	struct gscan *g;
 	struct dhdr h;
 	int err;
 
 	err = name_check(name, len);
 	if (err != 0)
 		return err;
-	buf = malloc(BS);
-	L = malloc(sizeof(*L));
-	g = malloc(sizeof(*g));
-	if (buf == NULL || L == NULL || g == NULL) {
-		err = FL_ERR(-ENOMEM);
-		goto out;
-	}
+	sc = malloc(sizeof(*sc));
+	if (sc == NULL)
+		return FL_ERR(-ENOMEM);
+	buf = sc->buf;
+	L = &sc->L;
+	g = &sc->g;
 	err = hdr_read(df, buf, &h);
 	if (err != 0)
 		goto out;
@@ -1105,7 +1122,7 @@ int dir_remove(struct dirfile *df, const char *name, size_t len,
 	err = df->modify(df->ctx, 0, &hb);
 	if (err != 0)
 		goto out;
-	err = tree_remove(df, &h, &g->fpath, g->ent.key);
+	err = tree_remove(df, &h, &g->fpath, g->ent.key, sc);
 	if (err != 0)
 		goto out;
 	tree_collapse(df, &h);
@@ -1113,9 +1130,7 @@ int dir_remove(struct dirfile *df, const char *name, size_t len,
 	if (out != NULL)
 		*out = g->ent;
 out:
-	free(g);
-	free(L);
-	free(buf);
+	free(sc);
 	return err;
 }
 
