@@ -296,4 +296,21 @@ void cp_request(struct wafl_vol *v);
 /* Unreferenced clean wnodes are dropped (all: every one). */
 void wnode_trim(struct wafl_vol *v, bool all);
 
+/* check.c */
+/*
+ * wafl_check with more detail: errors per invariant (w_errors[n] for Wn),
+ * W1 errors parity would repair, and what was walked.  det may be NULL.
+ */
+struct wafl_check_detail {
+	uint64_t w_errors[10];		/* index n: violations of Wn */
+	uint64_t repairable;		/* W1: a parity copy verifies */
+	uint64_t unrepairable;		/* W1: no copy verifies */
+	uint64_t retained_roots;	/* ring, mirror base, snapshot roots */
+	uint64_t snapshots;		/* snapshots whose root was read */
+	uint64_t log_records;		/* NVLOG records newer than the root */
+};
+int wafl_check_detail(struct wafl_vol *v, struct wafl_check_result *res,
+    struct wafl_check_detail *det);
+/* end check.c */
+
 #endif
