@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/err.h"
 #include "common/log.h"
@@ -350,6 +351,141 @@ static void test_crash_after_flush(void **state)
 	teardown_case(&c);
 }
 
+/*
+ * The degraded write hole: a data disk already failed, partial-stripe
+ * writes in flight to OTHER blocks of its stripes, crash.  The failed
+ * disk's blocks were not being written; after the reopen they can only be
+ * produced from parity, which the crash may have left stale.  R1: each
+ * read returns the last flushed data or an error, never other data.
+ */
+static void test_crash_while_degraded(void **state)
+{
+	struct crash_case c;
+	struct tl_vol *t = &c.t;
+	uint8_t *buf;
+	uint64_t wrong = 0, errors = 0, right = 0;
+
+	fl_log_set_level(FL_LOG_ERR);
+	setup_case(&c, 1, 4, 1);
+	buf = malloc(TL_BS);
+	assert_non_null(buf);
+	for (int it = 0; it < 12; it++) {
+		uint64_t rng = 777 + (uint64_t)it;
+		enum raid_crash_mode mode = it % 2 ? RAID_CRASH_RANDOM :
+		    RAID_CRASH_TEAR;
+
+		assert_int_equal(tl_vol_restore_images(t, "golden"), 0);
+		memcpy(t->shadow, c.golden, t->nvbns * TL_BS);
+		memset(c.inflight, 0, t->nvbns * sizeof(bool));
+		t->fault_inject = true;
+		assert_int_equal(tl_vol_open(t), 0);
+		assert_int_equal(raid_fail_disk(t->v, tl_disk(t, 0, 0),
+		    "test"), 0);
+		assert_int_equal(raid_flush(t->v), 0);
+		/* One block of disk 1 in each of 16 band stripes. */
+		for (int k = 0; k < 16; k++) {
+			uint64_t s = band_start[k % 2] + (uint64_t)k;
+			uint64_t vbn = s * 4 + 1;
+			tl_fill_random(c.newdata + vbn * TL_BS, TL_BS, &rng);
+			assert_int_equal(raid_write(t->v, vbn, 1,
+			    c.newdata + vbn * TL_BS), 0);
+			c.inflight[vbn] = true;
+		}
+		assert_int_equal(raid_fault_crash(t->v, mode, rng), 0);
+		tl_vol_close(t);
+		t->fault_inject = false;
+		if (tl_vol_open(t) != 0) {
+			errors++;	/* refusing to open is allowed */
+			continue;
+		}
+		for (uint64_t vbn = 0; vbn < t->nvbns; vbn++) {
+			int rc = raid_read(t->v, vbn, 1, buf);
+			if (rc != 0) {
+				errors++;
+				continue;
+			}
+			if (c.inflight[vbn]) {
+				if (!sector_ok(buf, tl_shadow(t, vbn),
+				    c.newdata + vbn * TL_BS, mode))
+					wrong++;
+			} else if (memcmp(buf, tl_shadow(t, vbn), TL_BS)) {
+				if (wrong++ == 0)
+					fprintf(stderr, "  iteration %d: vbn "
+					    "%llu (not written since the "
+					    "flush) reads back wrong data\n",
+					    it, (unsigned long long)vbn);
+			} else {
+				right++;
+			}
+		}
+		tl_vol_close(t);
+	}
+	free(buf);
+	teardown_case(&c);
+	fl_log_set_level(FL_LOG_INFO);
+	if (wrong != 0)
+		fail_msg("degraded crash: %llu reads returned wrong data (%llu "
+		    "right, %llu errors)", (unsigned long long)wrong,
+		    (unsigned long long)right, (unsigned long long)errors);
+}
+
+/*
+ * A crash in the middle of a rebuild: the half-rebuilt spare must not be
+ * taken for a whole member on the next open.
+ */
+static void test_crash_during_rebuild(void **state)
+{
+	struct tl_vol t;
+	char spare[4200];
+	const char *paths[TL_MAX_PATHS];
+	struct raid_status st;
+	int err;
+
+	fl_log_set_level(FL_LOG_ERR);
+	assert_int_equal(tl_vol_create(&t, NULL, 1, 4, 1, 8192, true), 0);
+	assert_int_equal(tl_vol_fill(&t, 55), 0);
+	assert_int_equal(raid_fail_disk(t.v, tl_disk(&t, 0, 2), "test"), 0);
+	snprintf(spare, sizeof(spare), "%s/spare.img", t.dir);
+	assert_int_equal(raid_add_spare(t.v, spare), 0);
+	assert_int_equal(raid_rebuild_start(t.v), 0);
+	for (;;) {
+		raid_status(t.v, &st);
+		if (!st.rebuilding || st.rebuild_done >= st.rebuild_total / 3)
+			break;
+		usleep(100);
+	}
+	assert_int_equal(raid_fault_crash(t.v, RAID_CRASH_RANDOM, 5), 0);
+	(void)raid_rebuild_wait(t.v);
+	tl_vol_close(&t);
+	/* Members as created (the failed disk at its place), then the spare. */
+	for (size_t i = 0; i < t.npaths; i++)
+		paths[i] = t.paths[i];
+	paths[t.npaths] = spare;
+	t.fault_inject = false;
+	assert_int_equal(tl_vol_open_paths(&t, paths, t.npaths + 1), 0);
+	if (tl_vol_verify(&t, &err) != 0)
+		fail_msg("after a crash during rebuild: wrong data (%s)",
+		    fl_strerror(err));
+	/* And with another disk failed, through parity. */
+	for (size_t d = 0; d < raid_ndisks(t.v); d++) {
+		struct raid_disk_info info;
+		assert_int_equal(raid_disk_info(t.v, d, &info), 0);
+		if (info.state == RAID_DISK_OK && info.position == 0) {
+			raid_status(t.v, &st);
+			if (!st.degraded) {
+				assert_int_equal(raid_fail_disk(t.v, d,
+				    "test"), 0);
+				if (tl_vol_verify(&t, &err) != 0)
+					fail_msg("after a crash during rebuild,"
+					    " degraded: wrong data (%s)",
+					    fl_strerror(err));
+			}
+		}
+	}
+	tl_vol_destroy(&t);
+	fl_log_set_level(FL_LOG_INFO);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -357,6 +493,8 @@ int main(void)
 		cmocka_unit_test(test_crash_4p1),
 		cmocka_unit_test(test_crash_3p2),
 		cmocka_unit_test(test_crash_2groups_2p1),
+		cmocka_unit_test(test_crash_while_degraded),
+		cmocka_unit_test(test_crash_during_rebuild),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
