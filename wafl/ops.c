@@ -1,0 +1,428 @@
+/*
+ * wafl/ops.c: the operation layer's common machinery — transactions
+ * (cp_lock, NVLOG reservation, commit and wait), object references,
+ * permissions, attributes, inode claim and release.
+ *
+ * THEORY
+ *   An operation changes memory only (wnodes and their dirty buffers), under
+ *   cp_lock held shared so that a CP freeze sees either none or all of it.
+ *   Before it returns, a record holding every choice it made is in the
+ *   NVLOG and durable (W7): the record is committed while the operation
+ *   still holds its wnode locks, so two operations on the same object are
+ *   in the log in the order they were applied, and replay in LSN order
+ *   rebuilds the same state.  cp_lock is held from the reservation to the
+ *   commit, so a record always belongs to the generation (v->open_gen) whose
+ *   CP carries its changes; the CP switches log halves under the exclusive
+ *   lock, with no reservation outstanding.
+ *
+ *   Operations that fail change nothing that survives (they undo what they
+ *   did, e.g. an inode claimed for a CREATE whose directory insert failed,
+ *   before dropping their locks) and log nothing.  If the log append itself
+ *   fails after memory was changed, the volume is marked failed: it refuses
+ *   writes and CPs until it is reopened, so the unlogged change never
+ *   reaches the disk and durability is never claimed (STYLE.md 10).
+ *
+ *   Reads take cp_lock shared and the wnode's lock shared; they change
+ *   nothing (no atime updates: the volume behaves as mounted noatime, so
+ *   reads never log).
+ *
+ * SPACE
+ *   An operation that adds blocks needs alloc_free_estimate() minus the
+ *   dirty buffers (each needs a new block at the next CP) to stay above a
+ *   reserve (1% of the volume, at least 256 blocks) by what it may dirty;
+ *   otherwise -ENOSPC.  Removes and truncates never check: they live on the
+ *   reserve, which also covers the metadata a CP itself writes.  Blocks
+ *   freed by CPs stay pending until the CP ring moves past them (W3), so an
+ *   operation short of space first runs a few CPs to move the ring.
+ *
+ * PERMISSIONS
+ *   mode bits of owner / group (gid or any supplementary group) / other;
+ *   uid 0 may do anything except execute a file with no x bit.  nfsd maps
+ *   squashed credentials before calling.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "common/assert.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "wafl/ops.h"
+
+/* --------------------------------------------------------- transactions */
+
+#define OPS_RETRIES	16
+
+static uint64_t space_reserve(const struct wafl_vol *v)
+{
+	uint64_t r = v->nvbns / 100;
+
+	return r < 256 ? 256 : r;
+}
+
+static bool space_ok(struct wafl_vol *v, uint64_t need)
+{
+	uint64_t est, dirty;
+
+	if (need == 0)
+		return true;
+	est = alloc_free_estimate(v);
+	dirty = __atomic_load_n(&v->ndirty_bufs, __ATOMIC_RELAXED);
+	return est >= dirty + space_reserve(v) + need;
+}
+
+void ops_fail(struct wafl_vol *v, int why)
+{
+	if (!__atomic_exchange_n(&v->failed, true, __ATOMIC_ACQ_REL))
+		fl_err("wafl", "NVLOG append or flush failed (%s): volume "
+		    "refuses writes until it is reopened", fl_strerror(why));
+}
+
+int ops_tx_begin(struct wafl_vol *v, uint32_t max_payload,
+    uint64_t need_blocks, struct ops_tx *tx)
+{
+	int rc = 0;
+
+	memset(tx, 0, sizeof(*tx));
+	tx->v = v;
+	for (int tries = 0;; tries++) {
+		if (v->readonly || __atomic_load_n(&v->failed, __ATOMIC_ACQUIRE))
+			return -EROFS;
+		if (v->log == NULL)
+			return -EROFS;	/* mounted without a log */
+		pthread_rwlock_rdlock(&v->cp_lock);
+		if (!space_ok(v, need_blocks)) {
+			pthread_rwlock_unlock(&v->cp_lock);
+			/* Pending frees leave only as the CP ring moves. */
+			if (tries >= (int)WAFL_RING_K + 1 || v->npending == 0)
+				return FL_ERR(-ENOSPC);
+			rc = cp_run(v);
+			if (rc != 0)
+				return rc == -EROFS ? rc : -EIO;
+			continue;
+		}
+		rc = nvlog_reserve(v->log, max_payload, &tx->resv);
+		if (rc == 0) {
+			tx->reserved = true;
+			return 0;
+		}
+		pthread_rwlock_unlock(&v->cp_lock);
+		if (rc != -EAGAIN) {
+			if (rc == -EIO || nvlog_failed(v->log))
+				ops_fail(v, rc);
+			return rc == -EINVAL ? rc : -EIO;
+		}
+		if (tries >= OPS_RETRIES)
+			return -EAGAIN;
+		/* The half is full: a CP switches halves. */
+		rc = cp_run(v);
+		if (rc != 0)
+			return rc == -EROFS ? rc : -EIO;
+	}
+}
+
+int ops_tx_commit(struct ops_tx *tx, uint16_t type, const struct iovec *iov,
+    int iovcnt)
+{
+	struct wafl_vol *v = tx->v;
+	int rc;
+
+	VERIFY(tx->reserved);
+	tx->reserved = false;
+	rc = nvlog_commit(v->log, &tx->resv, v->open_gen, type, iov, iovcnt,
+	    &tx->lsn);
+	if (rc != 0) {
+		/* Memory holds a change the log does not: never let a CP
+		 * write it, never claim it. */
+		ops_fail(v, rc);
+		return -EIO;
+	}
+	tx->logged = true;
+	return 0;
+}
+
+static void throttle(struct wafl_vol *v)
+{
+	uint64_t dirty = __atomic_load_n(&v->ndirty_bufs, __ATOMIC_RELAXED) *
+	    WAFL_BLOCK_SIZE;
+	bool want = false;
+
+	if (dirty > v->opts.dirty_max_bytes)
+		want = true;
+	if (v->log != NULL && nvlog_fill(v->log) > 0.5)
+		want = true;
+	if (!want)
+		return;
+	if (dirty > 2 * v->opts.dirty_max_bytes || !v->cp_running_thread)
+		(void)cp_run(v);	/* errors latch in the volume */
+	else
+		cp_request(v);
+}
+
+int ops_tx_end(struct ops_tx *tx, int rc, bool wait)
+{
+	struct wafl_vol *v = tx->v;
+
+	if (tx->reserved) {
+		nvlog_unreserve(v->log, &tx->resv);
+		tx->reserved = false;
+	}
+	pthread_rwlock_unlock(&v->cp_lock);
+	if (tx->logged && wait) {
+		int w = nvlog_wait(v->log, tx->lsn);
+		if (w != 0) {
+			ops_fail(v, w);
+			if (rc == 0)
+				rc = -EIO;
+		}
+	}
+	if (tx->logged) {
+		ops_count(v);
+		throttle(v);
+	}
+	return rc;
+}
+
+void ops_count(struct wafl_vol *v)
+{
+	pthread_mutex_lock(&v->stats_lock);
+	v->stats.ops++;
+	pthread_mutex_unlock(&v->stats_lock);
+}
+
+/* ------------------------------------------------------------- objects */
+
+int ops_obj_get(struct wafl_vol *v, const struct wafl_obj *o, bool for_write,
+    struct wnode **out)
+{
+	*out = NULL;
+	if (o == NULL)
+		return FL_ERR(-EINVAL);
+	if (o->snap != 0)
+		return for_write ? -EROFS : -ESTALE;
+	if (o->ino != WAFL_INO_ROOTDIR && (o->ino < WAFL_INO_FIRST_USER ||
+	    o->ino >= (1ull << 40)))
+		return -ESTALE;
+	return wnode_get(v, o->ino, out);
+}
+
+int ops_live(const struct wnode *wn, uint32_t gen)
+{
+	if (wn->di.mode == 0 || wn->di.gen != gen)
+		return -ESTALE;
+	return 0;
+}
+
+int ops_name_check(const char *name, size_t *len)
+{
+	if (name == NULL || name[0] == '\0')
+		return FL_ERR(-EINVAL);
+	size_t n = strnlen(name, WAFL_NAME_MAX + 1);
+	if (n > WAFL_NAME_MAX)
+		return -ENAMETOOLONG;
+	if (memchr(name, '/', n) != NULL)
+		return FL_ERR(-EINVAL);
+	*len = n;
+	return 0;
+}
+
+bool ops_is_dot(const char *name)
+{
+	return name != NULL && strcmp(name, ".") == 0;
+}
+
+bool ops_is_dotdot(const char *name)
+{
+	return name != NULL && strcmp(name, "..") == 0;
+}
+
+/* ---------------------------------------------------------- permission */
+
+bool ops_cred_in_group(const struct wafl_cred *c, uint32_t gid)
+{
+	if (c->gid == gid)
+		return true;
+	uint32_t n = c->ngroups > 16 ? 16 : c->ngroups;
+	for (uint32_t i = 0; i < n; i++)
+		if (c->groups[i] == gid)
+			return true;
+	return false;
+}
+
+bool ops_may(const struct wafl_dinode *di, const struct wafl_cred *c,
+    unsigned want)
+{
+	unsigned bits;
+
+	if (c == NULL)
+		return true;	/* internal caller */
+	if (c->uid == 0) {
+		if ((want & OPS_MAY_X) && !S_ISDIR(di->mode) &&
+		    (di->mode & 0111) == 0)
+			return false;
+		return true;
+	}
+	if (c->uid == di->uid)
+		bits = (di->mode >> 6) & 7;
+	else if (ops_cred_in_group(c, di->gid))
+		bits = (di->mode >> 3) & 7;
+	else
+		bits = di->mode & 7;
+	return (bits & want) == want;
+}
+
+/* ---------------------------------------------------------- attributes */
+
+enum wafl_type ops_type_of(uint32_t mode)
+{
+	switch (mode & S_IFMT) {
+	case S_IFDIR:	return WAFL_DIR;
+	case S_IFBLK:	return WAFL_BLK;
+	case S_IFCHR:	return WAFL_CHR;
+	case S_IFLNK:	return WAFL_LNK;
+	case S_IFSOCK:	return WAFL_SOCK;
+	case S_IFIFO:	return WAFL_FIFO;
+	default:	return WAFL_REG;
+	}
+}
+
+uint32_t ops_ifmt_of(enum wafl_type t)
+{
+	switch (t) {
+	case WAFL_REG:	return S_IFREG;
+	case WAFL_DIR:	return S_IFDIR;
+	case WAFL_BLK:	return S_IFBLK;
+	case WAFL_CHR:	return S_IFCHR;
+	case WAFL_LNK:	return S_IFLNK;
+	case WAFL_SOCK:	return S_IFSOCK;
+	case WAFL_FIFO:	return S_IFIFO;
+	}
+	return 0;
+}
+
+void ops_fill_attr(const struct wafl_vol *v, const struct wnode *wn,
+    struct wafl_attr *a)
+{
+	const struct wafl_dinode *di = &wn->di;
+
+	if (a == NULL)
+		return;
+	memset(a, 0, sizeof(*a));
+	a->type = ops_type_of(di->mode);
+	a->mode = di->mode & 07777;
+	a->nlink = di->nlink;
+	a->uid = di->uid;
+	a->gid = di->gid;
+	a->size = di->size;
+	a->used = di->blocks * WAFL_BLOCK_SIZE;
+	a->rdev_major = di->rdev_major;
+	a->rdev_minor = di->rdev_minor;
+	a->fsid = v->fsi.fsid;
+	a->fileid = wn->ino;
+	a->atime_ns = di->atime_ns;
+	a->mtime_ns = di->mtime_ns;
+	a->ctime_ns = di->ctime_ns;
+	a->gen = di->gen;
+}
+
+void ops_fill_wcc(const struct wnode *wn, struct wafl_wcc *w)
+{
+	if (w == NULL)
+		return;
+	w->valid = true;
+	w->size = wn->di.size;
+	w->mtime_ns = wn->di.mtime_ns;
+	w->ctime_ns = wn->di.ctime_ns;
+}
+
+/* ------------------------------------------------------- inode numbers */
+
+int ops_ialloc_forced(struct wafl_vol *v, uint64_t ino, uint32_t gen)
+{
+	struct wnode *wn = NULL;
+	int rc;
+
+	if (ino < WAFL_INO_FIRST_USER || ino >= (1ull << 40) || gen == 0)
+		return FL_ERR(-FL_ECORRUPT);
+	pthread_mutex_lock(&v->ialloc_lock);
+	rc = wnode_get(v, ino, &wn);
+	if (rc != 0)
+		goto out;
+	if (wn->di.mode != 0) {
+		fl_err("wafl", "replay: inode %llu is in use",
+		    (unsigned long long)ino);
+		rc = FL_ERR(-FL_ECORRUPT);
+		goto out;
+	}
+	/* The same fields ialloc sets, with the recorded generation. */
+	memset(&wn->di, 0, sizeof(wn->di));
+	wn->di.gen = gen;
+	wn->di.ino = ino;
+	wn->di.mode = S_IFREG;
+	wnode_dirty(wn);
+	v->inodes_used++;
+	if (ino >= v->next_ino)
+		v->next_ino = ino + 1;
+	for (uint32_t i = 0; i < v->nfree_inos; i++) {
+		if (v->free_inos[i] == ino) {
+			v->free_inos[i] = v->free_inos[--v->nfree_inos];
+			break;
+		}
+	}
+out:
+	if (wn != NULL)
+		wnode_put(wn);
+	pthread_mutex_unlock(&v->ialloc_lock);
+	return rc;
+}
+
+void ops_inode_free(struct wnode *wn)
+{
+	struct wafl_vol *v = wn->vol;
+	int rc = 0;
+
+	if (!(wn->di.flags & WAFL_INO_INLINE))
+		rc = wn_truncate_blocks(wn, 0);
+	if (rc != 0)
+		fl_err("wafl", "inode %llu: freeing its blocks failed (%s); "
+		    "they stay allocated", (unsigned long long)wn->ino,
+		    fl_strerror(rc));
+	uint32_t gen = wn->di.gen;
+	memset(&wn->di, 0, sizeof(wn->di));
+	wn->di.gen = gen;
+	wn->di.ino = wn->ino;
+	wnode_dirty(wn);
+	ifree_note(v, wn->ino);
+}
+
+/* --------------------------------------------------------------- locks */
+
+static bool seen_before(struct wnode *const *wns, int i)
+{
+	for (int j = 0; j < i; j++)
+		if (wns[j] == wns[i])
+			return true;
+	return false;
+}
+
+void ops_wrlock(struct wnode *const *wns, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (wns[i] != NULL && !seen_before(wns, i))
+			pthread_rwlock_wrlock(&wns[i]->lock);
+}
+
+void ops_unlock(struct wnode *const *wns, int n)
+{
+	for (int i = n - 1; i >= 0; i--)
+		if (wns[i] != NULL && !seen_before(wns, i))
+			pthread_rwlock_unlock(&wns[i]->lock);
+}
+
+void ops_put(struct wnode *const *wns, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (wns[i] != NULL)
+			wnode_put(wns[i]);
+}

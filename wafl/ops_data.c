@@ -1,0 +1,771 @@
+/*
+ * wafl/ops_data.c: object and data operations — root, GETATTR, SETATTR,
+ * ACCESS, LOOKUP, READ, WRITE, COMMIT, READLINK, READDIR(PLUS), FSSTAT —
+ * and the replay of SETATTR and WRITE records.
+ *
+ * Reads hold cp_lock shared and the object's lock shared; they log
+ * nothing and change nothing (no atime updates).  A directory's lock is
+ * taken before a child's; ".." is read by first dropping the child's lock
+ * (a child never waits for its parent while holding its own lock).
+ *
+ * WRITE carries its data in the NVLOG record.  UNSTABLE writes return
+ * after the append (the record is in the page cache of the log file) and
+ * are made durable by COMMIT (nvlog_sync: every record committed before it
+ * is durable when it returns); DATA_SYNC and FILE_SYNC wait for their
+ * record and report FILE_SYNC (metadata is in the same record).
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "common/assert.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "wafl/dir.h"
+#include "wafl/ops.h"
+
+/* Largest WRITE: what one log record holds. */
+#define OPS_WRITE_MAX	(NVLOG_MAX_PAYLOAD - REC_WRITE_FIXED)
+
+static bool is_owner(const struct wafl_cred *c, const struct wafl_dinode *di)
+{
+	return c == NULL || c->uid == 0 || c->uid == di->uid;
+}
+
+/* Get a live object for reading: referenced, cp_lock and its lock held
+ * shared.  On error nothing is held. */
+static int read_begin(struct wafl_vol *v, const struct wafl_obj *o,
+    struct wnode **out)
+{
+	struct wnode *wn;
+	int rc = ops_obj_get(v, o, false, &wn);
+
+	*out = NULL;
+	if (rc != 0)
+		return rc;
+	pthread_rwlock_rdlock(&v->cp_lock);
+	pthread_rwlock_rdlock(&wn->lock);
+	rc = ops_live(wn, o->gen);
+	if (rc != 0) {
+		pthread_rwlock_unlock(&wn->lock);
+		pthread_rwlock_unlock(&v->cp_lock);
+		wnode_put(wn);
+		return rc;
+	}
+	*out = wn;
+	return 0;
+}
+
+static void read_end(struct wafl_vol *v, struct wnode *wn)
+{
+	pthread_rwlock_unlock(&wn->lock);
+	pthread_rwlock_unlock(&v->cp_lock);
+	wnode_put(wn);
+}
+
+static int map_corrupt(int rc)
+{
+	return rc == -FL_ECORRUPT ? -EIO : rc;
+}
+
+/* ------------------------------------------------------------- root */
+
+int wafl_root(wafl_vol_t *v, struct wafl_obj *root)
+{
+	struct wnode *wn;
+	int rc;
+
+	pthread_rwlock_rdlock(&v->cp_lock);
+	rc = wnode_get(v, WAFL_INO_ROOTDIR, &wn);
+	if (rc == 0) {
+		pthread_rwlock_rdlock(&wn->lock);
+		*root = (struct wafl_obj){ WAFL_INO_ROOTDIR, wn->di.gen, 0 };
+		if (!S_ISDIR(wn->di.mode))
+			rc = FL_ERR(-EIO);
+		pthread_rwlock_unlock(&wn->lock);
+		wnode_put(wn);
+	}
+	pthread_rwlock_unlock(&v->cp_lock);
+	return rc;
+}
+
+int wafl_getattr(wafl_vol_t *v, const struct wafl_obj *o,
+    struct wafl_attr *attr)
+{
+	struct wnode *wn;
+	int rc = read_begin(v, o, &wn);
+
+	if (rc != 0)
+		return rc;
+	ops_fill_attr(v, wn, attr);
+	read_end(v, wn);
+	return 0;
+}
+
+/* ---------------------------------------------------------- setattr */
+
+int ops_apply_setattr(struct wafl_vol *v, struct wnode *wn,
+    const struct rec_setattr *r)
+{
+	struct wafl_dinode *di = &wn->di;
+	int rc;
+
+	if (r->mask & REC_SA_SIZE) {
+		if (!S_ISREG(di->mode))
+			return FL_ERR(-FL_ECORRUPT);
+		rc = wn_set_size(wn, r->size);
+		if (rc != 0)
+			return rc;
+	}
+	if (r->mask & REC_SA_MODE)
+		di->mode = (di->mode & S_IFMT) | (r->mode & 07777);
+	if (r->mask & REC_SA_UID)
+		di->uid = r->uid;
+	if (r->mask & REC_SA_GID)
+		di->gid = r->gid;
+	if (r->mask & REC_SA_ATIME)
+		di->atime_ns = r->atime;
+	if (r->mask & REC_SA_MTIME)
+		di->mtime_ns = r->mtime;
+	di->ctime_ns = r->ctime;
+	wnode_dirty(wn);
+	return 0;
+}
+
+/* Build the record for sa on wn (locked): permission checks and the
+ * resolved values.  *none: nothing to change. */
+static int setattr_plan(const struct wafl_cred *c, const struct wnode *wn,
+    const struct wafl_sattr *sa, struct rec_setattr *r)
+{
+	const struct wafl_dinode *di = &wn->di;
+	uint64_t now = fl_now_real_ns();
+	bool owner = is_owner(c, di);
+	bool root = c == NULL || c->uid == 0;
+
+	memset(r, 0, sizeof(*r));
+	r->ino = wn->ino;
+	r->gen = di->gen;
+	r->ctime = now;
+	if (sa->set_size) {
+		if (S_ISDIR(di->mode))
+			return -EISDIR;
+		if (!S_ISREG(di->mode))
+			return FL_ERR(-EINVAL);
+		if (sa->size > WAFL_MAX_FILE_SIZE)
+			return -EFBIG;
+		if (!owner && !ops_may(di, c, OPS_MAY_W))
+			return -EACCES;
+		r->mask |= REC_SA_SIZE | REC_SA_MTIME;
+		r->size = sa->size;
+		r->mtime = now;
+	}
+	if (sa->set_uid && sa->uid != di->uid) {
+		if (!root)
+			return -EPERM;
+		r->mask |= REC_SA_UID;
+		r->uid = sa->uid;
+	}
+	if (sa->set_gid && sa->gid != di->gid) {
+		if (!root && !(owner && ops_cred_in_group(c, sa->gid)))
+			return -EPERM;
+		r->mask |= REC_SA_GID;
+		r->gid = sa->gid;
+	}
+	if (sa->set_mode) {
+		if (!owner)
+			return -EPERM;
+		r->mask |= REC_SA_MODE;
+		r->mode = sa->mode & 07777;
+		uint32_t g = (r->mask & REC_SA_GID) ? r->gid : di->gid;
+		if (!root && !S_ISDIR(di->mode) && !ops_cred_in_group(c, g))
+			r->mode &= ~(uint32_t)S_ISGID;
+	} else if ((r->mask & (REC_SA_UID | REC_SA_GID)) && S_ISREG(di->mode) &&
+	    (di->mode & (S_ISUID | S_ISGID))) {
+		/* A new owner or group drops set-id bits (as chown(2)). */
+		r->mask |= REC_SA_MODE;
+		r->mode = di->mode & 07777 & ~(uint32_t)(S_ISUID | S_ISGID);
+	}
+	switch (sa->atime_how) {
+	case WAFL_TIME_DONT:
+		break;
+	case WAFL_TIME_SERVER:
+		if (!owner && !ops_may(di, c, OPS_MAY_W))
+			return -EACCES;
+		r->mask |= REC_SA_ATIME;
+		r->atime = now;
+		break;
+	case WAFL_TIME_CLIENT:
+		if (!owner)
+			return -EPERM;
+		r->mask |= REC_SA_ATIME;
+		r->atime = sa->atime_ns;
+		break;
+	default:
+		return FL_ERR(-EINVAL);
+	}
+	switch (sa->mtime_how) {
+	case WAFL_TIME_DONT:
+		break;
+	case WAFL_TIME_SERVER:
+		if (!owner && !ops_may(di, c, OPS_MAY_W))
+			return -EACCES;
+		r->mask |= REC_SA_MTIME;
+		r->mtime = now;
+		break;
+	case WAFL_TIME_CLIENT:
+		if (!owner)
+			return -EPERM;
+		r->mask |= REC_SA_MTIME;
+		r->mtime = sa->mtime_ns;
+		break;
+	default:
+		return FL_ERR(-EINVAL);
+	}
+	return 0;
+}
+
+static bool sattr_empty(const struct wafl_sattr *sa)
+{
+	return !sa->set_mode && !sa->set_uid && !sa->set_gid &&
+	    !sa->set_size && sa->atime_how == WAFL_TIME_DONT &&
+	    sa->mtime_how == WAFL_TIME_DONT;
+}
+
+int wafl_setattr(wafl_vol_t *v, const struct wafl_cred *c,
+    const struct wafl_obj *o, const struct wafl_sattr *sa,
+    const uint64_t *guard_ctime, struct wafl_wcc *pre,
+    struct wafl_attr *post)
+{
+	struct wnode *wn;
+	struct ops_tx tx;
+	struct rec_setattr r;
+	int rc;
+
+	if (pre != NULL)
+		pre->valid = false;
+	if (sa == NULL)
+		return FL_ERR(-EINVAL);
+	rc = ops_obj_get(v, o, true, &wn);
+	if (rc != 0)
+		return rc;
+	rc = ops_tx_begin(v, REC_SETATTR_SIZE, 0, &tx);
+	if (rc != 0) {
+		wnode_put(wn);
+		return rc;
+	}
+	pthread_rwlock_wrlock(&wn->lock);
+	rc = ops_live(wn, o->gen);
+	if (rc != 0)
+		goto unlock;
+	ops_fill_wcc(wn, pre);
+	if (guard_ctime != NULL && *guard_ctime != wn->di.ctime_ns) {
+		rc = -FL_ENOTSYNC;
+		goto unlock;
+	}
+	if (sattr_empty(sa))
+		goto unlock;
+	rc = setattr_plan(c, wn, sa, &r);
+	if (rc == 0)
+		rc = ops_apply_setattr(v, wn, &r);
+	if (rc == 0) {
+		uint8_t buf[REC_SETATTR_SIZE];
+		struct iovec iov = { buf, rec_setattr_encode(buf, &r) };
+		rc = ops_tx_commit(&tx, REC_SETATTR, &iov, 1);
+	}
+unlock:
+	if (rc == 0 || pre == NULL || pre->valid)
+		ops_fill_attr(v, wn, post);
+	pthread_rwlock_unlock(&wn->lock);
+	wnode_put(wn);
+	return map_corrupt(ops_tx_end(&tx, rc, true));
+}
+
+/* ----------------------------------------------------------- access */
+
+int wafl_access(wafl_vol_t *v, const struct wafl_cred *c,
+    const struct wafl_obj *o, uint32_t want, uint32_t *granted,
+    struct wafl_attr *attr)
+{
+	struct wnode *wn;
+	uint32_t g = 0;
+	int rc = read_begin(v, o, &wn);
+
+	*granted = 0;
+	if (rc != 0)
+		return rc;
+	const struct wafl_dinode *di = &wn->di;
+	bool dir = S_ISDIR(di->mode);
+	bool ro = v->readonly || o->snap != 0;
+	if (ops_may(di, c, OPS_MAY_R))
+		g |= WAFL_ACCESS_READ;
+	if (dir && ops_may(di, c, OPS_MAY_X))
+		g |= WAFL_ACCESS_LOOKUP;
+	if (!dir && ops_may(di, c, OPS_MAY_X))
+		g |= WAFL_ACCESS_EXECUTE;
+	if (!ro && ops_may(di, c, OPS_MAY_W)) {
+		g |= WAFL_ACCESS_MODIFY | WAFL_ACCESS_EXTEND;
+		if (dir)
+			g |= WAFL_ACCESS_DELETE;
+	}
+	*granted = g & want;
+	ops_fill_attr(v, wn, attr);
+	read_end(v, wn);
+	return 0;
+}
+
+/* ----------------------------------------------------------- lookup */
+
+int wafl_lookup(wafl_vol_t *v, const struct wafl_cred *c,
+    const struct wafl_obj *dir, const char *name, struct wafl_obj *out,
+    struct wafl_attr *attr, struct wafl_attr *dir_attr)
+{
+	struct wnode *dw, *wn = NULL;
+	struct dirfile df;
+	struct dir_ent ent;
+	size_t nl;
+	int rc;
+
+	if (name == NULL || name[0] == '\0')
+		return -ENOENT;
+	rc = ops_name_check(name, &nl);
+	if (rc != 0)
+		return rc;
+	rc = read_begin(v, dir, &dw);
+	if (rc != 0)
+		return rc;
+	if (!S_ISDIR(dw->di.mode)) {
+		rc = -ENOTDIR;
+		goto out;
+	}
+	ops_fill_attr(v, dw, dir_attr);
+	if (!ops_may(&dw->di, c, OPS_MAY_X)) {
+		rc = -EACCES;
+		goto out;
+	}
+	if (ops_is_dot(name)) {
+		*out = (struct wafl_obj){ dw->ino, dw->di.gen, 0 };
+		ops_fill_attr(v, dw, attr);
+		goto out;
+	}
+	if (ops_is_dotdot(name)) {
+		/* Never wait for the parent while holding the child. */
+		uint64_t parent = dw->di.parent;
+		pthread_rwlock_unlock(&dw->lock);
+		if (dw->ino == WAFL_INO_ROOTDIR)
+			parent = WAFL_INO_ROOTDIR;
+		rc = wnode_get(v, parent, &wn);
+		if (rc == 0) {
+			pthread_rwlock_rdlock(&wn->lock);
+			if (!S_ISDIR(wn->di.mode))
+				rc = FL_ERR(-FL_ECORRUPT);
+			*out = (struct wafl_obj){ wn->ino, wn->di.gen, 0 };
+			ops_fill_attr(v, wn, attr);
+			pthread_rwlock_unlock(&wn->lock);
+			wnode_put(wn);
+		}
+		pthread_rwlock_unlock(&v->cp_lock);
+		wnode_put(dw);
+		return map_corrupt(rc);
+	}
+	wn_dirfile(dw, &df);
+	rc = dir_lookup(&df, name, nl, &ent);
+	if (rc != 0)
+		goto out;
+	rc = wnode_get(v, ent.ino, &wn);
+	if (rc != 0)
+		goto out;
+	pthread_rwlock_rdlock(&wn->lock);
+	if (wn->di.mode == 0) {
+		rc = FL_ERR(-FL_ECORRUPT);
+	} else {
+		*out = (struct wafl_obj){ wn->ino, wn->di.gen, 0 };
+		ops_fill_attr(v, wn, attr);
+	}
+	pthread_rwlock_unlock(&wn->lock);
+	wnode_put(wn);
+out:
+	read_end(v, dw);
+	return map_corrupt(rc);
+}
+
+/* ------------------------------------------------------- read, write */
+
+int wafl_read(wafl_vol_t *v, const struct wafl_cred *c,
+    const struct wafl_obj *o, uint64_t off, uint32_t count, void *buf,
+    uint32_t *got, bool *eof, struct wafl_attr *attr)
+{
+	struct wnode *wn;
+	int rc = read_begin(v, o, &wn);
+
+	*got = 0;
+	*eof = false;
+	if (rc != 0)
+		return rc;
+	if (S_ISDIR(wn->di.mode)) {
+		rc = -EISDIR;
+	} else if (!S_ISREG(wn->di.mode)) {
+		rc = FL_ERR(-EINVAL);
+	} else if (!is_owner(c, &wn->di) && !ops_may(&wn->di, c, OPS_MAY_R)) {
+		rc = -EACCES;
+	} else {
+		rc = wn_read(wn, off, count, buf, got, eof);
+	}
+	ops_fill_attr(v, wn, attr);
+	read_end(v, wn);
+	return map_corrupt(rc);
+}
+
+int ops_apply_write(struct wafl_vol *v, struct wnode *wn,
+    const struct rec_write *r)
+{
+	int rc;
+
+	if (!S_ISREG(wn->di.mode))
+		return FL_ERR(-FL_ECORRUPT);
+	rc = wn_write(wn, r->off, r->len, r->data);
+	wn->di.mtime_ns = wn->di.ctime_ns = r->mtime;
+	wnode_dirty(wn);
+	return rc;
+}
+
+int wafl_write(wafl_vol_t *v, const struct wafl_cred *c,
+    const struct wafl_obj *o, uint64_t off, uint32_t count, const void *buf,
+    enum wafl_stable stable, enum wafl_stable *committed,
+    struct wafl_wcc *pre, struct wafl_attr *post)
+{
+	struct wnode *wn;
+	struct ops_tx tx;
+	int rc;
+
+	if (pre != NULL)
+		pre->valid = false;
+	*committed = WAFL_UNSTABLE;
+	if (count > OPS_WRITE_MAX)
+		return FL_ERR(-EINVAL);
+	if (off > WAFL_MAX_FILE_SIZE || count > WAFL_MAX_FILE_SIZE - off)
+		return -EFBIG;
+	rc = ops_obj_get(v, o, true, &wn);
+	if (rc != 0)
+		return rc;
+	uint64_t need = count / WAFL_BLOCK_SIZE + 2 + 2 * WAFL_MAX_HEIGHT;
+	rc = ops_tx_begin(v, REC_WRITE_FIXED + count, need, &tx);
+	if (rc != 0) {
+		wnode_put(wn);
+		return rc;
+	}
+	pthread_rwlock_wrlock(&wn->lock);
+	rc = ops_live(wn, o->gen);
+	if (rc != 0)
+		goto unlock;
+	ops_fill_wcc(wn, pre);
+	if (S_ISDIR(wn->di.mode)) {
+		rc = -EISDIR;
+		goto unlock;
+	}
+	if (!S_ISREG(wn->di.mode)) {
+		rc = FL_ERR(-EINVAL);
+		goto unlock;
+	}
+	if (!is_owner(c, &wn->di) && !ops_may(&wn->di, c, OPS_MAY_W)) {
+		rc = -EACCES;
+		goto unlock;
+	}
+	if (count == 0)
+		goto unlock;
+	struct rec_write r = {
+		.ino = wn->ino, .gen = wn->di.gen, .off = off, .len = count,
+		.mtime = fl_now_real_ns(), .data = buf,
+	};
+	rc = ops_apply_write(v, wn, &r);
+	if (rc != 0) {
+		fl_warn("wafl", "write to inode %llu failed: %s",
+		    (unsigned long long)wn->ino, fl_strerror(rc));
+		goto unlock;
+	}
+	uint8_t hdr[REC_WRITE_FIXED];
+	struct iovec iov[2] = {
+		{ hdr, rec_write_encode(hdr, &r) },
+		{ (void *)(uintptr_t)buf, count },
+	};
+	rc = ops_tx_commit(&tx, REC_WRITE, iov, 2);
+unlock:
+	ops_fill_attr(v, wn, post);
+	pthread_rwlock_unlock(&wn->lock);
+	wnode_put(wn);
+	rc = ops_tx_end(&tx, rc, stable != WAFL_UNSTABLE);
+	if (rc == 0)
+		*committed = stable == WAFL_UNSTABLE && count > 0 ?
+		    WAFL_UNSTABLE : WAFL_FILE_SYNC;
+	return map_corrupt(rc);
+}
+
+int wafl_commit(wafl_vol_t *v, const struct wafl_obj *o,
+    struct wafl_attr *post)
+{
+	struct wnode *wn;
+	int rc = read_begin(v, o, &wn);
+
+	if (rc != 0)
+		return rc;
+	ops_fill_attr(v, wn, post);
+	read_end(v, wn);
+	if (v->readonly || v->log == NULL)
+		return 0;
+	if (__atomic_load_n(&v->failed, __ATOMIC_ACQUIRE))
+		return -EIO;
+	rc = nvlog_sync(v->log);
+	if (rc != 0) {
+		ops_fail(v, rc);
+		return -EIO;
+	}
+	return 0;
+}
+
+/* --------------------------------------------------------- readlink */
+
+int wafl_readlink(wafl_vol_t *v, const struct wafl_cred *c,
+    const struct wafl_obj *o, char *buf, size_t bufsz, size_t *len,
+    struct wafl_attr *attr)
+{
+	struct wnode *wn;
+	uint32_t got = 0;
+	bool eof;
+	int rc = read_begin(v, o, &wn);
+
+	*len = 0;
+	if (rc != 0)
+		return rc;
+	const struct wafl_dinode *di = &wn->di;
+	if (!S_ISLNK(di->mode)) {
+		rc = FL_ERR(-EINVAL);
+	} else if (di->size > WAFL_PATH_MAX) {
+		rc = FL_ERR(-EIO);	/* not a link this code made */
+	} else if (bufsz < di->size + 1) {
+		rc = -ENAMETOOLONG;
+	} else {
+		rc = wn_read(wn, 0, (uint32_t)di->size, buf, &got, &eof);
+		if (rc == 0 && got != di->size)
+			rc = FL_ERR(-EIO);
+		if (rc == 0) {
+			buf[got] = '\0';
+			*len = got;
+		}
+	}
+	ops_fill_attr(v, wn, attr);
+	read_end(v, wn);
+	return map_corrupt(rc);
+}
+
+/* ---------------------------------------------------------- readdir */
+
+struct rd_ctx {
+	struct wafl_vol *v;
+	bool plus;
+	wafl_readdir_fn *fn;
+	void *arg;
+	bool stopped;
+};
+
+static int rd_emit(struct rd_ctx *x, const char *name, uint64_t ino,
+    uint64_t cookie, const struct wafl_obj *obj, const struct wafl_attr *a)
+{
+	struct wafl_dirent de = {
+		.name = name, .fileid = ino, .cookie = cookie,
+		.obj = x->plus ? obj : NULL, .attr = x->plus ? a : NULL,
+	};
+
+	if (x->fn(x->arg, &de) != 0) {
+		x->stopped = true;
+		return 1;
+	}
+	return 0;
+}
+
+static int rd_entry(void *arg, const struct dir_ent *ent)
+{
+	struct rd_ctx *x = arg;
+	struct wafl_attr a;
+	struct wafl_obj obj;
+	bool have = false;
+
+	if (x->plus) {
+		struct wnode *wn;
+		if (wnode_get(x->v, ent->ino, &wn) == 0) {
+			pthread_rwlock_rdlock(&wn->lock);
+			if (wn->di.mode != 0) {
+				obj = (struct wafl_obj){ wn->ino, wn->di.gen,
+				    0 };
+				ops_fill_attr(x->v, wn, &a);
+				have = true;
+			}
+			pthread_rwlock_unlock(&wn->lock);
+			wnode_put(wn);
+		}
+	}
+	return rd_emit(x, ent->name, ent->ino, ent->key, have ? &obj : NULL,
+	    have ? &a : NULL);
+}
+
+int wafl_readdir(wafl_vol_t *v, const struct wafl_cred *c,
+    const struct wafl_obj *dir, uint64_t cookie, bool plus,
+    wafl_readdir_fn *fn, void *arg, bool *eof, struct wafl_attr *dir_attr)
+{
+	struct rd_ctx x = { v, plus, fn, arg, false };
+	struct wafl_attr pa;
+	struct wafl_obj pobj;
+	bool have_parent = false;
+	struct wnode *dw;
+	int rc;
+
+	*eof = false;
+	if (plus && cookie <= 1) {
+		/* ".." first, without holding the directory (child before
+		 * parent would invert the lock order). */
+		rc = read_begin(v, dir, &dw);
+		if (rc != 0)
+			return rc;
+		uint64_t parent = dw->ino == WAFL_INO_ROOTDIR ?
+		    WAFL_INO_ROOTDIR : dw->di.parent;
+		bool isdir = S_ISDIR(dw->di.mode);
+		read_end(v, dw);
+		struct wnode *pw;
+		if (isdir && wnode_get(v, parent, &pw) == 0) {
+			pthread_rwlock_rdlock(&v->cp_lock);
+			pthread_rwlock_rdlock(&pw->lock);
+			if (S_ISDIR(pw->di.mode)) {
+				pobj = (struct wafl_obj){ pw->ino, pw->di.gen,
+				    0 };
+				ops_fill_attr(v, pw, &pa);
+				have_parent = true;
+			}
+			pthread_rwlock_unlock(&pw->lock);
+			pthread_rwlock_unlock(&v->cp_lock);
+			wnode_put(pw);
+		}
+	}
+	rc = read_begin(v, dir, &dw);
+	if (rc != 0)
+		return rc;
+	if (!S_ISDIR(dw->di.mode)) {
+		rc = -ENOTDIR;
+		goto out;
+	}
+	ops_fill_attr(v, dw, dir_attr);
+	if (!ops_may(&dw->di, c, OPS_MAY_R)) {
+		rc = -EACCES;
+		goto out;
+	}
+	if (cookie == 0) {
+		struct wafl_attr da;
+		struct wafl_obj dobj = { dw->ino, dw->di.gen, 0 };
+		ops_fill_attr(v, dw, &da);
+		if (rd_emit(&x, ".", dw->ino, 1, &dobj, &da) != 0)
+			goto out;
+	}
+	if (cookie <= 1) {
+		uint64_t parent = dw->ino == WAFL_INO_ROOTDIR ?
+		    WAFL_INO_ROOTDIR : dw->di.parent;
+		if (rd_emit(&x, "..", parent, 2, have_parent ? &pobj : NULL,
+		    have_parent ? &pa : NULL) != 0)
+			goto out;
+	}
+	struct dirfile df;
+	wn_dirfile(dw, &df);
+	rc = dir_iterate(&df, cookie < 2 ? 2 : cookie, rd_entry, &x);
+	if (rc > 0)
+		rc = 0;
+	if (rc == 0 && !x.stopped)
+		*eof = true;
+out:
+	read_end(v, dw);
+	return map_corrupt(rc);
+}
+
+uint64_t wafl_cookieverf(const wafl_vol_t *v, const struct wafl_obj *dir)
+{
+	/* Cookies are hash keys that stay valid: one constant per file
+	 * system (the same on a mirror after failover). */
+	return fl_get_le64(v->fsi.dir_key) | 1;
+}
+
+/* ------------------------------------------------------------ statfs */
+
+int wafl_statfs(wafl_vol_t *v, struct wafl_fsstat *st)
+{
+	uint64_t reserve = v->nvbns / 100 < 256 ? 256 : v->nvbns / 100;
+
+	pthread_rwlock_rdlock(&v->cp_lock);
+	uint64_t est = alloc_free_estimate(v);
+	uint64_t dirty = __atomic_load_n(&v->ndirty_bufs, __ATOMIC_RELAXED);
+	uint64_t used_inodes = v->inodes_used;
+	pthread_rwlock_unlock(&v->cp_lock);
+	uint64_t free_blocks = est > dirty ? est - dirty : 0;
+	st->tbytes = v->nvbns * WAFL_BLOCK_SIZE;
+	st->fbytes = free_blocks * WAFL_BLOCK_SIZE;
+	st->abytes = free_blocks > reserve ?
+	    (free_blocks - reserve) * WAFL_BLOCK_SIZE : 0;
+	/* An inode costs 512 bytes of inode file: the space bounds them. */
+	uint64_t ffree = free_blocks * WAFL_INODES_PER_BLOCK;
+	uint64_t cap = (1ull << 40) - WAFL_INO_FIRST_USER;
+	if (ffree > cap)
+		ffree = cap;
+	st->ffiles = ffree;
+	st->afiles = st->abytes / WAFL_INODE_SIZE < ffree ?
+	    st->abytes / WAFL_INODE_SIZE : ffree;
+	st->tfiles = used_inodes + ffree;
+	return 0;
+}
+
+/* ----------------------------------------------------------- replay */
+
+static int replay_obj(struct wafl_vol *v, uint64_t ino, uint32_t gen,
+    struct wnode **out)
+{
+	int rc = wnode_get(v, ino, out);
+
+	if (rc != 0)
+		return rc;
+	if ((*out)->di.mode == 0 || (*out)->di.gen != gen) {
+		fl_err("wafl", "replay: inode %llu generation %u is not in use",
+		    (unsigned long long)ino, gen);
+		wnode_put(*out);
+		*out = NULL;
+		return FL_ERR(-FL_ECORRUPT);
+	}
+	return 0;
+}
+
+int ops_replay_setattr(struct wafl_vol *v, const struct rec_setattr *r)
+{
+	struct wnode *wn;
+	int rc;
+
+	pthread_rwlock_rdlock(&v->cp_lock);
+	rc = replay_obj(v, r->ino, r->gen, &wn);
+	if (rc == 0) {
+		pthread_rwlock_wrlock(&wn->lock);
+		rc = ops_apply_setattr(v, wn, r);
+		pthread_rwlock_unlock(&wn->lock);
+		wnode_put(wn);
+	}
+	pthread_rwlock_unlock(&v->cp_lock);
+	return rc;
+}
+
+int ops_replay_write(struct wafl_vol *v, const struct rec_write *r)
+{
+	struct wnode *wn;
+	int rc;
+
+	pthread_rwlock_rdlock(&v->cp_lock);
+	rc = replay_obj(v, r->ino, r->gen, &wn);
+	if (rc == 0) {
+		pthread_rwlock_wrlock(&wn->lock);
+		rc = ops_apply_write(v, wn, r);
+		pthread_rwlock_unlock(&wn->lock);
+		wnode_put(wn);
+	}
+	pthread_rwlock_unlock(&v->cp_lock);
+	return rc;
+}
