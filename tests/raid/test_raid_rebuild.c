@@ -400,6 +400,49 @@ static void test_auto_rebuild(void **state)
 	tl_vol_destroy(&t);
 }
 
+/*
+ * raid_add_spare never labels over a disk of this or another volume, and a
+ * rebuilt disk offered back in the spare slot (with the stale disk it
+ * replaced at its position) is refused by position (R6).
+ */
+static void test_spare_refusals(void **state)
+{
+	struct tl_vol t, o;
+	char spare[4200];
+	const char *paths[TL_MAX_PATHS];
+	int err;
+
+	assert_int_equal(tl_vol_create(&t, NULL, 1, 3, 1, 64, false), 0);
+	assert_int_equal(tl_vol_fill(&t, 61), 0);
+	assert_int_equal(tl_vol_create(&o, NULL, 1, 3, 1, 64, false), 0);
+	assert_int_equal(tl_vol_fill(&o, 62), 0);
+	tl_vol_close(&o);
+	assert_int_equal(raid_add_spare(t.v, o.paths[0]), -EEXIST);
+	assert_int_equal(raid_add_spare(t.v, t.paths[1]), -EEXIST);
+	assert_int_equal(raid_ndisks(t.v), 4);
+	/* The other volume is untouched. */
+	assert_int_equal(tl_vol_open(&o), 0);
+	assert_int_equal(tl_vol_verify(&o, &err), 0);
+	tl_vol_destroy(&o);
+
+	assert_int_equal(raid_fail_disk(t.v, 2, "test"), 0);
+	tl_path(spare, sizeof(spare), t.dir, "spare.img");
+	assert_int_equal(raid_add_spare(t.v, spare), 0);
+	assert_int_equal(raid_rebuild_start(t.v), 0);
+	assert_int_equal(raid_rebuild_wait(t.v), 0);
+	tl_vol_close(&t);
+	for (size_t i = 0; i < t.npaths; i++)
+		paths[i] = t.paths[i];
+	paths[t.npaths] = spare;
+	assert_int_equal(tl_vol_open_paths(&t, paths, t.npaths + 1),
+	    -FL_ELABEL);
+	/* In its place it is a member again. */
+	paths[2] = spare;
+	assert_int_equal(tl_vol_open_paths(&t, paths, t.npaths), 0);
+	verify(&t, "rebuilt disk in its place");
+	tl_vol_destroy(&t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -407,6 +450,7 @@ int main(void)
 		cmocka_unit_test(test_rebuild_p2_two_failures),
 		cmocka_unit_test(test_rebuild_missing_disk),
 		cmocka_unit_test(test_auto_rebuild),
+		cmocka_unit_test(test_spare_refusals),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
