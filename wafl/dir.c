@@ -707,7 +707,8 @@ static int node_alloc(struct dirfile *df, struct dhdr *h, uint64_t *fbn,
 			return err;
 		*fbn = h->nblocks++;
 	}
-	memset(*blk, 0, BS);
+	/* Nothing is written here: the caller encodes the whole node once
+	 * every block it needs is in hand. */
 	return 0;
 }
 
@@ -797,6 +798,14 @@ static int tree_insert(struct dirfile *df, struct dhdr *h,
 		err = node_alloc(df, h, &nfbn[l], &nblk[l]);
 		if (err != 0)
 			goto out;
+		/* A cycle in the free list would hand out a block twice. */
+		for (uint32_t k = 0; k < l; k++) {
+			if (nfbn[k] == nfbn[l]) {
+				err = corrupt("D7: free list has a cycle",
+				    nfbn[l]);
+				goto out;
+			}
+		}
 	}
 
 	/* Leaf: cut where the left half first holds half the bytes. */
@@ -850,28 +859,36 @@ out:
 	return err;
 }
 
-/* Replace a root internal node with a single child by that child. */
-static void tree_collapse(struct dirfile *df, struct dhdr *h)
+/*
+ * Replace a root internal node with a single child by that child, as long
+ * as that holds.  Best effort: a one-child root is valid (D3), so a failure
+ * here leaves a correct directory and the next removal tries again.
+ */
+static void tree_collapse(struct dirfile *df, struct dhdr *h, uint8_t *buf)
 {
 	uint8_t *blk;
+	uint64_t child;
 
 	while (h->height > 1) {
-		if (df->modify(df->ctx, h->root, &blk) != 0)
-			return;		/* a one-child root is still valid */
-		if (int_decode(blk, h->root, h->height - 1, 0, UINT64_MAX,
-		    h->nblocks) != NULL || node_count(blk) != 1)
+		if (df->read(df->ctx, h->root, buf) != 0 ||
+		    int_decode(buf, h->root, h->height - 1, 0, UINT64_MAX,
+		    h->nblocks) != NULL || node_count(buf) != 1)
 			return;
-		uint64_t child = ichild(blk, 0);
-
+		if (df->modify(df->ctx, h->root, &blk) != 0)
+			return;
+		child = ichild(buf, 0);
 		node_free(h, h->root, blk);
 		h->root = child;
 		h->height--;
 	}
 }
 
-/* Remove the entry with key from the leaf of path p. */
+/*
+ * Remove the entry with key from the leaf of path p.  *collapse is set when
+ * the root is left with one child.
+ */
 static int tree_remove(struct dirfile *df, struct dhdr *h,
-    const struct dpath *p, uint64_t key, struct dscratch *sc)
+    const struct dpath *p, uint64_t key, struct dscratch *sc, bool *collapse)
 {
 	uint8_t *blk[MAXH] = { NULL };
 	uint8_t *tmp = sc->tmp;
@@ -929,6 +946,7 @@ static int tree_remove(struct dirfile *df, struct dhdr *h,
 			memmove(&s[pos], &s[pos + 1], (n - pos - 1) *
 			    sizeof(s[0]));
 			int_encode(blk[l], p->fbn[l], l, s, n - 1);
+			*collapse = l == p->height - 1 && n - 1 == 1;
 			break;
 		}
 		if (l < p->height - 1) {
@@ -1093,6 +1111,7 @@ int dir_remove(struct dirfile *df, const char *name, size_t len,
 	struct dleaf *L;
 	struct gscan *g;
 	struct dhdr h;
+	bool collapse = false;
 	int err;
 
 	err = name_check(name, len);
@@ -1122,10 +1141,11 @@ int dir_remove(struct dirfile *df, const char *name, size_t len,
 	err = df->modify(df->ctx, 0, &hb);
 	if (err != 0)
 		goto out;
-	err = tree_remove(df, &h, &g->fpath, g->ent.key, sc);
+	err = tree_remove(df, &h, &g->fpath, g->ent.key, sc, &collapse);
 	if (err != 0)
 		goto out;
-	tree_collapse(df, &h);
+	if (collapse)
+		tree_collapse(df, &h, sc->buf);
 	hdr_encode(hb, &h);
 	if (out != NULL)
 		*out = g->ent;

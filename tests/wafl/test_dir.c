@@ -34,6 +34,7 @@ struct memdir {
 	uint64_t cap;
 	uint64_t reads;
 	uint64_t modifies;
+	int64_t fail_after;	/* modify fails when this reaches 0; -1 never */
 	uint8_t key[16];
 	struct dirfile df;
 };
@@ -55,6 +56,8 @@ static int md_modify(void *ctx, uint64_t fbn, uint8_t **blk)
 	struct memdir *md = ctx;
 
 	md->modifies++;
+	if (md->fail_after >= 0 && md->fail_after-- == 0)
+		return -ENOSPC;
 	if (fbn >= md->cap) {
 		uint64_t cap = md->cap ? md->cap : 16;
 
@@ -95,6 +98,7 @@ static struct memdir *md_new(uint64_t (*hash)(const uint8_t *, const void *,
 	md->df.nblocks = md_nblocks;
 	md->df.hash_key = md->key;
 	md->df.hash = hash;
+	md->fail_after = -1;
 	assert_int_equal(dir_init(&md->df), 0);
 	return md;
 }
@@ -496,6 +500,7 @@ static void test_basics(void **state)
 	/* An uninitialised directory is corrupt, not a crash. */
 	md = calloc(1, sizeof(*md));
 	assert_non_null(md);
+	md->fail_after = -1;
 	md->df = (struct dirfile){ .ctx = md, .read = md_read,
 	    .modify = md_modify, .nblocks = md_nblocks, .hash_key = md->key };
 	assert_int_equal(dir_lookup(&md->df, "a", 1, &e), -FL_ECORRUPT);
@@ -908,6 +913,76 @@ static void test_iterate_changing(void **state)
 	run_iterate_changing(weak_hash, 1200, 500, 7);
 }
 
+/* Blocks 0..a->n-1 of b equal a's (b may have grown). */
+static bool md_prefix_equal(const struct memdir *a, const struct memdir *b)
+{
+	for (uint64_t i = 0; i < a->n; i++) {
+		if (a->blk[i] == NULL)
+			continue;
+		if (i >= b->n || memcmp(a->blk[i], b->blk[i],
+		    DIR_BLOCK_SIZE) != 0)
+			return false;
+	}
+	return true;
+}
+
+/*
+ * A failed modify (space, I/O) at any point of an add or a remove leaves
+ * the directory exactly as it was; the same call then succeeds.  Long names
+ * make splits and emptied leaves frequent.
+ */
+static void test_modify_failure(void **state)
+{
+	const uint32_t N = 2000;
+	struct memdir *md = md_new(NULL);
+	struct name *v = calloc(N, sizeof(*v));
+	uint32_t failures = 0;
+
+	assert_non_null(v);
+	for (uint32_t i = 0; i < N; i++) {
+		name_random(&v[i], i);
+		if (v[i].len < 200)
+			memset(v[i].s + v[i].len, 'y', 200u - v[i].len);
+		v[i].len = 200;
+		v[i].s[200] = '\0';
+	}
+	for (uint32_t op = 0; op < 4 * N; op++) {
+		struct name *nm = &v[op < N ? op : rnd() % N];
+		bool add = !nm->present;
+
+		/* One op in 4: fail at every modify in turn, then succeed. */
+		struct memdir *snap = op % 4 == 0 ? md_clone(md) : NULL;
+
+		for (int64_t k = snap != NULL ? 0 : -1;; k++) {
+			uint64_t key = 0;
+			int rc;
+
+			md->fail_after = k;
+			rc = add ? dir_add(&md->df, nm->s, nm->len, op, 1, 0,
+			    &key) : dir_remove(&md->df, nm->s, nm->len, NULL);
+			md->fail_after = -1;
+			if (rc == 0) {
+				nm->present = add;
+				nm->key = key;
+				break;
+			}
+			assert_int_equal(rc, -ENOSPC);
+			assert_non_null(snap);
+			assert_true(md_prefix_equal(snap, md));
+			failures++;
+		}
+		if (snap != NULL)
+			md_free(snap);
+		if (op % 500 == 0)
+			md_check_clean(md);
+	}
+	md_check_clean(md);
+	printf("  %" PRIu32 " injected modify failures, directory unchanged "
+	    "by each\n", failures);
+	free(v);
+	md_free(md);
+}
+
 /* Every call on a damaged directory returns 0 or an error. */
 static bool rc_ok(int rc)
 {
@@ -1060,6 +1135,7 @@ int main(void)
 		cmocka_unit_test(test_collisions),
 		cmocka_unit_test(test_replay),
 		cmocka_unit_test(test_iterate_changing),
+		cmocka_unit_test(test_modify_failure),
 		cmocka_unit_test(test_corruption),
 	};
 
