@@ -76,7 +76,9 @@ int dir_lookup(struct dirfile *df, const char *name, size_t len,
  * Insert name -> (ino, type).  -EEXIST if the name exists.  With
  * force_key != 0 (NVLOG replay) the entry gets exactly that key (-EEXIST if
  * the key is taken, -FL_ECORRUPT if the key's hash part does not match the
- * name).  The key given is returned in *key_out.
+ * name).  The key given is returned in *key_out.  -ENOSPC if all 256 keys
+ * of the name's hash group are taken (or the index reached its size limit).
+ * A failed call (also a failed df->modify) leaves the directory unchanged.
  */
 int dir_add(struct dirfile *df, const char *name, size_t len, uint64_t ino,
     uint8_t type, uint64_t force_key, uint64_t *key_out);
@@ -88,7 +90,8 @@ int dir_remove(struct dirfile *df, const char *name, size_t len,
 /*
  * Call fn for each entry with key > cookie, in key order, until fn returns
  * non-zero (that value is returned; 1 conventionally means "reply full") or
- * the entries end (returns 0).  ent is borrowed for the call.
+ * the entries end (returns 0).  ent is borrowed for the call.  fn must not
+ * change the directory; change it between calls (the cookie stays valid).
  */
 typedef int dir_iter_fn(void *arg, const struct dir_ent *ent);
 int dir_iterate(struct dirfile *df, uint64_t cookie, dir_iter_fn *fn,
@@ -101,8 +104,10 @@ int dir_count(struct dirfile *df, uint64_t *count);
  * Verify the whole structure: every block's format, keys ordered and
  * within their parents' bounds, each key's hash part equal to its name's
  * hash, no duplicate names, the header's count equal to the entries found.
- * Calls fn (may be NULL) for each entry so a checker can count links.
- * Returns 0 or -FL_ECORRUPT; *why (may be NULL) gets a static message.
+ * Calls fn (may be NULL) for each entry so a checker can count links
+ * (fn's return value is ignored).  Returns 0, -FL_ECORRUPT, or the error
+ * of a failed read; *why (may be NULL) gets a static message naming the
+ * invariant (D1..D7 in dir.c) that failed.
  */
 int dir_check(struct dirfile *df, dir_iter_fn *fn, void *arg,
     const char **why);
