@@ -86,8 +86,12 @@
  *     so an I/O or space failure leaves the directory as it was.
  *   remove: the entry is deleted from its leaf.  There is no merging; a
  *     non-root leaf that becomes empty is unlinked from its parent and
- *     freed, and so on upwards; a root with one child is replaced by it.
- *     Freed nodes go on the free list and are reused before the file grows.
+ *     freed, and so on upwards; a root left with one child is replaced by
+ *     it (best effort, after the removal is complete: a one-child root is
+ *     valid, and the next removal tries again).  Freed nodes go on the
+ *     free list and are reused before the file grows.
+ *   -ENOSPC: a hash group with all 256 seqs taken, a root split beyond
+ *     DIR_MAX_HEIGHT, or more than 2^32 blocks (child pointers are u32).
  *   iterate: one descent to the leaf of cookie+1, then a walk of the tree
  *     in key order holding the path (one read per further node).
  *
@@ -219,8 +223,9 @@ static bool all_zero(const uint8_t *p, size_t len)
 }
 
 /*
- * Little-endian loads and stores for the hot paths (key arrays are scanned on every
- * descent): the same bytes as fl_get_le / fl_put_le, as one access each.
+ * Little-endian loads and stores for the hot paths (key arrays are
+ * scanned on every descent): the same bytes as fl_get_le / fl_put_le,
+ * in one access each.
  */
 static inline uint64_t get64(const uint8_t *p)
 {
@@ -448,7 +453,8 @@ static void child_range(const uint8_t *b, uint32_t i, uint64_t lo,
 /* The child of internal node b whose range holds key. */
 static uint32_t child_for(const uint8_t *b, uint64_t key)
 {
-	uint32_t lo = 1, hi = node_count(b);	/* find last i with k[i] <= key */
+	/* The last i >= 1 with k[i] <= key, else 0. */
+	uint32_t lo = 1, hi = node_count(b);
 
 	while (lo < hi) {
 		uint32_t mid = lo + (hi - lo) / 2;
@@ -1049,7 +1055,8 @@ int dir_add(struct dirfile *df, const char *name, size_t len, uint64_t ino,
 		goto out;
 	base = name_base(df, name, len);
 	if (force_key != 0 && GROUP(force_key) != GROUP(base)) {
-		err = FL_ERR(-FL_ECORRUPT);	/* replayed key not this name's */
+		/* A replayed key that is not this name's. */
+		err = FL_ERR(-FL_ECORRUPT);
 		goto out;
 	}
 	err = group_scan(df, &h, base, name, len, true, buf, L, g);

@@ -1085,7 +1085,9 @@ static void test_corruption(void **state)
 			    DIR_BLOCK_SIZE);
 		} else {
 			/* 1..3 bytes, mostly in the used front of a block. */
-			for (int k = 0, nb = 1 + (int)(rnd() % 3); k < nb; k++) {
+			int nb = 1 + (int)(rnd() % 3);
+
+			for (int k = 0; k < nb; k++) {
 				uint32_t off = (uint32_t)(rnd() %
 				    (rnd() % 2 ? 128 : DIR_BLOCK_SIZE));
 
