@@ -49,12 +49,6 @@ struct dirfile {
 	 * initialised). */
 	uint64_t (*nblocks)(void *ctx);
 	const uint8_t *hash_key;	/* 16 bytes */
-	/*
-	 * Name hash.  NULL (every real directory) means wafl_siphash24; tests
-	 * set it to a weak hash to force collisions.  It must not change over
-	 * a directory's life: keys and dir_check depend on it.
-	 */
-	uint64_t (*hash)(const uint8_t key[16], const void *name, size_t len);
 };
 
 struct dir_ent {
@@ -114,5 +108,15 @@ int dir_check(struct dirfile *df, dir_iter_fn *fn, void *arg,
 
 /* SipHash-2-4 with a 16-byte key (used for name hashes). */
 uint64_t wafl_siphash24(const uint8_t key[16], const void *data, size_t len);
+
+/*
+ * Tests only: replace the name hash of every directory in the process (NULL
+ * restores wafl_siphash24), to force hash collisions.  Set it while no
+ * directory call runs, and keep it for a directory's whole life: keys and
+ * dir_check depend on it.
+ */
+typedef uint64_t dir_hash_fn(const uint8_t key[16], const void *name,
+    size_t len);
+void dir_test_set_hash(dir_hash_fn *fn);
 
 #endif

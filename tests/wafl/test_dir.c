@@ -35,6 +35,7 @@ struct memdir {
 	uint64_t reads;
 	uint64_t modifies;
 	int64_t fail_after;	/* modify fails when this reaches 0; -1 never */
+	dir_hash_fn *hash;	/* NULL: SipHash; set for the test's duration */
 	uint8_t key[16];
 	struct dirfile df;
 };
@@ -84,8 +85,8 @@ static uint64_t md_nblocks(void *ctx)
 	return ((struct memdir *)ctx)->n;
 }
 
-static struct memdir *md_new(uint64_t (*hash)(const uint8_t *, const void *,
-    size_t))
+/* A directory; hash (NULL: SipHash) becomes the process's name hash. */
+static struct memdir *md_new(dir_hash_fn *hash)
 {
 	struct memdir *md = calloc(1, sizeof(*md));
 
@@ -97,7 +98,8 @@ static struct memdir *md_new(uint64_t (*hash)(const uint8_t *, const void *,
 	md->df.modify = md_modify;
 	md->df.nblocks = md_nblocks;
 	md->df.hash_key = md->key;
-	md->df.hash = hash;
+	md->hash = hash;
+	dir_test_set_hash(hash);
 	md->fail_after = -1;
 	assert_int_equal(dir_init(&md->df), 0);
 	return md;
@@ -231,8 +233,7 @@ static struct name *names_new(uint32_t n, bool random)
 
 static uint64_t name_group(const struct memdir *md, const struct name *nm)
 {
-	uint64_t h = md->df.hash ?
-	    md->df.hash(md->key, nm->s, nm->len) :
+	uint64_t h = md->hash ? md->hash(md->key, nm->s, nm->len) :
 	    wafl_siphash24(md->key, nm->s, nm->len);
 
 	h >>= 8;
@@ -841,8 +842,8 @@ static void test_replay(void **state)
  * entry present for the whole listing is returned exactly once, no name
  * twice, keys strictly increasing.
  */
-static void run_iterate_changing(uint64_t (*hash)(const uint8_t *,
-    const void *, size_t), uint32_t n0, uint32_t extra, uint32_t batch)
+static void run_iterate_changing(dir_hash_fn *hash, uint32_t n0,
+    uint32_t extra, uint32_t batch)
 {
 	struct memdir *md = md_new(hash);
 	uint32_t total = n0 + extra, next_new = n0, calls = 0;
@@ -1126,19 +1127,26 @@ static void test_corruption(void **state)
 	md_free(base);
 }
 
+/* Each test leaves SipHash in place for the next. */
+static int restore_hash(void **state)
+{
+	dir_test_set_hash(NULL);
+	return 0;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_siphash_vectors),
-		cmocka_unit_test(test_basics),
-		cmocka_unit_test(test_100k_random),
-		cmocka_unit_test(test_100k_sequential),
-		cmocka_unit_test(test_ordered_keys),
-		cmocka_unit_test(test_collisions),
-		cmocka_unit_test(test_replay),
-		cmocka_unit_test(test_iterate_changing),
-		cmocka_unit_test(test_modify_failure),
-		cmocka_unit_test(test_corruption),
+		cmocka_unit_test_teardown(test_siphash_vectors, restore_hash),
+		cmocka_unit_test_teardown(test_basics, restore_hash),
+		cmocka_unit_test_teardown(test_100k_random, restore_hash),
+		cmocka_unit_test_teardown(test_100k_sequential, restore_hash),
+		cmocka_unit_test_teardown(test_ordered_keys, restore_hash),
+		cmocka_unit_test_teardown(test_collisions, restore_hash),
+		cmocka_unit_test_teardown(test_replay, restore_hash),
+		cmocka_unit_test_teardown(test_iterate_changing, restore_hash),
+		cmocka_unit_test_teardown(test_modify_failure, restore_hash),
+		cmocka_unit_test_teardown(test_corruption, restore_hash),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
