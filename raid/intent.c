@@ -451,7 +451,8 @@ int raid_intent_recover(raid_vol_t *v, bool unclean)
 				    "%s ignored: %s", s.d[pos]->path, why);
 		}
 		free(enc);
-		if (!unclean)
+		err = raid_journal_load(v, g);
+		if (err != 0 || !unclean)
 			continue;
 		if (nvalid == 0) {
 			fl_warn(RAID_SUBSYS, "group %u: no valid write-intent "
@@ -468,25 +469,30 @@ int raid_intent_recover(raid_vol_t *v, bool unclean)
 				continue;
 			err = resync_range(v, g, s0, s1, buf);
 			if (err == -FL_EDEGRADED) {
-				nskip++;
+				nskip++;	/* a data disk is out */
 				err = 0;
 				continue;
 			}
 			nres++;
 		}
-		if (nskip > 0) {
-			fl_err(RAID_SUBSYS, "group %u: %llu dirty region(s) "
-			    "cannot be resynced with a data disk out; blocks "
-			    "written at the crash may be inconsistent", g,
-			    (unsigned long long)nskip);
+		if (nskip > 0 && err == 0) {
+			uint64_t nj = 0;
+
+			err = raid_journal_resync(v, g, in->ondisk, &nj);
+			fl_warn(RAID_SUBSYS, "group %u: %llu dirty region(s) "
+			    "with a data disk out: parity of %llu journaled "
+			    "stripe(s) recomputed from the degraded-write "
+			    "journal", g, (unsigned long long)nskip,
+			    (unsigned long long)nj);
 		}
 		if (nres > 0 || nskip > 0) {
 			fl_warn(RAID_SUBSYS, "group %u: resynced parity of %llu "
 			    "region(s) after an unclean shutdown", g,
 			    (unsigned long long)nres);
 			raid_event(v, RAID_EV_RESYNC, "group %u: resynced %llu "
-			    "region(s) of %u stripes", g,
-			    (unsigned long long)nres, RAID_REGION_STRIPES);
+			    "region(s) of %u stripes, %llu by journal", g,
+			    (unsigned long long)nres, RAID_REGION_STRIPES,
+			    (unsigned long long)nskip);
 		}
 	}
 	free(buf);

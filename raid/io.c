@@ -475,7 +475,7 @@ static int write_full_chunk(raid_vol_t *v, unsigned g, uint64_t s0,
 	struct raid_gsnap s;
 	struct raid_range r;
 	uint64_t ticket;
-	int err;
+	int err, jslot = -1;
 
 	raid_range_lock(v, &r, g, s0, s0 + ns);
 	err = raid_intent_begin(v, g, s0, s0 + ns, &ticket);
@@ -485,6 +485,14 @@ static int write_full_chunk(raid_vol_t *v, unsigned g, uint64_t s0,
 	err = raid_group_check(v, g, &s);
 	if (err != 0)
 		goto out;
+	for (unsigned j = 0; j < v->n; j++)
+		if (!s.up[j]) {
+			err = raid_journal_invalidate(v, g, &s, s0, s0 + ns,
+			    &jslot);	/* J2 */
+			if (err != 0)
+				goto out;
+			break;
+		}
 	for (uint32_t k = 0; k < ns; k++) {
 		uint8_t *d[RAID_MAX_DATA], *p[RAID_MAX_PARITY];
 
@@ -522,6 +530,7 @@ static int write_full_chunk(raid_vol_t *v, unsigned g, uint64_t s0,
 	if (err == 0)
 		CTR_ADD(v, full_stripe_writes, ns);
 out:
+	raid_journal_done(v, g, jslot);
 	raid_intent_end(v, ticket);
 out_unlock:
 	raid_range_unlock(v, &r);
@@ -548,6 +557,23 @@ static int write_full(raid_vol_t *v, unsigned g, uint64_t s0, uint64_t ns,
 	return err;
 }
 
+/* With a data disk out, journal the missing blocks' new values (J1). */
+static int journal_missing(raid_vol_t *v, unsigned g,
+    const struct raid_gsnap *s, uint64_t st, uint8_t *stripe, int *jslot)
+{
+	unsigned miss[RAID_MAX_PARITY], nmiss = 0;
+	uint8_t *blk[RAID_MAX_PARITY];
+
+	for (unsigned j = 0; j < v->n && nmiss < v->p; j++)
+		if (!s->up[j]) {
+			miss[nmiss] = j;
+			blk[nmiss++] = stripe + (size_t)j * RAID_BLOCK_SIZE;
+		}
+	if (nmiss == 0)
+		return 0;
+	return raid_journal_log(v, g, s, st, nmiss, miss, blk, jslot);
+}
+
 /*
  * Reconstruct-write of data positions [a, a+k) of stripe st (R3): the new
  * blocks from buf, the others read (or solved from survivors when their
@@ -560,7 +586,7 @@ static int write_partial(raid_vol_t *v, unsigned g, uint64_t st, unsigned a,
 	uint8_t *stripe = raid_balloc(v->w), *tmp = raid_balloc(v->w);
 	struct raid_range r;
 	uint64_t ticket = 0;
-	int err = 0;
+	int err = 0, jslot = -1;
 
 	if (stripe == NULL || tmp == NULL) {
 		free(stripe);
@@ -616,6 +642,9 @@ static int write_partial(raid_vol_t *v, unsigned g, uint64_t st, unsigned a,
 		for (unsigned i = 0; i < v->p; i++)
 			p[i] = stripe + (v->n + i) * B;
 		raid_code_encode(&v->code, B, d, p);
+		err = journal_missing(v, g, &s, st, stripe, &jslot);	/* J1 */
+		if (err != 0)
+			break;
 		for (unsigned pos = 0; pos < v->w; pos++) {
 			struct iovec iov = { stripe + pos * B, B };
 
@@ -642,6 +671,7 @@ static int write_partial(raid_vol_t *v, unsigned g, uint64_t st, unsigned a,
 			CTR_ADD(v, partial_stripe_writes, 1);
 		break;
 	}
+	raid_journal_done(v, g, jslot);
 	raid_intent_end(v, ticket);
 out_unlock:
 	raid_range_unlock(v, &r);

@@ -34,6 +34,9 @@ void raid_label_encode(const struct raid_label *l, uint8_t *b)
 	fl_put_le32(b + 112, l->intent_blocks);
 	fl_put_le32(b + 116, l->region_stripes);
 	fl_put_le64(b + 120, l->create_ns);
+	fl_put_le64(b + 128, l->journal_off);
+	fl_put_le32(b + 136, l->journal_blocks);
+	fl_put_le32(b + 140, l->journal_slots);
 	for (unsigned i = 0; i < RAID_LABEL_MEMBERS; i++) {
 		uint8_t *m = b + RAID_LABEL_MEMBER_OFF +
 		    i * RAID_LABEL_MEMBER_SIZE;
@@ -91,6 +94,9 @@ int raid_label_decode(const uint8_t *b, struct raid_label *l,
 	l->intent_blocks = fl_get_le32(b + 112);
 	l->region_stripes = fl_get_le32(b + 116);
 	l->create_ns = fl_get_le64(b + 120);
+	l->journal_off = fl_get_le64(b + 128);
+	l->journal_blocks = fl_get_le32(b + 136);
+	l->journal_slots = fl_get_le32(b + 140);
 	for (unsigned i = 0; i < RAID_LABEL_MEMBERS; i++) {
 		const uint8_t *m = b + RAID_LABEL_MEMBER_OFF +
 		    i * RAID_LABEL_MEMBER_SIZE;
@@ -125,7 +131,10 @@ int raid_label_decode(const uint8_t *b, struct raid_label *l,
 	    l->region_stripes != RAID_REGION_STRIPES ||
 	    l->intent_off != RAID_INTENT_OFF ||
 	    l->intent_blocks != raid_intent_nblocks(l->disk_blocks) ||
-	    l->data_off < l->intent_off + l->intent_blocks ||
+	    l->journal_off != l->intent_off + l->intent_blocks ||
+	    l->journal_slots != RAID_JOURNAL_SLOTS ||
+	    l->journal_blocks != l->journal_slots * (1 + l->nparity) ||
+	    l->data_off < l->journal_off + l->journal_blocks ||
 	    l->data_off > (1ull << 32)) {
 		*why = "label layout out of range";
 		return -FL_ECORRUPT;
@@ -144,7 +153,7 @@ int raid_label_decode(const uint8_t *b, struct raid_label *l,
 			return -FL_ECORRUPT;
 		}
 	}
-	if (!all_zero(b + 128, 128)) {
+	if (!all_zero(b + 144, 112)) {
 		*why = "label reserved bytes not zero";
 		return -FL_ECORRUPT;
 	}

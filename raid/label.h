@@ -31,7 +31,11 @@
  *   112     4  intent_blocks    bitmap blocks
  *   116     4  region_stripes   stripes per intent bit (1024)
  *   120     8  create_ns        creation time, ns since the epoch
- *   128   128  reserved         zero
+ *   128     8  journal_off      first degraded-write journal block
+ *                               (= intent_off + intent_blocks)
+ *   136     4  journal_blocks   journal_slots * (1 + P)
+ *   140     4  journal_slots    RAID_JOURNAL_SLOTS (32)
+ *   144   112  reserved         zero
  *   256   768  member table     32 entries of 24 bytes, one per position
  *                               of the disk's group (N+P used, rest zero):
  *                                 +0 16 disk uuid
@@ -58,6 +62,7 @@
 #define RAID_INTENT_OFF		2u		/* blocks */
 #define RAID_REGION_STRIPES	1024u
 #define RAID_DATA_ALIGN		256u		/* blocks (1 MiB) */
+#define RAID_JOURNAL_SLOTS	32u
 
 _Static_assert(RAID_LABEL_MEMBER_OFF +
     RAID_LABEL_MEMBERS * RAID_LABEL_MEMBER_SIZE == RAID_LABEL_SIZE,
@@ -79,6 +84,8 @@ struct raid_label {
 	uint64_t disk_blocks, data_off, intent_off;
 	uint32_t intent_blocks, region_stripes;
 	uint64_t create_ns;
+	uint64_t journal_off;
+	uint32_t journal_blocks, journal_slots;
 	struct raid_label_member member[RAID_LABEL_MEMBERS];
 };
 

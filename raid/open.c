@@ -58,13 +58,16 @@ static raid_vol_t *vol_alloc(unsigned ngroups, unsigned n, unsigned p,
 	pthread_mutex_init(&v->flush_lock, NULL);
 	pthread_mutex_init(&v->rb_lock, NULL);
 	pthread_mutex_init(&v->scratch_lock, NULL);
+	pthread_mutex_init(&v->journal_lock, NULL);
+	pthread_cond_init(&v->journal_cv, NULL);
 	pthread_cond_init(&v->rb_cv, NULL);
 	return v;
 }
 
-static uint64_t data_off_for(uint64_t disk_blocks)
+static uint64_t data_off_for(uint64_t disk_blocks, unsigned p)
 {
-	uint64_t end = RAID_INTENT_OFF + raid_intent_nblocks(disk_blocks);
+	uint64_t end = RAID_INTENT_OFF + raid_intent_nblocks(disk_blocks) +
+	    RAID_JOURNAL_SLOTS * (1 + p);
 
 	return FL_DIV_ROUND_UP(end, RAID_DATA_ALIGN) * RAID_DATA_ALIGN;
 }
@@ -118,7 +121,7 @@ int raid_create(const struct raid_create_opts *c,
 			}
 	}
 	ib = raid_intent_nblocks(c->disk_blocks);
-	data_off = data_off_for(c->disk_blocks);
+	data_off = data_off_for(c->disk_blocks, c->nparity);
 	size = (data_off + c->disk_blocks) * RAID_BLOCK_SIZE;
 	devs = calloc(nd, sizeof(*devs));
 	uuids = calloc(nd, 16);
@@ -180,6 +183,9 @@ int raid_create(const struct raid_create_opts *c,
 		l.data_off = data_off;
 		l.intent_off = RAID_INTENT_OFF;
 		l.intent_blocks = ib;
+		l.journal_off = RAID_INTENT_OFF + ib;
+		l.journal_slots = RAID_JOURNAL_SLOTS;
+		l.journal_blocks = RAID_JOURNAL_SLOTS * (1 + c->nparity);
 		l.region_stripes = RAID_REGION_STRIPES;
 		l.create_ns = now;
 		for (unsigned k = 0; k < w; k++) {
@@ -230,7 +236,8 @@ static bool same_geometry(const struct raid_label *a,
 	return a->ngroups == b->ngroups && a->ndata == b->ndata &&
 	    a->nparity == b->nparity && a->disk_blocks == b->disk_blocks &&
 	    a->data_off == b->data_off && a->intent_off == b->intent_off &&
-	    a->intent_blocks == b->intent_blocks;
+	    a->intent_blocks == b->intent_blocks &&
+	    a->journal_off == b->journal_off;
 }
 
 static const char *pname(const char *const *paths, size_t i)
@@ -526,6 +533,8 @@ int raid_open(const char *const *paths, size_t npaths,
 	v->disk_blocks = ref->disk_blocks;
 	v->data_off = ref->data_off;
 	v->intent_off = ref->intent_off;
+	v->journal_off = ref->journal_off;
+	v->journal_gen = maxgen;
 	v->generation = maxgen;
 	v->label_seq = maxseq;
 	v->fault_inject = fault;

@@ -175,6 +175,9 @@ static void label_build(const raid_vol_t *v, const struct raid_disk *d,
 	l->data_off = v->data_off;
 	l->intent_off = v->intent_off;
 	l->intent_blocks = raid_intent_nblocks(v->disk_blocks);
+	l->journal_off = v->journal_off;
+	l->journal_slots = RAID_JOURNAL_SLOTS;
+	l->journal_blocks = RAID_JOURNAL_SLOTS * (1 + v->p);
 	l->region_stripes = RAID_REGION_STRIPES;
 	l->flags = clean ? RAID_LABEL_F_CLEAN : 0;
 	if (d->state == RAID_DISK_SPARE || d->state == RAID_DISK_REBUILDING ||
@@ -329,6 +332,10 @@ void raid_vol_free(raid_vol_t *v)
 		free(v->disks[i].path);
 	}
 	raid_intent_free(v);
+	for (unsigned g = 0; v->groups != NULL && g < v->ngroups; g++)
+		raid_journal_free(v, g);
+	pthread_mutex_destroy(&v->journal_lock);
+	pthread_cond_destroy(&v->journal_cv);
 	for (unsigned i = 0; i < v->nscratch; i++)
 		free(v->scratch[i]);
 	pthread_mutex_destroy(&v->scratch_lock);

@@ -126,6 +126,22 @@ struct raid_intent {
 	uint64_t seq;			/* write sequence of bitmap blocks */
 };
 
+enum raid_jslot { JSLOT_FREE, JSLOT_WRITING, JSLOT_UNSYNCED };
+
+/* A journal record loaded at open (journal.c). */
+struct raid_jrec {
+	uint32_t kind, k;	/* kind 0: empty */
+	uint64_t seq, s0, s1;
+	unsigned pos[RAID_MAX_PARITY];
+	uint8_t *data;		/* k blocks, owned */
+};
+
+struct raid_journal {
+	uint64_t next_seq;
+	uint8_t slot[RAID_JOURNAL_SLOTS];	/* enum raid_jslot */
+	struct raid_jrec *recs;			/* by slot; owned */
+};
+
 struct raid_group {
 	int pos[RAID_MAX_WIDTH];	/* disk index at each position */
 	/* The member table written into labels (state_lock). */
@@ -133,6 +149,7 @@ struct raid_group {
 	enum raid_disk_state member_state[RAID_MAX_WIDTH];
 	bool offline_reported;
 	struct raid_intent intent;	/* intent lock */
+	struct raid_journal journal;	/* journal_lock */
 };
 
 struct raid_range {
@@ -148,6 +165,9 @@ struct raid_vol {
 	uint64_t disk_blocks;
 	uint64_t data_off;		/* blocks */
 	uint64_t intent_off;		/* blocks */
+	uint64_t journal_off;		/* blocks */
+	uint64_t journal_gen;		/* generation of journal records
+					   that recovery may trust */
 	struct raid_code code;
 
 	raid_event_fn *event_fn;
@@ -176,6 +196,10 @@ struct raid_vol {
 	uint64_t epoch;
 	uint64_t inflight[2];
 	pthread_mutex_t flush_lock;
+
+	/* Degraded-write journal (journal.c). */
+	pthread_mutex_t journal_lock;
+	pthread_cond_t journal_cv;
 
 	/* Rebuild (rebuild.c). */
 	pthread_mutex_t rb_lock;
@@ -285,6 +309,27 @@ int raid_intent_recover(raid_vol_t *v, bool unclean);
 /* Write group g's bitmap onto one disk and sync it (rebuild done). */
 int raid_intent_write_disk(raid_vol_t *v, unsigned g, struct raid_disk *d);
 uint32_t raid_intent_nblocks(uint64_t disk_blocks);
+
+/* journal.c */
+/*
+ * Before a write to stripes of group g while a data position is out:
+ * a data record (one stripe; the values of the missing data positions
+ * after the write, blocks[pos] for every pos in missing[]) written and
+ * synced on every working disk, or for whole stripes an invalidation
+ * record (no sync needed).  Returns the slot for raid_journal_done.
+ */
+int raid_journal_log(raid_vol_t *v, unsigned g, const struct raid_gsnap *s,
+    uint64_t stripe, unsigned nmiss, const unsigned *missing,
+    uint8_t *const *blocks, int *slot);
+int raid_journal_invalidate(raid_vol_t *v, unsigned g,
+    const struct raid_gsnap *s, uint64_t s0, uint64_t s1, int *slot);
+void raid_journal_done(raid_vol_t *v, unsigned g, int slot);
+/* Open: load records of group g (and the next seq). */
+int raid_journal_load(raid_vol_t *v, unsigned g);
+void raid_journal_free(raid_vol_t *v, unsigned g);
+/* Recovery: resync the journaled stripes of group g in dirty regions. */
+int raid_journal_resync(raid_vol_t *v, unsigned g, const uint8_t *dirty,
+    uint64_t *nstripes);
 
 /* rebuild.c */
 void raid_rebuild_stop(raid_vol_t *v);
