@@ -368,8 +368,9 @@ int wafl_mount(raid_vol_t *raid, const struct wafl_mount_opts *o,
 			rc = -EINVAL;
 			goto fail;
 		}
-		rc = nvlog_open(v->opts.nvlog_path, v->opts.nvlog_half_bytes,
-		    &v->log);
+		rc = nvlog_open_flags(v->opts.nvlog_path,
+		    v->opts.nvlog_half_bytes,
+		    v->opts.crash_sim ? NVLOG_OPEN_CRASHSIM : 0, &v->log);
 		if (rc != 0)
 			goto fail;
 		struct nvlog_stats before;
@@ -422,6 +423,19 @@ void wafl_abandon(wafl_vol_t *v)
 {
 	cp_stop_thread(v);
 	vol_free(v);
+}
+
+int wafl_crash(wafl_vol_t *v, uint64_t seed)
+{
+	int rc = 0;
+
+	/* The log first: no CP can start once it refuses to switch, so no
+	 * root written after this point holds an operation whose record was
+	 * lost unless that root itself is durable. */
+	if (v->log != NULL)
+		rc = nvlog_crash_tear_unsynced(v->log, seed);
+	int rrc = raid_fault_crash(v->raid, RAID_CRASH_TEAR, seed);
+	return rc != 0 ? rc : rrc;
 }
 
 int wafl_sync(wafl_vol_t *v)

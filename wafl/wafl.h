@@ -89,6 +89,8 @@ struct wafl_mount_opts {
 	uint64_t dirty_max_bytes;	/* dirty threshold; 0: 128 MiB */
 	bool readonly;			/* no log, no CPs, EROFS */
 	bool no_cp_thread;		/* tests: CPs only by wafl_sync */
+	bool crash_sim;			/* tests: NVLOG keeps unsynced records
+					   in memory, for wafl_crash */
 };
 int wafl_mount(raid_vol_t *raid, const struct wafl_mount_opts *o,
     wafl_vol_t **out);
@@ -101,6 +103,14 @@ int wafl_unmount(wafl_vol_t *v);
  * raid flush); the raid volume stays open for the caller to crash or close.
  */
 void wafl_abandon(wafl_vol_t *v);
+/*
+ * Tests: power loss now.  Needs crash_sim and a raid volume opened with
+ * fault_inject.  Every NVLOG record and raid write not yet covered by a
+ * completed flush is dropped, written or torn at random (seeded); from then
+ * on every operation fails.  The caller joins its threads, then
+ * wafl_abandon()s, raid_close()s and mounts again.
+ */
+int wafl_crash(wafl_vol_t *v, uint64_t seed);
 
 /* Force a CP and wait until it is durable. */
 int wafl_sync(wafl_vol_t *v);
