@@ -31,7 +31,9 @@
  *       next flush.  Opening a volume resyncs the parity of every stripe
  *       region still marked, before any I/O is served.  So a crash between
  *       data and parity writes never leaves parity that would reconstruct
- *       wrong data for a block that was not being written.
+ *       wrong data for a block that was not being written.  With a data
+ *       disk out, a degraded-write journal keeps the missing blocks'
+ *       values across the crash (docs/raid.md).
  *   R5  A disk that returns an I/O error is failed automatically (logged,
  *       event raised, labels on the remaining disks updated so it is stale
  *       from then on).  More than P failed disks in a group: every I/O on
@@ -169,7 +171,11 @@ int raid_write(raid_vol_t *v, uint64_t vbn, uint32_t n, const void *buf);
 int raid_write_stripes(raid_vol_t *v, uint64_t first_vbn, uint32_t nstripes,
     const void *buf);
 
-/* Barrier (R2): every disk durable, then write-intent bits cleared. */
+/*
+ * Barrier (R2): every disk durable, then write-intent bits cleared.
+ * -FL_EDEGRADED while some group is offline (more than P out): the other
+ * groups' writes are durable all the same.
+ */
 int raid_flush(raid_vol_t *v);
 
 /*
