@@ -72,6 +72,23 @@ static bool space_ok(struct wafl_vol *v, uint64_t need)
 	return est >= dirty + space_reserve(v) + need;
 }
 
+/*
+ * Make the next CP happen even with nothing dirty, so the ring of retained
+ * roots moves and pending frees become allocatable (W3): the root
+ * directory's inode is rewritten unchanged (nothing to log).
+ */
+static void ring_nudge(struct wafl_vol *v)
+{
+	struct wnode *wn;
+
+	pthread_rwlock_rdlock(&v->cp_lock);
+	if (wnode_get(v, WAFL_INO_ROOTDIR, &wn) == 0) {
+		wnode_dirty(wn);
+		wnode_put(wn);
+	}
+	pthread_rwlock_unlock(&v->cp_lock);
+}
+
 void ops_fail(struct wafl_vol *v, int why)
 {
 	if (!__atomic_exchange_n(&v->failed, true, __ATOMIC_ACQ_REL))
@@ -97,6 +114,7 @@ int ops_tx_begin(struct wafl_vol *v, uint32_t max_payload,
 			/* Pending frees leave only as the CP ring moves. */
 			if (tries >= (int)WAFL_RING_K + 1 || v->npending == 0)
 				return FL_ERR(-ENOSPC);
+			ring_nudge(v);
 			rc = cp_run(v);
 			if (rc != 0)
 				return rc == -EROFS ? rc : -EIO;

@@ -1,0 +1,1202 @@
+/*
+ * tests/wafl/test_ops.c: the operation layer of wafl.h (objects onward):
+ * every namespace and data operation's success and error paths, data read
+ * back dirty, after a CP and after remount, permissions, READDIR cookies,
+ * NVLOG replay after a simulated crash (wafl_abandon: no final CP) with the
+ * same inode numbers, generations and cookies, ENOSPC and recovery by
+ * removal, and concurrent operations under the CP thread.  wafl_check runs
+ * after the tests that changed the volume.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/err.h"
+#include "common/util.h"
+#include "raid/raid.h"
+#include "tests/lib/tl_tmpdir.h"
+#include "wafl/wafl.h"
+
+struct fx {
+	char *dir;
+	char paths[5][512];
+	const char *pp[5];
+	raid_vol_t *raid;
+	wafl_vol_t *v;
+	char logpath[512];
+	uint64_t disk_blocks;
+	bool cp_thread;
+	struct wafl_obj root;
+};
+
+static const struct wafl_cred ROOT = { 0, 0, 0, { 0 } };
+static const struct wafl_cred USER = { 1000, 100, 1, { 100 } };
+static const struct wafl_cred OTHER = { 2000, 200, 0, { 0 } };
+
+static void fx_open_raid(struct fx *f, bool create)
+{
+	struct raid_open_opts oo = { 0 };
+
+	if (create) {
+		struct raid_create_opts co = {
+			.ngroups = 1, .ndata = 4, .nparity = 1,
+			.disk_blocks = f->disk_blocks, .paths = f->pp,
+		};
+		assert_int_equal(raid_create(&co, &oo, &f->raid), 0);
+	} else {
+		assert_int_equal(raid_open(f->pp, 5, &oo, &f->raid), 0);
+	}
+}
+
+static void fx_mount(struct fx *f)
+{
+	struct wafl_mount_opts mo = {
+		.nvlog_path = f->logpath,
+		.nvlog_half_bytes = 4 << 20,
+		.no_cp_thread = !f->cp_thread,
+		.cp_interval_ms = 1000,
+	};
+	assert_int_equal(wafl_mount(f->raid, &mo, &f->v), 0);
+	assert_int_equal(wafl_root(f->v, &f->root), 0);
+}
+
+static int setup_sized(void **state, uint64_t disk_blocks, bool cp_thread)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+
+	f->disk_blocks = disk_blocks;
+	f->cp_thread = cp_thread;
+	f->dir = tl_tmpdir_make(NULL, "wafl-ops");
+	for (int i = 0; i < 5; i++) {
+		tl_path(f->paths[i], sizeof(f->paths[i]), f->dir, "d%d.img", i);
+		f->pp[i] = f->paths[i];
+	}
+	tl_path(f->logpath, sizeof(f->logpath), f->dir, "nvlog");
+	fx_open_raid(f, true);
+	assert_int_equal(wafl_mkfs(f->raid, NULL), 0);
+	fx_mount(f);
+	*state = f;
+	return 0;
+}
+
+static int setup(void **state)
+{
+	return setup_sized(state, 16384, false);
+}
+
+static int setup_small(void **state)
+{
+	return setup_sized(state, 2048, false);
+}
+
+static int setup_thread(void **state)
+{
+	return setup_sized(state, 16384, true);
+}
+
+static void check_clean(struct fx *f)
+{
+	struct wafl_check_result res;
+
+	assert_int_equal(wafl_sync(f->v), 0);
+	int rc = wafl_check(f->v, &res);
+	if (rc != 0 || res.errors != 0)
+		fail_msg("wafl_check: rc %d, %llu errors, first: %s", rc,
+		    (unsigned long long)res.errors, res.first_error);
+}
+
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+
+	if (f->v != NULL) {
+		check_clean(f);
+		assert_int_equal(wafl_unmount(f->v), 0);
+	}
+	if (f->raid != NULL)
+		raid_close(f->raid);
+	tl_tmpdir_remove(f->dir);
+	free(f);
+	return 0;
+}
+
+static void remount(struct fx *f)
+{
+	assert_int_equal(wafl_unmount(f->v), 0);
+	raid_close(f->raid);
+	fx_open_raid(f, false);
+	fx_mount(f);
+}
+
+/* A crash: no final CP; the log keeps what was appended. */
+static void crash_remount(struct fx *f)
+{
+	wafl_abandon(f->v);
+	f->v = NULL;
+	raid_close(f->raid);
+	fx_open_raid(f, false);
+	fx_mount(f);
+}
+
+static void pattern(uint8_t *buf, size_t len, uint64_t seed)
+{
+	for (size_t i = 0; i < len; i++)
+		buf[i] = (uint8_t)((i * 31 + seed * 7 + (i >> 12)) & 0xff);
+}
+
+/* ----------------------------------------------------------- helpers */
+
+static struct wafl_obj mk_file(struct fx *f, const struct wafl_cred *c,
+    const struct wafl_obj *dir, const char *name, uint32_t mode)
+{
+	struct wafl_sattr sa = { .set_mode = true, .mode = mode };
+	struct wafl_obj o;
+	struct wafl_attr a;
+
+	assert_int_equal(wafl_create(f->v, c, dir, name, WAFL_GUARDED, &sa, 0,
+	    &o, &a, NULL), 0);
+	assert_int_equal(a.type, WAFL_REG);
+	assert_int_equal(a.mode, mode);
+	return o;
+}
+
+static struct wafl_obj mk_dir(struct fx *f, const struct wafl_cred *c,
+    const struct wafl_obj *dir, const char *name, uint32_t mode)
+{
+	struct wafl_sattr sa = { .set_mode = true, .mode = mode };
+	struct wafl_obj o;
+	struct wafl_attr a;
+
+	assert_int_equal(wafl_mkdir(f->v, c, dir, name, &sa, &o, &a, NULL), 0);
+	assert_int_equal(a.type, WAFL_DIR);
+	assert_int_equal(a.nlink, 2);
+	return o;
+}
+
+static struct wafl_attr attr_of(struct fx *f, const struct wafl_obj *o)
+{
+	struct wafl_attr a;
+
+	assert_int_equal(wafl_getattr(f->v, o, &a), 0);
+	return a;
+}
+
+static struct wafl_obj look(struct fx *f, const struct wafl_obj *dir,
+    const char *name)
+{
+	struct wafl_obj o;
+	struct wafl_attr a, da;
+
+	assert_int_equal(wafl_lookup(f->v, &ROOT, dir, name, &o, &a, &da), 0);
+	assert_int_equal(a.fileid, o.ino);
+	return o;
+}
+
+static struct wafl_obj look2(struct fx *f, const struct wafl_obj *dir,
+    const char *n1, const char *n2)
+{
+	struct wafl_obj d = look(f, dir, n1);
+
+	return look(f, &d, n2);
+}
+
+static int look_rc(struct fx *f, const struct wafl_obj *dir, const char *name)
+{
+	struct wafl_obj o;
+	struct wafl_attr a, da;
+
+	return wafl_lookup(f->v, &ROOT, dir, name, &o, &a, &da);
+}
+
+static void wr(struct fx *f, const struct wafl_obj *o, uint64_t off,
+    const void *buf, uint32_t len, enum wafl_stable st)
+{
+	enum wafl_stable got;
+	struct wafl_wcc pre;
+	struct wafl_attr post;
+
+	assert_int_equal(wafl_write(f->v, &ROOT, o, off, len, buf, st, &got,
+	    &pre, &post), 0);
+	assert_true(pre.valid);
+	assert_true(post.size >= off + len);
+	if (st != WAFL_UNSTABLE)
+		assert_int_equal(got, WAFL_FILE_SYNC);
+}
+
+static void rd_check(struct fx *f, const struct wafl_obj *o, uint64_t off,
+    const void *expect, uint32_t len)
+{
+	uint8_t *buf = malloc(len + 1);
+	uint32_t got;
+	bool eof;
+	struct wafl_attr a;
+
+	assert_int_equal(wafl_read(f->v, &ROOT, o, off, len, buf, &got, &eof,
+	    &a), 0);
+	assert_int_equal(got, len);
+	assert_memory_equal(buf, expect, len);
+	free(buf);
+}
+
+/* ------------------------------------------------------------- tests */
+
+static void test_root_and_getattr(void **state)
+{
+	struct fx *f = *state;
+	struct wafl_attr a = attr_of(f, &f->root);
+	struct wafl_obj o;
+
+	assert_int_equal(f->root.ino, 2);
+	assert_int_equal(a.type, WAFL_DIR);
+	assert_int_equal(a.nlink, 2);
+	assert_int_equal(a.fileid, 2);
+	/* ".." of the root is the root; "." is itself. */
+	o = look(f, &f->root, "..");
+	assert_int_equal(o.ino, 2);
+	o = look(f, &f->root, ".");
+	assert_int_equal(o.ino, 2);
+	/* Reserved and impossible inode numbers, wrong generations. */
+	struct wafl_obj bad = { 1, 1, 0 };
+	assert_int_equal(wafl_getattr(f->v, &bad, &a), -ESTALE);
+	bad = (struct wafl_obj){ 12345, 1, 0 };
+	assert_int_equal(wafl_getattr(f->v, &bad, &a), -ESTALE);
+	bad = (struct wafl_obj){ 2, f->root.gen + 1, 0 };
+	assert_int_equal(wafl_getattr(f->v, &bad, &a), -ESTALE);
+	bad = (struct wafl_obj){ 1ull << 50, 1, 0 };
+	assert_int_equal(wafl_getattr(f->v, &bad, &a), -ESTALE);
+	assert_int_equal(look_rc(f, &f->root, "nothing"), -ENOENT);
+}
+
+static void test_write_read_back(void **state)
+{
+	struct fx *f = *state;
+	const uint32_t len = 300 * 1000;
+	uint8_t *a = malloc(len), *b = malloc(8192);
+	struct wafl_dirwcc dw;
+	struct wafl_obj o;
+	struct wafl_attr at;
+
+	pattern(a, len, 1);
+	pattern(b, 8192, 2);
+	struct wafl_attr r0 = attr_of(f, &f->root);
+	assert_int_equal(wafl_create(f->v, &ROOT, &f->root, "data",
+	    WAFL_GUARDED, NULL, 0, &o, &at, &dw), 0);
+	assert_true(dw.pre.valid && dw.post_valid);
+	assert_int_equal(dw.pre.mtime_ns, r0.mtime_ns);
+	assert_true(dw.post.mtime_ns >= r0.mtime_ns);
+	assert_int_equal(at.size, 0);
+	assert_int_equal(at.nlink, 1);
+	assert_true(o.ino >= 16);
+	wr(f, &o, 0, a, len, WAFL_FILE_SYNC);
+	wr(f, &o, 10ull << 20, b, 8192, WAFL_DATA_SYNC);	/* sparse */
+	rd_check(f, &o, 0, a, len);
+	rd_check(f, &o, 10ull << 20, b, 8192);
+	assert_int_equal(attr_of(f, &o).size, (10ull << 20) + 8192);
+	assert_int_equal(wafl_sync(f->v), 0);
+	rd_check(f, &o, 0, a, len);
+	remount(f);
+	rd_check(f, &o, 0, a, len);
+	rd_check(f, &o, 10ull << 20, b, 8192);
+	uint8_t z[4096] = { 0 };
+	rd_check(f, &o, 5ull << 20, z, sizeof(z));
+
+	/* Reading at and past EOF; eof right at the end. */
+	uint32_t got;
+	bool eof;
+	uint8_t buf[100];
+	uint64_t size = (10ull << 20) + 8192;
+	assert_int_equal(wafl_read(f->v, &ROOT, &o, size - 50, 100, buf, &got,
+	    &eof, &at), 0);
+	assert_int_equal(got, 50);
+	assert_true(eof);
+	assert_int_equal(wafl_read(f->v, &ROOT, &o, size + 10, 100, buf, &got,
+	    &eof, &at), 0);
+	assert_int_equal(got, 0);
+	assert_true(eof);
+	assert_int_equal(wafl_read(f->v, &ROOT, &o, 0, 100, buf, &got, &eof,
+	    &at), 0);
+	assert_false(eof);
+	/* Directory: EISDIR for read and write. */
+	enum wafl_stable st;
+	assert_int_equal(wafl_read(f->v, &ROOT, &f->root, 0, 100, buf, &got,
+	    &eof, &at), -EISDIR);
+	assert_int_equal(wafl_write(f->v, &ROOT, &f->root, 0, 10, buf,
+	    WAFL_FILE_SYNC, &st, NULL, NULL), -EISDIR);
+	/* Beyond the largest file. */
+	assert_int_equal(wafl_write(f->v, &ROOT, &o, WAFL_MAX_FILE_SIZE - 5,
+	    10, buf, WAFL_FILE_SYNC, &st, NULL, NULL), -EFBIG);
+	/* A zero-byte write is legal and changes nothing. */
+	struct wafl_attr before = attr_of(f, &o);
+	assert_int_equal(wafl_write(f->v, &ROOT, &o, 0, 0, buf,
+	    WAFL_FILE_SYNC, &st, NULL, &at), 0);
+	assert_int_equal(at.mtime_ns, before.mtime_ns);
+	/* mtime and ctime move on a write. */
+	wr(f, &o, 0, b, 10, WAFL_UNSTABLE);
+	at = attr_of(f, &o);
+	assert_true(at.mtime_ns >= before.mtime_ns);
+	assert_true(at.ctime_ns >= before.ctime_ns);
+	struct wafl_attr pc;
+	assert_int_equal(wafl_commit(f->v, &o, &pc), 0);
+	free(a);
+	free(b);
+}
+
+static void test_create_modes(void **state)
+{
+	struct fx *f = *state;
+	struct wafl_obj o, o2;
+	struct wafl_attr a;
+	struct wafl_sattr sz = { .set_size = true, .size = 5 };
+	char longname[300];
+
+	o = mk_file(f, &ROOT, &f->root, "f", 0640);
+	uint8_t data[100];
+	pattern(data, sizeof(data), 3);
+	wr(f, &o, 0, data, sizeof(data), WAFL_FILE_SYNC);
+	assert_int_equal(wafl_create(f->v, &ROOT, &f->root, "f", WAFL_GUARDED,
+	    NULL, 0, &o2, &a, NULL), -EEXIST);
+	/* UNCHECKED without size: the existing file, untouched. */
+	assert_int_equal(wafl_create(f->v, &ROOT, &f->root, "f",
+	    WAFL_UNCHECKED, NULL, 0, &o2, &a, NULL), 0);
+	assert_int_equal(o2.ino, o.ino);
+	assert_int_equal(a.size, 100);
+	/* UNCHECKED with a size truncates. */
+	assert_int_equal(wafl_create(f->v, &ROOT, &f->root, "f",
+	    WAFL_UNCHECKED, &sz, 0, &o2, &a, NULL), 0);
+	assert_int_equal(o2.ino, o.ino);
+	assert_int_equal(a.size, 5);
+	rd_check(f, &o, 0, data, 5);
+	/* UNCHECKED over a directory: EEXIST. */
+	mk_dir(f, &ROOT, &f->root, "d", 0755);
+	assert_int_equal(wafl_create(f->v, &ROOT, &f->root, "d",
+	    WAFL_UNCHECKED, NULL, 0, &o2, &a, NULL), -EEXIST);
+	/* EXCLUSIVE: the same verifier gets the same file back. */
+	struct wafl_obj x1, x2;
+	assert_int_equal(wafl_create(f->v, &USER, &f->root, "x",
+	    WAFL_EXCLUSIVE, NULL, 0x1122334455667788ull, &x1, &a, NULL),
+	    -EACCES);	/* root dir is 0755 root */
+	assert_int_equal(wafl_create(f->v, &ROOT, &f->root, "x",
+	    WAFL_EXCLUSIVE, NULL, 0x1122334455667788ull, &x1, &a, NULL), 0);
+	assert_int_equal(wafl_create(f->v, &ROOT, &f->root, "x",
+	    WAFL_EXCLUSIVE, NULL, 0x1122334455667788ull, &x2, &a, NULL), 0);
+	assert_int_equal(x1.ino, x2.ino);
+	assert_int_equal(x1.gen, x2.gen);
+	assert_int_equal(wafl_create(f->v, &ROOT, &f->root, "x",
+	    WAFL_EXCLUSIVE, NULL, 0x99, &x2, &a, NULL), -EEXIST);
+	assert_int_equal(wafl_create(f->v, &ROOT, &f->root, "f",
+	    WAFL_EXCLUSIVE, NULL, 0x99, &x2, &a, NULL), -EEXIST);
+	/* The verifier survives a remount. */
+	remount(f);
+	assert_int_equal(wafl_create(f->v, &ROOT, &f->root, "x",
+	    WAFL_EXCLUSIVE, NULL, 0x1122334455667788ull, &x2, &a, NULL), 0);
+	assert_int_equal(x1.ino, x2.ino);
+	/* Names. */
+	assert_int_equal(wafl_create(f->v, &ROOT, &f->root, "", WAFL_GUARDED,
+	    NULL, 0, &o2, &a, NULL), -EINVAL);
+	assert_int_equal(wafl_create(f->v, &ROOT, &f->root, "a/b",
+	    WAFL_GUARDED, NULL, 0, &o2, &a, NULL), -EINVAL);
+	assert_int_equal(wafl_create(f->v, &ROOT, &f->root, ".",
+	    WAFL_GUARDED, NULL, 0, &o2, &a, NULL), -EEXIST);
+	assert_int_equal(wafl_create(f->v, &ROOT, &f->root, "..",
+	    WAFL_GUARDED, NULL, 0, &o2, &a, NULL), -EEXIST);
+	memset(longname, 'n', 256);
+	longname[256] = '\0';
+	assert_int_equal(wafl_create(f->v, &ROOT, &f->root, longname,
+	    WAFL_GUARDED, NULL, 0, &o2, &a, NULL), -ENAMETOOLONG);
+	longname[255] = '\0';
+	assert_int_equal(wafl_create(f->v, &ROOT, &f->root, longname,
+	    WAFL_GUARDED, NULL, 0, &o2, &a, NULL), 0);
+	assert_int_equal(look(f, &f->root, longname).ino, o2.ino);
+	/* Creating in a file: ENOTDIR; in a stale directory: ESTALE. */
+	assert_int_equal(wafl_create(f->v, &ROOT, &o, "y", WAFL_GUARDED,
+	    NULL, 0, &o2, &a, NULL), -ENOTDIR);
+	struct wafl_obj stale = { o.ino, o.gen + 7, 0 };
+	assert_int_equal(wafl_create(f->v, &ROOT, &stale, "y", WAFL_GUARDED,
+	    NULL, 0, &o2, &a, NULL), -ESTALE);
+	/* Snapshot objects are read-only. */
+	struct wafl_obj snapdir = { 2, f->root.gen, 5 };
+	assert_int_equal(wafl_create(f->v, &ROOT, &snapdir, "y",
+	    WAFL_GUARDED, NULL, 0, &o2, &a, NULL), -EROFS);
+}
+
+static void test_mkdir_rmdir(void **state)
+{
+	struct fx *f = *state;
+	struct wafl_obj d = mk_dir(f, &ROOT, &f->root, "d", 0755);
+	struct wafl_obj e = mk_dir(f, &ROOT, &d, "e", 0700);
+	struct wafl_obj o;
+	struct wafl_attr a;
+
+	assert_int_equal(attr_of(f, &f->root).nlink, 3);
+	assert_int_equal(attr_of(f, &d).nlink, 3);
+	assert_int_equal(look(f, &e, "..").ino, d.ino);
+	assert_int_equal(look(f, &d, "..").ino, 2);
+	assert_int_equal(wafl_mkdir(f->v, &ROOT, &d, "e", NULL, &o, &a, NULL),
+	    -EEXIST);
+	mk_file(f, &ROOT, &e, "file", 0644);
+	assert_int_equal(wafl_rmdir(f->v, &ROOT, &d, "e", NULL), -ENOTEMPTY);
+	assert_int_equal(wafl_rmdir(f->v, &ROOT, &e, "file", NULL), -ENOTDIR);
+	assert_int_equal(wafl_remove(f->v, &ROOT, &d, "e", NULL), -EISDIR);
+	assert_int_equal(wafl_rmdir(f->v, &ROOT, &d, ".", NULL), -EINVAL);
+	assert_int_equal(wafl_rmdir(f->v, &ROOT, &d, "..", NULL), -EEXIST);
+	assert_int_equal(wafl_rmdir(f->v, &ROOT, &d, "zz", NULL), -ENOENT);
+	struct wafl_dirwcc dw;
+	assert_int_equal(wafl_remove(f->v, &ROOT, &e, "file", &dw), 0);
+	assert_true(dw.pre.valid && dw.post_valid);
+	assert_int_equal(wafl_rmdir(f->v, &ROOT, &d, "e", &dw), 0);
+	assert_int_equal(dw.post.nlink, 2);
+	assert_int_equal(wafl_getattr(f->v, &e, &a), -ESTALE);
+	assert_int_equal(look_rc(f, &d, "e"), -ENOENT);
+	remount(f);
+	assert_int_equal(attr_of(f, &d).nlink, 2);
+	assert_int_equal(attr_of(f, &f->root).nlink, 3);
+	assert_int_equal(wafl_getattr(f->v, &e, &a), -ESTALE);
+}
+
+static void test_symlink_mknod(void **state)
+{
+	struct fx *f = *state;
+	struct wafl_obj s1, s2, n;
+	struct wafl_attr a;
+	char longt[1001], buf[1100];
+	size_t len;
+
+	assert_int_equal(wafl_symlink(f->v, &ROOT, &f->root, "s1",
+	    "target/of/link", NULL, &s1, &a, NULL), 0);
+	assert_int_equal(a.type, WAFL_LNK);
+	assert_int_equal(a.size, 14);
+	memset(longt, 'q', 1000);
+	longt[1000] = '\0';
+	assert_int_equal(wafl_symlink(f->v, &ROOT, &f->root, "s2", longt,
+	    NULL, &s2, &a, NULL), 0);
+	assert_int_equal(a.size, 1000);
+	assert_int_equal(wafl_symlink(f->v, &ROOT, &f->root, "s3", "", NULL,
+	    &s2, &a, NULL), -EINVAL);
+	assert_int_equal(wafl_readlink(f->v, &ROOT, &s1, buf, sizeof(buf),
+	    &len, &a), 0);
+	assert_int_equal(len, 14);
+	assert_string_equal(buf, "target/of/link");
+	assert_int_equal(wafl_readlink(f->v, &ROOT, &s1, buf, 5, &len, &a),
+	    -ENAMETOOLONG);
+	assert_int_equal(wafl_readlink(f->v, &ROOT, &f->root, buf,
+	    sizeof(buf), &len, &a), -EINVAL);
+	uint32_t got;
+	bool eof;
+	assert_int_equal(wafl_read(f->v, &ROOT, &s1, 0, 10, buf, &got, &eof,
+	    &a), -EINVAL);
+	assert_int_equal(wafl_mknod(f->v, &ROOT, &f->root, "tty", WAFL_CHR, 4,
+	    64, NULL, &n, &a, NULL), 0);
+	assert_int_equal(a.type, WAFL_CHR);
+	assert_int_equal(a.rdev_major, 4);
+	assert_int_equal(a.rdev_minor, 64);
+	assert_int_equal(wafl_mknod(f->v, &ROOT, &f->root, "fifo", WAFL_FIFO,
+	    0, 0, NULL, &n, &a, NULL), 0);
+	assert_int_equal(a.type, WAFL_FIFO);
+	assert_int_equal(wafl_mknod(f->v, &ROOT, &f->root, "reg", WAFL_REG,
+	    0, 0, NULL, &n, &a, NULL), -EINVAL);
+	assert_int_equal(wafl_mknod(f->v, &ROOT, &f->root, "dir", WAFL_DIR,
+	    0, 0, NULL, &n, &a, NULL), -EINVAL);
+	remount(f);
+	assert_int_equal(wafl_readlink(f->v, &ROOT, &s2, buf, sizeof(buf),
+	    &len, &a), 0);
+	assert_int_equal(len, 1000);
+	assert_memory_equal(buf, longt, 1000);
+	assert_int_equal(wafl_readlink(f->v, &ROOT, &s1, buf, sizeof(buf),
+	    &len, &a), 0);
+	assert_string_equal(buf, "target/of/link");
+	assert_int_equal(attr_of(f, (struct wafl_obj[]){ look(f, &f->root, "tty") }).rdev_minor,
+	    64);
+	assert_int_equal(wafl_remove(f->v, &ROOT, &f->root, "s2", NULL), 0);
+	assert_int_equal(wafl_remove(f->v, &ROOT, &f->root, "s1", NULL), 0);
+}
+
+static void test_link_remove(void **state)
+{
+	struct fx *f = *state;
+	struct wafl_obj d = mk_dir(f, &ROOT, &f->root, "d", 0777);
+	struct wafl_obj o = mk_file(f, &ROOT, &f->root, "f", 0644);
+	struct wafl_attr a;
+	uint8_t data[5000];
+
+	pattern(data, sizeof(data), 4);
+	wr(f, &o, 0, data, sizeof(data), WAFL_FILE_SYNC);
+	assert_int_equal(wafl_link(f->v, &ROOT, &o, &d, "g", &a, NULL), 0);
+	assert_int_equal(a.nlink, 2);
+	assert_int_equal(wafl_link(f->v, &ROOT, &o, &d, "g", &a, NULL),
+	    -EEXIST);
+	assert_int_equal(wafl_link(f->v, &ROOT, &d, &f->root, "dl", &a,
+	    NULL), -EISDIR);
+	assert_int_equal(wafl_link(f->v, &ROOT, &o, &o, "x", &a, NULL),
+	    -ENOTDIR);
+	assert_int_equal(look(f, &d, "g").ino, o.ino);
+	assert_int_equal(wafl_remove(f->v, &ROOT, &f->root, "f", NULL), 0);
+	assert_int_equal(attr_of(f, &o).nlink, 1);
+	rd_check(f, &o, 0, data, sizeof(data));
+	assert_int_equal(wafl_sync(f->v), 0);
+	assert_int_equal(wafl_remove(f->v, &ROOT, &d, "g", NULL), 0);
+	assert_int_equal(wafl_getattr(f->v, &o, &a), -ESTALE);
+	assert_int_equal(wafl_remove(f->v, &ROOT, &d, "g", NULL), -ENOENT);
+	/* The number comes back with a new generation. */
+	struct wafl_obj n = mk_file(f, &ROOT, &f->root, "new", 0644);
+	if (n.ino == o.ino)
+		assert_true(n.gen != o.gen);
+	assert_int_equal(wafl_getattr(f->v, &o, &a), n.ino == o.ino &&
+	    n.gen == o.gen ? 0 : -ESTALE);
+}
+
+static void test_rename(void **state)
+{
+	struct fx *f = *state;
+	struct wafl_obj a = mk_dir(f, &ROOT, &f->root, "a", 0755);
+	struct wafl_obj b = mk_dir(f, &ROOT, &f->root, "b", 0755);
+	struct wafl_obj ab = mk_dir(f, &ROOT, &a, "ab", 0755);
+	struct wafl_obj abc = mk_dir(f, &ROOT, &ab, "abc", 0755);
+	struct wafl_obj f1 = mk_file(f, &ROOT, &a, "f1", 0644);
+	struct wafl_obj f2 = mk_file(f, &ROOT, &b, "f2", 0644);
+	struct wafl_attr at;
+	struct wafl_dirwcc fw, tw;
+
+	/* The same file (two names of one inode): nothing happens. */
+	assert_int_equal(wafl_link(f->v, &ROOT, &f1, &b, "f1link", &at, NULL),
+	    0);
+	assert_int_equal(wafl_rename(f->v, &ROOT, &a, "f1", &b, "f1link",
+	    NULL, NULL), 0);
+	assert_int_equal(look(f, &a, "f1").ino, f1.ino);
+	assert_int_equal(look(f, &b, "f1link").ino, f1.ino);
+	assert_int_equal(wafl_rename(f->v, &ROOT, &a, "f1", &a, "f1",
+	    NULL, NULL), 0);
+	/* File over file across directories: the target is replaced. */
+	assert_int_equal(wafl_rename(f->v, &ROOT, &a, "f1", &b, "f2", &fw,
+	    &tw), 0);
+	assert_true(fw.pre.valid && tw.pre.valid && fw.post_valid &&
+	    tw.post_valid);
+	assert_int_equal(look(f, &b, "f2").ino, f1.ino);
+	assert_int_equal(look_rc(f, &a, "f1"), -ENOENT);
+	assert_int_equal(wafl_getattr(f->v, &f2, &at), -ESTALE);
+	assert_int_equal(attr_of(f, &f1).nlink, 2);
+	assert_int_equal(wafl_rename(f->v, &ROOT, &a, "f1", &b, "x", NULL,
+	    NULL), -ENOENT);
+	/* Errors. */
+	assert_int_equal(wafl_rename(f->v, &ROOT, &b, "f2", &a, "ab", NULL,
+	    NULL), -EISDIR);
+	assert_int_equal(wafl_rename(f->v, &ROOT, &a, "ab", &b, "f2", NULL,
+	    NULL), -ENOTDIR);
+	assert_int_equal(wafl_rename(f->v, &ROOT, &f->root, "a", &abc, "a2",
+	    NULL, NULL), -EINVAL);
+	assert_int_equal(wafl_rename(f->v, &ROOT, &f->root, "a", &a, "a2",
+	    NULL, NULL), -EINVAL);
+	assert_int_equal(wafl_rename(f->v, &ROOT, &ab, "abc", &f->root, "a",
+	    NULL, NULL), -ENOTEMPTY);
+	assert_int_equal(wafl_rename(f->v, &ROOT, &a, ".", &b, "z", NULL,
+	    NULL), -EINVAL);
+	assert_int_equal(wafl_rename(f->v, &ROOT, &a, "ab", &b, "..", NULL,
+	    NULL), -EINVAL);
+	struct wafl_obj snapdir = { 2, f->root.gen, 3 };
+	assert_int_equal(wafl_rename(f->v, &ROOT, &a, "ab", &snapdir, "z",
+	    NULL, NULL), -EXDEV);
+	/* A directory moves: "..", parent field and link counts follow. */
+	assert_int_equal(wafl_rename(f->v, &ROOT, &a, "ab", &b, "moved", NULL,
+	    NULL), 0);
+	assert_int_equal(look2(f, &b, "moved", "..").ino, b.ino);
+	assert_int_equal(attr_of(f, &a).nlink, 2);
+	assert_int_equal(attr_of(f, &b).nlink, 3);
+	/* Directory over an empty directory; over a non-empty one. */
+	struct wafl_obj e = mk_dir(f, &ROOT, &a, "empty", 0755);
+	assert_int_equal(wafl_rename(f->v, &ROOT, &b, "moved", &a, "empty",
+	    NULL, NULL), 0);
+	assert_int_equal(wafl_getattr(f->v, &e, &at), -ESTALE);
+	assert_int_equal(look(f, &a, "empty").ino, ab.ino);
+	assert_int_equal(attr_of(f, &a).nlink, 3);
+	assert_int_equal(attr_of(f, &b).nlink, 2);
+	struct wafl_obj full = mk_dir(f, &ROOT, &b, "full", 0755);
+	mk_file(f, &ROOT, &full, "inside", 0644);
+	assert_int_equal(wafl_rename(f->v, &ROOT, &a, "empty", &b, "full",
+	    NULL, NULL), -ENOTEMPTY);
+	/* Within one directory. */
+	assert_int_equal(wafl_rename(f->v, &ROOT, &b, "full", &b, "full2",
+	    NULL, NULL), 0);
+	assert_int_equal(look(f, &b, "full2").ino, full.ino);
+	assert_int_equal(attr_of(f, &b).nlink, 3);
+	remount(f);
+	assert_int_equal(look(f, &a, "empty").ino, ab.ino);
+	assert_int_equal(look2(f, &a, "empty", "..").ino, a.ino);
+	assert_int_equal(look(f, &abc, "..").ino, ab.ino);
+	assert_int_equal(attr_of(f, &a).nlink, 3);
+}
+
+static void test_setattr(void **state)
+{
+	struct fx *f = *state;
+	struct wafl_obj d = mk_dir(f, &ROOT, &f->root, "pub", 0777);
+	struct wafl_obj o = mk_file(f, &USER, &d, "mine", 0644);
+	struct wafl_attr a = attr_of(f, &o), post;
+	struct wafl_wcc pre;
+	struct wafl_sattr sa;
+	uint8_t data[10000];
+
+	assert_int_equal(a.uid, USER.uid);
+	assert_int_equal(a.gid, USER.gid);
+	pattern(data, sizeof(data), 5);
+	wr(f, &o, 0, data, sizeof(data), WAFL_FILE_SYNC);
+	/* Guard. */
+	uint64_t bad = a.ctime_ns - 1;
+	sa = (struct wafl_sattr){ .set_mode = true, .mode = 0600 };
+	assert_int_equal(wafl_setattr(f->v, &USER, &o, &sa, &bad, &pre,
+	    &post), -FL_ENOTSYNC);
+	a = attr_of(f, &o);
+	assert_int_equal(wafl_setattr(f->v, &USER, &o, &sa, &a.ctime_ns, &pre,
+	    &post), 0);
+	assert_true(pre.valid);
+	assert_int_equal(pre.ctime_ns, a.ctime_ns);
+	assert_int_equal(post.mode, 0600);
+	/* Non-owner chmod, chown by non-root. */
+	assert_int_equal(wafl_setattr(f->v, &OTHER, &o, &sa, NULL, &pre,
+	    &post), -EPERM);
+	sa = (struct wafl_sattr){ .set_uid = true, .uid = 2000 };
+	assert_int_equal(wafl_setattr(f->v, &USER, &o, &sa, NULL, &pre,
+	    &post), -EPERM);
+	assert_int_equal(wafl_setattr(f->v, &ROOT, &o, &sa, NULL, &pre,
+	    &post), 0);
+	assert_int_equal(post.uid, 2000);
+	sa = (struct wafl_sattr){ .set_uid = true, .uid = 1000,
+	    .set_gid = true, .gid = 100 };
+	assert_int_equal(wafl_setattr(f->v, &ROOT, &o, &sa, NULL, &pre,
+	    &post), 0);
+	/* Owner may change group to one of its groups only. */
+	sa = (struct wafl_sattr){ .set_gid = true, .gid = 200 };
+	assert_int_equal(wafl_setattr(f->v, &USER, &o, &sa, NULL, &pre,
+	    &post), -EPERM);
+	/* Truncate and extend. */
+	sa = (struct wafl_sattr){ .set_size = true, .size = 3000 };
+	assert_int_equal(wafl_setattr(f->v, &OTHER, &o, &sa, NULL, &pre,
+	    &post), -EACCES);
+	assert_int_equal(wafl_setattr(f->v, &USER, &o, &sa, NULL, &pre,
+	    &post), 0);
+	assert_int_equal(pre.size, 10000);
+	assert_int_equal(post.size, 3000);
+	sa.size = 9000;
+	assert_int_equal(wafl_setattr(f->v, &USER, &o, &sa, NULL, &pre,
+	    &post), 0);
+	rd_check(f, &o, 0, data, 3000);
+	uint8_t z[6000] = { 0 };
+	rd_check(f, &o, 3000, z, 6000);
+	assert_int_equal(wafl_setattr(f->v, &ROOT, &d, &sa, NULL, &pre,
+	    &post), -EISDIR);
+	/* Times: client and server. */
+	sa = (struct wafl_sattr){ .atime_how = WAFL_TIME_CLIENT,
+	    .atime_ns = 111, .mtime_how = WAFL_TIME_CLIENT,
+	    .mtime_ns = 222 };
+	assert_int_equal(wafl_setattr(f->v, &OTHER, &o, &sa, NULL, &pre,
+	    &post), -EPERM);
+	assert_int_equal(wafl_setattr(f->v, &USER, &o, &sa, NULL, &pre,
+	    &post), 0);
+	assert_int_equal(post.atime_ns, 111);
+	assert_int_equal(post.mtime_ns, 222);
+	assert_true(post.ctime_ns > 222);
+	sa = (struct wafl_sattr){ .mtime_how = WAFL_TIME_SERVER };
+	assert_int_equal(wafl_setattr(f->v, &USER, &o, &sa, NULL, &pre,
+	    &post), 0);
+	assert_true(post.mtime_ns > 222);
+	assert_int_equal(post.atime_ns, 111);
+	remount(f);
+	a = attr_of(f, &o);
+	assert_int_equal(a.atime_ns, 111);
+	assert_int_equal(a.size, 9000);
+	assert_int_equal(a.mode, 0600);
+	assert_int_equal(a.uid, 1000);
+}
+
+static void test_permissions_access(void **state)
+{
+	struct fx *f = *state;
+	struct wafl_obj d = mk_dir(f, &ROOT, &f->root, "priv", 0700);
+	struct wafl_obj o = mk_file(f, &ROOT, &d, "secret", 0600);
+	struct wafl_obj x;
+	struct wafl_attr a, da;
+	uint32_t g;
+	uint8_t buf[10];
+	uint32_t got;
+	bool eof;
+
+	assert_int_equal(wafl_lookup(f->v, &USER, &d, "secret", &x, &a, &da),
+	    -EACCES);
+	assert_int_equal(wafl_create(f->v, &USER, &d, "n", WAFL_GUARDED,
+	    NULL, 0, &x, &a, NULL), -EACCES);
+	assert_int_equal(wafl_remove(f->v, &USER, &d, "secret", NULL),
+	    -EACCES);
+	assert_int_equal(wafl_read(f->v, &USER, &o, 0, 10, buf, &got, &eof,
+	    &a), -EACCES);
+	enum wafl_stable st;
+	assert_int_equal(wafl_write(f->v, &USER, &o, 0, 10, buf,
+	    WAFL_FILE_SYNC, &st, NULL, NULL), -EACCES);
+	const uint32_t all = 0x3f;
+	assert_int_equal(wafl_access(f->v, &USER, &o, all, &g, &a), 0);
+	assert_int_equal(g, 0);
+	assert_int_equal(wafl_access(f->v, &ROOT, &o, all, &g, &a), 0);
+	assert_int_equal(g, WAFL_ACCESS_READ | WAFL_ACCESS_MODIFY |
+	    WAFL_ACCESS_EXTEND);	/* no x bit: no EXECUTE, even root */
+	assert_int_equal(wafl_access(f->v, &ROOT, &d, all, &g, &a), 0);
+	assert_int_equal(g, WAFL_ACCESS_READ | WAFL_ACCESS_LOOKUP |
+	    WAFL_ACCESS_MODIFY | WAFL_ACCESS_EXTEND | WAFL_ACCESS_DELETE);
+	assert_int_equal(wafl_access(f->v, &ROOT, &d, WAFL_ACCESS_LOOKUP, &g,
+	    &a), 0);
+	assert_int_equal(g, WAFL_ACCESS_LOOKUP);
+	/* Group access through a supplementary group. */
+	struct wafl_sattr sa = { .set_mode = true, .mode = 0750,
+	    .set_gid = true, .gid = 100 };
+	assert_int_equal(wafl_setattr(f->v, &ROOT, &d, &sa, NULL, NULL, &a),
+	    0);
+	sa = (struct wafl_sattr){ .set_mode = true, .mode = 0755,
+	    .set_gid = true, .gid = 100 };
+	assert_int_equal(wafl_setattr(f->v, &ROOT, &o, &sa, NULL, NULL, &a),
+	    0);
+	assert_int_equal(wafl_access(f->v, &USER, &o, all, &g, &a), 0);
+	assert_int_equal(g, WAFL_ACCESS_READ | WAFL_ACCESS_EXECUTE);
+	assert_int_equal(wafl_lookup(f->v, &USER, &d, "secret", &x, &a, &da),
+	    0);
+	assert_int_equal(wafl_lookup(f->v, &OTHER, &d, "secret", &x, &a,
+	    &da), -EACCES);
+	assert_int_equal(wafl_create(f->v, &USER, &d, "n", WAFL_GUARDED,
+	    NULL, 0, &x, &a, NULL), -EACCES);
+}
+
+struct rd_col {
+	uint64_t cookies[1100];
+	char names[1100][32];
+	uint64_t fileids[1100];
+	bool plus_ok[1100];
+	size_t n, limit;
+	uint64_t last_cookie;
+};
+
+static int rd_cb(void *arg, const struct wafl_dirent *de)
+{
+	struct rd_col *c = arg;
+
+	if (c->limit != 0 && c->n >= c->limit)
+		return 1;
+	assert_true(c->n < 1100);
+	c->cookies[c->n] = de->cookie;
+	snprintf(c->names[c->n], sizeof(c->names[0]), "%s", de->name);
+	c->fileids[c->n] = de->fileid;
+	c->plus_ok[c->n] = de->attr != NULL && de->obj != NULL &&
+	    de->attr->fileid == de->fileid && de->obj->ino == de->fileid;
+	c->n++;
+	c->last_cookie = de->cookie;
+	return 0;
+}
+
+static void test_readdir(void **state)
+{
+	struct fx *f = *state;
+	struct wafl_obj d = mk_dir(f, &ROOT, &f->root, "big", 0755);
+	struct rd_col *all = calloc(1, sizeof(*all));
+	struct rd_col *part = calloc(1, sizeof(*part));
+	struct wafl_attr da;
+	bool eof;
+	const int N = 600;
+	char name[32];
+
+	for (int i = 0; i < N; i++) {
+		snprintf(name, sizeof(name), "entry-%04d", i);
+		mk_file(f, &ROOT, &d, name, 0644);
+	}
+	assert_int_equal(wafl_readdir(f->v, &ROOT, &d, 0, true, rd_cb, all,
+	    &eof, &da), 0);
+	assert_true(eof);
+	assert_int_equal(all->n, (size_t)N + 2);
+	assert_string_equal(all->names[0], ".");
+	assert_int_equal(all->cookies[0], 1);
+	assert_int_equal(all->fileids[0], d.ino);
+	assert_string_equal(all->names[1], "..");
+	assert_int_equal(all->cookies[1], 2);
+	assert_int_equal(all->fileids[1], 2);
+	for (size_t i = 0; i < all->n; i++) {
+		assert_true(all->plus_ok[i]);
+		if (i > 0)
+			assert_true(all->cookies[i] > all->cookies[i - 1]);
+		if (i >= 2)
+			assert_true(all->cookies[i] >= 256);
+	}
+	/* In chunks of 37 with cookies, with creates and removes between
+	 * chunks: every entry that survives is listed exactly once. */
+	uint64_t cookie = 0;
+	size_t total = 0;
+	int round = 0;
+	bool seen_removed = false;
+	for (;;) {
+		part->n = 0;
+		part->limit = 37;
+		assert_int_equal(wafl_readdir(f->v, &ROOT, &d, cookie, false,
+		    rd_cb, part, &eof, &da), 0);
+		for (size_t i = 0; i < part->n; i++)
+			if (strcmp(part->names[i], "entry-0599") == 0)
+				seen_removed = true;
+		total += part->n;
+		if (part->n > 0)
+			cookie = part->last_cookie;
+		if (eof)
+			break;
+		if (round++ == 3) {
+			mk_file(f, &ROOT, &d, "late-arrival", 0644);
+			assert_int_equal(wafl_remove(f->v, &ROOT, &d,
+			    "entry-0599", NULL), 0);
+		}
+	}
+	/* 602 listed, plus maybe the new one, minus maybe the removed. */
+	assert_true(total >= (size_t)N + 1 && total <= (size_t)N + 3);
+	(void)seen_removed;
+	/* Readdir of a file, by a user without read permission. */
+	struct wafl_obj o = look(f, &d, "entry-0001");
+	assert_int_equal(wafl_readdir(f->v, &ROOT, &o, 0, false, rd_cb, part,
+	    &eof, &da), -ENOTDIR);
+	struct wafl_obj p = mk_dir(f, &ROOT, &f->root, "noread", 0311);
+	assert_int_equal(wafl_readdir(f->v, &USER, &p, 0, false, rd_cb, part,
+	    &eof, &da), -EACCES);
+	/* Cookies are the same after a remount. */
+	remount(f);
+	part->n = 0;
+	part->limit = 0;
+	assert_int_equal(wafl_readdir(f->v, &ROOT, &d, 0, false, rd_cb, part,
+	    &eof, &da), 0);
+	for (size_t i = 0; i < part->n; i++) {
+		for (size_t j = 0; j < all->n; j++) {
+			if (strcmp(all->names[j], part->names[i]) == 0) {
+				assert_int_equal(all->cookies[j],
+				    part->cookies[i]);
+				break;
+			}
+		}
+	}
+	assert_true(wafl_cookieverf(f->v, &d) != 0);
+	free(all);
+	free(part);
+}
+
+static void test_statfs(void **state)
+{
+	struct fx *f = *state;
+	struct wafl_fsstat s0, s1;
+
+	assert_int_equal(wafl_statfs(f->v, &s0), 0);
+	assert_true(s0.tbytes > 0 && s0.fbytes <= s0.tbytes);
+	assert_true(s0.abytes <= s0.fbytes);
+	assert_true(s0.afiles <= s0.ffiles && s0.ffiles <= s0.tfiles);
+	struct wafl_obj o = mk_file(f, &ROOT, &f->root, "big", 0644);
+	uint8_t *buf = malloc(1 << 20);
+	pattern(buf, 1 << 20, 6);
+	for (int i = 0; i < 4; i++)
+		wr(f, &o, (uint64_t)i << 20, buf, 1 << 20, WAFL_UNSTABLE);
+	assert_int_equal(wafl_sync(f->v), 0);
+	assert_int_equal(wafl_statfs(f->v, &s1), 0);
+	assert_true(s1.fbytes + (4u << 20) <= s0.fbytes);
+	free(buf);
+}
+
+/* Everything done without a CP is rebuilt by replay after a crash. */
+static void test_replay_after_crash(void **state)
+{
+	struct fx *f = *state;
+	struct wafl_attr a;
+	struct wafl_obj keep = mk_file(f, &ROOT, &f->root, "before-cp", 0644);
+	uint8_t d1[20000], d2[3000];
+
+	pattern(d1, sizeof(d1), 7);
+	pattern(d2, sizeof(d2), 8);
+	wr(f, &keep, 0, d1, sizeof(d1), WAFL_FILE_SYNC);
+	assert_int_equal(wafl_sync(f->v), 0);
+	uint64_t g0 = wafl_generation(f->v);
+
+	/* After the CP: a mix of everything, nothing synced. */
+	struct wafl_obj dir = mk_dir(f, &ROOT, &f->root, "dir", 0777);
+	struct wafl_obj sub = mk_dir(f, &ROOT, &dir, "sub", 0755);
+	struct wafl_obj f1 = mk_file(f, &USER, &dir, "f1", 0640);
+	struct wafl_obj f2 = mk_file(f, &ROOT, &f->root, "f2", 0644);
+	struct wafl_obj gone = mk_file(f, &ROOT, &f->root, "gone", 0644);
+	struct wafl_obj s1, s2, nod, x;
+	char longt[700];
+	memset(longt, 'L', sizeof(longt) - 1);
+	longt[sizeof(longt) - 1] = '\0';
+	assert_int_equal(wafl_symlink(f->v, &ROOT, &dir, "sl", "short", NULL,
+	    &s1, &a, NULL), 0);
+	assert_int_equal(wafl_symlink(f->v, &ROOT, &dir, "sl2", longt, NULL,
+	    &s2, &a, NULL), 0);
+	assert_int_equal(wafl_mknod(f->v, &ROOT, &dir, "blk", WAFL_BLK, 8, 1,
+	    NULL, &nod, &a, NULL), 0);
+	assert_int_equal(wafl_create(f->v, &ROOT, &f->root, "ex",
+	    WAFL_EXCLUSIVE, NULL, 0xabcdefull, &x, &a, NULL), 0);
+	wr(f, &f1, 0, d2, sizeof(d2), WAFL_FILE_SYNC);
+	wr(f, &keep, 4096, d2, sizeof(d2), WAFL_DATA_SYNC);
+	memcpy(d1 + 4096, d2, sizeof(d2));
+	wr(f, &f2, 100, d2, 1000, WAFL_UNSTABLE);
+	struct wafl_attr pc;
+	assert_int_equal(wafl_commit(f->v, &f2, &pc), 0);
+	assert_int_equal(wafl_link(f->v, &ROOT, &f2, &sub, "hard", &a, NULL),
+	    0);
+	assert_int_equal(wafl_rename(f->v, &ROOT, &f->root, "f2", &dir,
+	    "f2-moved", NULL, NULL), 0);
+	assert_int_equal(wafl_rename(f->v, &ROOT, &dir, "sub", &f->root,
+	    "sub-up", NULL, NULL), 0);
+	assert_int_equal(wafl_remove(f->v, &ROOT, &f->root, "gone", NULL), 0);
+	struct wafl_obj reuse = mk_file(f, &ROOT, &f->root, "reuse", 0600);
+	struct wafl_sattr sa = { .set_size = true, .size = 12345,
+	    .atime_how = WAFL_TIME_CLIENT, .atime_ns = 42,
+	    .set_mode = true, .mode = 0604 };
+	assert_int_equal(wafl_setattr(f->v, &ROOT, &keep, &sa, NULL, NULL,
+	    &a), 0);
+	struct wafl_attr want_keep = attr_of(f, &keep);
+	struct wafl_attr want_dir = attr_of(f, &dir);
+	struct wafl_attr want_root = attr_of(f, &f->root);
+	struct wafl_attr want_f2 = attr_of(f, &f2);
+	struct rd_col *before = calloc(1, sizeof(*before));
+	struct rd_col *after = calloc(1, sizeof(*after));
+	bool eof;
+	assert_int_equal(wafl_readdir(f->v, &ROOT, &dir, 0, false, rd_cb,
+	    before, &eof, &a), 0);
+	assert_int_equal(wafl_generation(f->v), g0);
+
+	crash_remount(f);
+
+	/* Same numbers, generations, cookies, attributes. */
+	assert_int_equal(look(f, &f->root, "dir").ino, dir.ino);
+	assert_int_equal(look(f, &f->root, "dir").gen, dir.gen);
+	assert_int_equal(look(f, &f->root, "sub-up").ino, sub.ino);
+	assert_int_equal(look2(f, &f->root, "sub-up", "..").ino, 2);
+	assert_int_equal(look(f, &dir, "f1").gen, f1.gen);
+	assert_int_equal(look(f, &dir, "f2-moved").ino, f2.ino);
+	assert_int_equal(look(f, &sub, "hard").ino, f2.ino);
+	assert_int_equal(look(f, &dir, "sl").ino, s1.ino);
+	assert_int_equal(look(f, &dir, "blk").ino, nod.ino);
+	assert_int_equal(look(f, &f->root, "reuse").gen, reuse.gen);
+	assert_int_equal(look_rc(f, &f->root, "gone"), -ENOENT);
+	assert_int_equal(look_rc(f, &f->root, "f2"), -ENOENT);
+	assert_int_equal(wafl_getattr(f->v, &gone, &a), reuse.ino == gone.ino
+	    && reuse.gen == gone.gen ? 0 : -ESTALE);
+	struct wafl_obj x2;
+	assert_int_equal(wafl_create(f->v, &ROOT, &f->root, "ex",
+	    WAFL_EXCLUSIVE, NULL, 0xabcdefull, &x2, &a, NULL), 0);
+	assert_int_equal(x2.ino, x.ino);
+	assert_int_equal(x2.gen, x.gen);
+
+	a = attr_of(f, &keep);
+	assert_int_equal(a.size, want_keep.size);
+	assert_int_equal(a.mode, 0604);
+	assert_int_equal(a.atime_ns, 42);
+	assert_int_equal(a.mtime_ns, want_keep.mtime_ns);
+	assert_int_equal(a.ctime_ns, want_keep.ctime_ns);
+	a = attr_of(f, &dir);
+	assert_int_equal(a.nlink, want_dir.nlink);
+	assert_int_equal(a.mtime_ns, want_dir.mtime_ns);
+	assert_int_equal(a.size, want_dir.size);
+	a = attr_of(f, &f->root);
+	assert_int_equal(a.nlink, want_root.nlink);
+	assert_int_equal(a.ctime_ns, want_root.ctime_ns);
+	a = attr_of(f, &f2);
+	assert_int_equal(a.nlink, 2);
+	assert_int_equal(a.ctime_ns, want_f2.ctime_ns);
+	assert_int_equal(attr_of(f, &nod).rdev_major, 8);
+	rd_check(f, &keep, 0, d1, 12345);
+	rd_check(f, &f1, 0, d2, sizeof(d2));
+	rd_check(f, &f2, 100, d2, 1000);
+	char buf[1024];
+	size_t len;
+	assert_int_equal(wafl_readlink(f->v, &ROOT, &s2, buf, sizeof(buf),
+	    &len, &a), 0);
+	assert_string_equal(buf, longt);
+	assert_int_equal(wafl_readlink(f->v, &ROOT, &s1, buf, sizeof(buf),
+	    &len, &a), 0);
+	assert_string_equal(buf, "short");
+	assert_int_equal(wafl_readdir(f->v, &ROOT, &dir, 0, false, rd_cb,
+	    after, &eof, &a), 0);
+	assert_int_equal(after->n, before->n);
+	for (size_t i = 0; i < before->n; i++) {
+		assert_string_equal(after->names[i], before->names[i]);
+		assert_int_equal(after->cookies[i], before->cookies[i]);
+	}
+	/* The replayed state is durable: another crash changes nothing. */
+	crash_remount(f);
+	assert_int_equal(look(f, &dir, "f2-moved").ino, f2.ino);
+	rd_check(f, &keep, 0, d1, 12345);
+	/* New operations after replay get fresh numbers. */
+	struct wafl_obj fresh = mk_file(f, &ROOT, &f->root, "fresh", 0644);
+	assert_true(fresh.ino != reuse.ino && fresh.ino != f1.ino);
+	free(before);
+	free(after);
+}
+
+static void test_enospc_and_recovery(void **state)
+{
+	struct fx *f = *state;
+	const uint32_t chunk = 256 * 1024;
+	uint8_t *buf = malloc(chunk);
+	struct wafl_obj files[64];
+	int nfiles = 0, rc = 0;
+	enum wafl_stable st;
+
+	pattern(buf, chunk, 9);
+	/* 8192 blocks in all: fill until the volume refuses. */
+	for (nfiles = 0; nfiles < 64 && rc == 0; nfiles++) {
+		char name[16];
+		snprintf(name, sizeof(name), "fill%d", nfiles);
+		files[nfiles] = mk_file(f, &ROOT, &f->root, name, 0644);
+		for (int i = 0; i < 16 && rc == 0; i++)
+			rc = wafl_write(f->v, &ROOT, &files[nfiles],
+			    (uint64_t)i * chunk, chunk, buf, WAFL_UNSTABLE,
+			    &st, NULL, NULL);
+	}
+	assert_int_equal(rc, -ENOSPC);
+	assert_int_equal(wafl_sync(f->v), 0);
+	struct wafl_fsstat fs;
+	assert_int_equal(wafl_statfs(f->v, &fs), 0);
+	/* Dirty buffers counted against it until the CP: little is left. */
+	assert_true(fs.abytes < 4u << 20);
+	/* Removes live on the reserve. */
+	for (int i = 0; i < nfiles; i++) {
+		char name[16];
+		snprintf(name, sizeof(name), "fill%d", i);
+		assert_int_equal(wafl_remove(f->v, &ROOT, &f->root, name,
+		    NULL), 0);
+	}
+	for (int i = 0; i < 6; i++)
+		assert_int_equal(wafl_sync(f->v), 0);
+	struct wafl_obj o = mk_file(f, &ROOT, &f->root, "after", 0644);
+	assert_int_equal(wafl_write(f->v, &ROOT, &o, 0, chunk, buf,
+	    WAFL_FILE_SYNC, &st, NULL, NULL), 0);
+	remount(f);
+	rd_check(f, &o, 0, buf, chunk);
+	free(buf);
+}
+
+/* --------------------------------------------------------- concurrency */
+
+struct worker {
+	struct fx *f;
+	struct wafl_obj dirs[2];
+	int id;
+	int errors;
+};
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	struct fx *f = w->f;
+	uint64_t seed = (uint64_t)w->id * 7919 + 1;
+	uint8_t data[6000];
+	char a[32], b[32];
+
+	pattern(data, sizeof(data), (uint64_t)w->id);
+	for (int i = 0; i < 150; i++) {
+		seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+		int op = (int)((seed >> 33) % 6);
+		const struct wafl_obj *d1 = &w->dirs[(seed >> 20) & 1];
+		const struct wafl_obj *d2 = &w->dirs[(seed >> 21) & 1];
+		snprintf(a, sizeof(a), "w%d-%d", w->id, (int)((seed >> 40) % 8));
+		snprintf(b, sizeof(b), "w%d-%d", w->id, (int)((seed >> 44) % 8));
+		struct wafl_obj o;
+		struct wafl_attr at;
+		enum wafl_stable st;
+		int rc = 0;
+		switch (op) {
+		case 0:
+			rc = wafl_create(f->v, &ROOT, d1, a, WAFL_GUARDED,
+			    NULL, 0, &o, &at, NULL);
+			if (rc == 0)
+				rc = wafl_write(f->v, &ROOT, &o, 0,
+				    sizeof(data), data, WAFL_UNSTABLE, &st,
+				    NULL, NULL);
+			break;
+		case 1:
+			rc = wafl_remove(f->v, &ROOT, d1, a, NULL);
+			break;
+		case 2:
+			rc = wafl_rename(f->v, &ROOT, d1, a, d2, b, NULL,
+			    NULL);
+			break;
+		case 3:
+			rc = wafl_mkdir(f->v, &ROOT, d1, a, NULL, &o, &at,
+			    NULL);
+			break;
+		case 4:
+			rc = wafl_rmdir(f->v, &ROOT, d1, a, NULL);
+			break;
+		default:
+			rc = wafl_lookup(f->v, &ROOT, d1, a, &o, &at, &at);
+			if (rc == 0 && at.type == WAFL_REG) {
+				uint8_t buf[6000];
+				uint32_t got;
+				bool eof;
+				rc = wafl_read(f->v, &ROOT, &o, 0,
+				    sizeof(buf), buf, &got, &eof, &at);
+				if (rc == -ESTALE)
+					rc = 0;
+			}
+			break;
+		}
+		if (rc != 0 && rc != -EEXIST && rc != -ENOENT &&
+		    rc != -ENOTDIR && rc != -EISDIR && rc != -ENOTEMPTY &&
+		    rc != -ESTALE)
+			w->errors++;
+	}
+	return NULL;
+}
+
+static void test_concurrent(void **state)
+{
+	struct fx *f = *state;
+	struct wafl_obj d0 = mk_dir(f, &ROOT, &f->root, "c0", 0777);
+	struct wafl_obj d1 = mk_dir(f, &ROOT, &d0, "c1", 0777);
+	struct worker w[6];
+	pthread_t t[6];
+
+	for (int i = 0; i < 6; i++) {
+		w[i] = (struct worker){ f, { d0, d1 }, i, 0 };
+		assert_int_equal(pthread_create(&t[i], NULL, worker_main,
+		    &w[i]), 0);
+	}
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(wafl_sync(f->v), 0);
+	for (int i = 0; i < 6; i++) {
+		pthread_join(t[i], NULL);
+		assert_int_equal(w[i].errors, 0);
+	}
+	check_clean(f);
+	crash_remount(f);
+	check_clean(f);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_root_and_getattr, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_write_read_back, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_create_modes, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_mkdir_rmdir, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_symlink_mknod, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_link_remove, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_rename, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_setattr, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_permissions_access, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_readdir, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_statfs, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_replay_after_crash, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_enospc_and_recovery,
+		    setup_small, teardown),
+		cmocka_unit_test_setup_teardown(test_concurrent, setup_thread,
+		    teardown),
+	};
+	return cmocka_run_group_tests_name("wafl ops", tests, NULL, NULL);
+}
