@@ -126,11 +126,18 @@ static void file_close(struct raid_dev *d)
 	free(d);
 }
 
+static void file_prefetch(struct raid_dev *d, uint64_t off, uint64_t len)
+{
+	(void)posix_fadvise(d->fd, (off_t)off, (off_t)len,
+	    POSIX_FADV_WILLNEED);
+}
+
 static const struct raid_dev_ops file_ops = {
 	.preadv = file_preadv,
 	.pwritev = file_pwritev,
 	.sync = file_sync,
 	.close = file_close,
+	.prefetch = file_prefetch,
 };
 
 int raid_dev_open_file(const char *path, bool create, struct raid_dev **out)

@@ -218,11 +218,20 @@ static void fault_close(struct raid_dev *d)
 	free(f);
 }
 
+static void fault_prefetch(struct raid_dev *d, uint64_t off, uint64_t len)
+{
+	struct fault_dev *f = to_fault(d);
+
+	if (f->inner->ops->prefetch != NULL)
+		f->inner->ops->prefetch(f->inner, off, len);
+}
+
 static const struct raid_dev_ops fault_ops = {
 	.preadv = fault_preadv,
 	.pwritev = fault_pwritev,
 	.sync = fault_sync,
 	.close = fault_close,
+	.prefetch = fault_prefetch,
 };
 
 int raid_fault_wrap(struct raid_dev *inner, struct raid_fault_world *w,

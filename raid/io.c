@@ -160,6 +160,17 @@ int raid_disk_write(raid_vol_t *v, struct raid_disk *d, const void *buf,
 	return raid_disk_writev(v, d, &iov, 1, block);
 }
 
+void raid_disk_prefetch(raid_vol_t *v, struct raid_disk *d, uint64_t block,
+    uint64_t nblocks)
+{
+	if (d == NULL || d->dev == NULL || d->dev->ops->prefetch == NULL ||
+	    block >= v->disk_blocks)
+		return;
+	nblocks = FL_MIN(nblocks, v->disk_blocks - block);
+	d->dev->ops->prefetch(d->dev, raid_disk_off(v, block),
+	    nblocks * RAID_BLOCK_SIZE);
+}
+
 /* ---- stripes as disk-major buffers ------------------------------------- */
 
 int raid_read_stripes_dm(raid_vol_t *v, unsigned g,

@@ -44,6 +44,9 @@ struct raid_dev_ops {
 	    uint64_t off);
 	int (*sync)(struct raid_dev *d);
 	void (*close)(struct raid_dev *d);
+	/* Hint: [off, off+len) will be read soon (start it in the
+	 * background, so reads of several disks overlap).  May be NULL. */
+	void (*prefetch)(struct raid_dev *d, uint64_t off, uint64_t len);
 };
 
 struct raid_dev {
@@ -268,6 +271,8 @@ int raid_disk_read(raid_vol_t *v, struct raid_disk *d, void *buf,
     uint64_t nblocks, uint64_t block);
 int raid_disk_write(raid_vol_t *v, struct raid_disk *d, const void *buf,
     uint64_t nblocks, uint64_t block);
+void raid_disk_prefetch(raid_vol_t *v, struct raid_disk *d, uint64_t block,
+    uint64_t nblocks);
 void *raid_balloc(size_t nblocks);
 /*
  * A scratch buffer of (w + 1) * RAID_CHUNK_STRIPES blocks, owned by the caller until

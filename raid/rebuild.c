@@ -27,6 +27,8 @@
 #include "common/util.h"
 #include "raid/raid_impl.h"
 
+#define RAID_PREFETCH_CHUNKS	4
+
 static void *rebuild_main(void *arg)
 {
 	raid_vol_t *v = arg;
@@ -53,6 +55,11 @@ static void *rebuild_main(void *arg)
 		}
 		raid_range_lock(v, &r, g, c0, c0 + cn);
 		raid_gsnap_take(v, g, &s);
+		/* Keep the next chunks of every source in flight. */
+		for (unsigned p = 0; p < v->w; p++)
+			if (s.up[p])
+				raid_disk_prefetch(v, s.d[p], c0 + cn,
+				    RAID_PREFETCH_CHUNKS * RAID_CHUNK_STRIPES);
 		if (s.rb_disk != spare) {
 			err = -EIO;	/* the spare failed */
 		} else if ((err = raid_group_check(v, g, &s)) == 0) {
