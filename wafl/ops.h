@@ -119,6 +119,25 @@ int ops_apply_setattr(struct wafl_vol *v, struct wnode *wn,
 int ops_apply_write(struct wafl_vol *v, struct wnode *wn,
     const struct rec_write *r);
 
+/* Read-only snapshot objects (ops_snap.c): the read operations for
+ * o->snap != 0, same contracts as their wafl_* counterparts. */
+int ops_snap_getattr(struct wafl_vol *v, const struct wafl_obj *o,
+    struct wafl_attr *attr);
+int ops_snap_access(struct wafl_vol *v, const struct wafl_cred *c,
+    const struct wafl_obj *o, uint32_t want, uint32_t *granted,
+    struct wafl_attr *attr);
+int ops_snap_lookup(struct wafl_vol *v, const struct wafl_cred *c,
+    const struct wafl_obj *dir, const char *name, struct wafl_obj *out,
+    struct wafl_attr *attr, struct wafl_attr *dir_attr);
+int ops_snap_read(struct wafl_vol *v, const struct wafl_cred *c,
+    const struct wafl_obj *o, uint64_t off, uint32_t count, void *buf,
+    uint32_t *got, bool *eof, struct wafl_attr *attr);
+int ops_snap_readlink(struct wafl_vol *v, const struct wafl_obj *o,
+    char *buf, size_t bufsz, size_t *len, struct wafl_attr *attr);
+int ops_snap_readdir(struct wafl_vol *v, const struct wafl_cred *c,
+    const struct wafl_obj *dir, uint64_t cookie, bool plus,
+    wafl_readdir_fn *fn, void *arg, bool *eof, struct wafl_attr *dir_attr);
+
 /* Replay handlers (logrec.c decodes, these lock and apply). */
 int ops_replay_make(struct wafl_vol *v, struct rec_make *r);
 int ops_replay_remove(struct wafl_vol *v, const struct rec_remove *r);

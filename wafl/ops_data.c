@@ -94,7 +94,11 @@ int wafl_getattr(wafl_vol_t *v, const struct wafl_obj *o,
     struct wafl_attr *attr)
 {
 	struct wnode *wn;
-	int rc = read_begin(v, o, &wn);
+	int rc;
+
+	if (o->snap != 0)
+		return ops_snap_getattr(v, o, attr);
+	rc = read_begin(v, o, &wn);
 
 	if (rc != 0)
 		return rc;
@@ -289,9 +293,12 @@ int wafl_access(wafl_vol_t *v, const struct wafl_cred *c,
 {
 	struct wnode *wn;
 	uint32_t g = 0;
-	int rc = read_begin(v, o, &wn);
+	int rc;
 
 	*granted = 0;
+	if (o->snap != 0)
+		return ops_snap_access(v, c, o, want, granted, attr);
+	rc = read_begin(v, o, &wn);
 	if (rc != 0)
 		return rc;
 	const struct wafl_dinode *di = &wn->di;
@@ -331,6 +338,8 @@ int wafl_lookup(wafl_vol_t *v, const struct wafl_cred *c,
 	rc = ops_name_check(name, &nl);
 	if (rc != 0)
 		return rc;
+	if (dir->snap != 0)
+		return ops_snap_lookup(v, c, dir, name, out, attr, dir_attr);
 	rc = read_begin(v, dir, &dw);
 	if (rc != 0)
 		return rc;
@@ -396,8 +405,11 @@ int wafl_read(wafl_vol_t *v, const struct wafl_cred *c,
     uint32_t *got, bool *eof, struct wafl_attr *attr)
 {
 	struct wnode *wn;
-	int rc = read_begin(v, o, &wn);
+	int rc;
 
+	if (o->snap != 0)
+		return ops_snap_read(v, c, o, off, count, buf, got, eof, attr);
+	rc = read_begin(v, o, &wn);
 	*got = 0;
 	*eof = false;
 	if (rc != 0)
@@ -504,8 +516,11 @@ int wafl_commit(wafl_vol_t *v, const struct wafl_obj *o,
     struct wafl_attr *post)
 {
 	struct wnode *wn;
-	int rc = read_begin(v, o, &wn);
+	int rc;
 
+	if (o->snap != 0)	/* nothing unstable in a snapshot */
+		return ops_snap_getattr(v, o, post);
+	rc = read_begin(v, o, &wn);
 	if (rc != 0)
 		return rc;
 	ops_fill_attr(v, wn, post);
@@ -531,8 +546,11 @@ int wafl_readlink(wafl_vol_t *v, const struct wafl_cred *c,
 	struct wnode *wn;
 	uint32_t got = 0;
 	bool eof;
-	int rc = read_begin(v, o, &wn);
+	int rc;
 
+	if (o->snap != 0)
+		return ops_snap_readlink(v, o, buf, bufsz, len, attr);
+	rc = read_begin(v, o, &wn);
 	*len = 0;
 	if (rc != 0)
 		return rc;
@@ -619,6 +637,9 @@ int wafl_readdir(wafl_vol_t *v, const struct wafl_cred *c,
 	int rc;
 
 	*eof = false;
+	if (dir->snap != 0)
+		return ops_snap_readdir(v, c, dir, cookie, plus, fn, arg, eof,
+		    dir_attr);
 	if (plus && cookie <= 1) {
 		/* ".." first, without holding the directory (child before
 		 * parent would invert the lock order). */

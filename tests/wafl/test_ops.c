@@ -1073,6 +1073,86 @@ static void test_enospc_and_recovery(void **state)
 	free(buf);
 }
 
+/* Snapshot objects: read-only views of the tree as it was. */
+static void test_snapshot_reads(void **state)
+{
+	struct fx *f = *state;
+	struct wafl_obj d = mk_dir(f, &ROOT, &f->root, "sd", 0755);
+	struct wafl_obj o = mk_file(f, &ROOT, &d, "file", 0644);
+	struct wafl_obj sl, so, sr, x;
+	struct wafl_attr a, da;
+	uint8_t old[9000], new[9000];
+	char buf[64];
+	size_t len;
+	uint64_t id;
+
+	pattern(old, sizeof(old), 10);
+	pattern(new, sizeof(new), 11);
+	wr(f, &o, 0, old, sizeof(old), WAFL_FILE_SYNC);
+	assert_int_equal(wafl_symlink(f->v, &ROOT, &d, "ln", "to/here", NULL,
+	    &sl, &a, NULL), 0);
+	assert_int_equal(wafl_snap_create(f->v, "s1", &id), 0);
+	wr(f, &o, 0, new, sizeof(new), WAFL_FILE_SYNC);
+	assert_int_equal(wafl_remove(f->v, &ROOT, &d, "ln", NULL), 0);
+	mk_file(f, &ROOT, &d, "later", 0644);
+
+	assert_int_equal(wafl_snap_root(f->v, id, &sr), 0);
+	assert_int_equal(wafl_lookup(f->v, &ROOT, &sr, "sd", &x, &a, &da), 0);
+	assert_int_equal(x.snap, id);
+	assert_int_equal(x.ino, d.ino);
+	assert_int_equal(wafl_lookup(f->v, &ROOT, &x, "file", &so, &a, &da),
+	    0);
+	assert_int_equal(so.ino, o.ino);
+	assert_int_equal(a.size, sizeof(old));
+	assert_true(a.fsid != attr_of(f, &o).fsid);
+	assert_int_equal(wafl_lookup(f->v, &ROOT, &x, "later", &so, &a, &da),
+	    -ENOENT);
+	assert_int_equal(wafl_lookup(f->v, &ROOT, &x, "..", &so, &a, &da), 0);
+	assert_int_equal(so.ino, 2);
+	assert_int_equal(wafl_lookup(f->v, &ROOT, &x, "file", &so, &a, &da),
+	    0);
+	uint8_t rb[9000];
+	uint32_t got;
+	bool eof;
+	assert_int_equal(wafl_read(f->v, &ROOT, &so, 0, sizeof(rb), rb, &got,
+	    &eof, &a), 0);
+	assert_int_equal(got, sizeof(old));
+	assert_true(eof);
+	assert_memory_equal(rb, old, sizeof(old));
+	rd_check(f, &o, 0, new, sizeof(new));	/* the active file moved on */
+	struct wafl_obj sln;
+	assert_int_equal(wafl_lookup(f->v, &ROOT, &x, "ln", &sln, &a, &da), 0);
+	assert_int_equal(wafl_readlink(f->v, &ROOT, &sln, buf, sizeof(buf),
+	    &len, &a), 0);
+	assert_string_equal(buf, "to/here");
+	struct rd_col *c = calloc(1, sizeof(*c));
+	assert_int_equal(wafl_readdir(f->v, &ROOT, &x, 0, true, rd_cb, c, &eof,
+	    &da), 0);
+	assert_true(eof);
+	assert_int_equal(c->n, 4);	/* ".", "..", file, ln */
+	for (size_t i = 0; i < c->n; i++)
+		assert_true(c->plus_ok[i]);
+	free(c);
+	uint32_t g;
+	assert_int_equal(wafl_access(f->v, &ROOT, &so, 0x3f, &g, &a), 0);
+	assert_int_equal(g & (WAFL_ACCESS_MODIFY | WAFL_ACCESS_EXTEND |
+	    WAFL_ACCESS_DELETE), 0);
+	assert_true(g & WAFL_ACCESS_READ);
+	/* Writes: EROFS; a wrong generation or id: ESTALE. */
+	enum wafl_stable st;
+	assert_int_equal(wafl_write(f->v, &ROOT, &so, 0, 1, rb, WAFL_FILE_SYNC,
+	    &st, NULL, NULL), -EROFS);
+	assert_int_equal(wafl_remove(f->v, &ROOT, &x, "file", NULL), -EROFS);
+	struct wafl_obj bad = so;
+	bad.gen++;
+	assert_int_equal(wafl_getattr(f->v, &bad, &a), -ESTALE);
+	bad = so;
+	bad.snap = id + 12345;
+	assert_int_equal(wafl_getattr(f->v, &bad, &a), -ESTALE);
+	assert_int_equal(wafl_snap_delete(f->v, "s1"), 0);
+	assert_int_equal(wafl_getattr(f->v, &so, &a), -ESTALE);
+}
+
 /* --------------------------------------------------------- concurrency */
 
 struct worker {
@@ -1192,6 +1272,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_readdir, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_statfs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_replay_after_crash, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_snapshot_reads, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_enospc_and_recovery,
 		    setup_small, teardown),
