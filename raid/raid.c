@@ -42,6 +42,9 @@
  * disk of the group before the stripe write starts (R4).  (d) A disk
  * failure bumps the generation on all working disks before the failing
  * I/O returns, so a disk that missed writes can never come back as current.
+ * (e) With a data disk out, the missing blocks of a partially written
+ * stripe are journaled and synced before the stripe is written (journal.c),
+ * so resync can recompute that stripe's parity after a crash.
  *
  * Concurrency.  state_lock guards disk states, group position tables and
  * the member tables; I/O paths take a snapshot of a group (raid_gsnap)

@@ -5,7 +5,7 @@
  * The spare takes the position at once in the group's position table with
  * state REBUILDING: reads treat it as out (they reconstruct), writes send
  * it the blocks of stripes below the rebuild cursor.  The thread walks the
- * stripes in chunks of RAID_CHUNK_STRIPES under the chunk's range lock:
+ * stripes in chunks of RAID_REBUILD_STRIPES under the chunk's range lock:
  * read N survivors, solve the position's blocks, write them to the spare,
  * advance the cursor.  Because the cursor only moves under a range lock,
  * every stripe is either rebuilt after the last write to it (it read the
@@ -27,7 +27,8 @@
 #include "common/util.h"
 #include "raid/raid_impl.h"
 
-#define RAID_PREFETCH_CHUNKS	4
+#define RAID_PREFETCH_CHUNKS	2
+#define RAID_REBUILD_STRIPES	1024u	/* 4 MiB per disk per step */
 
 static void *rebuild_main(void *arg)
 {
@@ -35,7 +36,7 @@ static void *rebuild_main(void *arg)
 	const unsigned g = v->rb_group, x = v->rb_pos;
 	struct raid_disk *spare = &v->disks[v->rb_spare];
 	struct raid_disk *old = &v->disks[v->rb_old_disk];
-	uint8_t *buf = raid_balloc((size_t)v->w * RAID_CHUNK_STRIPES);
+	uint8_t *buf = raid_balloc((size_t)v->w * RAID_REBUILD_STRIPES);
 	bool want[RAID_MAX_WIDTH] = { false };
 	uint64_t t0 = fl_now_mono_ns();
 	int err = 0;
@@ -45,7 +46,7 @@ static void *rebuild_main(void *arg)
 		err = -ENOMEM;
 	for (uint64_t c0 = 0; err == 0 && c0 < v->disk_blocks;) {
 		uint32_t cn = (uint32_t)FL_MIN(v->disk_blocks - c0,
-		    RAID_CHUNK_STRIPES);
+		    RAID_REBUILD_STRIPES);
 		struct raid_gsnap s;
 		struct raid_range r;
 
@@ -59,7 +60,7 @@ static void *rebuild_main(void *arg)
 		for (unsigned p = 0; p < v->w; p++)
 			if (s.up[p])
 				raid_disk_prefetch(v, s.d[p], c0 + cn,
-				    RAID_PREFETCH_CHUNKS * RAID_CHUNK_STRIPES);
+				    RAID_PREFETCH_CHUNKS * RAID_REBUILD_STRIPES);
 		if (s.rb_disk != spare) {
 			err = -EIO;	/* the spare failed */
 		} else if ((err = raid_group_check(v, g, &s)) == 0) {
