@@ -1,0 +1,277 @@
+/*
+ * nfsd/mount3.c: MOUNT version 3 (RFC 1813 section 5) and its dispatch
+ * table.
+ *
+ *   MNT      the path must be an export or a directory below one (as Linux
+ *            mountd allows); the export's first rule matching the caller
+ *            decides (no rule, or a privileged port required and not used:
+ *            MNT3ERR_ACCES); unknown path MNT3ERR_NOENT.  The reply carries
+ *            the handle and AUTH_SYS as the flavor.  The mount is recorded
+ *            (advisory, memory only).
+ *   DUMP     the recorded mounts; UMNT / UMNTALL forget them.
+ *   EXPORT   every export with its client specs as groups.
+ *   A denied client learns nothing beyond MNT3ERR_ACCES.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "mount3_prot.h"
+#include "nfsd/nfsd_impl.h"
+
+static void peer_host(const struct nfsd_req *r, char *out, size_t len)
+{
+	const struct sockaddr_storage *p = &r->peer;
+
+	out[0] = '\0';
+	if (p->ss_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)p)->sin_addr,
+		    out, (socklen_t)len);
+	else if (p->ss_family == AF_INET6)
+		inet_ntop(AF_INET6,
+		    &((const struct sockaddr_in6 *)p)->sin6_addr, out,
+		    (socklen_t)len);
+}
+
+/* The export holding path (longest prefix at a component boundary) and
+ * the rest of the path after it. */
+static const struct nfsd_exp *find_export(const struct nfsd *s,
+    const char *path, const char **rest)
+{
+	const struct nfsd_exp *best = NULL;
+	size_t blen = 0;
+
+	for (size_t i = 0; i < s->nexps; i++) {
+		size_t n = strlen(s->exps[i].path);
+		if (strncmp(path, s->exps[i].path, n) == 0 &&
+		    (path[n] == '\0' || path[n] == '/') && n > blen) {
+			best = &s->exps[i];
+			blen = n;
+		}
+	}
+	*rest = path + blen;
+	return best;
+}
+
+static mountstat3 walk(const struct nfsd_exp *e, const char *rest,
+    struct wafl_obj *o)
+{
+	static const struct wafl_cred root = { 0 };
+
+	*o = e->root;
+	while (*rest != '\0') {
+		char comp[WAFL_NAME_MAX + 1];
+		while (*rest == '/')
+			rest++;
+		if (*rest == '\0')
+			break;
+		const char *end = strchr(rest, '/');
+		size_t k = end ? (size_t)(end - rest) : strlen(rest);
+		if (k > WAFL_NAME_MAX)
+			return MNT3ERR_NAMETOOLONG;
+		memcpy(comp, rest, k);
+		comp[k] = '\0';
+		if (strcmp(comp, "..") == 0 || strcmp(comp, ".") == 0)
+			return MNT3ERR_INVAL;
+		struct wafl_attr a, da;
+		int rc = wafl_lookup(e->vol, &root, o, comp, o, &a, &da);
+		if (rc == -ENOENT)
+			return MNT3ERR_NOENT;
+		if (rc != 0)
+			return MNT3ERR_IO;
+		if (a.type != WAFL_DIR)
+			return MNT3ERR_NOTDIR;
+		rest += k;
+	}
+	return MNT3_OK;
+}
+
+static void mount_record(struct nfsd *s, const char *host, const char *path)
+{
+	pthread_mutex_lock(&s->mounts_lock);
+	struct nfsd_mount_rec *m = s->mounts;
+	size_t n = 0;
+	for (; m != NULL; m = m->next, n++)
+		if (strcmp(m->host, host) == 0 && strcmp(m->path, path) == 0)
+			break;
+	if (m == NULL && n < 4096) {
+		m = calloc(1, sizeof(*m));
+		if (m != NULL) {
+			snprintf(m->host, sizeof(m->host), "%s", host);
+			snprintf(m->path, sizeof(m->path), "%s", path);
+			m->next = s->mounts;
+			s->mounts = m;
+		}
+	}
+	pthread_mutex_unlock(&s->mounts_lock);
+}
+
+/* Forget host's mounts of path (NULL: all of host's). */
+static void mount_forget(struct nfsd *s, const char *host, const char *path)
+{
+	pthread_mutex_lock(&s->mounts_lock);
+	for (struct nfsd_mount_rec **pp = &s->mounts; *pp != NULL;) {
+		struct nfsd_mount_rec *m = *pp;
+		if (strcmp(m->host, host) == 0 &&
+		    (path == NULL || strcmp(m->path, path) == 0)) {
+			*pp = m->next;
+			free(m);
+		} else {
+			pp = &m->next;
+		}
+	}
+	pthread_mutex_unlock(&s->mounts_lock);
+}
+
+static enum nfsd_disp mnt_null(struct nfsd_req *r, void *a, void *s)
+{
+	return NFSD_REPLY;
+}
+
+/* RFC 1813 5.2.1 */
+static enum nfsd_disp mnt_mnt(struct nfsd_req *r, void *a, void *s)
+{
+	const char *path = *(dirpath *)a;
+	mountres3 *res = s;
+	const char *rest;
+	char host[64];
+	struct nfsd_obj ob = { 0 };
+	const struct nfsd_exp *e = find_export(r->srv, path, &rest);
+
+	peer_host(r, host, sizeof(host));
+	if (e == NULL) {
+		res->fhs_status = MNT3ERR_NOENT;
+		return NFSD_REPLY;
+	}
+	const struct nfsd_rule *rule = nfsd_rule_match(e, &r->peer);
+	if (rule == NULL || !nfsd_rule_port_ok(rule, &r->peer)) {
+		fl_log(FL_LOG_INFO, "nfsd", "refused mount of %s by %s%s",
+		    path, host, rule != NULL ? " (insecure port)" : "");
+		res->fhs_status = MNT3ERR_ACCES;
+		return NFSD_REPLY;
+	}
+	ob.exp = e;
+	res->fhs_status = walk(e, rest, &ob.o);
+	if (res->fhs_status != MNT3_OK)
+		return NFSD_REPLY;
+	mountres3_ok *ok = &res->mountres3_u.mountinfo;
+	uint8_t *fh = nfsd_req_alloc(r, NFSD_FH_LEN);
+	int *flavors = nfsd_req_alloc(r, sizeof(int));
+	if (fh == NULL || flavors == NULL)
+		return NFSD_SYSTEM_ERR;
+	nfsd_fh_encode(&ob, fh);
+	ok->fhandle.fhandle3_val = (char *)fh;
+	ok->fhandle.fhandle3_len = NFSD_FH_LEN;
+	flavors[0] = AUTH_SYS;
+	ok->auth_flavors.auth_flavors_val = flavors;
+	ok->auth_flavors.auth_flavors_len = 1;
+	mount_record(r->srv, host, path);
+	return NFSD_REPLY;
+}
+
+/* RFC 1813 5.2.2 */
+static enum nfsd_disp mnt_dump(struct nfsd_req *r, void *a, void *s)
+{
+	mountlist *res = s, *tail = res;
+	struct nfsd *srv = r->srv;
+	enum nfsd_disp d = NFSD_REPLY;
+
+	pthread_mutex_lock(&srv->mounts_lock);
+	for (struct nfsd_mount_rec *m = srv->mounts; m != NULL; m = m->next) {
+		struct mountbody *b = nfsd_req_alloc(r, sizeof(*b));
+		char *h = nfsd_req_alloc(r, strlen(m->host) + 1);
+		char *p = nfsd_req_alloc(r, strlen(m->path) + 1);
+		if (b == NULL || h == NULL || p == NULL) {
+			d = NFSD_SYSTEM_ERR;
+			break;
+		}
+		strcpy(h, m->host);
+		strcpy(p, m->path);
+		b->ml_hostname = h;
+		b->ml_directory = p;
+		*tail = b;
+		tail = &b->ml_next;
+	}
+	pthread_mutex_unlock(&srv->mounts_lock);
+	return d;
+}
+
+/* RFC 1813 5.2.3 */
+static enum nfsd_disp mnt_umnt(struct nfsd_req *r, void *a, void *s)
+{
+	char host[64];
+
+	peer_host(r, host, sizeof(host));
+	mount_forget(r->srv, host, *(dirpath *)a);
+	return NFSD_REPLY;
+}
+
+/* RFC 1813 5.2.4 */
+static enum nfsd_disp mnt_umntall(struct nfsd_req *r, void *a, void *s)
+{
+	char host[64];
+
+	peer_host(r, host, sizeof(host));
+	mount_forget(r->srv, host, NULL);
+	return NFSD_REPLY;
+}
+
+/* RFC 1813 5.2.5 */
+static enum nfsd_disp mnt_export(struct nfsd_req *r, void *a, void *s)
+{
+	exports *res = s, *tail = res;
+	const struct nfsd *srv = r->srv;
+
+	for (size_t i = 0; i < srv->nexps; i++) {
+		const struct nfsd_exp *e = &srv->exps[i];
+		struct exportnode *n = nfsd_req_alloc(r, sizeof(*n));
+		if (n == NULL)
+			return NFSD_SYSTEM_ERR;
+		n->ex_dir = (char *)e->path;
+		groups *gt = &n->ex_groups;
+		const char *prev = NULL;
+		for (size_t j = 0; j < e->nrules; j++) {
+			/* A host name compiles to several rules: list once. */
+			if (prev != NULL && strcmp(prev, e->rules[j].spec) == 0)
+				continue;
+			prev = e->rules[j].spec;
+			struct groupnode *g = nfsd_req_alloc(r, sizeof(*g));
+			if (g == NULL)
+				return NFSD_SYSTEM_ERR;
+			g->gr_name = (char *)e->rules[j].spec;
+			*gt = g;
+			gt = &g->gr_next;
+		}
+		*tail = n;
+		tail = &n->ex_next;
+	}
+	return NFSD_REPLY;
+}
+
+static const struct nfsd_proc mount3_procs[] = {
+	[0] = { .name = "NULL", .xdr_args = (xdrproc_t)nfsd_xdr_void,
+		.xdr_res = (xdrproc_t)nfsd_xdr_void, .handler = mnt_null },
+	[1] = { .name = "MNT", .xdr_args = (xdrproc_t)xdr_dirpath,
+		.args_size = sizeof(dirpath),
+		.xdr_res = (xdrproc_t)xdr_mountres3,
+		.res_size = sizeof(mountres3), .handler = mnt_mnt },
+	[2] = { .name = "DUMP", .xdr_args = (xdrproc_t)nfsd_xdr_void,
+		.xdr_res = (xdrproc_t)xdr_mountlist,
+		.res_size = sizeof(mountlist), .handler = mnt_dump },
+	[3] = { .name = "UMNT", .xdr_args = (xdrproc_t)xdr_dirpath,
+		.args_size = sizeof(dirpath),
+		.xdr_res = (xdrproc_t)nfsd_xdr_void, .handler = mnt_umnt },
+	[4] = { .name = "UMNTALL", .xdr_args = (xdrproc_t)nfsd_xdr_void,
+		.xdr_res = (xdrproc_t)nfsd_xdr_void, .handler = mnt_umntall },
+	[5] = { .name = "EXPORT", .xdr_args = (xdrproc_t)nfsd_xdr_void,
+		.xdr_res = (xdrproc_t)xdr_exports,
+		.res_size = sizeof(exports), .handler = mnt_export },
+};
+
+const struct nfsd_prog nfsd_mount3_prog = {
+	.prog = MOUNT_PROG, .vers = MOUNT_VERS, .procs = mount3_procs,
+	.nprocs = sizeof(mount3_procs) / sizeof(mount3_procs[0]),
+};

@@ -1,0 +1,248 @@
+/*
+ * nfsd/nfsd_impl.h: internals shared by the files of nfsd/ (never included
+ * from outside the module).  docs/nfsd.md describes how they fit.
+ *
+ *   transport.c  event thread, TCP/UDP sockets, record marking, workers
+ *   rpc.c        call header, credentials, dispatch, reply encoding
+ *   drc.c        duplicate request cache
+ *   export.c     client rules, credential squashing
+ *   fh.c         file-handle format and MAC
+ *   nfs3_*.c     the NFS version 3 procedures and their table
+ *   mount3.c     the MOUNT version 3 procedures and their table
+ *   server.c     create/start/stop, rpcbind
+ */
+#ifndef FILER_NFSD_NFSD_IMPL_H
+#define FILER_NFSD_NFSD_IMPL_H
+
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include <rpc/rpc.h>
+
+#include "nfsd/nfsd.h"
+#include "wafl/wafl.h"
+
+#define NFS_PROG		100003u
+#define NFS_VERS		3u
+#define MOUNT_PROG		100005u
+#define MOUNT_VERS		3u
+
+#define NFSD_AUTH_MAX		400u	/* opaque_auth body (RFC 5531) */
+#define NFSD_MACHNAME_MAX	255u
+#define NFSD_NGROUPS_MAX	16u
+#define NFSD_UDP_MAX		65536u
+#define NFSD_ANON_ID		65534u
+/* Bounds on what one READDIR reply may carry (recursion depth of the
+ * generated list encoders); clients asking more simply get less. */
+#define NFSD_READDIR_MAX	(64u << 10)
+#define NFSD_READDIRPLUS_MAX	(256u << 10)
+
+/* ------------------------------------------------------------ exports */
+
+struct nfsd_rule {
+	char spec[256];			/* as configured (EXPORT lists it) */
+	bool any;
+	sa_family_t family;
+	uint8_t addr[16];
+	uint32_t prefix;		/* bits compared */
+	uint32_t flags;			/* enum nfsd_rule_flags */
+	uint32_t anonuid, anongid;
+};
+
+struct nfsd_exp {
+	uint32_t id;			/* crc32c of path: goes in handles */
+	char path[WAFL_PATH_MAX];
+	char volname[WAFL_NAME_MAX + 1];
+	wafl_vol_t *vol;
+	uint8_t key[NFSD_FH_KEY_BYTES];
+	uint64_t fsid;			/* of the volume */
+	struct wafl_obj root;		/* the exported directory */
+	struct wafl_obj volroot;	/* the volume's root directory */
+	struct nfsd_rule *rules;
+	size_t nrules;
+};
+
+/* Compile cfg rules into e (resolving host names).  0 or -EINVAL. */
+int nfsd_rules_compile(struct nfsd_exp *e, const struct nfsd_client_rule *r,
+    size_t n);
+/* First rule matching the address, or NULL (denied). */
+const struct nfsd_rule *nfsd_rule_match(const struct nfsd_exp *e,
+    const struct sockaddr_storage *peer);
+/* Source port < 1024, or the rule says insecure. */
+bool nfsd_rule_port_ok(const struct nfsd_rule *rule,
+    const struct sockaddr_storage *peer);
+/* Effective credential after squashing (root_squash, all_squash). */
+void nfsd_cred_squash(const struct nfsd_rule *rule, bool auth_none,
+    const struct wafl_cred *in, struct wafl_cred *out);
+
+/* --------------------------------------------------------- file handles */
+
+/* An object as nfsd names it: a wafl object of an export, or the virtual
+ * ".snapshot" directory of the export's volume. */
+struct nfsd_obj {
+	const struct nfsd_exp *exp;
+	struct wafl_obj o;
+	bool snapdir;
+};
+
+#define NFSD_FH_LEN		52u
+
+/* Encode into out[NFSD_FH_LEN]. */
+void nfsd_fh_encode(const struct nfsd_obj *ob, uint8_t *out);
+/* Check length, version and MAC and find the export: 0, or -EBADF
+ * (NFS3ERR_BADHANDLE) for anything malformed, forged or of no export. */
+int nfsd_fh_decode(struct nfsd *s, const uint8_t *fh, size_t len,
+    struct nfsd_obj *ob);
+/* fsid clients see for an object (snapshot trees get their own). */
+uint64_t nfsd_obj_fsid(const struct nfsd_obj *ob);
+/* fileid of the virtual .snapshot directory. */
+#define NFSD_SNAPDIR_FILEID	0xfffffffffffffffeull
+
+/* ---------------------------------------------------------------- DRC */
+
+struct nfsd_drc;
+enum nfsd_drc_verdict { DRC_NEW, DRC_REPLAY, DRC_INPROGRESS };
+struct nfsd_drc_key {
+	uint32_t xid, prog, vers, proc;
+	struct sockaddr_storage peer;
+	uint32_t csum;			/* of the call head */
+};
+int nfsd_drc_create(uint32_t entries, struct nfsd_drc **out);
+void nfsd_drc_free(struct nfsd_drc *d);
+/* DRC_REPLAY: *reply / *len get an owned copy of the cached reply. */
+enum nfsd_drc_verdict nfsd_drc_begin(struct nfsd_drc *d,
+    const struct nfsd_drc_key *k, uint8_t **reply, size_t *len);
+/* Store the reply (reply may be NULL: forget the entry, no reply sent). */
+void nfsd_drc_finish(struct nfsd_drc *d, const struct nfsd_drc_key *k,
+    const uint8_t *reply, size_t len);
+
+/* ------------------------------------------------------------- requests */
+
+struct nfsd_conn;
+
+/*
+ * One call, from the record read off the wire to the reply sent.  Owned by
+ * the worker running it; every allocation made for it hangs off the arena
+ * and is released by nfsd_req_free (the one place).
+ */
+struct nfsd_arena_chunk;
+struct nfsd_req {
+	struct nfsd *srv;
+	struct nfsd_req *next;		/* work queue */
+	struct nfsd_conn *conn;		/* TCP (a reference), or NULL */
+	int udp_fd;			/* UDP: the socket to answer on */
+	bool udp;
+	struct sockaddr_storage peer;
+	socklen_t peerlen;
+	uint8_t *call;			/* owned: the record */
+	size_t call_len;
+
+	/* Decoded call header. */
+	uint32_t xid, prog, vers, proc;
+	uint32_t flavor;
+	struct wafl_cred ucred;		/* as the client sent (AUTH_SYS) */
+	size_t head_len;		/* header bytes before the args */
+
+	/* Set by the NFS resolve of the first handle. */
+	const struct nfsd_rule *rule;
+	struct wafl_cred cred;		/* after squashing */
+
+	struct nfsd_arena_chunk *arena;
+};
+
+/* Zeroed memory owned by the request (freed by nfsd_req_free); NULL on
+ * failure. */
+void *nfsd_req_alloc(struct nfsd_req *r, size_t size);
+void nfsd_req_free(struct nfsd_req *r);
+
+/* Procedure table entries. */
+enum nfsd_proc_flags {
+	NFSD_MAKES_WRITE	= 1u << 0,	/* ROFS on ro export/snapshot */
+	NFSD_NOT_IDEMPOTENT	= 1u << 1,	/* through the DRC */
+};
+
+/* Handler result: what happens to the RPC (protocol status lives in the
+ * result struct). */
+enum nfsd_disp { NFSD_REPLY = 0, NFSD_DROP, NFSD_SYSTEM_ERR };
+
+struct nfsd_proc {
+	const char *name;
+	xdrproc_t xdr_args;
+	size_t args_size;
+	xdrproc_t xdr_res;
+	size_t res_size;
+	enum nfsd_disp (*handler)(struct nfsd_req *r, void *args, void *res);
+	uint32_t flags;
+	/* Protocol status the RFC lists for this procedure (0-terminated);
+	 * anything else is reported as the last entry (nfsd_status). */
+	const int *errors;
+};
+
+struct nfsd_prog {
+	uint32_t prog, vers;
+	const struct nfsd_proc *procs;
+	uint32_t nprocs;
+};
+
+/* XDR of void with the xdrproc_t shape (tirpc declares xdr_void(void)). */
+bool_t nfsd_xdr_void(XDR *x, void *p);
+
+extern const struct nfsd_prog nfsd_nfs3_prog;
+extern const struct nfsd_prog nfsd_mount3_prog;
+
+/* rpc.c: run one call to completion (reply sent or dropped); frees r. */
+void nfsd_rpc_process(struct nfsd_req *r);
+/* Decode-only path (for the fuzzer): decode header, credentials and
+ * arguments of call[len], free everything; returns the accept status that
+ * a reply would carry, or -1 when the call would be dropped. */
+int nfsd_rpc_decode_only(const uint8_t *call, size_t len);
+
+/* transport.c */
+struct nfsd_transport;
+int nfsd_transport_start(struct nfsd *s);
+void nfsd_transport_stop(struct nfsd *s);
+/* Send a reply (rec: 4 bytes of room for the record mark in front of
+ * body; rec is consumed).  Never blocks on a slow client. */
+void nfsd_send_reply(struct nfsd_req *r, uint8_t *rec, size_t body_len);
+/* A request on connection c is finished: flow control, drop its
+ * reference (called by nfsd_req_free). */
+void nfsd_conn_done(struct nfsd *s, struct nfsd_conn *c);
+
+/* ------------------------------------------------------------- server */
+
+struct nfsd_mount_rec {
+	struct nfsd_mount_rec *next;
+	char host[64];
+	char path[WAFL_PATH_MAX];
+};
+
+struct nfsd {
+	struct nfsd_config cfg;		/* strings not kept */
+	char bind_addr[64];
+	struct nfsd_exp *exps;
+	size_t nexps;
+	struct nfsd_drc *drc;
+	struct nfsd_transport *tp;
+	uint16_t nfs_port, mount_port;
+	bool started, registered;
+
+	pthread_mutex_t mounts_lock;	/* MOUNT's advisory list */
+	struct nfsd_mount_rec *mounts;
+
+	struct {
+		_Atomic uint64_t calls, replies, dropped, garbage,
+		    auth_errors, drc_hits, drc_inprogress_drops,
+		    conns_accepted, conns_open, conns_timed_out,
+		    conns_refused, records_oversized;
+	} st;
+};
+
+/* Export by path (exact), for MNT. */
+const struct nfsd_exp *nfsd_exp_by_path(const struct nfsd *s,
+    const char *path);
+
+#endif

@@ -1,0 +1,454 @@
+/*
+ * nfsd/rpc.c: ONC RPC version 2 calls (RFC 5531) from record to reply.
+ *
+ * THEORY
+ *   A worker takes one complete record (a TCP record reassembled from its
+ *   fragments, or one UDP datagram) and runs it here to completion:
+ *
+ *     call header (xdr_callmsg)  -- undecodable: RPC_MISMATCH if rpcvers
+ *                                   is not 2, AUTH_BADCRED if a credential
+ *                                   is over 400 bytes, else dropped
+ *     program / version           -- PROG_UNAVAIL / PROG_MISMATCH(lo, hi)
+ *     credential                  -- AUTH_SYS (body <= 400 bytes, machine
+ *                                   name <= 255, <= 16 gids, nothing
+ *                                   trailing) or AUTH_NONE; a malformed
+ *                                   one AUTH_BADCRED, other flavors
+ *                                   AUTH_TOOWEAK
+ *     procedure                   -- PROC_UNAVAIL
+ *     arguments (table's xdr)     -- GARBAGE_ARGS
+ *     duplicate request cache     -- NOT_IDEMPOTENT procedures only: a
+ *                                   replay is answered from the cache, an
+ *                                   in-progress duplicate is dropped
+ *     handler                     -- fills the result; NFSD_SYSTEM_ERR
+ *                                   gives SYSTEM_ERR, NFSD_DROP no reply
+ *     reply (xdr_replymsg)        -- sized with xdr_sizeof, encoded once
+ *                                   behind 4 bytes kept for the record mark
+ *
+ *   Nothing about a request lives in a static: the header, the decoded
+ *   arguments and the result are in the request's arena, and everything is
+ *   released in one place at the end (xdr_free of the arguments, then
+ *   nfsd_req_free).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/crc32c.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "nfsd/nfsd_impl.h"
+
+#define RPC_VERS	2u
+
+static uint32_t get_be32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
+	    (uint32_t)p[2] << 8 | p[3];
+}
+#define DRC_CSUM_BYTES	256u
+
+bool_t nfsd_xdr_void(XDR *x, void *p)
+{
+	return TRUE;
+}
+
+/* ------------------------------------------------------------- arena */
+
+struct nfsd_arena_chunk {
+	struct nfsd_arena_chunk *next;
+	size_t used, cap;
+	max_align_t data[];
+};
+
+#define ARENA_CHUNK	(16u << 10)
+
+void *nfsd_req_alloc(struct nfsd_req *r, size_t size)
+{
+	struct nfsd_arena_chunk *c = r->arena;
+	size_t need = (size + sizeof(max_align_t) - 1) &
+	    ~(sizeof(max_align_t) - 1);
+
+	if (c == NULL || c->cap - c->used < need) {
+		size_t cap = need > ARENA_CHUNK / 2 ? need : ARENA_CHUNK;
+		c = malloc(sizeof(*c) + cap);
+		if (c == NULL)
+			return NULL;
+		c->used = 0;
+		c->cap = cap;
+		if (need > ARENA_CHUNK / 2 && r->arena != NULL) {
+			/* A big one-off: keep filling the current chunk. */
+			c->next = r->arena->next;
+			r->arena->next = c;
+		} else {
+			c->next = r->arena;
+			r->arena = c;
+		}
+	}
+	void *p = (uint8_t *)c->data + c->used;
+	c->used += need;
+	memset(p, 0, size);
+	return p;
+}
+
+void nfsd_req_free(struct nfsd_req *r)
+{
+	struct nfsd_arena_chunk *c = r->arena, *n;
+
+	for (; c != NULL; c = n) {
+		n = c->next;
+		free(c);
+	}
+	if (r->conn != NULL)
+		nfsd_conn_done(r->srv, r->conn);
+	free(r->call);
+	free(r);
+}
+
+/* ------------------------------------------------------- credentials */
+
+static bool auth_sys_parse(const uint8_t *body, uint32_t len,
+    struct wafl_cred *c)
+{
+	XDR x;
+	uint32_t stamp, nlen, ng;
+	bool ok = false;
+
+	if (len > NFSD_AUTH_MAX)
+		return false;
+	xdrmem_create(&x, (char *)(uintptr_t)body, len, XDR_DECODE);
+	if (!xdr_u_int32_t(&x, &stamp) || !xdr_u_int32_t(&x, &nlen) ||
+	    nlen > NFSD_MACHNAME_MAX)
+		goto out;
+	if (!xdr_setpos(&x, xdr_getpos(&x) + ((nlen + 3) & ~3u)))
+		goto out;
+	if (!xdr_u_int32_t(&x, &c->uid) || !xdr_u_int32_t(&x, &c->gid) ||
+	    !xdr_u_int32_t(&x, &ng) || ng > NFSD_NGROUPS_MAX)
+		goto out;
+	for (uint32_t i = 0; i < ng; i++)
+		if (!xdr_u_int32_t(&x, &c->groups[i]))
+			goto out;
+	c->ngroups = ng;
+	ok = xdr_getpos(&x) == len;
+out:
+	xdr_destroy(&x);
+	return ok;
+}
+
+/* ----------------------------------------------------------- decoding */
+
+enum rpc_verdict {
+	V_OK, V_DROP, V_RPC_MISMATCH, V_AUTH_BADCRED, V_AUTH_TOOWEAK,
+	V_PROG_UNAVAIL, V_PROG_MISMATCH, V_PROC_UNAVAIL, V_GARBAGE,
+};
+
+static const struct nfsd_prog *const progs[] = {
+	&nfsd_nfs3_prog, &nfsd_mount3_prog,
+};
+
+/* The first words of a call that xdr_callmsg refused: say why, if we can
+ * answer at all (we need the xid and the call direction). */
+static enum rpc_verdict diagnose_header(struct nfsd_req *r)
+{
+	const uint8_t *p = r->call;
+	size_t n = r->call_len;
+
+	if (n < 24)
+		return V_DROP;
+	uint32_t dir = get_be32(p + 4), vers = get_be32(p + 8);
+	r->xid = get_be32(p);
+	if (dir != CALL)
+		return V_DROP;
+	if (vers != RPC_VERS)
+		return V_RPC_MISMATCH;
+	if (n >= 32 && get_be32(p + 28) > NFSD_AUTH_MAX)
+		return V_AUTH_BADCRED;
+	return V_DROP;
+}
+
+/*
+ * Decode header, credential and arguments.  On V_OK *pcp and *argsp are
+ * set (args in the arena, to be xdr_free'd); on V_PROG_MISMATCH *lo and *hi.
+ */
+static enum rpc_verdict rpc_decode(struct nfsd_req *r,
+    const struct nfsd_proc **pcp, void **argsp, uint32_t *lo, uint32_t *hi)
+{
+	XDR x;
+	struct rpc_msg m;
+	char credbuf[NFSD_AUTH_MAX], verfbuf[NFSD_AUTH_MAX];
+	const struct nfsd_prog *pg = NULL;
+	enum rpc_verdict v = V_OK;
+
+	memset(&m, 0, sizeof(m));
+	m.rm_call.cb_cred.oa_base = credbuf;
+	m.rm_call.cb_verf.oa_base = verfbuf;
+	xdrmem_create(&x, (char *)r->call, (u_int)r->call_len, XDR_DECODE);
+	if (!xdr_callmsg(&x, &m)) {
+		v = diagnose_header(r);
+		goto out;
+	}
+	r->xid = m.rm_xid;
+	r->prog = (uint32_t)m.rm_call.cb_prog;
+	r->vers = (uint32_t)m.rm_call.cb_vers;
+	r->proc = (uint32_t)m.rm_call.cb_proc;
+	r->head_len = xdr_getpos(&x);
+
+	*lo = UINT32_MAX;
+	*hi = 0;
+	bool prog_known = false;
+	for (size_t i = 0; i < FL_ARRAY_SIZE(progs); i++) {
+		if (progs[i]->prog != r->prog)
+			continue;
+		prog_known = true;
+		*lo = FL_MIN(*lo, progs[i]->vers);
+		*hi = FL_MAX(*hi, progs[i]->vers);
+		if (progs[i]->vers == r->vers)
+			pg = progs[i];
+	}
+	if (!prog_known) {
+		v = V_PROG_UNAVAIL;
+		goto out;
+	}
+	if (pg == NULL) {
+		v = V_PROG_MISMATCH;
+		goto out;
+	}
+
+	r->flavor = (uint32_t)m.rm_call.cb_cred.oa_flavor;
+	if (r->flavor == AUTH_SYS) {
+		if (!auth_sys_parse((const uint8_t *)credbuf,
+		    m.rm_call.cb_cred.oa_length, &r->ucred)) {
+			v = V_AUTH_BADCRED;
+			goto out;
+		}
+	} else if (r->flavor == AUTH_NONE) {
+		if (m.rm_call.cb_cred.oa_length != 0) {
+			v = V_AUTH_BADCRED;
+			goto out;
+		}
+	} else {
+		v = V_AUTH_TOOWEAK;
+		goto out;
+	}
+
+	if (r->proc >= pg->nprocs || pg->procs[r->proc].handler == NULL) {
+		v = V_PROC_UNAVAIL;
+		goto out;
+	}
+	const struct nfsd_proc *pc = &pg->procs[r->proc];
+	void *args = nfsd_req_alloc(r, pc->args_size ? pc->args_size : 1);
+	if (args == NULL) {
+		v = V_DROP;
+		goto out;
+	}
+	if (!pc->xdr_args(&x, args)) {
+		xdr_free(pc->xdr_args, args);
+		v = V_GARBAGE;
+		goto out;
+	}
+	*pcp = pc;
+	*argsp = args;
+out:
+	xdr_destroy(&x);
+	return v;
+}
+
+/* ----------------------------------------------------------- replies */
+
+/* Encode m into a fresh buffer with 4 bytes of room in front (record
+ * mark); NULL on failure. */
+static uint8_t *encode_reply(struct rpc_msg *m, size_t *body_len)
+{
+	XDR x;
+	u_long size = xdr_sizeof((xdrproc_t)xdr_replymsg, m);
+	uint8_t *buf;
+
+	if (size == 0 || size > NFSD_MAX_RECORD)
+		return NULL;
+	buf = malloc(4 + size);
+	if (buf == NULL)
+		return NULL;
+	xdrmem_create(&x, (char *)buf + 4, (u_int)size, XDR_ENCODE);
+	if (!xdr_replymsg(&x, m)) {
+		xdr_destroy(&x);
+		free(buf);
+		return NULL;
+	}
+	*body_len = xdr_getpos(&x);
+	xdr_destroy(&x);
+	return buf;
+}
+
+static void reply_init(struct rpc_msg *m, uint32_t xid)
+{
+	memset(m, 0, sizeof(*m));
+	m->rm_xid = xid;
+	m->rm_direction = REPLY;
+	m->rm_reply.rp_stat = MSG_ACCEPTED;
+	m->acpted_rply.ar_verf = _null_auth;
+	m->acpted_rply.ar_stat = SUCCESS;
+	m->acpted_rply.ar_results.where = NULL;
+	m->acpted_rply.ar_results.proc = (xdrproc_t)nfsd_xdr_void;
+}
+
+/* Reply for a verdict other than V_OK / V_DROP. */
+static void verdict_reply(struct rpc_msg *m, enum rpc_verdict v, uint32_t lo,
+    uint32_t hi)
+{
+	switch (v) {
+	case V_RPC_MISMATCH:
+		m->rm_reply.rp_stat = MSG_DENIED;
+		m->rjcted_rply.rj_stat = RPC_MISMATCH;
+		m->rjcted_rply.rj_vers.low = RPC_VERS;
+		m->rjcted_rply.rj_vers.high = RPC_VERS;
+		break;
+	case V_AUTH_BADCRED:
+	case V_AUTH_TOOWEAK:
+		m->rm_reply.rp_stat = MSG_DENIED;
+		m->rjcted_rply.rj_stat = AUTH_ERROR;
+		m->rjcted_rply.rj_why = v == V_AUTH_BADCRED ? AUTH_BADCRED :
+		    AUTH_TOOWEAK;
+		break;
+	case V_PROG_UNAVAIL:
+		m->acpted_rply.ar_stat = PROG_UNAVAIL;
+		break;
+	case V_PROG_MISMATCH:
+		m->acpted_rply.ar_stat = PROG_MISMATCH;
+		m->acpted_rply.ar_vers.low = lo;
+		m->acpted_rply.ar_vers.high = hi;
+		break;
+	case V_PROC_UNAVAIL:
+		m->acpted_rply.ar_stat = PROC_UNAVAIL;
+		break;
+	case V_GARBAGE:
+		m->acpted_rply.ar_stat = GARBAGE_ARGS;
+		break;
+	default:
+		m->acpted_rply.ar_stat = SYSTEM_ERR;
+		break;
+	}
+}
+
+static void drc_key_make(const struct nfsd_req *r, struct nfsd_drc_key *k)
+{
+	size_t n = r->call_len - r->head_len;
+
+	memset(k, 0, sizeof(*k));
+	k->xid = r->xid;
+	k->prog = r->prog;
+	k->vers = r->vers;
+	k->proc = r->proc;
+	memcpy(&k->peer, &r->peer, sizeof(k->peer));
+	k->csum = fl_crc32c(0, r->call + r->head_len,
+	    FL_MIN(n, DRC_CSUM_BYTES));
+}
+
+void nfsd_rpc_process(struct nfsd_req *r)
+{
+	struct nfsd *s = r->srv;
+	const struct nfsd_proc *pc = NULL;
+	void *args = NULL, *res = NULL;
+	uint32_t lo = 0, hi = 0;
+	struct rpc_msg m;
+	struct nfsd_drc_key key;
+	bool in_drc = false;
+	uint8_t *rec = NULL;
+	size_t len = 0;
+
+	atomic_fetch_add(&s->st.calls, 1);
+	enum rpc_verdict v = rpc_decode(r, &pc, &args, &lo, &hi);
+	if (v == V_DROP) {
+		atomic_fetch_add(&s->st.dropped, 1);
+		goto out;
+	}
+	reply_init(&m, r->xid);
+	if (v != V_OK) {
+		if (v == V_GARBAGE)
+			atomic_fetch_add(&s->st.garbage, 1);
+		if (v == V_AUTH_BADCRED || v == V_AUTH_TOOWEAK)
+			atomic_fetch_add(&s->st.auth_errors, 1);
+		fl_debug("nfsd", "xid %08x prog %u vers %u proc %u: verdict %d",
+		    r->xid, r->prog, r->vers, r->proc, (int)v);
+		verdict_reply(&m, v, lo, hi);
+		rec = encode_reply(&m, &len);
+		goto send;
+	}
+
+	if (pc->flags & NFSD_NOT_IDEMPOTENT) {
+		drc_key_make(r, &key);
+		switch (nfsd_drc_begin(s->drc, &key, &rec, &len)) {
+		case DRC_REPLAY:
+			atomic_fetch_add(&s->st.drc_hits, 1);
+			goto send;
+		case DRC_INPROGRESS:
+			atomic_fetch_add(&s->st.drc_inprogress_drops, 1);
+			atomic_fetch_add(&s->st.dropped, 1);
+			goto out;
+		case DRC_NEW:
+			in_drc = true;
+			break;
+		}
+	}
+
+	res = nfsd_req_alloc(r, pc->res_size ? pc->res_size : 1);
+	enum nfsd_disp d = res == NULL ? NFSD_SYSTEM_ERR :
+	    pc->handler(r, args, res);
+	if (d == NFSD_DROP) {
+		atomic_fetch_add(&s->st.dropped, 1);
+		goto out;
+	}
+	if (d == NFSD_REPLY) {
+		m.acpted_rply.ar_results.where = res;
+		m.acpted_rply.ar_results.proc = pc->xdr_res;
+	} else {
+		m.acpted_rply.ar_stat = SYSTEM_ERR;
+	}
+	rec = encode_reply(&m, &len);
+	if (rec == NULL) {
+		reply_init(&m, r->xid);
+		m.acpted_rply.ar_stat = SYSTEM_ERR;
+		rec = encode_reply(&m, &len);
+	}
+	if (in_drc) {
+		nfsd_drc_finish(s->drc, &key, rec == NULL ? NULL : rec + 4,
+		    len);
+		in_drc = false;
+	}
+send:
+	if (rec != NULL) {
+		atomic_fetch_add(&s->st.replies, 1);
+		nfsd_send_reply(r, rec, len);
+		rec = NULL;
+	}
+out:
+	if (in_drc)
+		nfsd_drc_finish(s->drc, &key, NULL, 0);
+	free(rec);
+	if (args != NULL)
+		xdr_free(pc->xdr_args, args);
+	nfsd_req_free(r);
+}
+
+int nfsd_rpc_decode_only(const uint8_t *call, size_t len)
+{
+	struct nfsd_req *r = calloc(1, sizeof(*r));
+	const struct nfsd_proc *pc = NULL;
+	void *args = NULL;
+	uint32_t lo, hi;
+	int ret;
+
+	if (r == NULL)
+		return -1;
+	r->call = malloc(len ? len : 1);
+	if (r->call == NULL) {
+		free(r);
+		return -1;
+	}
+	memcpy(r->call, call, len);
+	r->call_len = len;
+	enum rpc_verdict v = rpc_decode(r, &pc, &args, &lo, &hi);
+	ret = v == V_DROP ? -1 : (int)v;
+	if (args != NULL)
+		xdr_free(pc->xdr_args, args);
+	nfsd_req_free(r);
+	return ret;
+}

@@ -1,0 +1,801 @@
+/*
+ * nfsd/transport.c: sockets, record marking and the worker pool.
+ *
+ * THEORY
+ *   One event thread runs an epoll loop over: the listening TCP sockets,
+ *   the UDP sockets, every TCP connection and an eventfd used to stop.  It
+ *   never blocks on a client: every socket is non-blocking, and each
+ *   connection carries its own reassembly state (fragment header bytes,
+ *   fragment bytes left, the record so far).  A complete record becomes a
+ *   struct nfsd_req queued to the workers (cfg.threads of them), which run
+ *   nfsd_rpc_process and send the reply themselves.
+ *
+ *   Record marking (RFC 5531 section 11): a record is one or more
+ *   fragments, each behind a 4-byte header (high bit: last fragment, low 31
+ *   bits: length).  A record longer than NFSD_MAX_RECORD closes the
+ *   connection.  The record buffer grows with the bytes that actually
+ *   arrived, not with the length a header announces, so a client that
+ *   promises a megabyte and stalls costs what it sent.
+ *
+ *   Replies: a worker writes the reply directly when nothing is queued on
+ *   the connection; what the socket does not take is queued and the event
+ *   thread finishes it on EPOLLOUT.  A client that does not read its
+ *   replies therefore stalls only itself: past NFSD_CONN_INFLIGHT calls in
+ *   progress or NFSD_CONN_OUTQ_MAX bytes queued, reading from that
+ *   connection pauses until it drains.  Replies of one connection may go
+ *   out in any order (RPC matches them by xid).
+ *
+ *   Timeouts (checked about once a second): a connection holding part of a
+ *   record for longer than partial_timeout_ms is closed (a client sending
+ *   half a record and stalling), and one without traffic or calls in
+ *   progress for idle_timeout_ms too.  An idle connection costs its struct
+ *   (no buffers), so thousands are cheap.
+ *
+ *   Lifetime: a connection is referenced by the event thread's list and by
+ *   every request in flight; the socket is closed at the last release, so a
+ *   worker can never write into a descriptor number reused by another
+ *   connection.  UDP: one datagram is one call; the reply goes back with
+ *   sendto from the worker.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/util.h"
+#include "nfsd/nfsd_impl.h"
+
+#define NFSD_CONN_INFLIGHT	64u
+#define NFSD_CONN_OUTQ_MAX	(8u << 20)
+#define NFSD_QUEUE_MAX_UDP	4096u
+#define SCRATCH_BYTES		(256u << 10)
+#define READS_PER_EVENT		4
+#define ACCEPTS_PER_EVENT	64
+#define DGRAMS_PER_EVENT	64
+#define EP_EVENTS		256
+
+enum ep_kind { EP_TCP_LISTEN, EP_UDP, EP_CONN, EP_STOP };
+
+struct ep_tag {
+	enum ep_kind kind;
+	int fd;
+};
+
+struct outbuf {
+	struct outbuf *next;
+	uint8_t *buf;		/* owned, whole record with its mark */
+	size_t off, len;
+};
+
+struct nfsd_conn {
+	struct ep_tag tag;		/* first: epoll data points here */
+	struct nfsd *srv;
+	atomic_int refs;
+	struct sockaddr_storage peer;
+	socklen_t peerlen;
+	struct nfsd_conn *prev, *next;	/* event thread's list */
+
+	/* Reassembly (event thread only). */
+	uint8_t hdr[4];
+	uint32_t hdr_have;
+	uint32_t frag_left;
+	bool frag_last;
+	uint8_t *rec;
+	size_t rec_len, rec_cap;
+	uint64_t last_ns, partial_ns;	/* partial_ns: 0 = between records */
+
+	/* Writing and flow control (wlock). */
+	pthread_mutex_t wlock;
+	struct outbuf *oq_head, *oq_tail;
+	size_t oq_bytes;
+	uint32_t inflight;
+	bool want_out, paused, dead;
+};
+
+struct nfsd_transport {
+	struct nfsd *srv;
+	int epfd;
+	struct ep_tag stop_tag;
+	struct ep_tag listen[4];	/* nfs tcp, nfs udp, mnt tcp, mnt udp */
+	int nlisten;
+	pthread_t ev_thread;
+	bool ev_started;
+	pthread_t *workers;
+	uint32_t nworkers;
+
+	pthread_mutex_t qlock;
+	pthread_cond_t qcond;
+	struct nfsd_req *qhead, *qtail;
+	size_t qlen;
+	bool stopping;
+
+	struct nfsd_conn *conns;	/* event thread only */
+	uint8_t *scratch;
+};
+
+/* -------------------------------------------------------- connections */
+
+static void conn_release(struct nfsd_conn *c)
+{
+	if (atomic_fetch_sub(&c->refs, 1) != 1)
+		return;
+	close(c->tag.fd);
+	for (struct outbuf *o = c->oq_head, *n; o != NULL; o = n) {
+		n = o->next;
+		free(o->buf);
+		free(o);
+	}
+	free(c->rec);
+	pthread_mutex_destroy(&c->wlock);
+	atomic_fetch_sub(&c->srv->st.conns_open, 1);
+	free(c);
+}
+
+/* Event mask from the flow-control state; called with wlock held. */
+static void conn_rearm(struct nfsd_transport *t, struct nfsd_conn *c)
+{
+	struct epoll_event ev = { .data.ptr = &c->tag };
+
+	if (c->dead)
+		return;
+	ev.events = (c->paused ? 0 : EPOLLIN) | (c->want_out ? EPOLLOUT : 0);
+	epoll_ctl(t->epfd, EPOLL_CTL_MOD, c->tag.fd, &ev);
+}
+
+/* Event thread: take the connection out of service. */
+static void conn_close(struct nfsd_transport *t, struct nfsd_conn *c)
+{
+	pthread_mutex_lock(&c->wlock);
+	c->dead = true;
+	epoll_ctl(t->epfd, EPOLL_CTL_DEL, c->tag.fd, NULL);
+	shutdown(c->tag.fd, SHUT_RDWR);
+	pthread_mutex_unlock(&c->wlock);
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		t->conns = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	conn_release(c);
+}
+
+/* Write what is queued; wlock held.  Returns -1 on a socket error. */
+static int conn_flush(struct nfsd_conn *c)
+{
+	while (c->oq_head != NULL) {
+		struct outbuf *o = c->oq_head;
+		ssize_t n = send(c->tag.fd, o->buf + o->off, o->len - o->off,
+		    MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -1;
+		}
+		o->off += (size_t)n;
+		c->oq_bytes -= (size_t)n;
+		if (o->off < o->len)
+			return 0;
+		c->oq_head = o->next;
+		if (c->oq_head == NULL)
+			c->oq_tail = NULL;
+		free(o->buf);
+		free(o);
+	}
+	return 0;
+}
+
+static bool conn_should_pause(const struct nfsd_conn *c)
+{
+	return c->inflight >= NFSD_CONN_INFLIGHT ||
+	    c->oq_bytes >= NFSD_CONN_OUTQ_MAX;
+}
+
+/* ------------------------------------------------------------- queue */
+
+static void enqueue(struct nfsd_transport *t, struct nfsd_req *r)
+{
+	pthread_mutex_lock(&t->qlock);
+	r->next = NULL;
+	if (t->qtail != NULL)
+		t->qtail->next = r;
+	else
+		t->qhead = r;
+	t->qtail = r;
+	t->qlen++;
+	pthread_cond_signal(&t->qcond);
+	pthread_mutex_unlock(&t->qlock);
+}
+
+static void *worker_main(void *arg)
+{
+	struct nfsd_transport *t = arg;
+
+	for (;;) {
+		pthread_mutex_lock(&t->qlock);
+		while (t->qhead == NULL && !t->stopping)
+			pthread_cond_wait(&t->qcond, &t->qlock);
+		if (t->stopping) {
+			pthread_mutex_unlock(&t->qlock);
+			break;
+		}
+		struct nfsd_req *r = t->qhead;
+		t->qhead = r->next;
+		if (t->qhead == NULL)
+			t->qtail = NULL;
+		t->qlen--;
+		pthread_mutex_unlock(&t->qlock);
+		nfsd_rpc_process(r);
+	}
+	return NULL;
+}
+
+/* Requests never run (stop): drop them (nfsd_req_free lets go of the
+ * connection). */
+static void drop_request(struct nfsd_req *r)
+{
+	nfsd_req_free(r);
+}
+
+/* ------------------------------------------------------------- replies */
+
+void nfsd_send_reply(struct nfsd_req *r, uint8_t *rec, size_t body_len)
+{
+	struct nfsd_conn *c = r->conn;
+
+	if (r->udp) {
+		if (body_len <= NFSD_UDP_MAX - 64)
+			(void)sendto(r->udp_fd, rec + 4, body_len,
+			    MSG_DONTWAIT, (struct sockaddr *)&r->peer,
+			    r->peerlen);
+		free(rec);
+		return;
+	}
+	uint32_t mark = 0x80000000u | (uint32_t)body_len;
+	rec[0] = (uint8_t)(mark >> 24);
+	rec[1] = (uint8_t)(mark >> 16);
+	rec[2] = (uint8_t)(mark >> 8);
+	rec[3] = (uint8_t)mark;
+	size_t len = body_len + 4, off = 0;
+
+	pthread_mutex_lock(&c->wlock);
+	if (c->dead)
+		goto out;
+	if (c->oq_head == NULL) {
+		while (off < len) {
+			ssize_t n = send(c->tag.fd, rec + off, len - off,
+			    MSG_NOSIGNAL | MSG_DONTWAIT);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0) {
+				if (errno != EAGAIN && errno != EWOULDBLOCK)
+					off = len;	/* event thread closes */
+				break;
+			}
+			off += (size_t)n;
+		}
+	}
+	if (off < len) {
+		struct outbuf *o = malloc(sizeof(*o));
+		if (o != NULL) {
+			o->buf = rec;
+			o->off = off;
+			o->len = len;
+			o->next = NULL;
+			if (c->oq_tail != NULL)
+				c->oq_tail->next = o;
+			else
+				c->oq_head = o;
+			c->oq_tail = o;
+			c->oq_bytes += len - off;
+			rec = NULL;
+			if (!c->want_out) {
+				c->want_out = true;
+				conn_rearm(r->srv->tp, c);
+			}
+		}
+	}
+out:
+	pthread_mutex_unlock(&c->wlock);
+	free(rec);
+}
+
+void nfsd_conn_done(struct nfsd *s, struct nfsd_conn *c)
+{
+	pthread_mutex_lock(&c->wlock);
+	c->inflight--;
+	if (c->paused && !conn_should_pause(c)) {
+		c->paused = false;
+		conn_rearm(s->tp, c);
+	}
+	pthread_mutex_unlock(&c->wlock);
+	conn_release(c);
+}
+
+/* --------------------------------------------------------- reading TCP */
+
+static struct nfsd_req *req_new(struct nfsd *s)
+{
+	struct nfsd_req *r = calloc(1, sizeof(*r));
+
+	if (r != NULL)
+		r->srv = s;
+	return r;
+}
+
+static void dispatch_record(struct nfsd_transport *t, struct nfsd_conn *c)
+{
+	struct nfsd_req *r = req_new(t->srv);
+
+	if (r == NULL) {
+		free(c->rec);
+		goto out;
+	}
+	r->call = c->rec;
+	r->call_len = c->rec_len;
+	r->conn = c;
+	memcpy(&r->peer, &c->peer, sizeof(r->peer));
+	r->peerlen = c->peerlen;
+	atomic_fetch_add(&c->refs, 1);
+	pthread_mutex_lock(&c->wlock);
+	c->inflight++;
+	if (!c->paused && conn_should_pause(c)) {
+		c->paused = true;
+		conn_rearm(t, c);
+	}
+	pthread_mutex_unlock(&c->wlock);
+	enqueue(t, r);
+out:
+	c->rec = NULL;
+	c->rec_len = c->rec_cap = 0;
+	c->partial_ns = 0;
+}
+
+/* Feed bytes to the reassembly; -1: close the connection. */
+static int conn_feed(struct nfsd_transport *t, struct nfsd_conn *c,
+    const uint8_t *p, size_t n, uint64_t now)
+{
+	while (n > 0) {
+		if (c->partial_ns == 0)
+			c->partial_ns = now;
+		if (c->hdr_have < 4) {
+			size_t k = FL_MIN(n, 4 - c->hdr_have);
+			memcpy(c->hdr + c->hdr_have, p, k);
+			c->hdr_have += (uint32_t)k;
+			p += k;
+			n -= k;
+			if (c->hdr_have < 4)
+				break;
+			uint32_t h = (uint32_t)c->hdr[0] << 24 |
+			    (uint32_t)c->hdr[1] << 16 |
+			    (uint32_t)c->hdr[2] << 8 | c->hdr[3];
+			c->frag_last = (h & 0x80000000u) != 0;
+			c->frag_left = h & 0x7fffffffu;
+			if (c->rec_len + c->frag_left > NFSD_MAX_RECORD) {
+				atomic_fetch_add(&t->srv->st.records_oversized,
+				    1);
+				return -1;
+			}
+		}
+		size_t k = FL_MIN(n, c->frag_left);
+		if (k > 0) {
+			if (c->rec_len + k > c->rec_cap) {
+				size_t cap = c->rec_cap ? c->rec_cap : 512;
+				while (cap < c->rec_len + k)
+					cap *= 2;
+				cap = FL_MIN(cap, (size_t)NFSD_MAX_RECORD);
+				uint8_t *nb = realloc(c->rec, cap);
+				if (nb == NULL)
+					return -1;
+				c->rec = nb;
+				c->rec_cap = cap;
+			}
+			memcpy(c->rec + c->rec_len, p, k);
+			c->rec_len += k;
+			c->frag_left -= (uint32_t)k;
+			p += k;
+			n -= k;
+		}
+		if (c->frag_left == 0) {
+			c->hdr_have = 0;
+			if (c->frag_last) {
+				if (c->rec == NULL)	/* empty record */
+					c->partial_ns = 0;
+				else
+					dispatch_record(t, c);
+			}
+		}
+	}
+	return 0;
+}
+
+static void conn_readable(struct nfsd_transport *t, struct nfsd_conn *c)
+{
+	uint64_t now = fl_now_mono_ns();
+
+	for (int i = 0; i < READS_PER_EVENT; i++) {
+		ssize_t n = recv(c->tag.fd, t->scratch, SCRATCH_BYTES,
+		    MSG_DONTWAIT);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return;
+		if (n <= 0) {
+			conn_close(t, c);
+			return;
+		}
+		c->last_ns = now;
+		if (conn_feed(t, c, t->scratch, (size_t)n, now) != 0) {
+			fl_warn("nfsd", "closing connection: bad or oversized "
+			    "record");
+			conn_close(t, c);
+			return;
+		}
+		pthread_mutex_lock(&c->wlock);
+		bool paused = c->paused;
+		pthread_mutex_unlock(&c->wlock);
+		if (paused || (size_t)n < SCRATCH_BYTES)
+			return;
+	}
+}
+
+static void conn_writable(struct nfsd_transport *t, struct nfsd_conn *c)
+{
+	bool bad;
+
+	pthread_mutex_lock(&c->wlock);
+	bad = conn_flush(c) != 0;
+	if (!bad && c->oq_head == NULL)
+		c->want_out = false;
+	if (c->paused && !conn_should_pause(c))
+		c->paused = false;
+	conn_rearm(t, c);
+	pthread_mutex_unlock(&c->wlock);
+	if (bad)
+		conn_close(t, c);
+}
+
+static void tcp_accept(struct nfsd_transport *t, int lfd)
+{
+	struct nfsd *s = t->srv;
+
+	for (int i = 0; i < ACCEPTS_PER_EVENT; i++) {
+		struct sockaddr_storage ss;
+		socklen_t sl = sizeof(ss);
+		memset(&ss, 0, sizeof(ss));
+		int fd = accept4(lfd, (struct sockaddr *)&ss, &sl,
+		    SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0)
+			return;
+		if (atomic_load(&s->st.conns_open) >= s->cfg.max_conns) {
+			atomic_fetch_add(&s->st.conns_refused, 1);
+			close(fd);
+			continue;
+		}
+		struct nfsd_conn *c = calloc(1, sizeof(*c));
+		if (c == NULL) {
+			close(fd);
+			continue;
+		}
+		int one = 1;
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		c->tag.kind = EP_CONN;
+		c->tag.fd = fd;
+		c->srv = s;
+		atomic_init(&c->refs, 1);
+		c->peer = ss;
+		c->peerlen = sl;
+		c->last_ns = fl_now_mono_ns();
+		pthread_mutex_init(&c->wlock, NULL);
+		struct epoll_event ev = { .events = EPOLLIN,
+		    .data.ptr = &c->tag };
+		if (epoll_ctl(t->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+			pthread_mutex_destroy(&c->wlock);
+			close(fd);
+			free(c);
+			continue;
+		}
+		atomic_fetch_add(&s->st.conns_open, 1);
+		atomic_fetch_add(&s->st.conns_accepted, 1);
+		c->next = t->conns;
+		if (t->conns != NULL)
+			t->conns->prev = c;
+		t->conns = c;
+	}
+}
+
+static void udp_readable(struct nfsd_transport *t, int fd)
+{
+	for (int i = 0; i < DGRAMS_PER_EVENT; i++) {
+		struct sockaddr_storage ss;
+		socklen_t sl = sizeof(ss);
+		memset(&ss, 0, sizeof(ss));
+		ssize_t n = recvfrom(fd, t->scratch, NFSD_UDP_MAX, MSG_DONTWAIT,
+		    (struct sockaddr *)&ss, &sl);
+		if (n < 0)
+			return;
+		pthread_mutex_lock(&t->qlock);
+		bool full = t->qlen >= NFSD_QUEUE_MAX_UDP;
+		pthread_mutex_unlock(&t->qlock);
+		if (full || n == 0) {
+			atomic_fetch_add(&t->srv->st.dropped, 1);
+			continue;
+		}
+		struct nfsd_req *r = req_new(t->srv);
+		if (r == NULL)
+			continue;
+		r->call = malloc((size_t)n);
+		if (r->call == NULL) {
+			free(r);
+			continue;
+		}
+		memcpy(r->call, t->scratch, (size_t)n);
+		r->call_len = (size_t)n;
+		r->udp = true;
+		r->udp_fd = fd;
+		r->peer = ss;
+		r->peerlen = sl;
+		enqueue(t, r);
+	}
+}
+
+static void check_timeouts(struct nfsd_transport *t, uint64_t now)
+{
+	struct nfsd *s = t->srv;
+	uint64_t idle = (uint64_t)s->cfg.idle_timeout_ms * 1000000ull;
+	uint64_t part = (uint64_t)s->cfg.partial_timeout_ms * 1000000ull;
+
+	for (struct nfsd_conn *c = t->conns, *n; c != NULL; c = n) {
+		n = c->next;
+		bool stalled = c->partial_ns != 0 && now - c->partial_ns > part;
+		pthread_mutex_lock(&c->wlock);
+		bool busy = c->inflight > 0 || c->oq_head != NULL;
+		pthread_mutex_unlock(&c->wlock);
+		bool is_idle = !busy && now - c->last_ns > idle;
+		if (stalled || is_idle) {
+			atomic_fetch_add(&s->st.conns_timed_out, 1);
+			fl_debug("nfsd", "closing %s connection",
+			    stalled ? "stalled" : "idle");
+			conn_close(t, c);
+		}
+	}
+}
+
+static void *event_main(void *arg)
+{
+	struct nfsd_transport *t = arg;
+	struct epoll_event evs[EP_EVENTS];
+	uint64_t tick = FL_MIN((uint64_t)t->srv->cfg.partial_timeout_ms,
+	    (uint64_t)t->srv->cfg.idle_timeout_ms) / 4;
+	uint64_t next_check = 0;
+
+	tick = FL_MAX(FL_MIN(tick, 1000u), 50u);
+	for (;;) {
+		int n = epoll_wait(t->epfd, evs, EP_EVENTS, (int)tick);
+		bool stop = false;
+		for (int i = 0; i < n; i++) {
+			struct ep_tag *tag = evs[i].data.ptr;
+			switch (tag->kind) {
+			case EP_STOP:
+				stop = true;
+				break;
+			case EP_TCP_LISTEN:
+				tcp_accept(t, tag->fd);
+				break;
+			case EP_UDP:
+				udp_readable(t, tag->fd);
+				break;
+			case EP_CONN: {
+				struct nfsd_conn *c = (struct nfsd_conn *)tag;
+				/* Hold it across both halves. */
+				atomic_fetch_add(&c->refs, 1);
+				if (evs[i].events & EPOLLOUT)
+					conn_writable(t, c);
+				if (!c->dead && (evs[i].events &
+				    (EPOLLIN | EPOLLHUP | EPOLLERR)))
+					conn_readable(t, c);
+				conn_release(c);
+				break;
+			}
+			}
+		}
+		if (stop)
+			break;
+		uint64_t now = fl_now_mono_ns();
+		if (now >= next_check) {
+			check_timeouts(t, now);
+			next_check = now + tick * 1000000ull;
+		}
+	}
+	return NULL;
+}
+
+/* ------------------------------------------------------------ sockets */
+
+static int make_socket(struct nfsd *s, int type, uint16_t port, int *fdp,
+    uint16_t *bound)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+	    .sin_port = htons(port) };
+	socklen_t sl = sizeof(sa);
+	int one = 1, rc = 0;
+	int fd = socket(AF_INET, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return -errno;
+	if (inet_pton(AF_INET, s->bind_addr, &sa.sin_addr) != 1) {
+		rc = -EINVAL;
+		goto out;
+	}
+	if (type == SOCK_STREAM)
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (type == SOCK_DGRAM) {
+		int sz = 4 << 20;
+		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
+		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
+	}
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
+	    (type == SOCK_STREAM && listen(fd, 1024) != 0) ||
+	    getsockname(fd, (struct sockaddr *)&sa, &sl) != 0) {
+		rc = -errno;
+		goto out;
+	}
+	*bound = ntohs(sa.sin_port);
+	*fdp = fd;
+	fd = -1;
+out:
+	if (fd >= 0)
+		close(fd);
+	return rc;
+}
+
+/* TCP and (unless no_udp) UDP on the same port; port 0: any free one. */
+static int open_pair(struct nfsd *s, uint16_t port, int *tfd, int *ufd,
+    uint16_t *bound)
+{
+	int rc = -EADDRINUSE;
+
+	*tfd = *ufd = -1;
+	for (int attempt = 0; attempt < 32; attempt++) {
+		rc = make_socket(s, SOCK_STREAM, port, tfd, bound);
+		if (rc != 0)
+			return rc;
+		if (s->cfg.no_udp)
+			return 0;
+		rc = make_socket(s, SOCK_DGRAM, *bound, ufd, bound);
+		if (rc == 0)
+			return 0;
+		close(*tfd);
+		*tfd = -1;
+		if (port != 0)
+			return rc;
+	}
+	return rc;
+}
+
+static int ep_add(struct nfsd_transport *t, struct ep_tag *tag)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = tag };
+
+	return epoll_ctl(t->epfd, EPOLL_CTL_ADD, tag->fd, &ev) == 0 ? 0 :
+	    -errno;
+}
+
+int nfsd_transport_start(struct nfsd *s)
+{
+	struct nfsd_transport *t = calloc(1, sizeof(*t));
+	int fds[4] = { -1, -1, -1, -1 };
+	uint16_t np = s->cfg.ephemeral_ports ? 0 : s->cfg.nfs_port;
+	uint16_t mp = s->cfg.ephemeral_ports ? 0 : s->cfg.mount_port;
+	int rc;
+
+	if (t == NULL)
+		return -ENOMEM;
+	t->srv = s;
+	s->tp = t;
+	t->epfd = -1;
+	t->stop_tag.fd = -1;
+	pthread_mutex_init(&t->qlock, NULL);
+	pthread_cond_init(&t->qcond, NULL);
+	t->scratch = malloc(SCRATCH_BYTES > NFSD_UDP_MAX ? SCRATCH_BYTES :
+	    NFSD_UDP_MAX);
+	t->workers = calloc(s->cfg.threads, sizeof(*t->workers));
+	if (t->scratch == NULL || t->workers == NULL) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	rc = open_pair(s, np, &fds[0], &fds[1], &s->nfs_port);
+	if (rc == 0)
+		rc = open_pair(s, mp, &fds[2], &fds[3], &s->mount_port);
+	if (rc != 0) {
+		fl_err("nfsd", "cannot bind %s ports %u/%u: %s", s->bind_addr,
+		    np, mp, fl_strerror(rc));
+		goto fail;
+	}
+	t->epfd = epoll_create1(EPOLL_CLOEXEC);
+	t->stop_tag.kind = EP_STOP;
+	t->stop_tag.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (t->epfd < 0 || t->stop_tag.fd < 0) {
+		rc = -errno;
+		goto fail;
+	}
+	for (int i = 0; i < 4; i++) {
+		if (fds[i] < 0)
+			continue;
+		t->listen[t->nlisten].kind = (i % 2 == 0) ? EP_TCP_LISTEN :
+		    EP_UDP;
+		t->listen[t->nlisten].fd = fds[i];
+		fds[i] = -1;
+		t->nlisten++;
+	}
+	for (int i = 0; i < t->nlisten && rc == 0; i++)
+		rc = ep_add(t, &t->listen[i]);
+	if (rc == 0)
+		rc = ep_add(t, &t->stop_tag);
+	if (rc != 0)
+		goto fail;
+	for (uint32_t i = 0; i < s->cfg.threads; i++) {
+		if (pthread_create(&t->workers[i], NULL, worker_main, t) != 0) {
+			rc = -EAGAIN;
+			goto fail;
+		}
+		t->nworkers++;
+	}
+	if (pthread_create(&t->ev_thread, NULL, event_main, t) != 0) {
+		rc = -EAGAIN;
+		goto fail;
+	}
+	t->ev_started = true;
+	return 0;
+fail:
+	for (int i = 0; i < 4; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	nfsd_transport_stop(s);
+	return rc;
+}
+
+void nfsd_transport_stop(struct nfsd *s)
+{
+	struct nfsd_transport *t = s->tp;
+
+	if (t == NULL)
+		return;
+	if (t->ev_started) {
+		uint64_t one = 1;
+		ssize_t w = write(t->stop_tag.fd, &one, sizeof(one));
+		(void)w;
+		pthread_join(t->ev_thread, NULL);
+	}
+	pthread_mutex_lock(&t->qlock);
+	t->stopping = true;
+	pthread_cond_broadcast(&t->qcond);
+	pthread_mutex_unlock(&t->qlock);
+	for (uint32_t i = 0; i < t->nworkers; i++)
+		pthread_join(t->workers[i], NULL);
+	while (t->qhead != NULL) {
+		struct nfsd_req *r = t->qhead;
+		t->qhead = r->next;
+		drop_request(r);
+	}
+	while (t->conns != NULL)
+		conn_close(t, t->conns);
+	for (int i = 0; i < t->nlisten; i++)
+		close(t->listen[i].fd);
+	if (t->stop_tag.fd >= 0)
+		close(t->stop_tag.fd);
+	if (t->epfd >= 0)
+		close(t->epfd);
+	pthread_mutex_destroy(&t->qlock);
+	pthread_cond_destroy(&t->qcond);
+	free(t->workers);
+	free(t->scratch);
+	free(t);
+	s->tp = NULL;
+}
