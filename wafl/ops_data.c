@@ -278,7 +278,7 @@ int wafl_setattr(wafl_vol_t *v, const struct wafl_cred *c,
 		rc = ops_tx_commit(&tx, REC_SETATTR, &iov, 1);
 	}
 unlock:
-	if (rc == 0 || pre == NULL || pre->valid)
+	if (ops_live(wn, o->gen) == 0)
 		ops_fill_attr(v, wn, post);
 	pthread_rwlock_unlock(&wn->lock);
 	wnode_put(wn);
@@ -502,7 +502,8 @@ int wafl_write(wafl_vol_t *v, const struct wafl_cred *c,
 	};
 	rc = ops_tx_commit(&tx, REC_WRITE, iov, 2);
 unlock:
-	ops_fill_attr(v, wn, post);
+	if (ops_live(wn, o->gen) == 0)
+		ops_fill_attr(v, wn, post);
 	pthread_rwlock_unlock(&wn->lock);
 	wnode_put(wn);
 	rc = ops_tx_end(&tx, rc, stable != WAFL_UNSTABLE);
