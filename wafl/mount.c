@@ -484,12 +484,3 @@ void wafl_write_verifier(const wafl_vol_t *v, uint8_t verf[8])
 {
 	memcpy(verf, v->write_verf, 8);
 }
-
-/* Until the operation layer provides replay, a log with records refuses to
- * mount rather than lose them. */
-__attribute__((weak)) int wafl_replay_record(struct wafl_vol *v,
-    uint16_t type, const void *payload, uint32_t len)
-{
-	fl_err("wafl", "NVLOG record type %u: no replay handler", type);
-	return -ENOSYS;
-}

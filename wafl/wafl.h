@@ -260,6 +260,9 @@ int wafl_read(wafl_vol_t *v, const struct wafl_cred *c,
     const struct wafl_obj *o, uint64_t off, uint32_t count, void *buf,
     uint32_t *got, bool *eof, struct wafl_attr *attr);
 
+/* One WRITE is one NVLOG record: WAFL_WRITE_MAX bytes always fit (a
+ * little more does; past the record bound, -EINVAL). */
+#define WAFL_WRITE_MAX		(1u << 20)
 enum wafl_stable { WAFL_UNSTABLE = 0, WAFL_DATA_SYNC, WAFL_FILE_SYNC };
 /* *committed: what the reply may claim (>= stable asked when durable). */
 int wafl_write(wafl_vol_t *v, const struct wafl_cred *c,
@@ -352,7 +355,10 @@ int wafl_snap_list(wafl_vol_t *v, struct wafl_snapinfo *out, size_t max,
     size_t *n);
 int wafl_snap_lookup(wafl_vol_t *v, const char *name, uint64_t *id);
 int wafl_snap_rollback(wafl_vol_t *v, const char *name);
-/* Root object of a snapshot's tree (read-only access). */
+/* Root object of a snapshot's tree (read-only access).  Objects of a
+ * snapshot report their own fsid (the volume's mixed with the snapshot id),
+ * so clients see each snapshot as a separate file system; ".." of its root
+ * is itself. */
 int wafl_snap_root(wafl_vol_t *v, uint64_t id, struct wafl_obj *root);
 
 /* --------------------------------------------------------------- check */
