@@ -5,9 +5,12 @@
  * solve the other working positions from the first N of them (data before
  * parity, so in a healthy group this is "recompute parity from data"), and
  * compare.  A stripe with any difference is a mismatch (logged, event).
- * With repair, the differing blocks are rewritten with the solved values
- * under a write-intent ticket (R4); in a healthy group these are parity
- * blocks, the classic scrub repair.  A stripe with no redundancy left
+ * With repair and two or more redundant blocks (P >= 2, at most P-2 out),
+ * the single block whose removal makes the stripe consistent is found and
+ * rewritten, data or parity; otherwise (P = 1, or no single culprit) the
+ * differing blocks are rewritten with the values solved from the first N,
+ * i.e. parity recomputed from data, the classic scrub repair.  Rewrites
+ * hold a write-intent ticket (R4).  A stripe with no redundancy left
  * (exactly N working disks) or more than P out cannot be verified and
  * counts as unreadable.
  */
@@ -19,6 +22,56 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "raid/raid_impl.h"
+
+/*
+ * With two or more redundant blocks in a stripe, find the one block whose
+ * removal makes the rest consistent: the silently corrupt one, data or
+ * parity.  blk[pos] points at the stripe's block at each working position.
+ * Returns the position, or -1 if no single block explains the mismatch;
+ * *fix receives its correct contents.
+ */
+static int locate_bad(raid_vol_t *v, const struct raid_gsnap *s,
+    uint8_t *const *blk, uint8_t *tmp, uint8_t *fix)
+{
+	const size_t B = RAID_BLOCK_SIZE;
+	int found = -1;
+
+	for (unsigned x = 0; x < v->w; x++) {
+		unsigned in[RAID_MAX_DATA], out[RAID_MAX_WIDTH], nin = 0;
+		unsigned nout = 0;
+		uint8_t *src[RAID_MAX_DATA], *dst[RAID_MAX_WIDTH];
+		bool ok = true;
+
+		if (!s->up[x])
+			continue;
+		for (unsigned p = 0; p < v->w; p++) {
+			if (!s->up[p] || p == x)
+				continue;
+			if (nin < v->n) {
+				in[nin] = p;
+				src[nin++] = blk[p];
+			} else {
+				out[nout] = p;
+				dst[nout] = tmp + (size_t)nout * B;
+				nout++;
+			}
+		}
+		out[nout] = x;
+		dst[nout] = tmp + (size_t)nout * B;
+		if (nin < v->n || nout == 0 || raid_code_solve(&v->code, in,
+		    src, nout + 1, out, dst, B) != 0)
+			continue;
+		for (unsigned o = 0; o < nout && ok; o++)
+			ok = memcmp(dst[o], blk[out[o]], B) == 0;
+		if (!ok)
+			continue;
+		if (found >= 0)
+			return -1;	/* ambiguous */
+		found = (int)x;
+		memcpy(fix, dst[nout], B);
+	}
+	return found;
+}
 
 static int scrub_chunk(raid_vol_t *v, unsigned g, uint64_t c0, uint32_t cn,
     bool repair, uint8_t *buf, uint8_t *exp, struct raid_scrub_result *res)
@@ -79,6 +132,36 @@ static int scrub_chunk(raid_vol_t *v, unsigned g, uint64_t c0, uint32_t cn,
 			continue;
 		if (raid_intent_begin(v, g, c0 + k, c0 + k + 1, &ticket) != 0)
 			continue;
+		if (nout >= 2) {
+			uint8_t *blk[RAID_MAX_WIDTH];
+			uint8_t *tmp = raid_balloc(v->w + 1);
+			int culprit;
+
+			if (tmp == NULL) {
+				raid_intent_end(v, ticket);
+				return -ENOMEM;
+			}
+			for (unsigned p = 0; p < v->w; p++)
+				blk[p] = buf + p * stride + off;
+			culprit = locate_bad(v, &s, blk, tmp,
+			    tmp + (size_t)v->w * RAID_BLOCK_SIZE);
+			if (culprit >= 0) {
+				fl_warn(RAID_SUBSYS, "scrub: group %u stripe "
+				    "%llu: the %s block at position %d is the "
+				    "wrong one; rewriting it", g,
+				    (unsigned long long)(c0 + k),
+				    culprit < (int)v->n ? "data" : "parity",
+				    culprit);
+				if (raid_disk_write(v, s.d[culprit], tmp +
+				    (size_t)v->w * RAID_BLOCK_SIZE, 1,
+				    c0 + k) == 0)
+					res->repaired++;
+				free(tmp);
+				raid_intent_end(v, ticket);
+				continue;
+			}
+			free(tmp);
+		}
 		for (unsigned o = 0; o < nout; o++) {
 			if (memcmp(dst[o] + off, buf + rows_out[o] * stride +
 			    off, RAID_BLOCK_SIZE) == 0)
