@@ -78,7 +78,6 @@
 /* ------------------------------------------------------------ context */
 
 #define CKI_DIR_VISITED		0x1u
-#define CKI_DIR_INCOMPLETE	0x2u	/* entries not all counted */
 
 struct ck_ino {			/* one allocated inode of the active tree */
 	uint64_t ino;		/* CK_EMPTY: free slot of the table */
@@ -126,6 +125,7 @@ struct ck {
 	uint64_t skipped;	/* subtrees of the active tree */
 	uint64_t inodes_bad;	/* inodes that did not decode */
 	uint64_t dirs_incomplete;
+	bool ifile_incomplete;	/* some inodes could not be read */
 
 	/* Snapshots. */
 	struct ck_snap *snaps;
@@ -137,6 +137,7 @@ struct ck {
 	uint64_t nstack, capstack;
 
 	uint64_t log_records;
+	char morebuf[48];
 	int fatal;		/* -ENOMEM latched inside callbacks */
 };
 
@@ -197,6 +198,15 @@ static void ck_error_n(struct ck *c, unsigned w, uint64_t n,
 	va_start(ap, fmt);
 	ck_verror(c, w, n, fmt, ap);
 	va_end(ap);
+}
+
+/* " (and 16 more)" after the first of n, or "" */
+static const char *more(uint64_t n, char *buf, size_t len)
+{
+	if (n <= 1)
+		return "";
+	snprintf(buf, len, " (and %llu more)", (unsigned long long)(n - 1));
+	return buf;
 }
 
 /* "inode 17 level 0 block 3 of CP root 12" */
@@ -744,13 +754,13 @@ static int ck_active(struct ck *c)
 	rc = ck_walk_inode(c, &t, &c->rb.inodefile, root->birth);
 	if (rc != 0)
 		goto out;
+	c->ifile_incomplete = t.incomplete || c->inodes_bad > 0;
 	if (!t.incomplete && t.nblocks != c->rb.inodefile.blocks)
 		ck_error(c, 8, "inode file holds %llu blocks but its inode "
 		    "says %llu", (unsigned long long)t.nblocks,
 		    (unsigned long long)c->rb.inodefile.blocks);
 	for (uint64_t ino = WAFL_INO_BITMAP; ino <= WAFL_INO_SUMMARY; ino++) {
-		if (!c->have_special[ino] && c->inodes_bad == 0 &&
-		    c->skipped == 0)
+		if (!c->have_special[ino] && !c->ifile_incomplete)
 			ck_error(c, 1, "special inode %llu is not allocated",
 			    (unsigned long long)ino);
 	}
@@ -818,28 +828,29 @@ static int ck_active_bitmap(struct ck *c)
 		}
 	}
 	if (unreach > 0) {
-		if (c->skipped > 0)
+		if (c->skipped > 0 || c->ifile_incomplete)
 			fl_warn(CK_SUB, "check: W4 not fully verified: %llu "
-			    "allocated blocks (first vbn %llu) unreached, "
-			    "%llu subtrees were unreadable",
+			    "allocated blocks (first vbn %llu) unreached, but "
+			    "%llu subtrees and %llu inodes were unreadable",
 			    (unsigned long long)unreach,
 			    (unsigned long long)first_unreach,
-			    (unsigned long long)c->skipped);
+			    (unsigned long long)c->skipped,
+			    (unsigned long long)c->inodes_bad);
 		else
 			ck_error_n(c, 4, unreach, "vbn %llu allocated but "
-			    "unreachable (%llu such blocks)",
-			    (unsigned long long)first_unreach,
-			    (unsigned long long)unreach);
+			    "unreachable%s", (unsigned long long)first_unreach,
+			    more(unreach, c->morebuf, sizeof(c->morebuf)));
 	}
 	if (freed > 0)
-		ck_error_n(c, 4, freed, "vbn %llu reachable but free (%llu "
-		    "such blocks)", (unsigned long long)first_free,
-		    (unsigned long long)freed);
+		ck_error_n(c, 4, freed, "vbn %llu reachable but free%s",
+		    (unsigned long long)first_free,
+		    more(freed, c->morebuf, sizeof(c->morebuf)));
 	if (beyond > 0)
 		ck_error_n(c, 4, beyond, "vbn %llu beyond the volume's %llu "
-		    "blocks marked allocated (%llu such bits)",
+		    "blocks marked allocated%s",
 		    (unsigned long long)first_beyond,
-		    (unsigned long long)c->nvbns, (unsigned long long)beyond);
+		    (unsigned long long)c->nvbns,
+		    more(beyond, c->morebuf, sizeof(c->morebuf)));
 	if (complete && pop != c->rb.blocks_used)
 		ck_error(c, 4, "root block counts %llu blocks in use, the "
 		    "active bitmap holds %llu",
@@ -1065,14 +1076,12 @@ static int ck_summary(struct ck *c)
 	}
 	if (extra > 0)
 		ck_error_n(c, 9, extra, "vbn %llu in the summary map but in no "
-		    "snapshot (%llu such blocks)",
-		    (unsigned long long)first_extra,
-		    (unsigned long long)extra);
+		    "snapshot%s", (unsigned long long)first_extra,
+		    more(extra, c->morebuf, sizeof(c->morebuf)));
 	if (missing > 0)
 		ck_error_n(c, 9, missing, "vbn %llu in a snapshot but not in "
-		    "the summary map (%llu such blocks)",
-		    (unsigned long long)first_missing,
-		    (unsigned long long)missing);
+		    "the summary map%s", (unsigned long long)first_missing,
+		    more(missing, c->morebuf, sizeof(c->morebuf)));
 out:
 	free(or);
 	free(sum);
@@ -1197,6 +1206,8 @@ static int ck_dir_ent(void *arg, const struct dir_ent *e)
 		return 0;
 	}
 	t = itab_find(c, e->ino);
+	if (t == NULL && c->ifile_incomplete)
+		return 0;	/* maybe one of the unreadable inodes */
 	if (t == NULL) {
 		ck_error(c, 8, "entry '%s' in directory %llu names inode %llu, "
 		    "which is free", e->name, (unsigned long long)d,
@@ -1251,7 +1262,6 @@ static int ck_dir_one(struct ck *c, struct ck_ino *dir)
 		return rc;
 	if (rc != 0 || (x.di.mode & S_IFMT) != S_IFDIR ||
 	    (x.di.flags & WAFL_INO_INLINE)) {
-		dir->flags |= CKI_DIR_INCOMPLETE;
 		c->dirs_incomplete++;
 		if (rc == 0)
 			ck_error(c, 8, "directory %llu has an inline or "
@@ -1264,7 +1274,6 @@ static int ck_dir_one(struct ck *c, struct ck_ino *dir)
 	if (rc == -ENOMEM)
 		return rc;
 	if (rc != 0) {
-		dir->flags |= CKI_DIR_INCOMPLETE;
 		c->dirs_incomplete++;
 		if (!x.io_error)
 			ck_error(c, 8, "directory %llu: index corrupt: %s",
@@ -1280,7 +1289,7 @@ static int ck_namespace(struct ck *c)
 	int rc = 0;
 
 	if (root == NULL || (root->mode & S_IFMT) != S_IFDIR) {
-		if (c->inodes_bad == 0 && c->skipped == 0)
+		if (!c->ifile_incomplete)
 			ck_error(c, 8, "root directory (inode 2) is not an "
 			    "allocated directory");
 		fl_warn(CK_SUB, "check: link counts not verified");
@@ -1301,20 +1310,18 @@ static int ck_namespace(struct ck *c)
 		return rc;
 
 	/* Counts are exact only when every directory and inode was read. */
-	bool complete = c->dirs_incomplete == 0 && c->inodes_bad == 0 &&
-	    c->skipped == 0;
+	bool complete = c->dirs_incomplete == 0 && !c->ifile_incomplete;
 	if (!complete)
 		fl_warn(CK_SUB, "check: W8 link counts not verified: %llu "
-		    "directories, %llu inodes unreadable",
-		    (unsigned long long)c->dirs_incomplete,
-		    (unsigned long long)c->inodes_bad);
+		    "directories unreadable%s", (unsigned long long)
+		    c->dirs_incomplete, c->ifile_incomplete ?
+		    ", inode file incomplete" : "");
 	for (uint64_t i = 0; i < c->icap; i++) {
 		struct ck_ino *r = &c->itab[i];
 		bool isdir = (r->mode & S_IFMT) == S_IFDIR;
 		if (r->ino == CK_EMPTY)
 			continue;
-		if (isdir && (r->flags & CKI_DIR_VISITED) &&
-		    !(r->flags & CKI_DIR_INCOMPLETE) &&
+		if (isdir && complete && (r->flags & CKI_DIR_VISITED) &&
 		    r->nlink != 2 + r->subdirs)
 			ck_error(c, 8, "directory %llu has nlink %u but %u "
 			    "subdirectories (expected %u)",

@@ -1,0 +1,849 @@
+/*
+ * tests/wafl/test_check.c: wafl_check.  A fresh file system and a populated
+ * one (directories, hard links, sparse and overwritten files, snapshots,
+ * moved CP ring) are clean; every injected fault is reported under the
+ * invariant it breaks, and the checker runs to completion on damaged and
+ * hostile volumes.  Faults: bits flipped under parity (W1, repairable),
+ * garbage written through raid (W1, not repairable), a forged active
+ * bitmap (W4), a birth from the future (W2), a block shared by two files
+ * (W5), a pending block still allocated (W3), a forged summary map (W9),
+ * link counts, parents, orphans and dangling entries (W8), a record from a
+ * future generation in the NVLOG (W7), and structures with valid
+ * checksums but hostile contents (directories, inodes, snapshot table).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "common/util.h"
+#include "tests/lib/tl_log.h"
+#include "tests/lib/tl_raid.h"
+#include "tests/lib/tl_wafl.h"
+#include "wafl/dir.h"
+#include "wafl/nvlog.h"
+#include "wafl/wafl_impl.h"
+
+static int setup(void **state)
+{
+	*state = tl_fs_create(4, 1, 8192, true);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	tl_log_capture_stop();
+	tl_fs_destroy(*state);
+	return 0;
+}
+
+/* Run the checker; returns its result, details in *res and *det. */
+static int check(struct tl_fs *f, struct wafl_check_result *res,
+    struct wafl_check_detail *det)
+{
+	return wafl_check_detail(f->v, res, det);
+}
+
+static void assert_clean(struct tl_fs *f)
+{
+	struct wafl_check_result res;
+	struct wafl_check_detail det;
+	int rc = check(f, &res, &det);
+
+	if (rc != 0)
+		fprintf(stderr, "check: %d errors, first: %s\n",
+		    (int)res.errors, res.first_error);
+	assert_int_equal(rc, 0);
+	assert_int_equal(res.errors, 0);
+	assert_string_equal(res.first_error, "");
+}
+
+/* Only invariant w was reported (at least once). */
+static void assert_only(const struct wafl_check_detail *det, unsigned w)
+{
+	for (unsigned i = 0; i < FL_ARRAY_SIZE(det->w_errors); i++) {
+		if (i == w)
+			assert_true(det->w_errors[i] > 0);
+		else if (det->w_errors[i] != 0) {
+			fprintf(stderr, "unexpected W%u errors: %llu\n", i,
+			    (unsigned long long)det->w_errors[i]);
+			fail();
+		}
+	}
+}
+
+/* ------------------------------------------------- building a tree */
+
+static enum wafl_type type_of(uint32_t mode)
+{
+	switch (mode & S_IFMT) {
+	case S_IFDIR: return WAFL_DIR;
+	case S_IFLNK: return WAFL_LNK;
+	default: return WAFL_REG;
+	}
+}
+
+/* Create name in directory dir (mode's type: S_IFREG or S_IFDIR). */
+static uint64_t mk(struct tl_fs *f, uint64_t dir, const char *name,
+    uint32_t mode)
+{
+	struct wafl_vol *v = f->v;
+	struct wnode *dw, *wn;
+	struct dirfile df = { 0 };
+	uint64_t ino;
+	uint32_t gen;
+
+	pthread_rwlock_rdlock(&v->cp_lock);
+	assert_int_equal(ialloc(v, &ino, &gen), 0);
+	assert_int_equal(wnode_get(v, dir, &dw), 0);
+	assert_int_equal(wnode_get(v, ino, &wn), 0);
+	pthread_rwlock_wrlock(&dw->lock);
+	pthread_rwlock_wrlock(&wn->lock);
+	wn->di.mode = mode;
+	if (S_ISDIR(mode)) {
+		wn->di.nlink = 2;
+		wn->di.parent = dir;
+		wn_dirfile(wn, &df);
+		assert_int_equal(dir_init(&df), 0);
+		dw->di.nlink++;
+	} else {
+		wn->di.nlink = 1;
+	}
+	wnode_dirty(wn);
+	wn_dirfile(dw, &df);
+	assert_int_equal(dir_add(&df, name, strlen(name), ino,
+	    (uint8_t)type_of(mode), 0, NULL), 0);
+	wnode_dirty(dw);
+	pthread_rwlock_unlock(&wn->lock);
+	pthread_rwlock_unlock(&dw->lock);
+	wnode_put(wn);
+	wnode_put(dw);
+	pthread_rwlock_unlock(&v->cp_lock);
+	return ino;
+}
+
+/* Another name for file ino in dir (a hard link). */
+static void link_to(struct tl_fs *f, uint64_t dir, const char *name,
+    uint64_t ino, bool bump)
+{
+	struct wafl_vol *v = f->v;
+	struct wnode *dw, *wn;
+	struct dirfile df = { 0 };
+
+	pthread_rwlock_rdlock(&v->cp_lock);
+	assert_int_equal(wnode_get(v, dir, &dw), 0);
+	assert_int_equal(wnode_get(v, ino, &wn), 0);
+	pthread_rwlock_wrlock(&dw->lock);
+	wn_dirfile(dw, &df);
+	assert_int_equal(dir_add(&df, name, strlen(name), ino,
+	    (uint8_t)type_of(wn->di.mode ? wn->di.mode : S_IFREG), 0, NULL),
+	    0);
+	wnode_dirty(dw);
+	pthread_rwlock_unlock(&dw->lock);
+	if (bump) {
+		wn->di.nlink++;
+		wnode_dirty(wn);
+	}
+	wnode_put(wn);
+	wnode_put(dw);
+	pthread_rwlock_unlock(&v->cp_lock);
+}
+
+/* Run fn on the live inode of ino (dirtied afterwards). */
+#define WITH_INODE(f, ino, wn, body) do { \
+	struct wnode *wn; \
+	pthread_rwlock_rdlock(&(f)->v->cp_lock); \
+	assert_int_equal(wnode_get((f)->v, (ino), &wn), 0); \
+	pthread_rwlock_wrlock(&wn->lock); \
+	body; \
+	wnode_dirty(wn); \
+	pthread_rwlock_unlock(&wn->lock); \
+	wnode_put(wn); \
+	pthread_rwlock_unlock(&(f)->v->cp_lock); \
+} while (0)
+
+static void write_file(struct tl_fs *f, uint64_t ino, uint64_t off,
+    uint32_t len, uint64_t seed)
+{
+	uint8_t *buf = malloc(len);
+
+	tl_fill_pattern(buf, len, seed);
+	tl_fs_write(f, ino, off, buf, len);
+	free(buf);
+}
+
+/* Block pointer of (level, idx) in a clean file. */
+static struct wafl_bp bp_of(struct tl_fs *f, uint64_t ino, unsigned level,
+    uint64_t idx)
+{
+	struct wnode *wn;
+	struct wafl_bp bp;
+
+	pthread_rwlock_rdlock(&f->v->cp_lock);
+	assert_int_equal(wnode_get(f->v, ino, &wn), 0);
+	assert_int_equal(tree_lookup_bp(f->v, &wn->di, level, idx, &bp), 0);
+	wnode_put(wn);
+	pthread_rwlock_unlock(&f->v->cp_lock);
+	assert_true(bp.vbn != 0);
+	return bp;
+}
+
+/* A small tree: /a, /a/b, /a/b/data (multi-level), /top, /top2 (link). */
+struct tree {
+	uint64_t a, b, data, top, small;
+};
+
+static void build_tree(struct tl_fs *f, struct tree *t)
+{
+	t->a = mk(f, WAFL_INO_ROOTDIR, "a", S_IFDIR | 0755);
+	t->b = mk(f, t->a, "b", S_IFDIR | 0755);
+	t->data = mk(f, t->b, "data", S_IFREG | 0644);
+	t->top = mk(f, WAFL_INO_ROOTDIR, "top", S_IFREG | 0644);
+	t->small = mk(f, t->a, "small", S_IFREG | 0600);
+	write_file(f, t->data, 0, 200 * 4096, 1);	/* height 1 */
+	write_file(f, t->data, 40ull << 20, 8192, 2);	/* sparse, height 2 */
+	write_file(f, t->top, 0, 5000, 3);
+	write_file(f, t->small, 0, 10, 4);
+	link_to(f, t->b, "top2", t->top, true);
+	for (int i = 0; i < 40; i++) {
+		char name[32];
+		snprintf(name, sizeof(name), "f%03d", i);
+		uint64_t ino = mk(f, t->b, name, S_IFREG | 0644);
+		write_file(f, ino, 0, 100 + (uint32_t)i * 50, (uint64_t)i);
+	}
+	assert_int_equal(wafl_sync(f->v), 0);
+}
+
+/* ------------------------------------------------------------- clean */
+
+static void test_fresh_is_clean(void **state)
+{
+	struct tl_fs *f = *state;
+	struct wafl_check_result res;
+	struct wafl_check_detail det;
+
+	assert_int_equal(wafl_check(f->v, &res), 0);
+	assert_int_equal(res.errors, 0);
+	assert_true(res.blocks_checked >= 6);
+	assert_true(res.inodes_checked >= 5);
+	assert_int_equal(res.dirs_checked, 1);
+	assert_int_equal(check(f, &res, &det), 0);
+	assert_int_equal(det.log_records, 0);
+	assert_int_equal(det.snapshots, 0);
+}
+
+static void test_populated_is_clean(void **state)
+{
+	struct tl_fs *f = *state;
+	struct wafl_check_result res;
+	struct wafl_check_detail det;
+	struct tree t;
+
+	build_tree(f, &t);
+	assert_clean(f);
+	assert_int_equal(check(f, &res, &det), 0);
+	assert_int_equal(res.dirs_checked, 3);
+	assert_true(res.inodes_checked >= 5 + 45);
+	assert_true(res.blocks_checked > 200);
+
+	/* Overwrites, truncation and frees move the ring; pending blocks
+	 * and older CP roots are checked too. */
+	for (int i = 0; i < 6; i++) {
+		write_file(f, t.data, (uint64_t)i * 4096 * 10, 3 * 4096,
+		    (uint64_t)i + 100);
+		assert_int_equal(wafl_sync(f->v), 0);
+		assert_clean(f);
+	}
+	WITH_INODE(f, t.data, wn, assert_int_equal(wn_set_size(wn, 7000), 0));
+	assert_int_equal(wafl_sync(f->v), 0);
+	assert_int_equal(check(f, &res, &det), 0);
+	assert_true(det.retained_roots >= 3);
+	assert_true(f->v->npending > 0);
+
+	tl_fs_remount(f);
+	assert_clean(f);
+}
+
+static void test_snapshots_are_clean(void **state)
+{
+	struct tl_fs *f = *state;
+	struct wafl_check_result res;
+	struct wafl_check_detail det;
+	struct tree t;
+	uint64_t id;
+
+	build_tree(f, &t);
+	assert_int_equal(wafl_snap_create(f->v, "s1", &id), 0);
+	/* The snapshot's blocks are overwritten in the active tree. */
+	for (int i = 0; i < 6; i++) {
+		write_file(f, t.data, 0, 64 * 4096, (uint64_t)i + 7);
+		assert_int_equal(wafl_sync(f->v), 0);
+	}
+	assert_int_equal(wafl_snap_create(f->v, "s2", &id), 0);
+	write_file(f, t.top, 0, 9000, 77);
+	assert_int_equal(wafl_sync(f->v), 0);
+	assert_int_equal(check(f, &res, &det), 0);
+	assert_int_equal(det.snapshots, 2);
+	assert_int_equal(wafl_snap_delete(f->v, "s1"), 0);
+	assert_int_equal(check(f, &res, &det), 0);
+	assert_int_equal(det.snapshots, 1);
+	tl_fs_remount(f);
+	assert_clean(f);
+}
+
+/* ---------------------------------------------------------------- W1 */
+
+static void test_w1_flipped_bit_repairable(void **state)
+{
+	struct tl_fs *f = *state;
+	struct wafl_check_result res;
+	struct wafl_check_detail det;
+	struct tree t;
+	size_t disk;
+	uint64_t blk;
+
+	build_tree(f, &t);
+	struct wafl_bp bp = bp_of(f, t.data, 0, 17);
+	assert_int_equal(raid_vbn_locate(f->raid, bp.vbn, &disk, &blk), 0);
+	assert_int_equal(raid_fault_flip_bit(f->raid, disk, blk, 1234), 0);
+
+	tl_log_capture_start(FL_LOG_ERR);
+	assert_int_equal(check(f, &res, &det), -FL_ECORRUPT);
+	assert_int_equal(res.errors, 1);
+	assert_only(&det, 1);
+	assert_int_equal(det.repairable, 1);
+	assert_int_equal(det.unrepairable, 0);
+	char want[64];
+	snprintf(want, sizeof(want), "W1 violated: vbn %llu ",
+	    (unsigned long long)bp.vbn);
+	assert_non_null(strstr(res.first_error, want));
+	assert_non_null(strstr(res.first_error, "repairable from parity"));
+	assert_true(tl_log_count_with("W1 violated", "repairable", NULL) >= 1);
+	/* It ran to completion. */
+	assert_int_equal(res.dirs_checked, 3);
+	/* The checker repairs nothing: the bad copy is still there. */
+	assert_int_equal(check(f, &res, &det), -FL_ECORRUPT);
+	assert_int_equal(det.repairable, 1);
+}
+
+static void garbage(struct tl_fs *f, uint64_t vbn, uint64_t seed)
+{
+	uint8_t buf[4096];
+
+	tl_fill_pattern(buf, sizeof(buf), seed);
+	assert_int_equal(raid_write(f->raid, vbn, 1, buf), 0);
+	assert_int_equal(raid_flush(f->raid), 0);
+}
+
+static void test_w1_garbage_not_repairable(void **state)
+{
+	struct tl_fs *f = *state;
+	struct wafl_check_result res;
+	struct wafl_check_detail det;
+	struct tree t;
+
+	build_tree(f, &t);
+	/* A data block, then an indirect block: the subtree below the
+	 * indirect block cannot be walked, which must not turn into a
+	 * cascade of W4 or W8 errors. */
+	struct wafl_bp d = bp_of(f, t.top, 0, 1);
+	struct wafl_bp ind = bp_of(f, t.data, 1, 0);
+	garbage(f, d.vbn, 1);
+	assert_int_equal(check(f, &res, &det), -FL_ECORRUPT);
+	assert_int_equal(res.errors, 1);
+	assert_only(&det, 1);
+	assert_int_equal(det.unrepairable, 1);
+	assert_non_null(strstr(res.first_error, "not repairable"));
+
+	garbage(f, ind.vbn, 2);
+	assert_int_equal(check(f, &res, &det), -FL_ECORRUPT);
+	assert_int_equal(res.errors, 2);
+	assert_only(&det, 1);
+	assert_int_equal(res.dirs_checked, 3);
+}
+
+static void test_w1_damaged_metadata(void **state)
+{
+	struct tl_fs *f = *state;
+	struct wafl_check_result res;
+	struct wafl_check_detail det;
+	struct tree t;
+
+	build_tree(f, &t);
+	/* A directory block: the directory's links cannot be counted. */
+	struct wafl_bp db = bp_of(f, t.b, 0, 0);
+	garbage(f, db.vbn, 3);
+	assert_int_equal(check(f, &res, &det), -FL_ECORRUPT);
+	assert_only(&det, 1);
+	assert_int_equal(res.errors, 1);
+
+	/* The inode-file block holding inodes 16..23 too. */
+	struct wafl_dinode ifile = f->v->ifile;
+	struct wafl_bp ib;
+	pthread_rwlock_rdlock(&f->v->cp_lock);
+	assert_int_equal(tree_lookup_bp(f->v, &ifile, 0, 2, &ib), 0);
+	pthread_rwlock_unlock(&f->v->cp_lock);
+	assert_true(ib.vbn != 0);
+	garbage(f, ib.vbn, 4);
+	assert_int_equal(check(f, &res, &det), -FL_ECORRUPT);
+	assert_only(&det, 1);
+	/* Directory 17 (inode 17) is unreadable now, so its bad block is
+	 * not reached either; nothing cascades into W4 or W8. */
+	assert_int_equal(res.errors, 1);
+	assert_non_null(strstr(res.first_error, "inode 0 level 0 block 2 "));
+
+	/* The root block itself: nothing below it can be walked. */
+	garbage(f, f->v->fsi.root.vbn, 5);
+	assert_int_equal(check(f, &res, &det), -FL_ECORRUPT);
+	assert_true(det.w_errors[1] >= 1);
+	assert_non_null(strstr(res.first_error, "W1 violated"));
+	assert_non_null(strstr(res.first_error, "root block"));
+}
+
+/* ---------------------------------------------------------------- W4 */
+
+static void bitmap_forge(struct tl_fs *f, struct wnode *bm, uint64_t vbn,
+    bool on)
+{
+	pthread_rwlock_rdlock(&f->v->cp_lock);
+	pthread_rwlock_wrlock(&bm->lock);
+	assert_int_equal(bitmap_set(bm, vbn, on), 0);
+	pthread_rwlock_unlock(&bm->lock);
+	pthread_rwlock_unlock(&f->v->cp_lock);
+}
+
+static void test_w4_bitmap_forged(void **state)
+{
+	struct tl_fs *f = *state;
+	struct wafl_check_result res;
+	struct wafl_check_detail det;
+	struct tree t;
+	char want[96];
+
+	build_tree(f, &t);
+	struct wafl_bp bp = bp_of(f, t.data, 0, 5);
+	bitmap_forge(f, f->v->bitmap_wn, bp.vbn, false);
+	assert_int_equal(wafl_sync(f->v), 0);
+	assert_int_equal(check(f, &res, &det), -FL_ECORRUPT);
+	assert_only(&det, 4);
+	snprintf(want, sizeof(want), "W4 violated: vbn %llu reachable but free",
+	    (unsigned long long)bp.vbn);
+	assert_non_null(strstr(res.first_error, want));
+	bitmap_forge(f, f->v->bitmap_wn, bp.vbn, true);
+
+	/* The other way: a free block marked allocated. */
+	uint64_t freevbn = f->v->nvbns - 3;
+	bool set = true;
+	pthread_rwlock_rdlock(&f->v->cp_lock);
+	pthread_rwlock_rdlock(&f->v->bitmap_wn->lock);
+	assert_int_equal(bitmap_test(f->v->bitmap_wn, freevbn, &set), 0);
+	pthread_rwlock_unlock(&f->v->bitmap_wn->lock);
+	pthread_rwlock_unlock(&f->v->cp_lock);
+	assert_false(set);
+	bitmap_forge(f, f->v->bitmap_wn, freevbn, true);
+	assert_int_equal(wafl_sync(f->v), 0);
+	assert_int_equal(check(f, &res, &det), -FL_ECORRUPT);
+	assert_only(&det, 4);
+	snprintf(want, sizeof(want), "W4 violated: vbn %llu allocated but "
+	    "unreachable", (unsigned long long)freevbn);
+	assert_non_null(strstr(res.first_error, want));
+	bitmap_forge(f, f->v->bitmap_wn, freevbn, false);
+	assert_int_equal(wafl_sync(f->v), 0);
+	assert_clean(f);
+}
+
+/* ---------------------------------------------------------- W2, W5 */
+
+static void test_w2_birth_from_the_future(void **state)
+{
+	struct tl_fs *f = *state;
+	struct wafl_check_result res;
+	struct wafl_check_detail det;
+	struct tree t;
+
+	build_tree(f, &t);
+	WITH_INODE(f, t.top, wn, wn->di.u.top[0].birth += 1000);
+	assert_int_equal(wafl_sync(f->v), 0);
+	assert_int_equal(check(f, &res, &det), -FL_ECORRUPT);
+	assert_only(&det, 2);
+	assert_non_null(strstr(res.first_error, "W2 violated"));
+	/* Restored, the active tree is right, but the CP ring still holds
+	 * the bad root until it moves past it. */
+	WITH_INODE(f, t.top, wn, wn->di.u.top[0].birth -= 1000);
+	assert_int_equal(wafl_sync(f->v), 0);
+	assert_int_equal(check(f, &res, &det), -FL_ECORRUPT);
+	assert_only(&det, 2);
+	assert_non_null(strstr(res.first_error, "of CP root"));
+	for (unsigned i = 0; i < WAFL_RING_K; i++) {
+		write_file(f, t.small, 0, 10, i);
+		assert_int_equal(wafl_sync(f->v), 0);
+	}
+	assert_clean(f);
+}
+
+static void test_w5_block_shared(void **state)
+{
+	struct tl_fs *f = *state;
+	struct wafl_check_result res;
+	struct wafl_check_detail det;
+	struct tree t;
+	char want[64];
+
+	build_tree(f, &t);
+	struct wafl_bp bp = bp_of(f, t.top, 0, 0);
+	uint64_t other = mk(f, WAFL_INO_ROOTDIR, "other", S_IFREG | 0644);
+	WITH_INODE(f, other, wn, {
+		wn->di.u.top[0] = bp;
+		wn->di.size = 4096;
+		wn->di.blocks = 1;
+	});
+	assert_int_equal(wafl_sync(f->v), 0);
+	assert_int_equal(check(f, &res, &det), -FL_ECORRUPT);
+	assert_only(&det, 5);
+	snprintf(want, sizeof(want), "W5 violated: vbn %llu referenced twice",
+	    (unsigned long long)bp.vbn);
+	assert_non_null(strstr(res.first_error, want));
+	/* Undo before the block is freed twice. */
+	WITH_INODE(f, other, wn, {
+		memset(&wn->di.u.top[0], 0, sizeof(wn->di.u.top[0]));
+		wn->di.size = 0;
+		wn->di.blocks = 0;
+	});
+	assert_int_equal(wafl_sync(f->v), 0);
+	assert_clean(f);
+}
+
+/* ---------------------------------------------------------- W3, W9 */
+
+static void test_w3_pending_allocated(void **state)
+{
+	struct tl_fs *f = *state;
+	struct wafl_check_result res;
+	struct wafl_check_detail det;
+	struct tree t;
+
+	build_tree(f, &t);
+	struct wafl_bp bp = bp_of(f, t.top, 0, 0);
+	pthread_mutex_lock(&f->v->cp_serial);
+	uint64_t n = f->v->npending;
+	assert_int_equal(alloc_pending_add(f->v, bp.vbn, f->v->fsi.gen), 0);
+	pthread_mutex_unlock(&f->v->cp_serial);
+	assert_int_equal(check(f, &res, &det), -FL_ECORRUPT);
+	assert_only(&det, 3);
+	assert_non_null(strstr(res.first_error, "W3 violated"));
+	assert_non_null(strstr(res.first_error, "pending"));
+	pthread_mutex_lock(&f->v->cp_serial);
+	f->v->npending = n;
+	pthread_mutex_unlock(&f->v->cp_serial);
+	assert_clean(f);
+}
+
+static void test_w9_summary_forged(void **state)
+{
+	struct tl_fs *f = *state;
+	struct wafl_check_result res;
+	struct wafl_check_detail det;
+	struct tree t;
+	uint64_t id;
+
+	build_tree(f, &t);
+	assert_int_equal(wafl_snap_create(f->v, "snap", &id), 0);
+	assert_clean(f);
+	uint64_t vbn = f->v->nvbns - 5;
+	bitmap_forge(f, f->v->summary_wn, vbn, true);
+	assert_int_equal(wafl_sync(f->v), 0);
+	assert_int_equal(check(f, &res, &det), -FL_ECORRUPT);
+	assert_only(&det, 9);
+	assert_non_null(strstr(res.first_error, "in no snapshot"));
+	bitmap_forge(f, f->v->summary_wn, vbn, false);
+	assert_int_equal(wafl_sync(f->v), 0);
+	assert_clean(f);
+
+	/* A block only the snapshot holds goes bad: W1 names the
+	 * snapshot. */
+	struct wafl_bp old = bp_of(f, t.top, 0, 0);
+	write_file(f, t.top, 0, 4096, 999);
+	for (int i = 0; i < 5; i++) {
+		write_file(f, t.small, 0, 10, (uint64_t)i);
+		assert_int_equal(wafl_sync(f->v), 0);
+	}
+	assert_clean(f);
+	garbage(f, old.vbn, 9);
+	assert_int_equal(check(f, &res, &det), -FL_ECORRUPT);
+	assert_only(&det, 1);
+	assert_non_null(strstr(res.first_error, "snapshot 'snap'"));
+}
+
+/* ---------------------------------------------------------------- W8 */
+
+static void test_w8_link_counts(void **state)
+{
+	struct tl_fs *f = *state;
+	struct wafl_check_result res;
+	struct wafl_check_detail det;
+	struct tree t;
+	char want[96];
+
+	build_tree(f, &t);
+	/* A file's nlink one too high. */
+	WITH_INODE(f, t.small, wn, wn->di.nlink++);
+	assert_int_equal(wafl_sync(f->v), 0);
+	assert_int_equal(check(f, &res, &det), -FL_ECORRUPT);
+	assert_only(&det, 8);
+	assert_int_equal(res.errors, 1);
+	snprintf(want, sizeof(want), "W8 violated: inode %llu has nlink 2 but "
+	    "1 directory entries name it", (unsigned long long)t.small);
+	assert_string_equal(res.first_error, want);
+	WITH_INODE(f, t.small, wn, wn->di.nlink--);
+
+	/* A directory's nlink one too low. */
+	WITH_INODE(f, t.a, wn, wn->di.nlink--);
+	assert_int_equal(wafl_sync(f->v), 0);
+	assert_int_equal(check(f, &res, &det), -FL_ECORRUPT);
+	assert_only(&det, 8);
+	assert_non_null(strstr(res.first_error, "subdirectories"));
+	WITH_INODE(f, t.a, wn, wn->di.nlink++);
+
+	/* A directory whose parent field is wrong. */
+	WITH_INODE(f, t.b, wn, wn->di.parent = WAFL_INO_ROOTDIR);
+	assert_int_equal(wafl_sync(f->v), 0);
+	assert_int_equal(check(f, &res, &det), -FL_ECORRUPT);
+	assert_only(&det, 8);
+	assert_non_null(strstr(res.first_error, "parent field"));
+	WITH_INODE(f, t.b, wn, wn->di.parent = t.a);
+	assert_int_equal(wafl_sync(f->v), 0);
+	assert_clean(f);
+
+	/* An orphan: allocated, in no directory. */
+	uint64_t orphan = tl_fs_new_file(f);
+	assert_int_equal(wafl_sync(f->v), 0);
+	assert_int_equal(check(f, &res, &det), -FL_ECORRUPT);
+	assert_only(&det, 8);
+	snprintf(want, sizeof(want), "inode %llu", (unsigned long long)orphan);
+	assert_non_null(strstr(res.first_error, want));
+	assert_non_null(strstr(res.first_error, "orphan"));
+	link_to(f, t.b, "adopted", orphan, false);
+	assert_int_equal(wafl_sync(f->v), 0);
+	assert_clean(f);
+
+	/* An entry naming a free inode, and a directory named twice. */
+	link_to(f, t.a, "dangling", 5000, false);
+	link_to(f, WAFL_INO_ROOTDIR, "b-again", t.b, false);
+	assert_int_equal(wafl_sync(f->v), 0);
+	assert_int_equal(check(f, &res, &det), -FL_ECORRUPT);
+	assert_only(&det, 8);
+	assert_true(res.errors >= 2);
+}
+
+static void test_w8_size_and_blocks(void **state)
+{
+	struct tl_fs *f = *state;
+	struct wafl_check_result res;
+	struct wafl_check_detail det;
+	struct tree t;
+
+	build_tree(f, &t);
+	WITH_INODE(f, t.top, wn, wn->di.blocks += 3);
+	assert_int_equal(wafl_sync(f->v), 0);
+	assert_int_equal(check(f, &res, &det), -FL_ECORRUPT);
+	assert_only(&det, 8);
+	assert_non_null(strstr(res.first_error, "holds 2 blocks"));
+	WITH_INODE(f, t.top, wn, {
+		wn->di.blocks -= 3;
+		wn->di.size = 100;	/* block 1 now lies past EOF */
+	});
+	assert_int_equal(wafl_sync(f->v), 0);
+	assert_int_equal(check(f, &res, &det), -FL_ECORRUPT);
+	assert_only(&det, 8);
+	assert_non_null(strstr(res.first_error, "past its size"));
+	WITH_INODE(f, t.top, wn, wn->di.size = 5000);
+	assert_int_equal(wafl_sync(f->v), 0);
+	assert_clean(f);
+}
+
+/* ---------------------------------------------------------------- W7 */
+
+static void log_record(struct tl_fs *f, uint64_t gen)
+{
+	struct nvlog_resv r;
+	uint8_t payload[40] = { 1, 2, 3 };
+	struct iovec iov = { payload, sizeof(payload) };
+	uint64_t lsn;
+
+	pthread_rwlock_rdlock(&f->v->cp_lock);
+	assert_int_equal(nvlog_reserve(f->v->log, sizeof(payload), &r), 0);
+	assert_int_equal(nvlog_commit(f->v->log, &r, gen, 200, &iov, 1,
+	    &lsn), 0);
+	pthread_rwlock_unlock(&f->v->cp_lock);
+	assert_int_equal(nvlog_wait(f->v->log, lsn), 0);
+}
+
+static void test_w7_nvlog(void **state)
+{
+	struct tl_fs *f = *state;
+	struct wafl_check_result res;
+	struct wafl_check_detail det;
+
+	assert_non_null(f->v->log);
+	for (int i = 0; i < 3; i++)
+		log_record(f, f->v->open_gen);
+	assert_int_equal(check(f, &res, &det), 0);
+	assert_int_equal(det.log_records, 3);
+	log_record(f, f->v->open_gen + 5);
+	assert_int_equal(check(f, &res, &det), -FL_ECORRUPT);
+	assert_only(&det, 7);
+	assert_int_equal(det.log_records, 4);
+	assert_non_null(strstr(res.first_error, "W7 violated: NVLOG record"));
+	/* Records of unknown type: leave without replaying or syncing. */
+	wafl_abandon(f->v);
+	f->v = NULL;
+}
+
+/* ---------------------------------------------------- hostile data */
+
+/* Garbage with valid checksums: written through the core, so every
+ * parent's pointer matches it. */
+static void forge_block(struct tl_fs *f, struct wnode *wn, uint64_t fbn,
+    uint64_t seed, uint32_t off, uint32_t len)
+{
+	uint8_t *blk;
+
+	pthread_rwlock_rdlock(&f->v->cp_lock);
+	pthread_rwlock_wrlock(&wn->lock);
+	assert_int_equal(wn_modify_block(wn, fbn, &blk), 0);
+	tl_fill_pattern(blk + off, len, seed);
+	pthread_rwlock_unlock(&wn->lock);
+	pthread_rwlock_unlock(&f->v->cp_lock);
+}
+
+static void test_hostile_structures(void **state)
+{
+	struct tl_fs *f = *state;
+	struct wafl_check_result res;
+	struct wafl_check_detail det;
+	struct tree t;
+	struct wnode *wn;
+
+	build_tree(f, &t);
+	/* Hostile directory blocks: header and a leaf. */
+	pthread_rwlock_rdlock(&f->v->cp_lock);
+	assert_int_equal(wnode_get(f->v, t.b, &wn), 0);
+	pthread_rwlock_unlock(&f->v->cp_lock);
+	forge_block(f, wn, 1, 11, 40, 200);
+	assert_int_equal(wafl_sync(f->v), 0);
+	assert_int_equal(check(f, &res, &det), -FL_ECORRUPT);
+	assert_only(&det, 8);
+	assert_non_null(strstr(res.first_error, "index corrupt"));
+	forge_block(f, wn, 0, 12, 0, 4096);
+	assert_int_equal(wafl_sync(f->v), 0);
+	assert_int_equal(check(f, &res, &det), -FL_ECORRUPT);
+	assert_only(&det, 8);
+	wnode_put(wn);
+
+	/* Hostile inodes (16..23) in the inode file. */
+	forge_block(f, f->v->ifile_wn, 2, 13, 0, 4096);
+	assert_int_equal(wafl_sync(f->v), 0);
+	assert_int_equal(check(f, &res, &det), -FL_ECORRUPT);
+	assert_true(det.w_errors[1] >= 8);
+
+	/* A hostile snapshot table and bitmaps. */
+	forge_block(f, f->v->snaptab_wn, 0, 14, 0, 4096);
+	forge_block(f, f->v->summary_wn, 0, 15, 0, 4096);
+	forge_block(f, f->v->bitmap_wn, 0, 16, 100, 3000);
+	assert_int_equal(wafl_sync(f->v), 0);
+	assert_int_equal(check(f, &res, &det), -FL_ECORRUPT);
+	assert_true(det.w_errors[1] > 0 && det.w_errors[4] > 0);
+	/* The volume is beyond use now: leave without a final CP. */
+	wafl_abandon(f->v);
+	f->v = NULL;
+}
+
+static void test_random_damage_runs_to_completion(void **state)
+{
+	struct tl_fs *f = *state;
+	struct wafl_check_result res;
+	struct wafl_check_detail det;
+	struct tree t;
+	uint64_t rng = 42;
+	uint64_t used[4096], nused = 0;
+
+	build_tree(f, &t);
+	/* Blocks in use, from the active bitmap. */
+	pthread_rwlock_rdlock(&f->v->cp_lock);
+	pthread_rwlock_rdlock(&f->v->bitmap_wn->lock);
+	for (uint64_t vbn = 2; vbn < f->v->nvbns && nused < 4096; vbn++) {
+		bool set = false;
+		assert_int_equal(bitmap_test(f->v->bitmap_wn, vbn, &set), 0);
+		if (set)
+			used[nused++] = vbn;
+	}
+	pthread_rwlock_unlock(&f->v->bitmap_wn->lock);
+	pthread_rwlock_unlock(&f->v->cp_lock);
+	assert_true(nused > 100);
+	for (int round = 0; round < 12; round++) {
+		for (int k = 0; k < 3; k++) {
+			uint64_t vbn = used[tl_rand_below(&rng, nused)];
+			if (tl_rand_below(&rng, 2) == 0) {
+				size_t disk;
+				uint64_t blk;
+				assert_int_equal(raid_vbn_locate(f->raid, vbn,
+				    &disk, &blk), 0);
+				assert_int_equal(raid_fault_flip_bit(f->raid,
+				    disk, blk, (uint32_t)tl_rand_below(&rng,
+				    32768)), 0);
+			} else {
+				garbage(f, vbn, tl_rand(&rng));
+			}
+		}
+		assert_int_equal(check(f, &res, &det), -FL_ECORRUPT);
+		assert_true(det.w_errors[1] > 0);
+		assert_true(res.errors > 0);
+		assert_non_null(strstr(res.first_error, "violated"));
+	}
+	wafl_abandon(f->v);
+	f->v = NULL;
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_fresh_is_clean, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_populated_is_clean, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_snapshots_are_clean,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_w1_flipped_bit_repairable,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_w1_garbage_not_repairable,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_w1_damaged_metadata,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_w4_bitmap_forged, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_w2_birth_from_the_future,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_w5_block_shared, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_w3_pending_allocated,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_w9_summary_forged, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_w8_link_counts, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_w8_size_and_blocks, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_w7_nvlog, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_hostile_structures, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_random_damage_runs_to_completion, setup, teardown),
+	};
+	return cmocka_run_group_tests_name("wafl check", tests, NULL, NULL);
+}
