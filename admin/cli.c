@@ -1,0 +1,608 @@
+/*
+ * admin/cli.c: filerctl.
+ *
+ *   filerctl [--home DIR] [--json] VERB [ARGS...]
+ *
+ * argv becomes a request by the verb table (verbs.c) and is checked by it
+ * before anything is sent: usage errors exit 2 without touching filerd.
+ * The request goes to filerd over <home>/filerd.sock.  When no filerd runs
+ * (no socket, or nobody listening), a verb that makes sense offline runs
+ * here against the database, under the home lock (A3) and through the same
+ * handlers filerd uses; any other verb says how to start filerd.
+ *
+ * The reply is printed as tables and "key: value" blocks, or with --json
+ * as one JSON object: {"status": 0, "message": "...", <tables as arrays>,
+ * <objects as objects>}.  Exit status: 0 ok, 1 error, 2 usage.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "admin/adm_impl.h"
+#include "common/log.h"
+
+struct cli {
+	const char *home;
+	bool json;
+};
+
+static void print_verbs(FILE *f, const char *prefix)
+{
+	const struct adm_verb *v;
+
+	for (size_t i = 0; (v = adm_verb_at(i)) != NULL; i++) {
+		if (prefix != NULL && strncmp(v->words, prefix,
+		    strlen(prefix)) != 0)
+			continue;
+		fprintf(f, "  %-16s %s\n", v->words, v->summary);
+	}
+}
+
+static void usage_main(FILE *f)
+{
+	fprintf(f, "usage: filerctl [--home DIR] [--json] VERB [ARGS...]\n\n"
+	    "Manage the filer appliance through filerd (see filerctl(8)).\n\n"
+	    "  --home DIR   filerd's home (default $FILER_HOME or %s)\n"
+	    "  --json       print the reply as JSON\n\n"
+	    "Verbs (filerctl VERB --help for each):\n", ADM_DEFAULT_HOME);
+	print_verbs(f, NULL);
+}
+
+/* Longest verb whose words start argv; *used gets how many words. */
+static const struct adm_verb *match_verb(int argc, char **argv, int *used)
+{
+	char words[64] = "";
+	const struct adm_verb *best = NULL;
+
+	for (int i = 0; i < argc && i < 3; i++) {
+		const struct adm_verb *v;
+
+		if (argv[i][0] == '-' || strlen(words) + strlen(argv[i]) + 2 >
+		    sizeof(words))
+			break;
+		if (i > 0)
+			strcat(words, " ");
+		strcat(words, argv[i]);
+		v = adm_verb_find(words);
+		if (v != NULL && !(v->flags & ADM_V_LOCAL)) {
+			best = v;
+			*used = i + 1;
+		}
+	}
+	return best;
+}
+
+static bool is_group(int argc, char **argv)
+{
+	const struct adm_verb *v;
+	size_t n = strlen(argv[0]);
+
+	(void)argc;
+	for (size_t i = 0; (v = adm_verb_at(i)) != NULL; i++)
+		if (strncmp(v->words, argv[0], n) == 0 && v->words[n] == ' ')
+			return true;
+	return false;
+}
+
+static int usage_error(const struct adm_verb *v, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static int usage_error(const struct adm_verb *v, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "filerctl: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\n");
+	if (v != NULL)
+		fprintf(stderr, "see: filerctl %s --help\n", v->words);
+	return ADM_USAGE;
+}
+
+/* argv (after the verb's words) to fields, by the verb's table. */
+static int parse_args(const struct adm_verb *v, int argc, char **argv,
+    struct adm_req *req)
+{
+	const struct adm_arg *pos[8];
+	size_t npos = 0, ipos = 0;
+
+	for (const struct adm_arg *a = v->args; a != NULL && a->name != NULL;
+	    a++)
+		if ((a->flags & ADM_ARG_POS) && npos < 8)
+			pos[npos++] = a;
+	for (int i = 0; i < argc; i++) {
+		const char *s = argv[i];
+
+		if (strncmp(s, "--", 2) == 0 && s[2] != '\0') {
+			char name[ADM_KEY_MAX];
+			const char *eq = strchr(s + 2, '=');
+			const char *val = NULL;
+			size_t nl = eq != NULL ? (size_t)(eq - s - 2) :
+			    strlen(s + 2);
+			const struct adm_arg *a;
+
+			if (nl == 0 || nl >= sizeof(name))
+				return usage_error(v, "unknown option %s", s);
+			memcpy(name, s + 2, nl);
+			name[nl] = '\0';
+			for (char *c = name; *c != '\0'; c++)
+				if (*c == '-')
+					*c = '_';
+			a = adm_verb_arg(v, name);
+			if (a == NULL || (a->flags & ADM_ARG_POS))
+				return usage_error(v, "%s: unknown option %s",
+				    v->words, s);
+			if (a->type == ADM_A_FLAG || a->type == ADM_A_ALIAS) {
+				if (eq != NULL)
+					return usage_error(v, "%s takes no "
+					    "value", s);
+				if (a->type == ADM_A_ALIAS) {
+					if (adm_req_set(req, a->target,
+					    a->choices) != 0)
+						return usage_error(v, "bad %s",
+						    s);
+					continue;
+				}
+				val = "true";
+			} else if (eq != NULL) {
+				val = eq + 1;
+			} else if (i + 1 < argc) {
+				val = argv[++i];
+			} else {
+				return usage_error(v, "%s needs a value", s);
+			}
+			if (adm_req_get(req, a->name) != NULL)
+				return usage_error(v, "--%s given twice",
+				    a->name);
+			if (adm_req_set(req, a->name, val) != 0)
+				return usage_error(v, "%s: the value holds "
+				    "control characters or is too long", s);
+			continue;
+		}
+		if (ipos >= npos)
+			return usage_error(v, "%s: unexpected argument '%s'",
+			    v->words, s);
+		if (adm_req_set(req, pos[ipos]->name, s) != 0)
+			return usage_error(v, "'%s': the value holds control "
+			    "characters or is too long", s);
+		ipos++;
+	}
+	return ADM_OK;
+}
+
+/* ------------------------------------------------------------ output */
+
+static void json_str(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (const unsigned char *p = (const unsigned char *)s; *p != '\0';
+	    p++) {
+		if (*p == '"' || *p == '\\')
+			fprintf(f, "\\%c", *p);
+		else if (*p < 0x20)
+			fprintf(f, "\\u%04x", *p);
+		else
+			fputc(*p, f);
+	}
+	fputc('"', f);
+}
+
+static void json_fields(FILE *f, const struct adm_reply *r, size_t i)
+{
+	bool first = true;
+
+	fputc('{', f);
+	for (size_t k = i + 1; k < r->n && r->items[k].kind >= ADM_IT_STR;
+	    k++) {
+		const struct adm_item *it = &r->items[k];
+
+		fprintf(f, "%s", first ? "" : ", ");
+		first = false;
+		json_str(f, it->key);
+		fprintf(f, ": ");
+		if (it->kind == ADM_IT_STR)
+			json_str(f, it->val);
+		else
+			fputs(it->val, f);
+	}
+	fputc('}', f);
+}
+
+static bool seen_before(const struct adm_reply *r, size_t i)
+{
+	for (size_t k = 0; k < i; k++)
+		if (r->items[k].kind <= ADM_IT_OBJ &&
+		    strcmp(r->items[k].key, r->items[i].key) == 0)
+			return true;
+	return false;
+}
+
+static void print_json(FILE *f, const struct adm_reply *r)
+{
+	fprintf(f, "{\"status\": %d, \"message\": ", r->status);
+	json_str(f, r->message);
+	for (size_t i = 0; i < r->n; i++) {
+		const struct adm_item *it = &r->items[i];
+		bool first = true;
+
+		if (it->kind > ADM_IT_OBJ || seen_before(r, i))
+			continue;
+		fprintf(f, ", ");
+		json_str(f, it->key);
+		fprintf(f, ": ");
+		if (it->kind == ADM_IT_OBJ) {
+			json_fields(f, r, i);
+			continue;
+		}
+		fputc('[', f);
+		for (size_t k = i; k < r->n; k++) {
+			if (r->items[k].kind != ADM_IT_ROW ||
+			    strcmp(r->items[k].key, it->key) != 0)
+				continue;
+			fprintf(f, "%s", first ? "" : ", ");
+			first = false;
+			json_fields(f, r, k);
+		}
+		fputc(']', f);
+	}
+	fprintf(f, "}\n");
+}
+
+/* Human form of a value: sizes for *_bytes. */
+static void human_val(const struct adm_item *it, char *out, size_t len)
+{
+	size_t kl = strlen(it->key);
+	uint64_t u;
+
+	if (it->kind == ADM_IT_NUM && kl > 6 &&
+	    strcmp(it->key + kl - 6, "_bytes") == 0 &&
+	    adm_parse_u64(it->val, &u) == 0) {
+		adm_fmt_size(u, out, len);
+		return;
+	}
+	snprintf(out, len, "%s", it->val[0] != '\0' ? it->val : "-");
+}
+
+#define MAX_COLS 40
+
+static void print_table(FILE *f, const struct adm_reply *r, const char *name)
+{
+	const char *cols[MAX_COLS];
+	size_t width[MAX_COLS], ncols = 0, nrows = 0;
+	char val[512];
+
+	/* Columns: keys in order of first appearance. */
+	for (size_t i = 0; i < r->n; i++) {
+		if (r->items[i].kind != ADM_IT_ROW ||
+		    strcmp(r->items[i].key, name) != 0)
+			continue;
+		nrows++;
+		for (size_t k = i + 1; k < r->n &&
+		    r->items[k].kind >= ADM_IT_STR; k++) {
+			size_t c;
+			size_t w;
+
+			for (c = 0; c < ncols; c++)
+				if (strcmp(cols[c], r->items[k].key) == 0)
+					break;
+			if (c == ncols) {
+				if (ncols == MAX_COLS)
+					continue;
+				cols[ncols] = r->items[k].key;
+				width[ncols++] = strlen(r->items[k].key);
+			}
+			human_val(&r->items[k], val, sizeof(val));
+			w = strlen(val);
+			if (w > width[c])
+				width[c] = w;
+		}
+	}
+	if (nrows == 0) {
+		fprintf(f, "no %s\n", name);
+		return;
+	}
+	for (size_t c = 0; c < ncols; c++) {
+		for (const char *p = cols[c]; *p != '\0'; p++)
+			fputc(*p >= 'a' && *p <= 'z' ? *p - 32 : *p, f);
+		if (c + 1 < ncols)
+			fprintf(f, "%*s", (int)(width[c] - strlen(cols[c]) + 2),
+			    "");
+	}
+	fputc('\n', f);
+	for (size_t i = 0; i < r->n; i++) {
+		if (r->items[i].kind != ADM_IT_ROW ||
+		    strcmp(r->items[i].key, name) != 0)
+			continue;
+		for (size_t c = 0; c < ncols; c++) {
+			snprintf(val, sizeof(val), "-");
+			for (size_t k = i + 1; k < r->n &&
+			    r->items[k].kind >= ADM_IT_STR; k++)
+				if (strcmp(r->items[k].key, cols[c]) == 0)
+					human_val(&r->items[k], val,
+					    sizeof(val));
+			if (c + 1 < ncols)
+				fprintf(f, "%-*s  ", (int)width[c], val);
+			else
+				fprintf(f, "%s", val);
+		}
+		fputc('\n', f);
+	}
+}
+
+static void print_human(FILE *f, const struct adm_reply *r)
+{
+	bool any = false;
+
+	if (r->message[0] != '\0') {
+		fprintf(f, "%s\n", r->message);
+		any = true;
+	}
+	for (size_t i = 0; i < r->n; i++) {
+		const struct adm_item *it = &r->items[i];
+		size_t kw = 0;
+		char val[512];
+
+		if (it->kind > ADM_IT_OBJ || seen_before(r, i))
+			continue;
+		if (any)
+			fputc('\n', f);
+		any = true;
+		if (it->kind != ADM_IT_OBJ) {
+			print_table(f, r, it->key);
+			continue;
+		}
+		for (size_t k = i + 1; k < r->n &&
+		    r->items[k].kind >= ADM_IT_STR; k++)
+			if (strlen(r->items[k].key) > kw)
+				kw = strlen(r->items[k].key);
+		for (size_t k = i + 1; k < r->n &&
+		    r->items[k].kind >= ADM_IT_STR; k++) {
+			human_val(&r->items[k], val, sizeof(val));
+			fprintf(f, "%-*s  %s\n", (int)kw + 1, r->items[k].key,
+			    val);
+		}
+	}
+}
+
+static int show(const struct cli *c, const struct adm_reply *r)
+{
+	if (c->json)
+		print_json(stdout, r);
+	if (r->status != ADM_OK) {
+		fprintf(stderr, "filerctl: %s\n", r->message);
+		return r->status;
+	}
+	if (!c->json)
+		print_human(stdout, r);
+	return ADM_OK;
+}
+
+/* -------------------------------------------------------- transports */
+
+/* 0 with *fd connected; -ENOENT/-ECONNREFUSED: nobody listens. */
+static int connect_home(const char *sock_path, int *fd)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int s;
+
+	if (strlen(sock_path) >= sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	memcpy(sa.sun_path, sock_path, strlen(sock_path) + 1);
+	s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (s < 0)
+		return -errno;
+	if (connect(s, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+		int e = errno;
+
+		close(s);
+		return -e;
+	}
+	*fd = s;
+	return 0;
+}
+
+static int via_socket(const struct cli *c, int fd, const struct adm_req *req)
+{
+	struct timeval tv = { .tv_sec = 600 };
+	struct adm_buf out = { 0 };
+	struct adm_reply r;
+	char *in = NULL;
+	size_t len = 0;
+	int rc, st;
+
+	(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	rc = adm_req_encode(req, &out);
+	if (rc == 0)
+		rc = adm_frame_write(fd, out.p, out.len);
+	adm_buf_free(&out);
+	if (rc == 0)
+		rc = adm_frame_read(fd, ADM_REP_MAX, &in, &len);
+	if (rc != 0) {
+		fprintf(stderr, "filerctl: lost the connection to filerd: %s; "
+		    "see its log (journalctl -u filerd, or stderr with "
+		    "--foreground)\n", strerror(rc == -EPIPE ? EPIPE : -rc));
+		return ADM_ERR;
+	}
+	rc = adm_reply_decode(in, len, &r);
+	free(in);
+	if (rc != 0) {
+		fprintf(stderr, "filerctl: malformed reply from filerd\n");
+		return ADM_ERR;
+	}
+	st = show(c, &r);
+	adm_reply_free(&r);
+	return st;
+}
+
+/* No filerd: run the verb here, under the home lock (A3). */
+static int offline(const struct cli *c, const struct adm_verb *v,
+    const struct adm_req *req)
+{
+	struct adm_ctx *ctx = calloc(1, sizeof(*ctx));
+	struct adm_buf out = { 0 };
+	struct adm_rep rep;
+	struct adm_reply r;
+	char err[512];
+	long holder = 0;
+	int st = ADM_ERR, rc;
+
+	if (ctx == NULL || adm_ctx_init(ctx, c->home) != 0) {
+		fprintf(stderr, "filerctl: bad --home %s\n", c->home);
+		free(ctx);
+		return ADM_ERR;
+	}
+	adm_rep_init(&rep);
+	if (!(v->flags & ADM_V_OFFLINE)) {
+		adm_fail(&rep, ADM_ERR, "filerd is not running on %s; start "
+		    "it with: filerd --home %s", ctx->home, ctx->home);
+		goto render;
+	}
+	if (access(ctx->home, F_OK) != 0) {
+		adm_fail(&rep, ADM_ERR, "%s does not exist; start filerd once "
+		    "with: filerd --home %s (or give --home)", ctx->home,
+		    ctx->home);
+		goto render;
+	}
+	rc = adm_home_lock(ctx, &holder);
+	if (rc == -EBUSY) {
+		adm_fail(&rep, ADM_ERR, "%s is in use (filerd starting or "
+		    "stopping%s%ld%s, or another filerctl); try again",
+		    ctx->home, holder ? ", pid " : "", holder,
+		    holder ? "" : "");
+		goto render;
+	}
+	if (rc != 0) {
+		adm_fail(&rep, ADM_ERR, "cannot lock %s: %s", ctx->pid_path,
+		    strerror(-rc));
+		goto render;
+	}
+	if (adm_db_open(ctx->db_path, &ctx->db, err, sizeof(err)) != 0) {
+		adm_fail(&rep, ADM_ERR, "%s", err);
+		adm_home_unlock(ctx, false);
+		goto render;
+	}
+	(void)adm_dispatch(ctx, req, &rep);
+	adm_db_close(ctx->db);
+	ctx->db = NULL;
+	adm_home_unlock(ctx, false);
+render:
+	if (adm_rep_encode(&rep, &out) == 0 &&
+	    adm_reply_decode(out.p, out.len, &r) == 0) {
+		st = show(c, &r);
+		adm_reply_free(&r);
+	} else {
+		fprintf(stderr, "filerctl: %s\n", rep.message);
+	}
+	adm_buf_free(&out);
+	adm_rep_free(&rep);
+	adm_ctx_fini(ctx);
+	free(ctx);
+	return st;
+}
+
+int adm_cli_main(int argc, char **argv)
+{
+	struct cli c = { .home = getenv("FILER_HOME"), .json = false };
+	const struct adm_verb *v;
+	struct adm_req req;
+	struct adm_rep rep;
+	char sock[ADM_PATH_MAX + 16];
+	int i = 1, used = 0, st, fd = -1, rc;
+
+	if (c.home == NULL || c.home[0] == '\0')
+		c.home = ADM_DEFAULT_HOME;
+	fl_log_init(FL_LOG_STDERR, "filerctl");
+	fl_log_set_level(FL_LOG_WARN);
+	for (; i < argc && argv[i][0] == '-'; i++) {
+		if (strcmp(argv[i], "--json") == 0) {
+			c.json = true;
+		} else if (strcmp(argv[i], "--home") == 0 && i + 1 < argc) {
+			c.home = argv[++i];
+		} else if (strncmp(argv[i], "--home=", 7) == 0) {
+			c.home = argv[i] + 7;
+		} else if (strcmp(argv[i], "--help") == 0 ||
+		    strcmp(argv[i], "-h") == 0) {
+			usage_main(stdout);
+			return ADM_OK;
+		} else {
+			fprintf(stderr, "filerctl: unknown option %s\n",
+			    argv[i]);
+			usage_main(stderr);
+			return ADM_USAGE;
+		}
+	}
+	if (i >= argc) {
+		usage_main(stderr);
+		return ADM_USAGE;
+	}
+	if (strcmp(argv[i], "help") == 0) {
+		usage_main(stdout);
+		return ADM_OK;
+	}
+	v = match_verb(argc - i, argv + i, &used);
+	if (v == NULL) {
+		if (is_group(argc - i, argv + i)) {
+			bool help = i + 1 < argc && (strcmp(argv[i + 1],
+			    "--help") == 0 || strcmp(argv[i + 1], "-h") == 0);
+
+			fprintf(help ? stdout : stderr, "%s%s verbs:\n",
+			    help ? "" : "filerctl: which one? ", argv[i]);
+			print_verbs(help ? stdout : stderr, argv[i]);
+			return help ? ADM_OK : ADM_USAGE;
+		}
+		fprintf(stderr, "filerctl: unknown verb '%s'\n", argv[i]);
+		usage_main(stderr);
+		return ADM_USAGE;
+	}
+	for (int k = i + used; k < argc; k++) {
+		if (strcmp(argv[k], "--help") == 0 ||
+		    strcmp(argv[k], "-h") == 0) {
+			struct adm_buf b = { 0 };
+
+			adm_verb_usage(v, &b);
+			fputs(b.p != NULL ? b.p : "", stdout);
+			adm_buf_free(&b);
+			return ADM_OK;
+		}
+	}
+	adm_req_init(&req, v->words);
+	st = parse_args(v, argc - i - used, argv + i + used, &req);
+	if (st != ADM_OK) {
+		adm_req_free(&req);
+		return st;
+	}
+	adm_rep_init(&rep);
+	st = adm_req_validate(v, &req, &rep);
+	if (st != ADM_OK) {
+		fprintf(stderr, "filerctl: %s\n", rep.message);
+		adm_rep_free(&rep);
+		adm_req_free(&req);
+		return st;
+	}
+	adm_rep_free(&rep);
+
+	snprintf(sock, sizeof(sock), "%s/filerd.sock", c.home);
+	rc = connect_home(sock, &fd);
+	if (rc == 0) {
+		st = via_socket(&c, fd, &req);
+		close(fd);
+	} else if (rc == -ENOENT || rc == -ECONNREFUSED) {
+		st = offline(&c, v, &req);
+	} else if (rc == -EACCES || rc == -EPERM) {
+		fprintf(stderr, "filerctl: permission denied on %s: only root "
+		    "(or the configured admin_group) may manage filerd\n", sock);
+		st = ADM_ERR;
+	} else {
+		fprintf(stderr, "filerctl: cannot reach filerd at %s: %s\n",
+		    sock, strerror(-rc));
+		st = ADM_ERR;
+	}
+	adm_req_free(&req);
+	return st;
+}

@@ -1,0 +1,446 @@
+/*
+ * admin/daemon.c: filerd.
+ *
+ * LIFECYCLE (docs/admin.md)
+ *   1. Without --foreground, fork; the parent waits on a pipe until the
+ *      child is serving (exit 0) or has failed (its message, exit 1).
+ *   2. Take the home lock (ctx.c); a second filerd on the same home is
+ *      refused with the pid of the first.  Write our pid.
+ *   3. Open and migrate the database; apply settings that act now.
+ *   4. Block SIGTERM, SIGINT, SIGHUP before any thread exists (raid and
+ *      wafl threads inherit the mask), and read them from a signalfd in the
+ *      main loop: no work happens in a signal handler.
+ *   5. Bring up every volume configured online (a failure marks that volume
+ *      offline with the reason and goes on), then start the services.
+ *   6. Serve the control socket, mode 0600 (0660 with the admin_group).
+ *      Each connection carries one request; the main thread serves them in
+ *      turn, so handlers never race each other on the database or the
+ *      volume list.  A peer must be root, our own uid, or in admin_group
+ *      (SO_PEERCRED); a peer that stalls is cut off by socket timeouts.
+ *   7. Between requests: drain raid events into the event log, run
+ *      snapshot schedules.
+ *   8. SIGTERM/SIGINT (A4): close the socket, stop services, unmount every
+ *      volume (final CP) and close its raid, remove socket and pid file,
+ *      exit 0.  SIGHUP: reapply settings, tell services to reload.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "admin/adm_impl.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "common/util.h"
+
+#define CLIENT_TIMEOUT_S	10
+
+static int ready_fd = -1;	/* pipe to the waiting parent, or -1 */
+
+static void ready(const char *msg)
+{
+	if (ready_fd < 0)
+		return;
+	(void)!write(ready_fd, msg, strlen(msg));
+	close(ready_fd);
+	ready_fd = -1;
+}
+
+/* Report a startup failure where the administrator looks. */
+static int startup_fail(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
+static int startup_fail(const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (ready_fd >= 0) {
+		fl_err(ADM_SUB, "%s", msg);	/* syslog */
+		char buf[1100];
+
+		snprintf(buf, sizeof(buf), "filerd: %s\n", msg);
+		ready(buf);
+	} else {
+		fprintf(stderr, "filerd: %s\n", msg);
+	}
+	return 1;
+}
+
+static int mkdir_p(const char *path, mode_t mode)
+{
+	char buf[ADM_PATH_MAX];
+	size_t n = strlen(path);
+
+	if (n >= sizeof(buf))
+		return -ENAMETOOLONG;
+	memcpy(buf, path, n + 1);
+	for (size_t i = 1; i <= n; i++) {
+		if (buf[i] != '/' && buf[i] != '\0')
+			continue;
+		buf[i] = '\0';
+		if (mkdir(buf, mode) != 0 && errno != EEXIST)
+			return -errno;
+		buf[i] = path[i];
+	}
+	return 0;
+}
+
+static bool admin_gid(struct adm_ctx *ctx, gid_t *gid)
+{
+	char name[256];
+	struct group *g;
+
+	if (adm_db_setting(ctx->db, "admin_group", name, sizeof(name)) != 0 ||
+	    name[0] == '\0' || (g = getgrnam(name)) == NULL)
+		return false;
+	*gid = g->gr_gid;
+	return true;
+}
+
+void adm_daemon_apply(struct adm_ctx *ctx)
+{
+	char lvl[32];
+	enum fl_log_level l;
+	gid_t gid;
+
+	if (adm_db_setting(ctx->db, "log_level", lvl, sizeof(lvl)) == 0 &&
+	    fl_log_parse_level(lvl, &l) == 0)
+		fl_log_set_level(l);
+	if (admin_gid(ctx, &gid)) {
+		if (chown(ctx->sock_path, (uid_t)-1, gid) == 0)
+			(void)chmod(ctx->sock_path, 0660);
+	} else {
+		(void)chmod(ctx->sock_path, 0600);
+	}
+}
+
+static bool peer_allowed(struct adm_ctx *ctx, int fd, char *why,
+    size_t whylen)
+{
+	struct ucred cr;
+	socklen_t len = sizeof(cr);
+	gid_t gid;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) != 0) {
+		snprintf(why, whylen, "cannot identify the caller");
+		return false;
+	}
+	if (cr.uid == 0 || cr.uid == geteuid())
+		return true;
+	if (admin_gid(ctx, &gid)) {
+		struct passwd *pw = getpwuid(cr.uid);
+		gid_t groups[256];
+		int n = 256;
+
+		if (cr.gid == gid)
+			return true;
+		if (pw != NULL && getgrouplist(pw->pw_name, pw->pw_gid, groups,
+		    &n) >= 0)
+			for (int i = 0; i < n; i++)
+				if (groups[i] == gid)
+					return true;
+	}
+	snprintf(why, whylen, "permission denied: uid %u may not use filerd's "
+	    "control socket (root%s only)", (unsigned)cr.uid,
+	    admin_gid(ctx, &gid) ? " or the admin_group" : "");
+	return false;
+}
+
+static void serve_client(struct adm_ctx *ctx, int fd)
+{
+	struct timeval tv = { .tv_sec = CLIENT_TIMEOUT_S };
+	struct adm_buf out = { 0 };
+	struct adm_rep rep;
+	struct adm_req req;
+	char why[256], *in = NULL;
+	size_t len = 0;
+	int rc;
+
+	(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	adm_rep_init(&rep);
+	adm_req_init(&req, "");
+	if (!peer_allowed(ctx, fd, why, sizeof(why))) {
+		fl_warn(ADM_SUB, "control socket: %s", why);
+		adm_fail(&rep, ADM_ERR, "%s", why);
+		goto reply;
+	}
+	rc = adm_frame_read(fd, ADM_REQ_MAX, &in, &len);
+	if (rc != 0) {
+		fl_warn(ADM_SUB, "control socket: bad request frame: %s",
+		    fl_strerror(rc));
+		adm_fail(&rep, ADM_USAGE, "malformed request frame: %s",
+		    fl_strerror(rc));
+		goto reply;
+	}
+	if (adm_req_decode(in, len, &req, why, sizeof(why)) != 0) {
+		fl_warn(ADM_SUB, "control socket: malformed request: %s", why);
+		adm_fail(&rep, ADM_USAGE, "malformed request: %s", why);
+		goto reply;
+	}
+	fl_debug(ADM_SUB, "request: %s", req.verb);
+	(void)adm_dispatch(ctx, &req, &rep);
+	adm_events_drain(ctx);
+reply:
+	if (adm_rep_encode(&rep, &out) != 0) {
+		struct adm_rep small;
+
+		adm_buf_free(&out);
+		adm_rep_init(&small);
+		adm_fail(&small, ADM_ERR, "the reply is too large; narrow the "
+		    "request (e.g. events --limit)");
+		(void)adm_rep_encode(&small, &out);
+	}
+	(void)adm_frame_write(fd, out.p, out.len);
+	adm_buf_free(&out);
+	adm_rep_free(&rep);
+	adm_req_free(&req);
+	free(in);
+}
+
+static int listen_socket(struct adm_ctx *ctx)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	mode_t old;
+	int fd, rc;
+
+	if (strlen(ctx->sock_path) >= sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	memcpy(sa.sun_path, ctx->sock_path, strlen(ctx->sock_path) + 1);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	/* We hold the home lock: a socket file here is a dead filerd's. */
+	(void)unlink(ctx->sock_path);
+	old = umask(0177);
+	rc = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+	umask(old);
+	if (rc != 0 || listen(fd, 64) != 0) {
+		rc = -errno;
+		close(fd);
+		return rc;
+	}
+	return fd;
+}
+
+/* Error lines from the layers below become events (any thread). */
+static void log_hook(void *arg, enum fl_log_level level, const char *subsys,
+    const char *msg)
+{
+	if (strcmp(subsys, ADM_SUB) == 0)
+		return;
+	adm_event_queue(arg, NULL, 0, "error", false, msg);
+}
+
+static int daemonize(void)
+{
+	int p[2];
+	pid_t pid;
+
+	if (pipe2(p, O_CLOEXEC) != 0)
+		return -errno;
+	pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid > 0) {
+		char buf[1200];
+		ssize_t n;
+
+		close(p[1]);
+		n = read(p[0], buf, sizeof(buf) - 1);
+		if (n > 0 && strncmp(buf, "OK", 2) == 0)
+			_exit(0);
+		if (n > 0)
+			(void)!write(2, buf, (size_t)n);
+		else
+			fprintf(stderr, "filerd: exited during startup\n");
+		_exit(1);
+	}
+	close(p[0]);
+	ready_fd = p[1];
+	(void)setsid();
+	return 0;
+}
+
+int adm_daemon_main(const struct adm_daemon_opts *o)
+{
+	struct adm_ctx *ctx = calloc(1, sizeof(*ctx));
+	char err[512], pidbuf[32], *real = NULL;
+	sigset_t mask;
+	int sfd = -1, lfd = -1, rc, status = 1;
+	long holder;
+
+	if (ctx == NULL)
+		return 1;
+	fl_log_init(o->foreground ? FL_LOG_STDERR : FL_LOG_SYSLOG, "filerd");
+	if (!o->foreground && daemonize() != 0) {
+		fprintf(stderr, "filerd: cannot fork: %s\n", strerror(errno));
+		free(ctx);
+		return 1;
+	}
+	rc = mkdir_p(o->home, 0755);
+	real = rc == 0 ? realpath(o->home, NULL) : NULL;
+	if (real == NULL || adm_ctx_init(ctx, real) != 0) {
+		status = startup_fail("cannot use %s as home: %s", o->home,
+		    strerror(rc != 0 ? -rc : errno));
+		free(real);
+		free(ctx);
+		return status;
+	}
+	free(real);
+	if (o->clock_scale > 0)
+		ctx->clock_scale = o->clock_scale;
+	rc = adm_home_lock(ctx, &holder);
+	if (rc == -EBUSY) {
+		status = startup_fail("already running on %s (pid %ld); stop "
+		    "it first (kill -TERM %ld) or use another --home", ctx->home,
+		    holder, holder);
+		goto out_ctx;
+	}
+	if (rc != 0) {
+		status = startup_fail("cannot lock %s: %s", ctx->pid_path,
+		    strerror(-rc));
+		goto out_ctx;
+	}
+	snprintf(pidbuf, sizeof(pidbuf), "%ld\n", (long)getpid());
+	if (ftruncate(ctx->lock_fd, 0) != 0 ||
+	    pwrite(ctx->lock_fd, pidbuf, strlen(pidbuf), 0) < 0) {
+		status = startup_fail("cannot write %s: %s", ctx->pid_path,
+		    strerror(errno));
+		goto out_lock;
+	}
+	if (adm_db_open(ctx->db_path, &ctx->db, err, sizeof(err)) != 0) {
+		status = startup_fail("%s", err);
+		goto out_lock;
+	}
+	ctx->daemon = true;
+	ctx->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &mask, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (sfd < 0 || ctx->wake_fd < 0) {
+		status = startup_fail("cannot set up signals: %s",
+		    strerror(errno));
+		goto out_db;
+	}
+	adm_daemon_apply(ctx);
+	fl_log_set_hook(log_hook, ctx, FL_LOG_ERR);
+	fl_info(ADM_SUB, "filerd starting on %s (pid %ld)", ctx->home,
+	    (long)getpid());
+
+	adm_vols_start(ctx);
+	adm_services_start(ctx);
+	lfd = listen_socket(ctx);
+	if (lfd < 0) {
+		status = startup_fail("cannot listen on %s: %s", ctx->sock_path,
+		    strerror(-lfd));
+		goto out_vols;
+	}
+	adm_daemon_apply(ctx);
+	adm_event(ctx, NULL, "filerd.started", "filerd started (pid %ld)",
+	    (long)getpid());
+	adm_events_drain(ctx);
+	fl_info(ADM_SUB, "filerd ready: %s", ctx->sock_path);
+	if (ready_fd >= 0) {
+		int dn = open("/dev/null", O_RDWR);
+
+		ready("OK\n");
+		if (dn >= 0) {
+			dup2(dn, 0);
+			dup2(dn, 1);
+			dup2(dn, 2);
+			if (dn > 2)
+				close(dn);
+		}
+	}
+
+	while (!ctx->stopping) {
+		struct pollfd pf[3] = {
+			{ .fd = lfd, .events = POLLIN },
+			{ .fd = sfd, .events = POLLIN },
+			{ .fd = ctx->wake_fd, .events = POLLIN },
+		};
+		int timeout = ctx->clock_scale > 1.0 ? 50 : 1000;
+
+		if (poll(pf, 3, timeout) < 0 && errno != EINTR)
+			break;
+		if (pf[1].revents & POLLIN) {
+			struct signalfd_siginfo si;
+
+			while (read(sfd, &si, sizeof(si)) == sizeof(si)) {
+				if (si.ssi_signo == SIGHUP) {
+					fl_info(ADM_SUB, "SIGHUP: reloading "
+					    "configuration");
+					adm_daemon_apply(ctx);
+					adm_services_reload(ctx,
+					    ADM_RELOAD_SETTINGS |
+					    ADM_RELOAD_EXPORTS |
+					    ADM_RELOAD_MIRRORS);
+					adm_event(ctx, NULL, "filerd.reload",
+					    "configuration reloaded");
+				} else {
+					fl_info(ADM_SUB, "signal %u: stopping",
+					    si.ssi_signo);
+					ctx->stopping = 1;
+				}
+			}
+		}
+		if (pf[2].revents & POLLIN) {
+			uint64_t cnt;
+
+			(void)!read(ctx->wake_fd, &cnt, sizeof(cnt));
+		}
+		adm_events_drain(ctx);
+		if (ctx->stopping)
+			break;
+		if (pf[0].revents & POLLIN) {
+			int cfd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+
+			if (cfd >= 0) {
+				serve_client(ctx, cfd);
+				close(cfd);
+			}
+		}
+		adm_sched_run(ctx);
+	}
+	status = 0;
+	close(lfd);
+	(void)unlink(ctx->sock_path);
+out_vols:
+	adm_services_stop(ctx);
+	adm_vols_stop(ctx);
+	fl_log_set_hook(NULL, NULL, FL_LOG_ERR);
+	adm_event(ctx, NULL, "filerd.stopped", "filerd stopped");
+	adm_events_drain(ctx);
+	fl_info(ADM_SUB, "filerd stopped");
+out_db:
+	if (sfd >= 0)
+		close(sfd);
+out_lock:
+	adm_home_unlock(ctx, true);
+out_ctx:
+	adm_ctx_fini(ctx);
+	free(ctx);
+	if (status != 0)
+		ready("filerd: startup failed\n");
+	return status;
+}
