@@ -1271,8 +1271,16 @@ static int ck_dir_one(struct ck *c, struct ck_ino *dir)
 	rc = dir_check(&df, ck_dir_ent, &x, &why);
 	if (c->fatal != 0)
 		return c->fatal;
-	if (rc == -ENOMEM)
-		return rc;
+	if (rc == -ENOMEM) {
+		/* dir_check sizes its maps from the header: a hostile
+		 * header can ask for more than memory holds. */
+		c->dirs_incomplete++;
+		ck_error(c, 8, "directory %llu: index of %llu blocks cannot "
+		    "be checked: %s", (unsigned long long)dir->ino,
+		    (unsigned long long)(x.di.size / WAFL_BLOCK_SIZE),
+		    fl_strerror(rc));
+		return 0;
+	}
 	if (rc != 0) {
 		c->dirs_incomplete++;
 		if (!x.io_error)
@@ -1404,8 +1412,10 @@ int wafl_check_detail(struct wafl_vol *v, struct wafl_check_result *res,
 	c->det = det;
 
 	pthread_mutex_lock(&v->cp_serial);
+	pthread_rwlock_rdlock(&v->cp_lock);	/* replica advance */
 	c->fsi = v->fsi;
 	c->nvbns = v->nvbns;
+	pthread_rwlock_unlock(&v->cp_lock);
 	c->nareas = FL_DIV_ROUND_UP_U64(c->nvbns, CK_AREA_BITS);
 	c->reach = calloc(c->nareas, WAFL_BLOCK_SIZE);
 	c->seen = calloc(c->nareas, WAFL_BLOCK_SIZE);
