@@ -195,7 +195,7 @@ int ops_tx_end(struct ops_tx *tx, int rc, bool wait)
 				rc = -EIO;
 		}
 	}
-	if (tx->logged) {
+	if (tx->logged || tx->changed) {
 		ops_count(v);
 		throttle(v);
 	}

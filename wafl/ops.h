@@ -38,6 +38,8 @@ struct ops_tx {
 	struct nvlog_resv resv;
 	bool reserved;		/* resv outstanding */
 	bool logged;		/* a record was committed: lsn valid */
+	bool changed;		/* memory changed without a record (UNSTABLE
+				   write): still counted and throttled */
 	uint64_t lsn;
 };
 

@@ -8,11 +8,16 @@
  * taken before a child's; ".." is read by first dropping the child's lock
  * (a child never waits for its parent while holding its own lock).
  *
- * WRITE carries its data in the NVLOG record.  UNSTABLE writes return
- * after the append (the record is in the page cache of the log file) and
- * are made durable by COMMIT (nvlog_sync: every record committed before it
- * is durable when it returns); DATA_SYNC and FILE_SYNC wait for their
- * record and report FILE_SYNC (metadata is in the same record).
+ * DATA_SYNC and FILE_SYNC writes carry their data in the NVLOG record,
+ * wait for it and report FILE_SYNC (metadata is in the same record).
+ * UNSTABLE writes change memory only and mark the file (unlogged_gen):
+ * NFS lets a server lose them until COMMIT (the write verifier changes on
+ * every mount, so clients resend), and most of them reach the disk once,
+ * in a CP, instead of twice.  COMMIT makes them durable: a file with up to
+ * COMMIT_LOG_MAX_BLOCKS dirty data blocks has them logged (WRITE records of
+ * the blocks as they are now, then a SETATTR restoring size and times
+ * exactly); a larger one gets a CP.  Either way nvlog_sync follows, for the
+ * logged operations before the COMMIT.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +32,8 @@
 
 /* Largest WRITE: what one log record holds. */
 #define OPS_WRITE_MAX	(NVLOG_MAX_PAYLOAD - REC_WRITE_FIXED)
+/* COMMIT logs at most this much unlogged data; more gets a CP. */
+#define COMMIT_LOG_MAX_BLOCKS	256u
 
 static bool is_owner(const struct wafl_cred *c, const struct wafl_dinode *di)
 {
@@ -461,7 +468,9 @@ int wafl_write(wafl_vol_t *v, const struct wafl_cred *c,
 	if (rc != 0)
 		return rc;
 	uint64_t need = count / WAFL_BLOCK_SIZE + 2 + 2 * WAFL_MAX_HEIGHT;
-	rc = ops_tx_begin(v, REC_WRITE_FIXED + count, need, &tx);
+	bool unstable = stable == WAFL_UNSTABLE;
+	rc = ops_tx_begin(v, REC_WRITE_FIXED + (unstable ? 0 : count), need,
+	    &tx);
 	if (rc != 0) {
 		wnode_put(wn);
 		return rc;
@@ -495,6 +504,11 @@ int wafl_write(wafl_vol_t *v, const struct wafl_cred *c,
 		    (unsigned long long)wn->ino, fl_strerror(rc));
 		goto unlock;
 	}
+	if (unstable) {
+		wn->unlogged_gen = v->open_gen;
+		tx.changed = true;
+		goto unlock;
+	}
 	uint8_t hdr[REC_WRITE_FIXED];
 	struct iovec iov[2] = {
 		{ hdr, rec_write_encode(hdr, &r) },
@@ -513,6 +527,107 @@ unlock:
 	return map_corrupt(rc);
 }
 
+/* Append one record in the open generation; caller holds cp_lock shared.
+ * -EAGAIN when the log half lacks room. */
+static int log_record(struct wafl_vol *v, uint16_t type,
+    const struct iovec *iov, int iovcnt, uint32_t len)
+{
+	struct nvlog_resv resv;
+	uint64_t lsn;
+	int rc = nvlog_reserve(v->log, len, &resv);
+
+	if (rc != 0)
+		return rc;
+	rc = nvlog_commit(v->log, &resv, v->open_gen, type, iov, iovcnt, &lsn);
+	if (rc != 0) {
+		ops_fail(v, rc);
+		return -EIO;
+	}
+	return 0;
+}
+
+/* Log the current contents of wn's dirty data blocks, then its size and
+ * times.  Caller holds cp_lock shared and wn->lock exclusive.  -E2BIG: too
+ * much for the log, -EAGAIN: the log half is full (run a CP instead). */
+static int log_unlogged(struct wafl_vol *v, struct wnode *wn)
+{
+	struct dbuf **arr;
+	uint32_t n, ndata = 0;
+	int rc = dbuf_sorted(&wn->dbufs, &arr, &n);
+
+	if (rc != 0)
+		return rc;
+	for (uint32_t i = 0; i < n && DBUF_LEVEL(arr[i]->key) == 0; i++)
+		ndata++;
+	if (ndata > COMMIT_LOG_MAX_BLOCKS) {
+		free(arr);
+		return -E2BIG;
+	}
+	uint8_t hdr[REC_WRITE_FIXED];
+	for (uint32_t i = 0; i < ndata && rc == 0; i++) {
+		uint64_t off = DBUF_IDX(arr[i]->key) * WAFL_BLOCK_SIZE;
+		if (off >= wn->di.size)
+			continue;
+		struct rec_write r = {
+			.ino = wn->ino, .gen = wn->di.gen, .off = off,
+			.len = (uint32_t)FL_MIN((uint64_t)WAFL_BLOCK_SIZE,
+			    wn->di.size - off),
+			.mtime = wn->di.mtime_ns, .data = arr[i]->data,
+		};
+		struct iovec iov[2] = {
+			{ hdr, rec_write_encode(hdr, &r) },
+			{ arr[i]->data, r.len },
+		};
+		rc = log_record(v, REC_WRITE, iov, 2, REC_WRITE_FIXED + r.len);
+	}
+	free(arr);
+	if (rc != 0)
+		return rc;
+	/* Size and times exactly as callers were told (the WRITE records set
+	 * ctime to mtime). */
+	struct rec_setattr sr = {
+		.ino = wn->ino, .gen = wn->di.gen,
+		.mask = REC_SA_SIZE | REC_SA_MTIME, .size = wn->di.size,
+		.mtime = wn->di.mtime_ns, .ctime = wn->di.ctime_ns,
+	};
+	uint8_t sbuf[REC_SETATTR_SIZE];
+	struct iovec siov = { sbuf, rec_setattr_encode(sbuf, &sr) };
+	return log_record(v, REC_SETATTR, &siov, 1, REC_SETATTR_SIZE);
+}
+
+/* Make o's UNSTABLE data durable: log it if small, else CP until a durable
+ * root holds it. */
+static int commit_unlogged(struct wafl_vol *v, const struct wafl_obj *o)
+{
+	struct wnode *wn;
+	int rc = ops_obj_get(v, o, true, &wn);
+
+	if (rc != 0)
+		return rc;
+	for (int tries = 0; rc == 0; tries++) {
+		pthread_rwlock_rdlock(&v->cp_lock);
+		pthread_rwlock_wrlock(&wn->lock);
+		bool need = ops_live(wn, o->gen) == 0 && wn->unlogged_gen != 0 &&
+		    wn->unlogged_gen > v->durable_gen;
+		int lrc = need && tries == 0 ? log_unlogged(v, wn) : -E2BIG;
+		if (!need || lrc == 0)
+			wn->unlogged_gen = 0;
+		pthread_rwlock_unlock(&wn->lock);
+		pthread_rwlock_unlock(&v->cp_lock);
+		if (!need || lrc == 0)
+			break;
+		if (lrc != -E2BIG && lrc != -EAGAIN) {
+			rc = lrc;
+			break;
+		}
+		rc = cp_run(v);
+		if (rc != 0)
+			rc = -EIO;
+	}
+	wnode_put(wn);
+	return rc;
+}
+
 int wafl_commit(wafl_vol_t *v, const struct wafl_obj *o,
     struct wafl_attr *post)
 {
@@ -521,6 +636,12 @@ int wafl_commit(wafl_vol_t *v, const struct wafl_obj *o,
 
 	if (o->snap != 0)	/* nothing unstable in a snapshot */
 		return ops_snap_getattr(v, o, post);
+	if (!v->readonly && v->log != NULL &&
+	    !__atomic_load_n(&v->failed, __ATOMIC_ACQUIRE)) {
+		rc = commit_unlogged(v, o);
+		if (rc != 0)
+			return rc == -ESTALE ? rc : -EIO;
+	}
 	rc = read_begin(v, o, &wn);
 	if (rc != 0)
 		return rc;

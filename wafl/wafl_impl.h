@@ -79,6 +79,9 @@ struct wnode {
 	pthread_rwlock_t lock;
 	uint32_t refs;		/* under vol->icache_lock */
 	bool dirty;		/* on vol's dirty list */
+	uint64_t unlogged_gen;	/* UNSTABLE data not in the NVLOG, written in
+				   this generation (0: none); COMMIT makes it
+				   durable */
 	bool loaded;
 	struct dbuf_tab dbufs;
 	struct wnode *hnext;	/* icache hash chain */
