@@ -111,8 +111,11 @@ static int fault_preadv(struct raid_dev *d, const struct iovec *iov, int cnt,
 	if (err != 0)
 		goto out;
 	for (size_t i = 0; i < f->npend; i++) {
+		const struct fault_write *w = &f->pend[i];
 		uint64_t o = off;
 
+		if (w->off >= off + len || w->off + w->len <= off)
+			continue;	/* misses the whole read */
 		for (int k = 0; k < cnt; k++) {
 			overlay(&f->pend[i], iov[k].iov_base, o, iov[k].iov_len);
 			o += iov[k].iov_len;
