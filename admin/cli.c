@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -463,10 +464,10 @@ static int offline(const struct cli *c, const struct adm_verb *v,
 		    "it with: filerd --home %s", ctx->home, ctx->home);
 		goto render;
 	}
-	if (access(ctx->home, F_OK) != 0) {
-		adm_fail(&rep, ADM_ERR, "%s does not exist; start filerd once "
-		    "with: filerd --home %s (or give --home)", ctx->home,
-		    ctx->home);
+	/* A new home is made here as filerd would make it. */
+	if (access(ctx->home, F_OK) != 0 && mkdir(ctx->home, 0755) != 0) {
+		adm_fail(&rep, ADM_ERR, "cannot create %s: %s (its parent must "
+		    "exist)", ctx->home, strerror(errno));
 		goto render;
 	}
 	rc = adm_home_lock(ctx, &holder);
