@@ -190,11 +190,12 @@ static int rd_snapdir(struct rd_state *st, uint64_t cookie, bool *eof)
 /* Common body; fills status, dir attributes, verifier, eof. */
 static int rd_run(struct nfsd_req *r, const nfs_fh3 *fh, uint64_t cookie,
     const char *verf_in, struct rd_state *st, struct nfsd_obj *dir,
-    struct wafl_attr *dat, bool *eof, uint8_t verf_out[8])
+    struct wafl_attr *dat, bool *eof, uint8_t verf_out[8], bool *have)
 {
 	uint64_t cv;
 	int rc = nfs3_resolve(r, fh, dir);
 
+	*have = nfs3_resolved(rc);
 	*eof = false;
 	if (rc != 0)
 		return rc;
@@ -235,20 +236,20 @@ enum nfsd_disp nfs3_proc_readdir(struct nfsd_req *r, void *a, void *s)
 	struct rd_state st = { .plus = false };
 	struct nfsd_obj dir;
 	struct wafl_attr dat;
-	bool eof;
+	bool eof, have;
 	int rc;
 
 	st.max = FL_MIN(args->count, r->udp ? 8192u : NFSD_READDIR_MAX);
 	st.dirmax = st.max;
 	READDIR3resok *ok = &res->READDIR3res_u.resok;
 	rc = rd_run(r, &args->dir, args->cookie, args->cookieverf, &st, &dir,
-	    &dat, &eof, (uint8_t *)ok->cookieverf);
+	    &dat, &eof, (uint8_t *)ok->cookieverf, &have);
 	res->status = nfs3_status(r, rc);
 	if (rc == 0) {
 		nfs3_post_attr(&dir, &dat, &ok->dir_attributes);
 		ok->reply.entries = st.e3_head;
 		ok->reply.eof = eof;
-	} else if (rc != -EBADF && rc != -EACCES) {
+	} else if (have) {
 		nfs3_post_attr_now(r, &dir,
 		    &res->READDIR3res_u.resfail.dir_attributes);
 	}
@@ -263,20 +264,20 @@ enum nfsd_disp nfs3_proc_readdirplus(struct nfsd_req *r, void *a, void *s)
 	struct rd_state st = { .plus = true };
 	struct nfsd_obj dir;
 	struct wafl_attr dat;
-	bool eof;
+	bool eof, have;
 	int rc;
 
 	st.max = FL_MIN(args->maxcount, r->udp ? 8192u : NFSD_READDIRPLUS_MAX);
 	st.dirmax = args->dircount;
 	READDIRPLUS3resok *ok = &res->READDIRPLUS3res_u.resok;
 	rc = rd_run(r, &args->dir, args->cookie, args->cookieverf, &st, &dir,
-	    &dat, &eof, (uint8_t *)ok->cookieverf);
+	    &dat, &eof, (uint8_t *)ok->cookieverf, &have);
 	res->status = nfs3_status(r, rc);
 	if (rc == 0) {
 		nfs3_post_attr(&dir, &dat, &ok->dir_attributes);
 		ok->reply.entries = st.ep_head;
 		ok->reply.eof = eof;
-	} else if (rc != -EBADF && rc != -EACCES) {
+	} else if (have) {
 		nfs3_post_attr_now(r, &dir,
 		    &res->READDIRPLUS3res_u.resfail.dir_attributes);
 	}

@@ -5,6 +5,8 @@
 #ifndef FILER_NFSD_NFS3_IMPL_H
 #define FILER_NFSD_NFS3_IMPL_H
 
+#include <errno.h>
+
 #include "nfs3_prot.h"
 #include "nfsd/nfsd_impl.h"
 
@@ -23,6 +25,13 @@
  * Returns 0, -EBADF (BADHANDLE), -EACCES, -EROFS, -EXDEV.
  */
 int nfs3_resolve(struct nfsd_req *r, const nfs_fh3 *fh, struct nfsd_obj *ob);
+/* After nfs3_resolve: was the handle good and the caller admitted (so the
+ * reply may carry the object's attributes)? */
+static inline bool nfs3_resolved(int rc)
+{
+	return rc == 0 || rc == -EROFS || rc == -EXDEV;
+}
+
 /* Whether the request may modify through ob (export rw, active fs). */
 bool nfs3_writable(const struct nfsd_req *r, const struct nfsd_obj *ob);
 

@@ -12,12 +12,6 @@
 #include "common/util.h"
 #include "nfsd/nfs3_impl.h"
 
-/* Failure after the handle resolved: report the directory's wcc. */
-static bool dir_known(int rc)
-{
-	return rc != -EBADF && rc != -EACCES;
-}
-
 /* The reply shared by CREATE, MKDIR, SYMLINK and MKNOD (same layout). */
 static enum nfsd_disp new_obj_reply(struct nfsd_req *r, int rc,
     const struct nfsd_obj *dir, const struct nfsd_obj *ob,
@@ -31,7 +25,7 @@ static enum nfsd_disp new_obj_reply(struct nfsd_req *r, int rc,
 			return NFSD_SYSTEM_ERR;
 		nfs3_post_attr(ob, at, attr);
 		nfs3_dirwcc(r, dir, dw, okwcc);
-	} else if (resolved && dir_known(rc)) {
+	} else if (resolved) {
 		nfs3_dirwcc(r, dir, dw, failwcc);
 	}
 	return NFSD_REPLY;
@@ -49,7 +43,7 @@ enum nfsd_disp nfs3_proc_create(struct nfsd_req *r, void *a, void *s)
 	uint64_t verf = 0;
 	enum wafl_create_how how = WAFL_UNCHECKED;
 	int rc = nfs3_resolve(r, &args->where.dir, &dir);
-	bool resolved = rc == 0 || rc == -EROFS || rc == -EXDEV;
+	bool resolved = nfs3_resolved(rc);
 
 	memset(&dw, 0, sizeof(dw));
 	memset(&sa, 0, sizeof(sa));
@@ -93,7 +87,7 @@ enum nfsd_disp nfs3_proc_mkdir(struct nfsd_req *r, void *a, void *s)
 	struct wafl_dirwcc dw;
 	struct wafl_sattr sa;
 	int rc = nfs3_resolve(r, &args->where.dir, &dir);
-	bool resolved = rc == 0 || rc == -EROFS || rc == -EXDEV;
+	bool resolved = nfs3_resolved(rc);
 
 	memset(&dw, 0, sizeof(dw));
 	if (rc == 0)
@@ -121,7 +115,7 @@ enum nfsd_disp nfs3_proc_symlink(struct nfsd_req *r, void *a, void *s)
 	struct wafl_sattr sa;
 	const char *target = args->symlink.symlink_data;
 	int rc = nfs3_resolve(r, &args->where.dir, &dir);
-	bool resolved = rc == 0 || rc == -EROFS || rc == -EXDEV;
+	bool resolved = nfs3_resolved(rc);
 
 	memset(&dw, 0, sizeof(dw));
 	if (rc == 0)
@@ -154,7 +148,7 @@ enum nfsd_disp nfs3_proc_mknod(struct nfsd_req *r, void *a, void *s)
 	uint32_t maj = 0, min = 0;
 	enum wafl_type type = WAFL_FIFO;
 	int rc = nfs3_resolve(r, &args->where.dir, &dir);
-	bool resolved = rc == 0 || rc == -EROFS || rc == -EXDEV;
+	bool resolved = nfs3_resolved(rc);
 
 	memset(&dw, 0, sizeof(dw));
 	if (rc == 0)
@@ -202,7 +196,7 @@ enum nfsd_disp nfs3_proc_remove(struct nfsd_req *r, void *a, void *s)
 	struct nfsd_obj dir;
 	struct wafl_dirwcc dw;
 	int rc = nfs3_resolve(r, &args->object.dir, &dir);
-	bool resolved = rc == 0 || rc == -EROFS || rc == -EXDEV;
+	bool resolved = nfs3_resolved(rc);
 
 	memset(&dw, 0, sizeof(dw));
 	if (rc == 0)
@@ -214,7 +208,7 @@ enum nfsd_disp nfs3_proc_remove(struct nfsd_req *r, void *a, void *s)
 		rc = wafl_remove(dir.exp->vol, &r->cred, &dir.o,
 		    args->object.name, &dw);
 	res->status = nfs3_status(r, rc);
-	if (resolved && dir_known(rc))
+	if (resolved)
 		nfs3_dirwcc(r, &dir, &dw, &res->REMOVE3res_u.resok.dir_wcc);
 	return NFSD_REPLY;
 }
@@ -227,7 +221,7 @@ enum nfsd_disp nfs3_proc_rmdir(struct nfsd_req *r, void *a, void *s)
 	struct nfsd_obj dir;
 	struct wafl_dirwcc dw;
 	int rc = nfs3_resolve(r, &args->object.dir, &dir);
-	bool resolved = rc == 0 || rc == -EROFS || rc == -EXDEV;
+	bool resolved = nfs3_resolved(rc);
 
 	memset(&dw, 0, sizeof(dw));
 	if (rc == 0)
@@ -241,7 +235,7 @@ enum nfsd_disp nfs3_proc_rmdir(struct nfsd_req *r, void *a, void *s)
 		rc = wafl_rmdir(dir.exp->vol, &r->cred, &dir.o,
 		    args->object.name, &dw);
 	res->status = nfs3_status(r, rc);
-	if (resolved && dir_known(rc))
+	if (resolved)
 		nfs3_dirwcc(r, &dir, &dw, &res->RMDIR3res_u.resok.dir_wcc);
 	return NFSD_REPLY;
 }
@@ -277,9 +271,9 @@ enum nfsd_disp nfs3_proc_rename(struct nfsd_req *r, void *a, void *s)
 		    args->from.name, &to.o, args->to.name, &fw, &tw);
 	res->status = nfs3_status(r, rc);
 	RENAME3resok *ok = &res->RENAME3res_u.resok;
-	if (have_from && dir_known(rc))
+	if (have_from)
 		nfs3_dirwcc(r, &from, &fw, &ok->fromdir_wcc);
-	if (have_to && dir_known(rc))
+	if (have_to)
 		nfs3_dirwcc(r, &to, &tw, &ok->todir_wcc);
 	return NFSD_REPLY;
 }
@@ -308,13 +302,13 @@ enum nfsd_disp nfs3_proc_link(struct nfsd_req *r, void *a, void *s)
 		    args->link.name, &at, &dw);
 	res->status = nfs3_status(r, rc);
 	LINK3resok *ok = &res->LINK3res_u.resok;
-	if (have_ob && dir_known(rc)) {
+	if (have_ob) {
 		if (rc == 0)
 			nfs3_post_attr(&ob, &at, &ok->file_attributes);
 		else
 			nfs3_post_attr_now(r, &ob, &ok->file_attributes);
 	}
-	if (have_dir && dir_known(rc))
+	if (have_dir)
 		nfs3_dirwcc(r, &dir, &dw, &ok->linkdir_wcc);
 	return NFSD_REPLY;
 }

@@ -49,6 +49,7 @@ enum nfsd_disp nfs3_proc_setattr(struct nfsd_req *r, void *a, void *s)
 	struct wafl_attr post;
 	uint64_t guard;
 	int rc = nfs3_resolve(r, &args->object, &ob);
+	bool have = nfs3_resolved(rc);
 
 	if (rc == 0)
 		rc = nfs3_sattr(&args->new_attributes, &sa);
@@ -61,7 +62,7 @@ enum nfsd_disp nfs3_proc_setattr(struct nfsd_req *r, void *a, void *s)
 		    args->guard.check ? &guard : NULL, &pre, &post);
 	res->status = nfs3_status(r, rc);
 	/* resok and resfail share the layout: wcc_data. */
-	if (rc != -EBADF && rc != -EACCES)
+	if (have)
 		nfs3_wcc(r, &ob, &pre, rc == 0 ? &post : NULL,
 		    &res->SETATTR3res_u.resok.obj_wcc);
 	return NFSD_REPLY;
@@ -100,6 +101,7 @@ enum nfsd_disp nfs3_proc_lookup(struct nfsd_req *r, void *a, void *s)
 	struct wafl_attr at, dat;
 	bool have_dat = false;
 	int rc = nfs3_resolve(r, &args->what.dir, &dir);
+	bool have = nfs3_resolved(rc);
 
 	if (rc == 0)
 		rc = nfs3_name_lookup(name);
@@ -141,7 +143,7 @@ out:
 			nfs3_post_attr(&dir, &dat, &ok->dir_attributes);
 		else
 			nfs3_post_attr_now(r, &dir, &ok->dir_attributes);
-	} else if (rc != -EBADF && rc != -EACCES) {
+	} else if (have) {
 		nfs3_post_attr_now(r, &dir,
 		    &res->LOOKUP3res_u.resfail.dir_attributes);
 	}
@@ -157,6 +159,7 @@ enum nfsd_disp nfs3_proc_access(struct nfsd_req *r, void *a, void *s)
 	struct wafl_attr at;
 	uint32_t want = args->access & 0x3fu, granted = 0;
 	int rc = nfs3_resolve(r, &args->object, &ob);
+	bool have = nfs3_resolved(rc);
 
 	if (rc == 0 && ob.snapdir) {
 		rc = nfs3_getattr(r, &ob, &at);
@@ -173,7 +176,7 @@ enum nfsd_disp nfs3_proc_access(struct nfsd_req *r, void *a, void *s)
 	if (rc == 0) {
 		res->ACCESS3res_u.resok.access = granted & want;
 		nfs3_post_attr(&ob, &at, &res->ACCESS3res_u.resok.obj_attributes);
-	} else if (rc != -EBADF && rc != -EACCES) {
+	} else if (have) {
 		nfs3_post_attr_now(r, &ob,
 		    &res->ACCESS3res_u.resfail.obj_attributes);
 	}
@@ -190,6 +193,7 @@ enum nfsd_disp nfs3_proc_readlink(struct nfsd_req *r, void *a, void *s)
 	size_t len = 0;
 	char *buf = NULL;
 	int rc = nfs3_resolve(r, &args->symlink, &ob);
+	bool have = nfs3_resolved(rc);
 
 	if (rc == 0 && ob.snapdir)
 		rc = -EINVAL;
@@ -204,7 +208,7 @@ enum nfsd_disp nfs3_proc_readlink(struct nfsd_req *r, void *a, void *s)
 		res->READLINK3res_u.resok.data = buf;
 		nfs3_post_attr(&ob, &at,
 		    &res->READLINK3res_u.resok.symlink_attributes);
-	} else if (rc != -EBADF && rc != -EACCES) {
+	} else if (have) {
 		nfs3_post_attr_now(r, &ob,
 		    &res->READLINK3res_u.resfail.symlink_attributes);
 	}
@@ -223,6 +227,7 @@ enum nfsd_disp nfs3_proc_read(struct nfsd_req *r, void *a, void *s)
 	bool eof = false;
 	void *buf = NULL;
 	int rc = nfs3_resolve(r, &args->file, &ob);
+	bool have = nfs3_resolved(rc);
 
 	if (rc == 0 && ob.snapdir)
 		rc = -EISDIR;
@@ -239,7 +244,7 @@ enum nfsd_disp nfs3_proc_read(struct nfsd_req *r, void *a, void *s)
 		ok->eof = eof;
 		ok->data.data_len = got;
 		ok->data.data_val = buf;
-	} else if (rc != -EBADF && rc != -EACCES) {
+	} else if (have) {
 		nfs3_post_attr_now(r, &ob,
 		    &res->READ3res_u.resfail.file_attributes);
 	}
@@ -256,6 +261,7 @@ enum nfsd_disp nfs3_proc_write(struct nfsd_req *r, void *a, void *s)
 	struct wafl_attr post;
 	enum wafl_stable committed = WAFL_UNSTABLE;
 	int rc = nfs3_resolve(r, &args->file, &ob);
+	bool have = nfs3_resolved(rc);
 
 	if (rc == 0 && (args->count > args->data.data_len ||
 	    args->stable > FILE_SYNC))
@@ -273,7 +279,7 @@ enum nfsd_disp nfs3_proc_write(struct nfsd_req *r, void *a, void *s)
 		ok->count = args->count;
 		ok->committed = (stable_how)committed;
 		wafl_write_verifier(ob.exp->vol, (uint8_t *)ok->verf);
-	} else if (rc != -EBADF && rc != -EACCES) {
+	} else if (have) {
 		nfs3_wcc(r, &ob, &pre, NULL, &res->WRITE3res_u.resfail.file_wcc);
 	}
 	return NFSD_REPLY;
@@ -287,6 +293,7 @@ enum nfsd_disp nfs3_proc_commit(struct nfsd_req *r, void *a, void *s)
 	struct nfsd_obj ob;
 	struct wafl_attr post;
 	int rc = nfs3_resolve(r, &args->file, &ob);
+	bool have = nfs3_resolved(rc);
 
 	if (rc == 0 && ob.snapdir)
 		rc = -EISDIR;
@@ -299,7 +306,7 @@ enum nfsd_disp nfs3_proc_commit(struct nfsd_req *r, void *a, void *s)
 		COMMIT3resok *ok = &res->COMMIT3res_u.resok;
 		nfs3_wcc(r, &ob, NULL, &post, &ok->file_wcc);
 		wafl_write_verifier(ob.exp->vol, (uint8_t *)ok->verf);
-	} else if (rc != -EBADF && rc != -EACCES) {
+	} else if (have) {
 		nfs3_wcc(r, &ob, NULL, NULL,
 		    &res->COMMIT3res_u.resfail.file_wcc);
 	}

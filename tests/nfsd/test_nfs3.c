@@ -1,0 +1,821 @@
+/*
+ * tests/nfsd/test_nfs3.c: the NFS version 3 procedures.  libnfs (the
+ * independent client) drives a real workflow; hand-built calls check each
+ * procedure's protocol details and error paths exactly: wcc data, CREATE
+ * modes and the exclusive verifier, WRITE stable_how and the verifier,
+ * COMMIT, SETATTR guard, LOOKUP of "." / ".." / .snapshot, RMDIR "." / "..",
+ * MKNOD types, forged / altered / short / stale handles, handles across a
+ * restart, READDIR / READDIRPLUS byte limits and cookies, TCP and UDP.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <fcntl.h>
+
+#include "tests/nfsd/th_nfs.h"
+
+static struct xb x;
+static struct th_reply rp;
+static uint32_t xid = 5000;
+
+enum {
+	P_GETATTR = 1, P_SETATTR, P_LOOKUP, P_ACCESS, P_READLINK, P_READ,
+	P_WRITE, P_CREATE, P_MKDIR, P_SYMLINK, P_MKNOD, P_REMOVE, P_RMDIR,
+	P_RENAME, P_LINK, P_READDIR, P_READDIRPLUS, P_FSSTAT, P_FSINFO,
+	P_PATHCONF, P_COMMIT,
+};
+
+struct fx {
+	struct th t;
+	int fd;
+	struct th_fh root;
+};
+
+static int setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+	th_start(&f->t);
+	f->fd = th_tcp(f->t.mnt_port, 0);
+	VERIFY0(th_mnt(f->fd, "/vol/vol0", &f->root));
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+	close(f->fd);
+	th_stop(&f->t);
+	free(f);
+	return 0;
+}
+
+static void call(uint32_t proc, const struct th_fh *fh)
+{
+	xb_call(&x, xid++, TH_NFS_PROG, 3, proc, 0, 0);
+	if (fh != NULL)
+		xb_fh(&x, fh);
+}
+
+/* Send x, expect an accepted reply; returns nfsstat3, r at the body. */
+static uint32_t run(int fd)
+{
+	th_rpc_tcp(fd, &x, &rp);
+	assert_int_equal(rp.stat, 0);
+	return rd_u32(&rp.r);
+}
+
+static void sattr_none(void)
+{
+	for (int i = 0; i < 6; i++)
+		xb_u32(&x, 0);
+}
+
+static void sattr_mode(uint32_t mode)
+{
+	xb_u32(&x, 1);
+	xb_u32(&x, mode);
+	for (int i = 0; i < 5; i++)
+		xb_u32(&x, 0);
+}
+
+static uint32_t create(struct fx *f, const struct th_fh *dir,
+    const char *name, uint32_t how, uint64_t verf, struct th_fh *out)
+{
+	call(P_CREATE, dir);
+	xb_str(&x, name);
+	xb_u32(&x, how);
+	if (how == 2)
+		xb_u64(&x, verf);
+	else
+		sattr_mode(0644);
+	uint32_t st = run(f->fd);
+	if (st == 0) {
+		assert_int_equal(rd_u32(&rp.r), 1);	/* handle follows */
+		uint32_t n;
+		const uint8_t *p = rd_opaque(&rp.r, &n);
+		if (out != NULL) {
+			memcpy(out->b, p, n);
+			out->len = n;
+		}
+		assert_true(rd_post_attr(&rp.r, NULL));
+	}
+	bool pre, post;
+	rd_wcc(&rp.r, &pre, &post);
+	if (!post)
+		fprintf(stderr, "create %s: status %u without post-op\n",
+		    name, st);
+	assert_true(post);
+	if (st == 0)
+		assert_true(pre);
+	assert_false(rp.r.bad);
+	return st;
+}
+
+static uint32_t getattr(struct fx *f, const struct th_fh *fh,
+    struct th_fattr *a)
+{
+	call(P_GETATTR, fh);
+	uint32_t st = run(f->fd);
+	if (st == 0)
+		rd_fattr(&rp.r, a);
+	return st;
+}
+
+static void test_fsinfo_pathconf_fsstat(void **state)
+{
+	struct fx *f = *state;
+	struct th_fattr a;
+
+	assert_int_equal(getattr(f, &f->root, &a), 0);
+	assert_int_equal(a.type, 2);
+	assert_int_not_equal(a.fsid, 0);
+
+	call(P_FSINFO, &f->root);
+	assert_int_equal(run(f->fd), 0);
+	assert_true(rd_post_attr(&rp.r, NULL));
+	assert_int_equal(rd_u32(&rp.r), 1u << 20);	/* rtmax */
+	rd_skip(&rp.r, 8);
+	assert_int_equal(rd_u32(&rp.r), 1u << 20);	/* wtmax */
+	rd_skip(&rp.r, 8 + 4 + 8);
+	assert_int_equal(rd_u32(&rp.r), 0);		/* time_delta */
+	assert_int_equal(rd_u32(&rp.r), 1);
+	assert_int_equal(rd_u32(&rp.r), 0x1b);		/* properties */
+
+	/* Over UDP the sizes are smaller. */
+	int u = th_udp();
+	call(P_FSINFO, &f->root);
+	th_rpc_udp(u, f->t.nfs_port, &x, &rp);
+	assert_int_equal(rp.stat, 0);
+	assert_int_equal(rd_u32(&rp.r), 0);
+	rd_post_attr(&rp.r, NULL);
+	assert_int_equal(rd_u32(&rp.r), 32u << 10);
+	close(u);
+
+	call(P_PATHCONF, &f->root);
+	assert_int_equal(run(f->fd), 0);
+	rd_post_attr(&rp.r, NULL);
+	rd_u32(&rp.r);
+	assert_int_equal(rd_u32(&rp.r), 255);
+	assert_int_equal(rd_u32(&rp.r), 1);		/* no_trunc */
+
+	call(P_FSSTAT, &f->root);
+	assert_int_equal(run(f->fd), 0);
+	rd_post_attr(&rp.r, NULL);
+	uint64_t tbytes = rd_u64(&rp.r), fbytes = rd_u64(&rp.r);
+	assert_true(tbytes > 0 && fbytes <= tbytes);
+}
+
+static void test_create_modes(void **state)
+{
+	struct fx *f = *state;
+	struct th_fh h1, h2;
+
+	assert_int_equal(create(f, &f->root, "g", 1, 0, &h1), 0);
+	assert_int_equal(create(f, &f->root, "g", 1, 0, NULL), 17);
+	assert_int_equal(create(f, &f->root, "g", 0, 0, &h2), 0);
+	assert_memory_equal(h1.b, h2.b, h1.len);
+	/* Exclusive: same verifier again succeeds with the same file. */
+	assert_int_equal(create(f, &f->root, "x", 2, 0x1122334455667788ull,
+	    &h1), 0);
+	assert_int_equal(create(f, &f->root, "x", 2, 0x1122334455667788ull,
+	    &h2), 0);
+	assert_memory_equal(h1.b, h2.b, h1.len);
+	assert_int_equal(create(f, &f->root, "x", 2, 0x99, NULL), 17);
+	/* Names. */
+	static char longname[300];
+	memset(longname, 'l', 256);
+	assert_int_equal(create(f, &f->root, longname, 0, 0, NULL), 63);
+	assert_int_equal(create(f, &f->root, "a/b", 0, 0, NULL), 13);
+	assert_int_equal(create(f, &f->root, "", 0, 0, NULL), 13);
+	/* In a non-directory. */
+	call(P_CREATE, &h1);
+	xb_str(&x, "y");
+	xb_u32(&x, 0);
+	sattr_none();
+	assert_int_equal(run(f->fd), 20);		/* NOTDIR */
+}
+
+static void test_write_read_commit(void **state)
+{
+	struct fx *f = *state;
+	struct th_fh h;
+	uint8_t verf1[8], verf2[8];
+
+	assert_int_equal(create(f, &f->root, "data", 0, 0, &h), 0);
+	call(P_WRITE, &h);
+	xb_u64(&x, 0);
+	xb_u32(&x, 11);
+	xb_u32(&x, 0);				/* UNSTABLE */
+	xb_opaque(&x, "hello world", 11);
+	assert_int_equal(run(f->fd), 0);
+	bool pre, post;
+	rd_wcc(&rp.r, &pre, &post);
+	assert_true(pre && post);
+	assert_int_equal(rd_u32(&rp.r), 11);
+	assert_true(rd_u32(&rp.r) <= 2);
+	memcpy(verf1, rp.r.p + rp.r.off, 8);
+
+	call(P_COMMIT, &h);
+	xb_u64(&x, 0);
+	xb_u32(&x, 0);
+	assert_int_equal(run(f->fd), 0);
+	rd_wcc(&rp.r, NULL, &post);
+	assert_true(post);
+	memcpy(verf2, rp.r.p + rp.r.off, 8);
+	assert_memory_equal(verf1, verf2, 8);
+
+	call(P_WRITE, &h);
+	xb_u64(&x, 11);
+	xb_u32(&x, 1);
+	xb_u32(&x, 2);				/* FILE_SYNC */
+	xb_opaque(&x, "!", 1);
+	assert_int_equal(run(f->fd), 0);
+	rd_wcc(&rp.r, NULL, NULL);
+	rd_u32(&rp.r);
+	assert_int_equal(rd_u32(&rp.r), 2);
+
+	/* count larger than the data: INVAL. */
+	call(P_WRITE, &h);
+	xb_u64(&x, 0);
+	xb_u32(&x, 5);
+	xb_u32(&x, 0);
+	xb_opaque(&x, "ab", 2);
+	assert_int_equal(run(f->fd), 22);
+
+	call(P_READ, &h);
+	xb_u64(&x, 0);
+	xb_u32(&x, 100);
+	assert_int_equal(run(f->fd), 0);
+	struct th_fattr a;
+	assert_true(rd_post_attr(&rp.r, &a));
+	assert_int_equal(a.size, 12);
+	assert_int_equal(rd_u32(&rp.r), 12);
+	assert_int_equal(rd_u32(&rp.r), 1);		/* eof */
+	uint32_t n;
+	const uint8_t *p = rd_opaque(&rp.r, &n);
+	assert_int_equal(n, 12);
+	assert_memory_equal(p, "hello world!", 12);
+
+	call(P_READ, &h);				/* past EOF */
+	xb_u64(&x, 1000);
+	xb_u32(&x, 100);
+	assert_int_equal(run(f->fd), 0);
+	rd_post_attr(&rp.r, NULL);
+	assert_int_equal(rd_u32(&rp.r), 0);
+	assert_int_equal(rd_u32(&rp.r), 1);
+
+	call(P_READ, &f->root);				/* a directory */
+	xb_u64(&x, 0);
+	xb_u32(&x, 100);
+	assert_int_equal(run(f->fd), 21);
+
+	/* The same over UDP. */
+	int u = th_udp();
+	call(P_READ, &h);
+	xb_u64(&x, 6);
+	xb_u32(&x, 1 << 20);			/* clamped to 32 KiB */
+	th_rpc_udp(u, f->t.nfs_port, &x, &rp);
+	assert_int_equal(rd_u32(&rp.r), 0);
+	rd_post_attr(&rp.r, NULL);
+	assert_int_equal(rd_u32(&rp.r), 6);
+	close(u);
+}
+
+static void test_setattr_guard(void **state)
+{
+	struct fx *f = *state;
+	struct th_fh h;
+	struct th_fattr a;
+
+	assert_int_equal(create(f, &f->root, "sa", 0, 0, &h), 0);
+	assert_int_equal(getattr(f, &h, &a), 0);
+	/* size 3 with a wrong guard: NOT_SYNC. */
+	call(P_SETATTR, &h);
+	xb_u32(&x, 0);
+	xb_u32(&x, 0);
+	xb_u32(&x, 0);
+	xb_u32(&x, 1);
+	xb_u64(&x, 3);
+	xb_u32(&x, 0);
+	xb_u32(&x, 0);
+	xb_u32(&x, 1);
+	xb_u32(&x, a.ctime_s + 1);
+	xb_u32(&x, a.ctime_ns);
+	assert_int_equal(run(f->fd), 10002);
+	/* The right guard. */
+	x.n -= 8;
+	xb_u32(&x, a.ctime_s);
+	xb_u32(&x, a.ctime_ns);
+	((uint8_t *)x.b)[3] ^= 0x55;			/* new xid */
+	assert_int_equal(run(f->fd), 0);
+	bool pre, post;
+	rd_wcc(&rp.r, &pre, &post);
+	assert_true(pre && post);
+	assert_int_equal(getattr(f, &h, &a), 0);
+	assert_int_equal(a.size, 3);
+	/* Bad nanoseconds: INVAL. */
+	call(P_SETATTR, &h);
+	for (int i = 0; i < 4; i++)
+		xb_u32(&x, 0);
+	xb_u32(&x, 2);
+	xb_u32(&x, 1);
+	xb_u32(&x, 2000000000u);
+	xb_u32(&x, 0);
+	xb_u32(&x, 0);
+	assert_int_equal(run(f->fd), 22);
+}
+
+static void test_lookup_access(void **state)
+{
+	struct fx *f = *state;
+	struct th_fh h;
+	struct th_fattr a, ra;
+
+	assert_int_equal(getattr(f, &f->root, &ra), 0);
+	assert_int_equal(th_lookup(f->fd, &f->root, "nope", NULL, NULL), 2);
+	assert_int_equal(th_lookup(f->fd, &f->root, ".", &h, &a), 0);
+	assert_int_equal(a.fileid, ra.fileid);
+	assert_int_equal(th_lookup(f->fd, &f->root, "..", &h, &a), 0);
+	assert_int_equal(a.fileid, ra.fileid);
+	static char longname[300];
+	memset(longname, 'l', 256);
+	assert_int_equal(th_lookup(f->fd, &f->root, longname, NULL, NULL), 63);
+
+	call(P_ACCESS, &f->root);
+	xb_u32(&x, 0x3f);
+	assert_int_equal(run(f->fd), 0);
+	assert_true(rd_post_attr(&rp.r, NULL));
+	assert_int_equal(rd_u32(&rp.r) & 0x1f, 0x1f);	/* root, rw */
+}
+
+static void test_dirs_links_nodes(void **state)
+{
+	struct fx *f = *state;
+	struct th_fh d, h, s;
+	struct th_fattr a;
+
+	call(P_MKDIR, &f->root);
+	xb_str(&x, "d");
+	sattr_mode(0755);
+	assert_int_equal(run(f->fd), 0);
+	assert_int_equal(th_lookup(f->fd, &f->root, "d", &d, &a), 0);
+	assert_int_equal(a.type, 2);
+	call(P_MKDIR, &f->root);
+	xb_str(&x, "d");
+	sattr_none();
+	assert_int_equal(run(f->fd), 17);
+
+	assert_int_equal(create(f, &d, "f", 0, 0, &h), 0);
+	call(P_RMDIR, &f->root);
+	xb_str(&x, "d");
+	assert_int_equal(run(f->fd), 66);		/* NOTEMPTY */
+	call(P_RMDIR, &d);
+	xb_str(&x, ".");
+	assert_int_equal(run(f->fd), 22);
+	call(P_RMDIR, &d);
+	xb_str(&x, "..");
+	assert_int_equal(run(f->fd), 17);
+
+	/* SYMLINK / READLINK. */
+	call(P_SYMLINK, &f->root);
+	xb_str(&x, "sl");
+	sattr_none();
+	xb_str(&x, "d/f");
+	assert_int_equal(run(f->fd), 0);
+	assert_int_equal(th_lookup(f->fd, &f->root, "sl", &s, &a), 0);
+	assert_int_equal(a.type, 5);
+	call(P_READLINK, &s);
+	assert_int_equal(run(f->fd), 0);
+	rd_post_attr(&rp.r, NULL);
+	uint32_t n;
+	const uint8_t *p = rd_opaque(&rp.r, &n);
+	assert_int_equal(n, 3);
+	assert_memory_equal(p, "d/f", 3);
+	call(P_READLINK, &h);
+	assert_int_equal(run(f->fd), 22);
+
+	/* MKNOD: a fifo works, a regular file is BADTYPE. */
+	call(P_MKNOD, &f->root);
+	xb_str(&x, "fifo");
+	xb_u32(&x, 7);
+	sattr_none();
+	assert_int_equal(run(f->fd), 0);
+	call(P_MKNOD, &f->root);
+	xb_str(&x, "chr");
+	xb_u32(&x, 4);
+	sattr_none();
+	xb_u32(&x, 1);
+	xb_u32(&x, 3);
+	assert_int_equal(run(f->fd), 0);
+	call(P_MKNOD, &f->root);
+	xb_str(&x, "reg");
+	xb_u32(&x, 1);
+	assert_int_equal(run(f->fd), 10007);
+
+	/* LINK and RENAME. */
+	call(P_LINK, &h);
+	xb_fh(&x, &f->root);
+	xb_str(&x, "hard");
+	assert_int_equal(run(f->fd), 0);
+	assert_true(rd_post_attr(&rp.r, &a));
+	assert_int_equal(a.nlink, 2);
+	call(P_LINK, &d);
+	xb_fh(&x, &f->root);
+	xb_str(&x, "dirlink");
+	assert_int_not_equal(run(f->fd), 0);
+
+	call(P_RENAME, &f->root);
+	xb_str(&x, "hard");
+	xb_fh(&x, &d);
+	xb_str(&x, "moved");
+	assert_int_equal(run(f->fd), 0);
+	bool pre, post;
+	rd_wcc(&rp.r, &pre, &post);
+	assert_true(pre && post);
+	rd_wcc(&rp.r, &pre, &post);
+	assert_true(pre && post);
+	call(P_RENAME, &f->root);
+	xb_str(&x, "hard");
+	xb_fh(&x, &d);
+	xb_str(&x, "moved");
+	assert_int_equal(run(f->fd), 2);
+
+	/* REMOVE, and the removed file's handle goes STALE. */
+	call(P_REMOVE, &d);
+	xb_str(&x, "moved");
+	assert_int_equal(run(f->fd), 0);
+	call(P_REMOVE, &d);
+	xb_str(&x, "f");
+	assert_int_equal(run(f->fd), 0);
+	assert_int_equal(getattr(f, &h, &a), 70);
+	call(P_REMOVE, &d);
+	xb_str(&x, "f");
+	assert_int_equal(run(f->fd), 2);
+	call(P_RMDIR, &f->root);
+	xb_str(&x, "d");
+	assert_int_equal(run(f->fd), 0);
+}
+
+static void test_bad_handles(void **state)
+{
+	struct fx *f = *state;
+	struct th_fh h = f->root;
+	struct th_fattr a;
+
+	h.b[h.len - 1] ^= 1;				/* MAC */
+	assert_int_equal(getattr(f, &h, &a), 10001);
+	h = f->root;
+	h.b[16] ^= 1;					/* fileid */
+	assert_int_equal(getattr(f, &h, &a), 10001);
+	h = f->root;
+	h.len -= 1;					/* length */
+	assert_int_equal(getattr(f, &h, &a), 10001);
+	h.len = 0;
+	assert_int_equal(getattr(f, &h, &a), 10001);
+	memset(h.b, 0, 64);
+	h.len = 64;
+	assert_int_equal(getattr(f, &h, &a), 10001);
+	/* Modifying procedures too. */
+	h = f->root;
+	h.b[30] ^= 0x80;
+	call(P_CREATE, &h);
+	xb_str(&x, "z");
+	xb_u32(&x, 0);
+	sattr_none();
+	assert_int_equal(run(f->fd), 10001);
+}
+
+/* Handles stay valid across a server restart; another key refuses them. */
+static void test_handles_across_restart(void **state)
+{
+	struct fx *f = *state;
+	struct th_fh h;
+	struct th_fattr a;
+
+	assert_int_equal(create(f, &f->root, "keep", 0, 0, &h), 0);
+	close(f->fd);
+	nfsd_free(f->t.srv);
+	th_serve(&f->t);
+	f->fd = th_tcp(f->t.nfs_port, 0);
+	assert_int_equal(getattr(f, &h, &a), 0);
+	assert_int_equal(a.type, 1);
+
+	close(f->fd);
+	nfsd_free(f->t.srv);
+	f->t.exp[0].fh_key[0] ^= 1;
+	th_serve(&f->t);
+	f->fd = th_tcp(f->t.nfs_port, 0);
+	assert_int_equal(getattr(f, &h, &a), 10001);
+	close(f->fd);
+	nfsd_free(f->t.srv);
+	f->t.exp[0].fh_key[0] ^= 1;
+	th_serve(&f->t);
+	f->fd = th_tcp(f->t.mnt_port, 0);
+	assert_int_equal(getattr(f, &h, &a), 0);
+}
+
+/* READDIR / READDIRPLUS: byte limits honoured, cookies continue, every
+ * name exactly once, eof on the last reply only. */
+static void list_dir(struct fx *f, const struct th_fh *dir, bool plus,
+    uint32_t count, uint32_t dircount, int nfiles)
+{
+	uint64_t cookie = 0;
+	uint8_t verf[8] = { 0 };
+	static uint8_t seen[4096];
+	int found = 0, replies = 0;
+	bool eof = false;
+
+	memset(seen, 0, sizeof(seen));
+	if (getenv("TH_DEBUG"))
+		fprintf(stderr, "LIST plus=%d count=%u dircount=%u\n", plus,
+		    count, dircount);
+	while (!eof && replies < 10000) {
+		call(plus ? P_READDIRPLUS : P_READDIR, dir);
+		xb_u64(&x, cookie);
+		xb_opaque(&x, verf, 8);
+		x.n -= 4;
+		memmove(x.b + x.n - 8, x.b + x.n - 4, 0);
+		/* cookieverf is fixed-size: rewrite without the length. */
+		x.n -= 8;
+		memcpy(x.b + x.n, verf, 8);
+		x.n += 8;
+		if (plus)
+			xb_u32(&x, dircount);
+		xb_u32(&x, count);
+		assert_int_equal(run(f->fd), 0);
+		replies++;
+		/* Whole reply minus the 24-byte RPC header. */
+		assert_true((size_t)rp.len - 24 <= count);
+		rd_post_attr(&rp.r, NULL);
+		memcpy(verf, rp.r.p + rp.r.off, 8);
+		rd_skip(&rp.r, 8);
+		int n = 0;
+		size_t dirbytes = 0;
+		while (rd_u32(&rp.r) == 1 && !rp.r.bad) {
+			rd_u64(&rp.r);
+			uint32_t len;
+			const uint8_t *name = rd_opaque(&rp.r, &len);
+			cookie = rd_u64(&rp.r);
+			dirbytes += 8 + 4 + ((len + 3) & ~3u) + 8;
+			if (plus) {
+				rd_post_attr(&rp.r, NULL);
+				if (rd_u32(&rp.r)) {
+					uint32_t hl;
+					rd_opaque(&rp.r, &hl);
+					assert_int_equal(hl, 52);
+				}
+			}
+			n++;
+			if (getenv("TH_DEBUG"))
+				fprintf(stderr, "%.*s %llx\n", (int)len, name,
+				    (unsigned long long)cookie);
+			int idx;
+			char nm[300];
+			snprintf(nm, sizeof(nm), "%.*s", (int)len,
+			    (const char *)name);
+			if (len > 1 && nm[0] == 'e' &&
+			    sscanf(nm + 1, "%d", &idx) == 1 &&
+			    idx >= 0 && idx < nfiles) {
+				assert_int_equal(seen[idx], 0);
+				seen[idx] = 1;
+				found++;
+			}
+		}
+		assert_true(n > 0);
+		if (getenv("TH_DEBUG"))
+			fprintf(stderr, "REPLY n=%d\n", n);
+		if (plus && n > 1)
+			assert_true(dirbytes <= dircount);
+		eof = rd_u32(&rp.r) != 0;
+		assert_false(rp.r.bad);
+	}
+	assert_true(eof);
+	if (found != nfiles)
+		for (int i = 0; i < nfiles; i++)
+			if (!seen[i])
+				fprintf(stderr, "missing e%d\n", i);
+	assert_int_equal(found, nfiles);
+}
+
+static void test_readdir_limits(void **state)
+{
+	struct fx *f = *state;
+	struct th_fh d;
+	struct th_fattr a;
+	char name[32];
+
+	call(P_MKDIR, &f->root);
+	xb_str(&x, "big");
+	sattr_none();
+	assert_int_equal(run(f->fd), 0);
+	assert_int_equal(th_lookup(f->fd, &f->root, "big", &d, &a), 0);
+	for (int i = 0; i < 300; i++) {
+		snprintf(name, sizeof(name), "e%d%s", i,
+		    i % 7 == 0 ? "-a-somewhat-longer-name" : "");
+		assert_int_equal(create(f, &d, name, 0, 0, NULL), 0);
+	}
+	list_dir(f, &d, false, 1024, 0, 300);
+	list_dir(f, &d, false, 65536, 0, 300);
+	list_dir(f, &d, false, 1u << 30, 0, 300);
+	list_dir(f, &d, true, 4096, 512, 300);
+	list_dir(f, &d, true, 32768, 4096, 300);
+	list_dir(f, &d, true, 600, 1 << 20, 300);
+
+	/* A count too small for any entry. */
+	call(P_READDIR, &d);
+	xb_u64(&x, 0);
+	xb_u64(&x, 0);
+	xb_u32(&x, 100);
+	assert_int_equal(run(f->fd), 10005);
+	/* READDIR of a file. */
+	struct th_fh h;
+	assert_int_equal(th_lookup(f->fd, &d, "e1", &h, &a), 0);
+	call(P_READDIR, &h);
+	xb_u64(&x, 0);
+	xb_u64(&x, 0);
+	xb_u32(&x, 4096);
+	assert_int_equal(run(f->fd), 20);
+	/* A cookie verifier from elsewhere. */
+	call(P_READDIR, &d);
+	xb_u64(&x, 5);
+	xb_u64(&x, 0xdeadbeefull);
+	xb_u32(&x, 4096);
+	assert_int_equal(run(f->fd), 10003);
+}
+
+static void test_snapshot_dir(void **state)
+{
+	struct fx *f = *state;
+	struct th_fh h, sd, sn, sf;
+	struct th_fattr a, ra;
+	uint64_t id;
+
+	assert_int_equal(create(f, &f->root, "snapped", 0, 0, &h), 0);
+	call(P_WRITE, &h);
+	xb_u64(&x, 0);
+	xb_u32(&x, 4);
+	xb_u32(&x, 2);
+	xb_opaque(&x, "old!", 4);
+	assert_int_equal(run(f->fd), 0);
+	assert_int_equal(wafl_snap_create(f->t.fs->v, "hourly.0", &id), 0);
+
+	assert_int_equal(th_lookup(f->fd, &f->root, ".snapshot", &sd, &a), 0);
+	assert_int_equal(a.type, 2);
+	assert_int_equal(th_lookup(f->fd, &sd, "nope", NULL, NULL), 2);
+	assert_int_equal(th_lookup(f->fd, &sd, "hourly.0", &sn, &a), 0);
+	assert_int_equal(getattr(f, &f->root, &ra), 0);
+	assert_int_not_equal(a.fsid, ra.fsid);
+	assert_int_equal(th_lookup(f->fd, &sn, "snapped", &sf, &a), 0);
+	assert_int_equal(a.size, 4);
+	/* ".." of the snapshot root is .snapshot, of .snapshot the root. */
+	assert_int_equal(th_lookup(f->fd, &sn, "..", NULL, &a), 0);
+	assert_int_equal(a.fileid, 0xfffffffffffffffeull);
+	assert_int_equal(th_lookup(f->fd, &sd, "..", NULL, &a), 0);
+	assert_int_equal(a.fileid, ra.fileid);
+
+	/* Read-only: writes get ROFS, ACCESS grants no modification. */
+	call(P_WRITE, &sf);
+	xb_u64(&x, 0);
+	xb_u32(&x, 4);
+	xb_u32(&x, 2);
+	xb_opaque(&x, "new!", 4);
+	assert_int_equal(run(f->fd), 30);
+	call(P_CREATE, &sn);
+	xb_str(&x, "z");
+	xb_u32(&x, 0);
+	sattr_none();
+	assert_int_equal(run(f->fd), 30);
+	call(P_ACCESS, &sf);
+	xb_u32(&x, 0x3f);
+	assert_int_equal(run(f->fd), 0);
+	rd_post_attr(&rp.r, NULL);
+	assert_int_equal(rd_u32(&rp.r) & 0x1c, 0);
+
+	/* The active file changes, the snapshot's does not. */
+	call(P_WRITE, &h);
+	xb_u64(&x, 0);
+	xb_u32(&x, 4);
+	xb_u32(&x, 2);
+	xb_opaque(&x, "new!", 4);
+	assert_int_equal(run(f->fd), 0);
+	call(P_READ, &sf);
+	xb_u64(&x, 0);
+	xb_u32(&x, 4);
+	assert_int_equal(run(f->fd), 0);
+	rd_post_attr(&rp.r, NULL);
+	rd_skip(&rp.r, 8);
+	uint32_t n;
+	const uint8_t *p = rd_opaque(&rp.r, &n);
+	assert_int_equal(n, 4);
+	assert_memory_equal(p, "old!", 4);
+
+	/* READDIR of .snapshot lists it. */
+	call(P_READDIR, &sd);
+	xb_u64(&x, 0);
+	xb_u64(&x, 0);
+	xb_u32(&x, 4096);
+	assert_int_equal(run(f->fd), 0);
+	assert_non_null(memmem(rp.buf, (size_t)rp.len, "hourly.0", 8));
+}
+
+/* The real client: mount, files, directories, listing. */
+static void test_libnfs_workflow(void **state)
+{
+	struct fx *f = *state;
+	char err[256] = "";
+	struct nfs_context *nfs = th_nfs_mount(&f->t, "/vol/vol0", -1, -1,
+	    err, sizeof(err));
+	struct nfsfh *fh;
+	struct nfs_stat_64 st;
+	enum { SZ = 3 << 20 };
+	uint8_t *buf = malloc(SZ), *back = malloc(SZ);
+
+	assert_non_null(nfs);
+	tl_fill_pattern(buf, SZ, 42);
+	assert_int_equal(nfs_mkdir(nfs, "/w"), 0);
+	assert_int_equal(nfs_creat(nfs, "/w/big", 0644, &fh), 0);
+	assert_int_equal(nfs_pwrite(nfs, fh, 0, SZ, buf), SZ);
+	assert_int_equal(nfs_fsync(nfs, fh), 0);
+	assert_int_equal(nfs_close(nfs, fh), 0);
+	assert_int_equal(nfs_stat64(nfs, "/w/big", &st), 0);
+	assert_int_equal(st.nfs_size, SZ);
+	assert_int_equal(nfs_open(nfs, "/w/big", O_RDONLY, &fh), 0);
+	assert_int_equal(nfs_pread(nfs, fh, 0, SZ, back), SZ);
+	assert_memory_equal(buf, back, SZ);
+	/* Sparse: a byte far out, zeros before. */
+	assert_int_equal(nfs_close(nfs, fh), 0);
+	assert_int_equal(nfs_open(nfs, "/w/big", O_RDWR, &fh), 0);
+	assert_int_equal(nfs_pwrite(nfs, fh, 100ull << 20, 1, "z"), 1);
+	assert_int_equal(nfs_pread(nfs, fh, 50ull << 20, 4096, back), 4096);
+	for (int i = 0; i < 4096; i++)
+		assert_int_equal(back[i], 0);
+	assert_int_equal(nfs_close(nfs, fh), 0);
+
+	assert_int_equal(nfs_rename(nfs, "/w/big", "/w/big2"), 0);
+	assert_int_equal(nfs_link(nfs, "/w/big2", "/w/big3"), 0);
+	assert_int_equal(nfs_symlink(nfs, "big2", "/w/sl"), 0);
+	char target[64] = "";
+	assert_int_equal(nfs_readlink(nfs, "/w/sl", target, sizeof(target)),
+	    0);
+	assert_string_equal(target, "big2");
+	assert_int_equal(nfs_chmod(nfs, "/w/big2", 0600), 0);
+	assert_int_equal(nfs_truncate(nfs, "/w/big2", 10), 0);
+	assert_int_equal(nfs_stat64(nfs, "/w/big3", &st), 0);
+	assert_int_equal(st.nfs_size, 10);
+	assert_int_equal(st.nfs_mode & 07777, 0600);
+	assert_int_equal(st.nfs_nlink, 2);
+
+	struct nfsdir *dir;
+	assert_int_equal(nfs_opendir(nfs, "/w", &dir), 0);
+	int n = 0;
+	for (struct nfsdirent *e; (e = nfs_readdir(nfs, dir)) != NULL;)
+		n++;
+	nfs_closedir(nfs, dir);
+	assert_int_equal(n, 5);		/* . .. big2 big3 sl */
+
+	struct nfs_statvfs_64 sv;
+	assert_int_equal(nfs_statvfs64(nfs, "/", &sv), 0);
+	assert_true(sv.f_blocks > 0);
+
+	assert_int_equal(nfs_unlink(nfs, "/w/big2"), 0);
+	assert_int_equal(nfs_unlink(nfs, "/w/big3"), 0);
+	assert_int_equal(nfs_unlink(nfs, "/w/sl"), 0);
+	assert_int_equal(nfs_rmdir(nfs, "/w"), 0);
+	assert_int_not_equal(nfs_stat64(nfs, "/w", &st), 0);
+	nfs_umount(nfs);
+	nfs_destroy_context(nfs);
+	free(buf);
+	free(back);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_fsinfo_pathconf_fsstat,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_create_modes, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_write_read_commit, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_setattr_guard, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_lookup_access, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_dirs_links_nodes, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_bad_handles, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_handles_across_restart,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_readdir_limits, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_snapshot_dir, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_libnfs_workflow, setup,
+		    teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
