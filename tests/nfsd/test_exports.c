@@ -1,0 +1,380 @@
+/*
+ * tests/nfsd/test_exports.c: export rules (Linux exports(5) semantics)
+ * against MNT and NFS calls: denied hosts, first match wins, ro (ROFS and
+ * ACCESS), root_squash / no_root_squash / all_squash / anonuid, AUTH_NONE,
+ * secure ports, subdirectory exports, the MOUNT bookkeeping procedures and
+ * configuration checks.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "tests/nfsd/th_nfs.h"
+
+static struct xb x;
+static struct th_reply rp;
+static uint32_t xid = 9000;
+
+static void start_with(struct th *t, const struct nfsd_client_rule *r,
+    size_t n)
+{
+	th_config(t);
+	for (size_t i = 0; i < n; i++)
+		t->rules[i] = r[i];
+	t->exp[0].nrules = n;
+	th_serve(t);
+}
+
+/* GETATTR as uid/gid (uid < 0: AUTH_NONE). */
+static uint32_t getattr_as(int fd, const struct th_fh *fh, int uid)
+{
+	xb_call(&x, xid++, TH_NFS_PROG, 3, 1, uid, uid);
+	xb_fh(&x, fh);
+	return th_status(fd, &x);
+}
+
+/* CREATE UNCHECKED as uid; returns status, owner in *owner. */
+static uint32_t create_as(int fd, const struct th_fh *dir, const char *name,
+    int uid, uint32_t *owner)
+{
+	xb_call(&x, xid++, TH_NFS_PROG, 3, 8, uid, uid);
+	xb_fh(&x, dir);
+	xb_str(&x, name);
+	xb_u32(&x, 0);
+	xb_u32(&x, 1);
+	xb_u32(&x, 0666);
+	for (int i = 0; i < 5; i++)
+		xb_u32(&x, 0);
+	th_rpc_tcp(fd, &x, &rp);
+	VERIFY_EQ(rp.stat, 0);
+	uint32_t st = rd_u32(&rp.r);
+	if (st == 0) {
+		VERIFY_EQ(rd_u32(&rp.r), 1);
+		uint32_t n;
+		rd_opaque(&rp.r, &n);
+		struct th_fattr a;
+		VERIFY(rd_post_attr(&rp.r, &a));
+		*owner = a.uid;
+	}
+	return st;
+}
+
+static void test_denied_host(void **state)
+{
+	struct th t;
+	struct th_fh root;
+	struct nfsd_client_rule open = { .client = "*",
+	    .flags = NFSD_RW | NFSD_INSECURE };
+	struct nfsd_client_rule net10 = { .client = "10.0.0.0/8",
+	    .flags = NFSD_RW | NFSD_INSECURE };
+
+	/* A handle obtained while allowed ... */
+	start_with(&t, &open, 1);
+	int fd = th_tcp(t.mnt_port, 0);
+	assert_int_equal(th_mnt(fd, "/vol/vol0", &root), 0);
+	close(fd);
+	nfsd_free(t.srv);
+	/* ... is refused once the rules no longer admit us. */
+	t.rules[0] = net10;
+	th_serve(&t);
+	fd = th_tcp(t.mnt_port, 0);
+	struct th_fh h2;
+	assert_int_equal(th_mnt(fd, "/vol/vol0", &h2), 13);	/* ACCES */
+	assert_int_equal(th_mnt(fd, "/vol/other", &h2), 2);	/* NOENT */
+	assert_int_equal(getattr_as(fd, &root, 0), 13);
+	close(fd);
+	char err[256];
+	assert_null(th_nfs_mount(&t, "/vol/vol0", -1, -1, err, sizeof(err)));
+	th_stop(&t);
+}
+
+static void test_first_match_and_ro(void **state)
+{
+	struct th t;
+	struct th_fh root, f;
+	uint32_t owner;
+	struct nfsd_client_rule ro_first[2] = {
+		{ .client = "127.0.0.1",
+		    .flags = NFSD_INSECURE | NFSD_NO_ROOT_SQUASH },
+		{ .client = "*",
+		    .flags = NFSD_RW | NFSD_INSECURE | NFSD_NO_ROOT_SQUASH },
+	};
+
+	start_with(&t, ro_first, 2);
+	int fd = th_tcp(t.mnt_port, 0);
+	assert_int_equal(th_mnt(fd, "/vol/vol0", &root), 0);
+	assert_int_equal(create_as(fd, &root, "f", 0, &owner), 30);	/* ROFS */
+	/* Reads keep working; a file made behind the server's back. */
+	struct wafl_cred rc = { 0 };
+	struct wafl_obj vr, o;
+	struct wafl_attr a;
+	struct wafl_dirwcc dw;
+	struct wafl_sattr sa = { .set_mode = true, .mode = 0644 };
+	assert_int_equal(wafl_root(t.fs->v, &vr), 0);
+	assert_int_equal(wafl_create(t.fs->v, &rc, &vr, "f", WAFL_UNCHECKED,
+	    &sa, 0, &o, &a, &dw), 0);
+	assert_int_equal(th_lookup(fd, &root, "f", &f, NULL), 0);
+	/* WRITE, SETATTR, REMOVE, MKDIR: ROFS. */
+	xb_call(&x, xid++, TH_NFS_PROG, 3, 7, 0, 0);
+	xb_fh(&x, &f);
+	xb_u64(&x, 0);
+	xb_u32(&x, 1);
+	xb_u32(&x, 2);
+	xb_opaque(&x, "a", 1);
+	assert_int_equal(th_status(fd, &x), 30);
+	xb_call(&x, xid++, TH_NFS_PROG, 3, 2, 0, 0);
+	xb_fh(&x, &f);
+	for (int i = 0; i < 7; i++)
+		xb_u32(&x, 0);
+	assert_int_equal(th_status(fd, &x), 30);
+	xb_call(&x, xid++, TH_NFS_PROG, 3, 12, 0, 0);
+	xb_fh(&x, &root);
+	xb_str(&x, "f");
+	assert_int_equal(th_status(fd, &x), 30);
+	/* ACCESS grants no MODIFY / EXTEND / DELETE even to root. */
+	xb_call(&x, xid++, TH_NFS_PROG, 3, 4, 0, 0);
+	xb_fh(&x, &f);
+	xb_u32(&x, 0x3f);
+	th_rpc_tcp(fd, &x, &rp);
+	assert_int_equal(rd_u32(&rp.r), 0);
+	rd_post_attr(&rp.r, NULL);
+	uint32_t granted = rd_u32(&rp.r);
+	assert_int_equal(granted & 0x1c, 0);
+	assert_int_equal(granted & 0x01, 0x01);
+	close(fd);
+	nfsd_free(t.srv);
+
+	/* The other order: the network rule comes first, rw. */
+	struct nfsd_client_rule rw_first[2] = {
+		{ .client = "127.0.0.0/8",
+		    .flags = NFSD_RW | NFSD_INSECURE | NFSD_NO_ROOT_SQUASH },
+		{ .client = "127.0.0.1", .flags = NFSD_INSECURE },
+	};
+	t.rules[0] = rw_first[0];
+	t.rules[1] = rw_first[1];
+	th_serve(&t);
+	fd = th_tcp(t.mnt_port, 0);
+	assert_int_equal(th_mnt(fd, "/vol/vol0", &root), 0);
+	assert_int_equal(create_as(fd, &root, "g", 0, &owner), 0);
+	close(fd);
+	th_stop(&t);
+}
+
+static void test_squash(void **state)
+{
+	struct th t;
+	struct th_fh root;
+	uint32_t owner;
+	struct nfsd_client_rule r = { .client = "*",
+	    .flags = NFSD_RW | NFSD_INSECURE };
+
+	start_with(&t, &r, 1);				/* root_squash */
+	int fd = th_tcp(t.mnt_port, 0);
+	assert_int_equal(th_mnt(fd, "/vol/vol0", &root), 0);
+	/* The root directory is root's 0755: a squashed root cannot write. */
+	assert_int_equal(create_as(fd, &root, "a", 0, &owner), 13);
+	struct wafl_cred rc = { 0 };
+	struct wafl_obj vr;
+	struct wafl_attr a;
+	struct wafl_sattr sa = { .set_mode = true, .mode = 0777 };
+	struct wafl_wcc pre;
+	assert_int_equal(wafl_root(t.fs->v, &vr), 0);
+	assert_int_equal(wafl_setattr(t.fs->v, &rc, &vr, &sa, NULL, &pre, &a),
+	    0);
+	assert_int_equal(create_as(fd, &root, "a", 0, &owner), 0);
+	assert_int_equal(owner, 65534);
+	assert_int_equal(create_as(fd, &root, "b", 1000, &owner), 0);
+	assert_int_equal(owner, 1000);
+	assert_int_equal(create_as(fd, &root, "c", -1, &owner), 0);
+	assert_int_equal(owner, 65534);			/* AUTH_NONE */
+	close(fd);
+	nfsd_free(t.srv);
+
+	t.rules[0].flags = NFSD_RW | NFSD_INSECURE | NFSD_ANONUID;
+	t.rules[0].anonuid = 4321;
+	th_serve(&t);
+	fd = th_tcp(t.mnt_port, 0);
+	assert_int_equal(create_as(fd, &root, "d", 0, &owner), 0);
+	assert_int_equal(owner, 4321);
+	close(fd);
+	nfsd_free(t.srv);
+
+	t.rules[0].flags = NFSD_RW | NFSD_INSECURE | NFSD_NO_ROOT_SQUASH;
+	th_serve(&t);
+	fd = th_tcp(t.mnt_port, 0);
+	assert_int_equal(create_as(fd, &root, "e", 0, &owner), 0);
+	assert_int_equal(owner, 0);
+	close(fd);
+	nfsd_free(t.srv);
+
+	t.rules[0].flags = NFSD_RW | NFSD_INSECURE | NFSD_ALL_SQUASH;
+	th_serve(&t);
+	fd = th_tcp(t.mnt_port, 0);
+	assert_int_equal(create_as(fd, &root, "f", 1000, &owner), 0);
+	assert_int_equal(owner, 65534);
+	close(fd);
+	/* libnfs as root through root_squash sees the same. */
+	nfsd_free(t.srv);
+	t.rules[0].flags = NFSD_RW | NFSD_INSECURE;
+	th_serve(&t);
+	struct nfs_context *nfs = th_nfs_mount(&t, "/vol/vol0", 0, 0, NULL, 0);
+	assert_non_null(nfs);
+	struct nfsfh *fh;
+	struct nfs_stat_64 st;
+	assert_int_equal(nfs_creat(nfs, "/viaclient", 0644, &fh), 0);
+	nfs_close(nfs, fh);
+	assert_int_equal(nfs_stat64(nfs, "/viaclient", &st), 0);
+	assert_int_equal(st.nfs_uid, 65534);
+	nfs_umount(nfs);
+	nfs_destroy_context(nfs);
+	th_stop(&t);
+}
+
+static void test_secure_port(void **state)
+{
+	struct th t;
+	struct th_fh root;
+	struct nfsd_client_rule r = { .client = "*",
+	    .flags = NFSD_RW | NFSD_NO_ROOT_SQUASH };
+
+	start_with(&t, &r, 1);				/* secure */
+	int fd = th_tcp(t.mnt_port, 0);			/* port >= 1024 */
+	assert_int_equal(th_mnt(fd, "/vol/vol0", &root), 13);
+	close(fd);
+	if (geteuid() != 0) {
+		th_stop(&t);
+		skip();
+	}
+	/* From a privileged port (we are root). */
+	int pfd = -1;
+	for (uint16_t p = 900; p > 600 && pfd < 0; p--) {
+		int s = socket(AF_INET, SOCK_STREAM, 0);
+		struct sockaddr_in la = { .sin_family = AF_INET,
+		    .sin_port = htons(p) };
+		if (bind(s, (struct sockaddr *)&la, sizeof(la)) == 0) {
+			close(s);
+			pfd = th_tcp(t.mnt_port, p);
+		} else {
+			close(s);
+		}
+	}
+	assert_true(pfd >= 0);
+	assert_int_equal(th_mnt(pfd, "/vol/vol0", &root), 0);
+	assert_int_equal(getattr_as(pfd, &root, 0), 0);
+	fd = th_tcp(t.nfs_port, 0);
+	assert_int_equal(getattr_as(fd, &root, 0), 13);	/* NFS checks too */
+	close(fd);
+	close(pfd);
+	/* libnfs binds a privileged port when it can. */
+	struct nfs_context *nfs = th_nfs_mount(&t, "/vol/vol0", -1, -1, NULL,
+	    0);
+	assert_non_null(nfs);
+	nfs_umount(nfs);
+	nfs_destroy_context(nfs);
+	th_stop(&t);
+}
+
+static void test_subdir_export_and_mount_procs(void **state)
+{
+	struct th t;
+	struct th_fh root, sub, h;
+	struct th_fattr a, sa;
+
+	th_config(&t);
+	struct wafl_cred rc = { 0 };
+	struct wafl_obj vr, d, d2;
+	struct wafl_attr at;
+	struct wafl_dirwcc dw;
+	struct wafl_sattr s = { .set_mode = true, .mode = 0755 };
+	assert_int_equal(wafl_root(t.fs->v, &vr), 0);
+	assert_int_equal(wafl_mkdir(t.fs->v, &rc, &vr, "sub", &s, &d, &at, &dw),
+	    0);
+	assert_int_equal(wafl_mkdir(t.fs->v, &rc, &d, "deeper", &s, &d2, &at,
+	    &dw), 0);
+	t.exp[0].path = "/vol/vol0/sub";
+	th_serve(&t);
+	int fd = th_tcp(t.mnt_port, 0);
+	assert_int_equal(th_mnt(fd, "/vol/vol0", &root), 2);
+	assert_int_equal(th_mnt(fd, "/vol/vol0/sub", &sub), 0);
+	assert_int_equal(th_mnt(fd, "/vol/vol0/sub/deeper", &h), 0);
+	assert_int_equal(th_mnt(fd, "/vol/vol0/sub/nothere", &h), 2);
+	/* ".." of the export root stays there. */
+	assert_int_equal(th_lookup(fd, &sub, ".", NULL, &sa), 0);
+	assert_int_equal(th_lookup(fd, &sub, "..", NULL, &a), 0);
+	assert_int_equal(a.fileid, sa.fileid);
+
+	/* EXPORT lists the path and its client spec. */
+	xb_call(&x, xid++, TH_MNT_PROG, 3, 5, 0, 0);
+	th_rpc_tcp(fd, &x, &rp);
+	assert_int_equal(rp.stat, 0);
+	assert_int_equal(rd_u32(&rp.r), 1);
+	uint32_t n;
+	const uint8_t *p = rd_opaque(&rp.r, &n);
+	assert_int_equal(n, strlen("/vol/vol0/sub"));
+	assert_memory_equal(p, "/vol/vol0/sub", n);
+	assert_int_equal(rd_u32(&rp.r), 1);
+	p = rd_opaque(&rp.r, &n);
+	assert_int_equal(n, 1);
+	assert_memory_equal(p, "*", 1);
+	/* DUMP shows our mounts; UMNTALL forgets them. */
+	xb_call(&x, xid++, TH_MNT_PROG, 3, 2, 0, 0);
+	th_rpc_tcp(fd, &x, &rp);
+	assert_non_null(memmem(rp.buf, (size_t)rp.len, "/vol/vol0/sub/deeper",
+	    20));
+	xb_call(&x, xid++, TH_MNT_PROG, 3, 3, 0, 0);
+	xb_str(&x, "/vol/vol0/sub/deeper");
+	th_rpc_tcp(fd, &x, &rp);
+	assert_int_equal(rp.stat, 0);
+	xb_call(&x, xid++, TH_MNT_PROG, 3, 2, 0, 0);
+	th_rpc_tcp(fd, &x, &rp);
+	assert_null(memmem(rp.buf, (size_t)rp.len, "/vol/vol0/sub/deeper",
+	    20));
+	assert_non_null(memmem(rp.buf, (size_t)rp.len, "/vol/vol0/sub", 13));
+	xb_call(&x, xid++, TH_MNT_PROG, 3, 4, 0, 0);
+	th_rpc_tcp(fd, &x, &rp);
+	xb_call(&x, xid++, TH_MNT_PROG, 3, 2, 0, 0);
+	th_rpc_tcp(fd, &x, &rp);
+	assert_int_equal(rd_u32(&rp.r), 0);		/* empty list */
+	close(fd);
+	th_stop(&t);
+}
+
+static void test_bad_config(void **state)
+{
+	struct th t;
+	nfsd_t *s = NULL;
+	static const char *const bad_paths[] = { "vol/vol0", "/vol/",
+		"/vol//x", "/vol/vol0/../x", "/vol/vol0/", "/export/x" };
+
+	th_config(&t);
+	for (size_t i = 0; i < sizeof(bad_paths) / sizeof(bad_paths[0]); i++) {
+		t.exp[0].path = bad_paths[i];
+		assert_int_equal(nfsd_create(&t.cfg, &s), -EINVAL);
+	}
+	t.exp[0].path = "/vol/vol0/missing";
+	assert_int_equal(nfsd_create(&t.cfg, &s), -ENOENT);
+	t.exp[0].path = "/vol/vol0";
+	t.rules[0].client = "300.1.2.3/8";
+	assert_int_not_equal(nfsd_create(&t.cfg, &s), 0);
+	t.rules[0].client = "10.0.0.0/33";
+	assert_int_equal(nfsd_create(&t.cfg, &s), -EINVAL);
+	t.rules[0].client = "localhost";		/* a host name */
+	assert_int_equal(nfsd_create(&t.cfg, &s), 0);
+	nfsd_free(s);
+	tl_fs_destroy(t.fs);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_denied_host),
+		cmocka_unit_test(test_first_match_and_ro),
+		cmocka_unit_test(test_squash),
+		cmocka_unit_test(test_secure_port),
+		cmocka_unit_test(test_subdir_export_and_mount_procs),
+		cmocka_unit_test(test_bad_config),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
