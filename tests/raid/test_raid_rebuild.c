@@ -395,6 +395,26 @@ static void test_auto_rebuild(void **state)
 	assert_int_equal(tl_events_count(&t.events, RAID_EV_REBUILD_DONE), 1);
 	assert_int_equal(member_at(&t, 0, 1, &info), t.npaths - 1);
 	verify(&t, "after automatic rebuild");
+	/* Again and again: fail whichever disk holds a position, add a
+	 * spare, let the rebuild start by itself, wait (the waiter and the
+	 * finishing rebuild thread meet on the rebuild lock every time). */
+	for (int i = 0; i < 10; i++) {
+		char name[64];
+		uint32_t pos = (uint32_t)(i % 5);
+		size_t k;
+
+		snprintf(name, sizeof(name), "spare-%d.img", i);
+		k = tl_vol_add_path(&t, name);
+		assert_int_equal(raid_add_spare(t.v, t.paths[k]), 0);
+		assert_int_equal(raid_fail_disk(t.v, member_at(&t, 0, pos,
+		    &info), "test"), 0);
+		assert_int_equal(raid_rebuild_wait(t.v), 0);
+		assert_string_equal(t.paths[member_at(&t, 0, pos, &info)],
+		    t.paths[k]);
+	}
+	assert_int_equal(tl_events_count(&t.events, RAID_EV_REBUILD_DONE),
+	    11);
+	verify(&t, "after 11 automatic rebuilds");
 	t.auto_rebuild = false;
 	reopen_healthy_and_check(&t, 0, 1);
 	tl_vol_destroy(&t);
