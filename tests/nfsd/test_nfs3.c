@@ -605,7 +605,7 @@ static void test_readdir_limits(void **state)
 	struct fx *f = *state;
 	struct th_fh d;
 	struct th_fattr a;
-	char name[32];
+	char name[64];
 
 	call(P_MKDIR, &f->root);
 	xb_str(&x, "big");
