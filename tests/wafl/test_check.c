@@ -6,7 +6,8 @@
  * hostile volumes.  Faults: bits flipped under parity (W1, repairable),
  * garbage written through raid (W1, not repairable), a forged active
  * bitmap (W4), a birth from the future (W2), a block shared by two files
- * (W5), a pending block still allocated (W3), a forged summary map (W9),
+ * (W5), a retained block the allocator would hand out and a bad pending
+ * entry (W3), a forged summary map (W9),
  * link counts, parents, orphans and dangling entries (W8), a record from a
  * future generation in the NVLOG (W7), and structures with valid
  * checksums but hostile contents (directories, inodes, snapshot table).
@@ -520,7 +521,7 @@ static void test_w5_block_shared(void **state)
 
 /* ---------------------------------------------------------- W3, W9 */
 
-static void test_w3_pending_allocated(void **state)
+static void test_w3_pending_out_of_range(void **state)
 {
 	struct tl_fs *f = *state;
 	struct wafl_check_result res;
@@ -528,17 +529,50 @@ static void test_w3_pending_allocated(void **state)
 	struct tree t;
 
 	build_tree(f, &t);
-	struct wafl_bp bp = bp_of(f, t.top, 0, 0);
 	pthread_mutex_lock(&f->v->cp_serial);
 	uint64_t n = f->v->npending;
-	assert_int_equal(alloc_pending_add(f->v, bp.vbn, f->v->fsi.gen), 0);
+	assert_int_equal(alloc_pending_add(f->v, f->v->nvbns + 7,
+	    f->v->fsi.gen), 0);
+	assert_int_equal(alloc_pending_add(f->v, 100, f->v->fsi.gen + 3), 0);
 	pthread_mutex_unlock(&f->v->cp_serial);
 	assert_int_equal(check(f, &res, &det), -FL_ECORRUPT);
 	assert_only(&det, 3);
-	assert_non_null(strstr(res.first_error, "W3 violated"));
-	assert_non_null(strstr(res.first_error, "pending"));
+	assert_int_equal(res.errors, 2);
+	assert_non_null(strstr(res.first_error, "W3 violated: pending vbn"));
 	pthread_mutex_lock(&f->v->cp_serial);
 	f->v->npending = n;
+	pthread_mutex_unlock(&f->v->cp_serial);
+	assert_clean(f);
+}
+
+/* A block a retained CP root reaches must not be allocatable (W3). */
+static void test_w3_retained_block_allocatable(void **state)
+{
+	struct tl_fs *f = *state;
+	struct wafl_check_result res;
+	struct wafl_check_detail det;
+	struct tree t;
+	char want[96];
+
+	build_tree(f, &t);
+	struct wafl_bp old = bp_of(f, t.top, 0, 0);
+	write_file(f, t.top, 0, 4096, 1234);	/* old: held by the ring */
+	assert_int_equal(wafl_sync(f->v), 0);
+	assert_clean(f);
+	struct alloc_area *ar = &f->v->areas[old.vbn / WAFL_BITS_PER_BLOCK];
+	assert_non_null(ar->unavail);
+	uint32_t bit = (uint32_t)(old.vbn % WAFL_BITS_PER_BLOCK);
+	pthread_mutex_lock(&f->v->cp_serial);
+	ar->unavail[bit >> 3] &= (uint8_t)~(1u << (bit & 7));
+	pthread_mutex_unlock(&f->v->cp_serial);
+	assert_int_equal(check(f, &res, &det), -FL_ECORRUPT);
+	assert_only(&det, 3);
+	snprintf(want, sizeof(want), "W3 violated: vbn %llu (",
+	    (unsigned long long)old.vbn);
+	assert_non_null(strstr(res.first_error, want));
+	assert_non_null(strstr(res.first_error, "of CP root"));
+	pthread_mutex_lock(&f->v->cp_serial);
+	ar->unavail[bit >> 3] |= (uint8_t)(1u << (bit & 7));
 	pthread_mutex_unlock(&f->v->cp_serial);
 	assert_clean(f);
 }
@@ -830,8 +864,10 @@ int main(void)
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_w5_block_shared, setup,
 		    teardown),
-		cmocka_unit_test_setup_teardown(test_w3_pending_allocated,
+		cmocka_unit_test_setup_teardown(test_w3_pending_out_of_range,
 		    setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_w3_retained_block_allocatable, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_w9_summary_forged, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_w8_link_counts, setup,
