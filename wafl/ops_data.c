@@ -607,9 +607,16 @@ static int commit_unlogged(struct wafl_vol *v, const struct wafl_obj *o)
 	for (int tries = 0; rc == 0; tries++) {
 		pthread_rwlock_rdlock(&v->cp_lock);
 		pthread_rwlock_wrlock(&wn->lock);
+		uint64_t durable = __atomic_load_n(&v->durable_gen,
+		    __ATOMIC_ACQUIRE);
 		bool need = ops_live(wn, o->gen) == 0 && wn->unlogged_gen != 0 &&
-		    wn->unlogged_gen > v->durable_gen;
-		int lrc = need && tries == 0 ? log_unlogged(v, wn) : -E2BIG;
+		    wn->unlogged_gen > durable;
+		/* A CP frozen but not yet durable holds some of the data in
+		 * its buffers, not in wn's dirty ones: logging those would
+		 * miss it, so wait for a CP instead. */
+		bool inflight = durable + 1 < v->open_gen;
+		int lrc = need && tries == 0 && !inflight ?
+		    log_unlogged(v, wn) : -E2BIG;
 		if (!need || lrc == 0)
 			wn->unlogged_gen = 0;
 		pthread_rwlock_unlock(&wn->lock);
