@@ -22,6 +22,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "admin/adm_impl.h"
@@ -471,11 +472,27 @@ static int offline(const struct cli *c, const struct adm_verb *v,
 		goto render;
 	}
 	rc = adm_home_lock(ctx, &holder);
+	/* Held: filerd is starting (then its socket answers soon) or another
+	 * filerctl edits.  Wait a little for either. */
+	for (int i = 0; i < 100 && rc == -EBUSY; i++) {
+		struct timespec ts = { 0, 100 * 1000000L };
+		int fd;
+
+		nanosleep(&ts, NULL);
+		if (connect_home(ctx->sock_path, &fd) == 0) {
+			adm_rep_free(&rep);
+			adm_ctx_fini(ctx);
+			free(ctx);
+			st = via_socket(c, fd, req);
+			close(fd);
+			return st;
+		}
+		rc = adm_home_lock(ctx, &holder);
+	}
 	if (rc == -EBUSY) {
-		adm_fail(&rep, ADM_ERR, "%s is in use (filerd starting or "
-		    "stopping%s%ld%s, or another filerctl); try again",
-		    ctx->home, holder ? ", pid " : "", holder,
-		    holder ? "" : "");
+		adm_fail(&rep, ADM_ERR, "%s stays locked (pid %ld) but no "
+		    "filerd answers on %s; is filerd hung?", ctx->home, holder,
+		    ctx->sock_path);
 		goto render;
 	}
 	if (rc != 0) {

@@ -170,6 +170,28 @@ static long rebuilding_into(struct adm_vol *v, int group, int position)
 	return -1;
 }
 
+/*
+ * Wait for the running rebuild by polling raid_status, not with
+ * raid_rebuild_wait: that joins the rebuild thread under raid's rebuild
+ * lock while the thread, with auto_rebuild on, may still want that lock
+ * to look for the next failed position.  0 if the group is whole again.
+ */
+static int wait_rebuild(struct adm_ctx *ctx, struct adm_vol *v)
+{
+	struct raid_status rs;
+
+	for (;;) {
+		struct timespec ts = { 0, 50 * 1000000L };
+
+		raid_status(v->raid, &rs);
+		if (!rs.rebuilding)
+			break;
+		nanosleep(&ts, NULL);
+	}
+	adm_events_drain(ctx);
+	return rs.degraded || rs.offline ? -EIO : 0;
+}
+
 static int disk_replace(struct adm_ctx *ctx, const struct adm_req *req,
     struct adm_rep *rep)
 {
@@ -184,14 +206,19 @@ static int disk_replace(struct adm_ctx *ctx, const struct adm_req *req,
 	    rep) != 0)
 		return ADM_ERR;
 	(void)raid_disk_info(v->raid, idx, &di);
-	if (di.group < 0)
-		return adm_fail(rep, ADM_ERR, "disk %zu (%s) is a %s disk, not "
-		    "a member of a RAID group (already replaced?)", idx,
-		    di.path, di.state == RAID_DISK_SPARE ? "spare" : "retired");
+	if (di.group < 0 && di.state == RAID_DISK_SPARE)
+		return adm_fail(rep, ADM_ERR, "disk %zu (%s) is a spare, not "
+		    "a member of a RAID group", idx, di.path);
+	if (di.group < 0) {
+		/* Already out: a spare took its place (auto_rebuild). */
+		adm_say(rep, "disk %zu (%s) was already replaced by a spare; "
+		    "see: filerctl vol status %s", idx, di.path, vname);
+		return ADM_OK;
+	}
 	if (di.state == RAID_DISK_REBUILDING ||
 	    rebuilding_into(v, di.group, di.position) >= 0) {
 		/* auto_rebuild (or an earlier replace) started it already. */
-		rc = wait ? raid_rebuild_wait(v->raid) : 0;
+		rc = wait ? wait_rebuild(ctx, v) : 0;
 		adm_events_drain(ctx);
 		if (rc != 0)
 			return adm_fail(rep, ADM_ERR, "rebuild of volume %s: "
@@ -217,11 +244,12 @@ static int disk_replace(struct adm_ctx *ctx, const struct adm_req *req,
 	if (rc == -EBUSY)
 		rc = 0;	/* auto_rebuild started it already */
 	if (rc == 0 && wait)
-		rc = raid_rebuild_wait(v->raid);
+		rc = wait_rebuild(ctx, v);
 	adm_events_drain(ctx);
 	if (rc != 0)
-		return adm_fail(rep, ADM_ERR, "rebuild of volume %s: %s", vname,
-		    fl_strerror(rc));
+		return adm_fail(rep, ADM_ERR, "rebuild of volume %s: %s; see: "
+		    "filerctl events --volume %s", vname, fl_strerror(rc),
+		    vname);
 	adm_say(rep, wait ? "disk %zu (%s) of volume %s rebuilt onto a spare" :
 	    "rebuilding disk %zu (%s) of volume %s onto a spare; follow with: "
 	    "filerctl vol status %s", idx, di.path, vname, vname);

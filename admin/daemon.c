@@ -38,6 +38,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "admin/adm_impl.h"
@@ -306,6 +307,16 @@ int adm_daemon_main(const struct adm_daemon_opts *o)
 	if (o->clock_scale > 0)
 		ctx->clock_scale = o->clock_scale;
 	rc = adm_home_lock(ctx, &holder);
+	/* An offline filerctl edit holds the lock for a moment (it writes no
+	 * pid; a dead filerd's pid may still be in the file): wait for it.
+	 * A live filerd is refused at once. */
+	for (int i = 0; i < 100 && rc == -EBUSY && (holder <= 0 ||
+	    (kill((pid_t)holder, 0) != 0 && errno == ESRCH)); i++) {
+		struct timespec ts = { 0, 100 * 1000000L };
+
+		nanosleep(&ts, NULL);
+		rc = adm_home_lock(ctx, &holder);
+	}
 	if (rc == -EBUSY) {
 		status = startup_fail("already running on %s (pid %ld); stop "
 		    "it first (kill -TERM %ld) or use another --home", ctx->home,

@@ -36,7 +36,7 @@
 static char ta_bindir[2048];
 
 /* build/ (or build/asan/): three levels above this runner. */
-static void ta_init(void)
+static __attribute__((unused)) void ta_init(void)
 {
 	ssize_t n = readlink("/proc/self/exe", ta_bindir,
 	    sizeof(ta_bindir) - 1);
@@ -54,12 +54,12 @@ static void ta_init(void)
 	signal(SIGPIPE, SIG_IGN);
 }
 
-static void ta_prog(char *out, size_t len, const char *name)
+static __attribute__((unused)) void ta_prog(char *out, size_t len, const char *name)
 {
 	snprintf(out, len, "%s/%s", ta_bindir, name);
 }
 
-static void ta_sleep_ms(long ms)
+static __attribute__((unused)) void ta_sleep_ms(long ms)
 {
 	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
 
@@ -72,14 +72,14 @@ struct ta_out {
 	char *out, *err;	/* owned, NUL-terminated */
 };
 
-static void ta_out_free(struct ta_out *o)
+static __attribute__((unused)) void ta_out_free(struct ta_out *o)
 {
 	free(o->out);
 	free(o->err);
 	o->out = o->err = NULL;
 }
 
-static void ta_append(char **buf, size_t *len, const char *p, size_t n)
+static __attribute__((unused)) void ta_append(char **buf, size_t *len, const char *p, size_t n)
 {
 	char *b = realloc(*buf, *len + n + 1);
 
@@ -95,7 +95,7 @@ static void ta_append(char **buf, size_t *len, const char *p, size_t n)
  * Run argv (argv[0] a program name in the build directory), capture.
  * uid >= 0: run as that uid (and gid) in the child.
  */
-static struct ta_out ta_runv(const char *const *argv, int uid,
+static __attribute__((unused)) struct ta_out ta_runv(const char *const *argv, int uid,
     const char *const *env)
 {
 	struct ta_out o = { -1, NULL, NULL };
@@ -173,7 +173,7 @@ static struct ta_out ta_runv(const char *const *argv, int uid,
 }
 
 /* filerctl --home HOME args... (NULL-terminated). */
-static struct ta_out ta_ctl(const char *home, ...)
+static __attribute__((unused)) struct ta_out ta_ctl(const char *home, ...)
 {
 	const char *argv[TA_MAX_ARGS];
 	int n = 0;
@@ -192,7 +192,7 @@ static struct ta_out ta_ctl(const char *home, ...)
 }
 
 /* Run filerctl, expect exit status st, return stdout (owned). */
-static char *ta_ctl_expect(int st, const char *home, ...)
+static __attribute__((unused)) char *ta_ctl_expect(int st, const char *home, ...)
 {
 	const char *argv[TA_MAX_ARGS];
 	struct ta_out o;
@@ -229,7 +229,7 @@ struct ta_daemon {
 	char log[2100];
 };
 
-static bool ta_exists(const char *path)
+static __attribute__((unused)) bool ta_exists(const char *path)
 {
 	struct stat st;
 
@@ -237,7 +237,7 @@ static bool ta_exists(const char *path)
 }
 
 /* Start filerd --foreground on home; wait until it answers. */
-static void ta_daemon_start_env(struct ta_daemon *d, const char *home,
+static __attribute__((unused)) void ta_daemon_start_env(struct ta_daemon *d, const char *home,
     const char *const *env)
 {
 	char prog[PATH_MAX], sock[PATH_MAX + 16];
@@ -271,7 +271,8 @@ static void ta_daemon_start_env(struct ta_daemon *d, const char *home,
 			fail_msg("filerd exited during startup (see %s)",
 			    d->log);
 		if (ta_exists(sock)) {
-			struct ta_out o = ta_ctl(home, "vol", "list", NULL);
+			/* stats needs filerd: offline filerctl cannot answer. */
+			struct ta_out o = ta_ctl(home, "stats", NULL);
 			int s = o.status;
 
 			ta_out_free(&o);
@@ -283,13 +284,13 @@ static void ta_daemon_start_env(struct ta_daemon *d, const char *home,
 	fail_msg("filerd did not come up within 30 s (see %s)", d->log);
 }
 
-static void ta_daemon_start(struct ta_daemon *d, const char *home)
+static __attribute__((unused)) void ta_daemon_start(struct ta_daemon *d, const char *home)
 {
 	ta_daemon_start_env(d, home, NULL);
 }
 
 /* Send sig, wait for the exit (60 s bound); returns the exit status. */
-static int ta_daemon_signal_wait(struct ta_daemon *d, int sig)
+static __attribute__((unused)) int ta_daemon_signal_wait(struct ta_daemon *d, int sig)
 {
 	int st = 0;
 
@@ -312,15 +313,28 @@ static int ta_daemon_signal_wait(struct ta_daemon *d, int sig)
 	return -1;
 }
 
-static int ta_daemon_stop(struct ta_daemon *d)
+/* SIGTERM; on an unclean exit, show the daemon's log for the failure. */
+static __attribute__((unused)) int ta_daemon_stop(struct ta_daemon *d)
 {
-	return ta_daemon_signal_wait(d, SIGTERM);
+	int st = ta_daemon_signal_wait(d, SIGTERM);
+
+	if (st != 0) {
+		FILE *f = fopen(d->log, "r");
+		char line[1024];
+
+		fprintf(stderr, "filerd exit status %d; its log:\n", st);
+		while (f != NULL && fgets(line, sizeof(line), f) != NULL)
+			fputs(line, stderr);
+		if (f != NULL)
+			fclose(f);
+	}
+	return st;
 }
 
 /* ------------------------------------------------------------- JSON */
 
 /* json_extract(json, path) as text (owned), or NULL. */
-static char *ta_json(const char *json, const char *path)
+static __attribute__((unused)) char *ta_json(const char *json, const char *path)
 {
 	sqlite3 *db;
 	sqlite3_stmt *st;
@@ -341,7 +355,7 @@ static char *ta_json(const char *json, const char *path)
 	return res;
 }
 
-static bool ta_json_valid(const char *json)
+static __attribute__((unused)) bool ta_json_valid(const char *json)
 {
 	sqlite3 *db;
 	sqlite3_stmt *st;
@@ -360,7 +374,7 @@ static bool ta_json_valid(const char *json)
 }
 
 /* Assert json_extract(json, path) == want. */
-static void ta_json_eq(const char *json, const char *path, const char *want)
+static __attribute__((unused)) void ta_json_eq(const char *json, const char *path, const char *want)
 {
 	char *got = ta_json(json, path);
 
@@ -373,7 +387,7 @@ static void ta_json_eq(const char *json, const char *path, const char *want)
 	free(got);
 }
 
-static long ta_json_long(const char *json, const char *path)
+static __attribute__((unused)) long ta_json_long(const char *json, const char *path)
 {
 	char *got = ta_json(json, path);
 	long v;
@@ -388,12 +402,12 @@ static long ta_json_long(const char *json, const char *path)
 }
 
 /* Names in a directory, sorted, one per line (owned): "disks unchanged". */
-static int ta_cmp_str(const void *a, const void *b)
+static __attribute__((unused)) int ta_cmp_str(const void *a, const void *b)
 {
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static char *ta_dir_listing(const char *dir)
+static __attribute__((unused)) char *ta_dir_listing(const char *dir)
 {
 	DIR *d = opendir(dir);
 	char *names[512], *out = NULL;

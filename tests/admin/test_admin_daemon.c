@@ -1,0 +1,420 @@
+/*
+ * tests/admin/test_admin_daemon.c: filerd under the events it exists for:
+ * a disk failed and rebuilt onto a spare while it runs (and the positions
+ * kept across a restart), a volume whose disks are missing reported
+ * offline with the reason while the others serve, snapshot schedules on a
+ * fast clock, kill -9 in the middle of configuration changes (database
+ * consistent, restart clean), concurrent filerctl calls, a scrub.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "tests/admin/ta.h"
+#include "tests/lib/tl_tmpdir.h"
+
+struct t {
+	char *dir;
+	char home[2048];
+	struct ta_daemon d;
+};
+
+static int setup(void **state)
+{
+	struct t *t = calloc(1, sizeof(*t));
+
+	assert_non_null(t);
+	t->dir = tl_tmpdir_make(NULL, "filer-admind");
+	snprintf(t->home, sizeof(t->home), "%s/home", t->dir);
+	*state = t;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct t *t = *state;
+
+	if (t->d.pid > 0)
+		(void)ta_daemon_signal_wait(&t->d, SIGKILL);
+	tl_tmpdir_remove(t->dir);
+	free(t);
+	return 0;
+}
+
+/* Poll `vol status` until field at path equals want (15 s bound). */
+static void wait_status(struct t *t, const char *vol, const char *path,
+    const char *want)
+{
+	for (int i = 0; i < 300; i++) {
+		char *js = ta_ctl_expect(0, t->home, "--json", "vol", "status",
+		    vol, NULL);
+		char *got = ta_json(js, path);
+		bool ok = got != NULL && strcmp(got, want) == 0;
+
+		free(got);
+		if (ok) {
+			free(js);
+			return;
+		}
+		if (i == 299)
+			fprintf(stderr, "last status: %s\n", js);
+		free(js);
+		ta_sleep_ms(50);
+	}
+	fail_msg("vol status %s: %s never became %s", vol, path, want);
+}
+
+static void test_disk_fail_rebuild(void **state)
+{
+	struct t *t = *state;
+	char spare[2200], *js;
+
+	snprintf(spare, sizeof(spare), "%s/spare0.img", t->dir);
+	free(ta_ctl_expect(0, t->home, "vol", "create", "vol0", "--disks", "4",
+	    "--parity", "1", "--size", "8M", NULL));
+	ta_daemon_start(&t->d, t->home);
+	free(ta_ctl_expect(0, t->home, "snap", "create", "vol0", "s1", NULL));
+
+	/* disk fail: vol status shows it, the event log has it. */
+	free(ta_ctl_expect(0, t->home, "disk", "fail", "vol0", "1", NULL));
+	js = ta_ctl_expect(0, t->home, "--json", "vol", "status", "vol0",
+	    NULL);
+	ta_json_eq(js, "$.disks[1].state", "failed");
+	ta_json_eq(js, "$.volume.raid", "degraded");
+	free(js);
+	free(ta_ctl_expect(1, t->home, "disk", "fail", "vol0", "1", NULL));
+	free(ta_ctl_expect(1, t->home, "disk", "fail", "vol0", "9", NULL));
+	js = ta_ctl_expect(0, t->home, "--json", "events", "--volume", "vol0",
+	    NULL);
+	assert_non_null(strstr(js, "\"disk.failed\""));
+	free(js);
+	/* Still serving on parity. */
+	free(ta_ctl_expect(0, t->home, "snap", "create", "vol0", "s2", NULL));
+	/* No spare yet: replace says what to do. */
+	free(ta_ctl_expect(1, t->home, "disk", "replace", "vol0", "1", NULL));
+
+	free(ta_ctl_expect(0, t->home, "disk", "add-spare", "vol0", spare,
+	    NULL));
+	free(ta_ctl_expect(0, t->home, "disk", "replace", "vol0", "1",
+	    "--wait", NULL));
+	wait_status(t, "vol0", "$.volume.raid", "normal");
+	js = ta_ctl_expect(0, t->home, "--json", "vol", "status", "vol0",
+	    NULL);
+	/* The spare (disk 4) now holds position 1. */
+	ta_json_eq(js, "$.disks[4].path", spare);
+	ta_json_eq(js, "$.disks[4].position", "1");
+	ta_json_eq(js, "$.disks[4].state", "ok");
+	ta_json_eq(js, "$.disks[1].role", "retired");
+	free(js);
+	js = ta_ctl_expect(0, t->home, "--json", "events", NULL);
+	assert_non_null(strstr(js, "\"rebuild.done\""));
+	free(js);
+
+	/* Restart: the database lists the spare at its new position. */
+	assert_int_equal(ta_daemon_stop(&t->d), 0);
+	js = ta_ctl_expect(0, t->home, "--json", "disk", "list", "vol0",
+	    NULL);
+	ta_json_eq(js, "$.disks[1].path", spare);
+	ta_json_eq(js, "$.disks[1].role", "data");
+	free(js);
+	ta_daemon_start(&t->d, t->home);
+	js = ta_ctl_expect(0, t->home, "--json", "vol", "status", "vol0",
+	    NULL);
+	ta_json_eq(js, "$.volume.state", "online");
+	ta_json_eq(js, "$.volume.raid", "normal");
+	free(js);
+	js = ta_ctl_expect(0, t->home, "--json", "snap", "list", "vol0", NULL);
+	ta_json_eq(js, "$.snapshots[1].name", "s2");
+	free(js);
+
+	/* A scrub after the rebuild finds parity consistent. */
+	free(ta_ctl_expect(0, t->home, "scrub", "start", "vol0", NULL));
+	for (int i = 0; i < 300; i++) {
+		char *st;
+
+		js = ta_ctl_expect(0, t->home, "--json", "scrub", "status",
+		    "vol0", NULL);
+		st = ta_json(js, "$.scrub.state");
+		if (st != NULL && strcmp(st, "done") == 0) {
+			free(st);
+			break;
+		}
+		free(st);
+		free(js);
+		js = NULL;
+		ta_sleep_ms(50);
+	}
+	assert_non_null(js);
+	assert_int_equal(ta_json_long(js, "$.scrub.mismatches"), 0);
+	free(js);
+	js = ta_ctl_expect(0, t->home, "--json", "check", "vol0", NULL);
+	assert_int_equal(ta_json_long(js, "$.check.errors"), 0);
+	free(js);
+	assert_int_equal(ta_daemon_stop(&t->d), 0);
+}
+
+static void test_missing_disks_offline(void **state)
+{
+	struct t *t = *state;
+	char path[2200], *js;
+
+	free(ta_ctl_expect(0, t->home, "vol", "create", "good", "--disks", "3",
+	    "--parity", "1", "--size", "8M", NULL));
+	free(ta_ctl_expect(0, t->home, "vol", "create", "bad", "--disks", "3",
+	    "--parity", "1", "--size", "8M", NULL));
+	free(ta_ctl_expect(0, t->home, "vol", "create", "deg", "--disks", "3",
+	    "--parity", "1", "--size", "8M", NULL));
+	/* Two disks gone from a single-parity group: beyond parity. */
+	for (int k = 0; k < 2; k++) {
+		snprintf(path, sizeof(path), "%s/disks/bad-d%d.img", t->home, k);
+		assert_int_equal(unlink(path), 0);
+	}
+	/* One disk gone: runs degraded. */
+	snprintf(path, sizeof(path), "%s/disks/deg-d2.img", t->home);
+	assert_int_equal(unlink(path), 0);
+
+	ta_daemon_start(&t->d, t->home);
+	js = ta_ctl_expect(0, t->home, "--json", "vol", "list", NULL);
+	ta_json_eq(js, "$.volumes[0].name", "bad");
+	ta_json_eq(js, "$.volumes[0].state", "offline");
+	{
+		char *reason = ta_json(js, "$.volumes[0].reason");
+
+		assert_non_null(reason);
+		assert_non_null(strstr(reason, "missing disks"));
+		assert_non_null(strstr(reason, "bad-d0.img"));
+		free(reason);
+	}
+	ta_json_eq(js, "$.volumes[1].name", "deg");
+	ta_json_eq(js, "$.volumes[1].state", "online");
+	ta_json_eq(js, "$.volumes[1].raid", "degraded");
+	ta_json_eq(js, "$.volumes[2].name", "good");
+	ta_json_eq(js, "$.volumes[2].state", "online");
+	free(js);
+	js = ta_ctl_expect(0, t->home, "--json", "events", NULL);
+	assert_non_null(strstr(js, "\"volume.offline\""));
+	free(js);
+	/* The rest keeps running. */
+	free(ta_ctl_expect(0, t->home, "snap", "create", "good", "s", NULL));
+	free(ta_ctl_expect(0, t->home, "snap", "create", "deg", "s", NULL));
+	/* bad stays offline, with its reason, until its disks return. */
+	free(ta_ctl_expect(1, t->home, "vol", "online", "bad", NULL));
+	free(ta_ctl_expect(1, t->home, "snap", "create", "bad", "s", NULL));
+	js = ta_ctl_expect(0, t->home, "--json", "vol", "status", "bad", NULL);
+	ta_json_eq(js, "$.volume.state", "offline");
+	free(js);
+	/* A clean stop despite the offline volume; it stays offline. */
+	assert_int_equal(ta_daemon_stop(&t->d), 0);
+	ta_daemon_start(&t->d, t->home);
+	js = ta_ctl_expect(0, t->home, "--json", "vol", "list", NULL);
+	ta_json_eq(js, "$.volumes[0].state", "offline");
+	ta_json_eq(js, "$.volumes[2].state", "online");
+	free(js);
+	/* Destroying it removes what is left. */
+	free(ta_ctl_expect(0, t->home, "vol", "destroy", "bad", "--force",
+	    NULL));
+	snprintf(path, sizeof(path), "%s/disks/bad-d2.img", t->home);
+	assert_false(ta_exists(path));
+	assert_int_equal(ta_daemon_stop(&t->d), 0);
+}
+
+static int count_prefix(const char *js, const char *prefix)
+{
+	int n = 0;
+
+	for (int i = 0; i < 300; i++) {
+		char path[64], *name;
+
+		snprintf(path, sizeof(path), "$.snapshots[%d].name", i);
+		name = ta_json(js, path);
+		if (name == NULL)
+			break;
+		if (strncmp(name, prefix, strlen(prefix)) == 0)
+			n++;
+		free(name);
+	}
+	return n;
+}
+
+/* Hourly schedule on a clock 3600x faster: one hour per second. */
+static void test_schedule(void **state)
+{
+	struct t *t = *state;
+	const char *env[] = { "FILER_CLOCK_SCALE", "3600", NULL };
+	char *js;
+
+	free(ta_ctl_expect(0, t->home, "vol", "create", "vol0", "--disks", "3",
+	    "--parity", "1", "--size", "8M", NULL));
+	free(ta_ctl_expect(0, t->home, "snap", "schedule", "vol0", "--hourly",
+	    "2", NULL));
+	ta_daemon_start_env(&t->d, t->home, env);
+	free(ta_ctl_expect(0, t->home, "snap", "create", "vol0", "manual",
+	    NULL));
+	ta_sleep_ms(4500);
+	js = ta_ctl_expect(0, t->home, "--json", "snap", "list", "vol0", NULL);
+	assert_int_equal(count_prefix(js, "hourly."), 2);
+	assert_int_equal(count_prefix(js, "manual"), 1);	/* never pruned */
+	{
+		char *name = ta_json(js, "$.snapshots[1].name");
+
+		/* hourly.YYYY-MM-DD_HHMM */
+		assert_non_null(name);
+		assert_int_equal(strlen(name), strlen("hourly.2026-11-25_1900"));
+		assert_int_equal(name[17], '_');
+		free(name);
+	}
+	free(js);
+	js = ta_ctl_expect(0, t->home, "--json", "snap", "schedule", "vol0",
+	    NULL);
+	ta_json_eq(js, "$.schedule.hourly", "2");
+	free(js);
+	js = ta_ctl_expect(0, t->home, "--json", "events", NULL);
+	assert_non_null(strstr(js, "\"snapshot.expired\""));
+	free(js);
+	assert_int_equal(ta_daemon_stop(&t->d), 0);
+}
+
+/* kill -9 while configuration changes run: the database stays
+ * consistent (each change whole or absent), filerd restarts cleanly. */
+static void test_kill9_during_changes(void **state)
+{
+	struct t *t = *state;
+	char dbpath[2200];
+
+	free(ta_ctl_expect(0, t->home, "vol", "create", "vol0", "--disks", "3",
+	    "--parity", "1", "--size", "8M", NULL));
+	snprintf(dbpath, sizeof(dbpath), "%s/filer.db", t->home);
+	for (int round = 0; round < 4; round++) {
+		pid_t kids[6];
+
+		ta_daemon_start(&t->d, t->home);
+		for (int k = 0; k < 6; k++) {
+			kids[k] = fork();
+			assert_true(kids[k] >= 0);
+			if (kids[k] == 0) {
+				char client[32], snap[32];
+				struct ta_out o;
+
+				snprintf(client, sizeof(client), "10.%d.%d.0/24",
+				    round, k);
+				snprintf(snap, sizeof(snap), "r%dk%d", round, k);
+				o = ta_ctl(t->home, "export", "add",
+				    "/vol/vol0", "--client", client, NULL);
+				ta_out_free(&o);
+				o = ta_ctl(t->home, "snap", "create", "vol0",
+				    snap, NULL);
+				ta_out_free(&o);
+				_exit(0);
+			}
+		}
+		ta_sleep_ms(20 + 30 * round);
+		assert_int_equal(ta_daemon_signal_wait(&t->d, SIGKILL),
+		    128 + SIGKILL);
+		for (int k = 0; k < 6; k++)
+			waitpid(kids[k], NULL, 0);
+		/* The database is intact and every rule is whole. */
+		{
+			sqlite3 *db;
+			sqlite3_stmt *st;
+
+			assert_int_equal(sqlite3_open(dbpath, &db), SQLITE_OK);
+			assert_int_equal(sqlite3_prepare_v2(db,
+			    "PRAGMA integrity_check", -1, &st, NULL),
+			    SQLITE_OK);
+			assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+			assert_string_equal(sqlite3_column_text(st, 0), "ok");
+			sqlite3_finalize(st);
+			assert_int_equal(sqlite3_prepare_v2(db,
+			    "SELECT count(*) FROM export_rules r LEFT JOIN "
+			    "exports e ON r.export_id = e.id WHERE e.id IS "
+			    "NULL", -1, &st, NULL), SQLITE_OK);
+			assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+			assert_int_equal(sqlite3_column_int(st, 0), 0);
+			sqlite3_finalize(st);
+			sqlite3_close(db);
+		}
+	}
+	/* Restart after the last kill: stale socket and pid file are no
+	 * obstacle, the volume replays its NVLOG and checks clean. */
+	ta_daemon_start(&t->d, t->home);
+	{
+		char *js = ta_ctl_expect(0, t->home, "--json", "vol", "list",
+		    NULL);
+
+		ta_json_eq(js, "$.volumes[0].state", "online");
+		free(js);
+		js = ta_ctl_expect(0, t->home, "--json", "check", "vol0",
+		    NULL);
+		assert_int_equal(ta_json_long(js, "$.check.errors"), 0);
+		free(js);
+		js = ta_ctl_expect(0, t->home, "--json", "export", "list",
+		    NULL);
+		assert_true(ta_json_valid(js));
+		free(js);
+	}
+	assert_int_equal(ta_daemon_stop(&t->d), 0);
+}
+
+/* Many filerctl at once: every one answered, every change made. */
+static void test_concurrent_ctl(void **state)
+{
+	struct t *t = *state;
+	enum { N = 12 };
+	pid_t kids[N];
+	char *js;
+
+	free(ta_ctl_expect(0, t->home, "vol", "create", "vol0", "--disks", "3",
+	    "--parity", "1", "--size", "8M", NULL));
+	ta_daemon_start(&t->d, t->home);
+	for (int k = 0; k < N; k++) {
+		kids[k] = fork();
+		assert_true(kids[k] >= 0);
+		if (kids[k] == 0) {
+			char snap[16];
+			struct ta_out o;
+			int st;
+
+			snprintf(snap, sizeof(snap), "c%02d", k);
+			o = ta_ctl(t->home, "snap", "create", "vol0", snap,
+			    NULL);
+			st = o.status;
+			ta_out_free(&o);
+			o = ta_ctl(t->home, "--json", "vol", "status", "vol0",
+			    NULL);
+			st |= o.status;
+			ta_out_free(&o);
+			_exit(st);
+		}
+	}
+	for (int k = 0; k < N; k++) {
+		int st;
+
+		assert_int_equal(waitpid(kids[k], &st, 0), kids[k]);
+		assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	}
+	js = ta_ctl_expect(0, t->home, "--json", "snap", "list", "vol0", NULL);
+	assert_int_equal(count_prefix(js, "c"), N);
+	free(js);
+	assert_int_equal(ta_daemon_stop(&t->d), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_disk_fail_rebuild, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_missing_disks_offline,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_schedule, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_kill9_during_changes,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_concurrent_ctl, setup,
+		    teardown),
+	};
+
+	ta_init();
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
