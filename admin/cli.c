@@ -506,6 +506,7 @@ static int offline(const struct cli *c, const struct adm_verb *v,
 		goto render;
 	}
 	(void)adm_dispatch(ctx, req, &rep);
+	adm_events_drain(ctx);		/* events a handler queued */
 	adm_db_close(ctx->db);
 	ctx->db = NULL;
 	adm_home_unlock(ctx, false);
