@@ -209,23 +209,15 @@ static void undirty(struct wnode *wn)
 }
 
 /*
- * Work for a CP: anything dirty or freed, or pending frees that only wait
- * for the ring to move (an otherwise idle volume still returns its freed
- * space after WAFL_RING_K CPs).  Frees held by a mirror's root wait for
- * the mirror, not for CPs, and do not count.
+ * Work for a CP: anything dirty or freed.  Pending frees alone are not: a
+ * CP frees its predecessor's root and metadata, so counting them would
+ * make an idle volume write a CP at every tick.  They come back as the
+ * ring moves with real work, or when an operation short of space forces
+ * CPs (ops.c).
  */
 static bool cp_has_work(struct wafl_vol *v)
 {
-	if (v->dirty_list != NULL || v->nfrees > 0)
-		return true;
-	uint64_t hold = UINT64_MAX;
-	for (unsigned h = 0; h < WAFL_MAX_HOLDS; h++)
-		if (v->holds[h].gen != 0 && v->holds[h].gen < hold)
-			hold = v->holds[h].gen;
-	for (uint64_t i = 0; i < v->npending; i++)
-		if (v->pending[i].gen <= hold)
-			return true;
-	return false;
+	return v->dirty_list != NULL || v->nfrees > 0;
 }
 
 /* The freeze: steps 1-6.  Called with cp_lock held exclusive. */

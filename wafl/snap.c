@@ -439,6 +439,76 @@ out:
 	return rc;
 }
 
+/* A growable set of VBNs (a file tree's blocks), sorted for lookup. */
+struct vbnset {
+	uint64_t *v;
+	uint64_t n, cap;
+};
+
+static int vbnset_add(struct vbnset *s, uint64_t vbn)
+{
+	if (s->n == s->cap) {
+		uint64_t cap = s->cap ? s->cap * 2 : 64;
+		uint64_t *n = realloc(s->v, cap * sizeof(*n));
+		if (n == NULL)
+			return -ENOMEM;
+		s->v = n;
+		s->cap = cap;
+	}
+	s->v[s->n++] = vbn;
+	return 0;
+}
+
+static int cmp_vbn(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static bool vbnset_has(const struct vbnset *s, uint64_t vbn)
+{
+	return s->n > 0 && bsearch(&vbn, s->v, s->n, sizeof(*s->v),
+	    cmp_vbn) != NULL;
+}
+
+static int collect_node(struct wafl_vol *v, const struct wafl_bp *bp,
+    unsigned level, struct vbnset *s)
+{
+	int rc;
+
+	if (bp->vbn == 0)
+		return 0;
+	rc = vbnset_add(s, bp->vbn);
+	if (rc != 0 || level == 0)
+		return rc;
+	uint8_t *blk = malloc(WAFL_BLOCK_SIZE);
+	if (blk == NULL)
+		return -ENOMEM;
+	rc = wafl_read_bp(v, bp, blk);
+	for (unsigned c = 0; rc == 0 && c < WAFL_BPS_PER_BLOCK; c++) {
+		struct wafl_bp cbp;
+		rc = wafl_bp_decode(blk + c * WAFL_BP_SIZE, &cbp);
+		if (rc == 0)
+			rc = collect_node(v, &cbp, level - 1, s);
+	}
+	free(blk);
+	return rc;
+}
+
+/* Every block of the file di describes (clean: no dirty buffers). */
+static int collect_tree(struct wafl_vol *v, const struct wafl_dinode *di,
+    struct vbnset *s)
+{
+	int rc = 0;
+
+	if (di->flags & WAFL_INO_INLINE)
+		return 0;
+	for (unsigned t = 0; t < WAFL_NTOP && rc == 0; t++)
+		rc = collect_node(v, &di->u.top[t], di->height, s);
+	return rc;
+}
+
 static void drop_dirty_state(struct wafl_vol *v)
 {
 	pthread_mutex_lock(&v->icache_lock);
@@ -477,15 +547,35 @@ int wafl_snap_rollback(wafl_vol_t *v, const char *name)
 	if (rc != 0)
 		goto out_free;
 	lock_all(v);
+	struct vbnset keep = { 0 }, drop = { 0 };
+	uint8_t *fixes = NULL;
 	rc = snap_find(v, name, 0, &slot, &e);
 	if (rc == 0)
 		rc = root_bitmap_inode(v, &e.root, &bm, &rb);
+	/* The snapshot table and summary map stay the current ones: their
+	 * blocks stay active, and the snapshot's own copies of them (held by
+	 * the snapshot, through the summary) leave the active bitmap. */
+	if (rc == 0)
+		rc = collect_tree(v, &v->snaptab_wn->di, &keep);
+	if (rc == 0)
+		rc = collect_tree(v, &v->summary_wn->di, &keep);
+	for (uint64_t ino = WAFL_INO_SNAPTABLE; rc == 0 &&
+	    ino <= WAFL_INO_SUMMARY; ino++) {
+		struct wafl_dinode old;
+		rc = tree_read_inode(v, &rb.inodefile, ino, &old);
+		if (rc == 0 && old.mode != 0)
+			rc = collect_tree(v, &old, &drop);
+	}
 	if (rc != 0)
 		goto out;
+	qsort(keep.v, keep.n, sizeof(*keep.v), cmp_vbn);
+	qsort(drop.v, drop.n, sizeof(*drop.v), cmp_vbn);
 	/* Everything the durable active tree holds beyond the snapshot is
 	 * released through the pending list (the ring still holds it). */
 	uint64_t used = 0;
+	uint64_t nfix = 0;
 	for (uint64_t a = 0; a < v->nareas && rc == 0; a++) {
+		bool fix = false;
 		rc = wn_read_block(v->bitmap_wn, a, cur);
 		if (rc == 0)
 			rc = tree_read_block(v, &bm, a, snap);
@@ -493,12 +583,34 @@ int wafl_snap_rollback(wafl_vol_t *v, const char *name)
 			uint64_t vbn = a * AREA_BITS + i;
 			uint8_t m = (uint8_t)(1u << (i & 7));
 			bool c = cur[i >> 3] & m, s = snap[i >> 3] & m;
-			if (vbn == e.root.vbn)
-				s = false;	/* the snapshot's root block */
+			if (vbn == e.root.vbn || (s && vbnset_has(&drop, vbn)))
+				s = false;	/* the snapshot's own roots */
+			if (c && vbnset_has(&keep, vbn))
+				s = true;	/* current table and summary */
 			if (s)
 				used++;
 			if (c && !s && vbn != v->fsi.root.vbn)
 				rc = alloc_pending_add(v, vbn, v->open_gen);
+			if (s != (bool)(snap[i >> 3] & m)) {
+				if (s)
+					snap[i >> 3] |= m;
+				else
+					snap[i >> 3] &= (uint8_t)~m;
+				fix = true;
+			}
+		}
+		if (rc == 0 && fix) {
+			uint8_t *n = realloc(fixes, (nfix + 1) *
+			    (WAFL_BLOCK_SIZE + 8));
+			if (n == NULL) {
+				rc = -ENOMEM;
+				break;
+			}
+			fixes = n;
+			uint8_t *ent = fixes + nfix * (WAFL_BLOCK_SIZE + 8);
+			fl_put_le64(ent, a);
+			memcpy(ent + 8, snap, WAFL_BLOCK_SIZE);
+			nfix++;
 		}
 	}
 	if (rc != 0)
@@ -514,8 +626,12 @@ int wafl_snap_rollback(wafl_vol_t *v, const char *name)
 	dbuf_tab_free(&v->bitmap_wn->dbufs);
 	dbuf_tab_init(&v->bitmap_wn->dbufs);
 	v->bitmap_wn->di = bm;
-	if (e.root.vbn != 0)
-		rc = bitmap_set(v->bitmap_wn, e.root.vbn, false);
+	for (uint64_t k = 0; k < nfix && rc == 0; k++) {
+		uint8_t *ent = fixes + k * (WAFL_BLOCK_SIZE + 8), *w;
+		rc = wn_modify_block(v->bitmap_wn, fl_get_le64(ent), &w);
+		if (rc == 0)
+			memcpy(w, ent + 8, WAFL_BLOCK_SIZE);
+	}
 	/* +1: the CP below frees the current root block, which the count
 	 * above already left out. */
 	v->blocks_used = used + 1;
@@ -527,6 +643,9 @@ int wafl_snap_rollback(wafl_vol_t *v, const char *name)
 	wnode_dirty(v->snaptab_wn);
 out:
 	unlock_all(v);
+	free(keep.v);
+	free(drop.v);
+	free(fixes);
 	if (rc == 0)
 		rc = cp_run(v);
 	if (rc == 0)

@@ -82,19 +82,16 @@ void tl_fs_destroy(struct tl_fs *f)
 
 uint64_t tl_fs_new_file(struct tl_fs *f)
 {
-	uint64_t ino;
-	uint32_t gen;
-	struct wnode *wn;
+	static const struct wafl_cred root = { 0, 0, 0, { 0 } };
+	struct wafl_obj dir, o;
+	struct wafl_attr a;
+	char name[32];
 
-	pthread_rwlock_rdlock(&f->v->cp_lock);
-	VERIFY0(ialloc(f->v, &ino, &gen));
-	VERIFY0(wnode_get(f->v, ino, &wn));
-	wn->di.mode = S_IFREG | 0644;
-	wn->di.nlink = 1;
-	wnode_dirty(wn);
-	wnode_put(wn);
-	pthread_rwlock_unlock(&f->v->cp_lock);
-	return ino;
+	VERIFY0(wafl_root(f->v, &dir));
+	snprintf(name, sizeof(name), "tl-file-%u", ++f->nfiles);
+	VERIFY0(wafl_create(f->v, &root, &dir, name, WAFL_GUARDED, NULL, 0, &o,
+	    &a, NULL));
+	return o.ino;
 }
 
 void tl_fs_write(struct tl_fs *f, uint64_t ino, uint64_t off, const void *buf,

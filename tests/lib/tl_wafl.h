@@ -26,6 +26,7 @@ struct tl_fs {
 	wafl_vol_t *v;
 	char logpath[512];
 	struct wafl_mount_opts mo;
+	uint32_t nfiles;	/* tl_fs_new_file names */
 };
 
 /* Make raid (ndata + nparity disks of disk_blocks), mkfs and mount with
@@ -39,8 +40,10 @@ void tl_fs_mount(struct tl_fs *f);
 void tl_fs_reopen_raid(struct tl_fs *f);
 void tl_fs_destroy(struct tl_fs *f);
 
-/* Core-level file helpers (no NVLOG records). */
+/* A new regular file "tl-file-N" in the root directory (through
+ * wafl_create); returns its inode number. */
 uint64_t tl_fs_new_file(struct tl_fs *f);
+/* Core-level file helpers (no NVLOG records). */
 void tl_fs_write(struct tl_fs *f, uint64_t ino, uint64_t off, const void *buf,
     uint32_t len);
 /* Reads len bytes at off; returns bytes read (short at EOF). */

@@ -25,7 +25,16 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-	tl_fs_destroy(*state);
+	struct tl_fs *f = *state;
+	struct wafl_check_result res;
+
+	/* Every snapshot operation leaves a tree the checker accepts. */
+	assert_int_equal(wafl_sync(f->v), 0);
+	int rc = wafl_check(f->v, &res);
+	if (rc != 0)
+		fprintf(stderr, "wafl_check: %s\n", res.first_error);
+	assert_int_equal(rc, 0);
+	tl_fs_destroy(f);
 	return 0;
 }
 
@@ -138,6 +147,11 @@ static void test_rollback(void **state)
 	tl_fs_write(f, ino2, 0, b, sizeof(b));
 	assert_int_equal(wafl_sync(f->v), 0);
 	assert_int_equal(wafl_snap_rollback(f->v, "before"), 0);
+	struct wafl_check_result res;
+	int crc = wafl_check(f->v, &res);
+	if (crc != 0)
+		fprintf(stderr, "wafl_check: %s\n", res.first_error);
+	assert_int_equal(crc, 0);
 	assert_int_equal(tl_fs_read(f, ino, 0, r, sizeof(r)), sizeof(r));
 	assert_memory_equal(r, a, sizeof(a));
 	struct wnode *wn;
