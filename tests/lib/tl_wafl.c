@@ -94,6 +94,23 @@ uint64_t tl_fs_new_file(struct tl_fs *f)
 	return o.ino;
 }
 
+uint64_t tl_fs_new_orphan(struct tl_fs *f)
+{
+	uint64_t ino;
+	uint32_t gen;
+	struct wnode *wn;
+
+	pthread_rwlock_rdlock(&f->v->cp_lock);
+	VERIFY0(ialloc(f->v, &ino, &gen));
+	VERIFY0(wnode_get(f->v, ino, &wn));
+	wn->di.mode = S_IFREG | 0644;
+	wn->di.nlink = 1;
+	wnode_dirty(wn);
+	wnode_put(wn);
+	pthread_rwlock_unlock(&f->v->cp_lock);
+	return ino;
+}
+
 void tl_fs_write(struct tl_fs *f, uint64_t ino, uint64_t off, const void *buf,
     uint32_t len)
 {

@@ -43,7 +43,9 @@ void tl_fs_destroy(struct tl_fs *f);
 /* A new regular file "tl-file-N" in the root directory (through
  * wafl_create); returns its inode number. */
 uint64_t tl_fs_new_file(struct tl_fs *f);
-/* Core-level file helpers (no NVLOG records). */
+/* Core-level file helpers (no NVLOG records).  An orphan is a regular
+ * file no directory names (for the checker's tests). */
+uint64_t tl_fs_new_orphan(struct tl_fs *f);
 void tl_fs_write(struct tl_fs *f, uint64_t ino, uint64_t off, const void *buf,
     uint32_t len);
 /* Reads len bytes at off; returns bytes read (short at EOF). */

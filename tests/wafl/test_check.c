@@ -654,7 +654,7 @@ static void test_w8_link_counts(void **state)
 	assert_clean(f);
 
 	/* An orphan: allocated, in no directory. */
-	uint64_t orphan = tl_fs_new_file(f);
+	uint64_t orphan = tl_fs_new_orphan(f);
 	assert_int_equal(wafl_sync(f->v), 0);
 	assert_int_equal(check(f, &res, &det), -FL_ECORRUPT);
 	assert_only(&det, 8);
