@@ -452,6 +452,16 @@ uint64_t wafl_generation(const wafl_vol_t *v)
 	return __atomic_load_n(&v->durable_gen, __ATOMIC_ACQUIRE);
 }
 
+uint64_t wafl_fsid(const wafl_vol_t *v)
+{
+	return v->fsi.fsid;
+}
+
+void wafl_fh_key(const wafl_vol_t *v, uint8_t key[32])
+{
+	memcpy(key, v->fsi.fh_key, 32);
+}
+
 void wafl_get_stats(wafl_vol_t *v, struct wafl_stats *st)
 {
 	pthread_mutex_lock(&v->stats_lock);

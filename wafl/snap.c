@@ -370,6 +370,34 @@ int wafl_snap_root(wafl_vol_t *v, uint64_t id, struct wafl_obj *root)
 	return rc;
 }
 
+int wafl_snap_names(wafl_vol_t *v, struct wafl_snapinfo *out, size_t max,
+    size_t *count)
+{
+	uint8_t *blk = malloc(WAFL_BLOCK_SIZE);
+	size_t k = 0;
+	int rc = blk == NULL ? -ENOMEM : 0;
+
+	pthread_rwlock_rdlock(&v->cp_lock);
+	for (uint64_t s = 0; rc == 0 && s < nslots(v); s++) {
+		struct wafl_snapent e;
+		rc = snap_read(v, s, &e, blk);
+		if (rc != 0 || e.gen == 0)
+			continue;
+		if (k < max) {
+			memset(&out[k], 0, sizeof(out[k]));
+			out[k].id = e.id;
+			out[k].gen = e.gen;
+			out[k].create_ns = e.create_ns;
+			snprintf(out[k].name, sizeof(out[k].name), "%s", e.name);
+		}
+		k++;
+	}
+	pthread_rwlock_unlock(&v->cp_lock);
+	free(blk);
+	*count = k;
+	return rc;
+}
+
 int wafl_snap_list(wafl_vol_t *v, struct wafl_snapinfo *out, size_t max,
     size_t *count)
 {

@@ -116,6 +116,10 @@ int wafl_crash(wafl_vol_t *v, uint64_t seed);
 int wafl_sync(wafl_vol_t *v);
 /* Durable generation (newest fsinfo on disk). */
 uint64_t wafl_generation(const wafl_vol_t *v);
+/* Identity clients see: the fsid, and the key nfsd MACs file handles with
+ * (both in fsinfo, so they follow the file system to a mirror). */
+uint64_t wafl_fsid(const wafl_vol_t *v);
+void wafl_fh_key(const wafl_vol_t *v, uint8_t key[32]);
 
 struct wafl_stats {
 	uint64_t cps, cp_ns_total, cp_ns_max, cp_freeze_ns_max;
@@ -352,6 +356,10 @@ int wafl_snap_create(wafl_vol_t *v, const char *name, uint64_t *id);
 int wafl_snap_delete(wafl_vol_t *v, const char *name);
 /* Fills up to max entries; *n gets the number of snapshots. */
 int wafl_snap_list(wafl_vol_t *v, struct wafl_snapinfo *out, size_t max,
+    size_t *n);
+/* Like wafl_snap_list without unique_bytes (no bitmap reads: cheap enough
+ * for every READDIR of .snapshot). */
+int wafl_snap_names(wafl_vol_t *v, struct wafl_snapinfo *out, size_t max,
     size_t *n);
 int wafl_snap_lookup(wafl_vol_t *v, const char *name, uint64_t *id);
 int wafl_snap_rollback(wafl_vol_t *v, const char *name);
