@@ -988,6 +988,8 @@ void tm_gen(const struct tmodel *m, uint64_t *rng, const struct tm_gen_opts *go,
 	for (;;) {
 		op->k = gen_table[tm_below(rng,
 		    sizeof(gen_table) / sizeof(gen_table[0]))];
+		if (go->commit_pct && chance(rng, go->commit_pct))
+			op->k = TM_COMMIT;
 		bool makes = op->k == TM_CREATE || op->k == TM_MKDIR ||
 		    op->k == TM_SYMLINK || op->k == TM_MKNOD ||
 		    op->k == TM_LINK;
@@ -1054,7 +1056,12 @@ void tm_gen(const struct tmodel *m, uint64_t *rng, const struct tm_gen_opts *go,
 			}
 			if (op->k == TM_COMMIT)
 				goto out;
-			op->stable = (enum wafl_stable)tm_below(rng, 3);
+			if (go->unstable_pct)
+				op->stable = chance(rng, go->unstable_pct) ?
+				    WAFL_UNSTABLE : (enum wafl_stable)(1 +
+				    tm_below(rng, 2));
+			else
+				op->stable = (enum wafl_stable)tm_below(rng, 3);
 			op->seed = tm_rand(rng);
 			uint64_t r = tm_below(rng, 100);
 			op->len = 1 + (uint32_t)tm_below(rng, go->max_len);
@@ -1911,6 +1918,7 @@ struct tmodel *tm_recover(const struct tm_journal *jn, uint64_t root_gen,
 {
 	size_t c_lo = 0, c_hi = 0;
 	char miss[700] = "";
+	static char misses[16][700];	/* tests fail from one thread */
 	int tried = 0;
 
 	/* Operations of generations <= root_gen are in the root; gen is
@@ -1938,6 +1946,9 @@ struct tmodel *tm_recover(const struct tm_journal *jn, uint64_t root_gen,
 				}
 				snprintf(miss, sizeof(miss), "root holds %zu ops, "
 				    "log %zu more: %s", c, p - c, e2);
+				if (tried <= 16)
+					snprintf(misses[tried - 1],
+					    sizeof(misses[0]), "%s", miss);
 			}
 			if (p == jn->n)
 				break;
@@ -1949,6 +1960,9 @@ struct tmodel *tm_recover(const struct tm_journal *jn, uint64_t root_gen,
 		tm_free(r);
 		tm_free(full);
 	}
+	for (int i = 0; i < tried && i < 16; i++)
+		fprintf(stderr, "tl_model: recovery candidate %d: %s\n", i,
+		    misses[i]);
 	snprintf(err, errlen, "no state of %zu operations (%zu durable, root "
 	    "generation %llu holds %zu..%zu of them) matches; %d tried; "
 	    "last: %s", jn->n, must, (unsigned long long)root_gen, c_lo, c_hi,

@@ -144,6 +144,8 @@ struct tm_gen_opts {
 	bool errors;			/* aim at expected errors too */
 	bool exclusive;			/* EXCLUSIVE creates */
 	uint32_t max_nodes;		/* stop creating beyond this */
+	uint32_t commit_pct;		/* extra COMMITs, percent of ops */
+	uint32_t unstable_pct;		/* writes UNSTABLE (0: a third) */
 };
 /* Pick a random operation valid to describe against m. */
 void tm_gen(const struct tmodel *m, uint64_t *rng, const struct tm_gen_opts *go,

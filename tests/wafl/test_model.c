@@ -680,7 +680,7 @@ static void test_model_mixed(void **state)
 		.errors = true, .exclusive = true, .max_nodes = 300,
 	};
 
-	run_model(tm_seed(), scaled(2500), &go, false, "mixed");
+	run_model(tm_seed(), scaled(4000), &go, false, "mixed");
 }
 
 /* A wider name space: deeper trees, renames across directories. */
@@ -691,7 +691,7 @@ static void test_model_namespace(void **state)
 		.errors = true, .exclusive = true, .max_nodes = 500,
 	};
 
-	run_model(tm_seed(), scaled(1500), &go, false, "namespace");
+	run_model(tm_seed(), scaled(2500), &go, false, "namespace");
 }
 
 /* Snapshot rollback among everything else: the active tree becomes a
