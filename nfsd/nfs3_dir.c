@@ -145,7 +145,7 @@ static int rd_snapdir(struct rd_state *st, uint64_t cookie, bool *eof)
 	si = nfsd_req_alloc(st->r, MAXSNAP * sizeof(*si));
 	if (si == NULL)
 		return -ENOMEM;
-	rc = wafl_snap_list(e->vol, si, MAXSNAP, &n);
+	rc = wafl_snap_names(e->vol, si, MAXSNAP, &n);
 	if (rc != 0)
 		return rc;
 	n = FL_MIN(n, (size_t)MAXSNAP);

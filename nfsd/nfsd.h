@@ -25,8 +25,9 @@
  *
  * WHAT IT NEEDS
  *   Mounted wafl volumes, owned by the caller, that stay mounted from
- *   nfsd_start until nfsd_stop returns.  Each export names its volume and
- *   (until wafl exposes the volume's own key) the volume's file-handle key.
+ *   nfsd_create (or the nfsd_set_exports naming them) until nfsd_stop, or
+ *   the nfsd_set_exports leaving them out, returns.  Each export names its
+ *   volume and the volume's file-handle key (wafl_fh_key).
  *
  * OWNERSHIP AND THREADS
  *   nfsd_create copies everything out of the config (strings, rules, keys);
@@ -110,6 +111,17 @@ int nfsd_start(nfsd_t *s);
 /* Unregister, stop the threads, close every connection.  Idempotent. */
 void nfsd_stop(nfsd_t *s);
 void nfsd_free(nfsd_t *s);
+
+/*
+ * Replace the exports (a running server too), e.g. after the
+ * configuration changed or a volume came or went.  The new list is checked
+ * as nfsd_create checks it; on error the old one stays.  Calls in progress
+ * finish first; new calls see the new list.  Connections, the DRC and the
+ * MOUNT list are kept; handles of an export that stays keep working,
+ * handles of one that went get NFS3ERR_BADHANDLE.
+ */
+int nfsd_set_exports(nfsd_t *s, const struct nfsd_export *exports,
+    size_t nexports);
 
 /* Ports actually bound (after nfsd_start). */
 void nfsd_ports(const nfsd_t *s, uint16_t *nfs_port, uint16_t *mount_port);

@@ -205,6 +205,10 @@ int nfsd_rpc_decode_only(const uint8_t *call, size_t len);
 struct nfsd_transport;
 int nfsd_transport_start(struct nfsd *s);
 void nfsd_transport_stop(struct nfsd *s);
+/* Hold the workers: returns once no request is being processed; queued
+ * requests wait (the event thread keeps reading) until resume. */
+void nfsd_transport_pause(struct nfsd *s);
+void nfsd_transport_resume(struct nfsd *s);
 /* Send a reply (rec: 4 bytes of room for the record mark in front of
  * body; rec is consumed).  Never blocks on a slow client. */
 void nfsd_send_reply(struct nfsd_req *r, uint8_t *rec, size_t body_len);

@@ -10,6 +10,8 @@
  *                rpcbind if asked and rpcbind answers; otherwise it logs
  *                that clients must be given the ports.
  *   nfsd_stop    unregisters, stops the threads, closes the sockets.
+ *   nfsd_set_exports  builds a new export table the way nfsd_create does
+ *                and swaps it in while the workers are held.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -99,6 +101,58 @@ static int exp_init(struct nfsd_exp *e, const struct nfsd_export *x)
 	return nfsd_rules_compile(e, x->rules, x->nrules);
 }
 
+static void exps_free(struct nfsd_exp *exps, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(exps[i].rules);
+	free(exps);
+}
+
+/* Compile x[0..n) into an owned table: every path resolved, every rule
+ * compiled, no two exports with one path (or handle id), one key per
+ * volume.  Nothing is kept on failure. */
+static int exps_build(const struct nfsd_export *x, size_t n,
+    struct nfsd_exp **out, size_t *nout)
+{
+	struct nfsd_exp *exps;
+	size_t done = 0;
+	int rc = 0;
+
+	if (n > NFSD_MAX_EXPORTS || (n > 0 && x == NULL))
+		return -EINVAL;
+	exps = calloc(n ? n : 1, sizeof(*exps));
+	if (exps == NULL)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		rc = exp_init(&exps[i], &x[i]);
+		done = i + 1;
+		if (rc != 0) {
+			fl_err("nfsd", "export %s: %s",
+			    x[i].path ? x[i].path : "?", fl_strerror(rc));
+			goto fail;
+		}
+		for (size_t j = 0; j < i; j++) {
+			const struct nfsd_exp *o = &exps[j];
+			if (strcmp(o->path, exps[i].path) == 0 ||
+			    o->id == exps[i].id ||
+			    (o->vol == exps[i].vol &&
+			    memcmp(o->key, exps[i].key, sizeof(o->key)))) {
+				fl_err("nfsd", "export %s: duplicate path or "
+				    "key differs from %s", exps[i].path,
+				    o->path);
+				rc = -EINVAL;
+				goto fail;
+			}
+		}
+	}
+	*out = exps;
+	*nout = n;
+	return 0;
+fail:
+	exps_free(exps, done);
+	return rc;
+}
+
 int nfsd_create(const struct nfsd_config *cfg, nfsd_t **out)
 {
 	struct nfsd *s;
@@ -132,34 +186,9 @@ int nfsd_create(const struct nfsd_config *cfg, nfsd_t **out)
 	if (s->cfg.drc_entries == 0)
 		s->cfg.drc_entries = 4096;
 	pthread_mutex_init(&s->mounts_lock, NULL);
-	s->exps = calloc(cfg->nexports ? cfg->nexports : 1, sizeof(*s->exps));
-	if (s->exps == NULL) {
-		rc = -ENOMEM;
+	rc = exps_build(cfg->exports, cfg->nexports, &s->exps, &s->nexps);
+	if (rc != 0)
 		goto fail;
-	}
-	for (size_t i = 0; i < cfg->nexports; i++) {
-		rc = exp_init(&s->exps[i], &cfg->exports[i]);
-		s->nexps = i + 1;
-		if (rc != 0) {
-			fl_err("nfsd", "export %s: %s",
-			    cfg->exports[i].path ? cfg->exports[i].path : "?",
-			    fl_strerror(rc));
-			goto fail;
-		}
-		for (size_t j = 0; j < i; j++) {
-			const struct nfsd_exp *o = &s->exps[j];
-			if (strcmp(o->path, s->exps[i].path) == 0 ||
-			    o->id == s->exps[i].id ||
-			    (o->vol == s->exps[i].vol &&
-			    memcmp(o->key, s->exps[i].key, sizeof(o->key)))) {
-				fl_err("nfsd", "export %s: duplicate path or "
-				    "key differs from %s", s->exps[i].path,
-				    o->path);
-				rc = -EINVAL;
-				goto fail;
-			}
-		}
-	}
 	rc = nfsd_drc_create(s->cfg.drc_entries, &s->drc);
 	if (rc != 0)
 		goto fail;
@@ -168,6 +197,28 @@ int nfsd_create(const struct nfsd_config *cfg, nfsd_t **out)
 fail:
 	nfsd_free(s);
 	return rc;
+}
+
+int nfsd_set_exports(nfsd_t *s, const struct nfsd_export *exports,
+    size_t nexports)
+{
+	struct nfsd_exp *exps, *old;
+	size_t n, nold;
+	int rc = exps_build(exports, nexports, &exps, &n);
+
+	if (rc != 0)
+		return rc;
+	/* Only workers read the table: hold them, swap, let them go. */
+	if (s->started)
+		nfsd_transport_pause(s);
+	old = s->exps;
+	nold = s->nexps;
+	s->exps = exps;
+	s->nexps = n;
+	if (s->started)
+		nfsd_transport_resume(s);
+	exps_free(old, nold);
+	return 0;
 }
 
 const struct nfsd_exp *nfsd_exp_by_path(const struct nfsd *s,
@@ -296,9 +347,7 @@ void nfsd_free(nfsd_t *s)
 	if (s == NULL)
 		return;
 	nfsd_stop(s);
-	for (size_t i = 0; i < s->nexps; i++)
-		free(s->exps[i].rules);
-	free(s->exps);
+	exps_free(s->exps, s->nexps);
 	nfsd_drc_free(s->drc);
 	for (struct nfsd_mount_rec *m = s->mounts, *n; m != NULL; m = n) {
 		n = m->next;

@@ -36,6 +36,11 @@
  *   worker can never write into a descriptor number reused by another
  *   connection.  UDP: one datagram is one call; the reply goes back with
  *   sendto from the worker.
+ *
+ *   Pause (nfsd_set_exports): workers stop taking requests and the caller
+ *   waits until none is being processed; only workers look at the export
+ *   table, so it can then be swapped.  The event thread keeps reading
+ *   meanwhile; the queued calls run after resume.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -115,6 +120,11 @@ struct nfsd_transport {
 	struct nfsd_req *qhead, *qtail;
 	size_t qlen;
 	bool stopping;
+	/* nfsd_transport_pause: workers take no request while paused;
+	 * running counts those in nfsd_rpc_process (qlock). */
+	bool paused;
+	uint32_t running;
+	pthread_cond_t idle;
 
 	struct nfsd_conn *conns;	/* event thread only */
 	uint8_t *scratch;
@@ -219,7 +229,7 @@ static void *worker_main(void *arg)
 
 	for (;;) {
 		pthread_mutex_lock(&t->qlock);
-		while (t->qhead == NULL && !t->stopping)
+		while ((t->qhead == NULL || t->paused) && !t->stopping)
 			pthread_cond_wait(&t->qcond, &t->qlock);
 		if (t->stopping) {
 			pthread_mutex_unlock(&t->qlock);
@@ -230,10 +240,40 @@ static void *worker_main(void *arg)
 		if (t->qhead == NULL)
 			t->qtail = NULL;
 		t->qlen--;
+		t->running++;
 		pthread_mutex_unlock(&t->qlock);
 		nfsd_rpc_process(r);
+		pthread_mutex_lock(&t->qlock);
+		if (--t->running == 0 && t->paused)
+			pthread_cond_broadcast(&t->idle);
+		pthread_mutex_unlock(&t->qlock);
 	}
 	return NULL;
+}
+
+void nfsd_transport_pause(struct nfsd *s)
+{
+	struct nfsd_transport *t = s->tp;
+
+	if (t == NULL)
+		return;
+	pthread_mutex_lock(&t->qlock);
+	t->paused = true;
+	while (t->running > 0)
+		pthread_cond_wait(&t->idle, &t->qlock);
+	pthread_mutex_unlock(&t->qlock);
+}
+
+void nfsd_transport_resume(struct nfsd *s)
+{
+	struct nfsd_transport *t = s->tp;
+
+	if (t == NULL)
+		return;
+	pthread_mutex_lock(&t->qlock);
+	t->paused = false;
+	pthread_cond_broadcast(&t->qcond);
+	pthread_mutex_unlock(&t->qlock);
 }
 
 /* Requests never run (stop): drop them (nfsd_req_free lets go of the
@@ -703,6 +743,7 @@ int nfsd_transport_start(struct nfsd *s)
 	t->stop_tag.fd = -1;
 	pthread_mutex_init(&t->qlock, NULL);
 	pthread_cond_init(&t->qcond, NULL);
+	pthread_cond_init(&t->idle, NULL);
 	t->scratch = malloc(SCRATCH_BYTES > NFSD_UDP_MAX ? SCRATCH_BYTES :
 	    NFSD_UDP_MAX);
 	t->workers = calloc(s->cfg.threads, sizeof(*t->workers));
@@ -794,6 +835,7 @@ void nfsd_transport_stop(struct nfsd *s)
 		close(t->epfd);
 	pthread_mutex_destroy(&t->qlock);
 	pthread_cond_destroy(&t->qcond);
+	pthread_cond_destroy(&t->idle);
 	free(t->workers);
 	free(t->scratch);
 	free(t);

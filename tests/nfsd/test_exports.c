@@ -2,10 +2,13 @@
  * tests/nfsd/test_exports.c: export rules (Linux exports(5) semantics)
  * against MNT and NFS calls: denied hosts, first match wins, ro (ROFS and
  * ACCESS), root_squash / no_root_squash / all_squash / anonuid, AUTH_NONE,
- * secure ports, subdirectory exports, the MOUNT bookkeeping procedures and
- * configuration checks.
+ * secure ports, subdirectory exports, the MOUNT bookkeeping procedures,
+ * configuration checks, and exports replaced on a running server.
  */
+#include <fcntl.h>
+#include <pthread.h>
 #include <setjmp.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -366,6 +369,112 @@ static void test_bad_config(void **state)
 	tl_fs_destroy(t.fs);
 }
 
+/* A libnfs client writing and reading a file in a loop while the exports
+ * are swapped under it (set_exports below). */
+struct swap_client {
+	struct th *t;
+	_Atomic int stop;
+	int rounds, errors;
+};
+
+static void *swap_client_main(void *arg)
+{
+	struct swap_client *c = arg;
+	struct nfs_context *nfs = th_nfs_mount(c->t, "/vol/vol0", 0, 0, NULL,
+	    0);
+	char buf[4096], back[4096];
+
+	if (nfs == NULL) {
+		c->errors++;
+		return NULL;
+	}
+	memset(buf, 'q', sizeof(buf));
+	for (int i = 0; i < 100000 && !atomic_load(&c->stop); i++) {
+		struct nfsfh *fh;
+
+		if (nfs_open(nfs, "/swap", O_RDWR | O_CREAT, &fh) != 0) {
+			c->errors++;
+			break;
+		}
+		buf[0] = (char)('a' + i % 26);
+		if (nfs_pwrite(nfs, fh, 0, sizeof(buf), buf) !=
+		    (int)sizeof(buf) ||
+		    nfs_pread(nfs, fh, 0, sizeof(back), back) !=
+		    (int)sizeof(back) || memcmp(buf, back, sizeof(buf)) != 0)
+			c->errors++;
+		nfs_close(nfs, fh);
+		c->rounds++;
+	}
+	nfs_destroy_context(nfs);
+	return NULL;
+}
+
+static void test_set_exports(void **state)
+{
+	struct th t;
+	struct th_fh root, h2;
+	uint32_t owner;
+	struct nfsd_client_rule open = { .client = "*",
+	    .flags = NFSD_RW | NFSD_INSECURE | NFSD_NO_ROOT_SQUASH };
+	struct nfsd_client_rule other = { .client = "127.0.0.2",
+	    .flags = NFSD_RW | NFSD_INSECURE };
+	struct nfsd_client_rule ro = { .client = "127.0.0.1",
+	    .flags = NFSD_INSECURE | NFSD_NO_ROOT_SQUASH };
+
+	start_with(&t, &open, 1);
+	int fd = th_tcp(t.mnt_port, 0);
+	assert_int_equal(th_mnt(fd, "/vol/vol0", &root), 0);
+	assert_int_equal(create_as(fd, &root, "a", 0, &owner), 0);
+
+	/* Another client allowed: the same connection is refused now. */
+	struct nfsd_export e = t.exp[0];
+	e.rules = &other;
+	e.nrules = 1;
+	assert_int_equal(nfsd_set_exports(t.srv, &e, 1), 0);
+	assert_int_equal(th_mnt(fd, "/vol/vol0", &h2), 13);
+	assert_int_equal(getattr_as(fd, &root, 0), 13);
+
+	/* Read-only for us: reads work, writes are ROFS. */
+	e.rules = &ro;
+	assert_int_equal(nfsd_set_exports(t.srv, &e, 1), 0);
+	assert_int_equal(getattr_as(fd, &root, 0), 0);
+	assert_int_equal(create_as(fd, &root, "b", 0, &owner), 30);
+
+	/* A bad list is refused and the old one stays. */
+	struct nfsd_export bad = e;
+	bad.path = "/vol/vol0/missing";
+	assert_int_equal(nfsd_set_exports(t.srv, &bad, 1), -ENOENT);
+	bad.path = "/vol/";
+	assert_int_equal(nfsd_set_exports(t.srv, &bad, 1), -EINVAL);
+	assert_int_equal(getattr_as(fd, &root, 0), 0);
+
+	/* No exports: the handle names no export. */
+	assert_int_equal(nfsd_set_exports(t.srv, NULL, 0), 0);
+	assert_int_equal(getattr_as(fd, &root, 0), 10001);	/* BADHANDLE */
+	assert_int_equal(th_mnt(fd, "/vol/vol0", &h2), 2);	/* NOENT */
+
+	/* Back again: the old handle works, writes too. */
+	assert_int_equal(nfsd_set_exports(t.srv, t.exp, 1), 0);
+	assert_int_equal(getattr_as(fd, &root, 0), 0);
+	assert_int_equal(create_as(fd, &root, "c", 0, &owner), 0);
+	close(fd);
+
+	/* Swaps while a client works: no call fails, nothing leaks. */
+	struct swap_client c = { .t = &t };
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, swap_client_main, &c), 0);
+	for (int i = 0; i < 200; i++) {
+		assert_int_equal(nfsd_set_exports(t.srv, t.exp, 1), 0);
+		struct timespec ts = { 0, 2 * 1000000L };
+		nanosleep(&ts, NULL);
+	}
+	atomic_store(&c.stop, 1);
+	pthread_join(th, NULL);
+	assert_int_equal(c.errors, 0);
+	assert_true(c.rounds > 0);
+	th_stop(&t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -375,6 +484,7 @@ int main(void)
 		cmocka_unit_test(test_secure_port),
 		cmocka_unit_test(test_subdir_export_and_mount_procs),
 		cmocka_unit_test(test_bad_config),
+		cmocka_unit_test(test_set_exports),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
