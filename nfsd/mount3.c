@@ -7,7 +7,9 @@
  *            decides (no rule, or a privileged port required and not used:
  *            MNT3ERR_ACCES); unknown path MNT3ERR_NOENT.  The reply carries
  *            the handle and AUTH_SYS as the flavor.  The mount is recorded
- *            (advisory, memory only).
+ *            (advisory, memory only).  ".snapshot" and ".snapshot/NAME"
+ *            in the volume's root resolve as LOOKUP resolves them, so a
+ *            snapshot can be mounted (read-only) by its path.
  *   DUMP     the recorded mounts; UMNT / UMNTALL forget them.
  *   EXPORT   every export with its client specs as groups.
  *   A denied client learns nothing beyond MNT3ERR_ACCES.
@@ -56,12 +58,17 @@ static const struct nfsd_exp *find_export(const struct nfsd *s,
 	return best;
 }
 
+/* Walk rest below the export's root, as LOOKUP would: ".snapshot" in the
+ * volume's root is the virtual snapshot directory and NAME below it a
+ * snapshot's root, so a snapshot can be mounted by its path. */
 static mountstat3 walk(const struct nfsd_exp *e, const char *rest,
-    struct wafl_obj *o)
+    struct nfsd_obj *ob)
 {
 	static const struct wafl_cred root = { 0 };
 
-	*o = e->root;
+	ob->exp = e;
+	ob->o = e->root;
+	ob->snapdir = false;
 	while (*rest != '\0') {
 		char comp[WAFL_NAME_MAX + 1];
 		while (*rest == '/')
@@ -74,17 +81,38 @@ static mountstat3 walk(const struct nfsd_exp *e, const char *rest,
 			return MNT3ERR_NAMETOOLONG;
 		memcpy(comp, rest, k);
 		comp[k] = '\0';
+		rest += k;
 		if (strcmp(comp, "..") == 0 || strcmp(comp, ".") == 0)
 			return MNT3ERR_INVAL;
+		int rc;
+		if (ob->snapdir) {
+			uint64_t id;
+			rc = wafl_snap_lookup(e->vol, comp, &id);
+			if (rc == 0)
+				rc = wafl_snap_root(e->vol, id, &ob->o);
+			ob->snapdir = false;
+			if (rc == -ENOENT || rc == -ESTALE)
+				return MNT3ERR_NOENT;
+			if (rc != 0)
+				return MNT3ERR_IO;
+			continue;
+		}
+		if (strcmp(comp, ".snapshot") == 0 && ob->o.snap == 0 &&
+		    ob->o.ino == e->volroot.ino) {
+			ob->snapdir = true;
+			ob->o = e->volroot;
+			continue;
+		}
 		struct wafl_attr a, da;
-		int rc = wafl_lookup(e->vol, &root, o, comp, o, &a, &da);
+		uint64_t snap = ob->o.snap;
+		rc = wafl_lookup(e->vol, &root, &ob->o, comp, &ob->o, &a, &da);
+		ob->o.snap = snap;
 		if (rc == -ENOENT)
 			return MNT3ERR_NOENT;
 		if (rc != 0)
 			return MNT3ERR_IO;
 		if (a.type != WAFL_DIR)
 			return MNT3ERR_NOTDIR;
-		rest += k;
 	}
 	return MNT3_OK;
 }
@@ -153,8 +181,7 @@ static enum nfsd_disp mnt_mnt(struct nfsd_req *r, void *a, void *s)
 		res->fhs_status = MNT3ERR_ACCES;
 		return NFSD_REPLY;
 	}
-	ob.exp = e;
-	res->fhs_status = walk(e, rest, &ob.o);
+	res->fhs_status = walk(e, rest, &ob);
 	if (res->fhs_status != MNT3_OK)
 		return NFSD_REPLY;
 	mountres3_ok *ok = &res->mountres3_u.mountinfo;

@@ -475,6 +475,43 @@ static void test_set_exports(void **state)
 	th_stop(&t);
 }
 
+/* MNT of .snapshot and .snapshot/NAME: the snapshot is mounted read-only. */
+static void test_mnt_snapshot(void **state)
+{
+	struct th t;
+	struct th_fh root, sd, snap, f;
+	struct th_fattr a;
+	uint32_t owner;
+	struct wafl_cred rc = { 0 };
+	struct wafl_obj vr, o;
+	struct wafl_attr at;
+	struct wafl_dirwcc dw;
+	struct wafl_sattr sa = { .set_mode = true, .mode = 0755 };
+	uint64_t id;
+
+	th_start(&t);
+	assert_int_equal(wafl_root(t.fs->v, &vr), 0);
+	assert_int_equal(wafl_mkdir(t.fs->v, &rc, &vr, "d", &sa, &o, &at, &dw),
+	    0);
+	assert_int_equal(wafl_create(t.fs->v, &rc, &o, "f", WAFL_UNCHECKED,
+	    &sa, 0, &o, &at, &dw), 0);
+	assert_int_equal(wafl_snap_create(t.fs->v, "s1", &id), 0);
+	int fd = th_tcp(t.mnt_port, 0);
+	assert_int_equal(th_mnt(fd, "/vol/vol0", &root), 0);
+	assert_int_equal(th_mnt(fd, "/vol/vol0/.snapshot", &sd), 0);
+	assert_int_equal(th_lookup(fd, &sd, "s1", NULL, NULL), 0);
+	assert_int_equal(th_mnt(fd, "/vol/vol0/.snapshot/s1", &snap), 0);
+	assert_int_equal(th_mnt(fd, "/vol/vol0/.snapshot/s1/d", &snap), 0);
+	assert_int_equal(th_lookup(fd, &snap, "f", &f, &a), 0);
+	assert_int_not_equal(a.fsid, 0);
+	assert_int_equal(create_as(fd, &snap, "g", 0, &owner), 30);	/* ROFS */
+	assert_int_equal(th_mnt(fd, "/vol/vol0/.snapshot/nope", &snap), 2);
+	assert_int_equal(th_mnt(fd, "/vol/vol0/.snapshot/s1/d/f", &snap), 20);
+	assert_int_equal(th_mnt(fd, "/vol/vol0/d/.snapshot", &snap), 2);
+	close(fd);
+	th_stop(&t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -485,6 +522,7 @@ int main(void)
 		cmocka_unit_test(test_subdir_export_and_mount_procs),
 		cmocka_unit_test(test_bad_config),
 		cmocka_unit_test(test_set_exports),
+		cmocka_unit_test(test_mnt_snapshot),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
