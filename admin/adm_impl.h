@@ -8,6 +8,7 @@
  *   vols.c     assembling volumes (raid + wafl) and tearing them down
  *   daemon.c   filerd: lock, socket, main loop, signals, events, schedules
  *   cli.c      filerctl: argv to request, reply to table or JSON
+ *   svc_nfsd.c the NFS service: configuration -> nfsd
  */
 #ifndef FILER_ADMIN_ADM_IMPL_H
 #define FILER_ADMIN_ADM_IMPL_H
@@ -364,6 +365,9 @@ void adm_services_reload(struct adm_ctx *ctx, unsigned what);
 void adm_services_volume_up(struct adm_ctx *ctx, const char *name,
     wafl_vol_t *v);
 void adm_services_volume_down(struct adm_ctx *ctx, const char *name);
+
+/* The services filerd registers (admin/svc_*.c). */
+extern const struct adm_service adm_svc_nfsd;
 
 /* ---------------------------------------------------------- schedule */
 

@@ -63,5 +63,7 @@ int main(int argc, char **argv)
 		}
 		o.clock_scale = s;
 	}
+	if (adm_service_register(&adm_svc_nfsd) != 0)
+		return 1;
 	return adm_daemon_main(&o);
 }

@@ -31,6 +31,8 @@ static const struct adm_setting settings[] = {
 	    "MOUNT port (TCP and UDP)" },
 	{ "nfs_threads", ADM_ST_UINT, 1, 1024, NULL, "8", "reload",
 	    "NFS worker threads" },
+	{ "nfs_rpcbind", ADM_ST_BOOL, 0, 1, NULL, "true", "reload",
+	    "register NFS and MOUNT with rpcbind when it runs" },
 	{ "log_level", ADM_ST_ENUM, 0, 0, "err|warn|info|debug", "info",
 	    "now", "log verbosity" },
 	{ "admin_group", ADM_ST_GROUP, 0, 0, NULL, "", "now",
