@@ -471,6 +471,22 @@ static int offline(const struct cli *c, const struct adm_verb *v,
 		    "exist)", ctx->home, strerror(errno));
 		goto render;
 	}
+	/* Paths stored in the database (disk images, NVLOG) must not depend
+	 * on the directory filerctl ran in: work on the absolute home, as
+	 * filerd does. */
+	if (ctx->home[0] != '/') {
+		char *real = realpath(ctx->home, NULL);
+
+		adm_ctx_fini(ctx);
+		rc = real != NULL ? adm_ctx_init(ctx, real) : -errno;
+		free(real);
+		if (rc != 0) {
+			(void)adm_ctx_init(ctx, c->home);	/* as before */
+			adm_fail(&rep, ADM_ERR, "cannot use %s as home: %s",
+			    c->home, strerror(-rc));
+			goto render;
+		}
+	}
 	rc = adm_home_lock(ctx, &holder);
 	/* Held: filerd is starting (then its socket answers soon) or another
 	 * filerctl edits.  Wait a little for either. */
