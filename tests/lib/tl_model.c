@@ -1780,10 +1780,14 @@ static int diff_node(struct diff *d, int mi, int oi, const char *path)
 	size_t n = mn->nent;
 	struct tm_dent *a = xrealloc(NULL, n * sizeof(*a));
 	struct tm_dent *b = xrealloc(NULL, on->nent * sizeof(*b));
-	memcpy(a, mn->ent, n * sizeof(*a));
-	memcpy(b, on->ent, on->nent * sizeof(*b));
-	qsort(a, n, sizeof(*a), cmp_name);
-	qsort(b, on->nent, sizeof(*b), cmp_name);
+	if (n > 0) {
+		memcpy(a, mn->ent, n * sizeof(*a));
+		qsort(a, n, sizeof(*a), cmp_name);
+	}
+	if (on->nent > 0) {
+		memcpy(b, on->ent, on->nent * sizeof(*b));
+		qsort(b, on->nent, sizeof(*b), cmp_name);
+	}
 	int rc = 0;
 	size_t i = 0, j = 0;
 	while (rc == 0 && (i < n || j < on->nent)) {

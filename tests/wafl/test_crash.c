@@ -313,7 +313,7 @@ static void cr_iteration(struct crash_run *r, uint64_t it)
 	tl_fs_reopen_raid(r->f);
 	uint64_t g = root_gen_on_disk(r->f);
 	tl_fs_mount(r->f);
-	r->points++;
+	__atomic_add_fetch(&r->points, 1, __ATOMIC_RELEASE);
 
 	struct tm_backend b;
 	tm_backend_live(&b, r->f->v);
@@ -364,6 +364,40 @@ static void cr_iteration(struct crash_run *r, uint64_t it)
 	}
 }
 
+/* A crash point that never comes back is a failure, not a hang of make
+ * check: the watchdog aborts with the seed when no crash point completes
+ * for WATCHDOG_S seconds. */
+#define WATCHDOG_S	60
+
+struct watchdog {
+	const uint64_t *progress;
+	uint64_t seed;
+	int stop;
+	pthread_t th;
+};
+
+static void *watchdog_main(void *arg)
+{
+	struct watchdog *wd = arg;
+	uint64_t last = UINT64_MAX;
+	double since = now_s();
+
+	while (!__atomic_load_n(&wd->stop, __ATOMIC_ACQUIRE)) {
+		uint64_t p = __atomic_load_n(wd->progress, __ATOMIC_ACQUIRE);
+		if (p != last) {
+			last = p;
+			since = now_s();
+		} else if (now_s() - since > WATCHDOG_S) {
+			fprintf(stderr, "test_crash: no progress for %d s after "
+			    "crash point %" PRIu64 " (seed 0x%" PRIx64 "): the "
+			    "volume hangs\n", WATCHDOG_S, p, wd->seed);
+			abort();
+		}
+		sleep_us(200000);
+	}
+	return NULL;
+}
+
 static void test_crash_loop(void **state)
 {
 	double k = tm_scale();
@@ -378,9 +412,13 @@ static void test_crash_loop(void **state)
 	print_message("test_crash: seed 0x%" PRIx64 " (FILER_SEED=0x%" PRIx64
 	    " repeats the choices), %" PRIu64 " crash points\n", r.seed,
 	    r.seed, points);
+	struct watchdog wd = { .progress = &r.points, .seed = r.seed };
+	assert_int_equal(pthread_create(&wd.th, NULL, watchdog_main, &wd), 0);
 	uint64_t it;
 	for (it = 0; it < points && now_s() - t0 < limit; it++)
 		cr_iteration(&r, it);
+	__atomic_store_n(&wd.stop, 1, __ATOMIC_RELEASE);
+	pthread_join(wd.th, NULL);
 	cr_verify_exact(&r, "the end");
 	tl_fs_remount(r.f);
 	cr_verify_exact(&r, "the last remount");
