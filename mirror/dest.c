@@ -1,0 +1,815 @@
+/*
+ * mirror/dest.c: the destination of a relationship.
+ *
+ * THEORY
+ *   The destination serves root d read-only (a wafl replica mount).  A
+ *   transfer brings a new root g > d and the blocks born after d that g
+ *   reaches.  Those blocks lie on VBNs free in d and in every root the
+ *   destination may serve (M1, kept by the source), so writing them
+ *   disturbs no reader of d.  Before anything becomes visible the tree is
+ *   verified in memory (verify.c, M3); then:
+ *
+ *     blocks -> raid_write, raid_flush -> fsinfo g -> slot g % 2,
+ *     raid_flush -> wafl_replica_advance -> ACK g
+ *
+ *   A crash before the fsinfo write leaves d (its slot untouched, M2); a
+ *   torn fsinfo write leaves d; after the flush, g.  Nothing on the
+ *   destination is read to decide anything: the source says which blocks
+ *   changed, the checksums say they are right.
+ *
+ *   Transfers (BEGIN names the kind):
+ *     cp    one CP's blocks in VBN order, then ROOT.  Blocks are kept in
+ *           memory (bounded) until the root lets them be verified, and
+ *           written only then.
+ *     walk  a birth-generation walk: BEGIN carries the target fsinfo, so
+ *           every block, arriving parent first, is verified as it comes
+ *           and written in batches; ROOT repeats the fsinfo.
+ *   A baseline is a walk from generation 0: both fsinfo slots are wiped
+ *   first, so no half-overwritten earlier file system is ever mounted.
+ *
+ * FAILURE
+ *   Any malformed frame, failed check, unexpected message or unknown
+ *   relationship: log, count, close the connection, adopt nothing (M5).
+ *   The source reconnects and resumes from the generation STATUS reports.
+ *
+ * CONCURRENCY
+ *   One thread accepts and serves one connection at a time.  Readers use
+ *   the replica concurrently; wafl_replica_advance switches them.  `lock`
+ *   guards the stats and the replica pointer for status callers.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/err.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "mirror/mir_impl.h"
+#include "mirror/mirror.h"
+#include "mirror/wire.h"
+
+#define WRITE_BATCH	256u	/* walk mode: verified blocks per raid write */
+
+struct mir_dest {
+	raid_vol_t *raid;
+	uint64_t nvbns;			/* the raid volume's */
+	struct mir_dest_opts o;
+	uint8_t key[MIR_KEY_MAX];
+	int lfd;
+	uint16_t port;
+	pthread_t thr;
+	bool running;
+	volatile bool stop;
+
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	wafl_vol_t *replica;
+	bool has_fs;
+	struct wafl_fsinfo cur;		/* the served root's fsinfo */
+	struct mir_dest_stats st;
+};
+
+struct xfer {
+	bool active;
+	struct mir_begin b;
+	struct wafl_fsinfo fsi;		/* walk: from BEGIN */
+	struct mir_verify mv;
+	uint64_t reads0, rmw0;
+	/* walk mode write batch */
+	uint64_t wvbn[WRITE_BATCH];
+	uint8_t *wdata;
+	uint32_t wn;
+};
+
+/* Data blocks read for callers; and, apart, what raid itself reads to
+ * update parity for writes of partial stripes. */
+static uint64_t raid_reads(raid_vol_t *r)
+{
+	struct raid_status rs;
+
+	raid_status(r, &rs);
+	return rs.counters.reads;
+}
+
+static uint64_t raid_rmw_reads(raid_vol_t *r)
+{
+	struct raid_status rs;
+
+	raid_status(r, &rs);
+	return rs.counters.partial_reads + rs.counters.parity_reads;
+}
+
+static void set_error(struct mir_dest *d, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void set_error(struct mir_dest *d, const char *fmt, ...)
+{
+	char msg[192];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	fl_err("mirror", "destination: %s; nothing adopted, serving "
+	    "generation %llu", msg, (unsigned long long)d->st.gen);
+	pthread_mutex_lock(&d->lock);
+	snprintf(d->st.last_error, sizeof(d->st.last_error), "%s", msg);
+	d->st.rejects++;
+	pthread_mutex_unlock(&d->lock);
+}
+
+static int key_lookup(void *arg, const uint8_t id[MIR_ID_SIZE],
+    const uint8_t **key, size_t *key_len)
+{
+	struct mir_dest *d = arg;
+
+	if (memcmp(id, d->o.rel_id, MIR_ID_SIZE) != 0)
+		return -ENOENT;
+	*key = d->key;
+	*key_len = d->o.key_len;
+	return 0;
+}
+
+/* Mount the replica read-only on whatever root the disks hold. */
+static int mount_replica(struct mir_dest *d)
+{
+	struct wafl_mount_opts mo = { .readonly = true,
+	    .cache_bytes = d->o.cache_bytes };
+	wafl_vol_t *v = NULL;
+	uint8_t *blk = malloc(WAFL_BLOCK_SIZE);
+	struct wafl_fsinfo f;
+	int rc;
+
+	if (blk == NULL)
+		return -ENOMEM;
+	rc = wafl_mount(d->raid, &mo, &v);
+	if (rc == 0)
+		rc = wafl_root_of(v, wafl_generation(v), blk);
+	if (rc == 0)
+		rc = wafl_fsinfo_decode(blk, &f);
+	if (rc != 0 && v != NULL) {
+		wafl_unmount(v);
+		v = NULL;
+	}
+	free(blk);
+	if (rc != 0)
+		return rc;
+	pthread_mutex_lock(&d->lock);
+	d->replica = v;
+	d->has_fs = true;
+	d->cur = f;
+	d->st.gen = f.gen;
+	d->st.state = MIR_IN_SYNC;
+	pthread_cond_broadcast(&d->cond);
+	pthread_mutex_unlock(&d->lock);
+	return 0;
+}
+
+/* ---------------------------------------------------------- applying */
+
+static int write_runs(struct mir_dest *d, const uint64_t *vbn,
+    uint8_t *const *data, uint32_t n, uint8_t *run)
+{
+	for (uint32_t i = 0; i < n;) {
+		uint32_t k = 0;
+		while (i + k < n && vbn[i + k] == vbn[i] + k) {
+			memcpy(run + (size_t)k * WAFL_BLOCK_SIZE, data[i + k],
+			    WAFL_BLOCK_SIZE);
+			k++;
+		}
+		int rc = raid_write(d->raid, vbn[i], k, run);
+		if (rc != 0)
+			return rc;
+		d->st.blocks_written += k;
+		i += k;
+	}
+	return 0;
+}
+
+static int cmp_u64_idx(const void *a, const void *b, void *arg)
+{
+	const uint64_t *v = arg;
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return v[x] < v[y] ? -1 : v[x] > v[y];
+}
+
+/* Walk mode: write the verified blocks gathered so far. */
+static int flush_walk_batch(struct mir_dest *d, struct xfer *x)
+{
+	uint32_t idx[WRITE_BATCH];
+	uint64_t vbn[WRITE_BATCH];
+	uint8_t *data[WRITE_BATCH];
+	int rc;
+
+	if (x->wn == 0)
+		return 0;
+	for (uint32_t i = 0; i < x->wn; i++)
+		idx[i] = i;
+	qsort_r(idx, x->wn, sizeof(idx[0]), cmp_u64_idx, x->wvbn);
+	for (uint32_t i = 0; i < x->wn; i++) {
+		vbn[i] = x->wvbn[idx[i]];
+		data[i] = x->wdata + (size_t)idx[i] * WAFL_BLOCK_SIZE;
+	}
+	uint8_t *run = malloc((size_t)WRITE_BATCH * WAFL_BLOCK_SIZE);
+	if (run == NULL)
+		return -ENOMEM;
+	rc = write_runs(d, vbn, data, x->wn, run);
+	free(run);
+	x->wn = 0;
+	return rc;
+}
+
+struct stash_writer {
+	struct mir_dest *d;
+	uint64_t vbn[WRITE_BATCH];
+	uint8_t *data[WRITE_BATCH];
+	uint32_t n;
+	uint8_t *run;
+};
+
+static int stash_flush(struct stash_writer *w)
+{
+	int rc = write_runs(w->d, w->vbn, w->data, w->n, w->run);
+
+	w->n = 0;
+	return rc;
+}
+
+static int stash_write(void *arg, uint64_t vbn, const uint8_t *data)
+{
+	struct stash_writer *w = arg;
+
+	w->vbn[w->n] = vbn;
+	w->data[w->n] = (uint8_t *)(uintptr_t)data;
+	if (++w->n == WRITE_BATCH)
+		return stash_flush(w);
+	return 0;
+}
+
+/*
+ * The fsinfo the destination writes: the source's, with the ring cut to
+ * roots whose trees are whole here (M4): the target, the root served now
+ * and those of the served ring the source's ring still retains.
+ */
+static void ring_filter(struct mir_dest *d, uint64_t base,
+    struct wafl_fsinfo *nf)
+{
+	struct wafl_ring_ent ring[WAFL_RING_K];
+	unsigned k = 0;
+
+	ring[k++] = (struct wafl_ring_ent){ nf->gen, nf->root };
+	if (d->has_fs && base == d->cur.gen) {
+		for (unsigned i = 0; i < d->cur.ring_len && k < WAFL_RING_K;
+		    i++) {
+			const struct wafl_ring_ent *e = &d->cur.ring[i];
+			bool keep = e->gen == base;
+			for (unsigned j = 0; !keep && j < nf->ring_len; j++)
+				keep = nf->ring[j].gen == e->gen;
+			if (keep && e->gen < nf->gen)
+				ring[k++] = *e;
+		}
+	}
+	memset(nf->ring, 0, sizeof(nf->ring));
+	memcpy(nf->ring, ring, k * sizeof(ring[0]));
+	nf->ring_len = k;
+}
+
+/* Root arrived and verified: make it durable and serve it. */
+static int adopt(struct mir_dest *d, struct xfer *x, struct wafl_fsinfo *nf)
+{
+	uint8_t *blk = NULL;
+	int rc = 0;
+
+	if (x->b.kind == MIR_XFER_CP) {
+		struct stash_writer w = { .d = d };
+		w.run = malloc((size_t)WRITE_BATCH * WAFL_BLOCK_SIZE);
+		if (w.run == NULL)
+			return -ENOMEM;
+		rc = mv_for_each_stashed(&x->mv, stash_write, &w);
+		if (rc == 0)
+			rc = stash_flush(&w);
+		free(w.run);
+	} else {
+		rc = flush_walk_batch(d, x);
+	}
+	if (rc == 0)
+		rc = raid_flush(d->raid);
+	if (rc != 0)
+		goto io;
+	ring_filter(d, x->b.base, nf);
+	blk = malloc(WAFL_BLOCK_SIZE);
+	if (blk == NULL)
+		return -ENOMEM;
+	wafl_fsinfo_encode(blk, nf);
+	rc = raid_write(d->raid, nf->gen % WAFL_FSINFO_SLOTS, 1, blk);
+	if (rc == 0)
+		rc = raid_flush(d->raid);
+	free(blk);
+	if (rc != 0)
+		goto io;
+	uint64_t r1 = raid_reads(d->raid);
+	pthread_mutex_lock(&d->lock);
+	d->st.mirror_reads += r1 - x->reads0;
+	d->st.parity_rmw_reads += raid_rmw_reads(d->raid) - x->rmw0;
+	pthread_mutex_unlock(&d->lock);
+	if (d->replica != NULL) {
+		uint64_t g = 0;
+		rc = wafl_replica_advance(d->replica, &g);
+		if (rc == 0 && g != nf->gen)
+			rc = FL_ERR(-FL_ECORRUPT);
+	} else {
+		rc = mount_replica(d);
+	}
+	if (rc != 0) {
+		set_error(d, "generation %llu is durable but the replica did "
+		    "not switch to it: %s", (unsigned long long)nf->gen,
+		    fl_strerror(rc));
+		return rc;
+	}
+	pthread_mutex_lock(&d->lock);
+	d->st.advance_reads += raid_reads(d->raid) - r1;
+	d->cur = *nf;
+	d->has_fs = true;
+	d->st.gen = nf->gen;
+	d->st.transfers++;
+	d->st.state = MIR_IN_SYNC;
+	pthread_cond_broadcast(&d->cond);
+	pthread_mutex_unlock(&d->lock);
+	fl_debug("mirror", "destination: serving generation %llu",
+	    (unsigned long long)nf->gen);
+	return 0;
+io:
+	set_error(d, "writing generation %llu failed: %s",
+	    (unsigned long long)nf->gen, fl_strerror(rc));
+	return rc;
+}
+
+/* -------------------------------------------------------- a session */
+
+/* Checks every fsinfo the source sends: it must be the target, of this
+ * file system, within this volume. */
+static int check_fsinfo(struct mir_dest *d, struct xfer *x,
+    const uint8_t *blk, struct wafl_fsinfo *f)
+{
+	if (wafl_fsinfo_decode(blk, f) != 0) {
+		set_error(d, "fsinfo of generation %llu does not verify",
+		    (unsigned long long)x->b.target);
+		return FL_ERR(-FL_ECORRUPT);
+	}
+	if (f->gen != x->b.target) {
+		set_error(d, "fsinfo of generation %llu in a transfer of %llu",
+		    (unsigned long long)f->gen,
+		    (unsigned long long)x->b.target);
+		return FL_ERR(-FL_EPROTO);
+	}
+	if (x->b.base != 0 && memcmp(f->fs_uuid, d->cur.fs_uuid, 16) != 0) {
+		set_error(d, "root of another file system (unknown "
+		    "relationship root)");
+		return FL_ERR(-FL_EPROTO);
+	}
+	if (f->nvbns > d->nvbns) {
+		set_error(d, "file system of %llu blocks, volume of %llu",
+		    (unsigned long long)f->nvbns,
+		    (unsigned long long)d->nvbns);
+		return FL_ERR(-FL_EPROTO);
+	}
+	return 0;
+}
+
+static int wipe_for_baseline(struct mir_dest *d)
+{
+	uint8_t *zero = calloc(WAFL_FSINFO_SLOTS, WAFL_BLOCK_SIZE);
+	int rc;
+
+	if (zero == NULL)
+		return -ENOMEM;
+	pthread_mutex_lock(&d->lock);
+	wafl_vol_t *v = d->replica;
+	d->replica = NULL;
+	d->has_fs = false;
+	d->st.gen = 0;
+	d->st.state = MIR_TRANSFERRING;
+	memset(&d->cur, 0, sizeof(d->cur));
+	pthread_mutex_unlock(&d->lock);
+	if (v != NULL)
+		wafl_unmount(v);
+	fl_info("mirror", "destination: baseline: replacing the volume's "
+	    "file system");
+	rc = raid_write(d->raid, 0, WAFL_FSINFO_SLOTS, zero);
+	if (rc == 0)
+		rc = raid_flush(d->raid);
+	free(zero);
+	return rc;
+}
+
+static int on_begin(struct mir_dest *d, struct mir_conn *c, struct xfer *x,
+    const struct mir_hdr *h)
+{
+	int rc;
+
+	if (x->active) {
+		set_error(d, "BEGIN inside a transfer");
+		return FL_ERR(-FL_EPROTO);
+	}
+	rc = mir_begin_decode(mir_conn_payload(c), h->length, &x->b);
+	if (rc != 0) {
+		set_error(d, "malformed BEGIN");
+		return rc;
+	}
+	uint64_t served = d->has_fs ? d->cur.gen : 0;
+	if (x->b.base == 0) {
+		if (x->b.kind != MIR_XFER_WALK ||
+		    (d->has_fs && !d->o.allow_baseline)) {
+			set_error(d, "baseline refused (volume holds generation "
+			    "%llu)", (unsigned long long)served);
+			return -EPERM;
+		}
+	} else if (x->b.base != served) {
+		set_error(d, "transfer from generation %llu, serving %llu",
+		    (unsigned long long)x->b.base,
+		    (unsigned long long)served);
+		return FL_ERR(-FL_EPROTO);
+	} else if ((x->b.target - x->b.base) % 2 == 0) {
+		set_error(d, "transfer %llu -> %llu would overwrite the served "
+		    "root's fsinfo slot (M2)", (unsigned long long)x->b.base,
+		    (unsigned long long)x->b.target);
+		return FL_ERR(-FL_EPROTO);
+	} else if (x->b.kind == MIR_XFER_CP &&
+	    x->b.target != x->b.base + 1) {
+		set_error(d, "CP transfer %llu -> %llu skips generations",
+		    (unsigned long long)x->b.base,
+		    (unsigned long long)x->b.target);
+		return FL_ERR(-FL_EPROTO);
+	}
+	if (x->b.kind == MIR_XFER_WALK) {
+		rc = check_fsinfo(d, x, x->b.fsinfo, &x->fsi);
+		if (rc != 0)
+			return rc;
+	}
+	if (x->b.base == 0) {
+		rc = wipe_for_baseline(d);
+		if (rc != 0)
+			return rc;
+	}
+	uint64_t lim = d->nvbns;
+	if (x->b.kind == MIR_XFER_WALK)
+		lim = x->fsi.nvbns;
+	else if (d->has_fs)
+		lim = d->cur.nvbns;
+	rc = mv_init(&x->mv, x->b.base, x->b.target, lim);
+	if (rc == 0 && x->b.kind == MIR_XFER_WALK)
+		rc = mv_expect_root(&x->mv, &x->fsi.root);
+	if (rc != 0) {
+		set_error(d, "transfer %llu: %s", (unsigned long long)x->b.target,
+		    x->mv.why[0] ? x->mv.why : fl_strerror(rc));
+		mv_release(&x->mv);
+		return rc;
+	}
+	x->wn = 0;
+	x->reads0 = raid_reads(d->raid);
+	x->rmw0 = raid_rmw_reads(d->raid);
+	x->active = true;
+	return 0;
+}
+
+static void xfer_end(struct xfer *x)
+{
+	if (x->active)
+		mv_release(&x->mv);
+	x->active = false;
+	x->wn = 0;
+}
+
+static int on_block(struct mir_dest *d, struct mir_conn *c, struct xfer *x,
+    const struct mir_hdr *h)
+{
+	struct mir_block b;
+	int rc;
+
+	if (!x->active) {
+		set_error(d, "BLOCK outside a transfer");
+		return FL_ERR(-FL_EPROTO);
+	}
+	rc = mir_block_decode(mir_conn_payload(c), h->length, &b);
+	if (rc != 0 || b.gen != x->b.target) {
+		set_error(d, "malformed BLOCK in transfer %llu",
+		    (unsigned long long)x->b.target);
+		return FL_ERR(-FL_EPROTO);
+	}
+	pthread_mutex_lock(&d->lock);
+	d->st.blocks_received++;
+	pthread_mutex_unlock(&d->lock);
+	if (x->b.kind == MIR_XFER_CP) {
+		rc = mv_stash(&x->mv, b.vbn, b.birth, b.data);
+		if (rc == 0 && x->mv.stash_bytes > d->o.batch_max_bytes) {
+			set_error(d, "CP %llu larger than %llu bytes",
+			    (unsigned long long)x->b.target,
+			    (unsigned long long)d->o.batch_max_bytes);
+			return -EFBIG;
+		}
+	} else {
+		rc = mv_block(&x->mv, b.vbn, b.birth, b.data);
+		if (rc == 0) {
+			x->wvbn[x->wn] = b.vbn;
+			memcpy(x->wdata + (size_t)x->wn * WAFL_BLOCK_SIZE,
+			    b.data, WAFL_BLOCK_SIZE);
+			if (++x->wn == WRITE_BATCH)
+				rc = flush_walk_batch(d, x);
+		}
+	}
+	if (rc != 0)
+		set_error(d, "transfer %llu: %s", (unsigned long long)x->b.target,
+		    x->mv.why[0] ? x->mv.why : fl_strerror(rc));
+	return rc;
+}
+
+static int on_root(struct mir_dest *d, struct mir_conn *c, struct xfer *x,
+    const struct mir_hdr *h)
+{
+	struct mir_root r;
+	struct wafl_fsinfo nf;
+	int rc;
+
+	if (!x->active) {
+		set_error(d, "ROOT outside a transfer");
+		return FL_ERR(-FL_EPROTO);
+	}
+	rc = mir_root_decode(mir_conn_payload(c), h->length, &r);
+	if (rc != 0 || r.gen != x->b.target) {
+		set_error(d, "malformed ROOT in transfer %llu",
+		    (unsigned long long)x->b.target);
+		return FL_ERR(-FL_EPROTO);
+	}
+	if (x->b.kind == MIR_XFER_WALK &&
+	    memcmp(r.fsinfo, x->b.fsinfo, MIR_BLOCK) != 0) {
+		set_error(d, "ROOT differs from the root BEGIN announced");
+		return FL_ERR(-FL_EPROTO);
+	}
+	rc = check_fsinfo(d, x, r.fsinfo, &nf);
+	if (rc != 0)
+		return rc;
+	if (x->b.kind == MIR_XFER_CP)
+		rc = mv_expect_root(&x->mv, &nf.root);
+	if (rc == 0)
+		rc = mv_finish(&x->mv);
+	if (rc != 0) {
+		set_error(d, "transfer %llu: %s", (unsigned long long)x->b.target,
+		    x->mv.why[0] ? x->mv.why : fl_strerror(rc));
+		return rc;
+	}
+	rc = adopt(d, x, &nf);
+	xfer_end(x);
+	if (rc != 0)
+		return rc;
+	uint8_t ack[8];
+	mir_u64_encode(ack, nf.gen);
+	return mir_send(c, MIR_MSG_ACK, ack, sizeof(ack));
+}
+
+static void serve_conn(struct mir_dest *d, int fd)
+{
+	struct mir_conn c;
+	struct xfer x = { 0 };
+	uint8_t id[MIR_ID_SIZE];
+	int rc;
+
+	if (mir_conn_init(&c, fd, d->o.io_timeout_ms, &d->stop) != 0) {
+		close(fd);
+		return;
+	}
+	x.wdata = malloc((size_t)WRITE_BATCH * WAFL_BLOCK_SIZE);
+	if (x.wdata == NULL)
+		goto out;
+	rc = mir_handshake_dest(&c, key_lookup, d, id);
+	if (rc != 0) {
+		set_error(d, "peer refused at handshake: %s", fl_strerror(rc));
+		if (rc == -EACCES) {
+			pthread_mutex_lock(&d->lock);
+			d->st.auth_failures++;
+			pthread_mutex_unlock(&d->lock);
+		}
+		goto out;
+	}
+	struct mir_status_msg sm = { 0 };
+	pthread_mutex_lock(&d->lock);
+	sm.has_fs = d->has_fs;
+	sm.gen = d->has_fs ? d->cur.gen : 0;
+	memcpy(sm.fs_uuid, d->cur.fs_uuid, 16);
+	sm.nvbns = d->nvbns;
+	pthread_mutex_unlock(&d->lock);
+	uint8_t sp[48];
+	mir_status_encode(sp, &sm);
+	rc = mir_send(&c, MIR_MSG_STATUS, sp, sizeof(sp));
+	while (rc == 0 && !d->stop) {
+		rc = mir_readable(&c, 100);
+		if (rc <= 0)
+			continue;
+		struct mir_hdr h;
+		rc = mir_recv(&c, &h);
+		if (rc != 0) {
+			if (rc == -FL_EPROTO)
+				set_error(d, "malformed frame");
+			break;
+		}
+		switch (h.type) {
+		case MIR_MSG_BEGIN:
+			rc = on_begin(d, &c, &x, &h);
+			break;
+		case MIR_MSG_BLOCK:
+			rc = on_block(d, &c, &x, &h);
+			break;
+		case MIR_MSG_ROOT:
+			rc = on_root(d, &c, &x, &h);
+			break;
+		case MIR_MSG_ABORT:
+			xfer_end(&x);
+			break;
+		case MIR_MSG_ERROR: {
+			struct mir_error e;
+			if (mir_error_decode(mir_conn_payload(&c), h.length,
+			    &e) == 0)
+				fl_warn("mirror", "destination: source reports: "
+				    "%s", e.text);
+			rc = -ECONNABORTED;
+			break;
+		}
+		default:
+			set_error(d, "unexpected %s", mir_msg_name(h.type));
+			rc = FL_ERR(-FL_EPROTO);
+		}
+	}
+	if (rc != 0 && rc != -ECONNRESET && rc != -ECANCELED)
+		fl_info("mirror", "destination: connection closed: %s",
+		    fl_strerror(rc));
+out:
+	xfer_end(&x);
+	free(x.wdata);
+	mir_conn_close(&c);
+}
+
+static void *dest_thread(void *arg)
+{
+	struct mir_dest *d = arg;
+
+	while (!d->stop) {
+		struct pollfd pfd = { .fd = d->lfd, .events = POLLIN };
+		if (poll(&pfd, 1, 100) <= 0)
+			continue;
+		int fd = accept4(d->lfd, NULL, NULL, SOCK_CLOEXEC);
+		if (fd < 0)
+			continue;
+		serve_conn(d, fd);
+	}
+	return NULL;
+}
+
+/* ---------------------------------------------------------- the API */
+
+int mir_dest_start(raid_vol_t *raid, const struct mir_dest_opts *o,
+    mir_dest_t **out)
+{
+	struct mir_dest *d;
+	struct raid_geometry g;
+	int rc;
+
+	if (o->key == NULL || o->key_len < MIR_KEY_MIN ||
+	    o->key_len > MIR_KEY_MAX)
+		return -EINVAL;
+	d = calloc(1, sizeof(*d));
+	if (d == NULL)
+		return -ENOMEM;
+	d->raid = raid;
+	d->o = *o;
+	memcpy(d->key, o->key, o->key_len);
+	d->o.key = d->key;
+	if (d->o.batch_max_bytes == 0)
+		d->o.batch_max_bytes = 256ull << 20;
+	if (d->o.io_timeout_ms == 0)
+		d->o.io_timeout_ms = 10000;
+	raid_geometry(raid, &g);
+	d->nvbns = g.nvbns;
+	d->lfd = -1;
+	pthread_mutex_init(&d->lock, NULL);
+	pthread_cond_init(&d->cond, NULL);
+	rc = mount_replica(d);
+	if (rc != 0) {
+		fl_info("mirror", "destination: no file system on the volume "
+		    "yet (%s): waiting for a baseline", fl_strerror(rc));
+		d->st.state = MIR_UNINITIALIZED;
+	}
+	rc = mir_tcp_listen(o->host != NULL ? o->host : "127.0.0.1", o->port,
+	    &d->port);
+	if (rc < 0)
+		goto fail;
+	d->lfd = rc;
+	rc = pthread_create(&d->thr, NULL, dest_thread, d);
+	if (rc != 0) {
+		rc = -rc;
+		goto fail;
+	}
+	d->running = true;
+	fl_info("mirror", "destination: listening on port %u, serving "
+	    "generation %llu", d->port, (unsigned long long)d->st.gen);
+	*out = d;
+	return 0;
+fail:
+	mir_dest_stop(d);
+	return rc;
+}
+
+uint16_t mir_dest_port(const mir_dest_t *d)
+{
+	return d->port;
+}
+
+wafl_vol_t *mir_dest_volume(mir_dest_t *d)
+{
+	pthread_mutex_lock(&d->lock);
+	wafl_vol_t *v = d->replica;
+	pthread_mutex_unlock(&d->lock);
+	return v;
+}
+
+void mir_dest_stats(mir_dest_t *d, struct mir_dest_stats *st)
+{
+	pthread_mutex_lock(&d->lock);
+	*st = d->st;
+	pthread_mutex_unlock(&d->lock);
+}
+
+int mir_dest_wait(mir_dest_t *d, uint64_t gen, uint32_t timeout_ms)
+{
+	struct timespec ts;
+	int rc = 0;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += timeout_ms / 1000;
+	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&d->lock);
+	while (d->st.gen < gen && rc == 0)
+		rc = pthread_cond_timedwait(&d->cond, &d->lock, &ts);
+	pthread_mutex_unlock(&d->lock);
+	return rc == 0 ? 0 : -ETIMEDOUT;
+}
+
+static void stop_thread(struct mir_dest *d)
+{
+	d->stop = true;
+	if (d->running)
+		pthread_join(d->thr, NULL);
+	d->running = false;
+	if (d->lfd >= 0)
+		close(d->lfd);
+	d->lfd = -1;
+}
+
+int mir_dest_break(mir_dest_t *d, const char *nvlog_path, wafl_vol_t **out)
+{
+	struct wafl_mount_opts mo = { .nvlog_path = nvlog_path,
+	    .cache_bytes = d->o.cache_bytes };
+	int rc;
+
+	stop_thread(d);
+	pthread_mutex_lock(&d->lock);
+	wafl_vol_t *v = d->replica;
+	d->replica = NULL;
+	pthread_mutex_unlock(&d->lock);
+	if (v == NULL)
+		return -ENOENT;
+	uint64_t gen = wafl_generation(v);
+	wafl_unmount(v);
+	rc = wafl_mount(d->raid, &mo, out);
+	pthread_mutex_lock(&d->lock);
+	d->st.state = MIR_BROKEN_OFF;
+	d->has_fs = false;
+	pthread_mutex_unlock(&d->lock);
+	if (rc == 0)
+		fl_info("mirror", "destination: broken off at generation %llu; "
+		    "the volume is writable", (unsigned long long)gen);
+	else
+		fl_err("mirror", "destination: break: mount at generation %llu "
+		    "failed: %s", (unsigned long long)gen, fl_strerror(rc));
+	return rc;
+}
+
+void mir_dest_stop(mir_dest_t *d)
+{
+	if (d == NULL)
+		return;
+	stop_thread(d);
+	if (d->replica != NULL)
+		wafl_unmount(d->replica);
+	pthread_mutex_destroy(&d->lock);
+	pthread_cond_destroy(&d->cond);
+	free(d);
+}

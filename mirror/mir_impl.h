@@ -1,0 +1,83 @@
+/*
+ * mirror/mir_impl.h: internals shared by the mirror's files.
+ */
+#ifndef FILER_MIRROR_MIR_IMPL_H
+#define FILER_MIRROR_MIR_IMPL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "raid/raid.h"
+#include "wafl/ondisk.h"
+#include "wafl/wafl.h"
+
+/*
+ * The destination's verifier (verify.c).  It holds what the new tree
+ * expects: block pointers {vbn, birth, checksum} found in verified parent
+ * blocks, starting from the root pointer in the fsinfo the source sent.
+ * Blocks born at or before `base` are already on the destination and are
+ * not expected; every other pointer must be satisfied by a received block
+ * whose checksum matches (M3).
+ *
+ *   walk mode   blocks arrive parent first; mv_block checks each against
+ *               the expectation its parent set, then parses it.
+ *   cp mode     blocks are stashed (copied) as they arrive; once the root
+ *               is known, mv_expect_root verifies the tree downward through
+ *               the stash.
+ * mv_finish: every expectation met, and (cp mode) every stashed block
+ * reached from the root.  Every failure is -FL_ECORRUPT with a reason in
+ * mv->why.
+ */
+struct mv_ent;
+struct mir_verify {
+	uint64_t base, target, nvbns;
+	struct mv_ent *tab;
+	uint64_t cap, used;
+	uint64_t expected, satisfied, stashed;
+	uint64_t stash_bytes;
+	char why[192];
+};
+
+int mv_init(struct mir_verify *mv, uint64_t base, uint64_t target,
+    uint64_t nvbns);
+void mv_release(struct mir_verify *mv);
+/* Expect the tree's root block. */
+int mv_expect_root(struct mir_verify *mv, const struct wafl_bp *root);
+/* Walk mode: a block arrived; verify it against its expectation. */
+int mv_block(struct mir_verify *mv, uint64_t vbn, uint64_t birth,
+    const uint8_t *data);
+/* cp mode: keep a copy of a block until the root arrives. */
+int mv_stash(struct mir_verify *mv, uint64_t vbn, uint64_t birth,
+    const uint8_t *data);
+int mv_finish(struct mir_verify *mv);
+/* cp mode, after mv_finish: call fn for every stashed block in VBN
+ * order (they are all verified). */
+typedef int mv_block_fn(void *arg, uint64_t vbn, const uint8_t *data);
+int mv_for_each_stashed(struct mir_verify *mv, mv_block_fn *fn, void *arg);
+
+/*
+ * Snapshot trees for transfers by birth generation (snapwalk.c).
+ * wafl_birth_walk covers the active tree of a ring or held root; the
+ * snapshots its snapshot table names are walked here, reading the source's
+ * raid volume directly (snapshot blocks never change, W3) and verifying
+ * every block against its parent's checksum (W1).
+ */
+struct mir_vset {
+	uint64_t *tab;
+	uint64_t cap, used;
+};
+/* 1 added, 0 already present, -ENOMEM. */
+int mir_vset_add(struct mir_vset *s, uint64_t vbn);
+bool mir_vset_has(const struct mir_vset *s, uint64_t vbn);
+void mir_vset_free(struct mir_vset *s);
+
+#define MIR_MAX_SNAP_ROOTS	256u
+/* Root pointers of the snapshots in f's tree born after `after`. */
+int mir_snap_roots(raid_vol_t *raid, const struct wafl_fsinfo *f,
+    uint64_t after, struct wafl_bp *out, size_t max, size_t *n);
+/* Every block of the tree at root born after `after`, parent first,
+ * skipping (with their subtrees) blocks already in seen; adds to seen. */
+int mir_tree_walk(raid_vol_t *raid, const struct wafl_bp *root,
+    uint64_t after, struct mir_vset *seen, wafl_walk_fn *fn, void *arg);
+
+#endif

@@ -1,0 +1,170 @@
+/*
+ * mirror/mirror.h: mirroring a wafl volume to a destination volume without
+ * ever comparing data between the two sites (DESIGN.md §6, docs/mirror.md).
+ *
+ * WHAT THIS MODULE PROMISES
+ *   A source relationship ships the file system's consistency points to a
+ *   destination: in sync mode each CP's block writes as the CP writes them,
+ *   then its root; after a link loss, or on demand (async), a transfer by
+ *   birth generation from the destination's generation.  The destination
+ *   writes the blocks to the same VBNs of its own raid volume, verifies
+ *   the new tree in memory against the block pointers' checksums, writes
+ *   its fsinfo and switches its read-only replica to the new root, then
+ *   acknowledges.  It never reads its disks to do so.
+ *
+ *   Numbered invariants (cited by asserts, tests and docs/mirror.md):
+ *   M1  Every root the destination may serve or adopt next is retained on
+ *       the source (its CP ring, or a hold): the acknowledged generation
+ *       and every generation whose root was sent.  So the blocks of any
+ *       later CP land on VBNs free in every root the destination serves.
+ *   M2  The destination writes fsinfo g only to slot g % 2 and only when
+ *       the other slot holds the root it serves (transfers advance an odd
+ *       number of generations; a baseline first wipes both slots).  A torn
+ *       fsinfo write therefore leaves the served root.
+ *   M3  No root is adopted before every block born after the served
+ *       generation that it reaches has arrived and matched the checksum in
+ *       its parent pointer, the root's own checksum included.
+ *   M4  The destination's fsinfo lists in its ring only roots whose trees
+ *       are whole on the destination (the one it served and those the
+ *       source kept retained since), so a break can mount it writable.
+ *   M5  A malformed frame, a failed check or an unknown relationship closes
+ *       the connection; nothing is adopted and the served root is
+ *       unchanged (blocks already written lie on VBNs it does not use).
+ *
+ * CONCURRENCY
+ *   Each source and each destination runs one thread of its own.  The
+ *   source's CP observer only copies a CP into a bounded backlog; CPs never
+ *   wait for the link.  Status calls are safe from any thread.
+ *
+ * OWNERSHIP
+ *   The wafl volume (source) and the raid volume (destination) stay the
+ *   caller's; stop the relationship before unmounting or closing them.
+ *   mir_dest_volume() lends the replica until stop, break or a baseline.
+ */
+#ifndef FILER_MIRROR_MIRROR_H
+#define FILER_MIRROR_MIRROR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "raid/raid.h"
+#include "wafl/wafl.h"
+
+#define MIR_REL_ID_SIZE		16u
+
+typedef struct mir_source mir_source_t;
+typedef struct mir_dest mir_dest_t;
+
+enum mir_state {
+	MIR_UNINITIALIZED = 0,
+	MIR_TRANSFERRING,	/* baseline */
+	MIR_IN_SYNC,
+	MIR_CATCHING_UP,
+	MIR_QUIESCED,
+	MIR_BROKEN_OFF,
+};
+const char *mir_state_name(enum mir_state s);
+
+enum mir_mode { MIR_SYNC = 1, MIR_ASYNC };
+
+/* ------------------------------------------------------------- source */
+
+struct mir_source_opts {
+	uint8_t rel_id[MIR_REL_ID_SIZE];
+	const uint8_t *key;		/* pre-shared, 16..64 bytes */
+	size_t key_len;
+	const char *host;		/* destination address */
+	uint16_t port;
+	enum mir_mode mode;
+	/* The source's raid volume: snapshot trees are read from it for
+	 * transfers by birth generation (the birth walk covers the active
+	 * tree only).  May be NULL: snapshots made while the link was down
+	 * then reach the destination incomplete and are refused there. */
+	raid_vol_t *raid;
+	uint64_t backlog_max_bytes;	/* 0: 64 MiB */
+	uint32_t retry_ms;		/* reconnect interval; 0: 200 */
+	uint32_t io_timeout_ms;		/* one frame; 0: 10000 */
+	bool allow_baseline;		/* send a full transfer if needed */
+};
+
+struct mir_source_stats {
+	enum mir_state state;
+	uint64_t acked_gen;		/* destination's durable root */
+	uint64_t sent_gen;		/* last root sent */
+	uint64_t source_gen;		/* newest durable root here */
+	uint64_t backlog_bytes;
+	uint64_t connects, link_losses, overflows;
+	uint64_t transfers_cp, transfers_walk;
+	uint64_t blocks_sent_cp, blocks_sent_walk;
+	uint64_t last_walk_blocks, last_walk_base, last_walk_target;
+	uint64_t bytes_out;
+	char last_error[160];
+};
+
+int mir_source_start(wafl_vol_t *v, const struct mir_source_opts *o,
+    mir_source_t **out);
+/* Stop the thread, detach the observer, release every hold. */
+void mir_source_stop(mir_source_t *s);
+void mir_source_stats(mir_source_t *s, struct mir_source_stats *st);
+/* Wait until the destination acknowledged gen (0: the newest durable
+ * generation now).  -ETIMEDOUT after timeout_ms. */
+int mir_source_wait(mir_source_t *s, uint64_t gen, uint32_t timeout_ms);
+/* Async mode: transfer the newest root now (sync mode: no-op). */
+void mir_source_kick(mir_source_t *s);
+/* Stop shipping (the link stays down) / start again. */
+void mir_source_quiesce(mir_source_t *s);
+void mir_source_resume(mir_source_t *s);
+
+/* -------------------------------------------------------- destination */
+
+struct mir_dest_opts {
+	uint8_t rel_id[MIR_REL_ID_SIZE];
+	const uint8_t *key;
+	size_t key_len;
+	const char *host;		/* listen address; NULL: 127.0.0.1 */
+	uint16_t port;			/* 0: any free port */
+	uint64_t batch_max_bytes;	/* one CP in memory; 0: 256 MiB */
+	uint32_t io_timeout_ms;		/* 0: 10000 */
+	uint64_t cache_bytes;		/* replica block cache; 0: default */
+	/* Accept a baseline (full transfer) that replaces whatever file
+	 * system the volume holds. */
+	bool allow_baseline;
+};
+
+struct mir_dest_stats {
+	enum mir_state state;
+	uint64_t gen;			/* served root (0: none) */
+	uint64_t transfers, blocks_received, blocks_written;
+	uint64_t rejects;		/* connections closed on bad input */
+	uint64_t auth_failures;
+	uint64_t mirror_reads;		/* raid data reads while receiving
+					   and writing transfers: stays 0 */
+	uint64_t parity_rmw_reads;	/* raid's own reads to update parity
+					   of partially written stripes */
+	uint64_t advance_reads;		/* reads of the replica switching
+					   to a new root (wafl) */
+	char last_error[192];
+};
+
+/* Listen for the source; mount the replica if the volume holds a file
+ * system. */
+int mir_dest_start(raid_vol_t *raid, const struct mir_dest_opts *o,
+    mir_dest_t **out);
+uint16_t mir_dest_port(const mir_dest_t *d);
+/* The read-only replica (borrowed; NULL before the first transfer). */
+wafl_vol_t *mir_dest_volume(mir_dest_t *d);
+void mir_dest_stats(mir_dest_t *d, struct mir_dest_stats *st);
+/* Wait until the served generation is >= gen.  -ETIMEDOUT. */
+int mir_dest_wait(mir_dest_t *d, uint64_t gen, uint32_t timeout_ms);
+/*
+ * Break: stop listening, unmount the replica and mount the volume
+ * writable at its last complete root with a new NVLOG at nvlog_path; the
+ * file system keeps its fsid, file-handle key and inode numbers.  The
+ * returned volume is the caller's (wafl_unmount it); d keeps nothing.
+ */
+int mir_dest_break(mir_dest_t *d, const char *nvlog_path,
+    wafl_vol_t **out);
+void mir_dest_stop(mir_dest_t *d);
+
+#endif

@@ -1,0 +1,788 @@
+/*
+ * mirror/source.c: the source of a relationship.
+ *
+ * THEORY
+ *   The destination serves the root it last adopted.  The source ships
+ *   newer roots two ways, and every root it ships, and the one the
+ *   destination acknowledged, stays held (wafl_hold_root) until a newer
+ *   acknowledgement: so no later CP reuses a block the destination may
+ *   still serve, and the destination's writes never touch such a block
+ *   (M1).
+ *
+ *   cp (sync mode)  The CP observer copies each CP's blocks as the CP
+ *       writes them, then its root, into a bounded backlog; the sender
+ *       streams them as BEGIN(cp), BLOCK..., ROOT.  The observer never
+ *       waits: past the bound the backlog is dropped and the relationship
+ *       is catching up.  Only whole CPs are queued (a CP whose first block
+ *       was not queued is skipped entirely).
+ *   walk (baseline, catch-up, async)  Hold the newest root g, then send
+ *       BEGIN(walk, d, g, fsinfo g), every block of g born after d
+ *       (wafl_birth_walk, then the snapshot trees, snapwalk.c) and ROOT.
+ *       g - d is kept odd (M2): when the newest root is an even distance
+ *       away, the one before it is sent and the next round takes one step.
+ *
+ *   After a walk the backlog continues the stream at g + 1 if it holds
+ *   that CP whole; otherwise another walk follows.  Either way the
+ *   relationship returns to in-sync by itself.
+ *
+ * STATES  uninitialized -> transferring (baseline) -> in-sync <->
+ *         catching-up; quiesced; (broken-off is the destination's)
+ *
+ * CONCURRENCY
+ *   One sender thread owns the connection and the holds.  The observer
+ *   (CP thread) and callers share `lock` with it for the backlog and the
+ *   statistics.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/err.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "mirror/mir_impl.h"
+#include "mirror/mirror.h"
+#include "mirror/wire.h"
+
+#define MAX_OWN_HOLDS	6u	/* of WAFL_MAX_HOLDS (8) */
+
+enum { Q_BLOCKS = 1, Q_ROOT };
+
+struct qitem {
+	struct qitem *next;
+	int type;
+	uint64_t gen;
+	uint64_t vbn;
+	uint32_t n;
+	uint8_t *data;		/* n blocks, or the fsinfo block */
+};
+
+struct mir_source {
+	wafl_vol_t *v;
+	struct mir_source_opts o;
+	uint8_t key[MIR_KEY_MAX];
+	char host[256];
+	pthread_t thr;
+	bool running;
+	volatile bool stop;
+
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	/* observer (under lock) */
+	bool armed;
+	uint64_t obs_gen;
+	bool obs_ok;
+	struct qitem *qhead, **qtail;
+	uint64_t backlog;
+	bool overflow;
+	bool quiesced, kicked;
+	struct mir_source_stats st;
+
+	/* sender thread only */
+	uint64_t holds[MAX_OWN_HOLDS];
+	unsigned nholds;
+	uint64_t acked, sent;
+	bool need_walk;
+	bool in_cp;			/* a cp transfer is open */
+	uint64_t cp_gen;
+};
+
+const char *mir_state_name(enum mir_state s)
+{
+	switch (s) {
+	case MIR_UNINITIALIZED: return "uninitialized";
+	case MIR_TRANSFERRING: return "transferring";
+	case MIR_IN_SYNC: return "in-sync";
+	case MIR_CATCHING_UP: return "catching-up";
+	case MIR_QUIESCED: return "quiesced";
+	case MIR_BROKEN_OFF: return "broken-off";
+	}
+	return "?";
+}
+
+static void set_state(struct mir_source *s, enum mir_state st)
+{
+	pthread_mutex_lock(&s->lock);
+	if (s->st.state != st) {
+		fl_info("mirror", "source: %s -> %s",
+		    mir_state_name(s->st.state), mir_state_name(st));
+		s->st.state = st;
+	}
+	pthread_mutex_unlock(&s->lock);
+}
+
+static void set_error(struct mir_source *s, const char *what, int rc)
+{
+	pthread_mutex_lock(&s->lock);
+	snprintf(s->st.last_error, sizeof(s->st.last_error), "%s: %s", what,
+	    fl_strerror(rc));
+	pthread_mutex_unlock(&s->lock);
+	fl_warn("mirror", "source: %s: %s", what, fl_strerror(rc));
+}
+
+/* ------------------------------------------------------------ backlog */
+
+static void queue_drop(struct mir_source *s)
+{
+	struct qitem *q = s->qhead;
+
+	while (q != NULL) {
+		struct qitem *n = q->next;
+		free(q->data);
+		free(q);
+		q = n;
+	}
+	s->qhead = NULL;
+	s->qtail = &s->qhead;
+	s->backlog = 0;
+}
+
+static void queue_push(struct mir_source *s, int type, uint64_t gen,
+    uint64_t vbn, uint32_t n, const void *data)
+{
+	size_t bytes = (size_t)n * WAFL_BLOCK_SIZE;
+
+	if (s->backlog + bytes > s->o.backlog_max_bytes) {
+		if (!s->overflow)
+			fl_warn("mirror", "source: backlog over %llu bytes at "
+			    "CP %llu: catching up instead",
+			    (unsigned long long)s->o.backlog_max_bytes,
+			    (unsigned long long)gen);
+		s->overflow = true;
+		s->obs_ok = false;
+		s->st.overflows++;
+		queue_drop(s);
+		return;
+	}
+	struct qitem *q = calloc(1, sizeof(*q));
+	uint8_t *d = malloc(bytes);
+	if (q == NULL || d == NULL) {
+		free(q);
+		free(d);
+		s->overflow = true;
+		s->obs_ok = false;
+		queue_drop(s);
+		return;
+	}
+	memcpy(d, data, bytes);
+	*q = (struct qitem){ .type = type, .gen = gen, .vbn = vbn, .n = n,
+	    .data = d };
+	*s->qtail = q;
+	s->qtail = &q->next;
+	s->backlog += bytes;
+	pthread_cond_broadcast(&s->cond);
+}
+
+static void obs_blocks(void *arg, uint64_t gen, uint64_t first_vbn,
+    uint32_t n, const void *data)
+{
+	struct mir_source *s = arg;
+
+	pthread_mutex_lock(&s->lock);
+	if (gen != s->obs_gen) {
+		s->obs_gen = gen;
+		s->obs_ok = s->armed && !s->overflow;	/* whole CPs only */
+	}
+	if (s->obs_ok)
+		queue_push(s, Q_BLOCKS, gen, first_vbn, n, data);
+	pthread_mutex_unlock(&s->lock);
+}
+
+static void obs_root(void *arg, uint64_t gen, const void *fsinfo)
+{
+	struct mir_source *s = arg;
+
+	pthread_mutex_lock(&s->lock);
+	if (s->obs_ok && gen == s->obs_gen)
+		queue_push(s, Q_ROOT, gen, 0, 1, fsinfo);
+	s->obs_ok = false;
+	s->st.source_gen = gen;
+	pthread_cond_broadcast(&s->cond);
+	pthread_mutex_unlock(&s->lock);
+}
+
+static struct qitem *queue_pop(struct mir_source *s)
+{
+	pthread_mutex_lock(&s->lock);
+	struct qitem *q = s->qhead;
+	if (q != NULL) {
+		s->qhead = q->next;
+		if (s->qhead == NULL)
+			s->qtail = &s->qhead;
+		s->backlog -= (uint64_t)q->n * WAFL_BLOCK_SIZE;
+	}
+	pthread_mutex_unlock(&s->lock);
+	return q;
+}
+
+static void qitem_free(struct qitem *q)
+{
+	if (q != NULL)
+		free(q->data);
+	free(q);
+}
+
+/* -------------------------------------------------------------- holds */
+
+static bool held(struct mir_source *s, uint64_t gen)
+{
+	for (unsigned i = 0; i < s->nholds; i++)
+		if (s->holds[i] == gen)
+			return true;
+	return false;
+}
+
+/* Hold gen's root once.  A root just written may not be in the ring yet
+ * (the CP publishes it after the observer ran): wait for it briefly. */
+static int hold(struct mir_source *s, uint64_t gen)
+{
+	int rc;
+
+	if (held(s, gen))
+		return 0;
+	if (s->nholds == MAX_OWN_HOLDS)
+		return -ENOSPC;
+	for (int i = 0;; i++) {
+		rc = wafl_hold_root(s->v, gen);
+		if (rc != -ENOENT || wafl_generation(s->v) >= gen || i > 5000)
+			break;
+		usleep(1000);
+	}
+	if (rc == 0)
+		s->holds[s->nholds++] = gen;
+	return rc;
+}
+
+/* Release every hold but those in [keep_from, inf) and `also`. */
+static void release_below(struct mir_source *s, uint64_t keep_from,
+    uint64_t also)
+{
+	for (unsigned i = 0; i < s->nholds;) {
+		if (s->holds[i] < keep_from && s->holds[i] != also) {
+			wafl_release_root(s->v, s->holds[i]);
+			s->holds[i] = s->holds[--s->nholds];
+		} else {
+			i++;
+		}
+	}
+}
+
+static void release_all(struct mir_source *s)
+{
+	release_below(s, UINT64_MAX, 0);
+}
+
+/* ------------------------------------------------------------ sending */
+
+static int send_block(struct mir_conn *c, uint64_t gen, uint64_t vbn,
+    uint64_t birth, const void *data)
+{
+	struct mir_block b = { .gen = gen, .vbn = vbn, .birth = birth,
+	    .data = data };
+
+	mir_block_encode(mir_conn_payload(c), &b);
+	return mir_send_buf(c, MIR_MSG_BLOCK, 32 + MIR_BLOCK);
+}
+
+static int send_root(struct mir_conn *c, uint64_t gen, const void *fsinfo)
+{
+	struct mir_root r = { .gen = gen, .fsinfo = fsinfo };
+
+	mir_root_encode(mir_conn_payload(c), &r);
+	return mir_send_buf(c, MIR_MSG_ROOT, 8 + MIR_BLOCK);
+}
+
+/* Take one ACK (or ERROR) frame; the caller knows one is waiting. */
+static int take_ack(struct mir_source *s, struct mir_conn *c)
+{
+	struct mir_hdr h;
+	uint64_t a;
+	int rc = mir_recv(c, &h);
+
+	if (rc != 0)
+		return rc;
+	if (h.type == MIR_MSG_ERROR) {
+		struct mir_error e;
+		if (mir_error_decode(mir_conn_payload(c), h.length, &e) == 0)
+			fl_warn("mirror", "source: destination reports: %s",
+			    e.text);
+		return -ECONNABORTED;
+	}
+	if (h.type != MIR_MSG_ACK ||
+	    mir_u64_decode(mir_conn_payload(c), h.length, &a) != 0 ||
+	    a <= s->acked || a > s->sent)
+		return FL_ERR(-FL_EPROTO);
+	s->acked = a;
+	release_below(s, a, 0);
+	pthread_mutex_lock(&s->lock);
+	s->st.acked_gen = a;
+	pthread_cond_broadcast(&s->cond);
+	pthread_mutex_unlock(&s->lock);
+	return 0;
+}
+
+static int drain_acks(struct mir_source *s, struct mir_conn *c, int wait_ms)
+{
+	int rc;
+
+	while ((rc = mir_readable(c, wait_ms)) > 0) {
+		rc = take_ack(s, c);
+		if (rc != 0)
+			return rc;
+		wait_ms = 0;
+	}
+	return rc;
+}
+
+struct walk_ctx {
+	struct mir_source *s;
+	struct mir_conn *c;
+	uint64_t target;
+	uint64_t blocks;
+	struct mir_vset *seen;
+};
+
+static int walk_send(void *arg, uint64_t vbn, uint64_t birth,
+    const void *data)
+{
+	struct walk_ctx *w = arg;
+	int rc;
+
+	if (w->s->stop)
+		return -ECANCELED;
+	if (w->seen != NULL) {
+		rc = mir_vset_add(w->seen, vbn);
+		if (rc < 0)
+			return rc;
+	}
+	w->blocks++;
+	return send_block(w->c, w->target, vbn, birth, data);
+}
+
+/*
+ * A transfer by birth generation from s->sent (0: baseline) to the newest
+ * root at an odd distance (M2).
+ */
+static int do_walk(struct mir_source *s, struct mir_conn *c)
+{
+	uint64_t d = s->sent, g = 0;
+	uint8_t *fsi = NULL;
+	struct wafl_fsinfo f;
+	struct mir_vset seen = { 0 };
+	struct wafl_bp snaps[MIR_MAX_SNAP_ROOTS];
+	size_t nsnaps = 0;
+	int rc;
+
+	for (int tries = 0;; tries++) {
+		g = wafl_generation(s->v);
+		if (g <= d) {
+			s->need_walk = false;
+			return 0;
+		}
+		if (d != 0 && (g - d) % 2 == 0)
+			g--;
+		rc = hold(s, g);
+		if (rc != -ENOENT || tries > 10)
+			break;
+	}
+	if (rc != 0) {
+		set_error(s, "hold for a transfer", rc);
+		return rc;
+	}
+	set_state(s, d == 0 ? MIR_TRANSFERRING : MIR_CATCHING_UP);
+	fsi = malloc(WAFL_BLOCK_SIZE);
+	if (fsi == NULL)
+		return -ENOMEM;
+	rc = wafl_root_of(s->v, g, fsi);
+	if (rc == 0)
+		rc = wafl_fsinfo_decode(fsi, &f);
+	if (rc == 0 && s->o.raid != NULL)
+		rc = mir_snap_roots(s->o.raid, &f, d, snaps,
+		    MIR_MAX_SNAP_ROOTS, &nsnaps);
+	if (rc != 0) {
+		set_error(s, "reading the root to send", rc);
+		goto out;
+	}
+	struct mir_begin b = { .kind = MIR_XFER_WALK, .base = d, .target = g };
+	memcpy(b.fsinfo, fsi, WAFL_BLOCK_SIZE);
+	mir_begin_encode(mir_conn_payload(c), &b);
+	rc = mir_send_buf(c, MIR_MSG_BEGIN, 32 + MIR_BLOCK);
+	if (rc != 0)
+		goto out;
+	fl_info("mirror", "source: transfer of generation %llu after %llu "
+	    "(%zu snapshot trees)", (unsigned long long)g,
+	    (unsigned long long)d, nsnaps);
+	struct walk_ctx w = { .s = s, .c = c, .target = g,
+	    .seen = nsnaps > 0 ? &seen : NULL };
+	rc = wafl_birth_walk(s->v, g, d, walk_send, &w);
+	for (size_t i = 0; rc == 0 && i < nsnaps; i++) {
+		struct walk_ctx ws = w;
+		ws.seen = NULL;	/* mir_tree_walk adds to seen itself */
+		ws.blocks = 0;
+		rc = mir_tree_walk(s->o.raid, &snaps[i], d, &seen, walk_send,
+		    &ws);
+		w.blocks += ws.blocks;
+	}
+	if (rc == 0)
+		rc = send_root(c, g, fsi);
+	if (rc != 0) {
+		set_error(s, "transfer by birth generation", rc);
+		goto out;
+	}
+	s->sent = g;
+	s->need_walk = false;
+	pthread_mutex_lock(&s->lock);
+	s->st.sent_gen = g;
+	s->st.transfers_walk++;
+	s->st.blocks_sent_walk += w.blocks;
+	s->st.last_walk_blocks = w.blocks;
+	s->st.last_walk_base = d;
+	s->st.last_walk_target = g;
+	pthread_mutex_unlock(&s->lock);
+out:
+	mir_vset_free(&seen);
+	free(fsi);
+	return rc;
+}
+
+/* Send one backlog item of the CP stream. */
+static int send_item(struct mir_source *s, struct mir_conn *c,
+    struct qitem *q)
+{
+	int rc = 0;
+
+	if (q->gen <= s->sent && !s->in_cp)
+		return 0;		/* covered by a walk */
+	if (!s->in_cp) {
+		if (q->gen != s->sent + 1 || q->type != Q_BLOCKS) {
+			s->need_walk = true;	/* a gap in the stream */
+			return 0;
+		}
+		struct mir_begin b = { .kind = MIR_XFER_CP, .base = s->sent,
+		    .target = q->gen };
+		mir_begin_encode(mir_conn_payload(c), &b);
+		rc = mir_send_buf(c, MIR_MSG_BEGIN, 32 + MIR_BLOCK);
+		if (rc != 0)
+			return rc;
+		s->in_cp = true;
+		s->cp_gen = q->gen;
+	}
+	if (q->gen != s->cp_gen)
+		return FL_ERR(-EINVAL);	/* a CP without its root: internal */
+	if (q->type == Q_BLOCKS) {
+		for (uint32_t i = 0; i < q->n && rc == 0; i++)
+			rc = send_block(c, q->gen, q->vbn + i, q->gen,
+			    q->data + (size_t)i * WAFL_BLOCK_SIZE);
+		pthread_mutex_lock(&s->lock);
+		s->st.blocks_sent_cp += q->n;
+		pthread_mutex_unlock(&s->lock);
+		return rc;
+	}
+	/* The root: hold it before the destination can serve it (M1). */
+	while (s->nholds >= MAX_OWN_HOLDS && rc == 0 && !s->stop)
+		rc = drain_acks(s, c, 100);
+	if (rc == 0)
+		rc = hold(s, q->gen);
+	if (rc != 0) {
+		uint8_t p[8];
+		mir_u64_encode(p, q->gen);
+		s->in_cp = false;
+		s->need_walk = true;
+		fl_warn("mirror", "source: cannot hold CP %llu (%s): catching "
+		    "up instead", (unsigned long long)q->gen, fl_strerror(rc));
+		return mir_send(c, MIR_MSG_ABORT, p, 8);
+	}
+	rc = send_root(c, q->gen, q->data);
+	if (rc != 0)
+		return rc;
+	s->in_cp = false;
+	s->sent = q->gen;
+	pthread_mutex_lock(&s->lock);
+	s->st.sent_gen = q->gen;
+	s->st.transfers_cp++;
+	pthread_mutex_unlock(&s->lock);
+	return 0;
+}
+
+/* Connected and authenticated: decide where the destination stands. */
+static int session_start(struct mir_source *s,
+    const struct mir_status_msg *sm)
+{
+	uint8_t fsi[WAFL_BLOCK_SIZE];
+	struct wafl_fsinfo f;
+	int rc;
+
+	rc = wafl_root_of(s->v, wafl_generation(s->v), fsi);
+	if (rc == 0)
+		rc = wafl_fsinfo_decode(fsi, &f);
+	if (rc != 0)
+		return rc;
+	bool same_fs = sm->has_fs && memcmp(sm->fs_uuid, f.fs_uuid, 16) == 0;
+	if (!same_fs) {
+		if (!s->o.allow_baseline) {
+			set_error(s, "destination holds another file system "
+			    "and baselines are not allowed", -EPERM);
+			return -EPERM;
+		}
+		release_all(s);
+		s->acked = s->sent = 0;
+	} else {
+		/* Its root must be retained here, or its blocks may have
+		 * been reused since: then no incremental transfer is safe. */
+		rc = hold(s, sm->gen);
+		if (rc != 0) {
+			set_error(s, "the destination's generation is no longer "
+			    "retained here (resync needed)", rc);
+			return rc;
+		}
+		release_below(s, UINT64_MAX, sm->gen);
+		s->acked = s->sent = sm->gen;
+	}
+	pthread_mutex_lock(&s->lock);
+	s->st.acked_gen = s->acked;
+	s->st.sent_gen = s->sent;
+	queue_drop(s);
+	s->overflow = false;
+	s->armed = s->o.mode == MIR_SYNC;
+	pthread_cond_broadcast(&s->cond);
+	pthread_mutex_unlock(&s->lock);
+	s->in_cp = false;
+	s->need_walk = true;
+	return 0;
+}
+
+static int session(struct mir_source *s, struct mir_conn *c)
+{
+	int rc = 0;
+
+	while (rc == 0 && !s->stop) {
+		pthread_mutex_lock(&s->lock);
+		bool quiesced = s->quiesced;
+		bool overflow = s->overflow;
+		if (s->kicked)
+			s->need_walk = true;
+		s->kicked = false;
+		if (overflow) {
+			queue_drop(s);
+			s->overflow = false;
+		}
+		pthread_mutex_unlock(&s->lock);
+		if (quiesced)
+			return -ECANCELED;
+		if (overflow) {
+			if (s->in_cp) {
+				uint8_t p[8];
+				mir_u64_encode(p, s->cp_gen);
+				rc = mir_send(c, MIR_MSG_ABORT, p, 8);
+				s->in_cp = false;
+			}
+			s->need_walk = true;
+		}
+		if (rc == 0 && s->need_walk && !s->in_cp)
+			rc = do_walk(s, c);
+		if (rc != 0)
+			break;
+		struct qitem *q = queue_pop(s);
+		if (q != NULL) {
+			rc = send_item(s, c, q);
+			qitem_free(q);
+			if (rc == 0)
+				rc = drain_acks(s, c, 0);
+			continue;
+		}
+		/* Idle with the stream behind the volume: CPs that were
+		 * not queued whole (armed mid-CP, overflow) need a walk. */
+		if (!s->in_cp && s->o.mode == MIR_SYNC &&
+		    wafl_generation(s->v) > s->sent) {
+			pthread_mutex_lock(&s->lock);
+			bool empty = s->qhead == NULL;
+			pthread_mutex_unlock(&s->lock);
+			if (empty && wafl_generation(s->v) > s->sent) {
+				s->need_walk = true;
+				continue;
+			}
+		}
+		if (!s->in_cp && !s->need_walk)
+			set_state(s, MIR_IN_SYNC);
+		rc = drain_acks(s, c, 20);
+	}
+	return rc;
+}
+
+static void *source_thread(void *arg)
+{
+	struct mir_source *s = arg;
+	struct mir_peer_cfg pc = { .key = s->key, .key_len = s->o.key_len };
+
+	memcpy(pc.id, s->o.rel_id, MIR_ID_SIZE);
+	while (!s->stop) {
+		pthread_mutex_lock(&s->lock);
+		bool q = s->quiesced;
+		pthread_mutex_unlock(&s->lock);
+		if (q) {
+			set_state(s, MIR_QUIESCED);
+			usleep(20000);
+			continue;
+		}
+		int fd = mir_tcp_connect(s->host, s->o.port, s->o.io_timeout_ms);
+		if (fd < 0) {
+			usleep(s->o.retry_ms * 1000u);
+			continue;
+		}
+		struct mir_conn c;
+		struct mir_status_msg sm;
+		int rc = mir_conn_init(&c, fd, s->o.io_timeout_ms, &s->stop);
+		if (rc == 0) {
+			pthread_mutex_lock(&s->lock);
+			s->st.connects++;
+			pthread_mutex_unlock(&s->lock);
+			rc = mir_handshake_source(&c, &pc, &sm);
+			if (rc != 0)
+				set_error(s, "handshake", rc);
+		}
+		if (rc == 0)
+			rc = session_start(s, &sm);
+		if (rc == 0)
+			rc = session(s, &c);
+		pthread_mutex_lock(&s->lock);
+		s->armed = false;
+		queue_drop(s);
+		s->st.bytes_out += c.bytes_out;
+		if (rc != -ECANCELED)
+			s->st.link_losses++;
+		pthread_mutex_unlock(&s->lock);
+		mir_conn_close(&c);
+		s->in_cp = false;
+		if (s->stop)
+			break;
+		if (rc != -ECANCELED) {
+			fl_info("mirror", "source: link lost (%s); reconnecting",
+			    fl_strerror(rc));
+			set_state(s, s->acked == 0 ? MIR_UNINITIALIZED :
+			    MIR_CATCHING_UP);
+		}
+		usleep(s->o.retry_ms * 1000u);
+	}
+	return NULL;
+}
+
+/* ------------------------------------------------------------ the API */
+
+int mir_source_start(wafl_vol_t *v, const struct mir_source_opts *o,
+    mir_source_t **out)
+{
+	struct mir_source *s;
+	int rc;
+
+	if (o->key == NULL || o->key_len < MIR_KEY_MIN ||
+	    o->key_len > MIR_KEY_MAX || o->host == NULL ||
+	    strlen(o->host) >= 256 || o->port == 0)
+		return -EINVAL;
+	s = calloc(1, sizeof(*s));
+	if (s == NULL)
+		return -ENOMEM;
+	s->v = v;
+	s->o = *o;
+	memcpy(s->key, o->key, o->key_len);
+	s->o.key = s->key;
+	snprintf(s->host, sizeof(s->host), "%s", o->host);
+	s->o.host = s->host;
+	if (s->o.mode == 0)
+		s->o.mode = MIR_SYNC;
+	if (s->o.backlog_max_bytes == 0)
+		s->o.backlog_max_bytes = 64ull << 20;
+	if (s->o.retry_ms == 0)
+		s->o.retry_ms = 200;
+	if (s->o.io_timeout_ms == 0)
+		s->o.io_timeout_ms = 10000;
+	s->qtail = &s->qhead;
+	s->st.source_gen = wafl_generation(v);
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_cond_init(&s->cond, NULL);
+	struct wafl_cp_observer obs = { .arg = s, .blocks = obs_blocks,
+	    .root = obs_root };
+	wafl_set_observer(v, &obs);
+	rc = pthread_create(&s->thr, NULL, source_thread, s);
+	if (rc != 0) {
+		wafl_set_observer(v, NULL);
+		free(s);
+		return -rc;
+	}
+	s->running = true;
+	*out = s;
+	return 0;
+}
+
+void mir_source_stop(mir_source_t *s)
+{
+	if (s == NULL)
+		return;
+	s->stop = true;
+	pthread_mutex_lock(&s->lock);
+	pthread_cond_broadcast(&s->cond);
+	pthread_mutex_unlock(&s->lock);
+	if (s->running)
+		pthread_join(s->thr, NULL);
+	wafl_set_observer(s->v, NULL);
+	release_all(s);
+	queue_drop(s);
+	pthread_mutex_destroy(&s->lock);
+	pthread_cond_destroy(&s->cond);
+	free(s);
+}
+
+void mir_source_stats(mir_source_t *s, struct mir_source_stats *st)
+{
+	pthread_mutex_lock(&s->lock);
+	*st = s->st;
+	st->backlog_bytes = s->backlog;
+	pthread_mutex_unlock(&s->lock);
+	st->source_gen = wafl_generation(s->v);
+}
+
+int mir_source_wait(mir_source_t *s, uint64_t gen, uint32_t timeout_ms)
+{
+	struct timespec ts;
+	int rc = 0;
+
+	if (gen == 0)
+		gen = wafl_generation(s->v);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += timeout_ms / 1000;
+	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&s->lock);
+	while (s->st.acked_gen < gen && rc == 0)
+		rc = pthread_cond_timedwait(&s->cond, &s->lock, &ts);
+	pthread_mutex_unlock(&s->lock);
+	return rc == 0 ? 0 : -ETIMEDOUT;
+}
+
+void mir_source_kick(mir_source_t *s)
+{
+	pthread_mutex_lock(&s->lock);
+	s->kicked = true;
+	pthread_cond_broadcast(&s->cond);
+	pthread_mutex_unlock(&s->lock);
+}
+
+void mir_source_quiesce(mir_source_t *s)
+{
+	pthread_mutex_lock(&s->lock);
+	s->quiesced = true;
+	pthread_mutex_unlock(&s->lock);
+}
+
+void mir_source_resume(mir_source_t *s)
+{
+	pthread_mutex_lock(&s->lock);
+	s->quiesced = false;
+	pthread_mutex_unlock(&s->lock);
+}

@@ -1,0 +1,735 @@
+/*
+ * mirror/wire.c: frames, payload codecs, the connection and the mutual
+ * challenge-response.  The format is defined in wire.h; every field read
+ * from the network is bounded here before anyone uses it (STYLE.md 6).
+ *
+ * Authentication: both sides hold a pre-shared key per relationship.  The
+ * destination sends a fresh nonce; the source answers with an HMAC-SHA256
+ * over a side tag, the relationship id and that nonce, plus a nonce of its
+ * own; the destination proves the key with an HMAC over the other side tag
+ * and both nonces.  The side tags keep one side's answer from being
+ * reflected as the other's.  HMAC and constant-time comparison are
+ * OpenSSL's (libcrypto); no cryptography is written here.
+ */
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include "common/crc32c.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "mirror/wire.h"
+
+_Static_assert(MIR_HDR_SIZE == 32, "frame header is 32 bytes");
+
+struct type_info {
+	const char *name;
+	uint32_t min, max;
+};
+
+static const struct type_info types[MIR_MSG_LAST + 1] = {
+	[MIR_MSG_HELLO] = { "HELLO", 32, 32 },
+	[MIR_MSG_CHALLENGE] = { "CHALLENGE", 32, 32 },
+	[MIR_MSG_RESPONSE] = { "RESPONSE", 64, 64 },
+	[MIR_MSG_PROOF] = { "PROOF", 32, 32 },
+	[MIR_MSG_STATUS] = { "STATUS", 48, 48 },
+	[MIR_MSG_BEGIN] = { "BEGIN", 32 + MIR_BLOCK, 32 + MIR_BLOCK },
+	[MIR_MSG_BLOCK] = { "BLOCK", 32 + MIR_BLOCK, 32 + MIR_BLOCK },
+	[MIR_MSG_ROOT] = { "ROOT", 8 + MIR_BLOCK, 8 + MIR_BLOCK },
+	[MIR_MSG_ACK] = { "ACK", 8, 8 },
+	[MIR_MSG_ABORT] = { "ABORT", 8, 8 },
+	[MIR_MSG_ERROR] = { "ERROR", 8, 8 + MIR_ERRTEXT_MAX },
+};
+
+static bool type_known(uint16_t t)
+{
+	return t >= 1 && t <= MIR_MSG_LAST;
+}
+
+uint32_t mir_payload_min(uint16_t t)
+{
+	return type_known(t) ? types[t].min : 0;
+}
+
+uint32_t mir_payload_max(uint16_t t)
+{
+	return type_known(t) ? types[t].max : 0;
+}
+
+const char *mir_msg_name(uint16_t t)
+{
+	return type_known(t) ? types[t].name : "UNKNOWN";
+}
+
+/* ------------------------------------------------------------ header */
+
+void mir_hdr_encode(uint8_t *p, const struct mir_hdr *h)
+{
+	fl_put_le32(p + 0, MIR_WIRE_MAGIC);
+	fl_put_le16(p + 4, h->version);
+	fl_put_le16(p + 6, h->type);
+	fl_put_le32(p + 8, h->flags);
+	fl_put_le32(p + 12, h->length);
+	fl_put_le64(p + 16, h->seq);
+	fl_put_le32(p + 24, 0);
+	fl_put_le32(p + 28, 0);
+}
+
+int mir_hdr_decode(const uint8_t *p, struct mir_hdr *h)
+{
+	if (fl_get_le32(p) != MIR_WIRE_MAGIC)
+		return FL_ERR(-FL_EPROTO);
+	h->version = fl_get_le16(p + 4);
+	h->type = fl_get_le16(p + 6);
+	h->flags = fl_get_le32(p + 8);
+	h->length = fl_get_le32(p + 12);
+	h->seq = fl_get_le64(p + 16);
+	h->crc = fl_get_le32(p + 24);
+	if (h->version != MIR_WIRE_VERSION || !type_known(h->type) ||
+	    h->flags != 0 || fl_get_le32(p + 28) != 0 ||
+	    h->length > MIR_MAX_PAYLOAD || h->length < types[h->type].min ||
+	    h->length > types[h->type].max)
+		return FL_ERR(-FL_EPROTO);
+	return 0;
+}
+
+static uint32_t frame_crc(const uint8_t *frame, uint32_t payload_len)
+{
+	uint8_t hdr[MIR_HDR_SIZE];
+
+	memcpy(hdr, frame, MIR_HDR_SIZE);
+	fl_put_le32(hdr + 24, 0);
+	uint32_t crc = fl_crc32c(0, hdr, MIR_HDR_SIZE);
+	return fl_crc32c(crc, frame + MIR_HDR_SIZE, payload_len);
+}
+
+void mir_frame_seal(uint8_t *frame, uint32_t payload_len)
+{
+	fl_put_le32(frame + 24, frame_crc(frame, payload_len));
+}
+
+int mir_frame_check(const uint8_t *frame, const struct mir_hdr *h)
+{
+	return frame_crc(frame, h->length) == h->crc ? 0 :
+	    FL_ERR(-FL_EPROTO);
+}
+
+/* ---------------------------------------------------------- payloads */
+
+static bool zero(const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i] != 0)
+			return false;
+	return true;
+}
+
+void mir_hello_encode(uint8_t *p, const struct mir_hello *m)
+{
+	memset(p, 0, 32);
+	fl_put_le16(p + 0, m->vmin);
+	fl_put_le16(p + 2, m->vmax);
+	p[4] = m->side;
+	memcpy(p + 16, m->id, MIR_ID_SIZE);
+}
+
+int mir_hello_decode(const uint8_t *p, uint32_t len, struct mir_hello *m)
+{
+	if (len != 32 || !zero(p + 5, 11))
+		return FL_ERR(-FL_EPROTO);
+	m->vmin = fl_get_le16(p);
+	m->vmax = fl_get_le16(p + 2);
+	m->side = p[4];
+	memcpy(m->id, p + 16, MIR_ID_SIZE);
+	if (m->vmin == 0 || m->vmin > m->vmax ||
+	    (m->side != MIR_SIDE_SOURCE && m->side != MIR_SIDE_DEST))
+		return FL_ERR(-FL_EPROTO);
+	return 0;
+}
+
+void mir_response_encode(uint8_t *p, const struct mir_response *m)
+{
+	memcpy(p, m->mac, MIR_MAC_SIZE);
+	memcpy(p + MIR_MAC_SIZE, m->nonce, MIR_NONCE_SIZE);
+}
+
+int mir_response_decode(const uint8_t *p, uint32_t len,
+    struct mir_response *m)
+{
+	if (len != 64)
+		return FL_ERR(-FL_EPROTO);
+	memcpy(m->mac, p, MIR_MAC_SIZE);
+	memcpy(m->nonce, p + MIR_MAC_SIZE, MIR_NONCE_SIZE);
+	return 0;
+}
+
+void mir_status_encode(uint8_t *p, const struct mir_status_msg *m)
+{
+	memset(p, 0, 48);
+	p[0] = m->has_fs ? 1 : 0;
+	fl_put_le64(p + 8, m->gen);
+	fl_put_le64(p + 16, m->nvbns);
+	memcpy(p + 24, m->fs_uuid, 16);
+}
+
+int mir_status_decode(const uint8_t *p, uint32_t len,
+    struct mir_status_msg *m)
+{
+	if (len != 48 || p[0] > 1 || !zero(p + 1, 7) || !zero(p + 40, 8))
+		return FL_ERR(-FL_EPROTO);
+	m->has_fs = p[0] == 1;
+	m->gen = fl_get_le64(p + 8);
+	m->nvbns = fl_get_le64(p + 16);
+	memcpy(m->fs_uuid, p + 24, 16);
+	if (m->has_fs != (m->gen != 0))
+		return FL_ERR(-FL_EPROTO);
+	return 0;
+}
+
+void mir_begin_encode(uint8_t *p, const struct mir_begin *m)
+{
+	memset(p, 0, 32);
+	p[0] = m->kind;
+	fl_put_le64(p + 8, m->base);
+	fl_put_le64(p + 16, m->target);
+	if (m->kind == MIR_XFER_WALK)
+		memcpy(p + 32, m->fsinfo, MIR_BLOCK);
+	else
+		memset(p + 32, 0, MIR_BLOCK);
+}
+
+int mir_begin_decode(const uint8_t *p, uint32_t len, struct mir_begin *m)
+{
+	if (len != 32 + MIR_BLOCK || !zero(p + 1, 7) || !zero(p + 24, 8))
+		return FL_ERR(-FL_EPROTO);
+	m->kind = p[0];
+	m->base = fl_get_le64(p + 8);
+	m->target = fl_get_le64(p + 16);
+	if ((m->kind != MIR_XFER_CP && m->kind != MIR_XFER_WALK) ||
+	    m->target <= m->base)
+		return FL_ERR(-FL_EPROTO);
+	if (m->kind == MIR_XFER_WALK)
+		memcpy(m->fsinfo, p + 32, MIR_BLOCK);
+	else if (!zero(p + 32, MIR_BLOCK))
+		return FL_ERR(-FL_EPROTO);
+	return 0;
+}
+
+void mir_block_encode(uint8_t *p, const struct mir_block *m)
+{
+	fl_put_le64(p + 0, m->gen);
+	fl_put_le64(p + 8, m->vbn);
+	fl_put_le64(p + 16, m->birth);
+	fl_put_le32(p + 24, m->hint);
+	fl_put_le32(p + 28, 0);
+	memcpy(p + 32, m->data, MIR_BLOCK);
+}
+
+int mir_block_decode(const uint8_t *p, uint32_t len, struct mir_block *m)
+{
+	if (len != 32 + MIR_BLOCK || fl_get_le32(p + 28) != 0)
+		return FL_ERR(-FL_EPROTO);
+	m->gen = fl_get_le64(p);
+	m->vbn = fl_get_le64(p + 8);
+	m->birth = fl_get_le64(p + 16);
+	m->hint = fl_get_le32(p + 24);
+	m->data = p + 32;
+	/* VBN 0 and 1 are the fsinfo slots: never a block of a tree. */
+	if (m->vbn < 2 || m->birth == 0 || m->birth > m->gen)
+		return FL_ERR(-FL_EPROTO);
+	return 0;
+}
+
+void mir_root_encode(uint8_t *p, const struct mir_root *m)
+{
+	fl_put_le64(p, m->gen);
+	memcpy(p + 8, m->fsinfo, MIR_BLOCK);
+}
+
+int mir_root_decode(const uint8_t *p, uint32_t len, struct mir_root *m)
+{
+	if (len != 8 + MIR_BLOCK)
+		return FL_ERR(-FL_EPROTO);
+	m->gen = fl_get_le64(p);
+	m->fsinfo = p + 8;
+	return m->gen == 0 ? FL_ERR(-FL_EPROTO) : 0;
+}
+
+void mir_u64_encode(uint8_t *p, uint64_t v)
+{
+	fl_put_le64(p, v);
+}
+
+int mir_u64_decode(const uint8_t *p, uint32_t len, uint64_t *v)
+{
+	if (len != 8)
+		return FL_ERR(-FL_EPROTO);
+	*v = fl_get_le64(p);
+	return 0;
+}
+
+uint32_t mir_error_encode(uint8_t *p, uint32_t code, const char *text)
+{
+	size_t n = strlen(text);
+
+	if (n > MIR_ERRTEXT_MAX)
+		n = MIR_ERRTEXT_MAX;
+	fl_put_le32(p, code);
+	fl_put_le32(p + 4, (uint32_t)n);
+	memcpy(p + 8, text, n);
+	return 8 + (uint32_t)n;
+}
+
+int mir_error_decode(const uint8_t *p, uint32_t len, struct mir_error *m)
+{
+	if (len < 8)
+		return FL_ERR(-FL_EPROTO);
+	uint32_t n = fl_get_le32(p + 4);
+	if (n > MIR_ERRTEXT_MAX || n != len - 8)
+		return FL_ERR(-FL_EPROTO);
+	m->code = fl_get_le32(p);
+	for (uint32_t i = 0; i < n; i++) {
+		char ch = (char)p[8 + i];
+		m->text[i] = (ch >= 0x20 && ch < 0x7f) ? ch : '?';
+	}
+	m->text[n] = '\0';
+	return 0;
+}
+
+/* ------------------------------------------------------------ links */
+
+int mir_conn_init(struct mir_conn *c, int fd, uint32_t timeout_ms,
+    const volatile bool *stop)
+{
+	memset(c, 0, sizeof(*c));
+	c->fd = fd;
+	c->timeout_ms = timeout_ms;
+	c->stop = stop;
+	c->buf = malloc(MIR_HDR_SIZE + MIR_MAX_PAYLOAD);
+	if (c->buf == NULL)
+		return -ENOMEM;
+	int one = 1;
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	return 0;
+}
+
+void mir_conn_close(struct mir_conn *c)
+{
+	if (c->fd >= 0)
+		close(c->fd);
+	c->fd = -1;
+	free(c->buf);
+	c->buf = NULL;
+}
+
+uint8_t *mir_conn_payload(struct mir_conn *c)
+{
+	return c->buf + MIR_HDR_SIZE;
+}
+
+/* Wait for fd to be ready for ev; 0 ready, -ETIMEDOUT, -ECANCELED. */
+static int wait_fd(struct mir_conn *c, short ev, int total_ms)
+{
+	int waited = 0;
+
+	for (;;) {
+		if (c->stop != NULL && *c->stop)
+			return -ECANCELED;
+		struct pollfd pfd = { .fd = c->fd, .events = ev };
+		int slice = total_ms - waited < 50 ? total_ms - waited : 50;
+		int n = poll(&pfd, 1, slice < 0 ? 0 : slice);
+		if (n > 0)
+			return 0;
+		if (n < 0 && errno != EINTR)
+			return -errno;
+		waited += slice;
+		if (waited >= total_ms)
+			return -ETIMEDOUT;
+	}
+}
+
+static int write_all(struct mir_conn *c, const uint8_t *p, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = send(c->fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n > 0) {
+			p += n;
+			len -= (size_t)n;
+			c->bytes_out += (uint64_t)n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			int rc = wait_fd(c, POLLOUT, (int)c->timeout_ms);
+			if (rc != 0)
+				return rc;
+			continue;
+		}
+		return n < 0 ? -errno : -ECONNRESET;
+	}
+	return 0;
+}
+
+static int read_all(struct mir_conn *c, uint8_t *p, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = recv(c->fd, p, len, MSG_DONTWAIT);
+		if (n > 0) {
+			p += n;
+			len -= (size_t)n;
+			c->bytes_in += (uint64_t)n;
+			continue;
+		}
+		if (n == 0)
+			return -ECONNRESET;
+		if (errno == EINTR)
+			continue;
+		if (errno == EAGAIN || errno == EWOULDBLOCK) {
+			int rc = wait_fd(c, POLLIN, (int)c->timeout_ms);
+			if (rc != 0)
+				return rc;
+			continue;
+		}
+		return -errno;
+	}
+	return 0;
+}
+
+int mir_send_buf(struct mir_conn *c, uint16_t type, uint32_t len)
+{
+	struct mir_hdr h = {
+		.version = MIR_WIRE_VERSION, .type = type, .length = len,
+		.seq = c->seq_out,
+	};
+
+	if (c->fd < 0)
+		return -ENOTCONN;
+	if (len > MIR_MAX_PAYLOAD)
+		return -EINVAL;
+	mir_hdr_encode(c->buf, &h);
+	mir_frame_seal(c->buf, len);
+	int rc = write_all(c, c->buf, MIR_HDR_SIZE + (size_t)len);
+	if (rc == 0)
+		c->seq_out++;
+	return rc;
+}
+
+int mir_send(struct mir_conn *c, uint16_t type, const void *payload,
+    uint32_t len)
+{
+	if (len > MIR_MAX_PAYLOAD || c->buf == NULL)
+		return -EINVAL;
+	if (len > 0)
+		memmove(mir_conn_payload(c), payload, len);
+	return mir_send_buf(c, type, len);
+}
+
+int mir_recv(struct mir_conn *c, struct mir_hdr *h)
+{
+	int rc;
+
+	if (c->fd < 0)
+		return -ENOTCONN;
+	rc = read_all(c, c->buf, MIR_HDR_SIZE);
+	if (rc != 0)
+		return rc;
+	rc = mir_hdr_decode(c->buf, h);
+	if (rc != 0) {
+		fl_warn("mirror", "malformed frame header from peer");
+		return rc;
+	}
+	rc = read_all(c, c->buf + MIR_HDR_SIZE, h->length);
+	if (rc != 0)
+		return rc;
+	if (mir_frame_check(c->buf, h) != 0) {
+		fl_warn("mirror", "frame %s seq %llu: checksum mismatch",
+		    mir_msg_name(h->type), (unsigned long long)h->seq);
+		return FL_ERR(-FL_EPROTO);
+	}
+	if (h->seq != c->seq_in) {
+		fl_warn("mirror", "frame %s: sequence %llu, expected %llu",
+		    mir_msg_name(h->type), (unsigned long long)h->seq,
+		    (unsigned long long)c->seq_in);
+		return FL_ERR(-FL_EPROTO);
+	}
+	c->seq_in++;
+	return 0;
+}
+
+int mir_readable(struct mir_conn *c, int wait_ms)
+{
+	struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
+	int n = poll(&pfd, 1, wait_ms);
+
+	if (n < 0)
+		return errno == EINTR ? 0 : -errno;
+	return n > 0 ? 1 : 0;
+}
+
+void mir_send_error(struct mir_conn *c, int code, const char *fmt, ...)
+{
+	char text[MIR_ERRTEXT_MAX + 1];
+	uint8_t p[8 + MIR_ERRTEXT_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	fl_warn("mirror", "refusing peer: %s", text);
+	uint32_t len = mir_error_encode(p, (uint32_t)(code < 0 ? -code : code),
+	    text);
+	uint32_t saved = c->timeout_ms;
+	c->timeout_ms = 200;
+	(void)mir_send(c, MIR_MSG_ERROR, p, len);
+	c->timeout_ms = saved;
+}
+
+/* -------------------------------------------------------- handshake */
+
+static const char tag_source[] = "filer-mirror S";
+static const char tag_dest[] = "filer-mirror D";
+
+static int mac_of(const uint8_t *key, size_t key_len, const char *tag,
+    const uint8_t id[MIR_ID_SIZE], const uint8_t *n1, const uint8_t *n2,
+    uint8_t out[MIR_MAC_SIZE])
+{
+	uint8_t msg[sizeof(tag_source) + MIR_ID_SIZE + 2 * MIR_NONCE_SIZE];
+	size_t len = 0;
+	unsigned int outlen = 0;
+
+	memcpy(msg, tag, sizeof(tag_source) - 1);
+	len += sizeof(tag_source) - 1;
+	memcpy(msg + len, id, MIR_ID_SIZE);
+	len += MIR_ID_SIZE;
+	memcpy(msg + len, n1, MIR_NONCE_SIZE);
+	len += MIR_NONCE_SIZE;
+	if (n2 != NULL) {
+		memcpy(msg + len, n2, MIR_NONCE_SIZE);
+		len += MIR_NONCE_SIZE;
+	}
+	if (HMAC(EVP_sha256(), key, (int)key_len, msg, len, out,
+	    &outlen) == NULL || outlen != MIR_MAC_SIZE)
+		return -EIO;
+	return 0;
+}
+
+/* Receive a frame of the wanted type; an ERROR becomes its code. */
+static int recv_type(struct mir_conn *c, uint16_t want, struct mir_hdr *h)
+{
+	int rc = mir_recv(c, h);
+
+	if (rc != 0)
+		return rc;
+	if (h->type == MIR_MSG_ERROR) {
+		struct mir_error e;
+		if (mir_error_decode(mir_conn_payload(c), h->length, &e) != 0)
+			return FL_ERR(-FL_EPROTO);
+		fl_warn("mirror", "peer refused: %s (code %u)", e.text, e.code);
+		return e.code > 0 && e.code < 100000 ? -(int)e.code :
+		    -ECONNREFUSED;
+	}
+	if (h->type != want) {
+		fl_warn("mirror", "expected %s, peer sent %s",
+		    mir_msg_name(want), mir_msg_name(h->type));
+		return FL_ERR(-FL_EPROTO);
+	}
+	return 0;
+}
+
+int mir_handshake_source(struct mir_conn *c, const struct mir_peer_cfg *p,
+    struct mir_status_msg *st)
+{
+	struct mir_hello hello = { .vmin = MIR_WIRE_VERSION,
+	    .vmax = MIR_WIRE_VERSION, .side = MIR_SIDE_SOURCE };
+	uint8_t buf[64], nonce_d[MIR_NONCE_SIZE];
+	struct mir_response resp;
+	struct mir_hdr h;
+	int rc;
+
+	memcpy(hello.id, p->id, MIR_ID_SIZE);
+	mir_hello_encode(buf, &hello);
+	rc = mir_send(c, MIR_MSG_HELLO, buf, 32);
+	if (rc == 0)
+		rc = recv_type(c, MIR_MSG_CHALLENGE, &h);
+	if (rc != 0)
+		return rc;
+	memcpy(nonce_d, mir_conn_payload(c), MIR_NONCE_SIZE);
+	rc = fl_random_bytes(resp.nonce, MIR_NONCE_SIZE);
+	if (rc == 0)
+		rc = mac_of(p->key, p->key_len, tag_source, p->id, nonce_d,
+		    NULL, resp.mac);
+	if (rc != 0)
+		return rc;
+	mir_response_encode(buf, &resp);
+	rc = mir_send(c, MIR_MSG_RESPONSE, buf, 64);
+	if (rc == 0)
+		rc = recv_type(c, MIR_MSG_PROOF, &h);
+	if (rc != 0)
+		return rc;
+	uint8_t want[MIR_MAC_SIZE];
+	rc = mac_of(p->key, p->key_len, tag_dest, p->id, resp.nonce, nonce_d,
+	    want);
+	if (rc != 0)
+		return rc;
+	if (CRYPTO_memcmp(want, mir_conn_payload(c), MIR_MAC_SIZE) != 0) {
+		fl_warn("mirror", "destination failed to prove the relationship "
+		    "key: refused");
+		return -EACCES;
+	}
+	rc = recv_type(c, MIR_MSG_STATUS, &h);
+	if (rc == 0)
+		rc = mir_status_decode(mir_conn_payload(c), h.length, st);
+	return rc;
+}
+
+int mir_handshake_dest(struct mir_conn *c, mir_key_lookup_fn *lookup,
+    void *arg, uint8_t id_out[MIR_ID_SIZE])
+{
+	struct mir_hello hello;
+	struct mir_response resp;
+	uint8_t nonce_d[MIR_NONCE_SIZE], want[MIR_MAC_SIZE];
+	const uint8_t *key = NULL;
+	size_t key_len = 0;
+	struct mir_hdr h;
+	int rc;
+
+	rc = recv_type(c, MIR_MSG_HELLO, &h);
+	if (rc == 0)
+		rc = mir_hello_decode(mir_conn_payload(c), h.length, &hello);
+	if (rc != 0)
+		return rc;
+	if (hello.side != MIR_SIDE_SOURCE || hello.vmin > MIR_WIRE_VERSION ||
+	    hello.vmax < MIR_WIRE_VERSION) {
+		mir_send_error(c, FL_EPROTO, "unsupported side or version "
+		    "%u..%u", hello.vmin, hello.vmax);
+		return FL_ERR(-FL_EPROTO);
+	}
+	if (lookup(arg, hello.id, &key, &key_len) != 0) {
+		char hex[2 * MIR_ID_SIZE + 1];
+		for (unsigned i = 0; i < MIR_ID_SIZE; i++)
+			snprintf(hex + 2 * i, 3, "%02x", hello.id[i]);
+		mir_send_error(c, ENOENT, "unknown relationship %s", hex);
+		return -ENOENT;
+	}
+	rc = fl_random_bytes(nonce_d, sizeof(nonce_d));
+	if (rc == 0)
+		rc = mir_send(c, MIR_MSG_CHALLENGE, nonce_d, sizeof(nonce_d));
+	if (rc == 0)
+		rc = recv_type(c, MIR_MSG_RESPONSE, &h);
+	if (rc == 0)
+		rc = mir_response_decode(mir_conn_payload(c), h.length, &resp);
+	if (rc == 0)
+		rc = mac_of(key, key_len, tag_source, hello.id, nonce_d, NULL,
+		    want);
+	if (rc != 0)
+		return rc;
+	if (CRYPTO_memcmp(want, resp.mac, MIR_MAC_SIZE) != 0) {
+		mir_send_error(c, EACCES, "authentication failed (wrong key)");
+		return -EACCES;
+	}
+	rc = mac_of(key, key_len, tag_dest, hello.id, resp.nonce, nonce_d,
+	    want);
+	if (rc == 0)
+		rc = mir_send(c, MIR_MSG_PROOF, want, MIR_MAC_SIZE);
+	if (rc == 0)
+		memcpy(id_out, hello.id, MIR_ID_SIZE);
+	return rc;
+}
+
+/* -------------------------------------------------------------- TCP */
+
+int mir_tcp_listen(const char *host, uint16_t port, uint16_t *bound_port)
+{
+	struct addrinfo hints = { .ai_family = AF_UNSPEC,
+	    .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE |
+	    AI_NUMERICSERV };
+	struct addrinfo *ai = NULL;
+	char ps[8];
+	int fd = -1, rc;
+
+	snprintf(ps, sizeof(ps), "%u", port);
+	rc = getaddrinfo(host, ps, &hints, &ai);
+	if (rc != 0)
+		return -EINVAL;
+	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		rc = -errno;
+		goto out;
+	}
+	int one = 1;
+	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 ||
+	    listen(fd, 8) != 0) {
+		rc = -errno;
+		goto out;
+	}
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	if (getsockname(fd, (struct sockaddr *)&ss, &sl) != 0) {
+		rc = -errno;
+		goto out;
+	}
+	*bound_port = ss.ss_family == AF_INET6 ?
+	    ntohs(((struct sockaddr_in6 *)&ss)->sin6_port) :
+	    ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	rc = 0;
+out:
+	if (ai != NULL)
+		freeaddrinfo(ai);
+	if (rc != 0 && fd >= 0)
+		close(fd);
+	return rc == 0 ? fd : rc;
+}
+
+int mir_tcp_connect(const char *host, uint16_t port, uint32_t timeout_ms)
+{
+	struct addrinfo hints = { .ai_family = AF_UNSPEC,
+	    .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV };
+	struct addrinfo *ai = NULL;
+	char ps[8];
+	int fd, rc;
+
+	snprintf(ps, sizeof(ps), "%u", port);
+	if (getaddrinfo(host, ps, &hints, &ai) != 0)
+		return -EHOSTUNREACH;
+	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
+	    0);
+	if (fd < 0) {
+		rc = -errno;
+		goto out;
+	}
+	rc = connect(fd, ai->ai_addr, ai->ai_addrlen);
+	if (rc != 0 && errno == EINPROGRESS) {
+		struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+		int err = 0;
+		socklen_t el = sizeof(err);
+		if (poll(&pfd, 1, (int)timeout_ms) != 1) {
+			rc = -ETIMEDOUT;
+			goto out;
+		}
+		(void)getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el);
+		rc = -err;
+	} else if (rc != 0) {
+		rc = -errno;
+	}
+out:
+	if (ai != NULL)
+		freeaddrinfo(ai);
+	if (rc != 0 && fd >= 0)
+		close(fd);
+	return rc == 0 ? fd : rc;
+}

@@ -1,0 +1,226 @@
+/*
+ * mirror/wire.h: the mirror's wire format, defined once (STYLE.md 5).
+ *
+ * Every message is one frame: a fixed 32-byte header, then `length` bytes
+ * of payload.  All integers are little-endian and encoded field by field;
+ * nothing is ever copied to or from the socket as a struct.
+ *
+ * ---------------------------------------------------------------------
+ * Frame header (32 bytes)
+ *   off size  field
+ *     0    4  magic     "FLMR"
+ *     4    2  version   MIR_WIRE_VERSION (1)
+ *     6    2  type      enum mir_msg_type
+ *     8    4  flags     0 (reserved; a non-zero value is refused)
+ *    12    4  length    payload bytes, <= the type's bound (table below)
+ *    16    8  seq       0, 1, 2 ... per direction and connection
+ *    24    4  crc32c    of the header (this field zero) and the payload
+ *    28    4  reserved  0
+ * A frame with a bad magic, version, type, flags, length, sequence number
+ * or checksum is a protocol error: the connection is closed and nothing
+ * that frame carried is used.
+ *
+ * ---------------------------------------------------------------------
+ * Payloads (type, direction, exact length; layouts in docs/mirror.md)
+ *   HELLO      S->D   32  version_min 2, version_max 2, side 1, pad 3,
+ *                         pad 8, relationship id 16
+ *   CHALLENGE  D->S   32  nonce_d 32
+ *   RESPONSE   S->D   64  mac_s 32 = HMAC(key, "filer-mirror S" id nonce_d),
+ *                         nonce_s 32
+ *   PROOF      D->S   32  mac_d 32 = HMAC(key, "filer-mirror D" id nonce_s
+ *                         nonce_d)
+ *   STATUS     D->S   48  has_fs 1, pad 7, generation 8, nvbns 8,
+ *                         fs_uuid 16, pad 8
+ *   BEGIN      S->D 4128  kind 1, pad 7, base 8, target 8, pad 8,
+ *                         fsinfo 4096 (walk: the target's root; cp: zero)
+ *   BLOCK      S->D 4128  gen 8, vbn 8, birth 8, hint 4, pad 4, data 4096
+ *   ROOT       S->D 4104  gen 8, fsinfo 4096
+ *   ACK        D->S    8  generation durable and served on the destination
+ *   ABORT      S->D    8  target of the transfer the source gives up
+ *   ERROR      both  8..264  code 4, text length 4, text (no NUL)
+ */
+#ifndef FILER_MIRROR_WIRE_H
+#define FILER_MIRROR_WIRE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define MIR_WIRE_MAGIC		0x524d4c46u	/* "FLMR" little-endian */
+#define MIR_WIRE_VERSION	1u
+#define MIR_HDR_SIZE		32u
+#define MIR_MAX_PAYLOAD		(4u << 20)	/* any frame, any version */
+#define MIR_ID_SIZE		16u
+#define MIR_NONCE_SIZE		32u
+#define MIR_MAC_SIZE		32u
+#define MIR_KEY_MIN		16u
+#define MIR_KEY_MAX		64u
+#define MIR_BLOCK		4096u
+#define MIR_ERRTEXT_MAX		256u
+
+enum mir_msg_type {
+	MIR_MSG_HELLO = 1,
+	MIR_MSG_CHALLENGE,
+	MIR_MSG_RESPONSE,
+	MIR_MSG_PROOF,
+	MIR_MSG_STATUS,
+	MIR_MSG_BEGIN,
+	MIR_MSG_BLOCK,
+	MIR_MSG_ROOT,
+	MIR_MSG_ACK,
+	MIR_MSG_ABORT,
+	MIR_MSG_ERROR,
+	MIR_MSG_LAST = MIR_MSG_ERROR,
+};
+
+enum mir_side { MIR_SIDE_SOURCE = 1, MIR_SIDE_DEST = 2 };
+enum mir_xfer_kind { MIR_XFER_CP = 1, MIR_XFER_WALK = 2 };
+
+struct mir_hdr {
+	uint16_t version;
+	uint16_t type;
+	uint32_t flags;
+	uint32_t length;
+	uint64_t seq;
+	uint32_t crc;
+};
+
+struct mir_hello {
+	uint16_t vmin, vmax;
+	uint8_t side;
+	uint8_t id[MIR_ID_SIZE];
+};
+struct mir_response {
+	uint8_t mac[MIR_MAC_SIZE];
+	uint8_t nonce[MIR_NONCE_SIZE];
+};
+struct mir_status_msg {
+	bool has_fs;
+	uint64_t gen;
+	uint64_t nvbns;
+	uint8_t fs_uuid[16];
+};
+struct mir_begin {
+	uint8_t kind;
+	uint64_t base, target;
+	uint8_t fsinfo[MIR_BLOCK];	/* walk only */
+};
+/* BLOCK and ROOT decode in place: data points into the payload
+ * (borrowed for the life of the frame buffer). */
+struct mir_block {
+	uint64_t gen, vbn, birth;
+	uint32_t hint;
+	const uint8_t *data;
+};
+struct mir_root {
+	uint64_t gen;
+	const uint8_t *fsinfo;
+};
+struct mir_error {
+	uint32_t code;
+	char text[MIR_ERRTEXT_MAX + 1];
+};
+
+/* Exact payload size of a type, or for ERROR its bounds.  0 if unknown. */
+uint32_t mir_payload_min(uint16_t type);
+uint32_t mir_payload_max(uint16_t type);
+const char *mir_msg_name(uint16_t type);
+
+/* Header: encode fills every field but crc; mir_frame_seal computes it
+ * over header and payload (which follows the header in one buffer). */
+void mir_hdr_encode(uint8_t *p, const struct mir_hdr *h);
+/* Decode and bound-check a header (magic, version, type, flags, length
+ * against the type's bounds).  -FL_EPROTO on anything wrong. */
+int mir_hdr_decode(const uint8_t *p, struct mir_hdr *h);
+void mir_frame_seal(uint8_t *frame, uint32_t payload_len);
+/* Checksum of a received frame (header + payload in one buffer). */
+int mir_frame_check(const uint8_t *frame, const struct mir_hdr *h);
+
+/* Payload encoders write exactly mir_payload_min(type) bytes (ERROR: the
+ * returned length); decoders check the length and every field. */
+void mir_hello_encode(uint8_t *p, const struct mir_hello *m);
+int mir_hello_decode(const uint8_t *p, uint32_t len, struct mir_hello *m);
+void mir_response_encode(uint8_t *p, const struct mir_response *m);
+int mir_response_decode(const uint8_t *p, uint32_t len,
+    struct mir_response *m);
+void mir_status_encode(uint8_t *p, const struct mir_status_msg *m);
+int mir_status_decode(const uint8_t *p, uint32_t len,
+    struct mir_status_msg *m);
+void mir_begin_encode(uint8_t *p, const struct mir_begin *m);
+int mir_begin_decode(const uint8_t *p, uint32_t len, struct mir_begin *m);
+void mir_block_encode(uint8_t *p, const struct mir_block *m);
+int mir_block_decode(const uint8_t *p, uint32_t len, struct mir_block *m);
+void mir_root_encode(uint8_t *p, const struct mir_root *m);
+int mir_root_decode(const uint8_t *p, uint32_t len, struct mir_root *m);
+void mir_u64_encode(uint8_t *p, uint64_t v);	/* ACK, ABORT */
+int mir_u64_decode(const uint8_t *p, uint32_t len, uint64_t *v);
+uint32_t mir_error_encode(uint8_t *p, uint32_t code, const char *text);
+int mir_error_decode(const uint8_t *p, uint32_t len, struct mir_error *m);
+
+/* ------------------------------------------------------------ links */
+
+/*
+ * A connection: a socket, a send buffer and the two sequence counters.
+ * Reads and writes wait at most timeout_ms each (then -ETIMEDOUT); a
+ * stop flag, when set, ends waits early (-ECANCELED).
+ */
+struct mir_conn {
+	int fd;
+	uint64_t seq_out, seq_in;
+	uint8_t *buf;			/* MIR_HDR_SIZE + MIR_MAX_PAYLOAD */
+	uint32_t timeout_ms;
+	const volatile bool *stop;
+	uint64_t bytes_out, bytes_in;
+};
+
+int mir_conn_init(struct mir_conn *c, int fd, uint32_t timeout_ms,
+    const volatile bool *stop);
+void mir_conn_close(struct mir_conn *c);
+/* Send one frame of type with payload (len bytes, may be NULL if 0). */
+int mir_send(struct mir_conn *c, uint16_t type, const void *payload,
+    uint32_t len);
+/* Send a frame whose payload the caller encoded into mir_conn_payload(). */
+int mir_send_buf(struct mir_conn *c, uint16_t type, uint32_t len);
+uint8_t *mir_conn_payload(struct mir_conn *c);
+/*
+ * Receive one frame.  On success *h is its header and the payload is at
+ * mir_conn_payload(c) (borrowed until the next receive).  -FL_EPROTO for
+ * a malformed frame, -ECONNRESET at end of stream.
+ */
+int mir_recv(struct mir_conn *c, struct mir_hdr *h);
+/* Is a frame (or end of stream) waiting?  1 yes, 0 no, <0 error. */
+int mir_readable(struct mir_conn *c, int wait_ms);
+
+/* Send ERROR (best effort) and log it. */
+void mir_send_error(struct mir_conn *c, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* ------------------------------------------------------ handshake */
+
+struct mir_peer_cfg {
+	uint8_t id[MIR_ID_SIZE];
+	const uint8_t *key;
+	size_t key_len;
+};
+/*
+ * The source's half: HELLO, answer the CHALLENGE, check the PROOF, read
+ * STATUS.  -EACCES if the destination cannot prove the key, -FL_EPROTO on
+ * anything malformed, or the negative of the code of an ERROR received.
+ */
+int mir_handshake_source(struct mir_conn *c, const struct mir_peer_cfg *p,
+    struct mir_status_msg *st);
+/*
+ * The destination's half up to the PROOF: lookup maps the relationship id
+ * of the HELLO to its key (0, or -ENOENT: refused and logged).  Returns the
+ * index lookup chose in *which.
+ */
+typedef int mir_key_lookup_fn(void *arg, const uint8_t id[MIR_ID_SIZE],
+    const uint8_t **key, size_t *key_len);
+int mir_handshake_dest(struct mir_conn *c, mir_key_lookup_fn *lookup,
+    void *arg, uint8_t id_out[MIR_ID_SIZE]);
+
+/* TCP helpers (127.0.0.1 or any IPv4/IPv6 literal or name). */
+int mir_tcp_listen(const char *host, uint16_t port, uint16_t *bound_port);
+int mir_tcp_connect(const char *host, uint16_t port, uint32_t timeout_ms);
+
+#endif
