@@ -485,8 +485,9 @@ static int send_item(struct mir_source *s, struct mir_conn *c,
 	/* The root: hold it before the destination can serve it (M1). */
 	while (s->nholds >= MAX_OWN_HOLDS && rc == 0 && !s->stop)
 		rc = drain_acks(s, c, 100);
-	if (rc == 0)
-		rc = hold(s, q->gen);
+	if (rc != 0)
+		return rc;
+	rc = hold(s, q->gen);
 	if (rc != 0) {
 		uint8_t p[8];
 		mir_u64_encode(p, q->gen);

@@ -1,0 +1,266 @@
+/*
+ * tests/mirror/test_mirror_link.c: the link goes away.  A catch-up sends
+ * exactly the blocks born after the destination's generation (counted
+ * against a birth walk of the source), snapshots made while the link was
+ * down included; a proxy cuts the connection at random byte offsets (at
+ * least 50 times, seeded) while CPs go on: the replica only moves forward,
+ * ends equal to the source, and both check clean.
+ */
+#include <poll.h>
+#include <pthread.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "common/util.h"
+#include "mirror/wire.h"
+#include "tests/mirror/tm.h"
+
+static int count_cb(void *arg, uint64_t vbn, uint64_t birth,
+    const void *data)
+{
+	(*(uint64_t *)arg)++;
+	return 0;
+}
+
+static void wait_state(struct tm_pair *p, enum mir_state want)
+{
+	struct mir_source_stats ss;
+
+	for (int i = 0; i < 500; i++) {
+		mir_source_stats(p->ms, &ss);
+		if (ss.state == want)
+			return;
+		usleep(10000);
+	}
+	fail_msg("source never reached state %s", mir_state_name(want));
+}
+
+static void test_catch_up_sends_only_new_blocks(void **state)
+{
+	struct tm_pair *p = tm_pair_new();
+	const uint32_t big = 2 << 20;
+	uint8_t *a = malloc(big);
+
+	struct wafl_obj f = tm_file(p->src->v, "big");
+	tl_fill_pattern(a, big, 5);
+	for (uint32_t off = 0; off < big; off += WAFL_WRITE_MAX)
+		tm_write(p->src->v, &f, off, a + off, WAFL_WRITE_MAX);
+	assert_int_equal(wafl_sync(p->src->v), 0);
+	tm_dest_start(p);
+	tm_source_start(p);
+	assert_int_equal(mir_source_wait(p->ms, 0, 20000), 0);
+	struct mir_source_stats s0;
+	mir_source_stats(p->ms, &s0);
+	assert_true(s0.blocks_sent_walk >= big / 4096);
+
+	/* The link is down while CPs change 8 KiB each and a snapshot
+	 * is taken. */
+	mir_source_quiesce(p->ms);
+	wait_state(p, MIR_QUIESCED);
+	uint64_t d = wafl_generation(mir_dest_volume(p->md));
+	for (int i = 0; i < 7; i++) {
+		tl_fill_pattern(a, 8192, (uint64_t)i + 50);
+		tm_write(p->src->v, &f, (uint64_t)i * 65536, a, 8192);
+		assert_int_equal(wafl_sync(p->src->v), 0);
+		if (i == 3)
+			assert_int_equal(wafl_snap_create(p->src->v, "down",
+			    NULL), 0);
+	}
+	uint64_t g = wafl_generation(p->src->v);
+	assert_int_equal(wafl_generation(mir_dest_volume(p->md)), d);
+
+	mir_source_resume(p->ms);
+	assert_int_equal(mir_source_wait(p->ms, g, 20000), 0);
+	struct mir_source_stats s1;
+	mir_source_stats(p->ms, &s1);
+	uint64_t sent = s1.blocks_sent_walk - s0.blocks_sent_walk;
+	/* What changed: blocks of the newest root born after d (the walk
+	 * may go in two steps to keep M2; the first step's target is
+	 * retained and its changed blocks are a subset of these plus those
+	 * the second step replaced). */
+	uint64_t changed = 0;
+	assert_int_equal(wafl_birth_walk(p->src->v, g, d, count_cb, &changed),
+	    0);
+	fprintf(stderr, "catch-up %llu -> %llu: %llu blocks sent in %llu "
+	    "transfers, %llu blocks of the newest root born after %llu; file "
+	    "holds %u blocks\n", (unsigned long long)d, (unsigned long long)g,
+	    (unsigned long long)sent,
+	    (unsigned long long)(s1.transfers_walk - s0.transfers_walk),
+	    (unsigned long long)changed, (unsigned long long)d, big / 4096);
+	assert_true(sent >= changed);
+	assert_true(sent < 3 * changed + 64);
+	assert_true(sent < big / 4096 / 4);
+	/* The last transfer sent exactly what its birth walk names, plus
+	 * snapshot blocks the active tree no longer holds. */
+	uint64_t last = 0;
+	assert_int_equal(wafl_birth_walk(p->src->v, s1.last_walk_target,
+	    s1.last_walk_base, count_cb, &last), 0);
+	assert_true(s1.last_walk_blocks >= last);
+
+	tm_tree_equal(p->src->v, mir_dest_volume(p->md));
+	tm_snap_equal(p->src->v, mir_dest_volume(p->md), "down");
+	struct mir_dest_stats ds;
+	mir_dest_stats(p->md, &ds);
+	assert_int_equal(ds.rejects, 0);
+	assert_int_equal(ds.mirror_reads, 0);
+	mir_source_stop(p->ms);
+	p->ms = NULL;
+	tm_check_clean(mir_dest_volume(p->md), "replica");
+	tm_check_clean(p->src->v, "source");
+	free(a);
+	tm_pair_free(p);
+}
+
+/* ------------------------------------------------------------ proxy */
+
+struct proxy {
+	int lfd;
+	uint16_t port;
+	uint16_t to;
+	uint64_t seed;
+	volatile bool stop;
+	volatile bool no_cuts;
+	uint64_t cuts, conns;
+	pthread_t t;
+};
+
+/* Forward one connection until the cut point (bytes from the source). */
+static void proxy_conn(struct proxy *px, int a)
+{
+	int b = mir_tcp_connect("127.0.0.1", px->to, 2000);
+	uint64_t cut = 1 + tl_rand_below(&px->seed, 400000), fwd = 0;
+	static uint8_t buf[65536];
+
+	if (b < 0) {
+		close(a);
+		return;
+	}
+	px->conns++;
+	while (!px->stop) {
+		struct pollfd pf[2] = { { .fd = a, .events = POLLIN },
+		    { .fd = b, .events = POLLIN } };
+		if (poll(pf, 2, 50) <= 0)
+			continue;
+		if (pf[0].revents) {
+			size_t want = sizeof(buf);
+			if (!px->no_cuts && cut - fwd < want)
+				want = (size_t)(cut - fwd);
+			ssize_t n = recv(a, buf, want, 0);
+			if (n <= 0 || send(b, buf, (size_t)n, MSG_NOSIGNAL) != n)
+				break;
+			fwd += (uint64_t)n;
+			if (!px->no_cuts && fwd >= cut) {
+				px->cuts++;
+				break;
+			}
+		}
+		if (pf[1].revents) {
+			ssize_t n = recv(b, buf, sizeof(buf), 0);
+			if (n <= 0 || send(a, buf, (size_t)n, MSG_NOSIGNAL) != n)
+				break;
+		}
+	}
+	shutdown(a, SHUT_RDWR);
+	shutdown(b, SHUT_RDWR);
+	close(a);
+	close(b);
+}
+
+static void *proxy_main(void *arg)
+{
+	struct proxy *px = arg;
+
+	while (!px->stop) {
+		struct pollfd pf = { .fd = px->lfd, .events = POLLIN };
+		if (poll(&pf, 1, 50) <= 0)
+			continue;
+		int a = accept(px->lfd, NULL, NULL);
+		if (a >= 0)
+			proxy_conn(px, a);
+	}
+	return NULL;
+}
+
+static void test_link_cuts(void **state)
+{
+	struct tm_pair *p = tm_pair_new();
+	struct proxy px = { .seed = 0x5eed };
+	uint8_t buf[16384];
+	struct wafl_obj f[4];
+
+	for (int i = 0; i < 4; i++) {
+		char name[32];
+		snprintf(name, sizeof(name), "cut-%d", i);
+		f[i] = tm_file(p->src->v, name);
+	}
+	assert_int_equal(wafl_sync(p->src->v), 0);
+	tm_dest_start(p);
+	int fd = mir_tcp_listen("127.0.0.1", 0, &px.port);
+	assert_true(fd >= 0);
+	px.lfd = fd;
+	px.to = p->port;
+	assert_int_equal(pthread_create(&px.t, NULL, proxy_main, &px), 0);
+	tm_source_start_opts(p, MIR_SYNC, px.port, 5, 0);
+
+	uint64_t last_gen = 0, seed = 99;
+	uint64_t t0 = fl_now_mono_ns();
+	int i;
+	for (i = 0; i < 3000 && px.cuts < 60; i++) {
+		int k = (int)tl_rand_below(&seed, 4);
+		tl_fill_random(buf, sizeof(buf), &seed);
+		tm_write(p->src->v, &f[k], tl_rand_below(&seed, 64) * 4096,
+		    buf, (uint32_t)(4096 * (1 + tl_rand_below(&seed, 4))));
+		if (i % 25 == 0) {
+			char name[32];
+			snprintf(name, sizeof(name), "extra-%d", i);
+			(void)tm_file(p->src->v, name);
+		}
+		assert_int_equal(wafl_sync(p->src->v), 0);
+		wafl_vol_t *rv = mir_dest_volume(p->md);
+		if (rv != NULL) {
+			uint64_t g = wafl_generation(rv);
+			assert_true(g >= last_gen);	/* never goes back */
+			last_gen = g;
+		}
+		usleep(1000);
+		if (fl_now_mono_ns() - t0 > 40ull * 1000000000ull)
+			break;
+	}
+	px.no_cuts = true;
+	assert_int_equal(mir_source_wait(p->ms, 0, 30000), 0);
+	struct mir_source_stats ss;
+	struct mir_dest_stats ds;
+	mir_source_stats(p->ms, &ss);
+	mir_dest_stats(p->md, &ds);
+	fprintf(stderr, "link cuts: %llu cuts over %llu connections, %d CPs; "
+	    "source: %llu CP transfers, %llu walks (%llu blocks), %llu CP "
+	    "blocks; destination: %llu transfers adopted, %llu rejects, "
+	    "mirror-path reads %llu\n",
+	    (unsigned long long)px.cuts, (unsigned long long)px.conns, i,
+	    (unsigned long long)ss.transfers_cp,
+	    (unsigned long long)ss.transfers_walk,
+	    (unsigned long long)ss.blocks_sent_walk,
+	    (unsigned long long)ss.blocks_sent_cp,
+	    (unsigned long long)ds.transfers, (unsigned long long)ds.rejects,
+	    (unsigned long long)ds.mirror_reads);
+	assert_true(px.cuts >= 50);
+	assert_int_equal(ds.mirror_reads, 0);
+	mir_source_stop(p->ms);
+	p->ms = NULL;
+	px.stop = true;
+	pthread_join(px.t, NULL);
+	close(px.lfd);
+	tm_tree_equal(p->src->v, mir_dest_volume(p->md));
+	tm_check_clean(mir_dest_volume(p->md), "replica");
+	tm_check_clean(p->src->v, "source");
+	tm_pair_free(p);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_catch_up_sends_only_new_blocks),
+		cmocka_unit_test(test_link_cuts),
+	};
+	return cmocka_run_group_tests_name("mirror link", tests, NULL, NULL);
+}
