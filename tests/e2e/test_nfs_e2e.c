@@ -16,8 +16,8 @@
  *   kill9              kill -9 while clients write FILE_SYNC, UNSTABLE +
  *                      COMMIT and make metadata changes: after the restart
  *                      every acknowledged operation is there, the write
- *                      verifier changed, a saved handle still works,
- *                      filerctl check is clean
+ *                      verifier changed, a saved handle still works
+ *                      (TCP and UDP), filerctl check is clean
  *   export_rules       denied host (rule for 127.0.0.2, calls from
  *                      127.0.0.1), rules changed while filerd runs, ro
  *                      export (NFS3ERR_ROFS), export removed, SIGHUP
@@ -672,6 +672,7 @@ static void *writer_main(void *arg)
 	if (nfs == NULL)
 		return NULL;
 	nfs_set_autoreconnect(nfs, 0);		/* fail fast at the kill */
+	/* O_SYNC: libnfs sends every WRITE with stable = FILE_SYNC. */
 	if (w->kind == K_FILESYNC &&
 	    nfs_open(nfs, "/sync", O_RDWR | O_SYNC, &fh) != 0)
 		goto out;
@@ -793,6 +794,19 @@ static void test_kill9(void **state)
 	assert_int_equal(raw_write(t, &hraw, REC, b, REC, 0, verf2,
 	    &committed), 0);
 	assert_memory_not_equal(verf1, verf2, 8);
+	/* The saved handle over UDP too. */
+	{
+		static struct xb x;
+		static struct th_reply rp;
+		int fd = th_udp();
+
+		xb_call(&x, raw_xid++, TH_NFS_PROG, 3, 1, 0, 0);
+		xb_fh(&x, &hsync);
+		th_rpc_udp(fd, t->nfs_port, &x, &rp);
+		close(fd);
+		assert_int_equal(rp.stat, 0);
+		assert_int_equal(rd_u32(&rp.r), 0);
+	}
 
 	nfs = cl_mount(t, VOL_PATH);
 	assert_int_equal(nfs_open(nfs, "/raw", O_RDONLY, &fh), 0);
