@@ -23,6 +23,11 @@
  *                      export (NFS3ERR_ROFS), export removed, SIGHUP
  *   snapshot           .snapshot/NAME after filerctl snap create, through
  *                      libnfs and nfs-cat, read-only
+ *   service_changes    vol offline/online (export gone, then the old handle
+ *                      works again), nfs_port changed while running, a
+ *                      port taken by another program (kept serving on the
+ *                      old one; at startup: NFS comes up with the next
+ *                      settings change)
  *
  * Traffic stays on 127.0.0.0/8; every loop and wait is bounded; a test
  * that fails still kills its filerd (teardown).
@@ -989,6 +994,93 @@ static void test_snapshot(void **state)
 	daemon_stop_clean(t);
 }
 
+/* ------------------------------------------- the service follows filerd */
+
+static bool port_answers(uint16_t port)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+	    .sin_port = htons(port) };
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	bool ok;
+
+	assert_true(fd >= 0);
+	inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+	ok = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+	close(fd);
+	return ok;
+}
+
+static void set_port(struct e2e *t, const char *key, uint16_t port)
+{
+	char v[16];
+
+	snprintf(v, sizeof(v), "%u", port);
+	free(ta_ctl_expect(0, t->home, "config", "set", key, v, NULL));
+}
+
+static void test_service_changes(void **state)
+{
+	struct e2e *t = *state;
+	struct nfs_context *nfs;
+	struct nfsfh *fh;
+	struct th_fh h;
+	struct th_fattr a;
+	int hold[2], spare[2];
+	char *js;
+
+	export_open(t);
+	ta_daemon_start(&t->d, t->home);
+	nfs = cl_mount(t, VOL_PATH);
+	assert_int_equal(nfs_creat(nfs, "/f", 0644, &fh), 0);
+	assert_int_equal(nfs_close(nfs, fh), 0);
+	nfs_destroy_context(nfs);
+	raw_handle(t, "f", &h);
+
+	/* A volume going offline takes its export along; back online, the
+	 * old handle works again (the key lives in the file system). */
+	free(ta_ctl_expect(0, t->home, "vol", "offline", "vol0", NULL));
+	assert_int_equal(raw_getattr(t, &h, &a), 10001);	/* BADHANDLE */
+	assert_int_equal(raw_mnt_from(t, "127.0.0.1", VOL_PATH), 2);
+	free(ta_ctl_expect(0, t->home, "vol", "online", "vol0", NULL));
+	assert_int_equal(raw_getattr(t, &h, &a), 0);
+
+	/* New ports: the server moves (the handle still works there). */
+	uint16_t old_nfs = t->nfs_port;
+	t->nfs_port = free_port(spare);
+	close(spare[0]);
+	close(spare[1]);
+	set_port(t, "nfs_port", t->nfs_port);
+	assert_false(port_answers(old_nfs));
+	assert_int_equal(raw_getattr(t, &h, &a), 0);
+	nfs = cl_mount(t, VOL_PATH);
+	nfs_destroy_context(nfs);
+
+	/* A port held by someone else: the setting is stored, the server
+	 * stays where it was and says why. */
+	uint16_t taken = free_port(hold);
+	assert_int_equal(listen(hold[0], 4), 0);
+	set_port(t, "nfs_port", taken);
+	assert_int_equal(raw_getattr(t, &h, &a), 0);
+	js = ta_ctl_expect(0, t->home, "--json", "events", NULL);
+	assert_non_null(strstr(js, "\"service.failed\""));
+	free(js);
+
+	/* Taken at startup: filerd serves the rest and NFS comes up with
+	 * the next settings change once the port is free. */
+	daemon_stop_clean(t);
+	ta_daemon_start(&t->d, t->home);
+	assert_true(port_answers(taken));		/* our socket */
+	close(hold[0]);
+	close(hold[1]);
+	t->nfs_port = taken;
+	assert_false(port_answers(taken));
+	free(ta_ctl_expect(0, t->home, "config", "set", "nfs_threads", "4",
+	    NULL));
+	assert_true(port_answers(taken));
+	assert_int_equal(raw_getattr(t, &h, &a), 0);
+	daemon_stop_clean(t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1000,6 +1092,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_export_rules, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_snapshot, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_service_changes, setup,
+		    teardown),
 	};
 
 	ta_init();
