@@ -255,18 +255,21 @@ int wafl_replica_advance(wafl_vol_t *v, uint64_t *gen)
 		return rc;
 	}
 	pthread_rwlock_wrlock(&v->cp_lock);
+	pthread_mutex_lock(&v->icache_lock);
 	v->fsi = nf;
 	v->ifile = rb.inodefile;
 	v->ifile_wn->di = rb.inodefile;
 	v->bitmap_wn->di = bm;
 	v->snaptab_wn->di = st;
 	v->summary_wn->di = sm;
+	pthread_mutex_unlock(&v->icache_lock);
 	v->blocks_used = rb.blocks_used;
 	v->inodes_used = rb.inodes_used;
 	v->next_ino = rb.next_ino;
-	/* Inodes of the old tree go; cached blocks are keyed by birth and
-	 * checksum, so an old block at a reused VBN is never served. */
-	wnode_trim(v, true);
+	/* Inodes of the old tree go or are reloaded, even those an operation
+	 * holds while it waits for cp_lock; cached blocks are keyed by birth
+	 * and checksum, so an old block at a reused VBN is never served. */
+	wnode_reset_all(v);
 	__atomic_store_n(&v->durable_gen, nf.gen, __ATOMIC_RELEASE);
 	pthread_rwlock_unlock(&v->cp_lock);
 	*gen = nf.gen;

@@ -644,13 +644,15 @@ int wafl_snap_rollback(wafl_vol_t *v, const char *name)
 	if (rc != 0)
 		goto out;
 	drop_dirty_state(v);
-	wnode_trim(v, true);
 	/* The active tree is now the snapshot's: its inode file and bitmap
 	 * (minus its own root block); snapshot table and summary stay. */
 	dbuf_tab_free(&v->ifile_wn->dbufs);
 	dbuf_tab_init(&v->ifile_wn->dbufs);
+	pthread_mutex_lock(&v->icache_lock);
 	v->ifile_wn->di = rb.inodefile;
 	v->ifile = rb.inodefile;
+	pthread_mutex_unlock(&v->icache_lock);
+	wnode_reset_all(v);
 	dbuf_tab_free(&v->bitmap_wn->dbufs);
 	dbuf_tab_init(&v->bitmap_wn->dbufs);
 	v->bitmap_wn->di = bm;

@@ -298,6 +298,9 @@ int cp_run(struct wafl_vol *v);
 void cp_request(struct wafl_vol *v);
 /* Unreferenced clean wnodes are dropped (all: every one). */
 void wnode_trim(struct wafl_vol *v, bool all);
+/* The tree under v->ifile replaced the active one: drop or reload every
+ * cached wnode but the specials (wnode.c). */
+void wnode_reset_all(struct wafl_vol *v);
 
 /* check.c */
 /*

@@ -119,6 +119,41 @@ void wnode_trim(struct wafl_vol *v, bool all)
 	pthread_mutex_unlock(&v->icache_lock);
 }
 
+/*
+ * The active tree was replaced (replica advance, rollback): v->ifile names
+ * the new inode file.  Unreferenced wnodes go; referenced ones (an
+ * operation between wnode_get and taking cp_lock) are reloaded from the
+ * new tree, their dirty buffers dropped, so no inode of the old tree is
+ * ever served under the new root.  The special inodes are the caller's.
+ * Caller holds cp_lock exclusive.
+ */
+void wnode_reset_all(struct wafl_vol *v)
+{
+	pthread_mutex_lock(&v->icache_lock);
+	for (uint32_t i = 0; i < v->ihash_size; i++) {
+		struct wnode *wn = v->ihash[i];
+		while (wn != NULL) {
+			struct wnode *next = wn->hnext;
+			if (wn->ino == WAFL_INO_BITMAP ||
+			    wn->ino == WAFL_INO_SNAPTABLE ||
+			    wn->ino == WAFL_INO_SUMMARY) {
+				/* the caller's */
+			} else if (wn->refs == 0) {
+				wnode_free_locked(v, wn);
+			} else {
+				dbuf_tab_free(&wn->dbufs);
+				dbuf_tab_init(&wn->dbufs);
+				wn->unlogged_gen = 0;
+				if (tree_read_inode(v, &v->ifile, wn->ino,
+				    &wn->di) != 0)
+					memset(&wn->di, 0, sizeof(wn->di));
+			}
+			wn = next;
+		}
+	}
+	pthread_mutex_unlock(&v->icache_lock);
+}
+
 void wnode_dirty(struct wnode *wn)
 {
 	struct wafl_vol *v = wn->vol;
