@@ -51,9 +51,28 @@
 #include <unistd.h>
 
 #include "tests/lib/tl_model.h"
+#include "tests/lib/tl_tmpdir.h"
 #include "tests/lib/tl_wafl.h"
 #include "wafl/nvlog.h"
 #include "wafl/wafl_impl.h"
+
+/* A failed test leaves by longjmp: its scratch directory (on tmpfs) is
+ * removed here. */
+static char *scratch_dir;
+
+static void scratch_note(const struct tl_fs *f)
+{
+	free(scratch_dir);
+	scratch_dir = f != NULL ? strdup(f->dir) : NULL;
+}
+
+static int scratch_teardown(void **state)
+{
+	if (scratch_dir != NULL)
+		tl_tmpdir_remove(scratch_dir);
+	scratch_dir = NULL;
+	return 0;
+}
 
 #define CR_WORKERS	3
 #define CR_DENSE	(1u << 30)	/* files are read whole */
@@ -212,6 +231,7 @@ static void cr_setup(struct crash_run *r, uint64_t seed)
 	r->seed = seed;
 	r->rng = seed;
 	r->f = tl_fs_create(4, 1, 16384, true);
+	scratch_note(r->f);
 	cr_mount_opts(r->f);
 	tl_fs_remount(r->f);
 	assert_int_equal(wafl_root(r->f->v, &root), 0);
@@ -244,6 +264,7 @@ static void cr_teardown(struct crash_run *r)
 		tm_journal_free(&r->w[i].jn);
 		tm_free(r->w[i].m);
 	}
+	scratch_note(NULL);
 	tl_fs_destroy(r->f);
 }
 
@@ -449,6 +470,7 @@ static void latch_setup(struct latch *l, bool fault_inject, uint64_t seed)
 
 	memset(l, 0, sizeof(*l));
 	l->f = tl_fs_create(4, 1, 8192, fault_inject);
+	scratch_note(l->f);
 	assert_int_equal(wafl_root(l->f->v, &root), 0);
 	assert_int_equal(wafl_mkdir(l->f->v, &root_cred, &root, "d", NULL,
 	    &l->dir, &a, NULL), 0);
@@ -604,6 +626,7 @@ static void latch_teardown(struct latch *l)
 {
 	tm_journal_free(&l->w.jn);
 	tm_free(l->w.m);
+	scratch_note(NULL);
 	tl_fs_destroy(l->f);
 }
 
@@ -678,10 +701,10 @@ int main(void)
 		setenv("TMPDIR", "/dev/shm", 0);
 
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_latch_log_flush),
-		cmocka_unit_test(test_latch_log_append),
-		cmocka_unit_test(test_latch_cp),
-		cmocka_unit_test(test_crash_loop),
+		cmocka_unit_test_teardown(test_latch_log_flush, scratch_teardown),
+		cmocka_unit_test_teardown(test_latch_log_append, scratch_teardown),
+		cmocka_unit_test_teardown(test_latch_cp, scratch_teardown),
+		cmocka_unit_test_teardown(test_crash_loop, scratch_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

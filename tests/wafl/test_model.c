@@ -36,9 +36,28 @@
 #include <unistd.h>
 
 #include "tests/lib/tl_model.h"
+#include "tests/lib/tl_tmpdir.h"
 #include "tests/lib/tl_wafl.h"
 #include "wafl/dir.h"
 #include "wafl/wafl_impl.h"
+
+/* A failed test leaves by longjmp: its scratch directory (on tmpfs) is
+ * removed here. */
+static char *scratch_dir;
+
+static void scratch_note(const struct tl_fs *f)
+{
+	free(scratch_dir);
+	scratch_dir = f != NULL ? strdup(f->dir) : NULL;
+}
+
+static int scratch_teardown(void **state)
+{
+	if (scratch_dir != NULL)
+		tl_tmpdir_remove(scratch_dir);
+	scratch_dir = NULL;
+	return 0;
+}
 
 #define MT_DENSE	(256u * 1024u)
 #define MT_MAXSNAP	6
@@ -625,6 +644,7 @@ static void run_model(uint64_t seed, uint64_t nops, const struct tm_gen_opts *go
 	print_message("test_model %s: seed 0x%" PRIx64 " (FILER_SEED=0x%" PRIx64
 	    " to repeat), %" PRIu64 " operations\n", label, seed, seed, nops);
 	t.f = tl_fs_create(4, 1, 16384, false);
+	scratch_note(t.f);
 	assert_int_equal(wafl_root(t.f->v, &root), 0);
 	assert_int_equal(wafl_getattr(t.f->v, &root, &ra), 0);
 	t.m = tm_new(&root, &ra);
@@ -662,6 +682,7 @@ static void run_model(uint64_t seed, uint64_t nops, const struct tm_gen_opts *go
 		tm_free(t.snaps[i].m);
 	tm_journal_free(&t.jn);
 	tm_free(t.m);
+	scratch_note(NULL);
 	tl_fs_destroy(t.f);
 }
 
@@ -681,7 +702,7 @@ static void test_model_mixed(void **state)
 		.errors = true, .exclusive = true, .max_nodes = 300,
 	};
 
-	run_model(tm_seed(), scaled(4000), &go, false, "mixed");
+	run_model(tm_seed(), scaled(10000), &go, false, "mixed");
 }
 
 /* A wider name space: deeper trees, renames across directories. */
@@ -692,7 +713,7 @@ static void test_model_namespace(void **state)
 		.errors = true, .exclusive = true, .max_nodes = 500,
 	};
 
-	run_model(tm_seed(), scaled(2500), &go, false, "namespace");
+	run_model(tm_seed(), scaled(5000), &go, false, "namespace");
 }
 
 /* Snapshot rollback among everything else: the active tree becomes a
@@ -705,7 +726,7 @@ static void test_model_rollback(void **state)
 		.max_nodes = 200,
 	};
 
-	run_model(tm_seed(), scaled(800), &go, true, "rollback");
+	run_model(tm_seed(), scaled(2000), &go, true, "rollback");
 }
 
 int main(void)
@@ -717,9 +738,9 @@ int main(void)
 		setenv("TMPDIR", "/dev/shm", 0);
 
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_model_mixed),
-		cmocka_unit_test(test_model_namespace),
-		cmocka_unit_test(test_model_rollback),
+		cmocka_unit_test_teardown(test_model_mixed, scratch_teardown),
+		cmocka_unit_test_teardown(test_model_namespace, scratch_teardown),
+		cmocka_unit_test_teardown(test_model_rollback, scratch_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
