@@ -469,7 +469,7 @@ int raid_read(raid_vol_t *v, uint64_t vbn, uint32_t n, void *buf)
 static void write_rebuilding(raid_vol_t *v, const struct raid_gsnap *s,
     uint64_t s0, uint32_t ns, const struct iovec *iov)
 {
-	uint64_t cur = atomic_load(&v->rb_cursor);
+	uint64_t cur = s->rb_cursor;	/* of the snapshot's rebuild */
 
 	if (s->rb_pos < 0 || s0 >= cur)
 		return;

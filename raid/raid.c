@@ -131,6 +131,7 @@ void raid_gsnap_take(raid_vol_t *v, unsigned g, struct raid_gsnap *s)
 		if (d != NULL && d->state == RAID_DISK_REBUILDING) {
 			s->rb_pos = (int)pos;
 			s->rb_disk = d;
+			s->rb_cursor = atomic_load(&v->rb_cursor);
 		}
 	}
 	pthread_mutex_unlock(&v->state_lock);

@@ -243,6 +243,13 @@ struct raid_gsnap {
 	unsigned nout;
 	int rb_pos;				/* rebuilding position or -1 */
 	struct raid_disk *rb_disk;
+	/*
+	 * The rebuild cursor of that same rebuild, read with the states.
+	 * Taken under a range lock, it stays right for the locked stripes:
+	 * the rebuild cannot move its cursor across them, and a later
+	 * rebuild (which resets the cursor) concerns another snapshot.
+	 */
+	uint64_t rb_cursor;
 };
 
 /* raid.c */

@@ -30,9 +30,9 @@
 #define RAID_PREFETCH_CHUNKS	2
 #define RAID_REBUILD_STRIPES	1024u	/* 4 MiB per disk per step */
 
-static void *rebuild_main(void *arg)
+/* One rebuild, of the position set up by pick_locked; returns its result. */
+static int rebuild_one(raid_vol_t *v)
 {
-	raid_vol_t *v = arg;
 	const unsigned g = v->rb_group, x = v->rb_pos;
 	struct raid_disk *spare = &v->disks[v->rb_spare];
 	struct raid_disk *old = &v->disks[v->rb_old_disk];
@@ -123,42 +123,20 @@ static void *rebuild_main(void *arg)
 		    "%s", g, x, fl_strerror(err));
 	}
 	free(buf);
-	pthread_mutex_lock(&v->rb_lock);
-	v->rb_running = false;
-	v->rb_result = err;
-	pthread_cond_broadcast(&v->rb_cv);
-	pthread_mutex_unlock(&v->rb_lock);
-	if (err == 0)
-		raid_rebuild_maybe_auto(v);	/* another position out? */
-	return NULL;
+	return err;
 }
 
-/* Join a finished thread; caller holds rb_lock and rb_running is false. */
-static void reap_locked(raid_vol_t *v)
+/*
+ * Choose the first failed or missing position and the first spare, and
+ * hand the position to the spare (REBUILDING).  Caller holds rb_lock and
+ * state_lock.  -ENOENT: nothing to rebuild; -ENOSPC: no spare.
+ */
+static int pick_locked(raid_vol_t *v)
 {
-	if (!v->rb_joinable)
-		return;
-	if (pthread_equal(v->rb_thread, pthread_self()))
-		pthread_detach(v->rb_thread);
-	else
-		pthread_join(v->rb_thread, NULL);
-	v->rb_joinable = false;
-}
-
-int raid_rebuild_start(raid_vol_t *v)
-{
-	int err = 0, target = -1, spare = -1;
+	int target = -1, spare = -1;
 	unsigned tg = 0, tp = 0;
+	struct raid_disk *sd;
 
-	if (raid_crashed(v))
-		return FL_ERR(-FL_ECRASHED);
-	pthread_mutex_lock(&v->rb_lock);
-	if (v->rb_running) {
-		pthread_mutex_unlock(&v->rb_lock);
-		return -EBUSY;
-	}
-	reap_locked(v);
-	pthread_mutex_lock(&v->state_lock);
 	for (unsigned g = 0; g < v->ngroups && target < 0; g++)
 		for (unsigned pos = 0; pos < v->w && target < 0; pos++) {
 			int idx = v->groups[g].pos[pos];
@@ -175,28 +153,100 @@ int raid_rebuild_start(raid_vol_t *v)
 		    v->disks[i].dev != NULL)
 			spare = (int)i;
 	if (target < 0)
-		err = -ENOENT;
-	else if (spare < 0)
-		err = -ENOSPC;
-	if (err == 0) {
-		struct raid_disk *sd = &v->disks[spare];
+		return -ENOENT;
+	if (spare < 0)
+		return -ENOSPC;
+	sd = &v->disks[spare];
+	sd->state = RAID_DISK_REBUILDING;
+	sd->group = (int)tg;
+	sd->position = (int)tp;
+	v->groups[tg].pos[tp] = spare;
+	v->rb_group = tg;
+	v->rb_pos = tp;
+	v->rb_old_disk = target;
+	v->rb_spare = spare;
+	atomic_store(&v->rb_cursor, 0);
+	atomic_store(&v->rb_total, v->disk_blocks);
+	return 0;
+}
 
-		sd->state = RAID_DISK_REBUILDING;
-		sd->group = (int)tg;
-		sd->position = (int)tp;
-		v->groups[tg].pos[tp] = spare;
-		v->rb_group = tg;
-		v->rb_pos = tp;
-		v->rb_old_disk = target;
-		v->rb_spare = spare;
+static void announce_start(raid_vol_t *v)
+{
+	const struct raid_disk *old = &v->disks[v->rb_old_disk];
+	const struct raid_disk *sp = &v->disks[v->rb_spare];
+
+	fl_info(RAID_SUBSYS, "rebuild of group %u position %u (%s) onto spare "
+	    "%s started", v->rb_group, v->rb_pos, old->path[0] ? old->path :
+	    "(no path)", sp->path);
+	raid_event(v, RAID_EV_REBUILD_STARTED, "group %u position %u onto %s",
+	    v->rb_group, v->rb_pos, sp->path);
+}
+
+/*
+ * The rebuild thread.  With auto_rebuild it goes on to the next failed
+ * position (if a spare is left) without ever clearing rb_running in
+ * between, so raid_rebuild_wait waits for the whole sequence and nobody
+ * joins this thread while it still needs rb_lock.
+ */
+static void *rebuild_main(void *arg)
+{
+	raid_vol_t *v = arg;
+
+	for (;;) {
+		int err = rebuild_one(v), next = -ENOENT;
+
+		pthread_mutex_lock(&v->rb_lock);
+		v->rb_result = err;
+		if (err == 0 && v->auto_rebuild && !atomic_load(&v->closing) &&
+		    !atomic_load(&v->rb_cancel) && !raid_crashed(v)) {
+			pthread_mutex_lock(&v->state_lock);
+			next = pick_locked(v);
+			pthread_mutex_unlock(&v->state_lock);
+		}
+		if (next == 0) {
+			pthread_mutex_unlock(&v->rb_lock);
+			announce_start(v);
+			continue;
+		}
+		v->rb_running = false;
+		pthread_cond_broadcast(&v->rb_cv);
+		pthread_mutex_unlock(&v->rb_lock);
+		return NULL;
 	}
+}
+
+/*
+ * Join a finished thread; caller holds rb_lock and rb_running is false.
+ * The thread takes rb_lock for the last time before it clears rb_running,
+ * so joining under the lock cannot wait on it.
+ */
+static void reap_locked(raid_vol_t *v)
+{
+	if (!v->rb_joinable)
+		return;
+	pthread_join(v->rb_thread, NULL);
+	v->rb_joinable = false;
+}
+
+int raid_rebuild_start(raid_vol_t *v)
+{
+	int err;
+
+	if (raid_crashed(v))
+		return FL_ERR(-FL_ECRASHED);
+	pthread_mutex_lock(&v->rb_lock);
+	if (v->rb_running) {
+		pthread_mutex_unlock(&v->rb_lock);
+		return -EBUSY;
+	}
+	reap_locked(v);
+	pthread_mutex_lock(&v->state_lock);
+	err = pick_locked(v);
 	pthread_mutex_unlock(&v->state_lock);
 	if (err != 0) {
 		pthread_mutex_unlock(&v->rb_lock);
 		return err;
 	}
-	atomic_store(&v->rb_cursor, 0);
-	atomic_store(&v->rb_total, v->disk_blocks);
 	atomic_store(&v->rb_cancel, false);
 	v->rb_running = true;
 	v->rb_result = 0;
@@ -204,20 +254,17 @@ int raid_rebuild_start(raid_vol_t *v)
 	if (err != 0) {
 		v->rb_running = false;
 		pthread_mutex_lock(&v->state_lock);
-		v->groups[tg].pos[tp] = target;
-		v->disks[spare].state = RAID_DISK_SPARE;
-		v->disks[spare].group = v->disks[spare].position = -1;
+		v->groups[v->rb_group].pos[v->rb_pos] = v->rb_old_disk;
+		v->disks[v->rb_spare].state = RAID_DISK_SPARE;
+		v->disks[v->rb_spare].group = -1;
+		v->disks[v->rb_spare].position = -1;
 		pthread_mutex_unlock(&v->state_lock);
 		pthread_mutex_unlock(&v->rb_lock);
 		return err;
 	}
 	v->rb_joinable = true;
 	pthread_mutex_unlock(&v->rb_lock);
-	fl_info(RAID_SUBSYS, "rebuild of group %u position %u (%s) onto spare "
-	    "%s started", tg, tp, v->disks[target].path[0] ?
-	    v->disks[target].path : "(no path)", v->disks[spare].path);
-	raid_event(v, RAID_EV_REBUILD_STARTED, "group %u position %u onto %s",
-	    tg, tp, v->disks[spare].path);
+	announce_start(v);
 	return 0;
 }
 
