@@ -63,7 +63,15 @@ int wnode_get(struct wafl_vol *v, uint64_t ino, struct wnode **out)
 	wn->ino = ino;
 	wn->refs = 1;
 	wn->loaded = true;
-	pthread_rwlock_init(&wn->lock, NULL);
+	/* Writer preference: a stream of readers (listings of a busy
+	 * directory) must not starve a create in it.  No thread ever holds
+	 * the same wnode's lock shared twice (the lock order forbids it). */
+	pthread_rwlockattr_t ra;
+	pthread_rwlockattr_init(&ra);
+	pthread_rwlockattr_setkind_np(&ra,
+	    PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&wn->lock, &ra);
+	pthread_rwlockattr_destroy(&ra);
 	dbuf_tab_init(&wn->dbufs);
 	uint32_t h = ihash_of(v, ino);
 	wn->hnext = v->ihash[h];

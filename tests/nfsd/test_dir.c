@@ -93,13 +93,16 @@ static void raw_list(int fd, const struct th_fh *dir, bool plus,
 			uint32_t len;
 			rd_u64(&rp.r);
 			const uint8_t *name = rd_opaque(&rp.r, &len);
+			/* Parse the name before the handle's length is read
+			 * into len. */
+			int idx = stable_index((const char *)name, len);
 			cookie = rd_u64(&rp.r);
 			if (plus) {
+				uint32_t fhlen;
 				rd_post_attr(&rp.r, NULL);
 				if (rd_u32(&rp.r))
-					rd_opaque(&rp.r, &len);
+					rd_opaque(&rp.r, &fhlen);
 			}
-			int idx = stable_index((const char *)name, len);
 			if (idx >= 0) {
 				assert_int_equal(seen[idx], 0);
 				seen[idx] = 1;
