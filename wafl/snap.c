@@ -370,6 +370,16 @@ int wafl_snap_root(wafl_vol_t *v, uint64_t id, struct wafl_obj *root)
 	return rc;
 }
 
+/* Oldest first: by generation, then id. */
+static int cmp_snapinfo(const void *a, const void *b)
+{
+	const struct wafl_snapinfo *x = a, *y = b;
+
+	if (x->gen != y->gen)
+		return x->gen < y->gen ? -1 : 1;
+	return x->id < y->id ? -1 : x->id > y->id;
+}
+
 int wafl_snap_names(wafl_vol_t *v, struct wafl_snapinfo *out, size_t max,
     size_t *count)
 {
@@ -395,9 +405,11 @@ int wafl_snap_names(wafl_vol_t *v, struct wafl_snapinfo *out, size_t max,
 	pthread_rwlock_unlock(&v->cp_lock);
 	free(blk);
 	*count = k;
+	qsort(out, k < max ? k : max, sizeof(*out), cmp_snapinfo);
 	return rc;
 }
 
+/* Every snapshot, oldest first, with the space each alone holds. */
 int wafl_snap_list(wafl_vol_t *v, struct wafl_snapinfo *out, size_t max,
     size_t *count)
 {
@@ -451,6 +463,7 @@ int wafl_snap_list(wafl_vol_t *v, struct wafl_snapinfo *out, size_t max,
 			}
 		}
 	}
+	qsort(all, k, sizeof(*all), cmp_snapinfo);
 	for (size_t i = 0; i < k && i < max; i++)
 		out[i] = all[i];
 	*count = k;

@@ -354,7 +354,8 @@ struct wafl_snapinfo {
 };
 int wafl_snap_create(wafl_vol_t *v, const char *name, uint64_t *id);
 int wafl_snap_delete(wafl_vol_t *v, const char *name);
-/* Fills up to max entries; *n gets the number of snapshots. */
+/* Fills up to max entries, oldest first; *n gets the number of
+ * snapshots. */
 int wafl_snap_list(wafl_vol_t *v, struct wafl_snapinfo *out, size_t max,
     size_t *n);
 /* Like wafl_snap_list without unique_bytes (no bitmap reads: cheap enough
