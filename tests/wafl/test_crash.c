@@ -412,6 +412,8 @@ static void *watchdog_main(void *arg)
 			fprintf(stderr, "test_crash: no progress for %d s after "
 			    "crash point %" PRIu64 " (seed 0x%" PRIx64 "): the "
 			    "volume hangs\n", WATCHDOG_S, p, wd->seed);
+			if (scratch_dir != NULL)	/* tmpfs: give it back */
+				tl_tmpdir_remove(scratch_dir);
 			abort();
 		}
 		sleep_us(200000);
