@@ -307,16 +307,40 @@ int alloc_free_block(struct wafl_vol *v, uint64_t vbn, uint64_t gen)
 	return alloc_pending_add(v, vbn, gen);
 }
 
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * A VBN can be on the list more than once (an entry from area_load and one
+ * from a snapshot delete, or entries of two lives of the block): it is
+ * released only when no entry of it is still held, so a stale entry of an
+ * earlier life never frees a block a retained root uses now (W3).
+ */
 void alloc_release(struct wafl_vol *v, uint64_t safe_gen)
 {
-	uint64_t k = 0;
+	uint64_t k = 0, nheld = 0;
+	uint64_t *held = malloc((v->npending + 1) * sizeof(*held));
 
+	if (held == NULL)
+		return;		/* nothing released: safe */
+	for (uint64_t i = 0; i < v->npending; i++)
+		if (v->pending[i].gen > safe_gen)
+			held[nheld++] = v->pending[i].vbn;
+	if (nheld > 0)
+		qsort(held, nheld, sizeof(*held), cmp_u64);
 	for (uint64_t i = 0; i < v->npending; i++) {
 		struct wafl_pending p = v->pending[i];
 		if (p.gen > safe_gen) {
 			v->pending[k++] = p;
 			continue;
 		}
+		if (nheld > 0 && bsearch(&p.vbn, held, nheld, sizeof(*held),
+		    cmp_u64) != NULL)
+			continue;	/* a later life is still held */
 		struct alloc_area *ar = &v->areas[p.vbn / AREA_BITS];
 		if (ar->unavail == NULL)
 			continue;
@@ -331,6 +355,7 @@ void alloc_release(struct wafl_vol *v, uint64_t safe_gen)
 		}
 	}
 	v->npending = k;
+	free(held);
 }
 
 uint64_t alloc_free_estimate(struct wafl_vol *v)

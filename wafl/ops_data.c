@@ -12,12 +12,10 @@
  * wait for it and report FILE_SYNC (metadata is in the same record).
  * UNSTABLE writes change memory only and mark the file (unlogged_gen):
  * NFS lets a server lose them until COMMIT (the write verifier changes on
- * every mount, so clients resend), and most of them reach the disk once,
- * in a CP, instead of twice.  COMMIT makes them durable: a file with up to
- * COMMIT_LOG_MAX_BLOCKS dirty data blocks has them logged (WRITE records of
- * the blocks as they are now, then a SETATTR restoring size and times
- * exactly); a larger one gets a CP.  Either way nvlog_sync follows, for the
- * logged operations before the COMMIT.
+ * every mount, so clients resend), and they reach the disk once, in a CP,
+ * instead of twice.  COMMIT makes them durable with a CP (atomic: all of
+ * the generation's data or none), unless a CP already did, then
+ * nvlog_sync for the logged operations before it.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -32,8 +30,6 @@
 
 /* Largest WRITE: what one log record holds. */
 #define OPS_WRITE_MAX	(NVLOG_MAX_PAYLOAD - REC_WRITE_FIXED)
-/* COMMIT logs at most this much unlogged data; more gets a CP. */
-#define COMMIT_LOG_MAX_BLOCKS	256u
 
 static bool is_owner(const struct wafl_cred *c, const struct wafl_dinode *di)
 {
@@ -527,76 +523,9 @@ unlock:
 	return map_corrupt(rc);
 }
 
-/* Append one record in the open generation; caller holds cp_lock shared.
- * -EAGAIN when the log half lacks room. */
-static int log_record(struct wafl_vol *v, uint16_t type,
-    const struct iovec *iov, int iovcnt, uint32_t len)
-{
-	struct nvlog_resv resv;
-	uint64_t lsn;
-	int rc = nvlog_reserve(v->log, len, &resv);
-
-	if (rc != 0)
-		return rc;
-	rc = nvlog_commit(v->log, &resv, v->open_gen, type, iov, iovcnt, &lsn);
-	if (rc != 0) {
-		ops_fail(v, rc);
-		return -EIO;
-	}
-	return 0;
-}
-
-/* Log the current contents of wn's dirty data blocks, then its size and
- * times.  Caller holds cp_lock shared and wn->lock exclusive.  -E2BIG: too
- * much for the log, -EAGAIN: the log half is full (run a CP instead). */
-static int log_unlogged(struct wafl_vol *v, struct wnode *wn)
-{
-	struct dbuf **arr;
-	uint32_t n, ndata = 0;
-	int rc = dbuf_sorted(&wn->dbufs, &arr, &n);
-
-	if (rc != 0)
-		return rc;
-	for (uint32_t i = 0; i < n && DBUF_LEVEL(arr[i]->key) == 0; i++)
-		ndata++;
-	if (ndata > COMMIT_LOG_MAX_BLOCKS) {
-		free(arr);
-		return -E2BIG;
-	}
-	uint8_t hdr[REC_WRITE_FIXED];
-	for (uint32_t i = 0; i < ndata && rc == 0; i++) {
-		uint64_t off = DBUF_IDX(arr[i]->key) * WAFL_BLOCK_SIZE;
-		if (off >= wn->di.size)
-			continue;
-		struct rec_write r = {
-			.ino = wn->ino, .gen = wn->di.gen, .off = off,
-			.len = (uint32_t)FL_MIN((uint64_t)WAFL_BLOCK_SIZE,
-			    wn->di.size - off),
-			.mtime = wn->di.mtime_ns, .data = arr[i]->data,
-		};
-		struct iovec iov[2] = {
-			{ hdr, rec_write_encode(hdr, &r) },
-			{ arr[i]->data, r.len },
-		};
-		rc = log_record(v, REC_WRITE, iov, 2, REC_WRITE_FIXED + r.len);
-	}
-	free(arr);
-	if (rc != 0)
-		return rc;
-	/* Size and times exactly as callers were told (the WRITE records set
-	 * ctime to mtime). */
-	struct rec_setattr sr = {
-		.ino = wn->ino, .gen = wn->di.gen,
-		.mask = REC_SA_SIZE | REC_SA_MTIME, .size = wn->di.size,
-		.mtime = wn->di.mtime_ns, .ctime = wn->di.ctime_ns,
-	};
-	uint8_t sbuf[REC_SETATTR_SIZE];
-	struct iovec siov = { sbuf, rec_setattr_encode(sbuf, &sr) };
-	return log_record(v, REC_SETATTR, &siov, 1, REC_SETATTR_SIZE);
-}
-
-/* Make o's UNSTABLE data durable: log it if small, else CP until a durable
- * root holds it. */
+/* Make o's UNSTABLE data durable: CP until a durable root holds it.  A CP
+ * is atomic, so a COMMIT cut short by a crash leaves either all of the
+ * file's data of that generation or none of it. */
 static int commit_unlogged(struct wafl_vol *v, const struct wafl_obj *o)
 {
 	struct wnode *wn;
@@ -604,29 +533,17 @@ static int commit_unlogged(struct wafl_vol *v, const struct wafl_obj *o)
 
 	if (rc != 0)
 		return rc;
-	for (int tries = 0; rc == 0; tries++) {
+	while (rc == 0) {
 		pthread_rwlock_rdlock(&v->cp_lock);
-		pthread_rwlock_wrlock(&wn->lock);
+		pthread_rwlock_rdlock(&wn->lock);
 		uint64_t durable = __atomic_load_n(&v->durable_gen,
 		    __ATOMIC_ACQUIRE);
 		bool need = ops_live(wn, o->gen) == 0 && wn->unlogged_gen != 0 &&
 		    wn->unlogged_gen > durable;
-		/* A CP frozen but not yet durable holds some of the data in
-		 * its buffers, not in wn's dirty ones: logging those would
-		 * miss it, so wait for a CP instead. */
-		bool inflight = durable + 1 < v->open_gen;
-		int lrc = need && tries == 0 && !inflight ?
-		    log_unlogged(v, wn) : -E2BIG;
-		if (!need || lrc == 0)
-			wn->unlogged_gen = 0;
 		pthread_rwlock_unlock(&wn->lock);
 		pthread_rwlock_unlock(&v->cp_lock);
-		if (!need || lrc == 0)
+		if (!need)
 			break;
-		if (lrc != -E2BIG && lrc != -EAGAIN) {
-			rc = lrc;
-			break;
-		}
 		rc = cp_run(v);
 		if (rc != 0)
 			rc = -EIO;

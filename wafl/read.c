@@ -44,9 +44,13 @@ int wafl_read_bp(struct wafl_vol *v, const struct wafl_bp *bp, void *buf)
 	fl_warn("wafl", "vbn %llu (birth %llu): %s; reconstructing from parity",
 	    (unsigned long long)bp->vbn, (unsigned long long)bp->birth,
 	    rc != 0 ? fl_strerror(rc) : "checksum mismatch");
-	for (unsigned attempt = 0;; attempt++) {
+	/* raid offers a bounded number of alternatives (-ENOENT past the
+	 * last); an attempt that cannot be made is skipped, but an error of
+	 * the volume itself (offline, crashed) ends the search. */
+	for (unsigned attempt = 0; attempt < 64; attempt++) {
 		rc = raid_reconstruct(v->raid, bp->vbn, attempt, buf);
-		if (rc == -ENOENT)
+		if (rc == -ENOENT || rc == -FL_EDEGRADED || rc == -FL_ECRASHED ||
+		    rc == -ENOMEM)
 			break;
 		if (rc != 0)
 			continue;

@@ -405,7 +405,8 @@ int wafl_snap_names(wafl_vol_t *v, struct wafl_snapinfo *out, size_t max,
 	pthread_rwlock_unlock(&v->cp_lock);
 	free(blk);
 	*count = k;
-	qsort(out, k < max ? k : max, sizeof(*out), cmp_snapinfo);
+	if (k > 0 && max > 0)
+		qsort(out, k < max ? k : max, sizeof(*out), cmp_snapinfo);
 	return rc;
 }
 
@@ -463,7 +464,8 @@ int wafl_snap_list(wafl_vol_t *v, struct wafl_snapinfo *out, size_t max,
 			}
 		}
 	}
-	qsort(all, k, sizeof(*all), cmp_snapinfo);
+	if (k > 0)
+		qsort(all, k, sizeof(*all), cmp_snapinfo);
 	for (size_t i = 0; i < k && i < max; i++)
 		out[i] = all[i];
 	*count = k;
@@ -609,8 +611,10 @@ int wafl_snap_rollback(wafl_vol_t *v, const char *name)
 	}
 	if (rc != 0)
 		goto out;
-	qsort(keep.v, keep.n, sizeof(*keep.v), cmp_vbn);
-	qsort(drop.v, drop.n, sizeof(*drop.v), cmp_vbn);
+	if (keep.n > 0)
+		qsort(keep.v, keep.n, sizeof(*keep.v), cmp_vbn);
+	if (drop.n > 0)
+		qsort(drop.v, drop.n, sizeof(*drop.v), cmp_vbn);
 	/* Everything the durable active tree holds beyond the snapshot is
 	 * released through the pending list (the ring still holds it). */
 	uint64_t used = 0;

@@ -937,6 +937,9 @@ static void test_replay_after_crash(void **state)
 	wr(f, &f2, 100, d2, 1000, WAFL_UNSTABLE);
 	struct wafl_attr pc;
 	assert_int_equal(wafl_commit(f->v, &f2, &pc), 0);
+	/* COMMIT of UNSTABLE data is a CP; what follows is replayed. */
+	assert_int_equal(wafl_generation(f->v), g0 + 1);
+	g0 = wafl_generation(f->v);
 	assert_int_equal(wafl_link(f->v, &ROOT, &f2, &sub, "hard", &a, NULL),
 	    0);
 	assert_int_equal(wafl_rename(f->v, &ROOT, &f->root, "f2", &dir,
