@@ -114,6 +114,9 @@ static void emit_stats(struct adm_ctx *ctx, struct adm_rep *rep,
 	adm_rep_str(rep, "volume", v->name);
 	adm_rep_u64(rep, "ops", ws.ops);
 	adm_rep_dbl(rep, "ops_per_s", up > 0 ? (double)ws.ops / up : 0);
+	adm_rep_dbl(rep, "op_avg_us", ws.ops == 0 ? 0 :
+	    (double)ws.op_ns_total / (double)ws.ops / 1e3);
+	adm_rep_dbl(rep, "op_max_us", (double)ws.op_ns_max / 1e3);
 	adm_rep_u64(rep, "cps", ws.cps);
 	adm_rep_dbl(rep, "cp_avg_ms", ws.cps == 0 ? 0 :
 	    (double)ws.cp_ns_total / (double)ws.cps / 1e6);

@@ -103,6 +103,7 @@ int ops_tx_begin(struct wafl_vol *v, uint32_t max_payload,
 
 	memset(tx, 0, sizeof(*tx));
 	tx->v = v;
+	tx->start_ns = fl_now_mono_ns();
 	for (int tries = 0;; tries++) {
 		if (v->readonly || __atomic_load_n(&v->failed, __ATOMIC_ACQUIRE))
 			return -EROFS;
@@ -196,16 +197,19 @@ int ops_tx_end(struct ops_tx *tx, int rc, bool wait)
 		}
 	}
 	if (tx->logged || tx->changed) {
-		ops_count(v);
+		ops_count(v, fl_now_mono_ns() - tx->start_ns);
 		throttle(v);
 	}
 	return rc;
 }
 
-void ops_count(struct wafl_vol *v)
+void ops_count(struct wafl_vol *v, uint64_t ns)
 {
 	pthread_mutex_lock(&v->stats_lock);
 	v->stats.ops++;
+	v->stats.op_ns_total += ns;
+	if (ns > v->stats.op_ns_max)
+		v->stats.op_ns_max = ns;
 	pthread_mutex_unlock(&v->stats_lock);
 }
 

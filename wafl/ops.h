@@ -41,6 +41,7 @@ struct ops_tx {
 	bool changed;		/* memory changed without a record (UNSTABLE
 				   write): still counted and throttled */
 	uint64_t lsn;
+	uint64_t start_ns;	/* for the latency figure */
 };
 
 /* Start a modifying operation: -EROFS (read-only or failed volume), -EIO
@@ -96,7 +97,7 @@ void ops_unlock(struct wnode *const *wns, int n);
 void ops_put(struct wnode *const *wns, int n);
 
 /* Count one operation for the statistics. */
-void ops_count(struct wafl_vol *v);
+void ops_count(struct wafl_vol *v, uint64_t ns);
 
 /* ---------------------------------------------------- apply (memory) */
 

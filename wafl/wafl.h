@@ -124,7 +124,9 @@ void wafl_fh_key(const wafl_vol_t *v, uint8_t key[32]);
 struct wafl_stats {
 	uint64_t cps, cp_ns_total, cp_ns_max, cp_freeze_ns_max;
 	uint64_t cp_blocks;		/* blocks written by CPs */
-	uint64_t ops;
+	uint64_t ops;			/* state-changing operations */
+	uint64_t op_ns_total, op_ns_max;	/* their latency, log wait
+						   included */
 	uint64_t repairs, read_errors;	/* W1 events */
 	uint64_t cache_hits, cache_misses;
 	uint64_t log_flushes, log_waits;
