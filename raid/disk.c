@@ -22,8 +22,10 @@
 
 #define IOV_BATCH	1024
 
-static int file_preadv(struct raid_dev *d, const struct iovec *iov, int cnt,
-    uint64_t off)
+/* preadv/pwritev of the whole vector, in batches, over short transfers
+ * and EINTR.  A read past the end of the image is -EIO. */
+static int file_iov(struct raid_dev *d, const struct iovec *iov, int cnt,
+    uint64_t off, bool write)
 {
 	struct iovec local[IOV_BATCH];
 
@@ -38,51 +40,8 @@ static int file_preadv(struct raid_dev *d, const struct iovec *iov, int cnt,
 		struct iovec *cur = local;
 		int left = c;
 		while (want > 0) {
-			n = preadv(d->fd, cur, left, (off_t)off);
-			if (n < 0) {
-				if (errno == EINTR)
-					continue;
-				return -errno;
-			}
-			if (n == 0)
-				return -EIO;	/* past the end of the image */
-			want -= (size_t)n;
-			off += (uint64_t)n;
-			while (n > 0 && left > 0) {
-				if ((size_t)n >= cur->iov_len) {
-					n -= (ssize_t)cur->iov_len;
-					cur++;
-					left--;
-				} else {
-					cur->iov_base = (uint8_t *)cur->iov_base + n;
-					cur->iov_len -= (size_t)n;
-					n = 0;
-				}
-			}
-		}
-		iov += c;
-		cnt -= c;
-	}
-	return 0;
-}
-
-static int file_pwritev(struct raid_dev *d, const struct iovec *iov, int cnt,
-    uint64_t off)
-{
-	struct iovec local[IOV_BATCH];
-
-	while (cnt > 0) {
-		int c = cnt < IOV_BATCH ? cnt : IOV_BATCH;
-		ssize_t n;
-		size_t want = 0;
-
-		memcpy(local, iov, (size_t)c * sizeof(*iov));
-		for (int i = 0; i < c; i++)
-			want += local[i].iov_len;
-		struct iovec *cur = local;
-		int left = c;
-		while (want > 0) {
-			n = pwritev(d->fd, cur, left, (off_t)off);
+			n = write ? pwritev(d->fd, cur, left, (off_t)off) :
+			    preadv(d->fd, cur, left, (off_t)off);
 			if (n < 0) {
 				if (errno == EINTR)
 					continue;
@@ -108,6 +67,18 @@ static int file_pwritev(struct raid_dev *d, const struct iovec *iov, int cnt,
 		cnt -= c;
 	}
 	return 0;
+}
+
+static int file_preadv(struct raid_dev *d, const struct iovec *iov, int cnt,
+    uint64_t off)
+{
+	return file_iov(d, iov, cnt, off, false);
+}
+
+static int file_pwritev(struct raid_dev *d, const struct iovec *iov, int cnt,
+    uint64_t off)
+{
+	return file_iov(d, iov, cnt, off, true);
 }
 
 static int file_sync(struct raid_dev *d)

@@ -140,6 +140,30 @@ int ops_apply_setattr(struct wafl_vol *v, struct wnode *wn,
 	return 0;
 }
 
+/* One time attribute: DONT, SERVER (owner or writer), CLIENT (owner). */
+static int time_plan(enum wafl_time_how how, uint64_t client_ns, uint64_t now,
+    bool owner, bool may_write, uint32_t bit, uint32_t *mask, uint64_t *out)
+{
+	switch (how) {
+	case WAFL_TIME_DONT:
+		return 0;
+	case WAFL_TIME_SERVER:
+		if (!may_write)
+			return -EACCES;
+		*out = now;
+		break;
+	case WAFL_TIME_CLIENT:
+		if (!owner)
+			return -EPERM;
+		*out = client_ns;
+		break;
+	default:
+		return FL_ERR(-EINVAL);
+	}
+	*mask |= bit;
+	return 0;
+}
+
 /* Build the record for sa on wn (locked): permission checks and the
  * resolved values.  *none: nothing to change. */
 static int setattr_plan(const struct wafl_cred *c, const struct wnode *wn,
@@ -193,43 +217,13 @@ static int setattr_plan(const struct wafl_cred *c, const struct wnode *wn,
 		r->mask |= REC_SA_MODE;
 		r->mode = di->mode & 07777 & ~(uint32_t)(S_ISUID | S_ISGID);
 	}
-	switch (sa->atime_how) {
-	case WAFL_TIME_DONT:
-		break;
-	case WAFL_TIME_SERVER:
-		if (!owner && !ops_may(di, c, OPS_MAY_W))
-			return -EACCES;
-		r->mask |= REC_SA_ATIME;
-		r->atime = now;
-		break;
-	case WAFL_TIME_CLIENT:
-		if (!owner)
-			return -EPERM;
-		r->mask |= REC_SA_ATIME;
-		r->atime = sa->atime_ns;
-		break;
-	default:
-		return FL_ERR(-EINVAL);
-	}
-	switch (sa->mtime_how) {
-	case WAFL_TIME_DONT:
-		break;
-	case WAFL_TIME_SERVER:
-		if (!owner && !ops_may(di, c, OPS_MAY_W))
-			return -EACCES;
-		r->mask |= REC_SA_MTIME;
-		r->mtime = now;
-		break;
-	case WAFL_TIME_CLIENT:
-		if (!owner)
-			return -EPERM;
-		r->mask |= REC_SA_MTIME;
-		r->mtime = sa->mtime_ns;
-		break;
-	default:
-		return FL_ERR(-EINVAL);
-	}
-	return 0;
+	bool may_w = owner || ops_may(di, c, OPS_MAY_W);
+	int rc = time_plan(sa->atime_how, sa->atime_ns, now, owner, may_w,
+	    REC_SA_ATIME, &r->mask, &r->atime);
+	if (rc == 0)
+		rc = time_plan(sa->mtime_how, sa->mtime_ns, now, owner, may_w,
+		    REC_SA_MTIME, &r->mask, &r->mtime);
+	return rc;
 }
 
 static bool sattr_empty(const struct wafl_sattr *sa)
