@@ -1,0 +1,1459 @@
+/*
+ * tests/bench/bench_nfs.c: the NFS server against NFS-Ganesha, in one run.
+ *
+ *   build/tests/bench/bench_nfs <outdir>      (make bench)
+ *
+ * A load generator on libnfs's raw async API: every client is one libnfs
+ * context (one TCP connection) with many NFSv3 calls in flight, and all
+ * clients are driven by one poll(2) loop, so the client side costs little
+ * CPU and never waits on a reply before sending the next call.  The same
+ * workloads run against
+ *   - filer:   build/filerd on a volume of five sparse disk images (double
+ *              parity) under the bench scratch directory, /vol/vol0 exported
+ *              to 127.0.0.1 rw, insecure, no root squash, on free ports;
+ *   - ganesha: Debian's nfs-ganesha with the VFS FSAL exporting a directory
+ *              of the same scratch directory (same disk), NFSv3 only, from
+ *              the config template tests/bench/ganesha/ganesha.conf.in.
+ *              Ganesha will not start unless it can register with rpcbind,
+ *              so it runs in a private network and mount namespace (a child
+ *              of this program) with its own rpcbind and loopback; the
+ *              workloads for it run in that child.  No host-wide rpcbind is
+ *              started or touched.  If Ganesha cannot run, the reason is
+ *              printed and its figures are recorded as missing (null).
+ *
+ * Figures (table on stdout, JSON lines appended to <outdir>/nfs.json), each
+ * with the Ganesha value and the ratio filer / ganesha:
+ *   - metadata mix ops/s, 1 and 16 clients: each in-flight slot loops
+ *     CREATE, GETATTR, LOOKUP, REMOVE of its own name in its client's
+ *     directory (goal >= 2x);
+ *   - 1 MiB sequential write MiB/s: UNSTABLE WRITEs of a new file, COMMIT
+ *     at the end, timed to the COMMIT reply (goal >= 1x);
+ *   - 1 MiB sequential read MiB/s of that file (goal >= 1x);
+ *   - 4 KiB random read IOPS in that file, 4 clients (goal >= 1x);
+ *   - seconds to list a 50k-entry directory with READDIRPLUS, one client,
+ *     calls chained by cookie (goal: ratio <= 1);
+ *   - p50 and p99 latency of the calls of each workload (goal for p99:
+ *     ratio <= 1).
+ *
+ * Everything stays on 127.0.0.1.  Every process started here (filerctl,
+ * filerd, the namespace child, its rpcbind and ganesha.nfsd) is stopped
+ * before the end, also on failure (the namespace child and its programs die
+ * with this process: PR_SET_PDEATHSIG).  Scratch: $FILER_BENCH_DIR, else
+ * <outdir>/../bench-tmp.  $FILER_BENCH_QUICK=1 shrinks sizes and durations.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <nfsc/libnfs.h>
+#include <nfsc/libnfs-raw.h>
+#include <nfsc/libnfs-raw-nfs.h>
+
+#include "tests/bench/benchout.h"
+#include "tests/lib/tl_tmpdir.h"
+
+#define MiB		(1024.0 * 1024.0)
+#define FH_MAX		64		/* NFS3_FHSIZE */
+#define MAX_CONNS	16
+#define NAME_MAX_LEN	48
+
+static bool quick;
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+/* ------------------------------------------------------------ results */
+
+enum fig {
+	FIG_META1, FIG_META16, FIG_SEQW, FIG_SEQR, FIG_RANDR, FIG_LIST,
+	FIG_COUNT
+};
+
+static const struct {
+	const char *name, *unit;
+	bool lower_is_better;
+	double goal;		/* on filer / ganesha */
+} fig_def[FIG_COUNT] = {
+	[FIG_META1]  = { "meta mix, 1 client", "ops/s", false, 2.0 },
+	[FIG_META16] = { "meta mix, 16 clients", "ops/s", false, 2.0 },
+	[FIG_SEQW]   = { "1M seq write+COMMIT", "MiB/s", false, 1.0 },
+	[FIG_SEQR]   = { "1M seq read", "MiB/s", false, 1.0 },
+	[FIG_RANDR]  = { "4K random read", "IOPS", false, 1.0 },
+	[FIG_LIST]   = { "READDIRPLUS 50k dir", "s", true, 1.0 },
+};
+
+struct figure {
+	bool ok;
+	double value;
+	double p50_us, p99_us;
+	uint64_t calls;
+};
+
+/* What one server's run produced.  Lives in a MAP_SHARED mapping so the
+ * namespace child can fill it in for the parent. */
+struct suite {
+	struct figure f[FIG_COUNT];
+	char why[512];		/* empty, or why figures are missing */
+	uint32_t dir_entries;
+};
+
+static void suite_why(struct suite *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void suite_why(struct suite *s, const char *fmt, ...)
+{
+	va_list ap;
+	size_t n = strlen(s->why);
+
+	if (n != 0 && n + 2 < sizeof(s->why)) {
+		strcpy(s->why + n, "; ");
+		n += 2;
+	}
+	va_start(ap, fmt);
+	vsnprintf(s->why + n, sizeof(s->why) - n, fmt, ap);
+	va_end(ap);
+}
+
+/* ------------------------------------------------------------ latency */
+
+struct lat {
+	uint64_t *ns;
+	size_t n, cap;
+};
+
+static void lat_add(struct lat *l, uint64_t ns)
+{
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 65536;
+		uint64_t *p = realloc(l->ns, cap * sizeof(*p));
+
+		if (p == NULL)
+			return;		/* a sample fewer, not a crash */
+		l->ns = p;
+		l->cap = cap;
+	}
+	l->ns[l->n++] = ns;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* p in [0, 1]; microseconds.  Sorts l. */
+static double lat_pct_us(struct lat *l, double p)
+{
+	size_t i;
+
+	if (l->n == 0)
+		return NAN;
+	qsort(l->ns, l->n, sizeof(*l->ns), cmp_u64);
+	i = (size_t)(p * (double)(l->n - 1) + 0.5);
+	return (double)l->ns[i] / 1000.0;
+}
+
+/* ------------------------------------------------------------ clients */
+
+struct fh {
+	uint32_t len;
+	char data[FH_MAX];
+};
+
+static void fh_set(struct fh *d, const char *val, uint32_t len)
+{
+	d->len = len < FH_MAX ? len : FH_MAX;
+	memcpy(d->data, val, d->len);
+}
+
+/* A borrowed nfs_fh3 view of f (valid while f lives). */
+static nfs_fh3 fh3(struct fh *f)
+{
+	nfs_fh3 r;
+
+	r.data.data_len = f->len;
+	r.data.data_val = f->data;
+	return r;
+}
+
+struct server {
+	const char *name;
+	char host[64];
+	char export[PATH_MAX];
+	unsigned nfs_port, mnt_port;
+};
+
+struct conn {
+	struct nfs_context *nfs;
+	struct rpc_context *rpc;
+};
+
+static int conn_open(struct conn *c, const struct server *sv, char *err,
+    size_t errlen)
+{
+	char url[PATH_MAX + 200];
+	struct nfs_url *u;
+	int rc;
+
+	memset(c, 0, sizeof(*c));
+	c->nfs = nfs_init_context();
+	if (c->nfs == NULL) {
+		snprintf(err, errlen, "nfs_init_context failed");
+		return -ENOMEM;
+	}
+	nfs_set_timeout(c->nfs, 30000);
+	nfs_set_dircache(c->nfs, 0);
+	nfs_set_uid(c->nfs, 0);
+	nfs_set_gid(c->nfs, 0);
+	snprintf(url, sizeof(url), "nfs://%s%s?nfsport=%u&mountport=%u&version=3",
+	    sv->host, sv->export, sv->nfs_port, sv->mnt_port);
+	u = nfs_parse_url_dir(c->nfs, url);
+	if (u == NULL) {
+		snprintf(err, errlen, "bad url %.300s: %s", url,
+		    nfs_get_error(c->nfs));
+		nfs_destroy_context(c->nfs);
+		c->nfs = NULL;
+		return -EINVAL;
+	}
+	rc = nfs_mount(c->nfs, u->server, u->path);
+	nfs_destroy_url(u);
+	if (rc != 0) {
+		snprintf(err, errlen, "mount %s:%.200s: %s", sv->host, sv->export,
+		    nfs_get_error(c->nfs));
+		nfs_destroy_context(c->nfs);
+		c->nfs = NULL;
+		return -EIO;
+	}
+	c->rpc = nfs_get_rpc_context(c->nfs);
+	return 0;
+}
+
+static void conn_close(struct conn *c)
+{
+	if (c->nfs != NULL)
+		nfs_destroy_context(c->nfs);
+	c->nfs = NULL;
+	c->rpc = NULL;
+}
+
+/*
+ * libnfs 4.0 returns the handle of an open file as struct nfs_fh but does
+ * not publish the type; its layout (libnfs-private.h) is mirrored here and
+ * the length checked before use.
+ */
+struct libnfs_fh {
+	int len;
+	char *val;
+};
+
+/* The handle of path (a file or directory) through the high-level API. */
+static int path_fh(struct conn *c, const char *path, struct fh *out,
+    char *err, size_t errlen)
+{
+	struct nfsfh *h = NULL;
+	const struct libnfs_fh *f;
+
+	if (nfs_open(c->nfs, path, O_RDONLY, &h) != 0) {
+		snprintf(err, errlen, "open %s: %s", path,
+		    nfs_get_error(c->nfs));
+		return -EIO;
+	}
+	f = (const struct libnfs_fh *)nfs_get_fh(h);
+	if (f == NULL || f->len <= 0 || f->len > FH_MAX || f->val == NULL) {
+		snprintf(err, errlen, "open %s: unexpected handle", path);
+		nfs_close(c->nfs, h);
+		return -EPROTO;
+	}
+	fh_set(out, f->val, (uint32_t)f->len);
+	nfs_close(c->nfs, h);
+	return 0;
+}
+
+/* ------------------------------------------------------------ the engine */
+
+struct load;
+
+/* One call in flight at a time; a workload keeps many slots busy. */
+struct slot {
+	struct load *ld;
+	struct conn *c;
+	int id;
+	int state;
+	uint32_t seq;
+	uint64_t t0;
+	uint64_t off;
+	char name[NAME_MAX_LEN];
+	struct fh fh;
+	struct fh *dir;
+};
+
+struct load {
+	struct conn *conns;
+	int nconn;
+	struct slot *slots;
+	int nslots;
+	int active;		/* slots with a call in flight */
+	uint64_t t_start, t_stop;	/* t_stop: no new calls after it */
+	uint64_t t_last;	/* last reply */
+	uint64_t ops, bytes;
+	struct lat lat;
+	bool failed;
+	char err[256];
+	/* workload parameters */
+	struct fh *dirs;	/* per connection */
+	struct fh file;
+	uint64_t size, next_off;
+	uint32_t iosize;
+	uint32_t count, next_idx;	/* dir fill: names 0..count-1 */
+	uint64_t rng;
+	uint64_t cookie;
+	char verf[NFS3_COOKIEVERFSIZE];
+	bool eof;
+	/* next call of s after a reply (data: the XXX3res); false: retire */
+	bool (*next)(struct slot *s, void *res);
+};
+
+static void load_fail(struct load *ld, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void load_fail(struct load *ld, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (ld->failed)
+		return;
+	ld->failed = true;
+	va_start(ap, fmt);
+	vsnprintf(ld->err, sizeof(ld->err), fmt, ap);
+	va_end(ap);
+}
+
+static void slot_cb(struct rpc_context *rpc, int status, void *data,
+    void *priv)
+{
+	struct slot *s = priv;
+	struct load *ld = s->ld;
+	uint64_t t = now_ns();
+
+	ld->active--;
+	if (status != RPC_STATUS_SUCCESS) {
+		load_fail(ld, "rpc %s: %s", status == RPC_STATUS_CANCEL ?
+		    "cancelled" : status == RPC_STATUS_TIMEOUT ? "timeout" :
+		    "error", status == RPC_STATUS_ERROR && data ?
+		    (const char *)data : "");
+		return;
+	}
+	ld->t_last = t;
+	lat_add(&ld->lat, t - s->t0);
+	ld->ops++;
+	/* Every XXX3res starts with its nfsstat3. */
+	if (*(const nfsstat3 *)data != NFS3_OK) {
+		load_fail(ld, "slot %d state %d: nfsstat3 %d", s->id, s->state,
+		    (int)*(const nfsstat3 *)data);
+		return;
+	}
+	if (ld->failed)
+		return;
+	if (ld->next(s, data))
+		return;
+}
+
+/* Queue the call; the caller sets s->state first.  false: not queued. */
+#define ISSUE(s, fn, args) issue((s), fn((s)->c->rpc, slot_cb, (args), (s)))
+static bool issue(struct slot *s, int rc)
+{
+	if (rc != 0) {
+		load_fail(s->ld, "queueing a call failed: %s",
+		    rpc_get_error(s->c->rpc));
+		return false;
+	}
+	s->ld->active++;
+	return true;
+}
+
+static void load_start(struct load *ld, struct conn *conns, int nconn,
+    int depth)
+{
+	ld->conns = conns;
+	ld->nconn = nconn;
+	ld->nslots = nconn * depth;
+	ld->slots = calloc((size_t)ld->nslots, sizeof(*ld->slots));
+	if (ld->slots == NULL) {
+		perror("bench_nfs: calloc");
+		exit(1);
+	}
+	for (int i = 0; i < ld->nslots; i++) {
+		struct slot *s = &ld->slots[i];
+
+		s->ld = ld;
+		s->id = i;
+		s->c = &conns[i % nconn];
+		s->dir = ld->dirs != NULL ? &ld->dirs[i % nconn] : NULL;
+	}
+	ld->t_start = now_ns();
+	ld->t_last = ld->t_start;
+}
+
+/* Serve every connection until no call is in flight (bounded: a reply
+ * missing for 60 s past t_stop fails the load). */
+static void load_wait(struct load *ld)
+{
+	struct pollfd pfd[MAX_CONNS];
+	uint64_t hard = (ld->t_stop ? ld->t_stop : now_ns()) +
+	    60ull * 1000000000ull;
+
+	while (ld->active > 0) {
+		for (int i = 0; i < ld->nconn; i++) {
+			pfd[i].fd = rpc_get_fd(ld->conns[i].rpc);
+			pfd[i].events = (short)rpc_which_events(ld->conns[i].rpc);
+			pfd[i].revents = 0;
+		}
+		if (poll(pfd, (nfds_t)ld->nconn, 100) < 0 && errno != EINTR) {
+			load_fail(ld, "poll: %s", strerror(errno));
+			break;
+		}
+		for (int i = 0; i < ld->nconn; i++) {
+			if (rpc_service(ld->conns[i].rpc, pfd[i].revents) < 0) {
+				load_fail(ld, "connection %d: %s", i,
+				    rpc_get_error(ld->conns[i].rpc));
+				return;
+			}
+		}
+		if (now_ns() > hard) {
+			load_fail(ld, "no reply within 60 s");
+			return;
+		}
+	}
+}
+
+static bool time_up(const struct slot *s)
+{
+	return now_ns() >= s->ld->t_stop;
+}
+
+static void load_free(struct load *ld)
+{
+	free(ld->slots);
+	free(ld->lat.ns);
+	ld->slots = NULL;
+	ld->lat.ns = NULL;
+}
+
+/* Fill fig from a finished load: value is computed by the caller. */
+static void load_figure(struct load *ld, struct figure *fig, double value)
+{
+	fig->ok = !ld->failed;
+	fig->value = value;
+	fig->calls = ld->ops;
+	fig->p50_us = lat_pct_us(&ld->lat, 0.50);
+	fig->p99_us = lat_pct_us(&ld->lat, 0.99);
+}
+
+/* ------------------------------------------------------------ workloads */
+
+static sattr3 mode_attr(uint32_t mode)
+{
+	sattr3 a;
+
+	memset(&a, 0, sizeof(a));
+	a.mode.set_it = 1;
+	a.mode.set_mode3_u.mode = mode;
+	return a;
+}
+
+/* Metadata mix: CREATE, GETATTR, LOOKUP, REMOVE of the slot's own name. */
+static bool meta_next(struct slot *s, void *res)
+{
+	nfs_fh3 dir = fh3(s->dir);
+
+	switch (s->state) {
+	case 0: {	/* CREATE done: keep the handle */
+		CREATE3resok *ok = &((CREATE3res *)res)->CREATE3res_u.resok;
+
+		if (!ok->obj.handle_follows) {
+			load_fail(s->ld, "CREATE returned no handle");
+			return false;
+		}
+		fh_set(&s->fh, ok->obj.post_op_fh3_u.handle.data.data_val,
+		    ok->obj.post_op_fh3_u.handle.data.data_len);
+		GETATTR3args a = { .object = fh3(&s->fh) };
+		s->state = 1;
+		s->t0 = now_ns();
+		return ISSUE(s, rpc_nfs3_getattr_async, &a);
+	}
+	case 1: {
+		LOOKUP3args a = { .what = { dir, s->name } };
+		s->state = 2;
+		s->t0 = now_ns();
+		return ISSUE(s, rpc_nfs3_lookup_async, &a);
+	}
+	case 2: {
+		REMOVE3args a = { .object = { dir, s->name } };
+		s->state = 3;
+		s->t0 = now_ns();
+		return ISSUE(s, rpc_nfs3_remove_async, &a);
+	}
+	default:
+		break;
+	}
+	/* REMOVE done (or the first call): a new name. */
+	if (time_up(s))
+		return false;
+	CREATE3args a;
+	memset(&a, 0, sizeof(a));
+	snprintf(s->name, sizeof(s->name), "m%d.%u", s->id, s->seq++);
+	a.where.dir = dir;
+	a.where.name = s->name;
+	a.how.mode = GUARDED;
+	a.how.createhow3_u.obj_attributes = mode_attr(0644);
+	s->state = 0;
+	s->t0 = now_ns();
+	return ISSUE(s, rpc_nfs3_create_async, &a);
+}
+
+static char *io_buf;		/* 1 MiB of non-zero bytes */
+
+static bool seqw_next(struct slot *s, void *res)
+{
+	struct load *ld = s->ld;
+	WRITE3args a;
+
+	if (res != NULL) {
+		WRITE3resok *ok = &((WRITE3res *)res)->WRITE3res_u.resok;
+
+		if (ok->count != ld->iosize) {
+			load_fail(ld, "short WRITE: %u of %u", ok->count,
+			    ld->iosize);
+			return false;
+		}
+		ld->bytes += ok->count;
+	}
+	if (ld->next_off >= ld->size)
+		return false;
+	memset(&a, 0, sizeof(a));
+	a.file = fh3(&ld->file);
+	a.offset = ld->next_off;
+	a.count = ld->iosize;
+	a.stable = UNSTABLE;
+	a.data.data_len = ld->iosize;
+	a.data.data_val = io_buf;
+	ld->next_off += ld->iosize;
+	s->t0 = now_ns();
+	return ISSUE(s, rpc_nfs3_write_async, &a);
+}
+
+static bool commit_next(struct slot *s, void *res)
+{
+	COMMIT3args a;
+
+	if (res != NULL)
+		return false;
+	memset(&a, 0, sizeof(a));
+	a.file = fh3(&s->ld->file);
+	s->t0 = now_ns();
+	return ISSUE(s, rpc_nfs3_commit_async, &a);
+}
+
+static bool seqr_next(struct slot *s, void *res)
+{
+	struct load *ld = s->ld;
+	READ3args a;
+
+	if (res != NULL) {
+		READ3resok *ok = &((READ3res *)res)->READ3res_u.resok;
+
+		if (ok->count != ld->iosize) {
+			load_fail(ld, "short READ: %u of %u", ok->count,
+			    ld->iosize);
+			return false;
+		}
+		ld->bytes += ok->count;
+	}
+	if (ld->next_off >= ld->size)
+		return false;
+	memset(&a, 0, sizeof(a));
+	a.file = fh3(&ld->file);
+	a.offset = ld->next_off;
+	a.count = ld->iosize;
+	ld->next_off += ld->iosize;
+	s->t0 = now_ns();
+	return ISSUE(s, rpc_nfs3_read_async, &a);
+}
+
+static uint64_t rng_next(uint64_t *x)
+{
+	*x ^= *x << 13;
+	*x ^= *x >> 7;
+	*x ^= *x << 17;
+	return *x;
+}
+
+static bool randr_next(struct slot *s, void *res)
+{
+	struct load *ld = s->ld;
+	READ3args a;
+
+	if (res != NULL) {
+		READ3resok *ok = &((READ3res *)res)->READ3res_u.resok;
+
+		if (ok->count != ld->iosize) {
+			load_fail(ld, "short READ: %u of %u", ok->count,
+			    ld->iosize);
+			return false;
+		}
+		ld->bytes += ok->count;
+	}
+	if (time_up(s))
+		return false;
+	memset(&a, 0, sizeof(a));
+	a.file = fh3(&ld->file);
+	a.offset = (rng_next(&ld->rng) % (ld->size / ld->iosize)) * ld->iosize;
+	a.count = ld->iosize;
+	s->t0 = now_ns();
+	return ISSUE(s, rpc_nfs3_read_async, &a);
+}
+
+/* Fill a directory: CREATE names f000000 .. count-1. */
+static bool fill_next(struct slot *s, void *res)
+{
+	struct load *ld = s->ld;
+	CREATE3args a;
+
+	if (ld->next_idx >= ld->count)
+		return false;
+	memset(&a, 0, sizeof(a));
+	snprintf(s->name, sizeof(s->name), "f%06u", ld->next_idx++);
+	a.where.dir = fh3(s->dir);
+	a.where.name = s->name;
+	a.how.mode = GUARDED;
+	a.how.createhow3_u.obj_attributes = mode_attr(0644);
+	s->t0 = now_ns();
+	return ISSUE(s, rpc_nfs3_create_async, &a);
+}
+
+/* List a directory: READDIRPLUS chained by cookie, one call at a time. */
+static bool list_next(struct slot *s, void *res)
+{
+	struct load *ld = s->ld;
+	READDIRPLUS3args a;
+
+	if (res != NULL) {
+		READDIRPLUS3resok *ok =
+		    &((READDIRPLUS3res *)res)->READDIRPLUS3res_u.resok;
+		entryplus3 *e;
+
+		memcpy(ld->verf, ok->cookieverf, sizeof(ld->verf));
+		for (e = ok->reply.entries; e != NULL; e = e->nextentry) {
+			if (strcmp(e->name, ".") != 0 &&
+			    strcmp(e->name, "..") != 0)
+				ld->next_idx++;
+			if (!e->name_attributes.attributes_follow ||
+			    !e->name_handle.handle_follows) {
+				load_fail(ld, "READDIRPLUS entry %s without "
+				    "attributes or handle", e->name);
+				return false;
+			}
+			ld->cookie = e->cookie;
+		}
+		if (ok->reply.eof)
+			return false;
+		if (ok->reply.entries == NULL) {
+			load_fail(ld, "READDIRPLUS: no entries, no eof");
+			return false;
+		}
+	}
+	memset(&a, 0, sizeof(a));
+	a.dir = fh3(s->dir);
+	a.cookie = ld->cookie;
+	memcpy(a.cookieverf, ld->verf, sizeof(a.cookieverf));
+	a.dircount = 16384;
+	a.maxcount = 65536;
+	s->t0 = now_ns();
+	return ISSUE(s, rpc_nfs3_readdirplus_async, &a);
+}
+
+/* Open n connections; 0 or -errno with why filled in. */
+static int conns_open(struct conn *c, int n, const struct server *sv,
+    struct suite *out)
+{
+	char err[512];
+
+	for (int i = 0; i < n; i++) {
+		if (conn_open(&c[i], sv, err, sizeof(err)) != 0) {
+			suite_why(out, "%s", err);
+			while (i-- > 0)
+				conn_close(&c[i]);
+			return -EIO;
+		}
+	}
+	return 0;
+}
+
+static void conns_close(struct conn *c, int n)
+{
+	for (int i = 0; i < n; i++)
+		conn_close(&c[i]);
+}
+
+static double secs(uint64_t a, uint64_t b)
+{
+	return (double)(b - a) / 1e9;
+}
+
+static void meta_mix(const struct server *sv, int clients, int depth,
+    double dur, struct figure *fig, struct suite *out)
+{
+	struct conn c[MAX_CONNS];
+	struct fh dirs[MAX_CONNS];
+	struct load ld;
+	char path[128], err[512];
+
+	memset(&ld, 0, sizeof(ld));
+	if (conns_open(c, clients, sv, out) != 0)
+		return;
+	for (int i = 0; i < clients; i++) {
+		snprintf(path, sizeof(path), "/b/m%d-%d", clients, i);
+		if (nfs_mkdir(c[i].nfs, path) != 0 ||
+		    path_fh(&c[i], path, &dirs[i], err, sizeof(err)) != 0) {
+			suite_why(out, "mkdir %s: %s", path,
+			    nfs_get_error(c[i].nfs));
+			goto out;
+		}
+	}
+	ld.dirs = dirs;
+	ld.next = meta_next;
+	load_start(&ld, c, clients, depth);
+	ld.t_stop = ld.t_start + (uint64_t)(dur * 1e9);
+	for (int i = 0; i < ld.nslots; i++) {
+		ld.slots[i].state = 3;
+		if (!meta_next(&ld.slots[i], NULL))
+			break;
+	}
+	load_wait(&ld);
+	load_figure(&ld, fig, (double)ld.ops / secs(ld.t_start, ld.t_last));
+	if (ld.failed)
+		suite_why(out, "%s: %s", fig_def[clients == 1 ? FIG_META1 :
+		    FIG_META16].name, ld.err);
+out:
+	conns_close(c, clients);
+	load_free(&ld);
+}
+
+/* Run ld over the given slots count from a fresh start. */
+static void run_slots(struct load *ld, struct conn *c, int nconn, int depth)
+{
+	load_start(ld, c, nconn, depth);
+	for (int i = 0; i < ld->nslots; i++)
+		if (!ld->next(&ld->slots[i], NULL))
+			break;
+	load_wait(ld);
+}
+
+static void data_figures(const struct server *sv, struct suite *out)
+{
+	struct conn c[4];
+	struct load ld;
+	uint64_t size = (quick ? 32ull : 512ull) << 20;
+	double dur = quick ? 1.0 : 5.0;
+	uint64_t t0;
+	char err[512];
+
+	if (conns_open(c, 4, sv, out) != 0)
+		return;
+	{
+		struct nfsfh *h = NULL;
+
+		if (nfs_creat(c[0].nfs, "/b/seq", 0644, &h) != 0) {
+			suite_why(out, "create /b/seq: %s",
+			    nfs_get_error(c[0].nfs));
+			goto out;
+		}
+		nfs_close(c[0].nfs, h);
+	}
+
+	/* Sequential write, 8 in flight, COMMIT at the end. */
+	memset(&ld, 0, sizeof(ld));
+	if (path_fh(&c[0], "/b/seq", &ld.file, err, sizeof(err)) != 0) {
+		suite_why(out, "%s", err);
+		goto out;
+	}
+	ld.size = size;
+	ld.iosize = 1 << 20;
+	ld.next = seqw_next;
+	run_slots(&ld, c, 1, 8);
+	t0 = ld.t_start;
+	if (!ld.failed) {
+		struct load cm;
+
+		memset(&cm, 0, sizeof(cm));
+		cm.file = ld.file;
+		cm.next = commit_next;
+		run_slots(&cm, c, 1, 1);
+		if (cm.failed)
+			load_fail(&ld, "COMMIT: %s", cm.err);
+		else
+			lat_add(&ld.lat, cm.lat.ns[0]);
+		ld.t_last = cm.t_last;
+		load_free(&cm);
+	}
+	load_figure(&ld, &out->f[FIG_SEQW],
+	    (double)ld.bytes / MiB / secs(t0, ld.t_last));
+	if (ld.failed)
+		suite_why(out, "seq write: %s", ld.err);
+	load_free(&ld);
+	if (!out->f[FIG_SEQW].ok)
+		goto out;
+
+	/* Sequential read, 8 in flight. */
+	struct fh file;
+	memset(&ld, 0, sizeof(ld));
+	path_fh(&c[0], "/b/seq", &file, err, sizeof(err));
+	ld.file = file;
+	ld.size = size;
+	ld.iosize = 1 << 20;
+	ld.next = seqr_next;
+	run_slots(&ld, c, 1, 8);
+	load_figure(&ld, &out->f[FIG_SEQR],
+	    (double)ld.bytes / MiB / secs(ld.t_start, ld.t_last));
+	if (ld.failed)
+		suite_why(out, "seq read: %s", ld.err);
+	load_free(&ld);
+
+	/* 4 KiB random reads: 4 clients, 16 in flight each. */
+	memset(&ld, 0, sizeof(ld));
+	ld.file = file;
+	ld.size = size;
+	ld.iosize = 4096;
+	ld.rng = 0x9e3779b97f4a7c15ull;
+	ld.next = randr_next;
+	ld.t_stop = now_ns() + (uint64_t)(dur * 1e9);
+	run_slots(&ld, c, 4, 16);
+	load_figure(&ld, &out->f[FIG_RANDR],
+	    (double)ld.ops / secs(ld.t_start, ld.t_last));
+	if (ld.failed)
+		suite_why(out, "random read: %s", ld.err);
+	load_free(&ld);
+out:
+	conns_close(c, 4);
+}
+
+static void dir_listing(const struct server *sv, struct suite *out)
+{
+	struct conn c[4];
+	struct fh dir;
+	struct load ld;
+	uint32_t n = quick ? 5000 : 50000;
+	char err[512];
+
+	if (conns_open(c, 4, sv, out) != 0)
+		return;
+	if (nfs_mkdir(c[0].nfs, "/b/big") != 0 ||
+	    path_fh(&c[0], "/b/big", &dir, err, sizeof(err)) != 0) {
+		suite_why(out, "mkdir /b/big: %s", nfs_get_error(c[0].nfs));
+		goto out;
+	}
+	/* Fill (not a figure): 4 clients, 16 in flight each. */
+	struct fh dirs[4] = { dir, dir, dir, dir };
+	memset(&ld, 0, sizeof(ld));
+	ld.dirs = dirs;
+	ld.count = n;
+	ld.next = fill_next;
+	run_slots(&ld, c, 4, 16);
+	if (ld.failed) {
+		suite_why(out, "filling /b/big: %s", ld.err);
+		load_free(&ld);
+		goto out;
+	}
+	load_free(&ld);
+	conns_close(c, 4);
+
+	/* The listing, on a fresh connection. */
+	if (conns_open(c, 1, sv, out) != 0)
+		return;
+	memset(&ld, 0, sizeof(ld));
+	ld.dirs = &dir;
+	ld.next = list_next;
+	run_slots(&ld, c, 1, 1);
+	load_figure(&ld, &out->f[FIG_LIST], secs(ld.t_start, ld.t_last));
+	out->dir_entries = ld.next_idx;
+	if (!ld.failed && ld.next_idx != n) {
+		out->f[FIG_LIST].ok = false;
+		suite_why(out, "listing: %u entries, expected %u", ld.next_idx,
+		    n);
+	}
+	if (ld.failed)
+		suite_why(out, "listing: %s", ld.err);
+	load_free(&ld);
+	conns_close(c, 1);
+	return;
+out:
+	conns_close(c, 4);
+}
+
+/* Every workload against one server; what fails is noted in out->why. */
+static void run_suite(const struct server *sv, struct suite *out)
+{
+	struct conn c;
+	char err[512];
+	double dur = quick ? 1.0 : 5.0;
+
+	if (conn_open(&c, sv, err, sizeof(err)) != 0) {
+		suite_why(out, "%s", err);
+		return;
+	}
+	if (nfs_mkdir(c.nfs, "/b") != 0) {
+		suite_why(out, "mkdir /b: %s", nfs_get_error(c.nfs));
+		conn_close(&c);
+		return;
+	}
+	conn_close(&c);
+	printf("  %s: metadata mix...\n", sv->name);
+	fflush(stdout);
+	meta_mix(sv, 1, 16, dur, &out->f[FIG_META1], out);
+	meta_mix(sv, 16, 8, dur, &out->f[FIG_META16], out);
+	printf("  %s: sequential and random I/O...\n", sv->name);
+	fflush(stdout);
+	data_figures(sv, out);
+	printf("  %s: directory listing...\n", sv->name);
+	fflush(stdout);
+	dir_listing(sv, out);
+}
+
+/* ------------------------------------------------------------ processes */
+
+static char bindir[PATH_MAX];	/* build/tests/bench */
+
+/* Fork and exec argv with stdout and stderr to log (appended); the child
+ * dies with this process.  The pid, or -1. */
+static pid_t spawn(char *const argv[], const char *log)
+{
+	pid_t pid = fork();
+
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+		int nul = open("/dev/null", O_RDONLY);
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+		}
+		if (nul >= 0)
+			dup2(nul, 0);
+		execv(argv[0], argv);
+		dprintf(2, "exec %s: %s\n", argv[0], strerror(errno));
+		_exit(127);
+	}
+	return pid;
+}
+
+/* Wait for pid at most ms; its exit status (>= 0), or -1 still running. */
+static int wait_ms(pid_t pid, long ms)
+{
+	int st;
+
+	for (long t = 0;; t += 20) {
+		pid_t r = waitpid(pid, &st, WNOHANG);
+
+		if (r == pid)
+			return WIFEXITED(st) ? WEXITSTATUS(st) :
+			    128 + WTERMSIG(st);
+		if (r < 0 && errno != EINTR)
+			return 255;
+		if (t >= ms)
+			return -1;
+		sleep_ms(20);
+	}
+}
+
+/* SIGTERM, then SIGKILL after ms; the exit status. */
+static int stop_pid(pid_t pid, long ms)
+{
+	int st;
+
+	kill(pid, SIGTERM);
+	st = wait_ms(pid, ms);
+	if (st < 0) {
+		kill(pid, SIGKILL);
+		st = wait_ms(pid, 10000);
+	}
+	return st;
+}
+
+/* Run argv to its end (bounded: 120 s); its exit status. */
+static int run_prog(char *const argv[], const char *log)
+{
+	pid_t pid = spawn(argv, log);
+	int st;
+
+	if (pid < 0)
+		return -1;
+	st = wait_ms(pid, 120000);
+	if (st < 0) {
+		stop_pid(pid, 5000);
+		return -1;
+	}
+	return st;
+}
+
+static bool port_open(unsigned port)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+	    .sin_port = htons((uint16_t)port),
+	    .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	bool ok;
+
+	if (fd < 0)
+		return false;
+	ok = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+	close(fd);
+	return ok;
+}
+
+/* Both ports accept, within ms, while pid runs?  false: why set. */
+static bool wait_ports(pid_t pid, unsigned p1, unsigned p2, long ms,
+    const char *what, const char *log, struct suite *out)
+{
+	for (long t = 0; t < ms; t += 50) {
+		if (port_open(p1) && (p2 == 0 || port_open(p2)))
+			return true;
+		int st = wait_ms(pid, 0);
+		if (st >= 0) {
+			suite_why(out, "%s exited with status %d at startup "
+			    "(log: %s)", what, st, log);
+			return false;
+		}
+		sleep_ms(50);
+	}
+	suite_why(out, "%s did not listen within %ld s (log: %s)", what,
+	    ms / 1000, log);
+	return false;
+}
+
+/* Two distinct ports free for TCP and UDP (the sockets are held until
+ * both are chosen). */
+static void free_ports(unsigned *a, unsigned *b)
+{
+	int fds[4] = { -1, -1, -1, -1 };
+	unsigned got[2] = { 0, 0 };
+
+	for (int k = 0, tries = 0; k < 2 && tries < 100; tries++) {
+		struct sockaddr_in sa = { .sin_family = AF_INET };
+		socklen_t sl = sizeof(sa);
+		int t = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		int u = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+		if (t >= 0 && u >= 0 &&
+		    bind(t, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+		    getsockname(t, (struct sockaddr *)&sa, &sl) == 0 &&
+		    bind(u, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+			fds[2 * k] = t;
+			fds[2 * k + 1] = u;
+			got[k++] = ntohs(sa.sin_port);
+			continue;
+		}
+		if (t >= 0)
+			close(t);
+		if (u >= 0)
+			close(u);
+	}
+	for (int i = 0; i < 4; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	*a = got[0];
+	*b = got[1];
+}
+
+/* ------------------------------------------------------------ filerd */
+
+static int filerctl(const char *home, const char *log, ...)
+{
+	char prog[PATH_MAX + 32];
+	char *argv[32];
+	int n = 0;
+	va_list ap;
+
+	snprintf(prog, sizeof(prog), "%s/../../filerctl", bindir);
+	argv[n++] = prog;
+	argv[n++] = (char *)"--home";
+	argv[n++] = (char *)home;
+	va_start(ap, log);
+	for (char *a; n < 31 && (a = va_arg(ap, char *)) != NULL;)
+		argv[n++] = a;
+	va_end(ap);
+	argv[n] = NULL;
+	return run_prog(argv, log);
+}
+
+static void run_filer(const char *tmp, struct suite *out)
+{
+	char home[PATH_MAX], log[PATH_MAX], prog[PATH_MAX + 32];
+	char np[16], mp[16];
+	struct server sv = { .name = "filer", .host = "127.0.0.1",
+	    .export = "/vol/vol0" };
+	pid_t pid;
+	int st;
+
+	tl_path(home, sizeof(home), tmp, "filer");
+	tl_path(log, sizeof(log), tmp, "filer.log");
+	free_ports(&sv.nfs_port, &sv.mnt_port);
+	snprintf(np, sizeof(np), "%u", sv.nfs_port);
+	snprintf(mp, sizeof(mp), "%u", sv.mnt_port);
+	if (filerctl(home, log, "vol", "create", "vol0", "--disks", "5",
+	    "--parity", "2", "--size", quick ? "1G" : "2G", NULL) != 0 ||
+	    filerctl(home, log, "export", "add", "/vol/vol0", "--client",
+	    "127.0.0.1", "--rw", "--squash", "none", "--insecure", NULL) != 0 ||
+	    filerctl(home, log, "config", "set", "nfs_port", np, NULL) != 0 ||
+	    filerctl(home, log, "config", "set", "mount_port", mp, NULL) != 0 ||
+	    filerctl(home, log, "config", "set", "nfs_rpcbind", "false",
+	    NULL) != 0) {
+		suite_why(out, "filerctl failed (log: %s)", log);
+		return;
+	}
+	snprintf(prog, sizeof(prog), "%s/../../filerd", bindir);
+	char *argv[] = { prog, (char *)"--home", home, (char *)"--foreground",
+	    NULL };
+	pid = spawn(argv, log);
+	if (pid < 0) {
+		suite_why(out, "fork: %s", strerror(errno));
+		return;
+	}
+	printf("  filer: filerd pid %d, NFS port %u, MOUNT port %u\n",
+	    (int)pid, sv.nfs_port, sv.mnt_port);
+	fflush(stdout);
+	if (wait_ports(pid, sv.nfs_port, sv.mnt_port, 30000, "filerd", log,
+	    out))
+		run_suite(&sv, out);
+	st = stop_pid(pid, 60000);
+	if (st != 0)
+		suite_why(out, "filerd exit status %d (log: %s)", st, log);
+}
+
+/* ------------------------------------------------------------ ganesha */
+
+static int find_file(char *out, size_t len, const char *const *cands)
+{
+	for (int i = 0; cands[i] != NULL; i++) {
+		if (access(cands[i], R_OK) == 0) {
+			snprintf(out, len, "%s", cands[i]);
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
+
+/* Copy the template to conf, replacing @KEY@ by its value. */
+static int write_conf(const char *tmpl, const char *conf,
+    const char *const *kv)
+{
+	FILE *in = fopen(tmpl, "r"), *o = fopen(conf, "w");
+	char line[1024];
+	int rc = 0;
+
+	if (in == NULL || o == NULL) {
+		rc = -errno;
+		goto out;
+	}
+	while (fgets(line, sizeof(line), in) != NULL) {
+		for (char *p = line; *p != '\0';) {
+			bool done = false;
+
+			for (int i = 0; kv[i] != NULL && !done; i += 2) {
+				size_t k = strlen(kv[i]);
+
+				if (strncmp(p, kv[i], k) == 0) {
+					fputs(kv[i + 1], o);
+					p += k;
+					done = true;
+				}
+			}
+			if (!done)
+				fputc(*p++, o);
+		}
+	}
+	if (ferror(in) || fflush(o) != 0)
+		rc = -EIO;
+out:
+	if (in != NULL)
+		fclose(in);
+	if (o != NULL && fclose(o) != 0 && rc == 0)
+		rc = -EIO;
+	return rc;
+}
+
+static int lo_up(void)
+{
+	struct ifreq ifr;
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	int rc = 0;
+
+	if (fd < 0)
+		return -errno;
+	memset(&ifr, 0, sizeof(ifr));
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "lo");
+	if (ioctl(fd, SIOCGIFFLAGS, &ifr) != 0)
+		rc = -errno;
+	ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+	if (rc == 0 && ioctl(fd, SIOCSIFFLAGS, &ifr) != 0)
+		rc = -errno;
+	close(fd);
+	return rc;
+}
+
+/*
+ * In the namespace child: private network (loopback only) and mount
+ * namespace with a tmpfs on /run for rpcbind's socket and lock; rpcbind,
+ * then ganesha.nfsd in the foreground; the workloads; both stopped.
+ */
+static void ganesha_child(const char *tmp, const char *tmpl,
+    const char *plugins, struct suite *out)
+{
+	char exp[PATH_MAX], recov[PATH_MAX], conf[PATH_MAX], log[PATH_MAX];
+	char glog[PATH_MAX], pidf[PATH_MAX], np[16], mp[16];
+	struct server sv = { .name = "ganesha", .host = "127.0.0.1" };
+	pid_t rpcb = -1, gpid = -1;
+	int rc;
+
+	if (unshare(CLONE_NEWNET | CLONE_NEWNS) != 0) {
+		suite_why(out, "unshare(network, mount namespace): %s",
+		    strerror(errno));
+		return;
+	}
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 ||
+	    mount("tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV,
+	    "mode=0755") != 0) {
+		suite_why(out, "private /run: %s", strerror(errno));
+		return;
+	}
+	if ((rc = lo_up()) != 0) {
+		suite_why(out, "loopback up: %s", strerror(-rc));
+		return;
+	}
+	tl_path(exp, sizeof(exp), tmp, "ganesha-export");
+	tl_path(recov, sizeof(recov), tmp, "ganesha-recovery");
+	tl_path(conf, sizeof(conf), tmp, "ganesha.conf");
+	tl_path(log, sizeof(log), tmp, "ganesha-run.log");
+	tl_path(glog, sizeof(glog), tmp, "ganesha.log");
+	tl_path(pidf, sizeof(pidf), tmp, "ganesha.pid");
+	mkdir(exp, 0755);
+	mkdir(recov, 0755);
+	snprintf(sv.export, sizeof(sv.export), "%s", exp);
+	free_ports(&sv.nfs_port, &sv.mnt_port);
+	snprintf(np, sizeof(np), "%u", sv.nfs_port);
+	snprintf(mp, sizeof(mp), "%u", sv.mnt_port);
+	const char *kv[] = { "@NFS_PORT@", np, "@MNT_PORT@", mp,
+	    "@EXPORT@", exp, "@RECOVERY@", recov, "@PLUGINS@", plugins,
+	    NULL };
+	if ((rc = write_conf(tmpl, conf, kv)) != 0) {
+		suite_why(out, "writing %s from %s: %s", conf, tmpl,
+		    strerror(-rc));
+		return;
+	}
+
+	char *rargv[] = { (char *)"/usr/sbin/rpcbind", (char *)"-f", NULL };
+	if (access(rargv[0], X_OK) != 0)
+		rargv[0] = (char *)"/sbin/rpcbind";
+	rpcb = spawn(rargv, log);
+	if (rpcb < 0 || !wait_ports(rpcb, 111, 0, 10000, "rpcbind", log,
+	    out))
+		goto out;
+
+	char *gargv[] = { (char *)"/usr/bin/ganesha.nfsd", (char *)"-F",
+	    (char *)"-f", conf, (char *)"-L", glog, (char *)"-p", pidf,
+	    (char *)"-N", (char *)"NIV_EVENT", NULL };
+	gpid = spawn(gargv, log);
+	if (gpid < 0) {
+		suite_why(out, "fork: %s", strerror(errno));
+		goto out;
+	}
+	printf("  ganesha: ganesha.nfsd pid %d, NFS port %u, MOUNT port %u "
+	    "(private network namespace)\n", (int)gpid, sv.nfs_port,
+	    sv.mnt_port);
+	fflush(stdout);
+	if (wait_ports(gpid, sv.nfs_port, sv.mnt_port, 30000, "ganesha.nfsd",
+	    glog, out))
+		run_suite(&sv, out);
+out:
+	if (gpid > 0 && (rc = stop_pid(gpid, 20000)) != 0)
+		suite_why(out, "ganesha.nfsd exit status %d (log: %s)", rc,
+		    glog);
+	if (rpcb > 0)
+		stop_pid(rpcb, 5000);
+}
+
+static void run_ganesha(const char *tmp, struct suite *out)
+{
+	char tmpl[PATH_MAX], plugins[PATH_MAX], c1[PATH_MAX + 64];
+	pid_t pid;
+	int st;
+
+	snprintf(c1, sizeof(c1), "%s/../../../tests/bench/ganesha/"
+	    "ganesha.conf.in", bindir);
+	const char *tc[] = { "tests/bench/ganesha/ganesha.conf.in", c1, NULL };
+	const char *pc[] = { "/usr/lib/x86_64-linux-gnu/ganesha/libfsalvfs.so",
+	    "/usr/lib/aarch64-linux-gnu/ganesha/libfsalvfs.so",
+	    "/usr/lib64/ganesha/libfsalvfs.so",
+	    "/usr/lib/ganesha/libfsalvfs.so", NULL };
+
+	if (access("/usr/bin/ganesha.nfsd", X_OK) != 0) {
+		suite_why(out, "/usr/bin/ganesha.nfsd not installed (Debian "
+		    "packages nfs-ganesha nfs-ganesha-vfs; make bench installs "
+		    "them)");
+		return;
+	}
+	if (find_file(plugins, sizeof(plugins), pc) != 0) {
+		suite_why(out, "the VFS FSAL (libfsalvfs.so) is not installed "
+		    "(Debian package nfs-ganesha-vfs)");
+		return;
+	}
+	*strrchr(plugins, '/') = '\0';
+	if (find_file(tmpl, sizeof(tmpl), tc) != 0) {
+		suite_why(out, "tests/bench/ganesha/ganesha.conf.in not found "
+		    "(run from the source tree)");
+		return;
+	}
+	if (geteuid() != 0) {
+		suite_why(out, "not root: ganesha needs its own network "
+		    "namespace and rpcbind");
+		return;
+	}
+	fflush(stdout);
+	pid = fork();
+	if (pid < 0) {
+		suite_why(out, "fork: %s", strerror(errno));
+		return;
+	}
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		ganesha_child(tmp, tmpl, plugins, out);
+		fflush(stdout);
+		_exit(0);
+	}
+	st = wait_ms(pid, 600000);
+	if (st < 0) {
+		kill(pid, SIGKILL);
+		wait_ms(pid, 10000);
+		suite_why(out, "the ganesha run took over 10 minutes");
+	} else if (st != 0) {
+		suite_why(out, "the ganesha run ended with status %d", st);
+	}
+}
+
+/* ------------------------------------------------------------ report */
+
+static void report(struct benchout *b, const struct suite *me,
+    const struct suite *peer)
+{
+	for (int i = 0; i < FIG_COUNT; i++) {
+		const struct figure *m = &me->f[i], *p = &peer->f[i];
+		const char *pn = p->ok ? "nfs-ganesha VFS" :
+		    "nfs-ganesha (missing)";
+		char name[96];
+		double mv = m->ok ? m->value : NAN;
+
+		benchout_add(b, fig_def[i].name, mv, fig_def[i].unit, pn,
+		    p->ok ? p->value : NAN, p->ok ? (fig_def[i].lower_is_better
+		    ? "<=" : ">=") : NULL, fig_def[i].goal);
+		snprintf(name, sizeof(name), "%s, p50", fig_def[i].name);
+		benchout_add(b, name, m->ok ? m->p50_us : NAN, "us", pn,
+		    p->ok ? p->p50_us : NAN, NULL, 0);
+		snprintf(name, sizeof(name), "%s, p99", fig_def[i].name);
+		benchout_add(b, name, m->ok ? m->p99_us : NAN, "us", pn,
+		    p->ok ? p->p99_us : NAN, p->ok ? "<=" : NULL, 1.0);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	const char *outdir = argc > 1 ? argv[1] : "build/bench";
+	char base[4096], tmpbuf[4096];
+	struct benchout b;
+	struct suite *sh;
+	char *tmp;
+	ssize_t n;
+
+	quick = getenv("FILER_BENCH_QUICK") != NULL;
+	n = readlink("/proc/self/exe", bindir, sizeof(bindir) - 1);
+	if (n <= 0) {
+		perror("bench_nfs: /proc/self/exe");
+		return 1;
+	}
+	bindir[n] = '\0';
+	*strrchr(bindir, '/') = '\0';
+	if (getenv("FILER_BENCH_DIR") != NULL) {
+		snprintf(base, sizeof(base), "%s", getenv("FILER_BENCH_DIR"));
+	} else {
+		snprintf(tmpbuf, sizeof(tmpbuf), "%s", outdir);
+		snprintf(base, sizeof(base), "%s/bench-tmp", dirname(tmpbuf));
+	}
+	mkdir(base, 0755);
+	if (realpath(base, tmpbuf) == NULL) {
+		perror("bench_nfs: scratch directory");
+		return 1;
+	}
+	tmp = tl_tmpdir_make(tmpbuf, "nfs");
+	io_buf = malloc(1 << 20);
+	sh = mmap(NULL, 2 * sizeof(*sh), PROT_READ | PROT_WRITE,
+	    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (io_buf == NULL || sh == MAP_FAILED) {
+		perror("bench_nfs: memory");
+		return 1;
+	}
+	memset(sh, 0, 2 * sizeof(*sh));
+	for (size_t i = 0; i < (1u << 20); i++)
+		io_buf[i] = (char)(i * 131 + 7 + (i >> 12));
+
+	printf("bench_nfs: scratch %s%s\n", tmp, quick ? " (quick)" : "");
+	run_filer(tmp, &sh[0]);
+	run_ganesha(tmp, &sh[1]);
+
+	benchout_open(&b, outdir, "nfs", "NFSv3 over loopback: filerd vs "
+	    "NFS-Ganesha (VFS FSAL, same disk)");
+	report(&b, &sh[0], &sh[1]);
+	benchout_note(&b, "libnfs raw async clients, one poll loop; meta mix "
+	    "1x16 and 16x8 in flight, seq 1x8, random 4x16, listing 1x1; "
+	    "%s s per timed run, seq file %u MiB, dir %u entries listed",
+	    quick ? "1" : "5", quick ? 32 : 512, sh[0].dir_entries);
+	if (sh[0].why[0] != '\0')
+		benchout_note(&b, "filer: %s", sh[0].why);
+	if (sh[1].why[0] != '\0')
+		benchout_note(&b, "ganesha figures missing or partial: %s",
+		    sh[1].why);
+	benchout_close(&b);
+	tl_tmpdir_remove(tmp);
+	return sh[0].why[0] != '\0' ? 1 : 0;
+}
