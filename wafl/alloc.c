@@ -50,15 +50,11 @@ static inline void bit_put(uint8_t *m, uint32_t i, bool on)
 
 int bitmap_test(struct wnode *bm, uint64_t vbn, bool *set)
 {
-	uint8_t *blk = malloc(WAFL_BLOCK_SIZE);
-	int rc;
+	uint8_t blk[WAFL_BLOCK_SIZE];
+	int rc = wn_read_block(bm, vbn / AREA_BITS, blk);
 
-	if (blk == NULL)
-		return -ENOMEM;
-	rc = wn_read_block(bm, vbn / AREA_BITS, blk);
 	if (rc == 0)
 		*set = bit_get(blk, (uint32_t)(vbn % AREA_BITS));
-	free(blk);
 	return rc;
 }
 

@@ -7,9 +7,10 @@
  * disk again.  Entries are verified before insertion (wafl_read_bp) or come
  * from the CP that computed their checksum.
  *
- * One mutex, a chained hash table and an LRU list; pinned entries (blocks
- * of a CP still being written) are never evicted.  The memory bound counts
- * block data only.
+ * One mutex, a chained hash table and an LRU list of unpinned entries;
+ * pinned entries (blocks of a CP still being written) stay off the list, so
+ * eviction never walks past them, and are never evicted.  The memory bound
+ * counts block data only (pinned blocks may exceed it until unpinned).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -102,7 +103,8 @@ static void remove_entry(struct bcache *bc, struct centry *e)
 
 	VERIFY(*pp == e);
 	*pp = e->hnext;
-	lru_unlink(bc, e);
+	if (e->pins == 0)
+		lru_unlink(bc, e);
 	bc->nentries--;
 	free(e);
 }
@@ -111,8 +113,14 @@ void bcache_destroy(struct bcache *bc)
 {
 	if (bc == NULL)
 		return;
-	while (bc->head != NULL)
-		remove_entry(bc, bc->head);
+	for (uint64_t i = 0; i < bc->nhash; i++) {
+		struct centry *e = bc->hash[i];
+		while (e != NULL) {
+			struct centry *next = e->hnext;
+			free(e);
+			e = next;
+		}
+	}
 	free(bc->hash);
 	pthread_mutex_destroy(&bc->lock);
 	free(bc);
@@ -126,8 +134,10 @@ bool bcache_get(struct bcache *bc, const struct wafl_bp *bp, void *buf)
 	struct centry *e = *find_slot(bc, bp->vbn);
 	if (e != NULL && e->birth == bp->birth && e->cksum == bp->cksum) {
 		memcpy(buf, e->data, WAFL_BLOCK_SIZE);
-		lru_unlink(bc, e);
-		lru_push_front(bc, e);
+		if (e->pins == 0) {
+			lru_unlink(bc, e);
+			lru_push_front(bc, e);
+		}
 		bc->hits++;
 		hit = true;
 	} else {
@@ -139,14 +149,9 @@ bool bcache_get(struct bcache *bc, const struct wafl_bp *bp, void *buf)
 
 static void evict(struct bcache *bc)
 {
-	struct centry *e = bc->tail;
-
-	while (bc->nentries > bc->max_entries && e != NULL) {
-		struct centry *prev = e->prev;
-		if (e->pins == 0)
-			remove_entry(bc, e);
-		e = prev;
-	}
+	/* Only unpinned entries are on the list. */
+	while (bc->nentries > bc->max_entries && bc->tail != NULL)
+		remove_entry(bc, bc->tail);
 }
 
 void bcache_put(struct bcache *bc, const struct wafl_bp *bp, const void *data,
@@ -162,10 +167,12 @@ void bcache_put(struct bcache *bc, const struct wafl_bp *bp, const void *data,
 		e->birth = bp->birth;
 		e->cksum = bp->cksum;
 		memcpy(e->data, data, WAFL_BLOCK_SIZE);
+		if (e->pins == 0)
+			lru_unlink(bc, e);
 		if (pin)
 			e->pins++;
-		lru_unlink(bc, e);
-		lru_push_front(bc, e);
+		if (e->pins == 0)
+			lru_push_front(bc, e);
 		free(n);
 	} else if (n != NULL) {
 		memset(n, 0, offsetof(struct centry, data));
@@ -176,7 +183,8 @@ void bcache_put(struct bcache *bc, const struct wafl_bp *bp, const void *data,
 		memcpy(n->data, data, WAFL_BLOCK_SIZE);
 		n->hnext = NULL;
 		*pp = n;
-		lru_push_front(bc, n);
+		if (!pin)
+			lru_push_front(bc, n);
 		bc->nentries++;
 	}
 	evict(bc);
@@ -187,8 +195,8 @@ void bcache_unpin(struct bcache *bc, uint64_t vbn)
 {
 	pthread_mutex_lock(&bc->lock);
 	struct centry *e = *find_slot(bc, vbn);
-	if (e != NULL && e->pins > 0)
-		e->pins--;
+	if (e != NULL && e->pins > 0 && --e->pins == 0)
+		lru_push_front(bc, e);
 	evict(bc);
 	pthread_mutex_unlock(&bc->lock);
 }
