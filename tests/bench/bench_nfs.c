@@ -1454,6 +1454,9 @@ int main(int argc, char **argv)
 		benchout_note(&b, "ganesha figures missing or partial: %s",
 		    sh[1].why);
 	benchout_close(&b);
-	tl_tmpdir_remove(tmp);
+	if (sh[0].why[0] != '\0' || sh[1].why[0] != '\0')
+		printf("bench_nfs: scratch and logs kept in %s\n", tmp);
+	else
+		tl_tmpdir_remove(tmp);
 	return sh[0].why[0] != '\0' ? 1 : 0;
 }
