@@ -126,6 +126,7 @@ struct figure {
 struct suite {
 	struct figure f[FIG_COUNT];
 	char why[512];		/* empty, or why figures are missing */
+	bool started;		/* the server was started (logs to keep) */
 	uint32_t dir_entries;
 };
 
@@ -1152,6 +1153,7 @@ static void run_filer(const char *tmp, struct suite *out)
 		suite_why(out, "fork: %s", strerror(errno));
 		return;
 	}
+	out->started = true;
 	printf("  filer: filerd pid %d, NFS port %u, MOUNT port %u\n",
 	    (int)pid, sv.nfs_port, sv.mnt_port);
 	fflush(stdout);
@@ -1287,6 +1289,7 @@ static void ganesha_child(const char *tmp, const char *tmpl,
 	char *rargv[] = { (char *)"/usr/sbin/rpcbind", (char *)"-f", NULL };
 	if (access(rargv[0], X_OK) != 0)
 		rargv[0] = (char *)"/sbin/rpcbind";
+	out->started = true;
 	rpcb = spawn(rargv, log);
 	if (rpcb < 0 || !wait_ports(rpcb, 111, 0, 10000, "rpcbind", log,
 	    out))
@@ -1405,8 +1408,11 @@ int main(int argc, char **argv)
 	struct suite *sh;
 	char *tmp;
 	ssize_t n;
+	double load[3];
 
 	quick = getenv("FILER_BENCH_QUICK") != NULL;
+	if (getloadavg(load, 3) != 3)
+		load[0] = NAN;
 	n = readlink("/proc/self/exe", bindir, sizeof(bindir) - 1);
 	if (n <= 0) {
 		perror("bench_nfs: /proc/self/exe");
@@ -1448,13 +1454,17 @@ int main(int argc, char **argv)
 	    "1x16 and 16x8 in flight, seq 1x8, random 4x16, listing 1x1; "
 	    "%s s per timed run, seq file %u MiB, dir %u entries listed",
 	    quick ? "1" : "5", quick ? 32 : 512, sh[0].dir_entries);
+	if (!isnan(load[0]))
+		benchout_note(&b, "%ld CPUs; load average before the run %.2f "
+		    "(other work on the machine skews every figure)",
+		    sysconf(_SC_NPROCESSORS_ONLN), load[0]);
 	if (sh[0].why[0] != '\0')
 		benchout_note(&b, "filer: %s", sh[0].why);
 	if (sh[1].why[0] != '\0')
 		benchout_note(&b, "ganesha figures missing or partial: %s",
 		    sh[1].why);
 	benchout_close(&b);
-	if (sh[0].why[0] != '\0' || sh[1].why[0] != '\0')
+	if (sh[0].why[0] != '\0' || (sh[1].why[0] != '\0' && sh[1].started))
 		printf("bench_nfs: scratch and logs kept in %s\n", tmp);
 	else
 		tl_tmpdir_remove(tmp);
