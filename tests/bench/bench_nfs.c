@@ -463,8 +463,14 @@ static bool time_up(const struct slot *s)
 	return now_ns() >= s->ld->t_stop;
 }
 
+/* Calls still in flight (a failed load) are cancelled by closing the
+ * load's connections first: their callbacks run now, while the slots
+ * exist. */
 static void load_free(struct load *ld)
 {
+	if (ld->active > 0)
+		for (int i = 0; i < ld->nconn; i++)
+			conn_close(&ld->conns[i]);
 	free(ld->slots);
 	free(ld->lat.ns);
 	ld->slots = NULL;
@@ -672,20 +678,24 @@ static bool list_next(struct slot *s, void *res)
 	if (res != NULL) {
 		READDIRPLUS3resok *ok =
 		    &((READDIRPLUS3res *)res)->READDIRPLUS3res_u.resok;
-		entryplus3 *e;
+		const void *p;
+		entryplus3 e;
 
+		/* libnfs packs the decoded entries without regard to their
+		 * alignment: each is copied out before use. */
 		memcpy(ld->verf, ok->cookieverf, sizeof(ld->verf));
-		for (e = ok->reply.entries; e != NULL; e = e->nextentry) {
-			if (strcmp(e->name, ".") != 0 &&
-			    strcmp(e->name, "..") != 0)
+		for (p = ok->reply.entries; p != NULL; p = e.nextentry) {
+			memcpy(&e, p, sizeof(e));
+			if (strcmp(e.name, ".") != 0 &&
+			    strcmp(e.name, "..") != 0)
 				ld->next_idx++;
-			if (!e->name_attributes.attributes_follow ||
-			    !e->name_handle.handle_follows) {
+			if (!e.name_attributes.attributes_follow ||
+			    !e.name_handle.handle_follows) {
 				load_fail(ld, "READDIRPLUS entry %s without "
-				    "attributes or handle", e->name);
+				    "attributes or handle", e.name);
 				return false;
 			}
-			ld->cookie = e->cookie;
+			ld->cookie = e.cookie;
 		}
 		if (ok->reply.eof)
 			return false;
@@ -789,6 +799,7 @@ static void data_figures(const struct server *sv, struct suite *out)
 	double dur = quick ? 1.0 : 5.0;
 	uint64_t t0;
 	char err[512];
+	struct fh file;
 
 	if (conns_open(c, 4, sv, out) != 0)
 		return;
@@ -814,6 +825,7 @@ static void data_figures(const struct server *sv, struct suite *out)
 	ld.next = seqw_next;
 	run_slots(&ld, c, 1, 8);
 	t0 = ld.t_start;
+	file = ld.file;
 	if (!ld.failed) {
 		struct load cm;
 
@@ -837,9 +849,7 @@ static void data_figures(const struct server *sv, struct suite *out)
 		goto out;
 
 	/* Sequential read, 8 in flight. */
-	struct fh file;
 	memset(&ld, 0, sizeof(ld));
-	path_fh(&c[0], "/b/seq", &file, err, sizeof(err));
 	ld.file = file;
 	ld.size = size;
 	ld.iosize = 1 << 20;
@@ -850,6 +860,8 @@ static void data_figures(const struct server *sv, struct suite *out)
 	if (ld.failed)
 		suite_why(out, "seq read: %s", ld.err);
 	load_free(&ld);
+	if (!out->f[FIG_SEQR].ok)
+		goto out;
 
 	/* 4 KiB random reads: 4 clients, 16 in flight each. */
 	memset(&ld, 0, sizeof(ld));
