@@ -38,7 +38,7 @@
 
 /* ------------------------------------------------------------- db.c */
 
-#define ADM_SCHEMA_VERSION	1
+#define ADM_SCHEMA_VERSION	2
 
 int adm_db_open(const char *path, sqlite3 **out, char *err, size_t errlen);
 void adm_db_close(sqlite3 *db);
@@ -273,6 +273,7 @@ extern const struct adm_verb adm_disk_verbs[];
 extern const struct adm_verb adm_snap_verbs[];
 extern const struct adm_verb adm_export_verbs[];
 extern const struct adm_verb adm_misc_verbs[];
+extern const struct adm_verb adm_mirror_verbs[];
 
 /* ------------------------------------------------------------- ctx */
 
@@ -368,6 +369,11 @@ void adm_services_volume_down(struct adm_ctx *ctx, const char *name);
 
 /* The services filerd registers (admin/svc_*.c). */
 extern const struct adm_service adm_svc_nfsd;
+extern const struct adm_service adm_svc_mirror;
+/* svc_mirror.c: a volume filerd mounts read-only (a mirror destination);
+ * the running relationships' states into the database (main loop). */
+bool adm_mirror_is_dest(struct adm_ctx *ctx, int64_t vol_id);
+void adm_mirror_tick(struct adm_ctx *ctx);
 
 /* ---------------------------------------------------------- schedule */
 

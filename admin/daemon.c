@@ -432,6 +432,7 @@ int adm_daemon_main(const struct adm_daemon_opts *o)
 			}
 		}
 		adm_sched_run(ctx);
+		adm_mirror_tick(ctx);
 	}
 	status = 0;
 	close(lfd);

@@ -124,6 +124,10 @@ static const struct adm_migration migrations[] = {
 	"  message TEXT NOT NULL);"
 	"CREATE INDEX events_by_time ON events(time_ns);"
 	},
+	{ 2,
+	"ALTER TABLE mirrors ADD COLUMN mode TEXT NOT NULL DEFAULT 'sync'"
+	"  CHECK (mode IN ('sync', 'async'));"
+	},
 };
 
 static int db_err(sqlite3 *db, const char *what)

@@ -63,7 +63,8 @@ int main(int argc, char **argv)
 		}
 		o.clock_scale = s;
 	}
-	if (adm_service_register(&adm_svc_nfsd) != 0)
+	if (adm_service_register(&adm_svc_nfsd) != 0 ||
+	    adm_service_register(&adm_svc_mirror) != 0)
 		return 1;
 	return adm_daemon_main(&o);
 }

@@ -33,6 +33,8 @@ static const struct adm_setting settings[] = {
 	    "NFS worker threads" },
 	{ "nfs_rpcbind", ADM_ST_BOOL, 0, 1, NULL, "true", "reload",
 	    "register NFS and MOUNT with rpcbind when it runs" },
+	{ "mirror_port", ADM_ST_UINT, 1, 65535, NULL, "10566", "reload",
+	    "port a mirror destination listens on (TCP)" },
 	{ "log_level", ADM_ST_ENUM, 0, 0, "err|warn|info|debug", "info",
 	    "now", "log verbosity" },
 	{ "admin_group", ADM_ST_GROUP, 0, 0, NULL, "", "now",

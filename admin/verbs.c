@@ -19,7 +19,7 @@
 
 static const struct adm_verb *const tables[] = {
 	adm_vol_verbs, adm_disk_verbs, adm_snap_verbs, adm_export_verbs,
-	adm_misc_verbs,
+	adm_misc_verbs, adm_mirror_verbs,
 };
 
 const struct adm_verb *adm_verb_at(size_t i)

@@ -158,6 +158,8 @@ int adm_vol_bringup(struct adm_ctx *ctx, const struct adm_vol_rec *rec,
 	mo.cp_interval_ms = (uint32_t)adm_db_setting_u64(ctx->db,
 	    "cp_interval_ms");
 	mo.dirty_max_bytes = adm_db_setting_u64(ctx->db, "dirty_max_bytes");
+	/* A mirror destination: only the mirror writes it (svc_mirror.c). */
+	mo.readonly = adm_mirror_is_dest(ctx, rec->id);
 	rc = wafl_mount(v->raid, &mo, &v->wafl);
 	if (rc != 0) {
 		snprintf(why, whylen, "cannot mount the file system: %s",

@@ -1,0 +1,573 @@
+/*
+ * admin/cmd_mirror.c: peer add, list, remove; mirror create, init,
+ * quiesce, resume, break, delete, status.
+ *
+ * A relationship is configured on both filerds: on the source's with
+ * `mirror create SRCVOL PEER:DSTVOL` (PEER names the destination filerd),
+ * on the destination's with `mirror create PEER:SRCVOL DSTVOL` (PEER names
+ * the source filerd).  Both peers carry the same key.  A relationship is
+ * named by its local volume in the other verbs: a volume takes part in at
+ * most one relationship.  svc_mirror.c runs what the rows say.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "admin/adm_impl.h"
+#include "admin/svc_mirror.h"
+#include "common/err.h"
+#include "common/log.h"
+
+/* ---------------------------------------------------------------- peers */
+
+static bool split_hostport(const char *s, char *host, size_t hlen,
+    uint16_t *port)
+{
+	const char *colon = strrchr(s, ':');
+	uint64_t p;
+	size_t n;
+
+	if (colon == NULL || colon == s)
+		return false;
+	n = (size_t)(colon - s);
+	if (n >= hlen || adm_parse_u64(colon + 1, &p) != 0 || p < 1 ||
+	    p > 65535)
+		return false;
+	memcpy(host, s, n);
+	host[n] = '\0';
+	if (host[0] == '[' && n > 2 && host[n - 1] == ']') {
+		memmove(host, host + 1, n - 2);
+		host[n - 2] = '\0';
+	}
+	for (const char *c = host; *c != '\0'; c++)
+		if (!(*c == '.' || *c == '-' || *c == ':' || *c == '_' ||
+		    (*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'z') ||
+		    (*c >= 'A' && *c <= 'Z')))
+			return false;
+	*port = (uint16_t)p;
+	return true;
+}
+
+static int peer_add(struct adm_ctx *ctx, const struct adm_req *req,
+    struct adm_rep *rep)
+{
+	const char *name = adm_req_get(req, "name");
+	const char *addr = adm_req_get(req, "address");
+	const char *kf = adm_req_get(req, "key_file");
+	char host[256], hex[2 * ADM_PEER_KEY_MAX + 1], why[512];
+	uint16_t port;
+	int rc;
+
+	if (!split_hostport(addr, host, sizeof(host), &port))
+		return adm_fail(rep, ADM_USAGE, "--address: '%s' is not "
+		    "HOST:PORT (like 192.0.2.7:10566)", addr);
+	rc = adm_mirror_key_load(kf, hex, sizeof(hex), why, sizeof(why));
+	if (rc != 0)
+		return adm_fail(rep, ADM_ERR, "%s", why);
+	rc = adm_db_exec(ctx->db, "INSERT INTO mirror_peers (name, address, "
+	    "port, psk) VALUES (?, ?, ?, ?)", "ssis", name, host,
+	    (int64_t)port, hex);
+	if (rc == -EEXIST)
+		return adm_fail(rep, ADM_ERR, "a peer named %s exists; remove "
+		    "it first: filerctl peer remove %s", name, name);
+	if (rc != 0)
+		return adm_fail(rep, ADM_ERR, "cannot store the peer: %s",
+		    fl_strerror(rc));
+	adm_event(ctx, NULL, "peer.added", "peer %s at %s:%u", name, host,
+	    port);
+	adm_say(rep, "peer %s added (%s:%u)", name, host, port);
+	return ADM_OK;
+}
+
+static int peer_list(struct adm_ctx *ctx, const struct adm_req *req,
+    struct adm_rep *rep)
+{
+	sqlite3_stmt *st;
+
+	if (adm_db_prepare(ctx->db, &st, "SELECT p.name, p.address, p.port, "
+	    "(SELECT count(*) FROM mirrors m WHERE m.peer_id = p.id) FROM "
+	    "mirror_peers p ORDER BY p.name", NULL) != 0)
+		return adm_fail(rep, ADM_ERR, "cannot read the peers");
+	adm_rep_list(rep, "peers");
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		adm_rep_row(rep, "peers");
+		adm_rep_str(rep, "name", adm_col_text(st, 0));
+		adm_rep_str(rep, "address", adm_col_text(st, 1));
+		adm_rep_u64(rep, "port", (uint64_t)sqlite3_column_int64(st, 2));
+		adm_rep_u64(rep, "mirrors",
+		    (uint64_t)sqlite3_column_int64(st, 3));
+	}
+	sqlite3_finalize(st);
+	return ADM_OK;
+}
+
+static int peer_remove(struct adm_ctx *ctx, const struct adm_req *req,
+    struct adm_rep *rep)
+{
+	const char *name = adm_req_get(req, "name");
+	int64_t id, n = 0;
+
+	if (adm_db_i64(ctx->db, &id, "SELECT id FROM mirror_peers WHERE "
+	    "name = ?", "s", name) != 0)
+		return adm_fail(rep, ADM_ERR, "no peer named %s; see: filerctl "
+		    "peer list", name);
+	(void)adm_db_i64(ctx->db, &n, "SELECT count(*) FROM mirrors WHERE "
+	    "peer_id = ?", "i", id);
+	if (n > 0)
+		return adm_fail(rep, ADM_ERR, "peer %s is used by %" PRId64
+		    " mirror relationship(s); delete them first (filerctl "
+		    "mirror delete VOLUME)", name, n);
+	if (adm_db_exec(ctx->db, "DELETE FROM mirror_peers WHERE id = ?", "i",
+	    id) != 0)
+		return adm_fail(rep, ADM_ERR, "cannot remove the peer");
+	adm_event(ctx, NULL, "peer.removed", "peer %s removed", name);
+	adm_say(rep, "peer %s removed", name);
+	return ADM_OK;
+}
+
+/* ------------------------------------------------------------ mirrors */
+
+struct rel {
+	int64_t id;
+	char vol[ADM_NAME_MAX];
+	char rvol[ADM_NAME_MAX];
+	char peer[64];
+	char direction[16];
+	char mode[8];
+	char state[32];
+	uint64_t acked;
+	char err[192];
+	int64_t created;
+};
+
+#define REL_SELECT "SELECT m.id, v.name, m.remote_volume, p.name, " \
+	"m.direction, m.mode, m.state, m.acked_gen, m.last_error, m.created " \
+	"FROM mirrors m JOIN volumes v ON v.id = m.volume_id JOIN " \
+	"mirror_peers p ON p.id = m.peer_id "
+
+static void rel_read(sqlite3_stmt *st, struct rel *r)
+{
+	r->id = sqlite3_column_int64(st, 0);
+	snprintf(r->vol, sizeof(r->vol), "%s", adm_col_text(st, 1));
+	snprintf(r->rvol, sizeof(r->rvol), "%s", adm_col_text(st, 2));
+	snprintf(r->peer, sizeof(r->peer), "%s", adm_col_text(st, 3));
+	snprintf(r->direction, sizeof(r->direction), "%s",
+	    adm_col_text(st, 4));
+	snprintf(r->mode, sizeof(r->mode), "%s", adm_col_text(st, 5));
+	snprintf(r->state, sizeof(r->state), "%s", adm_col_text(st, 6));
+	r->acked = (uint64_t)sqlite3_column_int64(st, 7);
+	snprintf(r->err, sizeof(r->err), "%s", adm_col_text(st, 8));
+	r->created = sqlite3_column_int64(st, 9);
+}
+
+static int rel_by_volume(struct adm_ctx *ctx, const char *vol, struct rel *r,
+    struct adm_rep *rep)
+{
+	sqlite3_stmt *st;
+	int rc = -ENOENT;
+
+	if (adm_db_prepare(ctx->db, &st, REL_SELECT "WHERE v.name = ?", "s",
+	    vol) != 0)
+		return adm_fail(rep, ADM_ERR, "cannot read the relationships");
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		rel_read(st, r);
+		rc = 0;
+	}
+	sqlite3_finalize(st);
+	if (rc != 0)
+		return adm_fail(rep, ADM_ERR, "volume %s is in no mirror "
+		    "relationship; see: filerctl mirror status", vol);
+	return ADM_OK;
+}
+
+static bool is_source(const struct rel *r)
+{
+	return strcmp(r->direction, "source") == 0;
+}
+
+/* "PEER:VOL" into peer and vol. */
+static bool split_remote(const char *s, char *peer, size_t plen, char *vol,
+    size_t vlen)
+{
+	const char *colon = strchr(s, ':');
+	size_t n;
+
+	if (colon == NULL)
+		return false;
+	n = (size_t)(colon - s);
+	if (n == 0 || n >= plen || strlen(colon + 1) >= vlen)
+		return false;
+	memcpy(peer, s, n);
+	peer[n] = '\0';
+	snprintf(vol, vlen, "%s", colon + 1);
+	return adm_valid_volname(peer) && adm_valid_volname(vol);
+}
+
+static int mirror_create(struct adm_ctx *ctx, const struct adm_req *req,
+    struct adm_rep *rep)
+{
+	const char *src = adm_req_get(req, "source");
+	const char *dst = adm_req_get(req, "destination");
+	const char *mode = adm_req_get(req, "mode");
+	char peer[64], rvol[ADM_NAME_MAX];
+	const char *lvol;
+	bool dest;
+	struct adm_vol_rec rec;
+	int64_t peer_id, n = 0;
+	int rc;
+
+	if (mode == NULL)
+		mode = "sync";
+	if (strchr(dst, ':') != NULL && strchr(src, ':') == NULL) {
+		dest = false;
+		lvol = src;
+		if (!split_remote(dst, peer, sizeof(peer), rvol, sizeof(rvol)))
+			return adm_fail(rep, ADM_USAGE, "'%s' is not "
+			    "PEER:VOLUME", dst);
+	} else if (strchr(src, ':') != NULL && strchr(dst, ':') == NULL) {
+		dest = true;
+		lvol = dst;
+		if (!split_remote(src, peer, sizeof(peer), rvol, sizeof(rvol)))
+			return adm_fail(rep, ADM_USAGE, "'%s' is not "
+			    "PEER:VOLUME", src);
+	} else {
+		return adm_fail(rep, ADM_USAGE, "one side is a local volume, "
+		    "the other PEER:VOLUME: on the source filerd, mirror "
+		    "create SRCVOL PEER:DSTVOL; on the destination's, mirror "
+		    "create PEER:SRCVOL DSTVOL");
+	}
+	if (!adm_valid_volname(lvol))
+		return adm_fail(rep, ADM_USAGE, "'%s' is not a valid volume "
+		    "name", lvol);
+	if (adm_vol_get(ctx->db, lvol, &rec) != 0)
+		return adm_fail(rep, ADM_ERR, "no volume named %s; see: "
+		    "filerctl vol list", lvol);
+	if (adm_db_i64(ctx->db, &peer_id, "SELECT id FROM mirror_peers WHERE "
+	    "name = ?", "s", peer) != 0)
+		return adm_fail(rep, ADM_ERR, "no peer named %s; add it with: "
+		    "filerctl peer add %s --address HOST:PORT --key-file F",
+		    peer, peer);
+	(void)adm_db_i64(ctx->db, &n, "SELECT count(*) FROM mirrors WHERE "
+	    "volume_id = ?", "i", rec.id);
+	if (n > 0)
+		return adm_fail(rep, ADM_ERR, "volume %s is already in a mirror "
+		    "relationship (filerctl mirror status)", lvol);
+	if (dest) {
+		(void)adm_db_i64(ctx->db, &n, "SELECT count(*) FROM mirrors "
+		    "WHERE direction = 'destination' AND state != "
+		    "'broken-off'", NULL);
+		if (n > 0)
+			return adm_fail(rep, ADM_ERR, "this filerd already "
+			    "holds a mirror destination (one per filerd: it "
+			    "listens on mirror_port)");
+		if (adm_vol_find(ctx, lvol) == NULL)
+			return adm_fail(rep, ADM_ERR, "volume %s is offline; "
+			    "bring it online first: filerctl vol online %s",
+			    lvol, lvol);
+	}
+	rc = adm_db_exec(ctx->db, "INSERT INTO mirrors (volume_id, peer_id, "
+	    "remote_volume, direction, mode, state, created) VALUES (?, ?, ?, "
+	    "?, ?, 'uninitialized', strftime('%s', 'now'))", "iisss", rec.id,
+	    peer_id, rvol, dest ? "destination" : "source", mode);
+	if (rc != 0)
+		return adm_fail(rep, ADM_ERR, "cannot store the relationship: "
+		    "%s", fl_strerror(rc));
+	adm_event(ctx, lvol, "mirror.created", "mirror %s %s %s:%s (%s), "
+	    "uninitialized", lvol, dest ? "from" : "to", peer, rvol, mode);
+	if (dest) {
+		/* From now on only the mirror writes the volume. */
+		(void)adm_mirror_make_readonly(ctx, lvol);
+		adm_mirror_sync(ctx);
+		adm_say(rep, "mirror destination %s (from %s:%s, %s) created; "
+		    "it is read-only and waits for the source's baseline "
+		    "(filerctl mirror init %s on the source)", lvol, peer,
+		    rvol, mode, rvol);
+	} else {
+		adm_say(rep, "mirror %s to %s:%s (%s) created; start the "
+		    "baseline with: filerctl mirror init %s", lvol, peer,
+		    rvol, mode, lvol);
+	}
+	return ADM_OK;
+}
+
+static int mirror_init(struct adm_ctx *ctx, const struct adm_req *req,
+    struct adm_rep *rep)
+{
+	struct rel r;
+
+	if (rel_by_volume(ctx, adm_req_get(req, "volume"), &r, rep) != ADM_OK)
+		return ADM_ERR;
+	if (!is_source(&r))
+		return adm_fail(rep, ADM_ERR, "%s is a mirror destination; run "
+		    "mirror init on the source filerd", r.vol);
+	if (strcmp(r.state, "uninitialized") != 0)
+		return adm_fail(rep, ADM_ERR, "mirror %s is %s, not "
+		    "uninitialized", r.vol, r.state);
+	if (adm_vol_find(ctx, r.vol) == NULL)
+		return adm_fail(rep, ADM_ERR, "volume %s is offline", r.vol);
+	if (adm_db_exec(ctx->db, "UPDATE mirrors SET state = 'transferring' "
+	    "WHERE id = ?", "i", r.id) != 0)
+		return adm_fail(rep, ADM_ERR, "cannot update the relationship");
+	adm_event(ctx, r.vol, "mirror.state", "mirror %s to %s:%s: "
+	    "uninitialized -> transferring: baseline started", r.vol, r.peer,
+	    r.rvol);
+	adm_mirror_sync(ctx);
+	adm_say(rep, "mirror %s: baseline to %s:%s started; follow it with: "
+	    "filerctl mirror status", r.vol, r.peer, r.rvol);
+	return ADM_OK;
+}
+
+static int mirror_quiesce_common(struct adm_ctx *ctx,
+    const struct adm_req *req, struct adm_rep *rep, bool on)
+{
+	struct rel r;
+
+	if (rel_by_volume(ctx, adm_req_get(req, "volume"), &r, rep) != ADM_OK)
+		return ADM_ERR;
+	if (!is_source(&r))
+		return adm_fail(rep, ADM_ERR, "%s is a mirror destination; %s "
+		    "runs on the source filerd", r.vol, on ? "quiesce" :
+		    "resume");
+	if (on && strcmp(r.state, "quiesced") == 0) {
+		adm_say(rep, "mirror %s is already quiesced", r.vol);
+		return ADM_OK;
+	}
+	if (!on && strcmp(r.state, "quiesced") != 0) {
+		adm_say(rep, "mirror %s is %s, not quiesced", r.vol, r.state);
+		return ADM_OK;
+	}
+	if (adm_mirror_quiesce(ctx, r.id, on) != 0)
+		return adm_fail(rep, ADM_ERR, "mirror %s is %s and does not run "
+		    "(initialize it, or bring its volume online)", r.vol,
+		    r.state);
+	adm_say(rep, "mirror %s %s", r.vol, on ? "quiesced" : "resumed");
+	return ADM_OK;
+}
+
+static int mirror_quiesce(struct adm_ctx *ctx, const struct adm_req *req,
+    struct adm_rep *rep)
+{
+	return mirror_quiesce_common(ctx, req, rep, true);
+}
+
+static int mirror_resume(struct adm_ctx *ctx, const struct adm_req *req,
+    struct adm_rep *rep)
+{
+	return mirror_quiesce_common(ctx, req, rep, false);
+}
+
+static int do_break(struct adm_ctx *ctx, struct rel *r, struct adm_rep *rep)
+{
+	char why[512];
+
+	if (strcmp(r->state, "broken-off") == 0)
+		return ADM_OK;
+	if (is_source(r)) {
+		adm_mirror_stop_rel(ctx, r->id);
+		if (adm_db_exec(ctx->db, "UPDATE mirrors SET state = "
+		    "'broken-off' WHERE id = ?", "i", r->id) != 0)
+			return adm_fail(rep, ADM_ERR, "cannot update the "
+			    "relationship");
+		adm_event(ctx, r->vol, "mirror.state", "mirror %s to %s:%s: "
+		    "%s -> broken-off: by the administrator", r->vol, r->peer,
+		    r->rvol, r->state);
+		return ADM_OK;
+	}
+	if (adm_mirror_break_dest(ctx, r->id, why, sizeof(why)) != 0)
+		return adm_fail(rep, ADM_ERR, "mirror %s: break failed: %s",
+		    r->vol, why);
+	return ADM_OK;
+}
+
+static int mirror_break(struct adm_ctx *ctx, const struct adm_req *req,
+    struct adm_rep *rep)
+{
+	struct rel r;
+
+	if (rel_by_volume(ctx, adm_req_get(req, "volume"), &r, rep) != ADM_OK)
+		return ADM_ERR;
+	if (strcmp(r.state, "broken-off") == 0) {
+		adm_say(rep, "mirror %s is already broken off", r.vol);
+		return ADM_OK;
+	}
+	if (do_break(ctx, &r, rep) != ADM_OK)
+		return ADM_ERR;
+	if (is_source(&r))
+		adm_say(rep, "mirror %s to %s:%s broken off; the source no "
+		    "longer ships its changes", r.vol, r.peer, r.rvol);
+	else
+		adm_say(rep, "mirror %s broken off: the volume is writable at "
+		    "its last complete generation", r.vol);
+	return ADM_OK;
+}
+
+static int mirror_delete(struct adm_ctx *ctx, const struct adm_req *req,
+    struct adm_rep *rep)
+{
+	struct rel r;
+
+	if (rel_by_volume(ctx, adm_req_get(req, "volume"), &r, rep) != ADM_OK)
+		return ADM_ERR;
+	/* A destination is broken off first: its volume stays, writable. */
+	if (!is_source(&r) && strcmp(r.state, "uninitialized") != 0 &&
+	    do_break(ctx, &r, rep) != ADM_OK)
+		return ADM_ERR;
+	adm_mirror_stop_rel(ctx, r.id);
+	if (adm_db_exec(ctx->db, "DELETE FROM mirrors WHERE id = ?", "i",
+	    r.id) != 0)
+		return adm_fail(rep, ADM_ERR, "cannot delete the relationship");
+	adm_event(ctx, r.vol, "mirror.deleted", "mirror %s %s %s:%s deleted",
+	    r.vol, is_source(&r) ? "to" : "from", r.peer, r.rvol);
+	if (!is_source(&r) && strcmp(r.state, "uninitialized") == 0) {
+		/* Never received anything: writable again as it was. */
+		struct adm_vol *av = adm_vol_find(ctx, r.vol);
+
+		if (av != NULL && av->wafl != NULL) {
+			wafl_vol_t *w = av->wafl;
+			struct wafl_mount_opts mo = { .nvlog_path = av->nvlog };
+
+			av->wafl = NULL;
+			adm_services_reload(ctx, ADM_RELOAD_EXPORTS);
+			(void)wafl_unmount(w);
+			mo.cache_bytes = adm_setting_u64(ctx, "cache_bytes");
+			mo.cp_interval_ms = (uint32_t)adm_setting_u64(ctx,
+			    "cp_interval_ms");
+			if (wafl_mount(av->raid, &mo, &av->wafl) == 0)
+				adm_services_reload(ctx, ADM_RELOAD_EXPORTS);
+			else
+				av->wafl = NULL;
+		}
+	}
+	adm_mirror_sync(ctx);
+	adm_say(rep, "mirror %s deleted", r.vol);
+	return ADM_OK;
+}
+
+static int mirror_status(struct adm_ctx *ctx, const struct adm_req *req,
+    struct adm_rep *rep)
+{
+	const char *vol = adm_req_get(req, "volume");
+	sqlite3_stmt *st;
+	bool any = false;
+	int rc;
+
+	if (vol != NULL)
+		rc = adm_db_prepare(ctx->db, &st, REL_SELECT "WHERE v.name = ? "
+		    "ORDER BY v.name", "s", vol);
+	else
+		rc = adm_db_prepare(ctx->db, &st, REL_SELECT "ORDER BY v.name",
+		    NULL);
+	if (rc != 0)
+		return adm_fail(rep, ADM_ERR, "cannot read the relationships");
+	adm_rep_list(rep, "mirrors");
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		struct rel r;
+		struct adm_mirror_status s;
+		bool run;
+
+		rel_read(st, &r);
+		run = adm_mirror_rel_status(ctx, r.id, &s);
+		any = true;
+		adm_rep_row(rep, "mirrors");
+		adm_rep_str(rep, "volume", r.vol);
+		adm_rep_str(rep, "direction", r.direction);
+		adm_rep_str(rep, "peer", r.peer);
+		adm_rep_str(rep, "remote_volume", r.rvol);
+		adm_rep_str(rep, "mode", r.mode);
+		adm_rep_str(rep, "state", run ? s.state : r.state);
+		adm_rep_bool(rep, "running", run);
+		adm_rep_u64(rep, "acked_gen", run ? s.acked_gen : r.acked);
+		adm_rep_u64(rep, "source_gen", s.source_gen);
+		adm_rep_u64(rep, "lag_cps", s.lag_cps);
+		adm_rep_u64(rep, "lag_seconds", s.lag_s);
+		adm_rep_u64(rep, "backlog_bytes", s.backlog_bytes);
+		adm_rep_u64(rep, "bytes_out", s.bytes_out);
+		adm_rep_u64(rep, "transfers", s.transfers);
+		if (!is_source(&r))
+			adm_rep_u64(rep, "port", s.port);
+		adm_rep_str(rep, "last_error", run ? s.last_error : r.err);
+	}
+	sqlite3_finalize(st);
+	if (vol != NULL && !any)
+		return adm_fail(rep, ADM_ERR, "volume %s is in no mirror "
+		    "relationship", vol);
+	return ADM_OK;
+}
+
+/* ---------------------------------------------------------------- table */
+
+static const struct adm_arg peer_add_args[] = {
+	{ "name", ADM_A_VOLNAME, ADM_ARG_REQ | ADM_ARG_POS, 0, 0, NULL, NULL,
+	    "peer name (the other filerd)" },
+	{ "address", ADM_A_TEXT, ADM_ARG_REQ, 0, 255, NULL, NULL,
+	    "HOST:PORT of its mirror listener (its mirror_port)" },
+	{ "key_file", ADM_A_PATH, ADM_ARG_REQ, 0, 0, NULL, NULL,
+	    "file with the pre-shared key (16..64 bytes), the same on both "
+	    "filerds" },
+	{ NULL, 0, 0, 0, 0, NULL, NULL, NULL },
+};
+static const struct adm_arg peer_name_args[] = {
+	{ "name", ADM_A_VOLNAME, ADM_ARG_REQ | ADM_ARG_POS, 0, 0, NULL, NULL,
+	    "peer name" },
+	{ NULL, 0, 0, 0, 0, NULL, NULL, NULL },
+};
+static const struct adm_arg no_args[] = {
+	{ NULL, 0, 0, 0, 0, NULL, NULL, NULL },
+};
+static const struct adm_arg create_args[] = {
+	{ "source", ADM_A_TEXT, ADM_ARG_REQ | ADM_ARG_POS, 0, 96, NULL, NULL,
+	    "source volume: local name, or PEER:VOLUME on the destination" },
+	{ "destination", ADM_A_TEXT, ADM_ARG_REQ | ADM_ARG_POS, 0, 96, NULL,
+	    NULL, "destination: PEER:VOLUME, or the local volume on the "
+	    "destination" },
+	{ "mode", ADM_A_ENUM, 0, 0, 0, "sync|async", NULL,
+	    "sync: every CP as it is written (default); async: newest root "
+	    "every minute and on resume" },
+	{ NULL, 0, 0, 0, 0, NULL, NULL, NULL },
+};
+static const struct adm_arg vol_args[] = {
+	{ "volume", ADM_A_VOLNAME, ADM_ARG_REQ | ADM_ARG_POS, 0, 0, NULL, NULL,
+	    "the relationship's local volume" },
+	{ NULL, 0, 0, 0, 0, NULL, NULL, NULL },
+};
+static const struct adm_arg status_args[] = {
+	{ "volume", ADM_A_VOLNAME, ADM_ARG_POS, 0, 0, NULL, NULL,
+	    "only this volume's relationship" },
+	{ NULL, 0, 0, 0, 0, NULL, NULL, NULL },
+};
+
+const struct adm_verb adm_mirror_verbs[] = {
+	{ "peer add", peer_add_args, 0, peer_add,
+	    "Register another filerd for mirroring",
+	    "The key file is read by filerd; both filerds of a relationship\n"
+	    "must register each other with the same key." },
+	{ "peer list", no_args, 0, peer_list, "List mirror peers", NULL },
+	{ "peer remove", peer_name_args, 0, peer_remove,
+	    "Remove a peer no relationship uses", NULL },
+	{ "mirror create", create_args, 0, mirror_create,
+	    "Create a mirror relationship (on both filerds)",
+	    "On the source: mirror create SRCVOL PEER:DSTVOL.  On the\n"
+	    "destination: mirror create PEER:SRCVOL DSTVOL; the destination\n"
+	    "volume must have at least the source's size and becomes read-only\n"
+	    "(exported read-only) until the relationship is broken." },
+	{ "mirror init", vol_args, 0, mirror_init,
+	    "Start the baseline transfer (on the source)", NULL },
+	{ "mirror quiesce", vol_args, 0, mirror_quiesce,
+	    "Stop shipping changes for now (on the source)", NULL },
+	{ "mirror resume", vol_args, 0, mirror_resume,
+	    "Ship changes again after quiesce", NULL },
+	{ "mirror break", vol_args, 0, mirror_break,
+	    "Break a relationship off",
+	    "On the destination the volume becomes writable at its last\n"
+	    "complete generation; handles taken on the source work on it." },
+	{ "mirror delete", vol_args, 0, mirror_delete,
+	    "Delete a relationship (a destination is broken off first)",
+	    NULL },
+	{ "mirror status", status_args, 0, mirror_status,
+	    "State, acknowledged generation, lag, backlog, last error",
+	    "lag_cps and lag_seconds are zero when the source has nothing\n"
+	    "newer than what the destination acknowledged." },
+	{ NULL, NULL, 0, NULL, NULL, NULL },
+};

@@ -1,0 +1,812 @@
+/*
+ * admin/svc_mirror.c: the mirror service, mirror/ plugged into filerd.
+ *
+ * THEORY
+ *   The relationships live in the database (tables mirror_peers and
+ *   mirrors, docs/admin.md); this file runs them.  One row per
+ *   relationship on each side: direction 'source' on the filerd that holds
+ *   the source volume, 'destination' on the other.  Both sides derive the
+ *   same 16-byte relationship id from the two volume names, and take the
+ *   pre-shared key of the peer the row names.  Everything here runs on
+ *   filerd's main thread (service callbacks, verbs, the tick the main loop
+ *   calls), so the list of running relationships needs no lock; the
+ *   mirror library's threads are reached only through its API.
+ *
+ *   Source rows run (mir_source_start on the mounted volume) once
+ *   `mirror init` took them out of 'uninitialized', unless broken off; a
+ *   quiesced row starts quiesced.  A baseline is allowed only while no
+ *   generation was ever acknowledged.
+ *
+ *   Destination rows run while their volume is online and the row is not
+ *   broken off: one listener on the setting mirror_port (one destination
+ *   relationship per filerd).  filerd mounts a destination volume
+ *   read-only (vols.c asks adm_mirror_is_dest), so nothing but the
+ *   mirror writes to it.  Before the first baseline has arrived that
+ *   read-only mount is what the volume shows; once the destination serves
+ *   a generation the relationship is restarted without baseline
+ *   permission and the volume's file system becomes the library's replica,
+ *   which the NFS service then exports (writes get NFS3ERR_ROFS: the
+ *   replica is read-only).  Whenever the replica is taken away (stop,
+ *   break, volume down) the volume's wafl pointer is cleared and the NFS
+ *   service reloaded first, so no export ever points at a freed replica.
+ *
+ *   The tick (every pass of filerd's main loop, at least once a second)
+ *   reads each relationship's state: a change is stored in the row and
+ *   recorded as a mirror.state event; the acknowledged generation and the
+ *   last error are stored as they change, so status survives restarts.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#include "admin/adm_impl.h"
+#include "admin/svc_mirror.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "mirror/mirror.h"
+
+#define SEEN_MAX	64
+#define ASYNC_KICK_S	60
+
+struct mrel {
+	struct mrel *next;
+	int64_t id;
+	char vol[ADM_NAME_MAX];
+	char rvol[ADM_NAME_MAX];
+	bool dest;
+	enum mir_mode mode;
+	char state[32];		/* as stored */
+	uint64_t acked;		/* as stored */
+	char err[192];		/* as stored */
+	mir_source_t *src;
+	mir_dest_t *dst;
+	bool baseline;		/* dst accepts a baseline */
+	bool replica;		/* the volume's wafl is dst's replica */
+	uint16_t port;
+	uint64_t last_kick;
+	struct { uint64_t gen, t; } seen[SEEN_MAX];
+	size_t nseen, seen_next;
+};
+
+/* A row of mirrors joined with its volume and peer. */
+struct mrow {
+	int64_t id;
+	char vol[ADM_NAME_MAX];
+	char rvol[ADM_NAME_MAX];
+	char host[256];
+	uint16_t port;
+	char psk[2 * ADM_PEER_KEY_MAX + 1];
+	bool dest;
+	enum mir_mode mode;
+	char state[32];
+	uint64_t acked;
+	char err[192];
+};
+
+static struct {
+	struct mrel *rels;
+	bool up;
+} svc;
+
+static uint64_t now_s(void)
+{
+	return (uint64_t)time(NULL);
+}
+
+/* ------------------------------------------------------------- helpers */
+
+static int hex_val(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+static size_t hex_decode(const char *hex, uint8_t *out, size_t max)
+{
+	size_t n = 0;
+
+	while (hex[0] != '\0' && hex[1] != '\0' && n < max) {
+		int a = hex_val(hex[0]), b = hex_val(hex[1]);
+
+		if (a < 0 || b < 0)
+			return 0;
+		out[n++] = (uint8_t)(a << 4 | b);
+		hex += 2;
+	}
+	return n;
+}
+
+int adm_mirror_key_load(const char *path, char *hex, size_t hexlen,
+    char *why, size_t whylen)
+{
+	uint8_t buf[ADM_PEER_KEY_MAX + 3];
+	ssize_t n;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0) {
+		snprintf(why, whylen, "cannot read the key file %s: %s", path,
+		    strerror(errno));
+		return -errno;
+	}
+	n = read(fd, buf, sizeof(buf));
+	close(fd);
+	if (n < 0) {
+		snprintf(why, whylen, "cannot read the key file %s: %s", path,
+		    strerror(errno));
+		return -EIO;
+	}
+	if (n > 0 && buf[n - 1] == '\n')
+		n--;
+	if (n < ADM_PEER_KEY_MIN || n > ADM_PEER_KEY_MAX) {
+		snprintf(why, whylen, "the key file %s must hold %d to %d bytes "
+		    "(one trailing newline is ignored); make one with: head -c "
+		    "32 /dev/urandom | base64 > FILE", path, ADM_PEER_KEY_MIN,
+		    ADM_PEER_KEY_MAX);
+		return -EINVAL;
+	}
+	if (hexlen < 2 * (size_t)n + 1)
+		return -ENOSPC;
+	for (ssize_t i = 0; i < n; i++)
+		snprintf(hex + 2 * i, 3, "%02x", buf[i]);
+	return 0;
+}
+
+/* Both sides name the relationship by its two volumes. */
+static void rel_id(const char *srcvol, const char *dstvol,
+    uint8_t id[MIR_REL_ID_SIZE])
+{
+	uint8_t md[EVP_MAX_MD_SIZE];
+	unsigned mdlen = 0;
+	char buf[16 + 2 * ADM_NAME_MAX + 2];
+	int n = snprintf(buf, sizeof(buf), "filer-mirror %s", srcvol);
+
+	n += 1 + snprintf(buf + n + 1, sizeof(buf) - (size_t)n - 1, "%s",
+	    dstvol);
+	if (EVP_Digest(buf, (size_t)n, md, &mdlen, EVP_sha256(), NULL) != 1 ||
+	    mdlen < MIR_REL_ID_SIZE)
+		memset(md, 0, sizeof(md));
+	memcpy(id, md, MIR_REL_ID_SIZE);
+}
+
+static struct mrel *rel_find(int64_t id)
+{
+	for (struct mrel *r = svc.rels; r != NULL; r = r->next)
+		if (r->id == id)
+			return r;
+	return NULL;
+}
+
+static void exports_reload(struct adm_ctx *ctx)
+{
+	adm_services_reload(ctx, ADM_RELOAD_EXPORTS);
+}
+
+/* Store a column of the row (main thread, its own transaction). */
+static void row_store(struct adm_ctx *ctx, struct mrel *r)
+{
+	(void)adm_db_exec(ctx->db, "UPDATE mirrors SET state = ?, acked_gen "
+	    "= ?, last_error = ? WHERE id = ?", "susi", r->state, r->acked,
+	    r->err, r->id);
+}
+
+static void state_set(struct adm_ctx *ctx, struct mrel *r, const char *st,
+    const char *why)
+{
+	if (strcmp(r->state, st) == 0)
+		return;
+	adm_event(ctx, r->vol, "mirror.state", "mirror %s %s %s: %s -> %s%s%s",
+	    r->vol, r->dest ? "from" : "to", r->rvol, r->state, st,
+	    why != NULL ? ": " : "", why != NULL ? why : "");
+	fl_info(ADM_SUB, "mirror %s: %s -> %s", r->vol, r->state, st);
+	snprintf(r->state, sizeof(r->state), "%s", st);
+	row_store(ctx, r);
+}
+
+/* ------------------------------------------------------- database rows */
+
+static int rows_read(struct adm_ctx *ctx, struct mrow **out, size_t *n)
+{
+	sqlite3_stmt *st;
+	struct mrow *rows = NULL;
+	size_t cnt = 0, cap = 0;
+	int rc = adm_db_prepare(ctx->db, &st, "SELECT m.id, v.name, "
+	    "m.remote_volume, p.address, p.port, p.psk, m.direction, m.mode, "
+	    "m.state, m.acked_gen, m.last_error FROM mirrors m JOIN volumes v "
+	    "ON v.id = m.volume_id JOIN mirror_peers p ON p.id = m.peer_id "
+	    "ORDER BY m.id", NULL);
+
+	if (rc != 0)
+		return rc;
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		struct mrow *w;
+
+		if (cnt == cap) {
+			size_t nc = cap == 0 ? 4 : cap * 2;
+			void *p = realloc(rows, nc * sizeof(*rows));
+
+			if (p == NULL) {
+				sqlite3_finalize(st);
+				free(rows);
+				return -ENOMEM;
+			}
+			rows = p;
+			cap = nc;
+		}
+		w = &rows[cnt++];
+		memset(w, 0, sizeof(*w));
+		w->id = sqlite3_column_int64(st, 0);
+		snprintf(w->vol, sizeof(w->vol), "%s", adm_col_text(st, 1));
+		snprintf(w->rvol, sizeof(w->rvol), "%s", adm_col_text(st, 2));
+		snprintf(w->host, sizeof(w->host), "%s", adm_col_text(st, 3));
+		w->port = (uint16_t)sqlite3_column_int64(st, 4);
+		snprintf(w->psk, sizeof(w->psk), "%s", adm_col_text(st, 5));
+		w->dest = strcmp(adm_col_text(st, 6), "destination") == 0;
+		w->mode = strcmp(adm_col_text(st, 7), "async") == 0 ?
+		    MIR_ASYNC : MIR_SYNC;
+		snprintf(w->state, sizeof(w->state), "%s",
+		    adm_col_text(st, 8));
+		w->acked = (uint64_t)sqlite3_column_int64(st, 9);
+		snprintf(w->err, sizeof(w->err), "%s", adm_col_text(st, 10));
+	}
+	sqlite3_finalize(st);
+	*out = rows;
+	*n = cnt;
+	return 0;
+}
+
+bool adm_mirror_is_dest(struct adm_ctx *ctx, int64_t vol_id)
+{
+	int64_t n = 0;
+
+	if (adm_db_i64(ctx->db, &n, "SELECT count(*) FROM mirrors WHERE "
+	    "volume_id = ? AND direction = 'destination' AND state != "
+	    "'broken-off'", "i", vol_id) != 0)
+		return false;
+	return n > 0;
+}
+
+/* ------------------------------------------------------- running them */
+
+/* Take the volume's file system out of the exports and out of the
+ * volume; the caller owns it from then on. */
+static wafl_vol_t *vol_detach(struct adm_ctx *ctx, struct adm_vol *av)
+{
+	wafl_vol_t *w = av->wafl;
+
+	if (w == NULL)
+		return NULL;
+	av->wafl = NULL;
+	exports_reload(ctx);
+	return w;
+}
+
+static void vol_attach(struct adm_ctx *ctx, struct adm_vol *av,
+    wafl_vol_t *w)
+{
+	av->wafl = w;
+	if (w != NULL)
+		exports_reload(ctx);
+}
+
+int adm_mirror_make_readonly(struct adm_ctx *ctx, const char *vol)
+{
+	struct adm_vol *av = adm_vol_find(ctx, vol);
+	struct wafl_mount_opts mo = { .readonly = true };
+	wafl_vol_t *w;
+	int rc;
+
+	if (av == NULL)
+		return -ENOENT;
+	w = vol_detach(ctx, av);
+	if (w != NULL) {
+		rc = wafl_unmount(w);
+		if (rc != 0)
+			fl_warn(ADM_SUB, "volume %s: final consistency point: "
+			    "%s", vol, fl_strerror(rc));
+	}
+	mo.cache_bytes = adm_setting_u64(ctx, "cache_bytes");
+	rc = wafl_mount(av->raid, &mo, &w);
+	if (rc != 0) {
+		fl_warn(ADM_SUB, "volume %s: no file system to show until the "
+		    "baseline arrives: %s", vol, fl_strerror(rc));
+		return 0;
+	}
+	vol_attach(ctx, av, w);
+	return 0;
+}
+
+static int src_run(struct adm_ctx *ctx, struct mrel *r,
+    const struct mrow *w, struct adm_vol *av)
+{
+	uint8_t key[ADM_PEER_KEY_MAX];
+	struct mir_source_opts o = {
+		.host = w->host,
+		.port = w->port,
+		.mode = w->mode,
+		.raid = av->raid,
+		.allow_baseline = w->acked == 0,
+	};
+	int rc;
+
+	o.key_len = hex_decode(w->psk, key, sizeof(key));
+	o.key = key;
+	rel_id(w->vol, w->rvol, o.rel_id);
+	rc = mir_source_start(av->wafl, &o, &r->src);
+	if (rc != 0)
+		return rc;
+	if (strcmp(w->state, "quiesced") == 0)
+		mir_source_quiesce(r->src);
+	return 0;
+}
+
+static int dst_run(struct adm_ctx *ctx, struct mrel *r,
+    const struct mrow *w, struct adm_vol *av, bool baseline)
+{
+	uint8_t key[ADM_PEER_KEY_MAX];
+	struct mir_dest_opts o = {
+		.host = "0.0.0.0",
+		.port = (uint16_t)adm_setting_u64(ctx, "mirror_port"),
+		.allow_baseline = baseline,
+		.cache_bytes = adm_setting_u64(ctx, "cache_bytes"),
+	};
+	wafl_vol_t *old = NULL;
+	int rc;
+
+	o.key_len = hex_decode(w->psk, key, sizeof(key));
+	o.key = key;
+	rel_id(w->rvol, w->vol, o.rel_id);
+	if (!baseline) {
+		/* The replica replaces the read-only mount. */
+		old = vol_detach(ctx, av);
+		if (old != NULL)
+			(void)wafl_unmount(old);
+	}
+	rc = mir_dest_start(av->raid, &o, &r->dst);
+	if (rc != 0) {
+		r->dst = NULL;
+		if (!baseline)
+			(void)adm_mirror_make_readonly(ctx, w->vol);
+		return rc;
+	}
+	r->baseline = baseline;
+	r->port = mir_dest_port(r->dst);
+	if (!baseline) {
+		r->replica = true;
+		vol_attach(ctx, av, mir_dest_volume(r->dst));
+	}
+	return 0;
+}
+
+static void rel_stop(struct adm_ctx *ctx, struct mrel *r)
+{
+	if (r->src != NULL) {
+		mir_source_stop(r->src);
+		r->src = NULL;
+	}
+	if (r->dst != NULL) {
+		struct adm_vol *av = adm_vol_find(ctx, r->vol);
+
+		if (r->replica && av != NULL)
+			(void)vol_detach(ctx, av);
+		mir_dest_stop(r->dst);	/* unmounts the replica */
+		r->dst = NULL;
+		r->replica = false;
+	}
+}
+
+static void rel_unlink(struct mrel *r)
+{
+	for (struct mrel **pp = &svc.rels; *pp != NULL; pp = &(*pp)->next) {
+		if (*pp == r) {
+			*pp = r->next;
+			break;
+		}
+	}
+	free(r);
+}
+
+static bool should_run(const struct mrow *w)
+{
+	if (strcmp(w->state, "broken-off") == 0)
+		return false;
+	return w->dest || strcmp(w->state, "uninitialized") != 0;
+}
+
+static void rel_start(struct adm_ctx *ctx, const struct mrow *w)
+{
+	struct adm_vol *av = adm_vol_find(ctx, w->vol);
+	struct mrel *r;
+	int rc;
+
+	if (av == NULL || (!w->dest && av->wafl == NULL))
+		return;
+	r = calloc(1, sizeof(*r));
+	if (r == NULL)
+		return;
+	r->id = w->id;
+	snprintf(r->vol, sizeof(r->vol), "%s", w->vol);
+	snprintf(r->rvol, sizeof(r->rvol), "%s", w->rvol);
+	r->dest = w->dest;
+	r->mode = w->mode;
+	snprintf(r->state, sizeof(r->state), "%s", w->state);
+	snprintf(r->err, sizeof(r->err), "%s", w->err);
+	r->acked = w->acked;
+	r->last_kick = now_s();
+	rc = w->dest ? dst_run(ctx, r, w, av, w->acked == 0) :
+	    src_run(ctx, r, w, av);
+	if (rc != 0) {
+		fl_err(ADM_SUB, "mirror %s: cannot start: %s", w->vol,
+		    fl_strerror(rc));
+		snprintf(r->err, sizeof(r->err), "cannot start: %s%s",
+		    fl_strerror(rc), w->dest && rc == -EADDRINUSE ?
+		    " (mirror_port in use; filerctl config set mirror_port N)" :
+		    "");
+		row_store(ctx, r);
+		adm_event(ctx, w->vol, "service.failed", "mirror %s: cannot "
+		    "start: %s", w->vol, fl_strerror(rc));
+		free(r);
+		return;
+	}
+	fl_info(ADM_SUB, "mirror %s %s %s: running (%s)", w->vol,
+	    w->dest ? "from" : "to", w->rvol, w->state);
+	r->next = svc.rels;
+	svc.rels = r;
+}
+
+void adm_mirror_sync(struct adm_ctx *ctx)
+{
+	struct mrow *rows = NULL;
+	size_t n = 0;
+
+	if (!svc.up || rows_read(ctx, &rows, &n) != 0)
+		return;
+	/* Stop what is gone or should not run. */
+	for (struct mrel *r = svc.rels, *next; r != NULL; r = next) {
+		bool keep = false;
+
+		next = r->next;
+		for (size_t i = 0; i < n; i++)
+			if (rows[i].id == r->id && should_run(&rows[i]))
+				keep = true;
+		if (!keep) {
+			rel_stop(ctx, r);
+			rel_unlink(r);
+		}
+	}
+	for (size_t i = 0; i < n; i++)
+		if (should_run(&rows[i]) && rel_find(rows[i].id) == NULL)
+			rel_start(ctx, &rows[i]);
+	free(rows);
+}
+
+void adm_mirror_stop_rel(struct adm_ctx *ctx, int64_t id)
+{
+	struct mrel *r = rel_find(id);
+
+	if (r == NULL)
+		return;
+	rel_stop(ctx, r);
+	rel_unlink(r);
+}
+
+/* ------------------------------------------------------- status, lag */
+
+static void seen_note(struct mrel *r, uint64_t gen, uint64_t t)
+{
+	for (size_t i = 0; i < r->nseen; i++)
+		if (r->seen[i].gen == gen)
+			return;
+	r->seen[r->seen_next].gen = gen;
+	r->seen[r->seen_next].t = t;
+	r->seen_next = (r->seen_next + 1) % SEEN_MAX;
+	if (r->nseen < SEEN_MAX)
+		r->nseen++;
+}
+
+/* Seconds since the oldest generation the destination lacks came to be
+ * (as far as the ticks saw it); 0 when nothing newer is unacknowledged. */
+static uint64_t lag_seconds(const struct mrel *r, uint64_t acked,
+    uint64_t source_gen, uint64_t t)
+{
+	uint64_t since = t;
+
+	if (source_gen <= acked)
+		return 0;
+	for (size_t i = 0; i < r->nseen; i++)
+		if (r->seen[i].gen > acked && r->seen[i].t < since)
+			since = r->seen[i].t;
+	return t - since;
+}
+
+bool adm_mirror_rel_status(struct adm_ctx *ctx, int64_t id,
+    struct adm_mirror_status *st)
+{
+	struct mrel *r = rel_find(id);
+	uint64_t t = now_s();
+
+	memset(st, 0, sizeof(*st));
+	if (r == NULL)
+		return false;
+	st->running = true;
+	if (r->src != NULL) {
+		struct mir_source_stats s;
+
+		mir_source_stats(r->src, &s);
+		seen_note(r, s.source_gen, t);
+		snprintf(st->state, sizeof(st->state), "%s",
+		    s.state == MIR_UNINITIALIZED ? "transferring" :
+		    mir_state_name(s.state));
+		st->acked_gen = s.acked_gen;
+		st->source_gen = s.source_gen;
+		st->lag_cps = s.source_gen > s.acked_gen ?
+		    s.source_gen - s.acked_gen : 0;
+		st->lag_s = lag_seconds(r, s.acked_gen, s.source_gen, t);
+		st->backlog_bytes = s.backlog_bytes;
+		st->bytes_out = s.bytes_out;
+		st->blocks_sent = s.blocks_sent_cp + s.blocks_sent_walk;
+		st->connects = s.connects;
+		st->link_losses = s.link_losses;
+		st->transfers = s.transfers_cp + s.transfers_walk;
+		snprintf(st->last_error, sizeof(st->last_error), "%s",
+		    s.last_error);
+	} else if (r->dst != NULL) {
+		struct mir_dest_stats s;
+
+		mir_dest_stats(r->dst, &s);
+		bool waiting = r->baseline && s.transfers == 0;
+
+		/* After the baseline, until the tick serves the replica. */
+		snprintf(st->state, sizeof(st->state), "%s", waiting ?
+		    "uninitialized" : r->baseline ? "transferring" :
+		    mir_state_name(s.state));
+		st->acked_gen = r->baseline ? 0 : s.gen;
+		st->transfers = s.transfers;
+		st->blocks_received = s.blocks_received;
+		st->port = r->port;
+		snprintf(st->last_error, sizeof(st->last_error), "%s",
+		    s.last_error);
+	}
+	return true;
+}
+
+int adm_mirror_quiesce(struct adm_ctx *ctx, int64_t id, bool on)
+{
+	struct mrel *r = rel_find(id);
+
+	if (r == NULL || r->src == NULL)
+		return -ENOENT;
+	if (on) {
+		mir_source_quiesce(r->src);
+		state_set(ctx, r, "quiesced", "by the administrator");
+	} else {
+		mir_source_resume(r->src);
+		mir_source_kick(r->src);
+		state_set(ctx, r, "catching-up", "resumed");
+	}
+	return 0;
+}
+
+int adm_mirror_break_dest(struct adm_ctx *ctx, int64_t id, char *why,
+    size_t whylen)
+{
+	struct mrel *r = rel_find(id);
+	struct adm_vol *av;
+	wafl_vol_t *w = NULL;
+	uint64_t gen;
+	int rc;
+
+	if (r == NULL || r->dst == NULL) {
+		snprintf(why, whylen, "the relationship does not run here (is "
+		    "the volume online?)");
+		return -ENOENT;
+	}
+	av = adm_vol_find(ctx, r->vol);
+	if (av == NULL) {
+		snprintf(why, whylen, "volume %s is offline", r->vol);
+		return -ENOENT;
+	}
+	w = vol_detach(ctx, av);
+	if (w != NULL && !r->replica)
+		(void)wafl_unmount(w);	/* our read-only mount */
+	r->replica = false;
+	/* A fresh NVLOG: the old one belongs to the file system the
+	 * baseline replaced. */
+	(void)unlink(av->nvlog);
+	w = NULL;
+	gen = 0;
+	{
+		struct mir_dest_stats s;
+
+		mir_dest_stats(r->dst, &s);
+		gen = s.gen;
+	}
+	rc = mir_dest_break(r->dst, av->nvlog, &w);
+	mir_dest_stop(r->dst);
+	r->dst = NULL;
+	if (rc != 0) {
+		snprintf(why, whylen, "cannot mount the volume writable: %s%s",
+		    fl_strerror(rc), rc == -ENOENT ? " (no generation was "
+		    "received yet)" : "");
+		(void)adm_mirror_make_readonly(ctx, r->vol);
+		/* keep running as a destination */
+		rel_unlink(r);
+		adm_mirror_sync(ctx);
+		return rc;
+	}
+	vol_attach(ctx, av, w);
+	r->acked = gen;
+	state_set(ctx, r, "broken-off", "the volume is writable");
+	rel_unlink(r);
+	return 0;
+}
+
+/* ------------------------------------------------------------ the tick */
+
+static void tick_one(struct adm_ctx *ctx, struct mrel *r, uint64_t t)
+{
+	const char *st = NULL;
+	char err[192] = "";
+	uint64_t acked = r->acked;
+	bool store = false;
+
+	if (r->src != NULL) {
+		struct mir_source_stats s;
+
+		mir_source_stats(r->src, &s);
+		seen_note(r, s.source_gen, t);
+		if (s.state != MIR_UNINITIALIZED)
+			st = mir_state_name(s.state);
+		if (s.acked_gen > acked)
+			acked = s.acked_gen;
+		snprintf(err, sizeof(err), "%s", s.last_error);
+		if (r->mode == MIR_ASYNC && s.state != MIR_QUIESCED &&
+		    t - r->last_kick >= ASYNC_KICK_S) {
+			mir_source_kick(r->src);
+			r->last_kick = t;
+		}
+	} else if (r->dst != NULL) {
+		struct mir_dest_stats s;
+
+		mir_dest_stats(r->dst, &s);
+		/* Before its baseline the volume holds a file system of its
+		 * own: nothing of the source yet. */
+		bool waiting = r->baseline && s.transfers == 0;
+
+		if (!waiting)
+			st = mir_state_name(s.state);
+		if (!waiting)
+			acked = s.gen;
+		snprintf(err, sizeof(err), "%s", s.last_error);
+		if (r->baseline && !waiting && s.gen > 0 &&
+		    s.state == MIR_IN_SYNC) {
+			/* The baseline arrived: serve the replica, and take
+			 * no other baseline while it is exported. */
+			struct mrow *rows = NULL;
+			size_t n = 0;
+
+			if (rows_read(ctx, &rows, &n) == 0) {
+				for (size_t i = 0; i < n; i++) {
+					struct adm_vol *av;
+
+					if (rows[i].id != r->id)
+						continue;
+					av = adm_vol_find(ctx, r->vol);
+					mir_dest_stop(r->dst);
+					r->dst = NULL;
+					if (av != NULL && dst_run(ctx, r,
+					    &rows[i], av, false) != 0)
+						fl_err(ADM_SUB, "mirror %s: "
+						    "cannot restart after the "
+						    "baseline", r->vol);
+				}
+				free(rows);
+			}
+		}
+	}
+	if (acked != r->acked) {
+		r->acked = acked;
+		store = true;
+	}
+	if (strcmp(err, r->err) != 0) {
+		snprintf(r->err, sizeof(r->err), "%s", err);
+		store = true;
+		if (err[0] != '\0')
+			adm_event(ctx, r->vol, "mirror.error", "mirror %s: %s",
+			    r->vol, err);
+	}
+	if (st != NULL && strcmp(st, r->state) != 0)
+		state_set(ctx, r, st, NULL);	/* stores the row too */
+	else if (store)
+		row_store(ctx, r);
+}
+
+void adm_mirror_tick(struct adm_ctx *ctx)
+{
+	uint64_t t = now_s();
+
+	if (!svc.up)
+		return;
+	for (struct mrel *r = svc.rels, *next; r != NULL; r = next) {
+		next = r->next;
+		tick_one(ctx, r, t);
+	}
+}
+
+/* --------------------------------------------------------- the service */
+
+static int mir_start(struct adm_ctx *ctx)
+{
+	svc.up = true;
+	adm_mirror_sync(ctx);
+	return 0;
+}
+
+static void mir_stop(struct adm_ctx *ctx)
+{
+	adm_mirror_tick(ctx);	/* last states into the database */
+	while (svc.rels != NULL) {
+		struct mrel *r = svc.rels;
+
+		rel_stop(ctx, r);
+		rel_unlink(r);
+	}
+	svc.up = false;
+}
+
+static int mir_reload(struct adm_ctx *ctx, unsigned what)
+{
+	if (what & ADM_RELOAD_SETTINGS) {
+		uint16_t port = (uint16_t)adm_setting_u64(ctx, "mirror_port");
+
+		/* A new mirror_port: destinations listen again. */
+		for (struct mrel *r = svc.rels, *next; r != NULL; r = next) {
+			next = r->next;
+			if (r->dst != NULL && r->port != port) {
+				rel_stop(ctx, r);
+				rel_unlink(r);
+			}
+		}
+	}
+	if (what & (ADM_RELOAD_SETTINGS | ADM_RELOAD_MIRRORS))
+		adm_mirror_sync(ctx);
+	return 0;
+}
+
+static void mir_volume_up(struct adm_ctx *ctx, const char *name,
+    wafl_vol_t *v)
+{
+	adm_mirror_sync(ctx);
+}
+
+static void mir_volume_down(struct adm_ctx *ctx, const char *name)
+{
+	for (struct mrel *r = svc.rels, *next; r != NULL; r = next) {
+		next = r->next;
+		if (strcmp(r->vol, name) != 0)
+			continue;
+		tick_one(ctx, r, now_s());
+		rel_stop(ctx, r);
+		rel_unlink(r);
+	}
+}
+
+const struct adm_service adm_svc_mirror = {
+	.name = "mirror",
+	.start = mir_start,
+	.stop = mir_stop,
+	.reload = mir_reload,
+	.volume_up = mir_volume_up,
+	.volume_down = mir_volume_down,
+};

@@ -1,0 +1,56 @@
+/*
+ * admin/svc_mirror.h: between the mirror service (svc_mirror.c) and the
+ * peer and mirror verbs (cmd_mirror.c).  Everything here runs on filerd's
+ * main thread.
+ */
+#ifndef FILER_ADMIN_SVC_MIRROR_H
+#define FILER_ADMIN_SVC_MIRROR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "admin/adm_impl.h"
+
+#define ADM_PEER_KEY_MIN	16
+#define ADM_PEER_KEY_MAX	64
+
+/* What `mirror status` shows of one relationship. */
+struct adm_mirror_status {
+	bool running;		/* the relationship's thread runs here */
+	char state[32];
+	uint64_t acked_gen;	/* destination's durable, served root */
+	uint64_t source_gen;	/* source: newest durable root (dest: 0) */
+	uint64_t lag_cps, lag_s;
+	uint64_t backlog_bytes, bytes_out, blocks_sent;
+	uint64_t connects, link_losses;
+	uint64_t transfers, blocks_received;	/* destination */
+	uint16_t port;		/* destination: listening port */
+	char last_error[192];
+};
+
+/* Bring the running relationships in step with the database: start what
+ * should run (its volume online, initialized, not broken off), stop what
+ * was deleted or broken. */
+void adm_mirror_sync(struct adm_ctx *ctx);
+/* Stop relationship id here (its row stays). */
+void adm_mirror_stop_rel(struct adm_ctx *ctx, int64_t id);
+/* Status of relationship id; false if it does not run here. */
+bool adm_mirror_rel_status(struct adm_ctx *ctx, int64_t id,
+    struct adm_mirror_status *st);
+/* Source: quiesce (on) or resume (off) the running relationship. */
+int adm_mirror_quiesce(struct adm_ctx *ctx, int64_t id, bool on);
+/* Destination: break off; the volume becomes writable at its last
+ * complete root.  0 or a negative errno with why. */
+int adm_mirror_break_dest(struct adm_ctx *ctx, int64_t id, char *why,
+    size_t whylen);
+/* A volume that is about to become a destination: remount it read-only
+ * (its exports follow). */
+int adm_mirror_make_readonly(struct adm_ctx *ctx, const char *vol);
+
+/* Hex of a key read from a file (16..64 bytes, one trailing newline
+ * ignored). */
+int adm_mirror_key_load(const char *path, char *hex, size_t hexlen,
+    char *why, size_t whylen);
+
+#endif

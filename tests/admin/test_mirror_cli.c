@@ -1,0 +1,493 @@
+/*
+ * tests/admin/test_mirror_cli.c: mirroring administered through filerctl,
+ * between two real filerds on loopback (free ports for NFS, MOUNT and the
+ * mirror listener of each), libnfs as the client.
+ *
+ *   replicate   peer add on both, mirror create on both sides, init; a
+ *               file written on the source over NFS (then snap create: a
+ *               CP) reads back identical from the read-only secondary
+ *               once `mirror status --json` shows the destination
+ *               acknowledged the source's generation (lag 0); a write on
+ *               the secondary gets NFS3ERR_ROFS; both filerds restart and
+ *               the relationship resumes without a new baseline; events
+ *               record the transitions; break: the secondary is writable
+ *               and still holds the data; `check` clean on both.
+ *   bad_input   peer and mirror verbs refuse bad addresses, short keys,
+ *               unknown peers, duplicates, a peer in use, a relationship
+ *               without a remote side, and change nothing.
+ *
+ * Every wait is bounded; a failing test still kills its filerds.
+ */
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <cmocka.h>
+
+#include <nfsc/libnfs.h>
+
+#include "tests/admin/ta.h"
+#include "tests/lib/tl_tmpdir.h"
+
+#define CLIENT_TIMEOUT_MS	5000
+#define FILE_BYTES		(1u << 20)
+
+struct side {
+	char home[2048];
+	struct ta_daemon d;
+	uint16_t nfs_port, mnt_port, mir_port;
+	const char *vol;
+};
+
+struct mtest {
+	char *dir;
+	char key[2100];
+	struct side s, d;	/* source, destination */
+};
+
+/* A port free for TCP and UDP on all addresses, its sockets kept open in
+ * fds until every port is chosen. */
+static uint16_t free_port(int fds[2])
+{
+	for (int tries = 0; tries < 100; tries++) {
+		struct sockaddr_in sa = { .sin_family = AF_INET };
+		socklen_t sl = sizeof(sa);
+		int t = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		int u = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+		assert_true(t >= 0 && u >= 0);
+		if (bind(t, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+		    getsockname(t, (struct sockaddr *)&sa, &sl) == 0 &&
+		    bind(u, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+			fds[0] = t;
+			fds[1] = u;
+			return ntohs(sa.sin_port);
+		}
+		close(t);
+		close(u);
+	}
+	fail_msg("no free port");
+	return 0;
+}
+
+static void set_u(const char *home, const char *key, unsigned v)
+{
+	char b[16];
+
+	snprintf(b, sizeof(b), "%u", v);
+	free(ta_ctl_expect(0, home, "config", "set", key, b, NULL));
+}
+
+static void side_init(struct mtest *t, struct side *s, const char *name,
+    const char *vol, const char *size, int fds[][2])
+{
+	snprintf(s->home, sizeof(s->home), "%s/%s", t->dir, name);
+	s->vol = vol;
+	s->nfs_port = free_port(fds[0]);
+	s->mnt_port = free_port(fds[1]);
+	s->mir_port = free_port(fds[2]);
+	free(ta_ctl_expect(0, s->home, "vol", "create", vol, "--disks", "3",
+	    "--parity", "1", "--size", size, NULL));
+	set_u(s->home, "nfs_port", s->nfs_port);
+	set_u(s->home, "mount_port", s->mnt_port);
+	set_u(s->home, "mirror_port", s->mir_port);
+	free(ta_ctl_expect(0, s->home, "config", "set", "nfs_rpcbind", "false",
+	    NULL));
+	set_u(s->home, "nfs_threads", 4);
+}
+
+static int setup(void **state)
+{
+	struct mtest *t = calloc(1, sizeof(*t));
+	int fds[6][2];
+	FILE *f;
+
+	assert_non_null(t);
+	t->dir = tl_tmpdir_make(NULL, "filer-mirror-cli");
+	side_init(t, &t->s, "src", "vsrc", "64M", &fds[0]);
+	/* The destination may be larger than the source (more VBNs). */
+	side_init(t, &t->d, "dst", "vdst", "96M", &fds[3]);
+	for (int i = 0; i < 6; i++) {
+		close(fds[i][0]);
+		close(fds[i][1]);
+	}
+	snprintf(t->key, sizeof(t->key), "%s/mirror.key", t->dir);
+	f = fopen(t->key, "w");
+	assert_non_null(f);
+	fprintf(f, "0123456789abcdef-a-test-key-of-40-bytes!\n");
+	fclose(f);
+	*state = t;
+	return 0;
+}
+
+static int check_clean(const struct side *s)
+{
+	struct ta_out o = ta_ctl(s->home, "check", s->vol, NULL);
+	int st = o.status;
+
+	if (st != 0)
+		fprintf(stderr, "filerctl check %s: exit %d\n%s%s\n", s->vol,
+		    st, o.out, o.err);
+	ta_out_free(&o);
+	return st;
+}
+
+static int teardown(void **state)
+{
+	struct mtest *t = *state;
+	int st = 0;
+
+	if (t->s.d.pid > 0)
+		(void)ta_daemon_signal_wait(&t->s.d, SIGKILL);
+	if (t->d.d.pid > 0)
+		(void)ta_daemon_signal_wait(&t->d.d, SIGKILL);
+	st |= check_clean(&t->s);
+	st |= check_clean(&t->d);
+	tl_tmpdir_remove(t->dir);
+	free(t);
+	return st == 0 ? 0 : -1;
+}
+
+/* ------------------------------------------------------------- clients */
+
+static struct nfs_context *cl_mount(const struct side *s)
+{
+	struct nfs_context *nfs = nfs_init_context();
+	struct nfs_url *u;
+	char buf[512];
+
+	assert_non_null(nfs);
+	nfs_set_timeout(nfs, CLIENT_TIMEOUT_MS);
+	nfs_set_dircache(nfs, 0);
+	nfs_set_uid(nfs, 0);
+	nfs_set_gid(nfs, 0);
+	snprintf(buf, sizeof(buf), "nfs://127.0.0.1/vol/%s?nfsport=%u&"
+	    "mountport=%u", s->vol, s->nfs_port, s->mnt_port);
+	u = nfs_parse_url_dir(nfs, buf);
+	assert_non_null(u);
+	if (nfs_mount(nfs, u->server, u->path) != 0)
+		fail_msg("libnfs mount of %s failed: %s", buf,
+		    nfs_get_error(nfs));
+	nfs_destroy_url(u);
+	return nfs;
+}
+
+static void fill(uint8_t *b, size_t n, uint32_t seed)
+{
+	uint64_t x = seed * 0x9e3779b97f4a7c15ull + 1;
+
+	for (size_t i = 0; i < n; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		b[i] = (uint8_t)x;
+	}
+}
+
+static void write_file(const struct side *s, const char *path, uint32_t seed)
+{
+	struct nfs_context *nfs = cl_mount(s);
+	struct nfsfh *fh;
+	uint8_t *b = malloc(FILE_BYTES);
+
+	assert_non_null(b);
+	fill(b, FILE_BYTES, seed);
+	assert_int_equal(nfs_creat(nfs, path, 0644, &fh), 0);
+	for (size_t off = 0; off < FILE_BYTES; off += 65536)
+		assert_int_equal(nfs_pwrite(nfs, fh, off, 65536, b + off),
+		    65536);
+	assert_int_equal(nfs_fsync(nfs, fh), 0);
+	assert_int_equal(nfs_close(nfs, fh), 0);
+	nfs_destroy_context(nfs);
+	free(b);
+}
+
+static void read_compare(const struct side *s, const char *path,
+    uint32_t seed)
+{
+	struct nfs_context *nfs = cl_mount(s);
+	struct nfsfh *fh;
+	uint8_t *want = malloc(FILE_BYTES), *got = malloc(FILE_BYTES);
+
+	assert_non_null(want);
+	assert_non_null(got);
+	fill(want, FILE_BYTES, seed);
+	assert_int_equal(nfs_open(nfs, path, O_RDONLY, &fh), 0);
+	for (size_t off = 0; off < FILE_BYTES; off += 65536)
+		assert_int_equal(nfs_pread(nfs, fh, off, 65536, got + off),
+		    65536);
+	assert_int_equal(nfs_close(nfs, fh), 0);
+	assert_memory_equal(want, got, FILE_BYTES);
+	nfs_destroy_context(nfs);
+	free(want);
+	free(got);
+}
+
+/* nfs_creat's result on side s (0 or a negative errno). */
+static int try_create(const struct side *s, const char *path)
+{
+	struct nfs_context *nfs = cl_mount(s);
+	struct nfsfh *fh;
+	int rc = nfs_creat(nfs, path, 0644, &fh);
+
+	if (rc == 0) {
+		assert_int_equal(nfs_pwrite(nfs, fh, 0, 5, "hello"), 5);
+		assert_int_equal(nfs_close(nfs, fh), 0);
+	}
+	nfs_destroy_context(nfs);
+	return rc;
+}
+
+/* ------------------------------------------------------------- mirrors */
+
+static char *status_json(const struct side *s)
+{
+	return ta_ctl_expect(0, s->home, "--json", "mirror", "status", NULL);
+}
+
+/* Wait until the source's status shows the destination acknowledged the
+ * source's newest generation, at least min_gen; returns it. */
+static long wait_acked(const struct mtest *t, long min_gen)
+{
+	char *js = NULL;
+
+	for (int i = 0; i < 400; i++) {
+		free(js);
+		js = status_json(&t->s);
+		long acked = ta_json_long(js, "$.mirrors[0].acked_gen");
+		long src = ta_json_long(js, "$.mirrors[0].source_gen");
+
+		if (acked >= min_gen && acked >= src) {
+			ta_json_eq(js, "$.mirrors[0].state", "in-sync");
+			assert_int_equal(ta_json_long(js,
+			    "$.mirrors[0].lag_cps"), 0);
+			assert_int_equal(ta_json_long(js,
+			    "$.mirrors[0].lag_seconds"), 0);
+			free(js);
+			return acked;
+		}
+		ta_sleep_ms(50);
+	}
+	fail_msg("the destination did not acknowledge generation %ld: %s",
+	    min_gen, js);
+	return 0;
+}
+
+/* ... and the secondary serves it. */
+static void wait_served(const struct mtest *t, long gen)
+{
+	char *js = NULL;
+
+	for (int i = 0; i < 400; i++) {
+		free(js);
+		js = status_json(&t->d);
+		char *st = ta_json(js, "$.mirrors[0].state");
+		bool ok = st != NULL && strcmp(st, "in-sync") == 0 &&
+		    ta_json_long(js, "$.mirrors[0].acked_gen") >= gen;
+
+		free(st);
+		if (ok) {
+			free(js);
+			return;
+		}
+		ta_sleep_ms(50);
+	}
+	fail_msg("the secondary does not serve generation %ld: %s", gen, js);
+}
+
+static long source_gen(const struct mtest *t)
+{
+	char *js = status_json(&t->s);
+	long g = ta_json_long(js, "$.mirrors[0].source_gen");
+
+	free(js);
+	return g;
+}
+
+static void peers_and_relationship(struct mtest *t)
+{
+	char a[64];
+
+	snprintf(a, sizeof(a), "127.0.0.1:%u", t->d.mir_port);
+	free(ta_ctl_expect(0, t->s.home, "peer", "add", "dst", "--address", a,
+	    "--key-file", t->key, NULL));
+	snprintf(a, sizeof(a), "127.0.0.1:%u", t->s.mir_port);
+	free(ta_ctl_expect(0, t->d.home, "peer", "add", "src", "--address", a,
+	    "--key-file", t->key, NULL));
+	free(ta_ctl_expect(0, t->d.home, "mirror", "create", "src:vsrc",
+	    "vdst", "--mode", "sync", NULL));
+	free(ta_ctl_expect(0, t->s.home, "mirror", "create", "vsrc",
+	    "dst:vdst", "--mode", "sync", NULL));
+	char *js = status_json(&t->s);
+	ta_json_eq(js, "$.mirrors[0].state", "uninitialized");
+	ta_json_eq(js, "$.mirrors[0].direction", "source");
+	free(js);
+	free(ta_ctl_expect(0, t->s.home, "mirror", "init", "vsrc", NULL));
+}
+
+static void exports(struct mtest *t)
+{
+	free(ta_ctl_expect(0, t->s.home, "export", "add", "/vol/vsrc",
+	    "--client", "127.0.0.1", "--rw", "--squash", "none", "--insecure",
+	    NULL));
+	free(ta_ctl_expect(0, t->d.home, "export", "add", "/vol/vdst",
+	    "--client", "127.0.0.1", "--rw", "--squash", "none", "--insecure",
+	    NULL));
+}
+
+static bool events_have(const struct side *s, const char *kind,
+    const char *text)
+{
+	char *out = ta_ctl_expect(0, s->home, "events", NULL);
+	bool found = false;
+
+	for (char *l = strtok(out, "\n"); l != NULL; l = strtok(NULL, "\n"))
+		if (strstr(l, kind) != NULL && strstr(l, text) != NULL)
+			found = true;
+	free(out);
+	return found;
+}
+
+static void test_replicate(void **state)
+{
+	struct mtest *t = *state;
+	long g;
+	char *js;
+
+	exports(t);
+	ta_daemon_start(&t->s.d, t->s.home);
+	ta_daemon_start(&t->d.d, t->d.home);
+	peers_and_relationship(t);
+	g = wait_acked(t, 1);
+
+	/* A write on the source reaches the secondary at the next CP. */
+	write_file(&t->s, "/data1", 1);
+	free(ta_ctl_expect(0, t->s.home, "snap", "create", "vsrc", "s1",
+	    NULL));
+	g = wait_acked(t, source_gen(t) > g ? source_gen(t) : g + 1);
+	wait_served(t, g);
+	read_compare(&t->d, "/data1", 1);
+	assert_int_equal(try_create(&t->d, "/nope"), -EROFS);
+	js = status_json(&t->d);
+	ta_json_eq(js, "$.mirrors[0].direction", "destination");
+	ta_json_eq(js, "$.mirrors[0].state", "in-sync");
+	assert_true(ta_json_long(js, "$.mirrors[0].acked_gen") >= g);
+	free(js);
+	assert_true(events_have(&t->s, "mirror.state", "-> in-sync"));
+	assert_true(events_have(&t->d, "mirror.state", "-> in-sync"));
+
+	/* Both restart: the relationship resumes from the database. */
+	assert_int_equal(ta_daemon_stop(&t->d.d), 0);
+	assert_int_equal(ta_daemon_stop(&t->s.d), 0);
+	ta_daemon_start(&t->d.d, t->d.home);
+	ta_daemon_start(&t->s.d, t->s.home);
+	write_file(&t->s, "/data2", 2);
+	free(ta_ctl_expect(0, t->s.home, "snap", "create", "vsrc", "s2",
+	    NULL));
+	g = wait_acked(t, g + 1);
+	wait_served(t, g);
+	read_compare(&t->d, "/data2", 2);
+	read_compare(&t->d, "/data1", 1);
+	js = status_json(&t->s);
+	/* Catch-up, not a new baseline: no error recorded. */
+	ta_json_eq(js, "$.mirrors[0].last_error", "");
+	free(js);
+
+	/* Break: the secondary becomes writable with the data. */
+	free(ta_ctl_expect(0, t->d.home, "mirror", "break", "vdst", NULL));
+	js = status_json(&t->d);
+	ta_json_eq(js, "$.mirrors[0].state", "broken-off");
+	free(js);
+	assert_int_equal(try_create(&t->d, "/after-break"), 0);
+	read_compare(&t->d, "/data2", 2);
+	assert_true(events_have(&t->d, "mirror.state", "-> broken-off"));
+	free(ta_ctl_expect(0, t->s.home, "mirror", "break", "vsrc", NULL));
+	free(ta_ctl_expect(0, t->s.home, "mirror", "delete", "vsrc", NULL));
+	free(ta_ctl_expect(0, t->s.home, "peer", "remove", "dst", NULL));
+
+	/* After a restart the broken-off volume mounts writable again. */
+	assert_int_equal(ta_daemon_stop(&t->d.d), 0);
+	ta_daemon_start(&t->d.d, t->d.home);
+	assert_int_equal(try_create(&t->d, "/after-restart"), 0);
+	assert_int_equal(ta_daemon_stop(&t->d.d), 0);
+	assert_int_equal(ta_daemon_stop(&t->s.d), 0);
+}
+
+static void test_bad_input(void **state)
+{
+	struct mtest *t = *state;
+	char shortkey[2200], *js;
+	FILE *f;
+
+	snprintf(shortkey, sizeof(shortkey), "%s/short.key", t->dir);
+	f = fopen(shortkey, "w");
+	assert_non_null(f);
+	fprintf(f, "tooshort\n");
+	fclose(f);
+	ta_daemon_start(&t->s.d, t->s.home);
+	free(ta_ctl_expect(2, t->s.home, "peer", "add", "p1", "--address",
+	    "127.0.0.1", "--key-file", t->key, NULL));
+	free(ta_ctl_expect(2, t->s.home, "peer", "add", "p1", "--address",
+	    "127.0.0.1:99999", "--key-file", t->key, NULL));
+	free(ta_ctl_expect(2, t->s.home, "peer", "add", "p1", "--address",
+	    "127.0.0.1:1000", NULL));
+	free(ta_ctl_expect(1, t->s.home, "peer", "add", "p1", "--address",
+	    "127.0.0.1:1000", "--key-file", shortkey, NULL));
+	free(ta_ctl_expect(1, t->s.home, "peer", "add", "p1", "--address",
+	    "127.0.0.1:1000", "--key-file", "/nonexistent/key", NULL));
+	js = ta_ctl_expect(0, t->s.home, "--json", "peer", "list", NULL);
+	ta_json_eq(js, "$.peers", "[]");
+	free(js);
+	free(ta_ctl_expect(0, t->s.home, "peer", "add", "p1", "--address",
+	    "127.0.0.1:1000", "--key-file", t->key, NULL));
+	free(ta_ctl_expect(1, t->s.home, "peer", "add", "p1", "--address",
+	    "127.0.0.1:1001", "--key-file", t->key, NULL));
+	free(ta_ctl_expect(1, t->s.home, "mirror", "create", "vsrc",
+	    "nopeer:vdst", NULL));
+	free(ta_ctl_expect(1, t->s.home, "mirror", "create", "novol",
+	    "p1:vdst", NULL));
+	free(ta_ctl_expect(2, t->s.home, "mirror", "create", "vsrc", "vdst",
+	    NULL));
+	free(ta_ctl_expect(2, t->s.home, "mirror", "create", "vsrc",
+	    "p1:vdst", "--mode", "sometimes", NULL));
+	free(ta_ctl_expect(1, t->s.home, "mirror", "init", "vsrc", NULL));
+	free(ta_ctl_expect(1, t->s.home, "mirror", "status", "vsrc", NULL));
+	free(ta_ctl_expect(0, t->s.home, "mirror", "create", "vsrc",
+	    "p1:vdst", "--mode", "async", NULL));
+	free(ta_ctl_expect(1, t->s.home, "mirror", "create", "vsrc",
+	    "p1:other", NULL));
+	free(ta_ctl_expect(1, t->s.home, "peer", "remove", "p1", NULL));
+	js = ta_ctl_expect(0, t->s.home, "--json", "peer", "list", NULL);
+	ta_json_eq(js, "$.peers[0].name", "p1");
+	assert_int_equal(ta_json_long(js, "$.peers[0].mirrors"), 1);
+	assert_null(strstr(js, "psk"));
+	free(js);
+	js = status_json(&t->s);
+	ta_json_eq(js, "$.mirrors[0].mode", "async");
+	ta_json_eq(js, "$.mirrors[0].state", "uninitialized");
+	free(js);
+	/* The source volume stays writable while uninitialized. */
+	free(ta_ctl_expect(0, t->s.home, "snap", "create", "vsrc", "x", NULL));
+	free(ta_ctl_expect(0, t->s.home, "mirror", "delete", "vsrc", NULL));
+	free(ta_ctl_expect(0, t->s.home, "peer", "remove", "p1", NULL));
+	js = status_json(&t->s);
+	ta_json_eq(js, "$.mirrors", "[]");
+	free(js);
+	assert_int_equal(ta_daemon_stop(&t->s.d), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_replicate, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_bad_input, setup,
+		    teardown),
+	};
+
+	ta_init();
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
