@@ -971,6 +971,7 @@ static char bindir[PATH_MAX];	/* build/tests/bench */
  * dies with this process.  The pid, or -1. */
 static pid_t spawn(char *const argv[], const char *log)
 {
+	pid_t parent = getpid();
 	pid_t pid = fork();
 
 	if (pid < 0)
@@ -980,6 +981,8 @@ static pid_t spawn(char *const argv[], const char *log)
 		int nul = open("/dev/null", O_RDONLY);
 
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(127);	/* the parent died before prctl */
 		if (fd >= 0) {
 			dup2(fd, 1);
 			dup2(fd, 2);
@@ -1374,6 +1377,8 @@ static void run_ganesha(const char *tmp, struct suite *out)
 	}
 	if (pid == 0) {
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() == 1)
+			_exit(1);
 		ganesha_child(tmp, tmpl, plugins, out);
 		fflush(stdout);
 		_exit(0);
