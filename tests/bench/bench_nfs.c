@@ -128,6 +128,7 @@ struct suite {
 	char why[512];		/* empty, or why figures are missing */
 	bool started;		/* the server was started (logs to keep) */
 	uint32_t dir_entries;
+	double fill_rate;	/* CREATEs/s filling the listed directory */
 };
 
 static void suite_why(struct suite *s, const char *fmt, ...)
@@ -903,6 +904,7 @@ static void dir_listing(const struct server *sv, struct suite *out)
 	ld.count = n;
 	ld.next = fill_next;
 	run_slots(&ld, c, 4, 16);
+	out->fill_rate = (double)ld.ops / secs(ld.t_start, ld.t_last);
 	if (ld.failed) {
 		suite_why(out, "filling /b/big: %s", ld.err);
 		load_free(&ld);
@@ -1471,6 +1473,9 @@ int main(int argc, char **argv)
 	    "1x16 and 16x8 in flight, seq 1x8, random 4x16, listing 1x1; "
 	    "%s s per timed run, seq file %u MiB, dir %u entries listed",
 	    quick ? "1" : "5", quick ? 32 : 512, sh[0].dir_entries);
+	benchout_note(&b, "filling the listed directory (4x16 CREATEs in "
+	    "flight): filer %.0f/s, ganesha %.0f/s", sh[0].fill_rate,
+	    sh[1].fill_rate);
 	if (!isnan(load[0]))
 		benchout_note(&b, "%ld CPUs; load average before the run %.2f "
 		    "(other work on the machine skews every figure)",
