@@ -595,6 +595,16 @@ int adm_cli_main(int argc, char **argv)
 		usage_main(stderr);
 		return ADM_USAGE;
 	}
+	/* --json may also follow the verb: filerctl mirror status --json. */
+	for (int k = i + used; k < argc; k++) {
+		if (strcmp(argv[k], "--json") == 0) {
+			c.json = true;
+			memmove(&argv[k], &argv[k + 1],
+			    (size_t)(argc - k - 1) * sizeof(*argv));
+			argc--;
+			k--;
+		}
+	}
 	for (int k = i + used; k < argc; k++) {
 		if (strcmp(argv[k], "--help") == 0 ||
 		    strcmp(argv[k], "-h") == 0) {

@@ -245,7 +245,7 @@ static int try_create(const struct side *s, const char *path)
 
 static char *status_json(const struct side *s)
 {
-	return ta_ctl_expect(0, s->home, "--json", "mirror", "status", NULL);
+	return ta_ctl_expect(0, s->home, "mirror", "status", "--json", NULL);
 }
 
 /* Wait until the source's status shows the destination acknowledged the
