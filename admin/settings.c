@@ -16,7 +16,7 @@ static const struct adm_setting settings[] = {
 	{ "cp_interval_ms", ADM_ST_UINT, 1000, 3600000, NULL, "10000",
 	    "next volume online", "timer consistency point interval" },
 	{ "cache_bytes", ADM_ST_SIZE, 1ull << 20, 1ull << 40, NULL,
-	    "268435456", "next volume online", "block cache per volume" },
+	    "1073741824", "next volume online", "block cache per volume" },
 	{ "dirty_max_bytes", ADM_ST_SIZE, 1ull << 20, 1ull << 40, NULL,
 	    "134217728", "next volume online",
 	    "dirty data that triggers a consistency point" },

@@ -90,7 +90,7 @@ static int vol_alloc(raid_vol_t *raid, const struct wafl_mount_opts *o,
 	if (o != NULL)
 		v->opts = *o;
 	if (v->opts.cache_bytes == 0)
-		v->opts.cache_bytes = 256ull << 20;
+		v->opts.cache_bytes = 1ull << 30;
 	if (v->opts.cp_interval_ms == 0)
 		v->opts.cp_interval_ms = 10000;
 	if (v->opts.cp_interval_ms < 1000)

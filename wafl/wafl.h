@@ -84,7 +84,7 @@ int wafl_mkfs(raid_vol_t *raid, const struct wafl_mkfs_opts *o);
 struct wafl_mount_opts {
 	const char *nvlog_path;		/* required unless readonly */
 	uint64_t nvlog_half_bytes;	/* new logs; 0: 64 MiB */
-	uint64_t cache_bytes;		/* block cache bound; 0: 256 MiB */
+	uint64_t cache_bytes;		/* block cache bound; 0: 1 GiB */
 	uint32_t cp_interval_ms;	/* timer CP; 0: 10000, min 1000 */
 	uint64_t dirty_max_bytes;	/* dirty threshold; 0: 128 MiB */
 	bool readonly;			/* no log, no CPs, EROFS */
