@@ -12,6 +12,9 @@
  *               the relationship resumes without a new baseline; events
  *               record the transitions; break: the secondary is writable
  *               and still holds the data; `check` clean on both.
+ *   small_destination  fewer VBNs than the source: refused by the
+ *               destination (its status and a mirror.error event say so),
+ *               which keeps its file system; delete makes it writable.
  *   bad_input   peer and mirror verbs refuse bad addresses, short keys,
  *               unknown peers, duplicates, a peer in use, a relationship
  *               without a remote side, and change nothing.
@@ -99,7 +102,7 @@ static void side_init(struct mtest *t, struct side *s, const char *name,
 	set_u(s->home, "nfs_threads", 4);
 }
 
-static int setup(void **state)
+static int setup_sized(void **state, const char *dst_size)
 {
 	struct mtest *t = calloc(1, sizeof(*t));
 	int fds[6][2];
@@ -109,7 +112,7 @@ static int setup(void **state)
 	t->dir = tl_tmpdir_make(NULL, "filer-mirror-cli");
 	side_init(t, &t->s, "src", "vsrc", "64M", &fds[0]);
 	/* The destination may be larger than the source (more VBNs). */
-	side_init(t, &t->d, "dst", "vdst", "96M", &fds[3]);
+	side_init(t, &t->d, "dst", "vdst", dst_size, &fds[3]);
 	for (int i = 0; i < 6; i++) {
 		close(fds[i][0]);
 		close(fds[i][1]);
@@ -121,6 +124,16 @@ static int setup(void **state)
 	fclose(f);
 	*state = t;
 	return 0;
+}
+
+static int setup(void **state)
+{
+	return setup_sized(state, "96M");
+}
+
+static int setup_small(void **state)
+{
+	return setup_sized(state, "32M");
 }
 
 static int check_clean(const struct side *s)
@@ -479,6 +492,40 @@ static void test_bad_input(void **state)
 	assert_int_equal(ta_daemon_stop(&t->s.d), 0);
 }
 
+/* A destination with fewer VBNs than the source is refused there, said in
+ * its status, and keeps its own file system. */
+static void test_small_destination(void **state)
+{
+	struct mtest *t = *state;
+	char *js = NULL, *err = NULL;
+
+	exports(t);
+	ta_daemon_start(&t->s.d, t->s.home);
+	ta_daemon_start(&t->d.d, t->d.home);
+	peers_and_relationship(t);
+	for (int i = 0; i < 200; i++) {
+		free(js);
+		free(err);
+		js = status_json(&t->d);
+		err = ta_json(js, "$.mirrors[0].last_error");
+		if (err != NULL && strstr(err, "blocks, volume of") != NULL)
+			break;
+		ta_sleep_ms(50);
+	}
+	if (err == NULL || strstr(err, "blocks, volume of") == NULL)
+		fail_msg("no refusal in the destination's status: %s", js);
+	ta_json_eq(js, "$.mirrors[0].state", "uninitialized");
+	assert_int_equal(ta_json_long(js, "$.mirrors[0].acked_gen"), 0);
+	free(js);
+	free(err);
+	assert_true(events_have(&t->d, "mirror.error", "blocks, volume of"));
+	/* Delete: the destination volume is writable again. */
+	free(ta_ctl_expect(0, t->d.home, "mirror", "delete", "vdst", NULL));
+	assert_int_equal(try_create(&t->d, "/mine"), 0);
+	assert_int_equal(ta_daemon_stop(&t->d.d), 0);
+	assert_int_equal(ta_daemon_stop(&t->s.d), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -486,6 +533,8 @@ int main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_bad_input, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_small_destination,
+		    setup_small, teardown),
 	};
 
 	ta_init();
