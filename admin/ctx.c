@@ -345,8 +345,8 @@ int adm_exports_foreach(struct adm_ctx *ctx, adm_export_fn *fn, void *arg)
 {
 	sqlite3_stmt *st;
 	int rc = adm_db_prepare(ctx->db, &st, "SELECT e.path, v.name, "
-	    "r.client, r.access, r.squash, r.anonuid, r.anongid, r.secure "
-	    "FROM export_rules r JOIN exports e ON r.export_id = e.id "
+	    "r.client, r.access, r.squash, r.anonuid, r.anongid, r.secure, "
+	    "v.id FROM export_rules r JOIN exports e ON r.export_id = e.id "
 	    "JOIN volumes v ON e.volume_id = v.id ORDER BY e.path, r.id", NULL);
 	int cb = 0;
 
@@ -365,6 +365,9 @@ int adm_exports_foreach(struct adm_ctx *ctx, adm_export_fn *fn, void *arg)
 		r.anonuid = (uint32_t)sqlite3_column_int64(st, 5);
 		r.anongid = (uint32_t)sqlite3_column_int64(st, 6);
 		r.secure = sqlite3_column_int64(st, 7) != 0;
+		/* A mirror destination is served read-only (svc_mirror.c). */
+		if (r.rw && adm_mirror_is_dest(ctx, sqlite3_column_int64(st, 8)))
+			r.rw = false;
 		cb = fn(arg, &r);
 		if (cb != 0)
 			break;

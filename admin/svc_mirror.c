@@ -645,9 +645,11 @@ int adm_mirror_break_dest(struct adm_ctx *ctx, int64_t id, char *why,
 		adm_mirror_sync(ctx);
 		return rc;
 	}
-	vol_attach(ctx, av, w);
+	/* The row first: the exports read it (read-only while a
+	 * destination). */
 	r->acked = gen;
 	state_set(ctx, r, "broken-off", "the volume is writable");
+	vol_attach(ctx, av, w);
 	rel_unlink(r);
 	return 0;
 }
