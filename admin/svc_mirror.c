@@ -25,8 +25,9 @@
  *   read-only mount is what the volume shows; once the destination serves
  *   a generation the relationship is restarted without baseline
  *   permission and the volume's file system becomes the library's replica,
- *   which the NFS service then exports (writes get NFS3ERR_ROFS: the
- *   replica is read-only).  Whenever the replica is taken away (stop,
+ *   which the NFS service then exports; adm_exports_foreach turns the
+ *   volume's rw rules into ro while it is a destination (and the replica
+ *   refuses writes anyway: NFS3ERR_ROFS).  Whenever the replica is taken away (stop,
  *   break, volume down) the volume's wafl pointer is cleared and the NFS
  *   service reloaded first, so no export ever points at a freed replica.
  *
