@@ -8,10 +8,12 @@
  *               CP) reads back identical from the read-only secondary
  *               once `mirror status --json` shows the destination
  *               acknowledged the source's generation (lag 0); a write on
- *               the secondary gets NFS3ERR_ROFS; both filerds restart and
- *               the relationship resumes without a new baseline; events
- *               record the transitions; break: the secondary is writable
- *               and still holds the data; `check` clean on both.
+ *               the secondary gets NFS3ERR_ROFS; quiesce shows the lag
+ *               in CPs and seconds, resume catches up; both filerds
+ *               restart and the relationship resumes without a new
+ *               baseline; events record the transitions; break: the
+ *               secondary is writable and still holds the data (also
+ *               after a restart); `check` clean on both.
  *   small_destination  fewer VBNs than the source: refused by the
  *               destination (its status and a mirror.error event say so),
  *               which keeps its file system; delete makes it writable.
@@ -391,6 +393,25 @@ static void test_replicate(void **state)
 	free(js);
 	assert_true(events_have(&t->s, "mirror.state", "-> in-sync"));
 	assert_true(events_have(&t->d, "mirror.state", "-> in-sync"));
+
+	/* Quiesced: the source goes on, the lag shows; resume catches up. */
+	free(ta_ctl_expect(0, t->s.home, "mirror", "quiesce", "vsrc", NULL));
+	free(ta_ctl_expect(1, t->d.home, "mirror", "quiesce", "vdst", NULL));
+	write_file(&t->s, "/data3", 3);
+	free(ta_ctl_expect(0, t->s.home, "snap", "create", "vsrc", "s3",
+	    NULL));
+	ta_sleep_ms(1100);
+	js = status_json(&t->s);
+	ta_json_eq(js, "$.mirrors[0].state", "quiesced");
+	assert_true(ta_json_long(js, "$.mirrors[0].lag_cps") >= 1);
+	assert_true(ta_json_long(js, "$.mirrors[0].lag_seconds") >= 1);
+	assert_int_equal(ta_json_long(js, "$.mirrors[0].acked_gen"), g);
+	free(js);
+	assert_true(events_have(&t->s, "mirror.state", "-> quiesced"));
+	free(ta_ctl_expect(0, t->s.home, "mirror", "resume", "vsrc", NULL));
+	g = wait_acked(t, g + 1);
+	wait_served(t, g);
+	read_compare(&t->d, "/data3", 3);
 
 	/* Both restart: the relationship resumes from the database. */
 	assert_int_equal(ta_daemon_stop(&t->d.d), 0);
