@@ -15,7 +15,7 @@
 
 #include "tests/nfsd/th_nfs.h"
 
-#define NSTABLE	2500
+#define NSTABLE	10000
 
 static struct xb x;
 static struct th_reply rp;
