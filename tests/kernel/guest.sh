@@ -65,8 +65,10 @@ remount() {
 # Per-operation counts and times of the client (ops, RTT, execute).
 opstats() {
 	awk -v d="$1" '$1 == "device" { on = ($5 == d) }
+	    on && $1 == "xprt:" { print "  " $0 }
 	    on && $1 ~ /^[A-Z]+:$/ && $2 > 0 {
-		printf "  %-12s %7d ops  rtt %6.2f ms  exec %6.2f ms\n", $1, $2, $8 / $2, $9 / $2 }' \
+		printf "  %-12s %7d ops %7d sent  rtt %6.2f ms  exec %6.2f ms\n",
+		    $1, $2, $3, $8 / $2, $9 / $2 }' \
 	    /proc/self/mountstats
 }
 same_file() { cmp "$1" "$2" || die "$2 differs from $1"; }
@@ -397,7 +399,9 @@ restart_under_load() {
 	sleep 1.5
 	kill -0 $pa 2>/dev/null || die "dd conv=fsync finished before the restart (too fast to test)"
 	kill -0 $pb 2>/dev/null || die "buffered dd + sync finished before the restart (too fast to test)"
-	log "writers running ($(size_of $a) and $(size_of $b) bytes so far); asking for a $sig restart"
+	# (No stat of the files here: a GETATTR of a file with dirty pages
+	# makes the client write them all first.)
+	log "both writers running; asking for a $sig restart"
 	host restart $sig || die "host restart $sig failed"
 	log "filerd restarted; writers still running: $(kill -0 $pa 2>/dev/null && echo yes || echo no)" \
 	    "$(kill -0 $pb 2>/dev/null && echo yes || echo no)"
@@ -418,6 +422,53 @@ restart_under_load() {
 }
 case_restart_kill9() { restart_under_load KILL; }
 case_restart_sigterm() { restart_under_load TERM; }
+
+# Non-idempotent calls across connection resets: the host aborts the
+# server's end of the TCP connection 20 times while one process runs
+# mkdir/rename/rmdir/exclusive create/link/unlink in a loop.  The client
+# reconnects from the same port and sends again each call whose reply was
+# lost; the server must answer those from its duplicate request cache (a
+# call executed twice shows up as EEXIST or ENOENT here).
+case_drc_reconnect() {
+	local d=$MNT/drc pid rc
+	rm -rf $d; mkdir -p $d || die "mkdir"
+	rm -f /tmp/drc-stop /tmp/drc-count
+	(cd $d && perl -e '
+		use Fcntl;
+		my $i = 0;
+		sub chk { my ($ok, $what) = @_; $ok or die "iteration $i: $what: $!\n" }
+		until (-e "/tmp/drc-stop") {
+			chk(mkdir("d$i"), "mkdir d$i");
+			chk(rename("d$i", "e$i"), "rename d$i e$i");
+			chk(rmdir("e$i"), "rmdir e$i");
+			chk(sysopen(my $f, "f$i", O_CREAT | O_EXCL | O_WRONLY), "create f$i");
+			close($f);
+			chk(link("f$i", "g$i"), "link f$i g$i");
+			chk(unlink("f$i"), "unlink f$i");
+			chk(rename("g$i", "h$i"), "rename g$i h$i");
+			chk(symlink("h$i", "s$i"), "symlink s$i");
+			chk(unlink("s$i"), "unlink s$i");
+			$i++;
+		}
+		open(my $c, ">", "/tmp/drc-count"); print $c "$i\n";
+	') &
+	pid=$!
+	sleep 1
+	kill -0 $pid 2>/dev/null || { wait $pid; die "the loop stopped before the resets"; }
+	host reset 20 || die "host reset"
+	touch /tmp/drc-stop
+	wait $pid; rc=$?
+	local n
+	n=$(cat /tmp/drc-count 2>/dev/null)
+	log "loop exit $rc after ${n:-?} iterations"
+	opstats $MNT
+	[ $rc = 0 ] || die "the loop failed across the connection resets (exit $rc)"
+	[ "${n:-0}" -gt 0 ] || die "no iteration"
+	# What is left: h0 .. h(n-1), nothing else.
+	[ "$(ls $d | wc -l)" = "$n" ] || die "$(ls $d | wc -l) entries left, want $n"
+	[ "$(ls $d | grep -vc '^h[0-9]*$')" = 0 ] || die "unexpected entries: $(ls $d | grep -v '^h[0-9]*$' | head)"
+	rm -rf $d
+}
 
 case_export_ro() {
 	mkdir -p $MNT/kt-ro && echo "read me" > $MNT/kt-ro/file || die "setup"
