@@ -115,12 +115,9 @@ int alloc_pending_add(struct wafl_vol *v, uint64_t vbn, uint64_t gen)
 static int or_root_bitmap(struct wafl_vol *v, const struct wafl_bp *root,
     uint64_t a, uint8_t *map, uint8_t *tmp)
 {
-	struct wafl_rootblk rb;
 	struct wafl_dinode bm;
-	int rc = tree_read_root(v, root, &rb);
+	int rc = tree_root_bitmap(v, root, &bm, NULL);
 
-	if (rc == 0)
-		rc = tree_read_inode(v, &rb.inodefile, WAFL_INO_BITMAP, &bm);
 	if (rc == 0)
 		rc = tree_read_block(v, &bm, a, tmp);
 	if (rc == 0)

@@ -440,7 +440,6 @@ int cp_run(struct wafl_vol *v)
 	}
 	if (rc != 0) {
 		v->failed = true;
-		v->cp_error = rc;
 		pthread_rwlock_unlock(&v->cp_lock);
 		goto out;
 	}
@@ -451,7 +450,6 @@ int cp_run(struct wafl_vol *v)
 	if (rc != 0) {
 		pthread_rwlock_wrlock(&v->cp_lock);
 		v->failed = true;
-		v->cp_error = rc;
 		pthread_rwlock_unlock(&v->cp_lock);
 		fl_err("wafl", "volume refuses writes until it is reopened");
 		goto out;
@@ -485,7 +483,6 @@ out:
 			free(cx.blks[i].data);
 	free(cx.blks);
 	free(rootbuf);
-	v->cp_last_ns = fl_now_mono_ns();
 	pthread_mutex_unlock(&v->cp_serial);
 	return rc;
 }

@@ -77,35 +77,20 @@ int wafl_read_bp(struct wafl_vol *v, const struct wafl_bp *bp, void *buf)
 	return FL_ERR(-EIO);
 }
 
-int tree_lookup_bp(struct wafl_vol *v, const struct wafl_dinode *di,
-    unsigned level, uint64_t idx, struct wafl_bp *out)
+int tree_descend(struct wafl_vol *v, struct wafl_bp bp, unsigned from,
+    unsigned to, uint64_t idx, struct wafl_bp *out)
 {
-	uint8_t *blk;
+	uint8_t *blk = NULL;
 	int rc = 0;
 
-	if ((di->flags & WAFL_INO_INLINE) || level > di->height) {
-		memset(out, 0, sizeof(*out));
-		return level > di->height ? FL_ERR(-EINVAL) : 0;
-	}
-	/* Index of the ancestor at di->height, then descend. */
-	unsigned shift = 7 * (di->height - level);
-	uint64_t top = idx >> shift;
-	if (top >= WAFL_NTOP) {
-		memset(out, 0, sizeof(*out));
-		return 0;	/* beyond the tree: a hole */
-	}
-	struct wafl_bp bp = di->u.top[top];
-	blk = malloc(WAFL_BLOCK_SIZE);
-	if (blk == NULL)
-		return -ENOMEM;
-	for (unsigned l = di->height; l > level; l--) {
-		if (bp.vbn == 0)
-			break;
+	for (unsigned l = from; l > to && bp.vbn != 0; l--) {
+		if (blk == NULL && (blk = malloc(WAFL_BLOCK_SIZE)) == NULL)
+			return -ENOMEM;
 		rc = wafl_read_bp(v, &bp, blk);
 		if (rc != 0)
 			goto out;
-		unsigned s = 7 * (l - 1 - level);
-		unsigned slot = (unsigned)((idx >> s) & (WAFL_BPS_PER_BLOCK - 1));
+		unsigned slot = (unsigned)((idx >> (7 * (l - 1 - to))) &
+		    (WAFL_BPS_PER_BLOCK - 1));
 		struct wafl_bp child;
 		rc = wafl_bp_decode(blk + slot * WAFL_BP_SIZE, &child);
 		if (rc != 0)
@@ -122,10 +107,22 @@ int tree_lookup_bp(struct wafl_vol *v, const struct wafl_dinode *di,
 		}
 		bp = child;
 	}
-	*out = bp;
+	*out = bp.vbn == 0 ? (struct wafl_bp){ 0 } : bp;
 out:
 	free(blk);
 	return rc;
+}
+
+int tree_lookup_bp(struct wafl_vol *v, const struct wafl_dinode *di,
+    unsigned level, uint64_t idx, struct wafl_bp *out)
+{
+	memset(out, 0, sizeof(*out));
+	if ((di->flags & WAFL_INO_INLINE) || level > di->height)
+		return level > di->height ? FL_ERR(-EINVAL) : 0;
+	uint64_t top = idx >> (7 * (di->height - level));
+	if (top >= WAFL_NTOP)
+		return 0;	/* beyond the tree: a hole */
+	return tree_descend(v, di->u.top[top], di->height, level, idx, out);
 }
 
 int tree_read_block(struct wafl_vol *v, const struct wafl_dinode *di,
@@ -160,6 +157,19 @@ int tree_read_inode(struct wafl_vol *v, const struct wafl_dinode *ifile,
 		fl_err("wafl", "inode %llu: corrupt on disk",
 		    (unsigned long long)ino);
 	free(blk);
+	return rc;
+}
+
+int tree_root_bitmap(struct wafl_vol *v, const struct wafl_bp *root,
+    struct wafl_dinode *bm, struct wafl_rootblk *rb_out)
+{
+	struct wafl_rootblk rb;
+	int rc = tree_read_root(v, root, &rb);
+
+	if (rc == 0)
+		rc = tree_read_inode(v, &rb.inodefile, WAFL_INO_BITMAP, bm);
+	if (rc == 0 && rb_out != NULL)
+		*rb_out = rb;
 	return rc;
 }
 

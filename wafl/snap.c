@@ -99,20 +99,6 @@ static int snap_find(struct wafl_vol *v, const char *name, uint64_t id,
 	return rc;
 }
 
-/* The active-bitmap inode of the tree under root. */
-static int root_bitmap_inode(struct wafl_vol *v, const struct wafl_bp *root,
-    struct wafl_dinode *bm, struct wafl_rootblk *rb_out)
-{
-	struct wafl_rootblk rb;
-	int rc = tree_read_root(v, root, &rb);
-
-	if (rc == 0)
-		rc = tree_read_inode(v, &rb.inodefile, WAFL_INO_BITMAP, bm);
-	if (rc == 0 && rb_out != NULL)
-		*rb_out = rb;
-	return rc;
-}
-
 static bool name_ok(const char *name)
 {
 	size_t n = name == NULL ? 0 : strnlen(name, WAFL_SNAP_NAME_MAX + 1);
@@ -192,7 +178,7 @@ int wafl_snap_create(wafl_vol_t *v, const char *name, uint64_t *id_out)
 	e.root = v->fsi.root;
 	e.id = (v->durable_gen << 16) | same_gen;
 	strcpy(e.name, name);
-	rc = root_bitmap_inode(v, &e.root, &bm, NULL);
+	rc = tree_root_bitmap(v, &e.root, &bm, NULL);
 	if (rc != 0)
 		goto out;
 	/* Summary |= the snapshot's bitmap (W9). */
@@ -254,7 +240,7 @@ static int summary_recompute(struct wafl_vol *v)
 		struct wafl_snapent e;
 		rc = snap_read(v, s, &e, blk);
 		if (rc == 0 && e.gen != 0)
-			rc = root_bitmap_inode(v, &e.root, &bms[nsnap++], NULL);
+			rc = tree_root_bitmap(v, &e.root, &bms[nsnap++], NULL);
 	}
 	for (uint64_t a = 0; a < v->nareas && rc == 0; a++) {
 		memset(acc, 0, WAFL_BLOCK_SIZE);
@@ -441,7 +427,7 @@ int wafl_snap_list(wafl_vol_t *v, struct wafl_snapinfo *out, size_t max,
 		all[k].gen = e.gen;
 		all[k].create_ns = e.create_ns;
 		snprintf(all[k].name, sizeof(all[k].name), "%s", e.name);
-		rc = root_bitmap_inode(v, &e.root, &bms[k], NULL);
+		rc = tree_root_bitmap(v, &e.root, &bms[k], NULL);
 		maps[k] = malloc(WAFL_BLOCK_SIZE);
 		if (maps[k] == NULL)
 			rc = -ENOMEM;
@@ -594,7 +580,7 @@ int wafl_snap_rollback(wafl_vol_t *v, const char *name)
 	uint8_t *fixes = NULL;
 	rc = snap_find(v, name, 0, &slot, &e);
 	if (rc == 0)
-		rc = root_bitmap_inode(v, &e.root, &bm, &rb);
+		rc = tree_root_bitmap(v, &e.root, &bm, &rb);
 	/* The snapshot table and summary map stay the current ones: their
 	 * blocks stay active, and the snapshot's own copies of them (held by
 	 * the snapshot, through the summary) leave the active bitmap. */

@@ -138,7 +138,6 @@ struct wafl_vol {
 	pthread_mutex_t free_lock;
 	uint64_t *frees;
 	uint64_t nfrees, cap_frees;
-	uint64_t free_est;		/* allocatable blocks, estimate */
 
 	/* Allocator (cp thread only, under the freeze). */
 	struct alloc_area *areas;
@@ -167,10 +166,7 @@ struct wafl_vol {
 	pthread_mutex_t cp_mutex;
 	pthread_cond_t cp_cond;		/* requests and completions */
 	bool cp_running_thread, cp_stop, cp_requested;
-	uint64_t cp_request_gen;	/* wait for this gen to be durable */
-	int cp_error;			/* latched: volume refuses writes */
 	pthread_mutex_t cp_serial;	/* one CP at a time */
-	uint64_t cp_last_ns;		/* monotonic end of the last CP */
 
 	uint8_t write_verf[8];		/* new on every mount */
 	bool readonly;			/* replica or mounted read-only */
@@ -201,6 +197,13 @@ int tree_lookup_bp(struct wafl_vol *v, const struct wafl_dinode *di,
     unsigned level, uint64_t idx, struct wafl_bp *out);
 int tree_read_block(struct wafl_vol *v, const struct wafl_dinode *di,
     uint64_t fbn, void *buf);
+/* From bp, a block at level `from`, down to the pointer of the block at
+ * level `to` whose index there is idx (a hole gives vbn 0); W2 checked. */
+int tree_descend(struct wafl_vol *v, struct wafl_bp bp, unsigned from,
+    unsigned to, uint64_t idx, struct wafl_bp *out);
+/* The active-bitmap inode of the tree under root (and its root block). */
+int tree_root_bitmap(struct wafl_vol *v, const struct wafl_bp *root,
+    struct wafl_dinode *bm, struct wafl_rootblk *rb_out);
 /* Read inode ino from an inode file described by ifile. */
 int tree_read_inode(struct wafl_vol *v, const struct wafl_dinode *ifile,
     uint64_t ino, struct wafl_dinode *out);

@@ -200,37 +200,6 @@ static void count_dirty(struct wafl_vol *v, int delta)
 	    __ATOMIC_RELAXED);
 }
 
-/* Follow bp (a block at `level`) down to the block pointer of (0, fbn). */
-static int descend(struct wafl_vol *v, struct wafl_bp bp, unsigned level,
-    uint64_t fbn, struct wafl_bp *out)
-{
-	uint8_t *blk = NULL;
-	int rc = 0;
-
-	while (level > 0 && bp.vbn != 0) {
-		if (blk == NULL && (blk = malloc(WAFL_BLOCK_SIZE)) == NULL)
-			return -ENOMEM;
-		rc = wafl_read_bp(v, &bp, blk);
-		if (rc != 0)
-			break;
-		level--;
-		unsigned slot = (unsigned)((fbn >> SHIFT(level)) & 127);
-		struct wafl_bp child;
-		rc = wafl_bp_decode(blk + slot * WAFL_BP_SIZE, &child);
-		if (rc != 0)
-			break;
-		if (child.vbn != 0 && child.birth > bp.birth) {
-			rc = FL_ERR(-FL_ECORRUPT);
-			break;
-		}
-		bp = child;
-	}
-	free(blk);
-	if (rc == 0)
-		*out = level == 0 ? bp : (struct wafl_bp){ 0 };
-	return rc;
-}
-
 int wn_read_block(struct wnode *wn, uint64_t fbn, void *buf)
 {
 	struct wafl_vol *v = wn->vol;
@@ -256,13 +225,13 @@ int wn_read_block(struct wnode *wn, uint64_t fbn, void *buf)
 		unsigned slot = (unsigned)((fbn >> SHIFT(l - 1)) & 127);
 		rc = wafl_bp_decode(d->data + slot * WAFL_BP_SIZE, &bp);
 		if (rc == 0)
-			rc = descend(v, bp, l - 1, fbn, &bp);
+			rc = tree_descend(v, bp, l - 1, 0, fbn, &bp);
 		if (rc == 0)
 			rc = wafl_read_bp(v, &bp, buf);
 		return rc;
 	}
 	bp = di->u.top[fbn >> SHIFT(di->height)];
-	rc = descend(v, bp, di->height, fbn, &bp);
+	rc = tree_descend(v, bp, di->height, 0, fbn, &bp);
 	if (rc == 0)
 		rc = wafl_read_bp(v, &bp, buf);
 	return rc;
