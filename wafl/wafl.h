@@ -19,7 +19,8 @@
  *       clear, its summary-map bit is clear and it is not pending (held by a
  *       retained CP root or a mirror's base root).
  *   W4  The active bitmap equals the set of blocks reachable from the
- *       active root (plus the two fsinfo slots).
+ *       active root (the root block included); the two fsinfo slots,
+ *       VBN 0 and 1, are never allocated and never in the bitmap.
  *   W5  No block is referenced twice within one tree.
  *   W6  CP ordering: all blocks of CP n are durable (barrier) before
  *       fsinfo n is written to slot n % 2; fsinfo n is durable (barrier)
