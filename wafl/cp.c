@@ -445,6 +445,11 @@ int cp_run(struct wafl_vol *v)
 	}
 	uint64_t t1 = fl_now_mono_ns();
 	pthread_rwlock_unlock(&v->cp_lock);
+	/* The dirty set is empty now: writers held back by the throttle
+	 * (ops.c) go on while the blocks are written. */
+	pthread_mutex_lock(&v->cp_mutex);
+	pthread_cond_broadcast(&v->cp_cond);
+	pthread_mutex_unlock(&v->cp_mutex);
 
 	rc = cp_write_out(&cx, &nfsi, rootbuf, root_vbn);
 	if (rc != 0) {

@@ -43,6 +43,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "common/assert.h"
 #include "common/err.h"
@@ -161,10 +162,57 @@ int ops_tx_commit(struct ops_tx *tx, uint16_t type, const struct iovec *iov,
 	return 0;
 }
 
+/*
+ * Back-pressure on dirty memory and the NVLOG, after an operation dropped
+ * every lock it held (its wnode locks, then cp_lock in ops_tx_end), so the
+ * CP it waits for can freeze.  Over dirty_max (or a half-full log) the CP
+ * thread is asked for a CP, which overlaps with the writers: the freeze
+ * empties the dirty set at once and the write-out runs without the volume
+ * lock.  When the CP does not keep up, writers are slowed before they hit
+ * the wall: past 1.5 x dirty_max each one sleeps
+ * THROTTLE_DELAY_US x (dirty - 1.5 max) / (2 max - dirty), at most
+ * THROTTLE_DELAY_MAX_US (the shape of ZFS's dmu_tx_delay), so the wait is
+ * spread over many calls instead of falling on a few.  Past twice
+ * dirty_max a writer waits for the next freeze (cp_run wakes cp_cond after
+ * it), so dirty memory stays bounded by about 2 x dirty_max plus what the
+ * writers in flight add, and a writer waits for a freeze rather than
+ * running a whole CP itself.  Each round of the wait is bounded
+ * (THROTTLE_WAIT_MS) and asks again; it ends when the CP thread stops or
+ * the volume failed (its writes then get EROFS).  Without a CP thread
+ * (mount-time replay, tests) the writer runs the CP itself.
+ */
+#define THROTTLE_WAIT_MS	100
+#define THROTTLE_DELAY_US	200
+#define THROTTLE_DELAY_MAX_US	20000
+
+static uint64_t dirty_bytes(struct wafl_vol *v)
+{
+	return __atomic_load_n(&v->ndirty_bufs, __ATOMIC_RELAXED) *
+	    WAFL_BLOCK_SIZE;
+}
+
+static void throttle_wait(struct wafl_vol *v, uint64_t limit)
+{
+	pthread_mutex_lock(&v->cp_mutex);
+	while (dirty_bytes(v) > limit && !v->cp_stop &&
+	    !__atomic_load_n(&v->failed, __ATOMIC_ACQUIRE)) {
+		struct timespec ts;
+		v->cp_requested = true;
+		pthread_cond_broadcast(&v->cp_cond);
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += THROTTLE_WAIT_MS * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		(void)pthread_cond_timedwait(&v->cp_cond, &v->cp_mutex, &ts);
+	}
+	pthread_mutex_unlock(&v->cp_mutex);
+}
+
 static void throttle(struct wafl_vol *v)
 {
-	uint64_t dirty = __atomic_load_n(&v->ndirty_bufs, __ATOMIC_RELAXED) *
-	    WAFL_BLOCK_SIZE;
+	uint64_t dirty = dirty_bytes(v);
 	bool want = false;
 
 	if (dirty > v->opts.dirty_max_bytes)
@@ -173,10 +221,23 @@ static void throttle(struct wafl_vol *v)
 		want = true;
 	if (!want)
 		return;
-	if (dirty > 2 * v->opts.dirty_max_bytes || !v->cp_running_thread)
+	if (!v->cp_running_thread) {
 		(void)cp_run(v);	/* errors latch in the volume */
-	else
-		cp_request(v);
+		return;
+	}
+	cp_request(v);
+	uint64_t lo = v->opts.dirty_max_bytes + v->opts.dirty_max_bytes / 2;
+	uint64_t hi = 2 * v->opts.dirty_max_bytes;
+	if (dirty > hi) {
+		throttle_wait(v, hi);
+	} else if (dirty > lo) {
+		uint64_t us = THROTTLE_DELAY_US * (dirty - lo) / (hi - dirty + 1);
+		if (us > THROTTLE_DELAY_MAX_US)
+			us = THROTTLE_DELAY_MAX_US;
+		struct timespec ts = { .tv_sec = 0,
+		    .tv_nsec = (long)us * 1000L };
+		(void)nanosleep(&ts, NULL);
+	}
 }
 
 int ops_tx_end(struct ops_tx *tx, int rc, bool wait)
