@@ -215,6 +215,25 @@ enum nfsd_disp nfs3_proc_readlink(struct nfsd_req *r, void *a, void *s)
 	return NFSD_REPLY;
 }
 
+/*
+ * READ3res as xdr_READ3res encodes it, but for the data: only its length
+ * is encoded; rpc.c sends the bytes (and the XDR padding) from r->rdata,
+ * the buffer wafl_read filled, behind the encoded reply.  So a READ's data
+ * is copied once in user space (block cache to that buffer), not again
+ * into a reply buffer.
+ */
+bool_t nfs3_xdr_read3res_head(XDR *x, READ3res *res)
+{
+	if (!xdr_nfsstat3(x, &res->status))
+		return FALSE;
+	if (res->status != NFS3_OK)
+		return xdr_READ3resfail(x, &res->READ3res_u.resfail);
+	READ3resok *ok = &res->READ3res_u.resok;
+	return xdr_post_op_attr(x, &ok->file_attributes) &&
+	    xdr_count3(x, &ok->count) && xdr_bool(x, &ok->eof) &&
+	    xdr_u_int(x, &ok->data.data_len);
+}
+
 /* RFC 1813 3.3.6 */
 enum nfsd_disp nfs3_proc_read(struct nfsd_req *r, void *a, void *s)
 {
@@ -232,9 +251,12 @@ enum nfsd_disp nfs3_proc_read(struct nfsd_req *r, void *a, void *s)
 	if (rc == 0 && ob.snapdir)
 		rc = -EISDIR;
 	if (rc == 0) {
-		buf = nfsd_req_alloc(r, count ? count : 1);
+		/* Not from the arena: this buffer becomes the data part of
+		 * the reply as it is (r->rdata, see nfs3_xdr_read3res_head). */
+		buf = malloc(count ? count : 1);
 		rc = buf == NULL ? -ENOMEM : wafl_read(ob.exp->vol, &r->cred,
 		    &ob.o, args->offset, count, buf, &got, &eof, &at);
+		r->rdata = buf;
 	}
 	res->status = nfs3_status(r, rc);
 	if (rc == 0) {
@@ -244,6 +266,7 @@ enum nfsd_disp nfs3_proc_read(struct nfsd_req *r, void *a, void *s)
 		ok->eof = eof;
 		ok->data.data_len = got;
 		ok->data.data_val = buf;
+		r->rdata_len = got;
 	} else if (have) {
 		nfs3_post_attr_now(r, &ob,
 		    &res->READ3res_u.resfail.file_attributes);

@@ -152,6 +152,12 @@ struct nfsd_req {
 	struct wafl_cred cred;		/* after squashing */
 
 	struct nfsd_arena_chunk *arena;
+
+	/* Reply data sent behind the encoded reply (READ): owned (malloc),
+	 * handed to the transport with the reply, else freed by
+	 * nfsd_req_free. */
+	uint8_t *rdata;
+	uint32_t rdata_len;
 };
 
 /* Zeroed memory owned by the request (freed by nfsd_req_free); NULL on
@@ -174,6 +180,10 @@ struct nfsd_proc {
 	xdrproc_t xdr_args;
 	size_t args_size;
 	xdrproc_t xdr_res;
+	/* Optional: encodes the result up to the length of its trailing
+	 * opaque, whose bytes the handler left in r->rdata; the transport
+	 * sends them from there (no copy into the reply buffer). */
+	xdrproc_t xdr_res_head;
 	size_t res_size;
 	enum nfsd_disp (*handler)(struct nfsd_req *r, void *args, void *res);
 	uint32_t flags;
@@ -209,9 +219,14 @@ void nfsd_transport_stop(struct nfsd *s);
  * requests wait (the event thread keeps reading) until resume. */
 void nfsd_transport_pause(struct nfsd *s);
 void nfsd_transport_resume(struct nfsd *s);
-/* Send a reply (rec: 4 bytes of room for the record mark in front of
- * body; rec is consumed).  Never blocks on a slow client. */
-void nfsd_send_reply(struct nfsd_req *r, uint8_t *rec, size_t body_len);
+/* Send a reply: rec has 4 bytes of room for the record mark in front of
+ * body_len encoded bytes; data (may be NULL), data_len bytes that follow
+ * the encoded reply on the wire, with their XDR padding (READ's data,
+ * whose length the encoded reply ends with).  Both buffers are consumed
+ * (freed once sent) and go out by sendmsg from where they are, never
+ * copied.  Never blocks on a slow client. */
+void nfsd_send_reply(struct nfsd_req *r, uint8_t *rec, size_t body_len,
+    uint8_t *data, size_t data_len);
 /* A request on connection c is finished: flow control, drop its
  * reference (called by nfsd_req_free). */
 void nfsd_conn_done(struct nfsd *s, struct nfsd_conn *c);

@@ -22,7 +22,10 @@
  *     handler                     -- fills the result; NFSD_SYSTEM_ERR
  *                                   gives SYSTEM_ERR, NFSD_DROP no reply
  *     reply (xdr_replymsg)        -- sized with xdr_sizeof, encoded once
- *                                   behind 4 bytes kept for the record mark
+ *                                   behind 4 bytes kept for the record mark;
+ *                                   READ's data is not encoded into it but
+ *                                   sent from the buffer wafl_read filled
+ *                                   (xdr_res_head, r->rdata)
  *
  *   Nothing about a request lives in a static: the header, the decoded
  *   arguments and the result are in the request's arena, and everything is
@@ -100,6 +103,7 @@ void nfsd_req_free(struct nfsd_req *r)
 	}
 	if (r->conn != NULL)
 		nfsd_conn_done(r->srv, r->conn);
+	free(r->rdata);
 	free(r->call);
 	free(r);
 }
@@ -351,8 +355,8 @@ void nfsd_rpc_process(struct nfsd_req *r)
 	struct rpc_msg m;
 	struct nfsd_drc_key key;
 	bool in_drc = false;
-	uint8_t *rec = NULL;
-	size_t len = 0;
+	uint8_t *rec = NULL, *data = NULL;
+	size_t len = 0, data_len = 0;
 
 	atomic_fetch_add(&s->st.calls, 1);
 	enum rpc_verdict v = rpc_decode(r, &pc, &args, &lo, &hi);
@@ -396,7 +400,14 @@ void nfsd_rpc_process(struct nfsd_req *r)
 		atomic_fetch_add(&s->st.dropped, 1);
 		goto out;
 	}
-	if (d == NFSD_REPLY) {
+	if (d == NFSD_REPLY && r->rdata != NULL &&
+	    pc->xdr_res_head != NULL && !in_drc) {
+		/* The data goes out from r->rdata behind the reply. */
+		m.acpted_rply.ar_results.where = res;
+		m.acpted_rply.ar_results.proc = pc->xdr_res_head;
+		data = r->rdata;
+		data_len = r->rdata_len;
+	} else if (d == NFSD_REPLY) {
 		m.acpted_rply.ar_results.where = res;
 		m.acpted_rply.ar_results.proc = pc->xdr_res;
 	} else {
@@ -407,7 +418,11 @@ void nfsd_rpc_process(struct nfsd_req *r)
 		reply_init(&m, r->xid);
 		m.acpted_rply.ar_stat = SYSTEM_ERR;
 		rec = encode_reply(&m, &len);
+		data = NULL;
+		data_len = 0;
 	}
+	if (data != NULL)
+		r->rdata = NULL;	/* the transport owns it now */
 	if (in_drc) {
 		nfsd_drc_finish(s->drc, &key, rec == NULL ? NULL : rec + 4,
 		    len);
@@ -416,13 +431,14 @@ void nfsd_rpc_process(struct nfsd_req *r)
 send:
 	if (rec != NULL) {
 		atomic_fetch_add(&s->st.replies, 1);
-		nfsd_send_reply(r, rec, len);
-		rec = NULL;
+		nfsd_send_reply(r, rec, len, data, data_len);
+		rec = data = NULL;
 	}
 out:
 	if (in_drc)
 		nfsd_drc_finish(s->drc, &key, NULL, 0);
 	free(rec);
+	free(data);
 	if (args != NULL)
 		xdr_free(pc->xdr_args, args);
 	nfsd_req_free(r);

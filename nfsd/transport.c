@@ -51,6 +51,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -73,11 +74,72 @@ struct ep_tag {
 	int fd;
 };
 
+/*
+ * A reply on its way out: the record mark and encoded reply, then (READ)
+ * the data and its XDR padding, sent together by sendmsg from where they
+ * lie (no copy into one buffer).  off counts the bytes already sent of
+ * len = buf_len + data_len + pad.
+ */
 struct outbuf {
 	struct outbuf *next;
-	uint8_t *buf;		/* owned, whole record with its mark */
+	uint8_t *buf;		/* owned: mark + encoded reply */
+	size_t buf_len;
+	uint8_t *data;		/* owned or NULL: the reply's trailing data */
+	size_t data_len;
+	size_t pad;		/* 0..3 zero bytes after data */
 	size_t off, len;
 };
+
+static const uint8_t xdr_zeros[4];
+
+/* The part of o not sent yet as up to 3 iovecs; returns their count. */
+static int outbuf_iov(const struct outbuf *o, struct iovec iov[3])
+{
+	const struct { const uint8_t *p; size_t n; } seg[3] = {
+		{ o->buf, o->buf_len }, { o->data, o->data_len },
+		{ xdr_zeros, o->pad },
+	};
+	size_t skip = o->off;
+	int n = 0;
+
+	for (int i = 0; i < 3; i++) {
+		if (skip >= seg[i].n) {
+			skip -= seg[i].n;
+			continue;
+		}
+		iov[n].iov_base = (void *)(uintptr_t)(seg[i].p + skip);
+		iov[n].iov_len = seg[i].n - skip;
+		skip = 0;
+		n++;
+	}
+	return n;
+}
+
+/* Send what the socket takes now; -1 on a socket error (other than
+ * EAGAIN), else 0 with o->off advanced. */
+static int outbuf_send(int fd, struct outbuf *o)
+{
+	while (o->off < o->len) {
+		struct iovec iov[3];
+		struct msghdr mh = { .msg_iov = iov };
+		mh.msg_iovlen = (size_t)outbuf_iov(o, iov);
+		ssize_t n = sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -1;
+		}
+		o->off += (size_t)n;
+	}
+	return 0;
+}
+
+static void outbuf_free(struct outbuf *o)
+{
+	free(o->buf);
+	free(o->data);
+	free(o);
+}
 
 struct nfsd_conn {
 	struct ep_tag tag;		/* first: epoll data points here */
@@ -139,8 +201,7 @@ static void conn_release(struct nfsd_conn *c)
 	close(c->tag.fd);
 	for (struct outbuf *o = c->oq_head, *n; o != NULL; o = n) {
 		n = o->next;
-		free(o->buf);
-		free(o);
+		outbuf_free(o);
 	}
 	free(c->rec);
 	pthread_mutex_destroy(&c->wlock);
@@ -181,22 +242,17 @@ static int conn_flush(struct nfsd_conn *c)
 {
 	while (c->oq_head != NULL) {
 		struct outbuf *o = c->oq_head;
-		ssize_t n = send(c->tag.fd, o->buf + o->off, o->len - o->off,
-		    MSG_NOSIGNAL | MSG_DONTWAIT);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -1;
-		}
-		o->off += (size_t)n;
-		c->oq_bytes -= (size_t)n;
+		size_t before = o->off;
+		int rc = outbuf_send(c->tag.fd, o);
+		c->oq_bytes -= o->off - before;
+		if (rc != 0)
+			return -1;
 		if (o->off < o->len)
 			return 0;
 		c->oq_head = o->next;
 		if (c->oq_head == NULL)
 			c->oq_tail = NULL;
-		free(o->buf);
-		free(o);
+		outbuf_free(o);
 	}
 	return 0;
 }
@@ -285,65 +341,60 @@ static void drop_request(struct nfsd_req *r)
 
 /* ------------------------------------------------------------- replies */
 
-void nfsd_send_reply(struct nfsd_req *r, uint8_t *rec, size_t body_len)
+void nfsd_send_reply(struct nfsd_req *r, uint8_t *rec, size_t body_len,
+    uint8_t *data, size_t data_len)
 {
 	struct nfsd_conn *c = r->conn;
+	struct outbuf ob = { .buf = rec, .buf_len = body_len + 4,
+	    .data = data, .data_len = data_len, .pad = (4 - data_len % 4) % 4 };
+	size_t rlen = body_len + data_len + ob.pad;
 
+	ob.len = ob.buf_len + data_len + ob.pad;
 	if (r->udp) {
-		if (body_len <= NFSD_UDP_MAX - 64)
-			(void)sendto(r->udp_fd, rec + 4, body_len,
-			    MSG_DONTWAIT, (struct sockaddr *)&r->peer,
-			    r->peerlen);
-		free(rec);
-		return;
+		/* One datagram, without the record mark. */
+		struct iovec iov[3];
+		struct msghdr mh = { .msg_name = &r->peer,
+		    .msg_namelen = r->peerlen, .msg_iov = iov };
+		ob.off = 4;
+		mh.msg_iovlen = (size_t)outbuf_iov(&ob, iov);
+		if (rlen <= NFSD_UDP_MAX - 64)
+			(void)sendmsg(r->udp_fd, &mh, MSG_DONTWAIT);
+		goto out;
 	}
-	uint32_t mark = 0x80000000u | (uint32_t)body_len;
+	uint32_t mark = 0x80000000u | (uint32_t)rlen;
 	rec[0] = (uint8_t)(mark >> 24);
 	rec[1] = (uint8_t)(mark >> 16);
 	rec[2] = (uint8_t)(mark >> 8);
 	rec[3] = (uint8_t)mark;
-	size_t len = body_len + 4, off = 0;
 
 	pthread_mutex_lock(&c->wlock);
 	if (c->dead)
-		goto out;
-	if (c->oq_head == NULL) {
-		while (off < len) {
-			ssize_t n = send(c->tag.fd, rec + off, len - off,
-			    MSG_NOSIGNAL | MSG_DONTWAIT);
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n < 0) {
-				if (errno != EAGAIN && errno != EWOULDBLOCK)
-					off = len;	/* event thread closes */
-				break;
-			}
-			off += (size_t)n;
-		}
-	}
-	if (off < len) {
+		goto unlock;
+	if (c->oq_head == NULL && outbuf_send(c->tag.fd, &ob) != 0)
+		ob.off = ob.len;	/* socket error: the event thread closes */
+	if (ob.off < ob.len) {
 		struct outbuf *o = malloc(sizeof(*o));
 		if (o != NULL) {
-			o->buf = rec;
-			o->off = off;
-			o->len = len;
+			*o = ob;
 			o->next = NULL;
 			if (c->oq_tail != NULL)
 				c->oq_tail->next = o;
 			else
 				c->oq_head = o;
 			c->oq_tail = o;
-			c->oq_bytes += len - off;
-			rec = NULL;
+			c->oq_bytes += o->len - o->off;
+			ob.buf = ob.data = NULL;	/* the queue owns them */
 			if (!c->want_out) {
 				c->want_out = true;
 				conn_rearm(r->srv->tp, c);
 			}
 		}
 	}
-out:
+unlock:
 	pthread_mutex_unlock(&c->wlock);
-	free(rec);
+out:
+	free(ob.buf);
+	free(ob.data);
 }
 
 void nfsd_conn_done(struct nfsd *s, struct nfsd_conn *c)

@@ -41,6 +41,14 @@ int wn_read(struct wnode *wn, uint64_t off, uint32_t len, void *buf,
 		uint64_t fbn = pos / WAFL_BLOCK_SIZE;
 		uint32_t boff = (uint32_t)(pos % WAFL_BLOCK_SIZE);
 		uint32_t n = FL_MIN(WAFL_BLOCK_SIZE - boff, len - done);
+		if (n == WAFL_BLOCK_SIZE) {
+			/* A whole block: straight into the caller's buffer. */
+			rc = wn_read_block(wn, fbn, (uint8_t *)buf + done);
+			if (rc != 0)
+				break;
+			done += n;
+			continue;
+		}
 		rc = wn_read_block(wn, fbn, blk);
 		if (rc != 0)
 			break;

@@ -4,8 +4,9 @@
  * credentials (AUTH_SYS bounds, AUTH_NONE, other flavors), garbage
  * arguments, record marking (fragments, pipelining, truncated and
  * oversized records), a stalled half record that must not stall others,
- * the partial-record timeout, many idle connections, UDP, and the
- * duplicate request cache.
+ * the partial-record timeout, many idle connections, UDP, the
+ * duplicate request cache, and large READ replies (record mark, data and
+ * padding exact, also when replies queue behind a slow reader).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,6 +15,7 @@
 #include <cmocka.h>
 #include <pthread.h>
 
+#include "common/util.h"
 #include "tests/nfsd/th.h"
 
 static struct xb x;
@@ -417,6 +419,164 @@ static void test_drc(void **state)
 	close(fd);
 }
 
+/* ------------------------------------------------- large READ replies */
+
+#define BIG_SIZE	((1u << 20) + 5000u)
+
+static uint8_t big_byte(uint64_t off)
+{
+	return (uint8_t)(off * 7 + (off >> 12) + 1);
+}
+
+/* The file "big" of BIG_SIZE pattern bytes, written through wafl. */
+static void big_file(struct th *t)
+{
+	struct wafl_cred cr = { 0 };
+	struct wafl_obj root, o;
+	struct wafl_sattr sa = { .set_mode = true, .mode = 0644 };
+	enum wafl_stable got;
+	uint8_t *buf = malloc(BIG_SIZE);
+
+	VERIFY(buf != NULL);
+	for (uint32_t i = 0; i < BIG_SIZE; i++)
+		buf[i] = big_byte(i);
+	VERIFY0(wafl_root(t->fs->v, &root));
+	VERIFY0(wafl_create(t->fs->v, &cr, &root, "big", WAFL_UNCHECKED, &sa,
+	    0, &o, NULL, NULL));
+	for (uint32_t off = 0; off < BIG_SIZE; off += 1u << 20)
+		VERIFY0(wafl_write(t->fs->v, &cr, &o, off,
+		    FL_MIN(1u << 20, BIG_SIZE - off), buf + off,
+		    WAFL_FILE_SYNC, &got, NULL, NULL));
+	free(buf);
+}
+
+static void xb_read(struct xb *xx, uint32_t xid, const struct th_fh *fh,
+    uint64_t off, uint32_t count)
+{
+	xb_call(xx, xid, TH_NFS_PROG, 3, 6, 0, 0);
+	xb_fh(xx, fh);
+	xb_u64(xx, off);
+	xb_u32(xx, count);
+}
+
+/*
+ * One READ reply of exactly len bytes (the record as received): accepted,
+ * NFS3_OK, attributes, count = opaque length = what the file holds from
+ * off (at most count), eof right, the bytes of the pattern, XDR padding of
+ * zeros, nothing after.
+ */
+static void check_read_reply(const uint8_t *rec, size_t len, uint64_t off,
+    uint32_t count)
+{
+	struct th_reply *r = malloc(sizeof(*r));
+	uint64_t want = off >= BIG_SIZE ? 0 : FL_MIN(count, BIG_SIZE - off);
+	uint32_t n;
+
+	VERIFY(r != NULL && len <= sizeof(r->buf));
+	memcpy(r->buf, rec, len);
+	r->len = (ssize_t)len;
+	th_parse_reply(r);
+	assert_int_equal(r->stat, 0);
+	assert_int_equal(rd_u32(&r->r), 0);			/* NFS3_OK */
+	struct th_fattr a;
+	assert_true(rd_post_attr(&r->r, &a));
+	assert_int_equal(a.size, BIG_SIZE);
+	assert_int_equal(rd_u32(&r->r), want);			/* count */
+	assert_int_equal(rd_u32(&r->r), off + want >= BIG_SIZE);	/* eof */
+	size_t at = r->r.off + 4;
+	const uint8_t *d = rd_opaque(&r->r, &n);
+	assert_false(r->r.bad);
+	assert_int_equal(n, want);
+	for (uint32_t i = 0; i < n; i++)
+		if (d[i] != big_byte(off + i))
+			fail_msg("byte %u of a READ at %llu: %u, not %u", i,
+			    (unsigned long long)off, d[i], big_byte(off + i));
+	for (size_t i = at + n; i < len; i++)
+		assert_int_equal(rec[i], 0);			/* padding */
+	assert_int_equal(r->r.off, len);
+	assert_int_equal(len % 4, 0);
+	free(r);
+}
+
+/* One record that must be a single last fragment; its length. */
+static size_t recv_one_fragment(int fd, uint8_t *buf, size_t cap)
+{
+	uint8_t h[4];
+	VERIFY(th_recv_n(fd, h, 4, TH_TIMEOUT_MS));
+	uint32_t m = (uint32_t)h[0] << 24 | (uint32_t)h[1] << 16 |
+	    (uint32_t)h[2] << 8 | h[3];
+	assert_true(m & 0x80000000u);
+	size_t n = m & 0x7fffffffu;
+	VERIFY(n <= cap);
+	VERIFY(th_recv_n(fd, buf, n, TH_TIMEOUT_MS));
+	return n;
+}
+
+/*
+ * Large READ replies go out as the encoded reply followed by the data
+ * from the buffer wafl_read filled (sendmsg, no copy): the record mark
+ * must count all of it, data and padding must be exact, for aligned and
+ * odd offsets and counts, at EOF, past EOF, when the socket takes only
+ * part of a reply (16 pipelined 1 MiB READs on a connection not read for
+ * a while, so replies queue), and over UDP.
+ */
+static void test_large_read_replies(void **state)
+{
+	struct th *t = *state;
+	static uint8_t rec[NFSD_MAX_RECORD];
+	static const struct { uint64_t off; uint32_t count; } cs[] = {
+		{ 0, 1u << 20 }, { 1, (1u << 20) - 3 }, { 4093, 1000001 },
+		{ 8192, 4096 }, { 5, 3 }, { BIG_SIZE - 10, 100 },
+		{ BIG_SIZE, 4096 }, { 0, 0 }, { 12345, 2u << 20 },
+	};
+	struct th_fh root, fh;
+	int fd;
+
+	big_file(t);
+	fd = th_tcp(t->nfs_port, 0);
+	assert_int_equal(th_mnt(fd, "/vol/vol0", &root), 0);
+	assert_int_equal(th_lookup(fd, &root, "big", &fh, NULL), 0);
+
+	for (size_t i = 0; i < FL_ARRAY_SIZE(cs); i++) {
+		xb_read(&x, 900 + (uint32_t)i, &fh, cs[i].off, cs[i].count);
+		th_send_record(fd, &x);
+		size_t n = recv_one_fragment(fd, rec, sizeof(rec));
+		check_read_reply(rec, n, cs[i].off, cs[i].count);
+	}
+
+	/* Pipelined, and not read for a while: replies wait in the queue,
+	 * partly sent. */
+	for (uint32_t i = 0; i < 16; i++) {
+		xb_read(&x, 1000 + i, &fh, i * 4099u % 65536u, 1u << 20);
+		th_send_record(fd, &x);
+	}
+	usleep(300 * 1000);
+	static bool seen[16];
+	memset(seen, 0, sizeof(seen));
+	for (int k = 0; k < 16; k++) {
+		size_t n = recv_one_fragment(fd, rec, sizeof(rec));
+		uint32_t xid = (uint32_t)rec[0] << 24 | (uint32_t)rec[1] << 16 |
+		    (uint32_t)rec[2] << 8 | rec[3];
+		assert_true(xid >= 1000 && xid < 1016);
+		assert_false(seen[xid - 1000]);
+		seen[xid - 1000] = true;
+		check_read_reply(rec, n, (xid - 1000) * 4099u % 65536u,
+		    1u << 20);
+	}
+	close(fd);
+
+	/* UDP: one datagram, counts clamped to 32 KiB. */
+	int ufd = th_udp();
+	static struct th_reply ur;
+	xb_read(&x, 1100, &fh, 77, 30001);
+	th_rpc_udp(ufd, t->nfs_port, &x, &ur);
+	check_read_reply(ur.buf, (size_t)ur.len, 77, 30001);
+	xb_read(&x, 1101, &fh, 3, 1u << 20);
+	th_rpc_udp(ufd, t->nfs_port, &x, &ur);
+	check_read_reply(ur.buf, (size_t)ur.len, 3, 32u << 10);
+	close(ufd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -429,6 +589,7 @@ int main(void)
 		cmocka_unit_test(test_stalled_half_record),
 		cmocka_unit_test(test_many_idle_connections),
 		cmocka_unit_test(test_drc),
+		cmocka_unit_test(test_large_read_replies),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
