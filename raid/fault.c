@@ -6,6 +6,11 @@
  *   DEAD           every I/O returns EIO
  *   EIO_READ       reads touching data-area blocks [block, block+count): EIO
  *   EIO_WRITE      writes touching them: EIO
+ *   HANG           every I/O (read, write, sync) waits, without an answer,
+ *                  until the fault is changed (then it goes on as the new
+ *                  kind says) or the device is aborted at close (then EIO):
+ *                  a disk that stops answering, for the deadlines of
+ *                  deadline.c
  *   flip_bit       one bit changed in the image (and in any unflushed write
  *                  covering it, so every reader sees the flip)
  *
@@ -41,6 +46,8 @@ struct fault_dev {
 	struct raid_dev *inner;		/* owned */
 	struct raid_fault_world *world;	/* borrowed from the volume */
 	pthread_mutex_t mu;
+	pthread_cond_t cv;		/* kind changed or aborted */
+	bool aborted;			/* closing: no more waiting */
 	enum raid_fault_kind kind;
 	uint64_t fblock, fcount;	/* data-area blocks */
 	uint64_t data_off;		/* blocks */
@@ -79,6 +86,24 @@ static bool in_fault_range(const struct fault_dev *f, uint64_t off,
 	return f->fcount > 0 && off < hi && off + len > lo;
 }
 
+/*
+ * Every I/O starts here, holding mu: aborted, crashed, or a HANG to sit
+ * out (mu is released while waiting).  Nothing of the volume (world) is
+ * touched once aborted: the volume may be gone.
+ */
+static int fault_enter(struct fault_dev *f)
+{
+	for (;;) {
+		if (f->aborted)
+			return -EIO;
+		if (atomic_load(&f->world->crashed))
+			return -FL_ECRASHED;
+		if (f->kind != RAID_FAULT_HANG)
+			return 0;
+		pthread_cond_wait(&f->cv, &f->mu);
+	}
+}
+
 /* Copy the overlap of pending write w onto [off, off+len) of buf. */
 static void overlay(const struct fault_write *w, uint8_t *buf, uint64_t off,
     size_t len)
@@ -98,10 +123,9 @@ static int fault_preadv(struct raid_dev *d, const struct iovec *iov, int cnt,
 	int err = 0;
 
 	pthread_mutex_lock(&f->mu);
-	if (atomic_load(&f->world->crashed)) {
-		err = -FL_ECRASHED;
+	err = fault_enter(f);
+	if (err != 0)
 		goto out;
-	}
 	if (f->kind == RAID_FAULT_DEAD ||
 	    (f->kind == RAID_FAULT_EIO_READ && in_fault_range(f, off, len))) {
 		err = -EIO;
@@ -135,10 +159,9 @@ static int fault_pwritev(struct raid_dev *d, const struct iovec *iov,
 	int err = 0;
 
 	pthread_mutex_lock(&f->mu);
-	if (atomic_load(&f->world->crashed)) {
-		err = -FL_ECRASHED;
+	err = fault_enter(f);
+	if (err != 0)
 		goto out;
-	}
 	if (f->kind == RAID_FAULT_DEAD ||
 	    (f->kind == RAID_FAULT_EIO_WRITE && in_fault_range(f, off, len))) {
 		err = -EIO;
@@ -189,10 +212,9 @@ static int fault_sync(struct raid_dev *d)
 	int err = 0;
 
 	pthread_mutex_lock(&f->mu);
-	if (atomic_load(&f->world->crashed)) {
-		err = -FL_ECRASHED;
+	err = fault_enter(f);
+	if (err != 0)
 		goto out;
-	}
 	if (f->kind == RAID_FAULT_DEAD) {
 		err = -EIO;
 		goto out;
@@ -218,7 +240,18 @@ static void fault_close(struct raid_dev *d)
 	free(f->pend);
 	f->inner->ops->close(f->inner);
 	pthread_mutex_destroy(&f->mu);
+	pthread_cond_destroy(&f->cv);
 	free(f);
+}
+
+static void fault_abort(struct raid_dev *d)
+{
+	struct fault_dev *f = to_fault(d);
+
+	pthread_mutex_lock(&f->mu);
+	f->aborted = true;
+	pthread_cond_broadcast(&f->cv);
+	pthread_mutex_unlock(&f->mu);
 }
 
 static void fault_prefetch(struct raid_dev *d, uint64_t off, uint64_t len)
@@ -235,6 +268,7 @@ static const struct raid_dev_ops fault_ops = {
 	.sync = fault_sync,
 	.close = fault_close,
 	.prefetch = fault_prefetch,
+	.abort = fault_abort,
 };
 
 int raid_fault_wrap(struct raid_dev *inner, struct raid_fault_world *w,
@@ -251,6 +285,7 @@ int raid_fault_wrap(struct raid_dev *inner, struct raid_fault_world *w,
 	f->inner = inner;
 	f->world = w;
 	pthread_mutex_init(&f->mu, NULL);
+	pthread_cond_init(&f->cv, NULL);
 	*out = &f->base;
 	return 0;
 }
@@ -258,6 +293,7 @@ int raid_fault_wrap(struct raid_dev *inner, struct raid_fault_world *w,
 void raid_fault_bind(struct raid_dev *d, struct raid_fault_world *w,
     uint64_t data_off_blocks)
 {
+	d = raid_dev_unwrap(d);
 	if (raid_dev_is_fault(d)) {
 		to_fault(d)->world = w;
 		to_fault(d)->data_off = data_off_blocks;
@@ -274,7 +310,7 @@ static struct raid_dev *disk_dev(raid_vol_t *v, size_t disk)
 	if (disk < v->ndisks)
 		d = v->disks[disk].dev;
 	pthread_mutex_unlock(&v->state_lock);
-	return d;
+	return raid_dev_unwrap(d);
 }
 
 int raid_fault_set(raid_vol_t *v, size_t disk, enum raid_fault_kind kind,
@@ -285,7 +321,7 @@ int raid_fault_set(raid_vol_t *v, size_t disk, enum raid_fault_kind kind,
 
 	if (!v->fault_inject)
 		return FL_ERR(-ENOTSUP);
-	if (kind > RAID_FAULT_EIO_WRITE || disk >= raid_ndisks(v))
+	if (kind > RAID_FAULT_HANG || disk >= raid_ndisks(v))
 		return FL_ERR(-EINVAL);
 	d = disk_dev(v, disk);
 	if (d == NULL || !raid_dev_is_fault(d))
@@ -296,6 +332,7 @@ int raid_fault_set(raid_vol_t *v, size_t disk, enum raid_fault_kind kind,
 	f->fblock = block;
 	f->fcount = (kind == RAID_FAULT_EIO_READ || kind == RAID_FAULT_EIO_WRITE)
 	    ? count : 0;
+	pthread_cond_broadcast(&f->cv);	/* a HANG may be over */
 	pthread_mutex_unlock(&f->mu);
 	return 0;
 }

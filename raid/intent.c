@@ -218,6 +218,7 @@ static int write_group_bitmap(raid_vol_t *v, unsigned g, bool sync)
 	struct raid_intent *in = &v->groups[g].intent;
 	uint8_t *enc = raid_balloc(in->nblocks);
 	struct raid_gsnap s;
+	struct raid_batch b;
 	int err = 0;
 
 	if (enc == NULL)
@@ -226,24 +227,33 @@ static int write_group_bitmap(raid_vol_t *v, unsigned g, bool sync)
 	encode_blocks(v->uuid, g, in->nblocks, in->nregions, in->seq,
 	    in->ondisk, enc);
 	raid_gsnap_take(v, g, &s);
+	/* Every disk at once: the writes, then (R4) the syncs. */
+	raid_batch_init(&b);
 	for (unsigned pos = 0; pos < v->w; pos++) {
-		int e;
+		struct iovec iov = { enc, (size_t)in->nblocks *
+		    RAID_BLOCK_SIZE };
 
-		if (!s.up[pos])
-			continue;
-		e = write_one(v, g, s.d[pos], enc, sync);
-		if (e == -FL_ECRASHED) {
-			err = e;
-			break;
-		}
-		if (e != 0) {
-			atomic_fetch_add(&s.d[pos]->write_errors, 1);
-			raid_disk_fail(v, (size_t)(s.d[pos] - v->disks), e,
-			    "write-intent bitmap write error");
-		}
+		if (s.up[pos])
+			(void)raid_batch_add_at(v, &b, s.d[pos],
+			    RAID_BOP_WRITE, &iov, 1,
+			    v->intent_off * RAID_BLOCK_SIZE);
+	}
+	err = raid_batch_wait(v, &b);
+	for (unsigned i = 0; i < b.n; i++)
+		if (b.err[i] == 0)
+			CTR_ADD(v, intent_writes, in->nblocks);
+	if (err != -FL_ECRASHED && sync) {
+		struct raid_batch y;
+
+		raid_batch_init(&y);
+		for (unsigned i = 0; i < b.n; i++)
+			if (b.err[i] == 0)
+				(void)raid_batch_add(v, &y, b.d[i],
+				    RAID_BOP_SYNC, NULL, 0, 0);
+		err = raid_batch_wait(v, &y);
 	}
 	free(enc);
-	return err;
+	return err == -FL_ECRASHED ? err : 0;
 }
 
 int raid_intent_begin(raid_vol_t *v, unsigned g, uint64_t s0, uint64_t s1,
@@ -299,16 +309,16 @@ static int sync_all(raid_vol_t *v)
 			ds[nd++] = d;
 	}
 	pthread_mutex_unlock(&v->state_lock);
-	for (size_t i = 0; i < nd; i++) {
-		int e = ds[i]->dev->ops->sync(ds[i]->dev);
+	/* Many disks at once; a disk that fails is out (R5). */
+	for (size_t i = 0; i < nd;) {
+		struct raid_batch b;
 
-		if (e == -FL_ECRASHED)
-			return e;
-		if (e != 0) {
-			atomic_fetch_add(&ds[i]->write_errors, 1);
-			raid_disk_fail(v, (size_t)(ds[i] - v->disks), e,
-			    "sync error");
-		}
+		raid_batch_init(&b);
+		for (; i < nd && b.n < RAID_BATCH_MAX; i++)
+			(void)raid_batch_add(v, &b, ds[i], RAID_BOP_SYNC, NULL,
+			    0, 0);
+		if (raid_batch_wait(v, &b) == -FL_ECRASHED)
+			return -FL_ECRASHED;
 	}
 	for (unsigned g = 0; g < v->ngroups && err == 0; g++) {
 		struct raid_gsnap s;

@@ -109,16 +109,21 @@ void raid_range_unlock(raid_vol_t *v, struct raid_range *r)
 /* ---- disk I/O with failure handling (R5) ------------------------------- */
 
 static int disk_error(raid_vol_t *v, struct raid_disk *d, int err,
-    bool write)
+    enum raid_bop op)
 {
+	static const char *const why[] = {
+		[RAID_BOP_READ] = "read error",
+		[RAID_BOP_WRITE] = "write error",
+		[RAID_BOP_SYNC] = "sync error",
+	};
+
 	if (err == -FL_ECRASHED)
 		return err;
-	if (write)
-		atomic_fetch_add(&d->write_errors, 1);
-	else
+	if (op == RAID_BOP_READ)
 		atomic_fetch_add(&d->read_errors, 1);
-	raid_disk_fail(v, (size_t)(d - v->disks), err,
-	    write ? "write error" : "read error");
+	else
+		atomic_fetch_add(&d->write_errors, 1);
+	raid_disk_fail(v, (size_t)(d - v->disks), err, why[op]);
 	return -EIO;
 }
 
@@ -130,7 +135,7 @@ int raid_disk_readv(raid_vol_t *v, struct raid_disk *d,
 	if (d == NULL || d->dev == NULL)
 		return -EIO;
 	err = d->dev->ops->preadv(d->dev, iov, cnt, raid_disk_off(v, block));
-	return err == 0 ? 0 : disk_error(v, d, err, false);
+	return err == 0 ? 0 : disk_error(v, d, err, RAID_BOP_READ);
 }
 
 int raid_disk_writev(raid_vol_t *v, struct raid_disk *d,
@@ -141,7 +146,7 @@ int raid_disk_writev(raid_vol_t *v, struct raid_disk *d,
 	if (d == NULL || d->dev == NULL)
 		return -EIO;
 	err = d->dev->ops->pwritev(d->dev, iov, cnt, raid_disk_off(v, block));
-	return err == 0 ? 0 : disk_error(v, d, err, true);
+	return err == 0 ? 0 : disk_error(v, d, err, RAID_BOP_WRITE);
 }
 
 int raid_disk_read(raid_vol_t *v, struct raid_disk *d, void *buf,
@@ -171,6 +176,68 @@ void raid_disk_prefetch(raid_vol_t *v, struct raid_disk *d, uint64_t block,
 	    nblocks * RAID_BLOCK_SIZE);
 }
 
+/* ---- several disks at once ------------------------------------------- */
+
+void raid_batch_init(struct raid_batch *b)
+{
+	b->n = 0;
+}
+
+unsigned raid_batch_add(raid_vol_t *v, struct raid_batch *b,
+    struct raid_disk *d, enum raid_bop op, const struct iovec *iov, int cnt,
+    uint64_t block)
+{
+	return raid_batch_add_at(v, b, d, op, iov, cnt,
+	    raid_disk_off(v, block));
+}
+
+unsigned raid_batch_add_at(raid_vol_t *v, struct raid_batch *b,
+    struct raid_disk *d, enum raid_bop op, const struct iovec *iov, int cnt,
+    uint64_t off)
+{
+	unsigned i = b->n++;
+	int err;
+
+	VERIFY(i < RAID_BATCH_MAX);
+	b->d[i] = d;
+	b->op[i] = op;
+	b->io[i] = NULL;
+	b->err[i] = 0;
+	if (d == NULL || d->dev == NULL) {
+		b->err[i] = -EIO;	/* nobody there: nothing to fail */
+		b->d[i] = NULL;
+		return i;
+	}
+	if (op == RAID_BOP_SYNC)
+		err = raid_dio_submit_sync(d->dev, &b->io[i]);
+	else
+		err = raid_dio_submit(d->dev, op == RAID_BOP_WRITE, iov, cnt,
+		    off, &b->io[i]);
+	if (err != 0)
+		b->err[i] = disk_error(v, d, err, op);
+	return i;
+}
+
+int raid_batch_wait(raid_vol_t *v, struct raid_batch *b)
+{
+	int ret = 0;
+
+	for (unsigned i = 0; i < b->n; i++) {
+		if (b->io[i] != NULL) {
+			int e = raid_dio_wait(b->io[i]);
+
+			b->io[i] = NULL;
+			if (e != 0)
+				b->err[i] = disk_error(v, b->d[i], e, b->op[i]);
+		}
+		if (b->err[i] == -FL_ECRASHED)
+			ret = -FL_ECRASHED;
+		else if (b->err[i] != 0 && ret == 0)
+			ret = -EIO;
+	}
+	return ret;
+}
+
 /* ---- stripes as disk-major buffers ------------------------------------- */
 
 int raid_read_stripes_dm(raid_vol_t *v, unsigned g,
@@ -182,6 +249,7 @@ int raid_read_stripes_dm(raid_vol_t *v, unsigned g,
 	unsigned rows_in[RAID_MAX_DATA], rows_out[RAID_MAX_WIDTH];
 	uint8_t *src[RAID_MAX_DATA], *dst[RAID_MAX_WIDTH];
 	unsigned nin = 0, nout = 0;
+	struct raid_batch b;
 	int err;
 
 	for (unsigned pos = 0; pos < v->w; pos++) {
@@ -200,15 +268,20 @@ int raid_read_stripes_dm(raid_vol_t *v, unsigned g,
 		if (nin < v->n)
 			return FL_ERR(-FL_EDEGRADED);
 	}
+	raid_batch_init(&b);
 	for (unsigned pos = 0; pos < v->w; pos++) {
+		struct iovec iov = { buf + pos * stride, stride };
+
 		if (!(rd[pos] || (wanted[pos] && s->up[pos])))
 			continue;
-		err = raid_disk_read(v, s->d[pos], buf + pos * stride, ns, s0);
-		if (err != 0)
-			return err;
+		(void)raid_batch_add(v, &b, s->d[pos], RAID_BOP_READ, &iov, 1,
+		    s0);
 		if (pos >= v->n)
 			CTR_ADD(v, parity_reads, ns);
 	}
+	err = raid_batch_wait(v, &b);	/* all disks at once */
+	if (err != 0)
+		return err;
 	if (nout == 0)
 		return 0;
 	for (unsigned i = 0; i < nout; i++)
@@ -241,6 +314,10 @@ static int read_direct(raid_vol_t *v, const struct raid_gsnap *s,
 {
 	struct iovec iov[IOV_MAX_BATCH];
 	const uint64_t n = v->n, last = gv + cnt - 1;
+	struct raid_batch b;
+	int err = 0;
+
+	raid_batch_init(&b);
 
 	for (unsigned j = 0; j < v->n; j++) {
 		uint64_t sj = gv / n, ej = last / n;
@@ -263,12 +340,17 @@ static int read_direct(raid_vol_t *v, const struct raid_gsnap *s,
 				    RAID_BLOCK_SIZE;
 				iov[c].iov_len = RAID_BLOCK_SIZE;
 			}
-			int err = raid_disk_readv(v, s->d[j], iov, c, k0);
-			if (err != 0)
-				return err;
+			if (b.n == RAID_BATCH_MAX) {
+				err = raid_batch_wait(v, &b);
+				raid_batch_init(&b);
+				if (err != 0)
+					return err;
+			}
+			(void)raid_batch_add(v, &b, s->d[j], RAID_BOP_READ,
+			    iov, c, k0);
 		}
 	}
-	return 0;
+	return raid_batch_wait(v, &b);	/* every data disk at once */
 }
 
 /*
@@ -286,6 +368,7 @@ static int read_inner_degraded(raid_vol_t *v, const struct raid_gsnap *s,
 	unsigned rows_in[RAID_MAX_DATA], rows_out[RAID_MAX_DATA];
 	unsigned nin = 0, nout = 0;
 	struct iovec iov[RAID_CHUNK_STRIPES];
+	struct raid_batch b;
 	int err;
 
 	for (unsigned pos = 0; pos < v->w; pos++) {
@@ -296,14 +379,17 @@ static int read_inner_degraded(raid_vol_t *v, const struct raid_gsnap *s,
 	}
 	if (nin < v->n)
 		return FL_ERR(-FL_EDEGRADED);
+	raid_batch_init(&b);
 	for (unsigned i = 0; i < nin; i++) {
 		unsigned pos = rows_in[i];
 
 		if (pos >= v->n) {
-			err = raid_disk_read(v, s->d[pos],
-			    tmp + (size_t)(pos - v->n) * ns * B, ns, i0);
-			if (err != 0)
-				return err;
+			struct iovec pv = {
+				tmp + (size_t)(pos - v->n) * ns * B, ns * B
+			};
+
+			(void)raid_batch_add(v, &b, s->d[pos], RAID_BOP_READ,
+			    &pv, 1, i0);
 			CTR_ADD(v, parity_reads, ns);
 			continue;
 		}
@@ -311,10 +397,12 @@ static int read_inner_degraded(raid_vol_t *v, const struct raid_gsnap *s,
 			iov[k].iov_base = buf + ((i0 + k) * n + pos - gv) * B;
 			iov[k].iov_len = B;
 		}
-		err = raid_disk_readv(v, s->d[pos], iov, (int)ns, i0);
-		if (err != 0)
-			return err;
+		(void)raid_batch_add(v, &b, s->d[pos], RAID_BOP_READ, iov,
+		    (int)ns, i0);
 	}
+	err = raid_batch_wait(v, &b);
+	if (err != 0)
+		return err;
 	err = raid_code_plan(&v->code, rows_in, nout, rows_out, pl);
 	if (err != 0)
 		return err;
@@ -465,15 +553,19 @@ int raid_read(raid_vol_t *v, uint64_t vbn, uint32_t n, void *buf)
 
 /* ---- writes ------------------------------------------------------------ */
 
-/* Write blocks of the rebuilding disk for stripes below its cursor. */
-static void write_rebuilding(raid_vol_t *v, const struct raid_gsnap *s,
-    uint64_t s0, uint32_t ns, const struct iovec *iov)
+/*
+ * Add to b the write of the rebuilding disk's blocks for stripes below its
+ * cursor (its failure is the rebuild's business, not the writer's).
+ */
+static void write_rebuilding(raid_vol_t *v, struct raid_batch *b,
+    const struct raid_gsnap *s, uint64_t s0, uint32_t ns,
+    const struct iovec *iov)
 {
 	uint64_t cur = s->rb_cursor;	/* of the snapshot's rebuild */
 
 	if (s->rb_pos < 0 || s0 >= cur)
 		return;
-	(void)raid_disk_writev(v, s->rb_disk, iov,
+	(void)raid_batch_add(v, b, s->rb_disk, RAID_BOP_WRITE, iov,
 	    (int)FL_MIN((uint64_t)ns, cur - s0), s0);
 }
 
@@ -483,6 +575,8 @@ static int write_full_chunk(raid_vol_t *v, unsigned g, uint64_t s0,
 {
 	struct iovec iov[RAID_CHUNK_STRIPES];
 	const size_t pstride = (size_t)ns * RAID_BLOCK_SIZE;
+	unsigned ent_pos[RAID_BATCH_MAX];
+	struct raid_batch b;
 	struct raid_gsnap s;
 	struct raid_range r;
 	uint64_t ticket;
@@ -514,25 +608,49 @@ static int write_full_chunk(raid_vol_t *v, unsigned g, uint64_t s0,
 			p[i] = pbuf + i * pstride + (size_t)k * RAID_BLOCK_SIZE;
 		raid_code_encode(&v->code, RAID_BLOCK_SIZE, d, p);
 	}
+	/* Every disk at once; a disk that fails leaves the stripes
+	 * consistent on the survivors. */
+	raid_batch_init(&b);
 	for (unsigned pos = 0; pos < v->w; pos++) {
+		unsigned e0 = b.n;
+
 		if (!s.up[pos] && (int)pos != s.rb_pos)
 			continue;
-		for (uint32_t k = 0; k < ns; k++) {
-			iov[k].iov_base = pos < v->n ?
-			    (uint8_t *)buf + ((size_t)k * v->n + pos) *
-			    RAID_BLOCK_SIZE :
-			    pbuf + (pos - v->n) * pstride +
-			    (size_t)k * RAID_BLOCK_SIZE;
-			iov[k].iov_len = RAID_BLOCK_SIZE;
+		if (pos >= v->n) {
+			iov[0].iov_base = pbuf + (pos - v->n) * pstride;
+			iov[0].iov_len = pstride;
+		} else {
+			for (uint32_t k = 0; k < ns; k++) {
+				iov[k].iov_base = (uint8_t *)buf +
+				    ((size_t)k * v->n + pos) * RAID_BLOCK_SIZE;
+				iov[k].iov_len = RAID_BLOCK_SIZE;
+			}
 		}
 		if ((int)pos == s.rb_pos) {
-			write_rebuilding(v, &s, s0, ns, iov);
-			continue;
+			if (pos >= v->n) {
+				/* write_rebuilding cuts the vector per block */
+				for (uint32_t k = 0; k < ns; k++) {
+					iov[k].iov_base = pbuf + (pos - v->n) *
+					    pstride + (size_t)k *
+					    RAID_BLOCK_SIZE;
+					iov[k].iov_len = RAID_BLOCK_SIZE;
+				}
+			}
+			write_rebuilding(v, &b, &s, s0, ns, iov);
+		} else {
+			(void)raid_batch_add(v, &b, s.d[pos], RAID_BOP_WRITE,
+			    iov, pos >= v->n ? 1 : (int)ns, s0);
 		}
-		err = raid_disk_writev(v, s.d[pos], iov, (int)ns, s0);
-		if (err == -FL_ECRASHED)
-			goto out;
-		if (err == 0 && pos >= v->n)
+		if (b.n > e0)
+			ent_pos[e0] = pos;
+	}
+	err = raid_batch_wait(v, &b);
+	if (err == -FL_ECRASHED)
+		goto out;
+	for (unsigned i = 0; i < b.n; i++) {
+		unsigned pos = ent_pos[i];
+
+		if (b.err[i] == 0 && pos >= v->n && (int)pos != s.rb_pos)
 			CTR_ADD(v, parity_writes, ns);
 	}
 	/* Survivors hold consistent stripes unless too many failed. */
@@ -612,6 +730,7 @@ static int write_partial(raid_vol_t *v, unsigned g, uint64_t st, unsigned a,
 		struct raid_gsnap s;
 		bool want[RAID_MAX_WIDTH] = { false }, degraded = false;
 		uint8_t *d[RAID_MAX_DATA], *p[RAID_MAX_PARITY];
+		struct raid_batch b;
 
 		raid_gsnap_take(v, g, &s);
 		err = raid_group_check(v, g, &s);
@@ -634,14 +753,17 @@ static int write_partial(raid_vol_t *v, unsigned g, uint64_t st, unsigned a,
 					CTR_ADD(v, partial_reads, 1);
 			}
 		} else {
-			for (unsigned j = 0; err == 0 && j < v->n; j++) {
-				if (!want[j])
-					continue;
-				err = raid_disk_read(v, s.d[j], stripe + j * B,
-				    1, st);
-				if (err == 0)
-					CTR_ADD(v, partial_reads, 1);
+			raid_batch_init(&b);
+			for (unsigned j = 0; j < v->n; j++) {
+				struct iovec iov = { stripe + j * B, B };
+
+				if (want[j])
+					(void)raid_batch_add(v, &b, s.d[j],
+					    RAID_BOP_READ, &iov, 1, st);
 			}
+			err = raid_batch_wait(v, &b);
+			if (err == 0)
+				CTR_ADD(v, partial_reads, b.n);
 		}
 		if (err == -EIO && tries <= v->p + 1)
 			continue;
@@ -656,25 +778,26 @@ static int write_partial(raid_vol_t *v, unsigned g, uint64_t st, unsigned a,
 		err = journal_missing(v, g, &s, st, stripe, &jslot);	/* J1 */
 		if (err != 0)
 			break;
+		raid_batch_init(&b);
 		for (unsigned pos = 0; pos < v->w; pos++) {
 			struct iovec iov = { stripe + pos * B, B };
 
 			if (pos < v->n && (pos < a || pos >= a + k))
 				continue;
 			if ((int)pos == s.rb_pos) {
-				write_rebuilding(v, &s, st, 1, &iov);
+				write_rebuilding(v, &b, &s, st, 1, &iov);
 				continue;
 			}
 			if (!s.up[pos])
 				continue;
-			err = raid_disk_writev(v, s.d[pos], &iov, 1, st);
-			if (err == -FL_ECRASHED)
-				break;
-			err = 0;
+			(void)raid_batch_add(v, &b, s.d[pos], RAID_BOP_WRITE,
+			    &iov, 1, st);
 			if (pos >= v->n)
 				CTR_ADD(v, parity_writes, 1);
 		}
-		if (err != 0)
+		/* A failed disk needs no retry: the survivors agree. */
+		err = raid_batch_wait(v, &b);
+		if (err == -FL_ECRASHED)
 			break;
 		raid_gsnap_take(v, g, &s);
 		err = raid_group_check(v, g, &s);

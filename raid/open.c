@@ -72,23 +72,39 @@ static uint64_t data_off_for(uint64_t disk_blocks, unsigned p)
 	return FL_DIV_ROUND_UP(end, RAID_DATA_ALIGN) * RAID_DATA_ALIGN;
 }
 
-/* Open a device for the volume, wrapped in the fault injector if asked. */
-static int dev_open(const char *path, bool create, bool fault,
-    struct raid_fault_world *world, struct raid_dev **out)
+uint32_t raid_io_timeout_ms(const struct raid_open_opts *o)
 {
-	struct raid_dev *d;
+	if (o == NULL || o->io_timeout_ms == 0)
+		return RAID_IO_TIMEOUT_DEFAULT_MS;
+	return FL_MAX(o->io_timeout_ms, RAID_IO_TIMEOUT_MIN_MS);
+}
+
+/*
+ * Open a device for the volume: the file, in the fault injector if asked,
+ * under the I/O deadline of deadline.c.
+ */
+int raid_dev_open_vol(const char *path, bool create, bool fault,
+    struct raid_fault_world *world, uint32_t timeout_ms,
+    struct raid_dev **out)
+{
+	struct raid_dev *d, *f;
 	int err = raid_dev_open_file(path, create, &d);
 
+	*out = NULL;
 	if (err != 0)
 		return err;
 	if (fault) {
-		err = raid_fault_wrap(d, world, out);
-		if (err != 0)
+		err = raid_fault_wrap(d, world, &f);
+		if (err != 0) {
 			d->ops->close(d);
-		return err;
+			return err;
+		}
+		d = f;
 	}
-	*out = d;
-	return 0;
+	err = raid_dev_deadline_wrap(d, timeout_ms, out);
+	if (err != 0)
+		d->ops->close(d);
+	return err;
 }
 
 int raid_create(const struct raid_create_opts *c,
@@ -468,8 +484,8 @@ int raid_open(const char *const *paths, size_t npaths,
 		pr[i].why = "no path given";
 		if (paths[i] == NULL)
 			continue;
-		pr[i].err = dev_open(paths[i], false, fault, &tmpworld,
-		    &pr[i].dev);
+		pr[i].err = raid_dev_open_vol(paths[i], false, fault,
+		    &tmpworld, raid_io_timeout_ms(o), &pr[i].dev);
 		if (pr[i].err != 0) {
 			pr[i].why = "cannot open the device";
 			fl_warn(RAID_SUBSYS, "open: cannot open %s: %s",
@@ -538,6 +554,7 @@ int raid_open(const char *const *paths, size_t npaths,
 	v->generation = maxgen;
 	v->label_seq = maxseq;
 	v->fault_inject = fault;
+	v->io_timeout_ms = raid_io_timeout_ms(o);
 	if (o != NULL) {
 		v->event_fn = o->event_fn;
 		v->event_arg = o->event_arg;

@@ -208,12 +208,17 @@ static bool mark_failed_locked(raid_vol_t *v, struct raid_disk *d, int err,
 	bool member;
 
 	*changed = false;
+	if (err == -ETIMEDOUT)
+		atomic_fetch_add(&d->timeouts, 1);
 	if (d->state == RAID_DISK_FAILED || d->state == RAID_DISK_MISSING)
 		return false;
 	member = d->state == RAID_DISK_OK && d->group >= 0;
 	d->state = RAID_DISK_FAILED;
 	*changed = true;
-	if (err != 0)
+	if (err == -ETIMEDOUT)
+		snprintf(d->reason, sizeof(d->reason), "%s: no answer for %u ms",
+		    why, v->io_timeout_ms);
+	else if (err != 0)
 		snprintf(d->reason, sizeof(d->reason), "%s: %s", why,
 		    fl_strerror(err));
 	else
@@ -427,6 +432,7 @@ int raid_disk_info(const raid_vol_t *v, size_t disk,
 	info->read_errors = atomic_load(&((struct raid_disk *)d)->read_errors);
 	info->write_errors =
 	    atomic_load(&((struct raid_disk *)d)->write_errors);
+	info->timeouts = atomic_load(&((struct raid_disk *)d)->timeouts);
 	info->reason = d->state == RAID_DISK_OK ? "" : d->reason;
 out:
 	pthread_mutex_unlock(&vv->state_lock);
@@ -512,6 +518,14 @@ int raid_add_spare(raid_vol_t *v, const char *path)
 	} else {
 		dev = plain;
 		plain = NULL;
+	}
+	{
+		struct raid_dev *dl;
+
+		err = raid_dev_deadline_wrap(dev, v->io_timeout_ms, &dl);
+		if (err != 0)
+			goto out;
+		dev = dl;
 	}
 	p = strdup(path);
 	if (p == NULL) {

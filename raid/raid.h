@@ -118,7 +118,17 @@ struct raid_open_opts {
 	bool fault_inject;
 	/* Start a rebuild by itself when a disk fails and a spare exists. */
 	bool auto_rebuild;
+	/*
+	 * Longest wait for one disk I/O (read, write, flush), ms; 0 means
+	 * RAID_IO_TIMEOUT_DEFAULT_MS, values below RAID_IO_TIMEOUT_MIN_MS
+	 * are raised to it.  A disk that does not answer in time is failed
+	 * (R5).
+	 */
+	uint32_t io_timeout_ms;
 };
+
+#define RAID_IO_TIMEOUT_DEFAULT_MS	30000u
+#define RAID_IO_TIMEOUT_MIN_MS		10u
 
 /*
  * Create a new volume: write labels on every disk, zero parity is implied by
@@ -204,6 +214,7 @@ struct raid_disk_info {
 	int position;		/* 0..N-1 data, N..N+P-1 parity; -1 spare */
 	uint8_t disk_uuid[16];
 	uint64_t read_errors, write_errors;
+	uint64_t timeouts;	/* I/Os that got no answer in io_timeout_ms */
 	const char *reason;	/* why failed/missing, "" if ok */
 };
 size_t raid_ndisks(const raid_vol_t *v);
@@ -280,6 +291,12 @@ enum raid_fault_kind {
 	RAID_FAULT_DEAD,	/* every I/O returns EIO */
 	RAID_FAULT_EIO_READ,	/* reads of [block, block+count) return EIO */
 	RAID_FAULT_EIO_WRITE,	/* writes of [block, block+count) return EIO */
+	/*
+	 * Every I/O (read, write, sync) blocks without an answer until the
+	 * fault is changed or cleared (then it goes on as the new kind says)
+	 * or the volume is closed (then it fails).
+	 */
+	RAID_FAULT_HANG,
 };
 int raid_fault_set(raid_vol_t *v, size_t disk, enum raid_fault_kind kind,
     uint64_t block, uint64_t count);

@@ -47,6 +47,9 @@ struct raid_dev_ops {
 	/* Hint: [off, off+len) will be read soon (start it in the
 	 * background, so reads of several disks overlap).  May be NULL. */
 	void (*prefetch)(struct raid_dev *d, uint64_t off, uint64_t len);
+	/* Closing: stop waits the device itself controls (the fault
+	 * injector's HANG), from any thread.  May be NULL. */
+	void (*abort)(struct raid_dev *d);
 };
 
 struct raid_dev {
@@ -75,6 +78,28 @@ int raid_fault_wrap(struct raid_dev *inner, struct raid_fault_world *w,
 void raid_fault_bind(struct raid_dev *d, struct raid_fault_world *w,
     uint64_t data_off_blocks);
 bool raid_dev_is_fault(const struct raid_dev *d);
+
+/*
+ * Deadlines (deadline.c).  Wrap inner so that its I/O runs on worker
+ * threads and no caller waits longer than timeout_ms: past it the I/O
+ * returns -ETIMEDOUT and so does every later I/O on the device.  Ownership
+ * of inner passes to the wrapper on success only.
+ */
+int raid_dev_deadline_wrap(struct raid_dev *inner, uint32_t timeout_ms,
+    struct raid_dev **out);
+/* The device under a deadline wrapper (d itself if it is not one). */
+struct raid_dev *raid_dev_unwrap(struct raid_dev *d);
+/*
+ * An I/O in flight.  submit starts it (the iovec array is copied, the
+ * buffers it points to are borrowed until wait returns); wait returns its
+ * result and frees it.  Every submitted I/O must be waited for.  On a
+ * device without a deadline wrapper the I/O runs inside submit.
+ */
+struct raid_dio;
+int raid_dio_submit(struct raid_dev *d, bool write, const struct iovec *iov,
+    int cnt, uint64_t off, struct raid_dio **out);
+int raid_dio_submit_sync(struct raid_dev *d, struct raid_dio **out);
+int raid_dio_wait(struct raid_dio *io);
 
 /* ---- parity (parity.c) ------------------------------------------------ */
 
@@ -118,6 +143,7 @@ struct raid_disk {
 	int group, position;		/* -1 for a spare / removed disk */
 	uint8_t uuid[16];
 	atomic_uint_least64_t read_errors, write_errors;
+	atomic_uint_least64_t timeouts;	/* I/Os that got no answer */
 	char reason[RAID_REASON_LEN];	/* state_lock */
 };
 
@@ -176,6 +202,7 @@ struct raid_vol {
 	raid_event_fn *event_fn;
 	void *event_arg;
 	bool fault_inject, auto_rebuild;
+	uint32_t io_timeout_ms;		/* per disk I/O (deadline.c) */
 	struct raid_fault_world world;
 
 	/* Disks: members (group-major at open), then spares. */
@@ -252,6 +279,14 @@ struct raid_gsnap {
 	uint64_t rb_cursor;
 };
 
+/* open.c */
+uint32_t raid_io_timeout_ms(const struct raid_open_opts *o);
+/* Open path as a disk of a volume: the file, in the fault injector if
+ * fault, under the I/O deadline (deadline.c). */
+int raid_dev_open_vol(const char *path, bool create, bool fault,
+    struct raid_fault_world *world, uint32_t timeout_ms,
+    struct raid_dev **out);
+
 /* raid.c */
 void raid_gsnap_take(raid_vol_t *v, unsigned g, struct raid_gsnap *s);
 bool raid_crashed(const raid_vol_t *v);
@@ -280,6 +315,35 @@ int raid_disk_write(raid_vol_t *v, struct raid_disk *d, const void *buf,
     uint64_t nblocks, uint64_t block);
 void raid_disk_prefetch(raid_vol_t *v, struct raid_disk *d, uint64_t block,
     uint64_t nblocks);
+
+/*
+ * Disk I/O of several disks at once: every I/O added is started at once
+ * (on the disks' workers, deadline.c), raid_batch_wait waits for all of
+ * them and fails the disks whose I/O failed (R5).  Buffers are borrowed
+ * until raid_batch_wait returns; the iovec arrays are copied.  At most
+ * RAID_BATCH_MAX I/Os per batch.
+ */
+#define RAID_BATCH_MAX	(RAID_MAX_WIDTH + 1)
+enum raid_bop { RAID_BOP_READ, RAID_BOP_WRITE, RAID_BOP_SYNC };
+struct raid_batch {
+	unsigned n;
+	struct raid_disk *d[RAID_BATCH_MAX];
+	struct raid_dio *io[RAID_BATCH_MAX];	/* NULL: err[] is final */
+	enum raid_bop op[RAID_BATCH_MAX];
+	int err[RAID_BATCH_MAX];		/* after wait: 0, -EIO, ... */
+};
+void raid_batch_init(struct raid_batch *b);
+/* Returns the entry's index. */
+unsigned raid_batch_add(raid_vol_t *v, struct raid_batch *b,
+    struct raid_disk *d, enum raid_bop op, const struct iovec *iov, int cnt,
+    uint64_t block);
+/* The same at a byte offset of the device (labels, bitmap). */
+unsigned raid_batch_add_at(raid_vol_t *v, struct raid_batch *b,
+    struct raid_disk *d, enum raid_bop op, const struct iovec *iov, int cnt,
+    uint64_t off);
+/* 0, -EIO (some disk failed; see err[]) or -FL_ECRASHED.  The entries
+ * stay readable until the next raid_batch_init. */
+int raid_batch_wait(raid_vol_t *v, struct raid_batch *b);
 void *raid_balloc(size_t nblocks);
 /*
  * A scratch buffer of (w + 1) * RAID_CHUNK_STRIPES blocks, owned by the caller until

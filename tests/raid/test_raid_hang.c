@@ -1,0 +1,423 @@
+/*
+ * tests/raid/test_raid_hang.c: disks that stop answering (R5, deadline.c).
+ *
+ * The fault injector's HANG makes every I/O of a disk wait, without an
+ * answer, until the fault is cleared or the volume closes.  The volume runs
+ * with a short I/O timeout (TMO_MS):
+ *
+ *   a read with a hung data disk  -> right data in about the timeout, the
+ *                                    disk FAILED, "no answer for N ms"
+ *                                    logged with its path, counters, event;
+ *                                    the hung read, once let go, writes
+ *                                    nothing into the caller's buffer
+ *   writes with a hung disk       -> go on degraded; right after the fault
+ *                                    clears, and after a reopen (the disk
+ *                                    is stale then)
+ *   P + 1 hung disks              -> -FL_EDEGRADED, never wrong data
+ *   flush with a hung disk        -> returns 0 (the disk is out), data
+ *                                    durable on the others
+ *   many readers on a hung disk   -> each gets the right data in time
+ *   close with a hung disk        -> returns in bounded time, whether the
+ *                                    disk was found out before or not
+ *
+ * Every test runs under an alarm: a wait that never ends fails the runner
+ * instead of hanging it.
+ */
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/err.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "raid/raid.h"
+#include "tests/lib/tl_log.h"
+#include "tests/lib/tl_raid.h"
+
+#define DISK_BLOCKS	64
+#define TMO_MS		300u
+#define SLACK_MS	2500u	/* scheduling on a loaded machine, ASan */
+#define ALARM_S		30u
+
+static void on_alarm(int sig)
+{
+	static const char msg[] = "test_raid_hang: a wait did not end\n";
+
+	(void)sig;
+	(void)!write(2, msg, sizeof(msg) - 1);
+	abort();
+}
+
+static int setup(void **state)
+{
+	signal(SIGALRM, on_alarm);
+	alarm(ALARM_S);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	alarm(0);
+	return 0;
+}
+
+static uint64_t ms_since(uint64_t t0)
+{
+	return (fl_now_mono_ns() - t0) / 1000000u;
+}
+
+/* Took about the timeout: at least most of it, at most it plus slack. */
+static void assert_about_tmo(uint64_t ms, unsigned ntmo, const char *what)
+{
+	if (ms + 50 < (uint64_t)TMO_MS || ms > ntmo * TMO_MS + SLACK_MS)
+		fail_msg("%s took %llu ms (timeout %u ms)", what,
+		    (unsigned long long)ms, TMO_MS);
+}
+
+static int open_tmo(struct tl_vol *t)
+{
+	struct raid_open_opts o;
+	int rc;
+
+	memset(&o, 0, sizeof(o));
+	o.event_fn = tl_event_record;
+	o.event_arg = &t->events;
+	o.fault_inject = true;
+	o.io_timeout_ms = TMO_MS;
+	rc = raid_open((const char *const *)t->paths, t->npaths, &o, &t->v);
+	if (rc != 0)
+		t->v = NULL;
+	return rc;
+}
+
+/* A filled volume, reopened with the short I/O timeout. */
+static void make_vol(struct tl_vol *t, uint32_t n, uint32_t p, uint64_t seed)
+{
+	assert_int_equal(tl_vol_create(t, NULL, 1, n, p, DISK_BLOCKS, true),
+	    0);
+	assert_int_equal(tl_vol_fill(t, seed), 0);
+	tl_vol_close(t);
+	assert_int_equal(open_tmo(t), 0);
+}
+
+static void verify(struct tl_vol *t, const char *what)
+{
+	int err;
+	uint64_t bad = tl_vol_verify(t, &err);
+
+	if (bad != 0)
+		fail_msg("%s: %llu wrong blocks (first error %s)", what,
+		    (unsigned long long)bad, fl_strerror(err));
+}
+
+static struct raid_disk_info info_of(struct tl_vol *t, size_t d)
+{
+	struct raid_disk_info info;
+
+	assert_int_equal(raid_disk_info(t->v, d, &info), 0);
+	return info;
+}
+
+static void expect_no_answer_logged(struct tl_vol *t, size_t disk)
+{
+	char needle[64];
+
+	snprintf(needle, sizeof(needle), "no answer for %u ms", TMO_MS);
+	if (tl_log_count_with(t->paths[disk], needle, NULL) == 0) {
+		tl_log_dump("hang");
+		fail_msg("no log line names %s with \"%s\"", t->paths[disk],
+		    needle);
+	}
+}
+
+static void test_hang_read(void **state)
+{
+	struct tl_vol t;
+	uint8_t *buf = malloc(2 * TL_BS);
+	uint64_t blk, vbn = 4 * 9 + 1, t0;	/* stripe 9, data disk 1 */
+	struct raid_disk_info info;
+	size_t disk;
+	char needle[64];
+
+	assert_non_null(buf);
+	make_vol(&t, 4, 1, 1);
+	assert_int_equal(raid_vbn_locate(t.v, vbn, &disk, &blk), 0);
+	assert_int_equal(raid_fault_set(t.v, disk, RAID_FAULT_HANG, 0, 0), 0);
+	tl_log_capture_start(FL_LOG_INFO);
+	t0 = fl_now_mono_ns();
+	assert_int_equal(raid_read(t.v, vbn, 2, buf), 0);
+	assert_about_tmo(ms_since(t0), 1, "read with a hung disk");
+	assert_memory_equal(buf, tl_shadow(&t, vbn), 2 * TL_BS);
+
+	info = info_of(&t, disk);
+	assert_int_equal(info.state, RAID_DISK_FAILED);
+	assert_true(info.timeouts >= 1);
+	assert_true(info.read_errors >= 1);
+	snprintf(needle, sizeof(needle), "no answer for %u ms", TMO_MS);
+	assert_non_null(strstr(info.reason, needle));
+	assert_int_equal(tl_events_count(&t.events, RAID_EV_DISK_FAILED), 1);
+	expect_no_answer_logged(&t, disk);
+	tl_log_capture_stop();
+
+	/* Now the disk is out: reads no longer wait for it. */
+	t0 = fl_now_mono_ns();
+	verify(&t, "hung disk out");
+	assert_true(ms_since(t0) < TMO_MS);
+
+	/*
+	 * Let the hung read go: its worker reads the disk now, but the
+	 * caller gave up long ago, so nothing may land in the buffer.
+	 */
+	memset(buf, 0xa5, 2 * TL_BS);
+	assert_int_equal(raid_fault_set(t.v, disk, RAID_FAULT_NONE, 0, 0), 0);
+	usleep(100 * 1000);
+	for (size_t i = 0; i < 2 * TL_BS; i++)
+		if (buf[i] != 0xa5)
+			fail_msg("byte %zu of the caller's buffer changed "
+			    "after the hung read came back", i);
+	assert_int_equal(info_of(&t, disk).state, RAID_DISK_FAILED);
+	verify(&t, "after the hang cleared");
+	free(buf);
+	tl_vol_destroy(&t);
+}
+
+static void test_hang_write(void **state)
+{
+	struct tl_vol t;
+	uint64_t rng = 9, t0;
+	size_t disk = 2;	/* data disk 2 */
+
+	make_vol(&t, 4, 1, 2);
+	assert_int_equal(raid_fault_set(t.v, disk, RAID_FAULT_HANG, 0, 0), 0);
+	/* A partial-stripe write first: it reads disk 2, or writes it. */
+	t0 = fl_now_mono_ns();
+	assert_int_equal(tl_vol_write_random(&t, 4 * 3 + 1, 2, &rng), 0);
+	assert_about_tmo(ms_since(t0), 2, "partial write with a hung disk");
+	assert_int_equal(info_of(&t, disk).state, RAID_DISK_FAILED);
+	assert_true(info_of(&t, disk).timeouts >= 1);
+	/* Then full stripes and ragged ends, degraded, quickly. */
+	t0 = fl_now_mono_ns();
+	for (uint64_t v = 0; v < t.nvbns; v += 11)
+		assert_int_equal(tl_vol_write_random(&t, v,
+		    (uint32_t)FL_MIN(9, t.nvbns - v), &rng), 0);
+	assert_int_equal(raid_flush(t.v), 0);
+	assert_true(ms_since(t0) < TMO_MS + SLACK_MS);
+	verify(&t, "degraded writes");
+
+	/* The disk answers again: still out, still right. */
+	assert_int_equal(raid_fault_set(t.v, disk, RAID_FAULT_NONE, 0, 0), 0);
+	usleep(50 * 1000);
+	assert_int_equal(info_of(&t, disk).state, RAID_DISK_FAILED);
+	verify(&t, "after the hang cleared");
+	assert_int_equal(tl_vol_write_random(&t, 5, 7, &rng), 0);
+	assert_int_equal(raid_flush(t.v), 0);
+	verify(&t, "writes after the hang cleared");
+
+	/* Reopen: the disk missed writes, so it is stale and left out. */
+	tl_vol_close(&t);
+	assert_int_equal(open_tmo(&t), 0);
+	assert_int_equal(info_of(&t, disk).state, RAID_DISK_MISSING);
+	verify(&t, "reopened");
+	tl_vol_destroy(&t);
+}
+
+static void test_hang_parity_write(void **state)
+{
+	struct tl_vol t;
+	uint64_t rng = 3, t0;
+	size_t pd;
+	uint64_t pb;
+
+	make_vol(&t, 3, 2, 3);
+	assert_int_equal(raid_parity_locate(t.v, 0, 1, &pd, &pb), 0);
+	assert_int_equal(raid_fault_set(t.v, pd, RAID_FAULT_HANG, 0, 0), 0);
+	/* Whole stripes: nothing is read, the parity write times out. */
+	t0 = fl_now_mono_ns();
+	assert_int_equal(tl_vol_write_random(&t, 0, 3 * 8, &rng), 0);
+	assert_about_tmo(ms_since(t0), 2, "full-stripe write, hung parity");
+	assert_int_equal(info_of(&t, pd).state, RAID_DISK_FAILED);
+	assert_true(info_of(&t, pd).write_errors >= 1);
+	assert_int_equal(raid_flush(t.v), 0);
+	verify(&t, "after a hung parity disk");
+	tl_vol_close(&t);
+	assert_int_equal(open_tmo(&t), 0);
+	verify(&t, "reopened after a hung parity disk");
+	tl_vol_destroy(&t);
+}
+
+static void test_hang_too_many(void **state)
+{
+	struct tl_vol t;
+	uint8_t *buf = malloc(8 * TL_BS);
+	struct raid_status st;
+	uint64_t rng = 4, t0, wrong = 0;
+	int rc;
+
+	assert_non_null(buf);
+	make_vol(&t, 4, 1, 4);
+	/* P + 1 = 2 disks stop answering. */
+	assert_int_equal(raid_fault_set(t.v, 0, RAID_FAULT_HANG, 0, 0), 0);
+	assert_int_equal(raid_fault_set(t.v, 3, RAID_FAULT_HANG, 0, 0), 0);
+	t0 = fl_now_mono_ns();
+	rc = raid_read(t.v, 0, 8, buf);
+	assert_int_equal(rc, -FL_EDEGRADED);
+	assert_about_tmo(ms_since(t0), 2, "read with P + 1 hung disks");
+	raid_status(t.v, &st);
+	assert_true(st.offline);
+	assert_true(tl_events_count(&t.events, RAID_EV_GROUP_OFFLINE) >= 1);
+	/* From now on, at once: an error, never data. */
+	t0 = fl_now_mono_ns();
+	for (uint64_t v = 0; v < t.nvbns; v += 8) {
+		memset(buf, 0, 8 * TL_BS);
+		rc = raid_read(t.v, v, 8, buf);
+		if (rc == 0)
+			wrong++;
+		else
+			assert_int_equal(rc, -FL_EDEGRADED);
+	}
+	assert_int_equal(wrong, 0);
+	assert_int_equal(tl_vol_write_random(&t, 1, 1, &rng), -FL_EDEGRADED);
+	assert_int_equal(raid_flush(t.v), -FL_EDEGRADED);
+	assert_true(ms_since(t0) < SLACK_MS);
+	/* Closing does not wait for the hung disks. */
+	t0 = fl_now_mono_ns();
+	tl_vol_close(&t);
+	assert_true(ms_since(t0) < TMO_MS + SLACK_MS);
+	free(buf);
+	tl_vol_destroy(&t);
+}
+
+static void test_hang_flush(void **state)
+{
+	struct tl_vol t;
+	uint64_t rng = 5, t0;
+	size_t disk = 1;
+
+	make_vol(&t, 4, 2, 5);
+	for (uint64_t v = 0; v < t.nvbns; v += 13)
+		assert_int_equal(tl_vol_write_random(&t, v, 5, &rng), 0);
+	/* The disk hangs with the writes not yet flushed. */
+	assert_int_equal(raid_fault_set(t.v, disk, RAID_FAULT_HANG, 0, 0), 0);
+	tl_log_capture_start(FL_LOG_INFO);
+	t0 = fl_now_mono_ns();
+	assert_int_equal(raid_flush(t.v), 0);
+	assert_about_tmo(ms_since(t0), 2, "flush with a hung disk");
+	assert_int_equal(info_of(&t, disk).state, RAID_DISK_FAILED);
+	assert_true(info_of(&t, disk).timeouts >= 1);
+	expect_no_answer_logged(&t, disk);
+	tl_log_capture_stop();
+	verify(&t, "after the flush");
+	/* Flushed means durable on the others: a crash now loses nothing. */
+	assert_int_equal(raid_fault_crash(t.v, RAID_CRASH_DROP_ALL, 1), 0);
+	tl_vol_close(&t);
+	assert_int_equal(open_tmo(&t), 0);
+	assert_int_equal(info_of(&t, disk).state, RAID_DISK_MISSING);
+	verify(&t, "reopened after the crash");
+	tl_vol_destroy(&t);
+}
+
+struct reader {
+	struct tl_vol *t;
+	uint64_t vbn;
+	int rc;
+	bool right;
+	uint64_t ms;
+};
+
+static void *reader_main(void *arg)
+{
+	struct reader *r = arg;
+	uint8_t *buf = malloc(4 * TL_BS);
+	uint64_t t0 = fl_now_mono_ns();
+
+	r->rc = buf == NULL ? -ENOMEM : raid_read(r->t->v, r->vbn, 4, buf);
+	r->ms = ms_since(t0);
+	r->right = r->rc == 0 &&
+	    memcmp(buf, tl_shadow(r->t, r->vbn), 4 * TL_BS) == 0;
+	free(buf);
+	return NULL;
+}
+
+static void test_hang_many_readers(void **state)
+{
+	enum { NR = 6 };
+	struct tl_vol t;
+	struct reader r[NR];
+	pthread_t th[NR];
+
+	make_vol(&t, 4, 1, 6);
+	assert_int_equal(raid_fault_set(t.v, 2, RAID_FAULT_HANG, 0, 0), 0);
+	for (int i = 0; i < NR; i++) {
+		r[i].t = &t;
+		r[i].vbn = (uint64_t)i * 4 * 7;
+		assert_int_equal(pthread_create(&th[i], NULL, reader_main,
+		    &r[i]), 0);
+	}
+	for (int i = 0; i < NR; i++) {
+		pthread_join(th[i], NULL);
+		assert_int_equal(r[i].rc, 0);
+		assert_true(r[i].right);
+		if (r[i].ms > TMO_MS + SLACK_MS)
+			fail_msg("reader %d took %llu ms", i,
+			    (unsigned long long)r[i].ms);
+	}
+	assert_int_equal(info_of(&t, 2).state, RAID_DISK_FAILED);
+	assert_int_equal(tl_events_count(&t.events, RAID_EV_DISK_FAILED), 1);
+	verify(&t, "after many readers");
+	tl_vol_destroy(&t);
+}
+
+static void test_hang_close(void **state)
+{
+	struct tl_vol t;
+	uint64_t t0;
+
+	/* Hung before anyone noticed: the close's flush finds it. */
+	make_vol(&t, 3, 2, 7);
+	assert_int_equal(raid_fault_set(t.v, 1, RAID_FAULT_HANG, 0, 0), 0);
+	t0 = fl_now_mono_ns();
+	tl_vol_close(&t);
+	assert_about_tmo(ms_since(t0), 2, "close with a hung disk");
+	assert_int_equal(open_tmo(&t), 0);
+	assert_int_equal(info_of(&t, 1).state, RAID_DISK_MISSING);
+	verify(&t, "reopened after closing with a hung disk");
+
+	/* Found out already, its thread still stuck: close at once. */
+	assert_int_equal(raid_fault_set(t.v, 0, RAID_FAULT_HANG, 0, 0), 0);
+	verify(&t, "second disk hung");	/* P = 2: two out */
+	t0 = fl_now_mono_ns();
+	tl_vol_close(&t);
+	assert_true(ms_since(t0) < SLACK_MS);
+	tl_vol_destroy(&t);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_hang_read, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_hang_write, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_hang_parity_write, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_hang_too_many, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_hang_flush, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_hang_many_readers, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_hang_close, setup,
+		    teardown),
+	};
+
+	fl_log_set_level(FL_LOG_ERR);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
