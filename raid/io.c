@@ -13,8 +13,13 @@
  * solve, then recompute all parity).  Both hold the range lock of their
  * stripes and the write-intent ticket of R4 for the whole write.
  *
- * Errors.  A device error fails the disk (R5, raid_disk_fail) and comes
- * back as -EIO; the operation takes a new snapshot of the group and runs
+ * Disks at once.  Every path starts the I/O of all the disks it needs
+ * (struct raid_batch, on the disks' workers of deadline.c) before waiting
+ * for any of them, so the disks work in parallel and a silent disk costs
+ * one timeout, not one per disk.
+ *
+ * Errors.  A device error, or no answer within the I/O timeout, fails the
+ * disk (R5, raid_disk_fail) and comes back as -EIO; the operation takes a new snapshot of the group and runs
  * again on the survivors, at most P+1 times.  A write whose disk fails
  * needs no retry: the stripe is consistent on the survivors.
  */

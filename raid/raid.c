@@ -28,10 +28,11 @@
  *       before any of its blocks is written, and unmarked only after a
  *       flush made the write durable; an unclean open resyncs parity of
  *       marked regions before serving I/O.
- *   R5  A disk that returns an I/O error is failed automatically, and the
- *       label generation on the remaining disks is bumped so it is stale
- *       from then on.  A group with more than P disks out refuses I/O
- *       (-FL_EDEGRADED), never returns wrong data.
+ *   R5  A disk that returns an I/O error, or gives no answer to an I/O
+ *       within io_timeout_ms (deadline.c), is failed automatically, and
+ *       the label generation on the remaining disks is bumped so it is
+ *       stale from then on.  A group with more than P disks out refuses
+ *       I/O (-FL_EDEGRADED), never returns wrong data.
  *   R6  Open refuses foreign, misplaced and duplicate disks; stale and
  *       missing disks are left out and the group runs degraded if <= P.
  *
@@ -56,7 +57,11 @@
  * Counters are relaxed atomics.  Lock order in raid_impl.h.
  *
  * Failure.  Every device error other than a simulated crash fails the disk
- * (R5) and the operation is retried on the survivors.  Label and bitmap
+ * (R5) and the operation is retried on the survivors.  A disk that stops
+ * answering is the same case: its I/O runs on the disk's worker threads
+ * (deadline.c) and the caller stops waiting after io_timeout_ms with
+ * -ETIMEDOUT; the disk is failed "no answer for N ms", and its workers,
+ * should the I/O ever return, touch no caller's buffer again.  Label and bitmap
  * contents from disk are validated before use; a bad one leaves the disk
  * out (missing), a foreign or misplaced one refuses the open (R6).
  */

@@ -34,10 +34,16 @@
  *       wrong data for a block that was not being written.  With a data
  *       disk out, a degraded-write journal keeps the missing blocks'
  *       values across the crash (docs/raid.md).
- *   R5  A disk that returns an I/O error is failed automatically (logged,
- *       event raised, labels on the remaining disks updated so it is stale
- *       from then on).  More than P failed disks in a group: every I/O on
- *       that group returns -FL_EDEGRADED; never wrong data.
+ *   R5  A disk that returns an I/O error, or does not answer a read,
+ *       write or flush within raid_open_opts.io_timeout_ms, is failed
+ *       automatically (logged with its path and the reason, e.g. "no
+ *       answer for 30000 ms", event raised, labels on the remaining disks
+ *       updated so it is stale from then on), and the operation goes on
+ *       without it: a read is reconstructed, a write or flush proceeds
+ *       degraded.  No caller waits on a disk for longer than the timeout
+ *       (per attempt: a read that meets several silent disks waits for
+ *       each at most once).  More than P failed disks in a group: every
+ *       I/O on that group returns -FL_EDEGRADED; never wrong data.
  *   R6  Labels: opening refuses (fails, naming the disk and the reason) a
  *       foreign disk (other volume UUID), a disk at another position than
  *       its label says, and a duplicate (same disk UUID twice).  A stale
@@ -54,7 +60,10 @@
  *   Every function is safe to call from many threads at once.  Reads and
  *   writes of different stripes proceed in parallel; writes to the same
  *   stripe are serialised by a stripe lock.  Rebuild runs in a background
- *   thread owned by the volume.
+ *   thread owned by the volume.  Disk I/O runs on a few worker threads
+ *   per disk owned by the volume, so that a caller can give up on a disk
+ *   that hangs; raid_close returns in bounded time even then (a worker
+ *   stuck inside the kernel is left behind, owning nothing of the caller's).
  *
  * OWNERSHIP
  *   raid_vol_t is owned by the caller of raid_create/raid_open and freed by

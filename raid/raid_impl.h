@@ -5,6 +5,8 @@
  * Lock order (never taken in the other direction):
  *     range lock  ->  intent.lock  ->  label_lock  ->  state_lock
  *     fault device mutex is a leaf (taken only inside device calls)
+ *     deadline device mutex is a leaf (deadline.c; never held across a
+ *     device call)
  * rb_lock (rebuild bookkeeping) is never held while taking any of the above
  * except state_lock.
  */
