@@ -278,6 +278,10 @@ static void ring_filter(struct mir_dest *d, uint64_t base,
 	memset(nf->ring, 0, sizeof(nf->ring));
 	memcpy(nf->ring, ring, k * sizeof(ring[0]));
 	nf->ring_len = k;
+	/* The source's holds are its own: their trees need not be whole
+	 * here. */
+	nf->nholds = 0;
+	memset(nf->holds, 0, sizeof(nf->holds));
 }
 
 /* Root arrived and verified: make it durable and serve it. */

@@ -358,3 +358,11 @@ uint64_t alloc_free_estimate(struct wafl_vol *v)
 
 	return used >= v->nvbns ? 0 : v->nvbns - used;
 }
+
+uint64_t wafl_pending_blocks(wafl_vol_t *v)
+{
+	pthread_rwlock_rdlock(&v->cp_lock);
+	uint64_t n = v->npending;
+	pthread_rwlock_unlock(&v->cp_lock);
+	return n;
+}

@@ -346,6 +346,7 @@ int wafl_mount(raid_vol_t *raid, const struct wafl_mount_opts *o,
 		goto fail;
 	v->durable_gen = v->fsi.gen;
 	v->open_gen = v->fsi.gen + 1;
+	holds_restore(v);
 	v->ifile = rb.inodefile;
 	v->blocks_used = rb.blocks_used;
 	v->inodes_used = rb.inodes_used;

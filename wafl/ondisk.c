@@ -19,6 +19,8 @@ FL_STATIC_ASSERT(WAFL_BPS_PER_BLOCK == 128, "128 pointers per block");
 FL_STATIC_ASSERT(WAFL_NTOP * WAFL_BP_SIZE == 384, "inline area");
 FL_STATIC_ASSERT(128 + WAFL_INLINE_MAX == WAFL_INODE_SIZE, "inode size");
 FL_STATIC_ASSERT(104 + WAFL_RING_K * 40 <= 264, "fsinfo ring fits");
+FL_STATIC_ASSERT(336 + WAFL_FSI_HOLDS * 40 <= WAFL_BLOCK_SIZE - 4,
+    "fsinfo holds fit");
 FL_STATIC_ASSERT(WAFL_SNAPS_PER_BLOCK * WAFL_SNAP_ENTRY_SIZE ==
     WAFL_BLOCK_SIZE, "snapshot entries tile a block");
 FL_STATIC_ASSERT(128 + WAFL_INODE_SIZE <= WAFL_BLOCK_SIZE, "root block");
@@ -82,6 +84,12 @@ void wafl_fsinfo_encode(uint8_t *b, const struct wafl_fsinfo *f)
 	fl_put_le64(b + 312, f->mirror_base);
 	fl_put_le32(b + 320, f->flags);
 	fl_put_le32(b + 324, f->ring_len);
+	fl_put_le32(b + 328, f->nholds);
+	for (unsigned i = 0; i < f->nholds && i < WAFL_FSI_HOLDS; i++) {
+		uint8_t *e = b + 336 + 40 * i;
+		fl_put_le64(e, f->holds[i].gen);
+		wafl_bp_encode(e + 8, &f->holds[i].root);
+	}
 	fl_put_le32(b + FSINFO_CKSUM_OFF, fl_crc32c(0, b, FSINFO_CKSUM_OFF));
 }
 
@@ -126,6 +134,25 @@ int wafl_fsinfo_decode(const uint8_t *b, struct wafl_fsinfo *f)
 	f->flags = fl_get_le32(b + 320);
 	if ((f->flags & ~WAFL_FSI_REPLICA) != 0 || f->mirror_base > f->gen)
 		return FL_ERR(-FL_ECORRUPT);
+	f->nholds = fl_get_le32(b + 328);
+	if (f->nholds > WAFL_FSI_HOLDS || fl_get_le32(b + 332) != 0)
+		return FL_ERR(-FL_ECORRUPT);
+	for (unsigned i = 0; i < WAFL_FSI_HOLDS; i++) {
+		const uint8_t *e = b + 336 + 40 * i;
+		if (i >= f->nholds) {
+			if (!all_zero(e, 40))
+				return FL_ERR(-FL_ECORRUPT);
+			continue;
+		}
+		f->holds[i].gen = fl_get_le64(e);
+		if (wafl_bp_decode(e + 8, &f->holds[i].root) != 0 ||
+		    f->holds[i].root.vbn == 0 ||
+		    f->holds[i].root.vbn >= f->nvbns ||
+		    f->holds[i].root.birth != f->holds[i].gen ||
+		    f->holds[i].gen > f->gen ||
+		    (i > 0 && f->holds[i].gen <= f->holds[i - 1].gen))
+			return FL_ERR(-FL_ECORRUPT);
+	}
 	return 0;
 }
 

@@ -39,7 +39,15 @@
  *   312    8  mirror_base  generation a mirror destination holds (0: none)
  *   320    4  flags        WAFL_FSI_REPLICA
  *   324    4  ring_len     number of valid ring entries (1..4)
- *   328 3764  reserved     0
+ *   328    4  nholds       held roots recorded below (0..8)
+ *   332    4  reserved     0
+ *   336  320  holds[8]     roots the mirror holds (wafl_hold_root),
+ *                          oldest first: {gen 8, bp 32}; a root's
+ *                          bp.birth == gen, gen <= generation.  Mount
+ *                          holds them again, so the allocator keeps
+ *                          their blocks across an unmount or a crash
+ *                          (W3); a mirror destination writes none.
+ *   656 3436  reserved     0
  *  4092    4  checksum     crc32c of bytes 0..4091
  * Mount reads both slots and takes the newest valid generation (W6).
  *
@@ -120,6 +128,7 @@
 #define WAFL_MAX_SNAPSHOTS	255u
 #define WAFL_SNAP_NAME_MAX	63u
 #define WAFL_FSINFO_SLOTS	2u
+#define WAFL_FSI_HOLDS		8u	/* held roots recorded in fsinfo */
 
 #define WAFL_FSINFO_MAGIC	"FLRFSINF"
 #define WAFL_ROOT_MAGIC		"FLRROOT1"
@@ -166,6 +175,8 @@ struct wafl_fsinfo {
 	uint8_t dir_key[16];
 	uint64_t mirror_base;
 	uint32_t flags;
+	uint32_t nholds;
+	struct wafl_ring_ent holds[WAFL_FSI_HOLDS];
 };
 
 struct wafl_dinode {

@@ -7,6 +7,16 @@
  *              retained (W3), so blocks a destination may still be reading
  *              are never reused on the source, and therefore never
  *              overwritten on the destination by a later CP's blocks.
+ *              Every held root is recorded in the fsinfo the next CP
+ *              writes (fsinfo.holds), and mount holds them again: a hold
+ *              survives an unmount and a crash.  Crash ordering: a root is
+ *              held only while it is in the ring or already recorded, and
+ *              the CP that moves it out of the ring is the CP that records
+ *              the hold, so no durable fsinfo ever loses a held root; a
+ *              release reaches the disk with the next CP (until then the
+ *              blocks stay kept, which is safe).  Hold and release take
+ *              cp_serial, so the hold list cannot change between a CP's
+ *              freeze (which copies it) and its fsinfo write.
  *   birth walk every block of a root born after a generation, descending
  *              only into younger pointers: O(changed blocks), and nothing
  *              on the destination is read or compared.
@@ -52,11 +62,67 @@ static int find_root(struct wafl_vol *v, uint64_t gen, struct wafl_bp *root)
 	return -ENOENT;
 }
 
+/*
+ * The hold list as the next fsinfo records it: distinct generations,
+ * oldest first.  Caller holds cp_serial and cp_lock exclusive.
+ */
+static void holds_to_fsinfo(struct wafl_vol *v)
+{
+	struct wafl_fsinfo *f = &v->fsi;
+
+	f->nholds = 0;
+	memset(f->holds, 0, sizeof(f->holds));
+	for (unsigned h = 0; h < WAFL_MAX_HOLDS; h++) {
+		if (v->holds[h].gen == 0)
+			continue;
+		/* insertion by generation */
+		unsigned k = f->nholds;
+		VERIFY(k < WAFL_FSI_HOLDS);
+		while (k > 0 && f->holds[k - 1].gen > v->holds[h].gen) {
+			f->holds[k] = f->holds[k - 1];
+			k--;
+		}
+		f->holds[k] = (struct wafl_ring_ent){ v->holds[h].gen,
+		    v->holds[h].root };
+		f->nholds++;
+	}
+}
+
+void holds_restore(struct wafl_vol *v)
+{
+	memset(v->holds, 0, sizeof(v->holds));
+	for (unsigned i = 0; i < v->fsi.nholds && i < WAFL_MAX_HOLDS; i++)
+		v->holds[i] = (struct wafl_hold){ v->fsi.holds[i].gen,
+		    v->fsi.holds[i].root, 1 };
+	if (v->fsi.nholds > 0)
+		fl_info("wafl", "%u held root(s) restored, oldest generation "
+		    "%llu", v->fsi.nholds,
+		    (unsigned long long)v->fsi.holds[0].gen);
+}
+
+int wafl_held_roots(wafl_vol_t *v, uint64_t *gens, size_t max, size_t *n)
+{
+	size_t k = 0;
+
+	pthread_rwlock_rdlock(&v->cp_lock);
+	for (unsigned h = 0; h < WAFL_MAX_HOLDS; h++) {
+		if (v->holds[h].gen == 0)
+			continue;
+		if (k < max)
+			gens[k] = v->holds[h].gen;
+		k++;
+	}
+	pthread_rwlock_unlock(&v->cp_lock);
+	*n = k;
+	return 0;
+}
+
 int wafl_hold_root(wafl_vol_t *v, uint64_t gen)
 {
 	struct wafl_bp root;
 	int rc;
 
+	pthread_mutex_lock(&v->cp_serial);
 	pthread_rwlock_wrlock(&v->cp_lock);
 	rc = find_root(v, gen, &root);
 	if (rc != 0)
@@ -75,23 +141,28 @@ int wafl_hold_root(wafl_vol_t *v, uint64_t gen)
 		goto out;
 	}
 	v->holds[free_slot] = (struct wafl_hold){ gen, root, 1 };
+	holds_to_fsinfo(v);
 out:
 	pthread_rwlock_unlock(&v->cp_lock);
+	pthread_mutex_unlock(&v->cp_serial);
 	return rc;
 }
 
 void wafl_release_root(wafl_vol_t *v, uint64_t gen)
 {
+	pthread_mutex_lock(&v->cp_serial);
 	pthread_rwlock_wrlock(&v->cp_lock);
 	for (unsigned h = 0; h < WAFL_MAX_HOLDS; h++) {
 		if (v->holds[h].gen == gen && --v->holds[h].refs == 0) {
 			memset(&v->holds[h], 0, sizeof(v->holds[h]));
+			holds_to_fsinfo(v);
 			/* Areas loaded while it was held keep its blocks
 			 * unavailable: reload them lazily. */
 			alloc_reset_areas(v);
 		}
 	}
 	pthread_rwlock_unlock(&v->cp_lock);
+	pthread_mutex_unlock(&v->cp_serial);
 }
 
 int wafl_root_of(wafl_vol_t *v, uint64_t gen, uint8_t blk[4096])
@@ -116,6 +187,9 @@ int wafl_root_of(wafl_vol_t *v, uint64_t gen, uint8_t blk[4096])
 	memcpy(f.ring, ring, sizeof(ring));
 	f.ring_len = k;
 	f.gen = gen;
+	/* Holds are this volume's business, not the destination's. */
+	f.nholds = 0;
+	memset(f.holds, 0, sizeof(f.holds));
 	wafl_fsinfo_encode(blk, &f);
 	return 0;
 }

@@ -14,6 +14,10 @@
  *           snapshots; blocks that leave it and are not active go pending
  *           (tagged with the open generation: the CP ring may still hold
  *           them); CP.
+ *   adopt:  a snapshot whose root is a root the volume already retains
+ *           (held or in the ring): table entry with that exact root
+ *           pointer, summary |= its bitmap; CP.  The mirror's fallback
+ *           and resync's common base use it.
  *   rollback: the active tree becomes the snapshot's tree (its inode file
  *           and bitmap); the snapshot table and summary map stay current;
  *           blocks only the old active tree used go pending; CP.
@@ -213,6 +217,127 @@ out:
 	if (rc == 0) {
 		fl_info("wafl", "snapshot %s created (generation %llu)", name,
 		    (unsigned long long)e.gen);
+		if (id_out != NULL)
+			*id_out = e.id;
+	}
+	return rc;
+}
+
+/* Summary |= the bitmap of the tree under root (W9).  Caller holds
+ * lock_all. */
+static int summary_or_root(struct wafl_vol *v, const struct wafl_bp *root)
+{
+	struct wafl_dinode bm;
+	uint8_t *blk = malloc(WAFL_BLOCK_SIZE);
+	uint8_t *sb = malloc(WAFL_BLOCK_SIZE);
+	int rc = blk == NULL || sb == NULL ? -ENOMEM : 0;
+
+	if (rc == 0)
+		rc = tree_root_bitmap(v, root, &bm, NULL);
+	for (uint64_t a = 0; a < v->nareas && rc == 0; a++) {
+		rc = tree_read_block(v, &bm, a, blk);
+		if (rc == 0)
+			rc = wn_read_block(v->summary_wn, a, sb);
+		if (rc != 0)
+			break;
+		bool change = false;
+		for (uint32_t i = 0; i < WAFL_BLOCK_SIZE; i++)
+			if ((blk[i] | sb[i]) != sb[i])
+				change = true;
+		if (!change)
+			continue;
+		uint8_t *w;
+		rc = wn_modify_block(v->summary_wn, a, &w);
+		for (uint32_t i = 0; rc == 0 && i < WAFL_BLOCK_SIZE; i++)
+			w[i] |= blk[i];
+	}
+	if (rc == 0)
+		wnode_dirty(v->summary_wn);
+	free(blk);
+	free(sb);
+	return rc;
+}
+
+/*
+ * A snapshot whose root IS a retained root (a held root or a ring root):
+ * its exact root pointer goes into the table, no block is written for
+ * it, and the summary map gains that root's bitmap, which the root
+ * already carries (W4).  The caller's hold, if any, stays: release it
+ * afterwards.  Ids of adopted snapshots carry bit 15 of the low half, so
+ * they never equal an id wafl_snap_create gave for the same generation.
+ */
+int wafl_snap_adopt_root(wafl_vol_t *v, const char *name, uint64_t gen,
+    uint64_t *id_out)
+{
+	struct wafl_snapent e, cur;
+	struct wafl_bp root = { 0 };
+	uint8_t *blk = NULL;
+	uint64_t slot, free_slot = UINT64_MAX, nsnaps = 0, same_gen = 0;
+	int rc;
+
+	if (!name_ok(name))
+		return FL_ERR(-EINVAL);
+	if (v->readonly || v->failed)
+		return FL_ERR(-EROFS);
+	lock_all(v);
+	rc = -ENOENT;
+	for (unsigned i = 0; i < v->fsi.ring_len; i++)
+		if (v->fsi.ring[i].gen == gen) {
+			root = v->fsi.ring[i].root;
+			rc = 0;
+		}
+	for (unsigned h = 0; rc != 0 && h < WAFL_MAX_HOLDS; h++)
+		if (v->holds[h].gen == gen) {
+			root = v->holds[h].root;
+			rc = 0;
+		}
+	if (rc != 0)
+		goto out;
+	if (snap_find(v, name, 0, &slot, &e) == 0) {
+		rc = FL_ERR(-EEXIST);
+		goto out;
+	}
+	blk = malloc(WAFL_BLOCK_SIZE);
+	if (blk == NULL) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (uint64_t s = 0; s < nslots(v); s++) {
+		rc = snap_read(v, s, &cur, blk);
+		if (rc != 0)
+			goto out;
+		if (cur.gen == 0) {
+			if (free_slot == UINT64_MAX)
+				free_slot = s;
+			continue;
+		}
+		nsnaps++;
+		if (cur.gen == gen)
+			same_gen++;
+	}
+	if (nsnaps >= WAFL_MAX_SNAPSHOTS) {
+		rc = FL_ERR(-ENOSPC);
+		goto out;
+	}
+	if (free_slot == UINT64_MAX)
+		free_slot = nslots(v);
+	memset(&e, 0, sizeof(e));
+	e.gen = gen;
+	e.create_ns = fl_now_real_ns();
+	e.root = root;
+	e.id = (gen << 16) | 0x8000u | same_gen;
+	strcpy(e.name, name);
+	rc = summary_or_root(v, &root);
+	if (rc == 0)
+		rc = snap_write(v, free_slot, &e);
+out:
+	unlock_all(v);
+	free(blk);
+	if (rc == 0)
+		rc = cp_run(v);
+	if (rc == 0) {
+		fl_info("wafl", "snapshot %s adopts root %llu", name,
+		    (unsigned long long)gen);
 		if (id_out != NULL)
 			*id_out = e.id;
 	}
@@ -687,5 +812,23 @@ out:
 out_free:
 	free(cur);
 	free(snap);
+	return rc;
+}
+
+int wafl_snap_root_info(wafl_vol_t *v, const char *name, uint64_t *gen,
+    uint32_t *root_cksum)
+{
+	struct wafl_snapent e;
+	uint64_t slot;
+	int rc;
+
+	pthread_rwlock_rdlock(&v->cp_lock);
+	rc = snap_find(v, name, 0, &slot, &e);
+	pthread_rwlock_unlock(&v->cp_lock);
+	if (rc == 0) {
+		*gen = e.gen;
+		if (root_cksum != NULL)
+			*root_cksum = e.root.cksum;
+	}
 	return rc;
 }

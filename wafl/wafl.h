@@ -157,6 +157,13 @@ void wafl_set_observer(wafl_vol_t *v, const struct wafl_cp_observer *obs);
  */
 int wafl_hold_root(wafl_vol_t *v, uint64_t gen);
 void wafl_release_root(wafl_vol_t *v, uint64_t gen);
+/*
+ * Held roots are recorded in fsinfo by the next CP and held again by
+ * mount, one reference each: a hold survives an unmount and a crash (its
+ * blocks are never reused meanwhile).  The generations held now, in no
+ * particular order; *n gets the count (may exceed max).
+ */
+int wafl_held_roots(wafl_vol_t *v, uint64_t *gens, size_t max, size_t *n);
 
 /* Durable root pointer of generation gen (ring or held), for transfers. */
 int wafl_root_of(wafl_vol_t *v, uint64_t gen, uint8_t fsinfo_block[4096]);
@@ -357,6 +364,21 @@ struct wafl_snapinfo {
 };
 int wafl_snap_create(wafl_vol_t *v, const char *name, uint64_t *id);
 int wafl_snap_delete(wafl_vol_t *v, const char *name);
+/*
+ * A named snapshot whose root is the retained root of generation gen (a
+ * held root or one of the CP ring) itself: its exact root pointer, no new
+ * root block; the summary map gains that root's bitmap.  Holds on gen are
+ * left to the caller.  -ENOENT if gen is neither held nor in the ring.
+ */
+int wafl_snap_adopt_root(wafl_vol_t *v, const char *name, uint64_t gen,
+    uint64_t *id);
+/* Snapshot entry by name: its generation and root pointer checksum. */
+int wafl_snap_root_info(wafl_vol_t *v, const char *name, uint64_t *gen,
+    uint32_t *root_cksum);
+/* Blocks freed by CPs and not yet reusable because a retained root (the
+ * ring or a hold) may still reach them: what a long-held mirror root
+ * costs. */
+uint64_t wafl_pending_blocks(wafl_vol_t *v);
 /* Fills up to max entries, oldest first; *n gets the number of
  * snapshots. */
 int wafl_snap_list(wafl_vol_t *v, struct wafl_snapinfo *out, size_t max,

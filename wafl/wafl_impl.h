@@ -282,6 +282,9 @@ int bitmap_set(struct wnode *bm, uint64_t vbn, bool on);
 /* The newest valid fsinfo on the volume's disks (mount.c). */
 int fsinfo_read_newest(struct wafl_vol *v, struct wafl_fsinfo *out);
 
+/* Hold again the roots the mounted fsinfo records (replica.c). */
+void holds_restore(struct wafl_vol *v);
+
 /* Oldest generation any retained root (ring or hold) has; pending frees
  * tagged at or below it may be released.  Caller holds cp_lock. */
 uint64_t retained_oldest_gen(struct wafl_vol *v);

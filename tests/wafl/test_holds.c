@@ -1,0 +1,213 @@
+/*
+ * tests/wafl/test_holds.c: held roots recorded in fsinfo (they survive an
+ * unmount and a crash, W3 keeps their blocks) and snapshots that adopt a
+ * retained root (wafl_snap_adopt_root).
+ */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "tests/lib/tl_log.h"
+#include "tests/lib/tl_wafl.h"
+#include "wafl/wafl.h"
+
+static int count_walk(void *arg, uint64_t vbn, uint64_t birth,
+    const void *data)
+{
+	(void)vbn;
+	(void)birth;
+	(void)data;
+	(*(uint64_t *)arg)++;
+	return 0;
+}
+
+static bool is_held(wafl_vol_t *v, uint64_t gen)
+{
+	uint64_t g[16];
+	size_t n = 0;
+
+	assert_int_equal(wafl_held_roots(v, g, 16, &n), 0);
+	for (size_t i = 0; i < n && i < 16; i++)
+		if (g[i] == gen)
+			return true;
+	return false;
+}
+
+static void check_clean(struct tl_fs *f)
+{
+	struct wafl_check_result r;
+
+	assert_int_equal(wafl_sync(f->v), 0);
+	assert_int_equal(wafl_check(f->v, &r), 0);
+	if (r.errors != 0)
+		fail_msg("check: %s", r.first_error);
+}
+
+/* Rewrite the whole file n times, one CP each. */
+static void churn(struct tl_fs *f, uint64_t ino, uint32_t len, int n,
+    uint64_t seed)
+{
+	uint8_t *a = malloc(len);
+
+	for (int i = 0; i < n; i++) {
+		tl_fill_pattern(a, len, seed + (uint64_t)i);
+		tl_fs_write(f, ino, 0, a, len);
+		assert_int_equal(wafl_sync(f->v), 0);
+	}
+	free(a);
+}
+
+static void test_hold_survives_remount(void **state)
+{
+	(void)state;
+	struct tl_fs *f = tl_fs_create(4, 1, 4096, false);
+	uint8_t a[65536], r[65536];
+
+	uint64_t ino = tl_fs_new_file(f);
+	tl_fill_pattern(a, sizeof(a), 7);
+	tl_fs_write(f, ino, 0, a, sizeof(a));
+	assert_int_equal(wafl_sync(f->v), 0);
+	uint64_t h = wafl_generation(f->v);
+	assert_int_equal(wafl_hold_root(f->v, h), 0);
+	churn(f, ino, sizeof(a), 8, 100);	/* h leaves the ring */
+	tl_fs_remount(f);
+	assert_true(is_held(f->v, h));
+	/* Many more CPs: without the restored hold h's blocks would be
+	 * reused within WAFL_RING_K CPs. */
+	churn(f, ino, sizeof(a), 30, 200);
+	uint64_t n = 0;
+	assert_int_equal(wafl_birth_walk(f->v, h, 0, count_walk, &n), 0);
+	assert_true(n > 16);
+	check_clean(f);
+	/* A snapshot adopting h reads h's data. */
+	uint64_t id;
+	assert_int_equal(wafl_snap_adopt_root(f->v, "base", h, &id), 0);
+	wafl_release_root(f->v, h);
+	assert_false(is_held(f->v, h));
+	churn(f, ino, sizeof(a), 10, 300);
+	struct wafl_obj root, fo;
+	struct wafl_cred cr = { 0 };
+	uint32_t got;
+	bool eof;
+	assert_int_equal(wafl_snap_root(f->v, id, &root), 0);
+	assert_int_equal(wafl_lookup(f->v, &cr, &root, "tl-file-1", &fo, NULL,
+	    NULL), 0);
+	assert_int_equal(wafl_read(f->v, &cr, &fo, 0, sizeof(r), r, &got,
+	    &eof, NULL), 0);
+	assert_int_equal(got, sizeof(r));
+	assert_memory_equal(r, a, sizeof(a));
+	uint64_t sg;
+	uint32_t ck;
+	assert_int_equal(wafl_snap_root_info(f->v, "base", &sg, &ck), 0);
+	assert_int_equal(sg, h);
+	check_clean(f);
+	/* Released holds are gone after a remount too. */
+	tl_fs_remount(f);
+	assert_false(is_held(f->v, h));
+	check_clean(f);
+	assert_int_equal(wafl_snap_delete(f->v, "base"), 0);
+	check_clean(f);
+	tl_fs_destroy(f);
+}
+
+static void test_adopt_releases_pending(void **state)
+{
+	(void)state;
+	struct tl_fs *f = tl_fs_create(4, 1, 4096, false);
+	const uint32_t len = 256 * 1024;
+
+	uint64_t ino = tl_fs_new_file(f);
+	churn(f, ino, len, 1, 1);
+	uint64_t h = wafl_generation(f->v);
+	assert_int_equal(wafl_hold_root(f->v, h), 0);
+	churn(f, ino, len, 12, 10);
+	uint64_t before = wafl_pending_blocks(f->v);
+	assert_true(before >= len / 4096);
+	assert_int_equal(wafl_hold_root(f->v, 1), -ENOENT);
+	assert_int_equal(wafl_snap_adopt_root(f->v, "mirror.base.x", h, NULL),
+	    0);
+	assert_int_equal(wafl_snap_adopt_root(f->v, "mirror.base.x", h, NULL),
+	    -EEXIST);
+	wafl_release_root(f->v, h);
+	churn(f, ino, len, 6, 40);
+	uint64_t after = wafl_pending_blocks(f->v);
+	assert_true(after < before);
+	check_clean(f);
+	tl_fs_destroy(f);
+}
+
+struct writer {
+	struct tl_fs *f;
+	uint64_t ino;
+	volatile int stop;
+};
+
+static void *writer_main(void *arg)
+{
+	struct writer *w = arg;
+	uint8_t a[32768];
+
+	for (uint64_t i = 0; !w->stop; i++) {
+		tl_fill_pattern(a, sizeof(a), 1000 + i);
+		tl_fs_write(w->f, w->ino, (i % 4) * sizeof(a), a, sizeof(a));
+		if (wafl_sync(w->f->v) != 0)
+			break;
+	}
+	return NULL;
+}
+
+static void test_hold_survives_crash(void **state)
+{
+	(void)state;
+	struct tl_fs *f = tl_fs_create(4, 1, 4096, true);
+	uint8_t a[65536];
+
+	f->mo.crash_sim = true;
+	tl_fs_remount(f);
+	uint64_t ino = tl_fs_new_file(f);
+	tl_fill_pattern(a, sizeof(a), 3);
+	tl_fs_write(f, ino, 0, a, sizeof(a));
+	assert_int_equal(wafl_sync(f->v), 0);
+	uint64_t h = wafl_generation(f->v);
+	assert_int_equal(wafl_hold_root(f->v, h), 0);
+	churn(f, ino, sizeof(a), 6, 50);
+	/* Power cut while CPs run. */
+	struct writer w = { .f = f, .ino = ino };
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, writer_main, &w), 0);
+	usleep(30000);
+	w.stop = 1;
+	assert_int_equal(wafl_crash(f->v, 0x5eed), 0);
+	pthread_join(th, NULL);
+	wafl_abandon(f->v);
+	f->v = NULL;
+	tl_fs_reopen_raid(f);
+	tl_fs_mount(f);
+	assert_true(is_held(f->v, h));
+	churn(f, ino, sizeof(a), 20, 500);
+	uint64_t n = 0;
+	assert_int_equal(wafl_birth_walk(f->v, h, 0, count_walk, &n), 0);
+	assert_true(n > 16);
+	check_clean(f);
+	wafl_release_root(f->v, h);
+	churn(f, ino, sizeof(a), 6, 900);
+	check_clean(f);
+	tl_fs_destroy(f);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_hold_survives_remount),
+		cmocka_unit_test(test_adopt_releases_pending),
+		cmocka_unit_test(test_hold_survives_crash),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
