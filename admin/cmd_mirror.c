@@ -17,6 +17,7 @@
 
 #include "admin/adm_impl.h"
 #include "admin/svc_mirror.h"
+#include "mirror/mirror.h"
 #include "common/err.h"
 #include "common/log.h"
 
@@ -420,6 +421,13 @@ static int mirror_delete(struct adm_ctx *ctx, const struct adm_req *req,
 		return adm_fail(rep, ADM_ERR, "cannot delete the relationship");
 	adm_event(ctx, r.vol, "mirror.deleted", "mirror %s %s %s:%s deleted",
 	    r.vol, is_source(&r) ? "to" : "from", r.peer, r.rvol);
+	if (is_source(&r)) {
+		/* The destination's root is no longer kept here (M6). */
+		struct adm_vol *av = adm_vol_find(ctx, r.vol);
+
+		if (av != NULL && av->wafl != NULL)
+			(void)mir_source_forget(av->wafl);
+	}
 	if (!is_source(&r) && strcmp(r.state, "uninitialized") == 0) {
 		/* Never received anything: writable again as it was. */
 		struct adm_vol *av = adm_vol_find(ctx, r.vol);

@@ -72,6 +72,7 @@ struct mrel {
 	bool replica;		/* the volume's wafl is dst's replica */
 	uint16_t port;
 	uint64_t last_kick;
+	uint64_t fallbacks;	/* source: held roots made snapshots */
 	struct { uint64_t gen, t; } seen[SEEN_MAX];
 	size_t nseen, seen_next;
 };
@@ -674,6 +675,14 @@ static void tick_one(struct adm_ctx *ctx, struct mrel *r, uint64_t t)
 		if (s.acked_gen > acked)
 			acked = s.acked_gen;
 		snprintf(err, sizeof(err), "%s", s.last_error);
+		if (s.fallbacks > r->fallbacks) {
+			r->fallbacks = s.fallbacks;
+			adm_event(ctx, r->vol, "mirror.fallback", "mirror %s: "
+			    "destination away too long: its root %llu is "
+			    "snapshot mirror.base.%llu, the hold is released",
+			    r->vol, (unsigned long long)s.base_snap_gen,
+			    (unsigned long long)s.base_snap_gen);
+		}
 		if (r->mode == MIR_ASYNC && s.state != MIR_QUIESCED &&
 		    t - r->last_kick >= ASYNC_KICK_S) {
 			mir_source_kick(r->src);

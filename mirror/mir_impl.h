@@ -5,6 +5,7 @@
 #define FILER_MIRROR_MIR_IMPL_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "raid/raid.h"
@@ -79,5 +80,20 @@ int mir_snap_roots(raid_vol_t *raid, const struct wafl_fsinfo *f,
  * skipping (with their subtrees) blocks already in seen; adds to seen. */
 int mir_tree_walk(raid_vol_t *raid, const struct wafl_bp *root,
     uint64_t after, struct mir_vset *seen, wafl_walk_fn *fn, void *arg);
+
+/*
+ * The fallback for a destination that stays away (retain.c, M6).
+ */
+#define MIR_BASE_NAME_MAX	64u
+void mir_base_name(uint64_t gen, char *buf, size_t len);
+/* Generation of fallback snapshot mirror.base.<gen> if it exists (gen 0:
+ * any), else 0. */
+uint64_t mir_base_snapshot(wafl_vol_t *v, uint64_t gen);
+/* Pending blocks over bound: root `acked` (held by the caller) becomes
+ * snapshot mirror.base.<acked>.  1 done (release the holds), 0 not
+ * needed, or an error. */
+int mir_base_fallback(wafl_vol_t *v, uint64_t acked, uint64_t bound);
+/* Delete the fallback snapshots older than acked. */
+int mir_base_drop_older(wafl_vol_t *v, uint64_t acked);
 
 #endif

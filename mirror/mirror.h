@@ -86,6 +86,10 @@ struct mir_source_opts {
 	uint32_t retry_ms;		/* reconnect interval; 0: 200 */
 	uint32_t io_timeout_ms;		/* one frame; 0: 10000 */
 	bool allow_baseline;		/* send a full transfer if needed */
+	/* Blocks that may stay pending behind the destination's root while
+	 * it is away before that root becomes snapshot mirror.base.<gen>
+	 * and the hold is released (M6).  0: a tenth of the volume. */
+	uint64_t fallback_blocks;
 };
 
 struct mir_source_stats {
@@ -99,13 +103,22 @@ struct mir_source_stats {
 	uint64_t blocks_sent_cp, blocks_sent_walk;
 	uint64_t last_walk_blocks, last_walk_base, last_walk_target;
 	uint64_t bytes_out;
+	uint64_t fallbacks;		/* held roots turned into snapshots */
+	uint64_t base_snap_gen;		/* mirror.base.<gen> kept (0: none) */
 	char last_error[160];
 };
 
 int mir_source_start(wafl_vol_t *v, const struct mir_source_opts *o,
     mir_source_t **out);
-/* Stop the thread, detach the observer, release every hold. */
+/* Stop the thread, detach the observer, release every hold but the
+ * acknowledged root's: that one stays held, recorded in the volume's
+ * fsinfo, so a restarted source (or a resync) continues from it by
+ * birth generation.  Holds found on the volume at start (after an
+ * unmount or a crash) are adopted by the new relationship. */
 void mir_source_stop(mir_source_t *s);
+/* The relationship is gone for good: release every root held on v and
+ * delete the fallback snapshot (mirror.base.*). */
+int mir_source_forget(wafl_vol_t *v);
 void mir_source_stats(mir_source_t *s, struct mir_source_stats *st);
 /* Wait until the destination acknowledged gen (0: the newest durable
  * generation now).  -ETIMEDOUT after timeout_ms. */

@@ -89,6 +89,7 @@ struct mir_source {
 	bool need_walk;
 	bool in_cp;			/* a cp transfer is open */
 	uint64_t cp_gen;
+	uint64_t base_snap;		/* fallback snapshot's gen (M6) */
 };
 
 const char *mir_state_name(enum mir_state s)
@@ -318,6 +319,13 @@ static int take_ack(struct mir_source *s, struct mir_conn *c)
 		return FL_ERR(-FL_EPROTO);
 	s->acked = a;
 	release_below(s, a, 0);
+	if (s->base_snap != 0 && a > s->base_snap &&
+	    mir_base_drop_older(s->v, a) == 0) {
+		s->base_snap = 0;
+		pthread_mutex_lock(&s->lock);
+		s->st.base_snap_gen = 0;
+		pthread_mutex_unlock(&s->lock);
+	}
 	pthread_mutex_lock(&s->lock);
 	s->st.acked_gen = a;
 	pthread_cond_broadcast(&s->cond);
@@ -535,6 +543,8 @@ static int session_start(struct mir_source *s,
 		/* Its root must be retained here, or its blocks may have
 		 * been reused since: then no incremental transfer is safe. */
 		rc = hold(s, sm->gen);
+		if (rc != 0 && sm->gen == s->base_snap)
+			rc = 0;		/* retained by the snapshot (M6) */
 		if (rc != 0) {
 			set_error(s, "the destination's generation is no longer "
 			    "retained here (resync needed)", rc);
@@ -614,6 +624,23 @@ static int session(struct mir_source *s, struct mir_conn *c)
 	return rc;
 }
 
+/* The destination is away: past the bound its root becomes a snapshot
+ * and every hold goes (retain.c, M6). */
+static void fallback_check(struct mir_source *s)
+{
+	if (s->acked == 0 || s->base_snap == s->acked || !held(s, s->acked))
+		return;
+	if (mir_base_fallback(s->v, s->acked, s->o.fallback_blocks) != 1)
+		return;
+	release_all(s);
+	s->base_snap = s->acked;
+	s->sent = s->acked;
+	pthread_mutex_lock(&s->lock);
+	s->st.fallbacks++;
+	s->st.base_snap_gen = s->acked;
+	pthread_mutex_unlock(&s->lock);
+}
+
 static void *source_thread(void *arg)
 {
 	struct mir_source *s = arg;
@@ -629,6 +656,7 @@ static void *source_thread(void *arg)
 			usleep(20000);
 			continue;
 		}
+		fallback_check(s);
 		int fd = mir_tcp_connect(s->host, s->o.port, s->o.io_timeout_ms);
 		if (fd < 0) {
 			usleep(s->o.retry_ms * 1000u);
@@ -702,6 +730,22 @@ int mir_source_start(wafl_vol_t *v, const struct mir_source_opts *o,
 		s->o.io_timeout_ms = 10000;
 	s->qtail = &s->qhead;
 	s->st.source_gen = wafl_generation(v);
+	/* Holds that survived a restart (recorded in fsinfo, held again by
+	 * mount) or a stop are this relationship's: adopt their reference,
+	 * the session keeps the one the destination serves. */
+	uint64_t gens[WAFL_FSI_HOLDS];
+	size_t ng = 0;
+	(void)wafl_held_roots(v, gens, WAFL_FSI_HOLDS, &ng);
+	for (size_t i = 0; i < ng && i < WAFL_FSI_HOLDS &&
+	    s->nholds < MAX_OWN_HOLDS; i++)
+		s->holds[s->nholds++] = gens[i];
+	if (s->o.fallback_blocks == 0) {
+		struct wafl_fsstat fs;
+		if (wafl_statfs(v, &fs) == 0)
+			s->o.fallback_blocks = fs.tbytes / WAFL_BLOCK_SIZE / 10;
+	}
+	s->base_snap = mir_base_snapshot(v, 0);
+	s->st.base_snap_gen = s->base_snap;
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->cond, NULL);
 	struct wafl_cp_observer obs = { .arg = s, .blocks = obs_blocks,
@@ -729,7 +773,10 @@ void mir_source_stop(mir_source_t *s)
 	if (s->running)
 		pthread_join(s->thr, NULL);
 	wafl_set_observer(s->v, NULL);
-	release_all(s);
+	/* The acknowledged root stays held (and recorded in fsinfo): a
+	 * restarted source continues from it by birth generation, and a
+	 * resync after a break finds it as the common base. */
+	release_below(s, UINT64_MAX, s->acked);
 	queue_drop(s);
 	pthread_mutex_destroy(&s->lock);
 	pthread_cond_destroy(&s->cond);
