@@ -27,6 +27,37 @@
  *   A baseline is a walk from generation 0: both fsinfo slots are wiped
  *   first, so no half-overwritten earlier file system is ever mounted.
  *
+ * BASELINE CHECKPOINTS
+ *   With a checkpoint path, a baseline records in a small file beside the
+ *   volume (its fsinfo slots are wiped, no file system is mounted) the
+ *   target root and, in arrival order, the {vbn, birth} of every block
+ *   written *and flushed* (raid_flush before each append, fdatasync
+ *   after):
+ *
+ *     off size  header (64 bytes)           entries (16 bytes each)
+ *       0    8  magic "FLMRCKPT"              0  8  vbn
+ *       8    4  version 1                     8  8  birth
+ *      12    4  reserved 0
+ *      16   16  relationship id
+ *      32    8  target generation
+ *      40    4  crc32c of the target's fsinfo block
+ *      44   16  file system UUID
+ *      60    4  crc32c of bytes 0..59
+ *
+ *   STATUS reports {target, entries}; a source that still holds that
+ *   root walks it again (same root, same order) and sends BEGIN with
+ *   resume = entries, skipping them.  The destination then reads those
+ *   blocks back *from its own disks* and feeds them to the verifier in
+ *   the recorded order, exactly as if they had arrived, so M3 holds for
+ *   every block of the adopted tree.  These reads verify the
+ *   destination's own data; they are counted apart (resume_reads), not as
+ *   mirror-path reads, which stay zero for every CP and catch-up
+ *   transfer and for the blocks a baseline receives.  A torn last entry
+ *   is ignored; a block that does not verify cuts the checkpoint there
+ *   (the transfer is refused, the next STATUS names the shorter one); a
+ *   source that no longer holds the target starts over with resume 0,
+ *   which replaces the file.  It is removed once the root is adopted.
+ *
  * FAILURE
  *   Any malformed frame, failed check, unexpected message or unknown
  *   relationship: log, count, close the connection, adopt nothing (M5).
@@ -38,15 +69,18 @@
  *   guards the stats and the replica pointer for status callers.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "common/crc32c.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -55,6 +89,10 @@
 #include "mirror/wire.h"
 
 #define WRITE_BATCH	256u	/* walk mode: verified blocks per raid write */
+#define CKPT_MAGIC	"FLMRCKPT"
+#define CKPT_VERSION	1u
+#define CKPT_HDR	64u
+#define CKPT_ENT	16u
 
 struct mir_dest {
 	raid_vol_t *raid;
@@ -73,6 +111,14 @@ struct mir_dest {
 	bool has_fs;
 	struct wafl_fsinfo cur;		/* the served root's fsinfo */
 	struct mir_dest_stats st;
+
+	/* Baseline checkpoint (the thread's; st.ckpt_* mirror it). */
+	int ckpt_fd;
+	uint64_t ckpt_gen, ckpt_blocks;
+	uint32_t ckpt_fsicrc;
+	uint8_t ckpt_uuid[16];
+	uint8_t *ckpt_pend;		/* entries written, not yet flushed */
+	uint32_t ckpt_npend;
 };
 
 struct xfer {
@@ -83,8 +129,10 @@ struct xfer {
 	uint64_t reads0, rmw0;
 	/* walk mode write batch */
 	uint64_t wvbn[WRITE_BATCH];
+	uint64_t wbirth[WRITE_BATCH];
 	uint8_t *wdata;
 	uint32_t wn;
+	bool ckpt;			/* a baseline that checkpoints */
 };
 
 /* Data blocks read for callers; and, apart, what raid itself reads to
@@ -170,6 +218,243 @@ static int mount_replica(struct mir_dest *d)
 	return 0;
 }
 
+/* ------------------------------------------------ baseline checkpoint */
+
+static void ckpt_publish(struct mir_dest *d)
+{
+	pthread_mutex_lock(&d->lock);
+	d->st.ckpt_gen = d->ckpt_blocks != 0 ? d->ckpt_gen : 0;
+	d->st.ckpt_blocks = d->ckpt_blocks;
+	pthread_mutex_unlock(&d->lock);
+}
+
+/* The directory entry of a created or removed checkpoint is durable. */
+static void ckpt_sync_dir(const char *path)
+{
+	char dir[4096];
+	const char *slash = strrchr(path, '/');
+
+	if (slash == NULL)
+		snprintf(dir, sizeof(dir), ".");
+	else
+		snprintf(dir, sizeof(dir), "%.*s",
+		    (int)(slash == path ? 1 : slash - path), path);
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0) {
+		(void)fsync(fd);
+		close(fd);
+	}
+}
+
+static void ckpt_drop(struct mir_dest *d)
+{
+	if (d->ckpt_fd >= 0)
+		close(d->ckpt_fd);
+	d->ckpt_fd = -1;
+	if (d->o.checkpoint_path != NULL &&
+	    unlink(d->o.checkpoint_path) == 0)
+		ckpt_sync_dir(d->o.checkpoint_path);
+	d->ckpt_gen = d->ckpt_blocks = 0;
+	d->ckpt_npend = 0;
+	ckpt_publish(d);
+}
+
+/* A checkpoint left by an interrupted baseline (start, no file system).
+ * Anything that does not check is removed. */
+static void ckpt_load(struct mir_dest *d)
+{
+	uint8_t h[CKPT_HDR];
+	struct stat sb;
+	int fd;
+
+	if (d->o.checkpoint_path == NULL)
+		return;
+	fd = open(d->o.checkpoint_path, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	if (d->has_fs || fstat(fd, &sb) != 0 ||
+	    pread(fd, h, CKPT_HDR, 0) != (ssize_t)CKPT_HDR ||
+	    memcmp(h, CKPT_MAGIC, 8) != 0 ||
+	    fl_get_le32(h + 8) != CKPT_VERSION ||
+	    fl_crc32c(0, h, 60) != fl_get_le32(h + 60) ||
+	    memcmp(h + 16, d->o.rel_id, MIR_ID_SIZE) != 0 ||
+	    fl_get_le64(h + 32) == 0) {
+		close(fd);
+		if (!d->has_fs)
+			fl_warn("mirror", "destination: ignoring checkpoint %s "
+			    "(not this relationship's, or damaged)",
+			    d->o.checkpoint_path);
+		ckpt_drop(d);
+		return;
+	}
+	d->ckpt_fd = fd;
+	d->ckpt_gen = fl_get_le64(h + 32);
+	d->ckpt_fsicrc = fl_get_le32(h + 40);
+	memcpy(d->ckpt_uuid, h + 44, 16);
+	/* A torn last entry is not one. */
+	d->ckpt_blocks = ((uint64_t)sb.st_size - CKPT_HDR) / CKPT_ENT;
+	ckpt_publish(d);
+	fl_info("mirror", "destination: checkpoint of a baseline of "
+	    "generation %llu: %llu blocks written",
+	    (unsigned long long)d->ckpt_gen,
+	    (unsigned long long)d->ckpt_blocks);
+}
+
+/* A new baseline: the checkpoint names its target, no blocks yet. */
+static int ckpt_create(struct mir_dest *d, const struct xfer *x)
+{
+	uint8_t h[CKPT_HDR] = { 0 };
+	int fd, rc = 0;
+
+	ckpt_drop(d);
+	if (d->o.checkpoint_path == NULL)
+		return 0;
+	if (d->ckpt_pend == NULL) {
+		d->ckpt_pend = malloc((size_t)d->o.checkpoint_blocks *
+		    CKPT_ENT + (size_t)WRITE_BATCH * CKPT_ENT);
+		if (d->ckpt_pend == NULL)
+			return -ENOMEM;
+	}
+	memcpy(h, CKPT_MAGIC, 8);
+	fl_put_le32(h + 8, CKPT_VERSION);
+	memcpy(h + 16, d->o.rel_id, MIR_ID_SIZE);
+	fl_put_le64(h + 32, x->b.target);
+	fl_put_le32(h + 40, fl_crc32c(0, x->b.fsinfo, MIR_BLOCK));
+	memcpy(h + 44, x->fsi.fs_uuid, 16);
+	fl_put_le32(h + 60, fl_crc32c(0, h, 60));
+	fd = open(d->o.checkpoint_path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC,
+	    0600);
+	if (fd < 0)
+		rc = -errno;
+	else if (pwrite(fd, h, CKPT_HDR, 0) != (ssize_t)CKPT_HDR ||
+	    fdatasync(fd) != 0)
+		rc = -EIO;
+	if (rc != 0) {
+		if (fd >= 0)
+			close(fd);
+		fl_warn("mirror", "destination: cannot write the checkpoint %s: "
+		    "%s; this baseline is not restartable",
+		    d->o.checkpoint_path, fl_strerror(rc));
+		return 0;
+	}
+	ckpt_sync_dir(d->o.checkpoint_path);
+	d->ckpt_fd = fd;
+	d->ckpt_gen = x->b.target;
+	d->ckpt_fsicrc = fl_get_le32(h + 40);
+	memcpy(d->ckpt_uuid, x->fsi.fs_uuid, 16);
+	d->ckpt_blocks = 0;
+	d->ckpt_npend = 0;
+	return 0;
+}
+
+/* Blocks written: remember them; every checkpoint_blocks, flush them
+ * and record them durably. */
+static int ckpt_note(struct mir_dest *d, const struct xfer *x, bool force)
+{
+	for (uint32_t i = 0; !force && i < x->wn; i++) {
+		uint8_t *e = d->ckpt_pend + (size_t)d->ckpt_npend++ * CKPT_ENT;
+		fl_put_le64(e, x->wvbn[i]);
+		fl_put_le64(e + 8, x->wbirth[i]);
+	}
+	if (d->ckpt_npend == 0 ||
+	    (!force && d->ckpt_npend < d->o.checkpoint_blocks))
+		return 0;
+	int rc = raid_flush(d->raid);
+	if (rc != 0)
+		return rc;
+	size_t len = (size_t)d->ckpt_npend * CKPT_ENT;
+	off_t off = (off_t)(CKPT_HDR + d->ckpt_blocks * CKPT_ENT);
+	if (pwrite(d->ckpt_fd, d->ckpt_pend, len, off) != (ssize_t)len ||
+	    fdatasync(d->ckpt_fd) != 0) {
+		fl_warn("mirror", "destination: checkpoint write failed; this "
+		    "baseline is not restartable");
+		ckpt_drop(d);
+		return 0;
+	}
+	d->ckpt_blocks += d->ckpt_npend;
+	d->ckpt_npend = 0;
+	ckpt_publish(d);
+	return 0;
+}
+
+/* Cut the checkpoint to its first n entries (they verified). */
+static void ckpt_cut(struct mir_dest *d, uint64_t n)
+{
+	if (n == 0 || d->ckpt_fd < 0 ||
+	    ftruncate(d->ckpt_fd, (off_t)(CKPT_HDR + n * CKPT_ENT)) != 0 ||
+	    fdatasync(d->ckpt_fd) != 0) {
+		ckpt_drop(d);
+		return;
+	}
+	d->ckpt_blocks = n;
+	ckpt_publish(d);
+}
+
+/*
+ * BEGIN(walk, 0, g, resume = n): the first n blocks of this walk are the
+ * checkpoint's.  Read them back from this volume and verify them in their
+ * recorded order, as if they had just arrived (M3).
+ */
+static int ckpt_replay(struct mir_dest *d, struct xfer *x)
+{
+	uint8_t *blk = NULL, ent[CKPT_ENT];
+	uint64_t n = x->b.resume, good = 0, reads = 0;
+	int rc = 0;
+
+	if (d->ckpt_fd < 0 || x->b.target != d->ckpt_gen ||
+	    n != d->ckpt_blocks ||
+	    fl_crc32c(0, x->b.fsinfo, MIR_BLOCK) != d->ckpt_fsicrc) {
+		set_error(d, "baseline of generation %llu resumes after %llu "
+		    "blocks; this destination's checkpoint is %llu blocks of "
+		    "generation %llu", (unsigned long long)x->b.target,
+		    (unsigned long long)n,
+		    (unsigned long long)d->ckpt_blocks,
+		    (unsigned long long)d->ckpt_gen);
+		ckpt_drop(d);
+		return FL_ERR(-FL_EPROTO);
+	}
+	d->ckpt_npend = 0;	/* the interrupted attempt's unflushed tail */
+	blk = malloc(WAFL_BLOCK_SIZE);
+	if (blk == NULL)
+		return -ENOMEM;
+	while (good < n && rc == 0) {
+		if (pread(d->ckpt_fd, ent, CKPT_ENT,
+		    (off_t)(CKPT_HDR + good * CKPT_ENT)) != (ssize_t)CKPT_ENT) {
+			rc = -EIO;
+			break;
+		}
+		uint64_t vbn = fl_get_le64(ent), birth = fl_get_le64(ent + 8);
+		if (vbn < WAFL_FSINFO_SLOTS || vbn >= x->mv.nvbns) {
+			rc = FL_ERR(-FL_ECORRUPT);
+			break;
+		}
+		rc = raid_read(d->raid, vbn, 1, blk);
+		reads++;
+		if (rc == 0)
+			rc = mv_block(&x->mv, vbn, birth, blk);
+		if (rc == 0)
+			good++;
+	}
+	free(blk);
+	pthread_mutex_lock(&d->lock);
+	d->st.resume_reads += reads;
+	if (rc == 0)
+		d->st.baseline_resumes++;
+	pthread_mutex_unlock(&d->lock);
+	if (rc != 0) {
+		set_error(d, "checkpointed block %llu of the baseline does not "
+		    "verify (%s): checkpoint cut to %llu blocks",
+		    (unsigned long long)good, x->mv.why[0] ? x->mv.why :
+		    fl_strerror(rc), (unsigned long long)good);
+		ckpt_cut(d, good);
+		return rc;
+	}
+	fl_info("mirror", "destination: baseline of generation %llu resumed: "
+	    "%llu blocks read back and verified", (unsigned long long)x->b.target,
+	    (unsigned long long)n);
+	return 0;
+}
+
 /* ---------------------------------------------------------- applying */
 
 static int write_runs(struct mir_dest *d, const uint64_t *vbn,
@@ -221,6 +506,8 @@ static int flush_walk_batch(struct mir_dest *d, struct xfer *x)
 		return -ENOMEM;
 	rc = write_runs(d, vbn, data, x->wn, run);
 	free(run);
+	if (rc == 0 && x->ckpt && d->ckpt_fd >= 0)
+		rc = ckpt_note(d, x, false);
 	x->wn = 0;
 	return rc;
 }
@@ -345,6 +632,8 @@ static int adopt(struct mir_dest *d, struct xfer *x, struct wafl_fsinfo *nf)
 	d->st.state = MIR_IN_SYNC;
 	pthread_cond_broadcast(&d->cond);
 	pthread_mutex_unlock(&d->lock);
+	if (x->b.base == 0)
+		ckpt_drop(d);	/* the baseline is whole */
 	fl_debug("mirror", "destination: serving generation %llu",
 	    (unsigned long long)nf->gen);
 	return 0;
@@ -456,8 +745,10 @@ static int on_begin(struct mir_dest *d, struct mir_conn *c, struct xfer *x,
 		if (rc != 0)
 			return rc;
 	}
-	if (x->b.base == 0) {
+	if (x->b.base == 0 && x->b.resume == 0) {
 		rc = wipe_for_baseline(d);
+		if (rc == 0 && x->b.kind == MIR_XFER_WALK)
+			rc = ckpt_create(d, x);
 		if (rc != 0)
 			return rc;
 	}
@@ -475,6 +766,16 @@ static int on_begin(struct mir_dest *d, struct mir_conn *c, struct xfer *x,
 		mv_release(&x->mv);
 		return rc;
 	}
+	if (x->b.resume != 0) {
+		/* The volume holds no file system since the first attempt
+		 * wiped it; nothing to unmount. */
+		rc = ckpt_replay(d, x);
+		if (rc != 0) {
+			mv_release(&x->mv);
+			return rc;
+		}
+	}
+	x->ckpt = x->b.base == 0 && d->ckpt_fd >= 0;
 	x->wn = 0;
 	x->reads0 = raid_reads(d->raid);
 	x->rmw0 = raid_rmw_reads(d->raid);
@@ -521,6 +822,7 @@ static int on_block(struct mir_dest *d, struct mir_conn *c, struct xfer *x,
 		rc = mv_block(&x->mv, b.vbn, b.birth, b.data);
 		if (rc == 0) {
 			x->wvbn[x->wn] = b.vbn;
+			x->wbirth[x->wn] = b.birth;
 			memcpy(x->wdata + (size_t)x->wn * WAFL_BLOCK_SIZE,
 			    b.data, WAFL_BLOCK_SIZE);
 			if (++x->wn == WRITE_BATCH)
@@ -590,7 +892,9 @@ static void serve_conn(struct mir_dest *d, int fd)
 	x.wdata = malloc((size_t)WRITE_BATCH * WAFL_BLOCK_SIZE);
 	if (x.wdata == NULL)
 		goto out;
-	rc = mir_handshake_dest(&c, key_lookup, d, id);
+	struct mir_link_opts lo = { .compress = d->o.compress,
+	    .tls = d->o.tls };
+	rc = mir_handshake_dest(&c, key_lookup, d, &lo, id);
 	if (rc != 0) {
 		set_error(d, "peer refused at handshake: %s", fl_strerror(rc));
 		if (rc == -EACCES) {
@@ -607,7 +911,12 @@ static void serve_conn(struct mir_dest *d, int fd)
 	memcpy(sm.fs_uuid, d->cur.fs_uuid, 16);
 	sm.nvbns = d->nvbns;
 	pthread_mutex_unlock(&d->lock);
-	uint8_t sp[48];
+	if (!sm.has_fs && d->ckpt_fd >= 0 && d->ckpt_blocks != 0) {
+		sm.ckpt_gen = d->ckpt_gen;
+		sm.ckpt_blocks = d->ckpt_blocks;
+		memcpy(sm.fs_uuid, d->ckpt_uuid, 16);
+	}
+	uint8_t sp[MIR_STATUS_SIZE];
 	mir_status_encode(sp, &sm);
 	rc = mir_send(&c, MIR_MSG_STATUS, sp, sizeof(sp));
 	while (rc == 0 && !d->stop) {
@@ -699,6 +1008,16 @@ int mir_dest_start(raid_vol_t *raid, const struct mir_dest_opts *o,
 	raid_geometry(raid, &g);
 	d->nvbns = g.nvbns;
 	d->lfd = -1;
+	d->ckpt_fd = -1;
+	if (d->o.checkpoint_blocks == 0)
+		d->o.checkpoint_blocks = 8192;
+	if (d->o.checkpoint_path != NULL) {
+		d->o.checkpoint_path = strdup(d->o.checkpoint_path);
+		if (d->o.checkpoint_path == NULL) {
+			free(d);
+			return -ENOMEM;
+		}
+	}
 	pthread_mutex_init(&d->lock, NULL);
 	pthread_cond_init(&d->cond, NULL);
 	rc = mount_replica(d);
@@ -707,6 +1026,7 @@ int mir_dest_start(raid_vol_t *raid, const struct mir_dest_opts *o,
 		    "yet (%s): waiting for a baseline", fl_strerror(rc));
 		d->st.state = MIR_UNINITIALIZED;
 	}
+	ckpt_load(d);
 	rc = mir_tcp_listen(o->host != NULL ? o->host : "127.0.0.1", o->port,
 	    &d->port);
 	if (rc < 0)
@@ -813,6 +1133,10 @@ void mir_dest_stop(mir_dest_t *d)
 	stop_thread(d);
 	if (d->replica != NULL)
 		wafl_unmount(d->replica);
+	if (d->ckpt_fd >= 0)
+		close(d->ckpt_fd);	/* kept for the next start */
+	free(d->ckpt_pend);
+	free((char *)(uintptr_t)d->o.checkpoint_path);
 	pthread_mutex_destroy(&d->lock);
 	pthread_cond_destroy(&d->cond);
 	free(d);

@@ -86,6 +86,9 @@ struct mir_source_opts {
 	uint32_t retry_ms;		/* reconnect interval; 0: 200 */
 	uint32_t io_timeout_ms;		/* one frame; 0: 10000 */
 	bool allow_baseline;		/* send a full transfer if needed */
+	/* Link options; the destination must be configured alike. */
+	uint8_t compress;		/* enum mir_compress (wire.h) */
+	bool tls;
 	/* Blocks that may stay pending behind the destination's root while
 	 * it is away before that root becomes snapshot mirror.base.<gen>
 	 * and the hold is released (M6).  0: a tenth of the volume. */
@@ -105,6 +108,18 @@ struct mir_source_stats {
 	uint64_t bytes_out;
 	uint64_t fallbacks;		/* held roots turned into snapshots */
 	uint64_t base_snap_gen;		/* mirror.base.<gen> kept (0: none) */
+	/* The transfer by birth generation in progress (or the last one):
+	 * block data bytes sent of an estimated total (baseline: the root's
+	 * blocks in use; catch-up: the blocks the CPs since the base wrote,
+	 * an upper bound; 0: unknown), the rate (moving average over ~5 s)
+	 * and the time left at that rate (UINT64_MAX: unknown). */
+	bool walk_active;
+	uint64_t walk_bytes_done, walk_bytes_total;
+	uint64_t walk_rate_bps, walk_eta_s;
+	/* Baselines resumed from the destination's checkpoint, the blocks
+	 * that were not sent again, and baselines that had to start over. */
+	uint64_t baseline_resumes, blocks_not_resent, baseline_restarts;
+	uint64_t blocks_compressed;	/* BLOCK frames sent compressed */
 	char last_error[160];
 };
 
@@ -143,6 +158,15 @@ struct mir_dest_opts {
 	/* Accept a baseline (full transfer) that replaces whatever file
 	 * system the volume holds. */
 	bool allow_baseline;
+	/* Link options the source must ask for (wire.h). */
+	uint8_t compress;		/* enum mir_compress */
+	bool tls;
+	/* Baseline checkpoints: a file beside the volume recording the
+	 * baseline's target and the blocks written and flushed so far, every
+	 * checkpoint_blocks blocks (0: 8192).  NULL: an interrupted baseline
+	 * starts over. */
+	const char *checkpoint_path;
+	uint32_t checkpoint_blocks;
 };
 
 struct mir_dest_stats {
@@ -157,6 +181,11 @@ struct mir_dest_stats {
 					   of partially written stripes */
 	uint64_t advance_reads;		/* reads of the replica switching
 					   to a new root (wafl) */
+	/* Baseline checkpoints: resumed baselines, and the blocks read back
+	 * from this volume to verify them again (not counted in
+	 * mirror_reads: they are the destination's own data, read for M3). */
+	uint64_t baseline_resumes, resume_reads;
+	uint64_t ckpt_gen, ckpt_blocks;	/* the checkpoint held now */
 	char last_error[192];
 };
 

@@ -49,6 +49,8 @@
 #include "mirror/wire.h"
 
 #define MAX_OWN_HOLDS	6u	/* of WAFL_MAX_HOLDS (8) */
+#define CPW_RING	256u	/* CPs whose block counts are kept */
+#define RATE_WINDOW_NS	500000000ull	/* progress: rate sample period */
 
 enum { Q_BLOCKS = 1, Q_ROOT };
 
@@ -89,6 +91,13 @@ struct mir_source {
 	bool need_walk;
 	bool in_cp;			/* a cp transfer is open */
 	uint64_t cp_gen;
+	/* The destination's baseline checkpoint this session resumes
+	 * (target generation, blocks of the walk it holds), or 0. */
+	uint64_t resume_gen, resume_blocks;
+	/* Blocks each recent CP wrote (observer, under lock): the estimated
+	 * size of a catch-up walk. */
+	uint64_t cpw_gen[CPW_RING];
+	uint64_t cpw_blocks[CPW_RING];
 	uint64_t base_snap;		/* fallback snapshot's gen (M6) */
 };
 
@@ -184,6 +193,12 @@ static void obs_blocks(void *arg, uint64_t gen, uint64_t first_vbn,
 	struct mir_source *s = arg;
 
 	pthread_mutex_lock(&s->lock);
+	unsigned slot = (unsigned)(gen % CPW_RING);
+	if (s->cpw_gen[slot] != gen) {
+		s->cpw_gen[slot] = gen;
+		s->cpw_blocks[slot] = 0;
+	}
+	s->cpw_blocks[slot] += n;
 	if (gen != s->obs_gen) {
 		s->obs_gen = gen;
 		s->obs_ok = s->armed && !s->overflow;	/* whole CPs only */
@@ -352,12 +367,55 @@ struct walk_ctx {
 	uint64_t target;
 	uint64_t blocks;
 	struct mir_vset *seen;
+	/* Shared by the active and snapshot walks of one transfer. */
+	struct walk_prog *prog;
 };
+
+/* Position in the walk's block order, and progress for status. */
+struct walk_prog {
+	uint64_t pos;			/* blocks of the walk passed so far */
+	uint64_t skip;			/* the first `skip` are not sent */
+	uint64_t t_sample, bytes_sample;
+	double rate;			/* bytes/s, moving average */
+};
+
+/* Progress after one more block (sent or not). */
+static void walk_progress(struct mir_source *s, struct walk_prog *p,
+    bool final)
+{
+	uint64_t now = fl_now_mono_ns();
+
+	if (!final && now - p->t_sample < RATE_WINDOW_NS)
+		return;
+	pthread_mutex_lock(&s->lock);
+	uint64_t done = s->st.walk_bytes_done;
+	double dt = (double)(now - p->t_sample) / 1e9;
+	if (dt > 0 && p->t_sample != 0) {
+		double r = (double)(done - p->bytes_sample) / dt;
+		/* Half-second samples, weight 0.2: about 5 s of memory. */
+		p->rate = p->rate == 0 ? r : 0.8 * p->rate + 0.2 * r;
+	}
+	p->t_sample = now;
+	p->bytes_sample = done;
+	s->st.walk_rate_bps = (uint64_t)p->rate;
+	uint64_t total = s->st.walk_bytes_total;
+	if (total != 0 && total < done)
+		total = s->st.walk_bytes_total = done;	/* beyond estimate */
+	if (final)
+		s->st.walk_eta_s = 0;
+	else if (total == 0 || p->rate < 1)
+		s->st.walk_eta_s = UINT64_MAX;
+	else
+		s->st.walk_eta_s = (uint64_t)((double)(total - done) /
+		    p->rate + 0.5);
+	pthread_mutex_unlock(&s->lock);
+}
 
 static int walk_send(void *arg, uint64_t vbn, uint64_t birth,
     const void *data)
 {
 	struct walk_ctx *w = arg;
+	struct walk_prog *p = w->prog;
 	int rc;
 
 	if (w->s->stop)
@@ -367,8 +425,61 @@ static int walk_send(void *arg, uint64_t vbn, uint64_t birth,
 		if (rc < 0)
 			return rc;
 	}
+	/* A resumed baseline: the destination holds the walk's first
+	 * blocks (same held root, same order). */
+	if (p->pos++ < p->skip) {
+		pthread_mutex_lock(&w->s->lock);
+		w->s->st.walk_bytes_done += WAFL_BLOCK_SIZE;
+		pthread_mutex_unlock(&w->s->lock);
+		p->bytes_sample += WAFL_BLOCK_SIZE;	/* not in the rate */
+		return 0;
+	}
 	w->blocks++;
-	return send_block(w->c, w->target, vbn, birth, data);
+	rc = send_block(w->c, w->target, vbn, birth, data);
+	pthread_mutex_lock(&w->s->lock);
+	w->s->st.walk_bytes_done += WAFL_BLOCK_SIZE;
+	pthread_mutex_unlock(&w->s->lock);
+	walk_progress(w->s, p, false);
+	return rc;
+}
+
+/* The walk's size in bytes, estimated: a baseline sends the root's blocks
+ * in use (snapshot-only blocks besides), a catch-up at most what the CPs
+ * after d wrote.  0 if unknown. */
+static uint64_t walk_estimate(struct mir_source *s, uint64_t d, uint64_t g,
+    const struct wafl_fsinfo *f)
+{
+	uint64_t blocks = 0;
+
+	if (d == 0) {
+		uint8_t *blk = malloc(WAFL_BLOCK_SIZE);
+		struct wafl_rootblk rb;
+		if (blk != NULL && s->o.raid != NULL &&
+		    raid_read(s->o.raid, f->root.vbn, 1, blk) == 0 &&
+		    wafl_rootblk_decode(blk, &rb) == 0)
+			blocks = rb.blocks_used;
+		free(blk);
+		if (blocks == 0) {
+			struct wafl_fsstat fs;
+			if (wafl_statfs(s->v, &fs) == 0)
+				blocks = (fs.tbytes - fs.fbytes) /
+				    WAFL_BLOCK_SIZE;
+		}
+		return blocks * WAFL_BLOCK_SIZE;
+	}
+	if (g - d > CPW_RING)
+		return 0;
+	pthread_mutex_lock(&s->lock);
+	for (uint64_t gen = d + 1; gen <= g; gen++) {
+		unsigned slot = (unsigned)(gen % CPW_RING);
+		if (s->cpw_gen[slot] != gen) {
+			blocks = 0;	/* a CP not observed: unknown */
+			break;
+		}
+		blocks += s->cpw_blocks[slot];
+	}
+	pthread_mutex_unlock(&s->lock);
+	return blocks * WAFL_BLOCK_SIZE;
 }
 
 /*
@@ -385,7 +496,16 @@ static int do_walk(struct mir_source *s, struct mir_conn *c)
 	size_t nsnaps = 0;
 	int rc;
 
-	for (int tries = 0;; tries++) {
+	struct walk_prog prog = { 0 };
+
+	if (d == 0 && s->resume_gen != 0) {
+		/* Resume the destination's checkpointed baseline: its
+		 * target is held here (session_start checked). */
+		g = s->resume_gen;
+		prog.skip = s->resume_blocks;
+		rc = 0;
+	}
+	for (int tries = 0; g == 0; tries++) {
 		g = wafl_generation(s->v);
 		if (g <= d) {
 			s->need_walk = false;
@@ -396,7 +516,9 @@ static int do_walk(struct mir_source *s, struct mir_conn *c)
 		rc = hold(s, g);
 		if (rc != -ENOENT || tries > 10)
 			break;
+		g = 0;
 	}
+	s->resume_gen = s->resume_blocks = 0;
 	if (rc != 0) {
 		set_error(s, "hold for a transfer", rc);
 		return rc;
@@ -415,17 +537,37 @@ static int do_walk(struct mir_source *s, struct mir_conn *c)
 		set_error(s, "reading the root to send", rc);
 		goto out;
 	}
-	struct mir_begin b = { .kind = MIR_XFER_WALK, .base = d, .target = g };
+	struct mir_begin b = { .kind = MIR_XFER_WALK, .base = d, .target = g,
+	    .resume = prog.skip };
 	memcpy(b.fsinfo, fsi, WAFL_BLOCK_SIZE);
 	mir_begin_encode(mir_conn_payload(c), &b);
 	rc = mir_send_buf(c, MIR_MSG_BEGIN, 32 + MIR_BLOCK);
 	if (rc != 0)
 		goto out;
-	fl_info("mirror", "source: transfer of generation %llu after %llu "
-	    "(%zu snapshot trees)", (unsigned long long)g,
-	    (unsigned long long)d, nsnaps);
+	uint64_t est = walk_estimate(s, d, g, &f);
+	pthread_mutex_lock(&s->lock);
+	s->st.walk_active = true;
+	s->st.walk_bytes_done = 0;
+	s->st.walk_bytes_total = est;
+	s->st.walk_rate_bps = 0;
+	s->st.walk_eta_s = UINT64_MAX;
+	if (prog.skip != 0) {
+		s->st.baseline_resumes++;
+		s->st.blocks_not_resent += prog.skip;
+	}
+	pthread_mutex_unlock(&s->lock);
+	prog.t_sample = fl_now_mono_ns();
+	if (prog.skip != 0)
+		fl_info("mirror", "source: baseline of generation %llu resumes "
+		    "after the %llu blocks the destination checkpointed",
+		    (unsigned long long)g, (unsigned long long)prog.skip);
+	else
+		fl_info("mirror", "source: transfer of generation %llu after "
+		    "%llu (%zu snapshot trees, about %llu MiB)",
+		    (unsigned long long)g, (unsigned long long)d, nsnaps,
+		    (unsigned long long)(est >> 20));
 	struct walk_ctx w = { .s = s, .c = c, .target = g,
-	    .seen = nsnaps > 0 ? &seen : NULL };
+	    .seen = nsnaps > 0 ? &seen : NULL, .prog = &prog };
 	rc = wafl_birth_walk(s->v, g, d, walk_send, &w);
 	for (size_t i = 0; rc == 0 && i < nsnaps; i++) {
 		struct walk_ctx ws = w;
@@ -435,8 +577,22 @@ static int do_walk(struct mir_source *s, struct mir_conn *c)
 		    &ws);
 		w.blocks += ws.blocks;
 	}
+	if (rc == 0 && prog.pos < prog.skip) {
+		/* The checkpoint names more blocks than this walk has: not
+		 * this root's.  The destination finds out too (ROOT before
+		 * the blocks it expects); start over. */
+		fl_warn("mirror", "source: the destination's checkpoint (%llu "
+		    "blocks) is longer than the walk (%llu)",
+		    (unsigned long long)prog.skip,
+		    (unsigned long long)prog.pos);
+	}
 	if (rc == 0)
 		rc = send_root(c, g, fsi);
+	walk_progress(s, &prog, true);
+	pthread_mutex_lock(&s->lock);
+	s->st.walk_active = false;
+	s->st.blocks_sent_walk += w.blocks;	/* interrupted ones too */
+	pthread_mutex_unlock(&s->lock);
 	if (rc != 0) {
 		set_error(s, "transfer by birth generation", rc);
 		goto out;
@@ -446,7 +602,6 @@ static int do_walk(struct mir_source *s, struct mir_conn *c)
 	pthread_mutex_lock(&s->lock);
 	s->st.sent_gen = g;
 	s->st.transfers_walk++;
-	s->st.blocks_sent_walk += w.blocks;
 	s->st.last_walk_blocks = w.blocks;
 	s->st.last_walk_base = d;
 	s->st.last_walk_target = g;
@@ -537,7 +692,32 @@ static int session_start(struct mir_source *s,
 			    "and baselines are not allowed", -EPERM);
 			return -EPERM;
 		}
-		release_all(s);
+		s->resume_gen = s->resume_blocks = 0;
+		if (sm->ckpt_gen != 0 && held(s, sm->ckpt_gen) &&
+		    memcmp(sm->fs_uuid, f.fs_uuid, 16) == 0) {
+			/* An interrupted baseline whose target is still held
+			 * here: continue it where the destination's
+			 * checkpoint says. */
+			release_below(s, UINT64_MAX, sm->ckpt_gen);
+			s->resume_gen = sm->ckpt_gen;
+			s->resume_blocks = sm->ckpt_blocks;
+		} else {
+			if (sm->ckpt_gen != 0) {
+				fl_warn("mirror", "source: the destination "
+				    "checkpointed a baseline of generation "
+				    "%llu (%llu blocks), which is not held "
+				    "here (%s): the baseline starts over",
+				    (unsigned long long)sm->ckpt_gen,
+				    (unsigned long long)sm->ckpt_blocks,
+				    memcmp(sm->fs_uuid, f.fs_uuid, 16) != 0 ?
+				    "another file system" : "the source "
+				    "restarted or released it");
+				pthread_mutex_lock(&s->lock);
+				s->st.baseline_restarts++;
+				pthread_mutex_unlock(&s->lock);
+			}
+			release_all(s);
+		}
 		s->acked = s->sent = 0;
 	} else {
 		/* Its root must be retained here, or its blocks may have
@@ -647,6 +827,8 @@ static void *source_thread(void *arg)
 	struct mir_peer_cfg pc = { .key = s->key, .key_len = s->o.key_len };
 
 	memcpy(pc.id, s->o.rel_id, MIR_ID_SIZE);
+	pc.compress = s->o.compress;
+	pc.tls = s->o.tls;
 	while (!s->stop) {
 		pthread_mutex_lock(&s->lock);
 		bool q = s->quiesced;
@@ -670,8 +852,14 @@ static void *source_thread(void *arg)
 			s->st.connects++;
 			pthread_mutex_unlock(&s->lock);
 			rc = mir_handshake_source(&c, &pc, &sm);
-			if (rc != 0)
+			if (rc != 0 && c.peer_error[0] != '\0') {
+				char what[MIR_ERRTEXT_MAX + 40];
+				snprintf(what, sizeof(what), "handshake: the "
+				    "destination refused: %s", c.peer_error);
+				set_error(s, what, rc);
+			} else if (rc != 0) {
 				set_error(s, "handshake", rc);
+			}
 		}
 		if (rc == 0)
 			rc = session_start(s, &sm);
@@ -681,6 +869,7 @@ static void *source_thread(void *arg)
 		s->armed = false;
 		queue_drop(s);
 		s->st.bytes_out += c.bytes_out;
+		s->st.blocks_compressed += c.blocks_compressed;
 		if (rc != -ECANCELED)
 			s->st.link_losses++;
 		pthread_mutex_unlock(&s->lock);

@@ -10,12 +10,32 @@
  * and both nonces.  The side tags keep one side's answer from being
  * reflected as the other's.  HMAC and constant-time comparison are
  * OpenSSL's (libcrypto); no cryptography is written here.
+ *
+ * Link options (per relationship, both sides configured alike): the HELLO
+ * says what the source wants, the destination refuses anything but its
+ * own setting with an ERROR naming both.
+ *   TLS          after the clear HELLO and CHALLENGE both sides run a
+ *                TLS 1.3 handshake (OpenSSL libssl) with an external PSK
+ *                derived from the relationship key, HMAC-SHA256(key,
+ *                "filer-mirror TLS" || id), and (EC)DHE key exchange:
+ *                every later frame is encrypted and integrity-protected
+ *                with forward secrecy.  The PSK proves both ends hold the
+ *                key, as the challenge-response inside it does again.
+ *                No certificates: there is nothing to pin or expire.
+ *   compression  BLOCK payloads (32-byte block header + 4096 data bytes)
+ *                compressed with lz4 or zstd (level 1), frame by frame,
+ *                and sent so only when smaller.  The receiver bounds the
+ *                compressed length (< the payload's size), demands exactly
+ *                the payload's size back, and treats any failure as a
+ *                malformed frame (the connection closes, nothing of it is
+ *                used).
  */
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,9 +43,14 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <fcntl.h>
+#include <lz4.h>
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/ssl.h>
+#include <zstd.h>
 
 #include "common/crc32c.h"
 #include "common/err.h"
@@ -45,7 +70,7 @@ static const struct type_info types[MIR_MSG_LAST + 1] = {
 	[MIR_MSG_CHALLENGE] = { "CHALLENGE", 32, 32 },
 	[MIR_MSG_RESPONSE] = { "RESPONSE", 64, 64 },
 	[MIR_MSG_PROOF] = { "PROOF", 32, 32 },
-	[MIR_MSG_STATUS] = { "STATUS", 48, 48 },
+	[MIR_MSG_STATUS] = { "STATUS", MIR_STATUS_SIZE, MIR_STATUS_SIZE },
 	[MIR_MSG_BEGIN] = { "BEGIN", 32 + MIR_BLOCK, 32 + MIR_BLOCK },
 	[MIR_MSG_BLOCK] = { "BLOCK", 32 + MIR_BLOCK, 32 + MIR_BLOCK },
 	[MIR_MSG_ROOT] = { "ROOT", 8 + MIR_BLOCK, 8 + MIR_BLOCK },
@@ -74,6 +99,16 @@ const char *mir_msg_name(uint16_t t)
 	return type_known(t) ? types[t].name : "UNKNOWN";
 }
 
+const char *mir_compress_name(unsigned c)
+{
+	switch (c) {
+	case MIR_COMP_NONE: return "none";
+	case MIR_COMP_LZ4: return "lz4";
+	case MIR_COMP_ZSTD: return "zstd";
+	}
+	return "?";
+}
+
 /* ------------------------------------------------------------ header */
 
 void mir_hdr_encode(uint8_t *p, const struct mir_hdr *h)
@@ -99,9 +134,17 @@ int mir_hdr_decode(const uint8_t *p, struct mir_hdr *h)
 	h->seq = fl_get_le64(p + 16);
 	h->crc = fl_get_le32(p + 24);
 	if (h->version != MIR_WIRE_VERSION || !type_known(h->type) ||
-	    h->flags != 0 || fl_get_le32(p + 28) != 0 ||
-	    h->length > MIR_MAX_PAYLOAD || h->length < types[h->type].min ||
-	    h->length > types[h->type].max)
+	    (h->flags & ~MIR_FLAG_COMPRESSED) != 0 ||
+	    fl_get_le32(p + 28) != 0 || h->length > MIR_MAX_PAYLOAD)
+		return FL_ERR(-FL_EPROTO);
+	if (h->flags & MIR_FLAG_COMPRESSED) {
+		/* Only BLOCKs, and only when it shrank them. */
+		if (h->type != MIR_MSG_BLOCK || h->length == 0 ||
+		    h->length >= types[h->type].max)
+			return FL_ERR(-FL_EPROTO);
+		return 0;
+	}
+	if (h->length < types[h->type].min || h->length > types[h->type].max)
 		return FL_ERR(-FL_EPROTO);
 	return 0;
 }
@@ -143,16 +186,20 @@ void mir_hello_encode(uint8_t *p, const struct mir_hello *m)
 	fl_put_le16(p + 0, m->vmin);
 	fl_put_le16(p + 2, m->vmax);
 	p[4] = m->side;
+	p[5] = m->compress;
+	p[6] = m->tls ? 1 : 0;
 	memcpy(p + 16, m->id, MIR_ID_SIZE);
 }
 
 int mir_hello_decode(const uint8_t *p, uint32_t len, struct mir_hello *m)
 {
-	if (len != 32 || !zero(p + 5, 11))
+	if (len != 32 || p[5] > MIR_COMP_LAST || p[6] > 1 || !zero(p + 7, 9))
 		return FL_ERR(-FL_EPROTO);
 	m->vmin = fl_get_le16(p);
 	m->vmax = fl_get_le16(p + 2);
 	m->side = p[4];
+	m->compress = p[5];
+	m->tls = p[6] == 1;
 	memcpy(m->id, p + 16, MIR_ID_SIZE);
 	if (m->vmin == 0 || m->vmin > m->vmax ||
 	    (m->side != MIR_SIDE_SOURCE && m->side != MIR_SIDE_DEST))
@@ -178,23 +225,32 @@ int mir_response_decode(const uint8_t *p, uint32_t len,
 
 void mir_status_encode(uint8_t *p, const struct mir_status_msg *m)
 {
-	memset(p, 0, 48);
+	memset(p, 0, MIR_STATUS_SIZE);
 	p[0] = m->has_fs ? 1 : 0;
 	fl_put_le64(p + 8, m->gen);
 	fl_put_le64(p + 16, m->nvbns);
 	memcpy(p + 24, m->fs_uuid, 16);
+	fl_put_le64(p + 48, m->ckpt_gen);
+	fl_put_le64(p + 56, m->ckpt_blocks);
 }
 
 int mir_status_decode(const uint8_t *p, uint32_t len,
     struct mir_status_msg *m)
 {
-	if (len != 48 || p[0] > 1 || !zero(p + 1, 7) || !zero(p + 40, 8))
+	if (len != MIR_STATUS_SIZE || p[0] > 1 || !zero(p + 1, 7) ||
+	    !zero(p + 40, 8))
 		return FL_ERR(-FL_EPROTO);
 	m->has_fs = p[0] == 1;
 	m->gen = fl_get_le64(p + 8);
 	m->nvbns = fl_get_le64(p + 16);
 	memcpy(m->fs_uuid, p + 24, 16);
+	m->ckpt_gen = fl_get_le64(p + 48);
+	m->ckpt_blocks = fl_get_le64(p + 56);
 	if (m->has_fs != (m->gen != 0))
+		return FL_ERR(-FL_EPROTO);
+	/* A checkpoint is a baseline's: only without a file system. */
+	if ((m->ckpt_gen == 0) != (m->ckpt_blocks == 0) ||
+	    (m->has_fs && m->ckpt_gen != 0))
 		return FL_ERR(-FL_EPROTO);
 	return 0;
 }
@@ -205,6 +261,7 @@ void mir_begin_encode(uint8_t *p, const struct mir_begin *m)
 	p[0] = m->kind;
 	fl_put_le64(p + 8, m->base);
 	fl_put_le64(p + 16, m->target);
+	fl_put_le64(p + 24, m->resume);
 	if (m->kind == MIR_XFER_WALK)
 		memcpy(p + 32, m->fsinfo, MIR_BLOCK);
 	else
@@ -213,13 +270,17 @@ void mir_begin_encode(uint8_t *p, const struct mir_begin *m)
 
 int mir_begin_decode(const uint8_t *p, uint32_t len, struct mir_begin *m)
 {
-	if (len != 32 + MIR_BLOCK || !zero(p + 1, 7) || !zero(p + 24, 8))
+	if (len != 32 + MIR_BLOCK || !zero(p + 1, 7))
 		return FL_ERR(-FL_EPROTO);
 	m->kind = p[0];
 	m->base = fl_get_le64(p + 8);
 	m->target = fl_get_le64(p + 16);
+	m->resume = fl_get_le64(p + 24);
 	if ((m->kind != MIR_XFER_CP && m->kind != MIR_XFER_WALK) ||
 	    m->target <= m->base)
+		return FL_ERR(-FL_EPROTO);
+	/* Only a baseline walk resumes. */
+	if (m->resume != 0 && (m->kind != MIR_XFER_WALK || m->base != 0))
 		return FL_ERR(-FL_EPROTO);
 	if (m->kind == MIR_XFER_WALK)
 		memcpy(m->fsinfo, p + 32, MIR_BLOCK);
@@ -328,11 +389,22 @@ int mir_conn_init(struct mir_conn *c, int fd, uint32_t timeout_ms,
 
 void mir_conn_close(struct mir_conn *c)
 {
+	if (c->ssl != NULL) {
+		SSL_CTX *ctx = SSL_get_SSL_CTX(c->ssl);
+		SSL_free(c->ssl);
+		SSL_CTX_free(ctx);
+		c->ssl = NULL;
+	}
 	if (c->fd >= 0)
 		close(c->fd);
 	c->fd = -1;
 	free(c->buf);
 	c->buf = NULL;
+	free(c->zbuf);
+	c->zbuf = NULL;
+	ZSTD_freeCCtx(c->zctx);
+	ZSTD_freeDCtx(c->zdctx);
+	c->zctx = c->zdctx = NULL;
 }
 
 uint8_t *mir_conn_payload(struct mir_conn *c)
@@ -361,8 +433,41 @@ static int wait_fd(struct mir_conn *c, short ev, int total_ms)
 	}
 }
 
+/* A TLS call that did not complete: wait for what it wants (0), or the
+ * link's error. */
+static int ssl_wait(struct mir_conn *c, int ret)
+{
+	switch (SSL_get_error(c->ssl, ret)) {
+	case SSL_ERROR_WANT_READ:
+		return wait_fd(c, POLLIN, (int)c->timeout_ms);
+	case SSL_ERROR_WANT_WRITE:
+		return wait_fd(c, POLLOUT, (int)c->timeout_ms);
+	case SSL_ERROR_ZERO_RETURN:
+		return -ECONNRESET;
+	case SSL_ERROR_SYSCALL:
+		ERR_clear_error();
+		return errno != 0 ? -errno : -ECONNRESET;
+	default:
+		ERR_clear_error();
+		return FL_ERR(-FL_EPROTO);	/* a bad TLS record */
+	}
+}
+
 static int write_all(struct mir_conn *c, const uint8_t *p, size_t len)
 {
+	while (c->ssl != NULL && len > 0) {
+		size_t n = 0;
+		int ret = SSL_write_ex(c->ssl, p, len, &n);
+		if (ret == 1) {
+			p += n;
+			len -= n;
+			c->bytes_out += n;
+			continue;
+		}
+		int rc = ssl_wait(c, ret);
+		if (rc != 0)
+			return rc;
+	}
 	while (len > 0) {
 		ssize_t n = send(c->fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (n > 0) {
@@ -386,6 +491,19 @@ static int write_all(struct mir_conn *c, const uint8_t *p, size_t len)
 
 static int read_all(struct mir_conn *c, uint8_t *p, size_t len)
 {
+	while (c->ssl != NULL && len > 0) {
+		size_t n = 0;
+		int ret = SSL_read_ex(c->ssl, p, len, &n);
+		if (ret == 1) {
+			p += n;
+			len -= n;
+			c->bytes_in += n;
+			continue;
+		}
+		int rc = ssl_wait(c, ret);
+		if (rc != 0)
+			return rc;
+	}
 	while (len > 0) {
 		ssize_t n = recv(c->fd, p, len, MSG_DONTWAIT);
 		if (n > 0) {
@@ -409,6 +527,68 @@ static int read_all(struct mir_conn *c, uint8_t *p, size_t len)
 	return 0;
 }
 
+#define ZBUF_SIZE	(2 * (32 + MIR_BLOCK) + 512)
+
+static int zbuf_get(struct mir_conn *c)
+{
+	_Static_assert(ZBUF_SIZE >= LZ4_COMPRESSBOUND(32 + MIR_BLOCK),
+	    "lz4 bound");
+	if (c->zbuf == NULL)
+		c->zbuf = malloc(ZBUF_SIZE);
+	return c->zbuf == NULL ? -ENOMEM : 0;
+}
+
+/* Compress the payload into zbuf: its length, or 0 (send it plain). */
+static uint32_t compress_payload(struct mir_conn *c, uint32_t len)
+{
+	const uint8_t *src = mir_conn_payload(c);
+
+	if (zbuf_get(c) != 0 || ZSTD_compressBound(len) > ZBUF_SIZE)
+		return 0;
+	if (c->compress == MIR_COMP_LZ4) {
+		int n = LZ4_compress_default((const char *)src,
+		    (char *)c->zbuf, (int)len, ZBUF_SIZE);
+		return n > 0 ? (uint32_t)n : 0;
+	}
+	if (c->zctx == NULL && (c->zctx = ZSTD_createCCtx()) == NULL)
+		return 0;
+	size_t n = ZSTD_compressCCtx(c->zctx, c->zbuf, ZBUF_SIZE, src, len, 1);
+	return ZSTD_isError(n) ? 0 : (uint32_t)n;
+}
+
+/* A compressed payload (h->length bytes at the payload) back to exactly
+ * its type's size, in place.  Anything else is a malformed frame. */
+static int decompress_payload(struct mir_conn *c, struct mir_hdr *h)
+{
+	const uint8_t *src = mir_conn_payload(c);
+	uint32_t want = types[h->type].max;
+	int rc = zbuf_get(c);
+
+	if (rc != 0)
+		return rc;
+	if (c->compress == MIR_COMP_LZ4) {
+		int n = LZ4_decompress_safe((const char *)src, (char *)c->zbuf,
+		    (int)h->length, (int)want);
+		if (n != (int)want)
+			return FL_ERR(-FL_EPROTO);
+	} else if (c->compress == MIR_COMP_ZSTD) {
+		if (ZSTD_getFrameContentSize(src, h->length) != want)
+			return FL_ERR(-FL_EPROTO);
+		if (c->zdctx == NULL && (c->zdctx = ZSTD_createDCtx()) == NULL)
+			return -ENOMEM;
+		size_t n = ZSTD_decompressDCtx(c->zdctx, c->zbuf, want, src,
+		    h->length);
+		if (ZSTD_isError(n) || n != want)
+			return FL_ERR(-FL_EPROTO);
+	} else {
+		return FL_ERR(-FL_EPROTO);	/* not negotiated */
+	}
+	memcpy(mir_conn_payload(c), c->zbuf, want);
+	h->length = want;
+	h->flags = 0;
+	return 0;
+}
+
 int mir_send_buf(struct mir_conn *c, uint16_t type, uint32_t len)
 {
 	struct mir_hdr h = {
@@ -420,6 +600,15 @@ int mir_send_buf(struct mir_conn *c, uint16_t type, uint32_t len)
 		return -ENOTCONN;
 	if (len > MIR_MAX_PAYLOAD)
 		return -EINVAL;
+	if (type == MIR_MSG_BLOCK && c->compress != MIR_COMP_NONE) {
+		uint32_t clen = compress_payload(c, len);
+		if (clen > 0 && clen < len) {
+			memcpy(mir_conn_payload(c), c->zbuf, clen);
+			h.flags = MIR_FLAG_COMPRESSED;
+			h.length = len = clen;
+			c->blocks_compressed++;
+		}
+	}
 	mir_hdr_encode(c->buf, &h);
 	mir_frame_seal(c->buf, len);
 	int rc = write_all(c, c->buf, MIR_HDR_SIZE + (size_t)len);
@@ -467,17 +656,42 @@ int mir_recv(struct mir_conn *c, struct mir_hdr *h)
 		return FL_ERR(-FL_EPROTO);
 	}
 	c->seq_in++;
+	if ((h->flags & MIR_FLAG_COMPRESSED) &&
+	    decompress_payload(c, h) != 0) {
+		fl_warn("mirror", "frame %s seq %llu: compressed payload does "
+		    "not decompress to %u bytes (%s)", mir_msg_name(h->type),
+		    (unsigned long long)h->seq, types[h->type].max,
+		    c->compress == MIR_COMP_NONE ? "compression was not "
+		    "negotiated" : mir_compress_name(c->compress));
+		return FL_ERR(-FL_EPROTO);
+	}
 	return 0;
 }
 
 int mir_readable(struct mir_conn *c, int wait_ms)
 {
 	struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
+
+	if (c->ssl != NULL && SSL_pending(c->ssl) > 0)
+		return 1;
 	int n = poll(&pfd, 1, wait_ms);
 
 	if (n < 0)
 		return errno == EINTR ? 0 : -errno;
-	return n > 0 ? 1 : 0;
+	if (n == 0 || c->ssl == NULL)
+		return n > 0 ? 1 : 0;
+	/* Bytes on the socket may be a TLS record that holds no frame:
+	 * readable only if TLS has application data (or the end). */
+	uint8_t b;
+	size_t got = 0;
+	int ret = SSL_peek_ex(c->ssl, &b, 1, &got);
+	if (ret == 1)
+		return 1;
+	int e = SSL_get_error(c->ssl, ret);
+	if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+		return 0;
+	ERR_clear_error();
+	return 1;	/* the end of the stream or an error: mir_recv says */
 }
 
 void mir_send_error(struct mir_conn *c, int code, const char *fmt, ...)
@@ -527,6 +741,143 @@ static int mac_of(const uint8_t *key, size_t key_len, const char *tag,
 	return 0;
 }
 
+/* ---------------------------------------------------------------- TLS */
+
+static const char tag_tls[] = "filer-mirror TLS";
+static const unsigned char tls_identity[] = "filer-mirror";
+static const unsigned char tls13_aes128gcmsha256[] = { 0x13, 0x01 };
+
+struct tls_psk {
+	uint8_t key[MIR_MAC_SIZE];
+};
+
+static int tls_psk_index = -1;
+static pthread_once_t tls_once = PTHREAD_ONCE_INIT;
+
+static void tls_init_once(void)
+{
+	tls_psk_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+}
+
+/* The TLS session an external PSK stands for (TLS 1.3, SHA-256). */
+static SSL_SESSION *psk_session(SSL *ssl)
+{
+	const struct tls_psk *k = SSL_get_ex_data(ssl, tls_psk_index);
+	const SSL_CIPHER *cipher = SSL_CIPHER_find(ssl, tls13_aes128gcmsha256);
+	SSL_SESSION *sess;
+
+	if (k == NULL || cipher == NULL || (sess = SSL_SESSION_new()) == NULL)
+		return NULL;
+	if (SSL_SESSION_set1_master_key(sess, k->key, sizeof(k->key)) != 1 ||
+	    SSL_SESSION_set_cipher(sess, cipher) != 1 ||
+	    SSL_SESSION_set_protocol_version(sess, TLS1_3_VERSION) != 1) {
+		SSL_SESSION_free(sess);
+		return NULL;
+	}
+	return sess;
+}
+
+static int psk_use_cb(SSL *ssl, const EVP_MD *md, const unsigned char **id,
+    size_t *idlen, SSL_SESSION **sess)
+{
+	*sess = psk_session(ssl);
+	if (*sess == NULL)
+		return 0;
+	*id = tls_identity;
+	*idlen = sizeof(tls_identity) - 1;
+	return 1;
+}
+
+static int psk_find_cb(SSL *ssl, const unsigned char *id, size_t idlen,
+    SSL_SESSION **sess)
+{
+	*sess = NULL;
+	if (idlen != sizeof(tls_identity) - 1 ||
+	    memcmp(id, tls_identity, idlen) != 0)
+		return 1;	/* unknown identity: no PSK, the handshake fails */
+	*sess = psk_session(ssl);
+	return *sess != NULL;
+}
+
+/*
+ * Run the TLS 1.3 handshake on the connection's socket, keyed by the
+ * relationship key, as client (the source) or server.  From here on every
+ * frame goes through TLS.
+ */
+static int tls_start(struct mir_conn *c, const uint8_t *key, size_t key_len,
+    const uint8_t id[MIR_ID_SIZE], bool server)
+{
+	struct tls_psk *k = NULL;
+	SSL_CTX *ctx = NULL;
+	SSL *ssl = NULL;
+	unsigned int outlen = 0;
+	uint8_t msg[sizeof(tag_tls) + MIR_ID_SIZE];
+	int rc = -EIO;
+
+	pthread_once(&tls_once, tls_init_once);
+	k = malloc(sizeof(*k));
+	if (k == NULL)
+		return -ENOMEM;
+	memcpy(msg, tag_tls, sizeof(tag_tls) - 1);
+	memcpy(msg + sizeof(tag_tls) - 1, id, MIR_ID_SIZE);
+	if (HMAC(EVP_sha256(), key, (int)key_len, msg,
+	    sizeof(tag_tls) - 1 + MIR_ID_SIZE, k->key, &outlen) == NULL ||
+	    outlen != MIR_MAC_SIZE || tls_psk_index < 0)
+		goto out;
+	ctx = SSL_CTX_new(server ? TLS_server_method() : TLS_client_method());
+	if (ctx == NULL ||
+	    SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) != 1 ||
+	    SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION) != 1 ||
+	    SSL_CTX_set_ciphersuites(ctx, "TLS_AES_128_GCM_SHA256") != 1)
+		goto out;
+	/* One connection, one handshake: no tickets to resume with (and no
+	 * post-handshake records that look like frames to poll). */
+	(void)SSL_CTX_set_num_tickets(ctx, 0);
+	SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+	if (server)
+		SSL_CTX_set_psk_find_session_callback(ctx, psk_find_cb);
+	else
+		SSL_CTX_set_psk_use_session_callback(ctx, psk_use_cb);
+	ssl = SSL_new(ctx);
+	if (ssl == NULL || SSL_set_fd(ssl, c->fd) != 1 ||
+	    SSL_set_ex_data(ssl, tls_psk_index, k) != 1)
+		goto out;
+	int fl = fcntl(c->fd, F_GETFL);
+	if (fl < 0 || fcntl(c->fd, F_SETFL, fl | O_NONBLOCK) != 0) {
+		rc = -errno;
+		goto out;
+	}
+	c->ssl = ssl;
+	for (;;) {
+		int ret = server ? SSL_accept(ssl) : SSL_connect(ssl);
+		if (ret == 1) {
+			rc = 0;
+			break;
+		}
+		rc = ssl_wait(c, ret);
+		if (rc != 0)
+			break;
+	}
+	if (rc != 0) {
+		fl_warn("mirror", "TLS handshake failed: %s%s", fl_strerror(rc),
+		    rc == -FL_EPROTO ? " (the peers' keys differ, or the peer "
+		    "does not speak TLS)" : "");
+		c->ssl = NULL;
+	}
+out:
+	/* The key is only needed during the handshake. */
+	if (ssl != NULL)
+		SSL_set_ex_data(ssl, tls_psk_index, NULL);
+	OPENSSL_cleanse(k, sizeof(*k));
+	free(k);
+	if (rc != 0) {
+		SSL_free(ssl);
+		SSL_CTX_free(ctx);
+		ERR_clear_error();
+	}
+	return rc;
+}
+
 /* Receive a frame of the wanted type; an ERROR becomes its code. */
 static int recv_type(struct mir_conn *c, uint16_t want, struct mir_hdr *h)
 {
@@ -539,6 +890,7 @@ static int recv_type(struct mir_conn *c, uint16_t want, struct mir_hdr *h)
 		if (mir_error_decode(mir_conn_payload(c), h->length, &e) != 0)
 			return FL_ERR(-FL_EPROTO);
 		fl_warn("mirror", "peer refused: %s (code %u)", e.text, e.code);
+		snprintf(c->peer_error, sizeof(c->peer_error), "%s", e.text);
 		return e.code > 0 && e.code < 100000 ? -(int)e.code :
 		    -ECONNREFUSED;
 	}
@@ -554,7 +906,8 @@ int mir_handshake_source(struct mir_conn *c, const struct mir_peer_cfg *p,
     struct mir_status_msg *st)
 {
 	struct mir_hello hello = { .vmin = MIR_WIRE_VERSION,
-	    .vmax = MIR_WIRE_VERSION, .side = MIR_SIDE_SOURCE };
+	    .vmax = MIR_WIRE_VERSION, .side = MIR_SIDE_SOURCE,
+	    .compress = p->compress, .tls = p->tls };
 	uint8_t buf[64], nonce_d[MIR_NONCE_SIZE];
 	struct mir_response resp;
 	struct mir_hdr h;
@@ -568,6 +921,13 @@ int mir_handshake_source(struct mir_conn *c, const struct mir_peer_cfg *p,
 	if (rc != 0)
 		return rc;
 	memcpy(nonce_d, mir_conn_payload(c), MIR_NONCE_SIZE);
+	/* The destination accepted our link options with its CHALLENGE. */
+	if (p->tls) {
+		rc = tls_start(c, p->key, p->key_len, p->id, false);
+		if (rc != 0)
+			return rc;
+	}
+	c->compress = p->compress;
 	rc = fl_random_bytes(resp.nonce, MIR_NONCE_SIZE);
 	if (rc == 0)
 		rc = mac_of(p->key, p->key_len, tag_source, p->id, nonce_d,
@@ -597,7 +957,7 @@ int mir_handshake_source(struct mir_conn *c, const struct mir_peer_cfg *p,
 }
 
 int mir_handshake_dest(struct mir_conn *c, mir_key_lookup_fn *lookup,
-    void *arg, uint8_t id_out[MIR_ID_SIZE])
+    void *arg, const struct mir_link_opts *lo, uint8_t id_out[MIR_ID_SIZE])
 {
 	struct mir_hello hello;
 	struct mir_response resp;
@@ -625,9 +985,21 @@ int mir_handshake_dest(struct mir_conn *c, mir_key_lookup_fn *lookup,
 		mir_send_error(c, ENOENT, "unknown relationship %s", hex);
 		return -ENOENT;
 	}
+	if (hello.compress != lo->compress || hello.tls != lo->tls) {
+		mir_send_error(c, EPROTONOSUPPORT, "link options differ: the "
+		    "source asks compression %s, TLS %s; this destination is "
+		    "configured for compression %s, TLS %s",
+		    mir_compress_name(hello.compress), hello.tls ? "on" : "off",
+		    mir_compress_name(lo->compress), lo->tls ? "on" : "off");
+		return -EPROTONOSUPPORT;
+	}
 	rc = fl_random_bytes(nonce_d, sizeof(nonce_d));
 	if (rc == 0)
 		rc = mir_send(c, MIR_MSG_CHALLENGE, nonce_d, sizeof(nonce_d));
+	if (rc == 0 && lo->tls)
+		rc = tls_start(c, key, key_len, hello.id, true);
+	if (rc == 0)
+		c->compress = lo->compress;
 	if (rc == 0)
 		rc = recv_type(c, MIR_MSG_RESPONSE, &h);
 	if (rc == 0)

@@ -9,10 +9,14 @@
  * Frame header (32 bytes)
  *   off size  field
  *     0    4  magic     "FLMR"
- *     4    2  version   MIR_WIRE_VERSION (1)
+ *     4    2  version   MIR_WIRE_VERSION (2)
  *     6    2  type      enum mir_msg_type
- *     8    4  flags     0 (reserved; a non-zero value is refused)
- *    12    4  length    payload bytes, <= the type's bound (table below)
+ *     8    4  flags     0, or MIR_FLAG_COMPRESSED on a BLOCK of a link
+ *                       that negotiated compression (any other bit, or
+ *                       the bit elsewhere, is refused)
+ *    12    4  length    payload bytes, <= the type's bound (table below);
+ *                       compressed: 1 .. the type's size - 1 on the wire,
+ *                       exactly the type's size once decompressed
  *    16    8  seq       0, 1, 2 ... per direction and connection
  *    24    4  crc32c    of the header (this field zero) and the payload
  *    28    4  reserved  0
@@ -22,22 +26,32 @@
  *
  * ---------------------------------------------------------------------
  * Payloads (type, direction, exact length; layouts in docs/mirror.md)
- *   HELLO      S->D   32  version_min 2, version_max 2, side 1, pad 3,
- *                         pad 8, relationship id 16
+ *   HELLO      S->D   32  version_min 2, version_max 2, side 1,
+ *                         compress 1 (enum mir_compress), options 1
+ *                         (bit 0: TLS), pad 9, relationship id 16
  *   CHALLENGE  D->S   32  nonce_d 32
  *   RESPONSE   S->D   64  mac_s 32 = HMAC(key, "filer-mirror S" id nonce_d),
  *                         nonce_s 32
  *   PROOF      D->S   32  mac_d 32 = HMAC(key, "filer-mirror D" id nonce_s
  *                         nonce_d)
- *   STATUS     D->S   48  has_fs 1, pad 7, generation 8, nvbns 8,
- *                         fs_uuid 16, pad 8
- *   BEGIN      S->D 4128  kind 1, pad 7, base 8, target 8, pad 8,
+ *   STATUS     D->S   64  has_fs 1, pad 7, generation 8, nvbns 8,
+ *                         fs_uuid 16, pad 8, checkpoint target 8,
+ *                         checkpoint blocks 8 (a baseline interrupted
+ *                         there; fs_uuid is then the target's, has_fs 0)
+ *   BEGIN      S->D 4128  kind 1, pad 7, base 8, target 8, resume 8
+ *                         (baseline: walk blocks the destination holds
+ *                         already and does not get again; else 0),
  *                         fsinfo 4096 (walk: the target's root; cp: zero)
  *   BLOCK      S->D 4128  gen 8, vbn 8, birth 8, hint 4, pad 4, data 4096
  *   ROOT       S->D 4104  gen 8, fsinfo 4096
  *   ACK        D->S    8  generation durable and served on the destination
  *   ABORT      S->D    8  target of the transfer the source gives up
  *   ERROR      both  8..264  code 4, text length 4, text (no NUL)
+ *
+ * With TLS negotiated, HELLO and CHALLENGE go in the clear, then a TLS 1.3
+ * handshake keyed by the relationship's pre-shared key, and every later
+ * frame (RESPONSE onwards) inside TLS.  Compression applies to BLOCK
+ * payloads only, frame by frame, when it makes the payload smaller.
  */
 #ifndef FILER_MIRROR_WIRE_H
 #define FILER_MIRROR_WIRE_H
@@ -47,7 +61,7 @@
 #include <stdint.h>
 
 #define MIR_WIRE_MAGIC		0x524d4c46u	/* "FLMR" little-endian */
-#define MIR_WIRE_VERSION	1u
+#define MIR_WIRE_VERSION	2u
 #define MIR_HDR_SIZE		32u
 #define MIR_MAX_PAYLOAD		(4u << 20)	/* any frame, any version */
 #define MIR_ID_SIZE		16u
@@ -57,6 +71,8 @@
 #define MIR_KEY_MAX		64u
 #define MIR_BLOCK		4096u
 #define MIR_ERRTEXT_MAX		256u
+#define MIR_FLAG_COMPRESSED	0x1u
+#define MIR_STATUS_SIZE		64u
 
 enum mir_msg_type {
 	MIR_MSG_HELLO = 1,
@@ -75,6 +91,10 @@ enum mir_msg_type {
 
 enum mir_side { MIR_SIDE_SOURCE = 1, MIR_SIDE_DEST = 2 };
 enum mir_xfer_kind { MIR_XFER_CP = 1, MIR_XFER_WALK = 2 };
+/* BLOCK payload compression, per relationship (both sides agree). */
+enum mir_compress { MIR_COMP_NONE = 0, MIR_COMP_LZ4 = 1, MIR_COMP_ZSTD = 2 };
+#define MIR_COMP_LAST	MIR_COMP_ZSTD
+const char *mir_compress_name(unsigned c);
 
 struct mir_hdr {
 	uint16_t version;
@@ -88,6 +108,8 @@ struct mir_hdr {
 struct mir_hello {
 	uint16_t vmin, vmax;
 	uint8_t side;
+	uint8_t compress;		/* enum mir_compress */
+	bool tls;
 	uint8_t id[MIR_ID_SIZE];
 };
 struct mir_response {
@@ -99,10 +121,12 @@ struct mir_status_msg {
 	uint64_t gen;
 	uint64_t nvbns;
 	uint8_t fs_uuid[16];
+	uint64_t ckpt_gen, ckpt_blocks;	/* interrupted baseline, or 0 */
 };
 struct mir_begin {
 	uint8_t kind;
 	uint64_t base, target;
+	uint64_t resume;		/* baseline: blocks not sent again */
 	uint8_t fsinfo[MIR_BLOCK];	/* walk only */
 };
 /* BLOCK and ROOT decode in place: data points into the payload
@@ -171,6 +195,13 @@ struct mir_conn {
 	uint32_t timeout_ms;
 	const volatile bool *stop;
 	uint64_t bytes_out, bytes_in;
+	/* Negotiated by the handshake. */
+	uint8_t compress;		/* enum mir_compress */
+	void *ssl;			/* SSL *, or NULL */
+	void *zctx, *zdctx;		/* zstd contexts */
+	uint8_t *zbuf;			/* compression scratch */
+	uint64_t blocks_compressed;	/* BLOCK frames sent compressed */
+	char peer_error[MIR_ERRTEXT_MAX + 1];	/* last ERROR received */
 };
 
 int mir_conn_init(struct mir_conn *c, int fd, uint32_t timeout_ms,
@@ -201,6 +232,16 @@ struct mir_peer_cfg {
 	uint8_t id[MIR_ID_SIZE];
 	const uint8_t *key;
 	size_t key_len;
+	uint8_t compress;		/* enum mir_compress */
+	bool tls;
+};
+/*
+ * What a destination requires of the link; a HELLO that asks for
+ * anything else is refused with an ERROR that says what differs.
+ */
+struct mir_link_opts {
+	uint8_t compress;
+	bool tls;
 };
 /*
  * The source's half: HELLO, answer the CHALLENGE, check the PROOF, read
@@ -217,7 +258,7 @@ int mir_handshake_source(struct mir_conn *c, const struct mir_peer_cfg *p,
 typedef int mir_key_lookup_fn(void *arg, const uint8_t id[MIR_ID_SIZE],
     const uint8_t **key, size_t *key_len);
 int mir_handshake_dest(struct mir_conn *c, mir_key_lookup_fn *lookup,
-    void *arg, uint8_t id_out[MIR_ID_SIZE]);
+    void *arg, const struct mir_link_opts *lo, uint8_t id_out[MIR_ID_SIZE]);
 
 /* TCP helpers (127.0.0.1 or any IPv4/IPv6 literal or name). */
 int mir_tcp_listen(const char *host, uint16_t port, uint16_t *bound_port);

@@ -4,8 +4,12 @@
  * against a birth walk of the source), snapshots made while the link was
  * down included; a proxy cuts the connection at random byte offsets (at
  * least 50 times, seeded) while CPs go on: the replica only moves forward,
- * ends equal to the source, and both check clean.
+ * ends equal to the source, and both check clean.  A baseline cut several
+ * times resumes from the destination's checkpoint each time: well under
+ * 1.5 times the volume's blocks are sent in all, the blocks read back to
+ * verify the resumed part are counted apart, and the replica matches.
  */
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <sys/socket.h>
@@ -121,6 +125,7 @@ struct proxy {
 	volatile bool stop;
 	volatile bool no_cuts;
 	uint64_t cuts, conns;
+	uint64_t cut_min, cut_span;	/* 0: cut within the first 400 kB */
 	pthread_t t;
 };
 
@@ -128,13 +133,19 @@ struct proxy {
 static void proxy_conn(struct proxy *px, int a)
 {
 	int b = mir_tcp_connect("127.0.0.1", px->to, 2000);
-	uint64_t cut = 1 + tl_rand_below(&px->seed, 400000), fwd = 0;
+	uint64_t cut = px->cut_span == 0 ?
+	    1 + tl_rand_below(&px->seed, 400000) :
+	    px->cut_min + tl_rand_below(&px->seed, px->cut_span);
+	uint64_t fwd = 0;
 	static uint8_t buf[65536];
 
 	if (b < 0) {
 		close(a);
 		return;
 	}
+	/* Blocking sends: a destination busy for a while (verifying a
+	 * resumed baseline) must not look like a cut. */
+	(void)fcntl(b, F_SETFL, fcntl(b, F_GETFL) & ~O_NONBLOCK);
 	px->conns++;
 	while (!px->stop) {
 		struct pollfd pf[2] = { { .fd = a, .events = POLLIN },
@@ -256,11 +267,114 @@ static void test_link_cuts(void **state)
 	tm_pair_free(p);
 }
 
+/* ------------------------------------------------ baseline resume */
+
+static void test_baseline_resumes_after_cuts(void **state)
+{
+	struct tm_pair *p = tm_pair_new();
+	struct proxy px = { .seed = 0xba5e, .cut_min = 3u << 20,
+	    .cut_span = 3u << 20 };
+	const uint32_t fsize = 4u << 20;
+	uint8_t *a = malloc(fsize);
+	char ckpt[600];
+
+	/* About 6,000 blocks: 6 files of 4 MiB. */
+	for (int i = 0; i < 6; i++) {
+		char name[32];
+		snprintf(name, sizeof(name), "base-%d", i);
+		struct wafl_obj f = tm_file(p->src->v, name);
+		tl_fill_pattern(a, fsize, (uint64_t)i + 7);
+		for (uint32_t off = 0; off < fsize; off += WAFL_WRITE_MAX)
+			tm_write(p->src->v, &f, off, a + off, WAFL_WRITE_MAX);
+		assert_int_equal(wafl_sync(p->src->v), 0);
+	}
+	uint64_t g0 = wafl_generation(p->src->v);
+	uint64_t vol_blocks = 0;
+	assert_int_equal(wafl_birth_walk(p->src->v, g0, 0, count_cb,
+	    &vol_blocks), 0);
+
+	snprintf(ckpt, sizeof(ckpt), "%s/mirror.ckpt", p->dst->dir);
+	struct mir_dest_opts o = { .key = p->key, .key_len = sizeof(p->key),
+	    .allow_baseline = true, .io_timeout_ms = 5000,
+	    .checkpoint_path = ckpt, .checkpoint_blocks = 256 };
+	memcpy(o.rel_id, p->id, 16);
+	assert_int_equal(mir_dest_start(p->dst->raid, &o, &p->md), 0);
+	p->port = mir_dest_port(p->md);
+	int fd = mir_tcp_listen("127.0.0.1", 0, &px.port);
+	assert_true(fd >= 0);
+	px.lfd = fd;
+	px.to = p->port;
+	assert_int_equal(pthread_create(&px.t, NULL, proxy_main, &px), 0);
+	tm_source_start_opts(p, MIR_SYNC, px.port, 5, 0);
+
+	/* Watch the progress while the baseline runs. */
+	bool saw_progress = false;
+	struct mir_source_stats ss;
+	for (int i = 0; i < 3000; i++) {
+		mir_source_stats(p->ms, &ss);
+		if (ss.walk_active && ss.walk_bytes_total != 0 &&
+		    ss.walk_bytes_done > 0 && ss.walk_bytes_done <
+		    ss.walk_bytes_total)
+			saw_progress = true;
+		if (ss.acked_gen >= g0)
+			break;
+		usleep(2000);
+	}
+	assert_int_equal(mir_source_wait(p->ms, g0, 30000), 0);
+	px.no_cuts = true;
+	mir_source_stats(p->ms, &ss);
+	struct mir_dest_stats ds;
+	mir_dest_stats(p->md, &ds);
+	fprintf(stderr, "baseline of %llu blocks cut %llu times: %llu blocks "
+	    "crossed the link (%.2fx; the source wrote %llu into its socket), "
+	    "%llu resumes, %llu blocks not resent, %llu "
+	    "restarts; destination: %llu blocks read back to verify, "
+	    "mirror-path reads %llu; progress %llu of %llu bytes, last rate "
+	    "%llu B/s, seen mid-transfer: %s\n",
+	    (unsigned long long)vol_blocks, (unsigned long long)px.cuts,
+	    (unsigned long long)ds.blocks_received,
+	    (double)ds.blocks_received / (double)vol_blocks,
+	    (unsigned long long)ss.blocks_sent_walk,
+	    (unsigned long long)ss.baseline_resumes,
+	    (unsigned long long)ss.blocks_not_resent,
+	    (unsigned long long)ss.baseline_restarts,
+	    (unsigned long long)ds.resume_reads,
+	    (unsigned long long)ds.mirror_reads,
+	    (unsigned long long)ss.walk_bytes_done,
+	    (unsigned long long)ss.walk_bytes_total,
+	    (unsigned long long)ss.walk_rate_bps, saw_progress ? "yes" : "no");
+	assert_true(px.cuts >= 3);
+	assert_true(ss.baseline_resumes >= 3);
+	/* What crossed the link: the blocks the destination received (the
+	 * source's count includes what sat in its socket buffers when the
+	 * link was cut). */
+	assert_true(ds.blocks_received * 2 < vol_blocks * 3);
+	assert_int_equal(ss.baseline_restarts, 0);
+	assert_true(ds.resume_reads >= ss.blocks_not_resent);
+	assert_int_equal(ds.baseline_resumes, ss.baseline_resumes);
+	assert_int_equal(ds.mirror_reads, 0);
+	assert_int_equal(ds.ckpt_gen, 0);	/* removed once adopted */
+	assert_int_equal(access(ckpt, F_OK), -1);
+	assert_true(ss.walk_bytes_total >= vol_blocks * 4096 / 2);
+	assert_int_equal(ss.walk_eta_s, 0);
+
+	mir_source_stop(p->ms);
+	p->ms = NULL;
+	px.stop = true;
+	pthread_join(px.t, NULL);
+	close(px.lfd);
+	tm_tree_equal(p->src->v, mir_dest_volume(p->md));
+	tm_check_clean(mir_dest_volume(p->md), "replica");
+	free(a);
+	tm_pair_free(p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_catch_up_sends_only_new_blocks),
 		cmocka_unit_test(test_link_cuts),
+		cmocka_unit_test(test_baseline_resumes_after_cuts),
 	};
 	return cmocka_run_group_tests_name("mirror link", tests, NULL, NULL);
 }
