@@ -40,13 +40,21 @@
  * the inner device and frees the wrapper.  So raid_close returns in bounded
  * time whatever the disks do.
  *
- * Cost.  A hand-off (two wake-ups) per I/O and one memcpy of the data, done
- * by the workers.  The hot paths of io.c submit the I/O of every disk of a
- * batch of stripes before waiting for any, so disks (and the copies) work in
- * parallel.
+ * Fast path.  A read whose data is all in memory (the page cache) cannot
+ * hang on the disk: it is done in the caller's thread straight into its
+ * buffer (try_preadv, RWF_NOWAIT), and only what would wait for the device
+ * goes to the workers.  Writes and syncs always go to the workers: a
+ * buffered write can wait for the device (dirty throttling, the file
+ * system's journal).
+ *
+ * Cost.  For the rest, a hand-off (two wake-ups) per I/O and one memcpy of
+ * the data, done by the workers.  The hot paths of io.c submit the I/O of
+ * every disk of a batch of stripes before waiting for any, so disks (and the
+ * copies) work in parallel.
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -95,6 +103,7 @@ struct dl_dev {
 	struct raid_dio *head, *tail;
 	unsigned nqueued, nidle, nworkers, nexited;
 	bool dead;			/* a request timed out */
+	atomic_bool dead_hint;		/* = dead, read without mu */
 	bool closing, orphaned;
 	struct dl_worker w[DL_MAX_WORKERS];
 };
@@ -369,6 +378,19 @@ int raid_dio_submit(struct raid_dev *d, bool write, const struct iovec *iov,
 	int err;
 
 	*out = NULL;
+	if (!write && d->ops == &dl_ops) {
+		/* In memory already: no device, no wait, no copy. */
+		struct raid_dev *in = to_dl(d)->inner;
+
+		if (atomic_load_explicit(&to_dl(d)->dead_hint,
+		    memory_order_relaxed))
+			return -ETIMEDOUT;
+		if (in->ops->try_preadv != NULL) {
+			err = in->ops->try_preadv(in, iov, cnt, off);
+			if (err != -EAGAIN)
+				return err;	/* done (*out NULL) or failed */
+		}
+	}
 	io = dio_alloc(write ? DIO_WRITE : DIO_READ, iov, cnt, off);
 	if (io == NULL)
 		return -ENOMEM;
@@ -391,9 +413,12 @@ int raid_dio_submit(struct raid_dev *d, bool write, const struct iovec *iov,
 
 int raid_dio_wait(struct raid_dio *io)
 {
-	struct dl_dev *dl = io->dev;
+	struct dl_dev *dl;
 	int err;
 
+	if (io == NULL)
+		return 0;	/* done in submit */
+	dl = io->dev;
 	if (dl == NULL) {
 		err = io->result;
 		free(io);
@@ -409,6 +434,7 @@ int raid_dio_wait(struct raid_dio *io)
 			io->state = DIO_ABANDONED;
 			if (!dl->dead) {
 				dl->dead = true;
+				atomic_store(&dl->dead_hint, true);
 				pthread_cond_broadcast(&dl->done_cv);
 			}
 			pthread_mutex_unlock(&dl->mu);

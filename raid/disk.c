@@ -4,7 +4,9 @@
  * of these and is interchangeable with it.
  *
  * I/O is buffered (page cache); durability comes from fdatasync in sync(),
- * which raid_flush calls on every disk (R2).
+ * which raid_flush calls on every disk (R2).  try_preadv reads with
+ * RWF_NOWAIT: what the page cache holds, without waiting for the device
+ * (deadline.c lets callers do that in their own thread).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -25,7 +27,7 @@
 /* preadv/pwritev of the whole vector, in batches, over short transfers
  * and EINTR.  A read past the end of the image is -EIO. */
 static int file_iov(struct raid_dev *d, const struct iovec *iov, int cnt,
-    uint64_t off, bool write)
+    uint64_t off, bool write, int rwf)
 {
 	struct iovec local[IOV_BATCH];
 
@@ -41,10 +43,12 @@ static int file_iov(struct raid_dev *d, const struct iovec *iov, int cnt,
 		int left = c;
 		while (want > 0) {
 			n = write ? pwritev(d->fd, cur, left, (off_t)off) :
-			    preadv(d->fd, cur, left, (off_t)off);
+			    preadv2(d->fd, cur, left, (off_t)off, rwf);
 			if (n < 0) {
 				if (errno == EINTR)
 					continue;
+				if (rwf != 0 && errno == EOPNOTSUPP)
+					return -EAGAIN;
 				return -errno;
 			}
 			if (n == 0)
@@ -72,13 +76,21 @@ static int file_iov(struct raid_dev *d, const struct iovec *iov, int cnt,
 static int file_preadv(struct raid_dev *d, const struct iovec *iov, int cnt,
     uint64_t off)
 {
-	return file_iov(d, iov, cnt, off, false);
+	return file_iov(d, iov, cnt, off, false, 0);
+}
+
+/* RWF_NOWAIT: served from the page cache, or -EAGAIN (a short read is
+ * retried, and then fails with EAGAIN, by the loop). */
+static int file_try_preadv(struct raid_dev *d, const struct iovec *iov,
+    int cnt, uint64_t off)
+{
+	return file_iov(d, iov, cnt, off, false, RWF_NOWAIT);
 }
 
 static int file_pwritev(struct raid_dev *d, const struct iovec *iov, int cnt,
     uint64_t off)
 {
-	return file_iov(d, iov, cnt, off, true);
+	return file_iov(d, iov, cnt, off, true, 0);
 }
 
 static int file_sync(struct raid_dev *d)
@@ -105,6 +117,7 @@ static void file_prefetch(struct raid_dev *d, uint64_t off, uint64_t len)
 
 static const struct raid_dev_ops file_ops = {
 	.preadv = file_preadv,
+	.try_preadv = file_try_preadv,
 	.pwritev = file_pwritev,
 	.sync = file_sync,
 	.close = file_close,

@@ -115,14 +115,18 @@ static void overlay(const struct fault_write *w, uint8_t *buf, uint64_t off,
 		memcpy(buf + (lo - off), w->data + (lo - w->off), hi - lo);
 }
 
-static int fault_preadv(struct raid_dev *d, const struct iovec *iov, int cnt,
-    uint64_t off)
+static int fault_read(struct raid_dev *d, const struct iovec *iov, int cnt,
+    uint64_t off, bool nowait)
 {
 	struct fault_dev *f = to_fault(d);
 	size_t len = iov_total(iov, cnt);
 	int err = 0;
 
 	pthread_mutex_lock(&f->mu);
+	if (nowait && f->kind == RAID_FAULT_HANG && !f->aborted) {
+		err = -EAGAIN;	/* it would wait */
+		goto out;
+	}
 	err = fault_enter(f);
 	if (err != 0)
 		goto out;
@@ -131,7 +135,12 @@ static int fault_preadv(struct raid_dev *d, const struct iovec *iov, int cnt,
 		err = -EIO;
 		goto out;
 	}
-	err = f->inner->ops->preadv(f->inner, iov, cnt, off);
+	if (!nowait)
+		err = f->inner->ops->preadv(f->inner, iov, cnt, off);
+	else if (f->inner->ops->try_preadv != NULL)
+		err = f->inner->ops->try_preadv(f->inner, iov, cnt, off);
+	else
+		err = -EAGAIN;
 	if (err != 0)
 		goto out;
 	for (size_t i = 0; i < f->npend; i++) {
@@ -148,6 +157,18 @@ static int fault_preadv(struct raid_dev *d, const struct iovec *iov, int cnt,
 out:
 	pthread_mutex_unlock(&f->mu);
 	return err;
+}
+
+static int fault_preadv(struct raid_dev *d, const struct iovec *iov, int cnt,
+    uint64_t off)
+{
+	return fault_read(d, iov, cnt, off, false);
+}
+
+static int fault_try_preadv(struct raid_dev *d, const struct iovec *iov,
+    int cnt, uint64_t off)
+{
+	return fault_read(d, iov, cnt, off, true);
 }
 
 static int fault_pwritev(struct raid_dev *d, const struct iovec *iov,
@@ -264,6 +285,7 @@ static void fault_prefetch(struct raid_dev *d, uint64_t off, uint64_t len)
 
 static const struct raid_dev_ops fault_ops = {
 	.preadv = fault_preadv,
+	.try_preadv = fault_try_preadv,
 	.pwritev = fault_pwritev,
 	.sync = fault_sync,
 	.close = fault_close,

@@ -42,6 +42,14 @@ struct raid_dev;
 struct raid_dev_ops {
 	int (*preadv)(struct raid_dev *d, const struct iovec *iov, int cnt,
 	    uint64_t off);
+	/*
+	 * preadv only if it needs no device I/O (the data is in memory):
+	 * 0 with every byte read, -EAGAIN if the device would be waited for
+	 * (some bytes may have been read), or an error.  Never blocks on the
+	 * device.  May be NULL.
+	 */
+	int (*try_preadv)(struct raid_dev *d, const struct iovec *iov, int cnt,
+	    uint64_t off);
 	int (*pwritev)(struct raid_dev *d, const struct iovec *iov, int cnt,
 	    uint64_t off);
 	int (*sync)(struct raid_dev *d);
@@ -95,7 +103,9 @@ struct raid_dev *raid_dev_unwrap(struct raid_dev *d);
  * An I/O in flight.  submit starts it (the iovec array is copied, the
  * buffers it points to are borrowed until wait returns); wait returns its
  * result and frees it.  Every submitted I/O must be waited for.  On a
- * device without a deadline wrapper the I/O runs inside submit.
+ * device without a deadline wrapper the I/O runs inside submit, and so
+ * does a read whose data is in memory (try_preadv): then *out is NULL,
+ * which wait takes as success.
  */
 struct raid_dio;
 int raid_dio_submit(struct raid_dev *d, bool write, const struct iovec *iov,
