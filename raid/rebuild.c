@@ -30,31 +30,45 @@
 #define RAID_PREFETCH_CHUNKS	2
 #define RAID_REBUILD_STRIPES	1024u	/* 4 MiB per disk per step */
 
-/* One rebuild, of the position set up by pick_locked; returns its result. */
+/*
+ * One rebuild, of the position set up by pick_locked; returns its result.
+ *
+ * Pipelined: the spare's write of chunk c is in flight while the survivors
+ * of chunk c+1 are read.  Chunk c stays range-locked until its write has
+ * completed, and only then does the cursor pass it, so a writer still sees
+ * either "below the cursor: write the spare too" after the rebuild's write,
+ * or "above: the rebuild reads your data".
+ */
 static int rebuild_one(raid_vol_t *v)
 {
 	const unsigned g = v->rb_group, x = v->rb_pos;
+	const size_t B = RAID_BLOCK_SIZE;
 	struct raid_disk *spare = &v->disks[v->rb_spare];
 	struct raid_disk *old = &v->disks[v->rb_old_disk];
 	uint8_t *buf = raid_balloc((size_t)v->w * RAID_REBUILD_STRIPES);
-	bool want[RAID_MAX_WIDTH] = { false };
-	uint64_t t0 = fl_now_mono_ns();
+	uint8_t *wbuf[2] = { raid_balloc(RAID_REBUILD_STRIPES),
+	    raid_balloc(RAID_REBUILD_STRIPES) };
+	bool want[RAID_MAX_WIDTH] = { false }, pending = false;
+	struct raid_range rr[2];
+	struct raid_batch wb[2];
+	uint64_t t0 = fl_now_mono_ns(), pend_end = 0;
+	unsigned k = 0;
 	int err = 0;
 
 	want[x] = true;
-	if (buf == NULL)
+	if (buf == NULL || wbuf[0] == NULL || wbuf[1] == NULL)
 		err = -ENOMEM;
 	for (uint64_t c0 = 0; err == 0 && c0 < v->disk_blocks;) {
 		uint32_t cn = (uint32_t)FL_MIN(v->disk_blocks - c0,
 		    RAID_REBUILD_STRIPES);
 		struct raid_gsnap s;
-		struct raid_range r;
+		bool submitted = false;
 
 		if (atomic_load(&v->rb_cancel)) {
 			err = -ECANCELED;
 			break;
 		}
-		raid_range_lock(v, &r, g, c0, c0 + cn);
+		raid_range_lock(v, &rr[k], g, c0, c0 + cn);
 		raid_gsnap_take(v, g, &s);
 		/* Keep the next chunks of every source in flight. */
 		for (unsigned p = 0; p < v->w; p++)
@@ -67,18 +81,46 @@ static int rebuild_one(raid_vol_t *v)
 			err = raid_read_stripes_dm(v, g, &s, c0, cn, want, buf,
 			    NULL);
 			if (err == 0) {
-				err = raid_disk_write(v, spare,
-				    buf + (size_t)x * cn * RAID_BLOCK_SIZE, cn,
-				    c0);
-				if (err == 0) {
-					c0 += cn;
-					atomic_store(&v->rb_cursor, c0);
-				}
+				struct iovec iov = { wbuf[k], cn * B };
+
+				memcpy(wbuf[k], buf + (size_t)x * cn * B,
+				    cn * B);
+				raid_batch_init(&wb[k]);
+				(void)raid_batch_add(v, &wb[k], spare,
+				    RAID_BOP_WRITE, &iov, 1, c0);
+				submitted = true;
 			} else if (err == -EIO) {
 				err = 0;	/* a survivor failed: again */
 			}
 		}
-		raid_range_unlock(v, &r);
+		if (pending) {
+			/* The previous chunk: written, then passed. */
+			int e = raid_batch_wait(v, &wb[k ^ 1]);
+
+			if (e == 0)
+				atomic_store(&v->rb_cursor, pend_end);
+			else if (err == 0)
+				err = e;
+			raid_range_unlock(v, &rr[k ^ 1]);
+			pending = false;
+		}
+		if (submitted) {
+			pending = true;
+			pend_end = c0 + cn;
+			c0 += cn;
+			k ^= 1;
+		} else {
+			raid_range_unlock(v, &rr[k]);
+		}
+	}
+	if (pending) {
+		int e = raid_batch_wait(v, &wb[k ^ 1]);
+
+		if (e == 0 && err == 0)
+			atomic_store(&v->rb_cursor, pend_end);
+		else if (err == 0)
+			err = e;
+		raid_range_unlock(v, &rr[k ^ 1]);
 	}
 	if (err == 0) {
 		err = spare->dev->ops->sync(spare->dev);
@@ -123,6 +165,8 @@ static int rebuild_one(raid_vol_t *v)
 		    "%s", g, x, fl_strerror(err));
 	}
 	free(buf);
+	free(wbuf[0]);
+	free(wbuf[1]);
 	return err;
 }
 
