@@ -141,10 +141,14 @@ struct rel {
 	uint64_t acked;
 	char err[192];
 	int64_t created;
+	uint64_t schedule_s;
+	char compress[8];
+	bool tls;
 };
 
 #define REL_SELECT "SELECT m.id, v.name, m.remote_volume, p.name, " \
-	"m.direction, m.mode, m.state, m.acked_gen, m.last_error, m.created " \
+	"m.direction, m.mode, m.state, m.acked_gen, m.last_error, m.created, " \
+	"m.schedule_s, m.compress, m.tls " \
 	"FROM mirrors m JOIN volumes v ON v.id = m.volume_id JOIN " \
 	"mirror_peers p ON p.id = m.peer_id "
 
@@ -161,6 +165,9 @@ static void rel_read(sqlite3_stmt *st, struct rel *r)
 	r->acked = (uint64_t)sqlite3_column_int64(st, 7);
 	snprintf(r->err, sizeof(r->err), "%s", adm_col_text(st, 8));
 	r->created = sqlite3_column_int64(st, 9);
+	r->schedule_s = (uint64_t)sqlite3_column_int64(st, 10);
+	snprintf(r->compress, sizeof(r->compress), "%s", adm_col_text(st, 11));
+	r->tls = sqlite3_column_int64(st, 12) != 0;
 }
 
 static int rel_by_volume(struct adm_ctx *ctx, const char *vol, struct rel *r,
@@ -212,15 +219,21 @@ static int mirror_create(struct adm_ctx *ctx, const struct adm_req *req,
 	const char *src = adm_req_get(req, "source");
 	const char *dst = adm_req_get(req, "destination");
 	const char *mode = adm_req_get(req, "mode");
-	char peer[64], rvol[ADM_NAME_MAX];
+	const char *sched = adm_req_get(req, "schedule");
+	const char *comp = adm_req_get(req, "compress");
+	bool tls = adm_req_flag(req, "tls");
+	char peer[64], rvol[ADM_NAME_MAX], sbuf[32], opts[96];
 	const char *lvol;
 	bool dest;
 	struct adm_vol_rec rec;
 	int64_t peer_id, n = 0;
+	uint64_t sched_s = 0;
 	int rc;
 
 	if (mode == NULL)
 		mode = "sync";
+	if (comp == NULL)
+		comp = "none";
 	if (strchr(dst, ':') != NULL && strchr(src, ':') == NULL) {
 		dest = false;
 		lvol = src;
@@ -242,6 +255,19 @@ static int mirror_create(struct adm_ctx *ctx, const struct adm_req *req,
 	if (!adm_valid_volname(lvol))
 		return adm_fail(rep, ADM_USAGE, "'%s' is not a valid volume "
 		    "name", lvol);
+	if (sched != NULL && dest)
+		return adm_fail(rep, ADM_USAGE, "--schedule belongs on the "
+		    "source filerd (mirror create SRCVOL PEER:DSTVOL --mode "
+		    "async --schedule ...)");
+	if (sched != NULL && strcmp(mode, "async") != 0)
+		return adm_fail(rep, ADM_USAGE, "--schedule needs --mode async "
+		    "(sync mode ships every CP as it is written)");
+	if (sched != NULL &&
+	    adm_mirror_schedule_parse(sched, &sched_s) != 0)
+		return adm_fail(rep, ADM_USAGE, "--schedule: '%s' is not an "
+		    "interval: a number and a unit, s, m, h or d (30s, 5m, 1h, "
+		    "1d), from %us to %ud", sched, ADM_MIRROR_SCHED_MIN,
+		    ADM_MIRROR_SCHED_MAX / 86400);
 	if (adm_vol_get(ctx->db, lvol, &rec) != 0)
 		return adm_fail(rep, ADM_ERR, "no volume named %s; see: "
 		    "filerctl vol list", lvol);
@@ -269,12 +295,20 @@ static int mirror_create(struct adm_ctx *ctx, const struct adm_req *req,
 			    lvol, lvol);
 	}
 	rc = adm_db_exec(ctx->db, "INSERT INTO mirrors (volume_id, peer_id, "
-	    "remote_volume, direction, mode, state, created) VALUES (?, ?, ?, "
-	    "?, ?, 'uninitialized', strftime('%s', 'now'))", "iisss", rec.id,
-	    peer_id, rvol, dest ? "destination" : "source", mode);
+	    "remote_volume, direction, mode, state, created, schedule_s, "
+	    "compress, tls) VALUES (?, ?, ?, ?, ?, 'uninitialized', "
+	    "strftime('%s', 'now'), ?, ?, ?)", "iisssisi", rec.id, peer_id,
+	    rvol, dest ? "destination" : "source", mode, (int64_t)sched_s,
+	    comp, (int64_t)(tls ? 1 : 0));
 	if (rc != 0)
 		return adm_fail(rep, ADM_ERR, "cannot store the relationship: "
 		    "%s", fl_strerror(rc));
+	/* What the log and the answer say of the options. */
+	adm_mirror_schedule_fmt(strcmp(mode, "async") == 0 ? (sched_s != 0 ?
+	    sched_s : ADM_MIRROR_SCHED_DEFAULT) : 0, sbuf, sizeof(sbuf));
+	snprintf(opts, sizeof(opts), "%s%s%s, compression %s, TLS %s", mode,
+	    sbuf[0] != '\0' ? " every " : "", sbuf, comp, tls ? "on" : "off");
+	mode = opts;
 	adm_event(ctx, lvol, "mirror.created", "mirror %s %s %s:%s (%s), "
 	    "uninitialized", lvol, dest ? "from" : "to", peer, rvol, mode);
 	if (dest) {
@@ -473,6 +507,7 @@ static int mirror_status(struct adm_ctx *ctx, const struct adm_req *req,
 	while (sqlite3_step(st) == SQLITE_ROW) {
 		struct rel r;
 		struct adm_mirror_status s;
+		char sched[32];
 		bool run;
 
 		rel_read(st, &r);
@@ -495,6 +530,29 @@ static int mirror_status(struct adm_ctx *ctx, const struct adm_req *req,
 		adm_rep_u64(rep, "transfers", s.transfers);
 		if (!is_source(&r))
 			adm_rep_u64(rep, "port", s.port);
+		/* The source runs the schedule. */
+		adm_mirror_schedule_fmt(strcmp(r.mode, "async") != 0 ||
+		    !is_source(&r) ? 0 :
+		    r.schedule_s != 0 ? r.schedule_s : ADM_MIRROR_SCHED_DEFAULT,
+		    sched, sizeof(sched));
+		adm_rep_str(rep, "schedule", sched);
+		if (is_source(&r) && strcmp(r.mode, "async") == 0)
+			adm_rep_i64(rep, "next_run_s", run ? s.next_run_s : -1);
+		adm_rep_str(rep, "compress", r.compress);
+		adm_rep_bool(rep, "tls", r.tls);
+		if (is_source(&r)) {
+			adm_rep_bool(rep, "transferring", s.xfer_active);
+			adm_rep_u64(rep, "transfer_bytes", s.xfer_bytes);
+			adm_rep_u64(rep, "transfer_total_bytes", s.xfer_total);
+			adm_rep_u64(rep, "transfer_rate_bps", s.xfer_rate);
+			adm_rep_i64(rep, "transfer_eta_s", s.xfer_eta);
+			adm_rep_u64(rep, "baseline_resumes", s.resumes);
+			adm_rep_u64(rep, "blocks_not_resent",
+			    s.blocks_not_resent);
+		} else {
+			adm_rep_u64(rep, "checkpoint_blocks", s.ckpt_blocks);
+			adm_rep_u64(rep, "baseline_resumes", s.resumes);
+		}
 		adm_rep_str(rep, "last_error", run ? s.last_error : r.err);
 	}
 	sqlite3_finalize(st);
@@ -531,8 +589,17 @@ static const struct adm_arg create_args[] = {
 	    NULL, "destination: PEER:VOLUME, or the local volume on the "
 	    "destination" },
 	{ "mode", ADM_A_ENUM, 0, 0, 0, "sync|async", NULL,
-	    "sync: every CP as it is written (default); async: newest root "
-	    "every minute and on resume" },
+	    "sync: every CP as it is written (default); async: the newest "
+	    "root on a schedule and on resume" },
+	{ "schedule", ADM_A_TEXT, 0, 0, 16, NULL, NULL,
+	    "async, on the source: the interval between transfers, like 30s, "
+	    "5m, 1h or 1d (1s..7d; default 1m)" },
+	{ "compress", ADM_A_ENUM, 0, 0, 0, "none|lz4|zstd", NULL,
+	    "compress the blocks on the link (default none); the same on "
+	    "both filerds" },
+	{ "tls", ADM_A_FLAG, 0, 0, 0, NULL, NULL,
+	    "encrypt the link (TLS 1.3 keyed by the peers' key); the same "
+	    "on both filerds" },
 	{ NULL, 0, 0, 0, 0, NULL, NULL, NULL },
 };
 static const struct adm_arg vol_args[] = {

@@ -128,6 +128,16 @@ static const struct adm_migration migrations[] = {
 	"ALTER TABLE mirrors ADD COLUMN mode TEXT NOT NULL DEFAULT 'sync'"
 	"  CHECK (mode IN ('sync', 'async'));"
 	},
+	/* Per relationship: the async schedule (seconds between transfers;
+	 * 0: the default), BLOCK compression and TLS on the link. */
+	{ 3,
+	"ALTER TABLE mirrors ADD COLUMN schedule_s INTEGER NOT NULL DEFAULT 0"
+	"  CHECK (schedule_s >= 0);"
+	"ALTER TABLE mirrors ADD COLUMN compress TEXT NOT NULL DEFAULT 'none'"
+	"  CHECK (compress IN ('none', 'lz4', 'zstd'));"
+	"ALTER TABLE mirrors ADD COLUMN tls INTEGER NOT NULL DEFAULT 0"
+	"  CHECK (tls IN (0, 1));"
+	},
 };
 
 static int db_err(sqlite3 *db, const char *what)

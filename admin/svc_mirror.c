@@ -54,7 +54,6 @@
 #include "mirror/mirror.h"
 
 #define SEEN_MAX	64
-#define ASYNC_KICK_S	60
 
 struct mrel {
 	struct mrel *next;
@@ -63,6 +62,7 @@ struct mrel {
 	char rvol[ADM_NAME_MAX];
 	bool dest;
 	enum mir_mode mode;
+	uint64_t schedule_s;	/* async: seconds between transfers */
 	char state[32];		/* as stored */
 	uint64_t acked;		/* as stored */
 	char err[192];		/* as stored */
@@ -90,6 +90,10 @@ struct mrow {
 	char state[32];
 	uint64_t acked;
 	char err[192];
+	uint64_t schedule_s;
+	uint8_t compress;	/* enum mir_compress */
+	bool tls;
+	char dir[ADM_PATH_MAX];	/* the volume's directory */
 };
 
 static struct {
@@ -225,7 +229,8 @@ static int rows_read(struct adm_ctx *ctx, struct mrow **out, size_t *n)
 	size_t cnt = 0, cap = 0;
 	int rc = adm_db_prepare(ctx->db, &st, "SELECT m.id, v.name, "
 	    "m.remote_volume, p.address, p.port, p.psk, m.direction, m.mode, "
-	    "m.state, m.acked_gen, m.last_error FROM mirrors m JOIN volumes v "
+	    "m.state, m.acked_gen, m.last_error, m.schedule_s, m.compress, "
+	    "m.tls, v.dir FROM mirrors m JOIN volumes v "
 	    "ON v.id = m.volume_id JOIN mirror_peers p ON p.id = m.peer_id "
 	    "ORDER BY m.id", NULL);
 
@@ -261,6 +266,12 @@ static int rows_read(struct adm_ctx *ctx, struct mrow **out, size_t *n)
 		    adm_col_text(st, 8));
 		w->acked = (uint64_t)sqlite3_column_int64(st, 9);
 		snprintf(w->err, sizeof(w->err), "%s", adm_col_text(st, 10));
+		w->schedule_s = (uint64_t)sqlite3_column_int64(st, 11);
+		const char *c = adm_col_text(st, 12);
+		w->compress = strcmp(c, "zstd") == 0 ? MIR_COMP_ZSTD :
+		    strcmp(c, "lz4") == 0 ? MIR_COMP_LZ4 : MIR_COMP_NONE;
+		w->tls = sqlite3_column_int64(st, 13) != 0;
+		snprintf(w->dir, sizeof(w->dir), "%s", adm_col_text(st, 14));
 	}
 	sqlite3_finalize(st);
 	*out = rows;
@@ -339,6 +350,8 @@ static int src_run(struct adm_ctx *ctx, struct mrel *r,
 		.mode = w->mode,
 		.raid = av->raid,
 		.allow_baseline = w->acked == 0,
+		.compress = w->compress,
+		.tls = w->tls,
 	};
 	int rc;
 
@@ -362,10 +375,16 @@ static int dst_run(struct adm_ctx *ctx, struct mrel *r,
 		.port = (uint16_t)adm_setting_u64(ctx, "mirror_port"),
 		.allow_baseline = baseline,
 		.cache_bytes = adm_setting_u64(ctx, "cache_bytes"),
+		.compress = w->compress,
+		.tls = w->tls,
 	};
 	wafl_vol_t *old = NULL;
+	char ckpt[ADM_PATH_MAX + 16];
 	int rc;
 
+	/* An interrupted baseline resumes from here (beside the disks). */
+	snprintf(ckpt, sizeof(ckpt), "%s/mirror.ckpt", w->dir);
+	o.checkpoint_path = ckpt;
 	o.key_len = hex_decode(w->psk, key, sizeof(key));
 	o.key = key;
 	rel_id(w->rvol, w->vol, o.rel_id);
@@ -442,6 +461,8 @@ static void rel_start(struct adm_ctx *ctx, const struct mrow *w)
 	snprintf(r->rvol, sizeof(r->rvol), "%s", w->rvol);
 	r->dest = w->dest;
 	r->mode = w->mode;
+	r->schedule_s = w->schedule_s != 0 ? w->schedule_s :
+	    ADM_MIRROR_SCHED_DEFAULT;
 	snprintf(r->state, sizeof(r->state), "%s", w->state);
 	snprintf(r->err, sizeof(r->err), "%s", w->err);
 	r->acked = w->acked;
@@ -503,6 +524,55 @@ void adm_mirror_stop_rel(struct adm_ctx *ctx, int64_t id)
 	rel_unlink(r);
 }
 
+/* ------------------------------------------------------- schedules */
+
+int adm_mirror_schedule_parse(const char *s, uint64_t *secs)
+{
+	uint64_t n = 0, unit;
+	const char *p = s;
+
+	if (*p < '0' || *p > '9')
+		return -EINVAL;
+	while (*p >= '0' && *p <= '9') {
+		n = n * 10 + (uint64_t)(*p - '0');
+		if (n > ADM_MIRROR_SCHED_MAX)
+			return -EINVAL;
+		p++;
+	}
+	switch (*p) {
+	case 's': unit = 1; break;
+	case 'm': unit = 60; break;
+	case 'h': unit = 3600; break;
+	case 'd': unit = 86400; break;
+	default: return -EINVAL;
+	}
+	if (p[1] != '\0' || n * unit < ADM_MIRROR_SCHED_MIN ||
+	    n * unit > ADM_MIRROR_SCHED_MAX)
+		return -EINVAL;
+	*secs = n * unit;
+	return 0;
+}
+
+void adm_mirror_schedule_fmt(uint64_t secs, char *buf, size_t len)
+{
+	static const struct { uint64_t s; char u; } units[] = {
+		{ 86400, 'd' }, { 3600, 'h' }, { 60, 'm' }, { 1, 's' },
+	};
+	size_t off = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < 4 && secs > 0 && off < len; i++) {
+		if (secs < units[i].s)
+			continue;
+		int n = snprintf(buf + off, len - off, "%llu%c",
+		    (unsigned long long)(secs / units[i].s), units[i].u);
+		if (n < 0)
+			break;
+		off += (size_t)n;
+		secs %= units[i].s;
+	}
+}
+
 /* ------------------------------------------------------- status, lag */
 
 static void seen_note(struct mrel *r, uint64_t gen, uint64_t t)
@@ -561,6 +631,19 @@ bool adm_mirror_rel_status(struct adm_ctx *ctx, int64_t id,
 		st->connects = s.connects;
 		st->link_losses = s.link_losses;
 		st->transfers = s.transfers_cp + s.transfers_walk;
+		st->next_run_s = -1;
+		if (r->mode == MIR_ASYNC && s.state != MIR_QUIESCED) {
+			uint64_t due = r->last_kick + r->schedule_s;
+			st->next_run_s = due > t ? (int64_t)(due - t) : 0;
+		}
+		st->xfer_active = s.walk_active;
+		st->xfer_bytes = s.walk_bytes_done;
+		st->xfer_total = s.walk_bytes_total;
+		st->xfer_rate = s.walk_rate_bps;
+		st->xfer_eta = s.walk_eta_s == UINT64_MAX ? -1 :
+		    (int64_t)s.walk_eta_s;
+		st->resumes = s.baseline_resumes;
+		st->blocks_not_resent = s.blocks_not_resent;
 		snprintf(st->last_error, sizeof(st->last_error), "%s",
 		    s.last_error);
 	} else if (r->dst != NULL) {
@@ -577,6 +660,8 @@ bool adm_mirror_rel_status(struct adm_ctx *ctx, int64_t id,
 		st->transfers = s.transfers;
 		st->blocks_received = s.blocks_received;
 		st->port = r->port;
+		st->resumes = s.baseline_resumes;
+		st->ckpt_blocks = s.ckpt_blocks;
 		snprintf(st->last_error, sizeof(st->last_error), "%s",
 		    s.last_error);
 	}
@@ -683,8 +768,9 @@ static void tick_one(struct adm_ctx *ctx, struct mrel *r, uint64_t t)
 			    r->vol, (unsigned long long)s.base_snap_gen,
 			    (unsigned long long)s.base_snap_gen);
 		}
+		/* Async: a transfer by birth generation when due. */
 		if (r->mode == MIR_ASYNC && s.state != MIR_QUIESCED &&
-		    t - r->last_kick >= ASYNC_KICK_S) {
+		    t - r->last_kick >= r->schedule_s) {
 			mir_source_kick(r->src);
 			r->last_kick = t;
 		}

@@ -26,8 +26,29 @@ struct adm_mirror_status {
 	uint64_t connects, link_losses;
 	uint64_t transfers, blocks_received;	/* destination */
 	uint16_t port;		/* destination: listening port */
+	/* Source, async: seconds until the next scheduled transfer. */
+	int64_t next_run_s;
+	/* Source: the transfer by birth generation running (or the last):
+	 * bytes done, estimated total (0: unknown), rate, ETA (-1: unknown). */
+	bool xfer_active;
+	uint64_t xfer_bytes, xfer_total, xfer_rate;
+	int64_t xfer_eta;
+	/* Baselines resumed from a checkpoint; source: blocks not sent
+	 * again; destination: the checkpoint's blocks now. */
+	uint64_t resumes, blocks_not_resent, ckpt_blocks;
 	char last_error[192];
 };
+
+/* Async schedules: an interval, a number and a unit (s, m, h, d), from
+ * ADM_MIRROR_SCHED_MIN to ADM_MIRROR_SCHED_MAX seconds; without one an
+ * async relationship transfers every ADM_MIRROR_SCHED_DEFAULT seconds. */
+#define ADM_MIRROR_SCHED_MIN		1u
+#define ADM_MIRROR_SCHED_MAX		(7u * 86400u)
+#define ADM_MIRROR_SCHED_DEFAULT	60u
+/* 0, or -EINVAL for anything but such an interval. */
+int adm_mirror_schedule_parse(const char *s, uint64_t *secs);
+/* "30s", "5m", "1h30m"...; "" for 0 (no schedule). */
+void adm_mirror_schedule_fmt(uint64_t secs, char *buf, size_t len);
 
 /* Bring the running relationships in step with the database: start what
  * should run (its volume online, initialized, not broken off), stop what

@@ -895,6 +895,13 @@ static void serve_conn(struct mir_dest *d, int fd)
 	struct mir_link_opts lo = { .compress = d->o.compress,
 	    .tls = d->o.tls };
 	rc = mir_handshake_dest(&c, key_lookup, d, &lo, id);
+	if (rc == -EPROTONOSUPPORT) {
+		set_error(d, "peer refused at handshake: the source's link "
+		    "options differ from this destination's (compression %s, "
+		    "TLS %s)", mir_compress_name(d->o.compress),
+		    d->o.tls ? "on" : "off");
+		goto out;
+	}
 	if (rc != 0) {
 		set_error(d, "peer refused at handshake: %s", fl_strerror(rc));
 		if (rc == -EACCES) {

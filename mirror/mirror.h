@@ -68,6 +68,11 @@ const char *mir_state_name(enum mir_state s);
 
 enum mir_mode { MIR_SYNC = 1, MIR_ASYNC };
 
+/* BLOCK compression on the link, per relationship (both sides alike;
+ * the values are the wire's, HELLO). */
+enum mir_compress { MIR_COMP_NONE = 0, MIR_COMP_LZ4 = 1, MIR_COMP_ZSTD = 2 };
+const char *mir_compress_name(unsigned c);
+
 /* ------------------------------------------------------------- source */
 
 struct mir_source_opts {

@@ -94,6 +94,7 @@ struct mir_source {
 	/* The destination's baseline checkpoint this session resumes
 	 * (target generation, blocks of the walk it holds), or 0. */
 	uint64_t resume_gen, resume_blocks;
+	uint64_t conn_bytes_out;	/* this connection's so far (lock) */
 	/* Blocks each recent CP wrote (observer, under lock): the estimated
 	 * size of a catch-up walk. */
 	uint64_t cpw_gen[CPW_RING];
@@ -438,6 +439,7 @@ static int walk_send(void *arg, uint64_t vbn, uint64_t birth,
 	rc = send_block(w->c, w->target, vbn, birth, data);
 	pthread_mutex_lock(&w->s->lock);
 	w->s->st.walk_bytes_done += WAFL_BLOCK_SIZE;
+	w->s->conn_bytes_out = w->c->bytes_out;
 	pthread_mutex_unlock(&w->s->lock);
 	walk_progress(w->s, p, false);
 	return rc;
@@ -642,6 +644,7 @@ static int send_item(struct mir_source *s, struct mir_conn *c,
 			    q->data + (size_t)i * WAFL_BLOCK_SIZE);
 		pthread_mutex_lock(&s->lock);
 		s->st.blocks_sent_cp += q->n;
+		s->conn_bytes_out = c->bytes_out;
 		pthread_mutex_unlock(&s->lock);
 		return rc;
 	}
@@ -869,6 +872,7 @@ static void *source_thread(void *arg)
 		s->armed = false;
 		queue_drop(s);
 		s->st.bytes_out += c.bytes_out;
+		s->conn_bytes_out = 0;
 		s->st.blocks_compressed += c.blocks_compressed;
 		if (rc != -ECANCELED)
 			s->st.link_losses++;
@@ -976,6 +980,7 @@ void mir_source_stats(mir_source_t *s, struct mir_source_stats *st)
 {
 	pthread_mutex_lock(&s->lock);
 	*st = s->st;
+	st->bytes_out += s->conn_bytes_out;
 	st->backlog_bytes = s->backlog;
 	pthread_mutex_unlock(&s->lock);
 	st->source_gen = wafl_generation(s->v);

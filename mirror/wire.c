@@ -986,9 +986,9 @@ int mir_handshake_dest(struct mir_conn *c, mir_key_lookup_fn *lookup,
 		return -ENOENT;
 	}
 	if (hello.compress != lo->compress || hello.tls != lo->tls) {
-		mir_send_error(c, EPROTONOSUPPORT, "link options differ: the "
-		    "source asks compression %s, TLS %s; this destination is "
-		    "configured for compression %s, TLS %s",
+		mir_send_error(c, EPROTONOSUPPORT, "link options differ: "
+		    "source compression %s, TLS %s; destination compression "
+		    "%s, TLS %s",
 		    mir_compress_name(hello.compress), hello.tls ? "on" : "off",
 		    mir_compress_name(lo->compress), lo->tls ? "on" : "off");
 		return -EPROTONOSUPPORT;

@@ -60,6 +60,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "mirror/mirror.h"
+
 #define MIR_WIRE_MAGIC		0x524d4c46u	/* "FLMR" little-endian */
 #define MIR_WIRE_VERSION	2u
 #define MIR_HDR_SIZE		32u
@@ -91,10 +93,8 @@ enum mir_msg_type {
 
 enum mir_side { MIR_SIDE_SOURCE = 1, MIR_SIDE_DEST = 2 };
 enum mir_xfer_kind { MIR_XFER_CP = 1, MIR_XFER_WALK = 2 };
-/* BLOCK payload compression, per relationship (both sides agree). */
-enum mir_compress { MIR_COMP_NONE = 0, MIR_COMP_LZ4 = 1, MIR_COMP_ZSTD = 2 };
+/* BLOCK payload compression: enum mir_compress (mirror.h). */
 #define MIR_COMP_LAST	MIR_COMP_ZSTD
-const char *mir_compress_name(unsigned c);
 
 struct mir_hdr {
 	uint16_t version;

@@ -20,6 +20,14 @@
  *   bad_input   peer and mirror verbs refuse bad addresses, short keys,
  *               unknown peers, duplicates, a peer in use, a relationship
  *               without a remote side, and change nothing.
+ *   async_schedule  --mode async --schedule 2s with lz4 and TLS on both
+ *               sides: bad schedules and options are usage errors; status
+ *               shows the schedule, the next run and the options; a file
+ *               written on the source reaches the secondary by the next
+ *               scheduled transfer, with no CP stream; transfer progress
+ *               is reported.
+ *   link_mismatch  the two filerds configured with different compression:
+ *               the source's status says the destination refused and why.
  *
  * Every wait is bounded; a failing test still kills its filerds.
  */
@@ -34,6 +42,7 @@
 
 #include <nfsc/libnfs.h>
 
+#include "common/util.h"
 #include "tests/admin/ta.h"
 #include "tests/lib/tl_tmpdir.h"
 
@@ -515,6 +524,146 @@ static void test_bad_input(void **state)
 
 /* A destination with fewer VBNs than the source is refused there, said in
  * its status, and keeps its own file system. */
+/* Expect a usage error whose message mentions `what`. */
+static void usage_error(const char *home, const char *what, ...)
+{
+	const char *argv[24];
+	int n = 0;
+	va_list ap;
+
+	argv[n++] = "filerctl";
+	argv[n++] = "--home";
+	argv[n++] = home;
+	va_start(ap, what);
+	for (const char *a; (a = va_arg(ap, const char *)) != NULL && n < 23;)
+		argv[n++] = a;
+	va_end(ap);
+	argv[n] = NULL;
+	struct ta_out o = ta_runv(argv, -1, NULL);
+	if (o.status != 2 || (strstr(o.err, what) == NULL &&
+	    strstr(o.out, what) == NULL))
+		fail_msg("%s %s: exit %d, stdout %s, stderr %s (wanted a usage "
+		    "error about '%s')", argv[3], argv[4], o.status, o.out,
+		    o.err, what);
+	ta_out_free(&o);
+}
+
+static void test_async_schedule(void **state)
+{
+	struct mtest *t = *state;
+	char a[64], *js, *out;
+
+	exports(t);
+	ta_daemon_start(&t->s.d, t->s.home);
+	ta_daemon_start(&t->d.d, t->d.home);
+	snprintf(a, sizeof(a), "127.0.0.1:%u", t->d.mir_port);
+	free(ta_ctl_expect(0, t->s.home, "peer", "add", "dst", "--address", a,
+	    "--key-file", t->key, NULL));
+	snprintf(a, sizeof(a), "127.0.0.1:%u", t->s.mir_port);
+	free(ta_ctl_expect(0, t->d.home, "peer", "add", "src", "--address", a,
+	    "--key-file", t->key, NULL));
+
+	usage_error(t->s.home, "not an interval", "mirror", "create", "vsrc",
+	    "dst:vdst", "--mode", "async", "--schedule", "5x", NULL);
+	usage_error(t->s.home, "not an interval", "mirror", "create", "vsrc",
+	    "dst:vdst", "--mode", "async", "--schedule", "0s", NULL);
+	usage_error(t->s.home, "not an interval", "mirror", "create", "vsrc",
+	    "dst:vdst", "--mode", "async", "--schedule", "8d", NULL);
+	usage_error(t->s.home, "not an interval", "mirror", "create", "vsrc",
+	    "dst:vdst", "--mode", "async", "--schedule", "every", NULL);
+	usage_error(t->s.home, "--mode async", "mirror", "create", "vsrc",
+	    "dst:vdst", "--schedule", "5m", NULL);
+	usage_error(t->d.home, "source", "mirror", "create", "src:vsrc",
+	    "vdst", "--mode", "async", "--schedule", "5m", NULL);
+	usage_error(t->s.home, "compress", "mirror", "create", "vsrc",
+	    "dst:vdst", "--compress", "gzip", NULL);
+	js = status_json(&t->s);
+	assert_null(strstr(js, "vsrc"));	/* nothing was stored */
+	free(js);
+
+	free(ta_ctl_expect(0, t->d.home, "mirror", "create", "src:vsrc",
+	    "vdst", "--mode", "async", "--compress", "lz4", "--tls", NULL));
+	free(ta_ctl_expect(0, t->s.home, "mirror", "create", "vsrc",
+	    "dst:vdst", "--mode", "async", "--schedule", "2s", "--compress",
+	    "lz4", "--tls", NULL));
+	free(ta_ctl_expect(0, t->s.home, "mirror", "init", "vsrc", NULL));
+	long g = wait_acked(t, 1);
+	js = status_json(&t->s);
+	ta_json_eq(js, "$.mirrors[0].mode", "async");
+	ta_json_eq(js, "$.mirrors[0].schedule", "2s");
+	ta_json_eq(js, "$.mirrors[0].compress", "lz4");
+	long next = ta_json_long(js, "$.mirrors[0].next_run_s");
+	assert_true(next >= 0 && next <= 2);
+	assert_true(ta_json_long(js, "$.mirrors[0].transfer_total_bytes") >
+	    0);
+	assert_true(ta_json_long(js, "$.mirrors[0].transfer_bytes") > 0);
+	assert_non_null(strstr(js, "\"tls\": true"));
+	free(js);
+	js = status_json(&t->d);
+	ta_json_eq(js, "$.mirrors[0].compress", "lz4");
+	ta_json_eq(js, "$.mirrors[0].schedule", "");
+	free(js);
+	out = ta_ctl_expect(0, t->s.home, "mirror", "status", NULL);
+	assert_non_null(strstr(out, "2s"));
+	free(out);
+
+	/* No CP stream in async mode: the scheduled transfer brings the
+	 * file, within a few periods. */
+	write_file(&t->s, "/async1", 11);
+	free(ta_ctl_expect(0, t->s.home, "snap", "create", "vsrc", "a1",
+	    NULL));
+	long want = source_gen(t);
+	assert_true(want > g);
+	uint64_t t0 = fl_now_mono_ns();
+	g = wait_acked(t, want);
+	double secs = (double)(fl_now_mono_ns() - t0) / 1e9;
+	fprintf(stderr, "async, every 2s: generation %ld acknowledged %.1f s "
+	    "after its CP\n", want, secs);
+	assert_true(secs < 10);
+	wait_served(t, g);
+	read_compare(&t->d, "/async1", 11);
+	assert_true(events_have(&t->s, "mirror.created", "every 2s"));
+}
+
+static void test_link_mismatch(void **state)
+{
+	struct mtest *t = *state;
+	char *js = NULL;
+
+	ta_daemon_start(&t->s.d, t->s.home);
+	ta_daemon_start(&t->d.d, t->d.home);
+	char a[64];
+	snprintf(a, sizeof(a), "127.0.0.1:%u", t->d.mir_port);
+	free(ta_ctl_expect(0, t->s.home, "peer", "add", "dst", "--address", a,
+	    "--key-file", t->key, NULL));
+	snprintf(a, sizeof(a), "127.0.0.1:%u", t->s.mir_port);
+	free(ta_ctl_expect(0, t->d.home, "peer", "add", "src", "--address", a,
+	    "--key-file", t->key, NULL));
+	free(ta_ctl_expect(0, t->d.home, "mirror", "create", "src:vsrc",
+	    "vdst", "--compress", "zstd", NULL));
+	free(ta_ctl_expect(0, t->s.home, "mirror", "create", "vsrc",
+	    "dst:vdst", NULL));
+	free(ta_ctl_expect(0, t->s.home, "mirror", "init", "vsrc", NULL));
+	for (int i = 0; i < 200; i++) {
+		free(js);
+		js = status_json(&t->s);
+		char *e = ta_json(js, "$.mirrors[0].last_error");
+		bool found = e != NULL && strstr(e, "link options differ");
+		free(e);
+		if (found)
+			break;
+		ta_sleep_ms(50);
+	}
+	char *e = ta_json(js, "$.mirrors[0].last_error");
+	assert_non_null(e);
+	assert_non_null(strstr(e, "link options differ"));
+	assert_non_null(strstr(e, "zstd"));
+	free(e);
+	assert_int_equal(ta_json_long(js, "$.mirrors[0].acked_gen"), 0);
+	free(js);
+	assert_true(events_have(&t->s, "mirror.error", "link options differ"));
+}
+
 static void test_small_destination(void **state)
 {
 	struct mtest *t = *state;
@@ -553,6 +702,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_replicate, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_bad_input, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_async_schedule, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_link_mismatch, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_small_destination,
 		    setup_small, teardown),

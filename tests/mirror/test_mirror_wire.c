@@ -1,0 +1,406 @@
+/*
+ * tests/mirror/test_mirror_wire.c: the link options of a relationship.
+ * A transfer with lz4, with zstd, and with TLS, each ending with the
+ * replica equal to the source; compressible data costs fewer bytes on
+ * the wire with compression on; TLS hides the data from the wire (a
+ * capturing proxy never sees a marker the files hold, which it does see
+ * without TLS); a source whose options differ from the destination's is
+ * refused with an error that says so; a compressed BLOCK that does not
+ * decompress to exactly its size closes the connection and changes
+ * nothing.
+ */
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "common/crc32c.h"
+#include "common/util.h"
+#include "mirror/wire.h"
+#include "tests/mirror/tm.h"
+
+#include <zstd.h>
+
+#define MARKER	"filer-wire-test-marker"
+
+static void dest_start(struct tm_pair *p, uint8_t compress, bool tls)
+{
+	struct mir_dest_opts o = { .key = p->key, .key_len = sizeof(p->key),
+	    .allow_baseline = true, .io_timeout_ms = 5000,
+	    .compress = compress, .tls = tls };
+
+	memcpy(o.rel_id, p->id, 16);
+	assert_int_equal(mir_dest_start(p->dst->raid, &o, &p->md), 0);
+	p->port = mir_dest_port(p->md);
+}
+
+static void source_start(struct tm_pair *p, uint16_t port, uint8_t compress,
+    bool tls)
+{
+	struct mir_source_opts o = { .key = p->key, .key_len = sizeof(p->key),
+	    .host = "127.0.0.1", .port = port, .mode = MIR_SYNC,
+	    .raid = p->src->raid, .allow_baseline = true, .retry_ms = 20,
+	    .io_timeout_ms = 5000, .compress = compress, .tls = tls };
+
+	memcpy(o.rel_id, p->id, 16);
+	assert_int_equal(mir_source_start(p->src->v, &o, &p->ms), 0);
+}
+
+/* Text-like, compressible data with the marker in every line. */
+static void fill_text(uint8_t *buf, size_t len, unsigned seed)
+{
+	size_t off = 0;
+	unsigned line = 0;
+
+	while (off < len) {
+		char l[96];
+		int n = snprintf(l, sizeof(l), "%s line %u of file %u: the "
+		    "quick brown fox\n", MARKER, line++, seed);
+		size_t k = (size_t)n < len - off ? (size_t)n : len - off;
+		memcpy(buf + off, l, k);
+		off += k;
+	}
+}
+
+static void write_files(struct tm_pair *p, int nfiles, uint32_t size)
+{
+	uint8_t *a = malloc(size);
+
+	for (int i = 0; i < nfiles; i++) {
+		char name[32];
+		snprintf(name, sizeof(name), "text-%d", i);
+		struct wafl_obj f = tm_file(p->src->v, name);
+		fill_text(a, size, (unsigned)i);
+		for (uint32_t off = 0; off < size; off += WAFL_WRITE_MAX)
+			tm_write(p->src->v, &f, off, a + off, WAFL_WRITE_MAX);
+	}
+	assert_int_equal(wafl_sync(p->src->v), 0);
+	free(a);
+}
+
+static void wait_quiesced(struct tm_pair *p, struct mir_source_stats *ss)
+{
+	mir_source_quiesce(p->ms);
+	for (int i = 0; i < 500; i++) {
+		mir_source_stats(p->ms, ss);
+		if (ss->state == MIR_QUIESCED)
+			return;
+		usleep(10000);
+	}
+	fail_msg("source never quiesced");
+}
+
+/* A baseline and a few CPs with these options; the wire bytes and the
+ * BLOCKs sent compressed. */
+static void transfer_with(uint8_t compress, bool tls, uint64_t *bytes,
+    uint64_t *compressed, uint64_t *blocks)
+{
+	struct tm_pair *p = tm_pair_new();
+	struct mir_source_stats ss;
+	struct mir_dest_stats ds;
+
+	write_files(p, 2, 1u << 20);
+	dest_start(p, compress, tls);
+	source_start(p, p->port, compress, tls);
+	assert_int_equal(mir_source_wait(p->ms, 0, 20000), 0);
+	/* CPs in the stream too. */
+	for (int i = 0; i < 3; i++) {
+		uint8_t buf[8192];
+		struct wafl_obj f = tm_file(p->src->v, "cp-file");
+		fill_text(buf, sizeof(buf), 100u + (unsigned)i);
+		tm_write(p->src->v, &f, (uint64_t)i * sizeof(buf), buf,
+		    sizeof(buf));
+		tm_sync(p);
+	}
+	wait_quiesced(p, &ss);
+	mir_dest_stats(p->md, &ds);
+	assert_int_equal(ds.rejects, 0);
+	assert_int_equal(ds.mirror_reads, 0);
+	*bytes = ss.bytes_out;
+	*compressed = ss.blocks_compressed;
+	*blocks = ss.blocks_sent_walk + ss.blocks_sent_cp;
+	tm_tree_equal(p->src->v, mir_dest_volume(p->md));
+	tm_check_clean(mir_dest_volume(p->md), "replica");
+	tm_pair_free(p);
+}
+
+static void test_compression_shrinks_the_wire(void **state)
+{
+	uint64_t b_none, b_lz4, b_zstd, c_none, c_lz4, c_zstd, n0, n1, n2;
+
+	transfer_with(MIR_COMP_NONE, false, &b_none, &c_none, &n0);
+	transfer_with(MIR_COMP_LZ4, false, &b_lz4, &c_lz4, &n1);
+	transfer_with(MIR_COMP_ZSTD, false, &b_zstd, &c_zstd, &n2);
+	fprintf(stderr, "wire bytes for %llu blocks of text: none %llu, lz4 "
+	    "%llu (%.1fx, %llu BLOCKs compressed), zstd %llu (%.1fx, %llu "
+	    "BLOCKs compressed)\n", (unsigned long long)n0,
+	    (unsigned long long)b_none, (unsigned long long)b_lz4,
+	    (double)b_none / (double)b_lz4, (unsigned long long)c_lz4,
+	    (unsigned long long)b_zstd, (double)b_none / (double)b_zstd,
+	    (unsigned long long)c_zstd);
+	assert_int_equal(c_none, 0);
+	assert_true(c_lz4 > 0 && c_zstd > 0);
+	assert_true(b_lz4 * 2 < b_none);
+	assert_true(b_zstd * 2 < b_none);
+}
+
+/* ------------------------------------------------ a capturing proxy */
+
+struct capture {
+	int lfd;
+	uint16_t port, to;
+	volatile bool stop;
+	uint8_t *buf;			/* source -> destination bytes */
+	size_t len, cap;
+	pthread_t t;
+};
+
+static void capture_conn(struct capture *cp, int a)
+{
+	int b = mir_tcp_connect("127.0.0.1", cp->to, 2000);
+	static uint8_t buf[65536];
+
+	if (b < 0) {
+		close(a);
+		return;
+	}
+	(void)fcntl(b, F_SETFL, fcntl(b, F_GETFL) & ~O_NONBLOCK);
+	while (!cp->stop) {
+		struct pollfd pf[2] = { { .fd = a, .events = POLLIN },
+		    { .fd = b, .events = POLLIN } };
+		if (poll(pf, 2, 50) <= 0)
+			continue;
+		if (pf[0].revents) {
+			ssize_t n = recv(a, buf, sizeof(buf), 0);
+			if (n <= 0 || send(b, buf, (size_t)n, MSG_NOSIGNAL) != n)
+				break;
+			size_t k = (size_t)n;
+			if (cp->len + k > cp->cap)
+				k = cp->cap - cp->len;
+			memcpy(cp->buf + cp->len, buf, k);
+			cp->len += k;
+		}
+		if (pf[1].revents) {
+			ssize_t n = recv(b, buf, sizeof(buf), 0);
+			if (n <= 0 || send(a, buf, (size_t)n, MSG_NOSIGNAL) != n)
+				break;
+		}
+	}
+	close(a);
+	close(b);
+}
+
+static void *capture_main(void *arg)
+{
+	struct capture *cp = arg;
+
+	while (!cp->stop) {
+		struct pollfd pf = { .fd = cp->lfd, .events = POLLIN };
+		if (poll(&pf, 1, 50) <= 0)
+			continue;
+		int a = accept(cp->lfd, NULL, NULL);
+		if (a >= 0)
+			capture_conn(cp, a);
+	}
+	return NULL;
+}
+
+/* Run a baseline through the capturing proxy; does the marker show? */
+static bool marker_on_wire(bool tls)
+{
+	struct tm_pair *p = tm_pair_new();
+	struct capture cp = { .cap = 32u << 20 };
+
+	cp.buf = malloc(cp.cap);
+	write_files(p, 1, 256u << 10);
+	dest_start(p, MIR_COMP_NONE, tls);
+	int fd = mir_tcp_listen("127.0.0.1", 0, &cp.port);
+	assert_true(fd >= 0);
+	cp.lfd = fd;
+	cp.to = p->port;
+	assert_int_equal(pthread_create(&cp.t, NULL, capture_main, &cp), 0);
+	source_start(p, cp.port, MIR_COMP_NONE, tls);
+	assert_int_equal(mir_source_wait(p->ms, 0, 20000), 0);
+	tm_tree_equal(p->src->v, mir_dest_volume(p->md));
+	mir_source_stop(p->ms);
+	p->ms = NULL;
+	cp.stop = true;
+	pthread_join(cp.t, NULL);
+	close(cp.lfd);
+	assert_true(cp.len > (256u << 10));
+	bool seen = memmem(cp.buf, cp.len, MARKER, strlen(MARKER)) != NULL;
+	free(cp.buf);
+	tm_check_clean(mir_dest_volume(p->md), "replica");
+	tm_pair_free(p);
+	return seen;
+}
+
+static void test_tls_transfer(void **state)
+{
+	uint64_t b_tls, c_tls, n;
+
+	assert_true(marker_on_wire(false));
+	assert_false(marker_on_wire(true));
+	/* TLS and compression together. */
+	transfer_with(MIR_COMP_ZSTD, true, &b_tls, &c_tls, &n);
+	assert_true(c_tls > 0);
+}
+
+/* ------------------------------------------------------- refusals */
+
+static void expect_refused(uint8_t dc, bool dtls, uint8_t sc, bool stls)
+{
+	struct tm_pair *p = tm_pair_new();
+	struct mir_source_stats ss;
+	struct mir_dest_stats ds;
+
+	write_files(p, 1, 64u << 10);
+	dest_start(p, dc, dtls);
+	source_start(p, p->port, sc, stls);
+	for (int i = 0; i < 300; i++) {
+		mir_source_stats(p->ms, &ss);
+		if (ss.last_error[0] != '\0')
+			break;
+		usleep(10000);
+	}
+	mir_dest_stats(p->md, &ds);
+	fprintf(stderr, "destination %s/%s, source %s/%s: source says \"%s\"; "
+	    "destination says \"%s\"\n", mir_compress_name(dc),
+	    dtls ? "tls" : "clear", mir_compress_name(sc),
+	    stls ? "tls" : "clear", ss.last_error, ds.last_error);
+	assert_non_null(strstr(ss.last_error, "link options differ"));
+	assert_true(ds.rejects >= 1);
+	assert_int_equal(ds.transfers, 0);
+	assert_int_equal(ds.gen, 1);	/* its own mkfs root, untouched */
+	assert_int_equal(ss.acked_gen, 0);
+	tm_pair_free(p);
+}
+
+static void test_mismatch_refused(void **state)
+{
+	expect_refused(MIR_COMP_ZSTD, false, MIR_COMP_NONE, false);
+	expect_refused(MIR_COMP_NONE, false, MIR_COMP_LZ4, false);
+	expect_refused(MIR_COMP_NONE, true, MIR_COMP_NONE, false);
+	expect_refused(MIR_COMP_NONE, false, MIR_COMP_NONE, true);
+}
+
+/* Send a BLOCK frame marked compressed with this payload, checksum and
+ * sequence right: only its content is wrong. */
+static int send_raw_compressed(struct mir_conn *c, const void *payload,
+    uint32_t len)
+{
+	struct mir_hdr h = { .version = MIR_WIRE_VERSION,
+	    .type = MIR_MSG_BLOCK, .flags = MIR_FLAG_COMPRESSED,
+	    .length = len, .seq = c->seq_out };
+	uint8_t *f = malloc(MIR_HDR_SIZE + len);
+
+	mir_hdr_encode(f, &h);
+	memcpy(f + MIR_HDR_SIZE, payload, len);
+	mir_frame_seal(f, len);
+	ssize_t n = send(c->fd, f, MIR_HDR_SIZE + len, MSG_NOSIGNAL);
+	free(f);
+	c->seq_out++;
+	return n == (ssize_t)(MIR_HDR_SIZE + len) ? 0 : -EIO;
+}
+
+/* Our own source: handshake with zstd, BEGIN(cp) on the served root, then
+ * one bad compressed BLOCK.  The destination must close the link. */
+static void bad_block(struct tm_pair *p, uint64_t gen, const void *payload,
+    uint32_t len)
+{
+	struct mir_peer_cfg pc = { .key = p->key, .key_len = sizeof(p->key),
+	    .compress = MIR_COMP_ZSTD };
+	struct mir_status_msg sm;
+	struct mir_conn c;
+	struct mir_hdr h;
+	volatile bool stop = false;
+
+	memcpy(pc.id, p->id, 16);
+	int fd = mir_tcp_connect("127.0.0.1", p->port, 2000);
+	assert_true(fd >= 0);
+	assert_int_equal(mir_conn_init(&c, fd, 3000, &stop), 0);
+	assert_int_equal(mir_handshake_source(&c, &pc, &sm), 0);
+	assert_int_equal(sm.gen, gen);
+	struct mir_begin b = { .kind = MIR_XFER_CP, .base = gen,
+	    .target = gen + 1 };
+	mir_begin_encode(mir_conn_payload(&c), &b);
+	assert_int_equal(mir_send_buf(&c, MIR_MSG_BEGIN, 32 + MIR_BLOCK), 0);
+	assert_int_equal(send_raw_compressed(&c, payload, len), 0);
+	/* The destination closes the connection: end of stream. */
+	int rc = mir_recv(&c, &h);
+	assert_true(rc == -ECONNRESET || rc == -EPIPE);
+	mir_conn_close(&c);
+}
+
+static void test_corrupt_compressed_block_refused(void **state)
+{
+	struct tm_pair *p = tm_pair_new();
+	struct mir_dest_stats d0, d1;
+
+	write_files(p, 1, 256u << 10);
+	dest_start(p, MIR_COMP_ZSTD, false);
+	source_start(p, p->port, MIR_COMP_ZSTD, false);
+	assert_int_equal(mir_source_wait(p->ms, 0, 20000), 0);
+	mir_source_stop(p->ms);
+	p->ms = NULL;
+	uint64_t gen = wafl_generation(mir_dest_volume(p->md));
+	mir_dest_stats(p->md, &d0);
+
+	/* Garbage that is not a zstd frame. */
+	uint8_t junk[600];
+	for (size_t i = 0; i < sizeof(junk); i++)
+		junk[i] = (uint8_t)(i * 37 + 11);
+	bad_block(p, gen, junk, sizeof(junk));
+	/* A good zstd frame of the wrong size (100 bytes, not 4128). */
+	uint8_t small[100], z[256];
+	memset(small, 'a', sizeof(small));
+	size_t zn = ZSTD_compress(z, sizeof(z), small, sizeof(small), 1);
+	assert_false(ZSTD_isError(zn));
+	bad_block(p, gen, z, (uint32_t)zn);
+	/* A real frame of the right size, one byte of it flipped (the frame
+	 * checksum is recomputed, so only zstd can tell). */
+	uint8_t full[32 + MIR_BLOCK], zf[8192];
+	memset(full, 0, sizeof(full));
+	fill_text(full + 32, MIR_BLOCK, 9);
+	size_t fn = ZSTD_compress(zf, sizeof(zf), full, sizeof(full), 1);
+	assert_false(ZSTD_isError(fn));
+	zf[fn / 2] ^= 0x40;
+	bad_block(p, gen, zf, (uint32_t)fn);
+
+	for (int i = 0; i < 100; i++) {
+		mir_dest_stats(p->md, &d1);
+		if (d1.rejects >= d0.rejects + 3)
+			break;
+		usleep(10000);
+	}
+	fprintf(stderr, "corrupt compressed BLOCKs: rejects %llu -> %llu, "
+	    "served generation %llu -> %llu, last error \"%s\"\n",
+	    (unsigned long long)d0.rejects, (unsigned long long)d1.rejects,
+	    (unsigned long long)gen, (unsigned long long)d1.gen,
+	    d1.last_error);
+	assert_true(d1.rejects >= d0.rejects + 3);
+	assert_int_equal(d1.gen, gen);
+	assert_int_equal(d1.transfers, d0.transfers);
+	assert_int_equal(d1.blocks_written, d0.blocks_written);
+	tm_tree_equal(p->src->v, mir_dest_volume(p->md));
+	tm_check_clean(mir_dest_volume(p->md), "replica");
+
+	/* The relationship goes on. */
+	source_start(p, p->port, MIR_COMP_ZSTD, false);
+	write_files(p, 1, 64u << 10);
+	assert_int_equal(mir_source_wait(p->ms, 0, 20000), 0);
+	tm_tree_equal(p->src->v, mir_dest_volume(p->md));
+	tm_pair_free(p);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_compression_shrinks_the_wire),
+		cmocka_unit_test(test_tls_transfer),
+		cmocka_unit_test(test_mismatch_refused),
+		cmocka_unit_test(test_corrupt_compressed_block_refused),
+	};
+	return cmocka_run_group_tests_name("mirror wire", tests, NULL, NULL);
+}
