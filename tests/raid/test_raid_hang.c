@@ -20,6 +20,8 @@
  *   close with a hung disk        -> returns in bounded time, whether the
  *                                    disk was found out before or not
  *   a disk that answers late, within the timeout -> stays in, data right
+ *   rebuild with a hung survivor  -> goes on without it (P = 2)
+ *   rebuild onto a hung spare     -> fails in about the timeout, data right
  *
  * Every test runs under an alarm: a wait that never ends fails the runner
  * instead of hanging it.
@@ -364,6 +366,43 @@ static void test_slow_not_failed(void **state)
 	tl_vol_destroy(&t);
 }
 
+static void test_hang_rebuild(void **state)
+{
+	struct tl_vol t;
+	size_t sp;
+	uint64_t t0;
+	int rc;
+
+	/* P = 2, disk 0 failed, rebuilt onto a spare while disk 1 hangs. */
+	make_vol(&t, 4, 2, 9);
+	assert_int_equal(raid_fail_disk(t.v, 0, "test"), 0);
+	sp = tl_vol_add_path(&t, "spare0.img");
+	assert_int_equal(raid_add_spare(t.v, t.paths[sp]), 0);
+	assert_int_equal(raid_fault_set(t.v, 1, RAID_FAULT_HANG, 0, 0), 0);
+	t0 = fl_now_mono_ns();
+	assert_int_equal(raid_rebuild_start(t.v), 0);
+	assert_int_equal(raid_rebuild_wait(t.v), 0);
+	assert_about_tmo(ms_since(t0), 2, "rebuild with a hung survivor");
+	assert_int_equal(info_of(&t, 1).state, RAID_DISK_FAILED);
+	assert_int_equal(info_of(&t, sp).state, RAID_DISK_OK);
+	assert_int_equal(info_of(&t, sp).position, 0);
+	verify(&t, "rebuilt past a hung survivor");
+
+	/* Now the next spare hangs itself: that rebuild fails, in time. */
+	sp = tl_vol_add_path(&t, "spare1.img");
+	assert_int_equal(raid_add_spare(t.v, t.paths[sp]), 0);
+	assert_int_equal(raid_fault_set(t.v, sp, RAID_FAULT_HANG, 0, 0), 0);
+	t0 = fl_now_mono_ns();
+	assert_int_equal(raid_rebuild_start(t.v), 0);
+	rc = raid_rebuild_wait(t.v);
+	assert_int_not_equal(rc, 0);
+	assert_about_tmo(ms_since(t0), 2, "rebuild onto a hung spare");
+	assert_int_equal(info_of(&t, sp).state, RAID_DISK_FAILED);
+	assert_true(tl_events_count(&t.events, RAID_EV_REBUILD_FAILED) >= 1);
+	verify(&t, "after the failed rebuild");
+	tl_vol_destroy(&t);
+}
+
 struct reader {
 	struct tl_vol *t;
 	uint64_t vbn;
@@ -457,6 +496,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_hang_close, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_slow_not_failed, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_hang_rebuild, setup,
 		    teardown),
 	};
 
