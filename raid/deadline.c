@@ -308,6 +308,7 @@ static int spawn_locked(struct dl_dev *dl)
 	err = pthread_create(&w->tid, NULL, worker_main, w);
 	if (err != 0)
 		return -err;
+	(void)pthread_setname_np(w->tid, "raid-io");
 	dl->nworkers++;
 	return 0;
 }

@@ -295,6 +295,8 @@ int raid_rebuild_start(raid_vol_t *v)
 	v->rb_running = true;
 	v->rb_result = 0;
 	err = -pthread_create(&v->rb_thread, NULL, rebuild_main, v);
+	if (err == 0)
+		(void)pthread_setname_np(v->rb_thread, "raid-rebuild");
 	if (err != 0) {
 		v->rb_running = false;
 		pthread_mutex_lock(&v->state_lock);
