@@ -309,12 +309,6 @@ static int ckpt_create(struct mir_dest *d, const struct xfer *x)
 	ckpt_drop(d);
 	if (d->o.checkpoint_path == NULL)
 		return 0;
-	if (d->ckpt_pend == NULL) {
-		d->ckpt_pend = malloc((size_t)d->o.checkpoint_blocks *
-		    CKPT_ENT + (size_t)WRITE_BATCH * CKPT_ENT);
-		if (d->ckpt_pend == NULL)
-			return -ENOMEM;
-	}
 	memcpy(h, CKPT_MAGIC, 8);
 	fl_put_le32(h + 8, CKPT_VERSION);
 	memcpy(h + 16, d->o.rel_id, MIR_ID_SIZE);
@@ -349,15 +343,20 @@ static int ckpt_create(struct mir_dest *d, const struct xfer *x)
 
 /* Blocks written: remember them; every checkpoint_blocks, flush them
  * and record them durably. */
-static int ckpt_note(struct mir_dest *d, const struct xfer *x, bool force)
+static int ckpt_note(struct mir_dest *d, const struct xfer *x)
 {
-	for (uint32_t i = 0; !force && i < x->wn; i++) {
+	if (d->ckpt_pend == NULL) {
+		d->ckpt_pend = malloc(((size_t)d->o.checkpoint_blocks +
+		    WRITE_BATCH) * CKPT_ENT);
+		if (d->ckpt_pend == NULL)
+			return -ENOMEM;
+	}
+	for (uint32_t i = 0; i < x->wn; i++) {
 		uint8_t *e = d->ckpt_pend + (size_t)d->ckpt_npend++ * CKPT_ENT;
 		fl_put_le64(e, x->wvbn[i]);
 		fl_put_le64(e + 8, x->wbirth[i]);
 	}
-	if (d->ckpt_npend == 0 ||
-	    (!force && d->ckpt_npend < d->o.checkpoint_blocks))
+	if (d->ckpt_npend < d->o.checkpoint_blocks)
 		return 0;
 	int rc = raid_flush(d->raid);
 	if (rc != 0)
@@ -507,7 +506,7 @@ static int flush_walk_batch(struct mir_dest *d, struct xfer *x)
 	rc = write_runs(d, vbn, data, x->wn, run);
 	free(run);
 	if (rc == 0 && x->ckpt && d->ckpt_fd >= 0)
-		rc = ckpt_note(d, x, false);
+		rc = ckpt_note(d, x);
 	x->wn = 0;
 	return rc;
 }

@@ -717,6 +717,13 @@ static int session_start(struct mir_source *s,
 				    "restarted or released it");
 				pthread_mutex_lock(&s->lock);
 				s->st.baseline_restarts++;
+				snprintf(s->st.last_error,
+				    sizeof(s->st.last_error), "baseline "
+				    "started over: the destination's "
+				    "checkpoint (generation %llu, %llu "
+				    "blocks) is not held here",
+				    (unsigned long long)sm->ckpt_gen,
+				    (unsigned long long)sm->ckpt_blocks);
 				pthread_mutex_unlock(&s->lock);
 			}
 			release_all(s);

@@ -7,7 +7,10 @@
  * ends equal to the source, and both check clean.  A baseline cut several
  * times resumes from the destination's checkpoint each time: well under
  * 1.5 times the volume's blocks are sent in all, the blocks read back to
- * verify the resumed part are counted apart, and the replica matches.
+ * verify the resumed part are counted apart, and the replica matches.  A
+ * destination restarted in the middle of a baseline resumes it from its
+ * checkpoint file; a source restarted there has lost the root and starts
+ * over, and says so.
  */
 #include <fcntl.h>
 #include <poll.h>
@@ -369,12 +372,139 @@ static void test_baseline_resumes_after_cuts(void **state)
 	tm_pair_free(p);
 }
 
+/* About 6,000 blocks: 6 files of 4 MiB; the newest generation. */
+static uint64_t fill_volume(struct tm_pair *p, uint64_t *blocks)
+{
+	const uint32_t fsize = 4u << 20;
+	uint8_t *a = malloc(fsize);
+
+	for (int i = 0; i < 6; i++) {
+		char name[32];
+		snprintf(name, sizeof(name), "base-%d", i);
+		struct wafl_obj f = tm_file(p->src->v, name);
+		tl_fill_pattern(a, fsize, (uint64_t)i + 7);
+		for (uint32_t off = 0; off < fsize; off += WAFL_WRITE_MAX)
+			tm_write(p->src->v, &f, off, a + off, WAFL_WRITE_MAX);
+		assert_int_equal(wafl_sync(p->src->v), 0);
+	}
+	free(a);
+	uint64_t g = wafl_generation(p->src->v);
+	*blocks = 0;
+	assert_int_equal(wafl_birth_walk(p->src->v, g, 0, count_cb, blocks),
+	    0);
+	return g;
+}
+
+/*
+ * One cut a third of the way into a baseline, then, while the source
+ * waits to reconnect, restart the destination (restart_dest) or the
+ * source.
+ */
+static void baseline_restart(bool restart_dest)
+{
+	struct tm_pair *p = tm_pair_new();
+	struct proxy px = { .seed = 0xc0de, .cut_min = 8u << 20,
+	    .cut_span = 1u << 20 };
+	struct mir_source_stats ss;
+	struct mir_dest_stats ds;
+	uint64_t vol_blocks;
+	char ckpt[600];
+
+	uint64_t g0 = fill_volume(p, &vol_blocks);
+	snprintf(ckpt, sizeof(ckpt), "%s/mirror.ckpt", p->dst->dir);
+	struct mir_dest_opts o = { .key = p->key, .key_len = sizeof(p->key),
+	    .allow_baseline = true, .io_timeout_ms = 5000,
+	    .checkpoint_path = ckpt, .checkpoint_blocks = 256 };
+	memcpy(o.rel_id, p->id, 16);
+	assert_int_equal(mir_dest_start(p->dst->raid, &o, &p->md), 0);
+	int fd = mir_tcp_listen("127.0.0.1", 0, &px.port);
+	assert_true(fd >= 0);
+	px.lfd = fd;
+	px.to = mir_dest_port(p->md);
+	assert_int_equal(pthread_create(&px.t, NULL, proxy_main, &px), 0);
+	tm_source_start_opts(p, MIR_SYNC, px.port, 1500, 0);
+	for (int i = 0; i < 5000 && px.cuts == 0; i++)
+		usleep(2000);
+	assert_true(px.cuts == 1);
+	px.no_cuts = true;
+	mir_source_quiesce(p->ms);	/* before it reconnects */
+	wait_state(p, MIR_QUIESCED);
+	mir_dest_stats(p->md, &ds);
+	uint64_t k = ds.ckpt_blocks;
+	assert_true(k > 0 && k < vol_blocks);
+	assert_int_equal(ds.ckpt_gen, g0);
+
+	if (restart_dest) {
+		mir_dest_stop(p->md);
+		assert_int_equal(mir_dest_start(p->dst->raid, &o, &p->md), 0);
+		mir_dest_stats(p->md, &ds);
+		assert_int_equal(ds.ckpt_blocks, k);	/* read back */
+		px.to = mir_dest_port(p->md);
+		mir_source_resume(p->ms);
+	} else {
+		mir_source_stop(p->ms);
+		tm_source_start_opts(p, MIR_SYNC, px.port, 20, 0);
+	}
+	assert_int_equal(mir_source_wait(p->ms, g0, 30000), 0);
+	mir_source_stats(p->ms, &ss);
+	mir_dest_stats(p->md, &ds);
+	fprintf(stderr, "%s restarted a third into a baseline of %llu blocks "
+	    "(checkpoint %llu): source %llu resumes, %llu blocks not resent, "
+	    "%llu restarts; destination %llu resumes, %llu blocks read back, "
+	    "mirror-path reads %llu\n", restart_dest ? "destination" :
+	    "source", (unsigned long long)vol_blocks, (unsigned long long)k,
+	    (unsigned long long)ss.baseline_resumes,
+	    (unsigned long long)ss.blocks_not_resent,
+	    (unsigned long long)ss.baseline_restarts,
+	    (unsigned long long)ds.baseline_resumes,
+	    (unsigned long long)ds.resume_reads,
+	    (unsigned long long)ds.mirror_reads);
+	if (restart_dest) {
+		assert_int_equal(ss.baseline_resumes, 1);
+		assert_int_equal(ss.blocks_not_resent, k);
+		assert_int_equal(ss.baseline_restarts, 0);
+		assert_int_equal(ds.baseline_resumes, 1);
+		assert_int_equal(ds.resume_reads, k);
+	} else {
+		/* The new source holds no baseline root: it starts over. */
+		assert_int_equal(ss.baseline_resumes, 0);
+		assert_int_equal(ss.baseline_restarts, 1);
+		assert_non_null(strstr(ss.last_error, "started over"));
+		assert_true(ss.blocks_sent_walk >= vol_blocks);
+		assert_int_equal(ds.baseline_resumes, 0);
+	}
+	assert_int_equal(ds.mirror_reads, 0);
+	assert_int_equal(ds.ckpt_gen, 0);
+	assert_int_equal(access(ckpt, F_OK), -1);
+	mir_source_stop(p->ms);
+	p->ms = NULL;
+	px.stop = true;
+	pthread_join(px.t, NULL);
+	close(px.lfd);
+	tm_tree_equal(p->src->v, mir_dest_volume(p->md));
+	tm_check_clean(mir_dest_volume(p->md), "replica");
+	tm_pair_free(p);
+}
+
+static void test_baseline_survives_destination_restart(void **state)
+{
+	baseline_restart(true);
+}
+
+static void test_baseline_after_source_restart_starts_over(void **state)
+{
+	baseline_restart(false);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_catch_up_sends_only_new_blocks),
 		cmocka_unit_test(test_link_cuts),
 		cmocka_unit_test(test_baseline_resumes_after_cuts),
+		cmocka_unit_test(test_baseline_survives_destination_restart),
+		cmocka_unit_test(
+		    test_baseline_after_source_restart_starts_over),
 	};
 	return cmocka_run_group_tests_name("mirror link", tests, NULL, NULL);
 }
