@@ -19,8 +19,9 @@
  * one timeout, not one per disk.
  *
  * Errors.  A device error, or no answer within the I/O timeout, fails the
- * disk (R5, raid_disk_fail) and comes back as -EIO; the operation takes a new snapshot of the group and runs
- * again on the survivors, at most P+1 times.  A write whose disk fails
+ * disk (R5, raid_disk_fail) and comes back as -EIO; the operation takes a
+ * new snapshot of the group and runs again on the survivors, at most P+1
+ * times.  A write whose disk fails
  * needs no retry: the stripe is consistent on the survivors.
  */
 #include <errno.h>

@@ -221,8 +221,8 @@ static bool mark_failed_locked(raid_vol_t *v, struct raid_disk *d, int err,
 	d->state = RAID_DISK_FAILED;
 	*changed = true;
 	if (err == -ETIMEDOUT)
-		snprintf(d->reason, sizeof(d->reason), "%s: no answer for %u ms",
-		    why, v->io_timeout_ms);
+		snprintf(d->reason, sizeof(d->reason),
+		    "%s: no answer for %u ms", why, v->io_timeout_ms);
 	else if (err != 0)
 		snprintf(d->reason, sizeof(d->reason), "%s: %s", why,
 		    fl_strerror(err));

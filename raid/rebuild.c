@@ -74,7 +74,8 @@ static int rebuild_one(raid_vol_t *v)
 		for (unsigned p = 0; p < v->w; p++)
 			if (s.up[p])
 				raid_disk_prefetch(v, s.d[p], c0 + cn,
-				    RAID_PREFETCH_CHUNKS * RAID_REBUILD_STRIPES);
+				    RAID_PREFETCH_CHUNKS *
+				    RAID_REBUILD_STRIPES);
 		if (s.rb_disk != spare) {
 			err = -EIO;	/* the spare failed */
 		} else if ((err = raid_group_check(v, g, &s)) == 0) {
