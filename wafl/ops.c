@@ -97,6 +97,114 @@ void ops_fail(struct wafl_vol *v, int why)
 		    "refuses writes until it is reopened", fl_strerror(why));
 }
 
+/*
+ * Back-pressure on dirty memory and the NVLOG, applied after an operation
+ * dropped every lock it held (its wnode locks, then cp_lock in
+ * ops_tx_end) or before it took any (ops_tx_begin), so the CP it waits
+ * for can freeze.  Over dirty_max, or with the log's current half more
+ * than half full, the CP thread is asked for a CP, which overlaps with the
+ * writers: the freeze empties the dirty set and switches log halves at
+ * once, and the write-out runs without the volume lock.  While that CP is
+ * being written the next one cannot start, so when writers are faster
+ * than the disks the pressure keeps growing; they are then slowed before
+ * they hit the wall, in proportion to how close they are to it (the shape
+ * of ZFS's dmu_tx_delay): with p the larger of (dirty - max) / max and
+ * (fill - 1/2) / (1/2), each operation waits THROTTLE_DELAY_US x p / (1 - p),
+ * at most THROTTLE_DELAY_MAX_US, so writers settle at the rate the CPs
+ * write instead of all stopping for a whole CP.  At the wall -- dirty over
+ * twice dirty_max, or no room left in the log half -- an operation waits
+ * for the next freeze, so dirty memory stays bounded by about 2 x
+ * dirty_max plus what the operations in flight add.  Every wait ends at
+ * the next freeze (cp_run wakes cp_cond after it); a wait at the wall
+ * asks for a CP again every THROTTLE_WAIT_MS and ends when the CP thread
+ * stops or the volume failed (writes then get EROFS).  Without a CP
+ * thread (mount-time replay, tests) the writer runs the CP itself.
+ */
+#define THROTTLE_WAIT_MS	100
+#define THROTTLE_DELAY_US	2000
+#define THROTTLE_DELAY_MAX_US	100000
+
+static uint64_t dirty_bytes(struct wafl_vol *v)
+{
+	return __atomic_load_n(&v->ndirty_bufs, __ATOMIC_RELAXED) *
+	    WAFL_BLOCK_SIZE;
+}
+
+static uint64_t open_gen(struct wafl_vol *v)
+{
+	return __atomic_load_n(&v->open_gen, __ATOMIC_ACQUIRE);
+}
+
+static void deadline_after(struct timespec *ts, uint64_t us)
+{
+	clock_gettime(CLOCK_REALTIME, ts);
+	ts->tv_sec += (time_t)(us / 1000000);
+	ts->tv_nsec += (long)(us % 1000000) * 1000L;
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
+}
+
+/*
+ * Wait until a CP froze generation gen (open_gen moved on) or, if
+ * us != 0, us microseconds passed.  The caller asked for a CP already and
+ * holds no lock.
+ */
+static void freeze_wait(struct wafl_vol *v, uint64_t gen, uint64_t us)
+{
+	struct timespec end;
+
+	if (us != 0)
+		deadline_after(&end, us);
+	pthread_mutex_lock(&v->cp_mutex);
+	while (open_gen(v) == gen && !v->cp_stop &&
+	    !__atomic_load_n(&v->failed, __ATOMIC_ACQUIRE)) {
+		struct timespec ts;
+		if (us != 0)
+			ts = end;
+		else
+			deadline_after(&ts, THROTTLE_WAIT_MS * 1000);
+		if (pthread_cond_timedwait(&v->cp_cond, &v->cp_mutex, &ts) !=
+		    ETIMEDOUT)
+			continue;
+		if (us != 0)
+			break;
+		v->cp_requested = true;	/* a round without a freeze */
+		pthread_cond_broadcast(&v->cp_cond);
+	}
+	pthread_mutex_unlock(&v->cp_mutex);
+}
+
+static void throttle(struct wafl_vol *v)
+{
+	uint64_t dirty = dirty_bytes(v);
+	uint64_t max = v->opts.dirty_max_bytes;
+	double fill = v->log != NULL ? nvlog_fill(v->log) : 0.0;
+
+	if (dirty <= max && fill <= 0.5)
+		return;
+	if (!v->cp_running_thread) {
+		(void)cp_run(v);	/* errors latch in the volume */
+		return;
+	}
+	uint64_t gen = open_gen(v);
+	cp_request(v);
+	if (dirty > 2 * max) {
+		freeze_wait(v, gen, 0);
+		return;
+	}
+	double p = dirty > max ? (double)(dirty - max) / (double)max : 0.0;
+	if ((fill - 0.5) * 2.0 > p)
+		p = (fill - 0.5) * 2.0;
+	double us = p >= 1.0 ? THROTTLE_DELAY_MAX_US :
+	    THROTTLE_DELAY_US * p / (1.0 - p);
+	if (us > THROTTLE_DELAY_MAX_US)
+		us = THROTTLE_DELAY_MAX_US;
+	if (us >= 1.0)
+		freeze_wait(v, gen, (uint64_t)us);
+}
+
 int ops_tx_begin(struct wafl_vol *v, uint32_t max_payload,
     uint64_t need_blocks, struct ops_tx *tx)
 {
@@ -127,6 +235,7 @@ int ops_tx_begin(struct wafl_vol *v, uint32_t max_payload,
 			tx->reserved = true;
 			return 0;
 		}
+		uint64_t gen = v->open_gen;
 		pthread_rwlock_unlock(&v->cp_lock);
 		if (rc != -EAGAIN) {
 			if (rc == -EIO || nvlog_failed(v->log))
@@ -135,7 +244,13 @@ int ops_tx_begin(struct wafl_vol *v, uint32_t max_payload,
 		}
 		if (tries >= OPS_RETRIES)
 			return -EAGAIN;
-		/* The half is full: a CP switches halves. */
+		/* The half is full: a CP switches halves.  The CP thread's,
+		 * when it runs: wait for its freeze (back-pressure above). */
+		if (v->cp_running_thread) {
+			cp_request(v);
+			freeze_wait(v, gen, 0);
+			continue;
+		}
 		rc = cp_run(v);
 		if (rc != 0)
 			return rc == -EROFS ? rc : -EIO;
@@ -160,84 +275,6 @@ int ops_tx_commit(struct ops_tx *tx, uint16_t type, const struct iovec *iov,
 	}
 	tx->logged = true;
 	return 0;
-}
-
-/*
- * Back-pressure on dirty memory and the NVLOG, after an operation dropped
- * every lock it held (its wnode locks, then cp_lock in ops_tx_end), so the
- * CP it waits for can freeze.  Over dirty_max (or a half-full log) the CP
- * thread is asked for a CP, which overlaps with the writers: the freeze
- * empties the dirty set at once and the write-out runs without the volume
- * lock.  When the CP does not keep up, writers are slowed before they hit
- * the wall: past 1.5 x dirty_max each one sleeps
- * THROTTLE_DELAY_US x (dirty - 1.5 max) / (2 max - dirty), at most
- * THROTTLE_DELAY_MAX_US (the shape of ZFS's dmu_tx_delay), so the wait is
- * spread over many calls instead of falling on a few.  Past twice
- * dirty_max a writer waits for the next freeze (cp_run wakes cp_cond after
- * it), so dirty memory stays bounded by about 2 x dirty_max plus what the
- * writers in flight add, and a writer waits for a freeze rather than
- * running a whole CP itself.  Each round of the wait is bounded
- * (THROTTLE_WAIT_MS) and asks again; it ends when the CP thread stops or
- * the volume failed (its writes then get EROFS).  Without a CP thread
- * (mount-time replay, tests) the writer runs the CP itself.
- */
-#define THROTTLE_WAIT_MS	100
-#define THROTTLE_DELAY_US	200
-#define THROTTLE_DELAY_MAX_US	20000
-
-static uint64_t dirty_bytes(struct wafl_vol *v)
-{
-	return __atomic_load_n(&v->ndirty_bufs, __ATOMIC_RELAXED) *
-	    WAFL_BLOCK_SIZE;
-}
-
-static void throttle_wait(struct wafl_vol *v, uint64_t limit)
-{
-	pthread_mutex_lock(&v->cp_mutex);
-	while (dirty_bytes(v) > limit && !v->cp_stop &&
-	    !__atomic_load_n(&v->failed, __ATOMIC_ACQUIRE)) {
-		struct timespec ts;
-		v->cp_requested = true;
-		pthread_cond_broadcast(&v->cp_cond);
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += THROTTLE_WAIT_MS * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
-		(void)pthread_cond_timedwait(&v->cp_cond, &v->cp_mutex, &ts);
-	}
-	pthread_mutex_unlock(&v->cp_mutex);
-}
-
-static void throttle(struct wafl_vol *v)
-{
-	uint64_t dirty = dirty_bytes(v);
-	bool want = false;
-
-	if (dirty > v->opts.dirty_max_bytes)
-		want = true;
-	if (v->log != NULL && nvlog_fill(v->log) > 0.5)
-		want = true;
-	if (!want)
-		return;
-	if (!v->cp_running_thread) {
-		(void)cp_run(v);	/* errors latch in the volume */
-		return;
-	}
-	cp_request(v);
-	uint64_t lo = v->opts.dirty_max_bytes + v->opts.dirty_max_bytes / 2;
-	uint64_t hi = 2 * v->opts.dirty_max_bytes;
-	if (dirty > hi) {
-		throttle_wait(v, hi);
-	} else if (dirty > lo) {
-		uint64_t us = THROTTLE_DELAY_US * (dirty - lo) / (hi - dirty + 1);
-		if (us > THROTTLE_DELAY_MAX_US)
-			us = THROTTLE_DELAY_MAX_US;
-		struct timespec ts = { .tv_sec = 0,
-		    .tv_nsec = (long)us * 1000L };
-		(void)nanosleep(&ts, NULL);
-	}
 }
 
 int ops_tx_end(struct ops_tx *tx, int rc, bool wait)
