@@ -90,6 +90,8 @@ enum nfsd_disp nfs3_proc_readlink(struct nfsd_req *r, void *a, void *s);
 enum nfsd_disp nfs3_proc_read(struct nfsd_req *r, void *a, void *s);
 /* READ3res without the data bytes (they follow from r->rdata). */
 bool_t nfs3_xdr_read3res_head(XDR *x, READ3res *res);
+/* WRITE3args whose data points into the call's record (not copied). */
+bool_t nfs3_xdr_write3args_inplace(XDR *x, WRITE3args *a);
 enum nfsd_disp nfs3_proc_write(struct nfsd_req *r, void *a, void *s);
 enum nfsd_disp nfs3_proc_commit(struct nfsd_req *r, void *a, void *s);
 enum nfsd_disp nfs3_proc_fsstat(struct nfsd_req *r, void *a, void *s);

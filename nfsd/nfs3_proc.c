@@ -274,6 +274,36 @@ enum nfsd_disp nfs3_proc_read(struct nfsd_req *r, void *a, void *s)
 	return NFSD_REPLY;
 }
 
+/*
+ * WRITE3args as xdr_WRITE3args decodes them, but the data is left where
+ * it arrived: data_val points into the call's record (xdr_inline of the
+ * memory stream rpc.c decodes from), which the request owns until
+ * nfsd_req_free, after the handler.  So a WRITE's data is not copied
+ * between the record and wafl_write.  XDR_FREE releases only the handle.
+ */
+bool_t nfs3_xdr_write3args_inplace(XDR *x, WRITE3args *a)
+{
+	u_int len;
+
+	if (x->x_op == XDR_FREE) {
+		a->data.data_val = NULL;	/* in the record */
+		a->data.data_len = 0;
+		return xdr_WRITE3args(x, a);
+	}
+	if (x->x_op != XDR_DECODE)
+		return xdr_WRITE3args(x, a);
+	if (!xdr_nfs_fh3(x, &a->file) || !xdr_offset3(x, &a->offset) ||
+	    !xdr_count3(x, &a->count) || !xdr_stable_how(x, &a->stable) ||
+	    !xdr_u_int(x, &len) || len > NFS3_WIRE_DATALEN)
+		return FALSE;
+	a->data.data_len = len;
+	a->data.data_val = NULL;
+	if (len == 0)
+		return TRUE;
+	a->data.data_val = (char *)xdr_inline(x, (int)((len + 3) & ~3u));
+	return a->data.data_val != NULL;
+}
+
 /* RFC 1813 3.3.7 */
 enum nfsd_disp nfs3_proc_write(struct nfsd_req *r, void *a, void *s)
 {
