@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "admin/adm_impl.h"
 #include "admin/svc_mirror.h"
@@ -453,6 +454,17 @@ static int mirror_delete(struct adm_ctx *ctx, const struct adm_req *req,
 	if (adm_db_exec(ctx->db, "DELETE FROM mirrors WHERE id = ?", "i",
 	    r.id) != 0)
 		return adm_fail(rep, ADM_ERR, "cannot delete the relationship");
+	if (!is_source(&r)) {
+		/* An interrupted baseline's checkpoint goes with it. */
+		struct adm_vol_rec rec;
+		char ckpt[ADM_PATH_MAX + ADM_NAME_MAX + 16];
+
+		if (adm_vol_get(ctx->db, r.vol, &rec) == 0) {
+			adm_mirror_ckpt_path(rec.dir, r.vol, ckpt,
+			    sizeof(ckpt));
+			(void)unlink(ckpt);
+		}
+	}
 	adm_event(ctx, r.vol, "mirror.deleted", "mirror %s %s %s:%s deleted",
 	    r.vol, is_source(&r) ? "to" : "from", r.peer, r.rvol);
 	if (is_source(&r)) {

@@ -379,11 +379,11 @@ static int dst_run(struct adm_ctx *ctx, struct mrel *r,
 		.tls = w->tls,
 	};
 	wafl_vol_t *old = NULL;
-	char ckpt[ADM_PATH_MAX + 16];
+	char ckpt[ADM_PATH_MAX + ADM_NAME_MAX + 16];
 	int rc;
 
 	/* An interrupted baseline resumes from here (beside the disks). */
-	snprintf(ckpt, sizeof(ckpt), "%s/mirror.ckpt", w->dir);
+	adm_mirror_ckpt_path(w->dir, w->vol, ckpt, sizeof(ckpt));
 	o.checkpoint_path = ckpt;
 	o.key_len = hex_decode(w->psk, key, sizeof(key));
 	o.key = key;
@@ -522,6 +522,12 @@ void adm_mirror_stop_rel(struct adm_ctx *ctx, int64_t id)
 		return;
 	rel_stop(ctx, r);
 	rel_unlink(r);
+}
+
+void adm_mirror_ckpt_path(const char *dir, const char *vol, char *out,
+    size_t len)
+{
+	snprintf(out, len, "%s/%s.mirror-ckpt", dir, vol);
 }
 
 /* ------------------------------------------------------- schedules */

@@ -69,6 +69,11 @@ int adm_mirror_break_dest(struct adm_ctx *ctx, int64_t id, char *why,
  * (its exports follow). */
 int adm_mirror_make_readonly(struct adm_ctx *ctx, const char *vol);
 
+/* The baseline checkpoint of destination volume vol whose disk images
+ * are in dir. */
+void adm_mirror_ckpt_path(const char *dir, const char *vol, char *out,
+    size_t len);
+
 /* Hex of a key read from a file (16..64 bytes, one trailing newline
  * ignored). */
 int adm_mirror_key_load(const char *path, char *hex, size_t hexlen,

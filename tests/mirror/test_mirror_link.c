@@ -104,6 +104,16 @@ static void test_catch_up_sends_only_new_blocks(void **state)
 	    s1.last_walk_base, count_cb, &last), 0);
 	assert_true(s1.last_walk_blocks >= last);
 
+	/* Progress of the last catch-up: its total estimated from the CPs'
+	 * block counts (an upper bound of what it sends). */
+	fprintf(stderr, "last catch-up: %llu bytes sent of an estimated "
+	    "%llu, ETA %llu\n", (unsigned long long)s1.walk_bytes_done,
+	    (unsigned long long)s1.walk_bytes_total,
+	    (unsigned long long)s1.walk_eta_s);
+	assert_false(s1.walk_active);
+	assert_true(s1.walk_bytes_done == s1.last_walk_blocks * 4096);
+	assert_true(s1.walk_bytes_total >= s1.walk_bytes_done);
+	assert_int_equal(s1.walk_eta_s, 0);
 	tm_tree_equal(p->src->v, mir_dest_volume(p->md));
 	tm_snap_equal(p->src->v, mir_dest_volume(p->md), "down");
 	struct mir_dest_stats ds;
