@@ -30,6 +30,13 @@
  *   M5  A malformed frame, a failed check or an unknown relationship closes
  *       the connection; nothing is adopted and the served root is
  *       unchanged (blocks already written lie on VBNs it does not use).
+ *   M6  The destination's served root is retained on the source by a hold
+ *       (recorded in fsinfo: it survives a source restart or crash) or by
+ *       the fallback snapshot mirror.base.<gen> whose root pointer is that
+ *       root's exactly (retain.c).
+ *   M7  Resync overwrites a side only after the other side made its
+ *       divergent data durable as a snapshot, and its new root is the
+ *       newest root both sides retained exactly (resync.c).
  *
  * CONCURRENCY
  *   Each source and each destination runs one thread of its own.  The
@@ -213,5 +220,65 @@ int mir_dest_wait(mir_dest_t *d, uint64_t gen, uint32_t timeout_ms);
 int mir_dest_break(mir_dest_t *d, const char *nvlog_path,
     wafl_vol_t **out);
 void mir_dest_stop(mir_dest_t *d);
+
+/* ------------------------------------------------------------- resync */
+
+/*
+ * Resync after a break (resync.c, docs/mirror.md "Resync"): the side T
+ * being overwritten sends its data written since the newest root both
+ * sides retain (G) to the winning side W, which keeps it as a snapshot;
+ * then T rolls back to G and becomes W's destination (start mir_dest on
+ * T's raid volume and a mir_source on W: the catch-up runs from G by
+ * birth generation).
+ *   M7  T is overwritten only after W made T's divergent data durable as
+ *       a snapshot, and T's new root is G exactly, a root both sides
+ *       retained throughout.
+ */
+typedef struct mir_resync mir_resync_t;
+
+struct mir_resync_opts {
+	uint8_t rel_id[MIR_REL_ID_SIZE];
+	const uint8_t *key;		/* pre-shared, 16..64 bytes */
+	size_t key_len;
+	const char *host;		/* W: listen (NULL: 127.0.0.1);
+					   T: W's address */
+	uint16_t port;			/* W: 0 = any free port */
+	uint32_t io_timeout_ms;		/* 0: 10000 */
+	uint32_t accept_timeout_ms;	/* W: wait for T; 0: 10 minutes */
+	uint64_t max_import_bytes;	/* W: T's divergence kept in memory
+					   while importing; 0: 1 GiB */
+	const char *snap_name;		/* W: NULL: resync.<T's generation> */
+};
+
+struct mir_resync_result {
+	uint64_t base_gen;		/* G */
+	uint64_t snap_gen;		/* the snapshot on W */
+	uint64_t blocks_sent;		/* T -> W */
+	uint64_t blocks_received;	/* W: from T */
+	uint64_t blocks_imported;	/* W: moved into the snapshot */
+	uint64_t bytes_out, bytes_in;
+	char snap_name[64];		/* W */
+	char error[192];
+};
+
+/* W: wait (in a thread) for T, import its divergent tree.  The volume
+ * stays writable meanwhile. */
+int mir_resync_serve(wafl_vol_t *w, const struct mir_resync_opts *o,
+    mir_resync_t **out);
+uint16_t mir_resync_port(const mir_resync_t *r);
+/* 0 once the import is durable; -ETIMEDOUT; or the session's error. */
+int mir_resync_wait(mir_resync_t *r, uint32_t timeout_ms,
+    struct mir_resync_result *res);
+void mir_resync_stop(mir_resync_t *r);
+/*
+ * T: the caller has stopped writes to *t (it is about to be rolled back).
+ * Connect to W, send the data written here since G, wait until W has it
+ * durably, then unmount *t (*t becomes NULL), roll the raid volume back to
+ * root G as a replica and remove the NVLOG at nvlog_path.  If it fails
+ * before the roll back, *t stays mounted and unchanged.
+ */
+int mir_resync_overwrite(wafl_vol_t **t, raid_vol_t *raid,
+    const char *nvlog_path, const struct mir_resync_opts *o,
+    struct mir_resync_result *res);
 
 #endif

@@ -77,6 +77,12 @@ static const struct type_info types[MIR_MSG_LAST + 1] = {
 	[MIR_MSG_ACK] = { "ACK", 8, 8 },
 	[MIR_MSG_ABORT] = { "ABORT", 8, 8 },
 	[MIR_MSG_ERROR] = { "ERROR", 8, 8 + MIR_ERRTEXT_MAX },
+	[MIR_MSG_RS_HELLO] = { "RS_HELLO", 64, 64 },
+	[MIR_MSG_RS_PROOF] = { "RS_PROOF", 64, 64 },
+	[MIR_MSG_RS_ROOTS] = { "RS_ROOTS", 8, 8 + 40 * MIR_RS_MAX_ROOTS },
+	[MIR_MSG_RS_BEGIN] = { "RS_BEGIN", 80, 80 },
+	[MIR_MSG_RS_END] = { "RS_END", 8, 8 },
+	[MIR_MSG_RS_DONE] = { "RS_DONE", 16, 16 },
 };
 
 static bool type_known(uint16_t t)

@@ -73,6 +73,7 @@
 #define MIR_KEY_MAX		64u
 #define MIR_BLOCK		4096u
 #define MIR_ERRTEXT_MAX		256u
+#define MIR_RS_MAX_ROOTS	512u	/* RS_ROOTS entries */
 #define MIR_FLAG_COMPRESSED	0x1u
 #define MIR_STATUS_SIZE		64u
 
@@ -88,7 +89,14 @@ enum mir_msg_type {
 	MIR_MSG_ACK,
 	MIR_MSG_ABORT,
 	MIR_MSG_ERROR,
-	MIR_MSG_LAST = MIR_MSG_ERROR,
+	/* resync (mirror/resync.c, docs/mirror.md "Resync") */
+	MIR_MSG_RS_HELLO,	/* T->W: id 16, nonce_t 32, pad 16 */
+	MIR_MSG_RS_PROOF,	/* both: mac 32, nonce 32 (T's: zero) */
+	MIR_MSG_RS_ROOTS,	/* W->T: count 4, pad 4, {gen 8, bp 32}... */
+	MIR_MSG_RS_BEGIN,	/* T->W: base gen 8, base bp 32, gen 8, bp 32 */
+	MIR_MSG_RS_END,		/* T->W: blocks sent 8 */
+	MIR_MSG_RS_DONE,	/* W->T: snapshot gen 8, blocks imported 8 */
+	MIR_MSG_LAST = MIR_MSG_RS_DONE,
 };
 
 enum mir_side { MIR_SIDE_SOURCE = 1, MIR_SIDE_DEST = 2 };

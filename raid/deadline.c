@@ -27,7 +27,9 @@
  * if it was still queued; the worker frees it when it comes back.  What a
  * hung syscall finally does to the failed disk itself is beyond reach, but
  * by then the disk is out and its label generation behind (R5), so nothing
- * is read from it again.
+ * is read from it again; and raid_add_spare refuses a path that is already
+ * a disk of the volume, so a late write cannot land on a disk being
+ * rebuilt.
  *
  *   QUEUED --worker--> RUNNING <--> COPYING --> DONE (caller frees)
  *      \                  \

@@ -351,3 +351,84 @@ int wafl_replica_advance(wafl_vol_t *v, uint64_t *gen)
 	    (unsigned long long)nf.gen);
 	return 0;
 }
+
+/* ------------------------------------------------------------ rollback */
+
+/*
+ * Crash ordering.  Let t be the newest valid fsinfo, in slot t % 2, and
+ * require t % 2 != gen % 2 (else -EAGAIN: the caller runs one more CP).
+ *   1. write fsinfo gen (root, ring = {gen}, replica) to slot gen % 2,
+ *      over an older generation; flush.  Newest valid: still t.
+ *   2. wipe slot t % 2; flush.  Newest valid: gen.
+ * A crash or a torn write at any point leaves t or gen, never a mix: the
+ * tree of gen was retained all along, so it is whole.
+ */
+int wafl_rollback_replica(raid_vol_t *raid, uint64_t gen,
+    const struct wafl_bp *root)
+{
+	struct wafl_fsinfo cur[WAFL_FSINFO_SLOTS], nf;
+	bool ok[WAFL_FSINFO_SLOTS] = { false };
+	uint8_t *blk = malloc(WAFL_BLOCK_SIZE);
+	int newest = -1, rc = 0;
+
+	if (blk == NULL)
+		return -ENOMEM;
+	if (root->vbn == 0 || root->birth != gen) {
+		rc = FL_ERR(-EINVAL);
+		goto out;
+	}
+	for (unsigned s = 0; s < WAFL_FSINFO_SLOTS; s++) {
+		if (raid_read(raid, s, 1, blk) != 0 ||
+		    wafl_fsinfo_decode(blk, &cur[s]) != 0 ||
+		    cur[s].gen % WAFL_FSINFO_SLOTS != s)
+			continue;
+		ok[s] = true;
+		if (newest < 0 || cur[s].gen > cur[newest].gen)
+			newest = (int)s;
+	}
+	if (newest < 0) {
+		rc = FL_ERR(-FL_ECORRUPT);
+		goto out;
+	}
+	uint64_t t = cur[newest].gen;
+	if (t == gen && memcmp(&cur[newest].root, root, sizeof(*root)) == 0 &&
+	    cur[newest].ring_len == 1)
+		goto out;		/* already there (a repeat after a crash) */
+	if (t <= gen || root->vbn >= cur[newest].nvbns) {
+		rc = FL_ERR(-EINVAL);
+		goto out;
+	}
+	if ((unsigned)newest == gen % WAFL_FSINFO_SLOTS) {
+		rc = -EAGAIN;
+		goto out;
+	}
+	nf = cur[newest];
+	nf.gen = gen;
+	nf.root = *root;
+	memset(nf.ring, 0, sizeof(nf.ring));
+	nf.ring[0] = (struct wafl_ring_ent){ gen, *root };
+	nf.ring_len = 1;
+	nf.nholds = 0;
+	memset(nf.holds, 0, sizeof(nf.holds));
+	nf.mirror_base = 0;
+	nf.flags |= WAFL_FSI_REPLICA;
+	nf.write_ns = fl_now_real_ns();
+	wafl_fsinfo_encode(blk, &nf);
+	rc = raid_write(raid, gen % WAFL_FSINFO_SLOTS, 1, blk);
+	if (rc == 0)
+		rc = raid_flush(raid);
+	if (rc == 0) {
+		memset(blk, 0, WAFL_BLOCK_SIZE);
+		rc = raid_write(raid, (uint64_t)newest, 1, blk);
+	}
+	if (rc == 0)
+		rc = raid_flush(raid);
+	(void)ok;
+	if (rc == 0)
+		fl_warn("wafl", "file system rolled back from generation %llu "
+		    "to %llu (replica)", (unsigned long long)t,
+		    (unsigned long long)gen);
+out:
+	free(blk);
+	return rc;
+}

@@ -267,7 +267,7 @@ static int summary_or_root(struct wafl_vol *v, const struct wafl_bp *root)
  * they never equal an id wafl_snap_create gave for the same generation.
  */
 int wafl_snap_adopt_root(wafl_vol_t *v, const char *name, uint64_t gen,
-    uint64_t *id_out)
+    unsigned flags, uint64_t *id_out)
 {
 	struct wafl_snapent e, cur;
 	struct wafl_bp root = { 0 };
@@ -291,6 +291,21 @@ int wafl_snap_adopt_root(wafl_vol_t *v, const char *name, uint64_t gen,
 			root = v->holds[h].root;
 			rc = 0;
 		}
+	if (rc != 0) {
+		/* a root another snapshot keeps (a second name for it) */
+		struct wafl_snapent se;
+		for (uint64_t k = 0; rc != 0 && k < nslots(v); k++) {
+			uint8_t *b = malloc(WAFL_BLOCK_SIZE);
+			if (b == NULL)
+				break;
+			if (snap_read(v, k, &se, b) == 0 && se.gen == gen &&
+			    se.root.birth == gen) {
+				root = se.root;
+				rc = 0;
+			}
+			free(b);
+		}
+	}
 	if (rc != 0)
 		goto out;
 	if (snap_find(v, name, 0, &slot, &e) == 0) {
@@ -333,7 +348,7 @@ int wafl_snap_adopt_root(wafl_vol_t *v, const char *name, uint64_t gen,
 out:
 	unlock_all(v);
 	free(blk);
-	if (rc == 0)
+	if (rc == 0 && !(flags & WAFL_ADOPT_NO_CP))
 		rc = cp_run(v);
 	if (rc == 0) {
 		fl_info("wafl", "snapshot %s adopts root %llu", name,
@@ -830,5 +845,117 @@ int wafl_snap_root_info(wafl_vol_t *v, const char *name, uint64_t *gen,
 		if (root_cksum != NULL)
 			*root_cksum = e.root.cksum;
 	}
+	return rc;
+}
+
+int snap_name_free(struct wafl_vol *v, const char *name)
+{
+	struct wafl_snapent e;
+	uint8_t *blk;
+	uint64_t slot, nsnaps = 0;
+	int rc;
+
+	if (!name_ok(name))
+		return FL_ERR(-EINVAL);
+	if (snap_find(v, name, 0, &slot, &e) == 0)
+		return FL_ERR(-EEXIST);
+	blk = malloc(WAFL_BLOCK_SIZE);
+	if (blk == NULL)
+		return -ENOMEM;
+	rc = 0;
+	for (uint64_t s = 0; s < nslots(v) && rc == 0; s++) {
+		rc = snap_read(v, s, &e, blk);
+		if (rc == 0 && e.gen != 0)
+			nsnaps++;
+	}
+	free(blk);
+	if (rc == 0 && nsnaps >= WAFL_MAX_SNAPSHOTS)
+		rc = FL_ERR(-ENOSPC);
+	return rc;
+}
+
+int snap_insert(struct wafl_vol *v, const char *name, uint64_t gen,
+    const struct wafl_bp *root, uint64_t *id_out)
+{
+	struct wafl_snapent e, cur;
+	uint8_t *blk = malloc(WAFL_BLOCK_SIZE);
+	uint64_t free_slot = UINT64_MAX, same_gen = 0;
+	int rc = blk == NULL ? -ENOMEM : 0;
+
+	for (uint64_t s = 0; rc == 0 && s < nslots(v); s++) {
+		rc = snap_read(v, s, &cur, blk);
+		if (rc != 0)
+			break;
+		if (cur.gen == 0) {
+			if (free_slot == UINT64_MAX)
+				free_slot = s;
+			continue;
+		}
+		if (cur.gen == gen)
+			same_gen++;
+	}
+	free(blk);
+	if (rc != 0)
+		return rc;
+	if (free_slot == UINT64_MAX)
+		free_slot = nslots(v);
+	memset(&e, 0, sizeof(e));
+	e.gen = gen;
+	e.create_ns = fl_now_real_ns();
+	e.root = *root;
+	e.id = (gen << 16) | 0x4000u | same_gen;
+	snprintf(e.name, sizeof(e.name), "%s", name);
+	rc = snap_write(v, free_slot, &e);
+	if (rc == 0 && id_out != NULL)
+		*id_out = e.id;
+	return rc;
+}
+
+static void root_add(struct wafl_root_ent *out, size_t max, size_t *k,
+    uint64_t gen, const struct wafl_bp *root)
+{
+	for (size_t i = 0; i < *k && i < max; i++)
+		if (out[i].gen == gen && out[i].vbn == root->vbn &&
+		    out[i].birth == root->birth && out[i].cksum == root->cksum)
+			return;
+	if (*k < max)
+		out[*k] = (struct wafl_root_ent){ gen, root->vbn, root->birth,
+		    root->cksum };
+	(*k)++;
+}
+
+static int cmp_root_ent(const void *a, const void *b)
+{
+	const struct wafl_root_ent *x = a, *y = b;
+
+	return x->gen > y->gen ? -1 : x->gen < y->gen;
+}
+
+int wafl_retained_roots(wafl_vol_t *v, struct wafl_root_ent *out,
+    size_t max, size_t *n)
+{
+	uint8_t *blk = malloc(WAFL_BLOCK_SIZE);
+	size_t k = 0;
+	int rc = blk == NULL ? -ENOMEM : 0;
+
+	pthread_rwlock_rdlock(&v->cp_lock);
+	for (unsigned i = 0; rc == 0 && i < v->fsi.ring_len; i++)
+		root_add(out, max, &k, v->fsi.ring[i].gen,
+		    &v->fsi.ring[i].root);
+	for (unsigned h = 0; rc == 0 && h < WAFL_MAX_HOLDS; h++)
+		if (v->holds[h].gen != 0)
+			root_add(out, max, &k, v->holds[h].gen,
+			    &v->holds[h].root);
+	for (uint64_t s = 0; rc == 0 && s < nslots(v); s++) {
+		struct wafl_snapent e;
+		rc = snap_read(v, s, &e, blk);
+		if (rc == 0 && e.gen != 0 && e.root.birth == e.gen)
+			root_add(out, max, &k, e.gen, &e.root);
+	}
+	pthread_rwlock_unlock(&v->cp_lock);
+	free(blk);
+	if (rc == 0 && k > 0)
+		qsort(out, k < max ? k : max, sizeof(*out), cmp_root_ent);
+	*n = k < max ? k : max;
 	return rc;
 }

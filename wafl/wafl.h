@@ -366,12 +366,59 @@ int wafl_snap_create(wafl_vol_t *v, const char *name, uint64_t *id);
 int wafl_snap_delete(wafl_vol_t *v, const char *name);
 /*
  * A named snapshot whose root is the retained root of generation gen (a
- * held root or one of the CP ring) itself: its exact root pointer, no new
+ * held root, one of the CP ring, or another snapshot's root) itself: its exact root pointer, no new
  * root block; the summary map gains that root's bitmap.  Holds on gen are
- * left to the caller.  -ENOENT if gen is neither held nor in the ring.
+ * left to the caller.  -ENOENT if gen is not retained so.
+ * With WAFL_ADOPT_NO_CP the entry becomes durable with the next CP (safe
+ * for a ring root: the ring keeps it until then).
  */
+#define WAFL_ADOPT_NO_CP	0x1u	/* durable with the next CP, not now */
 int wafl_snap_adopt_root(wafl_vol_t *v, const char *name, uint64_t gen,
-    uint64_t *id);
+    unsigned flags, uint64_t *id);
+/*
+ * Import (import.c): the tree of another copy of this file system, which
+ * shares with this one the retained root of generation base_gen (held
+ * here or a snapshot, exact same root pointer), becomes snapshot `name`.
+ * get() returns the block the other copy has at vbn (its birth > base_gen)
+ * into buf; every block is checked against its parent's pointer.  Each
+ * such block moves to a VBN chosen here, pointers to it are rewritten
+ * (children first), the imported tree's active bitmap is rebuilt, its
+ * snapshot table and summary map are emptied (nested snapshots are not
+ * imported), and the snapshot is durable on return (a CP).  Blocks born
+ * at or before base_gen are the base root's and keep their pointers.
+ */
+struct wafl_bp;			/* wafl/ondisk.h */
+struct wafl_import_stats {
+	uint64_t gen, id;		/* the snapshot's */
+	uint64_t blocks;		/* blocks moved */
+	uint64_t bitmap_blocks;		/* new bitmap file */
+};
+typedef int wafl_import_get_fn(void *arg, uint64_t vbn, uint64_t birth,
+    uint8_t *buf);
+int wafl_import_snapshot(wafl_vol_t *v, const char *name, uint64_t base_gen,
+    const struct wafl_bp *root, wafl_import_get_fn *get, void *arg,
+    struct wafl_import_stats *st);
+/*
+ * Roots this volume retains exactly (ring, holds, snapshots): generation
+ * and root pointer, newest first, duplicates removed.  Resync looks for
+ * the newest one both sides have.
+ */
+struct wafl_root_ent {
+	uint64_t gen;
+	uint64_t vbn, birth;		/* the root block's pointer */
+	uint32_t cksum;
+};
+int wafl_retained_roots(wafl_vol_t *v, struct wafl_root_ent *out,
+    size_t max, size_t *n);
+/*
+ * Roll the file system on this raid volume back to root `root` of
+ * generation gen, as a replica (mirror destination) whose ring holds that
+ * root alone; the volume must not be mounted.  The root's tree must be
+ * whole on the disks (retained until now).  Crash-safe: the newest valid
+ * fsinfo is at every instant the old one or the new one (see replica.c).
+ */
+int wafl_rollback_replica(raid_vol_t *raid, uint64_t gen,
+    const struct wafl_bp *root);
 /* Snapshot entry by name: its generation and root pointer checksum. */
 int wafl_snap_root_info(wafl_vol_t *v, const char *name, uint64_t *gen,
     uint32_t *root_cksum);

@@ -291,6 +291,12 @@ uint64_t retained_oldest_gen(struct wafl_vol *v);
 
 /* ---------------------------------------------------------- snapshots */
 
+/* Caller holds cp_serial and cp_lock exclusive (snap.c): the name is
+ * valid and unused and the table has room / add an entry as is. */
+int snap_name_free(struct wafl_vol *v, const char *name);
+int snap_insert(struct wafl_vol *v, const char *name, uint64_t gen,
+    const struct wafl_bp *root, uint64_t *id);
+
 /* The inode file of snapshot `id` (snap.c); -ESTALE if there is none. */
 int snap_ifile(struct wafl_vol *v, uint64_t id, struct wafl_dinode *ifile);
 

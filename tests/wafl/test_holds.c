@@ -15,6 +15,7 @@
 
 #include "tests/lib/tl_log.h"
 #include "tests/lib/tl_wafl.h"
+#include "wafl/ondisk.h"
 #include "wafl/wafl.h"
 
 static int count_walk(void *arg, uint64_t vbn, uint64_t birth,
@@ -87,7 +88,7 @@ static void test_hold_survives_remount(void **state)
 	check_clean(f);
 	/* A snapshot adopting h reads h's data. */
 	uint64_t id;
-	assert_int_equal(wafl_snap_adopt_root(f->v, "base", h, &id), 0);
+	assert_int_equal(wafl_snap_adopt_root(f->v, "base", h, 0, &id), 0);
 	wafl_release_root(f->v, h);
 	assert_false(is_held(f->v, h));
 	churn(f, ino, sizeof(a), 10, 300);
@@ -130,9 +131,11 @@ static void test_adopt_releases_pending(void **state)
 	uint64_t before = wafl_pending_blocks(f->v);
 	assert_true(before >= len / 4096);
 	assert_int_equal(wafl_hold_root(f->v, 1), -ENOENT);
-	assert_int_equal(wafl_snap_adopt_root(f->v, "mirror.base.x", h, NULL),
+	assert_int_equal(wafl_snap_adopt_root(f->v, "mirror.base.x", h, 0,
+	    NULL),
 	    0);
-	assert_int_equal(wafl_snap_adopt_root(f->v, "mirror.base.x", h, NULL),
+	assert_int_equal(wafl_snap_adopt_root(f->v, "mirror.base.x", h, 0,
+	    NULL),
 	    -EEXIST);
 	wafl_release_root(f->v, h);
 	churn(f, ino, len, 6, 40);
@@ -201,12 +204,55 @@ static void test_hold_survives_crash(void **state)
 	tl_fs_destroy(f);
 }
 
+/* Roll an unmounted volume back to a held root: a replica of it. */
+static void test_rollback_replica(void **state)
+{
+	(void)state;
+	struct tl_fs *f = tl_fs_create(4, 1, 4096, false);
+	uint8_t a[65536], r[65536];
+
+	uint64_t ino = tl_fs_new_file(f);
+	tl_fill_pattern(a, sizeof(a), 77);
+	tl_fs_write(f, ino, 0, a, sizeof(a));
+	assert_int_equal(wafl_sync(f->v), 0);
+	uint64_t h = wafl_generation(f->v);
+	uint8_t fsi[4096];
+	assert_int_equal(wafl_hold_root(f->v, h), 0);
+	assert_int_equal(wafl_root_of(f->v, h, fsi), 0);
+	churn(f, ino, sizeof(a), 7, 700);
+	/* the newest root in h's slot: refused, one more CP, accepted */
+	if (wafl_generation(f->v) % 2 != h % 2)
+		churn(f, ino, sizeof(a), 1, 800);
+	assert_int_equal(wafl_unmount(f->v), 0);
+	f->v = NULL;
+	struct wafl_bp root;
+	assert_int_equal(wafl_bp_decode(fsi + 72, &root), 0);
+	assert_int_equal(wafl_rollback_replica(f->raid, h, &root), -EAGAIN);
+	tl_fs_mount(f);
+	churn(f, ino, sizeof(a), 1, 900);
+	assert_int_equal(wafl_unmount(f->v), 0);
+	f->v = NULL;
+	assert_int_equal(wafl_rollback_replica(f->raid, h, &root), 0);
+	/* again: nothing to do */
+	assert_int_equal(wafl_rollback_replica(f->raid, h, &root), 0);
+	struct wafl_mount_opts mo = { .readonly = true };
+	assert_int_equal(wafl_mount(f->raid, &mo, &f->v), 0);
+	assert_int_equal(wafl_generation(f->v), h);
+	assert_int_equal(tl_fs_read(f, ino, 0, r, sizeof(r)), sizeof(r));
+	assert_memory_equal(r, a, sizeof(a));
+	struct wafl_check_result cr;
+	assert_int_equal(wafl_check(f->v, &cr), 0);
+	assert_int_equal(cr.errors, 0);
+	tl_fs_destroy(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_hold_survives_remount),
 		cmocka_unit_test(test_adopt_releases_pending),
 		cmocka_unit_test(test_hold_survives_crash),
+		cmocka_unit_test(test_rollback_replica),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,774 @@
+/*
+ * mirror/resync.c: resync after a break, in either direction.
+ *
+ * THEORY
+ *   After a break both sides may have written: the broken-off side (once
+ *   the destination) and the side that kept running.  Resync makes one
+ *   side T (the one overwritten) a destination of the other, W (the
+ *   winner), without re-copying what they share and without comparing
+ *   data:
+ *
+ *   1. common base.  W lists the roots it retains exactly (ring, holds,
+ *      snapshots: generation and root pointer); T picks the newest one it
+ *      retains too, G.  Equal root pointers (vbn, birth, checksum) name
+ *      the same tree: the Merkle property.  A break keeps the last root
+ *      as snapshot mirror.base.<gen> and the source keeps its hold on the
+ *      acknowledged root (M6), so G exists after any break.
+ *   2. capture.  T (no longer taking writes) sends its active tree's
+ *      blocks born after G (a birth walk of its newest root t).
+ *   3. import.  W makes them snapshot resync.<gen-of-t> by relocating them
+ *      to VBNs of its own (wafl_import_snapshot: T's VBNs may be used by
+ *      W's own blocks since G), durable before it answers.
+ *   4. roll back.  T rewrites its fsinfo to root G exactly, as a replica
+ *      (wafl_rollback_replica: crash-safe, M2 kept), and forgets its
+ *      NVLOG.  Started as a destination it serves G; W's source catches
+ *      up from G by birth generation, snapshots included, so T ends with
+ *      W's tree, the imported snapshot holding T's divergent data.
+ *
+ *   M7  Resync overwrites T only after W has made T's divergent data
+ *       durable as a snapshot (RS_DONE), and T's new root is G exactly, a
+ *       root both sides retained throughout; nothing is read on one side
+ *       to be compared with the other.
+ *
+ *   Bytes: T's divergence goes to W and comes back inside the snapshot,
+ *   W's divergence goes to T: the order of the divergence, not of the
+ *   volume.
+ *
+ * WIRE (T connects to W; docs/mirror.md has the table)
+ *   T->W RS_HELLO{id, nonce_t}  W->T RS_PROOF{mac_w, nonce_w}
+ *   T->W RS_PROOF{mac_t, 0}     W->T RS_ROOTS{(gen, root bp)...}
+ *   T->W RS_BEGIN{G, G bp, t, t bp}, BLOCK..., RS_END{count}
+ *   W->T RS_DONE{snapshot gen, blocks imported}
+ *   mac_w = HMAC-SHA256(key, "filer-resync W" || id || nonce_t)
+ *   mac_t = HMAC-SHA256(key, "filer-resync T" || id || nonce_w || nonce_t)
+ *
+ * LIMITS
+ *   The divergent blocks are kept in W's memory (max_import_bytes, 1 GiB
+ *   by default); snapshots T made after G are not carried over (only its
+ *   active tree is: a snapshot's tree is in the imported active tree's
+ *   past or gone), and nested snapshots of the imported tree are dropped.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include "common/err.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "mirror/mir_impl.h"
+#include "mirror/mirror.h"
+#include "mirror/wire.h"
+
+static const char tag_w[] = "filer-resync W";
+static const char tag_t[] = "filer-resync T";
+
+static int rs_mac(const struct mir_resync_opts *o, const char *tag,
+    const uint8_t *n1, const uint8_t *n2, uint8_t out[MIR_MAC_SIZE])
+{
+	uint8_t msg[32 + MIR_ID_SIZE + 2 * MIR_NONCE_SIZE];
+	size_t len = strlen(tag);
+	unsigned int outlen = 0;
+
+	memcpy(msg, tag, len);
+	memcpy(msg + len, o->rel_id, MIR_ID_SIZE);
+	len += MIR_ID_SIZE;
+	memcpy(msg + len, n1, MIR_NONCE_SIZE);
+	len += MIR_NONCE_SIZE;
+	if (n2 != NULL) {
+		memcpy(msg + len, n2, MIR_NONCE_SIZE);
+		len += MIR_NONCE_SIZE;
+	}
+	if (HMAC(EVP_sha256(), o->key, (int)o->key_len, msg, len, out,
+	    &outlen) == NULL || outlen != MIR_MAC_SIZE)
+		return -EIO;
+	return 0;
+}
+
+static int rs_recv(struct mir_conn *c, uint16_t want, struct mir_hdr *h)
+{
+	int rc = mir_recv(c, h);
+
+	if (rc != 0)
+		return rc;
+	if (h->type == MIR_MSG_ERROR) {
+		struct mir_error e;
+		if (mir_error_decode(mir_conn_payload(c), h->length, &e) != 0)
+			return FL_ERR(-FL_EPROTO);
+		fl_warn("mirror", "resync: peer reports: %s", e.text);
+		return e.code > 0 && e.code < 100000 ? -(int)e.code :
+		    -ECONNREFUSED;
+	}
+	if (h->type != want || h->length < mir_payload_min(want))
+		return FL_ERR(-FL_EPROTO);
+	return 0;
+}
+
+static void put_bp(uint8_t *p, const struct wafl_bp *bp)
+{
+	wafl_bp_encode(p, bp);
+}
+
+static int get_bp(const uint8_t *p, struct wafl_bp *bp)
+{
+	int rc = wafl_bp_decode(p, bp);
+
+	if (rc == 0 && bp->vbn == 0)
+		rc = FL_ERR(-FL_EPROTO);
+	return rc;
+}
+
+static void rs_error(struct mir_resync_result *r, const char *what, int rc)
+{
+	if (r->error[0] == '\0')
+		snprintf(r->error, sizeof(r->error), "%s: %s", what,
+		    fl_strerror(rc));
+	fl_err("mirror", "resync: %s: %s", what, fl_strerror(rc));
+}
+
+/* ------------------------------------------------------ W: the winner */
+
+struct rs_blk {
+	uint64_t vbn, birth;
+	uint8_t *data;
+};
+
+struct rs_store {
+	struct rs_blk *v;
+	uint64_t n, cap, bytes, max;
+};
+
+static int cmp_blk(const void *a, const void *b)
+{
+	const struct rs_blk *x = a, *y = b;
+
+	return x->vbn < y->vbn ? -1 : x->vbn > y->vbn;
+}
+
+static int store_get(void *arg, uint64_t vbn, uint64_t birth, uint8_t *buf)
+{
+	struct rs_store *s = arg;
+	struct rs_blk key = { .vbn = vbn };
+	struct rs_blk *b = s->n == 0 ? NULL :
+	    bsearch(&key, s->v, s->n, sizeof(*s->v), cmp_blk);
+
+	if (b == NULL || b->birth != birth)
+		return FL_ERR(-FL_ECORRUPT);	/* T did not send it */
+	memcpy(buf, b->data, WAFL_BLOCK_SIZE);
+	return 0;
+}
+
+static void store_free(struct rs_store *s)
+{
+	for (uint64_t i = 0; i < s->n; i++)
+		free(s->v[i].data);
+	free(s->v);
+	memset(s, 0, sizeof(*s));
+}
+
+struct mir_resync {
+	wafl_vol_t *w;
+	struct mir_resync_opts o;
+	uint8_t key[MIR_KEY_MAX];
+	int lfd;
+	uint16_t port;
+	pthread_t thr;
+	volatile bool stop;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool done;
+	int rc;
+	struct mir_resync_result res;
+};
+
+static int w_auth(struct mir_resync *r, struct mir_conn *c)
+{
+	struct mir_hdr h;
+	uint8_t nonce_t[MIR_NONCE_SIZE], nonce_w[MIR_NONCE_SIZE];
+	uint8_t mac[MIR_MAC_SIZE], p[64] = { 0 };
+	int rc = rs_recv(c, MIR_MSG_RS_HELLO, &h);
+
+	if (rc != 0)
+		return rc;
+	const uint8_t *pl = mir_conn_payload(c);
+	if (memcmp(pl, r->o.rel_id, MIR_ID_SIZE) != 0) {
+		mir_send_error(c, EPERM, "unknown relationship");
+		return -EPERM;
+	}
+	memcpy(nonce_t, pl + MIR_ID_SIZE, MIR_NONCE_SIZE);
+	rc = fl_random_bytes(nonce_w, sizeof(nonce_w));
+	if (rc == 0)
+		rc = rs_mac(&r->o, tag_w, nonce_t, NULL, mac);
+	if (rc != 0)
+		return rc;
+	memcpy(p, mac, MIR_MAC_SIZE);
+	memcpy(p + MIR_MAC_SIZE, nonce_w, MIR_NONCE_SIZE);
+	rc = mir_send(c, MIR_MSG_RS_PROOF, p, 64);
+	if (rc == 0)
+		rc = rs_recv(c, MIR_MSG_RS_PROOF, &h);
+	if (rc == 0)
+		rc = rs_mac(&r->o, tag_t, nonce_w, nonce_t, mac);
+	if (rc == 0 && CRYPTO_memcmp(mac, mir_conn_payload(c),
+	    MIR_MAC_SIZE) != 0) {
+		mir_send_error(c, EACCES, "authentication failed");
+		rc = -EACCES;
+	}
+	return rc;
+}
+
+static int w_session(struct mir_resync *r, struct mir_conn *c)
+{
+	struct mir_resync_result *res = &r->res;
+	struct wafl_root_ent *roots = calloc(MIR_RS_MAX_ROOTS, sizeof(*roots));
+	struct rs_store st = { .max = r->o.max_import_bytes };
+	struct mir_hdr h;
+	size_t n = 0;
+	bool held = false;
+	uint64_t g = 0;
+	int rc = roots == NULL ? -ENOMEM : 0;
+
+	if (rc == 0)
+		rc = w_auth(r, c);
+	if (rc == 0)
+		rc = wafl_retained_roots(r->w, roots, MIR_RS_MAX_ROOTS, &n);
+	if (rc != 0)
+		goto out;
+	uint8_t *p = mir_conn_payload(c);
+	memset(p, 0, 8 + 40 * n);
+	fl_put_le32(p, (uint32_t)n);
+	for (size_t i = 0; i < n; i++) {
+		struct wafl_bp bp = { roots[i].vbn, roots[i].birth,
+		    roots[i].cksum, 0 };
+		fl_put_le64(p + 8 + 40 * i, roots[i].gen);
+		put_bp(p + 16 + 40 * i, &bp);
+	}
+	rc = mir_send_buf(c, MIR_MSG_RS_ROOTS, (uint32_t)(8 + 40 * n));
+	if (rc == 0)
+		rc = rs_recv(c, MIR_MSG_RS_BEGIN, &h);
+	if (rc != 0)
+		goto out;
+	struct wafl_bp gbp, tbp;
+	p = mir_conn_payload(c);
+	g = fl_get_le64(p);
+	uint64_t t = fl_get_le64(p + 40);
+	rc = get_bp(p + 8, &gbp);
+	if (rc == 0)
+		rc = get_bp(p + 48, &tbp);
+	bool known = false;
+	for (size_t i = 0; rc == 0 && i < n; i++)
+		known |= roots[i].gen == g && roots[i].vbn == gbp.vbn &&
+		    roots[i].birth == gbp.birth && roots[i].cksum == gbp.cksum;
+	if (rc == 0 && (!known || tbp.birth != t || gbp.birth != g || t <= g))
+		rc = FL_ERR(-FL_EPROTO);
+	if (rc != 0) {
+		mir_send_error(c, EINVAL, "base %" PRIu64 " is not a root "
+		    "retained here", g);
+		goto out;
+	}
+	/* Keep G while we work, and after: the source that catches the
+	 * other side up adopts this hold (M6).  One reference only. */
+	uint64_t hg[WAFL_FSI_HOLDS];
+	size_t nh = 0;
+	bool already = false;
+	(void)wafl_held_roots(r->w, hg, WAFL_FSI_HOLDS, &nh);
+	for (size_t i = 0; i < nh && i < WAFL_FSI_HOLDS; i++)
+		already |= hg[i] == g;
+	held = !already && wafl_hold_root(r->w, g) == 0;
+	res->base_gen = g;
+	fl_info("mirror", "resync: importing the other side's generation %"
+	    PRIu64 " over common generation %" PRIu64, t, g);
+	for (;;) {
+		rc = mir_recv(c, &h);
+		if (rc != 0)
+			goto out;
+		if (h.type == MIR_MSG_RS_END)
+			break;
+		struct mir_block b;
+		if (h.type != MIR_MSG_BLOCK ||
+		    mir_block_decode(mir_conn_payload(c), h.length, &b) != 0 ||
+		    b.gen != t || b.birth <= g || b.birth > t) {
+			rc = FL_ERR(-FL_EPROTO);
+			goto out;
+		}
+		if (st.bytes + WAFL_BLOCK_SIZE > st.max) {
+			mir_send_error(c, EFBIG, "divergence over %" PRIu64
+			    " bytes: too large to import", st.max);
+			rc = -EFBIG;
+			goto out;
+		}
+		if (st.n == st.cap) {
+			uint64_t cap = st.cap ? st.cap * 2 : 1024;
+			struct rs_blk *nv = realloc(st.v, cap * sizeof(*nv));
+			if (nv == NULL) {
+				rc = -ENOMEM;
+				goto out;
+			}
+			st.v = nv;
+			st.cap = cap;
+		}
+		uint8_t *d = malloc(WAFL_BLOCK_SIZE);
+		if (d == NULL) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		memcpy(d, b.data, WAFL_BLOCK_SIZE);
+		st.v[st.n++] = (struct rs_blk){ b.vbn, b.birth, d };
+		st.bytes += WAFL_BLOCK_SIZE;
+	}
+	uint64_t count = 0;
+	if (mir_u64_decode(mir_conn_payload(c), h.length, &count) != 0 ||
+	    count != st.n) {
+		rc = FL_ERR(-FL_EPROTO);
+		goto out;
+	}
+	if (st.n > 0)
+		qsort(st.v, st.n, sizeof(*st.v), cmp_blk);
+	for (uint64_t i = 1; i < st.n; i++)
+		if (st.v[i].vbn == st.v[i - 1].vbn)
+			rc = FL_ERR(-FL_EPROTO);
+	char name[64];
+	if (r->o.snap_name != NULL)
+		snprintf(name, sizeof(name), "%s", r->o.snap_name);
+	else
+		snprintf(name, sizeof(name), "resync.%" PRIu64, t);
+	struct wafl_import_stats is = { 0 };
+	if (rc == 0)
+		rc = wafl_import_snapshot(r->w, name, g, &tbp, store_get, &st,
+		    &is);
+	if (rc != 0) {
+		mir_send_error(c, rc < 0 ? -rc : rc, "import failed: %s",
+		    fl_strerror(rc));
+		goto out;
+	}
+	if (!held && !already) {
+		/* G only a snapshot here: keep it so by name for the
+		 * catch-up that follows (M6). */
+		char bn[MIR_BASE_NAME_MAX];
+		mir_base_name(g, bn, sizeof(bn));
+		int arc = wafl_snap_adopt_root(r->w, bn, g, 0, NULL);
+		if (arc != 0 && arc != -EEXIST)
+			fl_warn("mirror", "resync: snapshot %s: %s", bn,
+			    fl_strerror(arc));
+	}
+	snprintf(res->snap_name, sizeof(res->snap_name), "%s", name);
+	res->snap_gen = is.gen;
+	res->blocks_received = st.n;
+	res->blocks_imported = is.blocks;
+	p = mir_conn_payload(c);
+	fl_put_le64(p, is.gen);
+	fl_put_le64(p + 8, is.blocks);
+	rc = mir_send_buf(c, MIR_MSG_RS_DONE, 16);
+	fl_info("mirror", "resync: the other side's data since %" PRIu64
+	    " is snapshot %s (%" PRIu64 " blocks)", g, name, is.blocks);
+out:
+	if (rc != 0 && held)
+		wafl_release_root(r->w, g);
+	res->bytes_in = c->bytes_in;
+	res->bytes_out = c->bytes_out;
+	store_free(&st);
+	free(roots);
+	return rc;
+}
+
+static void *w_thread(void *arg)
+{
+	struct mir_resync *r = arg;
+	int rc = -ETIMEDOUT;
+	uint64_t deadline = fl_now_mono_ns() +
+	    (uint64_t)r->o.accept_timeout_ms * 1000000ull;
+
+	while (!r->stop && fl_now_mono_ns() < deadline) {
+		struct pollfd pfd = { .fd = r->lfd, .events = POLLIN };
+		if (poll(&pfd, 1, 100) <= 0)
+			continue;
+		int fd = accept4(r->lfd, NULL, NULL, SOCK_CLOEXEC);
+		if (fd < 0)
+			continue;
+		struct mir_conn c;
+		rc = mir_conn_init(&c, fd, r->o.io_timeout_ms, &r->stop);
+		if (rc == 0)
+			rc = w_session(r, &c);
+		mir_conn_close(&c);
+		if (rc == 0 || rc == -EFBIG || rc == -EINVAL)
+			break;
+		rs_error(&r->res, "session", rc);
+		/* a peer that failed authentication: wait for another */
+	}
+	if (rc != 0)
+		rs_error(&r->res, "resync", rc);
+	pthread_mutex_lock(&r->lock);
+	r->done = true;
+	r->rc = rc;
+	pthread_cond_broadcast(&r->cond);
+	pthread_mutex_unlock(&r->lock);
+	return NULL;
+}
+
+static int opts_copy(const struct mir_resync_opts *o, struct mir_resync_opts *c,
+    uint8_t *key)
+{
+	if (o->key == NULL || o->key_len < MIR_KEY_MIN ||
+	    o->key_len > MIR_KEY_MAX)
+		return -EINVAL;
+	*c = *o;
+	memcpy(key, o->key, o->key_len);
+	c->key = key;
+	if (c->io_timeout_ms == 0)
+		c->io_timeout_ms = 10000;
+	if (c->accept_timeout_ms == 0)
+		c->accept_timeout_ms = 600000;
+	if (c->max_import_bytes == 0)
+		c->max_import_bytes = 1ull << 30;
+	return 0;
+}
+
+int mir_resync_serve(wafl_vol_t *w, const struct mir_resync_opts *o,
+    mir_resync_t **out)
+{
+	struct mir_resync *r = calloc(1, sizeof(*r));
+	int rc;
+
+	if (r == NULL)
+		return -ENOMEM;
+	rc = opts_copy(o, &r->o, r->key);
+	if (rc != 0) {
+		free(r);
+		return rc;
+	}
+	r->o.host = NULL;
+	r->o.snap_name = o->snap_name != NULL ? strdup(o->snap_name) : NULL;
+	r->w = w;
+	rc = mir_tcp_listen(o->host != NULL ? o->host : "127.0.0.1", o->port,
+	    &r->port);
+	if (rc < 0) {
+		free((char *)(uintptr_t)r->o.snap_name);
+		free(r);
+		return rc;
+	}
+	r->lfd = rc;
+	pthread_mutex_init(&r->lock, NULL);
+	pthread_cond_init(&r->cond, NULL);
+	rc = pthread_create(&r->thr, NULL, w_thread, r);
+	if (rc != 0) {
+		close(r->lfd);
+		free((char *)(uintptr_t)r->o.snap_name);
+		free(r);
+		return -rc;
+	}
+	*out = r;
+	return 0;
+}
+
+uint16_t mir_resync_port(const mir_resync_t *r)
+{
+	return r->port;
+}
+
+int mir_resync_wait(mir_resync_t *r, uint32_t timeout_ms,
+    struct mir_resync_result *res)
+{
+	struct timespec ts;
+	int rc = 0;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += timeout_ms / 1000;
+	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&r->lock);
+	while (!r->done && rc == 0)
+		rc = pthread_cond_timedwait(&r->cond, &r->lock, &ts);
+	if (r->done) {
+		rc = r->rc;
+		if (res != NULL)
+			*res = r->res;
+	} else {
+		rc = -ETIMEDOUT;
+	}
+	pthread_mutex_unlock(&r->lock);
+	return rc;
+}
+
+void mir_resync_stop(mir_resync_t *r)
+{
+	if (r == NULL)
+		return;
+	r->stop = true;
+	pthread_join(r->thr, NULL);
+	close(r->lfd);
+	pthread_mutex_destroy(&r->lock);
+	pthread_cond_destroy(&r->cond);
+	free((char *)(uintptr_t)r->o.snap_name);
+	free(r);
+}
+
+/* ------------------------------------------------ T: the overwritten */
+
+struct t_walk {
+	struct mir_conn *c;
+	uint64_t gen, blocks;
+	const volatile bool *stop;
+};
+
+static int t_send(void *arg, uint64_t vbn, uint64_t birth, const void *data)
+{
+	struct t_walk *w = arg;
+	struct mir_block b = { .gen = w->gen, .vbn = vbn, .birth = birth,
+	    .data = data };
+
+	mir_block_encode(mir_conn_payload(w->c), &b);
+	w->blocks++;
+	return mir_send_buf(w->c, MIR_MSG_BLOCK, 32 + MIR_BLOCK);
+}
+
+static int t_auth(const struct mir_resync_opts *o, struct mir_conn *c)
+{
+	struct mir_hdr h;
+	uint8_t nonce_t[MIR_NONCE_SIZE], mac[MIR_MAC_SIZE], p[64] = { 0 };
+	int rc = fl_random_bytes(nonce_t, sizeof(nonce_t));
+
+	if (rc != 0)
+		return rc;
+	memcpy(p, o->rel_id, MIR_ID_SIZE);
+	memcpy(p + MIR_ID_SIZE, nonce_t, MIR_NONCE_SIZE);
+	rc = mir_send(c, MIR_MSG_RS_HELLO, p, 64);
+	if (rc == 0)
+		rc = rs_recv(c, MIR_MSG_RS_PROOF, &h);
+	if (rc == 0)
+		rc = rs_mac(o, tag_w, nonce_t, NULL, mac);
+	if (rc != 0)
+		return rc;
+	const uint8_t *pl = mir_conn_payload(c);
+	if (CRYPTO_memcmp(mac, pl, MIR_MAC_SIZE) != 0)
+		return -EACCES;
+	uint8_t nonce_w[MIR_NONCE_SIZE];
+	memcpy(nonce_w, pl + MIR_MAC_SIZE, MIR_NONCE_SIZE);
+	rc = rs_mac(o, tag_t, nonce_w, nonce_t, mac);
+	memset(p, 0, sizeof(p));
+	memcpy(p, mac, MIR_MAC_SIZE);
+	if (rc == 0)
+		rc = mir_send(c, MIR_MSG_RS_PROOF, p, 64);
+	return rc;
+}
+
+/* Newest root both sides retain exactly. */
+static int t_common(wafl_vol_t *t, struct mir_conn *c, uint64_t *ggen,
+    struct wafl_bp *groot)
+{
+	struct wafl_root_ent *mine = calloc(MIR_RS_MAX_ROOTS, sizeof(*mine));
+	struct mir_hdr h;
+	size_t n = 0;
+	int rc = mine == NULL ? -ENOMEM : 0;
+	bool found = false;
+
+	if (rc == 0)
+		rc = wafl_retained_roots(t, mine, MIR_RS_MAX_ROOTS, &n);
+	if (rc == 0)
+		rc = rs_recv(c, MIR_MSG_RS_ROOTS, &h);
+	if (rc != 0)
+		goto out;
+	const uint8_t *p = mir_conn_payload(c);
+	uint32_t cnt = fl_get_le32(p);
+	if (cnt > MIR_RS_MAX_ROOTS || h.length != 8 + 40 * cnt) {
+		rc = FL_ERR(-FL_EPROTO);
+		goto out;
+	}
+	for (uint32_t i = 0; i < cnt && rc == 0; i++) {
+		uint64_t gen = fl_get_le64(p + 8 + 40 * i);
+		struct wafl_bp bp;
+		rc = get_bp(p + 16 + 40 * i, &bp);
+		for (size_t k = 0; rc == 0 && k < n; k++) {
+			if (mine[k].gen != gen || mine[k].vbn != bp.vbn ||
+			    mine[k].birth != bp.birth ||
+			    mine[k].cksum != bp.cksum || bp.birth != gen)
+				continue;
+			if (!found || gen > *ggen) {
+				*ggen = gen;
+				*groot = bp;
+			}
+			found = true;
+		}
+	}
+	if (rc == 0 && !found)
+		rc = -ENOENT;
+out:
+	free(mine);
+	return rc;
+}
+
+/* One more CP (the root directory's times change). */
+static int t_bump(wafl_vol_t *t)
+{
+	struct wafl_obj root;
+	struct wafl_sattr sa = { .mtime_how = WAFL_TIME_SERVER };
+	const struct wafl_cred cr = { 0 };
+	int rc = wafl_root(t, &root);
+
+	if (rc == 0)
+		rc = wafl_setattr(t, &cr, &root, &sa, NULL, NULL, NULL);
+	if (rc == 0)
+		rc = wafl_sync(t);
+	return rc;
+}
+
+int mir_resync_overwrite(wafl_vol_t **tp, raid_vol_t *raid,
+    const char *nvlog_path, const struct mir_resync_opts *oi,
+    struct mir_resync_result *res)
+{
+	wafl_vol_t *t = *tp;
+	struct mir_resync_opts o;
+	uint8_t key[MIR_KEY_MAX];
+	struct { uint64_t gen; struct wafl_bp root; } g = { 0 };
+	struct mir_conn c = { .fd = -1 };
+	bool conn = false, held = false;
+	uint64_t tg = 0;
+	volatile bool never = false;
+	int rc;
+
+	memset(res, 0, sizeof(*res));
+	rc = opts_copy(oi, &o, key);
+	if (rc != 0 || o.host == NULL || o.port == 0) {
+		rc = -EINVAL;
+		goto out;
+	}
+	rc = wafl_sync(t);
+	if (rc != 0) {
+		rs_error(res, "sync", rc);
+		goto out;
+	}
+	int fd = mir_tcp_connect(o.host, o.port, o.io_timeout_ms);
+	if (fd < 0) {
+		rc = fd;
+		rs_error(res, "connect", rc);
+		goto out;
+	}
+	rc = mir_conn_init(&c, fd, o.io_timeout_ms, &never);
+	conn = rc == 0;
+	if (rc == 0)
+		rc = t_auth(&o, &c);
+	if (rc != 0) {
+		rs_error(res, "authentication", rc);
+		goto out;
+	}
+	rc = t_common(t, &c, &g.gen, &g.root);
+	if (rc != 0) {
+		rs_error(res, rc == -ENOENT ? "no generation is retained on "
+		    "both sides (a baseline is needed)" : "common generation",
+		    rc);
+		goto out;
+	}
+	res->base_gen = g.gen;
+	/* The tree to keep: this side's newest root, held for the walk. */
+	tg = wafl_generation(t);
+	uint8_t *fsi = malloc(WAFL_BLOCK_SIZE);
+	struct wafl_fsinfo f;
+	rc = fsi == NULL ? -ENOMEM : wafl_hold_root(t, tg);
+	held = rc == 0;
+	if (rc == 0)
+		rc = wafl_root_of(t, tg, fsi);
+	if (rc == 0)
+		rc = wafl_fsinfo_decode(fsi, &f);
+	free(fsi);
+	if (rc == 0 && tg <= g.gen)
+		rc = t_bump(t);		/* a root of our own to send */
+	if (rc == 0 && tg <= g.gen) {
+		wafl_release_root(t, tg);
+		tg = wafl_generation(t);
+		rc = wafl_hold_root(t, tg);
+		fsi = malloc(WAFL_BLOCK_SIZE);
+		if (rc == 0 && fsi == NULL)
+			rc = -ENOMEM;
+		if (rc == 0)
+			rc = wafl_root_of(t, tg, fsi);
+		if (rc == 0)
+			rc = wafl_fsinfo_decode(fsi, &f);
+		free(fsi);
+	}
+	if (rc != 0) {
+		rs_error(res, "root", rc);
+		goto out;
+	}
+	{
+		uint8_t *p = mir_conn_payload(&c);
+		memset(p, 0, 80);
+		fl_put_le64(p, g.gen);
+		put_bp(p + 8, &g.root);
+		fl_put_le64(p + 40, tg);
+		put_bp(p + 48, &f.root);
+		rc = mir_send_buf(&c, MIR_MSG_RS_BEGIN, 80);
+		struct t_walk w = { .c = &c, .gen = tg };
+		if (rc == 0)
+			rc = wafl_birth_walk(t, tg, g.gen, t_send, &w);
+		uint8_t e[8];
+		mir_u64_encode(e, w.blocks);
+		if (rc == 0)
+			rc = mir_send(&c, MIR_MSG_RS_END, e, 8);
+		res->blocks_sent = w.blocks;
+		struct mir_hdr h;
+		uint32_t saved = c.timeout_ms;
+		c.timeout_ms = o.io_timeout_ms * 6;	/* the import's CP */
+		if (rc == 0)
+			rc = rs_recv(&c, MIR_MSG_RS_DONE, &h);
+		c.timeout_ms = saved;
+		if (rc != 0) {
+			rs_error(res, "sending this side's data", rc);
+			goto out;
+		}
+		res->snap_gen = fl_get_le64(mir_conn_payload(&c));
+		res->blocks_imported = fl_get_le64(mir_conn_payload(&c) + 8);
+	}
+	res->bytes_out = c.bytes_out;
+	res->bytes_in = c.bytes_in;
+	/* W holds our data durably (M7): roll back to G. */
+	wafl_release_root(t, tg);
+	held = false;
+	*tp = NULL;		/* from here on t is ours to unmount */
+	for (int tries = 0;; tries++) {
+		struct wafl_mount_opts mo = { .nvlog_path = nvlog_path,
+		    .no_cp_thread = true };
+		rc = wafl_unmount(t);
+		t = NULL;
+		if (rc == 0)
+			rc = wafl_rollback_replica(raid, g.gen, &g.root);
+		if (rc != -EAGAIN || tries >= 3)
+			break;
+		/* the newest root is in G's slot: one more CP first */
+		rc = wafl_mount(raid, &mo, &t);
+		if (rc == 0)
+			rc = t_bump(t);
+		if (rc != 0)
+			break;
+	}
+	if (t != NULL)
+		(void)wafl_unmount(t);
+	t = NULL;
+	if (rc != 0) {
+		rs_error(res, "roll back", rc);
+		goto out;
+	}
+	if (nvlog_path != NULL)
+		(void)unlink(nvlog_path);	/* its records are G's future
+						   no more */
+	fl_info("mirror", "resync: rolled back to generation %" PRIu64
+	    "; the other side holds this side's data as snapshot (generation "
+	    "%" PRIu64 ")", g.gen, res->snap_gen);
+out:
+	if (held && t != NULL)
+		wafl_release_root(t, tg);
+	if (t != NULL && *tp == NULL)
+		(void)wafl_unmount(t);
+	if (conn)
+		mir_conn_close(&c);
+	return rc;
+}

@@ -1,0 +1,288 @@
+/*
+ * tests/mirror/test_mirror_resync.c: resync after a break, both
+ * directions (M7).  Baseline, break, divergent writes on both sides
+ * (files created, modified, removed on each), resync: the overwritten
+ * side's tree equals the winner's, its own divergent data is readable in
+ * the resync snapshot, and what crossed the link is of the order of the
+ * divergence, not of the volume.
+ */
+#include <unistd.h>
+
+#include "tests/mirror/tm.h"
+
+#define BIG	(4u << 20)	/* shared data: 1024 blocks */
+
+struct rs_case {
+	struct tm_pair *p;
+	wafl_vol_t *b;		/* the broken-off side, writable */
+	char blog[600];
+	uint64_t a;		/* generation at the break */
+	uint8_t *big;
+};
+
+static void put(wafl_vol_t *v, const char *name, uint64_t seed,
+    uint32_t len)
+{
+	uint8_t *buf = malloc(len);
+
+	tl_fill_pattern(buf, len, seed);
+	struct wafl_obj o = tm_file(v, name);
+	for (uint32_t off = 0; off < len; off += 1u << 20)
+		tm_write(v, &o, off, buf + off,
+		    len - off < (1u << 20) ? len - off : 1u << 20);
+	free(buf);
+}
+
+static void patch(wafl_vol_t *v, const char *name, uint64_t off,
+    uint64_t seed)
+{
+	struct wafl_obj dir, o;
+	uint8_t buf[8192];
+
+	tl_fill_pattern(buf, sizeof(buf), seed);
+	assert_int_equal(wafl_root(v, &dir), 0);
+	assert_int_equal(wafl_lookup(v, &tm_root, &dir, name, &o, NULL, NULL),
+	    0);
+	tm_write(v, &o, off, buf, sizeof(buf));
+}
+
+static void rm(wafl_vol_t *v, const char *name)
+{
+	struct wafl_obj dir;
+
+	assert_int_equal(wafl_root(v, &dir), 0);
+	assert_int_equal(wafl_remove(v, &tm_root, &dir, name, NULL), 0);
+}
+
+/* Bytes of `name` at off in snapshot `snap` (or the active tree). */
+static void expect(wafl_vol_t *v, const char *snap, const char *name,
+    uint64_t off, uint64_t seed, uint32_t len)
+{
+	struct wafl_obj dir, o;
+	uint8_t *want = malloc(len), *got = malloc(len);
+	uint32_t n = 0;
+	bool eof;
+
+	if (snap != NULL) {
+		uint64_t id;
+		assert_int_equal(wafl_snap_lookup(v, snap, &id), 0);
+		assert_int_equal(wafl_snap_root(v, id, &dir), 0);
+	} else {
+		assert_int_equal(wafl_root(v, &dir), 0);
+	}
+	assert_int_equal(wafl_lookup(v, &tm_root, &dir, name, &o, NULL, NULL),
+	    0);
+	assert_int_equal(wafl_read(v, &tm_root, &o, off, len, got, &n, &eof,
+	    NULL), 0);
+	assert_int_equal(n, len);
+	tl_fill_pattern(want, len, seed);
+	assert_memory_equal(got, want, len);
+	free(want);
+	free(got);
+}
+
+static bool exists(wafl_vol_t *v, const char *snap, const char *name)
+{
+	struct wafl_obj dir, o;
+
+	if (snap != NULL) {
+		uint64_t id;
+		assert_int_equal(wafl_snap_lookup(v, snap, &id), 0);
+		assert_int_equal(wafl_snap_root(v, id, &dir), 0);
+	} else {
+		assert_int_equal(wafl_root(v, &dir), 0);
+	}
+	return wafl_lookup(v, &tm_root, &dir, name, &o, NULL, NULL) == 0;
+}
+
+/* Baseline of a few files and a big one, then break. */
+static void setup_broken(struct rs_case *c)
+{
+	struct tm_pair *p = tm_pair_new();
+	wafl_vol_t *s = p->src->v;
+
+	c->p = p;
+	put(s, "big", 1, BIG);
+	put(s, "a", 2, 65536);
+	put(s, "b", 3, 65536);
+	put(s, "c", 4, 65536);
+	assert_int_equal(wafl_sync(s), 0);
+	tm_dest_start(p);
+	tm_source_start(p);
+	tm_sync(p);
+	c->a = wafl_generation(mir_dest_volume(p->md));
+	mir_source_stop(p->ms);	/* keeps its hold on a (M6) */
+	p->ms = NULL;
+	tl_path(c->blog, sizeof(c->blog), p->dst->dir, "nvlog-broken");
+	assert_int_equal(mir_dest_break(p->md, c->blog, &c->b), 0);
+	mir_dest_stop(p->md);
+	p->md = NULL;
+	/* handles taken on the source work on the broken-off side */
+	expect(c->b, NULL, "a", 0, 2, 65536);
+}
+
+/* Divergent writes: each side creates, modifies and removes. */
+static void diverge(struct rs_case *c, wafl_vol_t *src, wafl_vol_t *brk)
+{
+	put(src, "src-new", 10, 16384);
+	patch(src, "a", 8192, 11);
+	patch(src, "big", 1 << 20, 12);
+	rm(src, "b");
+	assert_int_equal(wafl_sync(src), 0);
+	patch(src, "c", 0, 13);
+	assert_int_equal(wafl_sync(src), 0);
+
+	put(brk, "brk-new", 20, 24576);
+	patch(brk, "c", 16384, 21);
+	patch(brk, "big", 2 << 20, 22);
+	rm(brk, "a");
+	assert_int_equal(wafl_sync(brk), 0);
+	put(brk, "brk-new2", 23, 4096);
+	assert_int_equal(wafl_sync(brk), 0);
+	(void)c;
+}
+
+static struct mir_resync_opts rs_opts(struct tm_pair *p, uint16_t port)
+{
+	struct mir_resync_opts o = { .key = p->key, .key_len = sizeof(p->key),
+	    .host = "127.0.0.1", .port = port, .io_timeout_ms = 10000,
+	    .accept_timeout_ms = 30000 };
+
+	memcpy(o.rel_id, p->id, 16);
+	return o;
+}
+
+/* w wins over the side t (on raid traid, log tlog). */
+static void resync(struct tm_pair *p, wafl_vol_t *w, wafl_vol_t **t,
+    raid_vol_t *traid, const char *tlog, struct mir_resync_result *wr,
+    struct mir_resync_result *tr)
+{
+	mir_resync_t *r;
+	struct mir_resync_opts o = rs_opts(p, 0);
+
+	assert_int_equal(mir_resync_serve(w, &o, &r), 0);
+	o = rs_opts(p, mir_resync_port(r));
+	int rc = mir_resync_overwrite(t, traid, tlog, &o, tr);
+	if (rc != 0)
+		fprintf(stderr, "resync: %s\n", tr->error);
+	assert_int_equal(rc, 0);
+	assert_null(*t);
+	assert_int_equal(mir_resync_wait(r, 30000, wr), 0);
+	mir_resync_stop(r);
+	assert_int_equal(wr->base_gen, tr->base_gen);
+	assert_int_equal(wr->snap_gen, tr->snap_gen);
+	assert_int_equal(wr->blocks_received, tr->blocks_sent);
+}
+
+/* A destination on raid, a source on w towards it (no baselines). */
+static void follow(struct tm_pair *p, wafl_vol_t *w, raid_vol_t *wraid,
+    raid_vol_t *traid)
+{
+	struct mir_dest_opts d = { .key = p->key, .key_len = sizeof(p->key),
+	    .allow_baseline = false, .io_timeout_ms = 5000 };
+
+	memcpy(d.rel_id, p->id, 16);
+	assert_int_equal(mir_dest_start(traid, &d, &p->md), 0);
+	p->port = mir_dest_port(p->md);
+	struct mir_source_opts s = { .key = p->key, .key_len = sizeof(p->key),
+	    .host = "127.0.0.1", .port = p->port, .mode = MIR_SYNC,
+	    .raid = wraid, .allow_baseline = false, .retry_ms = 20,
+	    .io_timeout_ms = 5000 };
+	memcpy(s.rel_id, p->id, 16);
+	assert_int_equal(mir_source_start(w, &s, &p->ms), 0);
+	assert_int_equal(wafl_sync(w), 0);
+	uint64_t g = wafl_generation(w);
+	assert_int_equal(mir_source_wait(p->ms, g, 30000), 0);
+}
+
+static void verify(struct rs_case *c, wafl_vol_t *w, const char *snap,
+    struct mir_resync_result *wr, bool reverse)
+{
+	struct tm_pair *p = c->p;
+	wafl_vol_t *t = mir_dest_volume(p->md);
+	struct mir_source_stats st;
+
+	tm_tree_equal(w, t);
+	/* the overwritten side's divergent data, in the snapshot on both */
+	const char *tnew = reverse ? "src-new" : "brk-new";
+	expect(t, snap, tnew, 0, reverse ? 10 : 20, reverse ? 16384 : 24576);
+	expect(w, snap, tnew, 0, reverse ? 10 : 20, reverse ? 16384 : 24576);
+	if (reverse) {
+		expect(t, snap, "a", 8192, 11, 8192);
+		assert_false(exists(t, snap, "b"));
+		expect(t, snap, "big", 1 << 20, 12, 8192);
+	} else {
+		expect(t, snap, "c", 16384, 21, 8192);
+		assert_false(exists(t, snap, "a"));
+		assert_true(exists(t, snap, "brk-new2"));
+		expect(t, snap, "big", 2 << 20, 22, 8192);
+	}
+	tm_snap_equal(w, t, snap);
+	/* what crossed: T's divergence there, W's and T's back */
+	mir_source_stats(p->ms, &st);
+	fprintf(stderr, "resync%s: base %llu, T->W %llu blocks (%llu "
+	    "imported), W->T %llu blocks in %llu walk(s); shared data %u "
+	    "blocks\n", reverse ? " (reverse)" : "",
+	    (unsigned long long)wr->base_gen,
+	    (unsigned long long)wr->blocks_received,
+	    (unsigned long long)wr->blocks_imported,
+	    (unsigned long long)st.blocks_sent_walk,
+	    (unsigned long long)st.transfers_walk, BIG / 4096 + 48);
+	assert_true(wr->blocks_received > 10);
+	assert_true(wr->blocks_received < 120);
+	assert_true(st.blocks_sent_walk < 300);
+	assert_true(st.transfers_walk >= 1);
+	tm_check_clean(w, "winner");
+	tm_check_clean(t, "overwritten");
+}
+
+static void test_resync_overwrites_broken_off(void **state)
+{
+	(void)state;
+	struct rs_case c = { 0 };
+	struct mir_resync_result wr, tr;
+
+	setup_broken(&c);
+	struct tm_pair *p = c.p;
+	diverge(&c, p->src->v, c.b);
+	resync(p, p->src->v, &c.b, p->dst->raid, c.blog, &wr, &tr);
+	assert_int_equal(wr.base_gen, c.a);
+	follow(p, p->src->v, p->src->raid, p->dst->raid);
+	verify(&c, p->src->v, wr.snap_name, &wr, false);
+	/* the stream continues */
+	put(p->src->v, "after", 30, 8192);
+	tm_sync(p);
+	expect(mir_dest_volume(p->md), NULL, "after", 0, 30, 8192);
+	tm_pair_free(p);
+}
+
+static void test_resync_reverse(void **state)
+{
+	(void)state;
+	struct rs_case c = { 0 };
+	struct mir_resync_result wr, tr;
+
+	setup_broken(&c);
+	struct tm_pair *p = c.p;
+	diverge(&c, p->src->v, c.b);
+	/* failback: the broken-off side wins, the old source is
+	 * overwritten and becomes its destination */
+	resync(p, c.b, &p->src->v, p->src->raid, p->src->logpath, &wr, &tr);
+	assert_int_equal(wr.base_gen, c.a);
+	follow(p, c.b, p->dst->raid, p->src->raid);
+	verify(&c, c.b, wr.snap_name, &wr, true);
+	mir_source_stop(p->ms);
+	p->ms = NULL;
+	assert_int_equal(wafl_unmount(c.b), 0);
+	tm_pair_free(p);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_resync_overwrites_broken_off),
+		cmocka_unit_test(test_resync_reverse),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
