@@ -73,7 +73,9 @@ static void write_files(struct tm_pair *p, int nfiles, uint32_t size)
 		struct wafl_obj f = tm_file(p->src->v, name);
 		fill_text(a, size, (unsigned)i);
 		for (uint32_t off = 0; off < size; off += WAFL_WRITE_MAX)
-			tm_write(p->src->v, &f, off, a + off, WAFL_WRITE_MAX);
+			tm_write(p->src->v, &f, off, a + off,
+			    size - off < WAFL_WRITE_MAX ? size - off :
+			    WAFL_WRITE_MAX);
 	}
 	assert_int_equal(wafl_sync(p->src->v), 0);
 	free(a);
