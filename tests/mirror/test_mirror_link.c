@@ -9,7 +9,9 @@
  * 1.5 times the volume's blocks are sent in all, the blocks read back to
  * verify the resumed part are counted apart, and the replica matches.  A
  * destination restarted in the middle of a baseline resumes it from its
- * checkpoint file; a source restarted there has lost the root and starts
+ * checkpoint file (also when one of the blocks it names was damaged
+ * meanwhile: the checkpoint is cut there and the next attempt resumes
+ * before it); a source restarted there has lost the root and starts
  * over, and says so.
  */
 #include <fcntl.h>
@@ -405,13 +407,16 @@ static uint64_t fill_volume(struct tm_pair *p, uint64_t *blocks)
 	return g;
 }
 
+enum restart_what { RESTART_DEST, RESTART_DEST_DAMAGED, RESTART_SOURCE };
+
 /*
  * One cut a third of the way into a baseline, then, while the source
- * waits to reconnect, restart the destination (restart_dest) or the
- * source.
+ * waits to reconnect, restart the destination (after damaging the block
+ * of the checkpoint's middle entry, if asked) or the source.
  */
-static void baseline_restart(bool restart_dest)
+static void baseline_restart(enum restart_what what)
 {
+	bool restart_dest = what != RESTART_SOURCE;
 	struct tm_pair *p = tm_pair_new();
 	struct proxy px = { .seed = 0xc0de, .cut_min = 8u << 20,
 	    .cut_span = 1u << 20 };
@@ -444,6 +449,24 @@ static void baseline_restart(bool restart_dest)
 	assert_true(k > 0 && k < vol_blocks);
 	assert_int_equal(ds.ckpt_gen, g0);
 
+	uint64_t m = k / 2;
+	if (what == RESTART_DEST_DAMAGED) {
+		/* The block of entry m: 64-byte header, 16-byte entries. */
+		uint8_t ent[16], junk[4096];
+		FILE *cf = fopen(ckpt, "rb");
+		assert_non_null(cf);
+		assert_int_equal(fseek(cf, (long)(64 + 16 * m), SEEK_SET), 0);
+		assert_int_equal(fread(ent, 1, 16, cf), 16);
+		fclose(cf);
+		uint64_t vbn = 0;
+		for (int i = 7; i >= 0; i--)
+			vbn = vbn << 8 | ent[i];
+		memset(junk, 0x5a, sizeof(junk));
+		mir_dest_stop(p->md);
+		p->md = NULL;
+		assert_int_equal(raid_write(p->dst->raid, vbn, 1, junk), 0);
+		assert_int_equal(raid_flush(p->dst->raid), 0);
+	}
 	if (restart_dest) {
 		mir_dest_stop(p->md);
 		assert_int_equal(mir_dest_start(p->dst->raid, &o, &p->md), 0);
@@ -461,15 +484,25 @@ static void baseline_restart(bool restart_dest)
 	fprintf(stderr, "%s restarted a third into a baseline of %llu blocks "
 	    "(checkpoint %llu): source %llu resumes, %llu blocks not resent, "
 	    "%llu restarts; destination %llu resumes, %llu blocks read back, "
-	    "mirror-path reads %llu\n", restart_dest ? "destination" :
-	    "source", (unsigned long long)vol_blocks, (unsigned long long)k,
+	    "mirror-path reads %llu, last error \"%s\"\n",
+	    what == RESTART_SOURCE ? "source" : what == RESTART_DEST ?
+	    "destination" : "destination (one checkpointed block damaged)",
+	    (unsigned long long)vol_blocks, (unsigned long long)k,
 	    (unsigned long long)ss.baseline_resumes,
 	    (unsigned long long)ss.blocks_not_resent,
 	    (unsigned long long)ss.baseline_restarts,
 	    (unsigned long long)ds.baseline_resumes,
 	    (unsigned long long)ds.resume_reads,
-	    (unsigned long long)ds.mirror_reads);
-	if (restart_dest) {
+	    (unsigned long long)ds.mirror_reads, ds.last_error);
+	if (what == RESTART_DEST_DAMAGED) {
+		/* Refused once (cut to m entries), then resumed after m. */
+		assert_int_equal(ss.baseline_resumes, 2);
+		assert_int_equal(ss.blocks_not_resent, k + m);
+		assert_int_equal(ds.baseline_resumes, 1);
+		assert_int_equal(ds.resume_reads, m + 1 + m);
+		assert_true(ds.rejects >= 1);
+		assert_non_null(strstr(ds.last_error, "does not verify"));
+	} else if (restart_dest) {
 		assert_int_equal(ss.baseline_resumes, 1);
 		assert_int_equal(ss.blocks_not_resent, k);
 		assert_int_equal(ss.baseline_restarts, 0);
@@ -498,12 +531,13 @@ static void baseline_restart(bool restart_dest)
 
 static void test_baseline_survives_destination_restart(void **state)
 {
-	baseline_restart(true);
+	baseline_restart(RESTART_DEST);
+	baseline_restart(RESTART_DEST_DAMAGED);
 }
 
 static void test_baseline_after_source_restart_starts_over(void **state)
 {
-	baseline_restart(false);
+	baseline_restart(RESTART_SOURCE);
 }
 
 int main(void)
