@@ -580,9 +580,10 @@ static int do_walk(struct mir_source *s, struct mir_conn *c)
 		w.blocks += ws.blocks;
 	}
 	if (rc == 0 && prog.pos < prog.skip) {
-		/* The checkpoint names more blocks than this walk has: not
-		 * this root's.  The destination finds out too (ROOT before
-		 * the blocks it expects); start over. */
+		/* The checkpoint names more blocks than this walk has,
+		 * which the same root cannot do.  The destination verified
+		 * what it holds against this root's checksums, so its
+		 * verdict on the ROOT stands; say it. */
 		fl_warn("mirror", "source: the destination's checkpoint (%llu "
 		    "blocks) is longer than the walk (%llu)",
 		    (unsigned long long)prog.skip,
