@@ -93,6 +93,7 @@
 #define CKPT_VERSION	1u
 #define CKPT_HDR	64u
 #define CKPT_ENT	16u
+#define REPLAY_CHUNK	256u	/* checkpoint entries read back at once */
 
 struct mir_dest {
 	raid_vol_t *raid;
@@ -396,8 +397,9 @@ static void ckpt_cut(struct mir_dest *d, uint64_t n)
  */
 static int ckpt_replay(struct mir_dest *d, struct xfer *x)
 {
-	uint8_t *blk = NULL, ent[CKPT_ENT];
+	uint8_t *blks = NULL, *ents = NULL;
 	uint64_t n = x->b.resume, good = 0, reads = 0;
+	uint64_t vbn[REPLAY_CHUNK], birth[REPLAY_CHUNK];
 	int rc = 0;
 
 	if (d->ckpt_fd < 0 || x->b.target != d->ckpt_gen ||
@@ -413,28 +415,47 @@ static int ckpt_replay(struct mir_dest *d, struct xfer *x)
 		return FL_ERR(-FL_EPROTO);
 	}
 	d->ckpt_npend = 0;	/* the interrupted attempt's unflushed tail */
-	blk = malloc(WAFL_BLOCK_SIZE);
-	if (blk == NULL)
-		return -ENOMEM;
+	blks = malloc((size_t)REPLAY_CHUNK * WAFL_BLOCK_SIZE);
+	ents = malloc((size_t)REPLAY_CHUNK * CKPT_ENT);
+	if (blks == NULL || ents == NULL)
+		rc = -ENOMEM;
+	/* Chunks of entries; consecutive VBNs (most of a file's data) are
+	 * read in one raid_read. */
 	while (good < n && rc == 0) {
-		if (pread(d->ckpt_fd, ent, CKPT_ENT,
-		    (off_t)(CKPT_HDR + good * CKPT_ENT)) != (ssize_t)CKPT_ENT) {
+		uint64_t cnt = n - good < REPLAY_CHUNK ? n - good : REPLAY_CHUNK;
+		size_t len = (size_t)cnt * CKPT_ENT;
+		if (pread(d->ckpt_fd, ents, len, (off_t)(CKPT_HDR +
+		    good * CKPT_ENT)) != (ssize_t)len) {
 			rc = -EIO;
 			break;
 		}
-		uint64_t vbn = fl_get_le64(ent), birth = fl_get_le64(ent + 8);
-		if (vbn < WAFL_FSINFO_SLOTS || vbn >= x->mv.nvbns) {
-			rc = FL_ERR(-FL_ECORRUPT);
-			break;
+		for (uint64_t i = 0; i < cnt; i++) {
+			vbn[i] = fl_get_le64(ents + i * CKPT_ENT);
+			birth[i] = fl_get_le64(ents + i * CKPT_ENT + 8);
 		}
-		rc = raid_read(d->raid, vbn, 1, blk);
-		reads++;
-		if (rc == 0)
-			rc = mv_block(&x->mv, vbn, birth, blk);
-		if (rc == 0)
-			good++;
+		for (uint64_t i = 0; i < cnt && rc == 0;) {
+			uint32_t k = 0;
+			while (i + k < cnt && vbn[i + k] == vbn[i] + k &&
+			    vbn[i + k] >= WAFL_FSINFO_SLOTS &&
+			    vbn[i + k] < x->mv.nvbns)
+				k++;
+			if (k == 0) {
+				rc = FL_ERR(-FL_ECORRUPT);	/* outside */
+				break;
+			}
+			rc = raid_read(d->raid, vbn[i], k, blks);
+			for (uint32_t j = 0; j < k && rc == 0; j++) {
+				reads++;
+				rc = mv_block(&x->mv, vbn[i + j], birth[i + j],
+				    blks + (size_t)j * WAFL_BLOCK_SIZE);
+				if (rc == 0)
+					good++;
+			}
+			i += k;
+		}
 	}
-	free(blk);
+	free(blks);
+	free(ents);
 	pthread_mutex_lock(&d->lock);
 	d->st.resume_reads += reads;
 	if (rc == 0)
@@ -1123,18 +1144,6 @@ int mir_dest_break(mir_dest_t *d, const char *nvlog_path, wafl_vol_t **out)
 	d->st.state = MIR_BROKEN_OFF;
 	d->has_fs = false;
 	pthread_mutex_unlock(&d->lock);
-	if (rc == 0) {
-		/* Root gen stays retained exactly, as snapshot
-		 * mirror.base.<gen>: a resync finds it as the common base
-		 * however long the broken-off side runs (M6, M7). */
-		char name[MIR_BASE_NAME_MAX];
-		mir_base_name(gen, name, sizeof(name));
-		int src = wafl_snap_adopt_root(*out, name, gen,
-		    WAFL_ADOPT_NO_CP, NULL);
-		if (src != 0 && src != -EEXIST)
-			fl_warn("mirror", "destination: break: snapshot %s: %s",
-			    name, fl_strerror(src));
-	}
 	if (rc == 0)
 		fl_info("mirror", "destination: broken off at generation %llu; "
 		    "the volume is writable", (unsigned long long)gen);
