@@ -1,0 +1,1317 @@
+/*
+ * tests/bench/bench_mirror.c: what mirroring costs, in one run.
+ *
+ *   build/tests/bench/bench_mirror <outdir>     (make bench)
+ *
+ * Part 1, in one process with the mirror library: a source (wafl on a 4+1
+ * raid volume of sparse images) and a destination (another 4+1 volume),
+ * mir_source_start / mir_dest_start in sync mode over loopback TCP.  For
+ * datasets of 0.5, 1 and 2 GiB (quick: 64, 128, 256 MiB) of 64 MiB files
+ * of incompressible content:
+ *   - baseline: time from mir_source_start until the destination
+ *     acknowledges, as MB/s of blocks sent, against min(disk, loopback)
+ *     measured in the same run (goal >= 0.8);
+ *   - update cost: 256 writes of 4 KiB at random aligned offsets of the
+ *     whole dataset (1 MiB changed, scattered), then a CP; the time from
+ *     the first write until the destination acknowledges (median of 3);
+ *     goal: flat in dataset size (largest / smallest <= 1.2);
+ *   - the same change propagated by rsync between two directory copies of
+ *     the dataset, through an rsync daemon on 127.0.0.1 started here (so
+ *     it crosses loopback TCP), `rsync -a` and `rsync -a --checksum`; goal
+ *     at the largest size: filer >= 50x faster than rsync -a;
+ *   - bytes on the wire per changed byte: the source's bytes_out (frames,
+ *     headers and handshake included) over the changed bytes, for the
+ *     scattered change and for one 1 MiB range (goal <= 1.1).
+ * Part 2, two real filerds (build/filerd) on loopback: source NFS write
+ * throughput with sync mirroring on vs off (4 libnfs clients, 1 MiB
+ * UNSTABLE WRITEs of new files, COMMIT at the end, timed to the last
+ * COMMIT; goal >= 0.8), and the destination's lag in CPs sampled with
+ * `filerctl mirror status` every 100 ms under that load.
+ *
+ * Disk bandwidth: 1 MiB writes of a new file and fsync (512 MiB, quick
+ * 128 MiB).  Loopback: one sender thread, one receiver thread over
+ * 127.0.0.1 for 2 s (quick 1 s).  Scratch: $FILER_BENCH_DIR, else
+ * <outdir>/../bench-tmp; every image and copy is removed after its size
+ * is done, and every process started here is stopped.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <nfsc/libnfs.h>
+
+#include "common/log.h"
+#include "mirror/mirror.h"
+#include "tests/bench/benchout.h"
+#include "tests/lib/tl_tmpdir.h"
+#include "tests/lib/tl_wafl.h"
+
+#define MiB		(1024.0 * 1024.0)
+#define FILE_BYTES	(64ull << 20)
+#define CHUNK		(1u << 20)
+#define NCHANGE		256		/* 4 KiB writes: 1 MiB */
+#define UPDATE_RUNS	5
+
+static bool quick;
+static char bindir[PATH_MAX];		/* build/ */
+static const struct wafl_cred root_cred = { 0, 0, 0, { 0 } };
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
+static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2),
+    noreturn));
+static void die(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("bench_mirror: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(1);
+}
+
+static uint64_t mix64(uint64_t x)
+{
+	x += 0x9e3779b97f4a7c15ull;
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+	return x ^ (x >> 31);
+}
+
+/* Dataset content: incompressible, a function of (file, offset). */
+static void fill(uint8_t *b, size_t n, uint64_t seed, uint64_t off)
+{
+	for (size_t i = 0; i < n; i += 8) {
+		uint64_t w = mix64((seed << 44) ^ ((off + i) >> 3));
+		memcpy(b + i, &w, 8);
+	}
+}
+
+static int cmp_dbl(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n)
+{
+	qsort(v, (size_t)n, sizeof(*v), cmp_dbl);
+	return v[n / 2];
+}
+
+/* ------------------------------------------------------ disk, loopback */
+
+/* MB/s of 1 MiB writes of a new file in dir, fsync included. */
+static double disk_write_mbs(const char *dir, uint64_t bytes)
+{
+	char path[PATH_MAX];
+	uint8_t *b = malloc(CHUNK);
+	double t0, t1;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/disk-bw", dir);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	if (fd < 0 || b == NULL)
+		die("%s: %s", path, strerror(errno));
+	fill(b, CHUNK, 77, 0);
+	t0 = now_s();
+	for (uint64_t off = 0; off < bytes; off += CHUNK) {
+		b[0] = (uint8_t)(off >> 20);	/* no two chunks alike */
+		if (pwrite(fd, b, CHUNK, (off_t)off) != (ssize_t)CHUNK)
+			die("%s: write: %s", path, strerror(errno));
+	}
+	if (fsync(fd) != 0)
+		die("%s: fsync: %s", path, strerror(errno));
+	t1 = now_s();
+	close(fd);
+	unlink(path);
+	free(b);
+	return (double)bytes / MiB / (t1 - t0);
+}
+
+struct lo_recv {
+	int fd;
+	uint64_t bytes;
+};
+
+static void *lo_recv_main(void *arg)
+{
+	struct lo_recv *r = arg;
+	uint8_t *b = malloc(CHUNK);
+	ssize_t n;
+
+	while (b != NULL && (n = read(r->fd, b, CHUNK)) > 0)
+		r->bytes += (uint64_t)n;
+	free(b);
+	return NULL;
+}
+
+/* MB/s of one TCP stream over 127.0.0.1 for secs seconds. */
+static double loopback_mbs(double secs)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+	    .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t sl = sizeof(sa);
+	int l = socket(AF_INET, SOCK_STREAM, 0), c, s;
+	struct lo_recv r = { 0 };
+	uint8_t *b = malloc(CHUNK);
+	pthread_t th;
+	double t0, t1;
+
+	if (l < 0 || bind(l, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
+	    getsockname(l, (struct sockaddr *)&sa, &sl) != 0 ||
+	    listen(l, 1) != 0)
+		die("loopback listener: %s", strerror(errno));
+	c = socket(AF_INET, SOCK_STREAM, 0);
+	if (c < 0 || connect(c, (struct sockaddr *)&sa, sizeof(sa)) != 0)
+		die("loopback connect: %s", strerror(errno));
+	s = accept(l, NULL, NULL);
+	if (s < 0 || b == NULL)
+		die("loopback accept: %s", strerror(errno));
+	fill(b, CHUNK, 5, 0);
+	r.fd = s;
+	pthread_create(&th, NULL, lo_recv_main, &r);
+	t0 = now_s();
+	do {
+		size_t done = 0;
+
+		while (done < CHUNK) {
+			ssize_t n = write(c, b + done, CHUNK - done);
+
+			if (n <= 0)
+				die("loopback write: %s", strerror(errno));
+			done += (size_t)n;
+		}
+	} while (now_s() - t0 < secs);
+	shutdown(c, SHUT_WR);
+	pthread_join(th, NULL);
+	t1 = now_s();
+	close(c);
+	close(s);
+	close(l);
+	free(b);
+	return (double)r.bytes / MiB / (t1 - t0);
+}
+
+/* ------------------------------------------------------------ processes */
+
+static pid_t spawn(char *const argv[], const char *log)
+{
+	pid_t pid = fork();
+
+	if (pid < 0)
+		die("fork: %s", strerror(errno));
+	if (pid == 0) {
+		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+			close(fd);
+		}
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	return pid;
+}
+
+static int wait_exit(pid_t pid, long ms)
+{
+	int st;
+
+	for (long i = 0; i < ms / 20; i++) {
+		if (waitpid(pid, &st, WNOHANG) == pid)
+			return WIFEXITED(st) ? WEXITSTATUS(st) : 128 +
+			    WTERMSIG(st);
+		sleep_ms(20);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, &st, 0);
+	return -1;
+}
+
+static int stop_pid(pid_t pid)
+{
+	if (pid <= 0)
+		return 0;
+	kill(pid, SIGTERM);
+	return wait_exit(pid, 60000);
+}
+
+/* Run argv, wait (bounded); its stdout into out (may be NULL). */
+static int run_capture(char *const argv[], char *out, size_t outlen,
+    long timeout_ms)
+{
+	int p[2];
+	pid_t pid;
+	size_t n = 0;
+
+	if (pipe(p) != 0)
+		die("pipe: %s", strerror(errno));
+	pid = fork();
+	if (pid < 0)
+		die("fork: %s", strerror(errno));
+	if (pid == 0) {
+		int nul = open("/dev/null", O_WRONLY);
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		dup2(p[1], 1);
+		if (nul >= 0)
+			dup2(nul, 2);
+		close(p[0]);
+		close(p[1]);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	close(p[1]);
+	for (;;) {
+		char tmp[4096];
+		ssize_t k = read(p[0], tmp, sizeof(tmp));
+
+		if (k <= 0)
+			break;
+		if (out != NULL && n + 1 < outlen) {
+			size_t c = (size_t)k < outlen - 1 - n ? (size_t)k :
+			    outlen - 1 - n;
+			memcpy(out + n, tmp, c);
+			n += c;
+		}
+	}
+	if (out != NULL)
+		out[n] = '\0';
+	close(p[0]);
+	return wait_exit(pid, timeout_ms);
+}
+
+/* filerctl --home home args...; stdout into out (may be NULL). */
+static int ctl(const char *home, char *out, size_t outlen, ...)
+{
+	char prog[PATH_MAX + 16];
+	char *argv[24];
+	int n = 0;
+	va_list ap;
+
+	snprintf(prog, sizeof(prog), "%s/filerctl", bindir);
+	argv[n++] = prog;
+	argv[n++] = (char *)"--home";
+	argv[n++] = (char *)home;
+	va_start(ap, outlen);
+	for (char *a; n < 23 && (a = va_arg(ap, char *)) != NULL;)
+		argv[n++] = a;
+	va_end(ap);
+	argv[n] = NULL;
+	return run_capture(argv, out, outlen, 120000);
+}
+
+static void ctl_ok(const char *home, ...)
+{
+	char prog[PATH_MAX + 16], out[4096];
+	char *argv[24];
+	int n = 0;
+	va_list ap;
+
+	snprintf(prog, sizeof(prog), "%s/filerctl", bindir);
+	argv[n++] = prog;
+	argv[n++] = (char *)"--home";
+	argv[n++] = (char *)home;
+	va_start(ap, home);
+	for (char *a; n < 23 && (a = va_arg(ap, char *)) != NULL;)
+		argv[n++] = a;
+	va_end(ap);
+	argv[n] = NULL;
+	if (run_capture(argv, out, sizeof(out), 120000) != 0) {
+		fprintf(stderr, "bench_mirror: filerctl");
+		for (int i = 1; argv[i] != NULL; i++)
+			fprintf(stderr, " %s", argv[i]);
+		die("failed: %s", out);
+	}
+}
+
+/* json_extract(json, path) as a number (NAN if absent). */
+static double json_num(const char *json, const char *path)
+{
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	double v = NAN;
+
+	if (sqlite3_open(":memory:", &db) != SQLITE_OK)
+		return NAN;
+	if (sqlite3_prepare_v2(db, "SELECT json_extract(?, ?)", -1, &st,
+	    NULL) == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, json, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(st, 2, path, -1, SQLITE_TRANSIENT);
+		if (sqlite3_step(st) == SQLITE_ROW &&
+		    sqlite3_column_type(st, 0) != SQLITE_NULL)
+			v = sqlite3_column_double(st, 0);
+		sqlite3_finalize(st);
+	}
+	sqlite3_close(db);
+	return v;
+}
+
+static bool json_str_is(const char *json, const char *path, const char *want)
+{
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	bool eq = false;
+
+	if (sqlite3_open(":memory:", &db) != SQLITE_OK)
+		return false;
+	if (sqlite3_prepare_v2(db, "SELECT json_extract(?, ?) = ?", -1, &st,
+	    NULL) == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, json, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(st, 2, path, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(st, 3, want, -1, SQLITE_TRANSIENT);
+		eq = sqlite3_step(st) == SQLITE_ROW &&
+		    sqlite3_column_int(st, 0) == 1;
+		sqlite3_finalize(st);
+	}
+	sqlite3_close(db);
+	return eq;
+}
+
+static uint16_t free_port(void)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	socklen_t sl = sizeof(sa);
+	int t = socket(AF_INET, SOCK_STREAM, 0);
+	uint16_t p;
+
+	if (t < 0 || bind(t, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
+	    getsockname(t, (struct sockaddr *)&sa, &sl) != 0)
+		die("free port: %s", strerror(errno));
+	p = ntohs(sa.sin_port);
+	close(t);
+	return p;
+}
+
+static bool port_open(uint16_t port)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+	    .sin_port = htons(port),
+	    .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int s = socket(AF_INET, SOCK_STREAM, 0);
+	bool ok = s >= 0 && connect(s, (struct sockaddr *)&sa,
+	    sizeof(sa)) == 0;
+
+	if (s >= 0)
+		close(s);
+	return ok;
+}
+
+/* ---------------------------------------------- part 1: the library */
+
+struct pair {
+	struct tl_fs *src, *dst;
+	mir_source_t *ms;
+	mir_dest_t *md;
+	struct wafl_obj *files;
+	int nfiles;
+	uint8_t key[32], id[16];
+};
+
+static void check(int rc, const char *what)
+{
+	if (rc != 0)
+		die("%s: %s", what, strerror(rc < 0 ? -rc : rc));
+}
+
+/* Source and destination volumes (4+1) for a dataset of `bytes`, filled
+ * with 64 MiB files and synced. */
+static void pair_make(struct pair *p, uint64_t bytes)
+{
+	uint64_t disk_blocks = bytes * 3 / 2 / 4 / 4096 + 16384;
+	struct wafl_obj root;
+	uint8_t *b = malloc(CHUNK);
+
+	memset(p, 0, sizeof(*p));
+	p->src = tl_fs_create(4, 1, disk_blocks, false);
+	p->dst = tl_fs_create(4, 1, disk_blocks, false);
+	check(wafl_unmount(p->dst->v), "destination unmount");
+	p->dst->v = NULL;
+	p->nfiles = (int)(bytes / FILE_BYTES);
+	p->files = calloc((size_t)p->nfiles, sizeof(*p->files));
+	if (b == NULL || p->files == NULL)
+		die("memory");
+	check(wafl_root(p->src->v, &root), "root");
+	for (int i = 0; i < p->nfiles; i++) {
+		char name[32];
+
+		snprintf(name, sizeof(name), "f%03d", i);
+		check(wafl_create(p->src->v, &root_cred, &root, name,
+		    WAFL_UNCHECKED, NULL, 0, &p->files[i], NULL, NULL),
+		    "create");
+		for (uint64_t off = 0; off < FILE_BYTES; off += CHUNK) {
+			enum wafl_stable c;
+
+			fill(b, CHUNK, (uint64_t)i + 1, off);
+			check(wafl_write(p->src->v, &root_cred, &p->files[i],
+			    off, CHUNK, b, WAFL_UNSTABLE, &c, NULL, NULL),
+			    "write");
+			if ((off / CHUNK) % 64 == 63)
+				check(wafl_sync(p->src->v), "fill CP");
+		}
+	}
+	check(wafl_sync(p->src->v), "fill CP");
+	for (int i = 0; i < 32; i++)
+		p->key[i] = (uint8_t)(0x5a ^ (i * 11));
+	for (int i = 0; i < 16; i++)
+		p->id[i] = (uint8_t)(0x40 + i);
+	free(b);
+}
+
+static void pair_free(struct pair *p)
+{
+	if (p->ms != NULL)
+		mir_source_stop(p->ms);
+	if (p->md != NULL)
+		mir_dest_stop(p->md);
+	tl_fs_destroy(p->src);
+	tl_fs_destroy(p->dst);
+	free(p->files);
+}
+
+static int walk_count(void *arg, uint64_t vbn, uint64_t birth,
+    const void *blk)
+{
+	(void)vbn;
+	(void)birth;
+	(void)blk;
+	(*(uint64_t *)arg)++;
+	return 0;
+}
+
+/* MB/s of the source's birth walk from generation 0 on its own (what a
+ * baseline reads), no link. */
+static double walk_mbs(struct pair *p)
+{
+	uint64_t n = 0;
+	double t0 = now_s();
+
+	check(wafl_birth_walk(p->src->v, wafl_generation(p->src->v), 0,
+	    walk_count, &n), "birth walk");
+	return (double)n * 4096 / MiB / (now_s() - t0);
+}
+
+/* Start both sides; returns the seconds until the baseline is
+ * acknowledged, *blocks the blocks it sent, *cpu_s the CPU time both
+ * sides used meanwhile. */
+static double pair_baseline(struct pair *p, uint64_t *blocks,
+    double *cpu_s)
+{
+	struct rusage r0, r1;
+	struct mir_dest_opts d = { .key = p->key, .key_len = sizeof(p->key),
+	    .allow_baseline = true };
+	struct mir_source_stats st;
+	double t0;
+
+	memcpy(d.rel_id, p->id, 16);
+	check(mir_dest_start(p->dst->raid, &d, &p->md), "mir_dest_start");
+	struct mir_source_opts s = { .key = p->key, .key_len = sizeof(p->key),
+	    .host = "127.0.0.1", .port = mir_dest_port(p->md),
+	    .mode = MIR_SYNC, .raid = p->src->raid, .allow_baseline = true,
+	    .retry_ms = 20 };
+	memcpy(s.rel_id, p->id, 16);
+	getrusage(RUSAGE_SELF, &r0);
+	t0 = now_s();
+	check(mir_source_start(p->src->v, &s, &p->ms), "mir_source_start");
+	check(mir_source_wait(p->ms, 0, 600000), "baseline");
+	t0 = now_s() - t0;
+	getrusage(RUSAGE_SELF, &r1);
+	*cpu_s = (double)(r1.ru_utime.tv_sec - r0.ru_utime.tv_sec +
+	    r1.ru_stime.tv_sec - r0.ru_stime.tv_sec) +
+	    (double)(r1.ru_utime.tv_usec - r0.ru_utime.tv_usec +
+	    r1.ru_stime.tv_usec - r0.ru_stime.tv_usec) / 1e6;
+	mir_source_stats(p->ms, &st);
+	*blocks = st.blocks_sent_walk;
+	return t0;
+}
+
+static void wait_state(struct pair *p, enum mir_state want)
+{
+	struct mir_source_stats st;
+
+	for (int i = 0; i < 3000; i++) {
+		mir_source_stats(p->ms, &st);
+		if (st.state == want)
+			return;
+		sleep_ms(5);
+	}
+	die("the source did not reach state %s (is %s: %s)",
+	    mir_state_name(want), mir_state_name(st.state), st.last_error);
+}
+
+/* The source's bytes_out takes in a connection's bytes when it closes:
+ * quiesce (closing it), read, resume and wait for in-sync. */
+static uint64_t bytes_out(struct pair *p)
+{
+	struct mir_source_stats st;
+
+	mir_source_quiesce(p->ms);
+	wait_state(p, MIR_QUIESCED);
+	mir_source_stats(p->ms, &st);
+	mir_source_resume(p->ms);
+	wait_state(p, MIR_IN_SYNC);
+	return st.bytes_out;
+}
+
+/* Change 1 MiB: NCHANGE scattered 4 KiB writes (scattered) or one range.
+ * Then a CP; returns the seconds until the destination acknowledged it.
+ * offs[] (NCHANGE entries: file << 32 | block) records where. */
+static double pair_update(struct pair *p, bool scattered, uint64_t *rng,
+    uint64_t *offs, uint32_t salt)
+{
+	uint8_t *b = malloc(CHUNK);
+	enum wafl_stable c;
+	double t0;
+
+	if (b == NULL)
+		die("memory");
+	fill(b, CHUNK, 0xc0ffee ^ salt, 0);
+	for (int i = 0; i < NCHANGE; i++) {
+		*rng = mix64(*rng);
+		uint64_t f = *rng % (uint64_t)p->nfiles;
+		uint64_t blk = (*rng >> 20) % (FILE_BYTES / 4096);
+
+		if (!scattered) {
+			f = offs[0] >> 32;
+			blk = (offs[0] & 0xffffffffu) + (uint64_t)i;
+		}
+		offs[i] = f << 32 | blk;
+	}
+	t0 = now_s();
+	if (scattered) {
+		for (int i = 0; i < NCHANGE; i++)
+			check(wafl_write(p->src->v, &root_cred,
+			    &p->files[offs[i] >> 32],
+			    (offs[i] & 0xffffffffu) * 4096, 4096, b + i * 4096,
+			    WAFL_UNSTABLE, &c, NULL, NULL), "change");
+	} else {
+		check(wafl_write(p->src->v, &root_cred,
+		    &p->files[offs[0] >> 32], (offs[0] & 0xffffffffu) * 4096,
+		    CHUNK, b, WAFL_UNSTABLE, &c, NULL, NULL), "change");
+	}
+	check(wafl_sync(p->src->v), "change CP");
+	check(mir_source_wait(p->ms, wafl_generation(p->src->v), 120000),
+	    "acknowledgement of the change");
+	t0 = now_s() - t0;
+	free(b);
+	return t0;
+}
+
+/* ------------------------------------------------------------ rsync */
+
+struct rsyncd {
+	pid_t pid;
+	uint16_t port;
+	char dir_a[PATH_MAX], dir_b[PATH_MAX];
+	char why[2 * PATH_MAX + 64];
+};
+
+static const char *rsync_bin(void)
+{
+	static const char *const c[] = { "/usr/bin/rsync", "/bin/rsync",
+	    NULL };
+
+	for (int i = 0; c[i] != NULL; i++)
+		if (access(c[i], X_OK) == 0)
+			return c[i];
+	return NULL;
+}
+
+/* Directory copies a (source) and b (module "b" of a daemon on
+ * 127.0.0.1) of the dataset; b's files carry a's mtimes. */
+static int rsyncd_start(struct rsyncd *r, const char *tmp, uint64_t bytes)
+{
+	char conf[PATH_MAX], log[PATH_MAX], portarg[32];
+	const char *rs = rsync_bin();
+	uint8_t *b = malloc(CHUNK);
+	FILE *f;
+
+	memset(r, 0, sizeof(*r));
+	if (rs == NULL) {
+		snprintf(r->why, sizeof(r->why), "rsync is not installed "
+		    "(make bench installs the Debian package rsync)");
+		free(b);
+		return -ENOENT;
+	}
+	snprintf(r->dir_a, sizeof(r->dir_a), "%s/rsync-a", tmp);
+	snprintf(r->dir_b, sizeof(r->dir_b), "%s/rsync-b", tmp);
+	mkdir(r->dir_a, 0755);
+	mkdir(r->dir_b, 0755);
+	for (uint64_t i = 0; i < bytes / FILE_BYTES; i++) {
+		char pa[PATH_MAX + 16], pb[PATH_MAX + 16];
+		int fa, fb;
+
+		snprintf(pa, sizeof(pa), "%s/f%03d", r->dir_a, (int)i);
+		snprintf(pb, sizeof(pb), "%s/f%03d", r->dir_b, (int)i);
+		fa = open(pa, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		fb = open(pb, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		if (fa < 0 || fb < 0 || b == NULL)
+			die("%s: %s", pa, strerror(errno));
+		for (uint64_t off = 0; off < FILE_BYTES; off += CHUNK) {
+			fill(b, CHUNK, i + 1, off);
+			if (pwrite(fa, b, CHUNK, (off_t)off) != CHUNK ||
+			    pwrite(fb, b, CHUNK, (off_t)off) != CHUNK)
+				die("%s: write: %s", pa, strerror(errno));
+		}
+		fsync(fa);
+		fsync(fb);
+		close(fa);
+		close(fb);
+		/* Both copies an hour old: the change gives a's files a new
+		 * mtime, which rsync's quick check compares in seconds. */
+		struct timespec ts[2] = { { time(NULL) - 3600, 0 },
+		    { time(NULL) - 3600, 0 } };
+		utimensat(AT_FDCWD, pa, ts, 0);
+		utimensat(AT_FDCWD, pb, ts, 0);
+	}
+	free(b);
+	r->port = free_port();
+	snprintf(conf, sizeof(conf), "%s/rsyncd.conf", tmp);
+	snprintf(log, sizeof(log), "%s/rsyncd.log", tmp);
+	f = fopen(conf, "w");
+	if (f == NULL)
+		die("%s: %s", conf, strerror(errno));
+	fprintf(f, "address = 127.0.0.1\nuse chroot = no\n"
+	    "pid file = %s/rsyncd.pid\nlog file = %s\n\n[b]\n"
+	    "path = %s\nread only = no\nuid = 0\ngid = 0\n", tmp, log,
+	    r->dir_b);
+	fclose(f);
+	snprintf(portarg, sizeof(portarg), "--port=%u", r->port);
+	char confarg[PATH_MAX + 16];
+	snprintf(confarg, sizeof(confarg), "--config=%s", conf);
+	char *argv[] = { (char *)rs, (char *)"--daemon", (char *)"--no-detach",
+	    confarg, portarg, NULL };
+	r->pid = spawn(argv, log);
+	for (int i = 0; i < 250 && !port_open(r->port); i++)
+		sleep_ms(20);
+	if (!port_open(r->port)) {
+		snprintf(r->why, sizeof(r->why), "the rsync daemon did not "
+		    "start (see %s)", log);
+		return -EIO;
+	}
+	return 0;
+}
+
+/* Apply the change recorded in offs to copy a (same bytes as filer's). */
+static void rsync_change(struct rsyncd *r, const uint64_t *offs,
+    uint32_t salt)
+{
+	uint8_t *b = malloc(CHUNK);
+
+	if (b == NULL)
+		die("memory");
+	fill(b, CHUNK, 0xc0ffee ^ salt, 0);
+	for (int i = 0; i < NCHANGE; i++) {
+		char p[PATH_MAX + 16];
+		int fd;
+
+		snprintf(p, sizeof(p), "%s/f%03d", r->dir_a,
+		    (int)(offs[i] >> 32));
+		fd = open(p, O_WRONLY);
+		if (fd < 0 || pwrite(fd, b + i * 4096, 4096,
+		    (off_t)((offs[i] & 0xffffffffu) * 4096)) != 4096)
+			die("%s: %s", p, strerror(errno));
+		close(fd);
+	}
+	free(b);
+}
+
+/* Seconds of rsync -a [extra] a/ rsync://127.0.0.1:port/b/; NAN on
+ * failure. */
+static double rsync_run(struct rsyncd *r, const char *extra)
+{
+	char src[PATH_MAX + 2], dst[64];
+	char *argv[6];
+	int n = 0, st;
+	double t0;
+
+	snprintf(src, sizeof(src), "%s/", r->dir_a);
+	snprintf(dst, sizeof(dst), "rsync://127.0.0.1:%u/b/", r->port);
+	argv[n++] = (char *)rsync_bin();
+	argv[n++] = (char *)"-a";
+	if (extra != NULL)
+		argv[n++] = (char *)extra;
+	argv[n++] = src;
+	argv[n++] = dst;
+	argv[n] = NULL;
+	t0 = now_s();
+	st = run_capture(argv, NULL, 0, 1800000);
+	t0 = now_s() - t0;
+	if (st != 0) {
+		snprintf(r->why, sizeof(r->why), "rsync exited %d", st);
+		return NAN;
+	}
+	return t0;
+}
+
+/* One changed block of b equals a's. */
+static bool rsync_verify(const struct rsyncd *r, uint64_t off)
+{
+	char pa[PATH_MAX + 16], pb[PATH_MAX + 16];
+	uint8_t x[4096], y[4096];
+	int fa, fb;
+	bool ok;
+
+	snprintf(pa, sizeof(pa), "%s/f%03d", r->dir_a, (int)(off >> 32));
+	snprintf(pb, sizeof(pb), "%s/f%03d", r->dir_b, (int)(off >> 32));
+	fa = open(pa, O_RDONLY);
+	fb = open(pb, O_RDONLY);
+	ok = fa >= 0 && fb >= 0 &&
+	    pread(fa, x, 4096, (off_t)((off & 0xffffffffu) * 4096)) == 4096 &&
+	    pread(fb, y, 4096, (off_t)((off & 0xffffffffu) * 4096)) == 4096 &&
+	    memcmp(x, y, 4096) == 0;
+	if (fa >= 0)
+		close(fa);
+	if (fb >= 0)
+		close(fb);
+	return ok;
+}
+
+static void rsyncd_stop(struct rsyncd *r)
+{
+	if (r->pid > 0)
+		stop_pid(r->pid);
+	r->pid = 0;
+	if (r->dir_a[0] != '\0')
+		tl_tmpdir_remove(strdup(r->dir_a));
+	if (r->dir_b[0] != '\0')
+		tl_tmpdir_remove(strdup(r->dir_b));
+}
+
+/* ------------------------------------------------- the size sweep */
+
+struct sized {
+	uint64_t bytes;
+	double baseline_s, baseline_mbs, baseline_cpu;
+	double walk_mbs;		/* the source's walk alone */
+	double update_s;		/* median, scattered */
+	double wire_scattered, wire_range;	/* bytes out / bytes changed */
+	double blocks_scattered, blocks_range;	/* blocks sent / changed */
+	double rsync_s, rsync_c_s;	/* NAN if not measured */
+	char why[2 * PATH_MAX + 64];
+};
+
+static void run_size(const char *tmp, struct sized *z)
+{
+	struct pair p;
+	struct rsyncd r;
+	uint64_t blocks, rng = 12345 ^ z->bytes, offs[NCHANGE];
+	double t[UPDATE_RUNS];
+	struct mir_source_stats st0, st1;
+
+	printf("  %.0f MiB: filling the source...\n", z->bytes / MiB);
+	fflush(stdout);
+	pair_make(&p, z->bytes);
+	z->walk_mbs = walk_mbs(&p);
+	z->baseline_s = pair_baseline(&p, &blocks, &z->baseline_cpu);
+	z->baseline_mbs = (double)blocks * 4096 / MiB / z->baseline_s;
+	printf("  %.0f MiB: baseline %.1f s (%.0f MB/s, %.1f s of CPU); the "
+	    "source's walk alone %.0f MB/s\n", z->bytes / MiB, z->baseline_s,
+	    z->baseline_mbs, z->baseline_cpu, z->walk_mbs);
+	fflush(stdout);
+
+	/* Update cost: scattered 4 KiB writes, median of UPDATE_RUNS. */
+	for (int i = 0; i < UPDATE_RUNS; i++)
+		t[i] = pair_update(&p, true, &rng, offs, (uint32_t)i);
+	z->update_s = median(t, UPDATE_RUNS);
+
+	/* Bytes on the wire for one change of each shape. */
+	uint64_t b0 = bytes_out(&p);
+	mir_source_stats(p.ms, &st0);
+	(void)pair_update(&p, true, &rng, offs, 100);
+	uint64_t b1 = bytes_out(&p);
+	mir_source_stats(p.ms, &st1);
+	z->wire_scattered = (double)(b1 - b0) / (NCHANGE * 4096.0);
+	z->blocks_scattered = (double)(st1.blocks_sent_cp + st1.blocks_sent_walk -
+	    st0.blocks_sent_cp - st0.blocks_sent_walk) / NCHANGE;
+	offs[0] = (uint64_t)(p.nfiles / 2) << 32 | 4096;	/* at 16 MiB */
+	(void)pair_update(&p, false, &rng, offs, 200);
+	uint64_t b2 = bytes_out(&p);
+	mir_source_stats(p.ms, &st0);
+	z->wire_range = (double)(b2 - b1) / (NCHANGE * 4096.0);
+	z->blocks_range = (double)(st0.blocks_sent_cp + st0.blocks_sent_walk -
+	    st1.blocks_sent_cp - st1.blocks_sent_walk) / NCHANGE;
+	printf("  %.0f MiB: update %.3f s; wire bytes per changed byte %.2f "
+	    "(scattered), %.2f (range)\n", z->bytes / MiB, z->update_s,
+	    z->wire_scattered, z->wire_range);
+	fflush(stdout);
+	pair_free(&p);
+
+	/* rsync: the same kind of change between two directory copies. */
+	z->rsync_s = z->rsync_c_s = NAN;
+	if (rsyncd_start(&r, tmp, z->bytes) == 0) {
+		rng = 12345 ^ z->bytes;
+		for (int k = 0; k < 2; k++) {
+			for (int i = 0; i < NCHANGE; i++) {
+				rng = mix64(rng);
+				uint64_t f = rng % (z->bytes / FILE_BYTES);
+				uint64_t blk = (rng >> 20) %
+				    (FILE_BYTES / 4096);
+				offs[i] = f << 32 | blk;
+			}
+			rsync_change(&r, offs, (uint32_t)(300 + k));
+			double s = rsync_run(&r, k == 0 ? NULL : "--checksum");
+			if (!isnan(s) && !rsync_verify(&r, offs[0])) {
+				snprintf(r.why, sizeof(r.why), "rsync left a "
+				    "changed block different");
+				s = NAN;
+			}
+			if (k == 0)
+				z->rsync_s = s;
+			else
+				z->rsync_c_s = s;
+		}
+		printf("  %.0f MiB: rsync -a %.2f s, rsync -a --checksum "
+		    "%.2f s\n", z->bytes / MiB, z->rsync_s, z->rsync_c_s);
+	}
+	if (r.why[0] != '\0')
+		snprintf(z->why, sizeof(z->why), "%s", r.why);
+	rsyncd_stop(&r);
+	fflush(stdout);
+}
+
+/* ------------------------------------------- part 2: filerds over NFS */
+
+struct side {
+	char home[PATH_MAX];
+	char log[PATH_MAX + 8];
+	pid_t pid;
+	uint16_t nfs_port, mnt_port, mir_port;
+	const char *vol;
+};
+
+static void side_setup(struct side *s, const char *tmp, const char *name,
+    const char *vol, const char *size)
+{
+	char v[32], path[64];
+
+	snprintf(s->home, sizeof(s->home), "%s/%s", tmp, name);
+	snprintf(s->log, sizeof(s->log), "%s.log", s->home);
+	s->vol = vol;
+	s->nfs_port = free_port();
+	s->mnt_port = free_port();
+	s->mir_port = free_port();
+	ctl_ok(s->home, "config", "set", "nvlog_half_bytes", "64M", NULL);
+	ctl_ok(s->home, "vol", "create", vol, "--disks", "5", "--parity", "1",
+	    "--size", size, NULL);
+	snprintf(v, sizeof(v), "%u", s->nfs_port);
+	ctl_ok(s->home, "config", "set", "nfs_port", v, NULL);
+	snprintf(v, sizeof(v), "%u", s->mnt_port);
+	ctl_ok(s->home, "config", "set", "mount_port", v, NULL);
+	snprintf(v, sizeof(v), "%u", s->mir_port);
+	ctl_ok(s->home, "config", "set", "mirror_port", v, NULL);
+	ctl_ok(s->home, "config", "set", "nfs_rpcbind", "false", NULL);
+	snprintf(path, sizeof(path), "/vol/%s", vol);
+	ctl_ok(s->home, "export", "add", path, "--client", "127.0.0.1", "--rw",
+	    "--squash", "none", "--insecure", NULL);
+}
+
+static void side_start(struct side *s)
+{
+	char prog[PATH_MAX + 16];
+	char *argv[] = { prog, (char *)"--home", s->home,
+	    (char *)"--foreground", NULL };
+
+	snprintf(prog, sizeof(prog), "%s/filerd", bindir);
+	s->pid = spawn(argv, s->log);
+	for (int i = 0; i < 600; i++) {
+		if (ctl(s->home, NULL, 0, "stats", NULL) == 0 &&
+		    port_open(s->nfs_port))
+			return;
+		sleep_ms(50);
+	}
+	die("filerd on %s did not come up (see %s)", s->home, s->log);
+}
+
+struct nfs_writer {
+	const struct side *s;
+	char path[32];
+	uint64_t bytes;
+	int rc;
+	char err[256];
+};
+
+static void *nfs_writer_main(void *arg)
+{
+	struct nfs_writer *w = arg;
+	struct nfs_context *nfs = nfs_init_context();
+	struct nfs_url *u;
+	struct nfsfh *fh;
+	uint8_t *b = malloc(CHUNK);
+	char url[256];
+
+	w->rc = -1;
+	if (nfs == NULL || b == NULL)
+		goto out;
+	nfs_set_timeout(nfs, 60000);
+	nfs_set_uid(nfs, 0);
+	nfs_set_gid(nfs, 0);
+	snprintf(url, sizeof(url), "nfs://127.0.0.1/vol/%s?nfsport=%u&"
+	    "mountport=%u", w->s->vol, w->s->nfs_port, w->s->mnt_port);
+	u = nfs_parse_url_dir(nfs, url);
+	if (u == NULL || nfs_mount(nfs, u->server, u->path) != 0) {
+		snprintf(w->err, sizeof(w->err), "mount: %s",
+		    nfs_get_error(nfs));
+		if (u != NULL)
+			nfs_destroy_url(u);
+		goto out;
+	}
+	nfs_destroy_url(u);
+	if (nfs_creat(nfs, w->path, 0644, &fh) != 0) {
+		snprintf(w->err, sizeof(w->err), "create: %s",
+		    nfs_get_error(nfs));
+		goto out;
+	}
+	for (uint64_t off = 0; off < w->bytes; off += CHUNK) {
+		fill(b, CHUNK, (uint64_t)w->path[1] * 7 + 3, off);
+		if (nfs_pwrite(nfs, fh, off, CHUNK, b) != (int)CHUNK) {
+			snprintf(w->err, sizeof(w->err), "write: %s",
+			    nfs_get_error(nfs));
+			goto out;
+		}
+	}
+	if (nfs_fsync(nfs, fh) != 0) {
+		snprintf(w->err, sizeof(w->err), "commit: %s",
+		    nfs_get_error(nfs));
+		goto out;
+	}
+	nfs_close(nfs, fh);
+	w->rc = 0;
+out:
+	if (nfs != NULL)
+		nfs_destroy_context(nfs);
+	free(b);
+	return NULL;
+}
+
+struct lag_probe {
+	const struct side *s;
+	_Atomic int stop;
+	double max_cps, sum_cps;
+	int samples;
+};
+
+static void *lag_main(void *arg)
+{
+	struct lag_probe *l = arg;
+	char out[8192];
+
+	while (!atomic_load(&l->stop)) {
+		if (ctl(l->s->home, out, sizeof(out), "mirror", "status",
+		    "--json", NULL) == 0) {
+			double v = json_num(out, "$.mirrors[0].lag_cps");
+
+			if (!isnan(v)) {
+				l->sum_cps += v;
+				l->samples++;
+				if (v > l->max_cps)
+					l->max_cps = v;
+			}
+		}
+		sleep_ms(100);
+	}
+	return NULL;
+}
+
+/* MiB/s of 4 clients writing `bytes` each into new files. */
+static double nfs_write_mbs(const struct side *s, const char *tag,
+    uint64_t bytes)
+{
+	struct nfs_writer w[4];
+	pthread_t th[4];
+	double t0;
+
+	memset(w, 0, sizeof(w));
+	t0 = now_s();
+	for (int i = 0; i < 4; i++) {
+		w[i].s = s;
+		w[i].bytes = bytes;
+		snprintf(w[i].path, sizeof(w[i].path), "/%c%s-%d", 'a' + i,
+		    tag, i);
+		pthread_create(&th[i], NULL, nfs_writer_main, &w[i]);
+	}
+	for (int i = 0; i < 4; i++)
+		pthread_join(th[i], NULL);
+	t0 = now_s() - t0;
+	for (int i = 0; i < 4; i++)
+		if (w[i].rc != 0)
+			die("NFS writer %s: %s", w[i].path, w[i].err);
+	return 4.0 * (double)bytes / MiB / t0;
+}
+
+/* Wait (bounded) until the source's status shows the destination
+ * acknowledged its newest generation, in-sync. */
+static bool wait_acked(const struct side *s, long timeout_ms)
+{
+	char out[8192];
+
+	for (long i = 0; i < timeout_ms / 100; i++) {
+		if (ctl(s->home, out, sizeof(out), "mirror", "status",
+		    "--json", NULL) == 0 &&
+		    json_str_is(out, "$.mirrors[0].state", "in-sync") &&
+		    json_num(out, "$.mirrors[0].acked_gen") >= 1 &&
+		    json_num(out, "$.mirrors[0].acked_gen") >=
+		    json_num(out, "$.mirrors[0].source_gen"))
+			return true;
+		sleep_ms(100);
+	}
+	return false;
+}
+
+struct nfsres {
+	double off_mbs, on_mbs, lag_max, lag_mean;
+	double catchup_s;
+	char why[2 * PATH_MAX + 64];
+};
+
+static void run_nfs(const char *tmp, struct nfsres *res)
+{
+	struct side s, d;
+	char key[PATH_MAX + 16], a[64];
+	uint64_t per = quick ? (32ull << 20) : (128ull << 20);
+	struct lag_probe lp;
+	pthread_t lt;
+	FILE *f;
+
+	memset(res, 0, sizeof(*res));
+	memset(&s, 0, sizeof(s));
+	memset(&d, 0, sizeof(d));
+	side_setup(&s, tmp, "src", "vsrc", quick ? "256M" : "1G");
+	side_setup(&d, tmp, "dst", "vdst", quick ? "256M" : "1G");
+	snprintf(key, sizeof(key), "%s/mirror.key", tmp);
+	f = fopen(key, "w");
+	if (f == NULL)
+		die("%s: %s", key, strerror(errno));
+	fprintf(f, "bench-mirror-key-0123456789abcdef\n");
+	fclose(f);
+	side_start(&s);
+	side_start(&d);
+
+	/* Off: no relationship yet. */
+	res->off_mbs = nfs_write_mbs(&s, "off", per);
+	printf("  NFS writes, mirroring off: %.1f MiB/s\n", res->off_mbs);
+	fflush(stdout);
+
+	snprintf(a, sizeof(a), "127.0.0.1:%u", d.mir_port);
+	ctl_ok(s.home, "peer", "add", "dst", "--address", a, "--key-file", key,
+	    NULL);
+	snprintf(a, sizeof(a), "127.0.0.1:%u", s.mir_port);
+	ctl_ok(d.home, "peer", "add", "src", "--address", a, "--key-file", key,
+	    NULL);
+	ctl_ok(d.home, "mirror", "create", "src:vsrc", "vdst", "--mode", "sync",
+	    NULL);
+	ctl_ok(s.home, "mirror", "create", "vsrc", "dst:vdst", "--mode", "sync",
+	    NULL);
+	ctl_ok(s.home, "mirror", "init", "vsrc", NULL);
+	ctl_ok(s.home, "snap", "create", "vsrc", "b0", NULL);
+	if (!wait_acked(&s, 600000)) {
+		snprintf(res->why, sizeof(res->why), "the baseline did not "
+		    "complete (see %s, %s)", s.log, d.log);
+		goto out;
+	}
+
+	/* On: the same writes, mirrored in sync mode; lag sampled. */
+	memset(&lp, 0, sizeof(lp));
+	lp.s = &s;
+	pthread_create(&lt, NULL, lag_main, &lp);
+	res->on_mbs = nfs_write_mbs(&s, "on", per);
+	double t0 = now_s();
+	ctl_ok(s.home, "snap", "create", "vsrc", "b1", NULL);
+	bool caught = wait_acked(&s, 300000);
+	res->catchup_s = now_s() - t0;
+	atomic_store(&lp.stop, 1);
+	pthread_join(lt, NULL);
+	res->lag_max = lp.max_cps;
+	res->lag_mean = lp.samples > 0 ? lp.sum_cps / lp.samples : NAN;
+	printf("  NFS writes, sync mirroring on: %.1f MiB/s; lag max %.0f "
+	    "CPs, mean %.2f over %d samples\n", res->on_mbs, res->lag_max,
+	    res->lag_mean, lp.samples);
+	if (!caught)
+		snprintf(res->why, sizeof(res->why), "the destination did not "
+		    "catch up after the load");
+out:
+	if (stop_pid(s.pid) != 0 && res->why[0] == '\0')
+		snprintf(res->why, sizeof(res->why), "source filerd did not "
+		    "stop cleanly (see %s)", s.log);
+	if (stop_pid(d.pid) != 0 && res->why[0] == '\0')
+		snprintf(res->why, sizeof(res->why), "destination filerd did "
+		    "not stop cleanly (see %s)", d.log);
+	fflush(stdout);
+}
+
+/* ------------------------------------------------------------- main */
+
+int main(int argc, char **argv)
+{
+	const char *outdir = argc > 1 ? argv[1] : "build/bench";
+	char base[PATH_MAX], tmpbuf[PATH_MAX], m[96];
+	uint64_t sizes[3];
+	struct sized z[3];
+	struct nfsres nr;
+	struct benchout b;
+	double load[3], disk, lo, t_start = now_s();
+	char *tmp;
+	ssize_t n;
+	int bad = 0;
+
+	quick = getenv("FILER_BENCH_QUICK") != NULL;
+	signal(SIGPIPE, SIG_IGN);
+	fl_log_set_level(FL_LOG_WARN);
+	if (getloadavg(load, 3) != 3)
+		load[0] = NAN;
+	n = readlink("/proc/self/exe", bindir, sizeof(bindir) - 1);
+	if (n <= 0)
+		die("/proc/self/exe: %s", strerror(errno));
+	bindir[n] = '\0';
+	for (int i = 0; i < 3; i++)
+		*strrchr(bindir, '/') = '\0';
+	if (getenv("FILER_BENCH_DIR") != NULL) {
+		snprintf(base, sizeof(base), "%s", getenv("FILER_BENCH_DIR"));
+	} else {
+		snprintf(tmpbuf, sizeof(tmpbuf), "%s", outdir);
+		snprintf(base, sizeof(base), "%s/bench-tmp", dirname(tmpbuf));
+	}
+	mkdir(base, 0755);
+	if (realpath(base, tmpbuf) == NULL)
+		die("scratch directory %s: %s", base, strerror(errno));
+	tmp = tl_tmpdir_make(tmpbuf, "mirror");
+	/* The volumes' images (tl_fs_create) go there too. */
+	setenv("TMPDIR", tmp, 1);
+	for (int i = 0; i < 3; i++)
+		sizes[i] = (quick ? 64ull << 20 : 512ull << 20) << i;
+	printf("bench_mirror: scratch %s%s\n", tmp, quick ? " (quick)" : "");
+
+	disk = disk_write_mbs(tmp, quick ? 128ull << 20 : 512ull << 20);
+	lo = loopback_mbs(quick ? 1.0 : 2.0);
+	printf("  disk sequential write %.0f MB/s, loopback TCP %.0f MB/s\n",
+	    disk, lo);
+	for (int i = 0; i < 3; i++) {
+		memset(&z[i], 0, sizeof(z[i]));
+		z[i].bytes = sizes[i];
+		run_size(tmp, &z[i]);
+	}
+	run_nfs(tmp, &nr);
+
+	benchout_open(&b, outdir, "mirror", "sync mirroring: update cost vs "
+	    "rsync, baseline rate, wire bytes, NFS writes with the mirror on");
+	for (int i = 0; i < 3; i++) {
+		snprintf(m, sizeof(m), "update 1 MiB, %.0f MiB, filer",
+		    sizes[i] / MiB);
+		benchout_figure(&b, m, z[i].update_s, "s");
+	}
+	benchout_add(&b, "update time, largest / smallest", z[2].update_s /
+	    z[0].update_s, "x", NULL, 0, "<=", 1.2);
+	for (int i = 0; i < 3; i++) {
+		snprintf(m, sizeof(m), "update 1 MiB, %.0f MiB, rsync -a",
+		    sizes[i] / MiB);
+		benchout_vs(&b, m, z[i].rsync_s, "s", "filer", z[i].update_s,
+		    i == 2 ? ">=" : NULL, 50);
+		snprintf(m, sizeof(m), "update 1 MiB, %.0f MiB, rsync -c",
+		    sizes[i] / MiB);
+		benchout_vs(&b, m, z[i].rsync_c_s, "s", "filer",
+		    z[i].update_s, NULL, 0);
+	}
+	snprintf(m, sizeof(m), "baseline %.0f MiB", sizes[2] / MiB);
+	benchout_vs(&b, m, z[2].baseline_mbs, "MB/s", "min(disk, loopback)",
+	    disk < lo ? disk : lo, ">=", 0.8);
+	snprintf(m, sizeof(m), "birth walk alone, %.0f MiB", sizes[2] / MiB);
+	benchout_figure(&b, m, z[2].walk_mbs, "MB/s");
+	benchout_figure(&b, "disk sequential write", disk, "MB/s");
+	benchout_figure(&b, "loopback TCP", lo, "MB/s");
+	benchout_add(&b, "wire bytes/changed, scattered", z[2].wire_scattered,
+	    "B/B", NULL, 0, "<=", 1.1);
+	benchout_add(&b, "wire bytes/changed, 1 MiB range", z[2].wire_range,
+	    "B/B", NULL, 0, "<=", 1.1);
+	benchout_figure(&b, "blocks sent/changed, scattered",
+	    z[2].blocks_scattered, "blk/blk");
+	benchout_figure(&b, "blocks sent/changed, 1 MiB range",
+	    z[2].blocks_range, "blk/blk");
+	benchout_vs(&b, "NFS write, sync mirror on", nr.on_mbs, "MiB/s",
+	    "mirror off", nr.off_mbs, ">=", 0.8);
+	benchout_figure(&b, "destination lag under load, max", nr.lag_max,
+	    "CPs");
+	benchout_figure(&b, "destination lag under load, mean", nr.lag_mean,
+	    "CPs");
+	benchout_figure(&b, "catch-up after the load", nr.catchup_s, "s");
+
+	benchout_note(&b, "update: %d writes of 4 KiB at random aligned "
+	    "offsets over the whole dataset (64 MiB files), a CP, timed to "
+	    "the destination's acknowledgement, median of %d; rsync: the same "
+	    "kind of change to a directory copy, pushed to an rsync daemon on "
+	    "127.0.0.1 (delta transfer over loopback TCP), ratio rsync/filer",
+	    NCHANGE, UPDATE_RUNS);
+	benchout_note(&b, "baselines: %.1f, %.1f, %.1f MB/s for %.0f, %.0f, "
+	    "%.0f MiB (blocks sent / time to acknowledgement); both sides "
+	    "used %.1f s of CPU in the last one's %.1f s",
+	    z[0].baseline_mbs, z[1].baseline_mbs, z[2].baseline_mbs,
+	    sizes[0] / MiB, sizes[1] / MiB, sizes[2] / MiB,
+	    z[2].baseline_cpu, z[2].baseline_s);
+	benchout_note(&b, "wire bytes: the source's bytes_out (frames, "
+	    "headers, handshake) per byte changed, largest dataset; per size "
+	    "scattered %.2f %.2f %.2f, range %.2f %.2f %.2f",
+	    z[0].wire_scattered, z[1].wire_scattered, z[2].wire_scattered,
+	    z[0].wire_range, z[1].wire_range, z[2].wire_range);
+	benchout_note(&b, "NFS: two filerds (5-disk single-parity volumes, "
+	    "default settings), 4 libnfs clients x %u MiB of 1 MiB UNSTABLE "
+	    "WRITEs + COMMIT each, mirror off first, then on; lag sampled with "
+	    "filerctl mirror status every 100 ms", quick ? 32 : 128);
+	for (int i = 0; i < 3; i++)
+		if (z[i].why[0] != '\0')
+			benchout_note(&b, "%.0f MiB: %s", sizes[i] / MiB,
+			    z[i].why);
+	if (nr.why[0] != '\0')
+		benchout_note(&b, "NFS: %s", nr.why);
+	if (!isnan(load[0]))
+		benchout_note(&b, "%ld CPUs; load average before the run %.2f "
+		    "(other work on the machine skews every figure); run took "
+		    "%.0f s", sysconf(_SC_NPROCESSORS_ONLN), load[0],
+		    now_s() - t_start);
+	benchout_close(&b);
+	bad = nr.why[0] != '\0';
+	if (bad)
+		printf("bench_mirror: scratch and logs kept in %s\n", tmp);
+	else
+		tl_tmpdir_remove(tmp);
+	return bad ? 1 : 0;
+}
