@@ -23,7 +23,10 @@
  *   replies therefore stalls only itself: past NFSD_CONN_INFLIGHT calls in
  *   progress or NFSD_CONN_OUTQ_MAX bytes queued, reading from that
  *   connection pauses until it drains.  Replies of one connection may go
- *   out in any order (RPC matches them by xid).
+ *   out in any order (RPC matches them by xid).  A reply is written with
+ *   sendmsg from up to three pieces -- mark and encoded reply, a READ's
+ *   data where wafl_read put it, its XDR padding -- and a queued reply
+ *   keeps those pieces, so READ data is never copied into the reply.
  *
  *   Timeouts (checked about once a second): a connection holding part of a
  *   record for longer than partial_timeout_ms is closed (a client sending
