@@ -2,6 +2,9 @@
  * admin/cmd_mirror.c: peer add, list, remove; mirror create, init,
  * quiesce, resume, break, delete, status.
  *
+ * `mirror resync` runs on both filerds of a broken-off relationship
+ * (svc_mirror.c, docs/mirror.md "Resync").
+ *
  * A relationship is configured on both filerds: on the source's with
  * `mirror create SRCVOL PEER:DSTVOL` (PEER names the destination filerd),
  * on the destination's with `mirror create PEER:SRCVOL DSTVOL` (PEER names
@@ -439,6 +442,35 @@ static int mirror_break(struct adm_ctx *ctx, const struct adm_req *req,
 	return ADM_OK;
 }
 
+static int mirror_resync(struct adm_ctx *ctx, const struct adm_req *req,
+    struct adm_rep *rep)
+{
+	struct rel r;
+	char why[256];
+	bool reverse = adm_req_flag(req, "reverse");
+
+	if (rel_by_volume(ctx, adm_req_get(req, "volume"), &r, rep) != ADM_OK)
+		return ADM_ERR;
+	if (adm_mirror_resync(ctx, r.id, reverse, why, sizeof(why)) != 0)
+		return adm_fail(rep, ADM_ERR, "mirror %s: resync: %s", r.vol,
+		    why);
+	bool t_side = !is_source(&r) != reverse;
+	if (t_side)
+		adm_say(rep, "mirror %s: resync started; this volume is "
+		    "overwritten with %s:%s from the newest generation both "
+		    "hold; what was written here since is kept on %s as a "
+		    "snapshot (resync.GEN); run `mirror resync %s%s` on %s too",
+		    r.vol, r.peer, r.rvol, r.peer, r.rvol,
+		    reverse ? " --reverse" : "", r.peer);
+	else
+		adm_say(rep, "mirror %s: resync started; %s:%s is overwritten "
+		    "with this volume, and what was written there since the "
+		    "common generation comes here as snapshot resync.GEN; run "
+		    "`mirror resync %s%s` on %s too", r.vol, r.peer, r.rvol,
+		    r.rvol, reverse ? " --reverse" : "", r.peer);
+	return ADM_OK;
+}
+
 static int mirror_delete(struct adm_ctx *ctx, const struct adm_req *req,
     struct adm_rep *rep)
 {
@@ -619,6 +651,14 @@ static const struct adm_arg vol_args[] = {
 	    "the relationship's local volume" },
 	{ NULL, 0, 0, 0, 0, NULL, NULL, NULL },
 };
+static const struct adm_arg resync_args[] = {
+	{ "volume", ADM_A_VOLNAME, ADM_ARG_REQ | ADM_ARG_POS, 0, 0, NULL, NULL,
+	    "the relationship's local volume (broken off)" },
+	{ "reverse", ADM_A_FLAG, 0, 0, 0, NULL, NULL,
+	    "overwrite the source's volume with the destination's (failback); "
+	    "the relationship turns around" },
+	{ NULL, 0, 0, 0, 0, NULL, NULL, NULL },
+};
 static const struct adm_arg status_args[] = {
 	{ "volume", ADM_A_VOLNAME, ADM_ARG_POS, 0, 0, NULL, NULL,
 	    "only this volume's relationship" },
@@ -649,6 +689,15 @@ const struct adm_verb adm_mirror_verbs[] = {
 	    "Break a relationship off",
 	    "On the destination the volume becomes writable at its last\n"
 	    "complete generation; handles taken on the source work on it." },
+	{ "mirror resync", resync_args, 0, mirror_resync,
+	    "Resync a broken-off relationship (on both filerds)",
+	    "Without --reverse the destination's volume is overwritten with\n"
+	    "the source's from the newest generation both hold; with it the\n"
+	    "source's volume is overwritten with the destination's and the\n"
+	    "relationship turns around.  What the overwritten side wrote since\n"
+	    "that generation is kept on the other side as snapshot\n"
+	    "resync.GEN.  Run the same command on both filerds; the\n"
+	    "overwritten volume leaves the exports at once." },
 	{ "mirror delete", vol_args, 0, mirror_delete,
 	    "Delete a relationship (a destination is broken off first)",
 	    NULL },

@@ -96,8 +96,19 @@ struct mrow {
 	char dir[ADM_PATH_MAX];	/* the volume's directory */
 };
 
+/* A resync running here (mirror/resync.c): this side is T (overwritten)
+ * or W (the winner). */
+struct rjob {
+	struct rjob *next;
+	int64_t id;
+	char vol[ADM_NAME_MAX];
+	bool t_side, reverse, dest;
+	mir_resync_t *job;
+};
+
 static struct {
 	struct mrel *rels;
+	struct rjob *jobs;
 	bool up;
 } svc;
 
@@ -440,7 +451,8 @@ static void rel_unlink(struct mrel *r)
 
 static bool should_run(const struct mrow *w)
 {
-	if (strcmp(w->state, "broken-off") == 0)
+	if (strcmp(w->state, "broken-off") == 0 ||
+	    strcmp(w->state, "resyncing") == 0)
 		return false;
 	return w->dest || strcmp(w->state, "uninitialized") != 0;
 }
@@ -747,6 +759,162 @@ int adm_mirror_break_dest(struct adm_ctx *ctx, int64_t id, char *why,
 	return 0;
 }
 
+/* ------------------------------------------------------------ resync */
+
+/*
+ * `mirror resync VOL [--reverse]`, run on both filerds of a broken-off
+ * relationship (docs/mirror.md, "Resync").  Without --reverse the
+ * destination's volume is overwritten (T) by the source's (W); with it,
+ * the source's volume is overwritten by the broken-off destination's,
+ * and the relationship turns around.  Whatever the roles, the filerd
+ * whose row is the source connects to its peer and the other listens on
+ * mirror_port.  T's volume leaves the exports at once (its admin
+ * consented: its active data is rolled back, kept on W as a snapshot).
+ * The tick finishes the job: both rows go to 'catching-up' (directions
+ * swapped for --reverse) and run again, T as the destination.
+ */
+int adm_mirror_resync(struct adm_ctx *ctx, int64_t id, bool reverse,
+    char *why, size_t whylen)
+{
+	struct mrow *rows = NULL, *w = NULL;
+	size_t n = 0;
+	struct adm_vol *av;
+	struct rjob *j;
+	uint8_t key[ADM_PEER_KEY_MAX];
+	int rc;
+
+	for (j = svc.jobs; j != NULL; j = j->next)
+		if (j->id == id) {
+			snprintf(why, whylen, "a resync runs already");
+			return -EBUSY;
+		}
+	rc = rows_read(ctx, &rows, &n);
+	for (size_t i = 0; rc == 0 && i < n; i++)
+		if (rows[i].id == id)
+			w = &rows[i];
+	if (rc != 0 || w == NULL) {
+		snprintf(why, whylen, "no such relationship");
+		rc = -ENOENT;
+		goto out;
+	}
+	if (strcmp(w->state, "broken-off") != 0) {
+		snprintf(why, whylen, "the relationship is %s here; break it "
+		    "off on both filerds first", w->state);
+		rc = -EINVAL;
+		goto out;
+	}
+	av = adm_vol_find(ctx, w->vol);
+	if (av == NULL || av->raid == NULL || av->wafl == NULL) {
+		snprintf(why, whylen, "volume %s is offline", w->vol);
+		rc = -ENOENT;
+		goto out;
+	}
+	j = calloc(1, sizeof(*j));
+	if (j == NULL) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	j->id = id;
+	snprintf(j->vol, sizeof(j->vol), "%s", w->vol);
+	j->dest = w->dest;
+	j->reverse = reverse;
+	j->t_side = w->dest != reverse;
+	struct mir_resync_opts o = {
+		.host = w->dest ? "0.0.0.0" : w->host,
+		.port = w->dest ? (uint16_t)adm_setting_u64(ctx,
+		    "mirror_port") : w->port,
+		.listen = w->dest,
+		.overwrite = j->t_side,
+	};
+	o.key_len = hex_decode(w->psk, key, sizeof(key));
+	o.key = key;
+	if (w->dest)
+		rel_id(w->rvol, w->vol, o.rel_id);
+	else
+		rel_id(w->vol, w->rvol, o.rel_id);
+	wafl_vol_t *v = j->t_side ? vol_detach(ctx, av) : av->wafl;
+	rc = mir_resync_start(v, av->raid, av->nvlog, &o, &j->job);
+	if (rc != 0) {
+		if (j->t_side)
+			vol_attach(ctx, av, v);
+		snprintf(why, whylen, "cannot start: %s", fl_strerror(rc));
+		free(j);
+		goto out;
+	}
+	j->next = svc.jobs;
+	svc.jobs = j;
+	(void)adm_db_exec(ctx->db, "UPDATE mirrors SET state = 'resyncing', "
+	    "last_error = '' WHERE id = ?", "i", id);
+	adm_event(ctx, w->vol, "mirror.state", "mirror %s %s %s: broken-off "
+	    "-> resyncing: %s", w->vol, w->dest ? "from" : "to", w->rvol,
+	    j->t_side ? "this side is overwritten; its data since the common "
+	    "generation goes to the peer as a snapshot" : "the peer's data "
+	    "since the common generation comes here as a snapshot");
+out:
+	free(rows);
+	return rc;
+}
+
+static void rjob_finish(struct adm_ctx *ctx, struct rjob *j, int rc,
+    const struct mir_resync_result *res)
+{
+	struct adm_vol *av = adm_vol_find(ctx, j->vol);
+	wafl_vol_t *v = j->t_side ? mir_resync_volume(j->job) : NULL;
+
+	mir_resync_stop(j->job);
+	j->job = NULL;
+	if (rc != 0) {
+		if (v != NULL && av != NULL)
+			vol_attach(ctx, av, v);	/* not rolled back */
+		else if (j->t_side && av != NULL && av->raid != NULL) {
+			struct wafl_mount_opts mo = { .nvlog_path = av->nvlog };
+			mo.cache_bytes = adm_setting_u64(ctx, "cache_bytes");
+			if (wafl_mount(av->raid, &mo, &v) == 0)
+				vol_attach(ctx, av, v);
+		}
+		(void)adm_db_exec(ctx->db, "UPDATE mirrors SET state = "
+		    "'broken-off', last_error = ? WHERE id = ?", "si",
+		    res->error, j->id);
+		adm_event(ctx, j->vol, "mirror.error", "mirror %s: resync "
+		    "failed: %s", j->vol, res->error[0] != '\0' ? res->error :
+		    fl_strerror(rc));
+		return;
+	}
+	/* Both sides continue from the common generation: T as the
+	 * destination. */
+	bool dest = j->t_side;
+	(void)adm_db_exec(ctx->db, "UPDATE mirrors SET state = 'catching-up', "
+	    "direction = ?, acked_gen = ?, last_error = '' WHERE id = ?", "sii",
+	    dest ? "destination" : "source", (int64_t)res->base_gen, j->id);
+	adm_event(ctx, j->vol, "mirror.resync", "mirror %s: resync done from "
+	    "common generation %llu: %s%s (%llu blocks sent, %llu received)",
+	    j->vol, (unsigned long long)res->base_gen, j->t_side ?
+	    "rolled back, this side's data is on the peer as snapshot of "
+	    "generation " : "the peer's data is snapshot ", j->t_side ? "" :
+	    res->snap_name, (unsigned long long)res->blocks_sent,
+	    (unsigned long long)res->blocks_received);
+	if (j->t_side && av != NULL)
+		(void)adm_mirror_make_readonly(ctx, j->vol);
+}
+
+static void resync_tick(struct adm_ctx *ctx)
+{
+	for (struct rjob **pp = &svc.jobs; *pp != NULL;) {
+		struct rjob *j = *pp;
+		struct mir_resync_result res;
+		int rc = mir_resync_wait(j->job, 0, &res);
+
+		if (rc == -ETIMEDOUT) {
+			pp = &j->next;
+			continue;
+		}
+		*pp = j->next;
+		rjob_finish(ctx, j, rc, &res);
+		free(j);
+		adm_mirror_sync(ctx);
+	}
+}
+
 /* ------------------------------------------------------------ the tick */
 
 static void tick_one(struct adm_ctx *ctx, struct mrel *r, uint64_t t)
@@ -842,6 +1010,7 @@ void adm_mirror_tick(struct adm_ctx *ctx)
 
 	if (!svc.up)
 		return;
+	resync_tick(ctx);
 	for (struct mrel *r = svc.rels, *next; r != NULL; r = next) {
 		next = r->next;
 		tick_one(ctx, r, t);
@@ -852,6 +1021,10 @@ void adm_mirror_tick(struct adm_ctx *ctx)
 
 static int mir_start(struct adm_ctx *ctx)
 {
+	/* A resync that filerd's stop or crash interrupted: run it again. */
+	(void)adm_db_exec(ctx->db, "UPDATE mirrors SET state = 'broken-off', "
+	    "last_error = 'resync interrupted' WHERE state = 'resyncing'",
+	    NULL);
 	svc.up = true;
 	adm_mirror_sync(ctx);
 	return 0;
@@ -860,6 +1033,16 @@ static int mir_start(struct adm_ctx *ctx)
 static void mir_stop(struct adm_ctx *ctx)
 {
 	adm_mirror_tick(ctx);	/* last states into the database */
+	while (svc.jobs != NULL) {
+		struct rjob *j = svc.jobs;
+
+		svc.jobs = j->next;
+		mir_resync_stop(j->job);	/* unmounts T's volume */
+		(void)adm_db_exec(ctx->db, "UPDATE mirrors SET state = "
+		    "'broken-off', last_error = 'resync interrupted' WHERE "
+		    "id = ?", "i", j->id);
+		free(j);
+	}
 	while (svc.rels != NULL) {
 		struct mrel *r = svc.rels;
 

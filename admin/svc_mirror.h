@@ -65,6 +65,11 @@ int adm_mirror_quiesce(struct adm_ctx *ctx, int64_t id, bool on);
  * complete root.  0 or a negative errno with why. */
 int adm_mirror_break_dest(struct adm_ctx *ctx, int64_t id, char *why,
     size_t whylen);
+/* Start this filerd's half of a resync of a broken-off relationship:
+ * without reverse the destination side is overwritten by the source's,
+ * with it the source side by the destination's.  The tick finishes it. */
+int adm_mirror_resync(struct adm_ctx *ctx, int64_t id, bool reverse,
+    char *why, size_t whylen);
 /* A volume that is about to become a destination: remount it read-only
  * (its exports follow). */
 int adm_mirror_make_readonly(struct adm_ctx *ctx, const char *vol);

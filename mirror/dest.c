@@ -1144,6 +1144,18 @@ int mir_dest_break(mir_dest_t *d, const char *nvlog_path, wafl_vol_t **out)
 	d->st.state = MIR_BROKEN_OFF;
 	d->has_fs = false;
 	pthread_mutex_unlock(&d->lock);
+	if (rc == 0) {
+		/* Root gen stays retained exactly, as snapshot
+		 * mirror.base.<gen>: a resync finds it as the common base
+		 * however long the broken-off side runs (M6, M7). */
+		char name[MIR_BASE_NAME_MAX];
+		mir_base_name(gen, name, sizeof(name));
+		int src = wafl_snap_adopt_root(*out, name, gen,
+		    WAFL_ADOPT_NO_CP, NULL);
+		if (src != 0 && src != -EEXIST)
+			fl_warn("mirror", "destination: break: snapshot %s: %s",
+			    name, fl_strerror(src));
+	}
 	if (rc == 0)
 		fl_info("mirror", "destination: broken off at generation %llu; "
 		    "the volume is writable", (unsigned long long)gen);

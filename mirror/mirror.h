@@ -248,6 +248,9 @@ struct mir_resync_opts {
 	uint64_t max_import_bytes;	/* W: T's divergence kept in memory
 					   while importing; 0: 1 GiB */
 	const char *snap_name;		/* W: NULL: resync.<T's generation> */
+	bool overwrite;			/* mir_resync_start: this side is T */
+	bool listen;			/* mir_resync_start: accept the peer
+					   (else connect to host:port) */
 };
 
 struct mir_resync_result {
@@ -269,7 +272,19 @@ uint16_t mir_resync_port(const mir_resync_t *r);
 /* 0 once the import is durable; -ETIMEDOUT; or the session's error. */
 int mir_resync_wait(mir_resync_t *r, uint32_t timeout_ms,
     struct mir_resync_result *res);
+/* Stop (a T volume not taken back with mir_resync_volume is unmounted). */
 void mir_resync_stop(mir_resync_t *r);
+/*
+ * Either side, in a thread, whichever end connects (filerd: the side whose
+ * relationship row is the source connects to its peer, the other listens
+ * on its mirror port).  T (o->overwrite) hands v over: after
+ * mir_resync_wait, mir_resync_volume gives it back if it is still
+ * mounted (the resync failed before rolling back), else NULL; raid and
+ * nvlog are T's, as for mir_resync_overwrite.
+ */
+int mir_resync_start(wafl_vol_t *v, raid_vol_t *raid, const char *nvlog,
+    const struct mir_resync_opts *o, mir_resync_t **out);
+wafl_vol_t *mir_resync_volume(mir_resync_t *r);
 /*
  * T: the caller has stopped writes to *t (it is about to be rolled back).
  * Connect to W, send the data written here since G, wait until W has it

@@ -176,10 +176,12 @@ static void store_free(struct rs_store *s)
 }
 
 struct mir_resync {
-	wafl_vol_t *w;
+	wafl_vol_t *w;			/* W: the winner; T: our volume */
+	raid_vol_t *raid;		/* T */
+	char *nvlog;			/* T */
 	struct mir_resync_opts o;
 	uint8_t key[MIR_KEY_MAX];
-	int lfd;
+	int lfd;			/* -1: we connect */
 	uint16_t port;
 	pthread_t thr;
 	volatile bool stop;
@@ -379,6 +381,34 @@ out:
 	return rc;
 }
 
+static int t_session(wafl_vol_t **tp, raid_vol_t *raid,
+    const char *nvlog_path, const struct mir_resync_opts *op,
+    struct mir_conn *cp, struct mir_resync_result *res);
+
+/* A connection to the peer: accept one (listening side) or connect
+ * (retrying: the peer's admin may start its half later).  -1 on stop or
+ * deadline. */
+static int conn_get(struct mir_resync *r, uint64_t deadline)
+{
+	while (!r->stop && fl_now_mono_ns() < deadline) {
+		if (r->lfd < 0) {
+			int fd = mir_tcp_connect(r->o.host, r->o.port,
+			    r->o.io_timeout_ms);
+			if (fd >= 0)
+				return fd;
+			usleep(200000);
+			continue;
+		}
+		struct pollfd pfd = { .fd = r->lfd, .events = POLLIN };
+		if (poll(&pfd, 1, 100) <= 0)
+			continue;
+		int fd = accept4(r->lfd, NULL, NULL, SOCK_CLOEXEC);
+		if (fd >= 0)
+			return fd;
+	}
+	return -1;
+}
+
 static void *w_thread(void *arg)
 {
 	struct mir_resync *r = arg;
@@ -386,22 +416,25 @@ static void *w_thread(void *arg)
 	uint64_t deadline = fl_now_mono_ns() +
 	    (uint64_t)r->o.accept_timeout_ms * 1000000ull;
 
-	while (!r->stop && fl_now_mono_ns() < deadline) {
-		struct pollfd pfd = { .fd = r->lfd, .events = POLLIN };
-		if (poll(&pfd, 1, 100) <= 0)
-			continue;
-		int fd = accept4(r->lfd, NULL, NULL, SOCK_CLOEXEC);
+	for (;;) {
+		int fd = conn_get(r, deadline);
 		if (fd < 0)
-			continue;
+			break;
 		struct mir_conn c;
 		rc = mir_conn_init(&c, fd, r->o.io_timeout_ms, &r->stop);
-		if (rc == 0)
+		if (rc == 0 && r->o.overwrite) {
+			rc = t_session(&r->w, r->raid, r->nvlog, &r->o, &c,
+			    &r->res);
+		} else if (rc == 0) {
 			rc = w_session(r, &c);
+		}
 		mir_conn_close(&c);
-		if (rc == 0 || rc == -EFBIG || rc == -EINVAL)
+		if (rc == 0 || rc == -EFBIG || rc == -EINVAL ||
+		    (r->o.overwrite && (r->w == NULL || rc != -EACCES)))
 			break;
 		rs_error(&r->res, "session", rc);
 		/* a peer that failed authentication: wait for another */
+		r->res.error[0] = '\0';
 	}
 	if (rc != 0)
 		rs_error(&r->res, "resync", rc);
@@ -431,8 +464,8 @@ static int opts_copy(const struct mir_resync_opts *o, struct mir_resync_opts *c,
 	return 0;
 }
 
-int mir_resync_serve(wafl_vol_t *w, const struct mir_resync_opts *o,
-    mir_resync_t **out)
+int mir_resync_start(wafl_vol_t *v, raid_vol_t *raid, const char *nvlog,
+    const struct mir_resync_opts *o, mir_resync_t **out)
 {
 	struct mir_resync *r = calloc(1, sizeof(*r));
 	int rc;
@@ -440,32 +473,64 @@ int mir_resync_serve(wafl_vol_t *w, const struct mir_resync_opts *o,
 	if (r == NULL)
 		return -ENOMEM;
 	rc = opts_copy(o, &r->o, r->key);
+	if (rc == 0 && (o->overwrite ? raid == NULL : false))
+		rc = -EINVAL;
+	if (rc == 0 && !o->listen && (o->host == NULL || o->port == 0))
+		rc = -EINVAL;
 	if (rc != 0) {
 		free(r);
 		return rc;
 	}
-	r->o.host = NULL;
+	r->o.host = o->host != NULL ? strdup(o->host) : NULL;
 	r->o.snap_name = o->snap_name != NULL ? strdup(o->snap_name) : NULL;
-	r->w = w;
-	rc = mir_tcp_listen(o->host != NULL ? o->host : "127.0.0.1", o->port,
-	    &r->port);
-	if (rc < 0) {
-		free((char *)(uintptr_t)r->o.snap_name);
-		free(r);
-		return rc;
+	r->nvlog = nvlog != NULL ? strdup(nvlog) : NULL;
+	r->w = v;
+	r->raid = raid;
+	r->lfd = -1;
+	if (o->listen) {
+		rc = mir_tcp_listen(o->host != NULL ? o->host : "127.0.0.1",
+		    o->port, &r->port);
+		if (rc < 0) {
+			free((char *)(uintptr_t)r->o.host);
+			free((char *)(uintptr_t)r->o.snap_name);
+			free(r->nvlog);
+			free(r);
+			return rc;
+		}
+		r->lfd = rc;
 	}
-	r->lfd = rc;
 	pthread_mutex_init(&r->lock, NULL);
 	pthread_cond_init(&r->cond, NULL);
 	rc = pthread_create(&r->thr, NULL, w_thread, r);
 	if (rc != 0) {
-		close(r->lfd);
+		if (r->lfd >= 0)
+			close(r->lfd);
+		free((char *)(uintptr_t)r->o.host);
 		free((char *)(uintptr_t)r->o.snap_name);
+		free(r->nvlog);
 		free(r);
 		return -rc;
 	}
 	*out = r;
 	return 0;
+}
+
+int mir_resync_serve(wafl_vol_t *w, const struct mir_resync_opts *o,
+    mir_resync_t **out)
+{
+	struct mir_resync_opts so = *o;
+
+	so.listen = true;
+	so.overwrite = false;
+	return mir_resync_start(w, NULL, NULL, &so, out);
+}
+
+wafl_vol_t *mir_resync_volume(mir_resync_t *r)
+{
+	wafl_vol_t *v = r->w;
+
+	r->w = NULL;
+	return v;
 }
 
 uint16_t mir_resync_port(const mir_resync_t *r)
@@ -506,10 +571,15 @@ void mir_resync_stop(mir_resync_t *r)
 		return;
 	r->stop = true;
 	pthread_join(r->thr, NULL);
-	close(r->lfd);
+	if (r->o.overwrite && r->w != NULL)
+		(void)wafl_unmount(r->w);	/* T's, not taken back */
+	if (r->lfd >= 0)
+		close(r->lfd);
 	pthread_mutex_destroy(&r->lock);
 	pthread_cond_destroy(&r->cond);
+	free((char *)(uintptr_t)r->o.host);
 	free((char *)(uintptr_t)r->o.snap_name);
+	free(r->nvlog);
 	free(r);
 }
 
@@ -622,41 +692,25 @@ static int t_bump(wafl_vol_t *t)
 	return rc;
 }
 
-int mir_resync_overwrite(wafl_vol_t **tp, raid_vol_t *raid,
-    const char *nvlog_path, const struct mir_resync_opts *oi,
-    struct mir_resync_result *res)
+/* T's part on an established connection (see mir_resync_overwrite). */
+static int t_session(wafl_vol_t **tp, raid_vol_t *raid,
+    const char *nvlog_path, const struct mir_resync_opts *op,
+    struct mir_conn *cp, struct mir_resync_result *res)
 {
 	wafl_vol_t *t = *tp;
-	struct mir_resync_opts o;
-	uint8_t key[MIR_KEY_MAX];
+	const struct mir_resync_opts o = *op;
 	struct { uint64_t gen; struct wafl_bp root; } g = { 0 };
-	struct mir_conn c = { .fd = -1 };
-	bool conn = false, held = false;
+	struct mir_conn c = *cp;
+	bool held = false;
 	uint64_t tg = 0;
-	volatile bool never = false;
 	int rc;
 
-	memset(res, 0, sizeof(*res));
-	rc = opts_copy(oi, &o, key);
-	if (rc != 0 || o.host == NULL || o.port == 0) {
-		rc = -EINVAL;
-		goto out;
-	}
 	rc = wafl_sync(t);
 	if (rc != 0) {
 		rs_error(res, "sync", rc);
 		goto out;
 	}
-	int fd = mir_tcp_connect(o.host, o.port, o.io_timeout_ms);
-	if (fd < 0) {
-		rc = fd;
-		rs_error(res, "connect", rc);
-		goto out;
-	}
-	rc = mir_conn_init(&c, fd, o.io_timeout_ms, &never);
-	conn = rc == 0;
-	if (rc == 0)
-		rc = t_auth(&o, &c);
+	rc = t_auth(&o, &c);
 	if (rc != 0) {
 		rs_error(res, "authentication", rc);
 		goto out;
@@ -768,7 +822,35 @@ out:
 		wafl_release_root(t, tg);
 	if (t != NULL && *tp == NULL)
 		(void)wafl_unmount(t);
-	if (conn)
-		mir_conn_close(&c);
+	res->bytes_out = c.bytes_out;
+	res->bytes_in = c.bytes_in;
+	*cp = c;
+	return rc;
+}
+
+int mir_resync_overwrite(wafl_vol_t **tp, raid_vol_t *raid,
+    const char *nvlog_path, const struct mir_resync_opts *oi,
+    struct mir_resync_result *res)
+{
+	struct mir_resync_opts o;
+	uint8_t key[MIR_KEY_MAX];
+	struct mir_conn c;
+	volatile bool never = false;
+	int rc;
+
+	memset(res, 0, sizeof(*res));
+	rc = opts_copy(oi, &o, key);
+	if (rc != 0 || o.host == NULL || o.port == 0)
+		return -EINVAL;
+	int fd = mir_tcp_connect(o.host, o.port, o.io_timeout_ms);
+	if (fd < 0) {
+		rs_error(res, "connect", fd);
+		return fd;
+	}
+	rc = mir_conn_init(&c, fd, o.io_timeout_ms, &never);
+	if (rc != 0)
+		return rc;
+	rc = t_session(tp, raid, nvlog_path, &o, &c, res);
+	mir_conn_close(&c);
 	return rc;
 }

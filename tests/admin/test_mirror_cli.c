@@ -696,6 +696,114 @@ static void test_small_destination(void **state)
 	assert_int_equal(ta_daemon_stop(&t->s.d), 0);
 }
 
+/* The name of the first resync.* snapshot of the volume. */
+static void resync_snap(const struct side *s, const char *vol, char *name,
+    size_t len)
+{
+	char *out = ta_ctl_expect(0, s->home, "snap", "list", vol, NULL);
+	char *p = strstr(out, "resync.");
+
+	assert_non_null(p);
+	size_t n = strspn(p, "resync.0123456789");
+	assert_true(n < len);
+	memcpy(name, p, n);
+	name[n] = '\0';
+	free(out);
+}
+
+/* Wait until the row of side s is in state st. */
+static void wait_state(const struct side *s, const char *st)
+{
+	char *js = NULL;
+
+	for (int i = 0; i < 600; i++) {
+		free(js);
+		js = status_json(s);
+		char *cur = ta_json(js, "$.mirrors[0].state");
+		bool ok = cur != NULL && strcmp(cur, st) == 0;
+		free(cur);
+		if (ok) {
+			free(js);
+			return;
+		}
+		ta_sleep_ms(50);
+	}
+	fail_msg("state %s not reached: %s", st, js);
+}
+
+static void test_resync(void **state)
+{
+	struct mtest *t = *state;
+	char snap[64], path[128];
+	long g;
+
+	exports(t);
+	ta_daemon_start(&t->s.d, t->s.home);
+	ta_daemon_start(&t->d.d, t->d.home);
+	peers_and_relationship(t);
+	write_file(&t->s, "/base", 1);
+	g = wait_acked(t, 1);
+	g = wait_acked(t, source_gen(t) > g ? source_gen(t) : g);
+	wait_served(t, g);
+
+	/* Failover: both sides break off and both write. */
+	free(ta_ctl_expect(0, t->d.home, "mirror", "break", "vdst", NULL));
+	free(ta_ctl_expect(0, t->s.home, "mirror", "break", "vsrc", NULL));
+	write_file(&t->s, "/src-new", 2);
+	write_file(&t->d, "/dst-new", 3);
+	read_compare(&t->d, "/base", 1);
+
+	/* Resync: not before the break on that side, then on both. */
+	free(ta_ctl_expect(0, t->d.home, "mirror", "resync", "vdst", NULL));
+	free(ta_ctl_expect(1, t->d.home, "mirror", "resync", "vdst", NULL));
+	free(ta_ctl_expect(0, t->s.home, "mirror", "resync", "vsrc", NULL));
+	wait_state(&t->s, "in-sync");
+	g = wait_acked(t, 1);
+	wait_served(t, g);
+	read_compare(&t->d, "/src-new", 2);
+	read_compare(&t->d, "/base", 1);
+	assert_int_equal(try_create(&t->d, "/nope"), -EROFS);
+	/* What the destination wrote is a snapshot on both sides now. */
+	resync_snap(&t->s, "vsrc", snap, sizeof(snap));
+	snprintf(path, sizeof(path), "/.snapshot/%s/dst-new", snap);
+	read_compare(&t->s, path, 3);
+	read_compare(&t->d, path, 3);
+	assert_true(events_have(&t->s, "mirror.resync", snap));
+	assert_true(events_have(&t->d, "mirror.resync", "rolled back"));
+
+	/* Failback: break again, write on both, the old destination wins. */
+	free(ta_ctl_expect(0, t->d.home, "mirror", "break", "vdst", NULL));
+	free(ta_ctl_expect(0, t->s.home, "mirror", "break", "vsrc", NULL));
+	write_file(&t->d, "/dst-new2", 4);
+	write_file(&t->s, "/src-new2", 5);
+	free(ta_ctl_expect(0, t->s.home, "mirror", "resync", "vsrc",
+	    "--reverse", NULL));
+	free(ta_ctl_expect(0, t->d.home, "mirror", "resync", "vdst",
+	    "--reverse", NULL));
+	wait_state(&t->d, "in-sync");
+	char *js = status_json(&t->d);
+	ta_json_eq(js, "$.mirrors[0].direction", "source");
+	free(js);
+	js = status_json(&t->s);
+	ta_json_eq(js, "$.mirrors[0].direction", "destination");
+	free(js);
+	/* the old source now serves the old destination's tree */
+	for (int i = 0; i < 600; i++) {
+		js = status_json(&t->d);
+		long a = ta_json_long(js, "$.mirrors[0].acked_gen");
+		long sg = ta_json_long(js, "$.mirrors[0].source_gen");
+		free(js);
+		if (a >= sg)
+			break;
+		ta_sleep_ms(50);
+	}
+	read_compare(&t->s, "/dst-new2", 4);
+	assert_int_equal(try_create(&t->s, "/nope"), -EROFS);
+	assert_int_equal(try_create(&t->d, "/writable"), 0);
+	assert_int_equal(ta_daemon_stop(&t->d.d), 0);
+	assert_int_equal(ta_daemon_stop(&t->s.d), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -707,6 +815,7 @@ int main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_link_mismatch, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_resync, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_small_destination,
 		    setup_small, teardown),
 	};
