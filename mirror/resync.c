@@ -343,9 +343,16 @@ static int w_session(struct mir_resync *r, struct mir_conn *c)
 	else
 		snprintf(name, sizeof(name), "resync.%" PRIu64, t);
 	struct wafl_import_stats is = { 0 };
-	if (rc == 0)
+	/* A resync repeated after a failure may find its first import
+	 * here already: the data is kept under a second name. */
+	for (int k = 2; rc == 0; k++) {
 		rc = wafl_import_snapshot(r->w, name, g, &tbp, store_get, &st,
 		    &is);
+		if (rc != -EEXIST || k > 9 || r->o.snap_name != NULL)
+			break;
+		snprintf(name, sizeof(name), "resync.%" PRIu64 ".%d", t, k);
+		rc = 0;
+	}
 	if (rc != 0) {
 		mir_send_error(c, rc < 0 ? -rc : rc, "import failed: %s",
 		    fl_strerror(rc));

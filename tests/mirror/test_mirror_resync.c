@@ -253,10 +253,20 @@ static void test_resync_overwrites_broken_off(void **state)
 	setup_broken(&c);
 	struct tm_pair *p = c.p;
 	diverge(&c, p->src->v, c.b);
+	/* A snapshot of that name exists on the winner already (as after
+	 * an interrupted resync): the import takes the next name.  And a
+	 * snapshot the winner made since the break travels too. */
+	char taken[64], want[80];
+	snprintf(taken, sizeof(taken), "resync.%llu",
+	    (unsigned long long)wafl_generation(c.b));
+	assert_int_equal(wafl_snap_create(p->src->v, taken, NULL), 0);
 	resync(p, p->src->v, &c.b, p->dst->raid, c.blog, &wr, &tr);
+	snprintf(want, sizeof(want), "%s.2", taken);
+	assert_string_equal(wr.snap_name, want);
 	assert_int_equal(wr.base_gen, c.a);
 	follow(p, p->src->v, p->src->raid, p->dst->raid);
 	verify(&c, p->src->v, wr.snap_name, &wr, false);
+	tm_snap_equal(p->src->v, mir_dest_volume(p->md), taken);
 	/* the stream continues */
 	put(p->src->v, "after", 30, 8192);
 	tm_sync(p);
