@@ -499,8 +499,10 @@ static int mirror_delete(struct adm_ctx *ctx, const struct adm_req *req,
 	}
 	adm_event(ctx, r.vol, "mirror.deleted", "mirror %s %s %s:%s deleted",
 	    r.vol, is_source(&r) ? "to" : "from", r.peer, r.rvol);
-	if (is_source(&r)) {
-		/* The destination's root is no longer kept here (M6). */
+	{
+		/* The peer's root is no longer kept here: the source's holds
+		 * and fallback snapshot, the broken-off destination's
+		 * mirror.base.<gen> (M6). */
 		struct adm_vol *av = adm_vol_find(ctx, r.vol);
 
 		if (av != NULL && av->wafl != NULL)
