@@ -33,6 +33,9 @@
 #include "common/util.h"
 #include "wafl/wafl_impl.h"
 
+FL_STATIC_ASSERT(WAFL_MAX_HOLDS <= WAFL_FSI_HOLDS,
+    "every hold fits in fsinfo");
+
 uint64_t retained_oldest_gen(struct wafl_vol *v)
 {
 	uint64_t oldest = v->fsi.ring_len > 0 ?
