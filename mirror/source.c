@@ -337,9 +337,9 @@ static int take_ack(struct mir_source *s, struct mir_conn *c)
 	release_below(s, a, 0);
 	if (s->base_snap != 0 && a > s->base_snap &&
 	    mir_base_drop_older(s->v, a) == 0) {
-		s->base_snap = 0;
+		s->base_snap = mir_base_snapshot(s->v, 0);
 		pthread_mutex_lock(&s->lock);
-		s->st.base_snap_gen = 0;
+		s->st.base_snap_gen = s->base_snap;
 		pthread_mutex_unlock(&s->lock);
 	}
 	pthread_mutex_lock(&s->lock);
@@ -734,7 +734,8 @@ static int session_start(struct mir_source *s,
 		/* Its root must be retained here, or its blocks may have
 		 * been reused since: then no incremental transfer is safe. */
 		rc = hold(s, sm->gen);
-		if (rc != 0 && sm->gen == s->base_snap)
+		if (rc != 0 && s->base_snap != 0 &&
+		    mir_base_snapshot(s->v, sm->gen) == sm->gen)
 			rc = 0;		/* retained by the snapshot (M6) */
 		if (rc != 0) {
 			set_error(s, "the destination's generation is no longer "
@@ -819,16 +820,36 @@ static int session(struct mir_source *s, struct mir_conn *c)
  * and every hold goes (retain.c, M6). */
 static void fallback_check(struct mir_source *s)
 {
-	if (s->acked == 0 || s->base_snap == s->acked || !held(s, s->acked))
-		return;
-	if (mir_base_fallback(s->v, s->acked, s->o.fallback_blocks) != 1)
-		return;
+	uint64_t base = 0;
+
+	if (s->acked != 0) {
+		if (s->base_snap == s->acked || !held(s, s->acked))
+			return;
+		if (mir_base_fallback(s->v, s->acked,
+		    s->o.fallback_blocks) != 1)
+			return;
+		base = s->acked;
+	} else {
+		/* Restarted while the destination is away: which adopted
+		 * root it serves is not known yet, so each becomes a
+		 * snapshot (a few: what the last run had sent). */
+		if (s->nholds == 0 ||
+		    wafl_pending_blocks(s->v) <= s->o.fallback_blocks)
+			return;
+		for (unsigned i = 0; i < s->nholds; i++) {
+			if (mir_base_fallback(s->v, s->holds[i], 0) != 1)
+				return;
+			if (s->holds[i] > base)
+				base = s->holds[i];
+		}
+	}
 	release_all(s);
-	s->base_snap = s->acked;
-	s->sent = s->acked;
+	s->base_snap = base;
+	if (s->acked != 0)
+		s->sent = s->acked;
 	pthread_mutex_lock(&s->lock);
 	s->st.fallbacks++;
-	s->st.base_snap_gen = s->acked;
+	s->st.base_snap_gen = base;
 	pthread_mutex_unlock(&s->lock);
 }
 

@@ -147,11 +147,59 @@ static void test_fallback_snapshot(void **state)
 	tm_pair_free(p);
 }
 
+/* The source restarts while the destination is away: which adopted root
+ * the destination serves is unknown, so the fallback keeps each. */
+static void test_fallback_after_restart(void **state)
+{
+	(void)state;
+	struct tm_pair *p = tm_pair_new();
+	const uint32_t len = 256 * 1024;
+	struct mir_source_stats st;
+
+	uint64_t ino = tl_fs_new_file(p->src);
+	churn(p->src, ino, len, 1, 1);
+	tm_dest_start(p);
+	source_again(p, 200, true);
+	tm_sync(p);
+	uint64_t a = wafl_generation(mir_dest_volume(p->md));
+	uint16_t port = p->port;
+	mir_dest_stop(p->md);
+	p->md = NULL;
+	mir_source_stop(p->ms);
+	source_again(p, 200, false);
+	churn(p->src, ino, len, 8, 100);
+	for (int i = 0; i < 500; i++) {
+		mir_source_stats(p->ms, &st);
+		if (st.fallbacks > 0)
+			break;
+		usleep(10000);
+	}
+	assert_int_equal(st.fallbacks, 1);
+	char name[64];
+	uint64_t id;
+	snprintf(name, sizeof(name), "mirror.base.%llu", (unsigned long long)a);
+	assert_int_equal(wafl_snap_lookup(p->src->v, name, &id), 0);
+	churn(p->src, ino, len, 12, 200);
+	assert_true(wafl_pending_blocks(p->src->v) < 12 * 64);
+	/* The destination comes back where the source looks for it. */
+	struct mir_dest_opts o = { .key = p->key, .key_len = sizeof(p->key),
+	    .allow_baseline = false, .io_timeout_ms = 5000, .port = port };
+	memcpy(o.rel_id, p->id, 16);
+	assert_int_equal(mir_dest_start(p->dst->raid, &o, &p->md), 0);
+	tm_sync(p);
+	trees_equal(p);
+	assert_int_equal(wafl_snap_lookup(p->src->v, name, &id), -ENOENT);
+	tm_check_clean(p->src->v, "source");
+	tm_check_clean(mir_dest_volume(p->md), "destination");
+	tm_pair_free(p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_source_crash_keeps_base),
 		cmocka_unit_test(test_fallback_snapshot),
+		cmocka_unit_test(test_fallback_after_restart),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
