@@ -825,6 +825,7 @@ int adm_mirror_resync(struct adm_ctx *ctx, int64_t id, bool reverse,
 		    "mirror_port") : w->port,
 		.listen = w->dest,
 		.overwrite = j->t_side,
+		.spool_dir = w->dir,
 	};
 	o.key_len = hex_decode(w->psk, key, sizeof(key));
 	o.key = key;

@@ -245,8 +245,10 @@ struct mir_resync_opts {
 	uint16_t port;			/* W: 0 = any free port */
 	uint32_t io_timeout_ms;		/* 0: 10000 */
 	uint32_t accept_timeout_ms;	/* W: wait for T; 0: 10 minutes */
-	uint64_t max_import_bytes;	/* W: T's divergence kept in memory
-					   while importing; 0: 1 GiB */
+	uint64_t max_import_bytes;	/* W: T's divergence spooled while
+					   importing; 0: 1 GiB */
+	const char *spool_dir;		/* W: where (an unlinked file);
+					   NULL: /tmp */
 	const char *snap_name;		/* W: NULL: resync.<T's generation> */
 	bool overwrite;			/* mir_resync_start: this side is T */
 	bool listen;			/* mir_resync_start: accept the peer

@@ -43,8 +43,8 @@
  *   mac_t = HMAC-SHA256(key, "filer-resync T" || id || nonce_w || nonce_t)
  *
  * LIMITS
- *   The divergent blocks are kept in W's memory (max_import_bytes, 1 GiB
- *   by default); snapshots T made after G are not carried over (only its
+ *   The divergent blocks are spooled to an unlinked file on W
+ *   (spool_dir; max_import_bytes, 1 GiB by default, of data); snapshots T made after G are not carried over (only its
  *   active tree is: a snapshot's tree is in the imported active tree's
  *   past or gone), and nested snapshots of the imported tree are dropped.
  */
@@ -137,14 +137,20 @@ static void rs_error(struct mir_resync_result *r, const char *what, int rc)
 
 /* ------------------------------------------------------ W: the winner */
 
+/*
+ * T's blocks on W until the import: an unlinked spool file (in
+ * spool_dir, or the system's temporary directory), an index of
+ * {vbn, birth, offset} in memory (24 bytes a block), at most
+ * max_import_bytes of data.
+ */
 struct rs_blk {
-	uint64_t vbn, birth;
-	uint8_t *data;
+	uint64_t vbn, birth, off;
 };
 
 struct rs_store {
 	struct rs_blk *v;
 	uint64_t n, cap, bytes, max;
+	int fd;
 };
 
 static int cmp_blk(const void *a, const void *b)
@@ -152,6 +158,45 @@ static int cmp_blk(const void *a, const void *b)
 	const struct rs_blk *x = a, *y = b;
 
 	return x->vbn < y->vbn ? -1 : x->vbn > y->vbn;
+}
+
+static int store_open(struct rs_store *s, const char *dir)
+{
+	char path[512];
+
+	snprintf(path, sizeof(path), "%s/filer-resync.XXXXXX",
+	    dir != NULL ? dir : "/tmp");
+	s->fd = mkstemp(path);
+	if (s->fd < 0)
+		return -errno;
+	(void)unlink(path);
+	return 0;
+}
+
+static int store_put(struct rs_store *s, uint64_t vbn, uint64_t birth,
+    const uint8_t *data)
+{
+	if (s->n == s->cap) {
+		uint64_t cap = s->cap ? s->cap * 2 : 1024;
+		struct rs_blk *nv = realloc(s->v, cap * sizeof(*nv));
+		if (nv == NULL)
+			return -ENOMEM;
+		s->v = nv;
+		s->cap = cap;
+	}
+	uint64_t off = s->n * WAFL_BLOCK_SIZE;
+	for (size_t done = 0; done < WAFL_BLOCK_SIZE;) {
+		ssize_t w = pwrite(s->fd, data + done, WAFL_BLOCK_SIZE - done,
+		    (off_t)(off + done));
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return w < 0 ? -errno : -EIO;
+		done += (size_t)w;
+	}
+	s->v[s->n++] = (struct rs_blk){ vbn, birth, off };
+	s->bytes += WAFL_BLOCK_SIZE;
+	return 0;
 }
 
 static int store_get(void *arg, uint64_t vbn, uint64_t birth, uint8_t *buf)
@@ -163,16 +208,25 @@ static int store_get(void *arg, uint64_t vbn, uint64_t birth, uint8_t *buf)
 
 	if (b == NULL || b->birth != birth)
 		return FL_ERR(-FL_ECORRUPT);	/* T did not send it */
-	memcpy(buf, b->data, WAFL_BLOCK_SIZE);
-	return 0;
+	for (size_t done = 0; done < WAFL_BLOCK_SIZE;) {
+		ssize_t r = pread(s->fd, buf + done, WAFL_BLOCK_SIZE - done,
+		    (off_t)(b->off + done));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return r < 0 ? -errno : -EIO;
+		done += (size_t)r;
+	}
+	return 0;	/* the import checks it against its parent (W1) */
 }
 
 static void store_free(struct rs_store *s)
 {
-	for (uint64_t i = 0; i < s->n; i++)
-		free(s->v[i].data);
+	if (s->fd >= 0)
+		close(s->fd);
 	free(s->v);
 	memset(s, 0, sizeof(*s));
+	s->fd = -1;
 }
 
 struct mir_resync {
@@ -231,7 +285,7 @@ static int w_session(struct mir_resync *r, struct mir_conn *c)
 {
 	struct mir_resync_result *res = &r->res;
 	struct wafl_root_ent *roots = calloc(MIR_RS_MAX_ROOTS, sizeof(*roots));
-	struct rs_store st = { .max = r->o.max_import_bytes };
+	struct rs_store st = { .max = r->o.max_import_bytes, .fd = -1 };
 	struct mir_hdr h;
 	size_t n = 0;
 	bool held = false;
@@ -286,6 +340,11 @@ static int w_session(struct mir_resync *r, struct mir_conn *c)
 		already |= hg[i] == g;
 	held = !already && wafl_hold_root(r->w, g) == 0;
 	res->base_gen = g;
+	rc = store_open(&st, r->o.spool_dir);
+	if (rc != 0) {
+		mir_send_error(c, -rc, "no spool file: %s", fl_strerror(rc));
+		goto out;
+	}
 	fl_info("mirror", "resync: importing the other side's generation %"
 	    PRIu64 " over common generation %" PRIu64, t, g);
 	for (;;) {
@@ -307,24 +366,12 @@ static int w_session(struct mir_resync *r, struct mir_conn *c)
 			rc = -EFBIG;
 			goto out;
 		}
-		if (st.n == st.cap) {
-			uint64_t cap = st.cap ? st.cap * 2 : 1024;
-			struct rs_blk *nv = realloc(st.v, cap * sizeof(*nv));
-			if (nv == NULL) {
-				rc = -ENOMEM;
-				goto out;
-			}
-			st.v = nv;
-			st.cap = cap;
-		}
-		uint8_t *d = malloc(WAFL_BLOCK_SIZE);
-		if (d == NULL) {
-			rc = -ENOMEM;
+		rc = store_put(&st, b.vbn, b.birth, b.data);
+		if (rc != 0) {
+			mir_send_error(c, -rc, "spooling the blocks: %s",
+			    fl_strerror(rc));
 			goto out;
 		}
-		memcpy(d, b.data, WAFL_BLOCK_SIZE);
-		st.v[st.n++] = (struct rs_blk){ b.vbn, b.birth, d };
-		st.bytes += WAFL_BLOCK_SIZE;
 	}
 	uint64_t count = 0;
 	if (mir_u64_decode(mir_conn_payload(c), h.length, &count) != 0 ||
@@ -490,6 +537,7 @@ int mir_resync_start(wafl_vol_t *v, raid_vol_t *raid, const char *nvlog,
 	}
 	r->o.host = o->host != NULL ? strdup(o->host) : NULL;
 	r->o.snap_name = o->snap_name != NULL ? strdup(o->snap_name) : NULL;
+	r->o.spool_dir = o->spool_dir != NULL ? strdup(o->spool_dir) : NULL;
 	r->nvlog = nvlog != NULL ? strdup(nvlog) : NULL;
 	r->w = v;
 	r->raid = raid;
@@ -500,6 +548,7 @@ int mir_resync_start(wafl_vol_t *v, raid_vol_t *raid, const char *nvlog,
 		if (rc < 0) {
 			free((char *)(uintptr_t)r->o.host);
 			free((char *)(uintptr_t)r->o.snap_name);
+			free((char *)(uintptr_t)r->o.spool_dir);
 			free(r->nvlog);
 			free(r);
 			return rc;
@@ -514,6 +563,7 @@ int mir_resync_start(wafl_vol_t *v, raid_vol_t *raid, const char *nvlog,
 			close(r->lfd);
 		free((char *)(uintptr_t)r->o.host);
 		free((char *)(uintptr_t)r->o.snap_name);
+		free((char *)(uintptr_t)r->o.spool_dir);
 		free(r->nvlog);
 		free(r);
 		return -rc;
@@ -586,6 +636,7 @@ void mir_resync_stop(mir_resync_t *r)
 	pthread_cond_destroy(&r->cond);
 	free((char *)(uintptr_t)r->o.host);
 	free((char *)(uintptr_t)r->o.snap_name);
+	free((char *)(uintptr_t)r->o.spool_dir);
 	free(r->nvlog);
 	free(r);
 }
