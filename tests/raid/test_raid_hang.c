@@ -22,6 +22,9 @@
  *   a disk that answers late, within the timeout -> stays in, data right
  *   rebuild with a hung survivor  -> goes on without it (P = 2)
  *   rebuild onto a hung spare     -> fails in about the timeout, data right
+ *   readers and writers at work while two disks (P = 2) go silent -> no
+ *                                    error, no wrong read, right after
+ *                                    the disks answer again and a reopen
  *
  * Every test runs under an alarm: a wait that never ends fails the runner
  * instead of hanging it.
@@ -29,6 +32,7 @@
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -460,6 +464,100 @@ static void test_hang_many_readers(void **state)
 	tl_vol_destroy(&t);
 }
 
+/* One of the threads of test_hang_under_load: its own quarter of VBNs. */
+struct loader {
+	struct tl_vol *t;
+	pthread_t th;
+	uint64_t vbn0, nvbn, seed;
+	atomic_bool *stop;
+	uint64_t ops, wrong;
+	int err;
+};
+
+static void *loader_main(void *arg)
+{
+	struct loader *l = arg;
+	uint8_t *buf = malloc(16 * TL_BS);
+	uint64_t rng = l->seed;
+
+	if (buf == NULL) {
+		l->err = -ENOMEM;
+		return NULL;
+	}
+	while (!atomic_load(l->stop) && l->err == 0) {
+		uint64_t off = tl_rand_below(&rng, l->nvbn);
+		uint64_t want = 1 + tl_rand_below(&rng, 16);
+		uint32_t n = (uint32_t)FL_MIN(want, l->nvbn - off);
+		int rc;
+
+		if (tl_rand(&rng) & 1)
+			rc = tl_vol_write_random(l->t, l->vbn0 + off, n, &rng);
+		else {
+			rc = raid_read(l->t->v, l->vbn0 + off, n, buf);
+			if (rc == 0 && memcmp(buf, tl_shadow(l->t, l->vbn0 +
+			    off), (size_t)n * TL_BS) != 0)
+				l->wrong++;
+		}
+		if (rc != 0)
+			l->err = rc;
+		l->ops++;
+	}
+	free(buf);
+	return NULL;
+}
+
+static void test_hang_under_load(void **state)
+{
+	enum { NL = 4 };
+	struct tl_vol t;
+	struct loader l[NL];
+	atomic_bool stop = false;
+	uint64_t t0;
+
+	/* Writers and readers at work while two disks (P = 2) go silent. */
+	make_vol(&t, 4, 2, 10);
+	for (int i = 0; i < NL; i++) {
+		memset(&l[i], 0, sizeof(l[i]));
+		l[i].t = &t;
+		l[i].nvbn = t.nvbns / NL;
+		l[i].vbn0 = (uint64_t)i * l[i].nvbn;
+		l[i].seed = 100 + (uint64_t)i;
+		l[i].stop = &stop;
+		assert_int_equal(pthread_create(&l[i].th, NULL, loader_main,
+		    &l[i]), 0);
+	}
+	usleep(150 * 1000);
+	assert_int_equal(raid_fault_set(t.v, 1, RAID_FAULT_HANG, 0, 0), 0);
+	usleep(TMO_MS * 2 * 1000);
+	assert_int_equal(raid_fault_set(t.v, 4, RAID_FAULT_HANG, 0, 0), 0);
+	usleep(TMO_MS * 2 * 1000);
+	atomic_store(&stop, true);
+	for (int i = 0; i < NL; i++) {
+		pthread_join(l[i].th, NULL);
+		if (l[i].err != 0 || l[i].wrong != 0)
+			fail_msg("loader %d: %llu ops, %llu wrong reads, error "
+			    "%s", i, (unsigned long long)l[i].ops,
+			    (unsigned long long)l[i].wrong,
+			    fl_strerror(l[i].err));
+		assert_true(l[i].ops >= 10);
+	}
+	assert_int_equal(info_of(&t, 1).state, RAID_DISK_FAILED);
+	assert_int_equal(info_of(&t, 4).state, RAID_DISK_FAILED);
+	assert_int_equal(raid_flush(t.v), 0);
+	verify(&t, "after load with two hung disks");
+	/* The disks answer again: nothing they do now changes the data. */
+	assert_int_equal(raid_fault_set(t.v, 1, RAID_FAULT_NONE, 0, 0), 0);
+	assert_int_equal(raid_fault_set(t.v, 4, RAID_FAULT_NONE, 0, 0), 0);
+	usleep(100 * 1000);
+	verify(&t, "after the hangs cleared");
+	t0 = fl_now_mono_ns();
+	tl_vol_close(&t);
+	assert_true(ms_since(t0) < SLACK_MS);
+	assert_int_equal(open_tmo(&t), 0);
+	verify(&t, "reopened after load with two hung disks");
+	tl_vol_destroy(&t);
+}
+
 static void test_hang_close(void **state)
 {
 	struct tl_vol t;
@@ -504,6 +602,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_slow_not_failed, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_hang_rebuild, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_hang_under_load, setup,
 		    teardown),
 	};
 
