@@ -214,6 +214,12 @@ unsigned raid_batch_add_at(raid_vol_t *v, struct raid_batch *b,
 		b->d[i] = NULL;
 		return i;
 	}
+	/*
+	 * An I/O that cannot even be started (a dead disk; no memory for
+	 * the request) fails the disk like an I/O error: the stripe stays
+	 * consistent on the others, which a silently skipped write would
+	 * not leave it.
+	 */
 	if (op == RAID_BOP_SYNC)
 		err = raid_dio_submit_sync(d->dev, &b->io[i]);
 	else
