@@ -475,8 +475,12 @@ int cp_run(struct wafl_vol *v)
 	v->stats.cp_ns_total += t2 - t0;
 	if (t2 - t0 > v->stats.cp_ns_max)
 		v->stats.cp_ns_max = t2 - t0;
+	v->stats.cp_freeze_ns_total += t1 - t0;
 	if (t1 - t0 > v->stats.cp_freeze_ns_max)
 		v->stats.cp_freeze_ns_max = t1 - t0;
+	v->stats.cp_write_ns_total += t2 - t1;
+	if (t2 - t1 > v->stats.cp_write_ns_max)
+		v->stats.cp_write_ns_max = t2 - t1;
 	pthread_mutex_unlock(&v->stats_lock);
 	fl_debug("wafl", "CP %llu: %llu blocks, freeze %llu us, total %llu us",
 	    (unsigned long long)nfsi.gen, (unsigned long long)cx.nblks,

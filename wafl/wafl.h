@@ -125,6 +125,10 @@ void wafl_fh_key(const wafl_vol_t *v, uint8_t key[32]);
 struct wafl_stats {
 	uint64_t cps, cp_ns_total, cp_ns_max, cp_freeze_ns_max;
 	uint64_t cp_blocks;		/* blocks written by CPs */
+	uint64_t cp_freeze_ns_total;	/* freezes: volume lock held (wait for
+					   it included) */
+	uint64_t cp_write_ns_total, cp_write_ns_max;	/* write-out: blocks,
+						   barriers, fsinfo */
 	uint64_t ops;			/* state-changing operations */
 	uint64_t op_ns_total, op_ns_max;	/* their latency, log wait
 						   included */
@@ -156,6 +160,10 @@ void wafl_set_observer(wafl_vol_t *v, const struct wafl_cp_observer *obs);
  * -ENOSPC if WAFL_MAX_HOLDS distinct roots are held.
  */
 int wafl_hold_root(wafl_vol_t *v, uint64_t gen);
+/* Hold the newest durable root whose distance from base is odd (any if
+ * base is 0), chosen and held atomically; *gen gets it.  -EALREADY if it
+ * is not newer than base. */
+int wafl_hold_newest(wafl_vol_t *v, uint64_t base, uint64_t *gen);
 void wafl_release_root(wafl_vol_t *v, uint64_t gen);
 /*
  * Held roots are recorded in fsinfo by the next CP and held again by
