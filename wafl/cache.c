@@ -1,5 +1,6 @@
 /*
- * wafl/cache.c: the clean block cache, keyed by VBN.
+ * wafl/cache.c: the clean block cache, keyed by VBN, and the pool every
+ * block buffer of the module comes from.
  *
  * Blocks on disk are immutable while reachable (W3), so an entry is valid
  * for a reader whose block pointer carries the same birth generation and
@@ -11,13 +12,101 @@
  * pinned entries (blocks of a CP still being written) stay off the list, so
  * eviction never walks past them, and are never evicted.  The memory bound
  * counts block data only (pinned blocks may exceed it until unpinned).
+ *
+ * An entry's data never changes while it is pinned: the CP that gave it
+ * (bcache_give) reads it for its write-out without a copy and without the
+ * lock, until bcache_unpin.  A put at a pinned VBN with another identity is
+ * not cached (it would be a W3 violation; the caller has its data anyway).
+ * Readers always get a copy (bcache_get), so nothing outside this file ever
+ * writes an entry's data.
+ *
+ * BLOCK BUFFERS
+ *   Dirty buffers, cache entries and the module's scratch blocks are 4 KiB
+ *   buffers from one process-wide pool: slabs of BLKPOOL_SLAB page-aligned
+ *   blocks mapped (and populated) from the system and never returned to
+ *   it, and a LIFO list of freed blocks.  A dirty buffer becomes a cache entry at its CP without a copy,
+ *   and an evicted entry's buffer is the next dirty buffer, so a steady
+ *   write load neither allocates nor faults in block memory: the pool stays
+ *   at its high-water mark (about cache_bytes plus twice dirty_max per
+ *   mounted volume).  Built with AddressSanitizer, buffers come from malloc
+ *   instead, so a use after free is still caught.  The pool's lock is a
+ *   leaf, taken under the cache lock by eviction.
  */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "common/assert.h"
 #include "common/err.h"
 #include "wafl/wafl_impl.h"
+
+/* -------------------------------------------------------- block buffers */
+
+#define BLKPOOL_SLAB	1024	/* blocks per slab: 4 MiB */
+
+#ifndef __SANITIZE_ADDRESS__
+struct blkfree {
+	struct blkfree *next;
+};
+
+static pthread_mutex_t blkpool_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct blkfree *blkpool_free;	/* freed blocks, LIFO */
+static uint8_t *blkpool_slab;		/* the newest slab's unused tail */
+static uint32_t blkpool_left;
+#endif
+
+uint8_t *wafl_blk_alloc(void)
+{
+#ifdef __SANITIZE_ADDRESS__
+	return malloc(WAFL_BLOCK_SIZE);
+#else
+	uint8_t *b;
+
+	pthread_mutex_lock(&blkpool_lock);
+	if (blkpool_free != NULL) {
+		b = (uint8_t *)blkpool_free;
+		blkpool_free = blkpool_free->next;
+		goto out;
+	}
+	if (blkpool_left == 0) {
+		/* Populated in one call: one fault per page of a fresh
+		 * slab costs far more, on a virtual machine above all. */
+		void *slab = mmap(NULL, (size_t)BLKPOOL_SLAB * WAFL_BLOCK_SIZE,
+		    PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+		if (slab == MAP_FAILED) {
+			b = NULL;
+			goto out;
+		}
+		blkpool_slab = slab;
+		blkpool_left = BLKPOOL_SLAB;
+	}
+	b = blkpool_slab;
+	blkpool_slab += WAFL_BLOCK_SIZE;
+	blkpool_left--;
+out:
+	pthread_mutex_unlock(&blkpool_lock);
+	return b;
+#endif
+}
+
+void wafl_blk_free(uint8_t *blk)
+{
+#ifdef __SANITIZE_ADDRESS__
+	free(blk);
+#else
+	struct blkfree *b = (struct blkfree *)(void *)blk;
+
+	if (b == NULL)
+		return;
+	pthread_mutex_lock(&blkpool_lock);
+	b->next = blkpool_free;
+	blkpool_free = b;
+	pthread_mutex_unlock(&blkpool_lock);
+#endif
+}
+
+/* ---------------------------------------------------------------- cache */
 
 struct centry {
 	uint64_t vbn, birth;
@@ -25,7 +114,7 @@ struct centry {
 	uint32_t pins;
 	struct centry *hnext;
 	struct centry *prev, *next;	/* LRU: head = most recent */
-	uint8_t data[WAFL_BLOCK_SIZE];
+	uint8_t *data;			/* a pool block, owned */
 };
 
 struct bcache {
@@ -34,6 +123,7 @@ struct bcache {
 	uint64_t nhash;			/* power of two */
 	uint64_t max_entries, nentries;
 	struct centry *head, *tail;
+	struct centry *spare;		/* unused headers, by hnext */
 	uint64_t hits, misses;
 };
 
@@ -106,7 +196,10 @@ static void remove_entry(struct bcache *bc, struct centry *e)
 	if (e->pins == 0)
 		lru_unlink(bc, e);
 	bc->nentries--;
-	free(e);
+	wafl_blk_free(e->data);
+	e->data = NULL;
+	e->hnext = bc->spare;
+	bc->spare = e;
 }
 
 void bcache_destroy(struct bcache *bc)
@@ -117,9 +210,15 @@ void bcache_destroy(struct bcache *bc)
 		struct centry *e = bc->hash[i];
 		while (e != NULL) {
 			struct centry *next = e->hnext;
+			wafl_blk_free(e->data);
 			free(e);
 			e = next;
 		}
+	}
+	while (bc->spare != NULL) {
+		struct centry *next = bc->spare->hnext;
+		free(bc->spare);
+		bc->spare = next;
 	}
 	free(bc->hash);
 	pthread_mutex_destroy(&bc->lock);
@@ -154,41 +253,70 @@ static void evict(struct bcache *bc)
 		remove_entry(bc, bc->tail);
 }
 
-void bcache_put(struct bcache *bc, const struct wafl_bp *bp, const void *data,
-    bool pin)
+/*
+ * Enter data (a pool block, which the cache owns from here on) for bp.
+ * Returns a block the caller frees: data itself when the VBN is pinned
+ * under another identity (not cached), the data an entry had before, or
+ * NULL.  Called with the lock held.
+ */
+static uint8_t *cache_enter(struct bcache *bc, const struct wafl_bp *bp,
+    uint8_t *data, bool pin)
 {
-	struct centry *n = malloc(sizeof(*n));
-
-	pthread_mutex_lock(&bc->lock);
 	struct centry **pp = find_slot(bc, bp->vbn);
 	struct centry *e = *pp;
+	uint8_t *drop = NULL;
+
+	if (e != NULL && e->pins > 0) {
+		/* A CP's block still being written: never changes (a VBN
+		 * is given once per CP, and its CP unpins it at the end). */
+		VERIFY(!pin);
+		return data;
+	}
 	if (e != NULL) {
 		/* Same VBN, newer life (or the same block again). */
-		e->birth = bp->birth;
-		e->cksum = bp->cksum;
-		memcpy(e->data, data, WAFL_BLOCK_SIZE);
-		if (e->pins == 0)
-			lru_unlink(bc, e);
-		if (pin)
-			e->pins++;
-		if (e->pins == 0)
-			lru_push_front(bc, e);
-		free(n);
-	} else if (n != NULL) {
-		memset(n, 0, offsetof(struct centry, data));
-		n->vbn = bp->vbn;
-		n->birth = bp->birth;
-		n->cksum = bp->cksum;
-		n->pins = pin ? 1 : 0;
-		memcpy(n->data, data, WAFL_BLOCK_SIZE);
-		n->hnext = NULL;
-		*pp = n;
-		if (!pin)
-			lru_push_front(bc, n);
+		drop = e->data;
+		lru_unlink(bc, e);
+	} else {
+		e = bc->spare;
+		if (e != NULL)
+			bc->spare = e->hnext;
+		else if ((e = malloc(sizeof(*e))) == NULL)
+			return data;
+		memset(e, 0, sizeof(*e));
+		e->vbn = bp->vbn;
+		*pp = e;
 		bc->nentries++;
 	}
+	e->birth = bp->birth;
+	e->cksum = bp->cksum;
+	e->data = data;
+	e->pins = pin ? 1 : 0;
+	if (!pin)
+		lru_push_front(bc, e);
 	evict(bc);
+	return drop;
+}
+
+void bcache_put(struct bcache *bc, const struct wafl_bp *bp, const void *data)
+{
+	uint8_t *copy = wafl_blk_alloc();
+
+	if (copy == NULL)
+		return;		/* not cached: a later read goes to disk */
+	memcpy(copy, data, WAFL_BLOCK_SIZE);
+	pthread_mutex_lock(&bc->lock);
+	uint8_t *drop = cache_enter(bc, bp, copy, false);
 	pthread_mutex_unlock(&bc->lock);
+	wafl_blk_free(drop);
+}
+
+void bcache_give(struct bcache *bc, const struct wafl_bp *bp, uint8_t *data)
+{
+	pthread_mutex_lock(&bc->lock);
+	uint8_t *drop = cache_enter(bc, bp, data, true);
+	pthread_mutex_unlock(&bc->lock);
+	VERIFY(drop != data);
+	wafl_blk_free(drop);
 }
 
 void bcache_unpin(struct bcache *bc, uint64_t vbn)

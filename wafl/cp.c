@@ -48,7 +48,7 @@
 
 struct cp_blk {
 	uint64_t vbn;
-	uint8_t *data;		/* owned by the CP */
+	uint8_t *data;		/* the pinned cache entry's, borrowed */
 };
 
 struct cp_ctx {
@@ -145,10 +145,13 @@ static int cp_seal_wnode(struct cp_ctx *cx, struct wnode *wn)
 			VERIFY(p != NULL);	/* ancestors are always dirty */
 			wafl_bp_encode(p->data + (idx & 127) * WAFL_BP_SIZE, &bp);
 		}
-		bcache_put(v->cache, &bp, d->data, true);
 		rc = cp_take_block(cx, bp.vbn, d->data);
-		if (rc == 0)
+		if (rc == 0) {
+			/* The buffer itself becomes the pinned cache entry;
+			 * the write-out borrows it until it unpins. */
+			bcache_give(v->cache, &bp, d->data);
 			d->data = NULL;
+		}
 	}
 	free(arr);
 	if (rc != 0)
@@ -316,7 +319,7 @@ static int cp_freeze(struct cp_ctx *cx, struct wafl_fsinfo *nfsi,
 		.birth = cx->gen,
 		.cksum = fl_crc32c(0, rootbuf, WAFL_BLOCK_SIZE),
 	};
-	bcache_put(v->cache, &rbp, rootbuf, true);
+	bcache_give(v->cache, &rbp, rootbuf);
 	v->ifile = v->ifile_wn->di;
 
 	/* 6. Everyone is clean now; the next generation starts empty. */
@@ -411,6 +414,7 @@ int cp_run(struct wafl_vol *v)
 	struct wafl_fsinfo nfsi;
 	uint8_t *rootbuf = NULL;
 	uint64_t root_vbn = 0;
+	bool root_given = false;
 	int rc = 0;
 
 	pthread_mutex_lock(&v->cp_serial);
@@ -425,7 +429,7 @@ int cp_run(struct wafl_vol *v)
 		pthread_rwlock_unlock(&v->cp_lock);
 		goto out;
 	}
-	rootbuf = malloc(WAFL_BLOCK_SIZE);
+	rootbuf = wafl_blk_alloc();
 	if (rootbuf == NULL) {
 		rc = -ENOMEM;
 		pthread_rwlock_unlock(&v->cp_lock);
@@ -437,6 +441,9 @@ int cp_run(struct wafl_vol *v)
 	if (rc == 0) {
 		v->open_gen++;
 		rc = cp_freeze(&cx, &nfsi, rootbuf, &root_vbn);
+		/* A freeze that succeeds gives the root block to the cache
+		 * (its last step); one that fails never does. */
+		root_given = rc == 0;
 	}
 	if (rc != 0) {
 		v->failed = true;
@@ -487,11 +494,9 @@ int cp_run(struct wafl_vol *v)
 	    (unsigned long long)(t1 - t0) / 1000,
 	    (unsigned long long)(t2 - t0) / 1000);
 out:
-	for (uint64_t i = 0; i < cx.nblks; i++)
-		if (cx.blks[i].data != rootbuf)
-			free(cx.blks[i].data);
 	free(cx.blks);
-	free(rootbuf);
+	if (!root_given)
+		wafl_blk_free(rootbuf);
 	pthread_mutex_unlock(&v->cp_serial);
 	return rc;
 }

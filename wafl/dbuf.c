@@ -1,7 +1,9 @@
 /*
  * wafl/dbuf.c: the per-inode table of dirty buffers, keyed (level, index).
  * A chained hash table that doubles when it fills; no locking (the owner
- * wnode's lock, or the CP freeze, protects it).
+ * wnode's lock, or the CP freeze, protects it).  Buffers' data are pool
+ * blocks (cache.c): the CP hands each one to the block cache as it is, so
+ * a dirty buffer is allocated once and never copied on its way to disk.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -26,7 +28,7 @@ void dbuf_tab_free(struct dbuf_tab *t)
 		struct dbuf *d = t->slots[i];
 		while (d != NULL) {
 			struct dbuf *n = d->next;
-			free(d->data);
+			wafl_blk_free(d->data);
 			free(d);
 			d = n;
 		}
@@ -76,7 +78,7 @@ struct dbuf *dbuf_insert(struct dbuf_tab *t, uint64_t key)
 	struct dbuf *d = calloc(1, sizeof(*d));
 	if (d == NULL)
 		return NULL;
-	d->data = malloc(WAFL_BLOCK_SIZE);
+	d->data = wafl_blk_alloc();
 	if (d->data == NULL) {
 		free(d);
 		return NULL;
@@ -101,7 +103,7 @@ void dbuf_remove(struct dbuf_tab *t, uint64_t key)
 	struct dbuf *d = *pp;
 	*pp = d->next;
 	t->count--;
-	free(d->data);
+	wafl_blk_free(d->data);
 	free(d);
 }
 

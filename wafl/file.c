@@ -33,7 +33,7 @@ int wn_read(struct wnode *wn, uint64_t off, uint32_t len, void *buf,
 		*eof = true;
 		return 0;
 	}
-	blk = malloc(WAFL_BLOCK_SIZE);
+	blk = wafl_blk_alloc();
 	if (blk == NULL)
 		return -ENOMEM;
 	while (done < len) {
@@ -55,7 +55,7 @@ int wn_read(struct wnode *wn, uint64_t off, uint32_t len, void *buf,
 		memcpy((uint8_t *)buf + done, blk + boff, n);
 		done += n;
 	}
-	free(blk);
+	wafl_blk_free(blk);
 	*got = done;
 	*eof = off + done >= di->size;
 	return rc;

@@ -38,7 +38,7 @@ int wafl_read_bp(struct wafl_vol *v, const struct wafl_bp *bp, void *buf)
 		return 0;
 	rc = raid_read(v->raid, bp->vbn, 1, buf);
 	if (rc == 0 && fl_crc32c(0, buf, WAFL_BLOCK_SIZE) == bp->cksum) {
-		bcache_put(v->cache, bp, buf, false);
+		bcache_put(v->cache, bp, buf);
 		return 0;
 	}
 	fl_warn("wafl", "vbn %llu (birth %llu): %s; reconstructing from parity",
@@ -66,7 +66,7 @@ int wafl_read_bp(struct wafl_vol *v, const struct wafl_bp *bp, void *buf)
 		fl_warn("wafl", "vbn %llu repaired from parity (attempt %u)",
 		    (unsigned long long)bp->vbn, attempt);
 		stat_inc(v, &v->stats.repairs);
-		bcache_put(v->cache, bp, buf, false);
+		bcache_put(v->cache, bp, buf);
 		return 0;
 	}
 	fl_err("wafl", "W1: vbn %llu (birth %llu) unreadable: no copy matches "
@@ -84,7 +84,7 @@ int tree_descend(struct wafl_vol *v, struct wafl_bp bp, unsigned from,
 	int rc = 0;
 
 	for (unsigned l = from; l > to && bp.vbn != 0; l--) {
-		if (blk == NULL && (blk = malloc(WAFL_BLOCK_SIZE)) == NULL)
+		if (blk == NULL && (blk = wafl_blk_alloc()) == NULL)
 			return -ENOMEM;
 		rc = wafl_read_bp(v, &bp, blk);
 		if (rc != 0)
@@ -109,7 +109,7 @@ int tree_descend(struct wafl_vol *v, struct wafl_bp bp, unsigned from,
 	}
 	*out = bp.vbn == 0 ? (struct wafl_bp){ 0 } : bp;
 out:
-	free(blk);
+	wafl_blk_free(blk);
 	return rc;
 }
 
@@ -146,7 +146,7 @@ int tree_read_inode(struct wafl_vol *v, const struct wafl_dinode *ifile,
 		memset(out, 0, sizeof(*out));
 		return 0;	/* never allocated: free, generation 0 */
 	}
-	blk = malloc(WAFL_BLOCK_SIZE);
+	blk = wafl_blk_alloc();
 	if (blk == NULL)
 		return -ENOMEM;
 	rc = tree_read_block(v, ifile, ino / WAFL_INODES_PER_BLOCK, blk);
@@ -156,7 +156,7 @@ int tree_read_inode(struct wafl_vol *v, const struct wafl_dinode *ifile,
 	if (rc == -FL_ECORRUPT)
 		fl_err("wafl", "inode %llu: corrupt on disk",
 		    (unsigned long long)ino);
-	free(blk);
+	wafl_blk_free(blk);
 	return rc;
 }
 
@@ -176,7 +176,7 @@ int tree_root_bitmap(struct wafl_vol *v, const struct wafl_bp *root,
 int tree_read_root(struct wafl_vol *v, const struct wafl_bp *root,
     struct wafl_rootblk *rb)
 {
-	uint8_t *blk = malloc(WAFL_BLOCK_SIZE);
+	uint8_t *blk = wafl_blk_alloc();
 	int rc;
 
 	if (blk == NULL)
@@ -186,6 +186,6 @@ int tree_read_root(struct wafl_vol *v, const struct wafl_bp *root,
 		rc = wafl_rootblk_decode(blk, rb);
 	if (rc == 0 && rb->gen != root->birth)
 		rc = FL_ERR(-FL_ECORRUPT);
-	free(blk);
+	wafl_blk_free(blk);
 	return rc;
 }

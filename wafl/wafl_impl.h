@@ -15,7 +15,8 @@
  * the CP freeze) -> vol->rename_lock -> wnode locks (parent before child;
  * two unrelated wnodes by increasing inode number) -> vol->ialloc_lock ->
  * vol->free_lock, vol->icache_lock, cache lock (leaves; never held while
- * taking another).  The CP thread takes cp_lock exclusive and then touches
+ * taking another, but for the block pool's lock, a leaf under the cache
+ * lock).  The CP thread takes cp_lock exclusive and then touches
  * any wnode without its lock: nobody else runs during the freeze.
  */
 #ifndef FILER_WAFL_WAFL_IMPL_H
@@ -41,20 +42,28 @@ void bcache_destroy(struct bcache *bc);
 /* Copy the block for bp into buf if cached with the same birth and
  * checksum; returns true on a hit. */
 bool bcache_get(struct bcache *bc, const struct wafl_bp *bp, void *buf);
-/* Insert (or replace) a verified block. pin: not evictable until unpinned. */
-void bcache_put(struct bcache *bc, const struct wafl_bp *bp, const void *data,
-    bool pin);
+/* Insert (or replace) a copy of a verified block. */
+void bcache_put(struct bcache *bc, const struct wafl_bp *bp, const void *data);
+/* A CP's sealed block: the cache takes data (a pool block) without a copy,
+ * pinned.  The giver may still read data, and nobody writes it, until
+ * bcache_unpin(bp->vbn). */
+void bcache_give(struct bcache *bc, const struct wafl_bp *bp, uint8_t *data);
 void bcache_unpin(struct bcache *bc, uint64_t vbn);
 void bcache_invalidate(struct bcache *bc, uint64_t vbn);
 void bcache_invalidate_all(struct bcache *bc);
 void bcache_stats(struct bcache *bc, uint64_t *hits, uint64_t *misses,
     uint64_t *bytes);
 
+/* 4 KiB block buffers from the module's pool (cache.c); NULL when out of
+ * memory.  Every dirty buffer's data is one. */
+uint8_t *wafl_blk_alloc(void);
+void wafl_blk_free(uint8_t *blk);	/* NULL: nothing */
+
 /* ------------------------------------------------------------ dbuf table */
 
 struct dbuf {
 	uint64_t key;		/* level << 56 | index */
-	uint8_t *data;		/* WAFL_BLOCK_SIZE bytes */
+	uint8_t *data;		/* a pool block (wafl_blk_alloc) */
 	struct wafl_bp old;	/* block this buffer replaces (vbn 0: new) */
 	uint64_t new_vbn;	/* assigned by the CP (0 until then) */
 	struct dbuf *next;	/* hash chain */

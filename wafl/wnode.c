@@ -349,12 +349,12 @@ static int free_subtree(struct wnode *wn, unsigned level, uint64_t idx,
 	} else if (bp.vbn == 0) {
 		return 0;
 	} else if (level > 0) {
-		src = malloc(WAFL_BLOCK_SIZE);
+		src = wafl_blk_alloc();
 		if (src == NULL)
 			return -ENOMEM;
 		rc = wafl_read_bp(v, &bp, src);
 		if (rc != 0) {
-			free(src);
+			wafl_blk_free(src);
 			return rc;
 		}
 	}
@@ -368,7 +368,7 @@ static int free_subtree(struct wnode *wn, unsigned level, uint64_t idx,
 		}
 	}
 	if (d == NULL)
-		free(src);
+		wafl_blk_free(src);
 	if (rc != 0)
 		return rc;
 	if (bp.vbn != 0)
