@@ -274,6 +274,24 @@ static int hold(struct mir_source *s, uint64_t gen)
 	return rc;
 }
 
+/* Hold the newest root at an odd distance from d (M2), chosen and held
+ * at once: CPs completing meanwhile cannot take it out of the ring. */
+static int hold_newest(struct mir_source *s, uint64_t d, uint64_t *g)
+{
+	int rc;
+
+	if (s->nholds == MAX_OWN_HOLDS)
+		return -ENOSPC;
+	rc = wafl_hold_newest(s->v, d, g);
+	if (rc != 0)
+		return rc;
+	if (held(s, *g))
+		wafl_release_root(s->v, *g);	/* one reference each */
+	else
+		s->holds[s->nholds++] = *g;
+	return 0;
+}
+
 /* Release every hold but those in [keep_from, inf) and `also`. */
 static void release_below(struct mir_source *s, uint64_t keep_from,
     uint64_t also)
@@ -507,18 +525,16 @@ static int do_walk(struct mir_source *s, struct mir_conn *c)
 		prog.skip = s->resume_blocks;
 		rc = 0;
 	}
-	for (int tries = 0; g == 0; tries++) {
-		g = wafl_generation(s->v);
-		if (g <= d) {
+	if (g == 0) {
+		if (wafl_generation(s->v) <= d) {
 			s->need_walk = false;
 			return 0;
 		}
-		if (d != 0 && (g - d) % 2 == 0)
-			g--;
-		rc = hold(s, g);
-		if (rc != -ENOENT || tries > 10)
-			break;
-		g = 0;
+		rc = hold_newest(s, d, &g);
+		if (rc == -EALREADY) {
+			s->need_walk = false;
+			return 0;
+		}
 	}
 	s->resume_gen = s->resume_blocks = 0;
 	if (rc != 0) {

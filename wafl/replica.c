@@ -120,34 +120,85 @@ int wafl_held_roots(wafl_vol_t *v, uint64_t *gens, size_t max, size_t *n)
 	return 0;
 }
 
-int wafl_hold_root(wafl_vol_t *v, uint64_t gen)
+/* Caller holds cp_serial and cp_lock exclusive. */
+static int hold_locked(struct wafl_vol *v, uint64_t gen)
 {
 	struct wafl_bp root;
-	int rc;
-
-	pthread_mutex_lock(&v->cp_serial);
-	pthread_rwlock_wrlock(&v->cp_lock);
-	rc = find_root(v, gen, &root);
-	if (rc != 0)
-		goto out;
 	int free_slot = -1;
+	int rc = find_root(v, gen, &root);
+
+	if (rc != 0)
+		return rc;
 	for (unsigned h = 0; h < WAFL_MAX_HOLDS; h++) {
 		if (v->holds[h].gen == gen) {
 			v->holds[h].refs++;
-			goto out;
+			return 0;
 		}
 		if (v->holds[h].gen == 0 && free_slot < 0)
 			free_slot = (int)h;
 	}
-	if (free_slot < 0) {
-		rc = FL_ERR(-ENOSPC);
-		goto out;
-	}
+	if (free_slot < 0)
+		return FL_ERR(-ENOSPC);
 	v->holds[free_slot] = (struct wafl_hold){ gen, root, 1 };
 	holds_to_fsinfo(v);
-out:
+	return 0;
+}
+
+int wafl_hold_root(wafl_vol_t *v, uint64_t gen)
+{
+	pthread_mutex_lock(&v->cp_serial);
+	pthread_rwlock_wrlock(&v->cp_lock);
+	int rc = hold_locked(v, gen);
 	pthread_rwlock_unlock(&v->cp_lock);
 	pthread_mutex_unlock(&v->cp_serial);
+	return rc;
+}
+
+/* One more CP even with nothing dirty (it rewrites the summary map's
+ * inode slot): a newer root. */
+static int cp_force(struct wafl_vol *v)
+{
+	pthread_rwlock_wrlock(&v->cp_lock);
+	wnode_dirty(v->summary_wn);
+	pthread_rwlock_unlock(&v->cp_lock);
+	return cp_run(v);
+}
+
+int wafl_hold_newest(wafl_vol_t *v, uint64_t base, uint64_t *gen)
+{
+	int rc = 0;
+
+	for (int tries = 0; tries < 3; tries++) {
+		/* Chosen and held under the same locks: CPs that complete
+		 * while the caller waits for them cannot push the chosen
+		 * root out of the ring. */
+		pthread_mutex_lock(&v->cp_serial);
+		pthread_rwlock_wrlock(&v->cp_lock);
+		/* Generations can skip (the CP after an NVLOG replay takes
+		 * the records' newest), so the one before the newest may
+		 * not exist: the newest ring root at an odd distance. */
+		uint64_t g = 0;
+		for (unsigned i = 0; i < v->fsi.ring_len && g == 0; i++) {
+			uint64_t r = v->fsi.ring[i].gen;
+			if (r > base && (base == 0 || (r - base) % 2 == 1))
+				g = r;
+		}
+		if (g == 0)
+			rc = v->durable_gen <= base ? -EALREADY : -ENOENT;
+		else
+			rc = hold_locked(v, g);
+		pthread_rwlock_unlock(&v->cp_lock);
+		pthread_mutex_unlock(&v->cp_serial);
+		if (rc == 0)
+			*gen = g;
+		if (rc != -ENOENT || g != 0 || v->readonly)
+			break;
+		/* none at an odd distance: a newer root is */
+		rc = cp_force(v);
+		if (rc != 0)
+			break;
+		rc = -ENOENT;
+	}
 	return rc;
 }
 

@@ -160,9 +160,11 @@ void wafl_set_observer(wafl_vol_t *v, const struct wafl_cp_observer *obs);
  * -ENOSPC if WAFL_MAX_HOLDS distinct roots are held.
  */
 int wafl_hold_root(wafl_vol_t *v, uint64_t gen);
-/* Hold the newest durable root whose distance from base is odd (any if
- * base is 0), chosen and held atomically; *gen gets it.  -EALREADY if it
- * is not newer than base. */
+/* Hold the newest ring root whose distance from base is odd (the newest
+ * if base is 0), chosen and held atomically; *gen gets it.  Generations
+ * skip after an NVLOG replay: when no ring root newer than base is at an
+ * odd distance, one more CP makes one.  -EALREADY if nothing is newer
+ * than base. */
 int wafl_hold_newest(wafl_vol_t *v, uint64_t base, uint64_t *gen);
 void wafl_release_root(wafl_vol_t *v, uint64_t gen);
 /*
