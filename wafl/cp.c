@@ -20,13 +20,20 @@
  *     5. seal bottom-up: checksum each buffer, store its block pointer
  *        {vbn, n, crc} in its parent (or its inode), encode inodes into
  *        the inode file, and finally the root block.
- *     6. the buffers become pinned clean-cache entries at their new VBNs, so
- *        operations of n+1 read them while they are being written.
+ *     6. the buffers themselves become pinned clean-cache entries at their
+ *        new VBNs (bcache_give: no copy), so operations of n+1 read them
+ *        while they are being written; the CP keeps their addresses.
  *   Write-out (no volume lock; operations continue):
- *     7. write every block (observer sees the same runs), raid barrier,
- *        fsinfo n to slot n % 2, raid barrier.
- *     8. fsinfo n is durable: the NVLOG half of CP n is released and the
- *        ring of retained roots moves.
+ *     7. sort the blocks by VBN, copy runs from the pinned entries and write
+ *        them (observer sees the same runs), raid barrier, fsinfo n to slot
+ *        n % 2, raid barrier.
+ *     8. fsinfo n is durable: the NVLOG half of CP n is released, the ring
+ *        of retained roots moves, CP n's cache entries are unpinned.
+ *   The frozen image cannot change under the write-out: operations never
+ *   write a sealed buffer (modifying a block copies it into a new dirty
+ *   buffer), and the cache never changes or evicts a pinned entry.
+ *   Checksums stay in the freeze: parents hold them up to the root block,
+ *   and operations of n+1 descend through the sealed parents.
  *   A crash anywhere before the second barrier leaves fsinfo n-1 as the
  *   newest valid slot, whose tree no step above touched.
  *
