@@ -44,9 +44,11 @@
  *
  * LIMITS
  *   The divergent blocks are spooled to an unlinked file on W
- *   (spool_dir; max_import_bytes, 1 GiB by default, of data); snapshots T made after G are not carried over (only its
- *   active tree is: a snapshot's tree is in the imported active tree's
- *   past or gone), and nested snapshots of the imported tree are dropped.
+ *   (spool_dir; max_import_bytes, 1 GiB by default, of data).  Only
+ *   T's active tree is carried over: T refuses to resync while it has a
+ *   snapshot made after G (its data would not be kept), naming it.  The
+ *   imported tree's own snapshot table is emptied (its snapshots are
+ *   G's, which T keeps as W's, or refused as above).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -735,6 +737,35 @@ out:
 	return rc;
 }
 
+/*
+ * Only T's active tree travels to W.  A snapshot T made after G would not
+ * survive the roll back, so resync refuses before anything changes (the
+ * administrator copies out or deletes it first): nothing is discarded
+ * silently.
+ */
+static int t_snaps_after(wafl_vol_t *t, uint64_t ggen,
+    struct mir_resync_result *res)
+{
+	struct wafl_snapinfo *si = calloc(256, sizeof(*si));
+	size_t n = 0;
+	int rc = si == NULL ? -ENOMEM : wafl_snap_names(t, si, 256, &n);
+
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		if (si[i].gen <= ggen)
+			continue;
+		snprintf(res->error, sizeof(res->error), "snapshot %.48s is "
+		    "newer than the common root %" PRIu64 " and would not be "
+		    "kept: copy out and delete it, then resync", si[i].name,
+		    ggen);
+		fl_err("mirror", "resync: %s", res->error);
+		rc = -EEXIST;
+	}
+	if (rc != 0 && rc != -EEXIST)
+		rs_error(res, "snapshot list", rc);
+	free(si);
+	return rc;
+}
+
 /* One more CP (the root directory's times change). */
 static int t_bump(wafl_vol_t *t)
 {
@@ -781,6 +812,9 @@ static int t_session(wafl_vol_t **tp, raid_vol_t *raid,
 		goto out;
 	}
 	res->base_gen = g.gen;
+	rc = t_snaps_after(t, g.gen, res);
+	if (rc != 0)
+		goto out;
 	/* The tree to keep: this side's newest root, held for the walk. */
 	tg = wafl_generation(t);
 	uint8_t *fsi = malloc(WAFL_BLOCK_SIZE);

@@ -296,6 +296,48 @@ static void test_resync_reverse(void **state)
 	tm_pair_free(p);
 }
 
+/* A snapshot made on T after the common root would not survive the roll
+ * back: resync refuses, naming it, and changes nothing; once it is
+ * deleted resync goes ahead. */
+static void test_resync_refuses_newer_snapshot(void **state)
+{
+	(void)state;
+	struct rs_case c = { 0 };
+	struct mir_resync_result wr, tr;
+	mir_resync_t *r;
+
+	setup_broken(&c);
+	struct tm_pair *p = c.p;
+	diverge(&c, p->src->v, c.b);
+	assert_int_equal(wafl_snap_create(c.b, "keep-me", NULL), 0);
+	uint64_t tgen = wafl_generation(c.b);
+	struct mir_resync_opts o = rs_opts(p, 0);
+	o.accept_timeout_ms = 2000;	/* W waits that long for T's retry */
+	assert_int_equal(mir_resync_serve(p->src->v, &o, &r), 0);
+	o = rs_opts(p, mir_resync_port(r));
+	memset(&tr, 0, sizeof(tr));
+	assert_int_not_equal(mir_resync_overwrite(&c.b, p->dst->raid, c.blog,
+	    &o, &tr), 0);
+	assert_non_null(c.b);
+	assert_non_null(strstr(tr.error, "keep-me"));
+	assert_int_not_equal(mir_resync_wait(r, 30000, &wr), 0);
+	mir_resync_stop(r);
+	/* nothing changed on T, nothing imported on W */
+	assert_int_equal(wafl_generation(c.b), tgen);
+	expect(c.b, NULL, "brk-new", 0, 20, 24576);
+	expect(c.b, "keep-me", "brk-new", 0, 20, 24576);
+	uint64_t id;
+	char name[64];
+	snprintf(name, sizeof(name), "resync.%llu", (unsigned long long)tgen);
+	assert_int_not_equal(wafl_snap_lookup(p->src->v, name, &id), 0);
+	/* the administrator's decision, then the resync */
+	assert_int_equal(wafl_snap_delete(c.b, "keep-me"), 0);
+	resync(p, p->src->v, &c.b, p->dst->raid, c.blog, &wr, &tr);
+	follow(p, p->src->v, p->src->raid, p->dst->raid);
+	verify(&c, p->src->v, wr.snap_name, &wr, false);
+	tm_pair_free(p);
+}
+
 /* The other copy's blocks, as a birth walk gives them (the import's
  * source in the wafl-level test below). */
 struct blkset {
@@ -401,6 +443,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_resync_overwrites_broken_off),
 		cmocka_unit_test(test_resync_reverse),
+		cmocka_unit_test(test_resync_refuses_newer_snapshot),
 		cmocka_unit_test(test_import_primitive),
 	};
 
