@@ -77,7 +77,11 @@ int wn_write(struct wnode *wn, uint64_t off, uint32_t len, const void *buf)
 		uint32_t boff = (uint32_t)(pos % WAFL_BLOCK_SIZE);
 		uint32_t n = FL_MIN(WAFL_BLOCK_SIZE - boff, len - done);
 		uint8_t *blk;
-		rc = wn_modify_block(wn, fbn, &blk);
+		/* A whole block replaces the old one unread. */
+		if (n == WAFL_BLOCK_SIZE)
+			rc = wn_overwrite_block(wn, fbn, &blk);
+		else
+			rc = wn_modify_block(wn, fbn, &blk);
 		if (rc != 0)
 			break;
 		memcpy(blk + boff, (const uint8_t *)buf + done, n);

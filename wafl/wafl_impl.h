@@ -234,6 +234,9 @@ void wnode_dirty(struct wnode *wn);
  * read, exclusive for modify) and cp_lock shared. */
 int wn_read_block(struct wnode *wn, uint64_t fbn, void *buf);
 int wn_modify_block(struct wnode *wn, uint64_t fbn, uint8_t **blk);
+/* wn_modify_block for a caller that writes all 4096 bytes of *blk before
+ * dropping the lock: the old block is not read (nor verified). */
+int wn_overwrite_block(struct wnode *wn, uint64_t fbn, uint8_t **blk);
 /* Free every block at or past fbn (truncate the tree).  */
 int wn_truncate_blocks(struct wnode *wn, uint64_t first_fbn);
 /* Grow the tree so fbn fits. */

@@ -237,9 +237,11 @@ int wn_read_block(struct wnode *wn, uint64_t fbn, void *buf)
 	return rc;
 }
 
-/* Make (level, idx) a dirty buffer, dirtying its ancestors first. */
+/* Make (level, idx) a dirty buffer, dirtying its ancestors first.  whole:
+ * the caller overwrites all of a new buffer, so the old block is not read
+ * (its contents are left unspecified until then). */
 static int dirty_path(struct wnode *wn, unsigned level, uint64_t idx,
-    struct dbuf **out)
+    bool whole, struct dbuf **out)
 {
 	struct wafl_vol *v = wn->vol;
 	struct dbuf *d = dbuf_find(&wn->dbufs, DBUF_KEY(level, idx));
@@ -255,7 +257,7 @@ static int dirty_path(struct wnode *wn, unsigned level, uint64_t idx,
 		old = wn->di.u.top[idx];
 	} else {
 		struct dbuf *p;
-		rc = dirty_path(wn, level + 1, idx >> 7, &p);
+		rc = dirty_path(wn, level + 1, idx >> 7, false, &p);
 		if (rc != 0)
 			return rc;
 		rc = wafl_bp_decode(p->data + (idx & 127) * WAFL_BP_SIZE, &old);
@@ -265,7 +267,7 @@ static int dirty_path(struct wnode *wn, unsigned level, uint64_t idx,
 	d = dbuf_insert(&wn->dbufs, DBUF_KEY(level, idx));
 	if (d == NULL)
 		return -ENOMEM;
-	rc = wafl_read_bp(v, &old, d->data);
+	rc = whole ? 0 : wafl_read_bp(v, &old, d->data);
 	if (rc != 0) {
 		dbuf_remove(&wn->dbufs, DBUF_KEY(level, idx));
 		return rc;
@@ -311,7 +313,8 @@ int wn_ensure_height(struct wnode *wn, uint64_t fbn)
 	return 0;
 }
 
-int wn_modify_block(struct wnode *wn, uint64_t fbn, uint8_t **blk)
+static int modify_block(struct wnode *wn, uint64_t fbn, bool whole,
+    uint8_t **blk)
 {
 	struct dbuf *d;
 	int rc;
@@ -320,10 +323,20 @@ int wn_modify_block(struct wnode *wn, uint64_t fbn, uint8_t **blk)
 		return FL_ERR(-EINVAL);
 	rc = wn_ensure_height(wn, fbn);
 	if (rc == 0)
-		rc = dirty_path(wn, 0, fbn, &d);
+		rc = dirty_path(wn, 0, fbn, whole, &d);
 	if (rc == 0)
 		*blk = d->data;
 	return rc;
+}
+
+int wn_modify_block(struct wnode *wn, uint64_t fbn, uint8_t **blk)
+{
+	return modify_block(wn, fbn, false, blk);
+}
+
+int wn_overwrite_block(struct wnode *wn, uint64_t fbn, uint8_t **blk)
+{
+	return modify_block(wn, fbn, true, blk);
 }
 
 /* ------------------------------------------------------------ truncate */
@@ -398,7 +411,7 @@ static int trunc_rec(struct wnode *wn, unsigned level, uint64_t idx,
 	struct dbuf *d = dbuf_find(&wn->dbufs, DBUF_KEY(level, idx));
 	if (d == NULL && bp.vbn == 0)
 		return 0;	/* a hole: nothing below */
-	rc = dirty_path(wn, level, idx, &d);
+	rc = dirty_path(wn, level, idx, false, &d);
 	if (rc != 0)
 		return rc;
 	for (unsigned c = 0; c < WAFL_BPS_PER_BLOCK; c++) {
