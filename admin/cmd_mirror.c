@@ -373,10 +373,9 @@ static int mirror_quiesce_common(struct adm_ctx *ctx,
 		adm_say(rep, "mirror %s is already quiesced", r.vol);
 		return ADM_OK;
 	}
-	if (!on && strcmp(r.state, "quiesced") != 0) {
-		adm_say(rep, "mirror %s is %s, not quiesced", r.vol, r.state);
-		return ADM_OK;
-	}
+	if (!on && strcmp(r.state, "quiesced") != 0)
+		return adm_fail(rep, ADM_ERR, "mirror %s is %s, not quiesced: "
+		    "nothing to resume", r.vol, r.state);
 	if (adm_mirror_quiesce(ctx, r.id, on) != 0)
 		return adm_fail(rep, ADM_ERR, "mirror %s is %s and does not run "
 		    "(initialize it, or bring its volume online)", r.vol,

@@ -115,9 +115,14 @@ const char *mir_state_name(enum mir_state s)
 	return "?";
 }
 
+/* Quiesced is reported once the thread has closed the link, and only
+ * while the caller has not resumed meanwhile (mir_source_resume leaves
+ * the state at once). */
 static void set_state(struct mir_source *s, enum mir_state st)
 {
 	pthread_mutex_lock(&s->lock);
+	if (st == MIR_QUIESCED && !s->quiesced)
+		st = s->st.state;
 	if (s->st.state != st) {
 		fl_info("mirror", "source: %s -> %s",
 		    mir_state_name(s->st.state), mir_state_name(st));
@@ -1060,6 +1065,8 @@ void mir_source_kick(mir_source_t *s)
 	pthread_mutex_unlock(&s->lock);
 }
 
+/* The state says quiesced once the thread has closed the link (a caller
+ * that waits for it knows nothing more is sent). */
 void mir_source_quiesce(mir_source_t *s)
 {
 	pthread_mutex_lock(&s->lock);
@@ -1067,9 +1074,18 @@ void mir_source_quiesce(mir_source_t *s)
 	pthread_mutex_unlock(&s->lock);
 }
 
+/* The state leaves quiesced here, not when the thread notices: a status
+ * read right after resume never says quiesced. */
 void mir_source_resume(mir_source_t *s)
 {
 	pthread_mutex_lock(&s->lock);
 	s->quiesced = false;
+	if (s->st.state == MIR_QUIESCED) {
+		/* Until the thread is connected and knows better. */
+		s->st.state = s->st.acked_gen == 0 ? MIR_UNINITIALIZED :
+		    MIR_CATCHING_UP;
+		fl_info("mirror", "source: %s -> %s",
+		    mir_state_name(MIR_QUIESCED), mir_state_name(s->st.state));
+	}
 	pthread_mutex_unlock(&s->lock);
 }

@@ -9,7 +9,10 @@
  *               once `mirror status --json` shows the destination
  *               acknowledged the source's generation (lag 0); a write on
  *               the secondary gets NFS3ERR_ROFS; quiesce shows the lag
- *               in CPs and seconds, resume catches up; both filerds
+ *               in CPs and seconds, resume catches up; 20 rounds of
+ *               quiesce and resume at once each take effect (status
+ *               between them says quiesced, no resume is refused), and
+ *               a resume of a running relationship exits 1; both filerds
  *               restart and the relationship resumes without a new
  *               baseline; events record the transitions; break: the
  *               secondary is writable and still holds the data (also
@@ -375,6 +378,53 @@ static bool events_have(const struct side *s, const char *kind,
 	return found;
 }
 
+/*
+ * Quiesce and resume at once, 20 times: the status read between them says
+ * quiesced (filerd's tick ran in between and must not report the running
+ * state over it), and every resume resumes.  Then a resume of a
+ * relationship that is not quiesced is refused with a non-zero status.
+ */
+static void quiesce_resume_rounds(struct mtest *t)
+{
+	for (int i = 0; i < 20; i++) {
+		char *out = ta_ctl_expect(0, t->s.home, "mirror", "quiesce",
+		    "vsrc", NULL);
+		assert_non_null(strstr(out, "quiesced"));
+		free(out);
+		char *js = status_json(&t->s);
+		ta_json_eq(js, "$.mirrors[0].state", "quiesced");
+		free(js);
+		out = ta_ctl_expect(0, t->s.home, "mirror", "resume", "vsrc",
+		    NULL);
+		if (strstr(out, "resumed") == NULL)
+			fail_msg("round %d: resume: %s", i, out);
+		free(out);
+		js = status_json(&t->s);
+		char *st = ta_json(js, "$.mirrors[0].state");
+		if (st == NULL || strcmp(st, "quiesced") == 0)
+			fail_msg("round %d: still quiesced after resume: %s",
+			    i, js);
+		free(st);
+		free(js);
+	}
+	char *js = NULL;
+	bool in_sync = false;
+
+	for (int i = 0; i < 400 && !in_sync; i++) {
+		free(js);
+		js = status_json(&t->s);
+		char *st = ta_json(js, "$.mirrors[0].state");
+		in_sync = st != NULL && strcmp(st, "in-sync") == 0;
+		free(st);
+		if (!in_sync)
+			ta_sleep_ms(50);
+	}
+	if (!in_sync)
+		fail_msg("not in-sync after the rounds: %s", js);
+	free(js);
+	free(ta_ctl_expect(1, t->s.home, "mirror", "resume", "vsrc", NULL));
+}
+
 static void test_replicate(void **state)
 {
 	struct mtest *t = *state;
@@ -421,6 +471,8 @@ static void test_replicate(void **state)
 	g = wait_acked(t, g + 1);
 	wait_served(t, g);
 	read_compare(&t->d, "/data3", 3);
+	quiesce_resume_rounds(t);
+	g = wait_acked(t, g);
 
 	/* Both restart: the relationship resumes from the database. */
 	assert_int_equal(ta_daemon_stop(&t->d.d), 0);
