@@ -94,7 +94,10 @@ struct mir_source {
 	/* The destination's baseline checkpoint this session resumes
 	 * (target generation, blocks of the walk it holds), or 0. */
 	uint64_t resume_gen, resume_blocks;
-	uint64_t conn_bytes_out;	/* this connection's so far (lock) */
+	/* This connection's bytes and compressed BLOCKs so far (lock):
+	 * published after every block, every round of the session and with
+	 * every ACK, so the counters move while the link is up. */
+	uint64_t conn_bytes_out, conn_compressed;
 	/* Blocks each recent CP wrote (observer, under lock): the estimated
 	 * size of a catch-up walk. */
 	uint64_t cpw_gen[CPW_RING];
@@ -138,6 +141,13 @@ static void set_error(struct mir_source *s, const char *what, int rc)
 	    fl_strerror(rc));
 	pthread_mutex_unlock(&s->lock);
 	fl_warn("mirror", "source: %s: %s", what, fl_strerror(rc));
+}
+
+/* The open connection's counters, for status (under lock). */
+static void conn_publish(struct mir_source *s, const struct mir_conn *c)
+{
+	s->conn_bytes_out = c->bytes_out;
+	s->conn_compressed = c->blocks_compressed;
 }
 
 /* ------------------------------------------------------------ backlog */
@@ -367,6 +377,7 @@ static int take_ack(struct mir_source *s, struct mir_conn *c)
 	}
 	pthread_mutex_lock(&s->lock);
 	s->st.acked_gen = a;
+	conn_publish(s, c);	/* the transfer's bytes, whole */
 	pthread_cond_broadcast(&s->cond);
 	pthread_mutex_unlock(&s->lock);
 	return 0;
@@ -462,7 +473,7 @@ static int walk_send(void *arg, uint64_t vbn, uint64_t birth,
 	rc = send_block(w->c, w->target, vbn, birth, data);
 	pthread_mutex_lock(&w->s->lock);
 	w->s->st.walk_bytes_done += WAFL_BLOCK_SIZE;
-	w->s->conn_bytes_out = w->c->bytes_out;
+	conn_publish(w->s, w->c);
 	pthread_mutex_unlock(&w->s->lock);
 	walk_progress(w->s, p, false);
 	return rc;
@@ -666,7 +677,7 @@ static int send_item(struct mir_source *s, struct mir_conn *c,
 			    q->data + (size_t)i * WAFL_BLOCK_SIZE);
 		pthread_mutex_lock(&s->lock);
 		s->st.blocks_sent_cp += q->n;
-		s->conn_bytes_out = c->bytes_out;
+		conn_publish(s, c);
 		pthread_mutex_unlock(&s->lock);
 		return rc;
 	}
@@ -785,6 +796,7 @@ static int session(struct mir_source *s, struct mir_conn *c)
 
 	while (rc == 0 && !s->stop) {
 		pthread_mutex_lock(&s->lock);
+		conn_publish(s, c);
 		bool quiesced = s->quiesced;
 		bool overflow = s->overflow;
 		if (s->kicked)
@@ -905,6 +917,9 @@ static void *source_thread(void *arg)
 			s->st.connects++;
 			pthread_mutex_unlock(&s->lock);
 			rc = mir_handshake_source(&c, &pc, &sm);
+			pthread_mutex_lock(&s->lock);
+			conn_publish(s, &c);
+			pthread_mutex_unlock(&s->lock);
 			if (rc != 0 && c.peer_error[0] != '\0') {
 				char what[MIR_ERRTEXT_MAX + 40];
 				snprintf(what, sizeof(what), "handshake: the "
@@ -922,7 +937,7 @@ static void *source_thread(void *arg)
 		s->armed = false;
 		queue_drop(s);
 		s->st.bytes_out += c.bytes_out;
-		s->conn_bytes_out = 0;
+		s->conn_bytes_out = s->conn_compressed = 0;
 		s->st.blocks_compressed += c.blocks_compressed;
 		if (rc != -ECANCELED)
 			s->st.link_losses++;
@@ -1031,6 +1046,7 @@ void mir_source_stats(mir_source_t *s, struct mir_source_stats *st)
 	pthread_mutex_lock(&s->lock);
 	*st = s->st;
 	st->bytes_out += s->conn_bytes_out;
+	st->blocks_compressed += s->conn_compressed;
 	st->backlog_bytes = s->backlog;
 	pthread_mutex_unlock(&s->lock);
 	st->source_gen = wafl_generation(s->v);

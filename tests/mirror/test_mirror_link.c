@@ -7,7 +7,8 @@
  * ends equal to the source, and both check clean.  A baseline cut several
  * times resumes from the destination's checkpoint each time: well under
  * 1.5 times the volume's blocks are sent in all, the blocks read back to
- * verify the resumed part are counted apart, and the replica matches.  A
+ * verify the resumed part are counted apart, the source's bytes_out
+ * grows while the link is up, and the replica matches.  A
  * destination restarted in the middle of a baseline resumes it from its
  * checkpoint file (also when one of the blocks it names was damaged
  * meanwhile: the checkpoint is cut there and the next attempt resumes
@@ -322,8 +323,10 @@ static void test_baseline_resumes_after_cuts(void **state)
 	assert_int_equal(pthread_create(&px.t, NULL, proxy_main, &px), 0);
 	tm_source_start_opts(p, MIR_SYNC, px.port, 5, 0);
 
-	/* Watch the progress while the baseline runs. */
-	bool saw_progress = false;
+	/* Watch the progress while the baseline runs; bytes_out moves
+	 * with it, the link up. */
+	bool saw_progress = false, bytes_grew = false;
+	uint64_t bytes_first = 0;
 	struct mir_source_stats ss;
 	for (int i = 0; i < 3000; i++) {
 		mir_source_stats(p->ms, &ss);
@@ -331,6 +334,12 @@ static void test_baseline_resumes_after_cuts(void **state)
 		    ss.walk_bytes_done > 0 && ss.walk_bytes_done <
 		    ss.walk_bytes_total)
 			saw_progress = true;
+		if (ss.walk_active && ss.acked_gen < g0) {
+			if (bytes_first == 0)
+				bytes_first = ss.bytes_out;
+			else if (ss.bytes_out > bytes_first)
+				bytes_grew = true;
+		}
 		if (ss.acked_gen >= g0)
 			break;
 		usleep(2000);
@@ -345,7 +354,8 @@ static void test_baseline_resumes_after_cuts(void **state)
 	    "%llu resumes, %llu blocks not resent, %llu "
 	    "restarts; destination: %llu blocks read back to verify, "
 	    "mirror-path reads %llu; progress %llu of %llu bytes, last rate "
-	    "%llu B/s, seen mid-transfer: %s\n",
+	    "%llu B/s, seen mid-transfer: %s, bytes_out growing with it: "
+	    "%s\n",
 	    (unsigned long long)vol_blocks, (unsigned long long)px.cuts,
 	    (unsigned long long)ds.blocks_received,
 	    (double)ds.blocks_received / (double)vol_blocks,
@@ -357,8 +367,10 @@ static void test_baseline_resumes_after_cuts(void **state)
 	    (unsigned long long)ds.mirror_reads,
 	    (unsigned long long)ss.walk_bytes_done,
 	    (unsigned long long)ss.walk_bytes_total,
-	    (unsigned long long)ss.walk_rate_bps, saw_progress ? "yes" : "no");
+	    (unsigned long long)ss.walk_rate_bps, saw_progress ? "yes" : "no",
+	    bytes_grew ? "yes" : "no");
 	assert_true(px.cuts >= 3);
+	assert_true(bytes_grew);
 	assert_true(ss.baseline_resumes >= 3);
 	/* What crossed the link: the blocks the destination received (the
 	 * source's count includes what sat in its socket buffers when the
