@@ -11,8 +11,25 @@
  *                  kind says) or the device is aborted at close (then EIO):
  *                  a disk that stops answering, for the deadlines of
  *                  deadline.c
+ *   THROTTLE       a disk of limited bandwidth (block = MB/s): see below
  *   flip_bit       one bit changed in the image (and in any unflushed write
  *                  covering it, so every reader sees the flip)
+ *
+ * The throttle simulates a disk of its own when every image shares one
+ * device (or lives in memory): a virtual clock per disk, busy_until, is
+ * the time the disk finishes the I/O it has accepted.  An I/O of n bytes
+ * is given the slot [max(now, busy_until), + n / rate) under mu (reads
+ * and writes alike, in the order they arrive, as on one spindle), does
+ * its work on the image, then waits for the end of its slot with mu
+ * released (cv, so that clearing the fault or the abort at close ends the
+ * wait at once).  It is a token bucket that holds no burst: an idle disk
+ * does not save up bandwidth.  Several workers of one disk queue their
+ * slots back to back, so the disk is never idle while I/O is waiting,
+ * and a late wake-up does not delay the next slot.  A read on the
+ * caller's fast path (try_preadv) answers -EAGAIN, so it goes to the
+ * workers and pays like any other, and prefetch hints are dropped (a
+ * real disk's read-ahead would also be paid for; here only the reads
+ * that are done count).  Disks not throttled pay one comparison.
  *
  * The crash simulator (SQLite's crash VFS, for disks): every write is kept
  * in an in-memory overlay, in issue order, and reads see the overlay on top
@@ -27,6 +44,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/err.h"
 #include "common/log.h"
@@ -50,6 +68,8 @@ struct fault_dev {
 	bool aborted;			/* closing: no more waiting */
 	enum raid_fault_kind kind;
 	uint64_t fblock, fcount;	/* data-area blocks */
+	uint64_t rate;			/* THROTTLE: bytes per second */
+	uint64_t busy_until;		/* THROTTLE: ns, CLOCK_MONOTONIC */
 	uint64_t data_off;		/* blocks */
 	struct fault_write *pend;
 	size_t npend, cap;
@@ -104,6 +124,38 @@ static int fault_enter(struct fault_dev *f)
 	}
 }
 
+/*
+ * THROTTLE: the slot of an I/O of len bytes, reserved now (caller holds
+ * mu); returns when the slot ends, 0 if the disk is not throttled.
+ */
+static uint64_t throttle_reserve(struct fault_dev *f, size_t len)
+{
+	uint64_t now, start;
+
+	if (f->kind != RAID_FAULT_THROTTLE)
+		return 0;
+	now = fl_now_mono_ns();
+	start = FL_MAX(now, f->busy_until);
+	f->busy_until = start + (uint64_t)((double)len * 1e9 /
+	    (double)f->rate);
+	return f->busy_until;
+}
+
+/* Wait (mu released meanwhile) until the slot ending at end is over, the
+ * fault is changed or the device is aborted.  Caller holds mu. */
+static void throttle_wait(struct fault_dev *f, uint64_t end)
+{
+	while (end != 0 && f->kind == RAID_FAULT_THROTTLE && !f->aborted) {
+		struct timespec ts;
+
+		if (fl_now_mono_ns() >= end)
+			break;
+		ts.tv_sec = (time_t)(end / 1000000000ull);
+		ts.tv_nsec = (long)(end % 1000000000ull);
+		(void)pthread_cond_timedwait(&f->cv, &f->mu, &ts);
+	}
+}
+
 /* Copy the overlap of pending write w onto [off, off+len) of buf. */
 static void overlay(const struct fault_write *w, uint8_t *buf, uint64_t off,
     size_t len)
@@ -120,10 +172,12 @@ static int fault_read(struct raid_dev *d, const struct iovec *iov, int cnt,
 {
 	struct fault_dev *f = to_fault(d);
 	size_t len = iov_total(iov, cnt);
+	uint64_t end = 0;
 	int err = 0;
 
 	pthread_mutex_lock(&f->mu);
-	if (nowait && f->kind == RAID_FAULT_HANG && !f->aborted) {
+	if (nowait && (f->kind == RAID_FAULT_HANG ||
+	    f->kind == RAID_FAULT_THROTTLE) && !f->aborted) {
 		err = -EAGAIN;	/* it would wait */
 		goto out;
 	}
@@ -135,6 +189,7 @@ static int fault_read(struct raid_dev *d, const struct iovec *iov, int cnt,
 		err = -EIO;
 		goto out;
 	}
+	end = throttle_reserve(f, len);
 	if (!nowait)
 		err = f->inner->ops->preadv(f->inner, iov, cnt, off);
 	else if (f->inner->ops->try_preadv != NULL)
@@ -154,6 +209,7 @@ static int fault_read(struct raid_dev *d, const struct iovec *iov, int cnt,
 			o += iov[k].iov_len;
 		}
 	}
+	throttle_wait(f, end);
 out:
 	pthread_mutex_unlock(&f->mu);
 	return err;
@@ -177,6 +233,7 @@ static int fault_pwritev(struct raid_dev *d, const struct iovec *iov,
 	struct fault_dev *f = to_fault(d);
 	size_t len = iov_total(iov, cnt), pos = 0;
 	struct fault_write w;
+	uint64_t end = 0;
 	int err = 0;
 
 	pthread_mutex_lock(&f->mu);
@@ -192,6 +249,7 @@ static int fault_pwritev(struct raid_dev *d, const struct iovec *iov,
 		err = -ENOSPC;
 		goto out;
 	}
+	end = throttle_reserve(f, len);
 	if (f->npend == f->cap) {
 		size_t ncap = f->cap ? f->cap * 2 : 64;
 		struct fault_write *np = realloc(f->pend, ncap * sizeof(*np));
@@ -215,6 +273,7 @@ static int fault_pwritev(struct raid_dev *d, const struct iovec *iov,
 		pos += iov[k].iov_len;
 	}
 	f->pend[f->npend++] = w;
+	throttle_wait(f, end);
 out:
 	pthread_mutex_unlock(&f->mu);
 	return err;
@@ -278,8 +337,12 @@ static void fault_abort(struct raid_dev *d)
 static void fault_prefetch(struct raid_dev *d, uint64_t off, uint64_t len)
 {
 	struct fault_dev *f = to_fault(d);
+	bool throttled;
 
-	if (f->inner->ops->prefetch != NULL)
+	pthread_mutex_lock(&f->mu);
+	throttled = f->kind == RAID_FAULT_THROTTLE;
+	pthread_mutex_unlock(&f->mu);
+	if (!throttled && f->inner->ops->prefetch != NULL)
 		f->inner->ops->prefetch(f->inner, off, len);
 }
 
@@ -297,6 +360,7 @@ int raid_fault_wrap(struct raid_dev *inner, struct raid_fault_world *w,
     struct raid_dev **out)
 {
 	struct fault_dev *f = calloc(1, sizeof(*f));
+	pthread_condattr_t ca;
 
 	if (f == NULL)
 		return -ENOMEM;
@@ -307,7 +371,10 @@ int raid_fault_wrap(struct raid_dev *inner, struct raid_fault_world *w,
 	f->inner = inner;
 	f->world = w;
 	pthread_mutex_init(&f->mu, NULL);
-	pthread_cond_init(&f->cv, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&f->cv, &ca);	/* throttle_wait's clock */
+	pthread_condattr_destroy(&ca);
 	*out = &f->base;
 	return 0;
 }
@@ -343,7 +410,9 @@ int raid_fault_set(raid_vol_t *v, size_t disk, enum raid_fault_kind kind,
 
 	if (!v->fault_inject)
 		return FL_ERR(-ENOTSUP);
-	if (kind > RAID_FAULT_HANG || disk >= raid_ndisks(v))
+	if (kind > RAID_FAULT_THROTTLE || disk >= raid_ndisks(v) ||
+	    (kind == RAID_FAULT_THROTTLE && (block == 0 ||
+	    block > UINT64_MAX / 1000000u)))
 		return FL_ERR(-EINVAL);
 	d = disk_dev(v, disk);
 	if (d == NULL || !raid_dev_is_fault(d))
@@ -354,7 +423,15 @@ int raid_fault_set(raid_vol_t *v, size_t disk, enum raid_fault_kind kind,
 	f->fblock = block;
 	f->fcount = (kind == RAID_FAULT_EIO_READ || kind == RAID_FAULT_EIO_WRITE)
 	    ? count : 0;
-	pthread_cond_broadcast(&f->cv);	/* a HANG may be over */
+	if (kind == RAID_FAULT_THROTTLE) {
+		if (f->rate != block * 1000000u)
+			f->busy_until = 0;	/* a new disk speed */
+		f->rate = block * 1000000u;
+	} else {
+		f->rate = 0;
+		f->busy_until = 0;
+	}
+	pthread_cond_broadcast(&f->cv);	/* a HANG or a throttle may be over */
 	pthread_mutex_unlock(&f->mu);
 	return 0;
 }

@@ -306,6 +306,18 @@ enum raid_fault_kind {
 	 * or the volume is closed (then it fails).
 	 */
 	RAID_FAULT_HANG,
+	/*
+	 * A disk of limited bandwidth: block is the rate in MB/s (10^6
+	 * bytes per second, >= 1), count is ignored.  Reads and writes share
+	 * it as on one spindle: an I/O of n bytes completes n / rate after
+	 * the disk is done with the I/O before it (a token bucket without
+	 * burst).  Reads are never served from memory on the caller's fast
+	 * path, and prefetch hints are ignored, so every byte is paid for.
+	 * Syncs cost nothing.  Clearing (or changing) the fault releases
+	 * waiting I/O at once.  For simulating disks of their own over one
+	 * device (bench_raid).
+	 */
+	RAID_FAULT_THROTTLE,
 };
 int raid_fault_set(raid_vol_t *v, size_t disk, enum raid_fault_kind kind,
     uint64_t block, uint64_t count);

@@ -11,15 +11,22 @@
  *                         data; the other group keeps working; offline
  *                         event and status
  *   EIO on a second disk while degraded (P = 1) -> -FL_EDEGRADED
+ *   a throttled disk   -> writes and reads (the page cache's fast path
+ *                         included) take at least bytes / rate; clearing
+ *                         the fault restores full speed and releases an
+ *                         I/O that waits; the data stays right
  */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/err.h"
 #include "common/log.h"
@@ -265,6 +272,114 @@ static void test_second_error_while_degraded(void **state)
 	tl_vol_destroy(&t);
 }
 
+/* ---- the throttle ---- */
+
+#define THR_BLOCKS	1024u	/* 4 MiB per disk */
+#define THR_MBPS	10u
+
+static double elapsed(uint64_t t0)
+{
+	return (double)(fl_now_mono_ns() - t0) / 1e9;
+}
+
+/* Read the whole volume in chunks of 256 stripes; seconds taken. */
+static double read_volume(struct tl_vol *t, uint8_t *buf)
+{
+	const uint32_t chunk = 256 * t->ndata;
+	uint64_t t0 = fl_now_mono_ns();
+
+	for (uint64_t vbn = 0; vbn < t->nvbns; vbn += chunk) {
+		uint32_t n = (uint32_t)FL_MIN((uint64_t)chunk, t->nvbns - vbn);
+
+		assert_int_equal(raid_read(t->v, vbn, n, buf), 0);
+		assert_memory_equal(buf, tl_shadow(t, vbn), (size_t)n * TL_BS);
+	}
+	return elapsed(t0);
+}
+
+static void throttle_all(struct tl_vol *t, enum raid_fault_kind kind,
+    uint64_t mbps)
+{
+	for (uint32_t pos = 0; pos < t->ndata + t->nparity; pos++)
+		assert_int_equal(raid_fault_set(t->v, tl_disk(t, 0, pos), kind,
+		    mbps, 0), 0);
+}
+
+struct slow_read {
+	struct tl_vol *t;
+	uint8_t *buf;
+	int rc;
+};
+
+static void *slow_read_main(void *arg)
+{
+	struct slow_read *r = arg;
+
+	r->rc = raid_read(r->t->v, 0, 256 * r->t->ndata, r->buf);
+	return NULL;
+}
+
+static void test_throttle(void **state)
+{
+	/* Lower bounds only: a disk cannot beat bytes / rate. */
+	const double ideal = (double)THR_BLOCKS * TL_BS / (THR_MBPS * 1e6);
+	struct tl_vol t;
+	struct slow_read r;
+	pthread_t th;
+	uint8_t *buf;
+	uint64_t t0;
+	double wr, slow, fast, rel;
+
+	assert_int_equal(tl_vol_create(&t, NULL, 1, 4, 1, THR_BLOCKS, true),
+	    0);
+	buf = malloc((size_t)256 * t.ndata * TL_BS);
+	assert_non_null(buf);
+	assert_int_equal(raid_fault_set(t.v, 0, RAID_FAULT_THROTTLE, 0, 0),
+	    -EINVAL);
+	throttle_all(&t, RAID_FAULT_THROTTLE, THR_MBPS);
+
+	/* Every disk receives THR_BLOCKS blocks (and its bitmap). */
+	t0 = fl_now_mono_ns();
+	assert_int_equal(tl_vol_fill(&t, 21), 0);
+	wr = elapsed(t0);
+	/* Every data disk is read whole; the data sits in the page cache,
+	 * so a read that took the fast path would not wait. */
+	slow = read_volume(&t, buf);
+	print_message("throttle %u MB/s, %u KiB per disk: write %.3f s, "
+	    "read %.3f s (ideal %.3f s)\n", THR_MBPS, THR_BLOCKS * 4, wr,
+	    slow, ideal);
+	assert_true(wr >= 0.8 * ideal);
+	assert_true(slow >= 0.8 * ideal);
+
+	/* Cleared: full speed again. */
+	throttle_all(&t, RAID_FAULT_NONE, 0);
+	fast = read_volume(&t, buf);
+	print_message("cleared: read %.3f s\n", fast);
+	assert_true(fast < ideal / 2);
+
+	/* A read waiting on a very slow disk is released by the clearing. */
+	assert_int_equal(raid_fault_set(t.v, tl_disk(&t, 0, 0),
+	    RAID_FAULT_THROTTLE, 1, 0), 0);
+	r.t = &t;
+	r.buf = buf;
+	r.rc = -1;
+	t0 = fl_now_mono_ns();
+	assert_int_equal(pthread_create(&th, NULL, slow_read_main, &r), 0);
+	usleep(100 * 1000);
+	assert_int_equal(raid_fault_set(t.v, tl_disk(&t, 0, 0),
+	    RAID_FAULT_NONE, 0, 0), 0);
+	pthread_join(th, NULL);
+	rel = elapsed(t0);
+	print_message("1 MiB at 1 MB/s, cleared after 0.1 s: %.3f s\n", rel);
+	assert_int_equal(r.rc, 0);
+	assert_memory_equal(buf, tl_shadow(&t, 0), (size_t)256 * t.ndata *
+	    TL_BS);
+	assert_true(rel < 0.8);
+	free(buf);
+	verify(&t, "after the throttle");
+	tl_vol_destroy(&t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -273,6 +388,7 @@ int main(void)
 		cmocka_unit_test(test_dead_disk),
 		cmocka_unit_test(test_too_many_dead),
 		cmocka_unit_test(test_second_error_while_degraded),
+		cmocka_unit_test(test_throttle),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
