@@ -310,13 +310,15 @@ void bcache_put(struct bcache *bc, const struct wafl_bp *bp, const void *data)
 	wafl_blk_free(drop);
 }
 
-void bcache_give(struct bcache *bc, const struct wafl_bp *bp, uint8_t *data)
+int bcache_give(struct bcache *bc, const struct wafl_bp *bp, uint8_t *data)
 {
 	pthread_mutex_lock(&bc->lock);
 	uint8_t *drop = cache_enter(bc, bp, data, true);
 	pthread_mutex_unlock(&bc->lock);
-	VERIFY(drop != data);
+	if (drop == data)
+		return -ENOMEM;	/* no entry header: data stays the caller's */
 	wafl_blk_free(drop);
+	return 0;
 }
 
 void bcache_unpin(struct bcache *bc, uint64_t vbn)

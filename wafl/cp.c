@@ -152,13 +152,14 @@ static int cp_seal_wnode(struct cp_ctx *cx, struct wnode *wn)
 			VERIFY(p != NULL);	/* ancestors are always dirty */
 			wafl_bp_encode(p->data + (idx & 127) * WAFL_BP_SIZE, &bp);
 		}
+		/* The buffer itself becomes the pinned cache entry (readers
+		 * of n+1 find it there until it is on disk); the write-out
+		 * borrows it until it unpins. */
 		rc = cp_take_block(cx, bp.vbn, d->data);
-		if (rc == 0) {
-			/* The buffer itself becomes the pinned cache entry;
-			 * the write-out borrows it until it unpins. */
-			bcache_give(v->cache, &bp, d->data);
+		if (rc == 0)
+			rc = bcache_give(v->cache, &bp, d->data);
+		if (rc == 0)
 			d->data = NULL;
-		}
 	}
 	free(arr);
 	if (rc != 0)
@@ -326,7 +327,9 @@ static int cp_freeze(struct cp_ctx *cx, struct wafl_fsinfo *nfsi,
 		.birth = cx->gen,
 		.cksum = fl_crc32c(0, rootbuf, WAFL_BLOCK_SIZE),
 	};
-	bcache_give(v->cache, &rbp, rootbuf);
+	rc = bcache_give(v->cache, &rbp, rootbuf);
+	if (rc != 0)
+		goto fail;
 	v->ifile = v->ifile_wn->di;
 
 	/* 6. Everyone is clean now; the next generation starts empty. */

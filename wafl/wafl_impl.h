@@ -46,8 +46,8 @@ bool bcache_get(struct bcache *bc, const struct wafl_bp *bp, void *buf);
 void bcache_put(struct bcache *bc, const struct wafl_bp *bp, const void *data);
 /* A CP's sealed block: the cache takes data (a pool block) without a copy,
  * pinned.  The giver may still read data, and nobody writes it, until
- * bcache_unpin(bp->vbn). */
-void bcache_give(struct bcache *bc, const struct wafl_bp *bp, uint8_t *data);
+ * bcache_unpin(bp->vbn).  -ENOMEM: not taken, data is still the giver's. */
+int bcache_give(struct bcache *bc, const struct wafl_bp *bp, uint8_t *data);
 void bcache_unpin(struct bcache *bc, uint64_t vbn);
 void bcache_invalidate(struct bcache *bc, uint64_t vbn);
 void bcache_invalidate_all(struct bcache *bc);
