@@ -86,9 +86,15 @@ static uint64_t hash_vbn(uint64_t v)
 	return v;
 }
 
+/*
+ * Runs of 16 consecutive VBNs stay in consecutive slots (a run's place is
+ * hashed): a file's blocks arrive, and their pointers are expected, in
+ * VBN order, so lookups and growth walk memory in order instead of
+ * missing the cache on every block.
+ */
 static struct mv_ent *slot_of(struct mv_ent *tab, uint64_t cap, uint64_t vbn)
 {
-	uint64_t i = hash_vbn(vbn) & (cap - 1);
+	uint64_t i = (hash_vbn(vbn >> 4) << 4 | (vbn & 15)) & (cap - 1);
 
 	while (tab[i].vbn != 0 && tab[i].vbn != vbn)
 		i = (i + 1) & (cap - 1);

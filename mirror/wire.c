@@ -29,6 +29,14 @@
  *                the payload's size back, and treats any failure as a
  *                malformed frame (the connection closes, nothing of it is
  *                used).
+ *
+ * Buffering (wire.h, struct mir_conn): BLOCK frames, each sealed with its
+ * own crc32c as always, are gathered into writes of up to MIR_SEND_BUF;
+ * every other frame flushes them, and so does any wait for the peer, so
+ * buffering never holds back a frame an answer depends on.  Reads take
+ * what the socket holds, up to MIR_RECV_BUF, and frames are cut from it;
+ * nothing may be left over when TLS starts (the peer sends nothing past
+ * CHALLENGE, or HELLO, before its handshake).
  */
 #include <errno.h>
 #include <netdb.h>
@@ -406,6 +414,12 @@ void mir_conn_close(struct mir_conn *c)
 	c->fd = -1;
 	free(c->buf);
 	c->buf = NULL;
+	free(c->obuf);
+	c->obuf = NULL;
+	c->olen = 0;
+	free(c->ibuf);
+	c->ibuf = NULL;
+	c->ipos = c->ilen = 0;
 	free(c->zbuf);
 	c->zbuf = NULL;
 	ZSTD_freeCCtx(c->zctx);
@@ -495,28 +509,43 @@ static int write_all(struct mir_conn *c, const uint8_t *p, size_t len)
 	return 0;
 }
 
-static int read_all(struct mir_conn *c, uint8_t *p, size_t len)
+/* Write out the gathered BLOCK frames. */
+static int flush_out(struct mir_conn *c)
 {
-	while (c->ssl != NULL && len > 0) {
+	int rc = 0;
+
+	if (c->olen > 0) {
+		rc = write_all(c, c->obuf, c->olen);
+		c->olen = 0;
+	}
+	return rc;
+}
+
+/* Read what the socket holds (at least one byte, waiting for it) into
+ * the empty receive buffer. */
+static int fill_in(struct mir_conn *c)
+{
+	if (c->ibuf == NULL && (c->ibuf = malloc(MIR_RECV_BUF)) == NULL)
+		return -ENOMEM;
+	c->ipos = c->ilen = 0;
+	while (c->ssl != NULL) {
 		size_t n = 0;
-		int ret = SSL_read_ex(c->ssl, p, len, &n);
+		int ret = SSL_read_ex(c->ssl, c->ibuf, MIR_RECV_BUF, &n);
 		if (ret == 1) {
-			p += n;
-			len -= n;
+			c->ilen = n;
 			c->bytes_in += n;
-			continue;
+			return 0;
 		}
 		int rc = ssl_wait(c, ret);
 		if (rc != 0)
 			return rc;
 	}
-	while (len > 0) {
-		ssize_t n = recv(c->fd, p, len, MSG_DONTWAIT);
+	for (;;) {
+		ssize_t n = recv(c->fd, c->ibuf, MIR_RECV_BUF, MSG_DONTWAIT);
 		if (n > 0) {
-			p += n;
-			len -= (size_t)n;
+			c->ilen = (size_t)n;
 			c->bytes_in += (uint64_t)n;
-			continue;
+			return 0;
 		}
 		if (n == 0)
 			return -ECONNRESET;
@@ -529,6 +558,22 @@ static int read_all(struct mir_conn *c, uint8_t *p, size_t len)
 			continue;
 		}
 		return -errno;
+	}
+}
+
+static int read_all(struct mir_conn *c, uint8_t *p, size_t len)
+{
+	while (len > 0) {
+		if (c->ipos == c->ilen) {
+			int rc = fill_in(c);
+			if (rc != 0)
+				return rc;
+		}
+		size_t n = c->ilen - c->ipos < len ? c->ilen - c->ipos : len;
+		memcpy(p, c->ibuf + c->ipos, n);
+		c->ipos += n;
+		p += n;
+		len -= n;
 	}
 	return 0;
 }
@@ -617,7 +662,24 @@ int mir_send_buf(struct mir_conn *c, uint16_t type, uint32_t len)
 	}
 	mir_hdr_encode(c->buf, &h);
 	mir_frame_seal(c->buf, len);
-	int rc = write_all(c, c->buf, MIR_HDR_SIZE + (size_t)len);
+	size_t flen = MIR_HDR_SIZE + (size_t)len;
+	bool gather = type == MIR_MSG_BLOCK;
+	int rc = 0;
+
+	if (c->obuf == NULL && gather &&
+	    (c->obuf = malloc(MIR_SEND_BUF)) == NULL)
+		return -ENOMEM;
+	if (c->olen + flen > MIR_SEND_BUF)
+		rc = flush_out(c);
+	if (rc == 0 && (c->olen > 0 || gather)) {
+		/* Behind the frames gathered before it, in one write. */
+		memcpy(c->obuf + c->olen, c->buf, flen);
+		c->olen += flen;
+		if (!gather)
+			rc = flush_out(c);
+	} else if (rc == 0) {
+		rc = write_all(c, c->buf, flen);
+	}
 	if (rc == 0)
 		c->seq_out++;
 	return rc;
@@ -639,7 +701,9 @@ int mir_recv(struct mir_conn *c, struct mir_hdr *h)
 
 	if (c->fd < 0)
 		return -ENOTCONN;
-	rc = read_all(c, c->buf, MIR_HDR_SIZE);
+	rc = flush_out(c);
+	if (rc == 0)
+		rc = read_all(c, c->buf, MIR_HDR_SIZE);
 	if (rc != 0)
 		return rc;
 	rc = mir_hdr_decode(c->buf, h);
@@ -678,6 +742,13 @@ int mir_readable(struct mir_conn *c, int wait_ms)
 {
 	struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
 
+	if (c->ipos < c->ilen)
+		return 1;
+	if (wait_ms != 0) {
+		int rc = flush_out(c);
+		if (rc != 0)
+			return rc;
+	}
 	if (c->ssl != NULL && SSL_pending(c->ssl) > 0)
 		return 1;
 	int n = poll(&pfd, 1, wait_ms);
@@ -820,6 +891,14 @@ static int tls_start(struct mir_conn *c, const uint8_t *key, size_t key_len,
 	uint8_t msg[sizeof(tag_tls) + MIR_ID_SIZE];
 	int rc = -EIO;
 
+	/* Nothing may be read or gathered in the clear past the frames
+	 * before TLS: the peer waits for them before it starts. */
+	if (c->ipos < c->ilen)
+		return FL_ERR(-FL_EPROTO);
+	rc = flush_out(c);
+	if (rc != 0)
+		return rc;
+	rc = -EIO;
 	pthread_once(&tls_once, tls_init_once);
 	k = malloc(sizeof(*k));
 	if (k == NULL)

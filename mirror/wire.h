@@ -192,14 +192,29 @@ int mir_error_decode(const uint8_t *p, uint32_t len, struct mir_error *m);
 /* ------------------------------------------------------------ links */
 
 /*
- * A connection: a socket, a send buffer and the two sequence counters.
+ * A connection: a socket, a frame buffer and the two sequence counters.
  * Reads and writes wait at most timeout_ms each (then -ETIMEDOUT); a
  * stop flag, when set, ends waits early (-ECANCELED).
+ *
+ * BLOCK frames are gathered (sealed, each with its own checksum) in a
+ * send buffer of MIR_SEND_BUF bytes and written when it is full; any
+ * other frame is written at once with whatever is gathered before it, and
+ * so is the buffer before mir_recv or a mir_readable that waits.  So
+ * every frame that asks for an answer, and every frame before it, is on
+ * the wire before anyone waits for that answer.  Frames are read from the
+ * socket in chunks of up to MIR_RECV_BUF bytes.
  */
+#define MIR_SEND_BUF	(1u << 20)
+#define MIR_RECV_BUF	(512u << 10)
+
 struct mir_conn {
 	int fd;
 	uint64_t seq_out, seq_in;
 	uint8_t *buf;			/* MIR_HDR_SIZE + MIR_MAX_PAYLOAD */
+	uint8_t *obuf;			/* gathered BLOCK frames */
+	size_t olen;
+	uint8_t *ibuf;			/* bytes read, not yet taken */
+	size_t ipos, ilen;
 	uint32_t timeout_ms;
 	const volatile bool *stop;
 	uint64_t bytes_out, bytes_in;
