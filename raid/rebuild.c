@@ -31,209 +31,97 @@
 #define RAID_REBUILD_STRIPES	1024u	/* 4 MiB per disk per step */
 
 /*
- * One chunk of the walk.  A chunk is range-locked from before its reads
- * start until its write to the spare has completed.
- */
-struct rb_chunk {
-	uint64_t c0;
-	uint32_t cn;
-	bool spare_lost;		/* the snapshot has another rb_disk */
-	struct raid_range rr;
-	struct raid_gsnap s;
-	struct raid_batch b;		/* the reads, then the write */
-	unsigned nin;
-	unsigned rows_in[RAID_MAX_DATA];
-};
-
-/*
- * Under c's range lock: take the snapshot and start the reads of the
- * first N survivors (data before parity) into rbuf, source i at
- * rbuf + i * cn blocks.  0, or an error that ends the rebuild (nothing is
- * then in flight).
- */
-static int chunk_start(raid_vol_t *v, struct rb_chunk *c,
-    const struct raid_disk *spare, uint8_t *rbuf)
-{
-	const size_t stride = (size_t)c->cn * RAID_BLOCK_SIZE;
-	unsigned up = 0;
-	int err;
-
-	raid_batch_init(&c->b);
-	c->nin = 0;
-	raid_gsnap_take(v, v->rb_group, &c->s);
-	c->spare_lost = c->s.rb_disk != spare;
-	if (c->spare_lost)
-		return -EIO;	/* the spare failed */
-	err = raid_group_check(v, v->rb_group, &c->s);
-	if (err != 0)
-		return err;
-	for (unsigned pos = 0; pos < v->w; pos++)
-		up += c->s.up[pos];
-	if (up < v->n)
-		return FL_ERR(-FL_EDEGRADED);
-	for (unsigned pos = 0; pos < v->w && c->nin < v->n; pos++) {
-		struct iovec iov;
-
-		if (!c->s.up[pos])
-			continue;
-		iov.iov_base = rbuf + (size_t)c->nin * stride;
-		iov.iov_len = stride;
-		c->rows_in[c->nin++] = pos;
-		(void)raid_batch_add(v, &c->b, c->s.d[pos], RAID_BOP_READ, &iov,
-		    1, c->c0);
-		if (pos >= v->n)
-			CTR_ADD(v, parity_reads, c->cn);
-	}
-	return 0;
-}
-
-/*
- * Wait for c's reads (a survivor that failed meanwhile: again from the
- * ones left, still under the lock), solve the position into wbuf and start
- * its write to the spare.  0, or an error that ends the rebuild (nothing
- * of c is then in flight).
- */
-static int chunk_write(raid_vol_t *v, struct rb_chunk *c,
-    struct raid_disk *spare, uint8_t *rbuf, uint8_t *wbuf)
-{
-	const size_t stride = (size_t)c->cn * RAID_BLOCK_SIZE;
-	const unsigned x = v->rb_pos;
-	uint8_t *src[RAID_MAX_DATA];
-	struct iovec iov = { wbuf, stride };
-	int err = raid_batch_wait(v, &c->b);
-
-	while (err == -EIO && !c->spare_lost) {
-		if (atomic_load(&v->rb_cancel))
-			return -ECANCELED;
-		err = chunk_start(v, c, spare, rbuf);
-		if (err == 0)
-			err = raid_batch_wait(v, &c->b);
-	}
-	if (err != 0)
-		return err;
-	for (unsigned i = 0; i < v->n; i++)
-		src[i] = rbuf + (size_t)i * stride;
-	err = raid_code_solve(&v->code, c->rows_in, src, 1, &x, &wbuf,
-	    stride);
-	if (err != 0)
-		return err;
-	raid_batch_init(&c->b);
-	(void)raid_batch_add(v, &c->b, spare, RAID_BOP_WRITE, &iov, 1, c->c0);
-	return 0;
-}
-
-/*
- * Lock the chunk starting at *next and start its reads; on success *next
- * moves past it.  On error the chunk is unlocked again.
- */
-static int chunk_lock_start(raid_vol_t *v, struct rb_chunk *c,
-    const struct raid_disk *spare, uint8_t *rbuf, uint64_t *next)
-{
-	int err;
-
-	c->c0 = *next;
-	c->cn = (uint32_t)FL_MIN(v->disk_blocks - *next, RAID_REBUILD_STRIPES);
-	raid_range_lock(v, &c->rr, v->rb_group, c->c0, c->c0 + c->cn);
-	err = chunk_start(v, c, spare, rbuf);
-	if (err != 0) {
-		raid_range_unlock(v, &c->rr);
-		return err;
-	}
-	/* Keep the chunks after it coming (read-ahead of real disks). */
-	for (unsigned p = 0; p < v->w; p++)
-		if (c->s.up[p])
-			raid_disk_prefetch(v, c->s.d[p], c->c0 + c->cn,
-			    RAID_PREFETCH_CHUNKS * RAID_REBUILD_STRIPES);
-	*next += c->cn;
-	return 0;
-}
-
-/*
  * One rebuild, of the position set up by pick_locked; returns its result.
  *
- * Pipelined three deep, so that every disk always has work queued: while
- * chunk i is solved and its write to the spare started, the survivors'
- * reads of chunk i+1 are already in flight, and the write of chunk i-1
- * is still completing.  Each chunk stays range-locked from before its
- * reads until its write has completed, and only then does the cursor
- * pass it (in order), so a writer still sees either "below the cursor:
- * write the spare too" after the rebuild's write, or "above: the rebuild
- * reads your data".  Chunks are locked in ascending order and writers
- * hold one range at a time, so the three locks cannot deadlock.
+ * Pipelined: the spare's write of chunk c is in flight while the survivors
+ * of chunk c+1 are read.  Chunk c stays range-locked until its write has
+ * completed, and only then does the cursor pass it, so a writer still sees
+ * either "below the cursor: write the spare too" after the rebuild's write,
+ * or "above: the rebuild reads your data".
  */
 static int rebuild_one(raid_vol_t *v)
 {
 	const unsigned g = v->rb_group, x = v->rb_pos;
+	const size_t B = RAID_BLOCK_SIZE;
 	struct raid_disk *spare = &v->disks[v->rb_spare];
 	struct raid_disk *old = &v->disks[v->rb_old_disk];
-	uint8_t *rbuf[2] = {
-		raid_balloc((size_t)v->n * RAID_REBUILD_STRIPES),
-		raid_balloc((size_t)v->n * RAID_REBUILD_STRIPES) };
+	uint8_t *buf = raid_balloc((size_t)v->w * RAID_REBUILD_STRIPES);
 	uint8_t *wbuf[2] = { raid_balloc(RAID_REBUILD_STRIPES),
 	    raid_balloc(RAID_REBUILD_STRIPES) };
-	struct rb_chunk ck[3];
-	enum { RB_IDLE, RB_READING, RB_WRITING } st[3] = { RB_IDLE, RB_IDLE,
-	    RB_IDLE };
-	uint64_t t0 = fl_now_mono_ns(), next = 0;
+	bool want[RAID_MAX_WIDTH] = { false }, pending = false;
+	struct raid_range rr[2];
+	struct raid_batch wb[2];
+	uint64_t t0 = fl_now_mono_ns(), pend_end = 0;
+	unsigned k = 0;
 	int err = 0;
 
-	if (rbuf[0] == NULL || rbuf[1] == NULL || wbuf[0] == NULL ||
-	    wbuf[1] == NULL)
+	want[x] = true;
+	if (buf == NULL || wbuf[0] == NULL || wbuf[1] == NULL)
 		err = -ENOMEM;
-	/* Chunk i uses ck[i % 3], rbuf[i % 2] and wbuf[i % 2]. */
-	if (err == 0)
-		err = chunk_lock_start(v, &ck[0], spare, rbuf[0], &next);
-	if (err == 0)
-		st[0] = RB_READING;
-	for (uint64_t i = 0; err == 0 && st[i % 3] == RB_READING; i++) {
-		struct rb_chunk *r = &ck[i % 3], *w = &ck[(i + 2) % 3];
+	for (uint64_t c0 = 0; err == 0 && c0 < v->disk_blocks;) {
+		uint32_t cn = (uint32_t)FL_MIN(v->disk_blocks - c0,
+		    RAID_REBUILD_STRIPES);
+		struct raid_gsnap s;
+		bool submitted = false;
 
 		if (atomic_load(&v->rb_cancel)) {
 			err = -ECANCELED;
 			break;
 		}
-		/* Chunk i + 1: lock it and start its reads. */
-		if (next < v->disk_blocks) {
-			err = chunk_lock_start(v, &ck[(i + 1) % 3], spare,
-			    rbuf[(i + 1) % 2], &next);
-			if (err != 0)
-				break;
-			st[(i + 1) % 3] = RB_READING;
+		raid_range_lock(v, &rr[k], g, c0, c0 + cn);
+		raid_gsnap_take(v, g, &s);
+		/* Keep the next chunks of every source in flight. */
+		for (unsigned p = 0; p < v->w; p++)
+			if (s.up[p])
+				raid_disk_prefetch(v, s.d[p], c0 + cn,
+				    RAID_PREFETCH_CHUNKS *
+				    RAID_REBUILD_STRIPES);
+		if (s.rb_disk != spare) {
+			err = -EIO;	/* the spare failed */
+		} else if ((err = raid_group_check(v, g, &s)) == 0) {
+			err = raid_read_stripes_dm(v, g, &s, c0, cn, want, buf,
+			    NULL);
+			if (err == 0) {
+				struct iovec iov = { wbuf[k], cn * B };
+
+				memcpy(wbuf[k], buf + (size_t)x * cn * B,
+				    cn * B);
+				raid_batch_init(&wb[k]);
+				(void)raid_batch_add(v, &wb[k], spare,
+				    RAID_BOP_WRITE, &iov, 1, c0);
+				submitted = true;
+			} else if (err == -EIO) {
+				err = 0;	/* a survivor failed: again */
+			}
 		}
-		/* Chunk i: solve it, start its write. */
-		err = chunk_write(v, r, spare, rbuf[i % 2], wbuf[i % 2]);
-		if (err != 0)
-			break;
-		st[i % 3] = RB_WRITING;
-		/* Chunk i - 1: written, then passed. */
-		if (st[(i + 2) % 3] == RB_WRITING) {
-			err = raid_batch_wait(v, &w->b);
-			if (err == 0)
-				atomic_store(&v->rb_cursor, w->c0 + w->cn);
-			st[(i + 2) % 3] = RB_IDLE;
-			raid_range_unlock(v, &w->rr);
+		if (pending) {
+			/* The previous chunk: written, then passed. */
+			int e = raid_batch_wait(v, &wb[k ^ 1]);
+
+			if (e == 0)
+				atomic_store(&v->rb_cursor, pend_end);
+			else if (err == 0)
+				err = e;
+			raid_range_unlock(v, &rr[k ^ 1]);
+			pending = false;
+		}
+		if (submitted) {
+			pending = true;
+			pend_end = c0 + cn;
+			c0 += cn;
+			k ^= 1;
+		} else {
+			raid_range_unlock(v, &rr[k]);
 		}
 	}
-	/* Drain: whatever is still in flight, oldest first. */
-	for (unsigned k = 0; k < 3; k++) {
-		struct rb_chunk *c = NULL;
+	if (pending) {
+		int e = raid_batch_wait(v, &wb[k ^ 1]);
 
-		for (unsigned j = 0; j < 3; j++)
-			if (st[j] != RB_IDLE && (c == NULL ||
-			    ck[j].c0 < c->c0))
-				c = &ck[j];
-		if (c == NULL)
-			break;
-		{
-			int e = raid_batch_wait(v, &c->b);
-
-			if (st[c - ck] == RB_WRITING && e == 0 && err == 0)
-				atomic_store(&v->rb_cursor, c->c0 + c->cn);
-			else if (err == 0)
-				err = e != 0 ? e : -EIO;
-		}
-		st[c - ck] = RB_IDLE;
-		raid_range_unlock(v, &c->rr);
+		if (e == 0 && err == 0)
+			atomic_store(&v->rb_cursor, pend_end);
+		else if (err == 0)
+			err = e;
+		raid_range_unlock(v, &rr[k ^ 1]);
 	}
 	if (err == 0) {
 		err = spare->dev->ops->sync(spare->dev);
@@ -277,8 +165,7 @@ static int rebuild_one(raid_vol_t *v)
 		raid_event(v, RAID_EV_REBUILD_FAILED, "group %u position %u: "
 		    "%s", g, x, fl_strerror(err));
 	}
-	free(rbuf[0]);
-	free(rbuf[1]);
+	free(buf);
 	free(wbuf[0]);
 	free(wbuf[1]);
 	return err;
