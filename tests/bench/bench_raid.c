@@ -39,7 +39,7 @@
  * working disk), never a tmpfs unless forced (then a note says so).  Data
  * size: $FILER_BENCH_MB (default 1024) MiB.  Every block read back carries
  * its VBN stamped in its first 8 bytes, which is checked.
- * $FILER_BENCH_QUICK=1 shrinks the simulated-disk section (16 MiB per disk
+ * $FILER_BENCH_QUICK=1 shrinks the simulated-disk section (32 MiB per disk
  * instead of 96) and the shared-device data to 128 MiB (unless
  * $FILER_BENCH_MB says otherwise).
  */
@@ -329,7 +329,7 @@ static void independent_disks(struct indep *r, bool quick, uint8_t *buf)
 	int rc;
 
 	memset(r, 0, sizeof(*r));
-	r->disk_mib = quick ? 16 : 96;
+	r->disk_mib = quick ? 32 : 96;
 	disk_blocks = (r->disk_mib << 20) / TL_BS;
 	/* Images of n + p + 1 disks, and as much again in the fault
 	 * injector's unflushed writes at the peak (before a flush). */
