@@ -28,6 +28,7 @@
 #include <sys/stat.h>
 
 #include "common/assert.h"
+#include "common/crc32c.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -256,10 +257,61 @@ struct walk {
 	wafl_walk_fn *fn;
 	void *arg;
 	uint64_t blocks;
+	uint8_t *run;		/* WAFL_BPS_PER_BLOCK blocks (walk_leaves) */
 };
 
 static int walk_tree(struct walk *w, const struct wafl_dinode *di,
     bool is_ifile);
+
+/*
+ * The children of a file's level-1 node are data blocks: each run of
+ * consecutive VBNs among them is read at once (the walk's read-ahead),
+ * and every block is checked against its pointer (W1) before it is
+ * handed on; one that does not check, or a run that cannot be read, goes
+ * the single-block way (block cache, reconstruction from parity).  The
+ * order of the blocks handed on is the same as walk_node's.
+ */
+static int walk_leaves(struct walk *w, const struct wafl_bp *bp,
+    const uint8_t *blk)
+{
+	struct wafl_bp cbp[WAFL_BPS_PER_BLOCK];
+	int rc;
+
+	for (unsigned c = 0; c < WAFL_BPS_PER_BLOCK; c++) {
+		rc = wafl_bp_decode(blk + c * WAFL_BP_SIZE, &cbp[c]);
+		if (rc == 0 && cbp[c].vbn != 0 && cbp[c].birth > bp->birth)
+			rc = FL_ERR(-FL_ECORRUPT);	/* W2 */
+		if (rc != 0)
+			return rc;
+	}
+	for (unsigned c = 0; c < WAFL_BPS_PER_BLOCK;) {
+		if (cbp[c].vbn == 0 || cbp[c].birth <= w->after) {
+			c++;
+			continue;
+		}
+		unsigned n = 1;
+		while (c + n < WAFL_BPS_PER_BLOCK &&
+		    cbp[c + n].vbn == cbp[c].vbn + n &&
+		    cbp[c + n].birth > w->after)
+			n++;
+		bool read = cbp[c].vbn + n <= w->v->nvbns &&
+		    raid_read(w->v->raid, cbp[c].vbn, n, w->run) == 0;
+		for (unsigned k = 0; k < n; k++, c++) {
+			uint8_t *b = w->run + (size_t)k * WAFL_BLOCK_SIZE;
+			if (!read || fl_crc32c(0, b, WAFL_BLOCK_SIZE) !=
+			    cbp[c].cksum) {
+				rc = wafl_read_bp(w->v, &cbp[c], b);
+				if (rc != 0)
+					return rc;
+			}
+			rc = w->fn(w->arg, cbp[c].vbn, cbp[c].birth, b);
+			w->blocks++;
+			if (rc != 0)
+				return rc;
+		}
+	}
+	return 0;
+}
 
 /* A block at `level` of a file (index idx at that level). */
 static int walk_node(struct walk *w, const struct wafl_bp *bp,
@@ -277,7 +329,9 @@ static int walk_node(struct walk *w, const struct wafl_bp *bp,
 	if (rc == 0)
 		rc = w->fn(w->arg, bp->vbn, bp->birth, blk);
 	w->blocks++;
-	if (rc == 0 && level > 0) {
+	if (rc == 0 && level == 1 && !is_ifile && w->run != NULL) {
+		rc = walk_leaves(w, bp, blk);
+	} else if (rc == 0 && level > 0) {
 		for (unsigned c = 0; c < WAFL_BPS_PER_BLOCK && rc == 0; c++) {
 			struct wafl_bp cbp;
 			rc = wafl_bp_decode(blk + c * WAFL_BP_SIZE, &cbp);
@@ -324,6 +378,8 @@ int wafl_birth_walk(wafl_vol_t *v, uint64_t gen, uint64_t after_gen,
 
 	if (blk == NULL)
 		return -ENOMEM;
+	/* Without it the walk reads one block at a time. */
+	w.run = malloc((size_t)WAFL_BPS_PER_BLOCK * WAFL_BLOCK_SIZE);
 	pthread_rwlock_rdlock(&v->cp_lock);
 	rc = find_root(v, gen, &root);
 	pthread_rwlock_unlock(&v->cp_lock);
@@ -342,6 +398,7 @@ int wafl_birth_walk(wafl_vol_t *v, uint64_t gen, uint64_t after_gen,
 	    (unsigned long long)gen, (unsigned long long)after_gen,
 	    (unsigned long long)w.blocks + 1, fl_strerror(rc));
 out:
+	free(w.run);
 	free(blk);
 	return rc;
 }
