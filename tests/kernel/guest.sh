@@ -389,14 +389,14 @@ case_namespace_ops() {
 # and by the guest after umount + mount.
 restart_under_load() {
 	local sig=$1 src=/tmp/restart-src a=$MNT/restart-fsync b=$MNT/restart-buffered
-	local n=64 pa pb ra rb want got	# MiB
+	local n=160 pa pb ra rb want got	# MiB: enough that both are still writing 1 s in
 	head -c $((n << 20)) $KT/data/f200M > $src
 	rm -f $a $b
 	dd if=$src of=$a bs=1M conv=fsync status=none &
 	pa=$!
 	( dd if=$src of=$b bs=1M status=none && sync $b ) &
 	pb=$!
-	sleep 1.5
+	sleep 1
 	kill -0 $pa 2>/dev/null || die "dd conv=fsync finished before the restart (too fast to test)"
 	kill -0 $pb 2>/dev/null || die "buffered dd + sync finished before the restart (too fast to test)"
 	# (No stat of the files here: a GETATTR of a file with dirty pages
