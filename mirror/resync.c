@@ -61,8 +61,6 @@
 #include <unistd.h>
 
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 
 #include "common/err.h"
 #include "common/log.h"
@@ -71,55 +69,12 @@
 #include "mirror/mirror.h"
 #include "mirror/wire.h"
 
+_Static_assert(MIR_REL_ID_SIZE == MIR_ID_SIZE, "rel_id is the wire's id");
+
 static const char tag_w[] = "filer-resync W";
 static const char tag_t[] = "filer-resync T";
 
-static int rs_mac(const struct mir_resync_opts *o, const char *tag,
-    const uint8_t *n1, const uint8_t *n2, uint8_t out[MIR_MAC_SIZE])
-{
-	uint8_t msg[32 + MIR_ID_SIZE + 2 * MIR_NONCE_SIZE];
-	size_t len = strlen(tag);
-	unsigned int outlen = 0;
-
-	memcpy(msg, tag, len);
-	memcpy(msg + len, o->rel_id, MIR_ID_SIZE);
-	len += MIR_ID_SIZE;
-	memcpy(msg + len, n1, MIR_NONCE_SIZE);
-	len += MIR_NONCE_SIZE;
-	if (n2 != NULL) {
-		memcpy(msg + len, n2, MIR_NONCE_SIZE);
-		len += MIR_NONCE_SIZE;
-	}
-	if (HMAC(EVP_sha256(), o->key, (int)o->key_len, msg, len, out,
-	    &outlen) == NULL || outlen != MIR_MAC_SIZE)
-		return -EIO;
-	return 0;
-}
-
-static int rs_recv(struct mir_conn *c, uint16_t want, struct mir_hdr *h)
-{
-	int rc = mir_recv(c, h);
-
-	if (rc != 0)
-		return rc;
-	if (h->type == MIR_MSG_ERROR) {
-		struct mir_error e;
-		if (mir_error_decode(mir_conn_payload(c), h->length, &e) != 0)
-			return FL_ERR(-FL_EPROTO);
-		fl_warn("mirror", "resync: peer reports: %s", e.text);
-		return e.code > 0 && e.code < 100000 ? -(int)e.code :
-		    -ECONNREFUSED;
-	}
-	if (h->type != want || h->length < mir_payload_min(want))
-		return FL_ERR(-FL_EPROTO);
-	return 0;
-}
-
-static void put_bp(uint8_t *p, const struct wafl_bp *bp)
-{
-	wafl_bp_encode(p, bp);
-}
-
+/* A block pointer from T's or W's frame; vbn 0 names no tree. */
 static int get_bp(const uint8_t *p, struct wafl_bp *bp)
 {
 	int rc = wafl_bp_decode(p, bp);
@@ -253,7 +208,7 @@ static int w_auth(struct mir_resync *r, struct mir_conn *c)
 	struct mir_hdr h;
 	uint8_t nonce_t[MIR_NONCE_SIZE], nonce_w[MIR_NONCE_SIZE];
 	uint8_t mac[MIR_MAC_SIZE], p[64] = { 0 };
-	int rc = rs_recv(c, MIR_MSG_RS_HELLO, &h);
+	int rc = mir_recv_type(c, MIR_MSG_RS_HELLO, &h);
 
 	if (rc != 0)
 		return rc;
@@ -265,16 +220,18 @@ static int w_auth(struct mir_resync *r, struct mir_conn *c)
 	memcpy(nonce_t, pl + MIR_ID_SIZE, MIR_NONCE_SIZE);
 	rc = fl_random_bytes(nonce_w, sizeof(nonce_w));
 	if (rc == 0)
-		rc = rs_mac(&r->o, tag_w, nonce_t, NULL, mac);
+		rc = mir_mac(r->o.key, r->o.key_len, tag_w, r->o.rel_id, nonce_t,
+		    NULL, mac);
 	if (rc != 0)
 		return rc;
 	memcpy(p, mac, MIR_MAC_SIZE);
 	memcpy(p + MIR_MAC_SIZE, nonce_w, MIR_NONCE_SIZE);
 	rc = mir_send(c, MIR_MSG_RS_PROOF, p, 64);
 	if (rc == 0)
-		rc = rs_recv(c, MIR_MSG_RS_PROOF, &h);
+		rc = mir_recv_type(c, MIR_MSG_RS_PROOF, &h);
 	if (rc == 0)
-		rc = rs_mac(&r->o, tag_t, nonce_w, nonce_t, mac);
+		rc = mir_mac(r->o.key, r->o.key_len, tag_t, r->o.rel_id, nonce_w,
+		    nonce_t, mac);
 	if (rc == 0 && CRYPTO_memcmp(mac, mir_conn_payload(c),
 	    MIR_MAC_SIZE) != 0) {
 		mir_send_error(c, EACCES, "authentication failed");
@@ -307,11 +264,11 @@ static int w_session(struct mir_resync *r, struct mir_conn *c)
 		struct wafl_bp bp = { roots[i].vbn, roots[i].birth,
 		    roots[i].cksum, 0 };
 		fl_put_le64(p + 8 + 40 * i, roots[i].gen);
-		put_bp(p + 16 + 40 * i, &bp);
+		wafl_bp_encode(p + 16 + 40 * i, &bp);
 	}
 	rc = mir_send_buf(c, MIR_MSG_RS_ROOTS, (uint32_t)(8 + 40 * n));
 	if (rc == 0)
-		rc = rs_recv(c, MIR_MSG_RS_BEGIN, &h);
+		rc = mir_recv_type(c, MIR_MSG_RS_BEGIN, &h);
 	if (rc != 0)
 		goto out;
 	struct wafl_bp gbp, tbp;
@@ -674,9 +631,10 @@ static int t_auth(const struct mir_resync_opts *o, struct mir_conn *c)
 	memcpy(p + MIR_ID_SIZE, nonce_t, MIR_NONCE_SIZE);
 	rc = mir_send(c, MIR_MSG_RS_HELLO, p, 64);
 	if (rc == 0)
-		rc = rs_recv(c, MIR_MSG_RS_PROOF, &h);
+		rc = mir_recv_type(c, MIR_MSG_RS_PROOF, &h);
 	if (rc == 0)
-		rc = rs_mac(o, tag_w, nonce_t, NULL, mac);
+		rc = mir_mac(o->key, o->key_len, tag_w, o->rel_id, nonce_t, NULL,
+		    mac);
 	if (rc != 0)
 		return rc;
 	const uint8_t *pl = mir_conn_payload(c);
@@ -684,7 +642,8 @@ static int t_auth(const struct mir_resync_opts *o, struct mir_conn *c)
 		return -EACCES;
 	uint8_t nonce_w[MIR_NONCE_SIZE];
 	memcpy(nonce_w, pl + MIR_MAC_SIZE, MIR_NONCE_SIZE);
-	rc = rs_mac(o, tag_t, nonce_w, nonce_t, mac);
+	rc = mir_mac(o->key, o->key_len, tag_t, o->rel_id, nonce_w, nonce_t,
+	    mac);
 	memset(p, 0, sizeof(p));
 	memcpy(p, mac, MIR_MAC_SIZE);
 	if (rc == 0)
@@ -705,7 +664,7 @@ static int t_common(wafl_vol_t *t, struct mir_conn *c, uint64_t *ggen,
 	if (rc == 0)
 		rc = wafl_retained_roots(t, mine, MIR_RS_MAX_ROOTS, &n);
 	if (rc == 0)
-		rc = rs_recv(c, MIR_MSG_RS_ROOTS, &h);
+		rc = mir_recv_type(c, MIR_MSG_RS_ROOTS, &h);
 	if (rc != 0)
 		goto out;
 	const uint8_t *p = mir_conn_payload(c);
@@ -849,9 +808,9 @@ static int t_session(wafl_vol_t **tp, raid_vol_t *raid,
 		uint8_t *p = mir_conn_payload(&c);
 		memset(p, 0, 80);
 		fl_put_le64(p, g.gen);
-		put_bp(p + 8, &g.root);
+		wafl_bp_encode(p + 8, &g.root);
 		fl_put_le64(p + 40, tg);
-		put_bp(p + 48, &f.root);
+		wafl_bp_encode(p + 48, &f.root);
 		rc = mir_send_buf(&c, MIR_MSG_RS_BEGIN, 80);
 		struct t_walk w = { .c = &c, .gen = tg };
 		if (rc == 0)
@@ -865,7 +824,7 @@ static int t_session(wafl_vol_t **tp, raid_vol_t *raid,
 		uint32_t saved = c.timeout_ms;
 		c.timeout_ms = o.io_timeout_ms * 6;	/* the import's CP */
 		if (rc == 0)
-			rc = rs_recv(&c, MIR_MSG_RS_DONE, &h);
+			rc = mir_recv_type(&c, MIR_MSG_RS_DONE, &h);
 		c.timeout_ms = saved;
 		if (rc != 0) {
 			rs_error(res, "sending this side's data", rc);

@@ -60,6 +60,7 @@
 #include <openssl/ssl.h>
 #include <zstd.h>
 
+#include "common/assert.h"
 #include "common/crc32c.h"
 #include "common/err.h"
 #include "common/log.h"
@@ -794,16 +795,16 @@ void mir_send_error(struct mir_conn *c, int code, const char *fmt, ...)
 static const char tag_source[] = "filer-mirror S";
 static const char tag_dest[] = "filer-mirror D";
 
-static int mac_of(const uint8_t *key, size_t key_len, const char *tag,
+int mir_mac(const uint8_t *key, size_t key_len, const char *tag,
     const uint8_t id[MIR_ID_SIZE], const uint8_t *n1, const uint8_t *n2,
     uint8_t out[MIR_MAC_SIZE])
 {
-	uint8_t msg[sizeof(tag_source) + MIR_ID_SIZE + 2 * MIR_NONCE_SIZE];
-	size_t len = 0;
+	uint8_t msg[MIR_MAC_TAG_MAX + MIR_ID_SIZE + 2 * MIR_NONCE_SIZE];
+	size_t len = strlen(tag);
 	unsigned int outlen = 0;
 
-	memcpy(msg, tag, sizeof(tag_source) - 1);
-	len += sizeof(tag_source) - 1;
+	ASSERT(len <= MIR_MAC_TAG_MAX);
+	memcpy(msg, tag, len);
 	memcpy(msg + len, id, MIR_ID_SIZE);
 	len += MIR_ID_SIZE;
 	memcpy(msg + len, n1, MIR_NONCE_SIZE);
@@ -963,8 +964,7 @@ out:
 	return rc;
 }
 
-/* Receive a frame of the wanted type; an ERROR becomes its code. */
-static int recv_type(struct mir_conn *c, uint16_t want, struct mir_hdr *h)
+int mir_recv_type(struct mir_conn *c, uint16_t want, struct mir_hdr *h)
 {
 	int rc = mir_recv(c, h);
 
@@ -1002,7 +1002,7 @@ int mir_handshake_source(struct mir_conn *c, const struct mir_peer_cfg *p,
 	mir_hello_encode(buf, &hello);
 	rc = mir_send(c, MIR_MSG_HELLO, buf, 32);
 	if (rc == 0)
-		rc = recv_type(c, MIR_MSG_CHALLENGE, &h);
+		rc = mir_recv_type(c, MIR_MSG_CHALLENGE, &h);
 	if (rc != 0)
 		return rc;
 	memcpy(nonce_d, mir_conn_payload(c), MIR_NONCE_SIZE);
@@ -1015,18 +1015,18 @@ int mir_handshake_source(struct mir_conn *c, const struct mir_peer_cfg *p,
 	c->compress = p->compress;
 	rc = fl_random_bytes(resp.nonce, MIR_NONCE_SIZE);
 	if (rc == 0)
-		rc = mac_of(p->key, p->key_len, tag_source, p->id, nonce_d,
+		rc = mir_mac(p->key, p->key_len, tag_source, p->id, nonce_d,
 		    NULL, resp.mac);
 	if (rc != 0)
 		return rc;
 	mir_response_encode(buf, &resp);
 	rc = mir_send(c, MIR_MSG_RESPONSE, buf, 64);
 	if (rc == 0)
-		rc = recv_type(c, MIR_MSG_PROOF, &h);
+		rc = mir_recv_type(c, MIR_MSG_PROOF, &h);
 	if (rc != 0)
 		return rc;
 	uint8_t want[MIR_MAC_SIZE];
-	rc = mac_of(p->key, p->key_len, tag_dest, p->id, resp.nonce, nonce_d,
+	rc = mir_mac(p->key, p->key_len, tag_dest, p->id, resp.nonce, nonce_d,
 	    want);
 	if (rc != 0)
 		return rc;
@@ -1035,7 +1035,7 @@ int mir_handshake_source(struct mir_conn *c, const struct mir_peer_cfg *p,
 		    "key: refused");
 		return -EACCES;
 	}
-	rc = recv_type(c, MIR_MSG_STATUS, &h);
+	rc = mir_recv_type(c, MIR_MSG_STATUS, &h);
 	if (rc == 0)
 		rc = mir_status_decode(mir_conn_payload(c), h.length, st);
 	return rc;
@@ -1052,7 +1052,7 @@ int mir_handshake_dest(struct mir_conn *c, mir_key_lookup_fn *lookup,
 	struct mir_hdr h;
 	int rc;
 
-	rc = recv_type(c, MIR_MSG_HELLO, &h);
+	rc = mir_recv_type(c, MIR_MSG_HELLO, &h);
 	if (rc == 0)
 		rc = mir_hello_decode(mir_conn_payload(c), h.length, &hello);
 	if (rc != 0)
@@ -1086,11 +1086,11 @@ int mir_handshake_dest(struct mir_conn *c, mir_key_lookup_fn *lookup,
 	if (rc == 0)
 		c->compress = lo->compress;
 	if (rc == 0)
-		rc = recv_type(c, MIR_MSG_RESPONSE, &h);
+		rc = mir_recv_type(c, MIR_MSG_RESPONSE, &h);
 	if (rc == 0)
 		rc = mir_response_decode(mir_conn_payload(c), h.length, &resp);
 	if (rc == 0)
-		rc = mac_of(key, key_len, tag_source, hello.id, nonce_d, NULL,
+		rc = mir_mac(key, key_len, tag_source, hello.id, nonce_d, NULL,
 		    want);
 	if (rc != 0)
 		return rc;
@@ -1098,7 +1098,7 @@ int mir_handshake_dest(struct mir_conn *c, mir_key_lookup_fn *lookup,
 		mir_send_error(c, EACCES, "authentication failed (wrong key)");
 		return -EACCES;
 	}
-	rc = mac_of(key, key_len, tag_dest, hello.id, resp.nonce, nonce_d,
+	rc = mir_mac(key, key_len, tag_dest, hello.id, resp.nonce, nonce_d,
 	    want);
 	if (rc == 0)
 		rc = mir_send(c, MIR_MSG_PROOF, want, MIR_MAC_SIZE);

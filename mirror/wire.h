@@ -267,6 +267,21 @@ struct mir_link_opts {
 	bool tls;
 };
 /*
+ * HMAC-SHA256(key, tag || id || n1 [|| n2]): the challenge-response MAC of
+ * the mirror handshake ("filer-mirror S"/"D") and of resync's ("filer-resync
+ * W"/"T").  tag is at most MIR_MAC_TAG_MAX bytes; n2 may be NULL.
+ */
+#define MIR_MAC_TAG_MAX	32
+int mir_mac(const uint8_t *key, size_t key_len, const char *tag,
+    const uint8_t id[MIR_ID_SIZE], const uint8_t *n1, const uint8_t *n2,
+    uint8_t out[MIR_MAC_SIZE]);
+/*
+ * mir_recv a frame of type want (its length already bounded by the type,
+ * mir_hdr_decode).  An ERROR becomes the negative of its code (its text
+ * kept in c->peer_error); any other type is -FL_EPROTO.
+ */
+int mir_recv_type(struct mir_conn *c, uint16_t want, struct mir_hdr *h);
+/*
  * The source's half: HELLO, answer the CHALLENGE, check the PROOF, read
  * STATUS.  -EACCES if the destination cannot prove the key, -FL_EPROTO on
  * anything malformed, or the negative of the code of an ERROR received.
