@@ -27,9 +27,9 @@
  * if it was still queued; the worker frees it when it comes back.  What a
  * hung syscall finally does to the failed disk itself is beyond reach, but
  * by then the disk is out and its label generation behind (R5), so nothing
- * is read from it again; and raid_add_spare refuses a path that is already
- * a disk of the volume, so a late write cannot land on a disk being
- * rebuilt.
+ * is read from it again; and raid_add_spare refuses a file that is already
+ * a disk of the volume (by device and inode, however its path is spelled),
+ * so a late write cannot land on a disk being rebuilt.
  *
  *   QUEUED --worker--> RUNNING <--> COPYING --> DONE (caller frees)
  *      \                  \
@@ -600,6 +600,8 @@ int raid_dev_deadline_wrap(struct raid_dev *inner, uint32_t timeout_ms,
 	dl->base.ops = &dl_ops;
 	dl->base.size = inner->size;
 	dl->base.is_blockdev = inner->is_blockdev;
+	dl->base.file_dev = inner->file_dev;
+	dl->base.file_ino = inner->file_ino;
 	dl->base.fd = -1;
 	dl->inner = inner;
 	dl->timeout_ms = timeout_ms;

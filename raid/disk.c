@@ -146,6 +146,8 @@ int raid_dev_open_file(const char *path, bool create, struct raid_dev **out)
 	}
 	d->ops = &file_ops;
 	d->fd = fd;
+	d->file_dev = (uint64_t)st.st_dev;
+	d->file_ino = (uint64_t)st.st_ino;
 	if (S_ISBLK(st.st_mode)) {
 		uint64_t sz = 0;
 
@@ -156,6 +158,9 @@ int raid_dev_open_file(const char *path, bool create, struct raid_dev **out)
 		}
 		d->size = sz;
 		d->is_blockdev = true;
+		/* The device, whatever node names it. */
+		d->file_dev = (uint64_t)st.st_rdev;
+		d->file_ino = UINT64_MAX;
 	} else if (S_ISREG(st.st_mode)) {
 		d->size = (uint64_t)st.st_size;
 	} else {

@@ -367,6 +367,8 @@ int raid_fault_wrap(struct raid_dev *inner, struct raid_fault_world *w,
 	f->base.ops = &fault_ops;
 	f->base.size = inner->size;
 	f->base.is_blockdev = inner->is_blockdev;
+	f->base.file_dev = inner->file_dev;
+	f->base.file_ino = inner->file_ino;
 	f->base.fd = -1;
 	f->inner = inner;
 	f->world = w;

@@ -543,6 +543,23 @@ int raid_add_spare(raid_vol_t *v, const char *path)
 		err = FL_ERR(-ENOSPC);
 		goto out;
 	}
+	/*
+	 * The same file under another name is the same disk.  A failed disk
+	 * stays open until raid_close, and a late write of its I/O threads
+	 * (deadline.c) must never land on a spare being rebuilt (R5).
+	 */
+	for (size_t i = 0; i < v->ndisks; i++) {
+		const struct raid_dev *o = v->disks[i].dev;
+
+		if (o != NULL && o->file_dev == dev->file_dev &&
+		    o->file_ino == dev->file_ino) {
+			pthread_mutex_unlock(&v->state_lock);
+			fl_err(RAID_SUBSYS, "add spare: %s is %s, already a "
+			    "disk of this volume", path, v->disks[i].path);
+			err = FL_ERR(-EEXIST);
+			goto out;
+		}
+	}
 	{
 		struct raid_disk *d = &v->disks[v->ndisks];
 

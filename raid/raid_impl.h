@@ -67,6 +67,9 @@ struct raid_dev {
 	uint64_t size;		/* bytes */
 	bool is_blockdev;
 	int fd;			/* the file; -1 for a wrapper */
+	/* The file under every wrapper (st_dev, st_ino): the same disk
+	 * however its path is spelled. */
+	uint64_t file_dev, file_ino;
 };
 
 /* Open (or with create, create) a plain file or block device. */

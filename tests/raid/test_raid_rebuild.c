@@ -421,7 +421,8 @@ static void test_auto_rebuild(void **state)
 }
 
 /*
- * raid_add_spare never labels over a disk of this or another volume, and a
+ * raid_add_spare never labels over a disk of this or another volume (under
+ * any of its names), and a
  * rebuilt disk offered back in the spare slot (with the stale disk it
  * replaced at its position) is refused by position (R6).
  */
@@ -446,6 +447,15 @@ static void test_spare_refusals(void **state)
 	tl_vol_destroy(&o);
 
 	assert_int_equal(raid_fail_disk(t.v, 2, "test"), 0);
+	/* Another name for a disk of the volume, working or failed, is the
+	 * same disk: its late writes must not land on a rebuilt spare (R5). */
+	tl_path(spare, sizeof(spare), t.dir, "alias-1.img");
+	assert_int_equal(symlink(t.paths[1], spare), 0);
+	assert_int_equal(raid_add_spare(t.v, spare), -EEXIST);
+	tl_path(spare, sizeof(spare), t.dir, "alias-2.img");
+	assert_int_equal(link(t.paths[2], spare), 0);
+	assert_int_equal(raid_add_spare(t.v, spare), -EEXIST);
+	assert_int_equal(raid_ndisks(t.v), 4);
 	tl_path(spare, sizeof(spare), t.dir, "spare.img");
 	assert_int_equal(raid_add_spare(t.v, spare), 0);
 	assert_int_equal(raid_rebuild_start(t.v), 0);
