@@ -208,6 +208,42 @@ static void *proxy_main(void *arg)
 	return NULL;
 }
 
+/* Listen on a free port and forward each connection to `to`. */
+static void proxy_start(struct proxy *px, uint16_t to)
+{
+	int fd = mir_tcp_listen("127.0.0.1", 0, &px->port);
+
+	assert_true(fd >= 0);
+	px->lfd = fd;
+	px->to = to;
+	assert_int_equal(pthread_create(&px->t, NULL, proxy_main, px), 0);
+}
+
+/* Stop the source, then the proxy; the replica is the source's tree and
+ * checks clean. */
+static void finish_through_proxy(struct tm_pair *p, struct proxy *px)
+{
+	mir_source_stop(p->ms);
+	p->ms = NULL;
+	px->stop = true;
+	pthread_join(px->t, NULL);
+	close(px->lfd);
+	tm_tree_equal(p->src->v, mir_dest_volume(p->md));
+	tm_check_clean(mir_dest_volume(p->md), "replica");
+}
+
+/* A destination that checkpoints a baseline every 256 blocks to ckpt. */
+static void dest_start_ckpt(struct tm_pair *p, const char *ckpt)
+{
+	struct mir_dest_opts o = { .key = p->key, .key_len = sizeof(p->key),
+	    .allow_baseline = true, .io_timeout_ms = 5000,
+	    .checkpoint_path = ckpt, .checkpoint_blocks = 256 };
+
+	memcpy(o.rel_id, p->id, 16);
+	assert_int_equal(mir_dest_start(p->dst->raid, &o, &p->md), 0);
+	p->port = mir_dest_port(p->md);
+}
+
 static void test_link_cuts(void **state)
 {
 	struct tm_pair *p = tm_pair_new();
@@ -222,11 +258,7 @@ static void test_link_cuts(void **state)
 	}
 	assert_int_equal(wafl_sync(p->src->v), 0);
 	tm_dest_start(p);
-	int fd = mir_tcp_listen("127.0.0.1", 0, &px.port);
-	assert_true(fd >= 0);
-	px.lfd = fd;
-	px.to = p->port;
-	assert_int_equal(pthread_create(&px.t, NULL, proxy_main, &px), 0);
+	proxy_start(&px, p->port);
 	tm_source_start_opts(p, MIR_SYNC, px.port, 5, 0);
 
 	uint64_t last_gen = 0, seed = 99;
@@ -272,13 +304,7 @@ static void test_link_cuts(void **state)
 	    (unsigned long long)ds.mirror_reads);
 	assert_true(px.cuts >= 50);
 	assert_int_equal(ds.mirror_reads, 0);
-	mir_source_stop(p->ms);
-	p->ms = NULL;
-	px.stop = true;
-	pthread_join(px.t, NULL);
-	close(px.lfd);
-	tm_tree_equal(p->src->v, mir_dest_volume(p->md));
-	tm_check_clean(mir_dest_volume(p->md), "replica");
+	finish_through_proxy(p, &px);
 	tm_check_clean(p->src->v, "source");
 	tm_pair_free(p);
 }
@@ -310,17 +336,8 @@ static void test_baseline_resumes_after_cuts(void **state)
 	    &vol_blocks), 0);
 
 	snprintf(ckpt, sizeof(ckpt), "%s/mirror.ckpt", p->dst->dir);
-	struct mir_dest_opts o = { .key = p->key, .key_len = sizeof(p->key),
-	    .allow_baseline = true, .io_timeout_ms = 5000,
-	    .checkpoint_path = ckpt, .checkpoint_blocks = 256 };
-	memcpy(o.rel_id, p->id, 16);
-	assert_int_equal(mir_dest_start(p->dst->raid, &o, &p->md), 0);
-	p->port = mir_dest_port(p->md);
-	int fd = mir_tcp_listen("127.0.0.1", 0, &px.port);
-	assert_true(fd >= 0);
-	px.lfd = fd;
-	px.to = p->port;
-	assert_int_equal(pthread_create(&px.t, NULL, proxy_main, &px), 0);
+	dest_start_ckpt(p, ckpt);
+	proxy_start(&px, p->port);
 	tm_source_start_opts(p, MIR_SYNC, px.port, 5, 0);
 
 	/* Watch the progress while the baseline runs; bytes_out moves
@@ -385,13 +402,7 @@ static void test_baseline_resumes_after_cuts(void **state)
 	assert_true(ss.walk_bytes_total >= vol_blocks * 4096 / 2);
 	assert_int_equal(ss.walk_eta_s, 0);
 
-	mir_source_stop(p->ms);
-	p->ms = NULL;
-	px.stop = true;
-	pthread_join(px.t, NULL);
-	close(px.lfd);
-	tm_tree_equal(p->src->v, mir_dest_volume(p->md));
-	tm_check_clean(mir_dest_volume(p->md), "replica");
+	finish_through_proxy(p, &px);
 	free(a);
 	tm_pair_free(p);
 }
@@ -439,16 +450,8 @@ static void baseline_restart(enum restart_what what)
 
 	uint64_t g0 = fill_volume(p, &vol_blocks);
 	snprintf(ckpt, sizeof(ckpt), "%s/mirror.ckpt", p->dst->dir);
-	struct mir_dest_opts o = { .key = p->key, .key_len = sizeof(p->key),
-	    .allow_baseline = true, .io_timeout_ms = 5000,
-	    .checkpoint_path = ckpt, .checkpoint_blocks = 256 };
-	memcpy(o.rel_id, p->id, 16);
-	assert_int_equal(mir_dest_start(p->dst->raid, &o, &p->md), 0);
-	int fd = mir_tcp_listen("127.0.0.1", 0, &px.port);
-	assert_true(fd >= 0);
-	px.lfd = fd;
-	px.to = mir_dest_port(p->md);
-	assert_int_equal(pthread_create(&px.t, NULL, proxy_main, &px), 0);
+	dest_start_ckpt(p, ckpt);
+	proxy_start(&px, mir_dest_port(p->md));
 	tm_source_start_opts(p, MIR_SYNC, px.port, 1500, 0);
 	for (int i = 0; i < 5000 && px.cuts == 0; i++)
 		usleep(2000);
@@ -481,7 +484,7 @@ static void baseline_restart(enum restart_what what)
 	}
 	if (restart_dest) {
 		mir_dest_stop(p->md);
-		assert_int_equal(mir_dest_start(p->dst->raid, &o, &p->md), 0);
+		dest_start_ckpt(p, ckpt);
 		mir_dest_stats(p->md, &ds);
 		assert_int_equal(ds.ckpt_blocks, k);	/* read back */
 		px.to = mir_dest_port(p->md);
@@ -531,13 +534,7 @@ static void baseline_restart(enum restart_what what)
 	assert_int_equal(ds.mirror_reads, 0);
 	assert_int_equal(ds.ckpt_gen, 0);
 	assert_int_equal(access(ckpt, F_OK), -1);
-	mir_source_stop(p->ms);
-	p->ms = NULL;
-	px.stop = true;
-	pthread_join(px.t, NULL);
-	close(px.lfd);
-	tm_tree_equal(p->src->v, mir_dest_volume(p->md));
-	tm_check_clean(mir_dest_volume(p->md), "replica");
+	finish_through_proxy(p, &px);
 	tm_pair_free(p);
 }
 

@@ -34,14 +34,31 @@ static void source_again(struct tm_pair *p, uint64_t fallback_blocks,
 	assert_int_equal(mir_source_start(p->src->v, &o, &p->ms), 0);
 }
 
-static void trees_equal(struct tm_pair *p)
+/* A file of len bytes mirrored to the destination, which then goes away:
+ * the generation it served, *ino the file. */
+static uint64_t mirrored_then_away(struct tm_pair *p, uint32_t len,
+    uint64_t fallback_blocks, uint64_t *ino)
 {
-	struct wafl_obj ra, rb;
-	wafl_vol_t *d = mir_dest_volume(p->md);
+	*ino = tl_fs_new_file(p->src);
+	churn(p->src, *ino, len, 1, 1);
+	tm_dest_start(p);
+	source_again(p, fallback_blocks, true);
+	tm_sync(p);
+	uint64_t a = wafl_generation(mir_dest_volume(p->md));
+	mir_dest_stop(p->md);
+	p->md = NULL;
+	return a;
+}
 
-	assert_int_equal(wafl_root(p->src->v, &ra), 0);
-	assert_int_equal(wafl_root(d, &rb), 0);
-	tm_obj_equal(p->src->v, &ra, d, &rb, 0);
+/* Up to 5 s for the source to take its fallback snapshot. */
+static void wait_fallback(struct tm_pair *p, struct mir_source_stats *st)
+{
+	for (int i = 0; i < 500; i++) {
+		mir_source_stats(p->ms, st);
+		if (st->fallbacks > 0)
+			break;
+		usleep(10000);
+	}
 }
 
 static void test_source_crash_keeps_base(void **state)
@@ -50,16 +67,10 @@ static void test_source_crash_keeps_base(void **state)
 	struct tm_pair *p = tm_pair_new();
 	const uint32_t len = 128 * 1024;
 
-	uint64_t ino = tl_fs_new_file(p->src);
-	churn(p->src, ino, len, 1, 1);
-	tm_dest_start(p);
-	source_again(p, 0, true);
-	tm_sync(p);
-	uint64_t a = wafl_generation(mir_dest_volume(p->md));
+	uint64_t ino;
 	/* The destination goes away; the source keeps writing, far past
 	 * its CP ring, and dies without a clean stop of the volume. */
-	mir_dest_stop(p->md);
-	p->md = NULL;
+	uint64_t a = mirrored_then_away(p, len, 0, &ino);
 	churn(p->src, ino, len, 12, 100);
 	mir_source_stop(p->ms);
 	p->ms = NULL;
@@ -83,7 +94,7 @@ static void test_source_crash_keeps_base(void **state)
 	assert_true(st.last_walk_base >= a);
 	/* a few dozen blocks: the file's 32 and the metadata above them */
 	assert_true(st.blocks_sent_walk < 200);
-	trees_equal(p);
+	tm_tree_equal(p->src->v, mir_dest_volume(p->md));
 	tm_check_clean(p->src->v, "source");
 	tm_check_clean(mir_dest_volume(p->md), "destination");
 	tm_pair_free(p);
@@ -97,23 +108,12 @@ static void test_fallback_snapshot(void **state)
 	char name[64];
 	uint64_t id;
 
-	uint64_t ino = tl_fs_new_file(p->src);
-	churn(p->src, ino, len, 1, 1);
-	tm_dest_start(p);
-	source_again(p, 200, true);
-	tm_sync(p);
-	uint64_t a = wafl_generation(mir_dest_volume(p->md));
-	mir_dest_stop(p->md);
-	p->md = NULL;
+	uint64_t ino;
+	uint64_t a = mirrored_then_away(p, len, 200, &ino);
 	/* Every CP frees 64 blocks that stay pending behind root a. */
 	churn(p->src, ino, len, 8, 100);
 	struct mir_source_stats st;
-	for (int i = 0; i < 500; i++) {
-		mir_source_stats(p->ms, &st);
-		if (st.fallbacks > 0)
-			break;
-		usleep(10000);
-	}
+	wait_fallback(p, &st);
 	assert_int_equal(st.fallbacks, 1);
 	assert_int_equal(st.base_snap_gen, a);
 	snprintf(name, sizeof(name), "mirror.base.%llu", (unsigned long long)a);
@@ -136,7 +136,7 @@ static void test_fallback_snapshot(void **state)
 	mir_source_stats(p->ms, &st);
 	assert_true(st.last_walk_base >= a);
 	assert_true(st.blocks_sent_walk < 300);
-	trees_equal(p);
+	tm_tree_equal(p->src->v, mir_dest_volume(p->md));
 	/* A newer acknowledged root: the snapshot went. */
 	assert_int_equal(wafl_snap_lookup(p->src->v, name, &id), -ENOENT);
 	mir_source_stats(p->ms, &st);
@@ -156,24 +156,13 @@ static void test_fallback_after_restart(void **state)
 	const uint32_t len = 256 * 1024;
 	struct mir_source_stats st;
 
-	uint64_t ino = tl_fs_new_file(p->src);
-	churn(p->src, ino, len, 1, 1);
-	tm_dest_start(p);
-	source_again(p, 200, true);
-	tm_sync(p);
-	uint64_t a = wafl_generation(mir_dest_volume(p->md));
+	uint64_t ino;
+	uint64_t a = mirrored_then_away(p, len, 200, &ino);
 	uint16_t port = p->port;
-	mir_dest_stop(p->md);
-	p->md = NULL;
 	mir_source_stop(p->ms);
 	source_again(p, 200, false);
 	churn(p->src, ino, len, 8, 100);
-	for (int i = 0; i < 500; i++) {
-		mir_source_stats(p->ms, &st);
-		if (st.fallbacks > 0)
-			break;
-		usleep(10000);
-	}
+	wait_fallback(p, &st);
 	assert_int_equal(st.fallbacks, 1);
 	char name[64];
 	uint64_t id;
@@ -187,7 +176,7 @@ static void test_fallback_after_restart(void **state)
 	memcpy(o.rel_id, p->id, 16);
 	assert_int_equal(mir_dest_start(p->dst->raid, &o, &p->md), 0);
 	tm_sync(p);
-	trees_equal(p);
+	tm_tree_equal(p->src->v, mir_dest_volume(p->md));
 	assert_int_equal(wafl_snap_lookup(p->src->v, name, &id), -ENOENT);
 	tm_check_clean(p->src->v, "source");
 	tm_check_clean(mir_dest_volume(p->md), "destination");
