@@ -72,27 +72,21 @@ static uint64_t data_off_for(uint64_t disk_blocks, unsigned p)
 	return FL_DIV_ROUND_UP(end, RAID_DATA_ALIGN) * RAID_DATA_ALIGN;
 }
 
-uint32_t raid_io_timeout_ms(const struct raid_open_opts *o)
+static uint32_t io_timeout_ms(const struct raid_open_opts *o)
 {
 	if (o == NULL || o->io_timeout_ms == 0)
 		return RAID_IO_TIMEOUT_DEFAULT_MS;
 	return FL_MAX(o->io_timeout_ms, RAID_IO_TIMEOUT_MIN_MS);
 }
 
-/*
- * Open a device for the volume: the file, in the fault injector if asked,
- * under the I/O deadline of deadline.c.
- */
-int raid_dev_open_vol(const char *path, bool create, bool fault,
+int raid_dev_wrap_vol(struct raid_dev *plain, bool fault,
     struct raid_fault_world *world, uint32_t timeout_ms,
     struct raid_dev **out)
 {
-	struct raid_dev *d, *f;
-	int err = raid_dev_open_file(path, create, &d);
+	struct raid_dev *d = plain, *f;
+	int err;
 
 	*out = NULL;
-	if (err != 0)
-		return err;
 	if (fault) {
 		err = raid_fault_wrap(d, world, &f);
 		if (err != 0) {
@@ -105,6 +99,20 @@ int raid_dev_open_vol(const char *path, bool create, bool fault,
 	if (err != 0)
 		d->ops->close(d);
 	return err;
+}
+
+/* The same for path, opened here. */
+static int dev_open_vol(const char *path, bool fault,
+    struct raid_fault_world *world, uint32_t timeout_ms,
+    struct raid_dev **out)
+{
+	struct raid_dev *d;
+	int err = raid_dev_open_file(path, false, &d);
+
+	*out = NULL;
+	if (err != 0)
+		return err;
+	return raid_dev_wrap_vol(d, fault, world, timeout_ms, out);
 }
 
 int raid_create(const struct raid_create_opts *c,
@@ -484,8 +492,8 @@ int raid_open(const char *const *paths, size_t npaths,
 		pr[i].why = "no path given";
 		if (paths[i] == NULL)
 			continue;
-		pr[i].err = raid_dev_open_vol(paths[i], false, fault,
-		    &tmpworld, raid_io_timeout_ms(o), &pr[i].dev);
+		pr[i].err = dev_open_vol(paths[i], fault,
+		    &tmpworld, io_timeout_ms(o), &pr[i].dev);
 		if (pr[i].err != 0) {
 			pr[i].why = "cannot open the device";
 			fl_warn(RAID_SUBSYS, "open: cannot open %s: %s",
@@ -554,7 +562,7 @@ int raid_open(const char *const *paths, size_t npaths,
 	v->generation = maxgen;
 	v->label_seq = maxseq;
 	v->fault_inject = fault;
-	v->io_timeout_ms = raid_io_timeout_ms(o);
+	v->io_timeout_ms = io_timeout_ms(o);
 	if (o != NULL) {
 		v->event_fn = o->event_fn;
 		v->event_arg = o->event_arg;

@@ -514,24 +514,12 @@ int raid_add_spare(raid_vol_t *v, const char *path)
 			goto out;
 		}
 	}
-	if (v->fault_inject) {
-		err = raid_fault_wrap(plain, &v->world, &dev);
-		if (err != 0)
-			goto out;
-		plain = NULL;
-		raid_fault_bind(dev, &v->world, v->data_off);
-	} else {
-		dev = plain;
-		plain = NULL;
-	}
-	{
-		struct raid_dev *dl;
-
-		err = raid_dev_deadline_wrap(dev, v->io_timeout_ms, &dl);
-		if (err != 0)
-			goto out;
-		dev = dl;
-	}
+	err = raid_dev_wrap_vol(plain, v->fault_inject, &v->world,
+	    v->io_timeout_ms, &dev);
+	plain = NULL;
+	if (err != 0)
+		goto out;
+	raid_fault_bind(dev, &v->world, v->data_off);
 	p = strdup(path);
 	if (p == NULL) {
 		err = -ENOMEM;

@@ -295,10 +295,10 @@ struct raid_gsnap {
 };
 
 /* open.c */
-uint32_t raid_io_timeout_ms(const struct raid_open_opts *o);
-/* Open path as a disk of a volume: the file, in the fault injector if
- * fault, under the I/O deadline (deadline.c). */
-int raid_dev_open_vol(const char *path, bool create, bool fault,
+/* A disk of a volume: the open file plain, in the fault injector if
+ * fault, under the I/O deadline (deadline.c).  Ownership of plain passes
+ * (closed on failure). */
+int raid_dev_wrap_vol(struct raid_dev *plain, bool fault,
     struct raid_fault_world *world, uint32_t timeout_ms,
     struct raid_dev **out);
 
