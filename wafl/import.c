@@ -564,7 +564,8 @@ static int imp_run(struct imp *im, const char *name, const struct wafl_bp *root,
 	struct wafl_bp nroot = im->nodes[im->n - 1].nbp;
 	uint64_t id = 0;
 	if (rc == 0)
-		rc = snap_insert(v, name, im->gen, &nroot, &id);
+		rc = snap_insert(v, name, im->gen, &nroot, SNAP_ID_IMPORTED,
+		    &id);
 	if (rc == 0 && st != NULL) {
 		st->gen = im->gen;
 		st->id = id;

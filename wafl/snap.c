@@ -129,100 +129,6 @@ static void unlock_all(struct wafl_vol *v)
 	pthread_mutex_unlock(&v->cp_serial);
 }
 
-int wafl_snap_create(wafl_vol_t *v, const char *name, uint64_t *id_out)
-{
-	struct wafl_snapent e, cur;
-	struct wafl_dinode bm;
-	uint8_t *blk = NULL, *sb = NULL;
-	uint64_t slot, free_slot = UINT64_MAX, nsnaps = 0, same_gen = 0;
-	int rc;
-
-	if (!name_ok(name))
-		return FL_ERR(-EINVAL);
-	if (v->readonly || v->failed)
-		return FL_ERR(-EROFS);
-	rc = cp_run(v);
-	if (rc != 0)
-		return rc;
-	lock_all(v);
-	if (snap_find(v, name, 0, &slot, &e) == 0) {
-		rc = FL_ERR(-EEXIST);
-		goto out;
-	}
-	blk = malloc(WAFL_BLOCK_SIZE);
-	sb = malloc(WAFL_BLOCK_SIZE);
-	if (blk == NULL || sb == NULL) {
-		rc = -ENOMEM;
-		goto out;
-	}
-	for (uint64_t s = 0; s < nslots(v); s++) {
-		rc = snap_read(v, s, &cur, blk);
-		if (rc != 0)
-			goto out;
-		if (cur.gen == 0) {
-			if (free_slot == UINT64_MAX)
-				free_slot = s;
-			continue;
-		}
-		nsnaps++;
-		if (cur.gen == v->durable_gen)
-			same_gen++;
-	}
-	if (nsnaps >= WAFL_MAX_SNAPSHOTS) {
-		rc = FL_ERR(-ENOSPC);
-		fl_warn("wafl", "snapshot %s: the limit of %u is reached", name,
-		    WAFL_MAX_SNAPSHOTS);
-		goto out;
-	}
-	if (free_slot == UINT64_MAX)
-		free_slot = nslots(v);
-	memset(&e, 0, sizeof(e));
-	e.gen = v->durable_gen;
-	e.create_ns = fl_now_real_ns();
-	e.root = v->fsi.root;
-	e.id = (v->durable_gen << 16) | same_gen;
-	strcpy(e.name, name);
-	rc = tree_root_bitmap(v, &e.root, &bm, NULL);
-	if (rc != 0)
-		goto out;
-	/* Summary |= the snapshot's bitmap (W9). */
-	for (uint64_t a = 0; a < v->nareas && rc == 0; a++) {
-		rc = tree_read_block(v, &bm, a, blk);
-		if (rc != 0)
-			break;
-		rc = wn_read_block(v->summary_wn, a, sb);
-		if (rc != 0)
-			break;
-		bool change = false;
-		for (uint32_t i = 0; i < WAFL_BLOCK_SIZE; i++)
-			if ((blk[i] | sb[i]) != sb[i])
-				change = true;
-		if (!change)
-			continue;
-		uint8_t *w;
-		rc = wn_modify_block(v->summary_wn, a, &w);
-		for (uint32_t i = 0; rc == 0 && i < WAFL_BLOCK_SIZE; i++)
-			w[i] |= blk[i];
-	}
-	if (rc == 0)
-		rc = snap_write(v, free_slot, &e);
-	if (rc == 0)
-		wnode_dirty(v->summary_wn);
-out:
-	unlock_all(v);
-	free(blk);
-	free(sb);
-	if (rc == 0)
-		rc = cp_run(v);
-	if (rc == 0) {
-		fl_info("wafl", "snapshot %s created (generation %llu)", name,
-		    (unsigned long long)e.gen);
-		if (id_out != NULL)
-			*id_out = e.id;
-	}
-	return rc;
-}
-
 /* Summary |= the bitmap of the tree under root (W9).  Caller holds
  * lock_all. */
 static int summary_or_root(struct wafl_vol *v, const struct wafl_bp *root)
@@ -258,21 +164,85 @@ static int summary_or_root(struct wafl_vol *v, const struct wafl_bp *root)
 	return rc;
 }
 
+int wafl_snap_create(wafl_vol_t *v, const char *name, uint64_t *id_out)
+{
+	struct wafl_bp root;
+	uint64_t gen = 0, id = 0;
+	int rc;
+
+	if (!name_ok(name))
+		return FL_ERR(-EINVAL);
+	if (v->readonly || v->failed)
+		return FL_ERR(-EROFS);
+	rc = cp_run(v);
+	if (rc != 0)
+		return rc;
+	lock_all(v);
+	gen = v->durable_gen;
+	root = v->fsi.root;
+	rc = snap_name_free(v, name);
+	if (rc == 0)
+		rc = summary_or_root(v, &root);
+	if (rc == 0)
+		rc = snap_insert(v, name, gen, &root, SNAP_ID_CREATED, &id);
+	unlock_all(v);
+	if (rc == 0)
+		rc = cp_run(v);
+	if (rc == 0) {
+		fl_info("wafl", "snapshot %s created (generation %llu)", name,
+		    (unsigned long long)gen);
+		if (id_out != NULL)
+			*id_out = id;
+	}
+	return rc;
+}
+
+/* The root pointer of generation gen that this volume retains exactly: a
+ * ring root, a held root or another snapshot's root.  Caller holds
+ * lock_all. */
+static int retained_root_of(struct wafl_vol *v, uint64_t gen,
+    struct wafl_bp *root)
+{
+	struct wafl_snapent se;
+	uint8_t *blk;
+	int rc = -ENOENT;
+
+	for (unsigned i = 0; i < v->fsi.ring_len; i++)
+		if (v->fsi.ring[i].gen == gen) {
+			*root = v->fsi.ring[i].root;
+			return 0;
+		}
+	for (unsigned h = 0; h < WAFL_MAX_HOLDS; h++)
+		if (v->holds[h].gen == gen) {
+			*root = v->holds[h].root;
+			return 0;
+		}
+	/* a root another snapshot keeps (a second name for it) */
+	blk = malloc(WAFL_BLOCK_SIZE);
+	if (blk == NULL)
+		return -ENOMEM;
+	for (uint64_t k = 0; rc == -ENOENT && k < nslots(v); k++)
+		if (snap_read(v, k, &se, blk) == 0 && se.gen == gen &&
+		    se.root.birth == gen) {
+			*root = se.root;
+			rc = 0;
+		}
+	free(blk);
+	return rc;
+}
+
 /*
  * A snapshot whose root IS a retained root (a held root or a ring root):
  * its exact root pointer goes into the table, no block is written for
  * it, and the summary map gains that root's bitmap, which the root
  * already carries (W4).  The caller's hold, if any, stays: release it
- * afterwards.  Ids of adopted snapshots carry bit 15 of the low half, so
- * they never equal an id wafl_snap_create gave for the same generation.
+ * afterwards.
  */
 int wafl_snap_adopt_root(wafl_vol_t *v, const char *name, uint64_t gen,
     unsigned flags, uint64_t *id_out)
 {
-	struct wafl_snapent e, cur;
 	struct wafl_bp root = { 0 };
-	uint8_t *blk = NULL;
-	uint64_t slot, free_slot = UINT64_MAX, nsnaps = 0, same_gen = 0;
+	uint64_t id = 0;
 	int rc;
 
 	if (!name_ok(name))
@@ -280,81 +250,21 @@ int wafl_snap_adopt_root(wafl_vol_t *v, const char *name, uint64_t gen,
 	if (v->readonly || v->failed)
 		return FL_ERR(-EROFS);
 	lock_all(v);
-	rc = -ENOENT;
-	for (unsigned i = 0; i < v->fsi.ring_len; i++)
-		if (v->fsi.ring[i].gen == gen) {
-			root = v->fsi.ring[i].root;
-			rc = 0;
-		}
-	for (unsigned h = 0; rc != 0 && h < WAFL_MAX_HOLDS; h++)
-		if (v->holds[h].gen == gen) {
-			root = v->holds[h].root;
-			rc = 0;
-		}
-	if (rc != 0) {
-		/* a root another snapshot keeps (a second name for it) */
-		struct wafl_snapent se;
-		for (uint64_t k = 0; rc != 0 && k < nslots(v); k++) {
-			uint8_t *b = malloc(WAFL_BLOCK_SIZE);
-			if (b == NULL)
-				break;
-			if (snap_read(v, k, &se, b) == 0 && se.gen == gen &&
-			    se.root.birth == gen) {
-				root = se.root;
-				rc = 0;
-			}
-			free(b);
-		}
-	}
-	if (rc != 0)
-		goto out;
-	if (snap_find(v, name, 0, &slot, &e) == 0) {
-		rc = FL_ERR(-EEXIST);
-		goto out;
-	}
-	blk = malloc(WAFL_BLOCK_SIZE);
-	if (blk == NULL) {
-		rc = -ENOMEM;
-		goto out;
-	}
-	for (uint64_t s = 0; s < nslots(v); s++) {
-		rc = snap_read(v, s, &cur, blk);
-		if (rc != 0)
-			goto out;
-		if (cur.gen == 0) {
-			if (free_slot == UINT64_MAX)
-				free_slot = s;
-			continue;
-		}
-		nsnaps++;
-		if (cur.gen == gen)
-			same_gen++;
-	}
-	if (nsnaps >= WAFL_MAX_SNAPSHOTS) {
-		rc = FL_ERR(-ENOSPC);
-		goto out;
-	}
-	if (free_slot == UINT64_MAX)
-		free_slot = nslots(v);
-	memset(&e, 0, sizeof(e));
-	e.gen = gen;
-	e.create_ns = fl_now_real_ns();
-	e.root = root;
-	e.id = (gen << 16) | 0x8000u | same_gen;
-	strcpy(e.name, name);
-	rc = summary_or_root(v, &root);
+	rc = retained_root_of(v, gen, &root);
 	if (rc == 0)
-		rc = snap_write(v, free_slot, &e);
-out:
+		rc = snap_name_free(v, name);
+	if (rc == 0)
+		rc = summary_or_root(v, &root);
+	if (rc == 0)
+		rc = snap_insert(v, name, gen, &root, SNAP_ID_ADOPTED, &id);
 	unlock_all(v);
-	free(blk);
 	if (rc == 0 && !(flags & WAFL_ADOPT_NO_CP))
 		rc = cp_run(v);
 	if (rc == 0) {
 		fl_info("wafl", "snapshot %s adopts root %llu", name,
 		    (unsigned long long)gen);
 		if (id_out != NULL)
-			*id_out = e.id;
+			*id_out = id;
 	}
 	return rc;
 }
@@ -869,19 +779,26 @@ int snap_name_free(struct wafl_vol *v, const char *name)
 			nsnaps++;
 	}
 	free(blk);
-	if (rc == 0 && nsnaps >= WAFL_MAX_SNAPSHOTS)
+	if (rc == 0 && nsnaps >= WAFL_MAX_SNAPSHOTS) {
 		rc = FL_ERR(-ENOSPC);
+		fl_warn("wafl", "snapshot %s: the limit of %u is reached", name,
+		    WAFL_MAX_SNAPSHOTS);
+	}
 	return rc;
 }
 
 int snap_insert(struct wafl_vol *v, const char *name, uint64_t gen,
-    const struct wafl_bp *root, uint64_t *id_out)
+    const struct wafl_bp *root, uint64_t kind, uint64_t *id_out)
 {
 	struct wafl_snapent e, cur;
 	uint8_t *blk = malloc(WAFL_BLOCK_SIZE);
-	uint64_t free_slot = UINT64_MAX, same_gen = 0;
+	uint64_t free_slot = UINT64_MAX;
+	uint8_t used[(WAFL_MAX_SNAPSHOTS + 1) / 8] = { 0 };
+	uint64_t base = (gen << 16) | kind;
 	int rc = blk == NULL ? -ENOMEM : 0;
 
+	ASSERT(kind == SNAP_ID_CREATED || kind == SNAP_ID_ADOPTED ||
+	    kind == SNAP_ID_IMPORTED);
 	for (uint64_t s = 0; rc == 0 && s < nslots(v); s++) {
 		rc = snap_read(v, s, &cur, blk);
 		if (rc != 0)
@@ -891,19 +808,26 @@ int snap_insert(struct wafl_vol *v, const char *name, uint64_t gen,
 				free_slot = s;
 			continue;
 		}
-		if (cur.gen == gen)
-			same_gen++;
+		/* Ids in use for this generation and kind. */
+		if (cur.id >= base && cur.id - base <= WAFL_MAX_SNAPSHOTS)
+			used[(cur.id - base) / 8] |=
+			    (uint8_t)(1u << ((cur.id - base) % 8));
 	}
 	free(blk);
 	if (rc != 0)
 		return rc;
 	if (free_slot == UINT64_MAX)
 		free_slot = nslots(v);
+	/* The smallest suffix no entry has: an id is never given twice while
+	 * its first holder exists (W9), however entries come and go. */
+	uint64_t n = 0;
+	while (n < WAFL_MAX_SNAPSHOTS && (used[n / 8] >> (n % 8)) & 1)
+		n++;
 	memset(&e, 0, sizeof(e));
 	e.gen = gen;
 	e.create_ns = fl_now_real_ns();
 	e.root = *root;
-	e.id = (gen << 16) | 0x4000u | same_gen;
+	e.id = base | n;
 	snprintf(e.name, sizeof(e.name), "%s", name);
 	rc = snap_write(v, free_slot, &e);
 	if (rc == 0 && id_out != NULL)

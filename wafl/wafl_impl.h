@@ -304,10 +304,16 @@ uint64_t retained_oldest_gen(struct wafl_vol *v);
 /* ---------------------------------------------------------- snapshots */
 
 /* Caller holds cp_serial and cp_lock exclusive (snap.c): the name is
- * valid and unused and the table has room / add an entry as is. */
+ * valid and unused and the table has room / add an entry as is, its id
+ * gen << 16 | kind | the smallest suffix no entry of that generation and
+ * kind has (kinds keep the ids of created, adopted and imported snapshots
+ * of one generation apart). */
+#define SNAP_ID_CREATED		0x0000u
+#define SNAP_ID_IMPORTED	0x4000u
+#define SNAP_ID_ADOPTED		0x8000u
 int snap_name_free(struct wafl_vol *v, const char *name);
 int snap_insert(struct wafl_vol *v, const char *name, uint64_t gen,
-    const struct wafl_bp *root, uint64_t *id);
+    const struct wafl_bp *root, uint64_t kind, uint64_t *id);
 
 /* The inode file of snapshot `id` (snap.c); -ESTALE if there is none. */
 int snap_ifile(struct wafl_vol *v, uint64_t id, struct wafl_dinode *ifile);

@@ -145,6 +145,29 @@ static void test_adopt_releases_pending(void **state)
 	tl_fs_destroy(f);
 }
 
+/* Two names adopt one root, the first is deleted, a third adopts it: the
+ * third gets an id nobody has (W9: ids are unique in the table). */
+static void test_adopt_ids_stay_unique(void **state)
+{
+	(void)state;
+	struct tl_fs *f = tl_fs_create(4, 1, 4096, false);
+	uint64_t a, b, c;
+
+	uint64_t ino = tl_fs_new_file(f);
+	churn(f, ino, 65536, 1, 1);
+	uint64_t h = wafl_generation(f->v);
+	assert_int_equal(wafl_hold_root(f->v, h), 0);
+	assert_int_equal(wafl_snap_adopt_root(f->v, "a", h, 0, &a), 0);
+	assert_int_equal(wafl_snap_adopt_root(f->v, "b", h, 0, &b), 0);
+	assert_int_not_equal(a, b);
+	assert_int_equal(wafl_snap_delete(f->v, "a"), 0);
+	assert_int_equal(wafl_snap_adopt_root(f->v, "c", h, 0, &c), 0);
+	assert_int_not_equal(c, b);
+	wafl_release_root(f->v, h);
+	check_clean(f);
+	tl_fs_destroy(f);
+}
+
 struct writer {
 	struct tl_fs *f;
 	uint64_t ino;
@@ -251,6 +274,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_hold_survives_remount),
 		cmocka_unit_test(test_adopt_releases_pending),
+		cmocka_unit_test(test_adopt_ids_stay_unique),
 		cmocka_unit_test(test_hold_survives_crash),
 		cmocka_unit_test(test_rollback_replica),
 	};
