@@ -17,9 +17,10 @@
  *   quiesced row starts quiesced.  A baseline is allowed only while no
  *   generation was ever acknowledged.  The row's state follows the
  *   library's at each tick, except "quiesced": that is the
- *   administrator's (mrel.quiesced), set by quiesce, cleared by resume,
- *   and no tick reports the library's state over it (its thread closes
- *   the link a little after mir_source_quiesce returns).
+ *   administrator's (the library's quiesce_requested), set by quiesce,
+ *   cleared by resume, and no tick reports the library's state over it
+ *   (its thread closes the link a little after mir_source_quiesce
+ *   returns).
  *
  *   Destination rows run while their volume is online and the row is not
  *   broken off: one listener on the setting mirror_port (one destination
@@ -77,10 +78,6 @@ struct mrel {
 	uint16_t port;
 	uint64_t last_kick;
 	uint64_t fallbacks;	/* source: held roots made snapshots */
-	/* Source: quiesced by the administrator.  The state is "quiesced"
-	 * while this is set, whatever the library reports (its thread
-	 * closes the link a little later); only resume clears it. */
-	bool quiesced;
 	struct { uint64_t gen, t; } seen[SEEN_MAX];
 	size_t nseen, seen_next;
 };
@@ -380,8 +377,7 @@ static int src_run(struct adm_ctx *ctx, struct mrel *r,
 	rc = mir_source_start(av->wafl, &o, &r->src);
 	if (rc != 0)
 		return rc;
-	r->quiesced = strcmp(w->state, "quiesced") == 0;
-	if (r->quiesced)
+	if (strcmp(w->state, "quiesced") == 0)
 		mir_source_quiesce(r->src);
 	return 0;
 }
@@ -645,7 +641,7 @@ bool adm_mirror_rel_status(struct adm_ctx *ctx, int64_t id,
 		mir_source_stats(r->src, &s);
 		seen_note(r, s.source_gen, t);
 		snprintf(st->state, sizeof(st->state), "%s",
-		    r->quiesced ? "quiesced" :
+		    s.quiesce_requested ? "quiesced" :
 		    s.state == MIR_UNINITIALIZED ? "transferring" :
 		    mir_state_name(s.state));
 		st->acked_gen = s.acked_gen;
@@ -660,7 +656,7 @@ bool adm_mirror_rel_status(struct adm_ctx *ctx, int64_t id,
 		st->link_losses = s.link_losses;
 		st->transfers = s.transfers_cp + s.transfers_walk;
 		st->next_run_s = -1;
-		if (r->mode == MIR_ASYNC && !r->quiesced) {
+		if (r->mode == MIR_ASYNC && !s.quiesce_requested) {
 			uint64_t due = r->last_kick + r->schedule_s;
 			st->next_run_s = due > t ? (int64_t)(due - t) : 0;
 		}
@@ -702,7 +698,6 @@ int adm_mirror_quiesce(struct adm_ctx *ctx, int64_t id, bool on)
 
 	if (r == NULL || r->src == NULL)
 		return -ENOENT;
-	r->quiesced = on;
 	if (on) {
 		mir_source_quiesce(r->src);
 		state_set(ctx, r, "quiesced", "by the administrator");
@@ -942,8 +937,8 @@ static void tick_one(struct adm_ctx *ctx, struct mrel *r, uint64_t t)
 		mir_source_stats(r->src, &s);
 		seen_note(r, s.source_gen, t);
 		/* The administrator's quiesce stands until resume: the
-		 * library may still report the state it had before. */
-		if (r->quiesced)
+		 * state may still be the one it had before. */
+		if (s.quiesce_requested)
 			st = "quiesced";
 		else if (s.state != MIR_UNINITIALIZED &&
 		    s.state != MIR_QUIESCED)
@@ -960,7 +955,7 @@ static void tick_one(struct adm_ctx *ctx, struct mrel *r, uint64_t t)
 			    (unsigned long long)s.base_snap_gen);
 		}
 		/* Async: a transfer by birth generation when due. */
-		if (r->mode == MIR_ASYNC && !r->quiesced &&
+		if (r->mode == MIR_ASYNC && !s.quiesce_requested &&
 		    t - r->last_kick >= r->schedule_s) {
 			mir_source_kick(r->src);
 			r->last_kick = t;

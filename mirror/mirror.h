@@ -109,6 +109,9 @@ struct mir_source_opts {
 
 struct mir_source_stats {
 	enum mir_state state;
+	/* Between mir_source_quiesce and mir_source_resume (state turns
+	 * MIR_QUIESCED only once the thread has closed the link). */
+	bool quiesce_requested;
 	uint64_t acked_gen;		/* destination's durable root */
 	uint64_t sent_gen;		/* last root sent */
 	uint64_t source_gen;		/* newest durable root here */

@@ -1048,6 +1048,7 @@ void mir_source_stats(mir_source_t *s, struct mir_source_stats *st)
 	st->bytes_out += s->conn_bytes_out;
 	st->blocks_compressed += s->conn_compressed;
 	st->backlog_bytes = s->backlog;
+	st->quiesce_requested = s->quiesced;
 	pthread_mutex_unlock(&s->lock);
 	st->source_gen = wafl_generation(s->v);
 }
