@@ -256,7 +256,6 @@ enum nfsd_disp nfs3_proc_read(struct nfsd_req *r, void *a, void *s)
 		buf = malloc(count ? count : 1);
 		rc = buf == NULL ? -ENOMEM : wafl_read(ob.exp->vol, &r->cred,
 		    &ob.o, args->offset, count, buf, &got, &eof, &at);
-		r->rdata = buf;
 	}
 	res->status = nfs3_status(r, rc);
 	if (rc == 0) {
@@ -266,8 +265,12 @@ enum nfsd_disp nfs3_proc_read(struct nfsd_req *r, void *a, void *s)
 		ok->eof = eof;
 		ok->data.data_len = got;
 		ok->data.data_val = buf;
-		r->rdata_len = got;
-	} else if (have) {
+		r->rdata = buf;		/* only with READ3resok, whose */
+		r->rdata_len = got;	/* encoding ends with got */
+	} else {
+		free(buf);
+	}
+	if (rc != 0 && have) {
 		nfs3_post_attr_now(r, &ob,
 		    &res->READ3res_u.resfail.file_attributes);
 	}

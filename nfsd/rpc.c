@@ -36,6 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/assert.h"
 #include "common/crc32c.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -282,6 +283,24 @@ static uint8_t *encode_reply(struct rpc_msg *m, size_t *body_len)
 	return buf;
 }
 
+/*
+ * A reply whose data follows it (r->rdata): the record mark counts the
+ * encoded reply, the data and its padding, and the encoded reply must end
+ * with the data's XDR length, or the client reads the data's bytes as
+ * something else and loses the record's framing.
+ */
+static bool reply_ends_with_len(const uint8_t *body, size_t len,
+    size_t data_len)
+{
+	const uint8_t *p;
+
+	if (len < 4 || data_len > NFSD_MAX_RECORD)
+		return false;
+	p = body + len - 4;
+	return ((uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
+	    (uint32_t)p[2] << 8 | p[3]) == data_len;
+}
+
 static void reply_init(struct rpc_msg *m, uint32_t xid)
 {
 	memset(m, 0, sizeof(*m));
@@ -414,6 +433,15 @@ void nfsd_rpc_process(struct nfsd_req *r)
 		m.acpted_rply.ar_stat = SYSTEM_ERR;
 	}
 	rec = encode_reply(&m, &len);
+	if (rec != NULL && data != NULL &&
+	    !reply_ends_with_len(rec + 4, len, data_len)) {
+		ASSERT(!"reply head does not end with its data's length");
+		fl_err("nfsd", "xid %08x proc %u: reply does not end with "
+		    "the length of its %zu data bytes", r->xid, r->proc,
+		    data_len);
+		free(rec);
+		rec = NULL;
+	}
 	if (rec == NULL) {
 		reply_init(&m, r->xid);
 		m.acpted_rply.ar_stat = SYSTEM_ERR;

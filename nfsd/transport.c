@@ -57,6 +57,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "common/assert.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "nfsd/nfsd_impl.h"
@@ -364,6 +365,7 @@ void nfsd_send_reply(struct nfsd_req *r, uint8_t *rec, size_t body_len,
 			(void)sendmsg(r->udp_fd, &mh, MSG_DONTWAIT);
 		goto out;
 	}
+	ASSERT(rlen <= 0x7fffffffu);	/* the mark's 31 bits of length */
 	uint32_t mark = 0x80000000u | (uint32_t)rlen;
 	rec[0] = (uint8_t)(mark >> 24);
 	rec[1] = (uint8_t)(mark >> 16);
