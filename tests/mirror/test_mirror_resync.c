@@ -161,6 +161,27 @@ static struct mir_resync_opts rs_opts(struct tm_pair *p, uint16_t port)
 	return o;
 }
 
+/* M2 after the roll back: slot G % 2 holds G, a replica whose ring is G
+ * alone; the other slot holds no valid fsinfo, so the destination's
+ * first fsinfo (an odd number of generations on) goes there and a torn
+ * write of it leaves G. */
+static void rolled_back_slots(raid_vol_t *raid, uint64_t g)
+{
+	uint8_t *blk = malloc(WAFL_BLOCK_SIZE);
+	struct wafl_fsinfo fi;
+	uint64_t s = g % WAFL_FSINFO_SLOTS;
+
+	assert_int_equal(raid_read(raid, s, 1, blk), 0);
+	assert_int_equal(wafl_fsinfo_decode(blk, &fi), 0);
+	assert_int_equal(fi.gen, g);
+	assert_int_equal(fi.root.birth, g);
+	assert_int_equal(fi.ring_len, 1);
+	assert_true(fi.flags & WAFL_FSI_REPLICA);
+	assert_int_equal(raid_read(raid, 1 - s, 1, blk), 0);
+	assert_true(wafl_fsinfo_decode(blk, &fi) != 0);
+	free(blk);
+}
+
 /* w wins over the side t (on raid traid, log tlog). */
 static void resync(struct tm_pair *p, wafl_vol_t *w, wafl_vol_t **t,
     raid_vol_t *traid, const char *tlog, struct mir_resync_result *wr,
@@ -176,6 +197,7 @@ static void resync(struct tm_pair *p, wafl_vol_t *w, wafl_vol_t **t,
 		fprintf(stderr, "resync: %s\n", tr->error);
 	assert_int_equal(rc, 0);
 	assert_null(*t);
+	rolled_back_slots(traid, tr->base_gen);
 	assert_int_equal(mir_resync_wait(r, 30000, wr), 0);
 	mir_resync_stop(r);
 	assert_int_equal(wr->base_gen, tr->base_gen);
