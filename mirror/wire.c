@@ -614,8 +614,14 @@ static int decompress_payload(struct mir_conn *c, struct mir_hdr *h)
 {
 	const uint8_t *src = mir_conn_payload(c);
 	uint32_t want = types[h->type].max;
-	int rc = zbuf_get(c);
+	int rc;
 
+	/* mir_hdr_decode lets the flag through on BLOCKs only; zbuf holds
+	 * one uncompressed BLOCK payload and no more. */
+	if (h->type != MIR_MSG_BLOCK || want > ZBUF_SIZE ||
+	    h->length >= want)
+		return FL_ERR(-FL_EPROTO);
+	rc = zbuf_get(c);
 	if (rc != 0)
 		return rc;
 	if (c->compress == MIR_COMP_LZ4) {
