@@ -567,18 +567,25 @@ int raid_read(raid_vol_t *v, uint64_t vbn, uint32_t n, void *buf)
 
 /*
  * Add to b the write of the rebuilding disk's blocks for stripes below its
- * cursor (its failure is the rebuild's business, not the writer's).
+ * cursor (its failure is the rebuild's business, not the writer's).  iov
+ * (cnt entries, ns blocks) is cut in place at the cursor.
  */
 static void write_rebuilding(raid_vol_t *v, struct raid_batch *b,
-    const struct raid_gsnap *s, uint64_t s0, uint32_t ns,
-    const struct iovec *iov)
+    const struct raid_gsnap *s, uint64_t s0, uint32_t ns, struct iovec *iov,
+    int cnt)
 {
 	uint64_t cur = s->rb_cursor;	/* of the snapshot's rebuild */
+	size_t left;
+	int n = 0;
 
 	if (s->rb_pos < 0 || s0 >= cur)
 		return;
-	(void)raid_batch_add(v, b, s->rb_disk, RAID_BOP_WRITE, iov,
-	    (int)FL_MIN((uint64_t)ns, cur - s0), s0);
+	left = (size_t)FL_MIN((uint64_t)ns, cur - s0) * RAID_BLOCK_SIZE;
+	for (; n < cnt && left > 0; n++) {
+		iov[n].iov_len = FL_MIN(iov[n].iov_len, left);
+		left -= iov[n].iov_len;
+	}
+	(void)raid_batch_add(v, b, s->rb_disk, RAID_BOP_WRITE, iov, n, s0);
 }
 
 /* Full stripes [s0, s0+ns) of group g from buf (VBN order); ns <= chunk. */
@@ -625,34 +632,27 @@ static int write_full_chunk(raid_vol_t *v, unsigned g, uint64_t s0,
 	raid_batch_init(&b);
 	for (unsigned pos = 0; pos < v->w; pos++) {
 		unsigned e0 = b.n;
+		int cnt;
 
 		if (!s.up[pos] && (int)pos != s.rb_pos)
 			continue;
 		if (pos >= v->n) {
 			iov[0].iov_base = pbuf + (pos - v->n) * pstride;
 			iov[0].iov_len = pstride;
+			cnt = 1;
 		} else {
+			cnt = (int)ns;
 			for (uint32_t k = 0; k < ns; k++) {
 				iov[k].iov_base = (uint8_t *)buf +
 				    ((size_t)k * v->n + pos) * RAID_BLOCK_SIZE;
 				iov[k].iov_len = RAID_BLOCK_SIZE;
 			}
 		}
-		if ((int)pos == s.rb_pos) {
-			if (pos >= v->n) {
-				/* write_rebuilding cuts the vector per block */
-				for (uint32_t k = 0; k < ns; k++) {
-					iov[k].iov_base = pbuf + (pos - v->n) *
-					    pstride + (size_t)k *
-					    RAID_BLOCK_SIZE;
-					iov[k].iov_len = RAID_BLOCK_SIZE;
-				}
-			}
-			write_rebuilding(v, &b, &s, s0, ns, iov);
-		} else {
+		if ((int)pos == s.rb_pos)
+			write_rebuilding(v, &b, &s, s0, ns, iov, cnt);
+		else
 			(void)raid_batch_add(v, &b, s.d[pos], RAID_BOP_WRITE,
-			    iov, pos >= v->n ? 1 : (int)ns, s0);
-		}
+			    iov, cnt, s0);
 		if (b.n > e0)
 			ent_pos[e0] = pos;
 	}
@@ -797,7 +797,7 @@ static int write_partial(raid_vol_t *v, unsigned g, uint64_t st, unsigned a,
 			if (pos < v->n && (pos < a || pos >= a + k))
 				continue;
 			if ((int)pos == s.rb_pos) {
-				write_rebuilding(v, &b, &s, st, 1, &iov);
+				write_rebuilding(v, &b, &s, st, 1, &iov, 1);
 				continue;
 			}
 			if (!s.up[pos])
