@@ -35,107 +35,40 @@
  * Every wait is bounded; a failing test still kills its filerds.
  */
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/socket.h>
 #include <cmocka.h>
 
-#include <nfsc/libnfs.h>
-
 #include "common/util.h"
-#include "tests/admin/ta.h"
+#include "tests/lib/tl_mirror.h"
+#include "tests/lib/tl_port.h"
 #include "tests/lib/tl_tmpdir.h"
 
 #define CLIENT_TIMEOUT_MS	5000
 #define FILE_BYTES		(1u << 20)
 
-struct side {
-	char home[2048];
-	struct ta_daemon d;
-	uint16_t nfs_port, mnt_port, mir_port;
-	const char *vol;
-};
-
 struct mtest {
 	char *dir;
 	char key[2100];
-	struct side s, d;	/* source, destination */
+	struct tl_mirror_side s, d;	/* source, destination */
 };
-
-/* A port free for TCP and UDP on all addresses, its sockets kept open in
- * fds until every port is chosen. */
-static uint16_t free_port(int fds[2])
-{
-	for (int tries = 0; tries < 100; tries++) {
-		struct sockaddr_in sa = { .sin_family = AF_INET };
-		socklen_t sl = sizeof(sa);
-		int t = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		int u = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-
-		assert_true(t >= 0 && u >= 0);
-		if (bind(t, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
-		    getsockname(t, (struct sockaddr *)&sa, &sl) == 0 &&
-		    bind(u, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
-			fds[0] = t;
-			fds[1] = u;
-			return ntohs(sa.sin_port);
-		}
-		close(t);
-		close(u);
-	}
-	fail_msg("no free port");
-	return 0;
-}
-
-static void set_u(const char *home, const char *key, unsigned v)
-{
-	char b[16];
-
-	snprintf(b, sizeof(b), "%u", v);
-	free(ta_ctl_expect(0, home, "config", "set", key, b, NULL));
-}
-
-static void side_init(struct mtest *t, struct side *s, const char *name,
-    const char *vol, const char *size, int fds[][2])
-{
-	snprintf(s->home, sizeof(s->home), "%s/%s", t->dir, name);
-	s->vol = vol;
-	s->nfs_port = free_port(fds[0]);
-	s->mnt_port = free_port(fds[1]);
-	s->mir_port = free_port(fds[2]);
-	free(ta_ctl_expect(0, s->home, "vol", "create", vol, "--disks", "3",
-	    "--parity", "1", "--size", size, NULL));
-	set_u(s->home, "nfs_port", s->nfs_port);
-	set_u(s->home, "mount_port", s->mnt_port);
-	set_u(s->home, "mirror_port", s->mir_port);
-	free(ta_ctl_expect(0, s->home, "config", "set", "nfs_rpcbind", "false",
-	    NULL));
-	set_u(s->home, "nfs_threads", 4);
-}
 
 static int setup_sized(void **state, const char *dst_size)
 {
 	struct mtest *t = calloc(1, sizeof(*t));
-	int fds[6][2];
-	FILE *f;
+	uint16_t ports[6];
 
 	assert_non_null(t);
 	t->dir = tl_tmpdir_make(NULL, "filer-mirror-cli");
-	side_init(t, &t->s, "src", "vsrc", "64M", &fds[0]);
+	assert_int_equal(tl_free_ports(ports, 6), 0);
+	tl_mirror_side_init(&t->s, t->dir, "src", "vsrc", "64M", &ports[0],
+	    NULL);
 	/* The destination may be larger than the source (more VBNs). */
-	side_init(t, &t->d, "dst", "vdst", dst_size, &fds[3]);
-	for (int i = 0; i < 6; i++) {
-		close(fds[i][0]);
-		close(fds[i][1]);
-	}
-	snprintf(t->key, sizeof(t->key), "%s/mirror.key", t->dir);
-	f = fopen(t->key, "w");
-	assert_non_null(f);
-	fprintf(f, "0123456789abcdef-a-test-key-of-40-bytes!\n");
-	fclose(f);
+	tl_mirror_side_init(&t->d, t->dir, "dst", "vdst", dst_size, &ports[3],
+	    NULL);
+	tl_mirror_key_write(t->dir, t->key, sizeof(t->key));
 	*state = t;
 	return 0;
 }
@@ -150,18 +83,6 @@ static int setup_small(void **state)
 	return setup_sized(state, "32M");
 }
 
-static int check_clean(const struct side *s)
-{
-	struct ta_out o = ta_ctl(s->home, "check", s->vol, NULL);
-	int st = o.status;
-
-	if (st != 0)
-		fprintf(stderr, "filerctl check %s: exit %d\n%s%s\n", s->vol,
-		    st, o.out, o.err);
-	ta_out_free(&o);
-	return st;
-}
-
 static int teardown(void **state)
 {
 	struct mtest *t = *state;
@@ -171,8 +92,8 @@ static int teardown(void **state)
 		(void)ta_daemon_signal_wait(&t->s.d, SIGKILL);
 	if (t->d.d.pid > 0)
 		(void)ta_daemon_signal_wait(&t->d.d, SIGKILL);
-	st |= check_clean(&t->s);
-	st |= check_clean(&t->d);
+	st |= tl_mirror_check(&t->s);
+	st |= tl_mirror_check(&t->d);
 	tl_tmpdir_remove(t->dir);
 	free(t);
 	return st == 0 ? 0 : -1;
@@ -180,25 +101,14 @@ static int teardown(void **state)
 
 /* ------------------------------------------------------------- clients */
 
-static struct nfs_context *cl_mount(const struct side *s)
+static struct nfs_context *cl_mount(const struct tl_mirror_side *s)
 {
-	struct nfs_context *nfs = nfs_init_context();
-	struct nfs_url *u;
-	char buf[512];
+	char err[600];
+	struct nfs_context *nfs = tl_mirror_mount(s, CLIENT_TIMEOUT_MS, err,
+	    sizeof(err));
 
-	assert_non_null(nfs);
-	nfs_set_timeout(nfs, CLIENT_TIMEOUT_MS);
-	nfs_set_dircache(nfs, 0);
-	nfs_set_uid(nfs, 0);
-	nfs_set_gid(nfs, 0);
-	snprintf(buf, sizeof(buf), "nfs://127.0.0.1/vol/%s?nfsport=%u&"
-	    "mountport=%u", s->vol, s->nfs_port, s->mnt_port);
-	u = nfs_parse_url_dir(nfs, buf);
-	assert_non_null(u);
-	if (nfs_mount(nfs, u->server, u->path) != 0)
-		fail_msg("libnfs mount of %s failed: %s", buf,
-		    nfs_get_error(nfs));
-	nfs_destroy_url(u);
+	if (nfs == NULL)
+		fail_msg("libnfs %s", err);
 	return nfs;
 }
 
@@ -214,7 +124,8 @@ static void fill(uint8_t *b, size_t n, uint32_t seed)
 	}
 }
 
-static void write_file(const struct side *s, const char *path, uint32_t seed)
+static void write_file(const struct tl_mirror_side *s, const char *path,
+    uint32_t seed)
 {
 	struct nfs_context *nfs = cl_mount(s);
 	struct nfsfh *fh;
@@ -232,7 +143,7 @@ static void write_file(const struct side *s, const char *path, uint32_t seed)
 	free(b);
 }
 
-static void read_compare(const struct side *s, const char *path,
+static void read_compare(const struct tl_mirror_side *s, const char *path,
     uint32_t seed)
 {
 	struct nfs_context *nfs = cl_mount(s);
@@ -254,7 +165,7 @@ static void read_compare(const struct side *s, const char *path,
 }
 
 /* nfs_creat's result on side s (0 or a negative errno). */
-static int try_create(const struct side *s, const char *path)
+static int try_create(const struct tl_mirror_side *s, const char *path)
 {
 	struct nfs_context *nfs = cl_mount(s);
 	struct nfsfh *fh;
@@ -270,11 +181,6 @@ static int try_create(const struct side *s, const char *path)
 
 /* ------------------------------------------------------------- mirrors */
 
-static char *status_json(const struct side *s)
-{
-	return ta_ctl_expect(0, s->home, "mirror", "status", "--json", NULL);
-}
-
 /* Wait until the source's status shows the destination acknowledged the
  * source's newest generation, at least min_gen; returns it. */
 static long wait_acked(const struct mtest *t, long min_gen)
@@ -283,7 +189,7 @@ static long wait_acked(const struct mtest *t, long min_gen)
 
 	for (int i = 0; i < 400; i++) {
 		free(js);
-		js = status_json(&t->s);
+		js = tl_mirror_status(&t->s);
 		long acked = ta_json_long(js, "$.mirrors[0].acked_gen");
 		long src = ta_json_long(js, "$.mirrors[0].source_gen");
 
@@ -303,52 +209,19 @@ static long wait_acked(const struct mtest *t, long min_gen)
 	return 0;
 }
 
-/* ... and the secondary serves it. */
-static void wait_served(const struct mtest *t, long gen)
-{
-	char *js = NULL;
-
-	for (int i = 0; i < 400; i++) {
-		free(js);
-		js = status_json(&t->d);
-		char *st = ta_json(js, "$.mirrors[0].state");
-		bool ok = st != NULL && strcmp(st, "in-sync") == 0 &&
-		    ta_json_long(js, "$.mirrors[0].acked_gen") >= gen;
-
-		free(st);
-		if (ok) {
-			free(js);
-			return;
-		}
-		ta_sleep_ms(50);
-	}
-	fail_msg("the secondary does not serve generation %ld: %s", gen, js);
-}
-
 static long source_gen(const struct mtest *t)
 {
-	char *js = status_json(&t->s);
-	long g = ta_json_long(js, "$.mirrors[0].source_gen");
-
-	free(js);
-	return g;
+	return tl_mirror_long(&t->s, "source_gen");
 }
 
 static void peers_and_relationship(struct mtest *t)
 {
-	char a[64];
-
-	snprintf(a, sizeof(a), "127.0.0.1:%u", t->d.mir_port);
-	free(ta_ctl_expect(0, t->s.home, "peer", "add", "dst", "--address", a,
-	    "--key-file", t->key, NULL));
-	snprintf(a, sizeof(a), "127.0.0.1:%u", t->s.mir_port);
-	free(ta_ctl_expect(0, t->d.home, "peer", "add", "src", "--address", a,
-	    "--key-file", t->key, NULL));
+	tl_mirror_peers(&t->s, &t->d, t->key);
 	free(ta_ctl_expect(0, t->d.home, "mirror", "create", "src:vsrc",
 	    "vdst", "--mode", "sync", NULL));
 	free(ta_ctl_expect(0, t->s.home, "mirror", "create", "vsrc",
 	    "dst:vdst", "--mode", "sync", NULL));
-	char *js = status_json(&t->s);
+	char *js = tl_mirror_status(&t->s);
 	ta_json_eq(js, "$.mirrors[0].state", "uninitialized");
 	ta_json_eq(js, "$.mirrors[0].direction", "source");
 	free(js);
@@ -365,7 +238,7 @@ static void exports(struct mtest *t)
 	    NULL));
 }
 
-static bool events_have(const struct side *s, const char *kind,
+static bool events_have(const struct tl_mirror_side *s, const char *kind,
     const char *text)
 {
 	char *out = ta_ctl_expect(0, s->home, "events", NULL);
@@ -391,7 +264,7 @@ static void quiesce_resume_rounds(struct mtest *t)
 		    "vsrc", NULL);
 		assert_non_null(strstr(out, "quiesced"));
 		free(out);
-		char *js = status_json(&t->s);
+		char *js = tl_mirror_status(&t->s);
 		ta_json_eq(js, "$.mirrors[0].state", "quiesced");
 		free(js);
 		out = ta_ctl_expect(0, t->s.home, "mirror", "resume", "vsrc",
@@ -399,7 +272,7 @@ static void quiesce_resume_rounds(struct mtest *t)
 		if (strstr(out, "resumed") == NULL)
 			fail_msg("round %d: resume: %s", i, out);
 		free(out);
-		js = status_json(&t->s);
+		js = tl_mirror_status(&t->s);
 		char *st = ta_json(js, "$.mirrors[0].state");
 		if (st == NULL || strcmp(st, "quiesced") == 0)
 			fail_msg("round %d: still quiesced after resume: %s",
@@ -412,7 +285,7 @@ static void quiesce_resume_rounds(struct mtest *t)
 
 	for (int i = 0; i < 400 && !in_sync; i++) {
 		free(js);
-		js = status_json(&t->s);
+		js = tl_mirror_status(&t->s);
 		char *st = ta_json(js, "$.mirrors[0].state");
 		in_sync = st != NULL && strcmp(st, "in-sync") == 0;
 		free(st);
@@ -442,10 +315,10 @@ static void test_replicate(void **state)
 	free(ta_ctl_expect(0, t->s.home, "snap", "create", "vsrc", "s1",
 	    NULL));
 	g = wait_acked(t, source_gen(t) > g ? source_gen(t) : g + 1);
-	wait_served(t, g);
+	tl_mirror_wait_served(&t->d, g);
 	read_compare(&t->d, "/data1", 1);
 	assert_int_equal(try_create(&t->d, "/nope"), -EROFS);
-	js = status_json(&t->d);
+	js = tl_mirror_status(&t->d);
 	ta_json_eq(js, "$.mirrors[0].direction", "destination");
 	ta_json_eq(js, "$.mirrors[0].state", "in-sync");
 	assert_true(ta_json_long(js, "$.mirrors[0].acked_gen") >= g);
@@ -460,7 +333,7 @@ static void test_replicate(void **state)
 	free(ta_ctl_expect(0, t->s.home, "snap", "create", "vsrc", "s3",
 	    NULL));
 	ta_sleep_ms(1100);
-	js = status_json(&t->s);
+	js = tl_mirror_status(&t->s);
 	ta_json_eq(js, "$.mirrors[0].state", "quiesced");
 	assert_true(ta_json_long(js, "$.mirrors[0].lag_cps") >= 1);
 	assert_true(ta_json_long(js, "$.mirrors[0].lag_seconds") >= 1);
@@ -469,7 +342,7 @@ static void test_replicate(void **state)
 	assert_true(events_have(&t->s, "mirror.state", "-> quiesced"));
 	free(ta_ctl_expect(0, t->s.home, "mirror", "resume", "vsrc", NULL));
 	g = wait_acked(t, g + 1);
-	wait_served(t, g);
+	tl_mirror_wait_served(&t->d, g);
 	read_compare(&t->d, "/data3", 3);
 	quiesce_resume_rounds(t);
 	g = wait_acked(t, g);
@@ -483,17 +356,17 @@ static void test_replicate(void **state)
 	free(ta_ctl_expect(0, t->s.home, "snap", "create", "vsrc", "s2",
 	    NULL));
 	g = wait_acked(t, g + 1);
-	wait_served(t, g);
+	tl_mirror_wait_served(&t->d, g);
 	read_compare(&t->d, "/data2", 2);
 	read_compare(&t->d, "/data1", 1);
-	js = status_json(&t->s);
+	js = tl_mirror_status(&t->s);
 	/* Catch-up, not a new baseline: no error recorded. */
 	ta_json_eq(js, "$.mirrors[0].last_error", "");
 	free(js);
 
 	/* Break: the secondary becomes writable with the data. */
 	free(ta_ctl_expect(0, t->d.home, "mirror", "break", "vdst", NULL));
-	js = status_json(&t->d);
+	js = tl_mirror_status(&t->d);
 	ta_json_eq(js, "$.mirrors[0].state", "broken-off");
 	free(js);
 	assert_int_equal(try_create(&t->d, "/after-break"), 0);
@@ -560,7 +433,7 @@ static void test_bad_input(void **state)
 	assert_int_equal(ta_json_long(js, "$.peers[0].mirrors"), 1);
 	assert_null(strstr(js, "psk"));
 	free(js);
-	js = status_json(&t->s);
+	js = tl_mirror_status(&t->s);
 	ta_json_eq(js, "$.mirrors[0].mode", "async");
 	ta_json_eq(js, "$.mirrors[0].state", "uninitialized");
 	free(js);
@@ -568,7 +441,7 @@ static void test_bad_input(void **state)
 	free(ta_ctl_expect(0, t->s.home, "snap", "create", "vsrc", "x", NULL));
 	free(ta_ctl_expect(0, t->s.home, "mirror", "delete", "vsrc", NULL));
 	free(ta_ctl_expect(0, t->s.home, "peer", "remove", "p1", NULL));
-	js = status_json(&t->s);
+	js = tl_mirror_status(&t->s);
 	ta_json_eq(js, "$.mirrors", "[]");
 	free(js);
 	assert_int_equal(ta_daemon_stop(&t->s.d), 0);
@@ -603,17 +476,12 @@ static void usage_error(const char *home, const char *what, ...)
 static void test_async_schedule(void **state)
 {
 	struct mtest *t = *state;
-	char a[64], *js, *out;
+	char *js, *out;
 
 	exports(t);
 	ta_daemon_start(&t->s.d, t->s.home);
 	ta_daemon_start(&t->d.d, t->d.home);
-	snprintf(a, sizeof(a), "127.0.0.1:%u", t->d.mir_port);
-	free(ta_ctl_expect(0, t->s.home, "peer", "add", "dst", "--address", a,
-	    "--key-file", t->key, NULL));
-	snprintf(a, sizeof(a), "127.0.0.1:%u", t->s.mir_port);
-	free(ta_ctl_expect(0, t->d.home, "peer", "add", "src", "--address", a,
-	    "--key-file", t->key, NULL));
+	tl_mirror_peers(&t->s, &t->d, t->key);
 
 	usage_error(t->s.home, "not an interval", "mirror", "create", "vsrc",
 	    "dst:vdst", "--mode", "async", "--schedule", "5x", NULL);
@@ -629,7 +497,7 @@ static void test_async_schedule(void **state)
 	    "vdst", "--mode", "async", "--schedule", "5m", NULL);
 	usage_error(t->s.home, "compress", "mirror", "create", "vsrc",
 	    "dst:vdst", "--compress", "gzip", NULL);
-	js = status_json(&t->s);
+	js = tl_mirror_status(&t->s);
 	assert_null(strstr(js, "vsrc"));	/* nothing was stored */
 	free(js);
 
@@ -640,7 +508,7 @@ static void test_async_schedule(void **state)
 	    "lz4", "--tls", NULL));
 	free(ta_ctl_expect(0, t->s.home, "mirror", "init", "vsrc", NULL));
 	long g = wait_acked(t, 1);
-	js = status_json(&t->s);
+	js = tl_mirror_status(&t->s);
 	ta_json_eq(js, "$.mirrors[0].mode", "async");
 	ta_json_eq(js, "$.mirrors[0].schedule", "2s");
 	ta_json_eq(js, "$.mirrors[0].compress", "lz4");
@@ -651,7 +519,7 @@ static void test_async_schedule(void **state)
 	assert_true(ta_json_long(js, "$.mirrors[0].transfer_bytes") > 0);
 	assert_non_null(strstr(js, "\"tls\": true"));
 	free(js);
-	js = status_json(&t->d);
+	js = tl_mirror_status(&t->d);
 	ta_json_eq(js, "$.mirrors[0].compress", "lz4");
 	ta_json_eq(js, "$.mirrors[0].schedule", "");
 	free(js);
@@ -672,7 +540,7 @@ static void test_async_schedule(void **state)
 	fprintf(stderr, "async, every 2s: generation %ld acknowledged %.1f s "
 	    "after its CP\n", want, secs);
 	assert_true(secs < 10);
-	wait_served(t, g);
+	tl_mirror_wait_served(&t->d, g);
 	read_compare(&t->d, "/async1", 11);
 	assert_true(events_have(&t->s, "mirror.created", "every 2s"));
 }
@@ -684,13 +552,7 @@ static void test_link_mismatch(void **state)
 
 	ta_daemon_start(&t->s.d, t->s.home);
 	ta_daemon_start(&t->d.d, t->d.home);
-	char a[64];
-	snprintf(a, sizeof(a), "127.0.0.1:%u", t->d.mir_port);
-	free(ta_ctl_expect(0, t->s.home, "peer", "add", "dst", "--address", a,
-	    "--key-file", t->key, NULL));
-	snprintf(a, sizeof(a), "127.0.0.1:%u", t->s.mir_port);
-	free(ta_ctl_expect(0, t->d.home, "peer", "add", "src", "--address", a,
-	    "--key-file", t->key, NULL));
+	tl_mirror_peers(&t->s, &t->d, t->key);
 	free(ta_ctl_expect(0, t->d.home, "mirror", "create", "src:vsrc",
 	    "vdst", "--compress", "zstd", NULL));
 	free(ta_ctl_expect(0, t->s.home, "mirror", "create", "vsrc",
@@ -698,7 +560,7 @@ static void test_link_mismatch(void **state)
 	free(ta_ctl_expect(0, t->s.home, "mirror", "init", "vsrc", NULL));
 	for (int i = 0; i < 200; i++) {
 		free(js);
-		js = status_json(&t->s);
+		js = tl_mirror_status(&t->s);
 		char *e = ta_json(js, "$.mirrors[0].last_error");
 		bool found = e != NULL && strstr(e, "link options differ");
 		free(e);
@@ -728,7 +590,7 @@ static void test_small_destination(void **state)
 	for (int i = 0; i < 200; i++) {
 		free(js);
 		free(err);
-		js = status_json(&t->d);
+		js = tl_mirror_status(&t->d);
 		err = ta_json(js, "$.mirrors[0].last_error");
 		if (err != NULL && strstr(err, "blocks, volume of") != NULL)
 			break;
@@ -749,8 +611,8 @@ static void test_small_destination(void **state)
 }
 
 /* The name of the first resync.* snapshot of the volume. */
-static void resync_snap(const struct side *s, const char *vol, char *name,
-    size_t len)
+static void resync_snap(const struct tl_mirror_side *s, const char *vol,
+    char *name, size_t len)
 {
 	char *out = ta_ctl_expect(0, s->home, "snap", "list", vol, NULL);
 	char *p = strstr(out, "resync.");
@@ -764,13 +626,13 @@ static void resync_snap(const struct side *s, const char *vol, char *name,
 }
 
 /* Wait until the row of side s is in state st. */
-static void wait_state(const struct side *s, const char *st)
+static void wait_state(const struct tl_mirror_side *s, const char *st)
 {
 	char *js = NULL;
 
 	for (int i = 0; i < 600; i++) {
 		free(js);
-		js = status_json(s);
+		js = tl_mirror_status(s);
 		char *cur = ta_json(js, "$.mirrors[0].state");
 		bool ok = cur != NULL && strcmp(cur, st) == 0;
 		free(cur);
@@ -796,7 +658,7 @@ static void test_resync(void **state)
 	write_file(&t->s, "/base", 1);
 	g = wait_acked(t, 1);
 	g = wait_acked(t, source_gen(t) > g ? source_gen(t) : g);
-	wait_served(t, g);
+	tl_mirror_wait_served(&t->d, g);
 
 	/* Failover: both sides break off and both write. */
 	free(ta_ctl_expect(0, t->d.home, "mirror", "break", "vdst", NULL));
@@ -811,7 +673,7 @@ static void test_resync(void **state)
 	free(ta_ctl_expect(0, t->s.home, "mirror", "resync", "vsrc", NULL));
 	wait_state(&t->s, "in-sync");
 	g = wait_acked(t, 1);
-	wait_served(t, g);
+	tl_mirror_wait_served(&t->d, g);
 	read_compare(&t->d, "/src-new", 2);
 	read_compare(&t->d, "/base", 1);
 	assert_int_equal(try_create(&t->d, "/nope"), -EROFS);
@@ -833,15 +695,15 @@ static void test_resync(void **state)
 	free(ta_ctl_expect(0, t->d.home, "mirror", "resync", "vdst",
 	    "--reverse", NULL));
 	wait_state(&t->d, "in-sync");
-	char *js = status_json(&t->d);
+	char *js = tl_mirror_status(&t->d);
 	ta_json_eq(js, "$.mirrors[0].direction", "source");
 	free(js);
-	js = status_json(&t->s);
+	js = tl_mirror_status(&t->s);
 	ta_json_eq(js, "$.mirrors[0].direction", "destination");
 	free(js);
 	/* the old source now serves the old destination's tree */
 	for (int i = 0; i < 600; i++) {
-		js = status_json(&t->d);
+		js = tl_mirror_status(&t->d);
 		long a = ta_json_long(js, "$.mirrors[0].acked_gen");
 		long sg = ta_json_long(js, "$.mirrors[0].source_gen");
 		free(js);

@@ -46,6 +46,8 @@
 #include <nfsc/libnfs.h>
 
 #include "tests/admin/ta.h"
+#include "tests/lib/tl_nfs.h"
+#include "tests/lib/tl_port.h"
 #include "tests/lib/tl_tmpdir.h"
 #include "tests/nfsd/th.h"
 
@@ -61,46 +63,28 @@ struct e2e {
 
 /* ------------------------------------------------------------ helpers */
 
-/* A port free for TCP and UDP on all addresses (nfsd binds 0.0.0.0);
- * the sockets stay open (in fds) until both ports are chosen. */
+/* A port free for TCP and UDP, its sockets held in fds (tl_port.h). */
 static uint16_t free_port(int fds[2])
 {
-	for (int tries = 0; tries < 100; tries++) {
-		struct sockaddr_in sa = { .sin_family = AF_INET };
-		socklen_t sl = sizeof(sa);
-		int t = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		int u = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	uint16_t p = tl_free_port(fds);
 
-		assert_true(t >= 0 && u >= 0);
-		if (bind(t, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
-		    getsockname(t, (struct sockaddr *)&sa, &sl) == 0 &&
-		    bind(u, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
-			fds[0] = t;
-			fds[1] = u;
-			return ntohs(sa.sin_port);
-		}
-		close(t);
-		close(u);
-	}
-	fail_msg("no free port pair");
-	return 0;
+	if (p == 0)
+		fail_msg("no free port");
+	return p;
 }
 
 static int setup(void **state)
 {
 	struct e2e *t = calloc(1, sizeof(*t));
-	int a[2], b[2];
+	uint16_t ports[2];
 	char np[16], mp[16];
 
 	assert_non_null(t);
 	t->dir = tl_tmpdir_make(NULL, "filer-e2e");
 	snprintf(t->home, sizeof(t->home), "%s/home", t->dir);
-	t->nfs_port = free_port(a);
-	t->mnt_port = free_port(b);
-	close(a[0]);
-	close(a[1]);
-	close(b[0]);
-	close(b[1]);
+	assert_int_equal(tl_free_ports(ports, 2), 0);
+	t->nfs_port = ports[0];
+	t->mnt_port = ports[1];
 	snprintf(np, sizeof(np), "%u", t->nfs_port);
 	snprintf(mp, sizeof(mp), "%u", t->mnt_port);
 	free(ta_ctl_expect(0, t->home, "vol", "create", "vol0", "--disks", "5",
@@ -157,28 +141,8 @@ static void url(const struct e2e *t, char *out, size_t len, const char *path)
 static struct nfs_context *cl_mount_err(const struct e2e *t, const char *path,
     char *err, size_t errlen)
 {
-	struct nfs_context *nfs = nfs_init_context();
-	struct nfs_url *u;
-	char buf[512];
-	int rc;
-
-	assert_non_null(nfs);
-	nfs_set_timeout(nfs, CLIENT_TIMEOUT_MS);
-	nfs_set_dircache(nfs, 0);
-	nfs_set_uid(nfs, 0);
-	nfs_set_gid(nfs, 0);
-	url(t, buf, sizeof(buf), path);
-	u = nfs_parse_url_dir(nfs, buf);
-	assert_non_null(u);
-	rc = nfs_mount(nfs, u->server, u->path);
-	nfs_destroy_url(u);
-	if (rc != 0) {
-		if (err != NULL)
-			snprintf(err, errlen, "%s", nfs_get_error(nfs));
-		nfs_destroy_context(nfs);
-		return NULL;
-	}
-	return nfs;
+	return tl_nfs_mount(path, t->nfs_port, t->mnt_port, CLIENT_TIMEOUT_MS,
+	    err, errlen);
 }
 
 static struct nfs_context *cl_mount(const struct e2e *t, const char *path)
@@ -214,36 +178,6 @@ static bool check(const uint8_t *b, size_t n, uint32_t seed, uint64_t off)
 		if (b[i] != pat(seed, off + i))
 			return false;
 	return true;
-}
-
-static int write_all(struct nfs_context *nfs, struct nfsfh *fh, uint64_t off,
-    const uint8_t *b, size_t n)
-{
-	while (n > 0) {
-		int k = nfs_pwrite(nfs, fh, off, n, b);
-
-		if (k <= 0)
-			return k < 0 ? k : -EIO;
-		off += (uint64_t)k;
-		b += k;
-		n -= (size_t)k;
-	}
-	return 0;
-}
-
-static int read_all(struct nfs_context *nfs, struct nfsfh *fh, uint64_t off,
-    uint8_t *b, size_t n)
-{
-	while (n > 0) {
-		int k = nfs_pread(nfs, fh, off, n, b);
-
-		if (k <= 0)
-			return k < 0 ? k : -EIO;
-		off += (uint64_t)k;
-		b += k;
-		n -= (size_t)k;
-	}
-	return 0;
 }
 
 /* Run a shell command line (libnfs-utils tools); exit status, output into
@@ -445,7 +379,7 @@ static void test_large_and_sparse(void **state)
 	assert_int_equal(nfs_creat(nfs, "/big", 0644, &fh), 0);
 	for (uint64_t off = 0; off < BIG_BYTES; off += CHUNK) {
 		fill(b, CHUNK, 1, off);
-		assert_int_equal(write_all(nfs, fh, off, b, CHUNK), 0);
+		assert_int_equal(tl_nfs_write_all(nfs, fh, off, b, CHUNK), 0);
 	}
 	assert_int_equal(nfs_fsync(nfs, fh), 0);
 	assert_int_equal(nfs_close(nfs, fh), 0);
@@ -455,7 +389,8 @@ static void test_large_and_sparse(void **state)
 	const uint64_t offs[3] = { 0, 100ull << 20, 3ull << 30 };
 	for (int i = 0; i < 3; i++) {
 		fill(b, 8192, 2, offs[i]);
-		assert_int_equal(write_all(nfs, fh, offs[i], b, 8192), 0);
+		assert_int_equal(tl_nfs_write_all(nfs, fh, offs[i], b, 8192),
+		    0);
 	}
 	assert_int_equal(nfs_close(nfs, fh), 0);
 	assert_int_equal(nfs_stat64(nfs, "/sparse", &st), 0);
@@ -463,10 +398,10 @@ static void test_large_and_sparse(void **state)
 	assert_true(st.nfs_used < (1u << 20));
 	assert_int_equal(nfs_open(nfs, "/sparse", O_RDONLY, &fh), 0);
 	for (int i = 0; i < 3; i++) {
-		assert_int_equal(read_all(nfs, fh, offs[i], b, 8192), 0);
+		assert_int_equal(tl_nfs_read_all(nfs, fh, offs[i], b, 8192), 0);
 		assert_true(check(b, 8192, 2, offs[i]));
 	}
-	assert_int_equal(read_all(nfs, fh, 50ull << 20, b, 65536), 0);
+	assert_int_equal(tl_nfs_read_all(nfs, fh, 50ull << 20, b, 65536), 0);
 	for (size_t i = 0; i < 65536; i++)
 		assert_int_equal(b[i], 0);
 	/* Past EOF: nothing, no error. */
@@ -495,7 +430,7 @@ static void test_large_and_sparse(void **state)
 	nfs = cl_mount(t, VOL_PATH);
 	assert_int_equal(nfs_open(nfs, "/big", O_RDONLY, &fh), 0);
 	for (uint64_t off = 0; off < BIG_BYTES; off += CHUNK) {
-		assert_int_equal(read_all(nfs, fh, off, b, CHUNK), 0);
+		assert_int_equal(tl_nfs_read_all(nfs, fh, off, b, CHUNK), 0);
 		assert_true(check(b, CHUNK, 1, off));
 	}
 	assert_int_equal(nfs_close(nfs, fh), 0);
@@ -549,7 +484,7 @@ static void *client_main(void *arg)
 		CFAIL("creat %s: %s", name, nfs_get_error(nfs));
 	for (uint32_t off = 0; off < OWN_BYTES; off += 65536) {
 		fill(b, 65536, 100 + (uint32_t)c->id, off);
-		if (write_all(nfs, fh, off, b, 65536) != 0)
+		if (tl_nfs_write_all(nfs, fh, off, b, 65536) != 0)
 			CFAIL("write %s: %s", name, nfs_get_error(nfs));
 	}
 	nfs_close(nfs, fh);
@@ -558,7 +493,7 @@ static void *client_main(void *arg)
 	if (nfs_open(nfs, "/shared", O_RDWR, &fh) != 0)
 		CFAIL("open shared: %s", nfs_get_error(nfs));
 	fill(b, SHARED_REGION, 200, (uint64_t)c->id * SHARED_REGION);
-	if (write_all(nfs, fh, (uint64_t)c->id * SHARED_REGION, b,
+	if (tl_nfs_write_all(nfs, fh, (uint64_t)c->id * SHARED_REGION, b,
 	    SHARED_REGION) != 0 || nfs_fsync(nfs, fh) != 0)
 		CFAIL("write shared: %s", nfs_get_error(nfs));
 	/* Files in one directory. */
@@ -574,7 +509,7 @@ static void *client_main(void *arg)
 	bar_waits++;
 	/* Everyone has written: read the shared file whole, and own again. */
 	for (int k = 0; k < NCLIENTS; k++) {
-		if (read_all(nfs, fh, (uint64_t)k * SHARED_REGION, b,
+		if (tl_nfs_read_all(nfs, fh, (uint64_t)k * SHARED_REGION, b,
 		    SHARED_REGION) != 0)
 			CFAIL("read shared: %s", nfs_get_error(nfs));
 		if (!check(b, SHARED_REGION, 200, (uint64_t)k * SHARED_REGION))
@@ -584,7 +519,7 @@ static void *client_main(void *arg)
 	fh = NULL;
 	snprintf(name, sizeof(name), "/own%d", c->id);
 	if (nfs_open(nfs, name, O_RDONLY, &fh) != 0 ||
-	    read_all(nfs, fh, 0, b, OWN_BYTES) != 0)
+	    tl_nfs_read_all(nfs, fh, 0, b, OWN_BYTES) != 0)
 		CFAIL("read %s: %s", name, nfs_get_error(nfs));
 	if (!check(b, OWN_BYTES, 100 + (uint32_t)c->id, 0))
 		CFAIL("%s differs", name);
@@ -708,7 +643,7 @@ static void *writer_main(void *arg)
 		}
 		fill(b, REC, w->kind == K_FILESYNC ? 11 : 12,
 		    (uint64_t)i * REC);
-		if (write_all(nfs, fh, (uint64_t)i * REC, b, REC) != 0)
+		if (tl_nfs_write_all(nfs, fh, (uint64_t)i * REC, b, REC) != 0)
 			break;
 		if (w->kind == K_FILESYNC)
 			atomic_store(&w->acked, i + 1);
@@ -815,7 +750,7 @@ static void test_kill9(void **state)
 
 	nfs = cl_mount(t, VOL_PATH);
 	assert_int_equal(nfs_open(nfs, "/raw", O_RDONLY, &fh), 0);
-	assert_int_equal(read_all(nfs, fh, 0, b, REC), 0);
+	assert_int_equal(tl_nfs_read_all(nfs, fh, 0, b, REC), 0);
 	assert_true(check(b, REC, 13, 0));
 	assert_int_equal(nfs_close(nfs, fh), 0);
 	const struct { const char *path; long n; uint32_t seed; } files[] = {
@@ -824,8 +759,8 @@ static void test_kill9(void **state)
 	for (int f = 0; f < 2; f++) {
 		assert_int_equal(nfs_open(nfs, files[f].path, O_RDONLY, &fh), 0);
 		for (long i = 0; i < files[f].n; i++) {
-			assert_int_equal(read_all(nfs, fh, (uint64_t)i * REC, b,
-			    REC), 0);
+			assert_int_equal(tl_nfs_read_all(nfs, fh,
+			    (uint64_t)i * REC, b, REC), 0);
 			if (!check(b, REC, files[f].seed, (uint64_t)i * REC))
 				fail_msg("%s: acknowledged record %ld of %ld "
 				    "lost", files[f].path, i, files[f].n);
@@ -946,14 +881,14 @@ static void test_snapshot(void **state)
 	assert_int_equal(nfs_mkdir(nfs, "/d"), 0);
 	assert_int_equal(nfs_creat(nfs, "/d/f", 0644, &fh), 0);
 	fill(b, sizeof(b), 21, 0);
-	assert_int_equal(write_all(nfs, fh, 0, b, sizeof(b)), 0);
+	assert_int_equal(tl_nfs_write_all(nfs, fh, 0, b, sizeof(b)), 0);
 	assert_int_equal(nfs_close(nfs, fh), 0);
 	free(ta_ctl_expect(0, t->home, "snap", "create", "vol0", "before",
 	    NULL));
 	/* Changed and removed after the snapshot. */
 	assert_int_equal(nfs_open(nfs, "/d/f", O_RDWR, &fh), 0);
 	fill(b, sizeof(b), 22, 0);
-	assert_int_equal(write_all(nfs, fh, 0, b, sizeof(b)), 0);
+	assert_int_equal(tl_nfs_write_all(nfs, fh, 0, b, sizeof(b)), 0);
 	assert_int_equal(nfs_close(nfs, fh), 0);
 	assert_int_equal(nfs_creat(nfs, "/new", 0644, &fh), 0);
 	assert_int_equal(nfs_close(nfs, fh), 0);
@@ -961,7 +896,7 @@ static void test_snapshot(void **state)
 	/* Through the active mount: .snapshot/before/d/f is the old data. */
 	assert_int_equal(nfs_open(nfs, "/.snapshot/before/d/f", O_RDONLY, &fh),
 	    0);
-	assert_int_equal(read_all(nfs, fh, 0, b, sizeof(b)), 0);
+	assert_int_equal(tl_nfs_read_all(nfs, fh, 0, b, sizeof(b)), 0);
 	assert_true(check(b, sizeof(b), 21, 0));
 	assert_int_equal(nfs_close(nfs, fh), 0);
 	{

@@ -41,19 +41,16 @@
  * scratch directory is kept, with both filerds' logs, when it fails).
  */
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/socket.h>
 #include <cmocka.h>
 
-#include <nfsc/libnfs.h>
-
-#include "tests/admin/ta.h"
+#include "tests/lib/tl_mirror.h"
+#include "tests/lib/tl_port.h"
 #include "tests/lib/tl_tmpdir.h"
 
 #define CLIENT_TIMEOUT_MS	5000
@@ -73,13 +70,6 @@
  * bitmap and pointer blocks (a generous bound). */
 #define CP_META			(64u << 10)
 
-struct side {
-	char home[2048];
-	struct ta_daemon d;
-	uint16_t nfs_port, mnt_port, mir_port;
-	const char *vol;
-};
-
 /* A file the test wrote on the source: its content is pat(seed, offset). */
 struct file {
 	char path[32];
@@ -91,7 +81,7 @@ struct file {
 struct ctest {
 	char *dir;
 	char key[2100];
-	struct side s, d;	/* source, destination */
+	struct tl_mirror_side s, d;	/* source, destination */
 	struct file files[MAX_FILES];
 	int nfiles;
 	uint64_t rng;
@@ -142,124 +132,37 @@ static double now_s(void)
 	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-/* A port free for TCP and UDP on all addresses, its sockets kept open in
- * fds until every port is chosen. */
-static uint16_t free_port(int fds[2])
+/* One side: CPs every second and at every MiB of dirty data, an NVLOG
+ * of 2 x 8 MiB, the volume exported to 127.0.0.1. */
+static void side_init(struct ctest *t, struct tl_mirror_side *s,
+    const char *name, const char *vol, const char *size,
+    const uint16_t ports[3])
 {
-	for (int tries = 0; tries < 100; tries++) {
-		struct sockaddr_in sa = { .sin_family = AF_INET };
-		socklen_t sl = sizeof(sa);
-		int tc = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		int u = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	static const char *const settings[] = {
+		"nvlog_half_bytes", "8M",
+		"cp_interval_ms", "1000",
+		"dirty_max_bytes", "1M",
+		"cache_bytes", "64M",
+		NULL
+	};
+	char path[64];
 
-		assert_true(tc >= 0 && u >= 0);
-		if (bind(tc, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
-		    getsockname(tc, (struct sockaddr *)&sa, &sl) == 0 &&
-		    bind(u, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
-			fds[0] = tc;
-			fds[1] = u;
-			return ntohs(sa.sin_port);
-		}
-		close(tc);
-		close(u);
-	}
-	fail_msg("no free port");
-	return 0;
-}
-
-static void set_val(const char *home, const char *key, const char *v)
-{
-	free(ta_ctl_expect(0, home, "config", "set", key, v, NULL));
-}
-
-static void set_u(const char *home, const char *key, unsigned v)
-{
-	char b[16];
-
-	snprintf(b, sizeof(b), "%u", v);
-	set_val(home, key, b);
-}
-
-static void side_init(struct ctest *t, struct side *s, const char *name,
-    const char *vol, const char *size, int fds[][2])
-{
-	snprintf(s->home, sizeof(s->home), "%s/%s", t->dir, name);
-	s->vol = vol;
-	s->nfs_port = free_port(fds[0]);
-	s->mnt_port = free_port(fds[1]);
-	s->mir_port = free_port(fds[2]);
-	set_val(s->home, "nvlog_half_bytes", "8M");
-	free(ta_ctl_expect(0, s->home, "vol", "create", vol, "--disks", "3",
-	    "--parity", "1", "--size", size, NULL));
-	set_u(s->home, "nfs_port", s->nfs_port);
-	set_u(s->home, "mount_port", s->mnt_port);
-	set_u(s->home, "mirror_port", s->mir_port);
-	set_val(s->home, "nfs_rpcbind", "false");
-	set_u(s->home, "nfs_threads", 4);
-	/* CPs often: every second, and at every MiB of dirty data. */
-	set_u(s->home, "cp_interval_ms", 1000);
-	set_val(s->home, "dirty_max_bytes", "1M");
-	set_val(s->home, "cache_bytes", "64M");
-	{
-		char path[64];
-
-		snprintf(path, sizeof(path), "/vol/%s", vol);
-		free(ta_ctl_expect(0, s->home, "export", "add", path,
-		    "--client", "127.0.0.1", "--rw", "--squash", "none",
-		    "--insecure", NULL));
-	}
-}
-
-static int check_clean(const struct side *s)
-{
-	struct ta_out o = ta_ctl(s->home, "check", s->vol, NULL);
-	int st = o.status;
-
-	if (st != 0)
-		fprintf(stderr, "filerctl check %s: exit %d\n%s%s\n", s->vol,
-		    st, o.out, o.err);
-	ta_out_free(&o);
-	return st;
+	tl_mirror_side_init(s, t->dir, name, vol, size, ports, settings);
+	snprintf(path, sizeof(path), "/vol/%s", vol);
+	free(ta_ctl_expect(0, s->home, "export", "add", path, "--client",
+	    "127.0.0.1", "--rw", "--squash", "none", "--insecure", NULL));
 }
 
 /* ------------------------------------------------------------- clients */
 
-static struct nfs_context *cl_mount_err(const struct side *s, char *err,
-    size_t errlen)
-{
-	struct nfs_context *nfs = nfs_init_context();
-	struct nfs_url *u;
-	char buf[512];
-	int rc;
-
-	assert_non_null(nfs);
-	nfs_set_timeout(nfs, CLIENT_TIMEOUT_MS);
-	nfs_set_dircache(nfs, 0);
-	nfs_set_uid(nfs, 0);
-	nfs_set_gid(nfs, 0);
-	snprintf(buf, sizeof(buf), "nfs://127.0.0.1/vol/%s?nfsport=%u&"
-	    "mountport=%u", s->vol, s->nfs_port, s->mnt_port);
-	u = nfs_parse_url_dir(nfs, buf);
-	assert_non_null(u);
-	rc = nfs_mount(nfs, u->server, u->path);
-	nfs_destroy_url(u);
-	if (rc != 0) {
-		if (err != NULL)
-			snprintf(err, errlen, "mount %s: %s", buf,
-			    nfs_get_error(nfs));
-		nfs_destroy_context(nfs);
-		return NULL;
-	}
-	return nfs;
-}
-
 /* Mount, retrying while a restarted filerd brings its exports up. */
-static struct nfs_context *cl_mount(const struct side *s)
+static struct nfs_context *cl_mount(const struct tl_mirror_side *s)
 {
 	char err[600] = "";
 
 	for (int i = 0; i < 100; i++) {
-		struct nfs_context *nfs = cl_mount_err(s, err, sizeof(err));
+		struct nfs_context *nfs = tl_mirror_mount(s,
+		    CLIENT_TIMEOUT_MS, err, sizeof(err));
 
 		if (nfs != NULL)
 			return nfs;
@@ -269,39 +172,9 @@ static struct nfs_context *cl_mount(const struct side *s)
 	return NULL;
 }
 
-static int write_all(struct nfs_context *nfs, struct nfsfh *fh, uint64_t off,
-    const uint8_t *b, size_t n)
-{
-	while (n > 0) {
-		int k = nfs_pwrite(nfs, fh, off, n, b);
-
-		if (k <= 0)
-			return k < 0 ? k : -EIO;
-		off += (uint64_t)k;
-		b += k;
-		n -= (size_t)k;
-	}
-	return 0;
-}
-
-static int read_all(struct nfs_context *nfs, struct nfsfh *fh, uint64_t off,
-    uint8_t *b, size_t n)
-{
-	while (n > 0) {
-		int k = nfs_pread(nfs, fh, off, n, b);
-
-		if (k <= 0)
-			return k < 0 ? k : -EIO;
-		off += (uint64_t)k;
-		b += k;
-		n -= (size_t)k;
-	}
-	return 0;
-}
-
 /* One writer thread: records 0.. of one new file, in order. */
 struct writer {
-	const struct side *s;
+	const struct tl_mirror_side *s;
 	struct file *f;
 	bool filesync;		/* else UNSTABLE + COMMIT every 8 */
 	_Atomic int *stop;
@@ -311,7 +184,8 @@ struct writer {
 static void *writer_main(void *arg)
 {
 	struct writer *w = arg;
-	struct nfs_context *nfs = cl_mount_err(w->s, w->err, sizeof(w->err));
+	struct nfs_context *nfs = tl_mirror_mount(w->s,
+	    CLIENT_TIMEOUT_MS, w->err, sizeof(w->err));
 	struct nfsfh *fh = NULL;
 	uint8_t *b = malloc(REC);
 
@@ -329,7 +203,7 @@ static void *writer_main(void *arg)
 	for (long i = 0; i < MAX_RECS && !atomic_load(w->stop); i++) {
 		fill(b, REC, w->f->seed, (uint64_t)i * REC);
 		atomic_store(&w->f->sent, i + 1);
-		if (write_all(nfs, fh, (uint64_t)i * REC, b, REC) != 0)
+		if (tl_nfs_write_all(nfs, fh, (uint64_t)i * REC, b, REC) != 0)
 			break;
 		if (w->filesync)
 			atomic_store(&w->f->acked, i + 1);
@@ -431,7 +305,7 @@ static int64_t file_size(struct nfs_context *nfs, const char *path)
  * least `acked` records when must_have, at most `sent` records.  Returns
  * the bytes read.
  */
-static uint64_t files_verify(struct ctest *t, const struct side *s,
+static uint64_t files_verify(struct ctest *t, const struct tl_mirror_side *s,
     bool must_have)
 {
 	struct nfs_context *nfs = cl_mount(s);
@@ -466,8 +340,8 @@ static uint64_t files_verify(struct ctest *t, const struct side *s,
 			    REC;
 			long bad;
 
-			assert_int_equal(read_all(nfs, fh, (uint64_t)off, b, n),
-			    0);
+			assert_int_equal(tl_nfs_read_all(nfs, fh,
+			    (uint64_t)off, b, n), 0);
 			bad = mismatch(b, n & ~(size_t)7, f->seed,
 			    (uint64_t)off);
 			if (bad >= 0)
@@ -507,10 +381,10 @@ static void files_identical(struct ctest *t)
 			size_t n = sa - off < (1 << 20) ? (size_t)(sa - off) :
 			    (1u << 20);
 
-			assert_int_equal(read_all(a, fa, (uint64_t)off, ba, n),
-			    0);
-			assert_int_equal(read_all(c, fc, (uint64_t)off, bc, n),
-			    0);
+			assert_int_equal(tl_nfs_read_all(a, fa,
+			    (uint64_t)off, ba, n), 0);
+			assert_int_equal(tl_nfs_read_all(c, fc,
+			    (uint64_t)off, bc, n), 0);
 			if (memcmp(ba, bc, n) != 0)
 				fail_msg("%s differs near offset %lld", p,
 				    (long long)off);
@@ -526,20 +400,6 @@ static void files_identical(struct ctest *t)
 
 /* ------------------------------------------------------------- mirrors */
 
-static char *status_json(const struct side *s)
-{
-	return ta_ctl_expect(0, s->home, "mirror", "status", "--json", NULL);
-}
-
-static long status_long(const struct side *s, const char *path)
-{
-	char *js = status_json(s);
-	long v = ta_json_long(js, path);
-
-	free(js);
-	return v;
-}
-
 /* Wait until the source shows the destination acknowledged at least
  * min_gen and everything the source has; in-sync, no error.  Returns the
  * acknowledged generation. */
@@ -549,7 +409,7 @@ static long wait_acked(const struct ctest *t, long min_gen)
 
 	for (int i = 0; i < 600; i++) {
 		free(js);
-		js = status_json(&t->s);
+		js = tl_mirror_status(&t->s);
 		long acked = ta_json_long(js, "$.mirrors[0].acked_gen");
 		long src = ta_json_long(js, "$.mirrors[0].source_gen");
 		char *st = ta_json(js, "$.mirrors[0].state");
@@ -569,28 +429,6 @@ static long wait_acked(const struct ctest *t, long min_gen)
 	return 0;
 }
 
-/* The destination serves at least gen, in-sync. */
-static void wait_served(const struct ctest *t, long gen)
-{
-	char *js = NULL;
-
-	for (int i = 0; i < 600; i++) {
-		free(js);
-		js = status_json(&t->d);
-		char *st = ta_json(js, "$.mirrors[0].state");
-		bool ok = st != NULL && strcmp(st, "in-sync") == 0 &&
-		    ta_json_long(js, "$.mirrors[0].acked_gen") >= gen;
-
-		free(st);
-		if (ok) {
-			free(js);
-			return;
-		}
-		ta_sleep_ms(50);
-	}
-	fail_msg("the secondary does not serve generation %ld: %s", gen, js);
-}
-
 /* A CP on the source now (a snapshot is taken by one), then wait until the
  * destination serves it.  Returns the generation. */
 static long sync_now(struct ctest *t)
@@ -604,9 +442,9 @@ static long sync_now(struct ctest *t)
 	    NULL));
 	free(ta_ctl_expect(0, t->s.home, "snap", "delete", t->s.vol, name,
 	    NULL));
-	g = status_long(&t->s, "$.mirrors[0].source_gen");
+	g = tl_mirror_long(&t->s, "source_gen");
 	g = wait_acked(t, g);
-	wait_served(t, g);
+	tl_mirror_wait_served(&t->d, g);
 	return g;
 }
 
@@ -626,7 +464,7 @@ static int log_count(const char *path, const char *text)
 	return n;
 }
 
-static int events_count(const struct side *s, const char *text)
+static int events_count(const struct tl_mirror_side *s, const char *text)
 {
 	char *out = ta_ctl_expect(0, s->home, "events", "--limit", "100000",
 	    NULL);
@@ -658,10 +496,10 @@ static void assert_one_baseline(const struct ctest *t)
 static long bytes_out(struct ctest *t)
 {
 	(void)sync_now(t);
-	return status_long(&t->s, "$.mirrors[0].bytes_out");
+	return tl_mirror_long(&t->s, "bytes_out");
 }
 
-static void kill9(struct side *s)
+static void kill9(struct tl_mirror_side *s)
 {
 	assert_int_equal(ta_daemon_signal_wait(&s->d, SIGKILL), 128 + SIGKILL);
 }
@@ -671,9 +509,7 @@ static void kill9(struct side *s)
 static int setup(void **state)
 {
 	struct ctest *t = calloc(1, sizeof(*t));
-	int fds[6][2];
-	char a[64];
-	FILE *f;
+	uint16_t ports[6];
 
 	assert_non_null(t);
 	t->dir = tl_tmpdir_make(NULL, "filer-mirror-crash");
@@ -684,17 +520,10 @@ static int setup(void **state)
 	    (unsigned long long)t->rng);
 	/* 3 disks of 192 MiB, one parity (384 MiB, room for every file the
 	 * writers may make); the destination larger. */
-	side_init(t, &t->s, "src", "vsrc", "192M", &fds[0]);
-	side_init(t, &t->d, "dst", "vdst", "256M", &fds[3]);
-	for (int i = 0; i < 6; i++) {
-		close(fds[i][0]);
-		close(fds[i][1]);
-	}
-	snprintf(t->key, sizeof(t->key), "%s/mirror.key", t->dir);
-	f = fopen(t->key, "w");
-	assert_non_null(f);
-	fprintf(f, "0123456789abcdef-a-test-key-of-40-bytes!\n");
-	fclose(f);
+	assert_int_equal(tl_free_ports(ports, 6), 0);
+	side_init(t, &t->s, "src", "vsrc", "192M", &ports[0]);
+	side_init(t, &t->d, "dst", "vdst", "256M", &ports[3]);
+	tl_mirror_key_write(t->dir, t->key, sizeof(t->key));
 
 	ta_daemon_start(&t->s.d, t->s.home);
 	ta_daemon_start(&t->d.d, t->d.home);
@@ -711,8 +540,8 @@ static int setup(void **state)
 		assert_int_equal(nfs_creat(nfs, bf->path, 0644, &fh), 0);
 		for (uint64_t off = 0; off < BASE_BYTES; off += 1u << 20) {
 			fill(b, 1u << 20, bf->seed, off);
-			assert_int_equal(write_all(nfs, fh, off, b, 1u << 20),
-			    0);
+			assert_int_equal(tl_nfs_write_all(nfs, fh, off, b,
+			    1u << 20), 0);
 		}
 		assert_int_equal(nfs_fsync(nfs, fh), 0);
 		assert_int_equal(nfs_close(nfs, fh), 0);
@@ -721,18 +550,13 @@ static int setup(void **state)
 		atomic_store(&bf->acked, BASE_BYTES / REC);
 		atomic_store(&bf->sent, BASE_BYTES / REC);
 	}
-	snprintf(a, sizeof(a), "127.0.0.1:%u", t->d.mir_port);
-	free(ta_ctl_expect(0, t->s.home, "peer", "add", "dst", "--address", a,
-	    "--key-file", t->key, NULL));
-	snprintf(a, sizeof(a), "127.0.0.1:%u", t->s.mir_port);
-	free(ta_ctl_expect(0, t->d.home, "peer", "add", "src", "--address", a,
-	    "--key-file", t->key, NULL));
+	tl_mirror_peers(&t->s, &t->d, t->key);
 	free(ta_ctl_expect(0, t->d.home, "mirror", "create", "src:vsrc",
 	    "vdst", "--mode", "sync", NULL));
 	free(ta_ctl_expect(0, t->s.home, "mirror", "create", "vsrc",
 	    "dst:vdst", "--mode", "sync", NULL));
 	free(ta_ctl_expect(0, t->s.home, "mirror", "init", "vsrc", NULL));
-	wait_served(t, wait_acked(t, 1));
+	tl_mirror_wait_served(&t->d, wait_acked(t, 1));
 	*state = t;
 	return 0;
 }
@@ -746,8 +570,8 @@ static int teardown(void **state)
 		st |= ta_daemon_stop(&t->s.d);
 	if (t->d.d.pid > 0)
 		st |= ta_daemon_stop(&t->d.d);
-	st |= check_clean(&t->s);
-	st |= check_clean(&t->d);
+	st |= tl_mirror_check(&t->s);
+	st |= tl_mirror_check(&t->d);
 	if (st == 0)
 		tl_tmpdir_remove(t->dir);
 	else
@@ -762,7 +586,7 @@ static void test_dest_kill9(void **state)
 {
 	struct ctest *t = *state;
 	long bytes_out0 = bytes_out(t);
-	long g0 = status_long(&t->s, "$.mirrors[0].acked_gen");
+	long g0 = tl_mirror_long(&t->s, "acked_gen");
 	uint64_t written = 0;
 	int behind = 0;
 
@@ -781,7 +605,7 @@ static void test_dest_kill9(void **state)
 		ta_sleep_ms(delay);
 		long acked = 0, srcg = 0;
 		for (int i = 0; i < 50 && srcg <= acked; i++) {
-			char *js = status_json(&t->s);
+			char *js = tl_mirror_status(&t->s);
 
 			acked = ta_json_long(js, "$.mirrors[0].acked_gen");
 			srcg = ta_json_long(js, "$.mirrors[0].source_gen");
@@ -794,12 +618,12 @@ static void test_dest_kill9(void **state)
 
 		/* Its volume checks clean as the crash left it, while the
 		 * source and its clients run on. */
-		assert_int_equal(check_clean(&t->d), 0);
+		assert_int_equal(tl_mirror_check(&t->d), 0);
 		ta_daemon_start(&t->d.d, t->d.home);
 		/* It serves a root at least the acknowledged one, at most
 		 * the source's, with complete records of what was sent. */
-		long served = status_long(&t->d, "$.mirrors[0].acked_gen");
-		long srcnow = status_long(&t->s, "$.mirrors[0].source_gen");
+		long served = tl_mirror_long(&t->d, "acked_gen");
+		long srcnow = tl_mirror_long(&t->s, "source_gen");
 		if (served < acked || served > srcnow)
 			fail_msg("restarted destination serves %ld; acked "
 			    "before the kill %ld, source now at %ld", served,
@@ -858,7 +682,7 @@ static long source_crash(struct ctest *t, const char *tag, long *written)
 	load_start(t, &l, tag);
 	load_wait(&l, 2);
 	ta_sleep_ms(delay);
-	long acked = status_long(&t->s, "$.mirrors[0].acked_gen");
+	long acked = tl_mirror_long(&t->s, "acked_gen");
 	kill9(&t->s);
 	*written = (long)load_end(&l, true);
 	long a0 = atomic_load(&l.w[0].f->acked);
@@ -867,7 +691,7 @@ static long source_crash(struct ctest *t, const char *tag, long *written)
 	    "%ld committed UNSTABLE records acknowledged, destination at "
 	    "generation %ld\n", delay, a0, a1, acked);
 	assert_true(a0 > 0 && a1 > 0);
-	assert_int_equal(check_clean(&t->s), 0);
+	assert_int_equal(tl_mirror_check(&t->s), 0);
 	return acked;
 }
 
@@ -887,7 +711,7 @@ static void test_source_kill9(void **state)
 		written += (long)write_on(t, tag);
 		(void)wait_acked(t, acked + 1);
 		long sent = bytes_out(t);	/* ends with a CP acknowledged */
-		long g = status_long(&t->s, "$.mirrors[0].acked_gen");
+		long g = tl_mirror_long(&t->s, "acked_gen");
 		files_identical(t);
 		print_message("restarted source: the destination caught up to "
 		    "%ld; %ld bytes sent since the restart, %ld written by the "
@@ -903,29 +727,29 @@ static void test_source_kill9_behind(void **state)
 	struct load l;
 
 	kill9(&t->d);
-	long served = status_long(&t->s, "$.mirrors[0].acked_gen");
+	long served = tl_mirror_long(&t->s, "acked_gen");
 	/* More CPs than the source's ring of 4 retains. */
 	load_start(t, &l, "b");
 	load_wait(&l, 8);
 	for (int i = 0; i < 300; i++) {
-		if (status_long(&t->s, "$.mirrors[0].source_gen") >= served + 8)
+		if (tl_mirror_long(&t->s, "source_gen") >= served + 8)
 			break;
 		ta_sleep_ms(50);
 	}
-	long srcg = status_long(&t->s, "$.mirrors[0].source_gen");
+	long srcg = tl_mirror_long(&t->s, "source_gen");
 	assert_true(srcg >= served + 8);
 	long written = (long)load_end(&l, false), more;
 	(void)source_crash(t, "bs", &more);
 	written += more;
 	print_message("destination down at %ld while the source went to %ld "
 	    "and crashed\n", served, srcg);
-	assert_int_equal(check_clean(&t->d), 0);
+	assert_int_equal(tl_mirror_check(&t->d), 0);
 
 	ta_daemon_start(&t->s.d, t->s.home);
 	ta_daemon_start(&t->d.d, t->d.home);
 	/* It serves what it had (the source may not have counted its last
 	 * acknowledgement). */
-	assert_true(status_long(&t->d, "$.mirrors[0].acked_gen") >= served);
+	assert_true(tl_mirror_long(&t->d, "acked_gen") >= served);
 	files_verify(t, &t->s, true);
 	written += (long)write_on(t, "ba");
 	(void)wait_acked(t, served + 1);

@@ -1,0 +1,165 @@
+/*
+ * tests/lib/tl_mirror.h: two real filerds on loopback for the mirror
+ * runners (tests/mirror/test_mirror_crash, tests/admin/test_mirror_cli):
+ * a side is a home under the test's scratch directory with one volume,
+ * its own NFS, MOUNT and mirror ports, and the filerd started on it.
+ *
+ * Header-only (static functions) on top of tests/admin/ta.h, whose
+ * program paths are the runner's own (ta_init); the runner links -lnfs.
+ */
+#ifndef FILER_TESTS_LIB_TL_MIRROR_H
+#define FILER_TESTS_LIB_TL_MIRROR_H
+
+#include "tests/admin/ta.h"
+#include "tests/lib/tl_nfs.h"
+
+struct tl_mirror_side {
+	char home[2048];
+	struct ta_daemon d;
+	uint16_t nfs_port, mnt_port, mir_port;
+	const char *vol;
+};
+
+static __attribute__((unused)) void tl_mirror_set(const char *home,
+    const char *key, const char *val)
+{
+	free(ta_ctl_expect(0, home, "config", "set", key, val, NULL));
+}
+
+static __attribute__((unused)) void tl_mirror_set_u(const char *home,
+    const char *key, unsigned val)
+{
+	char b[16];
+
+	snprintf(b, sizeof(b), "%u", val);
+	tl_mirror_set(home, key, b);
+}
+
+/*
+ * Side `name` under dir: settings (key, value pairs, NULL-terminated; may
+ * be NULL) first, so the volume is created with them; volume vol of 3
+ * disks of size, one parity; ports[0..2] for NFS, MOUNT and the mirror;
+ * no rpcbind; 4 NFS threads.  filerd is not started.
+ */
+static __attribute__((unused)) void tl_mirror_side_init(
+    struct tl_mirror_side *s, const char *dir, const char *name,
+    const char *vol, const char *size, const uint16_t ports[3],
+    const char *const *settings)
+{
+	snprintf(s->home, sizeof(s->home), "%s/%s", dir, name);
+	s->vol = vol;
+	s->nfs_port = ports[0];
+	s->mnt_port = ports[1];
+	s->mir_port = ports[2];
+	for (int i = 0; settings != NULL && settings[i] != NULL; i += 2)
+		tl_mirror_set(s->home, settings[i], settings[i + 1]);
+	free(ta_ctl_expect(0, s->home, "vol", "create", vol, "--disks", "3",
+	    "--parity", "1", "--size", size, NULL));
+	tl_mirror_set_u(s->home, "nfs_port", s->nfs_port);
+	tl_mirror_set_u(s->home, "mount_port", s->mnt_port);
+	tl_mirror_set_u(s->home, "mirror_port", s->mir_port);
+	tl_mirror_set(s->home, "nfs_rpcbind", "false");
+	tl_mirror_set_u(s->home, "nfs_threads", 4);
+}
+
+/* The shared key both peers are given: dir/mirror.key, its path in key. */
+static __attribute__((unused)) void tl_mirror_key_write(const char *dir,
+    char *key, size_t keylen)
+{
+	FILE *f;
+
+	snprintf(key, keylen, "%s/mirror.key", dir);
+	f = fopen(key, "w");
+	assert_non_null(f);
+	fprintf(f, "0123456789abcdef-a-test-key-of-40-bytes!\n");
+	fclose(f);
+}
+
+/* peer add on both sides: s knows d as "dst", d knows s as "src". */
+static __attribute__((unused)) void tl_mirror_peers(
+    const struct tl_mirror_side *s, const struct tl_mirror_side *d,
+    const char *key)
+{
+	char a[64];
+
+	snprintf(a, sizeof(a), "127.0.0.1:%u", d->mir_port);
+	free(ta_ctl_expect(0, s->home, "peer", "add", "dst", "--address", a,
+	    "--key-file", key, NULL));
+	snprintf(a, sizeof(a), "127.0.0.1:%u", s->mir_port);
+	free(ta_ctl_expect(0, d->home, "peer", "add", "src", "--address", a,
+	    "--key-file", key, NULL));
+}
+
+/* filerctl check of the side's volume (offline or online): its exit
+ * status, the output shown when it is not 0. */
+static __attribute__((unused)) int tl_mirror_check(
+    const struct tl_mirror_side *s)
+{
+	struct ta_out o = ta_ctl(s->home, "check", s->vol, NULL);
+	int st = o.status;
+
+	if (st != 0)
+		fprintf(stderr, "filerctl check %s: exit %d\n%s%s\n", s->vol,
+		    st, o.out, o.err);
+	ta_out_free(&o);
+	return st;
+}
+
+/* mirror status --json (owned). */
+static __attribute__((unused)) char *tl_mirror_status(
+    const struct tl_mirror_side *s)
+{
+	return ta_ctl_expect(0, s->home, "mirror", "status", "--json", NULL);
+}
+
+/* A number of the side's first relationship in its status: field
+ * "acked_gen" is $.mirrors[0].acked_gen. */
+static __attribute__((unused)) long tl_mirror_long(
+    const struct tl_mirror_side *s, const char *field)
+{
+	char *js = tl_mirror_status(s), path[128];
+	long v;
+
+	snprintf(path, sizeof(path), "$.mirrors[0].%s", field);
+	v = ta_json_long(js, path);
+	free(js);
+	return v;
+}
+
+/* Wait (30 s bound) until side d's first relationship is in-sync and
+ * serves at least generation gen. */
+static __attribute__((unused)) void tl_mirror_wait_served(
+    const struct tl_mirror_side *d, long gen)
+{
+	char *js = NULL;
+
+	for (int i = 0; i < 600; i++) {
+		free(js);
+		js = tl_mirror_status(d);
+		char *st = ta_json(js, "$.mirrors[0].state");
+		bool ok = st != NULL && strcmp(st, "in-sync") == 0 &&
+		    ta_json_long(js, "$.mirrors[0].acked_gen") >= gen;
+
+		free(st);
+		if (ok) {
+			free(js);
+			return;
+		}
+		ta_sleep_ms(50);
+	}
+	fail_msg("the secondary does not serve generation %ld: %s", gen, js);
+}
+
+/* libnfs mount of the side's volume as root; NULL, with why in err. */
+static __attribute__((unused)) struct nfs_context *tl_mirror_mount(
+    const struct tl_mirror_side *s, int timeout_ms, char *err,
+    size_t errlen)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "/vol/%s", s->vol);
+	return tl_nfs_mount(path, s->nfs_port, s->mnt_port, timeout_ms, err,
+	    errlen);
+}
+
+#endif

@@ -1,0 +1,51 @@
+/*
+ * tests/lib/tl_port.c: free ports (see tl_port.h).
+ */
+#include "tests/lib/tl_port.h"
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+uint16_t tl_free_port(int fds[2])
+{
+	for (int tries = 0; tries < 100; tries++) {
+		struct sockaddr_in sa = { .sin_family = AF_INET };
+		socklen_t sl = sizeof(sa);
+		int t = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		int u = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+		if (t >= 0 && u >= 0 &&
+		    bind(t, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+		    getsockname(t, (struct sockaddr *)&sa, &sl) == 0 &&
+		    bind(u, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+			fds[0] = t;
+			fds[1] = u;
+			return ntohs(sa.sin_port);
+		}
+		if (t >= 0)
+			close(t);
+		if (u >= 0)
+			close(u);
+	}
+	return 0;
+}
+
+int tl_free_ports(uint16_t *ports, int n)
+{
+	int held[TL_MAX_PORTS][2], rc = 0, k;
+
+	/* Every chosen port is held until all are chosen. */
+	for (k = 0; k < n; k++) {
+		if (k == TL_MAX_PORTS ||
+		    (ports[k] = tl_free_port(held[k])) == 0) {
+			rc = -1;
+			break;
+		}
+	}
+	while (k-- > 0) {
+		close(held[k][0]);
+		close(held[k][1]);
+	}
+	return rc;
+}

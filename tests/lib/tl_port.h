@@ -1,0 +1,27 @@
+/*
+ * tests/lib/tl_port.h: free ports for the daemons tests and benchmarks
+ * start on loopback.
+ *
+ * A port is "free" when a TCP and a UDP socket both bind it on all
+ * addresses (filerd binds 0.0.0.0, NFS and MOUNT over both transports).
+ * tl_free_port() keeps the two sockets open in fds, so a later call does
+ * not choose the same port and a test can hold it against the daemon;
+ * tl_free_ports() chooses n distinct ports at once and closes its
+ * sockets before it returns, for the daemon to bind.
+ */
+#ifndef FILER_TESTS_LIB_TL_PORT_H
+#define FILER_TESTS_LIB_TL_PORT_H
+
+#include <stdint.h>
+
+/* The port, its TCP socket in fds[0] and UDP socket in fds[1] (the
+ * caller's to close); 0 when none was found in 100 tries. */
+uint16_t tl_free_port(int fds[2]);
+
+#define TL_MAX_PORTS	16
+
+/* ports[0..n-1], distinct (n <= TL_MAX_PORTS); 0, or -1 when one could
+ * not be found. */
+int tl_free_ports(uint16_t *ports, int n);
+
+#endif
