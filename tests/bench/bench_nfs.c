@@ -45,19 +45,15 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
-#include <net/if.h>
 #include <netinet/in.h>
 #include <poll.h>
-#include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/mman.h>
-#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -70,6 +66,8 @@
 #include <nfsc/libnfs-raw-nfs.h>
 
 #include "tests/bench/benchout.h"
+#include "tests/lib/tl_netns.h"
+#include "tests/lib/tl_port.h"
 #include "tests/lib/tl_tmpdir.h"
 
 #define MiB		(1024.0 * 1024.0)
@@ -1082,38 +1080,14 @@ static bool wait_ports(pid_t pid, unsigned p1, unsigned p2, long ms,
 	return false;
 }
 
-/* Two distinct ports free for TCP and UDP (the sockets are held until
- * both are chosen). */
+/* Two distinct ports free for TCP and UDP (tl_port.h); 0 if none. */
 static void free_ports(unsigned *a, unsigned *b)
 {
-	int fds[4] = { -1, -1, -1, -1 };
-	unsigned got[2] = { 0, 0 };
+	uint16_t p[2] = { 0, 0 };
 
-	for (int k = 0, tries = 0; k < 2 && tries < 100; tries++) {
-		struct sockaddr_in sa = { .sin_family = AF_INET };
-		socklen_t sl = sizeof(sa);
-		int t = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		int u = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-
-		if (t >= 0 && u >= 0 &&
-		    bind(t, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
-		    getsockname(t, (struct sockaddr *)&sa, &sl) == 0 &&
-		    bind(u, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
-			fds[2 * k] = t;
-			fds[2 * k + 1] = u;
-			got[k++] = ntohs(sa.sin_port);
-			continue;
-		}
-		if (t >= 0)
-			close(t);
-		if (u >= 0)
-			close(u);
-	}
-	for (int i = 0; i < 4; i++)
-		if (fds[i] >= 0)
-			close(fds[i]);
-	*a = got[0];
-	*b = got[1];
+	(void)tl_free_ports(p, 2);
+	*a = p[0];
+	*b = p[1];
 }
 
 /* ------------------------------------------------------------ filerd */
@@ -1234,25 +1208,6 @@ out:
 	return rc;
 }
 
-static int lo_up(void)
-{
-	struct ifreq ifr;
-	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	int rc = 0;
-
-	if (fd < 0)
-		return -errno;
-	memset(&ifr, 0, sizeof(ifr));
-	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "lo");
-	if (ioctl(fd, SIOCGIFFLAGS, &ifr) != 0)
-		rc = -errno;
-	ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
-	if (rc == 0 && ioctl(fd, SIOCSIFFLAGS, &ifr) != 0)
-		rc = -errno;
-	close(fd);
-	return rc;
-}
-
 /*
  * In the namespace child: private network (loopback only) and mount
  * namespace with a tmpfs on /run for rpcbind's socket and lock; rpcbind,
@@ -1265,21 +1220,11 @@ static void ganesha_child(const char *tmp, const char *tmpl,
 	char glog[PATH_MAX], pidf[PATH_MAX], np[16], mp[16];
 	struct server sv = { .name = "ganesha", .host = "127.0.0.1" };
 	pid_t rpcb = -1, gpid = -1;
+	char why[256];
 	int rc;
 
-	if (unshare(CLONE_NEWNET | CLONE_NEWNS) != 0) {
-		suite_why(out, "unshare(network, mount namespace): %s",
-		    strerror(errno));
-		return;
-	}
-	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 ||
-	    mount("tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV,
-	    "mode=0755") != 0) {
-		suite_why(out, "private /run: %s", strerror(errno));
-		return;
-	}
-	if ((rc = lo_up()) != 0) {
-		suite_why(out, "loopback up: %s", strerror(-rc));
+	if (tl_netns_enter(why, sizeof(why)) != 0) {
+		suite_why(out, "%s", why);
 		return;
 	}
 	tl_path(exp, sizeof(exp), tmp, "ganesha-export");

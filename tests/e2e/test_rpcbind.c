@@ -27,24 +27,21 @@
  */
 #include <arpa/inet.h>
 #include <fcntl.h>
-#include <net/if.h>
 #include <netinet/in.h>
-#include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/ioctl.h>
-#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <cmocka.h>
 
-#include <nfsc/libnfs.h>
 #include <rpc/rpc.h>
 #include <rpc/rpcb_clnt.h>
 
 #include "tests/admin/ta.h"
+#include "tests/lib/tl_netns.h"
+#include "tests/lib/tl_nfs.h"
 #include "tests/lib/tl_tmpdir.h"
 
 #define VOL_PATH	"/vol/vol0"
@@ -64,25 +61,6 @@ struct rb {
 
 /* ---------------------------------------------------------- namespace */
 
-static int lo_up(void)
-{
-	struct ifreq ifr;
-	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	int rc = 0;
-
-	if (fd < 0)
-		return -errno;
-	memset(&ifr, 0, sizeof(ifr));
-	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "lo");
-	if (ioctl(fd, SIOCGIFFLAGS, &ifr) != 0)
-		rc = -errno;
-	ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
-	if (rc == 0 && ioctl(fd, SIOCSIFFLAGS, &ifr) != 0)
-		rc = -errno;
-	close(fd);
-	return rc;
-}
-
 /* Private network (loopback up) and mount namespace with its own /run
  * (rpcbind's socket and lock); on failure skip_why says why. */
 static void enter_namespaces(void)
@@ -91,7 +69,6 @@ static void enter_namespaces(void)
 	    NULL };
 	static const char *const ri[] = { "/usr/sbin/rpcinfo", "/sbin/rpcinfo",
 	    "/usr/bin/rpcinfo", NULL };
-	int rc;
 
 	for (int i = 0; rb[i] != NULL && rpcbind_prog == NULL; i++)
 		if (access(rb[i], X_OK) == 0)
@@ -109,21 +86,7 @@ static void enter_namespaces(void)
 		    "its own rpcbind in a private network namespace");
 		return;
 	}
-	if (unshare(CLONE_NEWNET | CLONE_NEWNS) != 0) {
-		snprintf(skip_why, sizeof(skip_why), "unshare(network, mount "
-		    "namespace): %s", strerror(errno));
-		return;
-	}
-	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 ||
-	    mount("tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV,
-	    "mode=0755") != 0) {
-		snprintf(skip_why, sizeof(skip_why), "private /run: %s",
-		    strerror(errno));
-		return;
-	}
-	if ((rc = lo_up()) != 0)
-		snprintf(skip_why, sizeof(skip_why), "loopback up: %s",
-		    strerror(-rc));
+	(void)tl_netns_enter(skip_why, sizeof(skip_why));
 }
 
 /* ------------------------------------------------------------ helpers */
@@ -388,21 +351,14 @@ static void check_unregistered(void)
 /* Mount url with libnfs, write a file, read it back. */
 static void nfs_roundtrip(const char *url, const char *name)
 {
-	struct nfs_context *nfs = nfs_init_context();
-	struct nfs_url *u;
+	char path[128], buf[64], err[600];
+	struct nfs_context *nfs = tl_nfs_mount_url(url, CLIENT_TIMEOUT_MS, err,
+	    sizeof(err));
 	struct nfsfh *fh;
-	char path[128], buf[64];
 	const char msg[] = "through the portmapper\n";
 
-	assert_non_null(nfs);
-	nfs_set_timeout(nfs, CLIENT_TIMEOUT_MS);
-	nfs_set_uid(nfs, 0);
-	nfs_set_gid(nfs, 0);
-	u = nfs_parse_url_dir(nfs, url);
-	assert_non_null(u);
-	if (nfs_mount(nfs, u->server, u->path) != 0)
-		fail_msg("libnfs mount of %s: %s", url, nfs_get_error(nfs));
-	nfs_destroy_url(u);
+	if (nfs == NULL)
+		fail_msg("libnfs %s", err);
 	snprintf(path, sizeof(path), "/%s", name);
 	assert_int_equal(nfs_creat(nfs, path, 0644, &fh), 0);
 	assert_int_equal(nfs_write(nfs, fh, sizeof(msg) - 1, msg),
