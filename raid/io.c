@@ -133,42 +133,32 @@ static int disk_error(raid_vol_t *v, struct raid_disk *d, int err,
 	return -EIO;
 }
 
-int raid_disk_readv(raid_vol_t *v, struct raid_disk *d,
-    const struct iovec *iov, int cnt, uint64_t block)
+/* One disk's I/O of nblocks at block, failing the disk on error (R5). */
+static int disk_rw(raid_vol_t *v, struct raid_disk *d, bool write,
+    const void *buf, uint64_t nblocks, uint64_t block)
 {
+	struct iovec iov = { (void *)buf, nblocks * RAID_BLOCK_SIZE };
+	uint64_t off = raid_disk_off(v, block);
 	int err;
 
 	if (d == NULL || d->dev == NULL)
 		return -EIO;
-	err = d->dev->ops->preadv(d->dev, iov, cnt, raid_disk_off(v, block));
-	return err == 0 ? 0 : disk_error(v, d, err, RAID_BOP_READ);
-}
-
-int raid_disk_writev(raid_vol_t *v, struct raid_disk *d,
-    const struct iovec *iov, int cnt, uint64_t block)
-{
-	int err;
-
-	if (d == NULL || d->dev == NULL)
-		return -EIO;
-	err = d->dev->ops->pwritev(d->dev, iov, cnt, raid_disk_off(v, block));
-	return err == 0 ? 0 : disk_error(v, d, err, RAID_BOP_WRITE);
+	err = write ? d->dev->ops->pwritev(d->dev, &iov, 1, off) :
+	    d->dev->ops->preadv(d->dev, &iov, 1, off);
+	return err == 0 ? 0 : disk_error(v, d, err,
+	    write ? RAID_BOP_WRITE : RAID_BOP_READ);
 }
 
 int raid_disk_read(raid_vol_t *v, struct raid_disk *d, void *buf,
     uint64_t nblocks, uint64_t block)
 {
-	struct iovec iov = { buf, nblocks * RAID_BLOCK_SIZE };
-
-	return raid_disk_readv(v, d, &iov, 1, block);
+	return disk_rw(v, d, false, buf, nblocks, block);
 }
 
 int raid_disk_write(raid_vol_t *v, struct raid_disk *d, const void *buf,
     uint64_t nblocks, uint64_t block)
 {
-	struct iovec iov = { (void *)buf, nblocks * RAID_BLOCK_SIZE };
-
-	return raid_disk_writev(v, d, &iov, 1, block);
+	return disk_rw(v, d, true, buf, nblocks, block);
 }
 
 void raid_disk_prefetch(raid_vol_t *v, struct raid_disk *d, uint64_t block,

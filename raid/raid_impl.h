@@ -320,10 +320,6 @@ uint64_t raid_disk_off(const raid_vol_t *v, uint64_t block);
 void raid_vol_free(raid_vol_t *v);
 
 /* io.c: device I/O that fails the disk on error (R5). */
-int raid_disk_readv(raid_vol_t *v, struct raid_disk *d,
-    const struct iovec *iov, int cnt, uint64_t block);
-int raid_disk_writev(raid_vol_t *v, struct raid_disk *d,
-    const struct iovec *iov, int cnt, uint64_t block);
 int raid_disk_read(raid_vol_t *v, struct raid_disk *d, void *buf,
     uint64_t nblocks, uint64_t block);
 int raid_disk_write(raid_vol_t *v, struct raid_disk *d, const void *buf,
