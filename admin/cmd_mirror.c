@@ -308,8 +308,8 @@ static int mirror_create(struct adm_ctx *ctx, const struct adm_req *req,
 		return adm_fail(rep, ADM_ERR, "cannot store the relationship: "
 		    "%s", fl_strerror(rc));
 	/* What the log and the answer say of the options. */
-	adm_mirror_schedule_fmt(strcmp(mode, "async") == 0 ? (sched_s != 0 ?
-	    sched_s : ADM_MIRROR_SCHED_DEFAULT) : 0, sbuf, sizeof(sbuf));
+	adm_mirror_schedule_fmt(strcmp(mode, "async") == 0 ?
+	    adm_mirror_schedule_of(sched_s) : 0, sbuf, sizeof(sbuf));
 	snprintf(opts, sizeof(opts), "%s%s%s, compression %s, TLS %s", mode,
 	    sbuf[0] != '\0' ? " every " : "", sbuf, comp, tls ? "on" : "off");
 	mode = opts;
@@ -577,8 +577,7 @@ static int mirror_status(struct adm_ctx *ctx, const struct adm_req *req,
 			adm_rep_u64(rep, "port", s.port);
 		/* The source runs the schedule. */
 		adm_mirror_schedule_fmt(strcmp(r.mode, "async") != 0 ||
-		    !is_source(&r) ? 0 :
-		    r.schedule_s != 0 ? r.schedule_s : ADM_MIRROR_SCHED_DEFAULT,
+		    !is_source(&r) ? 0 : adm_mirror_schedule_of(r.schedule_s),
 		    sched, sizeof(sched));
 		adm_rep_str(rep, "schedule", sched);
 		if (is_source(&r) && strcmp(r.mode, "async") == 0)

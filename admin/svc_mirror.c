@@ -478,8 +478,7 @@ static void rel_start(struct adm_ctx *ctx, const struct mrow *w)
 	snprintf(r->rvol, sizeof(r->rvol), "%s", w->rvol);
 	r->dest = w->dest;
 	r->mode = w->mode;
-	r->schedule_s = w->schedule_s != 0 ? w->schedule_s :
-	    ADM_MIRROR_SCHED_DEFAULT;
+	r->schedule_s = adm_mirror_schedule_of(w->schedule_s);
 	snprintf(r->state, sizeof(r->state), "%s", w->state);
 	snprintf(r->err, sizeof(r->err), "%s", w->err);
 	r->acked = w->acked;
@@ -574,6 +573,11 @@ int adm_mirror_schedule_parse(const char *s, uint64_t *secs)
 		return -EINVAL;
 	*secs = n * unit;
 	return 0;
+}
+
+uint64_t adm_mirror_schedule_of(uint64_t stored)
+{
+	return stored != 0 ? stored : ADM_MIRROR_SCHED_DEFAULT;
 }
 
 void adm_mirror_schedule_fmt(uint64_t secs, char *buf, size_t len)

@@ -49,6 +49,9 @@ struct adm_mirror_status {
 int adm_mirror_schedule_parse(const char *s, uint64_t *secs);
 /* "30s", "5m", "1h30m"...; "" for 0 (no schedule). */
 void adm_mirror_schedule_fmt(uint64_t secs, char *buf, size_t len);
+/* The interval an async relationship runs at, from its stored schedule_s
+ * (0: none given, ADM_MIRROR_SCHED_DEFAULT). */
+uint64_t adm_mirror_schedule_of(uint64_t stored);
 
 /* Bring the running relationships in step with the database: start what
  * should run (its volume online, initialized, not broken off), stop what
