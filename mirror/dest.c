@@ -132,6 +132,7 @@ struct xfer {
 	uint64_t wvbn[WRITE_BATCH];
 	uint64_t wbirth[WRITE_BATCH];
 	uint8_t *wdata;
+	uint8_t *wrun;			/* write_runs' buffer, per connection */
 	uint32_t wn;
 	bool ckpt;			/* a baseline that checkpoints */
 };
@@ -521,11 +522,7 @@ static int flush_walk_batch(struct mir_dest *d, struct xfer *x)
 		vbn[i] = x->wvbn[idx[i]];
 		data[i] = x->wdata + (size_t)idx[i] * WAFL_BLOCK_SIZE;
 	}
-	uint8_t *run = malloc((size_t)WRITE_BATCH * WAFL_BLOCK_SIZE);
-	if (run == NULL)
-		return -ENOMEM;
-	rc = write_runs(d, vbn, data, x->wn, run);
-	free(run);
+	rc = write_runs(d, vbn, data, x->wn, x->wrun);
 	if (rc == 0 && x->ckpt && d->ckpt_fd >= 0)
 		rc = ckpt_note(d, x);
 	x->wn = 0;
@@ -598,14 +595,10 @@ static int adopt(struct mir_dest *d, struct xfer *x, struct wafl_fsinfo *nf)
 	int rc = 0;
 
 	if (x->b.kind == MIR_XFER_CP) {
-		struct stash_writer w = { .d = d };
-		w.run = malloc((size_t)WRITE_BATCH * WAFL_BLOCK_SIZE);
-		if (w.run == NULL)
-			return -ENOMEM;
+		struct stash_writer w = { .d = d, .run = x->wrun };
 		rc = mv_for_each_stashed(&x->mv, stash_write, &w);
 		if (rc == 0)
 			rc = stash_flush(&w);
-		free(w.run);
 	} else {
 		rc = flush_walk_batch(d, x);
 	}
@@ -910,7 +903,8 @@ static void serve_conn(struct mir_dest *d, int fd)
 		return;
 	}
 	x.wdata = malloc((size_t)WRITE_BATCH * WAFL_BLOCK_SIZE);
-	if (x.wdata == NULL)
+	x.wrun = malloc((size_t)WRITE_BATCH * WAFL_BLOCK_SIZE);
+	if (x.wdata == NULL || x.wrun == NULL)
 		goto out;
 	struct mir_link_opts lo = { .compress = d->o.compress,
 	    .tls = d->o.tls };
@@ -990,6 +984,7 @@ static void serve_conn(struct mir_dest *d, int fd)
 out:
 	xfer_end(&x);
 	free(x.wdata);
+	free(x.wrun);
 	mir_conn_close(&c);
 }
 
