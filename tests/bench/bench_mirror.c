@@ -61,11 +61,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <nfsc/libnfs.h>
-
 #include "common/log.h"
 #include "mirror/mirror.h"
 #include "tests/bench/benchout.h"
+#include "tests/lib/tl_nfs.h"
+#include "tests/lib/tl_port.h"
+#include "tests/lib/tl_proc.h"
 #include "tests/lib/tl_tmpdir.h"
 #include "tests/lib/tl_wafl.h"
 
@@ -78,22 +79,6 @@
 static bool quick;
 static char bindir[PATH_MAX];		/* build/ */
 static const struct wafl_cred root_cred = { 0, 0, 0, { 0 } };
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static void sleep_ms(long ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
-}
 
 static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2),
     noreturn));
@@ -154,7 +139,7 @@ static double disk_write_mbs(const char *dir, uint64_t bytes)
 	if (fd < 0 || b == NULL)
 		die("%s: %s", path, strerror(errno));
 	fill(b, CHUNK, 77, 0);
-	t0 = now_s();
+	t0 = tl_now_s();
 	for (uint64_t off = 0; off < bytes; off += CHUNK) {
 		b[0] = (uint8_t)(off >> 20);	/* no two chunks alike */
 		if (pwrite(fd, b, CHUNK, (off_t)off) != (ssize_t)CHUNK)
@@ -162,7 +147,7 @@ static double disk_write_mbs(const char *dir, uint64_t bytes)
 	}
 	if (fsync(fd) != 0)
 		die("%s: fsync: %s", path, strerror(errno));
-	t1 = now_s();
+	t1 = tl_now_s();
 	close(fd);
 	unlink(path);
 	free(b);
@@ -211,7 +196,7 @@ static double loopback_mbs(double secs)
 	fill(b, CHUNK, 5, 0);
 	r.fd = s;
 	pthread_create(&th, NULL, lo_recv_main, &r);
-	t0 = now_s();
+	t0 = tl_now_s();
 	do {
 		size_t done = 0;
 
@@ -222,10 +207,10 @@ static double loopback_mbs(double secs)
 				die("loopback write: %s", strerror(errno));
 			done += (size_t)n;
 		}
-	} while (now_s() - t0 < secs);
+	} while (tl_now_s() - t0 < secs);
 	shutdown(c, SHUT_WR);
 	pthread_join(th, NULL);
-	t1 = now_s();
+	t1 = tl_now_s();
 	close(c);
 	close(s);
 	close(l);
@@ -235,50 +220,6 @@ static double loopback_mbs(double secs)
 
 /* ------------------------------------------------------------ processes */
 
-static pid_t spawn(char *const argv[], const char *log)
-{
-	pid_t pid = fork();
-
-	if (pid < 0)
-		die("fork: %s", strerror(errno));
-	if (pid == 0) {
-		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (fd >= 0) {
-			dup2(fd, 1);
-			dup2(fd, 2);
-			close(fd);
-		}
-		execv(argv[0], argv);
-		_exit(127);
-	}
-	return pid;
-}
-
-static int wait_exit(pid_t pid, long ms)
-{
-	int st;
-
-	for (long i = 0; i < ms / 20; i++) {
-		if (waitpid(pid, &st, WNOHANG) == pid)
-			return WIFEXITED(st) ? WEXITSTATUS(st) : 128 +
-			    WTERMSIG(st);
-		sleep_ms(20);
-	}
-	kill(pid, SIGKILL);
-	waitpid(pid, &st, 0);
-	return -1;
-}
-
-static int stop_pid(pid_t pid)
-{
-	if (pid <= 0)
-		return 0;
-	kill(pid, SIGTERM);
-	return wait_exit(pid, 60000);
-}
-
 /* Run argv, wait (bounded); its stdout into out (may be NULL). */
 static int run_capture(char *const argv[], char *out, size_t outlen,
     long timeout_ms)
@@ -286,6 +227,7 @@ static int run_capture(char *const argv[], char *out, size_t outlen,
 	int p[2];
 	pid_t pid;
 	size_t n = 0;
+	int st;
 
 	if (pipe(p) != 0)
 		die("pipe: %s", strerror(errno));
@@ -321,7 +263,25 @@ static int run_capture(char *const argv[], char *out, size_t outlen,
 	if (out != NULL)
 		out[n] = '\0';
 	close(p[0]);
-	return wait_exit(pid, timeout_ms);
+	if ((st = tl_wait_exit(pid, timeout_ms)) < 0)
+		(void)tl_stop(pid, 1000);
+	return st;
+}
+
+/* argv of filerctl --home home, then the arguments in ap up to a NULL
+ * (at most 20); prog holds the program's path. */
+static void ctl_argv(char *argv[24], char *prog, size_t proglen,
+    const char *home, va_list ap)
+{
+	int n = 0;
+
+	snprintf(prog, proglen, "%s/filerctl", bindir);
+	argv[n++] = prog;
+	argv[n++] = (char *)"--home";
+	argv[n++] = (char *)home;
+	for (char *a; n < 23 && (a = va_arg(ap, char *)) != NULL;)
+		argv[n++] = a;
+	argv[n] = NULL;
 }
 
 /* filerctl --home home args...; stdout into out (may be NULL). */
@@ -329,37 +289,24 @@ static int ctl(const char *home, char *out, size_t outlen, ...)
 {
 	char prog[PATH_MAX + 16];
 	char *argv[24];
-	int n = 0;
 	va_list ap;
 
-	snprintf(prog, sizeof(prog), "%s/filerctl", bindir);
-	argv[n++] = prog;
-	argv[n++] = (char *)"--home";
-	argv[n++] = (char *)home;
 	va_start(ap, outlen);
-	for (char *a; n < 23 && (a = va_arg(ap, char *)) != NULL;)
-		argv[n++] = a;
+	ctl_argv(argv, prog, sizeof(prog), home, ap);
 	va_end(ap);
-	argv[n] = NULL;
 	return run_capture(argv, out, outlen, 120000);
 }
 
+/* The same, and it must succeed. */
 static void ctl_ok(const char *home, ...)
 {
 	char prog[PATH_MAX + 16], out[4096];
 	char *argv[24];
-	int n = 0;
 	va_list ap;
 
-	snprintf(prog, sizeof(prog), "%s/filerctl", bindir);
-	argv[n++] = prog;
-	argv[n++] = (char *)"--home";
-	argv[n++] = (char *)home;
 	va_start(ap, home);
-	for (char *a; n < 23 && (a = va_arg(ap, char *)) != NULL;)
-		argv[n++] = a;
+	ctl_argv(argv, prog, sizeof(prog), home, ap);
 	va_end(ap);
-	argv[n] = NULL;
 	if (run_capture(argv, out, sizeof(out), 120000) != 0) {
 		fprintf(stderr, "bench_mirror: filerctl");
 		for (int i = 1; argv[i] != NULL; i++)
@@ -409,35 +356,6 @@ static bool json_str_is(const char *json, const char *path, const char *want)
 	}
 	sqlite3_close(db);
 	return eq;
-}
-
-static uint16_t free_port(void)
-{
-	struct sockaddr_in sa = { .sin_family = AF_INET };
-	socklen_t sl = sizeof(sa);
-	int t = socket(AF_INET, SOCK_STREAM, 0);
-	uint16_t p;
-
-	if (t < 0 || bind(t, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
-	    getsockname(t, (struct sockaddr *)&sa, &sl) != 0)
-		die("free port: %s", strerror(errno));
-	p = ntohs(sa.sin_port);
-	close(t);
-	return p;
-}
-
-static bool port_open(uint16_t port)
-{
-	struct sockaddr_in sa = { .sin_family = AF_INET,
-	    .sin_port = htons(port),
-	    .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	int s = socket(AF_INET, SOCK_STREAM, 0);
-	bool ok = s >= 0 && connect(s, (struct sockaddr *)&sa,
-	    sizeof(sa)) == 0;
-
-	if (s >= 0)
-		close(s);
-	return ok;
 }
 
 /* ---------------------------------------------- part 1: the library */
@@ -527,11 +445,11 @@ static int walk_count(void *arg, uint64_t vbn, uint64_t birth,
 static double walk_mbs(struct pair *p)
 {
 	uint64_t n = 0;
-	double t0 = now_s();
+	double t0 = tl_now_s();
 
 	check(wafl_birth_walk(p->src->v, wafl_generation(p->src->v), 0,
 	    walk_count, &n), "birth walk");
-	return (double)n * 4096 / MiB / (now_s() - t0);
+	return (double)n * 4096 / MiB / (tl_now_s() - t0);
 }
 
 /* Start both sides; returns the seconds until the baseline is
@@ -554,10 +472,10 @@ static double pair_baseline(struct pair *p, uint64_t *blocks,
 	    .retry_ms = 20 };
 	memcpy(s.rel_id, p->id, 16);
 	getrusage(RUSAGE_SELF, &r0);
-	t0 = now_s();
+	t0 = tl_now_s();
 	check(mir_source_start(p->src->v, &s, &p->ms), "mir_source_start");
 	check(mir_source_wait(p->ms, 0, 600000), "baseline");
-	t0 = now_s() - t0;
+	t0 = tl_now_s() - t0;
 	getrusage(RUSAGE_SELF, &r1);
 	*cpu_s = (double)(r1.ru_utime.tv_sec - r0.ru_utime.tv_sec +
 	    r1.ru_stime.tv_sec - r0.ru_stime.tv_sec) +
@@ -602,7 +520,7 @@ static double pair_update(struct pair *p, bool scattered, uint64_t *rng,
 		}
 		offs[i] = f << 32 | blk;
 	}
-	t0 = now_s();
+	t0 = tl_now_s();
 	if (scattered) {
 		for (int i = 0; i < NCHANGE; i++)
 			check(wafl_write(p->src->v, &root_cred,
@@ -617,7 +535,7 @@ static double pair_update(struct pair *p, bool scattered, uint64_t *rng,
 	check(wafl_sync(p->src->v), "change CP");
 	check(mir_source_wait(p->ms, wafl_generation(p->src->v), 120000),
 	    "acknowledgement of the change");
-	t0 = now_s() - t0;
+	t0 = tl_now_s() - t0;
 	free(b);
 	return t0;
 }
@@ -690,7 +608,8 @@ static int rsyncd_start(struct rsyncd *r, const char *tmp, uint64_t bytes)
 		utimensat(AT_FDCWD, pb, ts, 0);
 	}
 	free(b);
-	r->port = free_port();
+	if (tl_free_ports(&r->port, 1) != 0)
+		die("no free port");
 	snprintf(conf, sizeof(conf), "%s/rsyncd.conf", tmp);
 	snprintf(log, sizeof(log), "%s/rsyncd.log", tmp);
 	f = fopen(conf, "w");
@@ -706,10 +625,12 @@ static int rsyncd_start(struct rsyncd *r, const char *tmp, uint64_t bytes)
 	snprintf(confarg, sizeof(confarg), "--config=%s", conf);
 	char *argv[] = { (char *)rs, (char *)"--daemon", (char *)"--no-detach",
 	    confarg, portarg, NULL };
-	r->pid = spawn(argv, log);
-	for (int i = 0; i < 250 && !port_open(r->port); i++)
-		sleep_ms(20);
-	if (!port_open(r->port)) {
+	r->pid = tl_spawn(argv, log);
+	if (r->pid < 0)
+		die("fork: %s", strerror(errno));
+	for (int i = 0; i < 250 && !tl_port_open(r->port); i++)
+		tl_sleep_ms(20);
+	if (!tl_port_open(r->port)) {
 		snprintf(r->why, sizeof(r->why), "the rsync daemon did not "
 		    "start (see %s)", log);
 		return -EIO;
@@ -759,9 +680,9 @@ static double rsync_run(struct rsyncd *r, const char *extra)
 	argv[n++] = src;
 	argv[n++] = dst;
 	argv[n] = NULL;
-	t0 = now_s();
+	t0 = tl_now_s();
 	st = run_capture(argv, NULL, 0, 1800000);
-	t0 = now_s() - t0;
+	t0 = tl_now_s() - t0;
 	if (st != 0) {
 		snprintf(r->why, sizeof(r->why), "rsync exited %d", st);
 		return NAN;
@@ -795,7 +716,7 @@ static bool rsync_verify(const struct rsyncd *r, uint64_t off)
 static void rsyncd_stop(struct rsyncd *r)
 {
 	if (r->pid > 0)
-		stop_pid(r->pid);
+		tl_stop(r->pid, 60000);
 	r->pid = 0;
 	if (r->dir_a[0] != '\0')
 		tl_tmpdir_remove(strdup(r->dir_a));
@@ -913,9 +834,13 @@ static void side_setup(struct side *s, const char *tmp, const char *name,
 	snprintf(s->home, sizeof(s->home), "%s/%s", tmp, name);
 	snprintf(s->log, sizeof(s->log), "%s.log", s->home);
 	s->vol = vol;
-	s->nfs_port = free_port();
-	s->mnt_port = free_port();
-	s->mir_port = free_port();
+	uint16_t ports[3];
+
+	if (tl_free_ports(ports, 3) != 0)
+		die("no free ports");
+	s->nfs_port = ports[0];
+	s->mnt_port = ports[1];
+	s->mir_port = ports[2];
 	ctl_ok(s->home, "config", "set", "nvlog_half_bytes", "64M", NULL);
 	ctl_ok(s->home, "vol", "create", vol, "--disks", "5", "--parity", "1",
 	    "--size", size, NULL);
@@ -938,12 +863,14 @@ static void side_start(struct side *s)
 	    (char *)"--foreground", NULL };
 
 	snprintf(prog, sizeof(prog), "%s/filerd", bindir);
-	s->pid = spawn(argv, s->log);
+	s->pid = tl_spawn(argv, s->log);
+	if (s->pid < 0)
+		die("fork: %s", strerror(errno));
 	for (int i = 0; i < 600; i++) {
 		if (ctl(s->home, NULL, 0, "stats", NULL) == 0 &&
-		    port_open(s->nfs_port))
+		    tl_port_open(s->nfs_port))
 			return;
-		sleep_ms(50);
+		tl_sleep_ms(50);
 	}
 	die("filerd on %s did not come up (see %s)", s->home, s->log);
 }
@@ -959,29 +886,17 @@ struct nfs_writer {
 static void *nfs_writer_main(void *arg)
 {
 	struct nfs_writer *w = arg;
-	struct nfs_context *nfs = nfs_init_context();
-	struct nfs_url *u;
+	struct nfs_context *nfs;
 	struct nfsfh *fh;
 	uint8_t *b = malloc(CHUNK);
-	char url[256];
+	char path[64];
 
 	w->rc = -1;
+	snprintf(path, sizeof(path), "/vol/%s", w->s->vol);
+	nfs = tl_nfs_mount(path, w->s->nfs_port, w->s->mnt_port, 60000,
+	    w->err, sizeof(w->err));
 	if (nfs == NULL || b == NULL)
 		goto out;
-	nfs_set_timeout(nfs, 60000);
-	nfs_set_uid(nfs, 0);
-	nfs_set_gid(nfs, 0);
-	snprintf(url, sizeof(url), "nfs://127.0.0.1/vol/%s?nfsport=%u&"
-	    "mountport=%u", w->s->vol, w->s->nfs_port, w->s->mnt_port);
-	u = nfs_parse_url_dir(nfs, url);
-	if (u == NULL || nfs_mount(nfs, u->server, u->path) != 0) {
-		snprintf(w->err, sizeof(w->err), "mount: %s",
-		    nfs_get_error(nfs));
-		if (u != NULL)
-			nfs_destroy_url(u);
-		goto out;
-	}
-	nfs_destroy_url(u);
 	if (nfs_creat(nfs, w->path, 0644, &fh) != 0) {
 		snprintf(w->err, sizeof(w->err), "create: %s",
 		    nfs_get_error(nfs));
@@ -1033,7 +948,7 @@ static void *lag_main(void *arg)
 					l->max_cps = v;
 			}
 		}
-		sleep_ms(100);
+		tl_sleep_ms(100);
 	}
 	return NULL;
 }
@@ -1047,7 +962,7 @@ static double nfs_write_mbs(const struct side *s, const char *tag,
 	double t0;
 
 	memset(w, 0, sizeof(w));
-	t0 = now_s();
+	t0 = tl_now_s();
 	for (int i = 0; i < 4; i++) {
 		w[i].s = s;
 		w[i].bytes = bytes;
@@ -1057,7 +972,7 @@ static double nfs_write_mbs(const struct side *s, const char *tag,
 	}
 	for (int i = 0; i < 4; i++)
 		pthread_join(th[i], NULL);
-	t0 = now_s() - t0;
+	t0 = tl_now_s() - t0;
 	for (int i = 0; i < 4; i++)
 		if (w[i].rc != 0)
 			die("NFS writer %s: %s", w[i].path, w[i].err);
@@ -1078,7 +993,7 @@ static bool wait_acked(const struct side *s, long timeout_ms)
 		    json_num(out, "$.mirrors[0].acked_gen") >=
 		    json_num(out, "$.mirrors[0].source_gen"))
 			return true;
-		sleep_ms(100);
+		tl_sleep_ms(100);
 	}
 	return false;
 }
@@ -1143,10 +1058,10 @@ static void run_nfs(const char *tmp, struct nfsres *res)
 	res->on_mbs = nfs_write_mbs(&s, "on", per);
 	atomic_store(&lp.stop, 1);
 	pthread_join(lt, NULL);
-	double t0 = now_s();
+	double t0 = tl_now_s();
 	ctl_ok(s.home, "snap", "create", "vsrc", "b1", NULL);
 	bool caught = wait_acked(&s, 300000);
-	res->catchup_s = now_s() - t0;
+	res->catchup_s = tl_now_s() - t0;
 	res->lag_max = lp.max_cps;
 	res->lag_mean = lp.samples > 0 ? lp.sum_cps / lp.samples : NAN;
 	printf("  NFS writes, sync mirroring on: %.1f MiB/s; lag max %.0f "
@@ -1168,10 +1083,10 @@ static void run_nfs(const char *tmp, struct nfsres *res)
 	printf("  NFS writes, mirroring quiesced: %.1f MiB/s\n",
 	    res->off2_mbs);
 out:
-	if (stop_pid(s.pid) != 0 && res->why[0] == '\0')
+	if (tl_stop(s.pid, 60000) != 0 && res->why[0] == '\0')
 		snprintf(res->why, sizeof(res->why), "source filerd did not "
 		    "stop cleanly (see %s)", s.log);
-	if (stop_pid(d.pid) != 0 && res->why[0] == '\0')
+	if (tl_stop(d.pid, 60000) != 0 && res->why[0] == '\0')
 		snprintf(res->why, sizeof(res->why), "destination filerd did "
 		    "not stop cleanly (see %s)", d.log);
 	fflush(stdout);
@@ -1187,7 +1102,7 @@ int main(int argc, char **argv)
 	struct sized z[3];
 	struct nfsres nr;
 	struct benchout b;
-	double load[3], disk, lo, t_start = now_s();
+	double load[3], disk, lo, t_start = tl_now_s();
 	char *tmp;
 	ssize_t n;
 	int bad = 0;
@@ -1305,7 +1220,7 @@ int main(int argc, char **argv)
 		benchout_note(&b, "%ld CPUs; load average before the run %.2f "
 		    "(other work on the machine skews every figure); run took "
 		    "%.0f s", sysconf(_SC_NPROCESSORS_ONLN), load[0],
-		    now_s() - t_start);
+		    tl_now_s() - t_start);
 	benchout_close(&b);
 	bad = nr.why[0] != '\0';
 	if (bad)

@@ -68,6 +68,7 @@
 #include "tests/bench/benchout.h"
 #include "tests/lib/tl_netns.h"
 #include "tests/lib/tl_port.h"
+#include "tests/lib/tl_proc.h"
 #include "tests/lib/tl_tmpdir.h"
 
 #define MiB		(1024.0 * 1024.0)
@@ -83,13 +84,6 @@ static uint64_t now_ns(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static void sleep_ms(long ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-	nanosleep(&ts, NULL);
 }
 
 /* ------------------------------------------------------------ results */
@@ -967,97 +961,20 @@ static void run_suite(const struct server *sv, struct suite *out)
 
 static char bindir[PATH_MAX];	/* build/tests/bench */
 
-/* Fork and exec argv with stdout and stderr to log (appended); the child
- * dies with this process.  The pid, or -1. */
-static pid_t spawn(char *const argv[], const char *log)
-{
-	pid_t parent = getpid();
-	pid_t pid = fork();
-
-	if (pid < 0)
-		return -1;
-	if (pid == 0) {
-		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-		int nul = open("/dev/null", O_RDONLY);
-
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() != parent)
-			_exit(127);	/* the parent died before prctl */
-		if (fd >= 0) {
-			dup2(fd, 1);
-			dup2(fd, 2);
-		}
-		if (nul >= 0)
-			dup2(nul, 0);
-		execv(argv[0], argv);
-		dprintf(2, "exec %s: %s\n", argv[0], strerror(errno));
-		_exit(127);
-	}
-	return pid;
-}
-
-/* Wait for pid at most ms; its exit status (>= 0), or -1 still running. */
-static int wait_ms(pid_t pid, long ms)
-{
-	int st;
-
-	for (long t = 0;; t += 20) {
-		pid_t r = waitpid(pid, &st, WNOHANG);
-
-		if (r == pid)
-			return WIFEXITED(st) ? WEXITSTATUS(st) :
-			    128 + WTERMSIG(st);
-		if (r < 0 && errno != EINTR)
-			return 255;
-		if (t >= ms)
-			return -1;
-		sleep_ms(20);
-	}
-}
-
-/* SIGTERM, then SIGKILL after ms; the exit status. */
-static int stop_pid(pid_t pid, long ms)
-{
-	int st;
-
-	kill(pid, SIGTERM);
-	st = wait_ms(pid, ms);
-	if (st < 0) {
-		kill(pid, SIGKILL);
-		st = wait_ms(pid, 10000);
-	}
-	return st;
-}
-
 /* Run argv to its end (bounded: 120 s); its exit status. */
 static int run_prog(char *const argv[], const char *log)
 {
-	pid_t pid = spawn(argv, log);
+	pid_t pid = tl_spawn(argv, log);
 	int st;
 
 	if (pid < 0)
 		return -1;
-	st = wait_ms(pid, 120000);
+	st = tl_wait_exit(pid, 120000);
 	if (st < 0) {
-		stop_pid(pid, 5000);
+		tl_stop(pid, 5000);
 		return -1;
 	}
 	return st;
-}
-
-static bool port_open(unsigned port)
-{
-	struct sockaddr_in sa = { .sin_family = AF_INET,
-	    .sin_port = htons((uint16_t)port),
-	    .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	bool ok;
-
-	if (fd < 0)
-		return false;
-	ok = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
-	close(fd);
-	return ok;
 }
 
 /* Both ports accept, within ms, while pid runs?  false: why set. */
@@ -1065,15 +982,15 @@ static bool wait_ports(pid_t pid, unsigned p1, unsigned p2, long ms,
     const char *what, const char *log, struct suite *out)
 {
 	for (long t = 0; t < ms; t += 50) {
-		if (port_open(p1) && (p2 == 0 || port_open(p2)))
+		if (tl_port_open(p1) && (p2 == 0 || tl_port_open(p2)))
 			return true;
-		int st = wait_ms(pid, 0);
+		int st = tl_wait_exit(pid, 0);
 		if (st >= 0) {
 			suite_why(out, "%s exited with status %d at startup "
 			    "(log: %s)", what, st, log);
 			return false;
 		}
-		sleep_ms(50);
+		tl_sleep_ms(50);
 	}
 	suite_why(out, "%s did not listen within %ld s (log: %s)", what,
 	    ms / 1000, log);
@@ -1139,7 +1056,7 @@ static void run_filer(const char *tmp, struct suite *out)
 	snprintf(prog, sizeof(prog), "%s/../../filerd", bindir);
 	char *argv[] = { prog, (char *)"--home", home, (char *)"--foreground",
 	    NULL };
-	pid = spawn(argv, log);
+	pid = tl_spawn(argv, log);
 	if (pid < 0) {
 		suite_why(out, "fork: %s", strerror(errno));
 		return;
@@ -1151,7 +1068,7 @@ static void run_filer(const char *tmp, struct suite *out)
 	if (wait_ports(pid, sv.nfs_port, sv.mnt_port, 30000, "filerd", log,
 	    out))
 		run_suite(&sv, out);
-	st = stop_pid(pid, 60000);
+	st = tl_stop(pid, 60000);
 	if (st != 0)
 		suite_why(out, "filerd exit status %d (log: %s)", st, log);
 }
@@ -1252,7 +1169,7 @@ static void ganesha_child(const char *tmp, const char *tmpl,
 	if (access(rargv[0], X_OK) != 0)
 		rargv[0] = (char *)"/sbin/rpcbind";
 	out->started = true;
-	rpcb = spawn(rargv, log);
+	rpcb = tl_spawn(rargv, log);
 	if (rpcb < 0 || !wait_ports(rpcb, 111, 0, 10000, "rpcbind", log,
 	    out))
 		goto out;
@@ -1260,7 +1177,7 @@ static void ganesha_child(const char *tmp, const char *tmpl,
 	char *gargv[] = { (char *)"/usr/bin/ganesha.nfsd", (char *)"-F",
 	    (char *)"-f", conf, (char *)"-L", glog, (char *)"-p", pidf,
 	    (char *)"-N", (char *)"NIV_EVENT", NULL };
-	gpid = spawn(gargv, log);
+	gpid = tl_spawn(gargv, log);
 	if (gpid < 0) {
 		suite_why(out, "fork: %s", strerror(errno));
 		goto out;
@@ -1273,11 +1190,11 @@ static void ganesha_child(const char *tmp, const char *tmpl,
 	    glog, out))
 		run_suite(&sv, out);
 out:
-	if (gpid > 0 && (rc = stop_pid(gpid, 20000)) != 0)
+	if (gpid > 0 && (rc = tl_stop(gpid, 20000)) != 0)
 		suite_why(out, "ganesha.nfsd exit status %d (log: %s)", rc,
 		    glog);
 	if (rpcb > 0)
-		stop_pid(rpcb, 5000);
+		tl_stop(rpcb, 5000);
 }
 
 static void run_ganesha(const char *tmp, struct suite *out)
@@ -1330,10 +1247,10 @@ static void run_ganesha(const char *tmp, struct suite *out)
 		fflush(stdout);
 		_exit(0);
 	}
-	st = wait_ms(pid, 600000);
+	st = tl_wait_exit(pid, 600000);
 	if (st < 0) {
 		kill(pid, SIGKILL);
-		wait_ms(pid, 10000);
+		tl_wait_exit(pid, 10000);
 		suite_why(out, "the ganesha run took over 10 minutes");
 	} else if (st != 0) {
 		suite_why(out, "the ganesha run ended with status %d", st);

@@ -31,6 +31,21 @@ uint16_t tl_free_port(int fds[2])
 	return 0;
 }
 
+bool tl_port_open(uint16_t port)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+	    .sin_port = htons(port),
+	    .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	bool ok;
+
+	if (fd < 0)
+		return false;
+	ok = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+	close(fd);
+	return ok;
+}
+
 int tl_free_ports(uint16_t *ports, int n)
 {
 	int held[TL_MAX_PORTS][2], rc = 0, k;

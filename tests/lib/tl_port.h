@@ -7,11 +7,13 @@
  * tl_free_port() keeps the two sockets open in fds, so a later call does
  * not choose the same port and a test can hold it against the daemon;
  * tl_free_ports() chooses n distinct ports at once and closes its
- * sockets before it returns, for the daemon to bind.
+ * sockets before it returns, for the daemon to bind.  tl_port_open()
+ * tells whether a daemon listens on one yet.
  */
 #ifndef FILER_TESTS_LIB_TL_PORT_H
 #define FILER_TESTS_LIB_TL_PORT_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 /* The port, its TCP socket in fds[0] and UDP socket in fds[1] (the
@@ -23,5 +25,8 @@ uint16_t tl_free_port(int fds[2]);
 /* ports[0..n-1], distinct (n <= TL_MAX_PORTS); 0, or -1 when one could
  * not be found. */
 int tl_free_ports(uint16_t *ports, int n);
+
+/* Does something accept TCP connections on 127.0.0.1:port? */
+bool tl_port_open(uint16_t port);
 
 #endif

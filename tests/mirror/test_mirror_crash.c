@@ -51,6 +51,7 @@
 
 #include "tests/lib/tl_mirror.h"
 #include "tests/lib/tl_port.h"
+#include "tests/lib/tl_proc.h"
 #include "tests/lib/tl_tmpdir.h"
 
 #define CLIENT_TIMEOUT_MS	5000
@@ -122,14 +123,6 @@ static uint32_t rnd(struct ctest *t, uint32_t n)
 {
 	t->rng = mix64(t->rng);
 	return (uint32_t)(t->rng % n);
-}
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
 /* One side: CPs every second and at every MiB of dirty data, an NVLOG
@@ -614,7 +607,7 @@ static void test_dest_kill9(void **state)
 		kill9(&t->d);
 		if (srcg > acked)
 			behind++;
-		t0 = now_s();
+		t0 = tl_now_s();
 
 		/* Its volume checks clean as the crash left it, while the
 		 * source and its clients run on. */
@@ -636,7 +629,7 @@ static void test_dest_kill9(void **state)
 		print_message("kill %d: %u ms into the writes, acked %ld "
 		    "source %ld; restarted serving %ld; acked %ld after "
 		    "%.1f s\n", k + 1, delay, acked, srcg, served, g,
-		    now_s() - t0);
+		    tl_now_s() - t0);
 		written += load_end(&l, false);
 	}
 	long g = sync_now(t);
