@@ -292,6 +292,36 @@ static int throttle_all(struct tl_vol *t, unsigned rate)
 	return rc;
 }
 
+/* A spare disk, spare.img in the volume's directory. */
+static void add_spare(struct tl_vol *t)
+{
+	char spare[4200];
+	int rc;
+
+	tl_path(spare, sizeof(spare), t->dir, "spare.img");
+	rc = raid_add_spare(t->v, spare);
+	if (rc != 0)
+		die("raid_add_spare", rc);
+	tl_vol_add_path(t, "spare.img");
+}
+
+/* MB/s of a rebuild onto the spare of disk_blocks per disk, its flush
+ * included. */
+static double rebuild_mbs(struct tl_vol *t, uint64_t disk_blocks)
+{
+	uint64_t t0 = fl_now_mono_ns();
+	int rc = raid_rebuild_start(t->v);
+
+	if (rc != 0)
+		die("raid_rebuild_start", rc);
+	rc = raid_rebuild_wait(t->v);
+	if (rc == 0)
+		rc = raid_flush(t->v);
+	if (rc != 0)
+		die("rebuild", rc);
+	return (double)disk_blocks * TL_BS / MiB / secs(t0);
+}
+
 /*
  * Full-stripe write of the whole volume, flush included; data MB/s.  Each
  * call writes as many stripes as buf holds (CHUNK_STRIPES 8-wide stripes),
@@ -324,8 +354,6 @@ static void independent_disks(struct indep *r, bool quick, uint8_t *buf)
 	uint64_t disk_blocks, need, avail_mem = 0;
 	struct statvfs sv;
 	struct tl_vol t;
-	char spare[4200];
-	uint64_t t0;
 	int rc;
 
 	memset(r, 0, sizeof(*r));
@@ -399,24 +427,11 @@ static void independent_disks(struct indep *r, bool quick, uint8_t *buf)
 	r->wrong += read_all(&t, buf, &r->degraded);
 
 	/* Rebuild onto a spare as slow as the others, flush included. */
-	tl_path(spare, sizeof(spare), t.dir, "spare.img");
-	rc = raid_add_spare(t.v, spare);
-	if (rc != 0)
-		die("raid_add_spare", rc);
-	tl_vol_add_path(&t, "spare.img");
+	add_spare(&t);
 	rc = throttle(&t, raid_ndisks(t.v) - 1, r->rate);
 	if (rc != 0)
 		die("throttle", rc);
-	t0 = fl_now_mono_ns();
-	rc = raid_rebuild_start(t.v);
-	if (rc != 0)
-		die("raid_rebuild_start", rc);
-	rc = raid_rebuild_wait(t.v);
-	if (rc == 0)
-		rc = raid_flush(t.v);
-	if (rc != 0)
-		die("rebuild", rc);
-	r->rebuild = (double)disk_blocks * TL_BS / MiB / secs(t0);
+	r->rebuild = rebuild_mbs(&t, disk_blocks);
 	/* Check every block with the rebuilt disk in, at full speed. */
 	rc = throttle_all(&t, 0);
 	if (rc != 0)
@@ -440,7 +455,7 @@ int main(int argc, char **argv)
 	uint64_t data_mb = env_mb != NULL ? strtoull(env_mb, NULL, 10) :
 	    quick ? 128 : 1024;
 	struct indep ind;
-	char base[4096], spare[4200];
+	char base[4096];
 	struct benchout b;
 	struct tl_vol t;
 	struct raid_status st;
@@ -540,22 +555,9 @@ int main(int argc, char **argv)
 	wrong += read_all(&t, buf, &degraded);
 
 	/* 5. Rebuild onto a spare, cold, flush included. */
-	tl_path(spare, sizeof(spare), t.dir, "spare.img");
-	rc = raid_add_spare(t.v, spare);
-	if (rc != 0)
-		die("raid_add_spare", rc);
-	tl_vol_add_path(&t, "spare.img");
+	add_spare(&t);
 	res_r = drop_all(&t, t.npaths);
-	t0 = fl_now_mono_ns();
-	rc = raid_rebuild_start(t.v);
-	if (rc != 0)
-		die("raid_rebuild_start", rc);
-	rc = raid_rebuild_wait(t.v);
-	if (rc == 0)
-		rc = raid_flush(t.v);
-	if (rc != 0)
-		die("rebuild", rc);
-	rebuild = (double)disk_blocks * TL_BS / MiB / secs(t0);
+	rebuild = rebuild_mbs(&t, disk_blocks);
 	drop_all(&t, t.npaths);
 	wrong += read_all(&t, buf, &after);
 	tl_vol_destroy(&t);
