@@ -41,6 +41,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/assert.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -876,6 +877,8 @@ static void fallback_check(struct mir_source *s)
 				base = s->holds[i];
 		}
 	}
+	/* M6: once the holds go, the snapshot retains the served root. */
+	ASSERT(mir_base_snapshot(s->v, base) == base);
 	release_all(s);
 	s->base_snap = base;
 	if (s->acked != 0)
