@@ -38,7 +38,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <limits.h>
 #include <math.h>
 #include <netinet/in.h>
@@ -1118,13 +1117,7 @@ int main(int argc, char **argv)
 	bindir[n] = '\0';
 	for (int i = 0; i < 3; i++)
 		*strrchr(bindir, '/') = '\0';
-	if (getenv("FILER_BENCH_DIR") != NULL) {
-		snprintf(base, sizeof(base), "%s", getenv("FILER_BENCH_DIR"));
-	} else {
-		snprintf(tmpbuf, sizeof(tmpbuf), "%s", outdir);
-		snprintf(base, sizeof(base), "%s/bench-tmp", dirname(tmpbuf));
-	}
-	mkdir(base, 0755);
+	benchout_scratch(outdir, base, sizeof(base));
 	if (realpath(base, tmpbuf) == NULL)
 		die("scratch directory %s: %s", base, strerror(errno));
 	tmp = tl_tmpdir_make(tmpbuf, "mirror");

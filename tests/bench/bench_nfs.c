@@ -43,7 +43,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -1301,13 +1300,7 @@ int main(int argc, char **argv)
 	}
 	bindir[n] = '\0';
 	*strrchr(bindir, '/') = '\0';
-	if (getenv("FILER_BENCH_DIR") != NULL) {
-		snprintf(base, sizeof(base), "%s", getenv("FILER_BENCH_DIR"));
-	} else {
-		snprintf(tmpbuf, sizeof(tmpbuf), "%s", outdir);
-		snprintf(base, sizeof(base), "%s/bench-tmp", dirname(tmpbuf));
-	}
-	mkdir(base, 0755);
+	benchout_scratch(outdir, base, sizeof(base));
 	if (realpath(base, tmpbuf) == NULL) {
 		perror("bench_nfs: scratch directory");
 		return 1;

@@ -47,7 +47,6 @@
 #include <fcntl.h>
 #include <isa-l/erasure_code.h>
 #include <isa-l/raid.h>
-#include <libgen.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -444,7 +443,6 @@ static void independent_disks(struct indep *r, bool quick, uint8_t *buf)
 int main(int argc, char **argv)
 {
 	const char *outdir = argc > 1 ? argv[1] : "build/bench";
-	const char *env_dir = getenv("FILER_BENCH_DIR");
 	const char *env_mb = getenv("FILER_BENCH_MB");
 	static const unsigned geo[][2] = {
 		{ 4, 1 }, { 4, 2 }, { 8, 1 }, { 8, 2 }, { 8, 3 },
@@ -469,14 +467,7 @@ int main(int argc, char **argv)
 	fl_log_set_level(FL_LOG_ERR);
 	if (data_mb < 64)
 		data_mb = 64;
-	if (env_dir != NULL) {
-		snprintf(base, sizeof(base), "%s", env_dir);
-	} else {
-		char tmp[4096];
-		snprintf(tmp, sizeof(tmp), "%s", outdir);
-		snprintf(base, sizeof(base), "%s/bench-tmp", dirname(tmp));
-	}
-	mkdir(base, 0755);
+	benchout_scratch(outdir, base, sizeof(base));
 	tmpfs = tl_is_tmpfs(base);
 	if (tmpfs < 0)
 		die(base, tmpfs);

@@ -25,7 +25,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -425,19 +424,13 @@ static double mount_ms(uint64_t fill_bytes, uint64_t disk_blocks,
 int main(int argc, char **argv)
 {
 	const char *outdir = argc > 1 ? argv[1] : "build/bench";
-	char base[4096], tmp[4096];
+	char base[4096];
 	struct benchout b;
 
 	quick = getenv("FILER_BENCH_QUICK") != NULL;
 	only_seq = getenv("FILER_BENCH_ONLY") != NULL &&
 	    strcmp(getenv("FILER_BENCH_ONLY"), "seq") == 0;
-	if (getenv("FILER_BENCH_DIR") != NULL) {
-		snprintf(base, sizeof(base), "%s", getenv("FILER_BENCH_DIR"));
-	} else {
-		snprintf(tmp, sizeof(tmp), "%s", outdir);
-		snprintf(base, sizeof(base), "%s/bench-tmp", dirname(tmp));
-	}
-	mkdir(base, 0755);
+	benchout_scratch(outdir, base, sizeof(base));
 	setenv("TMPDIR", base, 1);
 	fl_log_set_level(FL_LOG_WARN);
 	benchout_open(&b, outdir, "wafl", "file system in process");

@@ -21,10 +21,12 @@
 #define FILER_TESTS_BENCH_BENCHOUT_H
 
 #include <errno.h>
+#include <libgen.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -35,6 +37,24 @@ struct benchout {
 	int figures;
 	int missed;
 };
+
+/* The scratch directory of a run writing its JSON to outdir:
+ * $FILER_BENCH_DIR, else bench-tmp next to outdir (<outdir>/../bench-tmp),
+ * created if it is missing. */
+static inline void benchout_scratch(const char *outdir, char *base,
+    size_t len)
+{
+	const char *env = getenv("FILER_BENCH_DIR");
+	char tmp[4096];
+
+	if (env != NULL) {
+		snprintf(base, len, "%s", env);
+	} else {
+		snprintf(tmp, sizeof(tmp), "%s", outdir);
+		snprintf(base, len, "%s/bench-tmp", dirname(tmp));
+	}
+	mkdir(base, 0755);
+}
 
 /* Open (append) <outdir>/<bench>.json, print the table head.  0 or -errno;
  * on error the table is still printed, without JSON. */
