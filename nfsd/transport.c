@@ -82,7 +82,7 @@ struct ep_tag {
  * A reply on its way out: the record mark and encoded reply, then (READ)
  * the data and its XDR padding, sent together by sendmsg from where they
  * lie (no copy into one buffer).  off counts the bytes already sent of
- * len = buf_len + data_len + pad.
+ * outbuf_len(o).
  */
 struct outbuf {
 	struct outbuf *next;
@@ -91,8 +91,13 @@ struct outbuf {
 	uint8_t *data;		/* owned or NULL: the reply's trailing data */
 	size_t data_len;
 	size_t pad;		/* 0..3 zero bytes after data */
-	size_t off, len;
+	size_t off;
 };
+
+static size_t outbuf_len(const struct outbuf *o)
+{
+	return o->buf_len + o->data_len + o->pad;
+}
 
 static const uint8_t xdr_zeros[4];
 
@@ -123,7 +128,7 @@ static int outbuf_iov(const struct outbuf *o, struct iovec iov[3])
  * EAGAIN), else 0 with o->off advanced. */
 static int outbuf_send(int fd, struct outbuf *o)
 {
-	while (o->off < o->len) {
+	while (o->off < outbuf_len(o)) {
 		struct iovec iov[3];
 		struct msghdr mh = { .msg_iov = iov };
 		mh.msg_iovlen = (size_t)outbuf_iov(o, iov);
@@ -251,7 +256,7 @@ static int conn_flush(struct nfsd_conn *c)
 		c->oq_bytes -= o->off - before;
 		if (rc != 0)
 			return -1;
-		if (o->off < o->len)
+		if (o->off < outbuf_len(o))
 			return 0;
 		c->oq_head = o->next;
 		if (c->oq_head == NULL)
@@ -351,9 +356,8 @@ void nfsd_send_reply(struct nfsd_req *r, uint8_t *rec, size_t body_len,
 	struct nfsd_conn *c = r->conn;
 	struct outbuf ob = { .buf = rec, .buf_len = body_len + 4,
 	    .data = data, .data_len = data_len, .pad = (4 - data_len % 4) % 4 };
-	size_t rlen = body_len + data_len + ob.pad;
+	size_t rlen = outbuf_len(&ob) - 4;	/* the record, without mark */
 
-	ob.len = ob.buf_len + data_len + ob.pad;
 	if (r->udp) {
 		/* One datagram, without the record mark. */
 		struct iovec iov[3];
@@ -375,9 +379,10 @@ void nfsd_send_reply(struct nfsd_req *r, uint8_t *rec, size_t body_len,
 	pthread_mutex_lock(&c->wlock);
 	if (c->dead)
 		goto unlock;
+	/* On a socket error nothing is queued: the event thread closes. */
 	if (c->oq_head == NULL && outbuf_send(c->tag.fd, &ob) != 0)
-		ob.off = ob.len;	/* socket error: the event thread closes */
-	if (ob.off < ob.len) {
+		ob.off = outbuf_len(&ob);
+	if (ob.off < outbuf_len(&ob)) {
 		struct outbuf *o = malloc(sizeof(*o));
 		if (o != NULL) {
 			*o = ob;
@@ -387,7 +392,7 @@ void nfsd_send_reply(struct nfsd_req *r, uint8_t *rec, size_t body_len,
 			else
 				c->oq_head = o;
 			c->oq_tail = o;
-			c->oq_bytes += o->len - o->off;
+			c->oq_bytes += outbuf_len(o) - o->off;
 			ob.buf = ob.data = NULL;	/* the queue owns them */
 			if (!c->want_out) {
 				c->want_out = true;
