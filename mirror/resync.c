@@ -611,12 +611,9 @@ struct t_walk {
 static int t_send(void *arg, uint64_t vbn, uint64_t birth, const void *data)
 {
 	struct t_walk *w = arg;
-	struct mir_block b = { .gen = w->gen, .vbn = vbn, .birth = birth,
-	    .data = data };
 
-	mir_block_encode(mir_conn_payload(w->c), &b);
 	w->blocks++;
-	return mir_send_buf(w->c, MIR_MSG_BLOCK, 32 + MIR_BLOCK);
+	return mir_send_block(w->c, w->gen, vbn, birth, data);
 }
 
 static int t_auth(const struct mir_resync_opts *o, struct mir_conn *c)

@@ -329,16 +329,6 @@ static void release_all(struct mir_source *s)
 
 /* ------------------------------------------------------------ sending */
 
-static int send_block(struct mir_conn *c, uint64_t gen, uint64_t vbn,
-    uint64_t birth, const void *data)
-{
-	struct mir_block b = { .gen = gen, .vbn = vbn, .birth = birth,
-	    .data = data };
-
-	mir_block_encode(mir_conn_payload(c), &b);
-	return mir_send_buf(c, MIR_MSG_BLOCK, 32 + MIR_BLOCK);
-}
-
 static int send_root(struct mir_conn *c, uint64_t gen, const void *fsinfo)
 {
 	struct mir_root r = { .gen = gen, .fsinfo = fsinfo };
@@ -471,7 +461,7 @@ static int walk_send(void *arg, uint64_t vbn, uint64_t birth,
 		return 0;
 	}
 	w->blocks++;
-	rc = send_block(w->c, w->target, vbn, birth, data);
+	rc = mir_send_block(w->c, w->target, vbn, birth, data);
 	pthread_mutex_lock(&w->s->lock);
 	w->s->st.walk_bytes_done += WAFL_BLOCK_SIZE;
 	conn_publish(w->s, w->c);
@@ -674,7 +664,7 @@ static int send_item(struct mir_source *s, struct mir_conn *c,
 		return FL_ERR(-EINVAL);	/* a CP without its root: internal */
 	if (q->type == Q_BLOCKS) {
 		for (uint32_t i = 0; i < q->n && rc == 0; i++)
-			rc = send_block(c, q->gen, q->vbn + i, q->gen,
+			rc = mir_send_block(c, q->gen, q->vbn + i, q->gen,
 			    q->data + (size_t)i * WAFL_BLOCK_SIZE);
 		pthread_mutex_lock(&s->lock);
 		s->st.blocks_sent_cp += q->n;

@@ -692,6 +692,16 @@ int mir_send_buf(struct mir_conn *c, uint16_t type, uint32_t len)
 	return rc;
 }
 
+int mir_send_block(struct mir_conn *c, uint64_t gen, uint64_t vbn,
+    uint64_t birth, const void *data)
+{
+	struct mir_block b = { .gen = gen, .vbn = vbn, .birth = birth,
+	    .data = data };
+
+	mir_block_encode(mir_conn_payload(c), &b);
+	return mir_send_buf(c, MIR_MSG_BLOCK, 32 + MIR_BLOCK);
+}
+
 int mir_send(struct mir_conn *c, uint16_t type, const void *payload,
     uint32_t len)
 {

@@ -236,6 +236,9 @@ int mir_send(struct mir_conn *c, uint16_t type, const void *payload,
 /* Send a frame whose payload the caller encoded into mir_conn_payload(). */
 int mir_send_buf(struct mir_conn *c, uint16_t type, uint32_t len);
 uint8_t *mir_conn_payload(struct mir_conn *c);
+/* Send BLOCK{gen, vbn, birth, data} (MIR_BLOCK bytes of data). */
+int mir_send_block(struct mir_conn *c, uint64_t gen, uint64_t vbn,
+    uint64_t birth, const void *data);
 /*
  * Receive one frame.  On success *h is its header and the payload is at
  * mir_conn_payload(c) (borrowed until the next receive).  -FL_EPROTO for
