@@ -79,9 +79,14 @@ static void test_catch_up_sends_only_new_blocks(void **state)
 	uint64_t g = wafl_generation(p->src->v);
 	assert_int_equal(wafl_generation(mir_dest_volume(p->md)), d);
 
-	mir_source_resume(p->ms);
-	assert_int_equal(mir_source_wait(p->ms, g, 20000), 0);
 	struct mir_source_stats s1;
+	mir_source_stats(p->ms, &s1);
+	assert_true(s1.quiesce_requested);	/* filerd's "quiesced" */
+	mir_source_resume(p->ms);
+	mir_source_stats(p->ms, &s1);
+	assert_false(s1.quiesce_requested);
+	assert_int_not_equal(s1.state, MIR_QUIESCED);
+	assert_int_equal(mir_source_wait(p->ms, g, 20000), 0);
 	mir_source_stats(p->ms, &s1);
 	uint64_t sent = s1.blocks_sent_walk - s0.blocks_sent_walk;
 	/* What changed: blocks of the newest root born after d (the walk
