@@ -20,7 +20,8 @@
  *   producing a cascade of false errors).
  *
  * PHASES (all under v->cp_serial, so no CP runs meanwhile)
- *   1. fsinfo: the durable slot decodes and names the mounted root.
+ *   1. fsinfo: the durable slot decodes and names the mounted root, and
+ *      every root it records as held is still kept (W3).
  *   2. active walk: root block, inode file, every allocated inode's tree:
  *      W1 (checksums, decoders), W2 (births), W5 (a reachable-set bitmap;
  *      a VBN met twice is reported and not descended again), block counts
@@ -682,6 +683,32 @@ out:
 
 /* ---------------------------------------------------- phase 1 and 2 */
 
+/*
+ * W3: every root the durable fsinfo records as held is still kept by this
+ * volume (held, or released but not yet gone), so the retained-root phase
+ * walks it and the allocator cannot reuse its blocks: a crash now mounts
+ * this fsinfo and holds that root again.
+ */
+static void ck_fsinfo_holds(struct ck *c, const struct wafl_fsinfo *f)
+{
+	struct wafl_vol *v = c->v;
+
+	pthread_rwlock_rdlock(&v->cp_lock);
+	for (unsigned i = 0; i < f->nholds && i < WAFL_FSI_HOLDS; i++) {
+		bool kept = false;
+		for (unsigned h = 0; !kept && h < WAFL_MAX_HOLDS; h++)
+			kept = v->holds[h].gen == f->holds[i].gen &&
+			    memcmp(&v->holds[h].root, &f->holds[i].root,
+			    sizeof(f->holds[i].root)) == 0;
+		if (!kept)
+			ck_error(c, 3, "fsinfo %llu records held root %llu, "
+			    "which the volume no longer keeps: its blocks "
+			    "may be reused", (unsigned long long)f->gen,
+			    (unsigned long long)f->holds[i].gen);
+	}
+	pthread_rwlock_unlock(&v->cp_lock);
+}
+
 static int ck_fsinfo(struct ck *c)
 {
 	uint8_t *blk = malloc(WAFL_BLOCK_SIZE);
@@ -706,6 +733,8 @@ static int ck_fsinfo(struct ck *c)
 				    "%llu, not the mounted root %llu", s,
 				    (unsigned long long)f.gen,
 				    (unsigned long long)c->fsi.gen);
+			else
+				ck_fsinfo_holds(c, &f);
 		} else if (ok && f.gen > c->fsi.gen && !c->v->readonly) {
 			ck_error(c, 6, "fsinfo slot %u holds generation %llu, "
 			    "newer than the mounted root %llu", s,

@@ -479,6 +479,7 @@ int cp_run(struct wafl_vol *v)
 	pthread_rwlock_wrlock(&v->cp_lock);
 	v->fsi = nfsi;
 	v->durable_gen = nfsi.gen;
+	holds_retire(v);
 	pthread_rwlock_unlock(&v->cp_lock);
 	if (v->log != NULL)
 		nvlog_release_prev(v->log);

@@ -12,9 +12,12 @@
  *              survives an unmount and a crash.  Crash ordering: a root is
  *              held only while it is in the ring or already recorded, and
  *              the CP that moves it out of the ring is the CP that records
- *              the hold, so no durable fsinfo ever loses a held root; a
- *              release reaches the disk with the next CP (until then the
- *              blocks stay kept, which is safe).  Hold and release take
+ *              the hold, so no durable fsinfo ever loses a held root.  A
+ *              release reaches the disk with the next CP, and until that
+ *              CP's fsinfo is durable the released root keeps its slot
+ *              (refs 0) and its blocks (allocator, pending frees): a crash
+ *              before then mounts the older fsinfo, which still records
+ *              the hold, and its tree must be whole.  Hold and release take
  *              cp_serial, so the hold list cannot change between a CP's
  *              freeze (which copies it) and its fsinfo write.
  *   birth walk every block of a root born after a generation, descending
@@ -48,7 +51,8 @@ uint64_t retained_oldest_gen(struct wafl_vol *v)
 	return oldest;
 }
 
-/* Root pointer of gen from the ring or the holds. Caller holds cp_lock. */
+/* Root pointer of gen from the ring or the holds (not a released one,
+ * whose blocks are only kept until the next CP). Caller holds cp_lock. */
 static int find_root(struct wafl_vol *v, uint64_t gen, struct wafl_bp *root)
 {
 	for (unsigned i = 0; i < v->fsi.ring_len; i++) {
@@ -58,7 +62,7 @@ static int find_root(struct wafl_vol *v, uint64_t gen, struct wafl_bp *root)
 		}
 	}
 	for (unsigned h = 0; h < WAFL_MAX_HOLDS; h++) {
-		if (v->holds[h].gen == gen) {
+		if (v->holds[h].gen == gen && v->holds[h].refs > 0) {
 			*root = v->holds[h].root;
 			return 0;
 		}
@@ -77,8 +81,8 @@ static void holds_to_fsinfo(struct wafl_vol *v)
 	f->nholds = 0;
 	memset(f->holds, 0, sizeof(f->holds));
 	for (unsigned h = 0; h < WAFL_MAX_HOLDS; h++) {
-		if (v->holds[h].gen == 0)
-			continue;
+		if (v->holds[h].gen == 0 || v->holds[h].refs == 0)
+			continue;	/* free, or released */
 		/* insertion by generation */
 		unsigned k = f->nholds;
 		VERIFY(k < WAFL_FSI_HOLDS);
@@ -104,13 +108,31 @@ void holds_restore(struct wafl_vol *v)
 		    (unsigned long long)v->fsi.holds[0].gen);
 }
 
+void holds_retire(struct wafl_vol *v)
+{
+	bool gone = false;
+
+	for (unsigned h = 0; h < WAFL_MAX_HOLDS; h++) {
+		if (v->holds[h].gen == 0 || v->holds[h].refs > 0)
+			continue;
+		for (unsigned i = 0; i < v->fsi.nholds; i++)
+			VERIFY(v->fsi.holds[i].gen != v->holds[h].gen);
+		memset(&v->holds[h], 0, sizeof(v->holds[h]));
+		gone = true;
+	}
+	/* Areas loaded while they were held keep their blocks unavailable:
+	 * reload them lazily. */
+	if (gone)
+		alloc_reset_areas(v);
+}
+
 int wafl_held_roots(wafl_vol_t *v, uint64_t *gens, size_t max, size_t *n)
 {
 	size_t k = 0;
 
 	pthread_rwlock_rdlock(&v->cp_lock);
 	for (unsigned h = 0; h < WAFL_MAX_HOLDS; h++) {
-		if (v->holds[h].gen == 0)
+		if (v->holds[h].gen == 0 || v->holds[h].refs == 0)
 			continue;
 		if (k < max)
 			gens[k] = v->holds[h].gen;
@@ -132,7 +154,9 @@ static int hold_locked(struct wafl_vol *v, uint64_t gen)
 		return rc;
 	for (unsigned h = 0; h < WAFL_MAX_HOLDS; h++) {
 		if (v->holds[h].gen == gen) {
-			v->holds[h].refs++;
+			/* released but still in the ring: held again */
+			if (v->holds[h].refs++ == 0)
+				holds_to_fsinfo(v);
 			return 0;
 		}
 		if (v->holds[h].gen == 0 && free_slot < 0)
@@ -208,12 +232,11 @@ void wafl_release_root(wafl_vol_t *v, uint64_t gen)
 	pthread_mutex_lock(&v->cp_serial);
 	pthread_rwlock_wrlock(&v->cp_lock);
 	for (unsigned h = 0; h < WAFL_MAX_HOLDS; h++) {
-		if (v->holds[h].gen == gen && --v->holds[h].refs == 0) {
-			memset(&v->holds[h], 0, sizeof(v->holds[h]));
+		if (v->holds[h].gen == gen && v->holds[h].refs > 0 &&
+		    --v->holds[h].refs == 0) {
+			/* Out of the next fsinfo; its blocks stay kept until
+			 * that fsinfo is durable (holds_retire). */
 			holds_to_fsinfo(v);
-			/* Areas loaded while it was held keep its blocks
-			 * unavailable: reload them lazily. */
-			alloc_reset_areas(v);
 		}
 	}
 	pthread_rwlock_unlock(&v->cp_lock);

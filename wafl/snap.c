@@ -213,7 +213,7 @@ static int retained_root_of(struct wafl_vol *v, uint64_t gen,
 			return 0;
 		}
 	for (unsigned h = 0; h < WAFL_MAX_HOLDS; h++)
-		if (v->holds[h].gen == gen) {
+		if (v->holds[h].gen == gen && v->holds[h].refs > 0) {
 			*root = v->holds[h].root;
 			return 0;
 		}
@@ -867,7 +867,7 @@ int wafl_retained_roots(wafl_vol_t *v, struct wafl_root_ent *out,
 		root_add(out, max, &k, v->fsi.ring[i].gen,
 		    &v->fsi.ring[i].root);
 	for (unsigned h = 0; rc == 0 && h < WAFL_MAX_HOLDS; h++)
-		if (v->holds[h].gen != 0)
+		if (v->holds[h].gen != 0 && v->holds[h].refs > 0)
 			root_add(out, max, &k, v->holds[h].gen,
 			    &v->holds[h].root);
 	for (uint64_t s = 0; rc == 0 && s < nslots(v); s++) {

@@ -164,7 +164,8 @@ struct wafl_vol {
 	struct wafl_hold {
 		uint64_t gen;		/* 0: free slot */
 		struct wafl_bp root;
-		uint32_t refs;
+		uint32_t refs;		/* 0: released, its blocks kept until
+					   the next fsinfo is durable */
 	} holds[WAFL_MAX_HOLDS];
 
 	struct bcache *cache;
@@ -296,6 +297,10 @@ int fsinfo_read_newest(struct wafl_vol *v, struct wafl_fsinfo *out);
 
 /* Hold again the roots the mounted fsinfo records (replica.c). */
 void holds_restore(struct wafl_vol *v);
+/* Forget released holds (refs 0) once the fsinfo that no longer records
+ * them is durable: their blocks may be reused from here on.  Caller holds
+ * cp_serial and cp_lock exclusive, v->fsi being that fsinfo. */
+void holds_retire(struct wafl_vol *v);
 
 /* Oldest generation any retained root (ring or hold) has; pending frees
  * tagged at or below it may be released.  Caller holds cp_lock. */

@@ -168,6 +168,39 @@ static void test_adopt_ids_stay_unique(void **state)
 	tl_fs_destroy(f);
 }
 
+/* A released hold stays kept until the fsinfo that drops it is durable: a
+ * crash before then mounts the fsinfo that still records it (W3). */
+static void test_release_kept_until_durable(void **state)
+{
+	(void)state;
+	struct tl_fs *f = tl_fs_create(4, 1, 4096, false);
+	struct wafl_check_result r;
+
+	uint64_t ino = tl_fs_new_file(f);
+	churn(f, ino, 65536, 1, 1);
+	uint64_t h = wafl_generation(f->v);
+	assert_int_equal(wafl_hold_root(f->v, h), 0);
+	churn(f, ino, 65536, 8, 10);	/* h leaves the ring, recorded */
+	wafl_release_root(f->v, h);
+	assert_false(is_held(f->v, h));
+	/* No CP yet: the durable fsinfo still records h. */
+	assert_int_equal(wafl_check(f->v, &r), 0);
+	if (r.errors != 0)
+		fail_msg("check: %s", r.first_error);
+	/* Released: nobody walks or holds it again. */
+	uint64_t n = 0;
+	assert_int_equal(wafl_birth_walk(f->v, h, 0, count_walk, &n),
+	    -ENOENT);
+	assert_int_equal(wafl_hold_root(f->v, h), -ENOENT);
+	/* After the next CP it is gone, and so are its blocks. */
+	churn(f, ino, 65536, 6, 30);
+	check_clean(f);
+	tl_fs_remount(f);
+	assert_false(is_held(f->v, h));
+	check_clean(f);
+	tl_fs_destroy(f);
+}
+
 struct writer {
 	struct tl_fs *f;
 	uint64_t ino;
@@ -275,6 +308,7 @@ int main(void)
 		cmocka_unit_test(test_hold_survives_remount),
 		cmocka_unit_test(test_adopt_releases_pending),
 		cmocka_unit_test(test_adopt_ids_stay_unique),
+		cmocka_unit_test(test_release_kept_until_durable),
 		cmocka_unit_test(test_hold_survives_crash),
 		cmocka_unit_test(test_rollback_replica),
 	};
