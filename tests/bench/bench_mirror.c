@@ -64,6 +64,7 @@
 #include "mirror/mirror.h"
 #include "tests/bench/benchout.h"
 #include "tests/lib/tl_nfs.h"
+#include "tests/lib/tl_pattern.h"
 #include "tests/lib/tl_port.h"
 #include "tests/lib/tl_proc.h"
 #include "tests/lib/tl_tmpdir.h"
@@ -93,23 +94,6 @@ static void die(const char *fmt, ...)
 	exit(1);
 }
 
-static uint64_t mix64(uint64_t x)
-{
-	x += 0x9e3779b97f4a7c15ull;
-	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-	x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-	return x ^ (x >> 31);
-}
-
-/* Dataset content: incompressible, a function of (file, offset). */
-static void fill(uint8_t *b, size_t n, uint64_t seed, uint64_t off)
-{
-	for (size_t i = 0; i < n; i += 8) {
-		uint64_t w = mix64((seed << 44) ^ ((off + i) >> 3));
-		memcpy(b + i, &w, 8);
-	}
-}
-
 static int cmp_dbl(const void *a, const void *b)
 {
 	double x = *(const double *)a, y = *(const double *)b;
@@ -137,7 +121,7 @@ static double disk_write_mbs(const char *dir, uint64_t bytes)
 	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 	if (fd < 0 || b == NULL)
 		die("%s: %s", path, strerror(errno));
-	fill(b, CHUNK, 77, 0);
+	tl_pattern_fill(b, CHUNK, 77, 0);
 	t0 = tl_now_s();
 	for (uint64_t off = 0; off < bytes; off += CHUNK) {
 		b[0] = (uint8_t)(off >> 20);	/* no two chunks alike */
@@ -192,7 +176,7 @@ static double loopback_mbs(double secs)
 	s = accept(l, NULL, NULL);
 	if (s < 0 || b == NULL)
 		die("loopback accept: %s", strerror(errno));
-	fill(b, CHUNK, 5, 0);
+	tl_pattern_fill(b, CHUNK, 5, 0);
 	r.fd = s;
 	pthread_create(&th, NULL, lo_recv_main, &r);
 	t0 = tl_now_s();
@@ -402,7 +386,7 @@ static void pair_make(struct pair *p, uint64_t bytes)
 		for (uint64_t off = 0; off < FILE_BYTES; off += CHUNK) {
 			enum wafl_stable c;
 
-			fill(b, CHUNK, (uint64_t)i + 1, off);
+			tl_pattern_fill(b, CHUNK, (uint64_t)i + 1, off);
 			check(wafl_write(p->src->v, &root_cred, &p->files[i],
 			    off, CHUNK, b, WAFL_UNSTABLE, &c, NULL, NULL),
 			    "write");
@@ -507,9 +491,9 @@ static double pair_update(struct pair *p, bool scattered, uint64_t *rng,
 
 	if (b == NULL)
 		die("memory");
-	fill(b, CHUNK, 0xc0ffee ^ salt, 0);
+	tl_pattern_fill(b, CHUNK, 0xc0ffee ^ salt, 0);
 	for (int i = 0; i < NCHANGE; i++) {
-		*rng = mix64(*rng);
+		*rng = tl_mix64(*rng);
 		uint64_t f = *rng % (uint64_t)p->nfiles;
 		uint64_t blk = (*rng >> 20) % (FILE_BYTES / 4096);
 
@@ -590,7 +574,7 @@ static int rsyncd_start(struct rsyncd *r, const char *tmp, uint64_t bytes)
 		if (fa < 0 || fb < 0 || b == NULL)
 			die("%s: %s", pa, strerror(errno));
 		for (uint64_t off = 0; off < FILE_BYTES; off += CHUNK) {
-			fill(b, CHUNK, i + 1, off);
+			tl_pattern_fill(b, CHUNK, i + 1, off);
 			if (pwrite(fa, b, CHUNK, (off_t)off) != CHUNK ||
 			    pwrite(fb, b, CHUNK, (off_t)off) != CHUNK)
 				die("%s: write: %s", pa, strerror(errno));
@@ -645,7 +629,7 @@ static void rsync_change(struct rsyncd *r, const uint64_t *offs,
 
 	if (b == NULL)
 		die("memory");
-	fill(b, CHUNK, 0xc0ffee ^ salt, 0);
+	tl_pattern_fill(b, CHUNK, 0xc0ffee ^ salt, 0);
 	for (int i = 0; i < NCHANGE; i++) {
 		char p[PATH_MAX + 16];
 		int fd;
@@ -788,7 +772,7 @@ static void run_size(const char *tmp, struct sized *z)
 		rng = 12345 ^ z->bytes;
 		for (int k = 0; k < 2; k++) {
 			for (int i = 0; i < NCHANGE; i++) {
-				rng = mix64(rng);
+				rng = tl_mix64(rng);
 				uint64_t f = rng % (z->bytes / FILE_BYTES);
 				uint64_t blk = (rng >> 20) %
 				    (FILE_BYTES / 4096);
@@ -902,7 +886,7 @@ static void *nfs_writer_main(void *arg)
 		goto out;
 	}
 	for (uint64_t off = 0; off < w->bytes; off += CHUNK) {
-		fill(b, CHUNK, (uint64_t)w->path[1] * 7 + 3, off);
+		tl_pattern_fill(b, CHUNK, (uint64_t)w->path[1] * 7 + 3, off);
 		if (nfs_pwrite(nfs, fh, off, CHUNK, b) != (int)CHUNK) {
 			snprintf(w->err, sizeof(w->err), "write: %s",
 			    nfs_get_error(nfs));

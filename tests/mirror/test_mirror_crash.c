@@ -50,6 +50,7 @@
 #include <cmocka.h>
 
 #include "tests/lib/tl_mirror.h"
+#include "tests/lib/tl_pattern.h"
 #include "tests/lib/tl_port.h"
 #include "tests/lib/tl_proc.h"
 #include "tests/lib/tl_tmpdir.h"
@@ -71,7 +72,7 @@
  * bitmap and pointer blocks (a generous bound). */
 #define CP_META			(64u << 10)
 
-/* A file the test wrote on the source: its content is pat(seed, offset). */
+/* A file the test wrote on the source: its content is seed's (tl_pattern). */
 struct file {
 	char path[32];
 	uint32_t seed;
@@ -90,38 +91,9 @@ struct ctest {
 
 /* ------------------------------------------------------------- helpers */
 
-static uint64_t mix64(uint64_t x)
-{
-	x += 0x9e3779b97f4a7c15ull;
-	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-	x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-	return x ^ (x >> 31);
-}
-
-/* Content at 8-aligned offsets, one 64-bit word per 8 bytes. */
-static void fill(uint8_t *b, size_t n, uint32_t seed, uint64_t off)
-{
-	for (size_t i = 0; i < n; i += 8) {
-		uint64_t w = mix64(((uint64_t)seed << 40) ^ ((off + i) >> 3));
-		memcpy(b + i, &w, 8);
-	}
-}
-
-/* Offset of the first byte that differs from the content, or -1. */
-static long mismatch(const uint8_t *b, size_t n, uint32_t seed, uint64_t off)
-{
-	for (size_t i = 0; i < n; i += 8) {
-		uint64_t w = mix64(((uint64_t)seed << 40) ^ ((off + i) >> 3));
-
-		if (memcmp(b + i, &w, 8) != 0)
-			return (long)(off + i);
-	}
-	return -1;
-}
-
 static uint32_t rnd(struct ctest *t, uint32_t n)
 {
-	t->rng = mix64(t->rng);
+	t->rng = tl_mix64(t->rng);
 	return (uint32_t)(t->rng % n);
 }
 
@@ -194,7 +166,7 @@ static void *writer_main(void *arg)
 		goto out;
 	}
 	for (long i = 0; i < MAX_RECS && !atomic_load(w->stop); i++) {
-		fill(b, REC, w->f->seed, (uint64_t)i * REC);
+		tl_pattern_fill(b, REC, w->f->seed, (uint64_t)i * REC);
 		atomic_store(&w->f->sent, i + 1);
 		if (tl_nfs_write_all(nfs, fh, (uint64_t)i * REC, b, REC) != 0)
 			break;
@@ -335,7 +307,7 @@ static uint64_t files_verify(struct ctest *t, const struct tl_mirror_side *s,
 
 			assert_int_equal(tl_nfs_read_all(nfs, fh,
 			    (uint64_t)off, b, n), 0);
-			bad = mismatch(b, n & ~(size_t)7, f->seed,
+			bad = tl_pattern_mismatch(b, n & ~(size_t)7, f->seed,
 			    (uint64_t)off);
 			if (bad >= 0)
 				fail_msg("%s: %s: wrong content at offset %ld "
@@ -532,7 +504,7 @@ static int setup(void **state)
 		bf->seed = 1000;
 		assert_int_equal(nfs_creat(nfs, bf->path, 0644, &fh), 0);
 		for (uint64_t off = 0; off < BASE_BYTES; off += 1u << 20) {
-			fill(b, 1u << 20, bf->seed, off);
+			tl_pattern_fill(b, 1u << 20, bf->seed, off);
 			assert_int_equal(tl_nfs_write_all(nfs, fh, off, b,
 			    1u << 20), 0);
 		}
