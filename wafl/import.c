@@ -321,11 +321,10 @@ static int take_vbn(struct imp *im, uint64_t *vbn)
 	return rc;
 }
 
-static int emit(struct imp *im, uint64_t vbn, const uint8_t *data)
+static void emit(struct imp *im, uint64_t vbn, const uint8_t *data)
 {
 	memcpy(im->out + im->nout * WAFL_BLOCK_SIZE, data, WAFL_BLOCK_SIZE);
 	im->out_vbn[im->nout++] = vbn;
-	return 0;
 }
 
 static struct wafl_bp seal_bp(struct imp *im, uint64_t vbn,
@@ -461,7 +460,8 @@ static int seal_node(struct imp *im, struct imp_node *nd,
 	if (rc != 0)
 		return rc;
 	nd->nbp = seal_bp(im, nd->new_vbn, blk);
-	return emit(im, nd->new_vbn, blk);
+	emit(im, nd->new_vbn, blk);
+	return 0;
 }
 
 static int imp_run(struct imp *im, const char *name, const struct wafl_bp *root,
@@ -553,14 +553,8 @@ static int imp_run(struct imp *im, const char *name, const struct wafl_bp *root,
 		goto out;
 	/* Summary |= the new bitmap (W9); then the entry. */
 	for (uint64_t a = 0; a < im->nbm_blocks && a < v->nareas && rc == 0;
-	    a++) {
-		uint8_t *w;
-		rc = wn_modify_block(v->summary_wn, a, &w);
-		for (uint32_t i = 0; rc == 0 && i < WAFL_BLOCK_SIZE; i++)
-			w[i] |= im->bits[a * WAFL_BLOCK_SIZE + i];
-	}
-	if (rc == 0)
-		wnode_dirty(v->summary_wn);
+	    a++)
+		rc = summary_or_block(v, a, im->bits + a * WAFL_BLOCK_SIZE, blk);
 	struct wafl_bp nroot = im->nodes[im->n - 1].nbp;
 	uint64_t id = 0;
 	if (rc == 0)

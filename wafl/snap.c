@@ -129,6 +129,27 @@ static void unlock_all(struct wafl_vol *v)
 	pthread_mutex_unlock(&v->cp_serial);
 }
 
+int summary_or_block(struct wafl_vol *v, uint64_t a, const uint8_t *bits,
+    uint8_t *scratch)
+{
+	int rc = wn_read_block(v->summary_wn, a, scratch);
+
+	if (rc != 0)
+		return rc;
+	bool change = false;
+	for (uint32_t i = 0; i < WAFL_BLOCK_SIZE && !change; i++)
+		change = (bits[i] | scratch[i]) != scratch[i];
+	if (!change)
+		return 0;	/* not dirtied: nothing to write */
+	uint8_t *w;
+	rc = wn_modify_block(v->summary_wn, a, &w);
+	for (uint32_t i = 0; rc == 0 && i < WAFL_BLOCK_SIZE; i++)
+		w[i] |= bits[i];
+	if (rc == 0)
+		wnode_dirty(v->summary_wn);
+	return rc;
+}
+
 /* Summary |= the bitmap of the tree under root (W9).  Caller holds
  * lock_all. */
 static int summary_or_root(struct wafl_vol *v, const struct wafl_bp *root)
@@ -143,22 +164,8 @@ static int summary_or_root(struct wafl_vol *v, const struct wafl_bp *root)
 	for (uint64_t a = 0; a < v->nareas && rc == 0; a++) {
 		rc = tree_read_block(v, &bm, a, blk);
 		if (rc == 0)
-			rc = wn_read_block(v->summary_wn, a, sb);
-		if (rc != 0)
-			break;
-		bool change = false;
-		for (uint32_t i = 0; i < WAFL_BLOCK_SIZE; i++)
-			if ((blk[i] | sb[i]) != sb[i])
-				change = true;
-		if (!change)
-			continue;
-		uint8_t *w;
-		rc = wn_modify_block(v->summary_wn, a, &w);
-		for (uint32_t i = 0; rc == 0 && i < WAFL_BLOCK_SIZE; i++)
-			w[i] |= blk[i];
+			rc = summary_or_block(v, a, blk, sb);
 	}
-	if (rc == 0)
-		wnode_dirty(v->summary_wn);
 	free(blk);
 	free(sb);
 	return rc;

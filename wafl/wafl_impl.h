@@ -317,6 +317,10 @@ uint64_t retained_oldest_gen(struct wafl_vol *v);
 #define SNAP_ID_IMPORTED	0x4000u
 #define SNAP_ID_ADOPTED		0x8000u
 int snap_name_free(struct wafl_vol *v, const char *name);
+/* Summary map block a |= bits (a bitmap block), dirtying it only if a bit
+ * is new (W9); scratch is a block the caller lends. */
+int summary_or_block(struct wafl_vol *v, uint64_t a, const uint8_t *bits,
+    uint8_t *scratch);
 int snap_insert(struct wafl_vol *v, const char *name, uint64_t gen,
     const struct wafl_bp *root, uint64_t kind, uint64_t *id);
 
