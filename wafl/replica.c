@@ -501,7 +501,6 @@ int wafl_rollback_replica(raid_vol_t *raid, uint64_t gen,
     const struct wafl_bp *root)
 {
 	struct wafl_fsinfo cur[WAFL_FSINFO_SLOTS], nf;
-	bool ok[WAFL_FSINFO_SLOTS] = { false };
 	uint8_t *blk = malloc(WAFL_BLOCK_SIZE);
 	int newest = -1, rc = 0;
 
@@ -516,7 +515,6 @@ int wafl_rollback_replica(raid_vol_t *raid, uint64_t gen,
 		    wafl_fsinfo_decode(blk, &cur[s]) != 0 ||
 		    cur[s].gen % WAFL_FSINFO_SLOTS != s)
 			continue;
-		ok[s] = true;
 		if (newest < 0 || cur[s].gen > cur[newest].gen)
 			newest = (int)s;
 	}
@@ -557,7 +555,6 @@ int wafl_rollback_replica(raid_vol_t *raid, uint64_t gen,
 	}
 	if (rc == 0)
 		rc = raid_flush(raid);
-	(void)ok;
 	if (rc == 0)
 		fl_warn("wafl", "file system rolled back from generation %llu "
 		    "to %llu (replica)", (unsigned long long)t,
