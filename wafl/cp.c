@@ -56,6 +56,7 @@
 struct cp_blk {
 	uint64_t vbn;
 	uint8_t *data;		/* the pinned cache entry's, borrowed */
+	uint32_t cksum;		/* sealed: data must still match it */
 };
 
 struct cp_ctx {
@@ -108,7 +109,8 @@ static int cp_dirty_inode_slot(struct cp_ctx *cx, uint64_t ino)
 	return rc;
 }
 
-static int cp_take_block(struct cp_ctx *cx, uint64_t vbn, uint8_t *data)
+static int cp_take_block(struct cp_ctx *cx, uint64_t vbn, uint32_t cksum,
+    uint8_t *data)
 {
 	if (cx->nblks == cx->cap) {
 		uint64_t cap = cx->cap ? cx->cap * 2 : 1024;
@@ -118,7 +120,7 @@ static int cp_take_block(struct cp_ctx *cx, uint64_t vbn, uint8_t *data)
 		cx->blks = n;
 		cx->cap = cap;
 	}
-	cx->blks[cx->nblks++] = (struct cp_blk){ vbn, data };
+	cx->blks[cx->nblks++] = (struct cp_blk){ vbn, data, cksum };
 	return 0;
 }
 
@@ -155,7 +157,7 @@ static int cp_seal_wnode(struct cp_ctx *cx, struct wnode *wn)
 		/* The buffer itself becomes the pinned cache entry (readers
 		 * of n+1 find it there until it is on disk); the write-out
 		 * borrows it until it unpins. */
-		rc = cp_take_block(cx, bp.vbn, d->data);
+		rc = cp_take_block(cx, bp.vbn, bp.cksum, d->data);
 		if (rc == 0)
 			rc = bcache_give(v->cache, &bp, d->data);
 		if (rc == 0)
@@ -371,7 +373,8 @@ static int cp_write_out(struct cp_ctx *cx, const struct wafl_fsinfo *nfsi,
 	const uint32_t maxrun = 1024;
 	int rc;
 
-	rc = cp_take_block(cx, root_vbn, (uint8_t *)(uintptr_t)rootbuf);
+	rc = cp_take_block(cx, root_vbn, nfsi->root.cksum,
+	    (uint8_t *)(uintptr_t)rootbuf);
 	if (rc != 0)
 		return rc;
 	qsort(cx->blks, cx->nblks, sizeof(*cx->blks), cmp_blk);
@@ -385,6 +388,10 @@ static int cp_write_out(struct cp_ctx *cx, const struct wafl_fsinfo *nfsi,
 		    cx->blks[i + n].vbn == first + n) {
 			memcpy(run + (size_t)n * WAFL_BLOCK_SIZE,
 			    cx->blks[i + n].data, WAFL_BLOCK_SIZE);
+			/* Nobody wrote the pinned entry since the seal
+			 * (bcache_give's promise; W1 on disk rests on it). */
+			ASSERT(fl_crc32c(0, run + (size_t)n * WAFL_BLOCK_SIZE,
+			    WAFL_BLOCK_SIZE) == cx->blks[i + n].cksum);
 			n++;
 		}
 		VERIFY(n > 0);	/* VBNs are unique (W5) */
