@@ -107,11 +107,13 @@ struct ck {
 
 	uint8_t *reach;		/* reachable from the active root */
 	uint8_t *seen;		/* reached in a retained tree */
+	uint8_t *snapseen;	/* of those, reached in a snapshot's walk */
 	uint8_t *act;		/* active bitmap as read */
 	bool *area_bad;		/* active bitmap block unreadable */
 
 	/* Walk mode. */
 	bool retained;		/* pruned walk of a retained root */
+	bool in_snap;		/* ... and that root is a snapshot's */
 	char label[96];		/* "active", "CP root 12", "snapshot 'x'" */
 
 	/* Special inodes of the active tree. */
@@ -472,6 +474,8 @@ static int ck_visit(struct ck *c, struct ck_tree *t, const struct wafl_bp *bp,
 		if (bit_get(c->reach, bp->vbn) || bit_get(c->seen, bp->vbn))
 			return 0;
 		bit_set(c->seen, bp->vbn);
+		if (c->in_snap)
+			bit_set(c->snapseen, bp->vbn);
 		if (ck_allocatable(c, bp->vbn))
 			ck_error(c, 3, "vbn %llu (%s) is held by a retained "
 			    "root but allocatable", (unsigned long long)bp->vbn,
@@ -645,6 +649,8 @@ static int ck_retained_root(struct ck *c, const struct wafl_bp *root,
 		    (unsigned long long)root->birth, (unsigned long long)gen);
 	if (!bit_get(c->reach, root->vbn) && !bit_get(c->seen, root->vbn)) {
 		bit_set(c->seen, root->vbn);
+		if (c->in_snap)
+			bit_set(c->snapseen, root->vbn);
 		if (ck_allocatable(c, root->vbn))
 			ck_error(c, 3, "vbn %llu (root block of %s) is held "
 			    "by a retained root but allocatable",
@@ -1008,7 +1014,9 @@ static int ck_retained(struct ck *c)
 		struct wafl_rootblk rb;
 		snprintf(c->label, sizeof(c->label), "snapshot '%s'",
 		    s->se.name);
+		c->in_snap = true;
 		rc = ck_retained_root(c, &s->se.root, s->se.root.birth, &rb);
+		c->in_snap = false;
 		if (rc == -ENOMEM)
 			return rc;
 		if (rc != 0) {
@@ -1049,6 +1057,7 @@ static int ck_summary(struct ck *c)
 	const struct wafl_dinode *sm = &c->special[WAFL_INO_SUMMARY];
 	uint8_t *or = NULL, *sum = NULL, *tmp = NULL;
 	uint64_t extra = 0, missing = 0, first_extra = 0, first_missing = 0;
+	uint64_t unkept = 0, first_unkept = 0;
 	int rc = 0;
 
 	if (!c->have_special[WAFL_INO_SUMMARY] ||
@@ -1092,6 +1101,14 @@ static int ck_summary(struct ck *c)
 			    CK_AREA_BITS - 1));
 			continue;
 		}
+		/* W3: a block only a snapshot reaches is in its bitmap, so
+		 * the summary map keeps it from the allocator (an imported
+		 * snapshot's rebuilt bitmap, for one). */
+		const uint8_t *ss = c->snapseen + a * WAFL_BLOCK_SIZE;
+		for (uint32_t i = 0; i < CK_AREA_BITS; i++)
+			if (bit_get(ss, i) && !bit_get(sum, i) &&
+			    unkept++ == 0)
+				first_unkept = a * CK_AREA_BITS + i;
 		if (memcmp(or, sum, WAFL_BLOCK_SIZE) == 0)
 			continue;
 		for (uint32_t i = 0; i < CK_AREA_BITS; i++) {
@@ -1111,6 +1128,11 @@ static int ck_summary(struct ck *c)
 		ck_error_n(c, 9, missing, "vbn %llu in a snapshot but not in "
 		    "the summary map%s", (unsigned long long)first_missing,
 		    more(missing, c->morebuf, sizeof(c->morebuf)));
+	if (unkept > 0)
+		ck_error_n(c, 3, unkept, "vbn %llu reached from a snapshot "
+		    "but not in the summary map%s",
+		    (unsigned long long)first_unkept,
+		    more(unkept, c->morebuf, sizeof(c->morebuf)));
 out:
 	free(or);
 	free(sum);
@@ -1453,10 +1475,11 @@ int wafl_check_detail(struct wafl_vol *v, struct wafl_check_result *res,
 	c->nareas = FL_DIV_ROUND_UP_U64(c->nvbns, CK_AREA_BITS);
 	c->reach = calloc(c->nareas, WAFL_BLOCK_SIZE);
 	c->seen = calloc(c->nareas, WAFL_BLOCK_SIZE);
+	c->snapseen = calloc(c->nareas, WAFL_BLOCK_SIZE);
 	c->act = calloc(c->nareas, WAFL_BLOCK_SIZE);
 	c->area_bad = calloc(c->nareas, sizeof(bool));
 	if (c->reach == NULL || c->seen == NULL || c->act == NULL ||
-	    c->area_bad == NULL) {
+	    c->area_bad == NULL || c->snapseen == NULL) {
 		rc = -ENOMEM;
 		goto out;
 	}
@@ -1509,6 +1532,7 @@ out:
 		    fl_strerror(rc));
 	free(c->reach);
 	free(c->seen);
+	free(c->snapseen);
 	free(c->act);
 	free(c->area_bad);
 	free(c->itab);

@@ -607,6 +607,16 @@ static void test_w9_summary_forged(void **state)
 		assert_int_equal(wafl_sync(f->v), 0);
 	}
 	assert_clean(f);
+	/* Out of the summary map, that block would be allocatable after a
+	 * remount: W3 as well as W9. */
+	bitmap_forge(f, f->v->summary_wn, old.vbn, false);
+	assert_int_equal(wafl_sync(f->v), 0);
+	assert_int_equal(check(f, &res, &det), -FL_ECORRUPT);
+	assert_true(det.w_errors[3] > 0);
+	assert_true(det.w_errors[9] > 0);
+	bitmap_forge(f, f->v->summary_wn, old.vbn, true);
+	assert_int_equal(wafl_sync(f->v), 0);
+	assert_clean(f);
 	garbage(f, old.vbn, 9);
 	assert_int_equal(check(f, &res, &det), -FL_ECORRUPT);
 	assert_only(&det, 1);
