@@ -158,6 +158,14 @@ struct nfsd_req {
 	 * nfsd_req_free. */
 	uint8_t *rdata;
 	uint32_t rdata_len;
+
+	/* A reply waiting for its NVLOG record (rpc.c reply_durable). */
+	struct {
+		uint8_t *rec, *data;
+		size_t len, data_len;
+		struct nfsd_drc_key key;
+		bool in_drc;
+	} dfr;
 };
 
 /* Zeroed memory owned by the request (freed by nfsd_req_free); NULL on
@@ -218,6 +226,9 @@ void nfsd_transport_stop(struct nfsd *s);
 /* Hold the workers: returns once no request is being processed; queued
  * requests wait (the event thread keeps reading) until resume. */
 void nfsd_transport_pause(struct nfsd *s);
+/* Count replies waiting for the NVLOG (+1 / -1); nfsd_transport_stop
+ * waits until none is left. */
+void nfsd_transport_deferred(struct nfsd *s, int delta);
 void nfsd_transport_resume(struct nfsd *s);
 /* Send a reply: rec has 4 bytes of room for the record mark in front of
  * body_len encoded bytes; data (may be NULL), data_len bytes that follow

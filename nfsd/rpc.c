@@ -365,6 +365,37 @@ static void drc_key_make(const struct nfsd_req *r, struct nfsd_drc_key *k)
 	    FL_MIN(n, DRC_CSUM_BYTES));
 }
 
+/*
+ * A reply that waited for the NVLOG (wafl_when_durable), in the thread that
+ * finished the flush.  If the record never became durable the volume has
+ * failed: the reply, which claims success, is not sent, and the DRC entry
+ * is dropped so that a retransmission runs again and gets the error.
+ */
+static void reply_durable(void *arg, int err)
+{
+	struct nfsd_req *r = arg;
+	struct nfsd *s = r->srv;
+
+	if (err == 0) {
+		if (r->dfr.in_drc)
+			nfsd_drc_finish(s->drc, &r->dfr.key, r->dfr.rec + 4,
+			    r->dfr.len);
+		atomic_fetch_add(&s->st.replies, 1);
+		nfsd_send_reply(r, r->dfr.rec, r->dfr.len, r->dfr.data,
+		    r->dfr.data_len);
+	} else {
+		fl_err("nfsd", "xid %08x proc %u: not answered, its NVLOG "
+		    "record did not become durable", r->xid, r->proc);
+		if (r->dfr.in_drc)
+			nfsd_drc_finish(s->drc, &r->dfr.key, NULL, 0);
+		atomic_fetch_add(&s->st.dropped, 1);
+		free(r->dfr.rec);
+		free(r->dfr.data);
+	}
+	nfsd_req_free(r);
+	nfsd_transport_deferred(s, -1);
+}
+
 void nfsd_rpc_process(struct nfsd_req *r)
 {
 	struct nfsd *s = r->srv;
@@ -376,6 +407,8 @@ void nfsd_rpc_process(struct nfsd_req *r)
 	bool in_drc = false;
 	uint8_t *rec = NULL, *data = NULL;
 	size_t len = 0, data_len = 0;
+	wafl_vol_t *dvol = NULL;
+	uint64_t dlsn = 0;
 
 	atomic_fetch_add(&s->st.calls, 1);
 	enum rpc_verdict v = rpc_decode(r, &pc, &args, &lo, &hi);
@@ -413,8 +446,13 @@ void nfsd_rpc_process(struct nfsd_req *r)
 	}
 
 	res = nfsd_req_alloc(r, pc->res_size ? pc->res_size : 1);
-	enum nfsd_disp d = res == NULL ? NFSD_SYSTEM_ERR :
-	    pc->handler(r, args, res);
+	enum nfsd_disp d = NFSD_SYSTEM_ERR;
+	if (res != NULL) {
+		/* The reply waits for the NVLOG, this thread does not. */
+		wafl_defer_begin();
+		d = pc->handler(r, args, res);
+		dvol = wafl_defer_end(&dlsn);
+	}
 	if (d == NFSD_DROP) {
 		atomic_fetch_add(&s->st.dropped, 1);
 		goto out;
@@ -451,6 +489,21 @@ void nfsd_rpc_process(struct nfsd_req *r)
 	}
 	if (data != NULL)
 		r->rdata = NULL;	/* the transport owns it now */
+	if (dvol != NULL && rec != NULL) {
+		/* Durability is never claimed early: the reply (and the DRC
+		 * entry, in progress until then) waits for the record. */
+		r->dfr.rec = rec;
+		r->dfr.len = len;
+		r->dfr.data = data;
+		r->dfr.data_len = data_len;
+		r->dfr.key = key;
+		r->dfr.in_drc = in_drc;
+		if (args != NULL)
+			xdr_free(pc->xdr_args, args);
+		nfsd_transport_deferred(s, 1);
+		wafl_when_durable(dvol, dlsn, reply_durable, r);
+		return;
+	}
 	if (in_drc) {
 		nfsd_drc_finish(s->drc, &key, rec == NULL ? NULL : rec + 4,
 		    len);

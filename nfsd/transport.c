@@ -195,6 +195,7 @@ struct nfsd_transport {
 	 * running counts those in nfsd_rpc_process (qlock). */
 	bool paused;
 	uint32_t running;
+	uint32_t deferred;		/* replies waiting for the NVLOG */
 	pthread_cond_t idle;
 
 	struct nfsd_conn *conns;	/* event thread only */
@@ -326,6 +327,17 @@ void nfsd_transport_pause(struct nfsd *s)
 	t->paused = true;
 	while (t->running > 0)
 		pthread_cond_wait(&t->idle, &t->qlock);
+	pthread_mutex_unlock(&t->qlock);
+}
+
+void nfsd_transport_deferred(struct nfsd *s, int delta)
+{
+	struct nfsd_transport *t = s->tp;
+
+	pthread_mutex_lock(&t->qlock);
+	t->deferred += (uint32_t)delta;
+	if (t->deferred == 0)
+		pthread_cond_broadcast(&t->idle);
 	pthread_mutex_unlock(&t->qlock);
 }
 
@@ -881,6 +893,12 @@ void nfsd_transport_stop(struct nfsd *s)
 	pthread_mutex_unlock(&t->qlock);
 	for (uint32_t i = 0; i < t->nworkers; i++)
 		pthread_join(t->workers[i], NULL);
+	/* Replies waiting for the NVLOG are sent (or dropped) by the flush
+	 * that finishes them, one or two flushes away. */
+	pthread_mutex_lock(&t->qlock);
+	while (t->deferred > 0)
+		pthread_cond_wait(&t->idle, &t->qlock);
+	pthread_mutex_unlock(&t->qlock);
 	while (t->qhead != NULL) {
 		struct nfsd_req *r = t->qhead;
 		t->qhead = r->next;

@@ -50,13 +50,26 @@
  *
  * Concurrency.  One mutex (mu) protects all state; commits append under it
  * (so LSN order is file order within a half).  Group commit is a
- * leader/follower scheme on one condvar: a waiter that finds no flush
- * running becomes the leader, captures target = committed_lsn, drops mu for
- * the fdatasync (commits go on meanwhile), retakes mu, publishes durable_lsn
- * and broadcasts.  Waiters whose LSN is above the finished flush's target
- * loop, and the first of them leads the next flush, which covers all of
- * them.  nvlog_replay runs before nvlog_start and does not hold mu while it
+ * leader/follower scheme on one condvar: a waiter whose record no flush in
+ * flight covers, finding fewer than NV_FLUSHES_MAX flushes running,
+ * becomes a leader: it captures target = committed_lsn, drops mu for the
+ * fdatasync (commits go on meanwhile), retakes mu, publishes durable_lsn
+ * and broadcasts.  Other waiters sleep until a flush covering them ends;
+ * those committed after every running flush began lead the next one.
+ * nvlog_replay runs before nvlog_start and does not hold mu while it
  * calls back.
+ *
+ * Asynchronous waiters.  nvlog_when_durable queues a callback instead of
+ * blocking, so a server thread can go on with other requests while its
+ * record waits for the flush.  Every leader runs lead(): after its flush it
+ * takes the callbacks whose LSN is now durable (all of them once the log
+ * has failed), runs them with mu dropped, and flushes again while callbacks
+ * wait for records that no flush in flight covers.  A caller whose
+ * callback no flush in flight covers leads one itself.  So
+ * whenever the queue is not empty some thread is inside lead() and will
+ * empty it: a callback runs after one or two flushes, never later.
+ * Callbacks run in the leader's thread, without mu; they must
+ * be short and must not call back into the log.
  *
  * Failure.  A failed pwrite or fdatasync latches the log failed (NV4): every
  * later reserve, commit and wait returns -EIO; only closing and reopening
@@ -174,14 +187,30 @@ struct nvlog {
 	uint64_t next_lsn;
 	uint64_t committed_lsn;		/* last LSN appended */
 	uint64_t durable_lsn;		/* NV1 */
-	bool flushing;			/* a leader is in its flush */
+	unsigned nflushing;		/* leaders in their flush */
+	uint64_t flush_started;		/* target of the newest flush begun */
 	bool failed;			/* NV4; atomic for nvlog_failed() */
 	int fail_err;			/* -EIO, or -FL_ECRASHED */
 
 	uint8_t *recbuf;		/* one encoded record, under mu */
 	struct nv_pending *pend_head, **pend_tail;
 
+	/* nvlog_when_durable callbacks, in LSN order; leaders counts the
+	 * threads inside lead(), which nvlog_close waits out. */
+	struct nv_waiter *aw_head, *aw_last;
+	unsigned leaders;
+
 	uint64_t st_records, st_bytes, st_flushes, st_waits;
+};
+
+static void lead(struct nvlog *lg);
+
+/* A queued nvlog_when_durable callback. */
+struct nv_waiter {
+	struct nv_waiter *next;
+	uint64_t lsn;
+	nvlog_done_fn *fn;
+	void *arg;
 };
 
 /* ------------------------------------------------------------------ */
@@ -586,8 +615,14 @@ void nvlog_close(struct nvlog *lg)
 	if (lg == NULL)
 		return;
 	pthread_mutex_lock(&lg->mu);
-	while (lg->flushing)
-		pthread_cond_wait(&lg->cv, &lg->mu);
+	/* Queued callbacks are run by the leader that owns them (with an
+	 * error if the log failed); wait for it to finish. */
+	while (lg->nflushing > 0 || lg->leaders > 0 || lg->aw_head != NULL) {
+		if (lg->aw_head != NULL && lg->leaders == 0)
+			lead(lg);
+		else
+			pthread_cond_wait(&lg->cv, &lg->mu);
+	}
 	p = pending_take(lg);
 	pthread_mutex_unlock(&lg->mu);
 	/* Crash simulation, clean exit: the page cache keeps its pages. */
@@ -1013,6 +1048,24 @@ out:
 /* Group commit                                                        */
 
 /*
+ * Flushes may overlap: one that begins while another is in flight covers
+ * every record committed before it began, so a record committed during a
+ * flush waits for one flush, not for the rest of the current one and then
+ * the next.  Two at a time (the disk completes two cache flushes in about
+ * the time of one); one in crash simulation, where each leader writes the
+ * pending records itself and a later flush must not overtake them.
+ */
+#define NV_FLUSHES_MAX	2
+
+static bool flush_useful(const struct nvlog *lg)
+{
+	unsigned max = (lg->flags & NVLOG_OPEN_CRASHSIM) ? 1 : NV_FLUSHES_MAX;
+
+	return !lg->failed && lg->committed_lsn > lg->flush_started &&
+	    lg->nflushing < max;
+}
+
+/*
  * Lead one flush: make every record committed so far durable.  Called and
  * returns with mu held; drops it for the I/O.
  */
@@ -1023,7 +1076,8 @@ static void flush_locked(struct nvlog *lg)
 	const char *what = "fdatasync";
 	int rc = 0;
 
-	lg->flushing = true;
+	lg->nflushing++;
+	lg->flush_started = target;
 	pend = pending_take(lg);
 	pthread_mutex_unlock(&lg->mu);
 
@@ -1039,11 +1093,65 @@ static void flush_locked(struct nvlog *lg)
 
 	pthread_mutex_lock(&lg->mu);
 	lg->st_flushes++;
-	lg->flushing = false;
+	lg->nflushing--;
 	if (rc != 0)
 		latch_failed(lg, -EIO, what, rc);
 	else if (!lg->failed && target > lg->durable_lsn)
 		lg->durable_lsn = target;		/* NV1, NV4 */
+	pthread_cond_broadcast(&lg->cv);
+}
+
+/*
+ * Take the queued callbacks that may run now: those whose LSN is durable,
+ * or all of them once the log has failed.  mu held.
+ */
+static struct nv_waiter *waiters_ready(struct nvlog *lg)
+{
+	struct nv_waiter *head = lg->aw_head, **pp = &lg->aw_head;
+
+	while (*pp != NULL && (lg->failed || (*pp)->lsn <= lg->durable_lsn))
+		pp = &(*pp)->next;
+	if (pp == &lg->aw_head)
+		return NULL;
+	lg->aw_head = *pp;
+	if (lg->aw_head == NULL)
+		lg->aw_last = NULL;
+	*pp = NULL;
+	return head;
+}
+
+/*
+ * Lead flushes until no queued callback waits (see THEORY).  Called and
+ * returns with mu held and no flush running; drops mu for the I/O and for
+ * the callbacks.
+ */
+static void lead(struct nvlog *lg)
+{
+	lg->leaders++;
+	for (;;) {
+		if (flush_useful(lg))
+			flush_locked(lg);
+		for (;;) {
+			struct nv_waiter *w = waiters_ready(lg);
+			int err = lg->failed ? lg->fail_err : 0;
+
+			if (w == NULL)
+				break;
+			pthread_mutex_unlock(&lg->mu);
+			while (w != NULL) {
+				struct nv_waiter *n = w->next;
+				w->fn(w->arg, err);
+				free(w);
+				w = n;
+			}
+			pthread_mutex_lock(&lg->mu);
+		}
+		/* What is left waits for a flush in flight (whose leader
+		 * runs it) or for one this thread starts now. */
+		if (lg->aw_head == NULL || !flush_useful(lg))
+			break;
+	}
+	lg->leaders--;
 	pthread_cond_broadcast(&lg->cv);
 }
 
@@ -1070,14 +1178,74 @@ int nvlog_wait(struct nvlog *lg, uint64_t lsn)
 			rc = lg->fail_err;
 			break;
 		}
-		if (!lg->flushing)
-			flush_locked(lg);
+		if (lsn > lg->flush_started && flush_useful(lg))
+			lead(lg);
 		else
 			pthread_cond_wait(&lg->cv, &lg->mu);
 	}
 out:
 	pthread_mutex_unlock(&lg->mu);
 	return rc;
+}
+
+void nvlog_when_durable(struct nvlog *lg, uint64_t lsn, nvlog_done_fn *fn,
+    void *arg)
+{
+	struct nv_waiter *w;
+	int rc;
+
+	pthread_mutex_lock(&lg->mu);
+	if (lsn <= lg->durable_lsn) {
+		rc = 0;
+		goto now;
+	}
+	if (lg->failed || !lg->started || lsn > lg->committed_lsn) {
+		rc = lg->failed ? lg->fail_err : FL_ERR(-EINVAL);
+		goto now;
+	}
+	w = malloc(sizeof(*w));
+	if (w == NULL) {
+		/* Durability first: wait here instead. */
+		pthread_mutex_unlock(&lg->mu);
+		fn(arg, nvlog_wait(lg, lsn));
+		return;
+	}
+	lg->st_waits++;
+	w->next = NULL;
+	w->lsn = lsn;
+	w->fn = fn;
+	w->arg = arg;
+	/* LSN order: callers queue in about commit order; keep it exact. */
+	if (lg->aw_last == NULL || lg->aw_last->lsn <= lsn) {
+		if (lg->aw_last != NULL)
+			lg->aw_last->next = w;
+		else
+			lg->aw_head = w;
+		lg->aw_last = w;
+	} else {
+		struct nv_waiter **pp = &lg->aw_head;
+		while ((*pp)->lsn <= lsn)
+			pp = &(*pp)->next;
+		w->next = *pp;
+		*pp = w;
+	}
+	if (lsn > lg->flush_started && flush_useful(lg))
+		lead(lg);
+	pthread_mutex_unlock(&lg->mu);
+	return;
+now:
+	pthread_mutex_unlock(&lg->mu);
+	fn(arg, rc);
+}
+
+uint64_t nvlog_committed_lsn(struct nvlog *lg)
+{
+	uint64_t l;
+
+	pthread_mutex_lock(&lg->mu);
+	l = lg->committed_lsn;
+	pthread_mutex_unlock(&lg->mu);
+	return l;
 }
 
 int nvlog_sync(struct nvlog *lg)
@@ -1179,7 +1347,7 @@ static int crash_common(struct nvlog *lg, bool tear, uint64_t seed)
 	if (!(lg->flags & NVLOG_OPEN_CRASHSIM))
 		return FL_ERR(-EINVAL);
 	pthread_mutex_lock(&lg->mu);
-	while (lg->flushing)
+	while (lg->nflushing > 0)
 		pthread_cond_wait(&lg->cv, &lg->mu);
 	pend = pending_take(lg);
 	latch_failed(lg, -FL_ECRASHED, "simulated crash", -FL_ECRASHED);

@@ -154,6 +154,20 @@ int nvlog_commit(struct nvlog *lg, struct nvlog_resv *r, uint64_t gen,
 int nvlog_wait(struct nvlog *lg, uint64_t lsn);
 /* Make every committed record durable. */
 int nvlog_sync(struct nvlog *lg);
+/* The LSN of the last record committed so far (0: none). */
+uint64_t nvlog_committed_lsn(struct nvlog *lg);
+
+/*
+ * The non-blocking nvlog_wait: fn(arg, err) runs once lsn is durable (err
+ * 0) or will never be (err -EIO, or the error the log failed with).  It may
+ * run before this returns, in the caller's thread, or later in the thread
+ * that led the flush; callbacks run without the log's lock,
+ * and must be short and not call into the log.  Every queued callback has
+ * run by the time nvlog_close returns.
+ */
+typedef void nvlog_done_fn(void *arg, int err);
+void nvlog_when_durable(struct nvlog *lg, uint64_t lsn, nvlog_done_fn *fn,
+    void *arg);
 
 /*
  * Switch appends to the other half (CP freeze, caller excludes commits).

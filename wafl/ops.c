@@ -277,6 +277,88 @@ int ops_tx_commit(struct ops_tx *tx, uint16_t type, const struct iovec *iov,
 	return 0;
 }
 
+/*
+ * Deferred durability (wafl_defer_begin): the thread's operations record
+ * the LSN their reply must wait for instead of waiting.  One volume per
+ * deferral: an operation on another volume waits as usual.
+ */
+static __thread struct {
+	bool on;
+	struct wafl_vol *v;
+	uint64_t lsn;
+} defer;
+
+void wafl_defer_begin(void)
+{
+	defer.on = true;
+	defer.v = NULL;
+	defer.lsn = 0;
+}
+
+wafl_vol_t *wafl_defer_end(uint64_t *lsn)
+{
+	struct wafl_vol *v = defer.lsn != 0 ? defer.v : NULL;
+
+	*lsn = v != NULL ? defer.lsn : 0;
+	defer.on = false;
+	defer.v = NULL;
+	defer.lsn = 0;
+	return v;
+}
+
+struct durable_cb {
+	struct wafl_vol *v;
+	wafl_durable_fn *fn;
+	void *arg;
+};
+
+static void durable_done(void *arg, int err)
+{
+	struct durable_cb cb = *(struct durable_cb *)arg;
+
+	free(arg);
+	if (err != 0) {
+		ops_fail(cb.v, err);
+		err = -EIO;
+	}
+	cb.fn(cb.arg, err);
+}
+
+void wafl_when_durable(wafl_vol_t *v, uint64_t lsn, wafl_durable_fn *fn,
+    void *arg)
+{
+	struct durable_cb *cb = malloc(sizeof(*cb));
+	int w;
+
+	if (cb != NULL) {
+		*cb = (struct durable_cb){ v, fn, arg };
+		nvlog_when_durable(v->log, lsn, durable_done, cb);
+		return;
+	}
+	w = nvlog_wait(v->log, lsn);
+	if (w != 0)
+		ops_fail(v, w);
+	fn(arg, w != 0 ? -EIO : 0);
+}
+
+int ops_wait_lsn(struct wafl_vol *v, uint64_t lsn)
+{
+	int w;
+
+	if (defer.on && (defer.v == NULL || defer.v == v)) {
+		defer.v = v;
+		if (lsn > defer.lsn)
+			defer.lsn = lsn;
+		return 0;
+	}
+	w = nvlog_wait(v->log, lsn);
+	if (w != 0) {
+		ops_fail(v, w);
+		return -EIO;
+	}
+	return 0;
+}
+
 int ops_tx_end(struct ops_tx *tx, int rc, bool wait)
 {
 	struct wafl_vol *v = tx->v;
@@ -286,14 +368,8 @@ int ops_tx_end(struct ops_tx *tx, int rc, bool wait)
 		tx->reserved = false;
 	}
 	pthread_rwlock_unlock(&v->cp_lock);
-	if (tx->logged && wait) {
-		int w = nvlog_wait(v->log, tx->lsn);
-		if (w != 0) {
-			ops_fail(v, w);
-			if (rc == 0)
-				rc = -EIO;
-		}
-	}
+	if (tx->logged && wait && ops_wait_lsn(v, tx->lsn) != 0 && rc == 0)
+		rc = -EIO;
 	if (tx->logged || tx->changed) {
 		ops_count(v, fl_now_mono_ns() - tx->start_ns);
 		throttle(v);

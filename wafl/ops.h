@@ -57,6 +57,9 @@ int ops_tx_commit(struct ops_tx *tx, uint16_t type, const struct iovec *iov,
  * wait is set, wait until it is durable.  Returns rc, or -EIO if the wait
  * failed (the volume is then marked failed). */
 int ops_tx_end(struct ops_tx *tx, int rc, bool wait);
+/* Wait until lsn is durable, or, under wafl_defer_begin, note that the
+ * thread's reply must wait for it.  -EIO (volume failed) if it never will. */
+int ops_wait_lsn(struct wafl_vol *v, uint64_t lsn);
 
 /* Mark the volume failed: it refuses writes until reopened. */
 void ops_fail(struct wafl_vol *v, int why);

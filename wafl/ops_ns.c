@@ -522,11 +522,8 @@ unlock:
 	if (logged_before) {
 		/* The object may come from an operation still waiting for
 		 * its record: reply only once that is durable too. */
-		int w = nvlog_sync(v->log);
-		if (w != 0) {
-			ops_fail(v, w);
+		if (ops_wait_lsn(v, nvlog_committed_lsn(v->log)) != 0)
 			rc = -EIO;
-		}
 	}
 	return map_corrupt(rc);
 }
