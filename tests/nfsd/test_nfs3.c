@@ -15,6 +15,8 @@
 #include <fcntl.h>
 
 #include "tests/nfsd/th_nfs.h"
+#include "wafl/nvlog.h"
+#include "wafl/wafl_impl.h"
 
 static struct xb x;
 static struct th_reply rp;
@@ -722,6 +724,49 @@ static void test_snapshot_dir(void **state)
 }
 
 /* The real client: mount, files, directories, listing. */
+/*
+ * A reply waits for its NVLOG record (the worker does not): if the record
+ * never becomes durable the reply is not sent at all, and the DRC does not
+ * keep it, so the retransmission runs again and gets an error instead of a
+ * success that was never durable.  The server keeps answering reads.
+ */
+static void test_reply_waits_for_log(void **state)
+{
+	struct fx *f = *state;
+	struct th_fh a, b;
+	struct th_fattr at;
+	uint8_t buf[4096];
+
+	assert_int_equal(create(f, &f->root, "before", 1, 0, &a), 0);
+	nvlog_test_inject(f->t.fs->v->log, NVLOG_FAULT_SYNC);
+
+	uint32_t cxid = xid++;
+	xb_call(&x, cxid, TH_NFS_PROG, 3, P_CREATE, 0, 0);
+	xb_fh(&x, &f->root);
+	xb_str(&x, "lost");
+	xb_u32(&x, 1);
+	sattr_mode(0644);
+	th_send_record(f->fd, &x);
+	/* The flush fails: no reply, not even a late one. */
+	assert_true(th_recv_record(f->fd, buf, sizeof(buf), 1500) < 0);
+
+	/* The same call again (same xid): executed again, refused. */
+	nvlog_test_inject(f->t.fs->v->log, 0);
+	th_send_record(f->fd, &x);
+	ssize_t n = th_recv_record(f->fd, buf, sizeof(buf), TH_TIMEOUT_MS);
+	assert_true(n > 0);
+	memcpy(rp.buf, buf, (size_t)n);
+	rp.len = n;
+	th_parse_reply(&rp);
+	assert_int_equal(rp.xid, cxid);
+	assert_int_equal(rp.stat, 0);
+	assert_int_not_equal(rd_u32(&rp.r), 0);	/* not NFS3_OK */
+
+	/* Reads go on; the file created before is there. */
+	assert_int_equal(th_lookup(f->fd, &f->root, "before", &b, NULL), 0);
+	assert_int_equal(getattr(f, &a, &at), 0);
+}
+
 static void test_libnfs_workflow(void **state)
 {
 	struct fx *f = *state;
@@ -813,6 +858,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_readdir_limits, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_snapshot_dir, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_reply_waits_for_log, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_libnfs_workflow, setup,
 		    teardown),
