@@ -285,8 +285,10 @@ static void enqueue(struct nfsd_transport *t, struct nfsd_req *r)
 		t->qhead = r;
 	t->qtail = r;
 	t->qlen++;
-	pthread_cond_signal(&t->qcond);
 	pthread_mutex_unlock(&t->qlock);
+	/* After the unlock: the worker woken does not wake into a held
+	 * lock (the event thread would hold it up). */
+	pthread_cond_signal(&t->qcond);
 }
 
 static void *worker_main(void *arg)
