@@ -100,6 +100,18 @@ static int config_set(struct adm_ctx *ctx, const struct adm_req *req,
 
 /* --------------------------------------------------------------- stats */
 
+/* I/Os the disks left unanswered past disk_io_timeout_ms, all disks. */
+static uint64_t disk_timeouts(const raid_vol_t *raid)
+{
+	struct raid_disk_info di;
+	uint64_t n = 0;
+
+	for (size_t i = 0; i < raid_ndisks(raid); i++)
+		if (raid_disk_info(raid, i, &di) == 0)
+			n += di.timeouts;
+	return n;
+}
+
 static void emit_stats(struct adm_ctx *ctx, struct adm_rep *rep,
     struct adm_vol *v)
 {
@@ -139,6 +151,7 @@ static void emit_stats(struct adm_ctx *ctx, struct adm_rep *rep,
 	    rs.counters.partial_stripe_writes);
 	adm_rep_u64(rep, "reconstructions", rs.counters.reconstructions);
 	adm_rep_u64(rep, "raid_flushes", rs.counters.flushes);
+	adm_rep_u64(rep, "disk_timeouts", disk_timeouts(v->raid));
 	adm_rep_dbl(rep, "uptime_s", up);
 }
 

@@ -348,6 +348,7 @@ static int vol_status(struct adm_ctx *ctx, const struct adm_req *req,
 			adm_rep_str(rep, "state", raid_disk_state_name(di.state));
 			adm_rep_u64(rep, "read_errors", di.read_errors);
 			adm_rep_u64(rep, "write_errors", di.write_errors);
+			adm_rep_u64(rep, "timeouts", di.timeouts);
 			adm_rep_str(rep, "reason", di.reason);
 		}
 		return ADM_OK;

@@ -25,6 +25,10 @@ static const struct adm_setting settings[] = {
 	{ "auto_rebuild", ADM_ST_BOOL, 0, 1, NULL, "true",
 	    "next volume online",
 	    "rebuild onto a spare by itself when a disk fails" },
+	{ "disk_io_timeout_ms", ADM_ST_UINT, 100, 3600000, NULL, "30000",
+	    "next volume online",
+	    "a disk that answers no read, write or flush in this long is "
+	    "failed" },
 	{ "nfs_port", ADM_ST_UINT, 1, 65535, NULL, "2049", "reload",
 	    "NFS port (TCP and UDP)" },
 	{ "mount_port", ADM_ST_UINT, 1, 65535, NULL, "20048", "reload",

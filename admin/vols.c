@@ -94,6 +94,8 @@ int adm_raid_open(struct adm_ctx *ctx, const struct adm_vol_rec *rec,
 		    "database: %s", fl_strerror(rc));
 		return rc;
 	}
+	o.io_timeout_ms = (uint32_t)adm_db_setting_u64(ctx->db,
+	    "disk_io_timeout_ms");
 	rc = raid_open((const char *const *)paths, n, &o, out);
 	if (rc != 0) {
 		char miss[512];
@@ -139,6 +141,8 @@ int adm_vol_bringup(struct adm_ctx *ctx, const struct adm_vol_rec *rec,
 	ro.event_fn = raid_event_cb;
 	ro.event_arg = v;
 	ro.auto_rebuild = adm_db_setting_u64(ctx->db, "auto_rebuild") != 0;
+	ro.io_timeout_ms = (uint32_t)adm_db_setting_u64(ctx->db,
+	    "disk_io_timeout_ms");
 	rc = raid_open((const char *const *)paths, n, &ro, &v->raid);
 	if (rc != 0) {
 		char miss[512];

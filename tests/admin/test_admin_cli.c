@@ -90,11 +90,13 @@ static void test_lifecycle(void **state)
 	assert_int_equal(ta_json_long(js, "$.volume.size_bytes") > 0, 1);
 	ta_json_eq(js, "$.disks[3].role", "parity");
 	ta_json_eq(js, "$.disks[0].state", "ok");
+	assert_int_equal(ta_json_long(js, "$.disks[0].timeouts"), 0);
 	free(js);
 	free(ta_ctl_expect(0, t->home, "snap", "create", "vol0", "before",
 	    NULL));
 	js = ta_ctl_expect(0, t->home, "--json", "stats", "vol0", NULL);
 	assert_true(ta_json_long(js, "$.stats.cps") >= 1);
+	assert_int_equal(ta_json_long(js, "$.stats.disk_timeouts"), 0);
 	free(js);
 
 	/* SIGTERM: exit 0, socket and pid file gone. */
@@ -199,6 +201,8 @@ static void bad_inputs(struct t *t, const char *keep)
 	    "--size", "8M", "--dir", "/nonexistent/dir");
 	BAD(1, "export", "add", "/vol/nosuch", "--client", "*");
 	BAD(1, "config", "set", "cp_interval_ms", "10");	/* range */
+	BAD(1, "config", "set", "disk_io_timeout_ms", "50");	/* range */
+	BAD(1, "config", "set", "disk_io_timeout_ms", "3s");
 	BAD(1, "config", "set", "no_such_key", "1");
 	BAD(1, "config", "set", "log_level", "loud");
 #undef BAD
@@ -330,6 +334,8 @@ static void test_exports_config(void **state)
 	/* Offline too (direct edit). */
 	free(ta_ctl_expect(0, t->home, "config", "set", "nfs_threads", "16",
 	    NULL));
+	free(ta_ctl_expect(0, t->home, "config", "set", "disk_io_timeout_ms",
+	    "5000", NULL));
 	ta_daemon_start(&t->d, t->home);
 	js = ta_ctl_expect(0, t->home, "--json", "config", "get", NULL);
 	assert_true(ta_json_valid(js));
@@ -341,6 +347,10 @@ static void test_exports_config(void **state)
 	js = ta_ctl_expect(0, t->home, "--json", "config", "get",
 	    "nfs_threads", NULL);
 	ta_json_eq(js, "$.setting.value", "16");
+	free(js);
+	js = ta_ctl_expect(0, t->home, "--json", "config", "get",
+	    "disk_io_timeout_ms", NULL);
+	ta_json_eq(js, "$.setting.value", "5000");
 	free(js);
 	js = ta_ctl_expect(0, t->home, "--json", "export", "list", NULL);
 	ta_json_eq(js, "$.exports[0].client", "*");
