@@ -378,7 +378,11 @@ static int cp_write_out(struct cp_ctx *cx, const struct wafl_fsinfo *nfsi,
 	if (rc != 0)
 		return rc;
 	qsort(cx->blks, cx->nblks, sizeof(*cx->blks), cmp_blk);
-	run = malloc((size_t)maxrun * WAFL_BLOCK_SIZE);
+	/* Kept from CP to CP: a fresh 4 MiB would be mapped and faulted in,
+	 * page by page, at every CP. */
+	if (v->cp_run_buf == NULL)
+		v->cp_run_buf = malloc((size_t)maxrun * WAFL_BLOCK_SIZE);
+	run = v->cp_run_buf;
 	if (run == NULL)
 		return -ENOMEM;
 	for (uint64_t i = 0; i < cx->nblks && rc == 0;) {
@@ -400,7 +404,6 @@ static int cp_write_out(struct cp_ctx *cx, const struct wafl_fsinfo *nfsi,
 			v->obs.blocks(v->obs.arg, cx->gen, first, n, run);
 		i += n;
 	}
-	free(run);
 	if (rc == 0)
 		rc = raid_flush(v->raid);
 	if (rc != 0) {
