@@ -33,7 +33,10 @@
  *   write a sealed buffer (modifying a block copies it into a new dirty
  *   buffer), and the cache never changes or evicts a pinned entry.
  *   Checksums stay in the freeze: parents hold them up to the root block,
- *   and operations of n+1 descend through the sealed parents.
+ *   and operations of n+1 descend through the sealed parents.  The data
+ *   blocks of regular files, most of a CP's bytes, are checksummed just
+ *   before it with operations running (cp_precksum); the freeze reuses
+ *   those checksums for the buffers nobody was handed for writing since.
  *   A crash anywhere before the second barrier leaves fsinfo n-1 as the
  *   newest valid slot, whose tree no step above touched.
  *
@@ -143,8 +146,10 @@ static int cp_seal_wnode(struct cp_ctx *cx, struct wnode *wn)
 		struct wafl_bp bp = {
 			.vbn = d->new_vbn,
 			.birth = cx->gen,
-			.cksum = fl_crc32c(0, d->data, WAFL_BLOCK_SIZE),
+			.cksum = level == 0 && d->cksum_ok ? d->cksum :
+			    fl_crc32c(0, d->data, WAFL_BLOCK_SIZE),
 		};
+		ASSERT(bp.cksum == fl_crc32c(0, d->data, WAFL_BLOCK_SIZE));
 		if (level == wn->di.height) {
 			VERIFY(idx < WAFL_NTOP);
 			wn->di.u.top[idx] = bp;
@@ -428,6 +433,47 @@ static int cp_write_out(struct cp_ctx *cx, const struct wafl_fsinfo *nfsi,
 	return rc;
 }
 
+/*
+ * Checksum the data buffers of dirty regular files before the freeze, with
+ * operations going on, so the freeze (which holds every operation off)
+ * only checksums what changed since, and the pointer blocks.  Under
+ * cp_lock shared and the file's lock shared: no writer is inside the file,
+ * and every later hand-out of a buffer for writing clears cksum_ok
+ * (modify_block).  Only regular files: their data is written only through
+ * modify_block under the file's lock.
+ */
+static void cp_precksum(struct wafl_vol *v)
+{
+	struct wnode **arr;
+	size_t n = 0, cap = 0;
+
+	pthread_mutex_lock(&v->icache_lock);
+	for (struct wnode *wn = v->dirty_list; wn != NULL; wn = wn->dnext)
+		cap++;
+	arr = cap > 0 ? malloc(cap * sizeof(*arr)) : NULL;
+	for (struct wnode *wn = v->dirty_list; arr != NULL && wn != NULL;
+	    wn = wn->dnext) {
+		if (wn->ino < WAFL_INO_FIRST_USER)
+			continue;
+		wn->refs++;
+		arr[n++] = wn;
+	}
+	pthread_mutex_unlock(&v->icache_lock);
+
+	for (size_t i = 0; i < n; i++) {
+		struct wnode *wn = arr[i];
+
+		pthread_rwlock_rdlock(&v->cp_lock);
+		pthread_rwlock_rdlock(&wn->lock);
+		if (S_ISREG(wn->di.mode))
+			dbuf_precksum(&wn->dbufs);
+		pthread_rwlock_unlock(&wn->lock);
+		pthread_rwlock_unlock(&v->cp_lock);
+		wnode_put(wn);
+	}
+	free(arr);
+}
+
 int cp_run(struct wafl_vol *v)
 {
 	struct cp_ctx cx = { .v = v };
@@ -438,6 +484,8 @@ int cp_run(struct wafl_vol *v)
 	int rc = 0;
 
 	pthread_mutex_lock(&v->cp_serial);
+	if (!v->readonly && !v->failed)
+		cp_precksum(v);
 	uint64_t t0 = fl_now_mono_ns();
 	pthread_rwlock_wrlock(&v->cp_lock);
 	if (v->readonly || v->failed) {

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "common/assert.h"
+#include "common/crc32c.h"
 #include "wafl/wafl_impl.h"
 
 static uint32_t slot_of(const struct dbuf_tab *t, uint64_t key)
@@ -113,6 +114,17 @@ static int cmp_key(const void *a, const void *b)
 	const struct dbuf *y = *(struct dbuf *const *)b;
 
 	return x->key < y->key ? -1 : x->key > y->key;
+}
+
+void dbuf_precksum(struct dbuf_tab *t)
+{
+	for (uint32_t s = 0; s < t->nslots; s++)
+		for (struct dbuf *d = t->slots[s]; d != NULL; d = d->next)
+			if (DBUF_LEVEL(d->key) == 0 && !d->cksum_ok) {
+				d->cksum = fl_crc32c(0, d->data,
+				    WAFL_BLOCK_SIZE);
+				d->cksum_ok = true;
+			}
 }
 
 int dbuf_sorted(struct dbuf_tab *t, struct dbuf ***out, uint32_t *n)

@@ -67,6 +67,11 @@ struct dbuf {
 	struct wafl_bp old;	/* block this buffer replaces (vbn 0: new) */
 	uint64_t new_vbn;	/* assigned by the CP (0 until then) */
 	struct dbuf *next;	/* hash chain */
+	/* crc32c of data, computed ahead of the CP freeze (cp.c
+	 * cp_precksum); every hand-out of data for writing clears
+	 * cksum_ok (wnode.c modify_block). */
+	uint32_t cksum;
+	bool cksum_ok;
 };
 
 #define DBUF_KEY(level, idx)	(((uint64_t)(level) << 56) | (idx))
@@ -272,6 +277,8 @@ struct dbuf *dbuf_insert(struct dbuf_tab *t, uint64_t key);	/* new */
 void dbuf_remove(struct dbuf_tab *t, uint64_t key);
 /* All dbufs sorted by key (level first); caller frees the array. */
 int dbuf_sorted(struct dbuf_tab *t, struct dbuf ***out, uint32_t *n);
+/* Checksum every level-0 buffer whose cksum_ok is clear (cp_precksum). */
+void dbuf_precksum(struct dbuf_tab *t);
 
 /* ---------------------------------------------------------- allocator */
 

@@ -324,8 +324,10 @@ static int modify_block(struct wnode *wn, uint64_t fbn, bool whole,
 	rc = wn_ensure_height(wn, fbn);
 	if (rc == 0)
 		rc = dirty_path(wn, 0, fbn, whole, &d);
-	if (rc == 0)
+	if (rc == 0) {
+		d->cksum_ok = false;	/* the caller writes it now */
 		*blk = d->data;
+	}
 	return rc;
 }
 
