@@ -88,7 +88,10 @@
 #include "mirror/mirror.h"
 #include "mirror/wire.h"
 
-#define WRITE_BATCH	256u	/* walk mode: verified blocks per raid write */
+#define WRITE_BATCH	256u	/* cp mode: blocks gathered per write_runs */
+#define WALK_BATCH	2048u	/* walk mode: blocks per batch handed to the
+				   writer (at most checkpoint_blocks) */
+#define WALK_CARRY	16384u	/* walk mode: blocks kept for their stripe */
 #define CKPT_MAGIC	"FLMRCKPT"
 #define CKPT_VERSION	1u
 #define CKPT_HDR	64u
@@ -118,8 +121,7 @@ struct mir_dest {
 	uint64_t ckpt_gen, ckpt_blocks;
 	uint32_t ckpt_fsicrc;
 	uint8_t ckpt_uuid[16];
-	uint8_t *ckpt_pend;		/* entries written, not yet flushed */
-	uint32_t ckpt_npend;
+	uint8_t *ckpt_buf;		/* entries being appended */
 };
 
 struct xfer {
@@ -128,12 +130,8 @@ struct xfer {
 	struct wafl_fsinfo fsi;		/* walk: from BEGIN */
 	struct mir_verify mv;
 	uint64_t reads0, rmw0;
-	/* walk mode write batch */
-	uint64_t wvbn[WRITE_BATCH];
-	uint64_t wbirth[WRITE_BATCH];
-	uint8_t *wdata;
+	struct mir_dwriter *dw;		/* walk mode: the write-behind */
 	uint8_t *wrun;			/* write_runs' buffer, per connection */
-	uint32_t wn;
 	bool ckpt;			/* a baseline that checkpoints */
 };
 
@@ -257,7 +255,6 @@ static void ckpt_drop(struct mir_dest *d)
 	    unlink(d->o.checkpoint_path) == 0)
 		ckpt_sync_dir(d->o.checkpoint_path);
 	d->ckpt_gen = d->ckpt_blocks = 0;
-	d->ckpt_npend = 0;
 	ckpt_publish(d);
 }
 
@@ -339,41 +336,40 @@ static int ckpt_create(struct mir_dest *d, const struct xfer *x)
 	d->ckpt_fsicrc = fl_get_le32(h + 40);
 	memcpy(d->ckpt_uuid, x->fsi.fs_uuid, 16);
 	d->ckpt_blocks = 0;
-	d->ckpt_npend = 0;
 	return 0;
 }
 
-/* Blocks written: remember them; every checkpoint_blocks, flush them
- * and record them durably. */
-static int ckpt_note(struct mir_dest *d, const struct xfer *x)
+/* A sync point of the write-behind (its thread): the n blocks handed
+ * over since the last one, in arrival order, are written and flushed;
+ * record them durably. */
+static int ckpt_synced(void *arg, const uint64_t *vbn, const uint64_t *birth,
+    uint64_t n)
 {
-	if (d->ckpt_pend == NULL) {
-		d->ckpt_pend = malloc(((size_t)d->o.checkpoint_blocks +
-		    WRITE_BATCH) * CKPT_ENT);
-		if (d->ckpt_pend == NULL)
+	struct mir_dest *d = arg;
+
+	if (d->ckpt_fd < 0)
+		return 0;	/* dropped after a failed append */
+	if (d->ckpt_buf == NULL) {
+		d->ckpt_buf = malloc(((size_t)d->o.checkpoint_blocks +
+		    WALK_BATCH) * CKPT_ENT);
+		if (d->ckpt_buf == NULL)
 			return -ENOMEM;
 	}
-	for (uint32_t i = 0; i < x->wn; i++) {
-		uint8_t *e = d->ckpt_pend + (size_t)d->ckpt_npend++ * CKPT_ENT;
-		fl_put_le64(e, x->wvbn[i]);
-		fl_put_le64(e + 8, x->wbirth[i]);
+	for (uint64_t i = 0; i < n; i++) {
+		uint8_t *e = d->ckpt_buf + (size_t)i * CKPT_ENT;
+		fl_put_le64(e, vbn[i]);
+		fl_put_le64(e + 8, birth[i]);
 	}
-	if (d->ckpt_npend < d->o.checkpoint_blocks)
-		return 0;
-	int rc = raid_flush(d->raid);
-	if (rc != 0)
-		return rc;
-	size_t len = (size_t)d->ckpt_npend * CKPT_ENT;
+	size_t len = (size_t)n * CKPT_ENT;
 	off_t off = (off_t)(CKPT_HDR + d->ckpt_blocks * CKPT_ENT);
-	if (pwrite(d->ckpt_fd, d->ckpt_pend, len, off) != (ssize_t)len ||
+	if (pwrite(d->ckpt_fd, d->ckpt_buf, len, off) != (ssize_t)len ||
 	    fdatasync(d->ckpt_fd) != 0) {
 		fl_warn("mirror", "destination: checkpoint write failed; this "
 		    "baseline is not restartable");
 		ckpt_drop(d);
 		return 0;
 	}
-	d->ckpt_blocks += d->ckpt_npend;
-	d->ckpt_npend = 0;
+	d->ckpt_blocks += n;
 	ckpt_publish(d);
 	return 0;
 }
@@ -415,7 +411,6 @@ static int ckpt_replay(struct mir_dest *d, struct xfer *x)
 		ckpt_drop(d);
 		return FL_ERR(-FL_EPROTO);
 	}
-	d->ckpt_npend = 0;	/* the interrupted attempt's unflushed tail */
 	blks = malloc((size_t)REPLAY_CHUNK * WAFL_BLOCK_SIZE);
 	ents = malloc((size_t)REPLAY_CHUNK * CKPT_ENT);
 	if (blks == NULL || ents == NULL)
@@ -491,42 +486,12 @@ static int write_runs(struct mir_dest *d, const uint64_t *vbn,
 		int rc = raid_write(d->raid, vbn[i], k, run);
 		if (rc != 0)
 			return rc;
+		pthread_mutex_lock(&d->lock);
 		d->st.blocks_written += k;
+		pthread_mutex_unlock(&d->lock);
 		i += k;
 	}
 	return 0;
-}
-
-static int cmp_u64_idx(const void *a, const void *b, void *arg)
-{
-	const uint64_t *v = arg;
-	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-
-	return v[x] < v[y] ? -1 : v[x] > v[y];
-}
-
-/* Walk mode: write the verified blocks gathered so far. */
-static int flush_walk_batch(struct mir_dest *d, struct xfer *x)
-{
-	uint32_t idx[WRITE_BATCH];
-	uint64_t vbn[WRITE_BATCH];
-	uint8_t *data[WRITE_BATCH];
-	int rc;
-
-	if (x->wn == 0)
-		return 0;
-	for (uint32_t i = 0; i < x->wn; i++)
-		idx[i] = i;
-	qsort_r(idx, x->wn, sizeof(idx[0]), cmp_u64_idx, x->wvbn);
-	for (uint32_t i = 0; i < x->wn; i++) {
-		vbn[i] = x->wvbn[idx[i]];
-		data[i] = x->wdata + (size_t)idx[i] * WAFL_BLOCK_SIZE;
-	}
-	rc = write_runs(d, vbn, data, x->wn, x->wrun);
-	if (rc == 0 && x->ckpt && d->ckpt_fd >= 0)
-		rc = ckpt_note(d, x);
-	x->wn = 0;
-	return rc;
 }
 
 struct stash_writer {
@@ -600,7 +565,7 @@ static int adopt(struct mir_dest *d, struct xfer *x, struct wafl_fsinfo *nf)
 		if (rc == 0)
 			rc = stash_flush(&w);
 	} else {
-		rc = flush_walk_batch(d, x);
+		rc = mdw_drain(x->dw);
 	}
 	if (rc == 0)
 		rc = raid_flush(d->raid);
@@ -789,7 +754,8 @@ static int on_begin(struct mir_dest *d, struct mir_conn *c, struct xfer *x,
 		}
 	}
 	x->ckpt = x->b.base == 0 && d->ckpt_fd >= 0;
-	x->wn = 0;
+	if (x->b.kind == MIR_XFER_WALK)
+		mdw_sync(x->dw, x->ckpt);
 	x->reads0 = raid_reads(d->raid);
 	x->rmw0 = raid_rmw_reads(d->raid);
 	x->active = true;
@@ -798,10 +764,11 @@ static int on_begin(struct mir_dest *d, struct mir_conn *c, struct xfer *x,
 
 static void xfer_end(struct xfer *x)
 {
+	if (x->dw != NULL)
+		mdw_abort(x->dw);
 	if (x->active)
 		mv_release(&x->mv);
 	x->active = false;
-	x->wn = 0;
 }
 
 static int on_block(struct mir_dest *d, struct mir_conn *c, struct xfer *x,
@@ -833,14 +800,8 @@ static int on_block(struct mir_dest *d, struct mir_conn *c, struct xfer *x,
 		}
 	} else {
 		rc = mv_block(&x->mv, b.vbn, b.birth, b.data);
-		if (rc == 0) {
-			x->wvbn[x->wn] = b.vbn;
-			x->wbirth[x->wn] = b.birth;
-			memcpy(x->wdata + (size_t)x->wn * WAFL_BLOCK_SIZE,
-			    b.data, WAFL_BLOCK_SIZE);
-			if (++x->wn == WRITE_BATCH)
-				rc = flush_walk_batch(d, x);
-		}
+		if (rc == 0)
+			rc = mdw_put(x->dw, b.vbn, b.birth, b.data);
 	}
 	if (rc != 0)
 		set_error(d, "transfer %llu: %s", (unsigned long long)x->b.target,
@@ -902,9 +863,16 @@ static void serve_conn(struct mir_dest *d, int fd)
 		close(fd);
 		return;
 	}
-	x.wdata = malloc((size_t)WRITE_BATCH * WAFL_BLOCK_SIZE);
 	x.wrun = malloc((size_t)WRITE_BATCH * WAFL_BLOCK_SIZE);
-	if (x.wdata == NULL || x.wrun == NULL)
+	struct mdw_opts wo = { .raid = d->raid, .batch_blocks = WALK_BATCH,
+	    .carry_blocks = WALK_CARRY, .synced_fn = ckpt_synced, .arg = d,
+	    .stats_lock = &d->lock, .blocks_written = &d->st.blocks_written };
+	if (d->o.checkpoint_path != NULL) {
+		wo.sync_every = d->o.checkpoint_blocks;
+		if (wo.batch_blocks > d->o.checkpoint_blocks)
+			wo.batch_blocks = d->o.checkpoint_blocks;
+	}
+	if (x.wrun == NULL || mdw_start(&wo, &x.dw) != 0)
 		goto out;
 	struct mir_link_opts lo = { .compress = d->o.compress,
 	    .tls = d->o.tls };
@@ -983,7 +951,7 @@ static void serve_conn(struct mir_dest *d, int fd)
 		    fl_strerror(rc));
 out:
 	xfer_end(&x);
-	free(x.wdata);
+	mdw_stop(x.dw);
 	free(x.wrun);
 	mir_conn_close(&c);
 }
@@ -1169,7 +1137,7 @@ void mir_dest_stop(mir_dest_t *d)
 		wafl_unmount(d->replica);
 	if (d->ckpt_fd >= 0)
 		close(d->ckpt_fd);	/* kept for the next start */
-	free(d->ckpt_pend);
+	free(d->ckpt_buf);
 	free((char *)(uintptr_t)d->o.checkpoint_path);
 	pthread_mutex_destroy(&d->lock);
 	pthread_cond_destroy(&d->cond);
