@@ -35,7 +35,7 @@ struct mir_verify {
 	uint64_t base, target, nvbns;
 	struct mv_ent *tab;
 	uint64_t cap, used;
-	uint64_t expected, satisfied, stashed;
+	uint64_t expected, satisfied, stashed, stashed_done;
 	uint64_t stash_bytes;
 	char why[192];
 };
