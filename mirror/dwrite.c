@@ -81,7 +81,8 @@ struct mir_dwriter {
 
 	/* The writer's. */
 	uint32_t *idx;			/* batch cap: sort order */
-	uint8_t *run;			/* RUN_STRIPES stripes: gathered */
+	uint8_t *run;			/* run_stripes stripes: gathered */
+	uint32_t run_stripes;
 	struct mdw_carry *carry;	/* hash by stripe, ccap entries */
 	uint32_t ccap, cused;
 	uint8_t *carry_data;		/* cmax stripes */
@@ -90,9 +91,17 @@ struct mir_dwriter {
 	uint64_t *sync_vbn, *sync_birth;	/* since the last sync point */
 	uint64_t nsync, sync_cap;
 	bool sync_on;
+
+	/* The flusher (lock): raid_flush after every FLUSH_BLOCKS written,
+	 * so the disks write back while the writer fills the page cache. */
+	pthread_t fthr;
+	uint64_t since_flush;		/* the writer's */
+	uint64_t flush_req, flush_done;
 };
 
-#define RUN_STRIPES	256u
+#define RUN_BLOCKS	1024u	/* gathered per raid write */
+#define DIRECT_MIN_BLOCKS 256u	/* written from the batch itself */
+#define FLUSH_BLOCKS	4096u
 
 /* ------------------------------------------------------------ carry */
 
@@ -162,6 +171,14 @@ static uint8_t *carry_block(struct mir_dwriter *w, const struct mdw_carry *e,
 
 static void count_written(struct mir_dwriter *w, uint64_t n)
 {
+	w->since_flush += n;
+	if (w->since_flush >= FLUSH_BLOCKS) {
+		w->since_flush = 0;
+		pthread_mutex_lock(&w->lock);
+		w->flush_req++;
+		pthread_cond_broadcast(&w->cond);
+		pthread_mutex_unlock(&w->lock);
+	}
 	if (w->o.stats_lock != NULL) {
 		pthread_mutex_lock(w->o.stats_lock);
 		*w->o.blocks_written += n;
@@ -218,30 +235,61 @@ static int cmp_idx(const void *a, const void *b, void *arg)
 	return x < y ? -1 : x > y;
 }
 
-/*
- * A run of whole stripes being gathered: stripes first .. first+n-1,
- * either straight from the batch (direct: data at `src`) or copied into
- * w->run.
- */
+/* Whole stripes gathered (copied) into w->run: first .. first + n - 1. */
 struct run {
 	uint64_t first;
 	uint32_t n;
-	bool direct;
-	const uint8_t *src;
 };
+
+static int write_stripes(struct mir_dwriter *w, uint64_t first, uint32_t n,
+    const uint8_t *src)
+{
+	int rc = raid_write_stripes(w->o.raid, first * w->nd, n, src);
+
+	if (rc == 0)
+		count_written(w, (uint64_t)n * w->nd);
+	return rc;
+}
 
 static int run_flush(struct mir_dwriter *w, struct run *r)
 {
 	int rc = 0;
 
-	if (r->n == 0)
-		return 0;
-	rc = raid_write_stripes(w->o.raid, r->first * w->nd, r->n,
-	    r->direct ? r->src : w->run);
-	if (rc == 0)
-		count_written(w, (uint64_t)r->n * w->nd);
+	if (r->n > 0)
+		rc = write_stripes(w, r->first, r->n, w->run);
 	r->n = 0;
 	return rc;
+}
+
+/*
+ * Whole stripes that the batch holds in order from sorted position i
+ * (data blocks i.. in VBN order at consecutive places of the buffer): how
+ * many, and where their sorted positions end.
+ */
+static uint32_t direct_stretch(const struct mir_dwriter *w,
+    const struct mdw_batch *b, uint32_t i, uint32_t *end)
+{
+	uint32_t k = 0;
+
+	while (i + w->nd <= b->n) {
+		uint64_t v0 = b->vbn[w->idx[i]];
+		if (v0 % w->nd != 0)
+			break;
+		if (k > 0 && w->idx[i] != w->idx[i - 1] + 1)
+			break;
+		uint32_t p = 1;
+		while (p < w->nd && w->idx[i + p] == w->idx[i] + p &&
+		    b->vbn[w->idx[i + p]] == v0 + p)
+			p++;
+		if (p < w->nd)
+			break;
+		if (k > 0 && v0 != b->vbn[w->idx[i - 1]] + 1)
+			break;
+		k++;
+		i += w->nd;
+	}
+	*end = i;
+	return k;
 }
 
 static int write_batch(struct mir_dwriter *w, struct mdw_batch *b)
@@ -289,38 +337,37 @@ static int write_batch(struct mir_dwriter *w, struct mdw_batch *b)
 			i = j;
 			continue;
 		}
-		/* Whole: straight from the batch if its blocks lie there in
-		 * order after the run's, else gathered. */
-		bool direct = e == NULL;
-		const uint8_t *src = b->data + (size_t)w->idx[i] * B;
-		for (uint32_t k = i + 1; direct && k < j; k++)
-			direct = w->idx[k] == w->idx[i] + (k - i);
-		if (r.n > 0 && (r.first + r.n != s || r.direct != direct ||
-		    (direct && r.src + (size_t)r.n * w->nd * B != src) ||
-		    (!direct && r.n == RUN_STRIPES) ||
-		    r.n == UINT32_MAX / w->nd))
+		/* A long stretch of whole stripes lying in order in the
+		 * batch (a file's data) is written from there. */
+		if (e == NULL) {
+			uint32_t end, k = direct_stretch(w, b, i, &end);
+			if ((uint64_t)k * w->nd >= DIRECT_MIN_BLOCKS) {
+				rc = run_flush(w, &r);
+				if (rc == 0)
+					rc = write_stripes(w, s, k, b->data +
+					    (size_t)w->idx[i] * B);
+				i = end;
+				continue;
+			}
+		}
+		/* Else gathered with its neighbours. */
+		if (r.n > 0 && (r.first + r.n != s || r.n == w->run_stripes))
 			rc = run_flush(w, &r);
 		if (rc != 0)
 			break;
-		if (r.n == 0) {
+		if (r.n == 0)
 			r.first = s;
-			r.direct = direct;
-			r.src = src;
+		uint8_t *dst = w->run + (size_t)r.n * w->nd * B;
+		if (e != NULL) {
+			for (uint32_t p = 0; p < w->nd; p++)
+				if (e->mask & (1u << p))
+					memcpy(dst + (size_t)p * B,
+					    carry_block(w, e, p), B);
+			carry_del(w, e);
 		}
-		if (!direct) {
-			uint8_t *dst = w->run + (size_t)r.n * w->nd * B;
-			if (e != NULL)
-				for (uint32_t p = 0; p < w->nd; p++)
-					if (e->mask & (1u << p))
-						memcpy(dst + (size_t)p * B,
-						    carry_block(w, e, p), B);
-			for (uint32_t k = i; k < j; k++)
-				memcpy(dst + (size_t)(b->vbn[w->idx[k]] %
-				    w->nd) * B, b->data +
-				    (size_t)w->idx[k] * B, B);
-			if (e != NULL)
-				carry_del(w, e);
-		}
+		for (uint32_t k = i; k < j; k++)
+			memcpy(dst + (size_t)(b->vbn[w->idx[k]] % w->nd) * B,
+			    b->data + (size_t)w->idx[k] * B, B);
 		r.n++;
 		i = j;
 	}
@@ -390,6 +437,33 @@ static void *writer_main(void *arg)
 	return NULL;
 }
 
+/* Background flushes: blocks written are durable sooner, and the disks'
+ * write-back overlaps the writer's next blocks instead of waiting for the
+ * sync raid does when a write enters a new write-intent region.  Errors
+ * are the writer's (the next mdw_put or mdw_drain returns them). */
+static void *flusher_main(void *arg)
+{
+	struct mir_dwriter *w = arg;
+
+	pthread_mutex_lock(&w->lock);
+	for (;;) {
+		while (!w->stop && w->flush_done == w->flush_req)
+			pthread_cond_wait(&w->cond, &w->lock);
+		if (w->stop)
+			break;
+		uint64_t req = w->flush_req;
+		pthread_mutex_unlock(&w->lock);
+		int rc = raid_flush(w->o.raid);
+		pthread_mutex_lock(&w->lock);
+		if (rc != 0 && w->err == 0)
+			w->err = rc;
+		w->flush_done = req;
+		pthread_cond_broadcast(&w->cond);
+	}
+	pthread_mutex_unlock(&w->lock);
+	return NULL;
+}
+
 /* ------------------------------------------------------------- API */
 
 int mdw_start(const struct mdw_opts *o, struct mir_dwriter **out)
@@ -427,7 +501,8 @@ int mdw_start(const struct mdw_opts *o, struct mir_dwriter **out)
 		w->free = b;
 	}
 	w->idx = malloc(o->batch_blocks * sizeof(uint32_t));
-	w->run = malloc((size_t)RUN_STRIPES * w->nd * WAFL_BLOCK_SIZE);
+	w->run_stripes = RUN_BLOCKS / w->nd;
+	w->run = malloc((size_t)w->run_stripes * w->nd * WAFL_BLOCK_SIZE);
 	w->carry = malloc(w->ccap * sizeof(*w->carry));
 	w->carry_data = malloc((size_t)w->cmax * w->nd * WAFL_BLOCK_SIZE);
 	w->cfree = malloc(w->cmax * sizeof(uint32_t));
@@ -449,6 +524,15 @@ int mdw_start(const struct mdw_opts *o, struct mir_dwriter **out)
 	rc = -pthread_create(&w->thr, NULL, writer_main, w);
 	if (rc != 0)
 		goto fail;
+	rc = -pthread_create(&w->fthr, NULL, flusher_main, w);
+	if (rc != 0) {
+		pthread_mutex_lock(&w->lock);
+		w->stop = true;
+		pthread_cond_broadcast(&w->cond);
+		pthread_mutex_unlock(&w->lock);
+		pthread_join(w->thr, NULL);
+		goto fail;
+	}
 	*out = w;
 	return 0;
 fail:
@@ -519,10 +603,11 @@ int mdw_put(struct mir_dwriter *w, uint64_t vbn, uint64_t birth,
 	return 0;
 }
 
-/* Wait until the writer has nothing queued and is idle (lock held). */
+/* Wait until the writer has nothing queued and is idle, and no flush
+ * runs (lock held). */
 static void wait_idle(struct mir_dwriter *w)
 {
-	while (w->qhead != NULL || w->busy)
+	while (w->qhead != NULL || w->busy || w->flush_done != w->flush_req)
 		pthread_cond_wait(&w->cond, &w->lock);
 }
 
@@ -587,6 +672,7 @@ void mdw_stop(struct mir_dwriter *w)
 	pthread_cond_broadcast(&w->cond);
 	pthread_mutex_unlock(&w->lock);
 	pthread_join(w->thr, NULL);
+	pthread_join(w->fthr, NULL);
 	for (unsigned i = 0; i < MDW_NBATCH; i++) {
 		free(w->batches[i].data);
 		free(w->batches[i].vbn);
