@@ -46,6 +46,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "common/err.h"
 #include "mirror/mir_impl.h"
@@ -102,6 +103,23 @@ struct mir_dwriter {
 #define RUN_BLOCKS	1024u	/* gathered per raid write */
 #define DIRECT_MIN_BLOCKS 256u	/* written from the batch itself */
 #define FLUSH_BLOCKS	4096u
+
+void *mir_big_alloc(size_t bytes)
+{
+	void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+	    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED)
+		return NULL;
+	(void)madvise(p, bytes, MADV_HUGEPAGE);	/* a hint */
+	return p;
+}
+
+void mir_big_free(void *p, size_t bytes)
+{
+	if (p != NULL)
+		munmap(p, bytes);
+}
 
 /* ------------------------------------------------------------ carry */
 
@@ -466,6 +484,21 @@ static void *flusher_main(void *arg)
 
 /* ------------------------------------------------------------- API */
 
+static size_t batch_bytes(const struct mir_dwriter *w)
+{
+	return (size_t)w->o.batch_blocks * WAFL_BLOCK_SIZE;
+}
+
+static size_t run_bytes(const struct mir_dwriter *w)
+{
+	return (size_t)w->run_stripes * w->nd * WAFL_BLOCK_SIZE;
+}
+
+static size_t carry_bytes(const struct mir_dwriter *w)
+{
+	return (size_t)w->cmax * w->nd * WAFL_BLOCK_SIZE;
+}
+
 int mdw_start(const struct mdw_opts *o, struct mir_dwriter **out)
 {
 	struct raid_geometry g;
@@ -492,7 +525,7 @@ int mdw_start(const struct mdw_opts *o, struct mir_dwriter **out)
 	pthread_cond_init(&w->cond, NULL);
 	for (unsigned i = 0; i < MDW_NBATCH; i++) {
 		struct mdw_batch *b = &w->batches[i];
-		b->data = malloc((size_t)o->batch_blocks * WAFL_BLOCK_SIZE);
+		b->data = mir_big_alloc(batch_bytes(w));
 		b->vbn = malloc(o->batch_blocks * sizeof(uint64_t));
 		b->birth = malloc(o->batch_blocks * sizeof(uint64_t));
 		if (b->data == NULL || b->vbn == NULL || b->birth == NULL)
@@ -502,9 +535,9 @@ int mdw_start(const struct mdw_opts *o, struct mir_dwriter **out)
 	}
 	w->idx = malloc(o->batch_blocks * sizeof(uint32_t));
 	w->run_stripes = RUN_BLOCKS / w->nd;
-	w->run = malloc((size_t)w->run_stripes * w->nd * WAFL_BLOCK_SIZE);
+	w->run = mir_big_alloc(run_bytes(w));
 	w->carry = malloc(w->ccap * sizeof(*w->carry));
-	w->carry_data = malloc((size_t)w->cmax * w->nd * WAFL_BLOCK_SIZE);
+	w->carry_data = mir_big_alloc(carry_bytes(w));
 	w->cfree = malloc(w->cmax * sizeof(uint32_t));
 	if (w->idx == NULL || w->run == NULL || w->carry == NULL ||
 	    w->carry_data == NULL || w->cfree == NULL)
@@ -537,14 +570,14 @@ int mdw_start(const struct mdw_opts *o, struct mir_dwriter **out)
 	return 0;
 fail:
 	for (unsigned i = 0; i < MDW_NBATCH; i++) {
-		free(w->batches[i].data);
+		mir_big_free(w->batches[i].data, batch_bytes(w));
 		free(w->batches[i].vbn);
 		free(w->batches[i].birth);
 	}
 	free(w->idx);
-	free(w->run);
+	mir_big_free(w->run, run_bytes(w));
 	free(w->carry);
-	free(w->carry_data);
+	mir_big_free(w->carry_data, carry_bytes(w));
 	free(w->cfree);
 	free(w->sync_vbn);
 	free(w->sync_birth);
@@ -674,14 +707,14 @@ void mdw_stop(struct mir_dwriter *w)
 	pthread_join(w->thr, NULL);
 	pthread_join(w->fthr, NULL);
 	for (unsigned i = 0; i < MDW_NBATCH; i++) {
-		free(w->batches[i].data);
+		mir_big_free(w->batches[i].data, batch_bytes(w));
 		free(w->batches[i].vbn);
 		free(w->batches[i].birth);
 	}
 	free(w->idx);
-	free(w->run);
+	mir_big_free(w->run, run_bytes(w));
 	free(w->carry);
-	free(w->carry_data);
+	mir_big_free(w->carry_data, carry_bytes(w));
 	free(w->cfree);
 	free(w->sync_vbn);
 	free(w->sync_birth);

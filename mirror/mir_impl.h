@@ -14,6 +14,16 @@
 #include "wafl/wafl.h"
 
 /*
+ * Large buffers of the transfer path (the verifier's table, the write
+ * batches): anonymous memory, zeroed, asking for huge pages, so that a
+ * baseline touching hundreds of megabytes takes a page fault and a TLB
+ * entry per 2 MiB rather than per 4 KiB.  NULL on failure.  Free with the
+ * same size (dwrite.c).
+ */
+void *mir_big_alloc(size_t bytes);
+void mir_big_free(void *p, size_t bytes);
+
+/*
  * The destination's verifier (verify.c).  It holds what the new tree
  * expects: block pointers {vbn, birth, checksum} found in verified parent
  * blocks, starting from the root pointer in the fsinfo the source sent.

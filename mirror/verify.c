@@ -73,7 +73,7 @@ int mv_init(struct mir_verify *mv, uint64_t base, uint64_t target,
 	mv->target = target;
 	mv->nvbns = nvbns;
 	mv->cap = 1024;
-	mv->tab = calloc(mv->cap, sizeof(*mv->tab));
+	mv->tab = mir_big_alloc(mv->cap * sizeof(*mv->tab));
 	return mv->tab == NULL ? -ENOMEM : 0;
 }
 
@@ -81,7 +81,7 @@ void mv_release(struct mir_verify *mv)
 {
 	for (uint64_t i = 0; mv->tab != NULL && i < mv->cap; i++)
 		free(mv->tab[i].data);
-	free(mv->tab);
+	mir_big_free(mv->tab, mv->cap * sizeof(*mv->tab));
 	mv->tab = NULL;
 }
 
@@ -117,13 +117,13 @@ static int reserve(struct mir_verify *mv, uint64_t want)
 		ncap *= 2;
 	if (ncap == mv->cap)
 		return 0;
-	struct mv_ent *nt = calloc(ncap, sizeof(*nt));
+	struct mv_ent *nt = mir_big_alloc(ncap * sizeof(*nt));
 	if (nt == NULL)
 		return -ENOMEM;
 	for (uint64_t i = 0; i < mv->cap; i++)
 		if (mv->tab[i].vbn != 0)
 			*slot_of(nt, ncap, mv->tab[i].vbn) = mv->tab[i];
-	free(mv->tab);
+	mir_big_free(mv->tab, mv->cap * sizeof(*mv->tab));
 	mv->tab = nt;
 	mv->cap = ncap;
 	return 0;
