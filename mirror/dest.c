@@ -781,7 +781,7 @@ static int on_block(struct mir_dest *d, struct mir_conn *c, struct xfer *x,
 		set_error(d, "BLOCK outside a transfer");
 		return FL_ERR(-FL_EPROTO);
 	}
-	rc = mir_block_decode(mir_conn_payload(c), h->length, &b);
+	rc = mir_block_decode(mir_conn_rx(c), h->length, &b);
 	if (rc != 0 || b.gen != x->b.target) {
 		set_error(d, "malformed BLOCK in transfer %llu",
 		    (unsigned long long)x->b.target);
