@@ -23,7 +23,9 @@
  *           written only then.
  *     walk  a birth-generation walk: BEGIN carries the target fsinfo, so
  *           every block, arriving parent first, is verified as it comes
- *           and written in batches; ROOT repeats the fsinfo.
+ *           and handed to the write-behind (dwrite.c), which writes it
+ *           on a thread of its own, in whole stripes where it can; ROOT
+ *           repeats the fsinfo and waits for the writer (mdw_drain).
  *   A baseline is a walk from generation 0: both fsinfo slots are wiped
  *   first, so no half-overwritten earlier file system is ever mounted.
  *
@@ -43,6 +45,9 @@
  *      40    4  crc32c of the target's fsinfo block
  *      44   16  file system UUID
  *      60    4  crc32c of bytes 0..59
+ *
+ *   The write-behind makes these sync points (dwrite.c), so the
+ *   entries go to the file from its thread (ckpt_synced).
  *
  *   STATUS reports {target, entries}; a source that still holds that
  *   root walks it again (same root, same order) and sends BEGIN with
@@ -64,9 +69,13 @@
  *   The source reconnects and resumes from the generation STATUS reports.
  *
  * CONCURRENCY
- *   One thread accepts and serves one connection at a time.  Readers use
- *   the replica concurrently; wafl_replica_advance switches them.  `lock`
- *   guards the stats and the replica pointer for status callers.
+ *   One thread accepts and serves one connection at a time; during a walk
+ *   the connection's write-behind writes (and flushes) on two threads of
+ *   its own, and touches the checkpoint only at its sync points, while
+ *   the serving thread leaves it alone (it is idle at BEGIN and after
+ *   mdw_drain or mdw_abort).  Readers use the replica concurrently;
+ *   wafl_replica_advance switches them.  `lock` guards the stats and the
+ *   replica pointer for status callers.
  */
 #include <errno.h>
 #include <fcntl.h>
