@@ -872,17 +872,6 @@ static void serve_conn(struct mir_dest *d, int fd)
 		close(fd);
 		return;
 	}
-	x.wrun = malloc((size_t)WRITE_BATCH * WAFL_BLOCK_SIZE);
-	struct mdw_opts wo = { .raid = d->raid, .batch_blocks = WALK_BATCH,
-	    .carry_blocks = WALK_CARRY, .synced_fn = ckpt_synced, .arg = d,
-	    .stats_lock = &d->lock, .blocks_written = &d->st.blocks_written };
-	if (d->o.checkpoint_path != NULL) {
-		wo.sync_every = d->o.checkpoint_blocks;
-		if (wo.batch_blocks > d->o.checkpoint_blocks)
-			wo.batch_blocks = d->o.checkpoint_blocks;
-	}
-	if (x.wrun == NULL || mdw_start(&wo, &x.dw) != 0)
-		goto out;
 	struct mir_link_opts lo = { .compress = d->o.compress,
 	    .tls = d->o.tls };
 	rc = mir_handshake_dest(&c, key_lookup, d, &lo, id);
@@ -900,6 +889,21 @@ static void serve_conn(struct mir_dest *d, int fd)
 			d->st.auth_failures++;
 			pthread_mutex_unlock(&d->lock);
 		}
+		goto out;
+	}
+	/* A peer that passed the handshake gets the write-behind. */
+	x.wrun = malloc((size_t)WRITE_BATCH * WAFL_BLOCK_SIZE);
+	struct mdw_opts wo = { .raid = d->raid, .batch_blocks = WALK_BATCH,
+	    .carry_blocks = WALK_CARRY, .synced_fn = ckpt_synced, .arg = d,
+	    .stats_lock = &d->lock, .blocks_written = &d->st.blocks_written };
+	if (d->o.checkpoint_path != NULL) {
+		wo.sync_every = d->o.checkpoint_blocks;
+		if (wo.batch_blocks > d->o.checkpoint_blocks)
+			wo.batch_blocks = d->o.checkpoint_blocks;
+	}
+	rc = x.wrun == NULL ? -ENOMEM : mdw_start(&wo, &x.dw);
+	if (rc != 0) {
+		set_error(d, "cannot start the writer: %s", fl_strerror(rc));
 		goto out;
 	}
 	struct mir_status_msg sm = { 0 };
