@@ -23,7 +23,9 @@
  *           written only then.
  *     walk  a birth-generation walk: BEGIN carries the target fsinfo, so
  *           every block, arriving parent first, is verified as it comes
- *           and written in batches; ROOT repeats the fsinfo.
+ *           and handed to the write-behind (dwrite.c), which writes it
+ *           on a thread of its own, in whole stripes where it can; ROOT
+ *           repeats the fsinfo and waits for the writer (mdw_drain).
  *   A baseline is a walk from generation 0: both fsinfo slots are wiped
  *   first, so no half-overwritten earlier file system is ever mounted.
  *
@@ -43,6 +45,9 @@
  *      40    4  crc32c of the target's fsinfo block
  *      44   16  file system UUID
  *      60    4  crc32c of bytes 0..59
+ *
+ *   The write-behind makes these sync points (dwrite.c), so the
+ *   entries go to the file from its thread (ckpt_synced).
  *
  *   STATUS reports {target, entries}; a source that still holds that
  *   root walks it again (same root, same order) and sends BEGIN with
@@ -64,9 +69,13 @@
  *   The source reconnects and resumes from the generation STATUS reports.
  *
  * CONCURRENCY
- *   One thread accepts and serves one connection at a time.  Readers use
- *   the replica concurrently; wafl_replica_advance switches them.  `lock`
- *   guards the stats and the replica pointer for status callers.
+ *   One thread accepts and serves one connection at a time; during a walk
+ *   the connection's write-behind writes (and flushes) on two threads of
+ *   its own, and touches the checkpoint only at its sync points, while
+ *   the serving thread leaves it alone (it is idle at BEGIN and after
+ *   mdw_drain or mdw_abort).  Readers use the replica concurrently;
+ *   wafl_replica_advance switches them.  `lock` guards the stats and the
+ *   replica pointer for status callers.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -88,7 +97,10 @@
 #include "mirror/mirror.h"
 #include "mirror/wire.h"
 
-#define WRITE_BATCH	256u	/* walk mode: verified blocks per raid write */
+#define WRITE_BATCH	256u	/* cp mode: blocks gathered per write_runs */
+#define WALK_BATCH	2048u	/* walk mode: blocks per batch handed to the
+				   writer (at most checkpoint_blocks) */
+#define WALK_CARRY	16384u	/* walk mode: blocks kept for their stripe */
 #define CKPT_MAGIC	"FLMRCKPT"
 #define CKPT_VERSION	1u
 #define CKPT_HDR	64u
@@ -118,8 +130,7 @@ struct mir_dest {
 	uint64_t ckpt_gen, ckpt_blocks;
 	uint32_t ckpt_fsicrc;
 	uint8_t ckpt_uuid[16];
-	uint8_t *ckpt_pend;		/* entries written, not yet flushed */
-	uint32_t ckpt_npend;
+	uint8_t *ckpt_buf;		/* entries being appended */
 };
 
 struct xfer {
@@ -128,12 +139,8 @@ struct xfer {
 	struct wafl_fsinfo fsi;		/* walk: from BEGIN */
 	struct mir_verify mv;
 	uint64_t reads0, rmw0;
-	/* walk mode write batch */
-	uint64_t wvbn[WRITE_BATCH];
-	uint64_t wbirth[WRITE_BATCH];
-	uint8_t *wdata;
+	struct mir_dwriter *dw;		/* walk mode: the write-behind */
 	uint8_t *wrun;			/* write_runs' buffer, per connection */
-	uint32_t wn;
 	bool ckpt;			/* a baseline that checkpoints */
 };
 
@@ -257,7 +264,6 @@ static void ckpt_drop(struct mir_dest *d)
 	    unlink(d->o.checkpoint_path) == 0)
 		ckpt_sync_dir(d->o.checkpoint_path);
 	d->ckpt_gen = d->ckpt_blocks = 0;
-	d->ckpt_npend = 0;
 	ckpt_publish(d);
 }
 
@@ -339,41 +345,40 @@ static int ckpt_create(struct mir_dest *d, const struct xfer *x)
 	d->ckpt_fsicrc = fl_get_le32(h + 40);
 	memcpy(d->ckpt_uuid, x->fsi.fs_uuid, 16);
 	d->ckpt_blocks = 0;
-	d->ckpt_npend = 0;
 	return 0;
 }
 
-/* Blocks written: remember them; every checkpoint_blocks, flush them
- * and record them durably. */
-static int ckpt_note(struct mir_dest *d, const struct xfer *x)
+/* A sync point of the write-behind (its thread): the n blocks handed
+ * over since the last one, in arrival order, are written and flushed;
+ * record them durably. */
+static int ckpt_synced(void *arg, const uint64_t *vbn, const uint64_t *birth,
+    uint64_t n)
 {
-	if (d->ckpt_pend == NULL) {
-		d->ckpt_pend = malloc(((size_t)d->o.checkpoint_blocks +
-		    WRITE_BATCH) * CKPT_ENT);
-		if (d->ckpt_pend == NULL)
+	struct mir_dest *d = arg;
+
+	if (d->ckpt_fd < 0)
+		return 0;	/* dropped after a failed append */
+	if (d->ckpt_buf == NULL) {
+		d->ckpt_buf = malloc(((size_t)d->o.checkpoint_blocks +
+		    WALK_BATCH) * CKPT_ENT);
+		if (d->ckpt_buf == NULL)
 			return -ENOMEM;
 	}
-	for (uint32_t i = 0; i < x->wn; i++) {
-		uint8_t *e = d->ckpt_pend + (size_t)d->ckpt_npend++ * CKPT_ENT;
-		fl_put_le64(e, x->wvbn[i]);
-		fl_put_le64(e + 8, x->wbirth[i]);
+	for (uint64_t i = 0; i < n; i++) {
+		uint8_t *e = d->ckpt_buf + (size_t)i * CKPT_ENT;
+		fl_put_le64(e, vbn[i]);
+		fl_put_le64(e + 8, birth[i]);
 	}
-	if (d->ckpt_npend < d->o.checkpoint_blocks)
-		return 0;
-	int rc = raid_flush(d->raid);
-	if (rc != 0)
-		return rc;
-	size_t len = (size_t)d->ckpt_npend * CKPT_ENT;
+	size_t len = (size_t)n * CKPT_ENT;
 	off_t off = (off_t)(CKPT_HDR + d->ckpt_blocks * CKPT_ENT);
-	if (pwrite(d->ckpt_fd, d->ckpt_pend, len, off) != (ssize_t)len ||
+	if (pwrite(d->ckpt_fd, d->ckpt_buf, len, off) != (ssize_t)len ||
 	    fdatasync(d->ckpt_fd) != 0) {
 		fl_warn("mirror", "destination: checkpoint write failed; this "
 		    "baseline is not restartable");
 		ckpt_drop(d);
 		return 0;
 	}
-	d->ckpt_blocks += d->ckpt_npend;
-	d->ckpt_npend = 0;
+	d->ckpt_blocks += n;
 	ckpt_publish(d);
 	return 0;
 }
@@ -415,7 +420,6 @@ static int ckpt_replay(struct mir_dest *d, struct xfer *x)
 		ckpt_drop(d);
 		return FL_ERR(-FL_EPROTO);
 	}
-	d->ckpt_npend = 0;	/* the interrupted attempt's unflushed tail */
 	blks = malloc((size_t)REPLAY_CHUNK * WAFL_BLOCK_SIZE);
 	ents = malloc((size_t)REPLAY_CHUNK * CKPT_ENT);
 	if (blks == NULL || ents == NULL)
@@ -491,42 +495,12 @@ static int write_runs(struct mir_dest *d, const uint64_t *vbn,
 		int rc = raid_write(d->raid, vbn[i], k, run);
 		if (rc != 0)
 			return rc;
+		pthread_mutex_lock(&d->lock);
 		d->st.blocks_written += k;
+		pthread_mutex_unlock(&d->lock);
 		i += k;
 	}
 	return 0;
-}
-
-static int cmp_u64_idx(const void *a, const void *b, void *arg)
-{
-	const uint64_t *v = arg;
-	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-
-	return v[x] < v[y] ? -1 : v[x] > v[y];
-}
-
-/* Walk mode: write the verified blocks gathered so far. */
-static int flush_walk_batch(struct mir_dest *d, struct xfer *x)
-{
-	uint32_t idx[WRITE_BATCH];
-	uint64_t vbn[WRITE_BATCH];
-	uint8_t *data[WRITE_BATCH];
-	int rc;
-
-	if (x->wn == 0)
-		return 0;
-	for (uint32_t i = 0; i < x->wn; i++)
-		idx[i] = i;
-	qsort_r(idx, x->wn, sizeof(idx[0]), cmp_u64_idx, x->wvbn);
-	for (uint32_t i = 0; i < x->wn; i++) {
-		vbn[i] = x->wvbn[idx[i]];
-		data[i] = x->wdata + (size_t)idx[i] * WAFL_BLOCK_SIZE;
-	}
-	rc = write_runs(d, vbn, data, x->wn, x->wrun);
-	if (rc == 0 && x->ckpt && d->ckpt_fd >= 0)
-		rc = ckpt_note(d, x);
-	x->wn = 0;
-	return rc;
 }
 
 struct stash_writer {
@@ -600,7 +574,7 @@ static int adopt(struct mir_dest *d, struct xfer *x, struct wafl_fsinfo *nf)
 		if (rc == 0)
 			rc = stash_flush(&w);
 	} else {
-		rc = flush_walk_batch(d, x);
+		rc = mdw_drain(x->dw);
 	}
 	if (rc == 0)
 		rc = raid_flush(d->raid);
@@ -789,7 +763,8 @@ static int on_begin(struct mir_dest *d, struct mir_conn *c, struct xfer *x,
 		}
 	}
 	x->ckpt = x->b.base == 0 && d->ckpt_fd >= 0;
-	x->wn = 0;
+	if (x->b.kind == MIR_XFER_WALK)
+		mdw_sync(x->dw, x->ckpt);
 	x->reads0 = raid_reads(d->raid);
 	x->rmw0 = raid_rmw_reads(d->raid);
 	x->active = true;
@@ -798,10 +773,11 @@ static int on_begin(struct mir_dest *d, struct mir_conn *c, struct xfer *x,
 
 static void xfer_end(struct xfer *x)
 {
+	if (x->dw != NULL)
+		mdw_abort(x->dw);
 	if (x->active)
 		mv_release(&x->mv);
 	x->active = false;
-	x->wn = 0;
 }
 
 static int on_block(struct mir_dest *d, struct mir_conn *c, struct xfer *x,
@@ -814,7 +790,7 @@ static int on_block(struct mir_dest *d, struct mir_conn *c, struct xfer *x,
 		set_error(d, "BLOCK outside a transfer");
 		return FL_ERR(-FL_EPROTO);
 	}
-	rc = mir_block_decode(mir_conn_payload(c), h->length, &b);
+	rc = mir_block_decode(mir_conn_rx(c), h->length, &b);
 	if (rc != 0 || b.gen != x->b.target) {
 		set_error(d, "malformed BLOCK in transfer %llu",
 		    (unsigned long long)x->b.target);
@@ -833,14 +809,8 @@ static int on_block(struct mir_dest *d, struct mir_conn *c, struct xfer *x,
 		}
 	} else {
 		rc = mv_block(&x->mv, b.vbn, b.birth, b.data);
-		if (rc == 0) {
-			x->wvbn[x->wn] = b.vbn;
-			x->wbirth[x->wn] = b.birth;
-			memcpy(x->wdata + (size_t)x->wn * WAFL_BLOCK_SIZE,
-			    b.data, WAFL_BLOCK_SIZE);
-			if (++x->wn == WRITE_BATCH)
-				rc = flush_walk_batch(d, x);
-		}
+		if (rc == 0)
+			rc = mdw_put(x->dw, b.vbn, b.birth, b.data);
 	}
 	if (rc != 0)
 		set_error(d, "transfer %llu: %s", (unsigned long long)x->b.target,
@@ -902,10 +872,6 @@ static void serve_conn(struct mir_dest *d, int fd)
 		close(fd);
 		return;
 	}
-	x.wdata = malloc((size_t)WRITE_BATCH * WAFL_BLOCK_SIZE);
-	x.wrun = malloc((size_t)WRITE_BATCH * WAFL_BLOCK_SIZE);
-	if (x.wdata == NULL || x.wrun == NULL)
-		goto out;
 	struct mir_link_opts lo = { .compress = d->o.compress,
 	    .tls = d->o.tls };
 	rc = mir_handshake_dest(&c, key_lookup, d, &lo, id);
@@ -923,6 +889,21 @@ static void serve_conn(struct mir_dest *d, int fd)
 			d->st.auth_failures++;
 			pthread_mutex_unlock(&d->lock);
 		}
+		goto out;
+	}
+	/* A peer that passed the handshake gets the write-behind. */
+	x.wrun = malloc((size_t)WRITE_BATCH * WAFL_BLOCK_SIZE);
+	struct mdw_opts wo = { .raid = d->raid, .batch_blocks = WALK_BATCH,
+	    .carry_blocks = WALK_CARRY, .synced_fn = ckpt_synced, .arg = d,
+	    .stats_lock = &d->lock, .blocks_written = &d->st.blocks_written };
+	if (d->o.checkpoint_path != NULL) {
+		wo.sync_every = d->o.checkpoint_blocks;
+		if (wo.batch_blocks > d->o.checkpoint_blocks)
+			wo.batch_blocks = d->o.checkpoint_blocks;
+	}
+	rc = x.wrun == NULL ? -ENOMEM : mdw_start(&wo, &x.dw);
+	if (rc != 0) {
+		set_error(d, "cannot start the writer: %s", fl_strerror(rc));
 		goto out;
 	}
 	struct mir_status_msg sm = { 0 };
@@ -983,7 +964,7 @@ static void serve_conn(struct mir_dest *d, int fd)
 		    fl_strerror(rc));
 out:
 	xfer_end(&x);
-	free(x.wdata);
+	mdw_stop(x.dw);
 	free(x.wrun);
 	mir_conn_close(&c);
 }
@@ -1169,7 +1150,7 @@ void mir_dest_stop(mir_dest_t *d)
 		wafl_unmount(d->replica);
 	if (d->ckpt_fd >= 0)
 		close(d->ckpt_fd);	/* kept for the next start */
-	free(d->ckpt_pend);
+	free(d->ckpt_buf);
 	free((char *)(uintptr_t)d->o.checkpoint_path);
 	pthread_mutex_destroy(&d->lock);
 	pthread_cond_destroy(&d->cond);

@@ -4,6 +4,7 @@
 #ifndef FILER_MIRROR_MIR_IMPL_H
 #define FILER_MIRROR_MIR_IMPL_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -11,6 +12,16 @@
 #include "raid/raid.h"
 #include "wafl/ondisk.h"
 #include "wafl/wafl.h"
+
+/*
+ * Large buffers of the transfer path (the verifier's table, the write
+ * batches): anonymous memory, zeroed, asking for huge pages, so that a
+ * baseline touching hundreds of megabytes takes a page fault and a TLB
+ * entry per 2 MiB rather than per 4 KiB.  NULL on failure.  Free with the
+ * same size (dwrite.c).
+ */
+void *mir_big_alloc(size_t bytes);
+void mir_big_free(void *p, size_t bytes);
 
 /*
  * The destination's verifier (verify.c).  It holds what the new tree
@@ -34,7 +45,7 @@ struct mir_verify {
 	uint64_t base, target, nvbns;
 	struct mv_ent *tab;
 	uint64_t cap, used;
-	uint64_t expected, satisfied, stashed;
+	uint64_t expected, satisfied, stashed, stashed_done;
 	uint64_t stash_bytes;
 	char why[192];
 };
@@ -55,6 +66,47 @@ int mv_finish(struct mir_verify *mv);
  * order (they are all verified). */
 typedef int mv_block_fn(void *arg, uint64_t vbn, const uint8_t *data);
 int mv_for_each_stashed(struct mir_verify *mv, mv_block_fn *fn, void *arg);
+
+/*
+ * The destination's write-behind for walk transfers (dwrite.c): verified
+ * blocks are handed over in arrival order and written by a thread of its
+ * own, in whole stripes where the stripe's blocks have all arrived.
+ * mdw_drain returns once every block handed over is written (not flushed:
+ * the caller's raid_flush makes them durable).
+ */
+typedef int mdw_synced_fn(void *arg, const uint64_t *vbn,
+    const uint64_t *birth, uint64_t n);
+struct mdw_opts {
+	raid_vol_t *raid;
+	uint32_t batch_blocks;		/* blocks per batch handed over */
+	uint32_t carry_blocks;		/* bound of blocks kept for their
+					   stripe to fill */
+	/* While sync points are on (mdw_sync), one every sync_every blocks
+	 * (rounded up to a batch): carried blocks written, raid_flush, then
+	 * synced_fn with the blocks handed over since the last one, in
+	 * order (called on the writer's thread).  0: never. */
+	uint64_t sync_every;
+	mdw_synced_fn *synced_fn;
+	void *arg;
+	/* Blocks written are added to *blocks_written under stats_lock. */
+	pthread_mutex_t *stats_lock;
+	uint64_t *blocks_written;
+};
+struct mir_dwriter;
+int mdw_start(const struct mdw_opts *o, struct mir_dwriter **out);
+/* Copy a verified block into the current batch; a full batch goes to the
+ * writer (waiting for a free one).  The writer's first error, if any. */
+int mdw_put(struct mir_dwriter *w, uint64_t vbn, uint64_t birth,
+    const uint8_t *data);
+/* Sync points on or off for the next transfer (the writer is idle). */
+void mdw_sync(struct mir_dwriter *w, bool on);
+/* Everything handed over written (partial stripes included); the
+ * writer's first error, if any. */
+int mdw_drain(struct mir_dwriter *w);
+/* Forget the transfer: batches not yet written are dropped, the carry
+ * and the error cleared.  Returns with the writer idle. */
+void mdw_abort(struct mir_dwriter *w);
+void mdw_stop(struct mir_dwriter *w);
 
 /*
  * Snapshot trees for transfers by birth generation (snapwalk.c).

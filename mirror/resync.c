@@ -314,7 +314,7 @@ static int w_session(struct mir_resync *r, struct mir_conn *c)
 			break;
 		struct mir_block b;
 		if (h.type != MIR_MSG_BLOCK ||
-		    mir_block_decode(mir_conn_payload(c), h.length, &b) != 0 ||
+		    mir_block_decode(mir_conn_rx(c), h.length, &b) != 0 ||
 		    b.gen != t || b.birth <= g || b.birth > t) {
 			rc = FL_ERR(-FL_EPROTO);
 			goto out;

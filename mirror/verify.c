@@ -28,19 +28,26 @@
 
 #include "common/crc32c.h"
 #include "common/err.h"
+#include "common/util.h"
 #include "mirror/mir_impl.h"
 
 enum mv_kind { MV_ROOT = 1, MV_IFILE, MV_FILE };
 
+/* 48 bytes: a baseline holds one per block of the volume in use. */
 struct mv_ent {
 	uint64_t vbn;			/* 0: empty slot */
-	struct wafl_bp bp;
-	uint64_t ino, idx;
+	uint64_t birth;			/* the parent pointer's */
+	uint32_t cksum;			/* the parent pointer's */
 	uint8_t kind, level;
 	bool snap;			/* inside a snapshot's tree */
-	bool expected, done;
+	uint8_t state;			/* MV_EXPECTED | MV_DONE */
+	uint64_t ino, idx;
 	uint8_t *data;			/* cp mode: stashed copy */
 };
+_Static_assert(sizeof(struct mv_ent) == 48, "mv_ent size");
+
+#define MV_EXPECTED	1u
+#define MV_DONE		2u
 
 #define MV_MAX_DEPTH	64
 
@@ -66,7 +73,7 @@ int mv_init(struct mir_verify *mv, uint64_t base, uint64_t target,
 	mv->target = target;
 	mv->nvbns = nvbns;
 	mv->cap = 1024;
-	mv->tab = calloc(mv->cap, sizeof(*mv->tab));
+	mv->tab = mir_big_alloc(mv->cap * sizeof(*mv->tab));
 	return mv->tab == NULL ? -ENOMEM : 0;
 }
 
@@ -74,7 +81,7 @@ void mv_release(struct mir_verify *mv)
 {
 	for (uint64_t i = 0; mv->tab != NULL && i < mv->cap; i++)
 		free(mv->tab[i].data);
-	free(mv->tab);
+	mir_big_free(mv->tab, mv->cap * sizeof(*mv->tab));
 	mv->tab = NULL;
 }
 
@@ -101,22 +108,34 @@ static struct mv_ent *slot_of(struct mv_ent *tab, uint64_t cap, uint64_t vbn)
 	return &tab[i];
 }
 
+/* Room for `want` entries at load 1/2 (0, or -ENOMEM). */
+static int reserve(struct mir_verify *mv, uint64_t want)
+{
+	uint64_t ncap = mv->cap;
+
+	while (want * 2 > ncap)
+		ncap *= 2;
+	if (ncap == mv->cap)
+		return 0;
+	struct mv_ent *nt = mir_big_alloc(ncap * sizeof(*nt));
+	if (nt == NULL)
+		return -ENOMEM;
+	for (uint64_t i = 0; i < mv->cap; i++)
+		if (mv->tab[i].vbn != 0)
+			*slot_of(nt, ncap, mv->tab[i].vbn) = mv->tab[i];
+	mir_big_free(mv->tab, mv->cap * sizeof(*mv->tab));
+	mv->tab = nt;
+	mv->cap = ncap;
+	return 0;
+}
+
 /* The entry for vbn, created empty if absent (NULL: out of memory). */
 static struct mv_ent *lookup(struct mir_verify *mv, uint64_t vbn,
     bool create)
 {
-	if (create && (mv->used + 1) * 2 > mv->cap) {
-		uint64_t ncap = mv->cap * 2;
-		struct mv_ent *nt = calloc(ncap, sizeof(*nt));
-		if (nt == NULL)
-			return NULL;
-		for (uint64_t i = 0; i < mv->cap; i++)
-			if (mv->tab[i].vbn != 0)
-				*slot_of(nt, ncap, mv->tab[i].vbn) = mv->tab[i];
-		free(mv->tab);
-		mv->tab = nt;
-		mv->cap = ncap;
-	}
+	if (create && (mv->used + 1) * 2 > mv->cap &&
+	    reserve(mv, mv->used + 1) != 0)
+		return NULL;
 	struct mv_ent *e = slot_of(mv->tab, mv->cap, vbn);
 	if (e->vbn == 0) {
 		if (!create)
@@ -134,15 +153,17 @@ static int parse(struct mir_verify *mv, const struct mv_ent *e,
 static int accept(struct mir_verify *mv, struct mv_ent *e, uint64_t birth,
     const uint8_t *data, int depth)
 {
-	if (birth != e->bp.birth)
+	if (birth != e->birth)
 		return fail(mv, "vbn %llu: birth %llu, its parent says %llu",
 		    (unsigned long long)e->vbn, (unsigned long long)birth,
-		    (unsigned long long)e->bp.birth);
-	if (fl_crc32c(0, data, WAFL_BLOCK_SIZE) != e->bp.cksum)
+		    (unsigned long long)e->birth);
+	if (fl_crc32c(0, data, WAFL_BLOCK_SIZE) != e->cksum)
 		return fail(mv, "vbn %llu: checksum does not match its parent "
 		    "pointer (M3)", (unsigned long long)e->vbn);
-	e->done = true;
+	e->state |= MV_DONE;
 	mv->satisfied++;
+	if (e->data != NULL)
+		mv->stashed_done++;
 	struct mv_ent copy = *e;	/* parse may move the table */
 	return parse(mv, &copy, data, depth);
 }
@@ -169,17 +190,18 @@ static int expect(struct mir_verify *mv, const struct wafl_bp *bp,
 	struct mv_ent *e = lookup(mv, bp->vbn, true);
 	if (e == NULL)
 		return -ENOMEM;
-	if (e->expected) {
+	if (e->state & MV_EXPECTED) {
 		/* A snapshot may share a subtree with the active tree. */
-		if (e->bp.birth != bp->birth || e->bp.cksum != bp->cksum ||
+		if (e->birth != bp->birth || e->cksum != bp->cksum ||
 		    e->kind != kind || e->level != level || e->ino != ino)
 			return fail(mv, "vbn %llu referenced twice with "
 			    "different pointers (W5)",
 			    (unsigned long long)bp->vbn);
 		return 0;
 	}
-	e->expected = true;
-	e->bp = *bp;
+	e->state |= MV_EXPECTED;
+	e->birth = bp->birth;
+	e->cksum = bp->cksum;
 	e->kind = kind;
 	e->level = level;
 	e->ino = ino;
@@ -200,7 +222,7 @@ static int parse_ptrs(struct mir_verify *mv, const struct mv_ent *e,
 			return fail(mv, "vbn %llu: bad block pointer %u",
 			    (unsigned long long)e->vbn, c);
 		int rc = expect(mv, &cbp, kind, (uint8_t)(e->level - 1), e->ino,
-		    e->idx * WAFL_BPS_PER_BLOCK + c, e->snap, e->bp.birth,
+		    e->idx * WAFL_BPS_PER_BLOCK + c, e->snap, e->birth,
 		    depth);
 		if (rc != 0)
 			return rc;
@@ -234,12 +256,17 @@ static int parse(struct mir_verify *mv, const struct mv_ent *e,
 	case MV_ROOT: {
 		struct wafl_rootblk rb;
 		if (wafl_rootblk_decode(data, &rb) != 0 ||
-		    rb.gen != e->bp.birth)
+		    rb.gen != e->birth)
 			return fail(mv, "vbn %llu: not a root block of "
 			    "generation %llu", (unsigned long long)e->vbn,
-			    (unsigned long long)e->bp.birth);
+			    (unsigned long long)e->birth);
+		/* A baseline expects about every block in use: make room
+		 * at once rather than growing the table step by step (best
+		 * effort; the table grows as needed anyway). */
+		if (mv->base == 0 && !e->snap)
+			(void)reserve(mv, FL_MIN(rb.blocks_used, mv->nvbns));
 		return expect_tops(mv, &rb.inodefile, MV_IFILE,
-		    WAFL_INO_INODEFILE, e->snap, e->bp.birth, depth);
+		    WAFL_INO_INODEFILE, e->snap, e->birth, depth);
 	}
 	case MV_IFILE:
 		if (e->level > 0)
@@ -255,7 +282,7 @@ static int parse(struct mir_verify *mv, const struct mv_ent *e,
 			if (di.mode == 0 || ino == WAFL_INO_INODEFILE)
 				continue;
 			rc = expect_tops(mv, &di, MV_FILE, ino, e->snap,
-			    e->bp.birth, depth);
+			    e->birth, depth);
 		}
 		return rc;
 	case MV_FILE:
@@ -275,7 +302,7 @@ static int parse(struct mir_verify *mv, const struct mv_ent *e,
 				    (unsigned long long)e->vbn, i);
 			if (se.gen != 0)
 				rc = expect(mv, &se.root, MV_ROOT, 0, 0, 0,
-				    true, e->bp.birth, depth);
+				    true, e->birth, depth);
 		}
 		return rc;
 	}
@@ -296,10 +323,10 @@ int mv_block(struct mir_verify *mv, uint64_t vbn, uint64_t birth,
 {
 	struct mv_ent *e = lookup(mv, vbn, false);
 
-	if (e == NULL || !e->expected)
+	if (e == NULL || !(e->state & MV_EXPECTED))
 		return fail(mv, "vbn %llu: no verified parent points at it",
 		    (unsigned long long)vbn);
-	if (e->done)
+	if (e->state & MV_DONE)
 		return fail(mv, "vbn %llu sent twice",
 		    (unsigned long long)vbn);
 	return accept(mv, e, birth, data, 0);
@@ -332,19 +359,25 @@ int mv_stash(struct mir_verify *mv, uint64_t vbn, uint64_t birth,
 
 int mv_finish(struct mir_verify *mv)
 {
+	/* Each expectation is met at most once (MV_DONE), so the counts
+	 * say whether all were; the table is searched only for a reason. */
+	if (mv->satisfied == mv->expected && mv->stashed_done == mv->stashed)
+		return 0;
 	for (uint64_t i = 0; i < mv->cap; i++) {
 		const struct mv_ent *e = &mv->tab[i];
 		if (e->vbn == 0)
 			continue;
-		if (e->expected && !e->done)
+		if ((e->state & MV_EXPECTED) && !(e->state & MV_DONE))
 			return fail(mv, "vbn %llu (born %llu) never arrived",
 			    (unsigned long long)e->vbn,
-			    (unsigned long long)e->bp.birth);
-		if (e->data != NULL && !e->done)
+			    (unsigned long long)e->birth);
+		if (e->data != NULL && !(e->state & MV_DONE))
 			return fail(mv, "vbn %llu is not reachable from the "
 			    "root", (unsigned long long)e->vbn);
 	}
-	return 0;
+	return fail(mv, "internal: %llu of %llu expectations met",
+	    (unsigned long long)mv->satisfied,
+	    (unsigned long long)mv->expected);
 }
 
 static int cmp_ent(const void *a, const void *b)
@@ -365,7 +398,7 @@ int mv_for_each_stashed(struct mir_verify *mv, mv_block_fn *fn, void *arg)
 		return -ENOMEM;
 	for (uint64_t i = 0; i < mv->cap; i++)
 		if (mv->tab[i].vbn != 0 && mv->tab[i].data != NULL &&
-		    mv->tab[i].done)
+		    (mv->tab[i].state & MV_DONE))
 			v[n++] = &mv->tab[i];
 	qsort(v, n, sizeof(*v), cmp_ent);
 	for (uint64_t i = 0; i < n && rc == 0; i++)

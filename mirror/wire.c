@@ -433,6 +433,11 @@ uint8_t *mir_conn_payload(struct mir_conn *c)
 	return c->buf + MIR_HDR_SIZE;
 }
 
+const uint8_t *mir_conn_rx(const struct mir_conn *c)
+{
+	return c->rx;
+}
+
 /* Wait for fd to be ready for ev; 0 ready, -ETIMEDOUT, -ECANCELED. */
 static int wait_fd(struct mir_conn *c, short ev, int total_ms)
 {
@@ -697,9 +702,32 @@ int mir_send_block(struct mir_conn *c, uint64_t gen, uint64_t vbn,
 {
 	struct mir_block b = { .gen = gen, .vbn = vbn, .birth = birth,
 	    .data = data };
+	const uint32_t len = 32 + MIR_BLOCK;
+	const size_t flen = MIR_HDR_SIZE + len;
+	int rc;
 
-	mir_block_encode(mir_conn_payload(c), &b);
-	return mir_send_buf(c, MIR_MSG_BLOCK, 32 + MIR_BLOCK);
+	if (c->compress != MIR_COMP_NONE || c->fd < 0) {
+		mir_block_encode(mir_conn_payload(c), &b);
+		return mir_send_buf(c, MIR_MSG_BLOCK, len);
+	}
+	/* The frame is encoded where it is gathered: the same bytes as
+	 * mir_send_buf's, one copy of the data fewer. */
+	if (c->obuf == NULL && (c->obuf = malloc(MIR_SEND_BUF)) == NULL)
+		return -ENOMEM;
+	if (c->olen + flen > MIR_SEND_BUF) {
+		rc = flush_out(c);
+		if (rc != 0)
+			return rc;
+	}
+	struct mir_hdr h = { .version = MIR_WIRE_VERSION,
+	    .type = MIR_MSG_BLOCK, .length = len, .seq = c->seq_out };
+	uint8_t *f = c->obuf + c->olen;
+	mir_hdr_encode(f, &h);
+	mir_block_encode(f + MIR_HDR_SIZE, &b);
+	mir_frame_seal(f, len);
+	c->olen += flen;
+	c->seq_out++;
+	return 0;
 }
 
 int mir_send(struct mir_conn *c, uint16_t type, const void *payload,
@@ -718,20 +746,41 @@ int mir_recv(struct mir_conn *c, struct mir_hdr *h)
 
 	if (c->fd < 0)
 		return -ENOTCONN;
+	c->rx = c->buf + MIR_HDR_SIZE;
 	rc = flush_out(c);
-	if (rc == 0)
-		rc = read_all(c, c->buf, MIR_HDR_SIZE);
 	if (rc != 0)
 		return rc;
-	rc = mir_hdr_decode(c->buf, h);
+	const uint8_t *frame = c->buf;
+	if (c->ilen - c->ipos >= MIR_HDR_SIZE) {
+		/* The header is in the receive buffer: decode it there. */
+		rc = mir_hdr_decode(c->ibuf + c->ipos, h);
+		if (rc == 0 && h->type == MIR_MSG_BLOCK &&
+		    !(h->flags & MIR_FLAG_COMPRESSED) &&
+		    c->ilen - c->ipos >= MIR_HDR_SIZE + (size_t)h->length) {
+			/* A whole BLOCK frame: checked and used in place. */
+			frame = c->ibuf + c->ipos;
+			c->ipos += MIR_HDR_SIZE + (size_t)h->length;
+			c->rx = frame + MIR_HDR_SIZE;
+		} else if (rc == 0) {
+			memcpy(c->buf, c->ibuf + c->ipos, MIR_HDR_SIZE);
+			c->ipos += MIR_HDR_SIZE;
+		}
+	} else {
+		rc = read_all(c, c->buf, MIR_HDR_SIZE);
+		if (rc != 0)
+			return rc;
+		rc = mir_hdr_decode(c->buf, h);
+	}
 	if (rc != 0) {
 		fl_warn("mirror", "malformed frame header from peer");
 		return rc;
 	}
-	rc = read_all(c, c->buf + MIR_HDR_SIZE, h->length);
-	if (rc != 0)
-		return rc;
-	if (mir_frame_check(c->buf, h) != 0) {
+	if (frame == c->buf) {
+		rc = read_all(c, c->buf + MIR_HDR_SIZE, h->length);
+		if (rc != 0)
+			return rc;
+	}
+	if (mir_frame_check(frame, h) != 0) {
 		fl_warn("mirror", "frame %s seq %llu: checksum mismatch",
 		    mir_msg_name(h->type), (unsigned long long)h->seq);
 		return FL_ERR(-FL_EPROTO);

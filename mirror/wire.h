@@ -215,6 +215,7 @@ struct mir_conn {
 	size_t olen;
 	uint8_t *ibuf;			/* bytes read, not yet taken */
 	size_t ipos, ilen;
+	const uint8_t *rx;		/* the last received payload */
 	uint32_t timeout_ms;
 	const volatile bool *stop;
 	uint64_t bytes_out, bytes_in;
@@ -236,6 +237,13 @@ int mir_send(struct mir_conn *c, uint16_t type, const void *payload,
 /* Send a frame whose payload the caller encoded into mir_conn_payload(). */
 int mir_send_buf(struct mir_conn *c, uint16_t type, uint32_t len);
 uint8_t *mir_conn_payload(struct mir_conn *c);
+/*
+ * The payload of the frame mir_recv returned last, borrowed until the
+ * next receive.  For every type but BLOCK it is mir_conn_payload(); a
+ * BLOCK that lies whole in the receive buffer is checked and left there
+ * (no copy), so BLOCK receivers read it here.
+ */
+const uint8_t *mir_conn_rx(const struct mir_conn *c);
 /* Send BLOCK{gen, vbn, birth, data} (MIR_BLOCK bytes of data). */
 int mir_send_block(struct mir_conn *c, uint64_t gen, uint64_t vbn,
     uint64_t birth, const void *data);

@@ -30,6 +30,9 @@
  * destination's lag in CPs sampled with `filerctl mirror status` every
  * 100 ms under that load.
  *
+ * FILER_BENCH_BASELINE_MIB=N: only the disk and loopback figures and one
+ * baseline of N MiB, printed (no JSON); for profiling the baseline.
+ *
  * Disk bandwidth: 1 MiB writes of a new file and fsync (512 MiB, quick
  * 128 MiB).  Loopback: one sender thread, one receiver thread over
  * 127.0.0.1 for 2 s (quick 1 s).  Scratch: $FILER_BENCH_DIR, else
@@ -1115,6 +1118,47 @@ int main(int argc, char **argv)
 	lo = loopback_mbs(quick ? 1.0 : 2.0);
 	printf("  disk sequential write %.0f MB/s, loopback TCP %.0f MB/s\n",
 	    disk, lo);
+	if (getenv("FILER_BENCH_BASELINE_MIB") != NULL) {
+		/* The baseline alone, at one size (for profiling it). */
+		uint64_t mib = strtoull(getenv("FILER_BENCH_BASELINE_MIB"),
+		    NULL, 10), blocks;
+		struct pair p;
+		double cpu, walk, secs;
+
+		if (mib < 64)
+			mib = 64;
+		printf("  %llu MiB: filling the source...\n",
+		    (unsigned long long)mib);
+		fflush(stdout);
+		pair_make(&p, mib << 20);
+		walk = walk_mbs(&p);
+		double t0 = tl_now_s();
+		secs = pair_baseline(&p, &blocks, &cpu);
+		printf("  baseline from %.6f to %.6f (CLOCK_MONOTONIC)\n", t0,
+		    tl_now_s());
+		printf("  %llu MiB: baseline %.2f s (%.0f MB/s, %.1f s of CPU, "
+		    "%.2f of min(disk, loopback)); the source's walk alone "
+		    "%.0f MB/s; load average before %.2f\n",
+		    (unsigned long long)mib, secs,
+		    (double)blocks * 4096 / MiB / secs, cpu,
+		    (double)blocks * 4096 / MiB / secs / (disk < lo ? disk : lo),
+		    walk, load[0]);
+		struct mir_dest_stats ds;
+		struct raid_status rs;
+		mir_dest_stats(p.md, &ds);
+		raid_status(p.dst->raid, &rs);
+		printf("  destination: %llu blocks written, raid: %llu full "
+		    "stripes, %llu partial, %llu blocks read for partial "
+		    "stripes, %llu flushes\n",
+		    (unsigned long long)ds.blocks_written,
+		    (unsigned long long)rs.counters.full_stripe_writes,
+		    (unsigned long long)rs.counters.partial_stripe_writes,
+		    (unsigned long long)rs.counters.partial_reads,
+		    (unsigned long long)rs.counters.flushes);
+		pair_free(&p);
+		tl_tmpdir_remove(tmp);
+		return 0;
+	}
 	for (int i = 0; i < 3; i++) {
 		memset(&z[i], 0, sizeof(z[i]));
 		z[i].bytes = sizes[i];

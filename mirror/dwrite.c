@@ -1,0 +1,724 @@
+/*
+ * mirror/dwrite.c: the destination's write-behind for walk transfers.
+ *
+ * THEORY
+ *   The receiving thread verifies each block (verify.c, M3) and hands it
+ *   here; a thread of our own writes the blocks to the raid volume while
+ *   the next ones arrive.  Only verified blocks are handed over, and they
+ *   go to the VBNs the source named, which no root the destination serves
+ *   uses (M1), so when they are written does not matter until the root is
+ *   adopted: adopt calls mdw_drain first, then raid_flush, then writes the
+ *   fsinfo.
+ *
+ *   Whole stripes.  raid writes a whole stripe from the data alone (R3);
+ *   a part of a stripe costs reads of the rest of it and a second write
+ *   of its parity.  A walk sends a file's data in VBN order, but the
+ *   pointer blocks and inode-file blocks a CP allocated among that data
+ *   arrive at other times (parent first), so a stripe's blocks are often
+ *   spread over several batches.  So blocks whose stripe is not whole in
+ *   a batch are kept (copied into a stripe-shaped slot, the "carry") until
+ *   the rest of the stripe comes; whole stripes are written at once, runs
+ *   of consecutive stripes in one raid_write_stripes, straight from the
+ *   batch buffer when it holds them in order (a file's data does), else
+ *   gathered.  What is still carried is written as partial stripes when
+ *   the carry is full, before every sync point (a baseline checkpoint) and
+ *   at the end of the transfer.
+ *
+ *   Sync points.  With sync_every set, after that many blocks the writer
+ *   writes what it carries, calls raid_flush, and passes {vbn, birth} of
+ *   every block handed over since the last sync point, in the order they
+ *   were handed over, to synced_fn: each of them is durable.
+ *
+ * CONCURRENCY
+ *   One producer (the receiving thread: mdw_put, mdw_drain, mdw_abort)
+ *   and the writer thread.  Batches move between them through a queue
+ *   under `lock`; a batch belongs to one side at a time.  The carry and
+ *   the sync list are the writer's alone, and the producer touches them
+ *   only while the writer is idle (mdw_abort waits for that).
+ *
+ * FAILURE
+ *   The first error of the writer (raid_write, raid_flush, synced_fn) is
+ *   kept and returned by every later mdw_put and mdw_drain; batches queued
+ *   after it are dropped unwritten.  mdw_abort forgets it.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "common/err.h"
+#include "mirror/mir_impl.h"
+
+#define MDW_NBATCH	3u
+
+struct mdw_batch {
+	uint8_t *data;			/* cap blocks, in arrival order */
+	uint64_t *vbn, *birth;
+	uint32_t n;
+	struct mdw_batch *next;
+};
+
+/* A stripe some of whose blocks are carried. */
+struct mdw_carry {
+	uint64_t stripe;		/* UINT64_MAX: free */
+	uint32_t mask;			/* positions present */
+	uint32_t slot;			/* index of its data in carry_data */
+};
+
+struct mir_dwriter {
+	struct mdw_opts o;
+	uint32_t nd;			/* data blocks per stripe */
+	uint32_t full;			/* mask of a whole stripe */
+	pthread_t thr;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool stop, busy;
+	int err;
+	struct mdw_batch batches[MDW_NBATCH];
+	struct mdw_batch *free, *qhead, *qtail;
+	struct mdw_batch *cur;		/* the producer's */
+
+	/* The writer's. */
+	uint32_t *idx;			/* batch cap: sort order */
+	uint8_t *run;			/* run_stripes stripes: gathered */
+	uint32_t run_stripes;
+	struct mdw_carry *carry;	/* hash by stripe, ccap entries */
+	uint32_t ccap, cused;
+	uint8_t *carry_data;		/* cmax stripes */
+	uint32_t *cfree;		/* free slots, a stack */
+	uint32_t cmax, nfree;
+	uint64_t *sync_vbn, *sync_birth;	/* since the last sync point */
+	uint64_t nsync, sync_cap;
+	bool sync_on;
+
+	/* The flusher (lock): raid_flush after every FLUSH_BLOCKS written,
+	 * so the disks write back while the writer fills the page cache. */
+	pthread_t fthr;
+	uint64_t since_flush;		/* the writer's */
+	uint64_t flush_req, flush_done;
+};
+
+#define RUN_BLOCKS	1024u	/* gathered per raid write */
+#define DIRECT_MIN_BLOCKS 256u	/* written from the batch itself */
+#define FLUSH_BLOCKS	4096u
+
+void *mir_big_alloc(size_t bytes)
+{
+	void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+	    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED)
+		return NULL;
+	(void)madvise(p, bytes, MADV_HUGEPAGE);	/* a hint */
+	return p;
+}
+
+void mir_big_free(void *p, size_t bytes)
+{
+	if (p != NULL)
+		munmap(p, bytes);
+}
+
+/* ------------------------------------------------------------ carry */
+
+static uint64_t carry_hash(uint64_t s)
+{
+	s ^= s >> 31;
+	s *= 0x9e3779b97f4a7c15ull;
+	return s ^ (s >> 29);
+}
+
+static struct mdw_carry *carry_find(struct mir_dwriter *w, uint64_t s)
+{
+	uint32_t i = (uint32_t)(carry_hash(s) & (w->ccap - 1));
+
+	while (w->carry[i].stripe != UINT64_MAX) {
+		if (w->carry[i].stripe == s)
+			return &w->carry[i];
+		i = (i + 1) & (w->ccap - 1);
+	}
+	return NULL;
+}
+
+static struct mdw_carry *carry_add(struct mir_dwriter *w, uint64_t s)
+{
+	uint32_t i = (uint32_t)(carry_hash(s) & (w->ccap - 1));
+
+	while (w->carry[i].stripe != UINT64_MAX)
+		i = (i + 1) & (w->ccap - 1);
+	w->carry[i].stripe = s;
+	w->carry[i].mask = 0;
+	w->carry[i].slot = w->cfree[--w->nfree];
+	w->cused++;
+	return &w->carry[i];
+}
+
+/* Remove e, shifting back the entries of its probe run (no tombstones). */
+static void carry_del(struct mir_dwriter *w, struct mdw_carry *e)
+{
+	uint32_t i = (uint32_t)(e - w->carry), j = i;
+
+	w->cfree[w->nfree++] = e->slot;
+	w->cused--;
+	for (;;) {
+		w->carry[i].stripe = UINT64_MAX;
+		for (;;) {
+			j = (j + 1) & (w->ccap - 1);
+			if (w->carry[j].stripe == UINT64_MAX)
+				return;
+			uint32_t k = (uint32_t)(carry_hash(w->carry[j].stripe) &
+			    (w->ccap - 1));
+			/* Stays if its home k lies cyclically in (i, j]. */
+			if (i <= j ? (i < k && k <= j) : (i < k || k <= j))
+				continue;
+			break;
+		}
+		w->carry[i] = w->carry[j];
+		i = j;
+	}
+}
+
+static uint8_t *carry_block(struct mir_dwriter *w, const struct mdw_carry *e,
+    uint32_t pos)
+{
+	return w->carry_data + ((size_t)e->slot * w->nd + pos) *
+	    WAFL_BLOCK_SIZE;
+}
+
+static void count_written(struct mir_dwriter *w, uint64_t n)
+{
+	w->since_flush += n;
+	if (w->since_flush >= FLUSH_BLOCKS) {
+		w->since_flush = 0;
+		pthread_mutex_lock(&w->lock);
+		w->flush_req++;
+		pthread_cond_broadcast(&w->cond);
+		pthread_mutex_unlock(&w->lock);
+	}
+	if (w->o.stats_lock != NULL) {
+		pthread_mutex_lock(w->o.stats_lock);
+		*w->o.blocks_written += n;
+		pthread_mutex_unlock(w->o.stats_lock);
+	}
+}
+
+/* Write what e holds: runs of present positions (partial stripes). */
+static int carry_write(struct mir_dwriter *w, struct mdw_carry *e)
+{
+	uint64_t v0 = e->stripe * w->nd;
+
+	for (uint32_t p = 0; p < w->nd;) {
+		if (!(e->mask & (1u << p))) {
+			p++;
+			continue;
+		}
+		uint32_t k = 1;
+		while (p + k < w->nd && (e->mask & (1u << (p + k))))
+			k++;
+		int rc = raid_write(w->o.raid, v0 + p, k, carry_block(w, e, p));
+		if (rc != 0)
+			return rc;
+		count_written(w, k);
+		p += k;
+	}
+	return 0;
+}
+
+/* Write everything carried (partial stripes) and forget it. */
+static int carry_flush(struct mir_dwriter *w)
+{
+	int rc = 0;
+
+	for (uint32_t i = 0; i < w->ccap && w->cused > 0 && rc == 0;) {
+		struct mdw_carry *e = &w->carry[i];
+		if (e->stripe == UINT64_MAX) {
+			i++;
+			continue;
+		}
+		rc = carry_write(w, e);
+		carry_del(w, e);	/* slot i may now hold another */
+	}
+	return rc;
+}
+
+/* ---------------------------------------------------------- batches */
+
+static int cmp_idx(const void *a, const void *b, void *arg)
+{
+	const uint64_t *v = arg;
+	uint64_t x = v[*(const uint32_t *)a], y = v[*(const uint32_t *)b];
+
+	return x < y ? -1 : x > y;
+}
+
+/* Whole stripes gathered (copied) into w->run: first .. first + n - 1. */
+struct run {
+	uint64_t first;
+	uint32_t n;
+};
+
+static int write_stripes(struct mir_dwriter *w, uint64_t first, uint32_t n,
+    const uint8_t *src)
+{
+	int rc = raid_write_stripes(w->o.raid, first * w->nd, n, src);
+
+	if (rc == 0)
+		count_written(w, (uint64_t)n * w->nd);
+	return rc;
+}
+
+static int run_flush(struct mir_dwriter *w, struct run *r)
+{
+	int rc = 0;
+
+	if (r->n > 0)
+		rc = write_stripes(w, r->first, r->n, w->run);
+	r->n = 0;
+	return rc;
+}
+
+/*
+ * Whole stripes that the batch holds in order from sorted position i
+ * (data blocks i.. in VBN order at consecutive places of the buffer): how
+ * many, and where their sorted positions end.
+ */
+static uint32_t direct_stretch(const struct mir_dwriter *w,
+    const struct mdw_batch *b, uint32_t i, uint32_t *end)
+{
+	uint32_t k = 0;
+
+	while (i + w->nd <= b->n) {
+		uint64_t v0 = b->vbn[w->idx[i]];
+		if (v0 % w->nd != 0)
+			break;
+		if (k > 0 && w->idx[i] != w->idx[i - 1] + 1)
+			break;
+		uint32_t p = 1;
+		while (p < w->nd && w->idx[i + p] == w->idx[i] + p &&
+		    b->vbn[w->idx[i + p]] == v0 + p)
+			p++;
+		if (p < w->nd)
+			break;
+		if (k > 0 && v0 != b->vbn[w->idx[i - 1]] + 1)
+			break;
+		k++;
+		i += w->nd;
+	}
+	*end = i;
+	return k;
+}
+
+static int write_batch(struct mir_dwriter *w, struct mdw_batch *b)
+{
+	const size_t B = WAFL_BLOCK_SIZE;
+	struct run r = { 0 };
+	int rc = 0;
+
+	/* VBN order; a walk's batch mostly is already. */
+	bool sorted = true;
+	for (uint32_t i = 0; i < b->n; i++) {
+		w->idx[i] = i;
+		if (i > 0 && b->vbn[i] < b->vbn[i - 1])
+			sorted = false;
+	}
+	if (!sorted)
+		qsort_r(w->idx, b->n, sizeof(w->idx[0]), cmp_idx, b->vbn);
+
+	for (uint32_t i = 0; i < b->n && rc == 0;) {
+		uint64_t s = b->vbn[w->idx[i]] / w->nd;
+		uint32_t j = i, mask = 0;
+		while (j < b->n && b->vbn[w->idx[j]] / w->nd == s) {
+			mask |= 1u << (b->vbn[w->idx[j]] % w->nd);
+			j++;
+		}
+		struct mdw_carry *e = w->cused > 0 ? carry_find(w, s) : NULL;
+		uint32_t have = mask | (e != NULL ? e->mask : 0);
+
+		if (have != w->full) {
+			/* Not whole yet: carry these blocks. */
+			if (e == NULL) {
+				if (w->nfree == 0)
+					rc = carry_flush(w);
+				if (rc != 0)
+					break;
+				e = carry_add(w, s);
+			}
+			for (uint32_t k = i; k < j; k++) {
+				uint32_t p = (uint32_t)(b->vbn[w->idx[k]] %
+				    w->nd);
+				memcpy(carry_block(w, e, p), b->data +
+				    (size_t)w->idx[k] * B, B);
+			}
+			e->mask |= mask;
+			i = j;
+			continue;
+		}
+		/* A long stretch of whole stripes lying in order in the
+		 * batch (a file's data) is written from there. */
+		if (e == NULL) {
+			uint32_t end, k = direct_stretch(w, b, i, &end);
+			if ((uint64_t)k * w->nd >= DIRECT_MIN_BLOCKS) {
+				rc = run_flush(w, &r);
+				if (rc == 0)
+					rc = write_stripes(w, s, k, b->data +
+					    (size_t)w->idx[i] * B);
+				i = end;
+				continue;
+			}
+		}
+		/* Else gathered with its neighbours. */
+		if (r.n > 0 && (r.first + r.n != s || r.n == w->run_stripes))
+			rc = run_flush(w, &r);
+		if (rc != 0)
+			break;
+		if (r.n == 0)
+			r.first = s;
+		uint8_t *dst = w->run + (size_t)r.n * w->nd * B;
+		if (e != NULL) {
+			for (uint32_t p = 0; p < w->nd; p++)
+				if (e->mask & (1u << p))
+					memcpy(dst + (size_t)p * B,
+					    carry_block(w, e, p), B);
+			carry_del(w, e);
+		}
+		for (uint32_t k = i; k < j; k++)
+			memcpy(dst + (size_t)(b->vbn[w->idx[k]] % w->nd) * B,
+			    b->data + (size_t)w->idx[k] * B, B);
+		r.n++;
+		i = j;
+	}
+	if (rc == 0)
+		rc = run_flush(w, &r);
+	return rc;
+}
+
+/* After a batch: a sync point if sync_every blocks were handed over. */
+static int sync_note(struct mir_dwriter *w, const struct mdw_batch *b)
+{
+	int rc;
+
+	if (!w->sync_on)
+		return 0;
+	if (b->n > 0) {
+		memcpy(w->sync_vbn + w->nsync, b->vbn, b->n * sizeof(uint64_t));
+		memcpy(w->sync_birth + w->nsync, b->birth,
+		    b->n * sizeof(uint64_t));
+		w->nsync += b->n;
+	}
+	if (w->nsync < w->o.sync_every)
+		return 0;
+	rc = carry_flush(w);
+	if (rc == 0)
+		rc = raid_flush(w->o.raid);
+	if (rc == 0)
+		rc = w->o.synced_fn(w->o.arg, w->sync_vbn, w->sync_birth,
+		    w->nsync);
+	w->nsync = 0;
+	return rc;
+}
+
+static void *writer_main(void *arg)
+{
+	struct mir_dwriter *w = arg;
+
+	pthread_mutex_lock(&w->lock);
+	for (;;) {
+		while (!w->stop && w->qhead == NULL)
+			pthread_cond_wait(&w->cond, &w->lock);
+		if (w->qhead == NULL)
+			break;
+		struct mdw_batch *b = w->qhead;
+		w->qhead = b->next;
+		if (w->qhead == NULL)
+			w->qtail = NULL;
+		w->busy = true;
+		int err = w->err;
+		pthread_mutex_unlock(&w->lock);
+		int rc = 0;
+		if (err == 0) {
+			rc = write_batch(w, b);
+			if (rc == 0)
+				rc = sync_note(w, b);
+		}
+		pthread_mutex_lock(&w->lock);
+		if (rc != 0 && w->err == 0)
+			w->err = rc;
+		b->n = 0;
+		b->next = w->free;
+		w->free = b;
+		w->busy = false;
+		pthread_cond_broadcast(&w->cond);
+	}
+	pthread_mutex_unlock(&w->lock);
+	return NULL;
+}
+
+/* Background flushes: blocks written are durable sooner, and the disks'
+ * write-back overlaps the writer's next blocks instead of waiting for the
+ * sync raid does when a write enters a new write-intent region.  Errors
+ * are the writer's (the next mdw_put or mdw_drain returns them). */
+static void *flusher_main(void *arg)
+{
+	struct mir_dwriter *w = arg;
+
+	pthread_mutex_lock(&w->lock);
+	for (;;) {
+		while (!w->stop && w->flush_done == w->flush_req)
+			pthread_cond_wait(&w->cond, &w->lock);
+		if (w->stop)
+			break;
+		uint64_t req = w->flush_req;
+		pthread_mutex_unlock(&w->lock);
+		int rc = raid_flush(w->o.raid);
+		pthread_mutex_lock(&w->lock);
+		if (rc != 0 && w->err == 0)
+			w->err = rc;
+		w->flush_done = req;
+		pthread_cond_broadcast(&w->cond);
+	}
+	pthread_mutex_unlock(&w->lock);
+	return NULL;
+}
+
+/* ------------------------------------------------------------- API */
+
+static size_t batch_bytes(const struct mir_dwriter *w)
+{
+	return (size_t)w->o.batch_blocks * WAFL_BLOCK_SIZE;
+}
+
+static size_t run_bytes(const struct mir_dwriter *w)
+{
+	return (size_t)w->run_stripes * w->nd * WAFL_BLOCK_SIZE;
+}
+
+static size_t carry_bytes(const struct mir_dwriter *w)
+{
+	return (size_t)w->cmax * w->nd * WAFL_BLOCK_SIZE;
+}
+
+int mdw_start(const struct mdw_opts *o, struct mir_dwriter **out)
+{
+	struct raid_geometry g;
+	struct mir_dwriter *w = calloc(1, sizeof(*w));
+	int rc = -ENOMEM;
+
+	if (w == NULL)
+		return -ENOMEM;
+	raid_geometry(o->raid, &g);
+	w->o = *o;
+	w->nd = g.stripe_width;
+	if (w->nd == 0 || w->nd > 32 || o->batch_blocks == 0) {
+		free(w);
+		return -EINVAL;
+	}
+	w->full = w->nd == 32 ? UINT32_MAX : (1u << w->nd) - 1;
+	w->cmax = o->carry_blocks / w->nd;
+	if (w->cmax < 64)
+		w->cmax = 64;
+	w->ccap = 1;
+	while (w->ccap < 2 * w->cmax)
+		w->ccap <<= 1;
+	pthread_mutex_init(&w->lock, NULL);
+	pthread_cond_init(&w->cond, NULL);
+	for (unsigned i = 0; i < MDW_NBATCH; i++) {
+		struct mdw_batch *b = &w->batches[i];
+		b->data = mir_big_alloc(batch_bytes(w));
+		b->vbn = malloc(o->batch_blocks * sizeof(uint64_t));
+		b->birth = malloc(o->batch_blocks * sizeof(uint64_t));
+		if (b->data == NULL || b->vbn == NULL || b->birth == NULL)
+			goto fail;
+		b->next = w->free;
+		w->free = b;
+	}
+	w->idx = malloc(o->batch_blocks * sizeof(uint32_t));
+	w->run_stripes = RUN_BLOCKS / w->nd;
+	w->run = mir_big_alloc(run_bytes(w));
+	w->carry = malloc(w->ccap * sizeof(*w->carry));
+	w->carry_data = mir_big_alloc(carry_bytes(w));
+	w->cfree = malloc(w->cmax * sizeof(uint32_t));
+	if (w->idx == NULL || w->run == NULL || w->carry == NULL ||
+	    w->carry_data == NULL || w->cfree == NULL)
+		goto fail;
+	for (uint32_t i = 0; i < w->ccap; i++)
+		w->carry[i].stripe = UINT64_MAX;
+	for (uint32_t i = 0; i < w->cmax; i++)
+		w->cfree[i] = w->cmax - 1 - i;
+	w->nfree = w->cmax;
+	if (o->sync_every != 0) {
+		w->sync_cap = o->sync_every + o->batch_blocks;
+		w->sync_vbn = malloc(w->sync_cap * sizeof(uint64_t));
+		w->sync_birth = malloc(w->sync_cap * sizeof(uint64_t));
+		if (w->sync_vbn == NULL || w->sync_birth == NULL)
+			goto fail;
+	}
+	rc = -pthread_create(&w->thr, NULL, writer_main, w);
+	if (rc != 0)
+		goto fail;
+	rc = -pthread_create(&w->fthr, NULL, flusher_main, w);
+	if (rc != 0) {
+		pthread_mutex_lock(&w->lock);
+		w->stop = true;
+		pthread_cond_broadcast(&w->cond);
+		pthread_mutex_unlock(&w->lock);
+		pthread_join(w->thr, NULL);
+		goto fail;
+	}
+	*out = w;
+	return 0;
+fail:
+	for (unsigned i = 0; i < MDW_NBATCH; i++) {
+		mir_big_free(w->batches[i].data, batch_bytes(w));
+		free(w->batches[i].vbn);
+		free(w->batches[i].birth);
+	}
+	free(w->idx);
+	mir_big_free(w->run, run_bytes(w));
+	free(w->carry);
+	mir_big_free(w->carry_data, carry_bytes(w));
+	free(w->cfree);
+	free(w->sync_vbn);
+	free(w->sync_birth);
+	pthread_mutex_destroy(&w->lock);
+	pthread_cond_destroy(&w->cond);
+	free(w);
+	return rc;
+}
+
+/* Queue the producer's batch (caller holds lock). */
+static void queue_cur(struct mir_dwriter *w)
+{
+	struct mdw_batch *b = w->cur;
+
+	w->cur = NULL;
+	if (b == NULL)
+		return;
+	if (b->n == 0) {
+		b->next = w->free;
+		w->free = b;
+		return;
+	}
+	b->next = NULL;
+	if (w->qtail != NULL)
+		w->qtail->next = b;
+	else
+		w->qhead = b;
+	w->qtail = b;
+	pthread_cond_broadcast(&w->cond);
+}
+
+int mdw_put(struct mir_dwriter *w, uint64_t vbn, uint64_t birth,
+    const uint8_t *data)
+{
+	struct mdw_batch *b = w->cur;
+
+	if (b == NULL || b->n == w->o.batch_blocks) {
+		pthread_mutex_lock(&w->lock);
+		queue_cur(w);
+		while (w->free == NULL && w->err == 0)
+			pthread_cond_wait(&w->cond, &w->lock);
+		int err = w->err;
+		if (err == 0) {
+			b = w->cur = w->free;
+			w->free = b->next;
+		}
+		pthread_mutex_unlock(&w->lock);
+		if (err != 0)
+			return err;
+	}
+	memcpy(b->data + (size_t)b->n * WAFL_BLOCK_SIZE, data,
+	    WAFL_BLOCK_SIZE);
+	b->vbn[b->n] = vbn;
+	b->birth[b->n] = birth;
+	b->n++;
+	return 0;
+}
+
+/* Wait until the writer has nothing queued and is idle, and no flush
+ * runs (lock held). */
+static void wait_idle(struct mir_dwriter *w)
+{
+	while (w->qhead != NULL || w->busy || w->flush_done != w->flush_req)
+		pthread_cond_wait(&w->cond, &w->lock);
+}
+
+int mdw_drain(struct mir_dwriter *w)
+{
+	int rc;
+
+	pthread_mutex_lock(&w->lock);
+	queue_cur(w);
+	wait_idle(w);
+	rc = w->err;
+	pthread_mutex_unlock(&w->lock);
+	/* The writer is idle: what it carries is ours to write. */
+	if (rc == 0)
+		rc = carry_flush(w);
+	/* The caller flushes and adopts (or drops the transfer): no sync
+	 * point for the blocks since the last one. */
+	w->nsync = 0;
+	if (rc != 0) {
+		pthread_mutex_lock(&w->lock);
+		if (w->err == 0)
+			w->err = rc;
+		pthread_mutex_unlock(&w->lock);
+	}
+	return rc;
+}
+
+void mdw_sync(struct mir_dwriter *w, bool on)
+{
+	w->sync_on = on && w->o.sync_every != 0;
+	w->nsync = 0;
+}
+
+void mdw_abort(struct mir_dwriter *w)
+{
+	pthread_mutex_lock(&w->lock);
+	if (w->cur != NULL) {
+		w->cur->n = 0;
+		queue_cur(w);
+	}
+	/* Batches queued are dropped, not written. */
+	w->err = w->err != 0 ? w->err : -ECANCELED;
+	wait_idle(w);
+	w->err = 0;
+	pthread_mutex_unlock(&w->lock);
+	for (uint32_t i = 0; i < w->ccap; i++)
+		w->carry[i].stripe = UINT64_MAX;
+	for (uint32_t i = 0; i < w->cmax; i++)
+		w->cfree[i] = w->cmax - 1 - i;
+	w->nfree = w->cmax;
+	w->cused = 0;
+	w->nsync = 0;
+}
+
+void mdw_stop(struct mir_dwriter *w)
+{
+	if (w == NULL)
+		return;
+	mdw_abort(w);
+	pthread_mutex_lock(&w->lock);
+	w->stop = true;
+	pthread_cond_broadcast(&w->cond);
+	pthread_mutex_unlock(&w->lock);
+	pthread_join(w->thr, NULL);
+	pthread_join(w->fthr, NULL);
+	for (unsigned i = 0; i < MDW_NBATCH; i++) {
+		mir_big_free(w->batches[i].data, batch_bytes(w));
+		free(w->batches[i].vbn);
+		free(w->batches[i].birth);
+	}
+	free(w->idx);
+	mir_big_free(w->run, run_bytes(w));
+	free(w->carry);
+	mir_big_free(w->carry_data, carry_bytes(w));
+	free(w->cfree);
+	free(w->sync_vbn);
+	free(w->sync_birth);
+	pthread_mutex_destroy(&w->lock);
+	pthread_cond_destroy(&w->cond);
+	free(w);
+}
