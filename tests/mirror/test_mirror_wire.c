@@ -256,13 +256,15 @@ static void expect_refused(uint8_t dc, bool dtls, uint8_t sc, bool stls)
 	write_files(p, 1, 64u << 10);
 	dest_start(p, dc, dtls);
 	source_start(p, p->port, sc, stls);
-	for (int i = 0; i < 300; i++) {
+	/* Both sides: the destination may count its refusal only after
+	 * the source has read it. */
+	for (int i = 0; i < 500; i++) {
 		mir_source_stats(p->ms, &ss);
-		if (ss.last_error[0] != '\0')
+		mir_dest_stats(p->md, &ds);
+		if (ss.last_error[0] != '\0' && ds.rejects >= 1)
 			break;
 		usleep(10000);
 	}
-	mir_dest_stats(p->md, &ds);
 	fprintf(stderr, "destination %s/%s, source %s/%s: source says \"%s\"; "
 	    "destination says \"%s\"\n", mir_compress_name(dc),
 	    dtls ? "tls" : "clear", mir_compress_name(sc),
