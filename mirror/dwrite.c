@@ -499,6 +499,26 @@ static size_t carry_bytes(const struct mir_dwriter *w)
 	return (size_t)w->cmax * w->nd * WAFL_BLOCK_SIZE;
 }
 
+/* Free w and everything it holds (its threads are not running). */
+static void mdw_release(struct mir_dwriter *w)
+{
+	for (unsigned i = 0; i < MDW_NBATCH; i++) {
+		mir_big_free(w->batches[i].data, batch_bytes(w));
+		free(w->batches[i].vbn);
+		free(w->batches[i].birth);
+	}
+	free(w->idx);
+	mir_big_free(w->run, run_bytes(w));
+	free(w->carry);
+	mir_big_free(w->carry_data, carry_bytes(w));
+	free(w->cfree);
+	free(w->sync_vbn);
+	free(w->sync_birth);
+	pthread_mutex_destroy(&w->lock);
+	pthread_cond_destroy(&w->cond);
+	free(w);
+}
+
 int mdw_start(const struct mdw_opts *o, struct mir_dwriter **out)
 {
 	struct raid_geometry g;
@@ -569,21 +589,7 @@ int mdw_start(const struct mdw_opts *o, struct mir_dwriter **out)
 	*out = w;
 	return 0;
 fail:
-	for (unsigned i = 0; i < MDW_NBATCH; i++) {
-		mir_big_free(w->batches[i].data, batch_bytes(w));
-		free(w->batches[i].vbn);
-		free(w->batches[i].birth);
-	}
-	free(w->idx);
-	mir_big_free(w->run, run_bytes(w));
-	free(w->carry);
-	mir_big_free(w->carry_data, carry_bytes(w));
-	free(w->cfree);
-	free(w->sync_vbn);
-	free(w->sync_birth);
-	pthread_mutex_destroy(&w->lock);
-	pthread_cond_destroy(&w->cond);
-	free(w);
+	mdw_release(w);
 	return rc;
 }
 
@@ -706,19 +712,5 @@ void mdw_stop(struct mir_dwriter *w)
 	pthread_mutex_unlock(&w->lock);
 	pthread_join(w->thr, NULL);
 	pthread_join(w->fthr, NULL);
-	for (unsigned i = 0; i < MDW_NBATCH; i++) {
-		mir_big_free(w->batches[i].data, batch_bytes(w));
-		free(w->batches[i].vbn);
-		free(w->batches[i].birth);
-	}
-	free(w->idx);
-	mir_big_free(w->run, run_bytes(w));
-	free(w->carry);
-	mir_big_free(w->carry_data, carry_bytes(w));
-	free(w->cfree);
-	free(w->sync_vbn);
-	free(w->sync_birth);
-	pthread_mutex_destroy(&w->lock);
-	pthread_cond_destroy(&w->cond);
-	free(w);
+	mdw_release(w);
 }

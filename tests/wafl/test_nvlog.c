@@ -926,6 +926,13 @@ struct aw_cb {
 	uint64_t lsn;
 };
 
+static void aw_reset(struct aw_acks *a, int want_err)
+{
+	memset(a, 0, sizeof(*a));
+	pthread_mutex_init(&a->mu, NULL);
+	a->want_err = want_err;
+}
+
 static void aw_done(void *arg, int err)
 {
 	struct aw_cb *cb = arg;
@@ -1011,8 +1018,7 @@ static void test_when_durable(void **state)
 	/* Already durable: the callback runs before the call returns. */
 	lg = open_ok(c->path, HALF_BIG);
 	assert_int_equal(nvlog_start(lg), 0);
-	memset(&a, 0, sizeof(a));
-	pthread_mutex_init(&a.mu, NULL);
+	aw_reset(&a, 0);
 	l1 = put(lg, c->buf, 1, 1, 40, 1);
 	assert_int_equal(nvlog_wait(lg, l1), 0);
 	struct aw_cb *cb = malloc(sizeof(*cb));
@@ -1028,48 +1034,34 @@ static void test_when_durable(void **state)
 	 * replays. */
 	lg = open_ok(c->path, HALF_BIG);
 	assert_int_equal(nvlog_start(lg), 0);
-	memset(&a, 0, sizeof(a));
-	pthread_mutex_init(&a.mu, NULL);
+	aw_reset(&a, 0);
 	aw_run(lg, &a, args, NULL, false, 0);
 	queued = 0;
 	for (int i = 0; i < AW_THREADS; i++)
 		queued += (size_t)args[i].queued;
 	assert_int_equal(queued, AW_THREADS * AW_OPS);
+	nvlog_get_stats(lg, &st);
 	nvlog_close(lg);
+	printf("when_durable: %zu callbacks, %" PRIu64 " flushes\n", a.calls,
+	    st.flushes);
+	assert_true(st.flushes * 2 < queued);	/* flushes are shared */
 	assert_int_equal(a.calls, queued);
 	assert_int_equal(a.ok, queued);
 	assert_int_equal(a.bad_err, 0);
 	lg = open_ok(c->path, 0);
 	memset(&gr, 0, sizeof(gr));
 	assert_int_equal(nvlog_replay(lg, 0, gc_replay_fn, &gr), 0);
-	nvlog_get_stats(lg, &st);
 	nvlog_close(lg);
 	assert_int_equal(gr.bad, 0);
 	assert_int_equal(gr.co.n, queued);
 	collect_reset(&gr.co);
-
-	/* Flushes are shared: far fewer than callbacks. */
-	unlink(c->path);
-	lg = open_ok(c->path, HALF_BIG);
-	assert_int_equal(nvlog_start(lg), 0);
-	memset(&a, 0, sizeof(a));
-	pthread_mutex_init(&a.mu, NULL);
-	aw_run(lg, &a, args, NULL, false, 0);
-	nvlog_get_stats(lg, &st);
-	nvlog_close(lg);
-	printf("when_durable: %zu callbacks, %" PRIu64 " flushes\n", a.calls,
-	    st.flushes);
-	assert_int_equal(a.calls, AW_THREADS * AW_OPS);
-	assert_true(st.flushes * 2 < a.calls);
 
 	/* The flush fails: queued callbacks get -EIO, none claims success
 	 * for a record after the last durable one. */
 	unlink(c->path);
 	lg = open_ok(c->path, HALF_BIG);
 	assert_int_equal(nvlog_start(lg), 0);
-	memset(&a, 0, sizeof(a));
-	pthread_mutex_init(&a.mu, NULL);
-	a.want_err = -EIO;
+	aw_reset(&a, -EIO);
 	l1 = put(lg, c->buf, 1, 1, 40, 1);
 	assert_int_equal(nvlog_wait(lg, l1), 0);
 	tl_log_capture_start(FL_LOG_ERR);
@@ -1100,9 +1092,7 @@ static void test_when_durable(void **state)
 		assert_int_equal(nvlog_open_flags(c->path, HALF_BIG,
 		    NVLOG_OPEN_CRASHSIM, &lg), 0);
 		assert_int_equal(nvlog_start(lg), 0);
-		memset(&a, 0, sizeof(a));
-		pthread_mutex_init(&a.mu, NULL);
-		a.want_err = -FL_ECRASHED;
+		aw_reset(&a, -FL_ECRASHED);
 		aw_run(lg, &a, args, &ts, seed % 2 == 0, seed);
 		nvlog_close(lg);
 		queued = 0;
