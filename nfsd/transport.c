@@ -195,7 +195,10 @@ struct nfsd_transport {
 	 * running counts those in nfsd_rpc_process (qlock). */
 	bool paused;
 	uint32_t running;
-	uint32_t deferred;		/* replies waiting for the NVLOG */
+	/* Replies waiting for the NVLOG: counted without qlock (a logged
+	 * call must not take the queue's lock twice more), except the
+	 * decrement to zero, which wakes nfsd_transport_stop. */
+	_Atomic uint32_t deferred;
 	pthread_cond_t idle;
 
 	struct nfsd_conn *conns;	/* event thread only */
@@ -336,9 +339,19 @@ void nfsd_transport_deferred(struct nfsd *s, int delta)
 {
 	struct nfsd_transport *t = s->tp;
 
+	if (delta > 0) {
+		atomic_fetch_add(&t->deferred, 1);
+		return;
+	}
+	/* Not the last: no lock.  The last decrements under qlock, so
+	 * nfsd_transport_stop cannot see zero and free the transport before
+	 * this thread is done with it. */
+	uint32_t n = atomic_load(&t->deferred);
+	while (n > 1)
+		if (atomic_compare_exchange_weak(&t->deferred, &n, n - 1))
+			return;
 	pthread_mutex_lock(&t->qlock);
-	t->deferred += (uint32_t)delta;
-	if (t->deferred == 0)
+	if (atomic_fetch_sub(&t->deferred, 1) == 1)
 		pthread_cond_broadcast(&t->idle);
 	pthread_mutex_unlock(&t->qlock);
 }
@@ -898,7 +911,7 @@ void nfsd_transport_stop(struct nfsd *s)
 	/* Replies waiting for the NVLOG are sent (or dropped) by the flush
 	 * that finishes them, one or two flushes away. */
 	pthread_mutex_lock(&t->qlock);
-	while (t->deferred > 0)
+	while (atomic_load(&t->deferred) > 0)
 		pthread_cond_wait(&t->idle, &t->qlock);
 	pthread_mutex_unlock(&t->qlock);
 	while (t->qhead != NULL) {
