@@ -306,6 +306,18 @@ wafl_vol_t *wafl_defer_end(uint64_t *lsn)
 	return v;
 }
 
+/* Block until lsn is durable; a log that fails fails the volume. */
+static int wait_durable(struct wafl_vol *v, uint64_t lsn)
+{
+	int w = nvlog_wait(v->log, lsn);
+
+	if (w != 0) {
+		ops_fail(v, w);
+		return -EIO;
+	}
+	return 0;
+}
+
 struct durable_cb {
 	struct wafl_vol *v;
 	wafl_durable_fn *fn;
@@ -328,35 +340,24 @@ void wafl_when_durable(wafl_vol_t *v, uint64_t lsn, wafl_durable_fn *fn,
     void *arg)
 {
 	struct durable_cb *cb = malloc(sizeof(*cb));
-	int w;
 
-	if (cb != NULL) {
-		*cb = (struct durable_cb){ v, fn, arg };
-		nvlog_when_durable(v->log, lsn, durable_done, cb);
+	if (cb == NULL) {
+		fn(arg, wait_durable(v, lsn));	/* durability first */
 		return;
 	}
-	w = nvlog_wait(v->log, lsn);
-	if (w != 0)
-		ops_fail(v, w);
-	fn(arg, w != 0 ? -EIO : 0);
+	*cb = (struct durable_cb){ v, fn, arg };
+	nvlog_when_durable(v->log, lsn, durable_done, cb);
 }
 
 int ops_wait_lsn(struct wafl_vol *v, uint64_t lsn)
 {
-	int w;
-
 	if (defer.on && (defer.v == NULL || defer.v == v)) {
 		defer.v = v;
 		if (lsn > defer.lsn)
 			defer.lsn = lsn;
 		return 0;
 	}
-	w = nvlog_wait(v->log, lsn);
-	if (w != 0) {
-		ops_fail(v, w);
-		return -EIO;
-	}
-	return 0;
+	return wait_durable(v, lsn);
 }
 
 int ops_tx_end(struct ops_tx *tx, int rc, bool wait)
