@@ -780,6 +780,34 @@ static void xfer_end(struct xfer *x)
 	x->active = false;
 }
 
+/* One block of the transfer, from a BLOCK or rebuilt from a DELTA. */
+static int take_block(struct mir_dest *d, struct xfer *x, uint64_t vbn,
+    uint64_t birth, const uint8_t *data)
+{
+	int rc;
+
+	pthread_mutex_lock(&d->lock);
+	d->st.blocks_received++;
+	pthread_mutex_unlock(&d->lock);
+	if (x->b.kind == MIR_XFER_CP) {
+		rc = mv_stash(&x->mv, vbn, birth, data);
+		if (rc == 0 && x->mv.stash_bytes > d->o.batch_max_bytes) {
+			set_error(d, "CP %llu larger than %llu bytes",
+			    (unsigned long long)x->b.target,
+			    (unsigned long long)d->o.batch_max_bytes);
+			return -EFBIG;
+		}
+	} else {
+		rc = mv_block(&x->mv, vbn, birth, data);
+		if (rc == 0)
+			rc = mdw_put(x->dw, vbn, birth, data);
+	}
+	if (rc != 0)
+		set_error(d, "transfer %llu: %s", (unsigned long long)x->b.target,
+		    x->mv.why[0] ? x->mv.why : fl_strerror(rc));
+	return rc;
+}
+
 static int on_block(struct mir_dest *d, struct mir_conn *c, struct xfer *x,
     const struct mir_hdr *h)
 {
@@ -796,26 +824,43 @@ static int on_block(struct mir_dest *d, struct mir_conn *c, struct xfer *x,
 		    (unsigned long long)x->b.target);
 		return FL_ERR(-FL_EPROTO);
 	}
-	pthread_mutex_lock(&d->lock);
-	d->st.blocks_received++;
-	pthread_mutex_unlock(&d->lock);
-	if (x->b.kind == MIR_XFER_CP) {
-		rc = mv_stash(&x->mv, b.vbn, b.birth, b.data);
-		if (rc == 0 && x->mv.stash_bytes > d->o.batch_max_bytes) {
-			set_error(d, "CP %llu larger than %llu bytes",
-			    (unsigned long long)x->b.target,
-			    (unsigned long long)d->o.batch_max_bytes);
-			return -EFBIG;
-		}
-	} else {
-		rc = mv_block(&x->mv, b.vbn, b.birth, b.data);
-		if (rc == 0)
-			rc = mdw_put(x->dw, b.vbn, b.birth, b.data);
-	}
-	if (rc != 0)
-		set_error(d, "transfer %llu: %s", (unsigned long long)x->b.target,
-		    x->mv.why[0] ? x->mv.why : fl_strerror(rc));
+	rc = take_block(d, x, b.vbn, b.birth, b.data);
+	if (rc == 0)
+		mir_window_took_block(c, &b);
 	return rc;
+}
+
+/* A DELTA: the block is rebuilt from the window (window.c) and then is
+ * verified and written like any other; nothing is read from disk. */
+static int on_delta(struct mir_dest *d, struct mir_conn *c, struct xfer *x,
+    const struct mir_hdr *h)
+{
+	struct mir_delta m;
+	uint8_t blk[MIR_BLOCK];
+	int rc;
+
+	if (!x->active) {
+		set_error(d, "DELTA outside a transfer");
+		return FL_ERR(-FL_EPROTO);
+	}
+	rc = mir_delta_decode(mir_conn_payload(c), h->length, &m);
+	if (rc != 0 || m.gen != x->b.target) {
+		set_error(d, "malformed DELTA in transfer %llu",
+		    (unsigned long long)x->b.target);
+		return FL_ERR(-FL_EPROTO);
+	}
+	rc = mir_window_rebuild(c, &m, blk);
+	if (rc != 0) {
+		set_error(d, "DELTA of vbn %llu in transfer %llu: %s",
+		    (unsigned long long)m.vbn, (unsigned long long)x->b.target,
+		    mir_window_get(c->win, m.base) == NULL ? "base not in "
+		    "the window" : "malformed ranges");
+		return rc;
+	}
+	pthread_mutex_lock(&d->lock);
+	d->st.blocks_delta++;
+	pthread_mutex_unlock(&d->lock);
+	return take_block(d, x, m.vbn, m.birth, blk);
 }
 
 static int on_root(struct mir_dest *d, struct mir_conn *c, struct xfer *x,
@@ -902,6 +947,8 @@ static void serve_conn(struct mir_dest *d, int fd)
 			wo.batch_blocks = d->o.checkpoint_blocks;
 	}
 	rc = x.wrun == NULL ? -ENOMEM : mdw_start(&wo, &x.dw);
+	if (rc == 0)
+		rc = mir_window_create(MIR_WINDOW_BLOCKS, &c.win);
 	if (rc != 0) {
 		set_error(d, "cannot start the writer: %s", fl_strerror(rc));
 		goto out;
@@ -938,6 +985,9 @@ static void serve_conn(struct mir_dest *d, int fd)
 			break;
 		case MIR_MSG_BLOCK:
 			rc = on_block(d, &c, &x, &h);
+			break;
+		case MIR_MSG_DELTA:
+			rc = on_delta(d, &c, &x, &h);
 			break;
 		case MIR_MSG_ROOT:
 			rc = on_root(d, &c, &x, &h);

@@ -129,7 +129,9 @@ void mir_vset_free(struct mir_vset *s);
 int mir_snap_roots(raid_vol_t *raid, const struct wafl_fsinfo *f,
     uint64_t after, struct wafl_bp *out, size_t max, size_t *n);
 /* Every block of the tree at root born after `after`, parent first,
- * skipping (with their subtrees) blocks already in seen; adds to seen. */
+ * skipping (with their subtrees) blocks already in seen; adds to seen.
+ * fn's flags are 0: a snapshot's own blocks are never rewritten, so none
+ * is worth keeping as the base of a DELTA (window.c). */
 int mir_tree_walk(raid_vol_t *raid, const struct wafl_bp *root,
     uint64_t after, struct mir_vset *seen, wafl_walk_fn *fn, void *arg);
 

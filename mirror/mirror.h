@@ -135,6 +135,7 @@ struct mir_source_stats {
 	 * that were not sent again, and baselines that had to start over. */
 	uint64_t baseline_resumes, blocks_not_resent, baseline_restarts;
 	uint64_t blocks_compressed;	/* BLOCK frames sent compressed */
+	uint64_t blocks_delta;		/* blocks sent as DELTA frames */
 	char last_error[160];
 };
 
@@ -188,6 +189,7 @@ struct mir_dest_stats {
 	enum mir_state state;
 	uint64_t gen;			/* served root (0: none) */
 	uint64_t transfers, blocks_received, blocks_written;
+	uint64_t blocks_delta;		/* of blocks_received: from DELTAs */
 	uint64_t rejects;		/* connections closed on bad input */
 	uint64_t auth_failures;
 	uint64_t mirror_reads;		/* raid data reads while receiving

@@ -608,7 +608,8 @@ struct t_walk {
 	const volatile bool *stop;
 };
 
-static int t_send(void *arg, uint64_t vbn, uint64_t birth, const void *data)
+static int t_send(void *arg, uint64_t vbn, uint64_t birth, const void *data,
+    unsigned flags)
 {
 	struct t_walk *w = arg;
 

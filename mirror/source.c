@@ -62,6 +62,7 @@ struct qitem {
 	uint64_t vbn;
 	uint32_t n;
 	uint8_t *data;		/* n blocks, or the fsinfo block */
+	struct wafl_cp_blkinfo *info;	/* blocks: n entries */
 };
 
 struct mir_source {
@@ -98,7 +99,7 @@ struct mir_source {
 	/* This connection's bytes and compressed BLOCKs so far (lock):
 	 * published after every block, every round of the session and with
 	 * every ACK, so the counters move while the link is up. */
-	uint64_t conn_bytes_out, conn_compressed;
+	uint64_t conn_bytes_out, conn_compressed, conn_delta;
 	/* Blocks each recent CP wrote (observer, under lock): the estimated
 	 * size of a catch-up walk. */
 	uint64_t cpw_gen[CPW_RING];
@@ -149,6 +150,7 @@ static void conn_publish(struct mir_source *s, const struct mir_conn *c)
 {
 	s->conn_bytes_out = c->bytes_out;
 	s->conn_compressed = c->blocks_compressed;
+	s->conn_delta = c->blocks_delta;
 }
 
 /* ------------------------------------------------------------ backlog */
@@ -160,6 +162,7 @@ static void queue_drop(struct mir_source *s)
 	while (q != NULL) {
 		struct qitem *n = q->next;
 		free(q->data);
+		free(q->info);
 		free(q);
 		q = n;
 	}
@@ -169,7 +172,8 @@ static void queue_drop(struct mir_source *s)
 }
 
 static void queue_push(struct mir_source *s, int type, uint64_t gen,
-    uint64_t vbn, uint32_t n, const void *data)
+    uint64_t vbn, uint32_t n, const void *data,
+    const struct wafl_cp_blkinfo *info)
 {
 	size_t bytes = (size_t)n * WAFL_BLOCK_SIZE;
 
@@ -187,17 +191,22 @@ static void queue_push(struct mir_source *s, int type, uint64_t gen,
 	}
 	struct qitem *q = calloc(1, sizeof(*q));
 	uint8_t *d = malloc(bytes);
-	if (q == NULL || d == NULL) {
+	struct wafl_cp_blkinfo *in = info != NULL ?
+	    malloc(n * sizeof(*in)) : NULL;
+	if (q == NULL || d == NULL || (info != NULL && in == NULL)) {
 		free(q);
 		free(d);
+		free(in);
 		s->overflow = true;
 		s->obs_ok = false;
 		queue_drop(s);
 		return;
 	}
 	memcpy(d, data, bytes);
+	if (in != NULL)
+		memcpy(in, info, n * sizeof(*in));
 	*q = (struct qitem){ .type = type, .gen = gen, .vbn = vbn, .n = n,
-	    .data = d };
+	    .data = d, .info = in };
 	*s->qtail = q;
 	s->qtail = &q->next;
 	s->backlog += bytes;
@@ -205,7 +214,7 @@ static void queue_push(struct mir_source *s, int type, uint64_t gen,
 }
 
 static void obs_blocks(void *arg, uint64_t gen, uint64_t first_vbn,
-    uint32_t n, const void *data)
+    uint32_t n, const void *data, const struct wafl_cp_blkinfo *info)
 {
 	struct mir_source *s = arg;
 
@@ -221,7 +230,7 @@ static void obs_blocks(void *arg, uint64_t gen, uint64_t first_vbn,
 		s->obs_ok = s->armed && !s->overflow;	/* whole CPs only */
 	}
 	if (s->obs_ok)
-		queue_push(s, Q_BLOCKS, gen, first_vbn, n, data);
+		queue_push(s, Q_BLOCKS, gen, first_vbn, n, data, info);
 	pthread_mutex_unlock(&s->lock);
 }
 
@@ -231,7 +240,7 @@ static void obs_root(void *arg, uint64_t gen, const void *fsinfo)
 
 	pthread_mutex_lock(&s->lock);
 	if (s->obs_ok && gen == s->obs_gen)
-		queue_push(s, Q_ROOT, gen, 0, 1, fsinfo);
+		queue_push(s, Q_ROOT, gen, 0, 1, fsinfo, NULL);
 	s->obs_ok = false;
 	s->st.source_gen = gen;
 	pthread_cond_broadcast(&s->cond);
@@ -254,8 +263,10 @@ static struct qitem *queue_pop(struct mir_source *s)
 
 static void qitem_free(struct qitem *q)
 {
-	if (q != NULL)
+	if (q != NULL) {
 		free(q->data);
+		free(q->info);
+	}
 	free(q);
 }
 
@@ -438,7 +449,7 @@ static void walk_progress(struct mir_source *s, struct walk_prog *p,
 }
 
 static int walk_send(void *arg, uint64_t vbn, uint64_t birth,
-    const void *data)
+    const void *data, unsigned flags)
 {
 	struct walk_ctx *w = arg;
 	struct walk_prog *p = w->prog;
@@ -461,7 +472,8 @@ static int walk_send(void *arg, uint64_t vbn, uint64_t birth,
 		return 0;
 	}
 	w->blocks++;
-	rc = mir_send_block(w->c, w->target, vbn, birth, data);
+	rc = mir_send_block_win(w->c, w->target, vbn, birth, data, 0,
+	    (flags & WAFL_WALK_META) != 0);
 	pthread_mutex_lock(&w->s->lock);
 	w->s->st.walk_bytes_done += WAFL_BLOCK_SIZE;
 	conn_publish(w->s, w->c);
@@ -664,8 +676,9 @@ static int send_item(struct mir_source *s, struct mir_conn *c,
 		return FL_ERR(-EINVAL);	/* a CP without its root: internal */
 	if (q->type == Q_BLOCKS) {
 		for (uint32_t i = 0; i < q->n && rc == 0; i++)
-			rc = mir_send_block(c, q->gen, q->vbn + i, q->gen,
-			    q->data + (size_t)i * WAFL_BLOCK_SIZE);
+			rc = mir_send_block_win(c, q->gen, q->vbn + i, q->gen,
+			    q->data + (size_t)i * WAFL_BLOCK_SIZE,
+			    q->info[i].prev_vbn, q->info[i].meta);
 		pthread_mutex_lock(&s->lock);
 		s->st.blocks_sent_cp += q->n;
 		conn_publish(s, c);
@@ -924,14 +937,20 @@ static void *source_thread(void *arg)
 		}
 		if (rc == 0)
 			rc = session_start(s, &sm);
+		if (rc == 0) {
+			rc = mir_window_create(MIR_WINDOW_BLOCKS, &c.win);
+			if (rc != 0)
+				set_error(s, "the link's window", rc);
+		}
 		if (rc == 0)
 			rc = session(s, &c);
 		pthread_mutex_lock(&s->lock);
 		s->armed = false;
 		queue_drop(s);
 		s->st.bytes_out += c.bytes_out;
-		s->conn_bytes_out = s->conn_compressed = 0;
+		s->conn_bytes_out = s->conn_compressed = s->conn_delta = 0;
 		s->st.blocks_compressed += c.blocks_compressed;
+		s->st.blocks_delta += c.blocks_delta;
 		if (rc != -ECANCELED)
 			s->st.link_losses++;
 		pthread_mutex_unlock(&s->lock);
@@ -1040,6 +1059,7 @@ void mir_source_stats(mir_source_t *s, struct mir_source_stats *st)
 	*st = s->st;
 	st->bytes_out += s->conn_bytes_out;
 	st->blocks_compressed += s->conn_compressed;
+	st->blocks_delta += s->conn_delta;
 	st->backlog_bytes = s->backlog;
 	st->quiesce_requested = s->quiesced;
 	pthread_mutex_unlock(&s->lock);

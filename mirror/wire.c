@@ -92,6 +92,8 @@ static const struct type_info types[MIR_MSG_LAST + 1] = {
 	[MIR_MSG_RS_BEGIN] = { "RS_BEGIN", 80, 80 },
 	[MIR_MSG_RS_END] = { "RS_END", 8, 8 },
 	[MIR_MSG_RS_DONE] = { "RS_DONE", 16, 16 },
+	[MIR_MSG_DELTA] = { "DELTA", MIR_DELTA_HDR,
+	    MIR_DELTA_HDR + MIR_BLOCK - 1 },
 };
 
 static bool type_known(uint16_t t)
@@ -324,7 +326,32 @@ int mir_block_decode(const uint8_t *p, uint32_t len, struct mir_block *m)
 	m->hint = fl_get_le32(p + 24);
 	m->data = p + 32;
 	/* VBN 0 and 1 are the fsinfo slots: never a block of a tree. */
-	if (m->vbn < 2 || m->birth == 0 || m->birth > m->gen)
+	if (m->vbn < 2 || m->birth == 0 || m->birth > m->gen ||
+	    (m->hint & ~MIR_HINT_KEEP) != 0)
+		return FL_ERR(-FL_EPROTO);
+	return 0;
+}
+
+void mir_delta_encode_head(uint8_t *p, const struct mir_delta *m)
+{
+	fl_put_le64(p + 0, m->gen);
+	fl_put_le64(p + 8, m->vbn);
+	fl_put_le64(p + 16, m->birth);
+	fl_put_le64(p + 24, m->base);
+}
+
+/* The ranges are checked where they are applied (mir_patch_apply). */
+int mir_delta_decode(const uint8_t *p, uint32_t len, struct mir_delta *m)
+{
+	if (len < MIR_DELTA_HDR || len >= MIR_DELTA_HDR + MIR_BLOCK)
+		return FL_ERR(-FL_EPROTO);
+	m->gen = fl_get_le64(p);
+	m->vbn = fl_get_le64(p + 8);
+	m->birth = fl_get_le64(p + 16);
+	m->base = fl_get_le64(p + 24);
+	m->ranges = p + MIR_DELTA_HDR;
+	m->ranges_len = len - MIR_DELTA_HDR;
+	if (m->vbn < 2 || m->base < 2 || m->birth == 0 || m->birth > m->gen)
 		return FL_ERR(-FL_EPROTO);
 	return 0;
 }
@@ -426,6 +453,8 @@ void mir_conn_close(struct mir_conn *c)
 	ZSTD_freeCCtx(c->zctx);
 	ZSTD_freeDCtx(c->zdctx);
 	c->zctx = c->zdctx = NULL;
+	mir_window_destroy(c->win);
+	c->win = NULL;
 }
 
 uint8_t *mir_conn_payload(struct mir_conn *c)
@@ -675,7 +704,7 @@ int mir_send_buf(struct mir_conn *c, uint16_t type, uint32_t len)
 	mir_hdr_encode(c->buf, &h);
 	mir_frame_seal(c->buf, len);
 	size_t flen = MIR_HDR_SIZE + (size_t)len;
-	bool gather = type == MIR_MSG_BLOCK;
+	bool gather = type == MIR_MSG_BLOCK || type == MIR_MSG_DELTA;
 	int rc = 0;
 
 	if (c->obuf == NULL && gather &&
@@ -697,17 +726,14 @@ int mir_send_buf(struct mir_conn *c, uint16_t type, uint32_t len)
 	return rc;
 }
 
-int mir_send_block(struct mir_conn *c, uint64_t gen, uint64_t vbn,
-    uint64_t birth, const void *data)
+static int send_block(struct mir_conn *c, const struct mir_block *b)
 {
-	struct mir_block b = { .gen = gen, .vbn = vbn, .birth = birth,
-	    .data = data };
 	const uint32_t len = 32 + MIR_BLOCK;
 	const size_t flen = MIR_HDR_SIZE + len;
 	int rc;
 
 	if (c->compress != MIR_COMP_NONE || c->fd < 0) {
-		mir_block_encode(mir_conn_payload(c), &b);
+		mir_block_encode(mir_conn_payload(c), b);
 		return mir_send_buf(c, MIR_MSG_BLOCK, len);
 	}
 	/* The frame is encoded where it is gathered: the same bytes as
@@ -723,10 +749,79 @@ int mir_send_block(struct mir_conn *c, uint64_t gen, uint64_t vbn,
 	    .type = MIR_MSG_BLOCK, .length = len, .seq = c->seq_out };
 	uint8_t *f = c->obuf + c->olen;
 	mir_hdr_encode(f, &h);
-	mir_block_encode(f + MIR_HDR_SIZE, &b);
+	mir_block_encode(f + MIR_HDR_SIZE, b);
 	mir_frame_seal(f, len);
 	c->olen += flen;
 	c->seq_out++;
+	return 0;
+}
+
+int mir_send_block(struct mir_conn *c, uint64_t gen, uint64_t vbn,
+    uint64_t birth, const void *data)
+{
+	struct mir_block b = { .gen = gen, .vbn = vbn, .birth = birth,
+	    .data = data };
+
+	return send_block(c, &b);
+}
+
+int mir_send_block_win(struct mir_conn *c, uint64_t gen, uint64_t vbn,
+    uint64_t birth, const void *data, uint64_t prev_vbn, bool keep)
+{
+	const uint8_t *base = prev_vbn != 0 ? mir_window_get(c->win, prev_vbn) :
+	    NULL;
+	int rc;
+
+	if (c->win == NULL)
+		return mir_send_block(c, gen, vbn, birth, data);
+	if (c->buf == NULL)
+		return -ENOTCONN;
+	if (base != NULL) {
+		uint8_t *p = mir_conn_payload(c);
+		uint32_t n = mir_patch_encode(p + MIR_DELTA_HDR, MIR_BLOCK - 1,
+		    base, data);
+		if (n != UINT32_MAX) {
+			struct mir_delta d = { .gen = gen, .vbn = vbn,
+			    .birth = birth, .base = prev_vbn };
+			mir_delta_encode_head(p, &d);
+			rc = mir_send_buf(c, MIR_MSG_DELTA, MIR_DELTA_HDR + n);
+			if (rc != 0)
+				return rc;
+			c->blocks_delta++;
+			mir_window_drop(c->win, prev_vbn);
+			mir_window_put(c->win, vbn, data);
+			return 0;
+		}
+	}
+	struct mir_block b = { .gen = gen, .vbn = vbn, .birth = birth,
+	    .hint = keep ? MIR_HINT_KEEP : 0, .data = data };
+	rc = send_block(c, &b);
+	if (rc == 0)
+		mir_window_took_block(c, &b);
+	return rc;
+}
+
+void mir_window_took_block(struct mir_conn *c, const struct mir_block *b)
+{
+	if (b->hint & MIR_HINT_KEEP)
+		mir_window_put(c->win, b->vbn, b->data);
+	else
+		mir_window_drop(c->win, b->vbn);
+}
+
+int mir_window_rebuild(struct mir_conn *c, const struct mir_delta *d,
+    uint8_t *out)
+{
+	const uint8_t *base = mir_window_get(c->win, d->base);
+	int rc;
+
+	if (base == NULL)
+		return FL_ERR(-FL_EPROTO);
+	rc = mir_patch_apply(base, d->ranges, d->ranges_len, out);
+	if (rc != 0)
+		return rc;
+	mir_window_drop(c->win, d->base);
+	mir_window_put(c->win, d->vbn, out);
 	return 0;
 }
 

@@ -9,7 +9,7 @@
  * Frame header (32 bytes)
  *   off size  field
  *     0    4  magic     "FLMR"
- *     4    2  version   MIR_WIRE_VERSION (2)
+ *     4    2  version   MIR_WIRE_VERSION (3)
  *     6    2  type      enum mir_msg_type
  *     8    4  flags     0, or MIR_FLAG_COMPRESSED on a BLOCK of a link
  *                       that negotiated compression (any other bit, or
@@ -26,7 +26,7 @@
  *
  * ---------------------------------------------------------------------
  * Payloads (type, direction, exact length; layouts in docs/mirror.md)
- *   HELLO      S->D   32  version_min 2, version_max 2, side 1,
+ *   HELLO      S->D   32  version_min 3, version_max 3, side 1,
  *                         compress 1 (enum mir_compress), options 1
  *                         (bit 0: TLS), pad 9, relationship id 16
  *   CHALLENGE  D->S   32  nonce_d 32
@@ -43,6 +43,11 @@
  *                         already and does not get again; else 0),
  *                         fsinfo 4096 (walk: the target's root; cp: zero)
  *   BLOCK      S->D 4128  gen 8, vbn 8, birth 8, hint 4, pad 4, data 4096
+ *                         (hint: 0, or MIR_HINT_KEEP)
+ *   DELTA      S->D 32..4127  gen 8, vbn 8, birth 8, base 8, ranges
+ *                         {offset 2, length 2, bytes}...: the block the
+ *                         window keeps at VBN base with those ranges
+ *                         replaced (window.c)
  *   ROOT       S->D 4104  gen 8, fsinfo 4096
  *   ACK        D->S    8  generation durable and served on the destination
  *   ABORT      S->D    8  target of the transfer the source gives up
@@ -52,6 +57,12 @@
  * handshake keyed by the relationship's pre-shared key, and every later
  * frame (RESPONSE onwards) inside TLS.  Compression applies to BLOCK
  * payloads only, frame by frame, when it makes the payload smaller.
+ *
+ * The window (mirror/window.c): on a mirror connection both ends keep up
+ * to MIR_WINDOW_BLOCKS blocks, changed only by BLOCK and DELTA frames in
+ * frame order (BLOCK with MIR_HINT_KEEP: kept; BLOCK without: dropped;
+ * DELTA: its base dropped, its block kept).  A DELTA whose base the window
+ * does not hold, or whose ranges are malformed, is a protocol error.
  */
 #ifndef FILER_MIRROR_WIRE_H
 #define FILER_MIRROR_WIRE_H
@@ -63,7 +74,7 @@
 #include "mirror/mirror.h"
 
 #define MIR_WIRE_MAGIC		0x524d4c46u	/* "FLMR" little-endian */
-#define MIR_WIRE_VERSION	2u
+#define MIR_WIRE_VERSION	3u
 #define MIR_HDR_SIZE		32u
 #define MIR_MAX_PAYLOAD		(4u << 20)	/* any frame, any version */
 #define MIR_ID_SIZE		16u
@@ -76,6 +87,9 @@
 #define MIR_RS_MAX_ROOTS	512u	/* RS_ROOTS entries */
 #define MIR_FLAG_COMPRESSED	0x1u
 #define MIR_STATUS_SIZE		64u
+#define MIR_HINT_KEEP		0x1u	/* BLOCK: the window keeps it */
+#define MIR_WINDOW_BLOCKS	8192u	/* 32 MiB at each end of a link */
+#define MIR_DELTA_HDR		32u
 
 enum mir_msg_type {
 	MIR_MSG_HELLO = 1,
@@ -96,7 +110,8 @@ enum mir_msg_type {
 	MIR_MSG_RS_BEGIN,	/* T->W: base gen 8, base bp 32, gen 8, bp 32 */
 	MIR_MSG_RS_END,		/* T->W: blocks sent 8 */
 	MIR_MSG_RS_DONE,	/* W->T: snapshot gen 8, blocks imported 8 */
-	MIR_MSG_LAST = MIR_MSG_RS_DONE,
+	MIR_MSG_DELTA,
+	MIR_MSG_LAST = MIR_MSG_DELTA,
 };
 
 enum mir_side { MIR_SIDE_SOURCE = 1, MIR_SIDE_DEST = 2 };
@@ -144,6 +159,12 @@ struct mir_block {
 	uint32_t hint;
 	const uint8_t *data;
 };
+/* DELTA decodes in place too: ranges point into the payload. */
+struct mir_delta {
+	uint64_t gen, vbn, birth, base;
+	const uint8_t *ranges;
+	uint32_t ranges_len;
+};
 struct mir_root {
 	uint64_t gen;
 	const uint8_t *fsinfo;
@@ -182,6 +203,9 @@ void mir_begin_encode(uint8_t *p, const struct mir_begin *m);
 int mir_begin_decode(const uint8_t *p, uint32_t len, struct mir_begin *m);
 void mir_block_encode(uint8_t *p, const struct mir_block *m);
 int mir_block_decode(const uint8_t *p, uint32_t len, struct mir_block *m);
+/* The ranges are encoded by the caller after the 32-byte head. */
+void mir_delta_encode_head(uint8_t *p, const struct mir_delta *m);
+int mir_delta_decode(const uint8_t *p, uint32_t len, struct mir_delta *m);
 void mir_root_encode(uint8_t *p, const struct mir_root *m);
 int mir_root_decode(const uint8_t *p, uint32_t len, struct mir_root *m);
 void mir_u64_encode(uint8_t *p, uint64_t v);	/* ACK, ABORT */
@@ -225,6 +249,8 @@ struct mir_conn {
 	void *zctx, *zdctx;		/* zstd contexts */
 	uint8_t *zbuf;			/* compression scratch */
 	uint64_t blocks_compressed;	/* BLOCK frames sent compressed */
+	uint64_t blocks_delta;		/* blocks sent as DELTA */
+	struct mir_window *win;		/* NULL: no window on this link */
 	char peer_error[MIR_ERRTEXT_MAX + 1];	/* last ERROR received */
 };
 
@@ -247,6 +273,24 @@ const uint8_t *mir_conn_rx(const struct mir_conn *c);
 /* Send BLOCK{gen, vbn, birth, data} (MIR_BLOCK bytes of data). */
 int mir_send_block(struct mir_conn *c, uint64_t gen, uint64_t vbn,
     uint64_t birth, const void *data);
+/*
+ * Send a block of a transfer through the link's window (c->win): as a
+ * DELTA against prev_vbn's block if the window keeps that and the patch is
+ * smaller than the block, else as a BLOCK the window keeps when keep.
+ * Changes c->win exactly as the receiver's will change.  Without a window,
+ * mir_send_block.
+ */
+int mir_send_block_win(struct mir_conn *c, uint64_t gen, uint64_t vbn,
+    uint64_t birth, const void *data, uint64_t prev_vbn, bool keep);
+/*
+ * The receiver's side: after a BLOCK b was taken, the window follows its
+ * hint; a DELTA d is rebuilt into out (MIR_BLOCK bytes, verified by
+ * nobody yet) and the window follows it.  -FL_EPROTO if the link has no
+ * window, the window lacks the base, or the ranges are malformed.
+ */
+void mir_window_took_block(struct mir_conn *c, const struct mir_block *b);
+int mir_window_rebuild(struct mir_conn *c, const struct mir_delta *d,
+    uint8_t *out);
 /*
  * Receive one frame.  On success *h is its header and the payload is at
  * mir_conn_payload(c) (borrowed until the next receive).  -FL_EPROTO for
@@ -308,6 +352,19 @@ typedef int mir_key_lookup_fn(void *arg, const uint8_t id[MIR_ID_SIZE],
     const uint8_t **key, size_t *key_len);
 int mir_handshake_dest(struct mir_conn *c, mir_key_lookup_fn *lookup,
     void *arg, const struct mir_link_opts *lo, uint8_t id_out[MIR_ID_SIZE]);
+
+/* The window itself (window.c); every call takes NULL as no window. */
+int mir_window_create(uint32_t cap, struct mir_window **out);
+void mir_window_destroy(struct mir_window *w);
+const uint8_t *mir_window_get(const struct mir_window *w, uint64_t vbn);
+void mir_window_put(struct mir_window *w, uint64_t vbn, const uint8_t *data);
+void mir_window_drop(struct mir_window *w, uint64_t vbn);
+/* Patch ranges turning base into data, at most max bytes (else
+ * UINT32_MAX); and their application onto base into out. */
+uint32_t mir_patch_encode(uint8_t *out, uint32_t max, const uint8_t *base,
+    const uint8_t *data);
+int mir_patch_apply(const uint8_t *base, const uint8_t *ranges,
+    uint32_t len, uint8_t *out);
 
 /* TCP helpers (127.0.0.1 or any IPv4/IPv6 literal or name). */
 int mir_tcp_listen(const char *host, uint16_t port, uint16_t *bound_port);

@@ -56,15 +56,19 @@
 #include "wafl/nvlog.h"
 #include "wafl/wafl_impl.h"
 
+#define CP_RUN_MAX	1024u	/* blocks per raid_write of the write-out */
+
 struct cp_blk {
 	uint64_t vbn;
 	uint8_t *data;		/* the pinned cache entry's, borrowed */
 	uint32_t cksum;		/* sealed: data must still match it */
+	struct wafl_cp_blkinfo info;	/* for the observer */
 };
 
 struct cp_ctx {
 	struct wafl_vol *v;
 	uint64_t gen;
+	uint64_t prev_root;	/* the root block this CP's replaces, or 0 */
 	struct cp_blk *blks;
 	uint64_t nblks, cap;
 };
@@ -113,7 +117,7 @@ static int cp_dirty_inode_slot(struct cp_ctx *cx, uint64_t ino)
 }
 
 static int cp_take_block(struct cp_ctx *cx, uint64_t vbn, uint32_t cksum,
-    uint8_t *data)
+    uint8_t *data, uint64_t prev_vbn, bool meta)
 {
 	if (cx->nblks == cx->cap) {
 		uint64_t cap = cx->cap ? cx->cap * 2 : 1024;
@@ -123,7 +127,8 @@ static int cp_take_block(struct cp_ctx *cx, uint64_t vbn, uint32_t cksum,
 		cx->blks = n;
 		cx->cap = cap;
 	}
-	cx->blks[cx->nblks++] = (struct cp_blk){ vbn, data, cksum };
+	cx->blks[cx->nblks++] = (struct cp_blk){ vbn, data, cksum,
+	    { prev_vbn, meta } };
 	return 0;
 }
 
@@ -162,7 +167,8 @@ static int cp_seal_wnode(struct cp_ctx *cx, struct wnode *wn)
 		/* The buffer itself becomes the pinned cache entry (readers
 		 * of n+1 find it there until it is on disk); the write-out
 		 * borrows it until it unpins. */
-		rc = cp_take_block(cx, bp.vbn, bp.cksum, d->data);
+		rc = cp_take_block(cx, bp.vbn, bp.cksum, d->data, d->old.vbn,
+		    level > 0 || is_special(wn->ino));
 		if (rc == 0)
 			rc = bcache_give(v->cache, &bp, d->data);
 		if (rc == 0)
@@ -275,8 +281,10 @@ static int cp_freeze(struct cp_ctx *cx, struct wafl_fsinfo *nfsi,
 	free(frees);
 	if (rc == 0)
 		rc = alloc_block(v, root_vbn);
-	if (rc == 0 && v->fsi.ring_len > 0)
+	if (rc == 0 && v->fsi.ring_len > 0) {
+		cx->prev_root = v->fsi.root.vbn;
 		rc = alloc_free_block(v, v->fsi.root.vbn, cx->gen);
+	}
 	if (rc != 0)
 		goto fail;
 
@@ -375,25 +383,25 @@ static int cp_write_out(struct cp_ctx *cx, const struct wafl_fsinfo *nfsi,
 {
 	struct wafl_vol *v = cx->v;
 	uint8_t *run = NULL;
-	const uint32_t maxrun = 1024;
 	int rc;
 
 	rc = cp_take_block(cx, root_vbn, nfsi->root.cksum,
-	    (uint8_t *)(uintptr_t)rootbuf);
+	    (uint8_t *)(uintptr_t)rootbuf, cx->prev_root, true);
 	if (rc != 0)
 		return rc;
 	qsort(cx->blks, cx->nblks, sizeof(*cx->blks), cmp_blk);
 	/* Kept from CP to CP: a fresh 4 MiB would be mapped and faulted in,
 	 * page by page, at every CP. */
 	if (v->cp_run_buf == NULL)
-		v->cp_run_buf = malloc((size_t)maxrun * WAFL_BLOCK_SIZE);
+		v->cp_run_buf = malloc((size_t)CP_RUN_MAX * WAFL_BLOCK_SIZE);
 	run = v->cp_run_buf;
 	if (run == NULL)
 		return -ENOMEM;
+	struct wafl_cp_blkinfo info[CP_RUN_MAX];
 	for (uint64_t i = 0; i < cx->nblks && rc == 0;) {
 		uint32_t n = 0;
 		uint64_t first = cx->blks[i].vbn;
-		while (i + n < cx->nblks && n < maxrun &&
+		while (i + n < cx->nblks && n < CP_RUN_MAX &&
 		    cx->blks[i + n].vbn == first + n) {
 			memcpy(run + (size_t)n * WAFL_BLOCK_SIZE,
 			    cx->blks[i + n].data, WAFL_BLOCK_SIZE);
@@ -401,12 +409,14 @@ static int cp_write_out(struct cp_ctx *cx, const struct wafl_fsinfo *nfsi,
 			 * (bcache_give's promise; W1 on disk rests on it). */
 			ASSERT(fl_crc32c(0, run + (size_t)n * WAFL_BLOCK_SIZE,
 			    WAFL_BLOCK_SIZE) == cx->blks[i + n].cksum);
+			info[n] = cx->blks[i + n].info;
 			n++;
 		}
 		VERIFY(n > 0);	/* VBNs are unique (W5) */
 		rc = raid_write(v->raid, first, n, run);
 		if (rc == 0 && v->has_obs && v->obs.blocks != NULL)
-			v->obs.blocks(v->obs.arg, cx->gen, first, n, run);
+			v->obs.blocks(v->obs.arg, cx->gen, first, n, run,
+			    info);
 		i += n;
 	}
 	if (rc == 0)

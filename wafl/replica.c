@@ -284,7 +284,7 @@ struct walk {
 };
 
 static int walk_tree(struct walk *w, const struct wafl_dinode *di,
-    bool is_ifile);
+    bool is_ifile, bool meta);
 
 /*
  * The children of a file's level-1 node are data blocks: each run of
@@ -295,7 +295,7 @@ static int walk_tree(struct walk *w, const struct wafl_dinode *di,
  * order of the blocks handed on is the same as walk_node's.
  */
 static int walk_leaves(struct walk *w, const struct wafl_bp *bp,
-    const uint8_t *blk)
+    const uint8_t *blk, unsigned flags)
 {
 	struct wafl_bp cbp[WAFL_BPS_PER_BLOCK];
 	int rc;
@@ -327,7 +327,7 @@ static int walk_leaves(struct walk *w, const struct wafl_bp *bp,
 				if (rc != 0)
 					return rc;
 			}
-			rc = w->fn(w->arg, cbp[c].vbn, cbp[c].birth, b);
+			rc = w->fn(w->arg, cbp[c].vbn, cbp[c].birth, b, flags);
 			w->blocks++;
 			if (rc != 0)
 				return rc;
@@ -336,9 +336,10 @@ static int walk_leaves(struct walk *w, const struct wafl_bp *bp,
 	return 0;
 }
 
-/* A block at `level` of a file (index idx at that level). */
+/* A block at `level` of a file (index idx at that level); meta: the file
+ * is metadata (the inode file, bitmap, summary, snapshot table). */
 static int walk_node(struct walk *w, const struct wafl_bp *bp,
-    unsigned level, uint64_t idx, bool is_ifile)
+    unsigned level, uint64_t idx, bool is_ifile, bool meta)
 {
 	uint8_t *blk;
 	int rc;
@@ -350,10 +351,11 @@ static int walk_node(struct walk *w, const struct wafl_bp *bp,
 		return -ENOMEM;
 	rc = wafl_read_bp(w->v, bp, blk);
 	if (rc == 0)
-		rc = w->fn(w->arg, bp->vbn, bp->birth, blk);
+		rc = w->fn(w->arg, bp->vbn, bp->birth, blk,
+		    level > 0 || meta ? WAFL_WALK_META : 0);
 	w->blocks++;
 	if (rc == 0 && level == 1 && !is_ifile && w->run != NULL) {
-		rc = walk_leaves(w, bp, blk);
+		rc = walk_leaves(w, bp, blk, meta ? WAFL_WALK_META : 0);
 	} else if (rc == 0 && level > 0) {
 		for (unsigned c = 0; c < WAFL_BPS_PER_BLOCK && rc == 0; c++) {
 			struct wafl_bp cbp;
@@ -362,7 +364,7 @@ static int walk_node(struct walk *w, const struct wafl_bp *bp,
 				rc = FL_ERR(-FL_ECORRUPT);	/* W2 */
 			if (rc == 0)
 				rc = walk_node(w, &cbp, level - 1,
-				    idx * WAFL_BPS_PER_BLOCK + c, is_ifile);
+				    idx * WAFL_BPS_PER_BLOCK + c, is_ifile, meta);
 		}
 	} else if (rc == 0 && is_ifile) {
 		for (unsigned i = 0; i < WAFL_INODES_PER_BLOCK && rc == 0; i++) {
@@ -371,7 +373,10 @@ static int walk_node(struct walk *w, const struct wafl_bp *bp,
 			rc = wafl_dinode_decode(blk + i * WAFL_INODE_SIZE, ino,
 			    &di);
 			if (rc == 0 && di.mode != 0 && ino != 0)
-				rc = walk_tree(w, &di, false);
+				rc = walk_tree(w, &di, false,
+				    ino == WAFL_INO_BITMAP ||
+				    ino == WAFL_INO_SUMMARY ||
+				    ino == WAFL_INO_SNAPTABLE);
 		}
 	}
 	free(blk);
@@ -379,14 +384,15 @@ static int walk_node(struct walk *w, const struct wafl_bp *bp,
 }
 
 static int walk_tree(struct walk *w, const struct wafl_dinode *di,
-    bool is_ifile)
+    bool is_ifile, bool meta)
 {
 	int rc = 0;
 
 	if (di->flags & WAFL_INO_INLINE)
 		return 0;
 	for (unsigned t = 0; t < WAFL_NTOP && rc == 0; t++)
-		rc = walk_node(w, &di->u.top[t], di->height, t, is_ifile);
+		rc = walk_node(w, &di->u.top[t], di->height, t, is_ifile,
+		    meta);
 	return rc;
 }
 
@@ -414,9 +420,9 @@ int wafl_birth_walk(wafl_vol_t *v, uint64_t gen, uint64_t after_gen,
 	if (rc == 0)
 		rc = wafl_rootblk_decode(blk, &rb);
 	if (rc == 0)
-		rc = fn(arg, root.vbn, root.birth, blk);
+		rc = fn(arg, root.vbn, root.birth, blk, WAFL_WALK_META);
 	if (rc == 0)
-		rc = walk_tree(&w, &rb.inodefile, true);
+		rc = walk_tree(&w, &rb.inodefile, true, true);
 	fl_debug("wafl", "birth walk of %llu after %llu: %llu blocks (%s)",
 	    (unsigned long long)gen, (unsigned long long)after_gen,
 	    (unsigned long long)w.blocks + 1, fl_strerror(rc));

@@ -144,11 +144,20 @@ void wafl_get_stats(wafl_vol_t *v, struct wafl_stats *st);
  * data), then root() once with fsinfo n's encoded block after fsinfo n is
  * durable locally.  Both run on the CP thread and must not call back into
  * the volume.  Set or cleared (NULL) between CPs.
+ *
+ * info[i] says what block i of the run is: the VBN of the block it
+ * replaces (0 for a block new in this CP), and whether it is metadata (a
+ * pointer block, the root block, or a block of the inode file, bitmap,
+ * summary or snapshot table) rather than file or directory data.
  */
+struct wafl_cp_blkinfo {
+	uint64_t prev_vbn;
+	bool meta;
+};
 struct wafl_cp_observer {
 	void *arg;
 	void (*blocks)(void *arg, uint64_t gen, uint64_t first_vbn,
-	    uint32_t n, const void *data);
+	    uint32_t n, const void *data, const struct wafl_cp_blkinfo *info);
 	void (*root)(void *arg, uint64_t gen, const void *fsinfo_block);
 };
 void wafl_set_observer(wafl_vol_t *v, const struct wafl_cp_observer *obs);
@@ -185,10 +194,13 @@ int wafl_root_of(wafl_vol_t *v, uint64_t gen, uint8_t fsinfo_block[4096]);
  * after after_gen; data is verified (W1) and borrowed for the call.  A
  * parent comes before its children; a destination applies the whole set
  * and only then the root, so the order inside the set does not matter to
- * it.  fn returns non-zero to stop (that value is returned).
+ * it.  flags is WAFL_WALK_META for metadata (as in struct
+ * wafl_cp_blkinfo), else 0.  fn returns non-zero to stop (that value is
+ * returned).
  */
+#define WAFL_WALK_META	0x1u
 typedef int wafl_walk_fn(void *arg, uint64_t vbn, uint64_t birth,
-    const void *data);
+    const void *data, unsigned flags);
 int wafl_birth_walk(wafl_vol_t *v, uint64_t gen, uint64_t after_gen,
     wafl_walk_fn *fn, void *arg);
 

@@ -417,8 +417,9 @@ static void pair_free(struct pair *p)
 }
 
 static int walk_count(void *arg, uint64_t vbn, uint64_t birth,
-    const void *blk)
+    const void *blk, unsigned flags)
 {
+	(void)flags;
 	(void)vbn;
 	(void)birth;
 	(void)blk;

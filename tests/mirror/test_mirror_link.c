@@ -26,7 +26,8 @@
 #include "tests/mirror/tm.h"
 
 static int count_cb(void *arg, uint64_t vbn, uint64_t birth,
-    const void *data)
+    const void *data,
+    unsigned flags)
 {
 	(*(uint64_t *)arg)++;
 	return 0;

@@ -2,9 +2,12 @@
  * tests/mirror/test_mirror_peers.c: bad peers.  A wrong key, an unknown
  * relationship, a corrupted frame, a truncated frame, a block whose
  * checksum does not match its parent pointer, the root of another file
- * system: each is refused and logged, the replica keeps its generation and
- * checks clean.  The same CP replayed intact is then adopted (the harness
- * itself is sound).
+ * system, a DELTA against a block the link's window does not keep, with
+ * ranges out of order or past the block, or rebuilding a block that does
+ * not match its checksum: each is refused and logged, the replica keeps
+ * its generation and checks clean.  The same CP replayed intact, each
+ * block after the first as a DELTA against the one before, is then
+ * adopted (the harness and the window are sound).
  */
 #include <sys/socket.h>
 #include <unistd.h>
@@ -23,7 +26,8 @@ struct capture {
 };
 
 static void cap_blocks(void *arg, uint64_t gen, uint64_t vbn, uint32_t n,
-    const void *data)
+    const void *data,
+    const struct wafl_cp_blkinfo *info)
 {
 	struct capture *c = arg;
 
@@ -77,8 +81,24 @@ static void send_begin_cp(struct mir_conn *c, uint64_t base, uint64_t tgt)
 	assert_int_equal(mir_send_buf(c, MIR_MSG_BEGIN, 32 + 4096), 0);
 }
 
-static void send_cp(struct mir_conn *c, const struct capture *cap,
-    uint64_t base, int corrupt_block)
+/* DELTA{vbn, base} with the given ranges (raw: nothing checked here). */
+static void send_delta(struct mir_conn *c, uint64_t gen, uint64_t vbn,
+    uint64_t base, const uint8_t *ranges, uint32_t len)
+{
+	struct mir_delta d = { .gen = gen, .vbn = vbn, .birth = gen,
+	    .base = base };
+
+	mir_delta_encode_head(mir_conn_payload(c), &d);
+	memcpy(mir_conn_payload(c) + MIR_DELTA_HDR, ranges, len);
+	assert_int_equal(mir_send_buf(c, MIR_MSG_DELTA, MIR_DELTA_HDR + len),
+	    0);
+}
+
+/* The captured CP; block corrupt_block altered (-1: none).  chained: the
+ * first block is kept by the window and every later one is a DELTA
+ * against the one before it. */
+static void send_cp_as(struct mir_conn *c, const struct capture *cap,
+    uint64_t base, int corrupt_block, bool chained)
 {
 	send_begin_cp(c, base, cap->gen);
 	for (uint32_t i = 0; i < cap->n; i++) {
@@ -86,8 +106,17 @@ static void send_cp(struct mir_conn *c, const struct capture *cap,
 		memcpy(blk, cap->data[i], 4096);
 		if ((int)i == corrupt_block)
 			blk[100] ^= 0x01;
+		uint8_t r[4096];
+		uint32_t n = chained && i > 0 ? mir_patch_encode(r,
+		    MIR_BLOCK - 1, cap->data[i - 1], blk) : UINT32_MAX;
+		if (n != UINT32_MAX) {
+			send_delta(c, cap->gen, cap->vbn[i], cap->vbn[i - 1], r,
+			    n);
+			continue;
+		}
 		struct mir_block b = { .gen = cap->gen, .vbn = cap->vbn[i],
-		    .birth = cap->gen, .data = blk };
+		    .birth = cap->gen, .hint = chained ? MIR_HINT_KEEP : 0,
+		    .data = blk };
 		mir_block_encode(mir_conn_payload(c), &b);
 		assert_int_equal(mir_send_buf(c, MIR_MSG_BLOCK, 32 + 4096), 0);
 	}
@@ -211,7 +240,7 @@ static void test_bad_peers(void **state)
 
 	/* A block whose data does not match its parent's checksum. */
 	raw_connect(p, &c, &st);
-	send_cp(&c, cap, g, (int)cap->n / 2);
+	send_cp_as(&c, cap, g, (int)cap->n / 2, false);
 	expect_closed(&c);
 	unchanged(p, g, &rejects);
 	assert_true(tl_log_count_with("checksum does not match", NULL) >= 1);
@@ -221,7 +250,7 @@ static void test_bad_peers(void **state)
 	struct capture *short_cap = malloc(sizeof(*short_cap));
 	memcpy(short_cap, cap, sizeof(*cap));
 	short_cap->n--;
-	send_cp(&c, short_cap, g, -1);
+	send_cp_as(&c, short_cap, g, -1, false);
 	free(short_cap);
 	expect_closed(&c);
 	unchanged(p, g, &rejects);
@@ -238,23 +267,80 @@ static void test_bad_peers(void **state)
 	memcpy(foreign, cap, sizeof(*cap));
 	assert_int_equal(wafl_root_of(other->v, g + 1, foreign->fsinfo), 0);
 	raw_connect(p, &c, &st);
-	send_cp(&c, foreign, g, -1);
+	send_cp_as(&c, foreign, g, -1, false);
 	expect_closed(&c);
 	unchanged(p, g, &rejects);
 	assert_true(tl_log_count_with("another file system", NULL) >= 1);
 	free(foreign);
 	tl_fs_destroy(other);
 
+	/* A DELTA against a block the window does not keep: the window
+	 * is the connection's, so a BLOCK kept on an earlier one is gone. */
+	raw_connect(p, &c, &st);
+	send_begin_cp(&c, g, g + 1);
+	struct mir_block kb = { .gen = g + 1, .vbn = cap->vbn[0],
+	    .birth = g + 1, .hint = MIR_HINT_KEEP, .data = cap->data[0] };
+	mir_block_encode(mir_conn_payload(&c), &kb);
+	assert_int_equal(mir_send_buf(&c, MIR_MSG_BLOCK, 32 + 4096), 0);
+	mir_conn_close(&c);
+	usleep(50000);
+	raw_connect(p, &c, &st);
+	send_begin_cp(&c, g, g + 1);
+	uint8_t rg[8] = { 0, 0, 4, 0, 1, 2, 3, 4 };	/* 4 bytes at 0 */
+	send_delta(&c, g + 1, cap->vbn[1], cap->vbn[0], rg, sizeof(rg));
+	expect_closed(&c);
+	unchanged(p, g, &rejects);
+	assert_true(tl_log_count_with("base not in the window", NULL) >= 1);
+
+	/* Ranges out of order, and past the end of the block. */
+	uint8_t bad[2][16] = {
+		{ 8, 0, 4, 0, 1, 2, 3, 4, 0, 0, 4, 0, 1, 2, 3, 4 },
+		{ 0xfe, 0x0f, 4, 0, 1, 2, 3, 4 },	/* 4094 + 4 */
+	};
+	uint32_t badlen[2] = { 16, 8 };
+	for (int k = 0; k < 2; k++) {
+		raw_connect(p, &c, &st);
+		send_begin_cp(&c, g, g + 1);
+		mir_block_encode(mir_conn_payload(&c), &kb);
+		assert_int_equal(mir_send_buf(&c, MIR_MSG_BLOCK, 32 + 4096), 0);
+		send_delta(&c, g + 1, cap->vbn[1], cap->vbn[0], bad[k],
+		    badlen[k]);
+		expect_closed(&c);
+		unchanged(p, g, &rejects);
+	}
+	assert_true(tl_log_count_with("malformed ranges", NULL) >= 2);
+
+	/* A DELTA that rebuilds a block its parent's checksum refuses:
+	 * the first block whose altered form is a DELTA in a chained CP. */
+	int k = -1;
+	for (uint32_t i = 1; i < cap->n && k < 0; i++) {
+		uint8_t blk[4096], r[4096];
+		memcpy(blk, cap->data[i], 4096);
+		blk[100] ^= 0x01;
+		if (mir_patch_encode(r, MIR_BLOCK - 1, cap->data[i - 1], blk) !=
+		    UINT32_MAX)
+			k = (int)i;
+	}
+	assert_true(k > 0);
+	raw_connect(p, &c, &st);
+	send_cp_as(&c, cap, g, k, true);
+	expect_closed(&c);
+	unchanged(p, g, &rejects);
+
 	/* Nothing changed: the replica checks clean at g. */
 	tm_check_clean(mir_dest_volume(p->md), "replica after bad peers");
 
-	/* The same CP, intact, is adopted. */
+	/* The same CP, intact and chained through the window, is adopted. */
+	struct mir_dest_stats ds0, ds1;
+	mir_dest_stats(p->md, &ds0);
 	raw_connect(p, &c, &st);
-	send_cp(&c, cap, g, -1);
+	send_cp_as(&c, cap, g, -1, true);
 	assert_int_equal(mir_recv(&c, &h), 0);
 	assert_int_equal(h.type, MIR_MSG_ACK);
 	mir_conn_close(&c);
 	assert_int_equal(wafl_generation(mir_dest_volume(p->md)), g + 1);
+	mir_dest_stats(p->md, &ds1);
+	assert_true(ds1.blocks_delta > ds0.blocks_delta);
 	tm_tree_equal(p->src->v, mir_dest_volume(p->md));
 	tm_check_clean(mir_dest_volume(p->md), "replica");
 	tl_log_capture_stop();

@@ -371,7 +371,8 @@ struct blkset {
 };
 
 static int blk_collect(void *arg, uint64_t vbn, uint64_t birth,
-    const void *data)
+    const void *data,
+    unsigned flags)
 {
 	struct blkset *b = arg;
 

@@ -81,12 +81,15 @@ static void test_sync_replica_reads_back(void **state)
 	raid_status(p->dst->raid, &rs);
 	struct mir_source_stats ss;
 	mir_source_stats(p->ms, &ss);
-	fprintf(stderr, "sync: %llu CP transfers, %llu blocks; destination: "
+	fprintf(stderr, "sync: %llu CP transfers, %llu blocks (%llu as DELTA, "
+	    "%llu rebuilt); destination: "
 	    "%llu blocks written, mirror-path reads %llu (raid parity "
 	    "read-modify-write %llu), replica-switch reads %llu over %llu "
 	    "switches, raid reads %llu\n",
 	    (unsigned long long)ss.transfers_cp,
 	    (unsigned long long)ss.blocks_sent_cp,
+	    (unsigned long long)ss.blocks_delta,
+	    (unsigned long long)ds.blocks_delta,
 	    (unsigned long long)(ds.blocks_written - ds0.blocks_written),
 	    (unsigned long long)(ds.mirror_reads - ds0.mirror_reads),
 	    (unsigned long long)(ds.parity_rmw_reads - ds0.parity_rmw_reads),
@@ -96,6 +99,10 @@ static void test_sync_replica_reads_back(void **state)
 	assert_int_equal(ds.mirror_reads, 0);
 	assert_int_equal(ds.rejects, 0);
 	assert_true(ss.transfers_cp >= 8);
+	/* Metadata the CPs rewrote went as DELTAs against the link's
+	 * window, and every one was rebuilt (and verified) there. */
+	assert_true(ss.blocks_delta > 0);
+	assert_int_equal(ds.blocks_delta, ss.blocks_delta);
 	assert_int_equal(ss.state, MIR_IN_SYNC);
 
 	mir_source_stop(p->ms);

@@ -43,7 +43,8 @@ static bool all_of(const uint8_t *p, uint8_t c)
 }
 
 static void on_blocks(void *arg, uint64_t gen, uint64_t vbn, uint32_t n,
-    const void *data)
+    const void *data,
+    const struct wafl_cp_blkinfo *info)
 {
 	struct gate *g = arg;
 	const uint8_t *p = data;

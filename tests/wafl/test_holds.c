@@ -19,7 +19,8 @@
 #include "wafl/wafl.h"
 
 static int count_walk(void *arg, uint64_t vbn, uint64_t birth,
-    const void *data)
+    const void *data,
+    unsigned flags)
 {
 	(void)vbn;
 	(void)birth;

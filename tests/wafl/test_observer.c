@@ -28,7 +28,8 @@ struct rec {
 };
 
 static void on_blocks(void *arg, uint64_t gen, uint64_t vbn, uint32_t n,
-    const void *data)
+    const void *data,
+    const struct wafl_cp_blkinfo *info)
 {
 	struct rec *r = arg;
 

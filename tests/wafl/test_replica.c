@@ -27,7 +27,8 @@ struct pair {
 };
 
 static void ship_blocks(void *arg, uint64_t gen, uint64_t vbn, uint32_t n,
-    const void *data)
+    const void *data,
+    const struct wafl_cp_blkinfo *info)
 {
 	struct pair *p = arg;
 
@@ -49,7 +50,8 @@ static void ship_root(void *arg, uint64_t gen, const void *fsinfo)
 }
 
 static int walk_ship(void *arg, uint64_t vbn, uint64_t birth,
-    const void *data)
+    const void *data,
+    unsigned flags)
 {
 	struct pair *p = arg;
 
@@ -191,7 +193,8 @@ static void test_catch_up_sends_only_new_blocks(void **state)
 }
 
 static int count_walk(void *arg, uint64_t vbn, uint64_t birth,
-    const void *data)
+    const void *data,
+    unsigned flags)
 {
 	(*(uint64_t *)arg)++;
 	return 0;
