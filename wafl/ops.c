@@ -116,7 +116,8 @@ void ops_fail(struct wafl_vol *v, int why)
  * for the next freeze, so dirty memory stays bounded by about 2 x
  * dirty_max plus what the operations in flight add.  Every wait ends at
  * the next freeze (cp_run wakes cp_cond after it); a wait at the wall
- * asks for a CP again every THROTTLE_WAIT_MS and ends when the CP thread
+ * also ends once the dirty total is back under the wall (freeze_wait),
+ * asks for a CP again every THROTTLE_WAIT_MS, and ends when the CP thread
  * stops or the volume failed (writes then get EROFS).  Without a CP
  * thread (mount-time replay, tests) the writer runs the CP itself.
  */
@@ -147,11 +148,20 @@ static void deadline_after(struct timespec *ts, uint64_t us)
 }
 
 /*
- * Wait until a CP froze generation gen (open_gen moved on) or, if
- * us != 0, us microseconds passed.  The caller asked for a CP already and
- * holds no lock.
+ * Wait until a CP froze generation gen (open_gen moved on), or, if
+ * wall != 0, the dirty total is at most wall, or, if us != 0, us
+ * microseconds passed.  The caller asked for a CP already and holds no
+ * lock.
+ *
+ * The wall matters: a writer reads the dirty total and then the
+ * generation, and a CP may freeze in between (its freeze also holds the
+ * log's mutex, which nvlog_fill takes).  Such a writer waits for the
+ * generation after the one that took its data, and if nothing else is
+ * dirty no CP will freeze it: its reply would wait for an unrelated
+ * operation.  Looking at the dirty total on every round ends that wait.
  */
-static void freeze_wait(struct wafl_vol *v, uint64_t gen, uint64_t us)
+static void freeze_wait(struct wafl_vol *v, uint64_t gen, uint64_t wall,
+    uint64_t us)
 {
 	struct timespec end;
 
@@ -159,6 +169,7 @@ static void freeze_wait(struct wafl_vol *v, uint64_t gen, uint64_t us)
 		deadline_after(&end, us);
 	pthread_mutex_lock(&v->cp_mutex);
 	while (open_gen(v) == gen && !v->cp_stop &&
+	    !(wall != 0 && dirty_bytes(v) <= wall) &&
 	    !__atomic_load_n(&v->failed, __ATOMIC_ACQUIRE)) {
 		struct timespec ts;
 		if (us != 0)
@@ -191,7 +202,7 @@ static void throttle(struct wafl_vol *v)
 	uint64_t gen = open_gen(v);
 	cp_request(v);
 	if (dirty > 2 * max) {
-		freeze_wait(v, gen, 0);
+		freeze_wait(v, gen, 2 * max, 0);
 		return;
 	}
 	double p = dirty > max ? (double)(dirty - max) / (double)max : 0.0;
@@ -202,7 +213,7 @@ static void throttle(struct wafl_vol *v)
 	if (us > THROTTLE_DELAY_MAX_US)
 		us = THROTTLE_DELAY_MAX_US;
 	if (us >= 1.0)
-		freeze_wait(v, gen, (uint64_t)us);
+		freeze_wait(v, gen, 0, (uint64_t)us);
 }
 
 int ops_tx_begin(struct wafl_vol *v, uint32_t max_payload,
@@ -248,7 +259,7 @@ int ops_tx_begin(struct wafl_vol *v, uint32_t max_payload,
 		 * when it runs: wait for its freeze (back-pressure above). */
 		if (v->cp_running_thread) {
 			cp_request(v);
-			freeze_wait(v, gen, 0);
+			freeze_wait(v, gen, 0, 0);
 			continue;
 		}
 		rc = cp_run(v);
