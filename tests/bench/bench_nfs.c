@@ -39,7 +39,21 @@
  * filerd, the namespace child, its rpcbind and ganesha.nfsd) is stopped
  * before the end, also on failure (the namespace child and its programs die
  * with this process: PR_SET_PDEATHSIG).  Scratch: $FILER_BENCH_DIR, else
- * <outdir>/../bench-tmp.  $FILER_BENCH_QUICK=1 shrinks sizes and durations.
+ * <outdir>/../bench-tmp.  $FILER_BENCH_QUICK=1 shrinks sizes and durations;
+ * $FILER_BENCH_KEEP=1 keeps the scratch directory (and its logs) even after
+ * a clean run.
+ *
+ * $FILER_BENCH_ONLY=seqwrite runs only filer's sequential write (with its
+ * COMMIT): no Ganesha, no other workload, one figure (and its latencies) in
+ * the table and the JSON.  It is the cheap way to run that phase many times.
+ * $FILER_BENCH_ONLY=filer runs every workload against filer only (Ganesha's
+ * figures are recorded as missing).
+ *
+ * Why a figure is missing is never lost: each reason is printed on stderr
+ * when it is found (prefixed "bench_nfs: filer:" or "bench_nfs: ganesha:"),
+ * again as a note under the table, and appended to the JSON file as one
+ * line {"bench":"nfs","metric":"why missing","server":...,"why":...}; the
+ * scratch directory with the servers' logs is then kept.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -76,6 +90,8 @@
 #define NAME_MAX_LEN	48
 
 static bool quick;
+static bool only_seqw;		/* FILER_BENCH_ONLY=seqwrite */
+static bool only_filer;		/* FILER_BENCH_ONLY=filer (or seqwrite) */
 
 static uint64_t now_ns(void)
 {
@@ -83,6 +99,11 @@ static uint64_t now_ns(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static double secs(uint64_t a, uint64_t b)
+{
+	return (double)(b - a) / 1e9;
 }
 
 /* ------------------------------------------------------------ results */
@@ -115,6 +136,7 @@ struct figure {
 /* What one server's run produced.  Lives in a MAP_SHARED mapping so the
  * namespace child can fill it in for the parent. */
 struct suite {
+	const char *name;	/* "filer" or "ganesha" (a literal) */
 	struct figure f[FIG_COUNT];
 	char why[512];		/* empty, or why figures are missing */
 	bool started;		/* the server was started (logs to keep) */
@@ -136,6 +158,8 @@ static void suite_why(struct suite *s, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(s->why + n, sizeof(s->why) - n, fmt, ap);
 	va_end(ap);
+	fprintf(stderr, "bench_nfs: %s: %s\n", s->name, s->why + n);
+	fflush(stderr);
 }
 
 /* ------------------------------------------------------------ latency */
@@ -323,7 +347,7 @@ struct load {
 	uint64_t ops, bytes;
 	struct lat lat;
 	bool failed;
-	char err[256];
+	char err[384];
 	/* workload parameters */
 	struct fh *dirs;	/* per connection */
 	struct fh file;
@@ -343,13 +367,21 @@ static void load_fail(struct load *ld, const char *fmt, ...)
 static void load_fail(struct load *ld, const char *fmt, ...)
 {
 	va_list ap;
+	int n;
 
 	if (ld->failed)
 		return;
 	ld->failed = true;
 	va_start(ap, fmt);
-	vsnprintf(ld->err, sizeof(ld->err), fmt, ap);
+	n = vsnprintf(ld->err, sizeof(ld->err), fmt, ap);
 	va_end(ap);
+	/* When, and how far the load had got: to match with the server's
+	 * log. */
+	if (n >= 0 && (size_t)n < sizeof(ld->err))
+		snprintf(ld->err + n, sizeof(ld->err) - (size_t)n,
+		    " (%.3f s into the load, %llu replies, %d calls in flight)",
+		    ld->t_start ? secs(ld->t_start, now_ns()) : 0.0,
+		    (unsigned long long)ld->ops, ld->active);
 }
 
 static void slot_cb(struct rpc_context *rpc, int status, void *data,
@@ -361,10 +393,15 @@ static void slot_cb(struct rpc_context *rpc, int status, void *data,
 
 	ld->active--;
 	if (status != RPC_STATUS_SUCCESS) {
-		load_fail(ld, "rpc %s: %s", status == RPC_STATUS_CANCEL ?
+		/* Which call, and how long it was out (libnfs's timeout is
+		 * 30 s, conn_open). */
+		load_fail(ld, "rpc %s%s%s, slot %d state %d offset %llu, "
+		    "queued %.3f s before", status == RPC_STATUS_CANCEL ?
 		    "cancelled" : status == RPC_STATUS_TIMEOUT ? "timeout" :
-		    "error", status == RPC_STATUS_ERROR && data ?
-		    (const char *)data : "");
+		    "error", status == RPC_STATUS_ERROR && data ? ": " : "",
+		    status == RPC_STATUS_ERROR && data ? (const char *)data :
+		    "", s->id, s->state, (unsigned long long)s->off,
+		    secs(s->t0, t));
 		return;
 	}
 	ld->t_last = t;
@@ -418,15 +455,27 @@ static void load_start(struct load *ld, struct conn *conns, int nconn,
 	ld->t_last = ld->t_start;
 }
 
-/* Serve every connection until no call is in flight (bounded: a reply
- * missing for 60 s past t_stop fails the load). */
+/*
+ * Serve every connection until no call is in flight.  Bounded: 60 s
+ * without any reply (counted from t_stop for a timed load, so its calls
+ * still in flight get their time) fails the load.  The bound is on the
+ * gap, not on the whole load: a long load that keeps getting replies (a
+ * slow sequential write on a loaded machine) is not cut short.
+ */
 static void load_wait(struct load *ld)
 {
 	struct pollfd pfd[MAX_CONNS];
-	uint64_t hard = (ld->t_stop ? ld->t_stop : now_ns()) +
-	    60ull * 1000000000ull;
+	uint64_t t_wait = now_ns();
 
 	while (ld->active > 0) {
+		uint64_t since = ld->t_last > t_wait ? ld->t_last : t_wait;
+
+		if (ld->t_stop > since)
+			since = ld->t_stop;
+		if (now_ns() > since + 60ull * 1000000000ull) {
+			load_fail(ld, "no reply for 60 s");
+			return;
+		}
 		for (int i = 0; i < ld->nconn; i++) {
 			pfd[i].fd = rpc_get_fd(ld->conns[i].rpc);
 			pfd[i].events = (short)rpc_which_events(ld->conns[i].rpc);
@@ -442,10 +491,6 @@ static void load_wait(struct load *ld)
 				    rpc_get_error(ld->conns[i].rpc));
 				return;
 			}
-		}
-		if (now_ns() > hard) {
-			load_fail(ld, "no reply within 60 s");
-			return;
 		}
 	}
 }
@@ -568,6 +613,7 @@ static bool seqw_next(struct slot *s, void *res)
 	a.data.data_len = ld->iosize;
 	a.data.data_val = io_buf;
 	ld->next_off += ld->iosize;
+	s->off = a.offset;
 	s->t0 = now_ns();
 	return ISSUE(s, rpc_nfs3_write_async, &a);
 }
@@ -606,6 +652,7 @@ static bool seqr_next(struct slot *s, void *res)
 	a.offset = ld->next_off;
 	a.count = ld->iosize;
 	ld->next_off += ld->iosize;
+	s->off = a.offset;
 	s->t0 = now_ns();
 	return ISSUE(s, rpc_nfs3_read_async, &a);
 }
@@ -729,11 +776,6 @@ static void conns_close(struct conn *c, int n)
 		conn_close(&c[i]);
 }
 
-static double secs(uint64_t a, uint64_t b)
-{
-	return (double)(b - a) / 1e9;
-}
-
 static void meta_mix(const struct server *sv, int clients, int depth,
     double dur, struct figure *fig, struct suite *out)
 {
@@ -837,7 +879,7 @@ static void data_figures(const struct server *sv, struct suite *out)
 	if (ld.failed)
 		suite_why(out, "seq write: %s", ld.err);
 	load_free(&ld);
-	if (!out->f[FIG_SEQW].ok)
+	if (!out->f[FIG_SEQW].ok || only_seqw)
 		goto out;
 
 	/* Sequential read, 8 in flight. */
@@ -944,6 +986,12 @@ static void run_suite(const struct server *sv, struct suite *out)
 		return;
 	}
 	conn_close(&c);
+	if (only_seqw) {
+		printf("  %s: sequential write...\n", sv->name);
+		fflush(stdout);
+		data_figures(sv, out);
+		return;
+	}
 	printf("  %s: metadata mix...\n", sv->name);
 	fflush(stdout);
 	meta_mix(sv, 1, 16, dur, &out->f[FIG_META1], out);
@@ -1268,6 +1316,9 @@ static void report(struct benchout *b, const struct suite *me,
 		char name[96];
 		double mv = m->ok ? m->value : NAN;
 
+		if (only_seqw && i != FIG_SEQW)
+			continue;
+
 		benchout_add(b, fig_def[i].name, mv, fig_def[i].unit, pn,
 		    p->ok ? p->value : NAN, p->ok ? (fig_def[i].lower_is_better
 		    ? "<=" : ">=") : NULL, fig_def[i].goal);
@@ -1280,17 +1331,48 @@ static void report(struct benchout *b, const struct suite *me,
 	}
 }
 
+/* One JSON line with why s's figures are missing, if they are; scratch:
+ * the kept scratch directory, or NULL (removed). */
+static void json_why(struct benchout *b, const struct suite *s,
+    const char *scratch)
+{
+	if (s->why[0] == '\0' || b->json == NULL)
+		return;
+	fputs("{\"bench\":", b->json);
+	benchout_json_str(b->json, b->bench);
+	fputs(",\"metric\":\"why missing\",\"server\":", b->json);
+	benchout_json_str(b->json, s->name);
+	fputs(",\"why\":", b->json);
+	benchout_json_str(b->json, s->why);
+	fputs(",\"scratch\":", b->json);
+	benchout_json_str(b->json, scratch);
+	fputs("}\n", b->json);
+	fflush(b->json);
+}
+
 int main(int argc, char **argv)
 {
 	const char *outdir = argc > 1 ? argv[1] : "build/bench";
 	char base[4096], tmpbuf[4096];
 	struct benchout b;
 	struct suite *sh;
+	const char *only;
+	bool keep;
 	char *tmp;
 	ssize_t n;
 	double load[3];
 
 	quick = getenv("FILER_BENCH_QUICK") != NULL;
+	only = getenv("FILER_BENCH_ONLY");
+	if (only != NULL && strcmp(only, "seqwrite") == 0) {
+		only_seqw = only_filer = true;
+	} else if (only != NULL && strcmp(only, "filer") == 0) {
+		only_filer = true;
+	} else if (only != NULL && only[0] != '\0') {
+		fprintf(stderr, "bench_nfs: FILER_BENCH_ONLY=%s: unknown "
+		    "(seqwrite, filer, or unset for every figure)\n", only);
+		return 2;
+	}
 	if (getloadavg(load, 3) != 3)
 		load[0] = NAN;
 	n = readlink("/proc/self/exe", bindir, sizeof(bindir) - 1);
@@ -1314,23 +1396,35 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	memset(sh, 0, 2 * sizeof(*sh));
+	sh[0].name = "filer";
+	sh[1].name = "ganesha";
 	for (size_t i = 0; i < (1u << 20); i++)
 		io_buf[i] = (char)(i * 131 + 7 + (i >> 12));
 
-	printf("bench_nfs: scratch %s%s\n", tmp, quick ? " (quick)" : "");
+	printf("bench_nfs: scratch %s%s%s\n", tmp, quick ? " (quick)" : "",
+	    only_seqw ? " (filer's sequential write only)" :
+	    only_filer ? " (filer only)" : "");
 	run_filer(tmp, &sh[0]);
-	run_ganesha(tmp, &sh[1]);
+	if (!only_filer)
+		run_ganesha(tmp, &sh[1]);
 
 	benchout_open(&b, outdir, "nfs", "NFSv3 over loopback: filerd vs "
 	    "NFS-Ganesha (VFS FSAL, same disk)");
 	report(&b, &sh[0], &sh[1]);
-	benchout_note(&b, "libnfs raw async clients, one poll loop; meta mix "
-	    "1x16 and 16x8 in flight, seq 1x8, random 4x16, listing 1x1; "
-	    "%s s per timed run, seq file %u MiB, dir %u entries listed",
-	    quick ? "1" : "5", quick ? 32 : 512, sh[0].dir_entries);
-	benchout_note(&b, "filling the listed directory (4x16 CREATEs in "
-	    "flight): filer %.0f/s, ganesha %.0f/s", sh[0].fill_rate,
-	    sh[1].fill_rate);
+	if (only_seqw) {
+		benchout_note(&b, "FILER_BENCH_ONLY=seqwrite: filer's "
+		    "sequential write alone (1x8 in flight, %u MiB), no "
+		    "Ganesha", quick ? 32 : 512);
+	} else {
+		benchout_note(&b, "libnfs raw async clients, one poll loop; "
+		    "meta mix 1x16 and 16x8 in flight, seq 1x8, random 4x16, "
+		    "listing 1x1; %s s per timed run, seq file %u MiB, dir %u "
+		    "entries listed", quick ? "1" : "5", quick ? 32 : 512,
+		    sh[0].dir_entries);
+		benchout_note(&b, "filling the listed directory (4x16 CREATEs "
+		    "in flight): filer %.0f/s, ganesha %.0f/s", sh[0].fill_rate,
+		    sh[1].fill_rate);
+	}
 	if (!isnan(load[0]))
 		benchout_note(&b, "%ld CPUs; load average before the run %.2f "
 		    "(other work on the machine skews every figure)",
@@ -1340,8 +1434,12 @@ int main(int argc, char **argv)
 	if (sh[1].why[0] != '\0')
 		benchout_note(&b, "ganesha figures missing or partial: %s",
 		    sh[1].why);
+	keep = sh[0].why[0] != '\0' || (sh[1].why[0] != '\0' && sh[1].started) ||
+	    getenv("FILER_BENCH_KEEP") != NULL;
+	for (int i = 0; i < 2; i++)
+		json_why(&b, &sh[i], keep ? tmp : NULL);
 	benchout_close(&b);
-	if (sh[0].why[0] != '\0' || (sh[1].why[0] != '\0' && sh[1].started))
+	if (keep)
 		printf("bench_nfs: scratch and logs kept in %s\n", tmp);
 	else
 		tl_tmpdir_remove(tmp);
