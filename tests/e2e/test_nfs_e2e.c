@@ -931,6 +931,74 @@ static void test_snapshot(void **state)
 
 /* ------------------------------------------- the service follows filerd */
 
+/*
+ * Batches of eight 1 MiB UNSTABLE WRITEs in flight on one connection, with
+ * nothing sent between a batch's calls and its replies; dirty_max_bytes
+ * 1M, so each batch pushes the volume over its dirty-data wall.  Every
+ * reply must come without a later operation to release it: a WRITE whose
+ * writer looked at the dirty total just before a CP froze once waited for
+ * a next CP that nothing brought (about 6 batches in 100 were held).  The
+ * timer CP is pushed far out, so only the server's own logic can answer.
+ */
+#define WALL_BATCHES	100
+#define WALL_WAIT_MS	5000	/* a batch takes milliseconds */
+#define WALL_GAP_MS	100
+
+static void test_write_replies_at_the_wall(void **state)
+{
+	struct e2e *t = *state;
+	static struct xb x;
+	static struct th_reply rp;
+	struct th_fh fh[8];
+	uint8_t *data = malloc(CHUNK), buf[4096];
+
+	assert_non_null(data);
+	memset(data, 0x33, CHUNK);
+	free(ta_ctl_expect(0, t->home, "config", "set", "dirty_max_bytes",
+	    "1M", NULL));
+	/* No timer CP to release a held reply by chance. */
+	free(ta_ctl_expect(0, t->home, "config", "set", "cp_interval_ms",
+	    "600000", NULL));
+	export_open(t);
+	ta_daemon_start(&t->d, t->home);
+	for (int i = 0; i < 8; i++) {
+		char name[16];
+		snprintf(name, sizeof(name), "wall%d", i);
+		assert_int_equal(raw_create(t, name), 0);
+		raw_handle(t, name, &fh[i]);
+	}
+	int fd = th_tcp(t->nfs_port, 0);
+	for (int b = 0; b < WALL_BATCHES; b++) {
+		for (int i = 0; i < 8; i++) {
+			xb_call(&x, raw_xid++, TH_NFS_PROG, 3, 7, 0, 0);
+			xb_fh(&x, &fh[i]);
+			xb_u64(&x, 0);
+			xb_u32(&x, CHUNK);
+			xb_u32(&x, 0);			/* UNSTABLE */
+			xb_opaque(&x, data, CHUNK);
+			th_send_record(fd, &x);
+		}
+		for (int i = 0; i < 8; i++) {
+			ssize_t n = th_recv_record(fd, buf, sizeof(buf),
+			    WALL_WAIT_MS);
+			if (n <= 0)
+				fail_msg("batch %d: %d of 8 WRITE replies missing "
+				    "after %d ms", b, 8 - i, WALL_WAIT_MS);
+			memcpy(rp.buf, buf, (size_t)n);
+			rp.len = n;
+			th_parse_reply(&rp);
+			assert_int_equal(rp.stat, 0);
+			assert_int_equal(rd_u32(&rp.r), 0);	/* NFS3_OK */
+		}
+		/* Idle: the CP thread finishes, and the next batch's first
+		 * CP freezes among its writes. */
+		ta_sleep_ms(WALL_GAP_MS);
+	}
+	close(fd);
+	free(data);
+	daemon_stop_clean(t);
+}
+
 static bool port_answers(uint16_t port)
 {
 	struct sockaddr_in sa = { .sin_family = AF_INET,
@@ -1024,6 +1092,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_concurrent, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_kill9, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_write_replies_at_the_wall,
+		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_export_rules, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_snapshot, setup, teardown),

@@ -15,7 +15,6 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <unistd.h>
 #include <string.h>
 
 #include "common/err.h"
@@ -33,7 +32,6 @@ struct fx {
 	char logpath[512];
 	uint64_t disk_blocks;
 	bool cp_thread;
-	uint64_t dirty_max;		/* 0: the default */
 	struct wafl_obj root;
 };
 
@@ -63,19 +61,16 @@ static void fx_mount(struct fx *f)
 		.nvlog_half_bytes = 4 << 20,
 		.no_cp_thread = !f->cp_thread,
 		.cp_interval_ms = 1000,
-		.dirty_max_bytes = f->dirty_max,
 	};
 	assert_int_equal(wafl_mount(f->raid, &mo, &f->v), 0);
 	assert_int_equal(wafl_root(f->v, &f->root), 0);
 }
 
-static int setup_sized(void **state, uint64_t disk_blocks, bool cp_thread,
-    uint64_t dirty_max)
+static int setup_sized(void **state, uint64_t disk_blocks, bool cp_thread)
 {
 	struct fx *f = calloc(1, sizeof(*f));
 
 	f->disk_blocks = disk_blocks;
-	f->dirty_max = dirty_max;
 	f->cp_thread = cp_thread;
 	f->dir = tl_tmpdir_make(NULL, "wafl-ops");
 	for (int i = 0; i < 5; i++) {
@@ -92,24 +87,17 @@ static int setup_sized(void **state, uint64_t disk_blocks, bool cp_thread,
 
 static int setup(void **state)
 {
-	return setup_sized(state, 16384, false, 0);
+	return setup_sized(state, 16384, false);
 }
 
 static int setup_small(void **state)
 {
-	return setup_sized(state, 2048, false, 0);
+	return setup_sized(state, 2048, false);
 }
 
 static int setup_thread(void **state)
 {
-	return setup_sized(state, 16384, true, 0);
-}
-
-/* The CP thread, and 1 MiB of dirty data before CPs are forced (2 MiB
- * before writers wait for one). */
-static int setup_throttled(void **state)
-{
-	return setup_sized(state, 16384, true, 1u << 20);
+	return setup_sized(state, 16384, true);
 }
 
 static void check_clean(struct fx *f)
@@ -1265,97 +1253,6 @@ static void test_concurrent(void **state)
 	check_clean(f);
 }
 
-/*
- * Writers at the dirty-data wall wait for a CP to take their data.  A wait
- * must end once the data is taken, even when a CP froze between the
- * writer's look at the dirty total and its look at the generation and
- * nothing else is left for another CP to do: batches of writes with idle
- * gaps between them, every batch must complete (bounded: 20 s per batch,
- * against a few milliseconds when it works).
- */
-#define TW_THREADS	8
-#define TW_BATCHES	150
-
-struct tw {
-	struct fx *f;
-	struct wafl_obj file;
-	pthread_mutex_t *mu;
-	pthread_cond_t *cv;
-	int *go, *done;
-	uint8_t *buf;
-	int errors;
-};
-
-static void *tw_main(void *arg)
-{
-	struct tw *w = arg;
-
-	for (int b = 1; b <= TW_BATCHES; b++) {
-		pthread_mutex_lock(w->mu);
-		while (*w->go < b)
-			pthread_cond_wait(w->cv, w->mu);
-		pthread_mutex_unlock(w->mu);
-		enum wafl_stable c;
-		if (wafl_write(w->f->v, &ROOT, &w->file, 0, 1u << 20, w->buf,
-		    WAFL_UNSTABLE, &c, NULL, NULL) != 0)
-			w->errors++;
-		pthread_mutex_lock(w->mu);
-		(*w->done)++;
-		pthread_cond_broadcast(w->cv);
-		pthread_mutex_unlock(w->mu);
-	}
-	return NULL;
-}
-
-static void test_throttle_wall_releases(void **state)
-{
-	struct fx *f = *state;
-	pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-	pthread_cond_t cv;
-	pthread_condattr_t ca;
-	struct tw w[TW_THREADS];
-	pthread_t t[TW_THREADS];
-	int go = 0, done = 0;
-	uint8_t *buf = malloc(1u << 20);
-
-	assert_non_null(buf);
-	memset(buf, 0x5a, 1u << 20);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&cv, &ca);
-	for (int i = 0; i < TW_THREADS; i++) {
-		char name[16];
-		snprintf(name, sizeof(name), "tw%d", i);
-		w[i] = (struct tw){ f, mk_file(f, &ROOT, &f->root, name, 0644),
-		    &mu, &cv, &go, &done, buf, 0 };
-		assert_int_equal(pthread_create(&t[i], NULL, tw_main, &w[i]),
-		    0);
-	}
-	for (int b = 1; b <= TW_BATCHES; b++) {
-		struct timespec end;
-		clock_gettime(CLOCK_MONOTONIC, &end);
-		end.tv_sec += 20;
-		pthread_mutex_lock(&mu);
-		go = b;
-		pthread_cond_broadcast(&cv);
-		int rc = 0;
-		while (done < b * TW_THREADS && rc == 0)
-			rc = pthread_cond_timedwait(&cv, &mu, &end);
-		int got = done;
-		pthread_mutex_unlock(&mu);
-		if (got < b * TW_THREADS)
-			fail_msg("batch %d: %d of %d writes still waiting after "
-			    "20 s", b, b * TW_THREADS - got, TW_THREADS);
-		usleep(2000);	/* idle: nothing else changes the volume */
-	}
-	for (int i = 0; i < TW_THREADS; i++) {
-		pthread_join(t[i], NULL);
-		assert_int_equal(w[i].errors, 0);
-	}
-	pthread_cond_destroy(&cv);
-	free(buf);
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1383,8 +1280,6 @@ int main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_enospc_and_recovery,
 		    setup_small, teardown),
-		cmocka_unit_test_setup_teardown(test_throttle_wall_releases,
-		    setup_throttled, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent, setup_thread,
 		    teardown),
 	};
