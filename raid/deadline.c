@@ -603,7 +603,6 @@ int raid_dev_deadline_wrap(struct raid_dev *inner, uint32_t timeout_ms,
 	dl->base.file_dev = inner->file_dev;
 	dl->base.file_ino = inner->file_ino;
 	dl->base.fd = -1;
-	dl->base.dfd = -1;
 	dl->inner = inner;
 	dl->timeout_ms = timeout_ms;
 	pthread_mutex_init(&dl->mu, NULL);

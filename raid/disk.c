@@ -3,30 +3,14 @@
  * disk-ops vtable of raid_impl.h.  The fault injector (fault.c) wraps one
  * of these and is interchangeable with it.
  *
- * Reads and small writes are buffered (page cache); durability comes from
- * fdatasync in sync(), which raid_flush calls on every disk (R2).
- * try_preadv reads with RWF_NOWAIT: what the page cache holds, without
- * waiting for the device (deadline.c lets callers do that in their own
- * thread).
- *
- * Large writes (DIRECT_MIN bytes or more, every buffer, length and offset
- * a multiple of 4096: the full pieces that deadline.c's workers write from
- * their aligned bounce buffers for whole-stripe writes of a CP or of a
- * mirror's baseline) go through a second descriptor opened O_DIRECT: the
- * kernel then neither copies them into the page cache nor zeroes pages
- * for them nor writes them back later, which was most of the CPU such a
- * write cost.  The kernel
- * writes back and drops cached pages of the range first, so buffered
- * reads after it see the new data; raid's range locks keep readers and
- * writers of a stripe apart meanwhile.  Durability is unchanged: a direct
- * write may sit in the device's cache until the same fdatasync.  Where
- * O_DIRECT cannot be opened (tmpfs) or a direct write is refused with
- * EINVAL, the buffered descriptor writes it.
+ * I/O is buffered (page cache); durability comes from fdatasync in sync(),
+ * which raid_flush calls on every disk (R2).  try_preadv reads with
+ * RWF_NOWAIT: what the page cache holds, without waiting for the device
+ * (deadline.c lets callers do that in their own thread).
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <stdatomic.h>
 #include <linux/fs.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,19 +23,10 @@
 #include "raid/raid_impl.h"
 
 #define IOV_BATCH	1024
-#define DIRECT_MIN	(256u << 10)
-#define DIRECT_ALIGN	4096u
-
-static _Atomic uint64_t direct_bytes;
-
-uint64_t raid_direct_write_bytes(void)
-{
-	return atomic_load(&direct_bytes);
-}
 
 /* preadv/pwritev of the whole vector, in batches, over short transfers
  * and EINTR.  A read past the end of the image is -EIO. */
-static int file_iov(int fd, const struct iovec *iov, int cnt,
+static int file_iov(struct raid_dev *d, const struct iovec *iov, int cnt,
     uint64_t off, bool write, int rwf)
 {
 	struct iovec local[IOV_BATCH];
@@ -67,8 +42,8 @@ static int file_iov(int fd, const struct iovec *iov, int cnt,
 		struct iovec *cur = local;
 		int left = c;
 		while (want > 0) {
-			n = write ? pwritev(fd, cur, left, (off_t)off) :
-			    preadv2(fd, cur, left, (off_t)off, rwf);
+			n = write ? pwritev(d->fd, cur, left, (off_t)off) :
+			    preadv2(d->fd, cur, left, (off_t)off, rwf);
 			if (n < 0) {
 				if (errno == EINTR)
 					continue;
@@ -101,7 +76,7 @@ static int file_iov(int fd, const struct iovec *iov, int cnt,
 static int file_preadv(struct raid_dev *d, const struct iovec *iov, int cnt,
     uint64_t off)
 {
-	return file_iov(d->fd, iov, cnt, off, false, 0);
+	return file_iov(d, iov, cnt, off, false, 0);
 }
 
 /* RWF_NOWAIT: served from the page cache, or -EAGAIN (a short read is
@@ -109,45 +84,13 @@ static int file_preadv(struct raid_dev *d, const struct iovec *iov, int cnt,
 static int file_try_preadv(struct raid_dev *d, const struct iovec *iov,
     int cnt, uint64_t off)
 {
-	return file_iov(d->fd, iov, cnt, off, false, RWF_NOWAIT);
-}
-
-static bool direct_ok(const struct iovec *iov, int cnt, uint64_t off)
-{
-	size_t total = 0;
-
-	if (off % DIRECT_ALIGN != 0)
-		return false;
-	for (int i = 0; i < cnt; i++) {
-		if ((uintptr_t)iov[i].iov_base % DIRECT_ALIGN != 0 ||
-		    iov[i].iov_len % DIRECT_ALIGN != 0)
-			return false;
-		total += iov[i].iov_len;
-	}
-	return total >= DIRECT_MIN;
-}
-
-static size_t iov_bytes(const struct iovec *iov, int cnt)
-{
-	size_t total = 0;
-
-	for (int i = 0; i < cnt; i++)
-		total += iov[i].iov_len;
-	return total;
+	return file_iov(d, iov, cnt, off, false, RWF_NOWAIT);
 }
 
 static int file_pwritev(struct raid_dev *d, const struct iovec *iov, int cnt,
     uint64_t off)
 {
-	if (d->dfd >= 0 && direct_ok(iov, cnt, off)) {
-		int err = file_iov(d->dfd, iov, cnt, off, true, 0);
-		if (err == 0)
-			atomic_fetch_add(&direct_bytes, iov_bytes(iov, cnt));
-		if (err != -EINVAL)
-			return err;
-		/* Refused as direct I/O: the same bytes, buffered. */
-	}
-	return file_iov(d->fd, iov, cnt, off, true, 0);
+	return file_iov(d, iov, cnt, off, true, 0);
 }
 
 static int file_sync(struct raid_dev *d)
@@ -163,8 +106,6 @@ static void file_close(struct raid_dev *d)
 {
 	if (d->fd >= 0)
 		close(d->fd);
-	if (d->dfd >= 0)
-		close(d->dfd);
 	free(d);
 }
 
@@ -205,7 +146,6 @@ int raid_dev_open_file(const char *path, bool create, struct raid_dev **out)
 	}
 	d->ops = &file_ops;
 	d->fd = fd;
-	d->dfd = open(path, O_RDWR | O_CLOEXEC | O_DIRECT);
 	d->file_dev = (uint64_t)st.st_dev;
 	d->file_ino = (uint64_t)st.st_ino;
 	if (S_ISBLK(st.st_mode)) {

@@ -370,7 +370,6 @@ int raid_fault_wrap(struct raid_dev *inner, struct raid_fault_world *w,
 	f->base.file_dev = inner->file_dev;
 	f->base.file_ino = inner->file_ino;
 	f->base.fd = -1;
-	f->base.dfd = -1;
 	f->inner = inner;
 	f->world = w;
 	pthread_mutex_init(&f->mu, NULL);

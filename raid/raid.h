@@ -283,9 +283,6 @@ struct raid_status {
 };
 void raid_status(const raid_vol_t *v, struct raid_status *st);
 void raid_counters_reset(raid_vol_t *v);
-/* Bytes this process wrote to disks with O_DIRECT (every volume; large
- * writes bypass the page cache, docs/raid.md "Direct writes"). */
-uint64_t raid_direct_write_bytes(void);
 
 /*
  * Fault injection (tests; needs raid_open_opts.fault_inject).

@@ -67,7 +67,6 @@ struct raid_dev {
 	uint64_t size;		/* bytes */
 	bool is_blockdev;
 	int fd;			/* the file; -1 for a wrapper */
-	int dfd;		/* the file opened O_DIRECT, or -1 (disk.c) */
 	/* The file under every wrapper (st_dev, st_ino): the same disk
 	 * however its path is spelled. */
 	uint64_t file_dev, file_ino;

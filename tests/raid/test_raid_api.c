@@ -201,45 +201,6 @@ static void test_counters(void **state)
 	tl_vol_destroy(&t);
 }
 
-/*
- * Large writes go to the disks with O_DIRECT, small ones through the page
- * cache: whatever the mix, and whatever the page cache held of a range
- * before a direct write over it, reads see the newest data, before and
- * after a close and reopen.
- */
-static void test_direct_writes(void **state)
-{
-	struct tl_vol t;
-	uint64_t rng = 7;
-	const uint32_t n = 4, p = 1;
-
-	(void)state;
-	assert_int_equal(tl_vol_create(&t, NULL, 1, n, p, 2048, false), 0);
-	uint64_t d0 = raid_direct_write_bytes();
-	/* 512 stripes: 2 MiB per disk, in pieces of 256 KiB. */
-	assert_int_equal(tl_vol_write_random(&t, 0, 512 * n, &rng), 0);
-	assert_true(raid_direct_write_bytes() - d0 >= (uint64_t)(n + p) << 20);
-	verify(&t, "after direct writes");
-	for (int round = 0; round < 4; round++) {
-		/* Small writes (cached) inside the range, read back... */
-		for (int i = 0; i < 32; i++)
-			assert_int_equal(tl_vol_write_random(&t,
-			    tl_rand_below(&rng, 512 * n - 3), 3, &rng), 0);
-		verify(&t, "after small writes");
-		/* ...then a large write over them, read back again. */
-		uint64_t d1 = raid_direct_write_bytes();
-		assert_int_equal(tl_vol_write_random(&t, 128 * n, 256 * n,
-		    &rng), 0);
-		assert_true(raid_direct_write_bytes() > d1);
-		verify(&t, "after a direct write over cached blocks");
-	}
-	assert_int_equal(raid_flush(t.v), 0);
-	tl_vol_close(&t);
-	assert_int_equal(tl_vol_open(&t), 0);
-	verify(&t, "after reopening");
-	tl_vol_destroy(&t);
-}
-
 static void test_ranges(void **state)
 {
 	struct tl_vol t;
@@ -493,7 +454,6 @@ int main(void)
 		cmocka_unit_test(test_geometry_and_mapping),
 		cmocka_unit_test(test_counters),
 		cmocka_unit_test(test_ranges),
-		cmocka_unit_test(test_direct_writes),
 		cmocka_unit_test(test_create_refusals),
 		cmocka_unit_test(test_concurrent_partial_writes),
 		cmocka_unit_test(test_concurrent_mixed_degraded),
