@@ -483,11 +483,18 @@ static uint64_t bytes_out(struct pair *p)
 	return st.bytes_out;
 }
 
+/* Where an update's time goes: the writes, the source's CP, and from the
+ * CP's end to the destination's acknowledgement. */
+struct upd_split {
+	double write_s, cp_s, ack_s;
+};
+
 /* Change 1 MiB: NCHANGE scattered 4 KiB writes (scattered) or one range.
- * Then a CP; returns the seconds until the destination acknowledged it.
- * offs[] (NCHANGE entries: file << 32 | block) records where. */
+ * Then a CP; returns the seconds until the destination acknowledged it,
+ * and (if split) its parts.  offs[] (NCHANGE entries: file << 32 | block)
+ * records where. */
 static double pair_update(struct pair *p, bool scattered, uint64_t *rng,
-    uint64_t *offs, uint32_t salt)
+    uint64_t *offs, uint32_t salt, struct upd_split *split)
 {
 	uint8_t *b = malloc(CHUNK);
 	enum wafl_stable c;
@@ -519,10 +526,15 @@ static double pair_update(struct pair *p, bool scattered, uint64_t *rng,
 		    &p->files[offs[0] >> 32], (offs[0] & 0xffffffffu) * 4096,
 		    CHUNK, b, WAFL_UNSTABLE, &c, NULL, NULL), "change");
 	}
+	double t1 = tl_now_s();
 	check(wafl_sync(p->src->v), "change CP");
+	double t2 = tl_now_s();
 	check(mir_source_wait(p->ms, wafl_generation(p->src->v), 120000),
 	    "acknowledgement of the change");
-	t0 = tl_now_s() - t0;
+	double t3 = tl_now_s();
+	if (split != NULL)
+		*split = (struct upd_split){ t1 - t0, t2 - t1, t3 - t2 };
+	t0 = t3 - t0;
 	free(b);
 	return t0;
 }
@@ -718,6 +730,7 @@ struct sized {
 	double baseline_s, baseline_mbs, baseline_cpu;
 	double walk_mbs;		/* the source's walk alone */
 	double update_s;		/* median, scattered */
+	struct upd_split split;		/* the parts of the median run */
 	double wire_scattered, wire_range;	/* bytes out / bytes changed */
 	double blocks_scattered, blocks_range;	/* blocks sent / changed */
 	double rsync_s, rsync_c_s;	/* NAN if not measured */
@@ -730,6 +743,7 @@ static void run_size(const char *tmp, struct sized *z)
 	struct rsyncd r;
 	uint64_t blocks, rng = 12345 ^ z->bytes, offs[NCHANGE];
 	double t[UPDATE_RUNS];
+	struct upd_split sp[UPDATE_RUNS];
 	struct mir_source_stats st0, st1;
 
 	printf("  %.0f MiB: filling the source...\n", z->bytes / MiB);
@@ -745,27 +759,34 @@ static void run_size(const char *tmp, struct sized *z)
 
 	/* Update cost: scattered 4 KiB writes, median of UPDATE_RUNS. */
 	for (int i = 0; i < UPDATE_RUNS; i++)
-		t[i] = pair_update(&p, true, &rng, offs, (uint32_t)i);
-	z->update_s = median(t, UPDATE_RUNS);
+		t[i] = pair_update(&p, true, &rng, offs, (uint32_t)i, &sp[i]);
+	double ts[UPDATE_RUNS];
+	memcpy(ts, t, sizeof(ts));
+	z->update_s = median(ts, UPDATE_RUNS);	/* sorts its copy */
+	for (int i = 0; i < UPDATE_RUNS; i++)
+		if (t[i] == z->update_s)
+			z->split = sp[i];
 
 	/* Bytes on the wire for one change of each shape. */
 	uint64_t b0 = bytes_out(&p);
 	mir_source_stats(p.ms, &st0);
-	(void)pair_update(&p, true, &rng, offs, 100);
+	(void)pair_update(&p, true, &rng, offs, 100, NULL);
 	uint64_t b1 = bytes_out(&p);
 	mir_source_stats(p.ms, &st1);
 	z->wire_scattered = (double)(b1 - b0) / (NCHANGE * 4096.0);
 	z->blocks_scattered = (double)(st1.blocks_sent_cp + st1.blocks_sent_walk -
 	    st0.blocks_sent_cp - st0.blocks_sent_walk) / NCHANGE;
 	offs[0] = (uint64_t)(p.nfiles / 2) << 32 | 4096;	/* at 16 MiB */
-	(void)pair_update(&p, false, &rng, offs, 200);
+	(void)pair_update(&p, false, &rng, offs, 200, NULL);
 	uint64_t b2 = bytes_out(&p);
 	mir_source_stats(p.ms, &st0);
 	z->wire_range = (double)(b2 - b1) / (NCHANGE * 4096.0);
 	z->blocks_range = (double)(st0.blocks_sent_cp + st0.blocks_sent_walk -
 	    st1.blocks_sent_cp - st1.blocks_sent_walk) / NCHANGE;
-	printf("  %.0f MiB: update %.3f s; wire bytes per changed byte %.2f "
+	printf("  %.0f MiB: update %.3f s (writes %.3f, CP %.3f, to the "
+	    "acknowledgement %.3f); wire bytes per changed byte %.2f "
 	    "(scattered), %.2f (range)\n", z->bytes / MiB, z->update_s,
+	    z->split.write_s, z->split.cp_s, z->split.ack_s,
 	    z->wire_scattered, z->wire_range);
 	fflush(stdout);
 	pair_free(&p);
