@@ -950,7 +950,8 @@ static void serve_conn(struct mir_dest *d, int fd)
 	if (rc == 0)
 		rc = mir_window_create(MIR_WINDOW_BLOCKS, &c.win);
 	if (rc != 0) {
-		set_error(d, "cannot start the writer: %s", fl_strerror(rc));
+		set_error(d, "cannot start the writer or the link's window: "
+		    "%s", fl_strerror(rc));
 		goto out;
 	}
 	struct mir_status_msg sm = { 0 };
