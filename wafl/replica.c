@@ -364,7 +364,8 @@ static int walk_node(struct walk *w, const struct wafl_bp *bp,
 				rc = FL_ERR(-FL_ECORRUPT);	/* W2 */
 			if (rc == 0)
 				rc = walk_node(w, &cbp, level - 1,
-				    idx * WAFL_BPS_PER_BLOCK + c, is_ifile, meta);
+				    idx * WAFL_BPS_PER_BLOCK + c, is_ifile,
+				    meta);
 		}
 	} else if (rc == 0 && is_ifile) {
 		for (unsigned i = 0; i < WAFL_INODES_PER_BLOCK && rc == 0; i++) {

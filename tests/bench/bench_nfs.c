@@ -1434,7 +1434,8 @@ int main(int argc, char **argv)
 	if (sh[1].why[0] != '\0')
 		benchout_note(&b, "ganesha figures missing or partial: %s",
 		    sh[1].why);
-	keep = sh[0].why[0] != '\0' || (sh[1].why[0] != '\0' && sh[1].started) ||
+	keep = sh[0].why[0] != '\0' ||
+	    (sh[1].why[0] != '\0' && sh[1].started) ||
 	    getenv("FILER_BENCH_KEEP") != NULL;
 	for (int i = 0; i < 2; i++)
 		json_why(&b, &sh[i], keep ? tmp : NULL);

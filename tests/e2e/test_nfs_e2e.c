@@ -982,8 +982,9 @@ static void test_write_replies_at_the_wall(void **state)
 			ssize_t n = th_recv_record(fd, buf, sizeof(buf),
 			    WALL_WAIT_MS);
 			if (n <= 0)
-				fail_msg("batch %d: %d of 8 WRITE replies missing "
-				    "after %d ms", b, 8 - i, WALL_WAIT_MS);
+				fail_msg("batch %d: %d of 8 WRITE replies "
+				    "missing after %d ms", b, 8 - i,
+				    WALL_WAIT_MS);
 			memcpy(rp.buf, buf, (size_t)n);
 			rp.len = n;
 			th_parse_reply(&rp);
