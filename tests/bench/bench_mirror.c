@@ -31,7 +31,9 @@
  * 100 ms under that load.
  *
  * FILER_BENCH_BASELINE_MIB=N: only the disk and loopback figures and one
- * baseline of N MiB, printed (no JSON); for profiling the baseline.
+ * baseline of N MiB, printed (no JSON); for profiling the baseline.  With
+ * FILER_BENCH_UPDATES=K (at most 1000) as well, K scattered updates follow,
+ * each printed with its parts; for profiling the update path.
  *
  * Disk bandwidth: 1 MiB writes of a new file and fsync (512 MiB, quick
  * 128 MiB).  Loopback: one sender thread, one receiver thread over
@@ -1177,6 +1179,23 @@ int main(int argc, char **argv)
 		    (unsigned long long)rs.counters.partial_stripe_writes,
 		    (unsigned long long)rs.counters.partial_reads,
 		    (unsigned long long)rs.counters.flushes);
+		int nupd = getenv("FILER_BENCH_UPDATES") != NULL ?
+		    atoi(getenv("FILER_BENCH_UPDATES")) : 0;
+		if (nupd > 1000)
+			nupd = 1000;
+		uint64_t rng = 777, offs[NCHANGE];
+		t0 = tl_now_s();
+		for (int i = 0; i < nupd; i++) {
+			struct upd_split sp;
+			double u = pair_update(&p, true, &rng, offs,
+			    (uint32_t)i, &sp);
+			printf("  update %d: %.1f ms (writes %.1f, CP %.1f, to "
+			    "the acknowledgement %.1f)\n", i, u * 1e3,
+			    sp.write_s * 1e3, sp.cp_s * 1e3, sp.ack_s * 1e3);
+		}
+		if (nupd > 0)
+			printf("  updates from %.6f to %.6f (CLOCK_MONOTONIC)\n",
+			    t0, tl_now_s());
 		pair_free(&p);
 		tl_tmpdir_remove(tmp);
 		return 0;
