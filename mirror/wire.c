@@ -306,11 +306,31 @@ int mir_begin_decode(const uint8_t *p, uint32_t len, struct mir_begin *m)
 	return 0;
 }
 
+/*
+ * BLOCK and DELTA begin alike: gen 8, vbn 8, birth 8.  A block of a tree
+ * is never at VBN 0 or 1 (the fsinfo slots) and is born in 1..gen.
+ */
+static void block_head_encode(uint8_t *p, uint64_t gen, uint64_t vbn,
+    uint64_t birth)
+{
+	fl_put_le64(p + 0, gen);
+	fl_put_le64(p + 8, vbn);
+	fl_put_le64(p + 16, birth);
+}
+
+static int block_head_decode(const uint8_t *p, uint64_t *gen, uint64_t *vbn,
+    uint64_t *birth)
+{
+	*gen = fl_get_le64(p);
+	*vbn = fl_get_le64(p + 8);
+	*birth = fl_get_le64(p + 16);
+	return *vbn < 2 || *birth == 0 || *birth > *gen ?
+	    FL_ERR(-FL_EPROTO) : 0;
+}
+
 void mir_block_encode(uint8_t *p, const struct mir_block *m)
 {
-	fl_put_le64(p + 0, m->gen);
-	fl_put_le64(p + 8, m->vbn);
-	fl_put_le64(p + 16, m->birth);
+	block_head_encode(p, m->gen, m->vbn, m->birth);
 	fl_put_le32(p + 24, m->hint);
 	fl_put_le32(p + 28, 0);
 	memcpy(p + 32, m->data, MIR_BLOCK);
@@ -320,23 +340,16 @@ int mir_block_decode(const uint8_t *p, uint32_t len, struct mir_block *m)
 {
 	if (len != 32 + MIR_BLOCK || fl_get_le32(p + 28) != 0)
 		return FL_ERR(-FL_EPROTO);
-	m->gen = fl_get_le64(p);
-	m->vbn = fl_get_le64(p + 8);
-	m->birth = fl_get_le64(p + 16);
 	m->hint = fl_get_le32(p + 24);
 	m->data = p + 32;
-	/* VBN 0 and 1 are the fsinfo slots: never a block of a tree. */
-	if (m->vbn < 2 || m->birth == 0 || m->birth > m->gen ||
-	    (m->hint & ~MIR_HINT_KEEP) != 0)
+	if ((m->hint & ~MIR_HINT_KEEP) != 0)
 		return FL_ERR(-FL_EPROTO);
-	return 0;
+	return block_head_decode(p, &m->gen, &m->vbn, &m->birth);
 }
 
 void mir_delta_encode_head(uint8_t *p, const struct mir_delta *m)
 {
-	fl_put_le64(p + 0, m->gen);
-	fl_put_le64(p + 8, m->vbn);
-	fl_put_le64(p + 16, m->birth);
+	block_head_encode(p, m->gen, m->vbn, m->birth);
 	fl_put_le64(p + 24, m->base);
 }
 
@@ -345,15 +358,12 @@ int mir_delta_decode(const uint8_t *p, uint32_t len, struct mir_delta *m)
 {
 	if (len < MIR_DELTA_HDR || len >= MIR_DELTA_HDR + MIR_BLOCK)
 		return FL_ERR(-FL_EPROTO);
-	m->gen = fl_get_le64(p);
-	m->vbn = fl_get_le64(p + 8);
-	m->birth = fl_get_le64(p + 16);
 	m->base = fl_get_le64(p + 24);
 	m->ranges = p + MIR_DELTA_HDR;
 	m->ranges_len = len - MIR_DELTA_HDR;
-	if (m->vbn < 2 || m->base < 2 || m->birth == 0 || m->birth > m->gen)
+	if (m->base < 2)
 		return FL_ERR(-FL_EPROTO);
-	return 0;
+	return block_head_decode(p, &m->gen, &m->vbn, &m->birth);
 }
 
 void mir_root_encode(uint8_t *p, const struct mir_root *m)
@@ -768,14 +778,14 @@ int mir_send_block(struct mir_conn *c, uint64_t gen, uint64_t vbn,
 int mir_send_block_win(struct mir_conn *c, uint64_t gen, uint64_t vbn,
     uint64_t birth, const void *data, uint64_t prev_vbn, bool keep)
 {
-	const uint8_t *base = prev_vbn != 0 ? mir_window_get(c->win, prev_vbn) :
-	    NULL;
 	int rc;
 
 	if (c->win == NULL)
 		return mir_send_block(c, gen, vbn, birth, data);
 	if (c->buf == NULL)
 		return -ENOTCONN;
+	const uint8_t *base = prev_vbn != 0 ? mir_window_get(c->win, prev_vbn) :
+	    NULL;
 	if (base != NULL) {
 		uint8_t *p = mir_conn_payload(c);
 		uint32_t n = mir_patch_encode(p + MIR_DELTA_HDR, MIR_BLOCK - 1,
