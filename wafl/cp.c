@@ -397,6 +397,8 @@ static int cp_write_out(struct cp_ctx *cx, const struct wafl_fsinfo *nfsi,
 	run = v->cp_run_buf;
 	if (run == NULL)
 		return -ENOMEM;
+	/* Set or cleared only between CPs. */
+	const bool obs = v->has_obs && v->obs.blocks != NULL;
 	struct wafl_cp_blkinfo info[CP_RUN_MAX];
 	for (uint64_t i = 0; i < cx->nblks && rc == 0;) {
 		uint32_t n = 0;
@@ -409,12 +411,13 @@ static int cp_write_out(struct cp_ctx *cx, const struct wafl_fsinfo *nfsi,
 			 * (bcache_give's promise; W1 on disk rests on it). */
 			ASSERT(fl_crc32c(0, run + (size_t)n * WAFL_BLOCK_SIZE,
 			    WAFL_BLOCK_SIZE) == cx->blks[i + n].cksum);
-			info[n] = cx->blks[i + n].info;
+			if (obs)
+				info[n] = cx->blks[i + n].info;
 			n++;
 		}
 		VERIFY(n > 0);	/* VBNs are unique (W5) */
 		rc = raid_write(v->raid, first, n, run);
-		if (rc == 0 && v->has_obs && v->obs.blocks != NULL)
+		if (rc == 0 && obs)
 			v->obs.blocks(v->obs.arg, cx->gen, first, n, run,
 			    info);
 		i += n;
