@@ -190,6 +190,7 @@ struct mir_dest_stats {
 	uint64_t gen;			/* served root (0: none) */
 	uint64_t transfers, blocks_received, blocks_written;
 	uint64_t blocks_delta;		/* of blocks_received: from DELTAs */
+	uint64_t deltas_refused;	/* base not kept, or bad ranges */
 	uint64_t rejects;		/* connections closed on bad input */
 	uint64_t auth_failures;
 	uint64_t mirror_reads;		/* raid data reads while receiving

@@ -299,17 +299,35 @@ static void test_link_cuts(void **state)
 	mir_dest_stats(p->md, &ds);
 	fprintf(stderr, "link cuts: %llu cuts over %llu connections, %d CPs; "
 	    "source: %llu CP transfers, %llu walks (%llu blocks), %llu CP "
-	    "blocks; destination: %llu transfers adopted, %llu rejects, "
-	    "mirror-path reads %llu\n",
+	    "blocks (%llu as DELTA); destination: %llu transfers adopted, "
+	    "%llu rejects, %llu DELTAs refused, mirror-path reads %llu\n",
 	    (unsigned long long)px.cuts, (unsigned long long)px.conns, i,
 	    (unsigned long long)ss.transfers_cp,
 	    (unsigned long long)ss.transfers_walk,
 	    (unsigned long long)ss.blocks_sent_walk,
 	    (unsigned long long)ss.blocks_sent_cp,
+	    (unsigned long long)ss.blocks_delta,
 	    (unsigned long long)ds.transfers, (unsigned long long)ds.rejects,
+	    (unsigned long long)ds.deltas_refused,
 	    (unsigned long long)ds.mirror_reads);
 	assert_true(px.cuts >= 50);
 	assert_int_equal(ds.mirror_reads, 0);
+	/* Each connection's windows start empty at both ends and follow
+	 * the same frames, however the link was cut: the destination never
+	 * lacked a DELTA's base or found bad ranges, and CPs after the last
+	 * catch-up go as DELTAs against what that walk left in the windows. */
+	assert_int_equal(ds.deltas_refused, 0);
+	uint64_t deltas0 = ss.blocks_delta;
+	for (int r = 0; r < 5; r++) {
+		tl_fill_random(buf, sizeof(buf), &seed);
+		tm_write(p->src->v, &f[r % 4], 4096 * (uint64_t)r, buf, 4096);
+		assert_int_equal(wafl_sync(p->src->v), 0);
+	}
+	assert_int_equal(mir_source_wait(p->ms, 0, 30000), 0);
+	mir_source_stats(p->ms, &ss);
+	mir_dest_stats(p->md, &ds);
+	assert_true(ss.blocks_delta > deltas0);
+	assert_int_equal(ds.deltas_refused, 0);
 	finish_through_proxy(p, &px);
 	tm_check_clean(p->src->v, "source");
 	tm_pair_free(p);

@@ -309,6 +309,9 @@ static void test_bad_peers(void **state)
 		unchanged(p, g, &rejects);
 	}
 	assert_true(tl_log_count_with("malformed ranges", NULL) >= 2);
+	struct mir_dest_stats dr;
+	mir_dest_stats(p->md, &dr);
+	assert_int_equal(dr.deltas_refused, 3);
 
 	/* A DELTA that rebuilds a block its parent's checksum refuses:
 	 * the first block whose altered form is a DELTA in a chained CP. */
