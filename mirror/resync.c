@@ -14,41 +14,70 @@
  *      the same tree: the Merkle property.  A break keeps the last root
  *      as snapshot mirror.base.<gen> and the source keeps its hold on the
  *      acknowledged root (M6), so G exists after any break.
- *   2. capture.  T (no longer taking writes) sends its active tree's
- *      blocks born after G (a birth walk of its newest root t).
- *   3. import.  W makes them snapshot resync.<gen-of-t> by relocating them
- *      to VBNs of its own (wafl_import_snapshot: T's VBNs may be used by
- *      W's own blocks since G), durable before it answers.
+ *   2. capture.  T (no longer taking writes) sends its trees oldest
+ *      first: every snapshot it made after G, then its newest root t.
+ *      Each is an RS_TREE followed by its blocks born after G
+ *      (mir_tree_walk from T's disks); a block an earlier tree of the
+ *      session sent is skipped with its subtree: on T a VBN names one
+ *      block in every retained tree (W3), so a shared block crosses once.
+ *   3. import.  W makes them snapshots resync.<t> (the active tree) and
+ *      resync.<t>.<name> (T's snapshot <name>) in one CP by relocating
+ *      them to VBNs of its own (wafl_import_snapshots: T's VBNs may be
+ *      used by W's own blocks since G; a block several trees hold moves
+ *      once, each imported tree has a bitmap of its own naming it),
+ *      durable before it answers.
  *   4. roll back.  T rewrites its fsinfo to root G exactly, as a replica
  *      (wafl_rollback_replica: crash-safe, M2 kept), and forgets its
  *      NVLOG.  Started as a destination it serves G; W's source catches
  *      up from G by birth generation, snapshots included, so T ends with
- *      W's tree, the imported snapshot holding T's divergent data.
+ *      W's tree, the imported snapshots holding T's divergent data.
  *
- *   M7  Resync overwrites T only after W has made T's divergent data
- *       durable as a snapshot (RS_DONE), and T's new root is G exactly, a
- *       root both sides retained throughout; nothing is read on one side
- *       to be compared with the other.
+ *   M7  Resync overwrites T only after W has made all of T's divergent
+ *       trees durable as snapshots (RS_DONE, after the CP that holds the
+ *       last), and T's new root is G exactly, a root both sides retained
+ *       throughout; nothing is read on one side to be compared with the
+ *       other.
  *
- *   Bytes: T's divergence goes to W and comes back inside the snapshot,
+ *   Bytes: T's divergence goes to W and comes back inside the snapshots,
  *   W's divergence goes to T: the order of the divergence, not of the
  *   volume.
+ *
+ * NAMES
+ *   <p> for the active tree, <p>.<name> for T's snapshot <name>, <p> =
+ *   snap_name or resync.<t>; a name past 63 bytes keeps the start of
+ *   <name> and ends in ~ and the crc32c of <name> (8 hex digits).  If a
+ *   name of the set is in use on W (a resync repeated after an import
+ *   that became durable), the whole set takes <p> = resync.<t>.<k>,
+ *   k = 2..9; then W refuses (EEXIST).  All checked before any change.
  *
  * WIRE (T connects to W; docs/mirror.md has the table)
  *   T->W RS_HELLO{id, nonce_t}  W->T RS_PROOF{mac_w, nonce_w}
  *   T->W RS_PROOF{mac_t, 0}     W->T RS_ROOTS{(gen, root bp)...}
- *   T->W RS_BEGIN{G, G bp, t, t bp}, BLOCK..., RS_END{count}
+ *   T->W RS_BEGIN{G, G bp, t, t bp, trees},
+ *        (RS_TREE{index, name length, gen, root bp, name}, BLOCK...)
+ *        x trees, RS_END{count}
  *   W->T RS_DONE{snapshot gen, blocks imported}
  *   mac_w = HMAC-SHA256(key, "filer-resync W" || id || nonce_t)
  *   mac_t = HMAC-SHA256(key, "filer-resync T" || id || nonce_w || nonce_t)
+ *   W checks every field on receipt: trees 1..255 and room for them in
+ *   its snapshot table (asked before a block is sent); trees in order,
+ *   no more than announced, names 1..63 printable bytes without '/' (the
+ *   active tree, the last, has none and is t's root), generations in
+ *   (G, t] oldest first, roots born at their generation; each BLOCK's
+ *   birth in (G, its tree's generation], a VBN once; RS_END after the
+ *   last tree with the count received; and the import refuses blocks
+ *   that do not check against their parents or that no root reaches.
+ *   A refusal is an ERROR that says what, and changes nothing.
  *
  * LIMITS
- *   The divergent blocks are spooled to an unlinked file on W
- *   (spool_dir; max_import_bytes, 1 GiB by default, of data).  Only
- *   T's active tree is carried over: T refuses to resync while it has a
- *   snapshot made after G (its data would not be kept), naming it.  The
- *   imported tree's own snapshot table is emptied (its snapshots are
- *   G's, which T keeps as W's, or refused as above).
+ *   The divergent blocks of all trees are spooled to an unlinked file on
+ *   W (spool_dir; max_import_bytes, 1 GiB by default, of data for the
+ *   session).  At most 254 of T's snapshots travel (more: T refuses
+ *   before anything changes), and W must have room for all of them in
+ *   its snapshot table.  A snapshot of T's whose root is not of its own
+ *   generation is refused by T, naming it.  The imported trees' own
+ *   snapshot tables are emptied (their snapshots are G's, which T keeps
+ *   as W's, or trees carried).
  */
 #include <errno.h>
 #include <inttypes.h>

@@ -59,6 +59,11 @@
  *   The new VBNs leave the active bitmap at once (the blocks are the
  *   snapshots' alone) but stay unavailable in the allocator's areas, and
  *   the summary map keeps them so from the CP on.
+ *   One CP for every tree rather than one per tree: the snapshots become
+ *   durable together, so a crash or a refusal leaves none of them (a
+ *   repeated resync never finds part of its set under the names it
+ *   wants), every tree is verified before a VBN is taken, and a block
+ *   shared by two trees is born in the CP of both (W2 trivially).
  *
  * CRASH
  *   Before CP n is durable nothing points at the written blocks: they lie

@@ -4,7 +4,10 @@
  * (files created, modified, removed on each), resync: the overwritten
  * side's tree equals the winner's, its own divergent data is readable in
  * the resync snapshot, and what crossed the link is of the order of the
- * divergence, not of the volume.
+ * divergence, not of the volume.  Snapshots the overwritten side made
+ * after the common root travel too (each with exactly its content, shared
+ * blocks sent once), deleting one imported snapshot leaves the others,
+ * and a peer that lies about its trees is refused with nothing changed.
  */
 #include <unistd.h>
 
