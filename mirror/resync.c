@@ -91,6 +91,7 @@
 
 #include <openssl/crypto.h>
 
+#include "common/assert.h"
 #include "common/crc32c.h"
 #include "common/err.h"
 #include "common/log.h"
@@ -300,32 +301,39 @@ bad:
 static int rs_names(struct rs_tree *trees, uint32_t n, const char *snap_name,
     uint64_t t, int k)
 {
-	char pre[WAFL_SNAP_NAME_MAX + 2];
+	char pre[WAFL_SNAP_NAME_MAX + 1], buf[2 * MIR_RS_NAME_SIZE + 16];
+	size_t pl;
 
 	if (snap_name != NULL)
-		snprintf(pre, sizeof(pre), "%s", snap_name);
+		pl = strnlen(snap_name, sizeof(pre));
 	else if (k == 1)
-		snprintf(pre, sizeof(pre), "resync.%" PRIu64, t);
+		pl = (size_t)snprintf(pre, sizeof(pre), "resync.%" PRIu64, t);
 	else
-		snprintf(pre, sizeof(pre), "resync.%" PRIu64 ".%d", t, k);
-	size_t pl = strlen(pre);
+		pl = (size_t)snprintf(pre, sizeof(pre), "resync.%" PRIu64 ".%d",
+		    t, k);
+	if (pl > WAFL_SNAP_NAME_MAX)
+		return -ENAMETOOLONG;	/* the import says so too */
+	if (snap_name != NULL)
+		memcpy(pre, snap_name, pl + 1);
 	for (uint32_t i = 0; i < n; i++) {
 		struct rs_tree *tr = &trees[i];
-		size_t nl = strlen(tr->tname);
+		size_t nl = strnlen(tr->tname, sizeof(tr->tname));
 		if (nl == 0) {
-			snprintf(tr->name, sizeof(tr->name), "%s", pre);
+			memcpy(buf, pre, pl + 1);
 		} else if (pl + 1 + nl <= WAFL_SNAP_NAME_MAX) {
-			snprintf(tr->name, sizeof(tr->name), "%s.%s", pre,
-			    tr->tname);
+			snprintf(buf, sizeof(buf), "%s.%s", pre, tr->tname);
 		} else if (pl + 1 + 1 + 9 <= WAFL_SNAP_NAME_MAX) {
 			int m = (int)(WAFL_SNAP_NAME_MAX - pl - 1 - 9);
-			snprintf(tr->name, sizeof(tr->name), "%s.%.*s~%08" PRIx32,
-			    pre, m, tr->tname, fl_crc32c(0, tr->tname, nl));
+			snprintf(buf, sizeof(buf), "%s.%.*s~%08" PRIx32, pre, m,
+			    tr->tname, fl_crc32c(0, tr->tname, nl));
 		} else {
 			fl_err("mirror", "resync: snapshot name %s leaves no "
 			    "room for the other side's snapshot names", pre);
 			return -ENAMETOOLONG;
 		}
+		size_t bl = strlen(buf);
+		VERIFY(bl <= WAFL_SNAP_NAME_MAX);
+		memcpy(tr->name, buf, bl + 1);
 	}
 	return 0;
 }

@@ -11,6 +11,7 @@
  */
 #include <unistd.h>
 
+#include "common/crc32c.h"
 #include "common/util.h"
 #include "mirror/wire.h"
 #include "tests/mirror/tm.h"
@@ -651,6 +652,12 @@ static void test_resync_refuses_lying_trees(void **state)
 	wafl_vol_t *w = p->src->v;
 	diverge(&c, w, c.b);
 	t_snapshots(&c, walk);
+	/* a name too long to keep whole under the prefix */
+	char lname[64];
+	memset(lname, 'L', 60);
+	memcpy(lname, "long-", 5);
+	lname[60] = '\0';
+	assert_int_equal(wafl_snap_create(c.b, lname, NULL), 0);
 	uint64_t tg = wafl_generation(c.b);
 	uint8_t fsi[4096];
 	struct wafl_fsinfo f;
@@ -708,6 +715,12 @@ static void test_resync_refuses_lying_trees(void **state)
 	assert_int_equal(wafl_generation(w), wgen);
 	assert_int_equal(wafl_sync(w), 0);
 	tm_check_clean(w, "winner after the lies");
+	/* A name of the set is taken here: the whole set takes the next
+	 * suffix. */
+	char taken[80];
+	snprintf(taken, sizeof(taken), "resync.%llu.one",
+	    (unsigned long long)tg);
+	assert_int_equal(wafl_snap_create(w, taken, NULL), 0);
 	/* the honest T */
 	o = rs_opts(p, port);
 	memset(&tr, 0, sizeof(tr));
@@ -717,9 +730,20 @@ static void test_resync_refuses_lying_trees(void **state)
 	assert_int_equal(rc, 0);
 	assert_int_equal(mir_resync_wait(r, 30000, &wr), 0);
 	mir_resync_stop(r);
-	char one[80];
+	char one[80], two[80], lwant[80];
+	snprintf(one, sizeof(one), "resync.%llu.2", (unsigned long long)tg);
+	assert_string_equal(wr.snap_name, one);
 	snprintf(one, sizeof(one), "%s.one", wr.snap_name);
+	snprintf(two, sizeof(two), "%s.two", wr.snap_name);
 	check_one(w, one);
+	check_two(w, two);
+	check_act(w, wr.snap_name);
+	/* <prefix>.<start of the name>~<crc32c of the name>, 63 bytes */
+	int keep = 63 - (int)strlen(wr.snap_name) - 1 - 9;
+	snprintf(lwant, sizeof(lwant), "%s.%.*s~%08x", wr.snap_name, keep,
+	    lname, fl_crc32c(0, lname, strlen(lname)));
+	assert_int_equal(strlen(lwant), 63);
+	check_act(w, lwant);
 	tm_check_clean(w, "winner");
 	tm_pair_free(p);
 }
