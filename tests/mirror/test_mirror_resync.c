@@ -748,6 +748,54 @@ static void test_resync_refuses_lying_trees(void **state)
 	tm_pair_free(p);
 }
 
+/* W without room in its snapshot table for all of T's trees refuses up
+ * front, saying so; T stays as it was. */
+static void test_resync_refuses_no_room(void **state)
+{
+	(void)state;
+	struct rs_case c = { 0 };
+	struct mir_resync_result wr, tr;
+	mir_resync_t *r;
+	uint64_t walk[3];
+
+	setup_broken(&c);
+	struct tm_pair *p = c.p;
+	wafl_vol_t *w = p->src->v;
+	diverge(&c, w, c.b);
+	t_snapshots(&c, walk);
+	size_t have = 0;
+	assert_int_equal(wafl_snap_names(w, NULL, 0, &have), 0);
+	/* three trees to keep (two snapshots, the active tree): leave two
+	 * free slots */
+	for (size_t i = have; i < WAFL_MAX_SNAPSHOTS - 2; i++) {
+		char nm[32];
+		snprintf(nm, sizeof(nm), "fill.%zu", i);
+		assert_int_equal(wafl_snap_create(w, nm, NULL), 0);
+	}
+	uint64_t tgen = wafl_generation(c.b), wgen = wafl_generation(w);
+	struct mir_resync_opts o = rs_opts(p, 0);
+	assert_int_equal(mir_resync_serve(w, &o, &r), 0);
+	o = rs_opts(p, mir_resync_port(r));
+	memset(&tr, 0, sizeof(tr));
+	assert_int_not_equal(mir_resync_overwrite(&c.b, p->dst->raid, c.blog,
+	    &o, &tr), 0);
+	fprintf(stderr, "refused: %s\n", tr.error);
+	assert_non_null(strstr(tr.error, "no room"));
+	assert_int_equal(mir_resync_wait(r, 30000, &wr), -ENOSPC);
+	mir_resync_stop(r);
+	/* T as it was, W as it was */
+	assert_non_null(c.b);
+	assert_int_equal(wafl_generation(c.b), tgen);
+	check_one(c.b, "one");
+	check_two(c.b, "two");
+	assert_int_equal(wafl_generation(w), wgen);
+	size_t now = 0;
+	assert_int_equal(wafl_snap_names(w, NULL, 0, &now), 0);
+	assert_int_equal(now, WAFL_MAX_SNAPSHOTS - 2);
+	assert_int_equal(wafl_unmount(c.b), 0);
+	tm_pair_free(p);
+}
+
 /* The other copy's blocks, as a birth walk gives them (the import's
  * source in the wafl-level test below). */
 struct blkset {
@@ -857,6 +905,7 @@ int main(void)
 		cmocka_unit_test(test_resync_carries_snapshots),
 		cmocka_unit_test(test_resync_delete_one_imported),
 		cmocka_unit_test(test_resync_refuses_lying_trees),
+		cmocka_unit_test(test_resync_refuses_no_room),
 		cmocka_unit_test(test_import_primitive),
 	};
 
