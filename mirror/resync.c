@@ -52,15 +52,16 @@
  *
  * WIRE (T connects to W; docs/mirror.md has the table)
  *   T->W RS_HELLO{id, nonce_t}  W->T RS_PROOF{mac_w, nonce_w}
- *   T->W RS_PROOF{mac_t, 0}     W->T RS_ROOTS{(gen, root bp)...}
+ *   T->W RS_PROOF{mac_t, 0}     W->T RS_ROOTS{free slots, (gen, bp)...}
  *   T->W RS_BEGIN{G, G bp, t, t bp, trees},
  *        (RS_TREE{index, name length, gen, root bp, name}, BLOCK...)
  *        x trees, RS_END{count}
  *   W->T RS_DONE{snapshot gen, blocks imported}
  *   mac_w = HMAC-SHA256(key, "filer-resync W" || id || nonce_t)
  *   mac_t = HMAC-SHA256(key, "filer-resync T" || id || nonce_w || nonce_t)
- *   W checks every field on receipt: trees 1..255 and room for them in
- *   its snapshot table (asked before a block is sent); trees in order,
+ *   T refuses itself when its trees outnumber the free slots RS_ROOTS
+ *   gives.  W checks every field on receipt: trees 1..255 and room for
+ *   them in its snapshot table (before a block is taken); trees in order,
  *   no more than announced, names 1..63 printable bytes without '/' (the
  *   active tree, the last, has none and is t's root), generations in
  *   (G, t] oldest first, roots born at their generation; each BLOCK's
@@ -412,9 +413,17 @@ static int w_session(struct mir_resync *r, struct mir_conn *c)
 		rc = wafl_retained_roots(r->w, roots, MIR_RS_MAX_ROOTS, &n);
 	if (rc != 0)
 		goto out;
+	/* Snapshot slots free here: T checks its trees fit before it
+	 * sends anything (RS_BEGIN checks again). */
+	size_t have = 0;
+	rc = wafl_snap_names(r->w, NULL, 0, &have);
+	if (rc != 0)
+		goto out;
 	uint8_t *p = mir_conn_payload(c);
 	memset(p, 0, 8 + 40 * n);
 	fl_put_le32(p, (uint32_t)n);
+	fl_put_le32(p + 4, have < WAFL_MAX_SNAPSHOTS ?
+	    (uint32_t)(WAFL_MAX_SNAPSHOTS - have) : 0);
 	for (size_t i = 0; i < n; i++) {
 		struct wafl_bp bp = { roots[i].vbn, roots[i].birth,
 		    roots[i].cksum, 0 };
@@ -452,8 +461,7 @@ static int w_session(struct mir_resync *r, struct mir_conn *c)
 		rc = FL_ERR(-FL_EPROTO);
 		goto out;
 	}
-	/* Room for every tree T keeps, asked before anything is sent. */
-	size_t have = 0;
+	/* Room for every tree T keeps, before a block is taken. */
 	rc = wafl_snap_names(r->w, NULL, 0, &have);
 	if (rc == 0 && have + ntrees > WAFL_MAX_SNAPSHOTS) {
 		mir_send_error(c, ENOSPC, "this side has %zu snapshots of at "
@@ -549,9 +557,14 @@ static int w_session(struct mir_resync *r, struct mir_conn *c)
 	}
 	if (st.n > 0)
 		qsort(st.v, st.n, sizeof(*st.v), cmp_blk);
-	for (uint64_t i = 1; i < st.n; i++)
-		if (st.v[i].vbn == st.v[i - 1].vbn)
-			rc = FL_ERR(-FL_EPROTO);	/* sent twice */
+	for (uint64_t i = 1; i < st.n && rc == 0; i++) {
+		if (st.v[i].vbn != st.v[i - 1].vbn)
+			continue;
+		mir_send_error(c, EINVAL, "block %" PRIu64 " sent twice",
+		    st.v[i].vbn);
+		rc = FL_ERR(-FL_EPROTO);
+		goto out;
+	}
 	imp = calloc(ntrees, sizeof(*imp));
 	if (rc == 0 && imp == NULL)
 		rc = -ENOMEM;
@@ -882,7 +895,7 @@ static int t_auth(const struct mir_resync_opts *o, struct mir_conn *c)
 
 /* Newest root both sides retain exactly. */
 static int t_common(wafl_vol_t *t, struct mir_conn *c, uint64_t *ggen,
-    struct wafl_bp *groot)
+    struct wafl_bp *groot, uint32_t *room)
 {
 	struct wafl_root_ent *mine = calloc(MIR_RS_MAX_ROOTS, sizeof(*mine));
 	struct mir_hdr h;
@@ -898,7 +911,9 @@ static int t_common(wafl_vol_t *t, struct mir_conn *c, uint64_t *ggen,
 		goto out;
 	const uint8_t *p = mir_conn_payload(c);
 	uint32_t cnt = fl_get_le32(p);
-	if (cnt > MIR_RS_MAX_ROOTS || h.length != 8 + 40 * cnt) {
+	*room = fl_get_le32(p + 4);
+	if (cnt > MIR_RS_MAX_ROOTS || h.length != 8 + 40 * cnt ||
+	    *room > MIR_RS_MAX_TREES) {
 		rc = FL_ERR(-FL_EPROTO);
 		goto out;
 	}
@@ -1027,7 +1042,8 @@ static int t_session(wafl_vol_t **tp, raid_vol_t *raid,
 		rs_error(res, "authentication", rc);
 		goto out;
 	}
-	rc = t_common(t, &c, &g.gen, &g.root);
+	uint32_t room = 0;
+	rc = t_common(t, &c, &g.gen, &g.root, &room);
 	if (rc != 0) {
 		rs_error(res, rc == -ENOENT ? "no generation is retained on "
 		    "both sides (a baseline is needed)" : "common generation",
@@ -1039,6 +1055,16 @@ static int t_session(wafl_vol_t **tp, raid_vol_t *raid,
 	rc = sn == NULL ? -ENOMEM : t_snaps_after(t, g.gen, sn, &nsn, res);
 	if (rc != 0)
 		goto out;
+	if (nsn + 1 > room) {
+		snprintf(res->error, sizeof(res->error), "the other side has "
+		    "no room for this side's %zu trees (its active tree and "
+		    "%zu snapshots newer than %" PRIu64 "): %" PRIu32 " "
+		    "snapshot slots are free there; delete snapshots, then "
+		    "resync", nsn + 1, nsn, g.gen, room);
+		fl_err("mirror", "resync: %s", res->error);
+		rc = -ENOSPC;
+		goto out;
+	}
 	/* The tree to keep: this side's newest root, held for the walk. */
 	tg = wafl_generation(t);
 	uint8_t *fsi = malloc(WAFL_BLOCK_SIZE);
@@ -1104,6 +1130,13 @@ static int t_session(wafl_vol_t **tp, raid_vol_t *raid,
 		if (rc == 0)
 			rc = mir_recv_type(&c, MIR_MSG_RS_DONE, &h);
 		c.timeout_ms = saved;
+		if (rc == -EPIPE || rc == -ECONNRESET) {
+			/* W refused while we were sending: its ERROR, if it
+			 * came, says why. */
+			int erc = mir_recv_type(&c, MIR_MSG_RS_DONE, &h);
+			if (erc != 0 && c.peer_error[0] != '\0')
+				rc = erc;
+		}
 		if (rc != 0) {
 			if (c.peer_error[0] != '\0' && res->error[0] == '\0')
 				snprintf(res->error, sizeof(res->error), "the "

@@ -110,7 +110,8 @@ enum mir_msg_type {
 	/* resync (mirror/resync.c, docs/mirror.md "Resync") */
 	MIR_MSG_RS_HELLO,	/* T->W: id 16, nonce_t 32, pad 16 */
 	MIR_MSG_RS_PROOF,	/* both: mac 32, nonce 32 (T's: zero) */
-	MIR_MSG_RS_ROOTS,	/* W->T: count 4, pad 4, {gen 8, bp 32}... */
+	MIR_MSG_RS_ROOTS,	/* W->T: count 4, free snapshot slots 4,
+				   {gen 8, bp 32}... */
 	MIR_MSG_RS_BEGIN,	/* T->W: base gen 8, base bp 32, gen 8, bp 32,
 				   trees 4, pad 4 */
 	MIR_MSG_RS_END,		/* T->W: blocks sent 8 */

@@ -775,12 +775,24 @@ static void test_resync_refuses_no_room(void **state)
 	uint64_t tgen = wafl_generation(c.b), wgen = wafl_generation(w);
 	struct mir_resync_opts o = rs_opts(p, 0);
 	assert_int_equal(mir_resync_serve(w, &o, &r), 0);
-	o = rs_opts(p, mir_resync_port(r));
+	uint16_t port = mir_resync_port(r);
+	/* T learns the free slots with W's roots and refuses itself */
+	o = rs_opts(p, port);
 	memset(&tr, 0, sizeof(tr));
-	assert_int_not_equal(mir_resync_overwrite(&c.b, p->dst->raid, c.blog,
-	    &o, &tr), 0);
+	assert_int_equal(mir_resync_overwrite(&c.b, p->dst->raid, c.blog,
+	    &o, &tr), -ENOSPC);
 	fprintf(stderr, "refused: %s\n", tr.error);
 	assert_non_null(strstr(tr.error, "no room"));
+	/* a T that announces the trees anyway: W refuses before a block */
+	struct mir_conn fc;
+	struct wafl_bp gbp;
+	uint8_t fsi[4096];
+	struct wafl_fsinfo f;
+	assert_int_equal(wafl_root_of(c.b, tgen, fsi), 0);
+	assert_int_equal(wafl_fsinfo_decode(fsi, &f), 0);
+	fake_t(p, port, &fc, c.a, &gbp);
+	fake_begin(&fc, c.a, &gbp, tgen, &f.root, 3);
+	fake_refused(&fc, "no room");
 	assert_int_equal(mir_resync_wait(r, 30000, &wr), -ENOSPC);
 	mir_resync_stop(r);
 	/* T as it was, W as it was */
