@@ -14,41 +14,71 @@
  *      the same tree: the Merkle property.  A break keeps the last root
  *      as snapshot mirror.base.<gen> and the source keeps its hold on the
  *      acknowledged root (M6), so G exists after any break.
- *   2. capture.  T (no longer taking writes) sends its active tree's
- *      blocks born after G (a birth walk of its newest root t).
- *   3. import.  W makes them snapshot resync.<gen-of-t> by relocating them
- *      to VBNs of its own (wafl_import_snapshot: T's VBNs may be used by
- *      W's own blocks since G), durable before it answers.
+ *   2. capture.  T (no longer taking writes) sends its trees oldest
+ *      first: every snapshot it made after G, then its newest root t.
+ *      Each is an RS_TREE followed by its blocks born after G
+ *      (mir_tree_walk from T's disks); a block an earlier tree of the
+ *      session sent is skipped with its subtree: on T a VBN names one
+ *      block in every retained tree (W3), so a shared block crosses once.
+ *   3. import.  W makes them snapshots resync.<t> (the active tree) and
+ *      resync.<t>.<name> (T's snapshot <name>) in one CP by relocating
+ *      them to VBNs of its own (wafl_import_snapshots: T's VBNs may be
+ *      used by W's own blocks since G; a block several trees hold moves
+ *      once, each imported tree has a bitmap of its own naming it),
+ *      durable before it answers.
  *   4. roll back.  T rewrites its fsinfo to root G exactly, as a replica
  *      (wafl_rollback_replica: crash-safe, M2 kept), and forgets its
  *      NVLOG.  Started as a destination it serves G; W's source catches
  *      up from G by birth generation, snapshots included, so T ends with
- *      W's tree, the imported snapshot holding T's divergent data.
+ *      W's tree, the imported snapshots holding T's divergent data.
  *
- *   M7  Resync overwrites T only after W has made T's divergent data
- *       durable as a snapshot (RS_DONE), and T's new root is G exactly, a
- *       root both sides retained throughout; nothing is read on one side
- *       to be compared with the other.
+ *   M7  Resync overwrites T only after W has made all of T's divergent
+ *       trees durable as snapshots (RS_DONE, after the CP that holds the
+ *       last), and T's new root is G exactly, a root both sides retained
+ *       throughout; nothing is read on one side to be compared with the
+ *       other.
  *
- *   Bytes: T's divergence goes to W and comes back inside the snapshot,
+ *   Bytes: T's divergence goes to W and comes back inside the snapshots,
  *   W's divergence goes to T: the order of the divergence, not of the
  *   volume.
  *
+ * NAMES
+ *   <p> for the active tree, <p>.<name> for T's snapshot <name>, <p> =
+ *   snap_name or resync.<t>; a name past 63 bytes keeps the start of
+ *   <name> and ends in ~ and the crc32c of <name> (8 hex digits).  If a
+ *   name of the set is in use on W (a resync repeated after an import
+ *   that became durable), the whole set takes <p> = resync.<t>.<k>,
+ *   k = 2..9; then W refuses (EEXIST).  All checked before any change.
+ *
  * WIRE (T connects to W; docs/mirror.md has the table)
  *   T->W RS_HELLO{id, nonce_t}  W->T RS_PROOF{mac_w, nonce_w}
- *   T->W RS_PROOF{mac_t, 0}     W->T RS_ROOTS{(gen, root bp)...}
- *   T->W RS_BEGIN{G, G bp, t, t bp}, BLOCK..., RS_END{count}
+ *   T->W RS_PROOF{mac_t, 0}     W->T RS_ROOTS{free slots, (gen, bp)...}
+ *   T->W RS_BEGIN{G, G bp, t, t bp, trees},
+ *        (RS_TREE{index, name length, gen, root bp, name}, BLOCK...)
+ *        x trees, RS_END{count}
  *   W->T RS_DONE{snapshot gen, blocks imported}
  *   mac_w = HMAC-SHA256(key, "filer-resync W" || id || nonce_t)
  *   mac_t = HMAC-SHA256(key, "filer-resync T" || id || nonce_w || nonce_t)
+ *   T refuses itself when its trees outnumber the free slots RS_ROOTS
+ *   gives.  W checks every field on receipt: trees 1..255 and room for
+ *   them in its snapshot table (before a block is taken); trees in order,
+ *   no more than announced, names 1..63 printable bytes without '/' (the
+ *   active tree, the last, has none and is t's root), generations in
+ *   (G, t] oldest first, roots born at their generation; each BLOCK's
+ *   birth in (G, its tree's generation], a VBN once; RS_END after the
+ *   last tree with the count received; and the import refuses blocks
+ *   that do not check against their parents or that no root reaches.
+ *   A refusal is an ERROR that says what, and changes nothing.
  *
  * LIMITS
- *   The divergent blocks are spooled to an unlinked file on W
- *   (spool_dir; max_import_bytes, 1 GiB by default, of data).  Only
- *   T's active tree is carried over: T refuses to resync while it has a
- *   snapshot made after G (its data would not be kept), naming it.  The
- *   imported tree's own snapshot table is emptied (its snapshots are
- *   G's, which T keeps as W's, or refused as above).
+ *   The divergent blocks of all trees are spooled to an unlinked file on
+ *   W (spool_dir; max_import_bytes, 1 GiB by default, of data for the
+ *   session).  At most 254 of T's snapshots travel (more: T refuses
+ *   before anything changes), and W must have room for all of them in
+ *   its snapshot table.  A snapshot of T's whose root is not of its own
+ *   generation is refused by T, naming it.  The imported trees' own
+ *   snapshot tables are emptied (their snapshots are G's, which T keeps
+ *   as W's, or trees carried).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -62,6 +92,8 @@
 
 #include <openssl/crypto.h>
 
+#include "common/assert.h"
+#include "common/crc32c.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -186,6 +218,127 @@ static void store_free(struct rs_store *s)
 	s->fd = -1;
 }
 
+/*
+ * One of T's trees as RS_TREE announces it: its generation, root, T's
+ * name for it (empty: the active tree, always the last) and the name of
+ * the snapshot it becomes here.
+ */
+struct rs_tree {
+	uint64_t gen;
+	struct wafl_bp root;
+	char tname[MIR_RS_NAME_SIZE];
+	char name[WAFL_SNAP_NAME_MAX + 1];
+	char why[96];			/* what was wrong with it */
+};
+
+static bool bp_eq(const struct wafl_bp *a, const struct wafl_bp *b)
+{
+	return a->vbn == b->vbn && a->birth == b->birth && a->cksum == b->cksum;
+}
+
+/* RS_TREE: index 4, name length 4, gen 8, root 32, name 64.  Every field
+ * bounded: a name of 1..63 printable bytes without '/', zeros after it;
+ * G < gen <= t, oldest first; the root born at gen; the last tree (no
+ * name) is the active root RS_BEGIN announced. */
+static int rs_tree_decode(const uint8_t *p, uint64_t g, uint64_t t,
+    const struct wafl_bp *tbp, const struct rs_tree *prev, bool last,
+    struct rs_tree *out)
+{
+	uint32_t len = fl_get_le32(p + 4);
+	const uint8_t *nm = p + 48;
+
+	memset(out, 0, sizeof(*out));
+	out->gen = fl_get_le64(p + 8);
+	if (get_bp(p + 16, &out->root) != 0) {
+		snprintf(out->why, sizeof(out->why), "bad root pointer");
+		goto bad;
+	}
+	if (len > WAFL_SNAP_NAME_MAX) {
+		snprintf(out->why, sizeof(out->why), "name of %" PRIu32
+		    " bytes, at most %u", len, WAFL_SNAP_NAME_MAX);
+		goto bad;
+	}
+	for (uint32_t i = 0; i < MIR_RS_NAME_SIZE; i++) {
+		bool bad = i < len ? nm[i] < 0x20 || nm[i] == '/' ||
+		    nm[i] == 0x7f : nm[i] != 0;
+		if (bad) {
+			snprintf(out->why, sizeof(out->why), "name byte %"
+			    PRIu32 " invalid", i);
+			goto bad;
+		}
+	}
+	memcpy(out->tname, nm, len);
+	if (strcmp(out->tname, ".") == 0 || strcmp(out->tname, "..") == 0 ||
+	    (len == 0) != last) {
+		snprintf(out->why, sizeof(out->why), "%s", last ? "the last "
+		    "tree is the active one, without a name" : "a snapshot "
+		    "without a valid name");
+		goto bad;
+	}
+	if (out->root.birth != out->gen || out->gen <= g || out->gen > t ||
+	    (prev != NULL && out->gen < prev->gen)) {
+		snprintf(out->why, sizeof(out->why), "generation %" PRIu64
+		    " (root born %" PRIu64 ") not in (%" PRIu64 ", %" PRIu64
+		    "], oldest first", out->gen, out->root.birth, g, t);
+		goto bad;
+	}
+	if (last && (out->gen != t || !bp_eq(&out->root, tbp))) {
+		snprintf(out->why, sizeof(out->why), "the last tree is not "
+		    "the active root announced");
+		goto bad;
+	}
+	return 0;
+bad:
+	fl_err("mirror", "resync: the other side's tree: %s", out->why);
+	return FL_ERR(-FL_EPROTO);
+}
+
+/*
+ * The names here: <p> for the active tree, <p>.<name> for T's snapshot
+ * <name>, where <p> is snap_name if given, else resync.<t> (k 1) or
+ * resync.<t>.<k>.  A name longer than the limit keeps <p>, the start of
+ * <name> and ~ and the crc32c of the whole of <name> in 8 hex digits.
+ */
+static int rs_names(struct rs_tree *trees, uint32_t n, const char *snap_name,
+    uint64_t t, int k)
+{
+	char pre[WAFL_SNAP_NAME_MAX + 1], buf[2 * MIR_RS_NAME_SIZE + 16];
+	size_t pl;
+
+	if (snap_name != NULL)
+		pl = strnlen(snap_name, sizeof(pre));
+	else if (k == 1)
+		pl = (size_t)snprintf(pre, sizeof(pre), "resync.%" PRIu64, t);
+	else
+		pl = (size_t)snprintf(pre, sizeof(pre), "resync.%" PRIu64 ".%d",
+		    t, k);
+	if (pl > WAFL_SNAP_NAME_MAX)
+		return -ENAMETOOLONG;	/* the import says so too */
+	if (snap_name != NULL)
+		memcpy(pre, snap_name, pl + 1);
+	for (uint32_t i = 0; i < n; i++) {
+		struct rs_tree *tr = &trees[i];
+		size_t nl = strnlen(tr->tname, sizeof(tr->tname));
+		if (nl == 0) {
+			memcpy(buf, pre, pl + 1);
+		} else if (pl + 1 + nl <= WAFL_SNAP_NAME_MAX) {
+			snprintf(buf, sizeof(buf), "%s.%s", pre, tr->tname);
+		} else if (pl + 1 + 1 + 9 <= WAFL_SNAP_NAME_MAX) {
+			int m = (int)(WAFL_SNAP_NAME_MAX - pl - 1 - 9);
+			snprintf(buf, sizeof(buf), "%s.%.*s~%08" PRIx32, pre, m,
+			    tr->tname, fl_crc32c(0, tr->tname, nl));
+		} else {
+			fl_err("mirror", "resync: snapshot name %s leaves no "
+			    "room for the other side's snapshot names", pre);
+			return -ENAMETOOLONG;
+		}
+		size_t bl = strlen(buf);
+		VERIFY(bl <= WAFL_SNAP_NAME_MAX);
+		memcpy(tr->name, buf, bl + 1);
+	}
+	return 0;
+}
+
 struct mir_resync {
 	wafl_vol_t *w;			/* W: the winner; T: our volume */
 	raid_vol_t *raid;		/* T */
@@ -245,10 +398,13 @@ static int w_session(struct mir_resync *r, struct mir_conn *c)
 	struct mir_resync_result *res = &r->res;
 	struct wafl_root_ent *roots = calloc(MIR_RS_MAX_ROOTS, sizeof(*roots));
 	struct rs_store st = { .max = r->o.max_import_bytes, .fd = -1 };
+	struct rs_tree *trees = NULL;
+	struct wafl_import_tree *imp = NULL;
 	struct mir_hdr h;
 	size_t n = 0;
-	bool held = false;
+	bool held = false, already = false;
 	uint64_t g = 0;
+	uint32_t ntrees = 0;
 	int rc = roots == NULL ? -ENOMEM : 0;
 
 	if (rc == 0)
@@ -257,9 +413,17 @@ static int w_session(struct mir_resync *r, struct mir_conn *c)
 		rc = wafl_retained_roots(r->w, roots, MIR_RS_MAX_ROOTS, &n);
 	if (rc != 0)
 		goto out;
+	/* Snapshot slots free here: T checks its trees fit before it
+	 * sends anything (RS_BEGIN checks again). */
+	size_t have = 0;
+	rc = wafl_snap_names(r->w, NULL, 0, &have);
+	if (rc != 0)
+		goto out;
 	uint8_t *p = mir_conn_payload(c);
 	memset(p, 0, 8 + 40 * n);
 	fl_put_le32(p, (uint32_t)n);
+	fl_put_le32(p + 4, have < WAFL_MAX_SNAPSHOTS ?
+	    (uint32_t)(WAFL_MAX_SNAPSHOTS - have) : 0);
 	for (size_t i = 0; i < n; i++) {
 		struct wafl_bp bp = { roots[i].vbn, roots[i].birth,
 		    roots[i].cksum, 0 };
@@ -275,6 +439,7 @@ static int w_session(struct mir_resync *r, struct mir_conn *c)
 	p = mir_conn_payload(c);
 	g = fl_get_le64(p);
 	uint64_t t = fl_get_le64(p + 40);
+	ntrees = fl_get_le32(p + 80);
 	rc = get_bp(p + 8, &gbp);
 	if (rc == 0)
 		rc = get_bp(p + 48, &tbp);
@@ -289,11 +454,34 @@ static int w_session(struct mir_resync *r, struct mir_conn *c)
 		    "retained here", g);
 		goto out;
 	}
+	if (ntrees == 0 || ntrees > MIR_RS_MAX_TREES ||
+	    fl_get_le32(p + 84) != 0) {
+		mir_send_error(c, EINVAL, "%" PRIu32 " trees: 1 to %u",
+		    ntrees, MIR_RS_MAX_TREES);
+		rc = FL_ERR(-FL_EPROTO);
+		goto out;
+	}
+	/* Room for every tree T keeps, before a block is taken. */
+	rc = wafl_snap_names(r->w, NULL, 0, &have);
+	if (rc == 0 && have + ntrees > WAFL_MAX_SNAPSHOTS) {
+		mir_send_error(c, ENOSPC, "this side has %zu snapshots of at "
+		    "most %u: no room for the other side's %" PRIu32 " trees "
+		    "(its active tree and snapshots newer than %" PRIu64 ")",
+		    have, WAFL_MAX_SNAPSHOTS, ntrees, g);
+		rc = -ENOSPC;
+		goto out;
+	}
+	if (rc != 0)
+		goto out;
+	trees = calloc(ntrees, sizeof(*trees));
+	if (trees == NULL) {
+		rc = -ENOMEM;
+		goto out;
+	}
 	/* Keep G while we work, and after: the source that catches the
 	 * other side up adopts this hold (M6).  One reference only. */
 	uint64_t hg[WAFL_FSI_HOLDS];
 	size_t nh = 0;
-	bool already = false;
 	(void)wafl_held_roots(r->w, hg, WAFL_FSI_HOLDS, &nh);
 	for (size_t i = 0; i < nh && i < WAFL_FSI_HOLDS; i++)
 		already |= hg[i] == g;
@@ -305,17 +493,43 @@ static int w_session(struct mir_resync *r, struct mir_conn *c)
 		goto out;
 	}
 	fl_info("mirror", "resync: importing the other side's generation %"
-	    PRIu64 " over common generation %" PRIu64, t, g);
+	    PRIu64 " and %" PRIu32 " snapshot(s) over common generation %"
+	    PRIu64, t, ntrees - 1, g);
+	/* RS_TREE i, its BLOCKs, ..., RS_END: every tree announced, in
+	 * order, the blocks of each born in (G, its generation]. */
+	int64_t cur = -1;
 	for (;;) {
 		rc = mir_recv(c, &h);
 		if (rc != 0)
 			goto out;
 		if (h.type == MIR_MSG_RS_END)
 			break;
+		if (h.type == MIR_MSG_RS_TREE) {
+			const struct rs_tree *prev = cur < 0 ? NULL :
+			    &trees[cur];
+			uint32_t idx = fl_get_le32(mir_conn_payload(c));
+			if (idx != (uint64_t)(cur + 1) || idx >= ntrees) {
+				mir_send_error(c, EINVAL, "tree %" PRIu32 " of %"
+				    PRIu32 ": not the next one announced", idx,
+				    ntrees);
+				rc = FL_ERR(-FL_EPROTO);
+				goto out;
+			}
+			rc = rs_tree_decode(mir_conn_payload(c), g, t, &tbp,
+			    prev, idx + 1 == ntrees, &trees[idx]);
+			if (rc != 0) {
+				mir_send_error(c, EINVAL, "tree %" PRIu32 ": %s",
+				    idx, trees[idx].why);
+				goto out;
+			}
+			cur = idx;
+			continue;
+		}
 		struct mir_block b;
-		if (h.type != MIR_MSG_BLOCK ||
+		if (h.type != MIR_MSG_BLOCK || cur < 0 ||
 		    mir_block_decode(mir_conn_rx(c), h.length, &b) != 0 ||
-		    b.gen != t || b.birth <= g || b.birth > t) {
+		    b.gen != trees[cur].gen || b.birth <= g ||
+		    b.birth > trees[cur].gen) {
 			rc = FL_ERR(-FL_EPROTO);
 			goto out;
 		}
@@ -334,34 +548,55 @@ static int w_session(struct mir_resync *r, struct mir_conn *c)
 	}
 	uint64_t count = 0;
 	if (mir_u64_decode(mir_conn_payload(c), h.length, &count) != 0 ||
-	    count != st.n) {
+	    count != st.n || cur + 1 != (int64_t)ntrees) {
+		mir_send_error(c, EINVAL, "%" PRId64 " of %" PRIu32 " trees, %"
+		    PRIu64 " blocks received, %" PRIu64 " announced", cur + 1,
+		    ntrees, st.n, count);
 		rc = FL_ERR(-FL_EPROTO);
 		goto out;
 	}
 	if (st.n > 0)
 		qsort(st.v, st.n, sizeof(*st.v), cmp_blk);
-	for (uint64_t i = 1; i < st.n; i++)
-		if (st.v[i].vbn == st.v[i - 1].vbn)
-			rc = FL_ERR(-FL_EPROTO);
-	char name[64];
-	if (r->o.snap_name != NULL)
-		snprintf(name, sizeof(name), "%s", r->o.snap_name);
-	else
-		snprintf(name, sizeof(name), "resync.%" PRIu64, t);
+	for (uint64_t i = 1; i < st.n && rc == 0; i++) {
+		if (st.v[i].vbn != st.v[i - 1].vbn)
+			continue;
+		mir_send_error(c, EINVAL, "block %" PRIu64 " sent twice",
+		    st.v[i].vbn);
+		rc = FL_ERR(-FL_EPROTO);
+		goto out;
+	}
+	imp = calloc(ntrees, sizeof(*imp));
+	if (rc == 0 && imp == NULL)
+		rc = -ENOMEM;
 	struct wafl_import_stats is = { 0 };
-	/* A resync repeated after a failure may find its first import
-	 * here already: the data is kept under a second name. */
-	for (int k = 2; rc == 0; k++) {
-		rc = wafl_import_snapshot(r->w, name, g, &tbp, store_get, &st,
-		    &is);
-		if (rc != -EEXIST || k > 9 || r->o.snap_name != NULL)
+	/* Names: resync.<t> for the active tree, resync.<t>.<name> for
+	 * T's snapshot <name>.  A resync repeated after a failure may find
+	 * a first import here already: the whole set takes the next
+	 * suffix, resync.<t>.<k>[.<name>], k = 2..9. */
+	for (int k = 1; rc == 0; k++) {
+		rc = rs_names(trees, ntrees, r->o.snap_name, t, k);
+		for (uint32_t i = 0; rc == 0 && i < ntrees; i++)
+			imp[i] = (struct wafl_import_tree){ .name =
+			    trees[i].name, .root = &trees[i].root };
+		if (rc == 0)
+			rc = wafl_import_snapshots(r->w, g, imp, ntrees, st.n,
+			    store_get, &st, &is);
+		if (rc != -EEXIST || k >= 9 || r->o.snap_name != NULL)
 			break;
-		snprintf(name, sizeof(name), "resync.%" PRIu64 ".%d", t, k);
 		rc = 0;
 	}
 	if (rc != 0) {
-		mir_send_error(c, rc < 0 ? -rc : rc, "import failed: %s",
-		    fl_strerror(rc));
+		if (rc == -EEXIST)
+			mir_send_error(c, EEXIST, "import failed: the snapshot "
+			    "names for the other side's trees (%s...) are in "
+			    "use here", trees[ntrees - 1].name);
+		else if (rc == -FL_ECORRUPT)
+			mir_send_error(c, -rc, "import failed: the blocks "
+			    "sent do not make the trees announced (damaged, "
+			    "missing, or reached from none of the roots)");
+		else
+			mir_send_error(c, rc < 0 ? -rc : rc, "import failed: %s",
+			    fl_strerror(rc));
 		goto out;
 	}
 	if (!held && !already) {
@@ -374,6 +609,7 @@ static int w_session(struct mir_resync *r, struct mir_conn *c)
 			fl_warn("mirror", "resync: snapshot %s: %s", bn,
 			    fl_strerror(arc));
 	}
+	const char *name = trees[ntrees - 1].name;
 	snprintf(res->snap_name, sizeof(res->snap_name), "%s", name);
 	res->snap_gen = is.gen;
 	res->blocks_received = st.n;
@@ -383,7 +619,12 @@ static int w_session(struct mir_resync *r, struct mir_conn *c)
 	fl_put_le64(p + 8, is.blocks);
 	rc = mir_send_buf(c, MIR_MSG_RS_DONE, 16);
 	fl_info("mirror", "resync: the other side's data since %" PRIu64
-	    " is snapshot %s (%" PRIu64 " blocks)", g, name, is.blocks);
+	    " is snapshot %s and %" PRIu32 " more (%" PRIu64 " blocks, %"
+	    PRIu64 " of them shared by several trees)", g, name, ntrees - 1,
+	    is.blocks, is.shared);
+	for (uint32_t i = 0; i + 1 < ntrees; i++)
+		fl_info("mirror", "resync: the other side's snapshot %s is "
+		    "snapshot %s", trees[i].tname, trees[i].name);
 out:
 	if (rc != 0 && held)
 		wafl_release_root(r->w, g);
@@ -391,6 +632,8 @@ out:
 	res->bytes_out = c->bytes_out;
 	store_free(&st);
 	free(roots);
+	free(trees);
+	free(imp);
 	return rc;
 }
 
@@ -443,6 +686,7 @@ static void *w_thread(void *arg)
 		}
 		mir_conn_close(&c);
 		if (rc == 0 || rc == -EFBIG || rc == -EINVAL ||
+		    rc == -ENOSPC || rc == -EEXIST || rc == -ENAMETOOLONG ||
 		    (r->o.overwrite && (r->w == NULL || rc != -EACCES)))
 			break;
 		rs_error(&r->res, "session", rc);
@@ -651,7 +895,7 @@ static int t_auth(const struct mir_resync_opts *o, struct mir_conn *c)
 
 /* Newest root both sides retain exactly. */
 static int t_common(wafl_vol_t *t, struct mir_conn *c, uint64_t *ggen,
-    struct wafl_bp *groot)
+    struct wafl_bp *groot, uint32_t *room)
 {
 	struct wafl_root_ent *mine = calloc(MIR_RS_MAX_ROOTS, sizeof(*mine));
 	struct mir_hdr h;
@@ -667,7 +911,9 @@ static int t_common(wafl_vol_t *t, struct mir_conn *c, uint64_t *ggen,
 		goto out;
 	const uint8_t *p = mir_conn_payload(c);
 	uint32_t cnt = fl_get_le32(p);
-	if (cnt > MIR_RS_MAX_ROOTS || h.length != 8 + 40 * cnt) {
+	*room = fl_get_le32(p + 4);
+	if (cnt > MIR_RS_MAX_ROOTS || h.length != 8 + 40 * cnt ||
+	    *room > MIR_RS_MAX_TREES) {
 		rc = FL_ERR(-FL_EPROTO);
 		goto out;
 	}
@@ -695,31 +941,64 @@ out:
 }
 
 /*
- * Only T's active tree travels to W.  A snapshot T made after G would not
- * survive the roll back, so resync refuses before anything changes (the
- * administrator copies out or deletes it first): nothing is discarded
- * silently.
+ * T's snapshots made after G, oldest first: each travels to W with the
+ * active tree.  Refused before anything changes when there are more than
+ * the wire carries, or one whose root is not of its own generation (not
+ * a tree this side wrote).
  */
 static int t_snaps_after(wafl_vol_t *t, uint64_t ggen,
-    struct mir_resync_result *res)
+    struct wafl_snap_tree *sn, size_t *n, struct mir_resync_result *res)
 {
-	struct wafl_snapinfo *si = calloc(256, sizeof(*si));
-	size_t n = 0;
-	int rc = si == NULL ? -ENOMEM : wafl_snap_names(t, si, 256, &n);
+	int rc = wafl_snap_trees_after(t, ggen, sn, MIR_RS_MAX_TREES - 1, n);
 
-	for (size_t i = 0; rc == 0 && i < n; i++) {
-		if (si[i].gen <= ggen)
-			continue;
-		snprintf(res->error, sizeof(res->error), "snapshot %.48s is "
-		    "newer than the common root %" PRIu64 " and would not be "
-		    "kept: copy out and delete it, then resync", si[i].name,
-		    ggen);
-		fl_err("mirror", "resync: %s", res->error);
-		rc = -EEXIST;
-	}
-	if (rc != 0 && rc != -EEXIST)
+	if (rc != 0) {
 		rs_error(res, "snapshot list", rc);
-	free(si);
+		return rc;
+	}
+	if (*n > MIR_RS_MAX_TREES - 1) {
+		snprintf(res->error, sizeof(res->error), "%zu snapshots are "
+		    "newer than the common root %" PRIu64 ", at most %u can be "
+		    "kept: delete some, then resync", *n, ggen,
+		    MIR_RS_MAX_TREES - 1);
+		fl_err("mirror", "resync: %s", res->error);
+		return -E2BIG;
+	}
+	for (size_t i = 0; i < *n; i++) {
+		if (sn[i].birth == sn[i].gen)
+			continue;
+		snprintf(res->error, sizeof(res->error), "snapshot %.48s "
+		    "(generation %" PRIu64 ") has a root born at %" PRIu64
+		    ": not carried; copy out and delete it, then resync",
+		    sn[i].name, sn[i].gen, sn[i].birth);
+		fl_err("mirror", "resync: %s", res->error);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* RS_TREE for tree idx, then its blocks born after G that no earlier
+ * tree sent (seen: a shared block goes once, with its subtree). */
+static int t_send_tree(struct mir_conn *c, raid_vol_t *raid, uint32_t idx,
+    const char *name, uint64_t gen, const struct wafl_bp *root, uint64_t g,
+    struct mir_vset *seen, struct t_walk *w)
+{
+	uint8_t *p = mir_conn_payload(c);
+	size_t len = name != NULL ? strlen(name) : 0;
+	int rc;
+
+	if (len > WAFL_SNAP_NAME_MAX)
+		return -ENAMETOOLONG;
+	memset(p, 0, MIR_RS_TREE_SIZE);
+	fl_put_le32(p, idx);
+	fl_put_le32(p + 4, (uint32_t)len);
+	fl_put_le64(p + 8, gen);
+	wafl_bp_encode(p + 16, root);
+	if (len > 0)
+		memcpy(p + 48, name, len);
+	rc = mir_send_buf(c, MIR_MSG_RS_TREE, MIR_RS_TREE_SIZE);
+	w->gen = gen;
+	if (rc == 0)
+		rc = mir_tree_walk(raid, root, g, seen, t_send, w);
 	return rc;
 }
 
@@ -747,6 +1026,8 @@ static int t_session(wafl_vol_t **tp, raid_vol_t *raid,
 	const struct mir_resync_opts o = *op;
 	struct { uint64_t gen; struct wafl_bp root; } g = { 0 };
 	struct mir_conn c = *cp;
+	struct wafl_snap_tree *sn = NULL;
+	size_t nsn = 0;
 	bool held = false;
 	uint64_t tg = 0;
 	int rc;
@@ -761,7 +1042,8 @@ static int t_session(wafl_vol_t **tp, raid_vol_t *raid,
 		rs_error(res, "authentication", rc);
 		goto out;
 	}
-	rc = t_common(t, &c, &g.gen, &g.root);
+	uint32_t room = 0;
+	rc = t_common(t, &c, &g.gen, &g.root, &room);
 	if (rc != 0) {
 		rs_error(res, rc == -ENOENT ? "no generation is retained on "
 		    "both sides (a baseline is needed)" : "common generation",
@@ -769,9 +1051,20 @@ static int t_session(wafl_vol_t **tp, raid_vol_t *raid,
 		goto out;
 	}
 	res->base_gen = g.gen;
-	rc = t_snaps_after(t, g.gen, res);
+	sn = calloc(MIR_RS_MAX_TREES, sizeof(*sn));
+	rc = sn == NULL ? -ENOMEM : t_snaps_after(t, g.gen, sn, &nsn, res);
 	if (rc != 0)
 		goto out;
+	if (nsn + 1 > room) {
+		snprintf(res->error, sizeof(res->error), "the other side has "
+		    "no room for this side's %zu trees (its active tree and "
+		    "%zu snapshots newer than %" PRIu64 "): %" PRIu32 " "
+		    "snapshot slots are free there; delete snapshots, then "
+		    "resync", nsn + 1, nsn, g.gen, room);
+		fl_err("mirror", "resync: %s", res->error);
+		rc = -ENOSPC;
+		goto out;
+	}
 	/* The tree to keep: this side's newest root, held for the walk. */
 	tg = wafl_generation(t);
 	uint8_t *fsi = malloc(WAFL_BLOCK_SIZE);
@@ -803,16 +1096,28 @@ static int t_session(wafl_vol_t **tp, raid_vol_t *raid,
 		goto out;
 	}
 	{
+		/* Oldest first, the active tree last. */
 		uint8_t *p = mir_conn_payload(&c);
-		memset(p, 0, 80);
+		uint32_t ntrees = (uint32_t)nsn + 1;
+		memset(p, 0, MIR_RS_BEGIN_SIZE);
 		fl_put_le64(p, g.gen);
 		wafl_bp_encode(p + 8, &g.root);
 		fl_put_le64(p + 40, tg);
 		wafl_bp_encode(p + 48, &f.root);
-		rc = mir_send_buf(&c, MIR_MSG_RS_BEGIN, 80);
-		struct t_walk w = { .c = &c, .gen = tg };
+		fl_put_le32(p + 80, ntrees);
+		rc = mir_send_buf(&c, MIR_MSG_RS_BEGIN, MIR_RS_BEGIN_SIZE);
+		struct t_walk w = { .c = &c };
+		struct mir_vset seen = { 0 };
+		for (size_t i = 0; rc == 0 && i < nsn; i++) {
+			struct wafl_bp sb = { sn[i].vbn, sn[i].birth,
+			    sn[i].cksum, 0 };
+			rc = t_send_tree(&c, raid, (uint32_t)i, sn[i].name,
+			    sn[i].gen, &sb, g.gen, &seen, &w);
+		}
 		if (rc == 0)
-			rc = wafl_birth_walk(t, tg, g.gen, t_send, &w);
+			rc = t_send_tree(&c, raid, (uint32_t)nsn, NULL, tg,
+			    &f.root, g.gen, &seen, &w);
+		mir_vset_free(&seen);
 		uint8_t e[8];
 		mir_u64_encode(e, w.blocks);
 		if (rc == 0)
@@ -820,11 +1125,22 @@ static int t_session(wafl_vol_t **tp, raid_vol_t *raid,
 		res->blocks_sent = w.blocks;
 		struct mir_hdr h;
 		uint32_t saved = c.timeout_ms;
-		c.timeout_ms = o.io_timeout_ms * 6;	/* the import's CP */
+		/* the import's CP, and its reads of every tree */
+		c.timeout_ms = o.io_timeout_ms * (6 + ntrees);
 		if (rc == 0)
 			rc = mir_recv_type(&c, MIR_MSG_RS_DONE, &h);
 		c.timeout_ms = saved;
+		if (rc == -EPIPE || rc == -ECONNRESET) {
+			/* W refused while we were sending: its ERROR, if it
+			 * came, says why. */
+			int erc = mir_recv_type(&c, MIR_MSG_RS_DONE, &h);
+			if (erc != 0 && c.peer_error[0] != '\0')
+				rc = erc;
+		}
 		if (rc != 0) {
+			if (c.peer_error[0] != '\0' && res->error[0] == '\0')
+				snprintf(res->error, sizeof(res->error), "the "
+				    "other side refused: %.160s", c.peer_error);
 			rs_error(res, "sending this side's data", rc);
 			goto out;
 		}
@@ -874,6 +1190,7 @@ out:
 	res->bytes_out = c.bytes_out;
 	res->bytes_in = c.bytes_in;
 	*cp = c;
+	free(sn);
 	return rc;
 }
 

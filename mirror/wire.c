@@ -89,11 +89,13 @@ static const struct type_info types[MIR_MSG_LAST + 1] = {
 	[MIR_MSG_RS_HELLO] = { "RS_HELLO", 64, 64 },
 	[MIR_MSG_RS_PROOF] = { "RS_PROOF", 64, 64 },
 	[MIR_MSG_RS_ROOTS] = { "RS_ROOTS", 8, 8 + 40 * MIR_RS_MAX_ROOTS },
-	[MIR_MSG_RS_BEGIN] = { "RS_BEGIN", 80, 80 },
+	[MIR_MSG_RS_BEGIN] = { "RS_BEGIN", MIR_RS_BEGIN_SIZE,
+	    MIR_RS_BEGIN_SIZE },
 	[MIR_MSG_RS_END] = { "RS_END", 8, 8 },
 	[MIR_MSG_RS_DONE] = { "RS_DONE", 16, 16 },
 	[MIR_MSG_DELTA] = { "DELTA", MIR_DELTA_HDR,
 	    MIR_DELTA_HDR + MIR_BLOCK - 1 },
+	[MIR_MSG_RS_TREE] = { "RS_TREE", MIR_RS_TREE_SIZE, MIR_RS_TREE_SIZE },
 };
 
 static bool type_known(uint16_t t)

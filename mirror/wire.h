@@ -85,6 +85,10 @@
 #define MIR_BLOCK		4096u
 #define MIR_ERRTEXT_MAX		256u
 #define MIR_RS_MAX_ROOTS	512u	/* RS_ROOTS entries */
+#define MIR_RS_MAX_TREES	255u	/* RS_BEGIN trees (WAFL_MAX_SNAPSHOTS) */
+#define MIR_RS_BEGIN_SIZE	88u
+#define MIR_RS_TREE_SIZE	112u
+#define MIR_RS_NAME_SIZE	64u	/* RS_TREE name field */
 #define MIR_FLAG_COMPRESSED	0x1u
 #define MIR_STATUS_SIZE		64u
 #define MIR_HINT_KEEP		0x1u	/* BLOCK: the window keeps it */
@@ -106,12 +110,16 @@ enum mir_msg_type {
 	/* resync (mirror/resync.c, docs/mirror.md "Resync") */
 	MIR_MSG_RS_HELLO,	/* T->W: id 16, nonce_t 32, pad 16 */
 	MIR_MSG_RS_PROOF,	/* both: mac 32, nonce 32 (T's: zero) */
-	MIR_MSG_RS_ROOTS,	/* W->T: count 4, pad 4, {gen 8, bp 32}... */
-	MIR_MSG_RS_BEGIN,	/* T->W: base gen 8, base bp 32, gen 8, bp 32 */
+	MIR_MSG_RS_ROOTS,	/* W->T: count 4, free snapshot slots 4,
+				   {gen 8, bp 32}... */
+	MIR_MSG_RS_BEGIN,	/* T->W: base gen 8, base bp 32, gen 8, bp 32,
+				   trees 4, pad 4 */
 	MIR_MSG_RS_END,		/* T->W: blocks sent 8 */
 	MIR_MSG_RS_DONE,	/* W->T: snapshot gen 8, blocks imported 8 */
 	MIR_MSG_DELTA,
-	MIR_MSG_LAST = MIR_MSG_DELTA,
+	MIR_MSG_RS_TREE,	/* T->W: index 4, name length 4, gen 8, root
+				   bp 32, name 64 */
+	MIR_MSG_LAST = MIR_MSG_RS_TREE,
 };
 
 enum mir_side { MIR_SIDE_SOURCE = 1, MIR_SIDE_DEST = 2 };

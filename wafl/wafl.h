@@ -418,28 +418,65 @@ int wafl_snap_delete(wafl_vol_t *v, const char *name);
 int wafl_snap_adopt_root(wafl_vol_t *v, const char *name, uint64_t gen,
     unsigned flags, uint64_t *id);
 /*
- * Import (import.c): the tree of another copy of this file system, which
+ * Import (import.c): trees of another copy of this file system, which
  * shares with this one the retained root of generation base_gen (held
- * here or a snapshot, exact same root pointer), becomes snapshot `name`.
- * get() returns the block the other copy has at vbn (its birth > base_gen)
- * into buf; every block is checked against its parent's pointer.  Each
- * such block moves to a VBN chosen here, pointers to it are rewritten
- * (children first), the imported tree's active bitmap is rebuilt, its
- * snapshot table and summary map are emptied (nested snapshots are not
- * imported), and the snapshot is durable on return (a CP).  Blocks born
- * at or before base_gen are the base root's and keep their pointers.
+ * here or a snapshot, exact same root pointer), become snapshots here,
+ * all in one CP.  get() returns the block the other copy has at vbn (its
+ * birth > base_gen) into buf; every block is checked against its parent's
+ * pointer.  Each such block moves to a VBN chosen here, once however many
+ * of the trees hold it (same pointer, same place: the same block),
+ * pointers to it are rewritten (children first), each imported tree gets
+ * an active bitmap of its own naming every block it uses, its snapshot
+ * table and summary map are emptied (nested snapshots are not imported),
+ * and the snapshots are durable on return (a CP).  Blocks born at or
+ * before base_gen are the base root's and keep their pointers.
+ *
+ * Refused before anything changes: a name invalid, in use or given twice
+ * (-EINVAL, -EEXIST), no room for n more snapshots (-ENOSPC), a block
+ * missing, damaged or inconsistent (-FL_ECORRUPT), and, when supplied is
+ * not 0, a number of distinct blocks born after base_gen reachable from
+ * the roots other than supplied (the caller holds blocks no tree uses:
+ * -FL_ECORRUPT).  Two trees with the same root pointer share one
+ * imported root.
  */
 struct wafl_bp;			/* wafl/ondisk.h */
 struct wafl_import_stats {
-	uint64_t gen, id;		/* the snapshot's */
-	uint64_t blocks;		/* blocks moved */
+	uint64_t gen, id;		/* the snapshot's (total: gen, id 0) */
+	uint64_t blocks;		/* blocks moved that it uses (total:
+					   distinct blocks moved) */
+	uint64_t shared;		/* of which moved for an earlier tree
+					   of the call (total: the sum) */
 	uint64_t bitmap_blocks;		/* new bitmap file */
+	uint64_t reached;		/* total only: distinct blocks born
+					   after base_gen reached */
 };
 typedef int wafl_import_get_fn(void *arg, uint64_t vbn, uint64_t birth,
     uint8_t *buf);
+struct wafl_import_tree {
+	const char *name;		/* in: the snapshot's name here */
+	const struct wafl_bp *root;	/* in: the tree's root pointer there */
+	struct wafl_import_stats st;	/* out */
+};
+int wafl_import_snapshots(wafl_vol_t *v, uint64_t base_gen,
+    struct wafl_import_tree *trees, size_t n, uint64_t supplied,
+    wafl_import_get_fn *get, void *arg, struct wafl_import_stats *total);
+/* One tree (supplied 0). */
 int wafl_import_snapshot(wafl_vol_t *v, const char *name, uint64_t base_gen,
     const struct wafl_bp *root, wafl_import_get_fn *get, void *arg,
     struct wafl_import_stats *st);
+/*
+ * The snapshots whose generation is > after, oldest first (generation,
+ * then id), with their exact root pointers: the trees an import on the
+ * other copy takes.  Fills up to max; *n gets the number there are.
+ */
+struct wafl_snap_tree {
+	char name[64];
+	uint64_t gen, id;
+	uint64_t vbn, birth;		/* the root block's pointer */
+	uint32_t cksum;
+};
+int wafl_snap_trees_after(wafl_vol_t *v, uint64_t after,
+    struct wafl_snap_tree *out, size_t max, size_t *n);
 /*
  * Roots this volume retains exactly (ring, holds, snapshots): generation
  * and root pointer, newest first, duplicates removed.  Resync looks for

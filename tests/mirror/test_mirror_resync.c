@@ -4,10 +4,16 @@
  * (files created, modified, removed on each), resync: the overwritten
  * side's tree equals the winner's, its own divergent data is readable in
  * the resync snapshot, and what crossed the link is of the order of the
- * divergence, not of the volume.
+ * divergence, not of the volume.  Snapshots the overwritten side made
+ * after the common root travel too (each with exactly its content, shared
+ * blocks sent once), deleting one imported snapshot leaves the others,
+ * and a peer that lies about its trees is refused with nothing changed.
  */
 #include <unistd.h>
 
+#include "common/crc32c.h"
+#include "common/util.h"
+#include "mirror/wire.h"
 #include "tests/mirror/tm.h"
 #include "wafl/ondisk.h"
 
@@ -318,45 +324,487 @@ static void test_resync_reverse(void **state)
 	tm_pair_free(p);
 }
 
-/* A snapshot made on T after the common root would not survive the roll
- * back: resync refuses, naming it, and changes nothing; once it is
- * deleted resync goes ahead. */
-static void test_resync_refuses_newer_snapshot(void **state)
+/* ------------------------------------------- T's snapshots carried */
+
+/* Bytes [off, off + len) of `name` are those of a file written whole
+ * with seed (put). */
+static void expect_at(wafl_vol_t *v, const char *snap, const char *name,
+    uint64_t off, uint64_t seed, uint32_t len)
+{
+	struct wafl_obj dir, o;
+	uint8_t *want = malloc(off + len), *got = malloc(len);
+	uint32_t n = 0;
+	bool eof;
+
+	if (snap != NULL) {
+		uint64_t id;
+		assert_int_equal(wafl_snap_lookup(v, snap, &id), 0);
+		assert_int_equal(wafl_snap_root(v, id, &dir), 0);
+	} else {
+		assert_int_equal(wafl_root(v, &dir), 0);
+	}
+	assert_int_equal(wafl_lookup(v, &tm_root, &dir, name, &o, NULL, NULL),
+	    0);
+	assert_int_equal(wafl_read(v, &tm_root, &o, off, len, got, &n, &eof,
+	    NULL), 0);
+	assert_int_equal(n, len);
+	tl_fill_pattern(want, off + len, seed);
+	assert_memory_equal(got, want + off, len);
+	free(want);
+	free(got);
+}
+
+static int count_blk(void *arg, uint64_t vbn, uint64_t birth,
+    const void *data, unsigned flags)
+{
+	(void)vbn;
+	(void)birth;
+	(void)data;
+	(void)flags;
+	(*(uint64_t *)arg)++;
+	return 0;
+}
+
+/* Blocks of root gen born after `after`: what a birth walk of that tree
+ * alone would send. */
+static uint64_t walk_count(wafl_vol_t *v, uint64_t gen, uint64_t after)
+{
+	uint64_t n = 0;
+
+	assert_int_equal(wafl_birth_walk(v, gen, after, count_blk, &n), 0);
+	return n;
+}
+
+#define S1BIG	(256u << 10)	/* 64 blocks, shared by both snapshots */
+
+/*
+ * On the broken-off side after the divergence: snapshot "one" (two files
+ * created), then a file modified, one removed and one created, snapshot
+ * "two", then changes to the active tree.  walk[]: each tree's birth
+ * walk from the common root (one, two, active).
+ */
+static void t_snapshots(struct rs_case *c, uint64_t walk[3])
+{
+	wafl_vol_t *t = c->b;
+	uint64_t gen;
+
+	put(t, "s1-file", 50, 16384);
+	put(t, "s1-big", 51, S1BIG);
+	assert_int_equal(wafl_snap_create(t, "one", NULL), 0);
+	assert_int_equal(wafl_snap_root_info(t, "one", &gen, NULL), 0);
+	walk[0] = walk_count(t, gen, c->a);
+	patch(t, "s1-big", 0, 52);
+	rm(t, "s1-file");
+	put(t, "s2-file", 53, 8192);
+	assert_int_equal(wafl_snap_create(t, "two", NULL), 0);
+	assert_int_equal(wafl_snap_root_info(t, "two", &gen, NULL), 0);
+	walk[1] = walk_count(t, gen, c->a);
+	put(t, "act-file", 54, 12288);
+	patch(t, "brk-new", 0, 55);
+	assert_int_equal(wafl_sync(t), 0);
+	walk[2] = walk_count(t, wafl_generation(t), c->a);
+}
+
+/* Exactly T's content at each of its trees, in the snapshots of v. */
+static void check_one(wafl_vol_t *v, const char *one)
+{
+	expect(v, one, "s1-file", 0, 50, 16384);
+	expect(v, one, "s1-big", 0, 51, S1BIG);
+	expect(v, one, "brk-new", 0, 20, 24576);
+	expect(v, one, "c", 16384, 21, 8192);
+	assert_false(exists(v, one, "s2-file"));
+	assert_false(exists(v, one, "act-file"));
+	assert_false(exists(v, one, "a"));
+}
+
+static void check_two(wafl_vol_t *v, const char *two)
+{
+	assert_false(exists(v, two, "s1-file"));
+	expect(v, two, "s1-big", 0, 52, 8192);
+	expect_at(v, two, "s1-big", 8192, 51, S1BIG - 8192);
+	expect(v, two, "s2-file", 0, 53, 8192);
+	expect(v, two, "brk-new", 0, 20, 24576);
+	assert_false(exists(v, two, "act-file"));
+}
+
+static void check_act(wafl_vol_t *v, const char *act)
+{
+	expect(v, act, "act-file", 0, 54, 12288);
+	expect(v, act, "brk-new", 0, 55, 8192);
+	expect_at(v, act, "brk-new", 8192, 20, 24576 - 8192);
+	expect(v, act, "s2-file", 0, 53, 8192);
+	expect(v, act, "s1-big", 0, 52, 8192);
+	assert_false(exists(v, act, "s1-file"));
+	assert_true(exists(v, act, "brk-new2"));
+}
+
+struct carried {
+	char act[64], one[80], two[80];
+};
+
+/* Resync carrying T's two snapshots; the winner is the source. */
+static void resync_carrying(struct rs_case *c, struct carried *n,
+    struct mir_resync_result *wr, struct mir_resync_result *tr)
+{
+	struct tm_pair *p;
+	uint64_t walk[3];
+
+	setup_broken(c);
+	p = c->p;
+	diverge(c, p->src->v, c->b);
+	t_snapshots(c, walk);
+	resync(p, p->src->v, &c->b, p->dst->raid, c->blog, wr, tr);
+	snprintf(n->act, sizeof(n->act), "%s", wr->snap_name);
+	snprintf(n->one, sizeof(n->one), "%s.one", wr->snap_name);
+	snprintf(n->two, sizeof(n->two), "%s.two", wr->snap_name);
+	fprintf(stderr, "resync with 2 snapshots: T->W %llu blocks (%llu "
+	    "imported); birth walks one %llu + two %llu + active %llu = "
+	    "%llu\n", (unsigned long long)tr->blocks_sent,
+	    (unsigned long long)wr->blocks_imported,
+	    (unsigned long long)walk[0], (unsigned long long)walk[1],
+	    (unsigned long long)walk[2],
+	    (unsigned long long)(walk[0] + walk[1] + walk[2]));
+	/* a block several trees hold crosses once and is stored once */
+	assert_true(tr->blocks_sent >= walk[2]);
+	assert_true(tr->blocks_sent + S1BIG / 4096 < walk[0] + walk[1] +
+	    walk[2]);
+	assert_true(wr->blocks_imported < tr->blocks_sent);
+}
+
+/* T made two snapshots after the common root: both travel to W with the
+ * active tree, each with exactly T's content, and come back to T with
+ * the catch-up; the shared blocks crossed once. */
+static void test_resync_carries_snapshots(void **state)
+{
+	(void)state;
+	struct rs_case c = { 0 };
+	struct mir_resync_result wr, tr;
+	struct carried n;
+
+	resync_carrying(&c, &n, &wr, &tr);
+	struct tm_pair *p = c.p;
+	wafl_vol_t *w = p->src->v;
+	check_one(w, n.one);
+	check_two(w, n.two);
+	check_act(w, n.act);
+	/* W's own tree does not change */
+	assert_false(exists(w, NULL, "s1-file"));
+	assert_false(exists(w, NULL, "act-file"));
+	expect(w, NULL, "src-new", 0, 10, 16384);
+	tm_check_clean(w, "winner");
+	/* the catch-up brings them to T */
+	follow(p, w, p->src->raid, p->dst->raid);
+	wafl_vol_t *t = mir_dest_volume(p->md);
+	tm_tree_equal(w, t);
+	tm_snap_equal(w, t, n.one);
+	tm_snap_equal(w, t, n.two);
+	tm_snap_equal(w, t, n.act);
+	check_one(t, n.one);
+	check_two(t, n.two);
+	check_act(t, n.act);
+	tm_check_clean(w, "winner after the catch-up");
+	tm_check_clean(t, "overwritten");
+	tm_pair_free(p);
+}
+
+/* Deleting one imported snapshot frees only what no other holds: the
+ * others stay readable, check clean on both sides. */
+static void test_resync_delete_one_imported(void **state)
+{
+	(void)state;
+	struct rs_case c = { 0 };
+	struct mir_resync_result wr, tr;
+	struct carried n;
+
+	resync_carrying(&c, &n, &wr, &tr);
+	struct tm_pair *p = c.p;
+	wafl_vol_t *w = p->src->v;
+	follow(p, w, p->src->raid, p->dst->raid);
+	assert_int_equal(wafl_snap_delete(w, n.one), 0);
+	/* W goes on writing: freed blocks may be reused */
+	for (int i = 0; i < 4; i++) {
+		put(w, "more", 70 + (uint64_t)i, 65536);
+		assert_int_equal(wafl_sync(w), 0);
+	}
+	check_two(w, n.two);
+	check_act(w, n.act);
+	tm_check_clean(w, "winner after deleting one");
+	tm_sync(p);
+	wafl_vol_t *t = mir_dest_volume(p->md);
+	uint64_t id;
+	assert_int_equal(wafl_snap_lookup(t, n.one, &id), -ENOENT);
+	check_two(t, n.two);
+	check_act(t, n.act);
+	tm_check_clean(t, "overwritten after deleting one");
+	assert_int_equal(wafl_snap_delete(w, n.act), 0);
+	put(w, "more", 80, 65536);
+	assert_int_equal(wafl_sync(w), 0);
+	check_two(w, n.two);
+	tm_check_clean(w, "winner after deleting the active tree's");
+	tm_pair_free(p);
+}
+
+/* ------------------------------------------------- a lying peer */
+
+/* A T that speaks the resync protocol by hand, up to RS_BEGIN. */
+static void fake_t(struct tm_pair *p, uint16_t port, struct mir_conn *c,
+    uint64_t g, struct wafl_bp *gbp)
+{
+	uint8_t nt[MIR_NONCE_SIZE], mac[MIR_MAC_SIZE], b[64] = { 0 };
+	struct mir_hdr h;
+	int fd = mir_tcp_connect("127.0.0.1", port, 2000);
+
+	assert_true(fd >= 0);
+	assert_int_equal(mir_conn_init(c, fd, 5000, NULL), 0);
+	memset(nt, 0x5a, sizeof(nt));
+	memcpy(b, p->id, 16);
+	memcpy(b + 16, nt, MIR_NONCE_SIZE);
+	assert_int_equal(mir_send(c, MIR_MSG_RS_HELLO, b, 64), 0);
+	assert_int_equal(mir_recv_type(c, MIR_MSG_RS_PROOF, &h), 0);
+	const uint8_t *nw = mir_conn_payload(c) + MIR_MAC_SIZE;
+	assert_int_equal(mir_mac(p->key, sizeof(p->key), "filer-resync T",
+	    p->id, nw, nt, mac), 0);
+	memset(b, 0, sizeof(b));
+	memcpy(b, mac, MIR_MAC_SIZE);
+	assert_int_equal(mir_send(c, MIR_MSG_RS_PROOF, b, 64), 0);
+	assert_int_equal(mir_recv_type(c, MIR_MSG_RS_ROOTS, &h), 0);
+	const uint8_t *r = mir_conn_payload(c);
+	bool found = false;
+	for (uint32_t i = 0; i < fl_get_le32(r); i++) {
+		if (fl_get_le64(r + 8 + 40 * i) != g)
+			continue;
+		assert_int_equal(wafl_bp_decode(r + 16 + 40 * i, gbp), 0);
+		found = true;
+	}
+	assert_true(found);
+}
+
+static void fake_begin(struct mir_conn *c, uint64_t g,
+    const struct wafl_bp *gbp, uint64_t t, const struct wafl_bp *tbp,
+    uint32_t trees)
+{
+	uint8_t b[MIR_RS_BEGIN_SIZE] = { 0 };
+
+	fl_put_le64(b, g);
+	wafl_bp_encode(b + 8, gbp);
+	fl_put_le64(b + 40, t);
+	wafl_bp_encode(b + 48, tbp);
+	fl_put_le32(b + 80, trees);
+	assert_int_equal(mir_send(c, MIR_MSG_RS_BEGIN, b, sizeof(b)), 0);
+}
+
+static void fake_tree(struct mir_conn *c, uint32_t idx, uint32_t len,
+    char fill, uint64_t gen, const struct wafl_bp *root)
+{
+	uint8_t b[MIR_RS_TREE_SIZE] = { 0 };
+
+	fl_put_le32(b, idx);
+	fl_put_le32(b + 4, len);
+	fl_put_le64(b + 8, gen);
+	wafl_bp_encode(b + 16, root);
+	memset(b + 48, fill, len < MIR_RS_NAME_SIZE ? len : MIR_RS_NAME_SIZE);
+	assert_int_equal(mir_send(c, MIR_MSG_RS_TREE, b, sizeof(b)), 0);
+}
+
+/* W refuses, saying why, and closes. */
+static void fake_refused(struct mir_conn *c, const char *why)
+{
+	struct mir_hdr h;
+	int rc = mir_recv_type(c, MIR_MSG_RS_DONE, &h);
+
+	fprintf(stderr, "lying peer refused (%d): %s\n", rc, c->peer_error);
+	assert_int_not_equal(rc, 0);
+	assert_non_null(strstr(c->peer_error, why));
+	mir_conn_close(c);
+}
+
+struct fake_send {
+	struct mir_conn *c;
+	uint64_t gen, n;
+	uint64_t vbns[4096];
+};
+
+static int fake_block(void *arg, uint64_t vbn, uint64_t birth,
+    const void *data, unsigned flags)
+{
+	struct fake_send *f = arg;
+
+	(void)flags;
+	assert_true(f->n < 4096);
+	f->vbns[f->n++] = vbn;
+	return mir_send_block(f->c, f->gen, vbn, birth, data);
+}
+
+/* A T that lies about its trees is refused and nothing changes on W;
+ * the honest T that comes next is served. */
+static void test_resync_refuses_lying_trees(void **state)
+{
+	(void)state;
+	struct rs_case c = { 0 };
+	struct mir_resync_result wr, tr;
+	struct mir_conn fc;
+	struct wafl_bp gbp;
+	mir_resync_t *r;
+	uint64_t walk[3];
+
+	setup_broken(&c);
+	struct tm_pair *p = c.p;
+	wafl_vol_t *w = p->src->v;
+	diverge(&c, w, c.b);
+	t_snapshots(&c, walk);
+	/* a name too long to keep whole under the prefix */
+	char lname[64];
+	memset(lname, 'L', 60);
+	memcpy(lname, "long-", 5);
+	lname[60] = '\0';
+	assert_int_equal(wafl_snap_create(c.b, lname, NULL), 0);
+	uint64_t tg = wafl_generation(c.b);
+	uint8_t fsi[4096];
+	struct wafl_fsinfo f;
+	assert_int_equal(wafl_root_of(c.b, tg, fsi), 0);
+	assert_int_equal(wafl_fsinfo_decode(fsi, &f), 0);
+	size_t before = 0;
+	assert_int_equal(wafl_snap_names(w, NULL, 0, &before), 0);
+	uint64_t wgen = wafl_generation(w);
+	struct mir_resync_opts o = rs_opts(p, 0);
+	assert_int_equal(mir_resync_serve(w, &o, &r), 0);
+	uint16_t port = mir_resync_port(r);
+
+	/* a snapshot name of 64 bytes */
+	fake_t(p, port, &fc, c.a, &gbp);
+	fake_begin(&fc, c.a, &gbp, tg, &f.root, 2);
+	fake_tree(&fc, 0, 64, 'x', tg, &f.root);
+	fake_refused(&fc, "name of 64 bytes");
+	/* more trees than announced */
+	fake_t(p, port, &fc, c.a, &gbp);
+	fake_begin(&fc, c.a, &gbp, tg, &f.root, 1);
+	fake_tree(&fc, 0, 0, 0, tg, &f.root);
+	fake_tree(&fc, 1, 3, 'y', tg, &f.root);
+	fake_refused(&fc, "not the next one announced");
+	/* a snapshot announced as the last tree (the active one's place) */
+	fake_t(p, port, &fc, c.a, &gbp);
+	fake_begin(&fc, c.a, &gbp, tg, &f.root, 1);
+	fake_tree(&fc, 0, 3, 'z', tg, &f.root);
+	fake_refused(&fc, "the last tree is the active one");
+	/* a block no announced tree reaches */
+	struct fake_send *fs = calloc(1, sizeof(*fs));
+	fake_t(p, port, &fc, c.a, &gbp);
+	fake_begin(&fc, c.a, &gbp, tg, &f.root, 1);
+	fake_tree(&fc, 0, 0, 0, tg, &f.root);
+	fs->c = &fc;
+	fs->gen = tg;
+	assert_int_equal(wafl_birth_walk(c.b, tg, c.a, fake_block, fs), 0);
+	uint64_t extra = 100;
+	for (uint64_t i = 0; i < fs->n; i++)
+		if (fs->vbns[i] == extra) {
+			extra++;
+			i = (uint64_t)-1;	/* again from the start */
+		}
+	uint8_t junk[4096];
+	memset(junk, 0x33, sizeof(junk));
+	assert_int_equal(mir_send_block(&fc, tg, extra, tg, junk), 0);
+	uint8_t e[8];
+	fl_put_le64(e, fs->n + 1);
+	assert_int_equal(mir_send(&fc, MIR_MSG_RS_END, e, 8), 0);
+	fake_refused(&fc, "import failed");
+	free(fs);
+	/* nothing changed on W */
+	size_t after = 0;
+	assert_int_equal(wafl_snap_names(w, NULL, 0, &after), 0);
+	assert_int_equal(after, before);
+	assert_int_equal(wafl_generation(w), wgen);
+	assert_int_equal(wafl_sync(w), 0);
+	tm_check_clean(w, "winner after the lies");
+	/* A name of the set is taken here: the whole set takes the next
+	 * suffix. */
+	char taken[80];
+	snprintf(taken, sizeof(taken), "resync.%llu.one",
+	    (unsigned long long)tg);
+	assert_int_equal(wafl_snap_create(w, taken, NULL), 0);
+	/* the honest T */
+	o = rs_opts(p, port);
+	memset(&tr, 0, sizeof(tr));
+	int rc = mir_resync_overwrite(&c.b, p->dst->raid, c.blog, &o, &tr);
+	if (rc != 0)
+		fprintf(stderr, "resync: %s\n", tr.error);
+	assert_int_equal(rc, 0);
+	assert_int_equal(mir_resync_wait(r, 30000, &wr), 0);
+	mir_resync_stop(r);
+	char one[80], two[80], lwant[80];
+	snprintf(one, sizeof(one), "resync.%llu.2", (unsigned long long)tg);
+	assert_string_equal(wr.snap_name, one);
+	snprintf(one, sizeof(one), "%s.one", wr.snap_name);
+	snprintf(two, sizeof(two), "%s.two", wr.snap_name);
+	check_one(w, one);
+	check_two(w, two);
+	check_act(w, wr.snap_name);
+	/* <prefix>.<start of the name>~<crc32c of the name>, 63 bytes */
+	int keep = 63 - (int)strlen(wr.snap_name) - 1 - 9;
+	snprintf(lwant, sizeof(lwant), "%s.%.*s~%08x", wr.snap_name, keep,
+	    lname, fl_crc32c(0, lname, strlen(lname)));
+	assert_int_equal(strlen(lwant), 63);
+	check_act(w, lwant);
+	tm_check_clean(w, "winner");
+	tm_pair_free(p);
+}
+
+/* W without room in its snapshot table for all of T's trees refuses up
+ * front, saying so; T stays as it was. */
+static void test_resync_refuses_no_room(void **state)
 {
 	(void)state;
 	struct rs_case c = { 0 };
 	struct mir_resync_result wr, tr;
 	mir_resync_t *r;
+	uint64_t walk[3];
 
 	setup_broken(&c);
 	struct tm_pair *p = c.p;
-	diverge(&c, p->src->v, c.b);
-	assert_int_equal(wafl_snap_create(c.b, "keep-me", NULL), 0);
-	uint64_t tgen = wafl_generation(c.b);
+	wafl_vol_t *w = p->src->v;
+	diverge(&c, w, c.b);
+	t_snapshots(&c, walk);
+	size_t have = 0;
+	assert_int_equal(wafl_snap_names(w, NULL, 0, &have), 0);
+	/* three trees to keep (two snapshots, the active tree): leave two
+	 * free slots */
+	for (size_t i = have; i < WAFL_MAX_SNAPSHOTS - 2; i++) {
+		char nm[32];
+		snprintf(nm, sizeof(nm), "fill.%zu", i);
+		assert_int_equal(wafl_snap_create(w, nm, NULL), 0);
+	}
+	uint64_t tgen = wafl_generation(c.b), wgen = wafl_generation(w);
 	struct mir_resync_opts o = rs_opts(p, 0);
-	o.accept_timeout_ms = 2000;	/* W waits that long for T's retry */
-	assert_int_equal(mir_resync_serve(p->src->v, &o, &r), 0);
-	o = rs_opts(p, mir_resync_port(r));
+	assert_int_equal(mir_resync_serve(w, &o, &r), 0);
+	uint16_t port = mir_resync_port(r);
+	/* T learns the free slots with W's roots and refuses itself */
+	o = rs_opts(p, port);
 	memset(&tr, 0, sizeof(tr));
-	assert_int_not_equal(mir_resync_overwrite(&c.b, p->dst->raid, c.blog,
-	    &o, &tr), 0);
-	assert_non_null(c.b);
-	assert_non_null(strstr(tr.error, "keep-me"));
-	assert_int_not_equal(mir_resync_wait(r, 30000, &wr), 0);
+	assert_int_equal(mir_resync_overwrite(&c.b, p->dst->raid, c.blog,
+	    &o, &tr), -ENOSPC);
+	fprintf(stderr, "refused: %s\n", tr.error);
+	assert_non_null(strstr(tr.error, "no room"));
+	/* a T that announces the trees anyway: W refuses before a block */
+	struct mir_conn fc;
+	struct wafl_bp gbp;
+	uint8_t fsi[4096];
+	struct wafl_fsinfo f;
+	assert_int_equal(wafl_root_of(c.b, tgen, fsi), 0);
+	assert_int_equal(wafl_fsinfo_decode(fsi, &f), 0);
+	fake_t(p, port, &fc, c.a, &gbp);
+	fake_begin(&fc, c.a, &gbp, tgen, &f.root, 3);
+	fake_refused(&fc, "no room");
+	assert_int_equal(mir_resync_wait(r, 30000, &wr), -ENOSPC);
 	mir_resync_stop(r);
-	/* nothing changed on T, nothing imported on W */
+	/* T as it was, W as it was */
+	assert_non_null(c.b);
 	assert_int_equal(wafl_generation(c.b), tgen);
-	expect(c.b, NULL, "brk-new", 0, 20, 24576);
-	expect(c.b, "keep-me", "brk-new", 0, 20, 24576);
-	uint64_t id;
-	char name[64];
-	snprintf(name, sizeof(name), "resync.%llu", (unsigned long long)tgen);
-	assert_int_not_equal(wafl_snap_lookup(p->src->v, name, &id), 0);
-	/* the administrator's decision, then the resync */
-	assert_int_equal(wafl_snap_delete(c.b, "keep-me"), 0);
-	resync(p, p->src->v, &c.b, p->dst->raid, c.blog, &wr, &tr);
-	follow(p, p->src->v, p->src->raid, p->dst->raid);
-	verify(&c, p->src->v, wr.snap_name, &wr, false);
+	check_one(c.b, "one");
+	check_two(c.b, "two");
+	assert_int_equal(wafl_generation(w), wgen);
+	size_t now = 0;
+	assert_int_equal(wafl_snap_names(w, NULL, 0, &now), 0);
+	assert_int_equal(now, WAFL_MAX_SNAPSHOTS - 2);
+	assert_int_equal(wafl_unmount(c.b), 0);
 	tm_pair_free(p);
 }
 
@@ -466,7 +914,10 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_resync_overwrites_broken_off),
 		cmocka_unit_test(test_resync_reverse),
-		cmocka_unit_test(test_resync_refuses_newer_snapshot),
+		cmocka_unit_test(test_resync_carries_snapshots),
+		cmocka_unit_test(test_resync_delete_one_imported),
+		cmocka_unit_test(test_resync_refuses_lying_trees),
+		cmocka_unit_test(test_resync_refuses_no_room),
 		cmocka_unit_test(test_import_primitive),
 	};
 
