@@ -48,6 +48,8 @@
  * the table and the JSON.  It is the cheap way to run that phase many times.
  * $FILER_BENCH_ONLY=filer runs every workload against filer only (Ganesha's
  * figures are recorded as missing).
+ * $FILER_BENCH_ONLY=meta runs only filer's metadata mixes (1 and 16
+ * clients): the cheap way to compare builds on them.
  *
  * Why a figure is missing is never lost: each reason is printed on stderr
  * when it is found (prefixed "bench_nfs: filer:" or "bench_nfs: ganesha:"),
@@ -91,7 +93,8 @@
 
 static bool quick;
 static bool only_seqw;		/* FILER_BENCH_ONLY=seqwrite */
-static bool only_filer;		/* FILER_BENCH_ONLY=filer (or seqwrite) */
+static bool only_filer;		/* FILER_BENCH_ONLY=filer (or seqwrite, meta) */
+static bool only_meta;		/* FILER_BENCH_ONLY=meta */
 
 static uint64_t now_ns(void)
 {
@@ -996,6 +999,8 @@ static void run_suite(const struct server *sv, struct suite *out)
 	fflush(stdout);
 	meta_mix(sv, 1, 16, dur, &out->f[FIG_META1], out);
 	meta_mix(sv, 16, 8, dur, &out->f[FIG_META16], out);
+	if (only_meta)
+		return;
 	printf("  %s: sequential and random I/O...\n", sv->name);
 	fflush(stdout);
 	data_figures(sv, out);
@@ -1316,7 +1321,8 @@ static void report(struct benchout *b, const struct suite *me,
 		char name[96];
 		double mv = m->ok ? m->value : NAN;
 
-		if (only_seqw && i != FIG_SEQW)
+		if ((only_seqw && i != FIG_SEQW) ||
+		    (only_meta && i != FIG_META1 && i != FIG_META16))
 			continue;
 
 		benchout_add(b, fig_def[i].name, mv, fig_def[i].unit, pn,
@@ -1368,9 +1374,12 @@ int main(int argc, char **argv)
 		only_seqw = only_filer = true;
 	} else if (only != NULL && strcmp(only, "filer") == 0) {
 		only_filer = true;
+	} else if (only != NULL && strcmp(only, "meta") == 0) {
+		only_meta = only_filer = true;
 	} else if (only != NULL && only[0] != '\0') {
 		fprintf(stderr, "bench_nfs: FILER_BENCH_ONLY=%s: unknown "
-		    "(seqwrite, filer, or unset for every figure)\n", only);
+		    "(seqwrite, meta, filer, or unset for every figure)\n",
+		    only);
 		return 2;
 	}
 	if (getloadavg(load, 3) != 3)
@@ -1403,6 +1412,7 @@ int main(int argc, char **argv)
 
 	printf("bench_nfs: scratch %s%s%s\n", tmp, quick ? " (quick)" : "",
 	    only_seqw ? " (filer's sequential write only)" :
+	    only_meta ? " (filer's metadata mixes only)" :
 	    only_filer ? " (filer only)" : "");
 	run_filer(tmp, &sh[0]);
 	if (!only_filer)
