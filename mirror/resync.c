@@ -67,7 +67,9 @@
  *   (G, t] oldest first, roots born at their generation; each BLOCK's
  *   birth in (G, its tree's generation], a VBN once; RS_END after the
  *   last tree with the count received; and the import refuses blocks
- *   that do not check against their parents or that no root reaches.
+ *   that do not check against their parents or that no root reaches,
+ *   and pointers born at or before G to blocks G's tree does not use
+ *   (T rolled back to an older snapshot: W may have reused them).
  *   A refusal is an ERROR that says what, and changes nothing.
  *
  * LIMITS
@@ -590,6 +592,11 @@ static int w_session(struct mir_resync *r, struct mir_conn *c)
 			mir_send_error(c, EEXIST, "import failed: the snapshot "
 			    "names for the other side's trees (%s...) are in "
 			    "use here", trees[ntrees - 1].name);
+		else if (rc == -ESTALE)
+			mir_send_error(c, ESTALE, "import failed: the other "
+			    "side's trees use blocks older than generation %"
+			    PRIu64 " that its root lacks (a snapshot rollback "
+			    "there?): copy the data out, then resync", g);
 		else if (rc == -FL_ECORRUPT)
 			mir_send_error(c, -rc, "import failed: the blocks "
 			    "sent do not make the trees announced (damaged, "
@@ -687,6 +694,7 @@ static void *w_thread(void *arg)
 		mir_conn_close(&c);
 		if (rc == 0 || rc == -EFBIG || rc == -EINVAL ||
 		    rc == -ENOSPC || rc == -EEXIST || rc == -ENAMETOOLONG ||
+		    rc == -ESTALE ||
 		    (r->o.overwrite && (r->w == NULL || rc != -EACCES)))
 			break;
 		rs_error(&r->res, "session", rc);

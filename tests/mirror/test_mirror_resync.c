@@ -808,6 +808,86 @@ static void test_resync_refuses_no_room(void **state)
 	tm_pair_free(p);
 }
 
+/*
+ * Failback after the source T rolled its active tree back to a snapshot
+ * older than the common root G: T's tree uses old blocks G does not hold,
+ * and W (the broken-off side), which deleted that snapshot and wrote on,
+ * has reused them.  W refuses the import (nothing changes on W); T keeps
+ * its data and is not rolled back.
+ */
+static void test_resync_refuses_blocks_base_lacks(void **state)
+{
+	(void)state;
+	struct rs_case c = { 0 };
+	struct mir_resync_result wr, tr;
+	struct tm_pair *p = tm_pair_new();
+	wafl_vol_t *t = p->src->v, *w;
+	mir_resync_t *r;
+
+	c.p = p;
+	/* s0 holds "old" as first written; the mirror's root does not */
+	put(t, "old", 5, 262144);
+	assert_int_equal(wafl_snap_create(t, "s0", NULL), 0);
+	put(t, "old", 6, 262144);
+	put(t, "a", 2, 65536);
+	assert_int_equal(wafl_sync(t), 0);
+	tm_dest_start(p);
+	tm_source_start(p);
+	tm_sync(p);
+	c.a = wafl_generation(mir_dest_volume(p->md));
+	mir_source_stop(p->ms);
+	p->ms = NULL;
+	tl_path(c.blog, sizeof(c.blog), p->dst->dir, "nvlog-broken");
+	assert_int_equal(mir_dest_break(p->md, c.blog, &c.b), 0);
+	mir_dest_stop(p->md);
+	p->md = NULL;
+	w = c.b;
+	/* W drops s0 and writes on past the end of its volume: the blocks
+	 * only s0 held are reused */
+	assert_int_equal(wafl_snap_delete(w, "s0"), 0);
+	for (int i = 0; i < 8; i++) {
+		put(w, "churn", 90 + (uint64_t)i, 24u << 20);
+		assert_int_equal(wafl_sync(w), 0);
+		rm(w, "churn");
+		assert_int_equal(wafl_sync(w), 0);
+	}
+	/* T goes back to s0 and writes a little */
+	assert_int_equal(wafl_snap_rollback(t, "s0"), 0);
+	put(t, "t-after", 61, 8192);
+	assert_int_equal(wafl_sync(t), 0);
+	uint64_t tgen = wafl_generation(t), wgen = wafl_generation(w);
+	size_t before = 0, after = 0;
+	assert_int_equal(wafl_snap_names(w, NULL, 0, &before), 0);
+	struct mir_resync_opts o = rs_opts(p, 0);
+	assert_int_equal(mir_resync_serve(w, &o, &r), 0);
+	o = rs_opts(p, mir_resync_port(r));
+	memset(&tr, 0, sizeof(tr));
+	int rc = mir_resync_overwrite(&p->src->v, p->src->raid,
+	    p->src->logpath, &o, &tr);
+	fprintf(stderr, "resync after a rollback on T: %d: %s\n", rc,
+	    tr.error);
+	if (rc == 0) {
+		/* what the import kept of T's data */
+		assert_int_equal(mir_resync_wait(r, 30000, &wr), 0);
+		expect(w, wr.snap_name, "old", 0, 5, 262144);
+	}
+	assert_int_not_equal(rc, 0);
+	assert_non_null(strstr(tr.error, "older than generation"));
+	assert_int_not_equal(mir_resync_wait(r, 30000, &wr), 0);
+	mir_resync_stop(r);
+	/* T as it was, W as it was */
+	assert_non_null(p->src->v);
+	assert_int_equal(wafl_generation(t), tgen);
+	expect(t, NULL, "old", 0, 5, 262144);
+	expect(t, NULL, "t-after", 0, 61, 8192);
+	assert_int_equal(wafl_snap_names(w, NULL, 0, &after), 0);
+	assert_int_equal(after, before);
+	assert_int_equal(wafl_generation(w), wgen);
+	tm_check_clean(w, "winner after the refusal");
+	assert_int_equal(wafl_unmount(w), 0);
+	tm_pair_free(p);
+}
+
 /* The other copy's blocks, as a birth walk gives them (the import's
  * source in the wafl-level test below). */
 struct blkset {
@@ -918,6 +998,7 @@ int main(void)
 		cmocka_unit_test(test_resync_delete_one_imported),
 		cmocka_unit_test(test_resync_refuses_lying_trees),
 		cmocka_unit_test(test_resync_refuses_no_room),
+		cmocka_unit_test(test_resync_refuses_blocks_base_lacks),
 		cmocka_unit_test(test_import_primitive),
 	};
 
