@@ -989,6 +989,52 @@ static void test_import_primitive(void **state)
 	tm_pair_free(p);
 }
 
+/* Two trees with one root pointer (a snapshot that is the active tree):
+ * one imported root under two names; deleting one leaves the other
+ * readable and the volume clean. */
+static void test_import_two_names_one_root(void **state)
+{
+	(void)state;
+	struct rs_case c = { 0 };
+	struct blkset *b = calloc(1, sizeof(*b));
+
+	b->data = calloc(4096, 4096);
+	b->corrupt = -1;
+	setup_broken(&c);
+	struct tm_pair *p = c.p;
+	diverge(&c, p->src->v, c.b);
+	uint64_t t = wafl_generation(c.b);
+	uint8_t fsi[4096];
+	struct wafl_fsinfo f;
+	assert_int_equal(wafl_root_of(c.b, t, fsi), 0);
+	assert_int_equal(wafl_fsinfo_decode(fsi, &f), 0);
+	assert_int_equal(wafl_birth_walk(c.b, t, c.a, blk_collect, b), 0);
+	wafl_vol_t *w = p->src->v;
+	struct wafl_import_tree it[2] = { { .name = "imp.x", .root = &f.root },
+	    { .name = "imp.y", .root = &f.root } };
+	struct wafl_import_stats total;
+	assert_int_equal(wafl_import_snapshots(w, c.a, it, 2, b->n, blk_get,
+	    b, &total), 0);
+	assert_int_equal(total.reached, b->n);
+	tm_check_clean(w, "winner, two names on one root");
+	uint64_t id;
+	struct wafl_obj ry, rb;
+	assert_int_equal(wafl_root(c.b, &rb), 0);
+	assert_int_equal(wafl_snap_delete(w, "imp.x"), 0);
+	for (int i = 0; i < 8; i++) {
+		put(w, "more", 60 + (uint64_t)i, 65536);
+		assert_int_equal(wafl_sync(w), 0);
+	}
+	assert_int_equal(wafl_snap_lookup(w, "imp.y", &id), 0);
+	assert_int_equal(wafl_snap_root(w, id, &ry), 0);
+	tm_obj_equal(w, &ry, c.b, &rb, 0);
+	tm_check_clean(w, "winner after deleting one name");
+	assert_int_equal(wafl_unmount(c.b), 0);
+	free(b->data);
+	free(b);
+	tm_pair_free(p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1000,6 +1046,7 @@ int main(void)
 		cmocka_unit_test(test_resync_refuses_no_room),
 		cmocka_unit_test(test_resync_refuses_blocks_base_lacks),
 		cmocka_unit_test(test_import_primitive),
+		cmocka_unit_test(test_import_two_names_one_root),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
