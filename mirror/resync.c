@@ -626,9 +626,9 @@ static int w_session(struct mir_resync *r, struct mir_conn *c)
 	fl_put_le64(p + 8, is.blocks);
 	rc = mir_send_buf(c, MIR_MSG_RS_DONE, 16);
 	fl_info("mirror", "resync: the other side's data since %" PRIu64
-	    " is snapshot %s and %" PRIu32 " more (%" PRIu64 " blocks, %"
-	    PRIu64 " of them shared by several trees)", g, name, ntrees - 1,
-	    is.blocks, is.shared);
+	    " is snapshot %s and %" PRIu32 " more (%" PRIu64 " blocks "
+	    "moved; %" PRIu64 " uses by a later tree of a block an earlier "
+	    "one moved)", g, name, ntrees - 1, is.blocks, is.shared);
 	for (uint32_t i = 0; i + 1 < ntrees; i++)
 		fl_info("mirror", "resync: the other side's snapshot %s is "
 		    "snapshot %s", trees[i].tname, trees[i].name);
