@@ -233,6 +233,29 @@ struct rs_tree {
 	char why[96];			/* what was wrong with it */
 };
 
+/* res->snap_names: the active tree's snapshot first (the last tree),
+ * then T's snapshots oldest first. */
+static void rs_list_names(const struct rs_tree *trees, uint32_t n,
+    struct mir_resync_result *res)
+{
+	char *out = res->snap_names;
+	size_t cap = sizeof(res->snap_names), len = 0;
+
+	out[0] = '\0';
+	for (uint32_t k = 0; k < n; k++) {
+		const char *nm = trees[k == 0 ? n - 1 : k - 1].name;
+		size_t need = strlen(nm) + (k > 0 ? 2 : 0);
+		/* room for this one and, if more follow, ", ..." */
+		if (len + need + (k + 1 < n ? 5 : 0) >= cap) {
+			snprintf(out + len, cap - len, "%s", k > 0 ? ", ..." :
+			    "...");
+			return;
+		}
+		len += (size_t)snprintf(out + len, cap - len, "%s%s",
+		    k > 0 ? ", " : "", nm);
+	}
+}
+
 static bool bp_eq(const struct wafl_bp *a, const struct wafl_bp *b)
 {
 	return a->vbn == b->vbn && a->birth == b->birth && a->cksum == b->cksum;
@@ -618,6 +641,8 @@ static int w_session(struct mir_resync *r, struct mir_conn *c)
 	}
 	const char *name = trees[ntrees - 1].name;
 	snprintf(res->snap_name, sizeof(res->snap_name), "%s", name);
+	res->snaps = ntrees;
+	rs_list_names(trees, ntrees, res);
 	res->snap_gen = is.gen;
 	res->blocks_received = st.n;
 	res->blocks_imported = is.blocks;
@@ -1152,6 +1177,7 @@ static int t_session(wafl_vol_t **tp, raid_vol_t *raid,
 			rs_error(res, "sending this side's data", rc);
 			goto out;
 		}
+		res->snaps = ntrees;
 		res->snap_gen = fl_get_le64(mir_conn_payload(&c));
 		res->blocks_imported = fl_get_le64(mir_conn_payload(&c) + 8);
 	}
@@ -1188,8 +1214,8 @@ static int t_session(wafl_vol_t **tp, raid_vol_t *raid,
 		(void)unlink(nvlog_path);	/* its records are G's future
 						   no more */
 	fl_info("mirror", "resync: rolled back to generation %" PRIu64
-	    "; the other side holds this side's data as snapshot (generation "
-	    "%" PRIu64 ")", g.gen, res->snap_gen);
+	    "; the other side holds this side's data as %" PRIu32 " snapshot(s)"
+	    " (generation %" PRIu64 ")", g.gen, res->snaps, res->snap_gen);
 out:
 	if (held && t != NULL)
 		wafl_release_root(t, tg);

@@ -484,6 +484,12 @@ static void test_resync_carries_snapshots(void **state)
 	resync_carrying(&c, &n, &wr, &tr);
 	struct tm_pair *p = c.p;
 	wafl_vol_t *w = p->src->v;
+	/* the result names them, the active tree's first */
+	char list[256];
+	snprintf(list, sizeof(list), "%s, %s, %s", n.act, n.one, n.two);
+	assert_string_equal(wr.snap_names, list);
+	assert_int_equal(wr.snaps, 3);
+	assert_int_equal(tr.snaps, 3);
 	check_one(w, n.one);
 	check_two(w, n.two);
 	check_act(w, n.act);
