@@ -62,7 +62,7 @@
  *   T refuses itself when its trees outnumber the free slots RS_ROOTS
  *   gives.  W checks every field on receipt: trees 1..255 and room for
  *   them in its snapshot table (before a block is taken); trees in order,
- *   no more than announced, names 1..63 printable bytes without '/' (the
+ *   no more than announced, names 1..63 bytes, none below 0x20 nor '/' (the
  *   active tree, the last, has none and is t's root), generations in
  *   (G, t] oldest first, roots born at their generation; each BLOCK's
  *   birth in (G, its tree's generation], a VBN once; RS_END after the
@@ -262,7 +262,8 @@ static bool bp_eq(const struct wafl_bp *a, const struct wafl_bp *b)
 }
 
 /* RS_TREE: index 4, name length 4, gen 8, root 32, name 64.  Every field
- * bounded: a name of 1..63 printable bytes without '/', zeros after it;
+ * bounded: a name of 1..63 bytes, none below 0x20 nor '/' (the snapshot
+ * name rule, wafl/snap.c), zeros after it;
  * G < gen <= t, oldest first; the root born at gen; the last tree (no
  * name) is the active root RS_BEGIN announced. */
 static int rs_tree_decode(const uint8_t *p, uint64_t g, uint64_t t,
@@ -284,8 +285,8 @@ static int rs_tree_decode(const uint8_t *p, uint64_t g, uint64_t t,
 		goto bad;
 	}
 	for (uint32_t i = 0; i < MIR_RS_NAME_SIZE; i++) {
-		bool bad = i < len ? nm[i] < 0x20 || nm[i] == '/' ||
-		    nm[i] == 0x7f : nm[i] != 0;
+		bool bad = i < len ? nm[i] < 0x20 || nm[i] == '/' :
+		    nm[i] != 0;
 		if (bad) {
 			snprintf(out->why, sizeof(out->why), "name byte %"
 			    PRIu32 " invalid", i);

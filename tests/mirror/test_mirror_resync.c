@@ -550,6 +550,31 @@ static void test_resync_delete_one_imported(void **state)
 	tm_pair_free(p);
 }
 
+/* Any name this file system takes for a snapshot travels: W checks T's
+ * names by the same rule (here a DEL byte, taken by wafl). */
+static void test_resync_carries_any_valid_name(void **state)
+{
+	(void)state;
+	struct rs_case c = { 0 };
+	struct mir_resync_result wr, tr;
+
+	setup_broken(&c);
+	struct tm_pair *p = c.p;
+	wafl_vol_t *w = p->src->v;
+	diverge(&c, w, c.b);
+	put(c.b, "odd-file", 58, 8192);
+	assert_int_equal(wafl_snap_create(c.b, "odd\x7fname", NULL), 0);
+	put(c.b, "after-odd", 59, 8192);
+	assert_int_equal(wafl_sync(c.b), 0);
+	resync(p, w, &c.b, p->dst->raid, c.blog, &wr, &tr);
+	char odd[80];
+	snprintf(odd, sizeof(odd), "%s.odd\x7fname", wr.snap_name);
+	expect(w, odd, "odd-file", 0, 58, 8192);
+	assert_false(exists(w, odd, "after-odd"));
+	tm_check_clean(w, "winner");
+	tm_pair_free(p);
+}
+
 /* ------------------------------------------------- a lying peer */
 
 /* A T that speaks the resync protocol by hand, up to RS_BEGIN. */
@@ -1048,6 +1073,7 @@ int main(void)
 		cmocka_unit_test(test_resync_reverse),
 		cmocka_unit_test(test_resync_carries_snapshots),
 		cmocka_unit_test(test_resync_delete_one_imported),
+		cmocka_unit_test(test_resync_carries_any_valid_name),
 		cmocka_unit_test(test_resync_refuses_lying_trees),
 		cmocka_unit_test(test_resync_refuses_no_room),
 		cmocka_unit_test(test_resync_refuses_blocks_base_lacks),
