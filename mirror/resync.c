@@ -616,11 +616,19 @@ static int w_session(struct mir_resync *r, struct mir_conn *c)
 			mir_send_error(c, EEXIST, "import failed: the snapshot "
 			    "names for the other side's trees (%s...) are in "
 			    "use here", trees[ntrees - 1].name);
-		else if (rc == -ESTALE)
-			mir_send_error(c, ESTALE, "import failed: the other "
-			    "side's trees use blocks older than generation %"
-			    PRIu64 " that its root lacks (a snapshot rollback "
-			    "there?): copy the data out, then resync", g);
+		else if (rc == -ENOENT || rc == -ESTALE) {
+			if (rc == -ENOENT)
+				snprintf(res->error, sizeof(res->error), "import "
+				    "failed: generation %" PRIu64 " is no longer "
+				    "retained here", g);
+			else
+				snprintf(res->error, sizeof(res->error), "import "
+				    "failed: the other side's trees use blocks "
+				    "older than generation %" PRIu64 " that its "
+				    "root lacks (a snapshot rollback there?): copy "
+				    "the data out, then resync", g);
+			mir_send_error(c, -rc, "%s", res->error);
+		}
 		else if (rc == -FL_ECORRUPT)
 			mir_send_error(c, -rc, "import failed: the blocks "
 			    "sent do not make the trees announced (damaged, "
@@ -720,7 +728,7 @@ static void *w_thread(void *arg)
 		mir_conn_close(&c);
 		if (rc == 0 || rc == -EFBIG || rc == -EINVAL ||
 		    rc == -ENOSPC || rc == -EEXIST || rc == -ENAMETOOLONG ||
-		    rc == -ESTALE ||
+		    rc == -ESTALE || rc == -ENOENT ||
 		    (r->o.overwrite && (r->w == NULL || rc != -EACCES)))
 			break;
 		rs_error(&r->res, "session", rc);

@@ -904,7 +904,8 @@ static void test_resync_refuses_blocks_base_lacks(void **state)
 	}
 	assert_int_not_equal(rc, 0);
 	assert_non_null(strstr(tr.error, "older than generation"));
-	assert_int_not_equal(mir_resync_wait(r, 30000, &wr), 0);
+	assert_int_equal(mir_resync_wait(r, 30000, &wr), -ESTALE);
+	assert_non_null(strstr(wr.error, "older than generation"));
 	mir_resync_stop(r);
 	/* T as it was, W as it was */
 	assert_non_null(p->src->v);
