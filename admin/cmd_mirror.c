@@ -457,15 +457,19 @@ static int mirror_resync(struct adm_ctx *ctx, const struct adm_req *req,
 	if (t_side)
 		adm_say(rep, "mirror %s: resync started; this volume is "
 		    "overwritten with %s:%s from the newest generation both "
-		    "hold; what was written here since is kept on %s as a "
-		    "snapshot (resync.GEN); run `mirror resync %s%s` on %s too",
+		    "hold; what was written here since is kept on %s as "
+		    "snapshot resync.GEN, and each snapshot made here since as "
+		    "resync.GEN.NAME (the event log names them); run `mirror "
+		    "resync %s%s` on %s too",
 		    r.vol, r.peer, r.rvol, r.peer, r.rvol,
 		    reverse ? " --reverse" : "", r.peer);
 	else
 		adm_say(rep, "mirror %s: resync started; %s:%s is overwritten "
 		    "with this volume, and what was written there since the "
-		    "common generation comes here as snapshot resync.GEN; run "
-		    "`mirror resync %s%s` on %s too", r.vol, r.peer, r.rvol,
+		    "common generation comes here as snapshot resync.GEN, and "
+		    "each snapshot made there since as resync.GEN.NAME (the "
+		    "event log names them); run `mirror resync %s%s` on %s "
+		    "too", r.vol, r.peer, r.rvol,
 		    r.rvol, reverse ? " --reverse" : "", r.peer);
 	return ADM_OK;
 }
@@ -696,8 +700,9 @@ const struct adm_verb adm_mirror_verbs[] = {
 	    "source's volume is overwritten with the destination's and the\n"
 	    "relationship turns around.  What the overwritten side wrote since\n"
 	    "that generation is kept on the other side as snapshot\n"
-	    "resync.GEN.  Run the same command on both filerds; the\n"
-	    "overwritten volume leaves the exports at once." },
+	    "resync.GEN, and each snapshot it made since as resync.GEN.NAME;\n"
+	    "the mirror.resync event names them.  Run the same command on\n"
+	    "both filerds; the overwritten volume leaves the exports at once." },
 	{ "mirror delete", vol_args, 0, mirror_delete,
 	    "Delete a relationship (a destination is broken off first)",
 	    NULL },

@@ -897,13 +897,24 @@ static void rjob_finish(struct adm_ctx *ctx, struct rjob *j, int rc,
 	(void)adm_db_exec(ctx->db, "UPDATE mirrors SET state = 'catching-up', "
 	    "direction = ?, acked_gen = ?, last_error = '' WHERE id = ?", "sii",
 	    dest ? "destination" : "source", (int64_t)res->base_gen, j->id);
-	adm_event(ctx, j->vol, "mirror.resync", "mirror %s: resync done from "
-	    "common generation %llu: %s%s (%llu blocks sent, %llu received)",
-	    j->vol, (unsigned long long)res->base_gen, j->t_side ?
-	    "rolled back, this side's data is on the peer as snapshot of "
-	    "generation " : "the peer's data is snapshot ", j->t_side ? "" :
-	    res->snap_name, (unsigned long long)res->blocks_sent,
-	    (unsigned long long)res->blocks_received);
+	if (j->t_side)
+		adm_event(ctx, j->vol, "mirror.resync", "mirror %s: resync done "
+		    "from common generation %llu: rolled back, this side's "
+		    "data is kept on the peer as %u snapshot%s of generation "
+		    "%llu (its active tree and each snapshot made here since) "
+		    "(%llu blocks sent)", j->vol,
+		    (unsigned long long)res->base_gen, res->snaps,
+		    res->snaps == 1 ? "" : "s",
+		    (unsigned long long)res->snap_gen,
+		    (unsigned long long)res->blocks_sent);
+	else
+		adm_event(ctx, j->vol, "mirror.resync", "mirror %s: resync done "
+		    "from common generation %llu: the peer's data is kept here "
+		    "as snapshot%s %s (%llu blocks received)", j->vol,
+		    (unsigned long long)res->base_gen,
+		    res->snaps > 1 ? "s" : "", res->snap_names[0] != '\0' ?
+		    res->snap_names : res->snap_name,
+		    (unsigned long long)res->blocks_received);
 	if (j->t_side && av != NULL)
 		(void)adm_mirror_make_readonly(ctx, j->vol);
 }

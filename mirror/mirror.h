@@ -268,7 +268,13 @@ struct mir_resync_result {
 	uint64_t blocks_received;	/* W: from T */
 	uint64_t blocks_imported;	/* W: moved into the snapshot */
 	uint64_t bytes_out, bytes_in;
-	char snap_name[64];		/* W */
+	char snap_name[64];		/* W: the active tree's snapshot */
+	uint32_t snaps;			/* snapshots holding T's data: its
+					   active tree and each snapshot it
+					   made after G */
+	char snap_names[512];		/* W: their names, the active tree's
+					   first, ", " between; ", ..." ends
+					   a list cut short */
 	char error[192];
 };
 

@@ -62,12 +62,14 @@
  *   T refuses itself when its trees outnumber the free slots RS_ROOTS
  *   gives.  W checks every field on receipt: trees 1..255 and room for
  *   them in its snapshot table (before a block is taken); trees in order,
- *   no more than announced, names 1..63 printable bytes without '/' (the
+ *   no more than announced, names 1..63 bytes, none below 0x20 nor '/' (the
  *   active tree, the last, has none and is t's root), generations in
  *   (G, t] oldest first, roots born at their generation; each BLOCK's
  *   birth in (G, its tree's generation], a VBN once; RS_END after the
  *   last tree with the count received; and the import refuses blocks
- *   that do not check against their parents or that no root reaches.
+ *   that do not check against their parents or that no root reaches,
+ *   and pointers born at or before G to blocks G's tree does not use
+ *   (T rolled back to an older snapshot: W may have reused them).
  *   A refusal is an ERROR that says what, and changes nothing.
  *
  * LIMITS
@@ -231,13 +233,37 @@ struct rs_tree {
 	char why[96];			/* what was wrong with it */
 };
 
+/* res->snap_names: the active tree's snapshot first (the last tree),
+ * then T's snapshots oldest first. */
+static void rs_list_names(const struct rs_tree *trees, uint32_t n,
+    struct mir_resync_result *res)
+{
+	char *out = res->snap_names;
+	size_t cap = sizeof(res->snap_names), len = 0;
+
+	out[0] = '\0';
+	for (uint32_t k = 0; k < n; k++) {
+		const char *nm = trees[k == 0 ? n - 1 : k - 1].name;
+		size_t need = strlen(nm) + (k > 0 ? 2 : 0);
+		/* room for this one and, if more follow, ", ..." */
+		if (len + need + (k + 1 < n ? 5 : 0) >= cap) {
+			snprintf(out + len, cap - len, "%s", k > 0 ? ", ..." :
+			    "...");
+			return;
+		}
+		len += (size_t)snprintf(out + len, cap - len, "%s%s",
+		    k > 0 ? ", " : "", nm);
+	}
+}
+
 static bool bp_eq(const struct wafl_bp *a, const struct wafl_bp *b)
 {
 	return a->vbn == b->vbn && a->birth == b->birth && a->cksum == b->cksum;
 }
 
 /* RS_TREE: index 4, name length 4, gen 8, root 32, name 64.  Every field
- * bounded: a name of 1..63 printable bytes without '/', zeros after it;
+ * bounded: a name of 1..63 bytes, none below 0x20 nor '/' (the snapshot
+ * name rule, wafl/snap.c), zeros after it;
  * G < gen <= t, oldest first; the root born at gen; the last tree (no
  * name) is the active root RS_BEGIN announced. */
 static int rs_tree_decode(const uint8_t *p, uint64_t g, uint64_t t,
@@ -259,8 +285,8 @@ static int rs_tree_decode(const uint8_t *p, uint64_t g, uint64_t t,
 		goto bad;
 	}
 	for (uint32_t i = 0; i < MIR_RS_NAME_SIZE; i++) {
-		bool bad = i < len ? nm[i] < 0x20 || nm[i] == '/' ||
-		    nm[i] == 0x7f : nm[i] != 0;
+		bool bad = i < len ? nm[i] < 0x20 || nm[i] == '/' :
+		    nm[i] != 0;
 		if (bad) {
 			snprintf(out->why, sizeof(out->why), "name byte %"
 			    PRIu32 " invalid", i);
@@ -590,6 +616,19 @@ static int w_session(struct mir_resync *r, struct mir_conn *c)
 			mir_send_error(c, EEXIST, "import failed: the snapshot "
 			    "names for the other side's trees (%s...) are in "
 			    "use here", trees[ntrees - 1].name);
+		else if (rc == -ENOENT || rc == -ESTALE) {
+			if (rc == -ENOENT)
+				snprintf(res->error, sizeof(res->error), "import "
+				    "failed: generation %" PRIu64 " is no longer "
+				    "retained here", g);
+			else
+				snprintf(res->error, sizeof(res->error), "import "
+				    "failed: the other side's trees use blocks "
+				    "older than generation %" PRIu64 " that its "
+				    "root lacks (a snapshot rollback there?): copy "
+				    "the data out, then resync", g);
+			mir_send_error(c, -rc, "%s", res->error);
+		}
 		else if (rc == -FL_ECORRUPT)
 			mir_send_error(c, -rc, "import failed: the blocks "
 			    "sent do not make the trees announced (damaged, "
@@ -611,6 +650,8 @@ static int w_session(struct mir_resync *r, struct mir_conn *c)
 	}
 	const char *name = trees[ntrees - 1].name;
 	snprintf(res->snap_name, sizeof(res->snap_name), "%s", name);
+	res->snaps = ntrees;
+	rs_list_names(trees, ntrees, res);
 	res->snap_gen = is.gen;
 	res->blocks_received = st.n;
 	res->blocks_imported = is.blocks;
@@ -619,9 +660,9 @@ static int w_session(struct mir_resync *r, struct mir_conn *c)
 	fl_put_le64(p + 8, is.blocks);
 	rc = mir_send_buf(c, MIR_MSG_RS_DONE, 16);
 	fl_info("mirror", "resync: the other side's data since %" PRIu64
-	    " is snapshot %s and %" PRIu32 " more (%" PRIu64 " blocks, %"
-	    PRIu64 " of them shared by several trees)", g, name, ntrees - 1,
-	    is.blocks, is.shared);
+	    " is snapshot %s and %" PRIu32 " more (%" PRIu64 " blocks "
+	    "moved; %" PRIu64 " uses by a later tree of a block an earlier "
+	    "one moved)", g, name, ntrees - 1, is.blocks, is.shared);
 	for (uint32_t i = 0; i + 1 < ntrees; i++)
 		fl_info("mirror", "resync: the other side's snapshot %s is "
 		    "snapshot %s", trees[i].tname, trees[i].name);
@@ -687,6 +728,7 @@ static void *w_thread(void *arg)
 		mir_conn_close(&c);
 		if (rc == 0 || rc == -EFBIG || rc == -EINVAL ||
 		    rc == -ENOSPC || rc == -EEXIST || rc == -ENAMETOOLONG ||
+		    rc == -ESTALE || rc == -ENOENT ||
 		    (r->o.overwrite && (r->w == NULL || rc != -EACCES)))
 			break;
 		rs_error(&r->res, "session", rc);
@@ -1144,6 +1186,7 @@ static int t_session(wafl_vol_t **tp, raid_vol_t *raid,
 			rs_error(res, "sending this side's data", rc);
 			goto out;
 		}
+		res->snaps = ntrees;
 		res->snap_gen = fl_get_le64(mir_conn_payload(&c));
 		res->blocks_imported = fl_get_le64(mir_conn_payload(&c) + 8);
 	}
@@ -1180,8 +1223,8 @@ static int t_session(wafl_vol_t **tp, raid_vol_t *raid,
 		(void)unlink(nvlog_path);	/* its records are G's future
 						   no more */
 	fl_info("mirror", "resync: rolled back to generation %" PRIu64
-	    "; the other side holds this side's data as snapshot (generation "
-	    "%" PRIu64 ")", g.gen, res->snap_gen);
+	    "; the other side holds this side's data as %" PRIu32 " snapshot(s)"
+	    " (generation %" PRIu64 ")", g.gen, res->snaps, res->snap_gen);
 out:
 	if (held && t != NULL)
 		wafl_release_root(t, tg);

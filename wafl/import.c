@@ -76,7 +76,12 @@
  *   and birth) as it is fetched from the caller; pointers born after the
  *   parent (W2), reached twice in one tree (W5), out of the volume, or
  *   naming a block moved for an earlier tree at another place are refused
- *   with -FL_ECORRUPT and nothing is changed.
+ *   with -FL_ECORRUPT and nothing is changed.  A pointer born at or before
+ *   the base keeps its VBN, so the block must be one of the base root's
+ *   (in its active bitmap): a tree of the other copy whose active tree was
+ *   rolled back to a snapshot older than the base uses blocks the base
+ *   does not hold, which may be free or reused here: -ESTALE, nothing
+ *   changed.  The base must be retained here (ring, hold or snapshot).
  *
  * LIMITS
  *   The plan (one node per moved block, one reference per block of each
@@ -149,6 +154,8 @@ struct imp {
 	uint8_t *uni;			/* OR of the new bitmaps */
 	uint64_t uni_blocks;
 	struct imp_tree *t;		/* the tree being planned or sealed */
+	struct wafl_dinode gbm;		/* the base root's active bitmap */
+	uint8_t **gmap;			/* its blocks read so far (nareas) */
 };
 
 static int vmap_put(struct vmap *m, uint64_t key, uint64_t val)
@@ -235,6 +242,40 @@ static int src_read(struct imp *im, const struct wafl_bp *bp, uint8_t *buf)
 	return 0;
 }
 
+/*
+ * A pointer born at or before the base keeps its VBN: the block must be
+ * one of the base root's, which this side retains (W3).  A tree of the
+ * other copy may use an older block the base does not (its active tree
+ * rolled back to a snapshot older than the base): that block may be free
+ * or reused here, so the import is refused.
+ */
+static int base_holds(struct imp *im, const struct wafl_bp *bp)
+{
+	uint64_t a = bp->vbn / WAFL_BITS_PER_BLOCK;
+	int rc = 0;
+
+	if (bp->vbn >= im->v->nvbns)
+		return FL_ERR(-FL_ECORRUPT);
+	if (im->gmap[a] == NULL) {
+		uint8_t *m = malloc(WAFL_BLOCK_SIZE);
+		if (m == NULL)
+			return -ENOMEM;
+		rc = tree_read_block(im->v, &im->gbm, a, m);
+		if (rc != 0) {
+			free(m);
+			return rc;
+		}
+		im->gmap[a] = m;
+	}
+	if (im->gmap[a][bp->vbn / 8 % WAFL_BLOCK_SIZE] & (1u << (bp->vbn % 8)))
+		return 0;
+	fl_err("wafl", "import: vbn %llu (born %llu) is not in the base "
+	    "root %llu: an older block the base does not hold",
+	    (unsigned long long)bp->vbn, (unsigned long long)bp->birth,
+	    (unsigned long long)im->base);
+	return FL_ERR(-ESTALE);
+}
+
 /* A block born after the base was reached (counted once per call). */
 static int reach(struct imp *im, const struct wafl_bp *bp)
 {
@@ -287,8 +328,10 @@ static int plan(struct imp *im, const struct wafl_bp *bp, unsigned kind,
 	uint8_t *blk;
 	int rc;
 
-	if (bp->vbn == 0 || bp->birth <= im->base)
+	if (bp->vbn == 0)
 		return 0;
+	if (bp->birth <= im->base)
+		return base_holds(im, bp);
 	if (vmap_get(&t->map, bp->vbn) != 0)
 		return FL_ERR(-FL_ECORRUPT);	/* W5 */
 	/* The root block and the inode-file blocks over inode-file block 0
@@ -744,6 +787,32 @@ static void tree_free(struct imp_tree *t)
 	free(t->out_vbn);
 }
 
+/* The base root's pointer (retained here: ring, hold or snapshot).
+ * Caller holds cp_serial, not cp_lock. */
+static int base_find(struct imp *im, struct wafl_bp *root)
+{
+	size_t max = WAFL_MAX_SNAPSHOTS + 64, n = 0;
+	struct wafl_root_ent *r = calloc(max, sizeof(*r));
+	int rc = r == NULL ? -ENOMEM : 0;
+
+	if (rc == 0)
+		rc = wafl_retained_roots(im->v, r, max, &n);
+	if (rc == 0)
+		rc = -ENOENT;
+	for (size_t i = 0; i < n && rc == -ENOENT; i++) {
+		if (r[i].gen != im->base || r[i].birth != im->base)
+			continue;
+		*root = (struct wafl_bp){ .vbn = r[i].vbn, .birth = r[i].birth,
+		    .cksum = r[i].cksum };
+		rc = 0;
+	}
+	if (rc == -ENOENT)
+		fl_err("wafl", "import: base generation %llu is not retained "
+		    "here", (unsigned long long)im->base);
+	free(r);
+	return rc;
+}
+
 /* Step 0: every name valid, unused and given once.  Caller holds
  * cp_serial and cp_lock exclusive. */
 static int names_free(struct wafl_vol *v, struct wafl_import_tree *trees,
@@ -868,7 +937,15 @@ int wafl_import_snapshots(wafl_vol_t *v, uint64_t base_gen,
 		    "room", n, have, WAFL_MAX_SNAPSHOTS);
 		rc = FL_ERR(-ENOSPC);
 	}
+	struct wafl_bp groot = { 0 };
+	if (rc == 0)
+		rc = base_find(&im, &groot);
 	pthread_rwlock_wrlock(&v->cp_lock);
+	if (rc == 0) {
+		im.gmap = calloc(v->nareas, sizeof(*im.gmap));
+		rc = im.gmap == NULL ? -ENOMEM :
+		    tree_root_bitmap(v, &groot, &im.gbm, NULL);
+	}
 	/* The imported blocks are stamped with the open generation: T's
 	 * births (its own numbering since the base) are only compared with
 	 * the base, never kept. */
@@ -888,6 +965,9 @@ int wafl_import_snapshots(wafl_vol_t *v, uint64_t base_gen,
 	vmap_free(&im.shared);
 	vmap_free(&im.reached);
 	free(im.uni);
+	for (uint64_t a = 0; im.gmap != NULL && a < v->nareas; a++)
+		free(im.gmap[a]);
+	free(im.gmap);
 	if (rc == 0)
 		rc = cp_run(v);
 	if (rc == 0) {

@@ -436,8 +436,11 @@ int wafl_snap_adopt_root(wafl_vol_t *v, const char *name, uint64_t gen,
  * missing, damaged or inconsistent (-FL_ECORRUPT), and, when supplied is
  * not 0, a number of distinct blocks born after base_gen reachable from
  * the roots other than supplied (the caller holds blocks no tree uses:
- * -FL_ECORRUPT).  Two trees with the same root pointer share one
- * imported root.
+ * -FL_ECORRUPT), base_gen not retained here (-ENOENT), a pointer born at
+ * or before base_gen to a block the base root does not use (the other
+ * copy rolled back to an older snapshot: the block may be reused here,
+ * -ESTALE).  Two trees with the same root pointer share one imported
+ * root.
  */
 struct wafl_bp;			/* wafl/ondisk.h */
 struct wafl_import_stats {

@@ -614,6 +614,8 @@ static void resync_snap(const struct tl_mirror_side *s, const char *vol,
 
 	assert_non_null(p);
 	size_t n = strspn(p, "resync.0123456789");
+	if (n > 0 && p[n - 1] == '.')
+		n--;		/* resync.GEN.NAME: GEN's */
 	assert_true(n < len);
 	memcpy(name, p, n);
 	name[n] = '\0';
@@ -661,6 +663,9 @@ static void test_resync(void **state)
 	write_file(&t->s, "/src-new", 2);
 	write_file(&t->d, "/dst-new", 3);
 	read_compare(&t->d, "/base", 1);
+	/* a snapshot the destination makes after the break travels too */
+	free(ta_ctl_expect(0, t->d.home, "snap", "create", "vdst", "one",
+	    NULL));
 
 	/* Resync: not before the break on that side, then on both. */
 	free(ta_ctl_expect(0, t->d.home, "mirror", "resync", "vdst", NULL));
@@ -679,6 +684,13 @@ static void test_resync(void **state)
 	read_compare(&t->d, path, 3);
 	assert_true(events_have(&t->s, "mirror.resync", snap));
 	assert_true(events_have(&t->d, "mirror.resync", "rolled back"));
+	/* and the destination's snapshot "one", named in the event */
+	char list[160];
+	snprintf(list, sizeof(list), "as snapshots %s, %s.one", snap, snap);
+	assert_true(events_have(&t->s, "mirror.resync", list));
+	assert_true(events_have(&t->d, "mirror.resync", "as 2 snapshots"));
+	snprintf(path, sizeof(path), "/.snapshot/%s.one/dst-new", snap);
+	read_compare(&t->s, path, 3);
 
 	/* Failback: break again, write on both, the old destination wins. */
 	free(ta_ctl_expect(0, t->d.home, "mirror", "break", "vdst", NULL));

@@ -484,6 +484,12 @@ static void test_resync_carries_snapshots(void **state)
 	resync_carrying(&c, &n, &wr, &tr);
 	struct tm_pair *p = c.p;
 	wafl_vol_t *w = p->src->v;
+	/* the result names them, the active tree's first */
+	char list[256];
+	snprintf(list, sizeof(list), "%s, %s, %s", n.act, n.one, n.two);
+	assert_string_equal(wr.snap_names, list);
+	assert_int_equal(wr.snaps, 3);
+	assert_int_equal(tr.snaps, 3);
 	check_one(w, n.one);
 	check_two(w, n.two);
 	check_act(w, n.act);
@@ -541,6 +547,31 @@ static void test_resync_delete_one_imported(void **state)
 	assert_int_equal(wafl_sync(w), 0);
 	check_two(w, n.two);
 	tm_check_clean(w, "winner after deleting the active tree's");
+	tm_pair_free(p);
+}
+
+/* Any name this file system takes for a snapshot travels: W checks T's
+ * names by the same rule (here a DEL byte, taken by wafl). */
+static void test_resync_carries_any_valid_name(void **state)
+{
+	(void)state;
+	struct rs_case c = { 0 };
+	struct mir_resync_result wr, tr;
+
+	setup_broken(&c);
+	struct tm_pair *p = c.p;
+	wafl_vol_t *w = p->src->v;
+	diverge(&c, w, c.b);
+	put(c.b, "odd-file", 58, 8192);
+	assert_int_equal(wafl_snap_create(c.b, "odd\x7fname", NULL), 0);
+	put(c.b, "after-odd", 59, 8192);
+	assert_int_equal(wafl_sync(c.b), 0);
+	resync(p, w, &c.b, p->dst->raid, c.blog, &wr, &tr);
+	char odd[80];
+	snprintf(odd, sizeof(odd), "%s.odd\x7fname", wr.snap_name);
+	expect(w, odd, "odd-file", 0, 58, 8192);
+	assert_false(exists(w, odd, "after-odd"));
+	tm_check_clean(w, "winner");
 	tm_pair_free(p);
 }
 
@@ -808,6 +839,87 @@ static void test_resync_refuses_no_room(void **state)
 	tm_pair_free(p);
 }
 
+/*
+ * Failback after the source T rolled its active tree back to a snapshot
+ * older than the common root G: T's tree uses old blocks G does not hold,
+ * and W (the broken-off side), which deleted that snapshot and wrote on,
+ * has reused them.  W refuses the import (nothing changes on W); T keeps
+ * its data and is not rolled back.
+ */
+static void test_resync_refuses_blocks_base_lacks(void **state)
+{
+	(void)state;
+	struct rs_case c = { 0 };
+	struct mir_resync_result wr, tr;
+	struct tm_pair *p = tm_pair_new();
+	wafl_vol_t *t = p->src->v, *w;
+	mir_resync_t *r;
+
+	c.p = p;
+	/* s0 holds "old" as first written; the mirror's root does not */
+	put(t, "old", 5, 262144);
+	assert_int_equal(wafl_snap_create(t, "s0", NULL), 0);
+	put(t, "old", 6, 262144);
+	put(t, "a", 2, 65536);
+	assert_int_equal(wafl_sync(t), 0);
+	tm_dest_start(p);
+	tm_source_start(p);
+	tm_sync(p);
+	c.a = wafl_generation(mir_dest_volume(p->md));
+	mir_source_stop(p->ms);
+	p->ms = NULL;
+	tl_path(c.blog, sizeof(c.blog), p->dst->dir, "nvlog-broken");
+	assert_int_equal(mir_dest_break(p->md, c.blog, &c.b), 0);
+	mir_dest_stop(p->md);
+	p->md = NULL;
+	w = c.b;
+	/* W drops s0 and writes on past the end of its volume: the blocks
+	 * only s0 held are reused */
+	assert_int_equal(wafl_snap_delete(w, "s0"), 0);
+	for (int i = 0; i < 8; i++) {
+		put(w, "churn", 90 + (uint64_t)i, 24u << 20);
+		assert_int_equal(wafl_sync(w), 0);
+		rm(w, "churn");
+		assert_int_equal(wafl_sync(w), 0);
+	}
+	/* T goes back to s0 and writes a little */
+	assert_int_equal(wafl_snap_rollback(t, "s0"), 0);
+	put(t, "t-after", 61, 8192);
+	assert_int_equal(wafl_sync(t), 0);
+	uint64_t tgen = wafl_generation(t), wgen = wafl_generation(w);
+	size_t before = 0, after = 0;
+	assert_int_equal(wafl_snap_names(w, NULL, 0, &before), 0);
+	struct mir_resync_opts o = rs_opts(p, 0);
+	assert_int_equal(mir_resync_serve(w, &o, &r), 0);
+	o = rs_opts(p, mir_resync_port(r));
+	memset(&tr, 0, sizeof(tr));
+	int rc = mir_resync_overwrite(&p->src->v, p->src->raid,
+	    p->src->logpath, &o, &tr);
+	fprintf(stderr, "resync after a rollback on T: %d: %s\n", rc,
+	    tr.error);
+	if (rc == 0) {
+		/* what the import kept of T's data */
+		assert_int_equal(mir_resync_wait(r, 30000, &wr), 0);
+		expect(w, wr.snap_name, "old", 0, 5, 262144);
+	}
+	assert_int_not_equal(rc, 0);
+	assert_non_null(strstr(tr.error, "older than generation"));
+	assert_int_equal(mir_resync_wait(r, 30000, &wr), -ESTALE);
+	assert_non_null(strstr(wr.error, "older than generation"));
+	mir_resync_stop(r);
+	/* T as it was, W as it was */
+	assert_non_null(p->src->v);
+	assert_int_equal(wafl_generation(t), tgen);
+	expect(t, NULL, "old", 0, 5, 262144);
+	expect(t, NULL, "t-after", 0, 61, 8192);
+	assert_int_equal(wafl_snap_names(w, NULL, 0, &after), 0);
+	assert_int_equal(after, before);
+	assert_int_equal(wafl_generation(w), wgen);
+	tm_check_clean(w, "winner after the refusal");
+	assert_int_equal(wafl_unmount(w), 0);
+	tm_pair_free(p);
+}
+
 /* The other copy's blocks, as a birth walk gives them (the import's
  * source in the wafl-level test below). */
 struct blkset {
@@ -909,6 +1021,52 @@ static void test_import_primitive(void **state)
 	tm_pair_free(p);
 }
 
+/* Two trees with one root pointer (a snapshot that is the active tree):
+ * one imported root under two names; deleting one leaves the other
+ * readable and the volume clean. */
+static void test_import_two_names_one_root(void **state)
+{
+	(void)state;
+	struct rs_case c = { 0 };
+	struct blkset *b = calloc(1, sizeof(*b));
+
+	b->data = calloc(4096, 4096);
+	b->corrupt = -1;
+	setup_broken(&c);
+	struct tm_pair *p = c.p;
+	diverge(&c, p->src->v, c.b);
+	uint64_t t = wafl_generation(c.b);
+	uint8_t fsi[4096];
+	struct wafl_fsinfo f;
+	assert_int_equal(wafl_root_of(c.b, t, fsi), 0);
+	assert_int_equal(wafl_fsinfo_decode(fsi, &f), 0);
+	assert_int_equal(wafl_birth_walk(c.b, t, c.a, blk_collect, b), 0);
+	wafl_vol_t *w = p->src->v;
+	struct wafl_import_tree it[2] = { { .name = "imp.x", .root = &f.root },
+	    { .name = "imp.y", .root = &f.root } };
+	struct wafl_import_stats total;
+	assert_int_equal(wafl_import_snapshots(w, c.a, it, 2, b->n, blk_get,
+	    b, &total), 0);
+	assert_int_equal(total.reached, b->n);
+	tm_check_clean(w, "winner, two names on one root");
+	uint64_t id;
+	struct wafl_obj ry, rb;
+	assert_int_equal(wafl_root(c.b, &rb), 0);
+	assert_int_equal(wafl_snap_delete(w, "imp.x"), 0);
+	for (int i = 0; i < 8; i++) {
+		put(w, "more", 60 + (uint64_t)i, 65536);
+		assert_int_equal(wafl_sync(w), 0);
+	}
+	assert_int_equal(wafl_snap_lookup(w, "imp.y", &id), 0);
+	assert_int_equal(wafl_snap_root(w, id, &ry), 0);
+	tm_obj_equal(w, &ry, c.b, &rb, 0);
+	tm_check_clean(w, "winner after deleting one name");
+	assert_int_equal(wafl_unmount(c.b), 0);
+	free(b->data);
+	free(b);
+	tm_pair_free(p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -916,9 +1074,12 @@ int main(void)
 		cmocka_unit_test(test_resync_reverse),
 		cmocka_unit_test(test_resync_carries_snapshots),
 		cmocka_unit_test(test_resync_delete_one_imported),
+		cmocka_unit_test(test_resync_carries_any_valid_name),
 		cmocka_unit_test(test_resync_refuses_lying_trees),
 		cmocka_unit_test(test_resync_refuses_no_room),
+		cmocka_unit_test(test_resync_refuses_blocks_base_lacks),
 		cmocka_unit_test(test_import_primitive),
+		cmocka_unit_test(test_import_two_names_one_root),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
