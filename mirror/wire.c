@@ -152,7 +152,13 @@ int mir_hdr_decode(const uint8_t *p, struct mir_hdr *h)
 	h->length = fl_get_le32(p + 12);
 	h->seq = fl_get_le64(p + 16);
 	h->crc = fl_get_le32(p + 24);
-	if (h->version != MIR_WIRE_VERSION || !type_known(h->type) ||
+	if (h->version != MIR_WIRE_VERSION) {
+		fl_warn("mirror", "peer speaks mirror wire version %u, this "
+		    "filerd %u: both sides need the same release", h->version,
+		    MIR_WIRE_VERSION);
+		return FL_ERR(-FL_EPROTO);
+	}
+	if (!type_known(h->type) ||
 	    (h->flags & ~MIR_FLAG_COMPRESSED) != 0 ||
 	    fl_get_le32(p + 28) != 0 || h->length > MIR_MAX_PAYLOAD)
 		return FL_ERR(-FL_EPROTO);

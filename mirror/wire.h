@@ -9,7 +9,7 @@
  * Frame header (32 bytes)
  *   off size  field
  *     0    4  magic     "FLMR"
- *     4    2  version   MIR_WIRE_VERSION (3)
+ *     4    2  version   MIR_WIRE_VERSION (4)
  *     6    2  type      enum mir_msg_type
  *     8    4  flags     0, or MIR_FLAG_COMPRESSED on a BLOCK of a link
  *                       that negotiated compression (any other bit, or
@@ -74,7 +74,7 @@
 #include "mirror/mirror.h"
 
 #define MIR_WIRE_MAGIC		0x524d4c46u	/* "FLMR" little-endian */
-#define MIR_WIRE_VERSION	3u
+#define MIR_WIRE_VERSION	4u
 #define MIR_HDR_SIZE		32u
 #define MIR_MAX_PAYLOAD		(4u << 20)	/* any frame, any version */
 #define MIR_ID_SIZE		16u
