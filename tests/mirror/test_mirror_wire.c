@@ -285,6 +285,26 @@ static void test_mismatch_refused(void **state)
 	expect_refused(MIR_COMP_NONE, false, MIR_COMP_NONE, true);
 }
 
+/* A frame of an older or newer wire version is refused at its header,
+ * whatever it carries. */
+static void test_other_version_refused(void **state)
+{
+	uint8_t f[MIR_HDR_SIZE];
+	struct mir_hdr h = { .version = MIR_WIRE_VERSION,
+	    .type = MIR_MSG_RS_END, .length = 8 }, got;
+
+	(void)state;
+	mir_hdr_encode(f, &h);
+	assert_int_equal(mir_hdr_decode(f, &got), 0);
+	for (unsigned v = 0; v < 8; v++) {
+		if (v == MIR_WIRE_VERSION)
+			continue;
+		h.version = (uint16_t)v;
+		mir_hdr_encode(f, &h);
+		assert_int_not_equal(mir_hdr_decode(f, &got), 0);
+	}
+}
+
 /* Send a BLOCK frame marked compressed with this payload, checksum and
  * sequence right: only its content is wrong. */
 static int send_raw_compressed(struct mir_conn *c, const void *payload,
@@ -400,6 +420,7 @@ int main(void)
 		cmocka_unit_test(test_compression_shrinks_the_wire),
 		cmocka_unit_test(test_tls_transfer),
 		cmocka_unit_test(test_mismatch_refused),
+		cmocka_unit_test(test_other_version_refused),
 		cmocka_unit_test(test_corrupt_compressed_block_refused),
 	};
 	return cmocka_run_group_tests_name("mirror wire", tests, NULL, NULL);
