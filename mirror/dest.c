@@ -568,6 +568,8 @@ static int adopt(struct mir_dest *d, struct xfer *x, struct wafl_fsinfo *nf)
 	uint8_t *blk = NULL;
 	int rc = 0;
 
+	uint64_t t0 = fl_now_mono_ns(), t1, t2, t3;
+
 	if (x->b.kind == MIR_XFER_CP) {
 		struct stash_writer w = { .d = d, .run = x->wrun };
 		rc = mv_for_each_stashed(&x->mv, stash_write, &w);
@@ -576,6 +578,7 @@ static int adopt(struct mir_dest *d, struct xfer *x, struct wafl_fsinfo *nf)
 	} else {
 		rc = mdw_drain(x->dw);
 	}
+	t1 = fl_now_mono_ns();
 	if (rc == 0)
 		rc = raid_flush(d->raid);
 	if (rc != 0)
@@ -591,6 +594,7 @@ static int adopt(struct mir_dest *d, struct xfer *x, struct wafl_fsinfo *nf)
 	free(blk);
 	if (rc != 0)
 		goto io;
+	t2 = fl_now_mono_ns();
 	uint64_t r1 = raid_reads(d->raid);
 	pthread_mutex_lock(&d->lock);
 	d->st.mirror_reads += r1 - x->reads0;
@@ -610,7 +614,11 @@ static int adopt(struct mir_dest *d, struct xfer *x, struct wafl_fsinfo *nf)
 		    fl_strerror(rc));
 		return rc;
 	}
+	t3 = fl_now_mono_ns();
 	pthread_mutex_lock(&d->lock);
+	d->st.write_ns += t1 - t0;
+	d->st.flush_ns += t2 - t1;
+	d->st.advance_ns += t3 - t2;
 	d->st.advance_reads += raid_reads(d->raid) - r1;
 	d->cur = *nf;
 	d->has_fs = true;
@@ -881,10 +889,14 @@ static int on_root(struct mir_dest *d, struct mir_conn *c, struct xfer *x,
 	rc = check_fsinfo(d, x, r.fsinfo, &nf);
 	if (rc != 0)
 		return rc;
+	uint64_t t0 = fl_now_mono_ns();
 	if (x->b.kind == MIR_XFER_CP)
 		rc = mv_expect_root(&x->mv, &nf.root);
 	if (rc == 0)
 		rc = mv_finish(&x->mv);
+	pthread_mutex_lock(&d->lock);
+	d->st.verify_ns += fl_now_mono_ns() - t0;
+	pthread_mutex_unlock(&d->lock);
 	if (rc != 0) {
 		set_error(d, "transfer %llu: %s", (unsigned long long)x->b.target,
 		    x->mv.why[0] ? x->mv.why : fl_strerror(rc));

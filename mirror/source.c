@@ -35,6 +35,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <sys/eventfd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,6 +85,11 @@ struct mir_source {
 	uint64_t backlog;
 	bool overflow;
 	bool quiesced, kicked;
+	/* The sender thread waits on its socket for ACKs; new work (a CP's
+	 * blocks or root, a kick, quiesce, stop) ends the wait at once
+	 * through wake_fd (an eventfd), written only while idle is set. */
+	bool idle;
+	int wake_fd;
 	struct mir_source_stats st;
 
 	/* sender thread only */
@@ -155,6 +161,21 @@ static void conn_publish(struct mir_source *s, const struct mir_conn *c)
 
 /* ------------------------------------------------------------ backlog */
 
+static int drain_acks(struct mir_source *s, struct mir_conn *c, int wait_ms);
+
+/* Under lock: end the sender thread's idle wait. */
+static void wake_sender(struct mir_source *s)
+{
+	uint64_t one = 1;
+
+	if (!s->idle || s->wake_fd < 0)
+		return;
+	s->idle = false;
+	if (write(s->wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		fl_warn("mirror", "source: waking the sender: %s",
+		    strerror(errno));
+}
+
 static void queue_drop(struct mir_source *s)
 {
 	struct qitem *q = s->qhead;
@@ -211,6 +232,7 @@ static void queue_push(struct mir_source *s, int type, uint64_t gen,
 	s->qtail = &q->next;
 	s->backlog += bytes;
 	pthread_cond_broadcast(&s->cond);
+	wake_sender(s);
 }
 
 static void obs_blocks(void *arg, uint64_t gen, uint64_t first_vbn,
@@ -383,6 +405,34 @@ static int take_ack(struct mir_source *s, struct mir_conn *c)
 	pthread_cond_broadcast(&s->cond);
 	pthread_mutex_unlock(&s->lock);
 	return 0;
+}
+
+/*
+ * Nothing to send: wait up to wait_ms for an ACK, or until new work is
+ * queued (wake_sender), whichever is first.  Without the wake-up a CP's
+ * first blocks and its root would sit in the queue for the rest of the
+ * wait.
+ */
+static int idle_wait(struct mir_source *s, struct mir_conn *c, int wait_ms)
+{
+	uint64_t v;
+	int rc;
+
+	pthread_mutex_lock(&s->lock);
+	bool work = s->qhead != NULL || s->kicked || s->quiesced ||
+	    s->overflow || s->stop;
+	s->idle = !work;
+	pthread_mutex_unlock(&s->lock);
+	rc = mir_readable_or(c, work ? 0 : wait_ms, s->wake_fd);
+	pthread_mutex_lock(&s->lock);
+	s->idle = false;
+	pthread_mutex_unlock(&s->lock);
+	while (s->wake_fd >= 0 && read(s->wake_fd, &v, sizeof(v)) > 0)
+		;
+	if (rc <= 0)
+		return rc;
+	rc = take_ack(s, c);
+	return rc != 0 ? rc : drain_acks(s, c, 0);
 }
 
 static int drain_acks(struct mir_source *s, struct mir_conn *c, int wait_ms)
@@ -848,7 +898,7 @@ static int session(struct mir_source *s, struct mir_conn *c)
 		}
 		if (!s->in_cp && !s->need_walk)
 			set_state(s, MIR_IN_SYNC);
-		rc = drain_acks(s, c, 20);
+		rc = idle_wait(s, c, 20);
 	}
 	return rc;
 }
@@ -1016,6 +1066,10 @@ int mir_source_start(wafl_vol_t *v, const struct mir_source_opts *o,
 	}
 	s->base_snap = mir_base_snapshot(v, 0);
 	s->st.base_snap_gen = s->base_snap;
+	s->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (s->wake_fd < 0)
+		fl_warn("mirror", "source: eventfd: %s; a CP waits up to 20 "
+		    "ms to be sent", strerror(errno));
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->cond, NULL);
 	struct wafl_cp_observer obs = { .arg = s, .blocks = obs_blocks,
@@ -1024,6 +1078,8 @@ int mir_source_start(wafl_vol_t *v, const struct mir_source_opts *o,
 	rc = pthread_create(&s->thr, NULL, source_thread, s);
 	if (rc != 0) {
 		wafl_set_observer(v, NULL);
+		if (s->wake_fd >= 0)
+			close(s->wake_fd);
 		free(s);
 		return -rc;
 	}
@@ -1039,9 +1095,12 @@ void mir_source_stop(mir_source_t *s)
 	s->stop = true;
 	pthread_mutex_lock(&s->lock);
 	pthread_cond_broadcast(&s->cond);
+	wake_sender(s);
 	pthread_mutex_unlock(&s->lock);
 	if (s->running)
 		pthread_join(s->thr, NULL);
+	if (s->wake_fd >= 0)
+		close(s->wake_fd);
 	wafl_set_observer(s->v, NULL);
 	/* The acknowledged root stays held (and recorded in fsinfo): a
 	 * restarted source continues from it by birth generation, and a
@@ -1092,6 +1151,7 @@ void mir_source_kick(mir_source_t *s)
 	pthread_mutex_lock(&s->lock);
 	s->kicked = true;
 	pthread_cond_broadcast(&s->cond);
+	wake_sender(s);
 	pthread_mutex_unlock(&s->lock);
 }
 
@@ -1101,6 +1161,7 @@ void mir_source_quiesce(mir_source_t *s)
 {
 	pthread_mutex_lock(&s->lock);
 	s->quiesced = true;
+	wake_sender(s);
 	pthread_mutex_unlock(&s->lock);
 }
 

@@ -919,7 +919,13 @@ int mir_recv(struct mir_conn *c, struct mir_hdr *h)
 
 int mir_readable(struct mir_conn *c, int wait_ms)
 {
-	struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
+	return mir_readable_or(c, wait_ms, -1);
+}
+
+int mir_readable_or(struct mir_conn *c, int wait_ms, int wake_fd)
+{
+	struct pollfd pfd[2] = { { .fd = c->fd, .events = POLLIN },
+	    { .fd = wake_fd, .events = POLLIN } };
 
 	if (c->ipos < c->ilen)
 		return 1;
@@ -930,10 +936,12 @@ int mir_readable(struct mir_conn *c, int wait_ms)
 	}
 	if (c->ssl != NULL && SSL_pending(c->ssl) > 0)
 		return 1;
-	int n = poll(&pfd, 1, wait_ms);
+	int n = poll(pfd, wake_fd >= 0 ? 2 : 1, wait_ms);
 
 	if (n < 0)
 		return errno == EINTR ? 0 : -errno;
+	if (n > 0 && pfd[0].revents == 0)
+		return 0;		/* woken, nothing to read */
 	if (n == 0 || c->ssl == NULL)
 		return n > 0 ? 1 : 0;
 	/* Bytes on the socket may be a TLS record that holds no frame:

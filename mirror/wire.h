@@ -307,6 +307,9 @@ int mir_window_rebuild(struct mir_conn *c, const struct mir_delta *d,
 int mir_recv(struct mir_conn *c, struct mir_hdr *h);
 /* Is a frame (or end of stream) waiting?  1 yes, 0 no, <0 error. */
 int mir_readable(struct mir_conn *c, int wait_ms);
+/* The same, and the wait also ends (0) when wake_fd becomes readable;
+ * the caller empties it. */
+int mir_readable_or(struct mir_conn *c, int wait_ms, int wake_fd);
 
 /* Send ERROR (best effort) and log it. */
 void mir_send_error(struct mir_conn *c, int code, const char *fmt, ...)

@@ -489,6 +489,8 @@ static uint64_t bytes_out(struct pair *p)
  * CP's end to the destination's acknowledgement. */
 struct upd_split {
 	double write_s, cp_s, ack_s;
+	/* of ack_s, on the destination (mir_dest_stats) */
+	double verify_s, dwrite_s, flush_s, advance_s;
 };
 
 /* Change 1 MiB: NCHANGE scattered 4 KiB writes (scattered) or one range.
@@ -529,13 +531,20 @@ static double pair_update(struct pair *p, bool scattered, uint64_t *rng,
 		    CHUNK, b, WAFL_UNSTABLE, &c, NULL, NULL), "change");
 	}
 	double t1 = tl_now_s();
+	struct mir_dest_stats d0, d1;
+	mir_dest_stats(p->md, &d0);
 	check(wafl_sync(p->src->v), "change CP");
 	double t2 = tl_now_s();
 	check(mir_source_wait(p->ms, wafl_generation(p->src->v), 120000),
 	    "acknowledgement of the change");
 	double t3 = tl_now_s();
+	mir_dest_stats(p->md, &d1);
 	if (split != NULL)
-		*split = (struct upd_split){ t1 - t0, t2 - t1, t3 - t2 };
+		*split = (struct upd_split){ t1 - t0, t2 - t1, t3 - t2,
+		    (double)(d1.verify_ns - d0.verify_ns) / 1e9,
+		    (double)(d1.write_ns - d0.write_ns) / 1e9,
+		    (double)(d1.flush_ns - d0.flush_ns) / 1e9,
+		    (double)(d1.advance_ns - d0.advance_ns) / 1e9 };
 	t0 = t3 - t0;
 	free(b);
 	return t0;
@@ -1190,8 +1199,12 @@ int main(int argc, char **argv)
 			double u = pair_update(&p, true, &rng, offs,
 			    (uint32_t)i, &sp);
 			printf("  update %d: %.1f ms (writes %.1f, CP %.1f, to "
-			    "the acknowledgement %.1f)\n", i, u * 1e3,
-			    sp.write_s * 1e3, sp.cp_s * 1e3, sp.ack_s * 1e3);
+			    "the acknowledgement %.1f; destination: verify "
+			    "%.1f, write %.1f, flush %.1f, switch %.1f)\n", i,
+			    u * 1e3, sp.write_s * 1e3, sp.cp_s * 1e3,
+			    sp.ack_s * 1e3, sp.verify_s * 1e3,
+			    sp.dwrite_s * 1e3, sp.flush_s * 1e3,
+			    sp.advance_s * 1e3);
 		}
 		if (nupd > 0)
 			printf("  updates from %.6f to %.6f (CLOCK_MONOTONIC)\n",
