@@ -13,7 +13,7 @@
  *     measured in the same run (goal >= 0.8);
  *   - update cost: 256 writes of 4 KiB at random aligned offsets of the
  *     whole dataset (1 MiB changed, scattered), then a CP; the time from
- *     the first write until the destination acknowledges (median of 3);
+ *     the first write until the destination acknowledges (median of 15);
  *     goal: flat in dataset size (largest / smallest <= 1.2);
  *   - the same change propagated by rsync between two directory copies of
  *     the dataset, through an rsync daemon on 127.0.0.1 started here (so
@@ -79,7 +79,7 @@
 #define FILE_BYTES	(64ull << 20)
 #define CHUNK		(1u << 20)
 #define NCHANGE		256		/* 4 KiB writes: 1 MiB */
-#define UPDATE_RUNS	5
+#define UPDATE_RUNS	15
 
 static bool quick;
 static char bindir[PATH_MAX];		/* build/ */
