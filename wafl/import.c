@@ -56,6 +56,12 @@
  *      tree's new blocks (raid_write).
  *   3. raid_flush; OR every new bitmap into the summary map (W9), add the
  *      snapshot entries, then CP n: all trees become durable together.
+ *      All or none: the summary blocks are saved before the first OR, and
+ *      if an entry cannot be added (or an OR fails) the entries added are
+ *      dropped and every changed summary block gets its saved content
+ *      back before the locks are released, so no CP ever sees part of the
+ *      set (imp_publish).  The snapshot table may keep the empty slots,
+ *      as after a delete.
  *   The new VBNs leave the active bitmap at once (the blocks are the
  *   snapshots' alone) but stay unavailable in the allocator's areas, and
  *   the summary map keeps them so from the CP on.
@@ -68,8 +74,11 @@
  * CRASH
  *   Before CP n is durable nothing points at the written blocks: they lie
  *   on VBNs no retained root uses, so a crash leaves the volume as it was,
- *   with none of the snapshots.  A failure before step 3 frees the VBNs
- *   taken (alloc_reset_areas) and leaves nothing else changed.
+ *   with none of the snapshots.  A failure in any step frees the VBNs
+ *   taken (alloc_reset_areas: they are in neither the active bitmap nor,
+ *   after step 3's undo, the summary map) and leaves nothing else
+ *   changed.  Should the undo itself fail, the volume is failed (no CP
+ *   writes the half-set; remount).
  *
  * CHECKS
  *   Every block is checked against the pointer its parent holds (checksum
@@ -833,6 +842,93 @@ static int names_free(struct wafl_vol *v, struct wafl_import_tree *trees,
 	return rc;
 }
 
+/* Tests: the at-th snapshot entry (1-based) of the next import fails. */
+static unsigned imp_fail_entry;
+
+void wafl_import_test_fail_entry(unsigned at)
+{
+	__atomic_store_n(&imp_fail_entry, at, __ATOMIC_RELAXED);
+}
+
+/*
+ * Step 3, all or none: summary |= every new bitmap (W9), then one entry
+ * per tree.  The summary blocks are saved before the first change; on a
+ * failure the entries added are dropped and every summary block changed
+ * gets its saved content back, so the next CP writes the volume as it
+ * was (the snapshot table may keep the empty slots, as after a delete).
+ * An undo that fails itself leaves the volume failed (no CP).
+ */
+static int imp_publish(struct imp *im, struct imp_tree *tt, size_t n,
+    struct wafl_import_tree *trees, uint8_t *blk)
+{
+	struct wafl_vol *v = im->v;
+	uint64_t na = im->uni_blocks < v->nareas ? im->uni_blocks : v->nareas;
+	uint8_t *old = malloc((na ? na : 1) * WAFL_BLOCK_SIZE);
+	uint64_t *ids = calloc(n, sizeof(*ids));
+	unsigned fail = __atomic_exchange_n(&imp_fail_entry, 0,
+	    __ATOMIC_RELAXED);
+	size_t added = 0;
+	uint64_t done = 0;
+	int rc = old == NULL || ids == NULL ? -ENOMEM : 0;
+
+	for (uint64_t a = 0; a < na && rc == 0; a++)
+		rc = wn_read_block(v->summary_wn, a, old + a * WAFL_BLOCK_SIZE);
+	if (rc != 0)
+		goto out;
+	for (; done < na && rc == 0; done++)
+		rc = summary_or_block(v, done, im->uni + done * WAFL_BLOCK_SIZE,
+		    blk);
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		struct imp_tree *t = &tt[i];
+		const struct imp_tree *o = t->same_as < 0 ? t :
+		    &tt[t->same_as];
+		uint64_t id = 0;
+		if (fail != 0 && i + 1 == fail)
+			rc = FL_ERR(-EIO);	/* test injection */
+		else
+			rc = snap_insert(v, t->name, im->gen, &o->nroot,
+			    SNAP_ID_IMPORTED, &id);
+		if (rc != 0)
+			break;
+		ids[added++] = id;
+		struct wafl_import_stats *st = &trees[i].st;
+		st->gen = im->gen;
+		st->id = id;
+		st->blocks = o->nrefs;
+		st->shared = o->nrefs - (t->same_as < 0 ? o->fresh : 0);
+		st->bitmap_blocks = t->same_as < 0 ? o->bm_count : 0;
+	}
+	if (rc == 0)
+		goto out;
+	/* Undo: the entries, then the summary blocks changed. */
+	int urc = 0;
+	for (size_t k = 0; k < added && urc == 0; k++)
+		urc = snap_drop(v, ids[k]);
+	for (uint64_t a = 0; a < done && urc == 0; a++) {
+		const uint8_t *was = old + a * WAFL_BLOCK_SIZE;
+		uint8_t *w;
+		urc = wn_read_block(v->summary_wn, a, blk);
+		if (urc != 0 || memcmp(blk, was, WAFL_BLOCK_SIZE) == 0)
+			continue;
+		urc = wn_modify_block(v->summary_wn, a, &w);
+		if (urc == 0)
+			memcpy(w, was, WAFL_BLOCK_SIZE);
+	}
+	if (urc == 0)
+		wnode_dirty(v->summary_wn);
+	for (size_t i = 0; i < n; i++)
+		memset(&trees[i].st, 0, sizeof(trees[i].st));
+	fl_warn("wafl", "import: adding the snapshot entries failed (%s) "
+	    "after %zu of %zu; %s", fl_strerror(rc), added, n, urc == 0 ?
+	    "undone, nothing changed" : "undo failed, volume failed");
+	if (urc != 0)
+		v->failed = true;
+out:
+	free(old);
+	free(ids);
+	return rc;
+}
+
 static int imp_run(struct imp *im, struct imp_tree *tt, size_t n,
     uint64_t supplied, struct wafl_import_tree *trees,
     struct wafl_import_stats *total)
@@ -859,24 +955,9 @@ static int imp_run(struct imp *im, struct imp_tree *tt, size_t n,
 		rc = raid_flush(v->raid);
 	if (rc != 0)
 		goto out;
-	/* 3: summary |= every new bitmap (W9); then the entries. */
-	for (uint64_t a = 0; a < im->uni_blocks && a < v->nareas && rc == 0;
-	    a++)
-		rc = summary_or_block(v, a, im->uni + a * WAFL_BLOCK_SIZE, blk);
-	for (size_t i = 0; i < n && rc == 0; i++) {
-		struct imp_tree *t = &tt[i];
-		const struct imp_tree *o = t->same_as < 0 ? t :
-		    &tt[t->same_as];
-		uint64_t id = 0;
-		rc = snap_insert(v, t->name, im->gen, &o->nroot,
-		    SNAP_ID_IMPORTED, &id);
-		struct wafl_import_stats *st = &trees[i].st;
-		st->gen = im->gen;
-		st->id = id;
-		st->blocks = o->nrefs;
-		st->shared = o->nrefs - (t->same_as < 0 ? o->fresh : 0);
-		st->bitmap_blocks = t->same_as < 0 ? o->bm_count : 0;
-	}
+	/* 3: summary |= every new bitmap (W9); then the entries: all or
+	 * none. */
+	rc = imp_publish(im, tt, n, trees, blk);
 	if (rc != 0)
 		goto out;
 	uint64_t bm = 0;

@@ -463,6 +463,10 @@ struct wafl_import_tree {
 int wafl_import_snapshots(wafl_vol_t *v, uint64_t base_gen,
     struct wafl_import_tree *trees, size_t n, uint64_t supplied,
     wafl_import_get_fn *get, void *arg, struct wafl_import_stats *total);
+/* Tests: the at-th snapshot entry (1-based) of the next import fails
+ * with -EIO, after the entries before it were added (0: none).  One
+ * shot, for the whole process. */
+void wafl_import_test_fail_entry(unsigned at);
 /* One tree (supplied 0). */
 int wafl_import_snapshot(wafl_vol_t *v, const char *name, uint64_t base_gen,
     const struct wafl_bp *root, wafl_import_get_fn *get, void *arg,

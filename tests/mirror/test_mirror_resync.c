@@ -1067,6 +1067,109 @@ static void test_import_two_names_one_root(void **state)
 	tm_pair_free(p);
 }
 
+/* T's two snapshots and active tree as t_snapshots makes them, their
+ * roots and blocks (each collected while its root is in T's ring), for
+ * the import called directly. */
+static void t_three(struct rs_case *c, struct blkset *b,
+    struct wafl_bp roots[3])
+{
+	wafl_vol_t *t = c->b;
+	uint8_t fsi[4096];
+	struct wafl_fsinfo f;
+	uint64_t gen;
+
+	put(t, "s1-file", 50, 16384);
+	put(t, "s1-big", 51, S1BIG);
+	assert_int_equal(wafl_snap_create(t, "one", NULL), 0);
+	assert_int_equal(wafl_snap_root_info(t, "one", &gen, NULL), 0);
+	assert_int_equal(wafl_root_of(t, gen, fsi), 0);
+	assert_int_equal(wafl_fsinfo_decode(fsi, &f), 0);
+	roots[0] = f.root;
+	assert_int_equal(wafl_birth_walk(t, gen, c->a, blk_collect, b), 0);
+	patch(t, "s1-big", 0, 52);
+	rm(t, "s1-file");
+	put(t, "s2-file", 53, 8192);
+	assert_int_equal(wafl_snap_create(t, "two", NULL), 0);
+	assert_int_equal(wafl_snap_root_info(t, "two", &gen, NULL), 0);
+	assert_int_equal(wafl_root_of(t, gen, fsi), 0);
+	assert_int_equal(wafl_fsinfo_decode(fsi, &f), 0);
+	roots[1] = f.root;
+	assert_int_equal(wafl_birth_walk(t, gen, c->a, blk_collect, b), 0);
+	put(t, "act-file", 54, 12288);
+	patch(t, "brk-new", 0, 55);
+	assert_int_equal(wafl_sync(t), 0);
+	gen = wafl_generation(t);
+	assert_int_equal(wafl_root_of(t, gen, fsi), 0);
+	assert_int_equal(wafl_fsinfo_decode(fsi, &f), 0);
+	roots[2] = f.root;
+	assert_int_equal(wafl_birth_walk(t, gen, c->a, blk_collect, b), 0);
+}
+
+/* Adding the entries fails at the second of three trees: none of the
+ * snapshots exists, before or after the next CP, the summary map is as
+ * it was (check clean), and the same import then succeeds. */
+static void test_import_all_or_none(void **state)
+{
+	(void)state;
+	struct rs_case c = { 0 };
+	struct blkset *b = calloc(1, sizeof(*b));
+	struct wafl_bp roots[3];
+	const char *names[3] = { "imp.one", "imp.two", "imp.act" };
+	uint64_t id;
+
+	b->data = calloc(4096, 4096);
+	b->corrupt = -1;
+	setup_broken(&c);
+	struct tm_pair *p = c.p;
+	wafl_vol_t *w = p->src->v;
+	diverge(&c, w, c.b);
+	t_three(&c, b, roots);
+	assert_int_equal(wafl_hold_root(w, c.a), 0);
+	assert_int_equal(wafl_sync(w), 0);
+	size_t before = 0, now = 0;
+	assert_int_equal(wafl_snap_names(w, NULL, 0, &before), 0);
+	uint64_t wgen = wafl_generation(w);
+	struct wafl_import_tree it[3];
+	for (int i = 0; i < 3; i++)
+		it[i] = (struct wafl_import_tree){ .name = names[i],
+		    .root = &roots[i] };
+	wafl_import_test_fail_entry(2);
+	assert_int_equal(wafl_import_snapshots(w, c.a, it, 3, 0, blk_get, b,
+	    NULL), -EIO);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(wafl_snap_lookup(w, names[i], &id), -ENOENT);
+	assert_int_equal(wafl_snap_names(w, NULL, 0, &now), 0);
+	assert_int_equal(now, before);
+	assert_int_equal(wafl_generation(w), wgen);
+	/* the next CP keeps it so */
+	assert_int_equal(wafl_sync(w), 0);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(wafl_snap_lookup(w, names[i], &id), -ENOENT);
+	assert_int_equal(wafl_snap_names(w, NULL, 0, &now), 0);
+	assert_int_equal(now, before);
+	tm_check_clean(w, "winner after a failed import");
+	/* W writes on over the VBNs the failed import took */
+	for (int i = 0; i < 4; i++) {
+		put(w, "more", 60 + (uint64_t)i, 65536);
+		assert_int_equal(wafl_sync(w), 0);
+	}
+	tm_check_clean(w, "winner writing after a failed import");
+	/* the retry */
+	assert_int_equal(wafl_import_snapshots(w, c.a, it, 3, 0, blk_get, b,
+	    NULL), 0);
+	check_one(w, names[0]);
+	check_two(w, names[1]);
+	check_act(w, names[2]);
+	assert_int_equal(wafl_snap_names(w, NULL, 0, &now), 0);
+	assert_int_equal(now, before + 3);
+	tm_check_clean(w, "winner after the retry");
+	wafl_release_root(w, c.a);
+	assert_int_equal(wafl_unmount(c.b), 0);
+	free(b->data);
+	free(b);
+	tm_pair_free(p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1080,6 +1183,7 @@ int main(void)
 		cmocka_unit_test(test_resync_refuses_blocks_base_lacks),
 		cmocka_unit_test(test_import_primitive),
 		cmocka_unit_test(test_import_two_names_one_root),
+		cmocka_unit_test(test_import_all_or_none),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
