@@ -44,11 +44,20 @@
  *      VBNs), the bitmap is rebuilt below.  Every block is verified here;
  *      with `supplied`, every block the caller holds must have been
  *      reached from one of the roots.  Nothing has changed yet.
- *   2. per tree: bitmap = T's bitmap, less the old VBNs of every block of
- *      the tree that moves and of its bitmap, snapshot-table and summary
- *      files, plus every new VBN it uses (its new bitmap file's own
- *      blocks, and blocks moved for an earlier tree, included): W4 holds
- *      for each imported root.  New VBNs for blocks not moved yet; seal
+ *   2. per tree: bitmap = T's bitmap AND the base root's bitmap, less
+ *      the old VBNs of every block of the tree that moves and of its
+ *      bitmap, snapshot-table and summary files, plus every new VBN it
+ *      uses (its new bitmap file's own blocks, and blocks moved for an
+ *      earlier tree, included): W4 holds for each imported root.  T's
+ *      bitmap is trusted only within the base's: a block that keeps its
+ *      VBN is born at or before the base and step 1 found it in the
+ *      base's bitmap (its subtree is the base's too, W4 there), and every
+ *      other block moves and is added by its new VBN; so a bit T sets
+ *      outside the base names no block the tree uses, and kept it would
+ *      pin a VBN here (free, or later W's own) until the snapshot is
+ *      deleted.  The AND costs a pass over bitmaps already at hand; the
+ *      alternative, the set of blocks the tree reaches, would mean
+ *      walking every unmoved subtree of the base.  New VBNs for blocks not moved yet; seal
  *      children before parents, rewriting each moved child's pointer
  *      {new vbn, birth n, checksum} in its parent, where n is the open
  *      generation (the CP that makes the import durable): W2 holds, a
@@ -251,6 +260,27 @@ static int src_read(struct imp *im, const struct wafl_bp *bp, uint8_t *buf)
 	return 0;
 }
 
+/* Block a of the base root's active bitmap (read once per call);
+ * *bits borrowed until the call ends. */
+static int base_bits(struct imp *im, uint64_t a, const uint8_t **bits)
+{
+	if (a >= im->v->nareas)
+		return FL_ERR(-FL_ECORRUPT);
+	if (im->gmap[a] == NULL) {
+		uint8_t *m = malloc(WAFL_BLOCK_SIZE);
+		if (m == NULL)
+			return -ENOMEM;
+		int rc = tree_read_block(im->v, &im->gbm, a, m);
+		if (rc != 0) {
+			free(m);
+			return rc;
+		}
+		im->gmap[a] = m;
+	}
+	*bits = im->gmap[a];
+	return 0;
+}
+
 /*
  * A pointer born at or before the base keeps its VBN: the block must be
  * one of the base root's, which this side retains (W3).  A tree of the
@@ -261,22 +291,15 @@ static int src_read(struct imp *im, const struct wafl_bp *bp, uint8_t *buf)
 static int base_holds(struct imp *im, const struct wafl_bp *bp)
 {
 	uint64_t a = bp->vbn / WAFL_BITS_PER_BLOCK;
-	int rc = 0;
+	const uint8_t *m;
+	int rc;
 
 	if (bp->vbn >= im->v->nvbns)
 		return FL_ERR(-FL_ECORRUPT);
-	if (im->gmap[a] == NULL) {
-		uint8_t *m = malloc(WAFL_BLOCK_SIZE);
-		if (m == NULL)
-			return -ENOMEM;
-		rc = tree_read_block(im->v, &im->gbm, a, m);
-		if (rc != 0) {
-			free(m);
-			return rc;
-		}
-		im->gmap[a] = m;
-	}
-	if (im->gmap[a][bp->vbn / 8 % WAFL_BLOCK_SIZE] & (1u << (bp->vbn % 8)))
+	rc = base_bits(im, a, &m);
+	if (rc != 0)
+		return rc;
+	if (m[bp->vbn / 8 % WAFL_BLOCK_SIZE] & (1u << (bp->vbn % 8)))
 		return 0;
 	fl_err("wafl", "import: vbn %llu (born %llu) is not in the base "
 	    "root %llu: an older block the base does not hold",
@@ -703,8 +726,19 @@ static int imp_seal(struct imp *im, struct imp_tree *t, uint8_t *blk)
 	t->bits = calloc(t->nbm_blocks, WAFL_BLOCK_SIZE);
 	if (t->bits == NULL)
 		return -ENOMEM;
-	for (uint64_t b = 0; b < t->nbm_blocks && rc == 0; b++)
-		rc = src_file_block(im, &t->tbm, b, t->bits + b * WAFL_BLOCK_SIZE);
+	/* T's bitmap, bounded by the base's: every block of the tree that
+	 * keeps its VBN is one of the base root's (base_holds), so a bit T
+	 * sets outside the base names no block of the tree that stays, and
+	 * kept it would pin a VBN here until the snapshot is deleted. */
+	for (uint64_t b = 0; b < t->nbm_blocks && rc == 0; b++) {
+		uint8_t *tb = t->bits + b * WAFL_BLOCK_SIZE;
+		const uint8_t *gb;
+		rc = src_file_block(im, &t->tbm, b, tb);
+		if (rc == 0)
+			rc = base_bits(im, b, &gb);
+		for (uint32_t i = 0; rc == 0 && i < WAFL_BLOCK_SIZE; i++)
+			tb[i] &= gb[i];
+	}
 	/* Out: every moved block's old place, and T's bitmap, snapshot
 	 * table and summary files (replaced or emptied). */
 	for (uint64_t i = 0; i < t->nrefs && rc == 0; i++) {

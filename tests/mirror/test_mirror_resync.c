@@ -16,6 +16,7 @@
 #include "mirror/wire.h"
 #include "tests/mirror/tm.h"
 #include "wafl/ondisk.h"
+#include "wafl/wafl_impl.h"
 
 #define BIG	(4u << 20)	/* shared data: 1024 blocks */
 
@@ -1170,6 +1171,120 @@ static void test_import_all_or_none(void **state)
 	tm_pair_free(p);
 }
 
+/* The collected block of T at bp (born after the base). */
+static uint8_t *bs_find(struct blkset *b, const struct wafl_bp *bp)
+{
+	for (uint32_t i = 0; i < b->n; i++)
+		if (b->vbn[i] == bp->vbn && b->birth[i] == bp->birth)
+			return b->data[i];
+	return NULL;
+}
+
+/*
+ * A lying T: bits lie[0..nlie) set in its active tree's bitmap (block 0)
+ * besides its own, every pointer from the bitmap block up to the root
+ * block resealed so the tree checks; root gets the new root pointer.
+ */
+static void t_lie_bitmap(struct blkset *b, struct wafl_bp *root,
+    const uint64_t *lie, unsigned nlie)
+{
+	struct wafl_rootblk rb;
+	struct wafl_dinode bm;
+	uint8_t *rblk = bs_find(b, root), *path[WAFL_MAX_HEIGHT + 1];
+	struct wafl_bp bp;
+
+	assert_non_null(rblk);
+	assert_int_equal(wafl_rootblk_decode(rblk, &rb), 0);
+	/* down to inode-file block 0: every block on the way changed */
+	unsigned h = rb.inodefile.height;
+	bp = rb.inodefile.u.top[0];
+	for (unsigned l = h; l > 0; l--) {
+		path[l] = bs_find(b, &bp);
+		assert_non_null(path[l]);
+		assert_int_equal(wafl_bp_decode(path[l], &bp), 0);
+	}
+	uint8_t *ib = bs_find(b, &bp);
+	assert_non_null(ib);
+	assert_int_equal(wafl_dinode_decode(ib + WAFL_INO_BITMAP *
+	    WAFL_INODE_SIZE, WAFL_INO_BITMAP, &bm), 0);
+	assert_int_equal(bm.height, 0);
+	uint8_t *bb = bs_find(b, &bm.u.top[0]);
+	assert_non_null(bb);
+	for (unsigned i = 0; i < nlie; i++) {
+		assert_true(lie[i] < WAFL_BITS_PER_BLOCK);
+		assert_false(bb[lie[i] / 8] & (1u << (lie[i] % 8)));
+		bb[lie[i] / 8] |= (uint8_t)(1u << (lie[i] % 8));
+	}
+	/* reseal, bottom up */
+	bm.u.top[0].cksum = fl_crc32c(0, bb, WAFL_BLOCK_SIZE);
+	wafl_dinode_encode(ib + WAFL_INO_BITMAP * WAFL_INODE_SIZE, &bm);
+	uint32_t ck = fl_crc32c(0, ib, WAFL_BLOCK_SIZE);
+	for (unsigned l = 1; l <= h; l++) {
+		assert_int_equal(wafl_bp_decode(path[l], &bp), 0);
+		bp.cksum = ck;
+		wafl_bp_encode(path[l], &bp);
+		ck = fl_crc32c(0, path[l], WAFL_BLOCK_SIZE);
+	}
+	rb.inodefile.u.top[0].cksum = ck;
+	wafl_rootblk_encode(rblk, &rb);
+	root->cksum = fl_crc32c(0, rblk, WAFL_BLOCK_SIZE);
+}
+
+/* T's bitmap claims blocks the base does not have: the imported
+ * snapshot does not hold them, the summary map does not gain them, the
+ * checker is clean and they stay free here. */
+static void test_import_bounds_lying_bitmap(void **state)
+{
+	(void)state;
+	struct rs_case c = { 0 };
+	struct blkset *b = calloc(1, sizeof(*b));
+
+	b->data = calloc(4096, 4096);
+	b->corrupt = -1;
+	setup_broken(&c);
+	struct tm_pair *p = c.p;
+	wafl_vol_t *w = p->src->v;
+	diverge(&c, w, c.b);
+	uint64_t t = wafl_generation(c.b);
+	uint8_t fsi[4096];
+	struct wafl_fsinfo f;
+	assert_int_equal(wafl_root_of(c.b, t, fsi), 0);
+	assert_int_equal(wafl_fsinfo_decode(fsi, &f), 0);
+	assert_int_equal(wafl_birth_walk(c.b, t, c.a, blk_collect, b), 0);
+	assert_int_equal(wafl_hold_root(w, c.a), 0);
+	/* VBNs near the end of area 0 that neither T nor W uses */
+	uint64_t lie[8];
+	unsigned nlie = 0;
+	for (uint64_t vbn = WAFL_BITS_PER_BLOCK - 1; nlie < 8; vbn--) {
+		bool act, sum;
+		assert_int_equal(bitmap_test(w->bitmap_wn, vbn, &act), 0);
+		assert_int_equal(bitmap_test(w->summary_wn, vbn, &sum), 0);
+		if (!act && !sum)
+			lie[nlie++] = vbn;
+	}
+	t_lie_bitmap(b, &f.root, lie, nlie);
+	uint64_t id;
+	assert_int_equal(wafl_import_snapshot(w, "lie", c.a, &f.root,
+	    blk_get, b, NULL), 0);
+	assert_int_equal(wafl_snap_lookup(w, "lie", &id), 0);
+	for (unsigned i = 0; i < nlie; i++) {
+		bool sum;
+		assert_int_equal(bitmap_test(w->summary_wn, lie[i], &sum), 0);
+		assert_false(sum);
+	}
+	tm_check_clean(w, "winner after a lying bitmap");
+	/* the snapshot reads as T's tree */
+	struct wafl_obj ra, rb;
+	assert_int_equal(wafl_snap_root(w, id, &ra), 0);
+	assert_int_equal(wafl_root(c.b, &rb), 0);
+	tm_obj_equal(w, &ra, c.b, &rb, 0);
+	wafl_release_root(w, c.a);
+	assert_int_equal(wafl_unmount(c.b), 0);
+	free(b->data);
+	free(b);
+	tm_pair_free(p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1184,6 +1299,7 @@ int main(void)
 		cmocka_unit_test(test_import_primitive),
 		cmocka_unit_test(test_import_two_names_one_root),
 		cmocka_unit_test(test_import_all_or_none),
+		cmocka_unit_test(test_import_bounds_lying_bitmap),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
