@@ -9,6 +9,7 @@
  * blocks sent once), deleting one imported snapshot leaves the others,
  * and a peer that lies about its trees is refused with nothing changed.
  */
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "common/crc32c.h"
@@ -780,6 +781,91 @@ static void test_resync_refuses_lying_trees(void **state)
 	tm_pair_free(p);
 }
 
+/*
+ * W's reply is lost after the import is durable (T resets the connection
+ * right after RS_END), where W kept G by its ring and its own hold alone:
+ * W keeps G, so T's retry finds the common root, and W answers with the
+ * import it made rather than importing T's tree a second time.
+ */
+static void test_resync_reply_lost(void **state)
+{
+	(void)state;
+	struct rs_case c = { 0 };
+	struct mir_resync_result wr, tr;
+	struct mir_conn fc;
+	struct wafl_bp gbp;
+	mir_resync_t *r;
+
+	setup_broken(&c);
+	struct tm_pair *p = c.p;
+	wafl_vol_t *w = p->src->v;
+	/* G in W's ring only, the oldest root there once the import's CP
+	 * is made: the source's hold goes */
+	wafl_release_root(w, c.a);
+	for (uint64_t i = 0; wafl_generation(w) < c.a + WAFL_RING_K - 1;
+	    i++) {
+		assert_true(i < WAFL_RING_K);
+		put(w, "w-new", 80 + i, 8192);
+		assert_int_equal(wafl_sync(w), 0);
+	}
+	put(c.b, "brk-new", 20, 24576);
+	assert_int_equal(wafl_sync(c.b), 0);
+	uint64_t tg = wafl_generation(c.b);
+	uint8_t fsi[4096];
+	struct wafl_fsinfo f;
+	assert_int_equal(wafl_root_of(c.b, tg, fsi), 0);
+	assert_int_equal(wafl_fsinfo_decode(fsi, &f), 0);
+	size_t before = 0, after = 0;
+	assert_int_equal(wafl_snap_names(w, NULL, 0, &before), 0);
+	struct mir_resync_opts o = rs_opts(p, 0);
+	assert_int_equal(mir_resync_serve(w, &o, &r), 0);
+	uint16_t port = mir_resync_port(r);
+	/* T's tree, then a reset before W's RS_DONE */
+	struct fake_send *fs = calloc(1, sizeof(*fs));
+	fake_t(p, port, &fc, c.a, &gbp);
+	fake_begin(&fc, c.a, &gbp, tg, &f.root, 1);
+	fake_tree(&fc, 0, 0, 0, tg, &f.root);
+	fs->c = &fc;
+	fs->gen = tg;
+	assert_int_equal(wafl_birth_walk(c.b, tg, c.a, fake_block, fs), 0);
+	uint8_t e[8];
+	fl_put_le64(e, fs->n);
+	assert_int_equal(mir_send(&fc, MIR_MSG_RS_END, e, 8), 0);
+	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+	assert_int_equal(setsockopt(fc.fd, SOL_SOCKET, SO_LINGER, &lg,
+	    sizeof(lg)), 0);
+	mir_conn_close(&fc);
+	free(fs);
+	/* W imports; its reply fails; then T retries */
+	char name[80], second[96];
+	snprintf(name, sizeof(name), "resync.%llu", (unsigned long long)tg);
+	snprintf(second, sizeof(second), "%s.2", name);
+	uint64_t id;
+	for (int i = 0; i < 500 && wafl_snap_lookup(w, name, &id) != 0; i++)
+		usleep(10000);
+	assert_int_equal(wafl_snap_lookup(w, name, &id), 0);
+	usleep(100000);
+	o = rs_opts(p, port);
+	memset(&tr, 0, sizeof(tr));
+	int rc = mir_resync_overwrite(&c.b, p->dst->raid, c.blog, &o, &tr);
+	if (rc != 0)
+		fprintf(stderr, "resync retry: %s\n", tr.error);
+	assert_int_equal(rc, 0);
+	assert_int_equal(tr.base_gen, c.a);
+	assert_int_equal(mir_resync_wait(r, 30000, &wr), 0);
+	mir_resync_stop(r);
+	assert_string_equal(wr.snap_name, name);
+	assert_int_equal(wr.snap_gen, tr.snap_gen);
+	assert_int_equal(wafl_snap_lookup(w, second, &id), -ENOENT);
+	expect(w, name, "brk-new", 0, 20, 24576);
+	assert_int_equal(wafl_snap_names(w, NULL, 0, &after), 0);
+	fprintf(stderr, "snapshots on W: %zu before, %zu after\n", before,
+	    after);
+	assert_true(after <= before + 2);
+	tm_check_clean(w, "winner after the retry");
+	tm_pair_free(p);
+}
+
 /* W without room in its snapshot table for all of T's trees refuses up
  * front, saying so; T stays as it was. */
 static void test_resync_refuses_no_room(void **state)
@@ -1294,6 +1380,7 @@ int main(void)
 		cmocka_unit_test(test_resync_delete_one_imported),
 		cmocka_unit_test(test_resync_carries_any_valid_name),
 		cmocka_unit_test(test_resync_refuses_lying_trees),
+		cmocka_unit_test(test_resync_reply_lost),
 		cmocka_unit_test(test_resync_refuses_no_room),
 		cmocka_unit_test(test_resync_refuses_blocks_base_lacks),
 		cmocka_unit_test(test_import_primitive),
