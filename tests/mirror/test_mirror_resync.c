@@ -8,6 +8,9 @@
  * after the common root travel too (each with exactly its content, shared
  * blocks sent once), deleting one imported snapshot leaves the others,
  * and a peer that lies about its trees is refused with nothing changed.
+ * A reply lost after the import leaves the common root on the winner for
+ * the retry, which imports nothing twice; an import that fails while
+ * adding its entries leaves none; a lying bitmap pins nothing.
  */
 #include <sys/socket.h>
 #include <unistd.h>
