@@ -50,6 +50,19 @@
  *   that became durable), the whole set takes <p> = resync.<t>.<k>,
  *   k = 2..9; then W refuses (EEXIST).  All checked before any change.
  *
+ * LOST REPLY
+ *   The import is durable before RS_DONE goes out; if that send fails, T
+ *   did not hear of it, keeps its data and may retry.  W then keeps G: a
+ *   hold of the session would end with it, so G becomes snapshot
+ *   mirror.base.<G> unless a snapshot keeps it already (if even that
+ *   fails, the hold stays), and says so in its log.  A retry in the same
+ *   serve that sends the same trees (same G and t, every root pointer
+ *   and name as before, the snapshots still there with their ids) is
+ *   answered with that import: nothing is imported twice.  A retry after
+ *   W restarted its serve is not recognised: T's trees are imported
+ *   again as the next suffix set (resync.<t>.2...), a duplicate that
+ *   costs space, never data; delete it.
+ *
  * WIRE (T connects to W; docs/mirror.md has the table)
  *   T->W RS_HELLO{id, nonce_t}  W->T RS_PROOF{mac_w, nonce_w}
  *   T->W RS_PROOF{mac_t, 0}     W->T RS_ROOTS{free slots, (gen, bp)...}
@@ -380,6 +393,16 @@ struct mir_resync {
 	bool done;
 	int rc;
 	struct mir_resync_result res;
+	/* W: the import this serve made durable last, for a T that retries
+	 * after losing RS_DONE (rs_repeat). */
+	struct {
+		uint64_t g, t;
+		uint32_t ntrees;
+		struct rs_tree *trees;		/* owned; names here */
+		uint64_t *ids;			/* owned; snapshot ids here */
+		struct wafl_import_stats is;
+		char kept[MIR_BASE_NAME_MAX];	/* G kept as this snapshot */
+	} last;
 };
 
 static int w_auth(struct mir_resync *r, struct mir_conn *c)
@@ -417,6 +440,112 @@ static int w_auth(struct mir_resync *r, struct mir_conn *c)
 		rc = -EACCES;
 	}
 	return rc;
+}
+
+/*
+ * A T that retries after losing RS_DONE sends the same trees again: same
+ * base, same generation, every tree's root pointer (the Merkle property:
+ * the same trees) and name as the import this serve made durable last,
+ * whose snapshots all still exist here with their ids.  Then the names
+ * of that import go into trees and nothing is imported twice.
+ */
+static bool rs_repeat(struct mir_resync *r, uint64_t g, uint64_t t,
+    struct rs_tree *trees, uint32_t ntrees)
+{
+	if (r->last.trees == NULL || r->last.g != g || r->last.t != t ||
+	    r->last.ntrees != ntrees)
+		return false;
+	for (uint32_t i = 0; i < ntrees; i++) {
+		const struct rs_tree *o = &r->last.trees[i];
+		uint64_t id = 0;
+		if (o->gen != trees[i].gen || o->root.vbn != trees[i].root.vbn ||
+		    o->root.birth != trees[i].root.birth ||
+		    o->root.cksum != trees[i].root.cksum ||
+		    strcmp(o->tname, trees[i].tname) != 0 ||
+		    wafl_snap_lookup(r->w, o->name, &id) != 0 ||
+		    id != r->last.ids[i])
+			return false;
+	}
+	for (uint32_t i = 0; i < ntrees; i++)
+		snprintf(trees[i].name, sizeof(trees[i].name), "%s",
+		    r->last.trees[i].name);
+	return true;
+}
+
+/* Remember a durable import for rs_repeat (best effort). */
+static void rs_remember(struct mir_resync *r, uint64_t g, uint64_t t,
+    const struct rs_tree *trees, const struct wafl_import_tree *imp,
+    uint32_t ntrees, const struct wafl_import_stats *is)
+{
+	struct rs_tree *c = malloc(ntrees * sizeof(*c));
+	uint64_t *ids = malloc(ntrees * sizeof(*ids));
+
+	free(r->last.trees);
+	free(r->last.ids);
+	r->last.trees = NULL;
+	r->last.ids = NULL;
+	if (c == NULL || ids == NULL) {
+		free(c);
+		free(ids);
+		return;
+	}
+	memcpy(c, trees, ntrees * sizeof(*c));
+	for (uint32_t i = 0; i < ntrees; i++)
+		ids[i] = imp[i].st.id;
+	r->last.trees = c;
+	r->last.ids = ids;
+	r->last.g = g;
+	r->last.t = t;
+	r->last.ntrees = ntrees;
+	r->last.is = *is;
+}
+
+/* G is a snapshot here (some name, G's exact root generation). */
+static bool base_is_snapshot(wafl_vol_t *w, uint64_t g)
+{
+	struct wafl_snap_tree *s = calloc(WAFL_MAX_SNAPSHOTS, sizeof(*s));
+	size_t n = 0;
+	bool found = false;
+
+	if (s != NULL && wafl_snap_trees_after(w, g - 1, s,
+	    WAFL_MAX_SNAPSHOTS, &n) == 0)
+		for (size_t i = 0; i < n && i < WAFL_MAX_SNAPSHOTS; i++)
+			found |= s[i].gen == g && s[i].birth == g;
+	free(s);
+	return found;
+}
+
+/*
+ * The import is durable but RS_DONE did not go out: T did not hear of
+ * it, keeps its data, and may retry, which needs G here.  A hold of this
+ * session would go with it, so G is kept as snapshot mirror.base.<G>
+ * unless a snapshot keeps it already.  False: not kept by a snapshot,
+ * the caller keeps its hold instead.
+ */
+static bool w_keep_base(struct mir_resync *r, uint64_t g)
+{
+	char bn[MIR_BASE_NAME_MAX];
+
+	if (base_is_snapshot(r->w, g)) {
+		fl_warn("mirror", "resync: the reply to the other side was "
+		    "lost after the import; generation %" PRIu64 " is a "
+		    "snapshot here, kept for its retry", g);
+		return true;
+	}
+	mir_base_name(g, bn, sizeof(bn));
+	int rc = wafl_snap_adopt_root(r->w, bn, g, 0, NULL);
+	if (rc != 0) {
+		fl_warn("mirror", "resync: the reply to the other side was "
+		    "lost after the import; snapshot %s: %s: generation %"
+		    PRIu64 " stays held for its retry", bn, fl_strerror(rc), g);
+		return false;
+	}
+	snprintf(r->last.kept, sizeof(r->last.kept), "%s", bn);
+	fl_warn("mirror", "resync: the reply to the other side was lost "
+	    "after the import; generation %" PRIu64 " is kept as snapshot %s "
+	    "for its retry (and the catch-up that follows it; a retry here "
+	    "that holds G otherwise deletes it)", g, bn);
+	return true;
 }
 
 static int w_session(struct mir_resync *r, struct mir_conn *c)
@@ -599,7 +728,15 @@ static int w_session(struct mir_resync *r, struct mir_conn *c)
 	 * T's snapshot <name>.  A resync repeated after a failure may find
 	 * a first import here already: the whole set takes the next
 	 * suffix, resync.<t>.<k>[.<name>], k = 2..9. */
-	for (int k = 1; rc == 0; k++) {
+	bool again = rc == 0 && rs_repeat(r, g, t, trees, ntrees);
+	if (again) {
+		is = r->last.is;
+		fl_info("mirror", "resync: the other side's generation %" PRIu64
+		    " over %" PRIu64 " is imported already (snapshot %s; the "
+		    "reply was lost): not imported again", t, g,
+		    trees[ntrees - 1].name);
+	}
+	for (int k = 1; rc == 0 && !again; k++) {
 		rc = rs_names(trees, ntrees, r->o.snap_name, t, k);
 		for (uint32_t i = 0; rc == 0 && i < ntrees; i++)
 			imp[i] = (struct wafl_import_tree){ .name =
@@ -638,6 +775,8 @@ static int w_session(struct mir_resync *r, struct mir_conn *c)
 			    fl_strerror(rc));
 		goto out;
 	}
+	if (!again)
+		rs_remember(r, g, t, trees, imp, ntrees, &is);
 	if (!held && !already) {
 		/* G only a snapshot here: keep it so by name for the
 		 * catch-up that follows (M6). */
@@ -659,6 +798,16 @@ static int w_session(struct mir_resync *r, struct mir_conn *c)
 	fl_put_le64(p, is.gen);
 	fl_put_le64(p + 8, is.blocks);
 	rc = mir_send_buf(c, MIR_MSG_RS_DONE, 16);
+	if (rc != 0 && !w_keep_base(r, g))
+		held = false;		/* the hold keeps G instead */
+	if (rc == 0 && (held || already) && r->last.kept[0] != '\0') {
+		/* a retry that succeeded: the hold keeps G again */
+		int drc = wafl_snap_delete(r->w, r->last.kept);
+		if (drc == 0)
+			fl_info("mirror", "resync: snapshot %s, kept for the "
+			    "retry, deleted", r->last.kept);
+		r->last.kept[0] = '\0';
+	}
 	fl_info("mirror", "resync: the other side's data since %" PRIu64
 	    " is snapshot %s and %" PRIu32 " more (%" PRIu64 " blocks "
 	    "moved; %" PRIu64 " uses by a later tree of a block an earlier "
@@ -883,6 +1032,8 @@ void mir_resync_stop(mir_resync_t *r)
 	free((char *)(uintptr_t)r->o.snap_name);
 	free((char *)(uintptr_t)r->o.spool_dir);
 	free(r->nvlog);
+	free(r->last.trees);
+	free(r->last.ids);
 	free(r);
 }
 

@@ -44,11 +44,20 @@
  *      VBNs), the bitmap is rebuilt below.  Every block is verified here;
  *      with `supplied`, every block the caller holds must have been
  *      reached from one of the roots.  Nothing has changed yet.
- *   2. per tree: bitmap = T's bitmap, less the old VBNs of every block of
- *      the tree that moves and of its bitmap, snapshot-table and summary
- *      files, plus every new VBN it uses (its new bitmap file's own
- *      blocks, and blocks moved for an earlier tree, included): W4 holds
- *      for each imported root.  New VBNs for blocks not moved yet; seal
+ *   2. per tree: bitmap = T's bitmap AND the base root's bitmap, less
+ *      the old VBNs of every block of the tree that moves and of its
+ *      bitmap, snapshot-table and summary files, plus every new VBN it
+ *      uses (its new bitmap file's own blocks, and blocks moved for an
+ *      earlier tree, included): W4 holds for each imported root.  T's
+ *      bitmap is trusted only within the base's: a block that keeps its
+ *      VBN is born at or before the base and step 1 found it in the
+ *      base's bitmap (its subtree is the base's too, W4 there), and every
+ *      other block moves and is added by its new VBN; so a bit T sets
+ *      outside the base names no block the tree uses, and kept it would
+ *      pin a VBN here (free, or later W's own) until the snapshot is
+ *      deleted.  The AND costs a pass over bitmaps already at hand; the
+ *      alternative, the set of blocks the tree reaches, would mean
+ *      walking every unmoved subtree of the base.  New VBNs for blocks not moved yet; seal
  *      children before parents, rewriting each moved child's pointer
  *      {new vbn, birth n, checksum} in its parent, where n is the open
  *      generation (the CP that makes the import durable): W2 holds, a
@@ -56,6 +65,12 @@
  *      tree's new blocks (raid_write).
  *   3. raid_flush; OR every new bitmap into the summary map (W9), add the
  *      snapshot entries, then CP n: all trees become durable together.
+ *      All or none: the summary blocks are saved before the first OR, and
+ *      if an entry cannot be added (or an OR fails) the entries added are
+ *      dropped and every changed summary block gets its saved content
+ *      back before the locks are released, so no CP ever sees part of the
+ *      set (imp_publish).  The snapshot table may keep the empty slots,
+ *      as after a delete.
  *   The new VBNs leave the active bitmap at once (the blocks are the
  *   snapshots' alone) but stay unavailable in the allocator's areas, and
  *   the summary map keeps them so from the CP on.
@@ -68,8 +83,11 @@
  * CRASH
  *   Before CP n is durable nothing points at the written blocks: they lie
  *   on VBNs no retained root uses, so a crash leaves the volume as it was,
- *   with none of the snapshots.  A failure before step 3 frees the VBNs
- *   taken (alloc_reset_areas) and leaves nothing else changed.
+ *   with none of the snapshots.  A failure in any step frees the VBNs
+ *   taken (alloc_reset_areas: they are in neither the active bitmap nor,
+ *   after step 3's undo, the summary map) and leaves nothing else
+ *   changed.  Should the undo itself fail, the volume is failed (no CP
+ *   writes the half-set; remount).
  *
  * CHECKS
  *   Every block is checked against the pointer its parent holds (checksum
@@ -242,6 +260,27 @@ static int src_read(struct imp *im, const struct wafl_bp *bp, uint8_t *buf)
 	return 0;
 }
 
+/* Block a of the base root's active bitmap (read once per call);
+ * *bits borrowed until the call ends. */
+static int base_bits(struct imp *im, uint64_t a, const uint8_t **bits)
+{
+	if (a >= im->v->nareas)
+		return FL_ERR(-FL_ECORRUPT);
+	if (im->gmap[a] == NULL) {
+		uint8_t *m = malloc(WAFL_BLOCK_SIZE);
+		if (m == NULL)
+			return -ENOMEM;
+		int rc = tree_read_block(im->v, &im->gbm, a, m);
+		if (rc != 0) {
+			free(m);
+			return rc;
+		}
+		im->gmap[a] = m;
+	}
+	*bits = im->gmap[a];
+	return 0;
+}
+
 /*
  * A pointer born at or before the base keeps its VBN: the block must be
  * one of the base root's, which this side retains (W3).  A tree of the
@@ -252,22 +291,15 @@ static int src_read(struct imp *im, const struct wafl_bp *bp, uint8_t *buf)
 static int base_holds(struct imp *im, const struct wafl_bp *bp)
 {
 	uint64_t a = bp->vbn / WAFL_BITS_PER_BLOCK;
-	int rc = 0;
+	const uint8_t *m;
+	int rc;
 
 	if (bp->vbn >= im->v->nvbns)
 		return FL_ERR(-FL_ECORRUPT);
-	if (im->gmap[a] == NULL) {
-		uint8_t *m = malloc(WAFL_BLOCK_SIZE);
-		if (m == NULL)
-			return -ENOMEM;
-		rc = tree_read_block(im->v, &im->gbm, a, m);
-		if (rc != 0) {
-			free(m);
-			return rc;
-		}
-		im->gmap[a] = m;
-	}
-	if (im->gmap[a][bp->vbn / 8 % WAFL_BLOCK_SIZE] & (1u << (bp->vbn % 8)))
+	rc = base_bits(im, a, &m);
+	if (rc != 0)
+		return rc;
+	if (m[bp->vbn / 8 % WAFL_BLOCK_SIZE] & (1u << (bp->vbn % 8)))
 		return 0;
 	fl_err("wafl", "import: vbn %llu (born %llu) is not in the base "
 	    "root %llu: an older block the base does not hold",
@@ -694,8 +726,19 @@ static int imp_seal(struct imp *im, struct imp_tree *t, uint8_t *blk)
 	t->bits = calloc(t->nbm_blocks, WAFL_BLOCK_SIZE);
 	if (t->bits == NULL)
 		return -ENOMEM;
-	for (uint64_t b = 0; b < t->nbm_blocks && rc == 0; b++)
-		rc = src_file_block(im, &t->tbm, b, t->bits + b * WAFL_BLOCK_SIZE);
+	/* T's bitmap, bounded by the base's: every block of the tree that
+	 * keeps its VBN is one of the base root's (base_holds), so a bit T
+	 * sets outside the base names no block of the tree that stays, and
+	 * kept it would pin a VBN here until the snapshot is deleted. */
+	for (uint64_t b = 0; b < t->nbm_blocks && rc == 0; b++) {
+		uint8_t *tb = t->bits + b * WAFL_BLOCK_SIZE;
+		const uint8_t *gb;
+		rc = src_file_block(im, &t->tbm, b, tb);
+		if (rc == 0)
+			rc = base_bits(im, b, &gb);
+		for (uint32_t i = 0; rc == 0 && i < WAFL_BLOCK_SIZE; i++)
+			tb[i] &= gb[i];
+	}
 	/* Out: every moved block's old place, and T's bitmap, snapshot
 	 * table and summary files (replaced or emptied). */
 	for (uint64_t i = 0; i < t->nrefs && rc == 0; i++) {
@@ -833,6 +876,93 @@ static int names_free(struct wafl_vol *v, struct wafl_import_tree *trees,
 	return rc;
 }
 
+/* Tests: the at-th snapshot entry (1-based) of the next import fails. */
+static unsigned imp_fail_entry;
+
+void wafl_import_test_fail_entry(unsigned at)
+{
+	__atomic_store_n(&imp_fail_entry, at, __ATOMIC_RELAXED);
+}
+
+/*
+ * Step 3, all or none: summary |= every new bitmap (W9), then one entry
+ * per tree.  The summary blocks are saved before the first change; on a
+ * failure the entries added are dropped and every summary block changed
+ * gets its saved content back, so the next CP writes the volume as it
+ * was (the snapshot table may keep the empty slots, as after a delete).
+ * An undo that fails itself leaves the volume failed (no CP).
+ */
+static int imp_publish(struct imp *im, struct imp_tree *tt, size_t n,
+    struct wafl_import_tree *trees, uint8_t *blk)
+{
+	struct wafl_vol *v = im->v;
+	uint64_t na = im->uni_blocks < v->nareas ? im->uni_blocks : v->nareas;
+	uint8_t *old = malloc((na ? na : 1) * WAFL_BLOCK_SIZE);
+	uint64_t *ids = calloc(n, sizeof(*ids));
+	unsigned fail = __atomic_exchange_n(&imp_fail_entry, 0,
+	    __ATOMIC_RELAXED);
+	size_t added = 0;
+	uint64_t done = 0;
+	int rc = old == NULL || ids == NULL ? -ENOMEM : 0;
+
+	for (uint64_t a = 0; a < na && rc == 0; a++)
+		rc = wn_read_block(v->summary_wn, a, old + a * WAFL_BLOCK_SIZE);
+	if (rc != 0)
+		goto out;
+	for (; done < na && rc == 0; done++)
+		rc = summary_or_block(v, done, im->uni + done * WAFL_BLOCK_SIZE,
+		    blk);
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		struct imp_tree *t = &tt[i];
+		const struct imp_tree *o = t->same_as < 0 ? t :
+		    &tt[t->same_as];
+		uint64_t id = 0;
+		if (fail != 0 && i + 1 == fail)
+			rc = FL_ERR(-EIO);	/* test injection */
+		else
+			rc = snap_insert(v, t->name, im->gen, &o->nroot,
+			    SNAP_ID_IMPORTED, &id);
+		if (rc != 0)
+			break;
+		ids[added++] = id;
+		struct wafl_import_stats *st = &trees[i].st;
+		st->gen = im->gen;
+		st->id = id;
+		st->blocks = o->nrefs;
+		st->shared = o->nrefs - (t->same_as < 0 ? o->fresh : 0);
+		st->bitmap_blocks = t->same_as < 0 ? o->bm_count : 0;
+	}
+	if (rc == 0)
+		goto out;
+	/* Undo: the entries, then the summary blocks changed. */
+	int urc = 0;
+	for (size_t k = 0; k < added && urc == 0; k++)
+		urc = snap_drop(v, ids[k]);
+	for (uint64_t a = 0; a < done && urc == 0; a++) {
+		const uint8_t *was = old + a * WAFL_BLOCK_SIZE;
+		uint8_t *w;
+		urc = wn_read_block(v->summary_wn, a, blk);
+		if (urc != 0 || memcmp(blk, was, WAFL_BLOCK_SIZE) == 0)
+			continue;
+		urc = wn_modify_block(v->summary_wn, a, &w);
+		if (urc == 0)
+			memcpy(w, was, WAFL_BLOCK_SIZE);
+	}
+	if (urc == 0)
+		wnode_dirty(v->summary_wn);
+	for (size_t i = 0; i < n; i++)
+		memset(&trees[i].st, 0, sizeof(trees[i].st));
+	fl_warn("wafl", "import: adding the snapshot entries failed (%s) "
+	    "after %zu of %zu; %s", fl_strerror(rc), added, n, urc == 0 ?
+	    "undone, nothing changed" : "undo failed, volume failed");
+	if (urc != 0)
+		v->failed = true;
+out:
+	free(old);
+	free(ids);
+	return rc;
+}
+
 static int imp_run(struct imp *im, struct imp_tree *tt, size_t n,
     uint64_t supplied, struct wafl_import_tree *trees,
     struct wafl_import_stats *total)
@@ -859,24 +989,9 @@ static int imp_run(struct imp *im, struct imp_tree *tt, size_t n,
 		rc = raid_flush(v->raid);
 	if (rc != 0)
 		goto out;
-	/* 3: summary |= every new bitmap (W9); then the entries. */
-	for (uint64_t a = 0; a < im->uni_blocks && a < v->nareas && rc == 0;
-	    a++)
-		rc = summary_or_block(v, a, im->uni + a * WAFL_BLOCK_SIZE, blk);
-	for (size_t i = 0; i < n && rc == 0; i++) {
-		struct imp_tree *t = &tt[i];
-		const struct imp_tree *o = t->same_as < 0 ? t :
-		    &tt[t->same_as];
-		uint64_t id = 0;
-		rc = snap_insert(v, t->name, im->gen, &o->nroot,
-		    SNAP_ID_IMPORTED, &id);
-		struct wafl_import_stats *st = &trees[i].st;
-		st->gen = im->gen;
-		st->id = id;
-		st->blocks = o->nrefs;
-		st->shared = o->nrefs - (t->same_as < 0 ? o->fresh : 0);
-		st->bitmap_blocks = t->same_as < 0 ? o->bm_count : 0;
-	}
+	/* 3: summary |= every new bitmap (W9); then the entries: all or
+	 * none. */
+	rc = imp_publish(im, tt, n, trees, blk);
 	if (rc != 0)
 		goto out;
 	uint64_t bm = 0;

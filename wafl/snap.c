@@ -842,6 +842,20 @@ int snap_insert(struct wafl_vol *v, const char *name, uint64_t gen,
 	return rc;
 }
 
+/* Clear the entry of snapshot id: an import undoing the entries it
+ * added (the summary map is the caller's to restore).  Caller holds
+ * lock_all. */
+int snap_drop(struct wafl_vol *v, uint64_t id)
+{
+	struct wafl_snapent e, empty = { 0 };
+	uint64_t slot;
+	int rc = snap_find(v, NULL, id, &slot, &e);
+
+	if (rc == 0)
+		rc = snap_write(v, slot, &empty);
+	return rc;
+}
+
 static void root_add(struct wafl_root_ent *out, size_t max, size_t *k,
     uint64_t gen, const struct wafl_bp *root)
 {

@@ -426,7 +426,8 @@ int wafl_snap_adopt_root(wafl_vol_t *v, const char *name, uint64_t gen,
  * pointer.  Each such block moves to a VBN chosen here, once however many
  * of the trees hold it (same pointer, same place: the same block),
  * pointers to it are rewritten (children first), each imported tree gets
- * an active bitmap of its own naming every block it uses, its snapshot
+ * an active bitmap of its own naming every block it uses (the other
+ * copy's bitmap trusted only within the base's), its snapshot
  * table and summary map are emptied (nested snapshots are not imported),
  * and the snapshots are durable on return (a CP).  Blocks born at or
  * before base_gen are the base root's and keep their pointers.
@@ -440,7 +441,8 @@ int wafl_snap_adopt_root(wafl_vol_t *v, const char *name, uint64_t gen,
  * or before base_gen to a block the base root does not use (the other
  * copy rolled back to an older snapshot: the block may be reused here,
  * -ESTALE).  Two trees with the same root pointer share one imported
- * root.
+ * root.  A failure while the entries are added undoes them and the
+ * summary map: all of the snapshots or none.
  */
 struct wafl_bp;			/* wafl/ondisk.h */
 struct wafl_import_stats {
@@ -463,6 +465,10 @@ struct wafl_import_tree {
 int wafl_import_snapshots(wafl_vol_t *v, uint64_t base_gen,
     struct wafl_import_tree *trees, size_t n, uint64_t supplied,
     wafl_import_get_fn *get, void *arg, struct wafl_import_stats *total);
+/* Tests: the at-th snapshot entry (1-based) of the next import fails
+ * with -EIO, after the entries before it were added (0: none).  One
+ * shot, for the whole process. */
+void wafl_import_test_fail_entry(unsigned at);
 /* One tree (supplied 0). */
 int wafl_import_snapshot(wafl_vol_t *v, const char *name, uint64_t base_gen,
     const struct wafl_bp *root, wafl_import_get_fn *get, void *arg,

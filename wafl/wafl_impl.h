@@ -331,6 +331,7 @@ int summary_or_block(struct wafl_vol *v, uint64_t a, const uint8_t *bits,
     uint8_t *scratch);
 int snap_insert(struct wafl_vol *v, const char *name, uint64_t gen,
     const struct wafl_bp *root, uint64_t kind, uint64_t *id);
+int snap_drop(struct wafl_vol *v, uint64_t id);
 
 /* The inode file of snapshot `id` (snap.c); -ESTALE if there is none. */
 int snap_ifile(struct wafl_vol *v, uint64_t id, struct wafl_dinode *ifile);

@@ -8,7 +8,11 @@
  * after the common root travel too (each with exactly its content, shared
  * blocks sent once), deleting one imported snapshot leaves the others,
  * and a peer that lies about its trees is refused with nothing changed.
+ * A reply lost after the import leaves the common root on the winner for
+ * the retry, which imports nothing twice; an import that fails while
+ * adding its entries leaves none; a lying bitmap pins nothing.
  */
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "common/crc32c.h"
@@ -16,6 +20,7 @@
 #include "mirror/wire.h"
 #include "tests/mirror/tm.h"
 #include "wafl/ondisk.h"
+#include "wafl/wafl_impl.h"
 
 #define BIG	(4u << 20)	/* shared data: 1024 blocks */
 
@@ -779,6 +784,91 @@ static void test_resync_refuses_lying_trees(void **state)
 	tm_pair_free(p);
 }
 
+/*
+ * W's reply is lost after the import is durable (T resets the connection
+ * right after RS_END), where W kept G by its ring and its own hold alone:
+ * W keeps G, so T's retry finds the common root, and W answers with the
+ * import it made rather than importing T's tree a second time.
+ */
+static void test_resync_reply_lost(void **state)
+{
+	(void)state;
+	struct rs_case c = { 0 };
+	struct mir_resync_result wr, tr;
+	struct mir_conn fc;
+	struct wafl_bp gbp;
+	mir_resync_t *r;
+
+	setup_broken(&c);
+	struct tm_pair *p = c.p;
+	wafl_vol_t *w = p->src->v;
+	/* G in W's ring only, the oldest root there once the import's CP
+	 * is made: the source's hold goes */
+	wafl_release_root(w, c.a);
+	for (uint64_t i = 0; wafl_generation(w) < c.a + WAFL_RING_K - 1;
+	    i++) {
+		assert_true(i < WAFL_RING_K);
+		put(w, "w-new", 80 + i, 8192);
+		assert_int_equal(wafl_sync(w), 0);
+	}
+	put(c.b, "brk-new", 20, 24576);
+	assert_int_equal(wafl_sync(c.b), 0);
+	uint64_t tg = wafl_generation(c.b);
+	uint8_t fsi[4096];
+	struct wafl_fsinfo f;
+	assert_int_equal(wafl_root_of(c.b, tg, fsi), 0);
+	assert_int_equal(wafl_fsinfo_decode(fsi, &f), 0);
+	size_t before = 0, after = 0;
+	assert_int_equal(wafl_snap_names(w, NULL, 0, &before), 0);
+	struct mir_resync_opts o = rs_opts(p, 0);
+	assert_int_equal(mir_resync_serve(w, &o, &r), 0);
+	uint16_t port = mir_resync_port(r);
+	/* T's tree, then a reset before W's RS_DONE */
+	struct fake_send *fs = calloc(1, sizeof(*fs));
+	fake_t(p, port, &fc, c.a, &gbp);
+	fake_begin(&fc, c.a, &gbp, tg, &f.root, 1);
+	fake_tree(&fc, 0, 0, 0, tg, &f.root);
+	fs->c = &fc;
+	fs->gen = tg;
+	assert_int_equal(wafl_birth_walk(c.b, tg, c.a, fake_block, fs), 0);
+	uint8_t e[8];
+	fl_put_le64(e, fs->n);
+	assert_int_equal(mir_send(&fc, MIR_MSG_RS_END, e, 8), 0);
+	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+	assert_int_equal(setsockopt(fc.fd, SOL_SOCKET, SO_LINGER, &lg,
+	    sizeof(lg)), 0);
+	mir_conn_close(&fc);
+	free(fs);
+	/* W imports; its reply fails; then T retries */
+	char name[80], second[96];
+	snprintf(name, sizeof(name), "resync.%llu", (unsigned long long)tg);
+	snprintf(second, sizeof(second), "%s.2", name);
+	uint64_t id;
+	for (int i = 0; i < 500 && wafl_snap_lookup(w, name, &id) != 0; i++)
+		usleep(10000);
+	assert_int_equal(wafl_snap_lookup(w, name, &id), 0);
+	usleep(100000);
+	o = rs_opts(p, port);
+	memset(&tr, 0, sizeof(tr));
+	int rc = mir_resync_overwrite(&c.b, p->dst->raid, c.blog, &o, &tr);
+	if (rc != 0)
+		fprintf(stderr, "resync retry: %s\n", tr.error);
+	assert_int_equal(rc, 0);
+	assert_int_equal(tr.base_gen, c.a);
+	assert_int_equal(mir_resync_wait(r, 30000, &wr), 0);
+	mir_resync_stop(r);
+	assert_string_equal(wr.snap_name, name);
+	assert_int_equal(wr.snap_gen, tr.snap_gen);
+	assert_int_equal(wafl_snap_lookup(w, second, &id), -ENOENT);
+	expect(w, name, "brk-new", 0, 20, 24576);
+	assert_int_equal(wafl_snap_names(w, NULL, 0, &after), 0);
+	fprintf(stderr, "snapshots on W: %zu before, %zu after\n", before,
+	    after);
+	assert_true(after <= before + 2);
+	tm_check_clean(w, "winner after the retry");
+	tm_pair_free(p);
+}
+
 /* W without room in its snapshot table for all of T's trees refuses up
  * front, saying so; T stays as it was. */
 static void test_resync_refuses_no_room(void **state)
@@ -1067,6 +1157,223 @@ static void test_import_two_names_one_root(void **state)
 	tm_pair_free(p);
 }
 
+/* T's two snapshots and active tree as t_snapshots makes them, their
+ * roots and blocks (each collected while its root is in T's ring), for
+ * the import called directly. */
+static void t_three(struct rs_case *c, struct blkset *b,
+    struct wafl_bp roots[3])
+{
+	wafl_vol_t *t = c->b;
+	uint8_t fsi[4096];
+	struct wafl_fsinfo f;
+	uint64_t gen;
+
+	put(t, "s1-file", 50, 16384);
+	put(t, "s1-big", 51, S1BIG);
+	assert_int_equal(wafl_snap_create(t, "one", NULL), 0);
+	assert_int_equal(wafl_snap_root_info(t, "one", &gen, NULL), 0);
+	assert_int_equal(wafl_root_of(t, gen, fsi), 0);
+	assert_int_equal(wafl_fsinfo_decode(fsi, &f), 0);
+	roots[0] = f.root;
+	assert_int_equal(wafl_birth_walk(t, gen, c->a, blk_collect, b), 0);
+	patch(t, "s1-big", 0, 52);
+	rm(t, "s1-file");
+	put(t, "s2-file", 53, 8192);
+	assert_int_equal(wafl_snap_create(t, "two", NULL), 0);
+	assert_int_equal(wafl_snap_root_info(t, "two", &gen, NULL), 0);
+	assert_int_equal(wafl_root_of(t, gen, fsi), 0);
+	assert_int_equal(wafl_fsinfo_decode(fsi, &f), 0);
+	roots[1] = f.root;
+	assert_int_equal(wafl_birth_walk(t, gen, c->a, blk_collect, b), 0);
+	put(t, "act-file", 54, 12288);
+	patch(t, "brk-new", 0, 55);
+	assert_int_equal(wafl_sync(t), 0);
+	gen = wafl_generation(t);
+	assert_int_equal(wafl_root_of(t, gen, fsi), 0);
+	assert_int_equal(wafl_fsinfo_decode(fsi, &f), 0);
+	roots[2] = f.root;
+	assert_int_equal(wafl_birth_walk(t, gen, c->a, blk_collect, b), 0);
+}
+
+/* Adding the entries fails at the second of three trees: none of the
+ * snapshots exists, before or after the next CP, the summary map is as
+ * it was (check clean), and the same import then succeeds. */
+static void test_import_all_or_none(void **state)
+{
+	(void)state;
+	struct rs_case c = { 0 };
+	struct blkset *b = calloc(1, sizeof(*b));
+	struct wafl_bp roots[3];
+	const char *names[3] = { "imp.one", "imp.two", "imp.act" };
+	uint64_t id;
+
+	b->data = calloc(4096, 4096);
+	b->corrupt = -1;
+	setup_broken(&c);
+	struct tm_pair *p = c.p;
+	wafl_vol_t *w = p->src->v;
+	diverge(&c, w, c.b);
+	t_three(&c, b, roots);
+	assert_int_equal(wafl_hold_root(w, c.a), 0);
+	assert_int_equal(wafl_sync(w), 0);
+	size_t before = 0, now = 0;
+	assert_int_equal(wafl_snap_names(w, NULL, 0, &before), 0);
+	uint64_t wgen = wafl_generation(w);
+	struct wafl_import_tree it[3];
+	for (int i = 0; i < 3; i++)
+		it[i] = (struct wafl_import_tree){ .name = names[i],
+		    .root = &roots[i] };
+	wafl_import_test_fail_entry(2);
+	assert_int_equal(wafl_import_snapshots(w, c.a, it, 3, 0, blk_get, b,
+	    NULL), -EIO);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(wafl_snap_lookup(w, names[i], &id), -ENOENT);
+	assert_int_equal(wafl_snap_names(w, NULL, 0, &now), 0);
+	assert_int_equal(now, before);
+	assert_int_equal(wafl_generation(w), wgen);
+	/* the next CP keeps it so */
+	assert_int_equal(wafl_sync(w), 0);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(wafl_snap_lookup(w, names[i], &id), -ENOENT);
+	assert_int_equal(wafl_snap_names(w, NULL, 0, &now), 0);
+	assert_int_equal(now, before);
+	tm_check_clean(w, "winner after a failed import");
+	/* W writes on over the VBNs the failed import took */
+	for (int i = 0; i < 4; i++) {
+		put(w, "more", 60 + (uint64_t)i, 65536);
+		assert_int_equal(wafl_sync(w), 0);
+	}
+	tm_check_clean(w, "winner writing after a failed import");
+	/* the retry */
+	assert_int_equal(wafl_import_snapshots(w, c.a, it, 3, 0, blk_get, b,
+	    NULL), 0);
+	check_one(w, names[0]);
+	check_two(w, names[1]);
+	check_act(w, names[2]);
+	assert_int_equal(wafl_snap_names(w, NULL, 0, &now), 0);
+	assert_int_equal(now, before + 3);
+	tm_check_clean(w, "winner after the retry");
+	wafl_release_root(w, c.a);
+	assert_int_equal(wafl_unmount(c.b), 0);
+	free(b->data);
+	free(b);
+	tm_pair_free(p);
+}
+
+/* The collected block of T at bp (born after the base). */
+static uint8_t *bs_find(struct blkset *b, const struct wafl_bp *bp)
+{
+	for (uint32_t i = 0; i < b->n; i++)
+		if (b->vbn[i] == bp->vbn && b->birth[i] == bp->birth)
+			return b->data[i];
+	return NULL;
+}
+
+/*
+ * A lying T: bits lie[0..nlie) set in its active tree's bitmap (block 0)
+ * besides its own, every pointer from the bitmap block up to the root
+ * block resealed so the tree checks; root gets the new root pointer.
+ */
+static void t_lie_bitmap(struct blkset *b, struct wafl_bp *root,
+    const uint64_t *lie, unsigned nlie)
+{
+	struct wafl_rootblk rb;
+	struct wafl_dinode bm;
+	uint8_t *rblk = bs_find(b, root), *path[WAFL_MAX_HEIGHT + 1];
+	struct wafl_bp bp;
+
+	assert_non_null(rblk);
+	assert_int_equal(wafl_rootblk_decode(rblk, &rb), 0);
+	/* down to inode-file block 0: every block on the way changed */
+	unsigned h = rb.inodefile.height;
+	bp = rb.inodefile.u.top[0];
+	for (unsigned l = h; l > 0; l--) {
+		path[l] = bs_find(b, &bp);
+		assert_non_null(path[l]);
+		assert_int_equal(wafl_bp_decode(path[l], &bp), 0);
+	}
+	uint8_t *ib = bs_find(b, &bp);
+	assert_non_null(ib);
+	assert_int_equal(wafl_dinode_decode(ib + WAFL_INO_BITMAP *
+	    WAFL_INODE_SIZE, WAFL_INO_BITMAP, &bm), 0);
+	assert_int_equal(bm.height, 0);
+	uint8_t *bb = bs_find(b, &bm.u.top[0]);
+	assert_non_null(bb);
+	for (unsigned i = 0; i < nlie; i++) {
+		assert_true(lie[i] < WAFL_BITS_PER_BLOCK);
+		assert_false(bb[lie[i] / 8] & (1u << (lie[i] % 8)));
+		bb[lie[i] / 8] |= (uint8_t)(1u << (lie[i] % 8));
+	}
+	/* reseal, bottom up */
+	bm.u.top[0].cksum = fl_crc32c(0, bb, WAFL_BLOCK_SIZE);
+	wafl_dinode_encode(ib + WAFL_INO_BITMAP * WAFL_INODE_SIZE, &bm);
+	uint32_t ck = fl_crc32c(0, ib, WAFL_BLOCK_SIZE);
+	for (unsigned l = 1; l <= h; l++) {
+		assert_int_equal(wafl_bp_decode(path[l], &bp), 0);
+		bp.cksum = ck;
+		wafl_bp_encode(path[l], &bp);
+		ck = fl_crc32c(0, path[l], WAFL_BLOCK_SIZE);
+	}
+	rb.inodefile.u.top[0].cksum = ck;
+	wafl_rootblk_encode(rblk, &rb);
+	root->cksum = fl_crc32c(0, rblk, WAFL_BLOCK_SIZE);
+}
+
+/* T's bitmap claims blocks the base does not have: the imported
+ * snapshot does not hold them, the summary map does not gain them, the
+ * checker is clean and they stay free here. */
+static void test_import_bounds_lying_bitmap(void **state)
+{
+	(void)state;
+	struct rs_case c = { 0 };
+	struct blkset *b = calloc(1, sizeof(*b));
+
+	b->data = calloc(4096, 4096);
+	b->corrupt = -1;
+	setup_broken(&c);
+	struct tm_pair *p = c.p;
+	wafl_vol_t *w = p->src->v;
+	diverge(&c, w, c.b);
+	uint64_t t = wafl_generation(c.b);
+	uint8_t fsi[4096];
+	struct wafl_fsinfo f;
+	assert_int_equal(wafl_root_of(c.b, t, fsi), 0);
+	assert_int_equal(wafl_fsinfo_decode(fsi, &f), 0);
+	assert_int_equal(wafl_birth_walk(c.b, t, c.a, blk_collect, b), 0);
+	assert_int_equal(wafl_hold_root(w, c.a), 0);
+	/* VBNs near the end of area 0 that neither T nor W uses */
+	uint64_t lie[8];
+	unsigned nlie = 0;
+	for (uint64_t vbn = WAFL_BITS_PER_BLOCK - 1; nlie < 8; vbn--) {
+		bool act, sum;
+		assert_int_equal(bitmap_test(w->bitmap_wn, vbn, &act), 0);
+		assert_int_equal(bitmap_test(w->summary_wn, vbn, &sum), 0);
+		if (!act && !sum)
+			lie[nlie++] = vbn;
+	}
+	t_lie_bitmap(b, &f.root, lie, nlie);
+	uint64_t id;
+	assert_int_equal(wafl_import_snapshot(w, "lie", c.a, &f.root,
+	    blk_get, b, NULL), 0);
+	assert_int_equal(wafl_snap_lookup(w, "lie", &id), 0);
+	for (unsigned i = 0; i < nlie; i++) {
+		bool sum;
+		assert_int_equal(bitmap_test(w->summary_wn, lie[i], &sum), 0);
+		assert_false(sum);
+	}
+	tm_check_clean(w, "winner after a lying bitmap");
+	/* the snapshot reads as T's tree */
+	struct wafl_obj ra, rb;
+	assert_int_equal(wafl_snap_root(w, id, &ra), 0);
+	assert_int_equal(wafl_root(c.b, &rb), 0);
+	tm_obj_equal(w, &ra, c.b, &rb, 0);
+	wafl_release_root(w, c.a);
+	assert_int_equal(wafl_unmount(c.b), 0);
+	free(b->data);
+	free(b);
+	tm_pair_free(p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1076,10 +1383,13 @@ int main(void)
 		cmocka_unit_test(test_resync_delete_one_imported),
 		cmocka_unit_test(test_resync_carries_any_valid_name),
 		cmocka_unit_test(test_resync_refuses_lying_trees),
+		cmocka_unit_test(test_resync_reply_lost),
 		cmocka_unit_test(test_resync_refuses_no_room),
 		cmocka_unit_test(test_resync_refuses_blocks_base_lacks),
 		cmocka_unit_test(test_import_primitive),
 		cmocka_unit_test(test_import_two_names_one_root),
+		cmocka_unit_test(test_import_all_or_none),
+		cmocka_unit_test(test_import_bounds_lying_bitmap),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
