@@ -687,6 +687,12 @@ bool adm_mirror_rel_status(struct adm_ctx *ctx, int64_t id,
 		st->acked_gen = r->baseline ? 0 : s.gen;
 		st->transfers = s.transfers;
 		st->blocks_received = s.blocks_received;
+		st->deltas_refused = s.deltas_refused;
+		if (s.transfers > 0) {
+			st->apply_us_mean = (s.verify_ns + s.write_ns +
+			    s.flush_ns + s.advance_ns) / 1000 / s.transfers;
+			st->flush_us_mean = s.flush_ns / 1000 / s.transfers;
+		}
 		st->port = r->port;
 		st->resumes = s.baseline_resumes;
 		st->ckpt_blocks = s.ckpt_blocks;

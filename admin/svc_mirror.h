@@ -25,6 +25,10 @@ struct adm_mirror_status {
 	uint64_t backlog_bytes, bytes_out, blocks_sent;
 	uint64_t connects, link_losses;
 	uint64_t transfers, blocks_received;	/* destination */
+	/* Destination: DELTAs refused, and the mean time per transfer from
+	 * its ROOT to the acknowledgement (checks, writes, flushes, the
+	 * switch) and of that in flushes, in microseconds. */
+	uint64_t deltas_refused, apply_us_mean, flush_us_mean;
 	uint16_t port;		/* destination: listening port */
 	/* Source, async: seconds until the next scheduled transfer. */
 	int64_t next_run_s;

@@ -343,6 +343,17 @@ static void test_replicate(void **state)
 	g = wait_acked(t, g + 1);
 	tl_mirror_wait_served(&t->d, g);
 	read_compare(&t->d, "/data3", 3);
+	/* What the destination did since its relationship started (the
+	 * catch-up after resume at least): blocks in, none refused, time
+	 * spent applying each transfer, its flushes a part of it. */
+	js = tl_mirror_status(&t->d);
+	assert_true(ta_json_long(js, "$.mirrors[0].transfers") > 0);
+	assert_true(ta_json_long(js, "$.mirrors[0].blocks_received") > 0);
+	assert_int_equal(ta_json_long(js, "$.mirrors[0].deltas_refused"), 0);
+	assert_true(ta_json_long(js, "$.mirrors[0].apply_us_mean") > 0);
+	assert_true(ta_json_long(js, "$.mirrors[0].flush_us_mean") <=
+	    ta_json_long(js, "$.mirrors[0].apply_us_mean"));
+	free(js);
 	quiesce_resume_rounds(t);
 	g = wait_acked(t, g);
 
