@@ -31,7 +31,9 @@
  * CONCURRENCY
  *   One sender thread owns the connection and the holds.  The observer
  *   (CP thread) and callers share `lock` with it for the backlog and the
- *   statistics.
+ *   statistics.  With nothing to send the thread waits on its socket for
+ *   ACKs; whatever gives it work (a CP's blocks or root, kick, quiesce,
+ *   stop) also writes its eventfd, so a CP never waits out that wait.
  */
 #include <errno.h>
 #include <pthread.h>
