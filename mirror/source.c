@@ -723,6 +723,10 @@ static int send_item(struct mir_source *s, struct mir_conn *c,
 			return rc;
 		s->in_cp = true;
 		s->cp_gen = q->gen;
+		/* The stream continues from what was sent, CP by CP as
+		 * they are written: in sync from here (after a catch-up
+		 * walk, not only once the stream falls idle). */
+		set_state(s, MIR_IN_SYNC);
 	}
 	if (q->gen != s->cp_gen)
 		return FL_ERR(-EINVAL);	/* a CP without its root: internal */
