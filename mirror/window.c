@@ -16,9 +16,13 @@
  *     BLOCK without it          drop(vbn)
  *     DELTA{vbn, base}          the block is base's patched; drop(base),
  *                               put(vbn, block)
- *   put evicts the oldest entry when all MIR_WINDOW_BLOCKS are in use.
- *   Nothing else touches a window, and it starts empty with each
- *   connection.
+ *   put takes a free slot while there is one, and evicts the entry put
+ *   longest ago only when all MIR_WINDOW_BLOCKS hold one: a drop frees
+ *   its slot, so the window holds up to that many live blocks however
+ *   many went through it (a pointer block rewritten every CP is replaced
+ *   in place of its old version, and does not push out the blocks the
+ *   baseline left that no CP has touched since).  Nothing else touches a
+ *   window, and it starts empty with each connection.
  *
  *   Nothing read from the destination's disks is involved: the base is
  *   what the source sent.  And nothing rests on the window being right: a
@@ -42,12 +46,15 @@
 
 struct wslot {
 	uint64_t vbn;
-	uint32_t next;		/* hash chain */
+	uint32_t next;		/* hash chain; free list when unused */
+	uint32_t older, newer;	/* age list of the used slots */
 	bool used;
 };
 
 struct mir_window {
-	uint32_t cap, hand;	/* hand: the next slot put takes */
+	uint32_t cap;
+	uint32_t free;		/* free slots, chained by next */
+	uint32_t oldest, newest;	/* ends of the age list */
 	uint32_t nbuckets;	/* power of two */
 	uint32_t *buckets;
 	struct wslot *slots;
@@ -77,6 +84,10 @@ int mir_window_create(uint32_t cap, struct mir_window **out)
 		goto fail;
 	for (uint32_t i = 0; i < w->nbuckets; i++)
 		w->buckets[i] = NONE;
+	for (uint32_t i = 0; i < cap; i++)
+		w->slots[i].next = i + 1 < cap ? i + 1 : NONE;
+	w->free = 0;
+	w->oldest = w->newest = NONE;
 	*out = w;
 	return 0;
 fail:
@@ -112,7 +123,19 @@ static void unlink_slot(struct mir_window *w, uint32_t s)
 		p = &w->slots[*p].next;
 	}
 	*p = w->slots[s].next;
-	w->slots[s].used = false;
+	/* out of the age list */
+	struct wslot *e = &w->slots[s];
+	if (e->older != NONE)
+		w->slots[e->older].newer = e->newer;
+	else
+		w->oldest = e->newer;
+	if (e->newer != NONE)
+		w->slots[e->newer].older = e->older;
+	else
+		w->newest = e->older;
+	e->used = false;
+	e->next = w->free;
+	w->free = s;
 }
 
 const uint8_t *mir_window_get(const struct mir_window *w, uint64_t vbn)
@@ -135,14 +158,19 @@ void mir_window_put(struct mir_window *w, uint64_t vbn, const uint8_t *data)
 	if (w == NULL)
 		return;
 	mir_window_drop(w, vbn);
-	uint32_t s = w->hand;
-	w->hand = (w->hand + 1) % w->cap;
-	if (w->slots[s].used)
-		unlink_slot(w, s);	/* the oldest goes */
+	if (w->free == NONE)
+		unlink_slot(w, w->oldest);	/* full: the oldest goes */
+	uint32_t s = w->free;
+	w->free = w->slots[s].next;
 	uint32_t b = bucket(w, vbn);
 	w->slots[s] = (struct wslot){ .vbn = vbn, .next = w->buckets[b],
-	    .used = true };
+	    .older = w->newest, .newer = NONE, .used = true };
 	w->buckets[b] = s;
+	if (w->newest != NONE)
+		w->slots[w->newest].newer = s;
+	else
+		w->oldest = s;
+	w->newest = s;
 	memmove(w->data + (size_t)s * MIR_BLOCK, data, MIR_BLOCK);
 }
 

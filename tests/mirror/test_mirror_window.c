@@ -5,8 +5,9 @@
  * Patches: for blocks that differ in a few bytes, in many runs, or in
  * every byte, applying the encoded ranges to the base gives the block back
  * exactly, and the size bound holds.  Malformed ranges are refused.
- * Window: what is put is got back, put replaces, drop forgets, and a full
- * window evicts the oldest entry first.
+ * Window: what is put is got back, put replaces, drop forgets, a dropped
+ * entry's slot is taken before anything is evicted, and a full window
+ * evicts the entry put longest ago.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -150,49 +151,65 @@ static void test_window(void **state)
 	assert_null(mir_window_get(w, 13));
 	assert_non_null(mir_window_get(w, 20));
 	assert_non_null(mir_window_get(w, 21));
+	/* A dropped entry's slot is taken before anything is evicted: the
+	 * window holds 11, 20, 21 and takes 22 without losing one. */
+	mir_window_put(w, 22, b[0]);
+	assert_memory_equal(mir_window_get(w, 11), b[5], MIR_BLOCK);
+	assert_non_null(mir_window_get(w, 20));
+	assert_non_null(mir_window_get(w, 21));
+	assert_non_null(mir_window_get(w, 22));
+	/* Full again: the one put longest ago (11) goes. */
+	mir_window_put(w, 23, b[1]);
+	assert_null(mir_window_get(w, 11));
+	assert_non_null(mir_window_get(w, 20));
 	mir_window_destroy(w);
 	/* No window: nothing kept, nothing found. */
 	mir_window_put(NULL, 1, b[0]);
 	assert_null(mir_window_get(NULL, 1));
 }
 
-/* Many VBNs through a small window, against a plain array model of the
- * same rules (a FIFO of slots): the hash chains never lose or invent an
- * entry. */
+/* Many VBNs through a small window, against a plain model of the same
+ * rules (the live entries in the order they were put, at most CAP): the
+ * hash chains, the free list and the age list never lose or invent an
+ * entry, and the one evicted is the one put longest ago. */
 static void test_window_model(void **state)
 {
 	enum { CAP = 64, VBNS = 200, OPS = 20000 };
 	struct mir_window *w;
-	uint64_t slot_vbn[CAP];
-	bool slot_used[CAP] = { false };
-	uint32_t hand = 0;
+	uint64_t live[CAP];	/* oldest first */
+	int n = 0;
 	uint8_t blk[MIR_BLOCK];
 
 	(void)state;
 	assert_int_equal(mir_window_create(CAP, &w), 0);
 	for (int op = 0; op < OPS; op++) {
 		uint64_t vbn = 2 + next() % VBNS;
+		for (int i = 0; i < n; i++) {
+			if (live[i] == vbn) {
+				memmove(&live[i], &live[i + 1],
+				    (size_t)(n - i - 1) * sizeof(live[0]));
+				n--;
+				break;
+			}
+		}
 		if (next() % 3 == 0) {
 			mir_window_drop(w, vbn);
-			for (int s = 0; s < CAP; s++)
-				if (slot_used[s] && slot_vbn[s] == vbn)
-					slot_used[s] = false;
 		} else {
 			memset(blk, 0, sizeof(blk));
 			fl_put_le64(blk, vbn);
 			fl_put_le64(blk + 8, (uint64_t)op);
 			mir_window_put(w, vbn, blk);
-			for (int s = 0; s < CAP; s++)
-				if (slot_used[s] && slot_vbn[s] == vbn)
-					slot_used[s] = false;
-			slot_vbn[hand] = vbn;
-			slot_used[hand] = true;
-			hand = (hand + 1) % CAP;
+			if (n == CAP) {
+				memmove(&live[0], &live[1],
+				    (size_t)(n - 1) * sizeof(live[0]));
+				n--;
+			}
+			live[n++] = vbn;
 		}
 		uint64_t probe = 2 + next() % VBNS;
 		bool kept = false;
-		for (int s = 0; s < CAP; s++)
-			kept |= slot_used[s] && slot_vbn[s] == probe;
+		for (int i = 0; i < n; i++)
+			kept |= live[i] == probe;
 		const uint8_t *g = mir_window_get(w, probe);
 		assert_int_equal(g != NULL, kept);
 		if (g != NULL)
