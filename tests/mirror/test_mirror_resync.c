@@ -67,11 +67,12 @@ static void rm(wafl_vol_t *v, const char *name)
 }
 
 /* Bytes of `name` at off in snapshot `snap` (or the active tree). */
-static void expect(wafl_vol_t *v, const char *snap, const char *name,
-    uint64_t off, uint64_t seed, uint32_t len)
+/* Read len bytes at off of `name` in the root directory of snapshot
+ * snap (NULL: the active tree) into got; all of them must be there. */
+static void read_named(wafl_vol_t *v, const char *snap, const char *name,
+    uint64_t off, uint32_t len, uint8_t *got)
 {
 	struct wafl_obj dir, o;
-	uint8_t *want = malloc(len), *got = malloc(len);
 	uint32_t n = 0;
 	bool eof;
 
@@ -87,6 +88,14 @@ static void expect(wafl_vol_t *v, const char *snap, const char *name,
 	assert_int_equal(wafl_read(v, &tm_root, &o, off, len, got, &n, &eof,
 	    NULL), 0);
 	assert_int_equal(n, len);
+}
+
+static void expect(wafl_vol_t *v, const char *snap, const char *name,
+    uint64_t off, uint64_t seed, uint32_t len)
+{
+	uint8_t *want = malloc(len), *got = malloc(len);
+
+	read_named(v, snap, name, off, len, got);
 	tl_fill_pattern(want, len, seed);
 	assert_memory_equal(got, want, len);
 	free(want);
@@ -336,23 +345,9 @@ static void test_resync_reverse(void **state)
 static void expect_at(wafl_vol_t *v, const char *snap, const char *name,
     uint64_t off, uint64_t seed, uint32_t len)
 {
-	struct wafl_obj dir, o;
 	uint8_t *want = malloc(off + len), *got = malloc(len);
-	uint32_t n = 0;
-	bool eof;
 
-	if (snap != NULL) {
-		uint64_t id;
-		assert_int_equal(wafl_snap_lookup(v, snap, &id), 0);
-		assert_int_equal(wafl_snap_root(v, id, &dir), 0);
-	} else {
-		assert_int_equal(wafl_root(v, &dir), 0);
-	}
-	assert_int_equal(wafl_lookup(v, &tm_root, &dir, name, &o, NULL, NULL),
-	    0);
-	assert_int_equal(wafl_read(v, &tm_root, &o, off, len, got, &n, &eof,
-	    NULL), 0);
-	assert_int_equal(n, len);
+	read_named(v, snap, name, off, len, got);
 	tl_fill_pattern(want, off + len, seed);
 	assert_memory_equal(got, want + off, len);
 	free(want);
