@@ -131,9 +131,8 @@ const char *mir_state_name(enum mir_state s)
 /* Quiesced is reported once the thread has closed the link, and only
  * while the caller has not resumed meanwhile (mir_source_resume leaves
  * the state at once). */
-static void set_state(struct mir_source *s, enum mir_state st)
+static void set_state_locked(struct mir_source *s, enum mir_state st)
 {
-	pthread_mutex_lock(&s->lock);
 	if (st == MIR_QUIESCED && !s->quiesced)
 		st = s->st.state;
 	if (s->st.state != st) {
@@ -141,6 +140,12 @@ static void set_state(struct mir_source *s, enum mir_state st)
 		    mir_state_name(s->st.state), mir_state_name(st));
 		s->st.state = st;
 	}
+}
+
+static void set_state(struct mir_source *s, enum mir_state st)
+{
+	pthread_mutex_lock(&s->lock);
+	set_state_locked(s, st);
 	pthread_mutex_unlock(&s->lock);
 }
 
@@ -840,6 +845,12 @@ static int session_start(struct mir_source *s,
 	pthread_mutex_lock(&s->lock);
 	s->st.acked_gen = s->acked;
 	s->st.sent_gen = s->sent;
+	/* A destination that already serves the newest root is in sync from
+	 * the moment that is published: status never shows it acknowledged
+	 * with no lag and still catching up. */
+	if (s->o.mode == MIR_SYNC && s->acked != 0 &&
+	    s->acked >= wafl_generation(s->v))
+		set_state_locked(s, MIR_IN_SYNC);
 	queue_drop(s);
 	s->overflow = false;
 	s->armed = s->o.mode == MIR_SYNC;
