@@ -82,6 +82,7 @@ struct raid_dio {
 	enum dio_state state;		/* dev->mu */
 	bool late;			/* deadline passed during a copy */
 	bool detached;			/* nobody waits (prefetch) */
+	unsigned rf;			/* a read's RAID_RD_* flags */
 	int result;
 	uint64_t off, len;
 	uint64_t deadline_ns;		/* CLOCK_MONOTONIC */
@@ -204,7 +205,7 @@ static int run_rw(struct dl_dev *dl, struct dl_worker *w, struct raid_dio *io)
 			    io->off + done);
 		} else {
 			err = dl->inner->ops->preadv(dl->inner, &b, 1,
-			    io->off + done);
+			    io->off + done, io->rf);
 			if (err == 0) {
 				if (!copy_begin(dl, io))
 					return -ECANCELED;
@@ -374,8 +375,8 @@ static struct raid_dio *dio_alloc(enum dio_op op, const struct iovec *iov,
 	return io;
 }
 
-int raid_dio_submit(struct raid_dev *d, bool write, const struct iovec *iov,
-    int cnt, uint64_t off, struct raid_dio **out)
+int raid_dio_submit(struct raid_dev *d, bool write, unsigned rf,
+    const struct iovec *iov, int cnt, uint64_t off, struct raid_dio **out)
 {
 	struct raid_dio *io;
 	int err;
@@ -389,7 +390,7 @@ int raid_dio_submit(struct raid_dev *d, bool write, const struct iovec *iov,
 		    memory_order_relaxed))
 			return -ETIMEDOUT;
 		if (in->ops->try_preadv != NULL) {
-			err = in->ops->try_preadv(in, iov, cnt, off);
+			err = in->ops->try_preadv(in, iov, cnt, off, rf);
 			if (err != -EAGAIN)
 				return err;	/* done (*out NULL) or failed */
 		}
@@ -397,10 +398,11 @@ int raid_dio_submit(struct raid_dev *d, bool write, const struct iovec *iov,
 	io = dio_alloc(write ? DIO_WRITE : DIO_READ, iov, cnt, off);
 	if (io == NULL)
 		return -ENOMEM;
+	io->rf = rf;
 	if (d->ops != &dl_ops) {
 		/* No workers: run it here, now. */
 		io->result = write ? d->ops->pwritev(d, iov, cnt, off) :
-		    d->ops->preadv(d, iov, cnt, off);
+		    d->ops->preadv(d, iov, cnt, off, rf);
 		io->state = DIO_DONE;
 		*out = io;
 		return 0;
@@ -460,10 +462,10 @@ int raid_dio_wait(struct raid_dio *io)
 /* ---- the vtable ---------------------------------------------------------- */
 
 static int dl_preadv(struct raid_dev *d, const struct iovec *iov, int cnt,
-    uint64_t off)
+    uint64_t off, unsigned rf)
 {
 	struct raid_dio *io;
-	int err = raid_dio_submit(d, false, iov, cnt, off, &io);
+	int err = raid_dio_submit(d, false, rf, iov, cnt, off, &io);
 
 	return err != 0 ? err : raid_dio_wait(io);
 }
@@ -472,7 +474,7 @@ static int dl_pwritev(struct raid_dev *d, const struct iovec *iov, int cnt,
     uint64_t off)
 {
 	struct raid_dio *io;
-	int err = raid_dio_submit(d, true, iov, cnt, off, &io);
+	int err = raid_dio_submit(d, true, 0, iov, cnt, off, &io);
 
 	return err != 0 ? err : raid_dio_wait(io);
 }
@@ -603,6 +605,7 @@ int raid_dev_deadline_wrap(struct raid_dev *inner, uint32_t timeout_ms,
 	dl->base.file_dev = inner->file_dev;
 	dl->base.file_ino = inner->file_ino;
 	dl->base.fd = -1;
+	dl->base.rfd = -1;
 	dl->inner = inner;
 	dl->timeout_ms = timeout_ms;
 	pthread_mutex_init(&dl->mu, NULL);

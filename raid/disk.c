@@ -6,7 +6,11 @@
  * I/O is buffered (page cache); durability comes from fdatasync in sync(),
  * which raid_flush calls on every disk (R2).  try_preadv reads with
  * RWF_NOWAIT: what the page cache holds, without waiting for the device
- * (deadline.c lets callers do that in their own thread).
+ * (deadline.c lets callers do that in their own thread).  A RAID_RD_RANDOM
+ * read goes through a second open file description of the same file with
+ * POSIX_FADV_RANDOM (readahead state is per description), so the reads of
+ * a partial stripe's blocks start no readahead while sequential reads keep
+ * theirs.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -26,8 +30,8 @@
 
 /* preadv/pwritev of the whole vector, in batches, over short transfers
  * and EINTR.  A read past the end of the image is -EIO. */
-static int file_iov(struct raid_dev *d, const struct iovec *iov, int cnt,
-    uint64_t off, bool write, int rwf)
+static int file_iov(int fd, const struct iovec *iov, int cnt, uint64_t off,
+    bool write, int rwf)
 {
 	struct iovec local[IOV_BATCH];
 
@@ -42,8 +46,8 @@ static int file_iov(struct raid_dev *d, const struct iovec *iov, int cnt,
 		struct iovec *cur = local;
 		int left = c;
 		while (want > 0) {
-			n = write ? pwritev(d->fd, cur, left, (off_t)off) :
-			    preadv2(d->fd, cur, left, (off_t)off, rwf);
+			n = write ? pwritev(fd, cur, left, (off_t)off) :
+			    preadv2(fd, cur, left, (off_t)off, rwf);
 			if (n < 0) {
 				if (errno == EINTR)
 					continue;
@@ -73,24 +77,29 @@ static int file_iov(struct raid_dev *d, const struct iovec *iov, int cnt,
 	return 0;
 }
 
-static int file_preadv(struct raid_dev *d, const struct iovec *iov, int cnt,
-    uint64_t off)
+static int read_fd(const struct raid_dev *d, unsigned rf)
 {
-	return file_iov(d, iov, cnt, off, false, 0);
+	return (rf & RAID_RD_RANDOM) != 0 && d->rfd >= 0 ? d->rfd : d->fd;
+}
+
+static int file_preadv(struct raid_dev *d, const struct iovec *iov, int cnt,
+    uint64_t off, unsigned rf)
+{
+	return file_iov(read_fd(d, rf), iov, cnt, off, false, 0);
 }
 
 /* RWF_NOWAIT: served from the page cache, or -EAGAIN (a short read is
  * retried, and then fails with EAGAIN, by the loop). */
 static int file_try_preadv(struct raid_dev *d, const struct iovec *iov,
-    int cnt, uint64_t off)
+    int cnt, uint64_t off, unsigned rf)
 {
-	return file_iov(d, iov, cnt, off, false, RWF_NOWAIT);
+	return file_iov(read_fd(d, rf), iov, cnt, off, false, RWF_NOWAIT);
 }
 
 static int file_pwritev(struct raid_dev *d, const struct iovec *iov, int cnt,
     uint64_t off)
 {
-	return file_iov(d, iov, cnt, off, true, 0);
+	return file_iov(d->fd, iov, cnt, off, true, 0);
 }
 
 static int file_sync(struct raid_dev *d)
@@ -106,6 +115,8 @@ static void file_close(struct raid_dev *d)
 {
 	if (d->fd >= 0)
 		close(d->fd);
+	if (d->rfd >= 0)
+		close(d->rfd);
 	free(d);
 }
 
@@ -146,6 +157,11 @@ int raid_dev_open_file(const char *path, bool create, struct raid_dev **out)
 	}
 	d->ops = &file_ops;
 	d->fd = fd;
+	/* Without it (no descriptor left) such reads use fd: slower, same
+	 * data. */
+	d->rfd = open(path, O_RDONLY | O_CLOEXEC);
+	if (d->rfd >= 0)
+		(void)posix_fadvise(d->rfd, 0, 0, POSIX_FADV_RANDOM);
 	d->file_dev = (uint64_t)st.st_dev;
 	d->file_ino = (uint64_t)st.st_ino;
 	if (S_ISBLK(st.st_mode)) {
@@ -209,7 +225,7 @@ int raid_dev_pread(struct raid_dev *d, void *buf, size_t len, uint64_t off)
 {
 	struct iovec iov = { .iov_base = buf, .iov_len = len };
 
-	return d->ops->preadv(d, &iov, 1, off);
+	return d->ops->preadv(d, &iov, 1, off, 0);
 }
 
 int raid_dev_pwrite(struct raid_dev *d, const void *buf, size_t len,

@@ -168,7 +168,7 @@ static void overlay(const struct fault_write *w, uint8_t *buf, uint64_t off,
 }
 
 static int fault_read(struct raid_dev *d, const struct iovec *iov, int cnt,
-    uint64_t off, bool nowait)
+    uint64_t off, bool nowait, unsigned rf)
 {
 	struct fault_dev *f = to_fault(d);
 	size_t len = iov_total(iov, cnt);
@@ -191,9 +191,9 @@ static int fault_read(struct raid_dev *d, const struct iovec *iov, int cnt,
 	}
 	end = throttle_reserve(f, len);
 	if (!nowait)
-		err = f->inner->ops->preadv(f->inner, iov, cnt, off);
+		err = f->inner->ops->preadv(f->inner, iov, cnt, off, rf);
 	else if (f->inner->ops->try_preadv != NULL)
-		err = f->inner->ops->try_preadv(f->inner, iov, cnt, off);
+		err = f->inner->ops->try_preadv(f->inner, iov, cnt, off, rf);
 	else
 		err = -EAGAIN;
 	if (err != 0)
@@ -216,15 +216,15 @@ out:
 }
 
 static int fault_preadv(struct raid_dev *d, const struct iovec *iov, int cnt,
-    uint64_t off)
+    uint64_t off, unsigned rf)
 {
-	return fault_read(d, iov, cnt, off, false);
+	return fault_read(d, iov, cnt, off, false, rf);
 }
 
 static int fault_try_preadv(struct raid_dev *d, const struct iovec *iov,
-    int cnt, uint64_t off)
+    int cnt, uint64_t off, unsigned rf)
 {
-	return fault_read(d, iov, cnt, off, true);
+	return fault_read(d, iov, cnt, off, true, rf);
 }
 
 static int fault_pwritev(struct raid_dev *d, const struct iovec *iov,
@@ -370,6 +370,7 @@ int raid_fault_wrap(struct raid_dev *inner, struct raid_fault_world *w,
 	f->base.file_dev = inner->file_dev;
 	f->base.file_ino = inner->file_ino;
 	f->base.fd = -1;
+	f->base.rfd = -1;
 	f->inner = inner;
 	f->world = w;
 	pthread_mutex_init(&f->mu, NULL);

@@ -121,11 +121,12 @@ static int disk_error(raid_vol_t *v, struct raid_disk *d, int err,
 		[RAID_BOP_READ] = "read error",
 		[RAID_BOP_WRITE] = "write error",
 		[RAID_BOP_SYNC] = "sync error",
+		[RAID_BOP_READ_RANDOM] = "read error",
 	};
 
 	if (err == -FL_ECRASHED)
 		return err;
-	if (op == RAID_BOP_READ)
+	if (op == RAID_BOP_READ || op == RAID_BOP_READ_RANDOM)
 		atomic_fetch_add(&d->read_errors, 1);
 	else
 		atomic_fetch_add(&d->write_errors, 1);
@@ -144,7 +145,7 @@ static int disk_rw(raid_vol_t *v, struct raid_disk *d, bool write,
 	if (d == NULL || d->dev == NULL)
 		return -EIO;
 	err = write ? d->dev->ops->pwritev(d->dev, &iov, 1, off) :
-	    d->dev->ops->preadv(d->dev, &iov, 1, off);
+	    d->dev->ops->preadv(d->dev, &iov, 1, off, 0);
 	return err == 0 ? 0 : disk_error(v, d, err,
 	    write ? RAID_BOP_WRITE : RAID_BOP_READ);
 }
@@ -213,7 +214,8 @@ unsigned raid_batch_add_at(raid_vol_t *v, struct raid_batch *b,
 	if (op == RAID_BOP_SYNC)
 		err = raid_dio_submit_sync(d->dev, &b->io[i]);
 	else
-		err = raid_dio_submit(d->dev, op == RAID_BOP_WRITE, iov, cnt,
+		err = raid_dio_submit(d->dev, op == RAID_BOP_WRITE,
+		    op == RAID_BOP_READ_RANDOM ? RAID_RD_RANDOM : 0, iov, cnt,
 		    off, &b->io[i]);
 	if (err != 0)
 		b->err[i] = disk_error(v, d, err, op);
@@ -761,7 +763,7 @@ static int write_partial(raid_vol_t *v, unsigned g, uint64_t st, unsigned a,
 
 				if (want[j])
 					(void)raid_batch_add(v, &b, s.d[j],
-					    RAID_BOP_READ, &iov, 1, st);
+					    RAID_BOP_READ_RANDOM, &iov, 1, st);
 			}
 			err = raid_batch_wait(v, &b);
 			if (err == 0)

@@ -39,9 +39,17 @@ struct raid_dev;
  * wrapper after a simulated crash).  Short transfers are not reported: a
  * call either moves every byte or fails.
  */
+/*
+ * Read flags.  RAID_RD_RANDOM: a read of a few blocks that no read of the
+ * blocks after them follows (a partial stripe's other blocks): no
+ * readahead, which on a file would fill the page cache with megabytes
+ * around each such block (zeros, in an image's holes).
+ */
+#define RAID_RD_RANDOM	1u
+
 struct raid_dev_ops {
 	int (*preadv)(struct raid_dev *d, const struct iovec *iov, int cnt,
-	    uint64_t off);
+	    uint64_t off, unsigned rf);
 	/*
 	 * preadv only if it needs no device I/O (the data is in memory):
 	 * 0 with every byte read, -EAGAIN if the device would be waited for
@@ -49,7 +57,7 @@ struct raid_dev_ops {
 	 * device.  May be NULL.
 	 */
 	int (*try_preadv)(struct raid_dev *d, const struct iovec *iov, int cnt,
-	    uint64_t off);
+	    uint64_t off, unsigned rf);
 	int (*pwritev)(struct raid_dev *d, const struct iovec *iov, int cnt,
 	    uint64_t off);
 	int (*sync)(struct raid_dev *d);
@@ -67,6 +75,8 @@ struct raid_dev {
 	uint64_t size;		/* bytes */
 	bool is_blockdev;
 	int fd;			/* the file; -1 for a wrapper */
+	int rfd;		/* the file again, for RAID_RD_RANDOM reads
+				 * (readahead off); -1: use fd */
 	/* The file under every wrapper (st_dev, st_ino): the same disk
 	 * however its path is spelled. */
 	uint64_t file_dev, file_ino;
@@ -111,8 +121,8 @@ struct raid_dev *raid_dev_unwrap(struct raid_dev *d);
  * which wait takes as success.
  */
 struct raid_dio;
-int raid_dio_submit(struct raid_dev *d, bool write, const struct iovec *iov,
-    int cnt, uint64_t off, struct raid_dio **out);
+int raid_dio_submit(struct raid_dev *d, bool write, unsigned rf,
+    const struct iovec *iov, int cnt, uint64_t off, struct raid_dio **out);
 int raid_dio_submit_sync(struct raid_dev *d, struct raid_dio **out);
 int raid_dio_wait(struct raid_dio *io);
 
@@ -335,7 +345,10 @@ void raid_disk_prefetch(raid_vol_t *v, struct raid_disk *d, uint64_t block,
  * RAID_BATCH_MAX I/Os per batch.
  */
 #define RAID_BATCH_MAX	(RAID_MAX_WIDTH + 1)
-enum raid_bop { RAID_BOP_READ, RAID_BOP_WRITE, RAID_BOP_SYNC };
+/* RAID_BOP_READ_RANDOM: a read with RAID_RD_RANDOM. */
+enum raid_bop {
+	RAID_BOP_READ, RAID_BOP_WRITE, RAID_BOP_SYNC, RAID_BOP_READ_RANDOM,
+};
 struct raid_batch {
 	unsigned n;
 	struct raid_disk *d[RAID_BATCH_MAX];

@@ -491,6 +491,9 @@ struct upd_split {
 	double write_s, cp_s, ack_s;
 	/* of ack_s, on the destination (mir_dest_stats) */
 	double verify_s, dwrite_s, flush_s, advance_s;
+	/* raid counters of the CP on each side: full and partial stripe
+	 * writes, blocks read for partial stripes */
+	uint64_t full[2], partial[2], preads[2];
 };
 
 /* Change 1 MiB: NCHANGE scattered 4 KiB writes (scattered) or one range.
@@ -532,19 +535,35 @@ static double pair_update(struct pair *p, bool scattered, uint64_t *rng,
 	}
 	double t1 = tl_now_s();
 	struct mir_dest_stats d0, d1;
+	struct raid_status r0[2], r1[2];
 	mir_dest_stats(p->md, &d0);
+	raid_status(p->src->raid, &r0[0]);
+	raid_status(p->dst->raid, &r0[1]);
 	check(wafl_sync(p->src->v), "change CP");
 	double t2 = tl_now_s();
 	check(mir_source_wait(p->ms, wafl_generation(p->src->v), 120000),
 	    "acknowledgement of the change");
 	double t3 = tl_now_s();
 	mir_dest_stats(p->md, &d1);
-	if (split != NULL)
+	raid_status(p->src->raid, &r1[0]);
+	raid_status(p->dst->raid, &r1[1]);
+	if (split != NULL) {
 		*split = (struct upd_split){ t1 - t0, t2 - t1, t3 - t2,
 		    (double)(d1.verify_ns - d0.verify_ns) / 1e9,
 		    (double)(d1.write_ns - d0.write_ns) / 1e9,
 		    (double)(d1.flush_ns - d0.flush_ns) / 1e9,
-		    (double)(d1.advance_ns - d0.advance_ns) / 1e9 };
+		    (double)(d1.advance_ns - d0.advance_ns) / 1e9,
+		    { 0, 0 }, { 0, 0 }, { 0, 0 } };
+		for (int i = 0; i < 2; i++) {
+			split->full[i] = r1[i].counters.full_stripe_writes -
+			    r0[i].counters.full_stripe_writes;
+			split->partial[i] =
+			    r1[i].counters.partial_stripe_writes -
+			    r0[i].counters.partial_stripe_writes;
+			split->preads[i] = r1[i].counters.partial_reads -
+			    r0[i].counters.partial_reads;
+		}
+	}
 	t0 = t3 - t0;
 	free(b);
 	return t0;
@@ -1200,11 +1219,19 @@ int main(int argc, char **argv)
 			    (uint32_t)i, &sp);
 			printf("  update %d: %.1f ms (writes %.1f, CP %.1f, to "
 			    "the acknowledgement %.1f; destination: verify "
-			    "%.1f, write %.1f, flush %.1f, switch %.1f)\n", i,
-			    u * 1e3, sp.write_s * 1e3, sp.cp_s * 1e3,
+			    "%.1f, write %.1f, flush %.1f, switch %.1f; "
+			    "stripes full/partial/blocks read: source "
+			    "%llu/%llu/%llu, destination %llu/%llu/%llu)\n",
+			    i, u * 1e3, sp.write_s * 1e3, sp.cp_s * 1e3,
 			    sp.ack_s * 1e3, sp.verify_s * 1e3,
 			    sp.dwrite_s * 1e3, sp.flush_s * 1e3,
-			    sp.advance_s * 1e3);
+			    sp.advance_s * 1e3,
+			    (unsigned long long)sp.full[0],
+			    (unsigned long long)sp.partial[0],
+			    (unsigned long long)sp.preads[0],
+			    (unsigned long long)sp.full[1],
+			    (unsigned long long)sp.partial[1],
+			    (unsigned long long)sp.preads[1]);
 		}
 		if (nupd > 0)
 			printf("  updates from %.6f to %.6f (CLOCK_MONOTONIC)\n",

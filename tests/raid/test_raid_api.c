@@ -15,16 +15,23 @@
  *   threads    many threads writing different blocks of the SAME stripes
  *              (partial writes): the stripe lock keeps parity right, which
  *              a scrub and reads with each disk failed in turn prove
+ *   readahead  the reads of partial-stripe writes, one after another up
+ *              a sparse image, bring into the page cache only the blocks
+ *              they read (mincore), not the readahead around them
  */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "common/err.h"
 #include "common/log.h"
@@ -448,6 +455,67 @@ static void test_concurrent_mixed_degraded(void **state)
 	tl_vol_destroy(&t);
 }
 
+/* Pages of path's page cache that are resident (mincore). */
+static uint64_t resident_pages(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	uint64_t n = 0;
+
+	assert_true(fd >= 0);
+	assert_int_equal(fstat(fd, &st), 0);
+	size_t pg = (size_t)sysconf(_SC_PAGESIZE), len = (size_t)st.st_size;
+	void *m = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
+	assert_true(m != MAP_FAILED);
+	unsigned char *vec = malloc(len / pg + 1);
+	assert_non_null(vec);
+	assert_int_equal(mincore(m, len, vec), 0);
+	for (size_t i = 0; i < (len + pg - 1) / pg; i++)
+		n += vec[i] & 1;
+	free(vec);
+	munmap(m, len);
+	close(fd);
+	return n;
+}
+
+static void test_partial_reads_no_readahead(void **state)
+{
+	enum { STRIPES = 256 };
+	struct tl_vol t;
+	uint64_t rng = 3, before[8], after;
+	const uint32_t n = 4, p = 1;
+
+	assert_int_equal(tl_vol_create(&t, NULL, 1, n, p, 16384, false), 0);
+	assert_int_equal(raid_flush(t.v), 0);
+	for (size_t d = 0; d < t.npaths; d++) {
+		int fd = open(t.paths[d], O_RDONLY | O_CLOEXEC);
+
+		assert_true(fd >= 0);
+		(void)posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+		close(fd);
+		before[d] = resident_pages(t.paths[d]);
+	}
+	/* One block at the start of each stripe from the middle of the
+	 * disks on: each write reads the stripe's other N - 1 blocks, an
+	 * access pattern a kernel's readahead takes for a sequential read. */
+	for (uint64_t s = 0; s < STRIPES; s++)
+		assert_int_equal(tl_vol_write_random(&t, (2048 + s) * n, 1,
+		    &rng), 0);
+	assert_int_equal(raid_flush(t.v), 0);
+	for (size_t d = 0; d < t.npaths; d++) {
+		/* The stripes' blocks, and a few of the volume's own records
+		 * (intent, labels). */
+		after = resident_pages(t.paths[d]);
+		print_message("disk %zu: %llu pages resident before, %llu "
+		    "after\n", d, (unsigned long long)before[d],
+		    (unsigned long long)after);
+		assert_true(after - before[d] <= STRIPES + 16);
+	}
+	verify(&t, "readahead volume");
+	tl_vol_destroy(&t);
+	(void)state;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -457,6 +525,7 @@ int main(void)
 		cmocka_unit_test(test_create_refusals),
 		cmocka_unit_test(test_concurrent_partial_writes),
 		cmocka_unit_test(test_concurrent_mixed_degraded),
+		cmocka_unit_test(test_partial_reads_no_readahead),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
