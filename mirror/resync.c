@@ -55,13 +55,15 @@
  *   did not hear of it, keeps its data and may retry.  W then keeps G: a
  *   hold of the session would end with it, so G becomes snapshot
  *   mirror.base.<G> unless a snapshot keeps it already (if even that
- *   fails, the hold stays), and says so in its log.  A retry in the same
- *   serve that sends the same trees (same G and t, every root pointer
- *   and name as before, the snapshots still there with their ids) is
- *   answered with that import: nothing is imported twice.  A retry after
- *   W restarted its serve is not recognised: T's trees are imported
- *   again as the next suffix set (resync.<t>.2...), a duplicate that
- *   costs space, never data; delete it.
+ *   fails, the hold stays), and says so in its log.  Each imported
+ *   snapshot's entry keeps an origin tag, a MAC under the relationship's
+ *   key of (relationship, G, t, the tree's generation, root pointer and
+ *   name on T), written in the import's own CP.  A retry that sends the
+ *   same trees finds every one of them among W's snapshots by its tag,
+ *   all of one import, and is answered with that import: nothing is
+ *   imported twice, whether or not W's serve or filerd restarted in
+ *   between.  If an admin deleted some of those snapshots meanwhile, the
+ *   whole set is imported again under the next suffix.
  *
  * WIRE (T connects to W; docs/mirror.md has the table)
  *   T->W RS_HELLO{id, nonce_t}  W->T RS_PROOF{mac_w, nonce_w}
@@ -106,6 +108,8 @@
 #include <unistd.h>
 
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 #include "common/assert.h"
 #include "common/crc32c.h"
@@ -393,13 +397,10 @@ struct mir_resync {
 	bool done;
 	int rc;
 	struct mir_resync_result res;
-	/* W: the import this serve made durable last, for a T that retries
-	 * after losing RS_DONE (rs_repeat). */
+	/* W: the import this serve made durable last: its counts, for the
+	 * reply to a T that retries after losing RS_DONE (rs_repeat). */
 	struct {
 		uint64_t g, t;
-		uint32_t ntrees;
-		struct rs_tree *trees;		/* owned; names here */
-		uint64_t *ids;			/* owned; snapshot ids here */
 		struct wafl_import_stats is;
 		char kept[MIR_BASE_NAME_MAX];	/* G kept as this snapshot */
 	} last;
@@ -443,61 +444,80 @@ static int w_auth(struct mir_resync *r, struct mir_conn *c)
 }
 
 /*
- * A T that retries after losing RS_DONE sends the same trees again: same
- * base, same generation, every tree's root pointer (the Merkle property:
- * the same trees) and name as the import this serve made durable last,
- * whose snapshots all still exist here with their ids.  Then the names
- * of that import go into trees and nothing is imported twice.
+ * The tag an imported snapshot's entry keeps for the tree it holds
+ * (wafl_import_tree.origin): the relationship, G, t, and the tree's
+ * generation, root pointer and name on T, under the relationship's key.
+ * Never 0 (0 is "not imported").
  */
-static bool rs_repeat(struct mir_resync *r, uint64_t g, uint64_t t,
-    struct rs_tree *trees, uint32_t ntrees)
+static uint64_t rs_origin(const struct mir_resync *r, uint64_t g,
+    uint64_t t, const struct rs_tree *tree)
 {
-	if (r->last.trees == NULL || r->last.g != g || r->last.t != t ||
-	    r->last.ntrees != ntrees)
-		return false;
-	for (uint32_t i = 0; i < ntrees; i++) {
-		const struct rs_tree *o = &r->last.trees[i];
-		uint64_t id = 0;
-		if (o->gen != trees[i].gen || o->root.vbn != trees[i].root.vbn ||
-		    o->root.birth != trees[i].root.birth ||
-		    o->root.cksum != trees[i].root.cksum ||
-		    strcmp(o->tname, trees[i].tname) != 0 ||
-		    wafl_snap_lookup(r->w, o->name, &id) != 0 ||
-		    id != r->last.ids[i])
-			return false;
-	}
-	for (uint32_t i = 0; i < ntrees; i++)
-		snprintf(trees[i].name, sizeof(trees[i].name), "%s",
-		    r->last.trees[i].name);
-	return true;
+	static const char tag[] = "filer-resync origin";
+	uint8_t msg[sizeof(tag) + MIR_ID_SIZE + 6 * 8 + MIR_RS_NAME_SIZE];
+	uint8_t mac[EVP_MAX_MD_SIZE];
+	unsigned int maclen = 0;
+	size_t len = sizeof(tag), nl = strnlen(tree->tname, MIR_RS_NAME_SIZE);
+
+	memcpy(msg, tag, sizeof(tag));
+	memcpy(msg + len, r->o.rel_id, MIR_ID_SIZE);
+	len += MIR_ID_SIZE;
+	const uint64_t f[6] = { g, t, tree->gen, tree->root.vbn,
+	    tree->root.birth, tree->root.cksum };
+	for (int i = 0; i < 6; i++, len += 8)
+		fl_put_le64(msg + len, f[i]);
+	memcpy(msg + len, tree->tname, nl);
+	len += nl;
+	if (HMAC(EVP_sha256(), r->o.key, (int)r->o.key_len, msg, len, mac,
+	    &maclen) == NULL || maclen < 8)
+		return 1;	/* no match for anything but another failure */
+	uint64_t o = fl_get_le64(mac);
+	return o != 0 ? o : 1;
 }
 
-/* Remember a durable import for rs_repeat (best effort). */
-static void rs_remember(struct mir_resync *r, uint64_t g, uint64_t t,
-    const struct rs_tree *trees, const struct wafl_import_tree *imp,
-    uint32_t ntrees, const struct wafl_import_stats *is)
+/*
+ * A T that retries after losing RS_DONE sends the same trees again: same
+ * base, same generation, every tree's root pointer (the Merkle property:
+ * the same trees) and name.  If every one of them is a snapshot here
+ * already, all made by one import (the origin tags in their entries,
+ * durable with the import, so a restart of this serve or of filerd
+ * forgets nothing), their names go into trees and nothing is imported
+ * twice.  *is gets the import's generation, and its counts if this serve
+ * made it.
+ */
+static bool rs_repeat(struct mir_resync *r, uint64_t g, uint64_t t,
+    struct rs_tree *trees, uint32_t ntrees, struct wafl_import_stats *is)
 {
-	struct rs_tree *c = malloc(ntrees * sizeof(*c));
-	uint64_t *ids = malloc(ntrees * sizeof(*ids));
+	struct wafl_snap_tree *s = calloc(WAFL_MAX_SNAPSHOTS, sizeof(*s));
+	uint64_t gen = 0;
+	size_t n = 0;
+	bool found = s != NULL && wafl_snap_trees_after(r->w, g, s,
+	    WAFL_MAX_SNAPSHOTS, &n) == 0;
 
-	free(r->last.trees);
-	free(r->last.ids);
-	r->last.trees = NULL;
-	r->last.ids = NULL;
-	if (c == NULL || ids == NULL) {
-		free(c);
-		free(ids);
-		return;
+	if (n > WAFL_MAX_SNAPSHOTS)
+		n = WAFL_MAX_SNAPSHOTS;
+	for (uint32_t i = 0; found && i < ntrees; i++) {
+		uint64_t o = rs_origin(r, g, t, &trees[i]);
+		size_t j = 0;
+
+		while (j < n && s[j].origin != o)
+			j++;
+		found = j < n && (gen == 0 || s[j].gen == gen);
+		if (found) {
+			gen = s[j].gen;
+			snprintf(trees[i].name, sizeof(trees[i].name), "%s",
+			    s[j].name);
+		}
 	}
-	memcpy(c, trees, ntrees * sizeof(*c));
-	for (uint32_t i = 0; i < ntrees; i++)
-		ids[i] = imp[i].st.id;
-	r->last.trees = c;
-	r->last.ids = ids;
-	r->last.g = g;
-	r->last.t = t;
-	r->last.ntrees = ntrees;
-	r->last.is = *is;
+	free(s);
+	if (!found)
+		return false;
+	if (r->last.g == g && r->last.t == t && r->last.is.gen == gen) {
+		*is = r->last.is;
+	} else {
+		memset(is, 0, sizeof(*is));
+		is->gen = gen;
+	}
+	return true;
 }
 
 /* G is a snapshot here (some name, G's exact root generation). */
@@ -728,9 +748,8 @@ static int w_session(struct mir_resync *r, struct mir_conn *c)
 	 * T's snapshot <name>.  A resync repeated after a failure may find
 	 * a first import here already: the whole set takes the next
 	 * suffix, resync.<t>.<k>[.<name>], k = 2..9. */
-	bool again = rc == 0 && rs_repeat(r, g, t, trees, ntrees);
+	bool again = rc == 0 && rs_repeat(r, g, t, trees, ntrees, &is);
 	if (again) {
-		is = r->last.is;
 		fl_info("mirror", "resync: the other side's generation %" PRIu64
 		    " over %" PRIu64 " is imported already (snapshot %s; the "
 		    "reply was lost): not imported again", t, g,
@@ -740,7 +759,8 @@ static int w_session(struct mir_resync *r, struct mir_conn *c)
 		rc = rs_names(trees, ntrees, r->o.snap_name, t, k);
 		for (uint32_t i = 0; rc == 0 && i < ntrees; i++)
 			imp[i] = (struct wafl_import_tree){ .name =
-			    trees[i].name, .root = &trees[i].root };
+			    trees[i].name, .root = &trees[i].root,
+			    .origin = rs_origin(r, g, t, &trees[i]) };
 		if (rc == 0)
 			rc = wafl_import_snapshots(r->w, g, imp, ntrees, st.n,
 			    store_get, &st, &is);
@@ -775,8 +795,11 @@ static int w_session(struct mir_resync *r, struct mir_conn *c)
 			    fl_strerror(rc));
 		goto out;
 	}
-	if (!again)
-		rs_remember(r, g, t, trees, imp, ntrees, &is);
+	if (!again) {
+		r->last.g = g;
+		r->last.t = t;
+		r->last.is = is;
+	}
 	if (!held && !already) {
 		/* G only a snapshot here: keep it so by name for the
 		 * catch-up that follows (M6). */
@@ -1032,8 +1055,6 @@ void mir_resync_stop(mir_resync_t *r)
 	free((char *)(uintptr_t)r->o.snap_name);
 	free((char *)(uintptr_t)r->o.spool_dir);
 	free(r->nvlog);
-	free(r->last.trees);
-	free(r->last.ids);
 	free(r);
 }
 

@@ -142,6 +142,7 @@ struct vmap {
 /* One tree of the call. */
 struct imp_tree {
 	const char *name;
+	uint64_t origin;
 	struct wafl_bp root;
 	int same_as;			/* earlier tree, same root; else -1 */
 	struct vmap map;		/* its blocks: old vbn -> node + 1 */
@@ -921,7 +922,7 @@ static int imp_publish(struct imp *im, struct imp_tree *tt, size_t n,
 			rc = FL_ERR(-EIO);	/* test injection */
 		else
 			rc = snap_insert(v, t->name, im->gen, &o->nroot,
-			    SNAP_ID_IMPORTED, &id);
+			    SNAP_ID_IMPORTED, t->origin, &id);
 		if (rc != 0)
 			break;
 		ids[added++] = id;
@@ -1037,6 +1038,7 @@ int wafl_import_snapshots(wafl_vol_t *v, uint64_t base_gen,
 	for (size_t i = 0; i < n; i++) {
 		memset(&trees[i].st, 0, sizeof(trees[i].st));
 		tt[i].name = trees[i].name;
+		tt[i].origin = trees[i].origin;
 		tt[i].root = *trees[i].root;
 		tt[i].same_as = -1;
 		for (size_t j = 0; j < i && tt[i].same_as < 0; j++)
@@ -1151,6 +1153,7 @@ int wafl_snap_trees_after(wafl_vol_t *v, uint64_t after,
 			out[k].vbn = e.root.vbn;
 			out[k].birth = e.root.birth;
 			out[k].cksum = e.root.cksum;
+			out[k].origin = e.origin;
 		}
 		k++;
 	}

@@ -279,6 +279,7 @@ void wafl_snapent_encode(uint8_t *p, const struct wafl_snapent *s)
 	fl_put_le64(p + 8, s->create_ns);
 	wafl_bp_encode(p + 16, &s->root);
 	fl_put_le64(p + 48, s->id);
+	fl_put_le64(p + 56, s->origin);
 	size_t n = strnlen(s->name, WAFL_SNAP_NAME_MAX);
 	memcpy(p + 64, s->name, n);
 }
@@ -294,6 +295,7 @@ int wafl_snapent_decode(const uint8_t *p, struct wafl_snapent *s)
 	if (wafl_bp_decode(p + 16, &s->root) != 0 || s->root.vbn == 0)
 		return FL_ERR(-FL_ECORRUPT);
 	s->id = fl_get_le64(p + 48);
+	s->origin = fl_get_le64(p + 56);
 	memcpy(s->name, p + 64, WAFL_SNAP_NAME_MAX);
 	s->name[WAFL_SNAP_NAME_MAX] = '\0';
 	size_t n = strlen(s->name);

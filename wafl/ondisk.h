@@ -101,7 +101,9 @@
  *     8    8  create_ns
  *    16   32  root         block pointer of the snapshot's root block
  *    48    8  id           unique, never reused
- *    56    8  reserved
+ *    56    8  origin       0, or an import's tag for the tree it holds
+ *                          (wafl_import_tree.origin): what a repeated
+ *                          import finds it by
  *    64   64  name         NUL-padded, 1..63 bytes
  *
  * Directories: see dir.c (header block 0, B+tree of 64-bit hash keys).
@@ -212,6 +214,7 @@ struct wafl_snapent {
 	uint64_t create_ns;
 	struct wafl_bp root;
 	uint64_t id;
+	uint64_t origin;	/* 0: none */
 	char name[WAFL_SNAP_NAME_MAX + 1];
 };
 

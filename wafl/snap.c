@@ -191,7 +191,8 @@ int wafl_snap_create(wafl_vol_t *v, const char *name, uint64_t *id_out)
 	if (rc == 0)
 		rc = summary_or_root(v, &root);
 	if (rc == 0)
-		rc = snap_insert(v, name, gen, &root, SNAP_ID_CREATED, &id);
+		rc = snap_insert(v, name, gen, &root, SNAP_ID_CREATED, 0,
+		    &id);
 	unlock_all(v);
 	if (rc == 0)
 		rc = cp_run(v);
@@ -263,7 +264,8 @@ int wafl_snap_adopt_root(wafl_vol_t *v, const char *name, uint64_t gen,
 	if (rc == 0)
 		rc = summary_or_root(v, &root);
 	if (rc == 0)
-		rc = snap_insert(v, name, gen, &root, SNAP_ID_ADOPTED, &id);
+		rc = snap_insert(v, name, gen, &root, SNAP_ID_ADOPTED, 0,
+		    &id);
 	unlock_all(v);
 	if (rc == 0 && !(flags & WAFL_ADOPT_NO_CP))
 		rc = cp_run(v);
@@ -795,7 +797,8 @@ int snap_name_free(struct wafl_vol *v, const char *name)
 }
 
 int snap_insert(struct wafl_vol *v, const char *name, uint64_t gen,
-    const struct wafl_bp *root, uint64_t kind, uint64_t *id_out)
+    const struct wafl_bp *root, uint64_t kind, uint64_t origin,
+    uint64_t *id_out)
 {
 	struct wafl_snapent e, cur;
 	uint8_t *blk = malloc(WAFL_BLOCK_SIZE);
@@ -835,6 +838,7 @@ int snap_insert(struct wafl_vol *v, const char *name, uint64_t gen,
 	e.create_ns = fl_now_real_ns();
 	e.root = *root;
 	e.id = base | n;
+	e.origin = origin;
 	snprintf(e.name, sizeof(e.name), "%s", name);
 	rc = snap_write(v, free_slot, &e);
 	if (rc == 0 && id_out != NULL)

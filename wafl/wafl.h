@@ -460,6 +460,8 @@ typedef int wafl_import_get_fn(void *arg, uint64_t vbn, uint64_t birth,
 struct wafl_import_tree {
 	const char *name;		/* in: the snapshot's name here */
 	const struct wafl_bp *root;	/* in: the tree's root pointer there */
+	uint64_t origin;		/* in: kept in the snapshot's entry
+					   (wafl_snap_tree.origin); 0: none */
 	struct wafl_import_stats st;	/* out */
 };
 int wafl_import_snapshots(wafl_vol_t *v, uint64_t base_gen,
@@ -483,6 +485,7 @@ struct wafl_snap_tree {
 	uint64_t gen, id;
 	uint64_t vbn, birth;		/* the root block's pointer */
 	uint32_t cksum;
+	uint64_t origin;		/* an import's tag; 0: none */
 };
 int wafl_snap_trees_after(wafl_vol_t *v, uint64_t after,
     struct wafl_snap_tree *out, size_t max, size_t *n);

@@ -330,7 +330,8 @@ int snap_name_free(struct wafl_vol *v, const char *name);
 int summary_or_block(struct wafl_vol *v, uint64_t a, const uint8_t *bits,
     uint8_t *scratch);
 int snap_insert(struct wafl_vol *v, const char *name, uint64_t gen,
-    const struct wafl_bp *root, uint64_t kind, uint64_t *id);
+    const struct wafl_bp *root, uint64_t kind, uint64_t origin,
+    uint64_t *id);
 int snap_drop(struct wafl_vol *v, uint64_t id);
 
 /* The inode file of snapshot `id` (snap.c); -ESTALE if there is none. */

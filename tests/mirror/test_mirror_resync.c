@@ -783,11 +783,12 @@ static void test_resync_refuses_lying_trees(void **state)
  * W's reply is lost after the import is durable (T resets the connection
  * right after RS_END), where W kept G by its ring and its own hold alone:
  * W keeps G, so T's retry finds the common root, and W answers with the
- * import it made rather than importing T's tree a second time.
+ * import it made rather than importing T's tree a second time.  restart:
+ * W's serve stops and W's volume is unmounted and mounted again between
+ * the lost reply and the retry, so only what is on W's disks can tell.
  */
-static void test_resync_reply_lost(void **state)
+static void reply_lost(bool restart)
 {
-	(void)state;
 	struct rs_case c = { 0 };
 	struct mir_resync_result wr, tr;
 	struct mir_conn fc;
@@ -843,6 +844,14 @@ static void test_resync_reply_lost(void **state)
 		usleep(10000);
 	assert_int_equal(wafl_snap_lookup(w, name, &id), 0);
 	usleep(100000);
+	if (restart) {
+		mir_resync_stop(r);
+		tl_fs_remount(p->src);
+		w = p->src->v;
+		o = rs_opts(p, 0);
+		assert_int_equal(mir_resync_serve(w, &o, &r), 0);
+		port = mir_resync_port(r);
+	}
 	o = rs_opts(p, port);
 	memset(&tr, 0, sizeof(tr));
 	int rc = mir_resync_overwrite(&c.b, p->dst->raid, c.blog, &o, &tr);
@@ -862,6 +871,18 @@ static void test_resync_reply_lost(void **state)
 	assert_true(after <= before + 2);
 	tm_check_clean(w, "winner after the retry");
 	tm_pair_free(p);
+}
+
+static void test_resync_reply_lost(void **state)
+{
+	(void)state;
+	reply_lost(false);
+}
+
+static void test_resync_reply_lost_restart(void **state)
+{
+	(void)state;
+	reply_lost(true);
 }
 
 /* W without room in its snapshot table for all of T's trees refuses up
@@ -1379,6 +1400,7 @@ int main(void)
 		cmocka_unit_test(test_resync_carries_any_valid_name),
 		cmocka_unit_test(test_resync_refuses_lying_trees),
 		cmocka_unit_test(test_resync_reply_lost),
+		cmocka_unit_test(test_resync_reply_lost_restart),
 		cmocka_unit_test(test_resync_refuses_no_room),
 		cmocka_unit_test(test_resync_refuses_blocks_base_lacks),
 		cmocka_unit_test(test_import_primitive),
