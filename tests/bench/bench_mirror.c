@@ -494,6 +494,9 @@ struct upd_split {
 	/* raid counters of the CP on each side: full and partial stripe
 	 * writes, blocks read for partial stripes */
 	uint64_t full[2], partial[2], preads[2];
+	/* the source's CP: freeze, write-out (wafl_stats), blocks */
+	double freeze_s, cpwrite_s;
+	uint64_t cp_blocks;
 };
 
 /* Change 1 MiB: NCHANGE scattered 4 KiB writes (scattered) or one range.
@@ -539,6 +542,8 @@ static double pair_update(struct pair *p, bool scattered, uint64_t *rng,
 	mir_dest_stats(p->md, &d0);
 	raid_status(p->src->raid, &r0[0]);
 	raid_status(p->dst->raid, &r0[1]);
+	struct wafl_stats w0, w1;
+	wafl_get_stats(p->src->v, &w0);
 	check(wafl_sync(p->src->v), "change CP");
 	double t2 = tl_now_s();
 	check(mir_source_wait(p->ms, wafl_generation(p->src->v), 120000),
@@ -547,13 +552,18 @@ static double pair_update(struct pair *p, bool scattered, uint64_t *rng,
 	mir_dest_stats(p->md, &d1);
 	raid_status(p->src->raid, &r1[0]);
 	raid_status(p->dst->raid, &r1[1]);
+	wafl_get_stats(p->src->v, &w1);
 	if (split != NULL) {
 		*split = (struct upd_split){ t1 - t0, t2 - t1, t3 - t2,
 		    (double)(d1.verify_ns - d0.verify_ns) / 1e9,
 		    (double)(d1.write_ns - d0.write_ns) / 1e9,
 		    (double)(d1.flush_ns - d0.flush_ns) / 1e9,
 		    (double)(d1.advance_ns - d0.advance_ns) / 1e9,
-		    { 0, 0 }, { 0, 0 }, { 0, 0 } };
+		    { 0, 0 }, { 0, 0 }, { 0, 0 },
+		    (double)(w1.cp_freeze_ns_total - w0.cp_freeze_ns_total) /
+		    1e9,
+		    (double)(w1.cp_write_ns_total - w0.cp_write_ns_total) / 1e9,
+		    w1.cp_blocks - w0.cp_blocks };
 		for (int i = 0; i < 2; i++) {
 			split->full[i] = r1[i].counters.full_stripe_writes -
 			    r0[i].counters.full_stripe_writes;
@@ -1217,13 +1227,15 @@ int main(int argc, char **argv)
 			struct upd_split sp;
 			double u = pair_update(&p, true, &rng, offs,
 			    (uint32_t)i, &sp);
-			printf("  update %d: %.1f ms (writes %.1f, CP %.1f, to "
+			printf("  update %d: %.1f ms (writes %.1f, CP %.1f "
+			    "[freeze %.1f, write-out %.1f, %llu blocks], to "
 			    "the acknowledgement %.1f; destination: verify "
 			    "%.1f, write %.1f, flush %.1f, switch %.1f; "
 			    "stripes full/partial/blocks read: source "
 			    "%llu/%llu/%llu, destination %llu/%llu/%llu)\n",
 			    i, u * 1e3, sp.write_s * 1e3, sp.cp_s * 1e3,
-			    sp.ack_s * 1e3, sp.verify_s * 1e3,
+			    sp.freeze_s * 1e3, sp.cpwrite_s * 1e3,
+			    (unsigned long long)sp.cp_blocks, sp.ack_s * 1e3, sp.verify_s * 1e3,
 			    sp.dwrite_s * 1e3, sp.flush_s * 1e3,
 			    sp.advance_s * 1e3,
 			    (unsigned long long)sp.full[0],
