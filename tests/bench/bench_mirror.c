@@ -30,6 +30,9 @@
  * destination's lag in CPs sampled with `filerctl mirror status` every
  * 100 ms under that load.
  *
+ * FILER_BENCH_ONLY=nfs: only part 2, printed (no JSON); for profiling the
+ * two filerds.
+ *
  * FILER_BENCH_BASELINE_MIB=N: only the disk and loopback figures and one
  * baseline of N MiB, printed (no JSON); for profiling the baseline.  With
  * FILER_BENCH_UPDATES=K (at most 1000) as well, K scattered updates follow,
@@ -1176,6 +1179,18 @@ int main(int argc, char **argv)
 		sizes[i] = (quick ? 64ull << 20 : 512ull << 20) << i;
 	printf("bench_mirror: scratch %s%s\n", tmp, quick ? " (quick)" : "");
 
+	if (getenv("FILER_BENCH_ONLY") != NULL) {
+		if (strcmp(getenv("FILER_BENCH_ONLY"), "nfs") != 0)
+			die("FILER_BENCH_ONLY=%s: unknown (nfs, or unset)",
+			    getenv("FILER_BENCH_ONLY"));
+		run_nfs(tmp, &nr);
+		printf("  NFS write: mirror off %.1f MiB/s, on %.1f (%.2f), "
+		    "lag max %.0f CPs%s%s\n", nr.off_mbs, nr.on_mbs,
+		    nr.on_mbs / nr.off_mbs, nr.lag_max,
+		    nr.why[0] != '\0' ? "; " : "", nr.why);
+		tl_tmpdir_remove(tmp);
+		return 0;
+	}
 	disk = disk_write_mbs(tmp, quick ? 128ull << 20 : 512ull << 20);
 	lo = loopback_mbs(quick ? 1.0 : 2.0);
 	printf("  disk sequential write %.0f MB/s, loopback TCP %.0f MB/s\n",
