@@ -96,7 +96,7 @@ struct nfsd_config {
 	bool ephemeral_ports;		/* tests: let the kernel pick both */
 	bool no_udp;			/* serve TCP only */
 	bool register_rpcbind;		/* tell rpcbind (if it runs) */
-	uint32_t threads;		/* workers; 0: 8 */
+	uint32_t threads;		/* workers; 0: nfsd_default_threads */
 	uint32_t max_conns;		/* 0: 16384; more are refused */
 	uint32_t idle_timeout_ms;	/* idle connection; 0: 360000 */
 	uint32_t partial_timeout_ms;	/* half a record stalled; 0: 30000 */
@@ -106,6 +106,10 @@ struct nfsd_config {
 };
 
 int nfsd_create(const struct nfsd_config *cfg, nfsd_t **out);
+/* The workers when none are configured: twice the online CPUs, 4 to
+ * 64. */
+uint32_t nfsd_default_threads(void);
+
 /* Bind, listen, register with rpcbind, start the threads. */
 int nfsd_start(nfsd_t *s);
 /* Unregister, stop the threads, close every connection.  Idempotent. */

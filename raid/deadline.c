@@ -66,7 +66,7 @@
 #include "common/util.h"
 #include "raid/raid_impl.h"
 
-#define DL_MAX_WORKERS	8u	/* filerd runs 8 NFS threads by default */
+#define DL_MAX_WORKERS	8u	/* per disk: concurrent I/Os it runs */
 #define DL_PIECE	(256u * 1024u)	/* bytes per syscall and bounce */
 #define DL_CLOSE_GRACE_MS 100u		/* wait at close for a dead disk */
 

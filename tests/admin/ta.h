@@ -313,6 +313,21 @@ static __attribute__((unused)) int ta_daemon_signal_wait(struct ta_daemon *d, in
 	return -1;
 }
 
+/* How many lines of d's log (so far) contain text. */
+static __attribute__((unused)) int ta_daemon_log_count(const struct ta_daemon *d,
+    const char *text)
+{
+	FILE *f = fopen(d->log, "r");
+	char line[4096];
+	int n = 0;
+
+	while (f != NULL && fgets(line, sizeof(line), f) != NULL)
+		n += strstr(line, text) != NULL;
+	if (f != NULL)
+		fclose(f);
+	return n;
+}
+
 /* SIGTERM; on an unclean exit, show the daemon's log for the failure. */
 static __attribute__((unused)) int ta_daemon_stop(struct ta_daemon *d)
 {

@@ -318,6 +318,20 @@ static void test_exports_config(void **state)
 	assert_null(ta_json(js, "$.exports[1]"));
 	free(js);
 
+	/* NFS workers by default: twice the CPUs, 4 to 64 (filerd says how
+	 * many it started). */
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	long workers = 2 * (cpus < 2 ? 2 : cpus);
+	char wline[64];
+	workers = workers < 4 ? 4 : workers > 64 ? 64 : workers;
+	snprintf(wline, sizeof(wline), "), %ld worker threads", workers);
+	assert_int_equal(ta_daemon_log_count(&t->d, wline), 1);
+	js = ta_ctl_expect(0, t->home, "--json", "config", "get",
+	    "nfs_threads", NULL);
+	ta_json_eq(js, "$.setting.value", "0");
+	ta_json_eq(js, "$.setting.is_default", "1");
+	free(js);
+
 	/* Settings: defaults, set, canonical form, survives a restart. */
 	js = ta_ctl_expect(0, t->home, "--json", "config", "get",
 	    "cp_interval_ms", NULL);
@@ -348,6 +362,8 @@ static void test_exports_config(void **state)
 	    "nfs_threads", NULL);
 	ta_json_eq(js, "$.setting.value", "16");
 	free(js);
+	assert_int_equal(ta_daemon_log_count(&t->d, "), 16 worker threads"),
+	    1);
 	js = ta_ctl_expect(0, t->home, "--json", "config", "get",
 	    "disk_io_timeout_ms", NULL);
 	ta_json_eq(js, "$.setting.value", "5000");
