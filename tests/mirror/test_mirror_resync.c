@@ -1148,13 +1148,36 @@ static void test_import_two_names_one_root(void **state)
 	assert_int_equal(wafl_fsinfo_decode(fsi, &f), 0);
 	assert_int_equal(wafl_birth_walk(c.b, t, c.a, blk_collect, b), 0);
 	wafl_vol_t *w = p->src->v;
-	struct wafl_import_tree it[2] = { { .name = "imp.x", .root = &f.root },
-	    { .name = "imp.y", .root = &f.root } };
+	struct wafl_import_tree it[2] = {
+		{ .name = "imp.x", .root = &f.root, .origin = 0x1111 },
+		{ .name = "imp.y", .root = &f.root, .origin = 0x2222 } };
 	struct wafl_import_stats total;
 	assert_int_equal(wafl_import_snapshots(w, c.a, it, 2, b->n, blk_get,
 	    b, &total), 0);
 	assert_int_equal(total.reached, b->n);
 	tm_check_clean(w, "winner, two names on one root");
+	/* Each entry keeps its tree's origin, across a remount; a snapshot
+	 * made here has none. */
+	assert_int_equal(wafl_snap_create(w, "made-here", NULL), 0);
+	tl_fs_remount(p->src);
+	w = p->src->v;
+	struct wafl_snap_tree st[8];
+	size_t ns = 0;
+	assert_int_equal(wafl_snap_trees_after(w, 0, st, 8, &ns), 0);
+	int seen = 0;
+	for (size_t i = 0; i < ns && i < 8; i++) {
+		static const struct { const char *name; uint64_t origin; }
+		    want[] = { { "imp.x", 0x1111 }, { "imp.y", 0x2222 },
+		    { "made-here", 0 } };
+		for (size_t k = 0; k < 3; k++) {
+			if (strcmp(st[i].name, want[k].name) != 0)
+				continue;
+			assert_int_equal(st[i].origin, want[k].origin);
+			seen++;
+		}
+	}
+	assert_int_equal(seen, 3);
+	assert_int_equal(wafl_snap_delete(w, "made-here"), 0);
 	uint64_t id;
 	struct wafl_obj ry, rb;
 	assert_int_equal(wafl_root(c.b, &rb), 0);
