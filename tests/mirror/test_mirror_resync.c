@@ -9,7 +9,9 @@
  * blocks sent once), deleting one imported snapshot leaves the others,
  * and a peer that lies about its trees is refused with nothing changed.
  * A reply lost after the import leaves the common root on the winner for
- * the retry, which imports nothing twice; an import that fails while
+ * the retry, which imports nothing twice, also when the winner's volume
+ * was mounted again in between (each imported entry keeps its origin tag);
+ * an import that fails while
  * adding its entries leaves none; a lying bitmap pins nothing.
  */
 #include <sys/socket.h>
