@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "tests/admin/ta.h"
+#include "tests/lib/tl_port.h"
 #include "tests/lib/tl_tmpdir.h"
 
 struct t {
@@ -278,6 +279,16 @@ static void test_exports_config(void **state)
 	char *js;
 
 	create_vol(t, "vol0", "3", "1");
+	/* Ports of its own, so that NFS starts (and says with how many
+	 * workers) while other runners serve on the default ones. */
+	uint16_t ports[2];
+	char np[8], mp[8];
+	assert_int_equal(tl_free_ports(ports, 2), 0);
+	snprintf(np, sizeof(np), "%u", ports[0]);
+	snprintf(mp, sizeof(mp), "%u", ports[1]);
+	free(ta_ctl_expect(0, t->home, "config", "set", "nfs_port", np, NULL));
+	free(ta_ctl_expect(0, t->home, "config", "set", "mount_port", mp,
+	    NULL));
 	ta_daemon_start(&t->d, t->home);
 	free(ta_ctl_expect(0, t->home, "export", "add", "/vol/vol0",
 	    "--client", "10.0.0.0/8", "--rw", NULL));
