@@ -447,7 +447,8 @@ static int w_auth(struct mir_resync *r, struct mir_conn *c)
  * The tag an imported snapshot's entry keeps for the tree it holds
  * (wafl_import_tree.origin): the relationship, G, t, and the tree's
  * generation, root pointer and name on T, under the relationship's key.
- * Never 0 (0 is "not imported").
+ * 0 only if the MAC cannot be computed: then the import carries no tag
+ * and no retry will match it (0 is what every other snapshot has).
  */
 static uint64_t rs_origin(const struct mir_resync *r, uint64_t g,
     uint64_t t, const struct rs_tree *tree)
@@ -469,7 +470,7 @@ static uint64_t rs_origin(const struct mir_resync *r, uint64_t g,
 	len += nl;
 	if (HMAC(EVP_sha256(), r->o.key, (int)r->o.key_len, msg, len, mac,
 	    &maclen) == NULL || maclen < 8)
-		return 1;	/* no match for anything but another failure */
+		return 0;
 	uint64_t o = fl_get_le64(mac);
 	return o != 0 ? o : 1;
 }
@@ -488,27 +489,41 @@ static bool rs_repeat(struct mir_resync *r, uint64_t g, uint64_t t,
     struct rs_tree *trees, uint32_t ntrees, struct wafl_import_stats *is)
 {
 	struct wafl_snap_tree *s = calloc(WAFL_MAX_SNAPSHOTS, sizeof(*s));
+	uint64_t *o = calloc(ntrees, sizeof(*o));
+	size_t *at = calloc(ntrees, sizeof(*at)), n = 0;
 	uint64_t gen = 0;
-	size_t n = 0;
-	bool found = s != NULL && wafl_snap_trees_after(r->w, g, s,
-	    WAFL_MAX_SNAPSHOTS, &n) == 0;
+	bool found = false;
 
+	if (s == NULL || o == NULL || at == NULL || wafl_snap_trees_after(r->w,
+	    g, s, WAFL_MAX_SNAPSHOTS, &n) != 0)
+		n = 0;
 	if (n > WAFL_MAX_SNAPSHOTS)
 		n = WAFL_MAX_SNAPSHOTS;
-	for (uint32_t i = 0; found && i < ntrees; i++) {
-		uint64_t o = rs_origin(r, g, t, &trees[i]);
-		size_t j = 0;
-
-		while (j < n && s[j].origin != o)
-			j++;
-		found = j < n && (gen == 0 || s[j].gen == gen);
-		if (found) {
-			gen = s[j].gen;
-			snprintf(trees[i].name, sizeof(trees[i].name), "%s",
-			    s[j].name);
+	for (uint32_t i = 0; n > 0 && i < ntrees; i++)
+		o[i] = rs_origin(r, g, t, &trees[i]);
+	/* One import's entries share its CP's generation: try each
+	 * generation a snapshot with the first tree's tag has (a set
+	 * imported again after some of it was deleted carries the same
+	 * tags). */
+	for (size_t c = 0; c < n && !found && o[0] != 0; c++) {
+		if (s[c].origin != o[0])
+			continue;
+		gen = s[c].gen;
+		found = true;
+		for (uint32_t i = 0; found && i < ntrees; i++) {
+			size_t j = 0;
+			while (j < n && (s[j].origin != o[i] || s[j].gen != gen))
+				j++;
+			found = o[i] != 0 && j < n;
+			at[i] = j;
 		}
 	}
+	for (uint32_t i = 0; found && i < ntrees; i++)
+		snprintf(trees[i].name, sizeof(trees[i].name), "%s",
+		    s[at[i]].name);
 	free(s);
+	free(o);
+	free(at);
 	if (!found)
 		return false;
 	if (r->last.g == g && r->last.t == t && r->last.is.gen == gen) {
