@@ -28,15 +28,17 @@
  *   transparent huge pages (slab_map): the pool is hundreds of megabytes
  *   walked block by block, and with 4 KiB pages the first store to each
  *   block cost a TLB miss that a virtual machine's nested or shadow paging
- *   makes dear (docs/bench.md: NFS sequential write 252 -> 342 MiB/s).
- *   Without huge pages (THP off, none free) the slab is 4 KiB pages,
- *   populated just the same.  A dirty buffer becomes a cache entry at its CP without a copy,
- *   and an evicted entry's buffer is the next dirty buffer, so a steady
- *   write load neither allocates nor faults in block memory: the pool stays
- *   at its high-water mark (about cache_bytes plus twice dirty_max per
- *   mounted volume).  Built with AddressSanitizer, buffers come from malloc
- *   instead, so a use after free is still caught.  The pool's lock is a
- *   leaf, taken under the cache lock by eviction.
+ *   makes dear (docs/bench.md: NFS sequential write about 252 -> 343
+ *   MiB/s).  The price is the kernel zeroing each new huge page as the
+ *   pool grows.  Without huge pages (THP off, none free) a slab is 4 KiB
+ *   pages, populated just the same.  A dirty buffer becomes a cache entry
+ *   at its CP without a copy, and an evicted entry's buffer is the next
+ *   dirty buffer, so a steady write load neither allocates nor faults in
+ *   block memory: the pool stays at its high-water mark (about cache_bytes
+ *   plus twice dirty_max per mounted volume).  Built with
+ *   AddressSanitizer, buffers come from malloc instead, so a use after
+ *   free is still caught.  The pool's lock is a leaf, taken under the
+ *   cache lock by eviction.
  */
 #include <errno.h>
 #include <stdlib.h>
