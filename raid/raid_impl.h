@@ -34,12 +34,6 @@
 struct raid_dev;
 
 /*
- * The disk-ops vtable.  Offsets are absolute byte offsets on the device.
- * Every call returns 0 or a negative errno (or -FL_ECRASHED from the fault
- * wrapper after a simulated crash).  Short transfers are not reported: a
- * call either moves every byte or fails.
- */
-/*
  * Read flags.  RAID_RD_RANDOM: a read of a few blocks that no read of the
  * blocks after them follows (a partial stripe's other blocks): no
  * readahead, which on a file would fill the page cache with megabytes
@@ -47,6 +41,12 @@ struct raid_dev;
  */
 #define RAID_RD_RANDOM	1u
 
+/*
+ * The disk-ops vtable.  Offsets are absolute byte offsets on the device.
+ * Every call returns 0 or a negative errno (or -FL_ECRASHED from the fault
+ * wrapper after a simulated crash).  Short transfers are not reported: a
+ * call either moves every byte or fails.
+ */
 struct raid_dev_ops {
 	int (*preadv)(struct raid_dev *d, const struct iovec *iov, int cnt,
 	    uint64_t off, unsigned rf);
