@@ -1067,24 +1067,49 @@ static int blk_get(void *arg, uint64_t vbn, uint64_t birth, uint8_t *buf)
 	return -FL_ECORRUPT;
 }
 
+static struct blkset *blkset_new(void)
+{
+	struct blkset *b = calloc(1, sizeof(*b));
+
+	assert_non_null(b);
+	b->data = calloc(4096, 4096);
+	assert_non_null(b->data);
+	b->corrupt = -1;
+	return b;
+}
+
+static void blkset_free(struct blkset *b)
+{
+	free(b->data);
+	free(b);
+}
+
+/* A broken-off pair that diverged (setup_broken, diverge): T's newest
+ * fsinfo in *f, and its blocks born after the common root collected in a
+ * new blkset. */
+static struct blkset *diverged_t(struct rs_case *c, struct wafl_fsinfo *f)
+{
+	struct blkset *b = blkset_new();
+	uint8_t fsi[4096];
+
+	setup_broken(c);
+	diverge(c, c->p->src->v, c->b);
+	uint64_t t = wafl_generation(c->b);
+	assert_int_equal(wafl_root_of(c->b, t, fsi), 0);
+	assert_int_equal(wafl_fsinfo_decode(fsi, f), 0);
+	assert_int_equal(wafl_birth_walk(c->b, t, c->a, blk_collect, b), 0);
+	return b;
+}
+
 /* wafl_import_snapshot on its own: hostile input changes nothing; then
  * the import reads back identical and the checker is clean. */
 static void test_import_primitive(void **state)
 {
 	(void)state;
 	struct rs_case c = { 0 };
-	struct blkset *b = calloc(1, sizeof(*b));
-
-	b->data = calloc(4096, 4096);
-	setup_broken(&c);
-	struct tm_pair *p = c.p;
-	diverge(&c, p->src->v, c.b);
-	uint64_t t = wafl_generation(c.b);
-	uint8_t fsi[4096];
 	struct wafl_fsinfo f;
-	assert_int_equal(wafl_root_of(c.b, t, fsi), 0);
-	assert_int_equal(wafl_fsinfo_decode(fsi, &f), 0);
-	assert_int_equal(wafl_birth_walk(c.b, t, c.a, blk_collect, b), 0);
+	struct blkset *b = diverged_t(&c, &f);
+	struct tm_pair *p = c.p;
 	wafl_vol_t *w = p->src->v;
 	assert_int_equal(wafl_hold_root(w, c.a), 0);
 	uint64_t id, before = wafl_generation(w);
@@ -1124,8 +1149,7 @@ static void test_import_primitive(void **state)
 	assert_int_equal(wafl_snap_delete(w, "imp"), 0);
 	tm_check_clean(w, "winner after the delete");
 	assert_int_equal(wafl_unmount(c.b), 0);
-	free(b->data);
-	free(b);
+	blkset_free(b);
 	tm_pair_free(p);
 }
 
@@ -1136,19 +1160,9 @@ static void test_import_two_names_one_root(void **state)
 {
 	(void)state;
 	struct rs_case c = { 0 };
-	struct blkset *b = calloc(1, sizeof(*b));
-
-	b->data = calloc(4096, 4096);
-	b->corrupt = -1;
-	setup_broken(&c);
-	struct tm_pair *p = c.p;
-	diverge(&c, p->src->v, c.b);
-	uint64_t t = wafl_generation(c.b);
-	uint8_t fsi[4096];
 	struct wafl_fsinfo f;
-	assert_int_equal(wafl_root_of(c.b, t, fsi), 0);
-	assert_int_equal(wafl_fsinfo_decode(fsi, &f), 0);
-	assert_int_equal(wafl_birth_walk(c.b, t, c.a, blk_collect, b), 0);
+	struct blkset *b = diverged_t(&c, &f);
+	struct tm_pair *p = c.p;
 	wafl_vol_t *w = p->src->v;
 	struct wafl_import_tree it[2] = {
 		{ .name = "imp.x", .root = &f.root, .origin = 0x1111 },
@@ -1193,8 +1207,7 @@ static void test_import_two_names_one_root(void **state)
 	tm_obj_equal(w, &ry, c.b, &rb, 0);
 	tm_check_clean(w, "winner after deleting one name");
 	assert_int_equal(wafl_unmount(c.b), 0);
-	free(b->data);
-	free(b);
+	blkset_free(b);
 	tm_pair_free(p);
 }
 
@@ -1243,13 +1256,11 @@ static void test_import_all_or_none(void **state)
 {
 	(void)state;
 	struct rs_case c = { 0 };
-	struct blkset *b = calloc(1, sizeof(*b));
+	struct blkset *b = blkset_new();
 	struct wafl_bp roots[3];
 	const char *names[3] = { "imp.one", "imp.two", "imp.act" };
 	uint64_t id;
 
-	b->data = calloc(4096, 4096);
-	b->corrupt = -1;
 	setup_broken(&c);
 	struct tm_pair *p = c.p;
 	wafl_vol_t *w = p->src->v;
@@ -1296,8 +1307,7 @@ static void test_import_all_or_none(void **state)
 	tm_check_clean(w, "winner after the retry");
 	wafl_release_root(w, c.a);
 	assert_int_equal(wafl_unmount(c.b), 0);
-	free(b->data);
-	free(b);
+	blkset_free(b);
 	tm_pair_free(p);
 }
 
@@ -1367,20 +1377,10 @@ static void test_import_bounds_lying_bitmap(void **state)
 {
 	(void)state;
 	struct rs_case c = { 0 };
-	struct blkset *b = calloc(1, sizeof(*b));
-
-	b->data = calloc(4096, 4096);
-	b->corrupt = -1;
-	setup_broken(&c);
+	struct wafl_fsinfo f;
+	struct blkset *b = diverged_t(&c, &f);
 	struct tm_pair *p = c.p;
 	wafl_vol_t *w = p->src->v;
-	diverge(&c, w, c.b);
-	uint64_t t = wafl_generation(c.b);
-	uint8_t fsi[4096];
-	struct wafl_fsinfo f;
-	assert_int_equal(wafl_root_of(c.b, t, fsi), 0);
-	assert_int_equal(wafl_fsinfo_decode(fsi, &f), 0);
-	assert_int_equal(wafl_birth_walk(c.b, t, c.a, blk_collect, b), 0);
 	assert_int_equal(wafl_hold_root(w, c.a), 0);
 	/* VBNs near the end of area 0 that neither T nor W uses */
 	uint64_t lie[8];
@@ -1410,8 +1410,7 @@ static void test_import_bounds_lying_bitmap(void **state)
 	tm_obj_equal(w, &ra, c.b, &rb, 0);
 	wafl_release_root(w, c.a);
 	assert_int_equal(wafl_unmount(c.b), 0);
-	free(b->data);
-	free(b);
+	blkset_free(b);
 	tm_pair_free(p);
 }
 
