@@ -115,6 +115,10 @@ void mdw_stop(struct mir_dwriter *w);
  * raid volume directly (snapshot blocks never change, W3) and verifying
  * every block against its parent's checksum (W1).
  */
+/* Tests: W's next RS_DONE is not sent, and W goes on as if its send had
+ * failed (the lost reply).  One shot, for the whole process. */
+void mir_resync_test_drop_reply(void);
+
 struct mir_vset {
 	uint64_t *tab;
 	uint64_t cap, used;

@@ -443,6 +443,13 @@ static int w_auth(struct mir_resync *r, struct mir_conn *c)
 	return rc;
 }
 
+static bool rs_drop_reply;
+
+void mir_resync_test_drop_reply(void)
+{
+	__atomic_store_n(&rs_drop_reply, true, __ATOMIC_RELAXED);
+}
+
 /*
  * The tag an imported snapshot's entry keeps for the tree it holds
  * (wafl_import_tree.origin): the relationship, G, t, and the tree's
@@ -835,7 +842,10 @@ static int w_session(struct mir_resync *r, struct mir_conn *c)
 	p = mir_conn_payload(c);
 	fl_put_le64(p, is.gen);
 	fl_put_le64(p + 8, is.blocks);
-	rc = mir_send_buf(c, MIR_MSG_RS_DONE, 16);
+	if (__atomic_exchange_n(&rs_drop_reply, false, __ATOMIC_RELAXED))
+		rc = -ECONNRESET;	/* test: as if the send failed */
+	else
+		rc = mir_send_buf(c, MIR_MSG_RS_DONE, 16);
 	if (rc != 0 && !w_keep_base(r, g))
 		held = false;		/* the hold keeps G instead */
 	if (rc == 0 && (held || already) && r->last.kept[0] != '\0') {

@@ -19,6 +19,7 @@
 
 #include "common/crc32c.h"
 #include "common/util.h"
+#include "mirror/mir_impl.h"
 #include "mirror/wire.h"
 #include "tests/mirror/tm.h"
 #include "wafl/ondisk.h"
@@ -626,6 +627,21 @@ static void fake_begin(struct mir_conn *c, uint64_t g,
 	assert_int_equal(mir_send(c, MIR_MSG_RS_BEGIN, b, sizeof(b)), 0);
 }
 
+static void fake_tree_name(struct mir_conn *c, uint32_t idx,
+    const char *name, uint64_t gen, const struct wafl_bp *root)
+{
+	uint8_t b[MIR_RS_TREE_SIZE] = { 0 };
+	size_t len = strlen(name);
+
+	assert_true(len < MIR_RS_NAME_SIZE);
+	fl_put_le32(b, idx);
+	fl_put_le32(b + 4, (uint32_t)len);
+	fl_put_le64(b + 8, gen);
+	wafl_bp_encode(b + 16, root);
+	memcpy(b + 48, name, len);
+	assert_int_equal(mir_send(c, MIR_MSG_RS_TREE, b, sizeof(b)), 0);
+}
+
 static void fake_tree(struct mir_conn *c, uint32_t idx, uint32_t len,
     char fill, uint64_t gen, const struct wafl_bp *root)
 {
@@ -782,14 +798,16 @@ static void test_resync_refuses_lying_trees(void **state)
 }
 
 /*
- * W's reply is lost after the import is durable (T resets the connection
- * right after RS_END), where W kept G by its ring and its own hold alone:
- * W keeps G, so T's retry finds the common root, and W answers with the
- * import it made rather than importing T's tree a second time.  restart:
- * W's serve stops and W's volume is unmounted and mounted again between
- * the lost reply and the retry, so only what is on W's disks can tell.
+ * W's reply is lost after the import is durable (mir_resync_test_drop_reply:
+ * W sends no RS_DONE and goes on as after a failed send), where W kept G
+ * by its ring and its own hold alone: W keeps G, so T's retry finds the
+ * common root, and W answers with the import it made rather than
+ * importing T's trees a second time.  restart: W's serve stops and W's
+ * volume is unmounted and mounted again between the lost reply and the
+ * retry, so only what is on W's disks can tell.  snaps: T's two snapshots
+ * after G travel too, three trees in all.
  */
-static void reply_lost(bool restart)
+static void reply_lost(bool restart, bool snaps)
 {
 	struct rs_case c = { 0 };
 	struct mir_resync_result wr, tr;
@@ -811,6 +829,16 @@ static void reply_lost(bool restart)
 	}
 	put(c.b, "brk-new", 20, 24576);
 	assert_int_equal(wafl_sync(c.b), 0);
+	/* snaps: T's snapshots "one" and "two" after G travel too */
+	uint64_t walk[3];
+	struct wafl_snap_tree st[2];
+	size_t nst = 0;
+	if (snaps) {
+		t_snapshots(&c, walk);
+		assert_int_equal(wafl_snap_trees_after(c.b, c.a, st, 2, &nst),
+		    0);
+		assert_int_equal(nst, 2);
+	}
 	uint64_t tg = wafl_generation(c.b);
 	uint8_t fsi[4096];
 	struct wafl_fsinfo f;
@@ -821,23 +849,31 @@ static void reply_lost(bool restart)
 	struct mir_resync_opts o = rs_opts(p, 0);
 	assert_int_equal(mir_resync_serve(w, &o, &r), 0);
 	uint16_t port = mir_resync_port(r);
-	/* T's tree, then a reset before W's RS_DONE */
+	/* T's trees as T sends them; W's RS_DONE is lost (not sent, and W
+	 * goes on as after a failed send) */
 	struct fake_send *fs = calloc(1, sizeof(*fs));
+	mir_resync_test_drop_reply();
 	fake_t(p, port, &fc, c.a, &gbp);
-	fake_begin(&fc, c.a, &gbp, tg, &f.root, 1);
-	fake_tree(&fc, 0, 0, 0, tg, &f.root);
+	fake_begin(&fc, c.a, &gbp, tg, &f.root, (uint32_t)nst + 1);
 	fs->c = &fc;
+	struct mir_vset sent = { 0 };	/* a block crosses once */
+	for (size_t k = 0; k < nst; k++) {
+		struct wafl_bp sbp = { .vbn = st[k].vbn, .birth = st[k].birth,
+		    .cksum = st[k].cksum };
+		fake_tree_name(&fc, (uint32_t)k, st[k].name, st[k].gen, &sbp);
+		fs->gen = st[k].gen;
+		assert_int_equal(mir_tree_walk(p->dst->raid, &sbp, c.a, &sent,
+		    fake_block, fs), 0);
+	}
+	fake_tree(&fc, (uint32_t)nst, 0, 0, tg, &f.root);
 	fs->gen = tg;
-	assert_int_equal(wafl_birth_walk(c.b, tg, c.a, fake_block, fs), 0);
+	assert_int_equal(mir_tree_walk(p->dst->raid, &f.root, c.a, &sent,
+	    fake_block, fs), 0);
+	mir_vset_free(&sent);
 	uint8_t e[8];
 	fl_put_le64(e, fs->n);
 	assert_int_equal(mir_send(&fc, MIR_MSG_RS_END, e, 8), 0);
-	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
-	assert_int_equal(setsockopt(fc.fd, SOL_SOCKET, SO_LINGER, &lg,
-	    sizeof(lg)), 0);
-	mir_conn_close(&fc);
-	free(fs);
-	/* W imports; its reply fails; then T retries */
+	/* W imports; its reply is lost; then T retries */
 	char name[80], second[96];
 	snprintf(name, sizeof(name), "resync.%llu", (unsigned long long)tg);
 	snprintf(second, sizeof(second), "%s.2", name);
@@ -846,6 +882,8 @@ static void reply_lost(bool restart)
 		usleep(10000);
 	assert_int_equal(wafl_snap_lookup(w, name, &id), 0);
 	usleep(100000);
+	mir_conn_close(&fc);
+	free(fs);
 	if (restart) {
 		mir_resync_stop(r);
 		tl_fs_remount(p->src);
@@ -866,11 +904,19 @@ static void reply_lost(bool restart)
 	assert_string_equal(wr.snap_name, name);
 	assert_int_equal(wr.snap_gen, tr.snap_gen);
 	assert_int_equal(wafl_snap_lookup(w, second, &id), -ENOENT);
-	expect(w, name, "brk-new", 0, 20, 24576);
+	assert_int_equal(wr.snaps, nst + 1);
+	if (snaps) {
+		char one[96];
+		snprintf(one, sizeof(one), "%s.one", name);
+		expect(w, one, "brk-new", 0, 20, 24576);
+		expect(w, one, "s1-file", 0, 50, 16384);
+	} else {
+		expect(w, name, "brk-new", 0, 20, 24576);
+	}
 	assert_int_equal(wafl_snap_names(w, NULL, 0, &after), 0);
 	fprintf(stderr, "snapshots on W: %zu before, %zu after\n", before,
 	    after);
-	assert_true(after <= before + 2);
+	assert_true(after <= before + 2 + nst);
 	tm_check_clean(w, "winner after the retry");
 	tm_pair_free(p);
 }
@@ -878,13 +924,21 @@ static void reply_lost(bool restart)
 static void test_resync_reply_lost(void **state)
 {
 	(void)state;
-	reply_lost(false);
+	reply_lost(false, false);
 }
 
 static void test_resync_reply_lost_restart(void **state)
 {
 	(void)state;
-	reply_lost(true);
+	reply_lost(true, false);
+}
+
+/* The same with T's two snapshots after G: the retry finds all three
+ * imported trees by their tags. */
+static void test_resync_reply_lost_restart_snaps(void **state)
+{
+	(void)state;
+	reply_lost(true, true);
 }
 
 /* W without room in its snapshot table for all of T's trees refuses up
@@ -1425,6 +1479,7 @@ int main(void)
 		cmocka_unit_test(test_resync_refuses_lying_trees),
 		cmocka_unit_test(test_resync_reply_lost),
 		cmocka_unit_test(test_resync_reply_lost_restart),
+		cmocka_unit_test(test_resync_reply_lost_restart_snaps),
 		cmocka_unit_test(test_resync_refuses_no_room),
 		cmocka_unit_test(test_resync_refuses_blocks_base_lacks),
 		cmocka_unit_test(test_import_primitive),
