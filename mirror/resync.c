@@ -247,6 +247,8 @@ struct rs_tree {
 	struct wafl_bp root;
 	char tname[MIR_RS_NAME_SIZE];
 	char name[WAFL_SNAP_NAME_MAX + 1];
+	uint64_t origin;		/* W: its tag (rs_origin), once all
+					   trees are in */
 	char why[96];			/* what was wrong with it */
 };
 
@@ -496,32 +498,30 @@ static bool rs_repeat(struct mir_resync *r, uint64_t g, uint64_t t,
     struct rs_tree *trees, uint32_t ntrees, struct wafl_import_stats *is)
 {
 	struct wafl_snap_tree *s = calloc(WAFL_MAX_SNAPSHOTS, sizeof(*s));
-	uint64_t *o = calloc(ntrees, sizeof(*o));
 	size_t *at = calloc(ntrees, sizeof(*at)), n = 0;
 	uint64_t gen = 0;
 	bool found = false;
 
-	if (s == NULL || o == NULL || at == NULL || wafl_snap_trees_after(r->w,
-	    g, s, WAFL_MAX_SNAPSHOTS, &n) != 0)
+	if (s == NULL || at == NULL || wafl_snap_trees_after(r->w, g, s,
+	    WAFL_MAX_SNAPSHOTS, &n) != 0)
 		n = 0;
 	if (n > WAFL_MAX_SNAPSHOTS)
 		n = WAFL_MAX_SNAPSHOTS;
-	for (uint32_t i = 0; n > 0 && i < ntrees; i++)
-		o[i] = rs_origin(r, g, t, &trees[i]);
 	/* One import's entries share its CP's generation: try each
 	 * generation a snapshot with the first tree's tag has (a set
 	 * imported again after some of it was deleted carries the same
 	 * tags). */
-	for (size_t c = 0; c < n && !found && o[0] != 0; c++) {
-		if (s[c].origin != o[0])
+	for (size_t c = 0; c < n && !found && trees[0].origin != 0; c++) {
+		if (s[c].origin != trees[0].origin)
 			continue;
 		gen = s[c].gen;
 		found = true;
 		for (uint32_t i = 0; found && i < ntrees; i++) {
+			uint64_t o = trees[i].origin;
 			size_t j = 0;
-			while (j < n && (s[j].origin != o[i] || s[j].gen != gen))
+			while (j < n && (s[j].origin != o || s[j].gen != gen))
 				j++;
-			found = o[i] != 0 && j < n;
+			found = o != 0 && j < n;
 			at[i] = j;
 		}
 	}
@@ -529,7 +529,6 @@ static bool rs_repeat(struct mir_resync *r, uint64_t g, uint64_t t,
 		snprintf(trees[i].name, sizeof(trees[i].name), "%s",
 		    s[at[i]].name);
 	free(s);
-	free(o);
 	free(at);
 	if (!found)
 		return false;
@@ -770,6 +769,8 @@ static int w_session(struct mir_resync *r, struct mir_conn *c)
 	 * T's snapshot <name>.  A resync repeated after a failure may find
 	 * a first import here already: the whole set takes the next
 	 * suffix, resync.<t>.<k>[.<name>], k = 2..9. */
+	for (uint32_t i = 0; rc == 0 && i < ntrees; i++)
+		trees[i].origin = rs_origin(r, g, t, &trees[i]);
 	bool again = rc == 0 && rs_repeat(r, g, t, trees, ntrees, &is);
 	if (again) {
 		fl_info("mirror", "resync: the other side's generation %" PRIu64
@@ -782,7 +783,7 @@ static int w_session(struct mir_resync *r, struct mir_conn *c)
 		for (uint32_t i = 0; rc == 0 && i < ntrees; i++)
 			imp[i] = (struct wafl_import_tree){ .name =
 			    trees[i].name, .root = &trees[i].root,
-			    .origin = rs_origin(r, g, t, &trees[i]) };
+			    .origin = trees[i].origin };
 		if (rc == 0)
 			rc = wafl_import_snapshots(r->w, g, imp, ntrees, st.n,
 			    store_get, &st, &is);
