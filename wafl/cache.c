@@ -35,7 +35,8 @@
  *   at its CP without a copy, and an evicted entry's buffer is the next
  *   dirty buffer, so a steady write load neither allocates nor faults in
  *   block memory: the pool stays at its high-water mark (about cache_bytes
- *   plus twice dirty_max per mounted volume).  Built with
+ *   plus twice dirty_max per mounted volume); a new slab is mapped and
+ *   populated outside the pool's lock.  Built with
  *   AddressSanitizer, buffers come from malloc instead, so a use after
  *   free is still caught.  The pool's lock is a leaf, taken under the
  *   cache lock by eviction.
@@ -108,19 +109,37 @@ uint8_t *wafl_blk_alloc(void)
 	uint8_t *b;
 
 	pthread_mutex_lock(&blkpool_lock);
+	while (blkpool_free == NULL && blkpool_left == 0) {
+		/* A new slab, mapped and populated without the lock: that
+		 * takes milliseconds, which wafl_blk_free (eviction, under
+		 * the cache lock) must not wait out. */
+		pthread_mutex_unlock(&blkpool_lock);
+		uint8_t *slab = slab_map();
+		pthread_mutex_lock(&blkpool_lock);
+		if (slab == NULL) {
+			if (blkpool_free != NULL || blkpool_left > 0)
+				break;	/* another thread's slab or a free */
+			b = NULL;
+			goto out;
+		}
+		if (blkpool_left == 0) {
+			blkpool_slab = slab;
+			blkpool_left = BLKPOOL_SLAB;
+			break;
+		}
+		/* Another thread's slab came first: this one's blocks
+		 * join the freed ones. */
+		for (uint32_t i = 0; i < BLKPOOL_SLAB; i++) {
+			struct blkfree *f = (struct blkfree *)(void *)(slab +
+			    (size_t)i * WAFL_BLOCK_SIZE);
+			f->next = blkpool_free;
+			blkpool_free = f;
+		}
+	}
 	if (blkpool_free != NULL) {
 		b = (uint8_t *)blkpool_free;
 		blkpool_free = blkpool_free->next;
 		goto out;
-	}
-	if (blkpool_left == 0) {
-		uint8_t *slab = slab_map();
-		if (slab == NULL) {
-			b = NULL;
-			goto out;
-		}
-		blkpool_slab = slab;
-		blkpool_left = BLKPOOL_SLAB;
 	}
 	b = blkpool_slab;
 	blkpool_slab += WAFL_BLOCK_SIZE;
