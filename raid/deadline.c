@@ -53,6 +53,11 @@
  * the data, done by the workers.  The hot paths of io.c submit the I/O of
  * every disk of a batch of stripes before waiting for any, so disks (and the
  * copies) work in parallel.
+ *
+ * Written ranges.  The ranges of completed writes are noted (wr[]); a sync
+ * takes those noted before it starts, and once it succeeded and its caller
+ * was told, the large ones go to the device's forget op (forget_synced,
+ * docs/raid.md).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -69,6 +74,8 @@
 #define DL_MAX_WORKERS	8u	/* per disk: concurrent I/Os it runs */
 #define DL_PIECE	(256u * 1024u)	/* bytes per syscall and bounce */
 #define DL_CLOSE_GRACE_MS 100u		/* wait at close for a dead disk */
+#define DL_EXTENTS	8u		/* written ranges kept between syncs */
+#define DL_FORGET_MIN	(256u * 1024u)	/* smaller ones stay cached */
 
 enum dio_op { DIO_READ, DIO_WRITE, DIO_SYNC, DIO_PREFETCH };
 enum dio_state {
@@ -108,6 +115,10 @@ struct dl_dev {
 	bool dead;			/* a request timed out */
 	atomic_bool dead_hint;		/* = dead, read without mu */
 	bool closing, orphaned;
+	/* What was written since the last sync began: up to DL_EXTENTS
+	 * ranges [lo, hi), a new one merged into its nearest when full. */
+	struct dl_ext { uint64_t lo, hi; } wr[DL_EXTENTS];
+	unsigned nwr;
 	struct dl_worker w[DL_MAX_WORKERS];
 };
 
@@ -234,6 +245,54 @@ static int run_one(struct dl_dev *dl, struct dl_worker *w, struct raid_dio *io)
 	return -EINVAL;
 }
 
+static uint64_t ext_gap(const struct dl_ext *e, uint64_t lo, uint64_t hi)
+{
+	return hi < e->lo ? e->lo - hi : lo > e->hi ? lo - e->hi : 0;
+}
+
+/* A write of [off, off+len) completed; mu held. */
+static void note_written(struct dl_dev *dl, uint64_t off, uint64_t len)
+{
+	uint64_t hi = off + len, best_gap = UINT64_MAX;
+	struct dl_ext *best = NULL;
+
+	for (unsigned i = 0; i < dl->nwr; i++) {
+		uint64_t g = ext_gap(&dl->wr[i], off, hi);
+		if (g < best_gap) {
+			best_gap = g;
+			best = &dl->wr[i];
+		}
+	}
+	if (best_gap > 0 && dl->nwr < DL_EXTENTS) {
+		dl->wr[dl->nwr].lo = off;
+		dl->wr[dl->nwr].hi = hi;
+		dl->nwr++;
+		return;
+	}
+	best->lo = FL_MIN(best->lo, off);
+	best->hi = FL_MAX(best->hi, hi);
+}
+
+/*
+ * After a sync: the large ranges it made durable leave the page cache.
+ * wafl keeps the blocks it uses in its own cache, so a second copy here
+ * mostly costs memory, and a page cache that only grows keeps taking
+ * pages the system has not touched for a while (dear on a virtual
+ * machine).  Small ranges -- a CP's few metadata blocks, partial stripes
+ * that the next CP may read back -- stay.
+ */
+static void forget_synced(struct dl_dev *dl, const struct dl_ext *e,
+    unsigned n)
+{
+	if (dl->inner->ops->forget == NULL)
+		return;
+	for (unsigned i = 0; i < n; i++) {
+		if (e[i].hi - e[i].lo >= DL_FORGET_MIN)
+			dl->inner->ops->forget(dl->inner, e[i].lo,
+			    e[i].hi - e[i].lo);
+	}
+}
+
 static void dl_free(struct dl_dev *dl)
 {
 	dl->inner->ops->close(dl->inner);
@@ -278,9 +337,20 @@ static void *worker_main(void *arg)
 			continue;
 		}
 		io->state = DIO_RUNNING;
+		struct dl_ext synced[DL_EXTENTS];
+		unsigned nsynced = 0;
+		if (io->op == DIO_SYNC) {
+			/* Every write noted so far completed before this
+			 * sync began, so the sync covers it. */
+			nsynced = dl->nwr;
+			memcpy(synced, dl->wr, nsynced * sizeof(*synced));
+			dl->nwr = 0;
+		}
 		pthread_mutex_unlock(&dl->mu);
 		err = run_one(dl, w, io);
 		pthread_mutex_lock(&dl->mu);
+		if (io->op == DIO_WRITE && err == 0)
+			note_written(dl, io->off, io->len);
 		if (io->state == DIO_ABANDONED || io->detached) {
 			free(io);	/* nobody will look at it */
 			continue;
@@ -288,6 +358,11 @@ static void *worker_main(void *arg)
 		io->result = err;
 		io->state = DIO_DONE;
 		pthread_cond_broadcast(&dl->done_cv);
+		if (err == 0 && nsynced > 0) {
+			pthread_mutex_unlock(&dl->mu);
+			forget_synced(dl, synced, nsynced);
+			pthread_mutex_lock(&dl->mu);
+		}
 	}
 	free(w->bounce);
 	w->bounce = NULL;

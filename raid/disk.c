@@ -126,6 +126,13 @@ static void file_prefetch(struct raid_dev *d, uint64_t off, uint64_t len)
 	    POSIX_FADV_WILLNEED);
 }
 
+/* Clean pages only: a page still dirty (written after the sync) stays. */
+static void file_forget(struct raid_dev *d, uint64_t off, uint64_t len)
+{
+	(void)posix_fadvise(d->fd, (off_t)off, (off_t)len,
+	    POSIX_FADV_DONTNEED);
+}
+
 static const struct raid_dev_ops file_ops = {
 	.preadv = file_preadv,
 	.try_preadv = file_try_preadv,
@@ -133,6 +140,7 @@ static const struct raid_dev_ops file_ops = {
 	.sync = file_sync,
 	.close = file_close,
 	.prefetch = file_prefetch,
+	.forget = file_forget,
 };
 
 int raid_dev_open_file(const char *path, bool create, struct raid_dev **out)

@@ -346,6 +346,14 @@ static void fault_prefetch(struct raid_dev *d, uint64_t off, uint64_t len)
 		f->inner->ops->prefetch(f->inner, off, len);
 }
 
+static void fault_forget(struct raid_dev *d, uint64_t off, uint64_t len)
+{
+	struct fault_dev *f = to_fault(d);
+
+	if (f->inner->ops->forget != NULL)
+		f->inner->ops->forget(f->inner, off, len);
+}
+
 static const struct raid_dev_ops fault_ops = {
 	.preadv = fault_preadv,
 	.try_preadv = fault_try_preadv,
@@ -354,6 +362,7 @@ static const struct raid_dev_ops fault_ops = {
 	.close = fault_close,
 	.prefetch = fault_prefetch,
 	.abort = fault_abort,
+	.forget = fault_forget,
 };
 
 int raid_fault_wrap(struct raid_dev *inner, struct raid_fault_world *w,

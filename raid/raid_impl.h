@@ -68,6 +68,10 @@ struct raid_dev_ops {
 	/* Closing: stop waits the device itself controls (the fault
 	 * injector's HANG), from any thread.  May be NULL. */
 	void (*abort)(struct raid_dev *d);
+	/* Hint: [off, off+len) was written and synced and need not stay in
+	 * memory (deadline.c).  Never changes what a read returns.  May be
+	 * NULL. */
+	void (*forget)(struct raid_dev *d, uint64_t off, uint64_t len);
 };
 
 struct raid_dev {
