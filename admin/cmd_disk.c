@@ -321,6 +321,7 @@ static void *scrub_main(void *arg)
 	char msg[256];
 	int rc;
 
+	(void)pthread_setname_np(pthread_self(), "raid-scrub");
 	memset(&res, 0, sizeof(res));
 	rc = raid_scrub(v->raid, true, &res);
 	pthread_mutex_lock(&v->ctx->lock);

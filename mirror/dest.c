@@ -1036,6 +1036,7 @@ static void *dest_thread(void *arg)
 {
 	struct mir_dest *d = arg;
 
+	(void)pthread_setname_np(pthread_self(), "mir-dest");
 	while (!d->stop) {
 		struct pollfd pfd = { .fd = d->lfd, .events = POLLIN };
 		if (poll(&pfd, 1, 100) <= 0)

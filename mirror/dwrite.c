@@ -423,6 +423,7 @@ static void *writer_main(void *arg)
 {
 	struct mir_dwriter *w = arg;
 
+	(void)pthread_setname_np(pthread_self(), "mir-dwrite");
 	pthread_mutex_lock(&w->lock);
 	for (;;) {
 		while (!w->stop && w->qhead == NULL)
@@ -463,6 +464,7 @@ static void *flusher_main(void *arg)
 {
 	struct mir_dwriter *w = arg;
 
+	(void)pthread_setname_np(pthread_self(), "mir-dflush");
 	pthread_mutex_lock(&w->lock);
 	for (;;) {
 		while (!w->stop && w->flush_done == w->flush_req)

@@ -911,6 +911,7 @@ static void *w_thread(void *arg)
 	uint64_t deadline = fl_now_mono_ns() +
 	    (uint64_t)r->o.accept_timeout_ms * 1000000ull;
 
+	(void)pthread_setname_np(pthread_self(), "mir-resync");
 	for (;;) {
 		int fd = conn_get(r, deadline);
 		if (fd < 0)

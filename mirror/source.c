@@ -964,6 +964,7 @@ static void *source_thread(void *arg)
 	struct mir_source *s = arg;
 	struct mir_peer_cfg pc = { .key = s->key, .key_len = s->o.key_len };
 
+	(void)pthread_setname_np(pthread_self(), "mir-source");
 	memcpy(pc.id, s->o.rel_id, MIR_ID_SIZE);
 	pc.compress = s->o.compress;
 	pc.tls = s->o.tls;

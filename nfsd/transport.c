@@ -298,6 +298,7 @@ static void *worker_main(void *arg)
 {
 	struct nfsd_transport *t = arg;
 
+	(void)pthread_setname_np(pthread_self(), "nfsd-worker");
 	for (;;) {
 		pthread_mutex_lock(&t->qlock);
 		while ((t->qhead == NULL || t->paused) && !t->stopping)
@@ -703,6 +704,7 @@ static void *event_main(void *arg)
 	    (uint64_t)t->srv->cfg.idle_timeout_ms) / 4;
 	uint64_t next_check = 0;
 
+	(void)pthread_setname_np(pthread_self(), "nfsd-event");
 	tick = FL_MAX(FL_MIN(tick, 1000u), 50u);
 	for (;;) {
 		int n = epoll_wait(t->epfd, evs, EP_EVENTS, (int)tick);

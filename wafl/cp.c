@@ -597,6 +597,7 @@ static void *cp_thread_main(void *arg)
 {
 	struct wafl_vol *v = arg;
 
+	(void)pthread_setname_np(pthread_self(), "wafl-cp");
 	pthread_mutex_lock(&v->cp_mutex);
 	while (!v->cp_stop) {
 		struct timespec ts;
