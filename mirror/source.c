@@ -200,7 +200,7 @@ static void queue_drop(struct mir_source *s)
 }
 
 static void queue_push(struct mir_source *s, int type, uint64_t gen,
-    uint64_t vbn, uint32_t n, const void *data,
+    uint64_t vbn, uint32_t n, const uint8_t *const *blocks,
     const struct wafl_cp_blkinfo *info)
 {
 	size_t bytes = (size_t)n * WAFL_BLOCK_SIZE;
@@ -230,7 +230,9 @@ static void queue_push(struct mir_source *s, int type, uint64_t gen,
 		queue_drop(s);
 		return;
 	}
-	memcpy(d, data, bytes);
+	for (uint32_t i = 0; i < n; i++)
+		memcpy(d + (size_t)i * WAFL_BLOCK_SIZE, blocks[i],
+		    WAFL_BLOCK_SIZE);
 	if (in != NULL)
 		memcpy(in, info, n * sizeof(*in));
 	*q = (struct qitem){ .type = type, .gen = gen, .vbn = vbn, .n = n,
@@ -243,7 +245,8 @@ static void queue_push(struct mir_source *s, int type, uint64_t gen,
 }
 
 static void obs_blocks(void *arg, uint64_t gen, uint64_t first_vbn,
-    uint32_t n, const void *data, const struct wafl_cp_blkinfo *info)
+    uint32_t n, const uint8_t *const *blocks,
+    const struct wafl_cp_blkinfo *info)
 {
 	struct mir_source *s = arg;
 
@@ -259,7 +262,7 @@ static void obs_blocks(void *arg, uint64_t gen, uint64_t first_vbn,
 		s->obs_ok = s->armed && !s->overflow;	/* whole CPs only */
 	}
 	if (s->obs_ok)
-		queue_push(s, Q_BLOCKS, gen, first_vbn, n, data, info);
+		queue_push(s, Q_BLOCKS, gen, first_vbn, n, blocks, info);
 	pthread_mutex_unlock(&s->lock);
 }
 
@@ -269,7 +272,8 @@ static void obs_root(void *arg, uint64_t gen, const void *fsinfo)
 
 	pthread_mutex_lock(&s->lock);
 	if (s->obs_ok && gen == s->obs_gen)
-		queue_push(s, Q_ROOT, gen, 0, 1, fsinfo, NULL);
+		queue_push(s, Q_ROOT, gen, 0, 1,
+		    (const uint8_t *const[]){ fsinfo }, NULL);
 	s->obs_ok = false;
 	s->st.source_gen = gen;
 	pthread_cond_broadcast(&s->cond);

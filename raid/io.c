@@ -581,8 +581,33 @@ static void write_rebuilding(raid_vol_t *v, struct raid_batch *b,
 }
 
 /* Full stripes [s0, s0+ns) of group g from buf (VBN order); ns <= chunk. */
+/*
+ * Where a write's blocks are: one buffer of consecutive blocks, or one
+ * pointer per block (raid_writev, so that a caller holding the blocks
+ * apart needs no copy into one buffer).
+ */
+struct wsrc {
+	const uint8_t *buf;
+	const uint8_t *const *ptr;
+};
+
+static uint8_t *wsrc_blk(struct wsrc src, uint64_t i)
+{
+	return (uint8_t *)(uintptr_t)(src.ptr != NULL ? src.ptr[i] :
+	    src.buf + i * RAID_BLOCK_SIZE);
+}
+
+static struct wsrc wsrc_skip(struct wsrc src, uint64_t i)
+{
+	if (src.ptr != NULL)
+		src.ptr += i;
+	else
+		src.buf += i * RAID_BLOCK_SIZE;
+	return src;
+}
+
 static int write_full_chunk(raid_vol_t *v, unsigned g, uint64_t s0,
-    uint32_t ns, const uint8_t *buf, uint8_t *pbuf)
+    uint32_t ns, struct wsrc src, uint8_t *pbuf)
 {
 	struct iovec iov[RAID_CHUNK_STRIPES];
 	const size_t pstride = (size_t)ns * RAID_BLOCK_SIZE;
@@ -613,8 +638,7 @@ static int write_full_chunk(raid_vol_t *v, unsigned g, uint64_t s0,
 		uint8_t *d[RAID_MAX_DATA], *p[RAID_MAX_PARITY];
 
 		for (unsigned j = 0; j < v->n; j++)
-			d[j] = (uint8_t *)buf + ((size_t)k * v->n + j) *
-			    RAID_BLOCK_SIZE;
+			d[j] = wsrc_blk(src, (uint64_t)k * v->n + j);
 		for (unsigned i = 0; i < v->p; i++)
 			p[i] = pbuf + i * pstride + (size_t)k * RAID_BLOCK_SIZE;
 		raid_code_encode(&v->code, RAID_BLOCK_SIZE, d, p);
@@ -635,8 +659,8 @@ static int write_full_chunk(raid_vol_t *v, unsigned g, uint64_t s0,
 		} else {
 			cnt = (int)ns;
 			for (uint32_t k = 0; k < ns; k++) {
-				iov[k].iov_base = (uint8_t *)buf +
-				    ((size_t)k * v->n + pos) * RAID_BLOCK_SIZE;
+				iov[k].iov_base = wsrc_blk(src,
+				    (uint64_t)k * v->n + pos);
 				iov[k].iov_len = RAID_BLOCK_SIZE;
 			}
 		}
@@ -671,7 +695,7 @@ out_unlock:
 }
 
 static int write_full(raid_vol_t *v, unsigned g, uint64_t s0, uint64_t ns,
-    const uint8_t *buf)
+    struct wsrc src)
 {
 	uint32_t chunk = (uint32_t)FL_MIN(ns, RAID_CHUNK_STRIPES);
 	uint8_t *pbuf = raid_scratch_get(v);
@@ -683,7 +707,7 @@ static int write_full(raid_vol_t *v, unsigned g, uint64_t s0, uint64_t ns,
 		uint32_t cn = (uint32_t)FL_MIN(chunk, ns - done);
 
 		err = write_full_chunk(v, g, s0 + done, cn,
-		    buf + done * v->n * RAID_BLOCK_SIZE, pbuf);
+		    wsrc_skip(src, done * v->n), pbuf);
 		done += cn;
 	}
 	raid_scratch_put(v, pbuf);
@@ -713,7 +737,7 @@ static int journal_missing(raid_vol_t *v, unsigned g,
  * disk is out), then every parity recomputed and written.
  */
 static int write_partial(raid_vol_t *v, unsigned g, uint64_t st, unsigned a,
-    unsigned k, const uint8_t *buf)
+    unsigned k, struct wsrc src)
 {
 	const size_t B = RAID_BLOCK_SIZE;
 	uint8_t *stripe = raid_balloc(v->w), *tmp = raid_balloc(v->w);
@@ -773,7 +797,8 @@ static int write_partial(raid_vol_t *v, unsigned g, uint64_t st, unsigned a,
 			continue;
 		if (err != 0)
 			break;
-		memcpy(stripe + a * B, buf, (size_t)k * B);
+		for (unsigned i = 0; i < k; i++)
+			memcpy(stripe + (a + i) * B, wsrc_blk(src, i), B);
 		for (unsigned j = 0; j < v->n; j++)
 			d[j] = stripe + j * B;
 		for (unsigned i = 0; i < v->p; i++)
@@ -819,7 +844,7 @@ out_unlock:
 }
 
 static int write_group(raid_vol_t *v, unsigned g, uint64_t gv, uint64_t cnt,
-    const uint8_t *buf)
+    struct wsrc src)
 {
 	const uint64_t n = v->n;
 	int err = 0;
@@ -828,42 +853,52 @@ static int write_group(raid_vol_t *v, unsigned g, uint64_t gv, uint64_t cnt,
 		unsigned a = (unsigned)(gv % n);
 		unsigned k = (unsigned)FL_MIN(cnt, n - a);
 
-		err = write_partial(v, g, gv / n, a, k, buf);
+		err = write_partial(v, g, gv / n, a, k, src);
 		if (err != 0)
 			return err;
 		gv += k;
 		cnt -= k;
-		buf += (size_t)k * RAID_BLOCK_SIZE;
+		src = wsrc_skip(src, k);
 	}
 	if (cnt >= n) {
 		uint64_t ns = cnt / n;
 
-		err = write_full(v, g, gv / n, ns, buf);
+		err = write_full(v, g, gv / n, ns, src);
 		if (err != 0)
 			return err;
 		gv += ns * n;
 		cnt -= ns * n;
-		buf += ns * n * RAID_BLOCK_SIZE;
+		src = wsrc_skip(src, ns * n);
 	}
 	if (cnt > 0)
-		err = write_partial(v, g, gv / n, 0, (unsigned)cnt, buf);
+		err = write_partial(v, g, gv / n, 0, (unsigned)cnt, src);
 	return err;
 }
 
-int raid_write(raid_vol_t *v, uint64_t vbn, uint32_t n, const void *buf)
+static int write_src(raid_vol_t *v, uint64_t vbn, uint32_t n, struct wsrc src)
 {
 	int err = check_range(v, vbn, n);
 
 	if (err != 0 || n == 0)
 		return err;
 	FOR_EACH_GROUP_PIECE(v, vbn, n, g, gv, cnt, done) {
-		err = write_group(v, g, gv, cnt,
-		    (const uint8_t *)buf + done * RAID_BLOCK_SIZE);
+		err = write_group(v, g, gv, cnt, wsrc_skip(src, done));
 		if (err != 0)
 			return err;
 	}
 	CTR_ADD(v, writes, n);
 	return 0;
+}
+
+int raid_write(raid_vol_t *v, uint64_t vbn, uint32_t n, const void *buf)
+{
+	return write_src(v, vbn, n, (struct wsrc){ .buf = buf });
+}
+
+int raid_writev(raid_vol_t *v, uint64_t vbn, uint32_t n,
+    const uint8_t *const *blocks)
+{
+	return write_src(v, vbn, n, (struct wsrc){ .ptr = blocks });
 }
 
 int raid_write_stripes(raid_vol_t *v, uint64_t first_vbn, uint32_t nstripes,
@@ -879,7 +914,8 @@ int raid_write_stripes(raid_vol_t *v, uint64_t first_vbn, uint32_t nstripes,
 		return err;
 	FOR_EACH_GROUP_PIECE(v, first_vbn, n, g, gv, cnt, done) {
 		err = write_full(v, g, gv / v->n, cnt / v->n,
-		    (const uint8_t *)buf + done * RAID_BLOCK_SIZE);
+		    (struct wsrc){ .buf = (const uint8_t *)buf +
+		    done * RAID_BLOCK_SIZE });
 		if (err != 0)
 			return err;
 	}

@@ -181,6 +181,9 @@ int raid_read(raid_vol_t *v, uint64_t vbn, uint32_t n, void *buf);
  * durable until raid_flush().
  */
 int raid_write(raid_vol_t *v, uint64_t vbn, uint32_t n, const void *buf);
+/* raid_write of blocks that lie apart: blocks[i] is block vbn + i. */
+int raid_writev(raid_vol_t *v, uint64_t vbn, uint32_t n,
+    const uint8_t *const *blocks);
 
 /*
  * Write nstripes whole stripes of group-relative stripe numbers, first the

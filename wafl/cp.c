@@ -382,7 +382,6 @@ static int cp_write_out(struct cp_ctx *cx, const struct wafl_fsinfo *nfsi,
     const uint8_t *rootbuf, uint64_t root_vbn)
 {
 	struct wafl_vol *v = cx->v;
-	uint8_t *run = NULL;
 	int rc;
 
 	rc = cp_take_block(cx, root_vbn, nfsi->root.cksum,
@@ -390,33 +389,28 @@ static int cp_write_out(struct cp_ctx *cx, const struct wafl_fsinfo *nfsi,
 	if (rc != 0)
 		return rc;
 	qsort(cx->blks, cx->nblks, sizeof(*cx->blks), cmp_blk);
-	/* Kept from CP to CP: a fresh 4 MiB would be mapped and faulted in,
-	 * page by page, at every CP. */
-	if (v->cp_run_buf == NULL)
-		v->cp_run_buf = malloc((size_t)CP_RUN_MAX * WAFL_BLOCK_SIZE);
-	run = v->cp_run_buf;
-	if (run == NULL)
-		return -ENOMEM;
 	/* Set or cleared only between CPs. */
 	const bool obs = v->has_obs && v->obs.blocks != NULL;
+	/* Runs of consecutive VBNs go to raid (and the observer) from the
+	 * pinned cache entries where they lie, without a copy. */
+	const uint8_t *run[CP_RUN_MAX];
 	struct wafl_cp_blkinfo info[CP_RUN_MAX];
 	for (uint64_t i = 0; i < cx->nblks && rc == 0;) {
 		uint32_t n = 0;
 		uint64_t first = cx->blks[i].vbn;
 		while (i + n < cx->nblks && n < CP_RUN_MAX &&
 		    cx->blks[i + n].vbn == first + n) {
-			memcpy(run + (size_t)n * WAFL_BLOCK_SIZE,
-			    cx->blks[i + n].data, WAFL_BLOCK_SIZE);
+			run[n] = cx->blks[i + n].data;
 			/* Nobody wrote the pinned entry since the seal
 			 * (bcache_give's promise; W1 on disk rests on it). */
-			ASSERT(fl_crc32c(0, run + (size_t)n * WAFL_BLOCK_SIZE,
-			    WAFL_BLOCK_SIZE) == cx->blks[i + n].cksum);
+			ASSERT(fl_crc32c(0, run[n], WAFL_BLOCK_SIZE) ==
+			    cx->blks[i + n].cksum);
 			if (obs)
 				info[n] = cx->blks[i + n].info;
 			n++;
 		}
 		VERIFY(n > 0);	/* VBNs are unique (W5) */
-		rc = raid_write(v->raid, first, n, run);
+		rc = raid_writev(v->raid, first, n, run);
 		if (rc == 0 && obs)
 			v->obs.blocks(v->obs.arg, cx->gen, first, n, run,
 			    info);

@@ -60,7 +60,6 @@ static void vol_free(struct wafl_vol *v)
 	alloc_fini(v);
 	free(v->frees);
 	free(v->free_inos);
-	free(v->cp_run_buf);
 	bcache_destroy(v->cache);
 	if (v->log != NULL)
 		nvlog_close(v->log);

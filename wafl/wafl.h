@@ -141,7 +141,8 @@ void wafl_get_stats(wafl_vol_t *v, struct wafl_stats *st);
 /*
  * CP observer (the mirror's hook).  For CP n, blocks() is called for every
  * run of consecutive blocks as the CP hands them to raid (same order, same
- * data), then root() once with fsinfo n's encoded block after fsinfo n is
+ * data; blocks[i] is the data of block first_vbn + i, valid during the
+ * call only), then root() once with fsinfo n's encoded block after fsinfo n is
  * durable locally.  Both run on the CP thread and must not call back into
  * the volume.  Set or cleared (NULL) between CPs.
  *
@@ -157,7 +158,8 @@ struct wafl_cp_blkinfo {
 struct wafl_cp_observer {
 	void *arg;
 	void (*blocks)(void *arg, uint64_t gen, uint64_t first_vbn,
-	    uint32_t n, const void *data, const struct wafl_cp_blkinfo *info);
+	    uint32_t n, const uint8_t *const *blocks,
+	    const struct wafl_cp_blkinfo *info);
 	void (*root)(void *arg, uint64_t gen, const void *fsinfo_block);
 };
 void wafl_set_observer(wafl_vol_t *v, const struct wafl_cp_observer *obs);

@@ -182,7 +182,6 @@ struct wafl_vol {
 	pthread_cond_t cp_cond;		/* requests and completions */
 	bool cp_running_thread, cp_stop, cp_requested;
 	pthread_mutex_t cp_serial;	/* one CP at a time */
-	uint8_t *cp_run_buf;		/* write-out staging, under cp_serial */
 
 	uint8_t write_verf[8];		/* new on every mount */
 	bool readonly;			/* replica or mounted read-only */

@@ -26,7 +26,7 @@ struct capture {
 };
 
 static void cap_blocks(void *arg, uint64_t gen, uint64_t vbn, uint32_t n,
-    const void *data,
+    const uint8_t *const *blocks,
     const struct wafl_cp_blkinfo *info)
 {
 	struct capture *c = arg;
@@ -34,7 +34,7 @@ static void cap_blocks(void *arg, uint64_t gen, uint64_t vbn, uint32_t n,
 	for (uint32_t i = 0; i < n && c->n < 256; i++) {
 		c->gen = gen;
 		c->vbn[c->n] = vbn + i;
-		memcpy(c->data[c->n++], (const uint8_t *)data + i * 4096, 4096);
+		memcpy(c->data[c->n++], blocks[i], 4096);
 	}
 }
 

@@ -563,6 +563,47 @@ static void test_flush_forgets_large_writes(void **state)
 	(void)state;
 }
 
+/*
+ * raid_writev takes each block where it lies: a run from a partial stripe
+ * through whole ones to another partial one, from blocks allocated one by
+ * one and handed over in reverse allocation order, reads back as written,
+ * on a healthy group and with a disk out.
+ */
+static void test_writev_scattered_blocks(void **state)
+{
+	enum { NB = 3 + 4 * 40 + 2 };
+	const uint32_t n = 4, p = 2;
+	struct tl_vol t;
+	uint64_t rng = 11;
+	uint8_t *blk[NB];
+	const uint8_t *ptr[NB];
+
+	assert_int_equal(tl_vol_create(&t, NULL, 1, n, p, 4096, false), 0);
+	for (int round = 0; round < 2; round++) {
+		const uint64_t vbn = 1 + (uint64_t)round * 1000;
+
+		if (round == 1)
+			assert_int_equal(raid_fail_disk(t.v, 2, "test"), 0);
+		for (int i = 0; i < NB; i++) {
+			blk[i] = malloc(RAID_BLOCK_SIZE);
+			assert_non_null(blk[i]);
+			tl_fill_random(blk[i], RAID_BLOCK_SIZE, &rng);
+		}
+		for (int i = 0; i < NB; i++)
+			ptr[i] = blk[NB - 1 - i];
+		assert_int_equal(raid_writev(t.v, vbn, NB, ptr), 0);
+		for (int i = 0; i < NB; i++)
+			memcpy(tl_shadow(&t, vbn + (uint64_t)i), ptr[i],
+			    RAID_BLOCK_SIZE);
+		assert_int_equal(raid_flush(t.v), 0);
+		verify(&t, round == 0 ? "writev, healthy" : "writev, degraded");
+		for (int i = 0; i < NB; i++)
+			free(blk[i]);
+	}
+	tl_vol_destroy(&t);
+	(void)state;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -574,6 +615,7 @@ int main(void)
 		cmocka_unit_test(test_concurrent_mixed_degraded),
 		cmocka_unit_test(test_partial_reads_no_readahead),
 		cmocka_unit_test(test_flush_forgets_large_writes),
+		cmocka_unit_test(test_writev_scattered_blocks),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

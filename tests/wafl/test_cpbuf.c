@@ -43,11 +43,10 @@ static bool all_of(const uint8_t *p, uint8_t c)
 }
 
 static void on_blocks(void *arg, uint64_t gen, uint64_t vbn, uint32_t n,
-    const void *data,
+    const uint8_t *const *blocks,
     const struct wafl_cp_blkinfo *info)
 {
 	struct gate *g = arg;
-	const uint8_t *p = data;
 
 	(void)vbn;
 	pthread_mutex_lock(&g->lock);
@@ -63,7 +62,7 @@ static void on_blocks(void *arg, uint64_t gen, uint64_t vbn, uint32_t n,
 	}
 	if (gen == g->gen) {
 		for (uint32_t i = 0; i < n; i++) {
-			const uint8_t *b = p + (size_t)i * BS;
+			const uint8_t *b = blocks[i];
 			g->seen_a += all_of(b, 0xaa);
 			g->seen_b += all_of(b, 0xbb);
 			g->seen_c += all_of(b, 0xcc);

@@ -28,7 +28,7 @@ struct rec {
 };
 
 static void on_blocks(void *arg, uint64_t gen, uint64_t vbn, uint32_t n,
-    const void *data,
+    const uint8_t *const *blocks,
     const struct wafl_cp_blkinfo *info)
 {
 	struct rec *r = arg;
@@ -46,8 +46,7 @@ static void on_blocks(void *arg, uint64_t gen, uint64_t vbn, uint32_t n,
 			r->crcs = realloc(r->crcs, r->cap * sizeof(*r->crcs));
 		}
 		r->vbns[r->nv] = vbn + i;
-		r->crcs[r->nv] = fl_crc32c(0, (const uint8_t *)data + i * 4096,
-		    4096);
+		r->crcs[r->nv] = fl_crc32c(0, blocks[i], 4096);
 		r->nv++;
 	}
 	r->blocks += n;

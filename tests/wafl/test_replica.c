@@ -27,14 +27,14 @@ struct pair {
 };
 
 static void ship_blocks(void *arg, uint64_t gen, uint64_t vbn, uint32_t n,
-    const void *data,
+    const uint8_t *const *blocks,
     const struct wafl_cp_blkinfo *info)
 {
 	struct pair *p = arg;
 
 	if (!p->ship)
 		return;
-	assert_int_equal(raid_write(p->dst->raid, vbn, n, data), 0);
+	assert_int_equal(raid_writev(p->dst->raid, vbn, n, blocks), 0);
 	p->shipped_blocks += n;
 }
 
