@@ -1233,7 +1233,14 @@ int main(int argc, char **argv)
 		tl_tmpdir_remove(tmp);
 		return 0;
 	}
-	disk = disk_write_mbs(tmp, quick ? 128ull << 20 : 512ull << 20);
+	/* The best of three: one write of a new file also measures how fast
+	 * the page cache grows into memory the machine has not touched for
+	 * a while, which moved this figure by half between runs; the best
+	 * is the disk's, and the harder figure for the baseline to reach. */
+	disk = 0;
+	for (int i = 0; i < 3; i++)
+		disk = fmax(disk, disk_write_mbs(tmp, quick ? 128ull << 20 :
+		    512ull << 20));
 	lo = loopback_mbs(quick ? 1.0 : 2.0);
 	printf("  disk sequential write %.0f MB/s, loopback TCP %.0f MB/s\n",
 	    disk, lo);
