@@ -116,7 +116,7 @@ struct dl_dev {
 	atomic_bool dead_hint;		/* = dead, read without mu */
 	bool closing, orphaned;
 	/* What was written since the last sync began: up to DL_EXTENTS
-	 * ranges [lo, hi), a new one merged into its nearest when full. */
+	 * ranges [lo, hi) (note_written). */
 	struct dl_ext { uint64_t lo, hi; } wr[DL_EXTENTS];
 	unsigned nwr;
 	struct dl_worker w[DL_MAX_WORKERS];
@@ -245,32 +245,35 @@ static int run_one(struct dl_dev *dl, struct dl_worker *w, struct raid_dio *io)
 	return -EINVAL;
 }
 
-static uint64_t ext_gap(const struct dl_ext *e, uint64_t lo, uint64_t hi)
-{
-	return hi < e->lo ? e->lo - hi : lo > e->hi ? lo - e->hi : 0;
-}
-
-/* A write of [off, off+len) completed; mu held. */
+/*
+ * A write of [off, off+len) completed; mu held.  It extends a range it
+ * touches, or takes a free slot; with all DL_EXTENTS taken it replaces
+ * the smallest range if it is larger, else it is not noted.  A range
+ * never spans bytes that were not written (what was only read stays
+ * cached), and what is not noted is merely not forgotten.
+ */
 static void note_written(struct dl_dev *dl, uint64_t off, uint64_t len)
 {
-	uint64_t hi = off + len, best_gap = UINT64_MAX;
-	struct dl_ext *best = NULL;
+	uint64_t hi = off + len;
+	struct dl_ext *small = NULL;
 
 	for (unsigned i = 0; i < dl->nwr; i++) {
-		uint64_t g = ext_gap(&dl->wr[i], off, hi);
-		if (g < best_gap) {
-			best_gap = g;
-			best = &dl->wr[i];
+		struct dl_ext *e = &dl->wr[i];
+
+		if (off <= e->hi && hi >= e->lo) {
+			e->lo = FL_MIN(e->lo, off);
+			e->hi = FL_MAX(e->hi, hi);
+			return;
 		}
+		if (small == NULL || e->hi - e->lo < small->hi - small->lo)
+			small = e;
 	}
-	if (best_gap > 0 && dl->nwr < DL_EXTENTS) {
-		dl->wr[dl->nwr].lo = off;
-		dl->wr[dl->nwr].hi = hi;
-		dl->nwr++;
+	if (dl->nwr < DL_EXTENTS)
+		small = &dl->wr[dl->nwr++];
+	else if (small->hi - small->lo >= len)
 		return;
-	}
-	best->lo = FL_MIN(best->lo, off);
-	best->hi = FL_MAX(best->hi, hi);
+	small->lo = off;
+	small->hi = hi;
 }
 
 /*

@@ -580,7 +580,6 @@ static void write_rebuilding(raid_vol_t *v, struct raid_batch *b,
 	(void)raid_batch_add(v, b, s->rb_disk, RAID_BOP_WRITE, iov, n, s0);
 }
 
-/* Full stripes [s0, s0+ns) of group g from buf (VBN order); ns <= chunk. */
 /*
  * Where a write's blocks are: one buffer of consecutive blocks, or one
  * pointer per block (raid_writev, so that a caller holding the blocks
@@ -606,6 +605,7 @@ static struct wsrc wsrc_skip(struct wsrc src, uint64_t i)
 	return src;
 }
 
+/* Full stripes [s0, s0+ns) of group g from src (VBN order); ns <= chunk. */
 static int write_full_chunk(raid_vol_t *v, unsigned g, uint64_t s0,
     uint32_t ns, struct wsrc src, uint8_t *pbuf)
 {

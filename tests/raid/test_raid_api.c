@@ -538,6 +538,11 @@ static void test_flush_forgets_large_writes(void **state)
 	bool gone = false;
 
 	assert_int_equal(tl_vol_create(&t, NULL, 1, n, p, 16384, false), 0);
+	if (tl_is_tmpfs(t.dir) == 1) {
+		/* tmpfs keeps every page: the hint has nothing to drop. */
+		tl_vol_destroy(&t);
+		skip();
+	}
 	assert_int_equal(raid_flush(t.v), 0);
 	drop_cache(&t);
 	assert_int_equal(tl_vol_write_random(&t, 4096 * n, BIG * n, &rng),
