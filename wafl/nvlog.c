@@ -1050,12 +1050,15 @@ out:
 /*
  * Flushes may overlap: one that begins while another is in flight covers
  * every record committed before it began, so a record committed during a
- * flush waits for one flush, not for the rest of the current one and then
- * the next.  Two at a time (the disk completes two cache flushes in about
- * the time of one); one in crash simulation, where each leader writes the
- * pending records itself and a later flush must not overtake them.
+ * flush could wait for one flush, not for the rest of the current one and
+ * then the next.  One at a time all the same: the records that arrive
+ * during a flush then share the next one, and under load fewer, larger
+ * groups cost less CPU than the latency an overlapping flush saves
+ * (docs/wafl-nvlog.md, "Group commit").  Crash simulation needs one at a
+ * time anyway: there each leader writes the pending records itself and a
+ * later flush must not overtake them.
  */
-#define NV_FLUSHES_MAX	2
+#define NV_FLUSHES_MAX	1
 
 static bool flush_useful(const struct nvlog *lg)
 {
