@@ -136,6 +136,9 @@ struct nfsd_stats {
 	uint64_t drc_hits, drc_inprogress_drops;
 	uint64_t conns_accepted, conns_open, conns_timed_out, conns_refused;
 	uint64_t records_oversized;
+	/* Sends of several TCP replies in one sendmsg (nfsd_send_replies),
+	 * and the replies they carried. */
+	uint64_t reply_batches, reply_batched;
 };
 void nfsd_get_stats(nfsd_t *s, struct nfsd_stats *st);
 

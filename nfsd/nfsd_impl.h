@@ -238,6 +238,15 @@ void nfsd_transport_resume(struct nfsd *s);
  * copied.  Never blocks on a slow client. */
 void nfsd_send_reply(struct nfsd_req *r, uint8_t *rec, size_t body_len,
     uint8_t *data, size_t data_len);
+/*
+ * nfsd_send_reply for n TCP requests of one connection, each reply in its
+ * dfr (rec, len, data, data_len; consumed, the fields cleared): one
+ * sendmsg for all of them when nothing is queued on the connection (what
+ * the socket does not take is queued, as for one reply).  At most
+ * NFSD_SEND_BATCH.
+ */
+#define NFSD_SEND_BATCH		64u
+void nfsd_send_replies(struct nfsd_req *const *rs, size_t n);
 /* A request on connection c is finished: flow control, drop its
  * reference (called by nfsd_req_free). */
 void nfsd_conn_done(struct nfsd *s, struct nfsd_conn *c);
@@ -267,7 +276,8 @@ struct nfsd {
 		_Atomic uint64_t calls, replies, dropped, garbage,
 		    auth_errors, drc_hits, drc_inprogress_drops,
 		    conns_accepted, conns_open, conns_timed_out,
-		    conns_refused, records_oversized;
+		    conns_refused, records_oversized, reply_batches,
+		    reply_batched;
 	} st;
 };
 

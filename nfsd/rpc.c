@@ -366,12 +366,41 @@ static void drc_key_make(const struct nfsd_req *r, struct nfsd_drc_key *k)
 }
 
 /*
+ * Replies whose records one flush made durable go out together: the
+ * thread that runs the callbacks gathers the TCP replies (cork) and, at
+ * the last callback of the run (wafl_durable_fn's last), sends each
+ * connection's share of them with one sendmsg (nfsd_send_replies).
+ */
+static __thread struct {
+	size_t n;
+	struct nfsd_req *r[NFSD_SEND_BATCH];
+} cork;
+
+static void cork_flush(void)
+{
+	size_t n = cork.n;
+
+	cork.n = 0;
+	for (size_t i = 0, j; i < n; i = j) {
+		for (j = i + 1; j < n && cork.r[j]->conn == cork.r[i]->conn;)
+			j++;
+		nfsd_send_replies(cork.r + i, j - i);
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct nfsd *s = cork.r[i]->srv;
+
+		nfsd_req_free(cork.r[i]);
+		nfsd_transport_deferred(s, -1);
+	}
+}
+
+/*
  * A reply that waited for the NVLOG (wafl_when_durable), in the thread that
  * finished the flush.  If the record never became durable the volume has
  * failed: the reply, which claims success, is not sent, and the DRC entry
  * is dropped so that a retransmission runs again and gets the error.
  */
-static void reply_durable(void *arg, int err)
+static void reply_durable(void *arg, int err, bool last)
 {
 	struct nfsd_req *r = arg;
 	struct nfsd *s = r->srv;
@@ -381,8 +410,15 @@ static void reply_durable(void *arg, int err)
 			nfsd_drc_finish(s->drc, &r->dfr.key, r->dfr.rec + 4,
 			    r->dfr.len);
 		atomic_fetch_add(&s->st.replies, 1);
-		nfsd_send_reply(r, r->dfr.rec, r->dfr.len, r->dfr.data,
-		    r->dfr.data_len);
+		if (!r->udp) {
+			if (cork.n == NFSD_SEND_BATCH)
+				cork_flush();
+			cork.r[cork.n++] = r;
+			r = NULL;	/* cork_flush sends and frees it */
+		} else {
+			nfsd_send_reply(r, r->dfr.rec, r->dfr.len,
+			    r->dfr.data, r->dfr.data_len);
+		}
 	} else {
 		fl_err("nfsd", "xid %08x proc %u: not answered, its NVLOG "
 		    "record did not become durable", r->xid, r->proc);
@@ -392,8 +428,12 @@ static void reply_durable(void *arg, int err)
 		free(r->dfr.rec);
 		free(r->dfr.data);
 	}
-	nfsd_req_free(r);
-	nfsd_transport_deferred(s, -1);
+	if (r != NULL) {
+		nfsd_req_free(r);
+		nfsd_transport_deferred(s, -1);
+	}
+	if (last)
+		cork_flush();
 }
 
 void nfsd_rpc_process(struct nfsd_req *r)

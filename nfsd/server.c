@@ -397,4 +397,6 @@ void nfsd_get_stats(nfsd_t *s, struct nfsd_stats *st)
 	st->conns_timed_out = atomic_load(&s->st.conns_timed_out);
 	st->conns_refused = atomic_load(&s->st.conns_refused);
 	st->records_oversized = atomic_load(&s->st.records_oversized);
+	st->reply_batches = atomic_load(&s->st.reply_batches);
+	st->reply_batched = atomic_load(&s->st.reply_batched);
 }

@@ -378,6 +378,42 @@ static void drop_request(struct nfsd_req *r)
 
 /* ------------------------------------------------------------- replies */
 
+/* The record mark in front of a reply of rlen bytes: one last fragment. */
+static void put_mark(uint8_t *rec, size_t rlen)
+{
+	ASSERT(rlen <= 0x7fffffffu);	/* the mark's 31 bits of length */
+	uint32_t mark = 0x80000000u | (uint32_t)rlen;
+
+	rec[0] = (uint8_t)(mark >> 24);
+	rec[1] = (uint8_t)(mark >> 16);
+	rec[2] = (uint8_t)(mark >> 8);
+	rec[3] = (uint8_t)mark;
+}
+
+/* Queue o (a copy) behind what c has queued; wlock held.  On ENOMEM the
+ * reply is dropped (the client retransmits), as in nfsd_send_reply. */
+static void conn_queue(struct nfsd_transport *t, struct nfsd_conn *c,
+    struct outbuf *ob)
+{
+	struct outbuf *o = malloc(sizeof(*o));
+
+	if (o == NULL)
+		return;
+	*o = *ob;
+	o->next = NULL;
+	if (c->oq_tail != NULL)
+		c->oq_tail->next = o;
+	else
+		c->oq_head = o;
+	c->oq_tail = o;
+	c->oq_bytes += outbuf_len(o) - o->off;
+	ob->buf = ob->data = NULL;	/* the queue owns them */
+	if (!c->want_out) {
+		c->want_out = true;
+		conn_rearm(t, c);
+	}
+}
+
 void nfsd_send_reply(struct nfsd_req *r, uint8_t *rec, size_t body_len,
     uint8_t *data, size_t data_len)
 {
@@ -397,12 +433,7 @@ void nfsd_send_reply(struct nfsd_req *r, uint8_t *rec, size_t body_len,
 			(void)sendmsg(r->udp_fd, &mh, MSG_DONTWAIT);
 		goto out;
 	}
-	ASSERT(rlen <= 0x7fffffffu);	/* the mark's 31 bits of length */
-	uint32_t mark = 0x80000000u | (uint32_t)rlen;
-	rec[0] = (uint8_t)(mark >> 24);
-	rec[1] = (uint8_t)(mark >> 16);
-	rec[2] = (uint8_t)(mark >> 8);
-	rec[3] = (uint8_t)mark;
+	put_mark(rec, rlen);
 
 	pthread_mutex_lock(&c->wlock);
 	if (c->dead)
@@ -410,29 +441,71 @@ void nfsd_send_reply(struct nfsd_req *r, uint8_t *rec, size_t body_len,
 	/* On a socket error nothing is queued: the event thread closes. */
 	if (c->oq_head == NULL && outbuf_send(c->tag.fd, &ob) != 0)
 		ob.off = outbuf_len(&ob);
-	if (ob.off < outbuf_len(&ob)) {
-		struct outbuf *o = malloc(sizeof(*o));
-		if (o != NULL) {
-			*o = ob;
-			o->next = NULL;
-			if (c->oq_tail != NULL)
-				c->oq_tail->next = o;
-			else
-				c->oq_head = o;
-			c->oq_tail = o;
-			c->oq_bytes += outbuf_len(o) - o->off;
-			ob.buf = ob.data = NULL;	/* the queue owns them */
-			if (!c->want_out) {
-				c->want_out = true;
-				conn_rearm(r->srv->tp, c);
-			}
-		}
-	}
+	if (ob.off < outbuf_len(&ob))
+		conn_queue(r->srv->tp, c, &ob);
 unlock:
 	pthread_mutex_unlock(&c->wlock);
 out:
 	free(ob.buf);
 	free(ob.data);
+}
+
+void nfsd_send_replies(struct nfsd_req *const *rs, size_t n)
+{
+	struct nfsd_conn *c = rs[0]->conn;
+	struct outbuf ob[NFSD_SEND_BATCH];
+	struct iovec iov[3 * NFSD_SEND_BATCH];
+	struct msghdr mh = { .msg_iov = iov };
+	size_t total = 0, sent = 0;
+
+	VERIFY(n > 0 && n <= NFSD_SEND_BATCH);
+	for (size_t i = 0; i < n; i++) {
+		struct nfsd_req *r = rs[i];
+		size_t data_len = r->dfr.data_len;
+
+		ASSERT(!r->udp && r->conn == c);
+		ob[i] = (struct outbuf){ .buf = r->dfr.rec,
+		    .buf_len = r->dfr.len + 4, .data = r->dfr.data,
+		    .data_len = data_len, .pad = (4 - data_len % 4) % 4 };
+		r->dfr.rec = r->dfr.data = NULL;
+		put_mark(ob[i].buf, outbuf_len(&ob[i]) - 4);
+		mh.msg_iovlen += (size_t)outbuf_iov(&ob[i], iov + mh.msg_iovlen);
+		total += outbuf_len(&ob[i]);
+	}
+	if (n > 1) {
+		atomic_fetch_add(&rs[0]->srv->st.reply_batches, 1);
+		atomic_fetch_add(&rs[0]->srv->st.reply_batched, n);
+	}
+	pthread_mutex_lock(&c->wlock);
+	if (c->dead)
+		goto unlock;
+	if (c->oq_head == NULL) {
+		ssize_t k;
+		do
+			k = sendmsg(c->tag.fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+		while (k < 0 && errno == EINTR);
+		if (k >= 0)
+			sent = (size_t)k;
+		else if (errno != EAGAIN && errno != EWOULDBLOCK)
+			sent = total;	/* a socket error: the event thread
+					 * closes; nothing is queued */
+	}
+	for (size_t i = 0; i < n; i++) {
+		size_t len = outbuf_len(&ob[i]);
+		if (sent >= len) {
+			sent -= len;
+			continue;
+		}
+		ob[i].off = sent;
+		sent = 0;
+		conn_queue(rs[0]->srv->tp, c, &ob[i]);
+	}
+unlock:
+	pthread_mutex_unlock(&c->wlock);
+	for (size_t i = 0; i < n; i++) {
+		free(ob[i].buf);
+		free(ob[i].data);
+	}
 }
 
 void nfsd_conn_done(struct nfsd *s, struct nfsd_conn *c)

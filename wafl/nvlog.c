@@ -1143,7 +1143,7 @@ static void lead(struct nvlog *lg)
 			pthread_mutex_unlock(&lg->mu);
 			while (w != NULL) {
 				struct nv_waiter *n = w->next;
-				w->fn(w->arg, err);
+				w->fn(w->arg, err, n == NULL);
 				free(w);
 				w = n;
 			}
@@ -1210,7 +1210,7 @@ void nvlog_when_durable(struct nvlog *lg, uint64_t lsn, nvlog_done_fn *fn,
 	if (w == NULL) {
 		/* Durability first: wait here instead. */
 		pthread_mutex_unlock(&lg->mu);
-		fn(arg, nvlog_wait(lg, lsn));
+		fn(arg, nvlog_wait(lg, lsn), true);
 		return;
 	}
 	lg->st_waits++;
@@ -1238,7 +1238,7 @@ void nvlog_when_durable(struct nvlog *lg, uint64_t lsn, nvlog_done_fn *fn,
 	return;
 now:
 	pthread_mutex_unlock(&lg->mu);
-	fn(arg, rc);
+	fn(arg, rc, true);
 }
 
 uint64_t nvlog_committed_lsn(struct nvlog *lg)

@@ -158,14 +158,17 @@ int nvlog_sync(struct nvlog *lg);
 uint64_t nvlog_committed_lsn(struct nvlog *lg);
 
 /*
- * The non-blocking nvlog_wait: fn(arg, err) runs once lsn is durable (err
- * 0) or will never be (err -EIO, or the error the log failed with).  It may
- * run before this returns, in the caller's thread, or later in the thread
- * that led the flush; callbacks run without the log's lock,
- * and must be short and not call into the log.  Every queued callback has
- * run by the time nvlog_close returns.
+ * The non-blocking nvlog_wait: fn(arg, err, last) runs once lsn is durable
+ * (err 0) or will never be (err -EIO, or the error the log failed with).
+ * It may run before this returns, in the caller's thread, or later in the
+ * thread that led the flush; callbacks run without the log's lock,
+ * and must be short and not call into the log.  A thread runs the
+ * callbacks one flush made ready one after the other, and last is true
+ * for the final one of such a run (and for a callback run alone), so a
+ * callback may gather work and finish it at last.  Every queued callback
+ * has run by the time nvlog_close returns.
  */
-typedef void nvlog_done_fn(void *arg, int err);
+typedef void nvlog_done_fn(void *arg, int err, bool last);
 void nvlog_when_durable(struct nvlog *lg, uint64_t lsn, nvlog_done_fn *fn,
     void *arg);
 

@@ -335,7 +335,7 @@ struct durable_cb {
 	void *arg;
 };
 
-static void durable_done(void *arg, int err)
+static void durable_done(void *arg, int err, bool last)
 {
 	struct durable_cb cb = *(struct durable_cb *)arg;
 
@@ -344,7 +344,7 @@ static void durable_done(void *arg, int err)
 		ops_fail(cb.v, err);
 		err = -EIO;
 	}
-	cb.fn(cb.arg, err);
+	cb.fn(cb.arg, err, last);
 }
 
 void wafl_when_durable(wafl_vol_t *v, uint64_t lsn, wafl_durable_fn *fn,
@@ -353,7 +353,7 @@ void wafl_when_durable(wafl_vol_t *v, uint64_t lsn, wafl_durable_fn *fn,
 	struct durable_cb *cb = malloc(sizeof(*cb));
 
 	if (cb == NULL) {
-		fn(arg, wait_durable(v, lsn));	/* durability first */
+		fn(arg, wait_durable(v, lsn), true);	/* durability first */
 		return;
 	}
 	*cb = (struct durable_cb){ v, fn, arg };

@@ -305,16 +305,17 @@ int wafl_read(wafl_vol_t *v, const struct wafl_cred *c,
  * operations return as soon as their records are committed, and
  * wafl_defer_end gives the volume and the LSN that must be durable before
  * any of their results may be reported (NULL and 0 if nothing waits).
- * wafl_when_durable then runs fn(arg, err) once that LSN is durable (err
- * 0) or never will be (-EIO, the volume failed): at once in the caller's
- * thread, or later in the thread that finished the flush.  fn must be
- * short and must not call into wafl.  Everything queued has run when the
+ * wafl_when_durable then runs fn(arg, err, last) once that LSN is durable
+ * (err 0) or never will be (-EIO, the volume failed): at once in the
+ * caller's thread, or later in the thread that finished the flush, where
+ * last marks the final callback of those one flush made ready (nvlog.h).
+ * fn must be short and must not call into wafl.  Everything queued has run when the
  * volume is closed.  Operations that do their own CPs (COMMIT, snapshots)
  * still block.
  */
 void wafl_defer_begin(void);
 wafl_vol_t *wafl_defer_end(uint64_t *lsn);
-typedef void wafl_durable_fn(void *arg, int err);
+typedef void wafl_durable_fn(void *arg, int err, bool last);
 void wafl_when_durable(wafl_vol_t *v, uint64_t lsn, wafl_durable_fn *fn,
     void *arg);
 

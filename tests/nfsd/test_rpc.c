@@ -577,6 +577,76 @@ static void test_large_read_replies(void **state)
 	close(ufd);
 }
 
+/*
+ * Replies that wait for the NVLOG go out together, one sendmsg for those
+ * of a connection that one flush made durable.  Here 1000 CREATEs are
+ * pipelined on a connection with a small receive buffer that is not read
+ * for a while, so that the batched sends are cut short and the rest
+ * queues: every reply arrives once, whole, each one NFS3_OK.
+ */
+static void test_logged_replies_batched(void **state)
+{
+	enum { N = 1000 };
+	struct th *t = *state;
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), small = 2048;
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+	    .sin_port = htons(t->nfs_port) };
+	struct th_fh root;
+	static uint8_t out[N * 256];
+	static bool seen[N];
+	struct nfsd_stats st0, st1;
+	size_t n = 0;
+
+	/* The receive buffer set before connecting: the window stays small. */
+	assert_true(fd >= 0);
+	assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small,
+	    sizeof(small)), 0);
+	inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(th_mnt(fd, "/vol/vol0", &root), 0);
+	for (uint32_t i = 0; i < N; i++) {
+		char name[32];
+
+		snprintf(name, sizeof(name), "batched-%u", i);
+		xb_call(&x, 5000 + i, TH_NFS_PROG, 3, 8, 0, 0);
+		xb_fh(&x, &root);
+		xb_str(&x, name);
+		xb_u32(&x, 0);			/* UNCHECKED */
+		for (int k = 0; k < 6; k++)
+			xb_u32(&x, 0);		/* sattr3: nothing set */
+		uint32_t m = 0x80000000u | (uint32_t)x.n;
+		VERIFY(n + 4 + x.n <= sizeof(out));
+		out[n++] = (uint8_t)(m >> 24);
+		out[n++] = (uint8_t)(m >> 16);
+		out[n++] = (uint8_t)(m >> 8);
+		out[n++] = (uint8_t)m;
+		memcpy(out + n, x.b, x.n);
+		n += x.n;
+	}
+	nfsd_get_stats(t->srv, &st0);
+	th_send_all(fd, out, n);
+	usleep(300 * 1000);
+	memset(seen, 0, sizeof(seen));
+	for (int i = 0; i < N; i++) {
+		rp.len = th_recv_record(fd, rp.buf, sizeof(rp.buf),
+		    TH_TIMEOUT_MS);
+		assert_true(rp.len > 0);
+		th_parse_reply(&rp);
+		assert_int_equal(rp.stat, 0);
+		assert_true(rp.xid >= 5000 && rp.xid < 5000 + N);
+		assert_false(seen[rp.xid - 5000]);
+		seen[rp.xid - 5000] = true;
+		assert_int_equal(rd_u32(&rp.r), 0);	/* NFS3_OK */
+	}
+	nfsd_get_stats(t->srv, &st1);
+	print_message("%llu replies in %llu batched sends\n",
+	    (unsigned long long)(st1.reply_batched - st0.reply_batched),
+	    (unsigned long long)(st1.reply_batches - st0.reply_batches));
+	/* 1000 calls in flight and the log's flushes take many each. */
+	assert_true(st1.reply_batches > st0.reply_batches);
+	close(fd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -590,6 +660,7 @@ int main(void)
 		cmocka_unit_test(test_many_idle_connections),
 		cmocka_unit_test(test_drc),
 		cmocka_unit_test(test_large_read_replies),
+		cmocka_unit_test(test_logged_replies_batched),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

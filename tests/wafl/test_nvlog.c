@@ -916,6 +916,9 @@ static void test_failure_latch(void **state)
 struct aw_acks {
 	pthread_mutex_t mu;
 	size_t calls, ok;
+	/* Runs of callbacks a thread began (last false) and has not ended
+	 * with last true: 0 once every callback ran. */
+	int open_runs;
 	int bad_err;		/* an error other than the expected one */
 	int want_err;		/* the error a failed log reports */
 	uint64_t ok_lsn[AW_THREADS * AW_OPS];
@@ -933,12 +936,21 @@ static void aw_reset(struct aw_acks *a, int want_err)
 	a->want_err = want_err;
 }
 
-static void aw_done(void *arg, int err)
+static __thread bool aw_in_run;
+
+static void aw_done(void *arg, int err, bool last)
 {
 	struct aw_cb *cb = arg;
 	struct aw_acks *a = cb->a;
 
 	pthread_mutex_lock(&a->mu);
+	if (!last && !aw_in_run) {
+		aw_in_run = true;
+		a->open_runs++;
+	} else if (last && aw_in_run) {
+		aw_in_run = false;
+		a->open_runs--;
+	}
 	a->calls++;
 	if (err == 0)
 		a->ok_lsn[a->ok++] = cb->lsn;
@@ -1046,6 +1058,7 @@ static void test_when_durable(void **state)
 	    st.flushes);
 	assert_true(st.flushes * 2 < queued);	/* flushes are shared */
 	assert_int_equal(a.calls, queued);
+	assert_int_equal(a.open_runs, 0);	/* every run ended with last */
 	assert_int_equal(a.ok, queued);
 	assert_int_equal(a.bad_err, 0);
 	lg = open_ok(c->path, 0);
@@ -1099,6 +1112,8 @@ static void test_when_durable(void **state)
 		for (int i = 0; i < AW_THREADS; i++)
 			queued += (size_t)args[i].queued;
 		assert_int_equal(a.calls, queued);
+		assert_int_equal(a.open_runs, 0);
+	assert_int_equal(a.open_runs, 0);	/* every run ended with last */
 		assert_int_equal(a.bad_err, 0);
 		ok = a.ok_lsn;
 		qsort(ok, a.ok, sizeof(*ok), lsn_cmp);
