@@ -241,6 +241,21 @@ static void test_garbage_args(void **state)
 	close(fd);
 }
 
+/* x as one record (a last fragment) at out + n; returns the new length. */
+static size_t append_record(uint8_t *out, size_t cap, size_t n,
+    const struct xb *xx)
+{
+	uint32_t m = 0x80000000u | (uint32_t)xx->n;
+
+	VERIFY(n + 4 + xx->n <= cap);
+	out[n++] = (uint8_t)(m >> 24);
+	out[n++] = (uint8_t)(m >> 16);
+	out[n++] = (uint8_t)(m >> 8);
+	out[n++] = (uint8_t)m;
+	memcpy(out + n, xx->b, xx->n);
+	return n + xx->n;
+}
+
 static void test_fragments_and_pipelining(void **state)
 {
 	struct th *t = *state;
@@ -269,13 +284,7 @@ static void test_fragments_and_pipelining(void **state)
 	/* 200 calls in one write: 200 replies, every xid once. */
 	for (uint32_t i = 0; i < 200; i++) {
 		xb_call(&x, 1000 + i, TH_NFS_PROG, 3, 0, 0, 0);
-		uint32_t m = 0x80000000u | (uint32_t)x.n;
-		out[n++] = (uint8_t)(m >> 24);
-		out[n++] = (uint8_t)(m >> 16);
-		out[n++] = (uint8_t)(m >> 8);
-		out[n++] = (uint8_t)m;
-		memcpy(out + n, x.b, x.n);
-		n += x.n;
+		n = append_record(out, sizeof(out), n, &x);
 	}
 	th_send_all(fd, out, n);
 	static bool seen[200];
@@ -614,14 +623,7 @@ static void test_logged_replies_batched(void **state)
 		xb_u32(&x, 0);			/* UNCHECKED */
 		for (int k = 0; k < 6; k++)
 			xb_u32(&x, 0);		/* sattr3: nothing set */
-		uint32_t m = 0x80000000u | (uint32_t)x.n;
-		VERIFY(n + 4 + x.n <= sizeof(out));
-		out[n++] = (uint8_t)(m >> 24);
-		out[n++] = (uint8_t)(m >> 16);
-		out[n++] = (uint8_t)(m >> 8);
-		out[n++] = (uint8_t)m;
-		memcpy(out + n, x.b, x.n);
-		n += x.n;
+		n = append_record(out, sizeof(out), n, &x);
 	}
 	nfsd_get_stats(t->srv, &st0);
 	th_send_all(fd, out, n);
