@@ -391,7 +391,7 @@ static void put_mark(uint8_t *rec, size_t rlen)
 }
 
 /* Queue o (a copy) behind what c has queued; wlock held.  On ENOMEM the
- * reply is dropped (the client retransmits), as in nfsd_send_reply. */
+ * reply is dropped (the client retransmits). */
 static void conn_queue(struct nfsd_transport *t, struct nfsd_conn *c,
     struct outbuf *ob)
 {
@@ -414,67 +414,33 @@ static void conn_queue(struct nfsd_transport *t, struct nfsd_conn *c,
 	}
 }
 
-void nfsd_send_reply(struct nfsd_req *r, uint8_t *rec, size_t body_len,
+/* A reply as an outbuf: rec has the mark's 4 bytes in front of body_len
+ * encoded bytes; data (NULL or data_len bytes) and its XDR padding
+ * follow. */
+static struct outbuf outbuf_make(uint8_t *rec, size_t body_len,
     uint8_t *data, size_t data_len)
 {
-	struct nfsd_conn *c = r->conn;
-	struct outbuf ob = { .buf = rec, .buf_len = body_len + 4,
-	    .data = data, .data_len = data_len, .pad = (4 - data_len % 4) % 4 };
-	size_t rlen = outbuf_len(&ob) - 4;	/* the record, without mark */
-
-	if (r->udp) {
-		/* One datagram, without the record mark. */
-		struct iovec iov[3];
-		struct msghdr mh = { .msg_name = &r->peer,
-		    .msg_namelen = r->peerlen, .msg_iov = iov };
-		ob.off = 4;
-		mh.msg_iovlen = (size_t)outbuf_iov(&ob, iov);
-		if (rlen <= NFSD_UDP_MAX - 64)
-			(void)sendmsg(r->udp_fd, &mh, MSG_DONTWAIT);
-		goto out;
-	}
-	put_mark(rec, rlen);
-
-	pthread_mutex_lock(&c->wlock);
-	if (c->dead)
-		goto unlock;
-	/* On a socket error nothing is queued: the event thread closes. */
-	if (c->oq_head == NULL && outbuf_send(c->tag.fd, &ob) != 0)
-		ob.off = outbuf_len(&ob);
-	if (ob.off < outbuf_len(&ob))
-		conn_queue(r->srv->tp, c, &ob);
-unlock:
-	pthread_mutex_unlock(&c->wlock);
-out:
-	free(ob.buf);
-	free(ob.data);
+	return (struct outbuf){ .buf = rec, .buf_len = body_len + 4,
+	    .data = data, .data_len = data_len,
+	    .pad = (4 - data_len % 4) % 4 };
 }
 
-void nfsd_send_replies(struct nfsd_req *const *rs, size_t n)
+/*
+ * Send n marked replies of c with one sendmsg when nothing is queued on c,
+ * and queue what the socket does not take; on a socket error nothing is
+ * queued (the event thread closes).  The buffers are consumed.
+ */
+static void conn_send(struct nfsd_transport *t, struct nfsd_conn *c,
+    struct outbuf *ob, size_t n)
 {
-	struct nfsd_conn *c = rs[0]->conn;
-	struct outbuf ob[NFSD_SEND_BATCH];
 	struct iovec iov[3 * NFSD_SEND_BATCH];
 	struct msghdr mh = { .msg_iov = iov };
 	size_t total = 0, sent = 0;
 
 	VERIFY(n > 0 && n <= NFSD_SEND_BATCH);
 	for (size_t i = 0; i < n; i++) {
-		struct nfsd_req *r = rs[i];
-		size_t data_len = r->dfr.data_len;
-
-		ASSERT(!r->udp && r->conn == c);
-		ob[i] = (struct outbuf){ .buf = r->dfr.rec,
-		    .buf_len = r->dfr.len + 4, .data = r->dfr.data,
-		    .data_len = data_len, .pad = (4 - data_len % 4) % 4 };
-		r->dfr.rec = r->dfr.data = NULL;
-		put_mark(ob[i].buf, outbuf_len(&ob[i]) - 4);
 		mh.msg_iovlen += (size_t)outbuf_iov(&ob[i], iov + mh.msg_iovlen);
 		total += outbuf_len(&ob[i]);
-	}
-	if (n > 1) {
-		atomic_fetch_add(&rs[0]->srv->st.reply_batches, 1);
-		atomic_fetch_add(&rs[0]->srv->st.reply_batched, n);
 	}
 	pthread_mutex_lock(&c->wlock);
 	if (c->dead)
@@ -487,8 +453,7 @@ void nfsd_send_replies(struct nfsd_req *const *rs, size_t n)
 		if (k >= 0)
 			sent = (size_t)k;
 		else if (errno != EAGAIN && errno != EWOULDBLOCK)
-			sent = total;	/* a socket error: the event thread
-					 * closes; nothing is queued */
+			sent = total;
 	}
 	for (size_t i = 0; i < n; i++) {
 		size_t len = outbuf_len(&ob[i]);
@@ -498,7 +463,7 @@ void nfsd_send_replies(struct nfsd_req *const *rs, size_t n)
 		}
 		ob[i].off = sent;
 		sent = 0;
-		conn_queue(rs[0]->srv->tp, c, &ob[i]);
+		conn_queue(t, c, &ob[i]);
 	}
 unlock:
 	pthread_mutex_unlock(&c->wlock);
@@ -506,6 +471,50 @@ unlock:
 		free(ob[i].buf);
 		free(ob[i].data);
 	}
+}
+
+void nfsd_send_reply(struct nfsd_req *r, uint8_t *rec, size_t body_len,
+    uint8_t *data, size_t data_len)
+{
+	struct outbuf ob = outbuf_make(rec, body_len, data, data_len);
+	size_t rlen = outbuf_len(&ob) - 4;	/* the record, without mark */
+
+	if (r->udp) {
+		/* One datagram, without the record mark. */
+		struct iovec iov[3];
+		struct msghdr mh = { .msg_name = &r->peer,
+		    .msg_namelen = r->peerlen, .msg_iov = iov };
+		ob.off = 4;
+		mh.msg_iovlen = (size_t)outbuf_iov(&ob, iov);
+		if (rlen <= NFSD_UDP_MAX - 64)
+			(void)sendmsg(r->udp_fd, &mh, MSG_DONTWAIT);
+		free(ob.buf);
+		free(ob.data);
+		return;
+	}
+	put_mark(rec, rlen);
+	conn_send(r->srv->tp, r->conn, &ob, 1);
+}
+
+void nfsd_send_replies(struct nfsd_req *const *rs, size_t n)
+{
+	struct outbuf ob[NFSD_SEND_BATCH];
+
+	VERIFY(n > 0 && n <= NFSD_SEND_BATCH);
+	for (size_t i = 0; i < n; i++) {
+		struct nfsd_req *r = rs[i];
+
+		ASSERT(!r->udp && r->conn == rs[0]->conn);
+		ob[i] = outbuf_make(r->dfr.rec, r->dfr.len, r->dfr.data,
+		    r->dfr.data_len);
+		r->dfr.rec = r->dfr.data = NULL;
+		put_mark(ob[i].buf, outbuf_len(&ob[i]) - 4);
+	}
+	if (n > 1) {
+		atomic_fetch_add(&rs[0]->srv->st.reply_batches, 1);
+		atomic_fetch_add(&rs[0]->srv->st.reply_batched, n);
+	}
+	conn_send(rs[0]->srv->tp, rs[0]->conn, ob, n);
 }
 
 void nfsd_conn_done(struct nfsd *s, struct nfsd_conn *c)
