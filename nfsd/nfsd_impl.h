@@ -165,6 +165,7 @@ struct nfsd_req {
 		size_t len, data_len;
 		struct nfsd_drc_key key;
 		bool in_drc;
+		bool immediate;		/* not waiting: corked in a batch */
 	} dfr;
 };
 
@@ -214,6 +215,15 @@ extern const struct nfsd_prog nfsd_mount3_prog;
 
 /* rpc.c: run one call to completion (reply sent or dropped); frees r. */
 void nfsd_rpc_process(struct nfsd_req *r);
+/*
+ * Between these two, the calling thread's nfsd_rpc_process calls do not
+ * send their TCP replies (those with at most NFSD_CORK_DATA_MAX bytes of
+ * data): nfsd_rpc_batch_end sends them, each connection's share with one
+ * sendmsg.  A worker brackets the requests it took together.
+ */
+#define NFSD_CORK_DATA_MAX	(64u << 10)
+void nfsd_rpc_batch_begin(void);
+void nfsd_rpc_batch_end(void);
 /* Decode-only path (for the fuzzer): decode header, credentials and
  * arguments of call[len], free everything; returns the accept status that
  * a reply would carry, or -1 when the call would be dropped. */

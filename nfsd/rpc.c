@@ -369,10 +369,14 @@ static void drc_key_make(const struct nfsd_req *r, struct nfsd_drc_key *k)
  * Replies whose records one flush made durable go out together: the
  * thread that runs the callbacks gathers the TCP replies (cork) and, at
  * the last callback of the run (wafl_durable_fn's last), sends each
- * connection's share of them with one sendmsg (nfsd_send_replies).
+ * connection's share of them with one sendmsg (nfsd_send_replies).  In a
+ * worker's batch (nfsd_rpc_batch_begin) the replies that wait for nothing
+ * are gathered too, and sent at its end, before the flush the batch's
+ * logged calls share is started (wafl_durable_batch_end).
  */
 static __thread struct {
 	size_t n;
+	bool batch;		/* nfsd_rpc_batch_begin: immediate replies too */
 	struct nfsd_req *r[NFSD_SEND_BATCH];
 } cork;
 
@@ -388,10 +392,35 @@ static void cork_flush(void)
 	}
 	for (size_t i = 0; i < n; i++) {
 		struct nfsd *s = cork.r[i]->srv;
+		bool deferred = !cork.r[i]->dfr.immediate;
 
 		nfsd_req_free(cork.r[i]);
-		nfsd_transport_deferred(s, -1);
+		if (deferred)
+			nfsd_transport_deferred(s, -1);
 	}
+}
+
+static void cork_add(struct nfsd_req *r)
+{
+	if (cork.n == NFSD_SEND_BATCH)
+		cork_flush();
+	cork.r[cork.n++] = r;
+}
+
+void nfsd_rpc_batch_begin(void)
+{
+	cork.batch = true;
+	wafl_durable_batch_begin();
+}
+
+void nfsd_rpc_batch_end(void)
+{
+	cork.batch = false;
+	/* The replies that need no flush go out before this thread may
+	 * lead one. */
+	if (cork.n > 0)
+		cork_flush();
+	wafl_durable_batch_end();
 }
 
 /*
@@ -411,9 +440,7 @@ static void reply_durable(void *arg, int err, bool last)
 			    r->dfr.len);
 		atomic_fetch_add(&s->st.replies, 1);
 		if (!r->udp) {
-			if (cork.n == NFSD_SEND_BATCH)
-				cork_flush();
-			cork.r[cork.n++] = r;
+			cork_add(r);
 			r = NULL;	/* cork_flush sends and frees it */
 		} else {
 			nfsd_send_reply(r, r->dfr.rec, r->dfr.len,
@@ -550,6 +577,20 @@ void nfsd_rpc_process(struct nfsd_req *r)
 		in_drc = false;
 	}
 send:
+	if (rec != NULL && cork.batch && !r->udp &&
+	    data_len <= NFSD_CORK_DATA_MAX) {
+		/* Sent with the batch's other replies (nfsd_rpc_batch_end). */
+		atomic_fetch_add(&s->st.replies, 1);
+		r->dfr.rec = rec;
+		r->dfr.len = len;
+		r->dfr.data = data;
+		r->dfr.data_len = data_len;
+		r->dfr.immediate = true;
+		if (args != NULL)
+			xdr_free(pc->xdr_args, args);
+		cork_add(r);
+		return;
+	}
 	if (rec != NULL) {
 		atomic_fetch_add(&s->st.replies, 1);
 		nfsd_send_reply(r, rec, len, data, data_len);

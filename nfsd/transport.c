@@ -8,7 +8,12 @@
  *   connection carries its own reassembly state (fragment header bytes,
  *   fragment bytes left, the record so far).  A complete record becomes a
  *   struct nfsd_req queued to the workers (cfg.threads of them), which run
- *   nfsd_rpc_process and send the reply themselves.
+ *   nfsd_rpc_process and send the reply themselves.  The event thread hands
+ *   the records of one pass of its loop over with one lock and wakes one
+ *   worker per take they make; a worker takes up to NFSD_TAKE_MAX records
+ *   at once and runs them as a batch (worker_main), so a burst of small
+ *   calls costs a few wake-ups, sends and log flushes instead of one of
+ *   each per call.
  *
  *   Record marking (RFC 5531 section 11): a record is one or more
  *   fragments, each behind a 4-byte header (high bit: last fragment, low 31
@@ -70,6 +75,8 @@
 #define ACCEPTS_PER_EVENT	64
 #define DGRAMS_PER_EVENT	64
 #define EP_EVENTS		256
+#define EV_BATCH_MAX		32	/* calls handed to the workers at once */
+#define NFSD_TAKE_MAX		8	/* calls a worker takes at once */
 
 enum ep_kind { EP_TCP_LISTEN, EP_UDP, EP_CONN, EP_STOP };
 
@@ -200,6 +207,14 @@ struct nfsd_transport {
 	 * decrement to zero, which wakes nfsd_transport_stop. */
 	_Atomic uint32_t deferred;
 	pthread_cond_t idle;
+	uint32_t waiting;		/* workers in qcond's wait (qlock) */
+
+	/* Requests the event thread completed in this pass of its loop,
+	 * handed to the workers together (hand_off). */
+	struct nfsd_req *bhead, *btail;
+	size_t blen;
+	uint32_t btakes;		/* worker takes they make */
+	uint32_t brun;			/* calls since the last one alone */
 
 	struct nfsd_conn *conns;	/* event thread only */
 	uint8_t *scratch;
@@ -278,48 +293,117 @@ static bool conn_should_pause(const struct nfsd_conn *c)
 
 /* ------------------------------------------------------------- queue */
 
-static void enqueue(struct nfsd_transport *t, struct nfsd_req *r)
+/*
+ * A call that may hold its thread for long: a WRITE (the write throttle,
+ * a FILE_SYNC flush) or a COMMIT (a CP).  It is taken alone, so that it
+ * holds up no other call's reply.  Read from the call header (xid, type,
+ * rpcvers, prog, vers, proc), which the worker decodes and checks again.
+ */
+static bool req_alone(const struct nfsd_req *r)
 {
-	pthread_mutex_lock(&t->qlock);
-	r->next = NULL;
-	if (t->qtail != NULL)
-		t->qtail->next = r;
-	else
-		t->qhead = r;
-	t->qtail = r;
-	t->qlen++;
-	pthread_mutex_unlock(&t->qlock);
-	/* After the unlock: the worker woken does not wake into a held
-	 * lock (the event thread would hold it up). */
-	pthread_cond_signal(&t->qcond);
+	const uint8_t *p = r->call;
+	uint32_t prog, proc;
+
+	if (r->call_len < 24)
+		return false;
+	prog = (uint32_t)p[12] << 24 | (uint32_t)p[13] << 16 |
+	    (uint32_t)p[14] << 8 | p[15];
+	proc = (uint32_t)p[20] << 24 | (uint32_t)p[21] << 16 |
+	    (uint32_t)p[22] << 8 | p[23];
+	return prog == NFS_PROG && (proc == 7 || proc == 21);
 }
 
+/* Event thread: queue the requests of this pass with one lock, and wake as
+ * many workers as they make takes (worker_main), no more. */
+static void hand_off(struct nfsd_transport *t)
+{
+	uint32_t wake;
+
+	if (t->bhead == NULL)
+		return;
+	pthread_mutex_lock(&t->qlock);
+	if (t->qtail != NULL)
+		t->qtail->next = t->bhead;
+	else
+		t->qhead = t->bhead;
+	t->qtail = t->btail;
+	t->qlen += t->blen;
+	wake = FL_MIN(t->btakes, t->waiting);
+	pthread_mutex_unlock(&t->qlock);
+	/* After the unlock: a worker woken does not wake into a held lock
+	 * (the event thread would hold it up). */
+	for (uint32_t i = 0; i < wake; i++)
+		pthread_cond_signal(&t->qcond);
+	t->bhead = t->btail = NULL;
+	t->blen = 0;
+	t->btakes = t->brun = 0;
+}
+
+static void enqueue(struct nfsd_transport *t, struct nfsd_req *r)
+{
+	r->next = NULL;
+	if (t->btail != NULL)
+		t->btail->next = r;
+	else
+		t->bhead = r;
+	t->btail = r;
+	if (req_alone(r)) {
+		t->btakes++;
+		t->brun = 0;
+	} else if (t->brun++ % NFSD_TAKE_MAX == 0) {
+		t->btakes++;
+	}
+	if (++t->blen >= EV_BATCH_MAX)
+		hand_off(t);
+}
+
+/*
+ * A worker takes up to NFSD_TAKE_MAX calls at once (a call that may block
+ * for long alone) and runs them as one batch: their replies that need no
+ * NVLOG flush go out together at its end, and those that do share one
+ * flush, started at its end (nfsd_rpc_batch_begin / _end).
+ */
 static void *worker_main(void *arg)
 {
 	struct nfsd_transport *t = arg;
 
 	(void)pthread_setname_np(pthread_self(), "nfsd-worker");
+	pthread_mutex_lock(&t->qlock);
 	for (;;) {
-		pthread_mutex_lock(&t->qlock);
-		while ((t->qhead == NULL || t->paused) && !t->stopping)
+		while ((t->qhead == NULL || t->paused) && !t->stopping) {
+			t->waiting++;
 			pthread_cond_wait(&t->qcond, &t->qlock);
-		if (t->stopping) {
-			pthread_mutex_unlock(&t->qlock);
-			break;
+			t->waiting--;
 		}
-		struct nfsd_req *r = t->qhead;
-		t->qhead = r->next;
+		if (t->stopping)
+			break;
+		struct nfsd_req *r = t->qhead, *last = r;
+		size_t n = 1;
+		if (!req_alone(r))
+			while (n < NFSD_TAKE_MAX && last->next != NULL &&
+			    !req_alone(last->next)) {
+				last = last->next;
+				n++;
+			}
+		t->qhead = last->next;
 		if (t->qhead == NULL)
 			t->qtail = NULL;
-		t->qlen--;
+		last->next = NULL;
+		t->qlen -= n;
 		t->running++;
 		pthread_mutex_unlock(&t->qlock);
-		nfsd_rpc_process(r);
+		nfsd_rpc_batch_begin();
+		while (r != NULL) {
+			struct nfsd_req *next = r->next;
+			nfsd_rpc_process(r);
+			r = next;
+		}
+		nfsd_rpc_batch_end();
 		pthread_mutex_lock(&t->qlock);
 		if (--t->running == 0 && t->paused)
 			pthread_cond_broadcast(&t->idle);
-		pthread_mutex_unlock(&t->qlock);
 	}
+	pthread_mutex_unlock(&t->qlock);
 	return NULL;
 }
 
@@ -732,7 +816,7 @@ static void udp_readable(struct nfsd_transport *t, int fd)
 		if (n < 0)
 			return;
 		pthread_mutex_lock(&t->qlock);
-		bool full = t->qlen >= NFSD_QUEUE_MAX_UDP;
+		bool full = t->qlen + t->blen >= NFSD_QUEUE_MAX_UDP;
 		pthread_mutex_unlock(&t->qlock);
 		if (full || n == 0) {
 			atomic_fetch_add(&t->srv->st.dropped, 1);
@@ -817,6 +901,7 @@ static void *event_main(void *arg)
 			}
 			}
 		}
+		hand_off(t);
 		if (stop)
 			break;
 		uint64_t now = fl_now_mono_ns();

@@ -65,9 +65,12 @@
  * takes the callbacks whose LSN is now durable (all of them once the log
  * has failed), runs them with mu dropped, and flushes again while callbacks
  * wait for records that no flush in flight covers.  A caller whose
- * callback no flush in flight covers leads one itself.  So
- * whenever the queue is not empty some thread is inside lead() and will
- * empty it: a callback runs after one or two flushes, never later.
+ * callback no flush in flight covers leads one itself, or, through
+ * nvlog_when_durable_later, owes one: it calls nvlog_kick, which leads,
+ * once it has queued what it had to queue.  So whenever the queue is not
+ * empty some thread is inside lead() and will empty it, or a thread that
+ * owes a kick will make one: a callback runs after one or two flushes
+ * past that, never later.
  * Callbacks run in the leader's thread, without mu; they must
  * be short and must not call back into the log.
  *
@@ -1191,10 +1194,16 @@ out:
 	return rc;
 }
 
-void nvlog_when_durable(struct nvlog *lg, uint64_t lsn, nvlog_done_fn *fn,
-    void *arg)
+/*
+ * Queue fn for lsn.  With may_lead, lead the flush it needs here; without,
+ * return true when it needs one that no flush in flight will start, which
+ * the caller then owes through nvlog_kick.
+ */
+static bool when_durable(struct nvlog *lg, uint64_t lsn, nvlog_done_fn *fn,
+    void *arg, bool may_lead)
 {
 	struct nv_waiter *w;
+	bool owed = false;
 	int rc;
 
 	pthread_mutex_lock(&lg->mu);
@@ -1211,7 +1220,7 @@ void nvlog_when_durable(struct nvlog *lg, uint64_t lsn, nvlog_done_fn *fn,
 		/* Durability first: wait here instead. */
 		pthread_mutex_unlock(&lg->mu);
 		fn(arg, nvlog_wait(lg, lsn), true);
-		return;
+		return false;
 	}
 	lg->st_waits++;
 	w->next = NULL;
@@ -1232,13 +1241,40 @@ void nvlog_when_durable(struct nvlog *lg, uint64_t lsn, nvlog_done_fn *fn,
 		w->next = *pp;
 		*pp = w;
 	}
-	if (lsn > lg->flush_started && flush_useful(lg))
-		lead(lg);
+	if (may_lead) {
+		if (lsn > lg->flush_started && flush_useful(lg))
+			lead(lg);
+	} else {
+		/* A thread inside lead() flushes again for it before it
+		 * leaves; with none, the caller owes the flush. */
+		owed = lsn > lg->flush_started && lg->leaders == 0;
+	}
 	pthread_mutex_unlock(&lg->mu);
-	return;
+	return owed;
 now:
 	pthread_mutex_unlock(&lg->mu);
 	fn(arg, rc, true);
+	return false;
+}
+
+void nvlog_when_durable(struct nvlog *lg, uint64_t lsn, nvlog_done_fn *fn,
+    void *arg)
+{
+	(void)when_durable(lg, lsn, fn, arg, true);
+}
+
+bool nvlog_when_durable_later(struct nvlog *lg, uint64_t lsn,
+    nvlog_done_fn *fn, void *arg)
+{
+	return when_durable(lg, lsn, fn, arg, false);
+}
+
+void nvlog_kick(struct nvlog *lg)
+{
+	pthread_mutex_lock(&lg->mu);
+	if (lg->aw_head != NULL && lg->leaders == 0)
+		lead(lg);
+	pthread_mutex_unlock(&lg->mu);
 }
 
 uint64_t nvlog_committed_lsn(struct nvlog *lg)

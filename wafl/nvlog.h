@@ -171,6 +171,18 @@ uint64_t nvlog_committed_lsn(struct nvlog *lg);
 typedef void nvlog_done_fn(void *arg, int err, bool last);
 void nvlog_when_durable(struct nvlog *lg, uint64_t lsn, nvlog_done_fn *fn,
     void *arg);
+/*
+ * nvlog_when_durable without leading the flush here: true means no flush
+ * in flight or to come will cover lsn, and the caller must call
+ * nvlog_kick (soon: fn waits until then).  A thread that queues several
+ * callbacks this way, then kicks once, has them share one flush and is
+ * not held up by the flush between them.
+ */
+bool nvlog_when_durable_later(struct nvlog *lg, uint64_t lsn,
+    nvlog_done_fn *fn, void *arg);
+/* Lead the flush (and run the callbacks) that queued callbacks wait for,
+ * unless another thread is leading. */
+void nvlog_kick(struct nvlog *lg);
 
 /*
  * Switch appends to the other half (CP freeze, caller excludes commits).

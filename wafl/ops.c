@@ -347,17 +347,53 @@ static void durable_done(void *arg, int err, bool last)
 	cb.fn(cb.arg, err, last);
 }
 
+/*
+ * wafl_durable_batch_begin: the volumes whose flush this thread owes
+ * (nvlog_when_durable_later), kicked by wafl_durable_batch_end.
+ */
+#define DBATCH_VOLS	4
+static __thread struct {
+	bool on;
+	unsigned n;
+	struct wafl_vol *v[DBATCH_VOLS];
+} dbatch;
+
 void wafl_when_durable(wafl_vol_t *v, uint64_t lsn, wafl_durable_fn *fn,
     void *arg)
 {
 	struct durable_cb *cb = malloc(sizeof(*cb));
+	unsigned i;
 
 	if (cb == NULL) {
 		fn(arg, wait_durable(v, lsn), true);	/* durability first */
 		return;
 	}
 	*cb = (struct durable_cb){ v, fn, arg };
-	nvlog_when_durable(v->log, lsn, durable_done, cb);
+	for (i = 0; i < dbatch.n && dbatch.v[i] != v; i++)
+		;
+	if (!dbatch.on || (i == dbatch.n && i == DBATCH_VOLS)) {
+		nvlog_when_durable(v->log, lsn, durable_done, cb);
+		return;
+	}
+	if (nvlog_when_durable_later(v->log, lsn, durable_done, cb) &&
+	    i == dbatch.n)
+		dbatch.v[dbatch.n++] = v;
+}
+
+void wafl_durable_batch_begin(void)
+{
+	dbatch.on = true;
+	dbatch.n = 0;
+}
+
+void wafl_durable_batch_end(void)
+{
+	unsigned n = dbatch.n;
+
+	dbatch.on = false;
+	dbatch.n = 0;
+	for (unsigned i = 0; i < n; i++)
+		nvlog_kick(dbatch.v[i]->log);
 }
 
 int ops_wait_lsn(struct wafl_vol *v, uint64_t lsn)

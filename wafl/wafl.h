@@ -318,6 +318,16 @@ wafl_vol_t *wafl_defer_end(uint64_t *lsn);
 typedef void wafl_durable_fn(void *arg, int err, bool last);
 void wafl_when_durable(wafl_vol_t *v, uint64_t lsn, wafl_durable_fn *fn,
     void *arg);
+/*
+ * Between these two, the calling thread's wafl_when_durable calls do not
+ * start the NVLOG flush they wait for: wafl_durable_batch_end does, once,
+ * so that the records of several operations share it and the thread is not
+ * held up by a flush between them.  The thread must reach
+ * wafl_durable_batch_end soon (its callbacks wait until then) and before
+ * any of the volumes may be unmounted.
+ */
+void wafl_durable_batch_begin(void);
+void wafl_durable_batch_end(void);
 
 /* One WRITE is one NVLOG record: WAFL_WRITE_MAX bytes always fit (a
  * little more does; past the record bound, -EINVAL). */

@@ -1139,6 +1139,55 @@ static void write_at(const char *path, const void *buf, size_t len,
 	close(fd);
 }
 
+/*
+ * nvlog_when_durable_later: callbacks queued by one thread wait, without a
+ * flush, until it kicks; then one flush makes them all durable and they
+ * run as one run.
+ */
+static void test_when_durable_later(void **state)
+{
+	struct t_ctx *c = *state;
+	static struct aw_acks a;
+	struct nvlog_stats s0, s1;
+	struct nvlog *lg;
+	uint64_t lsn = 0;
+
+	lg = open_ok(c->path, HALF_BIG);
+	assert_int_equal(nvlog_start(lg), 0);
+	aw_reset(&a, 0);
+	nvlog_get_stats(lg, &s0);
+	for (int i = 0; i < 5; i++) {
+		struct aw_cb *cb = malloc(sizeof(*cb));
+
+		lsn = put(lg, c->buf, 1, 1, 40, (uint64_t)i);
+		*cb = (struct aw_cb){ &a, lsn };
+		/* No flush in flight nor leader: each one is owed. */
+		assert_true(nvlog_when_durable_later(lg, lsn, aw_done, cb));
+	}
+	nvlog_get_stats(lg, &s1);
+	assert_int_equal(a.calls, 0);
+	assert_int_equal(s1.flushes, s0.flushes);
+	nvlog_kick(lg);
+	nvlog_get_stats(lg, &s1);
+	assert_int_equal(s1.flushes, s0.flushes + 1);
+	assert_int_equal(a.calls, 5);
+	assert_int_equal(a.ok, 5);
+	assert_int_equal(a.open_runs, 0);	/* one run, ended with last */
+	assert_int_equal(a.ok_lsn[4], lsn);
+
+	/* Durable already: runs at once, nothing owed; a kick with nothing
+	 * queued flushes nothing. */
+	struct aw_cb *cb = malloc(sizeof(*cb));
+	*cb = (struct aw_cb){ &a, lsn };
+	assert_false(nvlog_when_durable_later(lg, lsn, aw_done, cb));
+	assert_int_equal(a.calls, 6);
+	nvlog_kick(lg);
+	nvlog_get_stats(lg, &s0);
+	assert_int_equal(s0.flushes, s1.flushes);
+	nvlog_close(lg);
+}
+
+
 static void test_bad_header(void **state)
 {
 	struct t_ctx *c = *state;
@@ -1229,6 +1278,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_crash_sim, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_when_durable, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_when_durable_later, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_failure_latch, setup,
 		    teardown),

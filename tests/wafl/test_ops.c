@@ -1253,6 +1253,82 @@ static void test_concurrent(void **state)
 	check_clean(f);
 }
 
+/* ------------------------------------------------- deferred durability */
+
+struct dur_acks {
+	int calls, ok, lasts;
+};
+
+static void dur_done(void *arg, int err, bool last)
+{
+	struct dur_acks *d = arg;
+
+	d->calls++;
+	d->ok += err == 0;
+	d->lasts += last;
+}
+
+/*
+ * wafl_defer_begin/_end with wafl_when_durable: the operation returns at
+ * commit and its callback runs once the record is durable.  Inside
+ * wafl_durable_batch_begin/_end no flush starts until the batch ends, and
+ * then one flush serves every operation of the batch.
+ */
+static void test_deferred_durability(void **state)
+{
+	struct fx *f = *state;
+	struct dur_acks d = { 0 };
+	struct wafl_stats s0, s1;
+	uint64_t lsn;
+
+	/* Alone: the callback runs before wafl_when_durable returns. */
+	wafl_defer_begin();
+	(void)mk_file(f, &ROOT, &f->root, "alone", 0644);
+	wafl_vol_t *v = wafl_defer_end(&lsn);
+	assert_ptr_equal(v, f->v);
+	assert_true(lsn > 0);
+	wafl_when_durable(v, lsn, dur_done, &d);
+	assert_int_equal(d.calls, 1);
+	assert_int_equal(d.ok, 1);
+
+	/* In a batch: four operations, no flush until its end, then one. */
+	memset(&d, 0, sizeof(d));
+	wafl_get_stats(f->v, &s0);
+	wafl_durable_batch_begin();
+	for (int i = 0; i < 4; i++) {
+		char name[16];
+
+		snprintf(name, sizeof(name), "batch-%d", i);
+		wafl_defer_begin();
+		(void)mk_file(f, &ROOT, &f->root, name, 0644);
+		v = wafl_defer_end(&lsn);
+		assert_ptr_equal(v, f->v);
+		wafl_when_durable(v, lsn, dur_done, &d);
+	}
+	wafl_get_stats(f->v, &s1);
+	assert_int_equal(d.calls, 0);
+	assert_int_equal(s1.log_flushes, s0.log_flushes);
+	wafl_durable_batch_end();
+	wafl_get_stats(f->v, &s1);
+	assert_int_equal(s1.log_flushes, s0.log_flushes + 1);
+	assert_int_equal(d.calls, 4);
+	assert_int_equal(d.ok, 4);
+	assert_int_equal(d.lasts, 1);
+
+	/* What the callbacks acknowledged survives a crash. */
+	crash_remount(f);
+	for (int i = 0; i < 4; i++) {
+		char name[16];
+		struct wafl_obj o;
+		struct wafl_attr a;
+
+		snprintf(name, sizeof(name), "batch-%d", i);
+		assert_int_equal(wafl_lookup(f->v, &ROOT, &f->root, name, &o,
+		    &a, NULL), 0);
+	}
+	check_clean(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1281,6 +1357,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_enospc_and_recovery,
 		    setup_small, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent, setup_thread,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_deferred_durability, setup,
 		    teardown),
 	};
 	return cmocka_run_group_tests_name("wafl ops", tests, NULL, NULL);
