@@ -1296,7 +1296,7 @@ static void test_deferred_durability(void **state)
 	wafl_get_stats(f->v, &s0);
 	wafl_durable_batch_begin();
 	for (int i = 0; i < 4; i++) {
-		char name[16];
+		char name[32];
 
 		snprintf(name, sizeof(name), "batch-%d", i);
 		wafl_defer_begin();
@@ -1318,7 +1318,7 @@ static void test_deferred_durability(void **state)
 	/* What the callbacks acknowledged survives a crash. */
 	crash_remount(f);
 	for (int i = 0; i < 4; i++) {
-		char name[16];
+		char name[32];
 		struct wafl_obj o;
 		struct wafl_attr a;
 
