@@ -134,6 +134,11 @@ static void emit_stats(struct adm_ctx *ctx, struct adm_rep *rep,
 	    (double)ws.cp_ns_total / (double)ws.cps / 1e6);
 	adm_rep_dbl(rep, "cp_max_ms", (double)ws.cp_ns_max / 1e6);
 	adm_rep_dbl(rep, "cp_freeze_max_ms", (double)ws.cp_freeze_ns_max / 1e6);
+	adm_rep_dbl(rep, "cp_freeze_avg_ms", ws.cps == 0 ? 0 :
+	    (double)ws.cp_freeze_ns_total / (double)ws.cps / 1e6);
+	adm_rep_dbl(rep, "cp_write_avg_ms", ws.cps == 0 ? 0 :
+	    (double)ws.cp_write_ns_total / (double)ws.cps / 1e6);
+	adm_rep_dbl(rep, "cp_write_max_ms", (double)ws.cp_write_ns_max / 1e6);
 	adm_rep_u64(rep, "cp_blocks", ws.cp_blocks);
 	adm_rep_u64(rep, "generation", wafl_generation(v->wafl));
 	adm_rep_dbl(rep, "cache_hit_pct", lookups == 0 ? 0 :

@@ -4,7 +4,8 @@
  * of these and is interchangeable with it.
  *
  * I/O is buffered (page cache); durability comes from fdatasync in sync(),
- * which raid_flush calls on every disk (R2).  try_preadv reads with
+ * which raid_flush calls on every disk (R2).  A large write starts its
+ * writeback at once (file_pwritev).  try_preadv reads with
  * RWF_NOWAIT: what the page cache holds, without waiting for the device
  * (deadline.c lets callers do that in their own thread).  A RAID_RD_RANDOM
  * read goes through a second open file description of the same file with
@@ -96,10 +97,29 @@ static int file_try_preadv(struct raid_dev *d, const struct iovec *iov,
 	return file_iov(read_fd(d, rf), iov, cnt, off, false, RWF_NOWAIT);
 }
 
+/*
+ * A write of WRITEBACK_MIN bytes or more starts its writeback at once
+ * (sync_file_range, SYNC_FILE_RANGE_WRITE: no wait, no flush), so that the
+ * device works while the rest of a CP is still being written to the page
+ * cache, and the sync that ends the CP has less left to write.  Durability
+ * still comes from file_sync alone.
+ */
+#define WRITEBACK_MIN	(64u << 10)
+
 static int file_pwritev(struct raid_dev *d, const struct iovec *iov, int cnt,
     uint64_t off)
 {
-	return file_iov(d->fd, iov, cnt, off, true, 0);
+	int rc = file_iov(d->fd, iov, cnt, off, true, 0);
+	size_t len = 0;
+
+	if (rc != 0)
+		return rc;
+	for (int i = 0; i < cnt; i++)
+		len += iov[i].iov_len;
+	if (len >= WRITEBACK_MIN)
+		(void)sync_file_range(d->fd, (off_t)off, (off_t)len,
+		    SYNC_FILE_RANGE_WRITE);
+	return 0;
 }
 
 static int file_sync(struct raid_dev *d)

@@ -1118,8 +1118,17 @@ static void run_filer(const char *tmp, struct suite *out)
 	    (int)pid, sv.nfs_port, sv.mnt_port);
 	fflush(stdout);
 	if (wait_ports(pid, sv.nfs_port, sv.mnt_port, 30000, "filerd", log,
-	    out))
+	    out)) {
+		char stats[PATH_MAX];
+
 		run_suite(&sv, out);
+		/* filerd's counters over the whole suite, for reading the
+		 * figures (CPs, log flushes, cache, RAID I/O). */
+		tl_path(stats, sizeof(stats), tmp, "filer-stats.txt");
+		if (filerctl(home, stats, "stats", NULL) == 0)
+			printf("  filer: counters after the run in %s\n",
+			    stats);
+	}
 	st = tl_stop(pid, 60000);
 	if (st != 0)
 		suite_why(out, "filerd exit status %d (log: %s)", st, log);
