@@ -35,7 +35,9 @@
  * running, in all three runs.
  *
  * FILER_BENCH_ONLY=nfs: only part 2, printed (no JSON); for profiling the
- * two filerds.
+ * two filerds.  FILER_BENCH_DEST_DIR=DIR puts part 2's destination home
+ * (its disk images and NVLOG) under DIR, for a destination on a device of
+ * its own (a RAM disk such as /dev/shm on a one-disk machine).
  *
  * FILER_BENCH_BASELINE_MIB=N: only the disk and loopback figures and one
  * baseline of N MiB, printed (no JSON); for profiling the baseline.  With
@@ -1091,8 +1093,14 @@ static void run_nfs(const char *tmp, struct nfsres *res)
 	memset(res, 0, sizeof(*res));
 	memset(&s, 0, sizeof(s));
 	memset(&d, 0, sizeof(d));
+	/* FILER_BENCH_DEST_DIR: the destination on a device of its own. */
+	char *dtop = getenv("FILER_BENCH_DEST_DIR") == NULL ? NULL :
+	    tl_tmpdir_make(getenv("FILER_BENCH_DEST_DIR"), "mirror-dst");
+	const char *dtmp = dtop != NULL ? dtop : tmp;
 	side_setup(&s, tmp, "src", "vsrc", quick ? "256M" : "1G");
-	side_setup(&d, tmp, "dst", "vdst", quick ? "256M" : "1G");
+	side_setup(&d, dtmp, "dst", "vdst", quick ? "256M" : "1G");
+	if (dtmp != tmp)
+		printf("  NFS part: the destination's home is %s\n", d.home);
 	snprintf(key, sizeof(key), "%s/mirror.key", tmp);
 	f = fopen(key, "w");
 	if (f == NULL)
@@ -1182,6 +1190,8 @@ out:
 	if (tl_stop(d.pid, 60000) != 0 && res->why[0] == '\0')
 		snprintf(res->why, sizeof(res->why), "destination filerd did "
 		    "not stop cleanly (see %s)", d.log);
+	if (dtop != NULL)
+		tl_tmpdir_remove(dtop);
 	fflush(stdout);
 }
 
