@@ -463,6 +463,16 @@ static void reply_durable(void *arg, int err, bool last)
 		cork_flush();
 }
 
+/* r keeps its encoded reply (and READ data) until it is sent. */
+static void reply_hold(struct nfsd_req *r, uint8_t *rec, size_t len,
+    uint8_t *data, size_t data_len)
+{
+	r->dfr.rec = rec;
+	r->dfr.len = len;
+	r->dfr.data = data;
+	r->dfr.data_len = data_len;
+}
+
 void nfsd_rpc_process(struct nfsd_req *r)
 {
 	struct nfsd *s = r->srv;
@@ -559,10 +569,7 @@ void nfsd_rpc_process(struct nfsd_req *r)
 	if (dvol != NULL && rec != NULL) {
 		/* Durability is never claimed early: the reply (and the DRC
 		 * entry, in progress until then) waits for the record. */
-		r->dfr.rec = rec;
-		r->dfr.len = len;
-		r->dfr.data = data;
-		r->dfr.data_len = data_len;
+		reply_hold(r, rec, len, data, data_len);
 		r->dfr.key = key;
 		r->dfr.in_drc = in_drc;
 		if (args != NULL)
@@ -581,10 +588,7 @@ send:
 	    data_len <= NFSD_CORK_DATA_MAX) {
 		/* Sent with the batch's other replies (nfsd_rpc_batch_end). */
 		atomic_fetch_add(&s->st.replies, 1);
-		r->dfr.rec = rec;
-		r->dfr.len = len;
-		r->dfr.data = data;
-		r->dfr.data_len = data_len;
+		reply_hold(r, rec, len, data, data_len);
 		r->dfr.immediate = true;
 		if (args != NULL)
 			xdr_free(pc->xdr_args, args);

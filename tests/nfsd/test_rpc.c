@@ -586,6 +586,38 @@ static void test_large_read_replies(void **state)
 	close(ufd);
 }
 
+/* Append count pipelined CREATE calls (UNCHECKED, nothing set) of
+ * "<prefix>-<i>" in dir, xids xid0 + i, to out at n; the new length. */
+static size_t append_creates(uint8_t *out, size_t cap, size_t n,
+    const struct th_fh *dir, const char *prefix, uint32_t xid0,
+    uint32_t count)
+{
+	for (uint32_t i = 0; i < count; i++) {
+		char name[32];
+
+		snprintf(name, sizeof(name), "%s-%u", prefix, i);
+		xb_call(&x, xid0 + i, TH_NFS_PROG, 3, 8, 0, 0);
+		xb_fh(&x, dir);
+		xb_str(&x, name);
+		xb_u32(&x, 0);			/* UNCHECKED */
+		for (int k = 0; k < 6; k++)
+			xb_u32(&x, 0);		/* sattr3: nothing set */
+		n = append_record(out, cap, n, &x);
+	}
+	return n;
+}
+
+/* Read one reply from fd: accepted, NFS3_OK; its xid. */
+static uint32_t recv_ok(int fd)
+{
+	rp.len = th_recv_record(fd, rp.buf, sizeof(rp.buf), TH_TIMEOUT_MS);
+	assert_true(rp.len > 0);
+	th_parse_reply(&rp);
+	assert_int_equal(rp.stat, 0);
+	assert_int_equal(rd_u32(&rp.r), 0);	/* NFS3_OK */
+	return rp.xid;
+}
+
 /*
  * Replies that wait for the NVLOG go out together, one sendmsg for those
  * of a connection that one flush made durable.  Here 1000 CREATEs are
@@ -613,32 +645,17 @@ static void test_logged_replies_batched(void **state)
 	inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
 	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
 	assert_int_equal(th_mnt(fd, "/vol/vol0", &root), 0);
-	for (uint32_t i = 0; i < N; i++) {
-		char name[32];
-
-		snprintf(name, sizeof(name), "batched-%u", i);
-		xb_call(&x, 5000 + i, TH_NFS_PROG, 3, 8, 0, 0);
-		xb_fh(&x, &root);
-		xb_str(&x, name);
-		xb_u32(&x, 0);			/* UNCHECKED */
-		for (int k = 0; k < 6; k++)
-			xb_u32(&x, 0);		/* sattr3: nothing set */
-		n = append_record(out, sizeof(out), n, &x);
-	}
+	n = append_creates(out, sizeof(out), n, &root, "batched", 5000, N);
 	nfsd_get_stats(t->srv, &st0);
 	th_send_all(fd, out, n);
 	usleep(300 * 1000);
 	memset(seen, 0, sizeof(seen));
 	for (int i = 0; i < N; i++) {
-		rp.len = th_recv_record(fd, rp.buf, sizeof(rp.buf),
-		    TH_TIMEOUT_MS);
-		assert_true(rp.len > 0);
-		th_parse_reply(&rp);
-		assert_int_equal(rp.stat, 0);
-		assert_true(rp.xid >= 5000 && rp.xid < 5000 + N);
-		assert_false(seen[rp.xid - 5000]);
-		seen[rp.xid - 5000] = true;
-		assert_int_equal(rd_u32(&rp.r), 0);	/* NFS3_OK */
+		uint32_t xid = recv_ok(fd);
+
+		assert_true(xid >= 5000 && xid < 5000 + N);
+		assert_false(seen[xid - 5000]);
+		seen[xid - 5000] = true;
 	}
 	nfsd_get_stats(t->srv, &st1);
 	print_message("%llu replies in %llu batched sends\n",
@@ -675,43 +692,19 @@ static void test_batched_calls(void **state)
 	}
 	nfsd_get_stats(t->srv, &st0);
 	th_send_all(fd, out, n);
-	for (int i = 0; i < NG; i++) {
-		rp.len = th_recv_record(fd, rp.buf, sizeof(rp.buf),
-		    TH_TIMEOUT_MS);
-		assert_true(rp.len > 0);
-		th_parse_reply(&rp);
-		assert_int_equal(rp.stat, 0);
-		assert_int_equal(rd_u32(&rp.r), 0);	/* NFS3_OK */
-	}
+	for (int i = 0; i < NG; i++)
+		(void)recv_ok(fd);
 	nfsd_get_stats(t->srv, &st1);
 	print_message("%d GETATTRs: %llu replies in %llu batched sends\n",
 	    NG, (unsigned long long)(st1.reply_batched - st0.reply_batched),
 	    (unsigned long long)(st1.reply_batches - st0.reply_batches));
 	assert_true(st1.reply_batches > st0.reply_batches);
 
-	n = 0;
-	for (uint32_t i = 0; i < NC; i++) {
-		char name[32];
-
-		snprintf(name, sizeof(name), "shared-%u", i);
-		xb_call(&x, 9000 + i, TH_NFS_PROG, 3, 8, 0, 0);
-		xb_fh(&x, &root);
-		xb_str(&x, name);
-		xb_u32(&x, 0);			/* UNCHECKED */
-		for (int k = 0; k < 6; k++)
-			xb_u32(&x, 0);		/* sattr3: nothing set */
-		n = append_record(out, sizeof(out), n, &x);
-	}
+	n = append_creates(out, sizeof(out), 0, &root, "shared", 9000, NC);
 	wafl_get_stats(t->fs->v, &w0);
 	th_send_all(fd, out, n);
-	for (int i = 0; i < NC; i++) {
-		rp.len = th_recv_record(fd, rp.buf, sizeof(rp.buf),
-		    TH_TIMEOUT_MS);
-		assert_true(rp.len > 0);
-		th_parse_reply(&rp);
-		assert_int_equal(rp.stat, 0);
-		assert_int_equal(rd_u32(&rp.r), 0);	/* NFS3_OK */
-	}
+	for (int i = 0; i < NC; i++)
+		(void)recv_ok(fd);
 	wafl_get_stats(t->fs->v, &w1);
 	print_message("%d CREATEs: %llu log flushes\n", NC,
 	    (unsigned long long)(w1.log_flushes - w0.log_flushes));
