@@ -407,10 +407,18 @@ static void cork_add(struct nfsd_req *r)
 	cork.r[cork.n++] = r;
 }
 
+/* wafl is about to wait: the replies held so far go out first. */
+static void batch_release(void *arg)
+{
+	(void)arg;
+	if (cork.n > 0)
+		cork_flush();
+}
+
 void nfsd_rpc_batch_begin(void)
 {
 	cork.batch = true;
-	wafl_durable_batch_begin();
+	wafl_durable_batch_begin(batch_release, NULL);
 }
 
 void nfsd_rpc_batch_end(void)

@@ -187,6 +187,36 @@ static void freeze_wait(struct wafl_vol *v, uint64_t gen, uint64_t wall,
 	pthread_mutex_unlock(&v->cp_mutex);
 }
 
+/*
+ * wafl_durable_batch_begin: the volumes whose flush this thread owes
+ * (nvlog_when_durable_later), kicked by wafl_durable_batch_end, and the
+ * caller's hook for what it holds back.  Before the thread waits here
+ * (throttle, a freeze, a CP it runs) it releases both (batch_release), so
+ * nothing it holds waits out that wait.
+ */
+#define DBATCH_VOLS	4
+static __thread struct {
+	bool on;
+	unsigned n;
+	struct wafl_vol *v[DBATCH_VOLS];
+	void (*release)(void *);
+	void *arg;
+} dbatch;
+
+/* Called with no lock held: the hook, then the flushes owed. */
+static void batch_release(void)
+{
+	unsigned n = dbatch.n;
+
+	if (!dbatch.on)
+		return;
+	if (dbatch.release != NULL)
+		dbatch.release(dbatch.arg);
+	dbatch.n = 0;
+	for (unsigned i = 0; i < n; i++)
+		nvlog_kick(dbatch.v[i]->log);
+}
+
 static void throttle(struct wafl_vol *v)
 {
 	uint64_t dirty = dirty_bytes(v);
@@ -196,12 +226,14 @@ static void throttle(struct wafl_vol *v)
 	if (dirty <= max && fill <= 0.5)
 		return;
 	if (!v->cp_running_thread) {
+		batch_release();
 		(void)cp_run(v);	/* errors latch in the volume */
 		return;
 	}
 	uint64_t gen = open_gen(v);
 	cp_request(v);
 	if (dirty > 2 * max) {
+		batch_release();
 		freeze_wait(v, gen, 2 * max, 0);
 		return;
 	}
@@ -212,8 +244,10 @@ static void throttle(struct wafl_vol *v)
 	    THROTTLE_DELAY_US * p / (1.0 - p);
 	if (us > THROTTLE_DELAY_MAX_US)
 		us = THROTTLE_DELAY_MAX_US;
-	if (us >= 1.0)
+	if (us >= 1.0) {
+		batch_release();
 		freeze_wait(v, gen, 0, (uint64_t)us);
+	}
 }
 
 int ops_tx_begin(struct wafl_vol *v, uint32_t max_payload,
@@ -236,6 +270,7 @@ int ops_tx_begin(struct wafl_vol *v, uint32_t max_payload,
 			if (tries >= (int)WAFL_RING_K + 1 || v->npending == 0)
 				return FL_ERR(-ENOSPC);
 			ring_nudge(v);
+			batch_release();
 			rc = cp_run(v);
 			if (rc != 0)
 				return rc == -EROFS ? rc : -EIO;
@@ -257,6 +292,7 @@ int ops_tx_begin(struct wafl_vol *v, uint32_t max_payload,
 			return -EAGAIN;
 		/* The half is full: a CP switches halves.  The CP thread's,
 		 * when it runs: wait for its freeze (back-pressure above). */
+		batch_release();
 		if (v->cp_running_thread) {
 			cp_request(v);
 			freeze_wait(v, gen, 0, 0);
@@ -347,16 +383,6 @@ static void durable_done(void *arg, int err, bool last)
 	cb.fn(cb.arg, err, last);
 }
 
-/*
- * wafl_durable_batch_begin: the volumes whose flush this thread owes
- * (nvlog_when_durable_later), kicked by wafl_durable_batch_end.
- */
-#define DBATCH_VOLS	4
-static __thread struct {
-	bool on;
-	unsigned n;
-	struct wafl_vol *v[DBATCH_VOLS];
-} dbatch;
 
 void wafl_when_durable(wafl_vol_t *v, uint64_t lsn, wafl_durable_fn *fn,
     void *arg)
@@ -380,10 +406,12 @@ void wafl_when_durable(wafl_vol_t *v, uint64_t lsn, wafl_durable_fn *fn,
 		dbatch.v[dbatch.n++] = v;
 }
 
-void wafl_durable_batch_begin(void)
+void wafl_durable_batch_begin(void (*release)(void *), void *arg)
 {
 	dbatch.on = true;
 	dbatch.n = 0;
+	dbatch.release = release;
+	dbatch.arg = arg;
 }
 
 void wafl_durable_batch_end(void)

@@ -322,11 +322,15 @@ void wafl_when_durable(wafl_vol_t *v, uint64_t lsn, wafl_durable_fn *fn,
  * Between these two, the calling thread's wafl_when_durable calls do not
  * start the NVLOG flush they wait for: wafl_durable_batch_end does, once,
  * so that the records of several operations share it and the thread is not
- * held up by a flush between them.  The thread must reach
- * wafl_durable_batch_end soon (its callbacks wait until then) and before
- * any of the volumes may be unmounted.
+ * held up by a flush between them.  Where an operation would wait (the
+ * write throttle, a freeze, a CP the thread runs itself), wafl first calls
+ * release(arg), for what the caller holds back, and starts the flushes
+ * owed so far, so that none of it waits out that wait.  A read that misses
+ * the cache does not release: the batch holds what it holds for that read.
+ * The thread must reach wafl_durable_batch_end before any of the volumes
+ * may be unmounted.  release may be NULL; it must not call into wafl.
  */
-void wafl_durable_batch_begin(void);
+void wafl_durable_batch_begin(void (*release)(void *), void *arg);
 void wafl_durable_batch_end(void);
 
 /* One WRITE is one NVLOG record: WAFL_WRITE_MAX bytes always fit (a

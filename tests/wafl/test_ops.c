@@ -1268,6 +1268,11 @@ static void dur_done(void *arg, int err, bool last)
 	d->lasts += last;
 }
 
+static void count_release(void *arg)
+{
+	(*(int *)arg)++;
+}
+
 /*
  * wafl_defer_begin/_end with wafl_when_durable: the operation returns at
  * commit and its callback runs once the record is durable.  Inside
@@ -1294,7 +1299,7 @@ static void test_deferred_durability(void **state)
 	/* In a batch: four operations, no flush until its end, then one. */
 	memset(&d, 0, sizeof(d));
 	wafl_get_stats(f->v, &s0);
-	wafl_durable_batch_begin();
+	wafl_durable_batch_begin(NULL, NULL);
 	for (int i = 0; i < 4; i++) {
 		char name[32];
 
@@ -1314,6 +1319,39 @@ static void test_deferred_durability(void **state)
 	assert_int_equal(d.calls, 4);
 	assert_int_equal(d.ok, 4);
 	assert_int_equal(d.lasts, 1);
+
+	/*
+	 * An operation that is about to wait in wafl (here the log's half
+	 * more than half full: without a CP thread the writer runs the CP)
+	 * first calls the batch's release hook and starts the flushes owed:
+	 * what the batch held does not wait out the CP.
+	 */
+	struct { int released; } hk = { 0 };
+	struct wafl_obj big = mk_file(f, &ROOT, &f->root, "big", 0644);
+	uint8_t *mb = calloc(1, 1u << 20);
+	assert_non_null(mb);
+	memset(&d, 0, sizeof(d));
+	wafl_durable_batch_begin(count_release, &hk.released);
+	wafl_defer_begin();
+	(void)mk_file(f, &ROOT, &f->root, "held", 0644);
+	v = wafl_defer_end(&lsn);
+	wafl_when_durable(v, lsn, dur_done, &d);
+	assert_int_equal(d.calls, 0);
+	for (int i = 0; i < 3 && hk.released == 0; i++) {
+		enum wafl_stable got;
+
+		wafl_defer_begin();
+		assert_int_equal(wafl_write(f->v, &ROOT, &big,
+		    (uint64_t)i << 20, 1u << 20, mb, WAFL_FILE_SYNC, &got,
+		    NULL, NULL), 0);
+		(void)wafl_defer_end(&lsn);
+	}
+	assert_int_equal(hk.released, 1);
+	assert_int_equal(d.calls, 1);		/* before the batch's end */
+	assert_int_equal(d.ok, 1);
+	wafl_durable_batch_end();
+	assert_true(wafl_sync(f->v) == 0);
+	free(mb);
 
 	/* What the callbacks acknowledged survives a crash. */
 	crash_remount(f);
