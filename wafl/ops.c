@@ -124,6 +124,9 @@ void ops_fail(struct wafl_vol *v, int why)
 #define THROTTLE_WAIT_MS	100
 #define THROTTLE_DELAY_US	2000
 #define THROTTLE_DELAY_MAX_US	100000
+/* A throttle delay this long or longer releases a batch (batch_release):
+ * a shorter one holds its replies and flushes for less than a flush. */
+#define THROTTLE_RELEASE_US	1000
 
 static uint64_t dirty_bytes(struct wafl_vol *v)
 {
@@ -244,10 +247,10 @@ static void throttle(struct wafl_vol *v)
 	    THROTTLE_DELAY_US * p / (1.0 - p);
 	if (us > THROTTLE_DELAY_MAX_US)
 		us = THROTTLE_DELAY_MAX_US;
-	if (us >= 1.0) {
+	if (us >= THROTTLE_RELEASE_US)
 		batch_release();
+	if (us >= 1.0)
 		freeze_wait(v, gen, 0, (uint64_t)us);
-	}
 }
 
 int ops_tx_begin(struct wafl_vol *v, uint32_t max_payload,

@@ -670,10 +670,11 @@ static void test_logged_replies_batched(void **state)
  * Calls a worker takes together (up to NFSD_TAKE_MAX, 8) run as a batch:
  * 16 pipelined GETATTRs, which wait for no flush, get their replies in
  * fewer sends than calls (one send per reply without batches).  64
- * pipelined CREATEs share their NVLOG flushes: the bound catches a flush
- * per call, not the batch's sharing, which group commit alone often
- * meets here (test_ops test_deferred_durability and test_nvlog
- * test_when_durable_later check the sharing itself).
+ * pipelined CREATEs need fewer NVLOG flushes than calls (2 or 3 here, 15
+ * to 21 under AddressSanitizer): that catches a flush per call, not the
+ * batch's sharing, which group commit alone often meets (test_ops
+ * test_deferred_durability and test_nvlog test_when_durable_later check
+ * the sharing itself).
  */
 static void test_batched_calls(void **state)
 {
@@ -711,7 +712,7 @@ static void test_batched_calls(void **state)
 	wafl_get_stats(t->fs->v, &w1);
 	print_message("%d CREATEs: %llu log flushes\n", NC,
 	    (unsigned long long)(w1.log_flushes - w0.log_flushes));
-	assert_true(w1.log_flushes - w0.log_flushes <= NC / 4);
+	assert_true(w1.log_flushes - w0.log_flushes < NC);
 	close(fd);
 }
 
