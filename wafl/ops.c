@@ -109,9 +109,15 @@ void ops_fail(struct wafl_vol *v, int why)
  * than the disks the pressure keeps growing; they are then slowed before
  * they hit the wall, in proportion to how close they are to it (the shape
  * of ZFS's dmu_tx_delay): with p the larger of (dirty - max) / max and
- * (fill - 1/2) / (1/2), each operation waits THROTTLE_DELAY_US x p / (1 - p),
- * at most THROTTLE_DELAY_MAX_US, so writers settle at the rate the CPs
- * write instead of all stopping for a whole CP.  At the wall -- dirty over
+ * (fill - 1/2) / (1/2), each operation takes at least THROTTLE_DELAY_US x
+ * p / (1 - p) from its start, at most THROTTLE_DELAY_MAX_US.  Over
+ * dirty_max, as in ZFS, the wake-ups of concurrent operations are spaced
+ * by that time (throttle_last_ns) rather than all ending together, so the
+ * operation rate, not each thread's, is what the delay sets, and writers
+ * settle at the rate the CPs write, at a lower p, instead of all stopping
+ * for a whole CP.  With only the log's half filling (many small records),
+ * each operation waits its own delay: spacing small operations would cap
+ * their rate far below what the log takes.  At the wall -- dirty over
  * twice dirty_max, or no room left in the log half -- an operation waits
  * for the next freeze, so dirty memory stays bounded by about 2 x
  * dirty_max plus what the operations in flight add.  Every wait ends at
@@ -220,7 +226,7 @@ static void batch_release(void)
 		nvlog_kick(dbatch.v[i]->log);
 }
 
-static void throttle(struct wafl_vol *v)
+static void throttle(struct wafl_vol *v, uint64_t start_ns)
 {
 	uint64_t dirty = dirty_bytes(v);
 	uint64_t max = v->opts.dirty_max_bytes;
@@ -247,10 +253,31 @@ static void throttle(struct wafl_vol *v)
 	    THROTTLE_DELAY_US * p / (1.0 - p);
 	if (us > THROTTLE_DELAY_MAX_US)
 		us = THROTTLE_DELAY_MAX_US;
-	if (us >= THROTTLE_RELEASE_US)
+	if (us < 1.0)
+		return;
+	uint64_t d = (uint64_t)us * 1000, now = fl_now_mono_ns();
+	if (dirty <= max) {
+		/* The log's fill alone (small records, many of them): each
+		 * operation waits its own delay. */
+		if (us >= THROTTLE_RELEASE_US)
+			batch_release();
+		freeze_wait(v, gen, 0, d / 1000);
+		return;
+	}
+	/* Dirty data: the delay counts from the operation's start, and
+	 * wake-ups are spaced by it across threads (throttle_last_ns). */
+	if (now >= start_ns + d)
+		return;
+	pthread_mutex_lock(&v->cp_mutex);
+	uint64_t wake = FL_MAX(start_ns + d, v->throttle_last_ns + d);
+	wake = FL_MIN(wake, now + (uint64_t)THROTTLE_DELAY_MAX_US * 1000);
+	v->throttle_last_ns = wake;
+	pthread_mutex_unlock(&v->cp_mutex);
+	if (wake <= now)
+		return;
+	if (wake - now >= (uint64_t)THROTTLE_RELEASE_US * 1000)
 		batch_release();
-	if (us >= 1.0)
-		freeze_wait(v, gen, 0, (uint64_t)us);
+	freeze_wait(v, gen, 0, (wake - now + 999) / 1000);
 }
 
 int ops_tx_begin(struct wafl_vol *v, uint32_t max_payload,
@@ -451,7 +478,7 @@ int ops_tx_end(struct ops_tx *tx, int rc, bool wait)
 		rc = -EIO;
 	if (tx->logged || tx->changed) {
 		ops_count(v, fl_now_mono_ns() - tx->start_ns);
-		throttle(v);
+		throttle(v, tx->start_ns);
 	}
 	return rc;
 }

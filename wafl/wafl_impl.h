@@ -181,6 +181,7 @@ struct wafl_vol {
 	pthread_mutex_t cp_mutex;
 	pthread_cond_t cp_cond;		/* requests and completions */
 	bool cp_running_thread, cp_stop, cp_requested;
+	uint64_t throttle_last_ns;	/* the last throttled wake-up (cp_mutex) */
 	pthread_mutex_t cp_serial;	/* one CP at a time */
 
 	uint8_t write_verf[8];		/* new on every mount */
