@@ -133,6 +133,7 @@ struct nfsd_arena_chunk;
 struct nfsd_req {
 	struct nfsd *srv;
 	struct nfsd_req *next;		/* work queue */
+	bool alone;			/* taken alone (transport.c req_alone) */
 	struct nfsd_conn *conn;		/* TCP (a reference), or NULL */
 	int udp_fd;			/* UDP: the socket to answer on */
 	bool udp;

@@ -347,7 +347,8 @@ static void enqueue(struct nfsd_transport *t, struct nfsd_req *r)
 	else
 		t->bhead = r;
 	t->btail = r;
-	if (req_alone(r)) {
+	r->alone = req_alone(r);
+	if (r->alone) {
 		t->btakes++;
 		t->brun = 0;
 	} else if (t->brun++ % NFSD_TAKE_MAX == 0) {
@@ -379,9 +380,9 @@ static void *worker_main(void *arg)
 			break;
 		struct nfsd_req *r = t->qhead, *last = r;
 		size_t n = 1;
-		if (!req_alone(r))
+		if (!r->alone)
 			while (n < NFSD_TAKE_MAX && last->next != NULL &&
-			    !req_alone(last->next)) {
+			    !last->next->alone) {
 				last = last->next;
 				n++;
 			}

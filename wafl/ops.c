@@ -255,7 +255,7 @@ static void throttle(struct wafl_vol *v, uint64_t start_ns)
 		us = THROTTLE_DELAY_MAX_US;
 	if (us < 1.0)
 		return;
-	uint64_t d = (uint64_t)us * 1000, now = fl_now_mono_ns();
+	uint64_t d = (uint64_t)us * 1000;
 	if (dirty <= max) {
 		/* The log's fill alone (small records, many of them): each
 		 * operation waits its own delay. */
@@ -266,6 +266,7 @@ static void throttle(struct wafl_vol *v, uint64_t start_ns)
 	}
 	/* Dirty data: the delay counts from the operation's start, and
 	 * wake-ups are spaced by it across threads (throttle_last_ns). */
+	uint64_t now = fl_now_mono_ns();
 	if (now >= start_ns + d)
 		return;
 	pthread_mutex_lock(&v->cp_mutex);
