@@ -16,11 +16,15 @@
  * parity.
  *
  * Buffers.  A hung I/O may come back at any time, long after its caller
- * returned and freed or reused its buffers.  So no syscall ever runs on a
+ * returned and freed or reused its buffers.  So no read ever runs on a
  * caller's buffer: each worker moves the data through its own bounce buffer,
  * DL_PIECE bytes at a time, and copies between the bounce buffer and the
  * caller's buffers only in state COPYING, which it enters (under the device
- * lock) only while the request is not abandoned.  A caller whose deadline
+ * lock) only while the request is not abandoned.  Writes to a device that
+ * only hands the buffers to the kernel (write_in_place: the plain disk) go
+ * straight from the caller's buffers, as a late write can harm nothing but
+ * the disk it lands on, which is dead by then (below); the fault injector,
+ * which keeps a copy of each write in user space, goes through the bounce.  A caller whose deadline
  * passes during a copy waits for that copy (memory speed, not disk speed)
  * and abandons the request right after.  An abandoned request is never
  * copied into or out of, never continued with its next piece, never started
@@ -49,8 +53,8 @@
  * buffered write can wait for the device (dirty throttling, the file
  * system's journal).
  *
- * Cost.  For the rest, a hand-off (two wake-ups) per I/O and one memcpy of
- * the data, done by the workers.  The hot paths of io.c submit the I/O of
+ * Cost.  For the rest, a hand-off (two wake-ups) per I/O, and for reads
+ * from the device one memcpy of the data, done by the workers.  The hot paths of io.c submit the I/O of
  * every disk of a batch of stripes before waiting for any, so disks (and the
  * copies) work in parallel.
  *
@@ -73,6 +77,7 @@
 
 #define DL_MAX_WORKERS	8u	/* per disk: concurrent I/Os it runs */
 #define DL_PIECE	(256u * 1024u)	/* bytes per syscall and bounce */
+#define DL_PIECE_IOV	64u		/* iovecs per in-place write */
 #define DL_CLOSE_GRACE_MS 100u		/* wait at close for a dead disk */
 #define DL_EXTENTS	8u		/* written ranges kept between syncs */
 #define DL_FORGET_MIN	(256u * 1024u)	/* smaller ones stay cached */
@@ -191,6 +196,60 @@ static void copy_end(struct dl_dev *dl, struct raid_dio *io)
 	pthread_mutex_unlock(&dl->mu);
 }
 
+/* Still wanted: the caller has not given up on io. */
+static bool still_wanted(struct dl_dev *dl, const struct raid_dio *io)
+{
+	bool ok;
+
+	pthread_mutex_lock(&dl->mu);
+	ok = io->state == DIO_RUNNING;
+	pthread_mutex_unlock(&dl->mu);
+	return ok;
+}
+
+/*
+ * A write straight from the caller's buffers, for an inner device whose
+ * pwritev only hands them to the kernel (write_in_place).  Piece by
+ * piece, so that a request its caller gave up on stops at the next piece.
+ * If the caller gives up during a piece and frees or reuses its buffers,
+ * the kernel copies whatever is there then (or fails with EFAULT) onto a
+ * disk that is dead from that moment on: nothing is read from it again.
+ */
+static int run_write_in_place(struct dl_dev *dl, struct raid_dio *io)
+{
+	struct iovec piece[DL_PIECE_IOV];
+	struct iov_cur cur = { 0, 0 };
+	int err = 0;
+
+	for (uint64_t done = 0; done < io->len && err == 0;) {
+		size_t len = 0;
+		int n = 0;
+
+		while (cur.i < io->cnt && n < (int)DL_PIECE_IOV &&
+		    len < DL_PIECE) {
+			const struct iovec *v = &io->iov[cur.i];
+			size_t take = FL_MIN(v->iov_len - cur.off,
+			    DL_PIECE - len);
+
+			piece[n].iov_base = (uint8_t *)v->iov_base + cur.off;
+			piece[n].iov_len = take;
+			n++;
+			len += take;
+			cur.off += take;
+			if (cur.off == v->iov_len) {
+				cur.i++;
+				cur.off = 0;
+			}
+		}
+		if (!still_wanted(dl, io))
+			return -ECANCELED;
+		err = dl->inner->ops->pwritev(dl->inner, piece, n,
+		    io->off + done);
+		done += len;
+	}
+	return err;
+}
+
 /* A read or write, piece by piece through the worker's bounce buffer. */
 static int run_rw(struct dl_dev *dl, struct dl_worker *w, struct raid_dio *io)
 {
@@ -198,6 +257,8 @@ static int run_rw(struct dl_dev *dl, struct dl_worker *w, struct raid_dio *io)
 	struct iov_cur cur = { 0, 0 };
 	int err = 0;
 
+	if (wr && dl->inner->ops->write_in_place)
+		return run_write_in_place(dl, io);
 	if (w->bounce == NULL) {
 		w->bounce = raid_balloc(DL_PIECE / RAID_BLOCK_SIZE);
 		if (w->bounce == NULL)

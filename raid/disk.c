@@ -161,6 +161,7 @@ static const struct raid_dev_ops file_ops = {
 	.close = file_close,
 	.prefetch = file_prefetch,
 	.forget = file_forget,
+	.write_in_place = true,
 };
 
 int raid_dev_open_file(const char *path, bool create, struct raid_dev **out)

@@ -72,6 +72,10 @@ struct raid_dev_ops {
 	 * memory (deadline.c).  Never changes what a read returns.  May be
 	 * NULL. */
 	void (*forget)(struct raid_dev *d, uint64_t off, uint64_t len);
+	/* pwritev only hands the buffers to the kernel, which copies them
+	 * during the call: a write may run on its caller's buffers even if
+	 * the caller may give up on it (deadline.c). */
+	bool write_in_place;
 };
 
 struct raid_dev {
