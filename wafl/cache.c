@@ -187,9 +187,20 @@ struct bcache {
 	uint64_t hits, misses;
 };
 
+/*
+ * Runs of 16 consecutive VBNs land in consecutive buckets (the run's place
+ * is hashed): a CP gives, and a sequential read looks up, consecutive
+ * VBNs, which then share the buckets' cache lines.
+ */
 static uint64_t hash_vbn(uint64_t vbn, uint64_t n)
 {
-	return (vbn * 0x9e3779b97f4a7c15ull) >> 20 & (n - 1);
+	return (((vbn >> 4) * 0x9e3779b97f4a7c15ull) >> 20 << 4 |
+	    (vbn & 15)) & (n - 1);
+}
+
+void bcache_prefetch(struct bcache *bc, uint64_t vbn)
+{
+	__builtin_prefetch(&bc->hash[hash_vbn(vbn, bc->nhash)]);
 }
 
 int bcache_create(uint64_t max_bytes, struct bcache **out)
@@ -351,10 +362,29 @@ static uint8_t *cache_enter(struct bcache *bc, const struct wafl_bp *bp,
 	e->cksum = bp->cksum;
 	e->data = data;
 	e->pins = pin ? 1 : 0;
-	if (!pin)
+	/* A give (pinned, inside a CP's freeze) leaves the eviction of
+	 * what it displaces to bcache_trim, after the freeze. */
+	if (!pin) {
 		lru_push_front(bc, e);
-	evict(bc);
+		evict(bc);
+	}
 	return drop;
+}
+
+#define TRIM_CHUNK	256u	/* evictions per hold of the lock */
+
+void bcache_trim(struct bcache *bc)
+{
+	bool more = true;
+
+	while (more) {
+		pthread_mutex_lock(&bc->lock);
+		for (unsigned i = 0; i < TRIM_CHUNK &&
+		    bc->nentries > bc->max_entries && bc->tail != NULL; i++)
+			remove_entry(bc, bc->tail);
+		more = bc->nentries > bc->max_entries && bc->tail != NULL;
+		pthread_mutex_unlock(&bc->lock);
+	}
 }
 
 void bcache_put(struct bcache *bc, const struct wafl_bp *bp, const void *data)

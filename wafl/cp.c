@@ -57,6 +57,7 @@
 #include "wafl/wafl_impl.h"
 
 #define CP_RUN_MAX	1024u	/* blocks per raid_write of the write-out */
+#define SEAL_AHEAD	8u	/* buffers prefetched ahead by the seal */
 
 struct cp_blk {
 	uint64_t vbn;
@@ -83,7 +84,7 @@ static bool is_special(uint64_t ino)
  * Returns the number allocated (>= 0) or an error. */
 static int cp_alloc_wnode(struct cp_ctx *cx, struct wnode *wn)
 {
-	struct dbuf **arr;
+	struct dbuf_ref *arr;
 	uint32_t n;
 	int count = 0;
 	int rc = dbuf_sorted(&wn->dbufs, &arr, &n);
@@ -91,7 +92,9 @@ static int cp_alloc_wnode(struct cp_ctx *cx, struct wnode *wn)
 	if (rc != 0)
 		return rc;
 	for (uint32_t i = 0; i < n && rc == 0; i++) {
-		struct dbuf *d = arr[i];
+		struct dbuf *d = arr[i].d;
+		if (i + SEAL_AHEAD < n)
+			__builtin_prefetch(arr[i + SEAL_AHEAD].d);
 		if (d->new_vbn != 0)
 			continue;
 		rc = alloc_block(cx->v, &d->new_vbn);
@@ -132,21 +135,33 @@ static int cp_take_block(struct cp_ctx *cx, uint64_t vbn, uint32_t cksum,
 	return 0;
 }
 
-/* Seal wn: checksum its buffers bottom-up into parents and its inode, move
- * them to the CP's write list and the cache.  Afterwards wn has no dbufs. */
+/*
+ * Seal wn: checksum its buffers bottom-up into parents and its inode, move
+ * them to the CP's write list and the cache.  Afterwards wn has no dbufs.
+ * Sorted by (level, index), a buffer's parent comes after it, and the
+ * parents of consecutive buffers never go back, so one cursor finds them
+ * all; each buffer is freed as soon as it is sealed (its data has become
+ * the cache's), while it is still in the CPU's cache.
+ */
 static int cp_seal_wnode(struct cp_ctx *cx, struct wnode *wn)
 {
 	struct wafl_vol *v = cx->v;
-	struct dbuf **arr;
-	uint32_t n;
+	struct dbuf_ref *arr;
+	uint32_t n, i, pc = 0;
 	int rc = dbuf_sorted(&wn->dbufs, &arr, &n);
 
 	if (rc != 0)
 		return rc;
-	for (uint32_t i = 0; i < n && rc == 0; i++) {
-		struct dbuf *d = arr[i];
-		unsigned level = DBUF_LEVEL(d->key);
-		uint64_t idx = DBUF_IDX(d->key);
+	for (i = 0; i < n && rc == 0; i++) {
+		struct dbuf *d = arr[i].d;
+		unsigned level = DBUF_LEVEL(arr[i].key);
+		/* The loop's misses are the buffers' headers and the
+		 * cache's buckets; ask for them ahead. */
+		if (i + 2 * SEAL_AHEAD < n)
+			__builtin_prefetch(arr[i + 2 * SEAL_AHEAD].d);
+		if (i + SEAL_AHEAD < n)
+			bcache_prefetch(v->cache, arr[i + SEAL_AHEAD].d->new_vbn);
+		uint64_t idx = DBUF_IDX(arr[i].key);
 		VERIFY(d->new_vbn != 0);
 		struct wafl_bp bp = {
 			.vbn = d->new_vbn,
@@ -159,10 +174,13 @@ static int cp_seal_wnode(struct cp_ctx *cx, struct wnode *wn)
 			VERIFY(idx < WAFL_NTOP);
 			wn->di.u.top[idx] = bp;
 		} else {
-			struct dbuf *p = dbuf_find(&wn->dbufs,
-			    DBUF_KEY(level + 1, idx >> 7));
-			VERIFY(p != NULL);	/* ancestors are always dirty */
-			wafl_bp_encode(p->data + (idx & 127) * WAFL_BP_SIZE, &bp);
+			const uint64_t pkey = DBUF_KEY(level + 1, idx >> 7);
+			while (pc < n && arr[pc].key < pkey)
+				pc++;
+			/* Ancestors are always dirty. */
+			VERIFY(pc < n && arr[pc].key == pkey);
+			wafl_bp_encode(arr[pc].d->data +
+			    (idx & 127) * WAFL_BP_SIZE, &bp);
 		}
 		/* The buffer itself becomes the pinned cache entry (readers
 		 * of n+1 find it there until it is on disk); the write-out
@@ -171,15 +189,23 @@ static int cp_seal_wnode(struct cp_ctx *cx, struct wnode *wn)
 		    level > 0 || is_special(wn->ino));
 		if (rc == 0)
 			rc = bcache_give(v->cache, &bp, d->data);
-		if (rc == 0)
+		if (rc == 0) {
 			d->data = NULL;
+			dbuf_free(d);
+		}
 	}
-	free(arr);
+	/*
+	 * The table's chains still run through the freed buffers: forget
+	 * them.  After a failure (no memory; the freeze fails and the
+	 * volume refuses writes) the buffers not sealed go too, so that
+	 * nothing is left pointing at freed ones.
+	 */
 	if (rc != 0)
-		return rc;
-	dbuf_tab_free(&wn->dbufs);
-	dbuf_tab_init(&wn->dbufs);
-	return 0;
+		for (i = i - 1; i < n; i++)
+			dbuf_free(arr[i].d);
+	free(arr);
+	dbuf_tab_forget(&wn->dbufs);
+	return rc;
 }
 
 static int cp_encode_inode(struct cp_ctx *cx, struct wnode *wn)
@@ -532,6 +558,9 @@ int cp_run(struct wafl_vol *v)
 	pthread_mutex_lock(&v->cp_mutex);
 	pthread_cond_broadcast(&v->cp_cond);
 	pthread_mutex_unlock(&v->cp_mutex);
+	/* What the freeze's blocks displaced from the cache, evicted with
+	 * operations running. */
+	bcache_trim(v->cache);
 
 	rc = cp_write_out(&cx, &nfsi, rootbuf, root_vbn);
 	if (rc != 0) {

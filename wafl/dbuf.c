@@ -23,19 +23,29 @@ void dbuf_tab_init(struct dbuf_tab *t)
 	memset(t, 0, sizeof(*t));
 }
 
+void dbuf_free(struct dbuf *d)
+{
+	wafl_blk_free(d->data);
+	free(d);
+}
+
+void dbuf_tab_forget(struct dbuf_tab *t)
+{
+	free(t->slots);
+	memset(t, 0, sizeof(*t));
+}
+
 void dbuf_tab_free(struct dbuf_tab *t)
 {
 	for (uint32_t i = 0; i < t->nslots; i++) {
 		struct dbuf *d = t->slots[i];
 		while (d != NULL) {
 			struct dbuf *n = d->next;
-			wafl_blk_free(d->data);
-			free(d);
+			dbuf_free(d);
 			d = n;
 		}
 	}
-	free(t->slots);
-	memset(t, 0, sizeof(*t));
+	dbuf_tab_forget(t);
 }
 
 struct dbuf *dbuf_find(struct dbuf_tab *t, uint64_t key)
@@ -108,12 +118,48 @@ void dbuf_remove(struct dbuf_tab *t, uint64_t key)
 	free(d);
 }
 
-static int cmp_key(const void *a, const void *b)
+static int cmp_kp(const void *a, const void *b)
 {
-	const struct dbuf *x = *(struct dbuf *const *)a;
-	const struct dbuf *y = *(struct dbuf *const *)b;
+	const struct dbuf_ref *x = a, *y = b;
 
 	return x->key < y->key ? -1 : x->key > y->key;
+}
+
+#define RADIX_MIN	64u	/* fewer: a comparison sort is cheaper */
+
+/*
+ * Sort a (n entries) by key, least significant byte first, through tmp;
+ * bytes in which every key agrees are skipped (a file's keys differ in a
+ * few low bytes of the index and in the level byte).  Keys sit next to
+ * their pointers, so the sort never touches the buffers themselves.
+ * Returns the array that holds the result (a or tmp).
+ */
+static struct dbuf_ref *radix_sort(struct dbuf_ref *a, struct dbuf_ref *tmp,
+    uint32_t n)
+{
+	uint64_t differ = 0;
+
+	for (uint32_t i = 1; i < n; i++)
+		differ |= a[i].key ^ a[0].key;
+	for (unsigned shift = 0; shift < 64; shift += 8) {
+		uint32_t count[256] = { 0 };
+
+		if (((differ >> shift) & 0xff) == 0)
+			continue;
+		for (uint32_t i = 0; i < n; i++)
+			count[(a[i].key >> shift) & 0xff]++;
+		for (uint32_t b = 0, sum = 0; b < 256; b++) {
+			uint32_t c = count[b];
+			count[b] = sum;
+			sum += c;
+		}
+		for (uint32_t i = 0; i < n; i++)
+			tmp[count[(a[i].key >> shift) & 0xff]++] = a[i];
+		struct dbuf_ref *t = a;
+		a = tmp;
+		tmp = t;
+	}
+	return a;
 }
 
 void dbuf_precksum(struct dbuf_tab *t)
@@ -127,19 +173,28 @@ void dbuf_precksum(struct dbuf_tab *t)
 			}
 }
 
-int dbuf_sorted(struct dbuf_tab *t, struct dbuf ***out, uint32_t *n)
+int dbuf_sorted(struct dbuf_tab *t, struct dbuf_ref **out, uint32_t *n)
 {
-	struct dbuf **arr = malloc((t->count + 1) * sizeof(*arr));
+	const uint32_t cnt = t->count;
+	struct dbuf_ref *r = malloc((2 * (size_t)cnt + 1) * sizeof(*r));
 	uint32_t k = 0;
 
-	if (arr == NULL)
+	if (r == NULL)
 		return -ENOMEM;
 	for (uint32_t i = 0; i < t->nslots; i++)
 		for (struct dbuf *d = t->slots[i]; d != NULL; d = d->next)
-			arr[k++] = d;
-	VERIFY_EQ(k, t->count);
-	qsort(arr, k, sizeof(*arr), cmp_key);
-	*out = arr;
+			r[k++] = (struct dbuf_ref){ d->key, d };
+	VERIFY_EQ(k, cnt);
+	struct dbuf_ref *sorted = r;
+	if (k < RADIX_MIN)
+		qsort(r, k, sizeof(*r), cmp_kp);
+	else
+		sorted = radix_sort(r, r + k, k);
+	if (sorted != r)
+		memcpy(r, sorted, (size_t)k * sizeof(*r));
+	for (uint32_t i = 1; i < k; i++)
+		ASSERT(r[i - 1].key < r[i].key);
+	*out = r;
 	*n = k;
 	return 0;
 }

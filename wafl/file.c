@@ -6,6 +6,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "common/err.h"
 #include "common/util.h"
@@ -78,13 +79,19 @@ int wn_write(struct wnode *wn, uint64_t off, uint32_t len, const void *buf)
 		uint32_t n = FL_MIN(WAFL_BLOCK_SIZE - boff, len - done);
 		uint8_t *blk;
 		/* A whole block replaces the old one unread. */
-		if (n == WAFL_BLOCK_SIZE)
-			rc = wn_overwrite_block(wn, fbn, &blk);
-		else
-			rc = wn_modify_block(wn, fbn, &blk);
+		if (n == WAFL_BLOCK_SIZE && S_ISREG(di->mode)) {
+			rc = wn_write_whole_block(wn, fbn,
+			    (const uint8_t *)buf + done);
+		} else {
+			rc = n == WAFL_BLOCK_SIZE ?
+			    wn_overwrite_block(wn, fbn, &blk) :
+			    wn_modify_block(wn, fbn, &blk);
+			if (rc == 0)
+				memcpy(blk + boff, (const uint8_t *)buf + done,
+				    n);
+		}
 		if (rc != 0)
 			break;
-		memcpy(blk + boff, (const uint8_t *)buf + done, n);
 		done += n;
 	}
 	if (off + done > di->size)

@@ -46,8 +46,13 @@ bool bcache_get(struct bcache *bc, const struct wafl_bp *bp, void *buf);
 void bcache_put(struct bcache *bc, const struct wafl_bp *bp, const void *data);
 /* A CP's sealed block: the cache takes data (a pool block) without a copy,
  * pinned.  The giver may still read data, and nobody writes it, until
- * bcache_unpin(bp->vbn).  -ENOMEM: not taken, data is still the giver's. */
+ * bcache_unpin(bp->vbn).  -ENOMEM: not taken, data is still the giver's.
+ * Evicts nothing: the cache may go over its size until bcache_trim. */
 int bcache_give(struct bcache *bc, const struct wafl_bp *bp, uint8_t *data);
+/* Evict down to the cache's size (after a freeze's gives). */
+void bcache_trim(struct bcache *bc);
+/* A hint: vbn will be given or looked up soon. */
+void bcache_prefetch(struct bcache *bc, uint64_t vbn);
 void bcache_unpin(struct bcache *bc, uint64_t vbn);
 void bcache_invalidate(struct bcache *bc, uint64_t vbn);
 void bcache_invalidate_all(struct bcache *bc);
@@ -244,6 +249,10 @@ int wn_modify_block(struct wnode *wn, uint64_t fbn, uint8_t **blk);
 /* wn_modify_block for a caller that writes all 4096 bytes of *blk before
  * dropping the lock: the old block is not read (nor verified). */
 int wn_overwrite_block(struct wnode *wn, uint64_t fbn, uint8_t **blk);
+/* Replace block fbn of a regular file with the 4096 bytes at src, and
+ * checksum them while they are in the CPU's cache: the CP's freeze and
+ * its checksum pass before it then have nothing left to do for it. */
+int wn_write_whole_block(struct wnode *wn, uint64_t fbn, const void *src);
 /* Free every block at or past fbn (truncate the tree).  */
 int wn_truncate_blocks(struct wnode *wn, uint64_t first_fbn);
 /* Grow the tree so fbn fits. */
@@ -275,8 +284,18 @@ void dbuf_tab_free(struct dbuf_tab *t);
 struct dbuf *dbuf_find(struct dbuf_tab *t, uint64_t key);
 struct dbuf *dbuf_insert(struct dbuf_tab *t, uint64_t key);	/* new */
 void dbuf_remove(struct dbuf_tab *t, uint64_t key);
+/* A dbuf and its key side by side (dbuf_sorted). */
+struct dbuf_ref {
+	uint64_t key;
+	struct dbuf *d;
+};
 /* All dbufs sorted by key (level first); caller frees the array. */
-int dbuf_sorted(struct dbuf_tab *t, struct dbuf ***out, uint32_t *n);
+int dbuf_sorted(struct dbuf_tab *t, struct dbuf_ref **out, uint32_t *n);
+/* Empty t without touching its dbufs, which the caller has freed or
+ * owns (the CP frees each as it seals it). */
+void dbuf_tab_forget(struct dbuf_tab *t);
+/* Free one dbuf that is in no table any more, and its data. */
+void dbuf_free(struct dbuf *d);
 /* Checksum every level-0 buffer whose cksum_ok is clear (cp_precksum). */
 void dbuf_precksum(struct dbuf_tab *t);
 

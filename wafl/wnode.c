@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 
 #include "common/assert.h"
+#include "common/crc32c.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "wafl/wafl_impl.h"
@@ -339,6 +340,24 @@ int wn_modify_block(struct wnode *wn, uint64_t fbn, uint8_t **blk)
 int wn_overwrite_block(struct wnode *wn, uint64_t fbn, uint8_t **blk)
 {
 	return modify_block(wn, fbn, true, blk);
+}
+
+int wn_write_whole_block(struct wnode *wn, uint64_t fbn, const void *src)
+{
+	struct dbuf *d;
+	int rc;
+
+	if (wn->di.flags & WAFL_INO_INLINE)
+		return FL_ERR(-EINVAL);
+	rc = wn_ensure_height(wn, fbn);
+	if (rc == 0)
+		rc = dirty_path(wn, 0, fbn, true, &d);
+	if (rc != 0)
+		return rc;
+	memcpy(d->data, src, WAFL_BLOCK_SIZE);
+	d->cksum = fl_crc32c(0, d->data, WAFL_BLOCK_SIZE);
+	d->cksum_ok = true;
+	return 0;
 }
 
 /* ------------------------------------------------------------ truncate */

@@ -107,6 +107,74 @@ static void test_overwrite_reuses_blocks(void **state)
 	free(a);
 }
 
+/*
+ * dbuf_sorted: every buffer once, in (level, index) order, by the radix
+ * sort (many buffers) and by the comparison sort (few); keys differ in
+ * high index bytes and in the level byte too.
+ */
+static void test_dbuf_sorted(void **state)
+{
+	static const uint32_t counts[] = { 0, 1, 7, 63, 64, 5000 };
+
+	(void)state;
+	for (size_t c = 0; c < sizeof(counts) / sizeof(counts[0]); c++) {
+		struct dbuf_tab t;
+		struct dbuf_ref *r;
+		uint32_t n, i;
+		uint64_t x = 88172645463325252ull + c;
+
+		dbuf_tab_init(&t);
+		for (i = 0; i < counts[c];) {
+			x ^= x << 13;
+			x ^= x >> 7;
+			x ^= x << 17;
+			uint64_t key = DBUF_KEY(x % 4, (x >> 8) &
+			    ((1ull << 40) - 1));
+			if (dbuf_find(&t, key) != NULL)
+				continue;
+			assert_non_null(dbuf_insert(&t, key));
+			i++;
+		}
+		assert_int_equal(dbuf_sorted(&t, &r, &n), 0);
+		assert_int_equal(n, counts[c]);
+		for (i = 0; i < n; i++) {
+			assert_ptr_equal(dbuf_find(&t, r[i].key), r[i].d);
+			if (i > 0)
+				assert_true(r[i - 1].key < r[i].key);
+		}
+		free(r);
+		dbuf_tab_free(&t);
+	}
+}
+
+/*
+ * A whole-block write checksums the block as it copies it; a partial
+ * write of the same block in the same CP must not keep that checksum.
+ * Read back from disk after a remount, every block's checksum is checked
+ * against its pointer.
+ */
+static void test_whole_then_partial(void **state)
+{
+	struct tl_fs *f = *state;
+	const uint32_t len = 64 * 4096;
+	uint8_t *a = malloc(len), *b = malloc(len);
+	uint64_t ino = tl_fs_new_file(f);
+
+	tl_fill_pattern(a, len, 41);
+	tl_fill_pattern(b, 4096, 42);
+	tl_fs_write(f, ino, 0, a, len);
+	/* Parts of blocks 3 and 7 change after the whole-block writes. */
+	tl_fs_write(f, ino, 3 * 4096 + 100, b, 200);
+	memcpy(a + 3 * 4096 + 100, b, 200);
+	tl_fs_write(f, ino, 7 * 4096 + 4000, b, 96);
+	memcpy(a + 7 * 4096 + 4000, b, 96);
+	assert_int_equal(wafl_sync(f->v), 0);
+	tl_fs_remount(f);
+	file_check(f, ino, 0, a, len);
+	free(a);
+	free(b);
+}
+
 static void test_truncate(void **state)
 {
 	struct tl_fs *f = *state;
@@ -176,6 +244,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_overwrite_reuses_blocks,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_truncate, setup, teardown),
+		cmocka_unit_test(test_dbuf_sorted),
+		cmocka_unit_test_setup_teardown(test_whole_then_partial, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_fsinfo_slot_fallback,
 		    setup, teardown),
 	};
