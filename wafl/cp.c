@@ -35,8 +35,9 @@
  *   Checksums stay in the freeze: parents hold them up to the root block,
  *   and operations of n+1 descend through the sealed parents.  The data
  *   blocks of regular files, most of a CP's bytes, are checksummed just
- *   before it with operations running (cp_precksum); the freeze reuses
- *   those checksums for the buffers nobody was handed for writing since.
+ *   before it with operations running (cp_precksum), or as a write copies
+ *   a whole block in (wn_write_whole_block); the freeze reuses those
+ *   checksums for the buffers nobody was handed for writing since.
  *   A crash anywhere before the second barrier leaves fsinfo n-1 as the
  *   newest valid slot, whose tree no step above touched.
  *
