@@ -400,15 +400,33 @@ void bcache_put(struct bcache *bc, const struct wafl_bp *bp, const void *data)
 	wafl_blk_free(drop);
 }
 
-int bcache_give(struct bcache *bc, const struct wafl_bp *bp, uint8_t *data)
+int bcache_give_locked(struct bcache *bc, const struct wafl_bp *bp,
+    uint8_t *data)
 {
-	pthread_mutex_lock(&bc->lock);
 	uint8_t *drop = cache_enter(bc, bp, data, true);
-	pthread_mutex_unlock(&bc->lock);
+
 	if (drop == data)
 		return -ENOMEM;	/* no entry header: data stays the caller's */
 	wafl_blk_free(drop);
 	return 0;
+}
+
+int bcache_give(struct bcache *bc, const struct wafl_bp *bp, uint8_t *data)
+{
+	pthread_mutex_lock(&bc->lock);
+	int rc = bcache_give_locked(bc, bp, data);
+	pthread_mutex_unlock(&bc->lock);
+	return rc;
+}
+
+void bcache_lock(struct bcache *bc)
+{
+	pthread_mutex_lock(&bc->lock);
+}
+
+void bcache_unlock(struct bcache *bc)
+{
+	pthread_mutex_unlock(&bc->lock);
 }
 
 void bcache_unpin(struct bcache *bc, uint64_t vbn)

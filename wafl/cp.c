@@ -59,6 +59,7 @@
 
 #define CP_RUN_MAX	1024u	/* blocks per raid_write of the write-out */
 #define SEAL_AHEAD	8u	/* buffers prefetched ahead by the seal */
+#define SEAL_LOCK_BLOCKS 256u	/* blocks given per hold of the cache lock */
 
 struct cp_blk {
 	uint64_t vbn;
@@ -120,16 +121,25 @@ static int cp_dirty_inode_slot(struct cp_ctx *cx, uint64_t ino)
 	return rc;
 }
 
+static int cp_reserve(struct cp_ctx *cx, uint64_t cap)
+{
+	if (cap <= cx->cap)
+		return 0;
+	struct cp_blk *n = realloc(cx->blks, cap * sizeof(*n));
+	if (n == NULL)
+		return -ENOMEM;
+	cx->blks = n;
+	cx->cap = cap;
+	return 0;
+}
+
 static int cp_take_block(struct cp_ctx *cx, uint64_t vbn, uint32_t cksum,
     uint8_t *data, uint64_t prev_vbn, bool meta)
 {
 	if (cx->nblks == cx->cap) {
-		uint64_t cap = cx->cap ? cx->cap * 2 : 1024;
-		struct cp_blk *n = realloc(cx->blks, cap * sizeof(*n));
-		if (n == NULL)
-			return -ENOMEM;
-		cx->blks = n;
-		cx->cap = cap;
+		int rc = cp_reserve(cx, cx->cap ? cx->cap * 2 : 1024);
+		if (rc != 0)
+			return rc;
 	}
 	cx->blks[cx->nblks++] = (struct cp_blk){ vbn, data, cksum,
 	    { prev_vbn, meta } };
@@ -153,9 +163,14 @@ static int cp_seal_wnode(struct cp_ctx *cx, struct wnode *wn)
 
 	if (rc != 0)
 		return rc;
+	bcache_lock(v->cache);
 	for (i = 0; i < n && rc == 0; i++) {
 		struct dbuf *d = arr[i].d;
 		unsigned level = DBUF_LEVEL(arr[i].key);
+		if (i % SEAL_LOCK_BLOCKS == SEAL_LOCK_BLOCKS - 1) {
+			bcache_unlock(v->cache);	/* let others in */
+			bcache_lock(v->cache);
+		}
 		/* The loop's misses are the buffers' headers and the
 		 * cache's buckets; ask for them ahead. */
 		if (i + 2 * SEAL_AHEAD < n)
@@ -189,12 +204,13 @@ static int cp_seal_wnode(struct cp_ctx *cx, struct wnode *wn)
 		rc = cp_take_block(cx, bp.vbn, bp.cksum, d->data, d->old.vbn,
 		    level > 0 || is_special(wn->ino));
 		if (rc == 0)
-			rc = bcache_give(v->cache, &bp, d->data);
+			rc = bcache_give_locked(v->cache, &bp, d->data);
 		if (rc == 0) {
 			d->data = NULL;
 			dbuf_free(d);
 		}
 	}
+	bcache_unlock(v->cache);
 	/*
 	 * The table's chains still run through the freed buffers: forget
 	 * them.  After a failure (no memory; the freeze fails and the
@@ -283,6 +299,13 @@ static int cp_freeze(struct cp_ctx *cx, struct wafl_fsinfo *nfsi,
 	/* 2. Release pending frees every retained root has moved past. */
 	if (v->fsi.ring_len > 0)
 		alloc_release(v, retained_oldest_gen(v));
+
+	/* The write list: every dirty buffer, and a little for the
+	 * metadata the allocation dirties, at once rather than by
+	 * doubling. */
+	rc = cp_reserve(cx, v->ndirty_bufs + 1024);
+	if (rc != 0)
+		goto fail;
 
 	/* 3. Regular inodes: allocate, and dirty their inode-file slots. */
 	struct wnode *list = take_dirty(v);

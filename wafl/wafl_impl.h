@@ -49,6 +49,12 @@ void bcache_put(struct bcache *bc, const struct wafl_bp *bp, const void *data);
  * bcache_unpin(bp->vbn).  -ENOMEM: not taken, data is still the giver's.
  * Evicts nothing: the cache may go over its size until bcache_trim. */
 int bcache_give(struct bcache *bc, const struct wafl_bp *bp, uint8_t *data);
+/* bcache_give for a caller that gives many blocks in a row: between
+ * bcache_lock and bcache_unlock (no other bcache call meanwhile). */
+void bcache_lock(struct bcache *bc);
+int bcache_give_locked(struct bcache *bc, const struct wafl_bp *bp,
+    uint8_t *data);
+void bcache_unlock(struct bcache *bc);
 /* Evict down to the cache's size (after a freeze's gives). */
 void bcache_trim(struct bcache *bc);
 /* A hint: vbn will be given or looked up soon. */
