@@ -109,6 +109,11 @@ struct wnode {
 				   durable */
 	bool loaded;
 	struct dbuf_tab dbufs;
+	/* Buffers handed out for writing without a checksum (modify_block,
+	 * under lock), and that count when cp_precksum last summed them:
+	 * equal, it has nothing to do here.  A hint: a buffer it misses is
+	 * summed by the freeze. */
+	uint64_t handouts, summed_handouts;
 	struct wnode *hnext;	/* icache hash chain */
 	struct wnode *dnext;	/* dirty list */
 };

@@ -327,6 +327,8 @@ static int modify_block(struct wnode *wn, uint64_t fbn, bool whole,
 		rc = dirty_path(wn, 0, fbn, whole, &d);
 	if (rc == 0) {
 		d->cksum_ok = false;	/* the caller writes it now */
+		__atomic_store_n(&wn->handouts, wn->handouts + 1,
+		    __ATOMIC_RELAXED);
 		*blk = d->data;
 	}
 	return rc;
