@@ -104,7 +104,7 @@ static bool fh_mac(const struct nfsd_exp *e, const uint8_t *fh, uint8_t *mac)
 	return true;
 }
 
-void nfsd_fh_encode(const struct nfsd_obj *ob, uint8_t *out)
+int nfsd_fh_encode(const struct nfsd_obj *ob, uint8_t *out)
 {
 	memset(out, 0, NFSD_FH_LEN);
 	out[0] = FH_VERSION;
@@ -114,8 +114,7 @@ void nfsd_fh_encode(const struct nfsd_obj *ob, uint8_t *out)
 	fl_put_le64(out + 16, ob->o.ino);
 	fl_put_le32(out + 24, ob->o.gen);
 	fl_put_le64(out + 28, ob->o.snap);
-	if (!fh_mac(ob->exp, out, out + FH_MAC_OFF))
-		memset(out + FH_MAC_OFF, 0, FH_MAC_LEN);	/* refused */
+	return fh_mac(ob->exp, out, out + FH_MAC_OFF) ? 0 : -ENOMEM;
 }
 
 int nfsd_fh_decode(struct nfsd *s, const uint8_t *fh, size_t len,
@@ -137,8 +136,9 @@ int nfsd_fh_decode(struct nfsd *s, const uint8_t *fh, size_t len,
 	}
 	if (e == NULL)
 		return -EBADF;
-	if (!fh_mac(e, fh, mac) ||
-	    CRYPTO_memcmp(mac, fh + FH_MAC_OFF, FH_MAC_LEN) != 0)
+	if (!fh_mac(e, fh, mac))
+		return -ENOMEM;		/* not the handle's fault */
+	if (CRYPTO_memcmp(mac, fh + FH_MAC_OFF, FH_MAC_LEN) != 0)
 		return -EBADF;
 	ob->exp = e;
 	ob->snapdir = (fh[1] & FH_F_SNAPDIR) != 0;

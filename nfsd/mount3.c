@@ -187,9 +187,8 @@ static enum nfsd_disp mnt_mnt(struct nfsd_req *r, void *a, void *s)
 	mountres3_ok *ok = &res->mountres3_u.mountinfo;
 	uint8_t *fh = nfsd_req_alloc(r, NFSD_FH_LEN);
 	int *flavors = nfsd_req_alloc(r, sizeof(int));
-	if (fh == NULL || flavors == NULL)
+	if (fh == NULL || flavors == NULL || nfsd_fh_encode(&ob, fh) != 0)
 		return NFSD_SYSTEM_ERR;
-	nfsd_fh_encode(&ob, fh);
 	ok->fhandle.fhandle3_val = (char *)fh;
 	ok->fhandle.fhandle3_len = NFSD_FH_LEN;
 	flavors[0] = AUTH_SYS;

@@ -155,9 +155,8 @@ int nfs3_fh(struct nfsd_req *r, const struct nfsd_obj *ob, nfs_fh3 *fh)
 {
 	uint8_t *b = nfsd_req_alloc(r, NFSD_FH_LEN);
 
-	if (b == NULL)
+	if (b == NULL || nfsd_fh_encode(ob, b) != 0)
 		return -ENOMEM;
-	nfsd_fh_encode(ob, b);
 	fh->data.data_val = (char *)b;
 	fh->data.data_len = NFSD_FH_LEN;
 	return 0;

@@ -98,7 +98,8 @@ struct nfsd_obj {
 /* Set up, and free, e's MAC states from e->key.  0 or -ENOMEM. */
 int nfsd_fh_key_init(struct nfsd_exp *e);
 void nfsd_fh_key_free(struct nfsd_exp *e);
-void nfsd_fh_encode(const struct nfsd_obj *ob, uint8_t *out);
+/* 0, or -ENOMEM (no handle made). */
+int nfsd_fh_encode(const struct nfsd_obj *ob, uint8_t *out);
 /* Check length, version and MAC and find the export: 0, or -EBADF
  * (NFS3ERR_BADHANDLE) for anything malformed, forged or of no export. */
 int nfsd_fh_decode(struct nfsd *s, const uint8_t *fh, size_t len,

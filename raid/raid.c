@@ -61,7 +61,9 @@
  * answering is the same case: its I/O runs on the disk's worker threads
  * (deadline.c) and the caller stops waiting after io_timeout_ms with
  * -ETIMEDOUT; the disk is failed "no answer for N ms", and its workers,
- * should the I/O ever return, touch no caller's buffer again.  Label and
+ * should the I/O ever return, write nothing into a caller's buffer (a
+ * write in progress may still read one, for a disk that is dead by then:
+ * deadline.c).  Label and
  * bitmap contents from disk are validated before use; a bad one leaves the
  * disk out (missing), a foreign or misplaced one refuses the open (R6).
  */

@@ -11,7 +11,9 @@
  * One mutex, a chained hash table and an LRU list of unpinned entries;
  * pinned entries (blocks of a CP still being written) stay off the list, so
  * eviction never walks past them, and are never evicted.  The memory bound
- * counts block data only (pinned blocks may exceed it until unpinned).
+ * counts block data only (pinned blocks may exceed it until unpinned).  A
+ * CP's gives evict nothing (its freeze holds every operation off): the CP
+ * trims the cache back to its size once the freeze is over (bcache_trim).
  *
  * An entry's data never changes while it is pinned: the CP that gave it
  * (bcache_give) reads it for its write-out without a copy and without the

@@ -203,8 +203,11 @@ static int cp_seal_wnode(struct cp_ctx *cx, struct wnode *wn)
 		 * borrows it until it unpins. */
 		rc = cp_take_block(cx, bp.vbn, bp.cksum, d->data, d->old.vbn,
 		    level > 0 || is_special(wn->ino));
-		if (rc == 0)
+		if (rc == 0) {
 			rc = bcache_give_locked(v->cache, &bp, d->data);
+			if (rc != 0)
+				cx->nblks--;	/* the buffer stays its own */
+		}
 		if (rc == 0) {
 			d->data = NULL;
 			dbuf_free(d);
@@ -214,14 +217,24 @@ static int cp_seal_wnode(struct cp_ctx *cx, struct wnode *wn)
 	/*
 	 * The table's chains still run through the freed buffers: forget
 	 * them.  After a failure (no memory; the freeze fails and the
-	 * volume refuses writes) the buffers not sealed go too, so that
-	 * nothing is left pointing at freed ones.
+	 * volume refuses writes until reopened) the buffers not sealed,
+	 * from the one that failed on, go back into a table of their own,
+	 * so that reads still find the data they hold; the sealed ones are
+	 * pinned cache entries their parents point at.  Only if even that
+	 * table cannot be had are they dropped (reads of them then see the
+	 * blocks on disk).
 	 */
-	if (rc != 0)
-		for (i = i - 1; i < n; i++)
-			dbuf_free(arr[i].d);
+	if (rc != 0) {
+		i--;
+		if (dbuf_tab_relink(&wn->dbufs, arr + i, n - i) != 0) {
+			for (; i < n; i++)
+				dbuf_free(arr[i].d);
+			dbuf_tab_forget(&wn->dbufs);
+		}
+	} else {
+		dbuf_tab_forget(&wn->dbufs);
+	}
 	free(arr);
-	dbuf_tab_forget(&wn->dbufs);
 	return rc;
 }
 

@@ -35,6 +35,28 @@ void dbuf_tab_forget(struct dbuf_tab *t)
 	memset(t, 0, sizeof(*t));
 }
 
+int dbuf_tab_relink(struct dbuf_tab *t, const struct dbuf_ref *r,
+    uint32_t n)
+{
+	uint32_t nslots = 16;
+
+	while (nslots < n)
+		nslots *= 2;
+	struct dbuf **slots = calloc(nslots, sizeof(*slots));
+	if (slots == NULL)
+		return -ENOMEM;
+	dbuf_tab_forget(t);
+	t->slots = slots;
+	t->nslots = nslots;
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t s = slot_of(t, r[i].d->key);
+		r[i].d->next = slots[s];
+		slots[s] = r[i].d;
+	}
+	t->count = n;
+	return 0;
+}
+
 void dbuf_tab_free(struct dbuf_tab *t)
 {
 	for (uint32_t i = 0; i < t->nslots; i++) {

@@ -305,6 +305,10 @@ int dbuf_sorted(struct dbuf_tab *t, struct dbuf_ref **out, uint32_t *n);
 /* Empty t without touching its dbufs, which the caller has freed or
  * owns (the CP frees each as it seals it). */
 void dbuf_tab_forget(struct dbuf_tab *t);
+/* Make t hold exactly the n dbufs of r (whatever it held is forgotten, as
+ * by dbuf_tab_forget).  -ENOMEM: t is unchanged. */
+int dbuf_tab_relink(struct dbuf_tab *t, const struct dbuf_ref *r,
+    uint32_t n);
 /* Free one dbuf that is in no table any more, and its data. */
 void dbuf_free(struct dbuf *d);
 /* Checksum every level-0 buffer whose cksum_ok is clear (cp_precksum). */

@@ -110,7 +110,8 @@ static void test_overwrite_reuses_blocks(void **state)
 /*
  * dbuf_sorted: every buffer once, in (level, index) order, by the radix
  * sort (many buffers) and by the comparison sort (few); keys differ in
- * high index bytes and in the level byte too.
+ * high index bytes and in the level byte too.  dbuf_tab_relink keeps a
+ * suffix of them in a fresh table.
  */
 static void test_dbuf_sorted(void **state)
 {
@@ -142,6 +143,15 @@ static void test_dbuf_sorted(void **state)
 			if (i > 0)
 				assert_true(r[i - 1].key < r[i].key);
 		}
+		/* As a failed seal leaves it: the first half freed, the
+		 * rest in a table of their own. */
+		uint32_t half = n / 2;
+		for (i = 0; i < half; i++)
+			dbuf_free(r[i].d);
+		assert_int_equal(dbuf_tab_relink(&t, r + half, n - half), 0);
+		assert_int_equal(t.count, n - half);
+		for (i = half; i < n; i++)
+			assert_ptr_equal(dbuf_find(&t, r[i].key), r[i].d);
 		free(r);
 		dbuf_tab_free(&t);
 	}
