@@ -556,6 +556,13 @@ static void cp_precksum(struct wafl_vol *v)
 	free(arr);
 }
 
+void cp_lock_excl(struct wafl_vol *v)
+{
+	__atomic_add_fetch(&v->cp_wanted, 1, __ATOMIC_ACQ_REL);
+	pthread_rwlock_wrlock(&v->cp_lock);
+	__atomic_sub_fetch(&v->cp_wanted, 1, __ATOMIC_ACQ_REL);
+}
+
 int cp_run(struct wafl_vol *v)
 {
 	struct cp_ctx cx = { .v = v };
@@ -569,7 +576,7 @@ int cp_run(struct wafl_vol *v)
 	if (!v->readonly && !v->failed)
 		cp_precksum(v);
 	uint64_t t0 = fl_now_mono_ns();
-	pthread_rwlock_wrlock(&v->cp_lock);
+	cp_lock_excl(v);
 	if (v->readonly || v->failed) {
 		rc = v->failed ? -EROFS : 0;
 		pthread_rwlock_unlock(&v->cp_lock);
@@ -613,13 +620,13 @@ int cp_run(struct wafl_vol *v)
 
 	rc = cp_write_out(&cx, &nfsi, rootbuf, root_vbn);
 	if (rc != 0) {
-		pthread_rwlock_wrlock(&v->cp_lock);
+		cp_lock_excl(v);
 		v->failed = true;
 		pthread_rwlock_unlock(&v->cp_lock);
 		fl_err("wafl", "volume refuses writes until it is reopened");
 		goto out;
 	}
-	pthread_rwlock_wrlock(&v->cp_lock);
+	cp_lock_excl(v);
 	v->fsi = nfsi;
 	v->durable_gen = nfsi.gen;
 	holds_retire(v);

@@ -1057,7 +1057,7 @@ int wafl_import_snapshots(wafl_vol_t *v, uint64_t base_gen,
 	struct wafl_bp groot = { 0 };
 	if (rc == 0)
 		rc = base_find(&im, &groot);
-	pthread_rwlock_wrlock(&v->cp_lock);
+	cp_lock_excl(v);
 	if (rc == 0) {
 		im.gmap = calloc(v->nareas, sizeof(*im.gmap));
 		rc = im.gmap == NULL ? -ENOMEM :

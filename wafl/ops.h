@@ -49,6 +49,13 @@ struct ops_tx {
  * with cp_lock held shared and room for max_payload bytes reserved. */
 int ops_tx_begin(struct wafl_vol *v, uint32_t max_payload,
     uint64_t need_blocks, struct ops_tx *tx);
+/* Take wn's lock for writing, inside tx (begun with max_payload and
+ * need_blocks).  If the lock is busy while a CP waits for cp_lock, tx is
+ * given back and begun again once the CP has cp_lock, so that the CP
+ * does not wait for every writer queued on the file in turn.  0 with the
+ * lock held, or ops_tx_begin's error (tx then ended). */
+int ops_tx_wrlock(struct ops_tx *tx, struct wnode *wn, uint32_t max_payload,
+    uint64_t need_blocks);
 /* Append the record (caller still holds its wnode locks).  A failure
  * leaves memory changed but unlogged: the volume is marked failed. */
 int ops_tx_commit(struct ops_tx *tx, uint16_t type, const struct iovec *iov,

@@ -459,13 +459,14 @@ int wafl_write(wafl_vol_t *v, const struct wafl_cred *c,
 		return rc;
 	uint64_t need = count / WAFL_BLOCK_SIZE + 2 + 2 * WAFL_MAX_HEIGHT;
 	bool unstable = stable == WAFL_UNSTABLE;
-	rc = ops_tx_begin(v, REC_WRITE_FIXED + (unstable ? 0 : count), need,
-	    &tx);
+	uint32_t payload = REC_WRITE_FIXED + (unstable ? 0 : count);
+	rc = ops_tx_begin(v, payload, need, &tx);
+	if (rc == 0)
+		rc = ops_tx_wrlock(&tx, wn, payload, need);
 	if (rc != 0) {
 		wnode_put(wn);
 		return rc;
 	}
-	pthread_rwlock_wrlock(&wn->lock);
 	rc = ops_live(wn, o->gen);
 	if (rc != 0)
 		goto unlock;

@@ -172,7 +172,7 @@ static int hold_locked(struct wafl_vol *v, uint64_t gen)
 int wafl_hold_root(wafl_vol_t *v, uint64_t gen)
 {
 	pthread_mutex_lock(&v->cp_serial);
-	pthread_rwlock_wrlock(&v->cp_lock);
+	cp_lock_excl(v);
 	int rc = hold_locked(v, gen);
 	pthread_rwlock_unlock(&v->cp_lock);
 	pthread_mutex_unlock(&v->cp_serial);
@@ -183,7 +183,7 @@ int wafl_hold_root(wafl_vol_t *v, uint64_t gen)
  * inode slot): a newer root. */
 static int cp_force(struct wafl_vol *v)
 {
-	pthread_rwlock_wrlock(&v->cp_lock);
+	cp_lock_excl(v);
 	wnode_dirty(v->summary_wn);
 	pthread_rwlock_unlock(&v->cp_lock);
 	return cp_run(v);
@@ -198,7 +198,7 @@ int wafl_hold_newest(wafl_vol_t *v, uint64_t base, uint64_t *gen)
 		 * while the caller waits for them cannot push the chosen
 		 * root out of the ring. */
 		pthread_mutex_lock(&v->cp_serial);
-		pthread_rwlock_wrlock(&v->cp_lock);
+		cp_lock_excl(v);
 		/* Generations can skip (the CP after an NVLOG replay takes
 		 * the records' newest), so the one before the newest may
 		 * not exist: the newest ring root at an odd distance. */
@@ -230,7 +230,7 @@ int wafl_hold_newest(wafl_vol_t *v, uint64_t base, uint64_t *gen)
 void wafl_release_root(wafl_vol_t *v, uint64_t gen)
 {
 	pthread_mutex_lock(&v->cp_serial);
-	pthread_rwlock_wrlock(&v->cp_lock);
+	cp_lock_excl(v);
 	for (unsigned h = 0; h < WAFL_MAX_HOLDS; h++) {
 		if (v->holds[h].gen == gen && v->holds[h].refs > 0 &&
 		    --v->holds[h].refs == 0) {
@@ -469,7 +469,7 @@ int wafl_replica_advance(wafl_vol_t *v, uint64_t *gen)
 		    (unsigned long long)v->fsi.gen);
 		return rc;
 	}
-	pthread_rwlock_wrlock(&v->cp_lock);
+	cp_lock_excl(v);
 	pthread_mutex_lock(&v->icache_lock);
 	v->fsi = nf;
 	v->ifile = rb.inodefile;

@@ -120,7 +120,7 @@ static bool name_ok(const char *name)
 static void lock_all(struct wafl_vol *v)
 {
 	pthread_mutex_lock(&v->cp_serial);
-	pthread_rwlock_wrlock(&v->cp_lock);
+	cp_lock_excl(v);
 }
 
 static void unlock_all(struct wafl_vol *v)

@@ -197,6 +197,9 @@ struct wafl_vol {
 	pthread_mutex_t cp_mutex;
 	pthread_cond_t cp_cond;		/* requests and completions */
 	bool cp_running_thread, cp_stop, cp_requested;
+	/* Threads waiting for cp_lock exclusive (atomic; cp_lock_excl,
+	 * ops_tx_wrlock). */
+	int cp_wanted;
 	uint64_t throttle_last_ns;	/* the last throttled wake-up (cp_mutex) */
 	pthread_mutex_t cp_serial;	/* one CP at a time */
 
@@ -378,6 +381,9 @@ void cp_stop_thread(struct wafl_vol *v);
 /* Run one CP now (caller holds nothing); returns its result.  A CP with
  * nothing dirty writes nothing and returns 0. */
 int cp_run(struct wafl_vol *v);
+/* Take cp_lock exclusive, letting writers queued on a file's lock know
+ * that someone waits (ops_tx_wrlock), so they step out of the way. */
+void cp_lock_excl(struct wafl_vol *v);
 void cp_request(struct wafl_vol *v);
 /* Unreferenced clean wnodes are dropped (all: every one). */
 void wnode_trim(struct wafl_vol *v, bool all);

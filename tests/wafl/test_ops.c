@@ -13,15 +13,18 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/err.h"
 #include "common/util.h"
 #include "raid/raid.h"
 #include "tests/lib/tl_tmpdir.h"
 #include "wafl/wafl.h"
+#include "wafl/wafl_impl.h"
 
 struct fx {
 	char *dir;
@@ -1253,6 +1256,167 @@ static void test_concurrent(void **state)
 	check_clean(f);
 }
 
+/*
+ * Writers of one file while CPs come and go: each thread owns a region
+ * and rewrites it in whole and partial blocks, round after round; a CP
+ * that finds the file's lock busy makes the queued writers step out
+ * (ops_tx_wrlock) and begin again after the freeze.  Every region holds
+ * its last round after a remount, and the volume checks clean.
+ */
+#define SF_THREADS	4
+#define SF_REGION	(256u * 1024u)
+#define SF_ROUNDS	60
+
+struct sf_writer {
+	struct fx *f;
+	struct wafl_obj o;
+	int id;
+	int errors;
+	atomic_int *done;
+};
+
+static void sf_fill(uint8_t *b, int id, int round)
+{
+	for (uint32_t i = 0; i < SF_REGION; i++)
+		b[i] = (uint8_t)(id * 31 + round * 7 + i / 4096);
+}
+
+static void *sf_main(void *arg)
+{
+	struct sf_writer *w = arg;
+	uint8_t *b = malloc(SF_REGION);
+	enum wafl_stable st;
+
+	for (int round = 0; round < SF_ROUNDS; round++) {
+		uint64_t off = (uint64_t)w->id * SF_REGION;
+		sf_fill(b, w->id, round);
+		/* A partial block first, then the whole region. */
+		if (wafl_write(w->f->v, &ROOT, &w->o, off + 100, 1000,
+		    b + 100, WAFL_UNSTABLE, &st, NULL, NULL) != 0)
+			w->errors++;
+		if (wafl_write(w->f->v, &ROOT, &w->o, off, SF_REGION, b,
+		    round % 2 ? WAFL_FILE_SYNC : WAFL_UNSTABLE, &st, NULL,
+		    NULL) != 0)
+			w->errors++;
+	}
+	free(b);
+	atomic_fetch_add(w->done, 1);
+	return NULL;
+}
+
+static void test_same_file_writers(void **state)
+{
+	struct fx *f = *state;
+	struct wafl_obj o = mk_file(f, &ROOT, &f->root, "shared", 0644);
+	struct sf_writer w[SF_THREADS];
+	pthread_t t[SF_THREADS];
+	uint8_t *want = malloc(SF_REGION), *got = malloc(SF_REGION);
+	atomic_int done = 0;
+
+	for (int i = 0; i < SF_THREADS; i++) {
+		w[i] = (struct sf_writer){ f, o, i, 0, &done };
+		assert_int_equal(pthread_create(&t[i], NULL, sf_main, &w[i]),
+		    0);
+	}
+	/* CPs back to back while the writers run (bounded). */
+	for (int i = 0; i < 2000 && atomic_load(&done) < SF_THREADS; i++)
+		assert_int_equal(wafl_sync(f->v), 0);
+	for (int i = 0; i < SF_THREADS; i++) {
+		pthread_join(t[i], NULL);
+		assert_int_equal(w[i].errors, 0);
+	}
+	check_clean(f);
+	remount(f);
+	for (int i = 0; i < SF_THREADS; i++) {
+		uint32_t n;
+		bool eof;
+		struct wafl_attr at;
+		sf_fill(want, i, SF_ROUNDS - 1);
+		assert_int_equal(wafl_read(f->v, &ROOT, &o,
+		    (uint64_t)i * SF_REGION, SF_REGION, got, &n, &eof, &at), 0);
+		assert_int_equal(n, SF_REGION);
+		assert_memory_equal(got, want, SF_REGION);
+	}
+	check_clean(f);
+	free(want);
+	free(got);
+}
+
+/*
+ * A CP does not wait for a writer queued on a busy file (ops_tx_wrlock):
+ * the file's lock is held here, a writer of the file waits for it holding
+ * cp_lock shared, and a CP then asks for cp_lock.  The writer steps out,
+ * so the CP completes while the file's lock is still held; then the
+ * write completes too.
+ */
+struct cw_arg {
+	struct fx *f;
+	struct wafl_obj o;
+	atomic_int done;
+	int rc;
+};
+
+static void *cw_write(void *arg)
+{
+	struct cw_arg *a = arg;
+	static uint8_t buf[8192];
+	enum wafl_stable st;
+
+	memset(buf, 0x5a, sizeof(buf));
+	a->rc = wafl_write(a->f->v, &ROOT, &a->o, 0, sizeof(buf), buf,
+	    WAFL_UNSTABLE, &st, NULL, NULL);
+	atomic_store(&a->done, 1);
+	return NULL;
+}
+
+static void *cw_sync(void *arg)
+{
+	struct cw_arg *a = arg;
+
+	a->rc = wafl_sync(a->f->v);
+	atomic_store(&a->done, 1);
+	return NULL;
+}
+
+static bool wait_flag(atomic_int *flag, int ms)
+{
+	for (int i = 0; i < ms && atomic_load(flag) == 0; i++)
+		usleep(1000);
+	return atomic_load(flag) != 0;
+}
+
+static void test_cp_passes_queued_writer(void **state)
+{
+	struct fx *f = *state;
+	struct wafl_obj o = mk_file(f, &ROOT, &f->root, "busy", 0644);
+	struct cw_arg w = { .f = f, .o = o }, c = { .f = f, .o = o };
+	struct wnode *wn;
+	pthread_t tw, tc;
+
+	/* Something to write at the CP, so that it has a freeze. */
+	(void)mk_file(f, &ROOT, &f->root, "other", 0644);
+	pthread_rwlock_rdlock(&f->v->cp_lock);
+	assert_int_equal(wnode_get(f->v, o.ino, &wn), 0);
+	pthread_rwlock_unlock(&f->v->cp_lock);
+	pthread_rwlock_wrlock(&wn->lock);
+	assert_int_equal(pthread_create(&tw, NULL, cw_write, &w), 0);
+	usleep(100 * 1000);	/* the writer is queued on the lock */
+	assert_int_equal(pthread_create(&tc, NULL, cw_sync, &c), 0);
+	bool cp_done = wait_flag(&c.done, 10000);
+	bool write_done = atomic_load(&w.done) != 0;
+	pthread_rwlock_unlock(&wn->lock);
+	pthread_join(tc, NULL);
+	pthread_join(tw, NULL);
+	pthread_rwlock_rdlock(&f->v->cp_lock);
+	wnode_put(wn);
+	pthread_rwlock_unlock(&f->v->cp_lock);
+	assert_true(cp_done);		/* not held up by the queued writer */
+	assert_false(write_done);	/* which waited for the file */
+	assert_int_equal(c.rc, 0);
+	assert_int_equal(w.rc, 0);
+	check_clean(f);
+}
+
 /* ------------------------------------------------- deferred durability */
 
 struct dur_acks {
@@ -1396,6 +1560,10 @@ int main(void)
 		    setup_small, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent, setup_thread,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_same_file_writers,
+		    setup_thread, teardown),
+		cmocka_unit_test_setup_teardown(test_cp_passes_queued_writer,
+		    setup_thread, teardown),
 		cmocka_unit_test_setup_teardown(test_deferred_durability, setup,
 		    teardown),
 	};
