@@ -314,17 +314,26 @@ int wn_ensure_height(struct wnode *wn, uint64_t fbn)
 	return 0;
 }
 
-static int modify_block(struct wnode *wn, uint64_t fbn, bool whole,
-    uint8_t **blk)
+/* The dirty buffer of data block fbn (whole: its old content unread). */
+static int dirty_data(struct wnode *wn, uint64_t fbn, bool whole,
+    struct dbuf **d)
 {
-	struct dbuf *d;
 	int rc;
 
 	if (wn->di.flags & WAFL_INO_INLINE)
 		return FL_ERR(-EINVAL);
 	rc = wn_ensure_height(wn, fbn);
 	if (rc == 0)
-		rc = dirty_path(wn, 0, fbn, whole, &d);
+		rc = dirty_path(wn, 0, fbn, whole, d);
+	return rc;
+}
+
+static int modify_block(struct wnode *wn, uint64_t fbn, bool whole,
+    uint8_t **blk)
+{
+	struct dbuf *d;
+	int rc = dirty_data(wn, fbn, whole, &d);
+
 	if (rc == 0) {
 		d->cksum_ok = false;	/* the caller writes it now */
 		__atomic_store_n(&wn->handouts, wn->handouts + 1,
@@ -347,13 +356,8 @@ int wn_overwrite_block(struct wnode *wn, uint64_t fbn, uint8_t **blk)
 int wn_write_whole_block(struct wnode *wn, uint64_t fbn, const void *src)
 {
 	struct dbuf *d;
-	int rc;
+	int rc = dirty_data(wn, fbn, true, &d);
 
-	if (wn->di.flags & WAFL_INO_INLINE)
-		return FL_ERR(-EINVAL);
-	rc = wn_ensure_height(wn, fbn);
-	if (rc == 0)
-		rc = dirty_path(wn, 0, fbn, true, &d);
 	if (rc != 0)
 		return rc;
 	memcpy(d->data, src, WAFL_BLOCK_SIZE);
