@@ -24,11 +24,12 @@
  * only hands the buffers to the kernel (write_in_place: the plain disk) go
  * straight from the caller's buffers, as a late write can harm nothing but
  * the disk it lands on, which is dead by then (below); the fault injector,
- * which keeps a copy of each write in user space, goes through the bounce.  A caller whose deadline
- * passes during a copy waits for that copy (memory speed, not disk speed)
- * and abandons the request right after.  An abandoned request is never
- * copied into or out of, never continued with its next piece, never started
- * if it was still queued; the worker frees it when it comes back.  What a
+ * which keeps a copy of each write in user space, goes through the bounce.
+ * A caller whose deadline passes during a copy waits for that copy (memory
+ * speed, not disk speed) and abandons the request right after.  An
+ * abandoned request is never copied into or out of, never continued with
+ * its next piece, never started if it was still queued; the worker frees
+ * it when it comes back.  What a
  * hung syscall finally does to the failed disk itself is beyond reach, but
  * by then the disk is out and its label generation behind (R5), so nothing
  * is read from it again; and raid_add_spare refuses a file that is already
@@ -54,9 +55,9 @@
  * system's journal).
  *
  * Cost.  For the rest, a hand-off (two wake-ups) per I/O, and for reads
- * from the device one memcpy of the data, done by the workers.  The hot paths of io.c submit the I/O of
- * every disk of a batch of stripes before waiting for any, so disks (and the
- * copies) work in parallel.
+ * from the device one memcpy of the data, done by the workers.  The hot
+ * paths of io.c submit the I/O of every disk of a batch of stripes before
+ * waiting for any, so disks (and the copies) work in parallel.
  *
  * Written ranges.  The ranges of completed writes are noted (wr[]); a sync
  * takes those noted before it starts, and once it succeeded and its caller
