@@ -64,8 +64,9 @@ struct qitem {
 	uint64_t gen;
 	uint64_t vbn;
 	uint32_t n;
-	uint8_t *data;		/* n blocks, or the fsinfo block */
 	struct wafl_cp_blkinfo *info;	/* blocks: n entries */
+	uint8_t *blk[];		/* n pool blocks (wafl_blk_alloc), or the
+				 * fsinfo block */
 };
 
 struct mir_source {
@@ -183,15 +184,23 @@ static void wake_sender(struct mir_source *s)
 		    strerror(errno));
 }
 
+static void qitem_free(struct qitem *q)
+{
+	if (q == NULL)
+		return;
+	for (uint32_t i = 0; i < q->n; i++)
+		wafl_blk_free(q->blk[i]);
+	free(q->info);
+	free(q);
+}
+
 static void queue_drop(struct mir_source *s)
 {
 	struct qitem *q = s->qhead;
 
 	while (q != NULL) {
 		struct qitem *n = q->next;
-		free(q->data);
-		free(q->info);
-		free(q);
+		qitem_free(q);
 		q = n;
 	}
 	s->qhead = NULL;
@@ -217,26 +226,35 @@ static void queue_push(struct mir_source *s, int type, uint64_t gen,
 		queue_drop(s);
 		return;
 	}
-	struct qitem *q = calloc(1, sizeof(*q));
-	uint8_t *d = malloc(bytes);
-	struct wafl_cp_blkinfo *in = info != NULL ?
+	/* The copies go to pool blocks: memory already faulted in.  A
+	 * CP's worth of fresh malloc memory (tens of megabytes, given back
+	 * when sent) cost a page fault per 4 KiB, on the CP's thread. */
+	struct qitem *q = calloc(1, sizeof(*q) + n * sizeof(q->blk[0]));
+	struct wafl_cp_blkinfo *in = info != NULL && q != NULL ?
 	    malloc(n * sizeof(*in)) : NULL;
-	if (q == NULL || d == NULL || (info != NULL && in == NULL)) {
-		free(q);
-		free(d);
-		free(in);
+	bool ok = q != NULL && (info == NULL || in != NULL);
+	if (q != NULL)
+		q->info = in;
+	for (uint32_t i = 0; ok && i < n; i++) {
+		q->blk[i] = wafl_blk_alloc();
+		ok = q->blk[i] != NULL;
+		if (ok) {
+			memcpy(q->blk[i], blocks[i], WAFL_BLOCK_SIZE);
+			q->n = i + 1;
+		}
+	}
+	if (!ok) {
+		qitem_free(q);
 		s->overflow = true;
 		s->obs_ok = false;
 		queue_drop(s);
 		return;
 	}
-	for (uint32_t i = 0; i < n; i++)
-		memcpy(d + (size_t)i * WAFL_BLOCK_SIZE, blocks[i],
-		    WAFL_BLOCK_SIZE);
 	if (in != NULL)
 		memcpy(in, info, n * sizeof(*in));
-	*q = (struct qitem){ .type = type, .gen = gen, .vbn = vbn, .n = n,
-	    .data = d, .info = in };
+	q->type = type;
+	q->gen = gen;
+	q->vbn = vbn;
 	*s->qtail = q;
 	s->qtail = &q->next;
 	s->backlog += bytes;
@@ -294,14 +312,6 @@ static struct qitem *queue_pop(struct mir_source *s)
 	return q;
 }
 
-static void qitem_free(struct qitem *q)
-{
-	if (q != NULL) {
-		free(q->data);
-		free(q->info);
-	}
-	free(q);
-}
 
 /* -------------------------------------------------------------- holds */
 
@@ -742,7 +752,7 @@ static int send_item(struct mir_source *s, struct mir_conn *c,
 	if (q->type == Q_BLOCKS) {
 		for (uint32_t i = 0; i < q->n && rc == 0; i++)
 			rc = mir_send_block_win(c, q->gen, q->vbn + i, q->gen,
-			    q->data + (size_t)i * WAFL_BLOCK_SIZE,
+			    q->blk[i],
 			    q->info[i].prev_vbn, q->info[i].meta);
 		pthread_mutex_lock(&s->lock);
 		s->st.blocks_sent_cp += q->n;
@@ -765,7 +775,7 @@ static int send_item(struct mir_source *s, struct mir_conn *c,
 		    "up instead", (unsigned long long)q->gen, fl_strerror(rc));
 		return mir_send(c, MIR_MSG_ABORT, p, 8);
 	}
-	rc = send_root(c, q->gen, q->data);
+	rc = send_root(c, q->gen, q->blk[0]);
 	if (rc != 0)
 		return rc;
 	s->in_cp = false;

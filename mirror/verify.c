@@ -80,7 +80,7 @@ int mv_init(struct mir_verify *mv, uint64_t base, uint64_t target,
 void mv_release(struct mir_verify *mv)
 {
 	for (uint64_t i = 0; mv->tab != NULL && i < mv->cap; i++)
-		free(mv->tab[i].data);
+		wafl_blk_free(mv->tab[i].data);
 	mir_big_free(mv->tab, mv->cap * sizeof(*mv->tab));
 	mv->tab = NULL;
 }
@@ -348,7 +348,7 @@ int mv_stash(struct mir_verify *mv, uint64_t vbn, uint64_t birth,
 	if (e->data != NULL)
 		return fail(mv, "vbn %llu sent twice",
 		    (unsigned long long)vbn);
-	e->data = malloc(WAFL_BLOCK_SIZE);
+	e->data = wafl_blk_alloc();
 	if (e->data == NULL)
 		return -ENOMEM;
 	memcpy(e->data, data, WAFL_BLOCK_SIZE);

@@ -139,6 +139,15 @@ struct wafl_stats {
 void wafl_get_stats(wafl_vol_t *v, struct wafl_stats *st);
 
 /*
+ * 4 KiB block buffers from the process-wide block pool (cache.c): memory
+ * already faulted in and never given back to the system, for buffers that
+ * come and go by the thousand (dirty buffers, cache entries, the mirror's
+ * copies of a CP's blocks).  4096-aligned.  NULL when out of memory.
+ */
+uint8_t *wafl_blk_alloc(void);
+void wafl_blk_free(uint8_t *blk);	/* NULL: nothing */
+
+/*
  * CP observer (the mirror's hook).  For CP n, blocks() is called for every
  * run of consecutive blocks as the CP hands them to raid (same order, same
  * data; blocks[i] is the data of block first_vbn + i, valid during the

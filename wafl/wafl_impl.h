@@ -65,10 +65,8 @@ void bcache_invalidate_all(struct bcache *bc);
 void bcache_stats(struct bcache *bc, uint64_t *hits, uint64_t *misses,
     uint64_t *bytes);
 
-/* 4 KiB block buffers from the module's pool (cache.c); NULL when out of
- * memory.  Every dirty buffer's data is one. */
-uint8_t *wafl_blk_alloc(void);
-void wafl_blk_free(uint8_t *blk);	/* NULL: nothing */
+/* Every dirty buffer's data is a block of the pool (wafl_blk_alloc,
+ * wafl.h). */
 
 /* ------------------------------------------------------------ dbuf table */
 
