@@ -30,6 +30,17 @@
  * sync (a later mark or the close's label sync carries it).  A bit is thus
  * clear on disk only when every write to its region is durable.
  *
+ * Marks ahead.  Every mark costs a synchronous bitmap write and sync on
+ * every disk of the group before the writer may go on, and a sync costs
+ * what the device has to write back by then (about 6 ms here under a
+ * large write: a region is 16 MiB of data on a 4+1 group).  A writer that
+ * moves through the disk (a CP's write-out, a mirror baseline) would pay
+ * it at every region.  So a mark that has to be written anyway also sets
+ * the INTENT_AHEAD regions that follow the writer's, and those stay set
+ * on disk through INTENT_AHEAD_EPOCHS flushes even unwritten: the writer
+ * finds them marked.  Extra set bits cost only resync work after a crash
+ * (at most INTENT_AHEAD regions beyond each mark, for a bounded time).
+ *
  * Open of a volume whose labels say "not clean" ORs the valid copies of
  * each group's bitmap (a copy with a bad checksum is ignored; no valid copy
  * at all marks every region) and recomputes the parity of every stripe of
@@ -48,6 +59,8 @@
 #include "raid/raid_impl.h"
 
 #define INTENT_MAGIC		0x31544e4944524c46ull	/* "FLRDINT1" */
+#define INTENT_AHEAD		8u	/* regions marked past a writer's */
+#define INTENT_AHEAD_EPOCHS	8u	/* flushes they stay marked through */
 #define INTENT_VERSION		1u
 #define INTENT_HDR		64u
 #define INTENT_BITS_PER_BLOCK	((RAID_BLOCK_SIZE - INTENT_HDR) * 8u)
@@ -177,7 +190,10 @@ int raid_intent_init(raid_vol_t *v)
 		in->ondisk = calloc(1, bytes);
 		in->marked[0] = calloc(1, bytes);
 		in->marked[1] = calloc(1, bytes);
-		if (!in->ondisk || !in->marked[0] || !in->marked[1])
+		in->ahead_until = calloc(in->nregions,
+		    sizeof(*in->ahead_until));
+		if (!in->ondisk || !in->marked[0] || !in->marked[1] ||
+		    !in->ahead_until)
 			return -ENOMEM;
 	}
 	return 0;
@@ -193,6 +209,7 @@ void raid_intent_free(raid_vol_t *v)
 		free(in->ondisk);
 		free(in->marked[0]);
 		free(in->marked[1]);
+		free(in->ahead_until);
 	}
 }
 
@@ -274,8 +291,16 @@ int raid_intent_begin(raid_vol_t *v, unsigned g, uint64_t s0, uint64_t s1,
 			need = true;
 		}
 	}
-	if (need)
+	if (need) {
+		/* Written anyway: the regions after the writer's too. */
+		uint64_t r1 = (s1 - 1) / RAID_REGION_STRIPES;
+		for (uint64_t r = r1 + 1; r <= r1 + INTENT_AHEAD &&
+		    r < in->nregions; r++) {
+			bit_set(in->ondisk, r);
+			in->ahead_until[r] = v->epoch + INTENT_AHEAD_EPOCHS;
+		}
 		err = write_group_bitmap(v, g, true);	/* R4 */
+	}
 	if (err != 0) {
 		/* The caller will not write: give the ticket back. */
 		if (--v->inflight[*ticket & 1] == 0)
@@ -349,13 +374,22 @@ int raid_intent_flush(raid_vol_t *v)
 	for (unsigned g = 0; g < v->ngroups && err == 0; g++) {
 		struct raid_intent *in = &v->groups[g].intent;
 		size_t bytes = bits_bytes(in->nblocks);
-		const uint8_t *cur = in->marked[(e + 1) & 1];
+		uint8_t *cur = in->marked[(e + 1) & 1];
+		uint8_t *next = in->marked[e & 1];	/* reused below */
 
-		if (memcmp(in->ondisk, cur, bytes) != 0) {
-			memcpy(in->ondisk, cur, bytes);
+		/* Marked by writers of the new epoch, or ahead and not yet
+		 * expired. */
+		memcpy(next, cur, bytes);
+		for (uint32_t r = 0; r < in->nregions; r++)
+			if (in->ahead_until[r] > e + 1)
+				bit_set(next, r);
+			else
+				in->ahead_until[r] = 0;
+		if (memcmp(in->ondisk, next, bytes) != 0) {
+			memcpy(in->ondisk, next, bytes);
 			err = write_group_bitmap(v, g, false);
 		}
-		memset(in->marked[e & 1], 0, bytes);
+		memset(next, 0, bytes);
 	}
 	pthread_mutex_unlock(&v->intent_lock);
 out:

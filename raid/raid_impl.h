@@ -185,6 +185,9 @@ struct raid_intent {
 	uint32_t nblocks;		/* bitmap blocks on each disk */
 	uint8_t *ondisk;		/* bits believed set on disk */
 	uint8_t *marked[2];		/* bits marked in epoch e (index e&1) */
+	/* A region marked ahead of its writer stays marked on disk through
+	 * the flush that closes epoch ahead_until[r] - 1 (0: not ahead). */
+	uint64_t *ahead_until;
 	uint64_t seq;			/* write sequence of bitmap blocks */
 };
 

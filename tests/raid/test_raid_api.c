@@ -18,6 +18,10 @@
  *   readahead  the reads of partial-stripe writes, one after another up
  *              a sparse image, bring into the page cache only the blocks
  *              they read (mincore), not the readahead around them
+ *   intent     a write-intent mark also marks the 8 regions after the
+ *              writer's, so a writer moving through them writes no mark;
+ *              those stay marked through 8 flushes, then a write there
+ *              marks again; the data reads back after a reopen
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -205,6 +209,61 @@ static void test_counters(void **state)
 	assert_int_equal(c.reconstructions, 8);
 	verify(&t, "counters volume");
 	free(buf);
+	tl_vol_destroy(&t);
+}
+
+/* Bitmap blocks written by one raid_write of a block at stripe s. */
+static uint64_t marks_for_write(struct tl_vol *t, uint64_t stripe,
+    uint64_t *rng)
+{
+	uint64_t before = counters(t).intent_writes;
+	uint8_t got[TL_BS];
+	uint64_t vbn = stripe * t->ndata;
+
+	assert_int_equal(tl_vol_write_random(t, vbn, 1, rng), 0);
+	assert_int_equal(raid_read(t->v, vbn, 1, got), 0);
+	assert_memory_equal(got, tl_shadow(t, vbn), TL_BS);
+	return counters(t).intent_writes - before;
+}
+
+#define REGION	1024u	/* stripes per write-intent region (label.h) */
+
+static void test_intent_marks_ahead(void **state)
+{
+	struct tl_vol t;
+	uint64_t rng = 7;
+	uint8_t got[TL_BS];
+
+	(void)state;
+	assert_int_equal(tl_vol_create(&t, NULL, 1, 2, 1, 20 * REGION,
+	    false), 0);
+	/* The first write of the volume marks its region, and 1-8. */
+	assert_true(marks_for_write(&t, 5, &rng) > 0);
+	for (unsigned r = 1; r <= 8; r++)
+		assert_int_equal(marks_for_write(&t, r * REGION + r, &rng), 0);
+	/* Region 9 was not marked ahead: a mark (and 10-17 ahead). */
+	assert_true(marks_for_write(&t, 9 * REGION, &rng) > 0);
+	/* Marked ahead, unwritten, kept through a few flushes. */
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(raid_flush(t.v), 0);
+	assert_int_equal(marks_for_write(&t, 12 * REGION + 3, &rng), 0);
+	/* ... but not for ever: after 9 more, region 16 is clear again. */
+	for (int i = 0; i < 9; i++)
+		assert_int_equal(raid_flush(t.v), 0);
+	assert_true(marks_for_write(&t, 16 * REGION + 1, &rng) > 0);
+	assert_int_equal(raid_flush(t.v), 0);
+
+	/* Every block written reads back after a reopen. */
+	tl_vol_close(&t);
+	assert_int_equal(tl_vol_open(&t), 0);
+	const uint64_t stripes[] = { 5, 1 * REGION + 1, 8 * REGION + 8,
+	    9 * REGION, 12 * REGION + 3, 16 * REGION + 1 };
+	for (size_t i = 0; i < FL_ARRAY_SIZE(stripes); i++) {
+		uint64_t vbn = stripes[i] * t.ndata;
+
+		assert_int_equal(raid_read(t.v, vbn, 1, got), 0);
+		assert_memory_equal(got, tl_shadow(&t, vbn), TL_BS);
+	}
 	tl_vol_destroy(&t);
 }
 
@@ -719,6 +778,7 @@ int main(void)
 		cmocka_unit_test(test_large_writes_start_writeback),
 		cmocka_unit_test(test_flush_forgets_large_writes),
 		cmocka_unit_test(test_writev_scattered_blocks),
+		cmocka_unit_test(test_intent_marks_ahead),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
