@@ -38,8 +38,10 @@
  * it at every region.  So a mark that has to be written anyway also sets
  * the INTENT_AHEAD regions that follow the writer's, and those stay set
  * on disk through INTENT_AHEAD_EPOCHS flushes even unwritten: the writer
- * finds them marked.  Extra set bits cost only resync work after a crash
- * (at most INTENT_AHEAD regions beyond each mark, for a bounded time).
+ * finds them marked.  Only for a writer that moves through the disk: one
+ * whose write starts in the region where the group's previous write ended,
+ * or the next.  Extra set bits cost resync work after a crash, so scattered
+ * writes, whose next region is anyone's guess, mark only their own.
  *
  * Open of a volume whose labels say "not clean" ORs the valid copies of
  * each group's bitmap (a copy with a bad checksum is ignored; no valid copy
@@ -291,10 +293,15 @@ int raid_intent_begin(raid_vol_t *v, unsigned g, uint64_t s0, uint64_t s1,
 			need = true;
 		}
 	}
+	/* Moving through the disk: starts where the last write ended. */
+	uint64_t r0 = s0 / RAID_REGION_STRIPES;
+	uint64_t rl = in->last_end / RAID_REGION_STRIPES;
+	bool moving = r0 == rl || r0 == rl + 1;
+	in->last_end = s1;
 	if (need) {
 		/* Written anyway: the regions after the writer's too. */
 		uint64_t r1 = (s1 - 1) / RAID_REGION_STRIPES;
-		for (uint64_t r = r1 + 1; r <= r1 + INTENT_AHEAD &&
+		for (uint64_t r = r1 + 1; moving && r <= r1 + INTENT_AHEAD &&
 		    r < in->nregions; r++) {
 			bit_set(in->ondisk, r);
 			in->ahead_until[r] = v->epoch + INTENT_AHEAD_EPOCHS;

@@ -188,6 +188,7 @@ struct raid_intent {
 	/* A region marked ahead of its writer stays marked on disk through
 	 * the flush that closes epoch ahead_until[r] - 1 (0: not ahead). */
 	uint64_t *ahead_until;
+	uint64_t last_end;		/* end stripe of the last write begun */
 	uint64_t seq;			/* write sequence of bitmap blocks */
 };
 

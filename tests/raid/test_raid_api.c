@@ -18,10 +18,11 @@
  *   readahead  the reads of partial-stripe writes, one after another up
  *              a sparse image, bring into the page cache only the blocks
  *              they read (mincore), not the readahead around them
- *   intent     a write-intent mark also marks the 8 regions after the
- *              writer's, so a writer moving through them writes no mark;
- *              those stay marked through 8 flushes, then a write there
- *              marks again; the data reads back after a reopen
+ *   intent     a write-intent mark of a writer moving through the disk
+ *              also marks the 8 regions after its own, so it writes no
+ *              mark through them; those stay marked through 8 flushes,
+ *              then a write there marks again; a write elsewhere marks
+ *              its own region only; the data reads back after a reopen
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -251,13 +252,15 @@ static void test_intent_marks_ahead(void **state)
 	for (int i = 0; i < 9; i++)
 		assert_int_equal(raid_flush(t.v), 0);
 	assert_true(marks_for_write(&t, 16 * REGION + 1, &rng) > 0);
+	/* That write jumped (from region 12): nothing marked ahead. */
+	assert_true(marks_for_write(&t, 17 * REGION + 2, &rng) > 0);
 	assert_int_equal(raid_flush(t.v), 0);
 
 	/* Every block written reads back after a reopen. */
 	tl_vol_close(&t);
 	assert_int_equal(tl_vol_open(&t), 0);
 	const uint64_t stripes[] = { 5, 1 * REGION + 1, 8 * REGION + 8,
-	    9 * REGION, 12 * REGION + 3, 16 * REGION + 1 };
+	    9 * REGION, 12 * REGION + 3, 16 * REGION + 1, 17 * REGION + 2 };
 	for (size_t i = 0; i < FL_ARRAY_SIZE(stripes); i++) {
 		uint64_t vbn = stripes[i] * t.ndata;
 
