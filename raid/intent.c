@@ -40,8 +40,12 @@
  * on disk through INTENT_AHEAD_EPOCHS flushes even unwritten: the writer
  * finds them marked.  Only for a writer that moves through the disk: one
  * whose write starts in the region where the group's previous write ended,
- * or the next.  Extra set bits cost resync work after a crash, so scattered
- * writes, whose next region is anyone's guess, mark only their own.
+ * or the next (not the first write since open).  Extra set bits cost
+ * resync work after a crash, so scattered writes, whose next region is
+ * anyone's guess, mark only their own.  The marks ahead live in
+ * [ahead_lo, ahead_hi) of ahead_until, so a flush scans only that range,
+ * and a clean close drops them before its flush (raid_intent_drop_ahead):
+ * it leaves no bit set.
  *
  * Open of a volume whose labels say "not clean" ORs the valid copies of
  * each group's bitmap (a copy with a bad checksum is ignored; no valid copy
@@ -293,18 +297,24 @@ int raid_intent_begin(raid_vol_t *v, unsigned g, uint64_t s0, uint64_t s1,
 			need = true;
 		}
 	}
-	/* Moving through the disk: starts where the last write ended. */
+	/* Moving through the disk: starts in the region where the
+	 * group's last write ended, or the next (last_region is that
+	 * region plus 1; 0 before any write). */
 	uint64_t r0 = s0 / RAID_REGION_STRIPES;
-	uint64_t rl = in->last_end / RAID_REGION_STRIPES;
-	bool moving = r0 == rl || r0 == rl + 1;
-	in->last_end = s1;
+	uint64_t r1 = (s1 - 1) / RAID_REGION_STRIPES;
+	bool moving = in->last_region > 0 && (r0 + 1 == in->last_region ||
+	    r0 == in->last_region);
+	in->last_region = r1 + 1;
 	if (need) {
 		/* Written anyway: the regions after the writer's too. */
-		uint64_t r1 = (s1 - 1) / RAID_REGION_STRIPES;
 		for (uint64_t r = r1 + 1; moving && r <= r1 + INTENT_AHEAD &&
 		    r < in->nregions; r++) {
 			bit_set(in->ondisk, r);
 			in->ahead_until[r] = v->epoch + INTENT_AHEAD_EPOCHS;
+			if (in->ahead_lo >= in->ahead_hi)
+				in->ahead_lo = (uint32_t)r;
+			in->ahead_lo = FL_MIN(in->ahead_lo, (uint32_t)r);
+			in->ahead_hi = FL_MAX(in->ahead_hi, (uint32_t)r + 1);
 		}
 		err = write_group_bitmap(v, g, true);	/* R4 */
 	}
@@ -315,6 +325,19 @@ int raid_intent_begin(raid_vol_t *v, unsigned g, uint64_t s0, uint64_t s1,
 	}
 	pthread_mutex_unlock(&v->intent_lock);
 	return err;
+}
+
+void raid_intent_drop_ahead(raid_vol_t *v)
+{
+	pthread_mutex_lock(&v->intent_lock);
+	for (unsigned g = 0; g < v->ngroups; g++) {
+		struct raid_intent *in = &v->groups[g].intent;
+
+		for (uint32_t r = in->ahead_lo; r < in->ahead_hi; r++)
+			in->ahead_until[r] = 0;
+		in->ahead_lo = in->ahead_hi = 0;
+	}
+	pthread_mutex_unlock(&v->intent_lock);
 }
 
 void raid_intent_end(raid_vol_t *v, uint64_t ticket)
@@ -383,15 +406,23 @@ int raid_intent_flush(raid_vol_t *v)
 		size_t bytes = bits_bytes(in->nblocks);
 		uint8_t *cur = in->marked[(e + 1) & 1];
 		uint8_t *next = in->marked[e & 1];	/* reused below */
+		uint32_t lo = UINT32_MAX, hi = 0;
 
 		/* Marked by writers of the new epoch, or ahead and not yet
-		 * expired. */
+		 * expired: a mark ahead made in epoch m stays through the
+		 * flushes that close m .. m + INTENT_AHEAD_EPOCHS - 1. */
 		memcpy(next, cur, bytes);
-		for (uint32_t r = 0; r < in->nregions; r++)
-			if (in->ahead_until[r] > e + 1)
+		for (uint32_t r = in->ahead_lo; r < in->ahead_hi; r++) {
+			if (in->ahead_until[r] > e) {
 				bit_set(next, r);
-			else
+				lo = FL_MIN(lo, r);
+				hi = r + 1;
+			} else {
 				in->ahead_until[r] = 0;
+			}
+		}
+		in->ahead_lo = hi > 0 ? lo : 0;
+		in->ahead_hi = hi;
 		if (memcmp(in->ondisk, next, bytes) != 0) {
 			memcpy(in->ondisk, next, bytes);
 			err = write_group_bitmap(v, g, false);

@@ -378,6 +378,9 @@ void raid_close(raid_vol_t *v)
 	v->closing = true;
 	raid_rebuild_stop(v);
 	if (!raid_crashed(v)) {
+		/* A clean close leaves no region marked (its last flush
+		 * clears every bit). */
+		raid_intent_drop_ahead(v);
 		if (raid_flush(v) != 0)
 			ok = false;
 		for (unsigned g = 0; g < v->ngroups && ok; g++) {

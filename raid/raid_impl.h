@@ -186,9 +186,11 @@ struct raid_intent {
 	uint8_t *ondisk;		/* bits believed set on disk */
 	uint8_t *marked[2];		/* bits marked in epoch e (index e&1) */
 	/* A region marked ahead of its writer stays marked on disk through
-	 * the flush that closes epoch ahead_until[r] - 1 (0: not ahead). */
+	 * the flush that closes epoch ahead_until[r] - 1 (0: not ahead);
+	 * only regions in [ahead_lo, ahead_hi) may be. */
 	uint64_t *ahead_until;
-	uint64_t last_end;		/* end stripe of the last write begun */
+	uint32_t ahead_lo, ahead_hi;
+	uint64_t last_region;		/* of the last write begun, plus 1 */
 	uint64_t seq;			/* write sequence of bitmap blocks */
 };
 
@@ -416,6 +418,8 @@ int raid_intent_begin(raid_vol_t *v, unsigned g, uint64_t s0, uint64_t s1,
 void raid_intent_end(raid_vol_t *v, uint64_t ticket);
 /* Flush part of R4: wait for the epoch, sync every disk, clear bits. */
 int raid_intent_flush(raid_vol_t *v);
+/* Closing: regions marked ahead need not stay marked (intent_lock). */
+void raid_intent_drop_ahead(raid_vol_t *v);
 /* Open: load bitmaps; resync marked regions if the volume was unclean. */
 int raid_intent_recover(raid_vol_t *v, bool unclean);
 /* Write group g's bitmap onto one disk and sync it (rebuild done). */

@@ -19,10 +19,11 @@
  *              a sparse image, bring into the page cache only the blocks
  *              they read (mincore), not the readahead around them
  *   intent     a write-intent mark of a writer moving through the disk
- *              also marks the 8 regions after its own, so it writes no
- *              mark through them; those stay marked through 8 flushes,
- *              then a write there marks again; a write elsewhere marks
- *              its own region only; the data reads back after a reopen
+ *              (into the region after its last) also marks the 8 after
+ *              its own, so it writes no mark through them; those stay
+ *              marked through exactly 8 flushes; the first write and a
+ *              write that jumps mark their own region only; the data
+ *              reads back after a reopen
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -236,31 +237,32 @@ static void test_intent_marks_ahead(void **state)
 	uint8_t got[TL_BS];
 
 	(void)state;
-	assert_int_equal(tl_vol_create(&t, NULL, 1, 2, 1, 20 * REGION,
+	assert_int_equal(tl_vol_create(&t, NULL, 1, 2, 1, 21 * REGION,
 	    false), 0);
-	/* The first write of the volume marks its region, and 1-8. */
+	/* The first write of the volume marks its own region only. */
 	assert_true(marks_for_write(&t, 5, &rng) > 0);
-	for (unsigned r = 1; r <= 8; r++)
+	/* The next region: a writer moving on; 2-9 are marked with it. */
+	assert_true(marks_for_write(&t, 1 * REGION + 1, &rng) > 0);
+	for (unsigned r = 2; r <= 9; r++)
 		assert_int_equal(marks_for_write(&t, r * REGION + r, &rng), 0);
-	/* Region 9 was not marked ahead: a mark (and 10-17 ahead). */
-	assert_true(marks_for_write(&t, 9 * REGION, &rng) > 0);
-	/* Marked ahead, unwritten, kept through a few flushes. */
-	for (int i = 0; i < 3; i++)
+	/* Region 10 was not marked ahead: a mark, and 11-18 with it. */
+	assert_true(marks_for_write(&t, 10 * REGION, &rng) > 0);
+	/* Marked ahead, unwritten: kept through exactly 8 flushes. */
+	for (int i = 0; i < 8; i++)
 		assert_int_equal(raid_flush(t.v), 0);
-	assert_int_equal(marks_for_write(&t, 12 * REGION + 3, &rng), 0);
-	/* ... but not for ever: after 9 more, region 16 is clear again. */
-	for (int i = 0; i < 9; i++)
-		assert_int_equal(raid_flush(t.v), 0);
-	assert_true(marks_for_write(&t, 16 * REGION + 1, &rng) > 0);
-	/* That write jumped (from region 12): nothing marked ahead. */
-	assert_true(marks_for_write(&t, 17 * REGION + 2, &rng) > 0);
+	assert_int_equal(marks_for_write(&t, 14 * REGION + 3, &rng), 0);
+	assert_int_equal(raid_flush(t.v), 0);
+	/* The 9th cleared them.  This write jumps (from region 14), so it
+	 * marks its own region only: 19 then needs a mark of its own. */
+	assert_true(marks_for_write(&t, 18 * REGION + 1, &rng) > 0);
+	assert_true(marks_for_write(&t, 19 * REGION + 2, &rng) > 0);
 	assert_int_equal(raid_flush(t.v), 0);
 
 	/* Every block written reads back after a reopen. */
 	tl_vol_close(&t);
 	assert_int_equal(tl_vol_open(&t), 0);
-	const uint64_t stripes[] = { 5, 1 * REGION + 1, 8 * REGION + 8,
-	    9 * REGION, 12 * REGION + 3, 16 * REGION + 1, 17 * REGION + 2 };
+	const uint64_t stripes[] = { 5, 1 * REGION + 1, 9 * REGION + 9,
+	    10 * REGION, 14 * REGION + 3, 18 * REGION + 1, 19 * REGION + 2 };
 	for (size_t i = 0; i < FL_ARRAY_SIZE(stripes); i++) {
 		uint64_t vbn = stripes[i] * t.ndata;
 

@@ -19,7 +19,10 @@
  *     all the above holds again, now through reconstruction: a crash
  *     between data and parity writes left no parity that would rebuild
  *     wrong data for a block that was not being written.
- * 72 iterations over three geometries and the three modes.
+ * 72 iterations over three geometries and the three modes.  The bands lie
+ * in write-intent regions 0 and 1, so a write to region 1 after one to
+ * region 0 is often covered only by the mark ahead made for region 0
+ * (intent.c): its resync after the crash is checked here too.
  */
 #include <setjmp.h>
 #include <stdarg.h>
