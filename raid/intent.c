@@ -311,9 +311,8 @@ int raid_intent_begin(raid_vol_t *v, unsigned g, uint64_t s0, uint64_t s1,
 		    r < in->nregions; r++) {
 			bit_set(in->ondisk, r);
 			in->ahead_until[r] = v->epoch + INTENT_AHEAD_EPOCHS;
-			if (in->ahead_lo >= in->ahead_hi)
-				in->ahead_lo = (uint32_t)r;
-			in->ahead_lo = FL_MIN(in->ahead_lo, (uint32_t)r);
+			in->ahead_lo = in->ahead_lo < in->ahead_hi ?
+			    FL_MIN(in->ahead_lo, (uint32_t)r) : (uint32_t)r;
 			in->ahead_hi = FL_MAX(in->ahead_hi, (uint32_t)r + 1);
 		}
 		err = write_group_bitmap(v, g, true);	/* R4 */
@@ -327,16 +326,34 @@ int raid_intent_begin(raid_vol_t *v, unsigned g, uint64_t s0, uint64_t s1,
 	return err;
 }
 
+/*
+ * The marks ahead still live once the flush closing epoch e is done are
+ * set in bits; the others (all of them for bits NULL) are dropped.  A
+ * mark ahead made in epoch m lives through the flushes that close m ..
+ * m + INTENT_AHEAD_EPOCHS - 1.  intent_lock held.
+ */
+static void ahead_keep(struct raid_intent *in, uint64_t e, uint8_t *bits)
+{
+	uint32_t lo = UINT32_MAX, hi = 0;
+
+	for (uint32_t r = in->ahead_lo; r < in->ahead_hi; r++) {
+		if (bits != NULL && in->ahead_until[r] > e) {
+			bit_set(bits, r);
+			lo = FL_MIN(lo, r);
+			hi = r + 1;
+		} else {
+			in->ahead_until[r] = 0;
+		}
+	}
+	in->ahead_lo = hi > 0 ? lo : 0;
+	in->ahead_hi = hi;
+}
+
 void raid_intent_drop_ahead(raid_vol_t *v)
 {
 	pthread_mutex_lock(&v->intent_lock);
-	for (unsigned g = 0; g < v->ngroups; g++) {
-		struct raid_intent *in = &v->groups[g].intent;
-
-		for (uint32_t r = in->ahead_lo; r < in->ahead_hi; r++)
-			in->ahead_until[r] = 0;
-		in->ahead_lo = in->ahead_hi = 0;
-	}
+	for (unsigned g = 0; g < v->ngroups; g++)
+		ahead_keep(&v->groups[g].intent, 0, NULL);
 	pthread_mutex_unlock(&v->intent_lock);
 }
 
@@ -404,25 +421,12 @@ int raid_intent_flush(raid_vol_t *v)
 	for (unsigned g = 0; g < v->ngroups && err == 0; g++) {
 		struct raid_intent *in = &v->groups[g].intent;
 		size_t bytes = bits_bytes(in->nblocks);
-		uint8_t *cur = in->marked[(e + 1) & 1];
 		uint8_t *next = in->marked[e & 1];	/* reused below */
-		uint32_t lo = UINT32_MAX, hi = 0;
 
 		/* Marked by writers of the new epoch, or ahead and not yet
-		 * expired: a mark ahead made in epoch m stays through the
-		 * flushes that close m .. m + INTENT_AHEAD_EPOCHS - 1. */
-		memcpy(next, cur, bytes);
-		for (uint32_t r = in->ahead_lo; r < in->ahead_hi; r++) {
-			if (in->ahead_until[r] > e) {
-				bit_set(next, r);
-				lo = FL_MIN(lo, r);
-				hi = r + 1;
-			} else {
-				in->ahead_until[r] = 0;
-			}
-		}
-		in->ahead_lo = hi > 0 ? lo : 0;
-		in->ahead_hi = hi;
+		 * expired. */
+		memcpy(next, in->marked[(e + 1) & 1], bytes);
+		ahead_keep(in, e, next);
 		if (memcmp(in->ondisk, next, bytes) != 0) {
 			memcpy(in->ondisk, next, bytes);
 			err = write_group_bitmap(v, g, false);
