@@ -18,6 +18,15 @@ static uint32_t slot_of(const struct dbuf_tab *t, uint64_t key)
 	    (t->nslots - 1);
 }
 
+/* Put d on its chain of t (count is the caller's). */
+static void link_in(struct dbuf_tab *t, struct dbuf *d)
+{
+	uint32_t s = slot_of(t, d->key);
+
+	d->next = t->slots[s];
+	t->slots[s] = d;
+}
+
 void dbuf_tab_init(struct dbuf_tab *t)
 {
 	memset(t, 0, sizeof(*t));
@@ -48,11 +57,8 @@ int dbuf_tab_relink(struct dbuf_tab *t, const struct dbuf_ref *r,
 	dbuf_tab_forget(t);
 	t->slots = slots;
 	t->nslots = nslots;
-	for (uint32_t i = 0; i < n; i++) {
-		uint32_t s = slot_of(t, r[i].d->key);
-		r[i].d->next = slots[s];
-		slots[s] = r[i].d;
-	}
+	for (uint32_t i = 0; i < n; i++)
+		link_in(t, r[i].d);
 	t->count = n;
 	return 0;
 }
@@ -92,9 +98,7 @@ static int grow(struct dbuf_tab *t)
 		struct dbuf *d = t->slots[i];
 		while (d != NULL) {
 			struct dbuf *next = d->next;
-			uint32_t s = slot_of(&nt, d->key);
-			d->next = slots[s];
-			slots[s] = d;
+			link_in(&nt, d);
 			d = next;
 		}
 	}
@@ -117,9 +121,7 @@ struct dbuf *dbuf_insert(struct dbuf_tab *t, uint64_t key)
 		return NULL;
 	}
 	d->key = key;
-	uint32_t s = slot_of(t, key);
-	d->next = t->slots[s];
-	t->slots[s] = d;
+	link_in(t, d);
 	t->count++;
 	return d;
 }
