@@ -286,13 +286,6 @@ static int mirror_create(struct adm_ctx *ctx, const struct adm_req *req,
 		return adm_fail(rep, ADM_ERR, "volume %s is already in a mirror "
 		    "relationship (filerctl mirror status)", lvol);
 	if (dest) {
-		(void)adm_db_i64(ctx->db, &n, "SELECT count(*) FROM mirrors "
-		    "WHERE direction = 'destination' AND state != "
-		    "'broken-off'", NULL);
-		if (n > 0)
-			return adm_fail(rep, ADM_ERR, "this filerd already "
-			    "holds a mirror destination (one per filerd: it "
-			    "listens on mirror_port)");
 		if (adm_vol_find(ctx, lvol) == NULL)
 			return adm_fail(rep, ADM_ERR, "volume %s is offline; "
 			    "bring it online first: filerctl vol online %s",

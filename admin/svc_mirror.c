@@ -23,8 +23,11 @@
  *   returns).
  *
  *   Destination rows run while their volume is online and the row is not
- *   broken off: one listener on the setting mirror_port (one destination
- *   relationship per filerd).  filerd mounts a destination volume
+ *   broken off, all through one listener on the setting mirror_port
+ *   (mirror/listen.c), which routes each connection by the relationship
+ *   id in its first frame; so does the listening side of a resync.  The
+ *   listener runs while anything here listens: started by the first
+ *   (lis_get), stopped when the last stops (lis_put).  filerd mounts a destination volume
  *   read-only (vols.c asks adm_mirror_is_dest), so nothing but the
  *   mirror writes to it.  Before the first baseline has arrived that
  *   read-only mount is what the volume shows; once the destination serves
@@ -114,6 +117,7 @@ struct rjob {
 static struct {
 	struct mrel *rels;
 	struct rjob *jobs;
+	mir_listener_t *lis;	/* mirror_port, while anything here listens */
 	bool up;
 } svc;
 
@@ -123,6 +127,41 @@ static uint64_t now_s(void)
 }
 
 /* ------------------------------------------------------------- helpers */
+
+/* The listener, once no destination or resync takes from it. */
+static void lis_put(void)
+{
+	if (svc.lis != NULL && mir_listener_attached(svc.lis) == 0) {
+		mir_listener_stop(svc.lis);
+		svc.lis = NULL;
+	}
+}
+
+/* The listener on mirror_port, for a destination or resync about to
+ * start; a new mirror_port takes effect once nothing uses the old one. */
+static int lis_get(struct adm_ctx *ctx, mir_listener_t **out)
+{
+	uint16_t port = (uint16_t)adm_setting_u64(ctx, "mirror_port");
+	int rc;
+
+	if (svc.lis != NULL && port != 0 &&
+	    mir_listener_port(svc.lis) != port) {
+		lis_put();
+		if (svc.lis != NULL) {
+			fl_warn(ADM_SUB, "mirror_port is now %u, but a resync "
+			    "still listens on %u: the destinations start "
+			    "when it ends", port, mir_listener_port(svc.lis));
+			return -EBUSY;
+		}
+	}
+	if (svc.lis == NULL) {
+		rc = mir_listener_start("0.0.0.0", port, &svc.lis);
+		if (rc != 0)
+			return rc;
+	}
+	*out = svc.lis;
+	return 0;
+}
 
 static int hex_val(char c)
 {
@@ -398,6 +437,9 @@ static int dst_run(struct adm_ctx *ctx, struct mrel *r,
 	char ckpt[ADM_PATH_MAX + ADM_NAME_MAX + 16];
 	int rc;
 
+	rc = lis_get(ctx, &o.listener);
+	if (rc != 0)
+		return rc;
 	/* An interrupted baseline resumes from here (beside the disks). */
 	adm_mirror_ckpt_path(w->dir, w->vol, ckpt, sizeof(ckpt));
 	o.checkpoint_path = ckpt;
@@ -413,6 +455,7 @@ static int dst_run(struct adm_ctx *ctx, struct mrel *r,
 	rc = mir_dest_start(av->raid, &o, &r->dst);
 	if (rc != 0) {
 		r->dst = NULL;
+		lis_put();
 		if (!baseline)
 			(void)adm_mirror_make_readonly(ctx, w->vol);
 		return rc;
@@ -440,6 +483,7 @@ static void rel_stop(struct adm_ctx *ctx, struct mrel *r)
 		mir_dest_stop(r->dst);	/* unmounts the replica */
 		r->dst = NULL;
 		r->replica = false;
+		lis_put();
 	}
 }
 
@@ -756,6 +800,7 @@ int adm_mirror_break_dest(struct adm_ctx *ctx, int64_t id, char *why,
 	rc = mir_dest_break(r->dst, av->nvlog, &w);
 	mir_dest_stop(r->dst);
 	r->dst = NULL;
+	lis_put();
 	if (rc != 0) {
 		snprintf(why, whylen, "cannot mount the volume writable: %s%s",
 		    fl_strerror(rc), rc == -ENOENT ? " (no generation was "
@@ -849,11 +894,18 @@ int adm_mirror_resync(struct adm_ctx *ctx, int64_t id, bool reverse,
 		rel_id(w->rvol, w->vol, o.rel_id);
 	else
 		rel_id(w->vol, w->rvol, o.rel_id);
+	if (w->dest && (rc = lis_get(ctx, &o.listener)) != 0) {
+		snprintf(why, whylen, "cannot listen on mirror_port: %s",
+		    fl_strerror(rc));
+		free(j);
+		goto out;
+	}
 	wafl_vol_t *v = j->t_side ? vol_detach(ctx, av) : av->wafl;
 	rc = mir_resync_start(v, av->raid, av->nvlog, &o, &j->job);
 	if (rc != 0) {
 		if (j->t_side)
 			vol_attach(ctx, av, v);
+		lis_put();
 		snprintf(why, whylen, "cannot start: %s", fl_strerror(rc));
 		free(j);
 		goto out;
@@ -879,6 +931,7 @@ static void rjob_finish(struct adm_ctx *ctx, struct rjob *j, int rc,
 	wafl_vol_t *v = j->t_side ? mir_resync_volume(j->job) : NULL;
 
 	mir_resync_stop(j->job);
+	lis_put();
 	j->job = NULL;
 	if (rc != 0) {
 		if (v != NULL && av != NULL)
@@ -1071,6 +1124,7 @@ static void mir_stop(struct adm_ctx *ctx)
 
 		svc.jobs = j->next;
 		mir_resync_stop(j->job);	/* unmounts T's volume */
+		lis_put();
 		(void)adm_db_exec(ctx->db, "UPDATE mirrors SET state = "
 		    "'broken-off', last_error = 'resync interrupted' WHERE "
 		    "id = ?", "i", j->id);
@@ -1082,6 +1136,7 @@ static void mir_stop(struct adm_ctx *ctx)
 		rel_stop(ctx, r);
 		rel_unlink(r);
 	}
+	lis_put();
 	svc.up = false;
 }
 

@@ -79,12 +79,10 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -112,8 +110,7 @@ struct mir_dest {
 	uint64_t nvbns;			/* the raid volume's */
 	struct mir_dest_opts o;
 	uint8_t key[MIR_KEY_MAX];
-	int lfd;
-	uint16_t port;
+	struct mir_acceptor acc;
 	pthread_t thr;
 	bool running;
 	volatile bool stop;
@@ -1038,13 +1035,9 @@ static void *dest_thread(void *arg)
 
 	(void)pthread_setname_np(pthread_self(), "mir-dest");
 	while (!d->stop) {
-		struct pollfd pfd = { .fd = d->lfd, .events = POLLIN };
-		if (poll(&pfd, 1, 100) <= 0)
-			continue;
-		int fd = accept4(d->lfd, NULL, NULL, SOCK_CLOEXEC);
-		if (fd < 0)
-			continue;
-		serve_conn(d, fd);
+		int fd = mir_acceptor_next(&d->acc, 100);
+		if (fd >= 0)
+			serve_conn(d, fd);
 	}
 	return NULL;
 }
@@ -1074,7 +1067,7 @@ int mir_dest_start(raid_vol_t *raid, const struct mir_dest_opts *o,
 		d->o.io_timeout_ms = 10000;
 	raid_geometry(raid, &g);
 	d->nvbns = g.nvbns;
-	d->lfd = -1;
+	d->acc.lfd = -1;
 	d->ckpt_fd = -1;
 	if (d->o.checkpoint_blocks == 0)
 		d->o.checkpoint_blocks = 8192;
@@ -1094,19 +1087,19 @@ int mir_dest_start(raid_vol_t *raid, const struct mir_dest_opts *o,
 		d->st.state = MIR_UNINITIALIZED;
 	}
 	ckpt_load(d);
-	rc = mir_tcp_listen(o->host != NULL ? o->host : "127.0.0.1", o->port,
-	    &d->port);
+	rc = mir_acceptor_open(&d->acc, o->listener, o->host, o->port,
+	    o->rel_id);
 	if (rc < 0)
 		goto fail;
-	d->lfd = rc;
 	rc = pthread_create(&d->thr, NULL, dest_thread, d);
 	if (rc != 0) {
 		rc = -rc;
 		goto fail;
 	}
 	d->running = true;
-	fl_info("mirror", "destination: listening on port %u, serving "
-	    "generation %llu", d->port, (unsigned long long)d->st.gen);
+	fl_info("mirror", "destination: %s port %u, serving generation %llu",
+	    o->listener != NULL ? "receiving through the listener on" :
+	    "listening on", d->acc.port, (unsigned long long)d->st.gen);
 	*out = d;
 	return 0;
 fail:
@@ -1116,7 +1109,7 @@ fail:
 
 uint16_t mir_dest_port(const mir_dest_t *d)
 {
-	return d->port;
+	return d->acc.port;
 }
 
 wafl_vol_t *mir_dest_volume(mir_dest_t *d)
@@ -1159,9 +1152,7 @@ static void stop_thread(struct mir_dest *d)
 	if (d->running)
 		pthread_join(d->thr, NULL);
 	d->running = false;
-	if (d->lfd >= 0)
-		close(d->lfd);
-	d->lfd = -1;
+	mir_acceptor_close(&d->acc);
 }
 
 int mir_dest_break(mir_dest_t *d, const char *nvlog_path, wafl_vol_t **out)

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "mirror/mirror.h"
 #include "raid/raid.h"
 #include "wafl/ondisk.h"
 #include "wafl/wafl.h"
@@ -22,6 +23,25 @@
  */
 void *mir_big_alloc(size_t bytes);
 void mir_big_free(void *p, size_t bytes);
+
+/*
+ * Where a listening side takes its connections from (listen.c): a socket
+ * of its own on host:port, or its inbox on a shared listener, keyed by the
+ * relationship id.  mir_acceptor_next waits up to timeout_ms and returns a
+ * connected socket (the caller's) or -1.  -EADDRINUSE from open: the port
+ * is taken, or the listener already has a side with that id.
+ */
+struct mir_inbox;
+struct mir_acceptor {
+	int lfd;
+	mir_listener_t *l;
+	struct mir_inbox *in;
+	uint16_t port;
+};
+int mir_acceptor_open(struct mir_acceptor *a, mir_listener_t *l,
+    const char *host, uint16_t port, const uint8_t id[16]);
+int mir_acceptor_next(struct mir_acceptor *a, int timeout_ms);
+void mir_acceptor_close(struct mir_acceptor *a);
 
 /*
  * The destination's verifier (verify.c).  It holds what the new tree

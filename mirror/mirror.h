@@ -62,6 +62,7 @@
 
 typedef struct mir_source mir_source_t;
 typedef struct mir_dest mir_dest_t;
+typedef struct mir_listener mir_listener_t;
 
 enum mir_state {
 	MIR_UNINITIALIZED = 0,
@@ -183,6 +184,9 @@ struct mir_dest_opts {
 	 * starts over. */
 	const char *checkpoint_path;
 	uint32_t checkpoint_blocks;
+	/* Take connections from this shared listener (host and port are
+	 * then unused); NULL: listen on host:port alone. */
+	mir_listener_t *listener;
 };
 
 struct mir_dest_stats {
@@ -232,6 +236,34 @@ int mir_dest_break(mir_dest_t *d, const char *nvlog_path,
     wafl_vol_t **out);
 void mir_dest_stop(mir_dest_t *d);
 
+/* ----------------------------------------------------------- listener */
+
+/*
+ * One port for every relationship a filerd receives (listen.c): the
+ * listener reads the relationship id from each connection's first frame
+ * and hands the connection to the destination (mir_dest_opts.listener) or
+ * resync (mir_resync_opts.listener) started with that id, which then
+ * authenticates the peer as on a port of its own.  A connection for an id
+ * nobody here takes is refused and logged.  Stop every destination and
+ * resync that uses it before mir_listener_stop.
+ */
+struct mir_listener_stats {
+	uint64_t accepted, routed;
+	uint64_t unknown;	/* refused: no relationship with that id */
+	uint64_t malformed;	/* closed: not a mirror greeting */
+	uint64_t timeouts;	/* closed: said nothing in time */
+	uint64_t busy;		/* closed: its relationship had enough
+				   connections waiting */
+};
+
+int mir_listener_start(const char *host, uint16_t port,
+    mir_listener_t **out);
+uint16_t mir_listener_port(const mir_listener_t *l);
+/* Destinations and resyncs taking connections from it now. */
+unsigned mir_listener_attached(mir_listener_t *l);
+void mir_listener_stats(mir_listener_t *l, struct mir_listener_stats *st);
+void mir_listener_stop(mir_listener_t *l);
+
 /* ------------------------------------------------------------- resync */
 
 /*
@@ -264,6 +296,8 @@ struct mir_resync_opts {
 	bool overwrite;			/* mir_resync_start: this side is T */
 	bool listen;			/* mir_resync_start: accept the peer
 					   (else connect to host:port) */
+	mir_listener_t *listener;	/* listen: through this shared
+					   listener (NULL: on host:port) */
 };
 
 struct mir_resync_result {

@@ -99,12 +99,10 @@
  */
 #include <errno.h>
 #include <inttypes.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
@@ -390,8 +388,7 @@ struct mir_resync {
 	char *nvlog;			/* T */
 	struct mir_resync_opts o;
 	uint8_t key[MIR_KEY_MAX];
-	int lfd;			/* -1: we connect */
-	uint16_t port;
+	struct mir_acceptor acc;	/* listen: where peers come from */
 	pthread_t thr;
 	volatile bool stop;
 	pthread_mutex_t lock;
@@ -413,8 +410,17 @@ static int w_auth(struct mir_resync *r, struct mir_conn *c)
 	struct mir_hdr h;
 	uint8_t nonce_t[MIR_NONCE_SIZE], nonce_w[MIR_NONCE_SIZE];
 	uint8_t mac[MIR_MAC_SIZE], p[64] = { 0 };
-	int rc = mir_recv_type(c, MIR_MSG_RS_HELLO, &h);
+	int rc = 0;
 
+	/* Connected to T: say which relationship first (T may take its
+	 * connections from a listener shared by several, listen.c). */
+	if (!r->o.listen) {
+		memcpy(p, r->o.rel_id, MIR_ID_SIZE);
+		rc = mir_send(c, MIR_MSG_RS_OPEN, p, 32);
+		memset(p, 0, sizeof(p));
+	}
+	if (rc == 0)
+		rc = mir_recv_type(c, MIR_MSG_RS_HELLO, &h);
 	if (rc != 0)
 		return rc;
 	const uint8_t *pl = mir_conn_payload(c);
@@ -886,7 +892,7 @@ static int t_session(wafl_vol_t **tp, raid_vol_t *raid,
 static int conn_get(struct mir_resync *r, uint64_t deadline)
 {
 	while (!r->stop && fl_now_mono_ns() < deadline) {
-		if (r->lfd < 0) {
+		if (!r->o.listen) {
 			int fd = mir_tcp_connect(r->o.host, r->o.port,
 			    r->o.io_timeout_ms);
 			if (fd >= 0)
@@ -894,10 +900,7 @@ static int conn_get(struct mir_resync *r, uint64_t deadline)
 			usleep(200000);
 			continue;
 		}
-		struct pollfd pfd = { .fd = r->lfd, .events = POLLIN };
-		if (poll(&pfd, 1, 100) <= 0)
-			continue;
-		int fd = accept4(r->lfd, NULL, NULL, SOCK_CLOEXEC);
+		int fd = mir_acceptor_next(&r->acc, 100);
 		if (fd >= 0)
 			return fd;
 	}
@@ -985,10 +988,10 @@ int mir_resync_start(wafl_vol_t *v, raid_vol_t *raid, const char *nvlog,
 	r->nvlog = nvlog != NULL ? strdup(nvlog) : NULL;
 	r->w = v;
 	r->raid = raid;
-	r->lfd = -1;
+	r->acc.lfd = -1;
 	if (o->listen) {
-		rc = mir_tcp_listen(o->host != NULL ? o->host : "127.0.0.1",
-		    o->port, &r->port);
+		rc = mir_acceptor_open(&r->acc, o->listener, o->host, o->port,
+		    o->rel_id);
 		if (rc < 0) {
 			free((char *)(uintptr_t)r->o.host);
 			free((char *)(uintptr_t)r->o.snap_name);
@@ -997,14 +1000,12 @@ int mir_resync_start(wafl_vol_t *v, raid_vol_t *raid, const char *nvlog,
 			free(r);
 			return rc;
 		}
-		r->lfd = rc;
 	}
 	pthread_mutex_init(&r->lock, NULL);
 	pthread_cond_init(&r->cond, NULL);
 	rc = pthread_create(&r->thr, NULL, w_thread, r);
 	if (rc != 0) {
-		if (r->lfd >= 0)
-			close(r->lfd);
+		mir_acceptor_close(&r->acc);
 		free((char *)(uintptr_t)r->o.host);
 		free((char *)(uintptr_t)r->o.snap_name);
 		free((char *)(uintptr_t)r->o.spool_dir);
@@ -1036,7 +1037,7 @@ wafl_vol_t *mir_resync_volume(mir_resync_t *r)
 
 uint16_t mir_resync_port(const mir_resync_t *r)
 {
-	return r->port;
+	return r->acc.port;
 }
 
 int mir_resync_wait(mir_resync_t *r, uint32_t timeout_ms,
@@ -1074,8 +1075,7 @@ void mir_resync_stop(mir_resync_t *r)
 	pthread_join(r->thr, NULL);
 	if (r->o.overwrite && r->w != NULL)
 		(void)wafl_unmount(r->w);	/* T's, not taken back */
-	if (r->lfd >= 0)
-		close(r->lfd);
+	mir_acceptor_close(&r->acc);
 	pthread_mutex_destroy(&r->lock);
 	pthread_cond_destroy(&r->cond);
 	free((char *)(uintptr_t)r->o.host);
@@ -1106,8 +1106,22 @@ static int t_auth(const struct mir_resync_opts *o, struct mir_conn *c)
 {
 	struct mir_hdr h;
 	uint8_t nonce_t[MIR_NONCE_SIZE], mac[MIR_MAC_SIZE], p[64] = { 0 };
-	int rc = fl_random_bytes(nonce_t, sizeof(nonce_t));
+	int rc;
 
+	if (o->listen) {
+		/* W connected: its RS_OPEN names the relationship. */
+		static const uint8_t pad[16];
+		rc = mir_recv_type(c, MIR_MSG_RS_OPEN, &h);
+		if (rc != 0)
+			return rc;
+		const uint8_t *pl = mir_conn_payload(c);
+		if (memcmp(pl, o->rel_id, MIR_ID_SIZE) != 0 ||
+		    memcmp(pl + MIR_ID_SIZE, pad, sizeof(pad)) != 0) {
+			mir_send_error(c, EPERM, "unknown relationship");
+			return -EACCES;	/* wait for another peer */
+		}
+	}
+	rc = fl_random_bytes(nonce_t, sizeof(nonce_t));
 	if (rc != 0)
 		return rc;
 	memcpy(p, o->rel_id, MIR_ID_SIZE);

@@ -96,6 +96,7 @@ static const struct type_info types[MIR_MSG_LAST + 1] = {
 	[MIR_MSG_DELTA] = { "DELTA", MIR_DELTA_HDR,
 	    MIR_DELTA_HDR + MIR_BLOCK - 1 },
 	[MIR_MSG_RS_TREE] = { "RS_TREE", MIR_RS_TREE_SIZE, MIR_RS_TREE_SIZE },
+	[MIR_MSG_RS_OPEN] = { "RS_OPEN", 32, 32 },
 };
 
 static bool type_known(uint16_t t)

@@ -9,7 +9,7 @@
  * Frame header (32 bytes)
  *   off size  field
  *     0    4  magic     "FLMR"
- *     4    2  version   MIR_WIRE_VERSION (4)
+ *     4    2  version   MIR_WIRE_VERSION (5)
  *     6    2  type      enum mir_msg_type
  *     8    4  flags     0, or MIR_FLAG_COMPRESSED on a BLOCK of a link
  *                       that negotiated compression (any other bit, or
@@ -26,7 +26,7 @@
  *
  * ---------------------------------------------------------------------
  * Payloads (type, direction, exact length; layouts in docs/mirror.md)
- *   HELLO      S->D   32  version_min 3, version_max 3, side 1,
+ *   HELLO      S->D   32  version_min 2, version_max 2, side 1,
  *                         compress 1 (enum mir_compress), options 1
  *                         (bit 0: TLS), pad 9, relationship id 16
  *   CHALLENGE  D->S   32  nonce_d 32
@@ -53,6 +53,11 @@
  *   ABORT      S->D    8  target of the transfer the source gives up
  *   ERROR      both  8..264  code 4, text length 4, text (no NUL)
  *
+ * The first frame of every connection, HELLO from a source, RS_HELLO or
+ * RS_OPEN from a resync peer (resync.c), goes from the side that connected
+ * and names the relationship: a filerd receiving several relationships on
+ * one port routes the connection by it (listen.c) before any handshake.
+ *
  * With TLS negotiated, HELLO and CHALLENGE go in the clear, then a TLS 1.3
  * handshake keyed by the relationship's pre-shared key, and every later
  * frame (RESPONSE onwards) inside TLS.  Compression applies to BLOCK
@@ -74,7 +79,7 @@
 #include "mirror/mirror.h"
 
 #define MIR_WIRE_MAGIC		0x524d4c46u	/* "FLMR" little-endian */
-#define MIR_WIRE_VERSION	4u
+#define MIR_WIRE_VERSION	5u
 #define MIR_HDR_SIZE		32u
 #define MIR_MAX_PAYLOAD		(4u << 20)	/* any frame, any version */
 #define MIR_ID_SIZE		16u
@@ -119,7 +124,8 @@ enum mir_msg_type {
 	MIR_MSG_DELTA,
 	MIR_MSG_RS_TREE,	/* T->W: index 4, name length 4, gen 8, root
 				   bp 32, name 64 */
-	MIR_MSG_LAST = MIR_MSG_RS_TREE,
+	MIR_MSG_RS_OPEN,	/* W->T, when W connects: id 16, pad 16 */
+	MIR_MSG_LAST = MIR_MSG_RS_OPEN,
 };
 
 enum mir_side { MIR_SIDE_SOURCE = 1, MIR_SIDE_DEST = 2 };
@@ -196,6 +202,15 @@ int mir_hdr_decode(const uint8_t *p, struct mir_hdr *h);
 void mir_frame_seal(uint8_t *frame, uint32_t payload_len);
 /* Checksum of a received frame (header + payload in one buffer). */
 int mir_frame_check(const uint8_t *frame, const struct mir_hdr *h);
+
+/*
+ * The relationship id a connection's first frame names (HELLO, RS_HELLO or
+ * RS_OPEN, sequence 0, checksum checked), from the first len bytes received:
+ * 0; -EAGAIN if the frame is not all there (*need: its size so far known);
+ * -FL_EPROTO if these bytes cannot start a mirror connection.
+ */
+int mir_first_frame_id(const uint8_t *p, size_t len, size_t *need,
+    uint8_t id[MIR_ID_SIZE]);
 
 /* Payload encoders write exactly mir_payload_min(type) bytes (ERROR: the
  * returned length); decoders check the length and every field. */

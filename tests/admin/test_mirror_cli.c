@@ -31,6 +31,12 @@
  *               is reported.
  *   link_mismatch  the two filerds configured with different compression:
  *               the source's status says the destination refused and why.
+ *   shared_port two relationships between the same two filerds (two
+ *               volumes each side), both received on the destination's
+ *               one mirror_port: each secondary serves its own source's
+ *               files and not the other's; one is broken off and resynced
+ *               while the other keeps replicating; after the destination
+ *               restarts both resume; `check` clean on all four volumes.
  *
  * Every wait is bounded; a failing test still kills its filerds.
  */
@@ -744,6 +750,130 @@ static void test_resync(void **state)
 	assert_int_equal(ta_daemon_stop(&t->s.d), 0);
 }
 
+/* ------------------------------------------------------ shared port */
+
+static char *status_of(const struct tl_mirror_side *s, const char *vol)
+{
+	return ta_ctl_expect(0, s->home, "mirror", "status", vol, "--json",
+	    NULL);
+}
+
+/* Wait (30 s bound) until vol's relationship on side s says in-sync with
+ * generation at least gen acknowledged (source) or served (destination)
+ * and, on the source, nothing newer; returns that generation. */
+static long wait_vol(const struct tl_mirror_side *s, const char *vol,
+    long gen)
+{
+	char *js = NULL;
+
+	for (int i = 0; i < 600; i++) {
+		free(js);
+		js = status_of(s, vol);
+		char *st = ta_json(js, "$.mirrors[0].state");
+		char *dir = ta_json(js, "$.mirrors[0].direction");
+		long a = ta_json_long(js, "$.mirrors[0].acked_gen");
+		bool src = dir != NULL && strcmp(dir, "source") == 0;
+		bool ok = st != NULL && strcmp(st, "in-sync") == 0 &&
+		    a >= gen && a > 0 && (!src ||
+		    a >= ta_json_long(js, "$.mirrors[0].source_gen"));
+
+		free(st);
+		free(dir);
+		if (ok) {
+			free(js);
+			return a;
+		}
+		ta_sleep_ms(50);
+	}
+	fail_msg("mirror of %s not in-sync at generation %ld: %s", vol, gen,
+	    js);
+	return 0;
+}
+
+/* The file is on the source s and, once both sides say so, on its
+ * secondary d. */
+static void replicated(const struct tl_mirror_side *s,
+    const struct tl_mirror_side *d, const char *path, uint32_t seed)
+{
+	write_file(s, path, seed);
+	long g = wait_vol(s, s->vol, 1);
+	wait_vol(d, d->vol, g);
+	read_compare(d, path, seed);
+}
+
+static bool exists_on(const struct tl_mirror_side *s, const char *path)
+{
+	struct nfs_context *nfs = cl_mount(s);
+	struct nfs_stat_64 st;
+	int rc = nfs_stat64(nfs, path, &st);
+
+	nfs_destroy_context(nfs);
+	return rc == 0;
+}
+
+static void test_shared_port(void **state)
+{
+	struct mtest *t = *state;
+	struct tl_mirror_side s2 = t->s, d2 = t->d;
+
+	s2.vol = "vsrc2";
+	d2.vol = "vdst2";
+	free(ta_ctl_expect(0, t->s.home, "vol", "create", "vsrc2", "--disks",
+	    "3", "--parity", "1", "--size", "64M", NULL));
+	free(ta_ctl_expect(0, t->d.home, "vol", "create", "vdst2", "--disks",
+	    "3", "--parity", "1", "--size", "96M", NULL));
+	exports(t);
+	free(ta_ctl_expect(0, t->s.home, "export", "add", "/vol/vsrc2",
+	    "--client", "127.0.0.1", "--rw", "--squash", "none", "--insecure",
+	    NULL));
+	free(ta_ctl_expect(0, t->d.home, "export", "add", "/vol/vdst2",
+	    "--client", "127.0.0.1", "--rw", "--squash", "none", "--insecure",
+	    NULL));
+	ta_daemon_start(&t->s.d, t->s.home);
+	ta_daemon_start(&t->d.d, t->d.home);
+	peers_and_relationship(t);
+	free(ta_ctl_expect(0, t->d.home, "mirror", "create", "src:vsrc2",
+	    "vdst2", "--mode", "sync", NULL));
+	free(ta_ctl_expect(0, t->s.home, "mirror", "create", "vsrc2",
+	    "dst:vdst2", "--mode", "sync", NULL));
+	free(ta_ctl_expect(0, t->s.home, "mirror", "init", "vsrc2", NULL));
+
+	replicated(&t->s, &t->d, "/one", 1);
+	replicated(&s2, &d2, "/two", 2);
+	assert_false(exists_on(&t->d, "/two"));
+	assert_false(exists_on(&d2, "/one"));
+	assert_int_equal(try_create(&d2, "/nope"), -EROFS);
+
+	/* The first relationship fails over and resyncs; the second goes
+	 * on replicating through the same port meanwhile. */
+	free(ta_ctl_expect(0, t->d.home, "mirror", "break", "vdst", NULL));
+	free(ta_ctl_expect(0, t->s.home, "mirror", "break", "vsrc", NULL));
+	write_file(&t->s, "/src-new", 3);
+	write_file(&t->d, "/dst-new", 4);
+	replicated(&s2, &d2, "/two-b", 5);
+	free(ta_ctl_expect(0, t->d.home, "mirror", "resync", "vdst", NULL));
+	free(ta_ctl_expect(0, t->s.home, "mirror", "resync", "vsrc", NULL));
+	replicated(&s2, &d2, "/two-c", 6);
+	long g = wait_vol(&t->s, "vsrc", 1);
+	wait_vol(&t->d, "vdst", g);
+	read_compare(&t->d, "/src-new", 3);
+	read_compare(&t->d, "/one", 1);
+	assert_false(exists_on(&t->d, "/dst-new"));
+	assert_int_equal(try_create(&t->d, "/nope"), -EROFS);
+	assert_true(events_have(&t->d, "mirror.resync", "rolled back"));
+
+	/* The destination restarts: both relationships come back. */
+	assert_int_equal(ta_daemon_stop(&t->d.d), 0);
+	ta_daemon_start(&t->d.d, t->d.home);
+	replicated(&t->s, &t->d, "/one-after", 7);
+	replicated(&s2, &d2, "/two-after", 8);
+	read_compare(&d2, "/two", 2);
+	assert_int_equal(ta_daemon_stop(&t->d.d), 0);
+	assert_int_equal(ta_daemon_stop(&t->s.d), 0);
+	assert_int_equal(tl_mirror_check(&s2), 0);
+	assert_int_equal(tl_mirror_check(&d2), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -756,6 +886,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_link_mismatch, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_resync, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_shared_port, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_small_destination,
 		    setup_small, teardown),
 	};

@@ -12,7 +12,11 @@
  * the retry, which imports nothing twice, also when the winner's volume
  * was mounted again in between (each imported entry keeps its origin tag);
  * an import that fails while
- * adding its entries leaves none; a lying bitmap pins nothing.
+ * adding its entries leaves none; a lying bitmap pins nothing.  The
+ * overwritten side may listen instead, on a port it shares with another
+ * relationship's destination (mirror/listen.c): the winner connects and
+ * names the relationship first (RS_OPEN); a connection for another
+ * relationship's resync never reaches it.
  */
 #include <sys/socket.h>
 #include <unistd.h>
@@ -317,6 +321,83 @@ static void test_resync_overwrites_broken_off(void **state)
 	put(p->src->v, "after", 30, 8192);
 	tm_sync(p);
 	expect(mir_dest_volume(p->md), NULL, "after", 0, 30, 8192);
+	tm_pair_free(p);
+}
+
+/*
+ * T listens, through a listener another relationship's destination also
+ * takes from, and W connects (as filerd runs a resync whose destination
+ * is overwritten).  A W for a relationship T does not have is refused by
+ * the listener; then the real W's resync goes through, and the other
+ * destination was never handed a connection.
+ */
+static void test_resync_t_listens_on_shared_port(void **state)
+{
+	(void)state;
+	struct rs_case c = { 0 };
+	struct mir_resync_result wr, tr;
+	mir_listener_t *l = NULL;
+	mir_resync_t *tj = NULL, *wj = NULL;
+
+	setup_broken(&c);
+	struct tm_pair *p = c.p;
+	diverge(&c, p->src->v, c.b);
+	assert_int_equal(mir_listener_start("127.0.0.1", 0, &l), 0);
+	/* The other relationship's destination, on a volume of its own. */
+	struct tl_fs *other = tl_fs_create(4, 1, 4096, false);
+	assert_int_equal(wafl_unmount(other->v), 0);
+	other->v = NULL;
+	struct mir_dest_opts od = { .key = p->key, .key_len = sizeof(p->key),
+	    .allow_baseline = true, .io_timeout_ms = 5000, .listener = l };
+	memcpy(od.rel_id, p->id, 16);
+	od.rel_id[0] ^= 0x5a;
+	mir_dest_t *omd = NULL;
+	assert_int_equal(mir_dest_start(other->raid, &od, &omd), 0);
+
+	struct mir_resync_opts o = rs_opts(p, 0);
+	o.overwrite = true;
+	o.listen = true;
+	o.listener = l;
+	assert_int_equal(mir_resync_start(c.b, p->dst->raid, c.blog, &o, &tj),
+	    0);
+	assert_int_equal(mir_resync_port(tj), mir_listener_port(l));
+	assert_int_equal(mir_listener_attached(l), 2);
+	/* A winner for a relationship nobody here has: refused. */
+	struct mir_resync_opts bad = rs_opts(p, mir_listener_port(l));
+	bad.rel_id[7] ^= 0x01;
+	bad.accept_timeout_ms = 2000;
+	assert_int_equal(mir_resync_start(p->src->v, NULL, NULL, &bad, &wj),
+	    0);
+	assert_int_not_equal(mir_resync_wait(wj, 10000, &wr), 0);
+	mir_resync_stop(wj);
+	struct mir_listener_stats ls;
+	mir_listener_stats(l, &ls);
+	assert_true(ls.unknown >= 1);
+	/* The winner. */
+	struct mir_resync_opts wo = rs_opts(p, mir_listener_port(l));
+	assert_int_equal(mir_resync_start(p->src->v, NULL, NULL, &wo, &wj), 0);
+	int rc = mir_resync_wait(tj, 60000, &tr);
+	if (rc != 0)
+		fprintf(stderr, "resync (T): %s\n", tr.error);
+	assert_int_equal(rc, 0);
+	assert_int_equal(mir_resync_wait(wj, 30000, &wr), 0);
+	assert_null(mir_resync_volume(tj));
+	c.b = NULL;
+	mir_resync_stop(tj);
+	mir_resync_stop(wj);
+	rolled_back_slots(p->dst->raid, tr.base_gen);
+	assert_int_equal(wr.base_gen, tr.base_gen);
+	assert_int_equal(wr.blocks_received, tr.blocks_sent);
+	struct mir_dest_stats ods;
+	mir_dest_stats(omd, &ods);
+	assert_int_equal(ods.transfers, 0);
+	assert_int_equal(ods.rejects, 0);
+	mir_dest_stop(omd);
+	assert_int_equal(mir_listener_attached(l), 0);
+	mir_listener_stop(l);
+	tl_fs_destroy(other);
+	follow(p, p->src->v, p->src->raid, p->dst->raid);
+	verify(&c, p->src->v, wr.snap_name, &wr, false);
 	tm_pair_free(p);
 }
 
@@ -1473,6 +1554,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_resync_overwrites_broken_off),
 		cmocka_unit_test(test_resync_reverse),
+		cmocka_unit_test(test_resync_t_listens_on_shared_port),
 		cmocka_unit_test(test_resync_carries_snapshots),
 		cmocka_unit_test(test_resync_delete_one_imported),
 		cmocka_unit_test(test_resync_carries_any_valid_name),
