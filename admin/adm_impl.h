@@ -320,11 +320,55 @@ struct adm_ctx {
 	struct adm_event_q *evq, **evq_tail;
 	int wake_fd;		/* eventfd: events queued */
 	double clock_scale;	/* schedule clock speed (tests) */
+	uint32_t check_hold_ms;	/* tests: a check job waits this long first,
+				   so that a test sees it running */
 	uint64_t clock_base_real;	/* unix seconds at start */
 	uint64_t clock_base_mono;	/* monotonic ns at start */
 	uint64_t start_s;
 	volatile int stopping;
+	/* The request being served (daemon.c): its connection, until a
+	 * handler takes it for a job (then -1). */
+	int req_fd;
+	struct adm_job *jobs;	/* requests answered later */
 };
+
+/*
+ * A request answered later (daemon.c), so that a long one (the check of
+ * an online volume) holds up neither the other requests nor the main
+ * loop's work.  The handler fills a job and calls adm_job_start, which
+ * takes the request's connection; run() then works on a thread of its
+ * own, and once it has returned the main loop calls finish() to fill the
+ * reply (events and the database are the main thread's), sends it and
+ * closes the connection.  run() may use vol's file system: every path
+ * that unmounts or replaces it first waits for the volume's jobs
+ * (adm_jobs_wait).  finish() frees what the handler allocated (the job
+ * itself included).
+ */
+struct adm_job {
+	struct adm_job *next;
+	char vol[ADM_NAME_MAX];
+	void (*run)(struct adm_job *j);
+	int (*finish)(struct adm_ctx *ctx, struct adm_job *j,
+	    struct adm_rep *rep);
+	/* Set by adm_jobs_wait: a run() that waits for something (not
+	 * one that works) returns early and its finish() says why. */
+	volatile bool cancel;
+	/* daemon.c's */
+	struct adm_ctx *ctx;
+	int fd;
+	pthread_t thr;
+	bool joined;
+	bool done;		/* under ctx->lock */
+};
+/* 0, or -errno (the handler then answers at once). */
+int adm_job_start(struct adm_ctx *ctx, struct adm_job *j);
+/* A job using volume vol is running. */
+bool adm_job_running(struct adm_ctx *ctx, const char *vol);
+/* Wait until no job uses volume vol (NULL: any) any more; their replies
+ * go out at the next adm_jobs_reap. */
+void adm_jobs_wait(struct adm_ctx *ctx, const char *vol);
+/* Answer every job whose run() has returned (main thread). */
+void adm_jobs_reap(struct adm_ctx *ctx);
 
 int adm_ctx_init(struct adm_ctx *ctx, const char *home);
 void adm_ctx_fini(struct adm_ctx *ctx);
@@ -386,6 +430,7 @@ struct adm_daemon_opts {
 	const char *home;
 	bool foreground;
 	double clock_scale;	/* 0 or 1: real time */
+	uint32_t check_hold_ms;	/* tests: a check job waits this long */
 };
 int adm_daemon_main(const struct adm_daemon_opts *o);
 /* Apply settings that take effect now (log level, socket group). */

@@ -192,6 +192,83 @@ static int wait_rebuild(struct adm_ctx *ctx, struct adm_vol *v)
 	return rs.degraded || rs.offline ? -EIO : 0;
 }
 
+/*
+ * `replace --wait` waits for the rebuild as a job (daemon.c): filerd
+ * answers other requests meanwhile, and an offline or stop of the volume
+ * waits for the rebuild's end before it closes the disks.
+ */
+struct rebuild_job {
+	struct adm_job j;	/* first: finish frees the whole */
+	raid_vol_t *raid;
+	char msg[512];		/* the answer when the group is whole */
+	int rc;
+};
+
+static void rebuild_run(struct adm_job *j)
+{
+	struct rebuild_job *rj = (struct rebuild_job *)j;
+	struct raid_status rs;
+
+	for (;;) {
+		struct timespec ts = { 0, 50 * 1000000L };
+
+		raid_status(rj->raid, &rs);
+		if (!rs.rebuilding)
+			break;
+		if (j->cancel) {
+			rj->rc = -ECANCELED;
+			return;
+		}
+		nanosleep(&ts, NULL);
+	}
+	rj->rc = rs.degraded || rs.offline ? -EIO : 0;
+}
+
+static int rebuild_finish(struct adm_ctx *ctx, struct adm_job *j,
+    struct adm_rep *rep)
+{
+	struct rebuild_job *rj = (struct rebuild_job *)j;
+	int st = ADM_OK;
+
+	if (rj->rc == -ECANCELED)
+		st = adm_fail(rep, ADM_ERR, "volume %s went offline (or "
+		    "filerd stopped) before its rebuild ended; a rebuild "
+		    "starts over once the volume is online again (see: "
+		    "filerctl vol status %s)", j->vol, j->vol);
+	else if (rj->rc != 0)
+		st = adm_fail(rep, ADM_ERR, "rebuild of volume %s: %s; see: "
+		    "filerctl events --volume %s", j->vol,
+		    fl_strerror(rj->rc), j->vol);
+	else
+		adm_say(rep, "%s", rj->msg);
+	free(rj);
+	return st;
+}
+
+/* Answer once the rebuild of v is over (with msg if it made the group
+ * whole): *deferred if a job took the request, else the rebuild was
+ * waited for here (-EIO: still degraded). */
+static int wait_rebuild_job(struct adm_ctx *ctx, struct adm_vol *v,
+    const char *msg, bool *deferred)
+{
+	struct rebuild_job *rj = calloc(1, sizeof(*rj));
+
+	*deferred = false;
+	if (rj != NULL) {
+		snprintf(rj->j.vol, sizeof(rj->j.vol), "%s", v->name);
+		rj->j.run = rebuild_run;
+		rj->j.finish = rebuild_finish;
+		rj->raid = v->raid;
+		snprintf(rj->msg, sizeof(rj->msg), "%s", msg);
+		if (adm_job_start(ctx, &rj->j) == 0) {
+			*deferred = true;
+			return 0;
+		}
+		free(rj);
+	}
+	return wait_rebuild(ctx, v);
+}
+
 static int disk_replace(struct adm_ctx *ctx, const struct adm_req *req,
     struct adm_rep *rep)
 {
@@ -199,6 +276,8 @@ static int disk_replace(struct adm_ctx *ctx, const struct adm_req *req,
 	struct adm_vol *v = live_vol(ctx, vname, rep);
 	bool wait = adm_req_flag(req, "wait");
 	struct raid_disk_info di;
+	char msg[512];
+	bool deferred = false;
 	size_t idx;
 	int rc;
 
@@ -218,15 +297,19 @@ static int disk_replace(struct adm_ctx *ctx, const struct adm_req *req,
 	if (di.state == RAID_DISK_REBUILDING ||
 	    rebuilding_into(v, di.group, di.position) >= 0) {
 		/* auto_rebuild (or an earlier replace) started it already. */
-		rc = wait ? wait_rebuild(ctx, v) : 0;
+		snprintf(msg, sizeof(msg), wait ? "group %d position %d of "
+		    "volume %s rebuilt onto a spare" : "group %d position %d "
+		    "of volume %s is being rebuilt onto a spare; follow with: "
+		    "filerctl vol status %s", di.group, di.position, vname,
+		    vname);
+		rc = wait ? wait_rebuild_job(ctx, v, msg, &deferred) : 0;
 		adm_events_drain(ctx);
+		if (deferred)
+			return ADM_OK;	/* answered when it is over */
 		if (rc != 0)
 			return adm_fail(rep, ADM_ERR, "rebuild of volume %s: "
 			    "%s", vname, fl_strerror(rc));
-		adm_say(rep, wait ? "group %d position %d of volume %s "
-		    "rebuilt onto a spare" : "group %d position %d of volume "
-		    "%s is being rebuilt onto a spare; follow with: filerctl "
-		    "vol status %s", di.group, di.position, vname, vname);
+		adm_say(rep, "%s", msg);
 		return ADM_OK;
 	}
 	if (count_state(v, RAID_DISK_SPARE) == 0)
@@ -243,16 +326,20 @@ static int disk_replace(struct adm_ctx *ctx, const struct adm_req *req,
 	rc = raid_rebuild_start(v->raid);
 	if (rc == -EBUSY)
 		rc = 0;	/* auto_rebuild started it already */
+	snprintf(msg, sizeof(msg), wait ? "disk %zu (%s) of volume %s rebuilt "
+	    "onto a spare" : "rebuilding disk %zu (%s) of volume %s onto a "
+	    "spare; follow with: filerctl vol status %s", idx, di.path, vname,
+	    vname);
 	if (rc == 0 && wait)
-		rc = wait_rebuild(ctx, v);
+		rc = wait_rebuild_job(ctx, v, msg, &deferred);
 	adm_events_drain(ctx);
+	if (deferred)
+		return ADM_OK;		/* answered when it is over */
 	if (rc != 0)
 		return adm_fail(rep, ADM_ERR, "rebuild of volume %s: %s; see: "
 		    "filerctl events --volume %s", vname, fl_strerror(rc),
 		    vname);
-	adm_say(rep, wait ? "disk %zu (%s) of volume %s rebuilt onto a spare" :
-	    "rebuilding disk %zu (%s) of volume %s onto a spare; follow with: "
-	    "filerctl vol status %s", idx, di.path, vname, vname);
+	adm_say(rep, "%s", msg);
 	return ADM_OK;
 }
 

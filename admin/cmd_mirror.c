@@ -512,6 +512,7 @@ static int mirror_delete(struct adm_ctx *ctx, const struct adm_req *req,
 			wafl_vol_t *w = av->wafl;
 			struct wafl_mount_opts mo = { .nvlog_path = av->nvlog };
 
+			adm_jobs_wait(ctx, av->name);
 			av->wafl = NULL;
 			adm_services_reload(ctx, ADM_RELOAD_EXPORTS);
 			(void)wafl_unmount(w);

@@ -236,6 +236,88 @@ static int events(struct adm_ctx *ctx, const struct adm_req *req,
 
 /* --------------------------------------------------------------- check */
 
+/*
+ * The check of an online volume runs as a job (daemon.c): on a thread of
+ * its own, so that filerd serves other requests and runs its schedules
+ * and mirrors meanwhile; the volume's file system stays mounted until it
+ * is done (adm_jobs_wait).  An offline volume is checked here, on the
+ * main thread, which then holds its disks.
+ */
+struct check_job {
+	struct adm_job j;	/* first: finish frees the whole */
+	wafl_vol_t *w;
+	uint32_t hold_ms;
+	char snap[ADM_NAME_MAX];
+	bool has_snap;
+	int sync_rc, rc;
+	struct wafl_check_result res;
+};
+
+/* The reply (and event) for a check that ran; its exit status. */
+static int check_answer(struct adm_ctx *ctx, struct adm_rep *rep,
+    const char *name, const char *snap, const char *mode, int rc,
+    const struct wafl_check_result *res)
+{
+	adm_rep_obj(rep, "check");
+	adm_rep_str(rep, "volume", name);
+	adm_rep_str(rep, "mode", mode);
+	adm_rep_str(rep, "scope", "active file system, retained CP roots and "
+	    "every snapshot");
+	adm_rep_u64(rep, "blocks_checked", res->blocks_checked);
+	adm_rep_u64(rep, "inodes_checked", res->inodes_checked);
+	adm_rep_u64(rep, "dirs_checked", res->dirs_checked);
+	adm_rep_u64(rep, "errors", res->errors);
+	adm_rep_str(rep, "first_error", res->first_error);
+	if (rc != 0 && res->errors == 0)
+		return adm_fail(rep, ADM_ERR, "check of volume %s could not "
+		    "run: %s", name, fl_strerror(rc));
+	if (res->errors != 0) {
+		adm_event(ctx, name, "check.errors", "check found %" PRIu64
+		    " errors; first: %s", res->errors, res->first_error);
+		return adm_fail(rep, ADM_ERR, "check of volume %s found %"
+		    PRIu64 " error(s); first: %s", name, res->errors,
+		    res->first_error);
+	}
+	adm_say(rep, "volume %s is clean%s%s%s: %" PRIu64 " blocks, "
+	    "%" PRIu64 " inodes, %" PRIu64 " directories checked", name,
+	    snap != NULL ? " (snapshot " : "", snap != NULL ? snap : "",
+	    snap != NULL ? " included)" : "", res->blocks_checked,
+	    res->inodes_checked, res->dirs_checked);
+	return ADM_OK;
+}
+
+static void check_run(struct adm_job *j)
+{
+	struct check_job *cj = (struct check_job *)j;
+
+	if (cj->hold_ms > 0) {
+		struct timespec ts = { cj->hold_ms / 1000,
+		    (long)(cj->hold_ms % 1000) * 1000000L };
+		nanosleep(&ts, NULL);
+	}
+	/* The checker walks the durable root: a CP first. */
+	cj->sync_rc = wafl_sync(cj->w);
+	if (cj->sync_rc == 0)
+		cj->rc = wafl_check(cj->w, &cj->res);
+}
+
+static int check_finish(struct adm_ctx *ctx, struct adm_job *j,
+    struct adm_rep *rep)
+{
+	struct check_job *cj = (struct check_job *)j;
+	int st;
+
+	if (cj->sync_rc != 0)
+		st = adm_fail(rep, ADM_ERR, "volume %s: consistency point "
+		    "before the check failed: %s", j->vol,
+		    fl_strerror(cj->sync_rc));
+	else
+		st = check_answer(ctx, rep, j->vol, cj->has_snap ? cj->snap :
+		    NULL, "online", cj->rc, &cj->res);
+	free(cj);
+	return st;
+}
+
 static int check(struct adm_ctx *ctx, const struct adm_req *req,
     struct adm_rep *rep)
 {
@@ -254,10 +336,39 @@ static int check(struct adm_ctx *ctx, const struct adm_req *req,
 		return adm_fail(rep, ADM_ERR, "no volume named %s; see: "
 		    "filerctl vol list", name);
 	v = ctx->daemon ? adm_vol_find(ctx, name) : NULL;
+	if (v != NULL && v->wafl == NULL)
+		return adm_fail(rep, ADM_ERR, "volume %s has no file system "
+		    "mounted now (a mirror is changing it); try again", name);
 	if (v != NULL) {
-		w = v->wafl;
+		uint64_t id;
+		struct check_job *cj;
+
+		if (snap != NULL && wafl_snap_lookup(v->wafl, snap, &id) != 0)
+			return adm_fail(rep, ADM_ERR, "volume %s has no "
+			    "snapshot named %s", name, snap);
+		if (adm_job_running(ctx, name))
+			return adm_fail(rep, ADM_ERR, "a check of volume %s is "
+			    "running already; wait for it", name);
+		cj = calloc(1, sizeof(*cj));
+		if (cj == NULL)
+			return adm_fail(rep, ADM_ERR, "out of memory");
+		snprintf(cj->j.vol, sizeof(cj->j.vol), "%s", name);
+		cj->j.run = check_run;
+		cj->j.finish = check_finish;
+		cj->w = v->wafl;
+		cj->hold_ms = ctx->check_hold_ms;
+		if (snap != NULL) {
+			snprintf(cj->snap, sizeof(cj->snap), "%s", snap);
+			cj->has_snap = true;
+		}
+		rc = adm_job_start(ctx, &cj->j);
+		if (rc == 0)
+			return ADM_OK;	/* answered when it is done */
+		/* No thread (or not a socket request): check here. */
+		w = cj->w;
+		free(cj);
 		mode = "online";
-		rc = wafl_sync(w);	/* the checker walks the durable root */
+		rc = wafl_sync(w);
 		if (rc != 0)
 			return adm_fail(rep, ADM_ERR, "volume %s: consistency "
 			    "point before the check failed: %s", name,
@@ -289,32 +400,7 @@ static int check(struct adm_ctx *ctx, const struct adm_req *req,
 	}
 	memset(&res, 0, sizeof(res));
 	rc = wafl_check(w, &res);
-	adm_rep_obj(rep, "check");
-	adm_rep_str(rep, "volume", name);
-	adm_rep_str(rep, "mode", mode);
-	adm_rep_str(rep, "scope", "active file system, retained CP roots and "
-	    "every snapshot");
-	adm_rep_u64(rep, "blocks_checked", res.blocks_checked);
-	adm_rep_u64(rep, "inodes_checked", res.inodes_checked);
-	adm_rep_u64(rep, "dirs_checked", res.dirs_checked);
-	adm_rep_u64(rep, "errors", res.errors);
-	adm_rep_str(rep, "first_error", res.first_error);
-	if (rc != 0 && res.errors == 0) {
-		rc = adm_fail(rep, ADM_ERR, "check of volume %s could not run: "
-		    "%s", name, fl_strerror(rc));
-	} else if (res.errors != 0) {
-		adm_event(ctx, name, "check.errors", "check found %" PRIu64
-		    " errors; first: %s", res.errors, res.first_error);
-		rc = adm_fail(rep, ADM_ERR, "check of volume %s found %" PRIu64
-		    " error(s); first: %s", name, res.errors, res.first_error);
-	} else {
-		adm_say(rep, "volume %s is clean%s%s%s: %" PRIu64 " blocks, "
-		    "%" PRIu64 " inodes, %" PRIu64 " directories checked", name,
-		    snap != NULL ? " (snapshot " : "", snap != NULL ? snap : "",
-		    snap != NULL ? " included)" : "", res.blocks_checked,
-		    res.inodes_checked, res.dirs_checked);
-		rc = ADM_OK;
-	}
+	rc = check_answer(ctx, rep, name, snap, mode, rc, &res);
 out:
 	if (raid != NULL) {
 		(void)wafl_unmount(w);

@@ -39,6 +39,7 @@ int adm_ctx_init(struct adm_ctx *ctx, const char *home)
 	memset(ctx, 0, sizeof(*ctx));
 	ctx->lock_fd = -1;
 	ctx->wake_fd = -1;
+	ctx->req_fd = -1;
 	if (strlen(home) >= ADM_HOME_MAX - 16 || home[0] == '\0')
 		return -ENAMETOOLONG;
 	snprintf(ctx->home, sizeof(ctx->home), "%s", home);

@@ -17,6 +17,12 @@
  *      turn, so handlers never race each other on the database or the
  *      volume list.  A peer must be root, our own uid, or in admin_group
  *      (SO_PEERCRED); a peer that stalls is cut off by socket timeouts.
+ *      A request that would take long (the check of an online volume)
+ *      becomes a job: its work runs on a thread of its own, the main loop
+ *      goes on serving, and answers the job's connection when it is done
+ *      (adm_job_start).  Unmounting or replacing a volume's file system
+ *      first waits for that volume's jobs (adm_jobs_wait), and so does
+ *      the stop, which answers them before the services stop.
  *   7. Between requests: drain raid events into the event log, run
  *      snapshot schedules.
  *   8. SIGTERM/SIGINT (A4): close the socket, stop services, unmount every
@@ -162,11 +168,119 @@ static bool peer_allowed(struct adm_ctx *ctx, int fd, char *why,
 	return false;
 }
 
-static void serve_client(struct adm_ctx *ctx, int fd)
+/* Send rep on fd (one frame); a reply too large is replaced by an error
+ * that says so. */
+static void reply_send(int fd, struct adm_rep *rep)
+{
+	struct adm_buf out = { 0 };
+
+	if (adm_rep_encode(rep, &out) != 0) {
+		struct adm_rep small;
+
+		adm_buf_free(&out);
+		adm_rep_init(&small);
+		adm_fail(&small, ADM_ERR, "the reply is too large; narrow the "
+		    "request (e.g. events --limit)");
+		(void)adm_rep_encode(&small, &out);
+		adm_rep_free(&small);
+	}
+	(void)adm_frame_write(fd, out.p, out.len);
+	adm_buf_free(&out);
+}
+
+/* ---------------------------------------------------------------- jobs */
+
+static void *job_main(void *arg)
+{
+	struct adm_job *j = arg;
+	struct adm_ctx *ctx = j->ctx;
+	uint64_t one = 1;
+
+	(void)pthread_setname_np(pthread_self(), "filerd-job");
+	j->run(j);
+	pthread_mutex_lock(&ctx->lock);
+	j->done = true;
+	pthread_mutex_unlock(&ctx->lock);
+	(void)!write(ctx->wake_fd, &one, sizeof(one));
+	return NULL;
+}
+
+int adm_job_start(struct adm_ctx *ctx, struct adm_job *j)
+{
+	int rc;
+
+	if (ctx->req_fd < 0)
+		return -EINVAL;		/* not a request on the socket */
+	j->ctx = ctx;
+	j->fd = ctx->req_fd;
+	j->joined = false;
+	j->done = false;
+	j->cancel = false;
+	rc = pthread_create(&j->thr, NULL, job_main, j);
+	if (rc != 0)
+		return -rc;
+	ctx->req_fd = -1;		/* the job's now */
+	j->next = ctx->jobs;
+	ctx->jobs = j;
+	return 0;
+}
+
+bool adm_job_running(struct adm_ctx *ctx, const char *vol)
+{
+	for (struct adm_job *j = ctx->jobs; j != NULL; j = j->next)
+		if (!j->joined && strcmp(j->vol, vol) == 0)
+			return true;
+	return false;
+}
+
+void adm_jobs_wait(struct adm_ctx *ctx, const char *vol)
+{
+	for (struct adm_job *j = ctx->jobs; j != NULL; j = j->next) {
+		if (j->joined || (vol != NULL && strcmp(j->vol, vol) != 0))
+			continue;
+		fl_info(ADM_SUB, "volume %s: waiting for a running request "
+		    "to end", j->vol);
+		j->cancel = true;
+		pthread_join(j->thr, NULL);
+		j->joined = true;
+	}
+}
+
+void adm_jobs_reap(struct adm_ctx *ctx)
+{
+	for (struct adm_job **pp = &ctx->jobs; *pp != NULL;) {
+		struct adm_job *j = *pp;
+		bool done;
+
+		pthread_mutex_lock(&ctx->lock);
+		done = j->done;
+		pthread_mutex_unlock(&ctx->lock);
+		if (!done) {
+			pp = &j->next;
+			continue;
+		}
+		*pp = j->next;
+		if (!j->joined)
+			pthread_join(j->thr, NULL);
+		struct adm_rep rep;
+		int fd = j->fd;
+		adm_rep_init(&rep);
+		rep.status = ADM_OK;
+		rep.status = j->finish(ctx, j, &rep);	/* frees j */
+		adm_events_drain(ctx);
+		reply_send(fd, &rep);
+		adm_rep_free(&rep);
+		close(fd);
+	}
+}
+
+/* Serve one request on fd; false if a job took the connection (it is
+ * answered and closed later), else the caller closes it. */
+static bool serve_client(struct adm_ctx *ctx, int fd)
 {
 	struct timeval tv = { .tv_sec = CLIENT_TIMEOUT_S };
-	struct adm_buf out = { 0 };
 	struct adm_rep rep;
+	bool mine = true;
 	struct adm_req req;
 	char why[256], *in = NULL;
 	size_t len = 0;
@@ -195,23 +309,18 @@ static void serve_client(struct adm_ctx *ctx, int fd)
 		goto reply;
 	}
 	fl_debug(ADM_SUB, "request: %s", req.verb);
+	ctx->req_fd = fd;
 	(void)adm_dispatch(ctx, &req, &rep);
+	mine = ctx->req_fd == fd;
+	ctx->req_fd = -1;
 	adm_events_drain(ctx);
 reply:
-	if (adm_rep_encode(&rep, &out) != 0) {
-		struct adm_rep small;
-
-		adm_buf_free(&out);
-		adm_rep_init(&small);
-		adm_fail(&small, ADM_ERR, "the reply is too large; narrow the "
-		    "request (e.g. events --limit)");
-		(void)adm_rep_encode(&small, &out);
-	}
-	(void)adm_frame_write(fd, out.p, out.len);
-	adm_buf_free(&out);
+	if (mine)
+		reply_send(fd, &rep);
 	adm_rep_free(&rep);
 	adm_req_free(&req);
 	free(in);
+	return mine;
 }
 
 static int listen_socket(struct adm_ctx *ctx)
@@ -306,6 +415,7 @@ int adm_daemon_main(const struct adm_daemon_opts *o)
 	free(real);
 	if (o->clock_scale > 0)
 		ctx->clock_scale = o->clock_scale;
+	ctx->check_hold_ms = o->check_hold_ms;
 	rc = adm_home_lock(ctx, &holder);
 	/* An offline filerctl edit holds the lock for a moment (it writes no
 	 * pid; a dead filerd's pid may still be in the file): wait for it.
@@ -420,16 +530,15 @@ int adm_daemon_main(const struct adm_daemon_opts *o)
 
 			(void)!read(ctx->wake_fd, &cnt, sizeof(cnt));
 		}
+		adm_jobs_reap(ctx);
 		adm_events_drain(ctx);
 		if (ctx->stopping)
 			break;
 		if (pf[0].revents & POLLIN) {
 			int cfd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
 
-			if (cfd >= 0) {
-				serve_client(ctx, cfd);
+			if (cfd >= 0 && serve_client(ctx, cfd))
 				close(cfd);
-			}
 		}
 		adm_sched_run(ctx);
 		adm_mirror_tick(ctx);
@@ -437,6 +546,9 @@ int adm_daemon_main(const struct adm_daemon_opts *o)
 	status = 0;
 	close(lfd);
 	(void)unlink(ctx->sock_path);
+	/* Running jobs finish and are answered before anything stops. */
+	adm_jobs_wait(ctx, NULL);
+	adm_jobs_reap(ctx);
 out_vols:
 	adm_services_stop(ctx);
 	adm_vols_stop(ctx);

@@ -27,6 +27,7 @@ int main(int argc, char **argv)
 {
 	struct adm_daemon_opts o = { .home = ADM_DEFAULT_HOME };
 	const char *scale = getenv("FILER_CLOCK_SCALE");
+	const char *hold = getenv("FILER_CHECK_HOLD_MS");
 
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--home") == 0 && i + 1 < argc) {
@@ -62,6 +63,19 @@ int main(int argc, char **argv)
 			return 2;
 		}
 		o.clock_scale = s;
+	}
+	/* Tests: a check of an online volume waits this long before it
+	 * starts, so a test can act while it runs. */
+	if (hold != NULL) {
+		char *end;
+		unsigned long ms = strtoul(hold, &end, 10);
+
+		if (*end != '\0' || hold[0] == '\0' || ms > 60000) {
+			fprintf(stderr, "filerd: FILER_CHECK_HOLD_MS must be a "
+			    "number of milliseconds from 0 to 60000\n");
+			return 2;
+		}
+		o.check_hold_ms = (uint32_t)ms;
 	}
 	if (adm_service_register(&adm_svc_nfsd) != 0 ||
 	    adm_service_register(&adm_svc_mirror) != 0)

@@ -355,6 +355,7 @@ static wafl_vol_t *vol_detach(struct adm_ctx *ctx, struct adm_vol *av)
 
 	if (w == NULL)
 		return NULL;
+	adm_jobs_wait(ctx, av->name);	/* a check using it */
 	av->wafl = NULL;
 	exports_reload(ctx);
 	return w;

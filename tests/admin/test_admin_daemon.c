@@ -4,7 +4,10 @@
  * kept across a restart), a volume whose disks are missing reported
  * offline with the reason while the others serve, snapshot schedules on a
  * fast clock, kill -9 in the middle of configuration changes (database
- * consistent, restart clean), concurrent filerctl calls, a scrub.
+ * consistent, restart clean), concurrent filerctl calls, a scrub; the
+ * check of an online volume, which runs while filerd answers other
+ * requests, holds the volume's file system until it is done (an offline
+ * waits for it) and is answered before a stop.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -400,6 +403,90 @@ static void test_concurrent_ctl(void **state)
 	assert_int_equal(ta_daemon_stop(&t->d), 0);
 }
 
+/* `filerctl check vol` in a child: exit 0 if filerd said the volume is
+ * clean, 1 for any other answer. */
+static pid_t check_child(const char *home, const char *vol)
+{
+	pid_t pid = fork();
+
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct ta_out o = ta_ctl(home, "check", vol, NULL);
+		int st = o.status == 0 && strstr(o.out, "is clean") != NULL ?
+		    0 : 1;
+
+		if (st != 0)
+			fprintf(stderr, "check %s: exit %d: %s%s\n", vol,
+			    o.status, o.out, o.err);
+		ta_out_free(&o);
+		_exit(st);
+	}
+	return pid;
+}
+
+/* The child's exit status (60 s bound); -1 if it did not exit. */
+static int child_status(pid_t pid)
+{
+	for (int i = 0; i < 1200; i++) {
+		int st;
+
+		if (waitpid(pid, &st, WNOHANG) == pid)
+			return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+		ta_sleep_ms(50);
+	}
+	kill(pid, SIGKILL);
+	(void)waitpid(pid, NULL, 0);
+	return -1;
+}
+
+static bool still_running(pid_t pid)
+{
+	int st;
+
+	return waitpid(pid, &st, WNOHANG) == 0;
+}
+
+/*
+ * A check of an online volume is held 4 s before it walks
+ * (FILER_CHECK_HOLD_MS): meanwhile filerd answers other requests, and
+ * refuses a second check of the same volume; an offline of the volume
+ * waits for the check, which is answered clean; a stop answers a running
+ * check before filerd exits.
+ */
+static void test_check_in_background(void **state)
+{
+	struct t *t = *state;
+	const char *env[] = { "FILER_CHECK_HOLD_MS", "4000", NULL };
+	pid_t a, b;
+
+	free(ta_ctl_expect(0, t->home, "vol", "create", "vol0", "--disks", "3",
+	    "--parity", "1", "--size", "8M", NULL));
+	free(ta_ctl_expect(0, t->home, "vol", "create", "vol1", "--disks", "3",
+	    "--parity", "1", "--size", "8M", NULL));
+	ta_daemon_start_env(&t->d, t->home, env);
+	a = check_child(t->home, "vol0");
+	ta_sleep_ms(500);
+	/* Answered while the check runs. */
+	free(ta_ctl_expect(0, t->home, "vol", "list", NULL));
+	free(ta_ctl_expect(0, t->home, "snap", "create", "vol1", "s1", NULL));
+	char *out = ta_ctl_expect(1, t->home, "check", "vol0", NULL);
+	free(out);
+	assert_true(still_running(a));
+	/* An offline waits for it. */
+	free(ta_ctl_expect(0, t->home, "vol", "offline", "vol0", NULL));
+	assert_int_equal(child_status(a), 0);
+	/* Offline: checked at once, by filerd itself. */
+	out = ta_ctl_expect(0, t->home, "check", "vol0", NULL);
+	assert_non_null(strstr(out, "is clean"));
+	free(out);
+	/* A stop answers the running check first. */
+	b = check_child(t->home, "vol1");
+	ta_sleep_ms(500);
+	assert_true(still_running(b));
+	assert_int_equal(ta_daemon_stop(&t->d), 0);
+	assert_int_equal(child_status(b), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -413,6 +500,8 @@ int main(void)
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_ctl, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_check_in_background,
+		    setup, teardown),
 	};
 
 	ta_init();
