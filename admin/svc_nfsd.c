@@ -42,9 +42,11 @@
  *                   (rpcbind unregistered, threads joined), nfsd_free.
  *
  *   An export nfsd refuses (a subdirectory that does not exist, a client
- *   spec nfsd cannot use such as a host wildcard) does not take the others
- *   down: the list is then checked export by export, the refused ones are
- *   logged and recorded as export.refused events, the rest is served.
+ *   spec nfsd cannot use such as a host name that does not resolve) does
+ *   not take the others down: the list is then checked export by export,
+ *   the refused ones are logged and recorded as export.refused events, the
+ *   rest is served.  Host-name patterns ("*.lab") are served: nfsd matches
+ *   them when clients call, never at configuration time.
  *   Exports of an offline volume are left out until it comes online.
  */
 #include <errno.h>
@@ -205,8 +207,8 @@ static void list_filter(struct adm_ctx *ctx, struct svc_list *l)
 			fl_err(ADM_SUB, "nfs: %s not exported: %s", l->e[i].path,
 			    rc == -ENOENT ? "no such directory" :
 			    rc == -ENOTDIR ? "not a directory" :
-			    rc == -EINVAL ? "a client spec nfsd cannot use "
-			    "(host wildcards are not supported)" :
+			    rc == -EINVAL ? "a client spec nfsd cannot use, "
+			    "such as a host name that does not resolve" :
 			    fl_strerror(rc));
 			adm_event(ctx, l->e[i].volume, "export.refused",
 			    "%s not exported: %s", l->e[i].path,

@@ -3,11 +3,22 @@
  * exports(5).
  *
  *   client spec   "*" (everyone), an IPv4/IPv6 address, a CIDR network
- *                 ("10.0.0.0/8", "fd00::/8"), or a host name resolved once
- *                 at nfsd_create to all its addresses.
+ *                 ("10.0.0.0/8", "fd00::/8"), a host name resolved once
+ *                 at nfsd_create to all its addresses, or a host-name
+ *                 pattern ("*.lab", "node?.lab").
+ *   patterns      match the caller's forward-confirmed name (hostcache.c:
+ *                 reverse lookup, then a forward lookup that must give the
+ *                 caller's address back, so a forged PTR record grants
+ *                 nothing).  '*' matches any run of bytes, dots included,
+ *                 '?' one byte, case ignored (nfsd_host_match).  A caller
+ *                 without such a name matches no pattern.  Wildcards never
+ *                 match addresses ("10.0.*" matches no client: names that
+ *                 read as addresses are refused).
  *   first match   rules are tried in configuration order; the first whose
- *                 spec matches the caller's address applies; no match is a
- *                 refusal (MNT3ERR_ACCES, NFS3ERR_ACCES).
+ *                 spec matches the caller applies; no match is a refusal
+ *                 (MNT3ERR_ACCES, NFS3ERR_ACCES).  The caller's name is
+ *                 looked up only when a pattern rule is reached, so rules
+ *                 before the first pattern cost no DNS.
  *   options       ro (default) / rw; root_squash (default: uid 0 and gid 0
  *                 become anonuid/anongid, group 0 in the list too) /
  *                 no_root_squash / all_squash (everyone is anonymous);
@@ -16,6 +27,7 @@
  *   AUTH_NONE     is the anonymous user, whatever the options.
  */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <netdb.h>
 #include <stdio.h>
@@ -72,6 +84,21 @@ static int rule_add(struct nfsd_exp *e, size_t *cap,
 	return 0;
 }
 
+/* A host-name pattern: bytes of host names and the wildcards, at least
+ * one wildcard, at most NFSD_HOSTNAME_MAX bytes. */
+static bool is_pattern(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n > NFSD_HOSTNAME_MAX || strpbrk(s, "*?") == NULL)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!isalnum((unsigned char)s[i]) && strchr(".-_*?", s[i]) ==
+		    NULL)
+			return false;
+	return true;
+}
+
 static int compile_one(struct nfsd_exp *e, size_t *cap,
     const struct nfsd_client_rule *src)
 {
@@ -86,6 +113,15 @@ static int compile_one(struct nfsd_exp *e, size_t *cap,
 		return -EINVAL;
 	if (strcmp(src->client, "*") == 0) {
 		proto.any = true;
+		return rule_add(e, cap, src, &proto);
+	}
+	if (strpbrk(src->client, "*?") != NULL) {
+		if (!is_pattern(src->client)) {
+			fl_err("nfsd", "export %s: bad client pattern %s",
+			    e->path, src->client);
+			return -EINVAL;
+		}
+		proto.wildcard = true;
 		return rule_add(e, cap, src, &proto);
 	}
 	snprintf(buf, sizeof(buf), "%s", src->client);
@@ -159,18 +195,67 @@ static bool prefix_match(const uint8_t *a, const uint8_t *b, uint32_t bits)
 	return (a[bytes] & mask) == (b[bytes] & mask);
 }
 
-const struct nfsd_rule *nfsd_rule_match(const struct nfsd_exp *e,
-    const struct sockaddr_storage *peer)
+static int fold(char c)
+{
+	return tolower((unsigned char)c);
+}
+
+/*
+ * Iterative, with one backtracking point: at a '*' remember where the
+ * pattern and the name resume; on a mismatch let that '*' take one more
+ * byte.  At most strlen(pattern) * strlen(name) steps, both bounded.
+ */
+bool nfsd_host_match(const char *pattern, const char *name)
+{
+	size_t plen = strnlen(pattern, NFSD_HOSTNAME_MAX + 1);
+	size_t nlen = strnlen(name, NFSD_HOSTNAME_MAX + 1);
+	const char *p = pattern, *n = name, *star = NULL, *resume = NULL;
+
+	if (plen == 0 || plen > NFSD_HOSTNAME_MAX || nlen == 0 ||
+	    nlen > NFSD_HOSTNAME_MAX)
+		return false;
+	while (*n != '\0') {
+		if (*p == '*') {
+			star = ++p;
+			resume = n;
+		} else if (*p != '\0' && (*p == '?' || fold(*p) == fold(*n))) {
+			p++;
+			n++;
+		} else if (star != NULL) {
+			p = star;
+			n = ++resume;
+		} else {
+			return false;
+		}
+	}
+	while (*p == '*')
+		p++;
+	return *p == '\0';
+}
+
+const struct nfsd_rule *nfsd_rule_match(struct nfsd *s,
+    const struct nfsd_exp *e, const struct sockaddr_storage *peer)
 {
 	sa_family_t fam;
 	uint8_t addr[16];
 	uint16_t port;
+	char name[NFSD_HOSTNAME_MAX + 1];
+	int named = 0;		/* 0: not asked yet; 1: name; -1: none */
 
 	peer_addr(peer, &fam, addr, &port);
 	for (size_t i = 0; i < e->nrules; i++) {
 		const struct nfsd_rule *r = &e->rules[i];
 		if (r->any)
 			return r;
+		if (r->wildcard) {
+			if (named == 0)
+				named = fam != AF_UNSPEC &&
+				    nfsd_hostcache_name(s->hosts, fam, addr,
+				    name) == 0 ? 1 : -1;
+			if (named > 0 && nfsd_host_match(r->spec, name))
+				return r;
+			continue;
+		}
 		if (r->family == fam && prefix_match(r->addr, addr, r->prefix))
 			return r;
 	}

@@ -174,7 +174,7 @@ static enum nfsd_disp mnt_mnt(struct nfsd_req *r, void *a, void *s)
 		res->fhs_status = MNT3ERR_NOENT;
 		return NFSD_REPLY;
 	}
-	const struct nfsd_rule *rule = nfsd_rule_match(e, &r->peer);
+	const struct nfsd_rule *rule = nfsd_rule_match(r->srv, e, &r->peer);
 	if (rule == NULL || !nfsd_rule_port_ok(rule, &r->peer)) {
 		fl_log(FL_LOG_INFO, "nfsd", "refused mount of %s by %s%s",
 		    path, host, rule != NULL ? " (insecure port)" : "");

@@ -36,7 +36,8 @@ int nfs3_resolve(struct nfsd_req *r, const nfs_fh3 *fh, struct nfsd_obj *ob)
 	    fh->data.data_len, ob);
 	if (rc != 0)
 		return rc;
-	const struct nfsd_rule *rule = nfsd_rule_match(ob->exp, &r->peer);
+	const struct nfsd_rule *rule = nfsd_rule_match(r->srv, ob->exp,
+	    &r->peer);
 	if (rule == NULL || !nfsd_rule_port_ok(rule, &r->peer))
 		return -EACCES;
 	if (r->rule == NULL) {

@@ -18,7 +18,9 @@
  *   - Exports follow Linux exports(5): the first client rule matching the
  *     caller's address applies (ro/rw, root_squash/no_root_squash/
  *     all_squash, anonuid/anongid, secure/insecure); MNT and every NFS call
- *     check it.
+ *     check it.  A host-name pattern ("*.lab") matches by the caller's
+ *     forward-confirmed reverse DNS name, looked up by a worker (never the
+ *     event thread) and cached per address (bounded, with a TTL).
  *   - Non-idempotent procedures go through a duplicate request cache.
  *   - A slow or hostile client cannot stall others (non-blocking sockets,
  *     per-connection buffers, partial-record and idle timeouts).
@@ -73,7 +75,10 @@ enum nfsd_rule_flags {
 
 struct nfsd_client_rule {
 	/* "*", an address ("192.0.2.7", "::1"), a network in CIDR form
-	 * ("10.0.0.0/8") or a host name (resolved by nfsd_create). */
+	 * ("10.0.0.0/8"), a host name (resolved by nfsd_create) or a host-name
+	 * pattern with '*' and '?' ("*.lab", "node??.lab": letters, digits,
+	 * '.', '-', '_', at most 253 bytes) matched against the caller's
+	 * forward-confirmed name (docs/nfsd.md, Exports). */
 	const char *client;
 	uint32_t flags;			/* enum nfsd_rule_flags */
 	uint32_t anonuid, anongid;	/* with NFSD_ANONUID / NFSD_ANONGID */
@@ -101,6 +106,11 @@ struct nfsd_config {
 	uint32_t idle_timeout_ms;	/* idle connection; 0: 360000 */
 	uint32_t partial_timeout_ms;	/* half a record stalled; 0: 30000 */
 	uint32_t drc_entries;		/* duplicate request cache; 0: 4096 */
+	/* Client names for host-name patterns: addresses kept (0: 1024, at
+	 * most 65536), how long a name found (0: 600000 ms) and the lack of
+	 * one (0: 60000 ms) are believed. */
+	uint32_t host_cache_entries;
+	uint32_t host_cache_ttl_ms, host_cache_neg_ttl_ms;
 	const struct nfsd_export *exports;
 	size_t nexports;
 };
@@ -139,6 +149,9 @@ struct nfsd_stats {
 	/* Sends of several TCP replies in one sendmsg (nfsd_send_replies),
 	 * and the replies they carried. */
 	uint64_t reply_batches, reply_batched;
+	/* Reverse lookups made for host-name patterns, and names answered
+	 * from the host cache. */
+	uint64_t host_lookups, host_cache_hits;
 };
 void nfsd_get_stats(nfsd_t *s, struct nfsd_stats *st);
 

@@ -5,7 +5,8 @@
  *   transport.c  event thread, TCP/UDP sockets, record marking, workers
  *   rpc.c        call header, credentials, dispatch, reply encoding
  *   drc.c        duplicate request cache
- *   export.c     client rules, credential squashing
+ *   export.c     client rules, host-name patterns, credential squashing
+ *   hostcache.c  forward-confirmed client host names and their cache
  *   fh.c         file-handle format and MAC
  *   nfs3_*.c     the NFS version 3 procedures and their table
  *   mount3.c     the MOUNT version 3 procedures and their table
@@ -46,6 +47,7 @@
 struct nfsd_rule {
 	char spec[256];			/* as configured (EXPORT lists it) */
 	bool any;
+	bool wildcard;			/* spec is a host-name pattern */
 	sa_family_t family;
 	uint8_t addr[16];
 	uint32_t prefix;		/* bits compared */
@@ -72,15 +74,66 @@ struct nfsd_exp {
 /* Compile cfg rules into e (resolving host names).  0 or -EINVAL. */
 int nfsd_rules_compile(struct nfsd_exp *e, const struct nfsd_client_rule *r,
     size_t n);
-/* First rule matching the address, or NULL (denied). */
-const struct nfsd_rule *nfsd_rule_match(const struct nfsd_exp *e,
-    const struct sockaddr_storage *peer);
+/* First rule matching the address, or NULL (denied).  Reaching a wildcard
+ * rule asks s's host cache for the caller's name: may block on the
+ * resolver, so workers only (never the event thread). */
+const struct nfsd_rule *nfsd_rule_match(struct nfsd *s,
+    const struct nfsd_exp *e, const struct sockaddr_storage *peer);
 /* Source port < 1024, or the rule says insecure. */
 bool nfsd_rule_port_ok(const struct nfsd_rule *rule,
     const struct sockaddr_storage *peer);
 /* Effective credential after squashing (root_squash, all_squash). */
 void nfsd_cred_squash(const struct nfsd_rule *rule, bool auth_none,
     const struct wafl_cred *in, struct wafl_cred *out);
+
+/* ---------------------------------------------------- client host names */
+
+/* A host name in text form, without a final dot (RFC 1035: 255 octets on
+ * the wire). */
+#define NFSD_HOSTNAME_MAX	253u
+
+/*
+ * Does name match the exports(5) pattern?  '*' matches any run of bytes,
+ * dots included (so "*.lab" matches "a.b.lab"), '?' exactly one byte;
+ * ASCII letters match either case; there are no character classes and no
+ * escapes.  An empty or over-long (> NFSD_HOSTNAME_MAX) pattern or name
+ * matches nothing.
+ */
+bool nfsd_host_match(const char *pattern, const char *name);
+
+/*
+ * The forward-confirmed name of an address (family AF_INET or AF_INET6,
+ * addr in network order, 4 or 16 bytes used): the reverse lookup
+ * (getnameinfo, NI_NAMEREQD) must give a host name -- at most
+ * NFSD_HOSTNAME_MAX bytes of letters, digits, '.', '-' and '_', not an
+ * address in text form -- whose forward lookup (getaddrinfo) gives the
+ * address back.  0 with the name in name[NFSD_HOSTNAME_MAX + 1], or
+ * -ENOENT (no name, a name that does not lead back, the resolver failed).
+ * Blocks as long as the resolver does.
+ */
+typedef int (*nfsd_resolve_fn)(sa_family_t family, const uint8_t *addr,
+    char *name);
+int nfsd_host_resolve(sa_family_t family, const uint8_t *addr, char *name);
+
+/*
+ * The host cache (hostcache.c): resolve's answers per client address,
+ * found names for ttl_ms, no name for neg_ttl_ms, at most entries of them
+ * (least recently used evicted; the table is allocated at the first
+ * lookup).  Thread-safe; one resolution per address at a time (other
+ * callers for it wait for its answer).  0 or -ENOMEM.
+ */
+struct nfsd_hostcache;
+int nfsd_hostcache_create(uint32_t entries, uint32_t ttl_ms,
+    uint32_t neg_ttl_ms, nfsd_resolve_fn resolve,
+    struct nfsd_hostcache **out);
+void nfsd_hostcache_free(struct nfsd_hostcache *c);
+/* As nfsd_host_resolve, through the cache. */
+int nfsd_hostcache_name(struct nfsd_hostcache *c, sa_family_t family,
+    const uint8_t *addr, char *name);
+/* Resolutions made (misses and expired entries) and answers from the
+ * cache. */
+void nfsd_hostcache_stats(struct nfsd_hostcache *c, uint64_t *lookups,
+    uint64_t *hits);
 
 /* --------------------------------------------------------- file handles */
 
@@ -268,6 +321,9 @@ void nfsd_send_replies(struct nfsd_req *const *rs, size_t n);
 /* A request on connection c is finished: flow control, drop its
  * reference (called by nfsd_req_free). */
 void nfsd_conn_done(struct nfsd *s, struct nfsd_conn *c);
+/* Is the calling thread a server's event thread (which must never
+ * block)? */
+bool nfsd_on_event_thread(void);
 
 /* ------------------------------------------------------------- server */
 
@@ -283,6 +339,9 @@ struct nfsd {
 	struct nfsd_exp *exps;
 	size_t nexps;
 	struct nfsd_drc *drc;
+	/* Names of clients for wildcard rules: kept across
+	 * nfsd_set_exports (a name does not depend on the rules). */
+	struct nfsd_hostcache *hosts;
 	struct nfsd_transport *tp;
 	uint16_t nfs_port, mount_port;
 	bool started, registered;

@@ -4,14 +4,17 @@
  *   nfsd_create  copies the configuration, checks every export path
  *                ("/vol/NAME" or a subdirectory of it, normalized), resolves
  *                the exported directory on its volume, compiles the client
- *                rules, makes the duplicate request cache.
+ *                rules, makes the duplicate request cache and the host
+ *                cache (client names for host-name patterns, hostcache.c).
  *   nfsd_start   binds the sockets and starts the threads (transport.c),
  *                then registers NFS v3 and MOUNT v3 on tcp and udp with
  *                rpcbind if asked and rpcbind answers; otherwise it logs
  *                that clients must be given the ports.
  *   nfsd_stop    unregisters, stops the threads, closes the sockets.
  *   nfsd_set_exports  builds a new export table the way nfsd_create does
- *                and swaps it in while the workers are held.
+ *                and swaps it in while the workers are held.  The host
+ *                cache stays: it holds names, which the rules do not
+ *                change.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -207,11 +210,24 @@ int nfsd_create(const struct nfsd_config *cfg, nfsd_t **out)
 		s->cfg.partial_timeout_ms = 30000;
 	if (s->cfg.drc_entries == 0)
 		s->cfg.drc_entries = 4096;
+	if (s->cfg.host_cache_entries == 0)
+		s->cfg.host_cache_entries = 1024;
+	if (s->cfg.host_cache_entries > 65536)
+		s->cfg.host_cache_entries = 65536;
+	if (s->cfg.host_cache_ttl_ms == 0)
+		s->cfg.host_cache_ttl_ms = 600000;
+	if (s->cfg.host_cache_neg_ttl_ms == 0)
+		s->cfg.host_cache_neg_ttl_ms = 60000;
 	pthread_mutex_init(&s->mounts_lock, NULL);
 	rc = exps_build(cfg->exports, cfg->nexports, &s->exps, &s->nexps);
 	if (rc != 0)
 		goto fail;
 	rc = nfsd_drc_create(s->cfg.drc_entries, &s->drc);
+	if (rc != 0)
+		goto fail;
+	rc = nfsd_hostcache_create(s->cfg.host_cache_entries,
+	    s->cfg.host_cache_ttl_ms, s->cfg.host_cache_neg_ttl_ms,
+	    nfsd_host_resolve, &s->hosts);
 	if (rc != 0)
 		goto fail;
 	*out = s;
@@ -372,6 +388,7 @@ void nfsd_free(nfsd_t *s)
 	nfsd_stop(s);
 	exps_free(s->exps, s->nexps);
 	nfsd_drc_free(s->drc);
+	nfsd_hostcache_free(s->hosts);
 	for (struct nfsd_mount_rec *m = s->mounts, *n; m != NULL; m = n) {
 		n = m->next;
 		free(m);
@@ -404,4 +421,6 @@ void nfsd_get_stats(nfsd_t *s, struct nfsd_stats *st)
 	st->records_oversized = atomic_load(&s->st.records_oversized);
 	st->reply_batches = atomic_load(&s->st.reply_batches);
 	st->reply_batched = atomic_load(&s->st.reply_batched);
+	nfsd_hostcache_stats(s->hosts, &st->host_lookups,
+	    &st->host_cache_hits);
 }

@@ -863,6 +863,14 @@ static void check_timeouts(struct nfsd_transport *t, uint64_t now)
 	}
 }
 
+/* Set on event threads: what must never block can check (ASSERT). */
+static _Thread_local bool on_event_thread;
+
+bool nfsd_on_event_thread(void)
+{
+	return on_event_thread;
+}
+
 static void *event_main(void *arg)
 {
 	struct nfsd_transport *t = arg;
@@ -872,6 +880,7 @@ static void *event_main(void *arg)
 	uint64_t next_check = 0;
 
 	(void)pthread_setname_np(pthread_self(), "nfsd-event");
+	on_event_thread = true;
 	tick = FL_MAX(FL_MIN(tick, 1000u), 50u);
 	for (;;) {
 		int n = epoll_wait(t->epfd, evs, EP_EVENTS, (int)tick);

@@ -21,6 +21,10 @@
  *   export_rules       denied host (rule for 127.0.0.2, calls from
  *                      127.0.0.1), rules changed while filerd runs, ro
  *                      export (NFS3ERR_ROFS), export removed, SIGHUP
+ *   export_host_pattern  a host-name pattern is served, not refused:
+ *                      "local*" admits 127.0.0.1 (named localhost),
+ *                      "*.invalid" refuses it (MNT3ERR_ACCES), no
+ *                      export.refused event
  *   snapshot           .snapshot/NAME after filerctl snap create, through
  *                      libnfs and nfs-cat, read-only
  *   service_changes    vol offline/online (export gone, then the old handle
@@ -33,6 +37,7 @@
  * that fails still kills its filerd (teardown).
  */
 #include <fcntl.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -865,6 +870,77 @@ static void test_export_rules(void **state)
 	daemon_stop_clean(t);
 }
 
+/*
+ * A pattern for the name 127.0.0.1 has here, as filerd will find it
+ * (reverse lookup, confirmed by the forward one): "local*" for
+ * "localhost" (Debian's /etc/hosts), else the name's first letter and
+ * '*'.  false when 127.0.0.1 has no such name.
+ */
+static bool loopback_pattern(char *spec, size_t len)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *ai = NULL;
+	char name[NI_MAXHOST];
+	bool back = false;
+
+	inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+	if (getnameinfo((struct sockaddr *)&sa, sizeof(sa), name, sizeof(name),
+	    NULL, 0, NI_NAMEREQD) != 0 || strlen(name) > 253 ||
+	    getaddrinfo(name, NULL, &hints, &ai) != 0)
+		return false;
+	for (struct addrinfo *a = ai; a != NULL; a = a->ai_next)
+		back |= a->ai_family == AF_INET &&
+		    ((struct sockaddr_in *)a->ai_addr)->sin_addr.s_addr ==
+		    sa.sin_addr.s_addr;
+	freeaddrinfo(ai);
+	if (!back)
+		return false;
+	if (strncasecmp(name, "local", 5) == 0)
+		snprintf(spec, len, "local*");
+	else
+		snprintf(spec, len, "%c*", name[0]);
+	return true;
+}
+
+static void test_export_host_pattern(void **state)
+{
+	struct e2e *t = *state;
+	struct nfs_context *nfs;
+	struct nfsfh *fh;
+	char spec[64], err[512];
+	char *js;
+
+	if (!loopback_pattern(spec, sizeof(spec))) {
+		print_message("127.0.0.1 has no name that resolves back to it "
+		    "here (getent hosts 127.0.0.1): host-name patterns not "
+		    "tested\n");
+		skip();
+	}
+	/* Our name matches: served (MNT, libnfs, a write). */
+	free(ta_ctl_expect(0, t->home, "export", "add", VOL_PATH, "--client",
+	    spec, "--rw", "--squash", "none", "--insecure", NULL));
+	ta_daemon_start(&t->d, t->home);
+	assert_int_equal(raw_mnt_from(t, "127.0.0.1", VOL_PATH), 0);
+	nfs = cl_mount(t, VOL_PATH);
+	assert_int_equal(nfs_creat(nfs, "/w", 0644, &fh), 0);
+	assert_int_equal(nfs_close(nfs, fh), 0);
+	nfs_destroy_context(nfs);
+
+	/* Only a pattern we do not match, changed while filerd runs: the
+	 * export is there (ACCES, not NOENT) and refuses us. */
+	free(ta_ctl_expect(0, t->home, "export", "remove", VOL_PATH, NULL));
+	free(ta_ctl_expect(0, t->home, "export", "add", VOL_PATH, "--client",
+	    "*.invalid", "--rw", "--squash", "none", "--insecure", NULL));
+	assert_int_equal(raw_mnt_from(t, "127.0.0.1", VOL_PATH), 13);
+	assert_null(cl_mount_err(t, VOL_PATH, err, sizeof(err)));
+
+	/* Neither export was refused. */
+	js = ta_ctl_expect(0, t->home, "--json", "events", NULL);
+	assert_null(strstr(js, "\"export.refused\""));
+	free(js);
+	daemon_stop_clean(t);
+}
+
 /* ----------------------------------------------------------- snapshot */
 
 static void test_snapshot(void **state)
@@ -1097,6 +1173,8 @@ int main(void)
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_export_rules, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_export_host_pattern,
+		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_snapshot, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_service_changes, setup,
 		    teardown),

@@ -3,9 +3,13 @@
  * against MNT and NFS calls: denied hosts, first match wins, ro (ROFS and
  * ACCESS), root_squash / no_root_squash / all_squash / anonuid, AUTH_NONE,
  * secure ports, subdirectory exports, the MOUNT bookkeeping procedures,
- * configuration checks, and exports replaced on a running server.
+ * configuration checks, exports replaced on a running server, and
+ * host-name patterns ("local*", "*.invalid") matched by the name of
+ * 127.0.0.1 (tests/nfsd/test_hostnames.c tests the matcher, the cache and
+ * forward confirmation alone).
  */
 #include <fcntl.h>
+#include <netdb.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdatomic.h>
@@ -14,6 +18,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "common/util.h"
 #include "tests/nfsd/th_nfs.h"
 
 static struct xb x;
@@ -366,6 +371,31 @@ static void test_bad_config(void **state)
 	t.rules[0].client = "localhost";		/* a host name */
 	assert_int_equal(nfsd_create(&t.cfg, &s), 0);
 	nfsd_free(s);
+	/* Host-name patterns: taken as they are (no lookup before a call),
+	 * unless they hold what no host name holds or are too long. */
+	static const char *const good_patterns[] = { "*.lab", "node??.lab",
+		"local*", "*", "**", "a*b?c-d_e.*" };
+	for (size_t i = 0; i < FL_ARRAY_SIZE(good_patterns); i++) {
+		t.rules[0].client = good_patterns[i];
+		assert_int_equal(nfsd_create(&t.cfg, &s), 0);
+		nfsd_free(s);
+	}
+	char longpat[300];
+	memset(longpat, 'a', sizeof(longpat));
+	longpat[0] = '*';
+	longpat[254] = '\0';				/* 254 bytes */
+	static const char *const bad_patterns[] = { "*.la b", "*.lab/24",
+		"@group*", "[ab]*" };
+	for (size_t i = 0; i < FL_ARRAY_SIZE(bad_patterns); i++) {
+		t.rules[0].client = bad_patterns[i];
+		assert_int_equal(nfsd_create(&t.cfg, &s), -EINVAL);
+	}
+	t.rules[0].client = longpat;
+	assert_int_equal(nfsd_create(&t.cfg, &s), -EINVAL);
+	longpat[253] = '\0';				/* 253: the most */
+	assert_int_equal(strlen(t.rules[0].client), 253);
+	assert_int_equal(nfsd_create(&t.cfg, &s), 0);
+	nfsd_free(s);
 	tl_fs_destroy(t.fs);
 }
 
@@ -512,6 +542,190 @@ static void test_mnt_snapshot(void **state)
 	th_stop(&t);
 }
 
+/* ------------------------------------------------- host-name patterns */
+
+/*
+ * A pattern for the name nfsd will find for 127.0.0.1 (reverse lookup,
+ * confirmed by the forward one), looked up here independently of nfsd:
+ * "local*" where the name is "localhost" (Debian's /etc/hosts), else the
+ * name's first letter and '*'.  false when the machine gives 127.0.0.1 no
+ * such name: the caller skips.
+ */
+static bool loopback_pattern(char *pat, size_t len)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *ai = NULL;
+	char name[NI_MAXHOST];
+	bool back = false;
+
+	inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+	if (getnameinfo((struct sockaddr *)&sa, sizeof(sa), name, sizeof(name),
+	    NULL, 0, NI_NAMEREQD) != 0 || strlen(name) > 253 ||
+	    getaddrinfo(name, NULL, &hints, &ai) != 0)
+		return false;
+	for (struct addrinfo *a = ai; a != NULL; a = a->ai_next)
+		back |= a->ai_family == AF_INET &&
+		    ((struct sockaddr_in *)a->ai_addr)->sin_addr.s_addr ==
+		    sa.sin_addr.s_addr;
+	freeaddrinfo(ai);
+	if (!back)
+		return false;
+	if (strncasecmp(name, "local", 5) == 0)
+		snprintf(pat, len, "local*");
+	else
+		snprintf(pat, len, "%c*", name[0]);
+	return true;
+}
+
+#define SKIP_UNNAMED(pat) do { \
+	if (!loopback_pattern(pat, sizeof(pat))) { \
+		print_message("127.0.0.1 has no name that resolves back to " \
+		    "it here (getent hosts 127.0.0.1): host-name patterns " \
+		    "not tested\n"); \
+		skip(); \
+	} \
+} while (0)
+
+static void test_host_pattern_admits_and_refuses(void **state)
+{
+	struct th t;
+	struct th_fh root, h;
+	struct nfsd_stats st;
+	struct nfs_stat_64 nst;
+	uint32_t owner;
+	char pat[64], err[256];
+
+	SKIP_UNNAMED(pat);
+	struct nfsd_client_rule named = { .client = pat,
+	    .flags = NFSD_RW | NFSD_INSECURE | NFSD_NO_ROOT_SQUASH };
+	struct nfsd_client_rule invalid = { .client = "*.invalid",
+	    .flags = NFSD_RW | NFSD_INSECURE | NFSD_NO_ROOT_SQUASH };
+
+	/* Our name matches: MNT, NFS calls and libnfs are served. */
+	start_with(&t, &named, 1);
+	int fd = th_tcp(t.mnt_port, 0);
+	assert_int_equal(th_mnt(fd, "/vol/vol0", &root), 0);
+	assert_int_equal(getattr_as(fd, &root, 0), 0);
+	assert_int_equal(create_as(fd, &root, "a", 0, &owner), 0);
+	close(fd);
+	struct nfs_context *nfs = th_nfs_mount(&t, "/vol/vol0", 0, 0, err,
+	    sizeof(err));
+	if (nfs == NULL)
+		fail_msg("libnfs mount with rule %s: %s", pat, err);
+	assert_int_equal(nfs_stat64(nfs, "/a", &nst), 0);
+	nfs_destroy_context(nfs);
+	/* One reverse lookup for all of that: the name is kept per address. */
+	nfsd_get_stats(t.srv, &st);
+	assert_int_equal(st.host_lookups, 1);
+	assert_true(st.host_cache_hits >= 4);
+	nfsd_free(t.srv);
+
+	/* A pattern our name does not match: MNT3ERR_ACCES, and NFS3ERR_ACCES
+	 * for a handle obtained before. */
+	t.rules[0] = invalid;
+	th_serve(&t);
+	fd = th_tcp(t.mnt_port, 0);
+	assert_int_equal(th_mnt(fd, "/vol/vol0", &h), 13);
+	assert_int_equal(getattr_as(fd, &root, 0), 13);
+	assert_int_equal(create_as(fd, &root, "b", 0, &owner), 13);
+	close(fd);
+	assert_null(th_nfs_mount(&t, "/vol/vol0", 0, 0, NULL, 0));
+	nfsd_get_stats(t.srv, &st);
+	assert_int_equal(st.host_lookups, 1);
+
+	/* Replaced by the matching rule on the running server: served again,
+	 * and the name cached before the swap is still used. */
+	struct nfsd_export e = t.exp[0];
+	e.rules = &named;
+	assert_int_equal(nfsd_set_exports(t.srv, &e, 1), 0);
+	fd = th_tcp(t.mnt_port, 0);
+	assert_int_equal(getattr_as(fd, &root, 0), 0);
+	close(fd);
+	nfsd_get_stats(t.srv, &st);
+	assert_int_equal(st.host_lookups, 1);
+	th_stop(&t);
+}
+
+/* Rules are tried in order whatever their kind; a pattern that does not
+ * match passes the call on to the next rule. */
+static void test_host_pattern_first_match(void **state)
+{
+	struct th t;
+	struct th_fh root;
+	struct nfsd_stats st;
+	uint32_t owner;
+	char pat[64], fname[16];
+	const uint32_t rw = NFSD_RW | NFSD_INSECURE | NFSD_NO_ROOT_SQUASH;
+	const uint32_t ro = NFSD_INSECURE | NFSD_NO_ROOT_SQUASH;
+
+	SKIP_UNNAMED(pat);
+	struct {
+		struct nfsd_client_rule r[2];
+		uint32_t create;		/* nfsstat3 of a CREATE */
+	} cases[] = {
+		/* The pattern first: it decides (ro). */
+		{ { { .client = pat, .flags = ro },
+		    { .client = "127.0.0.1", .flags = rw } }, 30 },
+		/* The address first: it decides (ro). */
+		{ { { .client = "127.0.0.1", .flags = ro },
+		    { .client = pat, .flags = rw } }, 30 },
+		/* A pattern not matching, then the address (ro). */
+		{ { { .client = "*.invalid", .flags = rw },
+		    { .client = "127.0.0.1", .flags = ro } }, 30 },
+		/* An address not matching, then the pattern (rw). */
+		{ { { .client = "10.0.0.0/8", .flags = ro },
+		    { .client = pat, .flags = rw } }, 0 },
+		/* Neither matches: refused. */
+		{ { { .client = "*.invalid", .flags = rw },
+		    { .client = "10.0.0.0/8", .flags = rw } }, 13 },
+	};
+
+	/* Rules before any pattern cost no lookup. */
+	struct nfsd_client_rule first[2] = {
+		{ .client = "127.0.0.1", .flags = rw },
+		{ .client = "*.invalid", .flags = ro },
+	};
+	start_with(&t, first, 2);
+	int fd = th_tcp(t.mnt_port, 0);
+	assert_int_equal(th_mnt(fd, "/vol/vol0", &root), 0);
+	assert_int_equal(create_as(fd, &root, "first", 0, &owner), 0);
+	nfsd_get_stats(t.srv, &st);
+	assert_int_equal(st.host_lookups, 0);
+
+	for (size_t i = 0; i < FL_ARRAY_SIZE(cases); i++) {
+		struct nfsd_export e = t.exp[0];
+		e.rules = cases[i].r;
+		e.nrules = 2;
+		assert_int_equal(nfsd_set_exports(t.srv, &e, 1), 0);
+		snprintf(fname, sizeof(fname), "f%zu", i);
+		uint32_t got = create_as(fd, &root, fname, 0, &owner);
+		if (got != cases[i].create)
+			fail_msg("rules %s, %s: CREATE gave %u, not %u",
+			    cases[i].r[0].client, cases[i].r[1].client, got,
+			    cases[i].create);
+	}
+	close(fd);
+	nfsd_free(t.srv);
+
+	/* The name is looked up again once its TTL has passed. */
+	t.cfg.host_cache_ttl_ms = 100;
+	t.rules[0] = (struct nfsd_client_rule){ .client = pat, .flags = rw };
+	t.exp[0].nrules = 1;
+	th_serve(&t);
+	fd = th_tcp(t.mnt_port, 0);
+	assert_int_equal(getattr_as(fd, &root, 0), 0);
+	assert_int_equal(getattr_as(fd, &root, 0), 0);
+	nfsd_get_stats(t.srv, &st);
+	assert_int_equal(st.host_lookups, 1);
+	struct timespec ts = { 0, 250 * 1000000L };
+	nanosleep(&ts, NULL);
+	assert_int_equal(getattr_as(fd, &root, 0), 0);
+	nfsd_get_stats(t.srv, &st);
+	assert_int_equal(st.host_lookups, 2);
+	close(fd);
+	th_stop(&t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -523,6 +737,8 @@ int main(void)
 		cmocka_unit_test(test_bad_config),
 		cmocka_unit_test(test_set_exports),
 		cmocka_unit_test(test_mnt_snapshot),
+		cmocka_unit_test(test_host_pattern_admits_and_refuses),
+		cmocka_unit_test(test_host_pattern_first_match),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
