@@ -605,6 +605,26 @@ static int mirror_status(struct adm_ctx *ctx, const struct adm_req *req,
 	if (vol != NULL && !any)
 		return adm_fail(rep, ADM_ERR, "volume %s is in no mirror "
 		    "relationship", vol);
+	/* The one port this filerd receives relationships on: what it
+	 * routed and what it refused (an id nobody here has is never seen
+	 * by any relationship above). */
+	struct mir_listener_stats ls;
+	unsigned attached;
+	uint16_t port;
+	if (vol == NULL && adm_mirror_listener_status(ctx, &port, &attached,
+	    &ls)) {
+		adm_rep_obj(rep, "listener");
+		adm_rep_u64(rep, "port", port);
+		adm_rep_u64(rep, "receiving", attached);
+		adm_rep_u64(rep, "accepted", ls.accepted);
+		adm_rep_u64(rep, "routed", ls.routed);
+		adm_rep_u64(rep, "unknown_relationship", ls.unknown);
+		adm_rep_u64(rep, "malformed", ls.malformed);
+		adm_rep_u64(rep, "timed_out", ls.timeouts);
+		adm_rep_u64(rep, "busy", ls.busy);
+		adm_rep_str(rep, "last_refusal", ls.last_refusal);
+		adm_rep_u64(rep, "last_refusal_time", ls.last_refusal_time);
+	}
 	return ADM_OK;
 }
 

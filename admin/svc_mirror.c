@@ -137,6 +137,18 @@ static void lis_put(void)
 	}
 }
 
+bool adm_mirror_listener_status(struct adm_ctx *ctx, uint16_t *port,
+    unsigned *attached, struct mir_listener_stats *st)
+{
+	(void)ctx;
+	if (svc.lis == NULL)
+		return false;
+	*port = mir_listener_port(svc.lis);
+	*attached = mir_listener_attached(svc.lis);
+	mir_listener_stats(svc.lis, st);
+	return true;
+}
+
 /* The listener on mirror_port, for a destination or resync about to
  * start; a new mirror_port takes effect once nothing uses the old one. */
 static int lis_get(struct adm_ctx *ctx, mir_listener_t **out)

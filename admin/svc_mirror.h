@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "admin/adm_impl.h"
+#include "mirror/mirror.h"
 
 #define ADM_PEER_KEY_MIN	16
 #define ADM_PEER_KEY_MAX	64
@@ -63,6 +64,10 @@ uint64_t adm_mirror_schedule_of(uint64_t stored);
 void adm_mirror_sync(struct adm_ctx *ctx);
 /* Stop relationship id here (its row stays). */
 void adm_mirror_stop_rel(struct adm_ctx *ctx, int64_t id);
+/* The listener on mirror_port (docs/mirror.md "One port, several
+ * relationships"): false if none runs (nothing here listens). */
+bool adm_mirror_listener_status(struct adm_ctx *ctx, uint16_t *port,
+    unsigned *attached, struct mir_listener_stats *st);
 /* Status of relationship id; false if it does not run here. */
 bool adm_mirror_rel_status(struct adm_ctx *ctx, int64_t id,
     struct adm_mirror_status *st);

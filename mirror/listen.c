@@ -35,6 +35,7 @@
 #include <errno.h>
 #include <netdb.h>
 #include <poll.h>
+#include <stdarg.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -82,6 +83,27 @@ struct mir_listener {
 	struct pend pend[PEND_MAX];
 	unsigned npend;
 };
+
+/* Log a refused connection, count it (*counter, under l->lock) and keep
+ * the text as the last refusal for `mirror status`. */
+static void refused(struct mir_listener *l, uint64_t *counter,
+    const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void refused(struct mir_listener *l, uint64_t *counter,
+    const char *fmt, ...)
+{
+	char text[sizeof(l->st.last_refusal)];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	fl_warn("mirror", "listener: %s", text);
+	pthread_mutex_lock(&l->lock);
+	(*counter)++;
+	memcpy(l->st.last_refusal, text, sizeof(text));
+	l->st.last_refusal_time = (uint64_t)time(NULL);
+	pthread_mutex_unlock(&l->lock);
+}
 
 static void pend_drop(struct mir_listener *l, unsigned i)
 {
@@ -173,11 +195,8 @@ static void pend_route(struct mir_listener *l, unsigned i, short revents)
 		return;
 	}
 	if (rc != 0) {
-		fl_warn("mirror", "listener: connection from %s does not start "
-		    "with a mirror greeting: closed", pd->peer);
-		pthread_mutex_lock(&l->lock);
-		l->st.malformed++;
-		pthread_mutex_unlock(&l->lock);
+		refused(l, &l->st.malformed, "connection from %s does not "
+		    "start with a mirror greeting: closed", pd->peer);
 		pend_drop(l, i);
 		return;
 	}
@@ -195,22 +214,19 @@ static void pend_route(struct mir_listener *l, unsigned i, short revents)
 		l->pend[i] = l->pend[--l->npend];
 		return;
 	}
-	if (in == NULL)
-		l->st.unknown++;
-	else
-		l->st.busy++;
 	pthread_mutex_unlock(&l->lock);
 	id_hex(id, hex);
 	if (in == NULL) {
-		fl_warn("mirror", "listener: connection from %s for "
+		refused(l, &l->st.unknown, "connection from %s for "
 		    "relationship %s, which this filerd does not receive: "
-		    "refused", pd->peer, hex);
+		    "refused (are both sides' volume names right?)", pd->peer,
+		    hex);
 		/* Consume what was peeked, so that the close sends the
 		 * ERROR and a FIN, not a reset. */
 		(void)recv(pd->fd, buf, need, MSG_DONTWAIT);
 		refuse(pd->fd, ENOENT, "unknown relationship");
 	} else {
-		fl_warn("mirror", "listener: relationship %s already has %u "
+		refused(l, &l->st.busy, "relationship %s already has %u "
 		    "connections waiting: the one from %s is closed", hex,
 		    INBOX_MAX, pd->peer);
 	}
@@ -230,12 +246,9 @@ static void accept_one(struct mir_listener *l)
 		for (unsigned i = 1; i < l->npend; i++)
 			if (l->pend[i].t0 < l->pend[old].t0)
 				old = i;
-		fl_warn("mirror", "listener: %u connections have not yet said "
+		refused(l, &l->st.timeouts, "%u connections have not yet said "
 		    "which relationship they are for: the oldest, from %s, "
 		    "is closed", PEND_MAX, l->pend[old].peer);
-		pthread_mutex_lock(&l->lock);
-		l->st.timeouts++;
-		pthread_mutex_unlock(&l->lock);
 		pend_drop(l, old);
 	}
 	struct pend *pd = &l->pend[l->npend++];
@@ -274,12 +287,9 @@ static void *listener_main(void *arg)
 				pend_route(l, i, pfd[1 + i].revents);
 			else if (now - l->pend[i].t0 >
 			    (uint64_t)PEND_MS * 1000000u) {
-				fl_warn("mirror", "listener: connection from %s "
-				    "said nothing for %u s: closed",
+				refused(l, &l->st.timeouts, "connection from "
+				    "%s said nothing for %u s: closed",
 				    l->pend[i].peer, PEND_MS / 1000);
-				pthread_mutex_lock(&l->lock);
-				l->st.timeouts++;
-				pthread_mutex_unlock(&l->lock);
 				pend_drop(l, i);
 			}
 		}

@@ -254,6 +254,8 @@ struct mir_listener_stats {
 	uint64_t timeouts;	/* closed: said nothing in time */
 	uint64_t busy;		/* closed: its relationship had enough
 				   connections waiting */
+	char last_refusal[192];	/* what the last refusal said ("" none) */
+	uint64_t last_refusal_time;	/* its unix time */
 };
 
 int mir_listener_start(const char *host, uint16_t port,

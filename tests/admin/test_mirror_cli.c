@@ -832,14 +832,41 @@ static void test_shared_port(void **state)
 	ta_daemon_start(&t->s.d, t->s.home);
 	ta_daemon_start(&t->d.d, t->d.home);
 	peers_and_relationship(t);
-	free(ta_ctl_expect(0, t->d.home, "mirror", "create", "src:vsrc2",
-	    "vdst2", "--mode", "sync", NULL));
+	/* The second relationship started on the source before the
+	 * destination knows it: its listener refuses it, says so in its
+	 * status, and takes it once it is created there too. */
 	free(ta_ctl_expect(0, t->s.home, "mirror", "create", "vsrc2",
 	    "dst:vdst2", "--mode", "sync", NULL));
 	free(ta_ctl_expect(0, t->s.home, "mirror", "init", "vsrc2", NULL));
+	char *js = NULL;
+	for (int i = 0; i < 600; i++) {
+		free(js);
+		js = tl_mirror_status(&t->d);
+		if (ta_json_long(js, "$.listener.unknown_relationship") >= 1)
+			break;
+		ta_sleep_ms(50);
+	}
+	assert_true(ta_json_long(js, "$.listener.unknown_relationship") >= 1);
+	assert_int_equal(ta_json_long(js, "$.listener.receiving"), 1);
+	assert_int_equal(ta_json_long(js, "$.listener.port"), t->d.mir_port);
+	char *why = ta_json(js, "$.listener.last_refusal");
+	assert_non_null(why);
+	assert_non_null(strstr(why, "which this filerd does not receive"));
+	free(why);
+	free(js);
+	free(ta_ctl_expect(0, t->d.home, "mirror", "create", "src:vsrc2",
+	    "vdst2", "--mode", "sync", NULL));
 
 	replicated(&t->s, &t->d, "/one", 1);
 	replicated(&s2, &d2, "/two", 2);
+	js = tl_mirror_status(&t->d);
+	assert_int_equal(ta_json_long(js, "$.listener.receiving"), 2);
+	assert_true(ta_json_long(js, "$.listener.routed") >= 2);
+	free(js);
+	/* The text form shows the listener too. */
+	char *txt = ta_ctl_expect(0, t->d.home, "mirror", "status", NULL);
+	assert_non_null(strstr(txt, "unknown_relationship"));
+	free(txt);
 	assert_false(exists_on(&t->d, "/two"));
 	assert_false(exists_on(&d2, "/one"));
 	assert_int_equal(try_create(&d2, "/nope"), -EROFS);
