@@ -16,7 +16,9 @@
  *      Each connection carries one request; the main thread serves them in
  *      turn, so handlers never race each other on the database or the
  *      volume list.  A peer must be root, our own uid, or in admin_group
- *      (SO_PEERCRED); a peer that stalls is cut off by socket timeouts.
+ *      (SO_PEERCRED).  Requests are read without blocking as they arrive
+ *      (struct client): a peer that sends slowly or not at all holds up
+ *      nobody and is dropped after CLIENT_TIMEOUT_S.
  *      A request that would take long (the check of an online volume)
  *      becomes a job: its work runs on a thread of its own, the main loop
  *      goes on serving, and answers the job's connection when it is done
@@ -274,28 +276,55 @@ void adm_jobs_reap(struct adm_ctx *ctx)
 	}
 }
 
-/* Serve one request on fd; false if a job took the connection (it is
- * answered and closed later), else the caller closes it. */
-static bool serve_client(struct adm_ctx *ctx, int fd)
+/* --------------------------------------------------------- requests */
+
+/*
+ * A connection whose request is still arriving.  The main loop reads
+ * what is there (the socket is non-blocking) and serves the request once
+ * its frame is whole, so a client that sends slowly, or not at all,
+ * holds up nobody: at most CLIENTS_MAX wait, each CLIENT_TIMEOUT_S at
+ * most, the oldest is dropped for a new one.
+ */
+#define CLIENTS_MAX	32
+
+struct client {
+	int fd;
+	uint64_t since_ns;
+	uint8_t hdr[4];
+	size_t hdr_have;
+	char *buf;		/* len + 1 bytes, once the header is in */
+	size_t len, have;
+};
+
+static struct client clients[CLIENTS_MAX];
+static unsigned nclients;
+
+static void client_drop(unsigned i)
+{
+	close(clients[i].fd);
+	free(clients[i].buf);
+	clients[i] = clients[--nclients];
+}
+
+/* Serve the request in (len bytes, or rc < 0: it could not be read) on
+ * fd; false if a job took the connection (it is answered and closed
+ * later), else the caller closes it. */
+static bool serve_request(struct adm_ctx *ctx, int fd, int rc, char *in,
+    size_t len)
 {
 	struct timeval tv = { .tv_sec = CLIENT_TIMEOUT_S };
 	struct adm_rep rep;
 	bool mine = true;
 	struct adm_req req;
-	char why[256], *in = NULL;
-	size_t len = 0;
-	int rc;
+	char why[256];
+	int fl = fcntl(fd, F_GETFL);
 
-	(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	/* Replies are written whole, waiting at most the timeout. */
+	if (fl >= 0)
+		(void)fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
 	(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	adm_rep_init(&rep);
 	adm_req_init(&req, "");
-	if (!peer_allowed(ctx, fd, why, sizeof(why))) {
-		fl_warn(ADM_SUB, "control socket: %s", why);
-		adm_fail(&rep, ADM_ERR, "%s", why);
-		goto reply;
-	}
-	rc = adm_frame_read(fd, ADM_REQ_MAX, &in, &len);
 	if (rc != 0) {
 		fl_warn(ADM_SUB, "control socket: bad request frame: %s",
 		    fl_strerror(rc));
@@ -319,8 +348,118 @@ reply:
 		reply_send(fd, &rep);
 	adm_rep_free(&rep);
 	adm_req_free(&req);
-	free(in);
 	return mine;
+}
+
+/* A new connection: refused at once if the peer may not use the socket,
+ * else it waits for its request. */
+static void client_accept(struct adm_ctx *ctx, int fd)
+{
+	char why[256];
+
+	if (!peer_allowed(ctx, fd, why, sizeof(why))) {
+		struct timeval tv = { .tv_sec = 1 };
+		struct adm_rep rep;
+
+		fl_warn(ADM_SUB, "control socket: %s", why);
+		(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+		adm_rep_init(&rep);
+		adm_fail(&rep, ADM_ERR, "%s", why);
+		reply_send(fd, &rep);
+		adm_rep_free(&rep);
+		close(fd);
+		return;
+	}
+	if (nclients == CLIENTS_MAX) {
+		unsigned old = 0;
+		for (unsigned i = 1; i < nclients; i++)
+			if (clients[i].since_ns < clients[old].since_ns)
+				old = i;
+		fl_warn(ADM_SUB, "control socket: %u connections have not sent "
+		    "their request; the oldest is dropped", CLIENTS_MAX);
+		client_drop(old);
+	}
+	int fl = fcntl(fd, F_GETFL);
+	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0) {
+		close(fd);
+		return;
+	}
+	clients[nclients++] = (struct client){ .fd = fd,
+	    .since_ns = fl_now_mono_ns() };
+}
+
+/* Read what client i sent; serve its request once whole. */
+static void client_readable(struct adm_ctx *ctx, unsigned i)
+{
+	struct client *c = &clients[i];
+	int rc = 0;
+
+	for (;;) {
+		void *dst;
+		size_t want;
+		if (c->hdr_have < sizeof(c->hdr)) {
+			dst = c->hdr + c->hdr_have;
+			want = sizeof(c->hdr) - c->hdr_have;
+		} else {
+			dst = c->buf + c->have;
+			want = c->len - c->have;
+			if (want == 0)
+				break;
+		}
+		ssize_t n = read(c->fd, dst, want);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return;		/* the rest later */
+		if (n <= 0) {
+			client_drop(i);	/* gone before its request */
+			return;
+		}
+		if (c->hdr_have < sizeof(c->hdr)) {
+			c->hdr_have += (size_t)n;
+			if (c->hdr_have < sizeof(c->hdr))
+				continue;
+			c->len = (size_t)c->hdr[0] << 24 |
+			    (size_t)c->hdr[1] << 16 |
+			    (size_t)c->hdr[2] << 8 | c->hdr[3];
+			if (c->len > ADM_REQ_MAX) {
+				rc = -EMSGSIZE;
+				break;
+			}
+			c->buf = malloc(c->len + 1);
+			if (c->buf == NULL) {
+				rc = -ENOMEM;
+				break;
+			}
+		} else {
+			c->have += (size_t)n;
+		}
+	}
+	int fd = c->fd;
+	char *in = c->buf;
+	size_t len = c->len;
+
+	if (in != NULL)
+		in[len] = '\0';
+	clients[i] = clients[--nclients];	/* off the list, fd kept */
+	if (serve_request(ctx, fd, rc, in, len))
+		close(fd);
+	free(in);
+}
+
+/* Drop the connections that took too long to send their request. */
+static void clients_expire(void)
+{
+	uint64_t now = fl_now_mono_ns();
+
+	for (unsigned i = nclients; i-- > 0;) {
+		if (now - clients[i].since_ns <
+		    (uint64_t)CLIENT_TIMEOUT_S * 1000000000ull)
+			continue;
+		fl_warn(ADM_SUB, "control socket: no whole request within %d s; "
+		    "connection dropped", CLIENT_TIMEOUT_S);
+		client_drop(i);
+	}
 }
 
 static int listen_socket(struct adm_ctx *ctx)
@@ -495,14 +634,18 @@ int adm_daemon_main(const struct adm_daemon_opts *o)
 	}
 
 	while (!ctx->stopping) {
-		struct pollfd pf[3] = {
+		struct pollfd pf[3 + CLIENTS_MAX] = {
 			{ .fd = lfd, .events = POLLIN },
 			{ .fd = sfd, .events = POLLIN },
 			{ .fd = ctx->wake_fd, .events = POLLIN },
 		};
 		int timeout = ctx->clock_scale > 1.0 ? 50 : 1000;
+		unsigned nc = nclients;
 
-		if (poll(pf, 3, timeout) < 0 && errno != EINTR)
+		for (unsigned i = 0; i < nc; i++)
+			pf[3 + i] = (struct pollfd){ .fd = clients[i].fd,
+			    .events = POLLIN };
+		if (poll(pf, 3 + nc, timeout) < 0 && errno != EINTR)
 			break;
 		if (pf[1].revents & POLLIN) {
 			struct signalfd_siginfo si;
@@ -534,17 +677,25 @@ int adm_daemon_main(const struct adm_daemon_opts *o)
 		adm_events_drain(ctx);
 		if (ctx->stopping)
 			break;
+		/* Back to front: serving or dropping client i moves the
+		 * last one into its place, which was looked at already. */
+		for (unsigned i = nc; i-- > 0;)
+			if (pf[3 + i].revents != 0)
+				client_readable(ctx, i);
+		clients_expire();
 		if (pf[0].revents & POLLIN) {
 			int cfd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
 
-			if (cfd >= 0 && serve_client(ctx, cfd))
-				close(cfd);
+			if (cfd >= 0)
+				client_accept(ctx, cfd);
 		}
 		adm_sched_run(ctx);
 		adm_mirror_tick(ctx);
 	}
 	status = 0;
 	close(lfd);
+	while (nclients > 0)
+		client_drop(nclients - 1);
 	(void)unlink(ctx->sock_path);
 	/* Running jobs finish and are answered before anything stops. */
 	adm_jobs_wait(ctx, NULL);

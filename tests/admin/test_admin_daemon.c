@@ -7,7 +7,8 @@
  * consistent, restart clean), concurrent filerctl calls, a scrub; the
  * check of an online volume, which runs while filerd answers other
  * requests, holds the volume's file system until it is done (an offline
- * waits for it) and is answered before a stop.
+ * waits for it) and is answered before a stop; a client that sends its
+ * request in two parts, with another client served in between.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,6 +16,10 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include "admin/adm_impl.h"
 #include "tests/admin/ta.h"
 #include "tests/lib/tl_tmpdir.h"
 
@@ -487,6 +492,64 @@ static void test_check_in_background(void **state)
 	assert_int_equal(child_status(b), 0);
 }
 
+/*
+ * A client sends the first two bytes of its request and stops: another
+ * filerctl call is served meanwhile, then the first client sends the rest
+ * and gets its answer.  (Served one connection at a time, the second call
+ * would wait until filerd gave up on the first, which then got an error.)
+ */
+static void test_slow_client(void **state)
+{
+	struct t *t = *state;
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct adm_req req;
+	struct adm_buf body = { 0 };
+	struct adm_reply r;
+	uint8_t *frame;
+	char *in = NULL;
+	size_t len = 0;
+	int fd;
+
+	free(ta_ctl_expect(0, t->home, "vol", "create", "vol0", "--disks", "3",
+	    "--parity", "1", "--size", "8M", NULL));
+	ta_daemon_start(&t->d, t->home);
+	adm_req_init(&req, "vol list");
+	assert_int_equal(adm_req_encode(&req, &body), 0);
+	adm_req_free(&req);
+	frame = malloc(body.len + 4);
+	assert_non_null(frame);
+	frame[0] = (uint8_t)(body.len >> 24);
+	frame[1] = (uint8_t)(body.len >> 16);
+	frame[2] = (uint8_t)(body.len >> 8);
+	frame[3] = (uint8_t)body.len;
+	memcpy(frame + 4, body.p, body.len);
+	char sock[2100];
+	snprintf(sock, sizeof(sock), "%s/filerd.sock", t->home);
+	assert_true(strlen(sock) < sizeof(sa.sun_path));
+	memcpy(sa.sun_path, sock, strlen(sock) + 1);
+	fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	assert_true(fd >= 0);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(write(fd, frame, 2), 2);
+	ta_sleep_ms(200);
+	/* Served while the first request is half there. */
+	char *out = ta_ctl_expect(0, t->home, "vol", "list", NULL);
+	assert_non_null(strstr(out, "vol0"));
+	free(out);
+	assert_int_equal(write(fd, frame + 2, body.len + 2),
+	    (ssize_t)(body.len + 2));
+	assert_int_equal(adm_frame_read(fd, 1u << 20, &in, &len), 0);
+	assert_int_equal(adm_reply_decode(in, len, &r), 0);
+	if (r.status != 0)
+		fail_msg("the slow client's request failed: %s", r.message);
+	adm_reply_free(&r);
+	free(in);
+	close(fd);
+	free(frame);
+	adm_buf_free(&body);
+	assert_int_equal(ta_daemon_stop(&t->d), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -502,6 +565,8 @@ int main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_check_in_background,
 		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_slow_client, setup,
+		    teardown),
 	};
 
 	ta_init();
