@@ -324,6 +324,87 @@ static int mirror_create(struct adm_ctx *ctx, const struct adm_req *req,
 	return ADM_OK;
 }
 
+/*
+ * `mirror modify VOL [--mode M] [--schedule T] [--compress C] [--tls on|off]`:
+ * the row changes and the relationship restarts with it (as after a
+ * filerd restart: a source catches up by birth generation, a quiesced one
+ * stays quiesced).  Mode and schedule are the source's; link options must
+ * match on both filerds, so they are changed on each (until then the
+ * destination refuses the link, and the source's status says why).
+ */
+static int mirror_modify(struct adm_ctx *ctx, const struct adm_req *req,
+    struct adm_rep *rep)
+{
+	const char *mode = adm_req_get(req, "mode");
+	const char *sched = adm_req_get(req, "schedule");
+	const char *comp = adm_req_get(req, "compress");
+	const char *tls = adm_req_get(req, "tls");
+	char before[128], after[128], sb[32], sa[32];
+	uint64_t sched_s;
+	bool tls_on;
+	struct rel r;
+	int rc;
+
+	if (mode == NULL && sched == NULL && comp == NULL && tls == NULL)
+		return adm_fail(rep, ADM_USAGE, "nothing to change: give "
+		    "--mode, --schedule, --compress or --tls");
+	if (rel_by_volume(ctx, adm_req_get(req, "volume"), &r, rep) != ADM_OK)
+		return ADM_ERR;
+	if (!is_source(&r) && (mode != NULL || sched != NULL))
+		return adm_fail(rep, ADM_USAGE, "--mode and --schedule are the "
+		    "source's: change them on the source filerd (mirror "
+		    "modify %s there)", r.rvol);
+	if (strcmp(r.state, "resyncing") == 0)
+		return adm_fail(rep, ADM_ERR, "mirror %s: a resync is running; "
+		    "change the relationship once it is done", r.vol);
+	if (mode == NULL)
+		mode = r.mode;
+	if (comp == NULL)
+		comp = r.compress;
+	tls_on = tls != NULL ? strcmp(tls, "on") == 0 : r.tls;
+	sched_s = strcmp(mode, "async") == 0 ? r.schedule_s : 0;
+	if (sched != NULL && strcmp(mode, "async") != 0)
+		return adm_fail(rep, ADM_USAGE, "--schedule needs --mode async "
+		    "(sync mode ships every CP as it is written)");
+	if (sched != NULL &&
+	    adm_mirror_schedule_parse(sched, &sched_s) != 0)
+		return adm_fail(rep, ADM_USAGE, "--schedule: '%s' is not an "
+		    "interval: a number and a unit, s, m, h or d (30s, 5m, 1h, "
+		    "1d), from %us to %ud", sched, ADM_MIRROR_SCHED_MIN,
+		    ADM_MIRROR_SCHED_MAX / 86400);
+	adm_mirror_schedule_fmt(strcmp(r.mode, "async") == 0 && is_source(&r) ?
+	    adm_mirror_schedule_of(r.schedule_s) : 0, sb, sizeof(sb));
+	adm_mirror_schedule_fmt(strcmp(mode, "async") == 0 && is_source(&r) ?
+	    adm_mirror_schedule_of(sched_s) : 0, sa, sizeof(sa));
+	snprintf(before, sizeof(before), "%s%s%s, compression %s, TLS %s",
+	    r.mode, sb[0] != '\0' ? " every " : "", sb, r.compress,
+	    r.tls ? "on" : "off");
+	snprintf(after, sizeof(after), "%s%s%s, compression %s, TLS %s", mode,
+	    sa[0] != '\0' ? " every " : "", sa, comp, tls_on ? "on" : "off");
+	if (strcmp(before, after) == 0 && sched_s == r.schedule_s) {
+		adm_say(rep, "mirror %s: unchanged (%s)", r.vol, after);
+		return ADM_OK;
+	}
+	rc = adm_db_exec(ctx->db, "UPDATE mirrors SET mode = ?, schedule_s = "
+	    "?, compress = ?, tls = ? WHERE id = ?", "sisii", mode,
+	    (int64_t)sched_s, comp, (int64_t)(tls_on ? 1 : 0), r.id);
+	if (rc != 0)
+		return adm_fail(rep, ADM_ERR, "cannot store the change: %s",
+		    fl_strerror(rc));
+	adm_event(ctx, r.vol, "mirror.modified", "mirror %s %s %s:%s: %s -> "
+	    "%s", r.vol, is_source(&r) ? "to" : "from", r.peer, r.rvol,
+	    before, after);
+	adm_mirror_restart_rel(ctx, r.id);
+	if (strcmp(comp, r.compress) != 0 || tls_on != r.tls)
+		adm_say(rep, "mirror %s: %s (was %s); the link options must "
+		    "match: on %s run filerctl mirror modify %s --compress %s "
+		    "--tls %s", r.vol, after, before, r.peer, r.rvol, comp,
+		    tls_on ? "on" : "off");
+	else
+		adm_say(rep, "mirror %s: %s (was %s)", r.vol, after, before);
+	return ADM_OK;
+}
+
 static int mirror_init(struct adm_ctx *ctx, const struct adm_req *req,
     struct adm_rep *rep)
 {
@@ -668,6 +749,19 @@ static const struct adm_arg create_args[] = {
 	    "on both filerds" },
 	{ NULL, 0, 0, 0, 0, NULL, NULL, NULL },
 };
+static const struct adm_arg modify_args[] = {
+	{ "volume", ADM_A_VOLNAME, ADM_ARG_REQ | ADM_ARG_POS, 0, 0, NULL, NULL,
+	    "the relationship's local volume" },
+	{ "mode", ADM_A_ENUM, 0, 0, 0, "sync|async", NULL,
+	    "on the source: sync (every CP) or async (on a schedule)" },
+	{ "schedule", ADM_A_TEXT, 0, 0, 16, NULL, NULL,
+	    "async, on the source: the interval between transfers (1s..7d)" },
+	{ "compress", ADM_A_ENUM, 0, 0, 0, "none|lz4|zstd", NULL,
+	    "compression on the link; change it on both filerds" },
+	{ "tls", ADM_A_ENUM, 0, 0, 0, "on|off", NULL,
+	    "TLS on the link; change it on both filerds" },
+	{ NULL, 0, 0, 0, 0, NULL, NULL, NULL },
+};
 static const struct adm_arg vol_args[] = {
 	{ "volume", ADM_A_VOLNAME, ADM_ARG_REQ | ADM_ARG_POS, 0, 0, NULL, NULL,
 	    "the relationship's local volume" },
@@ -701,6 +795,13 @@ const struct adm_verb adm_mirror_verbs[] = {
 	    "destination: mirror create PEER:SRCVOL DSTVOL; the destination\n"
 	    "volume must have at least the source's size and becomes read-only\n"
 	    "(exported read-only) until the relationship is broken." },
+	{ "mirror modify", modify_args, 0, mirror_modify,
+	    "Change a relationship's mode, schedule or link options",
+	    "The relationship restarts with the new options and catches up by\n"
+	    "birth generation; a quiesced one stays quiesced.  Mode and\n"
+	    "schedule are set on the source.  Compression and TLS must be the\n"
+	    "same on both filerds: change them on each (until then the\n"
+	    "destination refuses the link and the source's status says why)." },
 	{ "mirror init", vol_args, 0, mirror_init,
 	    "Start the baseline transfer (on the source)", NULL },
 	{ "mirror quiesce", vol_args, 0, mirror_quiesce,

@@ -597,6 +597,20 @@ void adm_mirror_stop_rel(struct adm_ctx *ctx, int64_t id)
 	rel_unlink(r);
 }
 
+static void tick_one(struct adm_ctx *ctx, struct mrel *r, uint64_t t);
+
+void adm_mirror_restart_rel(struct adm_ctx *ctx, int64_t id)
+{
+	struct mrel *r = rel_find(id);
+
+	if (r != NULL) {
+		tick_one(ctx, r, now_s());	/* its state and acked_gen */
+		rel_stop(ctx, r);
+		rel_unlink(r);
+	}
+	adm_mirror_sync(ctx);
+}
+
 void adm_mirror_ckpt_path(const char *dir, const char *vol, char *out,
     size_t len)
 {

@@ -64,6 +64,9 @@ uint64_t adm_mirror_schedule_of(uint64_t stored);
 void adm_mirror_sync(struct adm_ctx *ctx);
 /* Stop relationship id here (its row stays). */
 void adm_mirror_stop_rel(struct adm_ctx *ctx, int64_t id);
+/* Relationship id changed in the database: if it runs here, store its
+ * last state, stop it and start it again from its row. */
+void adm_mirror_restart_rel(struct adm_ctx *ctx, int64_t id);
 /* The listener on mirror_port (docs/mirror.md "One port, several
  * relationships"): false if none runs (nothing here listens). */
 bool adm_mirror_listener_status(struct adm_ctx *ctx, uint16_t *port,

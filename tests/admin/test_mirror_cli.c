@@ -31,6 +31,13 @@
  *               is reported.
  *   link_mismatch  the two filerds configured with different compression:
  *               the source's status says the destination refused and why.
+ *   modify      a sync relationship made async every 2s (a file arrives by
+ *               a scheduled transfer), then sync again (the next one by
+ *               the CP stream); lz4 on the source alone: the destination
+ *               refuses the link and the source's status says why; lz4
+ *               on the destination too: in sync again; quiesced stays
+ *               quiesced across a modify; bad modifications are usage
+ *               errors or refused, and change nothing.
  *   shared_port two relationships between the same two filerds (two
  *               volumes each side), both received on the destination's
  *               one mirror_port: each secondary serves its own source's
@@ -750,6 +757,122 @@ static void test_resync(void **state)
 	assert_int_equal(ta_daemon_stop(&t->s.d), 0);
 }
 
+/* ------------------------------------------------------------ modify */
+
+static void wait_last_error(const struct tl_mirror_side *s, const char *what)
+{
+	char *js = NULL;
+
+	for (int i = 0; i < 400; i++) {
+		free(js);
+		js = tl_mirror_status(s);
+		char *e = ta_json(js, "$.mirrors[0].last_error");
+		bool found = e != NULL && strstr(e, what) != NULL;
+		free(e);
+		if (found) {
+			free(js);
+			return;
+		}
+		ta_sleep_ms(50);
+	}
+	fail_msg("last_error never said '%s': %s", what, js);
+}
+
+static void test_modify(void **state)
+{
+	struct mtest *t = *state;
+	char *js, *out;
+	long g;
+
+	exports(t);
+	ta_daemon_start(&t->s.d, t->s.home);
+	ta_daemon_start(&t->d.d, t->d.home);
+	peers_and_relationship(t);
+	write_file(&t->s, "/m0", 20);
+	g = wait_acked(t, 1);
+	tl_mirror_wait_served(&t->d, g);
+
+	/* Refused, and nothing changes. */
+	usage_error(t->s.home, "nothing to change", "mirror", "modify", "vsrc",
+	    NULL);
+	usage_error(t->d.home, "source", "mirror", "modify", "vdst", "--mode",
+	    "async", NULL);
+	usage_error(t->s.home, "--mode async", "mirror", "modify", "vsrc",
+	    "--schedule", "5s", NULL);
+	usage_error(t->s.home, "interval", "mirror", "modify", "vsrc",
+	    "--mode", "async", "--schedule", "5x", NULL);
+	usage_error(t->s.home, "compress", "mirror", "modify", "vsrc",
+	    "--compress", "gzip", NULL);
+	free(ta_ctl_expect(1, t->s.home, "mirror", "modify", "nosuch",
+	    "--mode", "async", NULL));
+	js = tl_mirror_status(&t->s);
+	ta_json_eq(js, "$.mirrors[0].mode", "sync");
+	free(js);
+
+	/* Async every 2 s: a scheduled transfer brings the next file. */
+	out = ta_ctl_expect(0, t->s.home, "mirror", "modify", "vsrc", "--mode",
+	    "async", "--schedule", "2s", NULL);
+	assert_non_null(strstr(out, "async every 2s"));
+	free(out);
+	js = tl_mirror_status(&t->s);
+	ta_json_eq(js, "$.mirrors[0].mode", "async");
+	ta_json_eq(js, "$.mirrors[0].schedule", "2s");
+	free(js);
+	write_file(&t->s, "/m1", 21);
+	free(ta_ctl_expect(0, t->s.home, "snap", "create", "vsrc", "m1",
+	    NULL));
+	g = wait_acked(t, source_gen(t));
+	tl_mirror_wait_served(&t->d, g);
+	read_compare(&t->d, "/m1", 21);
+	assert_true(events_have(&t->s, "mirror.modified", "async every 2s"));
+
+	/* Back to sync. */
+	free(ta_ctl_expect(0, t->s.home, "mirror", "modify", "vsrc", "--mode",
+	    "sync", NULL));
+	js = tl_mirror_status(&t->s);
+	ta_json_eq(js, "$.mirrors[0].mode", "sync");
+	ta_json_eq(js, "$.mirrors[0].schedule", "");
+	free(js);
+	write_file(&t->s, "/m2", 22);
+	g = wait_acked(t, source_gen(t));
+	tl_mirror_wait_served(&t->d, g);
+	read_compare(&t->d, "/m2", 22);
+
+	/* Compression on one side only: refused until both agree. */
+	out = ta_ctl_expect(0, t->s.home, "mirror", "modify", "vsrc",
+	    "--compress", "lz4", NULL);
+	assert_non_null(strstr(out, "must match"));
+	free(out);
+	wait_last_error(&t->s, "link options differ");
+	free(ta_ctl_expect(0, t->d.home, "mirror", "modify", "vdst",
+	    "--compress", "lz4", "--tls", "on", NULL));
+	wait_last_error(&t->s, "link options differ");
+	free(ta_ctl_expect(0, t->s.home, "mirror", "modify", "vsrc", "--tls",
+	    "on", NULL));
+	write_file(&t->s, "/m3", 23);
+	g = wait_acked(t, source_gen(t));
+	tl_mirror_wait_served(&t->d, g);
+	read_compare(&t->d, "/m3", 23);
+	js = tl_mirror_status(&t->d);
+	ta_json_eq(js, "$.mirrors[0].compress", "lz4");
+	assert_non_null(strstr(js, "\"tls\": true"));
+	free(js);
+
+	/* Quiesced stays quiesced. */
+	free(ta_ctl_expect(0, t->s.home, "mirror", "quiesce", "vsrc", NULL));
+	free(ta_ctl_expect(0, t->s.home, "mirror", "modify", "vsrc", "--mode",
+	    "async", NULL));
+	js = tl_mirror_status(&t->s);
+	ta_json_eq(js, "$.mirrors[0].state", "quiesced");
+	ta_json_eq(js, "$.mirrors[0].schedule", "1m");
+	free(js);
+	free(ta_ctl_expect(0, t->s.home, "mirror", "resume", "vsrc", NULL));
+	g = wait_acked(t, source_gen(t));
+	tl_mirror_wait_served(&t->d, g);
+	assert_int_equal(ta_daemon_stop(&t->d.d), 0);
+	assert_int_equal(ta_daemon_stop(&t->s.d), 0);
+}
+
 /* ------------------------------------------------------ shared port */
 
 static char *status_of(const struct tl_mirror_side *s, const char *vol)
@@ -915,6 +1038,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_resync, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_shared_port, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_modify, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_small_destination,
 		    setup_small, teardown),
 	};
