@@ -469,6 +469,10 @@ int wafl_replica_advance(wafl_vol_t *v, uint64_t *gen)
 		    (unsigned long long)v->fsi.gen);
 		return rc;
 	}
+	/* Not while wafl_check walks the served root (it holds
+	 * cp_serial): once this switch is done, the next transfer may
+	 * write over that root's blocks. */
+	pthread_mutex_lock(&v->cp_serial);
 	cp_lock_excl(v);
 	pthread_mutex_lock(&v->icache_lock);
 	v->fsi = nf;
@@ -487,6 +491,7 @@ int wafl_replica_advance(wafl_vol_t *v, uint64_t *gen)
 	wnode_reset_all(v);
 	__atomic_store_n(&v->durable_gen, nf.gen, __ATOMIC_RELEASE);
 	pthread_rwlock_unlock(&v->cp_lock);
+	pthread_mutex_unlock(&v->cp_serial);
 	*gen = nf.gen;
 	fl_debug("wafl", "replica advanced to generation %llu",
 	    (unsigned long long)nf.gen);

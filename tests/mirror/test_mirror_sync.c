@@ -4,12 +4,15 @@
  * replica reads back what the source holds: files, directories, hard
  * links, symlinks, sparse files, snapshots; the destination never reads
  * its disks on the mirror path; a reader of the replica never sees part of
- * a CP; a break makes the replica writable with the source's handles.
+ * a CP; a break makes the replica writable with the source's handles;
+ * the replica does not switch roots while wafl_check walks it, and checks
+ * run while CPs stream in are clean.
  */
 #include <pthread.h>
 #include <unistd.h>
 
 #include "tests/mirror/tm.h"
+#include "wafl/wafl_impl.h"
 
 static void populate(wafl_vol_t *v, int round)
 {
@@ -247,6 +250,92 @@ static void test_reader_never_sees_partial_cp(void **state)
 	tm_pair_free(p);
 }
 
+/* ------------------------------------------------ checking a replica */
+
+struct checker {
+	wafl_vol_t *v;
+	volatile bool stop;
+	int checks, bad;
+	char first[300];
+};
+
+static void *checker_main(void *arg)
+{
+	struct checker *c = arg;
+
+	while (!c->stop) {
+		struct wafl_check_result r;
+		int rc = wafl_check(c->v, &r);
+
+		c->checks++;
+		if (rc != 0 || r.errors != 0) {
+			if (c->bad++ == 0)
+				snprintf(c->first, sizeof(c->first), "%s (%d)",
+				    r.first_error, rc);
+		}
+	}
+	return NULL;
+}
+
+/*
+ * The replica keeps the root a check walks: wafl_replica_advance waits
+ * for cp_serial, which wafl_check holds (held here by hand: the CP is
+ * received but not acknowledged until it is let go).  Then checks run in
+ * a loop while 60 CPs rewrite the same files (so each CP frees the
+ * blocks of the one before, which the next may reuse): every one clean.
+ */
+static void test_check_while_streaming(void **state)
+{
+	struct tm_pair *p = tm_pair_new();
+	uint8_t buf[16 * 4096];
+	struct wafl_obj f[4];
+
+	(void)state;
+	for (int i = 0; i < 4; i++) {
+		char name[16];
+		snprintf(name, sizeof(name), "f%d", i);
+		f[i] = tm_file(p->src->v, name);
+		tl_fill_pattern(buf, sizeof(buf), (uint64_t)i);
+		tm_write(p->src->v, &f[i], 0, buf, sizeof(buf));
+	}
+	assert_int_equal(wafl_sync(p->src->v), 0);
+	tm_dest_start(p);
+	tm_source_start(p);
+	assert_int_equal(mir_source_wait(p->ms, 0, 20000), 0);
+	wafl_vol_t *rep = mir_dest_volume(p->md);
+	uint64_t g0 = wafl_generation(rep);
+
+	pthread_mutex_lock(&rep->cp_serial);
+	tl_fill_pattern(buf, sizeof(buf), 100);
+	tm_write(p->src->v, &f[0], 0, buf, sizeof(buf));
+	assert_int_equal(wafl_sync(p->src->v), 0);
+	assert_int_equal(mir_source_wait(p->ms, 0, 1000), -ETIMEDOUT);
+	assert_int_equal(wafl_generation(rep), g0);
+	pthread_mutex_unlock(&rep->cp_serial);
+	assert_int_equal(mir_source_wait(p->ms, 0, 20000), 0);
+	assert_true(wafl_generation(rep) > g0);
+
+	struct checker c = { .v = rep };
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, checker_main, &c), 0);
+	for (int round = 0; round < 60; round++) {
+		tl_fill_pattern(buf, sizeof(buf), 200 + (uint64_t)round);
+		for (int i = 0; i < 4; i++)
+			tm_write(p->src->v, &f[i], 0, buf, sizeof(buf));
+		assert_int_equal(wafl_sync(p->src->v), 0);
+		usleep(1000);
+	}
+	assert_int_equal(mir_source_wait(p->ms, 0, 20000), 0);
+	c.stop = true;
+	pthread_join(t, NULL);
+	fprintf(stderr, "checks of the replica while streaming: %d, %d not "
+	    "clean%s%s\n", c.checks, c.bad, c.bad ? ": " : "", c.first);
+	assert_true(c.checks > 0);
+	assert_int_equal(c.bad, 0);
+	tm_tree_equal(p->src->v, rep);
+	tm_pair_free(p);
+}
+
 /* ---------------------------------------------------------- break */
 
 static void test_break_keeps_handles(void **state)
@@ -315,6 +404,7 @@ int main(void)
 		cmocka_unit_test(test_sync_replica_reads_back),
 		cmocka_unit_test(test_reader_never_sees_partial_cp),
 		cmocka_unit_test(test_break_keeps_handles),
+		cmocka_unit_test(test_check_while_streaming),
 	};
 	return cmocka_run_group_tests_name("mirror sync", tests, NULL, NULL);
 }
