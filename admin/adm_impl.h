@@ -347,6 +347,9 @@ struct adm_ctx {
 struct adm_job {
 	struct adm_job *next;
 	char vol[ADM_NAME_MAX];
+	const char *kind;	/* "check", "rebuild wait" */
+	bool uses_fs;		/* run() uses vol's file system (else only
+				   its raid volume) */
 	void (*run)(struct adm_job *j);
 	int (*finish)(struct adm_ctx *ctx, struct adm_job *j,
 	    struct adm_rep *rep);
@@ -362,11 +365,13 @@ struct adm_job {
 };
 /* 0, or -errno (the handler then answers at once). */
 int adm_job_start(struct adm_ctx *ctx, struct adm_job *j);
-/* A job using volume vol is running. */
-bool adm_job_running(struct adm_ctx *ctx, const char *vol);
-/* Wait until no job uses volume vol (NULL: any) any more; their replies
+/* A job of this kind on volume vol is running. */
+bool adm_job_running(struct adm_ctx *ctx, const char *vol, const char *kind);
+/* Wait until the jobs on volume vol (NULL: every volume) that use what is
+ * going away have returned: its file system, or with raid_too its raid
+ * volume as well (then jobs that only wait are cancelled).  Their replies
  * go out at the next adm_jobs_reap. */
-void adm_jobs_wait(struct adm_ctx *ctx, const char *vol);
+void adm_jobs_wait(struct adm_ctx *ctx, const char *vol, bool raid_too);
 /* Answer every job whose run() has returned (main thread). */
 void adm_jobs_reap(struct adm_ctx *ctx);
 

@@ -256,6 +256,8 @@ static int wait_rebuild_job(struct adm_ctx *ctx, struct adm_vol *v,
 	*deferred = false;
 	if (rj != NULL) {
 		snprintf(rj->j.vol, sizeof(rj->j.vol), "%s", v->name);
+		rj->j.kind = "rebuild wait";
+		rj->j.uses_fs = false;
 		rj->j.run = rebuild_run;
 		rj->j.finish = rebuild_finish;
 		rj->raid = v->raid;

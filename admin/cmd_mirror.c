@@ -217,6 +217,22 @@ static bool split_remote(const char *s, char *peer, size_t plen, char *vol,
 	return adm_valid_volname(peer) && adm_valid_volname(vol);
 }
 
+/* --schedule sched for a relationship in mode: its seconds into *secs;
+ * ADM_USAGE (rep says why) unless mode is async and sched an interval. */
+static int sched_arg(struct adm_rep *rep, const char *mode, const char *sched,
+    uint64_t *secs)
+{
+	if (strcmp(mode, "async") != 0)
+		return adm_fail(rep, ADM_USAGE, "--schedule needs --mode async "
+		    "(sync mode ships every CP as it is written)");
+	if (adm_mirror_schedule_parse(sched, secs) != 0)
+		return adm_fail(rep, ADM_USAGE, "--schedule: '%s' is not an "
+		    "interval: a number and a unit, s, m, h or d (30s, 5m, 1h, "
+		    "1d), from %us to %ud", sched, ADM_MIRROR_SCHED_MIN,
+		    ADM_MIRROR_SCHED_MAX / 86400);
+	return ADM_OK;
+}
+
 static int mirror_create(struct adm_ctx *ctx, const struct adm_req *req,
     struct adm_rep *rep)
 {
@@ -263,15 +279,8 @@ static int mirror_create(struct adm_ctx *ctx, const struct adm_req *req,
 		return adm_fail(rep, ADM_USAGE, "--schedule belongs on the "
 		    "source filerd (mirror create SRCVOL PEER:DSTVOL --mode "
 		    "async --schedule ...)");
-	if (sched != NULL && strcmp(mode, "async") != 0)
-		return adm_fail(rep, ADM_USAGE, "--schedule needs --mode async "
-		    "(sync mode ships every CP as it is written)");
-	if (sched != NULL &&
-	    adm_mirror_schedule_parse(sched, &sched_s) != 0)
-		return adm_fail(rep, ADM_USAGE, "--schedule: '%s' is not an "
-		    "interval: a number and a unit, s, m, h or d (30s, 5m, 1h, "
-		    "1d), from %us to %ud", sched, ADM_MIRROR_SCHED_MIN,
-		    ADM_MIRROR_SCHED_MAX / 86400);
+	if (sched != NULL && sched_arg(rep, mode, sched, &sched_s) != 0)
+		return ADM_USAGE;
 	if (adm_vol_get(ctx->db, lvol, &rec) != 0)
 		return adm_fail(rep, ADM_ERR, "no volume named %s; see: "
 		    "filerctl vol list", lvol);
@@ -363,15 +372,8 @@ static int mirror_modify(struct adm_ctx *ctx, const struct adm_req *req,
 		comp = r.compress;
 	tls_on = tls != NULL ? strcmp(tls, "on") == 0 : r.tls;
 	sched_s = strcmp(mode, "async") == 0 ? r.schedule_s : 0;
-	if (sched != NULL && strcmp(mode, "async") != 0)
-		return adm_fail(rep, ADM_USAGE, "--schedule needs --mode async "
-		    "(sync mode ships every CP as it is written)");
-	if (sched != NULL &&
-	    adm_mirror_schedule_parse(sched, &sched_s) != 0)
-		return adm_fail(rep, ADM_USAGE, "--schedule: '%s' is not an "
-		    "interval: a number and a unit, s, m, h or d (30s, 5m, 1h, "
-		    "1d), from %us to %ud", sched, ADM_MIRROR_SCHED_MIN,
-		    ADM_MIRROR_SCHED_MAX / 86400);
+	if (sched != NULL && sched_arg(rep, mode, sched, &sched_s) != 0)
+		return ADM_USAGE;
 	adm_mirror_schedule_fmt(strcmp(r.mode, "async") == 0 && is_source(&r) ?
 	    adm_mirror_schedule_of(r.schedule_s) : 0, sb, sizeof(sb));
 	adm_mirror_schedule_fmt(strcmp(mode, "async") == 0 && is_source(&r) ?
@@ -593,7 +595,7 @@ static int mirror_delete(struct adm_ctx *ctx, const struct adm_req *req,
 			wafl_vol_t *w = av->wafl;
 			struct wafl_mount_opts mo = { .nvlog_path = av->nvlog };
 
-			adm_jobs_wait(ctx, av->name);
+			adm_jobs_wait(ctx, av->name, false);
 			av->wafl = NULL;
 			adm_services_reload(ctx, ADM_RELOAD_EXPORTS);
 			(void)wafl_unmount(w);

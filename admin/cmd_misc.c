@@ -346,13 +346,15 @@ static int check(struct adm_ctx *ctx, const struct adm_req *req,
 		if (snap != NULL && wafl_snap_lookup(v->wafl, snap, &id) != 0)
 			return adm_fail(rep, ADM_ERR, "volume %s has no "
 			    "snapshot named %s", name, snap);
-		if (adm_job_running(ctx, name))
+		if (adm_job_running(ctx, name, "check"))
 			return adm_fail(rep, ADM_ERR, "a check of volume %s is "
 			    "running already; wait for it", name);
 		cj = calloc(1, sizeof(*cj));
 		if (cj == NULL)
 			return adm_fail(rep, ADM_ERR, "out of memory");
 		snprintf(cj->j.vol, sizeof(cj->j.vol), "%s", name);
+		cj->j.kind = "check";
+		cj->j.uses_fs = true;
 		cj->j.run = check_run;
 		cj->j.finish = check_finish;
 		cj->w = v->wafl;

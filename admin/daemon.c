@@ -227,22 +227,25 @@ int adm_job_start(struct adm_ctx *ctx, struct adm_job *j)
 	return 0;
 }
 
-bool adm_job_running(struct adm_ctx *ctx, const char *vol)
+bool adm_job_running(struct adm_ctx *ctx, const char *vol, const char *kind)
 {
 	for (struct adm_job *j = ctx->jobs; j != NULL; j = j->next)
-		if (!j->joined && strcmp(j->vol, vol) == 0)
+		if (!j->joined && strcmp(j->vol, vol) == 0 &&
+		    strcmp(j->kind, kind) == 0)
 			return true;
 	return false;
 }
 
-void adm_jobs_wait(struct adm_ctx *ctx, const char *vol)
+void adm_jobs_wait(struct adm_ctx *ctx, const char *vol, bool raid_too)
 {
 	for (struct adm_job *j = ctx->jobs; j != NULL; j = j->next) {
-		if (j->joined || (vol != NULL && strcmp(j->vol, vol) != 0))
+		if (j->joined || (vol != NULL && strcmp(j->vol, vol) != 0) ||
+		    (!raid_too && !j->uses_fs))
 			continue;
-		fl_info(ADM_SUB, "volume %s: waiting for a running request "
-		    "to end", j->vol);
-		j->cancel = true;
+		fl_info(ADM_SUB, "volume %s: waiting for the running %s to "
+		    "end", j->vol, j->kind);
+		if (raid_too)
+			j->cancel = true;
 		pthread_join(j->thr, NULL);
 		j->joined = true;
 	}
@@ -698,7 +701,7 @@ int adm_daemon_main(const struct adm_daemon_opts *o)
 		client_drop(nclients - 1);
 	(void)unlink(ctx->sock_path);
 	/* Running jobs finish and are answered before anything stops. */
-	adm_jobs_wait(ctx, NULL);
+	adm_jobs_wait(ctx, NULL, true);
 	adm_jobs_reap(ctx);
 out_vols:
 	adm_services_stop(ctx);

@@ -367,7 +367,7 @@ static wafl_vol_t *vol_detach(struct adm_ctx *ctx, struct adm_vol *av)
 
 	if (w == NULL)
 		return NULL;
-	adm_jobs_wait(ctx, av->name);	/* a check using it */
+	adm_jobs_wait(ctx, av->name, false);	/* a check using it */
 	av->wafl = NULL;
 	exports_reload(ctx);
 	return w;
@@ -1194,6 +1194,34 @@ static void mir_volume_up(struct adm_ctx *ctx, const char *name,
 
 static void mir_volume_down(struct adm_ctx *ctx, const char *name)
 {
+	/* A resync using the volume ends first: finished, as the tick
+	 * would; else interrupted (it can be run again). */
+	for (struct rjob **pp = &svc.jobs; *pp != NULL;) {
+		struct rjob *j = *pp;
+		struct mir_resync_result res;
+		int rc;
+
+		if (strcmp(j->vol, name) != 0) {
+			pp = &j->next;
+			continue;
+		}
+		*pp = j->next;
+		rc = mir_resync_wait(j->job, 0, &res);
+		if (rc != -ETIMEDOUT) {
+			rjob_finish(ctx, j, rc, &res);
+		} else {
+			mir_resync_stop(j->job);	/* unmounts T's volume */
+			lis_put();
+			(void)adm_db_exec(ctx->db, "UPDATE mirrors SET state = "
+			    "'broken-off', last_error = 'resync interrupted: "
+			    "the volume went offline' WHERE id = ?", "i",
+			    j->id);
+			adm_event(ctx, name, "mirror.state", "mirror %s: "
+			    "resyncing -> broken-off: the volume went offline; "
+			    "run mirror resync again once it is online", name);
+		}
+		free(j);
+	}
 	for (struct mrel *r = svc.rels, *next; r != NULL; r = next) {
 		next = r->next;
 		if (strcmp(r->vol, name) != 0)

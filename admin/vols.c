@@ -195,7 +195,7 @@ int adm_vol_takedown(struct adm_ctx *ctx, struct adm_vol *v)
 
 	if (v->raid == NULL)
 		return 0;
-	adm_jobs_wait(ctx, v->name);	/* a check using the file system */
+	adm_jobs_wait(ctx, v->name, true);	/* its jobs end first */
 	if (v->scrub_joinable) {
 		pthread_join(v->scrub_thread, NULL);
 		v->scrub_joinable = false;

@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 #include <string.h>
 
 #define FL_ARRAY_SIZE(a)	(sizeof(a) / sizeof((a)[0]))
@@ -59,6 +60,9 @@ static inline uint64_t fl_get_le64(const uint8_t *p)
 /* Nanoseconds: monotonic (for intervals) and wall clock (for timestamps). */
 uint64_t fl_now_mono_ns(void);
 uint64_t fl_now_real_ns(void);
+/* The CLOCK_REALTIME instant us microseconds from now, as
+ * pthread_cond_timedwait takes it. */
+void fl_deadline_ts(struct timespec *ts, uint64_t us);
 
 /* 16 random bytes from getrandom(2); returns 0 or -errno. */
 int fl_random_bytes(void *buf, size_t len);

@@ -1132,13 +1132,7 @@ int mir_dest_wait(mir_dest_t *d, uint64_t gen, uint32_t timeout_ms)
 	struct timespec ts;
 	int rc = 0;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += timeout_ms / 1000;
-	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
+	fl_deadline_ts(&ts, (uint64_t)timeout_ms * 1000);
 	pthread_mutex_lock(&d->lock);
 	while (d->st.gen < gen && rc == 0)
 		rc = pthread_cond_timedwait(&d->cond, &d->lock, &ts);

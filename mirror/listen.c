@@ -21,11 +21,15 @@
  *   A first frame that is malformed (header, checksum, sequence, a type
  *   that does not start a connection) closes the connection; a well-formed
  *   one for an id nobody attached is answered with an ERROR frame
- *   ("unknown relationship") and closed; both are logged and counted.
+ *   ("unknown relationship", code ECONNREFUSED: the peer may try again,
+ *   as the two halves of a resync start in either order) and closed; both
+ *   are counted and logged (once a minute per cause: a source retries
+ *   every 200 ms).
  *
  *   An attached side takes its connections from its inbox (at most
- *   INBOX_MAX waiting: a relationship serves one connection at a time, and
- *   a source that reconnects finds its old connection gone or timed out).
+ *   INBOX_MAX waiting: a relationship serves one connection at a time; a
+ *   full inbox closes its oldest for the newest, the one a peer that
+ *   reconnected waits on).
  *
  *   Concurrency: the listener's thread owns the poll set; the list of
  *   inboxes and their queues are under l->lock, and takers wait on
@@ -33,6 +37,7 @@
  *   its owner goes; the listener is stopped after every inbox is.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <poll.h>
 #include <stdarg.h>
@@ -55,6 +60,7 @@
 #define PEND_MS		10000u	/* to send their first frame */
 #define INBOX_MAX	4u	/* routed, not yet taken, per relationship */
 #define FIRST_MAX	(MIR_HDR_SIZE + 64u)	/* largest first frame */
+#define REFUSAL_LOG_S	60u	/* one log line per cause per minute */
 
 struct mir_inbox {
 	struct mir_inbox *next;
@@ -82,22 +88,34 @@ struct mir_listener {
 	/* The listener thread's own. */
 	struct pend pend[PEND_MAX];
 	unsigned npend;
+	char log_key[2 * MIR_ID_SIZE + 1];	/* the last refusal logged */
+	uint64_t log_ns;
 };
 
-/* Log a refused connection, count it (*counter, under l->lock) and keep
- * the text as the last refusal for `mirror status`. */
+/* Count a refused connection (*counter, under l->lock), keep the text as
+ * the last refusal for `mirror status`, and log it, unless a refusal with
+ * the same key (its cause: the relationship id, or the kind) was logged
+ * less than REFUSAL_LOG_S ago: a source retries every 200 ms, and the
+ * counters say how often. */
 static void refused(struct mir_listener *l, uint64_t *counter,
-    const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+    const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 static void refused(struct mir_listener *l, uint64_t *counter,
-    const char *fmt, ...)
+    const char *key, const char *fmt, ...)
 {
 	char text[sizeof(l->st.last_refusal)];
+	uint64_t now = fl_now_mono_ns();
 	va_list ap;
 
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
-	fl_warn("mirror", "listener: %s", text);
+	if (strcmp(key, l->log_key) != 0 || l->log_ns == 0 ||
+	    now - l->log_ns >= REFUSAL_LOG_S * 1000000000ull) {
+		fl_warn("mirror", "listener: %s", text);
+		snprintf(l->log_key, sizeof(l->log_key), "%s", key);
+		l->log_ns = now;
+	}
 	pthread_mutex_lock(&l->lock);
 	(*counter)++;
 	memcpy(l->st.last_refusal, text, sizeof(text));
@@ -195,8 +213,8 @@ static void pend_route(struct mir_listener *l, unsigned i, short revents)
 		return;
 	}
 	if (rc != 0) {
-		refused(l, &l->st.malformed, "connection from %s does not "
-		    "start with a mirror greeting: closed", pd->peer);
+		refused(l, &l->st.malformed, "malformed", "connection from %s "
+		    "does not start with a mirror greeting: closed", pd->peer);
 		pend_drop(l, i);
 		return;
 	}
@@ -206,30 +224,40 @@ static void pend_route(struct mir_listener *l, unsigned i, short revents)
 	struct mir_inbox *in = l->boxes;
 	while (in != NULL && memcmp(in->id, id, MIR_ID_SIZE) != 0)
 		in = in->next;
-	if (in != NULL && in->n < INBOX_MAX) {
+	if (in != NULL) {
+		/* A full inbox gives up its oldest: the newest connection
+		 * is the one a peer that reconnected waits on. */
+		int old = -1;
+		if (in->n == INBOX_MAX) {
+			old = in->fd[0];
+			memmove(in->fd, in->fd + 1,
+			    (INBOX_MAX - 1) * sizeof(in->fd[0]));
+			in->n--;
+		}
 		in->fd[in->n++] = pd->fd;
 		l->st.routed++;
 		pthread_cond_broadcast(&l->cond);
 		pthread_mutex_unlock(&l->lock);
 		l->pend[i] = l->pend[--l->npend];
+		if (old >= 0) {
+			id_hex(id, hex);
+			refused(l, &l->st.busy, hex, "relationship %s had %u "
+			    "connections waiting: the oldest is closed for "
+			    "the one from %s", hex, INBOX_MAX, pd->peer);
+			close(old);
+		}
 		return;
 	}
 	pthread_mutex_unlock(&l->lock);
 	id_hex(id, hex);
-	if (in == NULL) {
-		refused(l, &l->st.unknown, "connection from %s for "
-		    "relationship %s, which this filerd does not receive: "
-		    "refused (are both sides' volume names right?)", pd->peer,
-		    hex);
-		/* Consume what was peeked, so that the close sends the
-		 * ERROR and a FIN, not a reset. */
-		(void)recv(pd->fd, buf, need, MSG_DONTWAIT);
-		refuse(pd->fd, ENOENT, "unknown relationship");
-	} else {
-		refused(l, &l->st.busy, "relationship %s already has %u "
-		    "connections waiting: the one from %s is closed", hex,
-		    INBOX_MAX, pd->peer);
-	}
+	refused(l, &l->st.unknown, hex, "connection from %s for relationship "
+	    "%s, which this filerd does not receive: refused (are both "
+	    "sides' volume names right?)", pd->peer, hex);
+	/* Consume what was peeked, so that the close sends the ERROR and a
+	 * FIN, not a reset.  ECONNREFUSED: the peer may try again (the
+	 * other side of a resync may start its half after this one). */
+	(void)recv(pd->fd, buf, need, MSG_DONTWAIT);
+	refuse(pd->fd, ECONNREFUSED, "unknown relationship");
 	pend_drop(l, i);
 }
 
@@ -239,16 +267,24 @@ static void accept_one(struct mir_listener *l)
 	socklen_t sl = sizeof(ss);
 	int fd = accept4(l->lfd, (struct sockaddr *)&ss, &sl, SOCK_CLOEXEC);
 
-	if (fd < 0)
+	if (fd < 0) {
+		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+		    errno == ENOMEM) {
+			/* Out of descriptors: the connection stays queued;
+			 * do not spin on it. */
+			struct timespec ts = { 0, 100 * 1000000L };
+			nanosleep(&ts, NULL);
+		}
 		return;
+	}
 	if (l->npend == PEND_MAX) {
 		unsigned old = 0;
 		for (unsigned i = 1; i < l->npend; i++)
 			if (l->pend[i].t0 < l->pend[old].t0)
 				old = i;
-		refused(l, &l->st.timeouts, "%u connections have not yet said "
-		    "which relationship they are for: the oldest, from %s, "
-		    "is closed", PEND_MAX, l->pend[old].peer);
+		refused(l, &l->st.timeouts, "timeout", "%u connections have "
+		    "not yet said which relationship they are for: the oldest, "
+		    "from %s, is closed", PEND_MAX, l->pend[old].peer);
 		pend_drop(l, old);
 	}
 	struct pend *pd = &l->pend[l->npend++];
@@ -287,8 +323,9 @@ static void *listener_main(void *arg)
 				pend_route(l, i, pfd[1 + i].revents);
 			else if (now - l->pend[i].t0 >
 			    (uint64_t)PEND_MS * 1000000u) {
-				refused(l, &l->st.timeouts, "connection from "
-				    "%s said nothing for %u s: closed",
+				refused(l, &l->st.timeouts, "timeout",
+				    "connection from %s said nothing for %u s: "
+				    "closed",
 				    l->pend[i].peer, PEND_MS / 1000);
 				pend_drop(l, i);
 			}
@@ -316,6 +353,10 @@ int mir_listener_start(const char *host, uint16_t port, mir_listener_t **out)
 		return rc;
 	}
 	l->lfd = rc;
+	/* A readiness that is gone by the accept must not block routing. */
+	int fl = fcntl(l->lfd, F_GETFL);
+	if (fl >= 0)
+		(void)fcntl(l->lfd, F_SETFL, fl | O_NONBLOCK);
 	pthread_mutex_init(&l->lock, NULL);
 	pthread_cond_init(&l->cond, NULL);
 	rc = pthread_create(&l->thr, NULL, listener_main, l);
@@ -423,13 +464,7 @@ int mir_acceptor_next(struct mir_acceptor *a, int timeout_ms)
 	struct timespec ts;
 	int fd = -1;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += timeout_ms / 1000;
-	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
+	fl_deadline_ts(&ts, (uint64_t)timeout_ms * 1000);
 	pthread_mutex_lock(&l->lock);
 	while (a->in->n == 0 &&
 	    pthread_cond_timedwait(&l->cond, &l->lock, &ts) == 0)

@@ -928,11 +928,18 @@ static void *w_thread(void *arg)
 			rc = w_session(r, &c);
 		}
 		mir_conn_close(&c);
+		/* Go on waiting (until the deadline) for a peer that failed
+		 * authentication, was not our peer, or found no half of this
+		 * resync on the other filerd yet (ECONNREFUSED: its listener
+		 * does not know the relationship until its admin starts it). */
 		if (rc == 0 || rc == -EFBIG || rc == -EINVAL ||
 		    rc == -ENOSPC || rc == -EEXIST || rc == -ENAMETOOLONG ||
 		    rc == -ESTALE || rc == -ENOENT ||
-		    (r->o.overwrite && (r->w == NULL || rc != -EACCES)))
+		    (r->o.overwrite && (r->w == NULL || (rc != -EACCES &&
+		    rc != -ECONNREFUSED))))
 			break;
+		if (rc == -ECONNREFUSED && !r->o.listen)
+			usleep(200000);	/* as conn_get between connects */
 		rs_error(&r->res, "session", rc);
 		/* a peer that failed authentication: wait for another */
 		r->res.error[0] = '\0';
@@ -1046,13 +1053,7 @@ int mir_resync_wait(mir_resync_t *r, uint32_t timeout_ms,
 	struct timespec ts;
 	int rc = 0;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += timeout_ms / 1000;
-	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
+	fl_deadline_ts(&ts, (uint64_t)timeout_ms * 1000);
 	pthread_mutex_lock(&r->lock);
 	while (!r->done && rc == 0)
 		rc = pthread_cond_timedwait(&r->cond, &r->lock, &ts);
@@ -1109,9 +1110,17 @@ static int t_auth(const struct mir_resync_opts *o, struct mir_conn *c)
 	int rc;
 
 	if (o->listen) {
-		/* W connected: its RS_OPEN names the relationship. */
+		/* W connected: its RS_OPEN names the relationship.  Anything
+		 * else (a source's HELLO for this relationship, while this
+		 * side waits for its resync) is not our peer: wait for
+		 * another. */
 		static const uint8_t pad[16];
 		rc = mir_recv_type(c, MIR_MSG_RS_OPEN, &h);
+		if (rc == -FL_EPROTO) {
+			mir_send_error(c, EBUSY, "a resync of this relationship "
+			    "runs here; mirroring resumes after it");
+			return -EACCES;
+		}
 		if (rc != 0)
 			return rc;
 		const uint8_t *pl = mir_conn_payload(c);

@@ -1164,13 +1164,7 @@ int mir_source_wait(mir_source_t *s, uint64_t gen, uint32_t timeout_ms)
 
 	if (gen == 0)
 		gen = wafl_generation(s->v);
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += timeout_ms / 1000;
-	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
+	fl_deadline_ts(&ts, (uint64_t)timeout_ms * 1000);
 	pthread_mutex_lock(&s->lock);
 	while (s->st.acked_gen < gen && rc == 0)
 		rc = pthread_cond_timedwait(&s->cond, &s->lock, &ts);

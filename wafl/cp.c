@@ -680,14 +680,7 @@ static void *cp_thread_main(void *arg)
 	pthread_mutex_lock(&v->cp_mutex);
 	while (!v->cp_stop) {
 		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		uint64_t ms = v->opts.cp_interval_ms;
-		ts.tv_sec += (time_t)(ms / 1000);
-		ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
+		fl_deadline_ts(&ts, (uint64_t)v->opts.cp_interval_ms * 1000);
 		while (!v->cp_stop && !v->cp_requested) {
 			if (pthread_cond_timedwait(&v->cp_cond, &v->cp_mutex,
 			    &ts) != 0)

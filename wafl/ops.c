@@ -146,17 +146,6 @@ static uint64_t open_gen(struct wafl_vol *v)
 	return __atomic_load_n(&v->open_gen, __ATOMIC_ACQUIRE);
 }
 
-static void deadline_after(struct timespec *ts, uint64_t us)
-{
-	clock_gettime(CLOCK_REALTIME, ts);
-	ts->tv_sec += (time_t)(us / 1000000);
-	ts->tv_nsec += (long)(us % 1000000) * 1000L;
-	if (ts->tv_nsec >= 1000000000L) {
-		ts->tv_sec++;
-		ts->tv_nsec -= 1000000000L;
-	}
-}
-
 /*
  * Wait until a CP froze generation gen (open_gen moved on), or, if
  * wall != 0, the dirty total is at most wall, or, if us != 0, us
@@ -176,7 +165,7 @@ static void freeze_wait(struct wafl_vol *v, uint64_t gen, uint64_t wall,
 	struct timespec end;
 
 	if (us != 0)
-		deadline_after(&end, us);
+		fl_deadline_ts(&end, us);
 	pthread_mutex_lock(&v->cp_mutex);
 	while (open_gen(v) == gen && !v->cp_stop &&
 	    !(wall != 0 && dirty_bytes(v) <= wall) &&
@@ -185,7 +174,7 @@ static void freeze_wait(struct wafl_vol *v, uint64_t gen, uint64_t wall,
 		if (us != 0)
 			ts = end;
 		else
-			deadline_after(&ts, THROTTLE_WAIT_MS * 1000);
+			fl_deadline_ts(&ts, THROTTLE_WAIT_MS * 1000);
 		if (pthread_cond_timedwait(&v->cp_cond, &v->cp_mutex, &ts) !=
 		    ETIMEDOUT)
 			continue;
@@ -491,7 +480,7 @@ int ops_tx_wrlock(struct ops_tx *tx, struct wnode *wn, uint32_t max_payload,
 		if (pthread_rwlock_trywrlock(&wn->lock) == 0)
 			return 0;
 		while (__atomic_load_n(&v->cp_wanted, __ATOMIC_ACQUIRE) == 0) {
-			deadline_after(&ts, WRLOCK_POLL_US);
+			fl_deadline_ts(&ts, WRLOCK_POLL_US);
 			if (pthread_rwlock_timedwrlock(&wn->lock, &ts) == 0)
 				return 0;
 		}

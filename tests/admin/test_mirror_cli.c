@@ -674,6 +674,13 @@ static void wait_state(const struct tl_mirror_side *s, const char *st)
 	fail_msg("state %s not reached: %s", st, js);
 }
 
+/* mirror status --json of vol's relationship only (owned). */
+static char *status_of(const struct tl_mirror_side *s, const char *vol)
+{
+	return ta_ctl_expect(0, s->home, "mirror", "status", vol, "--json",
+	    NULL);
+}
+
 static void test_resync(void **state)
 {
 	struct mtest *t = *state;
@@ -698,6 +705,20 @@ static void test_resync(void **state)
 	/* a snapshot the destination makes after the break travels too */
 	free(ta_ctl_expect(0, t->d.home, "snap", "create", "vdst", "one",
 	    NULL));
+
+	/* A resync whose volume goes offline before the peer's half comes:
+	 * interrupted, and it can be run again once the volume is back. */
+	free(ta_ctl_expect(0, t->d.home, "mirror", "resync", "vdst", NULL));
+	free(ta_ctl_expect(0, t->d.home, "vol", "offline", "vdst", NULL));
+	char *rs = status_of(&t->d, "vdst");
+	ta_json_eq(rs, "$.mirrors[0].state", "broken-off");
+	char *why = ta_json(rs, "$.mirrors[0].last_error");
+	assert_non_null(why);
+	assert_non_null(strstr(why, "resync interrupted"));
+	free(why);
+	free(rs);
+	free(ta_ctl_expect(0, t->d.home, "vol", "online", "vdst", NULL));
+	read_compare(&t->d, "/dst-new", 3);
 
 	/* Resync: not before the break on that side, then on both. */
 	free(ta_ctl_expect(0, t->d.home, "mirror", "resync", "vdst", NULL));
@@ -874,12 +895,6 @@ static void test_modify(void **state)
 }
 
 /* ------------------------------------------------------ shared port */
-
-static char *status_of(const struct tl_mirror_side *s, const char *vol)
-{
-	return ta_ctl_expect(0, s->home, "mirror", "status", vol, "--json",
-	    NULL);
-}
 
 /* Wait (30 s bound) until vol's relationship on side s says in-sync with
  * generation at least gen acknowledged (source) or served (destination)

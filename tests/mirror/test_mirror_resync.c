@@ -328,8 +328,10 @@ static void test_resync_overwrites_broken_off(void **state)
  * T listens, through a listener another relationship's destination also
  * takes from, and W connects (as filerd runs a resync whose destination
  * is overwritten).  A W for a relationship T does not have is refused by
- * the listener; then the real W's resync goes through, and the other
- * destination was never handed a connection.
+ * the listener until its deadline; the real W starts before T (the two
+ * filerds' admins start their halves in any order): refused while T is
+ * not there, it meets T once T starts; the other destination was never
+ * handed a connection.
  */
 static void test_resync_t_listens_on_shared_port(void **state)
 {
@@ -354,6 +356,28 @@ static void test_resync_t_listens_on_shared_port(void **state)
 	mir_dest_t *omd = NULL;
 	assert_int_equal(mir_dest_start(other->raid, &od, &omd), 0);
 
+	/* A winner for a relationship nobody here has: refused until its
+	 * deadline. */
+	struct mir_resync_opts bad = rs_opts(p, mir_listener_port(l));
+	bad.rel_id[7] ^= 0x01;
+	bad.accept_timeout_ms = 1500;
+	assert_int_equal(mir_resync_start(p->src->v, NULL, NULL, &bad, &wj),
+	    0);
+	assert_int_not_equal(mir_resync_wait(wj, 10000, &wr), 0);
+	mir_resync_stop(wj);
+	struct mir_listener_stats ls;
+	mir_listener_stats(l, &ls);
+	assert_true(ls.unknown >= 1);
+	/* The winner starts first: refused while T's half is not there,
+	 * it tries again and meets T once T starts. */
+	struct mir_resync_opts wo = rs_opts(p, mir_listener_port(l));
+	assert_int_equal(mir_resync_start(p->src->v, NULL, NULL, &wo, &wj), 0);
+	uint64_t unknown0 = ls.unknown;
+	for (int i = 0; i < 200 && ls.unknown == unknown0; i++) {
+		usleep(10000);
+		mir_listener_stats(l, &ls);
+	}
+	assert_true(ls.unknown > unknown0);
 	struct mir_resync_opts o = rs_opts(p, 0);
 	o.overwrite = true;
 	o.listen = true;
@@ -362,20 +386,6 @@ static void test_resync_t_listens_on_shared_port(void **state)
 	    0);
 	assert_int_equal(mir_resync_port(tj), mir_listener_port(l));
 	assert_int_equal(mir_listener_attached(l), 2);
-	/* A winner for a relationship nobody here has: refused. */
-	struct mir_resync_opts bad = rs_opts(p, mir_listener_port(l));
-	bad.rel_id[7] ^= 0x01;
-	bad.accept_timeout_ms = 2000;
-	assert_int_equal(mir_resync_start(p->src->v, NULL, NULL, &bad, &wj),
-	    0);
-	assert_int_not_equal(mir_resync_wait(wj, 10000, &wr), 0);
-	mir_resync_stop(wj);
-	struct mir_listener_stats ls;
-	mir_listener_stats(l, &ls);
-	assert_true(ls.unknown >= 1);
-	/* The winner. */
-	struct mir_resync_opts wo = rs_opts(p, mir_listener_port(l));
-	assert_int_equal(mir_resync_start(p->src->v, NULL, NULL, &wo, &wj), 0);
 	int rc = mir_resync_wait(tj, 60000, &tr);
 	if (rc != 0)
 		fprintf(stderr, "resync (T): %s\n", tr.error);
