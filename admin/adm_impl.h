@@ -353,8 +353,8 @@ struct adm_job {
 	void (*run)(struct adm_job *j);
 	int (*finish)(struct adm_ctx *ctx, struct adm_job *j,
 	    struct adm_rep *rep);
-	/* Set by adm_jobs_wait: a run() that waits for something (not
-	 * one that works) returns early and its finish() says why. */
+	/* Set by adm_jobs_wait: run() returns as soon as it can (a check
+	 * stops walking, a wait ends) and its finish() says why. */
 	volatile bool cancel;
 	/* daemon.c's */
 	struct adm_ctx *ctx;
@@ -367,10 +367,10 @@ struct adm_job {
 int adm_job_start(struct adm_ctx *ctx, struct adm_job *j);
 /* A job of this kind on volume vol is running. */
 bool adm_job_running(struct adm_ctx *ctx, const char *vol, const char *kind);
-/* Wait until the jobs on volume vol (NULL: every volume) that use what is
- * going away have returned: its file system, or with raid_too its raid
- * volume as well (then jobs that only wait are cancelled).  Their replies
- * go out at the next adm_jobs_reap. */
+/* Cancel the jobs on volume vol (NULL: every volume) that use what is
+ * going away, its file system, or with raid_too its raid volume as well,
+ * and wait until they have returned.  Their replies go out at the next
+ * adm_jobs_reap. */
 void adm_jobs_wait(struct adm_ctx *ctx, const char *vol, bool raid_too);
 /* Answer every job whose run() has returned (main thread). */
 void adm_jobs_reap(struct adm_ctx *ctx);

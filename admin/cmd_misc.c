@@ -290,15 +290,15 @@ static void check_run(struct adm_job *j)
 {
 	struct check_job *cj = (struct check_job *)j;
 
-	if (cj->hold_ms > 0) {
-		struct timespec ts = { cj->hold_ms / 1000,
-		    (long)(cj->hold_ms % 1000) * 1000000L };
+	for (uint32_t t = 0; t < cj->hold_ms && !j->cancel; t += 50) {
+		struct timespec ts = { 0, 50 * 1000000L };
 		nanosleep(&ts, NULL);
 	}
 	/* The checker walks the durable root: a CP first. */
 	cj->sync_rc = wafl_sync(cj->w);
 	if (cj->sync_rc == 0)
-		cj->rc = wafl_check(cj->w, &cj->res);
+		cj->rc = j->cancel ? -ECANCELED :
+		    wafl_check_cancellable(cj->w, &cj->res, &j->cancel);
 }
 
 static int check_finish(struct adm_ctx *ctx, struct adm_job *j,
@@ -311,6 +311,10 @@ static int check_finish(struct adm_ctx *ctx, struct adm_job *j,
 		st = adm_fail(rep, ADM_ERR, "volume %s: consistency point "
 		    "before the check failed: %s", j->vol,
 		    fl_strerror(cj->sync_rc));
+	else if (cj->rc == -ECANCELED)
+		st = adm_fail(rep, ADM_ERR, "check of volume %s cancelled: the "
+		    "volume went offline, its mirror took its file system, or "
+		    "filerd is stopping; run it again", j->vol);
 	else
 		st = check_answer(ctx, rep, j->vol, cj->has_snap ? cj->snap :
 		    NULL, "online", cj->rc, &cj->res);

@@ -244,8 +244,7 @@ void adm_jobs_wait(struct adm_ctx *ctx, const char *vol, bool raid_too)
 			continue;
 		fl_info(ADM_SUB, "volume %s: waiting for the running %s to "
 		    "end", j->vol, j->kind);
-		if (raid_too)
-			j->cancel = true;
+		j->cancel = true;	/* a check stops, a wait ends */
 		pthread_join(j->thr, NULL);
 		j->joined = true;
 	}

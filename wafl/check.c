@@ -100,6 +100,8 @@ struct ck {
 	struct wafl_vol *v;
 	struct wafl_check_result *res;
 	struct wafl_check_detail *det;
+	const volatile bool *cancel;	/* NULL, or set to stop early */
+	bool cancelled;
 	struct wafl_fsinfo fsi;
 	struct wafl_rootblk rb;
 	uint64_t nvbns;
@@ -164,6 +166,8 @@ static void ck_verror(struct ck *c, unsigned w, uint64_t n, const char *fmt,
 {
 	char body[224], msg[256];
 
+	if (c->cancelled)
+		return;		/* what is seen after a cancel means nothing */
 	vsnprintf(body, sizeof(body), fmt, ap);
 	snprintf(msg, sizeof(msg), "W%u violated: %s", w, body);
 	if (c->res->errors == 0)
@@ -234,11 +238,41 @@ static const char *ck_where(const struct ck *c, uint64_t ino, unsigned level,
  * earlier phase already verified and reported; errors are not reported
  * and blocks are not counted again.
  */
+/* The caller asked the check to stop: once true, every read fails at
+ * once (-ECANCELED), quietly, so the walks run out without I/O, and the
+ * check returns -ECANCELED with nothing reported. */
+static bool ck_cancelled(struct ck *c)
+{
+	if (!c->cancelled && c->cancel != NULL && *c->cancel)
+		c->cancelled = true;
+	return c->cancelled;
+}
+
+/* A WARN that something could not be verified (not after a cancel: then
+ * nothing was verified, and nothing is reported). */
+static void ck_unverified(struct ck *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void ck_unverified(struct ck *c, const char *fmt, ...)
+{
+	char msg[256];
+	va_list ap;
+
+	if (c->cancelled)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	fl_warn(CK_SUB, "check: %s", msg);
+}
+
 static int ck_read(struct ck *c, const struct wafl_bp *bp, void *buf,
     uint64_t ino, unsigned level, uint64_t idx, bool quiet)
 {
 	char where[160];
 	int rc;
+
+	if (ck_cancelled(c))
+		return -ECANCELED;
 
 	if (bp->vbn < WAFL_FSINFO_SLOTS || bp->vbn >= c->nvbns) {
 		if (!quiet)
@@ -815,7 +849,7 @@ static int ck_active_bitmap(struct ck *c)
 	int rc;
 
 	if (!c->have_special[WAFL_INO_BITMAP]) {
-		fl_warn(CK_SUB, "check: W4 not verified: no active bitmap");
+		ck_unverified(c, "W4 not verified: no active bitmap");
 		return 0;
 	}
 	if (bm->flags & WAFL_INO_INLINE) {
@@ -864,7 +898,7 @@ static int ck_active_bitmap(struct ck *c)
 	}
 	if (unreach > 0) {
 		if (c->skipped > 0 || c->ifile_incomplete)
-			fl_warn(CK_SUB, "check: W4 not fully verified: %llu "
+			ck_unverified(c, "W4 not fully verified: %llu "
 			    "allocated blocks (first vbn %llu) unreached, but "
 			    "%llu subtrees and %llu inodes were unreadable",
 			    (unsigned long long)unreach,
@@ -892,7 +926,7 @@ static int ck_active_bitmap(struct ck *c)
 		    (unsigned long long)c->rb.blocks_used,
 		    (unsigned long long)pop);
 	if (!complete)
-		fl_warn(CK_SUB, "check: W4 not verified for unreadable "
+		ck_unverified(c, "W4 not verified for unreadable "
 		    "bitmap blocks");
 	return 0;
 }
@@ -1067,7 +1101,7 @@ static int ck_summary(struct ck *c)
 		return 0;
 	}
 	if (c->snaps_incomplete) {
-		fl_warn(CK_SUB, "check: W9 not verified: a snapshot could not "
+		ck_unverified(c, "W9 not verified: a snapshot could not "
 		    "be read");
 		return 0;
 	}
@@ -1095,7 +1129,7 @@ static int ck_summary(struct ck *c)
 			goto out;
 		if (!ok || rc != 0) {
 			rc = 0;
-			fl_warn(CK_SUB, "check: W9 not verified for vbns %llu.."
+			ck_unverified(c, "W9 not verified for vbns %llu.."
 			    "%llu: unreadable", (unsigned long long)(a *
 			    CK_AREA_BITS), (unsigned long long)((a + 1) *
 			    CK_AREA_BITS - 1));
@@ -1356,7 +1390,7 @@ static int ck_namespace(struct ck *c)
 		if (!c->ifile_incomplete)
 			ck_error(c, 8, "root directory (inode 2) is not an "
 			    "allocated directory");
-		fl_warn(CK_SUB, "check: link counts not verified");
+		ck_unverified(c, "link counts not verified");
 		return 0;
 	}
 	if (root->parent != WAFL_INO_ROOTDIR)
@@ -1376,7 +1410,7 @@ static int ck_namespace(struct ck *c)
 	/* Counts are exact only when every directory and inode was read. */
 	bool complete = c->dirs_incomplete == 0 && !c->ifile_incomplete;
 	if (!complete)
-		fl_warn(CK_SUB, "check: W8 link counts not verified: %llu "
+		ck_unverified(c, "W8 link counts not verified: %llu "
 		    "directories unreadable%s", (unsigned long long)
 		    c->dirs_incomplete, c->ifile_incomplete ?
 		    ", inode file incomplete" : "");
@@ -1449,8 +1483,8 @@ static void ck_nvlog(struct ck *c)
 
 /* --------------------------------------------------------------- main */
 
-int wafl_check_detail(struct wafl_vol *v, struct wafl_check_result *res,
-    struct wafl_check_detail *det)
+static int check_run(struct wafl_vol *v, struct wafl_check_result *res,
+    struct wafl_check_detail *det, const volatile bool *cancel)
 {
 	struct wafl_check_detail dummy;
 	struct ck *c;
@@ -1466,6 +1500,7 @@ int wafl_check_detail(struct wafl_vol *v, struct wafl_check_result *res,
 	c->v = v;
 	c->res = res;
 	c->det = det;
+	c->cancel = cancel;
 
 	pthread_mutex_lock(&v->cp_serial);
 	pthread_rwlock_rdlock(&v->cp_lock);	/* replica advance */
@@ -1503,10 +1538,16 @@ int wafl_check_detail(struct wafl_vol *v, struct wafl_check_result *res,
 		ck_pending(c);
 		rc = ck_namespace(c);
 	}
-	if (rc == 0)
+	if (rc == 0 && !ck_cancelled(c))
 		ck_nvlog(c);
 out:
 	pthread_mutex_unlock(&v->cp_serial);
+	if (ck_cancelled(c)) {
+		/* Nothing it found means anything. */
+		memset(res, 0, sizeof(*res));
+		memset(det, 0, sizeof(*det));
+		rc = -ECANCELED;
+	}
 	if (rc == 0 && res->errors > 0)
 		rc = -FL_ECORRUPT;
 	if (rc == 0)
@@ -1527,6 +1568,9 @@ out:
 		    (unsigned long long)res->blocks_checked,
 		    (unsigned long long)res->inodes_checked,
 		    (unsigned long long)res->dirs_checked, res->first_error);
+	else if (rc == -ECANCELED)
+		fl_info(CK_SUB, "check: generation %llu: cancelled",
+		    (unsigned long long)c->fsi.gen);
 	else
 		fl_err(CK_SUB, "check: could not run to completion: %s",
 		    fl_strerror(rc));
@@ -1542,7 +1586,19 @@ out:
 	return rc;
 }
 
+int wafl_check_detail(struct wafl_vol *v, struct wafl_check_result *res,
+    struct wafl_check_detail *det)
+{
+	return check_run(v, res, det, NULL);
+}
+
 int wafl_check(wafl_vol_t *v, struct wafl_check_result *res)
 {
-	return wafl_check_detail(v, res, NULL);
+	return check_run(v, res, NULL, NULL);
+}
+
+int wafl_check_cancellable(wafl_vol_t *v, struct wafl_check_result *res,
+    const volatile bool *cancel)
+{
+	return check_run(v, res, NULL, cancel);
 }

@@ -568,5 +568,9 @@ struct wafl_check_result {
 };
 /* Walk the durable root (after a CP) and verify W1..W9. */
 int wafl_check(wafl_vol_t *v, struct wafl_check_result *res);
+/* The same; once *cancel turns true it stops reading and returns
+ * -ECANCELED (res zero: nothing was found or verified). */
+int wafl_check_cancellable(wafl_vol_t *v, struct wafl_check_result *res,
+    const volatile bool *cancel);
 
 #endif

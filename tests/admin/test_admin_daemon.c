@@ -408,17 +408,18 @@ static void test_concurrent_ctl(void **state)
 	assert_int_equal(ta_daemon_stop(&t->d), 0);
 }
 
-/* `filerctl check vol` in a child: exit 0 if filerd said the volume is
- * clean, 1 for any other answer. */
-static pid_t check_child(const char *home, const char *vol)
+/* `filerctl check vol` in a child: exit 0 if filerctl exited with want
+ * and its output says what, 1 for any other answer. */
+static pid_t check_child(const char *home, const char *vol, int want,
+    const char *what)
 {
 	pid_t pid = fork();
 
 	assert_true(pid >= 0);
 	if (pid == 0) {
 		struct ta_out o = ta_ctl(home, "check", vol, NULL);
-		int st = o.status == 0 && strstr(o.out, "is clean") != NULL ?
-		    0 : 1;
+		int st = o.status == want && (strstr(o.out, what) != NULL ||
+		    strstr(o.err, what) != NULL) ? 0 : 1;
 
 		if (st != 0)
 			fprintf(stderr, "check %s: exit %d: %s%s\n", vol,
@@ -454,9 +455,9 @@ static bool still_running(pid_t pid)
 /*
  * A check of an online volume is held 4 s before it walks
  * (FILER_CHECK_HOLD_MS): meanwhile filerd answers other requests, and
- * refuses a second check of the same volume; an offline of the volume
- * waits for the check, which is answered clean; a stop answers a running
- * check before filerd exits.
+ * refuses a second check of the same volume; the check is then answered
+ * clean.  An offline of a volume being checked cancels the check (it is
+ * answered so) and goes on; a stop does the same before filerd exits.
  */
 static void test_check_in_background(void **state)
 {
@@ -469,7 +470,7 @@ static void test_check_in_background(void **state)
 	free(ta_ctl_expect(0, t->home, "vol", "create", "vol1", "--disks", "3",
 	    "--parity", "1", "--size", "8M", NULL));
 	ta_daemon_start_env(&t->d, t->home, env);
-	a = check_child(t->home, "vol0");
+	a = check_child(t->home, "vol0", 0, "is clean");
 	ta_sleep_ms(500);
 	/* Answered while the check runs. */
 	free(ta_ctl_expect(0, t->home, "vol", "list", NULL));
@@ -478,15 +479,19 @@ static void test_check_in_background(void **state)
 	char *out = ta_ctl_expect(1, t->home, "check", "vol0", NULL);
 	free(out);
 	assert_true(still_running(a));
-	/* An offline waits for it. */
+	assert_int_equal(child_status(a), 0);
+	/* An offline cancels a running check. */
+	a = check_child(t->home, "vol0", 1, "cancelled");
+	ta_sleep_ms(500);
+	assert_true(still_running(a));
 	free(ta_ctl_expect(0, t->home, "vol", "offline", "vol0", NULL));
 	assert_int_equal(child_status(a), 0);
 	/* Offline: checked at once, by filerd itself. */
 	out = ta_ctl_expect(0, t->home, "check", "vol0", NULL);
 	assert_non_null(strstr(out, "is clean"));
 	free(out);
-	/* A stop answers the running check first. */
-	b = check_child(t->home, "vol1");
+	/* A stop cancels and answers the running check first. */
+	b = check_child(t->home, "vol1", 1, "cancelled");
 	ta_sleep_ms(500);
 	assert_true(still_running(b));
 	assert_int_equal(ta_daemon_stop(&t->d), 0);

@@ -332,6 +332,44 @@ static void test_w1_flipped_bit_repairable(void **state)
 	assert_int_equal(det.repairable, 1);
 }
 
+/*
+ * A cancelled check reads nothing more and reports nothing: on a volume
+ * with a damaged block it returns -ECANCELED with no error, no WARN and
+ * nothing counted; uncancelled, the same volume shows the damage.
+ */
+static void test_cancel(void **state)
+{
+	struct tl_fs *f = *state;
+	struct wafl_check_result res;
+	struct raid_status rs0, rs1;
+	struct tree t;
+	size_t disk;
+	uint64_t blk;
+	volatile bool cancel = true;
+
+	build_tree(f, &t);
+	struct wafl_bp bp = bp_of(f, t.data, 0, 17);
+	assert_int_equal(raid_vbn_locate(f->raid, bp.vbn, &disk, &blk), 0);
+	assert_int_equal(raid_fault_flip_bit(f->raid, disk, blk, 99), 0);
+	tl_log_capture_start(FL_LOG_WARN);
+	raid_status(f->raid, &rs0);
+	assert_int_equal(wafl_check_cancellable(f->v, &res, &cancel),
+	    -ECANCELED);
+	raid_status(f->raid, &rs1);
+	assert_int_equal(res.errors, 0);
+	assert_int_equal(res.blocks_checked, 0);
+	assert_int_equal(res.first_error[0], '\0');
+	assert_int_equal(tl_log_count_with("W1 violated", NULL), 0);
+	assert_int_equal(tl_log_count_with("not verified", NULL), 0);
+	/* fsinfo slots only: no block of the tree was read */
+	assert_true(rs1.counters.reads - rs0.counters.reads <= 2);
+	cancel = false;
+	assert_int_equal(wafl_check_cancellable(f->v, &res, &cancel),
+	    -FL_ECORRUPT);
+	assert_int_equal(res.errors, 1);
+	tl_log_capture_stop();
+}
+
 static void garbage(struct tl_fs *f, uint64_t vbn, uint64_t seed)
 {
 	uint8_t buf[4096];
@@ -862,6 +900,7 @@ int main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_snapshots_are_clean,
 		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_w1_flipped_bit_repairable,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_w1_garbage_not_repairable,
