@@ -367,6 +367,9 @@ struct adm_job {
 int adm_job_start(struct adm_ctx *ctx, struct adm_job *j);
 /* A job of this kind on volume vol is running. */
 bool adm_job_running(struct adm_ctx *ctx, const char *vol, const char *kind);
+/* Ask the running jobs of this kind on vol to stop (they are answered
+ * when they have); false if none runs. */
+bool adm_job_cancel(struct adm_ctx *ctx, const char *vol, const char *kind);
 /* Cancel the jobs on volume vol (NULL: every volume) that use what is
  * going away, its file system, or with raid_too its raid volume as well,
  * and wait until they have returned.  Their replies go out at the next

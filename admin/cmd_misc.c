@@ -312,9 +312,10 @@ static int check_finish(struct adm_ctx *ctx, struct adm_job *j,
 		    "before the check failed: %s", j->vol,
 		    fl_strerror(cj->sync_rc));
 	else if (cj->rc == -ECANCELED)
-		st = adm_fail(rep, ADM_ERR, "check of volume %s cancelled: the "
-		    "volume went offline, its mirror took its file system, or "
-		    "filerd is stopping; run it again", j->vol);
+		st = adm_fail(rep, ADM_ERR, "check of volume %s cancelled "
+		    "(check --cancel, the volume went offline, its mirror took "
+		    "its file system, or filerd is stopping); run it again",
+		    j->vol);
 	else
 		st = check_answer(ctx, rep, j->vol, cj->has_snap ? cj->snap :
 		    NULL, "online", cj->rc, &cj->res);
@@ -339,6 +340,14 @@ static int check(struct adm_ctx *ctx, const struct adm_req *req,
 	if (adm_vol_get(ctx->db, name, &rec) != 0)
 		return adm_fail(rep, ADM_ERR, "no volume named %s; see: "
 		    "filerctl vol list", name);
+	if (adm_req_flag(req, "cancel")) {
+		if (!ctx->daemon || !adm_job_cancel(ctx, name, "check"))
+			return adm_fail(rep, ADM_ERR, "no check of volume %s "
+			    "is running", name);
+		adm_say(rep, "the check of volume %s stops now; its caller is "
+		    "told it was cancelled", name);
+		return ADM_OK;
+	}
 	v = ctx->daemon ? adm_vol_find(ctx, name) : NULL;
 	if (v != NULL && v->wafl == NULL)
 		return adm_fail(rep, ADM_ERR, "volume %s has no file system "
@@ -445,6 +454,8 @@ static const struct adm_arg check_args[] = {
 	    "volume name" },
 	{ "snapshot", ADM_A_SNAPNAME, 0, 0, 0, NULL, NULL,
 	    "a snapshot that must exist (every snapshot is checked)" },
+	{ "cancel", ADM_A_FLAG, 0, 0, 0, NULL, NULL,
+	    "stop the running check of this volume (its caller is told)" },
 	{ NULL, 0, 0, 0, 0, NULL, NULL, NULL },
 };
 
@@ -463,6 +474,9 @@ const struct adm_verb adm_misc_verbs[] = {
 	{ "check", check_args, ADM_V_OFFLINE, check,
 	    "Verify a volume's file system (wafl_check: W1-W9)",
 	    "An online volume is checked after a consistency point; an\n"
-	    "offline one (or any volume without filerd) is opened read-only." },
+	    "offline one (or any volume without filerd) is opened read-only.\n"
+	    "While the check walks an online volume, that volume's consistency\n"
+	    "points wait for it (writes stall once dirty_max_bytes is dirty):\n"
+	    "check VOL --cancel stops it." },
 	{ NULL, NULL, 0, NULL, NULL, NULL },
 };

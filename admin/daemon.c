@@ -236,6 +236,20 @@ bool adm_job_running(struct adm_ctx *ctx, const char *vol, const char *kind)
 	return false;
 }
 
+bool adm_job_cancel(struct adm_ctx *ctx, const char *vol, const char *kind)
+{
+	bool found = false;
+
+	for (struct adm_job *j = ctx->jobs; j != NULL; j = j->next) {
+		if (!j->joined && strcmp(j->vol, vol) == 0 &&
+		    strcmp(j->kind, kind) == 0) {
+			j->cancel = true;
+			found = true;
+		}
+	}
+	return found;
+}
+
 void adm_jobs_wait(struct adm_ctx *ctx, const char *vol, bool raid_too)
 {
 	for (struct adm_job *j = ctx->jobs; j != NULL; j = j->next) {

@@ -457,7 +457,8 @@ static bool still_running(pid_t pid)
  * (FILER_CHECK_HOLD_MS): meanwhile filerd answers other requests, and
  * refuses a second check of the same volume; the check is then answered
  * clean.  An offline of a volume being checked cancels the check (it is
- * answered so) and goes on; a stop does the same before filerd exits.
+ * answered so) and goes on; so does check --cancel; a stop does the same
+ * before filerd exits.
  */
 static void test_check_in_background(void **state)
 {
@@ -490,6 +491,15 @@ static void test_check_in_background(void **state)
 	out = ta_ctl_expect(0, t->home, "check", "vol0", NULL);
 	assert_non_null(strstr(out, "is clean"));
 	free(out);
+	/* check --cancel stops a running check; then none runs. */
+	b = check_child(t->home, "vol1", 1, "cancelled");
+	ta_sleep_ms(500);
+	assert_true(still_running(b));
+	out = ta_ctl_expect(0, t->home, "check", "vol1", "--cancel", NULL);
+	assert_non_null(strstr(out, "stops"));
+	free(out);
+	assert_int_equal(child_status(b), 0);
+	free(ta_ctl_expect(1, t->home, "check", "vol1", "--cancel", NULL));
 	/* A stop cancels and answers the running check first. */
 	b = check_child(t->home, "vol1", 1, "cancelled");
 	ta_sleep_ms(500);
