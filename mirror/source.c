@@ -947,6 +947,13 @@ static void fallback_check(struct mir_source *s)
 		    s->o.fallback_blocks) != 1)
 			return;
 		base = s->acked;
+		/* Every root sent since: the destination may have adopted
+		 * one whose acknowledgement the link lost (M1), and serve
+		 * it when it comes back. */
+		for (unsigned i = 0; i < s->nholds; i++)
+			if (s->holds[i] > s->acked &&
+			    mir_base_fallback(s->v, s->holds[i], 0) != 1)
+				return;
 	} else {
 		/* Restarted while the destination is away: which adopted
 		 * root it serves is not known yet, so each becomes a

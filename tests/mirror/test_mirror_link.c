@@ -13,7 +13,10 @@
  * checkpoint file (also when one of the blocks it names was damaged
  * meanwhile: the checkpoint is cut there and the next attempt resumes
  * before it); a source restarted there has lost the root and starts
- * over, and says so.
+ * over, and says so.  A destination that adopted a root whose
+ * acknowledgement the link lost, while the source fell back to a
+ * snapshot of the root acknowledged before, is caught up from the root
+ * it adopted (kept as a fallback snapshot too), without a resync.
  */
 #include <fcntl.h>
 #include <poll.h>
@@ -24,6 +27,8 @@
 #include "common/util.h"
 #include "mirror/wire.h"
 #include "tests/mirror/tm.h"
+#include "wafl/ondisk.h"
+#include "wafl/wafl_impl.h"
 
 static int count_cb(void *arg, uint64_t vbn, uint64_t birth,
     const void *data,
@@ -146,6 +151,7 @@ struct proxy {
 	uint64_t seed;
 	volatile bool stop;
 	volatile bool no_cuts;
+	volatile bool cut_now;		/* cut the current connection */
 	uint64_t cuts, conns;
 	uint64_t cut_min, cut_span;	/* 0: cut within the first 400 kB */
 	pthread_t t;
@@ -172,6 +178,11 @@ static void proxy_conn(struct proxy *px, int a)
 	while (!px->stop) {
 		struct pollfd pf[2] = { { .fd = a, .events = POLLIN },
 		    { .fd = b, .events = POLLIN } };
+		if (px->cut_now) {
+			px->cut_now = false;
+			px->cuts++;
+			break;
+		}
 		if (poll(pf, 2, 50) <= 0)
 			continue;
 		if (pf[0].revents) {
@@ -248,6 +259,91 @@ static void dest_start_ckpt(struct tm_pair *p, const char *ckpt)
 	memcpy(o.rel_id, p->id, 16);
 	assert_int_equal(mir_dest_start(p->dst->raid, &o, &p->md), 0);
 	p->port = mir_dest_port(p->md);
+}
+
+/* The generation in the destination's fsinfo slot s, or 0. */
+static uint64_t slot_gen(raid_vol_t *raid, uint64_t s)
+{
+	uint8_t blk[WAFL_BLOCK_SIZE];
+	struct wafl_fsinfo fi;
+
+	if (raid_read(raid, s, 1, blk) != 0 || wafl_fsinfo_decode(blk, &fi) != 0)
+		return 0;
+	return fi.gen;
+}
+
+/*
+ * The destination writes root n+1 and is held before it switches to it
+ * (its replica's cp_serial, as a running check holds it); the link is
+ * cut, so the source never hears the acknowledgement; the source goes on
+ * until its fallback turns the acknowledged root n into a snapshot and
+ * lets every hold go.  Then the destination switches to n+1 and the link
+ * comes back: n+1 was sent, so it was kept as a fallback snapshot too
+ * (M1, M6), and the catch-up runs from it.  (Before, only n was kept:
+ * "the destination's generation is no longer retained here".)
+ */
+static void test_fallback_keeps_sent_roots(void **state)
+{
+	struct tm_pair *p = tm_pair_new();
+	struct proxy px = { .seed = 0xfa11, .no_cuts = true };
+	uint8_t buf[64 * 4096];
+	struct mir_source_stats st;
+
+	(void)state;
+	struct wafl_obj f = tm_file(p->src->v, "churn");
+	tl_fill_pattern(buf, sizeof(buf), 1);
+	tm_write(p->src->v, &f, 0, buf, sizeof(buf));
+	assert_int_equal(wafl_sync(p->src->v), 0);
+	tm_dest_start(p);
+	proxy_start(&px, p->port);
+	struct mir_source_opts o = { .key = p->key, .key_len = sizeof(p->key),
+	    .host = "127.0.0.1", .port = px.port, .mode = MIR_SYNC,
+	    .raid = p->src->raid, .allow_baseline = true, .retry_ms = 20,
+	    .io_timeout_ms = 1000, .fallback_blocks = 200 };
+	memcpy(o.rel_id, p->id, 16);
+	assert_int_equal(mir_source_start(p->src->v, &o, &p->ms), 0);
+	tm_sync(p);
+	wafl_vol_t *rep = mir_dest_volume(p->md);
+	uint64_t n = wafl_generation(rep);
+
+	/* Root n+1 reaches the destination's disks; its switch waits. */
+	pthread_mutex_lock(&rep->cp_serial);
+	tl_fill_pattern(buf, sizeof(buf), 2);
+	tm_write(p->src->v, &f, 0, buf, sizeof(buf));
+	assert_int_equal(wafl_sync(p->src->v), 0);
+	uint64_t g = wafl_generation(p->src->v);
+	for (int i = 0; i < 500 && slot_gen(p->dst->raid, g % 2) != g; i++)
+		usleep(10000);
+	assert_int_equal(slot_gen(p->dst->raid, g % 2), g);
+	assert_int_equal(wafl_generation(rep), n);
+	/* The acknowledgement never arrives; CPs go on past the bound. */
+	px.cut_now = true;
+	for (int i = 0; i < 8; i++) {
+		tl_fill_pattern(buf, sizeof(buf), 10 + (uint64_t)i);
+		tm_write(p->src->v, &f, 0, buf, sizeof(buf));
+		assert_int_equal(wafl_sync(p->src->v), 0);
+	}
+	for (int i = 0; i < 1500; i++) {
+		mir_source_stats(p->ms, &st);
+		if (st.fallbacks > 0)
+			break;
+		usleep(10000);
+	}
+	assert_true(st.fallbacks > 0);
+	pthread_mutex_unlock(&rep->cp_serial);
+	/* The destination serves n+1; the source catches up from it. */
+	tm_sync(p);
+	mir_source_stats(p->ms, &st);
+	assert_true(st.last_walk_base >= g);
+	tm_tree_equal(p->src->v, mir_dest_volume(p->md));
+	mir_source_stop(p->ms);
+	p->ms = NULL;
+	px.stop = true;
+	pthread_join(px.t, NULL);
+	close(px.lfd);
+	tm_check_clean(p->src->v, "source");
+	tm_check_clean(mir_dest_volume(p->md), "replica");
+	tm_pair_free(p);
 }
 
 static void test_link_cuts(void **state)
@@ -578,6 +674,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_catch_up_sends_only_new_blocks),
 		cmocka_unit_test(test_link_cuts),
+		cmocka_unit_test(test_fallback_keeps_sent_roots),
 		cmocka_unit_test(test_baseline_resumes_after_cuts),
 		cmocka_unit_test(test_baseline_survives_destination_restart),
 		cmocka_unit_test(
