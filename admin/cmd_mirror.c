@@ -366,6 +366,14 @@ static int mirror_modify(struct adm_ctx *ctx, const struct adm_req *req,
 	if (strcmp(r.state, "resyncing") == 0)
 		return adm_fail(rep, ADM_ERR, "mirror %s: a resync is running; "
 		    "change the relationship once it is done", r.vol);
+	struct adm_mirror_status ms;
+	bool running = adm_mirror_rel_status(ctx, r.id, &ms);
+	if (is_source(&r) && running && ms.acked_gen == 0 && r.acked == 0 &&
+	    strcmp(ms.state, "transferring") == 0)
+		return adm_fail(rep, ADM_ERR, "mirror %s: its baseline is "
+		    "running (mirror status shows its progress); a restart "
+		    "now would start it over: change the relationship once "
+		    "it is done", r.vol);
 	if (mode == NULL)
 		mode = r.mode;
 	if (comp == NULL)
@@ -397,6 +405,15 @@ static int mirror_modify(struct adm_ctx *ctx, const struct adm_req *req,
 	    "%s", r.vol, is_source(&r) ? "to" : "from", r.peer, r.rvol,
 	    before, after);
 	adm_mirror_restart_rel(ctx, r.id);
+	if (running && !adm_mirror_rel_status(ctx, r.id, &ms)) {
+		struct rel now;
+		if (rel_by_volume(ctx, r.vol, &now, rep) != ADM_OK)
+			return ADM_ERR;
+		return adm_fail(rep, ADM_ERR, "mirror %s: the change is stored "
+		    "(%s), but the relationship did not start again: %s; see: "
+		    "filerctl mirror status %s", r.vol, after, now.err[0] !=
+		    '\0' ? now.err : "no reason recorded", r.vol);
+	}
 	if (strcmp(comp, r.compress) != 0 || tls_on != r.tls)
 		adm_say(rep, "mirror %s: %s (was %s); the link options must "
 		    "match: on %s run filerctl mirror modify %s --compress %s "
@@ -800,10 +817,12 @@ const struct adm_verb adm_mirror_verbs[] = {
 	{ "mirror modify", modify_args, 0, mirror_modify,
 	    "Change a relationship's mode, schedule or link options",
 	    "The relationship restarts with the new options and catches up by\n"
-	    "birth generation; a quiesced one stays quiesced.  Mode and\n"
-	    "schedule are set on the source.  Compression and TLS must be the\n"
-	    "same on both filerds: change them on each (until then the\n"
-	    "destination refuses the link and the source's status says why)." },
+	    "birth generation; a quiesced one stays quiesced.  Refused on a\n"
+	    "source while its baseline runs (a restart would start it over).\n"
+	    "Mode and schedule are set on the source.  Compression and TLS\n"
+	    "must be the same on both filerds: change them on each (until\n"
+	    "then the destination refuses the link and the source's status\n"
+	    "says why)." },
 	{ "mirror init", vol_args, 0, mirror_init,
 	    "Start the baseline transfer (on the source)", NULL },
 	{ "mirror quiesce", vol_args, 0, mirror_quiesce,

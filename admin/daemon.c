@@ -241,8 +241,13 @@ bool adm_job_cancel(struct adm_ctx *ctx, const char *vol, const char *kind)
 	bool found = false;
 
 	for (struct adm_job *j = ctx->jobs; j != NULL; j = j->next) {
-		if (!j->joined && strcmp(j->vol, vol) == 0 &&
-		    strcmp(j->kind, kind) == 0) {
+		if (j->joined || strcmp(j->vol, vol) != 0 ||
+		    strcmp(j->kind, kind) != 0)
+			continue;
+		pthread_mutex_lock(&ctx->lock);
+		bool done = j->done;	/* finished: its answer stands */
+		pthread_mutex_unlock(&ctx->lock);
+		if (!done) {
 			j->cancel = true;
 			found = true;
 		}
@@ -306,6 +311,7 @@ void adm_jobs_reap(struct adm_ctx *ctx)
 struct client {
 	int fd;
 	uint64_t since_ns;
+	bool ready;		/* had something to read at the last poll */
 	uint8_t hdr[4];
 	size_t hdr_have;
 	char *buf;		/* len + 1 bytes, once the header is in */
@@ -463,13 +469,18 @@ static void client_readable(struct adm_ctx *ctx, unsigned i)
 	free(in);
 }
 
-/* Drop the connections that took too long to send their request. */
-static void clients_expire(void)
+/* Drop the connections that took too long to send their request: longer
+ * than the timeout at poll_ns, when the last poll returned, and nothing
+ * new to read then (time the loop spent serving others since, while
+ * they may have sent the rest, does not count against them). */
+static void clients_expire(uint64_t poll_ns)
 {
-	uint64_t now = fl_now_mono_ns();
-
 	for (unsigned i = nclients; i-- > 0;) {
-		if (now - clients[i].since_ns <
+		bool ready = clients[i].ready;
+
+		clients[i].ready = false;
+		if (ready || clients[i].since_ns >= poll_ns ||
+		    poll_ns - clients[i].since_ns <
 		    (uint64_t)CLIENT_TIMEOUT_S * 1000000000ull)
 			continue;
 		fl_warn(ADM_SUB, "control socket: no whole request within %d s; "
@@ -663,6 +674,9 @@ int adm_daemon_main(const struct adm_daemon_opts *o)
 			    .events = POLLIN };
 		if (poll(pf, 3 + nc, timeout) < 0 && errno != EINTR)
 			break;
+		uint64_t poll_ns = fl_now_mono_ns();
+		for (unsigned i = 0; i < nc; i++)
+			clients[i].ready = pf[3 + i].revents != 0;
 		if (pf[1].revents & POLLIN) {
 			struct signalfd_siginfo si;
 
@@ -698,7 +712,7 @@ int adm_daemon_main(const struct adm_daemon_opts *o)
 		for (unsigned i = nc; i-- > 0;)
 			if (pf[3 + i].revents != 0)
 				client_readable(ctx, i);
-		clients_expire();
+		clients_expire(poll_ns);
 		if (pf[0].revents & POLLIN) {
 			int cfd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
 

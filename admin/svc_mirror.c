@@ -118,6 +118,7 @@ static struct {
 	struct mrel *rels;
 	struct rjob *jobs;
 	mir_listener_t *lis;	/* mirror_port, while anything here listens */
+	bool syncing;		/* adm_mirror_sync is starting relationships */
 	bool up;
 } svc;
 
@@ -127,6 +128,14 @@ static uint64_t now_s(void)
 }
 
 /* ------------------------------------------------------------- helpers */
+
+/* The listener takes connections, unless adm_mirror_sync is still
+ * starting relationships (it opens it when they all are). */
+static void lis_open(void)
+{
+	if (svc.lis != NULL && !svc.syncing)
+		mir_listener_accept(svc.lis);
+}
 
 /* The listener, once no destination or resync takes from it. */
 static void lis_put(void)
@@ -466,6 +475,7 @@ static int dst_run(struct adm_ctx *ctx, struct mrel *r,
 			(void)wafl_unmount(old);
 	}
 	rc = mir_dest_start(av->raid, &o, &r->dst);
+	lis_open();
 	if (rc != 0) {
 		r->dst = NULL;
 		lis_put();
@@ -568,6 +578,7 @@ void adm_mirror_sync(struct adm_ctx *ctx)
 
 	if (!svc.up || rows_read(ctx, &rows, &n) != 0)
 		return;
+	svc.syncing = true;
 	/* Stop what is gone or should not run. */
 	for (struct mrel *r = svc.rels, *next; r != NULL; r = next) {
 		bool keep = false;
@@ -585,6 +596,8 @@ void adm_mirror_sync(struct adm_ctx *ctx)
 		if (should_run(&rows[i]) && rel_find(rows[i].id) == NULL)
 			rel_start(ctx, &rows[i]);
 	free(rows);
+	svc.syncing = false;
+	lis_open();
 }
 
 void adm_mirror_stop_rel(struct adm_ctx *ctx, int64_t id)
@@ -929,6 +942,7 @@ int adm_mirror_resync(struct adm_ctx *ctx, int64_t id, bool reverse,
 	}
 	wafl_vol_t *v = j->t_side ? vol_detach(ctx, av) : av->wafl;
 	rc = mir_resync_start(v, av->raid, av->nvlog, &o, &j->job);
+	lis_open();
 	if (rc != 0) {
 		if (j->t_side)
 			vol_attach(ctx, av, v);
@@ -1214,11 +1228,11 @@ static void mir_volume_down(struct adm_ctx *ctx, const char *name)
 			lis_put();
 			(void)adm_db_exec(ctx->db, "UPDATE mirrors SET state = "
 			    "'broken-off', last_error = 'resync interrupted: "
-			    "the volume went offline' WHERE id = ?", "i",
-			    j->id);
+			    "the volume went offline or was rolled back' WHERE "
+			    "id = ?", "i", j->id);
 			adm_event(ctx, name, "mirror.state", "mirror %s: "
-			    "resyncing -> broken-off: the volume went offline; "
-			    "run mirror resync again once it is online", name);
+			    "resyncing -> broken-off: the volume went offline "
+			    "or was rolled back; run mirror resync again", name);
 		}
 		free(j);
 	}

@@ -1088,7 +1088,7 @@ int mir_dest_start(raid_vol_t *raid, const struct mir_dest_opts *o,
 	}
 	ckpt_load(d);
 	rc = mir_acceptor_open(&d->acc, o->listener, o->host, o->port,
-	    o->rel_id);
+	    o->rel_id, false);
 	if (rc < 0)
 		goto fail;
 	rc = pthread_create(&d->thr, NULL, dest_thread, d);

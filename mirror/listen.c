@@ -61,10 +61,12 @@
 #define INBOX_MAX	4u	/* routed, not yet taken, per relationship */
 #define FIRST_MAX	(MIR_HDR_SIZE + 64u)	/* largest first frame */
 #define REFUSAL_LOG_S	60u	/* one log line per cause per minute */
+#define LOG_CAUSES	8u	/* causes remembered for that */
 
 struct mir_inbox {
 	struct mir_inbox *next;
 	uint8_t id[MIR_ID_SIZE];
+	bool resync;		/* takes RS_HELLO / RS_OPEN, else HELLO */
 	int fd[INBOX_MAX];
 	unsigned n;
 };
@@ -81,6 +83,7 @@ struct mir_listener {
 	pthread_t thr;
 	bool running;
 	volatile bool stop;
+	volatile bool accepting;	/* mir_listener_accept was called */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	struct mir_inbox *boxes;
@@ -88,8 +91,10 @@ struct mir_listener {
 	/* The listener thread's own. */
 	struct pend pend[PEND_MAX];
 	unsigned npend;
-	char log_key[2 * MIR_ID_SIZE + 1];	/* the last refusal logged */
-	uint64_t log_ns;
+	struct {
+		char key[2 * MIR_ID_SIZE + 1];	/* a cause logged */
+		uint64_t ns;			/* when */
+	} logged[LOG_CAUSES];
 };
 
 /* Count a refused connection (*counter, under l->lock), keep the text as
@@ -110,11 +115,21 @@ static void refused(struct mir_listener *l, uint64_t *counter,
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
-	if (strcmp(key, l->log_key) != 0 || l->log_ns == 0 ||
-	    now - l->log_ns >= REFUSAL_LOG_S * 1000000000ull) {
+	/* The cause's slot, or the one logged longest ago. */
+	unsigned k = 0;
+	for (unsigned i = 0; i < LOG_CAUSES; i++) {
+		if (strcmp(l->logged[i].key, key) == 0) {
+			k = i;
+			break;
+		}
+		if (l->logged[i].ns < l->logged[k].ns)
+			k = i;
+	}
+	if (strcmp(l->logged[k].key, key) != 0 || l->logged[k].ns == 0 ||
+	    now - l->logged[k].ns >= REFUSAL_LOG_S * 1000000000ull) {
 		fl_warn("mirror", "listener: %s", text);
-		snprintf(l->log_key, sizeof(l->log_key), "%s", key);
-		l->log_ns = now;
+		snprintf(l->logged[k].key, sizeof(l->logged[k].key), "%s", key);
+		l->logged[k].ns = now;
 	}
 	pthread_mutex_lock(&l->lock);
 	(*counter)++;
@@ -220,10 +235,17 @@ static void pend_route(struct mir_listener *l, unsigned i, short revents)
 	}
 	int one = 1;
 	(void)setsockopt(pd->fd, SOL_SOCKET, SO_RCVLOWAT, &one, sizeof(one));
+	/* A source's HELLO goes to the relationship's destination, a
+	 * resync's greeting to its resync (the frame checked above). */
+	bool resync = fl_get_le16(buf + 6) != MIR_MSG_HELLO;
+	bool other_kind = false;
 	pthread_mutex_lock(&l->lock);
 	struct mir_inbox *in = l->boxes;
-	while (in != NULL && memcmp(in->id, id, MIR_ID_SIZE) != 0)
+	while (in != NULL && (memcmp(in->id, id, MIR_ID_SIZE) != 0 ||
+	    in->resync != resync)) {
+		other_kind |= memcmp(in->id, id, MIR_ID_SIZE) == 0;
 		in = in->next;
+	}
 	if (in != NULL) {
 		/* A full inbox gives up its oldest: the newest connection
 		 * is the one a peer that reconnected waits on. */
@@ -250,9 +272,16 @@ static void pend_route(struct mir_listener *l, unsigned i, short revents)
 	}
 	pthread_mutex_unlock(&l->lock);
 	id_hex(id, hex);
-	refused(l, &l->st.unknown, hex, "connection from %s for relationship "
-	    "%s, which this filerd does not receive: refused (are both "
-	    "sides' volume names right?)", pd->peer, hex);
+	if (other_kind)
+		refused(l, &l->st.unknown, hex, "connection from %s: %s of "
+		    "relationship %s, which runs %s here now: refused",
+		    pd->peer, resync ? "a resync" : "the source's stream", hex,
+		    resync ? "as a mirror, not a resync," : "a resync");
+	else
+		refused(l, &l->st.unknown, hex, "connection from %s for "
+		    "relationship %s, which this filerd does not receive: "
+		    "refused (are both sides' volume names right?)", pd->peer,
+		    hex);
 	/* Consume what was peeked, so that the close sends the ERROR and a
 	 * FIN, not a reset.  ECONNREFUSED: the peer may try again (the
 	 * other side of a resync may start its half after this one). */
@@ -310,7 +339,9 @@ static void *listener_main(void *arg)
 	(void)pthread_setname_np(pthread_self(), "mir-listen");
 	while (!l->stop) {
 		unsigned n = l->npend;
-		pfd[0] = (struct pollfd){ .fd = l->lfd, .events = POLLIN };
+		/* Until told to accept, connections wait in the backlog. */
+		pfd[0] = (struct pollfd){ .fd = l->accepting ? l->lfd : -1,
+		    .events = POLLIN };
 		for (unsigned i = 0; i < n; i++)
 			pfd[1 + i] = (struct pollfd){ .fd = l->pend[i].fd,
 			    .events = POLLIN | POLLRDHUP };
@@ -374,6 +405,11 @@ int mir_listener_start(const char *host, uint16_t port, mir_listener_t **out)
 	return 0;
 }
 
+void mir_listener_accept(mir_listener_t *l)
+{
+	l->accepting = true;
+}
+
 uint16_t mir_listener_port(const mir_listener_t *l)
 {
 	return l->port;
@@ -416,7 +452,8 @@ void mir_listener_stop(mir_listener_t *l)
 /* --------------------------------------------------------- acceptors */
 
 int mir_acceptor_open(struct mir_acceptor *a, mir_listener_t *l,
-    const char *host, uint16_t port, const uint8_t id[MIR_ID_SIZE])
+    const char *host, uint16_t port, const uint8_t id[MIR_ID_SIZE],
+    bool resync)
 {
 	int rc;
 
@@ -434,9 +471,10 @@ int mir_acceptor_open(struct mir_acceptor *a, mir_listener_t *l,
 	if (in == NULL)
 		return -ENOMEM;
 	memcpy(in->id, id, MIR_ID_SIZE);
+	in->resync = resync;
 	pthread_mutex_lock(&l->lock);
 	for (struct mir_inbox *o = l->boxes; o != NULL; o = o->next) {
-		if (memcmp(o->id, id, MIR_ID_SIZE) == 0) {
+		if (memcmp(o->id, id, MIR_ID_SIZE) == 0 && o->resync == resync) {
 			pthread_mutex_unlock(&l->lock);
 			free(in);
 			return -EADDRINUSE;

@@ -27,9 +27,10 @@ void mir_big_free(void *p, size_t bytes);
 /*
  * Where a listening side takes its connections from (listen.c): a socket
  * of its own on host:port, or its inbox on a shared listener, keyed by the
- * relationship id.  mir_acceptor_next waits up to timeout_ms and returns a
+ * relationship id and kind (resync: a resync's greetings, else a source's
+ * HELLO).  mir_acceptor_next waits up to timeout_ms and returns a
  * connected socket (the caller's) or -1.  -EADDRINUSE from open: the port
- * is taken, or the listener already has a side with that id.
+ * is taken, or the listener already has a side with that id and kind.
  */
 struct mir_inbox;
 struct mir_acceptor {
@@ -39,7 +40,7 @@ struct mir_acceptor {
 	uint16_t port;
 };
 int mir_acceptor_open(struct mir_acceptor *a, mir_listener_t *l,
-    const char *host, uint16_t port, const uint8_t id[16]);
+    const char *host, uint16_t port, const uint8_t id[16], bool resync);
 int mir_acceptor_next(struct mir_acceptor *a, int timeout_ms);
 void mir_acceptor_close(struct mir_acceptor *a);
 

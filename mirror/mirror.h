@@ -258,8 +258,12 @@ struct mir_listener_stats {
 	uint64_t last_refusal_time;	/* its unix time */
 };
 
+/* Bound and listening, but connections wait in the backlog until
+ * mir_listener_accept: start the relationships first, so that none of
+ * their peers is refused for coming too early. */
 int mir_listener_start(const char *host, uint16_t port,
     mir_listener_t **out);
+void mir_listener_accept(mir_listener_t *l);
 uint16_t mir_listener_port(const mir_listener_t *l);
 /* Destinations and resyncs taking connections from it now. */
 unsigned mir_listener_attached(mir_listener_t *l);

@@ -910,9 +910,9 @@ static int conn_get(struct mir_resync *r, uint64_t deadline)
 static void *w_thread(void *arg)
 {
 	struct mir_resync *r = arg;
-	int rc = -ETIMEDOUT;
+	int rc = -ETIMEDOUT, last_rc = 0;
 	uint64_t deadline = fl_now_mono_ns() +
-	    (uint64_t)r->o.accept_timeout_ms * 1000000ull;
+	    (uint64_t)r->o.accept_timeout_ms * 1000000ull, logged_ns = 0;
 
 	(void)pthread_setname_np(pthread_self(), "mir-resync");
 	for (;;) {
@@ -929,20 +929,28 @@ static void *w_thread(void *arg)
 		}
 		mir_conn_close(&c);
 		/* Go on waiting (until the deadline) for a peer that failed
-		 * authentication, was not our peer, or found no half of this
-		 * resync on the other filerd yet (ECONNREFUSED: its listener
-		 * does not know the relationship until its admin starts it). */
+		 * authentication, was not our peer (EAGAIN), or found no
+		 * half of this resync on the other filerd yet (ECONNREFUSED:
+		 * its listener does not know the relationship until its
+		 * admin starts it). */
 		if (rc == 0 || rc == -EFBIG || rc == -EINVAL ||
 		    rc == -ENOSPC || rc == -EEXIST || rc == -ENAMETOOLONG ||
 		    rc == -ESTALE || rc == -ENOENT ||
 		    (r->o.overwrite && (r->w == NULL || (rc != -EACCES &&
-		    rc != -ECONNREFUSED))))
+		    rc != -ECONNREFUSED && rc != -EAGAIN))))
 			break;
-		if (rc == -ECONNREFUSED && !r->o.listen)
-			usleep(200000);	/* as conn_get between connects */
-		rs_error(&r->res, "session", rc);
-		/* a peer that failed authentication: wait for another */
+		/* Logged when it changes, else once a minute: the other
+		 * side may take minutes to start its half. */
+		uint64_t now = fl_now_mono_ns();
+		if (rc != last_rc || now - logged_ns >= 60000000000ull) {
+			rs_error(&r->res, "session", rc);
+			logged_ns = now;
+			last_rc = rc;
+		}
+		/* a peer that failed: wait for another */
 		r->res.error[0] = '\0';
+		if (!r->o.listen)
+			usleep(200000);	/* as conn_get between connects */
 	}
 	if (rc != 0)
 		rs_error(&r->res, "resync", rc);
@@ -998,7 +1006,7 @@ int mir_resync_start(wafl_vol_t *v, raid_vol_t *raid, const char *nvlog,
 	r->acc.lfd = -1;
 	if (o->listen) {
 		rc = mir_acceptor_open(&r->acc, o->listener, o->host, o->port,
-		    o->rel_id);
+		    o->rel_id, true);
 		if (rc < 0) {
 			free((char *)(uintptr_t)r->o.host);
 			free((char *)(uintptr_t)r->o.snap_name);
@@ -1119,7 +1127,7 @@ static int t_auth(const struct mir_resync_opts *o, struct mir_conn *c)
 		if (rc == -FL_EPROTO) {
 			mir_send_error(c, EBUSY, "a resync of this relationship "
 			    "runs here; mirroring resumes after it");
-			return -EACCES;
+			return -EAGAIN;
 		}
 		if (rc != 0)
 			return rc;

@@ -7,15 +7,19 @@
  *                checksum, sequence, flag, version or type, a HELLO with
  *                a bad field, are refused; a cut frame asks for exactly
  *                the bytes it lacks.
- *   shared       two destinations on one listener, each fed by its own
- *                source over the listener's port: both replicas equal
- *                their sources through several CPs, with a connection
- *                that says nothing, one that sends garbage and one for an
- *                unknown relationship (answered "unknown relationship",
- *                ECONNREFUSED: the peer may retry) open meanwhile; a second destination with an id already
- *                taken is refused; a source with the wrong key reaches
- *                its destination, which refuses it; both destinations
- *                stop and start again on the same listener and catch up.
+ *   shared       a source that connects before the listener accepts
+ *                waits in the backlog, unrefused, and is served once its
+ *                destination is there; two destinations on one listener,
+ *                each fed by its own source over the listener's port:
+ *                both replicas equal their sources through several CPs,
+ *                with a connection that says nothing, one that sends
+ *                garbage and one for an unknown relationship (answered
+ *                "unknown relationship", ECONNREFUSED: the peer may
+ *                retry) open meanwhile; a second destination with an id
+ *                already taken is refused; a source with the wrong key
+ *                reaches its destination, which refuses it; both
+ *                destinations stop and start again on the same listener
+ *                and catch up.
  */
 #include <sys/socket.h>
 #include <unistd.h>
@@ -171,9 +175,23 @@ static void test_shared(void **state)
 	b->key[0] ^= 0x33;		/* with a key of its own */
 	assert_int_equal(mir_listener_start("127.0.0.1", 0, &l), 0);
 	assert_int_equal(mir_listener_attached(l), 0);
+	/* Not accepting yet: a source that comes before its destination
+	 * is there waits in the backlog; it is not refused. */
+	a->port = mir_listener_port(l);
+	put(a, "a0", 3);
+	assert_int_equal(wafl_sync(a->src->v), 0);
+	tm_source_start(a);
+	usleep(300000);
+	struct mir_listener_stats ls;
+	mir_listener_stats(l, &ls);
+	assert_int_equal(ls.accepted, 0);
 	dest_on(a, l, true);
 	dest_on(b, l, true);
 	assert_int_equal(mir_listener_attached(l), 2);
+	mir_listener_accept(l);
+	assert_int_equal(mir_source_wait(a->ms, 0, 20000), 0);
+	mir_listener_stats(l, &ls);
+	assert_int_equal(ls.unknown, 0);
 	tl_log_capture_start(FL_LOG_WARN);
 
 	/* The same id twice: refused, the first keeps running. */
@@ -230,7 +248,6 @@ static void test_shared(void **state)
 	put(b, "b1", 2);
 	assert_int_equal(wafl_sync(a->src->v), 0);
 	assert_int_equal(wafl_sync(b->src->v), 0);
-	tm_source_start(a);
 	tm_source_start(b);
 	for (int i = 0; i < 4; i++) {
 		char n[16];
@@ -243,7 +260,6 @@ static void test_shared(void **state)
 	}
 	tm_tree_equal(a->src->v, mir_dest_volume(a->md));
 	tm_tree_equal(b->src->v, mir_dest_volume(b->md));
-	struct mir_listener_stats ls;
 	mir_listener_stats(l, &ls);
 	assert_true(ls.routed >= 2);
 	close(silent);

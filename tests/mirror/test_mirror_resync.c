@@ -345,6 +345,7 @@ static void test_resync_t_listens_on_shared_port(void **state)
 	struct tm_pair *p = c.p;
 	diverge(&c, p->src->v, c.b);
 	assert_int_equal(mir_listener_start("127.0.0.1", 0, &l), 0);
+	mir_listener_accept(l);
 	/* The other relationship's destination, on a volume of its own. */
 	struct tl_fs *other = tl_fs_create(4, 1, 4096, false);
 	assert_int_equal(wafl_unmount(other->v), 0);
@@ -386,6 +387,21 @@ static void test_resync_t_listens_on_shared_port(void **state)
 	    0);
 	assert_int_equal(mir_resync_port(tj), mir_listener_port(l));
 	assert_int_equal(mir_listener_attached(l), 2);
+	/* A source's stream of the same relationship meanwhile is not for
+	 * the resync: the listener refuses it, the resync never sees it. */
+	{
+		struct mir_peer_cfg pc = { .key = p->key, .key_len = 32 };
+		struct mir_status_msg sm;
+		struct mir_conn conn;
+		int fd = mir_tcp_connect("127.0.0.1", mir_listener_port(l),
+		    2000);
+		assert_true(fd >= 0);
+		memcpy(pc.id, p->id, 16);
+		assert_int_equal(mir_conn_init(&conn, fd, 3000, NULL), 0);
+		assert_int_equal(mir_handshake_source(&conn, &pc, &sm),
+		    -ECONNREFUSED);
+		mir_conn_close(&conn);
+	}
 	int rc = mir_resync_wait(tj, 60000, &tr);
 	if (rc != 0)
 		fprintf(stderr, "resync (T): %s\n", tr.error);
