@@ -870,37 +870,6 @@ static void test_export_rules(void **state)
 	daemon_stop_clean(t);
 }
 
-/*
- * A pattern for the name 127.0.0.1 has here, as filerd will find it
- * (reverse lookup, confirmed by the forward one): "local*" for
- * "localhost" (Debian's /etc/hosts), else the name's first letter and
- * '*'.  false when 127.0.0.1 has no such name.
- */
-static bool loopback_pattern(char *spec, size_t len)
-{
-	struct sockaddr_in sa = { .sin_family = AF_INET };
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *ai = NULL;
-	char name[NI_MAXHOST];
-	bool back = false;
-
-	inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-	if (getnameinfo((struct sockaddr *)&sa, sizeof(sa), name, sizeof(name),
-	    NULL, 0, NI_NAMEREQD) != 0 || strlen(name) > 253 ||
-	    getaddrinfo(name, NULL, &hints, &ai) != 0)
-		return false;
-	for (struct addrinfo *a = ai; a != NULL; a = a->ai_next)
-		back |= a->ai_family == AF_INET &&
-		    ((struct sockaddr_in *)a->ai_addr)->sin_addr.s_addr ==
-		    sa.sin_addr.s_addr;
-	freeaddrinfo(ai);
-	if (!back)
-		return false;
-	if (strncasecmp(name, "local", 5) == 0)
-		snprintf(spec, len, "local*");
-	else
-		snprintf(spec, len, "%c*", name[0]);
-	return true;
-}
 
 static void test_export_host_pattern(void **state)
 {
@@ -910,7 +879,7 @@ static void test_export_host_pattern(void **state)
 	char spec[64], err[512];
 	char *js;
 
-	if (!loopback_pattern(spec, sizeof(spec))) {
+	if (!tl_loopback_name_pattern(spec, sizeof(spec))) {
 		print_message("127.0.0.1 has no name that resolves back to it "
 		    "here (getent hosts 127.0.0.1): host-name patterns not "
 		    "tested\n");

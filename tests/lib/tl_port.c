@@ -3,7 +3,12 @@
  */
 #include "tests/lib/tl_port.h"
 
+#include <arpa/inet.h>
+#include <netdb.h>
 #include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -63,4 +68,30 @@ int tl_free_ports(uint16_t *ports, int n)
 		close(held[k][1]);
 	}
 	return rc;
+}
+
+bool tl_loopback_name_pattern(char *pat, size_t len)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *ai = NULL;
+	char name[NI_MAXHOST];
+	bool back = false;
+
+	inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+	if (getnameinfo((struct sockaddr *)&sa, sizeof(sa), name, sizeof(name),
+	    NULL, 0, NI_NAMEREQD) != 0 || strlen(name) > 253 ||
+	    getaddrinfo(name, NULL, &hints, &ai) != 0)
+		return false;
+	for (struct addrinfo *a = ai; a != NULL; a = a->ai_next)
+		back |= a->ai_family == AF_INET &&
+		    ((struct sockaddr_in *)a->ai_addr)->sin_addr.s_addr ==
+		    sa.sin_addr.s_addr;
+	freeaddrinfo(ai);
+	if (!back)
+		return false;
+	if (strncasecmp(name, "local", 5) == 0)
+		snprintf(pat, len, "local*");
+	else
+		snprintf(pat, len, "%c*", name[0]);
+	return true;
 }

@@ -8,12 +8,14 @@
  * not choose the same port and a test can hold it against the daemon;
  * tl_free_ports() chooses n distinct ports at once and closes its
  * sockets before it returns, for the daemon to bind.  tl_port_open()
- * tells whether a daemon listens on one yet.
+ * tells whether a daemon listens on one yet.  tl_loopback_name_pattern()
+ * is for tests of host-name export rules.
  */
 #ifndef FILER_TESTS_LIB_TL_PORT_H
 #define FILER_TESTS_LIB_TL_PORT_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* The port, its TCP socket in fds[0] and UDP socket in fds[1] (the
@@ -28,5 +30,14 @@ int tl_free_ports(uint16_t *ports, int n);
 
 /* Does something accept TCP connections on 127.0.0.1:port? */
 bool tl_port_open(uint16_t port);
+
+/*
+ * An export host-name pattern for the name 127.0.0.1 has here, found as
+ * nfsd finds it (reverse lookup, confirmed by the forward one) but
+ * independently of nfsd: "local*" for "localhost" (Debian's /etc/hosts),
+ * else the name's first letter and '*'.  false when 127.0.0.1 has no
+ * such name (the caller skips).
+ */
+bool tl_loopback_name_pattern(char *pat, size_t len);
 
 #endif

@@ -19,6 +19,7 @@
 #include <cmocka.h>
 
 #include "common/util.h"
+#include "tests/lib/tl_port.h"
 #include "tests/nfsd/th_nfs.h"
 
 static struct xb x;
@@ -544,41 +545,9 @@ static void test_mnt_snapshot(void **state)
 
 /* ------------------------------------------------- host-name patterns */
 
-/*
- * A pattern for the name nfsd will find for 127.0.0.1 (reverse lookup,
- * confirmed by the forward one), looked up here independently of nfsd:
- * "local*" where the name is "localhost" (Debian's /etc/hosts), else the
- * name's first letter and '*'.  false when the machine gives 127.0.0.1 no
- * such name: the caller skips.
- */
-static bool loopback_pattern(char *pat, size_t len)
-{
-	struct sockaddr_in sa = { .sin_family = AF_INET };
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *ai = NULL;
-	char name[NI_MAXHOST];
-	bool back = false;
-
-	inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-	if (getnameinfo((struct sockaddr *)&sa, sizeof(sa), name, sizeof(name),
-	    NULL, 0, NI_NAMEREQD) != 0 || strlen(name) > 253 ||
-	    getaddrinfo(name, NULL, &hints, &ai) != 0)
-		return false;
-	for (struct addrinfo *a = ai; a != NULL; a = a->ai_next)
-		back |= a->ai_family == AF_INET &&
-		    ((struct sockaddr_in *)a->ai_addr)->sin_addr.s_addr ==
-		    sa.sin_addr.s_addr;
-	freeaddrinfo(ai);
-	if (!back)
-		return false;
-	if (strncasecmp(name, "local", 5) == 0)
-		snprintf(pat, len, "local*");
-	else
-		snprintf(pat, len, "%c*", name[0]);
-	return true;
-}
 
 #define SKIP_UNNAMED(pat) do { \
-	if (!loopback_pattern(pat, sizeof(pat))) { \
+	if (!tl_loopback_name_pattern(pat, sizeof(pat))) { \
 		print_message("127.0.0.1 has no name that resolves back to " \
 		    "it here (getent hosts 127.0.0.1): host-name patterns " \
 		    "not tested\n"); \
