@@ -176,26 +176,35 @@ static long rebuilding_into(struct adm_vol *v, int group, int position)
  * lock while the thread, with auto_rebuild on, may still want that lock
  * to look for the next failed position.  0 if the group is whole again.
  */
-static int wait_rebuild(struct adm_ctx *ctx, struct adm_vol *v)
+static int rebuild_poll(raid_vol_t *raid, const volatile bool *cancel)
 {
 	struct raid_status rs;
 
 	for (;;) {
 		struct timespec ts = { 0, 50 * 1000000L };
 
-		raid_status(v->raid, &rs);
+		raid_status(raid, &rs);
 		if (!rs.rebuilding)
 			break;
+		if (cancel != NULL && *cancel)
+			return -ECANCELED;
 		nanosleep(&ts, NULL);
 	}
-	adm_events_drain(ctx);
 	return rs.degraded || rs.offline ? -EIO : 0;
+}
+
+static int wait_rebuild(struct adm_ctx *ctx, struct adm_vol *v)
+{
+	int rc = rebuild_poll(v->raid, NULL);
+
+	adm_events_drain(ctx);
+	return rc;
 }
 
 /*
  * `replace --wait` waits for the rebuild as a job (daemon.c): filerd
- * answers other requests meanwhile, and an offline or stop of the volume
- * waits for the rebuild's end before it closes the disks.
+ * answers other requests meanwhile; an offline or stop of the volume
+ * ends the wait (answered so) before it closes the disks.
  */
 struct rebuild_job {
 	struct adm_job j;	/* first: finish frees the whole */
@@ -207,21 +216,8 @@ struct rebuild_job {
 static void rebuild_run(struct adm_job *j)
 {
 	struct rebuild_job *rj = (struct rebuild_job *)j;
-	struct raid_status rs;
 
-	for (;;) {
-		struct timespec ts = { 0, 50 * 1000000L };
-
-		raid_status(rj->raid, &rs);
-		if (!rs.rebuilding)
-			break;
-		if (j->cancel) {
-			rj->rc = -ECANCELED;
-			return;
-		}
-		nanosleep(&ts, NULL);
-	}
-	rj->rc = rs.degraded || rs.offline ? -EIO : 0;
+	rj->rc = rebuild_poll(rj->raid, &j->cancel);
 }
 
 static int rebuild_finish(struct adm_ctx *ctx, struct adm_job *j,

@@ -654,16 +654,19 @@ static void resync_snap(const struct tl_mirror_side *s, const char *vol,
 	free(out);
 }
 
-/* Wait until the row of side s is in state st. */
-static void wait_state(const struct tl_mirror_side *s, const char *st)
+/* Wait (30 s bound) until field path of side s's status is want, or
+ * with sub holds it. */
+static void wait_field(const struct tl_mirror_side *s, const char *path,
+    const char *want, bool sub)
 {
 	char *js = NULL;
 
 	for (int i = 0; i < 600; i++) {
 		free(js);
 		js = tl_mirror_status(s);
-		char *cur = ta_json(js, "$.mirrors[0].state");
-		bool ok = cur != NULL && strcmp(cur, st) == 0;
+		char *cur = ta_json(js, path);
+		bool ok = cur != NULL && (sub ? strstr(cur, want) != NULL :
+		    strcmp(cur, want) == 0);
 		free(cur);
 		if (ok) {
 			free(js);
@@ -671,7 +674,14 @@ static void wait_state(const struct tl_mirror_side *s, const char *st)
 		}
 		ta_sleep_ms(50);
 	}
-	fail_msg("state %s not reached: %s", st, js);
+	fail_msg("%s never %s '%s': %s", path, sub ? "held" : "became", want,
+	    js);
+}
+
+/* Wait until the row of side s is in state st. */
+static void wait_state(const struct tl_mirror_side *s, const char *st)
+{
+	wait_field(s, "$.mirrors[0].state", st, false);
 }
 
 /* mirror status --json of vol's relationship only (owned). */
@@ -782,21 +792,7 @@ static void test_resync(void **state)
 
 static void wait_last_error(const struct tl_mirror_side *s, const char *what)
 {
-	char *js = NULL;
-
-	for (int i = 0; i < 400; i++) {
-		free(js);
-		js = tl_mirror_status(s);
-		char *e = ta_json(js, "$.mirrors[0].last_error");
-		bool found = e != NULL && strstr(e, what) != NULL;
-		free(e);
-		if (found) {
-			free(js);
-			return;
-		}
-		ta_sleep_ms(50);
-	}
-	fail_msg("last_error never said '%s': %s", what, js);
+	wait_field(s, "$.mirrors[0].last_error", what, true);
 }
 
 static void test_modify(void **state)
