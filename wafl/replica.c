@@ -169,16 +169,6 @@ static int hold_locked(struct wafl_vol *v, uint64_t gen)
 	return 0;
 }
 
-int wafl_hold_root(wafl_vol_t *v, uint64_t gen)
-{
-	pthread_mutex_lock(&v->cp_serial);
-	cp_lock_excl(v);
-	int rc = hold_locked(v, gen);
-	pthread_rwlock_unlock(&v->cp_lock);
-	pthread_mutex_unlock(&v->cp_serial);
-	return rc;
-}
-
 /* One more CP even with nothing dirty (it rewrites the summary map's
  * inode slot): a newer root. */
 static int cp_force(struct wafl_vol *v)
@@ -187,6 +177,38 @@ static int cp_force(struct wafl_vol *v)
 	wnode_dirty(v->summary_wn);
 	pthread_rwlock_unlock(&v->cp_lock);
 	return cp_run(v);
+}
+
+/* A released hold keeps its slot until a durable fsinfo no longer
+ * records it (holds_retire, at the next CP).  Caller holds cp_lock. */
+static bool holds_released(const struct wafl_vol *v)
+{
+	for (unsigned h = 0; h < WAFL_MAX_HOLDS; h++)
+		if (v->holds[h].gen != 0 && v->holds[h].refs == 0)
+			return true;
+	return false;
+}
+
+int wafl_hold_root(wafl_vol_t *v, uint64_t gen)
+{
+	int rc;
+
+	for (int tries = 0;; tries++) {
+		pthread_mutex_lock(&v->cp_serial);
+		cp_lock_excl(v);
+		rc = hold_locked(v, gen);
+		bool retire = rc == -ENOSPC && holds_released(v) &&
+		    !v->readonly && tries == 0;
+		pthread_rwlock_unlock(&v->cp_lock);
+		pthread_mutex_unlock(&v->cp_serial);
+		if (!retire)
+			return rc;
+		/* Every slot taken, some by released holds: one CP frees
+		 * those (with no other CP coming, they never would be). */
+		rc = cp_force(v);
+		if (rc != 0)
+			return rc;
+	}
 }
 
 int wafl_hold_newest(wafl_vol_t *v, uint64_t base, uint64_t *gen)
@@ -212,10 +234,19 @@ int wafl_hold_newest(wafl_vol_t *v, uint64_t base, uint64_t *gen)
 			rc = v->durable_gen <= base ? -EALREADY : -ENOENT;
 		else
 			rc = hold_locked(v, g);
+		bool retire = rc == -ENOSPC && holds_released(v);
 		pthread_rwlock_unlock(&v->cp_lock);
 		pthread_mutex_unlock(&v->cp_serial);
 		if (rc == 0)
 			*gen = g;
+		if (retire && !v->readonly) {
+			/* released holds' slots: one CP frees them */
+			rc = cp_force(v);
+			if (rc != 0)
+				break;
+			rc = -ENOSPC;
+			continue;
+		}
 		if (rc != -ENOENT || g != 0 || v->readonly)
 			break;
 		/* none at an odd distance: a newer root is */

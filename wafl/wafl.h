@@ -177,7 +177,9 @@ void wafl_set_observer(wafl_vol_t *v, const struct wafl_cp_observer *obs);
  * acknowledged generation, or the root a transfer walks): W3 treats that
  * root as retained until released.  Holds are counted; gen must be in the
  * CP ring or already held.  -ENOENT if gen's root is no longer known,
- * -ENOSPC if WAFL_MAX_HOLDS distinct roots are held.
+ * -ENOSPC if WAFL_MAX_HOLDS distinct roots are held.  A released hold
+ * keeps its slot until the next CP; when only such slots are left, one
+ * CP is run to free them.
  */
 int wafl_hold_root(wafl_vol_t *v, uint64_t gen);
 /* Hold the newest ring root whose distance from base is odd (the newest

@@ -17,6 +17,7 @@
 #include "tests/lib/tl_wafl.h"
 #include "wafl/ondisk.h"
 #include "wafl/wafl.h"
+#include "wafl/wafl_impl.h"
 
 static int count_walk(void *arg, uint64_t vbn, uint64_t birth,
     const void *data,
@@ -202,6 +203,37 @@ static void test_release_kept_until_durable(void **state)
 	tl_fs_destroy(f);
 }
 
+/*
+ * Every hold slot taken by released holds (their slots wait for a durable
+ * fsinfo that no longer records them), and no CP coming: a new hold still
+ * succeeds (a CP frees the slots), as a mirror source holding its next
+ * root right after an acknowledgement released the others needs.
+ */
+static void test_released_slots_are_freed(void **state)
+{
+	(void)state;
+	struct tl_fs *f = tl_fs_create(4, 1, 4096, false);
+	uint64_t gens[WAFL_MAX_HOLDS];
+
+	uint64_t ino = tl_fs_new_file(f);
+	for (unsigned i = 0; i < WAFL_MAX_HOLDS; i++) {
+		churn(f, ino, 8192, 1, 50 + i);
+		gens[i] = wafl_generation(f->v);
+		assert_int_equal(wafl_hold_root(f->v, gens[i]), 0);
+	}
+	churn(f, ino, 8192, 1, 90);
+	uint64_t g = wafl_generation(f->v);
+	for (unsigned i = 0; i < WAFL_MAX_HOLDS; i++)
+		wafl_release_root(f->v, gens[i]);
+	assert_int_equal(wafl_hold_root(f->v, g), 0);
+	assert_true(is_held(f->v, g));
+	for (unsigned i = 0; i < WAFL_MAX_HOLDS; i++)
+		assert_false(is_held(f->v, gens[i]));
+	wafl_release_root(f->v, g);
+	check_clean(f);
+	tl_fs_destroy(f);
+}
+
 struct writer {
 	struct tl_fs *f;
 	uint64_t ino;
@@ -307,6 +339,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_hold_survives_remount),
+		cmocka_unit_test(test_released_slots_are_freed),
 		cmocka_unit_test(test_adopt_releases_pending),
 		cmocka_unit_test(test_adopt_ids_stay_unique),
 		cmocka_unit_test(test_release_kept_until_durable),
