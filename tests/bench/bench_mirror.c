@@ -25,14 +25,15 @@
  * Part 2, two real filerds (build/filerd) on loopback: source NFS write
  * throughput with sync mirroring on vs off (4 libnfs clients, 1 MiB
  * UNSTABLE WRITEs of new files, COMMIT at the end, timed to the last
- * COMMIT; goal >= 0.8; off is the mean of a run before the relationship
- * exists and one with it quiesced, on runs between them), and the
- * destination's lag in CPs sampled with `filerctl mirror status` every
- * 100 ms under that load (the probe runs in all three runs, so each
- * pays for it).  Before the first timed run the source takes
- * 1.5 GiB of the same writes (quick: 4 x 32 MiB), removed again, so its
- * block pool is at its high-water mark, as on a filer that has been
- * running, in all three runs.
+ * COMMIT; goal >= 0.8; a run before the relationship exists, then three
+ * rounds (quick: one) of a mirrored run and a run with the relationship
+ * quiesced; on is the mean of the mirrored runs, off of the others; each
+ * run's files are removed after it), and the destination's lag in CPs
+ * sampled with `filerctl mirror status` every 100 ms under that load (the
+ * probe runs in every run, so each pays for it).  Before the first timed
+ * run the source takes 1.5 GiB of the same writes (quick: 4 x 32 MiB),
+ * removed again, so its block pool is at its high-water mark, as on a
+ * filer that has been running, in every run.
  *
  * FILER_BENCH_ONLY=nfs: only part 2, printed (no JSON); for profiling the
  * two filerds.  FILER_BENCH_DEST_DIR=DIR puts part 2's destination home
@@ -1074,25 +1075,56 @@ static bool wait_acked(const struct side *s, long timeout_ms)
 	return false;
 }
 
+/* Interleaved rounds of the NFS part (quick: one). */
+#define NFS_ROUNDS	3
+
 struct nfsres {
 	double off_mbs, on_mbs, lag_max, lag_mean;
-	double off1_mbs, off2_mbs;	/* before the relationship, quiesced */
-	double catchup_s;
-	char why[2 * PATH_MAX + 64];
+	/* Every timed run: off[0] before the relationship exists, then
+	 * on[r] and off[r + 1] (quiesced) for each round r. */
+	double on[NFS_ROUNDS], off[NFS_ROUNDS + 1];
+	int rounds;
+	double catchup_s;	/* the mean over the rounds */
+	char why[3 * PATH_MAX];
 };
 
+/* One timed run of 4 writers, the lag probe running; its files removed. */
+static double nfs_timed(const struct side *s, const char *tag,
+    uint64_t bytes, struct lag_probe *lp)
+{
+	pthread_t lt;
+	double mbs;
+
+	memset(lp, 0, sizeof(*lp));
+	lp->s = s;
+	pthread_create(&lt, NULL, lag_main, lp);
+	mbs = nfs_write_mbs(s, tag, bytes);
+	atomic_store(&lp->stop, 1);
+	pthread_join(lt, NULL);
+	return mbs;
+}
+
+/*
+ * Rounds of (mirrored, quiesced) runs after one run before the relationship
+ * exists: a run lasts a second or two, a few CPs, and the machine's load
+ * moves single runs by a third, so on and off alternate and each is the
+ * mean of its runs.  Every run's files are removed after it (the volume
+ * never fills), the mirrored run's once the destination acknowledged them.
+ */
 static void run_nfs(const char *tmp, struct nfsres *res)
 {
 	struct side s, d;
-	char key[PATH_MAX + 16], a[64];
+	char key[PATH_MAX + 16], a[64], tag[16], snap[16];
 	uint64_t per = quick ? (32ull << 20) : (128ull << 20);
 	struct lag_probe lp;
-	pthread_t lt;
+	double lag_sum = 0, on_sum = 0, off_sum = 0, catch_sum = 0;
+	int lag_n = 0;
 	FILE *f;
 
 	memset(res, 0, sizeof(*res));
 	memset(&s, 0, sizeof(s));
 	memset(&d, 0, sizeof(d));
+	res->rounds = quick ? 1 : NFS_ROUNDS;
 	/* FILER_BENCH_DEST_DIR: the destination on a device of its own. */
 	char *dtop = getenv("FILER_BENCH_DEST_DIR") == NULL ? NULL :
 	    tl_tmpdir_make(getenv("FILER_BENCH_DEST_DIR"), "mirror-dst");
@@ -1112,22 +1144,18 @@ static void run_nfs(const char *tmp, struct nfsres *res)
 
 	/* Warm-up: a fresh filerd's block pool grows, each new huge page
 	 * zeroed by the kernel, until it holds cache_bytes and twice
-	 * dirty_max; without this the growth would fall in the first two
-	 * timed runs (off, on) and not in the third. */
+	 * dirty_max; without this the growth would fall in the first timed
+	 * runs and not in the later ones. */
 	double warm = nfs_write_mbs(&s, "warm", quick ? per : (384ull << 20));
 	nfs_remove(&s, "warm");
 	printf("  NFS writes, warm-up: %.1f MiB/s (removed)\n", warm);
 
-	/* Off: no relationship yet.  The lag probe runs in every timed run
-	 * (a filerctl process every 100 ms costs CPU), and counts in the
-	 * mirrored one only. */
-	memset(&lp, 0, sizeof(lp));
-	lp.s = &s;
-	pthread_create(&lt, NULL, lag_main, &lp);
-	res->off_mbs = nfs_write_mbs(&s, "off", per);
-	atomic_store(&lp.stop, 1);
-	pthread_join(lt, NULL);
-	printf("  NFS writes, mirroring off: %.1f MiB/s\n", res->off_mbs);
+	/* The lag probe runs in every timed run (a filerctl process every
+	 * 100 ms costs CPU), and counts in the mirrored ones only. */
+	res->off[0] = nfs_timed(&s, "off0", per, &lp);
+	nfs_remove(&s, "off0");
+	off_sum += res->off[0];
+	printf("  NFS writes, no relationship: %.1f MiB/s\n", res->off[0]);
 	fflush(stdout);
 
 	snprintf(a, sizeof(a), "127.0.0.1:%u", d.mir_port);
@@ -1148,41 +1176,57 @@ static void run_nfs(const char *tmp, struct nfsres *res)
 		goto out;
 	}
 
-	/* On: the same writes, mirrored in sync mode; lag sampled. */
-	memset(&lp, 0, sizeof(lp));
-	lp.s = &s;
-	pthread_create(&lt, NULL, lag_main, &lp);
-	res->on_mbs = nfs_write_mbs(&s, "on", per);
-	atomic_store(&lp.stop, 1);
-	pthread_join(lt, NULL);
-	double t0 = tl_now_s();
-	ctl_ok(s.home, "snap", "create", "vsrc", "b1", NULL);
-	bool caught = wait_acked(&s, 300000);
-	res->catchup_s = tl_now_s() - t0;
-	res->lag_max = lp.max_cps;
-	res->lag_mean = lp.samples > 0 ? lp.sum_cps / lp.samples : NAN;
-	printf("  NFS writes, sync mirroring on: %.1f MiB/s; lag max %.0f "
-	    "CPs, mean %.2f over %d samples\n", res->on_mbs, res->lag_max,
-	    res->lag_mean, lp.samples);
-	if (!caught) {
-		snprintf(res->why, sizeof(res->why), "the destination did not "
-		    "catch up after the load");
-		goto out;
-	}
+	for (int r = 0; r < res->rounds; r++) {
+		/* On: mirrored in sync mode, lag sampled. */
+		snprintf(tag, sizeof(tag), "on%d", r);
+		res->on[r] = nfs_timed(&s, tag, per, &lp);
+		on_sum += res->on[r];
+		lag_sum += lp.sum_cps;
+		lag_n += lp.samples;
+		if (lp.max_cps > res->lag_max)
+			res->lag_max = lp.max_cps;
+		/* A snapshot makes a CP: the catch-up is timed to its
+		 * acknowledgement. */
+		double t0 = tl_now_s();
+		snprintf(snap, sizeof(snap), "b%d", r + 1);
+		ctl_ok(s.home, "snap", "create", "vsrc", snap, NULL);
+		bool caught = wait_acked(&s, 300000);
+		double cu = tl_now_s() - t0;
+		catch_sum += cu;
+		printf("  NFS writes, sync mirroring on: %.1f MiB/s; lag max "
+		    "%.0f CPs, mean %.2f over %d samples; caught up in %.1f "
+		    "s\n", res->on[r], lp.max_cps, lp.samples > 0 ?
+		    lp.sum_cps / lp.samples : NAN, lp.samples, cu);
+		if (!caught) {
+			snprintf(res->why, sizeof(res->why), "the destination "
+			    "did not catch up after the load (see %s, %s)",
+			    s.log, d.log);
+			goto out;
+		}
+		ctl_ok(s.home, "snap", "delete", "vsrc", snap, NULL);
+		nfs_remove(&s, tag);
 
-	/* Off again, the relationship quiesced (nothing shipped): the
-	 * figure for off is the mean of both, so the volume filling up
-	 * between the runs weighs on neither side. */
-	ctl_ok(s.home, "mirror", "quiesce", "vsrc", NULL);
-	struct lag_probe lq = { .s = &s };
-	pthread_create(&lt, NULL, lag_main, &lq);
-	res->off2_mbs = nfs_write_mbs(&s, "off2", per);
-	atomic_store(&lq.stop, 1);
-	pthread_join(lt, NULL);
-	res->off1_mbs = res->off_mbs;
-	res->off_mbs = (res->off1_mbs + res->off2_mbs) / 2;
-	printf("  NFS writes, mirroring quiesced: %.1f MiB/s\n",
-	    res->off2_mbs);
+		/* Off: the relationship quiesced (nothing shipped). */
+		ctl_ok(s.home, "mirror", "quiesce", "vsrc", NULL);
+		snprintf(tag, sizeof(tag), "off%d", r + 1);
+		res->off[r + 1] = nfs_timed(&s, tag, per, &lp);
+		off_sum += res->off[r + 1];
+		nfs_remove(&s, tag);
+		printf("  NFS writes, mirroring quiesced: %.1f MiB/s\n",
+		    res->off[r + 1]);
+		fflush(stdout);
+		ctl_ok(s.home, "mirror", "resume", "vsrc", NULL);
+		if (!wait_acked(&s, 300000)) {
+			snprintf(res->why, sizeof(res->why), "the destination "
+			    "did not catch up after resume (see %s, %s)",
+			    s.log, d.log);
+			goto out;
+		}
+	}
+	res->on_mbs = on_sum / res->rounds;
+	res->off_mbs = off_sum / (res->rounds + 1);
+	res->lag_mean = lag_n > 0 ? lag_sum / lag_n : NAN;
+	res->catchup_s = catch_sum / res->rounds;
 out:
 	if (tl_stop(s.pid, 60000) != 0 && res->why[0] == '\0')
 		snprintf(res->why, sizeof(res->why), "source filerd did not "
@@ -1195,12 +1239,24 @@ out:
 	fflush(stdout);
 }
 
+/* "a / b / c" of n figures, for a note. */
+static const char *fig_list(char *buf, size_t len, const double *v, int n)
+{
+	size_t o = 0;
+
+	buf[0] = '\0';
+	for (int i = 0; i < n && o < len; i++)
+		o += (size_t)snprintf(buf + o, len - o, "%s%.1f",
+		    i > 0 ? " / " : "", v[i]);
+	return buf;
+}
+
 /* ------------------------------------------------------------- main */
 
 int main(int argc, char **argv)
 {
 	const char *outdir = argc > 1 ? argv[1] : "build/bench";
-	char base[PATH_MAX], tmpbuf[PATH_MAX], m[96];
+	char base[PATH_MAX], tmpbuf[PATH_MAX], m[96], offl[64], onl[64];
 	uint64_t sizes[3];
 	struct sized z[3];
 	struct nfsres nr;
@@ -1236,9 +1292,10 @@ int main(int argc, char **argv)
 			die("FILER_BENCH_ONLY=%s: unknown (nfs, or unset)",
 			    getenv("FILER_BENCH_ONLY"));
 		run_nfs(tmp, &nr);
-		printf("  NFS write: mirror off %.1f MiB/s, on %.1f (%.2f), "
-		    "lag max %.0f CPs%s%s\n", nr.off_mbs, nr.on_mbs,
-		    nr.on_mbs / nr.off_mbs, nr.lag_max,
+		printf("  NFS write: mirror off %.1f MiB/s, on %.1f (%.2f; "
+		    "means of %d and %d runs), lag max %.0f CPs%s%s\n",
+		    nr.off_mbs, nr.on_mbs, nr.on_mbs / nr.off_mbs,
+		    nr.rounds + 1, nr.rounds, nr.lag_max,
 		    nr.why[0] != '\0' ? "; " : "", nr.why);
 		tl_tmpdir_remove(tmp);
 		return 0;
@@ -1373,7 +1430,8 @@ int main(int argc, char **argv)
 	    "CPs");
 	benchout_figure(&b, "destination lag under load, mean", nr.lag_mean,
 	    "CPs");
-	benchout_figure(&b, "catch-up after the load", nr.catchup_s, "s");
+	benchout_figure(&b, "catch-up after the load, mean", nr.catchup_s,
+	    "s");
 
 	benchout_note(&b, "update: %d writes of 4 KiB at random aligned "
 	    "offsets over the whole dataset (64 MiB files), a CP, timed to "
@@ -1394,10 +1452,13 @@ int main(int argc, char **argv)
 	    z[0].wire_range, z[1].wire_range, z[2].wire_range);
 	benchout_note(&b, "NFS: two filerds (5-disk single-parity volumes, "
 	    "default settings), 4 libnfs clients x %u MiB of 1 MiB UNSTABLE "
-	    "WRITEs + COMMIT each: no relationship (%.1f MiB/s), sync "
-	    "mirroring, relationship quiesced (%.1f MiB/s), off = their mean; "
-	    "lag sampled with filerctl mirror status every 100 ms during the "
-	    "mirrored writes", quick ? 32 : 128, nr.off1_mbs, nr.off2_mbs);
+	    "WRITEs + COMMIT each, files removed after each run; off: no "
+	    "relationship, then quiesced in each round (%s MiB/s); on: sync "
+	    "mirroring, one run per round before the quiesced one (%s "
+	    "MiB/s); lag sampled with filerctl mirror status every 100 ms "
+	    "during the mirrored writes", quick ? 32 : 128,
+	    fig_list(offl, sizeof(offl), nr.off, nr.rounds + 1),
+	    fig_list(onl, sizeof(onl), nr.on, nr.rounds));
 	for (int i = 0; i < 3; i++)
 		if (z[i].why[0] != '\0')
 			benchout_note(&b, "%.0f MiB: %s", sizes[i] / MiB,
