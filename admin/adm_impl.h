@@ -320,8 +320,9 @@ struct adm_ctx {
 	struct adm_event_q *evq, **evq_tail;
 	int wake_fd;		/* eventfd: events queued */
 	double clock_scale;	/* schedule clock speed (tests) */
-	uint32_t check_hold_ms;	/* tests: a check job waits this long first,
-				   so that a test sees it running */
+	uint32_t check_hold_ms;	/* tests: a check waits this long first,
+				   so that a test sees it running (an
+				   offline one in the main loop) */
 	uint64_t clock_base_real;	/* unix seconds at start */
 	uint64_t clock_base_mono;	/* monotonic ns at start */
 	uint64_t start_s;

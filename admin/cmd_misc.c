@@ -413,6 +413,13 @@ static int check(struct adm_ctx *ctx, const struct adm_req *req,
 			goto out;
 		}
 	}
+	/* Tests: an offline check holds the main loop this long too, as a
+	 * long request would. */
+	if (raid != NULL && ctx->check_hold_ms > 0) {
+		struct timespec ts = { ctx->check_hold_ms / 1000,
+		    (long)(ctx->check_hold_ms % 1000) * 1000000L };
+		nanosleep(&ts, NULL);
+	}
 	memset(&res, 0, sizeof(res));
 	rc = wafl_check(w, &res);
 	rc = check_answer(ctx, rep, name, snap, mode, rc, &res);

@@ -64,8 +64,8 @@ int main(int argc, char **argv)
 		}
 		o.clock_scale = s;
 	}
-	/* Tests: a check of an online volume waits this long before it
-	 * starts, so a test can act while it runs. */
+	/* Tests: a check waits this long before it starts, so a test can
+	 * act while it runs (an offline one holds the main loop). */
 	if (hold != NULL) {
 		char *end;
 		unsigned long ms = strtoul(hold, &end, 10);
