@@ -368,12 +368,6 @@ static int mirror_modify(struct adm_ctx *ctx, const struct adm_req *req,
 		    "change the relationship once it is done", r.vol);
 	struct adm_mirror_status ms;
 	bool running = adm_mirror_rel_status(ctx, r.id, &ms);
-	if (is_source(&r) && running && ms.acked_gen == 0 && r.acked == 0 &&
-	    strcmp(ms.state, "transferring") == 0)
-		return adm_fail(rep, ADM_ERR, "mirror %s: its baseline is "
-		    "running (mirror status shows its progress); a restart "
-		    "now would start it over: change the relationship once "
-		    "it is done", r.vol);
 	if (mode == NULL)
 		mode = r.mode;
 	if (comp == NULL)
@@ -817,8 +811,8 @@ const struct adm_verb adm_mirror_verbs[] = {
 	{ "mirror modify", modify_args, 0, mirror_modify,
 	    "Change a relationship's mode, schedule or link options",
 	    "The relationship restarts with the new options and catches up by\n"
-	    "birth generation; a quiesced one stays quiesced.  Refused on a\n"
-	    "source while its baseline runs (a restart would start it over).\n"
+	    "birth generation (a baseline under way resumes after the\n"
+	    "destination's checkpoint); a quiesced one stays quiesced.\n"
 	    "Mode and schedule are set on the source.  Compression and TLS\n"
 	    "must be the same on both filerds: change them on each (until\n"
 	    "then the destination refuses the link and the source's status\n"

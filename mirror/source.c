@@ -105,6 +105,10 @@ struct mir_source {
 	/* The destination's baseline checkpoint this session resumes
 	 * (target generation, blocks of the walk it holds), or 0. */
 	uint64_t resume_gen, resume_blocks;
+	/* The root a baseline (a walk from 0) is sending, or 0: kept held
+	 * by mir_source_stop while nothing is acknowledged, so that a
+	 * restarted source resumes it after the destination's checkpoint. */
+	uint64_t baseline_gen;
 	/* This connection's bytes and compressed BLOCKs so far (lock):
 	 * published after every block, every round of the session and with
 	 * every ACK, so the counters move while the link is up. */
@@ -631,6 +635,8 @@ static int do_walk(struct mir_source *s, struct mir_conn *c)
 		set_error(s, "hold for a transfer", rc);
 		return rc;
 	}
+	if (d == 0)
+		s->baseline_gen = g;
 	set_state(s, d == 0 ? MIR_TRANSFERRING : MIR_CATCHING_UP);
 	fsi = malloc(WAFL_BLOCK_SIZE);
 	if (fsi == NULL)
@@ -1143,8 +1149,12 @@ void mir_source_stop(mir_source_t *s)
 	wafl_set_observer(s->v, NULL);
 	/* The acknowledged root stays held (and recorded in fsinfo): a
 	 * restarted source continues from it by birth generation, and a
-	 * resync after a break finds it as the common base. */
-	release_below(s, UINT64_MAX, s->acked);
+	 * resync after a break finds it as the common base.  With nothing
+	 * acknowledged yet, the root of the baseline under way stays held
+	 * instead: a restarted source (filerd's restart, mirror modify)
+	 * resumes it after the destination's checkpoint. */
+	release_below(s, UINT64_MAX, s->acked != 0 ? s->acked :
+	    s->baseline_gen);
 	queue_drop(s);
 	pthread_mutex_destroy(&s->lock);
 	pthread_cond_destroy(&s->cond);

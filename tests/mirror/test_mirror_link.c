@@ -550,16 +550,22 @@ static uint64_t fill_volume(struct tm_pair *p, uint64_t *blocks)
 	return g;
 }
 
-enum restart_what { RESTART_DEST, RESTART_DEST_DAMAGED, RESTART_SOURCE };
+enum restart_what {
+	RESTART_DEST, RESTART_DEST_DAMAGED, RESTART_SOURCE,
+	RESTART_SOURCE_RELEASED		/* its holds released while stopped */
+};
 
 /*
  * One cut a third of the way into a baseline, then, while the source
  * waits to reconnect, restart the destination (after damaging the block
- * of the checkpoint's middle entry, if asked) or the source.
+ * of the checkpoint's middle entry, if asked) or the source (releasing
+ * every hold of the volume while it is stopped, if asked, as mirror
+ * delete does).
  */
 static void baseline_restart(enum restart_what what)
 {
-	bool restart_dest = what != RESTART_SOURCE;
+	bool restart_dest = what == RESTART_DEST ||
+	    what == RESTART_DEST_DAMAGED;
 	struct tm_pair *p = tm_pair_new();
 	struct proxy px = { .seed = 0xc0de, .cut_min = 8u << 20,
 	    .cut_span = 1u << 20 };
@@ -611,6 +617,8 @@ static void baseline_restart(enum restart_what what)
 		mir_source_resume(p->ms);
 	} else {
 		mir_source_stop(p->ms);
+		if (what == RESTART_SOURCE_RELEASED)
+			assert_int_equal(mir_source_forget(p->src->v), 0);
 		tm_source_start_opts(p, MIR_SYNC, px.port, 20, 0);
 	}
 	assert_int_equal(mir_source_wait(p->ms, g0, 30000), 0);
@@ -620,8 +628,10 @@ static void baseline_restart(enum restart_what what)
 	    "(checkpoint %llu): source %llu resumes, %llu blocks not resent, "
 	    "%llu restarts; destination %llu resumes, %llu blocks read back, "
 	    "mirror-path reads %llu, last error \"%s\"\n",
-	    what == RESTART_SOURCE ? "source" : what == RESTART_DEST ?
-	    "destination" : "destination (one checkpointed block damaged)",
+	    what == RESTART_SOURCE ? "source" :
+	    what == RESTART_SOURCE_RELEASED ? "source (holds released)" :
+	    what == RESTART_DEST ? "destination" :
+	    "destination (one checkpointed block damaged)",
 	    (unsigned long long)vol_blocks, (unsigned long long)k,
 	    (unsigned long long)ss.baseline_resumes,
 	    (unsigned long long)ss.blocks_not_resent,
@@ -637,7 +647,9 @@ static void baseline_restart(enum restart_what what)
 		assert_int_equal(ds.resume_reads, m + 1 + m);
 		assert_true(ds.rejects >= 1);
 		assert_non_null(strstr(ds.last_error, "does not verify"));
-	} else if (restart_dest) {
+	} else if (what != RESTART_SOURCE_RELEASED) {
+		/* The source kept the baseline's root held across its
+		 * restart: it resumes after the checkpoint. */
 		assert_int_equal(ss.baseline_resumes, 1);
 		assert_int_equal(ss.blocks_not_resent, k);
 		assert_int_equal(ss.baseline_restarts, 0);
@@ -664,9 +676,11 @@ static void test_baseline_survives_destination_restart(void **state)
 	baseline_restart(RESTART_DEST_DAMAGED);
 }
 
-static void test_baseline_after_source_restart_starts_over(void **state)
+static void test_baseline_survives_source_restart(void **state)
 {
 	baseline_restart(RESTART_SOURCE);
+	/* Without the root held any more, it starts over. */
+	baseline_restart(RESTART_SOURCE_RELEASED);
 }
 
 int main(void)
@@ -678,7 +692,7 @@ int main(void)
 		cmocka_unit_test(test_baseline_resumes_after_cuts),
 		cmocka_unit_test(test_baseline_survives_destination_restart),
 		cmocka_unit_test(
-		    test_baseline_after_source_restart_starts_over),
+		    test_baseline_survives_source_restart),
 	};
 	return cmocka_run_group_tests_name("mirror link", tests, NULL, NULL);
 }
