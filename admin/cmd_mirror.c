@@ -22,6 +22,7 @@
 #include "admin/adm_impl.h"
 #include "admin/svc_mirror.h"
 #include "mirror/mirror.h"
+#include "mirror/wire.h"
 #include "common/err.h"
 #include "common/log.h"
 
@@ -148,11 +149,12 @@ struct rel {
 	uint64_t schedule_s;
 	char compress[8];
 	bool tls;
+	uint64_t throttle_bps;	/* the source's send limit; 0: none */
 };
 
 #define REL_SELECT "SELECT m.id, v.name, m.remote_volume, p.name, " \
 	"m.direction, m.mode, m.state, m.acked_gen, m.last_error, m.created, " \
-	"m.schedule_s, m.compress, m.tls " \
+	"m.schedule_s, m.compress, m.tls, m.throttle_bps " \
 	"FROM mirrors m JOIN volumes v ON v.id = m.volume_id JOIN " \
 	"mirror_peers p ON p.id = m.peer_id "
 
@@ -172,6 +174,7 @@ static void rel_read(sqlite3_stmt *st, struct rel *r)
 	r->schedule_s = (uint64_t)sqlite3_column_int64(st, 10);
 	snprintf(r->compress, sizeof(r->compress), "%s", adm_col_text(st, 11));
 	r->tls = sqlite3_column_int64(st, 12) != 0;
+	r->throttle_bps = (uint64_t)sqlite3_column_int64(st, 13);
 }
 
 static int rel_by_volume(struct adm_ctx *ctx, const char *vol, struct rel *r,
@@ -217,6 +220,41 @@ static bool split_remote(const char *s, char *peer, size_t plen, char *vol,
 	return adm_valid_volname(peer) && adm_valid_volname(vol);
 }
 
+/* Throttles from 64 KiB to 1 TiB a second. */
+#define THROTTLE_MAX	(1ull << 40)
+
+/* --throttle t: "none" (or 0) or a rate per second like 512K, 20M or 1G,
+ * into *bps; ADM_USAGE (rep says why) otherwise. */
+static int throttle_arg(struct adm_rep *rep, const char *t, uint64_t *bps)
+{
+	uint64_t v;
+
+	if (strcmp(t, "none") == 0 || strcmp(t, "0") == 0) {
+		*bps = 0;
+		return ADM_OK;
+	}
+	if (adm_parse_size(t, &v) != 0 || v < MIR_THROTTLE_MIN ||
+	    v > THROTTLE_MAX)
+		return adm_fail(rep, ADM_USAGE, "--throttle: '%s' is not a "
+		    "rate: bytes a second with K, M or G (512K, 20M, 1G), from "
+		    "64K to 1T, or none", t);
+	*bps = v;
+	return ADM_OK;
+}
+
+/* ", throttle 20M/s", or nothing without one. */
+static void throttle_fmt(uint64_t bps, char *out, size_t len)
+{
+	char sz[32];
+
+	if (bps == 0) {
+		out[0] = '\0';
+		return;
+	}
+	adm_fmt_size(bps, sz, sizeof(sz));
+	snprintf(out, len, ", throttle %s/s", sz);
+}
+
 /* --schedule sched for a relationship in mode: its seconds into *secs;
  * ADM_USAGE (rep says why) unless mode is async and sched an interval. */
 static int sched_arg(struct adm_rep *rep, const char *mode, const char *sched,
@@ -241,8 +279,10 @@ static int mirror_create(struct adm_ctx *ctx, const struct adm_req *req,
 	const char *mode = adm_req_get(req, "mode");
 	const char *sched = adm_req_get(req, "schedule");
 	const char *comp = adm_req_get(req, "compress");
+	const char *thr = adm_req_get(req, "throttle");
 	bool tls = adm_req_flag(req, "tls");
-	char peer[64], rvol[ADM_NAME_MAX], sbuf[32], opts[96];
+	char peer[64], rvol[ADM_NAME_MAX], sbuf[32], tbuf[48], opts[160];
+	uint64_t throttle = 0;
 	const char *lvol;
 	bool dest;
 	struct adm_vol_rec rec;
@@ -281,6 +321,12 @@ static int mirror_create(struct adm_ctx *ctx, const struct adm_req *req,
 		    "async --schedule ...)");
 	if (sched != NULL && sched_arg(rep, mode, sched, &sched_s) != 0)
 		return ADM_USAGE;
+	if (thr != NULL && dest)
+		return adm_fail(rep, ADM_USAGE, "--throttle belongs on the "
+		    "source filerd, which sends (mirror create SRCVOL "
+		    "PEER:DSTVOL --throttle ...)");
+	if (thr != NULL && throttle_arg(rep, thr, &throttle) != ADM_OK)
+		return ADM_USAGE;
 	if (adm_vol_get(ctx->db, lvol, &rec) != 0)
 		return adm_fail(rep, ADM_ERR, "no volume named %s; see: "
 		    "filerctl vol list", lvol);
@@ -302,18 +348,21 @@ static int mirror_create(struct adm_ctx *ctx, const struct adm_req *req,
 	}
 	rc = adm_db_exec(ctx->db, "INSERT INTO mirrors (volume_id, peer_id, "
 	    "remote_volume, direction, mode, state, created, schedule_s, "
-	    "compress, tls) VALUES (?, ?, ?, ?, ?, 'uninitialized', "
-	    "strftime('%s', 'now'), ?, ?, ?)", "iisssisi", rec.id, peer_id,
-	    rvol, dest ? "destination" : "source", mode, (int64_t)sched_s,
-	    comp, (int64_t)(tls ? 1 : 0));
+	    "compress, tls, throttle_bps) VALUES (?, ?, ?, ?, ?, "
+	    "'uninitialized', strftime('%s', 'now'), ?, ?, ?, ?)", "iisssisii",
+	    rec.id, peer_id, rvol, dest ? "destination" : "source", mode,
+	    (int64_t)sched_s, comp, (int64_t)(tls ? 1 : 0),
+	    (int64_t)throttle);
 	if (rc != 0)
 		return adm_fail(rep, ADM_ERR, "cannot store the relationship: "
 		    "%s", fl_strerror(rc));
 	/* What the log and the answer say of the options. */
 	adm_mirror_schedule_fmt(strcmp(mode, "async") == 0 ?
 	    adm_mirror_schedule_of(sched_s) : 0, sbuf, sizeof(sbuf));
-	snprintf(opts, sizeof(opts), "%s%s%s, compression %s, TLS %s", mode,
-	    sbuf[0] != '\0' ? " every " : "", sbuf, comp, tls ? "on" : "off");
+	throttle_fmt(throttle, tbuf, sizeof(tbuf));
+	snprintf(opts, sizeof(opts), "%s%s%s, compression %s, TLS %s%s", mode,
+	    sbuf[0] != '\0' ? " every " : "", sbuf, comp, tls ? "on" : "off",
+	    tbuf);
 	mode = opts;
 	adm_event(ctx, lvol, "mirror.created", "mirror %s %s %s:%s (%s), "
 	    "uninitialized", lvol, dest ? "from" : "to", peer, rvol, mode);
@@ -348,21 +397,26 @@ static int mirror_modify(struct adm_ctx *ctx, const struct adm_req *req,
 	const char *sched = adm_req_get(req, "schedule");
 	const char *comp = adm_req_get(req, "compress");
 	const char *tls = adm_req_get(req, "tls");
-	char before[128], after[128], sb[32], sa[32];
-	uint64_t sched_s;
+	const char *thr = adm_req_get(req, "throttle");
+	char before[160], after[160], sb[32], sa[32], tb[48], ta[48];
+	uint64_t sched_s, throttle;
 	bool tls_on;
 	struct rel r;
 	int rc;
 
-	if (mode == NULL && sched == NULL && comp == NULL && tls == NULL)
+	if (mode == NULL && sched == NULL && comp == NULL && tls == NULL &&
+	    thr == NULL)
 		return adm_fail(rep, ADM_USAGE, "nothing to change: give "
-		    "--mode, --schedule, --compress or --tls");
+		    "--mode, --schedule, --compress, --tls or --throttle");
 	if (rel_by_volume(ctx, adm_req_get(req, "volume"), &r, rep) != ADM_OK)
 		return ADM_ERR;
-	if (!is_source(&r) && (mode != NULL || sched != NULL))
-		return adm_fail(rep, ADM_USAGE, "--mode and --schedule are the "
-		    "source's: change them on the source filerd (mirror "
-		    "modify %s there)", r.rvol);
+	if (!is_source(&r) && (mode != NULL || sched != NULL || thr != NULL))
+		return adm_fail(rep, ADM_USAGE, "--mode, --schedule and "
+		    "--throttle are the source's: change them on the source "
+		    "filerd (mirror modify %s there)", r.rvol);
+	throttle = r.throttle_bps;
+	if (thr != NULL && throttle_arg(rep, thr, &throttle) != ADM_OK)
+		return ADM_USAGE;
 	if (strcmp(r.state, "resyncing") == 0)
 		return adm_fail(rep, ADM_ERR, "mirror %s: a resync is running; "
 		    "change the relationship once it is done", r.vol);
@@ -380,18 +434,23 @@ static int mirror_modify(struct adm_ctx *ctx, const struct adm_req *req,
 	    adm_mirror_schedule_of(r.schedule_s) : 0, sb, sizeof(sb));
 	adm_mirror_schedule_fmt(strcmp(mode, "async") == 0 && is_source(&r) ?
 	    adm_mirror_schedule_of(sched_s) : 0, sa, sizeof(sa));
-	snprintf(before, sizeof(before), "%s%s%s, compression %s, TLS %s",
+	throttle_fmt(r.throttle_bps, tb, sizeof(tb));
+	throttle_fmt(throttle, ta, sizeof(ta));
+	snprintf(before, sizeof(before), "%s%s%s, compression %s, TLS %s%s",
 	    r.mode, sb[0] != '\0' ? " every " : "", sb, r.compress,
-	    r.tls ? "on" : "off");
-	snprintf(after, sizeof(after), "%s%s%s, compression %s, TLS %s", mode,
-	    sa[0] != '\0' ? " every " : "", sa, comp, tls_on ? "on" : "off");
-	if (strcmp(before, after) == 0 && sched_s == r.schedule_s) {
+	    r.tls ? "on" : "off", tb);
+	snprintf(after, sizeof(after), "%s%s%s, compression %s, TLS %s%s",
+	    mode, sa[0] != '\0' ? " every " : "", sa, comp,
+	    tls_on ? "on" : "off", ta);
+	if (strcmp(before, after) == 0 && sched_s == r.schedule_s &&
+	    throttle == r.throttle_bps) {
 		adm_say(rep, "mirror %s: unchanged (%s)", r.vol, after);
 		return ADM_OK;
 	}
 	rc = adm_db_exec(ctx->db, "UPDATE mirrors SET mode = ?, schedule_s = "
-	    "?, compress = ?, tls = ? WHERE id = ?", "sisii", mode,
-	    (int64_t)sched_s, comp, (int64_t)(tls_on ? 1 : 0), r.id);
+	    "?, compress = ?, tls = ?, throttle_bps = ? WHERE id = ?", "sisiii",
+	    mode, (int64_t)sched_s, comp, (int64_t)(tls_on ? 1 : 0),
+	    (int64_t)throttle, r.id);
 	if (rc != 0)
 		return adm_fail(rep, ADM_ERR, "cannot store the change: %s",
 		    fl_strerror(rc));
@@ -677,6 +736,14 @@ static int mirror_status(struct adm_ctx *ctx, const struct adm_req *req,
 		adm_rep_str(rep, "compress", r.compress);
 		adm_rep_bool(rep, "tls", r.tls);
 		if (is_source(&r)) {
+			char tt[48];
+
+			adm_fmt_size(r.throttle_bps, tt, sizeof(tt));
+			adm_rep_u64(rep, "throttle_bps", r.throttle_bps);
+			if (r.throttle_bps != 0)
+				strcat(tt, "/s");
+			adm_rep_str(rep, "throttle", r.throttle_bps == 0 ?
+			    "none" : tt);
 			adm_rep_bool(rep, "transferring", s.xfer_active);
 			adm_rep_u64(rep, "transfer_bytes", s.xfer_bytes);
 			adm_rep_u64(rep, "transfer_total_bytes", s.xfer_total);
@@ -760,6 +827,9 @@ static const struct adm_arg create_args[] = {
 	{ "tls", ADM_A_FLAG, 0, 0, 0, NULL, NULL,
 	    "encrypt the link (TLS 1.3 keyed by the peers' key); the same "
 	    "on both filerds" },
+	{ "throttle", ADM_A_TEXT, 0, 0, 24, NULL, NULL,
+	    "on the source: send at most this many bytes a second, like 512K, "
+	    "20M or 1G (64K..1T; default none)" },
 	{ NULL, 0, 0, 0, 0, NULL, NULL, NULL },
 };
 static const struct adm_arg modify_args[] = {
@@ -773,6 +843,9 @@ static const struct adm_arg modify_args[] = {
 	    "compression on the link; change it on both filerds" },
 	{ "tls", ADM_A_ENUM, 0, 0, 0, "on|off", NULL,
 	    "TLS on the link; change it on both filerds" },
+	{ "throttle", ADM_A_TEXT, 0, 0, 24, NULL, NULL,
+	    "on the source: the send limit in bytes a second (512K, 20M, "
+	    "1G) or none" },
 	{ NULL, 0, 0, 0, 0, NULL, NULL, NULL },
 };
 static const struct adm_arg vol_args[] = {

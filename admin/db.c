@@ -138,6 +138,12 @@ static const struct adm_migration migrations[] = {
 	"ALTER TABLE mirrors ADD COLUMN tls INTEGER NOT NULL DEFAULT 0"
 	"  CHECK (tls IN (0, 1));"
 	},
+	/* Per relationship: the source's send rate limit, bytes a second
+	 * (0: none). */
+	{ 4,
+	"ALTER TABLE mirrors ADD COLUMN throttle_bps INTEGER NOT NULL "
+	"  DEFAULT 0 CHECK (throttle_bps >= 0);"
+	},
 };
 
 static int db_err(sqlite3 *db, const char *what)

@@ -100,6 +100,7 @@ struct mrow {
 	char err[192];
 	uint64_t schedule_s;
 	uint8_t compress;	/* enum mir_compress */
+	uint64_t throttle_bps;	/* the source's send limit; 0: none */
 	bool tls;
 	char dir[ADM_PATH_MAX];	/* the volume's directory */
 };
@@ -306,7 +307,7 @@ static int rows_read(struct adm_ctx *ctx, struct mrow **out, size_t *n)
 	int rc = adm_db_prepare(ctx->db, &st, "SELECT m.id, v.name, "
 	    "m.remote_volume, p.address, p.port, p.psk, m.direction, m.mode, "
 	    "m.state, m.acked_gen, m.last_error, m.schedule_s, m.compress, "
-	    "m.tls, v.dir FROM mirrors m JOIN volumes v "
+	    "m.tls, v.dir, m.throttle_bps FROM mirrors m JOIN volumes v "
 	    "ON v.id = m.volume_id JOIN mirror_peers p ON p.id = m.peer_id "
 	    "ORDER BY m.id", NULL);
 
@@ -348,6 +349,7 @@ static int rows_read(struct adm_ctx *ctx, struct mrow **out, size_t *n)
 		    strcmp(c, "lz4") == 0 ? MIR_COMP_LZ4 : MIR_COMP_NONE;
 		w->tls = sqlite3_column_int64(st, 13) != 0;
 		snprintf(w->dir, sizeof(w->dir), "%s", adm_col_text(st, 14));
+		w->throttle_bps = (uint64_t)sqlite3_column_int64(st, 15);
 	}
 	sqlite3_finalize(st);
 	*out = rows;
@@ -429,6 +431,7 @@ static int src_run(struct adm_ctx *ctx, struct mrel *r,
 		.allow_baseline = w->acked == 0,
 		.compress = w->compress,
 		.tls = w->tls,
+		.throttle_bps = w->throttle_bps,
 	};
 	int rc;
 

@@ -102,6 +102,11 @@ struct mir_source_opts {
 	/* Link options; the destination must be configured alike. */
 	uint8_t compress;		/* enum mir_compress (wire.h) */
 	bool tls;
+	/* What the source sends, in bytes a second on average (baselines,
+	 * catch-ups and CPs alike; in sync mode CPs that outrun it fill the
+	 * backlog, then the relationship catches up).  0: no limit; else at
+	 * least MIR_THROTTLE_MIN. */
+	uint64_t throttle_bps;
 	/* Blocks that may stay pending behind the destination's root while
 	 * it is away before that root becomes snapshot mirror.base.<gen>
 	 * and the hold is released (M6).  0: a tenth of the volume. */
@@ -145,7 +150,9 @@ int mir_source_start(wafl_vol_t *v, const struct mir_source_opts *o,
 /* Stop the thread, detach the observer, release every hold but the
  * acknowledged root's: that one stays held, recorded in the volume's
  * fsinfo, so a restarted source (or a resync) continues from it by
- * birth generation.  Holds found on the volume at start (after an
+ * birth generation.  With nothing acknowledged yet, the root of the
+ * baseline under way stays held instead, so a restarted source resumes
+ * that baseline after the destination's checkpoint.  Holds found on the volume at start (after an
  * unmount or a crash) are adopted by the new relationship. */
 void mir_source_stop(mir_source_t *s);
 /* The relationship is gone for good: release every root held on v and

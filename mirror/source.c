@@ -1013,6 +1013,8 @@ static void *source_thread(void *arg)
 		struct mir_conn c;
 		struct mir_status_msg sm;
 		int rc = mir_conn_init(&c, fd, s->o.io_timeout_ms, &s->stop);
+		if (rc == 0)
+			mir_conn_throttle(&c, s->o.throttle_bps);
 		if (rc == 0) {
 			pthread_mutex_lock(&s->lock);
 			s->st.connects++;
@@ -1093,6 +1095,8 @@ int mir_source_start(wafl_vol_t *v, const struct mir_source_opts *o,
 		s->o.retry_ms = 200;
 	if (s->o.io_timeout_ms == 0)
 		s->o.io_timeout_ms = 10000;
+	if (s->o.throttle_bps != 0 && s->o.throttle_bps < MIR_THROTTLE_MIN)
+		s->o.throttle_bps = MIR_THROTTLE_MIN;
 	s->qtail = &s->qhead;
 	s->st.source_gen = wafl_generation(v);
 	/* Holds that survived a restart (recorded in fsinfo, held again by

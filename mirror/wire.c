@@ -49,6 +49,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <fcntl.h>
@@ -527,7 +528,67 @@ static int ssl_wait(struct mir_conn *c, int ret)
 	}
 }
 
+void mir_conn_throttle(struct mir_conn *c, uint64_t bps)
+{
+	c->rate_bps = bps;
+	c->rate_tokens = 0;
+	c->rate_ns = fl_now_mono_ns();
+}
+
+/*
+ * A token bucket: wait until the bucket holds len bytes (or is full, for
+ * a piece larger than the burst; the debt is then paid by the next), in
+ * sleeps of at most 50 ms that watch the stop flag.
+ */
+static int pace(struct mir_conn *c, size_t len)
+{
+	double burst = (double)c->rate_bps / 4;
+
+	if (burst < MIR_PACE_PIECE)
+		burst = MIR_PACE_PIECE;
+	for (;;) {
+		uint64_t now = fl_now_mono_ns();
+
+		c->rate_tokens += (double)(now - c->rate_ns) *
+		    (double)c->rate_bps / 1e9;
+		c->rate_ns = now;
+		if (c->rate_tokens > burst)
+			c->rate_tokens = burst;
+		if (c->rate_tokens >= (double)len || c->rate_tokens >= burst) {
+			c->rate_tokens -= (double)len;
+			return 0;
+		}
+		if (c->stop != NULL && *c->stop)
+			return -ECANCELED;
+		double need = (FL_MIN((double)len, burst) - c->rate_tokens) /
+		    (double)c->rate_bps;
+		uint64_t us = (uint64_t)(need * 1e6) + 1;
+		if (us > 50000)
+			us = 50000;
+		struct timespec ts = { 0, (long)us * 1000 };
+		nanosleep(&ts, NULL);
+	}
+}
+
+static int write_raw(struct mir_conn *c, const uint8_t *p, size_t len);
+
 static int write_all(struct mir_conn *c, const uint8_t *p, size_t len)
+{
+	while (c->rate_bps != 0 && len > 0) {
+		size_t n = FL_MIN(len, (size_t)MIR_PACE_PIECE);
+		int rc = pace(c, n);
+
+		if (rc == 0)
+			rc = write_raw(c, p, n);
+		if (rc != 0)
+			return rc;
+		p += n;
+		len -= n;
+	}
+	return write_raw(c, p, len);
+}
+
+static int write_raw(struct mir_conn *c, const uint8_t *p, size_t len)
 {
 	while (c->ssl != NULL && len > 0) {
 		size_t n = 0;

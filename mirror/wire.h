@@ -274,12 +274,23 @@ struct mir_conn {
 	uint64_t blocks_compressed;	/* BLOCK frames sent compressed */
 	uint64_t blocks_delta;		/* blocks sent as DELTA */
 	struct mir_window *win;		/* NULL: no window on this link */
+	/* Pacing of what this side sends (mir_conn_throttle): bytes per
+	 * second, 0 for none; the bucket's bytes and when it was filled. */
+	uint64_t rate_bps;
+	double rate_tokens;
+	uint64_t rate_ns;
 	char peer_error[MIR_ERRTEXT_MAX + 1];	/* last ERROR received */
 };
 
 int mir_conn_init(struct mir_conn *c, int fd, uint32_t timeout_ms,
     const volatile bool *stop);
 void mir_conn_close(struct mir_conn *c);
+/* Send at most bps bytes a second on average from now on (0: as fast as
+ * the link goes), in pieces of at most MIR_PACE_PIECE with a burst of a
+ * quarter second, so the peer never waits long for the next bytes. */
+#define MIR_PACE_PIECE		(64u << 10)
+#define MIR_THROTTLE_MIN	(64ull << 10)	/* bytes a second */
+void mir_conn_throttle(struct mir_conn *c, uint64_t bps);
 /* Send one frame of type with payload (len bytes, may be NULL if 0). */
 int mir_send(struct mir_conn *c, uint16_t type, const void *payload,
     uint32_t len);

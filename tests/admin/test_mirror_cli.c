@@ -56,6 +56,7 @@
 
 #include "tests/lib/tl_mirror.h"
 #include "tests/lib/tl_port.h"
+#include "tests/lib/tl_proc.h"
 #include "tests/lib/tl_tmpdir.h"
 
 #define CLIENT_TIMEOUT_MS	5000
@@ -136,27 +137,37 @@ static void fill(uint8_t *b, size_t n, uint32_t seed)
 	}
 }
 
-static void write_file(const struct tl_mirror_side *s, const char *path,
-    uint32_t seed)
+/* A file of mib MiB, each MiB filled from seed + its index. */
+static void write_file_mib(const struct tl_mirror_side *s, const char *path,
+    uint32_t seed, unsigned mib)
 {
 	struct nfs_context *nfs = cl_mount(s);
 	struct nfsfh *fh;
 	uint8_t *b = malloc(FILE_BYTES);
 
 	assert_non_null(b);
-	fill(b, FILE_BYTES, seed);
 	assert_int_equal(nfs_creat(nfs, path, 0644, &fh), 0);
-	for (size_t off = 0; off < FILE_BYTES; off += 65536)
-		assert_int_equal(nfs_pwrite(nfs, fh, off, 65536, b + off),
-		    65536);
+	for (unsigned m = 0; m < mib; m++) {
+		fill(b, FILE_BYTES, seed + m);
+		for (size_t off = 0; off < FILE_BYTES; off += 65536)
+			assert_int_equal(nfs_pwrite(nfs, fh,
+			    (uint64_t)m * FILE_BYTES + off, 65536, b + off),
+			    65536);
+	}
 	assert_int_equal(nfs_fsync(nfs, fh), 0);
 	assert_int_equal(nfs_close(nfs, fh), 0);
 	nfs_destroy_context(nfs);
 	free(b);
 }
 
-static void read_compare(const struct tl_mirror_side *s, const char *path,
+static void write_file(const struct tl_mirror_side *s, const char *path,
     uint32_t seed)
+{
+	write_file_mib(s, path, seed, 1);
+}
+
+static void read_compare_mib(const struct tl_mirror_side *s,
+    const char *path, uint32_t seed, unsigned mib)
 {
 	struct nfs_context *nfs = cl_mount(s);
 	struct nfsfh *fh;
@@ -164,16 +175,25 @@ static void read_compare(const struct tl_mirror_side *s, const char *path,
 
 	assert_non_null(want);
 	assert_non_null(got);
-	fill(want, FILE_BYTES, seed);
 	assert_int_equal(nfs_open(nfs, path, O_RDONLY, &fh), 0);
-	for (size_t off = 0; off < FILE_BYTES; off += 65536)
-		assert_int_equal(nfs_pread(nfs, fh, off, 65536, got + off),
-		    65536);
+	for (unsigned m = 0; m < mib; m++) {
+		fill(want, FILE_BYTES, seed + m);
+		for (size_t off = 0; off < FILE_BYTES; off += 65536)
+			assert_int_equal(nfs_pread(nfs, fh,
+			    (uint64_t)m * FILE_BYTES + off, 65536, got + off),
+			    65536);
+		assert_memory_equal(want, got, FILE_BYTES);
+	}
 	assert_int_equal(nfs_close(nfs, fh), 0);
-	assert_memory_equal(want, got, FILE_BYTES);
 	nfs_destroy_context(nfs);
 	free(want);
 	free(got);
+}
+
+static void read_compare(const struct tl_mirror_side *s, const char *path,
+    uint32_t seed)
+{
+	read_compare_mib(s, path, seed, 1);
 }
 
 /* nfs_creat's result on side s (0 or a negative errno). */
@@ -945,6 +965,88 @@ static bool exists_on(const struct tl_mirror_side *s, const char *path)
 	return rc == 0;
 }
 
+/*
+ * --throttle: bad rates and a throttle on the destination are refused; a
+ * baseline of 56 MiB at 8 MiB/s reaches the destination's first checkpoint
+ * (32 MiB) no sooner than the rate allows; `mirror modify --throttle none`
+ * then restarts the source in the middle of its baseline, which resumes
+ * after the checkpoint instead of starting over, and the file reads back
+ * whole from the secondary.
+ */
+static void test_throttle(void **state)
+{
+	struct mtest *t = *state;
+	const unsigned mib = 56;
+	char *js, *out;
+	long ckpt = 0;
+	double t0, t_ckpt;
+
+	exports(t);
+	ta_daemon_start(&t->s.d, t->s.home);
+	ta_daemon_start(&t->d.d, t->d.home);
+	tl_mirror_peers(&t->s, &t->d, t->key);
+	free(ta_ctl_expect(0, t->d.home, "mirror", "create", "src:vsrc",
+	    "vdst", "--mode", "sync", NULL));
+	usage_error(t->d.home, "source", "mirror", "modify", "vdst",
+	    "--throttle", "8M", NULL);
+	usage_error(t->s.home, "64K", "mirror", "create", "vsrc", "dst:vdst",
+	    "--throttle", "10K", NULL);
+	usage_error(t->s.home, "rate", "mirror", "create", "vsrc", "dst:vdst",
+	    "--throttle", "fast", NULL);
+	out = ta_ctl_expect(0, t->s.home, "mirror", "create", "vsrc",
+	    "dst:vdst", "--mode", "sync", "--throttle", "8M", NULL);
+	assert_non_null(strstr(out, "throttle 8.0M/s"));
+	free(out);
+	js = tl_mirror_status(&t->s);
+	ta_json_eq(js, "$.mirrors[0].throttle", "8.0M/s");
+	assert_int_equal(ta_json_long(js, "$.mirrors[0].throttle_bps"),
+	    8l << 20);
+	free(js);
+	write_file_mib(&t->s, "/big", 40, mib);
+
+	t0 = tl_now_s();
+	free(ta_ctl_expect(0, t->s.home, "mirror", "init", "vsrc", NULL));
+	for (int i = 0; i < 600 && ckpt == 0; i++) {
+		ta_sleep_ms(50);
+		ckpt = tl_mirror_long(&t->d, "checkpoint_blocks");
+	}
+	t_ckpt = tl_now_s() - t0;
+	if (ckpt == 0)
+		fail_msg("no checkpoint on the destination within 30 s");
+	js = tl_mirror_status(&t->s);
+	long acked = ta_json_long(js, "$.mirrors[0].acked_gen");
+	char *st = ta_json(js, "$.mirrors[0].state");
+	fprintf(stderr, "checkpoint of %ld blocks after %.2f s at 8 MiB/s; "
+	    "source %s\n", ckpt, t_ckpt, st != NULL ? st : "?");
+	/* 32 MiB at 8 MiB/s, less the bucket's quarter second: 3.75 s. */
+	if (t_ckpt < 3.0)
+		fail_msg("the checkpoint's %ld blocks arrived in %.2f s: "
+		    "faster than the throttle allows", ckpt, t_ckpt);
+	if (acked != 0 || st == NULL || strcmp(st, "transferring") != 0)
+		fail_msg("the baseline should still run: %s", js);
+	free(st);
+	free(js);
+
+	/* Lifted in the middle of the baseline: it resumes. */
+	out = ta_ctl_expect(0, t->s.home, "mirror", "modify", "vsrc",
+	    "--throttle", "none", NULL);
+	assert_non_null(strstr(out, "(was sync, compression none, TLS off, "
+	    "throttle 8.0M/s)"));
+	free(out);
+	long g = wait_acked(t, 1);
+	js = tl_mirror_status(&t->s);
+	ta_json_eq(js, "$.mirrors[0].throttle", "none");
+	assert_true(ta_json_long(js, "$.mirrors[0].baseline_resumes") >= 1);
+	assert_true(ta_json_long(js, "$.mirrors[0].blocks_not_resent") >=
+	    ckpt);
+	free(js);
+	assert_true(events_have(&t->s, "mirror.modified", "throttle 8.0M/s"));
+	tl_mirror_wait_served(&t->d, g);
+	read_compare_mib(&t->d, "/big", 40, mib);
+	assert_int_equal(ta_daemon_stop(&t->s.d), 0);
+	assert_int_equal(ta_daemon_stop(&t->d.d), 0);
+}
+
 static void test_shared_port(void **state)
 {
 	struct mtest *t = *state;
@@ -1050,6 +1152,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_shared_port, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_modify, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_throttle, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_small_destination,
 		    setup_small, teardown),
 	};
