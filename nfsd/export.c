@@ -234,7 +234,8 @@ bool nfsd_host_match(const char *pattern, const char *name)
 }
 
 const struct nfsd_rule *nfsd_rule_match(struct nfsd *s,
-    const struct nfsd_exp *e, const struct sockaddr_storage *peer)
+    const struct nfsd_exp *e, const struct sockaddr_storage *peer,
+    bool *busy)
 {
 	sa_family_t fam;
 	uint8_t addr[16];
@@ -242,16 +243,30 @@ const struct nfsd_rule *nfsd_rule_match(struct nfsd *s,
 	char name[NFSD_HOSTNAME_MAX + 1];
 	int named = 0;		/* 0: not asked yet; 1: name; -1: none */
 
+	if (busy != NULL)
+		*busy = false;
 	peer_addr(peer, &fam, addr, &port);
 	for (size_t i = 0; i < e->nrules; i++) {
 		const struct nfsd_rule *r = &e->rules[i];
 		if (r->any)
 			return r;
 		if (r->wildcard) {
-			if (named == 0)
-				named = fam != AF_UNSPEC &&
-				    nfsd_hostcache_name(s->hosts, fam, addr,
-				    name) == 0 ? 1 : -1;
+			if (named == 0 && fam != AF_UNSPEC) {
+				int rc = nfsd_hostcache_name(s->hosts, fam,
+				    addr, name);
+				if (rc == -EAGAIN) {
+					/* Not known yet: this rule might
+					 * match, so neither a later rule
+					 * nor a refusal may stand. */
+					if (busy != NULL)
+						*busy = true;
+					return NULL;
+				} else {
+					named = rc == 0 ? 1 : -1;
+				}
+			} else if (named == 0) {
+				named = -1;
+			}
 			if (named > 0 && nfsd_host_match(r->spec, name))
 				return r;
 			continue;

@@ -15,26 +15,43 @@
  *   itself) are no name.  A failed or timed-out lookup is no name too: the
  *   pattern rules do not match and the next rule is tried.
  *
- *   Lookups are slow (a resolver timeout is seconds), so:
- *     - they run on the workers only, inside nfsd_rule_match, never on
- *       the event thread (ASSERTed: nfsd_on_event_thread);
+ *   Lookups are slow (a resolver timeout is seconds, and a broken DNS
+ *   makes every lookup that slow), and the workers serve every client, so
+ *   a lookup must never hold the service up:
+ *     - lookups run on NFSD_HOST_RESOLVERS threads of the cache's own,
+ *       from a FIFO queue; the workers that need a name (inside
+ *       nfsd_rule_match, never the event thread: ASSERTed) only wait;
  *     - each answer is kept per client address: a name for ttl_ms, no
  *       name for neg_ttl_ms (shorter, so a repaired DNS is seen soon and
  *       a passing resolver failure refuses a client only briefly); a
  *       call from a client seen within that time costs a hash probe;
+ *     - an expired answer is still given while a lookup refreshes it
+ *       (one per address), so a busy client never waits at each TTL;
+ *     - for an address never answered a caller waits at most wait_ms,
+ *       and at most max_waiters callers wait at once (the server allows
+ *       half its workers); otherwise -EAGAIN: NFS answers
+ *       NFS3ERR_JUKEBOX, which tells the client to try again later, and
+ *       MOUNT drops the call, which the client retransmits.  The lookup
+ *       goes on, and a later call finds its answer.  A refusal would be
+ *       a guess, and so would a rule after the pattern (the first
+ *       matching rule wins);
  *     - at most `entries` addresses are kept; the least recently used
  *       answer is evicted first.  The table (entries slots and their hash
  *       buckets, about 300 bytes a slot) is allocated at the first lookup,
- *       so a server without pattern rules never pays for it;
- *     - one lookup per address at a time: while one worker resolves an
- *       address (its slot PENDING), other workers asking for the same
- *       address wait for that answer instead of asking the resolver again.
- *       A PENDING slot is never evicted; if every slot is PENDING (more
- *       lookups in flight than slots) the lookup runs uncached.
+ *       so a server without pattern rules never pays for it, and the
+ *       resolver threads start with the first lookup;
+ *     - one lookup per address at a time: while an address is queued or
+ *       being resolved (`queued`; PENDING until it was answered once),
+ *       other callers for it wait for that answer.  A queued slot is
+ *       never evicted, so the queue is bounded by the slots; with every
+ *       slot queued, a new address gets -EAGAIN at once.
  *
- *   Concurrency: one mutex over the table, held for hash probes only,
- *   never across a lookup; one condition variable, broadcast when a
- *   PENDING slot gets its answer.
+ *   Concurrency: one mutex over the table and the queue, held for hash
+ *   probes only, never across a lookup; a condition variable for the
+ *   resolvers' work, one broadcast when a lookup got its answer.  The
+ *   resolver threads are detached and hold a reference: freeing the
+ *   cache never waits for a lookup in flight, whose thread drops the
+ *   last reference when it is done.
  *
  *   The cache belongs to the server, not to its export table: an answer
  *   is a name, which does not depend on the rules, so it stays valid
@@ -165,59 +182,92 @@ struct host_ent {
 	sa_family_t family;
 	uint8_t addr[16];
 	enum host_state state;
+	bool queued;			/* on the resolvers' queue or with one */
 	uint64_t expires_ns;		/* NAMED / UNNAMED: believed until */
 	struct host_ent *hnext;		/* bucket chain */
 	struct host_ent *prev, *next;	/* LRU (head newest), or free list */
+	struct host_ent *qnext;		/* the resolvers' queue */
 	char name[NFSD_HOSTNAME_MAX + 1];	/* NAMED */
 };
 
 struct nfsd_hostcache {
 	pthread_mutex_t lock;
-	pthread_cond_t answered;	/* a PENDING slot got its answer */
+	pthread_cond_t answered;	/* a lookup got its answer */
+	pthread_cond_t work;		/* the queue has an entry, or stop */
 	nfsd_resolve_fn resolve;
 	uint32_t max;
-	uint64_t ttl_ns, neg_ttl_ns;
+	uint64_t ttl_ns, neg_ttl_ns, wait_ns;
+	uint32_t max_waiters, waiters;
 	uint64_t seed;			/* hash, against chosen addresses */
 	struct host_ent *slots;		/* max of them; NULL until used */
 	struct host_ent **tab;
 	size_t nbuckets;
 	struct host_ent *head, *tail;	/* LRU of slots in use */
 	struct host_ent *free;
-	uint64_t lookups, hits;
+	struct host_ent *qhead, **qtail;	/* lookups to make, FIFO */
+	unsigned nthreads;		/* resolver threads started */
+	unsigned refs;			/* the owner's and each thread's */
+	bool stopping;
+	uint64_t lookups, hits, stale, busy;
 };
 
-int nfsd_hostcache_create(uint32_t entries, uint32_t ttl_ms,
-    uint32_t neg_ttl_ms, nfsd_resolve_fn resolve,
-    struct nfsd_hostcache **out)
+int nfsd_hostcache_create(const struct nfsd_hostcache_cfg *cfg,
+    nfsd_resolve_fn resolve, struct nfsd_hostcache **out)
 {
 	struct nfsd_hostcache *c;
 
-	if (entries == 0 || entries > HOSTCACHE_MAX_ENTRIES || resolve == NULL)
+	if (cfg->entries == 0 || cfg->entries > HOSTCACHE_MAX_ENTRIES ||
+	    resolve == NULL || cfg->max_waiters == 0)
 		return -EINVAL;
 	c = calloc(1, sizeof(*c));
 	if (c == NULL)
 		return -ENOMEM;
 	c->resolve = resolve;
-	c->max = entries;
-	c->ttl_ns = (uint64_t)ttl_ms * 1000000u;
-	c->neg_ttl_ns = (uint64_t)neg_ttl_ms * 1000000u;
+	c->max = cfg->entries;
+	c->ttl_ns = (uint64_t)cfg->ttl_ms * 1000000u;
+	c->neg_ttl_ns = (uint64_t)cfg->neg_ttl_ms * 1000000u;
+	c->wait_ns = (uint64_t)cfg->wait_ms * 1000000u;
+	c->max_waiters = cfg->max_waiters;
+	c->refs = 1;
+	c->qtail = &c->qhead;
 	if (fl_random_bytes(&c->seed, sizeof(c->seed)) != 0)
 		c->seed = fl_now_mono_ns();
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_cond_init(&c->answered, NULL);
+	pthread_cond_init(&c->work, NULL);
 	*out = c;
 	return 0;
 }
 
+/* The last reference frees; lock held on entry, released here. */
+static void unref_locked(struct nfsd_hostcache *c)
+{
+	bool last = --c->refs == 0;
+
+	pthread_mutex_unlock(&c->lock);
+	if (!last)
+		return;
+	free(c->slots);
+	free(c->tab);
+	pthread_cond_destroy(&c->work);
+	pthread_cond_destroy(&c->answered);
+	pthread_mutex_destroy(&c->lock);
+	free(c);
+}
+
+/*
+ * The resolver threads are detached and may be inside a lookup that takes
+ * the resolver's whole timeout: they finish it, see stopping and drop
+ * their reference, so freeing never waits for the resolver.
+ */
 void nfsd_hostcache_free(struct nfsd_hostcache *c)
 {
 	if (c == NULL)
 		return;
-	free(c->slots);
-	free(c->tab);
-	pthread_cond_destroy(&c->answered);
-	pthread_mutex_destroy(&c->lock);
-	free(c);
+	pthread_mutex_lock(&c->lock);
+	c->stopping = true;
+	pthread_cond_broadcast(&c->work);
+	unref_locked(c);
 }
 
 static size_t bucket(const struct nfsd_hostcache *c, sa_family_t family,
@@ -270,7 +320,7 @@ static void lru_push(struct nfsd_hostcache *c, struct host_ent *e)
 		c->tail = e;
 }
 
-/* The table, at the first lookup.  false: no memory (run uncached). */
+/* The table, at the first lookup.  false: no memory. */
 static bool table_alloc(struct nfsd_hostcache *c)
 {
 	if (c->slots != NULL)
@@ -293,8 +343,8 @@ static bool table_alloc(struct nfsd_hostcache *c)
 }
 
 /* A slot for family/addr, PENDING, in the hash and at the LRU head: a
- * free one, else the least recently used answered one.  NULL when every
- * slot is PENDING (or no memory). */
+ * free one, else the least recently used one that no lookup is about.
+ * NULL when every slot waits for a lookup (or no memory). */
 static struct host_ent *slot_take(struct nfsd_hostcache *c,
     sa_family_t family, const uint8_t *addr)
 {
@@ -307,8 +357,7 @@ static struct host_ent *slot_take(struct nfsd_hostcache *c,
 		c->free = e->next;
 		e->next = NULL;
 	} else {
-		for (e = c->tail; e != NULL && e->state == HOST_PENDING;
-		    e = e->prev)
+		for (e = c->tail; e != NULL && e->queued; e = e->prev)
 			;
 		if (e == NULL)
 			return NULL;
@@ -329,49 +378,66 @@ static struct host_ent *slot_take(struct nfsd_hostcache *c,
 	return e;
 }
 
-int nfsd_hostcache_name(struct nfsd_hostcache *c, sa_family_t family,
-    const uint8_t *addr, char *name)
-{
-	char found[NFSD_HOSTNAME_MAX + 1];
-	struct host_ent *e;
-	int rc;
+static void *resolver_main(void *arg);
 
-	ASSERT(!nfsd_on_event_thread());
-	if (family != AF_INET && family != AF_INET6)
-		return -ENOENT;
-	pthread_mutex_lock(&c->lock);
-	/* Another worker is asking the resolver about this address: its
-	 * answer is ours.  (Look again after each wake-up: the slot may
-	 * have been answered and reused meanwhile.) */
-	while ((e = find(c, family, addr)) != NULL &&
-	    e->state == HOST_PENDING)
-		pthread_cond_wait(&c->answered, &c->lock);
-	if (e != NULL && fl_now_mono_ns() < e->expires_ns) {
-		c->hits++;
-		lru_unlink(c, e);
-		lru_push(c, e);
-		rc = e->state == HOST_NAMED ? 0 : -ENOENT;
-		if (rc == 0)
-			memcpy(name, e->name, strlen(e->name) + 1);
-		goto out;
+/* Queue e's lookup; a resolver thread takes it.  false: no thread could
+ * be started (the entry is not queued). */
+static bool enqueue(struct nfsd_hostcache *c, struct host_ent *e)
+{
+	if (c->nthreads < NFSD_HOST_RESOLVERS) {
+		pthread_t t;
+		pthread_attr_t at;
+		bool ok;
+
+		pthread_attr_init(&at);
+		pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+		c->refs++;
+		ok = pthread_create(&t, &at, resolver_main, c) == 0;
+		pthread_attr_destroy(&at);
+		if (ok)
+			c->nthreads++;
+		else
+			c->refs--;
+		if (c->nthreads == 0)
+			return false;
 	}
-	/* Unknown, or known too long ago: ask (without the lock). */
-	if (e != NULL) {
-		e->state = HOST_PENDING;
-		lru_unlink(c, e);
-		lru_push(c, e);
-	} else {
-		e = slot_take(c, family, addr);
-	}
+	e->queued = true;
+	e->qnext = NULL;
+	*c->qtail = e;
+	c->qtail = &e->qnext;
 	c->lookups++;
-	pthread_mutex_unlock(&c->lock);
-	rc = c->resolve(family, addr, found) == 0 ? 0 : -ENOENT;
-	if (rc == 0 && (found[0] == '\0' ||
-	    strnlen(found, sizeof(found)) == sizeof(found)))
-		rc = -ENOENT;		/* a resolver that broke its promise */
+	pthread_cond_signal(&c->work);
+	return true;
+}
+
+static void *resolver_main(void *arg)
+{
+	struct nfsd_hostcache *c = arg;
+	char found[NFSD_HOSTNAME_MAX + 1];
+
+	(void)pthread_setname_np(pthread_self(), "nfsd-resolve");
 	pthread_mutex_lock(&c->lock);
-	if (e != NULL) {
-		ASSERT(e->state == HOST_PENDING);
+	for (;;) {
+		while (c->qhead == NULL && !c->stopping)
+			pthread_cond_wait(&c->work, &c->lock);
+		if (c->stopping)
+			break;
+		struct host_ent *e = c->qhead;
+		sa_family_t family = e->family;
+		uint8_t addr[16];
+
+		c->qhead = e->qnext;
+		if (c->qhead == NULL)
+			c->qtail = &c->qhead;
+		memcpy(addr, e->addr, sizeof(addr));
+		/* e stays put while queued: slot_take skips it. */
+		pthread_mutex_unlock(&c->lock);
+		int rc = c->resolve(family, addr, found) == 0 ? 0 : -ENOENT;
+		if (rc == 0 && (found[0] == '\0' ||
+		    strnlen(found, sizeof(found)) == sizeof(found)))
+			rc = -ENOENT;	/* a resolver that broke its promise */
+		pthread_mutex_lock(&c->lock);
+		e->queued = false;
 		e->state = rc == 0 ? HOST_NAMED : HOST_UNNAMED;
 		e->expires_ns = fl_now_mono_ns() +
 		    (rc == 0 ? c->ttl_ns : c->neg_ttl_ns);
@@ -379,18 +445,111 @@ int nfsd_hostcache_name(struct nfsd_hostcache *c, sa_family_t family,
 			memcpy(e->name, found, strlen(found) + 1);
 		pthread_cond_broadcast(&c->answered);
 	}
-	if (rc == 0)
-		memcpy(name, found, strlen(found) + 1);
-out:
+	unref_locked(c);
+	return NULL;
+}
+
+/* e's answer into name: 0 or -ENOENT. */
+static int answer(const struct host_ent *e, char *name)
+{
+	if (e->state != HOST_NAMED)
+		return -ENOENT;
+	memcpy(name, e->name, strlen(e->name) + 1);
+	return 0;
+}
+
+int nfsd_hostcache_name(struct nfsd_hostcache *c, sa_family_t family,
+    const uint8_t *addr, char *name)
+{
+	struct host_ent *e;
+	struct timespec dl;
+	bool asked = false, waiting = false;
+	int rc;
+
+	ASSERT(!nfsd_on_event_thread());
+	if (family != AF_INET && family != AF_INET6)
+		return -ENOENT;
+	pthread_mutex_lock(&c->lock);
+	for (;;) {
+		uint64_t now = fl_now_mono_ns();
+
+		/* Look again after each wake-up: the slot may have been
+		 * answered and reused meanwhile. */
+		e = find(c, family, addr);
+		if (e != NULL && e->state != HOST_PENDING) {
+			lru_unlink(c, e);
+			lru_push(c, e);
+			if (!waiting && now >= e->expires_ns && !e->queued) {
+				/* Known too long ago: the old answer serves
+				 * while a lookup refreshes it. */
+				c->stale++;
+				if (!enqueue(c, e))
+					e->expires_ns = now + c->neg_ttl_ns;
+			} else if (!asked) {
+				c->hits++;
+			}
+			rc = answer(e, name);
+			break;
+		}
+		if (e == NULL) {
+			/* Never asked, or answered and evicted before this
+			 * caller woke: ask. */
+			e = slot_take(c, family, addr);
+			if (e == NULL || !enqueue(c, e)) {
+				if (e != NULL) {
+					/* No resolver thread: no name, for
+					 * a while. */
+					e->state = HOST_UNNAMED;
+					e->expires_ns = now + c->neg_ttl_ns;
+				}
+				rc = -EAGAIN;
+				c->busy++;
+				break;
+			}
+			asked = true;
+		}
+		/* Never answered: wait for the lookup, a while, if not too
+		 * many wait already (the other workers serve the callers
+		 * the cache knows). */
+		if (!waiting) {
+			if (c->waiters >= c->max_waiters) {
+				rc = -EAGAIN;
+				c->busy++;
+				break;
+			}
+			c->waiters++;
+			waiting = true;
+			fl_deadline_ts(&dl, c->wait_ns / 1000);
+		}
+		if (pthread_cond_timedwait(&c->answered, &c->lock, &dl) ==
+		    ETIMEDOUT) {
+			e = find(c, family, addr);
+			if (e != NULL && e->state != HOST_PENDING) {
+				if (!asked)
+					c->hits++;
+				rc = answer(e, name);
+			} else {
+				/* The lookup goes on; a later call finds
+				 * its answer. */
+				rc = -EAGAIN;
+				c->busy++;
+			}
+			break;
+		}
+	}
+	if (waiting)
+		c->waiters--;
 	pthread_mutex_unlock(&c->lock);
 	return rc;
 }
 
-void nfsd_hostcache_stats(struct nfsd_hostcache *c, uint64_t *lookups,
-    uint64_t *hits)
+void nfsd_hostcache_stats(struct nfsd_hostcache *c,
+    struct nfsd_hostcache_stats *st)
 {
 	pthread_mutex_lock(&c->lock);
-	*lookups = c->lookups;
-	*hits = c->hits;
+	st->lookups = c->lookups;
+	st->hits = c->hits;
+	st->stale = c->stale;
+	st->busy = c->busy;
 	pthread_mutex_unlock(&c->lock);
 }

@@ -174,7 +174,17 @@ static enum nfsd_disp mnt_mnt(struct nfsd_req *r, void *a, void *s)
 		res->fhs_status = MNT3ERR_NOENT;
 		return NFSD_REPLY;
 	}
-	const struct nfsd_rule *rule = nfsd_rule_match(r->srv, e, &r->peer);
+	bool busy;
+	const struct nfsd_rule *rule = nfsd_rule_match(r->srv, e, &r->peer,
+	    &busy);
+	if (busy) {
+		/* Its name is still being looked up: no answer, so the
+		 * client asks again (MOUNT has no "try later"). */
+		fl_log(FL_LOG_INFO, "nfsd", "mount of %s by %s: its host name "
+		    "is not known yet; the request is dropped, the client "
+		    "retries", path, host);
+		return NFSD_DROP;
+	}
 	if (rule == NULL || !nfsd_rule_port_ok(rule, &r->peer)) {
 		fl_log(FL_LOG_INFO, "nfsd", "refused mount of %s by %s%s",
 		    path, host, rule != NULL ? " (insecure port)" : "");

@@ -36,8 +36,11 @@ int nfs3_resolve(struct nfsd_req *r, const nfs_fh3 *fh, struct nfsd_obj *ob)
 	    fh->data.data_len, ob);
 	if (rc != 0)
 		return rc;
+	bool busy;
 	const struct nfsd_rule *rule = nfsd_rule_match(r->srv, ob->exp,
-	    &r->peer);
+	    &r->peer, &busy);
+	if (busy)
+		return -EAGAIN;		/* NFS3ERR_JUKEBOX: try later */
 	if (rule == NULL || !nfsd_rule_port_ok(rule, &r->peer))
 		return -EACCES;
 	if (r->rule == NULL) {

@@ -111,6 +111,10 @@ struct nfsd_config {
 	 * one (0: 60000 ms) are believed. */
 	uint32_t host_cache_entries;
 	uint32_t host_cache_ttl_ms, host_cache_neg_ttl_ms;
+	/* How long a call waits for the name of a client never seen
+	 * before (0: 1000 ms); longer, it gets NFS3ERR_JUKEBOX (MOUNT: no
+	 * answer, the client retransmits). */
+	uint32_t host_wait_ms;
 	const struct nfsd_export *exports;
 	size_t nexports;
 };
@@ -152,6 +156,8 @@ struct nfsd_stats {
 	/* Reverse lookups made for host-name patterns, and names answered
 	 * from the host cache. */
 	uint64_t host_lookups, host_cache_hits;
+	uint64_t host_stale;		/* expired names served, refreshing */
+	uint64_t host_busy;		/* calls told to retry: name not known */
 };
 void nfsd_get_stats(nfsd_t *s, struct nfsd_stats *st);
 

@@ -75,10 +75,13 @@ struct nfsd_exp {
 int nfsd_rules_compile(struct nfsd_exp *e, const struct nfsd_client_rule *r,
     size_t n);
 /* First rule matching the address, or NULL (denied).  Reaching a wildcard
- * rule asks s's host cache for the caller's name: may block on the
- * resolver, so workers only (never the event thread). */
+ * rule asks s's host cache for the caller's name: may wait for the
+ * resolver (a bounded time), so workers only (never the event thread).
+ * When the name is not known in time, NULL with *busy set (busy may be
+ * NULL): the caller asks the client to retry instead of refusing it. */
 const struct nfsd_rule *nfsd_rule_match(struct nfsd *s,
-    const struct nfsd_exp *e, const struct sockaddr_storage *peer);
+    const struct nfsd_exp *e, const struct sockaddr_storage *peer,
+    bool *busy);
 /* Source port < 1024, or the rule says insecure. */
 bool nfsd_rule_port_ok(const struct nfsd_rule *rule,
     const struct sockaddr_storage *peer);
@@ -119,21 +122,39 @@ int nfsd_host_resolve(sa_family_t family, const uint8_t *addr, char *name);
  * The host cache (hostcache.c): resolve's answers per client address,
  * found names for ttl_ms, no name for neg_ttl_ms, at most entries of them
  * (least recently used evicted; the table is allocated at the first
- * lookup).  Thread-safe; one resolution per address at a time (other
- * callers for it wait for its answer).  0 or -ENOMEM.
+ * lookup).  The resolver runs on NFSD_HOST_RESOLVERS threads of the
+ * cache's own, one lookup per address at a time; a caller waits at most
+ * wait_ms for an address never answered before, and at most max_waiters
+ * callers wait at once.  Thread-safe.  0, -EINVAL or -ENOMEM.
  */
+#define NFSD_HOST_RESOLVERS	2
+struct nfsd_hostcache_cfg {
+	uint32_t entries;
+	uint32_t ttl_ms, neg_ttl_ms;
+	uint32_t wait_ms;
+	uint32_t max_waiters;		/* at least 1 */
+};
+struct nfsd_hostcache_stats {
+	uint64_t lookups;	/* resolutions asked for (misses, refreshes) */
+	uint64_t hits;		/* answered from the cache */
+	uint64_t stale;		/* answered from an expired entry, refreshing */
+	uint64_t busy;		/* -EAGAIN: no answer in time, or too many wait */
+};
 struct nfsd_hostcache;
-int nfsd_hostcache_create(uint32_t entries, uint32_t ttl_ms,
-    uint32_t neg_ttl_ms, nfsd_resolve_fn resolve,
-    struct nfsd_hostcache **out);
+int nfsd_hostcache_create(const struct nfsd_hostcache_cfg *cfg,
+    nfsd_resolve_fn resolve, struct nfsd_hostcache **out);
+/* Lookups in flight finish on their threads, which then go away; this
+ * never waits for the resolver. */
 void nfsd_hostcache_free(struct nfsd_hostcache *c);
-/* As nfsd_host_resolve, through the cache. */
+/* As nfsd_host_resolve, through the cache: 0 with the name, -ENOENT (no
+ * name), or -EAGAIN when the address was never answered and its lookup
+ * did not end within wait_ms (it goes on: a later call finds the answer),
+ * max_waiters callers wait already, or every slot waits for a lookup.  An
+ * expired answer is given as it was while a lookup refreshes it. */
 int nfsd_hostcache_name(struct nfsd_hostcache *c, sa_family_t family,
     const uint8_t *addr, char *name);
-/* Resolutions made (misses and expired entries) and answers from the
- * cache. */
-void nfsd_hostcache_stats(struct nfsd_hostcache *c, uint64_t *lookups,
-    uint64_t *hits);
+void nfsd_hostcache_stats(struct nfsd_hostcache *c,
+    struct nfsd_hostcache_stats *st);
 
 /* --------------------------------------------------------- file handles */
 

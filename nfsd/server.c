@@ -218,6 +218,10 @@ int nfsd_create(const struct nfsd_config *cfg, nfsd_t **out)
 		s->cfg.host_cache_ttl_ms = 600000;
 	if (s->cfg.host_cache_neg_ttl_ms == 0)
 		s->cfg.host_cache_neg_ttl_ms = 60000;
+	if (s->cfg.host_wait_ms == 0)
+		s->cfg.host_wait_ms = 1000;
+	if (s->cfg.host_wait_ms > 60000)
+		s->cfg.host_wait_ms = 60000;
 	pthread_mutex_init(&s->mounts_lock, NULL);
 	rc = exps_build(cfg->exports, cfg->nexports, &s->exps, &s->nexps);
 	if (rc != 0)
@@ -225,9 +229,16 @@ int nfsd_create(const struct nfsd_config *cfg, nfsd_t **out)
 	rc = nfsd_drc_create(s->cfg.drc_entries, &s->drc);
 	if (rc != 0)
 		goto fail;
-	rc = nfsd_hostcache_create(s->cfg.host_cache_entries,
-	    s->cfg.host_cache_ttl_ms, s->cfg.host_cache_neg_ttl_ms,
-	    nfsd_host_resolve, &s->hosts);
+	/* At most half the workers wait for names: the others serve the
+	 * clients the cache knows, and those that match by address. */
+	struct nfsd_hostcache_cfg hc = {
+		.entries = s->cfg.host_cache_entries,
+		.ttl_ms = s->cfg.host_cache_ttl_ms,
+		.neg_ttl_ms = s->cfg.host_cache_neg_ttl_ms,
+		.wait_ms = s->cfg.host_wait_ms,
+		.max_waiters = s->cfg.threads / 2 > 0 ? s->cfg.threads / 2 : 1,
+	};
+	rc = nfsd_hostcache_create(&hc, nfsd_host_resolve, &s->hosts);
 	if (rc != 0)
 		goto fail;
 	*out = s;
@@ -421,6 +432,10 @@ void nfsd_get_stats(nfsd_t *s, struct nfsd_stats *st)
 	st->records_oversized = atomic_load(&s->st.records_oversized);
 	st->reply_batches = atomic_load(&s->st.reply_batches);
 	st->reply_batched = atomic_load(&s->st.reply_batched);
-	nfsd_hostcache_stats(s->hosts, &st->host_lookups,
-	    &st->host_cache_hits);
+	struct nfsd_hostcache_stats hs;
+	nfsd_hostcache_stats(s->hosts, &hs);
+	st->host_lookups = hs.lookups;
+	st->host_cache_hits = hs.hits;
+	st->host_stale = hs.stale;
+	st->host_busy = hs.busy;
 }

@@ -44,6 +44,10 @@ static pthread_mutex_t fake_lock = PTHREAD_MUTEX_INITIALIZER;
 static char fake_ptr2[FAKE_MAX], fake_ptr1[FAKE_MAX];
 static bool fake_ptr1_set;
 static _Atomic int fake_answers;	/* reverse lookups steered */
+/* While set, a reverse lookup of 127.0.0.2 waits (a resolver that
+ * hangs); fake_gate_open lets it go on. */
+static bool fake_gate2;
+static pthread_cond_t fake_gate_cv = PTHREAD_COND_INITIALIZER;
 
 typedef int (*getnameinfo_fn)(const struct sockaddr *, socklen_t, char *,
     socklen_t, char *, socklen_t, int);
@@ -68,6 +72,8 @@ int getnameinfo(const struct sockaddr *restrict sa, socklen_t salen,
 		int rc = 0;
 
 		pthread_mutex_lock(&fake_lock);
+		while (a == 0x7f000002u && fake_gate2)
+			pthread_cond_wait(&fake_gate_cv, &fake_lock);
 		if (a == 0x7f000002u)
 			fake = fake_ptr2;
 		else if (a == 0x7f000001u && fake_ptr1_set)
@@ -86,6 +92,14 @@ int getnameinfo(const struct sockaddr *restrict sa, socklen_t salen,
 			return rc;
 	}
 	return next(sa, salen, host, hostlen, serv, servlen, flags);
+}
+
+static void fake_gate(bool closed)
+{
+	pthread_mutex_lock(&fake_lock);
+	fake_gate2 = closed;
+	pthread_cond_broadcast(&fake_gate_cv);
+	pthread_mutex_unlock(&fake_lock);
 }
 
 static void fake_set(char *slot, const char *name)
@@ -271,8 +285,20 @@ static void test_resolve(void **state)
 
 /* A resolver of our own: "h<last byte>.test" for addresses whose last
  * byte is even, no name for odd ones; counts its calls; optionally slow. */
-static _Atomic int res_calls;
+static _Atomic int res_calls, res_done;
 static _Atomic int res_delay_ms;
+/* While closed, every lookup waits at the gate (a resolver that hangs). */
+static pthread_mutex_t res_gate_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t res_gate_cv = PTHREAD_COND_INITIALIZER;
+static bool res_gate_closed;
+
+static void res_gate(bool closed)
+{
+	pthread_mutex_lock(&res_gate_lock);
+	res_gate_closed = closed;
+	pthread_cond_broadcast(&res_gate_cv);
+	pthread_mutex_unlock(&res_gate_lock);
+}
 
 static int fake_resolve(sa_family_t family, const uint8_t *addr, char *name)
 {
@@ -280,6 +306,11 @@ static int fake_resolve(sa_family_t family, const uint8_t *addr, char *name)
 	int d = atomic_load(&res_delay_ms);
 
 	atomic_fetch_add(&res_calls, 1);
+	pthread_mutex_lock(&res_gate_lock);
+	while (res_gate_closed)
+		pthread_cond_wait(&res_gate_cv, &res_gate_lock);
+	pthread_mutex_unlock(&res_gate_lock);
+	atomic_fetch_add(&res_done, 1);
 	if (d > 0) {
 		struct timespec ts = { 0, d * 1000000L };
 		nanosleep(&ts, NULL);
@@ -299,6 +330,27 @@ static void addr4(uint8_t a[4], uint32_t v)
 	a[3] = (uint8_t)v;
 }
 
+/* A cache whose callers wait up to wait_ms, waiters of them at once. */
+static int hc_create(uint32_t entries, uint32_t ttl_ms, uint32_t neg_ttl_ms,
+    uint32_t wait_ms, uint32_t waiters, struct nfsd_hostcache **c)
+{
+	struct nfsd_hostcache_cfg cfg = { .entries = entries,
+	    .ttl_ms = ttl_ms, .neg_ttl_ms = neg_ttl_ms, .wait_ms = wait_ms,
+	    .max_waiters = waiters };
+
+	return nfsd_hostcache_create(&cfg, fake_resolve, c);
+}
+
+/* Wait (at most 5 s) until the resolver was called n times. */
+static void calls_reach(int n)
+{
+	for (int i = 0; i < 500 && atomic_load(&res_calls) < n; i++) {
+		struct timespec ts = { 0, 10 * 1000000L };
+		nanosleep(&ts, NULL);
+	}
+	assert_int_equal(atomic_load(&res_calls), n);
+}
+
 static void sleep_ms(long ms)
 {
 	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
@@ -310,16 +362,14 @@ static void test_cache_hits_and_ttl(void **state)
 	struct nfsd_hostcache *c;
 	char name[NFSD_HOSTNAME_MAX + 1];
 	uint8_t a[4], b[4], v6[16] = { 0xfd };
-	uint64_t lookups, hits;
+	struct nfsd_hostcache_stats hs;
 
 	atomic_store(&res_calls, 0);
 	atomic_store(&res_delay_ms, 0);
-	assert_int_equal(nfsd_hostcache_create(0, 1, 1, fake_resolve, &c),
-	    -EINVAL);
-	assert_int_equal(nfsd_hostcache_create(65537, 1, 1, fake_resolve, &c),
-	    -EINVAL);
-	assert_int_equal(nfsd_hostcache_create(16, 300, 100, fake_resolve,
-	    &c), 0);
+	assert_int_equal(hc_create(0, 1, 1, 1000, 1, &c), -EINVAL);
+	assert_int_equal(hc_create(65537, 1, 1, 1000, 1, &c), -EINVAL);
+	assert_int_equal(hc_create(16, 1, 1, 1000, 0, &c), -EINVAL);
+	assert_int_equal(hc_create(16, 300, 100, 5000, 1, &c), 0);
 	addr4(a, 2);
 	addr4(b, 3);
 	/* A name, then the same from the cache. */
@@ -338,24 +388,30 @@ static void test_cache_hits_and_ttl(void **state)
 	assert_int_equal(nfsd_hostcache_name(c, AF_INET6, v6, name), 0);
 	assert_string_equal(name, "h2.test6");
 	assert_int_equal(atomic_load(&res_calls), 3);
-	nfsd_hostcache_stats(c, &lookups, &hits);
-	assert_int_equal(lookups, 3);
-	assert_int_equal(hits, 2);
+	nfsd_hostcache_stats(c, &hs);
+	assert_int_equal(hs.lookups, 3);
+	assert_int_equal(hs.hits, 2);
 	/* Other families are never asked about. */
 	assert_int_equal(nfsd_hostcache_name(c, AF_UNIX, a, name), -ENOENT);
 	assert_int_equal(atomic_load(&res_calls), 3);
 
-	/* The negative TTL (100 ms) passes first... */
+	/* The negative TTL (100 ms) passes first: the old answer is given
+	 * while a lookup refreshes it... */
 	sleep_ms(150);
 	assert_int_equal(nfsd_hostcache_name(c, AF_INET, b, name), -ENOENT);
-	assert_int_equal(atomic_load(&res_calls), 4);
+	calls_reach(4);
 	assert_int_equal(nfsd_hostcache_name(c, AF_INET, a, name), 0);
 	assert_int_equal(atomic_load(&res_calls), 4);
 	/* ... then the positive one (300 ms). */
 	sleep_ms(200);
+	memset(name, 0, sizeof(name));
 	assert_int_equal(nfsd_hostcache_name(c, AF_INET, a, name), 0);
 	assert_string_equal(name, "h2.test");
-	assert_int_equal(atomic_load(&res_calls), 5);
+	calls_reach(5);
+	nfsd_hostcache_stats(c, &hs);
+	assert_int_equal(hs.stale, 2);
+	assert_int_equal(hs.lookups, 5);
+	assert_int_equal(hs.busy, 0);
 	nfsd_hostcache_free(c);
 	nfsd_hostcache_free(NULL);
 }
@@ -368,8 +424,7 @@ static void test_cache_bound(void **state)
 
 	atomic_store(&res_calls, 0);
 	atomic_store(&res_delay_ms, 0);
-	assert_int_equal(nfsd_hostcache_create(4, 60000, 60000, fake_resolve,
-	    &c), 0);
+	assert_int_equal(hc_create(4, 60000, 60000, 5000, 1, &c), 0);
 	for (uint32_t i = 0; i < 4; i++) {
 		addr4(a, 2 * i);
 		assert_int_equal(nfsd_hostcache_name(c, AF_INET, a, name), 0);
@@ -438,14 +493,13 @@ static void test_cache_threads(void **state)
 	struct nfsd_hostcache *c;
 	struct asker k[8];
 	pthread_t th[8];
-	uint64_t lookups, hits;
+	struct nfsd_hostcache_stats hs;
 
 	/* Eight workers ask about one new address at once while the
 	 * resolver takes 200 ms: it is asked once, all get the answer. */
 	atomic_store(&res_calls, 0);
 	atomic_store(&res_delay_ms, 200);
-	assert_int_equal(nfsd_hostcache_create(64, 60000, 60000, fake_resolve,
-	    &c), 0);
+	assert_int_equal(hc_create(64, 60000, 60000, 5000, 8, &c), 0);
 	for (int i = 0; i < 8; i++) {
 		k[i] = (struct asker){ .c = c, .first = 42, .count = 1,
 		    .rounds = 1 };
@@ -457,16 +511,15 @@ static void test_cache_threads(void **state)
 		assert_int_equal(k[i].errors, 0);
 	}
 	assert_int_equal(atomic_load(&res_calls), 1);
-	nfsd_hostcache_stats(c, &lookups, &hits);
-	assert_int_equal(lookups, 1);
-	assert_int_equal(hits, 7);
+	nfsd_hostcache_stats(c, &hs);
+	assert_int_equal(hs.lookups, 1);
+	assert_int_equal(hs.hits, 7);
 	nfsd_hostcache_free(c);
 
 	/* Many threads over more addresses than slots: answers stay right
 	 * (run under ASan too). */
 	atomic_store(&res_delay_ms, 0);
-	assert_int_equal(nfsd_hostcache_create(32, 60000, 60000, fake_resolve,
-	    &c), 0);
+	assert_int_equal(hc_create(32, 60000, 60000, 5000, 8, &c), 0);
 	for (int i = 0; i < 8; i++) {
 		k[i] = (struct asker){ .c = c, .first = (uint32_t)i * 10,
 		    .count = 100, .rounds = 5000 };
@@ -534,6 +587,180 @@ static void test_forged_ptr_refused(void **state)
 	th_stop(&t);
 }
 
+struct waiter {
+	struct nfsd_hostcache *c;
+	uint32_t v;
+	int rc;
+	char name[NFSD_HOSTNAME_MAX + 1];
+};
+
+static void *waiter_main(void *arg)
+{
+	struct waiter *w = arg;
+	uint8_t a[4];
+
+	addr4(a, w->v);
+	w->rc = nfsd_hostcache_name(w->c, AF_INET, a, w->name);
+	return NULL;
+}
+
+/*
+ * A resolver that hangs: a caller for a new address waits wait_ms and
+ * gets -EAGAIN (the lookup goes on, once per address); no more than
+ * max_waiters callers wait, the next gets -EAGAIN at once; when the
+ * resolver answers, the waiters and later callers get the name; freeing
+ * the cache does not wait for a hung lookup.
+ */
+static void test_cache_slow_resolver(void **state)
+{
+	struct nfsd_hostcache *c;
+	struct nfsd_hostcache_stats hs;
+	char name[NFSD_HOSTNAME_MAX + 1];
+	uint8_t a[4];
+	struct waiter w[2];
+	pthread_t th[2];
+
+	atomic_store(&res_calls, 0);
+	atomic_store(&res_done, 0);
+	atomic_store(&res_delay_ms, 0);
+	res_gate(true);
+	assert_int_equal(hc_create(16, 60000, 60000, 100, 2, &c), 0);
+	addr4(a, 2);
+	assert_int_equal(nfsd_hostcache_name(c, AF_INET, a, name), -EAGAIN);
+	assert_int_equal(nfsd_hostcache_name(c, AF_INET, a, name), -EAGAIN);
+	calls_reach(1);			/* one lookup for both */
+	assert_int_equal(atomic_load(&res_done), 0);
+	res_gate(false);
+	for (int i = 0; i < 500 && atomic_load(&res_done) < 1; i++)
+		sleep_ms(10);
+	assert_int_equal(nfsd_hostcache_name(c, AF_INET, a, name), 0);
+	assert_string_equal(name, "h2.test");
+	nfsd_hostcache_stats(c, &hs);
+	assert_int_equal(hs.lookups, 1);
+	assert_int_equal(hs.busy, 2);
+	nfsd_hostcache_free(c);
+
+	/* Two wait (long), a third is told at once. */
+	atomic_store(&res_calls, 0);
+	atomic_store(&res_done, 0);
+	res_gate(true);
+	assert_int_equal(hc_create(16, 60000, 60000, 30000, 2, &c), 0);
+	for (int i = 0; i < 2; i++) {
+		w[i] = (struct waiter){ .c = c, .v = 4 + 2 * (uint32_t)i };
+		assert_int_equal(pthread_create(&th[i], NULL, waiter_main,
+		    &w[i]), 0);
+	}
+	/* Both lookups started: both callers were counted as waiting in
+	 * the same locked step that queued them. */
+	calls_reach(2);
+	addr4(a, 8);
+	assert_int_equal(nfsd_hostcache_name(c, AF_INET, a, name), -EAGAIN);
+	res_gate(false);
+	for (int i = 0; i < 2; i++) {
+		char want[32];
+		pthread_join(th[i], NULL);
+		assert_int_equal(w[i].rc, 0);
+		snprintf(want, sizeof(want), "h%u.test", w[i].v);
+		assert_string_equal(w[i].name, want);
+	}
+	/* 8's lookup went on without a waiter: its answer is there. */
+	calls_reach(3);
+	for (int i = 0; i < 500 && atomic_load(&res_done) < 3; i++)
+		sleep_ms(10);
+	assert_int_equal(nfsd_hostcache_name(c, AF_INET, a, name), 0);
+	assert_string_equal(name, "h8.test");
+	nfsd_hostcache_stats(c, &hs);
+	assert_int_equal(hs.busy, 1);
+	assert_int_equal(hs.lookups, 3);
+
+	/* Freed while a lookup hangs: returns at once; the lookup's thread
+	 * finishes later and lets the cache go (ASan: no leak, no use after
+	 * free). */
+	res_gate(true);
+	addr4(a, 10);
+	assert_int_equal(nfsd_hostcache_name(c, AF_INET, a, name), -EAGAIN);
+	calls_reach(4);
+	nfsd_hostcache_free(c);
+	res_gate(false);
+	for (int i = 0; i < 500 && atomic_load(&res_done) < 4; i++)
+		sleep_ms(10);
+	sleep_ms(50);
+}
+
+/*
+ * A real server whose first rule is a host-name pattern, and a resolver
+ * that hangs for 127.0.0.2: its NFS calls get NFS3ERR_JUKEBOX (try
+ * later) and its MNT no answer, while 127.0.0.1 is served all along;
+ * once the lookup ends (a name that matches nothing), 127.0.0.2 is served
+ * by the next rule, by address.
+ */
+static void test_hung_resolver_jukebox(void **state)
+{
+	struct th t;
+	struct th_fh root, h;
+	struct nfsd_stats st;
+	char want[NI_MAXHOST], pat[NI_MAXHOST];
+	static struct xb x;
+
+	if (!system_name(want, sizeof(want)))
+		skip_unnamed();
+	snprintf(pat, sizeof(pat), "%c*", want[0]);
+	th_config(&t);
+	t.rules[0] = (struct nfsd_client_rule){ .client = pat,
+	    .flags = NFSD_RW | NFSD_NO_ROOT_SQUASH | NFSD_INSECURE };
+	t.rules[1] = (struct nfsd_client_rule){ .client = "127.0.0.0/8",
+	    .flags = NFSD_NO_ROOT_SQUASH | NFSD_INSECURE };
+	t.exp[0].nrules = 2;
+	t.cfg.host_wait_ms = 200;
+	th_serve(&t);
+
+	int fd = tcp_from("127.0.0.1", t.mnt_port);
+	assert_int_equal(th_mnt(fd, "/vol/vol0", &root), 0);
+	close(fd);
+	fake_set(fake_ptr2, "nowhere.invalid");
+	fake_gate(true);
+	int f2 = tcp_from("127.0.0.2", t.nfs_port);
+	int f1 = tcp_from("127.0.0.1", t.nfs_port);
+	for (int i = 0; i < 3; i++) {
+		xb_call(&x, 100 + (uint32_t)i, TH_NFS_PROG, 3, 1, 0, 0);
+		xb_fh(&x, &root);
+		assert_int_equal(th_status(f2, &x), 10008);	/* JUKEBOX */
+		xb_call(&x, 200 + (uint32_t)i, TH_NFS_PROG, 3, 1, 0, 0);
+		xb_fh(&x, &root);
+		assert_int_equal(th_status(f1, &x), 0);
+	}
+	/* MNT has no "try later": no answer, the client retransmits. */
+	int m2 = tcp_from("127.0.0.2", t.mnt_port);
+	xb_call(&x, 300, TH_MNT_PROG, 3, 1, 0, 0);
+	xb_str(&x, "/vol/vol0");
+	th_send_record(m2, &x);
+	struct pollfd pf = { .fd = m2, .events = POLLIN };
+	assert_int_equal(poll(&pf, 1, 600), 0);
+	close(m2);
+
+	fake_gate(false);
+	int ok = -1;
+	for (int i = 0; i < 100 && ok != 0; i++) {
+		xb_call(&x, 400 + (uint32_t)i, TH_NFS_PROG, 3, 1, 0, 0);
+		xb_fh(&x, &root);
+		ok = th_status(f2, &x);
+		if (ok != 0) {
+			assert_int_equal(ok, 10008);
+			sleep_ms(20);
+		}
+	}
+	assert_int_equal(ok, 0);
+	fd = tcp_from("127.0.0.2", t.mnt_port);
+	assert_int_equal(th_mnt(fd, "/vol/vol0", &h), 0);
+	close(fd);
+	close(f1);
+	close(f2);
+	nfsd_get_stats(t.srv, &st);
+	assert_true(st.host_busy >= 4);
+	fake_set(fake_ptr2, "");
+	th_stop(&t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -542,7 +769,9 @@ int main(void)
 		cmocka_unit_test(test_cache_hits_and_ttl),
 		cmocka_unit_test(test_cache_bound),
 		cmocka_unit_test(test_cache_threads),
+		cmocka_unit_test(test_cache_slow_resolver),
 		cmocka_unit_test(test_forged_ptr_refused),
+		cmocka_unit_test(test_hung_resolver_jukebox),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
