@@ -422,6 +422,9 @@ void adm_services_volume_down(struct adm_ctx *ctx, const char *name);
 
 /* The services filerd registers (admin/svc_*.c). */
 extern const struct adm_service adm_svc_nfsd;
+/* The NFS server's counters (svc_nfsd.c); false when it does not serve. */
+struct nfsd_stats;
+bool adm_nfsd_stats(struct nfsd_stats *st);
 extern const struct adm_service adm_svc_mirror;
 /* svc_mirror.c: a volume filerd mounts read-only (a mirror destination);
  * the running relationships' states into the database (main loop). */

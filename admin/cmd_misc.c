@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "admin/adm_impl.h"
+#include "nfsd/nfsd.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -185,6 +186,28 @@ static int stats(struct adm_ctx *ctx, const struct adm_req *req,
 			continue;
 		adm_rep_row(rep, "stats");
 		emit_stats(ctx, rep, v);
+	}
+	/* The NFS server's own counters, since filerd started it. */
+	struct nfsd_stats ns;
+	if (ctx->daemon && adm_nfsd_stats(&ns)) {
+		adm_rep_obj(rep, "nfs");
+		adm_rep_u64(rep, "calls", ns.calls);
+		adm_rep_u64(rep, "replies", ns.replies);
+		adm_rep_u64(rep, "dropped", ns.dropped);
+		adm_rep_u64(rep, "garbage_args", ns.garbage);
+		adm_rep_u64(rep, "auth_errors", ns.auth_errors);
+		adm_rep_u64(rep, "drc_hits", ns.drc_hits);
+		adm_rep_u64(rep, "drc_in_progress_drops",
+		    ns.drc_inprogress_drops);
+		adm_rep_u64(rep, "connections_accepted", ns.conns_accepted);
+		adm_rep_u64(rep, "connections_open", ns.conns_open);
+		adm_rep_u64(rep, "connections_timed_out", ns.conns_timed_out);
+		adm_rep_u64(rep, "connections_refused", ns.conns_refused);
+		adm_rep_u64(rep, "records_oversized", ns.records_oversized);
+		adm_rep_u64(rep, "host_lookups", ns.host_lookups);
+		adm_rep_u64(rep, "host_cache_hits", ns.host_cache_hits);
+		adm_rep_u64(rep, "host_stale", ns.host_stale);
+		adm_rep_u64(rep, "host_busy", ns.host_busy);
 	}
 	return ADM_OK;
 }
@@ -474,7 +497,9 @@ const struct adm_verb adm_misc_verbs[] = {
 	    "effect (now, reload, next volume online)." },
 	{ "stats", stats_args, 0, stats,
 	    "Operation, consistency point, cache, NVLOG and RAID counters",
-	    NULL },
+	    "Without a volume, the NFS server's counters follow: calls,\n"
+	    "replies, dropped and malformed calls, DRC hits, connections,\n"
+	    "host-name lookups and calls deferred for them." },
 	{ "events", events_args, ADM_V_OFFLINE, events,
 	    "Show the event log (disk failures, rebuilds, snapshots...)",
 	    NULL },

@@ -71,6 +71,15 @@ static struct {
 	char down[ADM_NAME_MAX];	/* volume in volume_down, or "" */
 } svc;
 
+/* The NFS server's counters; false when it does not serve (main loop). */
+bool adm_nfsd_stats(struct nfsd_stats *st)
+{
+	if (svc.srv == NULL)
+		return false;
+	nfsd_get_stats(svc.srv, st);
+	return true;
+}
+
 /* ------------------------------------------------- configuration -> nfsd */
 
 struct svc_export {

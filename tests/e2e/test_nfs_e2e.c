@@ -907,6 +907,16 @@ static void test_export_host_pattern(void **state)
 	js = ta_ctl_expect(0, t->home, "--json", "events", NULL);
 	assert_null(strstr(js, "\"export.refused\""));
 	free(js);
+	/* The NFS counters: calls served, our name looked up (once, then
+	 * from the cache), nothing deferred. */
+	js = ta_ctl_expect(0, t->home, "--json", "stats", NULL);
+	assert_true(ta_json_long(js, "$.nfs.calls") > 0);
+	assert_true(ta_json_long(js, "$.nfs.replies") > 0);
+	assert_true(ta_json_long(js, "$.nfs.connections_accepted") >= 3);
+	assert_true(ta_json_long(js, "$.nfs.host_lookups") >= 1);
+	assert_true(ta_json_long(js, "$.nfs.host_cache_hits") >= 1);
+	assert_int_equal(ta_json_long(js, "$.nfs.host_busy"), 0);
+	free(js);
 	daemon_stop_clean(t);
 }
 
