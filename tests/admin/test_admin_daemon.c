@@ -508,27 +508,13 @@ static void test_check_in_background(void **state)
 	assert_int_equal(child_status(b), 0);
 }
 
-/*
- * A client sends the first two bytes of its request and stops: another
- * filerctl call is served meanwhile, then the first client sends the rest
- * and gets its answer.  (Served one connection at a time, the second call
- * would wait until filerd gave up on the first, which then got an error.)
- */
-static void test_slow_client(void **state)
+/* A "vol list" request as sent on the control socket: length, body. */
+static uint8_t *vol_list_frame(size_t *len)
 {
-	struct t *t = *state;
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct adm_req req;
 	struct adm_buf body = { 0 };
-	struct adm_reply r;
 	uint8_t *frame;
-	char *in = NULL;
-	size_t len = 0;
-	int fd;
 
-	free(ta_ctl_expect(0, t->home, "vol", "create", "vol0", "--disks", "3",
-	    "--parity", "1", "--size", "8M", NULL));
-	ta_daemon_start(&t->d, t->home);
 	adm_req_init(&req, "vol list");
 	assert_int_equal(adm_req_encode(&req, &body), 0);
 	adm_req_free(&req);
@@ -539,30 +525,70 @@ static void test_slow_client(void **state)
 	frame[2] = (uint8_t)(body.len >> 8);
 	frame[3] = (uint8_t)body.len;
 	memcpy(frame + 4, body.p, body.len);
+	*len = body.len + 4;
+	adm_buf_free(&body);
+	return frame;
+}
+
+/* A raw connection to filerd's control socket under home. */
+static int ctl_connect(const char *home)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	char sock[2100];
-	snprintf(sock, sizeof(sock), "%s/filerd.sock", t->home);
+	int fd;
+
+	snprintf(sock, sizeof(sock), "%s/filerd.sock", home);
 	assert_true(strlen(sock) < sizeof(sa.sun_path));
 	memcpy(sa.sun_path, sock, strlen(sock) + 1);
 	fd = socket(AF_UNIX, SOCK_STREAM, 0);
 	assert_true(fd >= 0);
 	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	return fd;
+}
+
+/* The reply on fd is whole and says success. */
+static void expect_ok_reply(int fd, const char *who)
+{
+	struct adm_reply r;
+	char *in = NULL;
+	size_t len = 0;
+
+	assert_int_equal(adm_frame_read(fd, 1u << 20, &in, &len), 0);
+	assert_int_equal(adm_reply_decode(in, len, &r), 0);
+	if (r.status != 0)
+		fail_msg("%s: the request failed: %s", who, r.message);
+	adm_reply_free(&r);
+	free(in);
+}
+
+/*
+ * A client sends the first two bytes of its request and stops: another
+ * filerctl call is served meanwhile, then the first client sends the rest
+ * and gets its answer.  (Served one connection at a time, the second call
+ * would wait until filerd gave up on the first, which then got an error.)
+ */
+static void test_slow_client(void **state)
+{
+	struct t *t = *state;
+	size_t len;
+	uint8_t *frame;
+	int fd;
+
+	free(ta_ctl_expect(0, t->home, "vol", "create", "vol0", "--disks", "3",
+	    "--parity", "1", "--size", "8M", NULL));
+	ta_daemon_start(&t->d, t->home);
+	frame = vol_list_frame(&len);
+	fd = ctl_connect(t->home);
 	assert_int_equal(write(fd, frame, 2), 2);
 	ta_sleep_ms(200);
 	/* Served while the first request is half there. */
 	char *out = ta_ctl_expect(0, t->home, "vol", "list", NULL);
 	assert_non_null(strstr(out, "vol0"));
 	free(out);
-	assert_int_equal(write(fd, frame + 2, body.len + 2),
-	    (ssize_t)(body.len + 2));
-	assert_int_equal(adm_frame_read(fd, 1u << 20, &in, &len), 0);
-	assert_int_equal(adm_reply_decode(in, len, &r), 0);
-	if (r.status != 0)
-		fail_msg("the slow client's request failed: %s", r.message);
-	adm_reply_free(&r);
-	free(in);
+	assert_int_equal(write(fd, frame + 2, len - 2), (ssize_t)(len - 2));
+	expect_ok_reply(fd, "the slow client");
 	close(fd);
 	free(frame);
-	adm_buf_free(&body);
 	assert_int_equal(ta_daemon_stop(&t->d), 0);
 }
 
@@ -577,13 +603,8 @@ static void test_client_behind_long_request(void **state)
 {
 	struct t *t = *state;
 	const char *env[] = { "FILER_CHECK_HOLD_MS", "11000", NULL };
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	struct adm_req req;
-	struct adm_buf body = { 0 };
-	struct adm_reply r;
+	size_t len;
 	uint8_t *frame;
-	char *in = NULL, sock[2100];
-	size_t len = 0;
 	pid_t a;
 	int fd;
 
@@ -591,22 +612,8 @@ static void test_client_behind_long_request(void **state)
 	    "--parity", "1", "--size", "8M", NULL));
 	ta_daemon_start_env(&t->d, t->home, env);
 	free(ta_ctl_expect(0, t->home, "vol", "offline", "vol0", NULL));
-	adm_req_init(&req, "vol list");
-	assert_int_equal(adm_req_encode(&req, &body), 0);
-	adm_req_free(&req);
-	frame = malloc(body.len + 4);
-	assert_non_null(frame);
-	frame[0] = (uint8_t)(body.len >> 24);
-	frame[1] = (uint8_t)(body.len >> 16);
-	frame[2] = (uint8_t)(body.len >> 8);
-	frame[3] = (uint8_t)body.len;
-	memcpy(frame + 4, body.p, body.len);
-	snprintf(sock, sizeof(sock), "%s/filerd.sock", t->home);
-	assert_true(strlen(sock) < sizeof(sa.sun_path));
-	memcpy(sa.sun_path, sock, strlen(sock) + 1);
-	fd = socket(AF_UNIX, SOCK_STREAM, 0);
-	assert_true(fd >= 0);
-	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	frame = vol_list_frame(&len);
+	fd = ctl_connect(t->home);
 	assert_int_equal(write(fd, frame, 2), 2);
 	ta_sleep_ms(300);
 	/* The offline check holds the loop 11 s; the rest of the first
@@ -614,18 +621,11 @@ static void test_client_behind_long_request(void **state)
 	a = check_child(t->home, "vol0", 0, "is clean");
 	ta_sleep_ms(700);
 	assert_true(still_running(a));
-	assert_int_equal(write(fd, frame + 2, body.len + 2),
-	    (ssize_t)(body.len + 2));
+	assert_int_equal(write(fd, frame + 2, len - 2), (ssize_t)(len - 2));
 	assert_int_equal(child_status(a), 0);
-	assert_int_equal(adm_frame_read(fd, 1u << 20, &in, &len), 0);
-	assert_int_equal(adm_reply_decode(in, len, &r), 0);
-	if (r.status != 0)
-		fail_msg("the waiting client's request failed: %s", r.message);
-	adm_reply_free(&r);
-	free(in);
+	expect_ok_reply(fd, "the waiting client");
 	close(fd);
 	free(frame);
-	adm_buf_free(&body);
 	assert_int_equal(ta_daemon_stop(&t->d), 0);
 }
 
