@@ -549,7 +549,25 @@ static int do_break(struct adm_ctx *ctx, struct rel *r, struct adm_rep *rep)
 	if (strcmp(r->state, "broken-off") == 0)
 		return ADM_OK;
 	if (is_source(r)) {
+		struct adm_mirror_status ms;
+		uint64_t acked = r->acked;
+
+		/* The row's or the running relationship's, whichever is
+		 * newer (a restarted source says 0 until it reconnects). */
+		if (adm_mirror_rel_status(ctx, r->id, &ms) &&
+		    ms.acked_gen > acked)
+			acked = ms.acked_gen;
+
 		adm_mirror_stop_rel(ctx, r->id);
+		if (acked == 0) {
+			/* Nothing was acknowledged: the root kept for a
+			 * baseline's resume is no common base for a resync,
+			 * and a stopped source would hold it until delete. */
+			struct adm_vol *av = adm_vol_find(ctx, r->vol);
+
+			if (av != NULL && av->wafl != NULL)
+				(void)mir_source_forget(av->wafl);
+		}
 		if (adm_db_exec(ctx->db, "UPDATE mirrors SET state = "
 		    "'broken-off' WHERE id = ?", "i", r->id) != 0)
 			return adm_fail(rep, ADM_ERR, "cannot update the "

@@ -532,6 +532,15 @@ static int walk_send(void *arg, uint64_t vbn, uint64_t birth,
 
 	if (w->s->stop)
 		return -ECANCELED;
+	/* A quiesce ends a walk too (a throttled baseline may take hours):
+	 * the holds stay, and resume continues after the checkpoint. */
+	if ((p->pos & 15) == 0) {
+		pthread_mutex_lock(&w->s->lock);
+		bool q = w->s->quiesced;
+		pthread_mutex_unlock(&w->s->lock);
+		if (q)
+			return -ECANCELED;
+	}
 	if (w->seen != NULL) {
 		rc = mir_vset_add(w->seen, vbn);
 		if (rc < 0)
@@ -708,6 +717,8 @@ static int do_walk(struct mir_source *s, struct mir_conn *c)
 	s->st.walk_active = false;
 	s->st.blocks_sent_walk += w.blocks;	/* interrupted ones too */
 	pthread_mutex_unlock(&s->lock);
+	if (rc == -ECANCELED)
+		goto out;		/* stopped or quiesced: no error */
 	if (rc != 0) {
 		set_error(s, "transfer by birth generation", rc);
 		goto out;
@@ -1151,14 +1162,17 @@ void mir_source_stop(mir_source_t *s)
 	if (s->wake_fd >= 0)
 		close(s->wake_fd);
 	wafl_set_observer(s->v, NULL);
-	/* The acknowledged root stays held (and recorded in fsinfo): a
-	 * restarted source continues from it by birth generation, and a
-	 * resync after a break finds it as the common base.  With nothing
-	 * acknowledged yet, the root of the baseline under way stays held
-	 * instead: a restarted source (filerd's restart, mirror modify)
-	 * resumes it after the destination's checkpoint. */
-	release_below(s, UINT64_MAX, s->acked != 0 ? s->acked :
-	    s->baseline_gen);
+	/* The acknowledged root stays held (and recorded in fsinfo), and
+	 * so do the roots sent after it (the destination may serve one
+	 * whose acknowledgement the link lost, M1): a restarted source
+	 * continues from them by birth generation, and a resync after a
+	 * break finds the common base.  With nothing acknowledged yet, the
+	 * root of the baseline under way stays held instead: a restarted
+	 * source (filerd's restart, mirror modify) resumes it after the
+	 * destination's checkpoint.  A source stopped before it learned
+	 * either (no session since it adopted its holds) keeps them all. */
+	uint64_t keep = s->acked != 0 ? s->acked : s->baseline_gen;
+	release_below(s, keep, 0);
 	queue_drop(s);
 	pthread_mutex_destroy(&s->lock);
 	pthread_cond_destroy(&s->cond);

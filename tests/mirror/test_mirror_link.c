@@ -552,15 +552,17 @@ static uint64_t fill_volume(struct tm_pair *p, uint64_t *blocks)
 
 enum restart_what {
 	RESTART_DEST, RESTART_DEST_DAMAGED, RESTART_SOURCE,
+	RESTART_SOURCE_TWICE,		/* stopped again before a session */
 	RESTART_SOURCE_RELEASED		/* its holds released while stopped */
 };
 
 /*
  * One cut a third of the way into a baseline, then, while the source
  * waits to reconnect, restart the destination (after damaging the block
- * of the checkpoint's middle entry, if asked) or the source (releasing
- * every hold of the volume while it is stopped, if asked, as mirror
- * delete does).
+ * of the checkpoint's middle entry, if asked) or the source (started
+ * once more where no destination listens and stopped again before it
+ * learned anything, or with every hold of the volume released while it
+ * is stopped, as mirror delete does, if asked).
  */
 static void baseline_restart(enum restart_what what)
 {
@@ -619,6 +621,13 @@ static void baseline_restart(enum restart_what what)
 		mir_source_stop(p->ms);
 		if (what == RESTART_SOURCE_RELEASED)
 			assert_int_equal(mir_source_forget(p->src->v), 0);
+		if (what == RESTART_SOURCE_TWICE) {
+			/* Port 1: refused at once, so no session starts;
+			 * the holds it adopted must survive its stop. */
+			tm_source_start_opts(p, MIR_SYNC, 1, 20, 0);
+			usleep(200000);
+			mir_source_stop(p->ms);
+		}
 		tm_source_start_opts(p, MIR_SYNC, px.port, 20, 0);
 	}
 	assert_int_equal(mir_source_wait(p->ms, g0, 30000), 0);
@@ -629,6 +638,7 @@ static void baseline_restart(enum restart_what what)
 	    "%llu restarts; destination %llu resumes, %llu blocks read back, "
 	    "mirror-path reads %llu, last error \"%s\"\n",
 	    what == RESTART_SOURCE ? "source" :
+	    what == RESTART_SOURCE_TWICE ? "source (twice)" :
 	    what == RESTART_SOURCE_RELEASED ? "source (holds released)" :
 	    what == RESTART_DEST ? "destination" :
 	    "destination (one checkpointed block damaged)",
@@ -679,6 +689,7 @@ static void test_baseline_survives_destination_restart(void **state)
 static void test_baseline_survives_source_restart(void **state)
 {
 	baseline_restart(RESTART_SOURCE);
+	baseline_restart(RESTART_SOURCE_TWICE);
 	/* Without the root held any more, it starts over. */
 	baseline_restart(RESTART_SOURCE_RELEASED);
 }
