@@ -38,7 +38,7 @@
 
 /* ------------------------------------------------------------- db.c */
 
-#define ADM_SCHEMA_VERSION	4
+#define ADM_SCHEMA_VERSION	5
 
 int adm_db_open(const char *path, sqlite3 **out, char *err, size_t errlen);
 void adm_db_close(sqlite3 *db);

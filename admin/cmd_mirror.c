@@ -147,6 +147,7 @@ struct rel {
 	char err[192];
 	int64_t created;
 	uint64_t schedule_s;
+	int64_t schedule_at;	/* anchored: seconds after 00:00 UTC; -1 */
 	char compress[8];
 	bool tls;
 	uint64_t throttle_bps;	/* the source's send limit; 0: none */
@@ -154,7 +155,7 @@ struct rel {
 
 #define REL_SELECT "SELECT m.id, v.name, m.remote_volume, p.name, " \
 	"m.direction, m.mode, m.state, m.acked_gen, m.last_error, m.created, " \
-	"m.schedule_s, m.compress, m.tls, m.throttle_bps " \
+	"m.schedule_s, m.compress, m.tls, m.throttle_bps, m.schedule_at " \
 	"FROM mirrors m JOIN volumes v ON v.id = m.volume_id JOIN " \
 	"mirror_peers p ON p.id = m.peer_id "
 
@@ -175,6 +176,7 @@ static void rel_read(sqlite3_stmt *st, struct rel *r)
 	snprintf(r->compress, sizeof(r->compress), "%s", adm_col_text(st, 11));
 	r->tls = sqlite3_column_int64(st, 12) != 0;
 	r->throttle_bps = (uint64_t)sqlite3_column_int64(st, 13);
+	r->schedule_at = sqlite3_column_int64(st, 14);
 }
 
 static int rel_by_volume(struct adm_ctx *ctx, const char *vol, struct rel *r,
@@ -255,19 +257,21 @@ static void throttle_fmt(uint64_t bps, char *out, size_t len)
 	snprintf(out, len, ", throttle %s/s", sz);
 }
 
-/* --schedule sched for a relationship in mode: its seconds into *secs;
- * ADM_USAGE (rep says why) unless mode is async and sched an interval. */
+/* --schedule sched for a relationship in mode: its seconds into *secs,
+ * its anchor into *at (-1: none); ADM_USAGE (rep says why) unless mode
+ * is async and sched a schedule. */
 static int sched_arg(struct adm_rep *rep, const char *mode, const char *sched,
-    uint64_t *secs)
+    uint64_t *secs, int64_t *at)
 {
 	if (strcmp(mode, "async") != 0)
 		return adm_fail(rep, ADM_USAGE, "--schedule needs --mode async "
 		    "(sync mode ships every CP as it is written)");
-	if (adm_mirror_schedule_parse(sched, secs) != 0)
+	if (adm_mirror_schedule_parse(sched, secs, at) != 0)
 		return adm_fail(rep, ADM_USAGE, "--schedule: '%s' is not an "
 		    "interval: a number and a unit, s, m, h or d (30s, 5m, 1h, "
-		    "1d), from %us to %ud", sched, ADM_MIRROR_SCHED_MIN,
-		    ADM_MIRROR_SCHED_MAX / 86400);
+		    "1d), from %us to %ud, optionally @HH:MM (UTC) when it "
+		    "divides a day (1d@02:30, 1h@00:15)", sched,
+		    ADM_MIRROR_SCHED_MIN, ADM_MIRROR_SCHED_MAX / 86400);
 	return ADM_OK;
 }
 
@@ -288,6 +292,7 @@ static int mirror_create(struct adm_ctx *ctx, const struct adm_req *req,
 	struct adm_vol_rec rec;
 	int64_t peer_id, n = 0;
 	uint64_t sched_s = 0;
+	int64_t sched_at = -1;
 	int rc;
 
 	if (mode == NULL)
@@ -319,7 +324,8 @@ static int mirror_create(struct adm_ctx *ctx, const struct adm_req *req,
 		return adm_fail(rep, ADM_USAGE, "--schedule belongs on the "
 		    "source filerd (mirror create SRCVOL PEER:DSTVOL --mode "
 		    "async --schedule ...)");
-	if (sched != NULL && sched_arg(rep, mode, sched, &sched_s) != 0)
+	if (sched != NULL && sched_arg(rep, mode, sched, &sched_s,
+	    &sched_at) != 0)
 		return ADM_USAGE;
 	if (thr != NULL && dest)
 		return adm_fail(rep, ADM_USAGE, "--throttle belongs on the "
@@ -348,17 +354,17 @@ static int mirror_create(struct adm_ctx *ctx, const struct adm_req *req,
 	}
 	rc = adm_db_exec(ctx->db, "INSERT INTO mirrors (volume_id, peer_id, "
 	    "remote_volume, direction, mode, state, created, schedule_s, "
-	    "compress, tls, throttle_bps) VALUES (?, ?, ?, ?, ?, "
-	    "'uninitialized', strftime('%s', 'now'), ?, ?, ?, ?)", "iisssisii",
-	    rec.id, peer_id, rvol, dest ? "destination" : "source", mode,
-	    (int64_t)sched_s, comp, (int64_t)(tls ? 1 : 0),
-	    (int64_t)throttle);
+	    "compress, tls, throttle_bps, schedule_at) VALUES (?, ?, ?, ?, ?, "
+	    "'uninitialized', strftime('%s', 'now'), ?, ?, ?, ?, ?)",
+	    "iisssisiii", rec.id, peer_id, rvol, dest ? "destination" :
+	    "source", mode, (int64_t)sched_s, comp, (int64_t)(tls ? 1 : 0),
+	    (int64_t)throttle, sched_at);
 	if (rc != 0)
 		return adm_fail(rep, ADM_ERR, "cannot store the relationship: "
 		    "%s", fl_strerror(rc));
 	/* What the log and the answer say of the options. */
 	adm_mirror_schedule_fmt(strcmp(mode, "async") == 0 ?
-	    adm_mirror_schedule_of(sched_s) : 0, sbuf, sizeof(sbuf));
+	    adm_mirror_schedule_of(sched_s) : 0, sched_at, sbuf, sizeof(sbuf));
 	throttle_fmt(throttle, tbuf, sizeof(tbuf));
 	snprintf(opts, sizeof(opts), "%s%s%s, compression %s, TLS %s%s", mode,
 	    sbuf[0] != '\0' ? " every " : "", sbuf, comp, tls ? "on" : "off",
@@ -400,6 +406,7 @@ static int mirror_modify(struct adm_ctx *ctx, const struct adm_req *req,
 	const char *thr = adm_req_get(req, "throttle");
 	char before[160], after[160], sb[32], sa[32], tb[48], ta[48];
 	uint64_t sched_s, throttle;
+	int64_t sched_at;
 	bool tls_on;
 	struct rel r;
 	int rc;
@@ -428,12 +435,15 @@ static int mirror_modify(struct adm_ctx *ctx, const struct adm_req *req,
 		comp = r.compress;
 	tls_on = tls != NULL ? strcmp(tls, "on") == 0 : r.tls;
 	sched_s = strcmp(mode, "async") == 0 ? r.schedule_s : 0;
-	if (sched != NULL && sched_arg(rep, mode, sched, &sched_s) != 0)
+	sched_at = strcmp(mode, "async") == 0 ? r.schedule_at : -1;
+	if (sched != NULL && sched_arg(rep, mode, sched, &sched_s,
+	    &sched_at) != 0)
 		return ADM_USAGE;
 	adm_mirror_schedule_fmt(strcmp(r.mode, "async") == 0 && is_source(&r) ?
-	    adm_mirror_schedule_of(r.schedule_s) : 0, sb, sizeof(sb));
+	    adm_mirror_schedule_of(r.schedule_s) : 0, r.schedule_at, sb,
+	    sizeof(sb));
 	adm_mirror_schedule_fmt(strcmp(mode, "async") == 0 && is_source(&r) ?
-	    adm_mirror_schedule_of(sched_s) : 0, sa, sizeof(sa));
+	    adm_mirror_schedule_of(sched_s) : 0, sched_at, sa, sizeof(sa));
 	throttle_fmt(r.throttle_bps, tb, sizeof(tb));
 	throttle_fmt(throttle, ta, sizeof(ta));
 	snprintf(before, sizeof(before), "%s%s%s, compression %s, TLS %s%s",
@@ -443,14 +453,14 @@ static int mirror_modify(struct adm_ctx *ctx, const struct adm_req *req,
 	    mode, sa[0] != '\0' ? " every " : "", sa, comp,
 	    tls_on ? "on" : "off", ta);
 	if (strcmp(before, after) == 0 && sched_s == r.schedule_s &&
-	    throttle == r.throttle_bps) {
+	    sched_at == r.schedule_at && throttle == r.throttle_bps) {
 		adm_say(rep, "mirror %s: unchanged (%s)", r.vol, after);
 		return ADM_OK;
 	}
 	rc = adm_db_exec(ctx->db, "UPDATE mirrors SET mode = ?, schedule_s = "
-	    "?, compress = ?, tls = ?, throttle_bps = ? WHERE id = ?", "sisiii",
-	    mode, (int64_t)sched_s, comp, (int64_t)(tls_on ? 1 : 0),
-	    (int64_t)throttle, r.id);
+	    "?, compress = ?, tls = ?, throttle_bps = ?, schedule_at = ? "
+	    "WHERE id = ?", "sisiiii", mode, (int64_t)sched_s, comp,
+	    (int64_t)(tls_on ? 1 : 0), (int64_t)throttle, sched_at, r.id);
 	if (rc != 0)
 		return adm_fail(rep, ADM_ERR, "cannot store the change: %s",
 		    fl_strerror(rc));
@@ -747,7 +757,7 @@ static int mirror_status(struct adm_ctx *ctx, const struct adm_req *req,
 		/* The source runs the schedule. */
 		adm_mirror_schedule_fmt(strcmp(r.mode, "async") != 0 ||
 		    !is_source(&r) ? 0 : adm_mirror_schedule_of(r.schedule_s),
-		    sched, sizeof(sched));
+		    r.schedule_at, sched, sizeof(sched));
 		adm_rep_str(rep, "schedule", sched);
 		if (is_source(&r) && strcmp(r.mode, "async") == 0)
 			adm_rep_i64(rep, "next_run_s", run ? s.next_run_s : -1);
@@ -838,7 +848,8 @@ static const struct adm_arg create_args[] = {
 	    "root on a schedule and on resume" },
 	{ "schedule", ADM_A_TEXT, 0, 0, 16, NULL, NULL,
 	    "async, on the source: the interval between transfers, like 30s, "
-	    "5m, 1h or 1d (1s..7d; default 1m)" },
+	    "5m, 1h or 1d (1s..7d; default 1m), optionally at a UTC time "
+	    "of day: 1d@02:30, 1h@00:15" },
 	{ "compress", ADM_A_ENUM, 0, 0, 0, "none|lz4|zstd", NULL,
 	    "compress the blocks on the link (default none); the same on "
 	    "both filerds" },
@@ -856,7 +867,8 @@ static const struct adm_arg modify_args[] = {
 	{ "mode", ADM_A_ENUM, 0, 0, 0, "sync|async", NULL,
 	    "on the source: sync (every CP) or async (on a schedule)" },
 	{ "schedule", ADM_A_TEXT, 0, 0, 16, NULL, NULL,
-	    "async, on the source: the interval between transfers (1s..7d)" },
+	    "async, on the source: the interval between transfers (1s..7d), "
+	    "optionally @HH:MM UTC (1d@02:30)" },
 	{ "compress", ADM_A_ENUM, 0, 0, 0, "none|lz4|zstd", NULL,
 	    "compression on the link; change it on both filerds" },
 	{ "tls", ADM_A_ENUM, 0, 0, 0, "on|off", NULL,

@@ -144,6 +144,12 @@ static const struct adm_migration migrations[] = {
 	"ALTER TABLE mirrors ADD COLUMN throttle_bps INTEGER NOT NULL "
 	"  DEFAULT 0 CHECK (throttle_bps >= 0);"
 	},
+	/* Per relationship: an async schedule's anchor, seconds after
+	 * 00:00 UTC (-1: none, the interval counts from filerd's start). */
+	{ 5,
+	"ALTER TABLE mirrors ADD COLUMN schedule_at INTEGER NOT NULL "
+	"  DEFAULT -1 CHECK (schedule_at >= -1 AND schedule_at < 86400);"
+	},
 };
 
 static int db_err(sqlite3 *db, const char *what)

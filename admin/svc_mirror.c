@@ -71,6 +71,7 @@ struct mrel {
 	bool dest;
 	enum mir_mode mode;
 	uint64_t schedule_s;	/* async: seconds between transfers */
+	int64_t schedule_at;	/* anchored: seconds after 00:00 UTC; -1 */
 	char state[32];		/* as stored */
 	uint64_t acked;		/* as stored */
 	char err[192];		/* as stored */
@@ -99,6 +100,7 @@ struct mrow {
 	uint64_t acked;
 	char err[192];
 	uint64_t schedule_s;
+	int64_t schedule_at;	/* -1: not anchored */
 	uint8_t compress;	/* enum mir_compress */
 	uint64_t throttle_bps;	/* the source's send limit; 0: none */
 	bool tls;
@@ -307,7 +309,8 @@ static int rows_read(struct adm_ctx *ctx, struct mrow **out, size_t *n)
 	int rc = adm_db_prepare(ctx->db, &st, "SELECT m.id, v.name, "
 	    "m.remote_volume, p.address, p.port, p.psk, m.direction, m.mode, "
 	    "m.state, m.acked_gen, m.last_error, m.schedule_s, m.compress, "
-	    "m.tls, v.dir, m.throttle_bps FROM mirrors m JOIN volumes v "
+	    "m.tls, v.dir, m.throttle_bps, m.schedule_at FROM mirrors m "
+	    "JOIN volumes v "
 	    "ON v.id = m.volume_id JOIN mirror_peers p ON p.id = m.peer_id "
 	    "ORDER BY m.id", NULL);
 
@@ -350,6 +353,7 @@ static int rows_read(struct adm_ctx *ctx, struct mrow **out, size_t *n)
 		w->tls = sqlite3_column_int64(st, 13) != 0;
 		snprintf(w->dir, sizeof(w->dir), "%s", adm_col_text(st, 14));
 		w->throttle_bps = (uint64_t)sqlite3_column_int64(st, 15);
+		w->schedule_at = sqlite3_column_int64(st, 16);
 	}
 	sqlite3_finalize(st);
 	*out = rows;
@@ -549,10 +553,19 @@ static void rel_start(struct adm_ctx *ctx, const struct mrow *w)
 	r->dest = w->dest;
 	r->mode = w->mode;
 	r->schedule_s = adm_mirror_schedule_of(w->schedule_s);
+	r->schedule_at = w->schedule_s != 0 && w->schedule_at >= 0 &&
+	    w->schedule_at < 86400 && 86400 % r->schedule_s == 0 ?
+	    w->schedule_at : -1;
 	snprintf(r->state, sizeof(r->state), "%s", w->state);
 	snprintf(r->err, sizeof(r->err), "%s", w->err);
 	r->acked = w->acked;
 	r->last_kick = now_s();
+	/* Anchored: the next start is the next slot, not one now.  Slots
+	 * are on the schedule clock (adm_sched_now: the wall clock, faster
+	 * in tests), like snapshot schedules. */
+	if (r->schedule_at >= 0)
+		r->last_kick = adm_mirror_schedule_slot(adm_sched_now(ctx),
+		    r->schedule_s, r->schedule_at);
 	rc = w->dest ? dst_run(ctx, r, w, av, w->acked == 0) :
 	    src_run(ctx, r, w, av);
 	if (rc != 0) {
@@ -635,11 +648,12 @@ void adm_mirror_ckpt_path(const char *dir, const char *vol, char *out,
 
 /* ------------------------------------------------------- schedules */
 
-int adm_mirror_schedule_parse(const char *s, uint64_t *secs)
+int adm_mirror_schedule_parse(const char *s, uint64_t *secs, int64_t *at)
 {
 	uint64_t n = 0, unit;
 	const char *p = s;
 
+	*at = -1;
 	if (*p < '0' || *p > '9')
 		return -EINVAL;
 	while (*p >= '0' && *p <= '9') {
@@ -655,11 +669,36 @@ int adm_mirror_schedule_parse(const char *s, uint64_t *secs)
 	case 'd': unit = 86400; break;
 	default: return -EINVAL;
 	}
-	if (p[1] != '\0' || n * unit < ADM_MIRROR_SCHED_MIN ||
-	    n * unit > ADM_MIRROR_SCHED_MAX)
+	if (n * unit < ADM_MIRROR_SCHED_MIN || n * unit > ADM_MIRROR_SCHED_MAX)
 		return -EINVAL;
+	if (p[1] == '@') {
+		/* HH:MM, two digits each, UTC. */
+		const char *q = p + 2;
+		if (strlen(q) != 5 || q[2] != ':')
+			return -EINVAL;
+		for (int i = 0; i < 5; i++)
+			if (i != 2 && (q[i] < '0' || q[i] > '9'))
+				return -EINVAL;
+		int hh = (q[0] - '0') * 10 + (q[1] - '0');
+		int mm = (q[3] - '0') * 10 + (q[4] - '0');
+		if (hh > 23 || mm > 59 || n * unit < 60 ||
+		    86400 % (n * unit) != 0)
+			return -EINVAL;
+		*at = hh * 3600 + mm * 60;
+	} else if (p[1] != '\0') {
+		return -EINVAL;
+	}
 	*secs = n * unit;
 	return 0;
+}
+
+uint64_t adm_mirror_schedule_slot(uint64_t t, uint64_t secs, int64_t at)
+{
+	uint64_t phase = (uint64_t)at % secs;
+
+	if (t < phase)
+		return 0;
+	return t - (t - phase) % secs;
 }
 
 uint64_t adm_mirror_schedule_of(uint64_t stored)
@@ -667,12 +706,14 @@ uint64_t adm_mirror_schedule_of(uint64_t stored)
 	return stored != 0 ? stored : ADM_MIRROR_SCHED_DEFAULT;
 }
 
-void adm_mirror_schedule_fmt(uint64_t secs, char *buf, size_t len)
+void adm_mirror_schedule_fmt(uint64_t secs, int64_t at, char *buf,
+    size_t len)
 {
 	static const struct { uint64_t s; char u; } units[] = {
 		{ 86400, 'd' }, { 3600, 'h' }, { 60, 'm' }, { 1, 's' },
 	};
 	size_t off = 0;
+	uint64_t secs0 = secs;
 
 	buf[0] = '\0';
 	for (size_t i = 0; i < 4 && secs > 0 && off < len; i++) {
@@ -685,6 +726,9 @@ void adm_mirror_schedule_fmt(uint64_t secs, char *buf, size_t len)
 		off += (size_t)n;
 		secs %= units[i].s;
 	}
+	if (at >= 0 && secs0 > 0 && off < len)
+		snprintf(buf + off, len - off, "@%02d:%02d", (int)(at / 3600),
+		    (int)(at % 3600 / 60));
 }
 
 /* ------------------------------------------------------- status, lag */
@@ -749,7 +793,15 @@ bool adm_mirror_rel_status(struct adm_ctx *ctx, int64_t id,
 		st->next_run_s = -1;
 		if (r->mode == MIR_ASYNC && !s.quiesce_requested) {
 			uint64_t due = r->last_kick + r->schedule_s;
-			st->next_run_s = due > t ? (int64_t)(due - t) : 0;
+			uint64_t now = t;
+			if (r->schedule_at >= 0) {
+				now = adm_sched_now(ctx);
+				uint64_t slot = adm_mirror_schedule_slot(now,
+				    r->schedule_s, r->schedule_at);
+				due = slot > r->last_kick ? now :
+				    slot + r->schedule_s;
+			}
+			st->next_run_s = due > now ? (int64_t)(due - now) : 0;
 		}
 		st->xfer_active = s.walk_active;
 		st->xfer_bytes = s.walk_bytes_done;
@@ -1072,8 +1124,18 @@ static void tick_one(struct adm_ctx *ctx, struct mrel *r, uint64_t t)
 			    r->vol, (unsigned long long)s.base_snap_gen,
 			    (unsigned long long)s.base_snap_gen);
 		}
-		/* Async: a transfer by birth generation when due. */
+		/* Async: a transfer by birth generation when due: an
+		 * interval after the last, or at each slot of an anchored
+		 * schedule (once, however late the tick). */
 		if (r->mode == MIR_ASYNC && !s.quiesce_requested &&
+		    r->schedule_at >= 0) {
+			uint64_t slot = adm_mirror_schedule_slot(
+			    adm_sched_now(ctx), r->schedule_s, r->schedule_at);
+			if (slot > r->last_kick) {
+				mir_source_kick(r->src);
+				r->last_kick = slot;
+			}
+		} else if (r->mode == MIR_ASYNC && !s.quiesce_requested &&
 		    t - r->last_kick >= r->schedule_s) {
 			mir_source_kick(r->src);
 			r->last_kick = t;

@@ -46,14 +46,23 @@ struct adm_mirror_status {
 
 /* Async schedules: an interval, a number and a unit (s, m, h, d), from
  * ADM_MIRROR_SCHED_MIN to ADM_MIRROR_SCHED_MAX seconds; without one an
- * async relationship transfers every ADM_MIRROR_SCHED_DEFAULT seconds. */
+ * async relationship transfers every ADM_MIRROR_SCHED_DEFAULT seconds.
+ * An interval that divides a day (at least a minute) may be anchored to a
+ * UTC time of day, INTERVAL@HH:MM: transfers then start at HH:MM and
+ * every interval before and after it (1d@02:30 nightly at 02:30, 1h@00:15
+ * at a quarter past every hour), whenever filerd started. */
 #define ADM_MIRROR_SCHED_MIN		1u
 #define ADM_MIRROR_SCHED_MAX		(7u * 86400u)
 #define ADM_MIRROR_SCHED_DEFAULT	60u
-/* 0, or -EINVAL for anything but such an interval. */
-int adm_mirror_schedule_parse(const char *s, uint64_t *secs);
-/* "30s", "5m", "1h30m"...; "" for 0 (no schedule). */
-void adm_mirror_schedule_fmt(uint64_t secs, char *buf, size_t len);
+/* *secs, and *at (seconds after midnight UTC, or -1 without an anchor);
+ * 0, or -EINVAL for anything but such a schedule. */
+int adm_mirror_schedule_parse(const char *s, uint64_t *secs, int64_t *at);
+/* "30s", "5m", "1h30m", "1d@02:30"...; "" for 0 (no schedule). */
+void adm_mirror_schedule_fmt(uint64_t secs, int64_t at, char *buf,
+    size_t len);
+/* The newest start time at or before unix time t of an anchored
+ * schedule (secs divides a day, 0 <= at < 86400). */
+uint64_t adm_mirror_schedule_slot(uint64_t t, uint64_t secs, int64_t at);
 /* The interval an async relationship runs at, from its stored schedule_s
  * (0: none given, ADM_MIRROR_SCHED_DEFAULT). */
 uint64_t adm_mirror_schedule_of(uint64_t stored);

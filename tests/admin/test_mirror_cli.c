@@ -54,6 +54,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "admin/svc_mirror.h"
 #include "tests/lib/tl_mirror.h"
 #include "tests/lib/tl_port.h"
 #include "tests/lib/tl_proc.h"
@@ -1057,6 +1058,82 @@ static void test_throttle(void **state)
 	assert_int_equal(ta_daemon_stop(&t->d.d), 0);
 }
 
+/*
+ * Anchored async schedules, INTERVAL@HH:MM: parsed, printed and placed on
+ * the clock exactly (the functions filerd uses), refused where the
+ * interval does not divide a day; then a relationship on 5m@00:02 with
+ * filerd's schedule clock 60 times faster (FILER_CLOCK_SCALE) ships a
+ * file written after its baseline at a slot, and its status shows the
+ * schedule and when the next slot comes.
+ */
+static void test_anchored_schedule(void **state)
+{
+	struct mtest *t = *state;
+	const char *env[] = { "FILER_CLOCK_SCALE", "60", NULL };
+	uint64_t secs;
+	int64_t at;
+	char buf[48], *js;
+
+	assert_int_equal(adm_mirror_schedule_parse("1d@02:30", &secs, &at), 0);
+	assert_int_equal(secs, 86400);
+	assert_int_equal(at, 9000);
+	adm_mirror_schedule_fmt(secs, at, buf, sizeof(buf));
+	assert_string_equal(buf, "1d@02:30");
+	assert_int_equal(adm_mirror_schedule_parse("1h@00:15", &secs, &at), 0);
+	assert_int_equal(at, 900);
+	/* Quarter past each hour: 2023-11-14 22:13:20 UTC -> 21:15:00. */
+	assert_int_equal(adm_mirror_schedule_slot(1700000000, secs, at),
+	    1699996500);
+	assert_int_equal(adm_mirror_schedule_slot(1700003700, secs, at),
+	    1700003700);
+	assert_int_equal(adm_mirror_schedule_slot(1700003699, secs, at),
+	    1700000100);
+	assert_int_equal(adm_mirror_schedule_parse("90s", &secs, &at), 0);
+	assert_int_equal(at, -1);
+	adm_mirror_schedule_fmt(secs, at, buf, sizeof(buf));
+	assert_string_equal(buf, "1m30s");
+	static const char *const bad[] = { "7m@01:00", "30s@00:00",
+	    "2d@00:00", "1d@24:00", "1h@00:60", "1d@2:30", "1d@", "1d@02:30x",
+	    "1d@02-30", "@02:30" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		if (adm_mirror_schedule_parse(bad[i], &secs, &at) != -EINVAL)
+			fail_msg("schedule '%s' accepted", bad[i]);
+
+	exports(t);
+	ta_daemon_start_env(&t->s.d, t->s.home, env);
+	ta_daemon_start(&t->d.d, t->d.home);
+	tl_mirror_peers(&t->s, &t->d, t->key);
+	usage_error(t->s.home, "divides a day", "mirror", "create", "vsrc",
+	    "dst:vdst", "--mode", "async", "--schedule", "7m@01:00", NULL);
+	free(ta_ctl_expect(0, t->d.home, "mirror", "create", "src:vsrc",
+	    "vdst", "--mode", "async", NULL));
+	char *out = ta_ctl_expect(0, t->s.home, "mirror", "create", "vsrc",
+	    "dst:vdst", "--mode", "async", "--schedule", "5m@00:02", NULL);
+	assert_non_null(strstr(out, "async every 5m@00:02"));
+	free(out);
+	free(ta_ctl_expect(0, t->s.home, "mirror", "init", "vsrc", NULL));
+	wait_acked(t, 1);
+	js = tl_mirror_status(&t->s);
+	ta_json_eq(js, "$.mirrors[0].schedule", "5m@00:02");
+	long next = ta_json_long(js, "$.mirrors[0].next_run_s");
+	if (next < 0 || next > 300)
+		fail_msg("next_run_s %ld for 5m@00:02: %s", next, js);
+	free(js);
+	/* A slot every 5 s of real time: the file follows at one. */
+	write_file(&t->s, "/slot", 31);
+	long g = wait_acked(t, source_gen(t));
+	tl_mirror_wait_served(&t->d, g);
+	read_compare(&t->d, "/slot", 31);
+	/* Back to a plain interval. */
+	out = ta_ctl_expect(0, t->s.home, "mirror", "modify", "vsrc",
+	    "--schedule", "1h", NULL);
+	assert_non_null(strstr(out, "async every 1h,"));
+	assert_non_null(strstr(out, "(was async every 5m@00:02,"));
+	free(out);
+	assert_int_equal(ta_daemon_stop(&t->s.d), 0);
+	assert_int_equal(ta_daemon_stop(&t->d.d), 0);
+}
+
 static void test_shared_port(void **state)
 {
 	struct mtest *t = *state;
@@ -1163,6 +1240,8 @@ int main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_modify, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_throttle, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_anchored_schedule, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_small_destination,
 		    setup_small, teardown),
