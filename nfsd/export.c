@@ -277,6 +277,19 @@ const struct nfsd_rule *nfsd_rule_match(struct nfsd *s,
 	return NULL;
 }
 
+bool nfsd_req_may_wait_for_name(struct nfsd_req *r)
+{
+	sa_family_t fam;
+	uint8_t addr[16];
+	uint16_t port;
+
+	if (!r->srv->patterns)
+		return false;
+	peer_addr(&r->peer, &fam, addr, &port);
+	return fam != AF_UNSPEC && !nfsd_hostcache_ready(r->srv->hosts, fam,
+	    addr);
+}
+
 bool nfsd_rule_port_ok(const struct nfsd_rule *rule,
     const struct sockaddr_storage *peer)
 {

@@ -65,6 +65,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/assert.h"
 #include "common/log.h"
@@ -102,16 +103,25 @@ static bool name_ok(const char *name)
 	return true;
 }
 
-/* Does name's forward lookup give family/addr back?  IPv4-mapped IPv6
- * results compare as IPv4. */
-static bool name_leads_back(const char *name, sa_family_t family,
+/* Temporary resolver failures (a timeout, no memory), as against "no
+ * such name": they must not be remembered as an answer. */
+static bool eai_temporary(int eai)
+{
+	return eai == EAI_AGAIN || eai == EAI_MEMORY || eai == EAI_SYSTEM;
+}
+
+/* Does name's forward lookup give family/addr back?  1 yes, 0 no,
+ * -EAGAIN the resolver failed for now.  IPv4-mapped IPv6 results compare
+ * as IPv4. */
+static int name_leads_back(const char *name, sa_family_t family,
     const uint8_t *addr)
 {
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *ai = NULL;
 	bool found = false;
+	int eai = getaddrinfo(name, NULL, &hints, &ai);
 
-	if (getaddrinfo(name, NULL, &hints, &ai) != 0)
-		return false;
+	if (eai != 0)
+		return eai_temporary(eai) ? -EAGAIN : 0;
 	for (struct addrinfo *a = ai; a != NULL && !found; a = a->ai_next) {
 		const uint8_t *p = NULL;
 		sa_family_t f = AF_UNSPEC;
@@ -134,7 +144,7 @@ static bool name_leads_back(const char *name, sa_family_t family,
 		found = f == family && memcmp(p, addr, addr_len(f)) == 0;
 	}
 	freeaddrinfo(ai);
-	return found;
+	return found ? 1 : 0;
 }
 
 int nfsd_host_resolve(sa_family_t family, const uint8_t *addr, char *name)
@@ -157,10 +167,16 @@ int nfsd_host_resolve(sa_family_t family, const uint8_t *addr, char *name)
 	} else {
 		return -ENOENT;
 	}
-	if (getnameinfo((struct sockaddr *)&ss, sl, host, sizeof(host), NULL,
-	    0, NI_NAMEREQD) != 0 || !name_ok(host))
+	int eai = getnameinfo((struct sockaddr *)&ss, sl, host, sizeof(host),
+	    NULL, 0, NI_NAMEREQD);
+	if (eai != 0)
+		return eai_temporary(eai) ? -EAGAIN : -ENOENT;
+	if (!name_ok(host))
 		return -ENOENT;
-	if (!name_leads_back(host, family, addr)) {
+	int back = name_leads_back(host, family, addr);
+	if (back < 0)
+		return back;
+	if (back == 0) {
 		char text[INET6_ADDRSTRLEN];
 
 		/* Once per lookup: the cache keeps the answer neg_ttl_ms. */
@@ -176,27 +192,47 @@ int nfsd_host_resolve(sa_family_t family, const uint8_t *addr, char *name)
 
 /* --------------------------------------------------------------- cache */
 
-enum host_state { HOST_FREE = 0, HOST_PENDING, HOST_NAMED, HOST_UNNAMED };
+/*
+ * An address's entry: PENDING until its first answer; NAMED or UNNAMED
+ * with that answer; RETRY after a temporary resolver failure left nothing
+ * to believe (callers are told to retry until expires_ns, then it is
+ * asked again).  `queued` while a lookup for it waits or runs: such an
+ * entry is never evicted, so the queues are bounded by the slots.
+ */
+enum host_state {
+	HOST_FREE = 0, HOST_PENDING, HOST_NAMED, HOST_UNNAMED, HOST_RETRY
+};
+
+/* After a temporary failure: how soon to ask again (at most neg_ttl). */
+#define HOST_RETRY_NS		(5000ull * 1000000u)
+/* Slots slot_take looks at, from the LRU end, for one it may evict. */
+#define HOST_EVICT_SCAN		64
 
 struct host_ent {
 	sa_family_t family;
 	uint8_t addr[16];
 	enum host_state state;
-	bool queued;			/* on the resolvers' queue or with one */
-	uint64_t expires_ns;		/* NAMED / UNNAMED: believed until */
+	bool queued;			/* on a queue or with a resolver */
+	uint64_t expires_ns;		/* fresh until (RETRY: ask again at) */
+	uint64_t usable_ns;		/* NAMED: may serve, refreshing, until */
+	uint64_t next_try_ns;		/* no refresh queued before this */
 	struct host_ent *hnext;		/* bucket chain */
 	struct host_ent *prev, *next;	/* LRU (head newest), or free list */
-	struct host_ent *qnext;		/* the resolvers' queue */
+	struct host_ent *qnext;		/* a queue */
 	char name[NFSD_HOSTNAME_MAX + 1];	/* NAMED */
+};
+
+struct host_queue {
+	struct host_ent *head, **tail;
 };
 
 struct nfsd_hostcache {
 	pthread_mutex_t lock;
-	pthread_cond_t answered;	/* a lookup got its answer */
-	pthread_cond_t work;		/* the queue has an entry, or stop */
+	pthread_cond_t answered;	/* a lookup ended (monotonic clock) */
+	pthread_cond_t work;		/* a queue has an entry, or stop */
 	nfsd_resolve_fn resolve;
 	uint32_t max;
-	uint64_t ttl_ns, neg_ttl_ns, wait_ns;
+	uint64_t ttl_ns, neg_ttl_ns, wait_ns, retry_ns;
 	uint32_t max_waiters, waiters;
 	uint64_t seed;			/* hash, against chosen addresses */
 	struct host_ent *slots;		/* max of them; NULL until used */
@@ -204,10 +240,13 @@ struct nfsd_hostcache {
 	size_t nbuckets;
 	struct host_ent *head, *tail;	/* LRU of slots in use */
 	struct host_ent *free;
-	struct host_ent *qhead, **qtail;	/* lookups to make, FIFO */
+	/* Lookups to make, FIFO each: addresses never answered first, so a
+	 * new client is not behind every refresh. */
+	struct host_queue qnew, qold;
 	unsigned nthreads;		/* resolver threads started */
 	unsigned refs;			/* the owner's and each thread's */
 	bool stopping;
+	uint64_t warned_ns;		/* last "no resolver thread" warning */
 	uint64_t lookups, hits, stale, busy;
 };
 
@@ -215,6 +254,7 @@ int nfsd_hostcache_create(const struct nfsd_hostcache_cfg *cfg,
     nfsd_resolve_fn resolve, struct nfsd_hostcache **out)
 {
 	struct nfsd_hostcache *c;
+	pthread_condattr_t ca;
 
 	if (cfg->entries == 0 || cfg->entries > HOSTCACHE_MAX_ENTRIES ||
 	    resolve == NULL || cfg->max_waiters == 0)
@@ -227,13 +267,20 @@ int nfsd_hostcache_create(const struct nfsd_hostcache_cfg *cfg,
 	c->ttl_ns = (uint64_t)cfg->ttl_ms * 1000000u;
 	c->neg_ttl_ns = (uint64_t)cfg->neg_ttl_ms * 1000000u;
 	c->wait_ns = (uint64_t)cfg->wait_ms * 1000000u;
+	c->retry_ns = FL_MIN(HOST_RETRY_NS, c->neg_ttl_ns);
 	c->max_waiters = cfg->max_waiters;
 	c->refs = 1;
-	c->qtail = &c->qhead;
+	c->qnew.tail = &c->qnew.head;
+	c->qold.tail = &c->qold.head;
 	if (fl_random_bytes(&c->seed, sizeof(c->seed)) != 0)
 		c->seed = fl_now_mono_ns();
 	pthread_mutex_init(&c->lock, NULL);
-	pthread_cond_init(&c->answered, NULL);
+	/* Waits end by the monotonic clock: a step of the wall clock must
+	 * not stretch them. */
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&c->answered, &ca);
+	pthread_condattr_destroy(&ca);
 	pthread_cond_init(&c->work, NULL);
 	*out = c;
 	return 0;
@@ -342,9 +389,24 @@ static bool table_alloc(struct nfsd_hostcache *c)
 	return true;
 }
 
+/* Take e out of the hash and the LRU, back to the free list. */
+static void slot_drop(struct nfsd_hostcache *c, struct host_ent *e)
+{
+	struct host_ent **pp = &c->tab[bucket(c, e->family, e->addr)];
+
+	while (*pp != e)
+		pp = &(*pp)->hnext;
+	*pp = e->hnext;
+	lru_unlink(c, e);
+	memset(e, 0, sizeof(*e));
+	e->next = c->free;
+	c->free = e;
+}
+
 /* A slot for family/addr, PENDING, in the hash and at the LRU head: a
- * free one, else the least recently used one that no lookup is about.
- * NULL when every slot waits for a lookup (or no memory). */
+ * free one, else the least recently used one no lookup is about (among
+ * the HOST_EVICT_SCAN oldest).  NULL when those all wait for a lookup
+ * (or no memory). */
 static struct host_ent *slot_take(struct nfsd_hostcache *c,
     sa_family_t family, const uint8_t *addr)
 {
@@ -352,21 +414,18 @@ static struct host_ent *slot_take(struct nfsd_hostcache *c,
 
 	if (!table_alloc(c))
 		return NULL;
-	if (c->free != NULL) {
-		e = c->free;
-		c->free = e->next;
-		e->next = NULL;
-	} else {
-		for (e = c->tail; e != NULL && e->queued; e = e->prev)
+	if (c->free == NULL) {
+		unsigned n = 0;
+
+		for (e = c->tail; e != NULL && e->queued &&
+		    n < HOST_EVICT_SCAN; e = e->prev, n++)
 			;
-		if (e == NULL)
+		if (e == NULL || e->queued)
 			return NULL;
-		struct host_ent **pp = &c->tab[bucket(c, e->family, e->addr)];
-		while (*pp != e)
-			pp = &(*pp)->hnext;
-		*pp = e->hnext;
-		lru_unlink(c, e);
+		slot_drop(c, e);
 	}
+	e = c->free;
+	c->free = e->next;
 	memset(e, 0, sizeof(*e));
 	e->family = family;
 	memcpy(e->addr, addr, addr_len(family));
@@ -380,10 +439,13 @@ static struct host_ent *slot_take(struct nfsd_hostcache *c,
 
 static void *resolver_main(void *arg);
 
-/* Queue e's lookup; a resolver thread takes it.  false: no thread could
- * be started (the entry is not queued). */
-static bool enqueue(struct nfsd_hostcache *c, struct host_ent *e)
+/* Queue e's lookup (a refresh behind the first lookups); a resolver
+ * thread takes it.  false: no thread could be started (not queued). */
+static bool enqueue(struct nfsd_hostcache *c, struct host_ent *e,
+    bool refresh)
 {
+	struct host_queue *q = refresh ? &c->qold : &c->qnew;
+
 	if (c->nthreads < NFSD_HOST_RESOLVERS) {
 		pthread_t t;
 		pthread_attr_t at;
@@ -398,16 +460,39 @@ static bool enqueue(struct nfsd_hostcache *c, struct host_ent *e)
 			c->nthreads++;
 		else
 			c->refs--;
-		if (c->nthreads == 0)
+		if (c->nthreads == 0) {
+			/* Once a minute at most. */
+			uint64_t now = fl_now_mono_ns();
+			if (now - c->warned_ns > 60000000000ull ||
+			    c->warned_ns == 0) {
+				c->warned_ns = now;
+				fl_warn("nfsd", "host names: no resolver thread "
+				    "could be started; clients of host-name "
+				    "rules are asked to retry");
+			}
 			return false;
+		}
 	}
 	e->queued = true;
 	e->qnext = NULL;
-	*c->qtail = e;
-	c->qtail = &e->qnext;
+	*q->tail = e;
+	q->tail = &e->qnext;
 	c->lookups++;
 	pthread_cond_signal(&c->work);
 	return true;
+}
+
+static struct host_ent *dequeue(struct nfsd_hostcache *c)
+{
+	struct host_queue *q = c->qnew.head != NULL ? &c->qnew : &c->qold;
+	struct host_ent *e = q->head;
+
+	if (e != NULL) {
+		q->head = e->qnext;
+		if (q->head == NULL)
+			q->tail = &q->head;
+	}
+	return e;
 }
 
 static void *resolver_main(void *arg)
@@ -418,31 +503,48 @@ static void *resolver_main(void *arg)
 	(void)pthread_setname_np(pthread_self(), "nfsd-resolve");
 	pthread_mutex_lock(&c->lock);
 	for (;;) {
-		while (c->qhead == NULL && !c->stopping)
+		struct host_ent *e = NULL;
+
+		while (!c->stopping && (e = dequeue(c)) == NULL)
 			pthread_cond_wait(&c->work, &c->lock);
 		if (c->stopping)
 			break;
-		struct host_ent *e = c->qhead;
 		sa_family_t family = e->family;
 		uint8_t addr[16];
 
-		c->qhead = e->qnext;
-		if (c->qhead == NULL)
-			c->qtail = &c->qhead;
 		memcpy(addr, e->addr, sizeof(addr));
 		/* e stays put while queued: slot_take skips it. */
 		pthread_mutex_unlock(&c->lock);
-		int rc = c->resolve(family, addr, found) == 0 ? 0 : -ENOENT;
+		int rc = c->resolve(family, addr, found);
 		if (rc == 0 && (found[0] == '\0' ||
 		    strnlen(found, sizeof(found)) == sizeof(found)))
 			rc = -ENOENT;	/* a resolver that broke its promise */
+		else if (rc != 0 && rc != -EAGAIN)
+			rc = -ENOENT;
 		pthread_mutex_lock(&c->lock);
+		uint64_t now = fl_now_mono_ns();
 		e->queued = false;
-		e->state = rc == 0 ? HOST_NAMED : HOST_UNNAMED;
-		e->expires_ns = fl_now_mono_ns() +
-		    (rc == 0 ? c->ttl_ns : c->neg_ttl_ns);
-		if (rc == 0)
+		e->next_try_ns = 0;
+		if (rc == 0) {
+			e->state = HOST_NAMED;
+			e->expires_ns = now + c->ttl_ns;
+			/* An old name serves while its refresh runs, at
+			 * most neg_ttl past its TTL. */
+			e->usable_ns = e->expires_ns + c->neg_ttl_ns;
 			memcpy(e->name, found, strlen(found) + 1);
+		} else if (rc == -ENOENT) {
+			e->state = HOST_UNNAMED;
+			e->expires_ns = now + c->neg_ttl_ns;
+		} else if (e->state == HOST_NAMED) {
+			/* The resolver failed for now: the name found before
+			 * stays (until usable_ns, not longer); ask again in a
+			 * while. */
+			e->next_try_ns = now + c->retry_ns;
+		} else {
+			/* Nothing to believe: callers retry later. */
+			e->state = HOST_RETRY;
+			e->expires_ns = now + c->retry_ns;
+		}
 		pthread_cond_broadcast(&c->answered);
 	}
 	unref_locked(c);
@@ -458,12 +560,20 @@ static int answer(const struct host_ent *e, char *name)
 	return 0;
 }
 
+static void mono_deadline(struct timespec *ts, uint64_t ns)
+{
+	clock_gettime(CLOCK_MONOTONIC, ts);
+	ns += (uint64_t)ts->tv_nsec;
+	ts->tv_sec += (time_t)(ns / 1000000000u);
+	ts->tv_nsec = (long)(ns % 1000000000u);
+}
+
 int nfsd_hostcache_name(struct nfsd_hostcache *c, sa_family_t family,
     const uint8_t *addr, char *name)
 {
 	struct host_ent *e;
 	struct timespec dl;
-	bool asked = false, waiting = false;
+	bool asked = false, waiting = false, timed_out = false;
 	int rc;
 
 	ASSERT(!nfsd_on_event_thread());
@@ -479,38 +589,81 @@ int nfsd_hostcache_name(struct nfsd_hostcache *c, sa_family_t family,
 		if (e != NULL && e->state != HOST_PENDING) {
 			lru_unlink(c, e);
 			lru_push(c, e);
-			if (!waiting && now >= e->expires_ns && !e->queued) {
-				/* Known too long ago: the old answer serves
-				 * while a lookup refreshes it. */
-				c->stale++;
-				if (!enqueue(c, e))
-					e->expires_ns = now + c->neg_ttl_ns;
-			} else if (!asked) {
-				c->hits++;
-			}
-			rc = answer(e, name);
-			break;
 		}
-		if (e == NULL) {
+		if (e != NULL && e->state == HOST_NAMED) {
+			if (now < e->expires_ns) {
+				if (!asked)
+					c->hits++;
+				rc = answer(e, name);
+				break;
+			}
+			if (!e->queued && now >= e->next_try_ns &&
+			    !enqueue(c, e, true))
+				e->next_try_ns = now + c->retry_ns;
+			if (now < e->usable_ns) {
+				/* Served while the refresh runs. */
+				c->stale++;
+				rc = answer(e, name);
+				break;
+			}
+			/* Too old to believe: wait for the refresh, if one
+			 * runs; else the caller retries later. */
+			if (!e->queued) {
+				rc = -EAGAIN;
+				c->busy++;
+				break;
+			}
+		} else if (e != NULL && e->state == HOST_UNNAMED) {
+			if (now < e->expires_ns) {
+				if (!asked)
+					c->hits++;
+				rc = -ENOENT;
+				break;
+			}
+			/* "No name" is not served past its TTL: a repaired
+			 * DNS must not cost a refusal.  Wait for the new
+			 * answer. */
+			if (!e->queued && !enqueue(c, e, true)) {
+				rc = -EAGAIN;
+				c->busy++;
+				break;
+			}
+		} else if (e != NULL && e->state == HOST_RETRY) {
+			if (now < e->expires_ns || asked) {
+				rc = -EAGAIN;
+				c->busy++;
+				break;
+			}
+			e->state = HOST_PENDING;
+			if (!enqueue(c, e, false)) {
+				e->state = HOST_RETRY;
+				e->expires_ns = now + c->retry_ns;
+				rc = -EAGAIN;
+				c->busy++;
+				break;
+			}
+			asked = true;
+		} else if (e == NULL) {
 			/* Never asked, or answered and evicted before this
 			 * caller woke: ask. */
 			e = slot_take(c, family, addr);
-			if (e == NULL || !enqueue(c, e)) {
-				if (e != NULL) {
-					/* No resolver thread: no name, for
-					 * a while. */
-					e->state = HOST_UNNAMED;
-					e->expires_ns = now + c->neg_ttl_ns;
-				}
+			if (e == NULL || !enqueue(c, e, false)) {
+				if (e != NULL)
+					slot_drop(c, e);
 				rc = -EAGAIN;
 				c->busy++;
 				break;
 			}
 			asked = true;
 		}
-		/* Never answered: wait for the lookup, a while, if not too
-		 * many wait already (the other workers serve the callers
-		 * the cache knows). */
+		/* No answer to give yet: wait for the lookup, a while, if not
+		 * too many wait already (the other workers serve the callers
+		 * the cache knows, and those of address rules). */
+		if (timed_out) {
+			rc = -EAGAIN;	/* the lookup goes on */
+			c->busy++;
+			break;
+		}
 		if (!waiting) {
 			if (c->waiters >= c->max_waiters) {
 				rc = -EAGAIN;
@@ -519,28 +672,42 @@ int nfsd_hostcache_name(struct nfsd_hostcache *c, sa_family_t family,
 			}
 			c->waiters++;
 			waiting = true;
-			fl_deadline_ts(&dl, c->wait_ns / 1000);
+			mono_deadline(&dl, c->wait_ns);
 		}
 		if (pthread_cond_timedwait(&c->answered, &c->lock, &dl) ==
-		    ETIMEDOUT) {
-			e = find(c, family, addr);
-			if (e != NULL && e->state != HOST_PENDING) {
-				if (!asked)
-					c->hits++;
-				rc = answer(e, name);
-			} else {
-				/* The lookup goes on; a later call finds
-				 * its answer. */
-				rc = -EAGAIN;
-				c->busy++;
-			}
-			break;
-		}
+		    ETIMEDOUT)
+			timed_out = true;	/* one last look */
 	}
 	if (waiting)
 		c->waiters--;
 	pthread_mutex_unlock(&c->lock);
 	return rc;
+}
+
+bool nfsd_hostcache_ready(struct nfsd_hostcache *c, sa_family_t family,
+    const uint8_t *addr)
+{
+	struct host_ent *e;
+	uint64_t now = fl_now_mono_ns();
+	bool ready;
+
+	if (family != AF_INET && family != AF_INET6)
+		return true;
+	pthread_mutex_lock(&c->lock);
+	e = find(c, family, addr);
+	if (e == NULL) {
+		/* Start the lookup now: the call waits for it alone. */
+		e = slot_take(c, family, addr);
+		if (e != NULL && !enqueue(c, e, false))
+			slot_drop(c, e);
+		ready = false;
+	} else {
+		ready = (e->state == HOST_NAMED && now < e->usable_ns) ||
+		    (e->state == HOST_UNNAMED && now < e->expires_ns) ||
+		    (e->state == HOST_RETRY && now < e->expires_ns);
+	}
+	pthread_mutex_unlock(&c->lock);
+	return ready;
 }
 
 void nfsd_hostcache_stats(struct nfsd_hostcache *c,

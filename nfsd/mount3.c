@@ -16,11 +16,13 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/log.h"
+#include "common/util.h"
 #include "mount3_prot.h"
 #include "nfsd/nfsd_impl.h"
 
@@ -179,10 +181,15 @@ static enum nfsd_disp mnt_mnt(struct nfsd_req *r, void *a, void *s)
 	    &busy);
 	if (busy) {
 		/* Its name is still being looked up: no answer, so the
-		 * client asks again (MOUNT has no "try later"). */
-		fl_log(FL_LOG_INFO, "nfsd", "mount of %s by %s: its host name "
-		    "is not known yet; the request is dropped, the client "
-		    "retries", path, host);
+		 * client asks again (MOUNT has no "try later").  Logged
+		 * once a minute at most. */
+		static _Atomic uint64_t logged_ns;
+		uint64_t now = fl_now_mono_ns(), was = atomic_load(&logged_ns);
+		if ((was == 0 || now - was > 60000000000ull) &&
+		    atomic_compare_exchange_strong(&logged_ns, &was, now))
+			fl_log(FL_LOG_INFO, "nfsd", "mount of %s by %s: its "
+			    "host name is not known yet; the request is "
+			    "dropped, the client retries", path, host);
 		return NFSD_DROP;
 	}
 	if (rule == NULL || !nfsd_rule_port_ok(rule, &r->peer)) {

@@ -22,7 +22,9 @@
  * r->cred, on the first handle), and the write policy: for a MAKES_WRITE
  * procedure a read-only export, a snapshot or .snapshot gives -EROFS.
  * A second handle of another export is -EXDEV.
- * Returns 0, -EBADF (BADHANDLE), -EACCES, -EROFS, -EXDEV.
+ * Returns 0, -EBADF (BADHANDLE), -EACCES, -EROFS, -EXDEV, or -EAGAIN
+ * (JUKEBOX) while the caller's host name, which a rule needs, is still
+ * being looked up.
  */
 int nfs3_resolve(struct nfsd_req *r, const nfs_fh3 *fh, struct nfsd_obj *ob);
 /* After nfs3_resolve: was the handle good and the caller admitted (so the

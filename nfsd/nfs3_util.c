@@ -39,8 +39,10 @@ int nfs3_resolve(struct nfsd_req *r, const nfs_fh3 *fh, struct nfsd_obj *ob)
 	bool busy;
 	const struct nfsd_rule *rule = nfsd_rule_match(r->srv, ob->exp,
 	    &r->peer, &busy);
-	if (busy)
+	if (busy) {
+		r->transient = true;
 		return -EAGAIN;		/* NFS3ERR_JUKEBOX: try later */
+	}
 	if (rule == NULL || !nfsd_rule_port_ok(rule, &r->peer))
 		return -EACCES;
 	if (r->rule == NULL) {

@@ -155,6 +155,14 @@ int nfsd_hostcache_name(struct nfsd_hostcache *c, sa_family_t family,
     const uint8_t *addr, char *name);
 void nfsd_hostcache_stats(struct nfsd_hostcache *c,
     struct nfsd_hostcache_stats *st);
+/* Would nfsd_hostcache_name answer at once (from the cache, or "retry")?
+ * When not, the lookup is started (if it is not running). */
+bool nfsd_hostcache_ready(struct nfsd_hostcache *c, sa_family_t family,
+    const uint8_t *addr);
+struct nfsd_req;
+/* Is r from a client whose name a rule of the exports may need and the
+ * cache does not hold yet (so that checking its rules may wait)? */
+bool nfsd_req_may_wait_for_name(struct nfsd_req *r);
 
 /* --------------------------------------------------------- file handles */
 
@@ -231,6 +239,7 @@ struct nfsd_req {
 
 	/* Set by the NFS resolve of the first handle. */
 	const struct nfsd_rule *rule;
+	bool transient;			/* answered "try later": not cached */
 	struct wafl_cred cred;		/* after squashing */
 
 	struct nfsd_arena_chunk *arena;
@@ -359,6 +368,7 @@ struct nfsd {
 	char bind_addr[64];
 	struct nfsd_exp *exps;
 	size_t nexps;
+	bool patterns;			/* some rule of exps is a host pattern */
 	struct nfsd_drc *drc;
 	/* Names of clients for wildcard rules: kept across
 	 * nfsd_set_exports (a name does not depend on the rules). */

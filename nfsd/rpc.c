@@ -598,8 +598,10 @@ void nfsd_rpc_process(struct nfsd_req *r)
 		return;
 	}
 	if (in_drc) {
-		nfsd_drc_finish(s->drc, &key, rec == NULL ? NULL : rec + 4,
-		    len);
+		/* A "try later" (JUKEBOX) is not the call's outcome: a
+		 * retransmission must run it again, not get it back. */
+		nfsd_drc_finish(s->drc, &key, rec == NULL || r->transient ?
+		    NULL : rec + 4, len);
 		in_drc = false;
 	}
 send:

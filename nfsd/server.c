@@ -119,6 +119,15 @@ static void exps_free(struct nfsd_exp *exps, size_t n)
 /* Compile x[0..n) into an owned table: every path resolved, every rule
  * compiled, no two exports with one path (or handle id), one key per
  * volume.  Nothing is kept on failure. */
+static bool exps_patterns(const struct nfsd_exp *e, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		for (size_t j = 0; j < e[i].nrules; j++)
+			if (e[i].rules[j].wildcard)
+				return true;
+	return false;
+}
+
 static int exps_build(const struct nfsd_export *x, size_t n,
     struct nfsd_exp **out, size_t *nout)
 {
@@ -226,6 +235,7 @@ int nfsd_create(const struct nfsd_config *cfg, nfsd_t **out)
 	rc = exps_build(cfg->exports, cfg->nexports, &s->exps, &s->nexps);
 	if (rc != 0)
 		goto fail;
+	s->patterns = exps_patterns(s->exps, s->nexps);
 	rc = nfsd_drc_create(s->cfg.drc_entries, &s->drc);
 	if (rc != 0)
 		goto fail;
@@ -264,6 +274,7 @@ int nfsd_set_exports(nfsd_t *s, const struct nfsd_export *exports,
 	nold = s->nexps;
 	s->exps = exps;
 	s->nexps = n;
+	s->patterns = exps_patterns(exps, n);
 	if (s->started)
 		nfsd_transport_resume(s);
 	exps_free(old, nold);

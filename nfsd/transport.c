@@ -358,6 +358,26 @@ static void enqueue(struct nfsd_transport *t, struct nfsd_req *r)
 		hand_off(t);
 }
 
+/* Back to the queue's end, to be taken alone (worker thread). */
+static void requeue_alone(struct nfsd_transport *t, struct nfsd_req *r)
+{
+	bool wake;
+
+	r->alone = true;
+	r->next = NULL;
+	pthread_mutex_lock(&t->qlock);
+	if (t->qtail != NULL)
+		t->qtail->next = r;
+	else
+		t->qhead = r;
+	t->qtail = r;
+	t->qlen++;
+	wake = t->waiting > 0;
+	pthread_mutex_unlock(&t->qlock);
+	if (wake)
+		pthread_cond_signal(&t->qcond);
+}
+
 /*
  * A worker takes up to NFSD_TAKE_MAX calls at once (a call that may block
  * for long alone) and runs them as one batch: their replies that need no
@@ -396,7 +416,14 @@ static void *worker_main(void *arg)
 		nfsd_rpc_batch_begin();
 		while (r != NULL) {
 			struct nfsd_req *next = r->next;
-			nfsd_rpc_process(r);
+			/* A call whose rules may wait for its client's name
+			 * (a first contact behind a slow DNS) must not hold
+			 * up the rest of the batch: it goes back to the
+			 * queue, to be taken alone. */
+			if (n > 1 && nfsd_req_may_wait_for_name(r))
+				requeue_alone(t, r);
+			else
+				nfsd_rpc_process(r);
 			r = next;
 		}
 		nfsd_rpc_batch_end();
