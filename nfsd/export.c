@@ -286,8 +286,25 @@ bool nfsd_req_may_wait_for_name(struct nfsd_req *r)
 	if (!r->srv->patterns)
 		return false;
 	peer_addr(&r->peer, &fam, addr, &port);
-	return fam != AF_UNSPEC && !nfsd_hostcache_ready(r->srv->hosts, fam,
-	    addr);
+	if (fam == AF_UNSPEC)
+		return false;
+	/* Does some export reach a pattern rule for this address (no rule
+	 * before it matches)?  Only then may its name be needed. */
+	bool need = false;
+	for (size_t i = 0; i < r->srv->nexps && !need; i++) {
+		const struct nfsd_exp *e = &r->srv->exps[i];
+		for (size_t j = 0; j < e->nrules; j++) {
+			const struct nfsd_rule *ru = &e->rules[j];
+			if (ru->wildcard) {
+				need = true;
+				break;
+			}
+			if (ru->any || (ru->family == fam &&
+			    prefix_match(ru->addr, addr, ru->prefix)))
+				break;
+		}
+	}
+	return need && !nfsd_hostcache_ready(r->srv->hosts, fam, addr);
 }
 
 bool nfsd_rule_port_ok(const struct nfsd_rule *rule,
