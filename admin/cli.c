@@ -339,7 +339,7 @@ static void print_table(FILE *f, const struct adm_reply *r, const char *name)
 
 static void print_human(FILE *f, const struct adm_reply *r)
 {
-	bool any = false;
+	bool any = false, shown = false;	/* shown: a table or object */
 
 	if (r->message[0] != '\0') {
 		fprintf(f, "%s\n", r->message);
@@ -357,8 +357,14 @@ static void print_human(FILE *f, const struct adm_reply *r)
 		any = true;
 		if (it->kind != ADM_IT_OBJ) {
 			print_table(f, r, it->key);
+			shown = true;
 			continue;
 		}
+		/* An object after a table or another object says what it
+		 * is ("nfs:" after the volumes' counters). */
+		if (shown)
+			fprintf(f, "%s:\n", it->key);
+		shown = true;
 		for (size_t k = i + 1; k < r->n &&
 		    r->items[k].kind >= ADM_IT_STR; k++)
 			if (strlen(r->items[k].key) > kw)
