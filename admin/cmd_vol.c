@@ -307,6 +307,9 @@ static int vol_list(struct adm_ctx *ctx, const struct adm_req *req,
 	return ADM_OK;
 }
 
+/* Held roots listed by vol status (a mirror holds a few at most). */
+#define VOL_HOLDS_SHOWN		16
+
 static int vol_status(struct adm_ctx *ctx, const struct adm_req *req,
     struct adm_rep *rep)
 {
@@ -322,6 +325,24 @@ static int vol_status(struct adm_ctx *ctx, const struct adm_req *req,
 	adm_rep_obj(rep, "volume");
 	emit_volume_fields(ctx, rep, &rec, true);
 	v = ctx->daemon ? adm_vol_find(ctx, name) : NULL;
+	if (v != NULL && v->wafl != NULL) {
+		/* What keeps freed space from coming back: roots a mirror
+		 * holds, and the blocks waiting behind them. */
+		uint64_t gens[VOL_HOLDS_SHOWN];
+		size_t n = 0;
+		char list[VOL_HOLDS_SHOWN * 21 + 1];
+		size_t off = 0;
+
+		list[0] = '\0';
+		if (wafl_held_roots(v->wafl, gens, VOL_HOLDS_SHOWN, &n) == 0)
+			for (size_t i = 0; i < n && i < VOL_HOLDS_SHOWN; i++)
+				off += (size_t)snprintf(list + off,
+				    sizeof(list) - off, "%s%llu", i ? "," : "",
+				    (unsigned long long)gens[i]);
+		adm_rep_str(rep, "held_roots", list);
+		adm_rep_u64(rep, "pending_blocks",
+		    wafl_pending_blocks(v->wafl));
+	}
 	if (v != NULL && (v->scrub_running || v->scrub_done)) {
 		adm_rep_str(rep, "last_scrub", v->scrub_running ? "running" :
 		    v->scrub_err != 0 ? fl_strerror(v->scrub_err) : "done");
