@@ -7,7 +7,8 @@
  * without TLS); a source whose options differ from the destination's is
  * refused with an error that says so; a compressed BLOCK that does not
  * decompress to exactly its size closes the connection and changes
- * nothing.
+ * nothing; a throttled connection sends no faster than its rate, and
+ * a stop ends a paced send.
  */
 #include <fcntl.h>
 #include <poll.h>
@@ -414,6 +415,104 @@ static void test_corrupt_compressed_block_refused(void **state)
 	tm_pair_free(p);
 }
 
+struct drain {
+	int fd;
+	uint64_t bytes;
+};
+
+/* Read the other end until it closes. */
+static void *drain_main(void *arg)
+{
+	struct drain *d = arg;
+	static __thread uint8_t buf[65536];
+
+	for (;;) {
+		ssize_t n = read(d->fd, buf, sizeof(buf));
+		if (n <= 0)
+			break;
+		d->bytes += (uint64_t)n;
+	}
+	return NULL;
+}
+
+static double now_s(void)
+{
+	return (double)fl_now_mono_ns() / 1e9;
+}
+
+struct sender {
+	struct mir_conn *c;
+	int frames;
+	int rc;
+};
+
+static void *sender_main(void *arg)
+{
+	struct sender *s = arg;
+	static uint8_t payload[32 + MIR_BLOCK];
+
+	for (int i = 0; i < s->frames && s->rc == 0; i++)
+		s->rc = mir_send(s->c, MIR_MSG_BEGIN, payload, sizeof(payload));
+	return NULL;
+}
+
+/*
+ * mir_conn_throttle: 400 frames of 4,160 bytes (1.6 MiB) at 1 MiB/s take
+ * at least what the rate allows less the bucket's quarter second, and
+ * every byte arrives; at the floor rate (64 KiB/s) a send of 1.6 MiB,
+ * which would take 25 s, ends with -ECANCELED soon after the stop flag
+ * is raised.
+ */
+static void test_throttle_paces(void **state)
+{
+	int sv[2];
+	struct mir_conn c;
+	volatile bool stop = false;
+	struct drain d = { 0 };
+	struct sender s = { .c = &c, .frames = 400 };
+	pthread_t dt, st;
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	assert_int_equal(mir_conn_init(&c, sv[0], 5000, &stop), 0);
+	mir_conn_throttle(&c, 1u << 20);
+	d.fd = sv[1];
+	assert_int_equal(pthread_create(&dt, NULL, drain_main, &d), 0);
+	double t0 = now_s();
+	sender_main(&s);
+	double el = now_s() - t0;
+	assert_int_equal(s.rc, 0);
+	mir_conn_close(&c);		/* closes sv[0]: the drain ends */
+	pthread_join(dt, NULL);
+	close(sv[1]);
+	uint64_t sent = 400ull * (MIR_HDR_SIZE + 32 + MIR_BLOCK);
+	fprintf(stderr, "%llu bytes at 1 MiB/s in %.2f s\n",
+	    (unsigned long long)d.bytes, el);
+	assert_int_equal(d.bytes, sent);
+	if (el < (double)sent / (1u << 20) - 0.25 - 0.05)
+		fail_msg("%.2f s for %llu bytes: faster than 1 MiB/s", el,
+		    (unsigned long long)sent);
+
+	/* The floor rate, stopped mid-send. */
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	assert_int_equal(mir_conn_init(&c, sv[0], 5000, &stop), 0);
+	mir_conn_throttle(&c, MIR_THROTTLE_MIN);
+	d = (struct drain){ .fd = sv[1] };
+	s = (struct sender){ .c = &c, .frames = 400 };
+	assert_int_equal(pthread_create(&dt, NULL, drain_main, &d), 0);
+	assert_int_equal(pthread_create(&st, NULL, sender_main, &s), 0);
+	usleep(300000);
+	t0 = now_s();
+	stop = true;
+	pthread_join(st, NULL);
+	el = now_s() - t0;
+	assert_int_equal(s.rc, -ECANCELED);
+	if (el > 5.0)
+		fail_msg("the paced send took %.1f s to see the stop", el);
+	mir_conn_close(&c);
+	pthread_join(dt, NULL);
+	close(sv[1]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -422,6 +521,7 @@ int main(void)
 		cmocka_unit_test(test_mismatch_refused),
 		cmocka_unit_test(test_other_version_refused),
 		cmocka_unit_test(test_corrupt_compressed_block_refused),
+		cmocka_unit_test(test_throttle_paces),
 	};
 	return cmocka_run_group_tests_name("mirror wire", tests, NULL, NULL);
 }
