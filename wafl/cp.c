@@ -425,6 +425,7 @@ static int cp_freeze(struct cp_ctx *cx, struct wafl_fsinfo *nfsi,
 	v->ndirty_bufs = 0;
 
 	*nfsi = v->fsi;
+	v->holds_unwritten = false;
 	nfsi->gen = cx->gen;
 	nfsi->root = rbp;
 	nfsi->write_ns = fl_now_real_ns();

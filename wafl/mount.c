@@ -412,6 +412,12 @@ int wafl_unmount(wafl_vol_t *v)
 
 	cp_stop_thread(v);
 	if (!v->readonly && !v->failed) {
+		/* Holds changed since the last CP: written even if nothing
+		 * else is (a CP with no dirty data is skipped). */
+		cp_lock_excl(v);
+		if (v->holds_unwritten)
+			wnode_dirty(v->summary_wn);
+		pthread_rwlock_unlock(&v->cp_lock);
 		rc = cp_run(v);
 		if (rc == 0 && v->log != NULL)
 			rc = nvlog_sync(v->log);

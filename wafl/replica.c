@@ -72,12 +72,18 @@ static int find_root(struct wafl_vol *v, uint64_t gen, struct wafl_bp *root)
 
 /*
  * The hold list as the next fsinfo records it: distinct generations,
- * oldest first.  Caller holds cp_serial and cp_lock exclusive.
+ * oldest first.  Caller holds cp_serial and cp_lock exclusive.  The next
+ * CP records it; an unmount runs one for it even with nothing else to
+ * write (holds_unwritten), or a hold taken, or released, since the last
+ * CP would not last past the unmount.  (A crash before the next CP may
+ * lose it: a mirror source checks at every session that the root the
+ * destination serves is still retained, M6.)
  */
 static void holds_to_fsinfo(struct wafl_vol *v)
 {
 	struct wafl_fsinfo *f = &v->fsi;
 
+	v->holds_unwritten = true;
 	f->nholds = 0;
 	memset(f->holds, 0, sizeof(f->holds));
 	for (unsigned h = 0; h < WAFL_MAX_HOLDS; h++) {

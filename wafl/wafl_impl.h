@@ -186,6 +186,9 @@ struct wafl_vol {
 		uint32_t refs;		/* 0: released, its blocks kept until
 					   the next fsinfo is durable */
 	} holds[WAFL_MAX_HOLDS];
+	/* The holds changed since the last CP froze fsinfo (cp_lock): the
+	 * unmount's CP runs even with nothing dirty, so that they last. */
+	bool holds_unwritten;
 
 	struct bcache *cache;
 	struct nvlog *log;

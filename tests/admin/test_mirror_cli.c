@@ -974,8 +974,9 @@ static bool exists_on(const struct tl_mirror_side *s, const char *path)
  * --throttle: bad rates and a throttle on the destination are refused; a
  * baseline of 72 MiB at 4 MiB/s reaches the destination's first checkpoint
  * (32 MiB) no sooner than the rate allows; a quiesce then ends the walk
- * at once (not when its remaining 40 MiB are through), `mirror modify
- * --throttle none` restarts the source in the middle of its baseline, and
+ * at once (not when its remaining 40 MiB are through), the source filerd
+ * restarts keeping the baseline's root held, `mirror modify --throttle
+ * none` restarts the relationship in the middle of its baseline, and
  * after resume the baseline continues after the checkpoint instead of
  * starting over; the file reads back whole from the secondary.
  */
@@ -1036,12 +1037,20 @@ static void test_throttle(void **state)
 	if (out2 - out1 > (1l << 20))
 		fail_msg("%ld bytes sent in 1.5 s after mirror quiesce: the "
 		    "walk went on", out2 - out1);
-	/* The baseline's root stays held for the resume. */
+	/* The baseline's root stays held for the resume, also across a
+	 * restart of the source filerd (recorded in fsinfo, held again by
+	 * the mount). */
 	js = ta_ctl_expect(0, t->s.home, "--json", "vol", "status", "vsrc",
 	    NULL);
 	char *held = ta_json(js, "$.volume.held_roots");
 	if (held == NULL || held[0] == '\0')
 		fail_msg("no root held during a quiesced baseline: %s", js);
+	free(js);
+	assert_int_equal(ta_daemon_stop(&t->s.d), 0);
+	ta_daemon_start(&t->s.d, t->s.home);
+	js = ta_ctl_expect(0, t->s.home, "--json", "vol", "status", "vsrc",
+	    NULL);
+	ta_json_eq(js, "$.volume.held_roots", held);
 	free(held);
 	free(js);
 	/* 32 MiB at 4 MiB/s, less the bucket's quarter second: 7.75 s. */

@@ -119,6 +119,29 @@ static void test_hold_survives_remount(void **state)
 	tl_fs_destroy(f);
 }
 
+/*
+ * A hold taken, or released, with nothing else written before an unmount:
+ * the unmount's CP still records it (a CP with no dirty data is otherwise
+ * skipped, and the hold, or the release, would be lost).
+ */
+static void test_hold_recorded_by_unmount(void **state)
+{
+	(void)state;
+	struct tl_fs *f = tl_fs_create(4, 1, 4096, false);
+
+	uint64_t ino = tl_fs_new_file(f);
+	churn(f, ino, 65536, 1, 1);
+	uint64_t h = wafl_generation(f->v);
+	assert_int_equal(wafl_hold_root(f->v, h), 0);
+	tl_fs_remount(f);
+	assert_true(is_held(f->v, h));
+	wafl_release_root(f->v, h);
+	tl_fs_remount(f);
+	assert_false(is_held(f->v, h));
+	check_clean(f);
+	tl_fs_destroy(f);
+}
+
 static void test_adopt_releases_pending(void **state)
 {
 	(void)state;
@@ -339,6 +362,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_hold_survives_remount),
+		cmocka_unit_test(test_hold_recorded_by_unmount),
 		cmocka_unit_test(test_released_slots_are_freed),
 		cmocka_unit_test(test_adopt_releases_pending),
 		cmocka_unit_test(test_adopt_ids_stay_unique),
