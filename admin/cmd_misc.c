@@ -309,14 +309,22 @@ static int check_answer(struct adm_ctx *ctx, struct adm_rep *rep,
 	return ADM_OK;
 }
 
+/* Tests (FILER_CHECK_HOLD_MS): wait ms before the check, so that a test
+ * acts while it runs; a cancel (cancel may be NULL) ends the wait. */
+static void check_hold(uint32_t ms, const volatile bool *cancel)
+{
+	for (uint32_t t = 0; t < ms && (cancel == NULL || !*cancel);
+	    t += 50) {
+		struct timespec ts = { 0, 50 * 1000000L };
+		nanosleep(&ts, NULL);
+	}
+}
+
 static void check_run(struct adm_job *j)
 {
 	struct check_job *cj = (struct check_job *)j;
 
-	for (uint32_t t = 0; t < cj->hold_ms && !j->cancel; t += 50) {
-		struct timespec ts = { 0, 50 * 1000000L };
-		nanosleep(&ts, NULL);
-	}
+	check_hold(cj->hold_ms, &j->cancel);
 	/* The checker walks the durable root: a CP first. */
 	cj->sync_rc = wafl_sync(cj->w);
 	if (cj->sync_rc == 0)
@@ -436,13 +444,10 @@ static int check(struct adm_ctx *ctx, const struct adm_req *req,
 			goto out;
 		}
 	}
-	/* Tests: an offline check holds the main loop this long too, as a
-	 * long request would. */
-	if (raid != NULL && ctx->check_hold_ms > 0) {
-		struct timespec ts = { ctx->check_hold_ms / 1000,
-		    (long)(ctx->check_hold_ms % 1000) * 1000000L };
-		nanosleep(&ts, NULL);
-	}
+	/* An offline check holds the main loop for it too, as a long
+	 * request would. */
+	if (raid != NULL)
+		check_hold(ctx->check_hold_ms, NULL);
 	memset(&res, 0, sizeof(res));
 	rc = wafl_check(w, &res);
 	rc = check_answer(ctx, rep, name, snap, mode, rc, &res);

@@ -536,6 +536,25 @@ static bool should_run(const struct mrow *w)
 	return w->dest || strcmp(w->state, "uninitialized") != 0;
 }
 
+/*
+ * Async schedules: a transfer is due schedule_s after last_kick, on
+ * sched_clock.  Interval schedules count on the wall clock from the last
+ * start; anchored ones on the schedule clock (adm_sched_now: the wall
+ * clock, faster in tests, as snapshot schedules), and last_kick is always
+ * a slot, so the next slot is exactly schedule_s later.
+ */
+static uint64_t sched_clock(const struct adm_ctx *ctx, const struct mrel *r)
+{
+	return r->schedule_at >= 0 ? adm_sched_now(ctx) : now_s();
+}
+
+/* What last_kick becomes for a start at now. */
+static uint64_t sched_mark(const struct mrel *r, uint64_t now)
+{
+	return r->schedule_at >= 0 ? adm_mirror_schedule_slot(now,
+	    r->schedule_s, r->schedule_at) : now;
+}
+
 static void rel_start(struct adm_ctx *ctx, const struct mrow *w)
 {
 	struct adm_vol *av = adm_vol_find(ctx, w->vol);
@@ -559,13 +578,9 @@ static void rel_start(struct adm_ctx *ctx, const struct mrow *w)
 	snprintf(r->state, sizeof(r->state), "%s", w->state);
 	snprintf(r->err, sizeof(r->err), "%s", w->err);
 	r->acked = w->acked;
-	r->last_kick = now_s();
-	/* Anchored: the next start is the next slot, not one now.  Slots
-	 * are on the schedule clock (adm_sched_now: the wall clock, faster
-	 * in tests), like snapshot schedules. */
-	if (r->schedule_at >= 0)
-		r->last_kick = adm_mirror_schedule_slot(adm_sched_now(ctx),
-		    r->schedule_s, r->schedule_at);
+	/* The next start is an interval from now (anchored: the next
+	 * slot, not one now). */
+	r->last_kick = sched_mark(r, sched_clock(ctx, r));
 	rc = w->dest ? dst_run(ctx, r, w, av, w->acked == 0) :
 	    src_run(ctx, r, w, av);
 	if (rc != 0) {
@@ -793,14 +808,7 @@ bool adm_mirror_rel_status(struct adm_ctx *ctx, int64_t id,
 		st->next_run_s = -1;
 		if (r->mode == MIR_ASYNC && !s.quiesce_requested) {
 			uint64_t due = r->last_kick + r->schedule_s;
-			uint64_t now = t;
-			if (r->schedule_at >= 0) {
-				now = adm_sched_now(ctx);
-				uint64_t slot = adm_mirror_schedule_slot(now,
-				    r->schedule_s, r->schedule_at);
-				due = slot > r->last_kick ? now :
-				    slot + r->schedule_s;
-			}
+			uint64_t now = sched_clock(ctx, r);
 			st->next_run_s = due > now ? (int64_t)(due - now) : 0;
 		}
 		st->xfer_active = s.walk_active;
@@ -1124,21 +1132,14 @@ static void tick_one(struct adm_ctx *ctx, struct mrel *r, uint64_t t)
 			    r->vol, (unsigned long long)s.base_snap_gen,
 			    (unsigned long long)s.base_snap_gen);
 		}
-		/* Async: a transfer by birth generation when due: an
-		 * interval after the last, or at each slot of an anchored
-		 * schedule (once, however late the tick). */
+		/* Async: a transfer by birth generation an interval after
+		 * the last (anchored: at each slot, once however late the
+		 * tick). */
+		uint64_t now = sched_clock(ctx, r);
 		if (r->mode == MIR_ASYNC && !s.quiesce_requested &&
-		    r->schedule_at >= 0) {
-			uint64_t slot = adm_mirror_schedule_slot(
-			    adm_sched_now(ctx), r->schedule_s, r->schedule_at);
-			if (slot > r->last_kick) {
-				mir_source_kick(r->src);
-				r->last_kick = slot;
-			}
-		} else if (r->mode == MIR_ASYNC && !s.quiesce_requested &&
-		    t - r->last_kick >= r->schedule_s) {
+		    now >= r->last_kick + r->schedule_s) {
 			mir_source_kick(r->src);
-			r->last_kick = t;
+			r->last_kick = sched_mark(r, now);
 		}
 	} else if (r->dst != NULL) {
 		struct mir_dest_stats s;

@@ -302,6 +302,15 @@ static void obs_root(void *arg, uint64_t gen, const void *fsinfo)
 	pthread_mutex_unlock(&s->lock);
 }
 
+/* mir_source_quiesce was called (and no resume since). */
+static bool quiesce_wanted(struct mir_source *s)
+{
+	pthread_mutex_lock(&s->lock);
+	bool q = s->quiesced;
+	pthread_mutex_unlock(&s->lock);
+	return q;
+}
+
 static struct qitem *queue_pop(struct mir_source *s)
 {
 	pthread_mutex_lock(&s->lock);
@@ -534,13 +543,8 @@ static int walk_send(void *arg, uint64_t vbn, uint64_t birth,
 		return -ECANCELED;
 	/* A quiesce ends a walk too (a throttled baseline may take hours):
 	 * the holds stay, and resume continues after the checkpoint. */
-	if ((p->pos & 15) == 0) {
-		pthread_mutex_lock(&w->s->lock);
-		bool q = w->s->quiesced;
-		pthread_mutex_unlock(&w->s->lock);
-		if (q)
-			return -ECANCELED;
-	}
+	if ((p->pos & 15) == 0 && quiesce_wanted(w->s))
+		return -ECANCELED;
 	if (w->seen != NULL) {
 		rc = mir_vset_add(w->seen, vbn);
 		if (rc < 0)
@@ -1007,10 +1011,7 @@ static void *source_thread(void *arg)
 	pc.compress = s->o.compress;
 	pc.tls = s->o.tls;
 	while (!s->stop) {
-		pthread_mutex_lock(&s->lock);
-		bool q = s->quiesced;
-		pthread_mutex_unlock(&s->lock);
-		if (q) {
+		if (quiesce_wanted(s)) {
 			set_state(s, MIR_QUIESCED);
 			usleep(20000);
 			continue;

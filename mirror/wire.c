@@ -536,31 +536,27 @@ void mir_conn_throttle(struct mir_conn *c, uint64_t bps)
 }
 
 /*
- * A token bucket: wait until the bucket holds len bytes (or is full, for
- * a piece larger than the burst; the debt is then paid by the next), in
- * sleeps of at most 50 ms that watch the stop flag.
+ * A token bucket: wait until the bucket holds len bytes (at most
+ * MIR_PACE_PIECE, never more than the burst), in sleeps of at most 50 ms
+ * that watch the stop flag.
  */
 static int pace(struct mir_conn *c, size_t len)
 {
-	double burst = (double)c->rate_bps / 4;
+	double burst = FL_MAX((double)c->rate_bps / 4, (double)MIR_PACE_PIECE);
 
-	if (burst < MIR_PACE_PIECE)
-		burst = MIR_PACE_PIECE;
 	for (;;) {
 		uint64_t now = fl_now_mono_ns();
 
-		c->rate_tokens += (double)(now - c->rate_ns) *
-		    (double)c->rate_bps / 1e9;
+		c->rate_tokens = FL_MIN(burst, c->rate_tokens +
+		    (double)(now - c->rate_ns) * (double)c->rate_bps / 1e9);
 		c->rate_ns = now;
-		if (c->rate_tokens > burst)
-			c->rate_tokens = burst;
-		if (c->rate_tokens >= (double)len || c->rate_tokens >= burst) {
+		if (c->rate_tokens >= (double)len) {
 			c->rate_tokens -= (double)len;
 			return 0;
 		}
 		if (c->stop != NULL && *c->stop)
 			return -ECANCELED;
-		double need = (FL_MIN((double)len, burst) - c->rate_tokens) /
+		double need = ((double)len - c->rate_tokens) /
 		    (double)c->rate_bps;
 		uint64_t us = (uint64_t)(need * 1e6) + 1;
 		if (us > 50000)
@@ -568,24 +564,6 @@ static int pace(struct mir_conn *c, size_t len)
 		struct timespec ts = { 0, (long)us * 1000 };
 		nanosleep(&ts, NULL);
 	}
-}
-
-static int write_raw(struct mir_conn *c, const uint8_t *p, size_t len);
-
-static int write_all(struct mir_conn *c, const uint8_t *p, size_t len)
-{
-	while (c->rate_bps != 0 && len > 0) {
-		size_t n = FL_MIN(len, (size_t)MIR_PACE_PIECE);
-		int rc = pace(c, n);
-
-		if (rc == 0)
-			rc = write_raw(c, p, n);
-		if (rc != 0)
-			return rc;
-		p += n;
-		len -= n;
-	}
-	return write_raw(c, p, len);
 }
 
 static int write_raw(struct mir_conn *c, const uint8_t *p, size_t len)
@@ -622,6 +600,23 @@ static int write_raw(struct mir_conn *c, const uint8_t *p, size_t len)
 		return n < 0 ? -errno : -ECONNRESET;
 	}
 	return 0;
+}
+
+/* Paced, when the connection has a rate. */
+static int write_all(struct mir_conn *c, const uint8_t *p, size_t len)
+{
+	while (c->rate_bps != 0 && len > 0) {
+		size_t n = FL_MIN(len, (size_t)MIR_PACE_PIECE);
+		int rc = pace(c, n);
+
+		if (rc == 0)
+			rc = write_raw(c, p, n);
+		if (rc != 0)
+			return rc;
+		p += n;
+		len -= n;
+	}
+	return write_raw(c, p, len);
 }
 
 /* Write out the gathered BLOCK frames. */

@@ -233,6 +233,14 @@ bool nfsd_host_match(const char *pattern, const char *name)
 	return *p == '\0';
 }
 
+/* Does r, a rule that is not a host-name pattern, match the address? */
+static bool rule_addr_match(const struct nfsd_rule *r, sa_family_t fam,
+    const uint8_t *addr)
+{
+	return r->any || (r->family == fam &&
+	    prefix_match(r->addr, addr, r->prefix));
+}
+
 const struct nfsd_rule *nfsd_rule_match(struct nfsd *s,
     const struct nfsd_exp *e, const struct sockaddr_storage *peer,
     bool *busy)
@@ -248,30 +256,26 @@ const struct nfsd_rule *nfsd_rule_match(struct nfsd *s,
 	peer_addr(peer, &fam, addr, &port);
 	for (size_t i = 0; i < e->nrules; i++) {
 		const struct nfsd_rule *r = &e->rules[i];
-		if (r->any)
-			return r;
-		if (r->wildcard) {
-			if (named == 0 && fam != AF_UNSPEC) {
-				int rc = nfsd_hostcache_name(s->hosts, fam,
-				    addr, name);
-				if (rc == -EAGAIN) {
-					/* Not known yet: this rule might
-					 * match, so neither a later rule
-					 * nor a refusal may stand. */
-					if (busy != NULL)
-						*busy = true;
-					return NULL;
-				} else {
-					named = rc == 0 ? 1 : -1;
-				}
-			} else if (named == 0) {
-				named = -1;
-			}
-			if (named > 0 && nfsd_host_match(r->spec, name))
+
+		if (!r->wildcard) {
+			if (rule_addr_match(r, fam, addr))
 				return r;
 			continue;
 		}
-		if (r->family == fam && prefix_match(r->addr, addr, r->prefix))
+		if (named == 0) {
+			int rc = fam == AF_UNSPEC ? -ENOENT :
+			    nfsd_hostcache_name(s->hosts, fam, addr, name);
+			if (rc == -EAGAIN) {
+				/* Not known yet: this rule might match, so
+				 * neither a later rule nor a refusal may
+				 * stand. */
+				if (busy != NULL)
+					*busy = true;
+				return NULL;
+			}
+			named = rc == 0 ? 1 : -1;
+		}
+		if (named > 0 && nfsd_host_match(r->spec, name))
 			return r;
 	}
 	return NULL;
@@ -295,12 +299,9 @@ bool nfsd_req_may_wait_for_name(struct nfsd_req *r)
 		const struct nfsd_exp *e = &r->srv->exps[i];
 		for (size_t j = 0; j < e->nrules; j++) {
 			const struct nfsd_rule *ru = &e->rules[j];
-			if (ru->wildcard) {
+			if (ru->wildcard)
 				need = true;
-				break;
-			}
-			if (ru->any || (ru->family == fam &&
-			    prefix_match(ru->addr, addr, ru->prefix)))
+			if (ru->wildcard || rule_addr_match(ru, fam, addr))
 				break;
 		}
 	}

@@ -344,14 +344,32 @@ static int hc_create(uint32_t entries, uint32_t ttl_ms, uint32_t neg_ttl_ms,
 	return nfsd_hostcache_create(&cfg, fake_resolve, c);
 }
 
-/* Wait (at most 5 s) until the resolver was called n times. */
-static void calls_reach(int n)
+/* Wait (at most 5 s) until the resolver was called (*c: res_calls) or
+ * returned (res_done) n times; then it was, exactly. */
+static void count_reach(_Atomic int *c, int n)
 {
-	for (int i = 0; i < 500 && atomic_load(&res_calls) < n; i++) {
+	for (int i = 0; i < 500 && atomic_load(c) < n; i++) {
 		struct timespec ts = { 0, 10 * 1000000L };
 		nanosleep(&ts, NULL);
 	}
-	assert_int_equal(atomic_load(&res_calls), n);
+	assert_int_equal(atomic_load(c), n);
+}
+
+static void calls_reach(int n)
+{
+	count_reach(&res_calls, n);
+}
+
+static void done_reach(int n)
+{
+	count_reach(&res_done, n);
+}
+
+/* The fake resolver's counters back to zero. */
+static void res_reset(void)
+{
+	atomic_store(&res_calls, 0);
+	atomic_store(&res_done, 0);
 }
 
 static double now_s(void)
@@ -631,8 +649,7 @@ static void test_cache_slow_resolver(void **state)
 	struct waiter w[2];
 	pthread_t th[2];
 
-	atomic_store(&res_calls, 0);
-	atomic_store(&res_done, 0);
+	res_reset();
 	atomic_store(&res_delay_ms, 0);
 	res_gate(true);
 	assert_int_equal(hc_create(16, 60000, 60000, 100, 2, &c), 0);
@@ -642,8 +659,7 @@ static void test_cache_slow_resolver(void **state)
 	calls_reach(1);			/* one lookup for both */
 	assert_int_equal(atomic_load(&res_done), 0);
 	res_gate(false);
-	for (int i = 0; i < 500 && atomic_load(&res_done) < 1; i++)
-		sleep_ms(10);
+	done_reach(1);
 	assert_int_equal(nfsd_hostcache_name(c, AF_INET, a, name), 0);
 	assert_string_equal(name, "h2.test");
 	nfsd_hostcache_stats(c, &hs);
@@ -652,8 +668,7 @@ static void test_cache_slow_resolver(void **state)
 	nfsd_hostcache_free(c);
 
 	/* Two wait (long), a third is told at once. */
-	atomic_store(&res_calls, 0);
-	atomic_store(&res_done, 0);
+	res_reset();
 	res_gate(true);
 	assert_int_equal(hc_create(16, 60000, 60000, 20000, 2, &c), 0);
 	for (int i = 0; i < 2; i++) {
@@ -680,8 +695,7 @@ static void test_cache_slow_resolver(void **state)
 	}
 	/* 8's lookup went on without a waiter: its answer is there. */
 	calls_reach(3);
-	for (int i = 0; i < 500 && atomic_load(&res_done) < 3; i++)
-		sleep_ms(10);
+	done_reach(3);
 	assert_int_equal(nfsd_hostcache_name(c, AF_INET, a, name), 0);
 	assert_string_equal(name, "h8.test");
 	nfsd_hostcache_stats(c, &hs);
@@ -692,8 +706,7 @@ static void test_cache_slow_resolver(void **state)
 
 	/* A temporary failure (a DNS timeout) is no answer: the caller is
 	 * told to retry, and is not asked about again at once... */
-	atomic_store(&res_calls, 0);
-	atomic_store(&res_done, 0);
+	res_reset();
 	assert_int_equal(hc_create(16, 200, 60000, 5000, 2, &c), 0);
 	atomic_store(&res_temp_fail, 1);
 	addr4(a, 12);
@@ -711,8 +724,7 @@ static void test_cache_slow_resolver(void **state)
 	assert_int_equal(nfsd_hostcache_name(c, AF_INET, a, name), 0);
 	assert_string_equal(name, "h14.test");
 	calls_reach(3);
-	for (int i = 0; i < 500 && atomic_load(&res_done) < 3; i++)
-		sleep_ms(10);
+	done_reach(3);
 	assert_int_equal(nfsd_hostcache_name(c, AF_INET, a, name), 0);
 	assert_string_equal(name, "h14.test");
 	atomic_store(&res_temp_fail, 0);
@@ -721,8 +733,7 @@ static void test_cache_slow_resolver(void **state)
 	/* Freed while a lookup hangs: returns at once; the lookup's thread
 	 * finishes later and lets the cache go (ASan: no leak, no use after
 	 * free). */
-	atomic_store(&res_calls, 0);
-	atomic_store(&res_done, 0);
+	res_reset();
 	assert_int_equal(hc_create(16, 60000, 60000, 100, 2, &c), 0);
 	res_gate(true);
 	addr4(a, 10);
@@ -734,8 +745,7 @@ static void test_cache_slow_resolver(void **state)
 		fail_msg("freeing waited %.1f s for a hung lookup",
 		    now_s() - t0);
 	res_gate(false);
-	for (int i = 0; i < 500 && atomic_load(&res_done) < 1; i++)
-		sleep_ms(10);
+	done_reach(1);
 	sleep_ms(50);
 }
 
