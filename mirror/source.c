@@ -808,6 +808,22 @@ static int send_item(struct mir_source *s, struct mir_conn *c,
 	return 0;
 }
 
+/*
+ * The target of an interrupted baseline that a fallback turned into
+ * snapshot mirror.base.<gen> while the destination was away: held again
+ * (the snapshot's root is that root exactly, M6), so the baseline
+ * resumes instead of starting over.
+ */
+static bool base_rehold(struct mir_source *s, uint64_t gen)
+{
+	if (mir_base_snapshot(s->v, gen) != gen || hold(s, gen) != 0)
+		return false;
+	fl_info("mirror", "source: the baseline's root %llu is held again "
+	    "from fallback snapshot mirror.base.%llu",
+	    (unsigned long long)gen, (unsigned long long)gen);
+	return true;
+}
+
 /* Connected and authenticated: decide where the destination stands. */
 static int session_start(struct mir_source *s,
     const struct mir_status_msg *sm)
@@ -829,8 +845,9 @@ static int session_start(struct mir_source *s,
 			return -EPERM;
 		}
 		s->resume_gen = s->resume_blocks = 0;
-		if (sm->ckpt_gen != 0 && held(s, sm->ckpt_gen) &&
-		    memcmp(sm->fs_uuid, f.fs_uuid, 16) == 0) {
+		if (sm->ckpt_gen != 0 &&
+		    memcmp(sm->fs_uuid, f.fs_uuid, 16) == 0 &&
+		    (held(s, sm->ckpt_gen) || base_rehold(s, sm->ckpt_gen))) {
 			/* An interrupted baseline whose target is still held
 			 * here: continue it where the destination's
 			 * checkpoint says. */

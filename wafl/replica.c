@@ -156,6 +156,11 @@ static int hold_locked(struct wafl_vol *v, uint64_t gen)
 	int free_slot = -1;
 	int rc = find_root(v, gen, &root);
 
+	/* A snapshot keeps its root's blocks as long as it exists, and a
+	 * hold keeps them after that: every block its deletion frees goes
+	 * pending behind the hold (W3). */
+	if (rc == -ENOENT)
+		rc = snap_exact_root(v, gen, &root);
 	if (rc != 0)
 		return rc;
 	for (unsigned h = 0; h < WAFL_MAX_HOLDS; h++) {

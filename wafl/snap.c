@@ -873,6 +873,24 @@ static void root_add(struct wafl_root_ent *out, size_t max, size_t *k,
 	(*k)++;
 }
 
+int snap_exact_root(struct wafl_vol *v, uint64_t gen, struct wafl_bp *root)
+{
+	uint8_t *blk = malloc(WAFL_BLOCK_SIZE);
+	int rc = blk == NULL ? -ENOMEM : -ENOENT;
+
+	for (uint64_t s = 0; rc == -ENOENT && s < nslots(v); s++) {
+		struct wafl_snapent e;
+		if (snap_read(v, s, &e, blk) != 0)
+			continue;	/* an unreadable slot names nothing */
+		if (e.gen == gen && e.root.birth == gen) {
+			*root = e.root;
+			rc = 0;
+		}
+	}
+	free(blk);
+	return rc;
+}
+
 static int cmp_root_ent(const void *a, const void *b)
 {
 	const struct wafl_root_ent *x = a, *y = b;

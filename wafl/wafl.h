@@ -176,7 +176,8 @@ void wafl_set_observer(wafl_vol_t *v, const struct wafl_cp_observer *obs);
  * Hold back reuse of every block that root `gen` references (a mirror's
  * acknowledged generation, or the root a transfer walks): W3 treats that
  * root as retained until released.  Holds are counted; gen must be in the
- * CP ring or already held.  -ENOENT if gen's root is no longer known,
+ * CP ring, already held, or the exact root of a snapshot (a mirror's
+ * fallback base: the hold then outlives the snapshot).  -ENOENT if gen's root is no longer known,
  * -ENOSPC if WAFL_MAX_HOLDS distinct roots are held.  A released hold
  * keeps its slot until the next CP; when only such slots are left, one
  * CP is run to free them.

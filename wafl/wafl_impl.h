@@ -372,6 +372,10 @@ int snap_insert(struct wafl_vol *v, const char *name, uint64_t gen,
     uint64_t *id);
 int snap_drop(struct wafl_vol *v, uint64_t id);
 
+/* Root pointer of a snapshot whose root is generation gen's exactly (its
+ * birth is gen: a snapshot made at that CP or adopting that root); caller
+ * holds cp_lock.  -ENOENT if there is none. */
+int snap_exact_root(struct wafl_vol *v, uint64_t gen, struct wafl_bp *root);
 /* The inode file of snapshot `id` (snap.c); -ESTALE if there is none. */
 int snap_ifile(struct wafl_vol *v, uint64_t id, struct wafl_dinode *ifile);
 

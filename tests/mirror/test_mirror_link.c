@@ -553,8 +553,57 @@ static uint64_t fill_volume(struct tm_pair *p, uint64_t *blocks)
 enum restart_what {
 	RESTART_DEST, RESTART_DEST_DAMAGED, RESTART_SOURCE,
 	RESTART_SOURCE_TWICE,		/* stopped again before a session */
-	RESTART_SOURCE_RELEASED		/* its holds released while stopped */
+	RESTART_SOURCE_RELEASED,	/* its holds released while stopped */
+	RESTART_SOURCE_FALLBACK		/* its fallback made the baseline's
+					   root a snapshot while stopped */
 };
+
+/*
+ * A source started where no destination listens, with a fallback bound
+ * of 100 blocks, while the volume is written: the baseline's root g0
+ * becomes snapshot mirror.base.<g0> and its hold goes.  Stopped again.
+ */
+static void fall_back_while_away(struct tm_pair *p, uint64_t g0)
+{
+	struct mir_source_opts o = { .key = p->key, .key_len = sizeof(p->key),
+	    .host = "127.0.0.1", .port = 1, .mode = MIR_SYNC,
+	    .raid = p->src->raid, .allow_baseline = true, .retry_ms = 20,
+	    .io_timeout_ms = 1000, .fallback_blocks = 100 };
+	struct mir_source_stats st = { 0 };
+	uint8_t *buf = malloc(1u << 20);
+	uint64_t held[WAFL_FSI_HOLDS];
+	size_t n = 0;
+
+	memcpy(o.rel_id, p->id, 16);
+	assert_non_null(buf);
+	struct wafl_obj f = tm_file(p->src->v, "base-0");
+	for (int i = 0; i < 3; i++) {
+		tl_fill_pattern(buf, 1u << 20, 100 + (uint64_t)i);
+		for (uint32_t off = 0; off < (1u << 20); off += WAFL_WRITE_MAX)
+			tm_write(p->src->v, &f, off, buf + off, WAFL_WRITE_MAX);
+		assert_int_equal(wafl_sync(p->src->v), 0);
+	}
+	free(buf);
+	assert_true(wafl_pending_blocks(p->src->v) > 100);
+	assert_int_equal(mir_source_start(p->src->v, &o, &p->ms), 0);
+	for (int i = 0; i < 1000 && st.fallbacks == 0; i++) {
+		usleep(10000);
+		mir_source_stats(p->ms, &st);
+	}
+	assert_int_equal(st.fallbacks, 1);
+	assert_int_equal(st.base_snap_gen, g0);
+	mir_source_stop(p->ms);
+	p->ms = NULL;
+	char name[64];
+	uint64_t id;
+	snprintf(name, sizeof(name), "mirror.base.%llu",
+	    (unsigned long long)g0);
+	assert_int_equal(wafl_snap_lookup(p->src->v, name, &id), 0);
+	assert_int_equal(wafl_held_roots(p->src->v, held, WAFL_FSI_HOLDS,
+	    &n), 0);
+	for (size_t i = 0; i < n && i < WAFL_FSI_HOLDS; i++)
+		assert_true(held[i] != g0);
+}
 
 /*
  * One cut a third of the way into a baseline, then, while the source
@@ -621,6 +670,8 @@ static void baseline_restart(enum restart_what what)
 		mir_source_stop(p->ms);
 		if (what == RESTART_SOURCE_RELEASED)
 			assert_int_equal(mir_source_forget(p->src->v), 0);
+		if (what == RESTART_SOURCE_FALLBACK)
+			fall_back_while_away(p, g0);
 		if (what == RESTART_SOURCE_TWICE) {
 			/* Port 1: refused at once, so no session starts;
 			 * the holds it adopted must survive its stop. */
@@ -631,6 +682,11 @@ static void baseline_restart(enum restart_what what)
 		tm_source_start_opts(p, MIR_SYNC, px.port, 20, 0);
 	}
 	assert_int_equal(mir_source_wait(p->ms, g0, 30000), 0);
+	if (what == RESTART_SOURCE_FALLBACK) {
+		/* And on to what was written while it was away. */
+		assert_int_equal(mir_source_wait(p->ms,
+		    wafl_generation(p->src->v), 30000), 0);
+	}
 	mir_source_stats(p->ms, &ss);
 	mir_dest_stats(p->md, &ds);
 	fprintf(stderr, "%s restarted a third into a baseline of %llu blocks "
@@ -640,6 +696,7 @@ static void baseline_restart(enum restart_what what)
 	    what == RESTART_SOURCE ? "source" :
 	    what == RESTART_SOURCE_TWICE ? "source (twice)" :
 	    what == RESTART_SOURCE_RELEASED ? "source (holds released)" :
+	    what == RESTART_SOURCE_FALLBACK ? "source (fallback snapshot)" :
 	    what == RESTART_DEST ? "destination" :
 	    "destination (one checkpointed block damaged)",
 	    (unsigned long long)vol_blocks, (unsigned long long)k,
@@ -690,6 +747,8 @@ static void test_baseline_survives_source_restart(void **state)
 {
 	baseline_restart(RESTART_SOURCE);
 	baseline_restart(RESTART_SOURCE_TWICE);
+	/* Its root kept by a fallback snapshot instead of a hold. */
+	baseline_restart(RESTART_SOURCE_FALLBACK);
 	/* Without the root held any more, it starts over. */
 	baseline_restart(RESTART_SOURCE_RELEASED);
 }
