@@ -627,7 +627,8 @@ static int do_walk(struct mir_source *s, struct mir_conn *c)
 
 	if (d == 0 && s->resume_gen != 0) {
 		/* Resume the destination's checkpointed baseline: its
-		 * target is held here (session_start checked). */
+		 * target is held here, or kept by a fallback snapshot
+		 * (session_start checked). */
 		g = s->resume_gen;
 		prog.skip = s->resume_blocks;
 		rc = 0;
@@ -810,16 +811,20 @@ static int send_item(struct mir_source *s, struct mir_conn *c,
 
 /*
  * The target of an interrupted baseline that a fallback turned into
- * snapshot mirror.base.<gen> while the destination was away: held again
- * (the snapshot's root is that root exactly, M6), so the baseline
- * resumes instead of starting over.
+ * snapshot mirror.base.<gen> while the destination was away: the
+ * snapshot's root is that root exactly (M6), so the baseline resumes
+ * from it instead of starting over.  It is not held again (a hold is
+ * taken only on a root whose snapshots are retained with it): the walk
+ * reads it while the snapshot lasts, and the snapshot goes only once
+ * the destination acknowledges a newer root.  Deleted by hand meanwhile,
+ * the walk fails its checksums and the next session starts over.
  */
-static bool base_rehold(struct mir_source *s, uint64_t gen)
+static bool base_resumable(struct mir_source *s, uint64_t gen)
 {
-	if (mir_base_snapshot(s->v, gen) != gen || hold(s, gen) != 0)
+	if (mir_base_snapshot(s->v, gen) != gen)
 		return false;
-	fl_info("mirror", "source: the baseline's root %llu is held again "
-	    "from fallback snapshot mirror.base.%llu",
+	fl_info("mirror", "source: the baseline's root %llu is kept by "
+	    "fallback snapshot mirror.base.%llu: the baseline resumes from it",
 	    (unsigned long long)gen, (unsigned long long)gen);
 	return true;
 }
@@ -847,7 +852,7 @@ static int session_start(struct mir_source *s,
 		s->resume_gen = s->resume_blocks = 0;
 		if (sm->ckpt_gen != 0 &&
 		    memcmp(sm->fs_uuid, f.fs_uuid, 16) == 0 &&
-		    (held(s, sm->ckpt_gen) || base_rehold(s, sm->ckpt_gen))) {
+		    (held(s, sm->ckpt_gen) || base_resumable(s, sm->ckpt_gen))) {
 			/* An interrupted baseline whose target is still held
 			 * here: continue it where the destination's
 			 * checkpoint says. */

@@ -12,7 +12,9 @@
  *
  * The allocator keeps, per bitmap block ("area", 32768 VBNs), an in-memory
  * map of VBNs that are not allocatable: loaded on first use as
- *   active | summary | bitmap of every ring root | bitmap of the held root
+ *   active | summary | bitmap and summary map of every ring root, every
+ *   held root and every pinned one (a retained root keeps its snapshots,
+ *   even one the active tree has deleted since)
  * so mount never scans the volume (W-mount), and a block held by an older
  * root when the area is loaded is put on the pending list tagged with the
  * durable generation (conservative: it is released K-1 CPs later).
@@ -111,15 +113,28 @@ int alloc_pending_add(struct wafl_vol *v, uint64_t vbn, uint64_t gen)
 	return 0;
 }
 
-/* OR bitmap block `a` of the tree under root into map. */
+/*
+ * OR into map block `a` of what the tree under root keeps: its active
+ * bitmap and its summary map, for the root's snapshots are retained with
+ * it.  A snapshot deleted since (the summary map of the active tree no
+ * longer has it) is still one of the root's until the root is released.
+ */
 static int or_root_bitmap(struct wafl_vol *v, const struct wafl_bp *root,
     uint64_t a, uint8_t *map, uint8_t *tmp)
 {
-	struct wafl_dinode bm;
-	int rc = tree_root_bitmap(v, root, &bm, NULL);
+	struct wafl_dinode bm, sm;
+	struct wafl_rootblk rb;
+	int rc = tree_root_bitmap(v, root, &bm, &rb);
 
 	if (rc == 0)
 		rc = tree_read_block(v, &bm, a, tmp);
+	if (rc == 0)
+		for (uint32_t i = 0; i < WAFL_BLOCK_SIZE; i++)
+			map[i] |= tmp[i];
+	if (rc == 0)
+		rc = tree_read_inode(v, &rb.inodefile, WAFL_INO_SUMMARY, &sm);
+	if (rc == 0)
+		rc = tree_read_block(v, &sm, a, tmp);
 	if (rc == 0)
 		for (uint32_t i = 0; i < WAFL_BLOCK_SIZE; i++)
 			map[i] |= tmp[i];
@@ -154,6 +169,9 @@ static int area_load(struct wafl_vol *v, uint64_t a)
 	for (unsigned h = 0; rc == 0 && h < WAFL_MAX_HOLDS; h++)
 		if (v->holds[h].gen != 0)
 			rc = or_root_bitmap(v, &v->holds[h].root, a, held, tmp);
+	for (unsigned p = 0; rc == 0 && p < WAFL_MAX_PINS; p++)
+		if (v->pins[p].gen != 0)
+			rc = or_root_bitmap(v, &v->pins[p].root, a, held, tmp);
 	for (uint32_t i = 0; rc == 0 && i < AREA_BITS; i++) {
 		if (bit_get(held, i) && !bit_get(map, i)) {
 			rc = alloc_pending_add(v, a * AREA_BITS + i, v->durable_gen);

@@ -19,7 +19,9 @@
  *   the checks that depend on it are reported as not verified instead of
  *   producing a cascade of false errors).
  *
- * PHASES (all under v->cp_serial, so no CP runs meanwhile)
+ * PHASES (1 and 7 under v->cp_serial, so no CP runs meanwhile; on a
+ * writable volume, 2 to 6 let CPs go on: every root they read is pinned
+ * first, check_begin; on a replica, or when the pins do not fit, all)
  *   1. fsinfo: the durable slot decodes and names the mounted root, and
  *      every root it records as held is still kept (W3).
  *   2. active walk: root block, inode file, every allocated inode's tree:
@@ -144,6 +146,16 @@ struct ck {
 	uint64_t log_records;
 	char morebuf[48];
 	int fatal;		/* -ENOMEM latched inside callbacks */
+
+	/* Taken with fsinfo, under cp_serial. */
+	struct wafl_hold holds[WAFL_MAX_HOLDS];
+	struct wafl_pending *pend;
+	uint64_t npend;
+	/* Online: CPs go on while the walk runs; the roots it walks are
+	 * pinned (their generations here), and so are retained. */
+	bool online;
+	uint64_t pinned[WAFL_MAX_PINS];
+	unsigned npinned;
 };
 
 static inline bool bit_get(const uint8_t *m, uint64_t i)
@@ -456,15 +468,23 @@ struct ck_tree {		/* one file's tree being walked */
 	ck_leaf_fn *leaf;	/* called with each data block, or NULL */
 };
 
-/* Is vbn allocatable right now?  Only a loaded allocator area knows. */
+/*
+ * Is vbn allocatable right now?  Only a loaded allocator area knows; the
+ * CP changes the areas inside its freeze, so a shared cp_lock reads them
+ * whole.  With CPs going on (an online check) the answer stays valid for
+ * the blocks of the roots walked: they are pinned, so no CP releases them.
+ */
 static bool ck_allocatable(struct ck *c, uint64_t vbn)
 {
 	struct wafl_vol *v = c->v;
 	uint64_t a = vbn / CK_AREA_BITS;
+	bool free_now = false;
 
-	if (v->areas == NULL || a >= v->nareas || v->areas[a].unavail == NULL)
-		return false;
-	return !bit_get(v->areas[a].unavail, vbn % CK_AREA_BITS);
+	pthread_rwlock_rdlock(&v->cp_lock);
+	if (v->areas != NULL && a < v->nareas && v->areas[a].unavail != NULL)
+		free_now = !bit_get(v->areas[a].unavail, vbn % CK_AREA_BITS);
+	pthread_rwlock_unlock(&v->cp_lock);
+	return free_now;
 }
 
 /* Visit the block bp (level `level`, index idx in its file) whose parent
@@ -731,14 +751,11 @@ out:
  */
 static void ck_fsinfo_holds(struct ck *c, const struct wafl_fsinfo *f)
 {
-	struct wafl_vol *v = c->v;
-
-	pthread_rwlock_rdlock(&v->cp_lock);
 	for (unsigned i = 0; i < f->nholds && i < WAFL_FSI_HOLDS; i++) {
 		bool kept = false;
 		for (unsigned h = 0; !kept && h < WAFL_MAX_HOLDS; h++)
-			kept = v->holds[h].gen == f->holds[i].gen &&
-			    memcmp(&v->holds[h].root, &f->holds[i].root,
+			kept = c->holds[h].gen == f->holds[i].gen &&
+			    memcmp(&c->holds[h].root, &f->holds[i].root,
 			    sizeof(f->holds[i].root)) == 0;
 		if (!kept)
 			ck_error(c, 3, "fsinfo %llu records held root %llu, "
@@ -746,7 +763,6 @@ static void ck_fsinfo_holds(struct ck *c, const struct wafl_fsinfo *f)
 			    "may be reused", (unsigned long long)f->gen,
 			    (unsigned long long)f->holds[i].gen);
 	}
-	pthread_rwlock_unlock(&v->cp_lock);
 }
 
 static int ck_fsinfo(struct ck *c)
@@ -1008,24 +1024,107 @@ out:
 	return rc;
 }
 
+/* Is root the root of one of the active tree's snapshots? */
+static bool ck_active_snap(const struct ck *c, const struct wafl_bp *root)
+{
+	for (uint32_t i = 0; i < c->nsnaps; i++)
+		if (c->snaps[i].se.root.vbn == root->vbn &&
+		    c->snaps[i].se.root.birth == root->birth)
+			return true;
+	return false;
+}
+
+/*
+ * The snapshots of an older or held root that the active tree no longer
+ * has (deleted since): the root retains them, so their blocks are
+ * verified and must not be allocatable either (W3).  Each snapshot is
+ * walked once (done[] holds the root VBNs walked so far).
+ */
+static int ck_root_snaps(struct ck *c, const struct wafl_rootblk *rb,
+    const char *owner, uint64_t *done, uint32_t *ndone, uint32_t maxdone)
+{
+	struct wafl_dinode st;
+	uint8_t *blk = malloc(WAFL_BLOCK_SIZE);
+	int rc;
+
+	if (blk == NULL)
+		return -ENOMEM;
+	rc = ck_lookup_read(c, &rb->inodefile, WAFL_INO_INODEFILE,
+	    WAFL_INO_SNAPTABLE / WAFL_INODES_PER_BLOCK, blk, true);
+	if (rc == 0 && (wafl_dinode_decode(blk + (WAFL_INO_SNAPTABLE %
+	    WAFL_INODES_PER_BLOCK) * WAFL_INODE_SIZE, WAFL_INO_SNAPTABLE,
+	    &st) != 0 || st.mode == 0 || (st.flags & WAFL_INO_INLINE)))
+		rc = -FL_ECORRUPT;
+	if (rc != 0) {
+		if (rc != -ENOMEM) {
+			ck_unverified(c, "snapshots of %s not verified: its "
+			    "snapshot table is unreadable", owner);
+			rc = 0;
+		}
+		goto out;
+	}
+	uint64_t nent = FL_MIN(st.size / WAFL_SNAP_ENTRY_SIZE,
+	    (uint64_t)WAFL_MAX_SNAPSHOTS);
+	for (uint64_t i = 0; rc == 0 && i < nent; i++) {
+		struct wafl_snapent e;
+		if (i % WAFL_SNAPS_PER_BLOCK == 0 &&
+		    ck_lookup_read(c, &st, WAFL_INO_SNAPTABLE,
+		    i / WAFL_SNAPS_PER_BLOCK, blk, true) != 0) {
+			ck_unverified(c, "snapshots of %s not verified: its "
+			    "snapshot table is unreadable", owner);
+			break;
+		}
+		if (wafl_snapent_decode(blk + (i % WAFL_SNAPS_PER_BLOCK) *
+		    WAFL_SNAP_ENTRY_SIZE, &e) != 0 || e.gen == 0 ||
+		    ck_active_snap(c, &e.root))
+			continue;
+		bool seen = false;
+		for (uint32_t k = 0; k < *ndone && !seen; k++)
+			seen = done[k] == e.root.vbn;
+		if (seen || *ndone == maxdone)
+			continue;
+		done[(*ndone)++] = e.root.vbn;
+		snprintf(c->label, sizeof(c->label), "snapshot '%.40s' of %s",
+		    e.name, owner);
+		rc = ck_retained_root(c, &e.root, e.root.birth, NULL);
+		if (rc != -ENOMEM)
+			rc = 0;
+	}
+out:
+	free(blk);
+	return rc;
+}
+
 static int ck_retained(struct ck *c)
 {
-	struct wafl_vol *v = c->v;
-	struct wafl_hold holds[WAFL_MAX_HOLDS];
+	const struct wafl_hold *holds = c->holds;
+	/* The ring's and the holds' roots, for their snapshots. */
+	struct {
+		struct wafl_rootblk rb;
+		char owner[40];
+	} older[WAFL_RING_K + WAFL_MAX_HOLDS];
+	uint32_t nolder = 0;
+	uint32_t maxdone = WAFL_MAX_SNAPSHOTS * 2, ndone = 0;
+	uint64_t *done = calloc(maxdone, sizeof(*done));
+	uint8_t *blk = malloc(WAFL_BLOCK_SIZE);
 	int rc = 0;
 
-	pthread_rwlock_rdlock(&v->cp_lock);
-	memcpy(holds, v->holds, sizeof(holds));
-	pthread_rwlock_unlock(&v->cp_lock);
-
+	if (done == NULL || blk == NULL) {
+		rc = -ENOMEM;
+		goto out;
+	}
 	/* Older CP roots of the ring (ring[0] is the active root). */
 	for (uint32_t i = 1; i < c->fsi.ring_len && i < WAFL_RING_K; i++) {
 		const struct wafl_ring_ent *e = &c->fsi.ring[i];
-		snprintf(c->label, sizeof(c->label), "CP root %llu",
-		    (unsigned long long)e->gen);
-		rc = ck_retained_root(c, &e->root, e->gen, NULL);
+		snprintf(older[nolder].owner, sizeof(older[nolder].owner),
+		    "CP root %llu", (unsigned long long)e->gen);
+		snprintf(c->label, sizeof(c->label), "%s",
+		    older[nolder].owner);
+		rc = ck_retained_root(c, &e->root, e->gen, &older[nolder].rb);
 		if (rc == -ENOMEM)
-			return rc;
+			goto out;
+		if (rc == 0)
+			nolder++;
 	}
 	/* Roots the mirror holds that have left the ring. */
 	for (unsigned h = 0; h < WAFL_MAX_HOLDS; h++) {
@@ -1037,11 +1136,16 @@ static int ck_retained(struct ck *c)
 			known = holds[k].gen == holds[h].gen;
 		if (known)
 			continue;
-		snprintf(c->label, sizeof(c->label), "held root %llu",
-		    (unsigned long long)holds[h].gen);
-		rc = ck_retained_root(c, &holds[h].root, holds[h].gen, NULL);
+		snprintf(older[nolder].owner, sizeof(older[nolder].owner),
+		    "held root %llu", (unsigned long long)holds[h].gen);
+		snprintf(c->label, sizeof(c->label), "%s",
+		    older[nolder].owner);
+		rc = ck_retained_root(c, &holds[h].root, holds[h].gen,
+		    &older[nolder].rb);
 		if (rc == -ENOMEM)
-			return rc;
+			goto out;
+		if (rc == 0)
+			nolder++;
 	}
 	for (uint32_t i = 0; i < c->nsnaps; i++) {
 		struct ck_snap *s = &c->snaps[i];
@@ -1052,16 +1156,13 @@ static int ck_retained(struct ck *c)
 		rc = ck_retained_root(c, &s->se.root, s->se.root.birth, &rb);
 		c->in_snap = false;
 		if (rc == -ENOMEM)
-			return rc;
+			goto out;
 		if (rc != 0) {
 			c->snaps_incomplete = true;
 			continue;
 		}
 		c->det->snapshots++;
 		/* Its active bitmap: inode 1 of its inode file. */
-		uint8_t *blk = malloc(WAFL_BLOCK_SIZE);
-		if (blk == NULL)
-			return -ENOMEM;
 		rc = ck_lookup_read(c, &rb.inodefile, WAFL_INO_INODEFILE,
 		    WAFL_INO_BITMAP / WAFL_INODES_PER_BLOCK, blk, true);
 		if (rc == 0 && (wafl_dinode_decode(blk + (WAFL_INO_BITMAP %
@@ -1072,16 +1173,24 @@ static int ck_retained(struct ck *c)
 			    "decode", c->label);
 			rc = -FL_ECORRUPT;
 		}
-		free(blk);
 		if (rc == -ENOMEM)
-			return rc;
+			goto out;
 		if (rc != 0) {
 			c->snaps_incomplete = true;
 			continue;
 		}
 		s->bm_ok = true;
 	}
-	return 0;
+	/* Last, so that the active tree's snapshots mark what they reach
+	 * (W9) before these walks prune at it. */
+	rc = 0;
+	for (uint32_t i = 0; rc == 0 && i < nolder; i++)
+		rc = ck_root_snaps(c, &older[i].rb, older[i].owner, done,
+		    &ndone, maxdone);
+out:
+	free(done);
+	free(blk);
+	return rc;
 }
 
 /* ------------------------------------------------------------ phase 5 */
@@ -1184,11 +1293,10 @@ out:
  */
 static void ck_pending(struct ck *c)
 {
-	struct wafl_vol *v = c->v;
 	uint64_t active_again = 0;
 
-	for (uint64_t i = 0; i < v->npending; i++) {
-		const struct wafl_pending *p = &v->pending[i];
+	for (uint64_t i = 0; i < c->npend; i++) {
+		const struct wafl_pending *p = &c->pend[i];
 		if (p->vbn < WAFL_FSINFO_SLOTS || p->vbn >= c->nvbns) {
 			ck_error(c, 3, "pending vbn %llu outside the volume",
 			    (unsigned long long)p->vbn);
@@ -1483,11 +1591,82 @@ static void ck_nvlog(struct ck *c)
 
 /* --------------------------------------------------------------- main */
 
+void (*check_test_hook)(struct wafl_vol *v);
+
+static void check_unpin(struct ck *c)
+{
+	for (unsigned i = 0; i < c->npinned; i++)
+		roots_unpin(c->v, c->pinned[i]);
+	c->npinned = 0;
+}
+
+/* Pin gen's root, once; false if no pin slot is left. */
+static bool check_pin(struct ck *c, uint64_t gen, const struct wafl_bp *root)
+{
+	for (unsigned i = 0; i < c->npinned; i++)
+		if (c->pinned[i] == gen)
+			return true;
+	if (c->npinned == WAFL_MAX_PINS || roots_pin(c->v, gen, root) != 0)
+		return false;
+	c->pinned[c->npinned++] = gen;
+	return true;
+}
+
+/*
+ * Under cp_serial: what the check compares with (the durable fsinfo, the
+ * holds and the pending list as of that fsinfo), and, on a writable
+ * volume, a pin on every root the walk will read: the durable root, the
+ * older roots of its ring and every held root, each with its snapshots.
+ * Then CPs may go on while the walk runs (the caller drops cp_serial
+ * after the fsinfo phase): no block the walk reads is reused meanwhile.
+ * On a replica the roots are the source's business (a newer root written
+ * there may reuse blocks of an older one), so the check keeps cp_serial,
+ * which holds the replica's switch, as it does when the pins do not fit.
+ */
+static int check_begin(struct ck *c)
+{
+	struct wafl_vol *v = c->v;
+	int rc = 0;
+
+	cp_lock_excl(v);
+	c->fsi = v->fsi;
+	c->nvbns = v->nvbns;
+	memcpy(c->holds, v->holds, sizeof(c->holds));
+	c->npend = v->npending;
+	c->pend = malloc((c->npend + 1) * sizeof(*c->pend));
+	if (c->pend == NULL)
+		rc = -ENOMEM;
+	else if (c->npend > 0)
+		memcpy(c->pend, v->pending, c->npend * sizeof(*c->pend));
+	c->online = rc == 0 && !v->readonly;
+	for (uint32_t i = 0; c->online && i < c->fsi.ring_len &&
+	    i < WAFL_RING_K; i++)
+		c->online = check_pin(c, c->fsi.ring[i].gen,
+		    &c->fsi.ring[i].root);
+	for (unsigned h = 0; c->online && h < WAFL_MAX_HOLDS; h++)
+		if (c->holds[h].gen != 0)
+			c->online = check_pin(c, c->holds[h].gen,
+			    &c->holds[h].root);
+	pthread_rwlock_unlock(&v->cp_lock);
+	if (!c->online && c->npinned > 0) {
+		fl_info(CK_SUB, "check: no pin slot left: consistency points "
+		    "wait for the check");
+		check_unpin(c);
+	}
+	return rc;
+}
+
+static void check_end(struct ck *c)
+{
+	check_unpin(c);
+}
+
 static int check_run(struct wafl_vol *v, struct wafl_check_result *res,
     struct wafl_check_detail *det, const volatile bool *cancel)
 {
 	struct wafl_check_detail dummy;
 	struct ck *c;
+	bool serial = false;
 	int rc = 0;
 
 	memset(res, 0, sizeof(*res));
@@ -1503,10 +1682,10 @@ static int check_run(struct wafl_vol *v, struct wafl_check_result *res,
 	c->cancel = cancel;
 
 	pthread_mutex_lock(&v->cp_serial);
-	pthread_rwlock_rdlock(&v->cp_lock);	/* replica advance */
-	c->fsi = v->fsi;
-	c->nvbns = v->nvbns;
-	pthread_rwlock_unlock(&v->cp_lock);
+	serial = true;
+	rc = check_begin(c);
+	if (rc != 0)
+		goto out;
 	c->nareas = FL_DIV_ROUND_UP_U64(c->nvbns, CK_AREA_BITS);
 	c->reach = calloc(c->nareas, WAFL_BLOCK_SIZE);
 	c->seen = calloc(c->nareas, WAFL_BLOCK_SIZE);
@@ -1519,6 +1698,13 @@ static int check_run(struct wafl_vol *v, struct wafl_check_result *res,
 		goto out;
 	}
 	rc = ck_fsinfo(c);
+	if (rc == 0 && c->online) {
+		/* From here on only the pinned roots are read. */
+		pthread_mutex_unlock(&v->cp_serial);
+		serial = false;
+	}
+	if (check_test_hook != NULL)
+		check_test_hook(v);
 	if (rc == 0)
 		rc = ck_active(c);
 	if (rc == -FL_ECORRUPT) {
@@ -1538,10 +1724,18 @@ static int check_run(struct wafl_vol *v, struct wafl_check_result *res,
 		ck_pending(c);
 		rc = ck_namespace(c);
 	}
-	if (rc == 0 && !ck_cancelled(c))
+	if (rc == 0 && !ck_cancelled(c)) {
+		/* No CP switches the log's halves under the scan. */
+		if (!serial) {
+			pthread_mutex_lock(&v->cp_serial);
+			serial = true;
+		}
 		ck_nvlog(c);
+	}
 out:
-	pthread_mutex_unlock(&v->cp_serial);
+	if (serial)
+		pthread_mutex_unlock(&v->cp_serial);
+	check_end(c);
 	/* Cancelled while it ran (a cancel after the end changes nothing). */
 	if (c->cancelled) {
 		/* Nothing it found means anything. */
@@ -1583,6 +1777,7 @@ out:
 	free(c->itab);
 	free(c->snaps);
 	free(c->stack);
+	free(c->pend);
 	free(c);
 	return rc;
 }

@@ -48,11 +48,51 @@ uint64_t retained_oldest_gen(struct wafl_vol *v)
 	for (unsigned h = 0; h < WAFL_MAX_HOLDS; h++)
 		if (v->holds[h].gen != 0 && v->holds[h].gen < oldest)
 			oldest = v->holds[h].gen;
+	for (unsigned p = 0; p < WAFL_MAX_PINS; p++)
+		if (v->pins[p].gen != 0 && v->pins[p].gen < oldest)
+			oldest = v->pins[p].gen;
 	return oldest;
 }
 
+int roots_pin(struct wafl_vol *v, uint64_t gen, const struct wafl_bp *root)
+{
+	int free_slot = -1;
+
+	for (unsigned p = 0; p < WAFL_MAX_PINS; p++) {
+		if (v->pins[p].gen == gen) {
+			v->pins[p].refs++;
+			return 0;
+		}
+		if (v->pins[p].gen == 0 && free_slot < 0)
+			free_slot = (int)p;
+	}
+	if (free_slot < 0)
+		return FL_ERR(-ENOSPC);
+	v->pins[free_slot] = (struct wafl_pin){ gen, *root, 1 };
+	return 0;
+}
+
+/*
+ * No slot is kept until a CP, unlike a released hold: a pin was never
+ * in any fsinfo, so no root a crash could mount needs its blocks.  Areas
+ * loaded while it stood keep its blocks unavailable through pending
+ * entries (area_load), which the next CPs release.
+ */
+void roots_unpin(struct wafl_vol *v, uint64_t gen)
+{
+	cp_lock_excl(v);
+	for (unsigned p = 0; p < WAFL_MAX_PINS; p++)
+		if (v->pins[p].gen == gen && --v->pins[p].refs == 0)
+			memset(&v->pins[p], 0, sizeof(v->pins[p]));
+	pthread_rwlock_unlock(&v->cp_lock);
+}
+
 /* Root pointer of gen from the ring or the holds (not a released one,
- * whose blocks are only kept until the next CP). Caller holds cp_lock. */
+ * whose blocks are only kept until the next CP). Caller holds cp_lock.
+ * Only these roots can be held: each retains its snapshots too (a
+ * snapshot the active tree deletes stays pending behind it, W3), which
+ * a snapshot's root does not (its own snapshot table may name snapshots
+ * deleted since). */
 static int find_root(struct wafl_vol *v, uint64_t gen, struct wafl_bp *root)
 {
 	for (unsigned i = 0; i < v->fsi.ring_len; i++) {
@@ -68,6 +108,17 @@ static int find_root(struct wafl_vol *v, uint64_t gen, struct wafl_bp *root)
 		}
 	}
 	return -ENOENT;
+}
+
+/* For reading: also the root of a snapshot whose root is gen's exactly
+ * (a mirror's fallback base).  It is read only as long as the snapshot
+ * exists; a walk of it after a delete fails its checksums (W1). */
+static int find_root_or_snap(struct wafl_vol *v, uint64_t gen,
+    struct wafl_bp *root)
+{
+	int rc = find_root(v, gen, root);
+
+	return rc == -ENOENT ? snap_exact_root(v, gen, root) : rc;
 }
 
 /*
@@ -156,11 +207,6 @@ static int hold_locked(struct wafl_vol *v, uint64_t gen)
 	int free_slot = -1;
 	int rc = find_root(v, gen, &root);
 
-	/* A snapshot keeps its root's blocks as long as it exists, and a
-	 * hold keeps them after that: every block its deletion frees goes
-	 * pending behind the hold (W3). */
-	if (rc == -ENOENT)
-		rc = snap_exact_root(v, gen, &root);
 	if (rc != 0)
 		return rc;
 	for (unsigned h = 0; h < WAFL_MAX_HOLDS; h++) {
@@ -292,7 +338,7 @@ int wafl_root_of(wafl_vol_t *v, uint64_t gen, uint8_t blk[4096])
 
 	pthread_rwlock_rdlock(&v->cp_lock);
 	f = v->fsi;
-	rc = find_root(v, gen, &f.root);
+	rc = find_root_or_snap(v, gen, &f.root);
 	pthread_rwlock_unlock(&v->cp_lock);
 	if (rc != 0)
 		return rc;
@@ -453,7 +499,7 @@ int wafl_birth_walk(wafl_vol_t *v, uint64_t gen, uint64_t after_gen,
 	/* Without it the walk reads one block at a time. */
 	w.run = malloc((size_t)WAFL_BPS_PER_BLOCK * WAFL_BLOCK_SIZE);
 	pthread_rwlock_rdlock(&v->cp_lock);
-	rc = find_root(v, gen, &root);
+	rc = find_root_or_snap(v, gen, &root);
 	pthread_rwlock_unlock(&v->cp_lock);
 	if (rc != 0)
 		goto out;

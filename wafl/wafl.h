@@ -176,8 +176,7 @@ void wafl_set_observer(wafl_vol_t *v, const struct wafl_cp_observer *obs);
  * Hold back reuse of every block that root `gen` references (a mirror's
  * acknowledged generation, or the root a transfer walks): W3 treats that
  * root as retained until released.  Holds are counted; gen must be in the
- * CP ring, already held, or the exact root of a snapshot (a mirror's
- * fallback base: the hold then outlives the snapshot).  -ENOENT if gen's root is no longer known,
+ * CP ring or already held.  -ENOENT if gen's root is no longer known,
  * -ENOSPC if WAFL_MAX_HOLDS distinct roots are held.  A released hold
  * keeps its slot until the next CP; when only such slots are left, one
  * CP is run to free them.
@@ -198,12 +197,14 @@ void wafl_release_root(wafl_vol_t *v, uint64_t gen);
  */
 int wafl_held_roots(wafl_vol_t *v, uint64_t *gens, size_t max, size_t *n);
 
-/* Durable root pointer of generation gen (ring or held), for transfers. */
+/* Durable root pointer of generation gen (ring, held, or a snapshot's
+ * exact root), for transfers. */
 int wafl_root_of(wafl_vol_t *v, uint64_t gen, uint8_t fsinfo_block[4096]);
 
 /*
  * Birth-generation walk (DESIGN.md §6): call fn for every block reachable
- * from root `gen` (held by the caller, or in the ring) whose birth
+ * from root `gen` (held by the caller, in the ring, or a snapshot's exact
+ * root, which the walk reads only while the snapshot exists) whose birth
  * generation is > after_gen, descending only into block pointers born
  * after after_gen; data is verified (W1) and borrowed for the call.  A
  * parent comes before its children; a destination applies the whole set

@@ -119,6 +119,7 @@ struct wnode {
 /* -------------------------------------------------------------- volume */
 
 #define WAFL_MAX_HOLDS	8
+#define WAFL_MAX_PINS	(WAFL_RING_K + WAFL_MAX_HOLDS)
 
 struct wafl_pending {		/* a block freed by CP `gen` */
 	uint64_t vbn;
@@ -186,6 +187,15 @@ struct wafl_vol {
 		uint32_t refs;		/* 0: released, its blocks kept until
 					   the next fsinfo is durable */
 	} holds[WAFL_MAX_HOLDS];
+	/* Roots a running check walks while CPs go on (check.c): retained
+	 * like holds (W3: pending frees, allocation areas), with their
+	 * snapshots, but never recorded in fsinfo, so a crash or the end of
+	 * the check drops them at once.  cp_lock exclusive to change. */
+	struct wafl_pin {
+		uint64_t gen;		/* 0: free slot */
+		struct wafl_bp root;
+		uint32_t refs;
+	} pins[WAFL_MAX_PINS];
 	/* The holds changed since the last CP froze fsinfo (cp_lock): the
 	 * unmount's CP runs even with nothing dirty, so that they last. */
 	bool holds_unwritten;
@@ -348,9 +358,17 @@ void holds_restore(struct wafl_vol *v);
  * cp_serial and cp_lock exclusive, v->fsi being that fsinfo. */
 void holds_retire(struct wafl_vol *v);
 
-/* Oldest generation any retained root (ring or hold) has; pending frees
- * tagged at or below it may be released.  Caller holds cp_lock. */
+/* Oldest generation any retained root (ring, hold or pin) has; pending
+ * frees tagged at or below it may be released.  Caller holds cp_lock. */
 uint64_t retained_oldest_gen(struct wafl_vol *v);
+/* Pin root `root` of generation gen, which must be retained now (the ring,
+ * a hold, or a pin): caller holds cp_serial and cp_lock exclusive.
+ * -ENOSPC when every pin slot is taken.  Unpin takes cp_lock itself;
+ * the root's blocks may be reused from the next CP on. */
+int roots_pin(struct wafl_vol *v, uint64_t gen, const struct wafl_bp *root);
+void roots_unpin(struct wafl_vol *v, uint64_t gen);
+/* Tests: called by a check once its roots are pinned and CPs may run. */
+extern void (*check_test_hook)(struct wafl_vol *v);
 
 /* ---------------------------------------------------------- snapshots */
 

@@ -12,6 +12,8 @@
  * future generation in the NVLOG (W7), and structures with valid
  * checksums but hostile contents (directories, inodes, snapshot table).
  */
+#include <errno.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -21,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "common/util.h"
 #include "tests/lib/tl_log.h"
@@ -891,6 +894,121 @@ static void test_random_damage_runs_to_completion(void **state)
 	f->v = NULL;
 }
 
+/*
+ * An online check lets CPs go on.  Once the check has pinned its roots,
+ * another thread rewrites a file through the whole volume (20 CPs; the
+ * blocks of the root being checked are freed, and without their pins they
+ * would be written over), deletes the snapshot the check is about to
+ * walk and makes another.  The check must be clean and about the root it
+ * started with, and those CPs must finish while it waits (a check that
+ * held CPs would make them wait for it instead).
+ */
+struct online_churn {
+	struct tl_fs *f;
+	uint64_t ino;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool done;
+	int rc;
+};
+
+static struct online_churn *online_ctx;
+
+static void *online_churn_thread(void *arg)
+{
+	struct online_churn *o = arg;
+	const uint32_t len = 1u << 20;
+	uint8_t *a = malloc(len);
+	int rc = a == NULL ? -ENOMEM : 0;
+
+	for (int i = 0; rc == 0 && i < 20; i++) {
+		tl_fill_pattern(a, len, 500 + (uint64_t)i);
+		for (uint32_t k = 0; k < 3; k++)
+			tl_fs_write(o->f, o->ino, (uint64_t)k * len, a, len);
+		rc = wafl_sync(o->f->v);
+		if (rc == 0 && i == 5)
+			rc = wafl_snap_delete(o->f->v, "before");
+		if (rc == 0 && i == 6)
+			rc = wafl_snap_create(o->f->v, "during", NULL);
+	}
+	free(a);
+	pthread_mutex_lock(&o->mu);
+	o->rc = rc;
+	o->done = true;
+	pthread_cond_broadcast(&o->cv);
+	pthread_mutex_unlock(&o->mu);
+	return NULL;
+}
+
+/* Inside the check, its roots pinned: the churn, given 60 s. */
+static void online_hook(struct wafl_vol *v)
+{
+	struct online_churn *o = online_ctx;
+	pthread_t t;
+	struct timespec dl;
+
+	(void)v;
+	assert_int_equal(pthread_create(&t, NULL, online_churn_thread, o), 0);
+	clock_gettime(CLOCK_REALTIME, &dl);
+	dl.tv_sec += 60;
+	pthread_mutex_lock(&o->mu);
+	while (!o->done && pthread_cond_timedwait(&o->cv, &o->mu, &dl) == 0)
+		;
+	pthread_mutex_unlock(&o->mu);
+	/* Done or not: a churn that waits for the check ends after it. */
+	pthread_detach(t);
+}
+
+static void test_online_check_lets_cps_run(void **state)
+{
+	struct tl_fs *f = *state;
+	struct online_churn o = { .f = f };
+	struct wafl_check_result res;
+	struct wafl_check_detail det;
+	const uint32_t len = 1u << 20;
+	uint8_t *a = malloc(len);
+
+	assert_non_null(a);
+	pthread_mutex_init(&o.mu, NULL);
+	pthread_cond_init(&o.cv, NULL);
+	o.ino = tl_fs_new_file(f);
+	for (uint32_t k = 0; k < 3; k++) {
+		tl_fill_pattern(a, len, 400 + k);
+		tl_fs_write(f, o.ino, (uint64_t)k * len, a, len);
+	}
+	assert_int_equal(wafl_sync(f->v), 0);
+	assert_int_equal(wafl_snap_create(f->v, "before", NULL), 0);
+	tl_fill_pattern(a, len, 450);
+	tl_fs_write(f, o.ino, 0, a, len);
+	assert_int_equal(wafl_sync(f->v), 0);
+	uint64_t g0 = wafl_generation(f->v);
+
+	online_ctx = &o;
+	check_test_hook = online_hook;
+	int rc = check(f, &res, &det);
+	check_test_hook = NULL;
+	pthread_mutex_lock(&o.mu);
+	bool done = o.done;
+	pthread_mutex_unlock(&o.mu);
+	if (rc != 0)
+		fail_msg("online check: %d, %llu errors, first: %s", rc,
+		    (unsigned long long)res.errors, res.first_error);
+	/* CPs ran while the check waited, none after it (a check holding
+	 * them would have timed out above and let them run only now). */
+	assert_true(done);
+	assert_int_equal(o.rc, 0);
+	assert_true(wafl_generation(f->v) >= g0 + 20);
+	assert_int_equal(det.snapshots, 1);	/* "before", as of g0 */
+	/* And the pins are gone: the volume checks clean as it is now. */
+	assert_int_equal(check(f, &res, &det), 0);
+	assert_int_equal(det.snapshots, 1);	/* "during" */
+	for (unsigned p = 0; p < WAFL_MAX_PINS; p++)
+		assert_int_equal(f->v->pins[p].gen, 0);
+	pthread_mutex_destroy(&o.mu);
+	pthread_cond_destroy(&o.cv);
+	free(a);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -929,6 +1047,8 @@ int main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_random_damage_runs_to_completion, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_online_check_lets_cps_run,
+		    setup, teardown),
 	};
 	return cmocka_run_group_tests_name("wafl check", tests, NULL, NULL);
 }
