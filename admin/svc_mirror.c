@@ -932,8 +932,10 @@ int adm_mirror_break_dest(struct adm_ctx *ctx, int64_t id, char *why,
  * the source's volume is overwritten by the broken-off destination's,
  * and the relationship turns around.  Whatever the roles, the filerd
  * whose row is the source connects to its peer and the other listens on
- * mirror_port.  T's volume leaves the exports at once (its admin
- * consented: its active data is rolled back, kept on W as a snapshot).
+ * mirror_port; the source's paces its side of the connection at the
+ * row's throttle (what it sends as T, what it reads as W).  T's volume
+ * leaves the exports at once (its admin consented: its active data is
+ * rolled back, kept on W as a snapshot).
  * The tick finishes the job: both rows go to 'catching-up' (directions
  * swapped for --reverse) and run again, T as the destination.
  */
@@ -991,6 +993,13 @@ int adm_mirror_resync(struct adm_ctx *ctx, int64_t id, bool reverse,
 		.overwrite = j->t_side,
 		.spool_dir = w->dir,
 	};
+	/* The throttle is the source row's: the relationship's rate on the
+	 * link whichever way the data goes.  This filerd paces its side:
+	 * as T it sends the bulk, as W it reads it. */
+	if (!w->dest && j->t_side)
+		o.throttle_send_bps = w->throttle_bps;
+	else if (!w->dest)
+		o.throttle_recv_bps = w->throttle_bps;
 	o.key_len = hex_decode(w->psk, key, sizeof(key));
 	o.key = key;
 	if (w->dest)

@@ -311,6 +311,15 @@ struct mir_resync_opts {
 					   (else connect to host:port) */
 	mir_listener_t *listener;	/* listen: through this shared
 					   listener (NULL: on host:port) */
+	/* The relationship's throttle (mir_source_opts.throttle_bps), for
+	 * this side of the connection, in bytes a second: what it writes
+	 * and what it reads.  The bulk goes T -> W; filerd gives the rate
+	 * to the side whose row is the source alone: to send if it is T
+	 * (--reverse), to read if it is W (T's writes then stall on its
+	 * full socket: TCP's flow control).  0: no limit; else at least
+	 * MIR_THROTTLE_MIN. */
+	uint64_t throttle_send_bps;
+	uint64_t throttle_recv_bps;
 };
 
 struct mir_resync_result {

@@ -42,6 +42,12 @@
  *   W's divergence goes to T: the order of the divergence, not of the
  *   volume.
  *
+ *   Throttle: the relationship's rate limits the bulk, T -> W, from the
+ *   side that has it (filerd: the source's): T paces what it writes, or
+ *   W what it reads (mir_conn_throttle_recv), and T, its socket full,
+ *   goes at W's pace; its waits count their timeout from the last byte
+ *   W took, not from their start (wire.c).
+ *
  * NAMES
  *   <p> for the active tree, <p>.<name> for T's snapshot <name>, <p> =
  *   snap_name or resync.<t>; a name past 63 bytes keeps the start of
@@ -907,6 +913,19 @@ static int conn_get(struct mir_resync *r, uint64_t deadline)
 	return -1;
 }
 
+/* A connection to the peer, paced as the options say. */
+static int rs_conn_init(struct mir_conn *c, int fd,
+    const struct mir_resync_opts *o, const volatile bool *stop)
+{
+	int rc = mir_conn_init(c, fd, o->io_timeout_ms, stop);
+
+	if (rc == 0) {
+		mir_conn_throttle(c, o->throttle_send_bps);
+		mir_conn_throttle_recv(c, o->throttle_recv_bps);
+	}
+	return rc;
+}
+
 static void *w_thread(void *arg)
 {
 	struct mir_resync *r = arg;
@@ -920,7 +939,7 @@ static void *w_thread(void *arg)
 		if (fd < 0)
 			break;
 		struct mir_conn c;
-		rc = mir_conn_init(&c, fd, r->o.io_timeout_ms, &r->stop);
+		rc = rs_conn_init(&c, fd, &r->o, &r->stop);
 		if (rc == 0 && r->o.overwrite) {
 			rc = t_session(&r->w, r->raid, r->nvlog, &r->o, &c,
 			    &r->res);
@@ -977,6 +996,12 @@ static int opts_copy(const struct mir_resync_opts *o, struct mir_resync_opts *c,
 		c->accept_timeout_ms = 600000;
 	if (c->max_import_bytes == 0)
 		c->max_import_bytes = 1ull << 30;
+	if (c->throttle_send_bps != 0)
+		c->throttle_send_bps = FL_MAX(c->throttle_send_bps,
+		    MIR_THROTTLE_MIN);
+	if (c->throttle_recv_bps != 0)
+		c->throttle_recv_bps = FL_MAX(c->throttle_recv_bps,
+		    MIR_THROTTLE_MIN);
 	return 0;
 }
 
@@ -1486,7 +1511,7 @@ int mir_resync_overwrite(wafl_vol_t **tp, raid_vol_t *raid,
 		rs_error(res, "connect", fd);
 		return fd;
 	}
-	rc = mir_conn_init(&c, fd, o.io_timeout_ms, &never);
+	rc = rs_conn_init(&c, fd, &o, &never);
 	if (rc != 0)
 		return rc;
 	rc = t_session(tp, raid, nvlog_path, &o, &c, res);

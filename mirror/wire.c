@@ -37,6 +37,19 @@
  * what the socket holds, up to MIR_RECV_BUF, and frames are cut from it;
  * nothing may be left over when TLS starts (the peer sends nothing past
  * CHALLENGE, or HELLO, before its handshake).
+ *
+ * Pacing (mir_conn_throttle, mir_conn_throttle_recv): a token bucket for
+ * each way, filled at the rate and holding a quarter second (at least
+ * MIR_PACE_PIECE).  A write goes out in pieces of at most MIR_PACE_PIECE,
+ * each waiting until the bucket holds it; a read of the socket waits
+ * until the bucket holds a piece, reads at most a piece and pays for what
+ * it read.  Sleeps are at most 50 ms and watch the stop flag.  A peer
+ * sending to a paced reader blocks on its full socket buffer; on TCP,
+ * POLLOUT comes back only once about a third of the send buffer has
+ * drained (the kernel grows it to megabytes on a fast link), which at
+ * 64 KiB/s takes longer than any timeout here: so waits count their
+ * timeout from the last progress, the output queue shrinking (SIOCOUTQ),
+ * not from their start.
  */
 #include <errno.h>
 #include <netdb.h>
@@ -48,11 +61,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <fcntl.h>
+#include <linux/sockios.h>
 #include <lz4.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
@@ -69,6 +84,7 @@
 #include "mirror/wire.h"
 
 _Static_assert(MIR_HDR_SIZE == 32, "frame header is 32 bytes");
+_Static_assert(MIR_PACE_PIECE <= MIR_RECV_BUF, "a paced read fits");
 
 struct type_info {
 	const char *name;
@@ -487,10 +503,24 @@ const uint8_t *mir_conn_rx(const struct mir_conn *c)
 	return c->rx;
 }
 
-/* Wait for fd to be ready for ev; 0 ready, -ETIMEDOUT, -ECANCELED. */
+/* Bytes this side wrote that the peer has not taken yet (TCP: not
+ * acknowledged; a UNIX socket: not read); -1 if the socket cannot say. */
+static int out_queued(int fd)
+{
+	int q = 0;
+
+	return ioctl(fd, SIOCOUTQ, &q) == 0 ? q : -1;
+}
+
+/*
+ * Wait for fd to be ready for ev; 0 ready, -ETIMEDOUT, -ECANCELED.
+ * total_ms counts from the last progress: a slice in which the output
+ * queue shrank (the peer took bytes, however slowly it reads) starts the
+ * count again.
+ */
 static int wait_fd(struct mir_conn *c, short ev, int total_ms)
 {
-	int waited = 0;
+	int waited = 0, queued = -1;
 
 	for (;;) {
 		if (c->stop != NULL && *c->stop)
@@ -503,6 +533,10 @@ static int wait_fd(struct mir_conn *c, short ev, int total_ms)
 		if (n < 0 && errno != EINTR)
 			return -errno;
 		waited += slice;
+		int q = out_queued(c->fd);
+		if (q >= 0 && q < queued)
+			waited = 0;
+		queued = q;
 		if (waited >= total_ms)
 			return -ETIMEDOUT;
 	}
@@ -528,42 +562,56 @@ static int ssl_wait(struct mir_conn *c, int ret)
 	}
 }
 
+static void rate_start(struct mir_rate *r, uint64_t bps)
+{
+	r->bps = bps;
+	r->tokens = 0;
+	r->ns = fl_now_mono_ns();
+}
+
 void mir_conn_throttle(struct mir_conn *c, uint64_t bps)
 {
-	c->rate_bps = bps;
-	c->rate_tokens = 0;
-	c->rate_ns = fl_now_mono_ns();
+	rate_start(&c->rate_out, bps);
+}
+
+void mir_conn_throttle_recv(struct mir_conn *c, uint64_t bps)
+{
+	rate_start(&c->rate_in, bps);
 }
 
 /*
- * A token bucket: wait until the bucket holds len bytes (at most
+ * A token bucket: wait until bucket r holds len bytes (at most
  * MIR_PACE_PIECE, never more than the burst), in sleeps of at most 50 ms
- * that watch the stop flag.
+ * that watch the stop flag.  The caller takes what it used (rate_take).
  */
-static int pace(struct mir_conn *c, size_t len)
+static int pace(struct mir_conn *c, struct mir_rate *r, size_t len)
 {
-	double burst = FL_MAX((double)c->rate_bps / 4, (double)MIR_PACE_PIECE);
+	double burst = FL_MAX((double)r->bps / 4, (double)MIR_PACE_PIECE);
 
 	for (;;) {
 		uint64_t now = fl_now_mono_ns();
 
-		c->rate_tokens = FL_MIN(burst, c->rate_tokens +
-		    (double)(now - c->rate_ns) * (double)c->rate_bps / 1e9);
-		c->rate_ns = now;
-		if (c->rate_tokens >= (double)len) {
-			c->rate_tokens -= (double)len;
+		r->tokens = FL_MIN(burst, r->tokens +
+		    (double)(now - r->ns) * (double)r->bps / 1e9);
+		r->ns = now;
+		if (r->tokens >= (double)len)
 			return 0;
-		}
 		if (c->stop != NULL && *c->stop)
 			return -ECANCELED;
-		double need = ((double)len - c->rate_tokens) /
-		    (double)c->rate_bps;
+		double need = ((double)len - r->tokens) / (double)r->bps;
 		uint64_t us = (uint64_t)(need * 1e6) + 1;
 		if (us > 50000)
 			us = 50000;
 		struct timespec ts = { 0, (long)us * 1000 };
 		nanosleep(&ts, NULL);
 	}
+}
+
+/* Bytes read or written out of a paced bucket (none without a rate). */
+static void rate_take(struct mir_rate *r, size_t len)
+{
+	if (r->bps != 0)
+		r->tokens -= (double)len;
 }
 
 static int write_raw(struct mir_conn *c, const uint8_t *p, size_t len)
@@ -605,12 +653,14 @@ static int write_raw(struct mir_conn *c, const uint8_t *p, size_t len)
 /* Paced, when the connection has a rate. */
 static int write_all(struct mir_conn *c, const uint8_t *p, size_t len)
 {
-	while (c->rate_bps != 0 && len > 0) {
+	while (c->rate_out.bps != 0 && len > 0) {
 		size_t n = FL_MIN(len, (size_t)MIR_PACE_PIECE);
-		int rc = pace(c, n);
+		int rc = pace(c, &c->rate_out, n);
 
-		if (rc == 0)
+		if (rc == 0) {
+			rate_take(&c->rate_out, n);
 			rc = write_raw(c, p, n);
+		}
 		if (rc != 0)
 			return rc;
 		p += n;
@@ -632,18 +682,28 @@ static int flush_out(struct mir_conn *c)
 }
 
 /* Read what the socket holds (at least one byte, waiting for it) into
- * the empty receive buffer. */
+ * the empty receive buffer: up to MIR_RECV_BUF, or with a read rate one
+ * piece once the bucket holds it. */
 static int fill_in(struct mir_conn *c)
 {
+	size_t want = MIR_RECV_BUF;
+
 	if (c->ibuf == NULL && (c->ibuf = malloc(MIR_RECV_BUF)) == NULL)
 		return -ENOMEM;
 	c->ipos = c->ilen = 0;
+	if (c->rate_in.bps != 0) {
+		int rc = pace(c, &c->rate_in, MIR_PACE_PIECE);
+		if (rc != 0)
+			return rc;
+		want = MIR_PACE_PIECE;
+	}
 	while (c->ssl != NULL) {
 		size_t n = 0;
-		int ret = SSL_read_ex(c->ssl, c->ibuf, MIR_RECV_BUF, &n);
+		int ret = SSL_read_ex(c->ssl, c->ibuf, want, &n);
 		if (ret == 1) {
 			c->ilen = n;
 			c->bytes_in += n;
+			rate_take(&c->rate_in, n);
 			return 0;
 		}
 		int rc = ssl_wait(c, ret);
@@ -651,10 +711,11 @@ static int fill_in(struct mir_conn *c)
 			return rc;
 	}
 	for (;;) {
-		ssize_t n = recv(c->fd, c->ibuf, MIR_RECV_BUF, MSG_DONTWAIT);
+		ssize_t n = recv(c->fd, c->ibuf, want, MSG_DONTWAIT);
 		if (n > 0) {
 			c->ilen = (size_t)n;
 			c->bytes_in += (uint64_t)n;
+			rate_take(&c->rate_in, (size_t)n);
 			return 0;
 		}
 		if (n == 0)

@@ -240,7 +240,9 @@ int mir_error_decode(const uint8_t *p, uint32_t len, struct mir_error *m);
 
 /*
  * A connection: a socket, a frame buffer and the two sequence counters.
- * Reads and writes wait at most timeout_ms each (then -ETIMEDOUT); a
+ * Reads and writes wait at most timeout_ms each (then -ETIMEDOUT), counted
+ * from the last progress: while the peer takes bytes this side wrote (the
+ * socket's output queue shrinks) it is alive, however slowly it reads.  A
  * stop flag, when set, ends waits early (-ECANCELED).
  *
  * BLOCK frames are gathered (sealed, each with its own checksum) in a
@@ -253,6 +255,14 @@ int mir_error_decode(const uint8_t *p, uint32_t len, struct mir_error *m);
  */
 #define MIR_SEND_BUF	(1u << 20)
 #define MIR_RECV_BUF	(512u << 10)
+
+/* A token bucket: bytes per second (0: no limit), the bytes it holds
+ * and when it was last filled (monotonic ns). */
+struct mir_rate {
+	uint64_t bps;
+	double tokens;
+	uint64_t ns;
+};
 
 struct mir_conn {
 	int fd;
@@ -274,11 +284,9 @@ struct mir_conn {
 	uint64_t blocks_compressed;	/* BLOCK frames sent compressed */
 	uint64_t blocks_delta;		/* blocks sent as DELTA */
 	struct mir_window *win;		/* NULL: no window on this link */
-	/* Pacing of what this side sends (mir_conn_throttle): bytes per
-	 * second, 0 for none; the bucket's bytes and when it was filled. */
-	uint64_t rate_bps;
-	double rate_tokens;
-	uint64_t rate_ns;
+	/* Pacing of what this side sends (mir_conn_throttle) and of what it
+	 * reads (mir_conn_throttle_recv). */
+	struct mir_rate rate_out, rate_in;
 	char peer_error[MIR_ERRTEXT_MAX + 1];	/* last ERROR received */
 };
 
@@ -291,6 +299,15 @@ void mir_conn_close(struct mir_conn *c);
 #define MIR_PACE_PIECE		(64u << 10)
 #define MIR_THROTTLE_MIN	(64ull << 10)	/* bytes a second */
 void mir_conn_throttle(struct mir_conn *c, uint64_t bps);
+/*
+ * Read at most bps bytes a second on average from now on (0: as fast as
+ * the peer sends), by the same rules: each read of the socket waits until
+ * the bucket holds MIR_PACE_PIECE and takes at most that much.  A peer
+ * that sends faster fills the socket buffers and TCP's flow control slows
+ * it to the rate; its waits see the progress (above), so its timeout does
+ * not trip even at MIR_THROTTLE_MIN.
+ */
+void mir_conn_throttle_recv(struct mir_conn *c, uint64_t bps);
 /* Send one frame of type with payload (len bytes, may be NULL if 0). */
 int mir_send(struct mir_conn *c, uint16_t type, const void *payload,
     uint32_t len);

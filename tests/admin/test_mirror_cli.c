@@ -44,6 +44,11 @@
  *               files and not the other's; one is broken off and resynced
  *               while the other keeps replicating; after the destination
  *               restarts both resume; `check` clean on all four volumes.
+ *   resync_throttle  a relationship with --throttle 1M resyncs no faster
+ *               than that, both ways: plain (the source's filerd, the
+ *               winner, paces what it reads) and --reverse (the source's
+ *               filerd, overwritten, paces what it sends); the
+ *               overwritten side's 3 MiB read back from the snapshot.
  *
  * Every wait is bounded; a failing test still kills its filerds.
  */
@@ -679,6 +684,31 @@ static void resync_snap(const struct tl_mirror_side *s, const char *vol,
 	free(out);
 }
 
+/* The name of the last resync.* snapshot of the volume other than
+ * `other` (a snapshot of an earlier resync). */
+static void resync_snap_not(const struct tl_mirror_side *s, const char *vol,
+    const char *other, char *name, size_t len)
+{
+	char *out = ta_ctl_expect(0, s->home, "snap", "list", vol, NULL);
+
+	name[0] = '\0';
+	for (char *p = strstr(out, "resync."); p != NULL;
+	    p = strstr(p + 1, "resync.")) {
+		size_t n = strspn(p, "resync.0123456789");
+		if (n > 0 && p[n - 1] == '.')
+			n--;
+		assert_true(n < len);
+		if (strlen(other) == n && strncmp(p, other, n) == 0)
+			continue;
+		memcpy(name, p, n);
+		name[n] = '\0';
+	}
+	if (name[0] == '\0')
+		fail_msg("no resync snapshot but %s on %s: %s", other, vol,
+		    out);
+	free(out);
+}
+
 /* Wait (30 s bound) until field path of side s's status is want, or
  * with sub holds it. */
 static void wait_field(const struct tl_mirror_side *s, const char *path,
@@ -809,6 +839,100 @@ static void test_resync(void **state)
 	read_compare(&t->s, "/dst-new2", 4);
 	assert_int_equal(try_create(&t->s, "/nope"), -EROFS);
 	assert_int_equal(try_create(&t->d, "/writable"), 0);
+	assert_int_equal(ta_daemon_stop(&t->d.d), 0);
+	assert_int_equal(ta_daemon_stop(&t->s.d), 0);
+}
+
+/* Seconds until side s's row leaves 'resyncing' (60 s bound). */
+static double resyncing_until(const struct tl_mirror_side *s, double t0)
+{
+	for (int i = 0; i < 1200; i++) {
+		char *js = tl_mirror_status(s);
+		char *st = ta_json(js, "$.mirrors[0].state");
+		bool on = st != NULL && strcmp(st, "resyncing") == 0;
+		free(st);
+		free(js);
+		if (!on)
+			return tl_now_s() - t0;
+		ta_sleep_ms(50);
+	}
+	fail_msg("still resyncing after 60 s");
+	return 0;
+}
+
+/*
+ * The relationship's throttle (set on the source, 1 MiB/s) limits a
+ * resync too, whichever way the data goes: T's 3 MiB cross in no less
+ * than 3 s less the bucket's quarter second.  Plain: the destination is
+ * overwritten and the source's filerd (W) paces its reads; --reverse:
+ * the source is overwritten and its filerd (T) paces its writes.
+ */
+static void test_resync_throttle(void **state)
+{
+	struct mtest *t = *state;
+	const unsigned mib = 3;
+	const double least = mib - 0.25;
+	char snap[64], path[128];
+	double t0, el;
+	long g;
+
+	exports(t);
+	ta_daemon_start(&t->s.d, t->s.home);
+	ta_daemon_start(&t->d.d, t->d.home);
+	tl_mirror_peers(&t->s, &t->d, t->key);
+	free(ta_ctl_expect(0, t->d.home, "mirror", "create", "src:vsrc",
+	    "vdst", "--mode", "sync", NULL));
+	free(ta_ctl_expect(0, t->s.home, "mirror", "create", "vsrc",
+	    "dst:vdst", "--mode", "sync", "--throttle", "1M", NULL));
+	free(ta_ctl_expect(0, t->s.home, "mirror", "init", "vsrc", NULL));
+	write_file(&t->s, "/base", 1);
+	g = wait_acked(t, 1);
+	g = wait_acked(t, source_gen(t) > g ? source_gen(t) : g);
+	tl_mirror_wait_served(&t->d, g);
+
+	/* Plain: the destination's 3 MiB go to the source, read at 1 MiB/s
+	 * by the source's filerd. */
+	free(ta_ctl_expect(0, t->d.home, "mirror", "break", "vdst", NULL));
+	free(ta_ctl_expect(0, t->s.home, "mirror", "break", "vsrc", NULL));
+	write_file_mib(&t->d, "/dst-bulk", 60, mib);
+	free(ta_ctl_expect(0, t->d.home, "mirror", "resync", "vdst", NULL));
+	t0 = tl_now_s();
+	free(ta_ctl_expect(0, t->s.home, "mirror", "resync", "vsrc", NULL));
+	el = resyncing_until(&t->s, t0);
+	fprintf(stderr, "resync at 1 MiB/s, the source's filerd reading: "
+	    "%u MiB over in %.2f s (no sooner than %.2f s)\n", mib, el,
+	    least);
+	if (el < least)
+		fail_msg("resync of %u MiB in %.2f s: faster than the "
+		    "throttle", mib, el);
+	wait_state(&t->s, "in-sync");
+	resync_snap(&t->s, "vsrc", snap, sizeof(snap));
+	snprintf(path, sizeof(path), "/.snapshot/%s/dst-bulk", snap);
+	read_compare_mib(&t->s, path, 60, mib);
+
+	/* --reverse: the source's 3 MiB go to the destination, sent at
+	 * 1 MiB/s by the source's filerd. */
+	free(ta_ctl_expect(0, t->d.home, "mirror", "break", "vdst", NULL));
+	free(ta_ctl_expect(0, t->s.home, "mirror", "break", "vsrc", NULL));
+	write_file_mib(&t->s, "/src-bulk", 70, mib);
+	free(ta_ctl_expect(0, t->d.home, "mirror", "resync", "vdst",
+	    "--reverse", NULL));
+	t0 = tl_now_s();
+	free(ta_ctl_expect(0, t->s.home, "mirror", "resync", "vsrc",
+	    "--reverse", NULL));
+	el = resyncing_until(&t->s, t0);
+	fprintf(stderr, "resync --reverse at 1 MiB/s, the source's filerd "
+	    "sending: %u MiB over in %.2f s (no sooner than %.2f s)\n", mib,
+	    el, least);
+	if (el < least)
+		fail_msg("resync --reverse of %u MiB in %.2f s: faster than "
+		    "the throttle", mib, el);
+	wait_state(&t->d, "in-sync");
+	char first[64];
+	snprintf(first, sizeof(first), "%s", snap);
+	resync_snap_not(&t->d, "vdst", first, snap, sizeof(snap));
+	snprintf(path, sizeof(path), "/.snapshot/%s/src-bulk", snap);
+	read_compare_mib(&t->d, path, 70, mib);
 	assert_int_equal(ta_daemon_stop(&t->d.d), 0);
 	assert_int_equal(ta_daemon_stop(&t->s.d), 0);
 }
@@ -1302,6 +1426,8 @@ int main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_resync, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_shared_port, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_resync_throttle, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_modify, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_throttle, setup,

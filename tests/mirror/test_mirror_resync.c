@@ -16,7 +16,9 @@
  * overwritten side may listen instead, on a port it shares with another
  * relationship's destination (mirror/listen.c): the winner connects and
  * names the relationship first (RS_OPEN); a connection for another
- * relationship's resync never reaches it.
+ * relationship's resync never reaches it.  Under the relationship's
+ * throttle a resync goes no faster than the rate, whichever side paces
+ * (W its reads, T its writes).
  */
 #include <sys/socket.h>
 #include <unistd.h>
@@ -209,17 +211,25 @@ static void rolled_back_slots(raid_vol_t *raid, uint64_t g)
 	free(blk);
 }
 
-/* w wins over the side t (on raid traid, log tlog). */
-static void resync(struct tm_pair *p, wafl_vol_t *w, wafl_vol_t **t,
-    raid_vol_t *traid, const char *tlog, struct mir_resync_result *wr,
+/* w wins over the side t (on raid traid, log tlog); T sends at most
+ * t_send_bps, W reads at most w_recv_bps (0: no limit); *secs (if not
+ * NULL): T's part, from its connect to W's answer. */
+static void resync_paced(struct tm_pair *p, wafl_vol_t *w, wafl_vol_t **t,
+    raid_vol_t *traid, const char *tlog, uint64_t t_send_bps,
+    uint64_t w_recv_bps, double *secs, struct mir_resync_result *wr,
     struct mir_resync_result *tr)
 {
 	mir_resync_t *r;
 	struct mir_resync_opts o = rs_opts(p, 0);
 
+	o.throttle_recv_bps = w_recv_bps;
 	assert_int_equal(mir_resync_serve(w, &o, &r), 0);
 	o = rs_opts(p, mir_resync_port(r));
+	o.throttle_send_bps = t_send_bps;
+	uint64_t t0 = fl_now_mono_ns();
 	int rc = mir_resync_overwrite(t, traid, tlog, &o, tr);
+	if (secs != NULL)
+		*secs = (double)(fl_now_mono_ns() - t0) / 1e9;
 	if (rc != 0)
 		fprintf(stderr, "resync: %s\n", tr->error);
 	assert_int_equal(rc, 0);
@@ -230,6 +240,13 @@ static void resync(struct tm_pair *p, wafl_vol_t *w, wafl_vol_t **t,
 	assert_int_equal(wr->base_gen, tr->base_gen);
 	assert_int_equal(wr->snap_gen, tr->snap_gen);
 	assert_int_equal(wr->blocks_received, tr->blocks_sent);
+}
+
+static void resync(struct tm_pair *p, wafl_vol_t *w, wafl_vol_t **t,
+    raid_vol_t *traid, const char *tlog, struct mir_resync_result *wr,
+    struct mir_resync_result *tr)
+{
+	resync_paced(p, w, t, traid, tlog, 0, 0, NULL, wr, tr);
 }
 
 /* A destination on raid, a source on w towards it (no baselines). */
@@ -446,6 +463,81 @@ static void test_resync_reverse(void **state)
 	p->ms = NULL;
 	assert_int_equal(wafl_unmount(c.b), 0);
 	tm_pair_free(p);
+}
+
+/*
+ * Resync under the relationship's throttle, 2 MiB/s, with 6 MiB of T's
+ * divergence on top of diverge()'s: without --reverse the winner W (the
+ * source's filerd) paces what it reads and T, its socket full, goes at
+ * that pace; with it T (the source's volume) paces what it writes.  T's
+ * part takes at least the bytes over the rate less the bucket's quarter
+ * second, and the result is the same as unthrottled: T's data in the
+ * snapshot on both sides after the catch-up, trees equal, both clean.
+ */
+#define PACE_BPS	(2u << 20)
+#define PACE_BULK	(6u << 20)
+
+static void resync_throttled(bool reverse)
+{
+	struct rs_case c = { 0 };
+	struct mir_resync_result wr, tr;
+	double secs = 0;
+
+	setup_broken(&c);
+	struct tm_pair *p = c.p;
+	diverge(&c, p->src->v, c.b);
+	wafl_vol_t *w = reverse ? c.b : p->src->v;
+	wafl_vol_t **t = reverse ? &p->src->v : &c.b;
+	raid_vol_t *wraid = reverse ? p->dst->raid : p->src->raid;
+	raid_vol_t *traid = reverse ? p->src->raid : p->dst->raid;
+	put(*t, "t-bulk", 60, PACE_BULK);
+	assert_int_equal(wafl_sync(*t), 0);
+	resync_paced(p, w, t, traid, reverse ? p->src->logpath : c.blog,
+	    reverse ? PACE_BPS : 0, reverse ? 0 : PACE_BPS, &secs, &wr, &tr);
+	uint64_t bytes = reverse ? tr.bytes_out : wr.bytes_in;
+	double least = (double)bytes / PACE_BPS - 0.25;
+	fprintf(stderr, "resync%s at 2 MiB/s (%s): %llu bytes, %llu blocks "
+	    "T->W, in %.2f s (no sooner than %.2f s)\n",
+	    reverse ? " (reverse)" : "", reverse ? "T paces its writes" :
+	    "W paces its reads", (unsigned long long)bytes,
+	    (unsigned long long)wr.blocks_received, secs, least);
+	assert_true(bytes >= PACE_BULK);
+	assert_true(wr.blocks_received >= PACE_BULK / 4096);
+	assert_true(wr.blocks_received < PACE_BULK / 4096 + 150);
+	if (secs < least)
+		fail_msg("%.2f s for %llu bytes: faster than 2 MiB/s", secs,
+		    (unsigned long long)bytes);
+	assert_int_equal(wr.base_gen, c.a);
+	follow(p, w, wraid, traid);
+	wafl_vol_t *tv = mir_dest_volume(p->md);
+	const char *snap = wr.snap_name;
+	tm_tree_equal(w, tv);
+	expect(tv, snap, "t-bulk", 0, 60, PACE_BULK);
+	expect(w, snap, "t-bulk", 0, 60, PACE_BULK);
+	assert_false(exists(w, NULL, "t-bulk"));
+	const char *tnew = reverse ? "src-new" : "brk-new";
+	expect(tv, snap, tnew, 0, reverse ? 10 : 20, reverse ? 16384 : 24576);
+	tm_snap_equal(w, tv, snap);
+	tm_check_clean(w, "winner");
+	tm_check_clean(tv, "overwritten");
+	if (reverse) {
+		mir_source_stop(p->ms);
+		p->ms = NULL;
+		assert_int_equal(wafl_unmount(c.b), 0);
+	}
+	tm_pair_free(p);
+}
+
+static void test_resync_throttled_w_reads(void **state)
+{
+	(void)state;
+	resync_throttled(false);
+}
+
+static void test_resync_throttled_t_writes(void **state)
+{
+	(void)state;
+	resync_throttled(true);
 }
 
 /* ------------------------------------------- T's snapshots carried */
@@ -1581,6 +1673,8 @@ int main(void)
 		cmocka_unit_test(test_resync_overwrites_broken_off),
 		cmocka_unit_test(test_resync_reverse),
 		cmocka_unit_test(test_resync_t_listens_on_shared_port),
+		cmocka_unit_test(test_resync_throttled_w_reads),
+		cmocka_unit_test(test_resync_throttled_t_writes),
 		cmocka_unit_test(test_resync_carries_snapshots),
 		cmocka_unit_test(test_resync_delete_one_imported),
 		cmocka_unit_test(test_resync_carries_any_valid_name),

@@ -8,9 +8,13 @@
  * refused with an error that says so; a compressed BLOCK that does not
  * decompress to exactly its size closes the connection and changes
  * nothing; a throttled connection sends no faster than its rate, and
- * a stop ends a paced send.
+ * a stop ends a paced send; a connection with a read rate reads no
+ * faster than it, every frame intact, a stop ends a paced read, and at
+ * the floor rate over TCP the peer sending to it does not time out
+ * (though its socket stays full for longer than its timeout).
  */
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
 #include <sys/socket.h>
@@ -446,13 +450,51 @@ struct sender {
 	int rc;
 };
 
+/* Frame i's payload: i, then a pattern of i. */
+static void frame_payload(uint8_t *p, uint32_t i)
+{
+	fl_put_le32(p, i);
+	for (uint32_t k = 4; k < 32 + MIR_BLOCK; k++)
+		p[k] = (uint8_t)(i * 31 + k);
+}
+
 static void *sender_main(void *arg)
 {
 	struct sender *s = arg;
-	static uint8_t payload[32 + MIR_BLOCK];
+	uint8_t payload[32 + MIR_BLOCK];
 
-	for (int i = 0; i < s->frames && s->rc == 0; i++)
+	for (int i = 0; i < s->frames && s->rc == 0; i++) {
+		frame_payload(payload, (uint32_t)i);
 		s->rc = mir_send(s->c, MIR_MSG_BEGIN, payload, sizeof(payload));
+	}
+	return NULL;
+}
+
+struct receiver {
+	struct mir_conn *c;
+	int frames, got;
+	int rc;
+};
+
+/* Receive frames, each checked to be the next one sender_main sent. */
+static void *receiver_main(void *arg)
+{
+	struct receiver *r = arg;
+	uint8_t want[32 + MIR_BLOCK];
+	struct mir_hdr h;
+
+	while (r->got < r->frames && r->rc == 0) {
+		r->rc = mir_recv(r->c, &h);
+		if (r->rc != 0)
+			break;
+		frame_payload(want, (uint32_t)r->got);
+		if (h.type != MIR_MSG_BEGIN || h.length != sizeof(want) ||
+		    memcmp(mir_conn_payload(r->c), want, sizeof(want)) != 0) {
+			r->rc = -EBADMSG;
+			break;
+		}
+		r->got++;
+	}
 	return NULL;
 }
 
@@ -513,6 +555,181 @@ static void test_throttle_paces(void **state)
 	close(sv[1]);
 }
 
+/*
+ * mir_conn_throttle_recv: 400 frames of 4,160 bytes (1.6 MiB) sent as
+ * fast as the socket takes them, read at 1 MiB/s: the reader takes at
+ * least what the rate allows less the bucket's quarter second, and gets
+ * every frame, in order and intact; at the floor rate (64 KiB/s) a read
+ * of them, which would take 25 s, ends with -ECANCELED soon after the
+ * stop flag is raised.
+ */
+static void test_throttle_recv_paces(void **state)
+{
+	int sv[2];
+	struct mir_conn rd, wr;
+	volatile bool stop = false;
+	struct sender s = { .c = &wr, .frames = 400 };
+	struct receiver r = { .c = &rd, .frames = 400 };
+	pthread_t st, rt;
+
+	(void)state;
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	assert_int_equal(mir_conn_init(&rd, sv[0], 5000, &stop), 0);
+	assert_int_equal(mir_conn_init(&wr, sv[1], 5000, &stop), 0);
+	mir_conn_throttle_recv(&rd, 1u << 20);
+	assert_int_equal(pthread_create(&st, NULL, sender_main, &s), 0);
+	double t0 = now_s();
+	receiver_main(&r);
+	double el = now_s() - t0;
+	pthread_join(st, NULL);
+	assert_int_equal(s.rc, 0);
+	assert_int_equal(r.rc, 0);
+	assert_int_equal(r.got, 400);
+	uint64_t sent = 400ull * (MIR_HDR_SIZE + 32 + MIR_BLOCK);
+	assert_int_equal(rd.bytes_in, sent);
+	fprintf(stderr, "%llu bytes read at 1 MiB/s in %.2f s\n",
+	    (unsigned long long)rd.bytes_in, el);
+	if (el < (double)sent / (1u << 20) - 0.25 - 0.05)
+		fail_msg("%.2f s for %llu bytes: read faster than 1 MiB/s", el,
+		    (unsigned long long)sent);
+	mir_conn_close(&rd);
+	mir_conn_close(&wr);
+
+	/* The floor rate, stopped mid-read; the sender, blocked on the full
+	 * socket, sees the stop too. */
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	assert_int_equal(mir_conn_init(&rd, sv[0], 5000, &stop), 0);
+	assert_int_equal(mir_conn_init(&wr, sv[1], 5000, &stop), 0);
+	mir_conn_throttle_recv(&rd, MIR_THROTTLE_MIN);
+	s = (struct sender){ .c = &wr, .frames = 400 };
+	r = (struct receiver){ .c = &rd, .frames = 400 };
+	assert_int_equal(pthread_create(&st, NULL, sender_main, &s), 0);
+	assert_int_equal(pthread_create(&rt, NULL, receiver_main, &r), 0);
+	usleep(1200000);		/* a piece read after 1 s */
+	t0 = now_s();
+	stop = true;
+	pthread_join(rt, NULL);
+	el = now_s() - t0;
+	pthread_join(st, NULL);
+	assert_int_equal(r.rc, -ECANCELED);
+	assert_int_equal(s.rc, -ECANCELED);
+	assert_true(r.got >= 10 && r.got < 400);
+	fprintf(stderr, "floor rate: %d frames read, the stop seen after "
+	    "%.3f s\n", r.got, el);
+	if (el > 1.0)
+		fail_msg("the paced read took %.1f s to see the stop", el);
+	mir_conn_close(&rd);
+	mir_conn_close(&wr);
+}
+
+/* A loopback TCP connection: the sender's end (its send buffer fixed
+ * at sndbuf, which the kernel doubles) and the reader's, both with a
+ * timeout of timeout_ms; the reader reads at the floor rate. */
+static void tcp_pair(struct mir_conn *wr, struct mir_conn *rd, int sndbuf,
+    uint32_t timeout_ms, const volatile bool *stop)
+{
+	uint16_t port = 0;
+	int lfd = mir_tcp_listen("127.0.0.1", 0, &port);
+	assert_true(lfd >= 0);
+	int sfd = mir_tcp_connect("127.0.0.1", port, 2000);
+	assert_true(sfd >= 0);
+	int rfd = accept(lfd, NULL, NULL);
+	assert_true(rfd >= 0);
+	close(lfd);
+	assert_int_equal(setsockopt(sfd, SOL_SOCKET, SO_SNDBUF, &sndbuf,
+	    sizeof(sndbuf)), 0);
+	assert_int_equal(mir_conn_init(wr, sfd, timeout_ms, stop), 0);
+	assert_int_equal(mir_conn_init(rd, rfd, timeout_ms, stop), 0);
+	mir_conn_throttle_recv(rd, MIR_THROTTLE_MIN);
+}
+
+/* Read r->frames frames (checked), then answer with an ACK. */
+static void *answer_main(void *arg)
+{
+	struct receiver *r = arg;
+	uint8_t ack[8] = { 0 };
+
+	receiver_main(r);
+	if (r->rc == 0)
+		r->rc = mir_send(r->c, MIR_MSG_ACK, ack, sizeof(ack));
+	return NULL;
+}
+
+/*
+ * At the floor rate over TCP, where the kernel's buffers hold far more
+ * than a timeout's worth of bytes at 64 KiB/s (on loopback it grows the
+ * send buffer to 4 MiB), and the reader opens the window a piece or two
+ * at a time (loopback's MSS is 64 KiB): waits count their 3 s timeout
+ * from the last progress, the sender's output queue shrinking.
+ *   - A sender writing without end stays blocked on its full socket
+ *     longer than its timeout: POLLOUT needs a third of the send buffer
+ *     (fixed at 1 MiB here) drained, 5 s at the rate.  It is still
+ *     sending when the stop comes at 4.5 s, and the reader got every
+ *     frame intact, no faster than the rate.
+ *   - A sender whose 320 KiB of frames all fit in the buffers waits for
+ *     the answer to them, which comes once the reader has read them, 5 s
+ *     at the rate (as T waits for RS_DONE in a resync W paces).
+ */
+static void test_throttle_recv_floor_tcp(void **state)
+{
+	struct mir_conn rd, wr;
+	volatile bool stop = false;
+	pthread_t st, rt;
+
+	(void)state;
+	tcp_pair(&wr, &rd, 512 << 10, 3000, &stop);
+	struct sender s = { .c = &wr, .frames = 1000000 };
+	struct receiver r = { .c = &rd, .frames = 1000000 };
+	assert_int_equal(pthread_create(&st, NULL, sender_main, &s), 0);
+	double t0 = now_s();
+	assert_int_equal(pthread_create(&rt, NULL, receiver_main, &r), 0);
+	usleep(4500000);
+	double el = now_s() - t0;
+	stop = true;
+	pthread_join(st, NULL);
+	pthread_join(rt, NULL);
+	fprintf(stderr, "floor rate over TCP: %llu bytes sent, %llu read "
+	    "(%d frames) in %.2f s; sender %s, reader %s\n",
+	    (unsigned long long)wr.bytes_out,
+	    (unsigned long long)rd.bytes_in, r.got, el, fl_strerror(s.rc),
+	    fl_strerror(r.rc));
+	assert_int_equal(s.rc, -ECANCELED);	/* not -ETIMEDOUT */
+	assert_int_equal(r.rc, -ECANCELED);
+	/* The sender was held back: more sent than read by over the
+	 * third of its buffer POLLOUT waits for. */
+	assert_true(wr.bytes_out > rd.bytes_in + (1u << 20) / 3);
+	assert_true(r.got >= 30);
+	assert_true((double)rd.bytes_in <=
+	    (double)MIR_THROTTLE_MIN * (el + 0.2));
+	mir_conn_close(&rd);
+	mir_conn_close(&wr);
+
+	/* The answer after the bytes in flight. */
+	stop = false;
+	tcp_pair(&wr, &rd, 512 << 10, 3000, &stop);
+	int frames = (320 << 10) / (MIR_HDR_SIZE + 32 + MIR_BLOCK);
+	s = (struct sender){ .c = &wr, .frames = frames };
+	r = (struct receiver){ .c = &rd, .frames = frames };
+	t0 = now_s();
+	assert_int_equal(pthread_create(&rt, NULL, answer_main, &r), 0);
+	sender_main(&s);
+	double sent_s = now_s() - t0;
+	struct mir_hdr h;
+	int arc = s.rc == 0 ? mir_recv_type(&wr, MIR_MSG_ACK, &h) : s.rc;
+	el = now_s() - t0;
+	pthread_join(rt, NULL);
+	fprintf(stderr, "floor rate over TCP: %d frames sent in %.2f s, "
+	    "answered after %.2f s: %s\n", frames, sent_s, el,
+	    fl_strerror(arc));
+	assert_int_equal(s.rc, 0);
+	assert_int_equal(r.rc, 0);
+	assert_int_equal(r.got, frames);
+	assert_int_equal(arc, 0);		/* not -ETIMEDOUT */
+	assert_true(el - sent_s > 3.0);	/* longer than the timeout */
+	mir_conn_close(&rd);
+	mir_conn_close(&wr);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -522,6 +739,8 @@ int main(void)
 		cmocka_unit_test(test_other_version_refused),
 		cmocka_unit_test(test_corrupt_compressed_block_refused),
 		cmocka_unit_test(test_throttle_paces),
+		cmocka_unit_test(test_throttle_recv_paces),
+		cmocka_unit_test(test_throttle_recv_floor_tcp),
 	};
 	return cmocka_run_group_tests_name("mirror wire", tests, NULL, NULL);
 }
