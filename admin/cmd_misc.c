@@ -309,8 +309,8 @@ static int check_answer(struct adm_ctx *ctx, struct adm_rep *rep,
 	return ADM_OK;
 }
 
-/* Tests (FILER_CHECK_HOLD_MS): wait ms before the check, so that a test
- * acts while it runs; a cancel (cancel may be NULL) ends the wait. */
+/* Tests (FILER_CHECK_HOLD_MS): wait ms, so that a test acts while a
+ * check runs; a cancel (cancel may be NULL) ends the wait. */
 static void check_hold(uint32_t ms, const volatile bool *cancel)
 {
 	for (uint32_t t = 0; t < ms && (cancel == NULL || !*cancel);
@@ -320,11 +320,26 @@ static void check_hold(uint32_t ms, const volatile bool *cancel)
 	}
 }
 
+/* The job's hold, inside the check once its roots are pinned (CPs go
+ * on), in the job's own thread. */
+static __thread uint32_t job_hold_ms;
+static __thread const volatile bool *job_hold_cancel;
+
+static void check_hold_hook(wafl_vol_t *v)
+{
+	(void)v;
+	check_hold(job_hold_ms, job_hold_cancel);
+}
+
 static void check_run(struct adm_job *j)
 {
 	struct check_job *cj = (struct check_job *)j;
 
-	check_hold(cj->hold_ms, &j->cancel);
+	if (cj->hold_ms > 0) {
+		job_hold_ms = cj->hold_ms;
+		job_hold_cancel = &j->cancel;
+		wafl_check_set_test_hook(check_hold_hook);
+	}
 	/* The checker walks the durable root: a CP first. */
 	cj->sync_rc = wafl_sync(cj->w);
 	if (cj->sync_rc == 0)

@@ -1591,7 +1591,12 @@ static void ck_nvlog(struct ck *c)
 
 /* --------------------------------------------------------------- main */
 
-void (*check_test_hook)(struct wafl_vol *v);
+static void (*check_test_hook)(struct wafl_vol *v);
+
+void wafl_check_set_test_hook(void (*fn)(wafl_vol_t *v))
+{
+	__atomic_store_n(&check_test_hook, fn, __ATOMIC_RELEASE);
+}
 
 static void check_unpin(struct ck *c)
 {
@@ -1703,8 +1708,10 @@ static int check_run(struct wafl_vol *v, struct wafl_check_result *res,
 		pthread_mutex_unlock(&v->cp_serial);
 		serial = false;
 	}
-	if (check_test_hook != NULL)
-		check_test_hook(v);
+	void (*hook)(struct wafl_vol *) = __atomic_load_n(&check_test_hook,
+	    __ATOMIC_ACQUIRE);
+	if (hook != NULL && rc == 0)
+		hook(v);
 	if (rc == 0)
 		rc = ck_active(c);
 	if (rc == -FL_ECORRUPT) {

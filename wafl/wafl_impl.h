@@ -367,8 +367,6 @@ uint64_t retained_oldest_gen(struct wafl_vol *v);
  * the root's blocks may be reused from the next CP on. */
 int roots_pin(struct wafl_vol *v, uint64_t gen, const struct wafl_bp *root);
 void roots_unpin(struct wafl_vol *v, uint64_t gen);
-/* Tests: called by a check once its roots are pinned and CPs may run. */
-extern void (*check_test_hook)(struct wafl_vol *v);
 
 /* ---------------------------------------------------------- snapshots */
 

@@ -453,9 +453,10 @@ static bool still_running(pid_t pid)
 }
 
 /*
- * A check of an online volume is held 4 s before it walks
- * (FILER_CHECK_HOLD_MS): meanwhile filerd answers other requests, and
- * refuses a second check of the same volume; the check is then answered
+ * A check of an online volume is held 4 s once it has pinned the roots it
+ * reads (FILER_CHECK_HOLD_MS): meanwhile filerd answers other requests,
+ * refuses a second check of the same volume, and makes and deletes a
+ * snapshot of that volume (CPs go on); the check is then answered
  * clean.  An offline of a volume being checked cancels the check (it is
  * answered so) and goes on; so does check --cancel; a stop does the same
  * before filerd exits.
@@ -479,6 +480,12 @@ static void test_check_in_background(void **state)
 	free(ta_ctl_expect(0, t->home, "vol", "status", "vol1", NULL));
 	char *out = ta_ctl_expect(1, t->home, "check", "vol0", NULL);
 	free(out);
+	/* The check pins what it reads: a snapshot (a CP) of the volume
+	 * is made, and deleted (another), while it runs. */
+	free(ta_ctl_expect(0, t->home, "snap", "create", "vol0", "during",
+	    NULL));
+	free(ta_ctl_expect(0, t->home, "snap", "delete", "vol0", "during",
+	    NULL));
 	assert_true(still_running(a));
 	assert_int_equal(child_status(a), 0);
 	/* An offline cancels a running check. */

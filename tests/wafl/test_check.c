@@ -984,9 +984,9 @@ static void test_online_check_lets_cps_run(void **state)
 	uint64_t g0 = wafl_generation(f->v);
 
 	online_ctx = &o;
-	check_test_hook = online_hook;
+	wafl_check_set_test_hook(online_hook);
 	int rc = check(f, &res, &det);
-	check_test_hook = NULL;
+	wafl_check_set_test_hook(NULL);
 	pthread_mutex_lock(&o.mu);
 	bool done = o.done;
 	pthread_mutex_unlock(&o.mu);
