@@ -156,6 +156,9 @@ struct ck {
 	bool online;
 	uint64_t pinned[WAFL_MAX_PINS];
 	unsigned npinned;
+	/* The generation open then: a snapshot delete, a rollback or an
+	 * import tags the frees it makes with it before its CP runs. */
+	uint64_t open_gen;
 };
 
 static inline bool bit_get(const uint8_t *m, uint64_t i)
@@ -1182,9 +1185,12 @@ static int ck_retained(struct ck *c)
 		s->bm_ok = true;
 	}
 	/* Last, so that the active tree's snapshots mark what they reach
-	 * (W9) before these walks prune at it. */
+	 * (W9) before these walks prune at it.  Not on a replica: what its
+	 * older roots keep is the source's business, and a catch-up from a
+	 * fallback base (a snapshot of the base's tree alone) may have
+	 * written over the base's snapshots. */
 	rc = 0;
-	for (uint32_t i = 0; rc == 0 && i < nolder; i++)
+	for (uint32_t i = 0; rc == 0 && !c->v->readonly && i < nolder; i++)
 		rc = ck_root_snaps(c, &older[i].rb, older[i].owner, done,
 		    &ndone, maxdone);
 out:
@@ -1302,9 +1308,10 @@ static void ck_pending(struct ck *c)
 			    (unsigned long long)p->vbn);
 			continue;
 		}
-		if (p->gen > c->fsi.gen)
-			ck_error(c, 3, "vbn %llu pending for CP %llu, newer than "
-			    "the root %llu", (unsigned long long)p->vbn,
+		if (p->gen > c->open_gen)
+			ck_error(c, 3, "vbn %llu pending for CP %llu, past the "
+			    "root %llu and the CP it opens",
+			    (unsigned long long)p->vbn,
 			    (unsigned long long)p->gen,
 			    (unsigned long long)c->fsi.gen);
 		if (!c->area_bad[p->vbn / CK_AREA_BITS] &&
@@ -1636,6 +1643,7 @@ static int check_begin(struct ck *c)
 	cp_lock_excl(v);
 	c->fsi = v->fsi;
 	c->nvbns = v->nvbns;
+	c->open_gen = FL_MAX(v->open_gen, c->fsi.gen + 1);
 	memcpy(c->holds, v->holds, sizeof(c->holds));
 	c->npend = v->npending;
 	c->pend = malloc((c->npend + 1) * sizeof(*c->pend));

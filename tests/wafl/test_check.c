@@ -899,7 +899,9 @@ static void test_random_damage_runs_to_completion(void **state)
  * another thread rewrites a file through the whole volume (20 CPs; the
  * blocks of the root being checked are freed, and without their pins they
  * would be written over), deletes the snapshot the check is about to
- * walk and makes another.  The check must be clean and about the root it
+ * walk (whose blocks no ring root has any more) and makes another, and
+ * takes and releases a hold, after which every allocation area is loaded
+ * again.  The check must be clean and about the root it
  * started with, and those CPs must finish while it waits (a check that
  * held CPs would make them wait for it instead).
  */
@@ -930,6 +932,15 @@ static void *online_churn_thread(void *arg)
 			rc = wafl_snap_delete(o->f->v, "before");
 		if (rc == 0 && i == 6)
 			rc = wafl_snap_create(o->f->v, "during", NULL);
+		/* A hold taken and released: the CP after the release
+		 * reloads every allocation area, which must count the
+		 * pinned roots and their snapshots in. */
+		if (rc == 0 && i == 8)
+			rc = wafl_hold_root(o->f->v,
+			    wafl_generation(o->f->v));
+		if (rc == 0 && i == 9)
+			wafl_release_root(o->f->v,
+			    wafl_generation(o->f->v) - 1);
 	}
 	free(a);
 	pthread_mutex_lock(&o->mu);
@@ -981,6 +992,13 @@ static void test_online_check_lets_cps_run(void **state)
 	tl_fill_pattern(a, len, 450);
 	tl_fs_write(f, o.ino, 0, a, len);
 	assert_int_equal(wafl_sync(f->v), 0);
+	/* No root of the ring has the first MiB "before" has: only the
+	 * summary map keeps those blocks. */
+	uint64_t small = tl_fs_new_file(f);
+	for (unsigned i = 0; i <= WAFL_RING_K; i++) {
+		tl_fs_write(f, small, 0, a, 4096);
+		assert_int_equal(wafl_sync(f->v), 0);
+	}
 	uint64_t g0 = wafl_generation(f->v);
 
 	online_ctx = &o;
