@@ -105,6 +105,9 @@ struct mir_source {
 	/* The destination's baseline checkpoint this session resumes
 	 * (target generation, blocks of the walk it holds), or 0. */
 	uint64_t resume_gen, resume_blocks;
+	/* A resumed walk of this fallback base found a bad block: the next
+	 * session starts the baseline over instead. */
+	uint64_t base_walk_bad;
 	/* The root a baseline (a walk from 0) is sending, or 0: kept held
 	 * by mir_source_stop while nothing is acknowledged, so that a
 	 * restarted source resumes it after the destination's checkpoint. */
@@ -726,6 +729,11 @@ static int do_walk(struct mir_source *s, struct mir_conn *c)
 		goto out;		/* stopped or quiesced: no error */
 	if (rc != 0) {
 		set_error(s, "transfer by birth generation", rc);
+		/* A tree only a fallback snapshot kept, read after all: the
+		 * next session starts the baseline over rather than try the
+		 * same walk again. */
+		if (rc == -FL_ECORRUPT && d == 0 && !held(s, g))
+			s->base_walk_bad = g;
 		goto out;
 	}
 	s->sent = g;
@@ -821,8 +829,46 @@ static int send_item(struct mir_source *s, struct mir_conn *c,
  */
 static bool base_resumable(struct mir_source *s, uint64_t gen)
 {
-	if (mir_base_snapshot(s->v, gen) != gen)
+	if (mir_base_snapshot(s->v, gen) != gen || gen == s->base_walk_bad)
 		return false;
+	/* The snapshot keeps gen's own tree, not the snapshots gen's table
+	 * names (docs/mirror.md, "Not done yet"): the walk sends those too,
+	 * so each must still be one this volume retains exactly. */
+	if (s->o.raid != NULL) {
+		uint8_t *fsi = malloc(WAFL_BLOCK_SIZE);
+		struct wafl_bp *snaps = calloc(MIR_MAX_SNAP_ROOTS,
+		    sizeof(*snaps));
+		struct wafl_root_ent *kept = calloc(MIR_MAX_SNAP_ROOTS + 16,
+		    sizeof(*kept));
+		struct wafl_fsinfo f;
+		size_t nsnaps = 0, nkept = 0;
+		bool ok = fsi != NULL && snaps != NULL && kept != NULL &&
+		    wafl_root_of(s->v, gen, fsi) == 0 &&
+		    wafl_fsinfo_decode(fsi, &f) == 0 &&
+		    mir_snap_roots(s->o.raid, &f, 0, snaps,
+		    MIR_MAX_SNAP_ROOTS, &nsnaps) == 0 &&
+		    wafl_retained_roots(s->v, kept, MIR_MAX_SNAP_ROOTS + 16,
+		    &nkept) == 0;
+		for (size_t i = 0; ok && i < nsnaps; i++) {
+			bool found = false;
+			for (size_t k = 0; !found && k < nkept; k++)
+				found = kept[k].vbn == snaps[i].vbn &&
+				    kept[k].birth == snaps[i].birth &&
+				    kept[k].cksum == snaps[i].cksum;
+			ok = found;
+		}
+		free(fsi);
+		free(snaps);
+		free(kept);
+		if (!ok) {
+			fl_warn("mirror", "source: the baseline's root %llu "
+			    "(fallback snapshot mirror.base.%llu) names a "
+			    "snapshot deleted since: the baseline starts "
+			    "over", (unsigned long long)gen,
+			    (unsigned long long)gen);
+			return false;
+		}
+	}
 	fl_info("mirror", "source: the baseline's root %llu is kept by "
 	    "fallback snapshot mirror.base.%llu: the baseline resumes from it",
 	    (unsigned long long)gen, (unsigned long long)gen);

@@ -554,8 +554,10 @@ enum restart_what {
 	RESTART_DEST, RESTART_DEST_DAMAGED, RESTART_SOURCE,
 	RESTART_SOURCE_TWICE,		/* stopped again before a session */
 	RESTART_SOURCE_RELEASED,	/* its holds released while stopped */
-	RESTART_SOURCE_FALLBACK		/* its fallback made the baseline's
+	RESTART_SOURCE_FALLBACK,	/* its fallback made the baseline's
 					   root a snapshot while stopped */
+	RESTART_SOURCE_FALLBACK_SNAPDEL	/* ... and a snapshot that root
+					   names was deleted since */
 };
 
 /*
@@ -563,7 +565,8 @@ enum restart_what {
  * of 100 blocks, while the volume is written: the baseline's root g0
  * becomes snapshot mirror.base.<g0> and its hold goes.  Stopped again.
  */
-static void fall_back_while_away(struct tm_pair *p, uint64_t g0)
+static void fall_back_while_away(struct tm_pair *p, uint64_t g0,
+    bool snapdel)
 {
 	struct mir_source_opts o = { .key = p->key, .key_len = sizeof(p->key),
 	    .host = "127.0.0.1", .port = 1, .mode = MIR_SYNC,
@@ -603,6 +606,39 @@ static void fall_back_while_away(struct tm_pair *p, uint64_t g0)
 	    &n), 0);
 	for (size_t i = 0; i < n && i < WAFL_FSI_HOLDS; i++)
 		assert_true(held[i] != g0);
+	if (!snapdel)
+		return;
+	/* Snapshot "u", which g0's table names, goes, and the volume is
+	 * written through: its blocks hold other data now. */
+	assert_int_equal(wafl_snap_delete(p->src->v, "u"), 0);
+	uint8_t *b = malloc(8u << 20);
+	assert_non_null(b);
+	struct wafl_obj cf = tm_file(p->src->v, "churn");
+	for (int r = 0; r < 20; r++) {
+		tl_fill_pattern(b, 8u << 20, 900 + (uint64_t)r);
+		for (uint32_t off = 0; off < (8u << 20); off += WAFL_WRITE_MAX)
+			tm_write(p->src->v, &cf, off, b + off, WAFL_WRITE_MAX);
+		assert_int_equal(wafl_sync(p->src->v), 0);
+	}
+	free(b);
+}
+
+/* Snapshot "u" of a file "pre" whose data was rewritten since. */
+static void snapshot_u(struct tm_pair *p)
+{
+	uint8_t *b = malloc(4u << 20);
+	assert_non_null(b);
+	struct wafl_obj pf = tm_file(p->src->v, "pre");
+	for (uint64_t seed = 77; seed <= 78; seed++) {
+		tl_fill_pattern(b, 4u << 20, seed);
+		for (uint32_t off = 0; off < (4u << 20); off += WAFL_WRITE_MAX)
+			tm_write(p->src->v, &pf, off, b + off, WAFL_WRITE_MAX);
+		assert_int_equal(wafl_sync(p->src->v), 0);
+		if (seed == 77)
+			assert_int_equal(wafl_snap_create(p->src->v, "u",
+			    NULL), 0);
+	}
+	free(b);
 }
 
 /*
@@ -625,6 +661,10 @@ static void baseline_restart(enum restart_what what)
 	uint64_t vol_blocks;
 	char ckpt[600];
 
+	bool fallback = what == RESTART_SOURCE_FALLBACK ||
+	    what == RESTART_SOURCE_FALLBACK_SNAPDEL;
+	if (what == RESTART_SOURCE_FALLBACK_SNAPDEL)
+		snapshot_u(p);
 	uint64_t g0 = fill_volume(p, &vol_blocks);
 	snprintf(ckpt, sizeof(ckpt), "%s/mirror.ckpt", p->dst->dir);
 	dest_start_ckpt(p, ckpt);
@@ -670,8 +710,9 @@ static void baseline_restart(enum restart_what what)
 		mir_source_stop(p->ms);
 		if (what == RESTART_SOURCE_RELEASED)
 			assert_int_equal(mir_source_forget(p->src->v), 0);
-		if (what == RESTART_SOURCE_FALLBACK)
-			fall_back_while_away(p, g0);
+		if (fallback)
+			fall_back_while_away(p, g0,
+			    what == RESTART_SOURCE_FALLBACK_SNAPDEL);
 		if (what == RESTART_SOURCE_TWICE) {
 			/* Port 1: refused at once, so no session starts;
 			 * the holds it adopted must survive its stop. */
@@ -682,7 +723,7 @@ static void baseline_restart(enum restart_what what)
 		tm_source_start_opts(p, MIR_SYNC, px.port, 20, 0);
 	}
 	assert_int_equal(mir_source_wait(p->ms, g0, 30000), 0);
-	if (what == RESTART_SOURCE_FALLBACK) {
+	if (fallback) {
 		/* And on to what was written while it was away. */
 		assert_int_equal(mir_source_wait(p->ms,
 		    wafl_generation(p->src->v), 30000), 0);
@@ -697,6 +738,8 @@ static void baseline_restart(enum restart_what what)
 	    what == RESTART_SOURCE_TWICE ? "source (twice)" :
 	    what == RESTART_SOURCE_RELEASED ? "source (holds released)" :
 	    what == RESTART_SOURCE_FALLBACK ? "source (fallback snapshot)" :
+	    what == RESTART_SOURCE_FALLBACK_SNAPDEL ? "source (fallback "
+	    "snapshot naming a deleted snapshot)" :
 	    what == RESTART_DEST ? "destination" :
 	    "destination (one checkpointed block damaged)",
 	    (unsigned long long)vol_blocks, (unsigned long long)k,
@@ -714,7 +757,8 @@ static void baseline_restart(enum restart_what what)
 		assert_int_equal(ds.resume_reads, m + 1 + m);
 		assert_true(ds.rejects >= 1);
 		assert_non_null(strstr(ds.last_error, "does not verify"));
-	} else if (what != RESTART_SOURCE_RELEASED) {
+	} else if (what != RESTART_SOURCE_RELEASED &&
+	    what != RESTART_SOURCE_FALLBACK_SNAPDEL) {
 		/* The source kept the baseline's root held across its
 		 * restart: it resumes after the checkpoint. */
 		assert_int_equal(ss.baseline_resumes, 1);
@@ -749,6 +793,9 @@ static void test_baseline_survives_source_restart(void **state)
 	baseline_restart(RESTART_SOURCE_TWICE);
 	/* Its root kept by a fallback snapshot instead of a hold. */
 	baseline_restart(RESTART_SOURCE_FALLBACK);
+	/* ... which names a snapshot deleted since: it starts over (a
+	 * resumed walk would send that snapshot's tree, reused since). */
+	baseline_restart(RESTART_SOURCE_FALLBACK_SNAPDEL);
 	/* Without the root held any more, it starts over. */
 	baseline_restart(RESTART_SOURCE_RELEASED);
 }
