@@ -87,6 +87,11 @@ static int snap_delete(struct adm_ctx *ctx, const struct adm_req *req,
 	if (rc == -ENOENT)
 		return adm_fail(rep, ADM_ERR, "volume %s has no snapshot named "
 		    "%s; see: filerctl snap list %s", vname, sname, vname);
+	if (rc == -EBUSY)
+		return adm_fail(rep, ADM_ERR, "snapshot %s is kept: the root "
+		    "of a mirror.base snapshot of volume %s, kept for a mirror "
+		    "peer, names it (filerd's log says which); it can be "
+		    "deleted once that one goes", sname, vname);
 	if (rc != 0)
 		return adm_fail(rep, ADM_ERR, "cannot delete snapshot %s: %s",
 		    sname, fl_strerror(rc));

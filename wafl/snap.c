@@ -343,9 +343,56 @@ out:
 	return rc;
 }
 
+/*
+ * Does the root of an adopted snapshot (a root kept for a mirror peer,
+ * mirror.base.<gen>) name snapshot e in its own table?  Such a root is
+ * served, or will be, with its snapshots, and the adopted snapshot keeps
+ * only its own tree: e must stay while it does.  *by gets its name.
+ * -EBUSY if so.  Caller holds lock_all.
+ */
+static int snap_named_by_adopted(struct wafl_vol *v, uint64_t slot,
+    const struct wafl_snapent *e, char *by, size_t bylen)
+{
+	uint8_t *blk = malloc(WAFL_BLOCK_SIZE);
+	int rc = blk == NULL ? -ENOMEM : 0;
+
+	for (uint64_t k = 0; rc == 0 && k < nslots(v); k++) {
+		struct wafl_snapent a, n;
+		struct wafl_rootblk rb;
+		struct wafl_dinode st;
+		if (k == slot || snap_read(v, k, &a, blk) != 0 || a.gen == 0 ||
+		    (a.id & 0xc000u) != SNAP_ID_ADOPTED)
+			continue;
+		if (tree_read_root(v, &a.root, &rb) != 0 ||
+		    tree_read_inode(v, &rb.inodefile, WAFL_INO_SNAPTABLE,
+		    &st) != 0)
+			continue;	/* unreadable: names nothing we can see */
+		uint64_t nent = FL_MIN(st.size / WAFL_SNAP_ENTRY_SIZE,
+		    (uint64_t)WAFL_MAX_SNAPSHOTS);
+		for (uint64_t i = 0; rc == 0 && i < nent; i++) {
+			if (i % WAFL_SNAPS_PER_BLOCK == 0 &&
+			    tree_read_block(v, &st, i / WAFL_SNAPS_PER_BLOCK,
+			    blk) != 0)
+				break;
+			if (wafl_snapent_decode(blk + (i % WAFL_SNAPS_PER_BLOCK) *
+			    WAFL_SNAP_ENTRY_SIZE, &n) != 0 || n.gen == 0)
+				continue;
+			if (n.root.vbn == e->root.vbn &&
+			    n.root.birth == e->root.birth &&
+			    n.root.cksum == e->root.cksum) {
+				snprintf(by, bylen, "%s", a.name);
+				rc = -EBUSY;
+			}
+		}
+	}
+	free(blk);
+	return rc;
+}
+
 int wafl_snap_delete(wafl_vol_t *v, const char *name)
 {
 	struct wafl_snapent e;
+	char by[WAFL_SNAP_NAME_MAX + 1] = "";
 	uint64_t slot;
 	int rc;
 
@@ -353,6 +400,13 @@ int wafl_snap_delete(wafl_vol_t *v, const char *name)
 		return FL_ERR(-EROFS);
 	lock_all(v);
 	rc = snap_find(v, name, 0, &slot, &e);
+	if (rc == 0) {
+		rc = snap_named_by_adopted(v, slot, &e, by, sizeof(by));
+		if (rc == -EBUSY)
+			fl_warn("wafl", "snapshot %s is kept: the root of "
+			    "snapshot %s, kept for a mirror peer, names it",
+			    name, by);
+	}
 	if (rc == 0) {
 		struct wafl_snapent empty = { 0 };
 		rc = snap_write(v, slot, &empty);

@@ -435,6 +435,9 @@ struct wafl_snapinfo {
 	char name[64];
 };
 int wafl_snap_create(wafl_vol_t *v, const char *name, uint64_t *id);
+/* -EBUSY if the root of an adopted snapshot (wafl_snap_adopt_root: a root
+ * kept for a mirror peer) names this one: that root is served with its
+ * snapshots, so this one stays until the adopted snapshot goes. */
 int wafl_snap_delete(wafl_vol_t *v, const char *name);
 /*
  * A named snapshot whose root is the retained root of generation gen (a

@@ -4,6 +4,7 @@
  * exactly the blocks nothing else holds; rollback; the 255 limit; the
  * block reuse rule never hands out a snapshot's block.
  */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -193,6 +194,38 @@ static void test_snapshot_limit(void **state)
 	assert_int_equal(wafl_snap_create(f->v, "again", NULL), 0);
 }
 
+/*
+ * A root kept for a mirror peer (an adopted snapshot, mirror.base.<gen>)
+ * is served with its snapshots: one it names cannot be deleted while it
+ * exists, and can once it is gone.  The snapshots made after it are not
+ * in its table and go as usual.
+ */
+static void test_adopted_root_keeps_its_snapshots(void **state)
+{
+	struct tl_fs *f = *state;
+	uint8_t a[65536];
+
+	uint64_t ino = tl_fs_new_file(f);
+	tl_fill_pattern(a, sizeof(a), 5);
+	tl_fs_write(f, ino, 0, a, sizeof(a));
+	assert_int_equal(wafl_sync(f->v), 0);
+	assert_int_equal(wafl_snap_create(f->v, "s", NULL), 0);
+	tl_fill_pattern(a, sizeof(a), 6);
+	tl_fs_write(f, ino, 0, a, sizeof(a));
+	assert_int_equal(wafl_sync(f->v), 0);
+	uint64_t g = wafl_generation(f->v);
+	assert_int_equal(wafl_snap_adopt_root(f->v, "mirror.base.x", g, 0,
+	    NULL), 0);
+	assert_int_equal(wafl_snap_create(f->v, "later", NULL), 0);
+	assert_int_equal(wafl_snap_delete(f->v, "s"), -EBUSY);
+	assert_int_equal(wafl_snap_delete(f->v, "later"), 0);
+	uint64_t id;
+	assert_int_equal(wafl_snap_lookup(f->v, "s", &id), 0);
+	assert_int_equal(wafl_snap_delete(f->v, "mirror.base.x"), 0);
+	assert_int_equal(wafl_snap_delete(f->v, "s"), 0);
+	assert_int_equal(wafl_snap_lookup(f->v, "s", &id), -ENOENT);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -203,6 +236,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_rollback, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_snapshot_limit, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_adopted_root_keeps_its_snapshots, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("wafl snapshots", tests, NULL, NULL);
 }
