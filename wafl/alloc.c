@@ -141,6 +141,18 @@ static int or_root_bitmap(struct wafl_vol *v, const struct wafl_bp *root,
 	return rc;
 }
 
+/* Is gen a ring root or a held one (whose maps area_load reads anyway)? */
+static bool ring_or_held(const struct wafl_vol *v, uint64_t gen)
+{
+	for (uint32_t r = 0; r < v->fsi.ring_len; r++)
+		if (v->fsi.ring[r].gen == gen)
+			return true;
+	for (unsigned h = 0; h < WAFL_MAX_HOLDS; h++)
+		if (v->holds[h].gen == gen)
+			return true;
+	return false;
+}
+
 static int area_load(struct wafl_vol *v, uint64_t a)
 {
 	struct alloc_area *ar = &v->areas[a];
@@ -170,7 +182,7 @@ static int area_load(struct wafl_vol *v, uint64_t a)
 		if (v->holds[h].gen != 0)
 			rc = or_root_bitmap(v, &v->holds[h].root, a, held, tmp);
 	for (unsigned p = 0; rc == 0 && p < WAFL_MAX_PINS; p++)
-		if (v->pins[p].gen != 0)
+		if (v->pins[p].gen != 0 && !ring_or_held(v, v->pins[p].gen))
 			rc = or_root_bitmap(v, &v->pins[p].root, a, held, tmp);
 	for (uint32_t i = 0; rc == 0 && i < AREA_BITS; i++) {
 		if (bit_get(held, i) && !bit_get(map, i)) {

@@ -1640,6 +1640,10 @@ static int check_begin(struct ck *c)
 	struct wafl_vol *v = c->v;
 	int rc = 0;
 
+	pthread_mutex_lock(&v->check_mu);
+	v->checks++;
+	pthread_mutex_unlock(&v->check_mu);
+
 	cp_lock_excl(v);
 	c->fsi = v->fsi;
 	c->nvbns = v->nvbns;
@@ -1671,7 +1675,13 @@ static int check_begin(struct ck *c)
 
 static void check_end(struct ck *c)
 {
+	struct wafl_vol *v = c->v;
+
 	check_unpin(c);
+	pthread_mutex_lock(&v->check_mu);
+	v->checks--;
+	pthread_cond_broadcast(&v->check_cv);
+	pthread_mutex_unlock(&v->check_mu);
 }
 
 static int check_run(struct wafl_vol *v, struct wafl_check_result *res,

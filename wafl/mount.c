@@ -70,6 +70,8 @@ static void vol_free(struct wafl_vol *v)
 	pthread_mutex_destroy(&v->free_lock);
 	pthread_mutex_destroy(&v->cp_mutex);
 	pthread_mutex_destroy(&v->cp_serial);
+	pthread_mutex_destroy(&v->check_mu);
+	pthread_cond_destroy(&v->check_cv);
 	pthread_mutex_destroy(&v->stats_lock);
 	pthread_cond_destroy(&v->cp_cond);
 	free(v);
@@ -112,6 +114,8 @@ static int vol_alloc(raid_vol_t *raid, const struct wafl_mount_opts *o,
 	pthread_mutex_init(&v->free_lock, NULL);
 	pthread_mutex_init(&v->cp_mutex, NULL);
 	pthread_mutex_init(&v->cp_serial, NULL);
+	pthread_mutex_init(&v->check_mu, NULL);
+	pthread_cond_init(&v->check_cv, NULL);
 	pthread_mutex_init(&v->stats_lock, NULL);
 	pthread_cond_init(&v->cp_cond, NULL);
 	v->ihash_size = 1u << 16;
@@ -406,10 +410,20 @@ fail:
 	return rc;
 }
 
+/* A check (check.c) runs until it is done or its caller cancels it. */
+static void checks_wait(struct wafl_vol *v)
+{
+	pthread_mutex_lock(&v->check_mu);
+	while (v->checks > 0)
+		pthread_cond_wait(&v->check_cv, &v->check_mu);
+	pthread_mutex_unlock(&v->check_mu);
+}
+
 int wafl_unmount(wafl_vol_t *v)
 {
 	int rc = 0;
 
+	checks_wait(v);
 	cp_stop_thread(v);
 	if (!v->readonly && !v->failed) {
 		/* Holds changed since the last CP: written even if nothing
@@ -428,6 +442,7 @@ int wafl_unmount(wafl_vol_t *v)
 
 void wafl_abandon(wafl_vol_t *v)
 {
+	checks_wait(v);
 	cp_stop_thread(v);
 	vol_free(v);
 }

@@ -574,8 +574,8 @@ struct wafl_check_result {
 	char first_error[256];		/* "W4 violated: vbn 812 ..." */
 };
 /* Walk the durable root (after a CP) and verify W1..W9.  On a writable
- * volume CPs go on meanwhile (the roots it reads are pinned), so the
- * caller must not unmount v until it returns. */
+ * volume CPs go on meanwhile (the roots it reads are pinned); an unmount
+ * waits until it returns (cancel it first for a quick one). */
 int wafl_check(wafl_vol_t *v, struct wafl_check_result *res);
 /* The same; once *cancel turns true it stops reading and returns
  * -ECANCELED (res zero: nothing was found or verified). */

@@ -187,6 +187,11 @@ struct wafl_vol {
 		uint32_t refs;		/* 0: released, its blocks kept until
 					   the next fsinfo is durable */
 	} holds[WAFL_MAX_HOLDS];
+	/* Checks running (check.c, under check_mu): unmount waits for them,
+	 * since an online check walks without cp_serial. */
+	pthread_mutex_t check_mu;
+	pthread_cond_t check_cv;
+	unsigned checks;
 	/* Roots a running check walks while CPs go on (check.c): retained
 	 * like holds (W3: pending frees, allocation areas), with their
 	 * snapshots, but never recorded in fsinfo, so a crash or the end of

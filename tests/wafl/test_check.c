@@ -1027,6 +1027,86 @@ static void test_online_check_lets_cps_run(void **state)
 	free(a);
 }
 
+/*
+ * An unmount waits for a running online check (which walks without the
+ * CP lock): it returns only after the check has, and the check is clean.
+ */
+struct unmount_race {
+	struct tl_fs *f;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool in_check;
+	uint64_t check_done_ns, unmount_done_ns;
+	int unmount_rc;
+};
+
+static struct unmount_race *race_ctx;
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void *unmount_thread(void *arg)
+{
+	struct unmount_race *r = arg;
+
+	pthread_mutex_lock(&r->mu);
+	while (!r->in_check)
+		pthread_cond_wait(&r->cv, &r->mu);
+	pthread_mutex_unlock(&r->mu);
+	r->unmount_rc = wafl_unmount(r->f->v);
+	r->unmount_done_ns = now_ns();
+	return NULL;
+}
+
+static void race_hook(struct wafl_vol *v)
+{
+	struct unmount_race *r = race_ctx;
+	struct timespec ts = { 0, 300 * 1000000L };
+
+	(void)v;
+	pthread_mutex_lock(&r->mu);
+	r->in_check = true;
+	pthread_cond_broadcast(&r->cv);
+	pthread_mutex_unlock(&r->mu);
+	nanosleep(&ts, NULL);	/* the unmount is under way meanwhile */
+}
+
+static void test_unmount_waits_for_check(void **state)
+{
+	struct tl_fs *f = *state;
+	struct unmount_race r = { .f = f };
+	struct wafl_check_result res;
+	struct wafl_check_detail det;
+	uint8_t a[65536];
+	pthread_t t;
+
+	pthread_mutex_init(&r.mu, NULL);
+	pthread_cond_init(&r.cv, NULL);
+	uint64_t ino = tl_fs_new_file(f);
+	tl_fill_pattern(a, sizeof(a), 3);
+	tl_fs_write(f, ino, 0, a, sizeof(a));
+	assert_int_equal(wafl_sync(f->v), 0);
+	race_ctx = &r;
+	wafl_check_set_test_hook(race_hook);
+	assert_int_equal(pthread_create(&t, NULL, unmount_thread, &r), 0);
+	int rc = check(f, &res, &det);
+	r.check_done_ns = now_ns();
+	wafl_check_set_test_hook(NULL);
+	pthread_join(t, NULL);
+	f->v = NULL;		/* unmounted by the thread */
+	assert_int_equal(rc, 0);
+	assert_int_equal(r.unmount_rc, 0);
+	assert_true(r.unmount_done_ns >= r.check_done_ns - 1000000u);
+	pthread_mutex_destroy(&r.mu);
+	pthread_cond_destroy(&r.cv);
+	tl_fs_mount(f);		/* for the teardown's check */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1066,6 +1146,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(
 		    test_random_damage_runs_to_completion, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_online_check_lets_cps_run,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unmount_waits_for_check,
 		    setup, teardown),
 	};
 	return cmocka_run_group_tests_name("wafl check", tests, NULL, NULL);
