@@ -286,14 +286,19 @@ static void sched_prune(struct adm_ctx *ctx, struct adm_vol *v,
 	for (size_t i = 0; (int64_t)(m - i) > keep; i++) {
 		int rc = wafl_snap_delete(v->wafl, si[i].name);
 
-		if (rc == 0)
+		if (rc == 0) {
 			adm_event(ctx, v->name, "snapshot.expired", "scheduled "
 			    "snapshot %s deleted (keep %" PRId64 " %s)",
 			    si[i].name, keep, kind);
-		else
-			fl_warn(ADM_SUB, "volume %s: cannot delete expired "
-			    "snapshot %s: %s", v->name, si[i].name,
-			    fl_strerror(rc));
+			continue;
+		}
+		fl_warn(ADM_SUB, "volume %s: cannot delete expired snapshot "
+		    "%s: %s", v->name, si[i].name, rc == -EBUSY ? "a root "
+		    "kept for a mirror peer (a mirror.base snapshot) names "
+		    "it; the newer ones stay too until it can go" :
+		    fl_strerror(rc));
+		/* Oldest first: never a newer one in its place. */
+		break;
 	}
 	free(si);
 }
