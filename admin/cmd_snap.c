@@ -87,11 +87,6 @@ static int snap_delete(struct adm_ctx *ctx, const struct adm_req *req,
 	if (rc == -ENOENT)
 		return adm_fail(rep, ADM_ERR, "volume %s has no snapshot named "
 		    "%s; see: filerctl snap list %s", vname, sname, vname);
-	if (rc == -EBUSY)
-		return adm_fail(rep, ADM_ERR, "snapshot %s is kept: the root "
-		    "of a mirror.base snapshot of volume %s, kept for a mirror "
-		    "peer, names it (filerd's log says which); it can be "
-		    "deleted once that one goes", sname, vname);
 	if (rc != 0)
 		return adm_fail(rep, ADM_ERR, "cannot delete snapshot %s: %s",
 		    sname, fl_strerror(rc));
@@ -286,19 +281,14 @@ static void sched_prune(struct adm_ctx *ctx, struct adm_vol *v,
 	for (size_t i = 0; (int64_t)(m - i) > keep; i++) {
 		int rc = wafl_snap_delete(v->wafl, si[i].name);
 
-		if (rc == 0) {
+		if (rc == 0)
 			adm_event(ctx, v->name, "snapshot.expired", "scheduled "
 			    "snapshot %s deleted (keep %" PRId64 " %s)",
 			    si[i].name, keep, kind);
-			continue;
-		}
-		fl_warn(ADM_SUB, "volume %s: cannot delete expired snapshot "
-		    "%s: %s", v->name, si[i].name, rc == -EBUSY ? "a root "
-		    "kept for a mirror peer (a mirror.base snapshot) names "
-		    "it; the newer ones stay too until it can go" :
-		    fl_strerror(rc));
-		/* Oldest first: never a newer one in its place. */
-		break;
+		else
+			fl_warn(ADM_SUB, "volume %s: cannot delete expired "
+			    "snapshot %s: %s", v->name, si[i].name,
+			    fl_strerror(rc));
 	}
 	free(si);
 }

@@ -111,10 +111,7 @@ int mir_base_drop_older(wafl_vol_t *v, uint64_t acked)
 	size_t n = 0;
 	int rc = base_snaps(v, gens, 8, &n);
 
-	/* Newest first: an older base may be one of a newer base's
-	 * snapshots, which keeps it (wafl_snap_delete: -EBUSY) while that
-	 * one exists. */
-	for (size_t i = n; rc == 0 && i-- > 0;) {
+	for (size_t i = 0; rc == 0 && i < n; i++) {
 		if (gens[i] >= acked)
 			continue;
 		char name[64];
@@ -124,8 +121,6 @@ int mir_base_drop_older(wafl_vol_t *v, uint64_t acked)
 			fl_info("mirror", "source: destination acknowledged "
 			    "%" PRIu64 ": fallback snapshot %s deleted", acked,
 			    name);
-		if (rc == -EBUSY)
-			rc = 0;		/* goes with the newer one */
 	}
 	return rc;
 }

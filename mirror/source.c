@@ -820,55 +820,19 @@ static int send_item(struct mir_source *s, struct mir_conn *c,
 /*
  * The target of an interrupted baseline that a fallback turned into
  * snapshot mirror.base.<gen> while the destination was away: the
- * snapshot's root is that root exactly (M6), so the baseline resumes
- * from it instead of starting over.  It is not held again (a hold is
- * taken only on a root whose snapshots are retained with it): the walk
- * reads it while the snapshot lasts, and the snapshot goes only once
- * the destination acknowledges a newer root.  Deleted by hand meanwhile,
+ * snapshot's root is that root exactly (M6), and an adopted root keeps
+ * the snapshots it names (wafl_snap_adopt_root), which the walk sends
+ * too, so the baseline resumes from it instead of starting over.  It is
+ * not held again (a hold is taken only on a ring or held root): the walk
+ * reads it while the snapshot lasts, and the snapshot goes only once the
+ * destination acknowledges a newer root.  Deleted by hand meanwhile (or
+ * adopted by an older version, whose base did not keep its snapshots),
  * the walk fails its checksums and the next session starts over.
  */
 static bool base_resumable(struct mir_source *s, uint64_t gen)
 {
 	if (mir_base_snapshot(s->v, gen) != gen || gen == s->base_walk_bad)
 		return false;
-	/* The snapshot keeps gen's own tree, not the snapshots gen's table
-	 * names (docs/mirror.md, "Not done yet"): the walk sends those too,
-	 * so each must still be one this volume retains exactly. */
-	if (s->o.raid != NULL) {
-		uint8_t *fsi = malloc(WAFL_BLOCK_SIZE);
-		struct wafl_bp *snaps = calloc(MIR_MAX_SNAP_ROOTS,
-		    sizeof(*snaps));
-		struct wafl_root_ent *kept = calloc(MIR_MAX_SNAP_ROOTS + 16,
-		    sizeof(*kept));
-		struct wafl_fsinfo f;
-		size_t nsnaps = 0, nkept = 0;
-		bool ok = fsi != NULL && snaps != NULL && kept != NULL &&
-		    wafl_root_of(s->v, gen, fsi) == 0 &&
-		    wafl_fsinfo_decode(fsi, &f) == 0 &&
-		    mir_snap_roots(s->o.raid, &f, 0, snaps,
-		    MIR_MAX_SNAP_ROOTS, &nsnaps) == 0 &&
-		    wafl_retained_roots(s->v, kept, MIR_MAX_SNAP_ROOTS + 16,
-		    &nkept) == 0;
-		for (size_t i = 0; ok && i < nsnaps; i++) {
-			bool found = false;
-			for (size_t k = 0; !found && k < nkept; k++)
-				found = kept[k].vbn == snaps[i].vbn &&
-				    kept[k].birth == snaps[i].birth &&
-				    kept[k].cksum == snaps[i].cksum;
-			ok = found;
-		}
-		free(fsi);
-		free(snaps);
-		free(kept);
-		if (!ok) {
-			fl_warn("mirror", "source: the baseline's root %llu "
-			    "(fallback snapshot mirror.base.%llu) names a "
-			    "snapshot deleted since: the baseline starts "
-			    "over", (unsigned long long)gen,
-			    (unsigned long long)gen);
-			return false;
-		}
-	}
 	fl_info("mirror", "source: the baseline's root %llu is kept by "
 	    "fallback snapshot mirror.base.%llu: the baseline resumes from it",
 	    (unsigned long long)gen, (unsigned long long)gen);

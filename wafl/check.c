@@ -96,6 +96,11 @@ struct ck_snap {
 	struct wafl_snapent se;
 	struct wafl_dinode bm;	/* its active bitmap (inode 1) */
 	bool bm_ok;
+	/* An adopted root keeps its snapshots: its summary map (inode 4)
+	 * counts in W9, and the snapshots it names are walked. */
+	bool adopted;
+	struct wafl_dinode sm;
+	struct wafl_rootblk rb;
 };
 
 struct ck {
@@ -1176,6 +1181,23 @@ static int ck_retained(struct ck *c)
 			    "decode", c->label);
 			rc = -FL_ECORRUPT;
 		}
+		if (rc == 0 && (s->se.id & (SNAP_ID_IMPORTED |
+		    SNAP_ID_ADOPTED)) == SNAP_ID_ADOPTED) {
+			s->adopted = true;
+			s->rb = rb;
+			rc = ck_lookup_read(c, &rb.inodefile,
+			    WAFL_INO_INODEFILE, WAFL_INO_SUMMARY /
+			    WAFL_INODES_PER_BLOCK, blk, true);
+			if (rc == 0 && (wafl_dinode_decode(blk +
+			    (WAFL_INO_SUMMARY % WAFL_INODES_PER_BLOCK) *
+			    WAFL_INODE_SIZE, WAFL_INO_SUMMARY, &s->sm) != 0 ||
+			    s->sm.mode == 0 ||
+			    (s->sm.flags & WAFL_INO_INLINE))) {
+				ck_error(c, 1, "summary map inode of %s does "
+				    "not decode", c->label);
+				rc = -FL_ECORRUPT;
+			}
+		}
 		if (rc == -ENOMEM)
 			goto out;
 		if (rc != 0) {
@@ -1186,13 +1208,21 @@ static int ck_retained(struct ck *c)
 	}
 	/* Last, so that the active tree's snapshots mark what they reach
 	 * (W9) before these walks prune at it.  Not on a replica: what its
-	 * older roots keep is the source's business, and a catch-up from a
-	 * fallback base (a snapshot of the base's tree alone) may have
-	 * written over the base's snapshots. */
+	 * older roots keep is the source's business. */
 	rc = 0;
-	for (uint32_t i = 0; rc == 0 && !c->v->readonly && i < nolder; i++)
+	bool replica = c->fsi.flags & WAFL_FSI_REPLICA;
+	for (uint32_t i = 0; rc == 0 && !replica && i < nolder; i++)
 		rc = ck_root_snaps(c, &older[i].rb, older[i].owner, done,
 		    &ndone, maxdone);
+	for (uint32_t i = 0; rc == 0 && !replica && i < c->nsnaps; i++) {
+		char owner[96];
+		if (!c->snaps[i].adopted || !c->snaps[i].bm_ok)
+			continue;
+		snprintf(owner, sizeof(owner), "snapshot '%.63s'",
+		    c->snaps[i].se.name);
+		rc = ck_root_snaps(c, &c->snaps[i].rb, owner, done, &ndone,
+		    maxdone);
+	}
 out:
 	free(done);
 	free(blk);
@@ -1233,6 +1263,15 @@ static int ck_summary(struct ck *c)
 		for (uint32_t i = 0; i < c->nsnaps && ok; i++) {
 			rc = ck_lookup_read(c, &c->snaps[i].bm, WAFL_INO_BITMAP,
 			    a, tmp, true);
+			if (rc == -ENOMEM)
+				goto out;
+			ok = rc == 0;
+			for (uint32_t k = 0; ok && k < WAFL_BLOCK_SIZE; k++)
+				or[k] |= tmp[k];
+			if (!ok || !c->snaps[i].adopted)
+				continue;
+			rc = ck_lookup_read(c, &c->snaps[i].sm,
+			    WAFL_INO_SUMMARY, a, tmp, true);
 			if (rc == -ENOMEM)
 				goto out;
 			ok = rc == 0;
@@ -1640,9 +1679,6 @@ static int check_begin(struct ck *c)
 	struct wafl_vol *v = c->v;
 	int rc = 0;
 
-	pthread_mutex_lock(&v->check_mu);
-	v->checks++;
-	pthread_mutex_unlock(&v->check_mu);
 
 	cp_lock_excl(v);
 	c->fsi = v->fsi;
@@ -1704,6 +1740,17 @@ static int check_run(struct wafl_vol *v, struct wafl_check_result *res,
 	c->det = det;
 	c->cancel = cancel;
 
+	/* Counted before anything else, so that an unmount waits for it;
+	 * none starts once an unmount does. */
+	pthread_mutex_lock(&v->check_mu);
+	bool refused = v->unmounting;
+	if (!refused)
+		v->checks++;
+	pthread_mutex_unlock(&v->check_mu);
+	if (refused) {
+		free(c);
+		return FL_ERR(-ESHUTDOWN);
+	}
 	pthread_mutex_lock(&v->cp_serial);
 	serial = true;
 	rc = check_begin(c);

@@ -414,6 +414,7 @@ fail:
 static void checks_wait(struct wafl_vol *v)
 {
 	pthread_mutex_lock(&v->check_mu);
+	v->unmounting = true;
 	while (v->checks > 0)
 		pthread_cond_wait(&v->check_cv, &v->check_mu);
 	pthread_mutex_unlock(&v->check_mu);

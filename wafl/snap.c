@@ -45,6 +45,12 @@ static uint64_t nslots(struct wafl_vol *v)
 	return v->snaptab_wn->di.size / WAFL_SNAP_ENTRY_SIZE;
 }
 
+/* SNAP_ID_CREATED, _IMPORTED or _ADOPTED (wafl_impl.h). */
+static uint64_t snap_kind(uint64_t id)
+{
+	return id & (SNAP_ID_IMPORTED | SNAP_ID_ADOPTED);
+}
+
 static int snap_read(struct wafl_vol *v, uint64_t slot, struct wafl_snapent *e,
     uint8_t *blk)
 {
@@ -152,18 +158,31 @@ int summary_or_block(struct wafl_vol *v, uint64_t a, const uint8_t *bits,
 
 /* Summary |= the bitmap of the tree under root (W9).  Caller holds
  * lock_all. */
-static int summary_or_root(struct wafl_vol *v, const struct wafl_bp *root)
+/*
+ * The summary map |= root's bitmap, and, with its_snaps (an adopted root:
+ * served, or to be rolled back to, with its snapshots), root's own summary
+ * map: the blocks of every snapshot root names, deleted here or not.
+ */
+static int summary_or_root(struct wafl_vol *v, const struct wafl_bp *root,
+    bool its_snaps)
 {
-	struct wafl_dinode bm;
+	struct wafl_dinode bm, sm;
+	struct wafl_rootblk rb;
 	uint8_t *blk = malloc(WAFL_BLOCK_SIZE);
 	uint8_t *sb = malloc(WAFL_BLOCK_SIZE);
 	int rc = blk == NULL || sb == NULL ? -ENOMEM : 0;
 
 	if (rc == 0)
-		rc = tree_root_bitmap(v, root, &bm, NULL);
+		rc = tree_root_bitmap(v, root, &bm, &rb);
+	if (rc == 0 && its_snaps)
+		rc = tree_read_inode(v, &rb.inodefile, WAFL_INO_SUMMARY, &sm);
 	for (uint64_t a = 0; a < v->nareas && rc == 0; a++) {
 		rc = tree_read_block(v, &bm, a, blk);
 		if (rc == 0)
+			rc = summary_or_block(v, a, blk, sb);
+		if (rc == 0 && its_snaps)
+			rc = tree_read_block(v, &sm, a, blk);
+		if (rc == 0 && its_snaps)
 			rc = summary_or_block(v, a, blk, sb);
 	}
 	free(blk);
@@ -189,7 +208,7 @@ int wafl_snap_create(wafl_vol_t *v, const char *name, uint64_t *id_out)
 	root = v->fsi.root;
 	rc = snap_name_free(v, name);
 	if (rc == 0)
-		rc = summary_or_root(v, &root);
+		rc = summary_or_root(v, &root, false);
 	if (rc == 0)
 		rc = snap_insert(v, name, gen, &root, SNAP_ID_CREATED, 0,
 		    &id);
@@ -243,7 +262,8 @@ static int retained_root_of(struct wafl_vol *v, uint64_t gen,
  * A snapshot whose root IS a retained root (a held root or a ring root):
  * its exact root pointer goes into the table, no block is written for
  * it, and the summary map gains that root's bitmap, which the root
- * already carries (W4).  The caller's hold, if any, stays: release it
+ * already carries (W4), and that root's summary map: the snapshots it
+ * names stay whole with it (W9 counts an adopted root's summary map).  The caller's hold, if any, stays: release it
  * afterwards.
  */
 int wafl_snap_adopt_root(wafl_vol_t *v, const char *name, uint64_t gen,
@@ -262,7 +282,7 @@ int wafl_snap_adopt_root(wafl_vol_t *v, const char *name, uint64_t gen,
 	if (rc == 0)
 		rc = snap_name_free(v, name);
 	if (rc == 0)
-		rc = summary_or_root(v, &root);
+		rc = summary_or_root(v, &root, true);
 	if (rc == 0)
 		rc = snap_insert(v, name, gen, &root, SNAP_ID_ADOPTED, 0,
 		    &id);
@@ -283,7 +303,7 @@ int wafl_snap_adopt_root(wafl_vol_t *v, const char *name, uint64_t gen,
 static int summary_recompute(struct wafl_vol *v)
 {
 	uint64_t n = nslots(v), nsnap = 0;
-	struct wafl_dinode *bms = calloc(n + 1, sizeof(*bms));
+	struct wafl_dinode *bms = calloc(2 * n + 1, sizeof(*bms));
 	uint8_t *blk = malloc(WAFL_BLOCK_SIZE);
 	uint8_t *acc = malloc(WAFL_BLOCK_SIZE);
 	uint8_t *old = malloc(WAFL_BLOCK_SIZE);
@@ -297,9 +317,14 @@ static int summary_recompute(struct wafl_vol *v)
 	}
 	for (uint64_t s = 0; s < n && rc == 0; s++) {
 		struct wafl_snapent e;
+		struct wafl_rootblk rb;
 		rc = snap_read(v, s, &e, blk);
 		if (rc == 0 && e.gen != 0)
-			rc = tree_root_bitmap(v, &e.root, &bms[nsnap++], NULL);
+			rc = tree_root_bitmap(v, &e.root, &bms[nsnap++], &rb);
+		/* An adopted root keeps its snapshots (summary_or_root). */
+		if (rc == 0 && e.gen != 0 && snap_kind(e.id) == SNAP_ID_ADOPTED)
+			rc = tree_read_inode(v, &rb.inodefile,
+			    WAFL_INO_SUMMARY, &bms[nsnap++]);
 	}
 	for (uint64_t a = 0; a < v->nareas && rc == 0; a++) {
 		memset(acc, 0, WAFL_BLOCK_SIZE);
@@ -343,56 +368,9 @@ out:
 	return rc;
 }
 
-/*
- * Does the root of an adopted snapshot (a root kept for a mirror peer,
- * mirror.base.<gen>) name snapshot e in its own table?  Such a root is
- * served, or will be, with its snapshots, and the adopted snapshot keeps
- * only its own tree: e must stay while it does.  *by gets its name.
- * -EBUSY if so.  Caller holds lock_all.
- */
-static int snap_named_by_adopted(struct wafl_vol *v, uint64_t slot,
-    const struct wafl_snapent *e, char *by, size_t bylen)
-{
-	uint8_t *blk = malloc(WAFL_BLOCK_SIZE);
-	int rc = blk == NULL ? -ENOMEM : 0;
-
-	for (uint64_t k = 0; rc == 0 && k < nslots(v); k++) {
-		struct wafl_snapent a, n;
-		struct wafl_rootblk rb;
-		struct wafl_dinode st;
-		if (k == slot || snap_read(v, k, &a, blk) != 0 || a.gen == 0 ||
-		    (a.id & 0xc000u) != SNAP_ID_ADOPTED)
-			continue;
-		if (tree_read_root(v, &a.root, &rb) != 0 ||
-		    tree_read_inode(v, &rb.inodefile, WAFL_INO_SNAPTABLE,
-		    &st) != 0)
-			continue;	/* unreadable: names nothing we can see */
-		uint64_t nent = FL_MIN(st.size / WAFL_SNAP_ENTRY_SIZE,
-		    (uint64_t)WAFL_MAX_SNAPSHOTS);
-		for (uint64_t i = 0; rc == 0 && i < nent; i++) {
-			if (i % WAFL_SNAPS_PER_BLOCK == 0 &&
-			    tree_read_block(v, &st, i / WAFL_SNAPS_PER_BLOCK,
-			    blk) != 0)
-				break;
-			if (wafl_snapent_decode(blk + (i % WAFL_SNAPS_PER_BLOCK) *
-			    WAFL_SNAP_ENTRY_SIZE, &n) != 0 || n.gen == 0)
-				continue;
-			if (n.root.vbn == e->root.vbn &&
-			    n.root.birth == e->root.birth &&
-			    n.root.cksum == e->root.cksum) {
-				snprintf(by, bylen, "%s", a.name);
-				rc = -EBUSY;
-			}
-		}
-	}
-	free(blk);
-	return rc;
-}
-
 int wafl_snap_delete(wafl_vol_t *v, const char *name)
 {
 	struct wafl_snapent e;
-	char by[WAFL_SNAP_NAME_MAX + 1] = "";
 	uint64_t slot;
 	int rc;
 
@@ -400,13 +378,6 @@ int wafl_snap_delete(wafl_vol_t *v, const char *name)
 		return FL_ERR(-EROFS);
 	lock_all(v);
 	rc = snap_find(v, name, 0, &slot, &e);
-	if (rc == 0) {
-		rc = snap_named_by_adopted(v, slot, &e, by, sizeof(by));
-		if (rc == -EBUSY)
-			fl_warn("wafl", "snapshot %s is kept: the root of "
-			    "snapshot %s, kept for a mirror peer, names it",
-			    name, by);
-	}
 	if (rc == 0) {
 		struct wafl_snapent empty = { 0 };
 		rc = snap_write(v, slot, &empty);

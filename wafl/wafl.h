@@ -33,7 +33,9 @@
  *   W8  Link counts equal the number of directory entries naming an inode
  *       (+1 for a directory's own "." and +1 per subdirectory's "..");
  *       every directory's parent field names a directory that holds it.
- *   W9  Summary map equals the OR of every snapshot's active bitmap.
+ *   W9  Summary map equals the OR of every snapshot's active bitmap and
+ *       of every adopted snapshot's own summary map (it keeps its root's
+ *       snapshots).
  *
  * CONCURRENCY
  *   Every function is safe from many threads (the NFS worker pool).  Locks
@@ -435,14 +437,13 @@ struct wafl_snapinfo {
 	char name[64];
 };
 int wafl_snap_create(wafl_vol_t *v, const char *name, uint64_t *id);
-/* -EBUSY if the root of an adopted snapshot (wafl_snap_adopt_root: a root
- * kept for a mirror peer) names this one: that root is served with its
- * snapshots, so this one stays until the adopted snapshot goes. */
 int wafl_snap_delete(wafl_vol_t *v, const char *name);
 /*
  * A named snapshot whose root is the retained root of generation gen (a
  * held root, one of the CP ring, or another snapshot's root) itself: its exact root pointer, no new
- * root block; the summary map gains that root's bitmap.  Holds on gen are
+ * root block; the summary map gains that root's bitmap and its summary
+ * map, so the snapshots that root names stay whole while it does, deleted
+ * here or not (a mirror peer serves it with them).  Holds on gen are
  * left to the caller.  -ENOENT if gen is not retained so.
  * With WAFL_ADOPT_NO_CP the entry becomes durable with the next CP (safe
  * for a ring root: the ring keeps it until then).

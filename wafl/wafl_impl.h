@@ -192,6 +192,7 @@ struct wafl_vol {
 	pthread_mutex_t check_mu;
 	pthread_cond_t check_cv;
 	unsigned checks;
+	bool unmounting;	/* no check starts (-ESHUTDOWN) */
 	/* Roots a running check walks while CPs go on (check.c): retained
 	 * like holds (W3: pending frees, allocation areas), with their
 	 * snapshots, but never recorded in fsinfo, so a crash or the end of

@@ -1036,8 +1036,8 @@ struct unmount_race {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	bool in_check;
-	uint64_t check_done_ns, unmount_done_ns;
-	int unmount_rc;
+	uint64_t hook_done_ns, unmount_done_ns;
+	int unmount_rc, second_rc;
 };
 
 static struct unmount_race *race_ctx;
@@ -1068,12 +1068,23 @@ static void race_hook(struct wafl_vol *v)
 	struct unmount_race *r = race_ctx;
 	struct timespec ts = { 0, 300 * 1000000L };
 
-	(void)v;
 	pthread_mutex_lock(&r->mu);
 	r->in_check = true;
 	pthread_cond_broadcast(&r->cv);
 	pthread_mutex_unlock(&r->mu);
 	nanosleep(&ts, NULL);	/* the unmount is under way meanwhile */
+	/* It waits for this check; a second one is refused. */
+	struct wafl_check_result res;
+	bool unmounting = false;
+	for (int i = 0; i < 400 && !unmounting; i++) {
+		pthread_mutex_lock(&v->check_mu);
+		unmounting = v->unmounting;
+		pthread_mutex_unlock(&v->check_mu);
+		if (!unmounting)
+			nanosleep(&(struct timespec){ 0, 5000000L }, NULL);
+	}
+	r->second_rc = wafl_check(v, &res);
+	r->hook_done_ns = now_ns();
 }
 
 static void test_unmount_waits_for_check(void **state)
@@ -1095,13 +1106,15 @@ static void test_unmount_waits_for_check(void **state)
 	wafl_check_set_test_hook(race_hook);
 	assert_int_equal(pthread_create(&t, NULL, unmount_thread, &r), 0);
 	int rc = check(f, &res, &det);
-	r.check_done_ns = now_ns();
 	wafl_check_set_test_hook(NULL);
 	pthread_join(t, NULL);
 	f->v = NULL;		/* unmounted by the thread */
 	assert_int_equal(rc, 0);
 	assert_int_equal(r.unmount_rc, 0);
-	assert_true(r.unmount_done_ns >= r.check_done_ns - 1000000u);
+	/* Not while the check was in its walk. */
+	assert_true(r.unmount_done_ns > r.hook_done_ns);
+	/* And none starts on a volume being unmounted. */
+	assert_int_equal(r.second_rc, -ESHUTDOWN);
 	pthread_mutex_destroy(&r.mu);
 	pthread_cond_destroy(&r.cv);
 	tl_fs_mount(f);		/* for the teardown's check */

@@ -428,6 +428,75 @@ static void test_hold_keeps_snapshot_blocks(void **state)
 	tl_fs_destroy(f);
 }
 
+/*
+ * A mirror's fallback: root h, held, names snapshot s; s is deleted while
+ * h is held, then h becomes snapshot mirror.base.h (adopted) and the hold
+ * goes.  The adopted root keeps its snapshots through its summary map, so
+ * after a restart and 40 MiB written, h rolled back to as a replica still
+ * has s whole (it had s's root block written over).
+ */
+static void test_adopted_root_keeps_deleted_snapshots(void **state)
+{
+	(void)state;
+	struct tl_fs *f = tl_fs_create(4, 1, 16384, false);
+	const uint32_t len = 1u << 20;
+	uint8_t *a = malloc(len);
+
+	assert_non_null(a);
+	uint64_t fill = tl_fs_new_file(f);
+	for (uint32_t k = 0; k < 128; k++) {
+		tl_fill_pattern(a, len, 1000 + k);
+		tl_fs_write(f, fill, (uint64_t)k * len, a, len);
+		if (k % 16 == 15)
+			assert_int_equal(wafl_sync(f->v), 0);
+	}
+	uint64_t ino = tl_fs_new_file(f);
+	tl_fill_pattern(a, len, 31);
+	tl_fs_write(f, ino, 0, a, len);
+	assert_int_equal(wafl_sync(f->v), 0);
+	assert_int_equal(wafl_snap_create(f->v, "s", NULL), 0);
+	churn(f, ino, len, 1, 32);	/* s alone has the first data */
+	uint64_t h = wafl_generation(f->v);
+	uint8_t fsi[4096];
+	assert_int_equal(wafl_hold_root(f->v, h), 0);
+	assert_int_equal(wafl_root_of(f->v, h, fsi), 0);
+	uint64_t small = tl_fs_new_file(f);
+	churn(f, small, 4096, WAFL_RING_K + 1, 50);
+	tl_fs_remount(f);
+	assert_int_equal(wafl_snap_delete(f->v, "s"), 0);
+	char bn[64];
+	snprintf(bn, sizeof(bn), "mirror.base.%llu", (unsigned long long)h);
+	assert_int_equal(wafl_snap_adopt_root(f->v, bn, h, 0, NULL), 0);
+	wafl_release_root(f->v, h);
+	churn(f, small, 4096, WAFL_RING_K + 1, 70);
+	tl_fs_remount(f);
+	uint64_t ino2 = tl_fs_new_file(f);
+	for (int i = 0; i < 10; i++) {
+		tl_fill_pattern(a, len, 40 + (uint64_t)i);
+		for (uint32_t k = 0; k < 4; k++)
+			tl_fs_write(f, ino2, (uint64_t)k * len, a, len);
+		assert_int_equal(wafl_sync(f->v), 0);
+	}
+	if (wafl_generation(f->v) % 2 == h % 2)
+		churn(f, ino, len, 1, 60);
+	check_clean(f);
+	assert_int_equal(wafl_unmount(f->v), 0);
+	f->v = NULL;
+	struct wafl_bp root;
+	assert_int_equal(wafl_bp_decode(fsi + 72, &root), 0);
+	assert_int_equal(wafl_rollback_replica(f->raid, h, &root), 0);
+	tl_fs_mount(f);
+	struct wafl_check_result r;
+	int rc = wafl_check(f->v, &r);
+	if (rc != 0)
+		fail_msg("root %llu rolled back to: %s",
+		    (unsigned long long)h, r.first_error);
+	uint64_t id;
+	assert_int_equal(wafl_snap_lookup(f->v, "s", &id), 0);
+	free(a);
+	tl_fs_destroy(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -440,6 +509,7 @@ int main(void)
 		cmocka_unit_test(test_hold_survives_crash),
 		cmocka_unit_test(test_rollback_replica),
 		cmocka_unit_test(test_hold_keeps_snapshot_blocks),
+		cmocka_unit_test(test_adopted_root_keeps_deleted_snapshots),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
