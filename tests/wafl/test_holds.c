@@ -360,72 +360,100 @@ static void test_rollback_replica(void **state)
 }
 
 /*
+ * Two allocation areas of 32768 blocks, the first filled first; then a
+ * file whose first data only snapshot "s" keeps, root h held (its fsinfo
+ * block in fsi) and left out of the ring, and a restart: no allocation
+ * area is loaded.
+ */
+struct snap_case {
+	struct tl_fs *f;
+	uint8_t *a;		/* 1 MiB */
+	uint64_t ino, small, h;
+	uint8_t fsi[4096];
+};
+
+static void snap_case_start(struct snap_case *t)
+{
+	const uint32_t len = 1u << 20;
+
+	t->f = tl_fs_create(4, 1, 16384, false);
+	t->a = malloc(len);
+	assert_non_null(t->a);
+	uint64_t fill = tl_fs_new_file(t->f);
+	for (uint32_t k = 0; k < 128; k++) {
+		tl_fill_pattern(t->a, len, 1000 + k);
+		tl_fs_write(t->f, fill, (uint64_t)k * len, t->a, len);
+		if (k % 16 == 15)
+			assert_int_equal(wafl_sync(t->f->v), 0);
+	}
+	t->ino = tl_fs_new_file(t->f);
+	tl_fill_pattern(t->a, len, 31);
+	tl_fs_write(t->f, t->ino, 0, t->a, len);
+	assert_int_equal(wafl_sync(t->f->v), 0);
+	assert_int_equal(wafl_snap_create(t->f->v, "s", NULL), 0);
+	churn(t->f, t->ino, len, 1, 32);	/* s alone has the first data */
+	t->h = wafl_generation(t->f->v);
+	assert_int_equal(wafl_hold_root(t->f->v, t->h), 0);
+	assert_int_equal(wafl_root_of(t->f->v, t->h, t->fsi), 0);
+	/* The roots that had the first data in their active tree leave
+	 * the ring. */
+	t->small = tl_fs_new_file(t->f);
+	churn(t->f, t->small, 4096, WAFL_RING_K + 1, 50);
+	tl_fs_remount(t->f);
+}
+
+/*
+ * 40 MiB written (the second area, loaded only now, from its start),
+ * then h rolled back to as a replica: it must check clean, s included.
+ */
+static void snap_case_end(struct snap_case *t)
+{
+	const uint32_t len = 1u << 20;
+	struct tl_fs *f = t->f;
+
+	uint64_t ino2 = tl_fs_new_file(f);
+	for (int i = 0; i < 10; i++) {
+		tl_fill_pattern(t->a, len, 40 + (uint64_t)i);
+		for (uint32_t k = 0; k < 4; k++)
+			tl_fs_write(f, ino2, (uint64_t)k * len, t->a, len);
+		assert_int_equal(wafl_sync(f->v), 0);
+	}
+	if (wafl_generation(f->v) % 2 == t->h % 2)
+		churn(f, t->ino, len, 1, 60);
+	check_clean(f);
+	assert_int_equal(wafl_unmount(f->v), 0);
+	f->v = NULL;
+	struct wafl_bp root;
+	assert_int_equal(wafl_bp_decode(t->fsi + 72, &root), 0);
+	assert_int_equal(wafl_rollback_replica(f->raid, t->h, &root), 0);
+	tl_fs_mount(f);
+	struct wafl_check_result r;
+	if (wafl_check(f->v, &r) != 0)
+		fail_msg("root %llu rolled back to: %s",
+		    (unsigned long long)t->h, r.first_error);
+	uint64_t id;
+	assert_int_equal(wafl_snap_lookup(f->v, "s", &id), 0);
+	free(t->a);
+	tl_fs_destroy(f);
+}
+
+/*
  * A held root keeps its snapshots' blocks too, after a restart: root h
- * holds snapshot s, whose blocks only s uses; filerd restarts (no
- * allocation area is loaded), s is deleted and the volume is written
- * through.  The areas loaded after the delete must still count s's
- * blocks as h's (the summary map of h, not the active one), or new data
- * lands on them and h, rolled back to as a replica (a resync's base,
+ * holds snapshot s, whose blocks only s uses; s is deleted and the volume
+ * is written through.  The areas loaded after the delete must still count
+ * s's blocks as h's (the summary map of h, not the active one), or new
+ * data lands on them and h, rolled back to as a replica (a resync's base,
  * a mirror destination's served root), has a snapshot that does not
  * verify.
  */
 static void test_hold_keeps_snapshot_blocks(void **state)
 {
-	(void)state;
-	/* Two allocation areas of 32768 blocks; the first filled first. */
-	struct tl_fs *f = tl_fs_create(4, 1, 16384, false);
-	const uint32_t len = 1u << 20;
-	uint8_t *a = malloc(len);
+	struct snap_case t;
 
-	assert_non_null(a);
-	uint64_t fill = tl_fs_new_file(f);
-	for (uint32_t k = 0; k < 128; k++) {
-		tl_fill_pattern(a, len, 1000 + k);
-		tl_fs_write(f, fill, (uint64_t)k * len, a, len);
-		if (k % 16 == 15)
-			assert_int_equal(wafl_sync(f->v), 0);
-	}
-	uint64_t ino = tl_fs_new_file(f);
-	tl_fill_pattern(a, len, 31);
-	tl_fs_write(f, ino, 0, a, len);
-	assert_int_equal(wafl_sync(f->v), 0);
-	assert_int_equal(wafl_snap_create(f->v, "s", NULL), 0);
-	churn(f, ino, len, 1, 32);	/* s alone has the first data */
-	uint64_t h = wafl_generation(f->v);
-	uint8_t fsi[4096];
-	assert_int_equal(wafl_hold_root(f->v, h), 0);
-	assert_int_equal(wafl_root_of(f->v, h, fsi), 0);
-	/* The roots that had the first data in their active tree leave
-	 * the ring. */
-	uint64_t small = tl_fs_new_file(f);
-	churn(f, small, 4096, WAFL_RING_K + 1, 50);
-	tl_fs_remount(f);
-	assert_int_equal(wafl_snap_delete(f->v, "s"), 0);
-	/* 40 MiB: the second area, loaded only now, is written from its
-	 * start. */
-	uint64_t ino2 = tl_fs_new_file(f);
-	for (int i = 0; i < 10; i++) {
-		tl_fill_pattern(a, len, 40 + (uint64_t)i);
-		for (uint32_t k = 0; k < 4; k++)
-			tl_fs_write(f, ino2, (uint64_t)k * len, a, len);
-		assert_int_equal(wafl_sync(f->v), 0);
-	}
-	if (wafl_generation(f->v) % 2 == h % 2)
-		churn(f, ino, len, 1, 60);
-	check_clean(f);
-	assert_int_equal(wafl_unmount(f->v), 0);
-	f->v = NULL;
-	struct wafl_bp root;
-	assert_int_equal(wafl_bp_decode(fsi + 72, &root), 0);
-	assert_int_equal(wafl_rollback_replica(f->raid, h, &root), 0);
-	tl_fs_mount(f);
-	struct wafl_check_result r;
-	assert_int_equal(wafl_check(f->v, &r), 0);
-	assert_int_equal(r.errors, 0);
-	uint64_t id;
-	assert_int_equal(wafl_snap_lookup(f->v, "s", &id), 0);
-	free(a);
-	tl_fs_destroy(f);
+	(void)state;
+	snap_case_start(&t);
+	assert_int_equal(wafl_snap_delete(t.f->v, "s"), 0);
+	snap_case_end(&t);
 }
 
 /*
@@ -437,64 +465,18 @@ static void test_hold_keeps_snapshot_blocks(void **state)
  */
 static void test_adopted_root_keeps_deleted_snapshots(void **state)
 {
-	(void)state;
-	struct tl_fs *f = tl_fs_create(4, 1, 16384, false);
-	const uint32_t len = 1u << 20;
-	uint8_t *a = malloc(len);
-
-	assert_non_null(a);
-	uint64_t fill = tl_fs_new_file(f);
-	for (uint32_t k = 0; k < 128; k++) {
-		tl_fill_pattern(a, len, 1000 + k);
-		tl_fs_write(f, fill, (uint64_t)k * len, a, len);
-		if (k % 16 == 15)
-			assert_int_equal(wafl_sync(f->v), 0);
-	}
-	uint64_t ino = tl_fs_new_file(f);
-	tl_fill_pattern(a, len, 31);
-	tl_fs_write(f, ino, 0, a, len);
-	assert_int_equal(wafl_sync(f->v), 0);
-	assert_int_equal(wafl_snap_create(f->v, "s", NULL), 0);
-	churn(f, ino, len, 1, 32);	/* s alone has the first data */
-	uint64_t h = wafl_generation(f->v);
-	uint8_t fsi[4096];
-	assert_int_equal(wafl_hold_root(f->v, h), 0);
-	assert_int_equal(wafl_root_of(f->v, h, fsi), 0);
-	uint64_t small = tl_fs_new_file(f);
-	churn(f, small, 4096, WAFL_RING_K + 1, 50);
-	tl_fs_remount(f);
-	assert_int_equal(wafl_snap_delete(f->v, "s"), 0);
+	struct snap_case t;
 	char bn[64];
-	snprintf(bn, sizeof(bn), "mirror.base.%llu", (unsigned long long)h);
-	assert_int_equal(wafl_snap_adopt_root(f->v, bn, h, 0, NULL), 0);
-	wafl_release_root(f->v, h);
-	churn(f, small, 4096, WAFL_RING_K + 1, 70);
-	tl_fs_remount(f);
-	uint64_t ino2 = tl_fs_new_file(f);
-	for (int i = 0; i < 10; i++) {
-		tl_fill_pattern(a, len, 40 + (uint64_t)i);
-		for (uint32_t k = 0; k < 4; k++)
-			tl_fs_write(f, ino2, (uint64_t)k * len, a, len);
-		assert_int_equal(wafl_sync(f->v), 0);
-	}
-	if (wafl_generation(f->v) % 2 == h % 2)
-		churn(f, ino, len, 1, 60);
-	check_clean(f);
-	assert_int_equal(wafl_unmount(f->v), 0);
-	f->v = NULL;
-	struct wafl_bp root;
-	assert_int_equal(wafl_bp_decode(fsi + 72, &root), 0);
-	assert_int_equal(wafl_rollback_replica(f->raid, h, &root), 0);
-	tl_fs_mount(f);
-	struct wafl_check_result r;
-	int rc = wafl_check(f->v, &r);
-	if (rc != 0)
-		fail_msg("root %llu rolled back to: %s",
-		    (unsigned long long)h, r.first_error);
-	uint64_t id;
-	assert_int_equal(wafl_snap_lookup(f->v, "s", &id), 0);
-	free(a);
-	tl_fs_destroy(f);
+
+	(void)state;
+	snap_case_start(&t);
+	assert_int_equal(wafl_snap_delete(t.f->v, "s"), 0);
+	snprintf(bn, sizeof(bn), "mirror.base.%llu", (unsigned long long)t.h);
+	assert_int_equal(wafl_snap_adopt_root(t.f->v, bn, t.h, 0, NULL), 0);
+	wafl_release_root(t.f->v, t.h);
+	churn(t.f, t.small, 4096, WAFL_RING_K + 1, 70);
+	tl_fs_remount(t.f);
+	snap_case_end(&t);
 }
 
 int main(void)
