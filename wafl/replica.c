@@ -110,11 +110,7 @@ static int find_root(struct wafl_vol *v, uint64_t gen, struct wafl_bp *root)
 	return -ENOENT;
 }
 
-/* For reading: also the root of a snapshot whose root is gen's exactly
- * (a mirror's fallback base).  It is read only as long as the snapshot
- * exists; a walk of it after a delete fails its checksums (W1). */
-static int find_root_or_snap(struct wafl_vol *v, uint64_t gen,
-    struct wafl_bp *root)
+int root_of_gen(struct wafl_vol *v, uint64_t gen, struct wafl_bp *root)
 {
 	int rc = find_root(v, gen, root);
 
@@ -338,7 +334,7 @@ int wafl_root_of(wafl_vol_t *v, uint64_t gen, uint8_t blk[4096])
 
 	pthread_rwlock_rdlock(&v->cp_lock);
 	f = v->fsi;
-	rc = find_root_or_snap(v, gen, &f.root);
+	rc = root_of_gen(v, gen, &f.root);
 	pthread_rwlock_unlock(&v->cp_lock);
 	if (rc != 0)
 		return rc;
@@ -499,7 +495,7 @@ int wafl_birth_walk(wafl_vol_t *v, uint64_t gen, uint64_t after_gen,
 	/* Without it the walk reads one block at a time. */
 	w.run = malloc((size_t)WAFL_BPS_PER_BLOCK * WAFL_BLOCK_SIZE);
 	pthread_rwlock_rdlock(&v->cp_lock);
-	rc = find_root_or_snap(v, gen, &root);
+	rc = root_of_gen(v, gen, &root);
 	pthread_rwlock_unlock(&v->cp_lock);
 	if (rc != 0)
 		goto out;

@@ -224,46 +224,13 @@ int wafl_snap_create(wafl_vol_t *v, const char *name, uint64_t *id_out)
 	return rc;
 }
 
-/* The root pointer of generation gen that this volume retains exactly: a
- * ring root, a held root or another snapshot's root.  Caller holds
- * lock_all. */
-static int retained_root_of(struct wafl_vol *v, uint64_t gen,
-    struct wafl_bp *root)
-{
-	struct wafl_snapent se;
-	uint8_t *blk;
-	int rc = -ENOENT;
-
-	for (unsigned i = 0; i < v->fsi.ring_len; i++)
-		if (v->fsi.ring[i].gen == gen) {
-			*root = v->fsi.ring[i].root;
-			return 0;
-		}
-	for (unsigned h = 0; h < WAFL_MAX_HOLDS; h++)
-		if (v->holds[h].gen == gen && v->holds[h].refs > 0) {
-			*root = v->holds[h].root;
-			return 0;
-		}
-	/* a root another snapshot keeps (a second name for it) */
-	blk = malloc(WAFL_BLOCK_SIZE);
-	if (blk == NULL)
-		return -ENOMEM;
-	for (uint64_t k = 0; rc == -ENOENT && k < nslots(v); k++)
-		if (snap_read(v, k, &se, blk) == 0 && se.gen == gen &&
-		    se.root.birth == gen) {
-			*root = se.root;
-			rc = 0;
-		}
-	free(blk);
-	return rc;
-}
-
 /*
- * A snapshot whose root IS a retained root (a held root or a ring root):
- * its exact root pointer goes into the table, no block is written for
- * it, and the summary map gains that root's bitmap, which the root
- * already carries (W4), and that root's summary map: the snapshots it
- * names stay whole with it (W9 counts an adopted root's summary map).  The caller's hold, if any, stays: release it
+ * A snapshot whose root IS a retained root (a ring root, a held root or
+ * another snapshot's root): its exact root pointer goes into the table,
+ * no block is written for it, and the summary map gains that root's
+ * bitmap, which the root already carries (W4), and that root's summary
+ * map: the snapshots it names stay whole with it (W9 counts an adopted
+ * root's summary map).  The caller's hold, if any, stays: release it
  * afterwards.
  */
 int wafl_snap_adopt_root(wafl_vol_t *v, const char *name, uint64_t gen,
@@ -278,7 +245,7 @@ int wafl_snap_adopt_root(wafl_vol_t *v, const char *name, uint64_t gen,
 	if (v->readonly || v->failed)
 		return FL_ERR(-EROFS);
 	lock_all(v);
-	rc = retained_root_of(v, gen, &root);
+	rc = root_of_gen(v, gen, &root);
 	if (rc == 0)
 		rc = snap_name_free(v, name);
 	if (rc == 0)

@@ -394,6 +394,11 @@ int snap_insert(struct wafl_vol *v, const char *name, uint64_t gen,
     uint64_t *id);
 int snap_drop(struct wafl_vol *v, uint64_t id);
 
+/* Root pointer of generation gen from the ring, the holds, or a snapshot
+ * whose root is gen's exactly (a mirror's fallback base: read only while
+ * the snapshot exists; a walk of it after a delete fails its checksums,
+ * W1).  Caller holds cp_lock.  -ENOENT if gen is retained by none. */
+int root_of_gen(struct wafl_vol *v, uint64_t gen, struct wafl_bp *root);
 /* Root pointer of a snapshot whose root is generation gen's exactly (its
  * birth is gen: a snapshot made at that CP or adopting that root); caller
  * holds cp_lock.  -ENOENT if there is none. */
