@@ -739,6 +739,17 @@ static void wait_state(const struct tl_mirror_side *s, const char *st)
 	wait_field(s, "$.mirrors[0].state", st, false);
 }
 
+/* File /base on the source, acknowledged and served by the destination
+ * (the baseline's root, then the newest); returns that generation. */
+static long base_served(struct mtest *t)
+{
+	write_file(&t->s, "/base", 1);
+	long g = wait_acked(t, 1);
+	g = wait_acked(t, source_gen(t) > g ? source_gen(t) : g);
+	tl_mirror_wait_served(&t->d, g);
+	return g;
+}
+
 /* mirror status --json of vol's relationship only (owned). */
 static char *status_of(const struct tl_mirror_side *s, const char *vol)
 {
@@ -756,10 +767,7 @@ static void test_resync(void **state)
 	ta_daemon_start(&t->s.d, t->s.home);
 	ta_daemon_start(&t->d.d, t->d.home);
 	peers_and_relationship(t);
-	write_file(&t->s, "/base", 1);
-	g = wait_acked(t, 1);
-	g = wait_acked(t, source_gen(t) > g ? source_gen(t) : g);
-	tl_mirror_wait_served(&t->d, g);
+	g = base_served(t);
 
 	/* Failover: both sides break off and both write. */
 	free(ta_ctl_expect(0, t->d.home, "mirror", "break", "vdst", NULL));
@@ -874,7 +882,6 @@ static void test_resync_throttle(void **state)
 	const double least = mib - 0.25;
 	char snap[64], path[128];
 	double t0, el;
-	long g;
 
 	exports(t);
 	ta_daemon_start(&t->s.d, t->s.home);
@@ -885,10 +892,7 @@ static void test_resync_throttle(void **state)
 	free(ta_ctl_expect(0, t->s.home, "mirror", "create", "vsrc",
 	    "dst:vdst", "--mode", "sync", "--throttle", "1M", NULL));
 	free(ta_ctl_expect(0, t->s.home, "mirror", "init", "vsrc", NULL));
-	write_file(&t->s, "/base", 1);
-	g = wait_acked(t, 1);
-	g = wait_acked(t, source_gen(t) > g ? source_gen(t) : g);
-	tl_mirror_wait_served(&t->d, g);
+	(void)base_served(t);
 
 	/* Plain: the destination's 3 MiB go to the source, read at 1 MiB/s
 	 * by the source's filerd. */

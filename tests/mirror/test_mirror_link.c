@@ -561,6 +561,22 @@ enum restart_what {
 					   names deleted since */
 };
 
+/* The first len bytes of file name on the source: pattern seed, one
+ * CP. */
+static void put_pattern(struct tm_pair *p, const char *name, uint32_t len,
+    uint64_t seed)
+{
+	uint8_t *b = malloc(len);
+
+	assert_non_null(b);
+	struct wafl_obj f = tm_file(p->src->v, name);
+	tl_fill_pattern(b, len, seed);
+	for (uint32_t off = 0; off < len; off += WAFL_WRITE_MAX)
+		tm_write(p->src->v, &f, off, b + off, WAFL_WRITE_MAX);
+	assert_int_equal(wafl_sync(p->src->v), 0);
+	free(b);
+}
+
 /*
  * A source started where no destination listens, with a fallback bound
  * of 100 blocks, while the volume is written: the baseline's root g0
@@ -574,20 +590,12 @@ static void fall_back_while_away(struct tm_pair *p, uint64_t g0,
 	    .raid = p->src->raid, .allow_baseline = true, .retry_ms = 20,
 	    .io_timeout_ms = 1000, .fallback_blocks = 100 };
 	struct mir_source_stats st = { 0 };
-	uint8_t *buf = malloc(1u << 20);
 	uint64_t held[WAFL_FSI_HOLDS];
 	size_t n = 0;
 
 	memcpy(o.rel_id, p->id, 16);
-	assert_non_null(buf);
-	struct wafl_obj f = tm_file(p->src->v, "base-0");
-	for (int i = 0; i < 3; i++) {
-		tl_fill_pattern(buf, 1u << 20, 100 + (uint64_t)i);
-		for (uint32_t off = 0; off < (1u << 20); off += WAFL_WRITE_MAX)
-			tm_write(p->src->v, &f, off, buf + off, WAFL_WRITE_MAX);
-		assert_int_equal(wafl_sync(p->src->v), 0);
-	}
-	free(buf);
+	for (int i = 0; i < 3; i++)
+		put_pattern(p, "base-0", 1u << 20, 100 + (uint64_t)i);
 	assert_true(wafl_pending_blocks(p->src->v) > 100);
 	assert_int_equal(mir_source_start(p->src->v, &o, &p->ms), 0);
 	for (int i = 0; i < 1000 && st.fallbacks == 0; i++) {
@@ -613,34 +621,16 @@ static void fall_back_while_away(struct tm_pair *p, uint64_t g0,
 	 * written through: the base keeps u's blocks (the destination will
 	 * serve g0 with u), so the resumed walk sends u whole. */
 	assert_int_equal(wafl_snap_delete(p->src->v, "u"), 0);
-	uint8_t *b = malloc(8u << 20);
-	assert_non_null(b);
-	struct wafl_obj cf = tm_file(p->src->v, "churn");
-	for (int r = 0; r < 20; r++) {
-		tl_fill_pattern(b, 8u << 20, 900 + (uint64_t)r);
-		for (uint32_t off = 0; off < (8u << 20); off += WAFL_WRITE_MAX)
-			tm_write(p->src->v, &cf, off, b + off, WAFL_WRITE_MAX);
-		assert_int_equal(wafl_sync(p->src->v), 0);
-	}
-	free(b);
+	for (int r = 0; r < 20; r++)
+		put_pattern(p, "churn", 8u << 20, 900 + (uint64_t)r);
 }
 
 /* Snapshot "u" of a file "pre" whose data was rewritten since. */
 static void snapshot_u(struct tm_pair *p)
 {
-	uint8_t *b = malloc(4u << 20);
-	assert_non_null(b);
-	struct wafl_obj pf = tm_file(p->src->v, "pre");
-	for (uint64_t seed = 77; seed <= 78; seed++) {
-		tl_fill_pattern(b, 4u << 20, seed);
-		for (uint32_t off = 0; off < (4u << 20); off += WAFL_WRITE_MAX)
-			tm_write(p->src->v, &pf, off, b + off, WAFL_WRITE_MAX);
-		assert_int_equal(wafl_sync(p->src->v), 0);
-		if (seed == 77)
-			assert_int_equal(wafl_snap_create(p->src->v, "u",
-			    NULL), 0);
-	}
-	free(b);
+	put_pattern(p, "pre", 4u << 20, 77);
+	assert_int_equal(wafl_snap_create(p->src->v, "u", NULL), 0);
+	put_pattern(p, "pre", 4u << 20, 78);
 }
 
 /*
