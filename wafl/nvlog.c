@@ -59,6 +59,20 @@
  * nvlog_replay runs before nvlog_start and does not hold mu while it
  * calls back.
  *
+ * Staging.  A commit does not write its record: it appends it to an
+ * in-memory stage, and the flush leader writes the whole stage with one
+ * pwrite just before its fdatasync.  Under a burst of small calls that is
+ * one system call per flush instead of one per record, and no pwrite under
+ * mu, which every commit takes.  NV1 holds: the leader captures target
+ * and the stage together under mu, and every record up to target is either
+ * in that stage or was written earlier (a record larger than
+ * NV_STAGE_DIRECT, or a stage written out because the next record did not
+ * follow it or fit).  What is only staged is lost by a kill -9 where a
+ * pwrite would have left it in the page cache; it was never acknowledged,
+ * and replay stops at the first record missing.  A failed write of the
+ * stage latches the log failed like a failed fdatasync: the commit
+ * succeeded, its wait reports -EIO.
+ *
  * Asynchronous waiters.  nvlog_when_durable queues a callback instead of
  * blocking, so a server thread can go on with other requests while its
  * record waits for the flush.  Every leader runs lead(): after its flush it
@@ -141,6 +155,8 @@ _Static_assert(NVH_SLOT1_OFF + NVH_SLOT_BYTES <= NVLOG_HDR_BLOCK,
 #define NVR_CRC			28
 #define NVR_MAGIC_STR		"NVR1"
 #define NVR_MAX_LEN		(NVLOG_REC_HDR + NVLOG_MAX_PAYLOAD)
+#define NV_STAGE_BYTES		(256u << 10)	/* records staged for a flush */
+#define NV_STAGE_DIRECT		(64u << 10)	/* larger ones are written at once */
 #define NVR_ALIGN(n)		(((uint64_t)(n) + 7u) & ~(uint64_t)7u)
 
 _Static_assert(NVR_CRC + 4 == NVLOG_REC_HDR, "record header is 32 bytes");
@@ -178,6 +194,7 @@ struct nvlog {
 	uint8_t hdr_block[NVLOG_HDR_BLOCK];
 
 	bool scanned;			/* scan_max_lsn is known */
+	bool regular;			/* a regular file, not a device */
 	bool replaying;
 	uint64_t scan_max_lsn;		/* highest valid LSN in the file */
 
@@ -197,6 +214,14 @@ struct nvlog {
 
 	uint8_t *recbuf;		/* one encoded record, under mu */
 	struct nv_pending *pend_head, **pend_tail;
+
+	/* Records committed since the last flush began, written by the
+	 * next flush's leader with one pwrite (see "Staging" in THEORY):
+	 * stage holds the file bytes [stage_off, stage_off + stage_len);
+	 * the leader swaps it with spare, which only a leader uses. */
+	uint8_t *stage, *spare;
+	uint64_t stage_off;
+	size_t stage_len;
 
 	/* nvlog_when_durable callbacks, in LSN order; leaders counts the
 	 * threads inside lead(), which nvlog_close waits out. */
@@ -428,6 +453,58 @@ static int fsync_parent_dir(const char *path)
 	return rc;
 }
 
+/*
+ * Give every block of a regular log file its disk block now, so that an
+ * append never allocates one.  On ext4 (and most file systems) an
+ * fdatasync after a write into a hole also writes the inode and the
+ * allocation maps: a second synchronous write per flush, about half again
+ * the flush's time on this project's machines (docs/wafl-nvlog.md,
+ * "Blocks written ahead").  fallocate alone is not enough: the first write
+ * into an unwritten extent changes the extent map the same way.  Only the
+ * holes are written (with zeros, which is what they read as), so a log
+ * that is already whole costs one lseek and keeps its records.  Called by
+ * nvlog_start before the run's header, whose fdatasync makes the blocks
+ * durable too; a read-only open never writes.
+ */
+static int nv_fill_holes(struct nvlog *lg, uint64_t end)
+{
+	static const uint8_t zeros[1 << 16];
+	uint64_t off = 0, wrote = 0;
+	int rc = 0;
+
+	while (off < end) {
+		off_t h = lseek(lg->fd, (off_t)off, SEEK_HOLE);
+		off_t d;
+
+		if (h < 0) {
+			if (errno == ENXIO)	/* off is at or past EOF */
+				h = (off_t)off;
+			else
+				return -errno;
+		}
+		if ((uint64_t)h >= end)
+			break;
+		d = lseek(lg->fd, h, SEEK_DATA);
+		if (d < 0 && errno != ENXIO)
+			return -errno;
+		if (d < 0 || (uint64_t)d > end)
+			d = (off_t)end;
+		for (uint64_t o = (uint64_t)h; o < (uint64_t)d;) {
+			size_t n = sizeof(zeros);
+
+			if (n > (uint64_t)d - o)
+				n = (size_t)((uint64_t)d - o);
+			rc = fl_pwrite_full(lg->fd, zeros, n, o);
+			if (rc != 0)
+				return rc;
+			o += n;
+			wrote += n;
+		}
+		off = (uint64_t)d;
+	}
+	return 0;
+}
+
 /* Write a fresh header block (run 1) and make it durable. */
 static int nv_format(struct nvlog *lg, uint64_t half_bytes, bool regular)
 {
@@ -488,7 +565,10 @@ int nvlog_open_flags(const char *path, uint64_t half_bytes, unsigned flags,
 	lg->pend_tail = &lg->pend_head;
 	lg->path = strdup(path);
 	lg->recbuf = malloc(NVR_ALIGN(NVR_MAX_LEN));
-	if (lg->path == NULL || lg->recbuf == NULL) {
+	lg->stage = malloc(NV_STAGE_BYTES);
+	lg->spare = malloc(NV_STAGE_BYTES);
+	if (lg->path == NULL || lg->recbuf == NULL || lg->stage == NULL ||
+	    lg->spare == NULL) {
 		rc = -ENOMEM;
 		goto out;
 	}
@@ -513,6 +593,7 @@ int nvlog_open_flags(const char *path, uint64_t half_bytes, unsigned flags,
 		goto out;
 	}
 	blk = S_ISBLK(st.st_mode);
+	lg->regular = S_ISREG(st.st_mode);
 	if (blk) {
 		if (ioctl(lg->fd, BLKGETSIZE64, &size) != 0) {
 			rc = -errno;
@@ -598,6 +679,8 @@ out:
 			pthread_mutex_destroy(&lg->mu);
 		}
 		free(lg->recbuf);
+		free(lg->stage);
+		free(lg->spare);
 		free(lg->path);
 		free(lg);
 		return rc;
@@ -627,6 +710,11 @@ void nvlog_close(struct nvlog *lg)
 			pthread_cond_wait(&lg->cv, &lg->mu);
 	}
 	p = pending_take(lg);
+	/* What no flush wrote is written now, as the page cache would have
+	 * kept it; no durability is claimed for it. */
+	if (lg->stage_len > 0 && !lg->failed)
+		(void)nv_write(lg, lg->stage, lg->stage_len, lg->stage_off);
+	lg->stage_len = 0;
 	pthread_mutex_unlock(&lg->mu);
 	/* Crash simulation, clean exit: the page cache keeps its pages. */
 	for (struct nv_pending *q = p; q != NULL; q = q->next)
@@ -636,6 +724,8 @@ void nvlog_close(struct nvlog *lg)
 	pthread_cond_destroy(&lg->cv);
 	pthread_mutex_destroy(&lg->mu);
 	free(lg->recbuf);
+	free(lg->stage);
+	free(lg->spare);
 	free(lg->path);
 	free(lg);
 }
@@ -897,8 +987,14 @@ int nvlog_start(struct nvlog *lg)
 	nh.start_lsn = FL_MAX(lg->hdr.start_lsn, lg->scan_max_lsn + 1);
 	memcpy(blk, lg->hdr_block, sizeof(blk));
 	hdr_encode(blk + hdr_slot_off(nh.run), &nh);
+	rc = lg->regular ? nv_fill_holes(lg, NVLOG_HDR_BLOCK +
+	    2 * lg->hdr.half_bytes) : 0;
+	if (rc != 0)
+		fl_err(NV_SUB, "%s: cannot write the log's blocks ahead: %s",
+		    lg->path, fl_strerror(rc));
 	/* NV3: the new run's header is durable before its first record. */
-	rc = nv_write(lg, blk, sizeof(blk), 0);
+	if (rc == 0)
+		rc = nv_write(lg, blk, sizeof(blk), 0);
 	if (rc == 0)
 		rc = nv_sync(lg);
 
@@ -960,6 +1056,42 @@ void nvlog_unreserve(struct nvlog *lg, struct nvlog_resv *r)
 	lg->reserved -= r->bytes;
 	r->bytes = 0;
 	pthread_mutex_unlock(&lg->mu);
+}
+
+/*
+ * Write what the stage holds now, under mu: when a record does not follow
+ * it (the first record of a half after a switch) or does not fit.  Rare:
+ * a flush empties the stage, and a group of records is far smaller.
+ */
+static int stage_out(struct nvlog *lg)
+{
+	int rc = 0;
+
+	if (lg->stage_len > 0)
+		rc = nv_write(lg, lg->stage, lg->stage_len, lg->stage_off);
+	lg->stage_len = 0;
+	return rc;
+}
+
+/* Stage an encoded record for the next flush, or write it now if it is
+ * large (a WRITE's data: one copy, one pwrite, as before).  mu held. */
+static int stage_record(struct nvlog *lg, const uint8_t *p, uint64_t size,
+    uint64_t off)
+{
+	int rc = 0;
+
+	if (size > NV_STAGE_DIRECT)
+		return nv_write(lg, p, size, off);
+	if (lg->stage_len > 0 && (off != lg->stage_off + lg->stage_len ||
+	    lg->stage_len + size > NV_STAGE_BYTES))
+		rc = stage_out(lg);
+	if (rc != 0)
+		return rc;
+	if (lg->stage_len == 0)
+		lg->stage_off = off;
+	memcpy(lg->stage + lg->stage_len, p, size);
+	lg->stage_len += size;
+	return 0;
 }
 
 int nvlog_commit(struct nvlog *lg, struct nvlog_resv *r, uint64_t gen,
@@ -1029,7 +1161,7 @@ int nvlog_commit(struct nvlog *lg, struct nvlog_resv *r, uint64_t gen,
 		*lg->pend_tail = pe;
 		lg->pend_tail = &pe->next;
 	} else {
-		rc = nv_write(lg, p, size, off);
+		rc = stage_record(lg, p, size, off);
 		if (rc != 0) {
 			latch_failed(lg, -EIO, "record write", rc);
 			rc = -EIO;
@@ -1062,6 +1194,7 @@ out:
  * later flush must not overtake them.
  */
 #define NV_FLUSHES_MAX	1
+_Static_assert(NV_FLUSHES_MAX == 1, "flush_locked swaps one spare stage");
 
 static bool flush_useful(const struct nvlog *lg)
 {
@@ -1080,13 +1213,24 @@ static void flush_locked(struct nvlog *lg)
 	uint64_t target = lg->committed_lsn;
 	struct nv_pending *pend;
 	const char *what = "fdatasync";
+	uint8_t *buf = lg->stage;
+	uint64_t off = lg->stage_off;
+	size_t len = lg->stage_len;
 	int rc = 0;
 
 	lg->nflushing++;
 	lg->flush_started = target;
 	pend = pending_take(lg);
+	/* One leader at a time (NV_FLUSHES_MAX), so spare is free. */
+	lg->stage = lg->spare;
+	lg->spare = buf;
+	lg->stage_len = 0;
 	pthread_mutex_unlock(&lg->mu);
 
+	if (len > 0) {
+		rc = nv_write(lg, buf, len, off);
+		what = "record write";
+	}
 	for (struct nv_pending *q = pend; q != NULL && rc == 0; q = q->next) {
 		rc = nv_write(lg, q->data, q->len, q->off);
 		what = "record write";

@@ -142,7 +142,9 @@ void nvlog_unreserve(struct nvlog *lg, struct nvlog_resv *r);
 
 /*
  * Append a record (payload gathered from iov) in the reserved room; returns
- * its LSN in *lsn.  Not durable until nvlog_wait(lsn).
+ * its LSN in *lsn.  Not durable until nvlog_wait(lsn).  A small record is
+ * only staged in memory until the next flush writes it; a failure to write
+ * it is reported by the waits, as a failed fdatasync is.
  */
 int nvlog_commit(struct nvlog *lg, struct nvlog_resv *r, uint64_t gen,
     uint16_t type, const struct iovec *iov, int iovcnt, uint64_t *lsn);

@@ -886,13 +886,35 @@ static void test_failure_latch(void **state)
 	assert_true(co.n >= 1);
 	assert_int_equal(co.v[0].lsn, l1);
 
-	/* pwrite fails: the commit gets -EIO and the log is failed. */
+	/* pwrite fails: a small record is staged, so its commit succeeds and
+	 * the flush's write fails; its wait gets -EIO and the log is failed,
+	 * and a later commit fails at once. */
 	unlink(c->path);
 	lg = open_ok(c->path, HALF_SMALL);
 	assert_int_equal(nvlog_start(lg), 0);
 	nvlog_test_inject(lg, NVLOG_FAULT_WRITE);
 	assert_int_equal(nvlog_reserve(lg, 10, &r), 0);
-	assert_int_equal(nvlog_commit(lg, &r, 1, 1, &iov, 1, &l), -EIO);
+	assert_int_equal(nvlog_commit(lg, &r, 1, 1, &iov, 1, &l), 0);
+	assert_false(nvlog_failed(lg));
+	assert_int_equal(nvlog_wait(lg, l), -EIO);
+	assert_true(nvlog_failed(lg));
+	assert_int_equal(nvlog_reserve(lg, 10, &r), -EIO);
+	nvlog_close(lg);
+
+	/* A record too large to stage is written by its commit, whose
+	 * failure is the commit's. */
+	unlink(c->path);
+	lg = open_ok(c->path, HALF_SMALL);
+	assert_int_equal(nvlog_start(lg), 0);
+	nvlog_test_inject(lg, NVLOG_FAULT_WRITE);
+	{
+		static uint8_t big[100 << 10];
+		struct iovec bi = { .iov_base = big, .iov_len = sizeof(big) };
+
+		assert_int_equal(nvlog_reserve(lg, sizeof(big), &r), 0);
+		assert_int_equal(nvlog_commit(lg, &r, 1, 1, &bi, 1, &l),
+		    -EIO);
+	}
 	assert_true(nvlog_failed(lg));
 	nvlog_test_inject(lg, 0);
 	assert_int_equal(nvlog_reserve(lg, 10, &r), -EIO);
