@@ -174,12 +174,16 @@ struct nfsd_conn {
 	size_t rec_len, rec_cap;
 	uint64_t last_ns, partial_ns;	/* partial_ns: 0 = between records */
 
-	/* Writing and flow control (wlock). */
+	/* Writing and flow control (wlock).  inflight and paused are also
+	 * read without it: the event thread counts a call without a lock
+	 * while the count is low and nothing is paused (dispatch_record,
+	 * nfsd_conn_done); paused changes only under wlock. */
 	pthread_mutex_t wlock;
 	struct outbuf *oq_head, *oq_tail;
 	size_t oq_bytes;
-	uint32_t inflight;
-	bool want_out, paused, dead;
+	_Atomic uint32_t inflight;
+	_Atomic bool paused;
+	bool want_out, dead;
 };
 
 struct nfsd_transport {
@@ -287,8 +291,17 @@ static int conn_flush(struct nfsd_conn *c)
 
 static bool conn_should_pause(const struct nfsd_conn *c)
 {
-	return c->inflight >= NFSD_CONN_INFLIGHT ||
+	return atomic_load(&c->inflight) >= NFSD_CONN_INFLIGHT ||
 	    c->oq_bytes >= NFSD_CONN_OUTQ_MAX;
+}
+
+/* Pause reading c if it has too much in progress or queued; wlock held. */
+static void conn_check_pause(struct nfsd_transport *t, struct nfsd_conn *c)
+{
+	if (!c->paused && conn_should_pause(c)) {
+		c->paused = true;
+		conn_rearm(t, c);
+	}
 }
 
 /* ------------------------------------------------------------- queue */
@@ -524,6 +537,7 @@ static void conn_queue(struct nfsd_transport *t, struct nfsd_conn *c,
 		c->want_out = true;
 		conn_rearm(t, c);
 	}
+	conn_check_pause(t, c);
 }
 
 /* A reply as an outbuf: rec has the mark's 4 bytes in front of body_len
@@ -629,15 +643,25 @@ void nfsd_send_replies(struct nfsd_req *const *rs, size_t n)
 	conn_send(rs[0]->srv->tp, rs[0]->conn, ob, n);
 }
 
+/*
+ * A call of c is done.  The lock is taken only when reading may have to
+ * resume: c is paused, or this call brings the count back under the bound
+ * (a pause set for that count, even one this thread did not see yet, is
+ * then lifted here: the event thread read the count before this
+ * decrement, under wlock).
+ */
 void nfsd_conn_done(struct nfsd *s, struct nfsd_conn *c)
 {
-	pthread_mutex_lock(&c->wlock);
-	c->inflight--;
-	if (c->paused && !conn_should_pause(c)) {
-		c->paused = false;
-		conn_rearm(s->tp, c);
+	uint32_t was = atomic_fetch_sub(&c->inflight, 1);
+
+	if (was >= NFSD_CONN_INFLIGHT || atomic_load(&c->paused)) {
+		pthread_mutex_lock(&c->wlock);
+		if (c->paused && !conn_should_pause(c)) {
+			c->paused = false;
+			conn_rearm(s->tp, c);
+		}
+		pthread_mutex_unlock(&c->wlock);
 	}
-	pthread_mutex_unlock(&c->wlock);
 	conn_release(c);
 }
 
@@ -666,13 +690,13 @@ static void dispatch_record(struct nfsd_transport *t, struct nfsd_conn *c)
 	memcpy(&r->peer, &c->peer, sizeof(r->peer));
 	r->peerlen = c->peerlen;
 	atomic_fetch_add(&c->refs, 1);
-	pthread_mutex_lock(&c->wlock);
-	c->inflight++;
-	if (!c->paused && conn_should_pause(c)) {
-		c->paused = true;
-		conn_rearm(t, c);
+	/* No lock while the count is under the bound: a worker sending a
+	 * reply holds wlock across its sendmsg. */
+	if (atomic_fetch_add(&c->inflight, 1) + 1 >= NFSD_CONN_INFLIGHT) {
+		pthread_mutex_lock(&c->wlock);
+		conn_check_pause(t, c);
+		pthread_mutex_unlock(&c->wlock);
 	}
-	pthread_mutex_unlock(&c->wlock);
 	enqueue(t, r);
 out:
 	c->rec = NULL;
@@ -760,10 +784,7 @@ static void conn_readable(struct nfsd_transport *t, struct nfsd_conn *c)
 			conn_close(t, c);
 			return;
 		}
-		pthread_mutex_lock(&c->wlock);
-		bool paused = c->paused;
-		pthread_mutex_unlock(&c->wlock);
-		if (paused || (size_t)n < SCRATCH_BYTES)
+		if (atomic_load(&c->paused) || (size_t)n < SCRATCH_BYTES)
 			return;
 	}
 }
@@ -878,7 +899,8 @@ static void check_timeouts(struct nfsd_transport *t, uint64_t now)
 		n = c->next;
 		bool stalled = c->partial_ns != 0 && now - c->partial_ns > part;
 		pthread_mutex_lock(&c->wlock);
-		bool busy = c->inflight > 0 || c->oq_head != NULL;
+		bool busy = atomic_load(&c->inflight) > 0 ||
+		    c->oq_head != NULL;
 		pthread_mutex_unlock(&c->wlock);
 		bool is_idle = !busy && now - c->last_ns > idle;
 		if (stalled || is_idle) {
