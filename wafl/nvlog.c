@@ -43,8 +43,9 @@
  * records with gen > after_gen are delivered in that order, stopping at the
  * first LSN gap: a lost record ends replay, nothing after it is applied.
  *
- * Crash ordering.  commit: pwrite (page cache).  wait: fdatasync, then
- * durable_lsn = the committed LSN captured before the fdatasync began (NV1).
+ * Crash ordering.  commit: staged, or pwrite (page cache) if large.  wait:
+ * the leader's pwrite of the stage, fdatasync, then durable_lsn = the
+ * committed LSN captured with the stage before the fdatasync began (NV1).
  * start: header slot write + fdatasync, then appends (NV3).  A torn header
  * write leaves the other slot valid (its bytes are rewritten unchanged).
  *
@@ -71,7 +72,12 @@
  * pwrite would have left it in the page cache; it was never acknowledged,
  * and replay stops at the first record missing.  A failed write of the
  * stage latches the log failed like a failed fdatasync: the commit
- * succeeded, its wait reports -EIO.
+ * succeeded, its wait reports -EIO.  A released half is appended to again
+ * after the next switch, so every byte meant for it from before must be in
+ * the file by then, or a late write of it lands on a new record there:
+ * nvlog_release_prev writes what is staged and waits out a flush that took
+ * an earlier stage (two switches can come with no commit between them,
+ * a snapshot's two CPs, and while a leader still holds its stage).
  *
  * Asynchronous waiters.  nvlog_when_durable queues a callback instead of
  * blocking, so a server thread can go on with other requests while its
@@ -208,6 +214,7 @@ struct nvlog {
 	uint64_t committed_lsn;		/* last LSN appended */
 	uint64_t durable_lsn;		/* NV1 */
 	unsigned nflushing;		/* leaders in their flush */
+	uint64_t flushes_begun;		/* st_flushes counts those ended */
 	uint64_t flush_started;		/* target of the newest flush begun */
 	bool failed;			/* NV4; atomic for nvlog_failed() */
 	int fail_err;			/* -EIO, or -FL_ECRASHED */
@@ -1219,6 +1226,7 @@ static void flush_locked(struct nvlog *lg)
 	int rc = 0;
 
 	lg->nflushing++;
+	lg->flushes_begun++;
 	lg->flush_started = target;
 	pend = pending_take(lg);
 	/* One leader at a time (NV_FLUSHES_MAX), so spare is free. */
@@ -1471,9 +1479,21 @@ int nvlog_switch(struct nvlog *lg)
 
 void nvlog_release_prev(struct nvlog *lg)
 {
-	/* Nothing to write: the stale records left there carry durable
-	 * generations and lower LSNs (NV3), replay skips them. */
+	uint64_t begun;
+
+	/* The stale records left there carry durable generations and lower
+	 * LSNs (NV3), replay skips them.  But what is still to be written
+	 * there must be written before the half is reused ("Staging"). */
 	pthread_mutex_lock(&lg->mu);
+	if (lg->stage_len > 0 && !lg->failed) {
+		int rc = stage_out(lg);
+
+		if (rc != 0)
+			latch_failed(lg, -EIO, "record write", rc);
+	}
+	begun = lg->flushes_begun;
+	while (lg->st_flushes < begun)
+		pthread_cond_wait(&lg->cv, &lg->mu);
 	lg->prev_busy = false;
 	pthread_mutex_unlock(&lg->mu);
 }

@@ -45,8 +45,9 @@
  * and a lower LSN (the scan of the half stops at them).  LSN contiguity
  * across the halves stops replay at the first lost record.
  *
- * Group commit: appends are pwrite()s into the page cache under the log
- * mutex; nvlog_wait(lsn) returns once an fdatasync covering lsn completed.
+ * Group commit: appends are placed under the log mutex (a small record in
+ * a stage that the next flush writes, a large one by pwrite into the page
+ * cache); nvlog_wait(lsn) returns once an fdatasync covering lsn completed.
  * The first waiter to find no flush running becomes the flusher; every
  * waiter that arrives during a flush is covered by the next one.  A failed
  * pwrite or fdatasync latches the log failed: every later reserve, commit
@@ -192,7 +193,9 @@ void nvlog_kick(struct nvlog *lg);
  * released; -EIO if the log has failed.
  */
 int nvlog_switch(struct nvlog *lg);
-/* The CP whose records are in the previous half is durable: free it. */
+/* The CP whose records are in the previous half is durable: free it.  It
+ * first writes what is staged and waits for a flush in flight to end, so
+ * that nothing meant for that half is written after it is reused. */
 void nvlog_release_prev(struct nvlog *lg);
 
 /* Fraction of the current half in use or reserved, 0.0 .. 1.0. */

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -58,6 +59,68 @@ static int teardown(void **state)
 	tl_tmpdir_remove(c->dir);
 	free(c);
 	return 0;
+}
+
+/*
+ * pwrite, interposed for the whole test program: a test can arm a gate
+ * that holds the next pwrite at a given offset (a flush leader's write of
+ * its stage) until it is released.  Everything else passes straight on.
+ */
+static struct {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int armed, arrived, released;
+	off_t off;
+} gate = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0,
+	0 };
+
+ssize_t pwrite(int fd, const void *buf, size_t n, off_t off)
+{
+	if (__atomic_load_n(&gate.armed, __ATOMIC_ACQUIRE)) {
+		pthread_mutex_lock(&gate.mu);
+		if (gate.armed && off == gate.off) {
+			gate.armed = 0;
+			gate.arrived = 1;
+			pthread_cond_broadcast(&gate.cv);
+			while (!gate.released)
+				pthread_cond_wait(&gate.cv, &gate.mu);
+		}
+		pthread_mutex_unlock(&gate.mu);
+	}
+	return (ssize_t)syscall(SYS_pwrite64, fd, buf, n, off);
+}
+
+static void gate_arm(off_t off)
+{
+	pthread_mutex_lock(&gate.mu);
+	gate.off = off;
+	gate.arrived = gate.released = 0;
+	__atomic_store_n(&gate.armed, 1, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&gate.mu);
+}
+
+/* Wait up to 2 s for the gate to hold a pwrite; disarm it if none came
+ * (an implementation whose flush writes nothing there). */
+static void gate_wait_arrival(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += 2;
+	pthread_mutex_lock(&gate.mu);
+	while (!gate.arrived &&
+	    pthread_cond_timedwait(&gate.cv, &gate.mu, &ts) == 0)
+		;
+	__atomic_store_n(&gate.armed, 0, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&gate.mu);
+}
+
+static void gate_release(void)
+{
+	pthread_mutex_lock(&gate.mu);
+	gate.released = 1;
+	pthread_cond_broadcast(&gate.cv);
+	pthread_mutex_unlock(&gate.mu);
 }
 
 /* Deterministic payload bytes for a key. */
@@ -374,6 +437,112 @@ static void test_halves_stale(void **state)
 	assert_int_equal(co.n, 5);
 	assert_int_equal(co.v[0].lsn, l2first + 30);
 	collect_reset(&co);
+}
+
+/*
+ * Records committed without a wait are only staged.  Two CPs in a row with
+ * no commit between them (a CP can have only pending frees to write) bring
+ * the appends back to the half those records were staged for; a large
+ * record is then written at the same offset by its commit.  The flush that
+ * makes it durable must not write the stale staged bytes over it.
+ */
+static void test_stale_stage_reused_half(void **state)
+{
+	struct t_ctx *c = *state;
+	struct collect co = { 0 };
+	struct nvlog *lg = open_ok(c->path, HALF_SMALL);
+	uint64_t la, lb;
+
+	assert_int_equal(nvlog_start(lg), 0);
+	la = put(lg, c->buf, 1, 1, 200, 1);		/* staged, not waited */
+	assert_int_equal(nvlog_switch(lg), 0);		/* CP 1 frozen */
+	nvlog_release_prev(lg);				/* CP 1 durable */
+	assert_int_equal(nvlog_switch(lg), 0);		/* CP 2 frozen */
+	nvlog_release_prev(lg);				/* CP 2 durable */
+	lb = put(lg, c->buf, 3, 3, 100 << 10, 2);	/* written at once */
+	assert_int_equal(lb, la + 1);
+	assert_int_equal(nvlog_wait(lg, lb), 0);	/* acknowledged */
+	nvlog_close(lg);
+
+	/* Mounted at gen 2: the gen-3 record must come back. */
+	replay_ok(c->path, 2, &co);
+	assert_int_equal(co.n, 1);
+	assert_int_equal(co.v[0].lsn, lb);
+	assert_int_equal(co.v[0].crc, key_crc(c->buf, 100 << 10, 2));
+	collect_reset(&co);
+}
+
+/*
+ * The same with the staged record in a flush: its leader has taken the
+ * stage and is held in its pwrite while two CPs bring the appends back to
+ * that half and a large record is written there.  The leader's late write
+ * must not land on the new record.
+ */
+struct reuse {
+	struct nvlog *lg;
+	uint8_t *big;
+	uint64_t la, lb;
+	int rc_a, rc_switch, rc_commit, rc_b;
+};
+
+static void *reuse_wait_a(void *arg)
+{
+	struct reuse *x = arg;
+
+	x->rc_a = nvlog_wait(x->lg, x->la);
+	return NULL;
+}
+
+static void *reuse_half(void *arg)
+{
+	struct reuse *x = arg;
+	struct nvlog_resv r;
+	struct iovec iov = { x->big, 100 << 10 };
+
+	nvlog_release_prev(x->lg);			/* CP 1 durable */
+	x->rc_switch = nvlog_switch(x->lg);		/* CP 2 frozen */
+	x->rc_commit = nvlog_reserve(x->lg, 100 << 10, &r);
+	if (x->rc_commit == 0)
+		x->rc_commit = nvlog_commit(x->lg, &r, 3, 3, &iov, 1, &x->lb);
+	if (x->rc_commit == 0)
+		x->rc_b = nvlog_wait(x->lg, x->lb);
+	return NULL;
+}
+
+static void test_inflight_stage_reused_half(void **state)
+{
+	struct t_ctx *c = *state;
+	struct collect co = { 0 };
+	struct reuse x = { .lg = open_ok(c->path, HALF_SMALL) };
+	struct timespec ts = { 0, 100 * 1000 * 1000 };
+	pthread_t ta, tr;
+
+	x.big = malloc(100 << 10);
+	assert_non_null(x.big);
+	pattern(x.big, 100 << 10, 2);
+	assert_int_equal(nvlog_start(x.lg), 0);
+	x.la = put(x.lg, c->buf, 1, 1, 200, 1);		/* staged */
+	gate_arm(NVLOG_HDR_BLOCK);			/* half 0, offset 0 */
+	assert_int_equal(pthread_create(&ta, NULL, reuse_wait_a, &x), 0);
+	gate_wait_arrival();			/* the leader holds the stage */
+	assert_int_equal(nvlog_switch(x.lg), 0);	/* CP 1 frozen */
+	assert_int_equal(pthread_create(&tr, NULL, reuse_half, &x), 0);
+	nanosleep(&ts, NULL);
+	gate_release();
+	assert_int_equal(pthread_join(tr, NULL), 0);
+	assert_int_equal(pthread_join(ta, NULL), 0);
+	assert_int_equal(x.rc_a, 0);
+	assert_int_equal(x.rc_switch, 0);
+	assert_int_equal(x.rc_commit, 0);
+	assert_int_equal(x.rc_b, 0);			/* acknowledged */
+	nvlog_close(x.lg);
+
+	replay_ok(c->path, 2, &co);
+	assert_int_equal(co.n, 1);
+	assert_int_equal(co.v[0].lsn, x.lb);
+	assert_int_equal(co.v[0].crc, fl_crc32c(0, x.big, 100 << 10));
+	collect_reset(&co);
+	free(x.big);
 }
 
 /* File offset of the record with index i when all records have size sz
@@ -1289,6 +1458,10 @@ int main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_halves_stale, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_stale_stage_reused_half,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_inflight_stage_reused_half,
+		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_torn_tail, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt_middle, setup,

@@ -24,6 +24,7 @@
 #include "raid/raid.h"
 #include "tests/lib/tl_tmpdir.h"
 #include "wafl/wafl.h"
+#include "wafl/nvlog.h"
 #include "wafl/wafl_impl.h"
 
 struct fx {
@@ -1437,6 +1438,57 @@ static void count_release(void *arg)
 	(*(int *)arg)++;
 }
 
+static void *snap_thread(void *arg)
+{
+	struct fx *f = arg;
+
+	assert_int_equal(wafl_snap_create(f->v, "s", NULL), 0);
+	return NULL;
+}
+
+/*
+ * A worker's batch (as nfsd runs it): a SETATTR is committed and its
+ * callback queued, with the flush owed until the batch ends.  Meanwhile a
+ * snapshot (two CPs, nothing logged between them) brings the log's appends
+ * back to the half that record went to.  The batch then commits a large
+ * FILE_SYNC WRITE there; once the batch's flush reports it durable it
+ * must survive a crash.
+ */
+static void test_batch_across_snapshot(void **state)
+{
+	struct fx *f = *state;
+	struct wafl_obj o = mk_file(f, &ROOT, &f->root, "f", 0644);
+	struct wafl_sattr sa = { .set_mode = true, .mode = 0600 };
+	struct dur_acks d = { 0 };
+	enum wafl_stable got;
+	static uint8_t big[256 << 10];
+	pthread_t th;
+	uint64_t lsn;
+	wafl_vol_t *v;
+
+	pattern(big, sizeof(big), 5);
+	wafl_durable_batch_begin(NULL, NULL);
+	wafl_defer_begin();
+	assert_int_equal(wafl_setattr(f->v, &ROOT, &o, &sa, NULL, NULL, NULL),
+	    0);
+	v = wafl_defer_end(&lsn);
+	assert_non_null(v);
+	wafl_when_durable(v, lsn, dur_done, &d);
+	assert_int_equal(pthread_create(&th, NULL, snap_thread, f), 0);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	wafl_defer_begin();
+	assert_int_equal(wafl_write(f->v, &ROOT, &o, 0, sizeof(big), big,
+	    WAFL_FILE_SYNC, &got, NULL, NULL), 0);
+	v = wafl_defer_end(&lsn);
+	assert_non_null(v);
+	wafl_when_durable(v, lsn, dur_done, &d);
+	wafl_durable_batch_end();
+	assert_int_equal(d.calls, 2);
+	assert_int_equal(d.ok, 2);		/* the WRITE is acknowledged */
+	crash_remount(f);
+	rd_check(f, &o, 0, big, sizeof(big));
+}
+
 /*
  * wafl_defer_begin/_end with wafl_when_durable: the operation returns at
  * commit and its callback runs once the record is durable.  Inside
@@ -1564,6 +1616,8 @@ int main(void)
 		    setup_thread, teardown),
 		cmocka_unit_test_setup_teardown(test_cp_passes_queued_writer,
 		    setup_thread, teardown),
+		cmocka_unit_test_setup_teardown(test_batch_across_snapshot,
+		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_deferred_durability, setup,
 		    teardown),
 	};
