@@ -476,8 +476,8 @@ static int fsync_parent_dir(const char *path)
 static int nv_fill_holes(struct nvlog *lg, uint64_t end)
 {
 	static const uint8_t zeros[1 << 16];
-	uint64_t off = 0, wrote = 0;
-	int rc = 0;
+	uint64_t off = 0;
+	int rc;
 
 	while (off < end) {
 		off_t h = lseek(lg->fd, (off_t)off, SEEK_HOLE);
@@ -505,7 +505,6 @@ static int nv_fill_holes(struct nvlog *lg, uint64_t end)
 			if (rc != 0)
 				return rc;
 			o += n;
-			wrote += n;
 		}
 		off = (uint64_t)d;
 	}
@@ -681,7 +680,8 @@ out:
 	if (rc != 0) {
 		if (lg->fd >= 0)
 			close(lg->fd);
-		if (lg->path != NULL && lg->recbuf != NULL) {
+		if (lg->path != NULL && lg->recbuf != NULL &&
+		    lg->stage != NULL && lg->spare != NULL) {
 			pthread_cond_destroy(&lg->cv);
 			pthread_mutex_destroy(&lg->mu);
 		}
