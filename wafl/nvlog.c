@@ -972,6 +972,7 @@ out:
 
 int nvlog_start(struct nvlog *lg)
 {
+	const char *what = "header write";
 	struct nvlog_hdr nh;
 	uint8_t blk[NVLOG_HDR_BLOCK];
 	int rc;
@@ -997,8 +998,7 @@ int nvlog_start(struct nvlog *lg)
 	rc = lg->regular ? nv_fill_holes(lg, NVLOG_HDR_BLOCK +
 	    2 * lg->hdr.half_bytes) : 0;
 	if (rc != 0)
-		fl_err(NV_SUB, "%s: cannot write the log's blocks ahead: %s",
-		    lg->path, fl_strerror(rc));
+		what = "write of the log's blocks ahead";
 	/* NV3: the new run's header is durable before its first record. */
 	if (rc == 0)
 		rc = nv_write(lg, blk, sizeof(blk), 0);
@@ -1007,7 +1007,7 @@ int nvlog_start(struct nvlog *lg)
 
 	pthread_mutex_lock(&lg->mu);
 	if (rc != 0) {
-		latch_failed(lg, -EIO, "header write", rc);
+		latch_failed(lg, -EIO, what, rc);
 		rc = -EIO;
 		goto out;
 	}
