@@ -229,6 +229,12 @@ struct nvlog {
 	uint8_t *stage, *spare;
 	uint64_t stage_off;
 	size_t stage_len;
+	/* A record was written outside a flush (a large one, or a stage
+	 * written out) since the last flush began: the next one must
+	 * fdatasync the whole file, not only write its stage with
+	 * RWF_DSYNC.  nodsync: the kernel refused RWF_DSYNC once. */
+	bool unsynced_writes;
+	bool nodsync;
 
 	/* nvlog_when_durable callbacks, in LSN order; leaders counts the
 	 * threads inside lead(), which nvlog_close waits out. */
@@ -376,6 +382,45 @@ static int nv_write(struct nvlog *lg, const void *buf, size_t len,
 	if (__atomic_load_n(&lg->faults, __ATOMIC_RELAXED) & NVLOG_FAULT_WRITE)
 		return FL_ERR(-EIO);
 	return fl_pwrite_full(lg->fd, buf, len, off);
+}
+
+/*
+ * Write buf at off and make it durable in one system call (pwritev2 with
+ * RWF_DSYNC: the kernel writes back that range and flushes the device's
+ * cache, as fdatasync does for the whole file).  1: the kernel does not
+ * take RWF_DSYNC, nothing was written; the caller writes and syncs.
+ */
+static int nv_write_dsync(struct nvlog *lg, const void *buf, size_t len,
+    uint64_t off, const char **what)
+{
+	unsigned f = __atomic_load_n(&lg->faults, __ATOMIC_RELAXED);
+	size_t done = 0;
+
+	*what = "record write";
+	if (f & NVLOG_FAULT_WRITE)
+		return FL_ERR(-EIO);
+	*what = "record write and fdatasync (RWF_DSYNC)";
+	while (done < len) {
+		struct iovec iov = { .iov_base = (uint8_t *)buf + done,
+		    .iov_len = len - done };
+		ssize_t k = pwritev2(lg->fd, &iov, 1, (off_t)(off + done),
+		    RWF_DSYNC);
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0 && done == 0 && (errno == EOPNOTSUPP ||
+		    errno == ENOSYS || errno == EINVAL))
+			return 1;
+		if (k < 0)
+			return -errno;
+		if (k == 0)
+			return FL_ERR(-EIO);
+		done += (size_t)k;
+	}
+	*what = "fdatasync";
+	if (f & NVLOG_FAULT_SYNC)
+		return FL_ERR(-EIO);
+	return 0;
 }
 
 static int nv_sync(struct nvlog *lg)
@@ -1074,8 +1119,10 @@ static int stage_out(struct nvlog *lg)
 {
 	int rc = 0;
 
-	if (lg->stage_len > 0)
+	if (lg->stage_len > 0) {
 		rc = nv_write(lg, lg->stage, lg->stage_len, lg->stage_off);
+		lg->unsynced_writes = true;
+	}
 	lg->stage_len = 0;
 	return rc;
 }
@@ -1087,8 +1134,10 @@ static int stage_record(struct nvlog *lg, const uint8_t *p, uint64_t size,
 {
 	int rc = 0;
 
-	if (size > NV_STAGE_DIRECT)
+	if (size > NV_STAGE_DIRECT) {
+		lg->unsynced_writes = true;
 		return nv_write(lg, p, size, off);
+	}
 	if (lg->stage_len > 0 && (off != lg->stage_off + lg->stage_len ||
 	    lg->stage_len + size > NV_STAGE_BYTES))
 		rc = stage_out(lg);
@@ -1223,6 +1272,7 @@ static void flush_locked(struct nvlog *lg)
 	uint8_t *buf = lg->stage;
 	uint64_t off = lg->stage_off;
 	size_t len = lg->stage_len;
+	bool whole, refused = false;
 	int rc = 0;
 
 	lg->nflushing++;
@@ -1233,8 +1283,20 @@ static void flush_locked(struct nvlog *lg)
 	lg->stage = lg->spare;
 	lg->spare = buf;
 	lg->stage_len = 0;
+	/* Every record up to target is in this stage, or was written
+	 * before (unsynced_writes), or was made durable by the flush before
+	 * this one, which ended before this one began. */
+	whole = lg->unsynced_writes || pend != NULL || len == 0 || lg->nodsync;
+	lg->unsynced_writes = false;
 	pthread_mutex_unlock(&lg->mu);
 
+	if (!whole) {
+		rc = nv_write_dsync(lg, buf, len, off, &what);
+		if (rc != 1)
+			goto done;
+		refused = true;
+		rc = 0;
+	}
 	if (len > 0) {
 		rc = nv_write(lg, buf, len, off);
 		what = "record write";
@@ -1248,8 +1310,10 @@ static void flush_locked(struct nvlog *lg)
 		what = "fdatasync";
 		rc = nv_sync(lg);
 	}
-
+done:
 	pthread_mutex_lock(&lg->mu);
+	if (refused)
+		lg->nodsync = true;
 	lg->st_flushes++;
 	lg->nflushing--;
 	if (rc != 0)

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -62,9 +63,10 @@ static int teardown(void **state)
 }
 
 /*
- * pwrite, interposed for the whole test program: a test can arm a gate
- * that holds the next pwrite at a given offset (a flush leader's write of
- * its stage) until it is released.  Everything else passes straight on.
+ * pwrite and pwritev2, interposed for the whole test program: a test can
+ * arm a gate that holds the next write at a given offset (a flush
+ * leader's write of its stage) until it is released.  Everything else
+ * passes straight on.
  */
 static struct {
 	pthread_mutex_t mu;
@@ -74,7 +76,7 @@ static struct {
 } gate = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0,
 	0 };
 
-ssize_t pwrite(int fd, const void *buf, size_t n, off_t off)
+static void gate_pass(off_t off)
 {
 	if (__atomic_load_n(&gate.armed, __ATOMIC_ACQUIRE)) {
 		pthread_mutex_lock(&gate.mu);
@@ -87,7 +89,22 @@ ssize_t pwrite(int fd, const void *buf, size_t n, off_t off)
 		}
 		pthread_mutex_unlock(&gate.mu);
 	}
+}
+
+ssize_t pwrite(int fd, const void *buf, size_t n, off_t off)
+{
+	gate_pass(off);
 	return (ssize_t)syscall(SYS_pwrite64, fd, buf, n, off);
+}
+
+ssize_t pwritev2(int fd, const struct iovec *iov, int cnt, off_t off,
+    int flags)
+{
+	gate_pass(off);
+	/* The kernel takes the offset as two longs, low then high (the
+	 * high one is 0 on 64-bit machines). */
+	return (ssize_t)syscall(SYS_pwritev2, fd, iov, cnt, (long)off, 0L,
+	    flags);
 }
 
 static void gate_arm(off_t off)
@@ -99,10 +116,12 @@ static void gate_arm(off_t off)
 	pthread_mutex_unlock(&gate.mu);
 }
 
-/* Wait up to 2 s for the gate to hold a pwrite; disarm it if none came
- * (an implementation whose flush writes nothing there). */
+/* Wait up to 2 s for the gate to hold a write; the test fails if none
+ * came (the flush's leader must write its stage there). */
 static void gate_wait_arrival(void)
 {
+	int arrived;
+
 	struct timespec ts;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
@@ -111,8 +130,10 @@ static void gate_wait_arrival(void)
 	while (!gate.arrived &&
 	    pthread_cond_timedwait(&gate.cv, &gate.mu, &ts) == 0)
 		;
+	arrived = gate.arrived;
 	__atomic_store_n(&gate.armed, 0, __ATOMIC_RELEASE);
 	pthread_mutex_unlock(&gate.mu);
+	assert_true(arrived);
 }
 
 static void gate_release(void)
