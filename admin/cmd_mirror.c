@@ -222,11 +222,9 @@ static bool split_remote(const char *s, char *peer, size_t plen, char *vol,
 	return adm_valid_volname(peer) && adm_valid_volname(vol);
 }
 
-/* Throttles from 64 KiB to 1 TiB a second. */
-#define THROTTLE_MAX	(1ull << 40)
-
 /* --throttle t: "none" (or 0) or a rate per second like 512K, 20M or 1G,
- * into *bps; ADM_USAGE (rep says why) otherwise. */
+ * 64 KiB to 1 TiB (MIR_THROTTLE_MIN, MIR_THROTTLE_MAX: what a resync's
+ * RS_BEGIN may carry), into *bps; ADM_USAGE (rep says why) otherwise. */
 static int throttle_arg(struct adm_rep *rep, const char *t, uint64_t *bps)
 {
 	uint64_t v;
@@ -236,7 +234,7 @@ static int throttle_arg(struct adm_rep *rep, const char *t, uint64_t *bps)
 		return ADM_OK;
 	}
 	if (adm_parse_size(t, &v) != 0 || v < MIR_THROTTLE_MIN ||
-	    v > THROTTLE_MAX)
+	    v > MIR_THROTTLE_MAX)
 		return adm_fail(rep, ADM_USAGE, "--throttle: '%s' is not a "
 		    "rate: bytes a second with K, M or G (512K, 20M, 1G), from "
 		    "64K to 1T, or none", t);
@@ -888,7 +886,7 @@ static const struct adm_arg resync_args[] = {
 	    "the relationship's local volume (broken off)" },
 	{ "reverse", ADM_A_FLAG, 0, 0, 0, NULL, NULL,
 	    "overwrite the source's volume with the destination's (failback); "
-	    "the relationship turns around" },
+	    "the relationship turns around, its throttle with it" },
 	{ NULL, 0, 0, 0, 0, NULL, NULL, NULL },
 };
 static const struct adm_arg status_args[] = {
@@ -935,8 +933,9 @@ const struct adm_verb adm_mirror_verbs[] = {
 	    "Without --reverse the destination's volume is overwritten with\n"
 	    "the source's from the newest generation both hold; with it the\n"
 	    "source's volume is overwritten with the destination's and the\n"
-	    "relationship turns around.  What the overwritten side wrote since\n"
-	    "that generation is kept on the other side as snapshot\n"
+	    "relationship turns around, its throttle with it (the new source\n"
+	    "has the rate the old one had).  What the overwritten side wrote\n"
+	    "since that generation is kept on the other side as snapshot\n"
 	    "resync.GEN, and each snapshot it made since as resync.GEN.NAME;\n"
 	    "the mirror.resync event names them.  Run the same command on\n"
 	    "both filerds; the overwritten volume leaves the exports at once." },

@@ -114,6 +114,7 @@ struct rjob {
 	int64_t id;
 	char vol[ADM_NAME_MAX];
 	bool t_side, reverse, dest;
+	uint64_t throttle_bps;	/* the row's at the start */
 	mir_resync_t *job;
 };
 
@@ -985,6 +986,7 @@ int adm_mirror_resync(struct adm_ctx *ctx, int64_t id, bool reverse,
 	j->dest = w->dest;
 	j->reverse = reverse;
 	j->t_side = w->dest != reverse;
+	j->throttle_bps = w->throttle_bps;
 	struct mir_resync_opts o = {
 		.host = w->dest ? "0.0.0.0" : w->host,
 		.port = w->dest ? (uint16_t)adm_setting_u64(ctx,
@@ -1000,6 +1002,11 @@ int adm_mirror_resync(struct adm_ctx *ctx, int64_t id, bool reverse,
 		o.throttle_send_bps = w->throttle_bps;
 	else if (!w->dest)
 		o.throttle_recv_bps = w->throttle_bps;
+	/* and the rate travels with the source's role: T hands it to W
+	 * (RS_BEGIN), whose row takes it when --reverse makes it the
+	 * source (rjob_finish). */
+	if (!w->dest && j->t_side)
+		o.rel_throttle_bps = w->throttle_bps;
 	o.key_len = hex_decode(w->psk, key, sizeof(key));
 	o.key = key;
 	if (w->dest)
@@ -1064,29 +1071,43 @@ static void rjob_finish(struct adm_ctx *ctx, struct rjob *j, int rc,
 		return;
 	}
 	/* Both sides continue from the common generation: T as the
-	 * destination. */
+	 * destination.  The throttle is the source row's: after --reverse
+	 * W's row has the rate T's row had (T sent it in RS_BEGIN) and T's,
+	 * now the destination's, none. */
 	bool dest = j->t_side;
 	(void)adm_db_exec(ctx->db, "UPDATE mirrors SET state = 'catching-up', "
 	    "direction = ?, acked_gen = ?, last_error = '' WHERE id = ?", "sii",
 	    dest ? "destination" : "source", (int64_t)res->base_gen, j->id);
+	char thr[96] = "";
+	if (j->reverse) {
+		uint64_t moved = dest ? j->throttle_bps : res->rel_throttle_bps;
+		char sz[32];
+
+		(void)adm_db_exec(ctx->db, "UPDATE mirrors SET throttle_bps = ? "
+		    "WHERE id = ?", "ii", (int64_t)(dest ? 0 : moved), j->id);
+		adm_fmt_size(moved, sz, sizeof(sz));
+		if (moved != 0)
+			snprintf(thr, sizeof(thr), "; throttle %s/s, %s", sz,
+			    dest ? "now the peer's" : "as the peer had it");
+	}
 	if (j->t_side)
 		adm_event(ctx, j->vol, "mirror.resync", "mirror %s: resync done "
 		    "from common generation %llu: rolled back, this side's "
 		    "data is kept on the peer as %u snapshot%s of generation "
 		    "%llu (its active tree and each snapshot made here since) "
-		    "(%llu blocks sent)", j->vol,
+		    "(%llu blocks sent)%s", j->vol,
 		    (unsigned long long)res->base_gen, res->snaps,
 		    res->snaps == 1 ? "" : "s",
 		    (unsigned long long)res->snap_gen,
-		    (unsigned long long)res->blocks_sent);
+		    (unsigned long long)res->blocks_sent, thr);
 	else
 		adm_event(ctx, j->vol, "mirror.resync", "mirror %s: resync done "
 		    "from common generation %llu: the peer's data is kept here "
-		    "as snapshot%s %s (%llu blocks received)", j->vol,
+		    "as snapshot%s %s (%llu blocks received)%s", j->vol,
 		    (unsigned long long)res->base_gen,
 		    res->snaps > 1 ? "s" : "", res->snap_names[0] != '\0' ?
 		    res->snap_names : res->snap_name,
-		    (unsigned long long)res->blocks_received);
+		    (unsigned long long)res->blocks_received, thr);
 	if (j->t_side && av != NULL)
 		(void)adm_mirror_make_readonly(ctx, j->vol);
 }

@@ -320,6 +320,13 @@ struct mir_resync_opts {
 	 * MIR_THROTTLE_MIN. */
 	uint64_t throttle_send_bps;
 	uint64_t throttle_recv_bps;
+	/* T: the relationship's throttle, sent to W in RS_BEGIN for W's
+	 * caller to keep (mir_resync_result.rel_throttle_bps); it paces
+	 * nothing here.  filerd gives its row's rate when that row is the
+	 * source (--reverse: W's row becomes the source's), else 0.
+	 * 0: none; else raised to MIR_THROTTLE_MIN, cut to
+	 * MIR_THROTTLE_MAX.  W: unused. */
+	uint64_t rel_throttle_bps;
 };
 
 struct mir_resync_result {
@@ -336,6 +343,9 @@ struct mir_resync_result {
 	char snap_names[512];		/* W: their names, the active tree's
 					   first, ", " between; ", ..." ends
 					   a list cut short */
+	uint64_t rel_throttle_bps;	/* W: the throttle T's RS_BEGIN
+					   carried (0 or MIR_THROTTLE_MIN ..
+					   MIR_THROTTLE_MAX; checked) */
 	char error[192];
 };
 

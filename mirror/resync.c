@@ -46,7 +46,10 @@
  *   side that has it (filerd: the source's): T paces what it writes, or
  *   W what it reads (mir_conn_throttle_recv), and T, its socket full,
  *   goes at W's pace; its waits count their timeout from the last byte
- *   W took, not from their start (wire.c).
+ *   W took, not from their start (wire.c).  T also hands the rate to W
+ *   in RS_BEGIN (rel_throttle_bps, bounded there like every field), so
+ *   that the relationship keeps it when W's side becomes the source
+ *   (filerd's --reverse: the rate lives in the source's row alone).
  *
  * NAMES
  *   <p> for the active tree, <p>.<name> for T's snapshot <name>, <p> =
@@ -74,7 +77,7 @@
  * WIRE (T connects to W; docs/mirror.md has the table)
  *   T->W RS_HELLO{id, nonce_t}  W->T RS_PROOF{mac_w, nonce_w}
  *   T->W RS_PROOF{mac_t, 0}     W->T RS_ROOTS{free slots, (gen, bp)...}
- *   T->W RS_BEGIN{G, G bp, t, t bp, trees},
+ *   T->W RS_BEGIN{G, G bp, t, t bp, trees, throttle},
  *        (RS_TREE{index, name length, gen, root bp, name}, BLOCK...)
  *        x trees, RS_END{count}
  *   W->T RS_DONE{snapshot gen, blocks imported}
@@ -82,7 +85,8 @@
  *   mac_t = HMAC-SHA256(key, "filer-resync T" || id || nonce_w || nonce_t)
  *   T refuses itself when its trees outnumber the free slots RS_ROOTS
  *   gives.  W checks every field on receipt: trees 1..255 and room for
- *   them in its snapshot table (before a block is taken); trees in order,
+ *   them in its snapshot table (before a block is taken); a throttle of
+ *   0 or MIR_THROTTLE_MIN..MIR_THROTTLE_MAX; trees in order,
  *   no more than announced, names 1..63 bytes, none below 0x20 nor '/' (the
  *   active tree, the last, has none and is t's root), generations in
  *   (G, t] oldest first, roots born at their generation; each BLOCK's
@@ -669,6 +673,18 @@ static int w_session(struct mir_resync *r, struct mir_conn *c)
 		rc = FL_ERR(-FL_EPROTO);
 		goto out;
 	}
+	/* The relationship's throttle, for the caller to keep if this
+	 * side's row becomes the source (filerd, --reverse). */
+	uint64_t thr = fl_get_le64(p + 88);
+	if (thr != 0 && (thr < MIR_THROTTLE_MIN || thr > MIR_THROTTLE_MAX)) {
+		mir_send_error(c, EINVAL, "throttle of %" PRIu64 " bytes a "
+		    "second: 0 (none) or %llu to %llu", thr,
+		    (unsigned long long)MIR_THROTTLE_MIN,
+		    (unsigned long long)MIR_THROTTLE_MAX);
+		rc = FL_ERR(-FL_EPROTO);
+		goto out;
+	}
+	res->rel_throttle_bps = thr;
 	/* Room for every tree T keeps, before a block is taken. */
 	rc = wafl_snap_names(r->w, NULL, 0, &have);
 	if (rc == 0 && have + ntrees > WAFL_MAX_SNAPSHOTS) {
@@ -1002,6 +1018,9 @@ static int opts_copy(const struct mir_resync_opts *o, struct mir_resync_opts *c,
 	if (c->throttle_recv_bps != 0)
 		c->throttle_recv_bps = FL_MAX(c->throttle_recv_bps,
 		    MIR_THROTTLE_MIN);
+	if (c->rel_throttle_bps != 0)
+		c->rel_throttle_bps = FL_MIN(FL_MAX(c->rel_throttle_bps,
+		    MIR_THROTTLE_MIN), MIR_THROTTLE_MAX);
 	return 0;
 }
 
@@ -1402,6 +1421,7 @@ static int t_session(wafl_vol_t **tp, raid_vol_t *raid,
 		fl_put_le64(p + 40, tg);
 		wafl_bp_encode(p + 48, &f.root);
 		fl_put_le32(p + 80, ntrees);
+		fl_put_le64(p + 88, o.rel_throttle_bps);
 		rc = mir_send_buf(&c, MIR_MSG_RS_BEGIN, MIR_RS_BEGIN_SIZE);
 		struct t_walk w = { .c = &c };
 		struct mir_vset seen = { 0 };

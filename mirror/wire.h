@@ -9,7 +9,7 @@
  * Frame header (32 bytes)
  *   off size  field
  *     0    4  magic     "FLMR"
- *     4    2  version   MIR_WIRE_VERSION (5)
+ *     4    2  version   MIR_WIRE_VERSION (6)
  *     6    2  type      enum mir_msg_type
  *     8    4  flags     0, or MIR_FLAG_COMPRESSED on a BLOCK of a link
  *                       that negotiated compression (any other bit, or
@@ -79,7 +79,7 @@
 #include "mirror/mirror.h"
 
 #define MIR_WIRE_MAGIC		0x524d4c46u	/* "FLMR" little-endian */
-#define MIR_WIRE_VERSION	5u
+#define MIR_WIRE_VERSION	6u
 #define MIR_HDR_SIZE		32u
 #define MIR_MAX_PAYLOAD		(4u << 20)	/* any frame, any version */
 #define MIR_ID_SIZE		16u
@@ -91,7 +91,7 @@
 #define MIR_ERRTEXT_MAX		256u
 #define MIR_RS_MAX_ROOTS	512u	/* RS_ROOTS entries */
 #define MIR_RS_MAX_TREES	255u	/* RS_BEGIN trees (WAFL_MAX_SNAPSHOTS) */
-#define MIR_RS_BEGIN_SIZE	88u
+#define MIR_RS_BEGIN_SIZE	96u
 #define MIR_RS_TREE_SIZE	112u
 #define MIR_RS_NAME_SIZE	64u	/* RS_TREE name field */
 #define MIR_FLAG_COMPRESSED	0x1u
@@ -118,7 +118,7 @@ enum mir_msg_type {
 	MIR_MSG_RS_ROOTS,	/* W->T: count 4, free snapshot slots 4,
 				   {gen 8, bp 32}... */
 	MIR_MSG_RS_BEGIN,	/* T->W: base gen 8, base bp 32, gen 8, bp 32,
-				   trees 4, pad 4 */
+				   trees 4, pad 4, throttle 8 */
 	MIR_MSG_RS_END,		/* T->W: blocks sent 8 */
 	MIR_MSG_RS_DONE,	/* W->T: snapshot gen 8, blocks imported 8 */
 	MIR_MSG_DELTA,
@@ -298,6 +298,7 @@ void mir_conn_close(struct mir_conn *c);
  * quarter second, so the peer never waits long for the next bytes. */
 #define MIR_PACE_PIECE		(64u << 10)
 #define MIR_THROTTLE_MIN	(64ull << 10)	/* bytes a second */
+#define MIR_THROTTLE_MAX	(1ull << 40)	/* 1 TiB a second */
 void mir_conn_throttle(struct mir_conn *c, uint64_t bps);
 /*
  * Read at most bps bytes a second on average from now on (0: as fast as

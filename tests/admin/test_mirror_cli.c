@@ -49,6 +49,13 @@
  *               winner, paces what it reads) and --reverse (the source's
  *               filerd, overwritten, paces what it sends); the
  *               overwritten side's 3 MiB read back from the snapshot.
+ *   reverse_keeps_throttle  a relationship with --throttle 1M turned
+ *               around by `mirror resync --reverse`: the new source's
+ *               status shows 1.0M/s (the old source handed it over in
+ *               the resync), the old source's shows none, and the new
+ *               source's 3 MiB catch-up takes no less than the rate
+ *               allows; `mirror modify --throttle 512K` on the new source,
+ *               then --reverse again: the first source has 512K/s.
  *
  * Every wait is bounded; a failing test still kills its filerds.
  */
@@ -223,18 +230,18 @@ static int try_create(const struct tl_mirror_side *s, const char *path)
 
 /* ------------------------------------------------------------- mirrors */
 
-/* Wait until the source's status shows the destination acknowledged the
+/* Wait until source s's status shows the destination acknowledged the
  * source's newest generation, at least min_gen, and says in-sync; returns
  * that generation.  Once acknowledged, the lag is 0 at every look; the
  * state may still say catching-up for a moment (the sender has not yet
  * reconnected or looked again), and must say in-sync before the bound. */
-static long wait_acked(const struct mtest *t, long min_gen)
+static long wait_acked_on(const struct tl_mirror_side *s, long min_gen)
 {
 	char *js = NULL;
 
 	for (int i = 0; i < 400; i++) {
 		free(js);
-		js = tl_mirror_status(&t->s);
+		js = tl_mirror_status(s);
 		long acked = ta_json_long(js, "$.mirrors[0].acked_gen");
 		long src = ta_json_long(js, "$.mirrors[0].source_gen");
 
@@ -257,6 +264,11 @@ static long wait_acked(const struct mtest *t, long min_gen)
 	fail_msg("the destination did not acknowledge generation %ld, or "
 	    "the source did not say in-sync: %s", min_gen, js);
 	return 0;
+}
+
+static long wait_acked(const struct mtest *t, long min_gen)
+{
+	return wait_acked_on(&t->s, min_gen);
 }
 
 static long source_gen(const struct mtest *t)
@@ -941,6 +953,98 @@ static void test_resync_throttle(void **state)
 	assert_int_equal(ta_daemon_stop(&t->s.d), 0);
 }
 
+/* The relationship's throttle as side s's status shows it: the text
+ * and the bytes a second. */
+static void throttle_is(const struct tl_mirror_side *s, const char *dir,
+    const char *text, long bps)
+{
+	char *js = tl_mirror_status(s);
+
+	ta_json_eq(js, "$.mirrors[0].direction", dir);
+	ta_json_eq(js, "$.mirrors[0].throttle", text);
+	assert_int_equal(ta_json_long(js, "$.mirrors[0].throttle_bps"), bps);
+	free(js);
+}
+
+/*
+ * The throttle is the relationship's, kept in the source's row: a
+ * `mirror resync --reverse` that makes the destination the source takes
+ * it along (the old source's filerd sends it in the resync, the new
+ * source's row takes it), so the new source's status shows it and its
+ * catch-up is paced: the 3 MiB the old destination wrote after the break
+ * take no less than 3 s less the bucket's quarter second from the first
+ * `mirror resync` to their acknowledgement (the resync before the
+ * catch-up only adds to that).  A rate changed on the new source goes
+ * back the same way.
+ */
+static void test_reverse_keeps_throttle(void **state)
+{
+	struct mtest *t = *state;
+	const unsigned mib = 3;
+	const double least = mib - 0.25;
+	double t0, el;
+
+	exports(t);
+	ta_daemon_start(&t->s.d, t->s.home);
+	ta_daemon_start(&t->d.d, t->d.home);
+	tl_mirror_peers(&t->s, &t->d, t->key);
+	free(ta_ctl_expect(0, t->d.home, "mirror", "create", "src:vsrc",
+	    "vdst", "--mode", "sync", NULL));
+	free(ta_ctl_expect(0, t->s.home, "mirror", "create", "vsrc",
+	    "dst:vdst", "--mode", "sync", "--throttle", "1M", NULL));
+	free(ta_ctl_expect(0, t->s.home, "mirror", "init", "vsrc", NULL));
+	(void)base_served(t);
+	throttle_is(&t->s, "source", "1.0M/s", 1l << 20);
+
+	/* Failover: the destination takes the writes, then fails back. */
+	free(ta_ctl_expect(0, t->d.home, "mirror", "break", "vdst", NULL));
+	free(ta_ctl_expect(0, t->s.home, "mirror", "break", "vsrc", NULL));
+	write_file_mib(&t->d, "/dst-bulk", 80, mib);
+	t0 = tl_now_s();
+	free(ta_ctl_expect(0, t->s.home, "mirror", "resync", "vsrc",
+	    "--reverse", NULL));
+	free(ta_ctl_expect(0, t->d.home, "mirror", "resync", "vdst",
+	    "--reverse", NULL));
+	long g = wait_acked_on(&t->d, 1);
+	el = tl_now_s() - t0;
+	fprintf(stderr, "resync --reverse, then the new source's catch-up at "
+	    "1 MiB/s: %u MiB acknowledged after %.2f s (no sooner than "
+	    "%.2f s)\n", mib, el, least);
+	throttle_is(&t->d, "source", "1.0M/s", 1l << 20);
+	char *js = tl_mirror_status(&t->s);
+	ta_json_eq(js, "$.mirrors[0].direction", "destination");
+	free(js);
+	assert_true(events_have(&t->d, "mirror.resync",
+	    "throttle 1.0M/s, as the peer had it"));
+	assert_true(events_have(&t->s, "mirror.resync",
+	    "throttle 1.0M/s, now the peer's"));
+	if (el < least)
+		fail_msg("catch-up of %u MiB after the reverse resync in "
+		    "%.2f s: faster than the throttle", mib, el);
+	tl_mirror_wait_served(&t->s, g);
+	read_compare_mib(&t->s, "/dst-bulk", 80, mib);
+
+	/* The rate set on the new source is the one that goes back. */
+	free(ta_ctl_expect(0, t->d.home, "mirror", "modify", "vdst",
+	    "--throttle", "512K", NULL));
+	throttle_is(&t->d, "source", "512K/s", 512l << 10);
+	free(ta_ctl_expect(0, t->s.home, "mirror", "break", "vsrc", NULL));
+	free(ta_ctl_expect(0, t->d.home, "mirror", "break", "vdst", NULL));
+	free(ta_ctl_expect(0, t->d.home, "mirror", "resync", "vdst",
+	    "--reverse", NULL));
+	free(ta_ctl_expect(0, t->s.home, "mirror", "resync", "vsrc",
+	    "--reverse", NULL));
+	g = wait_acked(t, 1);
+	throttle_is(&t->s, "source", "512K/s", 512l << 10);
+	js = tl_mirror_status(&t->d);
+	ta_json_eq(js, "$.mirrors[0].direction", "destination");
+	free(js);
+	tl_mirror_wait_served(&t->d, g);
+	read_compare_mib(&t->d, "/dst-bulk", 80, mib);
+	assert_int_equal(ta_daemon_stop(&t->d.d), 0);
+	assert_int_equal(ta_daemon_stop(&t->s.d), 0);
+}
+
 /* ------------------------------------------------------------ modify */
 
 static void wait_last_error(const struct tl_mirror_side *s, const char *what)
@@ -1433,6 +1537,8 @@ int main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_resync_throttle, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_reverse_keeps_throttle,
+		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_modify, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_throttle, setup,
 		    teardown),

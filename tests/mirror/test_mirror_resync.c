@@ -18,7 +18,8 @@
  * names the relationship first (RS_OPEN); a connection for another
  * relationship's resync never reaches it.  Under the relationship's
  * throttle a resync goes no faster than the rate, whichever side paces
- * (W its reads, T its writes).
+ * (W its reads, T its writes); T hands the rate to W in RS_BEGIN (W's
+ * result has it, raised to the floor), and one out of bounds is refused.
  */
 #include <sys/socket.h>
 #include <unistd.h>
@@ -226,6 +227,9 @@ static void resync_paced(struct tm_pair *p, wafl_vol_t *w, wafl_vol_t **t,
 	assert_int_equal(mir_resync_serve(w, &o, &r), 0);
 	o = rs_opts(p, mir_resync_port(r));
 	o.throttle_send_bps = t_send_bps;
+	/* T hands the relationship's rate over (filerd: when its row is
+	 * the source); a rate below the floor goes as the floor. */
+	o.rel_throttle_bps = t_send_bps != 0 ? t_send_bps : 1000;
 	uint64_t t0 = fl_now_mono_ns();
 	int rc = mir_resync_overwrite(t, traid, tlog, &o, tr);
 	if (secs != NULL)
@@ -240,6 +244,8 @@ static void resync_paced(struct tm_pair *p, wafl_vol_t *w, wafl_vol_t **t,
 	assert_int_equal(wr->base_gen, tr->base_gen);
 	assert_int_equal(wr->snap_gen, tr->snap_gen);
 	assert_int_equal(wr->blocks_received, tr->blocks_sent);
+	assert_int_equal(wr->rel_throttle_bps, t_send_bps != 0 ? t_send_bps :
+	    MIR_THROTTLE_MIN);
 }
 
 static void resync(struct tm_pair *p, wafl_vol_t *w, wafl_vol_t **t,
@@ -812,9 +818,9 @@ static void fake_t(struct tm_pair *p, uint16_t port, struct mir_conn *c,
 	assert_true(found);
 }
 
-static void fake_begin(struct mir_conn *c, uint64_t g,
+static void fake_begin_rate(struct mir_conn *c, uint64_t g,
     const struct wafl_bp *gbp, uint64_t t, const struct wafl_bp *tbp,
-    uint32_t trees)
+    uint32_t trees, uint64_t throttle)
 {
 	uint8_t b[MIR_RS_BEGIN_SIZE] = { 0 };
 
@@ -823,7 +829,15 @@ static void fake_begin(struct mir_conn *c, uint64_t g,
 	fl_put_le64(b + 40, t);
 	wafl_bp_encode(b + 48, tbp);
 	fl_put_le32(b + 80, trees);
+	fl_put_le64(b + 88, throttle);
 	assert_int_equal(mir_send(c, MIR_MSG_RS_BEGIN, b, sizeof(b)), 0);
+}
+
+static void fake_begin(struct mir_conn *c, uint64_t g,
+    const struct wafl_bp *gbp, uint64_t t, const struct wafl_bp *tbp,
+    uint32_t trees)
+{
+	fake_begin_rate(c, g, gbp, t, tbp, trees, 0);
 }
 
 static void fake_tree_name(struct mir_conn *c, uint32_t idx,
@@ -883,8 +897,8 @@ static int fake_block(void *arg, uint64_t vbn, uint64_t birth,
 	return mir_send_block(f->c, f->gen, vbn, birth, data);
 }
 
-/* A T that lies about its trees is refused and nothing changes on W;
- * the honest T that comes next is served. */
+/* A T that lies about its trees (or its throttle) is refused and nothing
+ * changes on W; the honest T that comes next is served. */
 static void test_resync_refuses_lying_trees(void **state)
 {
 	(void)state;
@@ -918,6 +932,13 @@ static void test_resync_refuses_lying_trees(void **state)
 	assert_int_equal(mir_resync_serve(w, &o, &r), 0);
 	uint16_t port = mir_resync_port(r);
 
+	/* a throttle below the floor, then one above 1 TiB a second */
+	fake_t(p, port, &fc, c.a, &gbp);
+	fake_begin_rate(&fc, c.a, &gbp, tg, &f.root, 1, MIR_THROTTLE_MIN - 1);
+	fake_refused(&fc, "throttle of 65535 bytes");
+	fake_t(p, port, &fc, c.a, &gbp);
+	fake_begin_rate(&fc, c.a, &gbp, tg, &f.root, 1, MIR_THROTTLE_MAX + 1);
+	fake_refused(&fc, "throttle of");
 	/* a snapshot name of 64 bytes */
 	fake_t(p, port, &fc, c.a, &gbp);
 	fake_begin(&fc, c.a, &gbp, tg, &f.root, 2);
