@@ -362,6 +362,12 @@ static int check_finish(struct adm_ctx *ctx, struct adm_job *j,
 		    "(check --cancel, the volume went offline, its mirror took "
 		    "its file system, or filerd is stopping); run it again",
 		    j->vol);
+	else if (cj->rc == -ENOSPC)
+		st = adm_fail(rep, ADM_ERR, "check of volume %s stopped: the "
+		    "volume is nearly full and writes needed the blocks the "
+		    "check kept for the roots it was reading; free some space "
+		    "and run it again, or check it offline (vol offline)",
+		    j->vol);
 	else
 		st = check_answer(ctx, rep, j->vol, cj->has_snap ? cj->snap :
 		    NULL, "online", cj->rc, &cj->res);

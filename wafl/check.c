@@ -109,6 +109,7 @@ struct ck {
 	struct wafl_check_detail *det;
 	const volatile bool *cancel;	/* NULL, or set to stop early */
 	bool cancelled;
+	bool yielded;			/* stopped for writes short of space */
 	struct wafl_fsinfo fsi;
 	struct wafl_rootblk rb;
 	uint64_t nvbns;
@@ -265,6 +266,11 @@ static bool ck_cancelled(struct ck *c)
 {
 	if (!c->cancelled && c->cancel != NULL && *c->cancel)
 		c->cancelled = true;
+	if (!c->cancelled && c->npinned > 0 &&
+	    __atomic_load_n(&c->v->check_yield, __ATOMIC_ACQUIRE)) {
+		c->cancelled = true;
+		c->yielded = true;
+	}
 	return c->cancelled;
 }
 
@@ -1619,6 +1625,10 @@ static void ck_nvlog(struct ck *c)
 
 	if (v->log == NULL || v->opts.nvlog_path == NULL)
 		return;
+	/* Committed records may still be staged in memory (a flush writes
+	 * them): write them, so that the file holds every one.  A failed
+	 * log leaves what is on disk, which is what a reopen replays. */
+	(void)nvlog_sync(v->log);
 	/* A second handle: the live one has started appending and cannot
 	 * replay.  half_bytes 0 never creates or formats a file. */
 	rc = nvlog_open(v->opts.nvlog_path, 0, &lg);
@@ -1706,18 +1716,48 @@ static int check_begin(struct ck *c)
 		    "wait for the check");
 		check_unpin(c);
 	}
+	if (c->npinned > 0) {
+		pthread_mutex_lock(&v->check_mu);
+		v->checks_pinned++;
+		pthread_mutex_unlock(&v->check_mu);
+	}
 	return rc;
 }
 
 static void check_end(struct ck *c)
 {
 	struct wafl_vol *v = c->v;
+	bool pinned = c->npinned > 0;
 
 	check_unpin(c);
 	pthread_mutex_lock(&v->check_mu);
 	v->checks--;
+	if (pinned && --v->checks_pinned == 0)
+		v->check_yield = false;
 	pthread_cond_broadcast(&v->check_cv);
 	pthread_mutex_unlock(&v->check_mu);
+}
+
+bool check_yield_space(struct wafl_vol *v)
+{
+	struct timespec until;
+	bool had;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += CHECK_YIELD_WAIT_MS / 1000;
+	pthread_mutex_lock(&v->check_mu);
+	had = v->checks_pinned > 0;
+	if (had) {
+		if (!v->check_yield)
+			fl_warn(CK_SUB, "check: stopping the online check: "
+			    "writes need the blocks its pinned roots keep");
+		__atomic_store_n(&v->check_yield, true, __ATOMIC_RELEASE);
+	}
+	while (v->checks_pinned > 0 &&
+	    pthread_cond_timedwait(&v->check_cv, &v->check_mu, &until) == 0)
+		;
+	pthread_mutex_unlock(&v->check_mu);
+	return had;
 }
 
 static int check_run(struct wafl_vol *v, struct wafl_check_result *res,
@@ -1813,7 +1853,7 @@ out:
 		/* Nothing it found means anything. */
 		memset(res, 0, sizeof(*res));
 		memset(det, 0, sizeof(*det));
-		rc = -ECANCELED;
+		rc = c->yielded ? FL_ERR(-ENOSPC) : -ECANCELED;
 	}
 	if (rc == 0 && res->errors > 0)
 		rc = -FL_ECORRUPT;
@@ -1837,6 +1877,11 @@ out:
 		    (unsigned long long)res->dirs_checked, res->first_error);
 	else if (rc == -ECANCELED)
 		fl_info(CK_SUB, "check: generation %llu: cancelled",
+		    (unsigned long long)c->fsi.gen);
+	else if (c->yielded)
+		fl_warn(CK_SUB, "check: generation %llu: stopped: writes "
+		    "needed the blocks its pins kept (the volume is nearly "
+		    "full); check again with more free space, or offline",
 		    (unsigned long long)c->fsi.gen);
 	else
 		fl_err(CK_SUB, "check: could not run to completion: %s",

@@ -279,6 +279,8 @@ int ops_tx_begin(struct wafl_vol *v, uint32_t max_payload,
 	memset(tx, 0, sizeof(*tx));
 	tx->v = v;
 	tx->start_ns = fl_now_mono_ns();
+	bool yielded = false;
+
 	for (int tries = 0;; tries++) {
 		if (v->readonly || __atomic_load_n(&v->failed, __ATOMIC_ACQUIRE))
 			return -EROFS;
@@ -287,7 +289,17 @@ int ops_tx_begin(struct wafl_vol *v, uint32_t max_payload,
 		pthread_rwlock_rdlock(&v->cp_lock);
 		if (!space_ok(v, need_blocks)) {
 			pthread_rwlock_unlock(&v->cp_lock);
-			/* Pending frees leave only as the CP ring moves. */
+			/* Pending frees leave only as the CP ring moves, and
+			 * once an online check gives back its pins. */
+			if (tries >= (int)WAFL_RING_K + 1 && !yielded &&
+			    v->npending > 0) {
+				batch_release();
+				yielded = true;
+				if (check_yield_space(v)) {
+					tries = 0;
+					continue;
+				}
+			}
 			if (tries >= (int)WAFL_RING_K + 1 || v->npending == 0)
 				return FL_ERR(-ENOSPC);
 			ring_nudge(v);

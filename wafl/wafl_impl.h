@@ -193,6 +193,10 @@ struct wafl_vol {
 	pthread_cond_t check_cv;
 	unsigned checks;
 	bool unmounting;	/* no check starts (-ESHUTDOWN) */
+	/* Online checks holding pins, and a write short of space asking
+	 * them to stop and give their pins back (check_yield_space). */
+	unsigned checks_pinned;
+	bool check_yield;
 	/* Roots a running check walks while CPs go on (check.c): retained
 	 * like holds (W3: pending frees, allocation areas), with their
 	 * snapshots, but never recorded in fsinfo, so a crash or the end of
@@ -438,6 +442,14 @@ struct wafl_check_detail {
 };
 int wafl_check_detail(struct wafl_vol *v, struct wafl_check_result *res,
     struct wafl_check_detail *det);
+/*
+ * An operation short of space whose pending frees an online check's pins
+ * keep: ask every such check to stop, and wait (at most
+ * CHECK_YIELD_WAIT_MS) until none holds pins.  true if one did (the
+ * caller runs its CPs again).  Called without cp_lock.
+ */
+bool check_yield_space(struct wafl_vol *v);
+#define CHECK_YIELD_WAIT_MS	30000u
 /* end check.c */
 
 #endif

@@ -24,6 +24,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "common/util.h"
 #include "tests/lib/tl_log.h"
@@ -1028,6 +1029,154 @@ static void test_online_check_lets_cps_run(void **state)
 }
 
 /*
+ * A nearly full volume: the file that fills most of it is truncated and
+ * as much written again while an online check pins the roots that still
+ * name the old blocks.  The writes need those blocks; the check gives
+ * them back (it stops, -ENOSPC) and the writes go through, where they
+ * used to fail with ENOSPC until the check ended.
+ */
+struct yield_ctx {
+	struct tl_fs *f;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct wafl_obj file;
+	bool done;
+	int rc;
+	uint64_t written;
+};
+
+static struct yield_ctx *yield_ctx;
+static const struct wafl_cred yield_cred = { 0, 0, 0, { 0 } };
+
+#define YIELD_FILE	(20u << 20)
+#define YIELD_CHUNK	(256u << 10)
+
+static int yield_fill(struct yield_ctx *y, uint64_t seed)
+{
+	uint8_t *buf = malloc(YIELD_CHUNK);
+	enum wafl_stable st;
+	int rc = 0;
+
+	assert_non_null(buf);
+	for (uint64_t off = 0; off < YIELD_FILE && rc == 0;
+	    off += YIELD_CHUNK) {
+		tl_fill_pattern(buf, YIELD_CHUNK, seed + off);
+		rc = wafl_write(y->f->v, &yield_cred, &y->file, off,
+		    YIELD_CHUNK, buf, WAFL_UNSTABLE, &st, NULL, NULL);
+		if (rc == 0)
+			y->written = off + YIELD_CHUNK;
+	}
+	free(buf);
+	return rc;
+}
+
+static void *yield_writer(void *arg)
+{
+	struct yield_ctx *y = arg;
+	struct wafl_sattr sa = { .set_size = true, .size = 0 };
+	int rc;
+
+	rc = wafl_setattr(y->f->v, &yield_cred, &y->file, &sa, NULL, NULL,
+	    NULL);
+	if (rc == 0)
+		rc = yield_fill(y, 2000);
+	pthread_mutex_lock(&y->mu);
+	y->rc = rc;
+	y->done = true;
+	pthread_cond_broadcast(&y->cv);
+	pthread_mutex_unlock(&y->mu);
+	return NULL;
+}
+
+/* Inside the check, its roots pinned: start the writer, and return once
+ * it asked the check to stop (or finished, or 60 s passed). */
+static void yield_hook(struct wafl_vol *v)
+{
+	struct yield_ctx *y = yield_ctx;
+	pthread_t t;
+
+	assert_int_equal(pthread_create(&t, NULL, yield_writer, y), 0);
+	pthread_detach(t);
+	for (int i = 0; i < 6000; i++) {
+		pthread_mutex_lock(&y->mu);
+		bool done = y->done;
+		pthread_mutex_unlock(&y->mu);
+		if (done || __atomic_load_n(&v->check_yield, __ATOMIC_ACQUIRE))
+			return;
+		usleep(10000);
+	}
+}
+
+static int setup_small(void **state)
+{
+	*state = tl_fs_create(2, 1, 4096, false);	/* 32 MiB */
+	return 0;
+}
+
+static void test_online_check_yields_space(void **state)
+{
+	struct tl_fs *f = *state;
+	struct yield_ctx y = { .f = f };
+	struct wafl_check_result res;
+	struct wafl_check_detail det;
+	struct wafl_obj root;
+	struct wafl_attr a;
+	struct timespec dl;
+
+	pthread_mutex_init(&y.mu, NULL);
+	pthread_cond_init(&y.cv, NULL);
+	assert_int_equal(wafl_root(f->v, &root), 0);
+	assert_int_equal(wafl_create(f->v, &yield_cred, &root, "big",
+	    WAFL_GUARDED, NULL, 0, &y.file, &a, NULL), 0);
+	assert_int_equal(yield_fill(&y, 1000), 0);
+	for (unsigned i = 0; i <= WAFL_RING_K; i++)
+		assert_int_equal(wafl_sync(f->v), 0);
+
+	yield_ctx = &y;
+	tl_log_capture_start(FL_LOG_WARN);
+	wafl_check_set_test_hook(yield_hook);
+	int rc = check(f, &res, &det);
+	wafl_check_set_test_hook(NULL);
+	clock_gettime(CLOCK_REALTIME, &dl);
+	dl.tv_sec += 120;
+	pthread_mutex_lock(&y.mu);
+	while (!y.done && pthread_cond_timedwait(&y.cv, &y.mu, &dl) == 0)
+		;
+	bool done = y.done;
+	pthread_mutex_unlock(&y.mu);
+	assert_true(done);
+	if (y.rc != 0)
+		fail_msg("writes during the check: %d after %llu bytes", y.rc,
+		    (unsigned long long)y.written);
+	/* The check stopped for them, and said why. */
+	assert_int_equal(rc, -ENOSPC);
+	assert_int_equal(res.errors, 0);
+	assert_int_equal(tl_log_count_with("writes need the blocks", NULL), 1);
+	assert_int_equal(tl_log_count_with("stopped: writes", NULL), 1);
+	tl_log_capture_stop();
+	for (unsigned p = 0; p < WAFL_MAX_PINS; p++)
+		assert_int_equal(f->v->pins[p].gen, 0);
+	assert_int_equal(f->v->checks_pinned, 0);
+	assert_false(f->v->check_yield);
+	/* The data is whole and the volume clean; a check now runs through. */
+	uint8_t *buf = malloc(YIELD_CHUNK), *want = malloc(YIELD_CHUNK);
+	assert_non_null(buf);
+	assert_non_null(want);
+	assert_int_equal(wafl_sync(f->v), 0);
+	for (uint64_t off = 0; off < YIELD_FILE; off += 16 * YIELD_CHUNK) {
+		tl_fill_pattern(want, YIELD_CHUNK, 2000 + off);
+		assert_int_equal(tl_fs_read(f, y.file.ino, off, buf,
+		    YIELD_CHUNK), YIELD_CHUNK);
+		assert_memory_equal(buf, want, YIELD_CHUNK);
+	}
+	free(buf);
+	free(want);
+	assert_clean(f);
+	pthread_mutex_destroy(&y.mu);
+	pthread_cond_destroy(&y.cv);
+}
+
+/*
  * An unmount waits for a running online check (which walks without the
  * CP lock): it returns only after the check has, and the check is clean.
  */
@@ -1162,6 +1311,8 @@ int main(void)
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unmount_waits_for_check,
 		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_online_check_yields_space,
+		    setup_small, teardown),
 	};
 	return cmocka_run_group_tests_name("wafl check", tests, NULL, NULL);
 }
