@@ -1073,22 +1073,24 @@ static void rjob_finish(struct adm_ctx *ctx, struct rjob *j, int rc,
 	/* Both sides continue from the common generation: T as the
 	 * destination.  The throttle is the source row's: after --reverse
 	 * W's row has the rate T's row had (T sent it in RS_BEGIN) and T's,
-	 * now the destination's, none. */
+	 * now the destination's, none.  Direction and rate change in one
+	 * statement, so that no state of the row a crash can leave says
+	 * source without the rate (or destination with it). */
 	bool dest = j->t_side;
+	uint64_t moved = !j->reverse ? 0 : dest ? j->throttle_bps :
+	    res->rel_throttle_bps;
 	(void)adm_db_exec(ctx->db, "UPDATE mirrors SET state = 'catching-up', "
-	    "direction = ?, acked_gen = ?, last_error = '' WHERE id = ?", "sii",
-	    dest ? "destination" : "source", (int64_t)res->base_gen, j->id);
+	    "direction = ?, acked_gen = ?, last_error = '', throttle_bps = "
+	    "CASE WHEN ? THEN ? ELSE throttle_bps END WHERE id = ?", "siiii",
+	    dest ? "destination" : "source", (int64_t)res->base_gen,
+	    (int64_t)j->reverse, (int64_t)(dest ? 0 : moved), j->id);
 	char thr[96] = "";
-	if (j->reverse) {
-		uint64_t moved = dest ? j->throttle_bps : res->rel_throttle_bps;
+	if (moved != 0) {
 		char sz[32];
 
-		(void)adm_db_exec(ctx->db, "UPDATE mirrors SET throttle_bps = ? "
-		    "WHERE id = ?", "ii", (int64_t)(dest ? 0 : moved), j->id);
 		adm_fmt_size(moved, sz, sizeof(sz));
-		if (moved != 0)
-			snprintf(thr, sizeof(thr), "; throttle %s/s, %s", sz,
-			    dest ? "now the peer's" : "as the peer had it");
+		snprintf(thr, sizeof(thr), "; throttle %s/s, %s", sz,
+		    dest ? "now the peer's" : "as the peer had it");
 	}
 	if (j->t_side)
 		adm_event(ctx, j->vol, "mirror.resync", "mirror %s: resync done "

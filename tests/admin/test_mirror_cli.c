@@ -52,7 +52,9 @@
  *   reverse_keeps_throttle  a relationship with --throttle 1M turned
  *               around by `mirror resync --reverse`: the new source's
  *               status shows 1.0M/s (the old source handed it over in
- *               the resync), the old source's shows none, and the new
+ *               the resync), the old source's row has none, no state of
+ *               either row (each what a crash could leave) says source
+ *               without the rate or destination with it, and the new
  *               source's 3 MiB catch-up takes no less than the rate
  *               allows; `mirror modify --throttle 512K` on the new source,
  *               then --reverse again: the first source has 512K/s.
@@ -966,6 +968,78 @@ static void throttle_is(const struct tl_mirror_side *s, const char *dir,
 	free(js);
 }
 
+/* Side s's database, beside its running filerd: run sql (db_run), or
+ * the first column of its first row (db_long; -1 without a row). */
+static void db_run(const struct tl_mirror_side *s, const char *sql)
+{
+	char path[2200], *msg = NULL;
+	sqlite3 *db;
+
+	snprintf(path, sizeof(path), "%s/filer.db", s->home);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	sqlite3_busy_timeout(db, 10000);
+	if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
+		fail_msg("%s: %s", sql, msg);
+	sqlite3_close(db);
+}
+
+static long db_long(const struct tl_mirror_side *s, const char *sql)
+{
+	char path[2200];
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	long v = -1;
+
+	snprintf(path, sizeof(path), "%s/filer.db", s->home);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	sqlite3_busy_timeout(db, 10000);
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL),
+	    SQLITE_OK);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		v = (long)sqlite3_column_int64(st, 0);
+	else
+		assert_int_equal(rc, SQLITE_DONE);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return v;
+}
+
+/* Every state the mirror row of side s is updated to goes into table
+ * row_states: each one is what a crash of filerd right after it would
+ * leave. */
+static void row_states_record(const struct tl_mirror_side *s)
+{
+	db_run(s, "CREATE TABLE row_states (direction TEXT, state TEXT, "
+	    "throttle_bps INTEGER); CREATE TRIGGER row_states AFTER UPDATE "
+	    "ON mirrors BEGIN INSERT INTO row_states VALUES (NEW.direction, "
+	    "NEW.state, NEW.throttle_bps); END;");
+}
+
+/* Side s's row never said source without the rate bps (w: the side
+ * that becomes the source), or destination with a rate (the old
+ * source); it says so now and has that rate.  The record starts over. */
+static void row_states_check(const struct tl_mirror_side *s, bool w,
+    long bps)
+{
+	char sql[256];
+
+	if (w) {
+		snprintf(sql, sizeof(sql), "SELECT count(*) FROM row_states "
+		    "WHERE direction = 'source' AND throttle_bps != %ld", bps);
+		assert_int_equal(db_long(s, sql), 0);
+		assert_int_equal(db_long(s, "SELECT throttle_bps FROM "
+		    "mirrors WHERE direction = 'source'"), bps);
+	} else {
+		assert_int_equal(db_long(s, "SELECT count(*) FROM row_states "
+		    "WHERE direction = 'destination' AND throttle_bps != 0"),
+		    0);
+		assert_int_equal(db_long(s, "SELECT throttle_bps FROM "
+		    "mirrors WHERE direction = 'destination'"), 0);
+	}
+	db_run(s, "DELETE FROM row_states");
+}
+
 /*
  * The throttle is the relationship's, kept in the source's row: a
  * `mirror resync --reverse` that makes the destination the source takes
@@ -975,7 +1049,10 @@ static void throttle_is(const struct tl_mirror_side *s, const char *dir,
  * take no less than 3 s less the bucket's quarter second from the first
  * `mirror resync` to their acknowledgement (the resync before the
  * catch-up only adds to that).  A rate changed on the new source goes
- * back the same way.
+ * back the same way.  The rate moves with the direction, in the same
+ * update of the row: no state of either row, which a crash could leave,
+ * says source without the rate or destination with it, and the old
+ * source's row has none (its status shows no throttle at all).
  */
 static void test_reverse_keeps_throttle(void **state)
 {
@@ -1000,6 +1077,8 @@ static void test_reverse_keeps_throttle(void **state)
 	free(ta_ctl_expect(0, t->d.home, "mirror", "break", "vdst", NULL));
 	free(ta_ctl_expect(0, t->s.home, "mirror", "break", "vsrc", NULL));
 	write_file_mib(&t->d, "/dst-bulk", 80, mib);
+	row_states_record(&t->s);
+	row_states_record(&t->d);
 	t0 = tl_now_s();
 	free(ta_ctl_expect(0, t->s.home, "mirror", "resync", "vsrc",
 	    "--reverse", NULL));
@@ -1021,6 +1100,8 @@ static void test_reverse_keeps_throttle(void **state)
 	if (el < least)
 		fail_msg("catch-up of %u MiB after the reverse resync in "
 		    "%.2f s: faster than the throttle", mib, el);
+	row_states_check(&t->d, true, 1l << 20);
+	row_states_check(&t->s, false, 0);
 	tl_mirror_wait_served(&t->s, g);
 	read_compare_mib(&t->s, "/dst-bulk", 80, mib);
 
@@ -1036,6 +1117,8 @@ static void test_reverse_keeps_throttle(void **state)
 	    "--reverse", NULL));
 	g = wait_acked(t, 1);
 	throttle_is(&t->s, "source", "512K/s", 512l << 10);
+	row_states_check(&t->s, true, 512l << 10);
+	row_states_check(&t->d, false, 0);
 	js = tl_mirror_status(&t->d);
 	ta_json_eq(js, "$.mirrors[0].direction", "destination");
 	free(js);
