@@ -882,6 +882,28 @@ static double resyncing_until(const struct tl_mirror_side *s, double t0)
 	return 0;
 }
 
+/* Both filerds running, a sync relationship created on both sides,
+ * throttled to rate on the source; not initialized. */
+static void throttled_created(struct mtest *t, const char *rate)
+{
+	exports(t);
+	ta_daemon_start(&t->s.d, t->s.home);
+	ta_daemon_start(&t->d.d, t->d.home);
+	tl_mirror_peers(&t->s, &t->d, t->key);
+	free(ta_ctl_expect(0, t->d.home, "mirror", "create", "src:vsrc",
+	    "vdst", "--mode", "sync", NULL));
+	free(ta_ctl_expect(0, t->s.home, "mirror", "create", "vsrc",
+	    "dst:vdst", "--mode", "sync", "--throttle", rate, NULL));
+}
+
+/* The same at 1 MiB/s, its baseline acknowledged and served. */
+static void throttled_pair(struct mtest *t)
+{
+	throttled_created(t, "1M");
+	free(ta_ctl_expect(0, t->s.home, "mirror", "init", "vsrc", NULL));
+	(void)base_served(t);
+}
+
 /*
  * The relationship's throttle (set on the source, 1 MiB/s) limits a
  * resync too, whichever way the data goes: T's 3 MiB cross in no less
@@ -897,16 +919,7 @@ static void test_resync_throttle(void **state)
 	char snap[64], path[128];
 	double t0, el;
 
-	exports(t);
-	ta_daemon_start(&t->s.d, t->s.home);
-	ta_daemon_start(&t->d.d, t->d.home);
-	tl_mirror_peers(&t->s, &t->d, t->key);
-	free(ta_ctl_expect(0, t->d.home, "mirror", "create", "src:vsrc",
-	    "vdst", "--mode", "sync", NULL));
-	free(ta_ctl_expect(0, t->s.home, "mirror", "create", "vsrc",
-	    "dst:vdst", "--mode", "sync", "--throttle", "1M", NULL));
-	free(ta_ctl_expect(0, t->s.home, "mirror", "init", "vsrc", NULL));
-	(void)base_served(t);
+	throttled_pair(t);
 
 	/* Plain: the destination's 3 MiB go to the source, read at 1 MiB/s
 	 * by the source's filerd. */
@@ -1061,16 +1074,7 @@ static void test_reverse_keeps_throttle(void **state)
 	const double least = mib - 0.25;
 	double t0, el;
 
-	exports(t);
-	ta_daemon_start(&t->s.d, t->s.home);
-	ta_daemon_start(&t->d.d, t->d.home);
-	tl_mirror_peers(&t->s, &t->d, t->key);
-	free(ta_ctl_expect(0, t->d.home, "mirror", "create", "src:vsrc",
-	    "vdst", "--mode", "sync", NULL));
-	free(ta_ctl_expect(0, t->s.home, "mirror", "create", "vsrc",
-	    "dst:vdst", "--mode", "sync", "--throttle", "1M", NULL));
-	free(ta_ctl_expect(0, t->s.home, "mirror", "init", "vsrc", NULL));
-	(void)base_served(t);
+	throttled_pair(t);
 	throttle_is(&t->s, "source", "1.0M/s", 1l << 20);
 
 	/* Failover: the destination takes the writes, then fails back. */
@@ -1480,14 +1484,7 @@ static void test_break_unacknowledged_source(void **state)
 	struct mtest *t = *state;
 	char *js, *held = NULL;
 
-	exports(t);
-	ta_daemon_start(&t->s.d, t->s.home);
-	ta_daemon_start(&t->d.d, t->d.home);
-	tl_mirror_peers(&t->s, &t->d, t->key);
-	free(ta_ctl_expect(0, t->d.home, "mirror", "create", "src:vsrc",
-	    "vdst", "--mode", "sync", NULL));
-	free(ta_ctl_expect(0, t->s.home, "mirror", "create", "vsrc",
-	    "dst:vdst", "--mode", "sync", "--throttle", "64K", NULL));
+	throttled_created(t, "64K");
 	write_file_mib(&t->s, "/slow", 50, 4);
 	free(ta_ctl_expect(0, t->s.home, "mirror", "init", "vsrc", NULL));
 	for (int i = 0; i < 200; i++) {
