@@ -1627,8 +1627,11 @@ static void ck_nvlog(struct ck *c)
 		return;
 	/* Committed records may still be staged in memory (a flush writes
 	 * them): write them, so that the file holds every one.  A failed
-	 * log leaves what is on disk, which is what a reopen replays. */
-	(void)nvlog_sync(v->log);
+	 * log leaves what is on disk, which is what a reopen replays.  Not
+	 * nvlog_sync: under cp_serial this thread must not lead flushes,
+	 * which it would go on doing, with CPs held off, for as long as
+	 * other threads queue callbacks. */
+	(void)nvlog_write_staged(v->log);
 	/* A second handle: the live one has started appending and cannot
 	 * replay.  half_bytes 0 never creates or formats a file. */
 	rc = nvlog_open(v->opts.nvlog_path, 0, &lg);

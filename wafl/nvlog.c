@@ -78,6 +78,9 @@
  * nvlog_release_prev writes what is staged and waits out a flush that took
  * an earlier stage (two switches can come with no commit between them,
  * a snapshot's two CPs, and while a leader still holds its stage).
+ * nvlog_write_staged does the same for a reader of the file on another
+ * handle (the checker); what it writes, like a stage written out, makes
+ * the next flush fdatasync the whole file.
  *
  * Asynchronous waiters.  nvlog_when_durable queues a callback instead of
  * blocking, so a server thread can go on with other requests while its
@@ -1511,6 +1514,27 @@ int nvlog_sync(struct nvlog *lg)
 	l = lg->committed_lsn;
 	pthread_mutex_unlock(&lg->mu);
 	return nvlog_wait(lg, l);
+}
+
+int nvlog_write_staged(struct nvlog *lg)
+{
+	uint64_t begun;
+	int rc = 0;
+
+	pthread_mutex_lock(&lg->mu);
+	if (lg->stage_len > 0 && !lg->failed) {
+		rc = stage_out(lg);
+		if (rc != 0) {
+			latch_failed(lg, -EIO, "record write", rc);
+			rc = -EIO;
+		}
+	}
+	/* A leader writes the stage it took before its fdatasync. */
+	begun = lg->flushes_begun;
+	while (lg->st_flushes < begun)
+		pthread_cond_wait(&lg->cv, &lg->mu);
+	pthread_mutex_unlock(&lg->mu);
+	return rc;
 }
 
 /* ------------------------------------------------------------------ */

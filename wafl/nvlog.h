@@ -157,6 +157,14 @@ int nvlog_commit(struct nvlog *lg, struct nvlog_resv *r, uint64_t gen,
 int nvlog_wait(struct nvlog *lg, uint64_t lsn);
 /* Make every committed record durable. */
 int nvlog_sync(struct nvlog *lg);
+/*
+ * Put every record committed so far in the file, for a reader on another
+ * handle (the checker), without making it durable: write what is staged
+ * and wait for a flush in flight to end.  It leads no flush and runs no
+ * callback.  -EIO if that write failed (the log is then failed).  With
+ * NVLOG_OPEN_CRASHSIM, records not yet flushed stay in memory.
+ */
+int nvlog_write_staged(struct nvlog *lg);
 /* The LSN of the last record committed so far (0: none). */
 uint64_t nvlog_committed_lsn(struct nvlog *lg);
 

@@ -1177,6 +1177,169 @@ static void test_online_check_yields_space(void **state)
 }
 
 /*
+ * The check's NVLOG phase must not hold CPs off for as long as other
+ * threads keep the log busy.  One logged operation is left to flush when
+ * the phase begins, with a callback queued for it as a server thread's
+ * reply; each callback, as a stream of replies would, has a thread log one
+ * more operation and queue a callback for it before it returns.  A thread
+ * that flushes the log there then leads flush after flush, running them.
+ * The first callback starts a CP in another thread, and the stream stops
+ * once it is through: it must go through while the stream runs.
+ */
+#define LEAD_STEPS_MAX	400u
+
+struct lead_ctx {
+	struct tl_fs *f;
+	struct wafl_obj root;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	unsigned asked, queued, ran;
+	bool cp_start, cp_done, stop;
+	unsigned cp_done_at;
+	int cp_rc, op_rc;
+};
+
+static struct lead_ctx *lead_ctx;
+
+static void lead_cb(void *arg, int err, bool last)
+{
+	struct lead_ctx *l = arg;
+
+	(void)last;
+	usleep(5000);
+	pthread_mutex_lock(&l->mu);
+	if (err != 0 && l->op_rc == 0)
+		l->op_rc = err;
+	l->ran++;
+	l->cp_start = true;
+	if (!l->cp_done && l->ran < LEAD_STEPS_MAX) {
+		unsigned want = ++l->asked;
+
+		pthread_cond_broadcast(&l->cv);
+		while (l->queued < want && l->op_rc == 0)
+			pthread_cond_wait(&l->cv, &l->mu);
+	}
+	pthread_cond_broadcast(&l->cv);
+	pthread_mutex_unlock(&l->mu);
+}
+
+/* Log one operation and queue its callback without leading a flush. */
+static int lead_queue(struct lead_ctx *l)
+{
+	struct wafl_sattr sa = { .set_mode = true, .mode = 0755 };
+	uint64_t lsn = 0;
+	int rc;
+
+	wafl_defer_begin();
+	rc = wafl_setattr(l->f->v, &yield_cred, &l->root, &sa, NULL, NULL,
+	    NULL);
+	if (wafl_defer_end(&lsn) == NULL && rc == 0)
+		rc = -EINVAL;
+	if (rc == 0)
+		(void)nvlog_when_durable_later(l->f->v->log, lsn, lead_cb, l);
+	return rc;
+}
+
+static void *lead_feeder(void *arg)
+{
+	struct lead_ctx *l = arg;
+
+	pthread_mutex_lock(&l->mu);
+	for (;;) {
+		while (l->queued == l->asked && !l->stop)
+			pthread_cond_wait(&l->cv, &l->mu);
+		if (l->stop)
+			break;
+		pthread_mutex_unlock(&l->mu);
+		int rc = lead_queue(l);
+		pthread_mutex_lock(&l->mu);
+		if (rc != 0 && l->op_rc == 0)
+			l->op_rc = rc;
+		l->queued++;
+		pthread_cond_broadcast(&l->cv);
+	}
+	pthread_mutex_unlock(&l->mu);
+	return NULL;
+}
+
+static void *lead_cp(void *arg)
+{
+	struct lead_ctx *l = arg;
+	int rc;
+
+	pthread_mutex_lock(&l->mu);
+	while (!l->cp_start && !l->stop)
+		pthread_cond_wait(&l->cv, &l->mu);
+	pthread_mutex_unlock(&l->mu);
+	rc = wafl_sync(l->f->v);
+	pthread_mutex_lock(&l->mu);
+	l->cp_rc = rc;
+	l->cp_done = true;
+	l->cp_done_at = l->ran;
+	pthread_cond_broadcast(&l->cv);
+	pthread_mutex_unlock(&l->mu);
+	return NULL;
+}
+
+/* Inside the check, CPs going on: the first operation and its callback. */
+static void lead_hook(struct wafl_vol *v)
+{
+	struct lead_ctx *l = lead_ctx;
+
+	(void)v;
+	pthread_mutex_lock(&l->mu);
+	unsigned want = ++l->asked;
+
+	pthread_cond_broadcast(&l->cv);
+	while (l->queued < want)
+		pthread_cond_wait(&l->cv, &l->mu);
+	pthread_mutex_unlock(&l->mu);
+}
+
+static void test_check_log_phase_lets_cps_run(void **state)
+{
+	struct tl_fs *f = *state;
+	struct lead_ctx l = { .f = f };
+	struct wafl_check_result res;
+	struct wafl_check_detail det;
+	pthread_t feeder, cp;
+
+	pthread_mutex_init(&l.mu, NULL);
+	pthread_cond_init(&l.cv, NULL);
+	assert_int_equal(wafl_root(f->v, &l.root), 0);
+	assert_int_equal(pthread_create(&feeder, NULL, lead_feeder, &l), 0);
+	assert_int_equal(pthread_create(&cp, NULL, lead_cp, &l), 0);
+	lead_ctx = &l;
+	wafl_check_set_test_hook(lead_hook);
+	int rc = check(f, &res, &det);
+	wafl_check_set_test_hook(NULL);
+	/* Let the stream end, and the CP, whatever the check did. */
+	pthread_mutex_lock(&l.mu);
+	l.cp_start = true;
+	pthread_cond_broadcast(&l.cv);
+	while (!l.cp_done)
+		pthread_cond_wait(&l.cv, &l.mu);
+	pthread_mutex_unlock(&l.mu);
+	assert_int_equal(pthread_join(cp, NULL), 0);
+	assert_int_equal(nvlog_sync(f->v->log), 0);
+	pthread_mutex_lock(&l.mu);
+	l.stop = true;
+	pthread_cond_broadcast(&l.cv);
+	pthread_mutex_unlock(&l.mu);
+	assert_int_equal(pthread_join(feeder, NULL), 0);
+
+	assert_int_equal(rc, 0);
+	assert_int_equal(l.op_rc, 0);
+	assert_int_equal(l.cp_rc, 0);
+	if (l.cp_done_at >= LEAD_STEPS_MAX)
+		fail_msg("the CP waited for the check's NVLOG phase: it went "
+		    "through after %u flushes, when the stream ended",
+		    l.cp_done_at);
+	pthread_mutex_destroy(&l.mu);
+	pthread_cond_destroy(&l.cv);
+}
+
+/*
  * An unmount waits for a running online check (which walks without the
  * CP lock): it returns only after the check has, and the check is clean.
  */
@@ -1313,6 +1476,8 @@ int main(void)
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_online_check_yields_space,
 		    setup_small, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_check_log_phase_lets_cps_run, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("wafl check", tests, NULL, NULL);
 }

@@ -575,6 +575,77 @@ static off_t rec_off(size_t i, uint32_t payload)
 	return (off_t)(NVLOG_HDR_BLOCK + i * sz);
 }
 
+/*
+ * nvlog_write_staged puts the committed records in the file for a reader
+ * on another handle, without a flush: what is staged, and what a leader
+ * took with its stage (it waits for that flush to end).
+ */
+struct ws {
+	struct nvlog *lg;
+	uint64_t lsn;
+	int rc_wait, rc_ws;
+	bool ws_done;
+};
+
+static void *ws_wait(void *arg)
+{
+	struct ws *w = arg;
+
+	w->rc_wait = nvlog_wait(w->lg, w->lsn);
+	return NULL;
+}
+
+static void *ws_write(void *arg)
+{
+	struct ws *w = arg;
+
+	w->rc_ws = nvlog_write_staged(w->lg);
+	__atomic_store_n(&w->ws_done, true, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+static void test_write_staged(void **state)
+{
+	struct t_ctx *c = *state;
+	struct collect co = { 0 };
+	struct ws w = { .lg = open_ok(c->path, HALF_SMALL) };
+	struct timespec ts = { 0, 100 * 1000 * 1000 };
+	struct nvlog_stats st;
+	pthread_t ta, tw;
+
+	assert_int_equal(nvlog_start(w.lg), 0);
+	for (uint64_t k = 0; k < 3; k++)
+		(void)put(w.lg, c->buf, 1, 1, 200, k);	/* staged */
+	assert_int_equal(nvlog_write_staged(w.lg), 0);
+	nvlog_get_stats(w.lg, &st);
+	assert_int_equal(st.flushes, 0);
+	assert_int_equal(st.durable_lsn + 4, st.next_lsn);
+	replay_ok(c->path, 0, &co);
+	assert_int_equal(co.n, 3);
+
+	/* A leader holds the stage with the fourth record in its write. */
+	w.lsn = put(w.lg, c->buf, 1, 1, 200, 3);
+	gate_arm(rec_off(3, 200));
+	assert_int_equal(pthread_create(&ta, NULL, ws_wait, &w), 0);
+	gate_wait_arrival();
+	(void)put(w.lg, c->buf, 1, 1, 200, 4);		/* the next stage */
+	assert_int_equal(pthread_create(&tw, NULL, ws_write, &w), 0);
+	nanosleep(&ts, NULL);
+	assert_false(__atomic_load_n(&w.ws_done, __ATOMIC_ACQUIRE));
+	gate_release();
+	assert_int_equal(pthread_join(tw, NULL), 0);
+	assert_int_equal(pthread_join(ta, NULL), 0);
+	assert_int_equal(w.rc_wait, 0);
+	assert_int_equal(w.rc_ws, 0);
+	replay_ok(c->path, 0, &co);
+	assert_int_equal(co.n, 5);
+	for (size_t i = 0; i < co.n; i++)
+		assert_int_equal(co.v[i].crc, key_crc(c->buf, 200, i));
+	collect_reset(&co);
+	nvlog_close(w.lg);
+}
+
+
 static void flip_byte(const char *path, off_t off)
 {
 	int fd = open(path, O_RDWR);
@@ -1483,6 +1554,8 @@ int main(void)
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_inflight_stage_reused_half,
 		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_write_staged, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_torn_tail, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt_middle, setup,
