@@ -291,6 +291,12 @@ static int check_answer(struct adm_ctx *ctx, struct adm_rep *rep,
 	adm_rep_u64(rep, "dirs_checked", res->dirs_checked);
 	adm_rep_u64(rep, "errors", res->errors);
 	adm_rep_str(rep, "first_error", res->first_error);
+	if (rc == -ENOSPC && res->errors == 0)
+		return adm_fail(rep, ADM_ERR, "check of volume %s stopped: the "
+		    "volume is nearly full and writes needed the blocks the "
+		    "check kept for the roots it was reading; free some space "
+		    "and run it again, or check it offline (vol offline)",
+		    name);
 	if (rc != 0 && res->errors == 0)
 		return adm_fail(rep, ADM_ERR, "check of volume %s could not "
 		    "run: %s", name, fl_strerror(rc));
@@ -361,12 +367,6 @@ static int check_finish(struct adm_ctx *ctx, struct adm_job *j,
 		st = adm_fail(rep, ADM_ERR, "check of volume %s cancelled "
 		    "(check --cancel, the volume went offline, its mirror took "
 		    "its file system, or filerd is stopping); run it again",
-		    j->vol);
-	else if (cj->rc == -ENOSPC)
-		st = adm_fail(rep, ADM_ERR, "check of volume %s stopped: the "
-		    "volume is nearly full and writes needed the blocks the "
-		    "check kept for the roots it was reading; free some space "
-		    "and run it again, or check it offline (vol offline)",
 		    j->vol);
 	else
 		st = check_answer(ctx, rep, j->vol, cj->has_snap ? cj->snap :

@@ -1713,16 +1713,18 @@ static int check_begin(struct ck *c)
 		if (c->holds[h].gen != 0)
 			c->online = check_pin(c, c->holds[h].gen,
 			    &c->holds[h].root);
+	/* Counted before cp_lock goes, so that a writer short of space
+	 * finds the pins' check to ask (check_mu nests inside cp_lock). */
+	if (c->online && c->npinned > 0) {
+		pthread_mutex_lock(&v->check_mu);
+		v->checks_pinned++;
+		pthread_mutex_unlock(&v->check_mu);
+	}
 	pthread_rwlock_unlock(&v->cp_lock);
 	if (!c->online && c->npinned > 0) {
 		fl_info(CK_SUB, "check: no pin slot left: consistency points "
 		    "wait for the check");
 		check_unpin(c);
-	}
-	if (c->npinned > 0) {
-		pthread_mutex_lock(&v->check_mu);
-		v->checks_pinned++;
-		pthread_mutex_unlock(&v->check_mu);
 	}
 	return rc;
 }
@@ -1736,7 +1738,7 @@ static void check_end(struct ck *c)
 	pthread_mutex_lock(&v->check_mu);
 	v->checks--;
 	if (pinned && --v->checks_pinned == 0)
-		v->check_yield = false;
+		__atomic_store_n(&v->check_yield, false, __ATOMIC_RELEASE);
 	pthread_cond_broadcast(&v->check_cv);
 	pthread_mutex_unlock(&v->check_mu);
 }
@@ -1746,6 +1748,13 @@ bool check_yield_space(struct wafl_vol *v)
 	struct timespec until;
 	bool had;
 
+	/* Only if a pin is what keeps the oldest frees: behind a mirror's
+	 * older hold, stopping the check would give nothing back. */
+	pthread_rwlock_rdlock(&v->cp_lock);
+	had = pins_keep_oldest(v);
+	pthread_rwlock_unlock(&v->cp_lock);
+	if (!had)
+		return false;
 	clock_gettime(CLOCK_REALTIME, &until);
 	until.tv_sec += CHECK_YIELD_WAIT_MS / 1000;
 	pthread_mutex_lock(&v->check_mu);

@@ -54,6 +54,20 @@ uint64_t retained_oldest_gen(struct wafl_vol *v)
 	return oldest;
 }
 
+bool pins_keep_oldest(struct wafl_vol *v)
+{
+	uint64_t others = v->fsi.ring_len > 0 ?
+	    v->fsi.ring[v->fsi.ring_len - 1].gen : v->durable_gen;
+
+	for (unsigned h = 0; h < WAFL_MAX_HOLDS; h++)
+		if (v->holds[h].gen != 0 && v->holds[h].gen < others)
+			others = v->holds[h].gen;
+	for (unsigned p = 0; p < WAFL_MAX_PINS; p++)
+		if (v->pins[p].gen != 0 && v->pins[p].gen < others)
+			return true;
+	return false;
+}
+
 int roots_pin(struct wafl_vol *v, uint64_t gen, const struct wafl_bp *root)
 {
 	int free_slot = -1;

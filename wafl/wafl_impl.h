@@ -376,6 +376,9 @@ uint64_t retained_oldest_gen(struct wafl_vol *v);
  * -ENOSPC when every pin slot is taken.  Unpin takes cp_lock itself;
  * the root's blocks may be reused from the next CP on. */
 int roots_pin(struct wafl_vol *v, uint64_t gen, const struct wafl_bp *root);
+/* A pin is older than every ring root and hold: it alone keeps the
+ * oldest pending frees.  cp_lock held (shared is enough). */
+bool pins_keep_oldest(struct wafl_vol *v);
 void roots_unpin(struct wafl_vol *v, uint64_t gen);
 
 /* ---------------------------------------------------------- snapshots */
