@@ -1743,15 +1743,15 @@ static void check_end(struct ck *c)
 	pthread_mutex_unlock(&v->check_mu);
 }
 
-bool check_yield_space(struct wafl_vol *v)
+bool check_yield_space(struct wafl_vol *v, uint64_t need)
 {
 	struct timespec until;
 	bool had;
 
-	/* Only if a pin is what keeps the oldest frees: behind a mirror's
-	 * older hold, stopping the check would give nothing back. */
+	/* Only if the pins alone keep some pending frees: behind a
+	 * mirror's older hold, stopping the check gives nothing back. */
 	pthread_rwlock_rdlock(&v->cp_lock);
-	had = pins_keep_oldest(v);
+	had = pins_keep_oldest(v, FL_MAX(need, 1));
 	pthread_rwlock_unlock(&v->cp_lock);
 	if (!had)
 		return false;

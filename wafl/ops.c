@@ -295,7 +295,7 @@ int ops_tx_begin(struct wafl_vol *v, uint32_t max_payload,
 			    v->npending > 0) {
 				batch_release();
 				yielded = true;
-				if (check_yield_space(v)) {
+				if (check_yield_space(v, need_blocks)) {
 					tries = 0;
 					continue;
 				}

@@ -54,16 +54,21 @@ uint64_t retained_oldest_gen(struct wafl_vol *v)
 	return oldest;
 }
 
-bool pins_keep_oldest(struct wafl_vol *v)
+bool pins_keep_oldest(struct wafl_vol *v, uint64_t need)
 {
-	uint64_t others = v->fsi.ring_len > 0 ?
+	uint64_t n = 0;
+	uint64_t with = retained_oldest_gen(v);
+	uint64_t without = v->fsi.ring_len > 0 ?
 	    v->fsi.ring[v->fsi.ring_len - 1].gen : v->durable_gen;
 
 	for (unsigned h = 0; h < WAFL_MAX_HOLDS; h++)
-		if (v->holds[h].gen != 0 && v->holds[h].gen < others)
-			others = v->holds[h].gen;
-	for (unsigned p = 0; p < WAFL_MAX_PINS; p++)
-		if (v->pins[p].gen != 0 && v->pins[p].gen < others)
+		if (v->holds[h].gen != 0 && v->holds[h].gen < without)
+			without = v->holds[h].gen;
+	/* A free tagged g leaves once g <= the oldest retained generation
+	 * (alloc_release): without the pins, those in (with, without]. */
+	for (uint64_t i = 0; without > with && i < v->npending; i++)
+		if (v->pending[i].gen > with && v->pending[i].gen <= without &&
+		    ++n >= need)
 			return true;
 	return false;
 }

@@ -376,9 +376,10 @@ uint64_t retained_oldest_gen(struct wafl_vol *v);
  * -ENOSPC when every pin slot is taken.  Unpin takes cp_lock itself;
  * the root's blocks may be reused from the next CP on. */
 int roots_pin(struct wafl_vol *v, uint64_t gen, const struct wafl_bp *root);
-/* A pin is older than every ring root and hold: it alone keeps the
- * oldest pending frees.  cp_lock held (shared is enough). */
-bool pins_keep_oldest(struct wafl_vol *v);
+/* At least need pending frees (and at least one) would leave if the pins
+ * went: the pins, older than every ring root and hold, alone keep them.
+ * cp_lock held (shared is enough). */
+bool pins_keep_oldest(struct wafl_vol *v, uint64_t need);
 void roots_unpin(struct wafl_vol *v, uint64_t gen);
 
 /* ---------------------------------------------------------- snapshots */
@@ -446,12 +447,13 @@ struct wafl_check_detail {
 int wafl_check_detail(struct wafl_vol *v, struct wafl_check_result *res,
     struct wafl_check_detail *det);
 /*
- * An operation short of space whose pending frees an online check's pins
- * keep: ask every such check to stop, and wait (at most
- * CHECK_YIELD_WAIT_MS) until none holds pins.  true if one did (the
- * caller runs its CPs again).  Called without cp_lock.
+ * An operation short of space that needs need blocks: if the pins of
+ * online checks alone keep at least that many pending frees, ask every
+ * check holding pins to stop, and wait (at most CHECK_YIELD_WAIT_MS)
+ * until none holds pins.  true if it asked (the caller runs its CPs
+ * again).  Called without cp_lock.
  */
-bool check_yield_space(struct wafl_vol *v);
+bool check_yield_space(struct wafl_vol *v, uint64_t need);
 #define CHECK_YIELD_WAIT_MS	30000u
 /* end check.c */
 
