@@ -103,11 +103,16 @@
  * hostile: every field is bounded before use and a bad header gives
  * -FL_ECORRUPT with a message, never an assertion.
  *
- * Crash simulation (tests, NVLOG_OPEN_CRASHSIM).  Appends since the last
- * completed flush stay in memory (the pending list, standing in for the
- * page cache) and are written by the flush leader before its fdatasync;
- * nvlog_crash_drop_unsynced / _tear_unsynced throw them away or write them
- * partly, which is what a power cut can leave.
+ * Crash simulation (tests, NVLOG_OPEN_CRASHSIM).  The log runs its real
+ * paths (staging, large records, write-outs, RWF_DSYNC flushes) over a
+ * simulated page cache: a write without sync goes to the pending list (in
+ * order, under pc_mu) instead of the file; fdatasync writes the whole list
+ * to the file; an RWF_DSYNC write goes to the file at once after the
+ * pending writes it overlaps (the page cache holds the newest bytes of a
+ * range), leaving the others pending, as the kernel writes back that range
+ * only.  nvlog_crash_drop_unsynced / _tear_unsynced then throw the pending
+ * writes away or apply some of them, whole or torn, and the stage (memory)
+ * is lost: what a power cut can leave.
  */
 #include "wafl/nvlog.h"
 
@@ -183,7 +188,7 @@ struct nvlog_hdr {
 	uint64_t start_lsn;
 };
 
-/* A record appended but not yet flushed (crash simulation only). */
+/* A write not yet synced: crash simulation's page cache. */
 struct nv_pending {
 	struct nv_pending *next;
 	uint64_t off;
@@ -223,6 +228,8 @@ struct nvlog {
 	int fail_err;			/* -EIO, or -FL_ECRASHED */
 
 	uint8_t *recbuf;		/* one encoded record, under mu */
+	/* Crash simulation: writes not yet synced, in order (pc_mu). */
+	pthread_mutex_t pc_mu;
 	struct nv_pending *pend_head, **pend_tail;
 
 	/* Records committed since the last flush began, written by the
@@ -379,12 +386,50 @@ static uint64_t half_base(const struct nvlog *lg, unsigned h)
 	return NVLOG_HDR_BLOCK + (uint64_t)h * lg->hdr.half_bytes;
 }
 
+/* Crash simulation: apply the pending writes (all, or those overlapping
+ * [off, off + len)) to the file, in order.  pc_mu held. */
+static int pc_apply(struct nvlog *lg, bool all, uint64_t off, uint64_t len)
+{
+	struct nv_pending **pp = &lg->pend_head;
+	int rc = 0;
+
+	while (*pp != NULL) {
+		struct nv_pending *q = *pp;
+
+		if (!all && (q->off >= off + len || q->off + q->len <= off)) {
+			pp = &q->next;
+			continue;
+		}
+		if (rc == 0)
+			rc = fl_pwrite_full(lg->fd, q->data, q->len, q->off);
+		*pp = q->next;
+		free(q);
+	}
+	lg->pend_tail = pp;
+	return rc;
+}
+
 static int nv_write(struct nvlog *lg, const void *buf, size_t len,
     uint64_t off)
 {
+	struct nv_pending *pe;
+
 	if (__atomic_load_n(&lg->faults, __ATOMIC_RELAXED) & NVLOG_FAULT_WRITE)
 		return FL_ERR(-EIO);
-	return fl_pwrite_full(lg->fd, buf, len, off);
+	if (!(lg->flags & NVLOG_OPEN_CRASHSIM))
+		return fl_pwrite_full(lg->fd, buf, len, off);
+	pe = malloc(sizeof(*pe) + len);
+	if (pe == NULL)
+		return -ENOMEM;
+	pe->next = NULL;
+	pe->off = off;
+	pe->len = (uint32_t)len;
+	memcpy(pe->data, buf, len);
+	pthread_mutex_lock(&lg->pc_mu);
+	*lg->pend_tail = pe;
+	lg->pend_tail = &pe->next;
+	pthread_mutex_unlock(&lg->pc_mu);
+	return 0;
 }
 
 /*
@@ -403,6 +448,18 @@ static int nv_write_dsync(struct nvlog *lg, const void *buf, size_t len,
 	if (f & NVLOG_FAULT_WRITE)
 		return FL_ERR(-EIO);
 	*what = "record write and fdatasync (RWF_DSYNC)";
+	if (lg->flags & NVLOG_OPEN_CRASHSIM) {
+		int rc;
+
+		pthread_mutex_lock(&lg->pc_mu);
+		rc = pc_apply(lg, false, off, len);
+		if (rc == 0)
+			rc = fl_pwrite_full(lg->fd, buf, len, off);
+		pthread_mutex_unlock(&lg->pc_mu);
+		if (rc != 0)
+			return rc;
+		done = len;
+	}
 	while (done < len) {
 		struct iovec iov = { .iov_base = (uint8_t *)buf + done,
 		    .iov_len = len - done };
@@ -430,6 +487,15 @@ static int nv_sync(struct nvlog *lg)
 {
 	if (__atomic_load_n(&lg->faults, __ATOMIC_RELAXED) & NVLOG_FAULT_SYNC)
 		return FL_ERR(-EIO);
+	if (lg->flags & NVLOG_OPEN_CRASHSIM) {
+		int rc;
+
+		pthread_mutex_lock(&lg->pc_mu);
+		rc = pc_apply(lg, true, 0, 0);
+		pthread_mutex_unlock(&lg->pc_mu);
+		if (rc != 0)
+			return rc;
+	}
 	if (fdatasync(lg->fd) != 0)
 		return -errno;
 	return 0;
@@ -627,6 +693,7 @@ int nvlog_open_flags(const char *path, uint64_t half_bytes, unsigned flags,
 		goto out;
 	}
 	pthread_mutex_init(&lg->mu, NULL);
+	pthread_mutex_init(&lg->pc_mu, NULL);
 	pthread_cond_init(&lg->cv, NULL);
 
 	lg->fd = open(path, O_RDWR | O_CLOEXEC);
@@ -732,6 +799,7 @@ out:
 		    lg->stage != NULL && lg->spare != NULL) {
 			pthread_cond_destroy(&lg->cv);
 			pthread_mutex_destroy(&lg->mu);
+			pthread_mutex_destroy(&lg->pc_mu);
 		}
 		free(lg->recbuf);
 		free(lg->stage);
@@ -764,20 +832,24 @@ void nvlog_close(struct nvlog *lg)
 		else
 			pthread_cond_wait(&lg->cv, &lg->mu);
 	}
-	p = pending_take(lg);
 	/* What no flush wrote is written now, as the page cache would have
 	 * kept it; no durability is claimed for it. */
 	if (lg->stage_len > 0 && !lg->failed)
 		(void)nv_write(lg, lg->stage, lg->stage_len, lg->stage_off);
 	lg->stage_len = 0;
 	pthread_mutex_unlock(&lg->mu);
-	/* Crash simulation, clean exit: the page cache keeps its pages. */
+	/* Crash simulation, clean exit: the page cache keeps its pages
+	 * (after a simulated crash the list is empty). */
+	pthread_mutex_lock(&lg->pc_mu);
+	p = pending_take(lg);
+	pthread_mutex_unlock(&lg->pc_mu);
 	for (struct nv_pending *q = p; q != NULL; q = q->next)
 		(void)fl_pwrite_full(lg->fd, q->data, q->len, q->off);
 	pending_free(p);
 	close(lg->fd);
 	pthread_cond_destroy(&lg->cv);
 	pthread_mutex_destroy(&lg->mu);
+	pthread_mutex_destroy(&lg->pc_mu);
 	free(lg->recbuf);
 	free(lg->stage);
 	free(lg->spare);
@@ -1157,7 +1229,6 @@ int nvlog_commit(struct nvlog *lg, struct nvlog_resv *r, uint64_t gen,
     uint16_t type, const struct iovec *iov, int iovcnt, uint64_t *lsn)
 {
 	uint64_t len = NVLOG_REC_HDR, size, off, l;
-	struct nv_pending *pe = NULL;
 	uint32_t resv;
 	uint8_t *p;
 	int rc = 0;
@@ -1205,27 +1276,11 @@ int nvlog_commit(struct nvlog *lg, struct nvlog_resv *r, uint64_t gen,
 	fl_put_le32(p + NVR_CRC, rec_crc(lg->hdr.run, p, (uint32_t)len));
 
 	off = half_base(lg, lg->cur) + lg->tail;
-	if (lg->flags & NVLOG_OPEN_CRASHSIM) {
-		pe = malloc(sizeof(*pe) + size);
-		if (pe == NULL) {
-			rc = -ENOMEM;
-			latch_failed(lg, -EIO, "record buffer", rc);
-			rc = -EIO;
-			goto out;
-		}
-		pe->next = NULL;
-		pe->off = off;
-		pe->len = (uint32_t)size;
-		memcpy(pe->data, p, size);
-		*lg->pend_tail = pe;
-		lg->pend_tail = &pe->next;
-	} else {
-		rc = stage_record(lg, p, size, off);
-		if (rc != 0) {
-			latch_failed(lg, -EIO, "record write", rc);
-			rc = -EIO;
-			goto out;
-		}
+	rc = stage_record(lg, p, size, off);
+	if (rc != 0) {
+		latch_failed(lg, -EIO, "record write", rc);
+		rc = -EIO;
+		goto out;
 	}
 	lg->next_lsn = l + 1;
 	lg->committed_lsn = l;
@@ -1248,19 +1303,16 @@ out:
  * then the next.  One at a time all the same: the records that arrive
  * during a flush then share the next one, and under load fewer, larger
  * groups cost less CPU than the latency an overlapping flush saves
- * (docs/wafl-nvlog.md, "Group commit").  Crash simulation needs one at a
- * time anyway: there each leader writes the pending records itself and a
- * later flush must not overtake them.
+ * (docs/wafl-nvlog.md, "Group commit").  The stage's spare buffer needs
+ * one at a time too (flush_locked).
  */
 #define NV_FLUSHES_MAX	1
 _Static_assert(NV_FLUSHES_MAX == 1, "flush_locked swaps one spare stage");
 
 static bool flush_useful(const struct nvlog *lg)
 {
-	unsigned max = (lg->flags & NVLOG_OPEN_CRASHSIM) ? 1 : NV_FLUSHES_MAX;
-
 	return !lg->failed && lg->committed_lsn > lg->flush_started &&
-	    lg->nflushing < max;
+	    lg->nflushing < NV_FLUSHES_MAX;
 }
 
 /*
@@ -1270,7 +1322,6 @@ static bool flush_useful(const struct nvlog *lg)
 static void flush_locked(struct nvlog *lg)
 {
 	uint64_t target = lg->committed_lsn;
-	struct nv_pending *pend;
 	const char *what = "fdatasync";
 	uint8_t *buf = lg->stage;
 	uint64_t off = lg->stage_off;
@@ -1281,7 +1332,6 @@ static void flush_locked(struct nvlog *lg)
 	lg->nflushing++;
 	lg->flushes_begun++;
 	lg->flush_started = target;
-	pend = pending_take(lg);
 	/* One leader at a time (NV_FLUSHES_MAX), so spare is free. */
 	lg->stage = lg->spare;
 	lg->spare = buf;
@@ -1289,7 +1339,7 @@ static void flush_locked(struct nvlog *lg)
 	/* Every record up to target is in this stage, or was written
 	 * before (unsynced_writes), or was made durable by the flush before
 	 * this one, which ended before this one began. */
-	whole = lg->unsynced_writes || pend != NULL || len == 0 || lg->nodsync;
+	whole = lg->unsynced_writes || len == 0 || lg->nodsync;
 	lg->unsynced_writes = false;
 	pthread_mutex_unlock(&lg->mu);
 
@@ -1304,11 +1354,6 @@ static void flush_locked(struct nvlog *lg)
 		rc = nv_write(lg, buf, len, off);
 		what = "record write";
 	}
-	for (struct nv_pending *q = pend; q != NULL && rc == 0; q = q->next) {
-		rc = nv_write(lg, q->data, q->len, q->off);
-		what = "record write";
-	}
-	pending_free(pend);
 	if (rc == 0) {
 		what = "fdatasync";
 		rc = nv_sync(lg);
@@ -1640,7 +1685,10 @@ static int crash_common(struct nvlog *lg, bool tear, uint64_t seed)
 	pthread_mutex_lock(&lg->mu);
 	while (lg->nflushing > 0)
 		pthread_cond_wait(&lg->cv, &lg->mu);
+	lg->stage_len = 0;		/* memory: gone */
+	pthread_mutex_lock(&lg->pc_mu);
 	pend = pending_take(lg);
+	pthread_mutex_unlock(&lg->pc_mu);
 	latch_failed(lg, -FL_ECRASHED, "simulated crash", -FL_ECRASHED);
 	pthread_mutex_unlock(&lg->mu);
 

@@ -1059,6 +1059,37 @@ static void test_crash_sim(void **state)
 	assert_int_equal(co.n, 10);
 	assert_int_equal(co.v[9].lsn, l10);
 
+	/* Records written outside a flush's stage -- a large one, written
+	 * by its commit; a stage written out when the next record did not
+	 * fit -- are synced by the flush that covers them: a power cut after
+	 * the wait keeps them all (a flush writing only its own stage with
+	 * RWF_DSYNC would leave them in the page cache). */
+	unlink(c->path);
+	assert_int_equal(nvlog_open_flags(c->path, HALF_SMALL,
+	    NVLOG_OPEN_CRASHSIM, &lg), 0);
+	assert_int_equal(nvlog_start(lg), 0);
+	put(lg, c->buf, 1, 1, 100 << 10, 100);
+	l10 = put(lg, c->buf, 1, 1, 64, 101);
+	assert_int_equal(nvlog_wait(lg, l10), 0);
+	assert_int_equal(nvlog_crash_drop_unsynced(lg), 0);
+	nvlog_close(lg);
+	replay_ok(c->path, 0, &co);
+	assert_int_equal(co.n, 2);
+	assert_int_equal(co.v[0].crc, key_crc(c->buf, 100 << 10, 100));
+	assert_int_equal(co.v[1].crc, key_crc(c->buf, 64, 101));
+	unlink(c->path);
+	assert_int_equal(nvlog_open_flags(c->path, HALF_SMALL,
+	    NVLOG_OPEN_CRASHSIM, &lg), 0);
+	assert_int_equal(nvlog_start(lg), 0);
+	for (int i = 0; i < 300; i++)		/* over the 256 KiB stage */
+		l10 = put(lg, c->buf, 1, 1, 1000, (uint64_t)i);
+	assert_int_equal(nvlog_wait(lg, l10), 0);
+	assert_int_equal(nvlog_crash_drop_unsynced(lg), 0);
+	nvlog_close(lg);
+	replay_ok(c->path, 0, &co);
+	assert_int_equal(co.n, 300);
+	assert_int_equal(co.v[299].crc, key_crc(c->buf, 1000, 299));
+
 	/* A clean close of a crash-simulating log writes everything. */
 	unlink(c->path);
 	assert_int_equal(nvlog_open_flags(c->path, HALF_SMALL,
