@@ -228,8 +228,12 @@ static void resync_paced(struct tm_pair *p, wafl_vol_t *w, wafl_vol_t **t,
 	o = rs_opts(p, mir_resync_port(r));
 	o.throttle_send_bps = t_send_bps;
 	/* T hands the relationship's rate over (filerd: when its row is
-	 * the source); a rate below the floor goes as the floor. */
-	o.rel_throttle_bps = t_send_bps != 0 ? t_send_bps : 1000;
+	 * the source); a rate below the floor goes as the floor, one above
+	 * the ceiling as the ceiling (every other unthrottled resync). */
+	static unsigned unpaced;
+	uint64_t rel = t_send_bps != 0 ? t_send_bps :
+	    unpaced++ % 2 == 0 ? 1000 : MIR_THROTTLE_MAX + 1;
+	o.rel_throttle_bps = rel;
 	uint64_t t0 = fl_now_mono_ns();
 	int rc = mir_resync_overwrite(t, traid, tlog, &o, tr);
 	if (secs != NULL)
@@ -245,7 +249,7 @@ static void resync_paced(struct tm_pair *p, wafl_vol_t *w, wafl_vol_t **t,
 	assert_int_equal(wr->snap_gen, tr->snap_gen);
 	assert_int_equal(wr->blocks_received, tr->blocks_sent);
 	assert_int_equal(wr->rel_throttle_bps, t_send_bps != 0 ? t_send_bps :
-	    MIR_THROTTLE_MIN);
+	    rel == 1000 ? MIR_THROTTLE_MIN : MIR_THROTTLE_MAX);
 }
 
 static void resync(struct tm_pair *p, wafl_vol_t *w, wafl_vol_t **t,
