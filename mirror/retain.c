@@ -84,7 +84,7 @@ uint64_t mir_base_snapshot(wafl_vol_t *v, uint64_t gen)
 int mir_base_fallback(wafl_vol_t *v, uint64_t acked, uint64_t bound)
 {
 	char name[64];
-	uint64_t pending = wafl_pending_blocks(v);
+	uint64_t pending = wafl_pending_blocks_unpinned(v);
 	int rc;
 
 	if (acked == 0 || pending <= bound)

@@ -1012,7 +1012,8 @@ static void fallback_check(struct mir_source *s)
 		 * root it serves is not known yet, so each becomes a
 		 * snapshot (a few: what the last run had sent). */
 		if (s->nholds == 0 ||
-		    wafl_pending_blocks(s->v) <= s->o.fallback_blocks)
+		    wafl_pending_blocks_unpinned(s->v) <=
+		    s->o.fallback_blocks)
 			return;
 		for (unsigned i = 0; i < s->nholds; i++) {
 			if (mir_base_fallback(s->v, s->holds[i], 0) != 1)

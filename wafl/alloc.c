@@ -396,3 +396,18 @@ uint64_t wafl_pending_blocks(wafl_vol_t *v)
 	pthread_rwlock_unlock(&v->cp_lock);
 	return n;
 }
+
+uint64_t wafl_pending_blocks_unpinned(wafl_vol_t *v)
+{
+	uint64_t n = 0;
+
+	pthread_rwlock_rdlock(&v->cp_lock);
+	uint64_t oldest = retained_oldest_unpinned(v);
+	/* A free tagged g leaves once g <= the oldest retained root
+	 * (alloc_release): the ring and the holds keep those above. */
+	for (uint64_t i = 0; i < v->npending; i++)
+		if (v->pending[i].gen > oldest)
+			n++;
+	pthread_rwlock_unlock(&v->cp_lock);
+	return n;
+}

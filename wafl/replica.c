@@ -54,16 +54,23 @@ uint64_t retained_oldest_gen(struct wafl_vol *v)
 	return oldest;
 }
 
+uint64_t retained_oldest_unpinned(struct wafl_vol *v)
+{
+	uint64_t oldest = v->fsi.ring_len > 0 ?
+	    v->fsi.ring[v->fsi.ring_len - 1].gen : v->durable_gen;
+
+	for (unsigned h = 0; h < WAFL_MAX_HOLDS; h++)
+		if (v->holds[h].gen != 0 && v->holds[h].gen < oldest)
+			oldest = v->holds[h].gen;
+	return oldest;
+}
+
 bool pins_keep_oldest(struct wafl_vol *v, uint64_t need)
 {
 	uint64_t n = 0;
 	uint64_t with = retained_oldest_gen(v);
-	uint64_t without = v->fsi.ring_len > 0 ?
-	    v->fsi.ring[v->fsi.ring_len - 1].gen : v->durable_gen;
+	uint64_t without = retained_oldest_unpinned(v);
 
-	for (unsigned h = 0; h < WAFL_MAX_HOLDS; h++)
-		if (v->holds[h].gen != 0 && v->holds[h].gen < without)
-			without = v->holds[h].gen;
 	/* A free tagged g leaves once g <= the oldest retained generation
 	 * (alloc_release): without the pins, those in (with, without]. */
 	for (uint64_t i = 0; without > with && i < v->npending; i++)

@@ -548,9 +548,12 @@ int wafl_rollback_replica(raid_vol_t *raid, uint64_t gen,
 int wafl_snap_root_info(wafl_vol_t *v, const char *name, uint64_t *gen,
     uint32_t *root_cksum);
 /* Blocks freed by CPs and not yet reusable because a retained root (the
- * ring or a hold) may still reach them: what a long-held mirror root
- * costs. */
+ * ring, a hold, or an online check's pin) may still reach them. */
 uint64_t wafl_pending_blocks(wafl_vol_t *v);
+/* Of those, the ones the ring and the holds keep, without the pins: what
+ * a long-held mirror root costs (a running check's pins go when it ends,
+ * or when writes need their blocks).  A scan of the pending list. */
+uint64_t wafl_pending_blocks_unpinned(wafl_vol_t *v);
 /* Fills up to max entries, oldest first; *n gets the number of
  * snapshots. */
 int wafl_snap_list(wafl_vol_t *v, struct wafl_snapinfo *out, size_t max,

@@ -371,6 +371,8 @@ void holds_retire(struct wafl_vol *v);
 /* Oldest generation any retained root (ring, hold or pin) has; pending
  * frees tagged at or below it may be released.  Caller holds cp_lock. */
 uint64_t retained_oldest_gen(struct wafl_vol *v);
+/* The same without the pins: the ring and the holds.  cp_lock held. */
+uint64_t retained_oldest_unpinned(struct wafl_vol *v);
 /* Pin root `root` of generation gen, which must be retained now (the ring,
  * a hold, or a pin): caller holds cp_serial and cp_lock exclusive.
  * -ENOSPC when every pin slot is taken.  Unpin takes cp_lock itself;
