@@ -619,11 +619,36 @@ static uint32_t recv_ok(int fd)
 }
 
 /*
+ * The server's end of the client's TCP connection fd: the socket of this
+ * process whose peer is fd's local address; -1 if there is none.
+ */
+static int server_end(int fd)
+{
+	struct sockaddr_in me, peer;
+	socklen_t len = sizeof(me);
+
+	if (getsockname(fd, (struct sockaddr *)&me, &len) != 0)
+		return -1;
+	for (int s = 3; s < 4096; s++) {
+		len = sizeof(peer);
+		if (s != fd && getpeername(s, (struct sockaddr *)&peer,
+		    &len) == 0 && len == sizeof(peer) &&
+		    peer.sin_family == AF_INET &&
+		    peer.sin_port == me.sin_port &&
+		    peer.sin_addr.s_addr == me.sin_addr.s_addr)
+			return s;
+	}
+	return -1;
+}
+
+/*
  * Replies that wait for the NVLOG go out together, one sendmsg for those
  * of a connection that one flush made durable.  Here 1000 CREATEs are
- * pipelined on a connection with a small receive buffer that is not read
- * for a while, so that the batched sends are cut short and the rest
- * queues: every reply arrives once, whole, each one NFS3_OK.
+ * pipelined on a connection that is not read for a while, with a small
+ * receive buffer and, on the server's end, a small send buffer (loopback
+ * would otherwise take all 1000 replies at once), so that the batched
+ * sends are cut short, inside a reply, and the rest queues: every reply
+ * arrives once, whole, each one NFS3_OK.
  */
 static void test_logged_replies_batched(void **state)
 {
@@ -645,6 +670,10 @@ static void test_logged_replies_batched(void **state)
 	inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
 	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
 	assert_int_equal(th_mnt(fd, "/vol/vol0", &root), 0);
+	int srv_fd = server_end(fd);
+	assert_true(srv_fd >= 0);
+	assert_int_equal(setsockopt(srv_fd, SOL_SOCKET, SO_SNDBUF, &small,
+	    sizeof(small)), 0);
 	n = append_creates(out, sizeof(out), n, &root, "batched", 5000, N);
 	nfsd_get_stats(t->srv, &st0);
 	th_send_all(fd, out, n);
