@@ -263,7 +263,9 @@ static void test_fragments_and_pipelining(void **state)
 	static uint8_t out[1 << 16];
 	size_t n = 0;
 
-	/* One call split into three fragments, one byte each for a while. */
+	/* One call split into three fragments, their marks sent one byte
+	 * at a time with a pause after each (so that the server reads each
+	 * byte on its own, not the mark whole). */
 	xb_call(&x, 30, TH_NFS_PROG, 3, 0, 0, 0);
 	size_t cut[3] = { 5, 17, x.n - 22 };
 	size_t off = 0;
@@ -271,12 +273,16 @@ static void test_fragments_and_pipelining(void **state)
 		uint32_t m = (uint32_t)cut[i] | (i == 2 ? 0x80000000u : 0);
 		uint8_t h[4] = { (uint8_t)(m >> 24), (uint8_t)(m >> 16),
 		    (uint8_t)(m >> 8), (uint8_t)m };
-		for (int k = 0; k < 4; k++)
+		for (int k = 0; k < 4; k++) {
 			th_send_all(fd, &h[k], 1);
+			usleep(20 * 1000);
+		}
 		th_send_all(fd, x.b + off, cut[i]);
 		off += cut[i];
+		usleep(20 * 1000);
 	}
 	rp.len = th_recv_record(fd, rp.buf, sizeof(rp.buf), TH_TIMEOUT_MS);
+	assert_true(rp.len > 0);
 	th_parse_reply(&rp);
 	assert_int_equal(rp.xid, 30);
 	assert_int_equal(rp.stat, 0);
