@@ -66,7 +66,7 @@ static int teardown(void **state)
  * pwrite and pwritev2, interposed for the whole test program: a test can
  * arm a gate that holds the next write at a given offset (a flush
  * leader's write of its stage) until it is released.  Everything else
- * passes straight on.
+ * passes straight on.  fdatasync is interposed too, to count its calls.
  */
 static struct {
 	pthread_mutex_t mu;
@@ -105,6 +105,14 @@ ssize_t pwritev2(int fd, const struct iovec *iov, int cnt, off_t off,
 	 * high one is 0 on 64-bit machines). */
 	return (ssize_t)syscall(SYS_pwritev2, fd, iov, cnt, (long)off, 0L,
 	    flags);
+}
+
+static unsigned fdatasyncs;
+
+int fdatasync(int fd)
+{
+	__atomic_add_fetch(&fdatasyncs, 1, __ATOMIC_RELAXED);
+	return (int)syscall(SYS_fdatasync, fd);
 }
 
 static void gate_arm(off_t off)
@@ -578,7 +586,8 @@ static off_t rec_off(size_t i, uint32_t payload)
 /*
  * nvlog_write_staged puts the committed records in the file for a reader
  * on another handle, without a flush: what is staged, and what a leader
- * took with its stage (it waits for that flush to end).
+ * took with its stage (it waits for that flush to end).  What it wrote is
+ * not durable: the next flush runs fdatasync on the whole file.
  */
 struct ws {
 	struct nvlog *lg;
@@ -623,7 +632,11 @@ static void test_write_staged(void **state)
 	replay_ok(c->path, 0, &co);
 	assert_int_equal(co.n, 3);
 
-	/* A leader holds the stage with the fourth record in its write. */
+	/* A leader holds the stage with the fourth record in its write.
+	 * The three records written above were never synced: this flush
+	 * must fdatasync the whole file, not only write its own stage with
+	 * RWF_DSYNC, which makes that range alone durable. */
+	unsigned syncs0 = __atomic_load_n(&fdatasyncs, __ATOMIC_RELAXED);
 	w.lsn = put(w.lg, c->buf, 1, 1, 200, 3);
 	gate_arm(rec_off(3, 200));
 	assert_int_equal(pthread_create(&ta, NULL, ws_wait, &w), 0);
@@ -637,11 +650,23 @@ static void test_write_staged(void **state)
 	assert_int_equal(pthread_join(ta, NULL), 0);
 	assert_int_equal(w.rc_wait, 0);
 	assert_int_equal(w.rc_ws, 0);
+	assert_int_equal(__atomic_load_n(&fdatasyncs, __ATOMIC_RELAXED),
+	    syncs0 + 1);
 	replay_ok(c->path, 0, &co);
 	assert_int_equal(co.n, 5);
 	for (size_t i = 0; i < co.n; i++)
 		assert_int_equal(co.v[i].crc, key_crc(c->buf, 200, i));
 	collect_reset(&co);
+
+	/* So does a record too large to stage, written by its commit: the
+	 * flush of the small one staged after it syncs the file. */
+	assert_int_equal(nvlog_sync(w.lg), 0);
+	syncs0 = __atomic_load_n(&fdatasyncs, __ATOMIC_RELAXED);
+	(void)put(w.lg, c->buf, 1, 1, 100 << 10, 5);	/* written at once */
+	w.lsn = put(w.lg, c->buf, 1, 1, 200, 6);		/* staged */
+	assert_int_equal(nvlog_wait(w.lg, w.lsn), 0);
+	assert_int_equal(__atomic_load_n(&fdatasyncs, __ATOMIC_RELAXED),
+	    syncs0 + 1);
 	nvlog_close(w.lg);
 }
 
