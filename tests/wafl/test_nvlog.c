@@ -2,8 +2,9 @@
  * tests/wafl/test_nvlog: the intent log (wafl/nvlog.h, invariants NV1..NV5
  * in wafl/nvlog.c).  Round trips of varied record sizes, generation
  * filtering, half reuse with stale records, torn and corrupt records,
- * reservations, group commit under 16 threads, the failure latch, bad
- * headers, and simulated power loss (drop and tear of unsynced records).
+ * reservations, group commit under 16 threads, a kernel refusing
+ * RWF_DSYNC, the failure latch, bad headers, and simulated power loss
+ * (drop and tear of unsynced records).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -97,9 +98,21 @@ ssize_t pwrite(int fd, const void *buf, size_t n, off_t off)
 	return (ssize_t)syscall(SYS_pwrite64, fd, buf, n, off);
 }
 
+/* refuse_dsync: pwritev2 with RWF_DSYNC fails with EOPNOTSUPP, as on a
+ * kernel or file system without it; dsync_calls counts those calls. */
+static int refuse_dsync;
+static unsigned dsync_calls;
+
 ssize_t pwritev2(int fd, const struct iovec *iov, int cnt, off_t off,
     int flags)
 {
+	if (flags & RWF_DSYNC) {
+		__atomic_add_fetch(&dsync_calls, 1, __ATOMIC_RELAXED);
+		if (__atomic_load_n(&refuse_dsync, __ATOMIC_RELAXED)) {
+			errno = EOPNOTSUPP;
+			return -1;
+		}
+	}
 	gate_pass(off);
 	/* The kernel takes the offset as two longs, low then high (the
 	 * high one is 0 on 64-bit machines). */
@@ -670,6 +683,50 @@ static void test_write_staged(void **state)
 	nvlog_close(w.lg);
 }
 
+/*
+ * A flush whose records are all in its stage writes it with RWF_DSYNC;
+ * where the kernel refuses that flag the flush writes and runs fdatasync
+ * instead, the records are durable all the same, and the log does not
+ * ask again.
+ */
+static void test_dsync_refused(void **state)
+{
+	struct t_ctx *c = *state;
+	struct collect co = { 0 };
+	struct nvlog *lg = open_ok(c->path, HALF_SMALL);
+	uint64_t l1, l2;
+
+	assert_int_equal(nvlog_start(lg), 0);
+	l1 = put(lg, c->buf, 1, 1, 200, 1);		/* staged */
+	assert_int_equal(nvlog_wait(lg, l1), 0);
+	assert_true(__atomic_load_n(&dsync_calls, __ATOMIC_RELAXED) > 0);
+
+	__atomic_store_n(&refuse_dsync, 1, __ATOMIC_RELAXED);
+	unsigned d0 = __atomic_load_n(&dsync_calls, __ATOMIC_RELAXED);
+	unsigned s0 = __atomic_load_n(&fdatasyncs, __ATOMIC_RELAXED);
+	l2 = put(lg, c->buf, 1, 1, 200, 2);
+	assert_int_equal(nvlog_wait(lg, l2), 0);
+	assert_false(nvlog_failed(lg));
+	assert_int_equal(__atomic_load_n(&dsync_calls, __ATOMIC_RELAXED),
+	    d0 + 1);
+	assert_int_equal(__atomic_load_n(&fdatasyncs, __ATOMIC_RELAXED),
+	    s0 + 1);
+	/* Refused once: the next flush goes straight to fdatasync. */
+	l2 = put(lg, c->buf, 1, 1, 200, 3);
+	assert_int_equal(nvlog_wait(lg, l2), 0);
+	assert_int_equal(__atomic_load_n(&dsync_calls, __ATOMIC_RELAXED),
+	    d0 + 1);
+	assert_int_equal(__atomic_load_n(&fdatasyncs, __ATOMIC_RELAXED),
+	    s0 + 2);
+	__atomic_store_n(&refuse_dsync, 0, __ATOMIC_RELAXED);
+	nvlog_close(lg);
+
+	replay_ok(c->path, 0, &co);
+	assert_int_equal(co.n, 3);
+	for (size_t i = 0; i < co.n; i++)
+		assert_int_equal(co.v[i].crc, key_crc(c->buf, 200, i + 1));
+	collect_reset(&co);
+}
 
 static void flip_byte(const char *path, off_t off)
 {
@@ -1611,6 +1668,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_inflight_stage_reused_half,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_write_staged, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_dsync_refused, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_torn_tail, setup,
 		    teardown),
