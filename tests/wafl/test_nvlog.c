@@ -1315,6 +1315,7 @@ struct aw_acks {
 	/* Runs of callbacks a thread began (last false) and has not ended
 	 * with last true: 0 once every callback ran. */
 	int open_runs;
+	size_t lasts;		/* callbacks called with last true */
 	int bad_err;		/* an error other than the expected one */
 	int want_err;		/* the error a failed log reports */
 	uint64_t ok_lsn[AW_THREADS * AW_OPS];
@@ -1348,6 +1349,7 @@ static void aw_done(void *arg, int err, bool last)
 		a->open_runs--;
 	}
 	a->calls++;
+	a->lasts += last;
 	if (err == 0)
 		a->ok_lsn[a->ok++] = cb->lsn;
 	else if (err != a->want_err)
@@ -1569,6 +1571,7 @@ static void test_when_durable_later(void **state)
 	assert_int_equal(a.calls, 5);
 	assert_int_equal(a.ok, 5);
 	assert_int_equal(a.open_runs, 0);	/* one run, ended with last */
+	assert_int_equal(a.lasts, 1);
 	assert_int_equal(a.ok_lsn[4], lsn);
 
 	/* Durable already: runs at once, nothing owed; a kick with nothing
