@@ -40,20 +40,6 @@
 FL_STATIC_ASSERT(WAFL_MAX_HOLDS <= WAFL_FSI_HOLDS,
     "every hold fits in fsinfo");
 
-uint64_t retained_oldest_gen(struct wafl_vol *v)
-{
-	uint64_t oldest = v->fsi.ring_len > 0 ?
-	    v->fsi.ring[v->fsi.ring_len - 1].gen : v->durable_gen;
-
-	for (unsigned h = 0; h < WAFL_MAX_HOLDS; h++)
-		if (v->holds[h].gen != 0 && v->holds[h].gen < oldest)
-			oldest = v->holds[h].gen;
-	for (unsigned p = 0; p < WAFL_MAX_PINS; p++)
-		if (v->pins[p].gen != 0 && v->pins[p].gen < oldest)
-			oldest = v->pins[p].gen;
-	return oldest;
-}
-
 uint64_t retained_oldest_unpinned(struct wafl_vol *v)
 {
 	uint64_t oldest = v->fsi.ring_len > 0 ?
@@ -62,6 +48,16 @@ uint64_t retained_oldest_unpinned(struct wafl_vol *v)
 	for (unsigned h = 0; h < WAFL_MAX_HOLDS; h++)
 		if (v->holds[h].gen != 0 && v->holds[h].gen < oldest)
 			oldest = v->holds[h].gen;
+	return oldest;
+}
+
+uint64_t retained_oldest_gen(struct wafl_vol *v)
+{
+	uint64_t oldest = retained_oldest_unpinned(v);
+
+	for (unsigned p = 0; p < WAFL_MAX_PINS; p++)
+		if (v->pins[p].gen != 0 && v->pins[p].gen < oldest)
+			oldest = v->pins[p].gen;
 	return oldest;
 }
 
