@@ -1561,12 +1561,16 @@ int nvlog_sync(struct nvlog *lg)
 	return nvlog_wait(lg, l);
 }
 
-int nvlog_write_staged(struct nvlog *lg)
+/*
+ * Write what is staged (a stage written out: the next flush syncs the
+ * whole file) and wait out every flush begun so far, whose leader writes
+ * the stage it took: then every committed byte is in the file.  mu held.
+ */
+static int write_out_locked(struct nvlog *lg)
 {
 	uint64_t begun;
 	int rc = 0;
 
-	pthread_mutex_lock(&lg->mu);
 	if (lg->stage_len > 0 && !lg->failed) {
 		rc = stage_out(lg);
 		if (rc != 0) {
@@ -1574,10 +1578,18 @@ int nvlog_write_staged(struct nvlog *lg)
 			rc = -EIO;
 		}
 	}
-	/* A leader writes the stage it took before its fdatasync. */
 	begun = lg->flushes_begun;
 	while (lg->st_flushes < begun)
 		pthread_cond_wait(&lg->cv, &lg->mu);
+	return rc;
+}
+
+int nvlog_write_staged(struct nvlog *lg)
+{
+	int rc;
+
+	pthread_mutex_lock(&lg->mu);
+	rc = write_out_locked(lg);
 	pthread_mutex_unlock(&lg->mu);
 	return rc;
 }
@@ -1612,21 +1624,12 @@ int nvlog_switch(struct nvlog *lg)
 
 void nvlog_release_prev(struct nvlog *lg)
 {
-	uint64_t begun;
-
 	/* The stale records left there carry durable generations and lower
 	 * LSNs (NV3), replay skips them.  But what is still to be written
-	 * there must be written before the half is reused ("Staging"). */
+	 * there must be written before the half is reused ("Staging"); a
+	 * failure latches the log. */
 	pthread_mutex_lock(&lg->mu);
-	if (lg->stage_len > 0 && !lg->failed) {
-		int rc = stage_out(lg);
-
-		if (rc != 0)
-			latch_failed(lg, -EIO, "record write", rc);
-	}
-	begun = lg->flushes_begun;
-	while (lg->st_flushes < begun)
-		pthread_cond_wait(&lg->cv, &lg->mu);
+	(void)write_out_locked(lg);
 	lg->prev_busy = false;
 	pthread_mutex_unlock(&lg->mu);
 }
