@@ -397,17 +397,24 @@ uint64_t wafl_pending_blocks(wafl_vol_t *v)
 	return n;
 }
 
-uint64_t wafl_pending_blocks_unpinned(wafl_vol_t *v)
+uint64_t pending_tagged(struct wafl_vol *v, uint64_t after, uint64_t upto,
+    uint64_t enough)
 {
 	uint64_t n = 0;
 
+	for (uint64_t i = 0; i < v->npending && n < enough; i++)
+		if (v->pending[i].gen > after && v->pending[i].gen <= upto)
+			n++;
+	return n;
+}
+
+uint64_t wafl_pending_blocks_unpinned(wafl_vol_t *v)
+{
 	pthread_rwlock_rdlock(&v->cp_lock);
-	uint64_t oldest = retained_oldest_unpinned(v);
 	/* A free tagged g leaves once g <= the oldest retained root
 	 * (alloc_release): the ring and the holds keep those above. */
-	for (uint64_t i = 0; i < v->npending; i++)
-		if (v->pending[i].gen > oldest)
-			n++;
+	uint64_t n = pending_tagged(v, retained_oldest_unpinned(v),
+	    UINT64_MAX, UINT64_MAX);
 	pthread_rwlock_unlock(&v->cp_lock);
 	return n;
 }

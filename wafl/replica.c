@@ -63,17 +63,10 @@ uint64_t retained_oldest_gen(struct wafl_vol *v)
 
 bool pins_keep_oldest(struct wafl_vol *v, uint64_t need)
 {
-	uint64_t n = 0;
-	uint64_t with = retained_oldest_gen(v);
-	uint64_t without = retained_oldest_unpinned(v);
-
 	/* A free tagged g leaves once g <= the oldest retained generation
 	 * (alloc_release): without the pins, those in (with, without]. */
-	for (uint64_t i = 0; without > with && i < v->npending; i++)
-		if (v->pending[i].gen > with && v->pending[i].gen <= without &&
-		    ++n >= need)
-			return true;
-	return false;
+	return pending_tagged(v, retained_oldest_gen(v),
+	    retained_oldest_unpinned(v), need) >= need;
 }
 
 int roots_pin(struct wafl_vol *v, uint64_t gen, const struct wafl_bp *root)

@@ -348,6 +348,10 @@ int alloc_block(struct wafl_vol *v, uint64_t *vbn);
 int alloc_free_block(struct wafl_vol *v, uint64_t vbn, uint64_t gen);
 /* Release pending blocks whose holders have all moved past them. */
 void alloc_release(struct wafl_vol *v, uint64_t safe_gen);
+/* Pending frees tagged in (after, upto], counted up to enough.  cp_lock
+ * held. */
+uint64_t pending_tagged(struct wafl_vol *v, uint64_t after, uint64_t upto,
+    uint64_t enough);
 /* Forget loaded areas (after snapshot delete / rollback). */
 void alloc_reset_areas(struct wafl_vol *v);
 /* Hold vbn pending (not allocatable) until safe_gen passes gen. */
