@@ -402,6 +402,24 @@ static int ck_read_inode(struct ck *c, uint64_t ino, struct wafl_dinode *di)
 	return rc;
 }
 
+/*
+ * Special inode ino (a map or table file) of the root whose inode file is
+ * inodefile, read into blk (a scratch block) and decoded into *di; it must
+ * be in use and not inline.  -FL_ECORRUPT if not; the read's error else.
+ */
+static int ck_special_inode(struct ck *c, const struct wafl_dinode *inodefile,
+    uint64_t ino, uint8_t *blk, struct wafl_dinode *di)
+{
+	int rc = ck_lookup_read(c, inodefile, WAFL_INO_INODEFILE,
+	    ino / WAFL_INODES_PER_BLOCK, blk, true);
+
+	if (rc == 0 && (wafl_dinode_decode(blk + (ino %
+	    WAFL_INODES_PER_BLOCK) * WAFL_INODE_SIZE, ino, di) != 0 ||
+	    di->mode == 0 || (di->flags & WAFL_INO_INLINE)))
+		rc = -FL_ECORRUPT;
+	return rc;
+}
+
 /* --------------------------------------------------------- inode table */
 
 static uint64_t itab_hash(uint64_t ino, uint64_t cap)
@@ -1063,12 +1081,7 @@ static int ck_root_snaps(struct ck *c, const struct wafl_rootblk *rb,
 
 	if (blk == NULL)
 		return -ENOMEM;
-	rc = ck_lookup_read(c, &rb->inodefile, WAFL_INO_INODEFILE,
-	    WAFL_INO_SNAPTABLE / WAFL_INODES_PER_BLOCK, blk, true);
-	if (rc == 0 && (wafl_dinode_decode(blk + (WAFL_INO_SNAPTABLE %
-	    WAFL_INODES_PER_BLOCK) * WAFL_INODE_SIZE, WAFL_INO_SNAPTABLE,
-	    &st) != 0 || st.mode == 0 || (st.flags & WAFL_INO_INLINE)))
-		rc = -FL_ECORRUPT;
+	rc = ck_special_inode(c, &rb->inodefile, WAFL_INO_SNAPTABLE, blk, &st);
 	if (rc != 0) {
 		if (rc != -ENOMEM) {
 			ck_unverified(c, "snapshots of %s not verified: its "
@@ -1177,32 +1190,20 @@ static int ck_retained(struct ck *c)
 		}
 		c->det->snapshots++;
 		/* Its active bitmap: inode 1 of its inode file. */
-		rc = ck_lookup_read(c, &rb.inodefile, WAFL_INO_INODEFILE,
-		    WAFL_INO_BITMAP / WAFL_INODES_PER_BLOCK, blk, true);
-		if (rc == 0 && (wafl_dinode_decode(blk + (WAFL_INO_BITMAP %
-		    WAFL_INODES_PER_BLOCK) * WAFL_INODE_SIZE, WAFL_INO_BITMAP,
-		    &s->bm) != 0 || s->bm.mode == 0 ||
-		    (s->bm.flags & WAFL_INO_INLINE))) {
+		rc = ck_special_inode(c, &rb.inodefile, WAFL_INO_BITMAP, blk,
+		    &s->bm);
+		if (rc == -FL_ECORRUPT)
 			ck_error(c, 1, "active bitmap inode of %s does not "
 			    "decode", c->label);
-			rc = -FL_ECORRUPT;
-		}
 		if (rc == 0 && (s->se.id & (SNAP_ID_IMPORTED |
 		    SNAP_ID_ADOPTED)) == SNAP_ID_ADOPTED) {
 			s->adopted = true;
 			s->rb = rb;
-			rc = ck_lookup_read(c, &rb.inodefile,
-			    WAFL_INO_INODEFILE, WAFL_INO_SUMMARY /
-			    WAFL_INODES_PER_BLOCK, blk, true);
-			if (rc == 0 && (wafl_dinode_decode(blk +
-			    (WAFL_INO_SUMMARY % WAFL_INODES_PER_BLOCK) *
-			    WAFL_INODE_SIZE, WAFL_INO_SUMMARY, &s->sm) != 0 ||
-			    s->sm.mode == 0 ||
-			    (s->sm.flags & WAFL_INO_INLINE))) {
+			rc = ck_special_inode(c, &rb.inodefile,
+			    WAFL_INO_SUMMARY, blk, &s->sm);
+			if (rc == -FL_ECORRUPT)
 				ck_error(c, 1, "summary map inode of %s does "
 				    "not decode", c->label);
-				rc = -FL_ECORRUPT;
-			}
 		}
 		if (rc == -ENOMEM)
 			goto out;
@@ -1691,7 +1692,6 @@ static int check_begin(struct ck *c)
 {
 	struct wafl_vol *v = c->v;
 	int rc = 0;
-
 
 	cp_lock_excl(v);
 	c->fsi = v->fsi;
