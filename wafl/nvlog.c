@@ -1614,6 +1614,13 @@ int nvlog_switch(struct nvlog *lg)
 		    "the other half is not released");
 		rc = FL_ERR(-EBUSY);
 	} else {
+		/* "Staging": nothing meant for the half appends go back to
+		 * is still only in memory (nvlog_release_prev wrote it out). */
+		uint64_t nb = half_base(lg, lg->cur ^ 1);
+
+		ASSERT(lg->stage_len == 0 ||
+		    lg->stage_off + lg->stage_len <= nb ||
+		    lg->stage_off >= nb + lg->hdr.half_bytes);
 		lg->cur ^= 1;
 		lg->tail = 0;
 		lg->prev_busy = true;
