@@ -302,6 +302,15 @@ static void exports(struct mtest *t)
 	    NULL));
 }
 
+/* Both filerds running with their exports, each knowing the other. */
+static void both_started(struct mtest *t)
+{
+	exports(t);
+	ta_daemon_start(&t->s.d, t->s.home);
+	ta_daemon_start(&t->d.d, t->d.home);
+	tl_mirror_peers(&t->s, &t->d, t->key);
+}
+
 static bool events_have(const struct tl_mirror_side *s, const char *kind,
     const char *text)
 {
@@ -553,10 +562,7 @@ static void test_async_schedule(void **state)
 	struct mtest *t = *state;
 	char *js, *out;
 
-	exports(t);
-	ta_daemon_start(&t->s.d, t->s.home);
-	ta_daemon_start(&t->d.d, t->d.home);
-	tl_mirror_peers(&t->s, &t->d, t->key);
+	both_started(t);
 
 	usage_error(t->s.home, "not an interval", "mirror", "create", "vsrc",
 	    "dst:vdst", "--mode", "async", "--schedule", "5x", NULL);
@@ -886,10 +892,7 @@ static double resyncing_until(const struct tl_mirror_side *s, double t0)
  * throttled to rate on the source; not initialized. */
 static void throttled_created(struct mtest *t, const char *rate)
 {
-	exports(t);
-	ta_daemon_start(&t->s.d, t->s.home);
-	ta_daemon_start(&t->d.d, t->d.home);
-	tl_mirror_peers(&t->s, &t->d, t->key);
+	both_started(t);
 	free(ta_ctl_expect(0, t->d.home, "mirror", "create", "src:vsrc",
 	    "vdst", "--mode", "sync", NULL));
 	free(ta_ctl_expect(0, t->s.home, "mirror", "create", "vsrc",
@@ -1307,10 +1310,7 @@ static void test_throttle(void **state)
 	long ckpt = 0;
 	double t0, t_ckpt;
 
-	exports(t);
-	ta_daemon_start(&t->s.d, t->s.home);
-	ta_daemon_start(&t->d.d, t->d.home);
-	tl_mirror_peers(&t->s, &t->d, t->key);
+	both_started(t);
 	free(ta_ctl_expect(0, t->d.home, "mirror", "create", "src:vsrc",
 	    "vdst", "--mode", "sync", NULL));
 	usage_error(t->d.home, "source", "mirror", "modify", "vdst",
