@@ -448,8 +448,10 @@ static int ckpt_replay(struct mir_dest *d, struct xfer *x)
 			rc = raid_read(d->raid, vbn[i], k, blks);
 			for (uint32_t j = 0; j < k && rc == 0; j++) {
 				reads++;
+				const uint8_t *b = blks +
+				    (size_t)j * WAFL_BLOCK_SIZE;
 				rc = mv_block(&x->mv, vbn[i + j], birth[i + j],
-				    blks + (size_t)j * WAFL_BLOCK_SIZE);
+				    fl_crc32c(0, b, WAFL_BLOCK_SIZE), b);
 				if (rc == 0)
 					good++;
 			}
@@ -785,9 +787,10 @@ static void xfer_end(struct xfer *x)
 	x->active = false;
 }
 
-/* One block of the transfer, from a BLOCK or rebuilt from a DELTA. */
+/* One block of the transfer, from a BLOCK or rebuilt from a DELTA; crc is
+ * fl_crc32c(0, data). */
 static int take_block(struct mir_dest *d, struct xfer *x, uint64_t vbn,
-    uint64_t birth, const uint8_t *data)
+    uint64_t birth, uint32_t crc, const uint8_t *data)
 {
 	int rc;
 
@@ -803,7 +806,7 @@ static int take_block(struct mir_dest *d, struct xfer *x, uint64_t vbn,
 			return -EFBIG;
 		}
 	} else {
-		rc = mv_block(&x->mv, vbn, birth, data);
+		rc = mv_block(&x->mv, vbn, birth, crc, data);
 		if (rc == 0)
 			rc = mdw_put(x->dw, vbn, birth, data);
 	}
@@ -825,7 +828,7 @@ static int on_block(struct mir_dest *d, struct mir_conn *c, struct xfer *x,
 		    (unsigned long long)x->b.target);
 		return FL_ERR(-FL_EPROTO);
 	}
-	rc = take_block(d, x, b.vbn, b.birth, b.data);
+	rc = take_block(d, x, b.vbn, b.birth, mir_conn_block_crc(c), b.data);
 	if (rc == 0)
 		mir_window_took_block(c, &b);
 	return rc;
@@ -862,7 +865,8 @@ static int on_delta(struct mir_dest *d, struct mir_conn *c, struct xfer *x,
 	pthread_mutex_lock(&d->lock);
 	d->st.blocks_delta++;
 	pthread_mutex_unlock(&d->lock);
-	return take_block(d, x, m.vbn, m.birth, blk);
+	return take_block(d, x, m.vbn, m.birth, fl_crc32c(0, blk, MIR_BLOCK),
+	    blk);
 }
 
 static int on_root(struct mir_dest *d, struct mir_conn *c, struct xfer *x,

@@ -76,9 +76,10 @@ int mv_init(struct mir_verify *mv, uint64_t base, uint64_t target,
 void mv_release(struct mir_verify *mv);
 /* Expect the tree's root block. */
 int mv_expect_root(struct mir_verify *mv, const struct wafl_bp *root);
-/* Walk mode: a block arrived; verify it against its expectation. */
+/* Walk mode: a block arrived; verify it against its expectation.  crc is
+ * fl_crc32c(0, data), computed by the caller (as the frame was checked). */
 int mv_block(struct mir_verify *mv, uint64_t vbn, uint64_t birth,
-    const uint8_t *data);
+    uint32_t crc, const uint8_t *data);
 /* cp mode: keep a copy of a block until the root arrives. */
 int mv_stash(struct mir_verify *mv, uint64_t vbn, uint64_t birth,
     const uint8_t *data);

@@ -1146,13 +1146,13 @@ struct t_walk {
 	const volatile bool *stop;
 };
 
-static int t_send(void *arg, uint64_t vbn, uint64_t birth, const void *data,
-    unsigned flags)
+static int t_send(void *arg, uint64_t vbn, uint64_t birth, uint32_t cksum,
+    const void *data, unsigned flags)
 {
 	struct t_walk *w = arg;
 
 	w->blocks++;
-	return mir_send_block(w->c, w->gen, vbn, birth, data);
+	return mir_send_block(w->c, w->gen, vbn, birth, cksum, data);
 }
 
 static int t_auth(const struct mir_resync_opts *o, struct mir_conn *c)

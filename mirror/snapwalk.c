@@ -195,7 +195,8 @@ static int tw_node(struct twalk *w, const struct wafl_bp *bp, unsigned level,
 		return -ENOMEM;
 	rc = read_bp(w->raid, bp, blk);
 	if (rc == 0)
-		rc = w->fn(w->arg, bp->vbn, bp->birth, blk, 0);
+		rc = w->fn(w->arg, bp->vbn, bp->birth, bp->cksum, blk,
+		    0);
 	if (rc == 0 && level > 0) {
 		for (unsigned c = 0; c < WAFL_BPS_PER_BLOCK && rc == 0; c++) {
 			struct wafl_bp cbp;
@@ -255,7 +256,7 @@ int mir_tree_walk(raid_vol_t *raid, const struct wafl_bp *root,
 	if (rc == 0)
 		rc = wafl_rootblk_decode(blk, &rb);
 	if (rc == 0)
-		rc = fn(arg, root->vbn, root->birth, blk, 0);
+		rc = fn(arg, root->vbn, root->birth, root->cksum, blk, 0);
 	free(blk);
 	if (rc == 0)
 		rc = tw_tree(&w, &rb.inodefile, true, WAFL_INO_INODEFILE);

@@ -536,7 +536,7 @@ static void walk_progress(struct mir_source *s, struct walk_prog *p,
 }
 
 static int walk_send(void *arg, uint64_t vbn, uint64_t birth,
-    const void *data, unsigned flags)
+    uint32_t cksum, const void *data, unsigned flags)
 {
 	struct walk_ctx *w = arg;
 	struct walk_prog *p = w->prog;
@@ -563,7 +563,7 @@ static int walk_send(void *arg, uint64_t vbn, uint64_t birth,
 		return 0;
 	}
 	w->blocks++;
-	rc = mir_send_block_win(w->c, w->target, vbn, birth, data, 0,
+	rc = mir_send_block_win(w->c, w->target, vbn, birth, cksum, data, 0,
 	    (flags & WAFL_WALK_META) != 0);
 	pthread_mutex_lock(&w->s->lock);
 	w->s->st.walk_bytes_done += WAFL_BLOCK_SIZE;
@@ -782,7 +782,7 @@ static int send_item(struct mir_source *s, struct mir_conn *c,
 	if (q->type == Q_BLOCKS) {
 		for (uint32_t i = 0; i < q->n && rc == 0; i++)
 			rc = mir_send_block_win(c, q->gen, q->vbn + i, q->gen,
-			    q->blk[i],
+			    q->info[i].cksum, q->blk[i],
 			    q->info[i].prev_vbn, q->info[i].meta);
 		pthread_mutex_lock(&s->lock);
 		s->st.blocks_sent_cp += q->n;

@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/assert.h"
 #include "common/crc32c.h"
 #include "common/err.h"
 #include "common/util.h"
@@ -151,13 +152,13 @@ static int parse(struct mir_verify *mv, const struct mv_ent *e,
 
 /* Check data against e's pointer, then parse it for children. */
 static int accept(struct mir_verify *mv, struct mv_ent *e, uint64_t birth,
-    const uint8_t *data, int depth)
+    uint32_t crc, const uint8_t *data, int depth)
 {
 	if (birth != e->birth)
 		return fail(mv, "vbn %llu: birth %llu, its parent says %llu",
 		    (unsigned long long)e->vbn, (unsigned long long)birth,
 		    (unsigned long long)e->birth);
-	if (fl_crc32c(0, data, WAFL_BLOCK_SIZE) != e->cksum)
+	if (crc != e->cksum)
 		return fail(mv, "vbn %llu: checksum does not match its parent "
 		    "pointer (M3)", (unsigned long long)e->vbn);
 	e->state |= MV_DONE;
@@ -209,7 +210,8 @@ static int expect(struct mir_verify *mv, const struct wafl_bp *bp,
 	e->snap = snap;
 	mv->expected++;
 	if (e->data != NULL)
-		return accept(mv, e, bp->birth, e->data, depth + 1);
+		return accept(mv, e, bp->birth, fl_crc32c(0, e->data,
+		    WAFL_BLOCK_SIZE), e->data, depth + 1);
 	return 0;
 }
 
@@ -319,7 +321,7 @@ int mv_expect_root(struct mir_verify *mv, const struct wafl_bp *root)
 }
 
 int mv_block(struct mir_verify *mv, uint64_t vbn, uint64_t birth,
-    const uint8_t *data)
+    uint32_t crc, const uint8_t *data)
 {
 	struct mv_ent *e = lookup(mv, vbn, false);
 
@@ -329,7 +331,8 @@ int mv_block(struct mir_verify *mv, uint64_t vbn, uint64_t birth,
 	if (e->state & MV_DONE)
 		return fail(mv, "vbn %llu sent twice",
 		    (unsigned long long)vbn);
-	return accept(mv, e, birth, data, 0);
+	ASSERT(fl_crc32c(0, data, WAFL_BLOCK_SIZE) == crc);
+	return accept(mv, e, birth, crc, data, 0);
 }
 
 int mv_stash(struct mir_verify *mv, uint64_t vbn, uint64_t birth,

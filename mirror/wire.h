@@ -171,6 +171,7 @@ struct mir_begin {
 struct mir_block {
 	uint64_t gen, vbn, birth;
 	uint32_t hint;
+	uint32_t cksum;			/* fl_crc32c(0, data): not on the wire */
 	const uint8_t *data;
 };
 /* DELTA decodes in place too: ranges point into the payload. */
@@ -273,6 +274,7 @@ struct mir_conn {
 	uint8_t *ibuf;			/* bytes read, not yet taken */
 	size_t ipos, ilen;
 	const uint8_t *rx;		/* the last received payload */
+	uint32_t rx_block_crc;		/* fl_crc32c of a received BLOCK's data */
 	uint32_t timeout_ms;
 	const volatile bool *stop;
 	uint64_t bytes_out, bytes_in;
@@ -322,9 +324,20 @@ uint8_t *mir_conn_payload(struct mir_conn *c);
  * (no copy), so BLOCK receivers read it here.
  */
 const uint8_t *mir_conn_rx(const struct mir_conn *c);
-/* Send BLOCK{gen, vbn, birth, data} (MIR_BLOCK bytes of data). */
+/*
+ * fl_crc32c(0, data) of the BLOCK mir_recv returned last, computed as its
+ * frame was checked: a receiver compares it with the block pointer's
+ * checksum instead of reading the data again.
+ */
+uint32_t mir_conn_block_crc(const struct mir_conn *c);
+/*
+ * Send BLOCK{gen, vbn, birth, data} (MIR_BLOCK bytes of data).  cksum is
+ * fl_crc32c(0, data, MIR_BLOCK), known to the caller (the block pointer's):
+ * the frame's checksum is derived from it without reading the data again
+ * (fl_crc32c_cat4k).
+ */
 int mir_send_block(struct mir_conn *c, uint64_t gen, uint64_t vbn,
-    uint64_t birth, const void *data);
+    uint64_t birth, uint32_t cksum, const void *data);
 /*
  * Send a block of a transfer through the link's window (c->win): as a
  * DELTA against prev_vbn's block if the window keeps that and the patch is
@@ -333,7 +346,8 @@ int mir_send_block(struct mir_conn *c, uint64_t gen, uint64_t vbn,
  * mir_send_block.
  */
 int mir_send_block_win(struct mir_conn *c, uint64_t gen, uint64_t vbn,
-    uint64_t birth, const void *data, uint64_t prev_vbn, bool keep);
+    uint64_t birth, uint32_t cksum, const void *data, uint64_t prev_vbn,
+    bool keep);
 /*
  * The receiver's side: after a BLOCK b was taken, the window follows its
  * hint; a DELTA d is rebuilt into out (MIR_BLOCK bytes, verified by

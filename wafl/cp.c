@@ -142,7 +142,7 @@ static int cp_take_block(struct cp_ctx *cx, uint64_t vbn, uint32_t cksum,
 			return rc;
 	}
 	cx->blks[cx->nblks++] = (struct cp_blk){ vbn, data, cksum,
-	    { prev_vbn, meta } };
+	    { .prev_vbn = prev_vbn, .cksum = cksum, .meta = meta } };
 	return 0;
 }
 

@@ -426,7 +426,8 @@ static int walk_leaves(struct walk *w, const struct wafl_bp *bp,
 				if (rc != 0)
 					return rc;
 			}
-			rc = w->fn(w->arg, cbp[c].vbn, cbp[c].birth, b, flags);
+			rc = w->fn(w->arg, cbp[c].vbn, cbp[c].birth,
+			    cbp[c].cksum, b, flags);
 			w->blocks++;
 			if (rc != 0)
 				return rc;
@@ -450,7 +451,7 @@ static int walk_node(struct walk *w, const struct wafl_bp *bp,
 		return -ENOMEM;
 	rc = wafl_read_bp(w->v, bp, blk);
 	if (rc == 0)
-		rc = w->fn(w->arg, bp->vbn, bp->birth, blk,
+		rc = w->fn(w->arg, bp->vbn, bp->birth, bp->cksum, blk,
 		    level > 0 || meta ? WAFL_WALK_META : 0);
 	w->blocks++;
 	if (rc == 0 && level == 1 && !is_ifile && w->run != NULL) {
@@ -520,7 +521,8 @@ int wafl_birth_walk(wafl_vol_t *v, uint64_t gen, uint64_t after_gen,
 	if (rc == 0)
 		rc = wafl_rootblk_decode(blk, &rb);
 	if (rc == 0)
-		rc = fn(arg, root.vbn, root.birth, blk, WAFL_WALK_META);
+		rc = fn(arg, root.vbn, root.birth, root.cksum, blk,
+		    WAFL_WALK_META);
 	if (rc == 0)
 		rc = walk_tree(&w, &rb.inodefile, true, true);
 	fl_debug("wafl", "birth walk of %llu after %llu: %llu blocks (%s)",

@@ -164,6 +164,7 @@ void wafl_blk_free(uint8_t *blk);	/* NULL: nothing */
  */
 struct wafl_cp_blkinfo {
 	uint64_t prev_vbn;
+	uint32_t cksum;		/* the block's crc32c, as in its pointer */
 	bool meta;
 };
 struct wafl_cp_observer {
@@ -211,13 +212,13 @@ int wafl_root_of(wafl_vol_t *v, uint64_t gen, uint8_t fsinfo_block[4096]);
  * after after_gen; data is verified (W1) and borrowed for the call.  A
  * parent comes before its children; a destination applies the whole set
  * and only then the root, so the order inside the set does not matter to
- * it.  flags is WAFL_WALK_META for metadata (as in struct
- * wafl_cp_blkinfo), else 0.  fn returns non-zero to stop (that value is
- * returned).
+ * it.  cksum is the block's crc32c (its pointer's, which data matched).
+ * flags is WAFL_WALK_META for metadata (as in struct wafl_cp_blkinfo),
+ * else 0.  fn returns non-zero to stop (that value is returned).
  */
 #define WAFL_WALK_META	0x1u
 typedef int wafl_walk_fn(void *arg, uint64_t vbn, uint64_t birth,
-    const void *data, unsigned flags);
+    uint32_t cksum, const void *data, unsigned flags);
 int wafl_birth_walk(wafl_vol_t *v, uint64_t gen, uint64_t after_gen,
     wafl_walk_fn *fn, void *arg);
 

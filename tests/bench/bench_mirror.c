@@ -475,7 +475,7 @@ static void pair_free(struct pair *p)
 }
 
 static int walk_count(void *arg, uint64_t vbn, uint64_t birth,
-    const void *blk, unsigned flags)
+    uint32_t cksum, const void *blk, unsigned flags)
 {
 	(void)flags;
 	(void)vbn;

@@ -30,6 +30,37 @@ static void test_crc32c_check_values(void **state)
 	    0xe3069283);
 }
 
+/*
+ * fl_crc32c_cat4k(c, fl_crc32c(0, B)) is fl_crc32c(c, B) for 4096-byte
+ * blocks: random blocks and starting values, and the edge values.
+ */
+static void test_crc32c_cat4k(void **state)
+{
+	static uint8_t blk[4096];
+	const uint32_t edge[] = { 0, 1, 0x80000000u, 0xffffffffu, 0xe3069283 };
+	uint64_t x = 0x9e3779b97f4a7c15ull;
+
+	for (unsigned round = 0; round < 200; round++) {
+		for (size_t i = 0; i < sizeof(blk); i++) {
+			x ^= x << 13;
+			x ^= x >> 7;
+			x ^= x << 17;
+			blk[i] = (uint8_t)x;
+		}
+		uint32_t c = round < 5 ? edge[round] : (uint32_t)(x >> 17);
+		assert_int_equal(fl_crc32c_cat4k(c, fl_crc32c(0, blk,
+		    sizeof(blk))), fl_crc32c(c, blk, sizeof(blk)));
+	}
+	/* A 32-byte header, then the block: the frame's checksum. */
+	uint32_t h = fl_crc32c(0, "a header of thirty-two bytes....", 32);
+	assert_int_equal(fl_crc32c_cat4k(h, fl_crc32c(0, blk, sizeof(blk))),
+	    fl_crc32c(h, blk, sizeof(blk)));
+	/* Not the identity, nor the block's own checksum. */
+	assert_int_not_equal(fl_crc32c_cat4k(h, 0), 0);
+	assert_int_not_equal(fl_crc32c_cat4k(h, fl_crc32c(0, blk,
+	    sizeof(blk))), fl_crc32c(0, blk, sizeof(blk)));
+}
+
 static void test_le_roundtrip(void **state)
 {
 	uint8_t b[8];
@@ -81,6 +112,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_crc32c_check_values),
+		cmocka_unit_test(test_crc32c_cat4k),
 		cmocka_unit_test(test_le_roundtrip),
 		cmocka_unit_test(test_strerror),
 		cmocka_unit_test(test_log_hook),

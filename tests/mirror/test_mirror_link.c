@@ -32,7 +32,7 @@
 #include "wafl/wafl_impl.h"
 
 static int count_cb(void *arg, uint64_t vbn, uint64_t birth,
-    const void *data,
+    uint32_t cksum, const void *data,
     unsigned flags)
 {
 	(*(uint64_t *)arg)++;

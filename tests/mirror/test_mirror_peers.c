@@ -197,22 +197,32 @@ static void test_bad_peers(void **state)
 	struct mir_conn c;
 	struct mir_status_msg st;
 
-	/* A frame whose checksum is wrong. */
-	raw_connect(p, &c, &st);
-	assert_int_equal(st.gen, g);
-	send_begin_cp(&c, g, g + 1);
+	/* A frame whose checksum is wrong: one bit flipped in the block
+	 * head, the first data byte or the last.  The frame's check finds
+	 * each (before the block's parent pointer could). */
 	struct mir_block b = { .gen = g + 1, .vbn = cap->vbn[0],
 	    .birth = g + 1, .data = cap->data[0] };
-	mir_block_encode(mir_conn_payload(&c), &b);
 	struct mir_hdr h = { .version = MIR_WIRE_VERSION,
-	    .type = MIR_MSG_BLOCK, .length = 32 + 4096, .seq = c.seq_out };
-	mir_hdr_encode(c.buf, &h);
-	mir_frame_seal(c.buf, 32 + 4096);
-	c.buf[MIR_HDR_SIZE + 40] ^= 0x10;
-	assert_int_equal(send(c.fd, c.buf, MIR_HDR_SIZE + 32 + 4096,
-	    MSG_NOSIGNAL), MIR_HDR_SIZE + 32 + 4096);
-	expect_closed(&c);
-	unchanged(p, g, &rejects);
+	    .type = MIR_MSG_BLOCK, .length = 32 + 4096 };
+	const unsigned flip[] = { 4, 32, 32 + 4095 };
+	for (unsigned i = 0; i < 3; i++) {
+		size_t seen = tl_log_count_with("checksum mismatch", NULL);
+
+		raw_connect(p, &c, &st);
+		assert_int_equal(st.gen, g);
+		send_begin_cp(&c, g, g + 1);
+		mir_block_encode(mir_conn_payload(&c), &b);
+		h.seq = c.seq_out;
+		mir_hdr_encode(c.buf, &h);
+		mir_frame_seal(c.buf, 32 + 4096);
+		c.buf[MIR_HDR_SIZE + flip[i]] ^= 0x10;
+		assert_int_equal(send(c.fd, c.buf, MIR_HDR_SIZE + 32 + 4096,
+		    MSG_NOSIGNAL), MIR_HDR_SIZE + 32 + 4096);
+		expect_closed(&c);
+		unchanged(p, g, &rejects);
+		assert_true(tl_log_count_with("checksum mismatch", NULL) >
+		    seen);
+	}
 
 	/* A truncated frame, then the connection ends. */
 	raw_connect(p, &c, &st);

@@ -567,7 +567,7 @@ static void expect_at(wafl_vol_t *v, const char *snap, const char *name,
 }
 
 static int count_blk(void *arg, uint64_t vbn, uint64_t birth,
-    const void *data, unsigned flags)
+    uint32_t cksum, const void *data, unsigned flags)
 {
 	(void)vbn;
 	(void)birth;
@@ -891,14 +891,14 @@ struct fake_send {
 };
 
 static int fake_block(void *arg, uint64_t vbn, uint64_t birth,
-    const void *data, unsigned flags)
+    uint32_t cksum, const void *data, unsigned flags)
 {
 	struct fake_send *f = arg;
 
 	(void)flags;
 	assert_true(f->n < 4096);
 	f->vbns[f->n++] = vbn;
-	return mir_send_block(f->c, f->gen, vbn, birth, data);
+	return mir_send_block(f->c, f->gen, vbn, birth, cksum, data);
 }
 
 /* A T that lies about its trees (or its throttle) is refused and nothing
@@ -975,7 +975,8 @@ static void test_resync_refuses_lying_trees(void **state)
 		}
 	uint8_t junk[4096];
 	memset(junk, 0x33, sizeof(junk));
-	assert_int_equal(mir_send_block(&fc, tg, extra, tg, junk), 0);
+	assert_int_equal(mir_send_block(&fc, tg, extra, tg,
+	    fl_crc32c(0, junk, sizeof(junk)), junk), 0);
 	uint8_t e[8];
 	fl_put_le64(e, fs->n + 1);
 	assert_int_equal(mir_send(&fc, MIR_MSG_RS_END, e, 8), 0);
@@ -1318,7 +1319,7 @@ struct blkset {
 };
 
 static int blk_collect(void *arg, uint64_t vbn, uint64_t birth,
-    const void *data,
+    uint32_t cksum, const void *data,
     unsigned flags)
 {
 	struct blkset *b = arg;

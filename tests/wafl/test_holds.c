@@ -21,7 +21,7 @@
 #include "wafl/wafl_impl.h"
 
 static int count_walk(void *arg, uint64_t vbn, uint64_t birth,
-    const void *data,
+    uint32_t cksum, const void *data,
     unsigned flags)
 {
 	(void)vbn;

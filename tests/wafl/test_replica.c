@@ -50,7 +50,7 @@ static void ship_root(void *arg, uint64_t gen, const void *fsinfo)
 }
 
 static int walk_ship(void *arg, uint64_t vbn, uint64_t birth,
-    const void *data,
+    uint32_t cksum, const void *data,
     unsigned flags)
 {
 	struct pair *p = arg;
@@ -193,7 +193,7 @@ static void test_catch_up_sends_only_new_blocks(void **state)
 }
 
 static int count_walk(void *arg, uint64_t vbn, uint64_t birth,
-    const void *data,
+    uint32_t cksum, const void *data,
     unsigned flags)
 {
 	(*(uint64_t *)arg)++;
