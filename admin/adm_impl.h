@@ -323,6 +323,9 @@ struct adm_ctx {
 	uint32_t check_hold_ms;	/* tests: a check waits this long first,
 				   so that a test sees it running (an
 				   offline one in the main loop) */
+	uint32_t resync_stop_hold_ms;	/* tests: at stop, after the mirror
+				   service's last tick, wait this long at
+				   most for running resyncs to finish */
 	uint64_t clock_base_real;	/* unix seconds at start */
 	uint64_t clock_base_mono;	/* monotonic ns at start */
 	uint64_t start_s;
@@ -443,6 +446,9 @@ struct adm_daemon_opts {
 	bool foreground;
 	double clock_scale;	/* 0 or 1: real time */
 	uint32_t check_hold_ms;	/* tests: a check job waits this long */
+	uint32_t resync_stop_hold_ms;	/* tests: the mirror service's stop
+				   waits this long at most for running
+				   resyncs to finish */
 };
 int adm_daemon_main(const struct adm_daemon_opts *o);
 /* Apply settings that take effect now (log level, socket group). */

@@ -582,6 +582,7 @@ int adm_daemon_main(const struct adm_daemon_opts *o)
 	if (o->clock_scale > 0)
 		ctx->clock_scale = o->clock_scale;
 	ctx->check_hold_ms = o->check_hold_ms;
+	ctx->resync_stop_hold_ms = o->resync_stop_hold_ms;
 	rc = adm_home_lock(ctx, &holder);
 	/* An offline filerctl edit holds the lock for a moment (it writes no
 	 * pid; a dead filerd's pid may still be in the file): wait for it.

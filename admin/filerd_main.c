@@ -28,6 +28,7 @@ int main(int argc, char **argv)
 	struct adm_daemon_opts o = { .home = ADM_DEFAULT_HOME };
 	const char *scale = getenv("FILER_CLOCK_SCALE");
 	const char *hold = getenv("FILER_CHECK_HOLD_MS");
+	const char *rhold = getenv("FILER_RESYNC_STOP_HOLD_MS");
 
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--home") == 0 && i + 1 < argc) {
@@ -76,6 +77,21 @@ int main(int argc, char **argv)
 			return 2;
 		}
 		o.check_hold_ms = (uint32_t)ms;
+	}
+	/* Tests: the mirror service's stop, after its last tick, waits
+	 * this long at most for running resyncs to finish, so that a test
+	 * can have one finish that no tick saw. */
+	if (rhold != NULL) {
+		char *end;
+		unsigned long ms = strtoul(rhold, &end, 10);
+
+		if (*end != '\0' || rhold[0] == '\0' || ms > 60000) {
+			fprintf(stderr, "filerd: FILER_RESYNC_STOP_HOLD_MS "
+			    "must be a number of milliseconds from 0 to "
+			    "60000\n");
+			return 2;
+		}
+		o.resync_stop_hold_ms = (uint32_t)ms;
 	}
 	if (adm_service_register(&adm_svc_nfsd) != 0 ||
 	    adm_service_register(&adm_svc_mirror) != 0)

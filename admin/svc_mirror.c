@@ -59,6 +59,7 @@
 #include "admin/svc_mirror.h"
 #include "common/err.h"
 #include "common/log.h"
+#include "common/util.h"
 #include "mirror/mirror.h"
 
 #define SEEN_MAX	64
@@ -1255,9 +1256,34 @@ static int mir_start(struct adm_ctx *ctx)
 	return 0;
 }
 
+/* Tests (FILER_RESYNC_STOP_HOLD_MS): stop, after its last tick, waits
+ * up to ms for the running resyncs to finish, so that a test can have
+ * one finish that no tick has seen. */
+static void stop_hold(uint32_t ms)
+{
+	uint64_t end = fl_now_mono_ns() + (uint64_t)ms * 1000000;
+	unsigned n = 0;
+
+	for (struct rjob *j = svc.jobs; j != NULL; j = j->next)
+		n++;
+	if (n == 0)
+		return;
+	fl_info(ADM_SUB, "stopping with %u resync%s running: waiting up to "
+	    "%" PRIu32 " ms for %s to finish (FILER_RESYNC_STOP_HOLD_MS)", n,
+	    n == 1 ? "" : "s", ms, n == 1 ? "it" : "them");
+	for (struct rjob *j = svc.jobs; j != NULL; j = j->next) {
+		uint64_t now = fl_now_mono_ns();
+
+		(void)mir_resync_wait(j->job, now < end ?
+		    (uint32_t)((end - now) / 1000000) : 0, NULL);
+	}
+}
+
 static void mir_stop(struct adm_ctx *ctx)
 {
 	adm_mirror_tick(ctx);	/* last states into the database */
+	if (ctx->resync_stop_hold_ms > 0)
+		stop_hold(ctx->resync_stop_hold_ms);
 	while (svc.jobs != NULL) {
 		struct rjob *j = svc.jobs;
 
