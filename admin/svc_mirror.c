@@ -939,7 +939,9 @@ int adm_mirror_break_dest(struct adm_ctx *ctx, int64_t id, char *why,
  * leaves the exports at once (its admin consented: its active data is
  * rolled back, kept on W as a snapshot).
  * The tick finishes the job: both rows go to 'catching-up' (directions
- * swapped for --reverse) and run again, T as the destination.
+ * swapped for --reverse) and run again, T as the destination.  filerd's
+ * stop and the volume going down end it too (rjob_end): finished the
+ * same way if it has finished, else interrupted.
  */
 int adm_mirror_resync(struct adm_ctx *ctx, int64_t id, bool reverse,
     char *why, size_t whylen)
@@ -1115,6 +1117,39 @@ static void rjob_finish(struct adm_ctx *ctx, struct rjob *j, int rc,
 		(void)adm_mirror_make_readonly(ctx, j->vol);
 }
 
+/*
+ * End job j, which leaves svc.jobs because filerd no longer runs it here
+ * (filerd stops, or j's volume goes down); j is freed.  A job that has
+ * finished is finished as the tick finishes it (rjob_finish): both sides
+ * may already have switched, the peer continuing from the common
+ * generation, and this row must say so too.  Only one still running is
+ * stopped (T's volume, unless rolled back, is unmounted) and its row
+ * goes back to broken-off, "resync interrupted: why": it can be run
+ * again.  The relationship is not started here: filerd's next start
+ * runs it from the row.
+ */
+static void rjob_end(struct adm_ctx *ctx, struct rjob *j, const char *why)
+{
+	struct mir_resync_result res;
+	char err[192];
+	int rc = mir_resync_wait(j->job, 0, &res);
+
+	if (rc != -ETIMEDOUT) {
+		rjob_finish(ctx, j, rc, &res);
+	} else {
+		mir_resync_stop(j->job);	/* unmounts T's volume */
+		j->job = NULL;
+		lis_put();
+		snprintf(err, sizeof(err), "resync interrupted: %s", why);
+		(void)adm_db_exec(ctx->db, "UPDATE mirrors SET state = "
+		    "'broken-off', last_error = ? WHERE id = ?", "si", err,
+		    j->id);
+		adm_event(ctx, j->vol, "mirror.state", "mirror %s: resyncing "
+		    "-> broken-off: %s; run mirror resync again", j->vol, why);
+	}
+	free(j);
+}
+
 static void resync_tick(struct adm_ctx *ctx)
 {
 	for (struct rjob **pp = &svc.jobs; *pp != NULL;) {
@@ -1284,16 +1319,12 @@ static void mir_stop(struct adm_ctx *ctx)
 	adm_mirror_tick(ctx);	/* last states into the database */
 	if (ctx->resync_stop_hold_ms > 0)
 		stop_hold(ctx->resync_stop_hold_ms);
+	/* A job may have finished since that tick. */
 	while (svc.jobs != NULL) {
 		struct rjob *j = svc.jobs;
 
 		svc.jobs = j->next;
-		mir_resync_stop(j->job);	/* unmounts T's volume */
-		lis_put();
-		(void)adm_db_exec(ctx->db, "UPDATE mirrors SET state = "
-		    "'broken-off', last_error = 'resync interrupted' WHERE "
-		    "id = ?", "i", j->id);
-		free(j);
+		rjob_end(ctx, j, "filerd stopped");
 	}
 	while (svc.rels != NULL) {
 		struct mrel *r = svc.rels;
@@ -1336,29 +1367,13 @@ static void mir_volume_down(struct adm_ctx *ctx, const char *name)
 	 * would; else interrupted (it can be run again). */
 	for (struct rjob **pp = &svc.jobs; *pp != NULL;) {
 		struct rjob *j = *pp;
-		struct mir_resync_result res;
-		int rc;
 
 		if (strcmp(j->vol, name) != 0) {
 			pp = &j->next;
 			continue;
 		}
 		*pp = j->next;
-		rc = mir_resync_wait(j->job, 0, &res);
-		if (rc != -ETIMEDOUT) {
-			rjob_finish(ctx, j, rc, &res);
-		} else {
-			mir_resync_stop(j->job);	/* unmounts T's volume */
-			lis_put();
-			(void)adm_db_exec(ctx->db, "UPDATE mirrors SET state = "
-			    "'broken-off', last_error = 'resync interrupted: "
-			    "the volume went offline or was rolled back' WHERE "
-			    "id = ?", "i", j->id);
-			adm_event(ctx, name, "mirror.state", "mirror %s: "
-			    "resyncing -> broken-off: the volume went offline "
-			    "or was rolled back; run mirror resync again", name);
-		}
-		free(j);
+		rjob_end(ctx, j, "the volume went offline or was rolled back");
 	}
 	for (struct mrel *r = svc.rels, *next; r != NULL; r = next) {
 		next = r->next;

@@ -38,6 +38,13 @@
  *               on the destination too: in sync again; quiesced stays
  *               quiesced across a modify; bad modifications are usage
  *               errors or refused, and change nothing.
+ *   resync_done_at_stop  a resync that finishes while a filerd stops,
+ *               after the stop's last tick (held there by
+ *               FILER_RESYNC_STOP_HOLD_MS until the job has finished),
+ *               on the source's side (W) and then on the destination's
+ *               (T): the row says catching-up in its new direction with
+ *               no error, not "resync interrupted", and after the
+ *               restart the source catches the destination up.
  *   shared_port two relationships between the same two filerds (two
  *               volumes each side), both received on the destination's
  *               one mirror_port: each secondary serves its own source's
@@ -1021,6 +1028,152 @@ static long db_long(const struct tl_mirror_side *s, const char *sql)
 	return v;
 }
 
+/* The first column of the first row of sql on side s's database, as
+ * text (owned; "" without a row), beside or without its filerd. */
+static char *db_text(const struct tl_mirror_side *s, const char *sql)
+{
+	char path[2200];
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	char *v;
+
+	snprintf(path, sizeof(path), "%s/filer.db", s->home);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	sqlite3_busy_timeout(db, 10000);
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL),
+	    SQLITE_OK);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW && sqlite3_column_text(st, 0) != NULL)
+		v = strdup((const char *)sqlite3_column_text(st, 0));
+	else
+		v = strdup("");
+	assert_true(rc == SQLITE_ROW || rc == SQLITE_DONE);
+	assert_non_null(v);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return v;
+}
+
+/* How many events of kind on side s hold text. */
+static int events_count(const struct tl_mirror_side *s, const char *kind,
+    const char *text)
+{
+	char *out = ta_ctl_expect(0, s->home, "events", NULL);
+	int n = 0;
+
+	for (char *l = strtok(out, "\n"); l != NULL; l = strtok(NULL, "\n"))
+		n += strstr(l, kind) != NULL && strstr(l, text) != NULL;
+	free(out);
+	return n;
+}
+
+/*
+ * A plain resync whose half on the held side (the source's, W, or the
+ * destination's, T) finishes while that side's filerd stops, after the
+ * mirror service's last tick: its filerd runs with the test knob
+ * FILER_RESYNC_STOP_HOLD_MS, which holds the stop there until the job
+ * has finished.  The held side's half starts first and can make no
+ * progress alone (W connects and finds no half on T's side; T listens
+ * and nobody connects); its filerd is stopped and is inside the hold
+ * (its log says so) before the other half starts, so no tick of the
+ * stopping filerd can see the job finish.  The stop must finish it as
+ * the tick would: the row says catching-up from the common generation
+ * (at least g), in its new direction, with no error, and the
+ * mirror.resync event is there.  The held filerd is started again.
+ */
+static void resync_done_at_stop(struct mtest *t, bool hold_source, long g,
+    const char *const *env)
+{
+	struct tl_mirror_side *h = hold_source ? &t->s : &t->d;
+	struct tl_mirror_side *o = hold_source ? &t->d : &t->s;
+	const char *knob = "FILER_RESYNC_STOP_HOLD_MS";
+	int held = ta_daemon_log_count(&h->d, knob);
+	int done = events_count(h, "mirror.resync", "resync done");
+
+	free(ta_ctl_expect(0, h->home, "mirror", "resync", h->vol, NULL));
+	assert_int_equal(kill(h->d.pid, SIGTERM), 0);
+	for (int i = 0; i < 600 && ta_daemon_log_count(&h->d, knob) == held;
+	    i++)
+		ta_sleep_ms(50);
+	assert_int_equal(ta_daemon_log_count(&h->d, knob), held + 1);
+	free(ta_ctl_expect(0, o->home, "mirror", "resync", o->vol, NULL));
+	assert_int_equal(ta_daemon_stop(&h->d), 0);
+
+	char *row = db_text(h, "SELECT state || '|' || direction || '|' || "
+	    "last_error FROM mirrors");
+	const char *want = hold_source ? "catching-up|source|" :
+	    "catching-up|destination|";
+	if (strcmp(row, want) != 0)
+		fail_msg("the %s's row after a resync that finished as its "
+		    "filerd stopped: %s (wanted %s)", hold_source ? "source" :
+		    "destination", row, want);
+	free(row);
+	assert_true(db_long(h, "SELECT acked_gen FROM mirrors") >= g);
+	assert_int_equal(events_count(h, "mirror.resync", "resync done"),
+	    done + 1);
+	ta_daemon_start_env(&h->d, h->home, env);
+}
+
+/*
+ * A resync that finishes while a filerd stops is finished, not recorded
+ * as interrupted (resync_done_at_stop): first on the source's filerd (W,
+ * whose volume stays mounted throughout), then on the destination's (T,
+ * rolled back: the stop mounts it read-only as the tick would, and
+ * filerd unmounts it as it stops).  After each, both sides go on from
+ * the common generation: the source catches the destination up, which
+ * serves the source's data read-only and keeps its own as a snapshot on
+ * both sides; `check` clean on both volumes (teardown).
+ */
+static void test_resync_done_at_stop(void **state)
+{
+	struct mtest *t = *state;
+	const char *const hold[] = { "FILER_RESYNC_STOP_HOLD_MS", "30000",
+	    NULL };
+	char first[64], snap[64], path[128];
+	long g;
+
+	exports(t);
+	ta_daemon_start_env(&t->s.d, t->s.home, hold);
+	ta_daemon_start_env(&t->d.d, t->d.home, hold);
+	peers_and_relationship(t);
+	g = base_served(t);
+
+	/* W's half finishes as the source's filerd stops. */
+	free(ta_ctl_expect(0, t->d.home, "mirror", "break", "vdst", NULL));
+	free(ta_ctl_expect(0, t->s.home, "mirror", "break", "vsrc", NULL));
+	write_file(&t->s, "/src-new", 2);
+	write_file(&t->d, "/dst-new", 3);
+	resync_done_at_stop(t, true, g, hold);
+	wait_state(&t->s, "in-sync");
+	g = wait_acked(t, 1);
+	tl_mirror_wait_served(&t->d, g);
+	read_compare(&t->d, "/src-new", 2);
+	assert_int_equal(try_create(&t->d, "/nope"), -EROFS);
+	resync_snap(&t->s, "vsrc", first, sizeof(first));
+	snprintf(path, sizeof(path), "/.snapshot/%s/dst-new", first);
+	read_compare(&t->s, path, 3);
+	read_compare(&t->d, path, 3);
+
+	/* T's half finishes as the destination's filerd stops. */
+	free(ta_ctl_expect(0, t->d.home, "mirror", "break", "vdst", NULL));
+	free(ta_ctl_expect(0, t->s.home, "mirror", "break", "vsrc", NULL));
+	write_file(&t->s, "/src-new2", 4);
+	write_file(&t->d, "/dst-new2", 5);
+	resync_done_at_stop(t, false, g, hold);
+	wait_state(&t->s, "in-sync");
+	g = wait_acked(t, 1);
+	tl_mirror_wait_served(&t->d, g);
+	read_compare(&t->d, "/src-new2", 4);
+	read_compare(&t->d, "/src-new", 2);
+	assert_int_equal(try_create(&t->d, "/nope"), -EROFS);
+	resync_snap_not(&t->s, "vsrc", first, snap, sizeof(snap));
+	snprintf(path, sizeof(path), "/.snapshot/%s/dst-new2", snap);
+	read_compare(&t->s, path, 5);
+	read_compare(&t->d, path, 5);
+	assert_int_equal(ta_daemon_stop(&t->d.d), 0);
+	assert_int_equal(ta_daemon_stop(&t->s.d), 0);
+}
+
 /* Every state the mirror row of side s is updated to goes into table
  * row_states: each one is what a crash of filerd right after it would
  * leave. */
@@ -1613,6 +1766,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_link_mismatch, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_resync, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_resync_done_at_stop,
+		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_shared_port, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_resync_throttle, setup,
