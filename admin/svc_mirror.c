@@ -1134,7 +1134,7 @@ static void rjob_end(struct adm_ctx *ctx, struct rjob *j, const char *why)
 	char err[192];
 	int rc = mir_resync_wait(j->job, 0, &res);
 
-	if (rc != -ETIMEDOUT) {
+	if (rc != -EINPROGRESS) {
 		rjob_finish(ctx, j, rc, &res);
 	} else {
 		mir_resync_stop(j->job);	/* unmounts T's volume */
@@ -1157,7 +1157,7 @@ static void resync_tick(struct adm_ctx *ctx)
 		struct mir_resync_result res;
 		int rc = mir_resync_wait(j->job, 0, &res);
 
-		if (rc == -ETIMEDOUT) {
+		if (rc == -EINPROGRESS) {
 			pp = &j->next;
 			continue;
 		}

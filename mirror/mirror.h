@@ -354,7 +354,9 @@ struct mir_resync_result {
 int mir_resync_serve(wafl_vol_t *w, const struct mir_resync_opts *o,
     mir_resync_t **out);
 uint16_t mir_resync_port(const mir_resync_t *r);
-/* 0 once the import is durable; -ETIMEDOUT; or the session's error. */
+/* 0 once the import is durable; -EINPROGRESS while the session still
+ * runs after timeout_ms; or the session's error (which may be -ETIMEDOUT:
+ * no peer by the accept deadline, or a link that went silent). */
 int mir_resync_wait(mir_resync_t *r, uint32_t timeout_ms,
     struct mir_resync_result *res);
 /* Stop (a T volume not taken back with mir_resync_volume is unmounted). */

@@ -1114,7 +1114,7 @@ int mir_resync_wait(mir_resync_t *r, uint32_t timeout_ms,
 		if (res != NULL)
 			*res = r->res;
 	} else {
-		rc = -ETIMEDOUT;
+		rc = -EINPROGRESS;
 	}
 	pthread_mutex_unlock(&r->lock);
 	return rc;
