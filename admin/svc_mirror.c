@@ -1122,10 +1122,11 @@ static void rjob_finish(struct adm_ctx *ctx, struct rjob *j, int rc,
  * (filerd stops, or j's volume goes down); j is freed.  A job that has
  * finished is finished as the tick finishes it (rjob_finish): both sides
  * may already have switched, the peer continuing from the common
- * generation, and this row must say so too.  Only one still running is
- * stopped (T's volume, unless rolled back, is unmounted) and its row
- * goes back to broken-off, "resync interrupted: why": it can be run
- * again.  The relationship is not started here: filerd's next start
+ * generation, and this row must say so too.  One still running is asked
+ * to stop and waited for (mir_resync_cancel); if it finished all the
+ * same, likewise.  Only one the stop cut short (T's volume, unless
+ * rolled back, is unmounted) goes back to broken-off, "resync
+ * interrupted: why": it can be run again.  The relationship is not started here: filerd's next start
  * runs it from the row.
  */
 static void rjob_end(struct adm_ctx *ctx, struct rjob *j, const char *why)
@@ -1133,8 +1134,16 @@ static void rjob_end(struct adm_ctx *ctx, struct rjob *j, const char *why)
 	struct mir_resync_result res;
 	char err[192];
 	int rc = mir_resync_wait(j->job, 0, &res);
+	bool cut = false;
 
-	if (rc != -EINPROGRESS) {
+	if (rc == -EINPROGRESS) {
+		/* A half past its last exchange (W after RS_DONE went out,
+		 * T rolling back) finishes anyway: its result decides. */
+		mir_resync_cancel(j->job);
+		rc = mir_resync_wait(j->job, 0, &res);
+		cut = rc != 0;
+	}
+	if (!cut) {
 		rjob_finish(ctx, j, rc, &res);
 	} else {
 		mir_resync_stop(j->job);	/* unmounts T's volume */

@@ -359,6 +359,12 @@ uint16_t mir_resync_port(const mir_resync_t *r);
  * no peer by the accept deadline, or a link that went silent). */
 int mir_resync_wait(mir_resync_t *r, uint32_t timeout_ms,
     struct mir_resync_result *res);
+/*
+ * Ask the session to stop and wait for its thread; the result stays for
+ * mir_resync_wait: 0 if it finished all the same (a half between its last
+ * exchange and its end does not stop there), else its error.
+ */
+void mir_resync_cancel(mir_resync_t *r);
 /* Stop (a T volume not taken back with mir_resync_volume is unmounted). */
 void mir_resync_stop(mir_resync_t *r);
 /*

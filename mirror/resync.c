@@ -400,6 +400,7 @@ struct mir_resync {
 	uint8_t key[MIR_KEY_MAX];
 	struct mir_acceptor acc;	/* listen: where peers come from */
 	pthread_t thr;
+	bool joined;			/* mir_resync_cancel */
 	volatile bool stop;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
@@ -1120,12 +1121,20 @@ int mir_resync_wait(mir_resync_t *r, uint32_t timeout_ms,
 	return rc;
 }
 
+void mir_resync_cancel(mir_resync_t *r)
+{
+	if (r == NULL || r->joined)
+		return;
+	r->stop = true;
+	pthread_join(r->thr, NULL);
+	r->joined = true;
+}
+
 void mir_resync_stop(mir_resync_t *r)
 {
 	if (r == NULL)
 		return;
-	r->stop = true;
-	pthread_join(r->thr, NULL);
+	mir_resync_cancel(r);
 	if (r->o.overwrite && r->w != NULL)
 		(void)wafl_unmount(r->w);	/* T's, not taken back */
 	mir_acceptor_close(&r->acc);
