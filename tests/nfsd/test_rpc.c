@@ -241,21 +241,6 @@ static void test_garbage_args(void **state)
 	close(fd);
 }
 
-/* x as one record (a last fragment) at out + n; returns the new length. */
-static size_t append_record(uint8_t *out, size_t cap, size_t n,
-    const struct xb *xx)
-{
-	uint32_t m = 0x80000000u | (uint32_t)xx->n;
-
-	VERIFY(n + 4 + xx->n <= cap);
-	out[n++] = (uint8_t)(m >> 24);
-	out[n++] = (uint8_t)(m >> 16);
-	out[n++] = (uint8_t)(m >> 8);
-	out[n++] = (uint8_t)m;
-	memcpy(out + n, xx->b, xx->n);
-	return n + xx->n;
-}
-
 static void test_fragments_and_pipelining(void **state)
 {
 	struct th *t = *state;
@@ -290,7 +275,7 @@ static void test_fragments_and_pipelining(void **state)
 	/* 200 calls in one write: 200 replies, every xid once. */
 	for (uint32_t i = 0; i < 200; i++) {
 		xb_call(&x, 1000 + i, TH_NFS_PROG, 3, 0, 0, 0);
-		n = append_record(out, sizeof(out), n, &x);
+		n = th_append_record(out, sizeof(out), n, &x);
 	}
 	th_send_all(fd, out, n);
 	static bool seen[200];
@@ -608,7 +593,7 @@ static size_t append_creates(uint8_t *out, size_t cap, size_t n,
 		xb_u32(&x, 0);			/* UNCHECKED */
 		for (int k = 0; k < 6; k++)
 			xb_u32(&x, 0);		/* sattr3: nothing set */
-		n = append_record(out, cap, n, &x);
+		n = th_append_record(out, cap, n, &x);
 	}
 	return n;
 }
@@ -622,29 +607,6 @@ static uint32_t recv_ok(int fd)
 	assert_int_equal(rp.stat, 0);
 	assert_int_equal(rd_u32(&rp.r), 0);	/* NFS3_OK */
 	return rp.xid;
-}
-
-/*
- * The server's end of the client's TCP connection fd: the socket of this
- * process whose peer is fd's local address; -1 if there is none.
- */
-static int server_end(int fd)
-{
-	struct sockaddr_in me, peer;
-	socklen_t len = sizeof(me);
-
-	if (getsockname(fd, (struct sockaddr *)&me, &len) != 0)
-		return -1;
-	for (int s = 3; s < 4096; s++) {
-		len = sizeof(peer);
-		if (s != fd && getpeername(s, (struct sockaddr *)&peer,
-		    &len) == 0 && len == sizeof(peer) &&
-		    peer.sin_family == AF_INET &&
-		    peer.sin_port == me.sin_port &&
-		    peer.sin_addr.s_addr == me.sin_addr.s_addr)
-			return s;
-	}
-	return -1;
 }
 
 /*
@@ -676,7 +638,7 @@ static void test_logged_replies_batched(void **state)
 	inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
 	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
 	assert_int_equal(th_mnt(fd, "/vol/vol0", &root), 0);
-	int srv_fd = server_end(fd);
+	int srv_fd = th_server_end(fd);
 	assert_true(srv_fd >= 0);
 	assert_int_equal(setsockopt(srv_fd, SOL_SOCKET, SO_SNDBUF, &small,
 	    sizeof(small)), 0);
@@ -727,7 +689,7 @@ static void test_batched_calls(void **state)
 	for (uint32_t i = 0; i < NG; i++) {
 		xb_call(&x, 8000 + i, TH_NFS_PROG, 3, 1, 0, 0);
 		xb_fh(&x, &root);
-		n = append_record(out, sizeof(out), n, &x);
+		n = th_append_record(out, sizeof(out), n, &x);
 	}
 	nfsd_get_stats(t->srv, &st0);
 	th_send_all(fd, out, n);

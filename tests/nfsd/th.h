@@ -304,6 +304,46 @@ static TH_UNUSED void th_send_record(int fd, const struct xb *x)
 	th_send_all(fd, x->b, x->n);
 }
 
+/* x as one record (a last fragment) at out + n, for calls pipelined in
+ * one write; returns the new length. */
+static TH_UNUSED size_t th_append_record(uint8_t *out, size_t cap, size_t n,
+    const struct xb *x)
+{
+	uint32_t m = 0x80000000u | (uint32_t)x->n;
+
+	VERIFY(n + 4 + x->n <= cap);
+	out[n++] = (uint8_t)(m >> 24);
+	out[n++] = (uint8_t)(m >> 16);
+	out[n++] = (uint8_t)(m >> 8);
+	out[n++] = (uint8_t)m;
+	memcpy(out + n, x->b, x->n);
+	return n + x->n;
+}
+
+/*
+ * The server's end of the client's TCP connection fd (the server runs in
+ * this process): the socket whose peer is fd's local address; -1 if there
+ * is none.
+ */
+static TH_UNUSED int th_server_end(int fd)
+{
+	struct sockaddr_in me, peer;
+	socklen_t len = sizeof(me);
+
+	if (getsockname(fd, (struct sockaddr *)&me, &len) != 0)
+		return -1;
+	for (int s = 3; s < 4096; s++) {
+		len = sizeof(peer);
+		if (s != fd && getpeername(s, (struct sockaddr *)&peer,
+		    &len) == 0 && len == sizeof(peer) &&
+		    peer.sin_family == AF_INET &&
+		    peer.sin_port == me.sin_port &&
+		    peer.sin_addr.s_addr == me.sin_addr.s_addr)
+			return s;
+	}
+	return -1;
+}
+
 /* Read exactly n bytes within timeout_ms; false on EOF/timeout. */
 static TH_UNUSED bool th_recv_n(int fd, uint8_t *p, size_t n, int timeout_ms)
 {
