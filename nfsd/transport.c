@@ -27,11 +27,20 @@
  *   thread finishes it on EPOLLOUT.  A client that does not read its
  *   replies therefore stalls only itself: past NFSD_CONN_INFLIGHT calls in
  *   progress or NFSD_CONN_OUTQ_MAX bytes queued, reading from that
- *   connection pauses until it drains.  Replies of one connection may go
- *   out in any order (RPC matches them by xid).  A reply is written with
- *   sendmsg from up to three pieces -- mark and encoded reply, a READ's
- *   data where wafl_read put it, its XDR padding -- and a queued reply
- *   keeps those pieces, so READ data is never copied into the reply.
+ *   connection pauses until it drains.  The pause takes effect at the
+ *   record that set it, not at the end of the read that brought it: the
+ *   bytes after that record (at most one read, SCRATCH_BYTES) are kept in
+ *   the connection as they are and taken apart first when the pause
+ *   lifts, before anything more is read; a worker that lifts it wakes the
+ *   event thread for them (wake_tag).  So a connection never has more
+ *   than NFSD_CONN_INFLIGHT calls in progress, and what it queues stays
+ *   within NFSD_CONN_OUTQ_MAX plus their replies, however many calls one
+ *   read carries (256 KiB carry some 1,900 READs of 1 MiB each).  Replies
+ *   of one connection may go out in any order (RPC matches them by xid).
+ *   A reply is written with sendmsg from up to three pieces -- mark and
+ *   encoded reply, a READ's data where wafl_read put it, its XDR padding
+ *   -- and a queued reply keeps those pieces, so READ data is never
+ *   copied into the reply.
  *
  *   Timeouts (checked about once a second): a connection holding part of a
  *   record for longer than partial_timeout_ms is closed (a client sending
@@ -78,7 +87,7 @@
 #define EV_BATCH_MAX		32	/* calls handed to the workers at once */
 #define NFSD_TAKE_MAX		8	/* calls a worker takes at once */
 
-enum ep_kind { EP_TCP_LISTEN, EP_UDP, EP_CONN, EP_STOP };
+enum ep_kind { EP_TCP_LISTEN, EP_UDP, EP_CONN, EP_STOP, EP_WAKE };
 
 struct ep_tag {
 	enum ep_kind kind;
@@ -173,6 +182,10 @@ struct nfsd_conn {
 	uint8_t *rec;
 	size_t rec_len, rec_cap;
 	uint64_t last_ns, partial_ns;	/* partial_ns: 0 = between records */
+	/* Bytes read after the record that paused the connection, not taken
+	 * apart yet (owned, NULL if none): fed before the next read. */
+	uint8_t *in;
+	size_t in_len, in_off;
 
 	/* Writing and flow control (wlock).  inflight and paused are also
 	 * read without it: the event thread counts a call without a lock
@@ -184,12 +197,22 @@ struct nfsd_conn {
 	_Atomic uint32_t inflight;
 	_Atomic bool paused;
 	bool want_out, dead;
+	bool held;			/* in != NULL (set by the event thread) */
+
+	/* On the transport's wake list (wake_lock). */
+	struct nfsd_conn *wake_next;
+	bool waking;
 };
 
 struct nfsd_transport {
 	struct nfsd *srv;
 	int epfd;
 	struct ep_tag stop_tag;
+	/* Connections whose pause a worker lifted while they held input:
+	 * the event thread feeds it (eventfd wake_tag; a reference each). */
+	struct ep_tag wake_tag;
+	pthread_mutex_t wake_lock;
+	struct nfsd_conn *wake_head;
 	struct ep_tag listen[4];	/* nfs tcp, nfs udp, mnt tcp, mnt udp */
 	int nlisten;
 	pthread_t ev_thread;
@@ -236,6 +259,7 @@ static void conn_release(struct nfsd_conn *c)
 		outbuf_free(o);
 	}
 	free(c->rec);
+	free(c->in);
 	pthread_mutex_destroy(&c->wlock);
 	atomic_fetch_sub(&c->srv->st.conns_open, 1);
 	free(c);
@@ -643,24 +667,52 @@ void nfsd_send_replies(struct nfsd_req *const *rs, size_t n)
 	conn_send(rs[0]->srv->tp, rs[0]->conn, ob, n);
 }
 
+/* Have the event thread feed the input c holds (its pause was lifted off
+ * the event thread); takes a reference, which the event thread drops. */
+static void conn_wake(struct nfsd_transport *t, struct nfsd_conn *c)
+{
+	uint64_t one = 1;
+	bool first;
+
+	pthread_mutex_lock(&t->wake_lock);
+	first = !c->waking;
+	if (first) {
+		atomic_fetch_add(&c->refs, 1);
+		c->waking = true;
+		c->wake_next = t->wake_head;
+		t->wake_head = c;
+	}
+	pthread_mutex_unlock(&t->wake_lock);
+	if (first)
+		(void)!write(t->wake_tag.fd, &one, sizeof(one));
+}
+
 /*
  * A call of c is done.  The lock is taken only when reading may have to
  * resume: c is paused, or this call brings the count back under the bound
  * (a pause set for that count, even one this thread did not see yet, is
  * then lifted here: the event thread read the count before this
- * decrement, under wlock).
+ * decrement, under wlock).  Input held back by the pause is fed by the
+ * event thread, woken here: held and paused change under wlock, so either
+ * this thread sees held or the event thread, setting it, sees the pause
+ * lifted.
  */
 void nfsd_conn_done(struct nfsd *s, struct nfsd_conn *c)
 {
 	uint32_t was = atomic_fetch_sub(&c->inflight, 1);
 
 	if (was >= NFSD_CONN_INFLIGHT || atomic_load(&c->paused)) {
+		bool wake = false;
+
 		pthread_mutex_lock(&c->wlock);
 		if (c->paused && !conn_should_pause(c)) {
 			c->paused = false;
 			conn_rearm(s->tp, c);
+			wake = c->held && !c->dead;
 		}
 		pthread_mutex_unlock(&c->wlock);
+		if (wake)
+			conn_wake(s->tp, c);
 	}
 	conn_release(c);
 }
@@ -704,10 +756,14 @@ out:
 	c->partial_ns = 0;
 }
 
-/* Feed bytes to the reassembly; -1: close the connection. */
+/* Feed bytes to the reassembly, up to the end of a record that pauses c;
+ * *used: how many were taken.  -1: close the connection. */
 static int conn_feed(struct nfsd_transport *t, struct nfsd_conn *c,
-    const uint8_t *p, size_t n, uint64_t now)
+    const uint8_t *p, size_t n, uint64_t now, size_t *used)
 {
+	const uint8_t *start = p;
+
+	*used = 0;
 	while (n > 0) {
 		if (c->partial_ns == 0)
 			c->partial_ns = now;
@@ -752,21 +808,86 @@ static int conn_feed(struct nfsd_transport *t, struct nfsd_conn *c,
 		if (c->frag_left == 0) {
 			c->hdr_have = 0;
 			if (c->frag_last) {
-				if (c->rec == NULL)	/* empty record */
+				if (c->rec == NULL) {	/* empty record */
 					c->partial_ns = 0;
-				else
+				} else {
 					dispatch_record(t, c);
+					if (atomic_load(&c->paused))
+						break;	/* the rest waits */
+				}
 			}
 		}
 	}
+	*used = (size_t)(p - start);
 	return 0;
 }
 
-static void conn_readable(struct nfsd_transport *t, struct nfsd_conn *c)
+/*
+ * Feed the input c holds while it is not paused (event thread); false if
+ * c was closed.  What a new pause leaves stays held.
+ */
+static bool conn_take_held(struct nfsd_transport *t, struct nfsd_conn *c,
+    uint64_t now)
+{
+	while (c->in != NULL && !atomic_load(&c->paused)) {
+		size_t used;
+
+		if (conn_feed(t, c, c->in + c->in_off, c->in_len - c->in_off,
+		    now, &used) != 0) {
+			fl_warn("nfsd", "closing connection: bad or oversized "
+			    "record");
+			conn_close(t, c);
+			return false;
+		}
+		c->in_off += used;
+		if (c->in_off == c->in_len) {
+			pthread_mutex_lock(&c->wlock);
+			c->held = false;
+			pthread_mutex_unlock(&c->wlock);
+			free(c->in);
+			c->in = NULL;
+			c->in_len = c->in_off = 0;
+		}
+	}
+	return true;
+}
+
+/* Keep p[0..n), read after the record that paused c, and feed it if the
+ * pause was lifted meanwhile (event thread); false if c was closed. */
+static bool conn_hold(struct nfsd_transport *t, struct nfsd_conn *c,
+    const uint8_t *p, size_t n, uint64_t now)
+{
+	ASSERT(c->in == NULL);
+	c->in = malloc(n);
+	if (c->in == NULL) {
+		conn_close(t, c);
+		return false;
+	}
+	memcpy(c->in, p, n);
+	c->in_len = n;
+	c->in_off = 0;
+	pthread_mutex_lock(&c->wlock);
+	c->held = true;
+	pthread_mutex_unlock(&c->wlock);
+	return conn_take_held(t, c, now);
+}
+
+static void conn_readable(struct nfsd_transport *t, struct nfsd_conn *c,
+    uint32_t events)
 {
 	uint64_t now = fl_now_mono_ns();
 
+	if (c->in != NULL) {
+		/* Held input goes first; none of it can go to a peer gone. */
+		if (events & (EPOLLHUP | EPOLLERR)) {
+			conn_close(t, c);
+			return;
+		}
+		if (!conn_take_held(t, c, now) || c->in != NULL)
+			return;
+	}
 	for (int i = 0; i < READS_PER_EVENT; i++) {
+		size_t used;
 		ssize_t n = recv(c->tag.fd, t->scratch, SCRATCH_BYTES,
 		    MSG_DONTWAIT);
 		if (n < 0 && errno == EINTR)
@@ -778,11 +899,16 @@ static void conn_readable(struct nfsd_transport *t, struct nfsd_conn *c)
 			return;
 		}
 		c->last_ns = now;
-		if (conn_feed(t, c, t->scratch, (size_t)n, now) != 0) {
+		if (conn_feed(t, c, t->scratch, (size_t)n, now, &used) != 0) {
 			fl_warn("nfsd", "closing connection: bad or oversized "
 			    "record");
 			conn_close(t, c);
 			return;
+		}
+		if (used < (size_t)n) {
+			if (!conn_hold(t, c, t->scratch + used, (size_t)n - used,
+			    now) || c->in != NULL)
+				return;
 		}
 		if (atomic_load(&c->paused) || (size_t)n < SCRATCH_BYTES)
 			return;
@@ -803,6 +929,32 @@ static void conn_writable(struct nfsd_transport *t, struct nfsd_conn *c)
 	pthread_mutex_unlock(&c->wlock);
 	if (bad)
 		conn_close(t, c);
+	else if (c->in != NULL)
+		(void)conn_take_held(t, c, fl_now_mono_ns());
+}
+
+/* Event thread: feed the input of the connections whose pause a worker
+ * lifted (conn_wake).  One at a time off the list: once a connection is
+ * off it, a worker may put it back (wake_next changes). */
+static void conns_woken(struct nfsd_transport *t)
+{
+	uint64_t cnt;
+
+	(void)!read(t->wake_tag.fd, &cnt, sizeof(cnt));
+	for (;;) {
+		pthread_mutex_lock(&t->wake_lock);
+		struct nfsd_conn *c = t->wake_head;
+		if (c != NULL) {
+			t->wake_head = c->wake_next;
+			c->waking = false;
+		}
+		pthread_mutex_unlock(&t->wake_lock);
+		if (c == NULL)
+			break;
+		if (!c->dead && c->in != NULL)
+			(void)conn_take_held(t, c, fl_now_mono_ns());
+		conn_release(c);
+	}
 }
 
 static void tcp_accept(struct nfsd_transport *t, int lfd)
@@ -940,6 +1092,9 @@ static void *event_main(void *arg)
 			case EP_STOP:
 				stop = true;
 				break;
+			case EP_WAKE:
+				conns_woken(t);
+				break;
 			case EP_TCP_LISTEN:
 				tcp_accept(t, tag->fd);
 				break;
@@ -954,7 +1109,7 @@ static void *event_main(void *arg)
 					conn_writable(t, c);
 				if (!c->dead && (evs[i].events &
 				    (EPOLLIN | EPOLLHUP | EPOLLERR)))
-					conn_readable(t, c);
+					conn_readable(t, c, evs[i].events);
 				conn_release(c);
 				break;
 			}
@@ -1057,6 +1212,8 @@ int nfsd_transport_start(struct nfsd *s)
 	s->tp = t;
 	t->epfd = -1;
 	t->stop_tag.fd = -1;
+	t->wake_tag.fd = -1;
+	pthread_mutex_init(&t->wake_lock, NULL);
 	pthread_mutex_init(&t->qlock, NULL);
 	pthread_cond_init(&t->qcond, NULL);
 	pthread_cond_init(&t->idle, NULL);
@@ -1078,7 +1235,9 @@ int nfsd_transport_start(struct nfsd *s)
 	t->epfd = epoll_create1(EPOLL_CLOEXEC);
 	t->stop_tag.kind = EP_STOP;
 	t->stop_tag.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (t->epfd < 0 || t->stop_tag.fd < 0) {
+	t->wake_tag.kind = EP_WAKE;
+	t->wake_tag.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (t->epfd < 0 || t->stop_tag.fd < 0 || t->wake_tag.fd < 0) {
 		rc = -errno;
 		goto fail;
 	}
@@ -1095,6 +1254,8 @@ int nfsd_transport_start(struct nfsd *s)
 		rc = ep_add(t, &t->listen[i]);
 	if (rc == 0)
 		rc = ep_add(t, &t->stop_tag);
+	if (rc == 0)
+		rc = ep_add(t, &t->wake_tag);
 	if (rc != 0)
 		goto fail;
 	for (uint32_t i = 0; i < s->cfg.threads; i++) {
@@ -1147,15 +1308,24 @@ void nfsd_transport_stop(struct nfsd *s)
 		t->qhead = r->next;
 		drop_request(r);
 	}
+	/* Every request is freed: no connection is woken any more. */
+	while (t->wake_head != NULL) {
+		struct nfsd_conn *c = t->wake_head;
+		t->wake_head = c->wake_next;
+		conn_release(c);
+	}
 	while (t->conns != NULL)
 		conn_close(t, t->conns);
 	for (int i = 0; i < t->nlisten; i++)
 		close(t->listen[i].fd);
 	if (t->stop_tag.fd >= 0)
 		close(t->stop_tag.fd);
+	if (t->wake_tag.fd >= 0)
+		close(t->wake_tag.fd);
 	if (t->epfd >= 0)
 		close(t->epfd);
 	pthread_mutex_destroy(&t->qlock);
+	pthread_mutex_destroy(&t->wake_lock);
 	pthread_cond_destroy(&t->qcond);
 	pthread_cond_destroy(&t->idle);
 	free(t->workers);
