@@ -51,8 +51,11 @@
  *   Lifetime: a connection is referenced by the event thread's list and by
  *   every request in flight; the socket is closed at the last release, so a
  *   worker can never write into a descriptor number reused by another
- *   connection.  UDP: one datagram is one call; the reply goes back with
- *   sendto from the worker.
+ *   connection.  An event of a pass of the event loop points at its
+ *   connection without a reference, so a connection is closed only while
+ *   its own event is handled or after the pass (the wake list, timeouts):
+ *   closing it may free it.  UDP: one datagram is one call; the reply goes
+ *   back with sendto from the worker.
  *
  *   Pause (nfsd_set_exports): workers stop taking requests and the caller
  *   waits until none is being processed; only workers look at the export
@@ -933,7 +936,9 @@ static void conn_writable(struct nfsd_transport *t, struct nfsd_conn *c)
 		(void)conn_take_held(t, c, fl_now_mono_ns());
 }
 
-/* Event thread: feed the input of the connections whose pause a worker
+/* Event thread, after the pass's events (feeding may close a connection,
+ * and letting go of it free it, while an event of the same pass still
+ * points at it): feed the input of the connections whose pause a worker
  * lifted (conn_wake).  One at a time off the list: once a connection is
  * off it, a worker may put it back (wake_next changes). */
 static void conns_woken(struct nfsd_transport *t)
@@ -1085,7 +1090,7 @@ static void *event_main(void *arg)
 	tick = FL_MAX(FL_MIN(tick, 1000u), 50u);
 	for (;;) {
 		int n = epoll_wait(t->epfd, evs, EP_EVENTS, (int)tick);
-		bool stop = false;
+		bool stop = false, woken = false;
 		for (int i = 0; i < n; i++) {
 			struct ep_tag *tag = evs[i].data.ptr;
 			switch (tag->kind) {
@@ -1093,7 +1098,7 @@ static void *event_main(void *arg)
 				stop = true;
 				break;
 			case EP_WAKE:
-				conns_woken(t);
+				woken = true;
 				break;
 			case EP_TCP_LISTEN:
 				tcp_accept(t, tag->fd);
@@ -1115,6 +1120,8 @@ static void *event_main(void *arg)
 			}
 			}
 		}
+		if (woken)
+			conns_woken(t);
 		hand_off(t);
 		if (stop)
 			break;

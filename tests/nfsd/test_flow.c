@@ -13,6 +13,11 @@
  *     every call is answered once, with the right data (replies of one
  *     connection may come in any order: RPC matches them by xid), and
  *     the connection goes on working.
+ * Then the input a paused connection holds back (the rest of the read
+ * after the record that paused it):
+ *   - a bad record in it, closed by the event thread when a worker's wake
+ *     reaches it, in the same pass as an event of that connection: the
+ *     connection is not touched after it is freed.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -21,9 +26,12 @@
 #include <cmocka.h>
 #include <fcntl.h>
 #include <linux/sockios.h>
+#include <pthread.h>
 #include <sys/ioctl.h>
 
+#include "common/log.h"
 #include "common/util.h"
+#include "nfsd/nfsd_impl.h"
 #include "tests/nfsd/th_nfs.h"
 
 /* nfsd/transport.c's bounds, which the server does not export. */
@@ -328,11 +336,179 @@ static void test_unread_replies(void **state)
 	close(fd);
 }
 
+/* ------------------------------------------------ held input */
+
+/* Wait until the server's end srv of a connection has read everything
+ * (5 s bound), then a little for the event thread to take it apart. */
+static void wait_read(int srv)
+{
+	for (int i = 0; i < 500 && sock_queued(srv, SIOCINQ) != 0; i++)
+		usleep(10 * 1000);
+	assert_int_equal(sock_queued(srv, SIOCINQ), 0);
+	usleep(50 * 1000);
+}
+
+/* Wait until the server has answered calls0 + want calls (5 s bound). */
+static void wait_answered(struct th *t, uint64_t want)
+{
+	struct nfsd_stats st;
+
+	for (int i = 0; i < 500; i++) {
+		nfsd_get_stats(t->srv, &st);
+		if (st.calls >= want && st.replies >= want)
+			return;
+		usleep(10 * 1000);
+	}
+	fail_msg("%llu calls answered of %llu", (unsigned long long)st.replies,
+	    (unsigned long long)want);
+}
+
+/* A connection the server has taken (a NULL answered), and its server
+ * end in *srv. */
+static int connected(struct th *t, int *srv)
+{
+	int fd = th_tcp(t->nfs_port, 0);
+
+	xb_call(&x, 1, TH_NFS_PROG, 3, 0, 0, 0);
+	th_rpc_tcp(fd, &x, &rp);
+	assert_int_equal(rp.stat, 0);
+	*srv = th_server_end(fd);
+	assert_true(*srv >= 0);
+	return fd;
+}
+
+/* A record mark announcing a record far over NFSD_MAX_RECORD. */
+static const uint8_t bad_mark[4] = { 0xff, 0xff, 0xff, 0xff };
+
+/*
+ * The event thread stopped in the warning about a bad record (a log hook
+ * on it), until the test lets it go: events and wakes pile up meanwhile
+ * and come in one pass of its loop.
+ */
+static struct {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool arm, stopped, go;
+} hold = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false,
+    false, false };
+
+static void hold_hook(void *arg, enum fl_log_level level, const char *subsys,
+    const char *msg)
+{
+	(void)arg;
+	(void)level;
+	(void)subsys;
+	if (!nfsd_on_event_thread() || strstr(msg, "oversized") == NULL)
+		return;
+	pthread_mutex_lock(&hold.mu);
+	if (hold.arm) {
+		hold.arm = false;
+		hold.stopped = true;
+		pthread_cond_broadcast(&hold.cv);
+		for (int i = 0; i < 1000 && !hold.go; i++) {
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_nsec += 10 * 1000000;
+			if (ts.tv_nsec >= 1000000000) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000;
+			}
+			pthread_cond_timedwait(&hold.cv, &hold.mu, &ts);
+		}
+	}
+	pthread_mutex_unlock(&hold.mu);
+}
+
+/*
+ * A connection pauses with a bad record held; a worker lifts the pause and
+ * wakes the event thread, and the connection's last call finishes, while
+ * the event thread is busy; the connection then becomes readable.  The
+ * event thread's next pass has the wake and the connection's event: the
+ * wake closes it (the bad record) and lets go of it, then comes its event.
+ */
+static void test_held_bad_record_woken(void **state)
+{
+	struct th *t = *state;
+	static uint8_t out[FLOW_INFLIGHT * 128 + 4];
+	struct nfsd_stats st0, st;
+	size_t n = 0;
+
+	int srv, fd = connected(t, &srv);
+	nfsd_get_stats(t->srv, &st0);
+	fl_log_set_hook(hold_hook, NULL, FL_LOG_WARN);
+	nfsd_transport_pause(t->srv);
+	/* 64 NULLs, which pause the connection, then a bad mark, held. */
+	for (uint32_t i = 0; i < FLOW_INFLIGHT; i++) {
+		xb_call(&x, 100 + i, TH_NFS_PROG, 3, 0, 0, 0);
+		n = th_append_record(out, sizeof(out), n, &x);
+	}
+	memcpy(out + n, bad_mark, 4);
+	th_send_all(fd, out, n + 4);
+	wait_read(srv);
+
+	/* Another connection's bad record stops the event thread. */
+	int other = th_tcp(t->nfs_port, 0);
+	pthread_mutex_lock(&hold.mu);
+	hold.arm = true;
+	hold.go = hold.stopped = false;
+	pthread_mutex_unlock(&hold.mu);
+	th_send_all(other, bad_mark, 4);
+	pthread_mutex_lock(&hold.mu);
+	for (int i = 0; i < 500 && !hold.stopped; i++) {
+		pthread_mutex_unlock(&hold.mu);
+		usleep(10 * 1000);
+		pthread_mutex_lock(&hold.mu);
+	}
+	bool stopped = hold.stopped;
+	pthread_mutex_unlock(&hold.mu);
+	assert_true(stopped);
+
+	/* Meanwhile: every call of the first connection finishes (the first
+	 * to finish lifts the pause and wakes the event thread), then the
+	 * connection has something to read. */
+	nfsd_transport_resume(t->srv);
+	wait_answered(t, st0.calls + FLOW_INFLIGHT);
+	usleep(50 * 1000);
+	xb_call(&x, 99, TH_NFS_PROG, 3, 0, 0, 0);
+	th_send_record(fd, &x);
+	usleep(50 * 1000);
+	pthread_mutex_lock(&hold.mu);
+	hold.go = true;
+	pthread_cond_broadcast(&hold.cv);
+	pthread_mutex_unlock(&hold.mu);
+
+	/* Both connections closed for their bad records; the first got the
+	 * replies to its 64 calls first. */
+	for (uint32_t i = 0; i < FLOW_INFLIGHT; i++) {
+		rp.len = th_recv_record(fd, rp.buf, sizeof(rp.buf),
+		    TH_TIMEOUT_MS);
+		assert_true(rp.len > 0);
+		th_parse_reply(&rp);
+		assert_int_equal(rp.stat, 0);
+	}
+	assert_true(th_closed(fd, TH_TIMEOUT_MS));
+	assert_true(th_closed(other, TH_TIMEOUT_MS));
+	close(fd);
+	close(other);
+	fl_log_set_hook(NULL, NULL, FL_LOG_ERR);
+	nfsd_get_stats(t->srv, &st);
+	assert_int_equal(st.records_oversized - st0.records_oversized, 2);
+
+	/* The server goes on. */
+	fd = th_tcp(t->nfs_port, 0);
+	xb_call(&x, 5, TH_NFS_PROG, 3, 0, 0, 0);
+	th_rpc_tcp(fd, &x, &rp);
+	assert_int_equal(rp.stat, 0);
+	close(fd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_unread_replies, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_held_bad_record_woken,
+		    setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
