@@ -889,6 +889,11 @@ static void conn_readable(struct nfsd_transport *t, struct nfsd_conn *c,
 		if (!conn_take_held(t, c, now) || c->in != NULL)
 			return;
 	}
+	/* Paused, by the last record held or by a worker since the event
+	 * came: nothing more is read until the pause lifts (reading is off
+	 * meanwhile, and rearmed then).  A hang-up or error is read still. */
+	if (atomic_load(&c->paused) && !(events & (EPOLLHUP | EPOLLERR)))
+		return;
 	for (int i = 0; i < READS_PER_EVENT; i++) {
 		size_t used;
 		ssize_t n = recv(c->tag.fd, t->scratch, SCRATCH_BYTES,

@@ -17,7 +17,10 @@
  * after the record that paused it):
  *   - a bad record in it, closed by the event thread when a worker's wake
  *     reaches it, in the same pass as an event of that connection: the
- *     connection is not touched after it is freed.
+ *     connection is not touched after it is freed;
+ *   - held input that ends with the record that pauses the connection
+ *     again: nothing more is read from its socket until the pause lifts
+ *     (it never has more than NFSD_CONN_INFLIGHT calls in progress).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -338,6 +341,19 @@ static void test_unread_replies(void **state)
 
 /* ------------------------------------------------ held input */
 
+/* A server with one worker: calls taken alone (WRITEs) run one at a
+ * time. */
+static int setup_one_worker(void **state)
+{
+	struct th *t = calloc(1, sizeof(*t));
+
+	th_config(t);
+	t->cfg.threads = 1;
+	th_serve(t);
+	*state = t;
+	return 0;
+}
+
 /* Wait until the server's end srv of a connection has read everything
  * (5 s bound), then a little for the event thread to take it apart. */
 static void wait_read(int srv)
@@ -502,6 +518,126 @@ static void test_held_bad_record_woken(void **state)
 	close(fd);
 }
 
+/*
+ * The one worker stopped in the call after the first `allow` it runs (a
+ * hook on the debug line of a call answered GARBAGE_ARGS), until the test
+ * lets it go.
+ */
+static struct {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	uint32_t allow, seen;
+	bool go;
+} gate = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0,
+    false };
+
+static void gate_hook(void *arg, enum fl_log_level level, const char *subsys,
+    const char *msg)
+{
+	(void)arg;
+	(void)level;
+	(void)subsys;
+	if (nfsd_on_event_thread() || strstr(msg, "verdict") == NULL)
+		return;
+	pthread_mutex_lock(&gate.mu);
+	gate.seen++;
+	pthread_cond_broadcast(&gate.cv);
+	for (int i = 0; i < 1000 && gate.seen > gate.allow && !gate.go; i++) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 10 * 1000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&gate.cv, &gate.mu, &ts);
+	}
+	pthread_mutex_unlock(&gate.mu);
+}
+
+/* A WRITE without arguments: taken alone, answered GARBAGE_ARGS. */
+static size_t append_write(uint8_t *out, size_t cap, size_t n, uint32_t xid)
+{
+	xb_call(&x, xid, TH_NFS_PROG, 3, 7, 0, 0);
+	return th_append_record(out, cap, n, &x);
+}
+
+/*
+ * 65 calls in one read: 64 go to the workers, the 65th is held; more calls
+ * wait in the socket.  One call finishes: the held call goes and pauses
+ * the connection again, and the connection is not read (64 in progress).
+ */
+static void test_held_ends_at_pause(void **state)
+{
+	struct th *t = *state;
+	static uint8_t out[(FLOW_INFLIGHT + 11) * 128];
+	static bool seen[FLOW_INFLIGHT + 11];
+	size_t n = 0;
+
+	int srv, fd = connected(t, &srv);
+	nfsd_transport_pause(t->srv);
+	for (uint32_t i = 0; i < FLOW_INFLIGHT + 1; i++)
+		n = append_write(out, sizeof(out), n, 1000 + i);
+	th_send_all(fd, out, n);
+	wait_read(srv);
+	n = 0;
+	for (uint32_t i = FLOW_INFLIGHT + 1; i < FLOW_INFLIGHT + 11; i++)
+		n = append_write(out, sizeof(out), n, 1000 + i);
+	th_send_all(fd, out, n);
+	usleep(50 * 1000);
+	int unread = sock_queued(srv, SIOCINQ);
+	assert_int_equal(unread, (int)n);
+
+	/* One call finishes (the worker stops in the next one). */
+	enum fl_log_level lvl = fl_log_get_level();
+	pthread_mutex_lock(&gate.mu);
+	gate.allow = 1;
+	gate.seen = 0;
+	gate.go = false;
+	pthread_mutex_unlock(&gate.mu);
+	fl_log_set_hook(gate_hook, NULL, FL_LOG_DEBUG);
+	fl_log_set_level(FL_LOG_DEBUG);
+	nfsd_transport_resume(t->srv);
+	pthread_mutex_lock(&gate.mu);
+	for (int i = 0; i < 500 && gate.seen < 2; i++) {
+		pthread_mutex_unlock(&gate.mu);
+		usleep(10 * 1000);
+		pthread_mutex_lock(&gate.mu);
+	}
+	uint32_t ran = gate.seen;
+	pthread_mutex_unlock(&gate.mu);
+	fl_log_set_level(lvl);
+	assert_int_equal(ran, 2);
+	usleep(100 * 1000);
+	int now_unread = sock_queued(srv, SIOCINQ);
+	pthread_mutex_lock(&gate.mu);
+	gate.go = true;
+	pthread_cond_broadcast(&gate.cv);
+	pthread_mutex_unlock(&gate.mu);
+	if (now_unread != unread)
+		fail_msg("the server read a connection with %u calls in "
+		    "progress (%d bytes waiting, then %d): it has %u now",
+		    FLOW_INFLIGHT, unread, now_unread, FLOW_INFLIGHT + 1);
+
+	nfsd_transport_resume(t->srv);
+	memset(seen, 0, sizeof(seen));
+	for (uint32_t k = 0; k < FLOW_INFLIGHT + 11; k++) {
+		rp.len = th_recv_record(fd, rp.buf, sizeof(rp.buf),
+		    TH_TIMEOUT_MS);
+		if (rp.len <= 0)
+			fail_msg("reply %u of %u did not come", k,
+			    FLOW_INFLIGHT + 11);
+		th_parse_reply(&rp);
+		assert_int_equal(rp.stat, 4);		/* GARBAGE_ARGS */
+		assert_true(rp.xid >= 1000 &&
+		    rp.xid < 1000 + FLOW_INFLIGHT + 11);
+		assert_false(seen[rp.xid - 1000]);
+		seen[rp.xid - 1000] = true;
+	}
+	fl_log_set_hook(NULL, NULL, FL_LOG_ERR);
+	close(fd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -509,6 +645,8 @@ int main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_held_bad_record_woken,
 		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_held_ends_at_pause,
+		    setup_one_worker, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
