@@ -133,16 +133,6 @@ _Static_assert(MIR_REL_ID_SIZE == MIR_ID_SIZE, "rel_id is the wire's id");
 static const char tag_w[] = "filer-resync W";
 static const char tag_t[] = "filer-resync T";
 
-/* A block pointer from T's or W's frame; vbn 0 names no tree. */
-static int get_bp(const uint8_t *p, struct wafl_bp *bp)
-{
-	int rc = wafl_bp_decode(p, bp);
-
-	if (rc == 0 && bp->vbn == 0)
-		rc = FL_ERR(-FL_EPROTO);
-	return rc;
-}
-
 static void rs_error(struct mir_resync_result *r, const char *what, int rc)
 {
 	if (r->error[0] == '\0')
@@ -257,7 +247,6 @@ struct rs_tree {
 	char name[WAFL_SNAP_NAME_MAX + 1];
 	uint64_t origin;		/* W: its tag (rs_origin), once all
 					   trees are in */
-	char why[96];			/* what was wrong with it */
 };
 
 /* res->snap_names: the active tree's snapshot first (the last tree),
@@ -281,69 +270,6 @@ static void rs_list_names(const struct rs_tree *trees, uint32_t n,
 		len += (size_t)snprintf(out + len, cap - len, "%s%s",
 		    k > 0 ? ", " : "", nm);
 	}
-}
-
-static bool bp_eq(const struct wafl_bp *a, const struct wafl_bp *b)
-{
-	return a->vbn == b->vbn && a->birth == b->birth && a->cksum == b->cksum;
-}
-
-/* RS_TREE: index 4, name length 4, gen 8, root 32, name 64.  Every field
- * bounded: a name of 1..63 bytes, none below 0x20 nor '/' (the snapshot
- * name rule, wafl/snap.c), zeros after it;
- * G < gen <= t, oldest first; the root born at gen; the last tree (no
- * name) is the active root RS_BEGIN announced. */
-static int rs_tree_decode(const uint8_t *p, uint64_t g, uint64_t t,
-    const struct wafl_bp *tbp, const struct rs_tree *prev, bool last,
-    struct rs_tree *out)
-{
-	uint32_t len = fl_get_le32(p + 4);
-	const uint8_t *nm = p + 48;
-
-	memset(out, 0, sizeof(*out));
-	out->gen = fl_get_le64(p + 8);
-	if (get_bp(p + 16, &out->root) != 0) {
-		snprintf(out->why, sizeof(out->why), "bad root pointer");
-		goto bad;
-	}
-	if (len > WAFL_SNAP_NAME_MAX) {
-		snprintf(out->why, sizeof(out->why), "name of %" PRIu32
-		    " bytes, at most %u", len, WAFL_SNAP_NAME_MAX);
-		goto bad;
-	}
-	for (uint32_t i = 0; i < MIR_RS_NAME_SIZE; i++) {
-		bool bad = i < len ? nm[i] < 0x20 || nm[i] == '/' :
-		    nm[i] != 0;
-		if (bad) {
-			snprintf(out->why, sizeof(out->why), "name byte %"
-			    PRIu32 " invalid", i);
-			goto bad;
-		}
-	}
-	memcpy(out->tname, nm, len);
-	if (strcmp(out->tname, ".") == 0 || strcmp(out->tname, "..") == 0 ||
-	    (len == 0) != last) {
-		snprintf(out->why, sizeof(out->why), "%s", last ? "the last "
-		    "tree is the active one, without a name" : "a snapshot "
-		    "without a valid name");
-		goto bad;
-	}
-	if (out->root.birth != out->gen || out->gen <= g || out->gen > t ||
-	    (prev != NULL && out->gen < prev->gen)) {
-		snprintf(out->why, sizeof(out->why), "generation %" PRIu64
-		    " (root born %" PRIu64 ") not in (%" PRIu64 ", %" PRIu64
-		    "], oldest first", out->gen, out->root.birth, g, t);
-		goto bad;
-	}
-	if (last && (out->gen != t || !bp_eq(&out->root, tbp))) {
-		snprintf(out->why, sizeof(out->why), "the last tree is not "
-		    "the active root announced");
-		goto bad;
-	}
-	return 0;
-bad:
-	fl_err("mirror", "resync: the other side's tree: %s", out->why);
-	return FL_ERR(-FL_EPROTO);
 }
 
 /*
@@ -632,60 +558,46 @@ static int w_session(struct mir_resync *r, struct mir_conn *c)
 	rc = wafl_snap_names(r->w, NULL, 0, &have);
 	if (rc != 0)
 		goto out;
-	uint8_t *p = mir_conn_payload(c);
-	memset(p, 0, 8 + 40 * n);
-	fl_put_le32(p, (uint32_t)n);
-	fl_put_le32(p + 4, have < WAFL_MAX_SNAPSHOTS ?
-	    (uint32_t)(WAFL_MAX_SNAPSHOTS - have) : 0);
-	for (size_t i = 0; i < n; i++) {
-		struct wafl_bp bp = { roots[i].vbn, roots[i].birth,
-		    roots[i].cksum, 0 };
-		fl_put_le64(p + 8 + 40 * i, roots[i].gen);
-		wafl_bp_encode(p + 16 + 40 * i, &bp);
+	struct mir_rs_root *rr = calloc(MIR_RS_MAX_ROOTS, sizeof(*rr));
+	if (rr == NULL) {
+		rc = -ENOMEM;
+		goto out;
 	}
-	rc = mir_send_buf(c, MIR_MSG_RS_ROOTS, (uint32_t)(8 + 40 * n));
+	for (size_t i = 0; i < n; i++)
+		rr[i] = (struct mir_rs_root){ roots[i].gen, { roots[i].vbn,
+		    roots[i].birth, roots[i].cksum, 0 } };
+	uint32_t rlen = mir_rs_roots_encode(mir_conn_payload(c),
+	    have < WAFL_MAX_SNAPSHOTS ? (uint32_t)(WAFL_MAX_SNAPSHOTS - have) :
+	    0, rr, (uint32_t)n);
+	free(rr);
+	rc = mir_send_buf(c, MIR_MSG_RS_ROOTS, rlen);
 	if (rc == 0)
 		rc = mir_recv_type(c, MIR_MSG_RS_BEGIN, &h);
 	if (rc != 0)
 		goto out;
-	struct wafl_bp gbp, tbp;
-	p = mir_conn_payload(c);
-	g = fl_get_le64(p);
-	uint64_t t = fl_get_le64(p + 40);
-	ntrees = fl_get_le32(p + 80);
-	rc = get_bp(p + 8, &gbp);
-	if (rc == 0)
-		rc = get_bp(p + 48, &tbp);
-	bool known = false;
-	for (size_t i = 0; rc == 0 && i < n; i++)
-		known |= roots[i].gen == g && roots[i].vbn == gbp.vbn &&
-		    roots[i].birth == gbp.birth && roots[i].cksum == gbp.cksum;
-	if (rc == 0 && (!known || tbp.birth != t || gbp.birth != g || t <= g))
-		rc = FL_ERR(-FL_EPROTO);
+	struct mir_rs_begin rb;
+	rc = mir_rs_begin_decode(mir_conn_payload(c), h.length, &rb);
 	if (rc != 0) {
-		mir_send_error(c, EINVAL, "base %" PRIu64 " is not a root "
-		    "retained here", g);
+		mir_send_error(c, EINVAL, "%s", rb.why);
 		goto out;
 	}
-	if (ntrees == 0 || ntrees > MIR_RS_MAX_TREES ||
-	    fl_get_le32(p + 84) != 0) {
-		mir_send_error(c, EINVAL, "%" PRIu32 " trees: 1 to %u",
-		    ntrees, MIR_RS_MAX_TREES);
+	g = rb.base_gen;
+	uint64_t t = rb.gen;
+	ntrees = rb.trees;
+	bool known = false;
+	for (size_t i = 0; i < n; i++)
+		known |= roots[i].gen == g && roots[i].vbn == rb.base_root.vbn &&
+		    roots[i].birth == rb.base_root.birth &&
+		    roots[i].cksum == rb.base_root.cksum;
+	if (!known) {
+		mir_send_error(c, EINVAL, "base %" PRIu64 " is not a root "
+		    "retained here", g);
 		rc = FL_ERR(-FL_EPROTO);
 		goto out;
 	}
 	/* The relationship's throttle, for the caller to keep if this
 	 * side's row becomes the source (filerd, --reverse). */
-	uint64_t thr = fl_get_le64(p + 88);
-	if (thr != 0 && (thr < MIR_THROTTLE_MIN || thr > MIR_THROTTLE_MAX)) {
-		mir_send_error(c, EINVAL, "throttle of %" PRIu64 " bytes a "
-		    "second: 0 (none) or %llu to %llu", thr,
-		    (unsigned long long)MIR_THROTTLE_MIN,
-		    (unsigned long long)MIR_THROTTLE_MAX);
-		rc = FL_ERR(-FL_EPROTO);
-		goto out;
-	}
-	res->rel_throttle_bps = thr;
+	res->rel_throttle_bps = rb.throttle;
 	/* Room for every tree T keeps, before a block is taken. */
 	rc = wafl_snap_names(r->w, NULL, 0, &have);
 	if (rc == 0 && have + ntrees > WAFL_MAX_SNAPSHOTS) {
@@ -723,6 +635,7 @@ static int w_session(struct mir_resync *r, struct mir_conn *c)
 	/* RS_TREE i, its BLOCKs, ..., RS_END: every tree announced, in
 	 * order, the blocks of each born in (G, its generation]. */
 	int64_t cur = -1;
+	struct mir_rs_tree tm, prev;
 	for (;;) {
 		rc = mir_recv(c, &h);
 		if (rc != 0)
@@ -730,24 +643,17 @@ static int w_session(struct mir_resync *r, struct mir_conn *c)
 		if (h.type == MIR_MSG_RS_END)
 			break;
 		if (h.type == MIR_MSG_RS_TREE) {
-			const struct rs_tree *prev = cur < 0 ? NULL :
-			    &trees[cur];
-			uint32_t idx = fl_get_le32(mir_conn_payload(c));
-			if (idx != (uint64_t)(cur + 1) || idx >= ntrees) {
-				mir_send_error(c, EINVAL, "tree %" PRIu32 " of %"
-				    PRIu32 ": not the next one announced", idx,
-				    ntrees);
-				rc = FL_ERR(-FL_EPROTO);
-				goto out;
-			}
-			rc = rs_tree_decode(mir_conn_payload(c), g, t, &tbp,
-			    prev, idx + 1 == ntrees, &trees[idx]);
+			rc = mir_rs_tree_decode(mir_conn_payload(c), h.length,
+			    &rb, cur < 0 ? NULL : &prev, &tm);
 			if (rc != 0) {
-				mir_send_error(c, EINVAL, "tree %" PRIu32 ": %s",
-				    idx, trees[idx].why);
+				mir_send_error(c, EINVAL, "%s", tm.why);
 				goto out;
 			}
-			cur = idx;
+			prev = tm;
+			cur = tm.index;
+			trees[cur].gen = tm.gen;
+			trees[cur].root = tm.root;
+			memcpy(trees[cur].tname, tm.name, sizeof(tm.name));
 			continue;
 		}
 		struct mir_block b;
@@ -869,9 +775,7 @@ static int w_session(struct mir_resync *r, struct mir_conn *c)
 	res->snap_gen = is.gen;
 	res->blocks_received = st.n;
 	res->blocks_imported = is.blocks;
-	p = mir_conn_payload(c);
-	fl_put_le64(p, is.gen);
-	fl_put_le64(p + 8, is.blocks);
+	mir_rs_done_encode(mir_conn_payload(c), is.gen, is.blocks);
 	if (__atomic_exchange_n(&rs_drop_reply, false, __ATOMIC_RELAXED))
 		rc = -ECONNRESET;	/* test: as if the send failed */
 	else
@@ -1223,9 +1127,12 @@ static int t_common(wafl_vol_t *t, struct mir_conn *c, uint64_t *ggen,
     struct wafl_bp *groot, uint32_t *room)
 {
 	struct wafl_root_ent *mine = calloc(MIR_RS_MAX_ROOTS, sizeof(*mine));
+	struct mir_rs_root *theirs = calloc(MIR_RS_MAX_ROOTS,
+	    sizeof(*theirs));
 	struct mir_hdr h;
 	size_t n = 0;
-	int rc = mine == NULL ? -ENOMEM : 0;
+	uint32_t cnt = 0;
+	int rc = mine == NULL || theirs == NULL ? -ENOMEM : 0;
 	bool found = false;
 
 	if (rc == 0)
@@ -1234,19 +1141,14 @@ static int t_common(wafl_vol_t *t, struct mir_conn *c, uint64_t *ggen,
 		rc = mir_recv_type(c, MIR_MSG_RS_ROOTS, &h);
 	if (rc != 0)
 		goto out;
-	const uint8_t *p = mir_conn_payload(c);
-	uint32_t cnt = fl_get_le32(p);
-	*room = fl_get_le32(p + 4);
-	if (cnt > MIR_RS_MAX_ROOTS || h.length != 8 + 40 * cnt ||
-	    *room > MIR_RS_MAX_TREES) {
-		rc = FL_ERR(-FL_EPROTO);
+	rc = mir_rs_roots_decode(mir_conn_payload(c), h.length, room, theirs,
+	    &cnt);
+	if (rc != 0)
 		goto out;
-	}
-	for (uint32_t i = 0; i < cnt && rc == 0; i++) {
-		uint64_t gen = fl_get_le64(p + 8 + 40 * i);
-		struct wafl_bp bp;
-		rc = get_bp(p + 16 + 40 * i, &bp);
-		for (size_t k = 0; rc == 0 && k < n; k++) {
+	for (uint32_t i = 0; i < cnt; i++) {
+		uint64_t gen = theirs[i].gen;
+		const struct wafl_bp bp = theirs[i].root;
+		for (size_t k = 0; k < n; k++) {
 			if (mine[k].gen != gen || mine[k].vbn != bp.vbn ||
 			    mine[k].birth != bp.birth ||
 			    mine[k].cksum != bp.cksum || bp.birth != gen)
@@ -1258,10 +1160,11 @@ static int t_common(wafl_vol_t *t, struct mir_conn *c, uint64_t *ggen,
 			found = true;
 		}
 	}
-	if (rc == 0 && !found)
+	if (!found)
 		rc = -ENOENT;
 out:
 	free(mine);
+	free(theirs);
 	return rc;
 }
 
@@ -1307,19 +1210,14 @@ static int t_send_tree(struct mir_conn *c, raid_vol_t *raid, uint32_t idx,
     const char *name, uint64_t gen, const struct wafl_bp *root, uint64_t g,
     struct mir_vset *seen, struct t_walk *w)
 {
-	uint8_t *p = mir_conn_payload(c);
+	struct mir_rs_tree m = { .index = idx, .gen = gen, .root = *root };
 	size_t len = name != NULL ? strlen(name) : 0;
 	int rc;
 
 	if (len > WAFL_SNAP_NAME_MAX)
 		return -ENAMETOOLONG;
-	memset(p, 0, MIR_RS_TREE_SIZE);
-	fl_put_le32(p, idx);
-	fl_put_le32(p + 4, (uint32_t)len);
-	fl_put_le64(p + 8, gen);
-	wafl_bp_encode(p + 16, root);
-	if (len > 0)
-		memcpy(p + 48, name, len);
+	memcpy(m.name, name != NULL ? name : "", len + 1);
+	mir_rs_tree_encode(mir_conn_payload(c), &m);
 	rc = mir_send_buf(c, MIR_MSG_RS_TREE, MIR_RS_TREE_SIZE);
 	w->gen = gen;
 	if (rc == 0)
@@ -1422,15 +1320,11 @@ static int t_session(wafl_vol_t **tp, raid_vol_t *raid,
 	}
 	{
 		/* Oldest first, the active tree last. */
-		uint8_t *p = mir_conn_payload(&c);
 		uint32_t ntrees = (uint32_t)nsn + 1;
-		memset(p, 0, MIR_RS_BEGIN_SIZE);
-		fl_put_le64(p, g.gen);
-		wafl_bp_encode(p + 8, &g.root);
-		fl_put_le64(p + 40, tg);
-		wafl_bp_encode(p + 48, &f.root);
-		fl_put_le32(p + 80, ntrees);
-		fl_put_le64(p + 88, o.rel_throttle_bps);
+		struct mir_rs_begin b = { .base_gen = g.gen,
+		    .base_root = g.root, .gen = tg, .root = f.root,
+		    .trees = ntrees, .throttle = o.rel_throttle_bps };
+		mir_rs_begin_encode(mir_conn_payload(&c), &b);
 		rc = mir_send_buf(&c, MIR_MSG_RS_BEGIN, MIR_RS_BEGIN_SIZE);
 		struct t_walk w = { .c = &c };
 		struct mir_vset seen = { 0 };
@@ -1471,8 +1365,10 @@ static int t_session(wafl_vol_t **tp, raid_vol_t *raid,
 			goto out;
 		}
 		res->snaps = ntrees;
-		res->snap_gen = fl_get_le64(mir_conn_payload(&c));
-		res->blocks_imported = fl_get_le64(mir_conn_payload(&c) + 8);
+		rc = mir_rs_done_decode(mir_conn_payload(&c), h.length,
+		    &res->snap_gen, &res->blocks_imported);
+		if (rc != 0)
+			goto out;
 	}
 	res->bytes_out = c.bytes_out;
 	res->bytes_in = c.bytes_in;

@@ -52,6 +52,7 @@
  * not from their start.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -458,6 +459,210 @@ int mir_error_decode(const uint8_t *p, uint32_t len, struct mir_error *m)
 		m->text[i] = (ch >= 0x20 && ch < 0x7f) ? ch : '?';
 	}
 	m->text[n] = '\0';
+	return 0;
+}
+
+/* ------------------------------------------------- resync payloads */
+
+_Static_assert(MIR_RS_BEGIN_SIZE == 96, "RS_BEGIN is 96 bytes");
+_Static_assert(MIR_RS_TREE_SIZE == 48 + MIR_RS_NAME_SIZE, "RS_TREE layout");
+_Static_assert(WAFL_BP_SIZE == 32, "a root pointer is 32 bytes");
+_Static_assert(MIR_RS_NAME_SIZE > WAFL_SNAP_NAME_MAX, "a name and its NUL");
+
+/* A root pointer: a well-formed block pointer that names a tree. */
+static int rs_root_decode(const uint8_t *p, struct wafl_bp *bp)
+{
+	int rc = wafl_bp_decode(p, bp);
+
+	if (rc == 0 && bp->vbn == 0)
+		rc = FL_ERR(-FL_EPROTO);
+	return rc != 0 ? FL_ERR(-FL_EPROTO) : 0;
+}
+
+uint32_t mir_rs_roots_encode(uint8_t *p, uint32_t room,
+    const struct mir_rs_root *r, uint32_t n)
+{
+	ASSERT(n <= MIR_RS_MAX_ROOTS);
+	fl_put_le32(p, n);
+	fl_put_le32(p + 4, room);
+	for (uint32_t i = 0; i < n; i++) {
+		fl_put_le64(p + 8 + 40 * i, r[i].gen);
+		wafl_bp_encode(p + 16 + 40 * i, &r[i].root);
+	}
+	return 8 + 40 * n;
+}
+
+int mir_rs_roots_decode(const uint8_t *p, uint32_t len, uint32_t *room,
+    struct mir_rs_root *r, uint32_t *n)
+{
+	if (len < 8)
+		return FL_ERR(-FL_EPROTO);
+	uint32_t cnt = fl_get_le32(p);
+	*room = fl_get_le32(p + 4);
+	if (cnt > MIR_RS_MAX_ROOTS || len != 8 + 40 * cnt ||
+	    *room > MIR_RS_MAX_TREES)
+		return FL_ERR(-FL_EPROTO);
+	for (uint32_t i = 0; i < cnt; i++) {
+		r[i].gen = fl_get_le64(p + 8 + 40 * i);
+		if (rs_root_decode(p + 16 + 40 * i, &r[i].root) != 0)
+			return FL_ERR(-FL_EPROTO);
+	}
+	*n = cnt;
+	return 0;
+}
+
+void mir_rs_begin_encode(uint8_t *p, const struct mir_rs_begin *m)
+{
+	memset(p, 0, MIR_RS_BEGIN_SIZE);
+	fl_put_le64(p, m->base_gen);
+	wafl_bp_encode(p + 8, &m->base_root);
+	fl_put_le64(p + 40, m->gen);
+	wafl_bp_encode(p + 48, &m->root);
+	fl_put_le32(p + 80, m->trees);
+	fl_put_le64(p + 88, m->throttle);
+}
+
+int mir_rs_begin_decode(const uint8_t *p, uint32_t len,
+    struct mir_rs_begin *m)
+{
+	memset(m, 0, sizeof(*m));
+	if (len != MIR_RS_BEGIN_SIZE) {
+		snprintf(m->why, sizeof(m->why), "RS_BEGIN of %" PRIu32
+		    " bytes", len);
+		return FL_ERR(-FL_EPROTO);
+	}
+	m->base_gen = fl_get_le64(p);
+	m->gen = fl_get_le64(p + 40);
+	m->trees = fl_get_le32(p + 80);
+	m->throttle = fl_get_le64(p + 88);
+	if (rs_root_decode(p + 8, &m->base_root) != 0 ||
+	    rs_root_decode(p + 48, &m->root) != 0) {
+		snprintf(m->why, sizeof(m->why), "malformed root pointer");
+		return FL_ERR(-FL_EPROTO);
+	}
+	if (m->base_root.birth != m->base_gen || m->root.birth != m->gen ||
+	    m->gen <= m->base_gen) {
+		snprintf(m->why, sizeof(m->why), "base %" PRIu64 " (root born %"
+		    PRIu64 "), generation %" PRIu64 " (root born %" PRIu64 "): "
+		    "not a later root over its base", m->base_gen,
+		    m->base_root.birth, m->gen, m->root.birth);
+		return FL_ERR(-FL_EPROTO);
+	}
+	if (m->trees == 0 || m->trees > MIR_RS_MAX_TREES ||
+	    fl_get_le32(p + 84) != 0) {
+		snprintf(m->why, sizeof(m->why), "%" PRIu32 " trees: 1 to %u",
+		    m->trees, MIR_RS_MAX_TREES);
+		return FL_ERR(-FL_EPROTO);
+	}
+	if (m->throttle != 0 && (m->throttle < MIR_THROTTLE_MIN ||
+	    m->throttle > MIR_THROTTLE_MAX)) {
+		snprintf(m->why, sizeof(m->why), "throttle of %" PRIu64 " bytes "
+		    "a second: 0 (none) or %llu to %llu", m->throttle,
+		    (unsigned long long)MIR_THROTTLE_MIN,
+		    (unsigned long long)MIR_THROTTLE_MAX);
+		return FL_ERR(-FL_EPROTO);
+	}
+	return 0;
+}
+
+void mir_rs_tree_encode(uint8_t *p, const struct mir_rs_tree *m)
+{
+	size_t len = strnlen(m->name, MIR_RS_NAME_SIZE);
+
+	ASSERT(len <= WAFL_SNAP_NAME_MAX);
+	memset(p, 0, MIR_RS_TREE_SIZE);
+	fl_put_le32(p, m->index);
+	fl_put_le32(p + 4, (uint32_t)len);
+	fl_put_le64(p + 8, m->gen);
+	wafl_bp_encode(p + 16, &m->root);
+	memcpy(p + 48, m->name, len);
+}
+
+static bool bp_eq(const struct wafl_bp *a, const struct wafl_bp *b)
+{
+	return a->vbn == b->vbn && a->birth == b->birth && a->cksum == b->cksum;
+}
+
+/* The name follows the snapshot name rule (wafl/snap.c), zeros after it. */
+int mir_rs_tree_decode(const uint8_t *p, uint32_t len,
+    const struct mir_rs_begin *b, const struct mir_rs_tree *prev,
+    struct mir_rs_tree *m)
+{
+	uint32_t want = prev != NULL ? prev->index + 1 : 0;
+
+	memset(m, 0, sizeof(*m));
+	if (len != MIR_RS_TREE_SIZE) {
+		snprintf(m->why, sizeof(m->why), "RS_TREE of %" PRIu32
+		    " bytes", len);
+		return FL_ERR(-FL_EPROTO);
+	}
+	m->index = fl_get_le32(p);
+	if (m->index != want || m->index >= b->trees) {
+		snprintf(m->why, sizeof(m->why), "tree %" PRIu32 " of %" PRIu32
+		    ": not the next one announced", m->index, b->trees);
+		return FL_ERR(-FL_EPROTO);
+	}
+	bool last = m->index + 1 == b->trees;
+	uint32_t nlen = fl_get_le32(p + 4);
+	const uint8_t *nm = p + 48;
+	m->gen = fl_get_le64(p + 8);
+	if (rs_root_decode(p + 16, &m->root) != 0) {
+		snprintf(m->why, sizeof(m->why), "tree %" PRIu32 ": bad root "
+		    "pointer", m->index);
+		return FL_ERR(-FL_EPROTO);
+	}
+	if (nlen > WAFL_SNAP_NAME_MAX) {
+		snprintf(m->why, sizeof(m->why), "tree %" PRIu32 ": name of %"
+		    PRIu32 " bytes, at most %u", m->index, nlen,
+		    WAFL_SNAP_NAME_MAX);
+		return FL_ERR(-FL_EPROTO);
+	}
+	for (uint32_t i = 0; i < MIR_RS_NAME_SIZE; i++) {
+		bool bad = i < nlen ? nm[i] < 0x20 || nm[i] == '/' :
+		    nm[i] != 0;
+		if (bad) {
+			snprintf(m->why, sizeof(m->why), "tree %" PRIu32 ": name "
+			    "byte %" PRIu32 " invalid", m->index, i);
+			return FL_ERR(-FL_EPROTO);
+		}
+	}
+	memcpy(m->name, nm, nlen);
+	if (strcmp(m->name, ".") == 0 || strcmp(m->name, "..") == 0 ||
+	    (nlen == 0) != last) {
+		snprintf(m->why, sizeof(m->why), "tree %" PRIu32 ": %s",
+		    m->index, last ? "the last tree is the active one, without "
+		    "a name" : "a snapshot without a valid name");
+		return FL_ERR(-FL_EPROTO);
+	}
+	if (m->root.birth != m->gen || m->gen <= b->base_gen ||
+	    m->gen > b->gen || (prev != NULL && m->gen < prev->gen)) {
+		snprintf(m->why, sizeof(m->why), "tree %" PRIu32 ": generation %"
+		    PRIu64 " (root born %" PRIu64 ") not in (%" PRIu64 ", %"
+		    PRIu64 "], oldest first", m->index, m->gen, m->root.birth,
+		    b->base_gen, b->gen);
+		return FL_ERR(-FL_EPROTO);
+	}
+	if (last && (m->gen != b->gen || !bp_eq(&m->root, &b->root))) {
+		snprintf(m->why, sizeof(m->why), "tree %" PRIu32 ": the last "
+		    "tree is not the active root announced", m->index);
+		return FL_ERR(-FL_EPROTO);
+	}
+	return 0;
+}
+
+void mir_rs_done_encode(uint8_t *p, uint64_t gen, uint64_t blocks)
+{
+	fl_put_le64(p, gen);
+	fl_put_le64(p + 8, blocks);
+}
+
+int mir_rs_done_decode(const uint8_t *p, uint32_t len, uint64_t *gen,
+    uint64_t *blocks)
+{
+	if (len != 16)
+		return FL_ERR(-FL_EPROTO);
+	*gen = fl_get_le64(p);
+	*blocks = fl_get_le64(p + 8);
 	return 0;
 }
 

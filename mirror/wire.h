@@ -77,6 +77,7 @@
 #include <stdint.h>
 
 #include "mirror/mirror.h"
+#include "wafl/ondisk.h"
 
 #define MIR_WIRE_MAGIC		0x524d4c46u	/* "FLMR" little-endian */
 #define MIR_WIRE_VERSION	6u
@@ -236,6 +237,61 @@ void mir_u64_encode(uint8_t *p, uint64_t v);	/* ACK, ABORT */
 int mir_u64_decode(const uint8_t *p, uint32_t len, uint64_t *v);
 uint32_t mir_error_encode(uint8_t *p, uint32_t code, const char *text);
 int mir_error_decode(const uint8_t *p, uint32_t len, struct mir_error *m);
+
+/*
+ * Resync payloads (resync.c; fields in docs/mirror.md).  A root pointer in
+ * any of them decodes as a block pointer (wafl_bp_decode) and names a tree
+ * (vbn != 0).  RS_BEGIN and RS_TREE decoders say what they refused in
+ * why, the text of the ERROR that answers them.
+ */
+#define MIR_RS_WHY_MAX	160u
+struct mir_rs_root {
+	uint64_t gen;
+	struct wafl_bp root;
+};
+/* RS_ROOTS: room (free snapshot slots, <= MIR_RS_MAX_TREES) and n roots
+ * (<= MIR_RS_MAX_ROOTS); the encoder returns the payload's length, the
+ * decoder fills r (room for MIR_RS_MAX_ROOTS). */
+uint32_t mir_rs_roots_encode(uint8_t *p, uint32_t room,
+    const struct mir_rs_root *r, uint32_t n);
+int mir_rs_roots_decode(const uint8_t *p, uint32_t len, uint32_t *room,
+    struct mir_rs_root *r, uint32_t *n);
+/* RS_BEGIN: base G before t, each root born at its generation, trees
+ * 1..MIR_RS_MAX_TREES, throttle 0 or MIR_THROTTLE_MIN..MIR_THROTTLE_MAX.
+ * Whether G is retained is the receiver's to check. */
+struct mir_rs_begin {
+	uint64_t base_gen;		/* G */
+	struct wafl_bp base_root;
+	uint64_t gen;			/* t */
+	struct wafl_bp root;
+	uint32_t trees;
+	uint64_t throttle;		/* bytes a second; 0: none */
+	char why[MIR_RS_WHY_MAX];	/* decode: what was refused */
+};
+void mir_rs_begin_encode(uint8_t *p, const struct mir_rs_begin *m);
+int mir_rs_begin_decode(const uint8_t *p, uint32_t len,
+    struct mir_rs_begin *m);
+/* RS_TREE: the next tree of the session RS_BEGIN b opened, after prev
+ * (NULL: the first).  name: 1..63 bytes, none below 0x20 nor '/', not
+ * "." or ".."; empty for the active tree, the last, whose generation and
+ * root are b's.  Generations in (G, t], oldest first, each root born at
+ * its generation.  The encoder takes name as NUL-terminated; the decoder
+ * fills m, which is not prev. */
+struct mir_rs_tree {
+	uint32_t index;
+	uint64_t gen;
+	struct wafl_bp root;
+	char name[MIR_RS_NAME_SIZE];	/* NUL-terminated */
+	char why[MIR_RS_WHY_MAX];	/* decode: what was refused */
+};
+void mir_rs_tree_encode(uint8_t *p, const struct mir_rs_tree *m);
+int mir_rs_tree_decode(const uint8_t *p, uint32_t len,
+    const struct mir_rs_begin *b, const struct mir_rs_tree *prev,
+    struct mir_rs_tree *m);
+/* RS_DONE: the generation of the snapshots made, blocks imported. */
+void mir_rs_done_encode(uint8_t *p, uint64_t gen, uint64_t blocks);
+int mir_rs_done_decode(const uint8_t *p, uint32_t len, uint64_t *gen,
+    uint64_t *blocks);
 
 /* ------------------------------------------------------------ links */
 
