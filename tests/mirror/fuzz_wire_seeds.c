@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "common/crc32c.h"
 #include "common/util.h"
 #include "mirror/wire.h"
 #include "tests/mirror/fuzz_wire.h"
@@ -211,8 +212,9 @@ static void dest_stream(const char *name, uint8_t compress, uint8_t opts,
 	send_or_die(&k.c, MIR_MSG_BEGIN, begin_walk_p, sizeof(begin_walk_p));
 	for (unsigned i = 0; i < sizeof(blocks) / sizeof(blocks[0]); i++) {
 		block_data(data, i);
-		if (mir_send_block_win(&k.c, 5, blocks[i].vbn, 5, data,
-		    blocks[i].prev, blocks[i].keep) != 0)
+		if (mir_send_block_win(&k.c, 5, blocks[i].vbn, 5,
+		    fl_crc32c(0, data, MIR_BLOCK), data, blocks[i].prev,
+		    blocks[i].keep) != 0)
 			die("blocks");
 	}
 	if (k.c.blocks_delta != 2)
@@ -259,11 +261,12 @@ int main(int argc, char **argv)
 	send_or_die(&k.c, MIR_MSG_RS_BEGIN, rs_begin_p, sizeof(rs_begin_p));
 	send_or_die(&k.c, MIR_MSG_RS_TREE, rs_tree_snap_p,
 	    sizeof(rs_tree_snap_p));
-	if (mir_send_block(&k.c, 15, 151, 15, data) != 0)
+	const uint32_t crc = fl_crc32c(0, data, MIR_BLOCK);
+	if (mir_send_block(&k.c, 15, 151, 15, crc, data) != 0)
 		die("block");
 	send_or_die(&k.c, MIR_MSG_RS_TREE, rs_tree_last_p,
 	    sizeof(rs_tree_last_p));
-	if (mir_send_block(&k.c, 20, 201, 18, data) != 0)
+	if (mir_send_block(&k.c, 20, 201, 18, crc, data) != 0)
 		die("block");
 	mir_u64_encode(end, 2);
 	send_or_die(&k.c, MIR_MSG_RS_END, end, sizeof(end));
