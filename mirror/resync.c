@@ -360,7 +360,13 @@ static int w_auth(struct mir_resync *r, struct mir_conn *c)
 		rc = mir_recv_type(c, MIR_MSG_RS_HELLO, &h);
 	if (rc != 0)
 		return rc;
+	static const uint8_t zero[64];
 	const uint8_t *pl = mir_conn_payload(c);
+	if (memcmp(pl + MIR_ID_SIZE + MIR_NONCE_SIZE, zero, 16) != 0) {
+		mir_send_error(c, EPROTO, "malformed RS_HELLO (padding not "
+		    "zero)");
+		return FL_ERR(-FL_EPROTO);
+	}
 	if (memcmp(pl, r->o.rel_id, MIR_ID_SIZE) != 0) {
 		mir_send_error(c, EPERM, "unknown relationship");
 		return -EPERM;
@@ -377,6 +383,12 @@ static int w_auth(struct mir_resync *r, struct mir_conn *c)
 	rc = mir_send(c, MIR_MSG_RS_PROOF, p, 64);
 	if (rc == 0)
 		rc = mir_recv_type(c, MIR_MSG_RS_PROOF, &h);
+	if (rc == 0 && memcmp(mir_conn_payload(c) + MIR_MAC_SIZE, zero,
+	    MIR_NONCE_SIZE) != 0) {
+		/* T's proof carries no nonce: those bytes are zero. */
+		mir_send_error(c, EPROTO, "malformed RS_PROOF (nonce not zero)");
+		return FL_ERR(-FL_EPROTO);
+	}
 	if (rc == 0)
 		rc = mir_mac(r->o.key, r->o.key_len, tag_t, r->o.rel_id, nonce_w,
 		    nonce_t, mac);

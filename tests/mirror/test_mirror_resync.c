@@ -796,9 +796,13 @@ static void test_resync_carries_any_valid_name(void **state)
 
 /* ------------------------------------------------- a lying peer */
 
-/* A T that speaks the resync protocol by hand, up to RS_BEGIN. */
-static void fake_t(struct tm_pair *p, uint16_t port, struct mir_conn *c,
-    uint64_t g, struct wafl_bp *gbp)
+/*
+ * A T that speaks the resync protocol by hand, up to RS_BEGIN.  junk
+ * (0: none) is written into the padding of its RS_HELLO (1) or the
+ * unused nonce of its RS_PROOF (2); W must then refuse it.
+ */
+static int fake_t_junk(struct tm_pair *p, uint16_t port, struct mir_conn *c,
+    int junk)
 {
 	uint8_t nt[MIR_NONCE_SIZE], mac[MIR_MAC_SIZE], b[64] = { 0 };
 	struct mir_hdr h;
@@ -809,15 +813,27 @@ static void fake_t(struct tm_pair *p, uint16_t port, struct mir_conn *c,
 	memset(nt, 0x5a, sizeof(nt));
 	memcpy(b, p->id, 16);
 	memcpy(b + 16, nt, MIR_NONCE_SIZE);
+	if (junk == 1)
+		b[63] = 1;
 	assert_int_equal(mir_send(c, MIR_MSG_RS_HELLO, b, 64), 0);
-	assert_int_equal(mir_recv_type(c, MIR_MSG_RS_PROOF, &h), 0);
+	int rc = mir_recv_type(c, MIR_MSG_RS_PROOF, &h);
+	if (rc != 0)
+		return rc;
 	const uint8_t *nw = mir_conn_payload(c) + MIR_MAC_SIZE;
 	assert_int_equal(mir_mac(p->key, sizeof(p->key), "filer-resync T",
 	    p->id, nw, nt, mac), 0);
 	memset(b, 0, sizeof(b));
 	memcpy(b, mac, MIR_MAC_SIZE);
+	if (junk == 2)
+		b[MIR_MAC_SIZE] = 1;
 	assert_int_equal(mir_send(c, MIR_MSG_RS_PROOF, b, 64), 0);
-	assert_int_equal(mir_recv_type(c, MIR_MSG_RS_ROOTS, &h), 0);
+	return mir_recv_type(c, MIR_MSG_RS_ROOTS, &h);
+}
+
+static void fake_t(struct tm_pair *p, uint16_t port, struct mir_conn *c,
+    uint64_t g, struct wafl_bp *gbp)
+{
+	assert_int_equal(fake_t_junk(p, port, c, 0), 0);
 	const uint8_t *r = mir_conn_payload(c);
 	bool found = false;
 	for (uint32_t i = 0; i < fl_get_le32(r); i++) {
@@ -943,6 +959,14 @@ static void test_resync_refuses_lying_trees(void **state)
 	assert_int_equal(mir_resync_serve(w, &o, &r), 0);
 	uint16_t port = mir_resync_port(r);
 
+	/* padding that is not zero in its greeting, or a nonce in its
+	 * proof, where T sends none */
+	for (int junk = 1; junk <= 2; junk++) {
+		assert_int_not_equal(fake_t_junk(p, port, &fc, junk), 0);
+		assert_non_null(strstr(fc.peer_error, junk == 1 ?
+		    "malformed RS_HELLO" : "malformed RS_PROOF"));
+		mir_conn_close(&fc);
+	}
 	/* a throttle below the floor, then one above 1 TiB a second */
 	fake_t(p, port, &fc, c.a, &gbp);
 	fake_begin_rate(&fc, c.a, &gbp, tg, &f.root, 1, MIR_THROTTLE_MIN - 1);
