@@ -1115,6 +1115,40 @@ static void resync_done_at_stop(struct mtest *t, bool hold_source, long g,
 }
 
 /*
+ * One round of test_resync_done_at_stop: both sides break off and each
+ * writes a file of its own (contents id on the source, id + 1 on the
+ * destination), the resync finishes as the held filerd stops
+ * (resync_done_at_stop), and the relationship goes on: the destination
+ * serves the source's file read-only, and keeps its own on both sides in
+ * a resync snapshot other than `seen` ("" for none), named in snap.
+ * Returns the generation acknowledged.
+ */
+static long done_at_stop_round(struct mtest *t, bool hold_source, long g,
+    const char *const *hold, int id, const char *seen, char *snap,
+    size_t len)
+{
+	char src[32], dst[32], path[128];
+
+	snprintf(src, sizeof(src), "/src-new%d", id);
+	snprintf(dst, sizeof(dst), "/dst-new%d", id);
+	free(ta_ctl_expect(0, t->d.home, "mirror", "break", "vdst", NULL));
+	free(ta_ctl_expect(0, t->s.home, "mirror", "break", "vsrc", NULL));
+	write_file(&t->s, src, id);
+	write_file(&t->d, dst, id + 1);
+	resync_done_at_stop(t, hold_source, g, hold);
+	wait_state(&t->s, "in-sync");
+	g = wait_acked(t, 1);
+	tl_mirror_wait_served(&t->d, g);
+	read_compare(&t->d, src, id);
+	assert_int_equal(try_create(&t->d, "/nope"), -EROFS);
+	resync_snap_not(&t->s, "vsrc", seen, snap, len);
+	snprintf(path, sizeof(path), "/.snapshot/%s%s", snap, dst);
+	read_compare(&t->s, path, id + 1);
+	read_compare(&t->d, path, id + 1);
+	return g;
+}
+
+/*
  * A resync that finishes while a filerd stops is finished, not recorded
  * as interrupted (resync_done_at_stop): first on the source's filerd (W,
  * whose volume stays mounted throughout), then on the destination's (T,
@@ -1129,7 +1163,7 @@ static void test_resync_done_at_stop(void **state)
 	struct mtest *t = *state;
 	const char *const hold[] = { "FILER_RESYNC_STOP_HOLD_MS", "30000",
 	    NULL };
-	char first[64], snap[64], path[128];
+	char first[64], snap[64];
 	long g;
 
 	exports(t);
@@ -1139,37 +1173,12 @@ static void test_resync_done_at_stop(void **state)
 	g = base_served(t);
 
 	/* W's half finishes as the source's filerd stops. */
-	free(ta_ctl_expect(0, t->d.home, "mirror", "break", "vdst", NULL));
-	free(ta_ctl_expect(0, t->s.home, "mirror", "break", "vsrc", NULL));
-	write_file(&t->s, "/src-new", 2);
-	write_file(&t->d, "/dst-new", 3);
-	resync_done_at_stop(t, true, g, hold);
-	wait_state(&t->s, "in-sync");
-	g = wait_acked(t, 1);
-	tl_mirror_wait_served(&t->d, g);
-	read_compare(&t->d, "/src-new", 2);
-	assert_int_equal(try_create(&t->d, "/nope"), -EROFS);
-	resync_snap(&t->s, "vsrc", first, sizeof(first));
-	snprintf(path, sizeof(path), "/.snapshot/%s/dst-new", first);
-	read_compare(&t->s, path, 3);
-	read_compare(&t->d, path, 3);
-
-	/* T's half finishes as the destination's filerd stops. */
-	free(ta_ctl_expect(0, t->d.home, "mirror", "break", "vdst", NULL));
-	free(ta_ctl_expect(0, t->s.home, "mirror", "break", "vsrc", NULL));
-	write_file(&t->s, "/src-new2", 4);
-	write_file(&t->d, "/dst-new2", 5);
-	resync_done_at_stop(t, false, g, hold);
-	wait_state(&t->s, "in-sync");
-	g = wait_acked(t, 1);
-	tl_mirror_wait_served(&t->d, g);
-	read_compare(&t->d, "/src-new2", 4);
-	read_compare(&t->d, "/src-new", 2);
-	assert_int_equal(try_create(&t->d, "/nope"), -EROFS);
-	resync_snap_not(&t->s, "vsrc", first, snap, sizeof(snap));
-	snprintf(path, sizeof(path), "/.snapshot/%s/dst-new2", snap);
-	read_compare(&t->s, path, 5);
-	read_compare(&t->d, path, 5);
+	g = done_at_stop_round(t, true, g, hold, 2, "", first, sizeof(first));
+	/* T's half finishes as the destination's filerd stops; the first
+	 * round's data stays. */
+	g = done_at_stop_round(t, false, g, hold, 4, first, snap,
+	    sizeof(snap));
+	read_compare(&t->d, "/src-new2", 2);
 	assert_int_equal(ta_daemon_stop(&t->d.d), 0);
 	assert_int_equal(ta_daemon_stop(&t->s.d), 0);
 }
