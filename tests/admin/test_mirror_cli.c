@@ -1006,23 +1006,30 @@ static void db_run(const struct tl_mirror_side *s, const char *sql)
 	sqlite3_close(db);
 }
 
-static long db_long(const struct tl_mirror_side *s, const char *sql)
+/* Open side s's database, prepare sql and take its first step. */
+static int db_first(const struct tl_mirror_side *s, const char *sql,
+    sqlite3 **db, sqlite3_stmt **st)
 {
 	char path[2200];
+
+	snprintf(path, sizeof(path), "%s/filer.db", s->home);
+	assert_int_equal(sqlite3_open(path, db), SQLITE_OK);
+	sqlite3_busy_timeout(*db, 10000);
+	assert_int_equal(sqlite3_prepare_v2(*db, sql, -1, st, NULL),
+	    SQLITE_OK);
+	int rc = sqlite3_step(*st);
+	assert_true(rc == SQLITE_ROW || rc == SQLITE_DONE);
+	return rc;
+}
+
+static long db_long(const struct tl_mirror_side *s, const char *sql)
+{
 	sqlite3 *db;
 	sqlite3_stmt *st;
 	long v = -1;
 
-	snprintf(path, sizeof(path), "%s/filer.db", s->home);
-	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-	sqlite3_busy_timeout(db, 10000);
-	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL),
-	    SQLITE_OK);
-	int rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
+	if (db_first(s, sql, &db, &st) == SQLITE_ROW)
 		v = (long)sqlite3_column_int64(st, 0);
-	else
-		assert_int_equal(rc, SQLITE_DONE);
 	sqlite3_finalize(st);
 	sqlite3_close(db);
 	return v;
@@ -1032,22 +1039,15 @@ static long db_long(const struct tl_mirror_side *s, const char *sql)
  * text (owned; "" without a row), beside or without its filerd. */
 static char *db_text(const struct tl_mirror_side *s, const char *sql)
 {
-	char path[2200];
 	sqlite3 *db;
 	sqlite3_stmt *st;
-	char *v;
+	char *v = NULL;
 
-	snprintf(path, sizeof(path), "%s/filer.db", s->home);
-	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-	sqlite3_busy_timeout(db, 10000);
-	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL),
-	    SQLITE_OK);
-	int rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW && sqlite3_column_text(st, 0) != NULL)
+	if (db_first(s, sql, &db, &st) == SQLITE_ROW &&
+	    sqlite3_column_text(st, 0) != NULL)
 		v = strdup((const char *)sqlite3_column_text(st, 0));
 	else
 		v = strdup("");
-	assert_true(rc == SQLITE_ROW || rc == SQLITE_DONE);
 	assert_non_null(v);
 	sqlite3_finalize(st);
 	sqlite3_close(db);

@@ -423,12 +423,7 @@ static void hold_hook(void *arg, enum fl_log_level level, const char *subsys,
 		pthread_cond_broadcast(&hold.cv);
 		for (int i = 0; i < 1000 && !hold.go; i++) {
 			struct timespec ts;
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_nsec += 10 * 1000000;
-			if (ts.tv_nsec >= 1000000000) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000;
-			}
+			fl_deadline_ts(&ts, 10000);
 			pthread_cond_timedwait(&hold.cv, &hold.mu, &ts);
 		}
 	}
@@ -544,12 +539,7 @@ static void gate_hook(void *arg, enum fl_log_level level, const char *subsys,
 	pthread_cond_broadcast(&gate.cv);
 	for (int i = 0; i < 1000 && gate.seen > gate.allow && !gate.go; i++) {
 		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 10 * 1000000;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
+		fl_deadline_ts(&ts, 10000);
 		pthread_cond_timedwait(&gate.cv, &gate.mu, &ts);
 	}
 	pthread_mutex_unlock(&gate.mu);
