@@ -193,26 +193,27 @@ int mir_hdr_decode(const uint8_t *p, struct mir_hdr *h)
 	return 0;
 }
 
-static uint32_t frame_crc(const uint8_t *frame, uint32_t payload_len)
+/* crc32c of a frame's header with its crc field zero. */
+static uint32_t hdr_crc(const uint8_t *frame)
 {
 	uint8_t hdr[MIR_HDR_SIZE];
 
 	memcpy(hdr, frame, MIR_HDR_SIZE);
 	fl_put_le32(hdr + 24, 0);
-	uint32_t crc = fl_crc32c(0, hdr, MIR_HDR_SIZE);
-	return fl_crc32c(crc, frame + MIR_HDR_SIZE, payload_len);
+	return fl_crc32c(0, hdr, MIR_HDR_SIZE);
+}
+
+static uint32_t frame_crc(const uint8_t *frame, uint32_t payload_len)
+{
+	return fl_crc32c(hdr_crc(frame), frame + MIR_HDR_SIZE, payload_len);
 }
 
 /* frame_crc of a BLOCK frame whose data's own crc32c is data_crc: the
  * header and the 32-byte block head are read, the data is not. */
 static uint32_t block_frame_crc(const uint8_t *frame, uint32_t data_crc)
 {
-	uint8_t hdr[MIR_HDR_SIZE];
+	uint32_t crc = fl_crc32c(hdr_crc(frame), frame + MIR_HDR_SIZE, 32);
 
-	memcpy(hdr, frame, MIR_HDR_SIZE);
-	fl_put_le32(hdr + 24, 0);
-	uint32_t crc = fl_crc32c(0, hdr, MIR_HDR_SIZE);
-	crc = fl_crc32c(crc, frame + MIR_HDR_SIZE, 32);
 	return fl_crc32c_cat4k(crc, data_crc);
 }
 
