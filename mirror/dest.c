@@ -788,9 +788,10 @@ static void xfer_end(struct xfer *x)
 }
 
 /* One block of the transfer, from a BLOCK or rebuilt from a DELTA; crc is
- * fl_crc32c(0, data). */
+ * fl_crc32c(0, data), or NULL if not computed yet (a CP's stashed blocks
+ * are checked when their parent arrives, which computes it then). */
 static int take_block(struct mir_dest *d, struct xfer *x, uint64_t vbn,
-    uint64_t birth, uint32_t crc, const uint8_t *data)
+    uint64_t birth, const uint32_t *crc, const uint8_t *data)
 {
 	int rc;
 
@@ -806,7 +807,8 @@ static int take_block(struct mir_dest *d, struct xfer *x, uint64_t vbn,
 			return -EFBIG;
 		}
 	} else {
-		rc = mv_block(&x->mv, vbn, birth, crc, data);
+		rc = mv_block(&x->mv, vbn, birth, crc != NULL ? *crc :
+		    fl_crc32c(0, data, WAFL_BLOCK_SIZE), data);
 		if (rc == 0)
 			rc = mdw_put(x->dw, vbn, birth, data);
 	}
@@ -828,7 +830,8 @@ static int on_block(struct mir_dest *d, struct mir_conn *c, struct xfer *x,
 		    (unsigned long long)x->b.target);
 		return FL_ERR(-FL_EPROTO);
 	}
-	rc = take_block(d, x, b.vbn, b.birth, mir_conn_block_crc(c), b.data);
+	const uint32_t crc = mir_conn_block_crc(c);
+	rc = take_block(d, x, b.vbn, b.birth, &crc, b.data);
 	if (rc == 0)
 		mir_window_took_block(c, &b);
 	return rc;
@@ -865,8 +868,7 @@ static int on_delta(struct mir_dest *d, struct mir_conn *c, struct xfer *x,
 	pthread_mutex_lock(&d->lock);
 	d->st.blocks_delta++;
 	pthread_mutex_unlock(&d->lock);
-	return take_block(d, x, m.vbn, m.birth, fl_crc32c(0, blk, MIR_BLOCK),
-	    blk);
+	return take_block(d, x, m.vbn, m.birth, NULL, blk);
 }
 
 static int on_root(struct mir_dest *d, struct mir_conn *c, struct xfer *x,
