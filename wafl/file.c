@@ -43,11 +43,15 @@ int wn_read(struct wnode *wn, uint64_t off, uint32_t len, void *buf,
 		uint32_t boff = (uint32_t)(pos % WAFL_BLOCK_SIZE);
 		uint32_t n = FL_MIN(WAFL_BLOCK_SIZE - boff, len - done);
 		if (n == WAFL_BLOCK_SIZE) {
-			/* A whole block: straight into the caller's buffer. */
-			rc = wn_read_block(wn, fbn, (uint8_t *)buf + done);
+			/* Whole blocks, up to the end of their level-1
+			 * parent: straight into the caller's buffer. */
+			uint64_t run = FL_MIN((len - done) / WAFL_BLOCK_SIZE,
+			    WAFL_BPS_PER_BLOCK - fbn % WAFL_BPS_PER_BLOCK);
+			rc = wn_read_blocks(wn, fbn, (uint32_t)run,
+			    (uint8_t *)buf + done);
 			if (rc != 0)
 				break;
-			done += n;
+			done += (uint32_t)run * WAFL_BLOCK_SIZE;
 			continue;
 		}
 		rc = wn_read_block(wn, fbn, blk);

@@ -77,6 +77,17 @@ int wafl_read_bp(struct wafl_vol *v, const struct wafl_bp *bp, void *buf)
 	return FL_ERR(-EIO);
 }
 
+int tree_check_child(const struct wafl_bp *parent, const struct wafl_bp *child)
+{
+	if (child->vbn == 0 || child->birth <= parent->birth)
+		return 0;
+	fl_err("wafl", "W2 violated: vbn %llu born %llu under parent vbn %llu "
+	    "born %llu", (unsigned long long)child->vbn,
+	    (unsigned long long)child->birth, (unsigned long long)parent->vbn,
+	    (unsigned long long)parent->birth);
+	return FL_ERR(-FL_ECORRUPT);
+}
+
 int tree_descend(struct wafl_vol *v, struct wafl_bp bp, unsigned from,
     unsigned to, uint64_t idx, struct wafl_bp *out)
 {
@@ -95,16 +106,9 @@ int tree_descend(struct wafl_vol *v, struct wafl_bp bp, unsigned from,
 		rc = wafl_bp_decode(blk + slot * WAFL_BP_SIZE, &child);
 		if (rc != 0)
 			goto out;
-		if (child.vbn != 0 && child.birth > bp.birth) {
-			fl_err("wafl", "W2 violated: vbn %llu born %llu under "
-			    "parent vbn %llu born %llu",
-			    (unsigned long long)child.vbn,
-			    (unsigned long long)child.birth,
-			    (unsigned long long)bp.vbn,
-			    (unsigned long long)bp.birth);
-			rc = FL_ERR(-FL_ECORRUPT);
+		rc = tree_check_child(&bp, &child);
+		if (rc != 0)
 			goto out;
-		}
 		bp = child;
 	}
 	*out = bp.vbn == 0 ? (struct wafl_bp){ 0 } : bp;

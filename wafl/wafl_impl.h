@@ -253,6 +253,10 @@ int tree_lookup_bp(struct wafl_vol *v, const struct wafl_dinode *di,
     unsigned level, uint64_t idx, struct wafl_bp *out);
 int tree_read_block(struct wafl_vol *v, const struct wafl_dinode *di,
     uint64_t fbn, void *buf);
+/* W2 between a block on disk and a child it points to: a child is never
+ * born after its parent (-FL_ECORRUPT, logged). */
+int tree_check_child(const struct wafl_bp *parent,
+    const struct wafl_bp *child);
 /* From bp, a block at level `from`, down to the pointer of the block at
  * level `to` whose index there is idx (a hole gives vbn 0); W2 checked. */
 int tree_descend(struct wafl_vol *v, struct wafl_bp bp, unsigned from,
@@ -280,6 +284,9 @@ void wnode_dirty(struct wnode *wn);
 /* Block access on an active wnode; caller holds wn->lock (shared for
  * read, exclusive for modify) and cp_lock shared. */
 int wn_read_block(struct wnode *wn, uint64_t fbn, void *buf);
+/* n whole blocks from fbn into buf, all under one level-1 parent
+ * ((fbn + n - 1) / 128 == fbn / 128): the parent is read once. */
+int wn_read_blocks(struct wnode *wn, uint64_t fbn, uint32_t n, uint8_t *buf);
 int wn_modify_block(struct wnode *wn, uint64_t fbn, uint8_t **blk);
 /* wn_modify_block for a caller that writes all 4096 bytes of *blk before
  * dropping the lock: the old block is not read (nor verified). */

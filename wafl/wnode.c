@@ -238,6 +238,84 @@ int wn_read_block(struct wnode *wn, uint64_t fbn, void *buf)
 	return rc;
 }
 
+/* The pointer of fbn's level-1 parent (height >= 1, fbn within the tree):
+ * from the lowest dirty ancestor above level 1, else from the top. */
+static int l1_parent_bp(struct wnode *wn, uint64_t fbn, struct wafl_bp *out)
+{
+	const struct wafl_dinode *di = &wn->di;
+	struct wafl_bp bp;
+	int rc;
+
+	for (unsigned l = 2; l <= di->height; l++) {
+		struct dbuf *d = dbuf_find(&wn->dbufs,
+		    DBUF_KEY(l, fbn >> SHIFT(l)));
+		if (d == NULL)
+			continue;
+		unsigned slot = (unsigned)((fbn >> SHIFT(l - 1)) & 127);
+		rc = wafl_bp_decode(d->data + slot * WAFL_BP_SIZE, &bp);
+		if (rc != 0)
+			return rc;
+		return tree_descend(wn->vol, bp, l - 1, 1, fbn >> SHIFT(1),
+		    out);
+	}
+	bp = di->u.top[fbn >> SHIFT(di->height)];
+	return tree_descend(wn->vol, bp, di->height, 1, fbn >> SHIFT(1), out);
+}
+
+int wn_read_blocks(struct wnode *wn, uint64_t fbn, uint32_t n, uint8_t *buf)
+{
+	struct wafl_vol *v = wn->vol;
+	const struct wafl_dinode *di = &wn->di;
+	struct wafl_bp pbp = { 0 }, bp;
+	const uint8_t *ptrs;
+	uint8_t *blk = NULL;
+	struct dbuf *d1;
+	int rc = 0;
+
+	VERIFY(n > 0 && fbn >> SHIFT(1) == (fbn + n - 1) >> SHIFT(1));
+	if ((di->flags & WAFL_INO_INLINE) || di->height == 0 ||
+	    fbn >= wafl_height_capacity(di->height)) {
+		/* No parent to share (or none at all): block by block. */
+		for (uint32_t i = 0; i < n && rc == 0; i++)
+			rc = wn_read_block(wn, fbn + i,
+			    buf + (size_t)i * WAFL_BLOCK_SIZE);
+		return rc;
+	}
+	d1 = dbuf_find(&wn->dbufs, DBUF_KEY(1, fbn >> SHIFT(1)));
+	if (d1 != NULL) {
+		ptrs = d1->data;	/* dirty: no birth to check against */
+	} else {
+		rc = l1_parent_bp(wn, fbn, &pbp);
+		if (rc != 0)
+			return rc;
+		if (pbp.vbn == 0) {
+			memset(buf, 0, (size_t)n * WAFL_BLOCK_SIZE);
+			return 0;
+		}
+		if ((blk = wafl_blk_alloc()) == NULL)
+			return -ENOMEM;
+		rc = wafl_read_bp(v, &pbp, blk);
+		ptrs = blk;
+	}
+	for (uint32_t i = 0; i < n && rc == 0; i++) {
+		uint8_t *out = buf + (size_t)i * WAFL_BLOCK_SIZE;
+		struct dbuf *d = dbuf_find(&wn->dbufs, DBUF_KEY(0, fbn + i));
+
+		if (d != NULL) {
+			memcpy(out, d->data, WAFL_BLOCK_SIZE);
+			continue;
+		}
+		rc = wafl_bp_decode(ptrs + ((fbn + i) & 127) * WAFL_BP_SIZE,
+		    &bp);
+		if (rc == 0 && d1 == NULL)
+			rc = tree_check_child(&pbp, &bp);
+		if (rc == 0)
+			rc = wafl_read_bp(v, &bp, out);
+	}
+	wafl_blk_free(blk);
+	return rc;
+}
+
 /* Make (level, idx) a dirty buffer, dirtying its ancestors first.  whole:
  * the caller overwrites all of a new buffer, so the old block is not read
  * (its contents are left unspecified until then). */

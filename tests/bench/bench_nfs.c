@@ -50,6 +50,8 @@
  * figures are recorded as missing).
  * $FILER_BENCH_ONLY=meta runs only filer's metadata mixes (1 and 16
  * clients): the cheap way to compare builds on them.
+ * $FILER_BENCH_ONLY=seq runs the sequential write and read against both
+ * servers and nothing else: the cheap way to repeat those ratios.
  *
  * Why a figure is missing is never lost: each reason is printed on stderr
  * when it is found (prefixed "bench_nfs: filer:" or "bench_nfs: ganesha:"),
@@ -95,6 +97,7 @@ static bool quick;
 static bool only_seqw;		/* FILER_BENCH_ONLY=seqwrite */
 static bool only_filer;		/* FILER_BENCH_ONLY=filer (or seqwrite, meta) */
 static bool only_meta;		/* FILER_BENCH_ONLY=meta */
+static bool only_seq;		/* FILER_BENCH_ONLY=seq */
 
 static uint64_t now_ns(void)
 {
@@ -897,7 +900,7 @@ static void data_figures(const struct server *sv, struct suite *out)
 	if (ld.failed)
 		suite_why(out, "seq read: %s", ld.err);
 	load_free(&ld);
-	if (!out->f[FIG_SEQR].ok)
+	if (!out->f[FIG_SEQR].ok || only_seq)
 		goto out;
 
 	/* 4 KiB random reads: 4 clients, 16 in flight each. */
@@ -991,6 +994,12 @@ static void run_suite(const struct server *sv, struct suite *out)
 	conn_close(&c);
 	if (only_seqw) {
 		printf("  %s: sequential write...\n", sv->name);
+		fflush(stdout);
+		data_figures(sv, out);
+		return;
+	}
+	if (only_seq) {
+		printf("  %s: sequential write and read...\n", sv->name);
 		fflush(stdout);
 		data_figures(sv, out);
 		return;
@@ -1331,7 +1340,8 @@ static void report(struct benchout *b, const struct suite *me,
 		double mv = m->ok ? m->value : NAN;
 
 		if ((only_seqw && i != FIG_SEQW) ||
-		    (only_meta && i != FIG_META1 && i != FIG_META16))
+		    (only_meta && i != FIG_META1 && i != FIG_META16) ||
+		    (only_seq && i != FIG_SEQW && i != FIG_SEQR))
 			continue;
 
 		benchout_add(b, fig_def[i].name, mv, fig_def[i].unit, pn,
@@ -1385,9 +1395,11 @@ int main(int argc, char **argv)
 		only_filer = true;
 	} else if (only != NULL && strcmp(only, "meta") == 0) {
 		only_meta = only_filer = true;
+	} else if (only != NULL && strcmp(only, "seq") == 0) {
+		only_seq = true;
 	} else if (only != NULL && only[0] != '\0') {
 		fprintf(stderr, "bench_nfs: FILER_BENCH_ONLY=%s: unknown "
-		    "(seqwrite, meta, filer, or unset for every figure)\n",
+		    "(seqwrite, seq, meta, filer, or unset for every figure)\n",
 		    only);
 		return 2;
 	}
@@ -1422,6 +1434,7 @@ int main(int argc, char **argv)
 	printf("bench_nfs: scratch %s%s%s\n", tmp, quick ? " (quick)" : "",
 	    only_seqw ? " (filer's sequential write only)" :
 	    only_meta ? " (filer's metadata mixes only)" :
+	    only_seq ? " (sequential write and read only)" :
 	    only_filer ? " (filer only)" : "");
 	run_filer(tmp, &sh[0]);
 	if (!only_filer)

@@ -351,6 +351,110 @@ static void test_write_read_back(void **state)
 	free(b);
 }
 
+/* Bytes that name their own file offset (and seed): a block read from
+ * the wrong place never matches. */
+static void fill_at(uint8_t *buf, uint64_t off, size_t len, uint32_t seed)
+{
+	for (size_t i = 0; i < len; i++) {
+		uint64_t x = off + i;
+		buf[i] = (uint8_t)(((uint32_t)(x >> 2) * 0x9e3779b1u + seed +
+		    (uint32_t)(x & 3) * 0x85ebca6bu) >> 24);
+	}
+}
+
+static uint64_t xs(uint64_t *x)
+{
+	*x ^= *x << 13;
+	*x ^= *x >> 7;
+	*x ^= *x << 17;
+	return *x;
+}
+
+/* Reads of every shape against what was written: a file of two levels
+ * of indirect blocks (height 2), with a hole of whole level-1 parents,
+ * clean, then with dirty data blocks and dirty parents beside clean ones
+ * (partial and whole-block overwrites, a write into the hole), then after
+ * the CP and after a remount; then cut short and extended again, before
+ * and after its CP.  wn_read reads a run of whole blocks under
+ * one parent with one read of the parent; every mix of dirty and clean
+ * must read the same as block by block. */
+static void test_read_runs(void **state)
+{
+	struct fx *f = *state;
+	const uint64_t size = 24ull << 20, hole = 12ull << 20;
+	const uint32_t maxio = 1u << 20;
+	uint8_t *ref = calloc(1, size), *buf = malloc(maxio);
+	struct wafl_dirwcc dw;
+	struct wafl_attr at;
+	struct wafl_obj o;
+	uint64_t x = 0x2545f4914f6cdd1dull;
+
+	assert_int_equal(wafl_create(f->v, &ROOT, &f->root, "runs",
+	    WAFL_GUARDED, NULL, 0, &o, &at, &dw), 0);
+	/* 0 .. 12 MiB written, 12 .. 23 MiB a hole, the last MiB written. */
+	for (uint64_t off = 0; off < size; off += maxio) {
+		if (off >= hole && off < size - maxio)
+			continue;
+		fill_at(ref + off, off, maxio, 1);
+		wr(f, &o, off, ref + off, maxio, WAFL_UNSTABLE);
+	}
+	assert_int_equal(wafl_sync(f->v), 0);
+	for (int phase = 0; phase < 6; phase++) {
+		if (phase == 1) {
+			/* Dirty a mix: single whole blocks, partial blocks,
+			 * runs across a parent's boundary, the hole. */
+			for (int i = 0; i < 40; i++) {
+				uint64_t off = xs(&x) % (size - 70000);
+				uint32_t len = i % 3 == 0 ? 4096 :
+				    (uint32_t)(xs(&x) % 70000) + 1;
+				if (i % 3 == 0)
+					off &= ~4095ull;
+				fill_at(ref + off, off, len, 100 + i);
+				wr(f, &o, off, ref + off, len, WAFL_UNSTABLE);
+			}
+			uint64_t edge = 128 * 4096 * 5 - 3 * 4096;
+			fill_at(ref + edge, edge, 6 * 4096, 7);
+			wr(f, &o, edge, ref + edge, 6 * 4096, WAFL_UNSTABLE);
+			fill_at(ref + hole + 777, hole + 777, 9000, 8);
+			wr(f, &o, hole + 777, ref + hole + 777, 9000,
+			    WAFL_UNSTABLE);
+		} else if (phase == 2) {
+			assert_int_equal(wafl_sync(f->v), 0);
+		} else if (phase == 3) {
+			remount(f);
+		} else if (phase == 4) {
+			/* Cut to 5 MiB and a bit, then back to the full
+			 * size: the parents dirtied by the cut, above clean
+			 * ones the disk's tree still points at, say hole. */
+			struct wafl_sattr sa = { .set_size = true };
+			struct wafl_wcc pre;
+			uint64_t cut = (5ull << 20) + 1000;
+			sa.size = cut;
+			assert_int_equal(wafl_setattr(f->v, &ROOT, &o, &sa,
+			    NULL, &pre, &at), 0);
+			sa.size = size;
+			assert_int_equal(wafl_setattr(f->v, &ROOT, &o, &sa,
+			    NULL, &pre, &at), 0);
+			memset(ref + cut, 0, size - cut);
+		} else if (phase == 5) {
+			assert_int_equal(wafl_sync(f->v), 0);
+		}
+		/* Aligned megabytes, then random shapes. */
+		for (uint64_t off = 0; off < size; off += maxio)
+			rd_check(f, &o, off, ref + off, maxio);
+		for (int i = 0; i < 200; i++) {
+			uint32_t len = (uint32_t)(xs(&x) % maxio) + 1;
+			uint64_t off = xs(&x) % (size - len + 1);
+			if (i % 2 == 0)
+				off &= ~4095ull;
+			rd_check(f, &o, off, ref + off, len);
+		}
+	}
+	check_clean(f);
+	free(ref);
+	free(buf);
+}
+
 static void test_create_modes(void **state)
 {
 	struct fx *f = *state;
@@ -1589,6 +1693,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_root_and_getattr, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_write_read_back, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_read_runs, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_create_modes, setup,
 		    teardown),
