@@ -218,9 +218,9 @@ enum nfsd_disp nfs3_proc_readlink(struct nfsd_req *r, void *a, void *s)
 /*
  * READ3res as xdr_READ3res encodes it, but for the data: only its length
  * is encoded; rpc.c sends the bytes (and the XDR padding) from r->rdata,
- * the buffer wafl_read filled, behind the encoded reply.  So a READ's data
- * is copied once in user space (block cache to that buffer), not again
- * into a reply buffer.
+ * the pieces wafl_read_vec gave, behind the encoded reply.  So a READ's
+ * data is not copied in user space at all when it is in the block cache
+ * (its blocks are lent until the reply is sent), and once otherwise.
  */
 bool_t nfs3_xdr_read3res_head(XDR *x, READ3res *res)
 {
@@ -244,18 +244,17 @@ enum nfsd_disp nfs3_proc_read(struct nfsd_req *r, void *a, void *s)
 	uint32_t count = FL_MIN(args->count, r->udp ? NFSD_MAX_IO_UDP :
 	    NFSD_MAX_IO), got = 0;
 	bool eof = false;
-	void *buf = NULL;
+	struct wafl_rdvec *rv = NULL;
 	int rc = nfs3_resolve(r, &args->file, &ob);
 	bool have = nfs3_resolved(rc);
 
 	if (rc == 0 && ob.snapdir)
 		rc = -EISDIR;
 	if (rc == 0) {
-		/* Not from the arena: this buffer becomes the data part of
-		 * the reply as it is (r->rdata, see nfs3_xdr_read3res_head). */
-		buf = malloc(count ? count : 1);
-		rc = buf == NULL ? -ENOMEM : wafl_read(ob.exp->vol, &r->cred,
-		    &ob.o, args->offset, count, buf, &got, &eof, &at);
+		/* The pieces become the data part of the reply as they are
+		 * (r->rdata, see nfs3_xdr_read3res_head). */
+		rc = wafl_read_vec(ob.exp->vol, &r->cred, &ob.o, args->offset,
+		    count, &rv, &got, &eof, &at);
 	}
 	res->status = nfs3_status(r, rc);
 	if (rc == 0) {
@@ -264,11 +263,9 @@ enum nfsd_disp nfs3_proc_read(struct nfsd_req *r, void *a, void *s)
 		ok->count = got;
 		ok->eof = eof;
 		ok->data.data_len = got;
-		ok->data.data_val = buf;
-		r->rdata = buf;		/* only with READ3resok, whose */
-		r->rdata_len = got;	/* encoding ends with got */
-	} else {
-		free(buf);
+		ok->data.data_val = NULL;	/* never encoded: r->rdata */
+		r->rdata = rv;		/* only with READ3resok, whose */
+					/* encoding ends with got */
 	}
 	if (rc != 0 && have) {
 		nfs3_post_attr_now(r, &ob,

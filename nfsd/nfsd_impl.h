@@ -244,16 +244,16 @@ struct nfsd_req {
 
 	struct nfsd_arena_chunk *arena;
 
-	/* Reply data sent behind the encoded reply (READ): owned (malloc),
-	 * handed to the transport with the reply, else freed by
-	 * nfsd_req_free. */
-	uint8_t *rdata;
-	uint32_t rdata_len;
+	/* Reply data sent behind the encoded reply (READ): its pieces as
+	 * wafl_read_vec left them, owned, handed to the transport with the
+	 * reply, else freed by nfsd_req_free. */
+	struct wafl_rdvec *rdata;
 
 	/* A reply waiting for its NVLOG record (rpc.c reply_durable). */
 	struct {
-		uint8_t *rec, *data;
-		size_t len, data_len;
+		uint8_t *rec;
+		struct wafl_rdvec *data;
+		size_t len;
 		struct nfsd_drc_key key;
 		bool in_drc;
 		bool immediate;		/* not waiting: corked in a batch */
@@ -332,16 +332,16 @@ void nfsd_transport_pause(struct nfsd *s);
 void nfsd_transport_deferred(struct nfsd *s, int delta);
 void nfsd_transport_resume(struct nfsd *s);
 /* Send a reply: rec has 4 bytes of room for the record mark in front of
- * body_len encoded bytes; data (may be NULL), data_len bytes that follow
- * the encoded reply on the wire, with their XDR padding (READ's data,
- * whose length the encoded reply ends with).  Both buffers are consumed
- * (freed once sent) and go out by sendmsg from where they are, never
- * copied.  Never blocks on a slow client. */
+ * body_len encoded bytes; data (may be NULL), the bytes that follow the
+ * encoded reply on the wire, with their XDR padding (READ's data, whose
+ * length the encoded reply ends with).  Both are consumed (freed once
+ * sent) and go out by sendmsg from where they are, never copied.  Never
+ * blocks on a slow client. */
 void nfsd_send_reply(struct nfsd_req *r, uint8_t *rec, size_t body_len,
-    uint8_t *data, size_t data_len);
+    struct wafl_rdvec *data);
 /*
  * nfsd_send_reply for n TCP requests of one connection, each reply in its
- * dfr (rec, len, data, data_len; consumed, the fields cleared): one
+ * dfr (rec, len, data; consumed, the fields cleared): one
  * sendmsg for all of them when nothing is queued on the connection (what
  * the socket does not take is queued, as for one reply).  At most
  * NFSD_SEND_BATCH.

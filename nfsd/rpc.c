@@ -115,7 +115,7 @@ void nfsd_req_free(struct nfsd_req *r)
 	}
 	if (r->conn != NULL)
 		nfsd_conn_done(r->srv, r->conn);
-	free(r->rdata);
+	wafl_rdvec_free(r->rdata);
 	free(r->call);
 	free(r);
 }
@@ -463,7 +463,7 @@ static void reply_durable(void *arg, int err, bool last)
 			r = NULL;	/* cork_flush sends and frees it */
 		} else {
 			nfsd_send_reply(r, r->dfr.rec, r->dfr.len,
-			    r->dfr.data, r->dfr.data_len);
+			    r->dfr.data);
 		}
 	} else {
 		fl_err("nfsd", "xid %08x proc %u: not answered, its NVLOG "
@@ -472,7 +472,7 @@ static void reply_durable(void *arg, int err, bool last)
 			nfsd_drc_finish(s->drc, &r->dfr.key, NULL, 0);
 		atomic_fetch_add(&s->st.dropped, 1);
 		free(r->dfr.rec);
-		free(r->dfr.data);
+		wafl_rdvec_free(r->dfr.data);
 	}
 	if (r != NULL) {
 		nfsd_req_free(r);
@@ -484,12 +484,11 @@ static void reply_durable(void *arg, int err, bool last)
 
 /* r keeps its encoded reply (and READ data) until it is sent. */
 static void reply_hold(struct nfsd_req *r, uint8_t *rec, size_t len,
-    uint8_t *data, size_t data_len)
+    struct wafl_rdvec *data)
 {
 	r->dfr.rec = rec;
 	r->dfr.len = len;
 	r->dfr.data = data;
-	r->dfr.data_len = data_len;
 }
 
 void nfsd_rpc_process(struct nfsd_req *r)
@@ -501,7 +500,8 @@ void nfsd_rpc_process(struct nfsd_req *r)
 	struct rpc_msg m;
 	struct nfsd_drc_key key;
 	bool in_drc = false;
-	uint8_t *rec = NULL, *data = NULL;
+	uint8_t *rec = NULL;
+	struct wafl_rdvec *data = NULL;
 	size_t len = 0, data_len = 0;
 	wafl_vol_t *dvol = NULL;
 	uint64_t dlsn = 0;
@@ -559,7 +559,7 @@ void nfsd_rpc_process(struct nfsd_req *r)
 		m.acpted_rply.ar_results.where = res;
 		m.acpted_rply.ar_results.proc = pc->xdr_res_head;
 		data = r->rdata;
-		data_len = r->rdata_len;
+		data_len = data->len;
 	} else if (d == NFSD_REPLY) {
 		m.acpted_rply.ar_results.where = res;
 		m.acpted_rply.ar_results.proc = pc->xdr_res;
@@ -588,7 +588,7 @@ void nfsd_rpc_process(struct nfsd_req *r)
 	if (dvol != NULL && rec != NULL) {
 		/* Durability is never claimed early: the reply (and the DRC
 		 * entry, in progress until then) waits for the record. */
-		reply_hold(r, rec, len, data, data_len);
+		reply_hold(r, rec, len, data);
 		r->dfr.key = key;
 		r->dfr.in_drc = in_drc;
 		if (args != NULL)
@@ -609,7 +609,7 @@ send:
 	    data_len <= NFSD_CORK_DATA_MAX) {
 		/* Sent with the batch's other replies (nfsd_rpc_batch_end). */
 		atomic_fetch_add(&s->st.replies, 1);
-		reply_hold(r, rec, len, data, data_len);
+		reply_hold(r, rec, len, data);
 		r->dfr.immediate = true;
 		if (args != NULL)
 			xdr_free(pc->xdr_args, args);
@@ -618,14 +618,15 @@ send:
 	}
 	if (rec != NULL) {
 		atomic_fetch_add(&s->st.replies, 1);
-		nfsd_send_reply(r, rec, len, data, data_len);
-		rec = data = NULL;
+		nfsd_send_reply(r, rec, len, data);
+		rec = NULL;
+		data = NULL;
 	}
 out:
 	if (in_drc)
 		nfsd_drc_finish(s->drc, &key, NULL, 0);
 	free(rec);
-	free(data);
+	wafl_rdvec_free(data);
 	if (args != NULL)
 		xdr_free(pc->xdr_args, args);
 	nfsd_req_free(r);

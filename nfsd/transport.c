@@ -37,10 +37,12 @@
  *   within NFSD_CONN_OUTQ_MAX plus their replies, however many calls one
  *   read carries (256 KiB carry some 1,900 READs of 1 MiB each).  Replies
  *   of one connection may go out in any order (RPC matches them by xid).
- *   A reply is written with sendmsg from up to three pieces -- mark and
- *   encoded reply, a READ's data where wafl_read put it, its XDR padding
- *   -- and a queued reply keeps those pieces, so READ data is never
- *   copied into the reply.
+ *   A reply is written with sendmsg from its pieces -- mark and encoded
+ *   reply, a READ's data where wafl_read_vec left it (blocks lent by the
+ *   block cache, mostly), its XDR padding -- and a queued reply keeps
+ *   those pieces, so READ data is never copied into the reply.  One
+ *   sendmsg takes up to SEND_IOV_MAX pieces; what does not fit is queued
+ *   as what the socket did not take.
  *
  *   Timeouts (checked about once a second): a connection holding part of a
  *   record for longer than partial_timeout_ms is closed (a client sending
@@ -107,39 +109,62 @@ struct outbuf {
 	struct outbuf *next;
 	uint8_t *buf;		/* owned: mark + encoded reply */
 	size_t buf_len;
-	uint8_t *data;		/* owned or NULL: the reply's trailing data */
-	size_t data_len;
+	struct wafl_rdvec *data; /* owned or NULL: the reply's trailing data */
 	size_t pad;		/* 0..3 zero bytes after data */
 	size_t off;
 };
 
 static size_t outbuf_len(const struct outbuf *o)
 {
-	return o->buf_len + o->data_len + o->pad;
+	return o->buf_len + (o->data != NULL ? o->data->len : 0) + o->pad;
 }
 
 static const uint8_t xdr_zeros[4];
 
-/* The part of o not sent yet as up to 3 iovecs; returns their count. */
-static int outbuf_iov(const struct outbuf *o, struct iovec iov[3])
+/* Most iovecs one sendmsg takes (Linux's UIO_MAXIOV). */
+#define SEND_IOV_MAX	1024
+
+/* Add one piece to iov, skipping what *skip says was sent. */
+static void iov_piece(struct iovec *iov, int *n, size_t *skip,
+    const void *p, size_t len)
 {
-	const struct { const uint8_t *p; size_t n; } seg[3] = {
-		{ o->buf, o->buf_len }, { o->data, o->data_len },
-		{ xdr_zeros, o->pad },
-	};
+	if (*skip >= len) {
+		*skip -= len;
+		return;
+	}
+	iov[*n].iov_base = (uint8_t *)(uintptr_t)p + *skip;
+	iov[*n].iov_len = len - *skip;
+	*skip = 0;
+	(*n)++;
+}
+
+/*
+ * The part of o not sent yet as iovecs, at most max of them (at least 1):
+ * the encoded reply, the data's pieces, the padding.  Returns their
+ * count; *all says whether they reach o's end (else they are a prefix).
+ */
+static int outbuf_iov(const struct outbuf *o, struct iovec *iov, int max,
+    bool *all)
+{
 	size_t skip = o->off;
 	int n = 0;
 
-	for (int i = 0; i < 3; i++) {
-		if (skip >= seg[i].n) {
-			skip -= seg[i].n;
-			continue;
+	*all = false;
+	iov_piece(iov, &n, &skip, o->buf, o->buf_len);
+	if (o->data != NULL) {
+		for (uint32_t i = 0; i < o->data->niov; i++) {
+			if (n == max)
+				return n;
+			iov_piece(iov, &n, &skip, o->data->iov[i].iov_base,
+			    o->data->iov[i].iov_len);
 		}
-		iov[n].iov_base = (void *)(uintptr_t)(seg[i].p + skip);
-		iov[n].iov_len = seg[i].n - skip;
-		skip = 0;
-		n++;
 	}
+	if (o->pad > 0) {
+		if (n == max)
+			return n;
+		iov_piece(iov, &n, &skip, xdr_zeros, o->pad);
+	}
+	*all = true;
 	return n;
 }
 
@@ -148,9 +173,10 @@ static int outbuf_iov(const struct outbuf *o, struct iovec iov[3])
 static int outbuf_send(int fd, struct outbuf *o)
 {
 	while (o->off < outbuf_len(o)) {
-		struct iovec iov[3];
+		struct iovec iov[64];
 		struct msghdr mh = { .msg_iov = iov };
-		mh.msg_iovlen = (size_t)outbuf_iov(o, iov);
+		bool all;
+		mh.msg_iovlen = (size_t)outbuf_iov(o, iov, 64, &all);
 		ssize_t n = sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (n < 0) {
 			if (errno == EINTR)
@@ -165,7 +191,7 @@ static int outbuf_send(int fd, struct outbuf *o)
 static void outbuf_free(struct outbuf *o)
 {
 	free(o->buf);
-	free(o->data);
+	wafl_rdvec_free(o->data);
 	free(o);
 }
 
@@ -559,7 +585,8 @@ static void conn_queue(struct nfsd_transport *t, struct nfsd_conn *c,
 		c->oq_head = o;
 	c->oq_tail = o;
 	c->oq_bytes += outbuf_len(o) - o->off;
-	ob->buf = ob->data = NULL;	/* the queue owns them */
+	ob->buf = NULL;		/* the queue owns them */
+	ob->data = NULL;
 	if (!c->want_out) {
 		c->want_out = true;
 		conn_rearm(t, c);
@@ -568,14 +595,14 @@ static void conn_queue(struct nfsd_transport *t, struct nfsd_conn *c,
 }
 
 /* A reply as an outbuf: rec has the mark's 4 bytes in front of body_len
- * encoded bytes; data (NULL or data_len bytes) and its XDR padding
- * follow. */
+ * encoded bytes; data (or NULL) and its XDR padding follow. */
 static struct outbuf outbuf_make(uint8_t *rec, size_t body_len,
-    uint8_t *data, size_t data_len)
+    struct wafl_rdvec *data)
 {
+	size_t data_len = data != NULL ? data->len : 0;
+
 	return (struct outbuf){ .buf = rec, .buf_len = body_len + 4,
-	    .data = data, .data_len = data_len,
-	    .pad = (4 - data_len % 4) % 4 };
+	    .data = data, .pad = (4 - data_len % 4) % 4 };
 }
 
 /*
@@ -586,14 +613,20 @@ static struct outbuf outbuf_make(uint8_t *rec, size_t body_len,
 static void conn_send(struct nfsd_transport *t, struct nfsd_conn *c,
     struct outbuf *ob, size_t n)
 {
-	struct iovec iov[3 * NFSD_SEND_BATCH];
+	struct iovec iov[SEND_IOV_MAX];
 	struct msghdr mh = { .msg_iov = iov };
-	size_t total = 0, sent = 0;
+	size_t sent = 0;
 
 	VERIFY(n > 0 && n <= NFSD_SEND_BATCH);
-	for (size_t i = 0; i < n; i++) {
-		mh.msg_iovlen += (size_t)outbuf_iov(&ob[i], iov + mh.msg_iovlen);
-		total += outbuf_len(&ob[i]);
+	/* As many whole replies as the iovecs hold, then a prefix of the
+	 * next: whatever the socket does not take is queued below. */
+	for (size_t i = 0; i < n && mh.msg_iovlen < SEND_IOV_MAX; i++) {
+		bool all;
+		int k = outbuf_iov(&ob[i], iov + mh.msg_iovlen,
+		    SEND_IOV_MAX - (int)mh.msg_iovlen, &all);
+		mh.msg_iovlen += (size_t)k;
+		if (!all)
+			break;
 	}
 	pthread_mutex_lock(&c->wlock);
 	if (c->dead)
@@ -606,7 +639,7 @@ static void conn_send(struct nfsd_transport *t, struct nfsd_conn *c,
 		if (k >= 0)
 			sent = (size_t)k;
 		else if (errno != EAGAIN && errno != EWOULDBLOCK)
-			sent = total;
+			sent = SIZE_MAX;	/* closing: all dropped */
 	}
 	for (size_t i = 0; i < n; i++) {
 		size_t len = outbuf_len(&ob[i]);
@@ -622,27 +655,29 @@ unlock:
 	pthread_mutex_unlock(&c->wlock);
 	for (size_t i = 0; i < n; i++) {
 		free(ob[i].buf);
-		free(ob[i].data);
+		wafl_rdvec_free(ob[i].data);
 	}
 }
 
 void nfsd_send_reply(struct nfsd_req *r, uint8_t *rec, size_t body_len,
-    uint8_t *data, size_t data_len)
+    struct wafl_rdvec *data)
 {
-	struct outbuf ob = outbuf_make(rec, body_len, data, data_len);
+	struct outbuf ob = outbuf_make(rec, body_len, data);
 	size_t rlen = outbuf_len(&ob) - 4;	/* the record, without mark */
 
 	if (r->udp) {
-		/* One datagram, without the record mark. */
-		struct iovec iov[3];
+		/* One datagram, without the record mark: whole or not at
+		 * all. */
+		struct iovec iov[64];
 		struct msghdr mh = { .msg_name = &r->peer,
 		    .msg_namelen = r->peerlen, .msg_iov = iov };
+		bool all;
 		ob.off = 4;
-		mh.msg_iovlen = (size_t)outbuf_iov(&ob, iov);
-		if (rlen <= NFSD_UDP_MAX - 64)
+		mh.msg_iovlen = (size_t)outbuf_iov(&ob, iov, 64, &all);
+		if (all && rlen <= NFSD_UDP_MAX - 64)
 			(void)sendmsg(r->udp_fd, &mh, MSG_DONTWAIT);
 		free(ob.buf);
-		free(ob.data);
+		wafl_rdvec_free(ob.data);
 		return;
 	}
 	put_mark(rec, rlen);
@@ -658,9 +693,9 @@ void nfsd_send_replies(struct nfsd_req *const *rs, size_t n)
 		struct nfsd_req *r = rs[i];
 
 		ASSERT(!r->udp && r->conn == rs[0]->conn);
-		ob[i] = outbuf_make(r->dfr.rec, r->dfr.len, r->dfr.data,
-		    r->dfr.data_len);
-		r->dfr.rec = r->dfr.data = NULL;
+		ob[i] = outbuf_make(r->dfr.rec, r->dfr.len, r->dfr.data);
+		r->dfr.rec = NULL;
+		r->dfr.data = NULL;
 		put_mark(ob[i].buf, outbuf_len(&ob[i]) - 4);
 	}
 	if (n > 1) {

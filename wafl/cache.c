@@ -174,6 +174,11 @@ struct centry {
 	uint64_t vbn, birth;
 	uint32_t cksum;
 	uint32_t pins;
+	/* One for the table while the entry is in it, one per loan
+	 * (bcache_lend); whoever drops the last frees data (and, once the
+	 * entry has left the table, the header).  Atomic: a loan is
+	 * returned without the lock. */
+	uint32_t refs;
 	struct centry *hnext;
 	struct centry *prev, *next;	/* LRU: head = most recent */
 	uint8_t *data;			/* a pool block, owned */
@@ -260,6 +265,8 @@ static struct centry **find_slot(struct bcache *bc, uint64_t vbn)
 	return pp;
 }
 
+/* Take e out of the table.  A lent entry keeps its data, and its header,
+ * for the last loan to free (bcache_return). */
 static void remove_entry(struct bcache *bc, struct centry *e)
 {
 	struct centry **pp = find_slot(bc, e->vbn);
@@ -269,6 +276,9 @@ static void remove_entry(struct bcache *bc, struct centry *e)
 	if (e->pins == 0)
 		lru_unlink(bc, e);
 	bc->nentries--;
+	e->hnext = NULL;
+	if (__atomic_sub_fetch(&e->refs, 1, __ATOMIC_ACQ_REL) != 0)
+		return;
 	wafl_blk_free(e->data);
 	e->data = NULL;
 	e->hnext = bc->spare;
@@ -283,8 +293,12 @@ void bcache_destroy(struct bcache *bc)
 		struct centry *e = bc->hash[i];
 		while (e != NULL) {
 			struct centry *next = e->hnext;
-			wafl_blk_free(e->data);
-			free(e);
+			e->hnext = NULL;
+			if (__atomic_sub_fetch(&e->refs, 1,
+			    __ATOMIC_ACQ_REL) == 0) {
+				wafl_blk_free(e->data);
+				free(e);
+			}
 			e = next;
 		}
 	}
@@ -319,6 +333,52 @@ bool bcache_get(struct bcache *bc, const struct wafl_bp *bp, void *buf)
 	return hit;
 }
 
+unsigned bcache_lend(struct bcache *bc, const struct wafl_bp *bp,
+    unsigned n, const uint8_t **data, void **ticket)
+{
+	unsigned lent = 0;
+
+	pthread_mutex_lock(&bc->lock);
+	for (unsigned i = 0; i < n; i++) {
+		struct centry *e;
+
+		data[i] = NULL;
+		ticket[i] = NULL;
+		if (bp[i].vbn == 0)
+			continue;
+		e = *find_slot(bc, bp[i].vbn);
+		if (e == NULL || e->birth != bp[i].birth ||
+		    e->cksum != bp[i].cksum) {
+			bc->misses++;
+			continue;
+		}
+		__atomic_add_fetch(&e->refs, 1, __ATOMIC_RELAXED);
+		if (e->pins == 0) {
+			lru_unlink(bc, e);
+			lru_push_front(bc, e);
+		}
+		bc->hits++;
+		data[i] = e->data;
+		ticket[i] = e;
+		lent++;
+	}
+	pthread_mutex_unlock(&bc->lock);
+	return lent;
+}
+
+void bcache_return(void *ticket)
+{
+	struct centry *e = ticket;
+
+	if (e == NULL)
+		return;
+	if (__atomic_sub_fetch(&e->refs, 1, __ATOMIC_ACQ_REL) != 0)
+		return;
+	/* The last reference: the entry left the table while lent. */
+	wafl_blk_free(e->data);
+	free(e);
+}
+
 static void evict(struct bcache *bc)
 {
 	/* Only unpinned entries are on the list. */
@@ -345,6 +405,12 @@ static uint8_t *cache_enter(struct bcache *bc, const struct wafl_bp *bp,
 		VERIFY(!pin);
 		return data;
 	}
+	if (e != NULL && __atomic_load_n(&e->refs, __ATOMIC_ACQUIRE) > 1) {
+		/* Lent: its data stays as it is until the loans are back,
+		 * so the new data gets an entry of its own. */
+		remove_entry(bc, e);
+		e = NULL;
+	}
 	if (e != NULL) {
 		/* Same VBN, newer life (or the same block again). */
 		drop = e->data;
@@ -357,6 +423,8 @@ static uint8_t *cache_enter(struct bcache *bc, const struct wafl_bp *bp,
 			return data;
 		memset(e, 0, sizeof(*e));
 		e->vbn = bp->vbn;
+		e->refs = 1;
+		pp = find_slot(bc, bp->vbn);	/* remove_entry may move it */
 		*pp = e;
 		bc->nentries++;
 	}

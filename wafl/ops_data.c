@@ -397,32 +397,88 @@ out:
 
 /* ------------------------------------------------------- read, write */
 
-int wafl_read(wafl_vol_t *v, const struct wafl_cred *c,
+/* May c READ the object of di? */
+static int read_allowed(const struct wafl_cred *c,
+    const struct wafl_dinode *di)
+{
+	if (S_ISDIR(di->mode))
+		return -EISDIR;
+	if (!S_ISREG(di->mode))
+		return FL_ERR(-EINVAL);
+	if (!is_owner(c, di) && !ops_may(di, c, OPS_MAY_R))
+		return -EACCES;
+	return 0;
+}
+
+/* wafl_read into rv (pieces lent or filled) or, with rv NULL, into buf. */
+static int read_into(wafl_vol_t *v, const struct wafl_cred *c,
     const struct wafl_obj *o, uint64_t off, uint32_t count, void *buf,
-    uint32_t *got, bool *eof, struct wafl_attr *attr)
+    struct wafl_rdvec *rv, uint32_t *got, bool *eof, struct wafl_attr *attr)
 {
 	struct wnode *wn;
 	int rc;
 
+	*got = 0;
+	*eof = false;
 	if (o->snap != 0)
 		return ops_snap_read(v, c, o, off, count, buf, got, eof, attr);
 	rc = read_begin(v, o, &wn);
-	*got = 0;
-	*eof = false;
 	if (rc != 0)
 		return rc;
-	if (S_ISDIR(wn->di.mode)) {
-		rc = -EISDIR;
-	} else if (!S_ISREG(wn->di.mode)) {
-		rc = FL_ERR(-EINVAL);
-	} else if (!is_owner(c, &wn->di) && !ops_may(&wn->di, c, OPS_MAY_R)) {
-		rc = -EACCES;
-	} else {
+	rc = read_allowed(c, &wn->di);
+	if (rc == 0 && rv != NULL && (wn->di.flags & WAFL_INO_INLINE)) {
+		/* Data in the inode: copied. */
+		rv->buf = malloc(count ? count : 1);
+		rc = rv->buf == NULL ? -ENOMEM : wn_read(wn, off, count,
+		    rv->buf, got, eof);
+		if (rc == 0 && *got > 0)
+			rdvec_add(rv, rv->buf, *got);
+	} else if (rc == 0 && rv != NULL) {
+		rc = wn_read_vec(wn, off, count, rv, got, eof);
+	} else if (rc == 0) {
 		rc = wn_read(wn, off, count, buf, got, eof);
 	}
 	ops_fill_attr(v, wn, attr);
 	read_end(v, wn);
 	return map_corrupt(rc);
+}
+
+int wafl_read(wafl_vol_t *v, const struct wafl_cred *c,
+    const struct wafl_obj *o, uint64_t off, uint32_t count, void *buf,
+    uint32_t *got, bool *eof, struct wafl_attr *attr)
+{
+	return read_into(v, c, o, off, count, buf, NULL, got, eof, attr);
+}
+
+int wafl_read_vec(wafl_vol_t *v, const struct wafl_cred *c,
+    const struct wafl_obj *o, uint64_t off, uint32_t count,
+    struct wafl_rdvec **out, uint32_t *got, bool *eof,
+    struct wafl_attr *attr)
+{
+	struct wafl_rdvec *rv = rdvec_alloc(count);
+	int rc;
+
+	*out = NULL;
+	*got = 0;
+	*eof = false;
+	if (rv == NULL)
+		return -ENOMEM;
+	if (o->snap == 0) {
+		rc = read_into(v, c, o, off, count, NULL, rv, got, eof, attr);
+	} else {
+		/* A snapshot's file: copied. */
+		rv->buf = malloc(count ? count : 1);
+		rc = rv->buf == NULL ? -ENOMEM : read_into(v, c, o, off,
+		    count, rv->buf, NULL, got, eof, attr);
+		if (rc == 0 && *got > 0)
+			rdvec_add(rv, rv->buf, *got);
+	}
+	if (rc != 0) {
+		wafl_rdvec_free(rv);
+		return rc;
+	}
+	*out = rv;
+	return 0;
 }
 
 int ops_apply_write(struct wafl_vol *v, struct wnode *wn,

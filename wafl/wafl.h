@@ -62,6 +62,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <sys/uio.h>
+
 #include "common/err.h"
 #include "raid/raid.h"
 
@@ -313,6 +315,34 @@ int wafl_lookup(wafl_vol_t *v, const struct wafl_cred *c,
 int wafl_read(wafl_vol_t *v, const struct wafl_cred *c,
     const struct wafl_obj *o, uint64_t off, uint32_t count, void *buf,
     uint32_t *got, bool *eof, struct wafl_attr *attr);
+
+/*
+ * A read's data as pieces to send from where they lie: blocks lent by the
+ * block cache (read-only: their bytes stay as they are, even if the block
+ * is evicted or the volume unmounted, until wafl_rdvec_free), blocks the
+ * read filled, a shared zero block for holes.  iov[0..niov) are the len
+ * bytes read, in order.  The rest is the vector's own.
+ */
+struct wafl_rdvec {
+	uint32_t len;
+	uint32_t niov;
+	struct iovec *iov;
+	uint32_t cap;		/* pieces, loans and blocks it has room for */
+	uint32_t nloan, nblk;
+	void **loan;
+	uint8_t **blk;
+	void *buf;		/* malloc'd: the whole read, copied */
+};
+/* wafl_read into a new rdvec (*out; NULL on an error), which the caller
+ * frees with wafl_rdvec_free once the bytes are sent.  A live file's
+ * blocks are lent by the cache; anything else (a snapshot, an inline file)
+ * is copied into one buffer. */
+int wafl_read_vec(wafl_vol_t *v, const struct wafl_cred *c,
+    const struct wafl_obj *o, uint64_t off, uint32_t count,
+    struct wafl_rdvec **out, uint32_t *got, bool *eof,
+    struct wafl_attr *attr);
+/* Give back every loan and block; NULL is ignored. */
+void wafl_rdvec_free(struct wafl_rdvec *rv);
 
 /*
  * Replies without blocking a thread on the NVLOG.  Every operation that

@@ -62,6 +62,14 @@ void bcache_prefetch(struct bcache *bc, uint64_t vbn);
 void bcache_unpin(struct bcache *bc, uint64_t vbn);
 void bcache_invalidate(struct bcache *bc, uint64_t vbn);
 void bcache_invalidate_all(struct bcache *bc);
+/* Lend the cached blocks of bp[0..n) that have the same birth and
+ * checksum: data[i] is the block's bytes, which do not change until
+ * bcache_return(ticket[i]) (they outlive eviction and the cache itself);
+ * a miss (or vbn 0) gets NULL in both.  One hold of the lock for all n.
+ * Returns the number lent. */
+unsigned bcache_lend(struct bcache *bc, const struct wafl_bp *bp,
+    unsigned n, const uint8_t **data, void **ticket);
+void bcache_return(void *ticket);
 void bcache_stats(struct bcache *bc, uint64_t *hits, uint64_t *misses,
     uint64_t *bytes);
 
@@ -285,8 +293,27 @@ void wnode_dirty(struct wnode *wn);
  * read, exclusive for modify) and cp_lock shared. */
 int wn_read_block(struct wnode *wn, uint64_t fbn, void *buf);
 /* n whole blocks from fbn into buf, all under one level-1 parent
- * ((fbn + n - 1) / 128 == fbn / 128): the parent is read once. */
-int wn_read_blocks(struct wnode *wn, uint64_t fbn, uint32_t n, uint8_t *buf);
+ * ((fbn + n - 1) / 128 == fbn / 128): the parent is read once.  *nread:
+ * the blocks read before an error (n on success). */
+int wn_read_blocks(struct wnode *wn, uint64_t fbn, uint32_t n, uint8_t *buf,
+    uint32_t *nread);
+/* wn_read_blocks without copies where it can: data[i] gets block fbn + i's
+ * 4096 bytes, lent by the cache, or read or copied (a dirty block) into a
+ * pool block, or wafl_zero_block (a hole); rv keeps the loans and blocks
+ * until wafl_rdvec_free.  On an error rv keeps what it took so far. */
+int wn_lend_blocks(struct wnode *wn, uint64_t fbn, uint32_t n,
+    struct wafl_rdvec *rv, const uint8_t **data);
+/* wn_read into rv's pieces (wn_lend_blocks); not for inline files. */
+int wn_read_vec(struct wnode *wn, uint64_t off, uint32_t len,
+    struct wafl_rdvec *rv, uint32_t *got, bool *eof);
+/* An empty rdvec with room for a read of count bytes. */
+struct wafl_rdvec *rdvec_alloc(uint32_t count);
+/* Append len bytes at p (which stay valid until the rdvec is freed). */
+void rdvec_add(struct wafl_rdvec *rv, const uint8_t *p, uint32_t len);
+/* What an rdvec frees: a cache loan, a pool block. */
+void rdvec_keep_loan(struct wafl_rdvec *rv, void *ticket);
+void rdvec_keep_block(struct wafl_rdvec *rv, uint8_t *blk);
+extern const uint8_t wafl_zero_block[WAFL_BLOCK_SIZE];
 int wn_modify_block(struct wnode *wn, uint64_t fbn, uint8_t **blk);
 /* wn_modify_block for a caller that writes all 4096 bytes of *blk before
  * dropping the lock: the old block is not read (nor verified). */

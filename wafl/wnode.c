@@ -262,58 +262,124 @@ static int l1_parent_bp(struct wnode *wn, uint64_t fbn, struct wafl_bp *out)
 	return tree_descend(wn->vol, bp, di->height, 1, fbn >> SHIFT(1), out);
 }
 
-int wn_read_blocks(struct wnode *wn, uint64_t fbn, uint32_t n, uint8_t *buf)
+/*
+ * For n blocks from fbn, all under one level-1 parent: each block's dirty
+ * buffer (dirty[i]), else its block pointer (bps[i]; vbn 0: a hole).  The
+ * parent is read once, and every pointer read from it is checked against
+ * it (W2).  The dirty buffers are valid while the caller holds wn->lock.
+ */
+static int run_bps(struct wnode *wn, uint64_t fbn, uint32_t n,
+    struct wafl_bp *bps, const uint8_t **dirty)
 {
-	struct wafl_vol *v = wn->vol;
 	const struct wafl_dinode *di = &wn->di;
-	struct wafl_bp pbp = { 0 }, bp;
+	struct wafl_bp pbp = { 0 };
 	const uint8_t *ptrs;
 	uint8_t *blk = NULL;
 	struct dbuf *d1;
-	int rc = 0;
+	int rc;
 
 	VERIFY(n > 0 && fbn >> SHIFT(1) == (fbn + n - 1) >> SHIFT(1));
-	if ((di->flags & WAFL_INO_INLINE) || di->height == 0 ||
-	    fbn >= wafl_height_capacity(di->height)) {
-		/* No parent to share (or none at all): block by block. */
-		for (uint32_t i = 0; i < n && rc == 0; i++)
-			rc = wn_read_block(wn, fbn + i,
-			    buf + (size_t)i * WAFL_BLOCK_SIZE);
-		return rc;
+	if (di->flags & WAFL_INO_INLINE)
+		return FL_ERR(-EINVAL);
+	for (uint32_t i = 0; i < n; i++) {
+		struct dbuf *d = dbuf_find(&wn->dbufs, DBUF_KEY(0, fbn + i));
+		dirty[i] = d != NULL ? d->data : NULL;
+		bps[i] = (struct wafl_bp){ 0 };
 	}
+	if (di->height == 0) {
+		/* The top pointers are the data's own. */
+		for (uint32_t i = 0; i < n; i++)
+			if (dirty[i] == NULL && fbn + i < WAFL_NTOP)
+				bps[i] = di->u.top[fbn + i];
+		return 0;
+	}
+	if (fbn >= wafl_height_capacity(di->height))
+		return 0;	/* beyond the tree (a multiple of 128) */
 	d1 = dbuf_find(&wn->dbufs, DBUF_KEY(1, fbn >> SHIFT(1)));
 	if (d1 != NULL) {
 		ptrs = d1->data;	/* dirty: no birth to check against */
 	} else {
 		rc = l1_parent_bp(wn, fbn, &pbp);
-		if (rc != 0)
+		if (rc != 0 || pbp.vbn == 0)
 			return rc;
-		if (pbp.vbn == 0) {
-			memset(buf, 0, (size_t)n * WAFL_BLOCK_SIZE);
-			return 0;
+		if ((blk = wafl_blk_alloc()) == NULL)
+			return -ENOMEM;
+		rc = wafl_read_bp(wn->vol, &pbp, blk);
+		if (rc != 0)
+			goto out;
+		ptrs = blk;
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		if (dirty[i] != NULL)
+			continue;
+		rc = wafl_bp_decode(ptrs + ((fbn + i) & 127) * WAFL_BP_SIZE,
+		    &bps[i]);
+		if (rc == 0 && d1 == NULL)
+			rc = tree_check_child(&pbp, &bps[i]);
+		if (rc != 0)
+			break;
+	}
+out:
+	wafl_blk_free(blk);
+	return rc;
+}
+
+int wn_read_blocks(struct wnode *wn, uint64_t fbn, uint32_t n, uint8_t *buf,
+    uint32_t *nread)
+{
+	struct wafl_bp bps[WAFL_BPS_PER_BLOCK];
+	const uint8_t *dirty[WAFL_BPS_PER_BLOCK];
+	int rc = run_bps(wn, fbn, n, bps, dirty);
+
+	*nread = 0;
+	for (uint32_t i = 0; i < n && rc == 0; i++) {
+		uint8_t *out = buf + (size_t)i * WAFL_BLOCK_SIZE;
+		if (dirty[i] != NULL)
+			memcpy(out, dirty[i], WAFL_BLOCK_SIZE);
+		else
+			rc = wafl_read_bp(wn->vol, &bps[i], out);
+		if (rc == 0)
+			(*nread)++;
+	}
+	return rc;
+}
+
+int wn_lend_blocks(struct wnode *wn, uint64_t fbn, uint32_t n,
+    struct wafl_rdvec *rv, const uint8_t **data)
+{
+	struct wafl_vol *v = wn->vol;
+	struct wafl_bp bps[WAFL_BPS_PER_BLOCK];
+	const uint8_t *dirty[WAFL_BPS_PER_BLOCK];
+	void *tickets[WAFL_BPS_PER_BLOCK];
+	int rc = run_bps(wn, fbn, n, bps, dirty);
+
+	if (rc != 0)
+		return rc;
+	(void)bcache_lend(v->cache, bps, n, data, tickets);
+	for (uint32_t i = 0; i < n; i++)
+		if (tickets[i] != NULL)
+			rdvec_keep_loan(rv, tickets[i]);
+	for (uint32_t i = 0; i < n; i++) {
+		uint8_t *blk;
+		if (tickets[i] != NULL)
+			continue;
+		if (dirty[i] == NULL && bps[i].vbn == 0) {
+			data[i] = wafl_zero_block;
+			continue;
 		}
 		if ((blk = wafl_blk_alloc()) == NULL)
 			return -ENOMEM;
-		rc = wafl_read_bp(v, &pbp, blk);
-		ptrs = blk;
-	}
-	for (uint32_t i = 0; i < n && rc == 0; i++) {
-		uint8_t *out = buf + (size_t)i * WAFL_BLOCK_SIZE;
-		struct dbuf *d = dbuf_find(&wn->dbufs, DBUF_KEY(0, fbn + i));
-
-		if (d != NULL) {
-			memcpy(out, d->data, WAFL_BLOCK_SIZE);
-			continue;
+		rdvec_keep_block(rv, blk);
+		if (dirty[i] != NULL) {
+			memcpy(blk, dirty[i], WAFL_BLOCK_SIZE);
+		} else {
+			rc = wafl_read_bp(v, &bps[i], blk);
+			if (rc != 0)
+				return rc;
 		}
-		rc = wafl_bp_decode(ptrs + ((fbn + i) & 127) * WAFL_BP_SIZE,
-		    &bp);
-		if (rc == 0 && d1 == NULL)
-			rc = tree_check_child(&pbp, &bp);
-		if (rc == 0)
-			rc = wafl_read_bp(v, &bp, out);
+		data[i] = blk;
 	}
-	wafl_blk_free(blk);
-	return rc;
+	return 0;
 }
 
 /* Make (level, idx) a dirty buffer, dirtying its ancestors first.  whole:

@@ -113,6 +113,99 @@ static void test_overwrite_reuses_blocks(void **state)
  * high index bytes and in the level byte too.  dbuf_tab_relink keeps a
  * suffix of them in a fresh table.
  */
+/* A pool block filled with v. */
+static uint8_t *blk_of(uint8_t v)
+{
+	uint8_t *b = wafl_blk_alloc();
+
+	assert_non_null(b);
+	memset(b, v, WAFL_BLOCK_SIZE);
+	return b;
+}
+
+static bool all_of(const uint8_t *p, uint8_t v)
+{
+	for (uint32_t i = 0; i < WAFL_BLOCK_SIZE; i++)
+		if (p[i] != v)
+			return false;
+	return true;
+}
+
+/* A lent block keeps its bytes while its entry is replaced by a newer
+ * life of its VBN, evicted, invalidated, or the cache destroyed; the
+ * cache meanwhile serves the new data, and what is freed (the pool's
+ * LIFO list hands it straight back) never overwrites a loan. */
+static void test_cache_loans(void **state)
+{
+	struct bcache *bc;
+	struct wafl_bp bp[3] = {
+		{ .vbn = 5, .birth = 1, .cksum = 11 },
+		{ .vbn = 6, .birth = 1, .cksum = 12 },
+		{ .vbn = 7, .birth = 1, .cksum = 13 },
+	};
+	const uint8_t *data[3];
+	void *tk[3], *tk2[3];
+	uint8_t buf[WAFL_BLOCK_SIZE];
+
+	(void)state;
+	assert_int_equal(bcache_create(64 * WAFL_BLOCK_SIZE, &bc), 0);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(bcache_give(bc, &bp[i], blk_of(0xa0 + i)), 0);
+	for (int i = 0; i < 3; i++)
+		bcache_unpin(bc, bp[i].vbn);
+	/* A miss (other birth) lends nothing. */
+	struct wafl_bp other = bp[0];
+	other.birth = 2;
+	assert_int_equal(bcache_lend(bc, &other, 1, data, tk), 0);
+	assert_null(data[0]);
+	assert_null(tk[0]);
+	assert_int_equal(bcache_lend(bc, bp, 3, data, tk), 3);
+	/* Lent twice: both loans must come back before the block goes. */
+	assert_int_equal(bcache_lend(bc, bp, 1, data, tk2), 1);
+	bcache_return(tk2[0]);
+
+	/* vbn 5 gets a newer life: the loan keeps the old bytes, and the
+	 * freed-and-reused pool blocks below never land on them. */
+	uint8_t *nb = blk_of(0xbb);
+	bcache_put(bc, &other, nb);
+	wafl_blk_free(nb);
+	assert_true(bcache_get(bc, &other, buf) && all_of(buf, 0xbb));
+	assert_false(bcache_get(bc, &bp[0], buf));
+	const uint8_t *d2;
+	assert_int_equal(bcache_lend(bc, &other, 1, &d2, tk2), 1);
+	/* vbn 6 invalidated, vbn 7 evicted by 100 newer blocks. */
+	bcache_invalidate(bc, bp[1].vbn);
+	for (uint64_t i = 0; i < 100; i++) {
+		struct wafl_bp n = { .vbn = 1000 + i, .birth = 3, .cksum = 1 };
+		uint8_t *b = blk_of(0xcc);
+		bcache_put(bc, &n, b);
+		wafl_blk_free(b);
+	}
+	assert_false(bcache_get(bc, &bp[2], buf));
+	for (int i = 0; i < 3; i++)
+		assert_true(all_of(data[i], 0xa0 + i));
+	bcache_return(tk[0]);
+	bcache_return(tk[1]);
+	/* The cache goes with loans out (one of them still in it); they
+	 * outlive it. */
+	struct wafl_bp last = { .vbn = 1099, .birth = 3, .cksum = 1 };
+	const uint8_t *d3;
+	void *tk3;
+	assert_int_equal(bcache_lend(bc, &last, 1, &d3, &tk3), 1);
+	bcache_destroy(bc);
+	uint8_t *churn[256];
+	for (int i = 0; i < 256; i++)
+		churn[i] = blk_of(0xdd);
+	for (int i = 0; i < 256; i++)
+		wafl_blk_free(churn[i]);
+	assert_true(all_of(data[2], 0xa2));	/* evicted, lent by tk[2] */
+	assert_true(all_of(d2, 0xbb));
+	assert_true(all_of(d3, 0xcc));
+	bcache_return(tk3);
+	bcache_return(tk2[0]);
+	bcache_return(tk[2]);
+}
+
 static void test_dbuf_sorted(void **state)
 {
 	static const uint32_t counts[] = { 0, 1, 7, 63, 64, 5000 };
@@ -255,6 +348,7 @@ int main(void)
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_truncate, setup, teardown),
 		cmocka_unit_test(test_dbuf_sorted),
+		cmocka_unit_test(test_cache_loans),
 		cmocka_unit_test_setup_teardown(test_whole_then_partial, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_fsinfo_slot_fallback,

@@ -233,6 +233,40 @@ static void wr(struct fx *f, const struct wafl_obj *o, uint64_t off,
 		assert_int_equal(got, WAFL_FILE_SYNC);
 }
 
+/* The pieces of rv, gathered (malloc'd). */
+static uint8_t *rdvec_gather(const struct wafl_rdvec *rv)
+{
+	uint8_t *out = malloc(rv->len + 1), *p = out;
+
+	for (uint32_t i = 0; i < rv->niov; i++) {
+		memcpy(p, rv->iov[i].iov_base, rv->iov[i].iov_len);
+		p += rv->iov[i].iov_len;
+	}
+	assert_int_equal(p - out, rv->len);
+	return out;
+}
+
+/* wafl_read_vec gives what wafl_read gives, in at most one piece per
+ * block touched. */
+static void rdvec_check(struct fx *f, const struct wafl_obj *o, uint64_t off,
+    const void *expect, uint32_t len)
+{
+	struct wafl_rdvec *rv;
+	struct wafl_attr a;
+	uint32_t got;
+	bool eof;
+
+	assert_int_equal(wafl_read_vec(f->v, &ROOT, o, off, len, &rv, &got,
+	    &eof, &a), 0);
+	assert_int_equal(got, len);
+	assert_int_equal(rv->len, len);
+	assert_true(rv->niov <= (off % 4096 + len + 4095) / 4096);
+	uint8_t *g = rdvec_gather(rv);
+	assert_memory_equal(g, expect, len);
+	free(g);
+	wafl_rdvec_free(rv);
+}
+
 static void rd_check(struct fx *f, const struct wafl_obj *o, uint64_t off,
     const void *expect, uint32_t len)
 {
@@ -246,6 +280,7 @@ static void rd_check(struct fx *f, const struct wafl_obj *o, uint64_t off,
 	assert_int_equal(got, len);
 	assert_memory_equal(buf, expect, len);
 	free(buf);
+	rdvec_check(f, o, off, expect, len);
 }
 
 /* ------------------------------------------------------------- tests */
@@ -383,7 +418,7 @@ static void test_read_runs(void **state)
 	struct fx *f = *state;
 	const uint64_t size = 24ull << 20, hole = 12ull << 20;
 	const uint32_t maxio = 1u << 20;
-	uint8_t *ref = calloc(1, size), *buf = malloc(maxio);
+	uint8_t *ref = calloc(1, size);
 	struct wafl_dirwcc dw;
 	struct wafl_attr at;
 	struct wafl_obj o;
@@ -452,7 +487,57 @@ static void test_read_runs(void **state)
 	}
 	check_clean(f);
 	free(ref);
-	free(buf);
+}
+
+/* A lent block keeps its bytes while the cache replaces, evicts and
+ * finally destroys its entry: the file is rewritten until the lent VBNs
+ * are reused, then the volume is unmounted, and only then are the loans
+ * read and given back. */
+static void test_read_vec_loans(void **state)
+{
+	struct fx *f = *state;
+	const uint32_t len = 1u << 20;
+	uint8_t *a = malloc(len), *b = malloc(len);
+	struct wafl_rdvec *rv, *hole;
+	struct wafl_dirwcc dw;
+	struct wafl_attr at;
+	struct wafl_obj o;
+	uint32_t got;
+	bool eof;
+
+	fill_at(a, 0, len, 1);
+	assert_int_equal(wafl_create(f->v, &ROOT, &f->root, "lent",
+	    WAFL_GUARDED, NULL, 0, &o, &at, &dw), 0);
+	wr(f, &o, 0, a, len, WAFL_UNSTABLE);
+	wr(f, &o, 3ull * len, a, 4096, WAFL_UNSTABLE);
+	assert_int_equal(wafl_sync(f->v), 0);
+	assert_int_equal(wafl_read_vec(f->v, &ROOT, &o, 0, len, &rv, &got,
+	    &eof, &at), 0);
+	assert_int_equal(got, len);
+	assert_int_equal(rv->nloan, len / 4096);	/* all from the cache */
+	assert_int_equal(rv->nblk, 0);
+	assert_int_equal(wafl_read_vec(f->v, &ROOT, &o, len, len, &hole, &got,
+	    &eof, &at), 0);
+	assert_int_equal(hole->nloan + hole->nblk, 0);	/* the zero block */
+	for (int round = 0; round < 6; round++) {
+		fill_at(b, 0, len, 10 + round);
+		wr(f, &o, 0, b, len, WAFL_UNSTABLE);
+		assert_int_equal(wafl_sync(f->v), 0);
+		rd_check(f, &o, 0, b, len);
+	}
+	remount(f);
+	uint8_t *g = rdvec_gather(rv);
+	assert_memory_equal(g, a, len);
+	free(g);
+	wafl_rdvec_free(rv);
+	g = rdvec_gather(hole);
+	memset(b, 0, len);
+	assert_memory_equal(g, b, len);
+	free(g);
+	wafl_rdvec_free(hole);
+	check_clean(f);
+	free(a);
+	free(b);
 }
 
 static void test_create_modes(void **state)
@@ -1695,6 +1780,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_write_read_back, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_read_runs, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_read_vec_loans, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_create_modes, setup,
 		    teardown),
