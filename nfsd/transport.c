@@ -359,11 +359,42 @@ static void conn_check_pause(struct nfsd_transport *t, struct nfsd_conn *c)
 
 /* ------------------------------------------------------------- queue */
 
+static uint32_t be32_at(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
+	    (uint32_t)p[2] << 8 | p[3];
+}
+
 /*
- * A call that may hold its thread for long: a WRITE (the write throttle,
- * a FILE_SYNC flush) or a COMMIT (a CP).  It is taken alone, so that it
- * holds up no other call's reply.  Read from the call header (xid, type,
- * rpcvers, prog, vers, proc), which the worker decodes and checks again.
+ * The count of a READ call, from its record as it came (the worker decodes
+ * and checks everything again); 0 if the record is too short or a length
+ * in it is out of bounds.  After the header: credential and verifier
+ * (flavor, length, body), then READ3args (handle, offset, count).
+ */
+static uint32_t read_count(const uint8_t *p, size_t len)
+{
+	size_t at = 24;
+
+	for (int i = 0; i < 2; i++) {	/* credential, verifier */
+		if (at + 8 > len || be32_at(p + at + 4) > 400)
+			return 0;
+		at += 8 + ((be32_at(p + at + 4) + 3) & ~3u);
+	}
+	if (at + 4 > len || be32_at(p + at) > 64)	/* NFS3_FHSIZE */
+		return 0;
+	at += 4 + ((be32_at(p + at) + 3) & ~3u) + 8;	/* handle, offset */
+	return at + 4 <= len ? be32_at(p + at) : 0;
+}
+
+/*
+ * A call that may hold its thread for long is taken alone, so that it
+ * holds up no other call's reply: a WRITE (the write throttle, a
+ * FILE_SYNC flush), a COMMIT (a CP), and a READ of more than
+ * NFSD_CORK_DATA_MAX (its reply is sent on its own anyway, and a batch of
+ * 1 MiB READs run one after the other by one worker would make the last
+ * wait for all of them while the other workers sit idle).  Read from the
+ * call as it came (xid, type, rpcvers, prog, vers, proc, READ's count),
+ * which the worker decodes and checks again.
  */
 static bool req_alone(const struct nfsd_req *r)
 {
@@ -372,11 +403,14 @@ static bool req_alone(const struct nfsd_req *r)
 
 	if (r->call_len < 24)
 		return false;
-	prog = (uint32_t)p[12] << 24 | (uint32_t)p[13] << 16 |
-	    (uint32_t)p[14] << 8 | p[15];
-	proc = (uint32_t)p[20] << 24 | (uint32_t)p[21] << 16 |
-	    (uint32_t)p[22] << 8 | p[23];
-	return prog == NFS_PROG && (proc == 7 || proc == 21);
+	prog = be32_at(p + 12);
+	proc = be32_at(p + 20);
+	if (prog != NFS_PROG)
+		return false;
+	if (proc == 7 || proc == 21)
+		return true;
+	return proc == 6 &&
+	    read_count(p, r->call_len) > NFSD_CORK_DATA_MAX;
 }
 
 /* Event thread: queue the requests of this pass with one lock, and wake as
