@@ -348,10 +348,8 @@ unsigned bcache_lend(struct bcache *bc, const struct wafl_bp *bp,
 			continue;
 		e = *find_slot(bc, bp[i].vbn);
 		if (e == NULL || e->birth != bp[i].birth ||
-		    e->cksum != bp[i].cksum) {
-			bc->misses++;
-			continue;
-		}
+		    e->cksum != bp[i].cksum)
+			continue;	/* the caller's read counts the miss */
 		__atomic_add_fetch(&e->refs, 1, __ATOMIC_RELAXED);
 		if (e->pins == 0) {
 			lru_unlink(bc, e);

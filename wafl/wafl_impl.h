@@ -66,7 +66,8 @@ void bcache_invalidate_all(struct bcache *bc);
  * checksum: data[i] is the block's bytes, which do not change until
  * bcache_return(ticket[i]) (they outlive eviction and the cache itself);
  * a miss (or vbn 0) gets NULL in both.  One hold of the lock for all n.
- * Returns the number lent. */
+ * Returns the number lent.  Counts the hits only: the caller reads each
+ * miss with wafl_read_bp, whose lookup counts it. */
 unsigned bcache_lend(struct bcache *bc, const struct wafl_bp *bp,
     unsigned n, const uint8_t **data, void **ticket);
 void bcache_return(void *ticket);

@@ -540,6 +540,53 @@ static void test_read_vec_loans(void **state)
 	free(b);
 }
 
+/* A block read from the disk counts one cache miss, whether it is read
+ * into a buffer (wafl_read) or into pieces (wafl_read_vec, whose lookup
+ * for a loan is the same lookup as the read's). */
+static void test_read_vec_misses(void **state)
+{
+	struct fx *f = *state;
+	const uint32_t len = 64 * 4096;
+	uint8_t *a = malloc(len), *b = malloc(len);
+	struct wafl_stats st0, st1;
+	struct wafl_rdvec *rv;
+	struct wafl_dirwcc dw;
+	struct wafl_attr at;
+	struct wafl_obj o;
+	uint64_t by_buf, by_vec, hits_buf, hits_vec;
+	uint32_t got;
+	bool eof;
+
+	fill_at(a, 0, len, 7);
+	assert_int_equal(wafl_create(f->v, &ROOT, &f->root, "cold",
+	    WAFL_GUARDED, NULL, 0, &o, &at, &dw), 0);
+	wr(f, &o, 0, a, len, WAFL_UNSTABLE);
+	remount(f);
+	attr_of(f, &o);		/* the inode, cached for both */
+	wafl_get_stats(f->v, &st0);
+	assert_int_equal(wafl_read(f->v, &ROOT, &o, 0, len, b, &got, &eof,
+	    &at), 0);
+	wafl_get_stats(f->v, &st1);
+	assert_memory_equal(a, b, len);
+	by_buf = st1.cache_misses - st0.cache_misses;
+	hits_buf = st1.cache_hits - st0.cache_hits;
+	remount(f);
+	attr_of(f, &o);
+	wafl_get_stats(f->v, &st0);
+	assert_int_equal(wafl_read_vec(f->v, &ROOT, &o, 0, len, &rv, &got,
+	    &eof, &at), 0);
+	wafl_get_stats(f->v, &st1);
+	assert_int_equal(got, len);
+	wafl_rdvec_free(rv);
+	by_vec = st1.cache_misses - st0.cache_misses;
+	hits_vec = st1.cache_hits - st0.cache_hits;
+	assert_true(by_buf >= len / 4096);
+	assert_int_equal(by_vec, by_buf);
+	assert_int_equal(hits_vec, hits_buf);
+	free(a);
+	free(b);
+}
+
 static void test_create_modes(void **state)
 {
 	struct fx *f = *state;
@@ -1782,6 +1829,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_read_runs, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_read_vec_loans, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_read_vec_misses, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_create_modes, setup,
 		    teardown),
