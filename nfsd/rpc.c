@@ -24,8 +24,8 @@
  *     reply (xdr_replymsg)        -- sized with xdr_sizeof, encoded once
  *                                   behind 4 bytes kept for the record mark;
  *                                   READ's data is not encoded into it but
- *                                   sent from the buffer wafl_read filled
- *                                   (xdr_res_head, r->rdata)
+ *                                   sent from the pieces wafl_read_vec
+ *                                   gave (xdr_res_head, r->rdata)
  *
  *   Nothing about a request lives in a static: the header, the decoded
  *   arguments and the result are in the request's arena, and everything is

@@ -19,8 +19,10 @@
  * (bcache_give) reads it for its write-out without a copy and without the
  * lock, until bcache_unpin.  A put at a pinned VBN with another identity is
  * not cached (it would be a W3 violation; the caller has its data anyway).
- * Readers always get a copy (bcache_get), so nothing outside this file ever
- * writes an entry's data.
+ * Readers get a copy (bcache_get) or a loan of the entry's buffer itself
+ * (bcache_lend), which only reads it; nothing ever writes an entry's data.
+ * A loan holds a reference to the entry: one that leaves the table while
+ * lent keeps its buffer (and header) until the last bcache_return.
  *
  * BLOCK BUFFERS
  *   Dirty buffers, cache entries and the module's scratch blocks are 4 KiB

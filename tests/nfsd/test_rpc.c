@@ -514,7 +514,7 @@ static size_t recv_one_fragment(int fd, uint8_t *buf, size_t cap)
 
 /*
  * Large READ replies go out as the encoded reply followed by the data
- * from the buffer wafl_read filled (sendmsg, no copy): the record mark
+ * from the pieces wafl_read_vec gave (sendmsg, no copy): the record mark
  * must count all of it, data and padding must be exact, for aligned and
  * odd offsets and counts, at EOF, past EOF, when the socket takes only
  * part of a reply (16 pipelined 1 MiB READs on a connection not read for
