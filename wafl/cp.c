@@ -316,7 +316,8 @@ static int cp_freeze(struct cp_ctx *cx, struct wafl_fsinfo *nfsi,
 	/* The write list: every dirty buffer, and a little for the
 	 * metadata the allocation dirties, at once rather than by
 	 * doubling. */
-	rc = cp_reserve(cx, v->ndirty_bufs + 1024);
+	rc = cp_reserve(cx, __atomic_load_n(&v->ndirty_bufs, __ATOMIC_RELAXED) +
+	    1024);
 	if (rc != 0)
 		goto fail;
 
@@ -422,7 +423,7 @@ static int cp_freeze(struct cp_ctx *cx, struct wafl_fsinfo *nfsi,
 		undirty(wn);
 		wn = next;
 	}
-	v->ndirty_bufs = 0;
+	__atomic_store_n(&v->ndirty_bufs, 0, __ATOMIC_RELAXED);
 
 	*nfsi = v->fsi;
 	v->holds_unwritten = false;

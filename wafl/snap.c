@@ -601,7 +601,7 @@ static void drop_dirty_state(struct wafl_vol *v)
 	pthread_mutex_lock(&v->free_lock);
 	v->nfrees = 0;
 	pthread_mutex_unlock(&v->free_lock);
-	v->ndirty_bufs = 0;
+	__atomic_store_n(&v->ndirty_bufs, 0, __ATOMIC_RELAXED);
 }
 
 int wafl_snap_rollback(wafl_vol_t *v, const char *name)
