@@ -348,6 +348,13 @@ void nfsd_send_reply(struct nfsd_req *r, uint8_t *rec, size_t body_len,
  */
 #define NFSD_SEND_BATCH		64u
 void nfsd_send_replies(struct nfsd_req *const *rs, size_t n);
+/*
+ * The count of a READ call, from its record as it came (the worker decodes
+ * and checks everything again); 0 if the record is too short or a length
+ * in it is out of bounds.  After the header: credential and verifier
+ * (flavor, length, body), then READ3args (handle, offset, count).
+ */
+uint32_t nfsd_read_count(const uint8_t *call, size_t len);
 /* A request on connection c is finished: flow control, drop its
  * reference (called by nfsd_req_free). */
 void nfsd_conn_done(struct nfsd *s, struct nfsd_conn *c);

@@ -365,13 +365,7 @@ static uint32_t be32_at(const uint8_t *p)
 	    (uint32_t)p[2] << 8 | p[3];
 }
 
-/*
- * The count of a READ call, from its record as it came (the worker decodes
- * and checks everything again); 0 if the record is too short or a length
- * in it is out of bounds.  After the header: credential and verifier
- * (flavor, length, body), then READ3args (handle, offset, count).
- */
-static uint32_t read_count(const uint8_t *p, size_t len)
+uint32_t nfsd_read_count(const uint8_t *p, size_t len)
 {
 	size_t at = 24;
 
@@ -410,7 +404,7 @@ static bool req_alone(const struct nfsd_req *r)
 	if (proc == 7 || proc == 21)
 		return true;
 	return proc == 6 &&
-	    read_count(p, r->call_len) > NFSD_CORK_DATA_MAX;
+	    nfsd_read_count(p, r->call_len) > NFSD_CORK_DATA_MAX;
 }
 
 /* Event thread: queue the requests of this pass with one lock, and wake as

@@ -6,7 +6,8 @@
  *         bytes 1-2 is prepended to the rest, so every procedure's argument
  *         decoder is reached quickly.
  * nfsd_rpc_decode_only decodes header, credential and arguments and frees
- * everything: ASan/UBSan catch what goes wrong.
+ * everything, and nfsd_read_count reads a READ's count the way the event
+ * thread does: ASan/UBSan catch what goes wrong.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -32,6 +33,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	if ((data[0] & 1) == 0) {
 		nfsd_rpc_decode_only(data + 1, size - 1);
+		(void)nfsd_read_count(data + 1, size - 1);
 		return 0;
 	}
 	uint8_t *buf = malloc(size + 64);
@@ -56,6 +58,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	n += put32(buf + n, 0);
 	memcpy(buf + n, data + 3, size - 3);
 	nfsd_rpc_decode_only(buf, n + size - 3);
+	(void)nfsd_read_count(buf, n + size - 3);
 	free(buf);
 	return 0;
 }

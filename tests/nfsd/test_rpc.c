@@ -16,6 +16,7 @@
 #include <pthread.h>
 
 #include "common/util.h"
+#include "nfsd/nfsd_impl.h"
 #include "tests/nfsd/th.h"
 
 static struct xb x;
@@ -577,6 +578,44 @@ static void test_large_read_replies(void **state)
 	close(ufd);
 }
 
+/*
+ * nfsd_read_count, which picks the READs taken alone from records as they
+ * came: the count of a READ with either credential and any handle length,
+ * 0 for every record cut short before the count's last byte, and 0 for a
+ * credential or handle longer than the protocol allows.
+ */
+static void test_read_count(void **state)
+{
+	struct th_fh fh = { .len = 37 };
+	static struct xb y;
+
+	(void)state;
+	memset(fh.b, 0xab, sizeof(fh.b));
+	for (int uid = -1; uid <= 0; uid++) {
+		for (uint32_t len = 0; len <= 64; len += 13) {
+			fh.len = len;
+			xb_call(&y, 7, TH_NFS_PROG, 3, 6, uid, 0);
+			xb_fh(&y, &fh);
+			xb_u64(&y, 1ull << 40);
+			xb_u32(&y, 123457);
+			assert_int_equal(nfsd_read_count(y.b, y.n), 123457);
+			for (size_t cut = 0; cut < y.n; cut++)
+				assert_int_equal(nfsd_read_count(y.b, cut), 0);
+		}
+	}
+	/* A handle of 65 bytes: out of bounds. */
+	xb_call(&y, 7, TH_NFS_PROG, 3, 6, 0, 0);
+	xb_u32(&y, 65);
+	for (int i = 0; i < 17 + 3; i++)
+		xb_u32(&y, 0x01010101u);
+	assert_int_equal(nfsd_read_count(y.b, y.n), 0);
+	/* A credential of 2^32 - 4 bytes: out of bounds, no overflow. */
+	xb_call(&y, 7, TH_NFS_PROG, 3, 6, -1, 0);
+	y.b[28] = y.b[29] = y.b[30] = 0xff;
+	y.b[31] = 0xfc;
+	assert_int_equal(nfsd_read_count(y.b, y.n), 0);
+}
+
 /* Append count pipelined CREATE calls (UNCHECKED, nothing set) of
  * "<prefix>-<i>" in dir, xids xid0 + i, to out at n; the new length. */
 static size_t append_creates(uint8_t *out, size_t cap, size_t n,
@@ -726,6 +765,7 @@ int main(void)
 		cmocka_unit_test(test_many_idle_connections),
 		cmocka_unit_test(test_drc),
 		cmocka_unit_test(test_large_read_replies),
+		cmocka_unit_test(test_read_count),
 		cmocka_unit_test(test_logged_replies_batched),
 		cmocka_unit_test(test_batched_calls),
 	};
