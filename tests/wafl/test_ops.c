@@ -36,6 +36,7 @@ struct fx {
 	char logpath[512];
 	uint64_t disk_blocks;
 	bool cp_thread;
+	uint64_t cache_bytes;		/* 0: the default */
 	struct wafl_obj root;
 };
 
@@ -65,6 +66,7 @@ static void fx_mount(struct fx *f)
 		.nvlog_half_bytes = 4 << 20,
 		.no_cp_thread = !f->cp_thread,
 		.cp_interval_ms = 1000,
+		.cache_bytes = f->cache_bytes,
 	};
 	assert_int_equal(wafl_mount(f->raid, &mo, &f->v), 0);
 	assert_int_equal(wafl_root(f->v, &f->root), 0);
@@ -102,6 +104,19 @@ static int setup_small(void **state)
 static int setup_thread(void **state)
 {
 	return setup_sized(state, 16384, true);
+}
+
+static void remount(struct fx *f);
+
+/* A CP thread and a block cache of 64 blocks: every CP evicts. */
+static int setup_tiny_cache(void **state)
+{
+	int rc = setup_sized(state, 16384, true);
+	struct fx *f = *state;
+
+	f->cache_bytes = 64 * 4096;
+	remount(f);
+	return rc;
 }
 
 static void check_clean(struct fx *f)
@@ -1494,6 +1509,126 @@ static void test_concurrent(void **state)
 }
 
 /*
+ * Loans under churn: a writer rewrites a file round after round with CPs
+ * between, on a cache of 64 blocks, while two readers take it with
+ * wafl_read_vec and keep each result for a while (a ring of 8) before
+ * giving it back.  Every read is one round's data, whole (a READ holds the
+ * file's lock), and still is when it is given back: by then the lent
+ * blocks were evicted, their VBNs freed and written again.
+ */
+#define RC_BLOCKS	64u
+#define RC_ROUNDS	60u
+
+struct rc_shared {
+	struct fx *f;
+	struct wafl_obj o;
+	atomic_int done;
+	atomic_int errors;
+	atomic_int reads;
+};
+
+static void rc_fill(uint8_t *b, uint32_t round)
+{
+	for (uint32_t i = 0; i < RC_BLOCKS * 4096u / 8u; i++) {
+		uint64_t tag = (uint64_t)round << 32 | (i * 8u / 4096u);
+		memcpy(b + (size_t)i * 8, &tag, 8);
+	}
+}
+
+/* The round every block of rv holds, or -1 if they differ or a block is
+ * not its own. */
+static int64_t rc_round(const struct wafl_rdvec *rv)
+{
+	uint8_t *g = rdvec_gather(rv);
+	int64_t round = -1;
+
+	for (uint32_t i = 0; i < RC_BLOCKS * 4096u / 8u; i++) {
+		uint64_t tag;
+		memcpy(&tag, g + (size_t)i * 8, 8);
+		if ((tag & 0xffffffffu) != i * 8u / 4096u ||
+		    (round >= 0 && (int64_t)(tag >> 32) != round)) {
+			round = -1;
+			break;
+		}
+		round = (int64_t)(tag >> 32);
+	}
+	free(g);
+	return round;
+}
+
+static void *rc_reader(void *arg)
+{
+	struct rc_shared *sh = arg;
+	struct wafl_rdvec *ring[8] = { 0 };
+	int64_t seen[8] = { 0 };
+	unsigned k = 0;
+
+	while (!atomic_load(&sh->done)) {
+		struct wafl_rdvec *rv;
+		struct wafl_attr a;
+		uint32_t got;
+		bool eof;
+
+		if (ring[k] != NULL) {
+			if (rc_round(ring[k]) != seen[k])
+				atomic_fetch_add(&sh->errors, 1);
+			wafl_rdvec_free(ring[k]);
+			ring[k] = NULL;
+		}
+		if (wafl_read_vec(sh->f->v, &ROOT, &sh->o, 0, RC_BLOCKS * 4096u,
+		    &rv, &got, &eof, &a) != 0 || got != RC_BLOCKS * 4096u) {
+			atomic_fetch_add(&sh->errors, 1);
+			break;
+		}
+		seen[k] = rc_round(rv);
+		if (seen[k] < 0)
+			atomic_fetch_add(&sh->errors, 1);
+		ring[k] = rv;
+		k = (k + 1) % 8;
+		atomic_fetch_add(&sh->reads, 1);
+	}
+	for (k = 0; k < 8; k++) {
+		if (ring[k] != NULL && rc_round(ring[k]) != seen[k])
+			atomic_fetch_add(&sh->errors, 1);
+		wafl_rdvec_free(ring[k]);
+	}
+	return NULL;
+}
+
+static void test_read_vec_churn(void **state)
+{
+	struct fx *f = *state;
+	struct rc_shared sh = { .f = f };
+	uint8_t *b = malloc(RC_BLOCKS * 4096u);
+	struct wafl_dirwcc dw;
+	struct wafl_attr at;
+	pthread_t t[2];
+
+	assert_int_equal(wafl_create(f->v, &ROOT, &f->root, "churn",
+	    WAFL_GUARDED, NULL, 0, &sh.o, &at, &dw), 0);
+	rc_fill(b, 0);
+	wr(f, &sh.o, 0, b, RC_BLOCKS * 4096u, WAFL_UNSTABLE);
+	assert_int_equal(wafl_sync(f->v), 0);
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, rc_reader, &sh),
+		    0);
+	for (uint32_t round = 1; round <= RC_ROUNDS; round++) {
+		rc_fill(b, round);
+		wr(f, &sh.o, 0, b, RC_BLOCKS * 4096u, WAFL_UNSTABLE);
+		if (round % 2 == 0)
+			assert_int_equal(wafl_sync(f->v), 0);
+		usleep(2000);
+	}
+	atomic_store(&sh.done, 1);
+	for (int i = 0; i < 2; i++)
+		pthread_join(t[i], NULL);
+	assert_int_equal(atomic_load(&sh.errors), 0);
+	assert_true(atomic_load(&sh.reads) > 16);
+	free(b);
+	check_clean(f);
+}
+
+/*
  * Writers of one file while CPs come and go: each thread owns a region
  * and rewrites it in whole and partial blocks, round after round; a CP
  * that finds the file's lock busy makes the queued writers step out
@@ -1854,6 +1989,8 @@ int main(void)
 		    setup_small, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent, setup_thread,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_read_vec_churn,
+		    setup_tiny_cache, teardown),
 		cmocka_unit_test_setup_teardown(test_same_file_writers,
 		    setup_thread, teardown),
 		cmocka_unit_test_setup_teardown(test_cp_passes_queued_writer,
