@@ -18,8 +18,10 @@
  * the same walk refuses a directory moved into its own subtree (-EINVAL)
  * and a target that is an ancestor of the source directory (it is not
  * empty).  The moved and the replaced objects are locked after both
- * directories.  The target name resolves to the old or the new object at
- * every instant another operation can see (all under the locks).
+ * directories: a directory before a file (a file may also be named in
+ * that directory), else by inode number.  The target name resolves to the
+ * old or the new object at every instant another operation can see (all
+ * under the locks).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -102,6 +104,23 @@ static int entry_obj(struct wafl_vol *v, const struct dir_ent *ent,
 		return FL_ERR(-FL_ECORRUPT);
 	}
 	*out = wn;
+	return 0;
+}
+
+/*
+ * Get (not lock) the live object an entry of a directory locked exclusive
+ * names, and whether it is a directory: read under its lock shared, and
+ * fixed while the entry stays (the object is in use).
+ */
+static int entry_peek(struct wafl_vol *v, const struct dir_ent *ent,
+    struct wnode **out, bool *isdir)
+{
+	int rc = entry_obj(v, ent, out);
+
+	if (rc != 0)
+		return rc;
+	*isdir = S_ISDIR((*out)->di.mode);
+	pthread_rwlock_unlock(&(*out)->lock);
 	return 0;
 }
 
@@ -782,7 +801,8 @@ int wafl_rename(wafl_vol_t *v, const struct wafl_cred *c,
 {
 	struct wnode *fd = NULL, *td = NULL, *src = NULL, *tgt = NULL;
 	struct chain fch = { 0 }, tch = { 0 };
-	struct wnode *dirs[2];
+	struct wnode *dirs[2], *objs[2];
+	bool objs_locked = false;
 	struct dir_ent sent, tent;
 	struct ops_tx tx;
 	size_t nl;
@@ -857,20 +877,34 @@ int wafl_rename(wafl_vol_t *v, const struct wafl_cred *c,
 		rc = FL_ERR(-EINVAL);	/* a directory into its own subtree */
 		goto unlock;
 	}
-	rc = entry_obj(v, &sent, &src);
+	bool src_dir, tgt_dir = false;
+	rc = entry_peek(v, &sent, &src, &src_dir);
 	if (rc != 0)
 		goto unlock;
-	bool src_dir = S_ISDIR(src->di.mode);
 	if (tent.ino != 0 && chain_has(&fch, tent.ino)) {
 		/* The target is an ancestor of the source's directory. */
 		rc = src_dir ? -ENOTEMPTY : -EISDIR;
 		goto unlock;
 	}
 	if (tent.ino != 0) {
-		rc = entry_obj(v, &tent, &tgt);
+		rc = entry_peek(v, &tent, &tgt, &tgt_dir);
 		if (rc != 0)
 			goto unlock;
-		bool tgt_dir = S_ISDIR(tgt->di.mode);
+	}
+	/* A directory before a file (the file may have a name in the
+	 * directory: LOOKUP, READDIRPLUS, REMOVE there hold the directory
+	 * and take the file), else by inode number (two directories: neither
+	 * is an ancestor of the other, checked above). */
+	objs[0] = src;
+	objs[1] = tgt;
+	if (tgt != NULL && (tgt_dir != src_dir ? tgt_dir :
+	    tgt->ino < src->ino)) {
+		objs[0] = tgt;
+		objs[1] = src;
+	}
+	ops_wrlock(objs, 2);
+	objs_locked = true;
+	if (tgt != NULL) {
 		if (src_dir && !tgt_dir) {
 			rc = -ENOTDIR;
 			goto unlock;
@@ -915,14 +949,12 @@ unlock:
 		dwcc_post(v, fromwcc, fd);
 	if (towcc != NULL && towcc->pre.valid)
 		dwcc_post(v, towcc, td);
-	if (tgt != NULL) {
-		pthread_rwlock_unlock(&tgt->lock);
+	if (objs_locked)
+		ops_unlock(objs, 2);
+	if (tgt != NULL)
 		wnode_put(tgt);
-	}
-	if (src != NULL) {
-		pthread_rwlock_unlock(&src->lock);
+	if (src != NULL)
 		wnode_put(src);
-	}
 	ops_unlock(dirs, 2);
 	pthread_mutex_unlock(&v->rename_lock);
 out:

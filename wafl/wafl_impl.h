@@ -12,8 +12,9 @@
  *     CP that writes it; then it becomes a clean cache entry at its new VBN.
  *
  * Lock order (W-L): vol->cp_lock (shared for every operation, exclusive for
- * the CP freeze) -> vol->rename_lock -> wnode locks (parent before child;
- * two unrelated wnodes by increasing inode number) -> vol->ialloc_lock ->
+ * the CP freeze) -> vol->rename_lock -> wnode locks (parent before child,
+ * a directory before a file it may name (LINK, RENAME); two unrelated
+ * wnodes by increasing inode number) -> vol->ialloc_lock ->
  * vol->free_lock, vol->icache_lock, cache lock (leaves; never held while
  * taking another, but for the block pool's lock, a leaf under the cache
  * lock).  The CP thread takes cp_lock exclusive and then touches

@@ -1509,6 +1509,132 @@ static void test_concurrent(void **state)
 }
 
 /*
+ * Lock order under RENAME, against operations that hold a directory and
+ * then take an object in it (LOOKUP, READDIRPLUS).  A deadlock is caught
+ * by a deadline: the stuck threads hold locks that teardown would wait
+ * for, so the runner aborts rather than failing and going on.
+ */
+#define LO_DEADLINE_S	60
+
+static void lo_wait(atomic_int *done, int n, const char *what)
+{
+	for (int ms = 0; atomic_load(done) < n; ms++) {
+		if (ms >= LO_DEADLINE_S * 1000) {
+			fprintf(stderr, "%s: operations still waiting after "
+			    "%d s: deadlock\n", what, LO_DEADLINE_S);
+			abort();
+		}
+		usleep(1000);
+	}
+}
+
+static int lo_count(void *arg, const struct wafl_dirent *de)
+{
+	(*(int *)arg)++;
+	return 0;
+}
+
+/* READDIRPLUS of dir until *stop (at least once); errors counted. */
+struct lo_lister {
+	struct fx *f;
+	struct wafl_obj dir;
+	int rounds;		/* 0: until stop */
+	atomic_int *stop, *done, *errors;
+};
+
+static void *lo_list_main(void *arg)
+{
+	struct lo_lister *l = arg;
+
+	for (int i = 0; l->rounds == 0 ? !atomic_load(l->stop) :
+	    i < l->rounds; i++) {
+		struct wafl_attr da;
+		bool eof;
+		int n = 0;
+		if (wafl_readdir(l->f->v, &ROOT, &l->dir, 0, true, lo_count,
+		    &n, &eof, &da) != 0 || !eof)
+			atomic_fetch_add(l->errors, 1);
+	}
+	atomic_fetch_add(l->done, 1);
+	return NULL;
+}
+
+/*
+ * A file F is "f" in the root and "x" in directory "d".  RENAME of "f"
+ * onto "d" (EISDIR) locks F and d; LOOKUP of "x" in d and READDIRPLUS of
+ * d hold d and then take F.  RENAME takes the directory first too.
+ */
+#define LO_ROUNDS	3000
+
+struct lo_renamer {
+	struct fx *f;
+	atomic_int *done, *errors;
+};
+
+static void *lo_rename_main(void *arg)
+{
+	struct lo_renamer *r = arg;
+
+	for (int i = 0; i < LO_ROUNDS; i++)
+		if (wafl_rename(r->f->v, &ROOT, &r->f->root, "f", &r->f->root,
+		    "d", NULL, NULL) != -EISDIR)
+			atomic_fetch_add(r->errors, 1);
+	atomic_fetch_add(r->done, 1);
+	return NULL;
+}
+
+struct lo_looker {
+	struct fx *f;
+	struct wafl_obj dir;
+	uint64_t ino;
+	atomic_int *done, *errors;
+};
+
+static void *lo_lookup_main(void *arg)
+{
+	struct lo_looker *l = arg;
+
+	for (int i = 0; i < LO_ROUNDS; i++) {
+		struct wafl_obj o;
+		struct wafl_attr a, da;
+		int rc = wafl_lookup(l->f->v, &ROOT, &l->dir, "x", &o, &a,
+		    &da);
+		if (rc != 0 || o.ino != l->ino)
+			atomic_fetch_add(l->errors, 1);
+	}
+	atomic_fetch_add(l->done, 1);
+	return NULL;
+}
+
+static void test_rename_file_onto_dir_order(void **state)
+{
+	struct fx *f = *state;
+	struct wafl_obj d = mk_dir(f, &ROOT, &f->root, "d", 0777);
+	struct wafl_obj o = mk_file(f, &ROOT, &f->root, "f", 0644);
+	atomic_int done = 0, errors = 0, stop = 0;
+	struct wafl_attr a;
+	char name[32];
+	pthread_t t[3];
+
+	assert_int_equal(wafl_link(f->v, &ROOT, &o, &d, "x", &a, NULL), 0);
+	for (int i = 0; i < 100; i++) {
+		snprintf(name, sizeof(name), "other-%d", i);
+		(void)mk_file(f, &ROOT, &d, name, 0644);
+	}
+	struct lo_renamer r = { f, &done, &errors };
+	struct lo_looker lk = { f, d, o.ino, &done, &errors };
+	struct lo_lister ls = { f, d, LO_ROUNDS / 10, &stop, &done, &errors };
+	assert_int_equal(pthread_create(&t[0], NULL, lo_rename_main, &r), 0);
+	assert_int_equal(pthread_create(&t[1], NULL, lo_lookup_main, &lk), 0);
+	assert_int_equal(pthread_create(&t[2], NULL, lo_list_main, &ls), 0);
+	lo_wait(&done, 3, "rename of a file onto a directory");
+	for (int i = 0; i < 3; i++)
+		pthread_join(t[i], NULL);
+	assert_int_equal(atomic_load(&errors), 0);
+	check_clean(f);
+}
+
+/*
  * Loans under churn: a writer rewrites a file round after round with CPs
  * between, on a cache of 64 blocks, while two readers take it with
  * wafl_read_vec and keep each result for a while (a ring of 8) before
@@ -1989,6 +2115,8 @@ int main(void)
 		    setup_small, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent, setup_thread,
 		    teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_rename_file_onto_dir_order, setup_thread, teardown),
 		cmocka_unit_test_setup_teardown(test_read_vec_churn,
 		    setup_tiny_cache, teardown),
 		cmocka_unit_test_setup_teardown(test_same_file_writers,
