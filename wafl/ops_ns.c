@@ -19,9 +19,11 @@
  * and a target that is an ancestor of the source directory (it is not
  * empty).  The moved and the replaced objects are locked after both
  * directories: a directory before a file (a file may also be named in
- * that directory), else by inode number.  The target name resolves to the
- * old or the new object at every instant another operation can see (all
- * under the locks).
+ * that directory), else by inode number.  The inode numbers of the two
+ * directories are not reused while the RENAME holds them (ialloc), so the
+ * order found stays right if one is removed meanwhile.  The target name
+ * resolves to the old or the new object at every instant another
+ * operation can see (all under the locks).
  */
 #include <stdlib.h>
 #include <string.h>

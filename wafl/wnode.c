@@ -622,8 +622,44 @@ int wn_truncate_blocks(struct wnode *wn, uint64_t first)
 
 /* ------------------------------------------------------- inode numbers */
 
+/* Does anyone but the caller (and the dirty list) hold a reference? */
+static bool wnode_shared(struct wnode *wn)
+{
+	struct wafl_vol *v = wn->vol;
+	bool shared;
+
+	pthread_mutex_lock(&v->icache_lock);
+	shared = wn->refs > 1u + (wn->dirty ? 1u : 0u);
+	pthread_mutex_unlock(&v->icache_lock);
+	return shared;
+}
+
+static void free_ino_push_locked(struct wafl_vol *v, uint64_t ino)
+{
+	if (v->nfree_inos == v->cap_free_inos) {
+		uint32_t cap = v->cap_free_inos ? v->cap_free_inos * 2 : 256;
+		uint64_t *n = realloc(v->free_inos, cap * sizeof(*n));
+		if (n == NULL)
+			return;		/* only a hint: the number is skipped */
+		v->free_inos = n;
+		v->cap_free_inos = cap;
+	}
+	v->free_inos[v->nfree_inos++] = ino;
+}
+
+/*
+ * A free inode number still referenced by another thread is not given
+ * out: that thread chose its lock order by what the number named (RENAME
+ * by its directories' ancestry, LINK by its object not being a
+ * directory), and a new object under the same wnode (and lock) could put
+ * it out of order.  Such numbers go back on the free list.
+ */
+#define IALLOC_HELD_MAX	16
+
 int ialloc(struct wafl_vol *v, uint64_t *ino, uint32_t *gen)
 {
+	uint64_t held[IALLOC_HELD_MAX];
+	unsigned nheld = 0;
 	struct wnode *wn = NULL;
 	int rc = 0;
 
@@ -643,6 +679,12 @@ int ialloc(struct wafl_vol *v, uint64_t *ino, uint32_t *gen)
 		rc = wnode_get(v, cand, &wn);
 		if (rc != 0)
 			break;
+		if (wn->di.mode == 0 && wnode_shared(wn)) {
+			if (nheld < IALLOC_HELD_MAX)
+				held[nheld++] = cand;
+			wnode_put(wn);
+			continue;
+		}
 		if (wn->di.mode == 0) {
 			uint32_t g = wn->di.gen + 1;
 			if (g == 0)
@@ -660,6 +702,8 @@ int ialloc(struct wafl_vol *v, uint64_t *ino, uint32_t *gen)
 		}
 		wnode_put(wn);
 	}
+	while (nheld > 0)
+		free_ino_push_locked(v, held[--nheld]);
 	pthread_mutex_unlock(&v->ialloc_lock);
 	return rc;
 }
@@ -667,16 +711,7 @@ int ialloc(struct wafl_vol *v, uint64_t *ino, uint32_t *gen)
 void ifree_note(struct wafl_vol *v, uint64_t ino)
 {
 	pthread_mutex_lock(&v->ialloc_lock);
-	if (v->nfree_inos == v->cap_free_inos) {
-		uint32_t cap = v->cap_free_inos ? v->cap_free_inos * 2 : 256;
-		uint64_t *n = realloc(v->free_inos, cap * sizeof(*n));
-		if (n == NULL)
-			goto out;	/* only a hint: the number is skipped */
-		v->free_inos = n;
-		v->cap_free_inos = cap;
-	}
-	v->free_inos[v->nfree_inos++] = ino;
+	free_ino_push_locked(v, ino);
 	v->inodes_used--;
-out:
 	pthread_mutex_unlock(&v->ialloc_lock);
 }

@@ -1635,6 +1635,125 @@ static void test_rename_file_onto_dir_order(void **state)
 }
 
 /*
+ * RENAME orders its two directories by walking up from each; the walk is
+ * stable under rename_lock, but a directory it walked from can be removed
+ * meanwhile.  Its inode number is not given to a new object while the
+ * RENAME holds it: were it reused for a subdirectory of the other
+ * directory, RENAME would lock that child before its parent while
+ * READDIRPLUS of the parent holds the parent and waits for the child.
+ *
+ * Here RENAME from fd to a/b/t is held in its walk (the test holds a's
+ * lock), t is removed and a directory "n" made in fd, then a's lock is let
+ * go while fd is listed.  Without the rule, n gets t's number and the
+ * RENAME locks n, then fd.
+ */
+struct sd_rename {
+	struct fx *f;
+	struct wafl_obj fd, td;
+	int rc;
+	atomic_int *done;
+};
+
+static void *sd_rename_main(void *arg)
+{
+	struct sd_rename *r = arg;
+
+	r->rc = wafl_rename(r->f->v, &ROOT, &r->fd, "s", &r->td, "s2", NULL,
+	    NULL);
+	atomic_fetch_add(r->done, 1);
+	return NULL;
+}
+
+/* Remove b/t and make fd/n, in a thread of their own (this one holds a). */
+struct sd_swap {
+	struct fx *f;
+	struct wafl_obj b, fd, n;
+	int rm_rc, mk_rc;
+	atomic_int *done;
+};
+
+static void *sd_swap_main(void *arg)
+{
+	struct sd_swap *s = arg;
+	struct wafl_attr a;
+
+	s->rm_rc = wafl_rmdir(s->f->v, &ROOT, &s->b, "t", NULL);
+	s->mk_rc = wafl_mkdir(s->f->v, &ROOT, &s->fd, "n", NULL, &s->n, &a,
+	    NULL);
+	atomic_fetch_add(s->done, 1);
+	return NULL;
+}
+
+static void test_rename_removed_dir_order(void **state)
+{
+	struct fx *f = *state;
+	struct wafl_obj a = mk_dir(f, &ROOT, &f->root, "a", 0777);
+	struct wafl_obj b = mk_dir(f, &ROOT, &a, "b", 0777);
+	char name[32];
+
+	for (int round = 0; round < 20; round++) {
+		atomic_int done = 0, errors = 0, stop = 0;
+		struct wafl_obj t = mk_dir(f, &ROOT, &b, "t", 0777);
+		snprintf(name, sizeof(name), "fd-%d", round);
+		struct wafl_obj fd = mk_dir(f, &ROOT, &f->root, name, 0777);
+		assert_true(t.ino < fd.ino);	/* RENAME: t before fd */
+		(void)mk_file(f, &ROOT, &fd, "s", 0644);
+		for (int i = 0; i < 100; i++) {
+			snprintf(name, sizeof(name), "other-%d", i);
+			(void)mk_file(f, &ROOT, &fd, name, 0644);
+		}
+		/* Nothing for a CP to do while a is held below: RMDIR and
+		 * MKDIR take cp_lock then, and the RENAME holds it shared. */
+		assert_int_equal(wafl_sync(f->v), 0);
+		struct wnode *aw;
+		pthread_rwlock_rdlock(&f->v->cp_lock);
+		assert_int_equal(wnode_get(f->v, a.ino, &aw), 0);
+		pthread_rwlock_unlock(&f->v->cp_lock);
+		pthread_rwlock_wrlock(&aw->lock);
+		struct sd_rename r = { f, fd, t, 0, &done };
+		pthread_t tr, tl;
+		assert_int_equal(pthread_create(&tr, NULL, sd_rename_main, &r),
+		    0);
+		/* The RENAME walks up from t and waits for a. */
+		for (int i = 0; i < 5000; i++) {
+			if (pthread_mutex_trylock(&f->v->rename_lock) != 0)
+				break;
+			pthread_mutex_unlock(&f->v->rename_lock);
+			usleep(1000);
+		}
+		usleep(50 * 1000);
+		/* No assert until a is let go: teardown would wait for it. */
+		atomic_int swapped = 0;
+		struct sd_swap sw = { f, b, fd, { 0 }, 0, 0, &swapped };
+		pthread_t ts;
+		assert_int_equal(pthread_create(&ts, NULL, sd_swap_main, &sw),
+		    0);
+		lo_wait(&swapped, 1, "remove and make beside a rename");
+		pthread_join(ts, NULL);
+		struct lo_lister ls = { f, fd, 0, &stop, &done, &errors };
+		assert_int_equal(pthread_create(&tl, NULL, lo_list_main, &ls),
+		    0);
+		usleep(2000);
+		pthread_rwlock_unlock(&aw->lock);
+		lo_wait(&done, 1, "rename to a removed directory");
+		atomic_store(&stop, 1);
+		lo_wait(&done, 2, "rename to a removed directory");
+		pthread_join(tr, NULL);
+		pthread_join(tl, NULL);
+		pthread_rwlock_rdlock(&f->v->cp_lock);
+		wnode_put(aw);
+		pthread_rwlock_unlock(&f->v->cp_lock);
+		assert_int_equal(sw.rm_rc, 0);
+		assert_int_equal(sw.mk_rc, 0);
+		/* The RENAME held t's number: not given to n. */
+		assert_int_not_equal(sw.n.ino, t.ino);
+		assert_int_equal(r.rc, -ESTALE);
+		assert_int_equal(atomic_load(&errors), 0);
+	}
+	check_clean(f);
+}
+
+/*
  * Loans under churn: a writer rewrites a file round after round with CPs
  * between, on a cache of 64 blocks, while two readers take it with
  * wafl_read_vec and keep each result for a while (a ring of 8) before
@@ -2117,6 +2236,8 @@ int main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_rename_file_onto_dir_order, setup_thread, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_rename_removed_dir_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_read_vec_churn,
 		    setup_tiny_cache, teardown),
 		cmocka_unit_test_setup_teardown(test_same_file_writers,
