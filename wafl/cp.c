@@ -598,7 +598,9 @@ int cp_run(struct wafl_vol *v)
 	if (v->log != NULL)
 		rc = nvlog_switch(v->log);
 	if (rc == 0) {
-		v->open_gen++;
+		/* Read without cp_lock by waiting writers (ops.c). */
+		__atomic_store_n(&v->open_gen, v->open_gen + 1,
+		    __ATOMIC_RELEASE);
 		rc = cp_freeze(&cx, &nfsi, rootbuf, &root_vbn);
 		/* A freeze that succeeds gives the root block to the cache
 		 * (its last step); one that fails never does. */
