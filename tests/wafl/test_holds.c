@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -261,7 +262,7 @@ static void test_released_slots_are_freed(void **state)
 struct writer {
 	struct tl_fs *f;
 	uint64_t ino;
-	volatile int stop;
+	atomic_int stop;
 };
 
 static void *writer_main(void *arg)
@@ -269,7 +270,7 @@ static void *writer_main(void *arg)
 	struct writer *w = arg;
 	uint8_t a[32768];
 
-	for (uint64_t i = 0; !w->stop; i++) {
+	for (uint64_t i = 0; !atomic_load(&w->stop); i++) {
 		tl_fill_pattern(a, sizeof(a), 1000 + i);
 		tl_fs_write(w->f, w->ino, (i % 4) * sizeof(a), a, sizeof(a));
 		if (wafl_sync(w->f->v) != 0)
@@ -298,7 +299,7 @@ static void test_hold_survives_crash(void **state)
 	pthread_t th;
 	assert_int_equal(pthread_create(&th, NULL, writer_main, &w), 0);
 	usleep(30000);
-	w.stop = 1;
+	atomic_store(&w.stop, 1);
 	assert_int_equal(wafl_crash(f->v, 0x5eed), 0);
 	pthread_join(th, NULL);
 	wafl_abandon(f->v);

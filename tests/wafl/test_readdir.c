@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,7 +24,7 @@ static const struct wafl_cred root_cred = { 0, 0, 0, { 0 } };
 struct churn {
 	wafl_vol_t *v;
 	struct wafl_obj dir;
-	volatile bool stop;
+	atomic_bool stop;
 	unsigned ops;
 };
 
@@ -32,7 +33,7 @@ static void *churn_main(void *arg)
 	struct churn *c = arg;
 	char name[64];
 
-	for (unsigned i = 0; !c->stop && i < 400000; i++) {
+	for (unsigned i = 0; !atomic_load(&c->stop) && i < 400000; i++) {
 		struct wafl_obj o;
 		struct wafl_attr a;
 		snprintf(name, sizeof(name), "tmp-%u", i % 300);
@@ -140,7 +141,7 @@ static void test_cookies_under_change(void **state)
 		list_all(f->v, &c.dir, 21, true);
 		list_all(f->v, &c.dir, 100, true);
 	}
-	c.stop = true;
+	atomic_store(&c.stop, true);
 	pthread_join(th, NULL);
 	assert_true(c.ops > 0);
 	tl_fs_destroy(f);
