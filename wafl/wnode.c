@@ -203,39 +203,9 @@ static void count_dirty(struct wafl_vol *v, int delta)
 
 int wn_read_block(struct wnode *wn, uint64_t fbn, void *buf)
 {
-	struct wafl_vol *v = wn->vol;
-	const struct wafl_dinode *di = &wn->di;
-	struct wafl_bp bp;
-	int rc;
+	uint32_t nread;
 
-	if (di->flags & WAFL_INO_INLINE)
-		return FL_ERR(-EINVAL);
-	if (fbn >= wafl_height_capacity(di->height)) {
-		memset(buf, 0, WAFL_BLOCK_SIZE);
-		return 0;
-	}
-	for (unsigned l = 0; l <= di->height; l++) {
-		struct dbuf *d = dbuf_find(&wn->dbufs,
-		    DBUF_KEY(l, fbn >> SHIFT(l)));
-		if (d == NULL)
-			continue;
-		if (l == 0) {
-			memcpy(buf, d->data, WAFL_BLOCK_SIZE);
-			return 0;
-		}
-		unsigned slot = (unsigned)((fbn >> SHIFT(l - 1)) & 127);
-		rc = wafl_bp_decode(d->data + slot * WAFL_BP_SIZE, &bp);
-		if (rc == 0)
-			rc = tree_descend(v, bp, l - 1, 0, fbn, &bp);
-		if (rc == 0)
-			rc = wafl_read_bp(v, &bp, buf);
-		return rc;
-	}
-	bp = di->u.top[fbn >> SHIFT(di->height)];
-	rc = tree_descend(v, bp, di->height, 0, fbn, &bp);
-	if (rc == 0)
-		rc = wafl_read_bp(v, &bp, buf);
-	return rc;
+	return wn_read_blocks(wn, fbn, 1, buf, &nread);
 }
 
 /* The pointer of fbn's level-1 parent (height >= 1, fbn within the tree):
