@@ -51,6 +51,7 @@
 #include <sys/mman.h>
 
 #include "common/assert.h"
+#include "common/crc32c.h"
 #include "common/err.h"
 #include "wafl/wafl_impl.h"
 
@@ -372,6 +373,9 @@ void bcache_return(void *ticket)
 
 	if (e == NULL)
 		return;
+	/* A loan's bytes never changed (nothing writes an entry's buffer,
+	 * W3): checked in debug and sanitizer builds. */
+	ASSERT(fl_crc32c(0, e->data, WAFL_BLOCK_SIZE) == e->cksum);
 	if (__atomic_sub_fetch(&e->refs, 1, __ATOMIC_ACQ_REL) != 0)
 		return;
 	/* The last reference: the entry left the table while lent. */

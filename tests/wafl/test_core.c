@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "common/crc32c.h"
 #include "common/util.h"
 #include "raid/raid.h"
 #include "tests/lib/tl_wafl.h"
@@ -123,6 +124,16 @@ static uint8_t *blk_of(uint8_t v)
 	return b;
 }
 
+/* The checksum of a block filled with v (what a block pointer to it and
+ * its cache entry carry). */
+static uint32_t crc_of(uint8_t v)
+{
+	uint8_t b[WAFL_BLOCK_SIZE];
+
+	memset(b, v, sizeof(b));
+	return fl_crc32c(0, b, sizeof(b));
+}
+
 static bool all_of(const uint8_t *p, uint8_t v)
 {
 	for (uint32_t i = 0; i < WAFL_BLOCK_SIZE; i++)
@@ -139,15 +150,17 @@ static void test_cache_loans(void **state)
 {
 	struct bcache *bc;
 	struct wafl_bp bp[3] = {
-		{ .vbn = 5, .birth = 1, .cksum = 11 },
-		{ .vbn = 6, .birth = 1, .cksum = 12 },
-		{ .vbn = 7, .birth = 1, .cksum = 13 },
+		{ .vbn = 5, .birth = 1 },
+		{ .vbn = 6, .birth = 1 },
+		{ .vbn = 7, .birth = 1 },
 	};
 	const uint8_t *data[3];
 	void *tk[3], *tk2[3];
 	uint8_t buf[WAFL_BLOCK_SIZE];
 
 	(void)state;
+	for (int i = 0; i < 3; i++)
+		bp[i].cksum = crc_of((uint8_t)(0xa0 + i));
 	assert_int_equal(bcache_create(64 * WAFL_BLOCK_SIZE, &bc), 0);
 	for (int i = 0; i < 3; i++)
 		assert_int_equal(bcache_give(bc, &bp[i], blk_of(0xa0 + i)), 0);
@@ -156,6 +169,7 @@ static void test_cache_loans(void **state)
 	/* A miss (other birth) lends nothing. */
 	struct wafl_bp other = bp[0];
 	other.birth = 2;
+	other.cksum = crc_of(0xbb);
 	assert_int_equal(bcache_lend(bc, &other, 1, data, tk), 0);
 	assert_null(data[0]);
 	assert_null(tk[0]);
@@ -176,7 +190,8 @@ static void test_cache_loans(void **state)
 	/* vbn 6 invalidated, vbn 7 evicted by 100 newer blocks. */
 	bcache_invalidate(bc, bp[1].vbn);
 	for (uint64_t i = 0; i < 100; i++) {
-		struct wafl_bp n = { .vbn = 1000 + i, .birth = 3, .cksum = 1 };
+		struct wafl_bp n = { .vbn = 1000 + i, .birth = 3,
+		    .cksum = crc_of(0xcc) };
 		uint8_t *b = blk_of(0xcc);
 		bcache_put(bc, &n, b);
 		wafl_blk_free(b);
@@ -188,7 +203,8 @@ static void test_cache_loans(void **state)
 	bcache_return(tk[1]);
 	/* The cache goes with loans out (one of them still in it); they
 	 * outlive it. */
-	struct wafl_bp last = { .vbn = 1099, .birth = 3, .cksum = 1 };
+	struct wafl_bp last = { .vbn = 1099, .birth = 3,
+	    .cksum = crc_of(0xcc) };
 	const uint8_t *d3;
 	void *tk3;
 	assert_int_equal(bcache_lend(bc, &last, 1, &d3, &tk3), 1);
