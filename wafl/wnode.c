@@ -622,7 +622,10 @@ static void free_ino_push_locked(struct wafl_vol *v, uint64_t ino)
  * out: that thread chose its lock order by what the number named (RENAME
  * by its directories' ancestry, LINK by its object not being a
  * directory), and a new object under the same wnode (and lock) could put
- * it out of order.  Such numbers go back on the free list.
+ * it out of order.  Such numbers go back on the free list.  The inode is
+ * read and claimed under its lock, taken with trywrlock: ialloc_lock
+ * comes after wnode locks (W-L), and an unshared wnode's lock is free
+ * unless a thread is between wnode_get and its lock, which is "held".
  */
 #define IALLOC_HELD_MAX	16
 
@@ -649,7 +652,10 @@ int ialloc(struct wafl_vol *v, uint64_t *ino, uint32_t *gen)
 		rc = wnode_get(v, cand, &wn);
 		if (rc != 0)
 			break;
-		if (wn->di.mode == 0 && wnode_shared(wn)) {
+		/* Held elsewhere, or locked (by this thread too: CREATE holds
+		 * its directory): whether it is free cannot be read now. */
+		if (wnode_shared(wn) ||
+		    pthread_rwlock_trywrlock(&wn->lock) != 0) {
 			if (nheld < IALLOC_HELD_MAX)
 				held[nheld++] = cand;
 			wnode_put(wn);
@@ -664,12 +670,14 @@ int ialloc(struct wafl_vol *v, uint64_t *ino, uint32_t *gen)
 			wn->di.ino = cand;
 			wn->di.mode = S_IFREG;	/* claimed; caller sets */
 			wnode_dirty(wn);
+			pthread_rwlock_unlock(&wn->lock);
 			*ino = cand;
 			*gen = g;
 			v->inodes_used++;
 			wnode_put(wn);
 			break;
 		}
+		pthread_rwlock_unlock(&wn->lock);	/* in use: dropped */
 		wnode_put(wn);
 	}
 	while (nheld > 0)
