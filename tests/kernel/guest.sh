@@ -577,6 +577,75 @@ case_mountproto_udp() {
 	umount $MNT2
 }
 
+# Failover to a mirror, the way an appliance pair is used: a second filerd
+# mirrors vol0 (sync mode, another geometry); the guest writes a tree,
+# keeps a file open for reading, one for appending and a directory as its
+# working directory, takes a snapshot (a CP: data the client wrote with
+# FILE_SYNC may sit in the source's NVLOG until one, and a mirror ships
+# CPs) and waits for the destination to acknowledge it.  Then
+# the source dies, the destination is broken off (writable) and takes
+# over the server's address.  The same mount goes on: the open files and
+# the working directory use the handles the source gave (the destination
+# carries the source's fsid, handle key and inode numbers), what was
+# written is all there, and new writes land on the destination.  Last
+# case: the guest's server is the destination from here on.
+case_mirror_failover() {
+	local d=$MNT/fo want got
+	rm -rf $d
+	mkdir -p $d/dir || die "mkdir"
+	cp $KT/data/f1048577 $d/a && cp $KT/data/f4097 $d/dir/b || die "cp"
+	ln -s dir/b $d/link && ln $d/a $d/hard || die "ln"
+	head -c 3000000 $KT/data/f200M > $d/sparse-src
+	dd if=$d/sparse-src of=$d/sparse bs=1M seek=40 conv=notrunc status=none || die "dd"
+	echo before > $d/log
+	host mirror-setup || die "mirror setup"
+	echo "written after the baseline" > $d/dir/late
+	exec 7< $d/a
+	exec 8>> $d/log
+	cd $d/dir || die "cd"
+	sync
+	host ctl snap create vol0 kt-fo || die "snap create"
+	host mirror-wait || die "the destination did not acknowledge"
+	host failover || die "failover"
+	echo 3 > /proc/sys/vm/drop_caches
+	# The open file, read again from the server through its old handle.
+	cmp $KT/data/f1048577 - <&7 || die "open file reads differently after failover"
+	exec 7<&-
+	# The working directory's handle, and names looked up through it.
+	[ "$(ls | tr '\n' ' ')" = "b late " ] || die "cwd listing after failover: '$(ls | tr '\n' ' ')'"
+	[ "$(cat late)" = "written after the baseline" ] || die "late: '$(cat late)'"
+	same_file $KT/data/f4097 b
+	# An append through the descriptor opened on the source.
+	echo after >&8 || die "append to the open file after failover"
+	exec 8>&-
+	cd /
+	[ "$(cat $d/log)" = "$(printf 'before\nafter')" ] || die "log: '$(cat $d/log)'"
+	[ "$(readlink $d/link)" = dir/b ] || die "symlink"
+	same_file $KT/data/f4097 $d/link
+	[ "$(stat -c %h $d/a)" = 2 ] || die "link count of a: $(stat -c %h $d/a)"
+	[ "$(stat -c %i $d/a)" = "$(stat -c %i $d/hard)" ] || die "hard link"
+	[ "$(size_of $d/sparse)" = $((40 * 1048576 + 3000000)) ] || die "sparse size $(size_of $d/sparse)"
+	cmp -n $((40 << 20)) /dev/zero $d/sparse || die "sparse hole"
+	cmp -i 0:$((40 << 20)) $d/sparse-src $d/sparse || die "sparse data"
+	# New data on the destination, read back by libnfs on the host.
+	cp $KT/data/f1M $d/new || die "write on the destination"
+	sync
+	want=$(md5sum < $KT/data/f1M | cut -d' ' -f1)
+	got=$(host md5 fo/new) || die "host md5: $got"
+	[ "$want" = "$got" ] || die "destination's copy of new: md5 $got, want $want"
+	got=$(host md5 fo/log) || die "host md5: $got"
+	[ "$got" = "$(md5sum < $d/log | cut -d' ' -f1)" ] || die "destination's copy of log differs"
+	host ctl mirror status vol0 | grep -q broken-off || die "the destination's mirror is not broken off"
+	[ "$(cat $MNT/.snapshot/kt-fo/fo/dir/late)" = "written after the baseline" ] ||
+	    die "the source's snapshot on the destination"
+	host ctl check vol0 || die "check of the destination's volume"
+	remount
+	same_file $KT/data/f1048577 $d/hard
+	same_file $KT/data/f1M $d/new
+	rm -rf $d || die "rm"
+	host ctl snap delete vol0 kt-fo || die "snap delete"
+}
+
 # ------------------------------------------------------------------ main
 
 run_case() {
