@@ -796,6 +796,34 @@ static int chain_build(struct wafl_vol *v, uint64_t ino, struct chain *ch)
 	return 0;
 }
 
+/* RENAME's lock order (W-L), shared by replay: the two directories
+ * ancestor first, else by inode number; then the moved and the replaced
+ * object, a directory before a file, else by inode number. */
+static void rename_dir_order(struct wnode *fd, struct wnode *td,
+    const struct chain *fch, const struct chain *tch, struct wnode *dirs[2])
+{
+	if (chain_has(tch, fd->ino) ||
+	    (!chain_has(fch, td->ino) && fd->ino < td->ino)) {
+		dirs[0] = fd;
+		dirs[1] = td;
+	} else {
+		dirs[0] = td;
+		dirs[1] = fd;
+	}
+}
+
+static void rename_obj_order(struct wnode *src, bool src_dir,
+    struct wnode *tgt, bool tgt_dir, struct wnode *objs[2])
+{
+	objs[0] = src;
+	objs[1] = tgt;
+	if (tgt != NULL && (tgt_dir != src_dir ? tgt_dir :
+	    tgt->ino < src->ino)) {
+		objs[0] = tgt;
+		objs[1] = src;
+	}
+}
+
 int wafl_rename(wafl_vol_t *v, const struct wafl_cred *c,
     const struct wafl_obj *fromdir, const char *fromname,
     const struct wafl_obj *todir, const char *toname,
@@ -846,15 +874,7 @@ int wafl_rename(wafl_vol_t *v, const struct wafl_cred *c,
 		pthread_mutex_unlock(&v->rename_lock);
 		goto out;
 	}
-	/* Ancestor first, else by inode number (W-L). */
-	if (chain_has(&tch, fd->ino) ||
-	    (!chain_has(&fch, td->ino) && fd->ino < td->ino)) {
-		dirs[0] = fd;
-		dirs[1] = td;
-	} else {
-		dirs[0] = td;
-		dirs[1] = fd;
-	}
+	rename_dir_order(fd, td, &fch, &tch, dirs);
 	ops_wrlock(dirs, 2);
 	rc = dir_writable(fd, fromdir, c);
 	if (rc == 0)
@@ -897,13 +917,7 @@ int wafl_rename(wafl_vol_t *v, const struct wafl_cred *c,
 	 * directory: LOOKUP, READDIRPLUS, REMOVE there hold the directory
 	 * and take the file), else by inode number (two directories: neither
 	 * is an ancestor of the other, checked above). */
-	objs[0] = src;
-	objs[1] = tgt;
-	if (tgt != NULL && (tgt_dir != src_dir ? tgt_dir :
-	    tgt->ino < src->ino)) {
-		objs[0] = tgt;
-		objs[1] = src;
-	}
+	rename_obj_order(src, src_dir, tgt, tgt_dir, objs);
 	ops_wrlock(objs, 2);
 	objs_locked = true;
 	if (tgt != NULL) {
@@ -1135,10 +1149,28 @@ int ops_replay_remove(struct wafl_vol *v, const struct rec_remove *r)
 	return rc;
 }
 
+/* replay_entry, then the object's type, unlocked (entry_peek). */
+static int replay_peek(struct wafl_vol *v, struct wnode *dw, const char *name,
+    uint64_t expect, struct wnode **out, bool *isdir)
+{
+	int rc = replay_entry(v, dw, name, expect, out);
+
+	if (rc != 0)
+		return rc;
+	*isdir = S_ISDIR((*out)->di.mode);
+	pthread_rwlock_unlock(&(*out)->lock);
+	return 0;
+}
+
+/* Replay runs alone, but takes the live RENAME's locks in its order: the
+ * wnodes (and their locks) stay in the inode cache for the live
+ * operations after it. */
 int ops_replay_rename(struct wafl_vol *v, struct rec_rename *r)
 {
 	struct wnode *fd = NULL, *td = NULL, *src = NULL, *tgt = NULL;
-	struct wnode *lk[2] = { NULL, NULL };
+	struct wnode *dirs[2], *objs[2];
+	struct chain fch = { 0 }, tch = { 0 };
+	bool src_dir = false, tgt_dir = false;
 	int rc;
 
 	pthread_rwlock_rdlock(&v->cp_lock);
@@ -1147,29 +1179,38 @@ int ops_replay_rename(struct wafl_vol *v, struct rec_rename *r)
 		rc = replay_dir(v, r->todir, &td);
 	if (rc != 0)
 		goto out;
-	lk[0] = fd;
-	lk[1] = td;
-	ops_wrlock(lk, 2);
-	rc = replay_entry(v, fd, r->fromname, r->ino, &src);
+	pthread_mutex_lock(&v->rename_lock);
+	rc = chain_build(v, fd->ino, &fch);
+	if (rc == 0)
+		rc = chain_build(v, td->ino, &tch);
+	if (rc != 0)
+		goto unlock_rename;
+	rename_dir_order(fd, td, &fch, &tch, dirs);
+	ops_wrlock(dirs, 2);
+	rc = replay_peek(v, fd, r->fromname, r->ino, &src, &src_dir);
 	if (rc == 0 && r->tino != 0)
-		rc = replay_entry(v, td, r->toname, r->tino, &tgt);
+		rc = replay_peek(v, td, r->toname, r->tino, &tgt, &tgt_dir);
 	else if (rc == 0) {
 		struct dir_ent ent;
 		if (lookup_locked(td, r->toname, &ent) != -ENOENT)
 			rc = FL_ERR(-FL_ECORRUPT);
 	}
-	if (rc == 0)
+	if (rc == 0) {
+		rename_obj_order(src, src_dir, tgt, tgt_dir, objs);
+		ops_wrlock(objs, 2);
 		rc = ops_apply_rename(v, fd, td, src, tgt, r, true);
-	if (tgt != NULL) {
-		pthread_rwlock_unlock(&tgt->lock);
-		wnode_put(tgt);
+		ops_unlock(objs, 2);
 	}
-	if (src != NULL) {
-		pthread_rwlock_unlock(&src->lock);
-		wnode_put(src);
-	}
-	ops_unlock(lk, 2);
+	ops_unlock(dirs, 2);
+unlock_rename:
+	pthread_mutex_unlock(&v->rename_lock);
 out:
+	if (tgt != NULL)
+		wnode_put(tgt);
+	if (src != NULL)
+		wnode_put(src);
+	free(fch.ino);
+	free(tch.ino);
 	if (fd != NULL)
 		wnode_put(fd);
 	if (td != NULL)
