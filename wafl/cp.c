@@ -632,7 +632,8 @@ int cp_run(struct wafl_vol *v)
 	}
 	cp_lock_excl(v);
 	v->fsi = nfsi;
-	v->durable_gen = nfsi.gen;
+	/* Read without the lock (wafl_generation, COMMIT's wait). */
+	__atomic_store_n(&v->durable_gen, nfsi.gen, __ATOMIC_RELEASE);
 	holds_retire(v);
 	pthread_rwlock_unlock(&v->cp_lock);
 	if (v->log != NULL)
