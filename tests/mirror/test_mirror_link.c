@@ -150,10 +150,10 @@ struct proxy {
 	uint16_t port;
 	uint16_t to;
 	uint64_t seed;
-	volatile bool stop;
-	volatile bool no_cuts;
-	volatile bool cut_now;		/* cut the current connection */
-	uint64_t cuts, conns;
+	_Atomic bool stop;
+	_Atomic bool no_cuts;
+	_Atomic bool cut_now;		/* cut the current connection */
+	_Atomic uint64_t cuts, conns;
 	uint64_t cut_min, cut_span;	/* 0: cut within the first 400 kB */
 	pthread_t t;
 };

@@ -122,7 +122,7 @@ static void test_sync_replica_reads_back(void **state)
 
 struct reader {
 	struct tm_pair *p;
-	volatile bool stop;
+	_Atomic bool stop;
 	uint64_t consistent, switched, gens_seen;
 	int bad;
 };
@@ -254,7 +254,7 @@ static void test_reader_never_sees_partial_cp(void **state)
 
 struct checker {
 	wafl_vol_t *v;
-	volatile bool stop;
+	_Atomic bool stop;
 	int checks, bad;
 	char first[300];
 };
