@@ -264,9 +264,11 @@ static bool same_geometry(const struct raid_label *a,
 	    a->journal_off == b->journal_off;
 }
 
-static const char *pname(const char *const *paths, size_t i)
+/* The labels may name more members than paths were given (a label
+ * claiming a wider group): i is not bounded by npaths. */
+static const char *pname(const char *const *paths, size_t npaths, size_t i)
 {
-	return paths[i] != NULL ? paths[i] : "(no path)";
+	return i < npaths && paths[i] != NULL ? paths[i] : "(no path)";
 }
 
 /* R6: identity and position checks; -FL_ELABEL on refusal. */
@@ -286,13 +288,13 @@ static int open_check_labels(const char *const *paths, size_t npaths,
 			fl_uuid_fmt(ref->vol_uuid, b);
 			fl_err(RAID_SUBSYS, "open: refusing %s: foreign disk "
 			    "(it belongs to volume %s, not %s)",
-			    pname(paths, i), a, b);
+			    pname(paths, npaths, i), a, b);
 			return FL_ERR(-FL_ELABEL);
 		}
 		if (!same_geometry(l, ref)) {
 			fl_err(RAID_SUBSYS, "open: refusing %s: its label's "
 			    "geometry disagrees with the volume's",
-			    pname(paths, i));
+			    pname(paths, npaths, i));
 			return FL_ERR(-FL_ELABEL);
 		}
 		for (size_t j = 0; j < i; j++) {
@@ -300,7 +302,7 @@ static int open_check_labels(const char *const *paths, size_t npaths,
 			    l->disk_uuid, 16) == 0) {
 				fl_err(RAID_SUBSYS, "open: refusing %s: "
 				    "duplicate disk (same disk UUID as %s)",
-				    pname(paths, i), pname(paths, j));
+				    pname(paths, npaths, i), pname(paths, npaths, j));
 				return FL_ERR(-FL_ELABEL);
 			}
 		}
@@ -310,7 +312,7 @@ static int open_check_labels(const char *const *paths, size_t npaths,
 			if (l->flags & RAID_LABEL_F_SPARE) {
 				fl_err(RAID_SUBSYS, "open: refusing %s: wrong "
 				    "position (label says spare, given at "
-				    "group %u position %u)", pname(paths, i),
+				    "group %u position %u)", pname(paths, npaths, i),
 				    g, pos);
 				return FL_ERR(-FL_ELABEL);
 			}
@@ -318,14 +320,14 @@ static int open_check_labels(const char *const *paths, size_t npaths,
 				fl_err(RAID_SUBSYS, "open: refusing %s: wrong "
 				    "position (label says group %u position "
 				    "%u, given at group %u position %u)",
-				    pname(paths, i), l->group, l->position, g,
+				    pname(paths, npaths, i), l->group, l->position, g,
 				    pos);
 				return FL_ERR(-FL_ELABEL);
 			}
 		} else if (!(l->flags & RAID_LABEL_F_SPARE)) {
 			fl_err(RAID_SUBSYS, "open: refusing %s: wrong position "
 			    "(label says group %u position %u, given as a "
-			    "spare)", pname(paths, i), l->group, l->position);
+			    "spare)", pname(paths, npaths, i), l->group, l->position);
 			return FL_ERR(-FL_ELABEL);
 		}
 	}
@@ -395,7 +397,7 @@ static int open_assemble(raid_vol_t *v, const char *const *paths,
 			    grp->member_uuid[pos], 16) != 0) {
 				fl_err(RAID_SUBSYS, "open: refusing %s: not "
 				    "the disk the group's labels record at "
-				    "group %u position %u", pname(paths, i),
+				    "group %u position %u", pname(paths, npaths, i),
 				    g, pos);
 				return FL_ERR(-FL_ELABEL);
 			} else if (grp->member_state[pos] != RAID_DISK_OK) {
@@ -420,9 +422,9 @@ static int open_assemble(raid_vol_t *v, const char *const *paths,
 				nout++;
 				fl_warn(RAID_SUBSYS, "open: disk %s (group %u "
 				    "position %u) left out: %s",
-				    pname(paths, i), g, pos, d->reason);
+				    pname(paths, npaths, i), g, pos, d->reason);
 				raid_event(v, RAID_EV_DISK_MISSING,
-				    "disk %s left out: %s", pname(paths, i),
+				    "disk %s left out: %s", pname(paths, npaths, i),
 				    d->reason);
 				if (grp->member_state[pos] == RAID_DISK_OK) {
 					grp->member_state[pos] =
@@ -447,7 +449,7 @@ static int open_assemble(raid_vol_t *v, const char *const *paths,
 		if (pr[i].dev == NULL || !pr[i].labeled ||
 		    pr[i].dev->size < need) {
 			fl_warn(RAID_SUBSYS, "open: spare %s ignored: %s",
-			    pname(paths, i), pr[i].dev == NULL ? pr[i].why :
+			    pname(paths, npaths, i), pr[i].dev == NULL ? pr[i].why :
 			    !pr[i].labeled ? pr[i].why : "device too small");
 			if (pr[i].dev == NULL)
 				continue;
@@ -460,7 +462,7 @@ static int open_assemble(raid_vol_t *v, const char *const *paths,
 		}
 		d->dev = pr[i].dev;
 		pr[i].dev = NULL;
-		d->path = strdup(pname(paths, i));
+		d->path = strdup(pname(paths, npaths, i));
 		if (d->path == NULL)
 			return -ENOMEM;
 		v->ndisks++;
@@ -570,7 +572,7 @@ int raid_open(const char *const *paths, size_t npaths,
 	}
 	unclean = !(ref->flags & RAID_LABEL_F_CLEAN);
 	for (size_t i = 0; i < members; i++) {
-		v->disks[i].path = strdup(i < npaths ? pname(paths, i) : "");
+		v->disks[i].path = strdup(i < npaths ? pname(paths, npaths, i) : "");
 		if (v->disks[i].path == NULL) {
 			err = -ENOMEM;
 			goto out;
