@@ -14,6 +14,7 @@
 #include "common/crc32c.h"
 #include "common/err.h"
 #include "common/util.h"
+#include "wafl/wafl.h"
 
 FL_STATIC_ASSERT(WAFL_BPS_PER_BLOCK == 128, "128 pointers per block");
 FL_STATIC_ASSERT(WAFL_NTOP * WAFL_BP_SIZE == 384, "inline area");
@@ -224,14 +225,21 @@ int wafl_dinode_decode(const uint8_t *p, uint64_t ino, struct wafl_dinode *d)
 	    (d->flags & ~(uint32_t)(WAFL_INO_INLINE | WAFL_INO_EXCL)) != 0 ||
 	    !all_zero(p + 81, 7) || !all_zero(p + 112, 16))
 		return FL_ERR(-FL_ECORRUPT);
+	/* A symlink's target is a C string of 1..WAFL_PATH_MAX bytes. */
+	if ((d->mode & S_IFMT) == S_IFLNK &&
+	    (d->size == 0 || d->size > WAFL_PATH_MAX))
+		return FL_ERR(-FL_ECORRUPT);
 	if (d->flags & WAFL_INO_INLINE) {
 		if (d->size > WAFL_INLINE_MAX || d->height != 0)
+			return FL_ERR(-FL_ECORRUPT);
+		if ((d->mode & S_IFMT) == S_IFLNK &&
+		    memchr(p + 128, 0, (size_t)d->size) != NULL)
 			return FL_ERR(-FL_ECORRUPT);
 		memcpy(d->u.inline_data, p + 128, WAFL_INLINE_MAX);
 		return 0;
 	}
-	if (d->size > wafl_height_capacity(d->height) * WAFL_BLOCK_SIZE &&
-	    d->height == WAFL_MAX_HEIGHT)
+	/* No file grows past WAFL_MAX_FILE_SIZE (file.c refuses it). */
+	if (d->size > WAFL_MAX_FILE_SIZE)
 		return FL_ERR(-FL_ECORRUPT);
 	for (unsigned i = 0; i < WAFL_NTOP; i++) {
 		if (wafl_bp_decode(p + 128 + i * WAFL_BP_SIZE,
