@@ -310,6 +310,12 @@ int wafl_snapent_decode(const uint8_t *p, struct wafl_snapent *s)
 	if (n == 0 || p[64 + WAFL_SNAP_NAME_MAX] != 0 ||
 	    !all_zero(p + 64 + n, 64 - n))
 		return FL_ERR(-FL_ECORRUPT);
+	/* What snapshot create accepts: the name is shown under .snapshot. */
+	if (strcmp(s->name, ".") == 0 || strcmp(s->name, "..") == 0)
+		return FL_ERR(-FL_ECORRUPT);
+	for (size_t i = 0; i < n; i++)
+		if (s->name[i] == '/' || (unsigned char)s->name[i] < 0x20)
+			return FL_ERR(-FL_ECORRUPT);
 	return 0;
 }
 
