@@ -161,6 +161,35 @@ static int get_specials(struct wafl_vol *v)
 	return rc;
 }
 
+int specials_valid(uint64_t nvbns, const struct wafl_dinode *bm,
+    const struct wafl_dinode *st, const struct wafl_dinode *sm)
+{
+	uint64_t map = FL_DIV_ROUND_UP_U64(nvbns, WAFL_BITS_PER_BLOCK) *
+	    WAFL_BLOCK_SIZE;
+	const struct wafl_dinode *di[3] = { bm, st, sm };
+	static const char *const what[3] = {
+		"active bitmap", "snapshot table", "summary map"
+	};
+
+	for (unsigned i = 0; i < 3; i++) {
+		bool ok = (di[i]->mode & S_IFMT) == S_IFREG &&
+		    !(di[i]->flags & WAFL_INO_INLINE);
+		if (ok && di[i] == st)
+			ok = st->size <= (uint64_t)WAFL_MAX_SNAPSHOTS *
+			    WAFL_SNAP_ENTRY_SIZE &&
+			    st->size % WAFL_SNAP_ENTRY_SIZE == 0;
+		else if (ok)
+			ok = di[i]->size == map;
+		if (!ok) {
+			fl_err("wafl", "the %s's inode is corrupt (mode %#o, "
+			    "size %llu)", what[i], di[i]->mode,
+			    (unsigned long long)di[i]->size);
+			return FL_ERR(-FL_ECORRUPT);
+		}
+	}
+	return 0;
+}
+
 static void init_special(struct wnode *wn, uint32_t mode, uint64_t size,
     uint64_t now)
 {
@@ -364,6 +393,9 @@ int wafl_mount(raid_vol_t *raid, const struct wafl_mount_opts *o,
 	rc = alloc_init(v);
 	if (rc == 0)
 		rc = get_specials(v);
+	if (rc == 0)
+		rc = specials_valid(v->nvbns, &v->bitmap_wn->di,
+		    &v->snaptab_wn->di, &v->summary_wn->di);
 	if (rc != 0)
 		goto fail;
 

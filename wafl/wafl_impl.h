@@ -400,6 +400,12 @@ int bitmap_set(struct wnode *bm, uint64_t vbn, bool on);
 
 /* The newest valid fsinfo on the volume's disks (mount.c). */
 int fsinfo_read_newest(struct wafl_vol *v, struct wafl_fsinfo *out);
+/* The active bitmap, snapshot table and summary map inodes of a root
+ * that is about to be used: regular files of the sizes mkfs and the
+ * snapshot code give them (the maps: one bit per VBN of nvbns; the table:
+ * at most WAFL_MAX_SNAPSHOTS entries), or -FL_ECORRUPT (mount.c). */
+int specials_valid(uint64_t nvbns, const struct wafl_dinode *bm,
+    const struct wafl_dinode *st, const struct wafl_dinode *sm);
 
 /* Hold again the roots the mounted fsinfo records (replica.c). */
 void holds_restore(struct wafl_vol *v);
