@@ -383,8 +383,10 @@ int wafl_mount(raid_vol_t *raid, const struct wafl_mount_opts *o,
 	v->ifile = rb.inodefile;
 	v->blocks_used = rb.blocks_used;
 	v->inodes_used = rb.inodes_used;
-	v->next_ino = rb.next_ino < WAFL_INO_FIRST_USER ?
-	    WAFL_INO_FIRST_USER : rb.next_ino;
+	/* Only a hint, but ialloc gives no number from 2^40 on: one past
+	 * that would make every create fail with ENOSPC (and wrap). */
+	v->next_ino = rb.next_ino < WAFL_INO_FIRST_USER ||
+	    rb.next_ino >= WAFL_INO_LIMIT ? WAFL_INO_FIRST_USER : rb.next_ino;
 	v->ifile_wn = ifile_wnode_new(v, &rb.inodefile);
 	if (v->ifile_wn == NULL) {
 		rc = -ENOMEM;

@@ -143,6 +143,7 @@
 #define WAFL_INO_SNAPTABLE	3u
 #define WAFL_INO_SUMMARY	4u
 #define WAFL_INO_FIRST_USER	16u
+#define WAFL_INO_LIMIT		(1ull << 40)	/* ialloc gives numbers below */
 
 /* Inode flags. */
 #define WAFL_INO_INLINE		0x1u

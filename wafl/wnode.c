@@ -645,7 +645,7 @@ int ialloc(struct wafl_vol *v, uint64_t *ino, uint32_t *gen)
 			cand = v->next_ino++;
 		if (cand < WAFL_INO_FIRST_USER)
 			continue;
-		if (cand >= (1ull << 40)) {
+		if (cand >= WAFL_INO_LIMIT) {
 			rc = FL_ERR(-ENOSPC);
 			break;
 		}
