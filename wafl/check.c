@@ -415,7 +415,7 @@ static int ck_special_inode(struct ck *c, const struct wafl_dinode *inodefile,
 
 	if (rc == 0 && (wafl_dinode_decode(blk + (ino %
 	    WAFL_INODES_PER_BLOCK) * WAFL_INODE_SIZE, ino, di) != 0 ||
-	    di->mode == 0 || (di->flags & WAFL_INO_INLINE)))
+	    !special_inode_ok(c->nvbns, ino, di)))
 		rc = -FL_ECORRUPT;
 	return rc;
 }
@@ -1082,6 +1082,9 @@ static int ck_root_snaps(struct ck *c, const struct wafl_rootblk *rb,
 	if (blk == NULL)
 		return -ENOMEM;
 	rc = ck_special_inode(c, &rb->inodefile, WAFL_INO_SNAPTABLE, blk, &st);
+	if (rc == -FL_ECORRUPT)
+		ck_error(c, 1, "snapshot table inode of %s does not decode or "
+		    "is out of range", owner);
 	if (rc != 0) {
 		if (rc != -ENOMEM) {
 			ck_unverified(c, "snapshots of %s not verified: its "
@@ -1194,7 +1197,7 @@ static int ck_retained(struct ck *c)
 		    &s->bm);
 		if (rc == -FL_ECORRUPT)
 			ck_error(c, 1, "active bitmap inode of %s does not "
-			    "decode", c->label);
+			    "decode or is out of range", c->label);
 		if (rc == 0 && (s->se.id & (SNAP_ID_IMPORTED |
 		    SNAP_ID_ADOPTED)) == SNAP_ID_ADOPTED) {
 			s->adopted = true;
@@ -1203,7 +1206,7 @@ static int ck_retained(struct ck *c)
 			    WAFL_INO_SUMMARY, blk, &s->sm);
 			if (rc == -FL_ECORRUPT)
 				ck_error(c, 1, "summary map inode of %s does "
-				    "not decode", c->label);
+				    "not decode or is out of range", c->label);
 		}
 		if (rc == -ENOMEM)
 			goto out;

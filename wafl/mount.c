@@ -161,26 +161,40 @@ static int get_specials(struct wafl_vol *v)
 	return rc;
 }
 
+uint64_t next_ino_hint(uint64_t next_ino)
+{
+	/* Only a hint, but ialloc gives no number from WAFL_INO_LIMIT on:
+	 * one past it would make every create fail with ENOSPC (and
+	 * wrap). */
+	return next_ino < WAFL_INO_FIRST_USER || next_ino >= WAFL_INO_LIMIT ?
+	    WAFL_INO_FIRST_USER : next_ino;
+}
+
+bool special_inode_ok(uint64_t nvbns, uint64_t ino,
+    const struct wafl_dinode *di)
+{
+	if ((di->mode & S_IFMT) != S_IFREG || (di->flags & WAFL_INO_INLINE))
+		return false;
+	if (ino == WAFL_INO_SNAPTABLE)
+		return di->size <= (uint64_t)WAFL_MAX_SNAPSHOTS *
+		    WAFL_SNAP_ENTRY_SIZE && di->size % WAFL_SNAP_ENTRY_SIZE == 0;
+	return di->size == FL_DIV_ROUND_UP_U64(nvbns, WAFL_BITS_PER_BLOCK) *
+	    WAFL_BLOCK_SIZE;
+}
+
 int specials_valid(uint64_t nvbns, const struct wafl_dinode *bm,
     const struct wafl_dinode *st, const struct wafl_dinode *sm)
 {
-	uint64_t map = FL_DIV_ROUND_UP_U64(nvbns, WAFL_BITS_PER_BLOCK) *
-	    WAFL_BLOCK_SIZE;
 	const struct wafl_dinode *di[3] = { bm, st, sm };
+	static const uint64_t ino[3] = {
+		WAFL_INO_BITMAP, WAFL_INO_SNAPTABLE, WAFL_INO_SUMMARY
+	};
 	static const char *const what[3] = {
 		"active bitmap", "snapshot table", "summary map"
 	};
 
 	for (unsigned i = 0; i < 3; i++) {
-		bool ok = (di[i]->mode & S_IFMT) == S_IFREG &&
-		    !(di[i]->flags & WAFL_INO_INLINE);
-		if (ok && di[i] == st)
-			ok = st->size <= (uint64_t)WAFL_MAX_SNAPSHOTS *
-			    WAFL_SNAP_ENTRY_SIZE &&
-			    st->size % WAFL_SNAP_ENTRY_SIZE == 0;
-		else if (ok)
-			ok = di[i]->size == map;
-		if (!ok) {
+		if (!special_inode_ok(nvbns, ino[i], di[i])) {
 			fl_err("wafl", "the %s's inode is corrupt (mode %#o, "
 			    "size %llu)", what[i], di[i]->mode,
 			    (unsigned long long)di[i]->size);
@@ -383,10 +397,7 @@ int wafl_mount(raid_vol_t *raid, const struct wafl_mount_opts *o,
 	v->ifile = rb.inodefile;
 	v->blocks_used = rb.blocks_used;
 	v->inodes_used = rb.inodes_used;
-	/* Only a hint, but ialloc gives no number from 2^40 on: one past
-	 * that would make every create fail with ENOSPC (and wrap). */
-	v->next_ino = rb.next_ino < WAFL_INO_FIRST_USER ||
-	    rb.next_ino >= WAFL_INO_LIMIT ? WAFL_INO_FIRST_USER : rb.next_ino;
+	v->next_ino = next_ino_hint(rb.next_ino);
 	v->ifile_wn = ifile_wnode_new(v, &rb.inodefile);
 	if (v->ifile_wn == NULL) {
 		rc = -ENOMEM;

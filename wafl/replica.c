@@ -587,7 +587,7 @@ int wafl_replica_advance(wafl_vol_t *v, uint64_t *gen)
 	pthread_mutex_unlock(&v->icache_lock);
 	v->blocks_used = rb.blocks_used;
 	v->inodes_used = rb.inodes_used;
-	v->next_ino = rb.next_ino;
+	v->next_ino = next_ino_hint(rb.next_ino);
 	/* Inodes of the old tree go or are reloaded, even those an operation
 	 * holds while it waits for cp_lock; cached blocks are keyed by birth
 	 * and checksum, so an old block at a reused VBN is never served. */

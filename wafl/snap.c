@@ -632,6 +632,12 @@ int wafl_snap_rollback(wafl_vol_t *v, const char *name)
 	rc = snap_find(v, name, 0, &slot, &e);
 	if (rc == 0)
 		rc = tree_root_bitmap(v, &e.root, &bm, &rb);
+	if (rc == 0 && !special_inode_ok(v->nvbns, WAFL_INO_BITMAP, &bm)) {
+		fl_err("wafl", "snapshot %s: its active bitmap's inode is "
+		    "corrupt (mode %#o, size %llu)", name, bm.mode,
+		    (unsigned long long)bm.size);
+		rc = FL_ERR(-FL_ECORRUPT);
+	}
 	/* The snapshot table and summary map stay the current ones: their
 	 * blocks stay active, and the snapshot's own copies of them (held by
 	 * the snapshot, through the summary) leave the active bitmap. */
@@ -720,7 +726,7 @@ int wafl_snap_rollback(wafl_vol_t *v, const char *name)
 	 * above already left out. */
 	v->blocks_used = used + 1;
 	v->inodes_used = rb.inodes_used;
-	v->next_ino = rb.next_ino;
+	v->next_ino = next_ino_hint(rb.next_ino);
 	alloc_reset_areas(v);
 	wnode_dirty(v->bitmap_wn);
 	wnode_dirty(v->summary_wn);

@@ -406,6 +406,12 @@ int fsinfo_read_newest(struct wafl_vol *v, struct wafl_fsinfo *out);
  * at most WAFL_MAX_SNAPSHOTS entries), or -FL_ECORRUPT (mount.c). */
 int specials_valid(uint64_t nvbns, const struct wafl_dinode *bm,
     const struct wafl_dinode *st, const struct wafl_dinode *sm);
+/* The next-inode hint a root block records, as ialloc may start from it
+ * (mount.c). */
+uint64_t next_ino_hint(uint64_t next_ino);
+/* The same rule for one of them (ino 1, 3 or 4). */
+bool special_inode_ok(uint64_t nvbns, uint64_t ino,
+    const struct wafl_dinode *di);
 
 /* Hold again the roots the mounted fsinfo records (replica.c). */
 void holds_restore(struct wafl_vol *v);

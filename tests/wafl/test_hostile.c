@@ -163,6 +163,8 @@ static int group_setup(void **state)
 	assert_int_equal(wafl_snap_create(v, "s1", &id), 0);
 	wr(v, tpl.f, 4096, 8192, 5);
 	assert_int_equal(wafl_snap_create(v, "s2", &id), 0);
+	/* f's inode leaves the inode-file block s2 shares. */
+	wr(v, tpl.f, 0, 4096, 6);
 	assert_int_equal(wafl_sync(v), 0);
 	assert_int_equal(wafl_unmount(f->v), 0);
 	f->v = NULL;
@@ -286,6 +288,11 @@ static void hx_push(struct hx *h, uint64_t vbn, uint32_t bp_off)
 	assert_int_equal(raid_read(h->raid, vbn, 1, nd->buf), 0);
 }
 
+static struct hx_node *hx_last(struct hx *h)
+{
+	return &h->node[h->n - 1];
+}
+
 /* The root block: node 0. */
 static void hx_root(struct hx *h)
 {
@@ -324,17 +331,30 @@ static uint32_t hx_inode(struct hx *h, uint64_t ino)
 	return (uint32_t)(ino % WAFL_INODES_PER_BLOCK) * WAFL_INODE_SIZE;
 }
 
+/* Path through the active snapshot table to snapshot slot's root block
+ * (its node index returned), then to the block of its inode file holding
+ * ino; returns the inode's offset in the last node. */
+static uint32_t hx_snap_inode(struct hx *h, unsigned slot, uint64_t ino,
+    unsigned *rootnode)
+{
+	(void)hx_inode(h, WAFL_INO_SNAPTABLE);
+	uint32_t ioff = (uint32_t)(WAFL_INO_SNAPTABLE %
+	    WAFL_INODES_PER_BLOCK) * WAFL_INODE_SIZE;
+	assert_true(hx_tree(h, h->n - 1, ioff, 0, 0));
+	hx_push(h, fl_get_le64(hx_last(h)->buf + slot * 128 + 16),
+	    slot * 128 + 16);
+	*rootnode = h->n - 1;
+	assert_true(hx_tree(h, *rootnode, 128, 0,
+	    ino / WAFL_INODES_PER_BLOCK));
+	return (uint32_t)(ino % WAFL_INODES_PER_BLOCK) * WAFL_INODE_SIZE;
+}
+
 /* Path to block (level, fbn) of ino. */
 static void hx_file(struct hx *h, uint64_t ino, unsigned level, uint64_t fbn)
 {
 	uint32_t ioff = hx_inode(h, ino);
 
 	assert_true(hx_tree(h, h->n - 1, ioff, level, fbn));
-}
-
-static struct hx_node *hx_last(struct hx *h)
-{
-	return &h->node[h->n - 1];
 }
 
 static void hx_write_fsinfo(struct hx *h)
@@ -359,6 +379,13 @@ static void hx_seal(struct hx *h)
 			fl_put_le32(h->fsi_blk + 104 + 8 + 16, crc);
 		}
 		assert_int_equal(raid_write(h->raid, nd->vbn, 1, nd->buf), 0);
+		/* An older CP root of the ring may be this very block (a
+		 * snapshot's root is its CP's): it follows. */
+		for (unsigned r = 1; r < h->fsi.ring_len; r++) {
+			uint8_t *e = h->fsi_blk + 104 + 40 * r + 8;
+			if (fl_get_le64(e) == nd->vbn)
+				fl_put_le32(e + 16, crc);
+		}
 	}
 	hx_write_fsinfo(h);
 }
@@ -1093,6 +1120,99 @@ static void test_snapshot_table(void **state)
 	dir_cases(c, WAFL_INO_SNAPTABLE, 0, tab, sizeof(tab) / sizeof(tab[0]));
 }
 
+/* A snapshot's own tree made hostile (its pointer in the table resealed):
+ * reading it, listing it, rolling back to it.  Its special inodes and
+ * counters are what a rollback makes the active file system's. */
+static void test_snapshot_tree(void **state)
+{
+	struct hcase *c = *state;
+	const struct {
+		const char *what;
+		uint64_t ino;		/* UINT64_MAX: the root block */
+		uint32_t off, size;
+		uint64_t val;
+		bool allowed;	/* no violation: unused as a snapshot, or a
+				   hint */
+	} t[] = {
+		{ "bitmap size 2^40", WAFL_INO_BITMAP, 16, 8, 1ull << 40,
+		  false },
+		{ "bitmap size 0", WAFL_INO_BITMAP, 16, 8, 0, false },
+		{ "bitmap a directory", WAFL_INO_BITMAP, 0, 4, S_IFDIR | 0755,
+		  false },
+		{ "snapshot table size 2^40", WAFL_INO_SNAPTABLE, 16, 8,
+		  1ull << 40, false },
+		{ "summary size 2^40", WAFL_INO_SUMMARY, 16, 8, 1ull << 40,
+		  true },
+		{ "file size 2^62", 16, 16, 8, 1ull << 62, false },
+		{ "next_ino max", UINT64_MAX, 32, 8, UINT64_MAX, true },
+		{ "inode file size 2^62", UINT64_MAX, 128 + 16, 8, 1ull << 62,
+		  false },
+	};
+
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		struct hx h;
+		unsigned rootnode;
+		wafl_vol_t *v;
+
+		reset(c);
+		hx_load(&h, c->raid);
+		uint32_t ioff = hx_snap_inode(&h, 1, t[i].ino == UINT64_MAX ?
+		    16 : t[i].ino, &rootnode);
+		if (t[i].ino == UINT64_MAX) {
+			h.n = rootnode + 1;
+			put_field(hx_last(&h)->buf + t[i].off, t[i].size,
+			    t[i].val);
+		} else {
+			put_field(hx_last(&h)->buf + ioff + t[i].off,
+			    t[i].size, t[i].val);
+		}
+		hx_seal(&h);
+		assert_int_equal(wafl_mount(c->raid, &c->mo, &v), 0);
+		struct wafl_check_result res;
+		struct wafl_check_detail det;
+		int crc = wafl_check_detail(v, &res, &det);
+		if (crc != -FL_ECORRUPT && !t[i].allowed)
+			fail_msg("snapshot s2 %s: checked clean", t[i].what);
+		struct wafl_obj root, o;
+		struct wafl_attr a;
+		struct wafl_snapinfo si[4];
+		size_t ns = 0;
+		(void)wafl_snap_list(v, si, 4, &ns);
+		uint64_t id;
+		if (wafl_snap_lookup(v, "s2", &id) == 0 &&
+		    wafl_snap_root(v, id, &root) == 0)
+			walk(v, &root, 0);
+		int rrc = wafl_snap_rollback(v, "s2");
+		if (rrc == 0) {
+			/* Rolled back: the active file system must work. */
+			assert_int_equal(wafl_root(v, &root), 0);
+			walk(v, &root, 0);
+			int cc = wafl_create(v, &root_cred, &root, "after",
+			    WAFL_GUARDED, NULL, 0, &o, &a, NULL);
+			if (cc != 0)
+				fail_msg("snapshot s2 %s: rolled back, then "
+				    "create fails: %d", t[i].what, cc);
+			(void)wafl_sync(v);
+		}
+		wafl_abandon(v);
+		raid_close(c->raid);
+		c->raid = NULL;
+		open_raid(c);
+		if (rrc == 0) {
+			struct outcome o2;
+			exercise(c, &o2);
+			/* What a rollback makes of a field the snapshot
+			 * never used must be clean; a corrupt inode it
+			 * had stays corrupt, and is reported. */
+			if (t[i].allowed &&
+			    (o2.mount_rc != 0 || o2.check_rc != 0))
+				fail_msg("snapshot s2 %s: rolled back to, then "
+				    "the check finds: %s", t[i].what,
+				    o2.res.first_error);
+		}
+	}
+}
+
 /* ----------------------------------------------------------- fsinfo */
 
 static void test_fsinfo(void **state)
@@ -1502,6 +1622,7 @@ int main(void)
 		T(test_dir_nodes),
 		T(test_dir_entry_targets),
 		T(test_snapshot_table),
+		T(test_snapshot_tree),
 		T(test_fsinfo),
 		T(test_generation_at_the_end),
 		T(test_raid_labels),
