@@ -565,7 +565,7 @@ int wafl_replica_advance(wafl_vol_t *v, uint64_t *gen)
 	if (rc == 0)
 		rc = tree_read_inode(v, &rb.inodefile, WAFL_INO_SUMMARY, &sm);
 	if (rc == 0)
-		rc = specials_valid(v->nvbns, &bm, &st, &sm);
+		rc = specials_valid(nf.nvbns, &bm, &st, &sm);
 	if (rc != 0) {
 		fl_err("wafl", "replica: root %llu unreadable (%s); staying at "
 		    "%llu", (unsigned long long)nf.gen, fl_strerror(rc),
