@@ -1458,84 +1458,121 @@ static void log_some_operations(struct hcase *c)
 	open_raid(c);
 }
 
+struct logcase {
+	struct hcase *c;
+	char savedlog[512];
+	char savedimg[NDISKS][512];
+	uint64_t run;
+	unsigned cases;
+};
+
+/*
+ * Record at `at` (len bytes) with the width-byte field at off set to val,
+ * its checksum recomputed (over newlen bytes when the length itself is
+ * rewritten: a longer record covers what follows it in the log), then a
+ * mount (replay) and a check.  The volume and the log start as logged.
+ */
+static void log_mutate(struct logcase *lc, off_t at, uint32_t len,
+    uint32_t off, unsigned width, uint64_t val)
+{
+	struct hcase *c = lc->c;
+	uint32_t cover = len;
+	uint8_t *rec;
+	int fd;
+
+	if (off == 4)
+		cover = (uint32_t)val;
+	if (cover < 32 || cover > len + 4096)
+		return;
+	rec = calloc(1, len > cover ? len : cover);
+	assert_non_null(rec);
+	if (c->raid != NULL)
+		raid_close(c->raid);
+	c->raid = NULL;
+	for (unsigned d = 0; d < NDISKS; d++)
+		assert_int_equal(tl_copy_file(lc->savedimg[d], c->paths[d]), 0);
+	open_raid(c);
+	assert_int_equal(tl_copy_file(lc->savedlog, c->logpath), 0);
+	fd = open(c->logpath, O_RDWR);
+	assert_true(fd >= 0);
+	assert_true(pread(fd, rec, len > cover ? len : cover, at) >=
+	    (ssize_t)len);
+	put_field(rec + off, width, val);
+	fl_put_le32(rec + 28, rec_crc(lc->run, rec, cover));
+	assert_int_equal(pwrite(fd, rec, len, at), (ssize_t)len);
+	close(fd);
+	free(rec);
+	struct outcome o;
+	exercise(c, &o);
+	lc->cases++;
+}
+
+/* Every record's length (shorter, longer: its checksum over what it now
+ * claims), generation and type; and for the first record of each type,
+ * every 16-bit word of its fixed part (lengths of names and data,
+ * numbers, masks) set to 0xffff, and every 32-bit word to 2^32-1. */
 static void test_nvlog_records(void **state)
 {
 	struct hcase *c = *state;
-	static const uint32_t vals[] = { UINT32_MAX, 0x1001 };
+	struct logcase *lc = calloc(1, sizeof(*lc));
 	struct rec recs[64];
-	unsigned nrec, cases = 0;
+	bool seen[8] = { false };
+	unsigned nrec;
 	char *saved;
-	char savedlog[512];
 
-	char savedimg[NDISKS][512];
-
+	assert_non_null(lc);
+	lc->c = c;
 	log_some_operations(c);
 	saved = tl_tmpdir_make(NULL, "hostile-log");
-	tl_path(savedlog, sizeof(savedlog), saved, "nvlog");
-	assert_int_equal(tl_copy_file(c->logpath, savedlog), 0);
+	tl_path(lc->savedlog, sizeof(lc->savedlog), saved, "nvlog");
+	assert_int_equal(tl_copy_file(c->logpath, lc->savedlog), 0);
 	for (unsigned d = 0; d < NDISKS; d++) {
-		tl_path(savedimg[d], sizeof(savedimg[d]), saved, "d%u.img", d);
-		assert_int_equal(tl_copy_file(c->paths[d], savedimg[d]), 0);
+		tl_path(lc->savedimg[d], sizeof(lc->savedimg[d]), saved,
+		    "d%u.img", d);
+		assert_int_equal(tl_copy_file(c->paths[d], lc->savedimg[d]),
+		    0);
 	}
 	exercise_light = true;
 	int fd = open(c->logpath, O_RDONLY);
 	assert_true(fd >= 0);
-	uint64_t run = log_run(fd);
-	nrec = log_records(fd, run, recs, 64);
-	close(fd);
-	assert_true(nrec >= 9);
+	lc->run = log_run(fd);
+	nrec = log_records(fd, lc->run, recs, 64);
+	uint8_t hdr[32];
 	for (unsigned r = 0; r < nrec; r++) {
-		uint32_t plen = recs[r].len - 32;
-		/* Header fields (length, gen, type) and every payload word of
-		 * the first 96 bytes, and the last word. */
-		for (uint32_t off = 4; off + 4 <= 32 + plen && off < 32 + 64;
-		    off += 4) {
-			if (off == 28 || off == 8 || off == 12 || off == 20)
-				continue;	/* the crc, the lsn, gen's top */
-			for (unsigned vi = 0; vi < 2; vi++) {
-				uint8_t *rec = malloc(recs[r].len);
-				assert_non_null(rec);
-				/* The volume as logged, the log as saved. */
-				if (c->raid != NULL)
-					raid_close(c->raid);
-				c->raid = NULL;
-				for (unsigned d = 0; d < NDISKS; d++)
-					assert_int_equal(tl_copy_file(
-					    savedimg[d], c->paths[d]), 0);
-				open_raid(c);
-				assert_int_equal(tl_copy_file(savedlog,
-				    c->logpath), 0);
-				fd = open(c->logpath, O_RDWR);
-				assert_true(fd >= 0);
-				assert_int_equal(pread(fd, rec, recs[r].len,
-				    recs[r].at), (ssize_t)recs[r].len);
-				uint32_t len = recs[r].len;
-				fl_put_le32(rec + off, vals[vi]);
-				if (off == 4) {
-					/* The length itself: the crc covers
-					 * the bytes it names, when they fit. */
-					if (vals[vi] < 32 ||
-					    vals[vi] > recs[r].len) {
-						free(rec);
-						close(fd);
-						continue;
-					}
-					len = vals[vi];
-				}
-				fl_put_le32(rec + 28, rec_crc(run, rec, len));
-				assert_int_equal(pwrite(fd, rec, recs[r].len,
-				    recs[r].at), (ssize_t)recs[r].len);
-				close(fd);
-				free(rec);
-				struct outcome o;
-				exercise(c, &o);
-				cases++;
-			}
+		off_t at = recs[r].at;
+		uint32_t len = recs[r].len;
+		assert_int_equal(pread(fd, hdr, 32, at), 32);
+		uint16_t type = fl_get_le16(hdr + 24);
+		uint64_t gen = fl_get_le64(hdr + 16);
+
+		log_mutate(lc, at, len, 4, 4, 32);
+		log_mutate(lc, at, len, 4, 4, 33);
+		log_mutate(lc, at, len, 4, 4, len - 1);
+		log_mutate(lc, at, len, 4, 4, len + 8);
+		log_mutate(lc, at, len, 16, 8, gen + 1000);
+		log_mutate(lc, at, len, 24, 2, 0);
+		log_mutate(lc, at, len, 24, 2, 0xffff);
+		if (type >= 8 || seen[type])
+			continue;
+		seen[type] = true;
+		uint32_t fixed = type == 1 ? 100 : type == 2 ? 30 :
+		    type == 3 ? 52 : type == 4 ? 42 : type == 5 ? 64 : 32;
+		for (uint32_t o = 0; o + 2 <= fixed + 4 && 32 + o + 2 <= len;
+		    o += 2) {
+			log_mutate(lc, at, len, 32 + o, 2, 0xffff);
+			if (o % 4 == 0 && 32 + o + 4 <= len)
+				log_mutate(lc, at, len, 32 + o, 4,
+				    UINT32_MAX);
 		}
 	}
+	close(fd);
 	exercise_light = false;
-	assert_true(cases > 50);
+	/* Every kind of record was there. */
+	for (unsigned t = 1; t <= 6; t++)
+		assert_true(seen[t]);
+	assert_true(nrec >= 9 && lc->cases > 100);
 	tl_tmpdir_remove(saved);
+	free(lc);
 }
 
 /* ------------------------------------------------- the seeded sweep */
