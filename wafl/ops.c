@@ -560,6 +560,16 @@ int ops_live(const struct wnode *wn, uint32_t gen)
 	return 0;
 }
 
+int ops_entry_ino_check(uint64_t dir, const char *name, uint64_t ino)
+{
+	if (ino >= WAFL_INO_FIRST_USER && ino < WAFL_INO_LIMIT)
+		return 0;
+	fl_err("wafl", "W8: directory %llu: entry '%s' names inode %llu, "
+	    "which no entry may name", (unsigned long long)dir, name,
+	    (unsigned long long)ino);
+	return FL_ERR(-FL_ECORRUPT);
+}
+
 int ops_name_check(const char *name, size_t *len)
 {
 	if (name == NULL || name[0] == '\0')

@@ -81,6 +81,10 @@ int ops_live(const struct wnode *wn, uint32_t gen);
 /* Name checks for names a caller creates or removes: -EINVAL (empty, "/",
  * NUL), -ENAMETOOLONG.  "." and ".." are the caller's business. */
 int ops_name_check(const char *name, size_t *len);
+/* An inode number a directory entry read from disk names: a user inode
+ * (WAFL_INO_FIRST_USER .. WAFL_INO_LIMIT - 1; the root and the special
+ * files are never named by an entry).  0, or -FL_ECORRUPT, logged. */
+int ops_entry_ino_check(uint64_t dir, const char *name, uint64_t ino);
 bool ops_is_dot(const char *name);
 bool ops_is_dotdot(const char *name);
 

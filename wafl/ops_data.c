@@ -376,6 +376,8 @@ int wafl_lookup(wafl_vol_t *v, const struct wafl_cred *c,
 	}
 	wn_dirfile(dw, &df);
 	rc = dir_lookup(&df, name, nl, &ent);
+	if (rc == 0)
+		rc = ops_entry_ino_check(dw->ino, name, ent.ino);
 	if (rc != 0)
 		goto out;
 	rc = wnode_get(v, ent.ino, &wn);
@@ -704,7 +706,9 @@ static int rd_entry(void *arg, const struct dir_ent *ent)
 	struct wafl_obj obj;
 	bool have = false;
 
-	if (x->plus) {
+	/* A reserved inode an entry names gets no handle or attributes. */
+	if (x->plus && ent->ino >= WAFL_INO_FIRST_USER &&
+	    ent->ino < WAFL_INO_LIMIT) {
 		struct wnode *wn;
 		if (wnode_get(x->v, ent->ino, &wn) == 0) {
 			pthread_rwlock_rdlock(&wn->lock);

@@ -84,7 +84,10 @@ static int lookup_locked(struct wnode *dw, const char *name,
 	struct dirfile df;
 
 	wn_dirfile(dw, &df);
-	return dir_lookup(&df, name, strlen(name), ent);
+	int rc = dir_lookup(&df, name, strlen(name), ent);
+	if (rc == 0)
+		rc = ops_entry_ino_check(dw->ino, name, ent->ino);
+	return rc;
 }
 
 /* Get and lock (exclusive) the live object an entry names. */

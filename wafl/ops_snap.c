@@ -231,6 +231,8 @@ int ops_snap_lookup(struct wafl_vol *v, const struct wafl_cred *c,
 	} else {
 		sobj_dirfile(d, &df);
 		rc = dir_lookup(&df, name, strlen(name), &ent);
+		if (rc == 0)
+			rc = ops_entry_ino_check(d->ino, name, ent.ino);
 		if (rc != 0)
 			goto out;
 		ino = ent.ino;

@@ -1087,6 +1087,109 @@ static void test_dir_entry_targets(void **state)
 	dir_cases(c, tpl.sub, rootfbn, t, sizeof(t) / sizeof(t[0]));
 }
 
+/* Find the leaf entry called name in directory ino: its block and the
+ * entry's offset in it. */
+static bool find_entry(struct hcase *c, uint64_t ino, const char *name,
+    uint64_t *fbn_out, uint32_t *off_out)
+{
+	size_t nl = strlen(name);
+
+	for (uint64_t fbn = 1; fbn < 16; fbn++) {
+		struct hx h;
+		hx_load(&h, c->raid);
+		uint32_t ioff = hx_inode(&h, ino);
+		uint64_t size = fl_get_le64(hx_last(&h)->buf + ioff + 16);
+		if (fbn * WAFL_BLOCK_SIZE >= size)
+			break;
+		hx_file(&h, ino, 0, fbn);
+		uint8_t *b = hx_last(&h)->buf;
+		if (memcmp(b, "FLRDIRL1", 8) != 0)
+			continue;
+		uint32_t off = 32, count = fl_get_le16(b + 18);
+		for (uint32_t e = 0; e < count && off + 18 <= WAFL_BLOCK_SIZE;
+		    e++) {
+			uint32_t len = b[off + 17];
+			if (len == nl && memcmp(b + off + 18, name, nl) == 0) {
+				*fbn_out = fbn;
+				*off_out = off;
+				return true;
+			}
+			off += 18 + len;
+		}
+	}
+	return false;
+}
+
+/* An entry naming a reserved inode, then the operations that change what
+ * an entry names: remove, rename over it, link.  The reserved inode must
+ * come out of it untouched: the volume still mounts and the special
+ * files are whole. */
+static void test_dir_entry_reserved_ops(void **state)
+{
+	struct hcase *c = *state;
+	static const uint64_t targets[] = {
+		WAFL_INO_BITMAP, WAFL_INO_SNAPTABLE, WAFL_INO_SUMMARY,
+		WAFL_INO_ROOTDIR, WAFL_INO_INODEFILE, 9,
+	};
+
+	for (unsigned i = 0; i < sizeof(targets) / sizeof(targets[0]); i++) {
+		for (unsigned op = 0; op < 3; op++) {
+			struct hx h;
+			uint64_t fbn = 0;
+			uint32_t off = 0;
+			wafl_vol_t *v;
+			struct wafl_obj root, d, o;
+			struct wafl_attr a;
+
+			reset(c);
+			assert_true(find_entry(c, tpl.d, "n005", &fbn, &off));
+			hx_load(&h, c->raid);
+			hx_file(&h, tpl.d, 0, fbn);
+			fl_put_le64(hx_last(&h)->buf + off + 8, targets[i]);
+			hx_seal(&h);
+			assert_int_equal(wafl_mount(c->raid, &c->mo, &v), 0);
+			assert_int_equal(wafl_root(v, &root), 0);
+			assert_int_equal(wafl_lookup(v, &root_cred, &root, "d",
+			    &d, &a, NULL), 0);
+			int lrc = wafl_lookup(v, &root_cred, &d, "n005", &o, &a,
+			    NULL);
+			if (op == 0)
+				(void)wafl_remove(v, &root_cred, &d, "n005",
+				    NULL);
+			else if (op == 1)
+				(void)wafl_rename(v, &root_cred, &d, "n006", &d,
+				    "n005", NULL, NULL);
+			else
+				(void)wafl_rmdir(v, &root_cred, &d, "n005",
+				    NULL);
+			(void)wafl_sync(v);
+			wafl_abandon(v);
+			raid_close(c->raid);
+			c->raid = NULL;
+			open_raid(c);
+			/* The special files are whole: mount, and the
+			 * check finds the entry (W8) and nothing else. */
+			struct outcome o2;
+			exercise_light = true;
+			exercise(c, &o2);
+			exercise_light = false;
+			if (o2.mount_rc != 0)
+				fail_msg("entry naming inode %llu, op %u: the "
+				    "volume no longer mounts (%d)",
+				    (unsigned long long)targets[i], op,
+				    o2.mount_rc);
+			if (o2.det.w_errors[1] != 0 || o2.det.w_errors[4] != 0)
+				fail_msg("entry naming inode %llu, op %u: %s",
+				    (unsigned long long)targets[i], op,
+				    o2.res.first_error);
+			/* No handle to a reserved inode leaves wafl. */
+			if (lrc == 0)
+				fail_msg("an entry naming inode %llu looks up",
+				    (unsigned long long)targets[i]);
+		}
+	}
+}
+
 /* --------------------------------------------------- snapshot table */
 
 static void test_snapshot_table(void **state)
@@ -1662,6 +1765,7 @@ int main(void)
 		T(test_dir_header),
 		T(test_dir_nodes),
 		T(test_dir_entry_targets),
+		T(test_dir_entry_reserved_ops),
 		T(test_snapshot_table),
 		T(test_snapshot_tree),
 		T(test_fsinfo),
