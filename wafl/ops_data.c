@@ -844,8 +844,17 @@ int wafl_statfs(wafl_vol_t *v, struct wafl_fsstat *st)
 static int replay_obj(struct wafl_vol *v, uint64_t ino, uint32_t gen,
     struct wnode **out)
 {
-	int rc = wnode_get(v, ino, out);
+	int rc;
 
+	/* What a client can name (ops_obj_get): never a special file. */
+	*out = NULL;
+	if (ino != WAFL_INO_ROOTDIR && (ino < WAFL_INO_FIRST_USER ||
+	    ino >= WAFL_INO_LIMIT)) {
+		fl_err("wafl", "replay: inode %llu is no client's object",
+		    (unsigned long long)ino);
+		return FL_ERR(-FL_ECORRUPT);
+	}
+	rc = wnode_get(v, ino, out);
 	if (rc != 0)
 		return rc;
 	if ((*out)->di.mode == 0 || (*out)->di.gen != gen) {

@@ -1230,6 +1230,8 @@ int ops_replay_link(struct wafl_vol *v, struct rec_link *r)
 	pthread_rwlock_rdlock(&v->cp_lock);
 	rc = replay_dir(v, r->dir, &dw);
 	if (rc == 0)
+		rc = ops_entry_ino_check(r->dir, r->name, r->ino);
+	if (rc == 0)
 		rc = wnode_get(v, r->ino, &obj);
 	if (rc == 0) {
 		struct wnode *lk[2] = { dw, obj };

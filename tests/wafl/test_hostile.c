@@ -1575,14 +1575,31 @@ struct logcase {
  * rewritten: a longer record covers what follows it in the log), then a
  * mount (replay) and a check.  The volume and the log start as logged.
  */
+static void log_mutate2(struct logcase *lc, off_t at, uint32_t len,
+    uint32_t off, unsigned width, uint64_t val, uint32_t off2,
+    unsigned width2, uint64_t val2, struct outcome *out);
+
 static void log_mutate(struct logcase *lc, off_t at, uint32_t len,
     uint32_t off, unsigned width, uint64_t val)
+{
+	struct outcome o;
+
+	log_mutate2(lc, at, len, off, width, val, 0, 0, 0, &o);
+}
+
+/* The same with a second field (width2 0: none); *out: what came of it
+ * (mount_rc -1000 when the change was not made). */
+static void log_mutate2(struct logcase *lc, off_t at, uint32_t len,
+    uint32_t off, unsigned width, uint64_t val, uint32_t off2,
+    unsigned width2, uint64_t val2, struct outcome *out)
 {
 	struct hcase *c = lc->c;
 	uint32_t cover = len;
 	uint8_t *rec;
 	int fd;
 
+	memset(out, 0, sizeof(*out));
+	out->mount_rc = -1000;
 	if (off == 4)
 		cover = (uint32_t)val;
 	if (cover < 32 || cover > len + 4096)
@@ -1601,12 +1618,13 @@ static void log_mutate(struct logcase *lc, off_t at, uint32_t len,
 	assert_true(pread(fd, rec, len > cover ? len : cover, at) >=
 	    (ssize_t)len);
 	put_field(rec + off, width, val);
+	if (width2 != 0)
+		put_field(rec + off2, width2, val2);
 	fl_put_le32(rec + 28, rec_crc(lc->run, rec, cover));
 	assert_int_equal(pwrite(fd, rec, len, at), (ssize_t)len);
 	close(fd);
 	free(rec);
-	struct outcome o;
-	exercise(c, &o);
+	exercise(c, out);
 	lc->cases++;
 }
 
@@ -1659,6 +1677,25 @@ static void test_nvlog_records(void **state)
 		log_mutate(lc, at, len, 4, 4, len + 8);
 		log_mutate(lc, at, len, 24, 2, 0);
 		log_mutate(lc, at, len, 24, 2, 0xffff);
+		/* WRITE, SETATTR and LINK name their object by number and
+		 * generation: aimed at a special file (generation 1, as
+		 * mkfs makes them), replay must refuse, not write it. */
+		if (type == 4 || type == 5 || type == 6) {
+			static const uint64_t special[] = {
+				WAFL_INO_BITMAP, WAFL_INO_SNAPTABLE,
+				WAFL_INO_SUMMARY, WAFL_INO_INODEFILE,
+			};
+			for (unsigned k = 0; k < 4; k++) {
+				struct outcome o;
+				log_mutate2(lc, at, len, 32, 8, special[k],
+				    32 + 8, 4, 1, &o);
+				if (o.mount_rc == 0 && o.check_rc != 0)
+					fail_msg("record type %u replayed on "
+					    "inode %llu: %s", type,
+					    (unsigned long long)special[k],
+					    o.res.first_error);
+			}
+		}
 		uint32_t fixed = type == 1 ? 100 : type == 2 ? 30 :
 		    type == 3 ? 52 : type == 4 ? 42 : type == 5 ? 64 : 32;
 		for (uint32_t o = 0; o + 2 <= fixed + 4 && 32 + o + 2 <= len;
