@@ -129,6 +129,13 @@ static int entry_peek(struct wafl_vol *v, const struct dir_ent *ent,
 	return 0;
 }
 
+static int first_entry(void *arg, const struct dir_ent *ent)
+{
+	(void)arg;
+	(void)ent;
+	return 1;
+}
+
 static int dir_is_empty(struct wnode *dw, bool *empty)
 {
 	struct dirfile df;
@@ -138,6 +145,20 @@ static int dir_is_empty(struct wnode *dw, bool *empty)
 	wn_dirfile(dw, &df);
 	rc = dir_count(&df, &n);
 	*empty = n == 0;
+	if (rc != 0 || n != 0)
+		return rc;
+	/* The header's count is read from disk: an empty directory has
+	 * no entry in its leaves either (one descent), or its entries'
+	 * objects would be orphaned. */
+	rc = dir_iterate(&df, 0, first_entry, NULL);
+	if (rc == 1) {
+		fl_err("wafl", "W8: directory %llu: its header counts no "
+		    "entries, its index holds some",
+		    (unsigned long long)dw->ino);
+		rc = FL_ERR(-FL_ECORRUPT);
+	}
+	if (rc != 0)
+		*empty = false;
 	return rc;
 }
 

@@ -1190,6 +1190,37 @@ static void test_dir_entry_reserved_ops(void **state)
 	}
 }
 
+/* A header that counts no entries in a directory that has some: RMDIR
+ * must not take it for empty (its entries' objects would be orphaned). */
+static void test_dir_count_lies(void **state)
+{
+	struct hcase *c = *state;
+	static const uint64_t *const dirs[] = { &tpl.sub, &tpl.d };
+	static const char *const names[] = { "sub", "d" };
+
+	for (unsigned i = 0; i < 2; i++) {
+		struct hx h;
+		wafl_vol_t *v;
+		struct wafl_obj root;
+
+		reset(c);
+		hx_load(&h, c->raid);
+		hx_file(&h, *dirs[i], 0, 0);
+		fl_put_le64(hx_last(&h)->buf + 32, 0);	/* count */
+		hx_seal(&h);
+		assert_int_equal(wafl_mount(c->raid, &c->mo, &v), 0);
+		assert_int_equal(wafl_root(v, &root), 0);
+		int rc = wafl_rmdir(v, &root_cred, &root, names[i], NULL);
+		if (rc == 0)
+			fail_msg("rmdir of %s, whose header counts no entries "
+			    "but which has some, succeeded", names[i]);
+		wafl_abandon(v);
+		raid_close(c->raid);
+		c->raid = NULL;
+		open_raid(c);
+	}
+}
+
 /* --------------------------------------------------- snapshot table */
 
 static void test_snapshot_table(void **state)
@@ -1803,6 +1834,7 @@ int main(void)
 		T(test_dir_nodes),
 		T(test_dir_entry_targets),
 		T(test_dir_entry_reserved_ops),
+		T(test_dir_count_lies),
 		T(test_snapshot_table),
 		T(test_snapshot_tree),
 		T(test_fsinfo),
