@@ -511,6 +511,18 @@ static void scribble(wafl_vol_t *v)
 	(void)wafl_sync(v);
 }
 
+static int count_block(void *arg, uint64_t vbn, uint64_t birth,
+    uint32_t cksum, const void *data, unsigned flags)
+{
+	(void)vbn;
+	(void)birth;
+	(void)cksum;
+	(void)data;
+	(void)flags;
+	(*(uint64_t *)arg)++;
+	return 0;
+}
+
 struct outcome {
 	int mount_rc;
 	int check_rc;
@@ -540,6 +552,13 @@ static void exercise(struct hcase *c, struct outcome *out)
 	assert_true(out->check_rc == 0 || out->check_rc == -FL_ECORRUPT);
 	if (!exercise_light && wafl_root(v, &root) == 0)
 		walk(v, &root, 0);
+	if (!exercise_light) {
+		/* What a mirror source sends: the whole tree, and the
+		 * snapshots' (the ring's older roots may be gone). */
+		uint64_t nblk = 0;
+		(void)wafl_birth_walk(v, out->mounted_gen, 0, count_block,
+		    &nblk);
+	}
 	if (!exercise_light) {
 		struct wafl_snapinfo si[8];
 		size_t ns = 0;
