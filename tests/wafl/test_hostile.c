@@ -1366,6 +1366,87 @@ static void test_snapshot_tree(void **state)
 	}
 }
 
+/* A mirror destination's next root, hostile: the blocks and an fsinfo of
+ * the next generation are written under a read-only (replica) mount, as
+ * the mirror writes them, and wafl_replica_advance must refuse the root
+ * and keep serving the one it has.  The root block is rewritten in
+ * place, so the old root cannot be read afterwards; the test is about the
+ * switch. */
+static void replica_next_root(struct hcase *c, uint64_t ino, uint32_t off,
+    unsigned width, uint64_t val, bool hostile)
+{
+	struct wafl_mount_opts mo;
+	wafl_vol_t *v;
+	struct hx h;
+	uint64_t g = 0;
+
+	reset(c);
+	memset(&mo, 0, sizeof(mo));
+	mo.readonly = true;
+	mo.cache_bytes = 4u << 20;
+	assert_int_equal(wafl_mount(c->raid, &mo, &v), 0);
+	uint64_t gen0 = wafl_generation(v);
+
+	hx_load(&h, c->raid);
+	uint64_t ng = h.fsi.gen + 1;
+	if (ino == UINT64_MAX) {
+		hx_root(&h);
+		put_field(h.node[0].buf + off, width, val);
+	} else {
+		uint32_t ioff = hx_inode(&h, ino);
+		put_field(hx_last(&h)->buf + ioff + off, width, val);
+	}
+	fl_put_le64(h.node[0].buf + 8, ng);	/* the root block's gen */
+	for (unsigned i = h.n; i-- > 0; ) {
+		struct hx_node *nd = &h.node[i];
+		uint32_t crc = fl_crc32c(0, nd->buf, WAFL_BLOCK_SIZE);
+		if (i > 0)
+			fl_put_le32(h.node[i - 1].buf + nd->bp_off + 16, crc);
+		else
+			h.fsi.root.cksum = crc;
+		assert_int_equal(raid_write(h.raid, nd->vbn, 1, nd->buf), 0);
+	}
+	h.fsi.gen = ng;
+	h.fsi.root.birth = ng;
+	h.fsi.ring_len = 1;
+	h.fsi.ring[0].gen = ng;
+	h.fsi.ring[0].root = h.fsi.root;
+	h.fsi.nholds = 0;
+	memset(h.fsi.holds, 0, sizeof(h.fsi.holds));
+	h.fsi.flags |= WAFL_FSI_REPLICA;
+	wafl_fsinfo_encode(h.fsi_blk, &h.fsi);
+	assert_int_equal(raid_write(h.raid, ng % 2, 1, h.fsi_blk), 0);
+	assert_int_equal(raid_flush(h.raid), 0);
+
+	int rc = wafl_replica_advance(v, &g);
+	if (hostile) {
+		if (rc == 0)
+			fail_msg("replica advanced to a root with inode %llu "
+			    "field %u = %llu", (unsigned long long)ino, off,
+			    (unsigned long long)val);
+		assert_int_equal(wafl_generation(v), gen0);
+	} else {
+		assert_int_equal(rc, 0);
+		assert_int_equal(g, ng);
+	}
+	assert_int_equal(wafl_unmount(v), 0);
+}
+
+static void test_replica_advance(void **state)
+{
+	struct hcase *c = *state;
+
+	/* The harness itself: a next root with nothing hostile. */
+	replica_next_root(c, UINT64_MAX, 24, 8, 313, false);
+	replica_next_root(c, WAFL_INO_BITMAP, 16, 8, 1ull << 40, true);
+	replica_next_root(c, WAFL_INO_SUMMARY, 0, 4, S_IFDIR | 0755, true);
+	replica_next_root(c, WAFL_INO_SNAPTABLE, 16, 8, 1ull << 40, true);
+	replica_next_root(c, WAFL_INO_BITMAP, 16, 8, 1ull << 62, true);
+	replica_next_root(c, UINT64_MAX, 128 + 80, 1, 9, true);
+	/* A hint only: advanced to, and taken as mount takes it. */
+	replica_next_root(c, UINT64_MAX, 32, 8, UINT64_MAX, false);
+}
+
 /* ----------------------------------------------------------- fsinfo */
 
 static void test_fsinfo(void **state)
@@ -1856,6 +1937,7 @@ int main(void)
 		T(test_dir_count_lies),
 		T(test_snapshot_table),
 		T(test_snapshot_tree),
+		T(test_replica_advance),
 		T(test_fsinfo),
 		T(test_generation_at_the_end),
 		T(test_raid_labels),
