@@ -20,16 +20,21 @@
  *
  * Covered: fsinfo, the root block and its counters, the inode file's
  * inode, reserved and user inodes (type, size, height, nlink, flags,
- * parent, self number), block pointers in indirect blocks and in the
- * root block (outside the VBN space, an fsinfo slot, a stale checksum,
- * another file's block, itself, a birth from the future, flags),
- * directory headers, internal nodes, leaves and entries (lengths, keys,
- * children, entries naming reserved inodes or the directory itself), the
- * snapshot table, raid labels (geometry, layout, member states, on one
- * disk and on all) and NVLOG records (the length, generation and type,
- * and every word of the first 32 bytes of each payload, the record's
- * checksum recomputed).  A seeded sweep rewrites random fields of random
- * metadata blocks (no assertion but survival).
+ * inline data where only symlinks keep it, parent, self number), block
+ * pointers in indirect blocks and in the root block (outside the VBN
+ * space, an fsinfo slot, a stale checksum, another file's block, itself,
+ * a birth from the future, flags), directory headers, internal nodes,
+ * leaves and entries (lengths, keys, children, entries naming reserved
+ * inodes or the directory itself, then removed, renamed over, rmdir'ed;
+ * a header count that lies to RMDIR), the snapshot table, a snapshot's
+ * own tree (read, listed, rolled back to), a replica's next root, raid
+ * labels (geometry, layout, member states, on one disk and on all) and
+ * NVLOG records (length, generation, type, the words of each kind's
+ * fixed part, WRITE/SETATTR/LINK aimed at the special files; the
+ * record's checksum recomputed).  Every mutated volume is also walked
+ * by birth generation, as a mirror source reads it.  A seeded sweep
+ * rewrites random fields of random metadata blocks (no assertion but
+ * survival).
  *
  * Images live under /dev/shm when $TMPDIR is not set: hundreds of mounts
  * with their flushes, and nothing here is about durability.
@@ -783,6 +788,41 @@ static void reset(struct hcase *c)
 		assert_int_equal(tl_copy_file(tpl.paths[d], c->paths[d]), 0);
 	(void)unlink(c->logpath);
 	open_raid(c);
+}
+
+/* Inline data where only symlinks keep it: a directory, a regular file,
+ * a device node's worth (flags and size rewritten together). */
+static void test_inline_elsewhere(void **state)
+{
+	struct hcase *c = *state;
+	const struct {
+		uint64_t *ino;
+		uint64_t size;
+		bool must_catch;
+	} t[] = {
+		{ &tpl.d, 100, true },
+		{ &tpl.sub, 0, true },
+		{ &tpl.f, 300, false },
+		{ &tpl.x, 0, false },
+	};
+
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		struct hx h;
+		struct outcome o;
+
+		reset(c);
+		hx_load(&h, c->raid);
+		uint32_t ioff = hx_inode(&h, *t[i].ino);
+		uint8_t *p = hx_last(&h)->buf + ioff;
+		fl_put_le32(p + 68, WAFL_INO_INLINE);
+		fl_put_le64(p + 16, t[i].size);
+		p[80] = 0;
+		hx_seal(&h);
+		exercise(c, &o);
+		if (t[i].must_catch && o.mount_rc == 0 && o.check_rc == 0)
+			fail_msg("inline inode %llu: checked clean",
+			    (unsigned long long)*t[i].ino);
+	}
 }
 
 /* The inode file's own inode and the root block's counters. */
@@ -1926,6 +1966,7 @@ int main(void)
 		T(test_inode_symlink),
 		T(test_inode_root_dir),
 		T(test_inode_reserved),
+		T(test_inline_elsewhere),
 		T(test_root_block),
 		T(test_next_ino_hint),
 		T(test_indirect_file),
