@@ -1520,6 +1520,26 @@ static void test_fsinfo(void **state)
 		hx_write_fsinfo(&h);
 		assert_caught_fsinfo(c, h.fsi.gen, t[i].what);
 	}
+	/* An older ring root, and a held root, that verify but are no
+	 * root block: x's first data block, its pointer copied whole. */
+	for (int k = 0; k < 2; k++) {
+		struct hx h;
+		reset(c);
+		find_other_bp(c);
+		hx_load(&h, c->raid);
+		assert_true(h.fsi.ring_len >= 2);
+		if (k == 0) {
+			memcpy(h.fsi_blk + 104 + 40 + 8, other_bp, WAFL_BP_SIZE);
+		} else {
+			uint64_t birth = fl_get_le64(other_bp + 8);
+			fl_put_le32(h.fsi_blk + 328, 1);
+			fl_put_le64(h.fsi_blk + 336, birth);
+			memcpy(h.fsi_blk + 336 + 8, other_bp, WAFL_BP_SIZE);
+		}
+		hx_write_fsinfo(&h);
+		assert_caught_fsinfo(c, h.fsi.gen, k == 0 ? "ring[1] a data "
+		    "block" : "a held root that is a data block");
+	}
 }
 
 /* A generation near the end of its range: fsinfo, its ring and the root
