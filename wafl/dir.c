@@ -56,14 +56,15 @@
  *     8    8  ino        opaque to dir.c
  *    16    1  type       opaque to dir.c
  *    17    1  namelen    1..255
- *    18    n  name       namelen bytes, no terminator
+ *    18    n  name       namelen bytes, no terminator; no '/' or NUL,
+ *                        not "." or ".." (D2)
  * Free body: zeros.
  *
  * INVARIANTS (dir_check verifies every one; messages name them)
  *   D1  The header's fields are in range (as above).
  *   D2  Every node has its magic, its own fbn in self, the level its parent
  *       implies, count/used consistent and inside the block, reserved and
- *       unused bytes zero.
+ *       unused bytes zero; every name one a create could make.
  *   D3  Keys are strictly increasing and inside the range the parents'
  *       separators give; all leaves are at depth height-1; only the root
  *       may be empty (a leaf with no entries).
@@ -508,6 +509,13 @@ static const char *leaf_decode(const uint8_t *b, uint64_t fbn, uint64_t lo,
 			return "D2: leaf entry with empty name";
 		if (off + ENT_HDR + e->namelen > N_BODY + used)
 			return "D2: leaf entry name past used bytes";
+		/* Names go out to clients as they are: none that no create
+		 * makes ("/", NUL, "." and ".."). */
+		if (memchr(e->name, '/', e->namelen) != NULL ||
+		    memchr(e->name, '\0', e->namelen) != NULL ||
+		    (e->name[0] == '.' && (e->namelen == 1 ||
+		    (e->namelen == 2 && e->name[1] == '.'))))
+			return "D2: leaf entry name no create makes";
 		if (e->key < DIR_KEY_MIN || (i > 0 && e->key <= prev))
 			return "D3: leaf keys out of order";
 		if (e->key < lo || e->key > max)

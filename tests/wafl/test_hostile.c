@@ -409,6 +409,11 @@ static int collect(void *arg, const struct wafl_dirent *de)
 
 	if (nm->n >= 400)
 		return 1;
+	/* A name no create makes never reaches a client. */
+	if (de->name[0] == '\0' || strchr(de->name, '/') != NULL ||
+	    (nm->n >= 2 && (strcmp(de->name, ".") == 0 ||
+	    strcmp(de->name, "..") == 0)))
+		fail_msg("readdir gives the name '%s'", de->name);
 	snprintf(nm->name[nm->n], sizeof(nm->name[0]), "%s", de->name);
 	nm->ino[nm->n++] = de->fileid;
 	return 0;
@@ -1115,6 +1120,9 @@ static void test_dir_nodes(void **state)
 		{ "ino the root", 32 + 8, 8, WAFL_INO_ROOTDIR },
 		{ "type 200", 32 + 16, 1, 200 },
 		{ "type dir", 32 + 16, 1, WAFL_DIR },
+		{ "name with slash", 32 + 18, 1, '/' },
+		{ "name with NUL", 32 + 18, 1, 0 },
+		{ "name \"..\" (n0xx: len 2)", 32 + 17, 4, 0x2e2e02 },
 		{ "magic free", 0, 8, 0x3146524944524c46ull },
 	};
 	dir_cases(c, tpl.d, child0, leaf, sizeof(leaf) / sizeof(leaf[0]));
