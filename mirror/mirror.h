@@ -388,5 +388,16 @@ wafl_vol_t *mir_resync_volume(mir_resync_t *r);
 int mir_resync_overwrite(wafl_vol_t **t, raid_vol_t *raid,
     const char *nvlog_path, const struct mir_resync_opts *o,
     struct mir_resync_result *res);
+/*
+ * What a resync's roll back left on T (a mounted volume; filerd mounts a
+ * volume whose row says resyncing read-only at start): 1 if its newest
+ * root is the one mir_resync_overwrite rolled back to (fsinfo flag
+ * WAFL_FSI_REPLICA, which nothing else sets, and a ring of that root
+ * alone: a CP since would have made the ring longer, and the first root
+ * a source sends replaces it), *gen its generation, the common one; 0 if
+ * not (T cut short before its roll back was durable, or W); or a
+ * negative errno.
+ */
+int mir_resync_rolled_back(wafl_vol_t *v, uint64_t *gen);
 
 #endif

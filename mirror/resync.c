@@ -1455,3 +1455,22 @@ int mir_resync_overwrite(wafl_vol_t **tp, raid_vol_t *raid,
 	mir_conn_close(&c);
 	return rc;
 }
+
+int mir_resync_rolled_back(wafl_vol_t *v, uint64_t *gen)
+{
+	uint8_t *blk = malloc(WAFL_BLOCK_SIZE);
+	struct wafl_fsinfo f;
+	uint64_t g = wafl_generation(v);
+	int rc = blk == NULL ? -ENOMEM : wafl_root_of(v, g, blk);
+
+	if (rc == 0)
+		rc = wafl_fsinfo_decode(blk, &f);
+	free(blk);
+	if (rc != 0)
+		return rc;
+	if ((f.flags & WAFL_FSI_REPLICA) == 0 || f.gen != g ||
+	    f.ring_len != 1 || f.ring[0].gen != g || f.root.birth != g)
+		return 0;
+	*gen = g;
+	return 1;
+}
