@@ -123,6 +123,9 @@ struct mir_source_stats {
 	uint64_t source_gen;		/* newest durable root here */
 	uint64_t backlog_bytes;
 	uint64_t connects, link_losses, overflows;
+	/* Sessions begun: the destination's STATUS named this file system
+	 * at a generation retained here (or a baseline was allowed). */
+	uint64_t sessions;
 	uint64_t transfers_cp, transfers_walk;
 	uint64_t blocks_sent_cp, blocks_sent_walk;
 	uint64_t last_walk_blocks, last_walk_base, last_walk_target;

@@ -910,6 +910,7 @@ static int session_start(struct mir_source *s,
 		s->acked = s->sent = sm->gen;
 	}
 	pthread_mutex_lock(&s->lock);
+	s->st.sessions++;
 	s->st.acked_gen = s->acked;
 	s->st.sent_gen = s->sent;
 	/* A destination that already serves the newest root is in sync from
