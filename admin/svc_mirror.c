@@ -85,6 +85,12 @@ struct mrel {
 	uint64_t fallbacks;	/* source: held roots made snapshots */
 	struct { uint64_t gen, t; } seen[SEEN_MAX];
 	size_t nseen, seen_next;
+	/* A row a crash left resyncing, run as the source it becomes if
+	 * the resync had finished, until the peer's STATUS says so
+	 * (resync_recover): its row stays resyncing meanwhile. */
+	bool confirm;
+	bool confirm_was_dest;	/* the row said destination (--reverse) */
+	uint64_t confirm_until;	/* now_s() deadline */
 };
 
 /* A row of mirrors joined with its volume and peer. */
@@ -106,6 +112,8 @@ struct mrow {
 	uint64_t throttle_bps;	/* the source's send limit; 0: none */
 	bool tls;
 	char dir[ADM_PATH_MAX];	/* the volume's directory */
+	bool confirm;		/* rec_confirm: run as the source it becomes */
+	bool confirm_was_dest;
 };
 
 /* A resync running here (mirror/resync.c): this side is T (overwritten)
@@ -126,6 +134,11 @@ static struct {
 	bool syncing;		/* adm_mirror_sync is starting relationships */
 	bool up;
 } svc;
+
+/* How long a row a crash left resyncing waits at the next start for the
+ * peer to say the resync had finished (resync_recover): as long as a
+ * running half waits for its peer (mir_resync_opts.accept_timeout_ms). */
+#define RESYNC_CONFIRM_S	600
 
 static uint64_t now_s(void)
 {
@@ -367,9 +380,14 @@ bool adm_mirror_is_dest(struct adm_ctx *ctx, int64_t vol_id)
 {
 	int64_t n = 0;
 
+	/* Before the service starts, a volume whose row a stop or a crash
+	 * left resyncing is mounted read-only too: nothing (NVLOG replay,
+	 * CPs, NFS) writes it before resync_recover has decided what the
+	 * resync left. */
 	if (adm_db_i64(ctx->db, &n, "SELECT count(*) FROM mirrors WHERE "
-	    "volume_id = ? AND direction = 'destination' AND state != "
-	    "'broken-off'", "i", vol_id) != 0)
+	    "volume_id = ? AND state != 'broken-off' AND (direction = "
+	    "'destination' OR (? AND state = 'resyncing'))", "ii", vol_id,
+	    (int64_t)!svc.up) != 0)
 		return false;
 	return n > 0;
 }
@@ -434,7 +452,7 @@ static int src_run(struct adm_ctx *ctx, struct mrel *r,
 		.port = w->port,
 		.mode = w->mode,
 		.raid = av->raid,
-		.allow_baseline = w->acked == 0,
+		.allow_baseline = w->acked == 0 && !r->confirm,
 		.compress = w->compress,
 		.tls = w->tls,
 		.throttle_bps = w->throttle_bps,
@@ -580,6 +598,9 @@ static void rel_start(struct adm_ctx *ctx, const struct mrow *w)
 	snprintf(r->state, sizeof(r->state), "%s", w->state);
 	snprintf(r->err, sizeof(r->err), "%s", w->err);
 	r->acked = w->acked;
+	r->confirm = w->confirm;
+	r->confirm_was_dest = w->confirm_was_dest;
+	r->confirm_until = now_s() + RESYNC_CONFIRM_S;
 	/* The next start is an interval from now (anchored: the next
 	 * slot, not one now). */
 	r->last_kick = sched_mark(r, sched_clock(ctx, r));
@@ -618,7 +639,9 @@ void adm_mirror_sync(struct adm_ctx *ctx)
 
 		next = r->next;
 		for (size_t i = 0; i < n; i++)
-			if (rows[i].id == r->id && should_run(&rows[i]))
+			if (rows[i].id == r->id && (should_run(&rows[i]) ||
+			    (r->confirm && strcmp(rows[i].state,
+			    "resyncing") == 0)))
 				keep = true;
 		if (!keep) {
 			rel_stop(ctx, r);
@@ -793,6 +816,7 @@ bool adm_mirror_rel_status(struct adm_ctx *ctx, int64_t id,
 		mir_source_stats(r->src, &s);
 		seen_note(r, s.source_gen, t);
 		snprintf(st->state, sizeof(st->state), "%s",
+		    r->confirm ? "resyncing" :
 		    s.quiesce_requested ? "quiesced" :
 		    s.state == MIR_UNINITIALIZED ? "transferring" :
 		    mir_state_name(s.state));
@@ -877,6 +901,14 @@ int adm_mirror_break_dest(struct adm_ctx *ctx, int64_t id, char *why,
 	uint64_t gen;
 	int rc;
 
+	if (r != NULL && r->confirm) {
+		/* A row a crash left resyncing, not confirmed yet
+		 * (resync_recover): the administrator ends the wait. */
+		rel_stop(ctx, r);
+		state_set(ctx, r, "broken-off", "by the administrator");
+		rel_unlink(r);
+		return 0;
+	}
 	if (r == NULL || r->dst == NULL) {
 		snprintf(why, whylen, "the relationship does not run here (is "
 		    "the volume online?)");
@@ -1179,6 +1211,10 @@ static void resync_tick(struct adm_ctx *ctx)
 
 /* ------------------------------------------------------------ the tick */
 
+static void confirm_check(struct adm_ctx *ctx, struct mrel *r);
+static void confirm_expire(struct adm_ctx *ctx, struct mrel *r,
+    const char *why);
+
 static void tick_one(struct adm_ctx *ctx, struct mrel *r, uint64_t t)
 {
 	const char *st = NULL;
@@ -1186,6 +1222,10 @@ static void tick_one(struct adm_ctx *ctx, struct mrel *r, uint64_t t)
 	uint64_t acked = r->acked;
 	bool store = false;
 
+	if (r->confirm)
+		confirm_check(ctx, r);
+	if (r->confirm)
+		return;		/* the row stays resyncing meanwhile */
 	if (r->src != NULL) {
 		struct mir_source_stats s;
 
@@ -1284,18 +1324,215 @@ void adm_mirror_tick(struct adm_ctx *ctx)
 	for (struct mrel *r = svc.rels, *next; r != NULL; r = next) {
 		next = r->next;
 		tick_one(ctx, r, t);
+		if (r->confirm && t >= r->confirm_until)
+			confirm_expire(ctx, r, "cut by a stop or crash, and the "
+			    "peer did not take it up as the destination in "
+			    "time");
 	}
+}
+
+/* ------------------------------------------- a resync a crash cut */
+
+/*
+ * A row left resyncing by a crash (or a stop that could not wait for
+ * its half) at this start.  docs/mirror.md, "Resync after a crash", has
+ * the table.  What is durable decides:
+ *
+ *   - T's roll back (mir_resync_rolled_back: the volume's newest root is
+ *     the common generation G, as the roll back wrote it) comes after
+ *     RS_DONE, which W sends only once T's data is durable on W (M7):
+ *     the resync had finished.  Finished here as rjob_finish finishes
+ *     it: catching-up, a destination, acknowledged G.
+ *   - Otherwise this side is W, or T cut short before its roll back; the
+ *     volume alone cannot say whether the peer went on.  The peer can:
+ *     this side runs as the source it would be (rel_start, confirm; no
+ *     baseline), its row still resyncing, and the first session the
+ *     peer's STATUS begins (a destination of this relationship serving
+ *     a generation retained here, which only a T that finished the
+ *     resync runs) finishes it (confirm_check).  A peer that answers no
+ *     such STATUS by RESYNC_CONFIRM_S leaves the row broken-off, as
+ *     before, saying what to do.
+ */
+static void rec_broken(struct adm_ctx *ctx, const struct mrow *w,
+    const char *why)
+{
+	char err[192];
+
+	snprintf(err, sizeof(err), "resync interrupted: %s", why);
+	(void)adm_db_exec(ctx->db, "UPDATE mirrors SET state = 'broken-off', "
+	    "last_error = ? WHERE id = ?", "si", err, w->id);
+	adm_event(ctx, w->vol, "mirror.state", "mirror %s: resyncing -> "
+	    "broken-off: %s", w->vol, err);
+}
+
+/* T's roll back to g is durable: the resync had finished. */
+static void rec_t_done(struct adm_ctx *ctx, const struct mrow *w,
+    struct adm_vol *av, uint64_t g)
+{
+	/* As after the roll back: the NVLOG's records were not G's (a
+	 * crash may have come before the resync removed it). */
+	if (av->nvlog[0] != '\0')
+		(void)unlink(av->nvlog);
+	(void)adm_db_exec(ctx->db, "UPDATE mirrors SET state = 'catching-up', "
+	    "direction = 'destination', acked_gen = ?, last_error = '', "
+	    "throttle_bps = 0 WHERE id = ?", "ii", (int64_t)g, w->id);
+	adm_event(ctx, w->vol, "mirror.resync", "mirror %s: resync done from "
+	    "common generation %llu (found at start: this side was rolled "
+	    "back to it before filerd could record it; its data since is "
+	    "kept on the peer as snapshots resync.*)", w->vol,
+	    (unsigned long long)g);
+}
+
+/* The volume mounted writable again (it was mounted read-only at start:
+ * adm_mirror_is_dest). */
+static int vol_remount_rw(struct adm_ctx *ctx, struct adm_vol *av)
+{
+	struct wafl_mount_opts mo = { .nvlog_path = av->nvlog };
+	wafl_vol_t *v = vol_detach(ctx, av);
+	int rc;
+
+	if (v != NULL)
+		(void)wafl_unmount(v);
+	mo.cache_bytes = adm_setting_u64(ctx, "cache_bytes");
+	mo.cp_interval_ms = (uint32_t)adm_setting_u64(ctx, "cp_interval_ms");
+	rc = wafl_mount(av->raid, &mo, &v);
+	if (rc == 0)
+		vol_attach(ctx, av, v);
+	return rc;
+}
+
+static void rec_confirm(struct adm_ctx *ctx, const struct mrow *w,
+    struct adm_vol *av)
+{
+	struct mrow sw = *w;
+	struct mrel *r;
+	char why[160];
+	int rc = vol_remount_rw(ctx, av);
+
+	if (rc != 0) {
+		snprintf(why, sizeof(why), "cannot mount the volume writable at "
+		    "start: %s", fl_strerror(rc));
+		rec_broken(ctx, w, why);
+		return;
+	}
+	/* The source it becomes: this volume to the peer's, at the peer's
+	 * address; the rate stays with a source's row (after --reverse the
+	 * peer sent it in the resync, which no row here has kept). */
+	sw.dest = false;
+	sw.confirm = true;
+	sw.confirm_was_dest = w->dest;
+	if (w->dest)
+		sw.throttle_bps = 0;
+	rel_start(ctx, &sw);
+	r = rel_find(w->id);
+	if (r == NULL) {
+		rec_broken(ctx, w, "filerd stopped or crashed, and the source "
+		    "that would confirm it with the peer cannot start");
+		return;
+	}
+	snprintf(r->err, sizeof(r->err), "resync cut by a stop or crash: "
+	    "asking the peer whether it finished");
+	row_store(ctx, r);
+	adm_event(ctx, w->vol, "mirror.state", "mirror %s: resyncing: this "
+	    "side's half was cut by a stop or crash before its result was "
+	    "recorded; finished if the peer serves the common generation as "
+	    "the destination within %u s, else broken-off", w->vol,
+	    RESYNC_CONFIRM_S);
+}
+
+static void resync_recover(struct adm_ctx *ctx)
+{
+	struct mrow *rows = NULL;
+	size_t n = 0;
+
+	if (rows_read(ctx, &rows, &n) != 0) {
+		(void)adm_db_exec(ctx->db, "UPDATE mirrors SET state = "
+		    "'broken-off', last_error = 'resync interrupted' WHERE "
+		    "state = 'resyncing'", NULL);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct mrow *w = &rows[i];
+		struct adm_vol *av;
+		uint64_t g = 0;
+		int rb;
+
+		if (strcmp(w->state, "resyncing") != 0)
+			continue;
+		av = adm_vol_find(ctx, w->vol);
+		if (av == NULL || av->raid == NULL || av->wafl == NULL) {
+			rec_broken(ctx, w, "the volume was offline at start");
+			continue;
+		}
+		rb = mir_resync_rolled_back(av->wafl, &g);
+		if (rb > 0)
+			rec_t_done(ctx, w, av, g);
+		else if (rb == 0)
+			rec_confirm(ctx, w, av);
+		else
+			rec_broken(ctx, w, "cannot read the volume's root");
+	}
+	free(rows);
+}
+
+/*
+ * A row left resyncing, run as the source (rec_confirm): the first
+ * session the peer's STATUS begins finishes the resync (r->confirm
+ * goes).
+ */
+static void confirm_check(struct adm_ctx *ctx, struct mrel *r)
+{
+	struct mir_source_stats s;
+
+	mir_source_stats(r->src, &s);
+	if (s.sessions == 0)
+		return;
+	(void)adm_db_exec(ctx->db, "UPDATE mirrors SET state = 'catching-up', "
+	    "direction = 'source', acked_gen = ?, last_error = '' WHERE id = ?",
+	    "ii", (int64_t)s.acked_gen, r->id);
+	r->confirm = false;
+	r->acked = s.acked_gen;
+	r->err[0] = '\0';
+	snprintf(r->state, sizeof(r->state), "catching-up");
+	adm_event(ctx, r->vol, "mirror.resync", "mirror %s: resync done from "
+	    "common generation %llu (confirmed at start: the peer serves it "
+	    "as the destination; this side is the source and keeps the "
+	    "peer's data as snapshots resync.*)%s", r->vol,
+	    (unsigned long long)s.acked_gen, r->confirm_was_dest ?
+	    "; the relationship's throttle, which the peer sent in the "
+	    "resync, was not recorded: set it here again if it had one "
+	    "(mirror modify --throttle)" : "");
+	exports_reload(ctx);	/* a source's export rules now */
+}
+
+/* Past the deadline with no such session: broken-off, as before (a
+ * resync the peer did not finish either; else the admin must say). r is
+ * freed. */
+static void confirm_expire(struct adm_ctx *ctx, struct mrel *r,
+    const char *why)
+{
+	struct mir_source_stats s;
+	char err[192];
+
+	mir_source_stats(r->src, &s);
+	snprintf(err, sizeof(err), "resync interrupted: %s (%.60s)", why,
+	    s.last_error[0] != '\0' ? s.last_error : "no answer");
+	rel_stop(ctx, r);
+	(void)adm_db_exec(ctx->db, "UPDATE mirrors SET state = 'broken-off', "
+	    "last_error = ? WHERE id = ?", "si", err, r->id);
+	adm_event(ctx, r->vol, "mirror.state", "mirror %s: resyncing -> "
+	    "broken-off: %s; if the peer's row says catching-up or in-sync, "
+	    "run mirror break there, then mirror resync on both", r->vol, err);
+	rel_unlink(r);
+	exports_reload(ctx);
 }
 
 /* --------------------------------------------------------- the service */
 
 static int mir_start(struct adm_ctx *ctx)
 {
-	/* A resync that filerd's stop or crash interrupted: run it again. */
-	(void)adm_db_exec(ctx->db, "UPDATE mirrors SET state = 'broken-off', "
-	    "last_error = 'resync interrupted' WHERE state = 'resyncing'",
-	    NULL);
 	svc.up = true;
+	resync_recover(ctx);
 	adm_mirror_sync(ctx);
 	return 0;
 }
@@ -1389,6 +1626,11 @@ static void mir_volume_down(struct adm_ctx *ctx, const char *name)
 		if (strcmp(r->vol, name) != 0)
 			continue;
 		tick_one(ctx, r, now_s());
+		if (r->confirm) {
+			confirm_expire(ctx, r, "the volume went offline or "
+			    "was rolled back");
+			continue;
+		}
 		rel_stop(ctx, r);
 		rel_unlink(r);
 	}
