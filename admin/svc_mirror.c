@@ -47,6 +47,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -133,6 +134,7 @@ static struct {
 	mir_listener_t *lis;	/* mirror_port, while anything here listens */
 	bool syncing;		/* adm_mirror_sync is starting relationships */
 	bool up;
+	bool crash_at_done;	/* tests: FILER_RESYNC_CRASH_AT_DONE */
 } svc;
 
 /* How long a row a crash left resyncing waits at the next start for the
@@ -1202,6 +1204,15 @@ static void resync_tick(struct adm_ctx *ctx)
 			pp = &j->next;
 			continue;
 		}
+		if (svc.crash_at_done) {
+			/* Tests: a crash after the half finished, before
+			 * its result is stored (resync_recover). */
+			fl_warn(ADM_SUB, "mirror %s: resync half finished (%s): "
+			    "killing filerd before it is recorded "
+			    "(FILER_RESYNC_CRASH_AT_DONE)", j->vol,
+			    fl_strerror(rc));
+			(void)raise(SIGKILL);
+		}
 		*pp = j->next;
 		rjob_finish(ctx, j, rc, &res);
 		free(j);
@@ -1531,6 +1542,9 @@ static void confirm_expire(struct adm_ctx *ctx, struct mrel *r,
 
 static int mir_start(struct adm_ctx *ctx)
 {
+	const char *crash = getenv("FILER_RESYNC_CRASH_AT_DONE");
+
+	svc.crash_at_done = crash != NULL && strcmp(crash, "1") == 0;
 	svc.up = true;
 	resync_recover(ctx);
 	adm_mirror_sync(ctx);

@@ -45,6 +45,16 @@
  *               (T): the row says catching-up in its new direction with
  *               no error, not "resync interrupted", and after the
  *               restart the source catches the destination up.
+ *   resync_crash_at_done  a filerd killed (SIGKILL) after its half of a
+ *               resync finished and before it recorded that (test knob
+ *               FILER_RESYNC_CRASH_AT_DONE): W and then T of a plain
+ *               resync, W and then T of --reverse; restarted, it
+ *               finishes the resync (T from its rolled-back volume, W
+ *               once the peer serves the common generation as the
+ *               destination): both rows agree with no error, nothing
+ *               says interrupted, the new destination serves the new
+ *               source's data and what it writes next, T's data is a
+ *               snapshot on both sides.
  *   shared_port two relationships between the same two filerds (two
  *               volumes each side), both received on the destination's
  *               one mirror_port: each secondary serves its own source's
@@ -1183,6 +1193,146 @@ static void test_resync_done_at_stop(void **state)
 	assert_int_equal(ta_daemon_stop(&t->s.d), 0);
 }
 
+/* Wait (60 s bound) for d's filerd to exit by itself; its status as
+ * ta_daemon_signal_wait gives it, -1 if it did not. */
+static int daemon_exit_wait(struct ta_daemon *d)
+{
+	int st = 0;
+
+	for (int i = 0; i < 1200 && d->pid > 0; i++) {
+		if (waitpid(d->pid, &st, WNOHANG) == d->pid) {
+			d->pid = 0;
+			return WIFEXITED(st) ? WEXITSTATUS(st) :
+			    128 + WTERMSIG(st);
+		}
+		ta_sleep_ms(50);
+	}
+	return -1;
+}
+
+/*
+ * A resync between the current source src and destination dst (plain:
+ * src wins; reverse: dst wins) whose half on the crashing side (W, the
+ * winner, if crash_w, else T) finishes, after which that side's filerd
+ * is killed (SIGKILL) before any tick stored the result: it runs with
+ * the test knob FILER_RESYNC_CRASH_AT_DONE, which kills it at the first
+ * tick that sees its half finished.  Its row is left resyncing while the
+ * peer's half finishes and goes on.  Restarted, the crashed side must
+ * finish the resync itself (T: its volume is rolled back; W: the peer
+ * serves the common generation as the destination), not make it
+ * broken-off: both rows agree (W the source, T the destination, no
+ * error), and the relationship goes on.  Returns the generation T
+ * serves at the end.
+ */
+static long crash_at_done_round(struct tl_mirror_side *src,
+    struct tl_mirror_side *dst, bool reverse, bool crash_w, long g, int id,
+    const char *seen, char *snap, size_t len)
+{
+	const char *const knob[] = { "FILER_RESYNC_CRASH_AT_DONE", "1", NULL };
+	struct tl_mirror_side *w = reverse ? dst : src;
+	struct tl_mirror_side *tt = reverse ? src : dst;
+	struct tl_mirror_side *h = crash_w ? w : tt, *o = crash_w ? tt : w;
+	const char *rev = reverse ? "--reverse" : NULL;
+	char wf[32], tf[32], after[32], path[128];
+
+	snprintf(wf, sizeof(wf), "/w-crash%d", id);
+	snprintf(tf, sizeof(tf), "/t-crash%d", id);
+	snprintf(after, sizeof(after), "/after-crash%d", id);
+	free(ta_ctl_expect(0, dst->home, "mirror", "break", dst->vol, NULL));
+	free(ta_ctl_expect(0, src->home, "mirror", "break", src->vol, NULL));
+	write_file(w, wf, id);
+	write_file(tt, tf, id + 1);
+	assert_int_equal(ta_daemon_stop(&h->d), 0);
+	ta_daemon_start_env(&h->d, h->home, knob);
+	int done = events_count(h, "mirror.resync", "resync done");
+	int found = events_count(h, "mirror.resync", crash_w ?
+	    "confirmed at start" : "found at start");
+
+	free(ta_ctl_expect(0, h->home, "mirror", "resync", h->vol, rev, NULL));
+	free(ta_ctl_expect(0, o->home, "mirror", "resync", o->vol, rev, NULL));
+	int st = daemon_exit_wait(&h->d);
+	if (st != 128 + SIGKILL)
+		fail_msg("%s's filerd was not killed after its half of the "
+		    "resync (exit status %d, see %s)", crash_w ? "W" : "T", st,
+		    h->d.log);
+	char *row = db_text(h, "SELECT state FROM mirrors");
+	assert_string_equal(row, "resyncing");	/* the window */
+	free(row);
+
+	ta_daemon_start(&h->d, h->home);
+	wait_state(w, "in-sync");
+	wait_state(tt, "in-sync");
+	g = wait_acked_on(w, g);
+	tl_mirror_wait_served(tt, g);
+	row = db_text(w, "SELECT direction || '|' || last_error FROM mirrors");
+	assert_string_equal(row, "source|");
+	free(row);
+	row = db_text(tt, "SELECT direction || '|' || last_error FROM mirrors");
+	assert_string_equal(row, "destination|");
+	free(row);
+	assert_int_equal(events_count(h, "mirror.resync", "resync done"),
+	    done + 1);
+	assert_int_equal(events_count(h, "mirror.resync", crash_w ?
+	    "confirmed at start" : "found at start"), found + 1);
+	assert_int_equal(events_count(h, "mirror.state", "interrupted"), 0);
+
+	/* W's data is on T, T's is kept as a snapshot on both sides, and
+	 * what W writes now arrives. */
+	read_compare(tt, wf, id);
+	assert_int_equal(try_create(tt, "/nope"), -EROFS);
+	resync_snap_not(w, w->vol, seen, snap, len);
+	snprintf(path, sizeof(path), "/.snapshot/%s%s", snap, tf);
+	read_compare(w, path, id + 1);
+	read_compare(tt, path, id + 1);
+	write_file(w, after, id + 2);
+	g = wait_acked_on(w, tl_mirror_long(w, "source_gen"));
+	tl_mirror_wait_served(tt, g);
+	read_compare(tt, after, id + 2);
+	return g;
+}
+
+/*
+ * A filerd killed after its half of a resync finished and before it
+ * recorded that (crash_at_done_round), each side in each direction: a
+ * plain resync with the source's filerd (W: its restart asks the peer,
+ * which serves the common generation as the destination, and finishes)
+ * killed, then the destination's (T: its volume is rolled back, which
+ * comes only after W had its data: finished at start); then --reverse
+ * with the destination's filerd killed (now W, its row a destination
+ * that becomes the source) and --reverse again with the same filerd
+ * killed (now T, its row the source).  Each time both rows end in
+ * agreement, the new source catches the new destination up and goes on
+ * streaming; `check` clean on both volumes (teardown).
+ */
+static void test_resync_crash_at_done(void **state)
+{
+	struct mtest *t = *state;
+	char s1[64], s2[64], s3[64], s4[64];
+	long g;
+
+	exports(t);
+	ta_daemon_start(&t->s.d, t->s.home);
+	ta_daemon_start(&t->d.d, t->d.home);
+	peers_and_relationship(t);
+	g = base_served(t);
+
+	g = crash_at_done_round(&t->s, &t->d, false, true, g, 2, "", s1,
+	    sizeof(s1));
+	g = crash_at_done_round(&t->s, &t->d, false, false, g, 4, s1, s2,
+	    sizeof(s2));
+	/* --reverse: vdst's filerd wins and is killed (W) */
+	g = crash_at_done_round(&t->s, &t->d, true, true, g, 6, "", s3,
+	    sizeof(s3));
+	/* --reverse again: vdst's filerd, now the source, is overwritten
+	 * and killed (T) */
+	g = crash_at_done_round(&t->d, &t->s, true, false, g, 8, "", s4,
+	    sizeof(s4));
+	read_compare(&t->d, "/w-crash2", 2);
+	read_compare(&t->s, "/w-crash8", 8);
+	assert_int_equal(ta_daemon_stop(&t->d.d), 0);
+	assert_int_equal(ta_daemon_stop(&t->s.d), 0);
+}
+
 /* Every state the mirror row of side s is updated to goes into table
  * row_states: each one is what a crash of filerd right after it would
  * leave. */
@@ -1776,6 +1926,8 @@ int main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_resync, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_resync_done_at_stop,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_resync_crash_at_done,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_shared_port, setup,
 		    teardown),
