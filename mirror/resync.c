@@ -60,8 +60,10 @@
  *   k = 2..9; then W refuses (EEXIST).  All checked before any change.
  *
  * LOST REPLY
- *   The import is durable before RS_DONE goes out; if that send fails, T
- *   did not hear of it, keeps its data and may retry.  W then keeps G: a
+ *   The import is durable before RS_DONE goes out; if that send fails,
+ *   or T is gone by then (closed or reset: a crash, or its wait for the
+ *   reply ran out while we imported; the socket would still take the
+ *   frame), T did not hear of it, keeps its data and may retry.  W then keeps G: a
  *   hold of the session would end with it, so G becomes snapshot
  *   mirror.base.<G> unless a snapshot keeps it already (if even that
  *   fails, the hold stays), and says so in its log.  Each imported
@@ -790,6 +792,10 @@ static int w_session(struct mir_resync *r, struct mir_conn *c)
 	mir_rs_done_encode(mir_conn_payload(c), is.gen, is.blocks);
 	if (__atomic_exchange_n(&rs_drop_reply, false, __ATOMIC_RELAXED))
 		rc = -ECONNRESET;	/* test: as if the send failed */
+	else if (mir_conn_peer_gone(c))
+		rc = -ECONNRESET;	/* T went away while we imported (a
+					   crash): the socket would take
+					   RS_DONE, T never hears it */
 	else
 		rc = mir_send_buf(c, MIR_MSG_RS_DONE, 16);
 	if (rc != 0 && !w_keep_base(r, g))

@@ -684,6 +684,21 @@ int mir_conn_init(struct mir_conn *c, int fd, uint32_t timeout_ms,
 	return 0;
 }
 
+bool mir_conn_peer_gone(struct mir_conn *c)
+{
+	uint8_t b;
+	ssize_t n;
+
+	if (c->fd < 0)
+		return true;
+	if (c->ssl != NULL || c->ipos < c->ilen)
+		return false;	/* TLS, or bytes to read: not known here */
+	do {
+		n = recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+	} while (n < 0 && errno == EINTR);
+	return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
+}
+
 void mir_conn_close(struct mir_conn *c)
 {
 	if (c->ssl != NULL) {

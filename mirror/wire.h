@@ -351,6 +351,10 @@ struct mir_conn {
 int mir_conn_init(struct mir_conn *c, int fd, uint32_t timeout_ms,
     const volatile bool *stop);
 void mir_conn_close(struct mir_conn *c);
+/* The peer closed or reset the connection (what it sent before is all
+ * read): a frame sent now would still be taken by the socket, and
+ * never read.  False while unknown (TLS, or bytes not yet read). */
+bool mir_conn_peer_gone(struct mir_conn *c);
 /* Send at most bps bytes a second on average from now on (0: as fast as
  * the link goes), in pieces of at most MIR_PACE_PIECE with a burst of a
  * quarter second, so the peer never waits long for the next bytes. */
