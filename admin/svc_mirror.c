@@ -849,6 +849,10 @@ bool adm_mirror_rel_status(struct adm_ctx *ctx, int64_t id,
 		st->blocks_not_resent = s.blocks_not_resent;
 		snprintf(st->last_error, sizeof(st->last_error), "%s",
 		    s.last_error);
+		if (r->confirm)
+			snprintf(st->last_error, sizeof(st->last_error),
+			    "%.80s%s%.100s", r->err, s.last_error[0] != '\0' ?
+			    ": " : "", s.last_error);
 	} else if (r->dst != NULL) {
 		struct mir_dest_stats s;
 
