@@ -55,6 +55,11 @@
  *               says interrupted, the new destination serves the new
  *               source's data and what it writes next, T's data is a
  *               snapshot on both sides.
+ *   resync_crash_unconfirmed  a filerd killed while its half of a
+ *               resync waits for the peer's: restarted, its row stays
+ *               resyncing while it asks the peer (status says so and
+ *               why), a break ends the wait, and the resync run again
+ *               on both finishes.
  *   shared_port two relationships between the same two filerds (two
  *               volumes each side), both received on the destination's
  *               one mirror_port: each secondary serves its own source's
@@ -1367,6 +1372,59 @@ static void test_resync_crash_at_done(void **state)
 	assert_int_equal(ta_daemon_stop(&t->s.d), 0);
 }
 
+/*
+ * A filerd killed while its half of a resync waits for the peer's (the
+ * source's, W: the destination's admin has not run `mirror resync`
+ * yet): restarted, its row is still resyncing and it asks the peer,
+ * which serves no destination (its row is broken-off); status says
+ * resyncing and why.  `mirror break` ends the wait (broken-off, by the
+ * administrator), and the resync run again on both finishes.
+ */
+static void test_resync_crash_unconfirmed(void **state)
+{
+	struct mtest *t = *state;
+	long g;
+
+	exports(t);
+	ta_daemon_start(&t->s.d, t->s.home);
+	ta_daemon_start(&t->d.d, t->d.home);
+	peers_and_relationship(t);
+	g = base_served(t);
+	free(ta_ctl_expect(0, t->d.home, "mirror", "break", "vdst", NULL));
+	free(ta_ctl_expect(0, t->s.home, "mirror", "break", "vsrc", NULL));
+	write_file(&t->s, "/w-new", 2);
+	write_file(&t->d, "/t-new", 3);
+
+	free(ta_ctl_expect(0, t->s.home, "mirror", "resync", "vsrc", NULL));
+	assert_int_equal(ta_daemon_signal_wait(&t->s.d, SIGKILL),
+	    128 + SIGKILL);
+	ta_daemon_start(&t->s.d, t->s.home);
+	wait_field(&t->s, "$.mirrors[0].last_error", "asking the peer", true);
+	char *js = tl_mirror_status(&t->s);
+	ta_json_eq(js, "$.mirrors[0].state", "resyncing");
+	free(js);
+	ta_sleep_ms(1500);	/* a tick or more: still not confirmed */
+	char *row = db_text(&t->s, "SELECT state FROM mirrors");
+	assert_string_equal(row, "resyncing");
+	free(row);
+	/* W's own volume takes writes meanwhile. */
+	write_file(&t->s, "/w-wait", 4);
+
+	free(ta_ctl_expect(0, t->s.home, "mirror", "break", "vsrc", NULL));
+	row = db_text(&t->s, "SELECT state FROM mirrors");
+	assert_string_equal(row, "broken-off");
+	free(row);
+	free(ta_ctl_expect(0, t->s.home, "mirror", "resync", "vsrc", NULL));
+	free(ta_ctl_expect(0, t->d.home, "mirror", "resync", "vdst", NULL));
+	wait_state(&t->s, "in-sync");
+	g = wait_acked(t, g);
+	tl_mirror_wait_served(&t->d, g);
+	read_compare(&t->d, "/w-new", 2);
+	read_compare(&t->d, "/w-wait", 4);
+	assert_int_equal(ta_daemon_stop(&t->d.d), 0);
+	assert_int_equal(ta_daemon_stop(&t->s.d), 0);
+}
+
 /* Every state the mirror row of side s is updated to goes into table
  * row_states: each one is what a crash of filerd right after it would
  * leave. */
@@ -1962,6 +2020,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_resync_done_at_stop,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_resync_crash_at_done,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_resync_crash_unconfirmed,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_shared_port, setup,
 		    teardown),
