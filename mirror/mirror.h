@@ -330,6 +330,11 @@ struct mir_resync_opts {
 	 * 0: none; else raised to MIR_THROTTLE_MIN, cut to
 	 * MIR_THROTTLE_MAX.  W: unused. */
 	uint64_t rel_throttle_bps;
+	/* T: a file where T records, durably, that RS_DONE came (the
+	 * relationship, G and G's root) before it rolls back; removed once
+	 * the roll back is durable.  A crash in between leaves it for
+	 * mir_resync_done_rollback.  NULL: no record. */
+	const char *done_path;
 };
 
 struct mir_resync_result {
@@ -402,5 +407,19 @@ int mir_resync_overwrite(wafl_vol_t **t, raid_vol_t *raid,
  * negative errno.
  */
 int mir_resync_rolled_back(wafl_vol_t *v, uint64_t *gen);
+/*
+ * T's record that RS_DONE came (mir_resync_opts.done_path), left by a
+ * crash before its roll back was durable: W holds T's data, so the roll
+ * back is finished now.  raid is T's volume, not mounted.  1: rolled
+ * back to *gen (the NVLOG at nvlog_path removed, the record too); 0: no
+ * valid record for relationship rel_id (a torn or foreign one is
+ * removed), nothing changed; or a negative errno (the record stays).
+ */
+int mir_resync_done_rollback(raid_vol_t *raid, const char *nvlog_path,
+    const char *done_path, const uint8_t rel_id[MIR_REL_ID_SIZE],
+    uint64_t *gen);
+/* Tests: T kills its process (SIGKILL) once its record of RS_DONE is
+ * durable, before it rolls back. */
+void mir_resync_test_crash_after_done_record(void);
 
 #endif

@@ -110,8 +110,10 @@
  *   as W's, or trees carried).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -967,6 +969,7 @@ int mir_resync_start(wafl_vol_t *v, raid_vol_t *raid, const char *nvlog,
 	r->o.host = o->host != NULL ? strdup(o->host) : NULL;
 	r->o.snap_name = o->snap_name != NULL ? strdup(o->snap_name) : NULL;
 	r->o.spool_dir = o->spool_dir != NULL ? strdup(o->spool_dir) : NULL;
+	r->o.done_path = o->done_path != NULL ? strdup(o->done_path) : NULL;
 	r->nvlog = nvlog != NULL ? strdup(nvlog) : NULL;
 	r->w = v;
 	r->raid = raid;
@@ -978,6 +981,7 @@ int mir_resync_start(wafl_vol_t *v, raid_vol_t *raid, const char *nvlog,
 			free((char *)(uintptr_t)r->o.host);
 			free((char *)(uintptr_t)r->o.snap_name);
 			free((char *)(uintptr_t)r->o.spool_dir);
+		free((char *)(uintptr_t)r->o.done_path);
 			free(r->nvlog);
 			free(r);
 			return rc;
@@ -991,6 +995,7 @@ int mir_resync_start(wafl_vol_t *v, raid_vol_t *raid, const char *nvlog,
 		free((char *)(uintptr_t)r->o.host);
 		free((char *)(uintptr_t)r->o.snap_name);
 		free((char *)(uintptr_t)r->o.spool_dir);
+		free((char *)(uintptr_t)r->o.done_path);
 		free(r->nvlog);
 		free(r);
 		return -rc;
@@ -1065,6 +1070,7 @@ void mir_resync_stop(mir_resync_t *r)
 	free((char *)(uintptr_t)r->o.host);
 	free((char *)(uintptr_t)r->o.snap_name);
 	free((char *)(uintptr_t)r->o.spool_dir);
+	free((char *)(uintptr_t)r->o.done_path);
 	free(r->nvlog);
 	free(r);
 }
@@ -1258,6 +1264,179 @@ static int t_bump(wafl_vol_t *t)
 	return rc;
 }
 
+/*
+ * Roll T's raid volume back to root `root` of generation g, as a replica
+ * (wafl_rollback_replica); t, if mounted, is unmounted first.  The
+ * newest root in G's slot takes one more CP first (M2).  Then the NVLOG
+ * goes: its records are G's future no more.
+ */
+static int t_rollback(wafl_vol_t *t, raid_vol_t *raid,
+    const char *nvlog_path, uint64_t g, const struct wafl_bp *root)
+{
+	int rc = 0;
+
+	for (int tries = 0;; tries++) {
+		struct wafl_mount_opts mo = { .nvlog_path = nvlog_path,
+		    .no_cp_thread = true };
+		if (t != NULL)
+			rc = wafl_unmount(t);
+		t = NULL;
+		if (rc == 0)
+			rc = wafl_rollback_replica(raid, g, root);
+		if (rc != -EAGAIN || tries >= 3)
+			break;
+		/* the newest root is in G's slot: one more CP first */
+		rc = wafl_mount(raid, &mo, &t);
+		if (rc == 0)
+			rc = t_bump(t);
+		if (rc != 0)
+			break;
+	}
+	if (t != NULL)
+		(void)wafl_unmount(t);
+	if (rc == 0 && nvlog_path != NULL)
+		(void)unlink(nvlog_path);
+	return rc;
+}
+
+/*
+ * T's record that RS_DONE came (mir_resync_opts.done_path), 64 bytes,
+ * little-endian:
+ *
+ *   off size field
+ *     0    8 magic "FLRSDONE"
+ *     8    4 version (1)
+ *    12    4 zero
+ *    16   16 relationship id
+ *    32    8 G
+ *    40    8 G's root block: vbn
+ *    48    8                 birth (G)
+ *    56    4                 crc32c
+ *    60    4 crc32c of bytes 0..59
+ *
+ * Written and flushed (file and directory) before the roll back begins;
+ * a torn one fails its checksum and counts as none.
+ */
+#define RS_DONE_REC_SIZE	64
+static const char rs_done_magic[8] = { 'F', 'L', 'R', 'S', 'D', 'O', 'N',
+    'E' };
+
+struct rs_done_rec {
+	uint8_t rel_id[MIR_REL_ID_SIZE];
+	uint64_t gen;
+	struct wafl_bp root;
+};
+
+static bool rs_crash_after_record;
+
+void mir_resync_test_crash_after_done_record(void)
+{
+	__atomic_store_n(&rs_crash_after_record, true, __ATOMIC_RELAXED);
+}
+
+static int dir_sync(const char *path)
+{
+	char *dir = strdup(path);
+	char *sl = dir != NULL ? strrchr(dir, '/') : NULL;
+	int fd, rc = 0;
+
+	if (dir == NULL)
+		return -ENOMEM;
+	if (sl == dir)
+		sl[1] = '\0';
+	else if (sl != NULL)
+		*sl = '\0';
+	fd = open(sl != NULL ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || fsync(fd) != 0)
+		rc = -errno;
+	if (fd >= 0)
+		close(fd);
+	free(dir);
+	return rc;
+}
+
+static int done_record_write(const char *path, const uint8_t *rel_id,
+    uint64_t g, const struct wafl_bp *root)
+{
+	uint8_t b[RS_DONE_REC_SIZE] = { 0 };
+	int fd, rc = 0;
+
+	memcpy(b, rs_done_magic, 8);
+	fl_put_le32(b + 8, 1);
+	memcpy(b + 16, rel_id, MIR_REL_ID_SIZE);
+	fl_put_le64(b + 32, g);
+	fl_put_le64(b + 40, root->vbn);
+	fl_put_le64(b + 48, root->birth);
+	fl_put_le32(b + 56, root->cksum);
+	fl_put_le32(b + 60, fl_crc32c(0, b, 60));
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	if (pwrite(fd, b, sizeof(b), 0) != (ssize_t)sizeof(b))
+		rc = errno != 0 ? -errno : -EIO;
+	if (rc == 0 && fsync(fd) != 0)
+		rc = -errno;
+	close(fd);
+	if (rc == 0)
+		rc = dir_sync(path);
+	return rc;
+}
+
+/* -ENOENT: none; -FL_ECORRUPT: torn or not a record. */
+static int done_record_read(const char *path, struct rs_done_rec *d)
+{
+	uint8_t b[RS_DONE_REC_SIZE];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	n = pread(fd, b, sizeof(b), 0);
+	close(fd);
+	if (n != (ssize_t)sizeof(b) || memcmp(b, rs_done_magic, 8) != 0 ||
+	    fl_get_le32(b + 8) != 1 || fl_get_le32(b + 12) != 0 ||
+	    fl_get_le32(b + 60) != fl_crc32c(0, b, 60))
+		return FL_ERR(-FL_ECORRUPT);
+	memcpy(d->rel_id, b + 16, MIR_REL_ID_SIZE);
+	d->gen = fl_get_le64(b + 32);
+	d->root = (struct wafl_bp){ .vbn = fl_get_le64(b + 40),
+	    .birth = fl_get_le64(b + 48), .cksum = fl_get_le32(b + 56) };
+	if (d->gen == 0 || d->root.birth != d->gen || d->root.vbn == 0)
+		return FL_ERR(-FL_ECORRUPT);
+	return 0;
+}
+
+int mir_resync_done_rollback(raid_vol_t *raid, const char *nvlog_path,
+    const char *done_path, const uint8_t rel_id[MIR_REL_ID_SIZE],
+    uint64_t *gen)
+{
+	struct rs_done_rec d;
+	int rc = done_record_read(done_path, &d);
+
+	if (rc == -ENOENT)
+		return 0;
+	if (rc == 0 && memcmp(d.rel_id, rel_id, MIR_REL_ID_SIZE) != 0)
+		rc = -ESRCH;
+	if (rc != 0) {
+		fl_warn("mirror", "resync: %s is no record of RS_DONE for this "
+		    "relationship (%s): removed", done_path, fl_strerror(rc));
+		(void)unlink(done_path);
+		return 0;
+	}
+	rc = t_rollback(NULL, raid, nvlog_path, d.gen, &d.root);
+	if (rc != 0) {
+		fl_err("mirror", "resync: RS_DONE had come (%s), but the roll "
+		    "back to generation %" PRIu64 " failed: %s", done_path,
+		    d.gen, fl_strerror(rc));
+		return rc;
+	}
+	(void)unlink(done_path);
+	fl_warn("mirror", "resync: RS_DONE had come before a crash (%s): "
+	    "rolled back to generation %" PRIu64 " now", done_path, d.gen);
+	*gen = d.gen;
+	return 1;
+}
+
 /* T's part on an established connection (see mir_resync_overwrite). */
 static int t_session(wafl_vol_t **tp, raid_vol_t *raid,
     const char *nvlog_path, const struct mir_resync_opts *op,
@@ -1390,36 +1569,34 @@ static int t_session(wafl_vol_t **tp, raid_vol_t *raid,
 	}
 	res->bytes_out = c.bytes_out;
 	res->bytes_in = c.bytes_in;
-	/* W holds our data durably (M7): roll back to G. */
+	/* W holds our data durably (M7): record that, then roll back to
+	 * G.  The record narrows what a crash here leaves undecided to
+	 * RS_DONE's way (mir_resync_done_rollback); without it the roll
+	 * back goes on all the same. */
+	if (o.done_path != NULL) {
+		int drc = done_record_write(o.done_path, o.rel_id, g.gen,
+		    &g.root);
+		if (drc != 0)
+			fl_warn("mirror", "resync: cannot record RS_DONE in %s: "
+			    "%s", o.done_path, fl_strerror(drc));
+		else if (__atomic_load_n(&rs_crash_after_record,
+		    __ATOMIC_RELAXED)) {
+			fl_warn("mirror", "resync: RS_DONE recorded: killed "
+			    "before the roll back (test)");
+			(void)raise(SIGKILL);
+		}
+	}
 	wafl_release_root(t, tg);
 	held = false;
 	*tp = NULL;		/* from here on t is ours to unmount */
-	for (int tries = 0;; tries++) {
-		struct wafl_mount_opts mo = { .nvlog_path = nvlog_path,
-		    .no_cp_thread = true };
-		rc = wafl_unmount(t);
-		t = NULL;
-		if (rc == 0)
-			rc = wafl_rollback_replica(raid, g.gen, &g.root);
-		if (rc != -EAGAIN || tries >= 3)
-			break;
-		/* the newest root is in G's slot: one more CP first */
-		rc = wafl_mount(raid, &mo, &t);
-		if (rc == 0)
-			rc = t_bump(t);
-		if (rc != 0)
-			break;
-	}
-	if (t != NULL)
-		(void)wafl_unmount(t);
+	rc = t_rollback(t, raid, nvlog_path, g.gen, &g.root);
 	t = NULL;
 	if (rc != 0) {
 		rs_error(res, "roll back", rc);
 		goto out;
 	}
-	if (nvlog_path != NULL)
-		(void)unlink(nvlog_path);	/* its records are G's future
-						   no more */
+	if (o.done_path != NULL)
+		(void)unlink(o.done_path);	/* the roll back says it now */
 	fl_info("mirror", "resync: rolled back to generation %" PRIu64
 	    "; the other side holds this side's data as %" PRIu32 " snapshot(s)"
 	    " (generation %" PRIu64 ")", g.gen, res->snaps, res->snap_gen);
