@@ -688,6 +688,14 @@ void adm_mirror_ckpt_path(const char *dir, const char *vol, char *out,
 	snprintf(out, len, "%s/%s.mirror-ckpt", dir, vol);
 }
 
+/* T's record that RS_DONE came (mir_resync_opts.done_path), beside the
+ * volume's disks. */
+static void resync_done_path(const char *dir, const char *vol, char *out,
+    size_t len)
+{
+	snprintf(out, len, "%s/%s.resync-done", dir, vol);
+}
+
 /* ------------------------------------------------------- schedules */
 
 int adm_mirror_schedule_parse(const char *s, uint64_t *secs, int64_t *at)
@@ -1036,6 +1044,10 @@ int adm_mirror_resync(struct adm_ctx *ctx, int64_t id, bool reverse,
 		.overwrite = j->t_side,
 		.spool_dir = w->dir,
 	};
+	char done[ADM_PATH_MAX + ADM_NAME_MAX + 16];
+	resync_done_path(w->dir, w->vol, done, sizeof(done));
+	if (j->t_side)
+		o.done_path = done;
 	/* The throttle is the source row's: the relationship's rate on the
 	 * link whichever way the data goes.  This filerd paces its side:
 	 * as T it sends the bulk, as W it reads it. */
@@ -1380,22 +1392,27 @@ static void rec_broken(struct adm_ctx *ctx, const struct mrow *w,
 	    "broken-off: %s", w->vol, err);
 }
 
-/* T's roll back to g is durable: the resync had finished. */
+/* T's roll back to g is durable (how: what): the resync had
+ * finished. */
 static void rec_t_done(struct adm_ctx *ctx, const struct mrow *w,
-    struct adm_vol *av, uint64_t g)
+    struct adm_vol *av, uint64_t g, const char *how)
 {
+	char path[ADM_PATH_MAX + ADM_NAME_MAX + 16];
+
 	/* As after the roll back: the NVLOG's records were not G's (a
-	 * crash may have come before the resync removed it). */
+	 * crash may have come before the resync removed it), and the
+	 * record of RS_DONE has done its part. */
 	if (av->nvlog[0] != '\0')
 		(void)unlink(av->nvlog);
+	resync_done_path(w->dir, w->vol, path, sizeof(path));
+	(void)unlink(path);
 	(void)adm_db_exec(ctx->db, "UPDATE mirrors SET state = 'catching-up', "
 	    "direction = 'destination', acked_gen = ?, last_error = '', "
 	    "throttle_bps = 0 WHERE id = ?", "ii", (int64_t)g, w->id);
 	adm_event(ctx, w->vol, "mirror.resync", "mirror %s: resync done from "
-	    "common generation %llu (found at start: this side was rolled "
-	    "back to it before filerd could record it; its data since is "
-	    "kept on the peer as snapshots resync.*)", w->vol,
-	    (unsigned long long)g);
+	    "common generation %llu (found at start: %s; this side's data "
+	    "since is kept on the peer as snapshots resync.*)", w->vol,
+	    (unsigned long long)g, how);
 }
 
 /* The volume mounted writable again (it was mounted read-only at start:
@@ -1413,6 +1430,44 @@ static int vol_remount_rw(struct adm_ctx *ctx, struct adm_vol *av)
 	rc = wafl_mount(av->raid, &mo, &v);
 	if (rc == 0)
 		vol_attach(ctx, av, v);
+	return rc;
+}
+
+/*
+ * T's record that RS_DONE came, left by a crash before its roll back:
+ * W holds T's data, so the roll back is finished here
+ * (mir_resync_done_rollback) and the volume mounted read-only again.
+ * As mir_resync_done_rollback: 1 (*g), 0 (no record: nothing changed)
+ * or an error.
+ */
+static int rec_t_record(struct adm_ctx *ctx, const struct mrow *w,
+    struct adm_vol *av, uint64_t *g)
+{
+	char path[ADM_PATH_MAX + ADM_NAME_MAX + 16];
+	uint8_t id[MIR_REL_ID_SIZE];
+	wafl_vol_t *v;
+	int rc;
+
+	resync_done_path(w->dir, w->vol, path, sizeof(path));
+	if (access(path, F_OK) != 0)
+		return 0;
+	if (w->dest)		/* the session's id, as adm_mirror_resync */
+		rel_id(w->rvol, w->vol, id);
+	else
+		rel_id(w->vol, w->rvol, id);
+	v = vol_detach(ctx, av);
+	if (v != NULL)
+		(void)wafl_unmount(v);
+	rc = mir_resync_done_rollback(av->raid, av->nvlog, path, id, g);
+	if (rc < 0) {
+		(void)vol_remount_rw(ctx, av);	/* as it was (M2) */
+	} else {
+		struct wafl_mount_opts mo = { .readonly = true };
+
+		mo.cache_bytes = adm_setting_u64(ctx, "cache_bytes");
+		if (wafl_mount(av->raid, &mo, &v) == 0)
+			vol_attach(ctx, av, v);
+	}
 	return rc;
 }
 
@@ -1479,13 +1534,22 @@ static void resync_recover(struct adm_ctx *ctx)
 			rec_broken(ctx, w, "the volume was offline at start");
 			continue;
 		}
+		const char *how = "this side was rolled back to it before "
+		    "filerd could record it";
 		rb = mir_resync_rolled_back(av->wafl, &g);
+		if (rb == 0) {
+			rb = rec_t_record(ctx, w, av, &g);
+			how = "RS_DONE had come, as this side recorded, and the "
+			    "roll back to it is finished now";
+		}
 		if (rb > 0)
-			rec_t_done(ctx, w, av, g);
+			rec_t_done(ctx, w, av, g, how);
 		else if (rb == 0)
 			rec_confirm(ctx, w, av);
 		else
-			rec_broken(ctx, w, "cannot read the volume's root");
+			rec_broken(ctx, w, "cannot read the volume's root, or "
+			    "roll it back as T's record of RS_DONE says (see "
+			    "the log)");
 	}
 	free(rows);
 }
@@ -1549,6 +1613,8 @@ static int mir_start(struct adm_ctx *ctx)
 	const char *crash = getenv("FILER_RESYNC_CRASH_AT_DONE");
 
 	svc.crash_at_done = crash != NULL && strcmp(crash, "1") == 0;
+	if (crash != NULL && strcmp(crash, "record") == 0)
+		mir_resync_test_crash_after_done_record();
 	svc.up = true;
 	resync_recover(ctx);
 	adm_mirror_sync(ctx);
