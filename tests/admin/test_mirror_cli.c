@@ -54,7 +54,9 @@
  *               destination): both rows agree with no error, nothing
  *               says interrupted, the new destination serves the new
  *               source's data and what it writes next, T's data is a
- *               snapshot on both sides.
+ *               snapshot on both sides; then T of a plain resync
+ *               killed once it recorded RS_DONE, before its roll back:
+ *               restarted, it rolls back and finishes.
  *   resync_crash_unconfirmed  a filerd killed while its half of a
  *               resync waits for the peer's: restarted, its row stays
  *               resyncing while it asks the peer (status says so and
@@ -1257,7 +1259,8 @@ static void row_agrees(const struct tl_mirror_side *s, const char *want)
  * winner, if crash_w, else T) finishes, after which that side's filerd
  * is killed (SIGKILL) before any tick stored the result: it runs with
  * the test knob FILER_RESYNC_CRASH_AT_DONE, which kills it at the first
- * tick that sees its half finished.  Its row is left resyncing while the
+ * tick that sees its half finished (when "1"), or T as soon as it has
+ * recorded that RS_DONE came, before it rolls back ("record").  Its row is left resyncing while the
  * peer's half finishes and goes on.  Restarted, the crashed side must
  * finish the resync itself (T: its volume is rolled back; W: the peer
  * serves the common generation as the destination), not make it
@@ -1267,9 +1270,10 @@ static void row_agrees(const struct tl_mirror_side *s, const char *want)
  */
 static long crash_at_done_round(struct tl_mirror_side *src,
     struct tl_mirror_side *dst, bool reverse, bool crash_w, long g, int id,
-    const char *seen, char *snap, size_t len)
+    const char *seen, char *snap, size_t len, const char *when)
 {
-	const char *const knob[] = { "FILER_RESYNC_CRASH_AT_DONE", "1", NULL };
+	const char *const knob[] = { "FILER_RESYNC_CRASH_AT_DONE", when,
+	    NULL };
 	struct tl_mirror_side *w = reverse ? dst : src;
 	struct tl_mirror_side *tt = reverse ? src : dst;
 	struct tl_mirror_side *h = crash_w ? w : tt, *o = crash_w ? tt : w;
@@ -1286,8 +1290,10 @@ static long crash_at_done_round(struct tl_mirror_side *src,
 	assert_int_equal(ta_daemon_stop(&h->d), 0);
 	ta_daemon_start_env(&h->d, h->home, knob);
 	int done = events_count(h, "mirror.resync", "resync done");
-	int found = events_count(h, "mirror.resync", crash_w ?
-	    "confirmed at start" : "found at start");
+	const char *how = crash_w ? "confirmed at start" :
+	    strcmp(when, "record") == 0 ? "as this side recorded" :
+	    "was rolled back to it";
+	int found = events_count(h, "mirror.resync", how);
 
 	free(ta_ctl_expect(0, h->home, "mirror", "resync", h->vol, rev, NULL));
 	free(ta_ctl_expect(0, o->home, "mirror", "resync", o->vol, rev, NULL));
@@ -1311,8 +1317,7 @@ static long crash_at_done_round(struct tl_mirror_side *src,
 	row_agrees(tt, "destination|in-sync|");
 	assert_int_equal(events_count(h, "mirror.resync", "resync done"),
 	    done + 1);
-	assert_int_equal(events_count(h, "mirror.resync", crash_w ?
-	    "confirmed at start" : "found at start"), found + 1);
+	assert_int_equal(events_count(h, "mirror.resync", how), found + 1);
 	assert_int_equal(events_count(h, "mirror.state", "interrupted"), 0);
 
 	/* W's data is on T, T's is kept as a snapshot on both sides, and
@@ -1346,7 +1351,7 @@ static long crash_at_done_round(struct tl_mirror_side *src,
 static void test_resync_crash_at_done(void **state)
 {
 	struct mtest *t = *state;
-	char s1[64], s2[64], s3[64], s4[64];
+	char s1[64], s2[64], s3[64], s4[64], s5[64];
 	long g;
 
 	exports(t);
@@ -1356,16 +1361,19 @@ static void test_resync_crash_at_done(void **state)
 	g = base_served(t);
 
 	g = crash_at_done_round(&t->s, &t->d, false, true, g, 2, "", s1,
-	    sizeof(s1));
+	    sizeof(s1), "1");
 	g = crash_at_done_round(&t->s, &t->d, false, false, g, 4, s1, s2,
-	    sizeof(s2));
+	    sizeof(s2), "1");
 	/* --reverse: vdst's filerd wins and is killed (W) */
 	g = crash_at_done_round(&t->s, &t->d, true, true, g, 6, "", s3,
-	    sizeof(s3));
+	    sizeof(s3), "1");
 	/* --reverse again: vdst's filerd, now the source, is overwritten
 	 * and killed (T) */
 	g = crash_at_done_round(&t->d, &t->s, true, false, g, 8, "", s4,
-	    sizeof(s4));
+	    sizeof(s4), "1");
+	/* T killed once it recorded RS_DONE, before its roll back */
+	g = crash_at_done_round(&t->s, &t->d, false, false, g, 10, "", s5,
+	    sizeof(s5), "record");
 	read_compare(&t->d, "/w-crash2", 2);
 	read_compare(&t->s, "/w-crash8", 8);
 	assert_int_equal(ta_daemon_stop(&t->d.d), 0);
