@@ -26,9 +26,13 @@
  *      used by W's own blocks since G; a block several trees hold moves
  *      once, each imported tree has a bitmap of its own naming it),
  *      durable before it answers.
- *   4. roll back.  T rewrites its fsinfo to root G exactly, as a replica
- *      (wafl_rollback_replica: crash-safe, M2 kept), and forgets its
- *      NVLOG.  Started as a destination it serves G; W's source catches
+ *   4. roll back.  T records that RS_DONE came (done_path: G and its
+ *      root, flushed), rewrites its fsinfo to root G exactly, as a
+ *      replica (wafl_rollback_replica: crash-safe, M2 kept), forgets
+ *      its NVLOG and removes the record.  A crash in between leaves the
+ *      record, from which the roll back is finished at the next start
+ *      (mir_resync_done_rollback); the roll back's own fsinfo says it
+ *      happened (mir_resync_rolled_back).  Started as a destination it serves G; W's source catches
  *      up from G by birth generation, snapshots included, so T ends with
  *      W's tree, the imported snapshots holding T's divergent data.
  *
