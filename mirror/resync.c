@@ -32,9 +32,10 @@
  *      its NVLOG and removes the record.  A crash in between leaves the
  *      record, from which the roll back is finished at the next start
  *      (mir_resync_done_rollback); the roll back's own fsinfo says it
- *      happened (mir_resync_rolled_back).  Started as a destination it serves G; W's source catches
- *      up from G by birth generation, snapshots included, so T ends with
- *      W's tree, the imported snapshots holding T's divergent data.
+ *      happened (mir_resync_rolled_back).  Started as a destination it
+ *      serves G; W's source catches up from G by birth generation,
+ *      snapshots included, so T ends with W's tree, the imported
+ *      snapshots holding T's divergent data.
  *
  *   M7  Resync overwrites T only after W has made all of T's divergent
  *       trees durable as snapshots (RS_DONE, after the CP that holds the
@@ -67,10 +68,10 @@
  *   The import is durable before RS_DONE goes out; if that send fails,
  *   or T is gone by then (closed or reset: a crash, or its wait for the
  *   reply ran out while we imported; the socket would still take the
- *   frame), T did not hear of it, keeps its data and may retry.  W then keeps G: a
- *   hold of the session would end with it, so G becomes snapshot
- *   mirror.base.<G> unless a snapshot keeps it already (if even that
- *   fails, the hold stays), and says so in its log.  Each imported
+ *   frame), T did not hear of it, keeps its data and may retry.  W then
+ *   keeps G: a hold of the session would end with it, so G becomes
+ *   snapshot mirror.base.<G> unless a snapshot keeps it already (if even
+ *   that fails, the hold stays), and says so in its log.  Each imported
  *   snapshot's entry keeps an origin tag, a MAC under the relationship's
  *   key of (relationship, G, t, the tree's generation, root pointer and
  *   name on T), written in the import's own CP.  A retry that sends the
@@ -985,7 +986,7 @@ int mir_resync_start(wafl_vol_t *v, raid_vol_t *raid, const char *nvlog,
 			free((char *)(uintptr_t)r->o.host);
 			free((char *)(uintptr_t)r->o.snap_name);
 			free((char *)(uintptr_t)r->o.spool_dir);
-		free((char *)(uintptr_t)r->o.done_path);
+			free((char *)(uintptr_t)r->o.done_path);
 			free(r->nvlog);
 			free(r);
 			return rc;
