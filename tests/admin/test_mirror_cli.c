@@ -1260,13 +1260,14 @@ static void row_agrees(const struct tl_mirror_side *s, const char *want)
  * is killed (SIGKILL) before any tick stored the result: it runs with
  * the test knob FILER_RESYNC_CRASH_AT_DONE, which kills it at the first
  * tick that sees its half finished (when "1"), or T as soon as it has
- * recorded that RS_DONE came, before it rolls back ("record").  Its row is left resyncing while the
- * peer's half finishes and goes on.  Restarted, the crashed side must
- * finish the resync itself (T: its volume is rolled back; W: the peer
+ * recorded that RS_DONE came, before it rolls back ("record").  Its row
+ * is left resyncing while the peer's half finishes and goes on.
+ * Restarted, the crashed side must finish the resync itself (T: its
+ * volume is rolled back, or it rolls back from its record; W: the peer
  * serves the common generation as the destination), not make it
  * broken-off: both rows agree (W the source, T the destination, no
- * error), and the relationship goes on.  Returns the generation T
- * serves at the end.
+ * error of the resync), and the relationship goes on.  Returns the
+ * generation T serves at the end.
  */
 static long crash_at_done_round(struct tl_mirror_side *src,
     struct tl_mirror_side *dst, bool reverse, bool crash_w, long g, int id,
