@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "tests/lib/tl_wafl.h"
 
@@ -25,8 +26,16 @@ struct churn {
 	wafl_vol_t *v;
 	struct wafl_obj dir;
 	atomic_bool stop;
-	unsigned ops;
+	atomic_uint ops;
 };
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
 
 static void *churn_main(void *arg)
 {
@@ -43,7 +52,7 @@ static void *churn_main(void *arg)
 		else
 			(void)wafl_remove(c->v, &root_cred, &c->dir, name,
 			    NULL);
-		c->ops++;
+		atomic_fetch_add(&c->ops, 1);
 	}
 	return NULL;
 }
@@ -136,14 +145,21 @@ static void test_cookies_under_change(void **state)
 		    WAFL_GUARDED, NULL, 0, &o, &a, NULL), 0);
 	}
 	assert_int_equal(pthread_create(&th, NULL, churn_main, &c), 0);
-	for (int round = 0; round < 3; round++) {
+	/* Three rounds, and more until the churn has created and removed
+	 * its names at least once (a loaded machine may not run it at
+	 * first), for at most 60 s. */
+	uint64_t t0 = now_ms();
+	for (int round = 0; round < 3 || (atomic_load(&c.ops) < 600 &&
+	    now_ms() - t0 < 60000); round++) {
 		list_all(f->v, &c.dir, 7, false);
 		list_all(f->v, &c.dir, 21, true);
 		list_all(f->v, &c.dir, 100, true);
 	}
 	atomic_store(&c.stop, true);
 	pthread_join(th, NULL);
-	assert_true(c.ops > 0);
+	fprintf(stderr, "readdir under change: %u creates and removes "
+	    "beside the listings\n", atomic_load(&c.ops));
+	assert_true(atomic_load(&c.ops) >= 600);
 	tl_fs_destroy(f);
 }
 
