@@ -113,7 +113,7 @@ struct mir_dest {
 	struct mir_acceptor acc;
 	pthread_t thr;
 	bool running;
-	volatile bool stop;
+	_Atomic bool stop;
 
 	pthread_mutex_t lock;
 	pthread_cond_t cond;

@@ -82,8 +82,8 @@ struct mir_listener {
 	uint16_t port;
 	pthread_t thr;
 	bool running;
-	volatile bool stop;
-	volatile bool accepting;	/* mir_listener_accept was called */
+	_Atomic bool stop;
+	_Atomic bool accepting;	/* mir_listener_accept was called */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	struct mir_inbox *boxes;

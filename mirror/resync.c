@@ -336,7 +336,7 @@ struct mir_resync {
 	struct mir_acceptor acc;	/* listen: where peers come from */
 	pthread_t thr;
 	bool joined;			/* mir_resync_cancel */
-	volatile bool stop;
+	_Atomic bool stop;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	bool done;
@@ -861,7 +861,7 @@ static int conn_get(struct mir_resync *r, uint64_t deadline)
 
 /* A connection to the peer, paced as the options say. */
 static int rs_conn_init(struct mir_conn *c, int fd,
-    const struct mir_resync_opts *o, const volatile bool *stop)
+    const struct mir_resync_opts *o, const _Atomic bool *stop)
 {
 	int rc = mir_conn_init(c, fd, o->io_timeout_ms, stop);
 
@@ -1085,7 +1085,7 @@ void mir_resync_stop(mir_resync_t *r)
 struct t_walk {
 	struct mir_conn *c;
 	uint64_t gen, blocks;
-	const volatile bool *stop;
+	const _Atomic bool *stop;
 };
 
 static int t_send(void *arg, uint64_t vbn, uint64_t birth, uint32_t cksum,
@@ -1624,7 +1624,7 @@ int mir_resync_overwrite(wafl_vol_t **tp, raid_vol_t *raid,
 	struct mir_resync_opts o;
 	uint8_t key[MIR_KEY_MAX];
 	struct mir_conn c;
-	volatile bool never = false;
+	_Atomic bool never = false;
 	int rc;
 
 	memset(res, 0, sizeof(*res));

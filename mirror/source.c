@@ -76,7 +76,7 @@ struct mir_source {
 	char host[256];
 	pthread_t thr;
 	bool running;
-	volatile bool stop;
+	_Atomic bool stop;
 
 	pthread_mutex_t lock;
 	pthread_cond_t cond;

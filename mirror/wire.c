@@ -670,7 +670,7 @@ int mir_rs_done_decode(const uint8_t *p, uint32_t len, uint64_t *gen,
 /* ------------------------------------------------------------ links */
 
 int mir_conn_init(struct mir_conn *c, int fd, uint32_t timeout_ms,
-    const volatile bool *stop)
+    const _Atomic bool *stop)
 {
 	memset(c, 0, sizeof(*c));
 	c->fd = fd;

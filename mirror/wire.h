@@ -332,7 +332,7 @@ struct mir_conn {
 	const uint8_t *rx;		/* the last received payload */
 	uint32_t rx_block_crc;		/* fl_crc32c of a received BLOCK's data */
 	uint32_t timeout_ms;
-	const volatile bool *stop;
+	const _Atomic bool *stop;
 	uint64_t bytes_out, bytes_in;
 	/* Negotiated by the handshake. */
 	uint8_t compress;		/* enum mir_compress */
@@ -349,7 +349,7 @@ struct mir_conn {
 };
 
 int mir_conn_init(struct mir_conn *c, int fd, uint32_t timeout_ms,
-    const volatile bool *stop);
+    const _Atomic bool *stop);
 void mir_conn_close(struct mir_conn *c);
 /* The peer closed or reset the connection (what it sent before is all
  * read): a frame sent now would still be taken by the socket, and

@@ -153,7 +153,7 @@ static void test_compression_shrinks_the_wire(void **state)
 struct capture {
 	int lfd;
 	uint16_t port, to;
-	volatile bool stop;
+	_Atomic bool stop;
 	uint8_t *buf;			/* source -> destination bytes */
 	size_t len, cap;
 	pthread_t t;
@@ -339,7 +339,7 @@ static void bad_block(struct tm_pair *p, uint64_t gen, const void *payload,
 	struct mir_status_msg sm;
 	struct mir_conn c;
 	struct mir_hdr h;
-	volatile bool stop = false;
+	_Atomic bool stop = false;
 
 	memcpy(pc.id, p->id, 16);
 	int fd = mir_tcp_connect("127.0.0.1", p->port, 2000);
@@ -509,7 +509,7 @@ static void test_throttle_paces(void **state)
 {
 	int sv[2];
 	struct mir_conn c;
-	volatile bool stop = false;
+	_Atomic bool stop = false;
 	struct drain d = { 0 };
 	struct sender s = { .c = &c, .frames = 400 };
 	pthread_t dt, st;
@@ -567,7 +567,7 @@ static void test_throttle_recv_paces(void **state)
 {
 	int sv[2];
 	struct mir_conn rd, wr;
-	volatile bool stop = false;
+	_Atomic bool stop = false;
 	struct sender s = { .c = &wr, .frames = 400 };
 	struct receiver r = { .c = &rd, .frames = 400 };
 	pthread_t st, rt;
@@ -626,7 +626,7 @@ static void test_throttle_recv_paces(void **state)
  * at sndbuf, which the kernel doubles) and the reader's, both with a
  * timeout of timeout_ms; the reader reads at the floor rate. */
 static void tcp_pair(struct mir_conn *wr, struct mir_conn *rd, int sndbuf,
-    uint32_t timeout_ms, const volatile bool *stop)
+    uint32_t timeout_ms, const _Atomic bool *stop)
 {
 	uint16_t port = 0;
 	int lfd = mir_tcp_listen("127.0.0.1", 0, &port);
@@ -673,7 +673,7 @@ static void *answer_main(void *arg)
 static void test_throttle_recv_floor_tcp(void **state)
 {
 	struct mir_conn rd, wr;
-	volatile bool stop = false;
+	_Atomic bool stop = false;
 	pthread_t st, rt;
 
 	(void)state;
