@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "admin/adm_impl.h"
+#include "common/err.h"
 #include "common/log.h"
 #include "common/util.h"
 
@@ -485,6 +486,16 @@ int adm_vol_paths(sqlite3 *db, int64_t vol_id, char ***out, size_t *nout)
 	    (rc = adm_db_i64(db, &nspares, "SELECT count(*) FROM disks "
 	    "WHERE volume_id = ? AND role = 'spare'", "i", vol_id)) != 0)
 		return rc;
+	/* The geometry sizes the table below and indexes it: a row outside
+	 * what raid can hold is corruption, never a size to allocate. */
+	if (ngroups < 1 || ngroups > RAID_MAX_GROUPS || ndata < 1 ||
+	    ndata > RAID_MAX_DATA || nparity < 1 ||
+	    nparity > RAID_MAX_PARITY) {
+		fl_err(ADM_SUB, "database: volume %" PRId64 " has an impossible "
+		    "geometry (%" PRId64 " groups of %" PRId64 " data + %"
+		    PRId64 " parity disks)", vol_id, ngroups, ndata, nparity);
+		return -FL_ECORRUPT;
+	}
 	width = (size_t)(ndata + nparity);
 	members = (size_t)ngroups * width;
 	n = members + (size_t)nspares;
@@ -509,6 +520,14 @@ int adm_vol_paths(sqlite3 *db, int64_t vol_id, char ***out, size_t *nout)
 		slot = (size_t)g * width + (size_t)p;
 		free(paths[slot]);
 		paths[slot] = strdup(adm_col_text(st, 2));
+		if (paths[slot] == NULL) {
+			rc = -ENOMEM;
+			goto out;
+		}
+	}
+	if (rc != SQLITE_DONE) {
+		rc = db_err(db, "disks");
+		goto out;
 	}
 	sqlite3_finalize(st);
 	st = NULL;
@@ -517,8 +536,17 @@ int adm_vol_paths(sqlite3 *db, int64_t vol_id, char ***out, size_t *nout)
 	if (rc != 0)
 		goto out;
 	for (size_t i = members; i < n &&
-	    (rc = sqlite3_step(st)) == SQLITE_ROW; i++)
+	    (rc = sqlite3_step(st)) == SQLITE_ROW; i++) {
 		paths[i] = strdup(adm_col_text(st, 0));
+		if (paths[i] == NULL) {
+			rc = -ENOMEM;
+			goto out;
+		}
+	}
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE && n > members) {
+		rc = db_err(db, "disks");
+		goto out;
+	}
 	rc = 0;
 out:
 	sqlite3_finalize(st);
