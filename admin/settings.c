@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "admin/adm_impl.h"
+#include "common/log.h"
 
 static const struct adm_setting settings[] = {
 	{ "cp_interval_ms", ADM_ST_UINT, 1000, 3600000, NULL, "10000",
@@ -138,20 +139,47 @@ int adm_setting_check(const struct adm_setting *s, const char *value,
 	return -EINVAL;
 }
 
+/*
+ * A stored value is checked as config set checks a new one: the row may
+ * have been written by something other than filerctl.  One that fails is
+ * logged (once per key and process) and the default is used instead, so
+ * that, say, events_keep 0 never empties the event log.  A group is only
+ * checked for its text: the group may come and go on the system, and
+ * admin_gid() already treats an unknown one as none.
+ */
 int adm_db_setting(sqlite3 *db, const char *key, char *out, size_t len)
 {
+	static bool warned[64];
 	const struct adm_setting *s = adm_setting_find(key);
+	size_t n, idx;
+	char stored[256], canon[256], why[512];
 	int rc;
 
 	if (s == NULL)
 		return -ENOENT;
-	rc = adm_db_text(db, out, len, "SELECT value FROM settings "
-	    "WHERE key = ?", "s", key);
+	rc = adm_db_text(db, stored, sizeof(stored), "SELECT value FROM "
+	    "settings WHERE key = ?", "s", key);
 	if (rc == -ENOENT) {
 		snprintf(out, len, "%s", s->def);
-		rc = 0;
+		return 0;
 	}
-	return rc;
+	if (rc != 0)
+		return rc;
+	if (s->type == ADM_ST_GROUP ? adm_valid_text(stored, 255) :
+	    adm_setting_check(s, stored, canon, sizeof(canon), why,
+	    sizeof(why)) == 0) {
+		snprintf(out, len, "%s", stored);
+		return 0;
+	}
+	idx = (size_t)(s - adm_settings(&n));
+	if (idx < sizeof(warned) / sizeof(warned[0]) && !warned[idx]) {
+		warned[idx] = true;
+		fl_warn(ADM_SUB, "database: setting %s holds '%s', which is "
+		    "not a valid value; the default %s is used (fix it with: "
+		    "filerctl config set %s VALUE)", key, stored, s->def, key);
+	}
+	snprintf(out, len, "%s", s->def);
+	return 0;
 }
 
 uint64_t adm_db_setting_u64(sqlite3 *db, const char *key)

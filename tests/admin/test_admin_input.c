@@ -114,10 +114,46 @@ static void test_db_bad_geometry(void **state)
 	assert_int_equal(ta_daemon_stop(&t->d), 0);
 }
 
+/*
+ * Settings rows are checked when read, as config set checks them: an
+ * events_keep of 0 written behind filerctl's back would have filerd
+ * delete the whole event log at its first event; a value that is no
+ * number at all would read as 0.  The default is used instead (and
+ * logged), and filerctl config set still refuses both.
+ */
+static void test_db_bad_settings(void **state)
+{
+	struct t *t = *state;
+	char *js;
+
+	create_vol(t, "vol0");
+	db_edit(t, "INSERT INTO settings (key, value) VALUES "
+	    "('events_keep', '0'), ('cp_interval_ms', 'soon');");
+	ta_daemon_start(&t->d, t->home);
+	js = ta_ctl_expect(0, t->home, "--json", "events", NULL);
+	ta_json_eq(js, "$.events[0].kind", "volume.created");
+	free(js);
+	js = ta_ctl_expect(0, t->home, "--json", "config", "get",
+	    "events_keep", NULL);
+	ta_json_eq(js, "$.setting.value", "100000");
+	free(js);
+	js = ta_ctl_expect(0, t->home, "--json", "config", "get",
+	    "cp_interval_ms", NULL);
+	ta_json_eq(js, "$.setting.value", "10000");
+	free(js);
+	free(ta_ctl_expect(1, t->home, "config", "set", "events_keep", "0",
+	    NULL));
+	assert_int_equal(ta_daemon_stop(&t->d), 0);
+	assert_true(ta_daemon_log_count(&t->d, "setting events_keep holds "
+	    "'0'") >= 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_db_bad_geometry, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_db_bad_settings, setup,
 		    teardown),
 	};
 
