@@ -18,6 +18,7 @@
 
 #include "admin/adm_impl.h"
 #include "common/err.h"
+#include "nfsd/nfsd.h"
 
 static int export_vol(struct adm_ctx *ctx, const char *path,
     struct adm_vol_rec *rec, struct adm_rep *rep)
@@ -65,7 +66,8 @@ static int export_add(struct adm_ctx *ctx, const struct adm_req *req,
 	const char *squash = adm_req_get(req, "squash");
 	const char *secure = adm_req_get(req, "secure");
 	struct adm_vol_rec rec;
-	int64_t eid = 0, dummy;
+	int64_t eid = 0, dummy, count = 0;
+	bool have;
 	char msg[512];
 	int st, rc;
 
@@ -78,9 +80,32 @@ static int export_add(struct adm_ctx *ctx, const struct adm_req *req,
 		return adm_fail(rep, ADM_ERR, "%s already has a rule for %s; "
 		    "change it with: filerctl export modify %s --client %s ...",
 		    path, client, path, client);
+	/* No more than the NFS server serves: a rule or an export past
+	 * them would be stored, said to be added, and then left out. */
+	rc = adm_db_i64(ctx->db, &eid, "SELECT id FROM exports WHERE path = ?",
+	    "s", path);
+	have = rc == 0;
+	if (rc == 0) {
+		rc = adm_db_i64(ctx->db, &count, "SELECT count(*) FROM "
+		    "export_rules WHERE export_id = ?", "i", eid);
+		if (rc == 0 && count >= NFSD_MAX_RULES)
+			return adm_fail(rep, ADM_ERR, "%s has %" PRId64
+			    " client rules, the most an export can have; "
+			    "remove one first (filerctl export remove %s "
+			    "--client ...)", path, count, path);
+	} else if (rc == -ENOENT) {
+		rc = adm_db_i64(ctx->db, &count, "SELECT count(*) FROM exports",
+		    NULL);
+		if (rc == 0 && count >= NFSD_MAX_EXPORTS)
+			return adm_fail(rep, ADM_ERR, "there are %" PRId64
+			    " exports, the most the NFS server serves; remove "
+			    "one first (filerctl export remove PATH)", count);
+	}
+	if (rc != 0)
+		return adm_fail(rep, ADM_ERR, "%s: database error: %s", path,
+		    fl_strerror(rc));
 	rc = adm_db_begin(ctx->db);
-	if (rc == 0 && adm_db_i64(ctx->db, &eid, "SELECT id FROM exports "
-	    "WHERE path = ?", "s", path) == -ENOENT) {
+	if (rc == 0 && !have) {
 		rc = adm_db_exec(ctx->db, "INSERT INTO exports (path, "
 		    "volume_id, created) VALUES (?, ?, ?)", "sii", path, rec.id,
 		    (int64_t)time(NULL));

@@ -50,6 +50,16 @@ static void create_vol(struct t *t, const char *name)
 	    "--parity", "1", "--size", "8M", NULL));
 }
 
+/* How many times needle occurs in s. */
+static int count_of(const char *s, const char *needle)
+{
+	int n = 0;
+
+	for (const char *p = s; (p = strstr(p, needle)) != NULL; p++)
+		n++;
+	return n;
+}
+
 /* Run sql on home's database as another program would, CHECK
  * constraints off (no filerd may run). */
 static void db_edit(struct t *t, const char *sql)
@@ -148,12 +158,70 @@ static void test_db_bad_settings(void **state)
 	    "'0'") >= 1);
 }
 
+/*
+ * The NFS server serves at most NFSD_MAX_RULES (64) rules per export and
+ * NFSD_MAX_EXPORTS (64) exports: export add refuses the one past either
+ * (exit 1, nothing stored) instead of storing a rule that nfsd would
+ * then leave out, and takes it again once there is room.
+ */
+static void test_export_limits(void **state)
+{
+	struct t *t = *state;
+	struct ta_out o;
+	char *js;
+
+	create_vol(t, "vol0");
+	free(ta_ctl_expect(0, t->home, "export", "add", "/vol/vol0",
+	    "--client", "10.0.0.1", NULL));
+	/* 63 more rules on /vol/vol0, 63 more exports of one rule each. */
+	db_edit(t, "WITH RECURSIVE k(i) AS (SELECT 2 UNION ALL SELECT i + 1 "
+	    "FROM k WHERE i < 64) INSERT INTO export_rules (export_id, client) "
+	    "SELECT (SELECT id FROM exports WHERE path = '/vol/vol0'), "
+	    "'10.0.0.' || i FROM k;"
+	    "WITH RECURSIVE k(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM k "
+	    "WHERE i < 63) INSERT INTO exports (path, volume_id, created) "
+	    "SELECT '/vol/vol0/d' || i, (SELECT id FROM volumes), 0 FROM k;"
+	    "INSERT INTO export_rules (export_id, client) SELECT id, '*' "
+	    "FROM exports WHERE path != '/vol/vol0';");
+	js = ta_ctl_expect(0, t->home, "--json", "export", "list", NULL);
+	assert_int_equal(count_of(js, "\"client\": "), 64 + 63);
+	free(js);
+
+	o = ta_ctl(t->home, "export", "add", "/vol/vol0", "--client",
+	    "10.0.1.1", NULL);
+	assert_int_equal(o.status, 1);
+	assert_non_null(strstr(o.err, "the most an export can have"));
+	ta_out_free(&o);
+	o = ta_ctl(t->home, "export", "add", "/vol/vol0/new", "--client", "*",
+	    NULL);
+	assert_int_equal(o.status, 1);
+	assert_non_null(strstr(o.err, "the most the NFS server serves"));
+	ta_out_free(&o);
+	js = ta_ctl_expect(0, t->home, "--json", "export", "list", NULL);
+	assert_int_equal(count_of(js, "\"client\": "), 64 + 63);
+	assert_null(strstr(js, "10.0.1.1"));
+	assert_null(strstr(js, "/vol/vol0/new"));
+	free(js);
+
+	/* Room again: both go in. */
+	free(ta_ctl_expect(0, t->home, "export", "remove", "/vol/vol0",
+	    "--client", "10.0.0.64", NULL));
+	free(ta_ctl_expect(0, t->home, "export", "add", "/vol/vol0",
+	    "--client", "10.0.1.1", NULL));
+	free(ta_ctl_expect(0, t->home, "export", "remove", "/vol/vol0/d63",
+	    NULL));
+	free(ta_ctl_expect(0, t->home, "export", "add", "/vol/vol0/new",
+	    "--client", "*", NULL));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_db_bad_geometry, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_db_bad_settings, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_export_limits, setup,
 		    teardown),
 	};
 
