@@ -145,6 +145,13 @@ static int parse_args(const struct adm_verb *v, int argc, char **argv,
 					return usage_error(v, "%s takes no "
 					    "value", s);
 				if (a->type == ADM_A_ALIAS) {
+					/* --rw --ro, --secure yes --insecure:
+					 * the last one must not win quietly. */
+					if (adm_req_get(req, a->target) !=
+					    NULL)
+						return usage_error(v, "%s sets "
+						    "--%s, which is given "
+						    "already", s, a->target);
 					if (adm_req_set(req, a->target,
 					    a->choices) != 0)
 						return usage_error(v, "bad %s",
@@ -160,8 +167,8 @@ static int parse_args(const struct adm_verb *v, int argc, char **argv,
 				return usage_error(v, "%s needs a value", s);
 			}
 			if (adm_req_get(req, a->name) != NULL)
-				return usage_error(v, "--%s given twice",
-				    a->name);
+				return usage_error(v, "--%s given twice (or "
+				    "with a flag that sets it)", a->name);
 			if (adm_req_set(req, a->name, val) != 0)
 				return usage_error(v, "%s: the value holds "
 				    "control characters or is too long", s);

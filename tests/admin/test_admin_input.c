@@ -214,6 +214,39 @@ static void test_export_limits(void **state)
 	    "--client", "*", NULL));
 }
 
+/*
+ * Flags that set the same option (--rw and --ro, --secure and
+ * --insecure) given together are a usage error: the last one used to win
+ * without a word, so "--secure yes --insecure" exported insecure and
+ * "export modify --ro --rw" made a rule writable.  Nothing changes.
+ */
+static void test_conflicting_flags(void **state)
+{
+	struct t *t = *state;
+	char *before, *after;
+
+	create_vol(t, "vol0");
+	free(ta_ctl_expect(0, t->home, "export", "add", "/vol/vol0",
+	    "--client", "10.0.0.0/8", NULL));
+	before = ta_ctl_expect(0, t->home, "--json", "export", "list", NULL);
+#define BAD(...) free(ta_ctl_expect(2, t->home, __VA_ARGS__, NULL))
+	BAD("export", "add", "/vol/vol0", "--client", "h1", "--rw", "--ro");
+	BAD("export", "add", "/vol/vol0", "--client", "h1", "--ro", "--rw");
+	BAD("export", "add", "/vol/vol0", "--client", "h1", "--secure", "yes",
+	    "--insecure");
+	BAD("export", "add", "/vol/vol0", "--client", "h1", "--insecure",
+	    "--secure", "yes");
+	BAD("export", "add", "/vol/vol0", "--client", "h1", "--access", "ro",
+	    "--rw");
+	BAD("export", "modify", "/vol/vol0", "--client", "10.0.0.0/8", "--ro",
+	    "--rw");
+#undef BAD
+	after = ta_ctl_expect(0, t->home, "--json", "export", "list", NULL);
+	assert_string_equal(before, after);
+	free(before);
+	free(after);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -222,6 +255,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_db_bad_settings, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_export_limits, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_conflicting_flags, setup,
 		    teardown),
 	};
 
