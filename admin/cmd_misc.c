@@ -220,19 +220,23 @@ static int events(struct adm_ctx *ctx, const struct adm_req *req,
 	const char *since = adm_req_get(req, "since");
 	const char *vol = adm_req_get(req, "volume");
 	uint64_t limit = adm_req_u64(req, "limit", 100);
-	uint64_t from = 0;
+	uint64_t from = 0, from_ns;
 	sqlite3_stmt *st;
 
 	if (since != NULL && adm_parse_since(since, (uint64_t)time(NULL),
 	    &from) != 0)
 		return adm_fail(rep, ADM_USAGE, "--since: '%s' is not a time",
 		    since);
+	/* Event times are int64 nanoseconds (until 2262): a later --since
+	 * matches none, rather than wrap around and match them all. */
+	from_ns = from > (uint64_t)INT64_MAX / 1000000000ull ?
+	    (uint64_t)INT64_MAX : from * 1000000000ull;
 	if (ctx->daemon)
 		adm_events_drain(ctx);
 	if (adm_db_prepare(ctx->db, &st, "SELECT id, time_ns, volume, kind, "
 	    "message FROM (SELECT * FROM events WHERE time_ns >= ?1 AND "
 	    "(?2 IS NULL OR volume = ?2) ORDER BY id DESC LIMIT ?3) "
-	    "ORDER BY id", "usu", from * 1000000000ull, vol, limit) != 0)
+	    "ORDER BY id", "usu", from_ns, vol, limit) != 0)
 		return adm_fail(rep, ADM_ERR, "database error");
 	adm_rep_list(rep, "events");
 	while (sqlite3_step(st) == SQLITE_ROW) {

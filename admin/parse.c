@@ -230,6 +230,7 @@ int adm_parse_since(const char *s, uint64_t now_s, uint64_t *out)
 	{
 		struct tm tm;
 		const char *end;
+		time_t t;
 
 		memset(&tm, 0, sizeof(tm));
 		end = strptime(s, "%Y-%m-%d", &tm);
@@ -248,7 +249,8 @@ int adm_parse_since(const char *s, uint64_t now_s, uint64_t *out)
 			end++;
 		if (*end != '\0')
 			return -EINVAL;
-		*out = (uint64_t)timegm(&tm);
+		t = timegm(&tm);
+		*out = t > 0 ? (uint64_t)t : 0;	/* before 1970: all */
 		return 0;
 	}
 }

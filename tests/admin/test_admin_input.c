@@ -247,6 +247,32 @@ static void test_conflicting_flags(void **state)
 	free(after);
 }
 
+/*
+ * events --since a time past what an int64 of nanoseconds holds (year
+ * 3000, a 13-digit epoch) lists no event: the product used to wrap and
+ * match every event.  A date before 1970 lists them all.
+ */
+static void test_events_since_range(void **state)
+{
+	struct t *t = *state;
+	static const char *const none[] = { "3000-01-01", "9999999999999",
+		"2262-04-12", "18446744073" };
+	char *js;
+
+	create_vol(t, "vol0");
+	for (size_t i = 0; i < sizeof(none) / sizeof(none[0]); i++) {
+		js = ta_ctl_expect(0, t->home, "--json", "events", "--since",
+		    none[i], NULL);
+		if (strstr(js, "volume.created") != NULL)
+			fail_msg("events --since %s: %s", none[i], js);
+		free(js);
+	}
+	js = ta_ctl_expect(0, t->home, "--json", "events", "--since",
+	    "1960-01-01", NULL);
+	ta_json_eq(js, "$.events[0].kind", "volume.created");
+	free(js);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -257,6 +283,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_export_limits, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_conflicting_flags, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_events_since_range, setup,
 		    teardown),
 	};
 
