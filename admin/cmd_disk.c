@@ -74,8 +74,12 @@ static int disk_list(struct adm_ctx *ctx, const struct adm_req *req,
     struct adm_rep *rep)
 {
 	const char *only = adm_req_get(req, "volume");
+	struct adm_vol_rec rec;
 	sqlite3_stmt *st;
 
+	if (only != NULL && adm_vol_get(ctx->db, only, &rec) != 0)
+		return adm_fail(rep, ADM_ERR, "no volume named %s; see: "
+		    "filerctl vol list", only);
 	if (adm_db_prepare(ctx->db, &st, "SELECT v.name, d.path, d.role, "
 	    "d.state, g.grp, d.position FROM disks d JOIN volumes v ON "
 	    "d.volume_id = v.id LEFT JOIN raid_groups g ON d.group_id = g.id "

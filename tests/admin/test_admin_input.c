@@ -273,6 +273,27 @@ static void test_events_since_range(void **state)
 	free(js);
 }
 
+/* disk list of a volume that does not exist says so (exit 1), as every
+ * other verb naming a volume does; it used to list "no disks", exit 0. */
+static void test_disk_list_unknown(void **state)
+{
+	struct t *t = *state;
+	struct ta_out o;
+
+	create_vol(t, "vol0");
+	o = ta_ctl(t->home, "disk", "list", "vol1", NULL);
+	assert_int_equal(o.status, 1);
+	assert_non_null(strstr(o.err, "no volume named vol1"));
+	ta_out_free(&o);
+	ta_daemon_start(&t->d, t->home);
+	o = ta_ctl(t->home, "disk", "list", "vol1", NULL);
+	assert_int_equal(o.status, 1);
+	assert_non_null(strstr(o.err, "no volume named vol1"));
+	ta_out_free(&o);
+	free(ta_ctl_expect(0, t->home, "disk", "list", "vol0", NULL));
+	assert_int_equal(ta_daemon_stop(&t->d), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -285,6 +306,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_conflicting_flags, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_events_since_range, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_disk_list_unknown, setup,
 		    teardown),
 	};
 
