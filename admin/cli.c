@@ -16,6 +16,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -518,10 +519,17 @@ static int offline(const struct cli *c, const struct adm_verb *v,
 		}
 		rc = adm_home_lock(ctx, &holder);
 	}
+	if (rc == -EBUSY && holder > 0 && (kill((pid_t)holder, 0) == 0 ||
+	    errno != ESRCH)) {
+		adm_fail(&rep, ADM_ERR, "%s stays locked by filerd (pid %ld) "
+		    "but it does not answer on %s; is it still starting, or "
+		    "hung?", ctx->home, holder, ctx->sock_path);
+		goto render;
+	}
 	if (rc == -EBUSY) {
-		adm_fail(&rep, ADM_ERR, "%s stays locked (pid %ld) but no "
-		    "filerd answers on %s; is filerd hung?", ctx->home, holder,
-		    ctx->sock_path);
+		adm_fail(&rep, ADM_ERR, "%s stays locked by another filerctl "
+		    "editing it without filerd; try again when it is done",
+		    ctx->home);
 		goto render;
 	}
 	if (rc != 0) {

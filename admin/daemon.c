@@ -594,10 +594,19 @@ int adm_daemon_main(const struct adm_daemon_opts *o)
 		nanosleep(&ts, NULL);
 		rc = adm_home_lock(ctx, &holder);
 	}
-	if (rc == -EBUSY) {
+	if (rc == -EBUSY && holder > 0 && (kill((pid_t)holder, 0) == 0 ||
+	    errno != ESRCH)) {
 		status = startup_fail("already running on %s (pid %ld); stop "
 		    "it first (kill -TERM %ld) or use another --home", ctx->home,
 		    holder, holder);
+		goto out_ctx;
+	}
+	if (rc == -EBUSY) {
+		/* No live filerd: a filerctl edits the home offline (its
+		 * pid is not in the file) and has for 10 s. */
+		status = startup_fail("%s is locked by a filerctl editing it "
+		    "without filerd (for 10 s now); start filerd when it is "
+		    "done", ctx->home);
 		goto out_ctx;
 	}
 	if (rc != 0) {

@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <sys/file.h>
 
 #include "tests/admin/ta.h"
 #include "tests/lib/tl_tmpdir.h"
@@ -294,6 +295,58 @@ static void test_disk_list_unknown(void **state)
 	assert_int_equal(ta_daemon_stop(&t->d), 0);
 }
 
+/*
+ * The home lock held, past the 10 s both programs wait, by something that
+ * is not a live filerd (an offline filerctl edit; the pid file may still
+ * name a filerd that died): filerd's refusal and filerctl's both say a
+ * filerctl holds it.  They used to name the pid in the file as a running
+ * filerd and tell the administrator to "kill -TERM" it: a dead pid (maybe
+ * reused since), or 0, the caller's own process group.
+ */
+static void test_lock_held_by_ctl(void **state)
+{
+	struct t *t = *state;
+	char pidpath[2100], pidbuf[32];
+	struct ta_out o;
+	pid_t dead;
+	int fd, st;
+
+	create_vol(t, "vol0");
+	dead = fork();
+	assert_true(dead >= 0);
+	if (dead == 0)
+		_exit(0);
+	assert_int_equal(waitpid(dead, &st, 0), dead);
+	/* As an offline filerctl holds it, over a dead filerd's pid. */
+	snprintf(pidpath, sizeof(pidpath), "%s/filerd.pid", t->home);
+	fd = open(pidpath, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	assert_true(fd >= 0);
+	snprintf(pidbuf, sizeof(pidbuf), "%ld\n", (long)dead);
+	assert_int_equal(ftruncate(fd, 0), 0);
+	assert_int_equal(pwrite(fd, pidbuf, strlen(pidbuf), 0),
+	    (ssize_t)strlen(pidbuf));
+	assert_int_equal(flock(fd, LOCK_EX | LOCK_NB), 0);
+
+	o = ta_runv((const char *const[]){ "filerd", "--home", t->home,
+	    "--foreground", NULL }, -1, NULL);
+	assert_int_equal(o.status, 1);
+	if (strstr(o.err, "locked by a filerctl") == NULL ||
+	    strstr(o.err, "kill") != NULL)
+		fail_msg("filerd said: %s", o.err);
+	ta_out_free(&o);
+	o = ta_ctl(t->home, "vol", "list", NULL);
+	assert_int_equal(o.status, 1);
+	if (strstr(o.err, "locked by another filerctl") == NULL)
+		fail_msg("filerctl said: %s", o.err);
+	ta_out_free(&o);
+
+	/* Released: both go on. */
+	close(fd);
+	free(ta_ctl_expect(0, t->home, "vol", "list", NULL));
+	ta_daemon_start(&t->d, t->home);
+	assert_int_equal(ta_daemon_stop(&t->d), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -308,6 +361,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_events_since_range, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_disk_list_unknown, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_lock_held_by_ctl, setup,
 		    teardown),
 	};
 
