@@ -241,6 +241,8 @@ struct adm_arg {
 
 #define ADM_V_OFFLINE	0x1u	/* may run without filerd (edits the db) */
 #define ADM_V_LOCAL	0x2u	/* runs in filerctl itself, never sent */
+#define ADM_V_NEWHOME	0x4u	/* offline, may make a new home (the others
+				   need its database to exist) */
 
 struct adm_ctx;
 typedef int adm_verb_fn(struct adm_ctx *ctx, const struct adm_req *req,

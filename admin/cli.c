@@ -456,6 +456,13 @@ static int via_socket(const struct cli *c, int fd, const struct adm_req *req)
 	return st;
 }
 
+static void no_config(struct adm_rep *rep, const struct adm_ctx *ctx)
+{
+	adm_fail(rep, ADM_ERR, "%s holds no filer configuration (no "
+	    "filer.db): check --home (or $FILER_HOME), or create a volume "
+	    "there first", ctx->home);
+}
+
 /* No filerd: run the verb here, under the home lock (A3). */
 static int offline(const struct cli *c, const struct adm_verb *v,
     const struct adm_req *req)
@@ -479,7 +486,15 @@ static int offline(const struct cli *c, const struct adm_verb *v,
 		    "it with: filerd --home %s", ctx->home, ctx->home);
 		goto render;
 	}
-	/* A new home is made here as filerd would make it. */
+	/* Only a verb that configures something makes a new home (as filerd
+	 * would make it); the others, on a home without a database (a
+	 * mistyped --home), say so and leave no trace there.  A pid file
+	 * but no database: a first filerd may be creating it; wait below. */
+	if (!(v->flags & ADM_V_NEWHOME) && access(ctx->db_path, F_OK) != 0 &&
+	    access(ctx->pid_path, F_OK) != 0) {
+		no_config(&rep, ctx);
+		goto render;
+	}
 	if (access(ctx->home, F_OK) != 0 && mkdir(ctx->home, 0755) != 0) {
 		adm_fail(&rep, ADM_ERR, "cannot create %s: %s (its parent must "
 		    "exist)", ctx->home, strerror(errno));
@@ -535,6 +550,11 @@ static int offline(const struct cli *c, const struct adm_verb *v,
 	if (rc != 0) {
 		adm_fail(&rep, ADM_ERR, "cannot lock %s: %s", ctx->pid_path,
 		    strerror(-rc));
+		goto render;
+	}
+	if (!(v->flags & ADM_V_NEWHOME) && access(ctx->db_path, F_OK) != 0) {
+		no_config(&rep, ctx);
+		adm_home_unlock(ctx, false);
 		goto render;
 	}
 	if (adm_db_open(ctx->db_path, &ctx->db, err, sizeof(err)) != 0) {

@@ -522,7 +522,8 @@ static const struct adm_arg check_args[] = {
 const struct adm_verb adm_misc_verbs[] = {
 	{ "config get", get_args, ADM_V_OFFLINE, config_get,
 	    "Show one setting or all", NULL },
-	{ "config set", set_args, ADM_V_OFFLINE, config_set,
+	{ "config set", set_args, ADM_V_OFFLINE | ADM_V_NEWHOME,
+	    config_set,
 	    "Change a setting", "Each setting says when a change takes "
 	    "effect (now, reload, next volume online)." },
 	{ "stats", stats_args, 0, stats,

@@ -575,7 +575,8 @@ static const struct adm_arg destroy_args[] = {
 };
 
 const struct adm_verb adm_vol_verbs[] = {
-	{ "vol create", create_args, ADM_V_OFFLINE, vol_create,
+	{ "vol create", create_args, ADM_V_OFFLINE | ADM_V_NEWHOME,
+	    vol_create,
 	    "Create a volume: disk images NAME-dK.img, RAID, file system",
 	    "SIZE is the usable size of each disk; the volume holds\n"
 	    "groups x (disks - parity) x SIZE.  Example:\n"

@@ -347,6 +347,56 @@ static void test_lock_held_by_ctl(void **state)
 	assert_int_equal(ta_daemon_stop(&t->d), 0);
 }
 
+/*
+ * A mistyped --home: a verb that only reads (or edits what must exist
+ * first) says there is no configuration there, exit 1, and leaves no
+ * trace (it used to make the directory, filer.db and filerd.pid, then
+ * answer "no volumes").  vol create and config set still make a home.
+ */
+static void test_no_home(void **state)
+{
+	struct t *t = *state;
+	char missing[2100], empty[2100];
+	struct ta_out o;
+	char *ls;
+
+	snprintf(missing, sizeof(missing), "%s/nosuch", t->dir);
+	snprintf(empty, sizeof(empty), "%s/empty", t->dir);
+	assert_int_equal(mkdir(empty, 0755), 0);
+	o = ta_ctl(missing, "vol", "list", NULL);
+	assert_int_equal(o.status, 1);
+	assert_non_null(strstr(o.err, "holds no filer configuration"));
+	ta_out_free(&o);
+	assert_false(ta_exists(missing));
+	{
+		static const char *const verbs[][3] = {
+			{ "vol", "list", NULL }, { "config", "get", NULL },
+			{ "events", NULL, NULL }, { "export", "list", NULL },
+			{ "disk", "list", NULL }, { "vol", "status", "vol0" },
+		};
+
+		for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]);
+		    i++) {
+			o = ta_ctl(empty, verbs[i][0], verbs[i][1],
+			    verbs[i][2], NULL);
+			assert_int_equal(o.status, 1);
+			assert_non_null(strstr(o.err, "holds no filer "
+			    "configuration"));
+			ta_out_free(&o);
+		}
+	}
+	ls = ta_dir_listing(empty);
+	assert_string_equal(ls, "");
+	free(ls);
+	/* A verb that configures makes the home, as before. */
+	free(ta_ctl_expect(0, empty, "config", "set", "log_level", "debug",
+	    NULL));
+	free(ta_ctl_expect(0, empty, "vol", "list", NULL));
+	free(ta_ctl_expect(0, missing, "vol", "create", "vol0", "--disks", "3",
+	    "--parity", "1", "--size", "8M", NULL));
+	free(ta_ctl_expect(0, missing, "vol", "status", "vol0", NULL));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -364,6 +414,7 @@ int main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_lock_held_by_ctl, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_no_home, setup, teardown),
 	};
 
 	ta_init();
