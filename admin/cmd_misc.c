@@ -274,7 +274,7 @@ struct check_job {
 	struct adm_job j;	/* first: finish frees the whole */
 	wafl_vol_t *w;
 	uint32_t hold_ms;
-	char snap[ADM_NAME_MAX];
+	char snap[ADM_SNAP_MAX];
 	bool has_snap;
 	int sync_rc, rc;
 	struct wafl_check_result res;

@@ -397,6 +397,25 @@ static void test_no_home(void **state)
 	free(ta_ctl_expect(0, missing, "vol", "status", "vol0", NULL));
 }
 
+/* check --snapshot with a long name (snapshot names run to 63 bytes) on
+ * an online volume names it whole in its answer; the job kept 31 bytes. */
+static void test_check_long_snapshot(void **state)
+{
+	struct t *t = *state;
+	const char *snap = "before-the-upgrade-of-the-home-directories.2026";
+	char *out;
+
+	create_vol(t, "vol0");
+	ta_daemon_start(&t->d, t->home);
+	free(ta_ctl_expect(0, t->home, "snap", "create", "vol0", snap, NULL));
+	out = ta_ctl_expect(0, t->home, "check", "vol0", "--snapshot", snap,
+	    NULL);
+	if (strstr(out, snap) == NULL)
+		fail_msg("check said: %s", out);
+	free(out);
+	assert_int_equal(ta_daemon_stop(&t->d), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -415,6 +434,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_lock_held_by_ctl, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_no_home, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_check_long_snapshot, setup,
+		    teardown),
 	};
 
 	ta_init();
