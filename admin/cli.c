@@ -598,10 +598,15 @@ int adm_cli_main(int argc, char **argv)
 	for (; i < argc && argv[i][0] == '-'; i++) {
 		if (strcmp(argv[i], "--json") == 0) {
 			c.json = true;
-		} else if (strcmp(argv[i], "--home") == 0 && i + 1 < argc) {
-			c.home = argv[++i];
-		} else if (strncmp(argv[i], "--home=", 7) == 0) {
-			c.home = argv[i] + 7;
+		} else if (strcmp(argv[i], "--home") == 0 ||
+		    strncmp(argv[i], "--home=", 7) == 0) {
+			c.home = argv[i][6] == '=' ? argv[i] + 7 :
+			    i + 1 < argc ? argv[++i] : "";
+			if (c.home[0] == '\0') {
+				fprintf(stderr, "filerctl: --home needs a "
+				    "directory\n");
+				return ADM_USAGE;
+			}
 		} else if (strcmp(argv[i], "--help") == 0 ||
 		    strcmp(argv[i], "-h") == 0) {
 			usage_main(stdout);

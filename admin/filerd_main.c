@@ -31,10 +31,12 @@ int main(int argc, char **argv)
 	const char *rhold = getenv("FILER_RESYNC_STOP_HOLD_MS");
 
 	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--home") == 0 && i + 1 < argc) {
-			o.home = argv[++i];
-		} else if (strncmp(argv[i], "--home=", 7) == 0) {
-			o.home = argv[i] + 7;
+		if (strcmp(argv[i], "--home") == 0 ||
+		    strncmp(argv[i], "--home=", 7) == 0) {
+			o.home = argv[i][6] == '=' ? argv[i] + 7 :
+			    i + 1 < argc ? argv[++i] : "";
+			if (o.home[0] == '\0')
+				break;		/* refused below */
 		} else if (strcmp(argv[i], "--foreground") == 0 ||
 		    strcmp(argv[i], "-f") == 0) {
 			o.foreground = true;

@@ -416,6 +416,33 @@ static void test_check_long_snapshot(void **state)
 	assert_int_equal(ta_daemon_stop(&t->d), 0);
 }
 
+/* --home without a directory (last on the line, or "--home=") is a usage
+ * error that says so, for filerctl and filerd alike; it was called an
+ * unknown option, or (filerctl --home=) a bad home with exit 1. */
+static void test_home_without_dir(void **state)
+{
+	static const char *const lines[][4] = {
+		{ "filerctl", "--home", NULL, NULL },
+		{ "filerctl", "--json", "--home", NULL },
+		{ "filerctl", "--home=", "vol", "list" },
+		{ "filerd", "--home", NULL, NULL },
+		{ "filerd", "--foreground", "--home", NULL },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
+		const char *argv[5] = { lines[i][0], lines[i][1], lines[i][2],
+			lines[i][3], NULL };
+		struct ta_out o = ta_runv(argv, -1, NULL);
+
+		if (o.status != 2 || strstr(o.err, "--home needs a "
+		    "directory") == NULL)
+			fail_msg("%s %s: exit %d: %s", lines[i][0],
+			    lines[i][1], o.status, o.err);
+		ta_out_free(&o);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -435,6 +462,8 @@ int main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_no_home, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_check_long_snapshot, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_home_without_dir, setup,
 		    teardown),
 	};
 
