@@ -26,6 +26,7 @@
 
 /* wafl keeps at most 255 snapshots per volume (wafl/ondisk.h). */
 #define ADM_SNAP_LIST_MAX	256
+#define ADM_SNAP_KEEP_MAX	255
 
 static struct adm_vol *live_vol(struct adm_ctx *ctx, const char *name,
     struct adm_rep *rep)
@@ -189,6 +190,14 @@ static int snap_schedule(struct adm_ctx *ctx, const struct adm_req *req,
 			change = true;
 		}
 	}
+	/* Keep counts past what a volume holds would make the schedule
+	 * fail (snapshot.failed events) once the table is full. */
+	if (change && cur[0] + cur[1] + cur[2] > ADM_SNAP_KEEP_MAX)
+		return adm_fail(rep, ADM_ERR, "snap schedule: keeping %" PRId64
+		    " hourly, %" PRId64 " daily and %" PRId64 " weekly "
+		    "snapshots makes %" PRId64 "; a volume holds at most %d "
+		    "snapshots (its own included)", cur[0], cur[1], cur[2],
+		    cur[0] + cur[1] + cur[2], ADM_SNAP_KEEP_MAX);
 	if (change) {
 		rc = adm_db_begin(ctx->db);
 		if (rc == 0)

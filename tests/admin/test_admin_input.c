@@ -443,6 +443,39 @@ static void test_home_without_dir(void **state)
 	}
 }
 
+/*
+ * snap schedule keep counts are 0..200 each, but a volume holds at most
+ * 255 snapshots: a schedule whose counts add up to more (with the ones
+ * already stored) is refused, exit 1, and the schedule stays as it was;
+ * it used to be stored, and scheduled snapshots then failed once the
+ * table was full.
+ */
+static void test_schedule_total(void **state)
+{
+	struct t *t = *state;
+	struct ta_out o;
+	char *js;
+
+	create_vol(t, "vol0");
+	o = ta_ctl(t->home, "snap", "schedule", "vol0", "--hourly", "200",
+	    "--daily", "100", NULL);
+	assert_int_equal(o.status, 1);
+	assert_non_null(strstr(o.err, "at most 255 snapshots"));
+	ta_out_free(&o);
+	free(ta_ctl_expect(0, t->home, "snap", "schedule", "vol0", "--hourly",
+	    "200", NULL));
+	free(ta_ctl_expect(1, t->home, "snap", "schedule", "vol0", "--daily",
+	    "56", NULL));
+	free(ta_ctl_expect(0, t->home, "snap", "schedule", "vol0", "--daily",
+	    "50", "--weekly", "5", NULL));
+	js = ta_ctl_expect(0, t->home, "--json", "snap", "schedule", "vol0",
+	    NULL);
+	ta_json_eq(js, "$.schedule.hourly", "200");
+	ta_json_eq(js, "$.schedule.daily", "50");
+	ta_json_eq(js, "$.schedule.weekly", "5");
+	free(js);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -464,6 +497,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_check_long_snapshot, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_home_without_dir, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_schedule_total, setup,
 		    teardown),
 	};
 
