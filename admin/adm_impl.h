@@ -186,6 +186,10 @@ void adm_rep_i64(struct adm_rep *r, const char *key, int64_t val);
 void adm_rep_dbl(struct adm_rep *r, const char *key, double val);
 void adm_rep_bool(struct adm_rep *r, const char *key, bool val);
 int adm_rep_encode(const struct adm_rep *r, struct adm_buf *out);
+/* The same, but a reply that cannot be sent (over ADM_REP_MAX, or no
+ * memory) becomes an error reply saying so: what filerd sends and what
+ * filerctl shows for a verb it ran itself. */
+void adm_rep_encode_bounded(const struct adm_rep *r, struct adm_buf *out);
 
 /* A decoded reply (client side). */
 enum adm_item_kind { ADM_IT_LIST, ADM_IT_ROW, ADM_IT_OBJ, ADM_IT_STR, ADM_IT_NUM,

@@ -568,8 +568,10 @@ static int offline(const struct cli *c, const struct adm_verb *v,
 	ctx->db = NULL;
 	adm_home_unlock(ctx, false);
 render:
-	if (adm_rep_encode(&rep, &out) == 0 &&
-	    adm_reply_decode(out.p, out.len, &r) == 0) {
+	/* As filerd would answer it: a reply too large to send is refused
+	 * the same way here. */
+	adm_rep_encode_bounded(&rep, &out);
+	if (!out.oom && adm_reply_decode(out.p, out.len, &r) == 0) {
 		st = show(c, &r);
 		adm_reply_free(&r);
 	} else {

@@ -176,16 +176,7 @@ static void reply_send(int fd, struct adm_rep *rep)
 {
 	struct adm_buf out = { 0 };
 
-	if (adm_rep_encode(rep, &out) != 0) {
-		struct adm_rep small;
-
-		adm_buf_free(&out);
-		adm_rep_init(&small);
-		adm_fail(&small, ADM_ERR, "the reply is too large; narrow the "
-		    "request (e.g. events --limit)");
-		(void)adm_rep_encode(&small, &out);
-		adm_rep_free(&small);
-	}
+	adm_rep_encode_bounded(rep, &out);
 	(void)adm_frame_write(fd, out.p, out.len);
 	adm_buf_free(&out);
 }

@@ -387,6 +387,24 @@ int adm_rep_encode(const struct adm_rep *r, struct adm_buf *out)
 	return out->len > ADM_REP_MAX ? -E2BIG : 0;
 }
 
+void adm_rep_encode_bounded(const struct adm_rep *r, struct adm_buf *out)
+{
+	struct adm_rep small;
+	int rc = adm_rep_encode(r, out);
+
+	if (rc == 0)
+		return;
+	adm_buf_free(out);
+	adm_rep_init(&small);
+	if (rc == -E2BIG)
+		adm_fail(&small, ADM_ERR, "the reply is too large; narrow the "
+		    "request (e.g. events --limit)");
+	else
+		adm_fail(&small, ADM_ERR, "out of memory for the reply");
+	(void)adm_rep_encode(&small, out);
+	adm_rep_free(&small);
+}
+
 void adm_reply_free(struct adm_reply *r)
 {
 	for (size_t i = 0; i < r->n; i++) {

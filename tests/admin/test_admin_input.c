@@ -476,6 +476,41 @@ static void test_schedule_total(void **state)
 	free(js);
 }
 
+/*
+ * A reply over the protocol's 16 MiB (events --limit 100000 of long
+ * messages): filerd answers that it is too large and how to narrow it;
+ * filerctl running the verb itself, without filerd, now answers the same
+ * (it printed "filerctl: " and nothing else, exit 1).
+ */
+static void test_reply_too_large(void **state)
+{
+	struct t *t = *state;
+	struct ta_out o;
+	char *js;
+
+	create_vol(t, "vol0");
+	db_edit(t, "WITH RECURSIVE k(i) AS (SELECT 1 UNION ALL SELECT i + 1 "
+	    "FROM k WHERE i < 99990) INSERT INTO events (time_ns, volume, "
+	    "kind, message) SELECT 1700000000000000000 + i, NULL, 'test', "
+	    "printf('%0200d', i) FROM k;");
+	for (int round = 0; round < 2; round++) {
+		if (round == 1)
+			ta_daemon_start(&t->d, t->home);
+		o = ta_ctl(t->home, "events", "--limit", "100000", NULL);
+		assert_int_equal(o.status, 1);
+		if (strstr(o.err, "the reply is too large; narrow the "
+		    "request") == NULL)
+			fail_msg("%s filerd: %s", round ? "with" : "without",
+			    o.err);
+		ta_out_free(&o);
+		js = ta_ctl_expect(0, t->home, "--json", "events", "--limit",
+		    "10", NULL);
+		assert_true(ta_json_valid(js));
+		free(js);
+	}
+	assert_int_equal(ta_daemon_stop(&t->d), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -499,6 +534,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_home_without_dir, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_schedule_total, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_reply_too_large, setup,
 		    teardown),
 	};
 
