@@ -92,25 +92,64 @@ static bool is_group(int argc, char **argv)
 	return false;
 }
 
-static int usage_error(const struct adm_verb *v, const char *fmt, ...)
+static void json_str(FILE *f, const char *s);
+
+/* A reply object for an error filerctl finds itself, on stdout. */
+static void json_error(int status, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-static int usage_error(const struct adm_verb *v, const char *fmt, ...)
+static void json_error(int status, const char *fmt, ...)
 {
+	char msg[ADM_MSG_MAX];
 	va_list ap;
 
-	fprintf(stderr, "filerctl: ");
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "\n");
+	printf("{\"status\": %d, \"message\": ", status);
+	json_str(stdout, msg);
+	printf("}\n");
+	fflush(stdout);
+}
+
+/* An error filerctl finds itself (no reply from filerd to show): on
+ * stderr, and with --json as a reply object on stdout too, so that a
+ * script reading stdout gets one whatever went wrong.  Returns status. */
+static int cli_error(const struct cli *c, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int cli_error(const struct cli *c, int status, const char *fmt, ...)
+{
+	char msg[ADM_MSG_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (c->json)
+		json_error(status, "%s", msg);
+	fprintf(stderr, "filerctl: %s\n", msg);
+	return status;
+}
+
+static int usage_error(const struct cli *c, const struct adm_verb *v,
+    const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int usage_error(const struct cli *c, const struct adm_verb *v,
+    const char *fmt, ...)
+{
+	char msg[ADM_MSG_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	(void)cli_error(c, ADM_USAGE, "%s", msg);
 	if (v != NULL)
 		fprintf(stderr, "see: filerctl %s --help\n", v->words);
 	return ADM_USAGE;
 }
 
 /* argv (after the verb's words) to fields, by the verb's table. */
-static int parse_args(const struct adm_verb *v, int argc, char **argv,
-    struct adm_req *req)
+static int parse_args(const struct cli *c, const struct adm_verb *v,
+    int argc, char **argv, struct adm_req *req)
 {
 	const struct adm_arg *pos[8];
 	size_t npos = 0, ipos = 0;
@@ -131,31 +170,32 @@ static int parse_args(const struct adm_verb *v, int argc, char **argv,
 			const struct adm_arg *a;
 
 			if (nl == 0 || nl >= sizeof(name))
-				return usage_error(v, "unknown option %s", s);
+				return usage_error(c, v, "unknown option %s",
+				    s);
 			memcpy(name, s + 2, nl);
 			name[nl] = '\0';
-			for (char *c = name; *c != '\0'; c++)
-				if (*c == '-')
-					*c = '_';
+			for (char *ch = name; *ch != '\0'; ch++)
+				if (*ch == '-')
+					*ch = '_';
 			a = adm_verb_arg(v, name);
 			if (a == NULL || (a->flags & ADM_ARG_POS))
-				return usage_error(v, "%s: unknown option %s",
+				return usage_error(c, v, "%s: unknown option %s",
 				    v->words, s);
 			if (a->type == ADM_A_FLAG || a->type == ADM_A_ALIAS) {
 				if (eq != NULL)
-					return usage_error(v, "%s takes no "
+					return usage_error(c, v, "%s takes no "
 					    "value", s);
 				if (a->type == ADM_A_ALIAS) {
 					/* --rw --ro, --secure yes --insecure:
 					 * the last one must not win quietly. */
 					if (adm_req_get(req, a->target) !=
 					    NULL)
-						return usage_error(v, "%s sets "
+						return usage_error(c, v, "%s sets "
 						    "--%s, which is given "
 						    "already", s, a->target);
 					if (adm_req_set(req, a->target,
 					    a->choices) != 0)
-						return usage_error(v, "bad %s",
+						return usage_error(c, v, "bad %s",
 						    s);
 					continue;
 				}
@@ -165,21 +205,21 @@ static int parse_args(const struct adm_verb *v, int argc, char **argv,
 			} else if (i + 1 < argc) {
 				val = argv[++i];
 			} else {
-				return usage_error(v, "%s needs a value", s);
+				return usage_error(c, v, "%s needs a value", s);
 			}
 			if (adm_req_get(req, a->name) != NULL)
-				return usage_error(v, "--%s given twice (or "
+				return usage_error(c, v, "--%s given twice (or "
 				    "with a flag that sets it)", a->name);
 			if (adm_req_set(req, a->name, val) != 0)
-				return usage_error(v, "%s: the value holds "
+				return usage_error(c, v, "%s: the value holds "
 				    "control characters or is too long", s);
 			continue;
 		}
 		if (ipos >= npos)
-			return usage_error(v, "%s: unexpected argument '%s'",
+			return usage_error(c, v, "%s: unexpected argument '%s'",
 			    v->words, s);
 		if (adm_req_set(req, pos[ipos]->name, s) != 0)
-			return usage_error(v, "'%s': the value holds control "
+			return usage_error(c, v, "'%s': the value holds control "
 			    "characters or is too long", s);
 		ipos++;
 	}
@@ -439,18 +479,14 @@ static int via_socket(const struct cli *c, int fd, const struct adm_req *req)
 	adm_buf_free(&out);
 	if (rc == 0)
 		rc = adm_frame_read(fd, ADM_REP_MAX, &in, &len);
-	if (rc != 0) {
-		fprintf(stderr, "filerctl: lost the connection to filerd: %s; "
-		    "see its log (journalctl -u filerd, or stderr with "
-		    "--foreground)\n", strerror(rc == -EPIPE ? EPIPE : -rc));
-		return ADM_ERR;
-	}
+	if (rc != 0)
+		return cli_error(c, ADM_ERR, "lost the connection to filerd: "
+		    "%s; see its log (journalctl -u filerd, or stderr with "
+		    "--foreground)", strerror(rc == -EPIPE ? EPIPE : -rc));
 	rc = adm_reply_decode(in, len, &r);
 	free(in);
-	if (rc != 0) {
-		fprintf(stderr, "filerctl: malformed reply from filerd\n");
-		return ADM_ERR;
-	}
+	if (rc != 0)
+		return cli_error(c, ADM_ERR, "malformed reply from filerd");
 	st = show(c, &r);
 	adm_reply_free(&r);
 	return st;
@@ -476,9 +512,8 @@ static int offline(const struct cli *c, const struct adm_verb *v,
 	int st = ADM_ERR, rc;
 
 	if (ctx == NULL || adm_ctx_init(ctx, c->home) != 0) {
-		fprintf(stderr, "filerctl: bad --home %s\n", c->home);
 		free(ctx);
-		return ADM_ERR;
+		return cli_error(c, ADM_ERR, "bad --home %s", c->home);
 	}
 	adm_rep_init(&rep);
 	if (!(v->flags & ADM_V_OFFLINE)) {
@@ -575,7 +610,7 @@ render:
 		st = show(c, &r);
 		adm_reply_free(&r);
 	} else {
-		fprintf(stderr, "filerctl: %s\n", rep.message);
+		st = cli_error(c, ADM_ERR, "%s", rep.message);
 	}
 	adm_buf_free(&out);
 	adm_rep_free(&rep);
@@ -634,12 +669,15 @@ int adm_cli_main(int argc, char **argv)
 			bool help = i + 1 < argc && (strcmp(argv[i + 1],
 			    "--help") == 0 || strcmp(argv[i + 1], "-h") == 0);
 
+			if (!help && c.json)
+				json_error(ADM_USAGE, "which one? see: "
+				    "filerctl %s --help", argv[i]);
 			fprintf(help ? stdout : stderr, "%s%s verbs:\n",
 			    help ? "" : "filerctl: which one? ", argv[i]);
 			print_verbs(help ? stdout : stderr, argv[i]);
 			return help ? ADM_OK : ADM_USAGE;
 		}
-		fprintf(stderr, "filerctl: unknown verb '%s'\n", argv[i]);
+		(void)cli_error(&c, ADM_USAGE, "unknown verb '%s'", argv[i]);
 		usage_main(stderr);
 		return ADM_USAGE;
 	}
@@ -665,7 +703,7 @@ int adm_cli_main(int argc, char **argv)
 		}
 	}
 	adm_req_init(&req, v->words);
-	st = parse_args(v, argc - i - used, argv + i + used, &req);
+	st = parse_args(&c, v, argc - i - used, argv + i + used, &req);
 	if (st != ADM_OK) {
 		adm_req_free(&req);
 		return st;
@@ -673,7 +711,7 @@ int adm_cli_main(int argc, char **argv)
 	adm_rep_init(&rep);
 	st = adm_req_validate(v, &req, &rep);
 	if (st != ADM_OK) {
-		fprintf(stderr, "filerctl: %s\n", rep.message);
+		(void)cli_error(&c, st, "%s", rep.message);
 		adm_rep_free(&rep);
 		adm_req_free(&req);
 		return st;
@@ -688,13 +726,12 @@ int adm_cli_main(int argc, char **argv)
 	} else if (rc == -ENOENT || rc == -ECONNREFUSED) {
 		st = offline(&c, v, &req);
 	} else if (rc == -EACCES || rc == -EPERM) {
-		fprintf(stderr, "filerctl: permission denied on %s: only root "
-		    "(or the configured admin_group) may manage filerd\n", sock);
-		st = ADM_ERR;
+		st = cli_error(&c, ADM_ERR, "permission denied on %s: only "
+		    "root (or the configured admin_group) may manage filerd",
+		    sock);
 	} else {
-		fprintf(stderr, "filerctl: cannot reach filerd at %s: %s\n",
+		st = cli_error(&c, ADM_ERR, "cannot reach filerd at %s: %s",
 		    sock, strerror(-rc));
-		st = ADM_ERR;
 	}
 	adm_req_free(&req);
 	return st;

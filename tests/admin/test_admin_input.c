@@ -511,6 +511,57 @@ static void test_reply_too_large(void **state)
 	assert_int_equal(ta_daemon_stop(&t->d), 0);
 }
 
+/*
+ * With --json a script reads one JSON object on stdout whatever went
+ * wrong (filerctl(8): "also on errors"): arguments filerctl refuses
+ * itself, before anything is sent, included.  Those used to print only
+ * to stderr, leaving stdout empty.
+ */
+static void test_json_errors(void **state)
+{
+	struct t *t = *state;
+	char empty[2100];
+	static const char *const lines[][10] = {
+		{ "--json", "vol", "create", "vol1", NULL },
+		{ "vol", "create", "vol1", "--json", "--disks", "3", "--parity",
+		    "9", "--size", "8M" },
+		{ "--json", "export", "add", "/vol/vol0", "--client", "h",
+		    "--rw", "--ro", NULL },
+		{ "--json", "vol", "status", "vol0", "extra", NULL },
+		{ "--json", "vol", "frobnicate", NULL },
+		{ "--json", "events", "--since", "yesterday", NULL },
+	};
+
+	create_vol(t, "vol0");
+	for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
+		const char *argv[14] = { "filerctl", "--home", t->home };
+		struct ta_out o;
+		size_t n = 3;
+
+		for (size_t k = 0; k < 10 && lines[i][k] != NULL; k++)
+			argv[n++] = lines[i][k];
+		argv[n] = NULL;
+		o = ta_runv(argv, -1, NULL);
+		if (o.status != 2 || !ta_json_valid(o.out))
+			fail_msg("%s %s: exit %d, stdout '%s'", lines[i][1],
+			    lines[i][2], o.status, o.out);
+		ta_json_eq(o.out, "$.status", "2");
+		assert_non_null(strstr(o.err, "filerctl: "));
+		ta_out_free(&o);
+	}
+	/* An error filerctl meets running a verb itself: status 1. */
+	snprintf(empty, sizeof(empty), "%s/empty", t->dir);
+	assert_int_equal(mkdir(empty, 0755), 0);
+	{
+		struct ta_out o = ta_ctl(empty, "--json", "vol", "list", NULL);
+
+		assert_int_equal(o.status, 1);
+		assert_true(ta_json_valid(o.out));
+		ta_json_eq(o.out, "$.status", "1");
+		ta_out_free(&o);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -536,6 +587,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_schedule_total, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_reply_too_large, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_json_errors, setup,
 		    teardown),
 	};
 
