@@ -190,13 +190,14 @@ static int parse_args(const struct cli *c, const struct adm_verb *v,
 					 * the last one must not win quietly. */
 					if (adm_req_get(req, a->target) !=
 					    NULL)
-						return usage_error(c, v, "%s sets "
-						    "--%s, which is given "
-						    "already", s, a->target);
+						return usage_error(c, v,
+						    "%s sets --%s, which is "
+						    "given already", s,
+						    a->target);
 					if (adm_req_set(req, a->target,
 					    a->choices) != 0)
-						return usage_error(c, v, "bad %s",
-						    s);
+						return usage_error(c, v,
+						    "bad %s", s);
 					continue;
 				}
 				val = "true";

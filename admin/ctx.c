@@ -356,15 +356,40 @@ int adm_exports_foreach(struct adm_ctx *ctx, adm_export_fn *fn, void *arg)
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		struct adm_export_rule r;
 		const char *sq = adm_col_text(st, 4);
+		const char *acc = adm_col_text(st, 3);
+		int64_t uid = sqlite3_column_int64(st, 5);
+		int64_t gid = sqlite3_column_int64(st, 6);
+		char vol[ADM_NAME_MAX];
 
 		r.path = adm_col_text(st, 0);
 		r.volume = adm_col_text(st, 1);
 		r.client = adm_col_text(st, 2);
-		r.rw = strcmp(adm_col_text(st, 3), "rw") == 0;
+		/* A rule as export add would have stored it, or none: an
+		 * anonymous id past 32 bits would wrap (4294967296 is root),
+		 * an unknown squash would read as root squash. */
+		if (!adm_valid_export_path(r.path, vol, sizeof(vol)) ||
+		    strcmp(vol, r.volume) != 0 ||
+		    !adm_valid_client(r.client) ||
+		    (strcmp(acc, "rw") != 0 && strcmp(acc, "ro") != 0) ||
+		    (strcmp(sq, "root") != 0 && strcmp(sq, "all") != 0 &&
+		    strcmp(sq, "none") != 0) || uid < 0 ||
+		    uid > (int64_t)UINT32_MAX - 1 || gid < 0 ||
+		    gid > (int64_t)UINT32_MAX - 1) {
+			fl_err(ADM_SUB, "database: export %s, rule for %s: "
+			    "impossible values (access %s, squash %s, anonuid "
+			    "%" PRId64 ", anongid %" PRId64 "); the rule is not "
+			    "served", r.path, r.client, acc, sq, uid, gid);
+			adm_event(ctx, r.volume, "export.refused", "%s: the "
+			    "rule for %s holds impossible values and is not "
+			    "served; fix it (filerctl export modify) or "
+			    "remove it", r.path, r.client);
+			continue;
+		}
+		r.rw = strcmp(acc, "rw") == 0;
 		r.squash = strcmp(sq, "all") == 0 ? ADM_SQUASH_ALL :
 		    strcmp(sq, "none") == 0 ? ADM_SQUASH_NONE : ADM_SQUASH_ROOT;
-		r.anonuid = (uint32_t)sqlite3_column_int64(st, 5);
-		r.anongid = (uint32_t)sqlite3_column_int64(st, 6);
+		r.anonuid = (uint32_t)uid;
+		r.anongid = (uint32_t)gid;
 		r.secure = sqlite3_column_int64(st, 7) != 0;
 		/* A mirror destination is served read-only (svc_mirror.c). */
 		if (r.rw && adm_mirror_is_dest(ctx, sqlite3_column_int64(st, 8)))

@@ -15,6 +15,7 @@
 #include <sys/file.h>
 
 #include "tests/admin/ta.h"
+#include "tests/lib/tl_port.h"
 #include "tests/lib/tl_tmpdir.h"
 
 struct t {
@@ -562,6 +563,47 @@ static void test_json_errors(void **state)
 	}
 }
 
+/*
+ * An export rule whose anonymous uid does not fit 32 bits (4294967296
+ * wrapped to 0: squashed users served as root) or whose squash is no
+ * known one is not served: filerd leaves that rule out and records an
+ * export.refused event; the other rules serve.
+ */
+static void test_db_bad_export_rule(void **state)
+{
+	struct t *t = *state;
+	uint16_t ports[2];
+	char np[8], mp[8], *js;
+
+	create_vol(t, "vol0");
+	assert_int_equal(tl_free_ports(ports, 2), 0);
+	snprintf(np, sizeof(np), "%u", ports[0]);
+	snprintf(mp, sizeof(mp), "%u", ports[1]);
+	free(ta_ctl_expect(0, t->home, "config", "set", "nfs_port", np, NULL));
+	free(ta_ctl_expect(0, t->home, "config", "set", "mount_port", mp,
+	    NULL));
+	free(ta_ctl_expect(0, t->home, "export", "add", "/vol/vol0",
+	    "--client", "10.0.0.0/8", "--squash", "all", "--anonuid", "1000",
+	    NULL));
+	free(ta_ctl_expect(0, t->home, "export", "add", "/vol/vol0",
+	    "--client", "10.1.0.0/16", "--squash", "root", NULL));
+	free(ta_ctl_expect(0, t->home, "export", "add", "/vol/vol0",
+	    "--client", "*", NULL));
+	db_edit(t, "UPDATE export_rules SET anonuid = 4294967296 WHERE "
+	    "client = '10.0.0.0/8';"
+	    "UPDATE export_rules SET squash = 'some' WHERE "
+	    "client = '10.1.0.0/16';");
+	ta_daemon_start(&t->d, t->home);
+	js = ta_ctl_expect(0, t->home, "--json", "events", NULL);
+	if (strstr(js, "/vol/vol0: the rule for 10.0.0.0/8 holds impossible "
+	    "values") == NULL || strstr(js, "/vol/vol0: the rule for "
+	    "10.1.0.0/16 holds impossible values") == NULL ||
+	    strstr(js, "rule for *") != NULL)
+		fail_msg("events: %s", js);
+	free(js);
+	assert_int_equal(ta_daemon_stop(&t->d), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -589,6 +631,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_reply_too_large, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_json_errors, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_db_bad_export_rule, setup,
 		    teardown),
 	};
 
