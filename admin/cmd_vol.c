@@ -458,14 +458,19 @@ static int vol_offline(struct adm_ctx *ctx, const struct adm_req *req,
 	if (adm_vol_get(ctx->db, name, &rec) != 0)
 		return adm_fail(rep, ADM_ERR, "no volume named %s; see: "
 		    "filerctl vol list", name);
+	/* The wanted state first: a database that cannot take it (locked
+	 * by another program) leaves the volume serving, not offline now
+	 * and online again at the next start. */
+	if (set_state_tx(ctx, name, "offline", reason, "volume.offline",
+	    reason) != 0)
+		return adm_fail(rep, ADM_ERR, "volume %s stays as it was: the "
+		    "database cannot record it offline (see filerd's log)",
+		    name);
 	v = ctx->daemon ? adm_vol_find(ctx, name) : NULL;
 	if (v != NULL) {
 		rc = adm_vol_takedown(ctx, v);
 		adm_vol_forget(ctx, v);
 	}
-	if (set_state_tx(ctx, name, "offline", reason, "volume.offline",
-	    reason) != 0)
-		return adm_fail(rep, ADM_ERR, "database error");
 	if (rc != 0)
 		return adm_fail(rep, ADM_ERR, "volume %s is offline, but its "
 		    "final consistency point failed: %s (data since the "
@@ -510,11 +515,6 @@ static int vol_destroy(struct adm_ctx *ctx, const struct adm_req *req,
 	}
 	sqlite3_finalize(st);
 
-	v = ctx->daemon ? adm_vol_find(ctx, name) : NULL;
-	if (v != NULL) {
-		(void)adm_vol_takedown(ctx, v);
-		adm_vol_forget(ctx, v);
-	}
 	snprintf(msg, sizeof(msg), "volume %s destroyed%s", name,
 	    keep ? " (disk images kept)" : "");
 	rc = adm_db_begin(ctx->db);
@@ -530,7 +530,15 @@ static int vol_destroy(struct adm_ctx *ctx, const struct adm_req *req,
 	if (rc != 0) {
 		free(paths);
 		return adm_fail(rep, ADM_ERR, "cannot remove volume %s from "
-		    "the database: %s", name, fl_strerror(rc));
+		    "the database: %s; it stays as it was", name,
+		    fl_strerror(rc));
+	}
+	/* The rows are gone: now the volume, if it runs (its services
+	 * find its exports and relationships gone with them). */
+	v = ctx->daemon ? adm_vol_find(ctx, name) : NULL;
+	if (v != NULL) {
+		(void)adm_vol_takedown(ctx, v);
+		adm_vol_forget(ctx, v);
 	}
 	/* After the commit: a crash here leaves files, never rows. */
 	for (size_t i = 0; !keep && i < n; i++)

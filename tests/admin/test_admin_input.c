@@ -604,6 +604,53 @@ static void test_db_bad_export_rule(void **state)
 	assert_int_equal(ta_daemon_stop(&t->d), 0);
 }
 
+/*
+ * Another program holds the database's write lock (an sqlite3 shell in
+ * a transaction, say) past the 5 s busy timeout: vol offline and vol
+ * destroy fail (exit 1) and leave the volume as it was, online and
+ * serving.  They used to take it down first and fail on the database
+ * after, leaving it offline now but online again at the next start, and
+ * destroy not done.
+ */
+static void test_db_locked_volume_verbs(void **state)
+{
+	struct t *t = *state;
+	char path[2100], *js;
+	sqlite3 *db;
+	struct ta_out o;
+
+	create_vol(t, "vol0");
+	ta_daemon_start(&t->d, t->home);
+	snprintf(path, sizeof(path), "%s/filer.db", t->home);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL,
+	    NULL), SQLITE_OK);
+	o = ta_ctl(t->home, "vol", "offline", "vol0", NULL);
+	assert_int_equal(o.status, 1);
+	ta_out_free(&o);
+	o = ta_ctl(t->home, "vol", "destroy", "vol0", "--force", NULL);
+	assert_int_equal(o.status, 1);
+	ta_out_free(&o);
+	assert_int_equal(sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL),
+	    SQLITE_OK);
+	sqlite3_close(db);
+
+	js = ta_ctl_expect(0, t->home, "--json", "vol", "status", "vol0",
+	    NULL);
+	ta_json_eq(js, "$.volume.state", "online");
+	ta_json_eq(js, "$.volume.configured_state", "online");
+	free(js);
+	/* The lock gone, both work. */
+	free(ta_ctl_expect(0, t->home, "vol", "offline", "vol0", NULL));
+	free(ta_ctl_expect(0, t->home, "vol", "online", "vol0", NULL));
+	free(ta_ctl_expect(0, t->home, "vol", "destroy", "vol0", "--force",
+	    NULL));
+	js = ta_ctl_expect(0, t->home, "--json", "vol", "list", NULL);
+	assert_null(strstr(js, "vol0"));
+	free(js);
+	assert_int_equal(ta_daemon_stop(&t->d), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -634,6 +681,8 @@ int main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_db_bad_export_rule, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_db_locked_volume_verbs,
+		    setup, teardown),
 	};
 
 	ta_init();
