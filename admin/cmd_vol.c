@@ -433,6 +433,13 @@ static int vol_online(struct adm_ctx *ctx, const struct adm_req *req,
 		adm_say(rep, "volume %s is already online", name);
 		return ADM_OK;
 	}
+	/* The wanted state first: a volume brought up that the database
+	 * still calls offline would answer "online" and stay down after
+	 * the next start. */
+	if (adm_vol_set_state(ctx->db, name, "online", "") != 0)
+		return adm_fail(rep, ADM_ERR, "volume %s stays offline: the "
+		    "database cannot record it online (see filerd's log)",
+		    name);
 	if (adm_vol_bringup(ctx, &rec, why, sizeof(why)) != 0) {
 		(void)set_state_tx(ctx, name, "offline", why, "volume.offline",
 		    why);

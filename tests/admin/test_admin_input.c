@@ -610,7 +610,8 @@ static void test_db_bad_export_rule(void **state)
  * destroy fail (exit 1) and leave the volume as it was, online and
  * serving.  They used to take it down first and fail on the database
  * after, leaving it offline now but online again at the next start, and
- * destroy not done.
+ * destroy not done.  vol online answered "online" with the database
+ * still saying offline, so the volume stayed down after a restart.
  */
 static void test_db_locked_volume_verbs(void **state)
 {
@@ -633,7 +634,26 @@ static void test_db_locked_volume_verbs(void **state)
 	ta_out_free(&o);
 	assert_int_equal(sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL),
 	    SQLITE_OK);
+
+	/* vol online likewise: it is not brought up unless the database
+	 * says so, or it would be down again after the next start. */
+	free(ta_ctl_expect(0, t->home, "vol", "offline", "vol0", NULL));
+	assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL,
+	    NULL), SQLITE_OK);
+	o = ta_ctl(t->home, "vol", "online", "vol0", NULL);
+	assert_int_equal(o.status, 1);
+	ta_out_free(&o);
+	assert_int_equal(sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL),
+	    SQLITE_OK);
 	sqlite3_close(db);
+	js = ta_ctl_expect(0, t->home, "--json", "vol", "status", "vol0",
+	    NULL);
+	ta_json_eq(js, "$.volume.state", "offline");
+	ta_json_eq(js, "$.volume.configured_state", "offline");
+	free(js);
+	free(ta_ctl_expect(0, t->home, "vol", "online", "vol0", NULL));
+	assert_int_equal(ta_daemon_stop(&t->d), 0);
+	ta_daemon_start(&t->d, t->home);
 
 	js = ta_ctl_expect(0, t->home, "--json", "vol", "status", "vol0",
 	    NULL);
