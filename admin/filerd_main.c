@@ -60,7 +60,8 @@ int main(int argc, char **argv)
 		char *end;
 		double s = strtod(scale, &end);
 
-		if (*end != '\0' || s < 1.0 || s > 1e7) {
+		/* NaN compares false both ways: ask for the range. */
+		if (*end != '\0' || end == scale || !(s >= 1.0 && s <= 1e7)) {
 			fprintf(stderr, "filerd: FILER_CLOCK_SCALE must be a "
 			    "number from 1 to 10000000\n");
 			return 2;

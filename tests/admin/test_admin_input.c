@@ -671,6 +671,32 @@ static void test_db_locked_volume_verbs(void **state)
 	assert_int_equal(ta_daemon_stop(&t->d), 0);
 }
 
+/* filerd's test knob FILER_CLOCK_SCALE outside 1..10000000 is refused
+ * (exit 2) before anything starts; "nan" passed the range check (NaN
+ * compares false) and made the schedule clock undefined. */
+static void test_clock_scale_env(void **state)
+{
+	struct t *t = *state;
+	static const char *const bad[] = { "nan", "NAN", "-nan", "0.5", "inf",
+		"", "2x" };
+
+	/* A home that cannot be made: a knob let through fails there
+	 * (exit 1) instead of running a filerd. */
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		const char *env[] = { "FILER_CLOCK_SCALE", bad[i], NULL };
+		struct ta_out o = ta_runv((const char *const[]){ "filerd",
+		    "--home", "/dev/null/home", "--foreground", NULL }, -1,
+		    env);
+
+		if (o.status != 2 || strstr(o.err, "FILER_CLOCK_SCALE") ==
+		    NULL)
+			fail_msg("FILER_CLOCK_SCALE=%s: exit %d: %s", bad[i],
+			    o.status, o.err);
+		ta_out_free(&o);
+	}
+	(void)t;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -703,6 +729,8 @@ int main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_db_locked_volume_verbs,
 		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_clock_scale_env, setup,
+		    teardown),
 	};
 
 	ta_init();
