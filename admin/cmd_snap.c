@@ -46,6 +46,8 @@ static struct adm_vol *live_vol(struct adm_ctx *ctx, const char *name,
 	return v;
 }
 
+static bool sched_name(const char *name, const char *kind);
+
 static int snap_create(struct adm_ctx *ctx, const struct adm_req *req,
     struct adm_rep *rep)
 {
@@ -57,6 +59,13 @@ static int snap_create(struct adm_ctx *ctx, const struct adm_req *req,
 
 	if (v == NULL)
 		return ADM_ERR;
+	/* The schedule prunes every snapshot of its names' shape: one
+	 * taken by hand under such a name would be deleted with them. */
+	if (sched_name(sname, "hourly") || sched_name(sname, "daily") ||
+	    sched_name(sname, "weekly"))
+		return adm_fail(rep, ADM_ERR, "snapshot names like %s belong "
+		    "to the snapshot schedule, which deletes them when they "
+		    "expire; choose another name", sname);
 	rc = wafl_snap_create(v->wafl, sname, &id);
 	if (rc == -EEXIST)
 		return adm_fail(rep, ADM_ERR, "volume %s already has a snapshot "

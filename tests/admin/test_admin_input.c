@@ -697,6 +697,42 @@ static void test_clock_scale_env(void **state)
 	(void)t;
 }
 
+/*
+ * Scheduled snapshots are named KIND.YYYY-MM-DD_HHMM and the schedule
+ * prunes every snapshot of that shape; docs promise that snapshots taken
+ * by hand are never pruned, so snap create refuses such a name (exit 1)
+ * and takes any other, "hourly.keep" or "hourly.2026-11-25" included.
+ */
+static void test_snap_schedule_names(void **state)
+{
+	struct t *t = *state;
+	static const char *const refused[] = { "hourly.2026-11-25_1900",
+		"daily.2026-11-25_0000", "weekly.2026-11-23_0000" };
+	char *js;
+
+	create_vol(t, "vol0");
+	ta_daemon_start(&t->d, t->home);
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		struct ta_out o = ta_ctl(t->home, "snap", "create", "vol0",
+		    refused[i], NULL);
+
+		if (o.status != 1 || strstr(o.err, "belong to the snapshot "
+		    "schedule") == NULL)
+			fail_msg("snap create %s: exit %d: %s", refused[i],
+			    o.status, o.err);
+		ta_out_free(&o);
+	}
+	free(ta_ctl_expect(0, t->home, "snap", "create", "vol0",
+	    "hourly.keep", NULL));
+	free(ta_ctl_expect(0, t->home, "snap", "create", "vol0",
+	    "hourly.2026-11-25", NULL));
+	js = ta_ctl_expect(0, t->home, "--json", "snap", "list", "vol0", NULL);
+	assert_null(strstr(js, "_1900"));
+	assert_non_null(strstr(js, "hourly.keep"));
+	free(js);
+	assert_int_equal(ta_daemon_stop(&t->d), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -730,6 +766,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_db_locked_volume_verbs,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_clock_scale_env, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_snap_schedule_names, setup,
 		    teardown),
 	};
 
