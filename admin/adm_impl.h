@@ -335,7 +335,7 @@ struct adm_ctx {
 	uint64_t clock_base_real;	/* unix seconds at start */
 	uint64_t clock_base_mono;	/* monotonic ns at start */
 	uint64_t start_s;
-	volatile int stopping;
+	_Atomic int stopping;
 	/* The request being served (daemon.c): its connection, until a
 	 * handler takes it for a job (then -1). */
 	int req_fd;
@@ -365,7 +365,7 @@ struct adm_job {
 	    struct adm_rep *rep);
 	/* Set by adm_jobs_wait: run() returns as soon as it can (a check
 	 * stops walking, a wait ends) and its finish() says why. */
-	volatile bool cancel;
+	_Atomic bool cancel;
 	/* daemon.c's */
 	struct adm_ctx *ctx;
 	int fd;

@@ -180,7 +180,7 @@ static long rebuilding_into(struct adm_vol *v, int group, int position)
  * lock while the thread, with auto_rebuild on, may still want that lock
  * to look for the next failed position.  0 if the group is whole again.
  */
-static int rebuild_poll(raid_vol_t *raid, const volatile bool *cancel)
+static int rebuild_poll(raid_vol_t *raid, const _Atomic bool *cancel)
 {
 	struct raid_status rs;
 

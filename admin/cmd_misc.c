@@ -321,7 +321,7 @@ static int check_answer(struct adm_ctx *ctx, struct adm_rep *rep,
 
 /* Tests (FILER_CHECK_HOLD_MS): wait ms, so that a test acts while a
  * check runs; a cancel (cancel may be NULL) ends the wait. */
-static void check_hold(uint32_t ms, const volatile bool *cancel)
+static void check_hold(uint32_t ms, const _Atomic bool *cancel)
 {
 	for (uint32_t t = 0; t < ms && (cancel == NULL || !*cancel);
 	    t += 50) {
@@ -333,7 +333,7 @@ static void check_hold(uint32_t ms, const volatile bool *cancel)
 /* The job's hold, inside the check once its roots are pinned (CPs go
  * on), in the job's own thread. */
 static __thread uint32_t job_hold_ms;
-static __thread const volatile bool *job_hold_cancel;
+static __thread const _Atomic bool *job_hold_cancel;
 
 static void check_hold_hook(wafl_vol_t *v)
 {

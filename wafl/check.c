@@ -107,7 +107,7 @@ struct ck {
 	struct wafl_vol *v;
 	struct wafl_check_result *res;
 	struct wafl_check_detail *det;
-	const volatile bool *cancel;	/* NULL, or set to stop early */
+	const _Atomic bool *cancel;	/* NULL, or set to stop early */
 	bool cancelled;
 	bool yielded;			/* stopped for writes short of space */
 	struct wafl_fsinfo fsi;
@@ -1776,7 +1776,7 @@ bool check_yield_space(struct wafl_vol *v, uint64_t need)
 }
 
 static int check_run(struct wafl_vol *v, struct wafl_check_result *res,
-    struct wafl_check_detail *det, const volatile bool *cancel)
+    struct wafl_check_detail *det, const _Atomic bool *cancel)
 {
 	struct wafl_check_detail dummy;
 	struct ck *c;
@@ -1926,7 +1926,7 @@ int wafl_check(wafl_vol_t *v, struct wafl_check_result *res)
 }
 
 int wafl_check_cancellable(wafl_vol_t *v, struct wafl_check_result *res,
-    const volatile bool *cancel)
+    const _Atomic bool *cancel)
 {
 	return check_run(v, res, NULL, cancel);
 }

@@ -615,7 +615,7 @@ int wafl_check(wafl_vol_t *v, struct wafl_check_result *res);
 /* The same; once *cancel turns true it stops reading and returns
  * -ECANCELED (res zero: nothing was found or verified). */
 int wafl_check_cancellable(wafl_vol_t *v, struct wafl_check_result *res,
-    const volatile bool *cancel);
+    const _Atomic bool *cancel);
 /* Tests: fn(v) runs in every check once the roots it reads are pinned and
  * CPs may run again (on a replica: with CPs held), in the check's thread;
  * NULL for none. */

@@ -222,7 +222,7 @@ static double raid_stripe_rate(uint64_t disk_blocks, uint64_t bytes)
  */
 struct cp_watch {
 	struct tl_fs *f;
-	volatile int stop;
+	_Atomic int stop;
 	uint64_t freeze[4096], write[4096];
 	uint32_t n;
 };
@@ -287,8 +287,8 @@ static double wafl_seq_rate(struct tl_fs *f, uint64_t bytes,
 struct lat_state {
 	struct tl_fs *f;
 	struct wafl_obj file, big;
-	volatile int stop;
-	volatile int cp_running;
+	_Atomic int stop;
+	_Atomic int cp_running;
 	uint64_t *idle, *during;
 	uint64_t nidle, nduring, cap;
 	pthread_mutex_t lock;

@@ -24,7 +24,7 @@ static uint32_t xid = 77000;
 struct churn {
 	wafl_vol_t *v;
 	struct wafl_obj dir;
-	volatile bool stop;
+	_Atomic bool stop;
 	unsigned ops;
 };
 

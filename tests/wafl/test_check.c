@@ -349,7 +349,7 @@ static void test_cancel(void **state)
 	struct tree t;
 	size_t disk;
 	uint64_t blk;
-	volatile bool cancel = true;
+	_Atomic bool cancel = true;
 
 	build_tree(f, &t);
 	struct wafl_bp bp = bp_of(f, t.data, 0, 17);
