@@ -31,6 +31,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "tests/lib/tl_tmpdir.h"
+
 #define TA_MAX_ARGS	32
 
 static char ta_bindir[2048];
@@ -452,6 +454,36 @@ static __attribute__((unused)) char *ta_dir_listing(const char *dir)
 		free(names[i]);
 	}
 	return out;
+}
+
+/* The runners' fixture: a scratch directory with a home in it, and the
+ * filerd a test may start there (killed at teardown). */
+struct ta_fx {
+	char *dir;		/* scratch, removed at the end */
+	char home[2048];
+	struct ta_daemon d;
+};
+
+static __attribute__((unused)) int ta_fx_setup(void **state, const char *prefix)
+{
+	struct ta_fx *t = calloc(1, sizeof(*t));
+
+	assert_non_null(t);
+	t->dir = tl_tmpdir_make(NULL, prefix);
+	snprintf(t->home, sizeof(t->home), "%s/home", t->dir);
+	*state = t;
+	return 0;
+}
+
+static __attribute__((unused)) int ta_fx_teardown(void **state)
+{
+	struct ta_fx *t = *state;
+
+	if (t->d.pid > 0)
+		(void)ta_daemon_signal_wait(&t->d, SIGKILL);
+	tl_tmpdir_remove(t->dir);
+	free(t);
+	return 0;
 }
 
 #endif

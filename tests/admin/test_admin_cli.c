@@ -15,35 +15,17 @@
 #include "tests/lib/tl_port.h"
 #include "tests/lib/tl_tmpdir.h"
 
-struct t {
-	char *dir;		/* scratch, removed at the end */
-	char home[2048];
-	struct ta_daemon d;
-};
-
 static int setup(void **state)
 {
-	struct t *t = calloc(1, sizeof(*t));
-
-	assert_non_null(t);
-	t->dir = tl_tmpdir_make(NULL, "filer-admin");
-	snprintf(t->home, sizeof(t->home), "%s/home", t->dir);
-	*state = t;
-	return 0;
+	return ta_fx_setup(state, "filer-admin");
 }
 
 static int teardown(void **state)
 {
-	struct t *t = *state;
-
-	if (t->d.pid > 0)
-		(void)ta_daemon_signal_wait(&t->d, SIGKILL);
-	tl_tmpdir_remove(t->dir);
-	free(t);
-	return 0;
+	return ta_fx_teardown(state);
 }
 
-static void create_vol(struct t *t, const char *name, const char *disks,
+static void create_vol(struct ta_fx *t, const char *name, const char *disks,
     const char *parity)
 {
 	free(ta_ctl_expect(0, t->home, "vol", "create", name, "--disks", disks,
@@ -54,7 +36,7 @@ static void create_vol(struct t *t, const char *name, const char *disks,
  * restart keeps volume and snapshot; a second filerd is refused. */
 static void test_lifecycle(void **state)
 {
-	struct t *t = *state;
+	struct ta_fx *t = *state;
 	struct ta_daemon second;
 	struct ta_out o;
 	char *js, path[PATH_MAX + 32];
@@ -138,7 +120,7 @@ static void test_lifecycle(void **state)
 }
 
 /* Each bad input: the stated exit status, and nothing changed. */
-static void check_unchanged(struct t *t, const char *before_db,
+static void check_unchanged(struct ta_fx *t, const char *before_db,
     const char *before_disks)
 {
 	char disks[PATH_MAX + 16];
@@ -155,7 +137,7 @@ static void check_unchanged(struct t *t, const char *before_db,
 	free(now_dl);
 }
 
-static void bad_inputs(struct t *t, const char *keep)
+static void bad_inputs(struct ta_fx *t, const char *keep)
 {
 	char disks[PATH_MAX + 16], used[PATH_MAX + 32], nvlog[PATH_MAX + 64];
 	char *before, *before_disks;
@@ -243,7 +225,7 @@ static void bad_inputs(struct t *t, const char *keep)
 
 static void test_bad_inputs(void **state)
 {
-	struct t *t = *state;
+	struct ta_fx *t = *state;
 
 	create_vol(t, "vol0", "4", "1");
 	/* Without filerd (direct database edits)... */
@@ -257,7 +239,7 @@ static void test_bad_inputs(void **state)
 /* Verbs that need filerd say how to start it. */
 static void test_needs_daemon(void **state)
 {
-	struct t *t = *state;
+	struct ta_fx *t = *state;
 	struct ta_out o;
 
 	create_vol(t, "vol0", "3", "1");
@@ -275,7 +257,7 @@ static void test_needs_daemon(void **state)
 
 static void test_exports_config(void **state)
 {
-	struct t *t = *state;
+	struct ta_fx *t = *state;
 	char *js;
 
 	create_vol(t, "vol0", "3", "1");
@@ -453,7 +435,7 @@ static void test_help(void **state)
 /* The socket is 0600; a caller other than root is refused. */
 static void test_socket_permissions(void **state)
 {
-	struct t *t = *state;
+	struct ta_fx *t = *state;
 	char sock[PATH_MAX + 16];
 	struct stat st;
 	struct ta_out o;

@@ -24,36 +24,18 @@
 #include "tests/admin/ta.h"
 #include "tests/lib/tl_tmpdir.h"
 
-struct t {
-	char *dir;
-	char home[2048];
-	struct ta_daemon d;
-};
-
 static int setup(void **state)
 {
-	struct t *t = calloc(1, sizeof(*t));
-
-	assert_non_null(t);
-	t->dir = tl_tmpdir_make(NULL, "filer-admind");
-	snprintf(t->home, sizeof(t->home), "%s/home", t->dir);
-	*state = t;
-	return 0;
+	return ta_fx_setup(state, "filer-admind");
 }
 
 static int teardown(void **state)
 {
-	struct t *t = *state;
-
-	if (t->d.pid > 0)
-		(void)ta_daemon_signal_wait(&t->d, SIGKILL);
-	tl_tmpdir_remove(t->dir);
-	free(t);
-	return 0;
+	return ta_fx_teardown(state);
 }
 
 /* Poll `vol status` until field at path equals want (15 s bound). */
-static void wait_status(struct t *t, const char *vol, const char *path,
+static void wait_status(struct ta_fx *t, const char *vol, const char *path,
     const char *want)
 {
 	for (int i = 0; i < 300; i++) {
@@ -77,7 +59,7 @@ static void wait_status(struct t *t, const char *vol, const char *path,
 
 static void test_disk_fail_rebuild(void **state)
 {
-	struct t *t = *state;
+	struct ta_fx *t = *state;
 	char spare[2200], *js;
 
 	snprintf(spare, sizeof(spare), "%s/spare0.img", t->dir);
@@ -166,7 +148,7 @@ static void test_disk_fail_rebuild(void **state)
 
 static void test_missing_disks_offline(void **state)
 {
-	struct t *t = *state;
+	struct ta_fx *t = *state;
 	char path[2200], *js;
 
 	free(ta_ctl_expect(0, t->home, "vol", "create", "good", "--disks", "3",
@@ -250,7 +232,7 @@ static int count_prefix(const char *js, const char *prefix)
 /* Hourly schedule on a clock 3600x faster: one hour per second. */
 static void test_schedule(void **state)
 {
-	struct t *t = *state;
+	struct ta_fx *t = *state;
 	const char *env[] = { "FILER_CLOCK_SCALE", "3600", NULL };
 	char *js;
 
@@ -289,7 +271,7 @@ static void test_schedule(void **state)
  * consistent (each change whole or absent), filerd restarts cleanly. */
 static void test_kill9_during_changes(void **state)
 {
-	struct t *t = *state;
+	struct ta_fx *t = *state;
 	char dbpath[2200];
 
 	free(ta_ctl_expect(0, t->home, "vol", "create", "vol0", "--disks", "3",
@@ -369,7 +351,7 @@ static void test_kill9_during_changes(void **state)
 /* Many filerctl at once: every one answered, every change made. */
 static void test_concurrent_ctl(void **state)
 {
-	struct t *t = *state;
+	struct ta_fx *t = *state;
 	enum { N = 12 };
 	pid_t kids[N];
 	char *js;
@@ -471,7 +453,7 @@ static bool still_running(pid_t pid)
  */
 static void test_check_in_background(void **state)
 {
-	struct t *t = *state;
+	struct ta_fx *t = *state;
 	const char *env[] = { "FILER_CHECK_HOLD_MS", "4000", NULL };
 	pid_t a, b;
 
@@ -610,7 +592,7 @@ static void expect_ok_reply(int fd, const char *who)
  */
 static void test_slow_client(void **state)
 {
-	struct t *t = *state;
+	struct ta_fx *t = *state;
 	size_t len;
 	uint8_t *frame;
 	pid_t a;
@@ -647,7 +629,7 @@ static void test_slow_client(void **state)
  */
 static void test_client_behind_long_request(void **state)
 {
-	struct t *t = *state;
+	struct ta_fx *t = *state;
 	const char *env[] = { "FILER_CHECK_HOLD_MS", "11000", NULL };
 	size_t len;
 	uint8_t *frame;

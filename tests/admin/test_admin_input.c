@@ -18,35 +18,17 @@
 #include "tests/lib/tl_port.h"
 #include "tests/lib/tl_tmpdir.h"
 
-struct t {
-	char *dir;		/* scratch, removed at the end */
-	char home[2048];
-	struct ta_daemon d;
-};
-
 static int setup(void **state)
 {
-	struct t *t = calloc(1, sizeof(*t));
-
-	assert_non_null(t);
-	t->dir = tl_tmpdir_make(NULL, "filer-input");
-	snprintf(t->home, sizeof(t->home), "%s/home", t->dir);
-	*state = t;
-	return 0;
+	return ta_fx_setup(state, "filer-input");
 }
 
 static int teardown(void **state)
 {
-	struct t *t = *state;
-
-	if (t->d.pid > 0)
-		(void)ta_daemon_signal_wait(&t->d, SIGKILL);
-	tl_tmpdir_remove(t->dir);
-	free(t);
-	return 0;
+	return ta_fx_teardown(state);
 }
 
-static void create_vol(struct t *t, const char *name)
+static void create_vol(struct ta_fx *t, const char *name)
 {
 	free(ta_ctl_expect(0, t->home, "vol", "create", name, "--disks", "3",
 	    "--parity", "1", "--size", "8M", NULL));
@@ -64,7 +46,7 @@ static int count_of(const char *s, const char *needle)
 
 /* Run sql on home's database as another program would, CHECK
  * constraints off (no filerd may run). */
-static void db_edit(struct t *t, const char *sql)
+static void db_edit(struct ta_fx *t, const char *sql)
 {
 	char path[2100];
 	sqlite3 *db;
@@ -92,7 +74,7 @@ static void db_edit(struct t *t, const char *sql)
  */
 static void test_db_bad_geometry(void **state)
 {
-	struct t *t = *state;
+	struct ta_fx *t = *state;
 	struct ta_out o;
 	char *js;
 
@@ -135,7 +117,7 @@ static void test_db_bad_geometry(void **state)
  */
 static void test_db_bad_settings(void **state)
 {
-	struct t *t = *state;
+	struct ta_fx *t = *state;
 	char *js;
 
 	create_vol(t, "vol0");
@@ -168,7 +150,7 @@ static void test_db_bad_settings(void **state)
  */
 static void test_export_limits(void **state)
 {
-	struct t *t = *state;
+	struct ta_fx *t = *state;
 	struct ta_out o;
 	char *js;
 
@@ -224,7 +206,7 @@ static void test_export_limits(void **state)
  */
 static void test_conflicting_flags(void **state)
 {
-	struct t *t = *state;
+	struct ta_fx *t = *state;
 	char *before, *after;
 
 	create_vol(t, "vol0");
@@ -256,7 +238,7 @@ static void test_conflicting_flags(void **state)
  */
 static void test_events_since_range(void **state)
 {
-	struct t *t = *state;
+	struct ta_fx *t = *state;
 	static const char *const none[] = { "3000-01-01", "9999999999999",
 		"2262-04-12", "18446744073" };
 	char *js;
@@ -279,7 +261,7 @@ static void test_events_since_range(void **state)
  * other verb naming a volume does; it used to list "no disks", exit 0. */
 static void test_disk_list_unknown(void **state)
 {
-	struct t *t = *state;
+	struct ta_fx *t = *state;
 	struct ta_out o;
 
 	create_vol(t, "vol0");
@@ -306,7 +288,7 @@ static void test_disk_list_unknown(void **state)
  */
 static void test_lock_held_by_ctl(void **state)
 {
-	struct t *t = *state;
+	struct ta_fx *t = *state;
 	char pidpath[2100], pidbuf[32];
 	struct ta_out o;
 	pid_t dead;
@@ -356,7 +338,7 @@ static void test_lock_held_by_ctl(void **state)
  */
 static void test_no_home(void **state)
 {
-	struct t *t = *state;
+	struct ta_fx *t = *state;
 	char missing[2100], empty[2100];
 	struct ta_out o;
 	char *ls;
@@ -402,7 +384,7 @@ static void test_no_home(void **state)
  * an online volume names it whole in its answer; the job kept 31 bytes. */
 static void test_check_long_snapshot(void **state)
 {
-	struct t *t = *state;
+	struct ta_fx *t = *state;
 	const char *snap = "before-the-upgrade-of-the-home-directories.2026";
 	char *out;
 
@@ -453,7 +435,7 @@ static void test_home_without_dir(void **state)
  */
 static void test_schedule_total(void **state)
 {
-	struct t *t = *state;
+	struct ta_fx *t = *state;
 	struct ta_out o;
 	char *js;
 
@@ -485,7 +467,7 @@ static void test_schedule_total(void **state)
  */
 static void test_reply_too_large(void **state)
 {
-	struct t *t = *state;
+	struct ta_fx *t = *state;
 	struct ta_out o;
 	char *js;
 
@@ -520,7 +502,7 @@ static void test_reply_too_large(void **state)
  */
 static void test_json_errors(void **state)
 {
-	struct t *t = *state;
+	struct ta_fx *t = *state;
 	char empty[2100];
 	static const char *const lines[][10] = {
 		{ "--json", "vol", "create", "vol1", NULL },
@@ -571,7 +553,7 @@ static void test_json_errors(void **state)
  */
 static void test_db_bad_export_rule(void **state)
 {
-	struct t *t = *state;
+	struct ta_fx *t = *state;
 	uint16_t ports[2];
 	char np[8], mp[8], *js;
 
@@ -615,7 +597,7 @@ static void test_db_bad_export_rule(void **state)
  */
 static void test_db_locked_volume_verbs(void **state)
 {
-	struct t *t = *state;
+	struct ta_fx *t = *state;
 	char path[2100], *js;
 	sqlite3 *db;
 	struct ta_out o;
@@ -676,7 +658,7 @@ static void test_db_locked_volume_verbs(void **state)
  * compares false) and made the schedule clock undefined. */
 static void test_clock_scale_env(void **state)
 {
-	struct t *t = *state;
+	struct ta_fx *t = *state;
 	static const char *const bad[] = { "nan", "NAN", "-nan", "0.5", "inf",
 		"", "2x" };
 
@@ -705,7 +687,7 @@ static void test_clock_scale_env(void **state)
  */
 static void test_snap_schedule_names(void **state)
 {
-	struct t *t = *state;
+	struct ta_fx *t = *state;
 	static const char *const refused[] = { "hourly.2026-11-25_1900",
 		"daily.2026-11-25_0000", "weekly.2026-11-23_0000" };
 	char *js;
