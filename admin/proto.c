@@ -416,22 +416,29 @@ void adm_reply_free(struct adm_reply *r)
 	memset(r, 0, sizeof(*r));
 }
 
+/* A JSON number without an exponent, -?(0|[1-9][0-9]*)(\.[0-9]+)?, the
+ * shape adm_rep_* write: --json passes it on as it is. */
 static bool valid_number(const char *s, size_t n)
 {
 	size_t i = 0;
-	bool dot = false;
 
-	if (n > 0 && s[0] == '-')
+	if (i < n && s[i] == '-')
 		i++;
-	if (i >= n)
+	if (i >= n || s[i] < '0' || s[i] > '9')
 		return false;
-	for (; i < n; i++) {
-		if (s[i] == '.' && !dot && i > 0 && i + 1 < n)
-			dot = true;
-		else if (s[i] < '0' || s[i] > '9')
+	if (s[i] == '0')
+		i++;
+	else
+		while (i < n && s[i] >= '0' && s[i] <= '9')
+			i++;
+	if (i < n && s[i] == '.') {
+		i++;
+		if (i >= n || s[i] < '0' || s[i] > '9')
 			return false;
+		while (i < n && s[i] >= '0' && s[i] <= '9')
+			i++;
 	}
-	return true;
+	return i == n;
 }
 
 int adm_reply_decode(const char *p, size_t len, struct adm_reply *r)

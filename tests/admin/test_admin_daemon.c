@@ -582,6 +582,34 @@ static void expect_ok_reply(int fd, const char *who)
 	free(in);
 }
 
+/* A reply's numbers are JSON numbers (--json passes them on as they
+ * are): what adm_rep_* write decodes, anything else is refused. */
+static void test_reply_numbers(void **state)
+{
+	static const char *const good[] = { "0", "7", "12", "-3", "1.250",
+	    "-0.000", "18446744073709551615" };
+	static const char *const bad[] = { "007", "-.5", ".5", "5.", "1e3",
+	    "-", "", "1.2.3", "+1", "nan", "inf", "0x10", "1 ", "--1" };
+	char in[256];
+	struct adm_reply r;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		int n = snprintf(in, sizeof(in), "%s\nstatus 0\nmessage ok\n"
+		    "o x\nn v=%s\n", ADM_PROTO_MAGIC_REP, good[i]);
+		if (adm_reply_decode(in, (size_t)n, &r) != 0)
+			fail_msg("number \"%s\" refused", good[i]);
+		adm_reply_free(&r);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		int n = snprintf(in, sizeof(in), "%s\nstatus 0\nmessage ok\n"
+		    "o x\nn v=%s\n", ADM_PROTO_MAGIC_REP, bad[i]);
+		if (adm_reply_decode(in, (size_t)n, &r) == 0)
+			fail_msg("number \"%s\" accepted", bad[i]);
+		adm_reply_free(&r);
+	}
+}
+
 /*
  * A client sends the first two bytes of its request and stops: another
  * filerctl call is served meanwhile, within 5 s, then the first client
@@ -672,6 +700,7 @@ int main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_check_in_background,
 		    setup, teardown),
+		cmocka_unit_test(test_reply_numbers),
 		cmocka_unit_test_setup_teardown(test_slow_client, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_client_behind_long_request,
