@@ -367,8 +367,34 @@ static int disk_add_spare(struct adm_ctx *ctx, const struct adm_req *req,
 	if (existed && !S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
 		return adm_fail(rep, ADM_ERR, "%s is neither a file nor a "
 		    "block device", path);
+	/*
+	 * The row first, in a transaction that holds the database's write
+	 * lock: a database that cannot take it (locked, read-only) fails
+	 * the verb before raid has labelled anything.  raid adds the spare
+	 * inside the transaction; only a failed commit after that leaves a
+	 * spare in use that the database does not list (said so).
+	 */
+	rc = adm_db_begin(ctx->db);
+	if (rc != 0)
+		return adm_fail(rep, ADM_ERR, "cannot record spare %s: %s",
+		    path, fl_strerror(rc));
+	rc = adm_db_exec(ctx->db, "INSERT INTO disks (volume_id, path, "
+	    "role, state, added) VALUES (?, ?, 'spare', 'spare', ?)",
+	    "isi", v->id, path, (int64_t)time(NULL));
+	if (rc == 0) {
+		char msg[ADM_PATH_MAX + 64];
+
+		snprintf(msg, sizeof(msg), "spare %s added", path);
+		rc = adm_db_event(ctx->db, vname, "disk.spare_added", msg);
+	}
+	if (rc != 0) {
+		adm_db_rollback(ctx->db);
+		return adm_fail(rep, ADM_ERR, "cannot record spare %s: %s",
+		    path, fl_strerror(rc));
+	}
 	rc = raid_add_spare(v->raid, path);
 	if (rc != 0) {
+		adm_db_rollback(ctx->db);
 		if (!existed)
 			(void)unlink(path);
 		if (rc == -EEXIST)
@@ -378,24 +404,10 @@ static int disk_add_spare(struct adm_ctx *ctx, const struct adm_req *req,
 		return adm_fail(rep, ADM_ERR, "cannot add spare %s: %s", path,
 		    fl_strerror(rc));
 	}
-	rc = adm_db_begin(ctx->db);
-	if (rc == 0)
-		rc = adm_db_exec(ctx->db, "INSERT INTO disks (volume_id, path, "
-		    "role, state, added) VALUES (?, ?, 'spare', 'spare', ?)",
-		    "isi", v->id, path, (int64_t)time(NULL));
-	if (rc == 0) {
-		char msg[ADM_PATH_MAX + 64];
-
-		snprintf(msg, sizeof(msg), "spare %s added", path);
-		rc = adm_db_event(ctx->db, vname, "disk.spare_added", msg);
-	}
-	if (rc == 0)
-		rc = adm_db_commit(ctx->db);
-	else
-		adm_db_rollback(ctx->db);
+	rc = adm_db_commit(ctx->db);
 	if (rc != 0)
-		return adm_fail(rep, ADM_ERR, "spare %s is labelled but could "
-		    "not be recorded: %s", path, fl_strerror(rc));
+		return adm_fail(rep, ADM_ERR, "spare %s is labelled and in use "
+		    "but could not be recorded: %s", path, fl_strerror(rc));
 	(void)adm_vol_sync_disks(ctx, v);
 	adm_say(rep, "spare %s added to volume %s", path, vname);
 	return ADM_OK;

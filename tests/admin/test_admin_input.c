@@ -653,6 +653,40 @@ static void test_db_locked_volume_verbs(void **state)
 	assert_int_equal(ta_daemon_stop(&t->d), 0);
 }
 
+/* disk add-spare on a database that cannot be written fails before raid
+ * labels anything: no spare in use that the database does not list.  The
+ * lock gone, the same spare is added and listed. */
+static void test_db_locked_add_spare(void **state)
+{
+	struct ta_fx *t = *state;
+	char path[2100], spare[2100], *js;
+	sqlite3 *db;
+	struct ta_out o;
+
+	create_vol(t, "vol0");
+	ta_daemon_start(&t->d, t->home);
+	snprintf(path, sizeof(path), "%s/filer.db", t->home);
+	snprintf(spare, sizeof(spare), "%s/spare0.img", t->dir);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL,
+	    NULL), SQLITE_OK);
+	o = ta_ctl(t->home, "disk", "add-spare", "vol0", spare, NULL);
+	assert_int_equal(o.status, 1);
+	ta_out_free(&o);
+	if (ta_exists(spare))
+		fail_msg("a spare the database did not record was labelled "
+		    "(%s exists)", spare);
+	assert_int_equal(sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL),
+	    SQLITE_OK);
+	sqlite3_close(db);
+	free(ta_ctl_expect(0, t->home, "disk", "add-spare", "vol0", spare,
+	    NULL));
+	js = ta_ctl_expect(0, t->home, "--json", "disk", "list", "vol0", NULL);
+	assert_int_equal(count_of(js, "spare0.img"), 1);
+	free(js);
+	assert_int_equal(ta_daemon_stop(&t->d), 0);
+}
+
 /* filerd's test knob FILER_CLOCK_SCALE outside 1..10000000 is refused
  * (exit 2) before anything starts; "nan" passed the range check (NaN
  * compares false) and made the schedule clock undefined. */
@@ -746,6 +780,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_db_bad_export_rule, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_db_locked_volume_verbs,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_db_locked_add_spare,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_clock_scale_env, setup,
 		    teardown),
