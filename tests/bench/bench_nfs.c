@@ -52,6 +52,8 @@
  * clients): the cheap way to compare builds on them.
  * $FILER_BENCH_ONLY=seq runs the sequential write and read against both
  * servers and nothing else: the cheap way to repeat those ratios.
+ * $FILER_BENCH_SET="name=value,..." sets filerd settings before it starts
+ * (apply_settings).
  *
  * Why a figure is missing is never lost: each reason is printed on stderr
  * when it is found (prefixed "bench_nfs: filer:" or "bench_nfs: ganesha:"),
@@ -1096,6 +1098,45 @@ static int filerctl(const char *home, const char *log, ...)
 	return run_prog(argv, log);
 }
 
+/*
+ * $FILER_BENCH_SET="name=value[,name=value...]": filerd settings applied
+ * with `filerctl config set` before filerd starts (e.g.
+ * dirty_max_bytes=256M), to measure a setting's effect.  Each is noted
+ * with the results.
+ */
+static int apply_settings(const char *home, const char *log,
+    struct suite *out)
+{
+	const char *env = getenv("FILER_BENCH_SET");
+	char buf[512], *save = NULL;
+
+	if (env == NULL || *env == '\0')
+		return 0;
+	if (strlen(env) >= sizeof(buf)) {
+		suite_why(out, "FILER_BENCH_SET: longer than %zu bytes",
+		    sizeof(buf) - 1);
+		return -1;
+	}
+	strcpy(buf, env);
+	for (char *kv = strtok_r(buf, ",", &save); kv != NULL;
+	    kv = strtok_r(NULL, ",", &save)) {
+		char *eq = strchr(kv, '=');
+		if (eq == NULL || eq == kv || eq[1] == '\0') {
+			suite_why(out, "FILER_BENCH_SET: '%s' is not "
+			    "name=value", kv);
+			return -1;
+		}
+		*eq = '\0';
+		if (filerctl(home, log, "config", "set", kv, eq + 1,
+		    NULL) != 0) {
+			suite_why(out, "FILER_BENCH_SET: filerctl config set "
+			    "%s %s failed (log: %s)", kv, eq + 1, log);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 static void run_filer(const char *tmp, struct suite *out)
 {
 	char home[PATH_MAX], log[PATH_MAX], prog[PATH_MAX + 32];
@@ -1121,6 +1162,8 @@ static void run_filer(const char *tmp, struct suite *out)
 		suite_why(out, "filerctl failed (log: %s)", log);
 		return;
 	}
+	if (apply_settings(home, log, out) != 0)
+		return;
 	snprintf(prog, sizeof(prog), "%s/../../filerd", bindir);
 	char *argv[] = { prog, (char *)"--home", home, (char *)"--foreground",
 	    NULL };
@@ -1450,6 +1493,10 @@ int main(int argc, char **argv)
 	benchout_open(&b, outdir, "nfs", "NFSv3 over loopback: filerd vs "
 	    "NFS-Ganesha (VFS FSAL, same disk)");
 	report(&b, &sh[0], &sh[1]);
+	if (getenv("FILER_BENCH_SET") != NULL &&
+	    *getenv("FILER_BENCH_SET") != '\0')
+		benchout_note(&b, "FILER_BENCH_SET: filer ran with %s",
+		    getenv("FILER_BENCH_SET"));
 	if (only_seqw) {
 		benchout_note(&b, "FILER_BENCH_ONLY=seqwrite: filer's "
 		    "sequential write alone (1x8 in flight, %u MiB), no "
