@@ -329,6 +329,8 @@ struct adm_ctx {
 	uint32_t check_hold_ms;	/* tests: a check waits this long first,
 				   so that a test sees it running (an
 				   offline one in the main loop) */
+	uint32_t keepalive_ms;	/* a running job's caller gets an empty
+				   frame this often (adm_jobs_keepalive) */
 	uint32_t resync_stop_hold_ms;	/* tests: at stop, after the mirror
 				   service's last tick, wait this long at
 				   most for running resyncs to finish */
@@ -372,9 +374,13 @@ struct adm_job {
 	pthread_t thr;
 	bool joined;
 	bool done;		/* under ctx->lock */
+	uint64_t alive_ns;	/* the last frame its caller was sent */
 };
 /* 0, or -errno (the handler then answers at once). */
 int adm_job_start(struct adm_ctx *ctx, struct adm_job *j);
+/* Send each running job's caller an empty frame every keepalive_ms; a
+ * job whose caller went away is cancelled (main thread). */
+void adm_jobs_keepalive(struct adm_ctx *ctx);
 /* A job of this kind on volume vol is running. */
 bool adm_job_running(struct adm_ctx *ctx, const char *vol, const char *kind);
 /* Ask the running jobs of this kind on vol to stop (they are answered
@@ -452,6 +458,8 @@ struct adm_daemon_opts {
 	bool foreground;
 	double clock_scale;	/* 0 or 1: real time */
 	uint32_t check_hold_ms;	/* tests: a check job waits this long */
+	uint32_t keepalive_ms;	/* tests: a running job's caller is sent
+				   an empty frame this often (0: 30 s) */
 	uint32_t resync_stop_hold_ms;	/* tests: the mirror service's stop
 				   waits this long at most for running
 				   resyncs to finish */

@@ -32,6 +32,7 @@
 struct cli {
 	const char *home;
 	bool json;
+	unsigned timeout_s;	/* give up on a filerd silent this long */
 };
 
 static void print_verbs(FILE *f, const char *prefix)
@@ -464,9 +465,37 @@ static int connect_home(const char *sock_path, int *fd)
 	return 0;
 }
 
+/*
+ * filerctl gives up on a filerd that sends nothing for this long
+ * ($FILERCTL_TIMEOUT_S overrides it, 1 to 86400).  A request that runs
+ * long (a check) is sent an empty frame every 30 s meanwhile
+ * (adm_jobs_keepalive), so the limit counts silence, not the work.
+ */
+#define REPLY_TIMEOUT_S	600
+
+/* $FILERCTL_TIMEOUT_S into *s; -1 if it is not 1 to 86400. */
+static int reply_timeout_s(unsigned *s)
+{
+	const char *e = getenv("FILERCTL_TIMEOUT_S");
+	char *end;
+	unsigned long v;
+
+	*s = REPLY_TIMEOUT_S;
+	if (e == NULL)
+		return 0;
+	errno = 0;
+	v = strtoul(e, &end, 10);
+	if (*e == '\0' || *e == '-' || *end != '\0' || errno != 0 || v < 1 ||
+	    v > 86400)
+		return -1;
+	*s = (unsigned)v;
+	return 0;
+}
+
 static int via_socket(const struct cli *c, int fd, const struct adm_req *req)
 {
-	struct timeval tv = { .tv_sec = 600 };
+	unsigned limit = c->timeout_s;
+	struct timeval tv = { .tv_sec = limit };
 	struct adm_buf out = { 0 };
 	struct adm_reply r;
 	char *in = NULL;
@@ -478,8 +507,19 @@ static int via_socket(const struct cli *c, int fd, const struct adm_req *req)
 	if (rc == 0)
 		rc = adm_frame_write(fd, out.p, out.len);
 	adm_buf_free(&out);
-	if (rc == 0)
+	/* Empty frames: the request is still running there. */
+	while (rc == 0) {
 		rc = adm_frame_read(fd, ADM_REP_MAX, &in, &len);
+		if (rc != 0 || len > 0)
+			break;
+		free(in);
+		in = NULL;
+	}
+	if (rc == -EAGAIN || rc == -EWOULDBLOCK)
+		return cli_error(c, ADM_ERR, "filerd sent nothing for %u s; "
+		    "gave up waiting (the request may still run there: see "
+		    "its log, journalctl -u filerd, or stderr with "
+		    "--foreground)", limit);
 	if (rc != 0)
 		return cli_error(c, ADM_ERR, "lost the connection to filerd: "
 		    "%s; see its log (journalctl -u filerd, or stderr with "
@@ -633,6 +673,11 @@ int adm_cli_main(int argc, char **argv)
 		c.home = ADM_DEFAULT_HOME;
 	fl_log_init(FL_LOG_STDERR, "filerctl");
 	fl_log_set_level(FL_LOG_WARN);
+	if (reply_timeout_s(&c.timeout_s) != 0) {
+		fprintf(stderr, "filerctl: FILERCTL_TIMEOUT_S must be a number "
+		    "of seconds from 1 to 86400\n");
+		return ADM_USAGE;
+	}
 	for (; i < argc && argv[i][0] == '-'; i++) {
 		if (strcmp(argv[i], "--json") == 0) {
 			c.json = true;

@@ -22,7 +22,11 @@
  *      A request that would take long (the check of an online volume)
  *      becomes a job: its work runs on a thread of its own, the main loop
  *      goes on serving, and answers the job's connection when it is done
- *      (adm_job_start).  Unmounting or replacing a volume's file system
+ *      (adm_job_start).  Meanwhile its caller is sent an empty frame
+ *      every KEEPALIVE_MS, so that filerctl, which gives up on a filerd
+ *      silent for 600 s, waits out a check of any length; a caller that
+ *      went away cancels its job (adm_jobs_keepalive).
+ *      Unmounting or replacing a volume's file system
  *      first waits for that volume's jobs (adm_jobs_wait), and so does
  *      the stop, which answers them before the services stop.
  *   7. Between requests: drain raid events into the event log, run
@@ -55,6 +59,7 @@
 #include "common/util.h"
 
 #define CLIENT_TIMEOUT_S	10
+#define KEEPALIVE_MS		30000
 
 static int ready_fd = -1;	/* pipe to the waiting parent, or -1 */
 
@@ -209,6 +214,7 @@ int adm_job_start(struct adm_ctx *ctx, struct adm_job *j)
 	j->joined = false;
 	j->done = false;
 	j->cancel = false;
+	j->alive_ns = fl_now_mono_ns();
 	rc = pthread_create(&j->thr, NULL, job_main, j);
 	if (rc != 0)
 		return -rc;
@@ -216,6 +222,29 @@ int adm_job_start(struct adm_ctx *ctx, struct adm_job *j)
 	j->next = ctx->jobs;
 	ctx->jobs = j;
 	return 0;
+}
+
+void adm_jobs_keepalive(struct adm_ctx *ctx)
+{
+	static const uint8_t empty[4];	/* a frame of length 0 */
+	uint64_t every = (uint64_t)(ctx->keepalive_ms != 0 ? ctx->keepalive_ms :
+	    KEEPALIVE_MS) * 1000000u;
+	uint64_t now = fl_now_mono_ns();
+
+	for (struct adm_job *j = ctx->jobs; j != NULL; j = j->next) {
+		if (j->joined || j->cancel || now - j->alive_ns < every)
+			continue;
+		j->alive_ns = now;
+		/* Four bytes into an idle socket's buffer: never blocks.  A
+		 * full buffer (a caller that reads nothing) skips a beat. */
+		ssize_t w = send(j->fd, empty, sizeof(empty),
+		    MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (w >= 0 || errno == EAGAIN || errno == EINTR)
+			continue;
+		fl_info(ADM_SUB, "volume %s: the caller of the %s went away "
+		    "(%s); it stops", j->vol, j->kind, strerror(errno));
+		j->cancel = true;
+	}
 }
 
 bool adm_job_running(struct adm_ctx *ctx, const char *vol, const char *kind)
@@ -573,6 +602,7 @@ int adm_daemon_main(const struct adm_daemon_opts *o)
 	if (o->clock_scale > 0)
 		ctx->clock_scale = o->clock_scale;
 	ctx->check_hold_ms = o->check_hold_ms;
+	ctx->keepalive_ms = o->keepalive_ms;
 	ctx->resync_stop_hold_ms = o->resync_stop_hold_ms;
 	rc = adm_home_lock(ctx, &holder);
 	/* An offline filerctl edit holds the lock for a moment (it writes no
@@ -705,6 +735,7 @@ int adm_daemon_main(const struct adm_daemon_opts *o)
 			(void)!read(ctx->wake_fd, &cnt, sizeof(cnt));
 		}
 		adm_jobs_reap(ctx);
+		adm_jobs_keepalive(ctx);
 		adm_events_drain(ctx);
 		if (ctx->stopping)
 			break;

@@ -6,6 +6,7 @@
  * Registers the services built so far (their adapters live in admin/svc_*.c)
  * and runs the daemon (admin/daemon.c).
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,12 +24,32 @@ static void usage(FILE *f)
 	    ADM_DEFAULT_HOME);
 }
 
+/* A test knob: $name, milliseconds from 0 to max, into *out (unset:
+ * *out stays).  -1 after saying what is wrong. */
+static int env_ms(const char *name, unsigned long max, uint32_t *out)
+{
+	const char *val = getenv(name);
+	char *end;
+	unsigned long ms;
+
+	if (val == NULL)
+		return 0;
+	errno = 0;
+	ms = strtoul(val, &end, 10);
+	if (*end != '\0' || val[0] == '\0' || val[0] == '-' || errno != 0 ||
+	    ms > max) {
+		fprintf(stderr, "filerd: %s must be a number of milliseconds "
+		    "from 0 to %lu\n", name, max);
+		return -1;
+	}
+	*out = (uint32_t)ms;
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct adm_daemon_opts o = { .home = ADM_DEFAULT_HOME };
 	const char *scale = getenv("FILER_CLOCK_SCALE");
-	const char *hold = getenv("FILER_CHECK_HOLD_MS");
-	const char *rhold = getenv("FILER_RESYNC_STOP_HOLD_MS");
 
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--home") == 0 ||
@@ -69,33 +90,16 @@ int main(int argc, char **argv)
 		o.clock_scale = s;
 	}
 	/* Tests: a check waits this long before it starts, so a test can
-	 * act while it runs (an offline one holds the main loop). */
-	if (hold != NULL) {
-		char *end;
-		unsigned long ms = strtoul(hold, &end, 10);
-
-		if (*end != '\0' || hold[0] == '\0' || ms > 60000) {
-			fprintf(stderr, "filerd: FILER_CHECK_HOLD_MS must be a "
-			    "number of milliseconds from 0 to 60000\n");
-			return 2;
-		}
-		o.check_hold_ms = (uint32_t)ms;
-	}
-	/* Tests: the mirror service's stop, after its last tick, waits
-	 * this long at most for running resyncs to finish, so that a test
-	 * can have one finish that no tick saw. */
-	if (rhold != NULL) {
-		char *end;
-		unsigned long ms = strtoul(rhold, &end, 10);
-
-		if (*end != '\0' || rhold[0] == '\0' || ms > 60000) {
-			fprintf(stderr, "filerd: FILER_RESYNC_STOP_HOLD_MS "
-			    "must be a number of milliseconds from 0 to "
-			    "60000\n");
-			return 2;
-		}
-		o.resync_stop_hold_ms = (uint32_t)ms;
-	}
+	 * act while it runs (an offline one holds the main loop); the
+	 * mirror service's stop, after its last tick, waits this long at
+	 * most for running resyncs to finish, so that a test can have one
+	 * finish that no tick saw; a running job's caller is sent an empty
+	 * frame this often (default 30 s). */
+	if (env_ms("FILER_CHECK_HOLD_MS", 60000, &o.check_hold_ms) != 0 ||
+	    env_ms("FILER_RESYNC_STOP_HOLD_MS", 60000,
+	    &o.resync_stop_hold_ms) != 0 ||
+	    env_ms("FILER_KEEPALIVE_MS", 600000, &o.keepalive_ms) != 0)
+		return 2;
 	if (adm_service_register(&adm_svc_nfsd) != 0 ||
 	    adm_service_register(&adm_svc_mirror) != 0)
 		return 1;

@@ -505,14 +505,17 @@ static void test_check_in_background(void **state)
 	assert_int_equal(child_status(b), 0);
 }
 
-/* A "vol list" request as sent on the control socket: length, body. */
-static uint8_t *vol_list_frame(size_t *len)
+/* A request as sent on the control socket (length, body): verb, with
+ * volume=vol unless vol is NULL. */
+static uint8_t *req_frame(const char *verb, const char *vol, size_t *len)
 {
 	struct adm_req req;
 	struct adm_buf body = { 0 };
 	uint8_t *frame;
 
-	adm_req_init(&req, "vol list");
+	adm_req_init(&req, verb);
+	if (vol != NULL)
+		assert_int_equal(adm_req_set(&req, "volume", vol), 0);
 	assert_int_equal(adm_req_encode(&req, &body), 0);
 	adm_req_free(&req);
 	frame = malloc(body.len + 4);
@@ -629,7 +632,7 @@ static void test_slow_client(void **state)
 	free(ta_ctl_expect(0, t->home, "vol", "create", "vol0", "--disks", "3",
 	    "--parity", "1", "--size", "8M", NULL));
 	ta_daemon_start(&t->d, t->home);
-	frame = vol_list_frame(&len);
+	frame = req_frame("vol list", NULL, &len);
 	fd = ctl_connect(t->home);
 	assert_int_equal(write(fd, frame, 2), 2);
 	ta_sleep_ms(200);
@@ -668,7 +671,7 @@ static void test_client_behind_long_request(void **state)
 	    "--parity", "1", "--size", "8M", NULL));
 	ta_daemon_start_env(&t->d, t->home, env);
 	free(ta_ctl_expect(0, t->home, "vol", "offline", "vol0", NULL));
-	frame = vol_list_frame(&len);
+	frame = req_frame("vol list", NULL, &len);
 	fd = ctl_connect(t->home);
 	assert_int_equal(write(fd, frame, 2), 2);
 	ta_sleep_ms(300);
@@ -683,6 +686,77 @@ static void test_client_behind_long_request(void **state)
 	close(fd);
 	free(frame);
 	assert_int_equal(ta_daemon_stop(&t->d), 0);
+}
+
+/*
+ * A check that runs longer than filerctl waits for a silent filerd is
+ * still answered: filerd sends the caller an empty frame now and then
+ * (FILER_KEEPALIVE_MS here, 30 s by default), which filerctl counts as
+ * a sign of life (FILERCTL_TIMEOUT_S here, 600 s by default).  Without
+ * those frames the same wait ends in a clear message.  A caller that
+ * goes away cancels its check: a new one may start at once.
+ */
+static void test_check_keepalive(void **state)
+{
+	struct ta_fx *t = *state;
+	const char *env[] = { "FILER_CHECK_HOLD_MS", "3000",
+	    "FILER_KEEPALIVE_MS", "200", NULL };
+	const char *quiet[] = { "FILER_CHECK_HOLD_MS", "3000",
+	    "FILER_KEEPALIVE_MS", "600000", NULL };
+	struct ta_out o;
+	size_t len;
+	uint8_t *frame;
+	int fd;
+
+	free(ta_ctl_expect(0, t->home, "vol", "create", "vol0", "--disks", "3",
+	    "--parity", "1", "--size", "8M", NULL));
+	ta_daemon_start_env(&t->d, t->home, env);
+	assert_int_equal(setenv("FILERCTL_TIMEOUT_S", "2", 1), 0);
+	o = ta_ctl(t->home, "check", "vol0", NULL);
+	if (o.status != 0 || strstr(o.out, "is clean") == NULL)
+		fail_msg("check with keepalives: exit %d: %s%s", o.status,
+		    o.out, o.err);
+	ta_out_free(&o);
+
+	/* The caller goes away while its check is held: the check stops
+	 * (logged), and the next keepalive round finds it gone. */
+	frame = req_frame("check", "vol0", &len);
+	fd = ctl_connect(t->home);
+	assert_int_equal(write(fd, frame, len), (ssize_t)len);
+	free(frame);
+	ta_sleep_ms(500);
+	close(fd);
+	bool gone = false;
+	for (int i = 0; i < 60 && !gone; i++) {
+		ta_sleep_ms(50);
+		gone = ta_daemon_log_count(&t->d, "went away") > 0;
+	}
+	assert_true(gone);
+	o = ta_ctl(t->home, "check", "vol0", NULL);
+	if (o.status != 0 || strstr(o.out, "is clean") == NULL)
+		fail_msg("check after a caller left: exit %d: %s%s", o.status,
+		    o.out, o.err);
+	ta_out_free(&o);
+	assert_int_equal(ta_daemon_stop(&t->d), 0);
+
+	/* No empty frames within the wait: filerctl gives up, and says
+	 * what it waited for. */
+	ta_daemon_start_env(&t->d, t->home, quiet);
+	o = ta_ctl(t->home, "check", "vol0", NULL);
+	unsetenv("FILERCTL_TIMEOUT_S");
+	if (o.status == 0 || strstr(o.err, "sent nothing for 2 s") == NULL)
+		fail_msg("check without keepalives: exit %d: %s%s", o.status,
+		    o.out, o.err);
+	ta_out_free(&o);
+	assert_int_equal(ta_daemon_stop(&t->d), 0);
+
+	/* A limit out of range is a usage error, not a silent default. */
+	assert_int_equal(setenv("FILERCTL_TIMEOUT_S", "0", 1), 0);
+	o = ta_ctl(t->home, "vol", "list", NULL);
+	unsetenv("FILERCTL_TIMEOUT_S");
+	assert_int_equal(o.status, 2);
+	assert_non_null(strstr(o.err, "FILERCTL_TIMEOUT_S must be"));
+	ta_out_free(&o);
 }
 
 int main(void)
@@ -705,6 +779,8 @@ int main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_client_behind_long_request,
 		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_check_keepalive, setup,
+		    teardown),
 	};
 
 	ta_init();
