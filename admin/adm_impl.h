@@ -113,6 +113,9 @@ int adm_db_event(sqlite3 *db, const char *vol, const char *kind,
 
 int adm_parse_size(const char *s, uint64_t *out);
 int adm_parse_u64(const char *s, uint64_t *out);
+/* $name as a number from min to max into *out: 0 (unset: *out stays),
+ * -EINVAL if it is set to anything else. */
+int adm_env_u32(const char *name, uint32_t min, uint32_t max, uint32_t *out);
 void adm_fmt_size(uint64_t bytes, char *out, size_t len);
 bool adm_valid_volname(const char *s);
 bool adm_valid_snapname(const char *s);

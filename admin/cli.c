@@ -32,7 +32,7 @@
 struct cli {
 	const char *home;
 	bool json;
-	unsigned timeout_s;	/* give up on a filerd silent this long */
+	uint32_t timeout_s;	/* give up on a filerd silent this long */
 };
 
 static void print_verbs(FILE *f, const char *prefix)
@@ -473,25 +473,6 @@ static int connect_home(const char *sock_path, int *fd)
  */
 #define REPLY_TIMEOUT_S	600
 
-/* $FILERCTL_TIMEOUT_S into *s; -1 if it is not 1 to 86400. */
-static int reply_timeout_s(unsigned *s)
-{
-	const char *e = getenv("FILERCTL_TIMEOUT_S");
-	char *end;
-	unsigned long v;
-
-	*s = REPLY_TIMEOUT_S;
-	if (e == NULL)
-		return 0;
-	errno = 0;
-	v = strtoul(e, &end, 10);
-	if (*e == '\0' || *e == '-' || *end != '\0' || errno != 0 || v < 1 ||
-	    v > 86400)
-		return -1;
-	*s = (unsigned)v;
-	return 0;
-}
-
 static int via_socket(const struct cli *c, int fd, const struct adm_req *req)
 {
 	unsigned limit = c->timeout_s;
@@ -662,7 +643,8 @@ render:
 
 int adm_cli_main(int argc, char **argv)
 {
-	struct cli c = { .home = getenv("FILER_HOME"), .json = false };
+	struct cli c = { .home = getenv("FILER_HOME"), .json = false,
+	    .timeout_s = REPLY_TIMEOUT_S };
 	const struct adm_verb *v;
 	struct adm_req req;
 	struct adm_rep rep;
@@ -673,7 +655,7 @@ int adm_cli_main(int argc, char **argv)
 		c.home = ADM_DEFAULT_HOME;
 	fl_log_init(FL_LOG_STDERR, "filerctl");
 	fl_log_set_level(FL_LOG_WARN);
-	if (reply_timeout_s(&c.timeout_s) != 0) {
+	if (adm_env_u32("FILERCTL_TIMEOUT_S", 1, 86400, &c.timeout_s) != 0) {
 		fprintf(stderr, "filerctl: FILERCTL_TIMEOUT_S must be a number "
 		    "of seconds from 1 to 86400\n");
 		return ADM_USAGE;

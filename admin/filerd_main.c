@@ -6,7 +6,6 @@
  * Registers the services built so far (their adapters live in admin/svc_*.c)
  * and runs the daemon (admin/daemon.c).
  */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,24 +25,13 @@ static void usage(FILE *f)
 
 /* A test knob: $name, milliseconds from 0 to max, into *out (unset:
  * *out stays).  -1 after saying what is wrong. */
-static int env_ms(const char *name, unsigned long max, uint32_t *out)
+static int env_ms(const char *name, uint32_t max, uint32_t *out)
 {
-	const char *val = getenv(name);
-	char *end;
-	unsigned long ms;
-
-	if (val == NULL)
+	if (adm_env_u32(name, 0, max, out) == 0)
 		return 0;
-	errno = 0;
-	ms = strtoul(val, &end, 10);
-	if (*end != '\0' || val[0] == '\0' || val[0] == '-' || errno != 0 ||
-	    ms > max) {
-		fprintf(stderr, "filerd: %s must be a number of milliseconds "
-		    "from 0 to %lu\n", name, max);
-		return -1;
-	}
-	*out = (uint32_t)ms;
-	return 0;
+	fprintf(stderr, "filerd: %s must be a number of milliseconds from 0 "
+	    "to %u\n", name, (unsigned)max);
+	return -1;
 }
 
 int main(int argc, char **argv)

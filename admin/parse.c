@@ -33,6 +33,19 @@ int adm_parse_u64(const char *s, uint64_t *out)
 }
 
 /* "4096", "64K", "512M", "1G", "2T" (binary multiples; "KiB"/"KB" too). */
+int adm_env_u32(const char *name, uint32_t min, uint32_t max, uint32_t *out)
+{
+	const char *val = getenv(name);
+	uint64_t v;
+
+	if (val == NULL)
+		return 0;
+	if (adm_parse_u64(val, &v) != 0 || v < min || v > max)
+		return -EINVAL;
+	*out = (uint32_t)v;
+	return 0;
+}
+
 int adm_parse_size(const char *s, uint64_t *out)
 {
 	char num[24];
