@@ -794,6 +794,25 @@ static long base_served(struct mtest *t)
 	return g;
 }
 
+/* Both filerds up with the relationship, /base served by the
+ * destination (base_served); returns that generation. */
+static long pair_served(struct mtest *t)
+{
+	exports(t);
+	ta_daemon_start(&t->s.d, t->s.home);
+	ta_daemon_start(&t->d.d, t->d.home);
+	peers_and_relationship(t);
+	return base_served(t);
+}
+
+/* Failover: both sides break off (the destination first), so both can
+ * write. */
+static void break_both(struct mtest *t)
+{
+	free(ta_ctl_expect(0, t->d.home, "mirror", "break", "vdst", NULL));
+	free(ta_ctl_expect(0, t->s.home, "mirror", "break", "vsrc", NULL));
+}
+
 /* mirror status --json of vol's relationship only (owned). */
 static char *status_of(const struct tl_mirror_side *s, const char *vol)
 {
@@ -807,15 +826,10 @@ static void test_resync(void **state)
 	char snap[64], path[128];
 	long g;
 
-	exports(t);
-	ta_daemon_start(&t->s.d, t->s.home);
-	ta_daemon_start(&t->d.d, t->d.home);
-	peers_and_relationship(t);
-	g = base_served(t);
+	g = pair_served(t);
 
 	/* Failover: both sides break off and both write. */
-	free(ta_ctl_expect(0, t->d.home, "mirror", "break", "vdst", NULL));
-	free(ta_ctl_expect(0, t->s.home, "mirror", "break", "vsrc", NULL));
+	break_both(t);
 	write_file(&t->s, "/src-new", 2);
 	write_file(&t->d, "/dst-new", 3);
 	read_compare(&t->d, "/base", 1);
@@ -863,8 +877,7 @@ static void test_resync(void **state)
 	read_compare(&t->s, path, 3);
 
 	/* Failback: break again, write on both, the old destination wins. */
-	free(ta_ctl_expect(0, t->d.home, "mirror", "break", "vdst", NULL));
-	free(ta_ctl_expect(0, t->s.home, "mirror", "break", "vsrc", NULL));
+	break_both(t);
 	write_file(&t->d, "/dst-new2", 4);
 	write_file(&t->s, "/src-new2", 5);
 	free(ta_ctl_expect(0, t->s.home, "mirror", "resync", "vsrc",
@@ -950,8 +963,7 @@ static void test_resync_throttle(void **state)
 
 	/* Plain: the destination's 3 MiB go to the source, read at 1 MiB/s
 	 * by the source's filerd. */
-	free(ta_ctl_expect(0, t->d.home, "mirror", "break", "vdst", NULL));
-	free(ta_ctl_expect(0, t->s.home, "mirror", "break", "vsrc", NULL));
+	break_both(t);
 	write_file_mib(&t->d, "/dst-bulk", 60, mib);
 	free(ta_ctl_expect(0, t->d.home, "mirror", "resync", "vdst", NULL));
 	t0 = tl_now_s();
@@ -970,8 +982,7 @@ static void test_resync_throttle(void **state)
 
 	/* --reverse: the source's 3 MiB go to the destination, sent at
 	 * 1 MiB/s by the source's filerd. */
-	free(ta_ctl_expect(0, t->d.home, "mirror", "break", "vdst", NULL));
-	free(ta_ctl_expect(0, t->s.home, "mirror", "break", "vsrc", NULL));
+	break_both(t);
 	write_file_mib(&t->s, "/src-bulk", 70, mib);
 	free(ta_ctl_expect(0, t->d.home, "mirror", "resync", "vdst",
 	    "--reverse", NULL));
@@ -1148,8 +1159,7 @@ static long done_at_stop_round(struct mtest *t, bool hold_source, long g,
 
 	snprintf(src, sizeof(src), "/src-new%d", id);
 	snprintf(dst, sizeof(dst), "/dst-new%d", id);
-	free(ta_ctl_expect(0, t->d.home, "mirror", "break", "vdst", NULL));
-	free(ta_ctl_expect(0, t->s.home, "mirror", "break", "vsrc", NULL));
+	break_both(t);
 	write_file(&t->s, src, id);
 	write_file(&t->d, dst, id + 1);
 	resync_done_at_stop(t, hold_source, g, hold);
@@ -1355,11 +1365,7 @@ static void test_resync_crash_at_done(void **state)
 	char s1[64], s2[64], s3[64], s4[64], s5[64];
 	long g;
 
-	exports(t);
-	ta_daemon_start(&t->s.d, t->s.home);
-	ta_daemon_start(&t->d.d, t->d.home);
-	peers_and_relationship(t);
-	g = base_served(t);
+	g = pair_served(t);
 
 	g = crash_at_done_round(&t->s, &t->d, false, true, g, 2, "", s1,
 	    sizeof(s1), "1");
@@ -1394,13 +1400,8 @@ static void test_resync_crash_unconfirmed(void **state)
 	struct mtest *t = *state;
 	long g;
 
-	exports(t);
-	ta_daemon_start(&t->s.d, t->s.home);
-	ta_daemon_start(&t->d.d, t->d.home);
-	peers_and_relationship(t);
-	g = base_served(t);
-	free(ta_ctl_expect(0, t->d.home, "mirror", "break", "vdst", NULL));
-	free(ta_ctl_expect(0, t->s.home, "mirror", "break", "vsrc", NULL));
+	g = pair_served(t);
+	break_both(t);
 	write_file(&t->s, "/w-new", 2);
 	write_file(&t->d, "/t-new", 3);
 
@@ -1494,8 +1495,7 @@ static void test_reverse_keeps_throttle(void **state)
 	throttle_is(&t->s, "source", "1.0M/s", 1l << 20);
 
 	/* Failover: the destination takes the writes, then fails back. */
-	free(ta_ctl_expect(0, t->d.home, "mirror", "break", "vdst", NULL));
-	free(ta_ctl_expect(0, t->s.home, "mirror", "break", "vsrc", NULL));
+	break_both(t);
 	write_file_mib(&t->d, "/dst-bulk", 80, mib);
 	row_states_record(&t->s);
 	row_states_record(&t->d);
@@ -1986,8 +1986,7 @@ static void test_shared_port(void **state)
 
 	/* The first relationship fails over and resyncs; the second goes
 	 * on replicating through the same port meanwhile. */
-	free(ta_ctl_expect(0, t->d.home, "mirror", "break", "vdst", NULL));
-	free(ta_ctl_expect(0, t->s.home, "mirror", "break", "vsrc", NULL));
+	break_both(t);
 	write_file(&t->s, "/src-new", 3);
 	write_file(&t->d, "/dst-new", 4);
 	replicated(&s2, &d2, "/two-b", 5);
