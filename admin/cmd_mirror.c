@@ -661,15 +661,21 @@ static int mirror_delete(struct adm_ctx *ctx, const struct adm_req *req,
 	if (adm_db_exec(ctx->db, "DELETE FROM mirrors WHERE id = ?", "i",
 	    r.id) != 0)
 		return adm_fail(rep, ADM_ERR, "cannot delete the relationship");
-	if (!is_source(&r)) {
-		/* An interrupted baseline's checkpoint goes with it. */
+	{
+		/* An interrupted baseline's checkpoint (a destination's) and
+		 * the record of a resync's end (either side's) go with it. */
 		struct adm_vol_rec rec;
-		char ckpt[ADM_PATH_MAX + ADM_NAME_MAX + 16];
+		char path[ADM_PATH_MAX + ADM_NAME_MAX + 16];
 
 		if (adm_vol_get(ctx->db, r.vol, &rec) == 0) {
-			adm_mirror_ckpt_path(rec.dir, r.vol, ckpt,
-			    sizeof(ckpt));
-			(void)unlink(ckpt);
+			if (!is_source(&r)) {
+				adm_mirror_ckpt_path(rec.dir, r.vol, path,
+				    sizeof(path));
+				(void)unlink(path);
+			}
+			adm_mirror_resync_done_path(rec.dir, r.vol, path,
+			    sizeof(path));
+			(void)unlink(path);
 		}
 	}
 	adm_event(ctx, r.vol, "mirror.deleted", "mirror %s %s %s:%s deleted",

@@ -688,9 +688,7 @@ void adm_mirror_ckpt_path(const char *dir, const char *vol, char *out,
 	snprintf(out, len, "%s/%s.mirror-ckpt", dir, vol);
 }
 
-/* T's record that RS_DONE came (mir_resync_opts.done_path), beside the
- * volume's disks. */
-static void resync_done_path(const char *dir, const char *vol, char *out,
+void adm_mirror_resync_done_path(const char *dir, const char *vol, char *out,
     size_t len)
 {
 	snprintf(out, len, "%s/%s.resync-done", dir, vol);
@@ -1045,7 +1043,7 @@ int adm_mirror_resync(struct adm_ctx *ctx, int64_t id, bool reverse,
 		.spool_dir = w->dir,
 	};
 	char done[ADM_PATH_MAX + ADM_NAME_MAX + 16];
-	resync_done_path(w->dir, w->vol, done, sizeof(done));
+	adm_mirror_resync_done_path(w->dir, w->vol, done, sizeof(done));
 	if (j->t_side)
 		o.done_path = done;
 	/* The throttle is the source row's: the relationship's rate on the
@@ -1404,7 +1402,7 @@ static void rec_t_done(struct adm_ctx *ctx, const struct mrow *w,
 	 * record of RS_DONE has done its part. */
 	if (av->nvlog[0] != '\0')
 		(void)unlink(av->nvlog);
-	resync_done_path(w->dir, w->vol, path, sizeof(path));
+	adm_mirror_resync_done_path(w->dir, w->vol, path, sizeof(path));
 	(void)unlink(path);
 	(void)adm_db_exec(ctx->db, "UPDATE mirrors SET state = 'catching-up', "
 	    "direction = 'destination', acked_gen = ?, last_error = '', "
@@ -1448,7 +1446,7 @@ static int rec_t_record(struct adm_ctx *ctx, const struct mrow *w,
 	wafl_vol_t *v;
 	int rc;
 
-	resync_done_path(w->dir, w->vol, path, sizeof(path));
+	adm_mirror_resync_done_path(w->dir, w->vol, path, sizeof(path));
 	if (access(path, F_OK) != 0)
 		return 0;
 	if (w->dest)		/* the session's id, as adm_mirror_resync */

@@ -98,6 +98,10 @@ int adm_mirror_resync(struct adm_ctx *ctx, int64_t id, bool reverse,
  * (its exports follow). */
 int adm_mirror_make_readonly(struct adm_ctx *ctx, const char *vol);
 
+/* T's record that RS_DONE came (mir_resync_opts.done_path), beside the
+ * volume's disks: dir/VOL.resync-done. */
+void adm_mirror_resync_done_path(const char *dir, const char *vol, char *out,
+    size_t len);
 /* The baseline checkpoint of destination volume vol whose disk images
  * are in dir. */
 void adm_mirror_ckpt_path(const char *dir, const char *vol, char *out,

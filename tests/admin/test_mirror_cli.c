@@ -481,7 +481,16 @@ static void test_replicate(void **state)
 	read_compare(&t->d, "/data2", 2);
 	assert_true(events_have(&t->d, "mirror.state", "-> broken-off"));
 	free(ta_ctl_expect(0, t->s.home, "mirror", "break", "vsrc", NULL));
+	/* A resync's record left beside the disks (torn here) goes with
+	 * the relationship. */
+	char rec[PATH_MAX];
+	snprintf(rec, sizeof(rec), "%s/disks/vsrc.resync-done", t->s.home);
+	FILE *f = fopen(rec, "w");
+	assert_non_null(f);
+	assert_int_equal(fputs("FLRSDONE", f) >= 0, 1);
+	assert_int_equal(fclose(f), 0);
 	free(ta_ctl_expect(0, t->s.home, "mirror", "delete", "vsrc", NULL));
+	assert_int_equal(access(rec, F_OK), -1);
 	free(ta_ctl_expect(0, t->s.home, "peer", "remove", "dst", NULL));
 
 	/* After a restart the broken-off volume mounts writable again. */
