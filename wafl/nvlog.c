@@ -153,6 +153,10 @@
 #define NVH_MAGIC_STR		"FLRNVLG1"
 /* Largest half we accept (keeps every offset far from overflow). */
 #define NVLOG_MAX_HALF		(1ull << 40)
+/* Largest run and start LSN a header may hold: nvlog_start's run + 1 and
+ * highest LSN + 1 then never wrap, and a run refused here is never
+ * written. */
+#define NVH_MAX_COUNT		(UINT64_MAX / 2)
 
 _Static_assert(NVH_RSV1 + NVH_RSV1_LEN == NVH_CRC, "header slot layout");
 _Static_assert(NVH_CRC + 4 == NVH_SLOT_BYTES, "header slot is 64 bytes");
@@ -283,9 +287,21 @@ static bool half_bytes_ok(uint64_t h)
 	return h % 4096u == 0 && h >= NVLOG_MIN_HALF && h <= NVLOG_MAX_HALF;
 }
 
-/* 0, or -FL_ECORRUPT with *why set; the slot is untrusted bytes. */
-static int hdr_decode(const uint8_t *p, struct nvlog_hdr *h, const char **why)
+static bool hdr_counts_ok(const struct nvlog_hdr *h)
 {
+	return h->run != 0 && h->run <= NVH_MAX_COUNT && h->start_lsn != 0 &&
+	    h->start_lsn <= NVH_MAX_COUNT;
+}
+
+/*
+ * 0, or -FL_ECORRUPT with *why set; the slot is untrusted bytes.  *sealed:
+ * the slot has its magic and a checksum that matches, so whatever is wrong
+ * with it was written that way, not torn.
+ */
+static int hdr_decode(const uint8_t *p, struct nvlog_hdr *h, const char **why,
+    bool *sealed)
+{
+	*sealed = false;
 	if (memcmp(p + NVH_MAGIC, NVH_MAGIC_STR, 8) != 0) {
 		*why = "no nvlog magic";
 		return -FL_ECORRUPT;
@@ -294,6 +310,7 @@ static int hdr_decode(const uint8_t *p, struct nvlog_hdr *h, const char **why)
 		*why = "header checksum mismatch";
 		return -FL_ECORRUPT;
 	}
+	*sealed = true;
 	if (fl_get_le32(p + NVH_VERSION) != NVH_VERSION_1) {
 		*why = "unsupported header version";
 		return -FL_ECORRUPT;
@@ -315,7 +332,7 @@ static int hdr_decode(const uint8_t *p, struct nvlog_hdr *h, const char **why)
 		*why = "half size out of range";
 		return -FL_ECORRUPT;
 	}
-	if (h->run == 0 || h->start_lsn == 0 || h->start_lsn > UINT64_MAX / 2) {
+	if (!hdr_counts_ok(h)) {
 		*why = "run or start LSN out of range";
 		return -FL_ECORRUPT;
 	}
@@ -329,18 +346,21 @@ static unsigned hdr_slot_off(uint64_t run)
 
 /*
  * Choose the current slot of a header block: the valid one with the higher
- * run.  -FL_ECORRUPT (with *why) if neither is valid or they disagree on the
- * size.
+ * run.  -FL_ECORRUPT (with *why) if neither is valid, if they disagree on
+ * the size, or if a slot whose checksum matches holds a field out of range:
+ * a torn write fails the checksum, so such a slot was written so, and the
+ * other slot's run may not be the one the records were written under
+ * (falling back to it would retire them at the next nvlog_start).
  */
 static int hdr_choose(const uint8_t *blk, struct nvlog_hdr *out,
     const char **why)
 {
 	struct nvlog_hdr h[2];
 	const char *w[2] = { NULL, NULL };
-	bool ok[2];
+	bool ok[2], sealed[2];
 
-	ok[0] = hdr_decode(blk, &h[0], &w[0]) == 0;
-	ok[1] = hdr_decode(blk + NVH_SLOT1_OFF, &h[1], &w[1]) == 0;
+	ok[0] = hdr_decode(blk, &h[0], &w[0], &sealed[0]) == 0;
+	ok[1] = hdr_decode(blk + NVH_SLOT1_OFF, &h[1], &w[1], &sealed[1]) == 0;
 	if (ok[0] && (h[0].run & 1) != 0) {
 		ok[0] = false;
 		w[0] = "run in the wrong slot";
@@ -348,6 +368,12 @@ static int hdr_choose(const uint8_t *blk, struct nvlog_hdr *out,
 	if (ok[1] && (h[1].run & 1) != 1) {
 		ok[1] = false;
 		w[1] = "run in the wrong slot";
+	}
+	for (unsigned i = 0; i < 2; i++) {
+		if (sealed[i] && !ok[i]) {
+			*why = w[i];
+			return -FL_ECORRUPT;
+		}
 	}
 	if (!ok[0] && !ok[1]) {
 		*why = w[1] != NULL ? w[1] : w[0];
@@ -1113,6 +1139,16 @@ int nvlog_start(struct nvlog *lg)
 	nh.half_bytes = lg->hdr.half_bytes;
 	nh.run = lg->hdr.run + 1;
 	nh.start_lsn = FL_MAX(lg->hdr.start_lsn, lg->scan_max_lsn + 1);
+	if (!hdr_counts_ok(&nh)) {
+		/* A header the next open would refuse: it would fall back
+		 * to the older slot, whose run fails every new record's
+		 * crc.  Nothing is written; the log stays as it is. */
+		fl_err(NV_SUB, "%s: bad log header: run %" PRIu64 " or "
+		    "highest LSN %" PRIu64 " is at the end of its range; "
+		    "the log cannot start a new run", lg->path, lg->hdr.run,
+		    lg->scan_max_lsn);
+		return FL_ERR(-FL_ECORRUPT);
+	}
 	memcpy(blk, lg->hdr_block, sizeof(blk));
 	hdr_encode(blk + hdr_slot_off(nh.run), &nh);
 	rc = lg->regular ? nv_fill_holes(lg, NVLOG_HDR_BLOCK +

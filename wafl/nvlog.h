@@ -17,14 +17,17 @@
  *     8    4  version     1
  *    12    4  reserved    0
  *    16    8  half_bytes  H
- *    24    8  run         +1 at every nvlog_start; written to slot run%2
- *    32    8  start_lsn   first LSN of this run
+ *    24    8  run         +1 at every nvlog_start; written to slot run%2;
+ *                         1 .. 2^63-1
+ *    32    8  start_lsn   first LSN of this run; 1 .. 2^63-1
  *    40   20  reserved    0
  *    60    4  crc32c      of bytes 0..59
  * The creation writes run 1 into slot 1; each nvlog_start writes run+1 into
  * the other slot and fdatasyncs it before any record of the new run is
  * appended (the whole 4096-byte block is written; the old slot's bytes are
- * rewritten unchanged, so a torn write leaves the old slot valid).
+ * rewritten unchanged, so a torn write leaves the old slot valid).  A slot
+ * with its magic and a matching crc but a field out of range refuses the
+ * open: it was not torn, and the other slot's run may not be the records'.
  *
  * Records are packed from the start of a half, 8-byte aligned:
  *     0    4  magic       "NVR1"

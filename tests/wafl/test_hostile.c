@@ -1918,6 +1918,198 @@ static void test_nvlog_records(void **state)
 	free(lc);
 }
 
+/* ----------------------------------------------------- NVLOG header */
+
+/* The log and the images as log_some_operations left them. */
+struct logsave {
+	char *dir;
+	char log[512];
+	char img[NDISKS][512];
+};
+
+static void logsave_make(struct hcase *c, struct logsave *ls)
+{
+	ls->dir = tl_tmpdir_make(NULL, "hostile-log");
+	tl_path(ls->log, sizeof(ls->log), ls->dir, "nvlog");
+	assert_int_equal(tl_copy_file(c->logpath, ls->log), 0);
+	for (unsigned d = 0; d < NDISKS; d++) {
+		tl_path(ls->img[d], sizeof(ls->img[d]), ls->dir, "d%u.img", d);
+		assert_int_equal(tl_copy_file(c->paths[d], ls->img[d]), 0);
+	}
+}
+
+static void logsave_restore(struct hcase *c, const struct logsave *ls,
+    bool images)
+{
+	if (c->raid != NULL)
+		raid_close(c->raid);
+	c->raid = NULL;
+	for (unsigned d = 0; images && d < NDISKS; d++)
+		assert_int_equal(tl_copy_file(ls->img[d], c->paths[d]), 0);
+	assert_int_equal(tl_copy_file(ls->log, c->logpath), 0);
+	open_raid(c);
+}
+
+/* Header slot of run `run` (written to slot run % 2, the other slot left
+ * as it is) starting at start_lsn, every record of the log resealed
+ * under that run with its LSN moved by dlsn. */
+static void log_rewrite_run(const char *path, uint64_t run, uint64_t dlsn)
+{
+	uint8_t slot[64];
+	struct rec recs[64];
+	int fd = open(path, O_RDWR);
+	uint64_t old;
+	unsigned n;
+
+	assert_true(fd >= 0);
+	old = log_run(fd);
+	assert_true(old != 0);
+	n = log_records(fd, old, recs, 64);
+	assert_true(n >= 9);
+	assert_int_equal(pread(fd, slot, 64, (old & 1) * 2048), 64);
+	fl_put_le64(slot + 24, run);
+	fl_put_le64(slot + 32, fl_get_le64(slot + 32) + dlsn);
+	fl_put_le32(slot + 60, fl_crc32c(0, slot, 60));
+	assert_int_equal(pwrite(fd, slot, 64, (run & 1) * 2048), 64);
+	for (unsigned r = 0; r < n; r++) {
+		uint8_t *b = malloc(recs[r].len);
+		assert_non_null(b);
+		assert_int_equal(pread(fd, b, recs[r].len, recs[r].at),
+		    (ssize_t)recs[r].len);
+		fl_put_le64(b + 8, fl_get_le64(b + 8) + dlsn);
+		fl_put_le32(b + 28, rec_crc(run, b, recs[r].len));
+		assert_int_equal(pwrite(fd, b, recs[r].len, recs[r].at),
+		    (ssize_t)recs[r].len);
+		free(b);
+	}
+	close(fd);
+}
+
+/* The operations log_some_operations made, and the file made after the
+ * first mount (if any), are all there. */
+static void assert_logged_there(struct hcase *c, bool after, const char *what)
+{
+	wafl_vol_t *v;
+	struct wafl_obj root, d, o;
+	struct wafl_attr a;
+	int rc;
+
+	tl_log_capture_start(FL_LOG_INFO);
+	rc = wafl_mount(c->raid, &c->mo, &v);
+	tl_log_capture_stop();
+	if (rc != 0)
+		fail_msg("%s: the volume no longer mounts: %d", what, rc);
+	assert_int_equal(wafl_root(v, &root), 0);
+	if (wafl_lookup(v, &root_cred, &root, "ldir", &d, &a, NULL) != 0 ||
+	    wafl_lookup(v, &root_cred, &d, "moved", &o, &a, NULL) != 0)
+		fail_msg("%s: logged operations lost", what);
+	if (after && wafl_lookup(v, &root_cred, &root, "after", &o, &a,
+	    NULL) != 0)
+		fail_msg("%s: a create acknowledged after the mount is lost",
+		    what);
+	wafl_abandon(v);
+	raid_close(c->raid);
+	c->raid = NULL;
+	open_raid(c);
+}
+
+/*
+ * The header's run and start LSN at the end of their range, the records
+ * resealed to match, so the log replays: nvlog_start's next run (run + 1,
+ * highest LSN + 1) must not wrap or take a value the next open refuses,
+ * for the records of that run would then fail their checksum, losing
+ * what was acknowledged after the mount.  Either the log is refused as it
+ * is (and with its header restored, everything logged replays), or what
+ * is done after the mount survives a crash.
+ */
+static void test_nvlog_header_counts(void **state)
+{
+	struct hcase *c = *state;
+	struct logsave ls;
+	const struct {
+		const char *what;
+		uint64_t run, dlsn;	/* dlsn UINT64_MAX: to the end */
+	} t[] = {
+		{ "run 2^64-1", UINT64_MAX, 0 },
+		{ "run 2^63-1", UINT64_MAX / 2, 0 },
+		{ "run 2^64-2", UINT64_MAX - 1, 0 },
+		{ "highest LSN 2^63-1", 0, UINT64_MAX },
+		{ "highest LSN 2^64-2", 0, UINT64_MAX - 1 },
+	};
+
+	log_some_operations(c);
+	logsave_make(c, &ls);
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		int fd = open(ls.log, O_RDONLY);
+		struct rec recs[64];
+		uint64_t run, maxlsn = 0, dlsn = 0;
+		unsigned n;
+		uint8_t h[32];
+
+		assert_true(fd >= 0);
+		run = log_run(fd);
+		n = log_records(fd, run, recs, 64);
+		for (unsigned r = 0; r < n; r++) {
+			assert_int_equal(pread(fd, h, 32, recs[r].at), 32);
+			maxlsn = FL_MAX(maxlsn, fl_get_le64(h + 8));
+		}
+		close(fd);
+		if (t[i].dlsn == UINT64_MAX)
+			dlsn = UINT64_MAX / 2 - maxlsn;
+		else if (t[i].dlsn != 0)
+			dlsn = t[i].dlsn - maxlsn;
+		logsave_restore(c, &ls, true);
+		log_rewrite_run(c->logpath, t[i].run != 0 ? t[i].run : run,
+		    dlsn);
+		/* Two mounts: each starts a run, the second from what the
+		 * first wrote. */
+		bool made = false;
+		int rc = 0;
+		for (int m = 0; m < 2 && rc == 0; m++) {
+			wafl_vol_t *v;
+			struct wafl_obj root, o;
+			struct wafl_attr a;
+			char name[16];
+
+			tl_log_capture_start(FL_LOG_INFO);
+			rc = wafl_mount(c->raid, &c->mo, &v);
+			tl_log_capture_stop();
+			if (rc != 0) {
+				assert_true(rc < 0);
+				break;
+			}
+			assert_int_equal(wafl_root(v, &root), 0);
+			snprintf(name, sizeof(name), m == 0 ? "after" : "again");
+			assert_int_equal(wafl_create(v, &root_cred, &root, name,
+			    WAFL_GUARDED, NULL, 0, &o, &a, NULL), 0);
+			made = true;
+			wafl_abandon(v);
+			raid_close(c->raid);
+			c->raid = NULL;
+			open_raid(c);
+		}
+		if (rc != 0 && made)
+			fail_msg("%s: a header the log wrote itself is refused",
+			    t[i].what);
+		if (rc != 0) {
+			/* Refused: the log as it was replays on the images
+			 * as the refusal left them. */
+			char what[160];
+			snprintf(what, sizeof(what), "%s (refused, header "
+			    "restored)", t[i].what);
+			raid_close(c->raid);
+			c->raid = NULL;
+			assert_int_equal(tl_copy_file(ls.log, c->logpath), 0);
+			open_raid(c);
+			assert_logged_there(c, false, what);
+			continue;
+		}
+		/* Mounted twice: what was done after each survived. */
+		assert_logged_there(c, true, t[i].what);
+	}
+	tl_tmpdir_remove(ls.dir);
+}
+
 /* ------------------------------------------------- the seeded sweep */
 
 /* Random fields of random metadata blocks: every result but a crash. */
@@ -2011,6 +2203,7 @@ int main(void)
 		T(test_generation_at_the_end),
 		T(test_raid_labels),
 		T(test_nvlog_records),
+		T(test_nvlog_header_counts),
 		T(test_random_fields),
 #undef T
 	};
