@@ -651,6 +651,22 @@ static int nv_fill_holes(struct nvlog *lg, uint64_t end)
 	return 0;
 }
 
+/*
+ * Where nv_fill_holes stops: the end of the log, or of the file if it is
+ * shorter.  The size of a short file's log comes from its header alone,
+ * which may claim halves of up to NVLOG_MAX_HALF (2 x 1 TiB of zeros to
+ * write); appends past the end of the file allocate as they go.
+ */
+static uint64_t fill_end(struct nvlog *lg)
+{
+	uint64_t end = NVLOG_HDR_BLOCK + 2 * lg->hdr.half_bytes;
+	struct stat st;
+
+	if (fstat(lg->fd, &st) == 0 && (uint64_t)st.st_size < end)
+		end = (uint64_t)st.st_size;
+	return end;
+}
+
 /* Write a fresh header block (run 1) and make it durable. */
 static int nv_format(struct nvlog *lg, uint64_t half_bytes, bool regular)
 {
@@ -1151,8 +1167,7 @@ int nvlog_start(struct nvlog *lg)
 	}
 	memcpy(blk, lg->hdr_block, sizeof(blk));
 	hdr_encode(blk + hdr_slot_off(nh.run), &nh);
-	rc = lg->regular ? nv_fill_holes(lg, NVLOG_HDR_BLOCK +
-	    2 * lg->hdr.half_bytes) : 0;
+	rc = lg->regular ? nv_fill_holes(lg, fill_end(lg)) : 0;
 	if (rc != 0)
 		what = "write of the log's blocks ahead";
 	/* NV3: the new run's header is durable before its first record. */

@@ -2110,6 +2110,53 @@ static void test_nvlog_header_counts(void **state)
 	tl_tmpdir_remove(ls.dir);
 }
 
+/*
+ * A larger half size in the header of a regular log file: the file is then
+ * shorter than the log it describes (accepted: the tail reads as empty),
+ * and the records of half 0 still replay.  Starting the run must not
+ * write the zeros of the whole described log (2 x 1 TiB at most) into the
+ * file system the log shares with others.
+ */
+static void test_nvlog_header_half(void **state)
+{
+	struct hcase *c = *state;
+	const uint64_t half = 256ull << 20;
+	struct stat st0, st1;
+	struct outcome o;
+	uint8_t slot[64];
+	uint64_t run;
+	int fd;
+
+	log_some_operations(c);
+	fd = open(c->logpath, O_RDWR);
+	assert_true(fd >= 0);
+	run = log_run(fd);
+	assert_int_equal(pread(fd, slot, 64, (run & 1) * 2048), 64);
+	fl_put_le64(slot + 16, half);
+	fl_put_le32(slot + 60, fl_crc32c(0, slot, 60));
+	assert_int_equal(pwrite(fd, slot, 64, (run & 1) * 2048), 64);
+	/* The other slot (an older run) agrees, as a whole header would. */
+	assert_int_equal(pread(fd, slot, 64, ((run + 1) & 1) * 2048), 64);
+	if (memcmp(slot, "FLRNVLG1", 8) == 0) {
+		fl_put_le64(slot + 16, half);
+		fl_put_le32(slot + 60, fl_crc32c(0, slot, 60));
+		assert_int_equal(pwrite(fd, slot, 64, ((run + 1) & 1) * 2048),
+		    64);
+	}
+	assert_int_equal(fstat(fd, &st0), 0);
+	close(fd);
+	exercise(c, &o);
+	assert_int_equal(stat(c->logpath, &st1), 0);
+	if ((uint64_t)st1.st_blocks * 512 > (uint64_t)st0.st_size +
+	    (16u << 20))
+		fail_msg("a log file of %lld bytes holds %llu bytes after a "
+		    "mount", (long long)st0.st_size,
+		    (unsigned long long)st1.st_blocks * 512);
+	/* What was logged replayed. */
+	if (o.mount_rc == 0)
+		assert_logged_there(c, false, "half size 256 MiB");
+}
+
 /* ------------------------------------------------- the seeded sweep */
 
 /* Random fields of random metadata blocks: every result but a crash. */
@@ -2204,6 +2251,7 @@ int main(void)
 		T(test_raid_labels),
 		T(test_nvlog_records),
 		T(test_nvlog_header_counts),
+		T(test_nvlog_header_half),
 		T(test_random_fields),
 #undef T
 	};
