@@ -360,8 +360,25 @@ static int replay_cb(void *arg, uint64_t lsn, uint64_t gen, uint16_t type,
     const void *payload, uint32_t len)
 {
 	struct wafl_vol *v = arg;
-	int rc = wafl_replay_record(v, type, payload, len);
+	int rc;
 
+	/*
+	 * The log holds the records of at most two generations past the
+	 * durable root: CP n + 1's, whose half is released only once its
+	 * fsinfo is durable, and those of n + 2, which opened at its freeze
+	 * (W6, W7).  A record past that is not this root's (and one near
+	 * 2^64 would take the generation past its end at the next CP):
+	 * the mount is refused, the log kept as it is.  Replay delivers
+	 * only gen > fsi.gen.
+	 */
+	if (gen - v->fsi.gen > 2) {
+		fl_err("wafl", "NVLOG replay: record %llu belongs to generation "
+		    "%llu, beyond the root's %llu and the two CPs the log can "
+		    "hold after it", (unsigned long long)lsn,
+		    (unsigned long long)gen, (unsigned long long)v->fsi.gen);
+		return FL_ERR(-FL_ECORRUPT);
+	}
+	rc = wafl_replay_record(v, type, payload, len);
 	/* The CP after replay must carry a generation no record exceeds, or
 	 * a crash before the log restarts would replay them twice. */
 	if (rc == 0 && gen > v->open_gen)

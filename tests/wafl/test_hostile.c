@@ -2014,6 +2014,55 @@ static void assert_logged_there(struct hcase *c, bool after, const char *what)
 }
 
 /*
+ * Mount twice, a create acknowledged after each mount, each dropped as a
+ * crash would (no final CP).  Either the first mount refuses the log (its
+ * saved copy, put back, replays everything logged on the images as the
+ * refusal left them), or both mount and every operation survived.
+ */
+static void two_mounts(struct hcase *c, const struct logsave *ls,
+    const char *what)
+{
+	bool made = false;
+	int rc = 0;
+
+	for (int m = 0; m < 2 && rc == 0; m++) {
+		wafl_vol_t *v;
+		struct wafl_obj root, o;
+		struct wafl_attr a;
+
+		tl_log_capture_start(FL_LOG_INFO);
+		rc = wafl_mount(c->raid, &c->mo, &v);
+		tl_log_capture_stop();
+		if (rc != 0) {
+			assert_true(rc < 0);
+			break;
+		}
+		assert_int_equal(wafl_root(v, &root), 0);
+		assert_int_equal(wafl_create(v, &root_cred, &root,
+		    m == 0 ? "after" : "again", WAFL_GUARDED, NULL, 0, &o, &a,
+		    NULL), 0);
+		made = true;
+		wafl_abandon(v);
+		raid_close(c->raid);
+		c->raid = NULL;
+		open_raid(c);
+	}
+	if (rc != 0 && made)
+		fail_msg("%s: a log the volume wrote itself is refused", what);
+	if (rc != 0) {
+		char w[160];
+		snprintf(w, sizeof(w), "%s (refused, log restored)", what);
+		raid_close(c->raid);
+		c->raid = NULL;
+		assert_int_equal(tl_copy_file(ls->log, c->logpath), 0);
+		open_raid(c);
+		assert_logged_there(c, false, w);
+		return;
+	}
+	assert_logged_there(c, true, what);
+}
+
+/*
  * The header's run and start LSN at the end of their range, the records
  * resealed to match, so the log replays: nvlog_start's next run (run + 1,
  * highest LSN + 1) must not wrap or take a value the next open refuses,
@@ -2061,51 +2110,59 @@ static void test_nvlog_header_counts(void **state)
 		logsave_restore(c, &ls, true);
 		log_rewrite_run(c->logpath, t[i].run != 0 ? t[i].run : run,
 		    dlsn);
-		/* Two mounts: each starts a run, the second from what the
-		 * first wrote. */
-		bool made = false;
-		int rc = 0;
-		for (int m = 0; m < 2 && rc == 0; m++) {
-			wafl_vol_t *v;
-			struct wafl_obj root, o;
-			struct wafl_attr a;
-			char name[16];
+		two_mounts(c, &ls, t[i].what);
+	}
+	tl_tmpdir_remove(ls.dir);
+}
 
-			tl_log_capture_start(FL_LOG_INFO);
-			rc = wafl_mount(c->raid, &c->mo, &v);
-			tl_log_capture_stop();
-			if (rc != 0) {
-				assert_true(rc < 0);
-				break;
-			}
-			assert_int_equal(wafl_root(v, &root), 0);
-			snprintf(name, sizeof(name), m == 0 ? "after" : "again");
-			assert_int_equal(wafl_create(v, &root_cred, &root, name,
-			    WAFL_GUARDED, NULL, 0, &o, &a, NULL), 0);
-			made = true;
-			wafl_abandon(v);
-			raid_close(c->raid);
-			c->raid = NULL;
-			open_raid(c);
+/*
+ * A record's generation far past the mounted root's, the record resealed:
+ * replay raises the open generation to it, so the CP after replay wrote
+ * fsinfo at that generation and the next one wrapped to 0 (an fsinfo the
+ * newest-generation rule then never picks), and records logged after the
+ * mount carried generations replay skips.  Each record in turn.
+ */
+static void test_nvlog_record_generation(void **state)
+{
+	struct hcase *c = *state;
+	struct logsave ls;
+	struct rec recs[64];
+	const uint64_t gens[] = { UINT64_MAX, UINT64_MAX - 1, 1ull << 62 };
+	uint64_t run;
+	unsigned n;
+	int fd;
+
+	log_some_operations(c);
+	logsave_make(c, &ls);
+	fd = open(ls.log, O_RDONLY);
+	assert_true(fd >= 0);
+	run = log_run(fd);
+	n = log_records(fd, run, recs, 64);
+	close(fd);
+	assert_true(n >= 9);
+	for (unsigned r = 0; r < n; r++) {
+		for (size_t i = 0; i < sizeof(gens) / sizeof(gens[0]); i++) {
+			uint8_t *b = malloc(recs[r].len);
+			char what[96];
+
+			if (i > 0 && r > 0)
+				break;	/* every value on the first only */
+			assert_non_null(b);
+			logsave_restore(c, &ls, true);
+			fd = open(c->logpath, O_RDWR);
+			assert_true(fd >= 0);
+			assert_int_equal(pread(fd, b, recs[r].len, recs[r].at),
+			    (ssize_t)recs[r].len);
+			fl_put_le64(b + 16, gens[i]);
+			fl_put_le32(b + 28, rec_crc(run, b, recs[r].len));
+			assert_int_equal(pwrite(fd, b, recs[r].len, recs[r].at),
+			    (ssize_t)recs[r].len);
+			close(fd);
+			free(b);
+			snprintf(what, sizeof(what), "record %u generation "
+			    "%llu", r, (unsigned long long)gens[i]);
+			two_mounts(c, &ls, what);
 		}
-		if (rc != 0 && made)
-			fail_msg("%s: a header the log wrote itself is refused",
-			    t[i].what);
-		if (rc != 0) {
-			/* Refused: the log as it was replays on the images
-			 * as the refusal left them. */
-			char what[160];
-			snprintf(what, sizeof(what), "%s (refused, header "
-			    "restored)", t[i].what);
-			raid_close(c->raid);
-			c->raid = NULL;
-			assert_int_equal(tl_copy_file(ls.log, c->logpath), 0);
-			open_raid(c);
-			assert_logged_there(c, false, what);
-			continue;
-		}
-		/* Mounted twice: what was done after each survived. */
-		assert_logged_there(c, true, t[i].what);
 	}
 	tl_tmpdir_remove(ls.dir);
 }
@@ -2252,6 +2309,7 @@ int main(void)
 		T(test_nvlog_records),
 		T(test_nvlog_header_counts),
 		T(test_nvlog_header_half),
+		T(test_nvlog_record_generation),
 		T(test_random_fields),
 #undef T
 	};
