@@ -57,6 +57,9 @@
 #define JRN_VERSION	1u
 #define JRN_DATA	1u
 #define JRN_INVAL	2u
+/* Largest seq a record may carry: next_seq (highest + 1) never wraps, so
+ * a record written after open is always newer than every one loaded. */
+#define JRN_SEQ_MAX	(1ull << 62)
 
 static uint64_t slot_block(const raid_vol_t *v, unsigned slot)
 {
@@ -229,12 +232,17 @@ int raid_journal_invalidate(raid_vol_t *v, unsigned g,
 
 /* ---- recovery ---------------------------------------------------------- */
 
-/* Validate one slot (STYLE.md 6); 0 and *r filled, or -FL_ECORRUPT. */
+/*
+ * Validate one slot (STYLE.md 6): 0 and *r filled; -ESTALE for a record of
+ * another generation (J4; *seq_any set); -FL_ECORRUPT otherwise, with *why
+ * set when the record's checksum matched (it was written so, not torn).
+ */
 static int decode_record(const raid_vol_t *v, unsigned g, const uint8_t *b,
-    struct raid_jrec *r, uint64_t *seq_any)
+    struct raid_jrec *r, uint64_t *seq_any, const char **why)
 {
 	uint32_t k;
 
+	*why = NULL;
 	if (fl_get_le64(b) != JRN_MAGIC || fl_get_le32(b + 8) != JRN_VERSION)
 		return -FL_ECORRUPT;
 	k = fl_get_le32(b + 72);
@@ -243,39 +251,55 @@ static int decode_record(const raid_vol_t *v, unsigned g, const uint8_t *b,
 	if (rec_crc(b, b + RAID_BLOCK_SIZE, k) != fl_get_le32(b + 12))
 		return -FL_ECORRUPT;
 	if (memcmp(b + 16, v->uuid, 16) != 0 || fl_get_le32(b + 32) != g)
-		return -FL_ECORRUPT;
-	*seq_any = fl_get_le64(b + 40);
+		return -FL_ECORRUPT;	/* not ours: a disk's earlier life */
 	memset(r, 0, sizeof(*r));
 	r->kind = fl_get_le32(b + 36);
 	r->seq = fl_get_le64(b + 40);
 	r->s0 = fl_get_le64(b + 56);
 	r->s1 = fl_get_le64(b + 64);
 	r->k = k;
+	if (r->seq == 0 || r->seq > JRN_SEQ_MAX) {
+		*why = "sequence number out of range";
+		return -FL_ECORRUPT;
+	}
+	*seq_any = r->seq;
 	if (fl_get_le64(b + 48) != v->journal_gen)
 		return -ESTALE;		/* J4 */
-	if (r->s0 >= r->s1 || r->s1 > v->disk_blocks)
+	if (r->s0 >= r->s1 || r->s1 > v->disk_blocks) {
+		*why = "stripe range out of the disk";
 		return -FL_ECORRUPT;
+	}
 	if (r->kind == JRN_DATA) {
-		if (k < 1 || r->s1 != r->s0 + 1)
+		if (k < 1 || r->s1 != r->s0 + 1) {
+			*why = "data record not of one stripe and 1..P blocks";
 			return -FL_ECORRUPT;
+		}
 	} else if (r->kind != JRN_INVAL || k != 0) {
+		*why = "unknown kind, or blocks after an invalidation";
 		return -FL_ECORRUPT;
 	}
 	for (unsigned i = 0; i < RAID_MAX_PARITY; i++) {
 		uint32_t p = fl_get_le32(b + 76 + 4 * i);
 
 		if (i >= k) {
-			if (p != 0)
+			if (p != 0) {
+				*why = "position past the record's blocks";
 				return -FL_ECORRUPT;
+			}
 			continue;
 		}
-		if (p >= v->n || (i > 0 && p <= r->pos[i - 1]))
+		if (p >= v->n || (i > 0 && p <= r->pos[i - 1])) {
+			*why = "position not a data disk, or out of order";
 			return -FL_ECORRUPT;
+		}
 		r->pos[i] = p;
 	}
-	for (size_t i = 88; i < RAID_BLOCK_SIZE; i++)
-		if (b[i] != 0)
+	for (size_t i = 88; i < RAID_BLOCK_SIZE; i++) {
+		if (b[i] != 0) {
+			*why = "reserved bytes not zero";
 			return -FL_ECORRUPT;
+		}
+	}
 	return 0;
 }
 
@@ -317,12 +341,21 @@ int raid_journal_load(raid_vol_t *v, unsigned g)
 			const uint8_t *b = buf + i * sb;
 			struct raid_jrec r;
 			uint64_t seq = 0;
-			int e = decode_record(v, g, b, &r, &seq);
+			const char *why;
+			int e = decode_record(v, g, b, &r, &seq, &why);
 
 			if (e == 0 || e == -ESTALE)
 				maxseq = FL_MAX(maxseq, seq);
-			if (e != 0 || r.seq % RAID_JOURNAL_SLOTS != i ||
-			    (j->recs[i].kind != 0 && j->recs[i].seq >= r.seq))
+			if (e == 0 && r.seq % RAID_JOURNAL_SLOTS != i) {
+				e = -FL_ECORRUPT;
+				why = "sequence number of another slot";
+			}
+			if (e == -FL_ECORRUPT && why != NULL)
+				fl_err(RAID_SUBSYS, "degraded-write journal "
+				    "slot %u on %s ignored: %s", i,
+				    s.d[p]->path, why);
+			if (e != 0 || (j->recs[i].kind != 0 &&
+			    j->recs[i].seq >= r.seq))
 				continue;
 			free(j->recs[i].data);
 			r.data = NULL;
