@@ -2142,11 +2142,12 @@ static void test_nvlog_record_generation(void **state)
 	assert_true(n >= 9);
 	for (unsigned r = 0; r < n; r++) {
 		for (size_t i = 0; i < sizeof(gens) / sizeof(gens[0]); i++) {
-			uint8_t *b = malloc(recs[r].len);
+			uint8_t *b;
 			char what[96];
 
 			if (i > 0 && r > 0)
 				break;	/* every value on the first only */
+			b = malloc(recs[r].len);
 			assert_non_null(b);
 			logsave_restore(c, &ls, true);
 			fd = open(c->logpath, O_RDWR);
