@@ -595,8 +595,15 @@ int cp_run(struct wafl_vol *v)
 		goto out;
 	}
 	cx.gen = v->open_gen;
-	if (v->log != NULL)
+	if (cx.gen > WAFL_GEN_MAX) {
+		/* An fsinfo the next mount would refuse. */
+		fl_err("wafl", "CP %llu: generation past %llu, the end of its "
+		    "range; volume refuses writes", (unsigned long long)cx.gen,
+		    (unsigned long long)WAFL_GEN_MAX);
+		rc = FL_ERR(-FL_ECORRUPT);
+	} else if (v->log != NULL) {
 		rc = nvlog_switch(v->log);
+	}
 	if (rc == 0) {
 		/* Read without cp_lock by waiting writers (ops.c). */
 		__atomic_store_n(&v->open_gen, v->open_gen + 1,

@@ -106,6 +106,8 @@ int wafl_fsinfo_decode(const uint8_t *b, struct wafl_fsinfo *f)
 	    fl_get_le32(b + 12) != WAFL_BLOCK_SIZE)
 		return FL_ERR(-FL_ECORRUPT);
 	f->gen = fl_get_le64(b + 16);
+	if (f->gen > WAFL_GEN_MAX)
+		return FL_ERR(-FL_ECORRUPT);
 	memcpy(f->fs_uuid, b + 24, 16);
 	f->fsid = fl_get_le64(b + 40);
 	f->nvbns = fl_get_le64(b + 48);

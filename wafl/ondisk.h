@@ -131,6 +131,10 @@
 #define WAFL_SNAP_NAME_MAX	63u
 #define WAFL_FSINFO_SLOTS	2u
 #define WAFL_FSI_HOLDS		8u	/* held roots recorded in fsinfo */
+/* Largest CP generation: fsinfo past it is corrupt, and no CP writes it,
+ * so the generation never wraps (open_gen is fsinfo's + 1, + 2 after a
+ * replay). */
+#define WAFL_GEN_MAX		(1ull << 62)
 
 #define WAFL_FSINFO_MAGIC	"FLRFSINF"
 #define WAFL_ROOT_MAGIC		"FLRROOT1"

@@ -1574,6 +1574,80 @@ static void test_generation_at_the_end(void **state)
 		assert_true(o.mounted_gen != 0);
 }
 
+/*
+ * The same in the odd slot, where a generation of 2^64-1 (or one a few
+ * CPs short of it) is in its place: a mount there must not run CPs that
+ * wrap the generation to 0, whose fsinfo the newest-generation rule then
+ * never picks (every CP after the mount lost), nor log operations at
+ * generations the next mount's replay skips.  Either the mount refuses, or
+ * the writes acknowledged after it survive a remount.
+ */
+static void test_generation_at_the_end_odd_slot(void **state)
+{
+	struct hcase *c = *state;
+	const uint64_t gens[] = { UINT64_MAX, UINT64_MAX - 2, 1001 };
+
+	for (size_t i = 0; i < sizeof(gens) / sizeof(gens[0]); i++) {
+		uint64_t big = gens[i];
+		wafl_vol_t *v;
+		struct wafl_attr a;
+		struct hx h;
+		int rc;
+
+		reset(c);
+		hx_load(&h, c->raid);
+		hx_root(&h);
+		fl_put_le64(h.node[0].buf + 8, big);
+		fl_put_le64(h.fsi_blk + 16, big);
+		fl_put_le64(h.fsi_blk + 72 + 8, big);
+		fl_put_le64(h.fsi_blk + 104, big);
+		fl_put_le64(h.fsi_blk + 104 + 8 + 8, big);
+		h.slot = 1;
+		hx_seal(&h);
+		tl_log_capture_start(FL_LOG_INFO);
+		rc = wafl_mount(c->raid, &c->mo, &v);
+		tl_log_capture_stop();
+		if (rc != 0)
+			continue;	/* refused */
+		/* f grows by a block per CP; each write is acknowledged
+		 * durable (FILE_SYNC) whether or not its CP is done. */
+		uint64_t size = 0;
+		for (int k = 0; k < 4; k++) {
+			uint8_t blk[4096];
+			enum wafl_stable got;
+			tl_fill_pattern(blk, sizeof(blk), 50 + (uint64_t)k);
+			if (wafl_write(v, &root_cred, &objs[tpl.f],
+			    (1ull << 20) + 4096ull * (uint64_t)k, sizeof(blk),
+			    blk, WAFL_FILE_SYNC, &got, NULL, NULL) != 0)
+				break;
+			size = (1ull << 20) + 4096ull * (uint64_t)(k + 1);
+			if (wafl_sync(v) != 0)
+				break;	/* the volume refuses more CPs */
+		}
+		wafl_abandon(v);
+		raid_close(c->raid);
+		c->raid = NULL;
+		open_raid(c);
+		tl_log_capture_start(FL_LOG_INFO);
+		rc = wafl_mount(c->raid, &c->mo, &v);
+		tl_log_capture_stop();
+		if (rc != 0)
+			fail_msg("generation %llu: the volume no longer mounts "
+			    "after writes were acknowledged",
+			    (unsigned long long)big);
+		if (wafl_getattr(v, &objs[tpl.f], &a) != 0 || a.size < size)
+			fail_msg("generation %llu: writes acknowledged after "
+			    "the mount are lost (size %llu, written up to "
+			    "%llu)", (unsigned long long)big,
+			    (unsigned long long)a.size,
+			    (unsigned long long)size);
+		wafl_abandon(v);
+		raid_close(c->raid);
+		c->raid = NULL;
+		open_raid(c);
+	}
+}
+
 /* ------------------------------------------------------ raid labels */
 
 static void label_rewrite(const char *path, uint32_t off, uint32_t size,
@@ -2306,6 +2380,7 @@ int main(void)
 		T(test_replica_advance),
 		T(test_fsinfo),
 		T(test_generation_at_the_end),
+		T(test_generation_at_the_end_odd_slot),
 		T(test_raid_labels),
 		T(test_nvlog_records),
 		T(test_nvlog_header_counts),
