@@ -31,7 +31,12 @@
  * labels (geometry, layout, member states, on one disk and on all) and
  * NVLOG records (length, generation, type, the words of each kind's
  * fixed part, WRITE/SETATTR/LINK aimed at the special files; the
- * record's checksum recomputed).  Every mutated volume is also walked
+ * record's checksum recomputed).  The NVLOG header's run, start LSN and
+ * half size, a record's generation far ahead, and an fsinfo generation
+ * at the end of its range are each mounted twice with an operation
+ * acknowledged in between: refused with nothing lost, or nothing lost
+ * (raid's bitmap and journal: tests/raid/test_raid_hostile).  Every
+ * mutated volume is also walked
  * by birth generation, as a mirror source reads it.  A seeded sweep
  * rewrites random fields of random metadata blocks (no assertion but
  * survival).
