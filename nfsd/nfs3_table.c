@@ -7,9 +7,10 @@
  * carry shared policy: MAKES_WRITE gives NFS3ERR_ROFS on a read-only
  * export, a snapshot or .snapshot (nfs3_resolve); NOT_IDEMPOTENT sends the
  * call through the duplicate request cache (rpc.c).  Status outside the
- * list becomes NFS3ERR_IO (or SERVERFAULT where IO is not listed);
- * BADHANDLE, STALE, SERVERFAULT, JUKEBOX and ACCES (export refusal) are
- * always allowed.
+ * list becomes: ACCES for PERM; INVAL for ISDIR, NOTDIR and FBIG where
+ * INVAL is listed; otherwise NFS3ERR_IO (or SERVERFAULT where IO is not
+ * listed).  BADHANDLE, STALE, SERVERFAULT, JUKEBOX and ACCES (export
+ * refusal) are always allowed.
  */
 #include "nfsd/nfs3_impl.h"
 

@@ -299,7 +299,7 @@ nfsstat3 nfs3_status(const struct nfsd_req *r, int rc)
 {
 	const struct nfsd_proc *pc = &nfsd_nfs3_prog.procs[r->proc];
 	nfsstat3 st = errno_to_nfs3(rc);
-	bool io_ok = false;
+	bool io_ok = false, inval_ok = false;
 
 	if (st == NFS3_OK || always_allowed(st))
 		return st;
@@ -310,6 +310,16 @@ nfsstat3 nfs3_status(const struct nfsd_req *r, int rc)
 			return st;
 		if (*e == NFS3ERR_IO)
 			io_ok = true;
+		if (*e == NFS3ERR_INVAL)
+			inval_ok = true;
 	}
+	/* Not listed for this procedure.  A refusal stays a refusal (ACCES
+	 * is always allowed), an argument the procedure cannot apply to
+	 * this object is INVAL where listed: neither is a hard error. */
+	if (st == NFS3ERR_PERM)
+		return NFS3ERR_ACCES;
+	if (inval_ok && (st == NFS3ERR_ISDIR || st == NFS3ERR_NOTDIR ||
+	    st == NFS3ERR_FBIG))
+		return NFS3ERR_INVAL;
 	return io_ok ? NFS3ERR_IO : NFS3ERR_SERVERFAULT;
 }

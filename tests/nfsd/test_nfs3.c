@@ -5,7 +5,8 @@
  * modes and the exclusive verifier, WRITE stable_how and the verifier,
  * COMMIT, SETATTR guard, LOOKUP of "." / ".." / .snapshot, RMDIR "." / "..",
  * MKNOD types, forged / altered / short / stale handles, handles across a
- * restart, READDIR / READDIRPLUS byte limits and cookies, TCP and UDP.
+ * restart, READDIR / READDIRPLUS byte limits and cookies, TCP and UDP,
+ * status a procedure may not report mapped to one it may.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -56,11 +57,17 @@ static int teardown(void **state)
 	return 0;
 }
 
-static void call(uint32_t proc, const struct th_fh *fh)
+/* A call as uid/gid (AUTH_SYS, no groups). */
+static void call_as(uint32_t proc, const struct th_fh *fh, int uid, int gid)
 {
-	xb_call(&x, xid++, TH_NFS_PROG, 3, proc, 0, 0);
+	xb_call(&x, xid++, TH_NFS_PROG, 3, proc, uid, gid);
 	if (fh != NULL)
 		xb_fh(&x, fh);
+}
+
+static void call(uint32_t proc, const struct th_fh *fh)
+{
+	call_as(proc, fh, 0, 0);
 }
 
 /* Send x, expect an accepted reply; returns nfsstat3, r at the body. */
@@ -330,6 +337,72 @@ static void test_setattr_guard(void **state)
 	xb_u32(&x, 0);
 	xb_u32(&x, 0);
 	assert_int_equal(run(f->fd), 22);
+}
+
+/* MKDIR name in dir with mode (as root); the new handle into out. */
+static void mkdir_mode(struct fx *f, const struct th_fh *dir,
+    const char *name, uint32_t mode, struct th_fh *out)
+{
+	call(P_MKDIR, dir);
+	xb_str(&x, name);
+	sattr_mode(mode);
+	assert_int_equal(run(f->fd), 0);
+	/* The mode asked for, whatever the umask-free default. */
+	assert_int_equal(th_lookup(f->fd, dir, name, out, NULL), 0);
+	call(P_SETATTR, out);
+	sattr_mode(mode);
+	xb_u32(&x, 0);
+	assert_int_equal(run(f->fd), 0);
+}
+
+/*
+ * A status the RFC does not list for the procedure is not reported as a
+ * hard error when it is a refusal (PERM -> ACCES) or an argument that does
+ * not apply (ISDIR, FBIG -> INVAL); the wcc data still follows.
+ */
+static void test_status_mapping(void **state)
+{
+	struct fx *f = *state;
+	struct th_fh d;
+
+	mkdir_mode(f, &f->root, "pub", 0777, &d);
+	/* CREATE giving the file to another owner, as an ordinary user. */
+	call_as(P_CREATE, &d, 1000, 1000);
+	xb_str(&x, "given");
+	xb_u32(&x, 0);
+	xb_u32(&x, 0);				/* mode */
+	xb_u32(&x, 1);				/* uid 0 */
+	xb_u32(&x, 0);
+	for (int i = 0; i < 4; i++)
+		xb_u32(&x, 0);
+	assert_int_equal(run(f->fd), 13);		/* ACCES, not IO */
+	bool pre, post;
+	rd_wcc(&rp.r, &pre, &post);
+	assert_true(post);
+	assert_false(rp.r.bad);
+	/* CREATE with a size past the largest file. */
+	call(P_CREATE, &d);
+	xb_str(&x, "huge");
+	xb_u32(&x, 0);
+	for (int i = 0; i < 3; i++)
+		xb_u32(&x, 0);
+	xb_u32(&x, 1);
+	xb_u64(&x, 1ull << 62);
+	xb_u32(&x, 0);
+	xb_u32(&x, 0);
+	assert_int_equal(run(f->fd), 22);		/* INVAL, not IO */
+	/* SETATTR of a directory's size. */
+	call(P_SETATTR, &d);
+	for (int i = 0; i < 3; i++)
+		xb_u32(&x, 0);
+	xb_u32(&x, 1);
+	xb_u64(&x, 0);
+	xb_u32(&x, 0);
+	xb_u32(&x, 0);
+	xb_u32(&x, 0);				/* no guard */
+	assert_int_equal(run(f->fd), 22);		/* INVAL, not IO */
+	rd_wcc(&rp.r, &pre, &post);
+	assert_true(pre && post);
 }
 
 static void test_lookup_access(void **state)
@@ -858,6 +931,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_write_read_commit, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_setattr_guard, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_status_mapping, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_lookup_access, setup,
 		    teardown),
