@@ -654,6 +654,10 @@ int wafl_mknod(wafl_vol_t *v, const struct wafl_cred *c,
 	if (type != WAFL_CHR && type != WAFL_BLK && type != WAFL_SOCK &&
 	    type != WAFL_FIFO)
 		return FL_ERR(-EINVAL);
+	/* A device node is a privilege (mknod(2)): whoever makes one picks
+	 * the device that clients open through it. */
+	if ((type == WAFL_CHR || type == WAFL_BLK) && c != NULL && c->uid != 0)
+		return -EPERM;
 	r = calloc(1, sizeof(*r));
 	if (r == NULL)
 		return -ENOMEM;

@@ -418,6 +418,7 @@ int wafl_symlink(wafl_vol_t *v, const struct wafl_cred *c,
 int wafl_readlink(wafl_vol_t *v, const struct wafl_cred *c,
     const struct wafl_obj *o, char *buf, size_t bufsz, size_t *len,
     struct wafl_attr *attr);
+/* CHR and BLK nodes only for uid 0 (-EPERM otherwise). */
 int wafl_mknod(wafl_vol_t *v, const struct wafl_cred *c,
     const struct wafl_obj *dir, const char *name, enum wafl_type type,
     uint32_t rdev_major, uint32_t rdev_minor, const struct wafl_sattr *sa,

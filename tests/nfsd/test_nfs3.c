@@ -405,6 +405,42 @@ static void test_status_mapping(void **state)
 	assert_true(pre && post);
 }
 
+static uint32_t mknod_as(struct fx *f, const struct th_fh *dir,
+    const char *name, uint32_t type, int uid)
+{
+	call_as(P_MKNOD, dir, uid, uid);
+	xb_str(&x, name);
+	xb_u32(&x, type);
+	sattr_mode(0666);
+	if (type == 3 || type == 4) {		/* NF3BLK, NF3CHR */
+		xb_u32(&x, 1);
+		xb_u32(&x, 1);
+	}
+	uint32_t st = run(f->fd);
+	if (st != 0) {
+		bool post;
+		rd_wcc(&rp.r, NULL, &post);
+		assert_true(post);
+	}
+	return st;
+}
+
+/* Device nodes are root's to make: an ordinary user (or a squashed root)
+ * gets ACCES for NF3CHR and NF3BLK, and may make fifos and sockets. */
+static void test_mknod_devices_need_root(void **state)
+{
+	struct fx *f = *state;
+	struct th_fh d;
+
+	mkdir_mode(f, &f->root, "dev", 0777, &d);
+	assert_int_equal(mknod_as(f, &d, "mem", 4, 1000), 13);
+	assert_int_equal(mknod_as(f, &d, "disk", 3, 1000), 13);
+	assert_int_equal(th_lookup(f->fd, &d, "mem", NULL, NULL), 2);
+	assert_int_equal(mknod_as(f, &d, "fifo", 7, 1000), 0);
+	assert_int_equal(mknod_as(f, &d, "sock", 6, 1000), 0);
+	assert_int_equal(mknod_as(f, &d, "mem", 4, 0), 0);
+}
+
 static void test_lookup_access(void **state)
 {
 	struct fx *f = *state;
@@ -934,6 +970,8 @@ int main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_status_mapping, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_mknod_devices_need_root,
+		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lookup_access, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_dirs_links_nodes, setup,
