@@ -78,6 +78,17 @@ static int dir_writable(const struct wnode *dw, const struct wafl_obj *o,
 	return 0;
 }
 
+/* An entry of a sticky directory (S_ISVTX) is removed or replaced only by
+ * the owner of its object, the owner of the directory, or root. */
+static int sticky_ok(const struct wnode *dw, const struct wnode *obj,
+    const struct wafl_cred *c)
+{
+	if (!(dw->di.mode & S_ISVTX) || c == NULL || c->uid == 0 ||
+	    c->uid == dw->di.uid || c->uid == obj->di.uid)
+		return 0;
+	return -EPERM;
+}
+
 static int lookup_locked(struct wnode *dw, const char *name,
     struct dir_ent *ent)
 {
@@ -714,6 +725,8 @@ static int do_remove(struct wafl_vol *v, const struct wafl_cred *c,
 	rc = lookup_locked(dw, name, &ent);
 	if (rc == 0)
 		rc = entry_obj(v, &ent, &obj);
+	if (rc == 0)
+		rc = sticky_ok(dw, obj, c);
 	if (rc != 0)
 		goto unlock;
 	if (!rmdir && S_ISDIR(obj->di.mode)) {
@@ -948,6 +961,11 @@ int wafl_rename(wafl_vol_t *v, const struct wafl_cred *c,
 	rename_obj_order(src, src_dir, tgt, tgt_dir, objs);
 	ops_wrlock(objs, 2);
 	objs_locked = true;
+	rc = sticky_ok(fd, src, c);
+	if (rc == 0 && tgt != NULL)
+		rc = sticky_ok(td, tgt, c);
+	if (rc != 0)
+		goto unlock;
 	if (tgt != NULL) {
 		if (src_dir && !tgt_dir) {
 			rc = -ENOTDIR;

@@ -441,6 +441,81 @@ static void test_mknod_devices_need_root(void **state)
 	assert_int_equal(mknod_as(f, &d, "mem", 4, 0), 0);
 }
 
+static uint32_t create_as(struct fx *f, const struct th_fh *dir,
+    const char *name, int uid)
+{
+	call_as(P_CREATE, dir, uid, uid);
+	xb_str(&x, name);
+	xb_u32(&x, 1);				/* GUARDED */
+	sattr_mode(0666);
+	return run(f->fd);
+}
+
+static uint32_t rename_as(struct fx *f, const struct th_fh *dir,
+    const char *from, const char *to, int uid)
+{
+	call_as(P_RENAME, dir, uid, uid);
+	xb_str(&x, from);
+	xb_fh(&x, dir);
+	xb_str(&x, to);
+	uint32_t st = run(f->fd);
+	bool pre, post;
+	rd_wcc(&rp.r, &pre, &post);
+	assert_true(pre && post);
+	rd_wcc(&rp.r, &pre, &post);
+	assert_true(pre && post);
+	return st;
+}
+
+/* A sticky directory (mode 01777, as /tmp): everyone may create in it,
+ * but only the owner of an entry (or of the directory, or root) removes,
+ * renames or replaces it. */
+static void test_sticky_dir(void **state)
+{
+	struct fx *f = *state;
+	struct th_fh d;
+
+	mkdir_mode(f, &f->root, "tmp", 01777, &d);
+	assert_int_equal(create_as(f, &d, "a", 1000), 0);
+	assert_int_equal(create_as(f, &d, "b", 1001), 0);
+	call_as(P_MKDIR, &d, 1000, 1000);
+	xb_str(&x, "sub");
+	sattr_mode(0777);
+	assert_int_equal(run(f->fd), 0);
+
+	/* Another user: refused, and nothing changes. */
+	call_as(P_REMOVE, &d, 1001, 1001);
+	xb_str(&x, "a");
+	assert_int_equal(run(f->fd), 1);		/* PERM */
+	call_as(P_RMDIR, &d, 1001, 1001);
+	xb_str(&x, "sub");
+	assert_int_equal(run(f->fd), 13);
+	assert_int_equal(rename_as(f, &d, "a", "mine", 1001), 13);
+	assert_int_equal(rename_as(f, &d, "b", "a", 1001), 13);
+	assert_int_equal(th_lookup(f->fd, &d, "a", NULL, NULL), 0);
+	assert_int_equal(th_lookup(f->fd, &d, "b", NULL, NULL), 0);
+	assert_int_equal(th_lookup(f->fd, &d, "sub", NULL, NULL), 0);
+
+	/* Owners and root may. */
+	assert_int_equal(rename_as(f, &d, "a", "a2", 1000), 0);
+	assert_int_equal(rename_as(f, &d, "b", "b2", 0), 0);
+	call_as(P_REMOVE, &d, 1000, 1000);
+	xb_str(&x, "a2");
+	assert_int_equal(run(f->fd), 0);
+	call_as(P_RMDIR, &d, 1000, 1000);
+	xb_str(&x, "sub");
+	assert_int_equal(run(f->fd), 0);
+
+	/* Without the sticky bit the directory's write access is enough. */
+	call(P_SETATTR, &d);
+	sattr_mode(0777);
+	xb_u32(&x, 0);
+	assert_int_equal(run(f->fd), 0);
+	call_as(P_REMOVE, &d, 1000, 1000);
+	xb_str(&x, "b2");
+	assert_int_equal(run(f->fd), 0);
+}
+
 static void test_lookup_access(void **state)
 {
 	struct fx *f = *state;
@@ -972,6 +1047,8 @@ int main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_mknod_devices_need_root,
 		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sticky_dir, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_lookup_access, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_dirs_links_nodes, setup,
