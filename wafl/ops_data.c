@@ -307,7 +307,9 @@ int wafl_access(wafl_vol_t *v, const struct wafl_cred *c,
 		g |= WAFL_ACCESS_LOOKUP;
 	if (!dir && ops_may(di, c, OPS_MAY_X))
 		g |= WAFL_ACCESS_EXECUTE;
-	if (!ro && ops_may(di, c, OPS_MAY_W)) {
+	/* A directory's entries change only with search permission too, as
+	 * every namespace operation checks. */
+	if (!ro && ops_may(di, c, dir ? OPS_MAY_W | OPS_MAY_X : OPS_MAY_W)) {
 		g |= WAFL_ACCESS_MODIFY | WAFL_ACCESS_EXTEND;
 		if (dir)
 			g |= WAFL_ACCESS_DELETE;

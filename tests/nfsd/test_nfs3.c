@@ -537,6 +537,28 @@ static void test_lookup_access(void **state)
 	assert_int_equal(run(f->fd), 0);
 	assert_true(rd_post_attr(&rp.r, NULL));
 	assert_int_equal(rd_u32(&rp.r) & 0x1f, 0x1f);	/* root, rw */
+
+	/* A directory writable but not searchable: CREATE and REMOVE in it
+	 * are refused, so ACCESS grants no MODIFY, EXTEND or DELETE. */
+	struct th_fh d;
+	mkdir_mode(f, &f->root, "noexec", 0666, &d);
+	call_as(P_ACCESS, &d, 1000, 1000);
+	xb_u32(&x, 0x3f);
+	assert_int_equal(run(f->fd), 0);
+	assert_true(rd_post_attr(&rp.r, NULL));
+	assert_int_equal(rd_u32(&rp.r), 0x01);		/* READ only */
+	call_as(P_CREATE, &d, 1000, 1000);
+	xb_str(&x, "f");
+	xb_u32(&x, 0);
+	sattr_none();
+	assert_int_equal(run(f->fd), 13);
+	/* Searchable too: all of them. */
+	mkdir_mode(f, &f->root, "open", 0777, &d);
+	call_as(P_ACCESS, &d, 1000, 1000);
+	xb_u32(&x, 0x3f);
+	assert_int_equal(run(f->fd), 0);
+	assert_true(rd_post_attr(&rp.r, NULL));
+	assert_int_equal(rd_u32(&rp.r), 0x1f);
 }
 
 static void test_dirs_links_nodes(void **state)
