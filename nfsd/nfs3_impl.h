@@ -70,6 +70,18 @@ nfsstat3 nfs3_status(const struct nfsd_req *r, int rc);
 bool nfs3_is_export_root(const struct nfsd_obj *ob);
 bool nfs3_is_vol_root(const struct nfsd_obj *ob);
 
+/* nfs3_xdr.c: arguments with names, decoded as the generated routines do
+ * but refused when a name or link target holds a NUL. */
+bool_t nfs3_xdr_lookup3args(XDR *x, LOOKUP3args *a);
+bool_t nfs3_xdr_create3args(XDR *x, CREATE3args *a);
+bool_t nfs3_xdr_mkdir3args(XDR *x, MKDIR3args *a);
+bool_t nfs3_xdr_symlink3args(XDR *x, SYMLINK3args *a);
+bool_t nfs3_xdr_mknod3args(XDR *x, MKNOD3args *a);
+bool_t nfs3_xdr_remove3args(XDR *x, REMOVE3args *a);
+bool_t nfs3_xdr_rmdir3args(XDR *x, RMDIR3args *a);
+bool_t nfs3_xdr_rename3args(XDR *x, RENAME3args *a);
+bool_t nfs3_xdr_link3args(XDR *x, LINK3args *a);
+
 /* nfs3_dir.c: handlers used by the table. */
 enum nfsd_disp nfs3_proc_readdir(struct nfsd_req *r, void *a, void *s);
 enum nfsd_disp nfs3_proc_readdirplus(struct nfsd_req *r, void *a, void *s);

@@ -2,7 +2,8 @@
  * nfsd/nfs3_table.c: the NFS version 3 dispatch table (STYLE.md 11).
  *
  * One const entry per procedure, in procedure-number order: name, XDR of
- * the arguments and of the result (generated from nfsd/nfs3_prot.x),
+ * the arguments and of the result (generated from nfsd/nfs3_prot.x; the
+ * arguments that carry names through nfs3_xdr.c, which refuses a NUL),
  * handler, flags, and the protocol status the RFC lists for it.  The flags
  * carry shared policy: MAKES_WRITE gives NFS3ERR_ROFS on a read-only
  * export, a snapshot or .snapshot (nfs3_resolve); NOT_IDEMPOTENT sends the
@@ -20,6 +21,15 @@
 #define PROC(nm, T, fn, fl, errs) { \
 	.name = nm, \
 	.xdr_args = (xdrproc_t)xdr_##T##3args, .args_size = sizeof(T##3args), \
+	.xdr_res = (xdrproc_t)xdr_##T##3res, .res_size = sizeof(T##3res), \
+	.handler = fn, .flags = fl, .errors = errs, \
+}
+
+/* The same, arguments decoded by nfs3_xdr.c (names refused with a NUL). */
+#define PROCN(nm, T, t, fn, fl, errs) { \
+	.name = nm, \
+	.xdr_args = (xdrproc_t)nfs3_xdr_##t##3args, \
+	.args_size = sizeof(T##3args), \
 	.xdr_res = (xdrproc_t)xdr_##T##3res, .res_size = sizeof(T##3res), \
 	.handler = fn, .flags = fl, .errors = errs, \
 }
@@ -68,7 +78,7 @@ static const struct nfsd_proc nfs3_procs[] = {
 		.xdr_res = (xdrproc_t)nfsd_xdr_void, .handler = nfs3_proc_null },
 	[1] = PROC("GETATTR", GETATTR, nfs3_proc_getattr, 0, e_getattr),
 	[2] = PROC("SETATTR", SETATTR, nfs3_proc_setattr, W | NI, e_setattr),
-	[3] = PROC("LOOKUP", LOOKUP, nfs3_proc_lookup, 0, e_lookup),
+	[3] = PROCN("LOOKUP", LOOKUP, lookup, nfs3_proc_lookup, 0, e_lookup),
 	[4] = PROC("ACCESS", ACCESS, nfs3_proc_access, 0, e_access),
 	[5] = PROC("READLINK", READLINK, nfs3_proc_readlink, 0, e_readlink),
 	[6] = { .name = "READ", .xdr_args = (xdrproc_t)xdr_READ3args,
@@ -83,14 +93,18 @@ static const struct nfsd_proc nfs3_procs[] = {
 		.xdr_res = (xdrproc_t)xdr_WRITE3res,
 		.res_size = sizeof(WRITE3res), .handler = nfs3_proc_write,
 		.flags = W | NI, .errors = e_write },
-	[8] = PROC("CREATE", CREATE, nfs3_proc_create, W | NI, e_create),
-	[9] = PROC("MKDIR", MKDIR, nfs3_proc_mkdir, W | NI, e_create),
-	[10] = PROC("SYMLINK", SYMLINK, nfs3_proc_symlink, W | NI, e_create),
-	[11] = PROC("MKNOD", MKNOD, nfs3_proc_mknod, W | NI, e_mknod),
-	[12] = PROC("REMOVE", REMOVE, nfs3_proc_remove, W | NI, e_remove),
-	[13] = PROC("RMDIR", RMDIR, nfs3_proc_rmdir, W | NI, e_rmdir),
-	[14] = PROC("RENAME", RENAME, nfs3_proc_rename, W | NI, e_rename),
-	[15] = PROC("LINK", LINK, nfs3_proc_link, W | NI, e_link),
+	[8] = PROCN("CREATE", CREATE, create, nfs3_proc_create,
+	    W | NI, e_create),
+	[9] = PROCN("MKDIR", MKDIR, mkdir, nfs3_proc_mkdir, W | NI, e_create),
+	[10] = PROCN("SYMLINK", SYMLINK, symlink, nfs3_proc_symlink,
+	    W | NI, e_create),
+	[11] = PROCN("MKNOD", MKNOD, mknod, nfs3_proc_mknod, W | NI, e_mknod),
+	[12] = PROCN("REMOVE", REMOVE, remove, nfs3_proc_remove,
+	    W | NI, e_remove),
+	[13] = PROCN("RMDIR", RMDIR, rmdir, nfs3_proc_rmdir, W | NI, e_rmdir),
+	[14] = PROCN("RENAME", RENAME, rename, nfs3_proc_rename,
+	    W | NI, e_rename),
+	[15] = PROCN("LINK", LINK, link, nfs3_proc_link, W | NI, e_link),
 	[16] = PROC("READDIR", READDIR, nfs3_proc_readdir, 0, e_readdir),
 	[17] = PROC("READDIRPLUS", READDIRPLUS, nfs3_proc_readdirplus, 0,
 	    e_readdirplus),

@@ -516,6 +516,77 @@ static void test_sticky_dir(void **state)
 	assert_int_equal(run(f->fd), 0);
 }
 
+/* Send x, expect GARBAGE_ARGS. */
+static void run_garbage(struct fx *f)
+{
+	th_rpc_tcp(f->fd, &x, &rp);
+	assert_int_equal(rp.stat, 4);
+}
+
+/*
+ * A name (or a link target) holding a NUL is refused as it arrives
+ * (GARBAGE_ARGS), never cut at the NUL: "keep\0x" must not name "keep".
+ */
+static void test_names_with_nul(void **state)
+{
+	struct fx *f = *state;
+	struct th_fh h, d;
+	static const char nul_name[] = "ab\0cd";
+	static const char keep_x[] = "keep\0x";
+
+	assert_int_equal(create(f, &f->root, "keep", 0, 0, &h), 0);
+	mkdir_mode(f, &f->root, "kd", 0755, &d);
+
+	call(P_CREATE, &f->root);
+	xb_opaque(&x, nul_name, 5);
+	xb_u32(&x, 0);
+	sattr_none();
+	run_garbage(f);
+	assert_int_equal(th_lookup(f->fd, &f->root, "ab", NULL, NULL), 2);
+	call(P_MKDIR, &f->root);
+	xb_opaque(&x, nul_name, 5);
+	sattr_none();
+	run_garbage(f);
+	call(P_MKNOD, &f->root);
+	xb_opaque(&x, nul_name, 5);
+	xb_u32(&x, 7);
+	sattr_none();
+	run_garbage(f);
+	call(P_SYMLINK, &f->root);
+	xb_str(&x, "sl");
+	sattr_none();
+	xb_opaque(&x, nul_name, 5);			/* the target */
+	run_garbage(f);
+	assert_int_equal(th_lookup(f->fd, &f->root, "sl", NULL, NULL), 2);
+	call(P_LOOKUP, &f->root);
+	xb_opaque(&x, keep_x, 6);
+	run_garbage(f);
+	call(P_LINK, &h);
+	xb_fh(&x, &f->root);
+	xb_opaque(&x, nul_name, 5);
+	run_garbage(f);
+	call(P_RENAME, &f->root);
+	xb_opaque(&x, keep_x, 6);
+	xb_fh(&x, &f->root);
+	xb_str(&x, "moved");
+	run_garbage(f);
+	call(P_RENAME, &f->root);
+	xb_str(&x, "keep");
+	xb_fh(&x, &f->root);
+	xb_opaque(&x, nul_name, 5);
+	run_garbage(f);
+	call(P_REMOVE, &f->root);
+	xb_opaque(&x, keep_x, 6);
+	run_garbage(f);
+	call(P_RMDIR, &f->root);
+	xb_opaque(&x, "kd\0", 3);
+	run_garbage(f);
+	/* Nothing changed. */
+	assert_int_equal(th_lookup(f->fd, &f->root, "keep", NULL, NULL), 0);
+	assert_int_equal(th_lookup(f->fd, &f->root, "kd", NULL, NULL), 0);
+	assert_int_equal(th_lookup(f->fd, &f->root, "moved", NULL, NULL), 2);
+}
+
 static void test_lookup_access(void **state)
 {
 	struct fx *f = *state;
@@ -1070,6 +1141,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_mknod_devices_need_root,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sticky_dir, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_names_with_nul, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_lookup_access, setup,
 		    teardown),
