@@ -412,6 +412,11 @@ static int make_ids(const struct wafl_cred *c, const struct wnode *dir,
 			return -EPERM;
 		r->gid = sa->gid;
 	}
+	/* A set-group-ID file only for a group its maker is in (as chmod in
+	 * setattr_plan): a setgid directory gives its group to new files,
+	 * not the right to run as that group. */
+	if (!S_ISDIR(r->mode) && c->uid != 0 && !ops_cred_in_group(c, r->gid))
+		r->mode &= ~(uint32_t)S_ISGID;
 	return 0;
 }
 

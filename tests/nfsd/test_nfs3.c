@@ -516,6 +516,63 @@ static void test_sticky_dir(void **state)
 	assert_int_equal(run(f->fd), 0);
 }
 
+/*
+ * A setgid directory gives its group to the files made in it; a file made
+ * set-group-ID by someone outside that group loses the bit (else anyone
+ * with write access there could make a program running as the group).
+ */
+static void test_setgid_dir_create(void **state)
+{
+	struct fx *f = *state;
+	struct th_fh d, h;
+	struct th_fattr a;
+
+	mkdir_mode(f, &f->root, "grp", 02777, &d);
+	call(P_SETATTR, &d);				/* group 50 */
+	for (int i = 0; i < 2; i++)
+		xb_u32(&x, 0);
+	xb_u32(&x, 1);
+	xb_u32(&x, 50);
+	for (int i = 0; i < 3; i++)
+		xb_u32(&x, 0);
+	xb_u32(&x, 0);
+	assert_int_equal(run(f->fd), 0);
+
+	static const struct { const char *name; int gid; uint32_t mode; }
+	    cases[] = {
+		{ "outsider", 1000, 0755 },	/* not in group 50 */
+		{ "member", 50, 02755 },
+	};
+	for (size_t i = 0; i < 2; i++) {
+		call_as(P_CREATE, &d, 1000, cases[i].gid);
+		xb_str(&x, cases[i].name);
+		xb_u32(&x, 1);
+		sattr_mode(02755);
+		assert_int_equal(run(f->fd), 0);
+		assert_int_equal(th_lookup(f->fd, &d, cases[i].name, &h, &a),
+		    0);
+		assert_int_equal(getattr(f, &h, &a), 0);
+		assert_int_equal(a.gid, 50);
+		assert_int_equal(a.mode, cases[i].mode);
+	}
+	/* MKNOD too; a directory keeps the bit (it is inherited). */
+	call_as(P_MKNOD, &d, 1000, 1000);
+	xb_str(&x, "fifo");
+	xb_u32(&x, 7);
+	sattr_mode(02666);
+	assert_int_equal(run(f->fd), 0);
+	assert_int_equal(th_lookup(f->fd, &d, "fifo", &h, &a), 0);
+	assert_int_equal(getattr(f, &h, &a), 0);
+	assert_int_equal(a.mode, 0666);
+	call_as(P_MKDIR, &d, 1000, 1000);
+	xb_str(&x, "sub");
+	sattr_mode(0755);
+	assert_int_equal(run(f->fd), 0);
+	assert_int_equal(th_lookup(f->fd, &d, "sub", &h, &a), 0);
+	assert_int_equal(getattr(f, &h, &a), 0);
+	assert_int_equal(a.mode, 02755);
+}
+
 /* Send x, expect GARBAGE_ARGS. */
 static void run_garbage(struct fx *f)
 {
@@ -1141,6 +1198,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_mknod_devices_need_root,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sticky_dir, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_setgid_dir_create, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_names_with_nul, setup,
 		    teardown),
