@@ -259,8 +259,13 @@ enum nfsd_disp nfs3_proc_rename(struct nfsd_req *r, void *a, void *s)
 	}
 	if (rc == 0)
 		rc = nfs3_name_lookup(args->from.name);
-	if (rc == 0)
+	if (rc == 0) {
+		/* The target is a name to make: empty is ACCES, as in
+		 * CREATE (not NOENT, which says the source is missing). */
 		rc = nfs3_name_lookup(args->to.name);
+		if (rc == -ENOENT)
+			rc = -EACCES;
+	}
 	if (rc == 0 && (strcmp(args->from.name, ".") == 0 ||
 	    strcmp(args->from.name, "..") == 0 ||
 	    strcmp(args->to.name, ".") == 0 ||

@@ -765,6 +765,11 @@ static void test_dirs_links_nodes(void **state)
 	xb_str(&x, "dirlink");
 	assert_int_not_equal(run(f->fd), 0);
 
+	call(P_RENAME, &f->root);			/* no target name */
+	xb_str(&x, "hard");
+	xb_fh(&x, &d);
+	xb_str(&x, "");
+	assert_int_equal(run(f->fd), 13);
 	call(P_RENAME, &f->root);
 	xb_str(&x, "hard");
 	xb_fh(&x, &d);
