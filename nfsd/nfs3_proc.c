@@ -348,9 +348,7 @@ enum nfsd_disp nfs3_proc_commit(struct nfsd_req *r, void *a, void *s)
 	int rc = nfs3_resolve(r, &args->file, &ob);
 	bool have = nfs3_resolved(rc);
 
-	if (rc == 0 && ob.snapdir)
-		rc = -EISDIR;
-	if (rc == 0 && ob.o.snap == 0)
+	if (rc == 0 && ob.o.snap == 0 && !ob.snapdir)
 		rc = wafl_commit(ob.exp->vol, &ob.o, &post);
 	else if (rc == 0)
 		rc = nfs3_getattr(r, &ob, &post);	/* nothing to flush */

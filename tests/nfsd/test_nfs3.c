@@ -1065,6 +1065,19 @@ static void test_snapshot_dir(void **state)
 	assert_int_equal(n, 4);
 	assert_memory_equal(p, "old!", 4);
 
+	/* COMMIT in a snapshot and of .snapshot: nothing to flush, OK. */
+	call(P_COMMIT, &sf);
+	xb_u64(&x, 0);
+	xb_u32(&x, 0);
+	assert_int_equal(run(f->fd), 0);
+	call(P_COMMIT, &sd);
+	xb_u64(&x, 0);
+	xb_u32(&x, 0);
+	assert_int_equal(run(f->fd), 0);
+	bool post;
+	rd_wcc(&rp.r, NULL, &post);
+	assert_true(post);
+
 	/* READDIR of .snapshot lists it. */
 	call(P_READDIR, &sd);
 	xb_u64(&x, 0);
