@@ -21,6 +21,11 @@
  *   creates and removes, so the cookie verifier is wafl's constant and a
  *   mismatch (a verifier from another file system) is BAD_COOKIE.  In the
  *   virtual .snapshot directory the cookie of a snapshot is 2 + its id.
+ *
+ * ".."
+ *   is what LOOKUP gives: the export root's is the root itself (its
+ *   fileid, handle and attributes: nothing of the directory above the
+ *   export), a snapshot root's is .snapshot.
  */
 #include <errno.h>
 #include <string.h>
@@ -36,6 +41,9 @@ struct rd_state {
 	bool plus;
 	size_t max, dirmax;		/* maxcount (count), dircount */
 	size_t used, dirused;
+	/* The export root's own attributes, for its ".." (READDIRPLUS). */
+	struct wafl_attr self;
+	bool have_self;
 	unsigned nentries;
 	bool full;
 	int err;
@@ -110,6 +118,7 @@ static int rd_cb(void *arg, const struct wafl_dirent *de)
 	struct rd_state *st = arg;
 	struct nfsd_obj ob = *st->dir;
 	const struct wafl_attr *a = de->attr;
+	uint64_t fileid = de->fileid;
 	bool have = de->obj != NULL;
 
 	if (have) {
@@ -117,16 +126,21 @@ static int rd_cb(void *arg, const struct wafl_dirent *de)
 		ob.o.snap = st->dir->o.snap;
 		ob.snapdir = false;
 	}
-	if (strcmp(de->name, "..") == 0 && st->plus) {
-		if (nfs3_is_export_root(st->dir)) {
-			ob = *st->dir;		/* do not leave the export */
-			have = true;
-		} else if (st->dir->o.snap != 0 && nfs3_is_vol_root(st->dir)) {
-			have = false;		/* parent is .snapshot */
-			a = NULL;
-		}
+	/* ".." as LOOKUP resolves it: the export root's is itself (nothing
+	 * of the directory above the export, not even its fileid), a
+	 * snapshot root's is .snapshot. */
+	if (strcmp(de->name, "..") == 0 && nfs3_is_export_root(st->dir)) {
+		ob = *st->dir;
+		fileid = st->dir->o.ino;
+		a = st->have_self ? &st->self : NULL;
+		have = st->plus;
+	} else if (strcmp(de->name, "..") == 0 && st->dir->o.snap != 0 &&
+	    nfs3_is_vol_root(st->dir)) {
+		fileid = NFSD_SNAPDIR_FILEID;
+		have = false;
+		a = NULL;
 	}
-	return rd_add(st, de->name, de->fileid, de->cookie, have ? &ob : NULL,
+	return rd_add(st, de->name, fileid, de->cookie, have ? &ob : NULL,
 	    have ? a : NULL);
 }
 
@@ -216,6 +230,9 @@ static int rd_run(struct nfsd_req *r, const nfs_fh3 *fh, uint64_t cookie,
 		if (rc == 0)
 			rc = nfs3_getattr(r, dir, dat);
 	} else {
+		/* Read before the walk, which holds the directory. */
+		if (st->plus && cookie <= 1 && nfs3_is_export_root(dir))
+			st->have_self = nfs3_getattr(r, dir, &st->self) == 0;
 		rc = wafl_readdir(dir->exp->vol, &r->cred, &dir->o, cookie,
 		    st->plus, rd_cb, st, eof, dat);
 	}

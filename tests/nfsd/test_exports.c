@@ -285,6 +285,54 @@ static void test_secure_port(void **state)
 	th_stop(&t);
 }
 
+/*
+ * The ".." entry of a READDIR / READDIRPLUS of dir from cookie 0: its
+ * fileid, and for READDIRPLUS the fileid in its attributes (0 if none) and
+ * its handle (len 0 if none).
+ */
+static void dotdot_entry(int fd, const struct th_fh *dir, bool plus,
+    uint64_t *fileid, uint64_t *attr_fileid, struct th_fh *fh)
+{
+	xb_call(&x, xid++, TH_NFS_PROG, 3, plus ? 17 : 16, 0, 0);
+	xb_fh(&x, dir);
+	xb_u64(&x, 0);
+	xb_u64(&x, 0);
+	if (plus)
+		xb_u32(&x, 8192);
+	xb_u32(&x, 32768);
+	th_rpc_tcp(fd, &x, &rp);
+	assert_int_equal(rp.stat, 0);
+	assert_int_equal(rd_u32(&rp.r), 0);
+	rd_post_attr(&rp.r, NULL);
+	rd_skip(&rp.r, 8);
+	*fileid = 0;
+	while (rd_u32(&rp.r) == 1 && !rp.r.bad) {
+		uint64_t id = rd_u64(&rp.r);
+		uint32_t len;
+		const uint8_t *name = rd_opaque(&rp.r, &len);
+		rd_u64(&rp.r);
+		struct th_fattr a = { 0 };
+		uint32_t hl = 0;
+		const uint8_t *h = NULL;
+		if (plus) {
+			rd_post_attr(&rp.r, &a);
+			if (rd_u32(&rp.r))
+				h = rd_opaque(&rp.r, &hl);
+		}
+		if (len == 2 && memcmp(name, "..", 2) == 0) {
+			*fileid = id;
+			if (plus) {
+				*attr_fileid = a.fileid;
+				fh->len = hl;
+				if (h != NULL)
+					memcpy(fh->b, h, hl);
+			}
+		}
+	}
+	assert_false(rp.r.bad);
+	assert_int_not_equal(*fileid, 0);
+}
+
 static void test_subdir_export_and_mount_procs(void **state)
 {
 	struct th t;
@@ -313,6 +361,18 @@ static void test_subdir_export_and_mount_procs(void **state)
 	assert_int_equal(th_lookup(fd, &sub, ".", NULL, &sa), 0);
 	assert_int_equal(th_lookup(fd, &sub, "..", NULL, &a), 0);
 	assert_int_equal(a.fileid, sa.fileid);
+	/* So does its READDIR / READDIRPLUS entry: the root's fileid, and
+	 * its handle with its own attributes, not those of the directory
+	 * above the export. */
+	uint64_t id, aid;
+	struct th_fh up;
+	dotdot_entry(fd, &sub, false, &id, &aid, &up);
+	assert_int_equal(id, sa.fileid);
+	dotdot_entry(fd, &sub, true, &id, &aid, &up);
+	assert_int_equal(id, sa.fileid);
+	assert_int_equal(aid, sa.fileid);
+	assert_int_equal(up.len, sub.len);
+	assert_memory_equal(up.b, sub.b, sub.len);
 
 	/* EXPORT lists the path and its client spec. */
 	xb_call(&x, xid++, TH_MNT_PROG, 3, 5, 0, 0);

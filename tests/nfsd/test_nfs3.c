@@ -1085,6 +1085,24 @@ static void test_snapshot_dir(void **state)
 	xb_u32(&x, 4096);
 	assert_int_equal(run(f->fd), 0);
 	assert_non_null(memmem(rp.buf, (size_t)rp.len, "hourly.0", 8));
+
+	/* The ".." entry of a snapshot's root is .snapshot, as LOOKUP. */
+	call(P_READDIR, &sn);
+	xb_u64(&x, 0);
+	xb_u64(&x, 0);
+	xb_u32(&x, 4096);
+	assert_int_equal(run(f->fd), 0);
+	rd_post_attr(&rp.r, NULL);
+	rd_skip(&rp.r, 8);
+	uint64_t up = 0;
+	while (rd_u32(&rp.r) == 1 && !rp.r.bad) {
+		uint64_t fid = rd_u64(&rp.r);
+		const uint8_t *nm = rd_opaque(&rp.r, &n);
+		rd_u64(&rp.r);
+		if (n == 2 && memcmp(nm, "..", 2) == 0)
+			up = fid;
+	}
+	assert_int_equal(up, 0xfffffffffffffffeull);
 }
 
 /* The real client: mount, files, directories, listing. */
