@@ -684,6 +684,7 @@ struct rd_ctx {
 	wafl_readdir_fn *fn;
 	void *arg;
 	bool stopped;
+	bool search;		/* the caller may look names up (x) */
 };
 
 static int rd_emit(struct rd_ctx *x, const char *name, uint64_t ino,
@@ -708,8 +709,10 @@ static int rd_entry(void *arg, const struct dir_ent *ent)
 	struct wafl_obj obj;
 	bool have = false;
 
-	/* A reserved inode an entry names gets no handle or attributes. */
-	if (x->plus && ent->ino >= WAFL_INO_FIRST_USER &&
+	/* A reserved inode an entry names gets no handle or attributes, nor
+	 * does any entry for a caller without search permission: it could
+	 * not LOOKUP them (names only, as READDIR). */
+	if (x->plus && x->search && ent->ino >= WAFL_INO_FIRST_USER &&
 	    ent->ino < WAFL_INO_LIMIT) {
 		struct wnode *wn;
 		if (wnode_get(x->v, ent->ino, &wn) == 0) {
@@ -732,7 +735,7 @@ int wafl_readdir(wafl_vol_t *v, const struct wafl_cred *c,
     const struct wafl_obj *dir, uint64_t cookie, bool plus,
     wafl_readdir_fn *fn, void *arg, bool *eof, struct wafl_attr *dir_attr)
 {
-	struct rd_ctx x = { v, plus, fn, arg, false };
+	struct rd_ctx x = { v, plus, fn, arg, false, false };
 	struct wafl_attr pa;
 	struct wafl_obj pobj;
 	bool have_parent = false;
@@ -780,6 +783,7 @@ int wafl_readdir(wafl_vol_t *v, const struct wafl_cred *c,
 		rc = -EACCES;
 		goto out;
 	}
+	x.search = ops_may(&dw->di, c, OPS_MAY_X);
 	if (cookie == 0) {
 		struct wafl_attr da;
 		struct wafl_obj dobj = { dw->ino, dw->di.gen, 0 };

@@ -321,19 +321,20 @@ struct srd {
 	struct wafl_vol *v;
 	uint64_t snap;
 	bool plus, stopped;
+	bool search;		/* the caller may look names up (x) */
 	wafl_readdir_fn *fn;
 	void *arg;
 	struct sobj tmp;
 };
 
 static int srd_emit(struct srd *x, const char *name, uint64_t ino,
-    uint64_t cookie)
+    uint64_t cookie, bool plus)
 {
 	struct wafl_attr a;
 	struct wafl_obj obj;
 	bool have = false;
 
-	if (x->plus && sobj_load(x->v, x->snap, ino, &x->tmp) == 0) {
+	if (plus && sobj_load(x->v, x->snap, ino, &x->tmp) == 0) {
 		obj = (struct wafl_obj){ ino, x->tmp.di.gen, x->snap };
 		sobj_attr(&x->tmp, &a);
 		have = true;
@@ -351,7 +352,12 @@ static int srd_emit(struct srd *x, const char *name, uint64_t ino,
 
 static int srd_entry(void *arg, const struct dir_ent *ent)
 {
-	return srd_emit(arg, ent->name, ent->ino, ent->key);
+	struct srd *x = arg;
+
+	/* No handle or attributes for a caller without search permission:
+	 * it could not LOOKUP them. */
+	return srd_emit(x, ent->name, ent->ino, ent->key,
+	    x->plus && x->search);
 }
 
 int ops_snap_readdir(struct wafl_vol *v, const struct wafl_cred *c,
@@ -388,10 +394,11 @@ int ops_snap_readdir(struct wafl_vol *v, const struct wafl_cred *c,
 		rc = -EACCES;
 		goto out;
 	}
-	if (cookie == 0 && srd_emit(x, ".", d->ino, 1) != 0)
+	x->search = ops_may(&d->di, c, OPS_MAY_X);
+	if (cookie == 0 && srd_emit(x, ".", d->ino, 1, plus) != 0)
 		goto out;
 	if (cookie <= 1 && srd_emit(x, "..", d->ino == WAFL_INO_ROOTDIR ?
-	    d->ino : d->di.parent, 2) != 0)
+	    d->ino : d->di.parent, 2, plus) != 0)
 		goto out;
 	sobj_dirfile(d, &df);
 	rc = dir_iterate(&df, cookie < 2 ? 2 : cookie, srd_entry, x);

@@ -442,7 +442,8 @@ int wafl_link(wafl_vol_t *v, const struct wafl_cred *c,
  * READDIR / READDIRPLUS: entries after cookie, in cookie order, "." (cookie
  * 1) and ".." (cookie 2) first.  fn returns non-zero to stop (reply full).
  * With plus, attr and obj are filled for each entry (NULL if they could not
- * be read).  *eof is set when the directory ended.  cookieverf: the
+ * be read, and for every entry but "." and ".." when c may read the
+ * directory but not search it: names only, as it could LOOKUP none).  *eof is set when the directory ended.  cookieverf: the
  * verifier to hand to clients (cookies stay valid, so it is constant).
  */
 struct wafl_dirent {

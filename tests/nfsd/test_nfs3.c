@@ -573,6 +573,72 @@ static void test_setgid_dir_create(void **state)
 	assert_int_equal(a.mode, 02755);
 }
 
+static void readdirplus_search(struct fx *f, const struct th_fh *d);
+
+/*
+ * A directory its caller may read but not search (r without x) lists its
+ * names, but READDIRPLUS gives no handle or attributes for them: the
+ * caller could not LOOKUP them, and a handle would reach the files anyway.
+ */
+static void test_readdirplus_needs_search(void **state)
+{
+	struct fx *f = *state;
+	struct th_fh d;
+
+	mkdir_mode(f, &f->root, "locked", 0744, &d);
+	assert_int_equal(create(f, &d, "inside", 0, 0, NULL), 0);
+	call_as(P_LOOKUP, &d, 1000, 1000);
+	xb_str(&x, "inside");
+	assert_int_equal(run(f->fd), 13);
+	readdirplus_search(f, &d);
+
+	/* The same directory in a snapshot. */
+	struct th_fh sd, sn, sl;
+	uint64_t id;
+	assert_int_equal(wafl_snap_create(f->t.fs->v, "s", &id), 0);
+	assert_int_equal(th_lookup(f->fd, &f->root, ".snapshot", &sd, NULL), 0);
+	assert_int_equal(th_lookup(f->fd, &sd, "s", &sn, NULL), 0);
+	assert_int_equal(th_lookup(f->fd, &sn, "locked", &sl, NULL), 0);
+	readdirplus_search(f, &sl);
+}
+
+/* READDIRPLUS of d as uid 1000 and as root: "inside" listed, with handle
+ * and attributes for root only. */
+static void readdirplus_search(struct fx *f, const struct th_fh *d)
+{
+	for (int uid = 1000; uid >= 0; uid -= 1000) {
+		call_as(P_READDIRPLUS, d, uid, uid);
+		xb_u64(&x, 0);
+		xb_u64(&x, 0);
+		xb_u32(&x, 8192);
+		xb_u32(&x, 32768);
+		assert_int_equal(run(f->fd), 0);
+		rd_post_attr(&rp.r, NULL);
+		rd_skip(&rp.r, 8);
+		bool seen = false;
+		while (rd_u32(&rp.r) == 1 && !rp.r.bad) {
+			uint32_t len;
+			rd_u64(&rp.r);
+			const uint8_t *nm = rd_opaque(&rp.r, &len);
+			rd_u64(&rp.r);
+			bool attrs = rd_post_attr(&rp.r, NULL);
+			bool handle = rd_u32(&rp.r) != 0;
+			if (handle) {
+				uint32_t hl;
+				rd_opaque(&rp.r, &hl);
+			}
+			if (len == 6 && memcmp(nm, "inside", 6) == 0) {
+				seen = true;
+				/* root searches; uid 1000 may not. */
+				assert_int_equal(attrs, uid == 0);
+				assert_int_equal(handle, uid == 0);
+			}
+		}
+		assert_false(rp.r.bad);
+		assert_true(seen);
+	}
+}
+
 /* Send x, expect GARBAGE_ARGS. */
 static void run_garbage(struct fx *f)
 {
@@ -1237,6 +1303,8 @@ int main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_setgid_dir_create, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_readdirplus_needs_search,
+		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_names_with_nul, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_lookup_access, setup,
