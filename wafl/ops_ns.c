@@ -969,6 +969,10 @@ int wafl_rename(wafl_vol_t *v, const struct wafl_cred *c,
 	rc = sticky_ok(fd, src, c);
 	if (rc == 0 && tgt != NULL)
 		rc = sticky_ok(td, tgt, c);
+	/* A directory moving to another parent has its ".." changed: the
+	 * caller must be allowed to write it, as rename(2) demands. */
+	if (rc == 0 && src_dir && fd != td && !ops_may(&src->di, c, OPS_MAY_W))
+		rc = -EACCES;
 	if (rc != 0)
 		goto unlock;
 	if (tgt != NULL) {

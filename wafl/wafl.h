@@ -425,7 +425,8 @@ int wafl_mknod(wafl_vol_t *v, const struct wafl_cred *c,
     struct wafl_obj *out, struct wafl_attr *attr, struct wafl_dirwcc *dwcc);
 /* REMOVE, RMDIR and RENAME in a sticky directory (S_ISVTX): an entry is
  * removed or replaced only by its object's owner, the directory's owner or
- * root (-EPERM otherwise). */
+ * root (-EPERM otherwise).  RENAME of a directory to another parent needs
+ * write permission on the directory itself (its ".." changes; -EACCES). */
 int wafl_remove(wafl_vol_t *v, const struct wafl_cred *c,
     const struct wafl_obj *dir, const char *name, struct wafl_dirwcc *dwcc);
 int wafl_rmdir(wafl_vol_t *v, const struct wafl_cred *c,

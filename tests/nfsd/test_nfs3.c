@@ -710,6 +710,43 @@ static void test_names_with_nul(void **state)
 	assert_int_equal(th_lookup(f->fd, &f->root, "moved", NULL, NULL), 2);
 }
 
+/* RENAME of a directory to another parent changes its "..": the caller
+ * needs write permission on the directory itself, not only on both
+ * parents (rename(2)).  Within one parent it does not. */
+static void test_rename_dir_needs_write(void **state)
+{
+	struct fx *f = *state;
+	struct th_fh pub, a, b;
+
+	mkdir_mode(f, &f->root, "pub", 0777, &pub);
+	mkdir_mode(f, &pub, "a", 0777, &a);
+	mkdir_mode(f, &pub, "b", 0755, &b);		/* root's */
+	call_as(P_RENAME, &pub, 1000, 1000);
+	xb_str(&x, "b");
+	xb_fh(&x, &a);
+	xb_str(&x, "b");
+	assert_int_equal(run(f->fd), 13);
+	bool pre, post;
+	rd_wcc(&rp.r, &pre, &post);
+	assert_true(pre && post);
+	assert_int_equal(th_lookup(f->fd, &pub, "b", NULL, NULL), 0);
+	assert_int_equal(rename_as(f, &pub, "b", "c", 1000), 0);
+	/* The owner may move it. */
+	call(P_SETATTR, &b);
+	xb_u32(&x, 0);
+	xb_u32(&x, 1);
+	xb_u32(&x, 1000);
+	for (int i = 0; i < 4; i++)
+		xb_u32(&x, 0);
+	xb_u32(&x, 0);
+	assert_int_equal(run(f->fd), 0);
+	call_as(P_RENAME, &pub, 1000, 1000);
+	xb_str(&x, "c");
+	xb_fh(&x, &a);
+	xb_str(&x, "c");
+	assert_int_equal(run(f->fd), 0);
+}
+
 static void test_lookup_access(void **state)
 {
 	struct fx *f = *state;
@@ -1307,6 +1344,8 @@ int main(void)
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_names_with_nul, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_rename_dir_needs_write,
+		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lookup_access, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_dirs_links_nodes, setup,
