@@ -59,9 +59,13 @@ int nfs3_post_fh(struct nfsd_req *r, const struct nfsd_obj *ob,
 
 /* sattr3 -> wafl_sattr; -EINVAL for nanoseconds out of range. */
 int nfs3_sattr(const sattr3 *in, struct wafl_sattr *out);
-/* Name checks for lookups (dots allowed) and for creating names. */
+/* Name checks for lookups (dots allowed) and for names to make in dir
+ * ("." and ".." and reserved names: -EEXIST). */
 int nfs3_name_lookup(const char *name);
-int nfs3_name_create(const char *name);
+int nfs3_name_create(const struct nfsd_obj *dir, const char *name);
+/* ".snapshot" in the volume's root: the virtual snapshot directory, which
+ * LOOKUP always resolves, so no real entry may take the name. */
+bool nfs3_name_reserved(const struct nfsd_obj *dir, const char *name);
 
 /* rc (0 or -errno) -> nfsstat3, as this request's procedure may report. */
 nfsstat3 nfs3_status(const struct nfsd_req *r, int rc);

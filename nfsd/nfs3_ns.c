@@ -48,7 +48,7 @@ enum nfsd_disp nfs3_proc_create(struct nfsd_req *r, void *a, void *s)
 	memset(&dw, 0, sizeof(dw));
 	memset(&sa, 0, sizeof(sa));
 	if (rc == 0)
-		rc = nfs3_name_create(args->where.name);
+		rc = nfs3_name_create(&dir, args->where.name);
 	if (rc == 0) {
 		switch (args->how.mode) {
 		case UNCHECKED:
@@ -91,7 +91,7 @@ enum nfsd_disp nfs3_proc_mkdir(struct nfsd_req *r, void *a, void *s)
 
 	memset(&dw, 0, sizeof(dw));
 	if (rc == 0)
-		rc = nfs3_name_create(args->where.name);
+		rc = nfs3_name_create(&dir, args->where.name);
 	if (rc == 0)
 		rc = nfs3_sattr(&args->attributes, &sa);
 	ob = dir;
@@ -119,7 +119,7 @@ enum nfsd_disp nfs3_proc_symlink(struct nfsd_req *r, void *a, void *s)
 
 	memset(&dw, 0, sizeof(dw));
 	if (rc == 0)
-		rc = nfs3_name_create(args->where.name);
+		rc = nfs3_name_create(&dir, args->where.name);
 	if (rc == 0 && (target == NULL || target[0] == '\0'))
 		rc = -EACCES;
 	if (rc == 0 && strlen(target) >= WAFL_PATH_MAX)
@@ -152,7 +152,7 @@ enum nfsd_disp nfs3_proc_mknod(struct nfsd_req *r, void *a, void *s)
 
 	memset(&dw, 0, sizeof(dw));
 	if (rc == 0)
-		rc = nfs3_name_create(args->where.name);
+		rc = nfs3_name_create(&dir, args->where.name);
 	if (rc == 0) {
 		const mknoddata3 *w = &args->what;
 		switch (w->type) {
@@ -265,6 +265,8 @@ enum nfsd_disp nfs3_proc_rename(struct nfsd_req *r, void *a, void *s)
 		rc = nfs3_name_lookup(args->to.name);
 		if (rc == -ENOENT)
 			rc = -EACCES;
+		if (rc == 0 && nfs3_name_reserved(&to, args->to.name))
+			rc = -EEXIST;
 	}
 	if (rc == 0 && (strcmp(args->from.name, ".") == 0 ||
 	    strcmp(args->from.name, "..") == 0 ||
@@ -301,7 +303,7 @@ enum nfsd_disp nfs3_proc_link(struct nfsd_req *r, void *a, void *s)
 		have_dir = rc == 0 || rc == -EROFS || rc == -EXDEV;
 	}
 	if (rc == 0)
-		rc = nfs3_name_create(args->link.name);
+		rc = nfs3_name_create(&dir, args->link.name);
 	if (rc == 0)
 		rc = wafl_link(ob.exp->vol, &r->cred, &ob.o, &dir.o,
 		    args->link.name, &at, &dw);

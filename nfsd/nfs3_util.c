@@ -239,13 +239,20 @@ int nfs3_name_lookup(const char *name)
 	return 0;
 }
 
-int nfs3_name_create(const char *name)
+bool nfs3_name_reserved(const struct nfsd_obj *dir, const char *name)
+{
+	return !dir->snapdir && dir->o.snap == 0 && nfs3_is_vol_root(dir) &&
+	    strcmp(name, ".snapshot") == 0;
+}
+
+int nfs3_name_create(const struct nfsd_obj *dir, const char *name)
 {
 	int rc = nfs3_name_lookup(name);
 
 	if (rc == -ENOENT)
 		return -EACCES;
-	if (rc == 0 && (strcmp(name, ".") == 0 || strcmp(name, "..") == 0))
+	if (rc == 0 && (strcmp(name, ".") == 0 || strcmp(name, "..") == 0 ||
+	    nfs3_name_reserved(dir, name)))
 		return -EEXIST;
 	return rc;
 }

@@ -1208,6 +1208,54 @@ static void test_snapshot_dir(void **state)
 	assert_int_equal(up, 0xfffffffffffffffeull);
 }
 
+/*
+ * ".snapshot" in the volume's root is the virtual directory, which LOOKUP
+ * always resolves: no real entry may take the name there (it would be
+ * unreachable, and a client would see a file turn into the snapshot
+ * directory).  Elsewhere it is an ordinary name.
+ */
+static void test_snapshot_name_reserved(void **state)
+{
+	struct fx *f = *state;
+	struct th_fh h, d;
+	struct th_fattr a;
+
+	assert_int_equal(create(f, &f->root, ".snapshot", 0, 0, NULL), 17);
+	assert_int_equal(create(f, &f->root, ".snapshot", 2, 7, NULL), 17);
+	call(P_MKDIR, &f->root);
+	xb_str(&x, ".snapshot");
+	sattr_none();
+	assert_int_equal(run(f->fd), 17);
+	call(P_SYMLINK, &f->root);
+	xb_str(&x, ".snapshot");
+	sattr_none();
+	xb_str(&x, "t");
+	assert_int_equal(run(f->fd), 17);
+	call(P_MKNOD, &f->root);
+	xb_str(&x, ".snapshot");
+	xb_u32(&x, 7);
+	sattr_none();
+	assert_int_equal(run(f->fd), 17);
+	assert_int_equal(create(f, &f->root, "file", 0, 0, &h), 0);
+	call(P_LINK, &h);
+	xb_fh(&x, &f->root);
+	xb_str(&x, ".snapshot");
+	assert_int_equal(run(f->fd), 17);
+	call(P_RENAME, &f->root);
+	xb_str(&x, "file");
+	xb_fh(&x, &f->root);
+	xb_str(&x, ".snapshot");
+	assert_int_equal(run(f->fd), 17);
+	/* Still the virtual directory, and "file" still a file. */
+	assert_int_equal(th_lookup(f->fd, &f->root, ".snapshot", NULL, &a), 0);
+	assert_int_equal(a.fileid, 0xfffffffffffffffeull);
+	assert_int_equal(th_lookup(f->fd, &f->root, "file", NULL, &a), 0);
+	assert_int_equal(a.type, 1);
+	/* Below the root it is an ordinary name. */
+	mkdir_mode(f, &f->root, "sub", 0755, &d);
+	assert_int_equal(create(f, &d, ".snapshot", 0, 0, NULL), 0);
+}
+
 /* The real client: mount, files, directories, listing. */
 /*
  * A reply waits for its NVLOG record (the worker does not): if the record
@@ -1358,6 +1406,8 @@ int main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_snapshot_dir, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_snapshot_name_reserved,
+		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reply_waits_for_log, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_libnfs_workflow, setup,
