@@ -401,7 +401,8 @@ out:
 
 /* ------------------------------------------------------- read, write */
 
-/* May c READ the object of di? */
+/* May c READ the object of di?  Its owner may, and so may whoever may
+ * execute it: a client runs a program by reading it (mode 0711). */
 static int read_allowed(const struct wafl_cred *c,
     const struct wafl_dinode *di)
 {
@@ -409,7 +410,8 @@ static int read_allowed(const struct wafl_cred *c,
 		return -EISDIR;
 	if (!S_ISREG(di->mode))
 		return FL_ERR(-EINVAL);
-	if (!is_owner(c, di) && !ops_may(di, c, OPS_MAY_R))
+	if (!is_owner(c, di) && !ops_may(di, c, OPS_MAY_R) &&
+	    !ops_may(di, c, OPS_MAY_X))
 		return -EACCES;
 	return 0;
 }

@@ -270,7 +270,8 @@ int ops_snap_read(struct wafl_vol *v, const struct wafl_cred *c,
 		else if (!S_ISREG(s->di.mode))
 			rc = FL_ERR(-EINVAL);
 		else if (!(c == NULL || c->uid == 0 || c->uid == s->di.uid) &&
-		    !ops_may(&s->di, c, OPS_MAY_R))
+		    !ops_may(&s->di, c, OPS_MAY_R) &&
+		    !ops_may(&s->di, c, OPS_MAY_X))	/* as read_allowed */
 			rc = -EACCES;
 		else
 			rc = sobj_read(s, off, count, buf, got, eof);

@@ -312,6 +312,8 @@ int wafl_lookup(wafl_vol_t *v, const struct wafl_cred *c,
     const struct wafl_obj *dir, const char *name, struct wafl_obj *out,
     struct wafl_attr *attr, struct wafl_attr *dir_attr);
 
+/* READ is allowed to the owner and to whoever may read or execute the
+ * file (a client runs a program by reading it). */
 int wafl_read(wafl_vol_t *v, const struct wafl_cred *c,
     const struct wafl_obj *o, uint64_t off, uint32_t count, void *buf,
     uint32_t *got, bool *eof, struct wafl_attr *attr);

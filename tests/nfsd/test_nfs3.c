@@ -295,6 +295,62 @@ static void test_write_read_commit(void **state)
 	close(u);
 }
 
+/*
+ * A client executes a program by reading it: whoever may execute a file
+ * may READ it (mode 0711, as Linux knfsd allows), though ACCESS still
+ * reports READ from the read bits.  Without x or r: ACCES.
+ */
+static void test_read_execute_only(void **state)
+{
+	struct fx *f = *state;
+	struct th_fh h;
+
+	assert_int_equal(create(f, &f->root, "prog", 0, 0, &h), 0);
+	call(P_WRITE, &h);
+	xb_u64(&x, 0);
+	xb_u32(&x, 4);
+	xb_u32(&x, 2);
+	xb_opaque(&x, "\177ELF", 4);
+	assert_int_equal(run(f->fd), 0);
+	static const struct { uint32_t mode, st; } cases[] = {
+		{ 0711, 0 }, { 0744, 0 }, { 0700, 13 },
+	};
+	for (size_t i = 0; i < 3; i++) {
+		call(P_SETATTR, &h);
+		sattr_mode(cases[i].mode);
+		xb_u32(&x, 0);
+		assert_int_equal(run(f->fd), 0);
+		call_as(P_READ, &h, 1000, 1000);
+		xb_u64(&x, 0);
+		xb_u32(&x, 4);
+		assert_int_equal(run(f->fd), cases[i].st);
+		if (cases[i].st == 0) {
+			rd_post_attr(&rp.r, NULL);
+			assert_int_equal(rd_u32(&rp.r), 4);
+		}
+	}
+	call(P_SETATTR, &h);
+	sattr_mode(0711);
+	xb_u32(&x, 0);
+	assert_int_equal(run(f->fd), 0);
+	call_as(P_ACCESS, &h, 1000, 1000);
+	xb_u32(&x, 0x3f);
+	assert_int_equal(run(f->fd), 0);
+	rd_post_attr(&rp.r, NULL);
+	assert_int_equal(rd_u32(&rp.r), 0x20);		/* EXECUTE only */
+	/* The same file in a snapshot. */
+	struct th_fh sd, sn, sp;
+	uint64_t id;
+	assert_int_equal(wafl_snap_create(f->t.fs->v, "s", &id), 0);
+	assert_int_equal(th_lookup(f->fd, &f->root, ".snapshot", &sd, NULL), 0);
+	assert_int_equal(th_lookup(f->fd, &sd, "s", &sn, NULL), 0);
+	assert_int_equal(th_lookup(f->fd, &sn, "prog", &sp, NULL), 0);
+	call_as(P_READ, &sp, 1000, 1000);
+	xb_u64(&x, 0);
+	xb_u32(&x, 4);
+	assert_int_equal(run(f->fd), 0);
+}
+
 static void test_setattr_guard(void **state)
 {
 	struct fx *f = *state;
@@ -1377,6 +1433,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_create_modes, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_write_read_commit, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_read_execute_only, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_setattr_guard, setup,
 		    teardown),
