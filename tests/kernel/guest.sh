@@ -577,6 +577,80 @@ case_mountproto_udp() {
 	umount $MNT2
 }
 
+# The read-only secondary, mounted by the kernel client while the source
+# goes on writing (called by case_mirror_failover, mirror in sync): what
+# the source wrote reads back equal; creates, removes, mkdir and writes
+# fail with EROFS; a file kept open there, and a directory used as the
+# working directory, keep working across the root switches of the CPs
+# that follow (no ESTALE), and each reopen sees the newest acknowledged
+# contents (the source's attributes change with them, so close-to-open
+# revalidation finds the change).
+# round_seen S K: the secondary's copy S shows round K everywhere; else
+# why (in $why).
+round_seen() {
+	local s=$1 k=$2 got
+	got=$(cat $s/dir/round)
+	[ "$got" = "round $k" ] || { why="reopened, round reads '$got'"; return 1; }
+	got=$(cat round)
+	[ "$got" = "round $k" ] || { why="through the working directory, round reads '$got'"; return 1; }
+	ls | grep -qx r$k || { why="r$k not listed ($(ls | tr '\n' ' '))"; return 1; }
+	cmp -s -n $((k * 4096)) $KT/data/f1M r$k || { why="r$k differs"; return 1; }
+	# The descriptor opened in round 0: its handle still reads.
+	got=$(head -n 1 /dev/fd/6)
+	[ "$got" = "round $k" ] || { why="the descriptor opened before reads '$got'"; return 1; }
+	return 0
+}
+
+secondary() {
+	local d=$1 s=$MNT2/fo k e i why
+	ip route add ${DST_SRV%.*}.0/24 via $SRV 2> /dev/null
+	mkdir -p $MNT2
+	mount -t nfs -o "$BASE,nosharecache" "$DST_SRV:$EXPORT" $MNT2 ||
+	    die "mount of the secondary $DST_SRV:$EXPORT"
+	same_file $KT/data/f1048577 $s/a
+	same_file $KT/data/f4097 $s/link
+	[ "$(cat $s/dir/late)" = "written after the baseline" ] || die "secondary: late"
+	e=$(touch $s/new 2>&1) && die "create on the secondary succeeded"
+	echo "$e" | grep -q 'Read-only file system' || die "create on the secondary: '$e', want EROFS"
+	e=$(rm $s/a 2>&1) && die "remove on the secondary succeeded"
+	echo "$e" | grep -q 'Read-only file system' || die "remove on the secondary: '$e', want EROFS"
+	e=$(mkdir $s/newdir 2>&1) && die "mkdir on the secondary succeeded"
+	echo "$e" | grep -q 'Read-only file system' || die "mkdir on the secondary: '$e', want EROFS"
+	e=$(sh -c "echo x >> $s/log" 2>&1) && die "append on the secondary succeeded"
+	echo "$e" | grep -Eq 'Read-only file system|Permission denied' || die "append on the secondary: '$e', want EROFS or EACCES"
+	printf 'round 0\n' > $d/dir/round || die "round 0"
+	sync
+	host ctl snap create vol0 kt-sec0 > /dev/null || die "snap create"
+	host mirror-wait > /dev/null || die "round 0: not acknowledged"
+	exec 6< $s/dir/round || die "open on the secondary"
+	pushd $s/dir > /dev/null || die "cd on the secondary"
+	for k in 1 2 3 4 5; do
+		printf 'round %d\n' $k > $d/dir/round || die "round $k"
+		head -c $((k * 4096)) $KT/data/f1M > $d/dir/r$k || die "r$k"
+		sync
+		host ctl snap create vol0 kt-sec$k > /dev/null || die "snap create"
+		host ctl snap delete vol0 kt-sec$((k - 1)) > /dev/null || die "snap delete"
+		host mirror-wait > /dev/null || die "round $k: not acknowledged"
+		# Acknowledged is durable there; serving it follows at once,
+		# so allow a moment.  Each try drops the client's caches:
+		# reopens and listings then ask the server.
+		for ((i = 0; i < 50; i++)); do
+			echo 3 > /proc/sys/vm/drop_caches
+			round_seen $s $k && break
+			sleep 0.1
+		done
+		round_seen $s $k || die "secondary, round $k: $why"
+	done
+	popd > /dev/null
+	exec 6<&-
+	umount $MNT2 || die "umount of the secondary"
+	rm $d/dir/round $d/dir/r[1-5] || die "rm"
+	sync
+	# (its CP carries the removes to the destination)
+	host ctl snap delete vol0 kt-sec5 > /dev/null || die "snap delete"
+	host mirror-wait > /dev/null || die "the removes were not acknowledged"
+}
+
 # Failover to a mirror, the way an appliance pair is used: a second filerd
 # mirrors vol0 (sync mode, another geometry); the guest writes a tree,
 # keeps a file open for reading, one for appending and a directory as its
@@ -606,6 +680,7 @@ case_mirror_failover() {
 	sync
 	host ctl snap create vol0 kt-fo || die "snap create"
 	host mirror-wait || die "the destination did not acknowledge"
+	secondary $d
 	host failover || die "failover"
 	echo 3 > /proc/sys/vm/drop_caches
 	# The open file, read again from the server through its old handle.
