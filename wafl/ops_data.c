@@ -164,6 +164,28 @@ static int time_plan(enum wafl_time_how how, uint64_t client_ns, uint64_t now,
 	return 0;
 }
 
+/*
+ * The set-id bits a change of a regular file's contents by c takes away,
+ * as the kernel's file_remove_privs does for a writer without
+ * CAP_FSETID: set-user-ID always, set-group-ID when group execute is on
+ * too (without it the bit marks mandatory locking, not a program).  Root
+ * keeps them; anyone else, the owner too, could otherwise change a
+ * set-id program and keep its privilege.
+ */
+static uint32_t write_kills(const struct wafl_cred *c,
+    const struct wafl_dinode *di)
+{
+	uint32_t kill = 0;
+
+	if (c == NULL || c->uid == 0 || !S_ISREG(di->mode))
+		return 0;
+	if (di->mode & S_ISUID)
+		kill |= S_ISUID;
+	if ((di->mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP))
+		kill |= S_ISGID;
+	return kill;
+}
+
 /* Build the record for sa on wn (locked): permission checks and the
  * resolved values.  *none: nothing to change. */
 static int setattr_plan(const struct wafl_cred *c, const struct wnode *wn,
@@ -216,6 +238,10 @@ static int setattr_plan(const struct wafl_cred *c, const struct wnode *wn,
 		/* A new owner or group drops set-id bits (as chown(2)). */
 		r->mask |= REC_SA_MODE;
 		r->mode = di->mode & 07777 & ~(uint32_t)(S_ISUID | S_ISGID);
+	} else if ((r->mask & REC_SA_SIZE) && write_kills(c, di) != 0) {
+		/* So does a change of the contents (write_kills). */
+		r->mask |= REC_SA_MODE;
+		r->mode = di->mode & 07777 & ~write_kills(c, di);
 	}
 	bool may_w = owner || ops_may(di, c, OPS_MAY_W);
 	int rc = time_plan(sa->atime_how, sa->atime_ns, now, owner, may_w,
@@ -500,6 +526,49 @@ int ops_apply_write(struct wafl_vol *v, struct wnode *wn,
 	return rc;
 }
 
+/*
+ * Take the set-id bits a write by c removes (write_kills) off o's mode:
+ * a SETATTR record of its own, logged before the write's, so that replay
+ * never finds the new contents under the old bits.  It need not wait for
+ * the log: the write's own wait (FILE_SYNC) or its COMMIT's CP covers it.
+ */
+static int kill_setid(struct wafl_vol *v, const struct wafl_cred *c,
+    const struct wafl_obj *o)
+{
+	struct wnode *wn;
+	struct ops_tx tx;
+	struct rec_setattr r;
+	int rc = ops_obj_get(v, o, true, &wn);
+
+	if (rc != 0)
+		return rc;
+	rc = ops_tx_begin(v, REC_SETATTR_SIZE, 0, &tx);
+	if (rc != 0) {
+		wnode_put(wn);
+		return rc;
+	}
+	pthread_rwlock_wrlock(&wn->lock);
+	rc = ops_live(wn, o->gen);
+	uint32_t kill = rc == 0 ? write_kills(c, &wn->di) : 0;
+	if (kill != 0) {
+		memset(&r, 0, sizeof(r));
+		r.ino = wn->ino;
+		r.gen = wn->di.gen;
+		r.ctime = fl_now_real_ns();
+		r.mask = REC_SA_MODE;
+		r.mode = wn->di.mode & 07777 & ~kill;
+		rc = ops_apply_setattr(v, wn, &r);
+		if (rc == 0) {
+			uint8_t rb[REC_SETATTR_SIZE];
+			struct iovec iov = { rb, rec_setattr_encode(rb, &r) };
+			rc = ops_tx_commit(&tx, REC_SETATTR, &iov, 1);
+		}
+	}
+	pthread_rwlock_unlock(&wn->lock);
+	wnode_put(wn);
+	return map_corrupt(ops_tx_end(&tx, rc, false));
+}
+
 int wafl_write(wafl_vol_t *v, const struct wafl_cred *c,
     const struct wafl_obj *o, uint64_t off, uint32_t count, const void *buf,
     enum wafl_stable stable, enum wafl_stable *committed,
@@ -507,10 +576,12 @@ int wafl_write(wafl_vol_t *v, const struct wafl_cred *c,
 {
 	struct wnode *wn;
 	struct ops_tx tx;
-	int rc;
+	struct wafl_wcc *wcc = pre;	/* this try's pre-op attributes */
+	int rc, kills = 0;
 
 	if (pre != NULL)
 		pre->valid = false;
+again:
 	*committed = WAFL_UNSTABLE;
 	if (count > OPS_WRITE_MAX)
 		return FL_ERR(-EINVAL);
@@ -532,7 +603,7 @@ int wafl_write(wafl_vol_t *v, const struct wafl_cred *c,
 	rc = ops_live(wn, o->gen);
 	if (rc != 0)
 		goto unlock;
-	ops_fill_wcc(wn, pre);
+	ops_fill_wcc(wn, wcc);
 	if (S_ISDIR(wn->di.mode)) {
 		rc = -EISDIR;
 		goto unlock;
@@ -547,6 +618,20 @@ int wafl_write(wafl_vol_t *v, const struct wafl_cred *c,
 	}
 	if (count == 0)
 		goto unlock;
+	if (write_kills(c, &wn->di) != 0) {
+		/* The bits go first, in a record of their own; then the
+		 * write starts over (the wcc data stay the first try's). */
+		pthread_rwlock_unlock(&wn->lock);
+		wnode_put(wn);
+		(void)ops_tx_end(&tx, 0, false);
+		if (++kills > 3)
+			return -EAGAIN;	/* chmod +s racing every try */
+		rc = kill_setid(v, c, o);
+		if (rc != 0)
+			return rc;
+		wcc = NULL;
+		goto again;
+	}
 	struct rec_write r = {
 		.ino = wn->ino, .gen = wn->di.gen, .off = off, .len = count,
 		.mtime = fl_now_real_ns(), .data = buf,

@@ -629,6 +629,83 @@ static void test_setgid_dir_create(void **state)
 	assert_int_equal(a.mode, 02755);
 }
 
+/* SETATTR of o as root: mode, owner 1000:1000. */
+static void setid_file(struct fx *f, const char *name, uint32_t mode,
+    struct th_fh *h)
+{
+	assert_int_equal(create(f, &f->root, name, 0, 0, h), 0);
+	call(P_SETATTR, h);
+	xb_u32(&x, 1);
+	xb_u32(&x, mode);
+	xb_u32(&x, 1);
+	xb_u32(&x, 1000);
+	xb_u32(&x, 1);
+	xb_u32(&x, 1000);
+	for (int i = 0; i < 3; i++)
+		xb_u32(&x, 0);
+	xb_u32(&x, 0);				/* no guard */
+	assert_int_equal(run(f->fd), 0);
+}
+
+/* A WRITE of "x" at 0 as uid (FILE_SYNC); its status. */
+static uint32_t write_as(struct fx *f, const struct th_fh *h, int uid)
+{
+	call_as(P_WRITE, h, uid, uid);
+	xb_u64(&x, 0);
+	xb_u32(&x, 1);
+	xb_u32(&x, 2);				/* FILE_SYNC */
+	xb_opaque(&x, "x", 1);
+	return run(f->fd);
+}
+
+/*
+ * A change of a set-id file's contents by anyone but root takes its
+ * set-user-ID bit away, and its set-group-ID bit when group execute is
+ * on (as Linux does for a writer without CAP_FSETID): else whoever may
+ * write a set-id program could change it and keep its privilege.  The
+ * owner's writes and truncations count; root's do not; set-group-ID
+ * without group execute (a mandatory-locking mark) stays.
+ */
+static void test_write_kills_setid(void **state)
+{
+	struct fx *f = *state;
+	static const struct { const char *name; uint32_t mode; int uid;
+	    uint32_t after; } cases[] = {
+		{ "suid-owner", 04755, 1000, 0755 },
+		{ "suid-other", 04777, 1001, 0777 },
+		{ "sgid-x", 02775, 1000, 0775 },
+		{ "both", 06777, 1001, 0777 },
+		{ "sgid-nox", 02664, 1000, 02664 },
+		{ "suid-root", 04755, 0, 04755 },
+	};
+	struct th_fh h;
+	struct th_fattr a;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		setid_file(f, cases[i].name, cases[i].mode, &h);
+		assert_int_equal(write_as(f, &h, cases[i].uid), 0);
+		assert_int_equal(getattr(f, &h, &a), 0);
+		if (a.mode != cases[i].after)
+			fail_msg("%s: mode %o after a write by %d, want %o",
+			    cases[i].name, a.mode, cases[i].uid,
+			    cases[i].after);
+		assert_int_equal(a.size, 1);
+	}
+	/* A truncation by the owner. */
+	setid_file(f, "trunc", 04755, &h);
+	call_as(P_SETATTR, &h, 1000, 1000);
+	for (int i = 0; i < 3; i++)
+		xb_u32(&x, 0);
+	xb_u32(&x, 1);
+	xb_u64(&x, 0);
+	for (int i = 0; i < 2; i++)
+		xb_u32(&x, 0);
+	xb_u32(&x, 0);
+	assert_int_equal(run(f->fd), 0);
+	assert_int_equal(getattr(f, &h, &a), 0);
+	assert_int_equal(a.mode, 0755);
+}
+
 static void readdirplus_search(struct fx *f, const struct th_fh *d);
 
 /*
@@ -1444,6 +1521,8 @@ int main(void)
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sticky_dir, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_write_kills_setid,
+		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_setgid_dir_create, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_readdirplus_needs_search,

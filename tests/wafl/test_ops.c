@@ -1155,6 +1155,47 @@ static void test_statfs(void **state)
 }
 
 /* Everything done without a CP is rebuilt by replay after a crash. */
+/*
+ * A FILE_SYNC write that took a file's set-id bits away (a non-root
+ * writer) is replayed after a crash with the bits gone: the bits' own
+ * record comes before the write's.  The pre-op attributes are the file's
+ * before both.
+ */
+static void test_replay_write_kills_setid(void **state)
+{
+	struct fx *f = *state;
+	struct wafl_obj o = mk_file(f, &ROOT, &f->root, "prog", 0644);
+	struct wafl_sattr sa = { .set_mode = true, .mode = 06775,
+	    .set_uid = true, .uid = USER.uid, .set_gid = true,
+	    .gid = USER.gid };
+	struct wafl_attr a;
+	struct wafl_wcc pre;
+	enum wafl_stable got;
+	uint8_t d[5000];
+
+	assert_int_equal(wafl_setattr(f->v, &ROOT, &o, &sa, NULL, NULL, &a),
+	    0);
+	assert_int_equal(a.mode, 06775);
+	assert_int_equal(wafl_sync(f->v), 0);
+	pattern(d, sizeof(d), 3);
+	assert_int_equal(wafl_write(f->v, &USER, &o, 0, sizeof(d), d,
+	    WAFL_FILE_SYNC, &got, &pre, &a), 0);
+	assert_int_equal(a.mode, 0775);
+	assert_true(pre.valid);
+	assert_int_equal(pre.size, 0);
+	crash_remount(f);
+	a = attr_of(f, &o);
+	assert_int_equal(a.mode, 0775);
+	assert_int_equal(a.size, sizeof(d));
+	/* Root's writes keep the bits. */
+	sa = (struct wafl_sattr){ .set_mode = true, .mode = 04755 };
+	assert_int_equal(wafl_setattr(f->v, &ROOT, &o, &sa, NULL, NULL, &a),
+	    0);
+	assert_int_equal(wafl_write(f->v, &ROOT, &o, 0, 100, d,
+	    WAFL_FILE_SYNC, &got, &pre, &a), 0);
+	assert_int_equal(a.mode, 04755);
+}
+
 static void test_replay_after_crash(void **state)
 {
 	struct fx *f = *state;
@@ -2226,6 +2267,8 @@ int main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_readdir, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_statfs, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_replay_write_kills_setid,
+		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_replay_after_crash, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_snapshot_reads, setup,
