@@ -112,6 +112,19 @@ int wafl_getattr(wafl_vol_t *v, const struct wafl_obj *o,
 
 /* ---------------------------------------------------------- setattr */
 
+/*
+ * A file made by an EXCLUSIVE CREATE keeps its verifier until the first
+ * change after it (the client's SETATTR, or a write): a CREATE with that
+ * verifier is a retransmission until then, EEXIST after, as when a
+ * server keeps the verifier in the file's times.  Applied the same way
+ * live and in replay.
+ */
+static void excl_done(struct wafl_dinode *di)
+{
+	di->flags &= ~WAFL_INO_EXCL;
+	di->verifier = 0;
+}
+
 int ops_apply_setattr(struct wafl_vol *v, struct wnode *wn,
     const struct rec_setattr *r)
 {
@@ -136,6 +149,7 @@ int ops_apply_setattr(struct wafl_vol *v, struct wnode *wn,
 	if (r->mask & REC_SA_MTIME)
 		di->mtime_ns = r->mtime;
 	di->ctime_ns = r->ctime;
+	excl_done(di);
 	wnode_dirty(wn);
 	return 0;
 }
@@ -522,6 +536,7 @@ int ops_apply_write(struct wafl_vol *v, struct wnode *wn,
 		return FL_ERR(-FL_ECORRUPT);
 	rc = wn_write(wn, r->off, r->len, r->data);
 	wn->di.mtime_ns = wn->di.ctime_ns = r->mtime;
+	excl_done(&wn->di);
 	wnode_dirty(wn);
 	return rc;
 }

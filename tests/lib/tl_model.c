@@ -559,6 +559,7 @@ static int apply_make(struct tmodel *m, const struct tm_op *op,
 				if (op->sa.size != n->size)
 					n->mtime_known = false;
 				node_truncate(n, op->sa.size);
+				n->excl = false;
 			}
 			return 0;
 		}
@@ -716,6 +717,7 @@ static int apply_write(struct tmodel *m, const struct tm_op *op)
 	node_write(n, op->off, op->len, buf);
 	free(buf);
 	n->mtime_known = false;
+	n->excl = false;	/* an EXCLUSIVE create's verifier ends */
 	return 0;
 }
 
@@ -760,6 +762,9 @@ static int apply_setattr(struct tmodel *m, const struct tm_op *op)
 		n->mode &= ~(TM_MODE_SUID | TM_MODE_SGID);
 	set_time(&n->atime_known, &n->atime, sa->atime_how, sa->atime_ns);
 	set_time(&n->mtime_known, &n->mtime, sa->mtime_how, sa->mtime_ns);
+	if (sa->set_mode || sa->set_uid || sa->set_gid || sa->set_size ||
+	    sa->atime_how != WAFL_TIME_DONT || sa->mtime_how != WAFL_TIME_DONT)
+		n->excl = false;	/* as after a write */
 	return 0;
 }
 

@@ -195,6 +195,24 @@ static void test_create_modes(void **state)
 	    &h2), 0);
 	assert_memory_equal(h1.b, h2.b, h1.len);
 	assert_int_equal(create(f, &f->root, "x", 2, 0x99, NULL), 17);
+	/* The client's SETATTR that follows ends the creation: the same
+	 * verifier is EXIST from then on (a CREATE that late is not a
+	 * retransmission of one answered before the SETATTR was sent). */
+	call(P_SETATTR, &h1);
+	sattr_mode(0640);
+	xb_u32(&x, 0);
+	assert_int_equal(run(f->fd), 0);
+	assert_int_equal(create(f, &f->root, "x", 2, 0x1122334455667788ull,
+	    NULL), 17);
+	/* So does a WRITE. */
+	assert_int_equal(create(f, &f->root, "x2", 2, 0x77, &h1), 0);
+	call(P_WRITE, &h1);
+	xb_u64(&x, 0);
+	xb_u32(&x, 1);
+	xb_u32(&x, 2);
+	xb_opaque(&x, "w", 1);
+	assert_int_equal(run(f->fd), 0);
+	assert_int_equal(create(f, &f->root, "x2", 2, 0x77, NULL), 17);
 	/* Names. */
 	static char longname[300];
 	memset(longname, 'l', 256);
