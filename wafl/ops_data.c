@@ -273,6 +273,24 @@ static bool sattr_empty(const struct wafl_sattr *sa)
 	    sa->mtime_how == WAFL_TIME_DONT;
 }
 
+/* o's wnode, write-locked, in a transaction for one SETATTR record (the
+ * caller checks it is live, unlocks, puts it and ends tx). */
+static int setattr_begin(struct wafl_vol *v, const struct wafl_obj *o,
+    struct wnode **wn, struct ops_tx *tx)
+{
+	int rc = ops_obj_get(v, o, true, wn);
+
+	if (rc != 0)
+		return rc;
+	rc = ops_tx_begin(v, REC_SETATTR_SIZE, 0, tx);
+	if (rc != 0) {
+		wnode_put(*wn);
+		return rc;
+	}
+	pthread_rwlock_wrlock(&(*wn)->lock);
+	return 0;
+}
+
 int wafl_setattr(wafl_vol_t *v, const struct wafl_cred *c,
     const struct wafl_obj *o, const struct wafl_sattr *sa,
     const uint64_t *guard_ctime, struct wafl_wcc *pre,
@@ -287,15 +305,9 @@ int wafl_setattr(wafl_vol_t *v, const struct wafl_cred *c,
 		pre->valid = false;
 	if (sa == NULL)
 		return FL_ERR(-EINVAL);
-	rc = ops_obj_get(v, o, true, &wn);
+	rc = setattr_begin(v, o, &wn, &tx);
 	if (rc != 0)
 		return rc;
-	rc = ops_tx_begin(v, REC_SETATTR_SIZE, 0, &tx);
-	if (rc != 0) {
-		wnode_put(wn);
-		return rc;
-	}
-	pthread_rwlock_wrlock(&wn->lock);
 	rc = ops_live(wn, o->gen);
 	if (rc != 0)
 		goto unlock;
@@ -553,16 +565,10 @@ static int kill_setid(struct wafl_vol *v, const struct wafl_cred *c,
 	struct wnode *wn;
 	struct ops_tx tx;
 	struct rec_setattr r;
-	int rc = ops_obj_get(v, o, true, &wn);
+	int rc = setattr_begin(v, o, &wn, &tx);
 
 	if (rc != 0)
 		return rc;
-	rc = ops_tx_begin(v, REC_SETATTR_SIZE, 0, &tx);
-	if (rc != 0) {
-		wnode_put(wn);
-		return rc;
-	}
-	pthread_rwlock_wrlock(&wn->lock);
 	rc = ops_live(wn, o->gen);
 	uint32_t kill = rc == 0 ? write_kills(c, &wn->di) : 0;
 	if (kill != 0) {

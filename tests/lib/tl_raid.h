@@ -18,10 +18,25 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/util.h"
 #include "raid/raid.h"
 
 #define TL_MAX_PATHS	64
 #define TL_BS		RAID_BLOCK_SIZE
+
+/* Store val as a little-endian field of size 1, 2, 4 or 8 bytes at p
+ * (what the hostile-image tests rewrite on disk). */
+static inline void tl_put_field(uint8_t *p, uint32_t size, uint64_t val)
+{
+	if (size == 1)
+		p[0] = (uint8_t)val;
+	else if (size == 2)
+		fl_put_le16(p, (uint16_t)val);
+	else if (size == 4)
+		fl_put_le32(p, (uint32_t)val);
+	else
+		fl_put_le64(p, val);
+}
 
 /* Deterministic random numbers (splitmix64), one state per user. */
 static inline uint64_t tl_rand(uint64_t *s)

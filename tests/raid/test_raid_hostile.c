@@ -72,18 +72,6 @@ static struct {
 	bool *inflight;
 } H;
 
-static void put_field(uint8_t *p, uint32_t size, uint64_t val)
-{
-	if (size == 1)
-		p[0] = (uint8_t)val;
-	else if (size == 2)
-		fl_put_le16(p, (uint16_t)val);
-	else if (size == 4)
-		fl_put_le32(p, (uint32_t)val);
-	else
-		fl_put_le64(p, val);
-}
-
 static void img_io(const char *path, uint64_t blk, uint32_t n, uint8_t *buf,
     bool write)
 {
@@ -276,7 +264,7 @@ static void test_intent_bitmap(void **state)
 					/* Torn instead: not resealed. */
 					memset(b + 100, 0x5a, 200);
 				} else {
-					put_field(b + f[i].off, f[i].size,
+					tl_put_field(b + f[i].off, f[i].size,
 					    f[i].val);
 					intent_reseal(b);
 				}
@@ -389,10 +377,10 @@ static void test_journal_records(void **state)
 				img_io(t->paths[d], blk, SLOT_BLOCKS, slot,
 				    false);
 				if (f[i].off == 40 && f[i].val == 33)
-					put_field(slot + 40, 8,
+					tl_put_field(slot + 40, 8,
 					    fl_get_le64(slot + 40) + 33);
 				else
-					put_field(slot + f[i].off, f[i].size,
+					tl_put_field(slot + f[i].off, f[i].size,
 					    f[i].val);
 				k = fl_get_le32(slot + 72);
 				journal_reseal(slot, k <= NPARITY ?

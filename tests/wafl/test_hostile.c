@@ -624,25 +624,13 @@ struct ifield {
 	uint64_t val;
 };
 
-static void put_field(uint8_t *p, uint32_t size, uint64_t val)
-{
-	if (size == 1)
-		p[0] = (uint8_t)val;
-	else if (size == 2)
-		fl_put_le16(p, (uint16_t)val);
-	else if (size == 4)
-		fl_put_le32(p, (uint32_t)val);
-	else
-		fl_put_le64(p, val);
-}
-
 static void rewrite_inode(struct hcase *c, uint64_t ino, const struct ifield *fl)
 {
 	struct hx h;
 
 	hx_load(&h, c->raid);
 	uint32_t ioff = hx_inode(&h, ino);
-	put_field(hx_last(&h)->buf + ioff + fl->off, fl->size, fl->val);
+	tl_put_field(hx_last(&h)->buf + ioff + fl->off, fl->size, fl->val);
 	hx_seal(&h);
 }
 
@@ -856,7 +844,7 @@ static void test_root_block(void **state)
 			reset(c);
 		hx_load(&h, c->raid);
 		hx_root(&h);
-		put_field(h.node[0].buf + t[i].off, t[i].size, t[i].val);
+		tl_put_field(h.node[0].buf + t[i].off, t[i].size, t[i].val);
 		hx_seal(&h);
 		assert_caught(c, t[i].what);
 	}
@@ -1047,7 +1035,7 @@ static void dir_cases(struct hcase *c, uint64_t ino, uint64_t fbn,
 		reset(c);
 		hx_load(&h, c->raid);
 		hx_file(&h, ino, 0, fbn);
-		put_field(hx_last(&h)->buf + t[i].off, t[i].size, t[i].val);
+		tl_put_field(hx_last(&h)->buf + t[i].off, t[i].size, t[i].val);
 		hx_seal(&h);
 		snprintf(what, sizeof(what), "dir %llu block %llu %s",
 		    (unsigned long long)ino, (unsigned long long)fbn,
@@ -1366,10 +1354,10 @@ static void test_snapshot_tree(void **state)
 		    16 : t[i].ino, &rootnode);
 		if (t[i].ino == UINT64_MAX) {
 			h.n = rootnode + 1;
-			put_field(hx_last(&h)->buf + t[i].off, t[i].size,
+			tl_put_field(hx_last(&h)->buf + t[i].off, t[i].size,
 			    t[i].val);
 		} else {
-			put_field(hx_last(&h)->buf + ioff + t[i].off,
+			tl_put_field(hx_last(&h)->buf + ioff + t[i].off,
 			    t[i].size, t[i].val);
 		}
 		hx_seal(&h);
@@ -1444,10 +1432,10 @@ static void replica_next_root(struct hcase *c, uint64_t ino, uint32_t off,
 	uint64_t ng = h.fsi.gen + 1;
 	if (ino == UINT64_MAX) {
 		hx_root(&h);
-		put_field(h.node[0].buf + off, width, val);
+		tl_put_field(h.node[0].buf + off, width, val);
 	} else {
 		uint32_t ioff = hx_inode(&h, ino);
-		put_field(hx_last(&h)->buf + ioff + off, width, val);
+		tl_put_field(hx_last(&h)->buf + ioff + off, width, val);
 	}
 	fl_put_le64(h.node[0].buf + 8, ng);	/* the root block's gen */
 	for (unsigned i = h.n; i-- > 0; ) {
@@ -1529,7 +1517,7 @@ static void test_fsinfo(void **state)
 		struct hx h;
 		reset(c);
 		hx_load(&h, c->raid);
-		put_field(h.fsi_blk + t[i].off, t[i].size, t[i].val);
+		tl_put_field(h.fsi_blk + t[i].off, t[i].size, t[i].val);
 		hx_write_fsinfo(&h);
 		assert_caught_fsinfo(c, h.fsi.gen, t[i].what);
 	}
@@ -1667,7 +1655,7 @@ static void label_rewrite(const char *path, uint32_t off, uint32_t size,
 		assert_int_equal(pread(fd, b, sizeof(b), at), (ssize_t)sizeof(b));
 		if (fl_get_le64(b) != RAID_LABEL_MAGIC)
 			continue;
-		put_field(b + off, size, val);
+		tl_put_field(b + off, size, val);
 		memset(b + 12, 0, 4);
 		fl_put_le32(b + 12, fl_crc32c(0, b, sizeof(b)));
 		assert_int_equal(pwrite(fd, b, sizeof(b), at),
@@ -1895,9 +1883,9 @@ static void log_mutate2(struct logcase *lc, off_t at, uint32_t len,
 	assert_true(fd >= 0);
 	assert_true(pread(fd, rec, len > cover ? len : cover, at) >=
 	    (ssize_t)len);
-	put_field(rec + off, width, val);
+	tl_put_field(rec + off, width, val);
 	if (width2 != 0)
-		put_field(rec + off2, width2, val2);
+		tl_put_field(rec + off2, width2, val2);
 	fl_put_le32(rec + 28, rec_crc(lc->run, rec, cover));
 	assert_int_equal(pwrite(fd, rec, len, at), (ssize_t)len);
 	close(fd);
@@ -2344,7 +2332,7 @@ static void test_random_fields(void **state)
 		    sizeof(vals) / sizeof(vals[0]))];
 		if (tl_rand_below(&rng, 3) == 0)
 			val = tl_rand(&rng);
-		put_field(hx_last(&h)->buf + off, size, val);
+		tl_put_field(hx_last(&h)->buf + off, size, val);
 		hx_seal(&h);
 		struct outcome o;
 		exercise(c, &o);
