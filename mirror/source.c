@@ -53,6 +53,8 @@
 #include "mirror/wire.h"
 
 #define MAX_OWN_HOLDS	6u	/* of WAFL_MAX_HOLDS (8) */
+#define MAX_UNACKED	(MAX_OWN_HOLDS + 2u)	/* held, and one that is not:
+						   a resumed baseline's */
 #define CPW_RING	256u	/* CPs whose block counts are kept */
 #define RATE_WINDOW_NS	500000000ull	/* progress: rate sample period */
 
@@ -99,6 +101,10 @@ struct mir_source {
 	uint64_t holds[MAX_OWN_HOLDS];
 	unsigned nholds;
 	uint64_t acked, sent;
+	/* Roots sent on this connection and not acknowledged yet, oldest
+	 * first: the only generations an ACK may name. */
+	uint64_t unacked[MAX_UNACKED];
+	unsigned nunacked;
 	bool need_walk;
 	bool in_cp;			/* a cp transfer is open */
 	uint64_t cp_gen;
@@ -407,6 +413,18 @@ static int send_root(struct mir_conn *c, uint64_t gen, const void *fsinfo)
 	return mir_send_buf(c, MIR_MSG_ROOT, 8 + MIR_BLOCK);
 }
 
+/* Root gen went out: its acknowledgement may come.  More roots than the
+ * holds allow are never outstanding; the oldest would go first. */
+static void note_sent(struct mir_source *s, uint64_t gen)
+{
+	if (s->nunacked == MAX_UNACKED) {
+		s->nunacked--;
+		memmove(s->unacked, s->unacked + 1,
+		    s->nunacked * sizeof(s->unacked[0]));
+	}
+	s->unacked[s->nunacked++] = gen;
+}
+
 /* Take one ACK (or ERROR) frame; the caller knows one is waiting. */
 static int take_ack(struct mir_source *s, struct mir_conn *c)
 {
@@ -424,10 +442,27 @@ static int take_ack(struct mir_source *s, struct mir_conn *c)
 		return -ECONNABORTED;
 	}
 	if (h.type != MIR_MSG_ACK ||
-	    mir_u64_decode(mir_conn_payload(c), h.length, &a) != 0 ||
-	    a <= s->acked || a > s->sent)
+	    mir_u64_decode(mir_conn_payload(c), h.length, &a) != 0)
 		return FL_ERR(-FL_EPROTO);
+	/* Only a root sent and not yet acknowledged.  A walk from d to g
+	 * sends root g alone; an acknowledgement of a generation between
+	 * them, or of one acknowledged already, would release roots the
+	 * destination may still serve (M1). */
+	unsigned k = 0;
+	while (k < s->nunacked && s->unacked[k] != a)
+		k++;
+	if (a <= s->acked || a > s->sent || k == s->nunacked) {
+		fl_warn("mirror", "source: the destination acknowledges "
+		    "generation %llu, which was not sent to it (acknowledged "
+		    "%llu, sent %llu): closing the link",
+		    (unsigned long long)a, (unsigned long long)s->acked,
+		    (unsigned long long)s->sent);
+		return FL_ERR(-FL_EPROTO);
+	}
 	s->acked = a;
+	s->nunacked -= k + 1;
+	memmove(s->unacked, s->unacked + k + 1,
+	    s->nunacked * sizeof(s->unacked[0]));
 	release_below(s, a, 0);
 	if (s->base_snap != 0 && a > s->base_snap &&
 	    mir_base_drop_older(s->v, a) == 0) {
@@ -737,6 +772,7 @@ static int do_walk(struct mir_source *s, struct mir_conn *c)
 		goto out;
 	}
 	s->sent = g;
+	note_sent(s, g);
 	s->need_walk = false;
 	pthread_mutex_lock(&s->lock);
 	s->st.sent_gen = g;
@@ -810,6 +846,7 @@ static int send_item(struct mir_source *s, struct mir_conn *c,
 		return rc;
 	s->in_cp = false;
 	s->sent = q->gen;
+	note_sent(s, q->gen);
 	pthread_mutex_lock(&s->lock);
 	s->st.sent_gen = q->gen;
 	s->st.transfers_cp++;
@@ -926,6 +963,7 @@ static int session_start(struct mir_source *s,
 	pthread_mutex_unlock(&s->lock);
 	s->in_cp = false;
 	s->need_walk = true;
+	s->nunacked = 0;
 	return 0;
 }
 

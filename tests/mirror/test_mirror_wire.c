@@ -11,7 +11,9 @@
  * a stop ends a paced send; a connection with a read rate reads no
  * faster than it, every frame intact, a stop ends a paced read, and at
  * the floor rate over TCP the peer sending to it does not time out
- * (though its socket stays full for longer than its timeout).
+ * (though its socket stays full for longer than its timeout).  A
+ * destination played by the test that acknowledges a generation it was
+ * never sent is refused, and the source keeps its holds.
  */
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -730,6 +732,179 @@ static void test_throttle_recv_floor_tcp(void **state)
 	mir_conn_close(&wr);
 }
 
+
+/* ------------------------------------------- a hand-made destination */
+
+/* A destination played by the test: it listens, takes the source's
+ * handshake with the relationship's key and says what STATUS it likes. */
+struct fake_dest {
+	struct tm_pair *p;
+	int lfd;
+	uint16_t port;
+	struct mir_conn c;
+	_Atomic bool stop;
+};
+
+static int fake_key(void *arg, const uint8_t id[MIR_ID_SIZE],
+    const uint8_t **key, size_t *key_len)
+{
+	struct fake_dest *f = arg;
+
+	if (memcmp(id, f->p->id, MIR_ID_SIZE) != 0)
+		return -ENOENT;
+	*key = f->p->key;
+	*key_len = sizeof(f->p->key);
+	return 0;
+}
+
+static void fake_listen(struct fake_dest *f, struct tm_pair *p)
+{
+	memset(f, 0, sizeof(*f));
+	f->p = p;
+	f->lfd = mir_tcp_listen("127.0.0.1", 0, &f->port);
+	assert_true(f->lfd >= 0);
+}
+
+/* Accept the source's next connection, run the handshake and send
+ * STATUS: serving generation gen of the source's file system. */
+static void fake_accept(struct fake_dest *f, uint64_t gen)
+{
+	struct pollfd pfd = { .fd = f->lfd, .events = POLLIN };
+	struct mir_link_opts lo = { 0 };
+	uint8_t id[MIR_ID_SIZE], fsi[WAFL_BLOCK_SIZE];
+	struct wafl_fsinfo fi;
+
+	assert_int_equal(poll(&pfd, 1, 10000), 1);
+	int fd = accept(f->lfd, NULL, NULL);
+	assert_true(fd >= 0);
+	assert_int_equal(mir_conn_init(&f->c, fd, 3000, &f->stop), 0);
+	assert_int_equal(mir_handshake_dest(&f->c, fake_key, f, &lo, id), 0);
+	assert_int_equal(wafl_root_of(f->p->src->v, gen, fsi), 0);
+	assert_int_equal(wafl_fsinfo_decode(fsi, &fi), 0);
+	struct mir_status_msg sm = { .has_fs = true, .gen = gen,
+	    .nvbns = fi.nvbns };
+	memcpy(sm.fs_uuid, fi.fs_uuid, 16);
+	uint8_t sp[MIR_STATUS_SIZE];
+	mir_status_encode(sp, &sm);
+	assert_int_equal(mir_send(&f->c, MIR_MSG_STATUS, sp, sizeof(sp)), 0);
+}
+
+/* Take frames until a ROOT; its generation. */
+static uint64_t fake_until_root(struct fake_dest *f)
+{
+	struct mir_hdr h;
+
+	for (;;) {
+		assert_int_equal(mir_recv(&f->c, &h), 0);
+		if (h.type == MIR_MSG_ROOT)
+			return fl_get_le64(mir_conn_payload(&f->c));
+	}
+}
+
+static void fake_ack(struct fake_dest *f, uint64_t gen)
+{
+	uint8_t a[8];
+
+	mir_u64_encode(a, gen);
+	assert_int_equal(mir_send(&f->c, MIR_MSG_ACK, a, sizeof(a)), 0);
+}
+
+/* The source closed the link within the connection's timeout (frames
+ * it had sent before are taken first). */
+static bool fake_closed(struct fake_dest *f)
+{
+	struct mir_hdr h;
+	int rc;
+
+	while ((rc = mir_recv(&f->c, &h)) == 0)
+		;
+	return rc == -ECONNRESET || rc == -EPIPE;
+}
+
+static bool held_here(wafl_vol_t *v, uint64_t gen)
+{
+	uint64_t gens[WAFL_FSI_HOLDS];
+	size_t n = 0;
+	bool found = false;
+
+	assert_int_equal(wafl_held_roots(v, gens, WAFL_FSI_HOLDS, &n), 0);
+	for (size_t i = 0; i < n && i < WAFL_FSI_HOLDS; i++)
+		found |= gens[i] == gen;
+	return found;
+}
+
+static void source_to(struct tm_pair *p, uint16_t port,
+    uint64_t fallback_blocks)
+{
+	struct mir_source_opts o = { .key = p->key, .key_len = sizeof(p->key),
+	    .host = "127.0.0.1", .port = port, .mode = MIR_SYNC,
+	    .raid = p->src->raid, .allow_baseline = true, .retry_ms = 20,
+	    .io_timeout_ms = 5000, .fallback_blocks = fallback_blocks };
+
+	memcpy(o.rel_id, p->id, 16);
+	assert_int_equal(mir_source_start(p->src->v, &o, &p->ms), 0);
+}
+
+/* One more CP on the source, with a block of new data. */
+static void source_cp(struct tm_pair *p, unsigned seed)
+{
+	uint8_t buf[4096];
+	struct wafl_obj f = tm_file(p->src->v, "cp-file");
+
+	fill_text(buf, sizeof(buf), seed);
+	tm_write(p->src->v, &f, (uint64_t)(seed % 64) * sizeof(buf), buf,
+	    sizeof(buf));
+	assert_int_equal(wafl_sync(p->src->v), 0);
+}
+
+/*
+ * A destination that acknowledges a generation the source never sent: a
+ * walk from d to d + 3 sends root d + 3 only, and the destination answers
+ * ACK(d + 1).  The source must refuse it (it would release the hold on d,
+ * which the destination may still serve, M1) and close the link; d stays
+ * held, and an honest acknowledgement on the next connection is taken.
+ */
+static void test_ack_of_unsent_generation_refused(void **state)
+{
+	struct tm_pair *p = tm_pair_new();
+	struct fake_dest f;
+	struct mir_source_stats ss;
+
+	(void)state;
+	write_files(p, 1, 64u << 10);
+	uint64_t d = wafl_generation(p->src->v);
+	for (unsigned i = 0; i < 3; i++)
+		source_cp(p, i);
+	assert_int_equal(wafl_generation(p->src->v), d + 3);
+	fake_listen(&f, p);
+	source_to(p, f.port, 0);
+
+	fake_accept(&f, d);
+	assert_int_equal(fake_until_root(&f), d + 3);
+	fake_ack(&f, d + 1);
+	assert_true(fake_closed(&f));
+	mir_conn_close(&f.c);
+	mir_source_stats(p->ms, &ss);
+	fprintf(stderr, "ACK of unsent generation %llu: acked %llu, "
+	    "last error \"%s\"\n", (unsigned long long)(d + 1),
+	    (unsigned long long)ss.acked_gen, ss.last_error);
+	assert_int_equal(ss.acked_gen, d);
+	assert_true(held_here(p->src->v, d));
+
+	/* The next connection: the destination still serves d; the honest
+	 * ACK of the root sent is taken. */
+	fake_accept(&f, d);
+	assert_int_equal(fake_until_root(&f), d + 3);
+	fake_ack(&f, d + 3);
+	assert_int_equal(mir_source_wait(p->ms, d + 3, 5000), 0);
+	assert_false(held_here(p->src->v, d));
+	mir_source_stop(p->ms);
+	p->ms = NULL;
+	mir_conn_close(&f.c);
+	close(f.lfd);
+	tm_pair_free(p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -741,6 +916,7 @@ int main(void)
 		cmocka_unit_test(test_throttle_paces),
 		cmocka_unit_test(test_throttle_recv_paces),
 		cmocka_unit_test(test_throttle_recv_floor_tcp),
+		cmocka_unit_test(test_ack_of_unsent_generation_refused),
 	};
 	return cmocka_run_group_tests_name("mirror wire", tests, NULL, NULL);
 }
