@@ -826,9 +826,22 @@ static int send_item(struct mir_source *s, struct mir_conn *c,
 		pthread_mutex_unlock(&s->lock);
 		return rc;
 	}
-	/* The root: hold it before the destination can serve it (M1). */
-	while (s->nholds >= MAX_OWN_HOLDS && rc == 0 && !s->stop)
+	/* The root: hold it before the destination can serve it (M1).
+	 * With every hold taken, wait for an acknowledgement, but not past
+	 * the fallback bound: a destination that takes frames and never
+	 * acknowledges would otherwise keep the frees behind its roots
+	 * pending for good.  Giving the link up lets fallback_check turn
+	 * those roots into snapshots (M6) before the next connection. */
+	while (s->nholds >= MAX_OWN_HOLDS && rc == 0 && !s->stop) {
 		rc = drain_acks(s, c, 100);
+		if (rc == 0 && s->nholds >= MAX_OWN_HOLDS &&
+		    wafl_pending_blocks_unpinned(s->v) > s->o.fallback_blocks) {
+			rc = -ETIMEDOUT;
+			set_error(s, "no acknowledgement while the frees behind "
+			    "the destination's roots passed the fallback bound",
+			    rc);
+		}
+	}
 	if (rc != 0)
 		return rc;
 	rc = hold(s, q->gen);

@@ -13,7 +13,9 @@
  * the floor rate over TCP the peer sending to it does not time out
  * (though its socket stays full for longer than its timeout).  A
  * destination played by the test that acknowledges a generation it was
- * never sent is refused, and the source keeps its holds.
+ * never sent is refused, and the source keeps its holds; one that takes
+ * every frame and never acknowledges is given up once the frees behind
+ * the held roots pass the fallback bound, and the fallback follows.
  */
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -905,6 +907,69 @@ static void test_ack_of_unsent_generation_refused(void **state)
 	tm_pair_free(p);
 }
 
+/*
+ * A destination that takes every frame and never acknowledges: the
+ * source's roots stay held and the blocks later CPs free wait behind
+ * them.  Once they pass the fallback bound the source must give the
+ * connection up, so that the fallback turns the held roots into
+ * mirror.base snapshots and releases them (DESIGN.md §4), instead of
+ * waiting for an acknowledgement forever while the pending list grows.
+ */
+static void test_silent_destination_falls_back(void **state)
+{
+	struct tm_pair *p = tm_pair_new();
+	struct fake_dest f;
+	struct mir_source_stats ss;
+
+	(void)state;
+	write_files(p, 1, 256u << 10);
+	uint64_t d = wafl_generation(p->src->v);
+	fake_listen(&f, p);
+	source_to(p, f.port, 64);
+	fake_accept(&f, d);
+	/* Frames are read (so the source's sends never block) and never
+	 * answered; each CP rewrites the file, freeing its old blocks. */
+	struct wafl_obj fo = tm_file(p->src->v, "text-0");
+	uint8_t *buf = malloc(256u << 10);
+	bool fell_back = false;
+	for (unsigned i = 0; i < 40 && !fell_back; i++) {
+		fill_text(buf, 256u << 10, 1000u + i);
+		for (uint32_t off = 0; off < (256u << 10);
+		    off += WAFL_WRITE_MAX)
+			tm_write(p->src->v, &fo, off, buf + off,
+			    (256u << 10) - off < WAFL_WRITE_MAX ?
+			    (256u << 10) - off : WAFL_WRITE_MAX);
+		assert_int_equal(wafl_sync(p->src->v), 0);
+		struct mir_hdr h;
+		while (mir_readable(&f.c, 50) > 0 &&
+		    mir_recv(&f.c, &h) == 0)
+			;
+		mir_source_stats(p->ms, &ss);
+		fell_back = ss.fallbacks > 0;
+	}
+	free(buf);
+	for (int i = 0; i < 200 && !fell_back; i++) {
+		usleep(20000);
+		mir_source_stats(p->ms, &ss);
+		fell_back = ss.fallbacks > 0;
+	}
+	fprintf(stderr, "silent destination: generation %llu, %llu pending, "
+	    "fallbacks %llu, base %llu, link losses %llu, last error "
+	    "\"%s\"\n", (unsigned long long)wafl_generation(p->src->v),
+	    (unsigned long long)wafl_pending_blocks_unpinned(p->src->v),
+	    (unsigned long long)ss.fallbacks,
+	    (unsigned long long)ss.base_snap_gen,
+	    (unsigned long long)ss.link_losses, ss.last_error);
+	assert_true(fell_back);
+	assert_int_equal(ss.base_snap_gen, d);
+	assert_false(held_here(p->src->v, d));
+	mir_source_stop(p->ms);
+	p->ms = NULL;
+	mir_conn_close(&f.c);
+	close(f.lfd);
+	tm_pair_free(p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -917,6 +982,7 @@ int main(void)
 		cmocka_unit_test(test_throttle_recv_paces),
 		cmocka_unit_test(test_throttle_recv_floor_tcp),
 		cmocka_unit_test(test_ack_of_unsent_generation_refused),
+		cmocka_unit_test(test_silent_destination_falls_back),
 	};
 	return cmocka_run_group_tests_name("mirror wire", tests, NULL, NULL);
 }
