@@ -13,9 +13,11 @@
  *     raid_flush -> wafl_replica_advance -> ACK g
  *
  *   A crash before the fsinfo write leaves d (its slot untouched, M2); a
- *   torn fsinfo write leaves d; after the flush, g.  Nothing on the
+ *   torn fsinfo write leaves d; after the flush, g.  No data on the
  *   destination is read to decide anything: the source says which blocks
- *   changed, the checksums say they are right.
+ *   changed, the checksums say they are right.  Only d's bitmap and
+ *   summary map are read, so that a source that broke M1 cannot make a
+ *   block land on a VBN that d or its snapshots use (guard_vbn).
  *
  *   Transfers (BEGIN names the kind):
  *     cp    one CP's blocks in VBN order, then ROOT.  Blocks are kept in
@@ -139,6 +141,11 @@ struct xfer {
 	struct mir_dwriter *dw;		/* walk mode: the write-behind */
 	uint8_t *wrun;			/* write_runs' buffer, per connection */
 	bool ckpt;			/* a baseline that checkpoints */
+	/* VBNs the served root uses, one bitmap block's worth (area) at a
+	 * time: a transfer may write none of them (M1, checked here). */
+	uint8_t *used;
+	uint64_t used_area;		/* UINT64_MAX: none loaded */
+	uint64_t guard_reads;		/* this transfer's reads of them */
 };
 
 /* Data blocks read for callers; and, apart, what raid itself reads to
@@ -596,7 +603,8 @@ static int adopt(struct mir_dest *d, struct xfer *x, struct wafl_fsinfo *nf)
 	t2 = fl_now_mono_ns();
 	uint64_t r1 = raid_reads(d->raid);
 	pthread_mutex_lock(&d->lock);
-	d->st.mirror_reads += r1 - x->reads0;
+	d->st.mirror_reads += r1 - x->reads0 - x->guard_reads;
+	d->st.guard_reads += x->guard_reads;
 	d->st.parity_rmw_reads += raid_rmw_reads(d->raid) - x->rmw0;
 	pthread_mutex_unlock(&d->lock);
 	if (d->replica != NULL) {
@@ -774,6 +782,8 @@ static int on_begin(struct mir_dest *d, struct mir_conn *c, struct xfer *x,
 		mdw_sync(x->dw, x->ckpt);
 	x->reads0 = raid_reads(d->raid);
 	x->rmw0 = raid_rmw_reads(d->raid);
+	x->used_area = UINT64_MAX;	/* the served root may be new */
+	x->guard_reads = 0;
 	x->active = true;
 	return 0;
 }
@@ -787,6 +797,53 @@ static void xfer_end(struct xfer *x)
 	x->active = false;
 }
 
+/*
+ * A transfer brings blocks born after the served root d, which the source
+ * allocated on VBNs no root it retains uses, d and d's snapshots among
+ * them (M1).  A source that broke that rule (a bug, a lost hold, a peer
+ * that lies) must not make this side overwrite what it serves: a block
+ * on a VBN that d's active bitmap or summary map has set is refused before
+ * it is stashed or written.  The bits come from the replica (its block
+ * cache, else the disks: counted as guard_reads, not as mirror_reads);
+ * a baseline has no served root to protect.
+ */
+static int guard_vbn(struct mir_dest *d, struct xfer *x, uint64_t vbn)
+{
+	uint64_t area = vbn / WAFL_BITS_PER_BLOCK;
+	uint32_t bit = (uint32_t)(vbn % WAFL_BITS_PER_BLOCK);
+	int rc;
+
+	if (d->replica == NULL || x->b.base == 0)
+		return 0;
+	if (x->used_area != area) {
+		if (x->used == NULL && (x->used = malloc(WAFL_BLOCK_SIZE)) ==
+		    NULL)
+			return -ENOMEM;
+		uint64_t r0 = raid_reads(d->raid);
+		x->used_area = UINT64_MAX;
+		rc = wafl_replica_used_bits(d->replica, area, x->used);
+		x->guard_reads += raid_reads(d->raid) - r0;
+		if (rc != 0) {
+			set_error(d, "transfer %llu: reading the served root's "
+			    "bitmap for vbn %llu: %s",
+			    (unsigned long long)x->b.target,
+			    (unsigned long long)vbn, fl_strerror(rc));
+			return rc;
+		}
+		x->used_area = area;
+	}
+	if (((x->used[bit >> 3] >> (bit & 7)) & 1) == 0)
+		return 0;
+	pthread_mutex_lock(&d->lock);
+	d->st.blocks_in_use_refused++;
+	pthread_mutex_unlock(&d->lock);
+	set_error(d, "transfer %llu: vbn %llu is in use by the served root "
+	    "%llu or its snapshots: refused, not overwritten",
+	    (unsigned long long)x->b.target, (unsigned long long)vbn,
+	    (unsigned long long)x->b.base);
+	return FL_ERR(-FL_EPROTO);
+}
+
 /* One block of the transfer, from a BLOCK or rebuilt from a DELTA; crc is
  * fl_crc32c(0, data), or NULL if not computed yet (a CP's stashed blocks
  * are checked when their parent arrives, which computes it then). */
@@ -798,6 +855,9 @@ static int take_block(struct mir_dest *d, struct xfer *x, uint64_t vbn,
 	pthread_mutex_lock(&d->lock);
 	d->st.blocks_received++;
 	pthread_mutex_unlock(&d->lock);
+	rc = guard_vbn(d, x, vbn);
+	if (rc != 0)
+		return rc;
 	if (x->b.kind == MIR_XFER_CP) {
 		rc = mv_stash(&x->mv, vbn, birth, data);
 		if (rc == 0 && x->mv.stash_bytes > d->o.batch_max_bytes) {
@@ -1032,6 +1092,7 @@ out:
 	xfer_end(&x);
 	mdw_stop(x.dw);
 	free(x.wrun);
+	free(x.used);
 	mir_conn_close(&c);
 }
 

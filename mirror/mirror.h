@@ -213,6 +213,10 @@ struct mir_dest_stats {
 					   of partially written stripes */
 	uint64_t advance_reads;		/* reads of the replica switching
 					   to a new root (wafl) */
+	/* Blocks of the served root's bitmap and summary map read to check
+	 * that no transfer writes a block that root uses (not counted in
+	 * mirror_reads), and blocks refused for that. */
+	uint64_t guard_reads, blocks_in_use_refused;
 	/* Baseline checkpoints: resumed baselines, and the blocks read back
 	 * from this volume to verify them again (not counted in
 	 * mirror_reads: they are the destination's own data, read for M3). */

@@ -601,6 +601,31 @@ int wafl_replica_advance(wafl_vol_t *v, uint64_t *gen)
 	return 0;
 }
 
+int wafl_replica_used_bits(wafl_vol_t *v, uint64_t area,
+    uint8_t bits[WAFL_BLOCK_SIZE])
+{
+	uint8_t *snap = malloc(WAFL_BLOCK_SIZE);
+	int rc = 0;
+
+	if (snap == NULL)
+		return -ENOMEM;
+	memset(bits, 0, WAFL_BLOCK_SIZE);
+	pthread_rwlock_rdlock(&v->cp_lock);
+	if (area < FL_DIV_ROUND_UP_U64(v->fsi.nvbns, WAFL_BITS_PER_BLOCK)) {
+		struct wnode *wns[] = { v->bitmap_wn, v->summary_wn };
+		for (unsigned i = 0; i < 2 && rc == 0; i++) {
+			pthread_rwlock_rdlock(&wns[i]->lock);
+			rc = wn_read_block(wns[i], area, snap);
+			pthread_rwlock_unlock(&wns[i]->lock);
+			for (unsigned k = 0; rc == 0 && k < WAFL_BLOCK_SIZE; k++)
+				bits[k] |= snap[k];
+		}
+	}
+	pthread_rwlock_unlock(&v->cp_lock);
+	free(snap);
+	return rc;
+}
+
 /* ------------------------------------------------------------ rollback */
 
 /*

@@ -234,6 +234,15 @@ int wafl_birth_walk(wafl_vol_t *v, uint64_t gen, uint64_t after_gen,
  * Returns the generation now mounted in *gen.
  */
 int wafl_replica_advance(wafl_vol_t *v, uint64_t *gen);
+/*
+ * The VBNs the mounted root of a replica uses, one bitmap block's worth at
+ * a time (VBNs area * WAFL_BITS_PER_BLOCK and on): its active bitmap ORed
+ * with its summary map (the blocks of the snapshots it names).  Bits past
+ * the root's VBN space are zero.  A mirror destination checks that a
+ * transfer writes none of them.  Reads through the block cache.
+ */
+int wafl_replica_used_bits(wafl_vol_t *v, uint64_t area,
+    uint8_t bits[4096]);
 
 /* ------------------------------------------------------------ objects */
 

@@ -4,10 +4,11 @@
  * checksum does not match its parent pointer, the root of another file
  * system, a DELTA against a block the link's window does not keep, with
  * ranges out of order or past the block, or rebuilding a block that does
- * not match its checksum: each is refused and logged, the replica keeps
- * its generation and checks clean.  The same CP replayed intact, each
- * block after the first as a DELTA against the one before, is then
- * adopted (the harness and the window are sound).
+ * not match its checksum, or a CP consistent from its root down whose
+ * root block lies on a VBN the served root uses: each is refused and
+ * logged, the replica keeps its generation and checks clean.  The same
+ * CP replayed intact, each block after the first as a DELTA against the
+ * one before, is then adopted (the harness and the window are sound).
  */
 #include <sys/socket.h>
 #include <unistd.h>
@@ -123,6 +124,25 @@ static void send_cp_as(struct mir_conn *c, const struct capture *cap,
 	struct mir_root r = { .gen = cap->gen, .fsinfo = cap->fsinfo };
 	mir_root_encode(mir_conn_payload(c), &r);
 	(void)mir_send_buf(c, MIR_MSG_ROOT, 8 + 4096);
+}
+
+/* A block of the tree at gen born at or before `before`: one that root
+ * shares with the roots before it. */
+struct shared_find {
+	uint64_t before, vbn;
+};
+
+static int find_shared(void *arg, uint64_t vbn, uint64_t birth,
+    uint32_t cksum, const void *data, unsigned flags)
+{
+	struct shared_find *sf = arg;
+
+	(void)cksum;
+	(void)data;
+	(void)flags;
+	if (birth <= sf->before && sf->vbn == 0)
+		sf->vbn = vbn;
+	return 0;
 }
 
 static void unchanged(struct tm_pair *p, uint64_t gen, uint64_t *rejects)
@@ -344,6 +364,38 @@ static void test_bad_peers(void **state)
 	send_cp_as(&c, cap, g, k, true);
 	expect_closed(&c);
 	unchanged(p, g, &rejects);
+
+	/* A CP that verifies from its root down but whose root block lies
+	 * on a VBN the served root g uses (a block g + 1 shares with g): a
+	 * source that broke M1.  Refused as the block arrives, never
+	 * written over. */
+	struct shared_find sf = { .before = g };
+	assert_int_equal(wafl_birth_walk(p->src->v, g + 1, 0, find_shared, &sf),
+	    0);
+	assert_true(sf.vbn >= 2);
+	struct capture *moved = malloc(sizeof(*moved));
+	memcpy(moved, cap, sizeof(*cap));
+	struct wafl_fsinfo mf;
+	assert_int_equal(wafl_fsinfo_decode(moved->fsinfo, &mf), 0);
+	bool relocated = false;
+	for (uint32_t i = 0; i < moved->n; i++) {
+		if (moved->vbn[i] != mf.root.vbn)
+			continue;
+		moved->vbn[i] = sf.vbn;
+		relocated = true;
+	}
+	assert_true(relocated);
+	mf.root.vbn = sf.vbn;
+	mf.ring[0].root.vbn = sf.vbn;
+	wafl_fsinfo_encode(moved->fsinfo, &mf);
+	raw_connect(p, &c, &st);
+	send_cp_as(&c, moved, g, -1, false);
+	expect_closed(&c);
+	unchanged(p, g, &rejects);
+	assert_true(tl_log_count_with("in use by the served root", NULL) >= 1);
+	mir_dest_stats(p->md, &dr);
+	assert_int_equal(dr.blocks_in_use_refused, 1);
+	free(moved);
 
 	/* Nothing changed: the replica checks clean at g. */
 	tm_check_clean(mir_dest_volume(p->md), "replica after bad peers");
