@@ -567,8 +567,11 @@ static int w_session(struct mir_resync *r, struct mir_conn *c)
 	uint32_t ntrees = 0;
 	int rc = roots == NULL ? -ENOMEM : 0;
 
-	if (rc == 0)
+	if (rc == 0) {
+		mir_conn_deadline(c, 2 * c->timeout_ms);
 		rc = w_auth(r, c);
+		mir_conn_deadline(c, 0);
+	}
 	if (rc == 0)
 		rc = wafl_retained_roots(r->w, roots, MIR_RS_MAX_ROOTS, &n);
 	if (rc != 0)
@@ -1462,7 +1465,9 @@ static int t_session(wafl_vol_t **tp, raid_vol_t *raid,
 		rs_error(res, "sync", rc);
 		goto out;
 	}
+	mir_conn_deadline(&c, 2 * c.timeout_ms);
 	rc = t_auth(&o, &c);
+	mir_conn_deadline(&c, 0);
 	if (rc != 0) {
 		rs_error(res, "authentication", rc);
 		goto out;

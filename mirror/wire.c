@@ -684,6 +684,12 @@ int mir_conn_init(struct mir_conn *c, int fd, uint32_t timeout_ms,
 	return 0;
 }
 
+void mir_conn_deadline(struct mir_conn *c, uint32_t ms)
+{
+	c->hs_deadline_ns = ms == 0 ? 0 :
+	    fl_now_mono_ns() + (uint64_t)ms * 1000000ull;
+}
+
 bool mir_conn_peer_gone(struct mir_conn *c)
 {
 	uint8_t b;
@@ -760,12 +766,23 @@ static int out_queued(int fd)
 static int wait_fd(struct mir_conn *c, short ev, int total_ms)
 {
 	int waited = 0, queued = -1;
+	uint64_t dl = c->hs_deadline_ns;
 
+	if (c->rx_deadline_ns != 0 && (dl == 0 || c->rx_deadline_ns < dl))
+		dl = c->rx_deadline_ns;
 	for (;;) {
 		if (c->stop != NULL && *c->stop)
 			return -ECANCELED;
 		struct pollfd pfd = { .fd = c->fd, .events = ev };
 		int slice = total_ms - waited < 50 ? total_ms - waited : 50;
+		if (dl != 0) {
+			/* The handshake's or the frame's time is up. */
+			uint64_t now = fl_now_mono_ns();
+			if (now >= dl)
+				return -ETIMEDOUT;
+			if ((uint64_t)slice * 1000000ull > dl - now)
+				slice = (int)((dl - now + 999999) / 1000000);
+		}
 		int n = poll(&pfd, 1, slice < 0 ? 0 : slice);
 		if (n > 0)
 			return 0;
@@ -1212,16 +1229,10 @@ int mir_send(struct mir_conn *c, uint16_t type, const void *payload,
 	return mir_send_buf(c, type, len);
 }
 
-int mir_recv(struct mir_conn *c, struct mir_hdr *h)
+/* A frame whose first bytes are in the receive buffer. */
+static int recv_frame(struct mir_conn *c, struct mir_hdr *h)
 {
 	int rc;
-
-	if (c->fd < 0)
-		return -ENOTCONN;
-	c->rx = c->buf + MIR_HDR_SIZE;
-	rc = flush_out(c);
-	if (rc != 0)
-		return rc;
 	const uint8_t *frame = c->buf;
 	if (c->ilen - c->ipos >= MIR_HDR_SIZE) {
 		/* The header is in the receive buffer: decode it there. */
@@ -1286,6 +1297,31 @@ int mir_recv(struct mir_conn *c, struct mir_hdr *h)
 	if (compressed)		/* a BLOCK (mir_hdr_decode) */
 		c->rx_block_crc = fl_crc32c(0, c->rx + 32, MIR_BLOCK);
 	return 0;
+}
+
+int mir_recv(struct mir_conn *c, struct mir_hdr *h)
+{
+	int rc;
+
+	if (c->fd < 0)
+		return -ENOTCONN;
+	c->rx = c->buf + MIR_HDR_SIZE;
+	rc = flush_out(c);
+	if (rc != 0)
+		return rc;
+	/* The frame may be long in coming (a wait counts from the last
+	 * progress); once it has begun, all of it must come within the
+	 * timeout. */
+	if (c->ipos == c->ilen) {
+		rc = fill_in(c);
+		if (rc != 0)
+			return rc;
+	}
+	c->rx_deadline_ns = fl_now_mono_ns() +
+	    (uint64_t)c->timeout_ms * 1000000ull;
+	rc = recv_frame(c, h);
+	c->rx_deadline_ns = 0;
+	return rc;
 }
 
 int mir_readable(struct mir_conn *c, int wait_ms)
@@ -1544,7 +1580,7 @@ int mir_recv_type(struct mir_conn *c, uint16_t want, struct mir_hdr *h)
 	return 0;
 }
 
-int mir_handshake_source(struct mir_conn *c, const struct mir_peer_cfg *p,
+static int handshake_source(struct mir_conn *c, const struct mir_peer_cfg *p,
     struct mir_status_msg *st)
 {
 	struct mir_hello hello = { .vmin = MIR_WIRE_VERSION,
@@ -1598,7 +1634,7 @@ int mir_handshake_source(struct mir_conn *c, const struct mir_peer_cfg *p,
 	return rc;
 }
 
-int mir_handshake_dest(struct mir_conn *c, mir_key_lookup_fn *lookup,
+static int handshake_dest(struct mir_conn *c, mir_key_lookup_fn *lookup,
     void *arg, const struct mir_link_opts *lo, uint8_t id_out[MIR_ID_SIZE])
 {
 	struct mir_hello hello;
@@ -1661,6 +1697,30 @@ int mir_handshake_dest(struct mir_conn *c, mir_key_lookup_fn *lookup,
 		rc = mir_send(c, MIR_MSG_PROOF, want, MIR_MAC_SIZE);
 	if (rc == 0)
 		memcpy(id_out, hello.id, MIR_ID_SIZE);
+	return rc;
+}
+
+/*
+ * The whole handshake, TLS's included, within twice the timeout of one
+ * wait: a peer that trickles its frames a byte at a time (each wait sees
+ * progress) would otherwise hold the other side, which serves one
+ * connection at a time, for as long as it likes before any key is proven.
+ */
+int mir_handshake_source(struct mir_conn *c, const struct mir_peer_cfg *p,
+    struct mir_status_msg *st)
+{
+	mir_conn_deadline(c, 2 * c->timeout_ms);
+	int rc = handshake_source(c, p, st);
+	mir_conn_deadline(c, 0);
+	return rc;
+}
+
+int mir_handshake_dest(struct mir_conn *c, mir_key_lookup_fn *lookup,
+    void *arg, const struct mir_link_opts *lo, uint8_t id_out[MIR_ID_SIZE])
+{
+	mir_conn_deadline(c, 2 * c->timeout_ms);
+	int rc = handshake_dest(c, lookup, arg, lo, id_out);
+	mir_conn_deadline(c, 0);
 	return rc;
 }
 

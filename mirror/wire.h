@@ -346,11 +346,20 @@ struct mir_conn {
 	 * reads (mir_conn_throttle_recv). */
 	struct mir_rate rate_out, rate_in;
 	char peer_error[MIR_ERRTEXT_MAX + 1];	/* last ERROR received */
+	/* Every wait of the connection also ends at the earliest of these
+	 * (fl_now_mono_ns; 0: none): the handshake's (mir_conn_deadline)
+	 * and the frame mir_recv is reading, timeout_ms after its first
+	 * byte came.  A peer that sends a byte now and then, which each
+	 * single wait takes as progress, cannot stretch either. */
+	uint64_t hs_deadline_ns, rx_deadline_ns;
 };
 
 int mir_conn_init(struct mir_conn *c, int fd, uint32_t timeout_ms,
     const _Atomic bool *stop);
 void mir_conn_close(struct mir_conn *c);
+/* A handshake starts: it must be over within ms from now (0: the bound
+ * is lifted, once it is). */
+void mir_conn_deadline(struct mir_conn *c, uint32_t ms);
 /* The peer closed or reset the connection (what it sent before is all
  * read): a frame sent now would still be taken by the socket, and
  * never read.  False while unknown (TLS, or bytes not yet read). */

@@ -15,8 +15,11 @@
  * destination played by the test that acknowledges a generation it was
  * never sent is refused, and the source keeps its holds; one that takes
  * every frame and never acknowledges is given up once the frees behind
- * the held roots pass the fallback bound, and the fallback follows.
+ * the held roots pass the fallback bound, and the fallback follows.  A
+ * peer that trickles its handshake or a frame a byte at a time is cut
+ * off within the timeout.
  */
+#include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -970,6 +973,113 @@ static void test_silent_destination_falls_back(void **state)
 	tm_pair_free(p);
 }
 
+/* Send len bytes one at a time, one every 250 ms, until they are sent or
+ * the peer closed the connection; the seconds it took. */
+static double trickle(int fd, const uint8_t *p, size_t len, double give_up_s)
+{
+	double t0 = now_s();
+
+	for (size_t i = 0; i < len && now_s() - t0 < give_up_s; i++) {
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		if (poll(&pfd, 1, 250) > 0) {
+			uint8_t b[256];
+			ssize_t n = recv(fd, b, sizeof(b), MSG_DONTWAIT);
+			if (n == 0 || (n < 0 && errno != EAGAIN))
+				return now_s() - t0;	/* closed */
+		}
+		if (send(fd, p + i, 1, MSG_NOSIGNAL) != 1)
+			return now_s() - t0;
+	}
+	/* Everything sent: closed now, or still open at give_up_s. */
+	for (;;) {
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		uint8_t b[256];
+		if (now_s() - t0 >= give_up_s)
+			return give_up_s;
+		if (poll(&pfd, 1, 100) > 0) {
+			ssize_t n = recv(fd, b, sizeof(b), MSG_DONTWAIT);
+			if (n == 0 || (n < 0 && errno != EAGAIN))
+				return now_s() - t0;
+		}
+	}
+}
+
+/* A frame of this type and payload, sealed with sequence seq. */
+static size_t make_frame(uint8_t *f, uint16_t type, const void *payload,
+    uint32_t len, uint64_t seq)
+{
+	struct mir_hdr h = { .version = MIR_WIRE_VERSION, .type = type,
+	    .length = len, .seq = seq };
+
+	mir_hdr_encode(f, &h);
+	memcpy(f + MIR_HDR_SIZE, payload, len);
+	mir_frame_seal(f, len);
+	return MIR_HDR_SIZE + len;
+}
+
+/*
+ * A peer that sends a byte now and then: every wait of the destination
+ * sees progress, so a per-wait timeout alone let it hold the destination
+ * (which serves one connection at a time) for as long as it liked, during
+ * the handshake before any key was proven, and inside any frame after.
+ * With a timeout of 1 s the handshake must be over within 2 s and a
+ * frame, once begun, within 1 s; then a real source is served.
+ */
+static void test_trickling_peer_cut(void **state)
+{
+	struct tm_pair *p = tm_pair_new();
+	struct mir_dest_opts o = { .key = p->key, .key_len = sizeof(p->key),
+	    .allow_baseline = true, .io_timeout_ms = 1000 };
+	uint8_t f[MIR_HDR_SIZE + 32 + MIR_BLOCK];
+
+	(void)state;
+	write_files(p, 1, 64u << 10);
+	memcpy(o.rel_id, p->id, 16);
+	assert_int_equal(mir_dest_start(p->dst->raid, &o, &p->md), 0);
+	p->port = mir_dest_port(p->md);
+
+	/* The handshake: HELLO whole, then RESPONSE a byte at a time. */
+	struct mir_hello hello = { .vmin = MIR_WIRE_VERSION,
+	    .vmax = MIR_WIRE_VERSION, .side = MIR_SIDE_SOURCE };
+	uint8_t pl[64];
+	memcpy(hello.id, p->id, 16);
+	mir_hello_encode(pl, &hello);
+	int fd = mir_tcp_connect("127.0.0.1", p->port, 2000);
+	assert_true(fd >= 0);
+	size_t n = make_frame(f, MIR_MSG_HELLO, pl, 32, 0);
+	assert_int_equal(send(fd, f, n, MSG_NOSIGNAL), (ssize_t)n);
+	memset(pl, 0x5a, sizeof(pl));
+	n = make_frame(f, MIR_MSG_RESPONSE, pl, 64, 1);
+	double hs = trickle(fd, f, n, 8);
+	close(fd);
+
+	/* An authenticated source that trickles its first frame. */
+	struct mir_peer_cfg pc = { .key = p->key, .key_len = sizeof(p->key) };
+	struct mir_status_msg sm;
+	struct mir_conn c;
+	memcpy(pc.id, p->id, 16);
+	fd = mir_tcp_connect("127.0.0.1", p->port, 2000);
+	assert_true(fd >= 0);
+	assert_int_equal(mir_conn_init(&c, fd, 3000, NULL), 0);
+	assert_int_equal(mir_handshake_source(&c, &pc, &sm), 0);
+	struct mir_begin b = { .kind = MIR_XFER_WALK, .base = 0, .target = 1 };
+	mir_begin_encode(c.buf + MIR_HDR_SIZE, &b);
+	n = make_frame(f, MIR_MSG_BEGIN, c.buf + MIR_HDR_SIZE, 32 + MIR_BLOCK,
+	    c.seq_out);
+	double fr = trickle(fd, f, n, 8);
+	mir_conn_close(&c);
+	fprintf(stderr, "trickling peer: cut after %.2f s in the handshake, "
+	    "%.2f s into a frame (timeout 1 s)\n", hs, fr);
+	assert_true(hs < 4);
+	assert_true(fr < 3);
+
+	/* Nothing was held up: a real source is served. */
+	source_start(p, p->port, MIR_COMP_NONE, false);
+	assert_int_equal(mir_source_wait(p->ms, 0, 20000), 0);
+	tm_tree_equal(p->src->v, mir_dest_volume(p->md));
+	tm_pair_free(p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -983,6 +1093,7 @@ int main(void)
 		cmocka_unit_test(test_throttle_recv_floor_tcp),
 		cmocka_unit_test(test_ack_of_unsent_generation_refused),
 		cmocka_unit_test(test_silent_destination_falls_back),
+		cmocka_unit_test(test_trickling_peer_cut),
 	};
 	return cmocka_run_group_tests_name("mirror wire", tests, NULL, NULL);
 }
