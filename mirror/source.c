@@ -902,6 +902,15 @@ static int session_start(struct mir_source *s,
 		rc = wafl_fsinfo_decode(fsi, &f);
 	if (rc != 0)
 		return rc;
+	if (sm->nvbns < f.nvbns) {
+		/* The destination would refuse every root: say why here. */
+		char what[128];
+		snprintf(what, sizeof(what), "the destination's volume has %llu "
+		    "blocks, fewer than this file system's %llu",
+		    (unsigned long long)sm->nvbns, (unsigned long long)f.nvbns);
+		set_error(s, what, -ENOSPC);
+		return -ENOSPC;
+	}
 	bool same_fs = sm->has_fs && memcmp(sm->fs_uuid, f.fs_uuid, 16) == 0;
 	if (!same_fs) {
 		if (!s->o.allow_baseline) {

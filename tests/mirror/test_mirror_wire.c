@@ -17,7 +17,8 @@
  * every frame and never acknowledges is given up once the frees behind
  * the held roots pass the fallback bound, and the fallback follows.  A
  * peer that trickles its handshake or a frame a byte at a time is cut
- * off within the timeout.
+ * off within the timeout.  A source whose destination's volume is too
+ * small says so.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -1080,6 +1081,42 @@ static void test_trickling_peer_cut(void **state)
 	tm_pair_free(p);
 }
 
+/*
+ * A destination volume with a smaller VBN space than the source's file
+ * system refuses every root; the source says so in last_error (it used
+ * to retry without saying why), and nothing is written there.
+ */
+static void test_small_destination_named(void **state)
+{
+	struct tm_pair *p = tm_pair_new();
+	struct mir_source_stats ss;
+	struct mir_dest_stats ds;
+
+	(void)state;
+	tl_fs_destroy(p->dst);
+	p->dst = tl_fs_create(2, 1, 8192, false);
+	assert_int_equal(wafl_unmount(p->dst->v), 0);
+	p->dst->v = NULL;
+	write_files(p, 1, 64u << 10);
+	dest_start(p, MIR_COMP_NONE, false);
+	source_start(p, p->port, MIR_COMP_NONE, false);
+	for (int i = 0; i < 200; i++) {
+		mir_source_stats(p->ms, &ss);
+		if (strstr(ss.last_error, "fewer") != NULL)
+			break;
+		usleep(10000);
+	}
+	mir_dest_stats(p->md, &ds);
+	fprintf(stderr, "small destination: source says \"%s\"; destination "
+	    "wrote %llu blocks\n", ss.last_error,
+	    (unsigned long long)ds.blocks_written);
+	assert_non_null(strstr(ss.last_error, "fewer than this file "
+	    "system's"));
+	assert_int_equal(ss.sessions, 0);
+	assert_int_equal(ds.blocks_written, 0);
+	tm_pair_free(p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1094,6 +1131,7 @@ int main(void)
 		cmocka_unit_test(test_ack_of_unsent_generation_refused),
 		cmocka_unit_test(test_silent_destination_falls_back),
 		cmocka_unit_test(test_trickling_peer_cut),
+		cmocka_unit_test(test_small_destination_named),
 	};
 	return cmocka_run_group_tests_name("mirror wire", tests, NULL, NULL);
 }
