@@ -1037,8 +1037,26 @@ static void serve_conn(struct mir_dest *d, int fd)
 	uint8_t sp[MIR_STATUS_SIZE];
 	mir_status_encode(sp, &sm);
 	rc = mir_send(&c, MIR_MSG_STATUS, sp, sizeof(sp));
+	/* One connection is served at a time, and a source sends nothing
+	 * while it has nothing to send.  A source that vanished (its host
+	 * lost power, the network between dropped it: no FIN, no RST) is
+	 * silent for good, and its restarted self would wait behind it
+	 * forever.  A real source never opens a second connection while its
+	 * first is alive, so one that is silent for the timeout while
+	 * another connection waits is given up. */
+	const uint64_t silent_ns = (uint64_t)d->o.io_timeout_ms * 1000000ull;
+	uint64_t last_rx = fl_now_mono_ns();
 	while (rc == 0 && !d->stop) {
 		rc = mir_readable(&c, 100);
+		if (rc == 0 && fl_now_mono_ns() - last_rx >= silent_ns &&
+		    mir_acceptor_waiting(&d->acc)) {
+			fl_warn("mirror", "destination: nothing from the source for "
+			    "%u ms and another connection waits: this one is "
+			    "given up%s", d->o.io_timeout_ms, x.active ?
+			    " with its transfer" : "");
+			rc = -ETIMEDOUT;
+			break;
+		}
 		if (rc <= 0)
 			continue;
 		struct mir_hdr h;
@@ -1084,6 +1102,7 @@ static void serve_conn(struct mir_dest *d, int fd)
 			set_error(d, "unexpected %s", mir_msg_name(h.type));
 			rc = FL_ERR(-FL_EPROTO);
 		}
+		last_rx = fl_now_mono_ns();
 	}
 	if (rc != 0 && rc != -ECONNRESET && rc != -ECANCELED)
 		fl_info("mirror", "destination: connection closed: %s",

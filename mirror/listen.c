@@ -517,6 +517,18 @@ int mir_acceptor_next(struct mir_acceptor *a, int timeout_ms)
 	return fd;
 }
 
+bool mir_acceptor_waiting(struct mir_acceptor *a)
+{
+	if (a->l == NULL) {
+		struct pollfd pfd = { .fd = a->lfd, .events = POLLIN };
+		return a->lfd >= 0 && poll(&pfd, 1, 0) > 0;
+	}
+	pthread_mutex_lock(&a->l->lock);
+	bool waiting = a->in->n > 0;
+	pthread_mutex_unlock(&a->l->lock);
+	return waiting;
+}
+
 void mir_acceptor_close(struct mir_acceptor *a)
 {
 	if (a->lfd >= 0)

@@ -42,6 +42,8 @@ struct mir_acceptor {
 int mir_acceptor_open(struct mir_acceptor *a, mir_listener_t *l,
     const char *host, uint16_t port, const uint8_t id[16], bool resync);
 int mir_acceptor_next(struct mir_acceptor *a, int timeout_ms);
+/* A connection waits to be taken (mir_acceptor_next would not wait). */
+bool mir_acceptor_waiting(struct mir_acceptor *a);
 void mir_acceptor_close(struct mir_acceptor *a);
 
 /*

@@ -18,7 +18,8 @@
  * the held roots pass the fallback bound, and the fallback follows.  A
  * peer that trickles its handshake or a frame a byte at a time is cut
  * off within the timeout.  A source whose destination's volume is too
- * small says so.
+ * small says so.  A source that vanished without closing its connection
+ * does not keep the destination from serving its successor.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -1117,6 +1118,59 @@ static void test_small_destination_named(void **state)
 	tm_pair_free(p);
 }
 
+/*
+ * A source that vanishes without a FIN or a RST (its host lost power) is
+ * played by an authenticated connection left open and silent, once idle
+ * and once inside a CP transfer.  The destination serves one connection
+ * at a time: it must give the silent one up once the restarted source's
+ * connection waits, and serve that (before, it waited on the dead one
+ * forever).
+ */
+static void test_vanished_source_given_up(void **state)
+{
+	struct tm_pair *p = tm_pair_new();
+	struct mir_dest_opts o = { .key = p->key, .key_len = sizeof(p->key),
+	    .allow_baseline = true, .io_timeout_ms = 1000 };
+	struct mir_peer_cfg pc = { .key = p->key, .key_len = sizeof(p->key) };
+	struct mir_status_msg sm;
+	struct mir_conn c;
+
+	(void)state;
+	write_files(p, 1, 64u << 10);
+	memcpy(o.rel_id, p->id, 16);
+	memcpy(pc.id, p->id, 16);
+	assert_int_equal(mir_dest_start(p->dst->raid, &o, &p->md), 0);
+	p->port = mir_dest_port(p->md);
+	for (int round = 0; round < 2; round++) {
+		int fd = mir_tcp_connect("127.0.0.1", p->port, 2000);
+		assert_true(fd >= 0);
+		assert_int_equal(mir_conn_init(&c, fd, 3000, NULL), 0);
+		assert_int_equal(mir_handshake_source(&c, &pc, &sm), 0);
+		if (round == 1) {
+			struct mir_begin b = { .kind = MIR_XFER_CP,
+			    .base = sm.gen, .target = sm.gen + 1 };
+			mir_begin_encode(mir_conn_payload(&c), &b);
+			assert_int_equal(mir_send_buf(&c, MIR_MSG_BEGIN,
+			    32 + MIR_BLOCK), 0);
+			assert_int_equal(mir_readable(&c, 0), 0);
+		}
+		/* Silent from here on, and still open. */
+		double t0 = now_s();
+		source_start(p, p->port, MIR_COMP_NONE, false);
+		write_files(p, 1, 16u << 10);
+		assert_int_equal(mir_source_wait(p->ms, 0, 15000), 0);
+		fprintf(stderr, "vanished source (%s): the next one served "
+		    "after %.2f s\n", round == 0 ? "idle" : "in a transfer",
+		    now_s() - t0);
+		tm_tree_equal(p->src->v, mir_dest_volume(p->md));
+		mir_source_stop(p->ms);
+		p->ms = NULL;
+		mir_conn_close(&c);
+	}
+	tm_check_clean(mir_dest_volume(p->md), "replica");
+	tm_pair_free(p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1132,6 +1186,7 @@ int main(void)
 		cmocka_unit_test(test_silent_destination_falls_back),
 		cmocka_unit_test(test_trickling_peer_cut),
 		cmocka_unit_test(test_small_destination_named),
+		cmocka_unit_test(test_vanished_source_given_up),
 	};
 	return cmocka_run_group_tests_name("mirror wire", tests, NULL, NULL);
 }
