@@ -834,6 +834,8 @@ static int send_item(struct mir_source *s, struct mir_conn *c,
 	 * those roots into snapshots (M6) before the next connection. */
 	while (s->nholds >= MAX_OWN_HOLDS && rc == 0 && !s->stop) {
 		rc = drain_acks(s, c, 100);
+		if (rc == 0 && quiesce_wanted(s))
+			rc = -ECANCELED;	/* the link closes: quiesced */
 		if (rc == 0 && s->nholds >= MAX_OWN_HOLDS &&
 		    wafl_pending_blocks_unpinned(s->v) > s->o.fallback_blocks) {
 			rc = -ETIMEDOUT;

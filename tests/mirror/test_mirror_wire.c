@@ -19,7 +19,8 @@
  * peer that trickles its handshake or a frame a byte at a time is cut
  * off within the timeout.  A source whose destination's volume is too
  * small says so.  A source that vanished without closing its connection
- * does not keep the destination from serving its successor.
+ * does not keep the destination from serving its successor.  A quiesce
+ * ends a wait for an acknowledgement.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -1171,6 +1172,50 @@ static void test_vanished_source_given_up(void **state)
 	tm_pair_free(p);
 }
 
+/*
+ * A quiesce while the source waits for an acknowledgement with every
+ * hold taken (a destination that takes frames and does not answer, the
+ * fallback bound far away): the link closes and the state says quiesced
+ * (before, the wait went on until an ACK came, or forever).
+ */
+static void test_quiesce_while_waiting_for_ack(void **state)
+{
+	struct tm_pair *p = tm_pair_new();
+	struct fake_dest f;
+	struct mir_source_stats ss;
+	struct mir_hdr h;
+
+	(void)state;
+	write_files(p, 1, 64u << 10);
+	uint64_t d = wafl_generation(p->src->v);
+	fake_listen(&f, p);
+	source_to(p, f.port, UINT64_MAX / 2);
+	fake_accept(&f, d);
+	/* More roots than the source may hold unacknowledged. */
+	for (unsigned i = 0; i < 8; i++) {
+		source_cp(p, 2000u + i);
+		while (mir_readable(&f.c, 50) > 0 && mir_recv(&f.c, &h) == 0)
+			;
+	}
+	mir_source_quiesce(p->ms);
+	double t0 = now_s();
+	for (int i = 0; i < 300; i++) {
+		mir_source_stats(p->ms, &ss);
+		if (ss.state == MIR_QUIESCED)
+			break;
+		usleep(10000);
+	}
+	fprintf(stderr, "quiesce while waiting for an ACK: %s after %.2f s\n",
+	    mir_state_name(ss.state), now_s() - t0);
+	assert_int_equal(ss.state, MIR_QUIESCED);
+	assert_true(fake_closed(&f));
+	mir_source_stop(p->ms);
+	p->ms = NULL;
+	mir_conn_close(&f.c);
+	close(f.lfd);
+	tm_pair_free(p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1187,6 +1232,7 @@ int main(void)
 		cmocka_unit_test(test_trickling_peer_cut),
 		cmocka_unit_test(test_small_destination_named),
 		cmocka_unit_test(test_vanished_source_given_up),
+		cmocka_unit_test(test_quiesce_while_waiting_for_ack),
 	};
 	return cmocka_run_group_tests_name("mirror wire", tests, NULL, NULL);
 }
