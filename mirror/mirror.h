@@ -29,7 +29,9 @@
  *       source kept retained since), so a break can mount it writable.
  *   M5  A malformed frame, a failed check or an unknown relationship closes
  *       the connection; nothing is adopted and the served root is
- *       unchanged (blocks already written lie on VBNs it does not use).
+ *       unchanged (blocks already written lie on VBNs it does not use:
+ *       the source keeps M1, and the destination refuses a block on a
+ *       VBN the served root or one of its snapshots uses).
  *   M6  The destination's served root is retained on the source by a hold
  *       (recorded in fsinfo: it survives a source restart or crash) or by
  *       the fallback snapshot mirror.base.<gen> whose root pointer is that
