@@ -538,30 +538,19 @@ static int stash_write(void *arg, uint64_t vbn, const uint8_t *data)
 
 /*
  * The fsinfo the destination writes: the source's, with the ring cut to
- * roots whose trees are whole here (M4): the target, the root served now
- * and those of the served ring the source's ring still retains.
+ * the new root alone (M4).  Any older root listed there would be whole
+ * only for a while: once the source lets it go (a newer acknowledgement
+ * releases its hold, its own ring moves on), a later catch-up may write
+ * over its blocks, and a break in the middle of that walk would mount a
+ * ring whose older trees the allocator and the checker read.  Readers
+ * still on the previous root do not depend on this list: only a mount,
+ * the allocator and the checker read it.
  */
-static void ring_filter(struct mir_dest *d, uint64_t base,
-    struct wafl_fsinfo *nf)
+static void ring_filter(struct wafl_fsinfo *nf)
 {
-	struct wafl_ring_ent ring[WAFL_RING_K];
-	unsigned k = 0;
-
-	ring[k++] = (struct wafl_ring_ent){ nf->gen, nf->root };
-	if (d->has_fs && base == d->cur.gen) {
-		for (unsigned i = 0; i < d->cur.ring_len && k < WAFL_RING_K;
-		    i++) {
-			const struct wafl_ring_ent *e = &d->cur.ring[i];
-			bool keep = e->gen == base;
-			for (unsigned j = 0; !keep && j < nf->ring_len; j++)
-				keep = nf->ring[j].gen == e->gen;
-			if (keep && e->gen < nf->gen)
-				ring[k++] = *e;
-		}
-	}
 	memset(nf->ring, 0, sizeof(nf->ring));
-	memcpy(nf->ring, ring, k * sizeof(ring[0]));
-	nf->ring_len = k;
+	nf->ring[0] = (struct wafl_ring_ent){ nf->gen, nf->root };
+	nf->ring_len = 1;
 	/* The source's holds are its own: their trees need not be whole
 	 * here. */
 	nf->nholds = 0;
@@ -589,7 +578,7 @@ static int adopt(struct mir_dest *d, struct xfer *x, struct wafl_fsinfo *nf)
 		rc = raid_flush(d->raid);
 	if (rc != 0)
 		goto io;
-	ring_filter(d, x->b.base, nf);
+	ring_filter(nf);
 	blk = malloc(WAFL_BLOCK_SIZE);
 	if (blk == NULL)
 		return -ENOMEM;

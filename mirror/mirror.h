@@ -24,9 +24,10 @@
  *   M3  No root is adopted before every block born after the served
  *       generation that it reaches has arrived and matched the checksum in
  *       its parent pointer, the root's own checksum included.
- *   M4  The destination's fsinfo lists in its ring only roots whose trees
- *       are whole on the destination (the one it served and those the
- *       source kept retained since), so a break can mount it writable.
+ *   M4  The destination's fsinfo lists in its ring the new root alone:
+ *       an older root stays whole only while the source keeps it, and a
+ *       later catch-up may write over it, so a break (which mounts the
+ *       ring writable) never meets an older tree there.
  *   M5  A malformed frame, a failed check or an unknown relationship closes
  *       the connection; nothing is adopted and the served root is
  *       unchanged (blocks already written lie on VBNs it does not use:

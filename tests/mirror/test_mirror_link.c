@@ -52,6 +52,30 @@ static void wait_state(struct tm_pair *p, enum mir_state want)
 	fail_msg("source never reached state %s", mir_state_name(want));
 }
 
+/* The destination's durable fsinfo of the root it serves lists that
+ * root alone in its ring (M4): a later catch-up may write over any older
+ * root, which the source no longer keeps, and a break in the middle of
+ * it must not mount a ring naming such a tree. */
+static void dest_ring_is_served_root(struct tm_pair *p)
+{
+	uint64_t g = wafl_generation(mir_dest_volume(p->md));
+	uint8_t *blk = malloc(WAFL_BLOCK_SIZE);
+	struct wafl_fsinfo fi;
+
+	assert_non_null(blk);
+	assert_int_equal(raid_read(p->dst->raid, g % WAFL_FSINFO_SLOTS, 1,
+	    blk), 0);
+	assert_int_equal(wafl_fsinfo_decode(blk, &fi), 0);
+	assert_int_equal(fi.gen, g);
+	if (fi.ring_len != 1)
+		fail_msg("the destination's fsinfo %llu lists %u roots in its "
+		    "ring, the oldest %llu", (unsigned long long)g,
+		    fi.ring_len,
+		    (unsigned long long)fi.ring[fi.ring_len - 1].gen);
+	assert_int_equal(fi.ring[0].gen, g);
+	free(blk);
+}
+
 static void test_catch_up_sends_only_new_blocks(void **state)
 {
 	struct tm_pair *p = tm_pair_new();
@@ -72,6 +96,16 @@ static void test_catch_up_sends_only_new_blocks(void **state)
 
 	/* The link is down while CPs change 8 KiB each and a snapshot
 	 * is taken. */
+	/* A few CPs shipped as they are written. */
+	for (int i = 0; i < 4; i++) {
+		tl_fill_pattern(a, 4096, (uint64_t)i + 30);
+		tm_write(p->src->v, &f, (uint64_t)i * 4096, a, 4096);
+		assert_int_equal(wafl_sync(p->src->v), 0);
+	}
+	assert_int_equal(mir_source_wait(p->ms, wafl_generation(p->src->v),
+	    20000), 0);
+	dest_ring_is_served_root(p);
+	mir_source_stats(p->ms, &s0);
 	mir_source_quiesce(p->ms);
 	wait_state(p, MIR_QUIESCED);
 	uint64_t d = wafl_generation(mir_dest_volume(p->md));
@@ -131,6 +165,7 @@ static void test_catch_up_sends_only_new_blocks(void **state)
 	assert_int_equal(s1.walk_eta_s, 0);
 	tm_tree_equal(p->src->v, mir_dest_volume(p->md));
 	tm_snap_equal(p->src->v, mir_dest_volume(p->md), "down");
+	dest_ring_is_served_root(p);
 	struct mir_dest_stats ds;
 	mir_dest_stats(p->md, &ds);
 	assert_int_equal(ds.rejects, 0);
