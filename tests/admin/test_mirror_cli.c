@@ -18,8 +18,9 @@
  *               secondary is writable and still holds the data (also
  *               after a restart); `check` clean on both.
  *   small_destination  fewer VBNs than the source: refused by the
- *               destination (its status and a mirror.error event say so),
- *               which keeps its file system; delete makes it writable.
+ *               source before it sends anything (its status and a
+ *               mirror.error event name both sizes); the destination
+ *               keeps its file system; delete makes it writable.
  *   bad_input   peer and mirror verbs refuse bad addresses, short keys,
  *               unknown peers, duplicates, a peer in use, a relationship
  *               without a remote side, and change nothing.
@@ -697,22 +698,27 @@ static void test_small_destination(void **state)
 	ta_daemon_start(&t->s.d, t->s.home);
 	ta_daemon_start(&t->d.d, t->d.home);
 	peers_and_relationship(t);
+	/* The source refuses it before sending anything, and says why. */
 	for (int i = 0; i < 200; i++) {
 		free(js);
 		free(err);
-		js = tl_mirror_status(&t->d);
+		js = tl_mirror_status(&t->s);
 		err = ta_json(js, "$.mirrors[0].last_error");
-		if (err != NULL && strstr(err, "blocks, volume of") != NULL)
+		if (err != NULL && strstr(err, "fewer than this file system's")
+		    != NULL)
 			break;
 		ta_sleep_ms(50);
 	}
-	if (err == NULL || strstr(err, "blocks, volume of") == NULL)
-		fail_msg("no refusal in the destination's status: %s", js);
+	if (err == NULL || strstr(err, "fewer than this file system's") == NULL)
+		fail_msg("no refusal in the source's status: %s", js);
+	free(js);
+	free(err);
+	assert_true(events_have(&t->s, "mirror.error",
+	    "fewer than this file system's"));
+	js = tl_mirror_status(&t->d);
 	ta_json_eq(js, "$.mirrors[0].state", "uninitialized");
 	assert_int_equal(ta_json_long(js, "$.mirrors[0].acked_gen"), 0);
 	free(js);
-	free(err);
-	assert_true(events_have(&t->d, "mirror.error", "blocks, volume of"));
 	/* Delete: the destination volume is writable again. */
 	free(ta_ctl_expect(0, t->d.home, "mirror", "delete", "vdst", NULL));
 	assert_int_equal(try_create(&t->d, "/mine"), 0);
