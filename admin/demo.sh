@@ -75,7 +75,7 @@ cat <<EOF
 filer demo appliance: home $home, volume vol0 (5 disks, double parity)
 NFS v3 on port $nfs_port, MOUNT v3 on port $mount_port; /vol/vol0 exported to 127.0.0.1
 
-  list, copy in, copy out (libnfs-utils):
+  once filerd logs "filerd ready" below: list, copy in, copy out (libnfs-utils):
     nfs-ls '$url$args'
     nfs-cp /etc/os-release '$url/os-release$args'
     nfs-cp '$url/os-release$args' /tmp/os-release.copy
