@@ -381,6 +381,123 @@ case_namespace_ops() {
 	rm -f /tmp/t-want
 }
 
+# users_perl PHASE DIR: one perl process switches between the users
+# (effective uid, gid and supplementary groups, which the kernel client
+# sends in AUTH_SYS) and makes the calls, since every exec under TCG
+# costs a good fraction of a second.  alice 2001 (groups 2001, 3000), bob
+# 2002 (2002), carol 2003 (2003, 3000); the guest's /etc is the host's,
+# read-only, so they exist only as numbers.  Prints "FAILED: why" and
+# exits 1 at the first check that fails.
+users_perl() {
+	perl -w - "$@" <<'PERL'
+use strict;
+use Errno qw(EACCES EPERM);
+my ($phase, $d) = @ARGV;
+chdir $d or die "chdir $d: $!";
+umask 022;
+my %ids = (root => [0, 0], alice => [2001, 2001, 3000], bob => [2002, 2002],
+    carol => [2003, 2003, 3000]);
+sub as {
+	my ($uid, $gid, @groups) = @{$ids{$_[0]}};
+	$> = 0;
+	$) = join(" ", $gid, $gid, @groups);
+	$> = $uid;
+	$> == $uid or die "seteuid $uid: $!";
+}
+sub fail { print "FAILED: @_\n"; exit 1; }
+sub put { my ($f, $data, $mode) = @_; open(my $h, ">", $f) or return 0;
+	print $h $data; close($h) or return 0; chmod($mode, $f) or return 0; 1; }
+sub slurp { my $f = shift; open(my $h, "<", $f) or return undef;
+	local $/; my $s = <$h>; close($h); defined $s ? $s : ""; }
+sub mode { my @st = stat($_[0]) or fail "stat $_[0]: $!"; $st[2] & 07777; }
+sub owner { my @st = stat($_[0]) or fail "stat $_[0]: $!"; "$st[4] $st[5]"; }
+# denied(what, sub): the call must fail with EACCES or EPERM.
+sub denied { my ($what, $ok) = @_; fail "$what was allowed" if $ok;
+	fail "$what: $! (want EACCES or EPERM)" unless $!{EACCES} || $!{EPERM}; }
+
+if ($phase eq "1") {
+	# Owner-only file: others can neither read it nor, in a sticky
+	# directory, remove or rename it; root can.
+	as("alice"); put("priv", "a-secret\n", 0600) or fail "alice creates priv: $!";
+	owner("priv") eq "2001 2001" && mode("priv") == 0600 or fail "priv: " . owner("priv");
+	as("bob");
+	denied("bob reading alice's 0600 file", defined slurp("priv"));
+	denied("bob removing alice's file from a sticky directory", unlink("priv"));
+	denied("bob renaming alice's file in a sticky directory", rename("priv", "bobs"));
+	put("bobs", "x", 0644) && unlink("bobs") or fail "bob's own file: $!";
+	as("root"); (slurp("priv") // "") eq "a-secret\n" or fail "root cannot read priv";
+	# Supplementary groups: 0640 group 3000 is readable by carol (a
+	# member), not by bob, and not writable by carol.
+	as("alice"); put("grp", "shared\n", 0640) or fail "grp: $!";
+	chown(-1, 3000, "grp") or fail "alice: chgrp to her supplementary group: $!";
+	owner("grp") eq "2001 3000" or fail "grp owner " . owner("grp");
+	denied("alice giving her file to a group she is not in", chown(-1, 2002, "grp"));
+	as("carol"); (slurp("grp") // "") eq "shared\n" or fail "carol (group 3000) cannot read grp: $!";
+	denied("carol writing a 0640 file", open(my $h, ">>", "grp"));
+	as("bob"); denied("bob (not in 3000) reading grp", defined slurp("grp"));
+	# Only the owner changes the mode; nobody but root gives a file away.
+	denied("bob changing the mode of alice's file", chmod(0666, "grp"));
+	as("alice"); denied("alice giving her file to bob", chown(2002, -1, "grp"));
+	mode("grp") == 0640 or fail sprintf("grp mode %o", mode("grp"));
+	# The client's access cache follows a mode change.
+	put("acc", "open\n", 0644) or fail "acc: $!";
+	as("bob"); (slurp("acc") // "") eq "open\n" or fail "bob cannot read a 0644 file: $!";
+	as("alice"); chmod(0600, "acc") or fail "chmod acc: $!";
+	as("bob"); denied("bob reading acc after chmod 600", defined slurp("acc"));
+	# Setgid directory: new entries take its group, subdirectories its
+	# setgid bit; a non-member cannot create in its 0775.
+	as("root"); mkdir("sg") && chown(0, 3000, "sg") && chmod(02775, "sg") or fail "sg: $!";
+	as("alice"); put("sg/f", "f", 0644) && mkdir("sg/sub") or fail "alice creates in sg: $!";
+	owner("sg/f") eq "2001 3000" or fail "file in a setgid directory: " . owner("sg/f");
+	owner("sg/sub") eq "2001 3000" && mode("sg/sub") == 02755 or
+	    fail sprintf("subdirectory: %s %o", owner("sg/sub"), mode("sg/sub"));
+	as("bob"); denied("bob creating in a 2775 directory of another group", put("sg/bob", "x", 0644));
+	# A write by someone other than the owner clears set-user-ID (checked
+	# after a remount, phase 2).
+	as("alice"); put("suid", "s\n", 04777) or fail "suid: $!";
+	mode("suid") == 04777 or fail sprintf("suid mode %o", mode("suid"));
+	my $w;
+	as("bob"); open($w, ">>", "suid") && print($w "appended\n") && close($w) or
+	    fail "bob writes a 4777 file: $!";
+	# Times: a user who may write sets them to now, only the owner to any
+	# other value (checked after the remount).
+	as("alice"); put("times", "t\n", 0666) or fail "times: $!";
+	as("bob"); utime(undef, undef, "times") or fail "bob (write permission) sets times to now: $!";
+	denied("bob setting alice's mtime to a given time", utime(978307200, 978307200, "times"));
+	as("alice"); utime(978307200, 978307200, "times") or fail "the owner sets a given time: $!";
+	# Execute-only program (copied in by root before): not readable.
+	as("bob"); denied("bob reading a 0711 file", defined slurp("busybox"));
+} else {
+	my @st = stat("suid") or fail "stat suid: $!";
+	($st[2] & 07777) == 0777 or fail sprintf("set-user-ID kept after another user's write: %o", $st[2] & 07777);
+	(stat("times"))[9] == 978307200 or fail "times mtime " . (stat("times"))[9];
+	# A user with write permission truncates; one without cannot.
+	as("bob"); truncate("times", 0) or fail "bob truncates a 0666 file: $!";
+	-s "times" and fail "times size " . (-s "times");
+	denied("bob truncating alice's 0600 file", truncate("priv", 0));
+	as("root"); (slurp("priv") // "") eq "a-secret\n" or fail "priv changed";
+}
+PERL
+}
+
+# Ordinary users through the kernel client: the permission checks a
+# multi-user client relies on, with the client's own access cache between
+# them and the server.
+case_users() {
+	local d=$MNT/kt-users
+	rm -rf $d
+	mkdir $d && chmod 1777 $d || die "setup"
+	cp /bin/busybox $d/busybox && chmod 711 $d/busybox || die "busybox"
+	users_perl 1 $d || die "phase 1"
+	# An execute-only program runs (the client reads it with the
+	# caller's credentials).
+	[ "$(setpriv --reuid=2002 --regid=2002 --clear-groups -- $d/busybox echo ran)" = ran ] ||
+	    die "bob cannot run a 0711 program"
+	remount
+	users_perl 2 $d || die "phase 2"
+	rm -rf $d || die "rm -rf"
+}
+
 # restart_under_load SIGNAL: two writers on the hard mount, a dd with
 # conv=fsync and a buffered dd followed by sync, both in the middle of their
 # work when filerd is stopped with SIGNAL and started again 2 s later.  Both
