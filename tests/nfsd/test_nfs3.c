@@ -1056,6 +1056,100 @@ static void test_dirs_links_nodes(void **state)
 	assert_int_equal(run(f->fd), 0);
 }
 
+/* Set the link count of ino in the live volume; returns the old one. */
+static uint32_t set_nlink(struct fx *f, uint64_t ino, uint32_t nlink)
+{
+	struct wafl_vol *v = f->t.fs->v;
+	struct wnode *wn;
+	uint32_t old;
+
+	pthread_rwlock_rdlock(&v->cp_lock);
+	VERIFY0(wnode_get(v, ino, &wn));
+	pthread_rwlock_wrlock(&wn->lock);
+	old = wn->di.nlink;
+	wn->di.nlink = nlink;
+	wnode_dirty(wn);
+	pthread_rwlock_unlock(&wn->lock);
+	wnode_put(wn);
+	pthread_rwlock_unlock(&v->cp_lock);
+	return old;
+}
+
+/*
+ * A directory at the link limit takes no more subdirectories.  MKDIR
+ * answers NFS3ERR_MLINK, which RFC 1813 lists for RENAME and LINK but not
+ * for MKDIR (as Linux knfsd does; EIO would tell the user the disk
+ * failed), and a directory moved into it, or a link to a file at the
+ * limit, gets MLINK too.  The count is set in the inode, not reached by
+ * making 65,000 subdirectories.
+ */
+static void test_link_limit(void **state)
+{
+	struct fx *f = *state;
+	struct th_fh full, sub, h;
+	struct th_fattr a;
+
+	mkdir_mode(f, &f->root, "full", 0755, &full);
+	mkdir_mode(f, &f->root, "sub", 0755, &sub);
+	assert_int_equal(create(f, &f->root, "file", 0, 0, &h), 0);
+	assert_int_equal(getattr(f, &full, &a), 0);
+	uint32_t dir_links = set_nlink(f, a.fileid, WAFL_LINK_MAX);
+	assert_int_equal(getattr(f, &full, &a), 0);
+	assert_int_equal(a.nlink, WAFL_LINK_MAX);
+
+	call(P_MKDIR, &full);
+	xb_str(&x, "one-more");
+	sattr_none();
+	assert_int_equal(run(f->fd), 31);		/* MLINK, not IO */
+	bool pre, post;
+	rd_wcc(&rp.r, &pre, &post);
+	assert_true(post);
+	assert_false(rp.r.bad);
+	assert_int_equal(th_lookup(f->fd, &full, "one-more", NULL, NULL), 2);
+
+	call(P_RENAME, &f->root);			/* a directory in */
+	xb_str(&x, "sub");
+	xb_fh(&x, &full);
+	xb_str(&x, "sub");
+	assert_int_equal(run(f->fd), 31);
+	rd_wcc(&rp.r, &pre, &post);
+	assert_true(post);
+	rd_wcc(&rp.r, &pre, &post);
+	assert_true(post);
+	assert_false(rp.r.bad);
+	assert_int_equal(th_lookup(f->fd, &f->root, "sub", NULL, NULL), 0);
+	/* A file may still go in (it adds no link to the directory). */
+	call(P_RENAME, &f->root);
+	xb_str(&x, "file");
+	xb_fh(&x, &full);
+	xb_str(&x, "file");
+	assert_int_equal(run(f->fd), 0);
+
+	assert_int_equal(getattr(f, &h, &a), 0);
+	uint32_t file_links = set_nlink(f, a.fileid, WAFL_LINK_MAX);
+	call(P_LINK, &h);
+	xb_fh(&x, &f->root);
+	xb_str(&x, "hard");
+	assert_int_equal(run(f->fd), 31);
+	assert_true(rd_post_attr(&rp.r, NULL));
+	assert_false(rp.r.bad);
+	assert_int_equal(th_lookup(f->fd, &f->root, "hard", NULL, NULL), 2);
+
+	/* Below the limit again, both work. */
+	assert_int_equal(getattr(f, &h, &a), 0);
+	set_nlink(f, a.fileid, file_links);
+	assert_int_equal(getattr(f, &full, &a), 0);
+	set_nlink(f, a.fileid, dir_links);
+	call(P_MKDIR, &full);
+	xb_str(&x, "one-more");
+	sattr_none();
+	assert_int_equal(run(f->fd), 0);
+	call(P_LINK, &h);
+	xb_fh(&x, &f->root);
+	xb_str(&x, "hard");
+	assert_int_equal(run(f->fd), 0);
+}
+
 static void test_bad_handles(void **state)
 {
 	struct fx *f = *state;
@@ -1552,6 +1646,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_lookup_access, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_dirs_links_nodes, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_link_limit, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_bad_handles, setup,
 		    teardown),
