@@ -413,7 +413,9 @@ enum nfsd_disp nfs3_proc_fsinfo(struct nfsd_req *r, void *a, void *s)
 		ok->wtmax = ok->wtpref = io;
 		ok->rtmult = ok->wtmult = 4096;
 		ok->dtpref = r->udp ? 8192 : NFSD_READDIR_MAX;
-		ok->maxfilesize = WAFL_MAX_FILE_SIZE - 1;
+		/* The largest size a file can have: wafl takes a write
+		 * ending there and a size of exactly WAFL_MAX_FILE_SIZE. */
+		ok->maxfilesize = WAFL_MAX_FILE_SIZE;
 		ok->time_delta.seconds = 0;
 		ok->time_delta.nseconds = 1;
 		ok->properties = FSF3_LINK | FSF3_SYMLINK | FSF3_HOMOGENEOUS |

@@ -179,6 +179,90 @@ static void test_fsinfo_pathconf_fsstat(void **state)
 	assert_true(tbytes > 0 && fbytes <= tbytes);
 }
 
+static uint32_t write_byte(struct fx *f, const struct th_fh *h,
+    uint64_t off, uint32_t count)
+{
+	call(P_WRITE, h);
+	xb_u64(&x, off);
+	xb_u32(&x, count);
+	xb_u32(&x, 2);				/* FILE_SYNC */
+	xb_opaque(&x, "zz", count);
+	uint32_t st = run(f->fd);
+	bool post;
+	rd_wcc(&rp.r, NULL, &post);
+	assert_true(post);
+	assert_false(rp.r.bad);
+	return st;
+}
+
+static uint32_t setattr_size(struct fx *f, const struct th_fh *h,
+    uint64_t size)
+{
+	call(P_SETATTR, h);
+	for (int i = 0; i < 3; i++)
+		xb_u32(&x, 0);
+	xb_u32(&x, 1);
+	xb_u64(&x, size);
+	xb_u32(&x, 0);
+	xb_u32(&x, 0);
+	xb_u32(&x, 0);				/* no guard */
+	uint32_t st = run(f->fd);
+	bool post;
+	rd_wcc(&rp.r, NULL, &post);
+	assert_true(post);
+	assert_false(rp.r.bad);
+	return st;
+}
+
+/*
+ * FSINFO's maxfilesize is the largest size a file can have: the last
+ * byte (at maxfilesize - 1) can be written, sparse, and SETATTR can set
+ * the size to it; a byte at maxfilesize, or a size past it, is FBIG.
+ */
+static void test_max_file_size(void **state)
+{
+	struct fx *f = *state;
+	struct th_fh h;
+	struct th_fattr a;
+
+	call(P_FSINFO, &f->root);
+	assert_int_equal(run(f->fd), 0);
+	assert_true(rd_post_attr(&rp.r, NULL));
+	rd_skip(&rp.r, 7 * 4);			/* rtmax ... dtpref */
+	uint64_t max = rd_u64(&rp.r);
+	assert_false(rp.r.bad);
+	assert_true(max >= 1ull << 40);
+
+	assert_int_equal(create(f, &f->root, "last", 0, 0, &h), 0);
+	assert_int_equal(write_byte(f, &h, max - 1, 1), 0);
+	assert_int_equal(getattr(f, &h, &a), 0);
+	assert_int_equal(a.size, max);
+	assert_int_equal(write_byte(f, &h, max, 1), 27);	/* FBIG */
+	assert_int_equal(write_byte(f, &h, max - 1, 2), 27);
+	assert_int_equal(getattr(f, &h, &a), 0);
+	assert_int_equal(a.size, max);
+	call(P_READ, &h);
+	xb_u64(&x, max - 1);
+	xb_u32(&x, 100);
+	assert_int_equal(run(f->fd), 0);
+	rd_post_attr(&rp.r, NULL);
+	assert_int_equal(rd_u32(&rp.r), 1);
+	assert_int_equal(rd_u32(&rp.r), 1);		/* eof */
+	uint32_t n;
+	const uint8_t *p = rd_opaque(&rp.r, &n);
+	assert_int_equal(n, 1);
+	assert_int_equal(p[0], 'z');
+
+	assert_int_equal(setattr_size(f, &h, 0), 0);
+	assert_int_equal(setattr_size(f, &h, max), 0);
+	assert_int_equal(getattr(f, &h, &a), 0);
+	assert_int_equal(a.size, max);
+	assert_int_equal(setattr_size(f, &h, max + 1), 27);
+	assert_int_equal(getattr(f, &h, &a), 0);
+	assert_int_equal(a.size, max);
+	assert_int_equal(setattr_size(f, &h, 0), 0);
+}
+
 static void test_create_modes(void **state)
 {
 	struct fx *f = *state;
@@ -1619,6 +1703,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_fsinfo_pathconf_fsstat,
 		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_max_file_size, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_create_modes, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_write_read_commit, setup,
