@@ -13,6 +13,7 @@
  *   DUMP     the recorded mounts; UMNT / UMNTALL forget them.
  *   EXPORT   every export with its client specs as groups.
  *   A denied client learns nothing beyond MNT3ERR_ACCES.
+ *   A path (MNT, UMNT) holding a NUL byte is GARBAGE_ARGS.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -25,6 +26,28 @@
 #include "common/util.h"
 #include "mount3_prot.h"
 #include "nfsd/nfsd_impl.h"
+
+/*
+ * dirpath (MNT, UMNT) as xdr_dirpath decodes it, but refused (FALSE:
+ * GARBAGE_ARGS) when the path holds a NUL byte: decoded as a C string it
+ * would end at the NUL, so "/vol/vol0\0junk" would mount /vol/vol0 and
+ * UMNT of it forget /vol/vol0.  The same rule as for NFS names
+ * (nfs3_xdr.c); GARBAGE_ARGS rather than MNT3ERR_INVAL because UMNT has
+ * no status to carry.  Encoding and XDR_FREE are the generated routine's.
+ */
+static bool_t mnt_xdr_dirpath(XDR *x, dirpath *p)
+{
+	u_int pos, len;
+
+	if (x->x_op != XDR_DECODE)
+		return xdr_dirpath(x, p);
+	pos = xdr_getpos(x);
+	if (!xdr_u_int(x, &len) || !xdr_setpos(x, pos))
+		return FALSE;
+	if (!xdr_dirpath(x, p))
+		return FALSE;
+	return *p != NULL && strlen(*p) == len;
+}
 
 static void peer_host(const struct nfsd_req *r, char *out, size_t len)
 {
@@ -297,14 +320,14 @@ static enum nfsd_disp mnt_export(struct nfsd_req *r, void *a, void *s)
 static const struct nfsd_proc mount3_procs[] = {
 	[0] = { .name = "NULL", .xdr_args = (xdrproc_t)nfsd_xdr_void,
 		.xdr_res = (xdrproc_t)nfsd_xdr_void, .handler = mnt_null },
-	[1] = { .name = "MNT", .xdr_args = (xdrproc_t)xdr_dirpath,
+	[1] = { .name = "MNT", .xdr_args = (xdrproc_t)mnt_xdr_dirpath,
 		.args_size = sizeof(dirpath),
 		.xdr_res = (xdrproc_t)xdr_mountres3,
 		.res_size = sizeof(mountres3), .handler = mnt_mnt },
 	[2] = { .name = "DUMP", .xdr_args = (xdrproc_t)nfsd_xdr_void,
 		.xdr_res = (xdrproc_t)xdr_mountlist,
 		.res_size = sizeof(mountlist), .handler = mnt_dump },
-	[3] = { .name = "UMNT", .xdr_args = (xdrproc_t)xdr_dirpath,
+	[3] = { .name = "UMNT", .xdr_args = (xdrproc_t)mnt_xdr_dirpath,
 		.args_size = sizeof(dirpath),
 		.xdr_res = (xdrproc_t)nfsd_xdr_void, .handler = mnt_umnt },
 	[4] = { .name = "UMNTALL", .xdr_args = (xdrproc_t)nfsd_xdr_void,

@@ -410,6 +410,78 @@ static void test_subdir_export_and_mount_procs(void **state)
 	th_stop(&t);
 }
 
+/* Whether DUMP lists path (exactly) as mounted. */
+static bool dump_has(int fd, const char *path)
+{
+	bool found = false;
+
+	xb_call(&x, xid++, TH_MNT_PROG, 3, 2, 0, 0);
+	th_rpc_tcp(fd, &x, &rp);
+	assert_int_equal(rp.stat, 0);
+	for (int i = 0; i < 5000 && rd_u32(&rp.r) == 1; i++) {
+		uint32_t n;
+		rd_opaque(&rp.r, &n);			/* host */
+		const uint8_t *p = rd_opaque(&rp.r, &n);
+		if (p != NULL && n == strlen(path) && memcmp(p, path, n) == 0)
+			found = true;
+	}
+	assert_false(rp.r.bad);
+	return found;
+}
+
+/* MNT or UMNT (proc 1 or 3) of len bytes of path; returns the RPC status
+ * (GARBAGE_ARGS 4), the mount status in *st for a MNT accepted. */
+static uint32_t mnt_raw(int fd, uint32_t proc, const char *path,
+    uint32_t len, uint32_t *st)
+{
+	xb_call(&x, xid++, TH_MNT_PROG, 3, proc, 0, 0);
+	xb_opaque(&x, path, len);
+	th_rpc_tcp(fd, &x, &rp);
+	if (rp.stat == 0 && proc == 1)
+		*st = rd_u32(&rp.r);
+	return rp.stat;
+}
+
+/*
+ * A path holding a NUL is refused as it arrives (GARBAGE_ARGS, as NFS
+ * names are), never cut at the NUL: MNT of "/vol/vol0\0junk" must not
+ * mount /vol/vol0, UMNT of it must not forget /vol/vol0.
+ */
+static void test_mount_path_with_nul(void **state)
+{
+	struct th t;
+	struct th_fh root;
+	static const char bad[] = "/vol/vol0\0junk";
+	uint32_t st = 99;
+
+	th_start(&t);
+	int fd = th_tcp(t.mnt_port, 0);
+	assert_int_equal(mnt_raw(fd, 1, bad, sizeof(bad) - 1, &st), 4);
+	assert_false(dump_has(fd, "/vol/vol0"));
+	/* A NUL at the very end is no better. */
+	assert_int_equal(mnt_raw(fd, 1, bad, 10, &st), 4);
+	assert_false(dump_has(fd, "/vol/vol0"));
+	/* Over UDP the same. */
+	int u = th_udp();
+	xb_call(&x, xid++, TH_MNT_PROG, 3, 1, 0, 0);
+	xb_opaque(&x, bad, sizeof(bad) - 1);
+	th_rpc_udp(u, t.mnt_port, &x, &rp);
+	assert_int_equal(rp.stat, 4);
+	close(u);
+
+	assert_int_equal(th_mnt(fd, "/vol/vol0", &root), 0);
+	assert_true(dump_has(fd, "/vol/vol0"));
+	assert_int_equal(mnt_raw(fd, 3, bad, sizeof(bad) - 1, &st), 4);
+	assert_true(dump_has(fd, "/vol/vol0"));
+	assert_int_equal(mnt_raw(fd, 3, "/vol/vol0", 9, &st), 0);
+	assert_false(dump_has(fd, "/vol/vol0"));
+	/* The connection and the server are fine. */
+	assert_int_equal(mnt_raw(fd, 1, "/vol/vol0", 9, &st), 0);
+	assert_int_equal(st, 0);
+	close(fd);
+	th_stop(&t);
+}
+
 static void test_bad_config(void **state)
 {
 	struct th t;
@@ -763,6 +835,7 @@ int main(void)
 		cmocka_unit_test(test_squash),
 		cmocka_unit_test(test_secure_port),
 		cmocka_unit_test(test_subdir_export_and_mount_procs),
+		cmocka_unit_test(test_mount_path_with_nul),
 		cmocka_unit_test(test_bad_config),
 		cmocka_unit_test(test_set_exports),
 		cmocka_unit_test(test_mnt_snapshot),
