@@ -373,12 +373,16 @@ enum nfsd_disp nfs3_proc_fsstat(struct nfsd_req *r, void *a, void *s)
 	struct wafl_attr at;
 	struct wafl_fsstat st;
 	int rc = nfs3_resolve(r, &args->fsroot, &ob);
+	bool have = nfs3_resolved(rc);
 
 	if (rc == 0)
 		rc = nfs3_getattr(r, &ob, &at);
 	if (rc == 0)
 		rc = wafl_statfs(ob.exp->vol, &st);
 	res->status = nfs3_status(r, rc);
+	if (rc != 0 && have)
+		nfs3_post_attr_now(r, &ob,
+		    &res->FSSTAT3res_u.resfail.obj_attributes);
 	if (rc == 0) {
 		FSSTAT3resok *ok = &res->FSSTAT3res_u.resok;
 		nfs3_post_attr(&ob, &at, &ok->obj_attributes);
@@ -402,10 +406,14 @@ enum nfsd_disp nfs3_proc_fsinfo(struct nfsd_req *r, void *a, void *s)
 	struct wafl_attr at;
 	uint32_t io = r->udp ? NFSD_MAX_IO_UDP : NFSD_MAX_IO;
 	int rc = nfs3_resolve(r, &args->fsroot, &ob);
+	bool have = nfs3_resolved(rc);
 
 	if (rc == 0)
 		rc = nfs3_getattr(r, &ob, &at);
 	res->status = nfs3_status(r, rc);
+	if (rc != 0 && have)
+		nfs3_post_attr_now(r, &ob,
+		    &res->FSINFO3res_u.resfail.obj_attributes);
 	if (rc == 0) {
 		FSINFO3resok *ok = &res->FSINFO3res_u.resok;
 		nfs3_post_attr(&ob, &at, &ok->obj_attributes);
@@ -432,10 +440,14 @@ enum nfsd_disp nfs3_proc_pathconf(struct nfsd_req *r, void *a, void *s)
 	struct nfsd_obj ob;
 	struct wafl_attr at;
 	int rc = nfs3_resolve(r, &args->object, &ob);
+	bool have = nfs3_resolved(rc);
 
 	if (rc == 0)
 		rc = nfs3_getattr(r, &ob, &at);
 	res->status = nfs3_status(r, rc);
+	if (rc != 0 && have)
+		nfs3_post_attr_now(r, &ob,
+		    &res->PATHCONF3res_u.resfail.obj_attributes);
 	if (rc == 0) {
 		PATHCONF3resok *ok = &res->PATHCONF3res_u.resok;
 		nfs3_post_attr(&ob, &at, &ok->obj_attributes);

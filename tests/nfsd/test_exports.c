@@ -93,6 +93,16 @@ static void test_denied_host(void **state)
 	assert_int_equal(th_mnt(fd, "/vol/vol0", &h2), 13);	/* ACCES */
 	assert_int_equal(th_mnt(fd, "/vol/other", &h2), 2);	/* NOENT */
 	assert_int_equal(getattr_as(fd, &root, 0), 13);
+	/* FSSTAT, FSINFO, PATHCONF: ACCES and no attributes. */
+	for (uint32_t proc = 18; proc <= 20; proc++) {
+		xb_call(&x, xid++, TH_NFS_PROG, 3, proc, 0, 0);
+		xb_fh(&x, &root);
+		th_rpc_tcp(fd, &x, &rp);
+		assert_int_equal(rp.stat, 0);
+		assert_int_equal(rd_u32(&rp.r), 13);
+		assert_int_equal(rd_u32(&rp.r), 0);	/* no attributes */
+		assert_int_equal(rp.r.off, rp.r.n);
+	}
 	close(fd);
 	char err[256];
 	assert_null(th_nfs_mount(&t, "/vol/vol0", -1, -1, err, sizeof(err)));

@@ -263,6 +263,66 @@ static void test_max_file_size(void **state)
 	assert_int_equal(setattr_size(f, &h, 0), 0);
 }
 
+/* FSSTAT, FSINFO or PATHCONF of fh: the status; whether attributes
+ * followed in *attrs.  A failure's reply ends with its post_op_attr. */
+static uint32_t fs_proc(struct fx *f, uint32_t proc, const struct th_fh *fh,
+    bool *attrs)
+{
+	call(proc, fh);
+	uint32_t st = run(f->fd);
+	*attrs = rd_post_attr(&rp.r, NULL);
+	assert_false(rp.r.bad);
+	if (st != 0)
+		assert_int_equal(rp.r.off, rp.r.n);
+	return st;
+}
+
+/*
+ * FSSTAT, FSINFO and PATHCONF may carry the object's attributes when they
+ * fail (RFC 1813 resfail).  They do whenever the handle resolved, the
+ * caller was admitted and the attributes can be read; the only failures
+ * reachable are of the handle itself (BADHANDLE, STALE: nothing to read),
+ * and of the export rule (test_exports: a refused client learns nothing).
+ * .snapshot and an object in a snapshot answer OK with attributes; once
+ * the snapshot is deleted its objects are STALE, without attributes.
+ */
+static void test_fs_procs_failures(void **state)
+{
+	struct fx *f = *state;
+	static const uint32_t procs[] = { P_FSSTAT, P_FSINFO, P_PATHCONF };
+	struct th_fh h, bad, sd, sn, sf;
+	uint64_t id;
+	bool attrs;
+
+	assert_int_equal(create(f, &f->root, "kept", 0, 0, &h), 0);
+	assert_int_equal(wafl_snap_create(f->t.fs->v, "s", &id), 0);
+	assert_int_equal(th_lookup(f->fd, &f->root, ".snapshot", &sd, NULL), 0);
+	assert_int_equal(th_lookup(f->fd, &sd, "s", &sn, NULL), 0);
+	assert_int_equal(th_lookup(f->fd, &sn, "kept", &sf, NULL), 0);
+	bad = f->root;
+	bad.b[bad.len - 1] ^= 1;
+	for (size_t i = 0; i < 3; i++) {
+		assert_int_equal(fs_proc(f, procs[i], &sd, &attrs), 0);
+		assert_true(attrs);
+		assert_int_equal(fs_proc(f, procs[i], &sf, &attrs), 0);
+		assert_true(attrs);
+		assert_int_equal(fs_proc(f, procs[i], &bad, &attrs), 10001);
+		assert_false(attrs);
+	}
+	assert_int_equal(wafl_snap_delete(f->t.fs->v, "s"), 0);
+	call(P_REMOVE, &f->root);
+	xb_str(&x, "kept");
+	assert_int_equal(run(f->fd), 0);
+	for (size_t i = 0; i < 3; i++) {
+		assert_int_equal(fs_proc(f, procs[i], &sf, &attrs), 70);
+		assert_false(attrs);
+		assert_int_equal(fs_proc(f, procs[i], &h, &attrs), 70);
+		assert_false(attrs);
+		assert_int_equal(fs_proc(f, procs[i], &sd, &attrs), 0);
+		assert_true(attrs);
+	}
+}
+
 static void test_create_modes(void **state)
 {
 	struct fx *f = *state;
@@ -1704,6 +1764,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_fsinfo_pathconf_fsstat,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_max_file_size, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_fs_procs_failures, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_create_modes, setup,
 		    teardown),
