@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/assert.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "mount3_prot.h"
@@ -141,6 +142,11 @@ static mountstat3 walk(const struct nfsd_exp *e, const char *rest,
 	}
 	return MNT3_OK;
 }
+
+/* A record holds any path MNT decodes: cut, DUMP would list another path
+ * and UMNT of the one mounted would never find it. */
+FL_STATIC_ASSERT(sizeof(((struct nfsd_mount_rec *)0)->path) > MNTPATHLEN,
+    "a mount record holds the longest dirpath");
 
 static void mount_record(struct nfsd *s, const char *host, const char *path)
 {

@@ -367,7 +367,7 @@ bool nfsd_on_event_thread(void);
 struct nfsd_mount_rec {
 	struct nfsd_mount_rec *next;
 	char host[64];
-	char path[WAFL_PATH_MAX];
+	char path[WAFL_PATH_MAX + 1];	/* MNTPATHLEN bytes and the NUL */
 };
 
 struct nfsd {

@@ -492,6 +492,35 @@ static void test_mount_path_with_nul(void **state)
 	th_stop(&t);
 }
 
+/*
+ * MOUNT's paths are up to 1024 bytes (MNTPATHLEN): a path of exactly that
+ * length mounts, DUMP lists it whole, and UMNT of it forgets it.  A
+ * longer one is GARBAGE_ARGS (test_rpc).
+ */
+static void test_mount_path_longest(void **state)
+{
+	struct th t;
+	struct th_fh root;
+	static char path[1025];
+	uint32_t st = 99;
+
+	memset(path, '/', 1024);
+	memcpy(path, "/vol/vol0", 9);
+	th_start(&t);
+	int fd = th_tcp(t.mnt_port, 0);
+	assert_int_equal(mnt_raw(fd, 1, path, 1024, &st), 0);
+	assert_int_equal(st, 0);
+	assert_true(dump_has(fd, path));
+	assert_int_equal(th_mnt(fd, "/vol/vol0", &root), 0);
+	assert_int_equal(mnt_raw(fd, 3, path, 1024, &st), 0);
+	assert_false(dump_has(fd, path));
+	assert_true(dump_has(fd, "/vol/vol0"));
+	path[1023] = '\0';
+	assert_false(dump_has(fd, path));
+	close(fd);
+	th_stop(&t);
+}
+
 static void test_bad_config(void **state)
 {
 	struct th t;
@@ -846,6 +875,7 @@ int main(void)
 		cmocka_unit_test(test_secure_port),
 		cmocka_unit_test(test_subdir_export_and_mount_procs),
 		cmocka_unit_test(test_mount_path_with_nul),
+		cmocka_unit_test(test_mount_path_longest),
 		cmocka_unit_test(test_bad_config),
 		cmocka_unit_test(test_set_exports),
 		cmocka_unit_test(test_mnt_snapshot),
