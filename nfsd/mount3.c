@@ -5,7 +5,9 @@
  *   MNT      the path must be an export or a directory below one (as Linux
  *            mountd allows); the export's first rule matching the caller
  *            decides (no rule, or a privileged port required and not used:
- *            MNT3ERR_ACCES); unknown path MNT3ERR_NOENT.  The reply carries
+ *            MNT3ERR_ACCES); unknown path MNT3ERR_NOENT, and so is an
+ *            export whose directory was removed since the exports were
+ *            set (not a handle stale from the start).  The reply carries
  *            the handle and AUTH_SYS as the flavor.  The mount is recorded
  *            (advisory, memory only).  ".snapshot" and ".snapshot/NAME"
  *            in the volume's root resolve as LOOKUP resolves them, so a
@@ -133,12 +135,25 @@ static mountstat3 walk(const struct nfsd_exp *e, const char *rest,
 		uint64_t snap = ob->o.snap;
 		rc = wafl_lookup(e->vol, &root, &ob->o, comp, &ob->o, &a, &da);
 		ob->o.snap = snap;
-		if (rc == -ENOENT)
+		/* ESTALE: a directory on the way (the export's own, resolved
+		 * when the exports were set) was removed since. */
+		if (rc == -ENOENT || rc == -ESTALE)
 			return MNT3ERR_NOENT;
 		if (rc != 0)
 			return MNT3ERR_IO;
 		if (a.type != WAFL_DIR)
 			return MNT3ERR_NOTDIR;
+	}
+	if (!ob->snapdir && ob->o.ino == e->root.ino &&
+	    ob->o.snap == e->root.snap) {
+		/* Nothing looked up: the export's directory must still be
+		 * there, or the client gets a handle stale from the start. */
+		struct wafl_attr a;
+		int rc = wafl_getattr(e->vol, &ob->o, &a);
+		if (rc == -ENOENT || rc == -ESTALE)
+			return MNT3ERR_NOENT;
+		if (rc != 0)
+			return MNT3ERR_IO;
 	}
 	return MNT3_OK;
 }

@@ -521,6 +521,41 @@ static void test_mount_path_longest(void **state)
 	th_stop(&t);
 }
 
+/*
+ * A subdirectory export whose directory was removed after the server
+ * started: MNT of it, or of a path below it, is MNT3ERR_NOENT, not a
+ * handle that is stale from the start nor MNT3ERR_IO.
+ */
+static void test_mount_removed_export_dir(void **state)
+{
+	struct th t;
+	struct th_fh h;
+	struct wafl_cred rc = { 0 };
+	struct wafl_obj vr, d, d2;
+	struct wafl_attr at;
+	struct wafl_dirwcc dw;
+	struct wafl_sattr s = { .set_mode = true, .mode = 0755 };
+
+	th_config(&t);
+	assert_int_equal(wafl_root(t.fs->v, &vr), 0);
+	assert_int_equal(wafl_mkdir(t.fs->v, &rc, &vr, "sub", &s, &d, &at, &dw),
+	    0);
+	assert_int_equal(wafl_mkdir(t.fs->v, &rc, &d, "deeper", &s, &d2, &at,
+	    &dw), 0);
+	t.exp[0].path = "/vol/vol0/sub";
+	th_serve(&t);
+	int fd = th_tcp(t.mnt_port, 0);
+	assert_int_equal(th_mnt(fd, "/vol/vol0/sub/deeper", &h), 0);
+	assert_int_equal(wafl_rmdir(t.fs->v, &rc, &d, "deeper", &dw), 0);
+	assert_int_equal(th_mnt(fd, "/vol/vol0/sub/deeper", &h), 2);
+	assert_int_equal(wafl_rmdir(t.fs->v, &rc, &vr, "sub", &dw), 0);
+	assert_int_equal(th_mnt(fd, "/vol/vol0/sub", &h), 2);
+	assert_int_equal(th_mnt(fd, "/vol/vol0/sub/deeper", &h), 2);
+	assert_int_equal(th_mnt(fd, "/vol/vol0/sub/", &h), 2);
+	close(fd);
+	th_stop(&t);
+}
+
 static void test_bad_config(void **state)
 {
 	struct th t;
@@ -876,6 +911,7 @@ int main(void)
 		cmocka_unit_test(test_subdir_export_and_mount_procs),
 		cmocka_unit_test(test_mount_path_with_nul),
 		cmocka_unit_test(test_mount_path_longest),
+		cmocka_unit_test(test_mount_removed_export_dir),
 		cmocka_unit_test(test_bad_config),
 		cmocka_unit_test(test_set_exports),
 		cmocka_unit_test(test_mnt_snapshot),
