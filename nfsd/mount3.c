@@ -15,7 +15,8 @@
  *   DUMP     the recorded mounts; UMNT / UMNTALL forget them.
  *   EXPORT   every export with its client specs as groups.
  *   A denied client learns nothing beyond MNT3ERR_ACCES.
- *   A path (MNT, UMNT) holding a NUL byte is GARBAGE_ARGS.
+ *   A path (MNT, UMNT) holding a NUL byte is GARBAGE_ARGS.  A path is
+ *   logged with the bytes outside printable ASCII escaped (log_path).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -50,6 +51,39 @@ static bool_t mnt_xdr_dirpath(XDR *x, dirpath *p)
 	if (!xdr_dirpath(x, p))
 		return FALSE;
 	return *p != NULL && strlen(*p) == len;
+}
+
+/*
+ * path as it may go into a log line: it comes from a client (one refused,
+ * perhaps), so a byte outside printable ASCII, or a backslash, is written
+ * \xNN, and the result is cut with "..." to fit out (len >= 8).  Written
+ * as it came, a newline would forge log lines and an escape sequence
+ * drive the terminal of whoever reads them.
+ */
+static void log_path(const char *path, char *out, size_t len)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t o = 0;
+
+	ASSERT(len >= 8);
+	for (const unsigned char *p = (const unsigned char *)path;
+	    *p != '\0'; p++) {
+		bool plain = *p >= 0x20 && *p < 0x7f && *p != '\\';
+		if (o + (plain ? 1 : 4) + 4 > len) {	/* "..." and NUL */
+			memcpy(out + o, "...", 3);
+			o += 3;
+			break;
+		}
+		if (plain) {
+			out[o++] = (char)*p;
+		} else {
+			out[o++] = '\\';
+			out[o++] = 'x';
+			out[o++] = hex[*p >> 4];
+			out[o++] = hex[*p & 15];
+		}
+	}
+	out[o] = '\0';
 }
 
 static void peer_host(const struct nfsd_req *r, char *out, size_t len)
@@ -211,7 +245,7 @@ static enum nfsd_disp mnt_mnt(struct nfsd_req *r, void *a, void *s)
 	const char *path = *(dirpath *)a;
 	mountres3 *res = s;
 	const char *rest;
-	char host[64];
+	char host[64], shown[512];
 	struct nfsd_obj ob = { 0 };
 	const struct nfsd_exp *e = find_export(r->srv, path, &rest);
 
@@ -230,15 +264,18 @@ static enum nfsd_disp mnt_mnt(struct nfsd_req *r, void *a, void *s)
 		static _Atomic uint64_t logged_ns;
 		uint64_t now = fl_now_mono_ns(), was = atomic_load(&logged_ns);
 		if ((was == 0 || now - was > 60000000000ull) &&
-		    atomic_compare_exchange_strong(&logged_ns, &was, now))
+		    atomic_compare_exchange_strong(&logged_ns, &was, now)) {
+			log_path(path, shown, sizeof(shown));
 			fl_log(FL_LOG_INFO, "nfsd", "mount of %s by %s: its "
 			    "host name is not known yet; the request is "
-			    "dropped, the client retries", path, host);
+			    "dropped, the client retries", shown, host);
+		}
 		return NFSD_DROP;
 	}
 	if (rule == NULL || !nfsd_rule_port_ok(rule, &r->peer)) {
+		log_path(path, shown, sizeof(shown));
 		fl_log(FL_LOG_INFO, "nfsd", "refused mount of %s by %s%s",
-		    path, host, rule != NULL ? " (insecure port)" : "");
+		    shown, host, rule != NULL ? " (insecure port)" : "");
 		res->fhs_status = MNT3ERR_ACCES;
 		return NFSD_REPLY;
 	}

@@ -18,6 +18,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "common/log.h"
 #include "common/util.h"
 #include "tests/lib/tl_port.h"
 #include "tests/nfsd/th_nfs.h"
@@ -556,6 +557,51 @@ static void test_mount_removed_export_dir(void **state)
 	th_stop(&t);
 }
 
+static pthread_mutex_t refused_mu = PTHREAD_MUTEX_INITIALIZER;
+static char refused_msg[2048];
+
+static void refused_hook(void *arg, enum fl_log_level level,
+    const char *subsys, const char *msg)
+{
+	if (strstr(msg, "refused mount") == NULL)
+		return;
+	pthread_mutex_lock(&refused_mu);
+	snprintf(refused_msg, sizeof(refused_msg), "%s", msg);
+	pthread_mutex_unlock(&refused_mu);
+}
+
+/*
+ * The path of a refused MNT comes from a client nobody admitted: it goes
+ * into the log with its control bytes (and others outside printable
+ * ASCII) escaped, so it cannot forge log lines or drive a terminal.
+ */
+static void test_mount_refused_path_logged(void **state)
+{
+	struct th t;
+	struct nfsd_client_rule net10 = { .client = "10.0.0.0/8",
+	    .flags = NFSD_RW | NFSD_INSECURE };
+	static const char evil[] = "/vol/vol0/a\n2026-12-05T00:00:00.000Z "
+	    "nfsd   ERROR forged\x1b[2J\\x\xff";
+	uint32_t st = 99;
+
+	start_with(&t, &net10, 1);
+	int fd = th_tcp(t.mnt_port, 0);
+	refused_msg[0] = '\0';
+	fl_log_set_hook(refused_hook, NULL, FL_LOG_INFO);
+	assert_int_equal(mnt_raw(fd, 1, evil, sizeof(evil) - 1, &st), 0);
+	assert_int_equal(st, 13);
+	fl_log_set_hook(NULL, NULL, FL_LOG_ERR);
+	pthread_mutex_lock(&refused_mu);
+	assert_non_null(strstr(refused_msg, "refused mount of /vol/vol0/a"
+	    "\\x0a2026-12-05T00:00:00.000Z nfsd   ERROR forged\\x1b[2J"
+	    "\\x5cx\\xff by 127.0.0.1"));
+	for (const char *p = refused_msg; *p != '\0'; p++)
+		assert_true(*p >= 0x20 && *p < 0x7f);
+	pthread_mutex_unlock(&refused_mu);
+	close(fd);
+	th_stop(&t);
+}
+
 static void test_bad_config(void **state)
 {
 	struct th t;
@@ -912,6 +958,7 @@ int main(void)
 		cmocka_unit_test(test_mount_path_with_nul),
 		cmocka_unit_test(test_mount_path_longest),
 		cmocka_unit_test(test_mount_removed_export_dir),
+		cmocka_unit_test(test_mount_refused_path_logged),
 		cmocka_unit_test(test_bad_config),
 		cmocka_unit_test(test_set_exports),
 		cmocka_unit_test(test_mnt_snapshot),
