@@ -140,6 +140,21 @@ static bool demo_exited(struct demo *d)
 	return true;
 }
 
+/* Wait until the script exited and everything it printed was read; its
+ * exit status, or -1 if that did not happen in ms. */
+static int demo_wait_exit(struct demo *d, long ms)
+{
+	for (long waited = 0; waited < ms; waited += 50) {
+		pthread_mutex_lock(&d->mu);
+		bool eof = d->eof;
+		pthread_mutex_unlock(&d->mu);
+		if (demo_exited(d) && eof)
+			return d->status;
+		ta_sleep_ms(50);
+	}
+	return -1;
+}
+
 /* Wait until the output holds marker; false if the script exits first or
  * the time runs out (the output is printed for the failure). */
 static bool demo_wait_for(struct demo *d, const char *marker, long ms)
@@ -153,7 +168,7 @@ static bool demo_wait_for(struct demo *d, const char *marker, long ms)
 			return true;
 		}
 		if (demo_exited(d)) {
-			ta_sleep_ms(100);	/* its last output */
+			(void)demo_wait_exit(d, 5000);	/* its last output */
 			free(s);
 			s = demo_output(d);
 			found = strstr(s, marker) != NULL;
@@ -172,17 +187,11 @@ static bool demo_wait_for(struct demo *d, const char *marker, long ms)
 	return false;
 }
 
-/* Ctrl-C: SIGINT to the process group; the script's exit status, or -1
- * if it did not exit in time. */
+/* Ctrl-C: SIGINT to the process group; as demo_wait_exit. */
 static int demo_interrupt(struct demo *d)
 {
 	(void)kill(-d->pid, SIGINT);
-	for (long waited = 0; waited < STOP_TIMEOUT_MS; waited += 50) {
-		if (demo_exited(d))
-			return d->status;
-		ta_sleep_ms(50);
-	}
-	return -1;
+	return demo_wait_exit(d, STOP_TIMEOUT_MS);
 }
 
 /* Kill what is left, collect the reader, free.  Safe to call twice. */
@@ -444,10 +453,7 @@ static void test_make_run(void **state)
 		struct demo d2;
 
 		demo_start(&d2, "admin/demo.sh", home, NULL);
-		for (int i = 0; i < 600 && !demo_exited(&d2); i++)
-			ta_sleep_ms(50);
-		assert_int_equal(d2.status, 1);
-		ta_sleep_ms(100);
+		assert_int_equal(demo_wait_exit(&d2, 30000), 1);
 		char *o2 = demo_output(&d2);
 		assert_non_null(strstr(o2, "already runs"));
 		free(o2);
@@ -457,7 +463,6 @@ static void test_make_run(void **state)
 
 	/* Ctrl-C: a clean stop. */
 	assert_int_equal(demo_interrupt(&fx->d), 0);
-	ta_sleep_ms(100);
 	free(text);
 	text = demo_output(&fx->d);
 	assert_non_null(strstr(text, "filerd stopped"));
@@ -597,7 +602,6 @@ static void test_demo_mirror(void **state)
 
 	/* Ctrl-C stops both. */
 	assert_int_equal(demo_interrupt(&fx->d), 0);
-	ta_sleep_ms(100);
 	free(text);
 	text = demo_output(&fx->d);
 	assert_non_null(strstr(text, "stopping both filerds"));
