@@ -97,6 +97,20 @@ static void wnode_free_locked(struct wafl_vol *v, struct wnode *wn)
 	free(wn);
 }
 
+/*
+ * May an unreferenced wnode leave the cache?  Not while it holds UNSTABLE
+ * data that no durable root has yet: a CP froze it (the wnode is clean),
+ * but until that CP's fsinfo is on disk only wn->unlogged_gen tells
+ * COMMIT to wait for it.  Reloaded from the inode file, the wnode would
+ * say nothing is pending, and COMMIT would acknowledge data a crash then
+ * loses.  Such a wnode goes at a later release or trim.
+ */
+static bool wnode_evictable(const struct wnode *wn)
+{
+	return wn->refs == 0 && wn->unlogged_gen <=
+	    __atomic_load_n(&wn->vol->durable_gen, __ATOMIC_ACQUIRE);
+}
+
 void wnode_put(struct wnode *wn)
 {
 	struct wafl_vol *v = wn->vol;
@@ -106,13 +120,14 @@ void wnode_put(struct wnode *wn)
 	if (--wn->refs == 0) {
 		/* Only clean wnodes reach zero: the dirty list holds a ref. */
 		ASSERT(!wn->dirty && wn->dbufs.count == 0);
-		if (v->nwnodes > 65536)
+		if (v->nwnodes > 65536 && wnode_evictable(wn))
 			wnode_free_locked(v, wn);
 	}
 	pthread_mutex_unlock(&v->icache_lock);
 }
 
-/* Drop unreferenced clean wnodes (after a CP, or to bound memory). */
+/* Drop unreferenced clean wnodes (after a CP, or to bound memory); all:
+ * those with UNSTABLE data not yet durable too. */
 void wnode_trim(struct wafl_vol *v, bool all)
 {
 	pthread_mutex_lock(&v->icache_lock);
@@ -120,7 +135,8 @@ void wnode_trim(struct wafl_vol *v, bool all)
 		struct wnode *wn = v->ihash[i];
 		while (wn != NULL) {
 			struct wnode *next = wn->hnext;
-			if (wn->refs == 0 && (all || v->nwnodes > 65536))
+			if (wn->refs == 0 && (all || (v->nwnodes > 65536 &&
+			    wnode_evictable(wn))))
 				wnode_free_locked(v, wn);
 			wn = next;
 		}

@@ -28,6 +28,11 @@
  *   iteration's operations, CPs, and every few iterations a clean remount
  *   compared exactly).
  *
+ * COMMIT AND THE INODE CACHE
+ *   A CP stopped in its write-out (its observer) while the file whose
+ *   UNSTABLE data it carries leaves the inode cache: a COMMIT that returns
+ *   meanwhile must not lose that data to a power cut.
+ *
  * FAILURE LATCH (STYLE.md 10)
  *   A failed NVLOG flush, a failed NVLOG append and a failed CP (raid writes
  *   refused on every disk) each latch the volume: writes get -EROFS (sync
@@ -694,6 +699,206 @@ static void test_latch_cp(void **state)
 	latch_teardown(&l);
 }
 
+/* ------------------------------------------------------- CP gate */
+
+/* Stops CP `gen` in its write-out (the observer's first run) until
+ * released: the CP's blocks are not on disk, its fsinfo is not written. */
+struct cp_gate {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	uint64_t gen;
+	bool stopped, go;
+};
+
+static void gate_blocks(void *arg, uint64_t gen, uint64_t vbn, uint32_t n,
+    const uint8_t *const *blocks, const struct wafl_cp_blkinfo *info)
+{
+	struct cp_gate *g = arg;
+
+	(void)vbn;
+	(void)n;
+	(void)blocks;
+	(void)info;
+	pthread_mutex_lock(&g->lock);
+	if (gen == g->gen && !g->stopped) {
+		g->stopped = true;
+		pthread_cond_broadcast(&g->cond);
+		while (!g->go)
+			pthread_cond_wait(&g->cond, &g->lock);
+	}
+	pthread_mutex_unlock(&g->lock);
+}
+
+struct sync_job {
+	wafl_vol_t *v;
+	int rc;
+};
+
+static void *sync_main(void *arg)
+{
+	struct sync_job *j = arg;
+
+	j->rc = wafl_sync(j->v);
+	return NULL;
+}
+
+/* Start a CP of the open generation and wait until it stops. */
+static void gate_cp(struct cp_gate *g, wafl_vol_t *v, struct sync_job *j,
+    pthread_t *th)
+{
+	static struct wafl_cp_observer obs;
+
+	pthread_mutex_init(&g->lock, NULL);
+	pthread_cond_init(&g->cond, NULL);
+	g->gen = open_gen(v);
+	g->stopped = g->go = false;
+	obs = (struct wafl_cp_observer){ g, gate_blocks, NULL };
+	wafl_set_observer(v, &obs);
+	j->v = v;
+	assert_int_equal(pthread_create(th, NULL, sync_main, j), 0);
+	pthread_mutex_lock(&g->lock);
+	while (!g->stopped)
+		pthread_cond_wait(&g->cond, &g->lock);
+	pthread_mutex_unlock(&g->lock);
+}
+
+static void gate_release(struct cp_gate *g)
+{
+	pthread_mutex_lock(&g->lock);
+	g->go = true;
+	pthread_cond_broadcast(&g->cond);
+	pthread_mutex_unlock(&g->lock);
+}
+
+static void wr_sync(wafl_vol_t *v, const struct wafl_obj *o, uint64_t off,
+    const void *buf, uint32_t len, enum wafl_stable how)
+{
+	enum wafl_stable got;
+
+	assert_int_equal(wafl_write(v, &root_cred, o, off, len, buf, how, &got,
+	    NULL, NULL), 0);
+}
+
+static void expect_data(wafl_vol_t *v, const struct wafl_obj *o, uint64_t off,
+    const uint8_t *want, uint32_t len, const char *what)
+{
+	uint8_t *buf = calloc(1, len);
+	uint32_t got = 0;
+	bool eof;
+
+	assert_non_null(buf);
+	assert_int_equal(wafl_read(v, &root_cred, o, off, len, buf, &got, &eof,
+	    NULL), 0);
+	if (got != len || memcmp(buf, want, len) != 0)
+		fail_msg("%s: %u bytes at %" PRIu64 " read back %s", what, len,
+		    off, got != len ? "short" : "different");
+	free(buf);
+}
+
+/* --------------------------------------------- COMMIT of an evicted inode */
+
+struct commit_job {
+	wafl_vol_t *v;
+	struct wafl_obj o;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool done;
+	int rc;
+};
+
+static void *commit_main(void *arg)
+{
+	struct commit_job *j = arg;
+	int rc = wafl_commit(j->v, &j->o, NULL);
+
+	pthread_mutex_lock(&j->lock);
+	j->rc = rc;
+	j->done = true;
+	pthread_cond_broadcast(&j->cond);
+	pthread_mutex_unlock(&j->lock);
+	return NULL;
+}
+
+/*
+ * UNSTABLE data is durable once COMMIT returns, even when the file's
+ * in-memory inode left the inode cache after the CP carrying the data
+ * froze and before that CP is on disk: a volume that has touched more
+ * inodes than the cache keeps drops a clean, unreferenced one at its last
+ * release.  The CP here stops in its write-out; GETATTRs of 65536 inode
+ * numbers fill the cache, a CREATE (its inode dirty, so held) takes it
+ * past the bound, and a GETATTR of the file drops its inode.  A COMMIT
+ * that returns while the CP is stopped must have nothing to lose: the
+ * power is cut there, and the data must be on disk after the restart.
+ */
+static void test_commit_after_inode_evicted(void **state)
+{
+	static uint8_t data[64 * 1024];
+	struct tl_fs *f = tl_fs_create(4, 1, 16384, true);
+	struct cp_gate g;
+	struct sync_job sj;
+	struct commit_job cj = { .lock = PTHREAD_MUTEX_INITIALIZER,
+	    .cond = PTHREAD_COND_INITIALIZER };
+	struct wafl_obj root, o, other;
+	struct wafl_attr a;
+	pthread_t sth, cth;
+
+	(void)state;
+	scratch_note(f);
+	f->mo.crash_sim = true;
+	tl_fs_remount(f);
+	assert_int_equal(wafl_root(f->v, &root), 0);
+	assert_int_equal(wafl_create(f->v, &root_cred, &root, "f",
+	    WAFL_GUARDED, NULL, 0, &o, &a, NULL), 0);
+	assert_int_equal(wafl_sync(f->v), 0);
+	tl_fill_pattern(data, sizeof(data), 11);
+	wr_sync(f->v, &o, 0, data, sizeof(data), WAFL_UNSTABLE);
+
+	gate_cp(&g, f->v, &sj, &sth);
+	for (uint64_t i = 0; i < 65536; i++) {
+		struct wafl_obj stale = { (1ull << 20) + i, 1, 0 };
+		assert_int_equal(wafl_getattr(f->v, &stale, &a), -ESTALE);
+	}
+	assert_int_equal(wafl_create(f->v, &root_cred, &root, "other",
+	    WAFL_GUARDED, NULL, 0, &other, &a, NULL), 0);
+	assert_int_equal(wafl_getattr(f->v, &o, &a), 0);
+
+	cj.v = f->v;
+	cj.o = o;
+	assert_int_equal(pthread_create(&cth, NULL, commit_main, &cj), 0);
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += 1;		/* an early answer comes at once */
+	pthread_mutex_lock(&cj.lock);
+	while (!cj.done)
+		if (pthread_cond_timedwait(&cj.cond, &cj.lock, &ts) != 0)
+			break;
+	bool early = cj.done;
+	pthread_mutex_unlock(&cj.lock);
+	if (early) {
+		/* COMMIT answered with the CP still stopped: power cut. */
+		assert_int_equal(cj.rc, 0);
+		assert_int_equal(wafl_crash(f->v, 1), 0);
+		gate_release(&g);
+		pthread_join(sth, NULL);
+		pthread_join(cth, NULL);
+	} else {
+		gate_release(&g);
+		pthread_join(sth, NULL);
+		pthread_join(cth, NULL);
+		assert_int_equal(sj.rc, 0);
+		assert_int_equal(cj.rc, 0);
+		assert_int_equal(wafl_crash(f->v, 1), 0);
+	}
+	wafl_abandon(f->v);
+	f->v = NULL;
+	tl_fs_reopen_raid(f);
+	tl_fs_mount(f);
+	expect_data(f->v, &o, 0, data, sizeof(data), "committed data");
+	check_clean(f, "COMMIT and a crash", 0);
+	scratch_note(NULL);
+	tl_fs_destroy(f);
+}
+
 int main(void)
 {
 	/* Power cuts are simulated in-process (NVLOG crash_sim, raid's fault
@@ -706,6 +911,8 @@ int main(void)
 		cmocka_unit_test_teardown(test_latch_log_flush, scratch_teardown),
 		cmocka_unit_test_teardown(test_latch_log_append, scratch_teardown),
 		cmocka_unit_test_teardown(test_latch_cp, scratch_teardown),
+		cmocka_unit_test_teardown(test_commit_after_inode_evicted,
+		    scratch_teardown),
 		cmocka_unit_test_teardown(test_crash_loop, scratch_teardown),
 	};
 
