@@ -448,7 +448,19 @@ int wafl_mount(raid_vol_t *raid, const struct wafl_mount_opts *o,
 		v->log = lg;
 		if (rc != 0)
 			goto fail;
-		/* Make what was replayed durable before reusing the log. */
+		/*
+		 * Make what was replayed durable before reusing the log.  Its
+		 * fsinfo goes to slot gen % 2, which must not be the slot of
+		 * the root just mounted: with records of two generations past
+		 * it (a crash in CP n + 1's write-out) the newest is n + 2,
+		 * and a write torn there would leave fsinfo n - 1, whose
+		 * successor's records the log no longer holds.  One
+		 * generation more puts it over the older root instead, and a
+		 * torn write leaves this root and this log to replay again.
+		 */
+		if (v->open_gen % WAFL_FSINFO_SLOTS ==
+		    v->fsi.gen % WAFL_FSINFO_SLOTS)
+			v->open_gen++;
 		rc = cp_run(v);
 		if (rc == 0)
 			rc = nvlog_start(v->log);

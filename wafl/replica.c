@@ -290,8 +290,9 @@ int wafl_hold_newest(wafl_vol_t *v, uint64_t base, uint64_t *gen)
 		pthread_mutex_lock(&v->cp_serial);
 		cp_lock_excl(v);
 		/* Generations can skip (the CP after an NVLOG replay takes
-		 * the records' newest), so the one before the newest may
-		 * not exist: the newest ring root at an odd distance. */
+		 * the records' newest, or one more), so the one before the
+		 * newest may not exist: the newest ring root at an odd
+		 * distance. */
 		uint64_t g = 0;
 		for (unsigned i = 0; i < v->fsi.ring_len && g == 0; i++) {
 			uint64_t r = v->fsi.ring[i].gen;

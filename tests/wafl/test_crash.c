@@ -33,6 +33,11 @@
  *   UNSTABLE data it carries leaves the inode cache: a COMMIT that returns
  *   meanwhile must not lose that data to a power cut.
  *
+ * THE CP AFTER A REPLAY
+ *   A crash in a CP's write-out with operations of the next generation
+ *   logged, the replay, and its CP's fsinfo write torn: the next mount
+ *   still holds every acknowledged write.
+ *
  * FAILURE LATCH (STYLE.md 10)
  *   A failed NVLOG flush, a failed NVLOG append and a failed CP (raid writes
  *   refused on every disk) each latch the volume: writes get -EROFS (sync
@@ -899,6 +904,113 @@ static void test_commit_after_inode_evicted(void **state)
 	tl_fs_destroy(f);
 }
 
+/* ------------------------------------------- the CP after a replay, torn */
+
+static uint8_t *slurp(const char *path, size_t *len)
+{
+	FILE *fp = fopen(path, "rb");
+	uint8_t *buf;
+
+	assert_non_null(fp);
+	fseek(fp, 0, SEEK_END);
+	*len = (size_t)ftell(fp);
+	fseek(fp, 0, SEEK_SET);
+	buf = malloc(*len ? *len : 1);
+	assert_non_null(buf);
+	assert_int_equal(fread(buf, 1, *len, fp), *len);
+	fclose(fp);
+	return buf;
+}
+
+static void spill(const char *path, const uint8_t *buf, size_t len)
+{
+	FILE *fp = fopen(path, "wb");
+
+	assert_non_null(fp);
+	assert_int_equal(fwrite(buf, 1, len, fp), len);
+	fclose(fp);
+}
+
+/*
+ * A crash during CP n+1's write-out, with operations of n+2 logged, leaves
+ * fsinfo n and records of n+1 and n+2 (those of n are gone: their half
+ * was released at fsinfo n and n+2 writes over it).  The CP after the
+ * replay carries the records' newest generation; if that is n+2, its
+ * fsinfo goes to slot n % 2, over the root just mounted, and a power cut
+ * that tears it leaves the other slot, fsinfo n-1, whose successor's
+ * records are no longer in the log: the acknowledged writes of n are
+ * lost.  Here the replay mount runs, then the disks are put in the state
+ * a cut during its fsinfo write leaves (that slot torn, the log as it was
+ * before it restarted), and the next mount must still hold every write.
+ */
+static void test_replay_cp_torn_root(void **state)
+{
+	static uint8_t wa[4096], wb[4096], wc[4096];
+	struct tl_fs *f = tl_fs_create(4, 1, 16384, true);
+	struct cp_gate g;
+	struct sync_job sj;
+	struct wafl_obj root, o;
+	struct wafl_attr a;
+	pthread_t sth;
+	uint8_t *old = malloc(2 * 4096), *cur = malloc(4096);
+
+	(void)state;
+	scratch_note(f);
+	f->mo.crash_sim = true;
+	tl_fs_remount(f);
+	tl_fill_pattern(wa, sizeof(wa), 1);
+	tl_fill_pattern(wb, sizeof(wb), 2);
+	tl_fill_pattern(wc, sizeof(wc), 3);
+	assert_int_equal(wafl_root(f->v, &root), 0);
+	assert_int_equal(wafl_create(f->v, &root_cred, &root, "f",
+	    WAFL_GUARDED, NULL, 0, &o, &a, NULL), 0);
+	assert_int_equal(wafl_sync(f->v), 0);
+	wr_sync(f->v, &o, 0, wa, sizeof(wa), WAFL_FILE_SYNC);	/* gen n */
+	assert_int_equal(wafl_sync(f->v), 0);
+	uint64_t n = wafl_generation(f->v);
+	wr_sync(f->v, &o, 4096, wb, sizeof(wb), WAFL_FILE_SYNC); /* n + 1 */
+	gate_cp(&g, f->v, &sj, &sth);
+	assert_int_equal(g.gen, n + 1);
+	wr_sync(f->v, &o, 8192, wc, sizeof(wc), WAFL_FILE_SYNC); /* n + 2 */
+	assert_int_equal(wafl_crash(f->v, 1), 0);
+	gate_release(&g);
+	pthread_join(sth, NULL);
+	wafl_abandon(f->v);
+	f->v = NULL;
+	tl_fs_reopen_raid(f);
+	assert_int_equal(raid_read(f->raid, 0, 2, old), 0);
+	size_t loglen;
+	uint8_t *log = slurp(f->logpath, &loglen);
+
+	/* The replay and its CP. */
+	tl_fs_mount(f);
+	uint64_t rg = wafl_generation(f->v);
+	assert_true(rg > n);
+	wafl_abandon(f->v);
+	f->v = NULL;
+	tl_fs_reopen_raid(f);
+
+	/* Its fsinfo write torn: the first half of the slot new, the rest
+	 * as before; the log not restarted yet. */
+	uint64_t slot = rg % 2;
+	assert_int_equal(raid_read(f->raid, slot, 1, cur), 0);
+	memcpy(cur + 2048, old + slot * 4096 + 2048, 2048);
+	assert_int_equal(raid_write(f->raid, slot, 1, cur), 0);
+	assert_int_equal(raid_flush(f->raid), 0);
+	spill(f->logpath, log, loglen);
+
+	assert_int_equal(wafl_mount(f->raid, &f->mo, &f->v), 0);
+	expect_data(f->v, &o, 0, wa, sizeof(wa), "write of generation n");
+	expect_data(f->v, &o, 4096, wb, sizeof(wb), "write of n + 1");
+	expect_data(f->v, &o, 8192, wc, sizeof(wc), "write of n + 2");
+	check_clean(f, "a torn root after replay", 0);
+	free(log);
+	free(old);
+	free(cur);
+	scratch_note(NULL);
+	tl_fs_destroy(f);
+}
+
 int main(void)
 {
 	/* Power cuts are simulated in-process (NVLOG crash_sim, raid's fault
@@ -912,6 +1024,8 @@ int main(void)
 		cmocka_unit_test_teardown(test_latch_log_append, scratch_teardown),
 		cmocka_unit_test_teardown(test_latch_cp, scratch_teardown),
 		cmocka_unit_test_teardown(test_commit_after_inode_evicted,
+		    scratch_teardown),
+		cmocka_unit_test_teardown(test_replay_cp_torn_root,
 		    scratch_teardown),
 		cmocka_unit_test_teardown(test_crash_loop, scratch_teardown),
 	};
