@@ -1,7 +1,9 @@
 /*
  * tests/wafl/test_ops.c: the operation layer of wafl.h (objects onward):
  * every namespace and data operation's success and error paths, data read
- * back dirty, after a CP and after remount, permissions, READDIR cookies,
+ * back dirty, after a CP and after remount, truncation inside a block and
+ * extension (zeros, also after replay), writes at each tree height's
+ * boundaries up to the largest file, permissions, READDIR cookies,
  * NVLOG replay after a simulated crash (wafl_abandon: no final CP) with the
  * same inode numbers, generations and cookies, ENOSPC and recovery by
  * removal, and concurrent operations under the CP thread.  wafl_check runs
@@ -2240,6 +2242,137 @@ static void test_deferred_durability(void **state)
 	check_clean(f);
 }
 
+/* ------------------------------------------- sizes, holes, tree heights */
+
+static void set_size(struct fx *f, const struct wafl_obj *o, uint64_t size)
+{
+	struct wafl_sattr sa = { .set_size = true, .size = size };
+	struct wafl_attr a;
+
+	assert_int_equal(wafl_setattr(f->v, &ROOT, o, &sa, NULL, NULL, &a), 0);
+	assert_int_equal(a.size, size);
+}
+
+/* Where a step's effect must still be seen: in memory (0), after a CP
+ * (1), after a crash and the NVLOG replay (2), after a remount (3). */
+static void after_step(struct fx *f, int where)
+{
+	if (where == 1)
+		assert_int_equal(wafl_sync(f->v), 0);
+	else if (where == 2)
+		crash_remount(f);
+	else if (where == 3)
+		remount(f);
+}
+
+/*
+ * A truncation inside a block zeroes the rest of it, so a later extension
+ * (SETATTR or a write past EOF) reads zeros there; likewise after a
+ * truncation to 0.  Each step is looked at in memory, after a CP, after a
+ * crash and replay and after a remount, in every combination.
+ */
+static void test_truncate_then_extend(void **state)
+{
+	struct fx *f = *state;
+	static uint8_t d[3 * 4096], z[3 * 4096], want[3 * 4096];
+
+	pattern(d, sizeof(d), 3);
+	memcpy(want, d, 5000);
+	for (int w1 = 0; w1 < 4; w1++) {
+		for (int w2 = 0; w2 < 4; w2++) {
+			char name[32];
+			snprintf(name, sizeof(name), "t%d%d", w1, w2);
+			struct wafl_obj o = mk_file(f, &ROOT, &f->root, name,
+			    0644);
+			wr(f, &o, 0, d, sizeof(d), WAFL_FILE_SYNC);
+			after_step(f, w1);
+			set_size(f, &o, 5000);
+			after_step(f, w2);
+			set_size(f, &o, sizeof(d));
+			rd_check(f, &o, 0, want, sizeof(want));
+			crash_remount(f);
+			rd_check(f, &o, 0, want, sizeof(want));
+			set_size(f, &o, 0);
+			after_step(f, w1);
+			set_size(f, &o, 9000);
+			rd_check(f, &o, 0, z, 9000);
+			after_step(f, w2);
+			wr(f, &o, 8000, "x", 1, WAFL_FILE_SYNC);
+			crash_remount(f);
+			rd_check(f, &o, 0, z, 8000);
+			rd_check(f, &o, 8000, "x", 1);
+			rd_check(f, &o, 8001, z, 999);
+		}
+	}
+}
+
+/*
+ * Writes at the last and first blocks of each tree height (12 blocks in
+ * the inode, then x 128 per level) up to the largest file (2^48 bytes),
+ * which grow the tree by one or more levels at once; the same offsets
+ * again as sizes after the file shrank to 5000 bytes (the tree keeps its
+ * height), where only zeros may be read; 0-byte writes far past EOF
+ * change nothing; EFBIG past the limit.
+ */
+static void test_height_boundaries(void **state)
+{
+	struct fx *f = *state;
+	static const uint64_t B = 4096;
+	static const uint64_t offs[] = {
+		B * 11, B * 12 - 1, B * 12, B * 12 * 128 - 1, B * 12 * 128,
+		B * 12 * 128 * 128 - 3, B * 12 * 128 * 128,
+		B * 12 * 128 * 128 * 128,
+		B * 12 * 128 * 128 * 128 * 128 - B,
+		(1ull << 48) - B, (1ull << 48) - 1,
+	};
+	static uint8_t blk[4096], z[8192];
+	enum wafl_stable got;
+
+	pattern(blk, sizeof(blk), 9);
+	for (int where = 0; where < 4; where++) {
+		char name[32];
+		snprintf(name, sizeof(name), "h%d", where);
+		struct wafl_obj o = mk_file(f, &ROOT, &f->root, name, 0644);
+		wr(f, &o, 0, blk, 100, WAFL_FILE_SYNC);
+		for (size_t i = 0; i < FL_ARRAY_SIZE(offs); i++) {
+			uint32_t len = (uint32_t)FL_MIN(B, (1ull << 48) -
+			    offs[i]);
+			wr(f, &o, offs[i], blk, len, WAFL_FILE_SYNC);
+			after_step(f, where);
+			rd_check(f, &o, offs[i], blk, len);
+			rd_check(f, &o, 0, blk, 100);
+		}
+		assert_int_equal(attr_of(f, &o).size, 1ull << 48);
+		assert_int_equal(wafl_write(f->v, &ROOT, &o, 1ull << 48, 1, blk,
+		    WAFL_FILE_SYNC, &got, NULL, NULL), -EFBIG);
+		assert_int_equal(wafl_write(f->v, &ROOT, &o, (1ull << 48) - 1,
+		    2, blk, WAFL_FILE_SYNC, &got, NULL, NULL), -EFBIG);
+		set_size(f, &o, 5000);
+		assert_int_equal(wafl_write(f->v, &ROOT, &o, 1ull << 40, 0, blk,
+		    WAFL_FILE_SYNC, &got, NULL, NULL), 0);
+		after_step(f, where);
+		assert_int_equal(attr_of(f, &o).size, 5000);
+		rd_check(f, &o, 0, blk, 100);
+		rd_check(f, &o, 100, z, 4900);
+		for (size_t i = 0; i < FL_ARRAY_SIZE(offs); i++) {
+			uint8_t b[16];
+			uint32_t n;
+			bool eof;
+			set_size(f, &o, offs[i]);
+			after_step(f, where);
+			assert_int_equal(wafl_read(f->v, &ROOT, &o, offs[i],
+			    sizeof(b), b, &n, &eof, NULL), 0);
+			assert_int_equal(n, 0);
+			assert_true(eof);
+			if (offs[i] >= B)
+				rd_check(f, &o, offs[i] - B, z, B);
+		}
+		set_size(f, &o, 0);
+		after_step(f, where);
+		check_clean(f);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -2290,6 +2423,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_batch_across_snapshot,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_deferred_durability, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_truncate_then_extend,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_height_boundaries, setup,
 		    teardown),
 	};
 	return cmocka_run_group_tests_name("wafl ops", tests, NULL, NULL);
