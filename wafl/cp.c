@@ -409,7 +409,11 @@ static int cp_freeze(struct cp_ctx *cx, struct wafl_fsinfo *nfsi,
 	rc = bcache_give(v->cache, &rbp, rootbuf);
 	if (rc != 0)
 		goto fail;
+	/* wnode_get reads it under icache_lock, without cp_lock (an
+	 * operation looks its object up before it takes cp_lock). */
+	pthread_mutex_lock(&v->icache_lock);
 	v->ifile = v->ifile_wn->di;
+	pthread_mutex_unlock(&v->icache_lock);
 
 	/* 6. Everyone is clean now; the next generation starts empty. */
 	for (struct wnode *wn = list; wn != NULL;) {

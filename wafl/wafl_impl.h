@@ -155,7 +155,10 @@ struct wafl_vol {
 	pthread_rwlock_t cp_lock;
 	pthread_mutex_t rename_lock;
 	uint64_t open_gen;		/* generation new operations join */
-	struct wafl_dinode ifile;	/* inode 0, as of the last freeze */
+	struct wafl_dinode ifile;	/* inode 0, as of the last freeze;
+					   changed under icache_lock too
+					   (wnode_get reads it without
+					   cp_lock) */
 	uint64_t blocks_used;		/* active bitmap population */
 	uint64_t inodes_used;
 

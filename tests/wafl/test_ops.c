@@ -2242,6 +2242,66 @@ static void test_deferred_durability(void **state)
 	check_clean(f);
 }
 
+/* ------------------------------------------- inode loads during CPs */
+
+struct loader {
+	wafl_vol_t *v;
+	atomic_int stop;
+	uint64_t next;		/* inode numbers never used */
+	uint64_t loads, bad;
+	int last_bad;
+};
+
+static void *loader_main(void *arg)
+{
+	struct loader *l = arg;
+
+	while (!atomic_load(&l->stop)) {
+		struct wafl_obj o = { l->next++, 1, 0 };
+		struct wafl_attr a;
+		int rc = wafl_getattr(l->v, &o, &a);
+		l->loads++;
+		if (rc != -ESTALE) {
+			l->bad++;
+			l->last_bad = rc;
+		}
+	}
+	return NULL;
+}
+
+/*
+ * An operation looks its object up (and loads its inode from the inode
+ * file the last freeze left, v->ifile) before it takes cp_lock, so the
+ * freeze must not change v->ifile under a load: it takes icache_lock, as
+ * rollback and replica advance do.  A thread loads inodes never used
+ * (each GETATTR a new one) while CPs run; every answer is ESTALE.  Built
+ * with -fsanitize=thread, this reports the race on v->ifile without the
+ * lock.
+ */
+static void test_inode_loads_during_cps(void **state)
+{
+	struct fx *f = *state;
+	struct wafl_obj o = mk_file(f, &ROOT, &f->root, "f", 0644);
+	struct loader l = { .v = f->v, .next = 1ull << 20 };
+	uint8_t b[100];
+	pthread_t t;
+
+	atomic_init(&l.stop, 0);
+	pattern(b, sizeof(b), 4);
+	assert_int_equal(pthread_create(&t, NULL, loader_main, &l), 0);
+	for (int k = 0; k < 50; k++) {
+		b[0] = (uint8_t)k;
+		wr(f, &o, (uint64_t)k * 4096, b, sizeof(b), WAFL_UNSTABLE);
+		assert_int_equal(wafl_sync(f->v), 0);
+	}
+	atomic_store(&l.stop, 1);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	if (l.bad != 0)
+		fail_msg("%llu of %llu inode loads failed, the last with %d",
+		    (unsigned long long)l.bad, (unsigned long long)l.loads,
+		    l.last_bad);
+}
+
 /* ------------------------------------------- sizes, holes, tree heights */
 
 static void set_size(struct fx *f, const struct wafl_obj *o, uint64_t size)
@@ -2424,6 +2484,8 @@ int main(void)
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_deferred_durability, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_inode_loads_during_cps,
+		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_truncate_then_extend,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_height_boundaries, setup,
