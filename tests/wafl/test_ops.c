@@ -2,8 +2,9 @@
  * tests/wafl/test_ops.c: the operation layer of wafl.h (objects onward):
  * every namespace and data operation's success and error paths, data read
  * back dirty, after a CP and after remount, truncation inside a block and
- * extension (zeros, also after replay), writes at each tree height's
- * boundaries up to the largest file, permissions, READDIR cookies,
+ * extension (zeros, also after replay), a snapshot between a truncation
+ * and a write, writes at each tree height's boundaries up to the largest
+ * file, permissions, READDIR cookies,
  * NVLOG replay after a simulated crash (wafl_abandon: no final CP) with the
  * same inode numbers, generations and cookies, ENOSPC and recovery by
  * removal, and concurrent operations under the CP thread.  wafl_check runs
@@ -2367,6 +2368,44 @@ static void test_truncate_then_extend(void **state)
 }
 
 /*
+ * A snapshot taken between a truncation inside a block and a write past
+ * the new EOF keeps the truncated file (its tail zeroed); the active file
+ * gets the write over zeros; after a crash and replay, a truncation to 0
+ * and the snapshot's deletion, the snapshot's blocks are free again and
+ * an extension reads zeros.
+ */
+static void test_snapshot_between_truncate_and_write(void **state)
+{
+	struct fx *f = *state;
+	static uint8_t d[5 * 4096], z[20000], want[5 * 4096];
+	struct wafl_obj o = mk_file(f, &ROOT, &f->root, "s", 0644);
+	struct wafl_obj sr, so;
+	struct wafl_attr a, da;
+	uint64_t id;
+
+	pattern(d, sizeof(d), 4);
+	wr(f, &o, 0, d, sizeof(d), WAFL_FILE_SYNC);
+	set_size(f, &o, 6000);
+	assert_int_equal(wafl_snap_create(f->v, "between", &id), 0);
+	wr(f, &o, 10000, d, 100, WAFL_FILE_SYNC);
+	memcpy(want, d, 6000);
+	memcpy(want + 10000, d, 100);
+	rd_check(f, &o, 0, want, 10100);
+	crash_remount(f);
+	rd_check(f, &o, 0, want, 10100);
+	assert_int_equal(wafl_snap_root(f->v, id, &sr), 0);
+	assert_int_equal(wafl_lookup(f->v, &ROOT, &sr, "s", &so, &a, &da), 0);
+	assert_int_equal(a.size, 6000);
+	rd_check(f, &so, 0, d, 6000);
+	set_size(f, &o, 0);
+	rd_check(f, &so, 0, d, 6000);
+	assert_int_equal(wafl_snap_delete(f->v, "between"), 0);
+	set_size(f, &o, sizeof(z));
+	rd_check(f, &o, 0, z, sizeof(z));
+	check_clean(f);
+}
+
+/*
  * Writes at the last and first blocks of each tree height (12 blocks in
  * the inode, then x 128 per level) up to the largest file (2^48 bytes),
  * which grow the tree by one or more levels at once; the same offsets
@@ -2488,6 +2527,8 @@ int main(void)
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_truncate_then_extend,
 		    setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_snapshot_between_truncate_and_write, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_height_boundaries, setup,
 		    teardown),
 	};
