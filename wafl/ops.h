@@ -91,6 +91,10 @@ bool ops_is_dotdot(const char *name);
 bool ops_may(const struct wafl_dinode *di, const struct wafl_cred *c,
     unsigned want);
 bool ops_cred_in_group(const struct wafl_cred *c, uint32_t gid);
+/* The set-id bits a change of a regular file's contents by c takes away
+ * (ops_data.c). */
+uint32_t ops_write_kills(const struct wafl_cred *c,
+    const struct wafl_dinode *di);
 
 enum wafl_type ops_type_of(uint32_t mode);
 uint32_t ops_ifmt_of(enum wafl_type t);

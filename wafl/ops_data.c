@@ -186,7 +186,7 @@ static int time_plan(enum wafl_time_how how, uint64_t client_ns, uint64_t now,
  * keeps them; anyone else, the owner too, could otherwise change a
  * set-id program and keep its privilege.
  */
-static uint32_t write_kills(const struct wafl_cred *c,
+uint32_t ops_write_kills(const struct wafl_cred *c,
     const struct wafl_dinode *di)
 {
 	uint32_t kill = 0;
@@ -252,10 +252,10 @@ static int setattr_plan(const struct wafl_cred *c, const struct wnode *wn,
 		/* A new owner or group drops set-id bits (as chown(2)). */
 		r->mask |= REC_SA_MODE;
 		r->mode = di->mode & 07777 & ~(uint32_t)(S_ISUID | S_ISGID);
-	} else if ((r->mask & REC_SA_SIZE) && write_kills(c, di) != 0) {
-		/* So does a change of the contents (write_kills). */
+	} else if ((r->mask & REC_SA_SIZE) && ops_write_kills(c, di) != 0) {
+		/* So does a change of the contents (ops_write_kills). */
 		r->mask |= REC_SA_MODE;
-		r->mode = di->mode & 07777 & ~write_kills(c, di);
+		r->mode = di->mode & 07777 & ~ops_write_kills(c, di);
 	}
 	bool may_w = owner || ops_may(di, c, OPS_MAY_W);
 	int rc = time_plan(sa->atime_how, sa->atime_ns, now, owner, may_w,
@@ -554,7 +554,7 @@ int ops_apply_write(struct wafl_vol *v, struct wnode *wn,
 }
 
 /*
- * Take the set-id bits a write by c removes (write_kills) off o's mode:
+ * Take the set-id bits a write by c removes (ops_write_kills) off o's mode:
  * a SETATTR record of its own, logged before the write's, so that replay
  * never finds the new contents under the old bits.  It need not wait for
  * the log: the write's own wait (FILE_SYNC) or its COMMIT's CP covers it.
@@ -570,7 +570,7 @@ static int kill_setid(struct wafl_vol *v, const struct wafl_cred *c,
 	if (rc != 0)
 		return rc;
 	rc = ops_live(wn, o->gen);
-	uint32_t kill = rc == 0 ? write_kills(c, &wn->di) : 0;
+	uint32_t kill = rc == 0 ? ops_write_kills(c, &wn->di) : 0;
 	if (kill != 0) {
 		memset(&r, 0, sizeof(r));
 		r.ino = wn->ino;
@@ -639,7 +639,7 @@ again:
 	}
 	if (count == 0)
 		goto unlock;
-	if (write_kills(c, &wn->di) != 0) {
+	if (ops_write_kills(c, &wn->di) != 0) {
 		/* The bits go first, in a record of their own; then the
 		 * write starts over (the wcc data stay the first try's). */
 		pthread_rwlock_unlock(&wn->lock);

@@ -433,7 +433,9 @@ static void make_times(const struct wafl_sattr *sa, uint64_t now,
 }
 
 /* UNCHECKED CREATE over an existing regular file with a size: truncate
- * (only the size is applied, as knfsd does).  obj locked exclusive. */
+ * (only the size is applied, as knfsd does), which takes away the set-id
+ * bits a truncating SETATTR takes (ops_write_kills).  obj locked
+ * exclusive. */
 static int create_truncate(struct wafl_vol *v, struct ops_tx *tx,
     const struct wafl_cred *c, struct wnode *obj, uint64_t size)
 {
@@ -449,6 +451,11 @@ static int create_truncate(struct wafl_vol *v, struct ops_tx *tx,
 	};
 	if (size != obj->di.size)
 		sr.mask |= REC_SA_MTIME;
+	uint32_t kill = ops_write_kills(c, &obj->di);
+	if (kill != 0) {
+		sr.mask |= REC_SA_MODE;
+		sr.mode = obj->di.mode & 07777 & ~kill;
+	}
 	rc = ops_apply_setattr(v, obj, &sr);
 	if (rc != 0)
 		return rc;

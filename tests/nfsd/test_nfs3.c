@@ -866,6 +866,33 @@ static void test_write_kills_setid(void **state)
 	assert_int_equal(run(f->fd), 0);
 	assert_int_equal(getattr(f, &h, &a), 0);
 	assert_int_equal(a.mode, 0755);
+	/* An UNCHECKED CREATE with a size over the file (open with O_TRUNC)
+	 * by its owner: a truncation too. */
+	struct th_fh d;
+	mkdir_mode(f, &f->root, "open-trunc", 0777, &d);
+	assert_int_equal(create(f, &d, "creat-trunc", 0, 0, &h), 0);
+	call(P_SETATTR, &h);
+	xb_u32(&x, 1);
+	xb_u32(&x, 04755);
+	for (int i = 0; i < 2; i++) {
+		xb_u32(&x, 1);
+		xb_u32(&x, 1000);
+	}
+	for (int i = 0; i < 4; i++)
+		xb_u32(&x, 0);
+	assert_int_equal(run(f->fd), 0);
+	call_as(P_CREATE, &d, 1000, 1000);
+	xb_str(&x, "creat-trunc");
+	xb_u32(&x, 0);				/* UNCHECKED */
+	for (int i = 0; i < 3; i++)
+		xb_u32(&x, 0);
+	xb_u32(&x, 1);				/* size 0 */
+	xb_u64(&x, 0);
+	for (int i = 0; i < 2; i++)
+		xb_u32(&x, 0);
+	assert_int_equal(run(f->fd), 0);
+	assert_int_equal(getattr(f, &h, &a), 0);
+	assert_int_equal(a.mode, 0755);
 }
 
 static void readdirplus_search(struct fx *f, const struct th_fh *d);
