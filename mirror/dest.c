@@ -1026,23 +1026,29 @@ static void serve_conn(struct mir_dest *d, int fd)
 	uint8_t sp[MIR_STATUS_SIZE];
 	mir_status_encode(sp, &sm);
 	rc = mir_send(&c, MIR_MSG_STATUS, sp, sizeof(sp));
-	/* One connection is served at a time, and a source sends nothing
-	 * while it has nothing to send.  A source that vanished (its host
-	 * lost power, the network between dropped it: no FIN, no RST) is
-	 * silent for good, and its restarted self would wait behind it
-	 * forever.  A real source never opens a second connection while its
-	 * first is alive, so one that is silent for the timeout while
-	 * another connection waits is given up. */
-	const uint64_t silent_ns = (uint64_t)d->o.io_timeout_ms * 1000000ull;
+	/* One connection is served at a time.  A source that vanished (its
+	 * host lost power, the network between dropped it: no FIN, no RST)
+	 * is silent for good, and its restarted self would wait behind it
+	 * forever.  A live source is never silent for long: with nothing to
+	 * send it sends a HEARTBEAT every interval it names (at most a
+	 * quarter of its timeout).  So one from which nothing has come for
+	 * the timeout, and for three of its intervals, is gone, and is given
+	 * up once another connection waits.  The waiting one has proved
+	 * nothing (it may be a scan, or a peer without the key): it never
+	 * costs a live source its link. */
+	uint64_t silent_ns = (uint64_t)d->o.io_timeout_ms * 1000000ull;
 	uint64_t last_rx = fl_now_mono_ns();
 	while (rc == 0 && !d->stop) {
 		rc = mir_readable(&c, 100);
 		if (rc == 0 && fl_now_mono_ns() - last_rx >= silent_ns &&
 		    mir_acceptor_waiting(&d->acc)) {
 			fl_warn("mirror", "destination: nothing from the source for "
-			    "%u ms and another connection waits: this one is "
-			    "given up%s", d->o.io_timeout_ms, x.active ?
-			    " with its transfer" : "");
+			    "%llu ms and another connection waits: this one is "
+			    "given up%s", (unsigned long long)(silent_ns /
+			    1000000ull), x.active ? " with its transfer" : "");
+			pthread_mutex_lock(&d->lock);
+			d->st.silent_given_up++;
+			pthread_mutex_unlock(&d->lock);
 			rc = -ETIMEDOUT;
 			break;
 		}
@@ -1078,6 +1084,20 @@ static void serve_conn(struct mir_dest *d, int fd)
 		case MIR_MSG_ABORT:
 			xfer_end(&x);
 			break;
+		case MIR_MSG_HEARTBEAT: {
+			uint32_t ms;
+			rc = mir_heartbeat_decode(mir_conn_payload(&c), h.length,
+			    &ms);
+			if (rc != 0) {
+				set_error(d, "malformed HEARTBEAT");
+				break;
+			}
+			uint64_t hb_ns = 3ull * ms * 1000000ull;
+			silent_ns = (uint64_t)d->o.io_timeout_ms * 1000000ull;
+			if (silent_ns < hb_ns)
+				silent_ns = hb_ns;
+			break;
+		}
 		case MIR_MSG_ERROR: {
 			struct mir_error e;
 			if (mir_error_decode(mir_conn_payload(&c), h.length,

@@ -210,6 +210,9 @@ struct mir_dest_stats {
 	uint64_t deltas_refused;	/* base not kept, or bad ranges */
 	uint64_t rejects;		/* connections closed on bad input */
 	uint64_t auth_failures;
+	/* Source connections given up: silent for the timeout (and three
+	 * of their heartbeat intervals) while another connection waited. */
+	uint64_t silent_given_up;
 	uint64_t mirror_reads;		/* raid data reads while receiving
 					   and writing transfers: stays 0 */
 	uint64_t parity_rmw_reads;	/* raid's own reads to update parity

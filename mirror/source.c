@@ -34,6 +34,16 @@
  *   statistics.  With nothing to send the thread waits on its socket for
  *   ACKs; whatever gives it work (a CP's blocks or root, kick, quiesce,
  *   stop) also writes its eventfd, so a CP never waits out that wait.
+ *
+ * HEARTBEATS
+ *   The destination serves one connection at a time and must give up a
+ *   source that vanished without closing its connection, or that
+ *   source's restarted self would wait behind it for good.  It tells the
+ *   two apart by silence: while the link is up the sender writes
+ *   something at least every mir_heartbeat_ms (a quarter of the io
+ *   timeout), a HEARTBEAT when it has nothing else to write (beat): idle
+ *   in the session, waiting for an acknowledgement with every hold
+ *   taken, and walking the blocks a resumed baseline does not send.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -520,6 +530,19 @@ static int drain_acks(struct mir_source *s, struct mir_conn *c, int wait_ms)
 	return rc;
 }
 
+/* Nothing written on the link for a heartbeat interval: a HEARTBEAT, so
+ * that the destination knows this source is alive (HEARTBEATS above). */
+static int beat(struct mir_source *s, struct mir_conn *c)
+{
+	uint32_t ms = mir_heartbeat_ms(s->o.io_timeout_ms);
+	uint8_t p[MIR_HEARTBEAT_SIZE];
+
+	if (fl_now_mono_ns() - c->tx_ns < (uint64_t)ms * 1000000ull)
+		return 0;
+	mir_heartbeat_encode(p, ms);
+	return mir_send(c, MIR_MSG_HEARTBEAT, p, sizeof(p));
+}
+
 struct walk_ctx {
 	struct mir_source *s;
 	struct mir_conn *c;
@@ -583,6 +606,9 @@ static int walk_send(void *arg, uint64_t vbn, uint64_t birth,
 	 * the holds stay, and resume continues after the checkpoint. */
 	if ((p->pos & 15) == 0 && quiesce_wanted(w->s))
 		return -ECANCELED;
+	/* Blocks a resumed baseline skips, or slow reads: nothing written. */
+	if ((p->pos & 15) == 0 && (rc = beat(w->s, w->c)) != 0)
+		return rc;
 	if (w->seen != NULL) {
 		rc = mir_vset_add(w->seen, vbn);
 		if (rc < 0)
@@ -833,7 +859,9 @@ static int send_item(struct mir_source *s, struct mir_conn *c,
 	 * pending for good.  Giving the link up lets fallback_check turn
 	 * those roots into snapshots (M6) before the next connection. */
 	while (s->nholds >= MAX_OWN_HOLDS && rc == 0 && !s->stop) {
-		rc = drain_acks(s, c, 100);
+		rc = beat(s, c);
+		if (rc == 0)
+			rc = drain_acks(s, c, 100);
 		if (rc == 0 && quiesce_wanted(s))
 			rc = -ECANCELED;	/* the link closes: quiesced */
 		if (rc == 0 && s->nholds >= MAX_OWN_HOLDS &&
@@ -1045,7 +1073,9 @@ static int session(struct mir_source *s, struct mir_conn *c)
 		}
 		if (!s->in_cp && !s->need_walk)
 			set_state(s, MIR_IN_SYNC);
-		rc = idle_wait(s, c, 20);
+		rc = beat(s, c);
+		if (rc == 0)
+			rc = idle_wait(s, c, 20);
 	}
 	return rc;
 }

@@ -115,6 +115,8 @@ static const struct type_info types[MIR_MSG_LAST + 1] = {
 	    MIR_DELTA_HDR + MIR_BLOCK - 1 },
 	[MIR_MSG_RS_TREE] = { "RS_TREE", MIR_RS_TREE_SIZE, MIR_RS_TREE_SIZE },
 	[MIR_MSG_RS_OPEN] = { "RS_OPEN", 32, 32 },
+	[MIR_MSG_HEARTBEAT] = { "HEARTBEAT", MIR_HEARTBEAT_SIZE,
+	    MIR_HEARTBEAT_SIZE },
 };
 
 static bool type_known(uint16_t t)
@@ -435,6 +437,35 @@ int mir_u64_decode(const uint8_t *p, uint32_t len, uint64_t *v)
 	return 0;
 }
 
+uint32_t mir_heartbeat_ms(uint32_t io_timeout_ms)
+{
+	uint32_t ms = io_timeout_ms / 4;
+
+	if (ms < MIR_HEARTBEAT_MIN_MS)
+		ms = MIR_HEARTBEAT_MIN_MS;
+	if (ms > MIR_HEARTBEAT_MAX_MS)
+		ms = MIR_HEARTBEAT_MAX_MS;
+	return ms;
+}
+
+void mir_heartbeat_encode(uint8_t *p, uint32_t interval_ms)
+{
+	fl_put_le32(p, interval_ms);
+	fl_put_le32(p + 4, 0);
+}
+
+int mir_heartbeat_decode(const uint8_t *p, uint32_t len,
+    uint32_t *interval_ms)
+{
+	if (len != MIR_HEARTBEAT_SIZE || fl_get_le32(p + 4) != 0)
+		return FL_ERR(-FL_EPROTO);
+	*interval_ms = fl_get_le32(p);
+	if (*interval_ms < MIR_HEARTBEAT_MIN_MS ||
+	    *interval_ms > MIR_HEARTBEAT_MAX_MS)
+		return FL_ERR(-FL_EPROTO);
+	return 0;
+}
+
 uint32_t mir_error_encode(uint8_t *p, uint32_t code, const char *text)
 {
 	size_t n = strlen(text);
@@ -676,6 +707,7 @@ int mir_conn_init(struct mir_conn *c, int fd, uint32_t timeout_ms,
 	c->fd = fd;
 	c->timeout_ms = timeout_ms;
 	c->stop = stop;
+	c->tx_ns = fl_now_mono_ns();
 	c->buf = malloc(MIR_HDR_SIZE + MIR_MAX_PAYLOAD);
 	if (c->buf == NULL)
 		return -ENOMEM;
@@ -879,6 +911,7 @@ static int write_raw(struct mir_conn *c, const uint8_t *p, size_t len)
 			p += n;
 			len -= n;
 			c->bytes_out += n;
+			c->tx_ns = fl_now_mono_ns();
 			continue;
 		}
 		int rc = ssl_wait(c, ret);
@@ -891,6 +924,7 @@ static int write_raw(struct mir_conn *c, const uint8_t *p, size_t len)
 			p += n;
 			len -= (size_t)n;
 			c->bytes_out += (uint64_t)n;
+			c->tx_ns = fl_now_mono_ns();
 			continue;
 		}
 		if (n < 0 && errno == EINTR)

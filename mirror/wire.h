@@ -9,7 +9,7 @@
  * Frame header (32 bytes)
  *   off size  field
  *     0    4  magic     "FLMR"
- *     4    2  version   MIR_WIRE_VERSION (6)
+ *     4    2  version   MIR_WIRE_VERSION (7)
  *     6    2  type      enum mir_msg_type
  *     8    4  flags     0, or MIR_FLAG_COMPRESSED on a BLOCK of a link
  *                       that negotiated compression (any other bit, or
@@ -52,6 +52,10 @@
  *   ACK        D->S    8  generation durable and served on the destination
  *   ABORT      S->D    8  target of the transfer the source gives up
  *   ERROR      both  8..264  code 4, text length 4, text (no NUL)
+ *   HEARTBEAT  S->D    8  interval_ms 4 (MIR_HEARTBEAT_MIN_MS..
+ *                         MIR_HEARTBEAT_MAX_MS), pad 4 (0): the source
+ *                         is alive; it writes something at least every
+ *                         interval_ms while the link is up
  *
  * The first frame of every connection, HELLO from a source, RS_HELLO or
  * RS_OPEN from a resync peer (resync.c), goes from the side that connected
@@ -80,7 +84,7 @@
 #include "wafl/ondisk.h"
 
 #define MIR_WIRE_MAGIC		0x524d4c46u	/* "FLMR" little-endian */
-#define MIR_WIRE_VERSION	6u
+#define MIR_WIRE_VERSION	7u
 #define MIR_HDR_SIZE		32u
 #define MIR_MAX_PAYLOAD		(4u << 20)	/* any frame, any version */
 #define MIR_ID_SIZE		16u
@@ -100,6 +104,9 @@
 #define MIR_HINT_KEEP		0x1u	/* BLOCK: the window keeps it */
 #define MIR_WINDOW_BLOCKS	8192u	/* 32 MiB at each end of a link */
 #define MIR_DELTA_HDR		32u
+#define MIR_HEARTBEAT_SIZE	8u
+#define MIR_HEARTBEAT_MIN_MS	10u
+#define MIR_HEARTBEAT_MAX_MS	60000u
 
 enum mir_msg_type {
 	MIR_MSG_HELLO = 1,
@@ -126,7 +133,8 @@ enum mir_msg_type {
 	MIR_MSG_RS_TREE,	/* T->W: index 4, name length 4, gen 8, root
 				   bp 32, name 64 */
 	MIR_MSG_RS_OPEN,	/* W->T, when W connects: id 16, pad 16 */
-	MIR_MSG_LAST = MIR_MSG_RS_OPEN,
+	MIR_MSG_HEARTBEAT,	/* S->D: interval_ms 4, pad 4 */
+	MIR_MSG_LAST = MIR_MSG_HEARTBEAT,
 };
 
 enum mir_side { MIR_SIDE_SOURCE = 1, MIR_SIDE_DEST = 2 };
@@ -237,6 +245,17 @@ void mir_u64_encode(uint8_t *p, uint64_t v);	/* ACK, ABORT */
 int mir_u64_decode(const uint8_t *p, uint32_t len, uint64_t *v);
 uint32_t mir_error_encode(uint8_t *p, uint32_t code, const char *text);
 int mir_error_decode(const uint8_t *p, uint32_t len, struct mir_error *m);
+/*
+ * HEARTBEAT.  A source that has written nothing for the interval its
+ * io timeout gives (mir_heartbeat_ms: a quarter of it, within
+ * MIR_HEARTBEAT_MIN_MS..MIR_HEARTBEAT_MAX_MS) sends one, naming that
+ * interval, so that the destination can tell a source that is alive and
+ * idle from one that vanished without closing its connection.
+ */
+uint32_t mir_heartbeat_ms(uint32_t io_timeout_ms);
+void mir_heartbeat_encode(uint8_t *p, uint32_t interval_ms);
+int mir_heartbeat_decode(const uint8_t *p, uint32_t len,
+    uint32_t *interval_ms);
 
 /*
  * Resync payloads (resync.c; fields in docs/mirror.md).  A root pointer in
@@ -334,6 +353,7 @@ struct mir_conn {
 	uint32_t timeout_ms;
 	const _Atomic bool *stop;
 	uint64_t bytes_out, bytes_in;
+	uint64_t tx_ns;			/* last write to the socket (or init) */
 	/* Negotiated by the handshake. */
 	uint8_t compress;		/* enum mir_compress */
 	void *ssl;			/* SSL *, or NULL */

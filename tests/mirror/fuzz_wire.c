@@ -205,6 +205,11 @@ static void every_decoder(const uint8_t *p, uint32_t len, uint8_t sel)
 	struct mir_error e;
 	if (mir_error_decode(p, len, &e) == 0)
 		CHECK(strlen(e.text) == len - 8);
+	uint32_t hb;
+	if (mir_heartbeat_decode(p, len, &hb) == 0) {
+		mir_heartbeat_encode(out, hb);
+		CHECK(memcmp(out, p, len) == 0);
+	}
 	struct mir_rs_root *roots = malloc(MIR_RS_MAX_ROOTS * sizeof(*roots));
 	uint32_t room, n;
 	CHECK(roots != NULL);
@@ -337,6 +342,11 @@ static void take_frame(struct mir_conn *c, const struct mir_hdr *h,
 	case MIR_MSG_RS_DONE:
 		(void)mir_rs_done_decode(p, h->length, &v, &v2);
 		break;
+	case MIR_MSG_HEARTBEAT: {
+		uint32_t ms;
+		(void)mir_heartbeat_decode(p, h->length, &ms);
+		break;
+	}
 	default:
 		/* CHALLENGE, PROOF, RS_HELLO, RS_PROOF, RS_OPEN: nonces,
 		 * MACs and ids, compared where they are used */

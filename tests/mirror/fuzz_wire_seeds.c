@@ -114,7 +114,7 @@ static uint8_t rs_hello_p[64], rs_proof_p[64], rs_open_p[32];
 static uint8_t rs_roots_p[8 + 40 * 3], rs_begin_p[MIR_RS_BEGIN_SIZE];
 static uint8_t rs_tree_snap_p[MIR_RS_TREE_SIZE];
 static uint8_t rs_tree_last_p[MIR_RS_TREE_SIZE], rs_done_p[16];
-static uint8_t block_p[32 + MIR_BLOCK];
+static uint8_t block_p[32 + MIR_BLOCK], heartbeat_p[MIR_HEARTBEAT_SIZE];
 static uint32_t err_len, rs_roots_len;
 
 static void payloads(void)
@@ -157,6 +157,7 @@ static void payloads(void)
 	mir_block_encode(block_p, &blk);
 
 	mir_u64_encode(u64_p, 5);
+	mir_heartbeat_encode(heartbeat_p, mir_heartbeat_ms(10000));
 	err_len = mir_error_encode(err_p, 28, "no room on the destination");
 
 	/* resync: T's greeting and proofs, W's roots, T's trees */
@@ -192,8 +193,8 @@ static void block_data(uint8_t *p, unsigned i)
 }
 
 /* What a destination reads: the handshake's frames, a walk with BLOCKs
- * and DELTAs through the window (which fills, and evicts), its ROOT, an
- * ABORT, an ERROR. */
+ * and DELTAs through the window (which fills, and evicts), its ROOT, a
+ * HEARTBEAT, a CP's BEGIN, an ABORT, an ERROR. */
 static void dest_stream(const char *name, uint8_t compress, uint8_t opts,
     uint8_t chunk)
 {
@@ -220,6 +221,8 @@ static void dest_stream(const char *name, uint8_t compress, uint8_t opts,
 	if (k.c.blocks_delta != 2)
 		die("deltas");	/* 13 was evicted by 16: 18 goes whole */
 	send_or_die(&k.c, MIR_MSG_ROOT, root_p, sizeof(root_p));
+	send_or_die(&k.c, MIR_MSG_HEARTBEAT, heartbeat_p,
+	    sizeof(heartbeat_p));
 	send_or_die(&k.c, MIR_MSG_BEGIN, begin_cp_p, sizeof(begin_cp_p));
 	send_or_die(&k.c, MIR_MSG_ABORT, u64_p, sizeof(u64_p));
 	send_or_die(&k.c, MIR_MSG_ERROR, err_p, err_len);
@@ -317,6 +320,8 @@ int main(int argc, char **argv)
 	put_seed("p-root", FW_PAYLOAD, 0, 0, root_p, sizeof(root_p));
 	put_seed("p-u64", FW_PAYLOAD, 0, 0, u64_p, sizeof(u64_p));
 	put_seed("p-error", FW_PAYLOAD, 0, 0, err_p, err_len);
+	put_seed("p-heartbeat", FW_PAYLOAD, 0, 0, heartbeat_p,
+	    sizeof(heartbeat_p));
 	put_seed("p-rs-roots", FW_PAYLOAD, 0, 0, rs_roots_p, rs_roots_len);
 	put_seed("p-rs-begin", FW_PAYLOAD, 0, 0, rs_begin_p,
 	    sizeof(rs_begin_p));

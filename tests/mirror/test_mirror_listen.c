@@ -93,7 +93,8 @@ static void test_first_frame(void **state)
 	}
 	/* Frames that cannot open a connection. */
 	static const uint16_t others[] = { MIR_MSG_CHALLENGE,
-	    MIR_MSG_RESPONSE, MIR_MSG_ACK, MIR_MSG_RS_PROOF, MIR_MSG_BLOCK };
+	    MIR_MSG_RESPONSE, MIR_MSG_ACK, MIR_MSG_RS_PROOF, MIR_MSG_BLOCK,
+	    MIR_MSG_HEARTBEAT };
 	for (size_t k = 0; k < sizeof(others) / sizeof(others[0]); k++) {
 		uint32_t len = mir_payload_min(others[k]);
 		uint8_t *b = calloc(1, MIR_HDR_SIZE + len);

@@ -19,8 +19,10 @@
  * peer that trickles its handshake or a frame a byte at a time is cut
  * off within the timeout.  A source whose destination's volume is too
  * small says so.  A source that vanished without closing its connection
- * does not keep the destination from serving its successor.  A quiesce
- * ends a wait for an acknowledgement.
+ * does not keep the destination from serving its successor; a live one,
+ * idle, keeps its link however many connections wait that prove nothing
+ * (its HEARTBEATs say it is alive; one out of bounds closes the link).
+ * A quiesce ends a wait for an acknowledgement.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -1164,11 +1166,168 @@ static void test_vanished_source_given_up(void **state)
 		    "after %.2f s\n", round == 0 ? "idle" : "in a transfer",
 		    now_s() - t0);
 		tm_tree_equal(p->src->v, mir_dest_volume(p->md));
+		struct mir_dest_stats ds;
+		mir_dest_stats(p->md, &ds);
+		assert_int_equal(ds.silent_given_up, (uint64_t)round + 1);
 		mir_source_stop(p->ms);
 		p->ms = NULL;
 		mir_conn_close(&c);
 	}
 	tm_check_clean(mir_dest_volume(p->md), "replica");
+	tm_pair_free(p);
+}
+
+/*
+ * A live source idle on its link, and connections that name its
+ * relationship in a plausible first frame while it idles: a HELLO and
+ * nothing after it (a port scan that knows the id, a peer stuck before
+ * its RESPONSE) and a HELLO with a RESPONSE made without the key.  None
+ * of them proves anything, so none may cost the live source its link:
+ * before the source's heartbeats, the destination gave up the source
+ * after its timeout (1 s here) as soon as one of them waited, the source
+ * reconnected and queued behind them.  The source must keep its one
+ * connection and session all along, and its next CP goes on it.
+ */
+static void test_idle_source_kept(void **state)
+{
+	struct tm_pair *p = tm_pair_new();
+	struct mir_dest_opts o = { .key = p->key, .key_len = sizeof(p->key),
+	    .allow_baseline = true, .io_timeout_ms = 1000 };
+	struct mir_source_opts so = { .key = p->key,
+	    .key_len = sizeof(p->key), .host = "127.0.0.1", .mode = MIR_SYNC,
+	    .raid = p->src->raid, .allow_baseline = true, .retry_ms = 20,
+	    .io_timeout_ms = 1000 };
+	struct mir_source_stats s0, s1;
+	struct mir_dest_stats d1;
+	uint8_t f[MIR_HDR_SIZE + 64], pl[64];
+	int fds[3];
+
+	(void)state;
+	write_files(p, 1, 64u << 10);
+	memcpy(o.rel_id, p->id, 16);
+	assert_int_equal(mir_dest_start(p->dst->raid, &o, &p->md), 0);
+	p->port = mir_dest_port(p->md);
+	memcpy(so.rel_id, p->id, 16);
+	so.port = p->port;
+	assert_int_equal(mir_source_start(p->src->v, &so, &p->ms), 0);
+	assert_int_equal(mir_source_wait(p->ms, 0, 20000), 0);
+	for (int i = 0; i < 200; i++) {
+		mir_source_stats(p->ms, &s0);
+		if (s0.state == MIR_IN_SYNC)
+			break;
+		usleep(10000);
+	}
+	assert_int_equal(s0.state, MIR_IN_SYNC);
+
+	struct mir_hello hello = { .vmin = MIR_WIRE_VERSION,
+	    .vmax = MIR_WIRE_VERSION, .side = MIR_SIDE_SOURCE };
+	memcpy(hello.id, p->id, 16);
+	for (int k = 0; k < 3; k++) {
+		fds[k] = mir_tcp_connect("127.0.0.1", p->port, 2000);
+		assert_true(fds[k] >= 0);
+		mir_hello_encode(pl, &hello);
+		size_t n = make_frame(f, MIR_MSG_HELLO, pl, 32, 0);
+		assert_int_equal(send(fds[k], f, n, MSG_NOSIGNAL), (ssize_t)n);
+		if (k == 2) {
+			/* A RESPONSE whose MAC no holder of the key made. */
+			memset(pl, 0x5a, sizeof(pl));
+			n = make_frame(f, MIR_MSG_RESPONSE, pl, 64, 1);
+			assert_int_equal(send(fds[k], f, n, MSG_NOSIGNAL),
+			    (ssize_t)n);
+		}
+	}
+	/* Three and a half timeouts with them waiting. */
+	usleep(3500000);
+	mir_source_stats(p->ms, &s1);
+	mir_dest_stats(p->md, &d1);
+	fprintf(stderr, "idle source with 3 connections waiting for %.1f s: "
+	    "connects %llu -> %llu, sessions %llu -> %llu, link losses %llu "
+	    "-> %llu, destination auth failures %llu, sources given up "
+	    "%llu\n", 3.5,
+	    (unsigned long long)s0.connects, (unsigned long long)s1.connects,
+	    (unsigned long long)s0.sessions, (unsigned long long)s1.sessions,
+	    (unsigned long long)s0.link_losses,
+	    (unsigned long long)s1.link_losses,
+	    (unsigned long long)d1.auth_failures,
+	    (unsigned long long)d1.silent_given_up);
+	assert_int_equal(s1.connects, s0.connects);
+	assert_int_equal(s1.sessions, s0.sessions);
+	assert_int_equal(s1.link_losses, s0.link_losses);
+	assert_int_equal(d1.auth_failures, 0);
+	assert_int_equal(d1.silent_given_up, 0);
+	/* The link is the same one, and it works. */
+	write_files(p, 1, 16u << 10);
+	assert_int_equal(mir_source_wait(p->ms, 0, 5000), 0);
+	mir_source_stats(p->ms, &s1);
+	assert_int_equal(s1.connects, s0.connects);
+	assert_int_equal(s1.link_losses, s0.link_losses);
+	tm_tree_equal(p->src->v, mir_dest_volume(p->md));
+	for (int k = 0; k < 3; k++)
+		close(fds[k]);
+	mir_source_stop(p->ms);
+	p->ms = NULL;
+	tm_pair_free(p);
+}
+
+/*
+ * HEARTBEAT: its interval is a quarter of the io timeout, within its
+ * bounds; its payload decodes only with the interval within them and the
+ * padding zero; and an authenticated source whose HEARTBEAT is out of
+ * bounds has its connection closed, like any malformed frame.
+ */
+static void test_heartbeat_checked(void **state)
+{
+	uint8_t hb[MIR_HEARTBEAT_SIZE];
+	uint32_t ms;
+
+	(void)state;
+	assert_int_equal(mir_heartbeat_ms(10000), 2500);
+	assert_int_equal(mir_heartbeat_ms(1000), 250);
+	assert_int_equal(mir_heartbeat_ms(0), MIR_HEARTBEAT_MIN_MS);
+	assert_int_equal(mir_heartbeat_ms(3600000), MIR_HEARTBEAT_MAX_MS);
+	mir_heartbeat_encode(hb, 250);
+	assert_int_equal(mir_heartbeat_decode(hb, sizeof(hb), &ms), 0);
+	assert_int_equal(ms, 250);
+	assert_int_not_equal(mir_heartbeat_decode(hb, 4, &ms), 0);
+	hb[6] = 1;
+	assert_int_not_equal(mir_heartbeat_decode(hb, sizeof(hb), &ms), 0);
+	mir_heartbeat_encode(hb, MIR_HEARTBEAT_MIN_MS - 1);
+	assert_int_not_equal(mir_heartbeat_decode(hb, sizeof(hb), &ms), 0);
+	mir_heartbeat_encode(hb, MIR_HEARTBEAT_MAX_MS + 1);
+	assert_int_not_equal(mir_heartbeat_decode(hb, sizeof(hb), &ms), 0);
+
+	struct tm_pair *p = tm_pair_new();
+	struct mir_peer_cfg pc = { .key = p->key, .key_len = sizeof(p->key) };
+	struct mir_status_msg sm;
+	struct mir_dest_stats d0, d1;
+	struct mir_conn c;
+	struct mir_hdr h;
+
+	write_files(p, 1, 16u << 10);
+	dest_start(p, MIR_COMP_NONE, false);
+	memcpy(pc.id, p->id, 16);
+	mir_dest_stats(p->md, &d0);
+	int fd = mir_tcp_connect("127.0.0.1", p->port, 2000);
+	assert_true(fd >= 0);
+	assert_int_equal(mir_conn_init(&c, fd, 3000, NULL), 0);
+	assert_int_equal(mir_handshake_source(&c, &pc, &sm), 0);
+	mir_heartbeat_encode(hb, 250);
+	assert_int_equal(mir_send(&c, MIR_MSG_HEARTBEAT, hb, sizeof(hb)), 0);
+	assert_int_equal(mir_readable(&c, 300), 0);	/* taken */
+	mir_heartbeat_encode(hb, MIR_HEARTBEAT_MAX_MS + 1);
+	assert_int_equal(mir_send(&c, MIR_MSG_HEARTBEAT, hb, sizeof(hb)), 0);
+	int rc = mir_recv(&c, &h);
+	assert_true(rc == -ECONNRESET || rc == -EPIPE);
+	mir_conn_close(&c);
+	for (int i = 0; i < 100; i++) {
+		mir_dest_stats(p->md, &d1);
+		if (d1.rejects > d0.rejects)
+			break;
+		usleep(10000);
+	}
+	fprintf(stderr, "HEARTBEAT out of bounds: \"%s\"\n", d1.last_error);
+	assert_true(d1.rejects > d0.rejects);
+	assert_non_null(strstr(d1.last_error, "HEARTBEAT"));
 	tm_pair_free(p);
 }
 
@@ -1232,6 +1391,8 @@ int main(void)
 		cmocka_unit_test(test_trickling_peer_cut),
 		cmocka_unit_test(test_small_destination_named),
 		cmocka_unit_test(test_vanished_source_given_up),
+		cmocka_unit_test(test_idle_source_kept),
+		cmocka_unit_test(test_heartbeat_checked),
 		cmocka_unit_test(test_quiesce_while_waiting_for_ack),
 	};
 	return cmocka_run_group_tests_name("mirror wire", tests, NULL, NULL);
