@@ -713,6 +713,10 @@ int mir_conn_init(struct mir_conn *c, int fd, uint32_t timeout_ms,
 		return -ENOMEM;
 	int one = 1;
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	int rc = mir_tcp_keepalive(fd, timeout_ms);
+	if (rc != 0)
+		fl_warn("mirror", "TCP keepalive on the link: %s",
+		    fl_strerror(rc));
 	return 0;
 }
 
@@ -1759,6 +1763,35 @@ int mir_handshake_dest(struct mir_conn *c, mir_key_lookup_fn *lookup,
 }
 
 /* -------------------------------------------------------------- TCP */
+
+int mir_tcp_keepalive(int fd, uint32_t io_timeout_ms)
+{
+	int proto = 0, one = 1;
+	socklen_t pl = sizeof(proto);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &pl) != 0)
+		return -errno;
+	if (proto != IPPROTO_TCP)
+		return 0;		/* a socket pair (tests, fuzzing) */
+	int idle = (int)((io_timeout_ms + 999) / 1000);
+	int intvl = (int)(io_timeout_ms / 3000);
+	int cnt = MIR_KEEPALIVE_PROBES;
+	if (idle < 1)
+		idle = 1;
+	if (intvl < 1)
+		intvl = 1;
+	unsigned int user_ms = (unsigned int)(idle + cnt * intvl) * 1000u;
+	if (setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one)) != 0 ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle,
+	    sizeof(idle)) != 0 ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl,
+	    sizeof(intvl)) != 0 ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt)) != 0 ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_ms,
+	    sizeof(user_ms)) != 0)
+		return -errno;
+	return 0;
+}
 
 int mir_tcp_listen(const char *host, uint16_t port, uint16_t *bound_port)
 {

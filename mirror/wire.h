@@ -527,5 +527,20 @@ int mir_patch_apply(const uint8_t *base, const uint8_t *ranges,
 /* TCP helpers (127.0.0.1 or any IPv4/IPv6 literal or name). */
 int mir_tcp_listen(const char *host, uint16_t port, uint16_t *bound_port);
 int mir_tcp_connect(const char *host, uint16_t port, uint32_t timeout_ms);
+/*
+ * TCP keepalive on a link's socket, from the relationship's io timeout
+ * (mir_conn_init sets it on every mirror and resync connection, either
+ * end): the first probe once nothing has come for the timeout (rounded up
+ * to a second), then one every third of it (at least a second), the
+ * connection reset (-ETIMEDOUT to its reader) after MIR_KEEPALIVE_PROBES
+ * unanswered; and TCP_USER_TIMEOUT as long as all of that, so that data
+ * the peer's TCP never acknowledges (a HEARTBEAT to a destination that
+ * lost power: keepalive probes only an empty send queue) ends the
+ * connection as soon.  A peer that is alive answers at the TCP level,
+ * however busy or paced it is.  0 on anything but TCP (socket pairs);
+ * -errno if an option cannot be set.
+ */
+#define MIR_KEEPALIVE_PROBES	3
+int mir_tcp_keepalive(int fd, uint32_t io_timeout_ms);
 
 #endif

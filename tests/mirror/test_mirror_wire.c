@@ -27,6 +27,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <sys/socket.h>
@@ -34,6 +35,7 @@
 
 #include "common/crc32c.h"
 #include "common/util.h"
+#include "mirror/mir_impl.h"
 #include "mirror/wire.h"
 #include "tests/mirror/tm.h"
 
@@ -1331,6 +1333,83 @@ static void test_heartbeat_checked(void **state)
 	tm_pair_free(p);
 }
 
+static int sockopt(int fd, int level, int name)
+{
+	int v = -1;
+	socklen_t l = sizeof(v);
+
+	assert_int_equal(getsockopt(fd, level, name, &v, &l), 0);
+	return v;
+}
+
+/*
+ * TCP keepalive on both ends of a mirror link, from the io timeout: a
+ * connection made by mir_tcp_connect and one taken by the acceptor
+ * (as a source's and a destination's are), each through mir_conn_init.
+ * The first probe after the timeout idle (at least 1 s), one every third
+ * of it (at least 1 s), 3 of them; and unacknowledged data is given up
+ * after as long.  A socket pair that is not TCP is left alone.
+ */
+static void test_keepalive_set(void **state)
+{
+	static const struct { uint32_t timeout_ms; int idle, intvl; } cases[] = {
+		{ 10000, 10, 3 }, { 1000, 1, 1 }, { 300, 1, 1 },
+		{ 60000, 60, 20 }, { 4500, 5, 1 },
+	};
+	struct mir_acceptor a;
+	uint8_t id[16] = { 0 };
+
+	(void)state;
+	assert_int_equal(mir_acceptor_open(&a, NULL, "127.0.0.1", 0, id,
+	    false), 0);
+	for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+		struct mir_conn cs, cd;
+		int sfd = mir_tcp_connect("127.0.0.1", a.port, 2000);
+		assert_true(sfd >= 0);
+		int dfd = mir_acceptor_next(&a, 2000);
+		assert_true(dfd >= 0);
+		assert_int_equal(mir_conn_init(&cs, sfd, cases[k].timeout_ms,
+		    NULL), 0);
+		assert_int_equal(mir_conn_init(&cd, dfd, cases[k].timeout_ms,
+		    NULL), 0);
+		int fds[2] = { sfd, dfd };
+		for (int e = 0; e < 2; e++) {
+			int fd = fds[e];
+			fprintf(stderr, "timeout %u ms, %s: keepalive %d, idle "
+			    "%d s, interval %d s, probes %d, user timeout %d "
+			    "ms\n", cases[k].timeout_ms, e == 0 ? "connected" :
+			    "accepted", sockopt(fd, SOL_SOCKET, SO_KEEPALIVE),
+			    sockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE),
+			    sockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL),
+			    sockopt(fd, IPPROTO_TCP, TCP_KEEPCNT),
+			    sockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT));
+			assert_int_equal(sockopt(fd, SOL_SOCKET, SO_KEEPALIVE),
+			    1);
+			assert_int_equal(sockopt(fd, IPPROTO_TCP,
+			    TCP_KEEPIDLE), cases[k].idle);
+			assert_int_equal(sockopt(fd, IPPROTO_TCP,
+			    TCP_KEEPINTVL), cases[k].intvl);
+			assert_int_equal(sockopt(fd, IPPROTO_TCP, TCP_KEEPCNT),
+			    3);
+			assert_int_equal(sockopt(fd, IPPROTO_TCP,
+			    TCP_USER_TIMEOUT), (cases[k].idle +
+			    3 * cases[k].intvl) * 1000);
+		}
+		mir_conn_close(&cs);
+		mir_conn_close(&cd);
+	}
+	mir_acceptor_close(&a);
+
+	/* Not TCP: nothing is set, and the link works as before. */
+	int sv[2];
+	struct mir_conn cu;
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	assert_int_equal(mir_conn_init(&cu, sv[0], 1000, NULL), 0);
+	assert_int_equal(sockopt(sv[0], SOL_SOCKET, SO_KEEPALIVE), 0);
+	mir_conn_close(&cu);
+	close(sv[1]);
+}
+
 /*
  * A quiesce while the source waits for an acknowledgement with every
  * hold taken (a destination that takes frames and does not answer, the
@@ -1393,6 +1472,7 @@ int main(void)
 		cmocka_unit_test(test_vanished_source_given_up),
 		cmocka_unit_test(test_idle_source_kept),
 		cmocka_unit_test(test_heartbeat_checked),
+		cmocka_unit_test(test_keepalive_set),
 		cmocka_unit_test(test_quiesce_while_waiting_for_ack),
 	};
 	return cmocka_run_group_tests_name("mirror wire", tests, NULL, NULL);
