@@ -963,6 +963,26 @@ static int on_root(struct mir_dest *d, struct mir_conn *c, struct xfer *x,
 	return mir_send(c, MIR_MSG_ACK, ack, sizeof(ack));
 }
 
+/* The source closes the link and says why (an ERROR: a destination too
+ * small for it, one it may not send a baseline, a root it no longer
+ * retains).  Its reason is this side's last error, so that the status
+ * here says why nothing comes; logged when it changes (the source tries
+ * again every retry interval).  Not a refusal of this side's: rejects
+ * does not count it. */
+static void source_refused(struct mir_dest *d, const struct mir_error *e)
+{
+	char msg[sizeof(d->st.last_error)];
+
+	snprintf(msg, sizeof(msg), "the source refused: %.160s", e->text);
+	pthread_mutex_lock(&d->lock);
+	bool same = strcmp(msg, d->st.last_error) == 0;
+	if (!same)
+		memcpy(d->st.last_error, msg, sizeof(msg));
+	pthread_mutex_unlock(&d->lock);
+	if (!same)
+		fl_warn("mirror", "destination: %s", msg);
+}
+
 static void serve_conn(struct mir_dest *d, int fd)
 {
 	struct mir_conn c;
@@ -1102,8 +1122,7 @@ static void serve_conn(struct mir_dest *d, int fd)
 			struct mir_error e;
 			if (mir_error_decode(mir_conn_payload(&c), h.length,
 			    &e) == 0)
-				fl_warn("mirror", "destination: source reports: "
-				    "%s", e.text);
+				source_refused(d, &e);
 			rc = -ECONNABORTED;
 			break;
 		}

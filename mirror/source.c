@@ -919,8 +919,10 @@ static bool base_resumable(struct mir_source *s, uint64_t gen)
 	return true;
 }
 
-/* Connected and authenticated: decide where the destination stands. */
-static int session_start(struct mir_source *s,
+/* Connected and authenticated: decide where the destination stands.  A
+ * refusal is told to the destination too (ERROR), before the link
+ * closes, so that its status says why nothing comes. */
+static int session_start(struct mir_source *s, struct mir_conn *c,
     const struct mir_status_msg *sm)
 {
 	uint8_t fsi[WAFL_BLOCK_SIZE];
@@ -939,6 +941,9 @@ static int session_start(struct mir_source *s,
 		    "blocks, fewer than this file system's %llu",
 		    (unsigned long long)sm->nvbns, (unsigned long long)f.nvbns);
 		set_error(s, what, -ENOSPC);
+		mir_send_error(c, ENOSPC, "the destination's volume has %llu "
+		    "blocks, fewer than the source's file system's %llu",
+		    (unsigned long long)sm->nvbns, (unsigned long long)f.nvbns);
 		return -ENOSPC;
 	}
 	bool same_fs = sm->has_fs && memcmp(sm->fs_uuid, f.fs_uuid, 16) == 0;
@@ -946,6 +951,9 @@ static int session_start(struct mir_source *s,
 		if (!s->o.allow_baseline) {
 			set_error(s, "destination holds another file system "
 			    "and baselines are not allowed", -EPERM);
+			mir_send_error(c, EPERM, "the destination holds "
+			    "another file system, and the source may not send "
+			    "it a baseline");
 			return -EPERM;
 		}
 		s->resume_gen = s->resume_blocks = 0;
@@ -993,6 +1001,9 @@ static int session_start(struct mir_source *s,
 		if (rc != 0) {
 			set_error(s, "the destination's generation is no longer "
 			    "retained here (resync needed)", rc);
+			mir_send_error(c, rc, "the destination's generation "
+			    "%llu is no longer retained on the source (resync "
+			    "needed)", (unsigned long long)sm->gen);
 			return rc;
 		}
 		release_below(s, UINT64_MAX, sm->gen);
@@ -1171,7 +1182,7 @@ static void *source_thread(void *arg)
 			}
 		}
 		if (rc == 0)
-			rc = session_start(s, &sm);
+			rc = session_start(s, &c, &sm);
 		if (rc == 0) {
 			rc = mir_window_create(MIR_WINDOW_BLOCKS, &c.win);
 			if (rc != 0)

@@ -19,8 +19,10 @@
  *               after a restart); `check` clean on both.
  *   small_destination  fewer VBNs than the source: refused by the
  *               source before it sends anything (its status and a
- *               mirror.error event name both sizes); the destination
- *               keeps its file system; delete makes it writable.
+ *               mirror.error event name both sizes), which tells the
+ *               destination why (its status and a mirror.error event
+ *               there too); the destination keeps its file system;
+ *               delete makes it writable.
  *   bad_input   peer and mirror verbs refuse bad addresses, short keys,
  *               unknown peers, duplicates, a peer in use, a relationship
  *               without a remote side, and change nothing.
@@ -715,10 +717,28 @@ static void test_small_destination(void **state)
 	free(err);
 	assert_true(events_have(&t->s, "mirror.error",
 	    "fewer than this file system's"));
-	js = tl_mirror_status(&t->d);
+	/* The source told the destination why, before it closed: its
+	 * status and a mirror.error event there say so too. */
+	js = err = NULL;
+	for (int i = 0; i < 200; i++) {
+		free(js);
+		free(err);
+		js = tl_mirror_status(&t->d);
+		err = ta_json(js, "$.mirrors[0].last_error");
+		if (err != NULL && strstr(err, "fewer than the source's file "
+		    "system's") != NULL)
+			break;
+		ta_sleep_ms(50);
+	}
+	if (err == NULL || strstr(err, "the source refused") == NULL ||
+	    strstr(err, "fewer than the source's file system's") == NULL)
+		fail_msg("no refusal in the destination's status: %s", js);
+	free(err);
 	ta_json_eq(js, "$.mirrors[0].state", "uninitialized");
 	assert_int_equal(ta_json_long(js, "$.mirrors[0].acked_gen"), 0);
 	free(js);
+	assert_true(events_have(&t->d, "mirror.error",
+	    "fewer than the source's file system's"));
 	/* Delete: the destination volume is writable again. */
 	free(ta_ctl_expect(0, t->d.home, "mirror", "delete", "vdst", NULL));
 	assert_int_equal(try_create(&t->d, "/mine"), 0);

@@ -1090,7 +1090,10 @@ static void test_trickling_peer_cut(void **state)
 /*
  * A destination volume with a smaller VBN space than the source's file
  * system refuses every root; the source says so in last_error (it used
- * to retry without saying why), and nothing is written there.
+ * to retry without saying why), and nothing is written there.  It tells
+ * the destination why in an ERROR before it closes the link, and the
+ * destination's last_error says so (it used to say nothing), without
+ * counting the source's refusal as one of its own.
  */
 static void test_small_destination_named(void **state)
 {
@@ -1108,16 +1111,21 @@ static void test_small_destination_named(void **state)
 	source_start(p, p->port, MIR_COMP_NONE, false);
 	for (int i = 0; i < 200; i++) {
 		mir_source_stats(p->ms, &ss);
-		if (strstr(ss.last_error, "fewer") != NULL)
+		mir_dest_stats(p->md, &ds);
+		if (strstr(ss.last_error, "fewer") != NULL &&
+		    strstr(ds.last_error, "fewer") != NULL)
 			break;
 		usleep(10000);
 	}
-	mir_dest_stats(p->md, &ds);
 	fprintf(stderr, "small destination: source says \"%s\"; destination "
-	    "wrote %llu blocks\n", ss.last_error,
-	    (unsigned long long)ds.blocks_written);
+	    "says \"%s\", wrote %llu blocks\n", ss.last_error,
+	    ds.last_error, (unsigned long long)ds.blocks_written);
 	assert_non_null(strstr(ss.last_error, "fewer than this file "
 	    "system's"));
+	assert_non_null(strstr(ds.last_error, "the source refused"));
+	assert_non_null(strstr(ds.last_error, "fewer than the source's "
+	    "file system's"));
+	assert_int_equal(ds.rejects, 0);
 	assert_int_equal(ss.sessions, 0);
 	assert_int_equal(ds.blocks_written, 0);
 	tm_pair_free(p);
