@@ -17,6 +17,14 @@
  *   A denied client learns nothing beyond MNT3ERR_ACCES.
  *   A path (MNT, UMNT) holding a NUL byte is GARBAGE_ARGS.  A path is
  *   logged with the bytes outside printable ASCII escaped (log_path).
+ *
+ *   A path is put in its canonical form (canon_path: repeated and trailing
+ *   slashes dropped) before anything else, as Linux mountd puts it through
+ *   realpath: that form is what MNT resolves and what its record keeps,
+ *   so the spellings of one directory make one record per client, and
+ *   UMNT of any of them forgets it.  The list holds MOUNT_RECS_MAX
+ *   records; full, a MNT is answered all the same but not recorded
+ *   (logged once a minute at most), and no record is pushed out for it.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -51,6 +59,25 @@ static bool_t mnt_xdr_dirpath(XDR *x, dirpath *p)
 	if (!xdr_dirpath(x, p))
 		return FALSE;
 	return *p != NULL && strlen(*p) == len;
+}
+
+/*
+ * path in the form MNT resolves and a mount record keeps: a slash
+ * following a slash is dropped, and so is a trailing one (but the first):
+ * "//vol/vol0//" is "/vol/vol0".  out has room for strlen(path) + 1
+ * bytes (the result is never longer).  "." and ".." are left as they are
+ * (MNT refuses them).
+ */
+static void canon_path(const char *path, char *out)
+{
+	size_t o = 0;
+
+	for (const char *p = path; *p != '\0'; p++)
+		if (*p != '/' || o == 0 || out[o - 1] != '/')
+			out[o++] = *p;
+	if (o > 1 && out[o - 1] == '/')
+		o--;
+	out[o] = '\0';
 }
 
 /*
@@ -192,29 +219,52 @@ static mountstat3 walk(const struct nfsd_exp *e, const char *rest,
 	return MNT3_OK;
 }
 
+/* At most this many mount records (a client mounting more directories
+ * than that, or many clients, cannot grow the list without bound). */
+#define MOUNT_RECS_MAX	4096u
+
 /* A record holds any path MNT decodes: cut, DUMP would list another path
  * and UMNT of the one mounted would never find it. */
 FL_STATIC_ASSERT(sizeof(((struct nfsd_mount_rec *)0)->path) > MNTPATHLEN,
     "a mount record holds the longest dirpath");
 
-static void mount_record(struct nfsd *s, const char *host, const char *path)
+/* Record host's mount of path (canonical) unless it is recorded already:
+ * 0, or -ENOSPC (the list is full) or -ENOMEM, not recorded. */
+static int mount_record(struct nfsd *s, const char *host, const char *path)
 {
 	pthread_mutex_lock(&s->mounts_lock);
 	struct nfsd_mount_rec *m = s->mounts;
 	size_t n = 0;
+	int rc = 0;
 	for (; m != NULL; m = m->next, n++)
 		if (strcmp(m->host, host) == 0 && strcmp(m->path, path) == 0)
-			break;
-	if (m == NULL && n < 4096) {
-		m = calloc(1, sizeof(*m));
-		if (m != NULL) {
-			snprintf(m->host, sizeof(m->host), "%s", host);
-			snprintf(m->path, sizeof(m->path), "%s", path);
-			m->next = s->mounts;
-			s->mounts = m;
-		}
+			goto out;
+	if (n >= MOUNT_RECS_MAX) {
+		rc = -ENOSPC;
+		goto out;
 	}
+	m = calloc(1, sizeof(*m));
+	if (m == NULL) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	snprintf(m->host, sizeof(m->host), "%s", host);
+	snprintf(m->path, sizeof(m->path), "%s", path);
+	m->next = s->mounts;
+	s->mounts = m;
+out:
 	pthread_mutex_unlock(&s->mounts_lock);
+	return rc;
+}
+
+/* Whether a rate-limited message may be logged now (*last: when the
+ * previous one was, 0 for never): at most one a minute. */
+static bool log_due(_Atomic uint64_t *last)
+{
+	uint64_t now = fl_now_mono_ns(), was = atomic_load(last);
+
+	return (was == 0 || now - was > 60000000000ull) &&
+	    atomic_compare_exchange_strong(last, &was, now);
 }
 
 /* Forget host's mounts of path (NULL: all of host's). */
@@ -245,9 +295,11 @@ static enum nfsd_disp mnt_mnt(struct nfsd_req *r, void *a, void *s)
 	const char *path = *(dirpath *)a;
 	mountres3 *res = s;
 	const char *rest;
-	char host[64], shown[512];
+	char host[64], shown[512], canon[MNTPATHLEN + 1];
 	struct nfsd_obj ob = { 0 };
-	const struct nfsd_exp *e = find_export(r->srv, path, &rest);
+
+	canon_path(path, canon);
+	const struct nfsd_exp *e = find_export(r->srv, canon, &rest);
 
 	peer_host(r, host, sizeof(host));
 	if (e == NULL) {
@@ -262,9 +314,7 @@ static enum nfsd_disp mnt_mnt(struct nfsd_req *r, void *a, void *s)
 		 * client asks again (MOUNT has no "try later").  Logged
 		 * once a minute at most. */
 		static _Atomic uint64_t logged_ns;
-		uint64_t now = fl_now_mono_ns(), was = atomic_load(&logged_ns);
-		if ((was == 0 || now - was > 60000000000ull) &&
-		    atomic_compare_exchange_strong(&logged_ns, &was, now)) {
+		if (log_due(&logged_ns)) {
 			log_path(path, shown, sizeof(shown));
 			fl_log(FL_LOG_INFO, "nfsd", "mount of %s by %s: its "
 			    "host name is not known yet; the request is "
@@ -292,7 +342,14 @@ static enum nfsd_disp mnt_mnt(struct nfsd_req *r, void *a, void *s)
 	flavors[0] = AUTH_SYS;
 	ok->auth_flavors.auth_flavors_val = flavors;
 	ok->auth_flavors.auth_flavors_len = 1;
-	mount_record(r->srv, host, path);
+	if (mount_record(r->srv, host, canon) == -ENOSPC &&
+	    log_due(&r->srv->mounts_full_logged_ns)) {
+		log_path(canon, shown, sizeof(shown));
+		fl_log(FL_LOG_WARN, "nfsd", "mount list full (%u records): "
+		    "mount of %s by %s answered but not recorded, DUMP does "
+		    "not list it (logged once a minute)", MOUNT_RECS_MAX,
+		    shown, host);
+	}
 	return NFSD_REPLY;
 }
 
@@ -326,10 +383,12 @@ static enum nfsd_disp mnt_dump(struct nfsd_req *r, void *a, void *s)
 /* RFC 1813 5.2.3 */
 static enum nfsd_disp mnt_umnt(struct nfsd_req *r, void *a, void *s)
 {
-	char host[64];
+	const char *path = *(dirpath *)a;
+	char host[64], canon[MNTPATHLEN + 1];
 
+	canon_path(path, canon);
 	peer_host(r, host, sizeof(host));
-	mount_forget(r->srv, host, *(dirpath *)a);
+	mount_forget(r->srv, host, canon);
 	return NFSD_REPLY;
 }
 

@@ -386,6 +386,7 @@ struct nfsd {
 
 	pthread_mutex_t mounts_lock;	/* MOUNT's advisory list */
 	struct nfsd_mount_rec *mounts;
+	_Atomic uint64_t mounts_full_logged_ns;	/* "not recorded" logged */
 
 	struct {
 		_Atomic uint64_t calls, replies, dropped, garbage,

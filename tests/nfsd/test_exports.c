@@ -440,6 +440,44 @@ static bool dump_has(int fd, const char *path)
 	return found;
 }
 
+/* How many mount records DUMP lists for host (NULL: for every host). */
+static size_t dump_count(int fd, const char *host)
+{
+	size_t n = 0;
+
+	xb_call(&x, xid++, TH_MNT_PROG, 3, 2, 0, 0);
+	th_rpc_tcp(fd, &x, &rp);
+	assert_int_equal(rp.stat, 0);
+	for (int i = 0; i < 10000 && rd_u32(&rp.r) == 1; i++) {
+		uint32_t hl, pl;
+		const uint8_t *h = rd_opaque(&rp.r, &hl);
+		rd_opaque(&rp.r, &pl);
+		if (host == NULL || (h != NULL && hl == strlen(host) &&
+		    memcmp(h, host, hl) == 0))
+			n++;
+	}
+	assert_false(rp.r.bad);
+	assert_int_equal(rp.r.off, rp.r.n);
+	return n;
+}
+
+/* A TCP connection to port from the loopback address addr (127.0.0.N:
+ * another client host, as the server sees it). */
+static int tcp_from(const char *addr, uint16_t port)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in la = { .sin_family = AF_INET };
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+	    .sin_port = htons(port) };
+
+	assert_true(fd >= 0);
+	assert_int_equal(inet_pton(AF_INET, addr, &la.sin_addr), 1);
+	assert_int_equal(inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr), 1);
+	assert_int_equal(bind(fd, (struct sockaddr *)&la, sizeof(la)), 0);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	return fd;
+}
+
 /* MNT or UMNT (proc 1 or 3) of len bytes of path; returns the RPC status
  * (GARBAGE_ARGS 4), the mount status in *st for a MNT accepted. */
 static uint32_t mnt_raw(int fd, uint32_t proc, const char *path,
@@ -451,6 +489,79 @@ static uint32_t mnt_raw(int fd, uint32_t proc, const char *path,
 	if (rp.stat == 0 && proc == 1)
 		*st = rd_u32(&rp.r);
 	return rp.stat;
+}
+
+/*
+ * Make dir/names[0]/names[1]/... (each made in the one before) and write
+ * "/vol/vol0/" and the names joined by '/' to path.
+ */
+static void mkdirs(struct th *t, const char *const *names, size_t n,
+    char *path, size_t cap)
+{
+	struct wafl_cred rc = { 0 };
+	struct wafl_obj d, sub;
+	struct wafl_attr at;
+	struct wafl_dirwcc dw;
+	struct wafl_sattr s = { .set_mode = true, .mode = 0755 };
+	size_t len = (size_t)snprintf(path, cap, "/vol/vol0");
+
+	assert_int_equal(wafl_root(t->fs->v, &d), 0);
+	for (size_t i = 0; i < n; i++) {
+		int rc2 = wafl_lookup(t->fs->v, &rc, &d, names[i], &sub, &at,
+		    NULL);
+		if (rc2 == -ENOENT)
+			rc2 = wafl_mkdir(t->fs->v, &rc, &d, names[i], &s, &sub,
+			    &at, &dw);
+		assert_int_equal(rc2, 0);
+		d = sub;
+		len += (size_t)snprintf(path + len, cap - len, "/%s", names[i]);
+		assert_true(len < cap);
+	}
+}
+
+/*
+ * MOUNT's paths are up to 1024 bytes (MNTPATHLEN): a directory whose path
+ * is exactly that long mounts, DUMP lists its path whole, and UMNT of it
+ * forgets it.  A longer one is GARBAGE_ARGS (test_rpc).  A path of 1024
+ * bytes that is "/vol/vol0" and slashes mounts the export, recorded as
+ * "/vol/vol0", which UMNT of it forgets.
+ */
+static void test_mount_path_longest(void **state)
+{
+	struct th t;
+	struct th_fh root;
+	static char path[1025], slashes[1025], a[256], b[256], c[256],
+	    leaf[256];
+	const char *names[] = { a, b, c, leaf };
+	uint32_t st = 99;
+
+	memset(a, 'a', 255);
+	memset(b, 'b', 255);
+	memset(c, 'c', 255);
+	memset(leaf, 'l', 246);
+	th_config(&t);
+	mkdirs(&t, names, 4, path, sizeof(path));
+	assert_int_equal(strlen(path), 1024);
+	th_serve(&t);
+	int fd = th_tcp(t.mnt_port, 0);
+	assert_int_equal(mnt_raw(fd, 1, path, 1024, &st), 0);
+	assert_int_equal(st, 0);
+	assert_true(dump_has(fd, path));
+	assert_int_equal(th_mnt(fd, "/vol/vol0", &root), 0);
+	assert_int_equal(mnt_raw(fd, 3, path, 1024, &st), 0);
+	assert_false(dump_has(fd, path));
+	assert_true(dump_has(fd, "/vol/vol0"));
+
+	memset(slashes, '/', 1024);
+	memcpy(slashes, "/vol/vol0", 9);
+	assert_int_equal(mnt_raw(fd, 1, slashes, 1024, &st), 0);
+	assert_int_equal(st, 0);
+	assert_false(dump_has(fd, slashes));
+	assert_int_equal(dump_count(fd, NULL), 1);
+	assert_int_equal(mnt_raw(fd, 3, slashes, 1024, &st), 0);
+	assert_int_equal(dump_count(fd, NULL), 0);
+	close(fd);
+	th_stop(&t);
 }
 
 /*
@@ -493,31 +604,148 @@ static void test_mount_path_with_nul(void **state)
 	th_stop(&t);
 }
 
+/* UMNT (no reply status) of path over TCP. */
+static void umnt(int fd, const char *path)
+{
+	xb_call(&x, xid++, TH_MNT_PROG, 3, 3, 0, 0);
+	xb_str(&x, path);
+	th_rpc_tcp(fd, &x, &rp);
+	assert_int_equal(rp.stat, 0);
+}
+
 /*
- * MOUNT's paths are up to 1024 bytes (MNTPATHLEN): a path of exactly that
- * length mounts, DUMP lists it whole, and UMNT of it forgets it.  A
- * longer one is GARBAGE_ARGS (test_rpc).
+ * A mount is recorded under the path it resolved to (the export's path and
+ * the directories below it, one slash apart), as Linux mountd records
+ * realpath's: "/vol/vol0", "/vol/vol0/" and "/vol/vol0//" name one
+ * directory and make one record, and UMNT of any spelling of it forgets
+ * that record.  Recorded as spelled, one client could fill the list with
+ * spellings of one directory.
  */
-static void test_mount_path_longest(void **state)
+static void test_mount_records_resolved_path(void **state)
 {
 	struct th t;
-	struct th_fh root;
-	static char path[1025];
-	uint32_t st = 99;
+	struct th_fh h;
+	struct wafl_cred rc = { 0 };
+	struct wafl_obj vr, d;
+	struct wafl_attr at;
+	struct wafl_dirwcc dw;
+	struct wafl_sattr s = { .set_mode = true, .mode = 0755 };
+	static const char *const root_as[] = { "/vol/vol0", "/vol/vol0/",
+		"/vol/vol0//", "//vol/vol0", "/vol///vol0/" };
+	static const char *const sub_as[] = { "/vol/vol0/sub",
+		"/vol/vol0/sub/", "/vol/vol0//sub", "//vol//vol0///sub//" };
+	char many[256];
 
-	memset(path, '/', 1024);
-	memcpy(path, "/vol/vol0", 9);
-	th_start(&t);
+	th_config(&t);
+	assert_int_equal(wafl_root(t.fs->v, &vr), 0);
+	assert_int_equal(wafl_mkdir(t.fs->v, &rc, &vr, "sub", &s, &d, &at, &dw),
+	    0);
+	th_serve(&t);
 	int fd = th_tcp(t.mnt_port, 0);
-	assert_int_equal(mnt_raw(fd, 1, path, 1024, &st), 0);
-	assert_int_equal(st, 0);
-	assert_true(dump_has(fd, path));
-	assert_int_equal(th_mnt(fd, "/vol/vol0", &root), 0);
-	assert_int_equal(mnt_raw(fd, 3, path, 1024, &st), 0);
-	assert_false(dump_has(fd, path));
+	for (size_t i = 0; i < FL_ARRAY_SIZE(root_as); i++)
+		if (th_mnt(fd, root_as[i], &h) != 0)
+			fail_msg("MNT of %s refused", root_as[i]);
+	for (size_t i = 0; i < FL_ARRAY_SIZE(sub_as); i++)
+		if (th_mnt(fd, sub_as[i], &h) != 0)
+			fail_msg("MNT of %s refused", sub_as[i]);
+	/* Many more spellings, as a client filling the list would send. */
+	for (size_t k = 1; k < 200; k++) {
+		memset(many, '/', sizeof(many));
+		memcpy(many, "/vol/vol0", 9);
+		memcpy(many + 9 + k, "sub", 4);
+		assert_int_equal(th_mnt(fd, many, &h), 0);
+	}
+	assert_int_equal(dump_count(fd, NULL), 2);
 	assert_true(dump_has(fd, "/vol/vol0"));
-	path[1023] = '\0';
-	assert_false(dump_has(fd, path));
+	assert_true(dump_has(fd, "/vol/vol0/sub"));
+	/* A spelling that names nothing mounted forgets nothing. */
+	umnt(fd, "/vol/vol0/su");
+	assert_int_equal(dump_count(fd, NULL), 2);
+	umnt(fd, "/vol/vol0//");
+	assert_false(dump_has(fd, "/vol/vol0"));
+	assert_true(dump_has(fd, "/vol/vol0/sub"));
+	umnt(fd, "//vol/vol0/sub/");
+	assert_int_equal(dump_count(fd, NULL), 0);
+	/* Another host's mount of the same directory is its own record. */
+	assert_int_equal(th_mnt(fd, "/vol/vol0/", &h), 0);
+	int fd2 = tcp_from("127.0.0.2", t.mnt_port);
+	assert_int_equal(th_mnt(fd2, "/vol/vol0", &h), 0);
+	assert_int_equal(dump_count(fd, NULL), 2);
+	assert_int_equal(dump_count(fd, "127.0.0.2"), 1);
+	close(fd2);
+	close(fd);
+	th_stop(&t);
+}
+
+static pthread_mutex_t full_mu = PTHREAD_MUTEX_INITIALIZER;
+static char full_msg[1024];
+static int full_logged;
+
+static void full_hook(void *arg, enum fl_log_level level,
+    const char *subsys, const char *msg)
+{
+	if (strstr(msg, "not recorded") == NULL)
+		return;
+	pthread_mutex_lock(&full_mu);
+	snprintf(full_msg, sizeof(full_msg), "%s", msg);
+	full_logged++;
+	pthread_mutex_unlock(&full_mu);
+}
+
+/*
+ * The mount list holds at most 4096 records.  Once it is full a MNT is
+ * still answered (the records are advisory) but not recorded, which is
+ * logged (once a minute at most); DUMP lists the records it holds, older
+ * ones are never pushed out.  A UMNT makes room again.
+ */
+static void test_mount_list_full(void **state)
+{
+	struct th t;
+	struct th_fh h;
+	struct wafl_cred rc = { 0 };
+	struct wafl_obj vr, d;
+	struct wafl_attr at;
+	struct wafl_dirwcc dw;
+	struct wafl_sattr s = { .set_mode = true, .mode = 0755 };
+	char name[32], path[64];
+
+	th_config(&t);
+	assert_int_equal(wafl_root(t.fs->v, &vr), 0);
+	for (int i = 0; i < 4096; i++) {
+		snprintf(name, sizeof(name), "d%04d", i);
+		assert_int_equal(wafl_mkdir(t.fs->v, &rc, &vr, name, &s, &d,
+		    &at, &dw), 0);
+	}
+	th_serve(&t);
+	int fd = th_tcp(t.mnt_port, 0);
+	for (int i = 0; i < 4096; i++) {
+		snprintf(path, sizeof(path), "/vol/vol0/d%04d/", i);
+		assert_int_equal(th_mnt(fd, path, &h), 0);
+	}
+	assert_int_equal(dump_count(fd, NULL), 4096);
+
+	full_logged = 0;
+	fl_log_set_hook(full_hook, NULL, FL_LOG_INFO);
+	int fd2 = tcp_from("127.0.0.2", t.mnt_port);
+	assert_int_equal(th_mnt(fd2, "/vol/vol0", &h), 0);	/* answered */
+	assert_int_equal(th_mnt(fd2, "/vol/vol0/d0001", &h), 0);
+	assert_int_equal(getattr_as(fd2, &h, 0), 0);
+	fl_log_set_hook(NULL, NULL, FL_LOG_ERR);
+	pthread_mutex_lock(&full_mu);
+	assert_int_equal(full_logged, 1);
+	assert_non_null(strstr(full_msg, "/vol/vol0 by 127.0.0.2"));
+	pthread_mutex_unlock(&full_mu);
+	assert_int_equal(dump_count(fd, NULL), 4096);
+	assert_int_equal(dump_count(fd, "127.0.0.2"), 0);
+	assert_int_equal(dump_count(fd, "127.0.0.1"), 4096);
+
+	/* Room again after a UMNT (of another spelling). */
+	umnt(fd, "/vol/vol0//d0000");
+	assert_int_equal(dump_count(fd, NULL), 4095);
+	assert_int_equal(th_mnt(fd2, "/vol/vol0", &h), 0);
+	assert_int_equal(dump_count(fd, "127.0.0.2"), 1);
+	assert_int_equal(dump_count(fd, NULL), 4096);
+	close(fd2);
 	close(fd);
 	th_stop(&t);
 }
@@ -957,6 +1185,8 @@ int main(void)
 		cmocka_unit_test(test_subdir_export_and_mount_procs),
 		cmocka_unit_test(test_mount_path_with_nul),
 		cmocka_unit_test(test_mount_path_longest),
+		cmocka_unit_test(test_mount_records_resolved_path),
+		cmocka_unit_test(test_mount_list_full),
 		cmocka_unit_test(test_mount_removed_export_dir),
 		cmocka_unit_test(test_mount_refused_path_logged),
 		cmocka_unit_test(test_bad_config),
