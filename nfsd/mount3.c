@@ -14,6 +14,10 @@
  *            snapshot can be mounted (read-only) by its path.
  *   DUMP     the recorded mounts; UMNT / UMNTALL forget them.
  *   EXPORT   every export with its client specs as groups.
+ *   DUMP's and EXPORT's lists are cut after the last entry that fits the
+ *   reply whole (over UDP MNT_UDP_REPLY_MAX bytes, what a libtirpc client
+ *   reads), which is logged: a reply too large for a datagram would never
+ *   be sent, and the client would time out.
  *   A denied client learns nothing beyond MNT3ERR_ACCES.
  *   A path (MNT, UMNT) holding a NUL byte is GARBAGE_ARGS.  A path is
  *   logged with the bytes outside printable ASCII escaped (log_path).
@@ -353,21 +357,81 @@ static enum nfsd_disp mnt_mnt(struct nfsd_req *r, void *a, void *s)
 	return NFSD_REPLY;
 }
 
-/* RFC 1813 5.2.2 */
+/*
+ * The most bytes a DUMP or EXPORT reply takes.  Over UDP, Sun RPC's
+ * UDPMSGSIZE: libtirpc's UDP clients (showmount, rpcinfo) read no more of
+ * a datagram than that, and Linux mountd's UDP transport sends no more
+ * (a longer list gets SYSTEM_ERR there).  Over TCP, the record's bound.
+ */
+#define MNT_UDP_REPLY_MAX	8800u
+/* An accepted reply's header with a null verifier: xid, REPLY,
+ * MSG_ACCEPTED, verifier flavor and length, SUCCESS. */
+#define MNT_REPLY_HEAD		24u
+FL_STATIC_ASSERT(MNT_UDP_REPLY_MAX <= NFSD_UDP_REPLY_MAX,
+    "a MOUNT list over UDP fits a datagram");
+
+/* XDR size of a string (length, bytes, padding). */
+static size_t xdr_str_size(const char *p)
+{
+	return 4 + ((strlen(p) + 3) & ~(size_t)3);
+}
+
+/* Bytes r's reply has for a list's entries: its bound, less the header
+ * and the list's end. */
+static size_t list_room(const struct nfsd_req *r)
+{
+	return (r->udp ? MNT_UDP_REPLY_MAX : NFSD_MAX_RECORD) -
+	    MNT_REPLY_HEAD - 4;
+}
+
+/* A list was cut to n of total entries to fit r's reply: say so, once a
+ * minute at most (*last). */
+static void log_cut(const struct nfsd_req *r, const char *proc,
+    const char *what, size_t n, size_t total, _Atomic uint64_t *last)
+{
+	char host[64];
+
+	if (!log_due(last))
+		return;
+	peer_host(r, host, sizeof(host));
+	fl_log(FL_LOG_WARN, "nfsd", "%s over %s to %s: %zu of %zu %s fit in "
+	    "a reply of %u bytes, the list sent is cut%s (logged once a "
+	    "minute)", proc, r->udp ? "UDP" : "TCP", host, n, total, what,
+	    r->udp ? MNT_UDP_REPLY_MAX : NFSD_MAX_RECORD,
+	    r->udp ? "; over TCP it goes whole" : "");
+}
+
+/*
+ * RFC 1813 5.2.2.  The list is advisory: one that does not fit the reply
+ * (over UDP, more than some 8 KB) is cut after the last record that fits
+ * whole, and that is logged.
+ */
 static enum nfsd_disp mnt_dump(struct nfsd_req *r, void *a, void *s)
 {
 	mountlist *res = s, *tail = res;
 	struct nfsd *srv = r->srv;
 	enum nfsd_disp d = NFSD_REPLY;
+	size_t room = list_room(r), n = 0, total = 0;
+	bool cut = false;
 
 	pthread_mutex_lock(&srv->mounts_lock);
 	for (struct nfsd_mount_rec *m = srv->mounts; m != NULL; m = m->next) {
+		total++;
+		if (cut || d != NFSD_REPLY)
+			continue;
+		size_t need = 4 + xdr_str_size(m->host) +
+		    xdr_str_size(m->path);
+		if (need > room) {
+			cut = true;
+			continue;
+		}
+		room -= need;
 		struct mountbody *b = nfsd_req_alloc(r, sizeof(*b));
 		char *h = nfsd_req_alloc(r, strlen(m->host) + 1);
 		char *p = nfsd_req_alloc(r, strlen(m->path) + 1);
 		if (b == NULL || h == NULL || p == NULL) {
 			d = NFSD_SYSTEM_ERR;
-			break;
+			continue;
 		}
 		strcpy(h, m->host);
 		strcpy(p, m->path);
@@ -375,8 +439,12 @@ static enum nfsd_disp mnt_dump(struct nfsd_req *r, void *a, void *s)
 		b->ml_directory = p;
 		*tail = b;
 		tail = &b->ml_next;
+		n++;
 	}
 	pthread_mutex_unlock(&srv->mounts_lock);
+	if (cut && d == NFSD_REPLY)
+		log_cut(r, "DUMP", "mount records", n, total,
+		    &srv->dump_cut_logged_ns);
 	return d;
 }
 
@@ -402,25 +470,44 @@ static enum nfsd_disp mnt_umntall(struct nfsd_req *r, void *a, void *s)
 	return NFSD_REPLY;
 }
 
-/* RFC 1813 5.2.5 */
+/* Is rule j of e the first of its spec (a host name compiles to several
+ * rules with one spec, listed once)? */
+static bool spec_first(const struct nfsd_exp *e, size_t j)
+{
+	return j == 0 || strcmp(e->rules[j - 1].spec, e->rules[j].spec) != 0;
+}
+
+/*
+ * RFC 1813 5.2.5.  An export goes with all its groups or not at all (a
+ * client reading part of the groups would think itself refused); the list
+ * is cut before the first export that does not fit the reply, as DUMP's.
+ */
 static enum nfsd_disp mnt_export(struct nfsd_req *r, void *a, void *s)
 {
 	exports *res = s, *tail = res;
-	const struct nfsd *srv = r->srv;
+	struct nfsd *srv = r->srv;
+	size_t room = list_room(r), i;
 
-	for (size_t i = 0; i < srv->nexps; i++) {
+	for (i = 0; i < srv->nexps; i++) {
 		const struct nfsd_exp *e = &srv->exps[i];
+		size_t need = 4 + xdr_str_size(e->path) + 4;
+		for (size_t j = 0; j < e->nrules; j++)
+			if (spec_first(e, j))
+				need += 4 + xdr_str_size(e->rules[j].spec);
+		if (need > room) {
+			log_cut(r, "EXPORT", "exports", i, srv->nexps,
+			    &srv->export_cut_logged_ns);
+			break;
+		}
+		room -= need;
 		struct exportnode *n = nfsd_req_alloc(r, sizeof(*n));
 		if (n == NULL)
 			return NFSD_SYSTEM_ERR;
 		n->ex_dir = (char *)e->path;
 		groups *gt = &n->ex_groups;
-		const char *prev = NULL;
 		for (size_t j = 0; j < e->nrules; j++) {
-			/* A host name compiles to several rules: list once. */
-			if (prev != NULL && strcmp(prev, e->rules[j].spec) == 0)
+			if (!spec_first(e, j))
 				continue;
-			prev = e->rules[j].spec;
 			struct groupnode *g = nfsd_req_alloc(r, sizeof(*g));
 			if (g == NULL)
 				return NFSD_SYSTEM_ERR;

@@ -36,6 +36,9 @@
 #define NFSD_MACHNAME_MAX	255u
 #define NFSD_NGROUPS_MAX	16u
 #define NFSD_UDP_MAX		65536u
+/* The longest reply sent over UDP (without record mark): under the
+ * largest IPv4 UDP payload, 65507 bytes. */
+#define NFSD_UDP_REPLY_MAX	(NFSD_UDP_MAX - 64u)
 #define NFSD_ANON_ID		65534u
 /* Bounds on what one READDIR reply may carry (recursion depth of the
  * generated list encoders); clients asking more simply get less. */
@@ -387,6 +390,8 @@ struct nfsd {
 	pthread_mutex_t mounts_lock;	/* MOUNT's advisory list */
 	struct nfsd_mount_rec *mounts;
 	_Atomic uint64_t mounts_full_logged_ns;	/* "not recorded" logged */
+	_Atomic uint64_t dump_cut_logged_ns;	/* a DUMP reply cut */
+	_Atomic uint64_t export_cut_logged_ns;	/* an EXPORT reply cut */
 
 	struct {
 		_Atomic uint64_t calls, replies, dropped, garbage,

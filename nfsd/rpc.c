@@ -576,6 +576,18 @@ void nfsd_rpc_process(struct nfsd_req *r)
 		free(rec);
 		rec = NULL;
 	}
+	if (rec != NULL && r->udp &&
+	    len + ((data_len + 3) & ~(size_t)3) > NFSD_UDP_REPLY_MAX) {
+		/* Every procedure bounds what it answers over UDP (READ and
+		 * READDIR counts, MOUNT's lists): one datagram the transport
+		 * cannot send would leave the client waiting for nothing. */
+		ASSERT(!"UDP reply larger than a datagram");
+		fl_err("nfsd", "xid %08x prog %u proc %u: reply of %zu bytes "
+		    "does not fit a UDP datagram; answered SYSTEM_ERR",
+		    r->xid, r->prog, r->proc, len + data_len);
+		free(rec);
+		rec = NULL;
+	}
 	if (rec == NULL) {
 		reply_init(&m, r->xid);
 		m.acpted_rply.ar_stat = SYSTEM_ERR;

@@ -702,8 +702,12 @@ void nfsd_send_reply(struct nfsd_req *r, uint8_t *rec, size_t body_len,
 		bool all;
 		ob.off = 4;
 		mh.msg_iovlen = (size_t)outbuf_iov(&ob, iov, 64, &all);
-		if (all && rlen <= NFSD_UDP_MAX - 64)
+		if (all && rlen <= NFSD_UDP_REPLY_MAX)
 			(void)sendmsg(r->udp_fd, &mh, MSG_DONTWAIT);
+		else	/* rpc.c answers SYSTEM_ERR for a longer one */
+			fl_err("nfsd", "xid %08x: reply of %zu bytes not "
+			    "sent: it does not fit one UDP datagram", r->xid,
+			    rlen);
 		free(ob.buf);
 		wafl_rdvec_free(ob.data);
 		return;

@@ -750,6 +750,188 @@ static void test_mount_list_full(void **state)
 	th_stop(&t);
 }
 
+/* x over UDP to port, the reply in r; false when none came within
+ * timeout_ms (a UDP client would time out). */
+static bool udp_call(int fd, uint16_t port, const struct xb *xq,
+    struct th_reply *r, int timeout_ms)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+	    .sin_port = htons(port) };
+	struct pollfd pf = { .fd = fd, .events = POLLIN };
+
+	inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+	assert_int_equal(sendto(fd, xq->b, xq->n, 0, (struct sockaddr *)&sa,
+	    sizeof(sa)), (ssize_t)xq->n);
+	if (poll(&pf, 1, timeout_ms) != 1)
+		return false;
+	r->len = recv(fd, r->buf, sizeof(r->buf), 0);
+	assert_true(r->len > 0);
+	th_parse_reply(r);
+	return true;
+}
+
+static pthread_mutex_t cut_mu = PTHREAD_MUTEX_INITIALIZER;
+static char cut_msg[1024];
+static int cut_logged;
+
+static void cut_hook(void *arg, enum fl_log_level level,
+    const char *subsys, const char *msg)
+{
+	if (strstr(msg, "cut") == NULL)
+		return;
+	pthread_mutex_lock(&cut_mu);
+	snprintf(cut_msg, sizeof(cut_msg), "%s", msg);
+	cut_logged++;
+	pthread_mutex_unlock(&cut_mu);
+}
+
+/* The largest reply a MOUNT list takes over UDP: Sun RPC's UDPMSGSIZE,
+ * what libtirpc's UDP clients (showmount, rpcinfo) read at most. */
+#define MOUNT_UDP_REPLY	8800
+
+/*
+ * DUMP and EXPORT replies too large for a datagram.  Over UDP the server
+ * answers with as many whole entries as fit in 8800 bytes (UDPMSGSIZE,
+ * what a libtirpc client reads) and logs that it cut the list (once a
+ * minute); over TCP the whole list goes.  Before, a reply over 64 KiB was
+ * never sent over UDP, and the client timed out.
+ */
+static void test_mount_lists_over_udp(void **state)
+{
+	struct th t;
+	struct th_fh h;
+	struct wafl_cred rc = { 0 };
+	struct wafl_obj vr, d;
+	struct wafl_attr at;
+	struct wafl_dirwcc dw;
+	struct wafl_sattr s = { .set_mode = true, .mode = 0755 };
+	char name[256], path[300];
+	enum { NDIRS = 300, NAMELEN = 200 };
+
+	th_config(&t);
+	assert_int_equal(wafl_root(t.fs->v, &vr), 0);
+	for (int i = 0; i < NDIRS; i++) {
+		memset(name, 'x', NAMELEN);
+		snprintf(name, sizeof(name), "%03d", i);
+		name[3] = 'x';
+		name[NAMELEN] = '\0';
+		assert_int_equal(wafl_mkdir(t.fs->v, &rc, &vr, name, &s, &d,
+		    &at, &dw), 0);
+	}
+	th_serve(&t);
+	int fd = th_tcp(t.mnt_port, 0);
+	for (int i = 0; i < NDIRS; i++) {
+		memset(name, 'x', NAMELEN);
+		snprintf(name, sizeof(name), "%03d", i);
+		name[3] = 'x';
+		name[NAMELEN] = '\0';
+		snprintf(path, sizeof(path), "/vol/vol0/%s", name);
+		assert_int_equal(th_mnt(fd, path, &h), 0);
+	}
+	assert_int_equal(dump_count(fd, NULL), NDIRS);	/* TCP: all */
+
+	/* DUMP over UDP: as many records as fit, each whole, and the list
+	 * ended. */
+	cut_logged = 0;
+	fl_log_set_hook(cut_hook, NULL, FL_LOG_INFO);
+	int u = th_udp();
+	for (int round = 0; round < 2; round++) {
+		xb_call(&x, xid++, TH_MNT_PROG, 3, 2, 0, 0);
+		if (!udp_call(u, t.mnt_port, &x, &rp, 3000))
+			fail_msg("no reply to a DUMP of %d records over UDP",
+			    NDIRS);
+		assert_int_equal(rp.stat, 0);
+		assert_true(rp.len <= MOUNT_UDP_REPLY);
+		int n = 0;
+		while (rd_u32(&rp.r) == 1 && n <= NDIRS) {
+			uint32_t hl, pl;
+			const uint8_t *hp = rd_opaque(&rp.r, &hl);
+			const uint8_t *pp = rd_opaque(&rp.r, &pl);
+			assert_false(rp.r.bad);
+			assert_int_equal(hl, 9);
+			assert_memory_equal(hp, "127.0.0.1", 9);
+			assert_int_equal(pl, 10 + NAMELEN);
+			assert_memory_equal(pp, "/vol/vol0/", 10);
+			n++;
+		}
+		assert_false(rp.r.bad);
+		assert_int_equal(rp.r.off, rp.r.n);
+		assert_true(n > 0 && n < NDIRS);
+		/* Cut only when the next record would not have fit. */
+		assert_true(rp.len + 4 + 12 + 4 + 10 + NAMELEN >
+		    MOUNT_UDP_REPLY);
+	}
+	fl_log_set_hook(NULL, NULL, FL_LOG_ERR);
+	pthread_mutex_lock(&cut_mu);
+	assert_int_equal(cut_logged, 1);
+	assert_non_null(strstr(cut_msg, "DUMP"));
+	assert_non_null(strstr(cut_msg, "127.0.0.1"));
+	pthread_mutex_unlock(&cut_mu);
+
+	/* EXPORT of 64 exports whose paths are 1020 bytes long. */
+	static char a[256], b[256], c[256], leaf[256];
+	static char epath[64][1025];
+	struct nfsd_export exps[64];
+	const char *names[] = { a, b, c, leaf };
+	memset(a, 'a', 255);
+	memset(b, 'b', 255);
+	memset(c, 'c', 255);
+	for (int i = 0; i < 64; i++) {
+		memset(leaf, 'e', 242);
+		leaf[0] = (char)('0' + i / 10);
+		leaf[1] = (char)('0' + i % 10);
+		mkdirs(&t, names, 4, epath[i], sizeof(epath[i]));
+		assert_int_equal(strlen(epath[i]), 1020);
+		exps[i] = t.exp[0];
+		exps[i].path = epath[i];
+	}
+	assert_int_equal(nfsd_set_exports(t.srv, exps, 64), 0);
+	xb_call(&x, xid++, TH_MNT_PROG, 3, 5, 0, 0);
+	th_rpc_tcp(fd, &x, &rp);
+	int ntcp = 0;
+	while (rd_u32(&rp.r) == 1 && ntcp <= 64) {
+		uint32_t n;
+		rd_opaque(&rp.r, &n);
+		while (rd_u32(&rp.r) == 1 && !rp.r.bad)
+			rd_opaque(&rp.r, &n);
+		ntcp++;
+	}
+	assert_false(rp.r.bad);
+	assert_int_equal(ntcp, 64);				/* TCP: all */
+	cut_logged = 0;
+	fl_log_set_hook(cut_hook, NULL, FL_LOG_INFO);
+	xb_call(&x, xid++, TH_MNT_PROG, 3, 5, 0, 0);
+	if (!udp_call(u, t.mnt_port, &x, &rp, 3000))
+		fail_msg("no reply to an EXPORT of 64 exports over UDP");
+	fl_log_set_hook(NULL, NULL, FL_LOG_ERR);
+	assert_int_equal(rp.stat, 0);
+	assert_true(rp.len <= MOUNT_UDP_REPLY);
+	int nudp = 0;
+	while (rd_u32(&rp.r) == 1 && nudp <= 64) {
+		uint32_t n;
+		const uint8_t *p = rd_opaque(&rp.r, &n);
+		assert_false(rp.r.bad);
+		assert_int_equal(n, 1020);
+		assert_memory_equal(p, epath[nudp], n);
+		assert_int_equal(rd_u32(&rp.r), 1);	/* its group, whole */
+		p = rd_opaque(&rp.r, &n);
+		assert_int_equal(n, 1);
+		assert_memory_equal(p, "*", 1);
+		assert_int_equal(rd_u32(&rp.r), 0);
+		nudp++;
+	}
+	assert_false(rp.r.bad);
+	assert_int_equal(rp.r.off, rp.r.n);
+	assert_true(nudp > 0 && nudp < 64);
+	pthread_mutex_lock(&cut_mu);
+	assert_int_equal(cut_logged, 1);
+	assert_non_null(strstr(cut_msg, "EXPORT"));
+	pthread_mutex_unlock(&cut_mu);
+	close(u);
+	close(fd);
+	th_stop(&t);
+}
+
 /*
  * A subdirectory export whose directory was removed after the server
  * started: MNT of it, or of a path below it, is MNT3ERR_NOENT, not a
@@ -1187,6 +1369,7 @@ int main(void)
 		cmocka_unit_test(test_mount_path_longest),
 		cmocka_unit_test(test_mount_records_resolved_path),
 		cmocka_unit_test(test_mount_list_full),
+		cmocka_unit_test(test_mount_lists_over_udp),
 		cmocka_unit_test(test_mount_removed_export_dir),
 		cmocka_unit_test(test_mount_refused_path_logged),
 		cmocka_unit_test(test_bad_config),
