@@ -153,8 +153,10 @@ static int write_record(raid_vol_t *v, unsigned g, const struct raid_gsnap *s,
     const unsigned *pos, uint8_t *const *blocks, bool sync, int *slotp)
 {
 	uint8_t *buf = raid_balloc(1 + k);
+	struct raid_gsnap now;
 	uint64_t seq, gen;
-	unsigned slot;
+	unsigned slot, tries = 0;
+	bool bumped;
 	int err;
 
 	*slotp = -1;
@@ -166,6 +168,14 @@ static int write_record(raid_vol_t *v, unsigned g, const struct raid_gsnap *s,
 		return err;
 	}
 	*slotp = (int)slot;
+	/*
+	 * J4 trusts a record of the labels' generation only.  A disk that
+	 * fails while the record is written (its own write, or a sync)
+	 * bumps that generation before the stripe is written, and the
+	 * record just written would be ignored after a crash: write it
+	 * again with the new generation, on the disks still working.
+	 */
+again:
 	pthread_mutex_lock(&v->state_lock);
 	gen = v->generation;
 	pthread_mutex_unlock(&v->state_lock);
@@ -186,11 +196,12 @@ static int write_record(raid_vol_t *v, unsigned g, const struct raid_gsnap *s,
 		    RAID_BLOCK_SIZE);
 	}
 	fl_put_le32(buf + 12, rec_crc(buf, buf + RAID_BLOCK_SIZE, k));
+	raid_gsnap_take(v, g, &now);
 	for (unsigned p = 0; p < v->w; p++) {
 		struct raid_dev *d;
 		int e;
 
-		if (!s->up[p])
+		if (!s->up[p] || !now.up[p])
 			continue;
 		d = s->d[p]->dev;
 		e = raid_dev_pwrite(d, buf, (size_t)(1 + k) * RAID_BLOCK_SIZE,
@@ -206,6 +217,13 @@ static int write_record(raid_vol_t *v, unsigned g, const struct raid_gsnap *s,
 			raid_disk_fail(v, (size_t)(s->d[p] - v->disks), e,
 			    "journal write error");
 		}
+	}
+	if (err == 0 && tries++ <= v->p) {
+		pthread_mutex_lock(&v->state_lock);
+		bumped = v->generation != gen;
+		pthread_mutex_unlock(&v->state_lock);
+		if (bumped)
+			goto again;
 	}
 	free(buf);
 	if (err != 0) {

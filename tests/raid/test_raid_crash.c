@@ -511,6 +511,55 @@ static void test_crash_while_degraded(void **state)
 }
 
 /*
+ * Double parity, a data disk already out, and a second disk (the Q
+ * parity) dies while a partial-stripe write is being journaled: its
+ * failure bumps the label generation between the journal record's write
+ * and the stripe's.  The record must still be trusted after a crash (J4),
+ * or the stripe's parity, torn by the crash, rebuilds the missing data
+ * disk's block wrongly although nobody wrote it (R1).
+ */
+static void test_crash_degraded_journal_during_failure(void **state)
+{
+	static const enum raid_crash_mode modes[] = {
+		RAID_CRASH_RANDOM, RAID_CRASH_TEAR,
+	};
+	struct crash_case c;
+	struct tl_vol *t = &c.t;
+
+	(void)state;
+	fl_log_set_level(FL_LOG_ERR);
+	setup_case(&c, 1, 4, 2);
+	for (int it = 0; it < 8; it++) {
+		uint64_t rng = 9100 + (uint64_t)it;
+		uint64_t s = band_start[it % 2] + 3 + (uint64_t)it;
+		enum raid_crash_mode mode = modes[it % 2];
+
+		assert_int_equal(tl_vol_restore_images(t, "golden"), 0);
+		memcpy(t->shadow, c.golden, t->nvbns * TL_BS);
+		memset(c.inflight, 0, t->nvbns * sizeof(bool));
+		t->fault_inject = true;
+		assert_int_equal(tl_vol_open(t), 0);
+		assert_int_equal(raid_fail_disk(t->v, tl_disk(t, 0, 0),
+		    "test"), 0);
+		assert_int_equal(raid_flush(t->v), 0);
+		/* The region is marked by a first write, so the second's
+		 * first I/O on the dead disk is its journal record's. */
+		write_in_flight(&c, (s + 1) * 4 + 3, 1, &rng);
+		assert_int_equal(raid_fault_set(t->v, tl_disk(t, 0, 5),
+		    RAID_FAULT_DEAD, 0, 0), 0);
+		write_in_flight(&c, s * 4 + 1, 2, &rng);
+		assert_int_equal(raid_fault_crash(t->v, mode, rng), 0);
+		tl_vol_close(t);
+		t->fault_inject = false;
+		assert_int_equal(tl_vol_open(t), 0);
+		check_blocks(&c, mode, it, "data disk and Q out");
+		tl_vol_close(t);
+	}
+	teardown_case(&c);
+	fl_log_set_level(FL_LOG_INFO);
+}
+
+/*
  * A crash in the middle of a rebuild: the half-rebuilt spare must not be
  * taken for a whole member on the next open.
  */
@@ -577,6 +626,7 @@ int main(void)
 		cmocka_unit_test(test_crash_2groups_2p1),
 		cmocka_unit_test(test_crash_while_degraded),
 		cmocka_unit_test(test_crash_during_rebuild),
+		cmocka_unit_test(test_crash_degraded_journal_during_failure),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
