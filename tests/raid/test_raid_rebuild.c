@@ -345,6 +345,44 @@ static void test_rebuild_p2_two_failures(void **state)
 	tl_vol_destroy(&t);
 }
 
+/*
+ * Double parity: a second disk of the group fails while the rebuild of the
+ * first runs under writes.  The rebuild goes on from the survivors left,
+ * the writes go on, and the rebuilt disk holds the right blocks: with it
+ * and one more disk out, every block still reads back.
+ */
+static void test_rebuild_p2_second_failure_during(void **state)
+{
+	struct tl_vol t;
+	struct load l;
+	struct raid_status st;
+	char spare[4200];
+
+	(void)state;
+	assert_int_equal(tl_vol_create(&t, NULL, 1, 4, 2, 4 * DISK_BLOCKS,
+	    false), 0);
+	assert_int_equal(tl_vol_fill(&t, 31), 0);
+	assert_int_equal(raid_fail_disk(t.v, tl_disk(&t, 0, 1), "test"), 0);
+	tl_path(spare, sizeof(spare), t.dir, "spare.img");
+	assert_int_equal(raid_add_spare(t.v, spare), 0);
+	load_start(&l, &t, 32, 400);
+	assert_int_equal(raid_rebuild_start(t.v), 0);
+	for (;;) {
+		raid_status(t.v, &st);
+		if (!st.rebuilding || st.rebuild_done >= st.rebuild_total / 3)
+			break;
+		usleep(100);
+	}
+	assert_int_equal(raid_fail_disk(t.v, tl_disk(&t, 0, 3), "test"), 0);
+	assert_int_equal(raid_rebuild_wait(t.v), 0);
+	load_finish(&l);
+	verify(&t, "rebuilt with a second disk failed during it");
+	/* The rebuilt disk is read now: the Q disk out too. */
+	assert_int_equal(raid_fail_disk(t.v, tl_disk(&t, 0, 5), "test"), 0);
+	verify(&t, "rebuilt disk, two others out");
+	tl_vol_destroy(&t);
+}
+
 /* A disk missing at open (no path) is rebuilt onto a spare the same way. */
 static void test_rebuild_missing_disk(void **state)
 {
@@ -478,6 +516,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_rebuild_p1_under_load),
 		cmocka_unit_test(test_rebuild_p2_two_failures),
+		cmocka_unit_test(test_rebuild_p2_second_failure_during),
 		cmocka_unit_test(test_rebuild_missing_disk),
 		cmocka_unit_test(test_auto_rebuild),
 		cmocka_unit_test(test_spare_refusals),
