@@ -8,7 +8,9 @@
  *   other volume UUID               refused: foreign disk  (-FL_ELABEL)
  *   label group/position differ     refused: wrong position (-FL_ELABEL)
  *   disk UUID seen twice            refused: duplicate      (-FL_ELABEL)
- *   generation older than newest    left out (stale), logged
+ *   generation older than newest    left out (stale), logged; unless one
+ *                                   label write behind and recorded ok
+ *                                   by the newest label (a torn update)
  *   recorded failed/missing         left out, logged
  * More than P left out in a group: -FL_EDEGRADED.  When the set of members
  * changed, the generation is bumped so the disks left out stay stale.
@@ -334,6 +336,25 @@ static int open_check_labels(const char *const *paths, size_t npaths,
 	return 0;
 }
 
+/*
+ * A label write that records a change of membership goes to every working
+ * disk in turn, each synced before the next (raid_labels_write); a crash
+ * in the middle leaves the disks not yet written one pass behind: the
+ * previous generation and label seq.  Such a disk missed no write: the
+ * newest label of its group, written by that same pass, still records it
+ * as a working member.  It is current.  A disk that was out (failed,
+ * missing, replaced) is recorded so in that label and stays out; one
+ * further behind stays stale.
+ */
+static bool one_pass_behind(const struct raid_label *l,
+    const struct raid_label *auth, const struct raid_group *grp,
+    unsigned pos)
+{
+	return l->seq + 1 == auth->seq &&
+	    memcmp(l->disk_uuid, grp->member_uuid[pos], 16) == 0 &&
+	    grp->member_state[pos] == RAID_DISK_OK;
+}
+
 /* Fill v's disks and groups from the probes; R6 stale/missing handling. */
 static int open_assemble(raid_vol_t *v, const char *const *paths,
     size_t npaths, struct probe *pr, uint64_t maxgen, bool *changed)
@@ -385,7 +406,8 @@ static int open_assemble(raid_vol_t *v, const char *const *paths,
 				st = RAID_DISK_MISSING;
 				snprintf(d->reason, sizeof(d->reason),
 				    "no valid label: %s", p->why);
-			} else if (p->l.generation < maxgen) {
+			} else if (p->l.generation < maxgen &&
+			    !one_pass_behind(&p->l, auth, grp, pos)) {
 				st = RAID_DISK_MISSING;
 				memcpy(d->uuid, p->l.disk_uuid, 16);
 				snprintf(d->reason, sizeof(d->reason),

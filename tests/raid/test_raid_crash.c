@@ -25,6 +25,7 @@
  * (intent.c); test_crash_in_region_marked_ahead makes that case every
  * time (it fails if the mark ahead is not on disk before the writes).
  */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -559,6 +560,71 @@ static void test_crash_degraded_journal_during_failure(void **state)
 	fl_log_set_level(FL_LOG_INFO);
 }
 
+struct fail_arg {
+	raid_vol_t *v;
+	size_t disk;
+};
+
+static void *fail_thread(void *p)
+{
+	struct fail_arg *a = p;
+
+	(void)raid_fail_disk(a->v, a->disk, "test");
+	return NULL;
+}
+
+/*
+ * A crash while the labels recording a disk failure are being written:
+ * the first working disk has the new generation, the others still the
+ * old one.  None of them missed a write, so the volume opens, degraded,
+ * and every block reads back.
+ */
+static void test_crash_during_failure_labels(void **state)
+{
+	struct tl_vol t;
+	struct fail_arg a;
+	pthread_t th;
+	int err;
+
+	(void)state;
+	fl_log_set_level(FL_LOG_ERR);
+	assert_int_equal(tl_vol_create(&t, NULL, 1, 4, 1, 256, true), 0);
+	assert_int_equal(tl_vol_fill(&t, 77), 0);
+	/* Disk 2's label write waits: disk 1 has the new label by then. */
+	assert_int_equal(raid_fault_set(t.v, tl_disk(&t, 0, 2),
+	    RAID_FAULT_HANG, 0, 0), 0);
+	a.v = t.v;
+	a.disk = tl_disk(&t, 0, 0);
+	assert_int_equal(pthread_create(&th, NULL, fail_thread, &a), 0);
+	usleep(300 * 1000);
+	assert_int_equal(raid_fault_crash(t.v, RAID_CRASH_DROP_ALL, 1), 0);
+	assert_int_equal(raid_fault_set(t.v, tl_disk(&t, 0, 2),
+	    RAID_FAULT_NONE, 0, 0), 0);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	tl_vol_close(&t);
+	t.fault_inject = false;
+	err = tl_vol_open(&t);
+	if (err != 0)
+		fail_msg("a crash while a failure's labels were written: open "
+		    "fails: %s", fl_strerror(err));
+	{
+		struct raid_disk_info info;
+
+		/* The failed disk stays out: the new label records it. */
+		assert_int_equal(raid_disk_info(t.v, tl_disk(&t, 0, 0),
+		    &info), 0);
+		assert_int_not_equal(info.state, RAID_DISK_OK);
+		assert_int_equal(raid_disk_info(t.v, tl_disk(&t, 0, 2),
+		    &info), 0);
+		assert_int_equal(info.state, RAID_DISK_OK);
+	}
+	if (tl_vol_verify(&t, &err) != 0)
+		fail_msg("after a crash while a failure's labels were "
+		    "written: wrong data (%s)", fl_strerror(err));
+	tl_vol_destroy(&t);
+	fl_log_set_level(FL_LOG_INFO);
+}
+
 /*
  * A crash in the middle of a rebuild: the half-rebuilt spare must not be
  * taken for a whole member on the next open.
@@ -627,6 +693,7 @@ int main(void)
 		cmocka_unit_test(test_crash_while_degraded),
 		cmocka_unit_test(test_crash_during_rebuild),
 		cmocka_unit_test(test_crash_degraded_journal_during_failure),
+		cmocka_unit_test(test_crash_during_failure_labels),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
