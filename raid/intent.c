@@ -414,6 +414,8 @@ int raid_intent_flush(raid_vol_t *v)
 	pthread_mutex_unlock(&v->intent_lock);
 
 	err = sync_all(v);	/* R2 */
+	if (err == 0)
+		err = raid_labels_record_failures(v);
 	if (err != 0)
 		goto out;
 

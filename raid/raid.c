@@ -42,7 +42,9 @@
  * then writes labels with clean on.  (c) Intent bits are synced on every
  * disk of the group before the stripe write starts (R4).  (d) A disk
  * failure bumps the generation on all working disks before the failing
- * I/O returns, so a disk that missed writes can never come back as current.
+ * I/O returns, and a flush returns only once every failure marked before
+ * its syncs is in the labels, so a disk that missed writes can never come
+ * back as current.
  * (e) With a data disk out, the missing blocks of a partially written
  * stripe are journaled and synced before the stripe is written (journal.c),
  * so resync can recompute that stripe's parity after a crash.
@@ -230,9 +232,11 @@ static bool mark_failed_locked(raid_vol_t *v, struct raid_disk *d, int err,
 		    fl_strerror(err));
 	else
 		snprintf(d->reason, sizeof(d->reason), "%s", why);
-	if (member)
+	if (member) {
 		v->groups[d->group].member_state[d->position] =
 		    RAID_DISK_FAILED;
+		v->fail_marked++;
+	}
 	return member;
 }
 
@@ -249,13 +253,20 @@ static void announce_failed(raid_vol_t *v, struct raid_disk *d)
 	    reason);
 }
 
-int raid_labels_write(raid_vol_t *v, bool bump, bool clean)
+#define RAID_NEWLY_MAX	(RAID_MAX_GROUPS * RAID_MAX_WIDTH + RAID_MAX_SPARES)
+
+/*
+ * The label write itself; caller holds label_lock.  Disks failed by it
+ * are returned in newly[] (*nnew), for the caller to announce once it
+ * has let go of label_lock.
+ */
+static int labels_write_locked(raid_vol_t *v, bool bump, bool clean,
+    struct raid_disk **newly, size_t *nnew_out)
 {
 	struct raid_label *ls = NULL;
 	struct raid_disk **ds = NULL;
-	struct raid_disk *newly[RAID_MAX_GROUPS * RAID_MAX_WIDTH +
-	    RAID_MAX_SPARES];
 	size_t nnew = 0, nl;
+	uint64_t failed = 0;
 	int err = 0;
 
 	if (raid_crashed(v))
@@ -266,7 +277,6 @@ int raid_labels_write(raid_vol_t *v, bool bump, bool clean)
 		err = -ENOMEM;
 		goto out;
 	}
-	pthread_mutex_lock(&v->label_lock);
 	for (;;) {
 		bool again = false;
 		uint64_t seq = ++v->label_seq;
@@ -275,6 +285,7 @@ int raid_labels_write(raid_vol_t *v, bool bump, bool clean)
 		if (bump)
 			v->generation++;
 		bump = false;
+		failed = v->fail_marked;
 		nl = 0;
 		for (size_t i = 0; i < v->ndisks; i++) {
 			struct raid_disk *d = &v->disks[i];
@@ -302,7 +313,7 @@ int raid_labels_write(raid_vol_t *v, bool bump, bool clean)
 			member = mark_failed_locked(v, ds[i], e,
 			    "label write error", &changed);
 			pthread_mutex_unlock(&v->state_lock);
-			if (changed && nnew < FL_ARRAY_SIZE(newly))
+			if (changed && nnew < RAID_NEWLY_MAX)
 				newly[nnew++] = ds[i];
 			if (member)
 				again = bump = true;
@@ -310,12 +321,58 @@ int raid_labels_write(raid_vol_t *v, bool bump, bool clean)
 		if (!again || err != 0)
 			break;
 	}
+	if (err == 0) {
+		pthread_mutex_lock(&v->state_lock);
+		v->fail_labeled = FL_MAX(v->fail_labeled, failed);
+		pthread_mutex_unlock(&v->state_lock);
+	}
+out:
+	*nnew_out = nnew;
+	free(ls);
+	free(ds);
+	return err;
+}
+
+int raid_labels_write(raid_vol_t *v, bool bump, bool clean)
+{
+	struct raid_disk *newly[RAID_NEWLY_MAX];
+	size_t nnew = 0;
+	int err;
+
+	pthread_mutex_lock(&v->label_lock);
+	err = labels_write_locked(v, bump, clean, newly, &nnew);
 	pthread_mutex_unlock(&v->label_lock);
 	for (size_t i = 0; i < nnew; i++)
 		announce_failed(v, newly[i]);
-out:
-	free(ls);
-	free(ds);
+	return err;
+}
+
+/*
+ * A failure is marked (state FAILED, the member table) before its thread
+ * writes the labels that record it, and other threads' writes skip the
+ * failed disk from that moment.  A flush that made such writes durable
+ * must not return before the failure is on disk too: after a crash the
+ * disk would come back as a current member holding the blocks it missed
+ * (R1).  Usually the failing thread's own label write is under way (this
+ * waits for it); if not, the labels are written here (the generation bump
+ * follows with that thread's write).
+ */
+int raid_labels_record_failures(raid_vol_t *v)
+{
+	struct raid_disk *newly[RAID_NEWLY_MAX];
+	size_t nnew = 0;
+	bool pending;
+	int err = 0;
+
+	pthread_mutex_lock(&v->label_lock);
+	pthread_mutex_lock(&v->state_lock);
+	pending = v->fail_labeled < v->fail_marked;
+	pthread_mutex_unlock(&v->state_lock);
+	if (pending)
+		err = labels_write_locked(v, false, false, newly, &nnew);
+	pthread_mutex_unlock(&v->label_lock);
+	for (size_t i = 0; i < nnew; i++)
+		announce_failed(v, newly[i]);
 	return err;
 }
 

@@ -250,6 +250,9 @@ struct raid_vol {
 	size_t ndisks, max_disks;
 	struct raid_group *groups;
 	uint64_t generation;		/* state_lock */
+	/* Member failures marked, and how many of them the labels on disk
+	 * record (a label write that ended without a crash); state_lock. */
+	uint64_t fail_marked, fail_labeled;
 	uint64_t label_seq;		/* label_lock */
 	pthread_mutex_t label_lock;
 	atomic_bool closing;
@@ -339,6 +342,8 @@ void raid_event(raid_vol_t *v, enum raid_event ev, const char *fmt, ...)
 void raid_disk_fail(raid_vol_t *v, size_t idx, int err, const char *why);
 /* Write labels on every working disk; bump the generation if asked. */
 int raid_labels_write(raid_vol_t *v, bool bump, bool clean);
+/* Write labels if a member failure is not yet recorded in them (flush). */
+int raid_labels_record_failures(raid_vol_t *v);
 int raid_group_check(raid_vol_t *v, unsigned g, const struct raid_gsnap *s);
 uint64_t raid_disk_off(const raid_vol_t *v, uint64_t block);
 void raid_vol_free(raid_vol_t *v);

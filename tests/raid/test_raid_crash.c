@@ -625,6 +625,105 @@ static void test_crash_during_failure_labels(void **state)
 	fl_log_set_level(FL_LOG_INFO);
 }
 
+struct read_arg {
+	raid_vol_t *v;
+	uint64_t vbn;
+	uint8_t *buf;
+	int rc;
+};
+
+static void *read_thread(void *p)
+{
+	struct read_arg *a = p;
+
+	a->rc = raid_read(a->v, a->vbn, 128, a->buf);
+	return NULL;
+}
+
+struct spare_arg {
+	raid_vol_t *v;
+	char path[4200];
+	int rc;
+};
+
+static void *spare_thread(void *p)
+{
+	struct spare_arg *a = p;
+
+	a->rc = raid_add_spare(a->v, a->path);
+	return NULL;
+}
+
+/*
+ * raid_flush returns while another thread's disk failure is not yet in the
+ * labels: that thread waits to write them behind a label write (a spare
+ * being added) that is slow on a disk of the other group.  The flushed
+ * writes skipped the failed disk, so after a crash it must not come back
+ * as a current member holding the old blocks (R1, R2).
+ */
+static void test_flush_records_pending_failure(void **state)
+{
+	struct tl_vol t;
+	struct fail_arg a;
+	struct spare_arg sp;
+	struct read_arg r[3];
+	pthread_t th, sth, rth[3];
+	uint64_t rng = 4711, per_group;
+	int err;
+
+	(void)state;
+	fl_log_set_level(FL_LOG_ERR);
+	assert_int_equal(tl_vol_create(&t, NULL, 2, 2, 1, 1024, true), 0);
+	assert_int_equal(tl_vol_fill(&t, 78), 0);
+	per_group = 2 * 1024;
+	/* Disk 0 of group 0 at 1 MB/s, kept busy by three reads of 512
+	 * KiB each: a label write to it waits about a second. */
+	assert_int_equal(raid_fault_set(t.v, tl_disk(&t, 0, 0),
+	    RAID_FAULT_THROTTLE, 1, 0), 0);
+	for (int i = 0; i < 3; i++) {
+		r[i].v = t.v;
+		r[i].vbn = (uint64_t)i * 256;
+		r[i].buf = malloc(128 * TL_BS);
+		assert_non_null(r[i].buf);
+		assert_int_equal(pthread_create(&rth[i], NULL, read_thread,
+		    &r[i]), 0);
+	}
+	usleep(50 * 1000);
+	/* A spare's label write starts with that disk. */
+	sp.v = t.v;
+	snprintf(sp.path, sizeof(sp.path), "%s/spare.img", t.dir);
+	assert_int_equal(pthread_create(&sth, NULL, spare_thread, &sp), 0);
+	usleep(50 * 1000);
+	/* Disk 0 of group 1 fails; its labels wait for the spare's. */
+	a.v = t.v;
+	a.disk = tl_disk(&t, 1, 0);
+	assert_int_equal(pthread_create(&th, NULL, fail_thread, &a), 0);
+	usleep(50 * 1000);
+	/* Whole stripes of group 1, flushed: on its two working disks. */
+	tl_fill_random(tl_shadow(&t, per_group), 16 * 2 * TL_BS, &rng);
+	assert_int_equal(raid_write_stripes(t.v, per_group, 16,
+	    tl_shadow(&t, per_group)), 0);
+	assert_int_equal(raid_flush(t.v), 0);
+	assert_int_equal(raid_fault_crash(t.v, RAID_CRASH_DROP_ALL, 1), 0);
+	assert_int_equal(raid_fault_set(t.v, tl_disk(&t, 0, 0),
+	    RAID_FAULT_NONE, 0, 0), 0);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	assert_int_equal(pthread_join(sth, NULL), 0);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(pthread_join(rth[i], NULL), 0);
+		free(r[i].buf);
+	}
+	tl_vol_close(&t);
+	t.fault_inject = false;
+	assert_int_equal(tl_vol_open(&t), 0);
+	if (tl_vol_verify(&t, &err) != 0)
+		fail_msg("blocks flushed while a disk's failure was not yet "
+		    "in the labels read back wrong after a crash (%s)",
+		    fl_strerror(err));
+	tl_vol_destroy(&t);
+	fl_log_set_level(FL_LOG_INFO);
+}
+
 /*
  * A crash in the middle of a rebuild: the half-rebuilt spare must not be
  * taken for a whole member on the next open.
@@ -694,6 +793,7 @@ int main(void)
 		cmocka_unit_test(test_crash_during_rebuild),
 		cmocka_unit_test(test_crash_degraded_journal_during_failure),
 		cmocka_unit_test(test_crash_during_failure_labels),
+		cmocka_unit_test(test_flush_records_pending_failure),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
