@@ -357,7 +357,8 @@ static bool one_pass_behind(const struct raid_label *l,
 
 /* Fill v's disks and groups from the probes; R6 stale/missing handling. */
 static int open_assemble(raid_vol_t *v, const char *const *paths,
-    size_t npaths, struct probe *pr, uint64_t maxgen, bool *changed)
+    size_t npaths, struct probe *pr, uint64_t maxgen, uint64_t maxseq,
+    bool *changed)
 {
 	size_t members = (size_t)v->ngroups * v->w;
 	uint64_t need = (v->data_off + v->disk_blocks) * RAID_BLOCK_SIZE;
@@ -374,6 +375,21 @@ static int open_assemble(raid_vol_t *v, const char *const *paths,
 			if (i < npaths && pr[i].labeled &&
 			    pr[i].l.generation == maxgen &&
 			    (auth == NULL || pr[i].l.seq > auth->seq))
+				auth = &pr[i].l;
+		}
+		/*
+		 * None at the newest generation: a label write torn by a
+		 * crash before it reached this group leaves the whole group
+		 * one write behind (label seq one less than the newest).
+		 * Its newest label is then the group's truth: a failure in
+		 * it was recorded before any flush that relied on it
+		 * returned (raid_labels_record_failures).
+		 */
+		for (unsigned pos = 0; auth == NULL && pos < v->w; pos++) {
+			size_t i = (size_t)g * v->w + pos;
+
+			if (i < npaths && pr[i].labeled &&
+			    pr[i].l.seq + 1 == maxseq)
 				auth = &pr[i].l;
 		}
 		if (auth == NULL) {
@@ -406,7 +422,7 @@ static int open_assemble(raid_vol_t *v, const char *const *paths,
 				st = RAID_DISK_MISSING;
 				snprintf(d->reason, sizeof(d->reason),
 				    "no valid label: %s", p->why);
-			} else if (p->l.generation < maxgen &&
+			} else if (p->l.generation < auth->generation &&
 			    !one_pass_behind(&p->l, auth, grp, pos)) {
 				st = RAID_DISK_MISSING;
 				memcpy(d->uuid, p->l.disk_uuid, 16);
@@ -414,7 +430,7 @@ static int open_assemble(raid_vol_t *v, const char *const *paths,
 				    "stale: label generation %llu, volume is "
 				    "at %llu",
 				    (unsigned long long)p->l.generation,
-				    (unsigned long long)maxgen);
+				    (unsigned long long)auth->generation);
 			} else if (memcmp(p->l.disk_uuid,
 			    grp->member_uuid[pos], 16) != 0) {
 				fl_err(RAID_SUBSYS, "open: refusing %s: not "
@@ -608,7 +624,8 @@ int raid_open(const char *const *paths, size_t npaths,
 		/* The wrappers now belong to the volume's crash world. */
 		raid_fault_bind(pr[i].dev, &v->world, ref->data_off);
 	}
-	err = open_assemble(v, paths, npaths, pr, maxgen, &changed);
+	err = open_assemble(v, paths, npaths, pr, maxgen, ref->seq,
+	    &changed);
 	if (err != 0)
 		goto out;
 	err = raid_intent_init(v);

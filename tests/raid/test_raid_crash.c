@@ -625,6 +625,45 @@ static void test_crash_during_failure_labels(void **state)
 	fl_log_set_level(FL_LOG_INFO);
 }
 
+/*
+ * The same with two groups: the labels recording a failure in group 1 are
+ * written to group 0's disks first, and the crash comes before any disk
+ * of group 1 has them.  Group 1 is one label write behind as a whole.
+ */
+static void test_crash_during_failure_labels_two_groups(void **state)
+{
+	struct tl_vol t;
+	struct fail_arg a;
+	pthread_t th;
+	int err;
+
+	(void)state;
+	fl_log_set_level(FL_LOG_ERR);
+	assert_int_equal(tl_vol_create(&t, NULL, 2, 2, 1, 256, true), 0);
+	assert_int_equal(tl_vol_fill(&t, 79), 0);
+	assert_int_equal(raid_fault_set(t.v, tl_disk(&t, 0, 1),
+	    RAID_FAULT_HANG, 0, 0), 0);
+	a.v = t.v;
+	a.disk = tl_disk(&t, 1, 2);
+	assert_int_equal(pthread_create(&th, NULL, fail_thread, &a), 0);
+	usleep(300 * 1000);
+	assert_int_equal(raid_fault_crash(t.v, RAID_CRASH_DROP_ALL, 1), 0);
+	assert_int_equal(raid_fault_set(t.v, tl_disk(&t, 0, 1),
+	    RAID_FAULT_NONE, 0, 0), 0);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	tl_vol_close(&t);
+	t.fault_inject = false;
+	err = tl_vol_open(&t);
+	if (err != 0)
+		fail_msg("a crash while a failure's labels were written, two "
+		    "groups: open fails: %s", fl_strerror(err));
+	if (tl_vol_verify(&t, &err) != 0)
+		fail_msg("after a crash while a failure's labels were "
+		    "written, two groups: wrong data (%s)", fl_strerror(err));
+	tl_vol_destroy(&t);
+	fl_log_set_level(FL_LOG_INFO);
+}
+
 struct read_arg {
 	raid_vol_t *v;
 	uint64_t vbn;
@@ -793,6 +832,7 @@ int main(void)
 		cmocka_unit_test(test_crash_during_rebuild),
 		cmocka_unit_test(test_crash_degraded_journal_during_failure),
 		cmocka_unit_test(test_crash_during_failure_labels),
+		cmocka_unit_test(test_crash_during_failure_labels_two_groups),
 		cmocka_unit_test(test_flush_records_pending_failure),
 	};
 
