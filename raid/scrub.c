@@ -162,6 +162,20 @@ static int scrub_chunk(raid_vol_t *v, unsigned g, uint64_t c0, uint32_t cn,
 			}
 			free(tmp);
 		}
+		/*
+		 * No single culprit (or P = 1, where none can be located):
+		 * the first N working blocks, the data, are trusted and the
+		 * rest rewritten from them.  Say so: if a data block was the
+		 * damaged one, it stays damaged and parity now agrees with
+		 * it (only wafl's checksums can tell).
+		 */
+		fl_warn(RAID_SUBSYS, "scrub: group %u stripe %llu: %s; "
+		    "trusting the data: parity rewritten from it (a damaged "
+		    "data block would stay damaged)", g,
+		    (unsigned long long)(c0 + k), nout >= 2 ?
+		    "no single block explains the mismatch" :
+		    "with one redundant block the wrong one cannot be "
+		    "located");
 		for (unsigned o = 0; o < nout; o++) {
 			if (memcmp(dst[o] + off, buf + rows_out[o] * stride +
 			    off, RAID_BLOCK_SIZE) == 0)

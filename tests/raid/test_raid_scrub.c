@@ -30,6 +30,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "raid/raid.h"
+#include "tests/lib/tl_log.h"
 #include "tests/lib/tl_raid.h"
 
 static void make_vol(struct tl_vol *t, uint32_t ngroups, uint32_t n,
@@ -189,6 +190,39 @@ static void test_scrub_data_flip(void **state)
 	assert_int_equal(raid_vbn_locate(t.v, 40 * 4 + 0, &disk, &blk), 0);
 	assert_int_equal(raid_fault_flip_bit(t.v, disk, blk, 9000), 0);
 	scrub(&t, false, 2, 0, "data flipped");
+	tl_vol_destroy(&t);
+}
+
+/*
+ * Single parity cannot tell which block of a mismatching stripe is wrong.
+ * A repairing scrub trusts the data and rewrites parity from it; when a
+ * data block was the damaged one it stays damaged, and parity no longer
+ * holds its good value.  The log must say which side was trusted.
+ */
+static void test_scrub_p1_says_what_it_trusts(void **state)
+{
+	struct tl_vol t;
+	uint8_t buf[TL_BS];
+	size_t disk;
+	uint64_t blk, vbn = 7 * 4 + 1;
+
+	(void)state;
+	make_vol(&t, 1, 4, 1, 64, 6);
+	assert_int_equal(raid_vbn_locate(t.v, vbn, &disk, &blk), 0);
+	assert_int_equal(raid_fault_flip_bit(t.v, disk, blk, 77), 0);
+	tl_log_capture_start(FL_LOG_INFO);
+	scrub(&t, true, 1, 1, "P = 1, a data block damaged");
+	if (tl_log_count_with("stripe 7", "trusting the data",
+	    "parity rewritten", NULL) != 1) {
+		tl_log_dump("scrub p1");
+		fail_msg("the scrub's repair does not say that it trusted "
+		    "the data and rewrote parity");
+	}
+	tl_log_capture_stop();
+	/* What the log warns of: the damaged block is what parity says
+	 * now, too. */
+	assert_int_equal(raid_reconstruct(t.v, vbn, 0, buf), 0);
+	assert_memory_not_equal(buf, tl_shadow(&t, vbn), TL_BS);
 	tl_vol_destroy(&t);
 }
 
@@ -389,6 +423,7 @@ int main(void)
 		cmocka_unit_test(test_scrub_parity_p2),
 		cmocka_unit_test(test_scrub_parity_p3),
 		cmocka_unit_test(test_scrub_data_flip),
+		cmocka_unit_test(test_scrub_p1_says_what_it_trusts),
 		cmocka_unit_test(test_reconstruct_and_repair),
 		cmocka_unit_test(test_scrub_degraded),
 		cmocka_unit_test(test_scrub_progress),
