@@ -386,6 +386,10 @@ int adm_job_start(struct adm_ctx *ctx, struct adm_job *j);
 void adm_jobs_keepalive(struct adm_ctx *ctx);
 /* A job of this kind on volume vol is running. */
 bool adm_job_running(struct adm_ctx *ctx, const char *vol, const char *kind);
+/* Wait for the jobs of this kind on vol that were told to stop (their
+ * caller went away, or a cancel), so that a new request is not refused
+ * for a job that is ending; adm_jobs_reap answers them (main thread). */
+void adm_jobs_settle(struct adm_ctx *ctx, const char *vol, const char *kind);
 /* Ask the running jobs of this kind on vol to stop (they are answered
  * when they have); false if none runs. */
 bool adm_job_cancel(struct adm_ctx *ctx, const char *vol, const char *kind);

@@ -415,6 +415,7 @@ static int check(struct adm_ctx *ctx, const struct adm_req *req,
 		if (snap != NULL && wafl_snap_lookup(v->wafl, snap, &id) != 0)
 			return adm_fail(rep, ADM_ERR, "volume %s has no "
 			    "snapshot named %s", name, snap);
+		adm_jobs_settle(ctx, name, "check");
 		if (adm_job_running(ctx, name, "check"))
 			return adm_fail(rep, ADM_ERR, "a check of volume %s is "
 			    "running already; wait for it", name);

@@ -256,6 +256,17 @@ bool adm_job_running(struct adm_ctx *ctx, const char *vol, const char *kind)
 	return false;
 }
 
+void adm_jobs_settle(struct adm_ctx *ctx, const char *vol, const char *kind)
+{
+	for (struct adm_job *j = ctx->jobs; j != NULL; j = j->next) {
+		if (j->joined || !j->cancel || strcmp(j->vol, vol) != 0 ||
+		    strcmp(j->kind, kind) != 0)
+			continue;
+		pthread_join(j->thr, NULL);	/* it stops at its next look */
+		j->joined = true;		/* answered by adm_jobs_reap */
+	}
+}
+
 bool adm_job_cancel(struct adm_ctx *ctx, const char *vol, const char *kind)
 {
 	bool found = false;
