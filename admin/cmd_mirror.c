@@ -784,6 +784,8 @@ static int mirror_status(struct adm_ctx *ctx, const struct adm_req *req,
 			adm_rep_u64(rep, "baseline_resumes", s.resumes);
 			adm_rep_u64(rep, "blocks_not_resent",
 			    s.blocks_not_resent);
+			adm_rep_u64(rep, "refusals", s.refusals);
+			adm_rep_u64(rep, "retry_delay_ms", s.retry_delay_ms);
 		} else {
 			adm_rep_u64(rep, "checkpoint_blocks", s.ckpt_blocks);
 			adm_rep_u64(rep, "baseline_resumes", s.resumes);

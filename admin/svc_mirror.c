@@ -838,6 +838,8 @@ bool adm_mirror_rel_status(struct adm_ctx *ctx, int64_t id,
 		st->blocks_sent = s.blocks_sent_cp + s.blocks_sent_walk;
 		st->connects = s.connects;
 		st->link_losses = s.link_losses;
+		st->refusals = s.refusals;
+		st->retry_delay_ms = s.retry_delay_ms;
 		st->transfers = s.transfers_cp + s.transfers_walk;
 		st->next_run_s = -1;
 		if (r->mode == MIR_ASYNC && !s.quiesce_requested) {

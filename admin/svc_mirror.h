@@ -25,6 +25,10 @@ struct adm_mirror_status {
 	uint64_t lag_cps, lag_s;
 	uint64_t backlog_bytes, bytes_out, blocks_sent;
 	uint64_t connects, link_losses;
+	/* Source: sessions refused (either side), and the back-off before
+	 * the next attempt (0: the last attempt was not refused). */
+	uint64_t refusals;
+	uint32_t retry_delay_ms;
 	uint64_t transfers, blocks_received;	/* destination */
 	/* Destination: DELTAs refused, and the mean time per transfer from
 	 * its ROOT to the acknowledgement (checks, writes, flushes, the

@@ -100,6 +100,9 @@ struct mir_source_opts {
 	raid_vol_t *raid;
 	uint64_t backlog_max_bytes;	/* 0: 64 MiB */
 	uint32_t retry_ms;		/* reconnect interval; 0: 200 */
+	/* After refusals in a row (either side refuses the session) the
+	 * wait doubles from retry_ms up to this; 0: 30000. */
+	uint32_t retry_max_ms;
 	uint32_t io_timeout_ms;		/* one frame; 0: 10000 */
 	bool allow_baseline;		/* send a full transfer if needed */
 	/* Link options; the destination must be configured alike. */
@@ -126,6 +129,11 @@ struct mir_source_stats {
 	uint64_t source_gen;		/* newest durable root here */
 	uint64_t backlog_bytes;
 	uint64_t connects, link_losses, overflows;
+	/* Sessions refused (by the destination at its handshake, or here
+	 * after its STATUS), and the wait before the next attempt after the
+	 * last of a run of them (0: the last attempt was not refused). */
+	uint64_t refusals;
+	uint32_t retry_delay_ms;
 	/* Sessions begun: the destination's STATUS named this file system
 	 * at a generation retained here (or a baseline was allowed). */
 	uint64_t sessions;
@@ -170,9 +178,13 @@ void mir_source_stats(mir_source_t *s, struct mir_source_stats *st);
 int mir_source_wait(mir_source_t *s, uint64_t gen, uint32_t timeout_ms);
 /* Async mode: transfer the newest root now (sync mode: no-op). */
 void mir_source_kick(mir_source_t *s);
-/* Stop shipping (the link stays down) / start again. */
+/* Stop shipping (the link stays down) / start again (at once, whatever
+ * back-off after refusals was under way). */
 void mir_source_quiesce(mir_source_t *s);
 void mir_source_resume(mir_source_t *s);
+/* Try to connect now rather than after the back-off that follows a
+ * refused session: an administrator acted on the relationship. */
+void mir_source_retry(mir_source_t *s);
 
 /* -------------------------------------------------------- destination */
 

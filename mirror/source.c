@@ -44,6 +44,21 @@
  *   timeout), a HEARTBEAT when it has nothing else to write (beat): idle
  *   in the session, waiting for an acknowledgement with every hold
  *   taken, and walking the blocks a resumed baseline does not send.
+ *
+ * RETRIES
+ *   A link that drops is tried again after retry_ms (200 ms): the
+ *   destination is most likely there again.  A session refused (the
+ *   destination refuses the handshake: wrong key, link options, unknown
+ *   relationship; or this side refuses it after STATUS: a volume too
+ *   small, another file system, a root no longer retained) fails the
+ *   same way until an administrator acts, so the wait after each refusal
+ *   in a row doubles, from retry_ms up to retry_max_ms (30 s), and starts
+ *   again at the first session begun.  An unknown relationship stops at
+ *   2 s: the destination's half may only be starting.  A refusal is
+ *   logged when it differs from the last one logged, else at most once a
+ *   minute with the count of those not logged.  mir_source_retry (and
+ *   resume) end the wait at once: an administrator's action on the
+ *   relationship is tried without waiting out the back-off.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -67,6 +82,12 @@
 						   a resumed baseline's */
 #define CPW_RING	256u	/* CPs whose block counts are kept */
 #define RATE_WINDOW_NS	500000000ull	/* progress: rate sample period */
+/* A refusal repeated unchanged is logged once in this long. */
+#define REFUSAL_LOG_NS	60000000000ull
+/* A destination that does not know the relationship (ECONNREFUSED,
+ * "unknown relationship") may only be starting its half: the back-off
+ * after that refusal stops here. */
+#define RETRY_UNKNOWN_MAX_MS	2000u
 
 enum { Q_BLOCKS = 1, Q_ROOT };
 
@@ -137,6 +158,16 @@ struct mir_source {
 	uint64_t cpw_gen[CPW_RING];
 	uint64_t cpw_blocks[CPW_RING];
 	uint64_t base_snap;		/* fallback snapshot's gen (M6) */
+
+	/* Refusals (RETRIES above).  retry_now (lock) ends the back-off
+	 * wait; the rest is the sender thread's. */
+	bool retry_now;
+	bool refused;			/* this attempt was refused */
+	bool refused_unknown;		/* as an unknown relationship */
+	uint32_t backoff_ms;		/* the last back-off (0: none) */
+	char refusal_logged[160];	/* the refusal last logged */
+	uint64_t refusal_log_ns;	/* when */
+	uint64_t refusal_repeats;	/* not logged since */
 };
 
 const char *mir_state_name(enum mir_state s)
@@ -180,6 +211,37 @@ static void set_error(struct mir_source *s, const char *what, int rc)
 	    fl_strerror(rc));
 	pthread_mutex_unlock(&s->lock);
 	fl_warn("mirror", "source: %s: %s", what, fl_strerror(rc));
+}
+
+/* A session refused, by either side: last_error says why (every time),
+ * the log once per change of text or once a minute (RETRIES above). */
+static void set_refusal(struct mir_source *s, const char *what, int rc)
+{
+	char msg[sizeof(s->st.last_error)];
+	uint64_t now = fl_now_mono_ns();
+
+	snprintf(msg, sizeof(msg), "%s: %s", what, fl_strerror(rc));
+	pthread_mutex_lock(&s->lock);
+	memcpy(s->st.last_error, msg, sizeof(msg));
+	pthread_mutex_unlock(&s->lock);
+	s->refused = true;
+	s->refused_unknown = rc == -ECONNREFUSED;
+	if (strcmp(msg, s->refusal_logged) == 0 &&
+	    now - s->refusal_log_ns < REFUSAL_LOG_NS) {
+		s->refusal_repeats++;
+		return;
+	}
+	if (strcmp(msg, s->refusal_logged) == 0 && s->refusal_repeats > 0)
+		fl_warn("mirror", "source: %s (refused %llu more times in the "
+		    "last %llu s; retrying every %u ms)", msg,
+		    (unsigned long long)s->refusal_repeats,
+		    (unsigned long long)((now - s->refusal_log_ns) /
+		    1000000000ull), s->backoff_ms);
+	else
+		fl_warn("mirror", "source: %s", msg);
+	memcpy(s->refusal_logged, msg, sizeof(msg));
+	s->refusal_log_ns = now;
+	s->refusal_repeats = 0;
 }
 
 /* The open connection's counters, for status (under lock). */
@@ -940,18 +1002,18 @@ static int session_start(struct mir_source *s, struct mir_conn *c,
 		snprintf(what, sizeof(what), "the destination's volume has %llu "
 		    "blocks, fewer than this file system's %llu",
 		    (unsigned long long)sm->nvbns, (unsigned long long)f.nvbns);
-		set_error(s, what, -ENOSPC);
-		mir_send_error(c, ENOSPC, "the destination's volume has %llu "
-		    "blocks, fewer than the source's file system's %llu",
+		set_refusal(s, what, -ENOSPC);
+		mir_send_error_quiet(c, ENOSPC, "the destination's volume has "
+		    "%llu blocks, fewer than the source's file system's %llu",
 		    (unsigned long long)sm->nvbns, (unsigned long long)f.nvbns);
 		return -ENOSPC;
 	}
 	bool same_fs = sm->has_fs && memcmp(sm->fs_uuid, f.fs_uuid, 16) == 0;
 	if (!same_fs) {
 		if (!s->o.allow_baseline) {
-			set_error(s, "destination holds another file system "
+			set_refusal(s, "destination holds another file system "
 			    "and baselines are not allowed", -EPERM);
-			mir_send_error(c, EPERM, "the destination holds "
+			mir_send_error_quiet(c, EPERM, "the destination holds "
 			    "another file system, and the source may not send "
 			    "it a baseline");
 			return -EPERM;
@@ -999,18 +1061,23 @@ static int session_start(struct mir_source *s, struct mir_conn *c,
 		    mir_base_snapshot(s->v, sm->gen) == sm->gen)
 			rc = 0;		/* retained by the snapshot (M6) */
 		if (rc != 0) {
-			set_error(s, "the destination's generation is no longer "
-			    "retained here (resync needed)", rc);
-			mir_send_error(c, rc, "the destination's generation "
-			    "%llu is no longer retained on the source (resync "
-			    "needed)", (unsigned long long)sm->gen);
+			set_refusal(s, "the destination's generation is no "
+			    "longer retained here (resync needed)", rc);
+			mir_send_error_quiet(c, rc, "the destination's "
+			    "generation %llu is no longer retained on the "
+			    "source (resync needed)",
+			    (unsigned long long)sm->gen);
 			return rc;
 		}
 		release_below(s, UINT64_MAX, sm->gen);
 		s->acked = s->sent = sm->gen;
 	}
+	s->backoff_ms = 0;
+	s->refusal_logged[0] = '\0';
+	s->refusal_repeats = 0;
 	pthread_mutex_lock(&s->lock);
 	s->st.sessions++;
+	s->st.retry_delay_ms = 0;
 	s->st.acked_gen = s->acked;
 	s->st.sent_gen = s->sent;
 	/* A destination that already serves the newest root is in sync from
@@ -1138,6 +1205,24 @@ static void fallback_check(struct mir_source *s)
 	pthread_mutex_unlock(&s->lock);
 }
 
+/* Wait ms before the next attempt, or less: stop or an administrator's
+ * action (mir_source_retry, resume) ends it, and so does a quiesce when
+ * the wait is a back-off after refusals (a quiesce after a link loss
+ * takes effect once retry_ms has passed, as it always did). */
+static void retry_wait(struct mir_source *s, uint32_t ms, bool backoff)
+{
+	struct timespec ts;
+	int rc = 0;
+
+	fl_deadline_ts(&ts, (uint64_t)ms * 1000u);
+	pthread_mutex_lock(&s->lock);
+	while (rc == 0 && !s->stop && !s->retry_now &&
+	    !(backoff && s->quiesced))
+		rc = pthread_cond_timedwait(&s->cond, &s->lock, &ts);
+	s->retry_now = false;
+	pthread_mutex_unlock(&s->lock);
+}
+
 static void *source_thread(void *arg)
 {
 	struct mir_source *s = arg;
@@ -1154,9 +1239,13 @@ static void *source_thread(void *arg)
 			continue;
 		}
 		fallback_check(s);
+		pthread_mutex_lock(&s->lock);
+		s->retry_now = false;
+		pthread_mutex_unlock(&s->lock);
+		s->refused = false;
 		int fd = mir_tcp_connect(s->host, s->o.port, s->o.io_timeout_ms);
 		if (fd < 0) {
-			usleep(s->o.retry_ms * 1000u);
+			retry_wait(s, s->o.retry_ms, false);
 			continue;
 		}
 		struct mir_conn c;
@@ -1176,7 +1265,11 @@ static void *source_thread(void *arg)
 				char what[MIR_ERRTEXT_MAX + 40];
 				snprintf(what, sizeof(what), "handshake: the "
 				    "destination refused: %s", c.peer_error);
-				set_error(s, what, rc);
+				set_refusal(s, what, rc);
+			} else if (rc == -EACCES) {
+				/* The destination's proof does not verify:
+				 * another key. */
+				set_refusal(s, "handshake", rc);
 			} else if (rc != 0) {
 				set_error(s, "handshake", rc);
 			}
@@ -1199,18 +1292,34 @@ static void *source_thread(void *arg)
 		s->st.blocks_delta += c.blocks_delta;
 		if (rc != -ECANCELED)
 			s->st.link_losses++;
+		uint32_t wait_ms = s->o.retry_ms;
+		if (s->refused) {
+			/* RETRIES: the next attempt would most likely be
+			 * refused the same way. */
+			uint32_t max = s->o.retry_max_ms;
+			if (s->refused_unknown && max > RETRY_UNKNOWN_MAX_MS)
+				max = RETRY_UNKNOWN_MAX_MS;
+			if (max < s->o.retry_ms)
+				max = s->o.retry_ms;
+			s->backoff_ms = s->backoff_ms == 0 ? s->o.retry_ms :
+			    s->backoff_ms > max / 2 ? max : s->backoff_ms * 2;
+			wait_ms = s->backoff_ms;
+			s->st.refusals++;
+			s->st.retry_delay_ms = wait_ms;
+		}
 		pthread_mutex_unlock(&s->lock);
 		mir_conn_close(&c);
 		s->in_cp = false;
 		if (s->stop)
 			break;
 		if (rc != -ECANCELED) {
-			fl_info("mirror", "source: link lost (%s); reconnecting",
-			    fl_strerror(rc));
+			if (!s->refused)
+				fl_info("mirror", "source: link lost (%s); "
+				    "reconnecting", fl_strerror(rc));
 			set_state(s, s->acked == 0 ? MIR_UNINITIALIZED :
 			    MIR_CATCHING_UP);
 		}
-		usleep(s->o.retry_ms * 1000u);
+		retry_wait(s, wait_ms, s->refused);
 	}
 	return NULL;
 }
@@ -1242,6 +1351,8 @@ int mir_source_start(wafl_vol_t *v, const struct mir_source_opts *o,
 		s->o.backlog_max_bytes = 64ull << 20;
 	if (s->o.retry_ms == 0)
 		s->o.retry_ms = 200;
+	if (s->o.retry_max_ms == 0)
+		s->o.retry_max_ms = 30000;
 	if (s->o.io_timeout_ms == 0)
 		s->o.io_timeout_ms = 10000;
 	if (s->o.throttle_bps != 0 && s->o.throttle_bps < MIR_THROTTLE_MIN)
@@ -1354,6 +1465,14 @@ void mir_source_kick(mir_source_t *s)
 	pthread_mutex_unlock(&s->lock);
 }
 
+void mir_source_retry(mir_source_t *s)
+{
+	pthread_mutex_lock(&s->lock);
+	s->retry_now = true;
+	pthread_cond_broadcast(&s->cond);
+	pthread_mutex_unlock(&s->lock);
+}
+
 /* The state says quiesced once the thread has closed the link (a caller
  * that waits for it knows nothing more is sent). */
 void mir_source_quiesce(mir_source_t *s)
@@ -1370,6 +1489,8 @@ void mir_source_resume(mir_source_t *s)
 {
 	pthread_mutex_lock(&s->lock);
 	s->quiesced = false;
+	s->retry_now = true;
+	pthread_cond_broadcast(&s->cond);
 	if (s->st.state == MIR_QUIESCED) {
 		/* Until the thread is connected and knows better. */
 		s->st.state = s->st.acked_gen == 0 ? MIR_UNINITIALIZED :

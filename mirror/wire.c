@@ -1403,22 +1403,38 @@ int mir_readable_or(struct mir_conn *c, int wait_ms, int wake_fd)
 	return 1;	/* the end of the stream or an error: mir_recv says */
 }
 
-void mir_send_error(struct mir_conn *c, int code, const char *fmt, ...)
+static void send_error_text(struct mir_conn *c, int code, const char *text)
 {
-	char text[MIR_ERRTEXT_MAX + 1];
 	uint8_t p[8 + MIR_ERRTEXT_MAX];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(text, sizeof(text), fmt, ap);
-	va_end(ap);
-	fl_warn("mirror", "refusing peer: %s", text);
 	uint32_t len = mir_error_encode(p, (uint32_t)(code < 0 ? -code : code),
 	    text);
 	uint32_t saved = c->timeout_ms;
 	c->timeout_ms = 200;
 	(void)mir_send(c, MIR_MSG_ERROR, p, len);
 	c->timeout_ms = saved;
+}
+
+void mir_send_error(struct mir_conn *c, int code, const char *fmt, ...)
+{
+	char text[MIR_ERRTEXT_MAX + 1];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	fl_warn("mirror", "refusing peer: %s", text);
+	send_error_text(c, code, text);
+}
+
+void mir_send_error_quiet(struct mir_conn *c, int code, const char *fmt, ...)
+{
+	char text[MIR_ERRTEXT_MAX + 1];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	send_error_text(c, code, text);
 }
 
 /* -------------------------------------------------------- handshake */
@@ -1605,7 +1621,10 @@ int mir_recv_type(struct mir_conn *c, uint16_t want, struct mir_hdr *h)
 		struct mir_error e;
 		if (mir_error_decode(mir_conn_payload(c), h->length, &e) != 0)
 			return FL_ERR(-FL_EPROTO);
-		fl_warn("mirror", "peer refused: %s (code %u)", e.text, e.code);
+		/* The caller reports it (the source's refusals are logged
+		 * once per change or minute, not once per retry). */
+		fl_debug("mirror", "peer refused: %s (code %u)", e.text,
+		    e.code);
 		snprintf(c->peer_error, sizeof(c->peer_error), "%s", e.text);
 		return e.code > 0 && e.code < 100000 ? -(int)e.code :
 		    -ECONNREFUSED;

@@ -461,6 +461,10 @@ int mir_readable_or(struct mir_conn *c, int wait_ms, int wake_fd);
 /* Send ERROR (best effort) and log it. */
 void mir_send_error(struct mir_conn *c, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* Send ERROR (best effort) without logging it: the caller logs (the
+ * source's refusals, once per change or minute). */
+void mir_send_error_quiet(struct mir_conn *c, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* ------------------------------------------------------ handshake */
 

@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include "common/crc32c.h"
+#include "common/log.h"
 #include "common/util.h"
 #include "mirror/mir_impl.h"
 #include "mirror/wire.h"
@@ -1131,6 +1132,78 @@ static void test_small_destination_named(void **state)
 	tm_pair_free(p);
 }
 
+/* Warnings of the mirror logged while a test counts them. */
+static _Atomic unsigned mirror_warnings;
+
+static void count_warnings(void *arg, enum fl_log_level level,
+    const char *subsys, const char *msg)
+{
+	(void)arg;
+	(void)msg;
+	if (level <= FL_LOG_WARN && strcmp(subsys, "mirror") == 0)
+		mirror_warnings++;
+}
+
+/*
+ * A destination too small for the source: every session is refused, and
+ * stays refused until an administrator acts.  The source backs off
+ * instead of trying every retry interval, and logs the repeated refusal
+ * once; an administrator's retry is tried at once.  Before: with a retry
+ * of 20 ms, 140 attempts and 280 warnings in 3 s.
+ */
+static void test_refusals_back_off(void **state)
+{
+	struct tm_pair *p = tm_pair_new();
+	struct mir_source_stats ss;
+	struct mir_dest_stats ds;
+
+	(void)state;
+	tl_fs_destroy(p->dst);
+	p->dst = tl_fs_create(2, 1, 8192, false);
+	assert_int_equal(wafl_unmount(p->dst->v), 0);
+	p->dst->v = NULL;
+	write_files(p, 1, 64u << 10);
+	dest_start(p, MIR_COMP_NONE, false);
+	mirror_warnings = 0;
+	fl_log_set_hook(count_warnings, NULL, FL_LOG_WARN);
+	source_start(p, p->port, MIR_COMP_NONE, false);
+	usleep(3000000);
+	unsigned warnings = mirror_warnings;
+	mir_source_stats(p->ms, &ss);
+	mir_dest_stats(p->md, &ds);
+	fprintf(stderr, "refused for 3 s (retry 20 ms): %llu connects, %llu "
+	    "refusals, next in %u ms, %u warnings; destination: %s\n",
+	    (unsigned long long)ss.connects, (unsigned long long)ss.refusals,
+	    ss.retry_delay_ms, warnings, ds.last_error);
+	assert_non_null(strstr(ss.last_error, "fewer than this file "
+	    "system's"));
+	assert_non_null(strstr(ds.last_error, "the source refused"));
+	assert_int_equal(ss.sessions, 0);
+	/* 20, 40, ... 1280 ms: 7 or 8 attempts in 3 s. */
+	assert_true(ss.refusals >= 4 && ss.refusals <= 10);
+	assert_true(ss.connects == ss.refusals ||
+	    ss.connects == ss.refusals + 1);
+	assert_true(ss.retry_delay_ms >= 640);
+	/* One line on each side (the source's refusal, the destination's
+	 * record of it); a repeat is logged at most once a minute. */
+	assert_true(warnings <= 3);
+	/* An administrator's retry does not wait out the back-off. */
+	uint64_t before = ss.connects;
+	uint64_t t0 = fl_now_mono_ns();
+	mir_source_retry(p->ms);
+	do {
+		usleep(10000);
+		mir_source_stats(p->ms, &ss);
+	} while (ss.connects == before &&
+	    fl_now_mono_ns() - t0 < 5000000000ull);
+	fprintf(stderr, "retry: connected again after %llu ms\n",
+	    (unsigned long long)((fl_now_mono_ns() - t0) / 1000000ull));
+	assert_true(ss.connects > before);
+	assert_true(fl_now_mono_ns() - t0 < 400000000ull);
+	fl_log_set_hook(NULL, NULL, FL_LOG_ERR);
+	tm_pair_free(p);
+}
+
 /*
  * A source that vanishes without a FIN or a RST (its host lost power) is
  * played by an authenticated connection left open and silent, once idle
@@ -1477,6 +1550,7 @@ int main(void)
 		cmocka_unit_test(test_silent_destination_falls_back),
 		cmocka_unit_test(test_trickling_peer_cut),
 		cmocka_unit_test(test_small_destination_named),
+		cmocka_unit_test(test_refusals_back_off),
 		cmocka_unit_test(test_vanished_source_given_up),
 		cmocka_unit_test(test_idle_source_kept),
 		cmocka_unit_test(test_heartbeat_checked),
