@@ -321,7 +321,7 @@ static void human_val(const struct adm_item *it, char *out, size_t len)
 	snprintf(out, len, "%s", it->val[0] != '\0' ? it->val : "-");
 }
 
-#define MAX_COLS 40
+#define MAX_COLS 64
 
 static void print_table(FILE *f, const struct adm_reply *r, const char *name)
 {

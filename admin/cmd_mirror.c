@@ -795,6 +795,10 @@ static int mirror_status(struct adm_ctx *ctx, const struct adm_req *req,
 			adm_rep_u64(rep, "flush_us_mean", s.flush_us_mean);
 		}
 		adm_rep_str(rep, "last_error", run ? s.last_error : r.err);
+		adm_rep_u64(rep, "last_error_time", run ? s.last_error_time :
+		    0);
+		adm_rep_str(rep, "resolved_error", run ? s.resolved_error : "");
+		adm_rep_u64(rep, "resolved_time", run ? s.resolved_time : 0);
 	}
 	sqlite3_finalize(st);
 	if (vol != NULL && !any)

@@ -857,6 +857,13 @@ bool adm_mirror_rel_status(struct adm_ctx *ctx, int64_t id,
 		st->blocks_not_resent = s.blocks_not_resent;
 		snprintf(st->last_error, sizeof(st->last_error), "%s",
 		    s.last_error);
+		st->last_error_time = s.last_error_time;
+		snprintf(st->resolved_error, sizeof(st->resolved_error), "%s",
+		    s.resolved_error);
+		st->resolved_time = s.resolved_time;
+		if (r->confirm && st->last_error_time == 0)
+			st->last_error_time = r->confirm_until -
+			    RESYNC_CONFIRM_S;
 		if (r->confirm)
 			snprintf(st->last_error, sizeof(st->last_error),
 			    "%.80s%s%.100s", r->err, s.last_error[0] != '\0' ?
@@ -885,6 +892,10 @@ bool adm_mirror_rel_status(struct adm_ctx *ctx, int64_t id,
 		st->ckpt_blocks = s.ckpt_blocks;
 		snprintf(st->last_error, sizeof(st->last_error), "%s",
 		    s.last_error);
+		st->last_error_time = s.last_error_time;
+		snprintf(st->resolved_error, sizeof(st->resolved_error), "%s",
+		    s.resolved_error);
+		st->resolved_time = s.resolved_time;
 	}
 	return true;
 }
@@ -1329,11 +1340,14 @@ static void tick_one(struct adm_ctx *ctx, struct mrel *r, uint64_t t)
 		store = true;
 	}
 	if (strcmp(err, r->err) != 0) {
-		snprintf(r->err, sizeof(r->err), "%s", err);
-		store = true;
 		if (err[0] != '\0')
 			adm_event(ctx, r->vol, "mirror.error", "mirror %s: %s",
 			    r->vol, err);
+		else
+			adm_event(ctx, r->vol, "mirror.resolved", "mirror %s: "
+			    "resolved: %s", r->vol, r->err);
+		snprintf(r->err, sizeof(r->err), "%s", err);
+		store = true;
 	}
 	if (st != NULL && strcmp(st, r->state) != 0)
 		state_set(ctx, r, st, NULL);	/* stores the row too */

@@ -45,7 +45,13 @@ struct adm_mirror_status {
 	/* Baselines resumed from a checkpoint; source: blocks not sent
 	 * again; destination: the checkpoint's blocks now. */
 	uint64_t resumes, blocks_not_resent, ckpt_blocks;
+	/* What went wrong last and when (unix time; 0: nothing), cleared
+	 * once the relationship is in sync again; then the one cleared and
+	 * when. */
 	char last_error[192];
+	uint64_t last_error_time;
+	char resolved_error[192];
+	uint64_t resolved_time;
 };
 
 /* Async schedules: an interval, a number and a unit (s, m, h, d), from

@@ -180,8 +180,30 @@ static void set_error(struct mir_dest *d, const char *fmt, ...)
 	    "generation %llu", msg, (unsigned long long)d->st.gen);
 	pthread_mutex_lock(&d->lock);
 	snprintf(d->st.last_error, sizeof(d->st.last_error), "%s", msg);
+	d->st.last_error_time = (uint64_t)time(NULL);
 	d->st.rejects++;
 	pthread_mutex_unlock(&d->lock);
+}
+
+/* The relationship works again (a root adopted, or a source that began
+ * its session idle: in sync): the last error is over, and becomes the
+ * resolved one. */
+static void error_resolved(struct mir_dest *d)
+{
+	char was[sizeof(d->st.last_error)];
+
+	pthread_mutex_lock(&d->lock);
+	memcpy(was, d->st.last_error, sizeof(was));
+	if (was[0] != '\0') {
+		memcpy(d->st.resolved_error, was, sizeof(was));
+		d->st.resolved_time = (uint64_t)time(NULL);
+	}
+	d->st.last_error[0] = '\0';
+	d->st.last_error_time = 0;
+	pthread_mutex_unlock(&d->lock);
+	if (was[0] != '\0')
+		fl_info("mirror", "destination: in sync again (the last error "
+		    "was: %s)", was);
 }
 
 static int key_lookup(void *arg, const uint8_t id[MIR_ID_SIZE],
@@ -625,6 +647,7 @@ static int adopt(struct mir_dest *d, struct xfer *x, struct wafl_fsinfo *nf)
 	pthread_mutex_unlock(&d->lock);
 	if (x->b.base == 0)
 		ckpt_drop(d);	/* the baseline is whole */
+	error_resolved(d);
 	fl_debug("mirror", "destination: serving generation %llu",
 	    (unsigned long long)nf->gen);
 	return 0;
@@ -978,6 +1001,7 @@ static void source_refused(struct mir_dest *d, const struct mir_error *e)
 	bool same = strcmp(msg, d->st.last_error) == 0;
 	if (!same)
 		memcpy(d->st.last_error, msg, sizeof(msg));
+	d->st.last_error_time = (uint64_t)time(NULL);
 	pthread_mutex_unlock(&d->lock);
 	if (!same)
 		fl_warn("mirror", "destination: %s", msg);
@@ -1112,6 +1136,10 @@ static void serve_conn(struct mir_dest *d, int fd)
 				set_error(d, "malformed HEARTBEAT");
 				break;
 			}
+			/* Outside a transfer: the source took the session
+			 * and has nothing to send. */
+			if (!x.active)
+				error_resolved(d);
 			uint64_t hb_ns = 3ull * ms * 1000000ull;
 			silent_ns = (uint64_t)d->o.io_timeout_ms * 1000000ull;
 			if (silent_ns < hb_ns)

@@ -156,7 +156,14 @@ struct mir_source_stats {
 	uint64_t baseline_resumes, blocks_not_resent, baseline_restarts;
 	uint64_t blocks_compressed;	/* BLOCK frames sent compressed */
 	uint64_t blocks_delta;		/* blocks sent as DELTA frames */
+	/* What went wrong last, and when (unix time of its last
+	 * occurrence); both cleared once the relationship is in sync
+	 * again.  "" and 0: nothing wrong since. */
 	char last_error[160];
+	uint64_t last_error_time;
+	/* The last error cleared, and when it was ("" and 0: none). */
+	char resolved_error[160];
+	uint64_t resolved_time;
 };
 
 int mir_source_start(wafl_vol_t *v, const struct mir_source_opts *o,
@@ -245,7 +252,15 @@ struct mir_dest_stats {
 	 * kept back, the flushes (blocks, then the fsinfo), and the
 	 * replica's switch to the new root. */
 	uint64_t verify_ns, write_ns, flush_ns, advance_ns;
+	/* What went wrong last, and when (unix time of its last
+	 * occurrence); both cleared once a root is adopted, or a source's
+	 * session begins with nothing to send (in sync).  "" and 0:
+	 * nothing wrong since. */
 	char last_error[192];
+	uint64_t last_error_time;
+	/* The last error cleared, and when it was ("" and 0: none). */
+	char resolved_error[192];
+	uint64_t resolved_time;
 };
 
 /* Listen for the source; mount the replica if the volume holds a file

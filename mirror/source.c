@@ -194,6 +194,17 @@ static void set_state_locked(struct mir_source *s, enum mir_state st)
 		fl_info("mirror", "source: %s -> %s",
 		    mir_state_name(s->st.state), mir_state_name(st));
 		s->st.state = st;
+		/* In sync again: the last error is over, and becomes
+		 * the resolved one. */
+		if (st == MIR_IN_SYNC && s->st.last_error[0] != '\0') {
+			fl_info("mirror", "source: in sync again (the last "
+			    "error was: %s)", s->st.last_error);
+			memcpy(s->st.resolved_error, s->st.last_error,
+			    sizeof(s->st.resolved_error));
+			s->st.resolved_time = (uint64_t)time(NULL);
+			s->st.last_error[0] = '\0';
+			s->st.last_error_time = 0;
+		}
 	}
 }
 
@@ -209,6 +220,7 @@ static void set_error(struct mir_source *s, const char *what, int rc)
 	pthread_mutex_lock(&s->lock);
 	snprintf(s->st.last_error, sizeof(s->st.last_error), "%s: %s", what,
 	    fl_strerror(rc));
+	s->st.last_error_time = (uint64_t)time(NULL);
 	pthread_mutex_unlock(&s->lock);
 	fl_warn("mirror", "source: %s: %s", what, fl_strerror(rc));
 }
@@ -223,6 +235,7 @@ static void set_refusal(struct mir_source *s, const char *what, int rc)
 	snprintf(msg, sizeof(msg), "%s: %s", what, fl_strerror(rc));
 	pthread_mutex_lock(&s->lock);
 	memcpy(s->st.last_error, msg, sizeof(msg));
+	s->st.last_error_time = (uint64_t)time(NULL);
 	pthread_mutex_unlock(&s->lock);
 	s->refused = true;
 	s->refused_unknown = rc == -ECONNREFUSED;
@@ -1048,6 +1061,7 @@ static int session_start(struct mir_source *s, struct mir_conn *c,
 				    "blocks) is not held here",
 				    (unsigned long long)sm->ckpt_gen,
 				    (unsigned long long)sm->ckpt_blocks);
+				s->st.last_error_time = (uint64_t)time(NULL);
 				pthread_mutex_unlock(&s->lock);
 			}
 			release_all(s);

@@ -699,6 +699,7 @@ static void test_small_destination(void **state)
 	exports(t);
 	ta_daemon_start(&t->s.d, t->s.home);
 	ta_daemon_start(&t->d.d, t->d.home);
+	long t0 = (long)time(NULL);
 	peers_and_relationship(t);
 	/* The source refuses it before sending anything, and says why. */
 	for (int i = 0; i < 200; i++) {
@@ -713,6 +714,9 @@ static void test_small_destination(void **state)
 	}
 	if (err == NULL || strstr(err, "fewer than this file system's") == NULL)
 		fail_msg("no refusal in the source's status: %s", js);
+	/* When it happened last. */
+	long when = ta_json_long(js, "$.mirrors[0].last_error_time");
+	assert_true(when >= t0 && when <= (long)time(NULL));
 	free(js);
 	free(err);
 	assert_true(events_have(&t->s, "mirror.error",
@@ -736,7 +740,27 @@ static void test_small_destination(void **state)
 	free(err);
 	ta_json_eq(js, "$.mirrors[0].state", "uninitialized");
 	assert_int_equal(ta_json_long(js, "$.mirrors[0].acked_gen"), 0);
+	when = ta_json_long(js, "$.mirrors[0].last_error_time");
+	assert_true(when >= t0 && when <= (long)time(NULL));
 	free(js);
+	/* Refused again and again: the source backs off rather than trying
+	 * every 200 ms (200, 400, 800, 1600 ms...: 5 tries in 3 s, 15 at
+	 * 200 ms). */
+	ta_sleep_ms(3000);
+	js = tl_mirror_status(&t->s);
+	long refusals = ta_json_long(js, "$.mirrors[0].refusals");
+	long delay = ta_json_long(js, "$.mirrors[0].retry_delay_ms");
+	fprintf(stderr, "small destination: %ld refusals, next try in %ld "
+	    "ms\n", refusals, delay);
+	assert_true(refusals >= 3 && refusals <= 8);
+	assert_true(delay >= 800);
+	free(js);
+	/* The text form has them too. */
+	char *out = ta_ctl_expect(0, t->s.home, "mirror", "status", "vsrc",
+	    NULL);
+	assert_non_null(strstr(out, "LAST_ERROR_TIME"));
+	assert_non_null(strstr(out, "REFUSALS"));
+	free(out);
 	assert_true(events_have(&t->d, "mirror.error",
 	    "fewer than the source's file system's"));
 	/* Delete: the destination volume is writable again. */
@@ -1659,6 +1683,10 @@ static void test_modify(void **state)
 	free(ta_ctl_expect(0, t->d.home, "mirror", "modify", "vdst",
 	    "--compress", "lz4", "--tls", "on", NULL));
 	wait_last_error(&t->s, "link options differ");
+	wait_last_error(&t->d, "link options differ");
+	js = tl_mirror_status(&t->d);
+	assert_true(ta_json_long(js, "$.mirrors[0].last_error_time") > 0);
+	free(js);
 	free(ta_ctl_expect(0, t->s.home, "mirror", "modify", "vsrc", "--tls",
 	    "on", NULL));
 	write_file(&t->s, "/m3", 23);
@@ -1669,6 +1697,28 @@ static void test_modify(void **state)
 	ta_json_eq(js, "$.mirrors[0].compress", "lz4");
 	assert_non_null(strstr(js, "\"tls\": true"));
 	free(js);
+	/* In sync again: neither side shows the refusal as its last error
+	 * any more; the destination keeps it as the resolved one, with its
+	 * time, and both sides' events say it was resolved. */
+	wait_field(&t->d, "$.mirrors[0].last_error", "", false);
+	js = tl_mirror_status(&t->d);
+	ta_json_eq(js, "$.mirrors[0].state", "in-sync");
+	assert_int_equal(ta_json_long(js, "$.mirrors[0].last_error_time"), 0);
+	char *res = ta_json(js, "$.mirrors[0].resolved_error");
+	if (res == NULL || strstr(res, "link options differ") == NULL)
+		fail_msg("the refusal is not the resolved error: %s", js);
+	free(res);
+	assert_true(ta_json_long(js, "$.mirrors[0].resolved_time") > 0);
+	free(js);
+	wait_field(&t->s, "$.mirrors[0].last_error", "", false);
+	js = tl_mirror_status(&t->s);
+	ta_json_eq(js, "$.mirrors[0].state", "in-sync");
+	assert_int_equal(ta_json_long(js, "$.mirrors[0].last_error_time"), 0);
+	free(js);
+	assert_true(events_have(&t->d, "mirror.resolved",
+	    "link options differ"));
+	assert_true(events_have(&t->s, "mirror.resolved",
+	    "link options differ"));
 
 	/* Quiesced stays quiesced. */
 	free(ta_ctl_expect(0, t->s.home, "mirror", "quiesce", "vsrc", NULL));
