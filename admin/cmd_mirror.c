@@ -791,6 +791,7 @@ static int mirror_status(struct adm_ctx *ctx, const struct adm_req *req,
 			adm_rep_u64(rep, "baseline_resumes", s.resumes);
 			adm_rep_u64(rep, "blocks_received", s.blocks_received);
 			adm_rep_u64(rep, "deltas_refused", s.deltas_refused);
+			adm_rep_u64(rep, "silent_given_up", s.silent_given_up);
 			adm_rep_u64(rep, "apply_us_mean", s.apply_us_mean);
 			adm_rep_u64(rep, "flush_us_mean", s.flush_us_mean);
 		}

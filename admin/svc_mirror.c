@@ -882,6 +882,7 @@ bool adm_mirror_rel_status(struct adm_ctx *ctx, int64_t id,
 		st->transfers = s.transfers;
 		st->blocks_received = s.blocks_received;
 		st->deltas_refused = s.deltas_refused;
+		st->silent_given_up = s.silent_given_up;
 		if (s.transfers > 0) {
 			st->apply_us_mean = (s.verify_ns + s.write_ns +
 			    s.flush_ns + s.advance_ns) / 1000 / s.transfers;

@@ -34,6 +34,9 @@ struct adm_mirror_status {
 	 * its ROOT to the acknowledgement (checks, writes, flushes, the
 	 * switch) and of that in flushes, in microseconds. */
 	uint64_t deltas_refused, apply_us_mean, flush_us_mean;
+	/* Destination: source connections given up, silent while another
+	 * connection waited (docs/mirror.md "Heartbeats"). */
+	uint64_t silent_given_up;
 	uint16_t port;		/* destination: listening port */
 	/* Source, async: seconds until the next scheduled transfer. */
 	int64_t next_run_s;

@@ -742,7 +742,13 @@ static void test_small_destination(void **state)
 	assert_int_equal(ta_json_long(js, "$.mirrors[0].acked_gen"), 0);
 	when = ta_json_long(js, "$.mirrors[0].last_error_time");
 	assert_true(when >= t0 && when <= (long)time(NULL));
+	/* The destination's counters: no source was given up for silence. */
+	assert_non_null(strstr(js, "\"silent_given_up\": 0"));
 	free(js);
+	char *dout = ta_ctl_expect(0, t->d.home, "mirror", "status", "vdst",
+	    NULL);
+	assert_non_null(strstr(dout, "SILENT_GIVEN_UP"));
+	free(dout);
 	/* Refused again and again: the source backs off rather than trying
 	 * every 200 ms (200, 400, 800, 1600 ms...: 5 tries in 3 s, 15 at
 	 * 200 ms). */
