@@ -102,13 +102,7 @@ void ops_fail(struct wafl_vol *v, int why)
  * Back-pressure on dirty memory and the NVLOG, applied after an operation
  * dropped every lock it held (its wnode locks, then cp_lock in
  * ops_tx_end) or before it took any (ops_tx_begin), so the CP it waits
- * for can freeze.  Over a quarter of dirty_max (CP_START_DIV) the CP
- * thread is asked for a CP and nobody waits: the disks start on a burst
- * while it is still coming in, as a kernel starts background writeback
- * well before it throttles writers, instead of idling until dirty_max is
- * reached; under a steady stream the CPs then run back to back, each
- * taking what came in while the one before was written.  Over dirty_max,
- * or with the log's current half more
+ * for can freeze.  Over dirty_max, or with the log's current half more
  * than half full, the CP thread is asked for a CP, which overlaps with the
  * writers: the freeze empties the dirty set and switches log halves at
  * once, and the write-out runs without the volume lock.  While that CP is
@@ -135,7 +129,6 @@ void ops_fail(struct wafl_vol *v, int why)
  * thread (mount-time replay, tests) the writer runs the CP itself.
  */
 #define THROTTLE_WAIT_MS	100
-#define CP_START_DIV		4
 #define THROTTLE_DELAY_US	2000
 #define THROTTLE_DELAY_MAX_US	100000
 /* A throttle delay this long or longer releases a batch (batch_release):
@@ -229,12 +222,8 @@ static void throttle(struct wafl_vol *v, uint64_t start_ns)
 	uint64_t max = v->opts.dirty_max_bytes;
 	double fill = v->log != NULL ? nvlog_fill(v->log) : 0.0;
 
-	if (dirty <= max && fill <= 0.5) {
-		if (dirty > max / CP_START_DIV && v->cp_running_thread &&
-		    !__atomic_load_n(&v->cp_requested, __ATOMIC_RELAXED))
-			cp_request(v);
+	if (dirty <= max && fill <= 0.5)
 		return;
-	}
 	if (!v->cp_running_thread) {
 		batch_release();
 		(void)cp_run(v);	/* errors latch in the volume */
