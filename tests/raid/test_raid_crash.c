@@ -574,6 +574,35 @@ static void *fail_thread(void *p)
 }
 
 /*
+ * Fail disk (fg, fp) while the label write to disk (hg, hp) hangs, crash
+ * (the disks before it have the labels recording the failure, the others
+ * not), and open the volume again with every fault cleared.  t was
+ * filled; it is open when this returns.  what names the case in failures.
+ */
+static void crash_while_failure_labeled(struct tl_vol *t, unsigned hg,
+    unsigned hp, unsigned fg, unsigned fp, const char *what)
+{
+	struct fail_arg a = { t->v, tl_disk(t, fg, fp) };
+	pthread_t th;
+	int err;
+
+	assert_int_equal(raid_fault_set(t->v, tl_disk(t, hg, hp),
+	    RAID_FAULT_HANG, 0, 0), 0);
+	assert_int_equal(pthread_create(&th, NULL, fail_thread, &a), 0);
+	usleep(300 * 1000);
+	assert_int_equal(raid_fault_crash(t->v, RAID_CRASH_DROP_ALL, 1), 0);
+	assert_int_equal(raid_fault_set(t->v, tl_disk(t, hg, hp),
+	    RAID_FAULT_NONE, 0, 0), 0);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	tl_vol_close(t);
+	t->fault_inject = false;
+	err = tl_vol_open(t);
+	if (err != 0)
+		fail_msg("a crash while a failure's labels were written%s: "
+		    "open fails: %s", what, fl_strerror(err));
+}
+
+/*
  * A crash while the labels recording a disk failure are being written:
  * the first working disk has the new generation, the others still the
  * old one.  None of them missed a write, so the volume opens, degraded,
@@ -582,8 +611,7 @@ static void *fail_thread(void *p)
 static void test_crash_during_failure_labels(void **state)
 {
 	struct tl_vol t;
-	struct fail_arg a;
-	pthread_t th;
+	struct raid_disk_info info;
 	int err;
 
 	(void)state;
@@ -591,33 +619,12 @@ static void test_crash_during_failure_labels(void **state)
 	assert_int_equal(tl_vol_create(&t, NULL, 1, 4, 1, 256, true), 0);
 	assert_int_equal(tl_vol_fill(&t, 77), 0);
 	/* Disk 2's label write waits: disk 1 has the new label by then. */
-	assert_int_equal(raid_fault_set(t.v, tl_disk(&t, 0, 2),
-	    RAID_FAULT_HANG, 0, 0), 0);
-	a.v = t.v;
-	a.disk = tl_disk(&t, 0, 0);
-	assert_int_equal(pthread_create(&th, NULL, fail_thread, &a), 0);
-	usleep(300 * 1000);
-	assert_int_equal(raid_fault_crash(t.v, RAID_CRASH_DROP_ALL, 1), 0);
-	assert_int_equal(raid_fault_set(t.v, tl_disk(&t, 0, 2),
-	    RAID_FAULT_NONE, 0, 0), 0);
-	assert_int_equal(pthread_join(th, NULL), 0);
-	tl_vol_close(&t);
-	t.fault_inject = false;
-	err = tl_vol_open(&t);
-	if (err != 0)
-		fail_msg("a crash while a failure's labels were written: open "
-		    "fails: %s", fl_strerror(err));
-	{
-		struct raid_disk_info info;
-
-		/* The failed disk stays out: the new label records it. */
-		assert_int_equal(raid_disk_info(t.v, tl_disk(&t, 0, 0),
-		    &info), 0);
-		assert_int_not_equal(info.state, RAID_DISK_OK);
-		assert_int_equal(raid_disk_info(t.v, tl_disk(&t, 0, 2),
-		    &info), 0);
-		assert_int_equal(info.state, RAID_DISK_OK);
-	}
+	crash_while_failure_labeled(&t, 0, 2, 0, 0, "");
+	/* The failed disk stays out: the new label records it. */
+	assert_int_equal(raid_disk_info(t.v, tl_disk(&t, 0, 0), &info), 0);
+	assert_int_not_equal(info.state, RAID_DISK_OK);
+	assert_int_equal(raid_disk_info(t.v, tl_disk(&t, 0, 2), &info), 0);
+	assert_int_equal(info.state, RAID_DISK_OK);
 	if (tl_vol_verify(&t, &err) != 0)
 		fail_msg("after a crash while a failure's labels were "
 		    "written: wrong data (%s)", fl_strerror(err));
@@ -633,30 +640,13 @@ static void test_crash_during_failure_labels(void **state)
 static void test_crash_during_failure_labels_two_groups(void **state)
 {
 	struct tl_vol t;
-	struct fail_arg a;
-	pthread_t th;
 	int err;
 
 	(void)state;
 	fl_log_set_level(FL_LOG_ERR);
 	assert_int_equal(tl_vol_create(&t, NULL, 2, 2, 1, 256, true), 0);
 	assert_int_equal(tl_vol_fill(&t, 79), 0);
-	assert_int_equal(raid_fault_set(t.v, tl_disk(&t, 0, 1),
-	    RAID_FAULT_HANG, 0, 0), 0);
-	a.v = t.v;
-	a.disk = tl_disk(&t, 1, 2);
-	assert_int_equal(pthread_create(&th, NULL, fail_thread, &a), 0);
-	usleep(300 * 1000);
-	assert_int_equal(raid_fault_crash(t.v, RAID_CRASH_DROP_ALL, 1), 0);
-	assert_int_equal(raid_fault_set(t.v, tl_disk(&t, 0, 1),
-	    RAID_FAULT_NONE, 0, 0), 0);
-	assert_int_equal(pthread_join(th, NULL), 0);
-	tl_vol_close(&t);
-	t.fault_inject = false;
-	err = tl_vol_open(&t);
-	if (err != 0)
-		fail_msg("a crash while a failure's labels were written, two "
-		    "groups: open fails: %s", fl_strerror(err));
+	crash_while_failure_labeled(&t, 0, 1, 1, 2, ", two groups");
 	if (tl_vol_verify(&t, &err) != 0)
 		fail_msg("after a crash while a failure's labels were "
 		    "written, two groups: wrong data (%s)", fl_strerror(err));
