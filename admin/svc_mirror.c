@@ -458,6 +458,7 @@ static int src_run(struct adm_ctx *ctx, struct mrel *r,
 		.compress = w->compress,
 		.tls = w->tls,
 		.throttle_bps = w->throttle_bps,
+		.last_error = r->err,
 	};
 	int rc;
 
@@ -483,6 +484,7 @@ static int dst_run(struct adm_ctx *ctx, struct mrel *r,
 		.cache_bytes = adm_setting_u64(ctx, "cache_bytes"),
 		.compress = w->compress,
 		.tls = w->tls,
+		.last_error = r->err,
 	};
 	wafl_vol_t *old = NULL;
 	char ckpt[ADM_PATH_MAX + ADM_NAME_MAX + 16];

@@ -123,6 +123,11 @@ struct mir_dest {
 	bool has_fs;
 	struct wafl_fsinfo cur;		/* the served root's fsinfo */
 	struct mir_dest_stats st;
+	/* The error last logged, when, and how many of it went unlogged
+	 * since (set_error). */
+	char logged_error[192];
+	uint64_t logged_error_ns;
+	uint64_t unlogged_errors;
 
 	/* Baseline checkpoint (the thread's; st.ckpt_* mirror it). */
 	int ckpt_fd;
@@ -166,23 +171,50 @@ static uint64_t raid_rmw_reads(raid_vol_t *r)
 	return rs.counters.partial_reads + rs.counters.parity_reads;
 }
 
+/*
+ * The link failed or a transfer was refused: last_error says why, rejects
+ * counts it.  Logged when the reason changes, and once every
+ * ERROR_LOG_S while it repeats (with how often it came meanwhile): a
+ * source retrying a refused link, or a stranger knocking with a wrong
+ * key, must not fill the log.
+ */
+#define ERROR_LOG_S	60u
+
 static void set_error(struct mir_dest *d, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 static void set_error(struct mir_dest *d, const char *fmt, ...)
 {
 	char msg[192];
+	uint64_t now = fl_now_mono_ns(), more = 0, gen;
+	bool log;
 	va_list ap;
 
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	fl_err("mirror", "destination: %s; nothing adopted, serving "
-	    "generation %llu", msg, (unsigned long long)d->st.gen);
 	pthread_mutex_lock(&d->lock);
 	snprintf(d->st.last_error, sizeof(d->st.last_error), "%s", msg);
 	d->st.last_error_time = (uint64_t)time(NULL);
 	d->st.rejects++;
+	gen = d->st.gen;
+	log = d->logged_error_ns == 0 || strcmp(msg, d->logged_error) != 0 ||
+	    now - d->logged_error_ns >= ERROR_LOG_S * 1000000000ull;
+	if (log) {
+		memcpy(d->logged_error, msg, sizeof(msg));
+		d->logged_error_ns = now;
+		more = d->unlogged_errors;
+		d->unlogged_errors = 0;
+	} else {
+		d->unlogged_errors++;
+	}
 	pthread_mutex_unlock(&d->lock);
+	if (log && more > 0)
+		fl_err("mirror", "destination: %s; nothing adopted, serving "
+		    "generation %llu (%llu more since the last one logged)",
+		    msg, (unsigned long long)gen, (unsigned long long)more);
+	else if (log)
+		fl_err("mirror", "destination: %s; nothing adopted, serving "
+		    "generation %llu", msg, (unsigned long long)gen);
 }
 
 /* The relationship works again (a root adopted, or a source that began
@@ -1203,6 +1235,12 @@ int mir_dest_start(raid_vol_t *raid, const struct mir_dest_opts *o,
 	d->o = *o;
 	memcpy(d->key, o->key, o->key_len);
 	d->o.key = d->key;
+	d->o.last_error = NULL;
+	if (o->last_error != NULL && o->last_error[0] != '\0') {
+		snprintf(d->st.last_error, sizeof(d->st.last_error), "%s",
+		    o->last_error);
+		d->st.last_error_time = (uint64_t)time(NULL);
+	}
 	if (d->o.batch_max_bytes == 0)
 		d->o.batch_max_bytes = 256ull << 20;
 	if (d->o.io_timeout_ms == 0)

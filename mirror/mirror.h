@@ -117,6 +117,12 @@ struct mir_source_opts {
 	 * it is away before that root becomes snapshot mirror.base.<gen>
 	 * and the hold is released (M6).  0: a tenth of the volume. */
 	uint64_t fallback_blocks;
+	/* The last error from before this start (filerd keeps it across a
+	 * restart or a change of the relationship): last_error until the
+	 * relationship works again, then resolved like any other, so that
+	 * a restart alone does not report it resolved.  Its time is the
+	 * start's.  NULL or "": none. */
+	const char *last_error;
 };
 
 struct mir_source_stats {
@@ -219,6 +225,12 @@ struct mir_dest_opts {
 	/* Take connections from this shared listener (host and port are
 	 * then unused); NULL: listen on host:port alone. */
 	mir_listener_t *listener;
+	/* The last error from before this start (filerd keeps it across a
+	 * restart or a change of the relationship): last_error until the
+	 * relationship works again, then resolved like any other, so that
+	 * a restart alone does not report it resolved.  Its time is the
+	 * start's.  NULL or "": none. */
+	const char *last_error;
 };
 
 struct mir_dest_stats {

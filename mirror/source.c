@@ -1359,6 +1359,12 @@ int mir_source_start(wafl_vol_t *v, const struct mir_source_opts *o,
 	s->o.key = s->key;
 	snprintf(s->host, sizeof(s->host), "%s", o->host);
 	s->o.host = s->host;
+	s->o.last_error = NULL;
+	if (o->last_error != NULL && o->last_error[0] != '\0') {
+		snprintf(s->st.last_error, sizeof(s->st.last_error), "%s",
+		    o->last_error);
+		s->st.last_error_time = (uint64_t)time(NULL);
+	}
 	if (s->o.mode == 0)
 		s->o.mode = MIR_SYNC;
 	if (s->o.backlog_max_bytes == 0)

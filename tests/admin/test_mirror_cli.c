@@ -1693,6 +1693,19 @@ static void test_modify(void **state)
 	js = tl_mirror_status(&t->d);
 	assert_true(ta_json_long(js, "$.mirrors[0].last_error_time") > 0);
 	free(js);
+	/* A restart cures nothing: the destination still shows the refusal
+	 * right after it, and no event says it was resolved. */
+	assert_int_equal(ta_daemon_stop(&t->d.d), 0);
+	ta_daemon_start(&t->d.d, t->d.home);
+	js = tl_mirror_status(&t->d);
+	if (strstr(js, "link options differ") == NULL)
+		fail_msg("the refusal is gone after a restart: %s", js);
+	assert_true(ta_json_long(js, "$.mirrors[0].last_error_time") > 0);
+	free(js);
+	ta_sleep_ms(1500);	/* filerd's ticks compare the row's error */
+	wait_last_error(&t->d, "link options differ");
+	assert_false(events_have(&t->d, "mirror.resolved",
+	    "link options differ"));
 	free(ta_ctl_expect(0, t->s.home, "mirror", "modify", "vsrc", "--tls",
 	    "on", NULL));
 	write_file(&t->s, "/m3", 23);

@@ -284,6 +284,37 @@ static void test_shared(void **state)
 	assert_true(ds.auth_failures > ds0.auth_failures);
 	mir_source_stop(b->ms);
 	b->ms = NULL;
+	/* A stranger knocking on b with that wrong key, again and again:
+	 * every knock is counted and refused, and the log says so once,
+	 * not once a knock. */
+	size_t logged0 = tl_log_count_with("peer refused at handshake", NULL);
+	mir_dest_stats(b->md, &ds0);
+	for (int i = 0; i < 20; i++) {
+		struct mir_conn kc;
+		struct mir_peer_cfg kp = { .key = a->key, .key_len = 32 };
+		struct mir_status_msg kst;
+
+		memcpy(kp.id, b->id, 16);
+		assert_int_equal(mir_conn_init(&kc, raw(mir_listener_port(l)),
+		    3000, NULL), 0);
+		assert_int_not_equal(mir_handshake_source(&kc, &kp, &kst), 0);
+		mir_conn_close(&kc);
+	}
+	for (int i = 0; i < 500; i++) {
+		mir_dest_stats(b->md, &ds);
+		if (ds.auth_failures >= ds0.auth_failures + 20)
+			break;
+		usleep(10000);
+	}
+	assert_true(ds.auth_failures >= ds0.auth_failures + 20);
+	assert_true(ds.rejects >= ds0.rejects + 20);
+	assert_non_null(strstr(ds.last_error, "peer refused at handshake"));
+	if (tl_log_count_with("peer refused at handshake", NULL) > logged0 + 1) {
+		tl_log_dump("refusals logged");
+		fail_msg("20 refused knocks logged %zu lines",
+		    tl_log_count_with("peer refused at handshake", NULL) -
+		    logged0);
+	}
 	memcpy(b->key, bkey, 32);
 
 	/* Both destinations stop and start again on the listener (no
