@@ -119,3 +119,19 @@ void fl_log(enum fl_log_level level, const char *subsys, const char *fmt, ...)
 	fl_vlog(level, subsys, fmt, ap);
 	va_end(ap);
 }
+
+bool fl_log_repeat_due(struct fl_log_repeat *r, const char *text,
+    uint64_t now_ns, uint64_t interval_ns, uint64_t *skipped)
+{
+	bool same = strncmp(text, r->text, sizeof(r->text) - 1) == 0;
+
+	if (same && r->ns != 0 && now_ns - r->ns < interval_ns) {
+		r->skipped++;
+		return false;
+	}
+	*skipped = same ? r->skipped : 0;
+	snprintf(r->text, sizeof(r->text), "%s", text);
+	r->ns = now_ns;
+	r->skipped = 0;
+	return true;
+}

@@ -11,6 +11,8 @@
 #define FILER_COMMON_LOG_H
 
 #include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
 
 enum fl_log_level {
 	FL_LOG_ERR = 0,
@@ -40,6 +42,24 @@ void fl_log(enum fl_log_level level, const char *subsys, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void fl_vlog(enum fl_log_level level, const char *subsys, const char *fmt,
     va_list ap);
+
+/*
+ * A message that may come again and again (a peer retrying what is
+ * refused, a stranger knocking): logged when its text changes, and once
+ * every interval while it repeats, with how many times it came between.
+ * The caller serializes calls on one struct (its own lock or thread).
+ */
+struct fl_log_repeat {
+	char text[192];		/* the text last logged */
+	uint64_t ns;		/* when (fl_now_mono_ns); 0: never */
+	uint64_t skipped;	/* repeats since, not logged */
+};
+
+/* Whether text is to be logged now (at now_ns, fl_now_mono_ns); if so,
+ * *skipped is the number of its repeats that were not (0 after a change
+ * of text).  A false return counts a repeat. */
+bool fl_log_repeat_due(struct fl_log_repeat *r, const char *text,
+    uint64_t now_ns, uint64_t interval_ns, uint64_t *skipped);
 
 #define fl_err(sub, ...)	fl_log(FL_LOG_ERR, sub, __VA_ARGS__)
 #define fl_warn(sub, ...)	fl_log(FL_LOG_WARN, sub, __VA_ARGS__)

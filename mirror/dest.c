@@ -123,11 +123,7 @@ struct mir_dest {
 	bool has_fs;
 	struct wafl_fsinfo cur;		/* the served root's fsinfo */
 	struct mir_dest_stats st;
-	/* The error last logged, when, and how many of it went unlogged
-	 * since (set_error). */
-	char logged_error[192];
-	uint64_t logged_error_ns;
-	uint64_t unlogged_errors;
+	struct fl_log_repeat error_log;	/* set_error's (lock) */
 
 	/* Baseline checkpoint (the thread's; st.ckpt_* mirror it). */
 	int ckpt_fd;
@@ -197,16 +193,8 @@ static void set_error(struct mir_dest *d, const char *fmt, ...)
 	d->st.last_error_time = (uint64_t)time(NULL);
 	d->st.rejects++;
 	gen = d->st.gen;
-	log = d->logged_error_ns == 0 || strcmp(msg, d->logged_error) != 0 ||
-	    now - d->logged_error_ns >= ERROR_LOG_S * 1000000000ull;
-	if (log) {
-		memcpy(d->logged_error, msg, sizeof(msg));
-		d->logged_error_ns = now;
-		more = d->unlogged_errors;
-		d->unlogged_errors = 0;
-	} else {
-		d->unlogged_errors++;
-	}
+	log = fl_log_repeat_due(&d->error_log, msg, now,
+	    ERROR_LOG_S * 1000000000ull, &more);
 	pthread_mutex_unlock(&d->lock);
 	if (log && more > 0)
 		fl_err("mirror", "destination: %s; nothing adopted, serving "
@@ -1053,15 +1041,9 @@ static void serve_conn(struct mir_dest *d, int fd)
 	struct mir_link_opts lo = { .compress = d->o.compress,
 	    .tls = d->o.tls };
 	rc = mir_handshake_dest(&c, key_lookup, d, &lo, id);
-	if (rc == -EPROTONOSUPPORT) {
-		set_error(d, "peer refused at handshake: the source's link "
-		    "options differ from this destination's (compression %s, "
-		    "TLS %s)", mir_compress_name(d->o.compress),
-		    d->o.tls ? "on" : "off");
-		goto out;
-	}
 	if (rc != 0) {
-		set_error(d, "peer refused at handshake: %s", fl_strerror(rc));
+		set_error(d, "peer refused at handshake: %s",
+		    c.sent_error[0] != '\0' ? c.sent_error : fl_strerror(rc));
 		if (rc == -EACCES) {
 			pthread_mutex_lock(&d->lock);
 			d->st.auth_failures++;

@@ -165,9 +165,7 @@ struct mir_source {
 	bool refused;			/* this attempt was refused */
 	bool refused_unknown;		/* as an unknown relationship */
 	uint32_t backoff_ms;		/* the last back-off (0: none) */
-	char refusal_logged[160];	/* the refusal last logged */
-	uint64_t refusal_log_ns;	/* when */
-	uint64_t refusal_repeats;	/* not logged since */
+	struct fl_log_repeat refusal_log;
 };
 
 const char *mir_state_name(enum mir_state s)
@@ -239,22 +237,18 @@ static void set_refusal(struct mir_source *s, const char *what, int rc)
 	pthread_mutex_unlock(&s->lock);
 	s->refused = true;
 	s->refused_unknown = rc == -ECONNREFUSED;
-	if (strcmp(msg, s->refusal_logged) == 0 &&
-	    now - s->refusal_log_ns < REFUSAL_LOG_NS) {
-		s->refusal_repeats++;
+	uint64_t was_ns = s->refusal_log.ns, more;
+	if (!fl_log_repeat_due(&s->refusal_log, msg, now, REFUSAL_LOG_NS,
+	    &more))
 		return;
-	}
-	if (strcmp(msg, s->refusal_logged) == 0 && s->refusal_repeats > 0)
+	if (more > 0)
 		fl_warn("mirror", "source: %s (refused %llu more times in the "
 		    "last %llu s; retrying every %u ms)", msg,
-		    (unsigned long long)s->refusal_repeats,
-		    (unsigned long long)((now - s->refusal_log_ns) /
-		    1000000000ull), s->backoff_ms);
+		    (unsigned long long)more,
+		    (unsigned long long)((now - was_ns) / 1000000000ull),
+		    s->backoff_ms);
 	else
 		fl_warn("mirror", "source: %s", msg);
-	memcpy(s->refusal_logged, msg, sizeof(msg));
-	s->refusal_log_ns = now;
-	s->refusal_repeats = 0;
 }
 
 /* The open connection's counters, for status (under lock). */
@@ -1087,8 +1081,7 @@ static int session_start(struct mir_source *s, struct mir_conn *c,
 		s->acked = s->sent = sm->gen;
 	}
 	s->backoff_ms = 0;
-	s->refusal_logged[0] = '\0';
-	s->refusal_repeats = 0;
+	s->refusal_log = (struct fl_log_repeat){ 0 };
 	pthread_mutex_lock(&s->lock);
 	s->st.sessions++;
 	s->st.retry_delay_ms = 0;

@@ -1409,6 +1409,7 @@ static void send_error_text(struct mir_conn *c, int code, const char *text)
 	uint32_t len = mir_error_encode(p, (uint32_t)(code < 0 ? -code : code),
 	    text);
 	uint32_t saved = c->timeout_ms;
+	snprintf(c->sent_error, sizeof(c->sent_error), "%s", text);
 	c->timeout_ms = 200;
 	(void)mir_send(c, MIR_MSG_ERROR, p, len);
 	c->timeout_ms = saved;
@@ -1709,7 +1710,7 @@ static int handshake_dest(struct mir_conn *c, mir_key_lookup_fn *lookup,
 		return rc;
 	if (hello.side != MIR_SIDE_SOURCE || hello.vmin > MIR_WIRE_VERSION ||
 	    hello.vmax < MIR_WIRE_VERSION) {
-		mir_send_error(c, FL_EPROTO, "unsupported side or version "
+		mir_send_error_quiet(c, FL_EPROTO, "unsupported side or version "
 		    "%u..%u", hello.vmin, hello.vmax);
 		return FL_ERR(-FL_EPROTO);
 	}
@@ -1717,11 +1718,11 @@ static int handshake_dest(struct mir_conn *c, mir_key_lookup_fn *lookup,
 		char hex[2 * MIR_ID_SIZE + 1];
 		for (unsigned i = 0; i < MIR_ID_SIZE; i++)
 			snprintf(hex + 2 * i, 3, "%02x", hello.id[i]);
-		mir_send_error(c, ENOENT, "unknown relationship %s", hex);
+		mir_send_error_quiet(c, ENOENT, "unknown relationship %s", hex);
 		return -ENOENT;
 	}
 	if (hello.compress != lo->compress || hello.tls != lo->tls) {
-		mir_send_error(c, EPROTONOSUPPORT, "link options differ: "
+		mir_send_error_quiet(c, EPROTONOSUPPORT, "link options differ: "
 		    "source compression %s, TLS %s; destination compression "
 		    "%s, TLS %s",
 		    mir_compress_name(hello.compress), hello.tls ? "on" : "off",
@@ -1745,7 +1746,8 @@ static int handshake_dest(struct mir_conn *c, mir_key_lookup_fn *lookup,
 	if (rc != 0)
 		return rc;
 	if (CRYPTO_memcmp(want, resp.mac, MIR_MAC_SIZE) != 0) {
-		mir_send_error(c, EACCES, "authentication failed (wrong key)");
+		mir_send_error_quiet(c, EACCES, "authentication failed (wrong "
+		    "key)");
 		return -EACCES;
 	}
 	rc = mir_mac(key, key_len, tag_dest, hello.id, resp.nonce, nonce_d,

@@ -366,6 +366,7 @@ struct mir_conn {
 	 * reads (mir_conn_throttle_recv). */
 	struct mir_rate rate_out, rate_in;
 	char peer_error[MIR_ERRTEXT_MAX + 1];	/* last ERROR received */
+	char sent_error[MIR_ERRTEXT_MAX + 1];	/* last ERROR sent */
 	/* Every wait of the connection also ends at the earliest of these
 	 * (fl_now_mono_ns; 0: none): the handshake's (mir_conn_deadline)
 	 * and the frame mir_recv is reading, timeout_ms after its first
@@ -462,7 +463,8 @@ int mir_readable_or(struct mir_conn *c, int wait_ms, int wake_fd);
 void mir_send_error(struct mir_conn *c, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Send ERROR (best effort) without logging it: the caller logs (the
- * source's refusals, once per change or minute). */
+ * source's refusals and the destination's handshake refusals, once per
+ * change or minute).  Either way its text stays in c->sent_error. */
 void mir_send_error_quiet(struct mir_conn *c, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
@@ -507,8 +509,10 @@ int mir_handshake_source(struct mir_conn *c, const struct mir_peer_cfg *p,
     struct mir_status_msg *st);
 /*
  * The destination's half up to the PROOF: lookup maps the relationship id
- * of the HELLO to its key (0, or -ENOENT: refused and logged).  Returns the
- * index lookup chose in *which.
+ * of the HELLO to its key (0, or -ENOENT: refused).  A refusal is sent to
+ * the source (ERROR) and not logged: its text is in c->sent_error for the
+ * caller, which logs it (a peer may be refused again and again).  The
+ * relationship id goes to id_out.
  */
 typedef int mir_key_lookup_fn(void *arg, const uint8_t id[MIR_ID_SIZE],
     const uint8_t **key, size_t *key_len);

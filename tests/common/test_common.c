@@ -108,6 +108,29 @@ static void test_log_hook(void **state)
 	assert_int_not_equal(fl_log_parse_level("loud", &l), 0);
 }
 
+/* A repeated message: once per interval, with the repeats between it
+ * and the last line; a new text is due at once and starts the count. */
+static void test_log_repeat(void **state)
+{
+	struct fl_log_repeat r = { 0 };
+	const uint64_t s = 1000000000ull, iv = 60 * s;
+	uint64_t more = 99;
+
+	(void)state;
+	assert_true(fl_log_repeat_due(&r, "a", 1 * s, iv, &more));
+	assert_int_equal(more, 0);
+	for (int i = 0; i < 5; i++)
+		assert_false(fl_log_repeat_due(&r, "a", 2 * s, iv, &more));
+	assert_true(fl_log_repeat_due(&r, "a", 61 * s, iv, &more));
+	assert_int_equal(more, 5);
+	assert_false(fl_log_repeat_due(&r, "a", 62 * s, iv, &more));
+	assert_true(fl_log_repeat_due(&r, "b", 63 * s, iv, &more));
+	assert_int_equal(more, 0);
+	assert_false(fl_log_repeat_due(&r, "b", 64 * s, iv, &more));
+	assert_true(fl_log_repeat_due(&r, "a", 65 * s, iv, &more));
+	assert_int_equal(more, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -116,6 +139,7 @@ int main(void)
 		cmocka_unit_test(test_le_roundtrip),
 		cmocka_unit_test(test_strerror),
 		cmocka_unit_test(test_log_hook),
+		cmocka_unit_test(test_log_repeat),
 	};
 	return cmocka_run_group_tests_name("common", tests, NULL, NULL);
 }
