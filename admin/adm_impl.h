@@ -417,6 +417,10 @@ uint64_t adm_sched_now(const struct adm_ctx *ctx);	/* unix seconds */
 /* ------------------------------------------------------------ vols.c */
 
 struct adm_vol *adm_vol_find(struct adm_ctx *ctx, const char *name);
+/* The settings every mount of a volume takes (cache, CP interval, dirty
+ * threshold, NVLOG size, pool prefill) into mo; the caller sets the
+ * NVLOG path and read-only. */
+void adm_mount_opts(struct adm_ctx *ctx, struct wafl_mount_opts *mo);
 /* Open raid and mount wafl for a db row; on failure *why says why. */
 int adm_vol_bringup(struct adm_ctx *ctx, const struct adm_vol_rec *rec,
     char *why, size_t whylen);

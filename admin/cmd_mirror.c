@@ -701,9 +701,7 @@ static int mirror_delete(struct adm_ctx *ctx, const struct adm_req *req,
 			av->wafl = NULL;
 			adm_services_reload(ctx, ADM_RELOAD_EXPORTS);
 			(void)wafl_unmount(w);
-			mo.cache_bytes = adm_setting_u64(ctx, "cache_bytes");
-			mo.cp_interval_ms = (uint32_t)adm_setting_u64(ctx,
-			    "cp_interval_ms");
+			adm_mount_opts(ctx, &mo);
 			if (wafl_mount(av->raid, &mo, &av->wafl) == 0)
 				adm_services_reload(ctx, ADM_RELOAD_EXPORTS);
 			else

@@ -146,6 +146,8 @@ static void emit_stats(struct adm_ctx *ctx, struct adm_rep *rep,
 	    100.0 * (double)ws.cache_hits / (double)lookups);
 	adm_rep_u64(rep, "cache_hits", ws.cache_hits);
 	adm_rep_u64(rep, "cache_misses", ws.cache_misses);
+	/* The process's block pool, shared by every volume. */
+	adm_rep_u64(rep, "block_pool_bytes", wafl_pool_bytes());
 	adm_rep_u64(rep, "nvlog_flushes", ws.log_flushes);
 	adm_rep_u64(rep, "nvlog_waits", ws.log_waits);
 	adm_rep_u64(rep, "repairs", ws.repairs);

@@ -434,7 +434,7 @@ int adm_mirror_make_readonly(struct adm_ctx *ctx, const char *vol)
 			fl_warn(ADM_SUB, "volume %s: final consistency point: "
 			    "%s", vol, fl_strerror(rc));
 	}
-	mo.cache_bytes = adm_setting_u64(ctx, "cache_bytes");
+	adm_mount_opts(ctx, &mo);
 	rc = wafl_mount(av->raid, &mo, &w);
 	if (rc != 0) {
 		fl_warn(ADM_SUB, "volume %s: no file system to show until the "
@@ -481,7 +481,6 @@ static int dst_run(struct adm_ctx *ctx, struct mrel *r,
 		.host = "0.0.0.0",
 		.port = (uint16_t)adm_setting_u64(ctx, "mirror_port"),
 		.allow_baseline = baseline,
-		.cache_bytes = adm_setting_u64(ctx, "cache_bytes"),
 		.compress = w->compress,
 		.tls = w->tls,
 		.last_error = r->err,
@@ -490,6 +489,7 @@ static int dst_run(struct adm_ctx *ctx, struct mrel *r,
 	char ckpt[ADM_PATH_MAX + ADM_NAME_MAX + 16];
 	int rc;
 
+	adm_mount_opts(ctx, &o.mount);
 	rc = lis_get(ctx, &o.listener);
 	if (rc != 0)
 		return rc;
@@ -1125,7 +1125,8 @@ static void rjob_finish(struct adm_ctx *ctx, struct rjob *j, int rc,
 			vol_attach(ctx, av, v);	/* not rolled back */
 		else if (j->t_side && av != NULL && av->raid != NULL) {
 			struct wafl_mount_opts mo = { .nvlog_path = av->nvlog };
-			mo.cache_bytes = adm_setting_u64(ctx, "cache_bytes");
+
+			adm_mount_opts(ctx, &mo);
 			if (wafl_mount(av->raid, &mo, &v) == 0)
 				vol_attach(ctx, av, v);
 		}
@@ -1442,8 +1443,7 @@ static int vol_remount_rw(struct adm_ctx *ctx, struct adm_vol *av)
 
 	if (v != NULL)
 		(void)wafl_unmount(v);
-	mo.cache_bytes = adm_setting_u64(ctx, "cache_bytes");
-	mo.cp_interval_ms = (uint32_t)adm_setting_u64(ctx, "cp_interval_ms");
+	adm_mount_opts(ctx, &mo);
 	rc = wafl_mount(av->raid, &mo, &v);
 	if (rc == 0)
 		vol_attach(ctx, av, v);
@@ -1481,7 +1481,7 @@ static int rec_t_record(struct adm_ctx *ctx, const struct mrow *w,
 	} else {
 		struct wafl_mount_opts mo = { .readonly = true };
 
-		mo.cache_bytes = adm_setting_u64(ctx, "cache_bytes");
+		adm_mount_opts(ctx, &mo);
 		if (wafl_mount(av->raid, &mo, &v) == 0)
 			vol_attach(ctx, av, v);
 	}

@@ -27,6 +27,18 @@
 #include "common/log.h"
 #include "common/util.h"
 
+void adm_mount_opts(struct adm_ctx *ctx, struct wafl_mount_opts *mo)
+{
+	sqlite3 *db = ctx->db;
+
+	mo->nvlog_half_bytes = adm_db_setting_u64(db, "nvlog_half_bytes");
+	mo->cache_bytes = adm_db_setting_u64(db, "cache_bytes");
+	mo->cp_interval_ms = (uint32_t)adm_db_setting_u64(db,
+	    "cp_interval_ms");
+	mo->dirty_max_bytes = adm_db_setting_u64(db, "dirty_max_bytes");
+	mo->prefill = adm_db_setting_u64(db, "cache_prefill") != 0;
+}
+
 struct adm_vol *adm_vol_find(struct adm_ctx *ctx, const char *name)
 {
 	for (struct adm_vol *v = ctx->vols; v != NULL; v = v->next)
@@ -156,12 +168,8 @@ int adm_vol_bringup(struct adm_ctx *ctx, const struct adm_vol_rec *rec,
 	}
 	snprintf(dir, sizeof(dir), "%s/nvlog", ctx->home);
 	(void)mkdir(dir, 0700);
+	adm_mount_opts(ctx, &mo);
 	mo.nvlog_path = v->nvlog;
-	mo.nvlog_half_bytes = adm_db_setting_u64(ctx->db, "nvlog_half_bytes");
-	mo.cache_bytes = adm_db_setting_u64(ctx->db, "cache_bytes");
-	mo.cp_interval_ms = (uint32_t)adm_db_setting_u64(ctx->db,
-	    "cp_interval_ms");
-	mo.dirty_max_bytes = adm_db_setting_u64(ctx->db, "dirty_max_bytes");
 	/* A mirror destination: only the mirror writes it (svc_mirror.c). */
 	mo.readonly = adm_mirror_is_dest(ctx, rec->id);
 	rc = wafl_mount(v->raid, &mo, &v->wafl);

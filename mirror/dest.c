@@ -241,13 +241,14 @@ static int key_lookup(void *arg, const uint8_t id[MIR_ID_SIZE],
 /* Mount the replica read-only on whatever root the disks hold. */
 static int mount_replica(struct mir_dest *d)
 {
-	struct wafl_mount_opts mo = { .readonly = true,
-	    .cache_bytes = d->o.cache_bytes };
+	struct wafl_mount_opts mo = d->o.mount;
 	wafl_vol_t *v = NULL;
 	uint8_t *blk = malloc(WAFL_BLOCK_SIZE);
 	struct wafl_fsinfo f;
 	int rc;
 
+	mo.readonly = true;
+	mo.nvlog_path = NULL;
 	if (blk == NULL)
 		return -ENOMEM;
 	rc = wafl_mount(d->raid, &mo, &v);
@@ -1313,10 +1314,11 @@ static void stop_thread(struct mir_dest *d)
 
 int mir_dest_break(mir_dest_t *d, const char *nvlog_path, wafl_vol_t **out)
 {
-	struct wafl_mount_opts mo = { .nvlog_path = nvlog_path,
-	    .cache_bytes = d->o.cache_bytes };
+	struct wafl_mount_opts mo = d->o.mount;
 	int rc;
 
+	mo.readonly = false;
+	mo.nvlog_path = nvlog_path;
 	stop_thread(d);
 	pthread_mutex_lock(&d->lock);
 	wafl_vol_t *v = d->replica;

@@ -209,7 +209,10 @@ struct mir_dest_opts {
 	uint16_t port;			/* 0: any free port */
 	uint64_t batch_max_bytes;	/* one CP in memory; 0: 256 MiB */
 	uint32_t io_timeout_ms;		/* 0: 10000 */
-	uint64_t cache_bytes;		/* replica block cache; 0: default */
+	/* Mount options of the replica and, after a break, of the writable
+	 * volume (cache, CP interval, dirty threshold, prefill); the
+	 * destination sets nvlog_path and readonly itself. */
+	struct wafl_mount_opts mount;
 	/* Accept a baseline (full transfer) that replaces whatever file
 	 * system the volume holds. */
 	bool allow_baseline;

@@ -49,6 +49,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "common/assert.h"
 #include "common/crc32c.h"
@@ -69,6 +70,8 @@ static pthread_mutex_t blkpool_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct blkfree *blkpool_free;	/* freed blocks, LIFO */
 static uint8_t *blkpool_slab;		/* the newest slab's unused tail */
 static uint32_t blkpool_left;
+static uint64_t blkpool_mapped;		/* bytes of slabs, all time */
+static uint64_t blkpool_want;		/* mounted volumes' reservations */
 #endif
 
 #ifndef __SANITIZE_ADDRESS__
@@ -127,6 +130,7 @@ uint8_t *wafl_blk_alloc(void)
 			b = NULL;
 			goto out;
 		}
+		blkpool_mapped += (uint64_t)BLKPOOL_SLAB * WAFL_BLOCK_SIZE;
 		if (blkpool_left == 0) {
 			blkpool_slab = slab;
 			blkpool_left = BLKPOOL_SLAB;
@@ -152,6 +156,70 @@ uint8_t *wafl_blk_alloc(void)
 out:
 	pthread_mutex_unlock(&blkpool_lock);
 	return b;
+#endif
+}
+
+/*
+ * Reservations.  A volume mounted with the prefill option adds what its
+ * pool is expected to reach (wafl_pool_reserve(+n)) and takes it back
+ * when it goes (-n); the pool is then grown to the sum now, slab by slab,
+ * rather than while clients wait on a first touch of each page.  Mapped
+ * memory is never given back, so a second mount of the same volume maps
+ * nothing.  At most half the machine's memory is reserved this way.
+ */
+uint64_t wafl_pool_reserve(int64_t delta)
+{
+#ifdef __SANITIZE_ADDRESS__
+	(void)delta;
+	return 0;
+#else
+	const uint64_t slab_bytes = (uint64_t)BLKPOOL_SLAB * WAFL_BLOCK_SIZE;
+	long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
+	uint64_t cap = pages > 0 && psz > 0 ?
+	    (uint64_t)pages * (uint64_t)psz / 2 : 0;
+	uint64_t want, mapped;
+
+	pthread_mutex_lock(&blkpool_lock);
+	if (delta < 0 && (uint64_t)0 - (uint64_t)delta > blkpool_want)
+		blkpool_want = 0;
+	else
+		blkpool_want += (uint64_t)delta;
+	want = blkpool_want < cap ? blkpool_want : cap;
+	while (blkpool_mapped < want) {
+		/* Counted before the mapping so that concurrent reservations
+		 * do not overshoot; taken back if the system refuses. */
+		blkpool_mapped += slab_bytes;
+		pthread_mutex_unlock(&blkpool_lock);
+		uint8_t *slab = slab_map();
+		pthread_mutex_lock(&blkpool_lock);
+		if (slab == NULL) {
+			blkpool_mapped -= slab_bytes;
+			break;
+		}
+		for (uint32_t i = 0; i < BLKPOOL_SLAB; i++) {
+			struct blkfree *f = (struct blkfree *)(void *)(slab +
+			    (size_t)i * WAFL_BLOCK_SIZE);
+			f->next = blkpool_free;
+			blkpool_free = f;
+		}
+	}
+	mapped = blkpool_mapped;
+	pthread_mutex_unlock(&blkpool_lock);
+	return mapped;
+#endif
+}
+
+uint64_t wafl_pool_bytes(void)
+{
+#ifdef __SANITIZE_ADDRESS__
+	return 0;
+#else
+	uint64_t n;
+
+	pthread_mutex_lock(&blkpool_lock);
+	n = blkpool_mapped;
+	pthread_mutex_unlock(&blkpool_lock);
+	return n;
 #endif
 }
 

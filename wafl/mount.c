@@ -61,6 +61,8 @@ static void vol_free(struct wafl_vol *v)
 	free(v->frees);
 	free(v->free_inos);
 	bcache_destroy(v->cache);
+	if (v->pool_reserved > 0)
+		(void)wafl_pool_reserve(-(int64_t)v->pool_reserved);
 	if (v->log != NULL)
 		nvlog_close(v->log);
 	pthread_rwlock_destroy(&v->cp_lock);
@@ -391,6 +393,28 @@ static int replay_cb(void *arg, uint64_t lsn, uint64_t gen, uint16_t type,
 	return rc;
 }
 
+/*
+ * What this volume's buffers will take of the block pool: its cache and
+ * twice its dirty threshold (the wall, docs/wafl.md), but no more than the
+ * volume holds.  Mapped now, at mount, so that no client's request waits
+ * on the first touch of a page; on a virtual machine that can cost a
+ * second per GiB (docs/bench.md).
+ */
+static void pool_prefill(struct wafl_vol *v)
+{
+	uint64_t want = FL_MIN(v->opts.cache_bytes +
+	    2 * v->opts.dirty_max_bytes, v->nvbns * WAFL_BLOCK_SIZE);
+	uint64_t t0 = fl_now_mono_ns(), had = wafl_pool_bytes(), now;
+
+	v->pool_reserved = want;
+	now = wafl_pool_reserve((int64_t)want);
+	if (now > had)
+		fl_info("wafl", "block pool grown by %llu MiB to %llu MiB in "
+		    "%.2f s", (unsigned long long)((now - had) >> 20),
+		    (unsigned long long)(now >> 20),
+		    (double)(fl_now_mono_ns() - t0) / 1e9);
+}
+
 int wafl_mount(raid_vol_t *raid, const struct wafl_mount_opts *o,
     wafl_vol_t **out)
 {
@@ -428,6 +452,8 @@ int wafl_mount(raid_vol_t *raid, const struct wafl_mount_opts *o,
 		    &v->snaptab_wn->di, &v->summary_wn->di);
 	if (rc != 0)
 		goto fail;
+	if (v->opts.prefill)
+		pool_prefill(v);
 
 	if (!v->readonly) {
 		if (v->opts.nvlog_path == NULL) {

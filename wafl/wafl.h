@@ -93,6 +93,9 @@ struct wafl_mount_opts {
 	uint32_t cp_interval_ms;	/* timer CP; 0: 10000, min 1000 */
 	uint64_t dirty_max_bytes;	/* dirty threshold; 0: 128 MiB */
 	bool readonly;			/* no log, no CPs, EROFS */
+	bool prefill;			/* grow the block pool at mount to
+					   what this volume will use
+					   (wafl_pool_reserve) */
 	bool no_cp_thread;		/* tests: CPs only by wafl_sync */
 	bool crash_sim;			/* tests: NVLOG keeps unsynced records
 					   in memory, for wafl_crash */
@@ -150,6 +153,12 @@ void wafl_get_stats(wafl_vol_t *v, struct wafl_stats *st);
  */
 uint8_t *wafl_blk_alloc(void);
 void wafl_blk_free(uint8_t *blk);	/* NULL: nothing */
+/* Add delta bytes (negative: take back) to what the pool is to hold and
+ * grow it to that now (at most half the machine's memory); returns the
+ * bytes the pool has mapped.  Both are 0 under AddressSanitizer, whose
+ * builds take every buffer from malloc. */
+uint64_t wafl_pool_reserve(int64_t delta);
+uint64_t wafl_pool_bytes(void);		/* mapped so far, all volumes */
 
 /*
  * CP observer (the mirror's hook).  For CP n, blocks() is called for every

@@ -146,6 +146,7 @@ struct wafl_vol {
 	struct raid_geometry geo;
 	uint64_t nvbns;
 	struct wafl_mount_opts opts;
+	uint64_t pool_reserved;		/* wafl_pool_reserve'd at mount */
 
 	/* Durable state: the newest fsinfo on disk and its slot. */
 	struct wafl_fsinfo fsi;

@@ -354,6 +354,7 @@ struct load {
 	uint64_t t_last;	/* last reply */
 	uint64_t ops, bytes;
 	struct lat lat;
+	FILE *trace;		/* FILER_BENCH_TRACE: one line per reply */
 	bool failed;
 	char err[384];
 	/* workload parameters */
@@ -415,6 +416,10 @@ static void slot_cb(struct rpc_context *rpc, int status, void *data,
 	}
 	ld->t_last = t;
 	lat_add(&ld->lat, t - s->t0);
+	if (ld->trace != NULL)
+		fprintf(ld->trace, "%.3f %.3f %llu\n",
+		    (double)(s->t0 - ld->t_start) / 1e6,
+		    (double)(t - s->t0) / 1e6, (unsigned long long)s->off);
 	ld->ops++;
 	/* Every XXX3res starts with its nfsstat3. */
 	if (*(const nfsstat3 *)data != NFS3_OK) {
@@ -871,7 +876,12 @@ static void data_figures(const struct server *sv, struct suite *out)
 	ld.size = size;
 	ld.iosize = 1 << 20;
 	ld.next = seqw_next;
+	if (getenv("FILER_BENCH_TRACE") != NULL)
+		ld.trace = fopen(getenv("FILER_BENCH_TRACE"), "a");
 	run_slots(&ld, c, 1, 8);
+	if (ld.trace != NULL)
+		fclose(ld.trace);
+	ld.trace = NULL;
 	t0 = ld.t_start;
 	file = ld.file;
 	if (!ld.failed) {
