@@ -42,7 +42,9 @@
  *      read-only struct dirfile: dir_check clean, entries name allocated
  *      inodes of the entry's type, every directory reached once with its
  *      parent field naming the directory that holds it, link counts, and
- *      no allocated inode left outside the tree (an orphan).
+ *      no allocated inode left outside the tree unless it is an orphan
+ *      the root block lists (nlink 0, freed later: orphan.c), and every
+ *      listed orphan allocated, with nlink 0 and no entry.
  *   7. NVLOG (W7): a second handle on the log file scans it (replay with a
  *      counting callback) and counts the records newer than the root.
  *
@@ -1545,6 +1547,32 @@ static int ck_dir_one(struct ck *c, struct ck_ino *dir)
 	return 0;
 }
 
+static bool ck_listed_orphan(const struct ck *c, uint64_t ino)
+{
+	for (uint32_t i = 0; i < c->rb.norphans; i++)
+		if (c->rb.orphans[i] == ino)
+			return true;
+	return false;
+}
+
+/* W8: every inode the root block's orphan list names is allocated, with
+ * nlink 0 and no directory entry (orphan.c).  An inode with nlink 0 that
+ * the list lacks is reported by the link count loop as an orphan. */
+static void ck_orphan_list(struct ck *c)
+{
+	for (uint32_t i = 0; i < c->rb.norphans; i++) {
+		uint64_t ino = c->rb.orphans[i];
+		struct ck_ino *r = itab_find(c, ino);
+		if (r == NULL)
+			ck_error(c, 8, "the orphan list names inode %llu, "
+			    "which is free", (unsigned long long)ino);
+		else if (r->nlink != 0 || r->links != 0)
+			ck_error(c, 8, "the orphan list names inode %llu, "
+			    "which has nlink %u and %u directory entries",
+			    (unsigned long long)ino, r->nlink, r->links);
+	}
+}
+
 static int ck_namespace(struct ck *c)
 {
 	struct ck_ino *root = itab_find(c, WAFL_INO_ROOTDIR);
@@ -1578,6 +1606,8 @@ static int ck_namespace(struct ck *c)
 		    "directories unreadable%s", (unsigned long long)
 		    c->dirs_incomplete, c->ifile_incomplete ?
 		    ", inode file incomplete" : "");
+	if (complete)
+		ck_orphan_list(c);
 	for (uint64_t i = 0; i < c->icap; i++) {
 		struct ck_ino *r = &c->itab[i];
 		bool isdir = (r->mode & S_IFMT) == S_IFDIR;
@@ -1591,6 +1621,9 @@ static int ck_namespace(struct ck *c)
 			    2 + r->subdirs);
 		if (r->ino == WAFL_INO_ROOTDIR || !complete)
 			continue;
+		if (r->links == 0 && r->nlink == 0 && ck_listed_orphan(c,
+		    r->ino))
+			continue;	/* an orphan freed later (orphan.c) */
 		if (r->links == 0) {
 			ck_error(c, 8, "inode %llu (mode 0%o, nlink %u) is "
 			    "allocated but in no directory (orphan)",

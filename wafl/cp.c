@@ -398,7 +398,9 @@ static int cp_freeze(struct cp_ctx *cx, struct wafl_fsinfo *nfsi,
 		.inodes_used = v->inodes_used,
 		.next_ino = v->next_ino,
 		.inodefile = v->ifile_wn->di,
+		.norphans = v->norphans,
 	};
+	memcpy(rb.orphans, v->orphans, sizeof(rb.orphans));
 	rb.inodefile.ino = WAFL_INO_INODEFILE;
 	wafl_rootblk_encode(rootbuf, &rb);
 	struct wafl_bp rbp = {
@@ -708,6 +710,7 @@ static void *cp_thread_main(void *arg)
 		pthread_mutex_unlock(&v->cp_mutex);
 		(void)cp_run(v);
 		wnode_trim(v, false);
+		orphans_reclaim_due(v);
 		pthread_mutex_lock(&v->cp_mutex);
 		pthread_cond_broadcast(&v->cp_cond);
 	}

@@ -69,6 +69,7 @@ static void vol_free(struct wafl_vol *v)
 	pthread_mutex_destroy(&v->rename_lock);
 	pthread_mutex_destroy(&v->icache_lock);
 	pthread_mutex_destroy(&v->ialloc_lock);
+	pthread_mutex_destroy(&v->reclaim_mu);
 	pthread_mutex_destroy(&v->free_lock);
 	pthread_mutex_destroy(&v->cp_mutex);
 	pthread_mutex_destroy(&v->cp_serial);
@@ -113,6 +114,7 @@ static int vol_alloc(raid_vol_t *raid, const struct wafl_mount_opts *o,
 	pthread_mutex_init(&v->rename_lock, NULL);
 	pthread_mutex_init(&v->icache_lock, NULL);
 	pthread_mutex_init(&v->ialloc_lock, NULL);
+	pthread_mutex_init(&v->reclaim_mu, NULL);
 	pthread_mutex_init(&v->free_lock, NULL);
 	pthread_mutex_init(&v->cp_mutex, NULL);
 	pthread_mutex_init(&v->cp_serial, NULL);
@@ -439,6 +441,7 @@ int wafl_mount(raid_vol_t *raid, const struct wafl_mount_opts *o,
 	v->blocks_used = rb.blocks_used;
 	v->inodes_used = rb.inodes_used;
 	v->next_ino = next_ino_hint(rb.next_ino);
+	orphans_load(v, &rb);
 	v->ifile_wn = ifile_wnode_new(v, &rb.inodefile);
 	if (v->ifile_wn == NULL) {
 		rc = -ENOMEM;
@@ -492,6 +495,9 @@ int wafl_mount(raid_vol_t *raid, const struct wafl_mount_opts *o,
 			rc = nvlog_start(v->log);
 		if (rc != 0)
 			goto fail;
+		/* Orphans the last run left (orphan.c): freed now if they
+		 * read; the next CP writes it. */
+		orphans_reclaim(v);
 	}
 	if (!v->readonly && !v->opts.no_cp_thread) {
 		rc = cp_start_thread(v);
@@ -567,6 +573,7 @@ int wafl_sync(wafl_vol_t *v)
 		return 0;
 	if (v->failed)
 		return -EROFS;
+	orphans_reclaim(v);
 	return cp_run(v);
 }
 
@@ -592,6 +599,9 @@ void wafl_get_stats(wafl_vol_t *v, struct wafl_stats *st)
 	pthread_mutex_unlock(&v->stats_lock);
 	uint64_t bytes;
 	bcache_stats(v->cache, &st->cache_hits, &st->cache_misses, &bytes);
+	pthread_mutex_lock(&v->ialloc_lock);
+	st->orphans = v->norphans;
+	pthread_mutex_unlock(&v->ialloc_lock);
 	if (v->log != NULL) {
 		struct nvlog_stats ls;
 		nvlog_get_stats(v->log, &ls);

@@ -251,6 +251,11 @@ int wafl_dinode_decode(const uint8_t *p, uint64_t ino, struct wafl_dinode *d)
 	return 0;
 }
 
+/* The orphan list's place in the root block (ondisk.h). */
+#define WAFL_ROOT_ORPHANS_OFF	640u
+_Static_assert(WAFL_ROOT_ORPHANS_OFF + 8 * WAFL_ORPHAN_MAX <= WAFL_BLOCK_SIZE,
+    "orphan list fits the root block");
+
 void wafl_rootblk_encode(uint8_t *b, const struct wafl_rootblk *r)
 {
 	memset(b, 0, WAFL_BLOCK_SIZE);
@@ -259,7 +264,11 @@ void wafl_rootblk_encode(uint8_t *b, const struct wafl_rootblk *r)
 	fl_put_le64(b + 16, r->blocks_used);
 	fl_put_le64(b + 24, r->inodes_used);
 	fl_put_le64(b + 32, r->next_ino);
+	VERIFY(r->norphans <= WAFL_ORPHAN_MAX);
+	fl_put_le32(b + 40, r->norphans);
 	wafl_dinode_encode(b + 128, &r->inodefile);
+	for (uint32_t i = 0; i < r->norphans; i++)
+		fl_put_le64(b + WAFL_ROOT_ORPHANS_OFF + 8 * i, r->orphans[i]);
 }
 
 int wafl_rootblk_decode(const uint8_t *b, struct wafl_rootblk *r)
@@ -271,8 +280,22 @@ int wafl_rootblk_decode(const uint8_t *b, struct wafl_rootblk *r)
 	r->blocks_used = fl_get_le64(b + 16);
 	r->inodes_used = fl_get_le64(b + 24);
 	r->next_ino = fl_get_le64(b + 32);
-	if (!all_zero(b + 40, 88) || !all_zero(b + 640, WAFL_BLOCK_SIZE - 640))
+	r->norphans = fl_get_le32(b + 40);
+	if (r->norphans > WAFL_ORPHAN_MAX || !all_zero(b + 44, 84))
 		return FL_ERR(-FL_ECORRUPT);
+	const uint8_t *ol = b + WAFL_ROOT_ORPHANS_OFF;
+	if (!all_zero(ol + 8 * r->norphans, WAFL_BLOCK_SIZE -
+	    WAFL_ROOT_ORPHANS_OFF - 8 * r->norphans))
+		return FL_ERR(-FL_ECORRUPT);
+	for (uint32_t i = 0; i < r->norphans; i++) {
+		uint64_t ino = fl_get_le64(ol + 8 * i);
+		if (ino < WAFL_INO_FIRST_USER || ino >= WAFL_INO_LIMIT)
+			return FL_ERR(-FL_ECORRUPT);
+		for (uint32_t j = 0; j < i; j++)
+			if (r->orphans[j] == ino)
+				return FL_ERR(-FL_ECORRUPT);
+		r->orphans[i] = ino;
+	}
 	int rc = wafl_dinode_decode(b + 128, WAFL_INO_INODEFILE, &r->inodefile);
 	if (rc != 0 || (r->inodefile.mode & S_IFMT) != S_IFREG ||
 	    (r->inodefile.flags & WAFL_INO_INLINE))

@@ -58,9 +58,17 @@
  *    16    8  blocks_used  blocks allocated in the active bitmap
  *    24    8  inodes_used
  *    32    8  next_ino     allocation hint
- *    40   88  reserved     0
+ *    40    4  norphans     entries of the orphan list (0..WAFL_ORPHAN_MAX)
+ *    44   84  reserved     0
  *   128  512  inode file's own inode (inode 0), format below
- *   640 3456  reserved     0
+ *   640 2048  orphans[256] inode numbers of the orphans: inodes whose last
+ *                          link went while some of their blocks could not
+ *                          be freed (an unreadable pointer block); each
+ *                          is allocated with nlink 0, its tree naming
+ *                          only what it still holds, and is freed by a
+ *                          later sync or mount.  16 <= ino < 2^40,
+ *                          distinct; entries past norphans 0
+ *  2688 1408  reserved     0
  *
  * ---------------------------------------------------------------------
  * Inode (512 bytes, 8 per inode-file block; inode number i lives in
@@ -131,6 +139,7 @@
 #define WAFL_SNAP_NAME_MAX	63u
 #define WAFL_FSINFO_SLOTS	2u
 #define WAFL_FSI_HOLDS		8u	/* held roots recorded in fsinfo */
+#define WAFL_ORPHAN_MAX		256u	/* orphan list in the root block */
 /* Largest CP generation: fsinfo past it is corrupt, and no CP writes it,
  * so the generation never wraps (open_gen is fsinfo's + 1, + 2 after a
  * replay). */
@@ -212,6 +221,8 @@ struct wafl_rootblk {
 	uint64_t inodes_used;
 	uint64_t next_ino;
 	struct wafl_dinode inodefile;
+	uint32_t norphans;
+	uint64_t orphans[WAFL_ORPHAN_MAX];
 };
 
 struct wafl_snapent {

@@ -555,7 +555,8 @@ int ops_obj_get(struct wafl_vol *v, const struct wafl_obj *o, bool for_write,
 
 int ops_live(const struct wnode *wn, uint32_t gen)
 {
-	if (wn->di.mode == 0 || wn->di.gen != gen)
+	/* nlink 0: an orphan (orphan.c), dead to every handle. */
+	if (wn->di.mode == 0 || wn->di.gen != gen || wn->di.nlink == 0)
 		return -ESTALE;
 	return 0;
 }
@@ -740,10 +741,24 @@ void ops_inode_free(struct wnode *wn)
 
 	if (!(wn->di.flags & WAFL_INO_INLINE))
 		rc = wn_truncate_blocks(wn, 0);
-	if (rc != 0)
-		fl_err("wafl", "inode %llu: freeing its blocks failed (%s); "
-		    "they stay allocated", (unsigned long long)wn->ino,
-		    fl_strerror(rc));
+	if (rc != 0) {
+		/* What it still holds is what it could not read: kept by the
+		 * inode, freed by a later retry (orphan.c). */
+		wn->di.nlink = 0;
+		wnode_dirty(wn);
+		if (orphan_add(v, wn->ino)) {
+			fl_err("wafl", "inode %llu: freeing its blocks failed "
+			    "(%s); %llu blocks stay with it as an orphan "
+			    "until a retry frees them",
+			    (unsigned long long)wn->ino, fl_strerror(rc),
+			    (unsigned long long)wn->di.blocks);
+			return;
+		}
+		fl_err("wafl", "inode %llu: freeing its blocks failed (%s) "
+		    "and the orphan list is full (%u); %llu blocks stay "
+		    "allocated", (unsigned long long)wn->ino, fl_strerror(rc),
+		    WAFL_ORPHAN_MAX, (unsigned long long)wn->di.blocks);
+	}
 	uint32_t gen = wn->di.gen;
 	memset(&wn->di, 0, sizeof(wn->di));
 	wn->di.gen = gen;

@@ -589,6 +589,7 @@ int wafl_replica_advance(wafl_vol_t *v, uint64_t *gen)
 	v->blocks_used = rb.blocks_used;
 	v->inodes_used = rb.inodes_used;
 	v->next_ino = next_ino_hint(rb.next_ino);
+	orphans_load(v, &rb);
 	/* Inodes of the old tree go or are reloaded, even those an operation
 	 * holds while it waits for cp_lock; cached blocks are keyed by birth
 	 * and checksum, so an old block at a reused VBN is never served. */

@@ -727,6 +727,7 @@ int wafl_snap_rollback(wafl_vol_t *v, const char *name)
 	v->blocks_used = used + 1;
 	v->inodes_used = rb.inodes_used;
 	v->next_ino = next_ino_hint(rb.next_ino);
+	orphans_load(v, &rb);
 	alloc_reset_areas(v);
 	wnode_dirty(v->bitmap_wn);
 	wnode_dirty(v->summary_wn);

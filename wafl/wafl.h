@@ -142,6 +142,8 @@ struct wafl_stats {
 	uint64_t repairs, read_errors;	/* W1 events */
 	uint64_t cache_hits, cache_misses;
 	uint64_t log_flushes, log_waits;
+	uint64_t orphans;		/* unlinked inodes still holding blocks
+					   they could not free (orphan.c) */
 };
 void wafl_get_stats(wafl_vol_t *v, struct wafl_stats *st);
 

@@ -11,7 +11,7 @@
  *     to the inode (copy-on-write in memory).  A dbuf has no VBN until the
  *     CP that writes it; then it becomes a clean cache entry at its new VBN.
  *
- * Lock order (W-L): vol->cp_lock (shared for every operation, exclusive for
+ * Lock order (W-L): vol->reclaim_mu (orphan.c) -> vol->cp_lock (shared for every operation, exclusive for
  * the CP freeze) -> vol->rename_lock -> wnode locks (parent before child,
  * a directory before a file it may name (LINK, RENAME); two unrelated
  * wnodes by increasing inode number) -> vol->ialloc_lock ->
@@ -27,6 +27,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "common/log.h"
 #include "raid/raid.h"
 #include "wafl/ondisk.h"
 #include "wafl/wafl.h"
@@ -176,6 +177,14 @@ struct wafl_vol {
 	uint64_t next_ino;
 	uint64_t *free_inos;		/* numbers freed this mount */
 	uint32_t nfree_inos, cap_free_inos;
+	/* Orphans (orphan.c): inodes with no link that still hold blocks
+	 * they could not free; written to every root block.  Under
+	 * ialloc_lock; the freeze reads them with cp_lock exclusive. */
+	uint64_t orphans[WAFL_ORPHAN_MAX];
+	uint32_t norphans;
+	uint64_t orphan_try_ns;		/* last retry (monotonic) */
+	pthread_mutex_t reclaim_mu;	/* one orphans_reclaim at a time */
+	struct fl_log_repeat orphan_log; /* under reclaim_mu */
 
 	/* Blocks freed by operations of the open generation. */
 	pthread_mutex_t free_lock;
@@ -413,6 +422,21 @@ int specials_valid(uint64_t nvbns, const struct wafl_dinode *bm,
 /* The next-inode hint a root block records, as ialloc may start from it
  * (mount.c). */
 uint64_t next_ino_hint(uint64_t next_ino);
+
+/*
+ * Orphans (orphan.c).  orphans_load takes the list of a root block the
+ * volume now runs on (mount, replica advance, rollback).  orphan_add puts
+ * an inode whose blocks could not all be freed on the list (wn locked
+ * exclusive, cp_lock shared): false when the list is full.
+ * orphans_reclaim tries to free every orphan now (no lock held; takes
+ * cp_lock shared and each orphan's lock), orphans_reclaim_due only when
+ * WAFL_ORPHAN_RETRY_MS passed since the last try.
+ */
+#define WAFL_ORPHAN_RETRY_MS	60000u
+void orphans_load(struct wafl_vol *v, const struct wafl_rootblk *rb);
+bool orphan_add(struct wafl_vol *v, uint64_t ino);
+void orphans_reclaim(struct wafl_vol *v);
+void orphans_reclaim_due(struct wafl_vol *v);
 /* The same rule for one of them (ino 1, 3 or 4). */
 bool special_inode_ok(uint64_t nvbns, uint64_t ino,
     const struct wafl_dinode *di);

@@ -503,61 +503,64 @@ static uint64_t span_of(unsigned level)
 	return 1ull << SHIFT(level);
 }
 
-/* Free the whole subtree at (level, idx), whose pointer in its clean parent
- * is bp (ignored when the subtree's root is dirty). */
+/*
+ * Free the whole subtree at (level, idx), whose pointer in its parent is bp
+ * (ignored when the subtree's root is dirty).  A pointer block becomes a
+ * dirty buffer before any child goes, and each child's slot is cleared as
+ * soon as the child is freed, so a child that cannot be freed (a pointer
+ * block below that does not read) leaves a tree naming exactly what is
+ * still held: the other children are freed all the same, the error is
+ * returned, and a retry frees the rest and nothing twice.
+ */
 static int free_subtree(struct wnode *wn, unsigned level, uint64_t idx,
     struct wafl_bp bp)
 {
 	struct wafl_vol *v = wn->vol;
 	struct dbuf *d = dbuf_find(&wn->dbufs, DBUF_KEY(level, idx));
-	uint8_t *src = NULL;
 	int rc = 0;
 
-	if (d != NULL) {
-		bp = d->old;
-		src = d->data;
-	} else if (bp.vbn == 0) {
+	if (d == NULL && bp.vbn == 0)
 		return 0;
-	} else if (level > 0) {
-		src = wafl_blk_alloc();
-		if (src == NULL)
-			return -ENOMEM;
-		rc = wafl_read_bp(v, &bp, src);
-		if (rc != 0) {
-			wafl_blk_free(src);
-			return rc;
-		}
-	}
 	if (level > 0) {
-		for (unsigned c = 0; c < WAFL_BPS_PER_BLOCK && rc == 0; c++) {
-			struct wafl_bp cbp;
-			rc = wafl_bp_decode(src + c * WAFL_BP_SIZE, &cbp);
-			if (rc == 0)
-				rc = free_subtree(wn, level - 1,
-				    idx * WAFL_BPS_PER_BLOCK + c, cbp);
+		if (d == NULL) {
+			rc = dirty_path(wn, level, idx, false, &d);
+			if (rc != 0)
+				return rc;
 		}
+		for (unsigned c = 0; c < WAFL_BPS_PER_BLOCK; c++) {
+			uint8_t *slot = d->data + c * WAFL_BP_SIZE;
+			struct wafl_bp cbp;
+			int crc = wafl_bp_decode(slot, &cbp);
+			if (crc == 0)
+				crc = free_subtree(wn, level - 1,
+				    idx * WAFL_BPS_PER_BLOCK + c, cbp);
+			if (crc == 0)
+				memset(slot, 0, WAFL_BP_SIZE);
+			else if (rc == 0)
+				rc = crc;
+		}
+		if (rc != 0)
+			return rc;
 	}
-	if (d == NULL)
-		wafl_blk_free(src);
-	if (rc != 0)
-		return rc;
+	if (d != NULL)
+		bp = d->old;
 	if (bp.vbn != 0)
 		wafl_defer_free(v, bp.vbn);
 	if (d != NULL) {
 		dbuf_remove(&wn->dbufs, DBUF_KEY(level, idx));
 		count_dirty(v, -1);
 	}
-	if (bp.vbn != 0 || d != NULL)
-		wn->di.blocks--;
+	wn->di.blocks--;
 	return 0;
 }
 
-/* Returns 1 if (level, idx) was freed whole, 0 if kept, <0 on error. */
+/* Returns 1 if (level, idx) was freed whole, 0 if kept, <0 on error (what
+ * could be freed is, as in free_subtree). */
 static int trunc_rec(struct wnode *wn, unsigned level, uint64_t idx,
     struct wafl_bp bp, uint64_t first)
 {
 	uint64_t start = idx * span_of(level);
-	int rc;
+	int rc, err = 0;
 
 	if (start >= first) {
 		rc = free_subtree(wn, level, idx, bp);
@@ -577,33 +580,32 @@ static int trunc_rec(struct wnode *wn, unsigned level, uint64_t idx,
 			continue;
 		struct wafl_bp cbp;
 		rc = wafl_bp_decode(d->data + c * WAFL_BP_SIZE, &cbp);
-		if (rc != 0)
-			return rc;
-		rc = trunc_rec(wn, level - 1, cidx, cbp, first);
-		if (rc < 0)
-			return rc;
+		if (rc == 0)
+			rc = trunc_rec(wn, level - 1, cidx, cbp, first);
 		if (rc == 1)
 			memset(d->data + c * WAFL_BP_SIZE, 0, WAFL_BP_SIZE);
+		else if (rc < 0 && err == 0)
+			err = rc;
 	}
-	return 0;
+	return err;
 }
 
 int wn_truncate_blocks(struct wnode *wn, uint64_t first)
 {
 	struct wafl_dinode *di = &wn->di;
-	int rc;
+	int rc, err = 0;
 
 	if (di->flags & WAFL_INO_INLINE)
 		return 0;
 	for (unsigned t = 0; t < WAFL_NTOP; t++) {
 		rc = trunc_rec(wn, di->height, t, di->u.top[t], first);
-		if (rc < 0)
-			return rc;
 		if (rc == 1)
 			memset(&di->u.top[t], 0, sizeof(di->u.top[t]));
+		else if (rc < 0 && err == 0)
+			err = rc;
 	}
 	wnode_dirty(wn);
-	return 0;
+	return err;
 }
 
 /* ------------------------------------------------------- inode numbers */
