@@ -41,6 +41,8 @@ static const struct adm_setting settings[] = {
 	    "NFS worker threads (0: twice the CPUs, 4 to 64)" },
 	{ "nfs_rpcbind", ADM_ST_BOOL, 0, 1, NULL, "true", "reload",
 	    "register NFS and MOUNT with rpcbind when it runs" },
+	{ "nfs_mounts_per_host", ADM_ST_UINT, 1, 4096, NULL, "64", "reload",
+	    "MOUNT records (DUMP's list) kept per client address" },
 	{ "mirror_port", ADM_ST_UINT, 1, 65535, NULL, "10566", "reload",
 	    "port a mirror destination listens on (TCP)" },
 	{ "log_level", ADM_ST_ENUM, 0, 0, "err|warn|info|debug", "info",

@@ -8,7 +8,8 @@
  *   needs no lock.
  *
  *   Configuration -> nfsd:
- *     settings  nfs_port, mount_port, nfs_threads, nfs_rpcbind
+ *     settings  nfs_port, mount_port, nfs_threads, nfs_rpcbind,
+ *               nfs_mounts_per_host
  *               -> struct nfsd_config (all IPv4 addresses);
  *     exports   adm_exports_foreach gives the rules ordered by export path,
  *               then in their configured order; consecutive rows of one
@@ -63,6 +64,7 @@ struct svc_settings {
 	uint16_t nfs_port, mount_port;
 	uint32_t threads;
 	bool rpcbind;
+	uint32_t mounts_per_host;
 };
 
 static struct {
@@ -256,13 +258,16 @@ static void settings_read(struct adm_ctx *ctx, struct svc_settings *s)
 	s->mount_port = (uint16_t)adm_setting_u64(ctx, "mount_port");
 	s->threads = (uint32_t)adm_setting_u64(ctx, "nfs_threads");
 	s->rpcbind = adm_setting_u64(ctx, "nfs_rpcbind") != 0;
+	s->mounts_per_host = (uint32_t)adm_setting_u64(ctx,
+	    "nfs_mounts_per_host");
 }
 
 static bool settings_same(const struct svc_settings *a,
     const struct svc_settings *b)
 {
 	return a->nfs_port == b->nfs_port && a->mount_port == b->mount_port &&
-	    a->threads == b->threads && a->rpcbind == b->rpcbind;
+	    a->threads == b->threads && a->rpcbind == b->rpcbind &&
+	    a->mounts_per_host == b->mounts_per_host;
 }
 
 /* ------------------------------------------------------------ serving */
@@ -276,6 +281,7 @@ static int serve(struct adm_ctx *ctx, const struct svc_settings *st)
 		.mount_port = st->mount_port,
 		.threads = st->threads,
 		.register_rpcbind = st->rpcbind,
+		.mounts_per_host = st->mounts_per_host,
 	};
 	struct svc_list *l = NULL;
 	nfsd_t *s = NULL;

@@ -26,9 +26,12 @@
  *   slashes dropped) before anything else, as Linux mountd puts it through
  *   realpath: that form is what MNT resolves and what its record keeps,
  *   so the spellings of one directory make one record per client, and
- *   UMNT of any of them forgets it.  The list holds MOUNT_RECS_MAX
- *   records; full, a MNT is answered all the same but not recorded
- *   (logged once a minute at most), and no record is pushed out for it.
+ *   UMNT of any of them forgets it.  The list holds NFSD_MOUNT_RECS_MAX
+ *   records, and at most cfg.mounts_per_host (default 64) of one client
+ *   address, so one client mounting directory after directory cannot
+ *   leave the others no room.  Past either bound a MNT is answered all
+ *   the same but not recorded (logged once a minute at most, each bound
+ *   on its own), and no record is pushed out for it.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -223,9 +226,10 @@ static mountstat3 walk(const struct nfsd_exp *e, const char *rest,
 	return MNT3_OK;
 }
 
-/* At most this many mount records (a client mounting more directories
- * than that, or many clients, cannot grow the list without bound). */
-#define MOUNT_RECS_MAX	4096u
+/* At most NFSD_MOUNT_RECS_MAX mount records in all (a client mounting
+ * more directories than that, or many clients, cannot grow the list
+ * without bound), and at most cfg.mounts_per_host of one client address,
+ * so one client cannot take the room of the others. */
 
 /* A record holds any path MNT decodes: cut, DUMP would list another path
  * and UMNT of the one mounted would never find it. */
@@ -233,17 +237,26 @@ FL_STATIC_ASSERT(sizeof(((struct nfsd_mount_rec *)0)->path) > MNTPATHLEN,
     "a mount record holds the longest dirpath");
 
 /* Record host's mount of path (canonical) unless it is recorded already:
- * 0, or -ENOSPC (the list is full) or -ENOMEM, not recorded. */
+ * 0, or not recorded: -EDQUOT (host has its limit), -ENOSPC (the list is
+ * full), -ENOMEM. */
 static int mount_record(struct nfsd *s, const char *host, const char *path)
 {
 	pthread_mutex_lock(&s->mounts_lock);
 	struct nfsd_mount_rec *m = s->mounts;
-	size_t n = 0;
+	size_t n = 0, nhost = 0;
 	int rc = 0;
-	for (; m != NULL; m = m->next, n++)
-		if (strcmp(m->host, host) == 0 && strcmp(m->path, path) == 0)
+	for (; m != NULL; m = m->next, n++) {
+		if (strcmp(m->host, host) != 0)
+			continue;
+		if (strcmp(m->path, path) == 0)
 			goto out;
-	if (n >= MOUNT_RECS_MAX) {
+		nhost++;
+	}
+	if (nhost >= s->cfg.mounts_per_host) {
+		rc = -EDQUOT;
+		goto out;
+	}
+	if (n >= NFSD_MOUNT_RECS_MAX) {
 		rc = -ENOSPC;
 		goto out;
 	}
@@ -346,13 +359,20 @@ static enum nfsd_disp mnt_mnt(struct nfsd_req *r, void *a, void *s)
 	flavors[0] = AUTH_SYS;
 	ok->auth_flavors.auth_flavors_val = flavors;
 	ok->auth_flavors.auth_flavors_len = 1;
-	if (mount_record(r->srv, host, canon) == -ENOSPC &&
-	    log_due(&r->srv->mounts_full_logged_ns)) {
+	int mrc = mount_record(r->srv, host, canon);
+	if (mrc == -ENOSPC && log_due(&r->srv->mounts_full_logged_ns)) {
 		log_path(canon, shown, sizeof(shown));
 		fl_log(FL_LOG_WARN, "nfsd", "mount list full (%u records): "
 		    "mount of %s by %s answered but not recorded, DUMP does "
-		    "not list it (logged once a minute)", MOUNT_RECS_MAX,
+		    "not list it (logged once a minute)", NFSD_MOUNT_RECS_MAX,
 		    shown, host);
+	} else if (mrc == -EDQUOT &&
+	    log_due(&r->srv->mounts_host_logged_ns)) {
+		log_path(canon, shown, sizeof(shown));
+		fl_log(FL_LOG_WARN, "nfsd", "%s has %u mount records, the "
+		    "most one client keeps: mount of %s answered but not "
+		    "recorded, DUMP does not list it (logged once a minute)",
+		    host, r->srv->cfg.mounts_per_host, shown);
 	}
 	return NFSD_REPLY;
 }

@@ -94,6 +94,9 @@ struct nfsd_export {
 	size_t nrules;
 };
 
+#define NFSD_MOUNT_RECS_MAX		4096u	/* mount records in all */
+#define NFSD_MOUNTS_PER_HOST_DEFAULT	64u
+
 struct nfsd_config {
 	const char *bind_addr;		/* NULL: all IPv4 addresses */
 	uint16_t nfs_port;		/* 0: NFSD_DEFAULT_NFS_PORT */
@@ -106,6 +109,11 @@ struct nfsd_config {
 	uint32_t idle_timeout_ms;	/* idle connection; 0: 360000 */
 	uint32_t partial_timeout_ms;	/* half a record stalled; 0: 30000 */
 	uint32_t drc_entries;		/* duplicate request cache; 0: 4096 */
+	/* MOUNT records (DUMP's list) kept per client address, so one
+	 * client cannot fill the list (at most NFSD_MOUNT_RECS_MAX in all);
+	 * 0: NFSD_MOUNTS_PER_HOST_DEFAULT.  A MNT past it is answered, not
+	 * recorded (RFC 1813: the list is advisory). */
+	uint32_t mounts_per_host;
 	/* Client names for host-name patterns: addresses kept (0: 1024, at
 	 * most 65536), how long a name found (0: 600000 ms) and the lack of
 	 * one (0: 60000 ms) are believed. */

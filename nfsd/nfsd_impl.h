@@ -390,6 +390,7 @@ struct nfsd {
 	pthread_mutex_t mounts_lock;	/* MOUNT's advisory list */
 	struct nfsd_mount_rec *mounts;
 	_Atomic uint64_t mounts_full_logged_ns;	/* "not recorded" logged */
+	_Atomic uint64_t mounts_host_logged_ns;	/* a host at its limit */
 	_Atomic uint64_t dump_cut_logged_ns;	/* a DUMP reply cut */
 	_Atomic uint64_t export_cut_logged_ns;	/* an EXPORT reply cut */
 

@@ -219,6 +219,10 @@ int nfsd_create(const struct nfsd_config *cfg, nfsd_t **out)
 		s->cfg.partial_timeout_ms = 30000;
 	if (s->cfg.drc_entries == 0)
 		s->cfg.drc_entries = 4096;
+	if (s->cfg.mounts_per_host == 0)
+		s->cfg.mounts_per_host = NFSD_MOUNTS_PER_HOST_DEFAULT;
+	if (s->cfg.mounts_per_host > NFSD_MOUNT_RECS_MAX)
+		s->cfg.mounts_per_host = NFSD_MOUNT_RECS_MAX;
 	if (s->cfg.host_cache_entries == 0)
 		s->cfg.host_cache_entries = 1024;
 	if (s->cfg.host_cache_entries > 65536)

@@ -696,7 +696,8 @@ static void full_hook(void *arg, enum fl_log_level level,
  * The mount list holds at most 4096 records.  Once it is full a MNT is
  * still answered (the records are advisory) but not recorded, which is
  * logged (once a minute at most); DUMP lists the records it holds, older
- * ones are never pushed out.  A UMNT makes room again.
+ * ones are never pushed out.  A UMNT makes room again.  (One host fills
+ * it here: its own limit is raised to the whole list.)
  */
 static void test_mount_list_full(void **state)
 {
@@ -710,6 +711,7 @@ static void test_mount_list_full(void **state)
 	char name[32], path[64];
 
 	th_config(&t);
+	t.cfg.mounts_per_host = 4096;
 	assert_int_equal(wafl_root(t.fs->v, &vr), 0);
 	for (int i = 0; i < 4096; i++) {
 		snprintf(name, sizeof(name), "d%04d", i);
@@ -745,6 +747,80 @@ static void test_mount_list_full(void **state)
 	assert_int_equal(th_mnt(fd2, "/vol/vol0", &h), 0);
 	assert_int_equal(dump_count(fd, "127.0.0.2"), 1);
 	assert_int_equal(dump_count(fd, NULL), 4096);
+	close(fd2);
+	close(fd);
+	th_stop(&t);
+}
+
+/*
+ * One client address keeps at most 64 mount records (the default of
+ * mounts_per_host), so a client mounting directory after directory
+ * cannot fill the list and crowd out the others' records.  Past its limit
+ * a MNT is answered all the same, with a handle that works (the records
+ * are advisory, RFC 1813), and not recorded, which is logged once a
+ * minute at most; a mount it has recorded already stays recorded, other
+ * hosts are recorded, and its UMNT makes room for it again.  Before the
+ * limit, DUMP listed all 70 of the first host's mounts.
+ */
+static void test_mount_list_per_host(void **state)
+{
+	struct th t;
+	struct th_fh h;
+	struct wafl_cred rc = { 0 };
+	struct wafl_obj vr, d;
+	struct wafl_attr at;
+	struct wafl_dirwcc dw;
+	struct wafl_sattr s = { .set_mode = true, .mode = 0755 };
+	char name[32], path[64];
+
+	th_config(&t);
+	assert_int_equal(wafl_root(t.fs->v, &vr), 0);
+	for (int i = 0; i < 70; i++) {
+		snprintf(name, sizeof(name), "d%02d", i);
+		assert_int_equal(wafl_mkdir(t.fs->v, &rc, &vr, name, &s, &d,
+		    &at, &dw), 0);
+	}
+	th_serve(&t);
+	int fd = th_tcp(t.mnt_port, 0);
+	int fd2 = tcp_from("127.0.0.2", t.mnt_port);
+	assert_int_equal(th_mnt(fd2, "/vol/vol0", &h), 0);
+	for (int i = 0; i < 64; i++) {
+		snprintf(path, sizeof(path), "/vol/vol0/d%02d", i);
+		assert_int_equal(th_mnt(fd, path, &h), 0);
+	}
+	assert_int_equal(dump_count(fd, "127.0.0.1"), 64);
+
+	full_logged = 0;
+	fl_log_set_hook(full_hook, NULL, FL_LOG_INFO);
+	for (int i = 64; i < 70; i++) {
+		snprintf(path, sizeof(path), "/vol/vol0/d%02d", i);
+		assert_int_equal(th_mnt(fd, path, &h), 0);	/* answered */
+		assert_int_equal(getattr_as(fd, &h, 0), 0);
+	}
+	/* Mounted again: its record is there, nothing new. */
+	assert_int_equal(th_mnt(fd, "/vol/vol0/d05", &h), 0);
+	/* Another host is not held back by this one. */
+	int fd3 = tcp_from("127.0.0.3", t.mnt_port);
+	assert_int_equal(th_mnt(fd3, "/vol/vol0/d69", &h), 0);
+	fl_log_set_hook(NULL, NULL, FL_LOG_ERR);
+	assert_int_equal(dump_count(fd, "127.0.0.1"), 64);
+	assert_int_equal(dump_count(fd, "127.0.0.2"), 1);
+	assert_int_equal(dump_count(fd, "127.0.0.3"), 1);
+	assert_int_equal(dump_count(fd, NULL), 66);
+	assert_true(dump_has(fd, "/vol/vol0/d63"));
+	assert_false(dump_has(fd, "/vol/vol0/d64"));
+	pthread_mutex_lock(&full_mu);
+	assert_int_equal(full_logged, 1);
+	assert_non_null(strstr(full_msg, "127.0.0.1 has 64 mount records"));
+	assert_non_null(strstr(full_msg, "/vol/vol0/d64"));
+	pthread_mutex_unlock(&full_mu);
+
+	/* A UMNT makes room for that host again. */
+	umnt(fd, "/vol/vol0/d00");
+	assert_int_equal(dump_count(fd, "127.0.0.1"), 63);
+	assert_int_equal(th_mnt(fd, "/vol/vol0/d64", &h), 0);
+	assert_int_equal(dump_count(fd, "127.0.0.1"), 64);
+	close(fd3);
 	close(fd2);
 	close(fd);
 	th_stop(&t);
@@ -809,6 +885,7 @@ static void test_mount_lists_over_udp(void **state)
 	enum { NDIRS = 300, NAMELEN = 200 };
 
 	th_config(&t);
+	t.cfg.mounts_per_host = NDIRS;	/* one host mounts them all */
 	assert_int_equal(wafl_root(t.fs->v, &vr), 0);
 	for (int i = 0; i < NDIRS; i++) {
 		memset(name, 'x', NAMELEN);
@@ -1369,6 +1446,7 @@ int main(void)
 		cmocka_unit_test(test_mount_path_longest),
 		cmocka_unit_test(test_mount_records_resolved_path),
 		cmocka_unit_test(test_mount_list_full),
+		cmocka_unit_test(test_mount_list_per_host),
 		cmocka_unit_test(test_mount_lists_over_udp),
 		cmocka_unit_test(test_mount_removed_export_dir),
 		cmocka_unit_test(test_mount_refused_path_logged),
