@@ -1023,10 +1023,72 @@ int raid_reconstruct(raid_vol_t *v, uint64_t vbn, unsigned attempt,
 }
 
 /*
+ * The rebuild's spare after a repair of block x of stripe st, below the
+ * rebuild cursor of s (the spare's block of st was written already, and
+ * the rebuild will not come back to it).  If x is the rebuilding position
+ * the spare gets buf itself.  Otherwise the spare's block was solved from
+ * what x held then, which may be the damage just repaired: it is solved
+ * again from N working blocks of the stripe, x's taken from buf.  A spare
+ * that fails is the rebuild's business (it stops and the old disk gets
+ * the position back).  Caller holds the stripe's range lock.
+ */
+static int repair_spare(raid_vol_t *v, const struct raid_gsnap *s,
+    uint64_t st, unsigned x, const void *buf)
+{
+	const size_t B = RAID_BLOCK_SIZE;
+	unsigned rows_in[RAID_MAX_DATA], rb = (unsigned)s->rb_pos, nin = 0;
+	uint8_t *src[RAID_MAX_DATA], *dst[1], *tmp;
+	struct raid_batch b;
+	int err;
+
+	if (rb == x)
+		return raid_disk_write(v, s->rb_disk, buf, 1, st);
+	tmp = raid_balloc(v->n + 1);
+	if (tmp == NULL)
+		return -ENOMEM;
+	raid_batch_init(&b);
+	for (unsigned pos = 0; pos < v->w && nin < v->n; pos++) {
+		struct iovec iov;
+
+		if (pos != x && !s->up[pos])
+			continue;
+		rows_in[nin] = pos;
+		src[nin] = tmp + (size_t)nin * B;
+		if (pos == x) {
+			memcpy(src[nin++], buf, B);
+			continue;
+		}
+		iov.iov_base = src[nin++];
+		iov.iov_len = B;
+		(void)raid_batch_add(v, &b, s->d[pos], RAID_BOP_READ_RANDOM,
+		    &iov, 1, st);
+		if (pos >= v->n)
+			CTR_ADD(v, parity_reads, 1);
+	}
+	err = nin < v->n ? FL_ERR(-FL_EDEGRADED) : raid_batch_wait(v, &b);
+	if (err == 0) {
+		dst[0] = tmp + (size_t)v->n * B;
+		err = raid_code_solve(&v->code, rows_in, src, 1, &rb, dst, B);
+	}
+	if (err == 0)
+		err = raid_disk_write(v, s->rb_disk, dst[0], 1, st);
+	free(tmp);
+	return err;
+}
+
+/*
  * Rewrite one block in place.  Deliberately not marked in the intent
  * bitmap: parity already matches the good data, so if this write tears,
  * parity still reconstructs the right block, whereas an intent resync
  * would recompute parity from the torn block.
+ *
+ * During a rebuild of the block's group, the stripe is below the cursor
+ * (the spare has its block and keeps it) or at/above it (the rebuild will
+ * read the stripe later and write the spare's block itself, over anything
+ * written there now).  Below, the spare must agree with the repaired
+ * stripe (repair_spare); above, nothing is written to it, as writers do
+ * (write_rebuilding).  The cursor is the snapshot's, taken under the
+ * stripe's range lock, which the rebuild cannot cross.
  */
 int raid_repair(raid_vol_t *v, uint64_t vbn, const void *buf)
 {
@@ -1035,6 +1097,7 @@ int raid_repair(raid_vol_t *v, uint64_t vbn, const void *buf)
 	struct raid_range r;
 	unsigned g, x;
 	uint64_t st;
+	bool done = false;
 	int err = check_range(v, vbn, 1);
 
 	if (err != 0)
@@ -1049,10 +1112,25 @@ int raid_repair(raid_vol_t *v, uint64_t vbn, const void *buf)
 		err = raid_disk_write(v, s.d[x], buf, 1, st);
 		if (err == -EIO)
 			err = 0;	/* disk failed: parity covers it */
-		if (err == 0)
-			fl_info(RAID_SUBSYS, "repaired vbn %llu in place",
-			    (unsigned long long)vbn);
+		else if (err == 0)
+			done = true;
 	}
+	if (err == 0 && s.rb_pos >= 0 && st < s.rb_cursor) {
+		err = repair_spare(v, &s, st, x, buf);
+		if (err == -EIO || err == -FL_EDEGRADED)
+			err = 0;	/* the spare (or a source) failed */
+		else if (err == 0 && (unsigned)s.rb_pos == x)
+			done = true;
+		else if (err == 0)
+			fl_info(RAID_SUBSYS, "vbn %llu repaired: group %u "
+			    "stripe %llu solved again for the disk being "
+			    "rebuilt at position %d", (unsigned long long)vbn,
+			    g, (unsigned long long)st, s.rb_pos);
+	}
+	if (done)
+		fl_info(RAID_SUBSYS, "repaired vbn %llu in place%s",
+		    (unsigned long long)vbn, s.up[x] ? "" :
+		    " on the disk being rebuilt");
 	raid_range_unlock(v, &r);
 	return err;
 }

@@ -215,6 +215,9 @@ int raid_reconstruct(raid_vol_t *v, uint64_t vbn, unsigned attempt,
  * Rewrite one block in place on its own disk with data the caller has
  * verified (after raid_reconstruct); parity is already consistent with it.
  * If the block's disk is out there is nothing to rewrite: returns 0.
+ * While the group is rebuilt onto a spare, a stripe the rebuild has passed
+ * gets its spare block brought in line too (the block itself if it is the
+ * position being rebuilt, else solved again from the repaired stripe).
  */
 int raid_repair(raid_vol_t *v, uint64_t vbn, const void *buf);
 

@@ -511,6 +511,105 @@ static void test_spare_refusals(void **state)
 	tl_vol_destroy(&t);
 }
 
+/* Wait until the rebuild's cursor has passed stripe `past` (it must still
+ * run: the spare is throttled so that it takes seconds). */
+static void wait_cursor_past(struct tl_vol *t, uint64_t past)
+{
+	struct raid_status st;
+
+	for (;;) {
+		raid_status(t->v, &st);
+		if (!st.rebuilding)
+			fail_msg("the rebuild ended before its cursor passed "
+			    "stripe %llu", (unsigned long long)past);
+		if (st.rebuild_done > past)
+			return;
+		usleep(200);
+	}
+}
+
+/* What wafl does on a checksum mismatch: try raid_reconstruct's
+ * alternatives until one matches (here: the shadow), then raid_repair. */
+static void repair_like_wafl(struct tl_vol *t, uint64_t vbn)
+{
+	uint8_t buf[TL_BS];
+	struct raid_status st;
+
+	for (unsigned attempt = 0;; attempt++) {
+		int rc = raid_reconstruct(t->v, vbn, attempt, buf);
+
+		if (rc == -ENOENT)
+			fail_msg("vbn %llu: no alternative gives the right "
+			    "block", (unsigned long long)vbn);
+		assert_int_equal(rc, 0);
+		if (memcmp(buf, tl_shadow(t, vbn), TL_BS) == 0)
+			break;
+	}
+	raid_status(t->v, &st);
+	assert_true(st.rebuilding);	/* the repair meets the rebuild */
+	assert_int_equal(raid_repair(t->v, vbn, buf), 0);
+}
+
+/*
+ * raid_repair while the block's stripe is below the rebuild cursor.  A
+ * survivor of the stripe is silently damaged, so the rebuild wrote a wrong
+ * block to the spare; wafl's read finds the checksum wrong, steps around
+ * the damage with raid_reconstruct and calls raid_repair with the right
+ * block.  (a) The repaired block is on the position being rebuilt: the
+ * spare, already past, must receive it.  (b) The repaired block is the
+ * damaged survivor itself: the spare's block of that stripe was solved
+ * from the damage and must be solved again.  After the rebuild, with the
+ * spare read directly, both blocks read back right.
+ */
+static void test_repair_below_rebuild_cursor(void **state)
+{
+	struct tl_vol t;
+	char spare[4200];
+	uint8_t buf[TL_BS];
+	const uint64_t va = 5 * 4 + 0, vb = 6 * 4 + 1;
+	size_t sd;
+
+	(void)state;
+	assert_int_equal(tl_vol_create(&t, NULL, 1, 4, 2, 4096, true), 0);
+	assert_int_equal(tl_vol_fill(&t, 71), 0);
+	assert_int_equal(raid_fail_disk(t.v, tl_disk(&t, 0, 0), "test"), 0);
+	/* Silent damage on position 1 in stripes 5 and 6. */
+	assert_int_equal(raid_fault_flip_bit(t.v, tl_disk(&t, 0, 1), 5, 99),
+	    0);
+	assert_int_equal(raid_fault_flip_bit(t.v, tl_disk(&t, 0, 1), 6, 12345),
+	    0);
+	tl_path(spare, sizeof(spare), t.dir, "spare.img");
+	assert_int_equal(raid_add_spare(t.v, spare), 0);
+	sd = raid_ndisks(t.v) - 1;
+	assert_int_equal(raid_fault_set(t.v, sd, RAID_FAULT_THROTTLE, 8, 0),
+	    0);
+	assert_int_equal(raid_rebuild_start(t.v), 0);
+	wait_cursor_past(&t, 6);
+
+	/* (a) The read of position 0 is solved from the damage. */
+	assert_int_equal(raid_read(t.v, va, 1, buf), 0);
+	assert_memory_not_equal(buf, tl_shadow(&t, va), TL_BS);
+	repair_like_wafl(&t, va);
+	/* (b) Position 1 is read directly: the damage itself. */
+	assert_int_equal(raid_read(t.v, vb, 1, buf), 0);
+	assert_memory_not_equal(buf, tl_shadow(&t, vb), TL_BS);
+	repair_like_wafl(&t, vb);
+
+	assert_int_equal(raid_rebuild_wait(t.v), 0);
+	assert_int_equal(raid_fault_set(t.v, sd, RAID_FAULT_NONE, 0, 0), 0);
+	assert_int_equal(raid_read(t.v, va, 1, buf), 0);
+	if (memcmp(buf, tl_shadow(&t, va), TL_BS) != 0)
+		fail_msg("a block repaired below the rebuild cursor reads back "
+		    "wrong from the rebuilt disk");
+	assert_int_equal(raid_read(t.v, vb - 1, 1, buf), 0);
+	if (memcmp(buf, tl_shadow(&t, vb - 1), TL_BS) != 0)
+		fail_msg("the rebuilt disk keeps the block it solved from a "
+		    "damaged survivor that was repaired since");
+	assert_int_equal(raid_read(t.v, vb, 1, buf), 0);
+	assert_memory_equal(buf, tl_shadow(&t, vb), TL_BS);
+	tl_vol_destroy(&t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -520,6 +619,7 @@ int main(void)
 		cmocka_unit_test(test_rebuild_missing_disk),
 		cmocka_unit_test(test_auto_rebuild),
 		cmocka_unit_test(test_spare_refusals),
+		cmocka_unit_test(test_repair_below_rebuild_cursor),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
