@@ -39,9 +39,21 @@
  * (J3) Slots are reused in seq order; a slot is reused only after every
  * disk of the group was synced since its record's write completed, so an
  * overwritten record's stripe is consistent on disk.  (J4) Recovery trusts
- * only records of the generation the labels had at the crash (a membership
- * change makes older records meaningless), and for each stripe only the
- * newest record covering it.
+ * a record only if it was written while the data disks missing at open
+ * were already out (an older one may hold a value that writes made while
+ * the disk was present have overtaken), and for each stripe only the
+ * newest record covering it.  By generation, with L the generation of the
+ * group's newest label at open: a record of L or later is trusted (later:
+ * written after a bump whose labels the crash kept from the disks); one of
+ * L - 1 is trusted if every missing data disk is recorded out in that
+ * label (a disk failure bumped the generation while the record's stripe
+ * was being written: the label pass syncs every disk, but a write still
+ * in flight is not covered and may be lost); anything older is not.
+ * Safety of L - 1: a position comes back only through a rebuild, whose
+ * label pass bumps the generation; a record covering it is written only
+ * while it is out; so if the label of L records it out, a record of
+ * L - 1 covering it was written after it went out, in its present absence.
+ * A disk found absent at open that L records ok gets no such grace.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -169,11 +181,13 @@ static int write_record(raid_vol_t *v, unsigned g, const struct raid_gsnap *s,
 	}
 	*slotp = (int)slot;
 	/*
-	 * J4 trusts a record of the labels' generation only.  A disk that
-	 * fails while the record is written (its own write, or a sync)
-	 * bumps that generation before the stripe is written, and the
-	 * record just written would be ignored after a crash: write it
-	 * again with the new generation, on the disks still working.
+	 * J4 trusts a record of the labels' generation, and of the one
+	 * before only with a single bump since.  A disk that fails while
+	 * the record is written (its own write, or a sync) bumps that
+	 * generation before the stripe is written: write the record again
+	 * with the new generation, on the disks still working, so that a
+	 * further bump during the stripe's write leaves it one behind at
+	 * most.
 	 */
 again:
 	pthread_mutex_lock(&v->state_lock);
@@ -251,12 +265,33 @@ int raid_journal_invalidate(raid_vol_t *v, unsigned g,
 /* ---- recovery ---------------------------------------------------------- */
 
 /*
- * Validate one slot (STYLE.md 6): 0 and *r filled; -ESTALE for a record of
- * another generation (J4; *seq_any set); -FL_ECORRUPT otherwise, with *why
- * set when the record's checksum matched (it was written so, not torn).
+ * J4: may recovery trust a record of generation gen in group g, whose
+ * disks are s at open?
  */
-static int decode_record(const raid_vol_t *v, unsigned g, const uint8_t *b,
-    struct raid_jrec *r, uint64_t *seq_any, const char **why)
+static bool gen_trusted(const raid_vol_t *v, unsigned g,
+    const struct raid_gsnap *s, uint64_t gen)
+{
+	const struct raid_group *grp = &v->groups[g];
+
+	if (gen >= grp->label_gen)
+		return true;
+	if (gen + 1 != grp->label_gen)
+		return false;
+	for (unsigned p = 0; p < v->n; p++)
+		if (!s->up[p] && !grp->label_out[p])
+			return false;	/* found absent at open only */
+	return true;
+}
+
+/*
+ * Validate one slot (STYLE.md 6): 0 and *r filled; -ESTALE for a record
+ * recovery must not trust (J4; *seq_any set); -FL_ECORRUPT otherwise,
+ * with *why set when the record's checksum matched (it was written so,
+ * not torn).
+ */
+static int decode_record(const raid_vol_t *v, unsigned g,
+    const struct raid_gsnap *s, const uint8_t *b, struct raid_jrec *r,
+    uint64_t *seq_any, const char **why)
 {
 	uint32_t k;
 
@@ -281,7 +316,7 @@ static int decode_record(const raid_vol_t *v, unsigned g, const uint8_t *b,
 		return -FL_ECORRUPT;
 	}
 	*seq_any = r->seq;
-	if (fl_get_le64(b + 48) != v->journal_gen)
+	if (!gen_trusted(v, g, s, fl_get_le64(b + 48)))
 		return -ESTALE;		/* J4 */
 	if (r->s0 >= r->s1 || r->s1 > v->disk_blocks) {
 		*why = "stripe range out of the disk";
@@ -360,7 +395,8 @@ int raid_journal_load(raid_vol_t *v, unsigned g)
 			struct raid_jrec r;
 			uint64_t seq = 0;
 			const char *why;
-			int e = decode_record(v, g, b, &r, &seq, &why);
+			int e = decode_record(v, g, &s, b, &r, &seq,
+			    &why);
 
 			if (e == 0 || e == -ESTALE)
 				maxseq = FL_MAX(maxseq, seq);

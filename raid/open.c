@@ -397,10 +397,13 @@ static int open_assemble(raid_vol_t *v, const char *const *paths,
 			    "disk (every disk missing or stale)", g);
 			return FL_ERR(-FL_EDEGRADED);
 		}
+		grp->label_gen = auth->generation;
 		for (unsigned pos = 0; pos < v->w; pos++) {
 			memcpy(grp->member_uuid[pos], auth->member[pos].uuid,
 			    16);
 			grp->member_state[pos] = auth->member[pos].state;
+			grp->label_out[pos] =
+			    auth->member[pos].state != RAID_DISK_OK;
 		}
 		for (unsigned pos = 0; pos < v->w; pos++) {
 			size_t i = (size_t)g * v->w + pos;
@@ -598,7 +601,6 @@ int raid_open(const char *const *paths, size_t npaths,
 	v->data_off = ref->data_off;
 	v->intent_off = ref->intent_off;
 	v->journal_off = ref->journal_off;
-	v->journal_gen = maxgen;
 	v->generation = maxgen;
 	v->label_seq = maxseq;
 	v->fault_inject = fault;

@@ -218,6 +218,13 @@ struct raid_group {
 	bool offline_reported;
 	struct raid_intent intent;	/* intent lock */
 	struct raid_journal journal;	/* journal_lock */
+	/*
+	 * Recovery (J4): the generation of the group's newest label at open,
+	 * and the positions that label records as out (failed or missing),
+	 * before open adds the disks it finds absent.
+	 */
+	uint64_t label_gen;
+	bool label_out[RAID_MAX_WIDTH];
 };
 
 struct raid_range {
@@ -234,8 +241,6 @@ struct raid_vol {
 	uint64_t data_off;		/* blocks */
 	uint64_t intent_off;		/* blocks */
 	uint64_t journal_off;		/* blocks */
-	uint64_t journal_gen;		/* generation of journal records
-					   that recovery may trust */
 	struct raid_code code;
 
 	raid_event_fn *event_fn;

@@ -25,6 +25,7 @@
  * (intent.c); test_crash_in_region_marked_ahead makes that case every
  * time (it fails if the mark ahead is not on disk before the writes).
  */
+#include <fcntl.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -560,6 +561,68 @@ static void test_crash_degraded_journal_during_failure(void **state)
 	fl_log_set_level(FL_LOG_INFO);
 }
 
+/*
+ * The same window, from another thread: the journal record is written and
+ * synced with the labels' generation, then another disk (P) fails and the
+ * labels recording it, with a new generation, are written and synced on
+ * every working disk while the stripe's write to Q is still in flight,
+ * and the crash loses that write.  The state is built directly: the
+ * failure is recorded after the stripe's writes, and Q's block of the
+ * stripe is put back to its old contents in the image.  The record is one
+ * generation behind the labels, but the missing data disk was out when it
+ * was written (J4): recovery must use it, or the missing disk's block,
+ * solved from the new data and the old Q, reads back wrong although
+ * nobody wrote it (R1).
+ */
+static void test_crash_degraded_journal_failure_after_record(void **state)
+{
+	struct crash_case c;
+	struct tl_vol *t = &c.t;
+	uint8_t old_q[TL_BS];
+	int64_t data_off;
+
+	(void)state;
+	fl_log_set_level(FL_LOG_ERR);
+	setup_case(&c, 1, 4, 2);
+	data_off = tl_find_data_offset(t->paths[1], tl_shadow(t, 1), 0);
+	assert_true(data_off > 0);
+	for (int it = 0; it < 4; it++) {
+		uint64_t rng = 9300 + (uint64_t)it;
+		uint64_t s = band_start[it % 2] + 3 + (uint64_t)it;
+		int fd;
+
+		assert_int_equal(tl_vol_restore_images(t, "golden"), 0);
+		memcpy(t->shadow, c.golden, t->nvbns * TL_BS);
+		memset(c.inflight, 0, t->nvbns * sizeof(bool));
+		assert_int_equal(tl_image_read_block(t->paths[5], data_off, s,
+		    old_q), 0);
+		t->fault_inject = true;
+		assert_int_equal(tl_vol_open(t), 0);
+		assert_int_equal(raid_fail_disk(t->v, tl_disk(t, 0, 0),
+		    "test"), 0);
+		assert_int_equal(raid_flush(t->v), 0);
+		write_in_flight(&c, s * 4 + 1, 2, &rng);
+		assert_int_equal(raid_fail_disk(t->v, tl_disk(t, 0, 4),
+		    "test"), 0);
+		assert_int_equal(raid_fault_crash(t->v, RAID_CRASH_DROP_ALL,
+		    rng), 0);
+		tl_vol_close(t);
+		/* Q's write of the stripe was the one in flight. */
+		fd = open(t->paths[5], O_WRONLY);
+		assert_true(fd >= 0);
+		assert_int_equal(pwrite(fd, old_q, TL_BS, data_off +
+		    (int64_t)s * TL_BS), TL_BS);
+		close(fd);
+		t->fault_inject = false;
+		assert_int_equal(tl_vol_open(t), 0);
+		check_blocks(&c, RAID_CRASH_RANDOM, it, "data disk out, P "
+		    "failed while Q's write was in flight");
+		tl_vol_close(t);
+	}
+	teardown_case(&c);
+	fl_log_set_level(FL_LOG_INFO);
+}
+
 struct fail_arg {
 	raid_vol_t *v;
 	size_t disk;
@@ -821,6 +884,7 @@ int main(void)
 		cmocka_unit_test(test_crash_while_degraded),
 		cmocka_unit_test(test_crash_during_rebuild),
 		cmocka_unit_test(test_crash_degraded_journal_during_failure),
+		cmocka_unit_test(test_crash_degraded_journal_failure_after_record),
 		cmocka_unit_test(test_crash_during_failure_labels),
 		cmocka_unit_test(test_crash_during_failure_labels_two_groups),
 		cmocka_unit_test(test_flush_records_pending_failure),
