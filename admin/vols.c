@@ -58,6 +58,7 @@ static const char *raid_event_kind(enum raid_event ev)
 	case RAID_EV_SCRUB_MISMATCH: return "scrub.mismatch";
 	case RAID_EV_GROUP_OFFLINE: return "raid.group_offline";
 	case RAID_EV_RESYNC: return "raid.resync";
+	case RAID_EV_REBUILD_MISMATCH: return "rebuild.mismatch";
 	}
 	return "raid.event";
 }

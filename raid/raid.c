@@ -666,6 +666,7 @@ void raid_status(const raid_vol_t *v, struct raid_status *st)
 	LD(reads); LD(writes); LD(parity_reads); LD(parity_writes);
 	LD(full_stripe_writes); LD(partial_stripe_writes); LD(partial_reads);
 	LD(reconstructions); LD(flushes); LD(intent_writes);
+	LD(rebuild_mismatches);
 #undef LD
 }
 
@@ -675,6 +676,7 @@ void raid_counters_reset(raid_vol_t *v)
 	Z(reads); Z(writes); Z(parity_reads); Z(parity_writes);
 	Z(full_stripe_writes); Z(partial_stripe_writes); Z(partial_reads);
 	Z(reconstructions); Z(flushes); Z(intent_writes);
+	Z(rebuild_mismatches);
 #undef Z
 }
 

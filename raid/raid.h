@@ -104,6 +104,8 @@ enum raid_event {
 	RAID_EV_SCRUB_MISMATCH,
 	RAID_EV_GROUP_OFFLINE,	/* more than P disks lost in a group */
 	RAID_EV_RESYNC,		/* write-intent resync after unclean open */
+	/* A rebuild's parity check found a stripe inconsistent. */
+	RAID_EV_REBUILD_MISMATCH,
 };
 typedef void raid_event_fn(void *arg, enum raid_event ev, const char *msg);
 
@@ -276,6 +278,8 @@ struct raid_counters {
 	uint64_t reconstructions;	/* blocks rebuilt from parity on read */
 	uint64_t flushes;
 	uint64_t intent_writes;		/* write-intent bitmap block writes */
+	/* Stripes a rebuild found inconsistent (its parity check). */
+	uint64_t rebuild_mismatches;
 };
 
 struct raid_status {

@@ -302,7 +302,7 @@ struct raid_vol {
 		atomic_uint_least64_t reads, writes, parity_reads,
 		    parity_writes, full_stripe_writes,
 		    partial_stripe_writes, partial_reads, reconstructions,
-		    flushes, intent_writes;
+		    flushes, intent_writes, rebuild_mismatches;
 	} ctr;
 };
 
@@ -456,6 +456,17 @@ void raid_journal_free(raid_vol_t *v, unsigned g);
 /* Recovery: resync the journaled stripes of group g in dirty regions. */
 int raid_journal_resync(raid_vol_t *v, unsigned g, const uint8_t *dirty,
     uint64_t *nstripes);
+
+/* scrub.c */
+/*
+ * With two or more redundant blocks among the working positions of s,
+ * the one block (data or parity) whose removal makes the stripe
+ * consistent; blk[pos] is the stripe's block at each working position,
+ * tmp room for w blocks.  Returns its position with its right contents in
+ * fix, or -1 if no single block explains the mismatch.
+ */
+int raid_locate_bad(raid_vol_t *v, const struct raid_gsnap *s,
+    uint8_t *const *blk, uint8_t *tmp, uint8_t *fix);
 
 /* rebuild.c */
 void raid_rebuild_stop(raid_vol_t *v);

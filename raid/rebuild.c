@@ -6,8 +6,9 @@
  * state REBUILDING: reads treat it as out (they reconstruct), writes send
  * it the blocks of stripes below the rebuild cursor.  The thread walks the
  * stripes in chunks of RAID_REBUILD_STRIPES under the chunk's range lock:
- * read N survivors, solve the position's blocks, write them to the spare,
- * advance the cursor.  Because the cursor only moves under a range lock,
+ * read every survivor, solve the position's blocks from N of them, check
+ * the others against them (rebuild_check), write the position's blocks to
+ * the spare, advance the cursor.  Because the cursor only moves under a range lock,
  * every stripe is either rebuilt after the last write to it (it read the
  * new data) or written to the spare by the writer.
  *
@@ -29,6 +30,117 @@
 
 #define RAID_PREFETCH_CHUNKS	2
 #define RAID_REBUILD_STRIPES	1024u	/* 4 MiB per disk per step */
+#define RAID_REBUILD_LOG_MAX	16u	/* stripes logged one by one */
+
+/* A rebuild's parity check, for its log lines and its summary. */
+struct rb_check {
+	unsigned g, x;
+	uint64_t bad, fixed, logged;
+	uint8_t *chk;	/* P chunks: the redundant positions recomputed */
+	uint8_t *tmp;	/* w + 1 blocks, for locating a bad block */
+};
+
+/*
+ * The parity check of chunk [c0, c0+cn): buf holds, disk-major, every
+ * working position of s, and position x solved from the first N of them
+ * (data before parity).  The other working positions (P - nout of them:
+ * one with P = 2 and one position out) are recomputed from the same N
+ * and compared.  A stripe that disagrees is counted, logged and raised:
+ *   - with two or more of them, the one block whose removal makes the
+ *     stripe consistent is located (data or parity, as scrub does),
+ *     rewritten in place, and x solved again without it;
+ *   - with one, which block is wrong cannot be told: any one of the
+ *     N + 1 blocks at hand explains the difference.  x keeps the value
+ *     solved from the first N; it is logged as possibly wrong, and
+ *     wafl's checksum decides when it reads it.
+ */
+static void rebuild_check(raid_vol_t *v, const struct raid_gsnap *s,
+    uint64_t c0, uint32_t cn, uint8_t *buf, struct rb_check *rc)
+{
+	const size_t B = RAID_BLOCK_SIZE, stride = (size_t)cn * B;
+	unsigned rows_in[RAID_MAX_DATA], extra[RAID_MAX_WIDTH];
+	unsigned nin = 0, nx = 0, x = rc->x;
+	uint8_t *src[RAID_MAX_DATA], *dst[RAID_MAX_WIDTH];
+
+	for (unsigned pos = 0; pos < v->w; pos++) {
+		if (!s->up[pos])
+			continue;
+		if (nin < v->n) {
+			rows_in[nin] = pos;
+			src[nin++] = buf + pos * stride;
+		} else {
+			extra[nx] = pos;
+			dst[nx] = rc->chk + nx * stride;
+			nx++;
+		}
+	}
+	if (nx == 0 || nin < v->n || raid_code_solve(&v->code, rows_in, src,
+	    nx, extra, dst, stride) != 0)
+		return;
+	for (uint32_t k = 0; k < cn; k++) {
+		const size_t off = (size_t)k * B;
+		const uint64_t st = c0 + k;
+		bool bad = false;
+		int culprit = -1;
+
+		for (unsigned i = 0; i < nx && !bad; i++)
+			bad = memcmp(dst[i] + off, buf + extra[i] * stride +
+			    off, B) != 0;
+		if (!bad)
+			continue;
+		rc->bad++;
+		CTR_ADD(v, rebuild_mismatches, 1);
+		if (nx >= 2) {
+			uint8_t *blk[RAID_MAX_WIDTH], *fix;
+
+			fix = rc->tmp + (size_t)v->w * B;
+			for (unsigned p = 0; p < v->w; p++)
+				blk[p] = buf + p * stride + off;
+			culprit = raid_locate_bad(v, s, blk, rc->tmp, fix);
+			if (culprit >= 0) {
+				uint8_t *sk[RAID_MAX_DATA], *dx = blk[x];
+
+				memcpy(blk[culprit], fix, B);
+				for (unsigned i = 0; i < v->n; i++)
+					sk[i] = src[i] + off;
+				if (raid_code_solve(&v->code, rows_in, sk, 1,
+				    &x, &dx, B) != 0)
+					culprit = -1;
+			}
+			if (culprit >= 0) {
+				/* As a repair: parity matches the fix. */
+				(void)raid_disk_write(v, s->d[culprit], fix,
+				    1, st);
+				rc->fixed++;
+			}
+		}
+		raid_event(v, RAID_EV_REBUILD_MISMATCH, "group %u stripe "
+		    "%llu: parity disagrees with the data during the "
+		    "rebuild of position %u", rc->g, (unsigned long long)st,
+		    x);
+		if (rc->logged >= RAID_REBUILD_LOG_MAX)
+			continue;
+		rc->logged++;
+		if (culprit >= 0)
+			fl_warn(RAID_SUBSYS, "rebuild of group %u position "
+			    "%u: stripe %llu: parity disagrees with the data; "
+			    "the %s block at position %d is the wrong one: "
+			    "rewritten, and position %u solved without it",
+			    rc->g, x, (unsigned long long)st,
+			    culprit < (int)v->n ? "data" : "parity", culprit,
+			    x);
+		else
+			fl_warn(RAID_SUBSYS, "rebuild of group %u position "
+			    "%u: stripe %llu: parity disagrees with the data; "
+			    "%s: the rebuilt block, solved from the data and "
+			    "first parity at hand, may be wrong (the file "
+			    "system's checksum will tell when it is read)",
+			    rc->g, x, (unsigned long long)st, nx >= 2 ?
+			    "no single block explains it" :
+			    "with one redundant block the wrong one cannot "
+			    "be located");
+	}
+}
 
 /*
  * One rebuild, of the position set up by pick_locked; returns its result.
@@ -48,6 +160,11 @@ static int rebuild_one(raid_vol_t *v)
 	uint8_t *buf = raid_balloc((size_t)v->w * RAID_REBUILD_STRIPES);
 	uint8_t *wbuf[2] = { raid_balloc(RAID_REBUILD_STRIPES),
 	    raid_balloc(RAID_REBUILD_STRIPES) };
+	struct rb_check rc = {
+		.g = g, .x = x,
+		.chk = raid_balloc((size_t)v->p * RAID_REBUILD_STRIPES),
+		.tmp = raid_balloc(v->w + 1),
+	};
 	bool want[RAID_MAX_WIDTH] = { false }, pending = false;
 	struct raid_range rr[2];
 	struct raid_batch wb[2];
@@ -55,8 +172,8 @@ static int rebuild_one(raid_vol_t *v)
 	unsigned k = 0;
 	int err = 0;
 
-	want[x] = true;
-	if (buf == NULL || wbuf[0] == NULL || wbuf[1] == NULL)
+	if (buf == NULL || wbuf[0] == NULL || wbuf[1] == NULL ||
+	    rc.chk == NULL || rc.tmp == NULL)
 		err = -ENOMEM;
 	for (uint64_t c0 = 0; err == 0 && c0 < v->disk_blocks;) {
 		uint32_t cn = (uint32_t)FL_MIN(v->disk_blocks - c0,
@@ -79,10 +196,15 @@ static int rebuild_one(raid_vol_t *v)
 		if (s.rb_disk != spare) {
 			err = -EIO;	/* the spare failed */
 		} else if ((err = raid_group_check(v, g, &s)) == 0) {
+			/* Every working position: the parity check's too. */
+			for (unsigned p = 0; p < v->w; p++)
+				want[p] = p == x || s.up[p];
 			err = raid_read_stripes_dm(v, g, &s, c0, cn, want, buf,
 			    NULL);
 			if (err == 0) {
 				struct iovec iov = { wbuf[k], cn * B };
+
+				rebuild_check(v, &s, c0, cn, buf, &rc);
 
 				memcpy(wbuf[k], buf + (size_t)x * cn * B,
 				    cn * B);
@@ -150,6 +272,14 @@ static int rebuild_one(raid_vol_t *v)
 	}
 	pthread_mutex_unlock(&v->state_lock);
 
+	if (rc.bad > 0)
+		fl_warn(RAID_SUBSYS, "rebuild of group %u position %u: %llu "
+		    "stripe(s) where parity disagrees with the data, %llu "
+		    "located and corrected; %s", g, x,
+		    (unsigned long long)rc.bad, (unsigned long long)rc.fixed,
+		    rc.fixed < rc.bad ? "the others' rebuilt blocks may be "
+		    "wrong: run filerctl check (it reads every block against "
+		    "its checksum) before any scrub with repair" : "nothing left to do");
 	if (err == 0) {
 		double secs = (double)(fl_now_mono_ns() - t0) / 1e9;
 
@@ -168,6 +298,8 @@ static int rebuild_one(raid_vol_t *v)
 	free(buf);
 	free(wbuf[0]);
 	free(wbuf[1]);
+	free(rc.chk);
+	free(rc.tmp);
 	return err;
 }
 

@@ -30,7 +30,7 @@
  * Returns the position, or -1 if no single block explains the mismatch;
  * *fix receives its correct contents.
  */
-static int locate_bad(raid_vol_t *v, const struct raid_gsnap *s,
+int raid_locate_bad(raid_vol_t *v, const struct raid_gsnap *s,
     uint8_t *const *blk, uint8_t *tmp, uint8_t *fix)
 {
 	const size_t B = RAID_BLOCK_SIZE;
@@ -143,7 +143,7 @@ static int scrub_chunk(raid_vol_t *v, unsigned g, uint64_t c0, uint32_t cn,
 			}
 			for (unsigned p = 0; p < v->w; p++)
 				blk[p] = buf + p * stride + off;
-			culprit = locate_bad(v, &s, blk, tmp,
+			culprit = raid_locate_bad(v, &s, blk, tmp,
 			    tmp + (size_t)v->w * RAID_BLOCK_SIZE);
 			if (culprit >= 0) {
 				fl_warn(RAID_SUBSYS, "scrub: group %u stripe "

@@ -53,7 +53,7 @@ static inline uint64_t tl_rand_below(uint64_t *s, uint64_t n)
 }
 void tl_fill_random(void *buf, size_t len, uint64_t *s);
 
-#define TL_NEVENTS	(RAID_EV_RESYNC + 1)
+#define TL_NEVENTS	(RAID_EV_REBUILD_MISMATCH + 1)
 struct tl_events {
 	pthread_mutex_t lock;
 	uint64_t count[TL_NEVENTS];

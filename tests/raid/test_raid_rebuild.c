@@ -27,6 +27,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "raid/raid.h"
+#include "tests/lib/tl_log.h"
 #include "tests/lib/tl_raid.h"
 #include "tests/lib/tl_tmpdir.h"
 
@@ -610,6 +611,89 @@ static void test_repair_below_rebuild_cursor(void **state)
 	tl_vol_destroy(&t);
 }
 
+/* Fail position 0 of a 4+p volume, damage parity position 4 (the first
+ * parity, the one a rebuild of a data disk solves from) in stripe st, and
+ * rebuild onto a spare. */
+static void rebuild_over_bad_parity(struct tl_vol *t, uint32_t p,
+    uint64_t st)
+{
+	char spare[4200];
+
+	assert_int_equal(tl_vol_create(t, NULL, 1, 4, p, 2048, true), 0);
+	assert_int_equal(tl_vol_fill(t, 80 + p), 0);
+	assert_int_equal(raid_fail_disk(t->v, tl_disk(t, 0, 0), "test"), 0);
+	assert_int_equal(raid_fault_flip_bit(t->v, tl_disk(t, 0, 4), st, 777),
+	    0);
+	tl_path(spare, sizeof(spare), t->dir, "spare.img");
+	assert_int_equal(raid_add_spare(t->v, spare), 0);
+	raid_counters_reset(t->v);
+	tl_log_capture_start(FL_LOG_WARN);
+	assert_int_equal(raid_rebuild_start(t->v), 0);
+	assert_int_equal(raid_rebuild_wait(t->v), 0);
+}
+
+/*
+ * A rebuild checks the parity it does not solve from.  P = 2, one disk
+ * out: one redundant block, so a silently damaged first parity is found
+ * (counted, logged, raised) but cannot be told from a damaged data block;
+ * the rebuilt block may be wrong and raid_reconstruct still offers the
+ * right one.  P = 3: two redundant blocks locate the damaged parity, the
+ * rebuilt block is right, and the parity block is rewritten.
+ */
+static void test_rebuild_checks_parity(void **state)
+{
+	struct tl_vol t;
+	struct raid_status st;
+	struct raid_scrub_result r;
+	uint8_t buf[TL_BS];
+	const uint64_t s = 7, vbn = s * 4;
+	bool found = false;
+
+	(void)state;
+	rebuild_over_bad_parity(&t, 2, s);
+	raid_status(t.v, &st);
+	if (st.counters.rebuild_mismatches != 1)
+		fail_msg("P = 2: the rebuild counted %llu inconsistent "
+		    "stripes, not 1", (unsigned long long)
+		    st.counters.rebuild_mismatches);
+	assert_int_equal(tl_events_count(&t.events, RAID_EV_REBUILD_MISMATCH),
+	    1);
+	if (tl_log_count_with("stripe 7", "parity disagrees",
+	    "cannot be located", NULL) != 1) {
+		tl_log_dump("rebuild p2");
+		fail_msg("P = 2: no log line names the inconsistent stripe");
+	}
+	tl_log_capture_stop();
+	for (unsigned a = 0; !found; a++) {
+		int rc = raid_reconstruct(t.v, vbn, a, buf);
+
+		if (rc == -ENOENT)
+			break;
+		assert_int_equal(rc, 0);
+		found = memcmp(buf, tl_shadow(&t, vbn), TL_BS) == 0;
+	}
+	assert_true(found);
+	tl_vol_destroy(&t);
+
+	rebuild_over_bad_parity(&t, 3, s);
+	raid_status(t.v, &st);
+	assert_int_equal(st.counters.rebuild_mismatches, 1);
+	if (tl_log_count_with("stripe 7", "parity block at position 4",
+	    "wrong one", NULL) != 1) {
+		tl_log_dump("rebuild p3");
+		fail_msg("P = 3: the log does not name the damaged parity");
+	}
+	tl_log_capture_stop();
+	assert_int_equal(raid_read(t.v, vbn, 1, buf), 0);
+	if (memcmp(buf, tl_shadow(&t, vbn), TL_BS) != 0)
+		fail_msg("P = 3: the rebuilt block was solved from the damaged "
+		    "parity");
+	assert_int_equal(raid_scrub(t.v, false, &r), 0);
+	assert_int_equal(r.mismatches, 0);
+	verify(&t, "P = 3 after the rebuild over a damaged parity");
+	tl_vol_destroy(&t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -620,6 +704,7 @@ int main(void)
 		cmocka_unit_test(test_auto_rebuild),
 		cmocka_unit_test(test_spare_refusals),
 		cmocka_unit_test(test_repair_below_rebuild_cursor),
+		cmocka_unit_test(test_rebuild_checks_parity),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
