@@ -109,6 +109,19 @@ static void *slab_map(void)
 }
 #endif
 
+#ifndef __SANITIZE_ADDRESS__
+/* Every block of a new slab onto the free list (blkpool_lock held). */
+static void slab_give(uint8_t *slab)
+{
+	for (uint32_t i = 0; i < BLKPOOL_SLAB; i++) {
+		struct blkfree *f = (struct blkfree *)(void *)(slab +
+		    (size_t)i * WAFL_BLOCK_SIZE);
+		f->next = blkpool_free;
+		blkpool_free = f;
+	}
+}
+#endif
+
 uint8_t *wafl_blk_alloc(void)
 {
 #ifdef __SANITIZE_ADDRESS__
@@ -138,12 +151,7 @@ uint8_t *wafl_blk_alloc(void)
 		}
 		/* Another thread's slab came first: this one's blocks
 		 * join the freed ones. */
-		for (uint32_t i = 0; i < BLKPOOL_SLAB; i++) {
-			struct blkfree *f = (struct blkfree *)(void *)(slab +
-			    (size_t)i * WAFL_BLOCK_SIZE);
-			f->next = blkpool_free;
-			blkpool_free = f;
-		}
+		slab_give(slab);
 	}
 	if (blkpool_free != NULL) {
 		b = (uint8_t *)blkpool_free;
@@ -196,12 +204,7 @@ uint64_t wafl_pool_reserve(int64_t delta)
 			blkpool_mapped -= slab_bytes;
 			break;
 		}
-		for (uint32_t i = 0; i < BLKPOOL_SLAB; i++) {
-			struct blkfree *f = (struct blkfree *)(void *)(slab +
-			    (size_t)i * WAFL_BLOCK_SIZE);
-			f->next = blkpool_free;
-			blkpool_free = f;
-		}
+		slab_give(slab);
 	}
 	mapped = blkpool_mapped;
 	pthread_mutex_unlock(&blkpool_lock);
