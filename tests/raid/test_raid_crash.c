@@ -623,6 +623,81 @@ static void test_crash_degraded_journal_failure_after_record(void **state)
 	fl_log_set_level(FL_LOG_INFO);
 }
 
+/*
+ * The other side of J4's grace for a record one generation behind the
+ * labels: a position that came back through a rebuild.  Data disk 0
+ * fails (generation G), a partial write journals its block of stripe s
+ * (record of G, value A), a spare is rebuilt into position 0 (its label
+ * pass bumps to G + 1, the position recorded ok), and the block is
+ * written again, B, with every disk present: no record, and flushed.  A
+ * write in flight in the same region keeps it dirty through the crash.
+ * At the open position 0 is absent, so the region's stripes go through
+ * the journal.  The record is one generation behind the labels, but the
+ * label records position 0 ok: it was written before the disk came back
+ * and must not be trusted.  Replayed, it would make parity solve A for
+ * the absent block, a value writes since have overtaken (R1).
+ */
+static void test_crash_degraded_journal_rebuilt_position_absent(void **state)
+{
+	struct crash_case c;
+	struct tl_vol *t = &c.t;
+	const char *paths[TL_MAX_PATHS];
+	char spare[4200];
+	uint8_t a[TL_BS];
+
+	(void)state;
+	fl_log_set_level(FL_LOG_ERR);
+	setup_case(&c, 1, 4, 1);
+	snprintf(spare, sizeof(spare), "%s/spare.img", t->dir);
+	for (int it = 0; it < 4; it++) {
+		uint64_t rng = 9500 + (uint64_t)it;
+		uint64_t s = band_start[it % 2] + 5 + (uint64_t)it;
+		struct raid_status st;
+
+		assert_int_equal(tl_vol_restore_images(t, "golden"), 0);
+		(void)unlink(spare);
+		memcpy(t->shadow, c.golden, t->nvbns * TL_BS);
+		memset(c.inflight, 0, t->nvbns * sizeof(bool));
+		t->fault_inject = true;
+		assert_int_equal(tl_vol_open(t), 0);
+		assert_int_equal(raid_fail_disk(t->v, tl_disk(t, 0, 0),
+		    "test"), 0);
+		assert_int_equal(raid_flush(t->v), 0);
+		/* Journaled: disk 0's block of stripe s is A. */
+		assert_int_equal(tl_vol_write_random(t, s * 4, 1, &rng), 0);
+		memcpy(a, tl_shadow(t, s * 4), TL_BS);
+		assert_int_equal(raid_flush(t->v), 0);
+		/* Position 0 back: the spare rebuilt, the generation bumped. */
+		assert_int_equal(raid_add_spare(t->v, spare), 0);
+		assert_int_equal(raid_rebuild_start(t->v), 0);
+		assert_int_equal(raid_rebuild_wait(t->v), 0);
+		raid_status(t->v, &st);
+		assert_false(st.degraded);
+		/* Not journaled (no disk out), flushed: the block is B. */
+		assert_int_equal(tl_vol_write_random(t, s * 4, 1, &rng), 0);
+		assert_memory_not_equal(a, tl_shadow(t, s * 4), TL_BS);
+		assert_int_equal(raid_flush(t->v), 0);
+		/* The region dirty at the crash. */
+		write_in_flight(&c, (s + 1) * 4 + 2, 1, &rng);
+		assert_int_equal(raid_fault_crash(t->v, RAID_CRASH_DROP_ALL,
+		    rng), 0);
+		tl_vol_close(t);
+		/* Position 0 (now the spare) absent; the others as made. */
+		paths[0] = NULL;
+		for (unsigned p = 1; p < 5; p++)
+			paths[p] = t->paths[p];
+		t->fault_inject = false;
+		assert_int_equal(tl_vol_open_paths(t, paths, 5), 0);
+		raid_status(t->v, &st);
+		assert_true(st.degraded);
+		check_blocks(&c, RAID_CRASH_DROP_ALL, it, "rebuilt position "
+		    "absent at open, a record from before the rebuild");
+		tl_vol_close(t);
+	}
+	teardown_case(&c);
+	fl_log_set_level(FL_LOG_INFO);
+}
+
 struct fail_arg {
 	raid_vol_t *v;
 	size_t disk;
@@ -885,6 +960,8 @@ int main(void)
 		cmocka_unit_test(test_crash_during_rebuild),
 		cmocka_unit_test(test_crash_degraded_journal_during_failure),
 		cmocka_unit_test(test_crash_degraded_journal_failure_after_record),
+		cmocka_unit_test(
+		    test_crash_degraded_journal_rebuilt_position_absent),
 		cmocka_unit_test(test_crash_during_failure_labels),
 		cmocka_unit_test(test_crash_during_failure_labels_two_groups),
 		cmocka_unit_test(test_flush_records_pending_failure),
