@@ -297,7 +297,10 @@ static void undirty(struct wnode *wn)
  */
 static bool cp_has_work(struct wafl_vol *v)
 {
-	return v->dirty_list != NULL || v->nfrees > 0;
+	/* A list entry dropped with nothing freed (orphan.c) dirties
+	 * nothing else: without a CP of its own the durable root would
+	 * keep it (and the check report it) until the next change. */
+	return v->dirty_list != NULL || v->nfrees > 0 || v->orphans_changed;
 }
 
 /* The freeze: steps 1-6.  Called with cp_lock held exclusive. */
@@ -401,6 +404,7 @@ static int cp_freeze(struct cp_ctx *cx, struct wafl_fsinfo *nfsi,
 		.norphans = v->norphans,
 	};
 	memcpy(rb.orphans, v->orphans, sizeof(rb.orphans));
+	v->orphans_changed = false;
 	rb.inodefile.ino = WAFL_INO_INODEFILE;
 	wafl_rootblk_encode(rootbuf, &rb);
 	struct wafl_bp rbp = {

@@ -39,7 +39,10 @@
  *   The list is bounded and checked by wafl_rootblk_decode (range,
  *   distinct).  An entry that names an inode that is free or still linked
  *   is dropped from the list, logged, and nothing of it is freed; the
- *   check reports it (W8) as long as a durable root has it.
+ *   check reports it (W8) as long as a durable root has it.  The drop
+ *   dirties nothing else, so it asks for a CP of its own
+ *   (orphans_changed): the next sync or timed CP writes the list without
+ *   the entry, even on a volume with nothing else to write.
  *
  * LOCKS
  *   reclaim_mu (one pass at a time) before cp_lock; the list itself under
@@ -58,6 +61,7 @@ void orphans_load(struct wafl_vol *v, const struct wafl_rootblk *rb)
 	pthread_mutex_lock(&v->ialloc_lock);
 	v->norphans = rb->norphans;
 	memcpy(v->orphans, rb->orphans, rb->norphans * sizeof(v->orphans[0]));
+	v->orphans_changed = false;
 	pthread_mutex_unlock(&v->ialloc_lock);
 }
 
@@ -85,6 +89,7 @@ static void orphan_drop(struct wafl_vol *v, uint64_t ino, bool inode_freed)
 		if (v->orphans[i] == ino) {
 			v->orphans[i] = v->orphans[--v->norphans];
 			v->orphans[v->norphans] = 0;
+			v->orphans_changed = true;
 			break;
 		}
 	}

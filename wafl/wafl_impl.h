@@ -182,6 +182,9 @@ struct wafl_vol {
 	 * ialloc_lock; the freeze reads them with cp_lock exclusive. */
 	uint64_t orphans[WAFL_ORPHAN_MAX];
 	uint32_t norphans;
+	/* An entry went off the list since the last root block: the next
+	 * CP writes the list even if nothing else changed (cp_has_work). */
+	bool orphans_changed;
 	uint64_t orphan_try_ns;		/* last retry (monotonic) */
 	pthread_mutex_t reclaim_mu;	/* one orphans_reclaim at a time */
 	struct fl_log_repeat orphan_log; /* under reclaim_mu */
