@@ -18,7 +18,9 @@
  * reports a violation -- and nothing may crash, hang, loop or read out of
  * bounds (run it under ASan as well).
  *
- * Covered: fsinfo, the root block and its counters, the inode file's
+ * Covered: fsinfo, the root block and its counters, its orphan list
+ * (count, range, duplicates, what lies past the count; entries naming
+ * free or linked inodes, dropped with nothing freed), the inode file's
  * inode, reserved and user inodes (type, size, height, nlink, flags,
  * inline data where only symlinks keep it, parent, self number), block
  * pointers in indirect blocks and in the root block (outside the VBN
@@ -887,6 +889,324 @@ static void test_next_ino_hint(void **state)
 		}
 		assert_int_equal(wafl_unmount(v), 0);
 	}
+}
+
+/* ------------------------------------------------------ the orphan list */
+
+/* The root block's orphan list rewritten: its count, then nent entries
+ * (nent may pass the count: what lies past it). */
+static void rewrite_orphans(struct hcase *c, uint32_t count,
+    const uint64_t *ent, unsigned nent)
+{
+	struct hx h;
+
+	hx_load(&h, c->raid);
+	hx_root(&h);
+	fl_put_le32(h.node[0].buf + 40, count);
+	for (unsigned i = 0; i < nent; i++)
+		fl_put_le64(h.node[0].buf + 640 + 8 * i, ent[i]);
+	hx_seal(&h);
+}
+
+/* Inodes the inode file of the newest root has room for. */
+static uint64_t ifile_inodes(struct hcase *c)
+{
+	struct hx h;
+
+	hx_load(&h, c->raid);
+	hx_root(&h);
+	return fl_get_le64(h.node[0].buf + 128 + 16) / WAFL_INODE_SIZE;
+}
+
+/* The entries the decoder refuses: the mount fails, nothing mounted. */
+static void test_orphan_list_refused(void **state)
+{
+	struct hcase *c = *state;
+	/* 256 distinct numbers; zero but for the last slot. */
+	static uint64_t full[WAFL_ORPHAN_MAX], last[WAFL_ORPHAN_MAX];
+	const uint64_t f = tpl.f, g = tpl.g;
+	const struct {
+		const char *what;
+		uint32_t count;
+		const uint64_t *ent;
+		unsigned nent;
+		uint8_t tail;	/* nonzero: the root block's last byte */
+	} t[] = {
+		{ "count past the list", WAFL_ORPHAN_MAX + 1, full,
+		    WAFL_ORPHAN_MAX, 0 },
+		{ "count 2^32-1", UINT32_MAX, full, WAFL_ORPHAN_MAX, 0 },
+		{ "entry 0", 1, (const uint64_t[]){ 0 }, 1, 0 },
+		{ "entry 2 (root directory)", 1,
+		    (const uint64_t[]){ WAFL_INO_ROOTDIR }, 1, 0 },
+		{ "entry 15", 2, (const uint64_t[]){ f, 15 }, 2, 0 },
+		{ "entry 2^40", 1, (const uint64_t[]){ 1ull << 40 }, 1, 0 },
+		{ "entry 2^64-1", 1, (const uint64_t[]){ UINT64_MAX }, 1, 0 },
+		{ "duplicate entries", 3, (const uint64_t[]){ g, 5000, g },
+		    3, 0 },
+		{ "entry past the count", 1, (const uint64_t[]){ g, 5000 },
+		    2, 0 },
+		{ "last slot with count 0", 0, last, WAFL_ORPHAN_MAX, 0 },
+		{ "reserved tail", 0, NULL, 0, 1 },
+	};
+
+	for (unsigned i = 0; i < WAFL_ORPHAN_MAX; i++)
+		full[i] = 100000 + i;
+	last[WAFL_ORPHAN_MAX - 1] = 5000;
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		wafl_vol_t *v = NULL;
+		int rc;
+
+		reset(c);
+		rewrite_orphans(c, t[i].count, t[i].ent, t[i].nent);
+		if (t[i].tail != 0) {
+			struct hx h;
+			hx_load(&h, c->raid);
+			hx_root(&h);
+			h.node[0].buf[WAFL_BLOCK_SIZE - 1] = t[i].tail;
+			hx_seal(&h);
+		}
+		tl_log_capture_start(FL_LOG_INFO);
+		rc = wafl_mount(c->raid, &c->mo, &v);
+		size_t said = tl_log_count_with("mount failed", NULL);
+		tl_log_capture_stop();
+		if (rc == 0) {
+			wafl_abandon(v);
+			fail_msg("orphan list %s: mounted", t[i].what);
+		}
+		assert_null(v);
+		if (rc != -FL_ECORRUPT)
+			fail_msg("orphan list %s: mount gave %d, not corrupt",
+			    t[i].what, rc);
+		if (said == 0)
+			fail_msg("orphan list %s: refused without a word",
+			    t[i].what);
+	}
+}
+
+/* Inodes in use as FSSTAT counts them. */
+static uint64_t files_used(wafl_vol_t *v)
+{
+	struct wafl_fsstat st;
+
+	assert_int_equal(wafl_statfs(v, &st), 0);
+	return st.tfiles - st.ffiles;
+}
+
+/* The volume checked: W8 errors and errors in all. */
+static void check_counts(wafl_vol_t *v, uint64_t *w8, uint64_t *all,
+    char *first, size_t len)
+{
+	struct wafl_check_result res;
+	struct wafl_check_detail det;
+	int rc = wafl_check_detail(v, &res, &det);
+
+	assert_true(rc == 0 || rc == -FL_ECORRUPT);
+	*w8 = det.w_errors[8];
+	*all = res.errors;
+	snprintf(first, len, "%s", res.first_error);
+}
+
+/*
+ * A list naming inodes the mount finds free or linked: the decoder cannot
+ * know (the inode file is not read yet), so the mount goes on.  The
+ * writable mount drops each such entry (logged), frees nothing of it and
+ * counts no inode freed; the check of the root that still lists them
+ * reports each (W8); read-only, nothing is dropped and the check reports
+ * them all the same.  After a sync the list is gone and the check clean.
+ * verify (if any) runs after the mount and after the sync.
+ */
+static void orphans_dropped(struct hcase *c, const char *what,
+    const uint64_t *ent, unsigned n, const char *why,
+    void (*verify)(wafl_vol_t *v, const char *when))
+{
+	struct wafl_mount_opts ro = c->mo;
+	struct wafl_stats st;
+	wafl_vol_t *v;
+	uint64_t w8, all, used;
+	char first[256];
+
+	rewrite_orphans(c, n, ent, n);
+
+	/* Read-only: the list as it is on disk, nothing retried. */
+	ro.readonly = true;
+	assert_int_equal(wafl_mount(c->raid, &ro, &v), 0);
+	used = files_used(v);
+	check_counts(v, &w8, &all, first, sizeof(first));
+	if (w8 != n || all != n || strstr(first, "orphan list names") == NULL)
+		fail_msg("%s, read-only: %llu W8 errors, %llu in all, not %u "
+		    "(first: %s)", what, (unsigned long long)w8,
+		    (unsigned long long)all, n, first);
+	assert_int_equal(wafl_unmount(v), 0);
+
+	tl_log_capture_start(FL_LOG_INFO);
+	assert_int_equal(wafl_mount(c->raid, &c->mo, &v), 0);
+	size_t dropped = tl_log_count_with("the orphan list names inode",
+	    why, "nothing of it freed", NULL);
+	tl_log_capture_stop();
+	if (verify != NULL)
+		verify(v, "after the mount");
+	if (dropped != n)
+		fail_msg("%s: %zu entries dropped (%s), not %u", what,
+		    dropped, why, n);
+	wafl_get_stats(v, &st);
+	assert_int_equal(st.orphans, 0);
+	if (files_used(v) != used)
+		fail_msg("%s: inodes in use %llu after the mount, %llu before",
+		    what, (unsigned long long)files_used(v),
+		    (unsigned long long)used);
+	/* The durable root still lists them. */
+	check_counts(v, &w8, &all, first, sizeof(first));
+	if (w8 != n || all != n)
+		fail_msg("%s: %llu W8 errors, %llu in all, not %u (first: %s)",
+		    what, (unsigned long long)w8, (unsigned long long)all, n,
+		    first);
+	assert_int_equal(wafl_sync(v), 0);
+	if (verify != NULL)
+		verify(v, "after the mount and a sync");
+	check_counts(v, &w8, &all, first, sizeof(first));
+	if (all != 0)
+		fail_msg("%s: after a sync: %llu errors (first: %s)", what,
+		    (unsigned long long)all, first);
+	assert_int_equal(files_used(v), used);
+	assert_int_equal(wafl_unmount(v), 0);
+}
+
+/* Entries naming free inodes: one removed (its slot wiped), past the
+ * inode file, the last number there is, and a full list of them. */
+static void test_orphan_list_free(void **state)
+{
+	struct hcase *c = *state;
+	static uint64_t full[WAFL_ORPHAN_MAX];
+	struct wafl_obj root, o;
+	struct wafl_attr a;
+	wafl_vol_t *v;
+	uint64_t victim, past;
+
+	/* A file made and removed: a free inode inside the inode file. */
+	assert_int_equal(wafl_mount(c->raid, &c->mo, &v), 0);
+	assert_int_equal(wafl_root(v, &root), 0);
+	assert_int_equal(wafl_create(v, &root_cred, &root, "victim",
+	    WAFL_GUARDED, NULL, 0, &o, &a, NULL), 0);
+	victim = o.ino;
+	assert_int_equal(wafl_remove(v, &root_cred, &root, "victim", NULL),
+	    0);
+	assert_int_equal(wafl_unmount(v), 0);
+	assert_true(victim < ifile_inodes(c));
+	orphans_dropped(c, "a removed inode", &victim, 1, "which is free",
+	    NULL);
+
+	reset(c);
+	past = ifile_inodes(c) + 100;
+	orphans_dropped(c, "past the inode file", &past, 1, "which is free",
+	    NULL);
+
+	reset(c);
+	past = (1ull << 40) - 1;
+	orphans_dropped(c, "inode 2^40-1", &past, 1, "which is free", NULL);
+
+	reset(c);
+	for (unsigned i = 0; i < WAFL_ORPHAN_MAX; i++)
+		full[i] = ifile_inodes(c) + 1000 + 7 * i;
+	orphans_dropped(c, "a full list past the inode file", full,
+	    WAFL_ORPHAN_MAX, "which is free", NULL);
+}
+
+/* What a file holds, read whole through the operations. */
+static size_t read_file(wafl_vol_t *v, const char *const *path,
+    uint8_t *buf, size_t cap, const char *when)
+{
+	struct wafl_obj o, d;
+	struct wafl_attr a;
+	size_t len = 0;
+	bool eof = false;
+
+	assert_int_equal(wafl_root(v, &d), 0);
+	for (unsigned i = 0; path[i] != NULL; i++) {
+		int rc = wafl_lookup(v, &root_cred, &d, path[i], &o, &a, NULL);
+		if (rc != 0)
+			fail_msg("%s: lookup %s: %s", when, path[i],
+			    fl_strerror(rc));
+		d = o;
+	}
+	while (!eof) {
+		uint32_t got;
+		int rc;
+		assert_true(len < cap);
+		rc = wafl_read(v, &root_cred, &o, len,
+		    (uint32_t)FL_MIN(cap - len, 65536), buf + len, &got,
+		    &eof, &a);
+		if (rc != 0)
+			fail_msg("%s: read %s at %zu: %s", when, path[0], len,
+			    fl_strerror(rc));
+		len += got;
+	}
+	return len;
+}
+
+/* The linked files named by the list, as the template has them. */
+static const char *const linked_f[] = { "f", NULL };
+static const char *const linked_x[] = { "sub", "dir2", "x", NULL };
+static uint8_t want_f[1u << 20], want_x[8192], got_buf[1u << 20];
+static size_t want_nf, want_nx;
+
+static void linked_verify(wafl_vol_t *v, const char *when)
+{
+	if (read_file(v, linked_f, got_buf, sizeof(got_buf), when) !=
+	    want_nf || memcmp(got_buf, want_f, want_nf) != 0)
+		fail_msg("%s: f does not read back as it was", when);
+	if (read_file(v, linked_x, got_buf, sizeof(got_buf), when) !=
+	    want_nx || memcmp(got_buf, want_x, want_nx) != 0)
+		fail_msg("%s: x does not read back as it was", when);
+}
+
+/*
+ * Entries naming linked inodes (nlink > 0): a file with data, one in a
+ * subdirectory that the snapshots share, a directory.  Dropped at the
+ * mount with nothing of them freed: the files read back as before after
+ * the mount and after a sync, then after new data took the space blocks
+ * freed since could have left, and the check stays clean.
+ */
+static void test_orphan_list_linked(void **state)
+{
+	struct hcase *c = *state;
+	struct wafl_mount_opts ro = c->mo;
+	const uint64_t ent[] = { tpl.f, tpl.x, tpl.d };
+	struct wafl_check_result res;
+	struct wafl_obj root, o;
+	struct wafl_attr a;
+	wafl_vol_t *v;
+
+	ro.readonly = true;
+	assert_int_equal(wafl_mount(c->raid, &ro, &v), 0);
+	want_nf = read_file(v, linked_f, want_f, sizeof(want_f), "template");
+	want_nx = read_file(v, linked_x, want_x, sizeof(want_x), "template");
+	assert_int_equal(want_nf, 600u << 10);
+	assert_int_equal(want_nx, 5000);
+	assert_int_equal(wafl_unmount(v), 0);
+
+	orphans_dropped(c, "linked inodes", ent, 3, "which is linked",
+	    linked_verify);
+
+	/* The list is empty now; new data takes the free space. */
+	assert_int_equal(wafl_mount(c->raid, &c->mo, &v), 0);
+	linked_verify(v, "remounted");
+	assert_int_equal(wafl_root(v, &root), 0);
+	assert_int_equal(wafl_create(v, &root_cred, &root, "filler",
+	    WAFL_GUARDED, NULL, 0, &o, &a, NULL), 0);
+	for (uint64_t off = 0; off < (2u << 20); off += 65536) {
+		enum wafl_stable stable;
+		tl_fill_pattern(got_buf, 65536, 77 + off);
+		assert_int_equal(wafl_write(v, &root_cred, &o, off, 65536,
+		    got_buf, WAFL_UNSTABLE, &stable, NULL, NULL), 0);
+		if (off % (512u << 10) == 0)
+			assert_int_equal(wafl_sync(v), 0);
+	}
+	assert_int_equal(wafl_sync(v), 0);
+	linked_verify(v, "after 2 MiB written");
+	if (wafl_check(v, &res) != 0)
+		fail_msg("linked inodes: after the writes: %s",
+		    res.first_error);
+	assert_int_equal(wafl_unmount(v), 0);
 }
 
 /* A pointer of an indirect block rewritten, then resealed. */
@@ -2361,6 +2681,9 @@ int main(void)
 		T(test_inline_elsewhere),
 		T(test_root_block),
 		T(test_next_ino_hint),
+		T(test_orphan_list_refused),
+		T(test_orphan_list_free),
+		T(test_orphan_list_linked),
 		T(test_indirect_file),
 		T(test_indirect_inode_file),
 		T(test_dir_header),
