@@ -152,6 +152,7 @@ static void emit_stats(struct adm_ctx *ctx, struct adm_rep *rep,
 	adm_rep_u64(rep, "nvlog_waits", ws.log_waits);
 	adm_rep_u64(rep, "repairs", ws.repairs);
 	adm_rep_u64(rep, "read_errors", ws.read_errors);
+	adm_rep_u64(rep, "orphans", ws.orphans);
 	adm_rep_u64(rep, "raid_reads", rs.counters.reads);
 	adm_rep_u64(rep, "raid_writes", rs.counters.writes);
 	adm_rep_u64(rep, "full_stripe_writes", rs.counters.full_stripe_writes);

@@ -80,6 +80,7 @@ static void test_lifecycle(void **state)
 	js = ta_ctl_expect(0, t->home, "--json", "stats", "vol0", NULL);
 	assert_true(ta_json_long(js, "$.stats.cps") >= 1);
 	assert_int_equal(ta_json_long(js, "$.stats.disk_timeouts"), 0);
+	assert_int_equal(ta_json_long(js, "$.stats.orphans"), 0);
 	free(js);
 
 	/* SIGTERM: exit 0, socket and pid file gone. */
