@@ -153,6 +153,12 @@ static void emit_stats(struct adm_ctx *ctx, struct adm_rep *rep,
 	adm_rep_u64(rep, "repairs", ws.repairs);
 	adm_rep_u64(rep, "read_errors", ws.read_errors);
 	adm_rep_u64(rep, "orphans", ws.orphans);
+	/* What the mounted file system runs with: settings take effect
+	 * when a volume comes online. */
+	adm_rep_str(rep, "mounted", ws.readonly ? "read-only" : "read-write");
+	adm_rep_u64(rep, "cp_interval_ms", ws.cp_interval_ms);
+	adm_rep_u64(rep, "dirty_max_bytes", ws.dirty_max_bytes);
+	adm_rep_u64(rep, "cache_bytes", ws.cache_bytes);
 	adm_rep_u64(rep, "raid_reads", rs.counters.reads);
 	adm_rep_u64(rep, "raid_writes", rs.counters.writes);
 	adm_rep_u64(rep, "full_stripe_writes", rs.counters.full_stripe_writes);

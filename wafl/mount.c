@@ -602,6 +602,10 @@ void wafl_get_stats(wafl_vol_t *v, struct wafl_stats *st)
 	pthread_mutex_lock(&v->ialloc_lock);
 	st->orphans = v->norphans;
 	pthread_mutex_unlock(&v->ialloc_lock);
+	st->cache_bytes = v->opts.cache_bytes;
+	st->dirty_max_bytes = v->opts.dirty_max_bytes;
+	st->cp_interval_ms = v->opts.cp_interval_ms;
+	st->readonly = v->readonly;
 	if (v->log != NULL) {
 		struct nvlog_stats ls;
 		nvlog_get_stats(v->log, &ls);

@@ -144,6 +144,10 @@ struct wafl_stats {
 	uint64_t log_flushes, log_waits;
 	uint64_t orphans;		/* unlinked inodes still holding blocks
 					   they could not free (orphan.c) */
+	/* The mount's settings, defaults applied (wafl_mount_opts). */
+	uint64_t cache_bytes, dirty_max_bytes;
+	uint32_t cp_interval_ms;
+	bool readonly;
 };
 void wafl_get_stats(wafl_vol_t *v, struct wafl_stats *st);
 

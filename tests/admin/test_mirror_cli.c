@@ -405,6 +405,12 @@ static void test_replicate(void **state)
 	char *js;
 
 	exports(t);
+	/* Settings the destination's volume must keep through the break
+	 * (the writable mount after it takes them, not the defaults). */
+	free(ta_ctl_expect(0, t->d.home, "config", "set", "cp_interval_ms",
+	    "2000", NULL));
+	free(ta_ctl_expect(0, t->d.home, "config", "set", "dirty_max_bytes",
+	    "96M", NULL));
 	ta_daemon_start(&t->s.d, t->s.home);
 	ta_daemon_start(&t->d.d, t->d.home);
 	peers_and_relationship(t);
@@ -476,9 +482,18 @@ static void test_replicate(void **state)
 	free(js);
 
 	/* Break: the secondary becomes writable with the data. */
+	js = ta_ctl_expect(0, t->d.home, "--json", "stats", "vdst", NULL);
+	ta_json_eq(js, "$.stats.mounted", "read-only");
+	free(js);
 	free(ta_ctl_expect(0, t->d.home, "mirror", "break", "vdst", NULL));
 	js = tl_mirror_status(&t->d);
 	ta_json_eq(js, "$.mirrors[0].state", "broken-off");
+	free(js);
+	js = ta_ctl_expect(0, t->d.home, "--json", "stats", "vdst", NULL);
+	ta_json_eq(js, "$.stats.mounted", "read-write");
+	assert_int_equal(ta_json_long(js, "$.stats.cp_interval_ms"), 2000);
+	assert_int_equal(ta_json_long(js, "$.stats.dirty_max_bytes"),
+	    96l << 20);
 	free(js);
 	assert_int_equal(try_create(&t->d, "/after-break"), 0);
 	read_compare(&t->d, "/data2", 2);
