@@ -1028,50 +1028,30 @@ int raid_reconstruct(raid_vol_t *v, uint64_t vbn, unsigned attempt,
  * the rebuild will not come back to it).  If x is the rebuilding position
  * the spare gets buf itself.  Otherwise the spare's block was solved from
  * what x held then, which may be the damage just repaired: it is solved
- * again from N working blocks of the stripe, x's taken from buf.  A spare
+ * again from the stripe as it is now (raid_read_stripes_dm), x's block
+ * rewritten, or, when x is out too, solved from parity, which matches the
+ * repaired data (raid_repair's premise).  A spare
  * that fails is the rebuild's business (it stops and the old disk gets
  * the position back).  Caller holds the stripe's range lock.
  */
-static int repair_spare(raid_vol_t *v, const struct raid_gsnap *s,
-    uint64_t st, unsigned x, const void *buf)
+static int repair_spare(raid_vol_t *v, unsigned g,
+    const struct raid_gsnap *s, uint64_t st, unsigned x, const void *buf)
 {
-	const size_t B = RAID_BLOCK_SIZE;
-	unsigned rows_in[RAID_MAX_DATA], rb = (unsigned)s->rb_pos, nin = 0;
-	uint8_t *src[RAID_MAX_DATA], *dst[1], *tmp;
-	struct raid_batch b;
+	const unsigned rb = (unsigned)s->rb_pos;
+	bool want[RAID_MAX_WIDTH] = { false };
+	uint8_t *tmp;
 	int err;
 
 	if (rb == x)
 		return raid_disk_write(v, s->rb_disk, buf, 1, st);
-	tmp = raid_balloc(v->n + 1);
+	tmp = raid_balloc(v->w);
 	if (tmp == NULL)
 		return -ENOMEM;
-	raid_batch_init(&b);
-	for (unsigned pos = 0; pos < v->w && nin < v->n; pos++) {
-		struct iovec iov;
-
-		if (pos != x && !s->up[pos])
-			continue;
-		rows_in[nin] = pos;
-		src[nin] = tmp + (size_t)nin * B;
-		if (pos == x) {
-			memcpy(src[nin++], buf, B);
-			continue;
-		}
-		iov.iov_base = src[nin++];
-		iov.iov_len = B;
-		(void)raid_batch_add(v, &b, s->d[pos], RAID_BOP_READ_RANDOM,
-		    &iov, 1, st);
-		if (pos >= v->n)
-			CTR_ADD(v, parity_reads, 1);
-	}
-	err = nin < v->n ? FL_ERR(-FL_EDEGRADED) : raid_batch_wait(v, &b);
-	if (err == 0) {
-		dst[0] = tmp + (size_t)v->n * B;
-		err = raid_code_solve(&v->code, rows_in, src, 1, &rb, dst, B);
-	}
+	want[rb] = true;
+	err = raid_read_stripes_dm(v, g, s, st, 1, want, tmp, NULL);
 	if (err == 0)
-		err = raid_disk_write(v, s->rb_disk, dst[0], 1, st);
+		err = raid_disk_write(v, s->rb_disk,
+		    tmp + (size_t)rb * RAID_BLOCK_SIZE, 1, st);
 	free(tmp);
 	return err;
 }
@@ -1116,7 +1096,7 @@ int raid_repair(raid_vol_t *v, uint64_t vbn, const void *buf)
 			done = true;
 	}
 	if (err == 0 && s.rb_pos >= 0 && st < s.rb_cursor) {
-		err = repair_spare(v, &s, st, x, buf);
+		err = repair_spare(v, g, &s, st, x, buf);
 		if (err == -EIO || err == -FL_EDEGRADED)
 			err = 0;	/* the spare (or a source) failed */
 		else if (err == 0 && (unsigned)s.rb_pos == x)
