@@ -759,12 +759,18 @@ void ops_inode_free(struct wnode *wn)
 		    "allocated", (unsigned long long)wn->ino, fl_strerror(rc),
 		    WAFL_ORPHAN_MAX, (unsigned long long)wn->di.blocks);
 	}
+	ops_inode_wipe(wn);
+	ifree_note(v, wn->ino);
+}
+
+void ops_inode_wipe(struct wnode *wn)
+{
 	uint32_t gen = wn->di.gen;
+
 	memset(&wn->di, 0, sizeof(wn->di));
 	wn->di.gen = gen;
 	wn->di.ino = wn->ino;
 	wnode_dirty(wn);
-	ifree_note(v, wn->ino);
 }
 
 /* --------------------------------------------------------------- locks */

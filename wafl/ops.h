@@ -104,9 +104,12 @@ void ops_fill_wcc(const struct wnode *wn, struct wafl_wcc *w);
 
 /* Inode numbers.  ops_ialloc_forced claims exactly (ino, gen) (replay);
  * -FL_ECORRUPT if the inode is in use.  ops_inode_free releases an inode
- * whose last link went (wn locked exclusive). */
+ * whose last link went (wn locked exclusive).  ops_inode_wipe zeroes a
+ * freed inode but its generation (so old handles stay stale) and dirties
+ * it; the number's accounting is the caller's. */
 int ops_ialloc_forced(struct wafl_vol *v, uint64_t ino, uint32_t gen);
 void ops_inode_free(struct wnode *wn);
+void ops_inode_wipe(struct wnode *wn);
 
 /* Lock helpers: lock/unlock a set of distinct wnodes in the order given
  * (NULL entries and duplicates skipped). */

@@ -54,6 +54,7 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "wafl/ops.h"
 #include "wafl/wafl_impl.h"
 
 void orphans_load(struct wafl_vol *v, const struct wafl_rootblk *rb)
@@ -119,11 +120,7 @@ static int reclaim_one(struct wafl_vol *v, uint64_t ino)
 	} else {
 		rc = wn_truncate_blocks(wn, 0);
 		if (rc == 0) {
-			uint32_t gen = wn->di.gen;
-			memset(&wn->di, 0, sizeof(wn->di));
-			wn->di.gen = gen;
-			wn->di.ino = ino;
-			wnode_dirty(wn);
+			ops_inode_wipe(wn);
 			orphan_drop(v, ino, true);
 			fl_info("wafl", "orphan inode %llu: its blocks are freed",
 			    (unsigned long long)ino);
