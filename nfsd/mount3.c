@@ -226,11 +226,6 @@ static mountstat3 walk(const struct nfsd_exp *e, const char *rest,
 	return MNT3_OK;
 }
 
-/* At most NFSD_MOUNT_RECS_MAX mount records in all (a client mounting
- * more directories than that, or many clients, cannot grow the list
- * without bound), and at most cfg.mounts_per_host of one client address,
- * so one client cannot take the room of the others. */
-
 /* A record holds any path MNT decodes: cut, DUMP would list another path
  * and UMNT of the one mounted would never find it. */
 FL_STATIC_ASSERT(sizeof(((struct nfsd_mount_rec *)0)->path) > MNTPATHLEN,
