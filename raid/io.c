@@ -605,31 +605,46 @@ static struct wsrc wsrc_skip(struct wsrc src, uint64_t i)
 	return src;
 }
 
-/* Full stripes [s0, s0+ns) of group g from src (VBN order); ns <= chunk. */
-static int write_full_chunk(raid_vol_t *v, unsigned g, uint64_t s0,
-    uint32_t ns, struct wsrc src, uint8_t *pbuf)
-{
-	struct iovec iov[RAID_CHUNK_STRIPES];
-	const size_t pstride = (size_t)ns * RAID_BLOCK_SIZE;
-	unsigned ent_pos[RAID_BATCH_MAX];
+/*
+ * One chunk of full stripes on its way to the disks: started by
+ * chunk_start (range locked, write-intent ticket taken, parity computed,
+ * the I/O of every disk submitted) and ended by chunk_finish (waited for,
+ * counted, the ticket and the lock given back).
+ */
+struct wchunk {
 	struct raid_batch b;
 	struct raid_gsnap s;
 	struct raid_range r;
+	unsigned ent_pos[RAID_BATCH_MAX];
 	uint64_t ticket;
-	int err, jslot = -1;
+	uint32_t ns;
+	int jslot;
+	bool live;		/* started: chunk_finish owes the rest */
+};
 
-	raid_range_lock(v, &r, g, s0, s0 + ns);
-	err = raid_intent_begin(v, g, s0, s0 + ns, &ticket);
+/* Full stripes [s0, s0+ns) of group g from src (VBN order); ns <= chunk. */
+static int chunk_start(raid_vol_t *v, unsigned g, uint64_t s0, uint32_t ns,
+    struct wsrc src, uint8_t *pbuf, struct wchunk *c)
+{
+	struct iovec iov[RAID_CHUNK_STRIPES];
+	const size_t pstride = (size_t)ns * RAID_BLOCK_SIZE;
+	int err;
+
+	c->live = false;
+	c->ns = ns;
+	c->jslot = -1;
+	raid_range_lock(v, &c->r, g, s0, s0 + ns);
+	err = raid_intent_begin(v, g, s0, s0 + ns, &c->ticket);
 	if (err != 0)
 		goto out_unlock;
-	raid_gsnap_take(v, g, &s);
-	err = raid_group_check(v, g, &s);
+	raid_gsnap_take(v, g, &c->s);
+	err = raid_group_check(v, g, &c->s);
 	if (err != 0)
 		goto out;
 	for (unsigned j = 0; j < v->n; j++)
-		if (!s.up[j]) {
-			err = raid_journal_invalidate(v, g, &s, s0, s0 + ns,
-			    &jslot);	/* J2 */
+		if (!c->s.up[j]) {
+			err = raid_journal_invalidate(v, g, &c->s, s0, s0 + ns,
+			    &c->jslot);	/* J2 */
 			if (err != 0)
 				goto out;
 			break;
@@ -645,12 +660,12 @@ static int write_full_chunk(raid_vol_t *v, unsigned g, uint64_t s0,
 	}
 	/* Every disk at once; a disk that fails leaves the stripes
 	 * consistent on the survivors. */
-	raid_batch_init(&b);
+	raid_batch_init(&c->b);
 	for (unsigned pos = 0; pos < v->w; pos++) {
-		unsigned e0 = b.n;
+		unsigned e0 = c->b.n;
 		int cnt;
 
-		if (!s.up[pos] && (int)pos != s.rb_pos)
+		if (!c->s.up[pos] && (int)pos != c->s.rb_pos)
 			continue;
 		if (pos >= v->n) {
 			iov[0].iov_base = pbuf + (pos - v->n) * pstride;
@@ -664,53 +679,105 @@ static int write_full_chunk(raid_vol_t *v, unsigned g, uint64_t s0,
 				iov[k].iov_len = RAID_BLOCK_SIZE;
 			}
 		}
-		if ((int)pos == s.rb_pos)
-			write_rebuilding(v, &b, &s, s0, ns, iov, cnt);
+		if ((int)pos == c->s.rb_pos)
+			write_rebuilding(v, &c->b, &c->s, s0, ns, iov, cnt);
 		else
-			(void)raid_batch_add(v, &b, s.d[pos], RAID_BOP_WRITE,
-			    iov, cnt, s0);
-		if (b.n > e0)
-			ent_pos[e0] = pos;
+			(void)raid_batch_add(v, &c->b, c->s.d[pos],
+			    RAID_BOP_WRITE, iov, cnt, s0);
+		if (c->b.n > e0)
+			c->ent_pos[e0] = pos;
 	}
-	err = raid_batch_wait(v, &b);
-	if (err == -FL_ECRASHED)
-		goto out;
-	for (unsigned i = 0; i < b.n; i++) {
-		unsigned pos = ent_pos[i];
-
-		if (b.err[i] == 0 && pos >= v->n && (int)pos != s.rb_pos)
-			CTR_ADD(v, parity_writes, ns);
-	}
-	/* Survivors hold consistent stripes unless too many failed. */
-	raid_gsnap_take(v, g, &s);
-	err = raid_group_check(v, g, &s);
-	if (err == 0)
-		CTR_ADD(v, full_stripe_writes, ns);
+	c->live = true;
+	return 0;
 out:
-	raid_journal_done(v, g, jslot);
-	raid_intent_end(v, ticket);
+	raid_journal_done(v, g, c->jslot);
+	raid_intent_end(v, c->ticket);
 out_unlock:
-	raid_range_unlock(v, &r);
+	raid_range_unlock(v, &c->r);
 	return err;
 }
 
+static int chunk_finish(raid_vol_t *v, unsigned g, struct wchunk *c)
+{
+	int err;
+
+	c->live = false;
+	err = raid_batch_wait(v, &c->b);
+	if (err == -FL_ECRASHED)
+		goto out;
+	for (unsigned i = 0; i < c->b.n; i++) {
+		unsigned pos = c->ent_pos[i];
+
+		if (c->b.err[i] == 0 && pos >= v->n && (int)pos != c->s.rb_pos)
+			CTR_ADD(v, parity_writes, c->ns);
+	}
+	/* Survivors hold consistent stripes unless too many failed. */
+	raid_gsnap_take(v, g, &c->s);
+	err = raid_group_check(v, g, &c->s);
+	if (err == 0)
+		CTR_ADD(v, full_stripe_writes, c->ns);
+out:
+	raid_journal_done(v, g, c->jslot);
+	raid_intent_end(v, c->ticket);
+	raid_range_unlock(v, &c->r);
+	return err;
+}
+
+/*
+ * A chunk the next one may be started beside: all of the group's disks
+ * up and none rebuilding, so it holds no journal slot, and the degraded
+ * paths never hold two of anything at once.
+ */
+static bool chunk_plain(const struct wchunk *c)
+{
+	return c->jslot < 0 && c->s.rb_pos < 0 && c->s.nout == 0;
+}
+
+/*
+ * Full stripes [s0, s0+ns) of group g, a chunk at a time, two chunks on
+ * their way at once: the next chunk's parity is computed and its I/O
+ * queued while the disks write the previous one, so the disks do not wait
+ * for the encoder.  Chunks follow one another upward (range locks taken
+ * in increasing order and never overlapping, so no lock cycle).
+ */
 static int write_full(raid_vol_t *v, unsigned g, uint64_t s0, uint64_t ns,
     struct wsrc src)
 {
 	uint32_t chunk = (uint32_t)FL_MIN(ns, RAID_CHUNK_STRIPES);
-	uint8_t *pbuf = raid_scratch_get(v);
-	int err = 0;
+	uint8_t *pbuf[2] = { raid_scratch_get(v), NULL };
+	struct wchunk c[2];
+	unsigned cur = 0;
+	int err = 0, e2;
 
-	if (pbuf == NULL)
+	c[0].live = c[1].live = false;
+	if (pbuf[0] == NULL)
 		return -ENOMEM;
-	for (uint64_t done = 0; done < ns && err == 0;) {
+	for (uint64_t done = 0; done < ns && err == 0; cur ^= 1) {
 		uint32_t cn = (uint32_t)FL_MIN(chunk, ns - done);
+		struct wchunk *prev = &c[cur ^ 1];
 
-		err = write_full_chunk(v, g, s0 + done, cn,
-		    wsrc_skip(src, done * v->n), pbuf);
+		if (pbuf[cur] == NULL)
+			pbuf[cur] = raid_scratch_get(v);
+		if (prev->live && (pbuf[cur] == NULL || !chunk_plain(prev)))
+			err = chunk_finish(v, g, prev);
+		if (err == 0 && pbuf[cur] == NULL)
+			err = -ENOMEM;
+		if (err == 0)
+			err = chunk_start(v, g, s0 + done, cn,
+			    wsrc_skip(src, done * v->n), pbuf[cur], &c[cur]);
+		if (prev->live) {
+			e2 = chunk_finish(v, g, prev);
+			err = err != 0 ? err : e2;
+		}
 		done += cn;
 	}
-	raid_scratch_put(v, pbuf);
+	for (unsigned i = 0; i < 2; i++)
+		if (c[i].live) {
+			e2 = chunk_finish(v, g, &c[i]);
+			err = err != 0 ? err : e2;
+		}
+	raid_scratch_put(v, pbuf[0]);
+	raid_scratch_put(v, pbuf[1]);
 	return err;
 }
 
