@@ -374,6 +374,8 @@ int wafl_root_of(wafl_vol_t *v, uint64_t gen, uint8_t blk[4096])
 
 /* ---------------------------------------------------------- birth walk */
 
+#define WALK_RA_MAX	1024u	/* blocks read ahead at most (4 MiB) */
+
 struct walk {
 	struct wafl_vol *v;
 	uint64_t after;
@@ -381,14 +383,65 @@ struct walk {
 	void *arg;
 	uint64_t blocks;
 	uint8_t *run;		/* WAFL_BPS_PER_BLOCK blocks (walk_leaves) */
+	/* Read-ahead of the leaves (walk_run): ra holds ra_n blocks from
+	 * ra_vbn; seq_next is where the last run asked for ended. */
+	uint8_t *ra;		/* WALK_RA_MAX blocks */
+	uint64_t ra_vbn, seq_next;
+	uint32_t ra_n, ra_win;
 };
 
 static int walk_tree(struct walk *w, const struct wafl_dinode *di,
     bool is_ifile, bool meta);
 
 /*
+ * The n blocks from vbn, read with raid_read: a pointer to them, or NULL
+ * if they could not be read.  Runs that follow one another (a file
+ * written in order: each level-1 node's leaves start where the last
+ * one's ended) are read ahead, in a window that doubles from the run's
+ * size up to WALK_RA_MAX, so that the disks get a few large reads rather
+ * than one per 128 blocks and its round trip; a run that does not follow
+ * the last reads only itself, so a catch-up of scattered blocks reads
+ * nothing it does not send.  The blocks are checked by the caller like
+ * any other (W1); what is read ahead and not asked for is not used.
+ */
+static const uint8_t *walk_run(struct walk *w, uint64_t vbn, uint32_t n)
+{
+	const size_t B = WAFL_BLOCK_SIZE;
+
+	if (vbn + n > w->v->nvbns)
+		return NULL;
+	if (w->ra != NULL && vbn >= w->ra_vbn &&
+	    vbn + n <= w->ra_vbn + w->ra_n) {
+		w->seq_next = vbn + n;
+		return w->ra + (vbn - w->ra_vbn) * B;
+	}
+	bool seq = w->ra != NULL && vbn == w->seq_next;
+	w->seq_next = vbn + n;
+	if (!seq) {
+		w->ra_win = n;
+		w->ra_n = 0;
+		return raid_read(w->v->raid, vbn, n, w->run) == 0 ? w->run :
+		    NULL;
+	}
+	w->ra_win = (uint32_t)FL_MIN((uint64_t)w->ra_win * 2, WALK_RA_MAX);
+	uint32_t want = (uint32_t)FL_MIN(FL_MAX(w->ra_win, n),
+	    w->v->nvbns - vbn);
+	w->ra_n = 0;
+	if (raid_read(w->v->raid, vbn, want, w->ra) != 0) {
+		/* The run alone, so that one bad block ahead costs the
+		 * read-ahead, not the run. */
+		return raid_read(w->v->raid, vbn, n, w->run) == 0 ? w->run :
+		    NULL;
+	}
+	w->ra_vbn = vbn;
+	w->ra_n = want;
+	return w->ra;
+}
+
+/*
  * The children of a file's level-1 node are data blocks: each run of
- * consecutive VBNs among them is read at once (the walk's read-ahead),
+ * consecutive VBNs among them is read at once (walk_run, which reads
+ * ahead of a file read in order),
  * and every block is checked against its pointer (W1) before it is
  * handed on; one that does not check, or a run that cannot be read, goes
  * the single-block way (block cache, reconstruction from parity).  The
@@ -417,15 +470,20 @@ static int walk_leaves(struct walk *w, const struct wafl_bp *bp,
 		    cbp[c + n].vbn == cbp[c].vbn + n &&
 		    cbp[c + n].birth > w->after)
 			n++;
-		bool read = cbp[c].vbn + n <= w->v->nvbns &&
-		    raid_read(w->v->raid, cbp[c].vbn, n, w->run) == 0;
+		const uint8_t *got = walk_run(w, cbp[c].vbn, n);
 		for (unsigned k = 0; k < n; k++, c++) {
-			uint8_t *b = w->run + (size_t)k * WAFL_BLOCK_SIZE;
-			if (!read || fl_crc32c(0, b, WAFL_BLOCK_SIZE) !=
+			const uint8_t *b = got + (size_t)k * WAFL_BLOCK_SIZE;
+			if (got == NULL || fl_crc32c(0, b, WAFL_BLOCK_SIZE) !=
 			    cbp[c].cksum) {
-				rc = wafl_read_bp(w->v, &cbp[c], b);
+				/* The single-block way, into the scratch
+				 * run (not the read-ahead, which others
+				 * may still use). */
+				uint8_t *one = w->run + (size_t)k *
+				    WAFL_BLOCK_SIZE;
+				rc = wafl_read_bp(w->v, &cbp[c], one);
 				if (rc != 0)
 					return rc;
+				b = one;
 			}
 			rc = w->fn(w->arg, cbp[c].vbn, cbp[c].birth,
 			    cbp[c].cksum, b, flags);
@@ -509,8 +567,10 @@ int wafl_birth_walk(wafl_vol_t *v, uint64_t gen, uint64_t after_gen,
 
 	if (blk == NULL)
 		return -ENOMEM;
-	/* Without it the walk reads one block at a time. */
+	/* Without it the walk reads one block at a time; without ra, a
+	 * run at a time. */
 	w.run = malloc((size_t)WAFL_BPS_PER_BLOCK * WAFL_BLOCK_SIZE);
+	w.ra = malloc((size_t)WALK_RA_MAX * WAFL_BLOCK_SIZE);
 	pthread_rwlock_rdlock(&v->cp_lock);
 	rc = root_of_gen(v, gen, &root);
 	pthread_rwlock_unlock(&v->cp_lock);
@@ -531,6 +591,7 @@ int wafl_birth_walk(wafl_vol_t *v, uint64_t gen, uint64_t after_gen,
 	    (unsigned long long)w.blocks + 1, fl_strerror(rc));
 out:
 	free(w.run);
+	free(w.ra);
 	free(blk);
 	return rc;
 }
