@@ -25,6 +25,18 @@ void *mir_big_alloc(size_t bytes);
 void mir_big_free(void *p, size_t bytes);
 
 /*
+ * A walk's callback run on a thread of its own (wpipe.c), so that the
+ * walk reads while the callback sends: start with the real callback, walk
+ * with mir_wpipe_push and the pipe as its argument, then
+ * mir_wpipe_finish(pipe, the walk's result), which waits for the callback
+ * to be done with every block and returns the first error of either.
+ */
+struct mir_wpipe;
+int mir_wpipe_start(wafl_walk_fn *fn, void *arg, struct mir_wpipe **out);
+wafl_walk_fn mir_wpipe_push;
+int mir_wpipe_finish(struct mir_wpipe *p, int rc);
+
+/*
  * Where a listening side takes its connections from (listen.c): a socket
  * of its own on host:port, or its inbox on a shared listener, keyed by the
  * relationship id and kind (resync: a resync's greetings, else a source's

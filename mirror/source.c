@@ -29,7 +29,10 @@
  *         catching-up; quiesced; (broken-off is the destination's)
  *
  * CONCURRENCY
- *   One sender thread owns the connection and the holds.  The observer
+ *   One sender thread owns the connection and the holds; during the
+ *   walk of a transfer the connection is lent to the walk's pipe
+ *   (wpipe.c), whose thread sends what the sender thread reads, and is
+ *   back once mir_wpipe_finish returns.  The observer
  *   (CP thread) and callers share `lock` with it for the backlog and the
  *   statistics.  With nothing to send the thread waits on its socket for
  *   ACKs; whatever gives it work (a CP's blocks or root, kick, quiesce,
@@ -829,7 +832,13 @@ static int do_walk(struct mir_source *s, struct mir_conn *c)
 		    (unsigned long long)(est >> 20));
 	struct walk_ctx w = { .s = s, .c = c, .target = g,
 	    .seen = nsnaps > 0 ? &seen : NULL, .prog = &prog };
-	rc = wafl_birth_walk(s->v, g, d, walk_send, &w);
+	/* Read on this thread, send on the pipe's (wpipe.c): the disks
+	 * and the link work at once. */
+	struct mir_wpipe *pipe;
+	rc = mir_wpipe_start(walk_send, &w, &pipe);
+	if (rc == 0)
+		rc = mir_wpipe_finish(pipe, wafl_birth_walk(s->v, g, d,
+		    mir_wpipe_push, pipe));
 	for (size_t i = 0; rc == 0 && i < nsnaps; i++) {
 		struct walk_ctx ws = w;
 		ws.seen = NULL;	/* mir_tree_walk adds to seen itself */
