@@ -17,10 +17,12 @@
  *   arrive at other times (parent first), so a stripe's blocks are often
  *   spread over several batches.  So blocks whose stripe is not whole in
  *   a batch are kept (copied into a stripe-shaped slot, the "carry") until
- *   the rest of the stripe comes; whole stripes are written at once, runs
- *   of consecutive stripes in one raid_write_stripes, straight from the
- *   batch buffer when it holds them in order (a file's data does), else
- *   gathered.  What is still carried is written as partial stripes when
+ *   the rest of the stripe comes; whole stripes are written at once, a
+ *   run of consecutive stripes in one raid_writev of pointers into the
+ *   batch (a stripe completed from the carry is first copied out of its
+ *   slot), so that raid gets long writes, which it sends to the disks a
+ *   chunk at a time with the next chunk queued, and nothing is copied to
+ *   gather them.  What is still carried is written as partial stripes when
  *   the carry is full, before every sync point (a baseline checkpoint) and
  *   at the end of the transfer.
  *
@@ -49,6 +51,7 @@
 #include <sys/mman.h>
 
 #include "common/err.h"
+#include "common/util.h"
 #include "mirror/mir_impl.h"
 
 #define MDW_NBATCH	3u
@@ -82,7 +85,10 @@ struct mir_dwriter {
 
 	/* The writer's. */
 	uint32_t *idx;			/* batch cap: sort order */
-	uint8_t *run;			/* run_stripes stripes: gathered */
+	const uint8_t **ptrs;		/* ptr_stripes stripes: a run's blocks */
+	uint32_t ptr_stripes;
+	uint8_t *run;			/* run_stripes stripes: completed from
+					   the carry */
 	uint32_t run_stripes;
 	struct mdw_carry *carry;	/* hash by stripe, ccap entries */
 	uint32_t ccap, cused;
@@ -100,8 +106,7 @@ struct mir_dwriter {
 	uint64_t flush_req, flush_done;
 };
 
-#define RUN_BLOCKS	1024u	/* gathered per raid write */
-#define DIRECT_MIN_BLOCKS 256u	/* written from the batch itself */
+#define RUN_BLOCKS	1024u	/* completed from the carry per raid write */
 #define FLUSH_BLOCKS	4096u
 
 void *mir_big_alloc(size_t bytes)
@@ -253,61 +258,30 @@ static int cmp_idx(const void *a, const void *b, void *arg)
 	return x < y ? -1 : x > y;
 }
 
-/* Whole stripes gathered (copied) into w->run: first .. first + n - 1. */
+/*
+ * A run of consecutive whole stripes, first .. first + n - 1, as one
+ * pointer per block (w->ptrs, VBN order): into the batch, or into w->run
+ * for the `ncopied` stripes completed from the carry.
+ */
 struct run {
 	uint64_t first;
 	uint32_t n;
+	uint32_t ncopied;
 };
-
-static int write_stripes(struct mir_dwriter *w, uint64_t first, uint32_t n,
-    const uint8_t *src)
-{
-	int rc = raid_write_stripes(w->o.raid, first * w->nd, n, src);
-
-	if (rc == 0)
-		count_written(w, (uint64_t)n * w->nd);
-	return rc;
-}
 
 static int run_flush(struct mir_dwriter *w, struct run *r)
 {
 	int rc = 0;
 
-	if (r->n > 0)
-		rc = write_stripes(w, r->first, r->n, w->run);
-	r->n = 0;
-	return rc;
-}
-
-/*
- * Whole stripes that the batch holds in order from sorted position i
- * (data blocks i.. in VBN order at consecutive places of the buffer): how
- * many, and where their sorted positions end.
- */
-static uint32_t direct_stretch(const struct mir_dwriter *w,
-    const struct mdw_batch *b, uint32_t i, uint32_t *end)
-{
-	uint32_t k = 0;
-
-	while (i + w->nd <= b->n) {
-		uint64_t v0 = b->vbn[w->idx[i]];
-		if (v0 % w->nd != 0)
-			break;
-		if (k > 0 && w->idx[i] != w->idx[i - 1] + 1)
-			break;
-		uint32_t p = 1;
-		while (p < w->nd && w->idx[i + p] == w->idx[i] + p &&
-		    b->vbn[w->idx[i + p]] == v0 + p)
-			p++;
-		if (p < w->nd)
-			break;
-		if (k > 0 && v0 != b->vbn[w->idx[i - 1]] + 1)
-			break;
-		k++;
-		i += w->nd;
+	if (r->n > 0) {
+		rc = raid_writev(w->o.raid, r->first * w->nd, r->n * w->nd,
+		    w->ptrs);
+		if (rc == 0)
+			count_written(w, (uint64_t)r->n * w->nd);
 	}
-	*end = i;
-	return k;
+	r->n = 0;
+	r->ncopied = 0;
+	return rc;
 }
 
 static int write_batch(struct mir_dwriter *w, struct mdw_batch *b)
@@ -355,37 +329,38 @@ static int write_batch(struct mir_dwriter *w, struct mdw_batch *b)
 			i = j;
 			continue;
 		}
-		/* A long stretch of whole stripes lying in order in the
-		 * batch (a file's data) is written from there. */
-		if (e == NULL) {
-			uint32_t end, k = direct_stretch(w, b, i, &end);
-			if ((uint64_t)k * w->nd >= DIRECT_MIN_BLOCKS) {
-				rc = run_flush(w, &r);
-				if (rc == 0)
-					rc = write_stripes(w, s, k, b->data +
-					    (size_t)w->idx[i] * B);
-				i = end;
-				continue;
-			}
-		}
-		/* Else gathered with its neighbours. */
-		if (r.n > 0 && (r.first + r.n != s || r.n == w->run_stripes))
+		/* A whole stripe joins the run of its predecessors; the
+		 * run goes to raid as one write, whose stripes raid writes
+		 * a chunk at a time with the next one queued. */
+		if (r.n > 0 && (r.first + r.n != s || r.n == w->ptr_stripes ||
+		    (e != NULL && r.ncopied == w->run_stripes)))
 			rc = run_flush(w, &r);
 		if (rc != 0)
 			break;
 		if (r.n == 0)
 			r.first = s;
-		uint8_t *dst = w->run + (size_t)r.n * w->nd * B;
+		const uint8_t **ptr = w->ptrs + (size_t)r.n * w->nd;
 		if (e != NULL) {
-			for (uint32_t p = 0; p < w->nd; p++)
+			/* Completed from the carry: copied out of its slot,
+			 * which a later stripe of this batch may take. */
+			uint8_t *dst = w->run + (size_t)r.ncopied * w->nd * B;
+			for (uint32_t p = 0; p < w->nd; p++) {
 				if (e->mask & (1u << p))
 					memcpy(dst + (size_t)p * B,
 					    carry_block(w, e, p), B);
+				ptr[p] = dst + (size_t)p * B;
+			}
 			carry_del(w, e);
+			r.ncopied++;
+			for (uint32_t k = i; k < j; k++)
+				memcpy(dst + (size_t)(b->vbn[w->idx[k]] %
+				    w->nd) * B, b->data +
+				    (size_t)w->idx[k] * B, B);
+		} else {
+			for (uint32_t k = i; k < j; k++)
+				ptr[b->vbn[w->idx[k]] % w->nd] = b->data +
+				    (size_t)w->idx[k] * B;
 		}
-		for (uint32_t k = i; k < j; k++)
-			memcpy(dst + (size_t)(b->vbn[w->idx[k]] % w->nd) * B,
-			    b->data + (size_t)w->idx[k] * B, B);
 		r.n++;
 		i = j;
 	}
@@ -510,6 +485,7 @@ static void mdw_release(struct mir_dwriter *w)
 		free(w->batches[i].birth);
 	}
 	free(w->idx);
+	free(w->ptrs);
 	mir_big_free(w->run, run_bytes(w));
 	free(w->carry);
 	mir_big_free(w->carry_data, carry_bytes(w));
@@ -556,12 +532,15 @@ int mdw_start(const struct mdw_opts *o, struct mir_dwriter **out)
 		w->free = b;
 	}
 	w->idx = malloc(o->batch_blocks * sizeof(uint32_t));
+	w->ptr_stripes = FL_MAX(o->batch_blocks / w->nd, 1u);
+	w->ptrs = malloc((size_t)w->ptr_stripes * w->nd * sizeof(*w->ptrs));
 	w->run_stripes = RUN_BLOCKS / w->nd;
 	w->run = mir_big_alloc(run_bytes(w));
 	w->carry = malloc(w->ccap * sizeof(*w->carry));
 	w->carry_data = mir_big_alloc(carry_bytes(w));
 	w->cfree = malloc(w->cmax * sizeof(uint32_t));
-	if (w->idx == NULL || w->run == NULL || w->carry == NULL ||
+	if (w->idx == NULL || w->ptrs == NULL || w->run == NULL ||
+	    w->carry == NULL ||
 	    w->carry_data == NULL || w->cfree == NULL)
 		goto fail;
 	for (uint32_t i = 0; i < w->ccap; i++)
