@@ -881,7 +881,8 @@ int snap_exact_root(struct wafl_vol *v, uint64_t gen, struct wafl_bp *root)
 		struct wafl_snapent e;
 		if (snap_read(v, s, &e, blk) != 0)
 			continue;	/* an unreadable slot names nothing */
-		if (e.gen == gen && e.root.birth == gen) {
+		if (e.gen == gen && e.root.birth == gen &&
+		    snap_kind(e.id) != SNAP_ID_IMPORTED) {
 			*root = e.root;
 			rc = 0;
 		}
@@ -915,7 +916,11 @@ int wafl_retained_roots(wafl_vol_t *v, struct wafl_root_ent *out,
 	for (uint64_t s = 0; rc == 0 && s < nslots(v); s++) {
 		struct wafl_snapent e;
 		rc = snap_read(v, s, &e, blk);
-		if (rc == 0 && e.gen != 0 && e.root.birth == e.gen)
+		/* Not an imported tree: its root is born at the import's
+		 * generation but is not this file system's root of it (that
+		 * one names the import among its snapshots). */
+		if (rc == 0 && e.gen != 0 && e.root.birth == e.gen &&
+		    snap_kind(e.id) != SNAP_ID_IMPORTED)
 			root_add(out, max, &k, e.gen, &e.root);
 	}
 	pthread_rwlock_unlock(&v->cp_lock);

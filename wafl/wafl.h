@@ -589,7 +589,9 @@ int wafl_snap_trees_after(wafl_vol_t *v, uint64_t after,
 /*
  * Roots this volume retains exactly (ring, holds, snapshots): generation
  * and root pointer, newest first, duplicates removed.  Resync looks for
- * the newest one both sides have.
+ * the newest one both sides have.  Imported snapshots are not listed:
+ * their roots are born at the import's generation, like the file
+ * system's own root of it, but no active tree grew from them.
  */
 struct wafl_root_ent {
 	uint64_t gen;

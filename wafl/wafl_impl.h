@@ -493,8 +493,9 @@ int snap_drop(struct wafl_vol *v, uint64_t id);
  * W1).  Caller holds cp_lock.  -ENOENT if gen is retained by none. */
 int root_of_gen(struct wafl_vol *v, uint64_t gen, struct wafl_bp *root);
 /* Root pointer of a snapshot whose root is generation gen's exactly (its
- * birth is gen: a snapshot made at that CP or adopting that root); caller
- * holds cp_lock.  -ENOENT if there is none. */
+ * birth is gen: a snapshot made at that CP or adopting that root; not an
+ * imported tree, whose root is born at the import's CP too but is
+ * another tree); caller holds cp_lock.  -ENOENT if there is none. */
 int snap_exact_root(struct wafl_vol *v, uint64_t gen, struct wafl_bp *root);
 /* The inode file of snapshot `id` (snap.c); -ESTALE if there is none. */
 int snap_ifile(struct wafl_vol *v, uint64_t id, struct wafl_dinode *ifile);

@@ -8,6 +8,9 @@
  * after the common root travel too (each with exactly its content, shared
  * blocks sent once), deleting one imported snapshot leaves the others,
  * and a peer that lies about its trees is refused with nothing changed.
+ * A second break and resync, either way, after a first whose catch-up
+ * ended at the import's generation, takes the winner's own root of that
+ * generation as the common base, not the imported snapshot born there.
  * A reply lost after the import leaves the common root on the winner for
  * the retry, which imports nothing twice, also when the winner's volume
  * was mounted again in between (each imported entry keeps its origin tag);
@@ -480,6 +483,118 @@ static void test_resync_reverse(void **state)
 	p->ms = NULL;
 	assert_int_equal(wafl_unmount(c.b), 0);
 	tm_pair_free(p);
+}
+
+/*
+ * A second break and resync after a first resync whose catch-up ended at
+ * the import's own generation X: both sides then retain two different
+ * roots of generation X, the winner's root X (ring, hold, or the break's
+ * mirror.base.X) and the imported snapshot resync.<t> (its root born at
+ * X too).  The common base must be the first (the tree both sides'
+ * active trees grew from), whichever direction the second resync goes:
+ * the overwritten side is rolled back to root X, not to the imported
+ * snapshot, and the winner imports against root X.
+ */
+static void resync_twice(bool reverse)
+{
+	struct rs_case c = { 0 };
+	struct mir_resync_result wr, tr;
+
+	setup_broken(&c);
+	struct tm_pair *p = c.p;
+	diverge(&c, p->src->v, c.b);
+	resync(p, p->src->v, &c.b, p->dst->raid, c.blog, &wr, &tr);
+	follow(p, p->src->v, p->src->raid, p->dst->raid);
+	/* the destination serves the import's generation exactly */
+	uint64_t x = wr.snap_gen;
+	assert_int_equal(wafl_generation(p->src->v), x);
+	assert_int_equal(wafl_generation(mir_dest_volume(p->md)), x);
+	char first[64];
+	snprintf(first, sizeof(first), "%s", wr.snap_name);
+	/* the second break */
+	mir_source_stop(p->ms);
+	p->ms = NULL;
+	char blog2[600];
+	wafl_vol_t *b2 = NULL;
+	tl_path(blog2, sizeof(blog2), p->dst->dir, "nvlog-broken2");
+	assert_int_equal(mir_dest_break(p->md, blog2, &b2), 0);
+	mir_dest_stop(p->md);
+	p->md = NULL;
+	put(p->src->v, "src-second", 60, 12288);
+	patch(p->src->v, "big", 3 << 20, 61);
+	assert_int_equal(wafl_sync(p->src->v), 0);
+	put(b2, "brk-second", 70, 20480);
+	patch(b2, "big", 0, 71);
+	assert_int_equal(wafl_sync(b2), 0);
+	/* more CPs than the ring keeps: X is retained by the hold, the
+	 * break's snapshot and the imported snapshot alone */
+	for (int i = 0; i < 6; i++) {
+		put(b2, "brk-churn2", 80 + (uint64_t)i, 4096);
+		assert_int_equal(wafl_sync(b2), 0);
+		put(p->src->v, "src-churn2", 90 + (uint64_t)i, 4096);
+		assert_int_equal(wafl_sync(p->src->v), 0);
+	}
+	wafl_vol_t *w = reverse ? b2 : p->src->v;
+	wafl_vol_t **t = reverse ? &p->src->v : &b2;
+	raid_vol_t *wraid = reverse ? p->dst->raid : p->src->raid;
+	raid_vol_t *traid = reverse ? p->src->raid : p->dst->raid;
+	const char *tlog = reverse ? p->src->logpath : blog2;
+	/* root X as both sides keep it: the winner's own tree of that
+	 * generation, which names the imported snapshot among its own */
+	uint8_t fsi[4096];
+	struct wafl_fsinfo fx, ft;
+	assert_int_equal(wafl_root_of(w, x, fsi), 0);
+	assert_int_equal(wafl_fsinfo_decode(fsi, &fx), 0);
+	struct wafl_snap_tree st[8];
+	size_t nst = 0, imp = 8;
+	assert_int_equal(wafl_snap_trees_after(w, x - 1, st, 8, &nst), 0);
+	for (size_t i = 0; i < nst && i < 8; i++)
+		if (strcmp(st[i].name, first) == 0)
+			imp = i;
+	assert_true(imp < 8);
+	assert_int_equal(st[imp].gen, x);
+	assert_int_equal(st[imp].birth, x);
+	assert_int_not_equal(st[imp].vbn, fx.root.vbn);
+	resync(p, w, t, traid, tlog, &wr, &tr);
+	assert_int_equal(wr.base_gen, x);
+	assert_int_equal(tr.base_gen, x);
+	assert_int_equal(raid_read(traid, x % WAFL_FSINFO_SLOTS, 1, fsi), 0);
+	assert_int_equal(wafl_fsinfo_decode(fsi, &ft), 0);
+	assert_int_equal(ft.root.vbn, fx.root.vbn);
+	assert_int_equal(ft.root.cksum, fx.root.cksum);
+	follow(p, w, wraid, traid);
+	wafl_vol_t *tv = mir_dest_volume(p->md);
+	tm_tree_equal(w, tv);
+	const char *tnew = reverse ? "src-second" : "brk-second";
+	uint64_t seed = reverse ? 60 : 70;
+	uint32_t len = reverse ? 12288 : 20480;
+	expect(w, wr.snap_name, tnew, 0, seed, len);
+	expect(tv, wr.snap_name, tnew, 0, seed, len);
+	expect(tv, NULL, reverse ? "brk-second" : "src-second", 0,
+	    reverse ? 70 : 60, reverse ? 20480 : 12288);
+	/* the first resync's snapshot is intact on both */
+	expect(tv, first, "brk-new", 0, 20, 24576);
+	tm_snap_equal(w, tv, first);
+	tm_check_clean(w, "winner");
+	tm_check_clean(tv, "overwritten");
+	mir_source_stop(p->ms);
+	p->ms = NULL;
+	if (reverse) {
+		assert_int_equal(wafl_unmount(b2), 0);
+	}
+	tm_pair_free(p);
+}
+
+static void test_resync_twice(void **state)
+{
+	(void)state;
+	resync_twice(false);
+}
+
+static void test_resync_twice_reverse(void **state)
+{
+	(void)state;
+	resync_twice(true);
 }
 
 /*
@@ -1730,6 +1845,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_resync_overwrites_broken_off),
 		cmocka_unit_test(test_resync_reverse),
+		cmocka_unit_test(test_resync_twice),
+		cmocka_unit_test(test_resync_twice_reverse),
 		cmocka_unit_test(test_resync_t_listens_on_shared_port),
 		cmocka_unit_test(test_resync_throttled_w_reads),
 		cmocka_unit_test(test_resync_throttled_t_writes),
