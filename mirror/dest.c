@@ -1336,11 +1336,13 @@ int mir_dest_break(mir_dest_t *d, const char *nvlog_path, wafl_vol_t **out)
 	if (rc == 0) {
 		/* Root gen stays retained exactly, as snapshot
 		 * mirror.base.<gen>: a resync finds it as the common base
-		 * however long the broken-off side runs (M6, M7). */
+		 * however long the broken-off side runs (M6, M7).  Durable
+		 * before the break returns (its own CP): a crash before the
+		 * next CP would lose it, and the NVLOG's replay and the
+		 * CPs after it would then take gen out of the ring. */
 		char name[MIR_BASE_NAME_MAX];
 		mir_base_name(gen, name, sizeof(name));
-		int src = wafl_snap_adopt_root(*out, name, gen,
-		    WAFL_ADOPT_NO_CP, NULL);
+		int src = wafl_snap_adopt_root(*out, name, gen, 0, NULL);
 		if (src != 0 && src != -EEXIST)
 			fl_warn("mirror", "destination: break: snapshot %s: %s",
 			    name, fl_strerror(src));

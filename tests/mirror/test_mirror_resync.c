@@ -11,6 +11,8 @@
  * A second break and resync, either way, after a first whose catch-up
  * ended at the import's generation, takes the winner's own root of that
  * generation as the common base, not the imported snapshot born there.
+ * A crash of the broken-off side right after the break keeps the break's
+ * snapshot of the common root.
  * A reply lost after the import leaves the common root on the winner for
  * the retry, which imports nothing twice, also when the winner's volume
  * was mounted again in between (each imported entry keeps its origin tag);
@@ -595,6 +597,55 @@ static void test_resync_twice_reverse(void **state)
 {
 	(void)state;
 	resync_twice(true);
+}
+
+/*
+ * kill -9 of the broken-off side right after `mirror break`, with a
+ * client's stable write in its NVLOG and no CP since.  The break's
+ * snapshot mirror.base.A must survive it: else A leaves the ring a few
+ * CPs after the replay and no resync finds a common root.  Nor is the
+ * volume taken for a resync's rolled-back T (what filerd's start asks
+ * of a row left resyncing, on the volume mounted read-only).
+ */
+static void test_break_crash_keeps_base(void **state)
+{
+	(void)state;
+	struct rs_case c = { 0 };
+	struct mir_resync_result wr, tr;
+	enum wafl_stable how;
+	uint8_t data[8192];
+	uint64_t g = 0, id;
+	char base[64];
+
+	setup_broken(&c);
+	struct tm_pair *p = c.p;
+	struct wafl_obj o = tm_file(c.b, "after-break");
+	tl_fill_pattern(data, sizeof(data), 77);
+	assert_int_equal(wafl_write(c.b, &tm_root, &o, 0, sizeof(data), data,
+	    WAFL_FILE_SYNC, &how, NULL, NULL), 0);
+	wafl_abandon(c.b);
+	c.b = NULL;
+	tl_fs_reopen_raid(p->dst);
+	/* as filerd's start looks at a row left resyncing: read-only, the
+	 * NVLOG not replayed */
+	struct wafl_mount_opts ro = { .readonly = true, .no_cp_thread = true };
+	assert_int_equal(wafl_mount(p->dst->raid, &ro, &c.b), 0);
+	assert_int_equal(mir_resync_rolled_back(c.b, &g), 0);
+	assert_int_equal(wafl_unmount(c.b), 0);
+	struct wafl_mount_opts rw = { .nvlog_path = c.blog,
+	    .no_cp_thread = true };
+	assert_int_equal(wafl_mount(p->dst->raid, &rw, &c.b), 0);
+	expect(c.b, NULL, "after-break", 0, 77, sizeof(data));
+	/* the broken-off side runs on, past its ring */
+	diverge(&c, p->src->v, c.b);
+	mir_base_name(c.a, base, sizeof(base));
+	assert_int_equal(wafl_snap_lookup(c.b, base, &id), 0);
+	resync(p, p->src->v, &c.b, p->dst->raid, c.blog, &wr, &tr);
+	assert_int_equal(wr.base_gen, c.a);
+	expect(p->src->v, wr.snap_name, "after-break", 0, 77, sizeof(data));
+	follow(p, p->src->v, p->src->raid, p->dst->raid);
+	verify(&c, p->src->v, wr.snap_name, &wr, false);
+	tm_pair_free(p);
 }
 
 /*
@@ -1847,6 +1898,7 @@ int main(void)
 		cmocka_unit_test(test_resync_reverse),
 		cmocka_unit_test(test_resync_twice),
 		cmocka_unit_test(test_resync_twice_reverse),
+		cmocka_unit_test(test_break_crash_keeps_base),
 		cmocka_unit_test(test_resync_t_listens_on_shared_port),
 		cmocka_unit_test(test_resync_throttled_w_reads),
 		cmocka_unit_test(test_resync_throttled_t_writes),
