@@ -68,17 +68,22 @@ static int base_snaps(wafl_vol_t *v, uint64_t *gens, size_t max, size_t *n)
 	return rc;
 }
 
+/* Every fallback snapshot: one per root held when the destination
+ * went away, at each outage it did not come back from acknowledged. */
+#define BASE_MAX	(WAFL_MAX_SNAPSHOTS + 1)
+
 uint64_t mir_base_snapshot(wafl_vol_t *v, uint64_t gen)
 {
-	uint64_t gens[8];
+	uint64_t *gens = calloc(BASE_MAX, sizeof(*gens)), found = 0;
 	size_t n = 0;
 
-	if (base_snaps(v, gens, 8, &n) != 0)
-		return 0;
-	for (size_t i = 0; i < n; i++)
+	if (gens == NULL || base_snaps(v, gens, BASE_MAX, &n) != 0)
+		n = 0;
+	for (size_t i = 0; i < n && found == 0; i++)
 		if (gen == 0 ? true : gens[i] == gen)
-			return gens[i];
-	return 0;
+			found = gens[i];
+	free(gens);
+	return found;
 }
 
 int mir_base_fallback(wafl_vol_t *v, uint64_t acked, uint64_t bound)
@@ -107,9 +112,9 @@ int mir_base_fallback(wafl_vol_t *v, uint64_t acked, uint64_t bound)
 
 int mir_base_drop_older(wafl_vol_t *v, uint64_t acked)
 {
-	uint64_t gens[8];
+	uint64_t *gens = calloc(BASE_MAX, sizeof(*gens));
 	size_t n = 0;
-	int rc = base_snaps(v, gens, 8, &n);
+	int rc = gens == NULL ? -ENOMEM : base_snaps(v, gens, BASE_MAX, &n);
 
 	for (size_t i = 0; rc == 0 && i < n; i++) {
 		if (gens[i] >= acked)
@@ -122,6 +127,7 @@ int mir_base_drop_older(wafl_vol_t *v, uint64_t acked)
 			    "%" PRIu64 ": fallback snapshot %s deleted", acked,
 			    name);
 	}
+	free(gens);
 	return rc;
 }
 

@@ -1180,12 +1180,22 @@ static void fallback_check(struct mir_source *s)
 {
 	uint64_t base = 0;
 
+	if (s->nholds == 0)
+		return;			/* nothing held: nothing pending */
 	if (s->acked != 0) {
-		if (s->base_snap == s->acked || !held(s, s->acked))
+		/* Back from an earlier fallback, the destination serves a
+		 * root a fallback snapshot keeps: the roots sent since are
+		 * the holds, and they are bounded the same way (they used
+		 * to stay held for as long as it stayed away). */
+		if (mir_base_snapshot(s->v, s->acked) == s->acked) {
+			if (wafl_pending_blocks_unpinned(s->v) <=
+			    s->o.fallback_blocks)
+				return;
+		} else if (!held(s, s->acked) ||
+		    mir_base_fallback(s->v, s->acked,
+		    s->o.fallback_blocks) != 1) {
 			return;
-		if (mir_base_fallback(s->v, s->acked,
-		    s->o.fallback_blocks) != 1)
-			return;
+		}
 		base = s->acked;
 		/* Every root sent since: the destination may have adopted
 		 * one whose acknowledgement the link lost (M1), and serve
@@ -1198,8 +1208,7 @@ static void fallback_check(struct mir_source *s)
 		/* Restarted while the destination is away: which adopted
 		 * root it serves is not known yet, so each becomes a
 		 * snapshot (a few: what the last run had sent). */
-		if (s->nholds == 0 ||
-		    wafl_pending_blocks_unpinned(s->v) <=
+		if (wafl_pending_blocks_unpinned(s->v) <=
 		    s->o.fallback_blocks)
 			return;
 		for (unsigned i = 0; i < s->nholds; i++) {

@@ -2,10 +2,14 @@
  * tests/mirror/test_mirror_retain.c: the source keeps the destination's
  * root across a source crash (holds recorded in fsinfo), and turns it
  * into snapshot mirror.base.<gen> when the destination stays away too
- * long (M6); both continue by birth generation, no baseline.
+ * long (M6); both continue by birth generation, no baseline.  The bound
+ * holds again when the destination comes back from a fallback and goes
+ * before its catch-up is acknowledged, and any number of fallback
+ * snapshots are found and deleted.
  */
 #include <unistd.h>
 
+#include "mirror/mir_impl.h"
 #include "tests/mirror/tm.h"
 
 static void churn(struct tl_fs *f, uint64_t ino, uint32_t len, int n,
@@ -183,12 +187,151 @@ static void test_fallback_after_restart(void **state)
 	tm_pair_free(p);
 }
 
+/*
+ * The destination comes back from a fallback (it serves root a, kept
+ * by snapshot mirror.base.a, no longer held), the catch-up walk to g
+ * starts (g held) and the link goes again before g is acknowledged.
+ * The frees pending behind g pass the bound once more: g becomes a
+ * snapshot too and its hold goes, as the first time.  (The hold on g
+ * used to stay for as long as the destination stayed away: the bound
+ * held for one outage only, and every block freed since waited.)
+ */
+static void test_fallback_again_after_return(void **state)
+{
+	(void)state;
+	struct tm_pair *p = tm_pair_new();
+	const uint32_t len = 256 * 1024, big = 2u << 20;
+	struct mir_source_stats st;
+	char name[64];
+	uint64_t id;
+
+	uint64_t ino = tl_fs_new_file(p->src);
+	churn(p->src, ino, len, 1, 1);
+	tm_dest_start(p);
+	uint16_t port = p->port;
+	struct mir_source_opts so = { .key = p->key,
+	    .key_len = sizeof(p->key), .host = "127.0.0.1", .port = port,
+	    .mode = MIR_SYNC, .raid = p->src->raid, .allow_baseline = true,
+	    .retry_ms = 20, .io_timeout_ms = 5000, .fallback_blocks = 200,
+	    .throttle_bps = 512u << 10 };
+	memcpy(so.rel_id, p->id, 16);
+	assert_int_equal(mir_source_start(p->src->v, &so, &p->ms), 0);
+	tm_sync(p);
+	uint64_t a = wafl_generation(mir_dest_volume(p->md));
+	mir_dest_stop(p->md);
+	p->md = NULL;
+	churn(p->src, ino, len, 8, 100);
+	wait_fallback(p, &st);
+	assert_int_equal(st.fallbacks, 1);
+	assert_int_equal(st.base_snap_gen, a);
+	/* 2 MiB more: the catch-up walk takes seconds at the throttle */
+	uint64_t ino2 = tl_fs_new_file(p->src);
+	uint8_t *buf = malloc(big);
+	tl_fill_pattern(buf, big, 9);
+	tl_fs_write(p->src, ino2, 0, buf, big);
+	free(buf);
+	assert_int_equal(wafl_sync(p->src->v), 0);
+	/* The destination comes back at a; the walk starts; it goes. */
+	struct mir_dest_opts o = { .key = p->key, .key_len = sizeof(p->key),
+	    .allow_baseline = false, .io_timeout_ms = 5000, .port = port };
+	memcpy(o.rel_id, p->id, 16);
+	assert_int_equal(mir_dest_start(p->dst->raid, &o, &p->md), 0);
+	for (int i = 0; i < 1000; i++) {
+		mir_source_stats(p->ms, &st);
+		if (st.walk_active && st.walk_bytes_done > 0)
+			break;
+		usleep(5000);
+	}
+	assert_true(st.walk_active);
+	mir_dest_stop(p->md);
+	p->md = NULL;
+	for (int i = 0; i < 500; i++) {
+		mir_source_stats(p->ms, &st);
+		if (!st.walk_active)
+			break;
+		usleep(10000);
+	}
+	assert_false(st.walk_active);
+	assert_int_equal(st.acked_gen, a);
+	uint64_t held[WAFL_FSI_HOLDS];
+	size_t nh = 0;
+	assert_int_equal(wafl_held_roots(p->src->v, held, WAFL_FSI_HOLDS,
+	    &nh), 0);
+	assert_true(nh >= 1);		/* the walk's target */
+	/* Away again, past the bound. */
+	churn(p->src, ino, len, 8, 300);
+	for (int i = 0; i < 500; i++) {
+		mir_source_stats(p->ms, &st);
+		if (st.fallbacks > 1)
+			break;
+		usleep(10000);
+	}
+	assert_int_equal(st.fallbacks, 2);
+	assert_int_equal(wafl_held_roots(p->src->v, held, WAFL_FSI_HOLDS,
+	    &nh), 0);
+	assert_int_equal(nh, 0);
+	churn(p->src, ino, len, 12, 400);
+	assert_true(wafl_pending_blocks(p->src->v) < 12 * 64);
+	snprintf(name, sizeof(name), "mirror.base.%llu", (unsigned long long)a);
+	assert_int_equal(wafl_snap_lookup(p->src->v, name, &id), 0);
+	tm_check_clean(p->src->v, "source");
+	/* Back for good: caught up from a, and the fallback snapshots go
+	 * with the acknowledgement. */
+	assert_int_equal(mir_dest_start(p->dst->raid, &o, &p->md), 0);
+	assert_int_equal(wafl_generation(mir_dest_volume(p->md)), a);
+	tm_sync(p);
+	tm_tree_equal(p->src->v, mir_dest_volume(p->md));
+	assert_int_equal(wafl_snap_lookup(p->src->v, name, &id), -ENOENT);
+	assert_int_equal(mir_base_snapshot(p->src->v, 0), 0);
+	tm_check_clean(p->src->v, "source");
+	tm_check_clean(mir_dest_volume(p->md), "destination");
+	tm_pair_free(p);
+}
+
+/*
+ * More fallback snapshots than the 8 the lookups used to read (each
+ * outage the destination comes back from without an acknowledgement
+ * past them adds up to one per held root): each is found by its
+ * generation, and mirror delete (mir_source_forget) deletes them all.
+ */
+static void test_many_fallback_snapshots(void **state)
+{
+	(void)state;
+	struct tm_pair *p = tm_pair_new();
+	uint64_t gens[12];
+	char name[64];
+	size_t n = 0;
+
+	uint64_t ino = tl_fs_new_file(p->src);
+	for (int i = 0; i < 12; i++) {
+		churn(p->src, ino, 8192, 1, 500 + (uint64_t)i);
+		gens[i] = wafl_generation(p->src->v);
+		mir_base_name(gens[i], name, sizeof(name));
+		assert_int_equal(wafl_snap_adopt_root(p->src->v, name, gens[i],
+		    0, NULL), 0);
+	}
+	for (int i = 0; i < 12; i++)
+		assert_int_equal(mir_base_snapshot(p->src->v, gens[i]),
+		    gens[i]);
+	assert_int_equal(mir_base_drop_older(p->src->v, gens[10]), 0);
+	assert_int_equal(mir_base_snapshot(p->src->v, gens[9]), 0);
+	assert_int_equal(mir_base_snapshot(p->src->v, gens[10]), gens[10]);
+	assert_int_equal(mir_source_forget(p->src->v), 0);
+	assert_int_equal(mir_base_snapshot(p->src->v, 0), 0);
+	assert_int_equal(wafl_snap_names(p->src->v, NULL, 0, &n), 0);
+	assert_int_equal(n, 0);
+	tm_check_clean(p->src->v, "source");
+	tm_pair_free(p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_source_crash_keeps_base),
 		cmocka_unit_test(test_fallback_snapshot),
 		cmocka_unit_test(test_fallback_after_restart),
+		cmocka_unit_test(test_fallback_again_after_return),
+		cmocka_unit_test(test_many_fallback_snapshots),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
