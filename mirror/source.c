@@ -1257,9 +1257,19 @@ static void *source_thread(void *arg)
 	memcpy(pc.id, s->o.rel_id, MIR_ID_SIZE);
 	pc.compress = s->o.compress;
 	pc.tls = s->o.tls;
+	uint64_t quiesce_check_ns = 0;
 	while (!s->stop) {
 		if (quiesce_wanted(s)) {
 			set_state(s, MIR_QUIESCED);
+			/* The link is closed: the destination is away, and
+			 * the frees behind its held roots are bounded as
+			 * for any absence (a quiesce may last days); looked
+			 * at once a second (a scan of the pending list). */
+			uint64_t now = fl_now_mono_ns();
+			if (now - quiesce_check_ns >= 1000000000ull) {
+				fallback_check(s);
+				quiesce_check_ns = now;
+			}
 			usleep(20000);
 			continue;
 		}

@@ -4,8 +4,8 @@
  * into snapshot mirror.base.<gen> when the destination stays away too
  * long (M6); both continue by birth generation, no baseline.  The bound
  * holds again when the destination comes back from a fallback and goes
- * before its catch-up is acknowledged, and any number of fallback
- * snapshots are found and deleted.
+ * before its catch-up is acknowledged, and while the relationship is
+ * quiesced; any number of fallback snapshots are found and deleted.
  */
 #include <unistd.h>
 
@@ -324,6 +324,52 @@ static void test_many_fallback_snapshots(void **state)
 	tm_pair_free(p);
 }
 
+/*
+ * A quiesced relationship keeps its link closed for as long as the
+ * administrator likes: the frees pending behind the destination's root
+ * are bounded as for any absence (they used to grow until resume), and
+ * resume catches up from the fallback snapshot.
+ */
+static void test_fallback_while_quiesced(void **state)
+{
+	(void)state;
+	struct tm_pair *p = tm_pair_new();
+	const uint32_t len = 256 * 1024;
+	struct mir_source_stats st;
+
+	uint64_t ino = tl_fs_new_file(p->src);
+	churn(p->src, ino, len, 1, 1);
+	tm_dest_start(p);
+	source_again(p, 200, true);
+	tm_sync(p);
+	uint64_t a = wafl_generation(mir_dest_volume(p->md));
+	mir_source_quiesce(p->ms);
+	for (int i = 0; i < 500; i++) {
+		mir_source_stats(p->ms, &st);
+		if (st.state == MIR_QUIESCED)
+			break;
+		usleep(10000);
+	}
+	assert_int_equal(st.state, MIR_QUIESCED);
+	churn(p->src, ino, len, 8, 100);
+	wait_fallback(p, &st);
+	assert_int_equal(st.fallbacks, 1);
+	assert_int_equal(st.base_snap_gen, a);
+	churn(p->src, ino, len, 12, 200);
+	assert_true(wafl_pending_blocks(p->src->v) < 12 * 64);
+	mir_source_stats(p->ms, &st);
+	assert_int_equal(st.state, MIR_QUIESCED);
+	mir_source_resume(p->ms);
+	tm_sync(p);
+	mir_source_stats(p->ms, &st);
+	assert_true(st.last_walk_base >= a);
+	tm_tree_equal(p->src->v, mir_dest_volume(p->md));
+	assert_int_equal(mir_base_snapshot(p->src->v, 0), 0);
+	tm_check_clean(p->src->v, "source");
+	tm_check_clean(mir_dest_volume(p->md), "destination");
+	tm_pair_free(p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -332,6 +378,7 @@ int main(void)
 		cmocka_unit_test(test_fallback_after_restart),
 		cmocka_unit_test(test_fallback_again_after_return),
 		cmocka_unit_test(test_many_fallback_snapshots),
+		cmocka_unit_test(test_fallback_while_quiesced),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
