@@ -505,8 +505,10 @@ static bool rs_repeat(struct mir_resync *r, uint64_t g, uint64_t t,
 	return true;
 }
 
-/* G is a snapshot here (some name, G's exact root generation). */
-static bool base_is_snapshot(wafl_vol_t *w, uint64_t g)
+/* G is a snapshot here (some name, G's exact root: the pointer, not
+ * only its generation, which an imported snapshot's root has too). */
+static bool base_is_snapshot(wafl_vol_t *w, uint64_t g,
+    const struct wafl_bp *root)
 {
 	struct wafl_snap_tree *s = calloc(WAFL_MAX_SNAPSHOTS, sizeof(*s));
 	size_t n = 0;
@@ -515,7 +517,8 @@ static bool base_is_snapshot(wafl_vol_t *w, uint64_t g)
 	if (s != NULL && wafl_snap_trees_after(w, g - 1, s,
 	    WAFL_MAX_SNAPSHOTS, &n) == 0)
 		for (size_t i = 0; i < n && i < WAFL_MAX_SNAPSHOTS; i++)
-			found |= s[i].gen == g && s[i].birth == g;
+			found |= s[i].gen == g && s[i].birth == g &&
+			    s[i].vbn == root->vbn && s[i].cksum == root->cksum;
 	free(s);
 	return found;
 }
@@ -527,11 +530,12 @@ static bool base_is_snapshot(wafl_vol_t *w, uint64_t g)
  * unless a snapshot keeps it already.  False: not kept by a snapshot,
  * the caller keeps its hold instead.
  */
-static bool w_keep_base(struct mir_resync *r, uint64_t g)
+static bool w_keep_base(struct mir_resync *r, uint64_t g,
+    const struct wafl_bp *groot)
 {
 	char bn[MIR_BASE_NAME_MAX];
 
-	if (base_is_snapshot(r->w, g)) {
+	if (base_is_snapshot(r->w, g, groot)) {
 		fl_warn("mirror", "resync: the reply to the other side was "
 		    "lost after the import; generation %" PRIu64 " is a "
 		    "snapshot here, kept for its retry", g);
@@ -808,7 +812,7 @@ static int w_session(struct mir_resync *r, struct mir_conn *c)
 					   RS_DONE, T never hears it */
 	else
 		rc = mir_send_buf(c, MIR_MSG_RS_DONE, 16);
-	if (rc != 0 && !w_keep_base(r, g))
+	if (rc != 0 && !w_keep_base(r, g, &rb.base_root))
 		held = false;		/* the hold keeps G instead */
 	if (rc == 0 && (held || already) && r->last.kept[0] != '\0') {
 		/* a retry that succeeded: the hold keeps G again */

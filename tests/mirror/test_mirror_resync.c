@@ -10,7 +10,8 @@
  * and a peer that lies about its trees is refused with nothing changed.
  * A second break and resync, either way, after a first whose catch-up
  * ended at the import's generation, takes the winner's own root of that
- * generation as the common base, not the imported snapshot born there.
+ * generation as the common base, not the imported snapshot born there,
+ * and keeps that root for the retry when its reply is lost.
  * A crash of the broken-off side right after the break keeps the break's
  * snapshot of the common root.
  * A reply lost after the import leaves the common root on the winner for
@@ -645,6 +646,70 @@ static void test_break_crash_keeps_base(void **state)
 	expect(p->src->v, wr.snap_name, "after-break", 0, 77, sizeof(data));
 	follow(p, p->src->v, p->src->raid, p->dst->raid);
 	verify(&c, p->src->v, wr.snap_name, &wr, false);
+	tm_pair_free(p);
+}
+
+/*
+ * The reply lost after an import whose base G is the generation an
+ * earlier resync imported at (resync_twice's X): W holds G for the
+ * session only (its ring has it, no other hold), and the imported
+ * snapshot of the first resync is born at G too.  That snapshot is not
+ * G: W must keep G as mirror.base.G for the retry, or G leaves its ring
+ * with the next CPs and the retry finds no common root.
+ */
+static void test_resync_twice_reply_lost(void **state)
+{
+	(void)state;
+	struct rs_case c = { 0 };
+	struct mir_resync_result wr, tr;
+
+	setup_broken(&c);
+	struct tm_pair *p = c.p;
+	wafl_vol_t *w = p->src->v;
+	diverge(&c, w, c.b);
+	resync(p, w, &c.b, p->dst->raid, c.blog, &wr, &tr);
+	follow(p, w, p->src->raid, p->dst->raid);
+	uint64_t x = wr.snap_gen;
+	assert_int_equal(wafl_generation(mir_dest_volume(p->md)), x);
+	mir_source_stop(p->ms);
+	p->ms = NULL;
+	char blog2[600];
+	wafl_vol_t *b2 = NULL;
+	tl_path(blog2, sizeof(blog2), p->dst->dir, "nvlog-broken2");
+	assert_int_equal(mir_dest_break(p->md, blog2, &b2), 0);
+	mir_dest_stop(p->md);
+	p->md = NULL;
+	/* G = x in W's ring only: the source's hold goes */
+	wafl_release_root(w, x);
+	assert_int_equal(wafl_generation(w), x);
+	put(b2, "brk-second", 70, 20480);
+	assert_int_equal(wafl_sync(b2), 0);
+	mir_resync_t *r;
+	struct mir_resync_opts o = rs_opts(p, 0);
+	assert_int_equal(mir_resync_serve(w, &o, &r), 0);
+	o = rs_opts(p, mir_resync_port(r));
+	mir_resync_test_drop_reply();
+	memset(&tr, 0, sizeof(tr));
+	assert_int_not_equal(mir_resync_overwrite(&b2, p->dst->raid, blog2,
+	    &o, &tr), 0);
+	assert_non_null(b2);
+	/* W goes on past its ring */
+	for (int i = 0; i < 6; i++) {
+		put(w, "w-churn", 90 + (uint64_t)i, 4096);
+		assert_int_equal(wafl_sync(w), 0);
+	}
+	memset(&tr, 0, sizeof(tr));
+	int rc = mir_resync_overwrite(&b2, p->dst->raid, blog2, &o, &tr);
+	if (rc != 0)
+		fprintf(stderr, "resync retry: %s\n", tr.error);
+	assert_int_equal(rc, 0);
+	assert_int_equal(tr.base_gen, x);
+	assert_int_equal(mir_resync_wait(r, 30000, &wr), 0);
+	mir_resync_stop(r);
+	expect(w, wr.snap_name, "brk-second", 0, 70, 20480);
+	follow(p, w, p->src->raid, p->dst->raid);
+	tm_tree_equal(w, mir_dest_volume(p->md));
+	tm_check_clean(w, "winner");
 	tm_pair_free(p);
 }
 
@@ -1898,6 +1963,7 @@ int main(void)
 		cmocka_unit_test(test_resync_reverse),
 		cmocka_unit_test(test_resync_twice),
 		cmocka_unit_test(test_resync_twice_reverse),
+		cmocka_unit_test(test_resync_twice_reply_lost),
 		cmocka_unit_test(test_break_crash_keeps_base),
 		cmocka_unit_test(test_resync_t_listens_on_shared_port),
 		cmocka_unit_test(test_resync_throttled_w_reads),
