@@ -27,9 +27,13 @@
  * slots back to back, so the disk is never idle while I/O is waiting,
  * and a late wake-up does not delay the next slot.  A read on the
  * caller's fast path (try_preadv) answers -EAGAIN, so it goes to the
- * workers and pays like any other, and prefetch hints are dropped (a
- * real disk's read-ahead would also be paid for; here only the reads
- * that are done count).  Disks not throttled pay one comparison.
+ * workers and pays like any other.  A prefetch hint is the page cache's
+ * read-ahead on a disk of its own: it takes its slot on the clock at
+ * once (paid for, as a real disk's read-ahead is) without waiting, and is
+ * remembered (the last FAULT_RA of them); a later read that they cover
+ * takes no slot of its own but waits for the end of their slots (the data
+ * arriving), and one whose slots have ended is served on the fast path,
+ * as from the page cache.  Disks not throttled pay one comparison.
  *
  * The crash simulator (SQLite's crash VFS, for disks): every write is kept
  * in an in-memory overlay, in issue order, and reads see the overlay on top
@@ -52,6 +56,12 @@
 #include "raid/raid_impl.h"
 
 #define SECTOR	512u
+#define FAULT_RA	16u	/* read-ahead ranges a throttled disk keeps */
+
+struct fault_ra {
+	uint64_t off, len;	/* bytes; len 0: unused */
+	uint64_t ready;		/* ns: the end of its slot */
+};
 
 struct fault_write {
 	uint64_t off;
@@ -70,6 +80,8 @@ struct fault_dev {
 	uint64_t fblock, fcount;	/* data-area blocks */
 	uint64_t rate;			/* THROTTLE: bytes per second */
 	uint64_t busy_until;		/* THROTTLE: ns, CLOCK_MONOTONIC */
+	struct fault_ra ra[FAULT_RA];	/* THROTTLE: read ahead (prefetch) */
+	unsigned ra_next;
 	uint64_t data_off;		/* blocks */
 	struct fault_write *pend;
 	size_t npend, cap;
@@ -141,6 +153,32 @@ static uint64_t throttle_reserve(struct fault_dev *f, size_t len)
 	return f->busy_until;
 }
 
+/* THROTTLE: whether read-ahead ranges cover [off, off+len) together, and
+ * then in *ready when the last of them arrives.  Caller holds mu. */
+static bool ra_covers(const struct fault_dev *f, uint64_t off, size_t len,
+    uint64_t *ready)
+{
+	uint64_t pos = off, end = off + len, last = 0;
+
+	while (pos < end) {
+		const struct fault_ra *hit = NULL;
+
+		for (unsigned i = 0; i < FAULT_RA && hit == NULL; i++) {
+			const struct fault_ra *r = &f->ra[i];
+
+			if (r->len != 0 && r->off <= pos &&
+			    pos < r->off + r->len)
+				hit = r;
+		}
+		if (hit == NULL)
+			return false;
+		last = FL_MAX(last, hit->ready);
+		pos = hit->off + hit->len;
+	}
+	*ready = last;
+	return len > 0;
+}
+
 /* Wait (mu released meanwhile) until the slot ending at end is over, the
  * fault is changed or the device is aborted.  Caller holds mu. */
 static void throttle_wait(struct fault_dev *f, uint64_t end)
@@ -176,8 +214,12 @@ static int fault_read(struct raid_dev *d, const struct iovec *iov, int cnt,
 	int err = 0;
 
 	pthread_mutex_lock(&f->mu);
+	uint64_t ready = 0;
+	bool ra = f->kind == RAID_FAULT_THROTTLE &&
+	    ra_covers(f, off, len, &ready);
 	if (nowait && (f->kind == RAID_FAULT_HANG ||
-	    f->kind == RAID_FAULT_THROTTLE) && !f->aborted) {
+	    (f->kind == RAID_FAULT_THROTTLE && (!ra ||
+	    ready > fl_now_mono_ns()))) && !f->aborted) {
 		err = -EAGAIN;	/* it would wait */
 		goto out;
 	}
@@ -189,7 +231,8 @@ static int fault_read(struct raid_dev *d, const struct iovec *iov, int cnt,
 		err = -EIO;
 		goto out;
 	}
-	end = throttle_reserve(f, len);
+	/* Read ahead: paid for by the prefetch; wait for it to arrive. */
+	end = ra ? ready : throttle_reserve(f, len);
 	if (!nowait)
 		err = f->inner->ops->preadv(f->inner, iov, cnt, off, rf);
 	else if (f->inner->ops->try_preadv != NULL)
@@ -341,6 +384,15 @@ static void fault_prefetch(struct raid_dev *d, uint64_t off, uint64_t len)
 
 	pthread_mutex_lock(&f->mu);
 	throttled = f->kind == RAID_FAULT_THROTTLE;
+	uint64_t ready;
+	if (throttled && len > 0 && !f->aborted &&
+	    !ra_covers(f, off, len, &ready)) {
+		struct fault_ra *r = &f->ra[f->ra_next++ % FAULT_RA];
+
+		r->off = off;
+		r->len = len;
+		r->ready = throttle_reserve(f, len);
+	}
 	pthread_mutex_unlock(&f->mu);
 	if (!throttled && f->inner->ops->prefetch != NULL)
 		f->inner->ops->prefetch(f->inner, off, len);
@@ -432,6 +484,7 @@ int raid_fault_set(raid_vol_t *v, size_t disk, enum raid_fault_kind kind,
 	f = to_fault(d);
 	pthread_mutex_lock(&f->mu);
 	f->kind = kind;
+	memset(f->ra, 0, sizeof(f->ra));	/* read ahead at another speed */
 	f->fblock = block;
 	f->fcount = (kind == RAID_FAULT_EIO_READ || kind == RAID_FAULT_EIO_WRITE)
 	    ? count : 0;

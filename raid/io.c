@@ -990,6 +990,24 @@ int raid_write_stripes(raid_vol_t *v, uint64_t first_vbn, uint32_t nstripes,
 	return 0;
 }
 
+void raid_prefetch(raid_vol_t *v, uint64_t vbn, uint64_t n)
+{
+	uint64_t total = (uint64_t)v->ngroups * v->n * v->disk_blocks;
+
+	if (n == 0 || vbn >= total || raid_crashed(v))
+		return;
+	n = FL_MIN(n, total - vbn);
+	FOR_EACH_GROUP_PIECE(v, vbn, n, g, gv, cnt, done) {
+		struct raid_gsnap s;
+		uint64_t s0 = gv / v->n, s1 = (gv + cnt - 1) / v->n;
+
+		raid_gsnap_take(v, g, &s);
+		for (unsigned j = 0; j < v->n; j++)
+			if (s.up[j])
+				raid_disk_prefetch(v, s.d[j], s0, s1 - s0 + 1);
+	}
+}
+
 int raid_flush(raid_vol_t *v)
 {
 	int err;

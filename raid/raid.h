@@ -176,6 +176,14 @@ void raid_geometry(const raid_vol_t *v, struct raid_geometry *g);
  * -FL_EDEGRADED if a block cannot be produced.
  */
 int raid_read(raid_vol_t *v, uint64_t vbn, uint32_t n, void *buf);
+/*
+ * A hint: the n blocks from vbn will be read soon.  Each data disk that
+ * holds some of them starts reading its part in the background (the page
+ * cache's read-ahead: POSIX_FADV_WILLNEED), so that the raid_read that
+ * follows finds them there.  Never waits, never fails; a range past the
+ * end is cut.
+ */
+void raid_prefetch(raid_vol_t *v, uint64_t vbn, uint64_t n);
 
 /*
  * Write n blocks starting at vbn.  Whole stripes inside the range go the
@@ -321,9 +329,10 @@ enum raid_fault_kind {
 	 * bytes per second, >= 1), count is ignored.  Reads and writes share
 	 * it as on one spindle: an I/O of n bytes completes n / rate after
 	 * the disk is done with the I/O before it (a token bucket without
-	 * burst).  Reads are never served from memory on the caller's fast
-	 * path, and prefetch hints are ignored, so every byte is paid for.
-	 * Syncs cost nothing.  Clearing (or changing) the fault releases
+	 * burst).  Reads are served on the caller's fast path only from a
+	 * prefetched range whose bytes have arrived; a prefetch (the page
+	 * cache's read-ahead) takes its share of the bandwidth when it is
+	 * asked for, so every byte is paid for.  Syncs cost nothing.  Clearing (or changing) the fault releases
 	 * waiting I/O at once.  For simulating disks of their own over one
 	 * device (bench_raid).
 	 */

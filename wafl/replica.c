@@ -387,6 +387,7 @@ struct walk {
 	 * ra_vbn; seq_next is where the last run asked for ended. */
 	uint8_t *ra;		/* WALK_RA_MAX blocks */
 	uint64_t ra_vbn, seq_next;
+	uint64_t pf_end;	/* prefetched up to here */
 	uint32_t ra_n, ra_win;
 };
 
@@ -407,11 +408,11 @@ static int walk_tree(struct walk *w, const struct wafl_dinode *di,
 static const uint8_t *walk_run(struct walk *w, uint64_t vbn, uint32_t n)
 {
 	const size_t B = WAFL_BLOCK_SIZE;
+	uint64_t ra_end = w->ra_vbn + w->ra_n;
 
 	if (vbn + n > w->v->nvbns)
 		return NULL;
-	if (w->ra != NULL && vbn >= w->ra_vbn &&
-	    vbn + n <= w->ra_vbn + w->ra_n) {
+	if (w->ra_n > 0 && vbn >= w->ra_vbn && vbn + n <= ra_end) {
 		w->seq_next = vbn + n;
 		return w->ra + (vbn - w->ra_vbn) * B;
 	}
@@ -420,22 +421,69 @@ static const uint8_t *walk_run(struct walk *w, uint64_t vbn, uint32_t n)
 	if (!seq) {
 		w->ra_win = n;
 		w->ra_n = 0;
+		w->pf_end = 0;
 		return raid_read(w->v->raid, vbn, n, w->run) == 0 ? w->run :
 		    NULL;
 	}
 	w->ra_win = (uint32_t)FL_MIN((uint64_t)w->ra_win * 2, WALK_RA_MAX);
-	uint32_t want = (uint32_t)FL_MIN(FL_MAX(w->ra_win, n),
-	    w->v->nvbns - vbn);
+	/* What the window holds of this run stays; the rest is read from
+	 * where the window ended, which is where the prefetch began. */
+	uint32_t keep = 0;
+	if (w->ra_n > 0 && vbn >= w->ra_vbn && vbn < ra_end) {
+		keep = (uint32_t)(ra_end - vbn);
+		memmove(w->ra, w->ra + (vbn - w->ra_vbn) * B, keep * B);
+	}
+	uint64_t from = vbn + keep;
+	uint32_t want = (uint32_t)FL_MIN(FL_MAX(w->ra_win, n), WALK_RA_MAX) -
+	    keep;
+	want = (uint32_t)FL_MIN(want, w->v->nvbns - from);
 	w->ra_n = 0;
-	if (raid_read(w->v->raid, vbn, want, w->ra) != 0) {
+	if (raid_read(w->v->raid, from, want, w->ra + keep * B) != 0) {
 		/* The run alone, so that one bad block ahead costs the
 		 * read-ahead, not the run. */
 		return raid_read(w->v->raid, vbn, n, w->run) == 0 ? w->run :
 		    NULL;
 	}
 	w->ra_vbn = vbn;
-	w->ra_n = want;
+	w->ra_n = keep + want;
+	/* The next two windows are on their way (the disks' read-ahead)
+	 * while this one is checked and handed on: the disks never wait
+	 * for this thread to come back for more. */
+	uint64_t pf_to = from + want + 2 * FL_MIN((uint64_t)w->ra_win * 2,
+	    WALK_RA_MAX);
+	uint64_t pf_from = FL_MAX(from + want, w->pf_end);
+	if (pf_from < pf_to) {
+		raid_prefetch(w->v->raid, pf_from, pf_to - pf_from);
+		w->pf_end = pf_to;
+	}
 	return w->ra;
+}
+
+/*
+ * The children of a pointer block above level 1 that the walk will read
+ * (born after `after`), asked for ahead (raid_prefetch), a run of
+ * consecutive VBNs at a time: a CP allocates a file's level-1 blocks
+ * together, so the walk otherwise reads them one round trip each.
+ */
+static void walk_prefetch_children(struct walk *w, const uint8_t *blk)
+{
+	uint64_t first = 0, n = 0;
+
+	for (unsigned c = 0; c <= WAFL_BPS_PER_BLOCK; c++) {
+		struct wafl_bp cbp = { 0 };
+		if (c < WAFL_BPS_PER_BLOCK &&
+		    (wafl_bp_decode(blk + c * WAFL_BP_SIZE, &cbp) != 0 ||
+		    cbp.birth <= w->after))
+			cbp.vbn = 0;
+		if (n > 0 && cbp.vbn == first + n) {
+			n++;
+			continue;
+		}
+		if (n > 1)
+			raid_prefetch(w->v->raid, first, n);
+		first = cbp.vbn;
+		n = cbp.vbn != 0 ? 1 : 0;
+	}
 }
 
 /*
@@ -516,6 +564,8 @@ static int walk_node(struct walk *w, const struct wafl_bp *bp,
 	if (rc == 0 && level == 1 && !is_ifile && w->run != NULL) {
 		rc = walk_leaves(w, bp, blk, meta ? WAFL_WALK_META : 0);
 	} else if (rc == 0 && level > 0) {
+		if (level >= 2)
+			walk_prefetch_children(w, blk);
 		for (unsigned c = 0; c < WAFL_BPS_PER_BLOCK && rc == 0; c++) {
 			struct wafl_bp cbp;
 			rc = wafl_bp_decode(blk + c * WAFL_BP_SIZE, &cbp);
