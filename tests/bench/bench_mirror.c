@@ -22,6 +22,13 @@
  *   - bytes on the wire per changed byte: the source's bytes_out (frames
  *     and headers included, read live) over the changed bytes, for the
  *     scattered change and for one 1 MiB range (goal <= 1.1).
+ * Part 1b, disks of their own: one baseline (1 GiB, quick 256 MiB) with
+ * both volumes' images in memory (/dev/shm, or $FILER_BENCH_SHM) and every
+ * disk throttled by raid's fault injector to L MB/s, so that each image is
+ * a disk with bandwidth of its own; its MB/s against min(4 x L, loopback),
+ * goal >= 0.8.  The same baseline unthrottled in memory comes first (what
+ * the CPU allows): L is 200, halved until it is at most half of what each
+ * data disk got there, as in bench_raid ($FILER_BENCH_DISK_MBS sets it).
  * Part 2, two real filerds (build/filerd) on loopback: source NFS write
  * throughput with sync mirroring on vs off (4 libnfs clients, 1 MiB
  * UNSTABLE WRITEs of new files, COMMIT at the end, timed to the last
@@ -35,6 +42,7 @@
  * removed again, so its block pool is at its high-water mark, as on a
  * filer that has been running, in every run.
  *
+ * FILER_BENCH_ONLY=indep: only part 1b, printed (no JSON).
  * FILER_BENCH_ONLY=nfs: only part 2, printed (no JSON); for profiling the
  * two filerds.  FILER_BENCH_DEST_DIR=DIR puts part 2's destination home
  * (its disk images and NVLOG) under DIR, for a destination on a device of
@@ -413,16 +421,17 @@ static void check(int rc, const char *what)
 }
 
 /* Source and destination volumes (4+1) for a dataset of `bytes`, filled
- * with 64 MiB files and synced. */
-static void pair_make(struct pair *p, uint64_t bytes)
+ * with 64 MiB files and synced; their disks behind raid's fault injector
+ * if `fault` (for its throttle). */
+static void pair_make(struct pair *p, uint64_t bytes, bool fault)
 {
 	uint64_t disk_blocks = bytes * 3 / 2 / 4 / 4096 + 16384;
 	struct wafl_obj root;
 	uint8_t *b = malloc(CHUNK);
 
 	memset(p, 0, sizeof(*p));
-	p->src = tl_fs_create(4, 1, disk_blocks, false);
-	p->dst = tl_fs_create(4, 1, disk_blocks, false);
+	p->src = tl_fs_create(4, 1, disk_blocks, fault);
+	p->dst = tl_fs_create(4, 1, disk_blocks, fault);
 	check(wafl_unmount(p->dst->v), "destination unmount");
 	p->dst->v = NULL;
 	p->nfiles = (int)(bytes / FILE_BYTES);
@@ -837,7 +846,7 @@ static void run_size(const char *tmp, struct sized *z)
 
 	printf("  %.0f MiB: filling the source...\n", z->bytes / MiB);
 	fflush(stdout);
-	pair_make(&p, z->bytes);
+	pair_make(&p, z->bytes, false);
 	z->walk_mbs = walk_mbs(&p);
 	z->baseline_s = pair_baseline(&p, &blocks, &z->baseline_cpu);
 	z->baseline_mbs = (double)blocks * 4096 / MiB / z->baseline_s;
@@ -911,6 +920,103 @@ static void run_size(const char *tmp, struct sized *z)
 		snprintf(z->why, sizeof(z->why), "%s", r.why);
 	rsyncd_stop(&r);
 	fflush(stdout);
+}
+
+/* ------------------------------------ part 1b: disks of their own */
+
+/*
+ * In the runs above the ten images of both volumes share this machine's
+ * one device, so the destination's parity takes a fifth of the bandwidth
+ * its data could have had: a baseline can reach at most 0.8 of the
+ * disk's rate there, whatever the mirror does.  On an appliance each of a
+ * volume's disks has bandwidth of its own.  This run models that: both
+ * volumes' images in memory (/dev/shm), every disk throttled by raid's
+ * fault injector to the same rate L (raid/fault.c: a virtual clock per
+ * disk), so the destination takes data at 4 x L on its four data disks
+ * while its parity goes to the fifth.  The figure is the baseline's MB/s
+ * against min(4 x L, loopback), the same goal as above; and the same
+ * baseline unthrottled in memory, which says what the CPU allows.
+ */
+struct indep {
+	unsigned rate;			/* L, MB/s (10^6 B/s) per disk */
+	uint64_t bytes;
+	double mbs, cpu_s, secs;	/* throttled */
+	double mem_mbs, mem_cpu_s;	/* unthrottled, in memory */
+	double walk_mbs;		/* the source's walk alone, throttled */
+};
+
+static void pair_throttle(struct pair *p, unsigned rate)
+{
+	struct tl_fs *fs[2] = { p->src, p->dst };
+
+	for (int k = 0; k < 2; k++)
+		for (size_t i = 0; i < raid_ndisks(fs[k]->raid); i++)
+			check(raid_fault_set(fs[k]->raid, i,
+			    RAID_FAULT_THROTTLE, rate, 0), "throttle");
+}
+
+/* A baseline of `bytes` with both volumes under a fresh directory of shm,
+ * every disk throttled to rate MB/s after the fill (0: not throttled);
+ * MiB/s of blocks sent, as the other baselines.  With walk, the source's
+ * walk alone first, on the same disks (it leaves the blocks in no cache
+ * of raid's: every read of the baseline is paid for again). */
+static double indep_run(const char *shm, uint64_t bytes, unsigned rate,
+    double *cpu_s, double *secs, double *walk)
+{
+	char saved[PATH_MAX], *dir = tl_tmpdir_make(shm, "mirror-indep");
+	uint64_t blocks;
+	struct pair p;
+
+	snprintf(saved, sizeof(saved), "%s", getenv("TMPDIR"));
+	setenv("TMPDIR", dir, 1);
+	pair_make(&p, bytes, true);
+	if (rate != 0)
+		pair_throttle(&p, rate);
+	if (walk != NULL)
+		*walk = walk_mbs(&p);
+	*secs = pair_baseline(&p, &blocks, cpu_s);
+	pair_free(&p);
+	setenv("TMPDIR", saved, 1);
+	tl_tmpdir_remove(dir);
+	return (double)blocks * 4096 / MiB / *secs;
+}
+
+/* 4 x L in MiB/s, the unit of the baselines. */
+static double indep_peer(const struct indep *r)
+{
+	return 4.0 * r->rate * 1e6 / MiB;
+}
+
+static void run_indep(struct indep *r)
+{
+	const char *shm = getenv("FILER_BENCH_SHM") != NULL ?
+	    getenv("FILER_BENCH_SHM") : "/dev/shm";
+	const char *l = getenv("FILER_BENCH_DISK_MBS");
+	double s;
+
+	r->rate = l != NULL ? (unsigned)strtoul(l, NULL, 10) : 200;
+	if (r->rate == 0 || r->rate > 100000)
+		die("FILER_BENCH_DISK_MBS=%s: a rate in MB/s, 1 to 100000", l);
+	r->bytes = quick ? 256ull << 20 : 1024ull << 20;
+	printf("  disks of their own (%s): %.0f MiB...\n", shm,
+	    r->bytes / MiB);
+	fflush(stdout);
+	r->mem_mbs = indep_run(shm, r->bytes, 0, &r->mem_cpu_s, &s, NULL);
+	/* As bench_raid: the disks, not the two shared cores, must be what
+	 * bounds the run, so L is halved until it is at most half of what
+	 * each data disk got unthrottled (unless given). */
+	double per_disk = r->mem_mbs * MiB / 1e6 / 4;
+	while (l == NULL && r->rate > 10 && r->rate > per_disk / 2)
+		r->rate /= 2;
+	r->mbs = indep_run(shm, r->bytes, r->rate, &r->cpu_s, &r->secs,
+	    &r->walk_mbs);
+	printf("  disks of their own (L = %u MB/s): baseline %.0f MB/s in "
+	    "%.2f s (%.2f of 4 x L = %.0f MB/s; %.1f s of CPU); the source's walk alone %.0f "
+	    "MB/s (%.2f); unthrottled in memory %.0f MB/s (%.1f s of CPU)\n",
+	    r->rate, r->mbs, r->secs, r->mbs / indep_peer(r), indep_peer(r),
+	    r->cpu_s,
+	    r->walk_mbs, r->walk_mbs / indep_peer(r), r->mem_mbs,
+	    r->mem_cpu_s);
 }
 
 /* ------------------------------------------- part 2: filerds over NFS */
@@ -1310,6 +1416,7 @@ int main(int argc, char **argv)
 	uint64_t sizes[3];
 	struct sized z[3];
 	struct nfsres nr;
+	struct indep ind;
 	struct benchout b;
 	double load[3], disk, vwrite, lo, t_start = tl_now_s();
 	char *tmp;
@@ -1337,10 +1444,16 @@ int main(int argc, char **argv)
 		sizes[i] = (quick ? 64ull << 20 : 512ull << 20) << i;
 	printf("bench_mirror: scratch %s%s\n", tmp, quick ? " (quick)" : "");
 
+	if (getenv("FILER_BENCH_ONLY") != NULL &&
+	    strcmp(getenv("FILER_BENCH_ONLY"), "indep") == 0) {
+		run_indep(&ind);
+		tl_tmpdir_remove(tmp);
+		return 0;
+	}
 	if (getenv("FILER_BENCH_ONLY") != NULL) {
 		if (strcmp(getenv("FILER_BENCH_ONLY"), "nfs") != 0)
-			die("FILER_BENCH_ONLY=%s: unknown (nfs, or unset)",
-			    getenv("FILER_BENCH_ONLY"));
+			die("FILER_BENCH_ONLY=%s: unknown (nfs, indep, or "
+			    "unset)", getenv("FILER_BENCH_ONLY"));
 		run_nfs(tmp, &nr);
 		printf("  NFS write: mirror off %.1f MiB/s, on %.1f (%.2f; "
 		    "means of %d and %d runs), lag max %.0f CPs%s%s\n",
@@ -1377,7 +1490,7 @@ int main(int argc, char **argv)
 		printf("  %llu MiB: filling the source...\n",
 		    (unsigned long long)mib);
 		fflush(stdout);
-		pair_make(&p, mib << 20);
+		pair_make(&p, mib << 20, false);
 		walk = walk_mbs(&p);
 		double t0 = tl_now_s();
 		secs = pair_baseline(&p, &blocks, &cpu);
@@ -1444,6 +1557,7 @@ int main(int argc, char **argv)
 		z[i].bytes = sizes[i];
 		run_size(tmp, &z[i]);
 	}
+	run_indep(&ind);
 	run_nfs(tmp, &nr);
 
 	benchout_open(&b, outdir, "mirror", "sync mirroring: update cost vs "
@@ -1472,6 +1586,13 @@ int main(int argc, char **argv)
 	    sizes[2] / MiB);
 	benchout_vs(&b, m, z[2].baseline_mbs, "MB/s",
 	    "min(4+1 volume write, loopback)", fmin(vwrite, lo), ">=", 0.8);
+	snprintf(m, sizeof(m), "baseline %.0f MiB, disks of their own",
+	    ind.bytes / MiB);
+	benchout_vs(&b, m, ind.mbs, "MB/s", "min(4 x L, loopback)",
+	    fmin(indep_peer(&ind), lo), ">=", 0.8);
+	snprintf(m, sizeof(m), "baseline %.0f MiB, in memory, unthrottled",
+	    ind.bytes / MiB);
+	benchout_figure(&b, m, ind.mem_mbs, "MB/s");
 	snprintf(m, sizeof(m), "birth walk alone, %.0f MiB", sizes[2] / MiB);
 	benchout_figure(&b, m, z[2].walk_mbs, "MB/s");
 	benchout_figure(&b, "disk sequential write", disk, "MB/s");
@@ -1507,6 +1628,15 @@ int main(int argc, char **argv)
 	    z[0].baseline_mbs, z[1].baseline_mbs, z[2].baseline_mbs,
 	    sizes[0] / MiB, sizes[1] / MiB, sizes[2] / MiB,
 	    z[2].baseline_cpu, z[2].baseline_s);
+	benchout_note(&b, "disks of their own: both volumes' images in "
+	    "memory, every disk throttled to L = %u MB/s by raid's fault "
+	    "injector (a disk with bandwidth of its own, as on an appliance; "
+	    "L halved from 200 until at most half of what each data disk got "
+	    "unthrottled); the destination's four data disks take 4 x L = "
+	    "%.0f MiB/s; the source's walk alone %.0f MiB/s; %.1f s of CPU in "
+	    "%.2f s; the other baselines share one device with their parity, "
+	    "which caps them at 0.8 of the disk",
+	    ind.rate, indep_peer(&ind), ind.walk_mbs, ind.cpu_s, ind.secs);
 	benchout_note(&b, "wire bytes: the source's bytes_out (frames, "
 	    "headers) per byte changed, largest dataset; per size "
 	    "scattered %.2f %.2f %.2f, range %.2f %.2f %.2f",
