@@ -39,7 +39,7 @@ static __attribute__((unused)) void tl_mirror_set_u(const char *home,
  * Side `name` under dir: settings (key, value pairs, NULL-terminated; may
  * be NULL) first, so the volume is created with them; volume vol of 3
  * disks of size, one parity; ports[0..2] for NFS, MOUNT and the mirror;
- * no rpcbind; 4 NFS threads.  filerd is not started.
+ * no rpcbind; 4 NFS threads; no cache prefill.  filerd is not started.
  */
 static __attribute__((unused)) void tl_mirror_side_init(
     struct tl_mirror_side *s, const char *dir, const char *name,
@@ -60,6 +60,9 @@ static __attribute__((unused)) void tl_mirror_side_init(
 	tl_mirror_set_u(s->home, "mirror_port", s->mir_port);
 	tl_mirror_set(s->home, "nfs_rpcbind", "false");
 	tl_mirror_set_u(s->home, "nfs_threads", 4);
+	/* Not the block pool mapped ahead at every start (admin's
+	 * test_cache_prefill tests that): these filerds restart often. */
+	tl_mirror_set(s->home, "cache_prefill", "false");
 }
 
 /* The shared key both peers are given: dir/mirror.key, its path in key. */
