@@ -107,7 +107,7 @@ static __attribute__((unused)) struct ta_out ta_runv(const char *const *argv, in
 	pid_t pid;
 
 	ta_prog(prog, sizeof(prog), argv[0]);
-	if (pipe(po) != 0 || pipe(pe) != 0)
+	if (pipe2(po, O_CLOEXEC) != 0 || pipe2(pe, O_CLOEXEC) != 0)
 		abort();
 	pid = fork();
 	if (pid < 0)

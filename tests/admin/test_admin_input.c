@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <pthread.h>
 #include <sys/file.h>
 
 #include "tests/admin/ta.h"
@@ -278,18 +279,37 @@ static void test_disk_list_unknown(void **state)
 	assert_int_equal(ta_daemon_stop(&t->d), 0);
 }
 
+/* A program run (ta_runv) on a thread of its own. */
+struct bg_run {
+	const char *const *argv;
+	struct ta_out o;
+	pthread_t thread;
+};
+
+static void *bg_run_main(void *arg)
+{
+	struct bg_run *b = arg;
+
+	b->o = ta_runv(b->argv, -1, NULL);
+	return NULL;
+}
+
 /*
  * The home lock held, past the 10 s both programs wait, by something that
  * is not a live filerd (an offline filerctl edit; the pid file may still
  * name a filerd that died): filerd's refusal and filerctl's both say a
  * filerctl holds it.  They used to name the pid in the file as a running
  * filerd and tell the administrator to "kill -TERM" it: a dead pid (maybe
- * reused since), or 0, the caller's own process group.
+ * reused since), or 0, the caller's own process group.  Neither takes the
+ * lock, so the two wait out their 10 s side by side.
  */
 static void test_lock_held_by_ctl(void **state)
 {
 	struct ta_fx *t = *state;
 	char pidpath[2100], pidbuf[32];
+	const char *const filerd_argv[] = { "filerd", "--home", t->home,
+	    "--foreground", NULL };
+	struct bg_run filerd_run = { .argv = filerd_argv };
 	struct ta_out o;
 	pid_t dead;
 	int fd, st;
@@ -310,14 +330,15 @@ static void test_lock_held_by_ctl(void **state)
 	    (ssize_t)strlen(pidbuf));
 	assert_int_equal(flock(fd, LOCK_EX | LOCK_NB), 0);
 
-	o = ta_runv((const char *const[]){ "filerd", "--home", t->home,
-	    "--foreground", NULL }, -1, NULL);
-	assert_int_equal(o.status, 1);
-	if (strstr(o.err, "locked by a filerctl") == NULL ||
-	    strstr(o.err, "kill") != NULL)
-		fail_msg("filerd said: %s", o.err);
-	ta_out_free(&o);
+	assert_int_equal(pthread_create(&filerd_run.thread, NULL, bg_run_main,
+	    &filerd_run), 0);
 	o = ta_ctl(t->home, "vol", "list", NULL);
+	assert_int_equal(pthread_join(filerd_run.thread, NULL), 0);
+	assert_int_equal(filerd_run.o.status, 1);
+	if (strstr(filerd_run.o.err, "locked by a filerctl") == NULL ||
+	    strstr(filerd_run.o.err, "kill") != NULL)
+		fail_msg("filerd said: %s", filerd_run.o.err);
+	ta_out_free(&filerd_run.o);
 	assert_int_equal(o.status, 1);
 	if (strstr(o.err, "locked by another filerctl") == NULL)
 		fail_msg("filerctl said: %s", o.err);
