@@ -266,7 +266,7 @@ static __attribute__((unused)) void ta_daemon_start_env(struct ta_daemon *d, con
 		    (char *)NULL);
 		_exit(127);
 	}
-	for (int i = 0; i < 600; i++) {
+	for (int i = 0; i < 3000; i++) {
 		int st;
 
 		if (waitpid(d->pid, &st, WNOHANG) == d->pid)
@@ -281,7 +281,7 @@ static __attribute__((unused)) void ta_daemon_start_env(struct ta_daemon *d, con
 			if (s == 0)
 				return;
 		}
-		ta_sleep_ms(50);
+		ta_sleep_ms(10);
 	}
 	fail_msg("filerd did not come up within 30 s (see %s)", d->log);
 }
@@ -299,7 +299,7 @@ static __attribute__((unused)) int ta_daemon_signal_wait(struct ta_daemon *d, in
 	if (d->pid <= 0)
 		return -1;
 	kill(d->pid, sig);
-	for (int i = 0; i < 1200; i++) {
+	for (int i = 0; i < 6000; i++) {
 		pid_t r = waitpid(d->pid, &st, WNOHANG);
 
 		if (r == d->pid) {
@@ -307,7 +307,7 @@ static __attribute__((unused)) int ta_daemon_signal_wait(struct ta_daemon *d, in
 			return WIFEXITED(st) ? WEXITSTATUS(st) :
 			    128 + WTERMSIG(st);
 		}
-		ta_sleep_ms(50);
+		ta_sleep_ms(10);
 	}
 	kill(d->pid, SIGKILL);
 	waitpid(d->pid, &st, 0);
