@@ -1342,7 +1342,7 @@ int mir_dest_break(mir_dest_t *d, const char *nvlog_path, wafl_vol_t **out)
 		 * CPs after it would then take gen out of the ring. */
 		char name[MIR_BASE_NAME_MAX];
 		mir_base_name(gen, name, sizeof(name));
-		int src = wafl_snap_adopt_root(*out, name, gen, 0, NULL);
+		int src = wafl_snap_adopt_root(*out, name, gen, NULL);
 		if (src != 0 && src != -EEXIST)
 			fl_warn("mirror", "destination: break: snapshot %s: %s",
 			    name, fl_strerror(src));

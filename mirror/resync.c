@@ -542,7 +542,7 @@ static bool w_keep_base(struct mir_resync *r, uint64_t g,
 		return true;
 	}
 	mir_base_name(g, bn, sizeof(bn));
-	int rc = wafl_snap_adopt_root(r->w, bn, g, 0, NULL);
+	int rc = wafl_snap_adopt_root(r->w, bn, g, NULL);
 	if (rc != 0) {
 		fl_warn("mirror", "resync: the reply to the other side was "
 		    "lost after the import; snapshot %s: %s: generation %"
@@ -791,7 +791,7 @@ static int w_session(struct mir_resync *r, struct mir_conn *c)
 		 * catch-up that follows (M6). */
 		char bn[MIR_BASE_NAME_MAX];
 		mir_base_name(g, bn, sizeof(bn));
-		int arc = wafl_snap_adopt_root(r->w, bn, g, 0, NULL);
+		int arc = wafl_snap_adopt_root(r->w, bn, g, NULL);
 		if (arc != 0 && arc != -EEXIST)
 			fl_warn("mirror", "resync: snapshot %s: %s", bn,
 			    fl_strerror(arc));

@@ -95,7 +95,7 @@ int mir_base_fallback(wafl_vol_t *v, uint64_t acked, uint64_t bound)
 	if (acked == 0 || pending <= bound)
 		return 0;
 	mir_base_name(acked, name, sizeof(name));
-	rc = wafl_snap_adopt_root(v, name, acked, 0, NULL);
+	rc = wafl_snap_adopt_root(v, name, acked, NULL);
 	if (rc == -EEXIST)
 		rc = 0;
 	if (rc != 0) {

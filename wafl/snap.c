@@ -234,7 +234,7 @@ int wafl_snap_create(wafl_vol_t *v, const char *name, uint64_t *id_out)
  * afterwards.
  */
 int wafl_snap_adopt_root(wafl_vol_t *v, const char *name, uint64_t gen,
-    unsigned flags, uint64_t *id_out)
+    uint64_t *id_out)
 {
 	struct wafl_bp root = { 0 };
 	uint64_t id = 0;
@@ -254,7 +254,7 @@ int wafl_snap_adopt_root(wafl_vol_t *v, const char *name, uint64_t gen,
 		rc = snap_insert(v, name, gen, &root, SNAP_ID_ADOPTED, 0,
 		    &id);
 	unlock_all(v);
-	if (rc == 0 && !(flags & WAFL_ADOPT_NO_CP))
+	if (rc == 0)
 		rc = cp_run(v);
 	if (rc == 0) {
 		fl_info("wafl", "snapshot %s adopts root %llu", name,

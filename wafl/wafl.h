@@ -507,13 +507,11 @@ int wafl_snap_delete(wafl_vol_t *v, const char *name);
  * root block; the summary map gains that root's bitmap and its summary
  * map, so the snapshots that root names stay whole while it does, deleted
  * here or not (a mirror peer serves it with them).  Holds on gen are
- * left to the caller.  -ENOENT if gen is not retained so.
- * With WAFL_ADOPT_NO_CP the entry becomes durable with the next CP (safe
- * for a ring root: the ring keeps it until then).
+ * left to the caller.  -ENOENT if gen is not retained so.  Durable when
+ * it returns (a CP of its own).
  */
-#define WAFL_ADOPT_NO_CP	0x1u	/* durable with the next CP, not now */
 int wafl_snap_adopt_root(wafl_vol_t *v, const char *name, uint64_t gen,
-    unsigned flags, uint64_t *id);
+    uint64_t *id);
 /*
  * Import (import.c): trees of another copy of this file system, which
  * shares with this one the retained root of generation base_gen (held

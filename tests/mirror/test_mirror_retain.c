@@ -308,7 +308,7 @@ static void test_many_fallback_snapshots(void **state)
 		gens[i] = wafl_generation(p->src->v);
 		mir_base_name(gens[i], name, sizeof(name));
 		assert_int_equal(wafl_snap_adopt_root(p->src->v, name, gens[i],
-		    0, NULL), 0);
+		    NULL), 0);
 	}
 	for (int i = 0; i < 12; i++)
 		assert_int_equal(mir_base_snapshot(p->src->v, gens[i]),

@@ -92,7 +92,7 @@ static void test_hold_survives_remount(void **state)
 	check_clean(f);
 	/* A snapshot adopting h reads h's data. */
 	uint64_t id;
-	assert_int_equal(wafl_snap_adopt_root(f->v, "base", h, 0, &id), 0);
+	assert_int_equal(wafl_snap_adopt_root(f->v, "base", h, &id), 0);
 	wafl_release_root(f->v, h);
 	assert_false(is_held(f->v, h));
 	churn(f, ino, sizeof(a), 10, 300);
@@ -158,12 +158,10 @@ static void test_adopt_releases_pending(void **state)
 	uint64_t before = wafl_pending_blocks(f->v);
 	assert_true(before >= len / 4096);
 	assert_int_equal(wafl_hold_root(f->v, 1), -ENOENT);
-	assert_int_equal(wafl_snap_adopt_root(f->v, "mirror.base.x", h, 0,
-	    NULL),
-	    0);
-	assert_int_equal(wafl_snap_adopt_root(f->v, "mirror.base.x", h, 0,
-	    NULL),
-	    -EEXIST);
+	assert_int_equal(wafl_snap_adopt_root(f->v, "mirror.base.x", h,
+	    NULL), 0);
+	assert_int_equal(wafl_snap_adopt_root(f->v, "mirror.base.x", h,
+	    NULL), -EEXIST);
 	wafl_release_root(f->v, h);
 	churn(f, ino, len, 6, 40);
 	uint64_t after = wafl_pending_blocks(f->v);
@@ -184,11 +182,11 @@ static void test_adopt_ids_stay_unique(void **state)
 	churn(f, ino, 65536, 1, 1);
 	uint64_t h = wafl_generation(f->v);
 	assert_int_equal(wafl_hold_root(f->v, h), 0);
-	assert_int_equal(wafl_snap_adopt_root(f->v, "a", h, 0, &a), 0);
-	assert_int_equal(wafl_snap_adopt_root(f->v, "b", h, 0, &b), 0);
+	assert_int_equal(wafl_snap_adopt_root(f->v, "a", h, &a), 0);
+	assert_int_equal(wafl_snap_adopt_root(f->v, "b", h, &b), 0);
 	assert_int_not_equal(a, b);
 	assert_int_equal(wafl_snap_delete(f->v, "a"), 0);
-	assert_int_equal(wafl_snap_adopt_root(f->v, "c", h, 0, &c), 0);
+	assert_int_equal(wafl_snap_adopt_root(f->v, "c", h, &c), 0);
 	assert_int_not_equal(c, b);
 	wafl_release_root(f->v, h);
 	check_clean(f);
@@ -476,7 +474,7 @@ static void test_adopted_root_keeps_deleted_snapshots(void **state)
 	snap_case_start(&t);
 	assert_int_equal(wafl_snap_delete(t.f->v, "s"), 0);
 	snprintf(bn, sizeof(bn), "mirror.base.%llu", (unsigned long long)t.h);
-	assert_int_equal(wafl_snap_adopt_root(t.f->v, bn, t.h, 0, NULL), 0);
+	assert_int_equal(wafl_snap_adopt_root(t.f->v, bn, t.h, NULL), 0);
 	wafl_release_root(t.f->v, t.h);
 	churn(t.f, t.small, 4096, WAFL_RING_K + 1, 70);
 	tl_fs_remount(t.f);

@@ -215,7 +215,7 @@ static void test_adopted_root_keeps_its_snapshots(void **state)
 	tl_fs_write(f, ino, 0, a, sizeof(a));
 	assert_int_equal(wafl_sync(f->v), 0);
 	uint64_t g = wafl_generation(f->v);
-	assert_int_equal(wafl_snap_adopt_root(f->v, "mirror.base.x", g, 0,
+	assert_int_equal(wafl_snap_adopt_root(f->v, "mirror.base.x", g,
 	    NULL), 0);
 	struct wafl_check_result res;
 	assert_int_equal(wafl_check(f->v, &res), 0);
