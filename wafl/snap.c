@@ -51,6 +51,18 @@ static uint64_t snap_kind(uint64_t id)
 	return id & (SNAP_ID_IMPORTED | SNAP_ID_ADOPTED);
 }
 
+/*
+ * The entry's root is this file system's root of its generation (taken
+ * here, or adopted from a retained root).  Not an imported tree: its root
+ * is born at the import's generation too, but this file system's root of
+ * that generation is the one that names the import among its snapshots.
+ */
+static bool snap_is_gen_root(const struct wafl_snapent *e)
+{
+	return e->gen != 0 && e->root.birth == e->gen &&
+	    snap_kind(e->id) != SNAP_ID_IMPORTED;
+}
+
 static int snap_read(struct wafl_vol *v, uint64_t slot, struct wafl_snapent *e,
     uint8_t *blk)
 {
@@ -881,8 +893,7 @@ int snap_exact_root(struct wafl_vol *v, uint64_t gen, struct wafl_bp *root)
 		struct wafl_snapent e;
 		if (snap_read(v, s, &e, blk) != 0)
 			continue;	/* an unreadable slot names nothing */
-		if (e.gen == gen && e.root.birth == gen &&
-		    snap_kind(e.id) != SNAP_ID_IMPORTED) {
+		if (e.gen == gen && snap_is_gen_root(&e)) {
 			*root = e.root;
 			rc = 0;
 		}
@@ -916,11 +927,7 @@ int wafl_retained_roots(wafl_vol_t *v, struct wafl_root_ent *out,
 	for (uint64_t s = 0; rc == 0 && s < nslots(v); s++) {
 		struct wafl_snapent e;
 		rc = snap_read(v, s, &e, blk);
-		/* Not an imported tree: its root is born at the import's
-		 * generation but is not this file system's root of it (that
-		 * one names the import among its snapshots). */
-		if (rc == 0 && e.gen != 0 && e.root.birth == e.gen &&
-		    snap_kind(e.id) != SNAP_ID_IMPORTED)
+		if (rc == 0 && snap_is_gen_root(&e))
 			root_add(out, max, &k, e.gen, &e.root);
 	}
 	pthread_rwlock_unlock(&v->cp_lock);
