@@ -39,8 +39,9 @@
  * the INTENT_AHEAD regions that follow the writer's, and those stay set
  * on disk through INTENT_AHEAD_EPOCHS flushes even unwritten: the writer
  * finds them marked.  Only for a writer that moves through the disk: one
- * whose write starts in the region where the group's previous write ended,
- * or the next (not the first write since open).  Extra set bits cost
+ * whose write starts in the region where one of the group's last
+ * RAID_INTENT_FRONTS writes ended, or the next (not the first write since
+ * open; several, as a walk moves two fronts at once).  Extra set bits cost
  * resync work after a crash, so scattered writes, whose next region is
  * anyone's guess, mark only their own.  The marks ahead live in
  * [ahead_lo, ahead_hi) of ahead_until, so a flush scans only that range,
@@ -297,14 +298,26 @@ int raid_intent_begin(raid_vol_t *v, unsigned g, uint64_t s0, uint64_t s1,
 			need = true;
 		}
 	}
-	/* Moving through the disk: starts in the region where the
-	 * group's last write ended, or the next (last_region is that
-	 * region plus 1; 0 before any write). */
+	/* Moving through the disk: starts in the region where one of the
+	 * group's last RAID_INTENT_FRONTS writes ended, or the next (front
+	 * holds that region plus 1; 0 for none).  Several fronts, because
+	 * a writer that moves through the disk may have two at once: a
+	 * mirror's walk writes the data a CP laid out and, a few regions
+	 * further on, the pointer blocks allocated among it. */
 	uint64_t r0 = s0 / RAID_REGION_STRIPES;
 	uint64_t r1 = (s1 - 1) / RAID_REGION_STRIPES;
-	bool moving = in->last_region > 0 && (r0 + 1 == in->last_region ||
-	    r0 == in->last_region);
-	in->last_region = r1 + 1;
+	unsigned f = RAID_INTENT_FRONTS;
+	for (unsigned i = 0; i < RAID_INTENT_FRONTS && f == RAID_INTENT_FRONTS;
+	    i++)
+		if (in->front[i] > 0 && (r0 + 1 == in->front[i] ||
+		    r0 == in->front[i]))
+			f = i;
+	bool moving = f < RAID_INTENT_FRONTS;
+	if (!moving) {
+		f = in->front_next;
+		in->front_next = (f + 1) % RAID_INTENT_FRONTS;
+	}
+	in->front[f] = r1 + 1;
 	if (need) {
 		/* Written anyway: the regions after the writer's too. */
 		for (uint64_t r = r1 + 1; moving && r <= r1 + INTENT_AHEAD &&

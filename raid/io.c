@@ -76,6 +76,15 @@ static bool overlaps(const struct raid_range *a, unsigned g, uint64_t s0,
 	return a->group == g && a->s0 < s1 && s0 < a->s1;
 }
 
+static bool range_busy(const raid_vol_t *v, unsigned g, uint64_t s0,
+    uint64_t s1)
+{
+	for (const struct raid_range *a = v->ranges; a; a = a->next)
+		if (overlaps(a, g, s0, s1))
+			return true;
+	return false;
+}
+
 void raid_range_lock(raid_vol_t *v, struct raid_range *r, unsigned g,
     uint64_t s0, uint64_t s1)
 {
@@ -83,21 +92,30 @@ void raid_range_lock(raid_vol_t *v, struct raid_range *r, unsigned g,
 	r->s0 = s0;
 	r->s1 = s1;
 	pthread_mutex_lock(&v->range_mu);
-	for (;;) {
-		bool busy = false;
-
-		for (struct raid_range *a = v->ranges; a; a = a->next)
-			if (overlaps(a, g, s0, s1)) {
-				busy = true;
-				break;
-			}
-		if (!busy)
-			break;
+	while (range_busy(v, g, s0, s1))
 		pthread_cond_wait(&v->range_cv, &v->range_mu);
-	}
 	r->next = v->ranges;
 	v->ranges = r;
 	pthread_mutex_unlock(&v->range_mu);
+}
+
+/* raid_range_lock if nobody holds any of the range; false: not taken. */
+static bool range_trylock(raid_vol_t *v, struct raid_range *r, unsigned g,
+    uint64_t s0, uint64_t s1)
+{
+	bool busy;
+
+	r->group = g;
+	r->s0 = s0;
+	r->s1 = s1;
+	pthread_mutex_lock(&v->range_mu);
+	busy = range_busy(v, g, s0, s1);
+	if (!busy) {
+		r->next = v->ranges;
+		v->ranges = r;
+	}
+	pthread_mutex_unlock(&v->range_mu);
+	return !busy;
 }
 
 void raid_range_unlock(raid_vol_t *v, struct raid_range *r)
@@ -622,9 +640,13 @@ struct wchunk {
 	bool live;		/* started: chunk_finish owes the rest */
 };
 
-/* Full stripes [s0, s0+ns) of group g from src (VBN order); ns <= chunk. */
+/*
+ * Full stripes [s0, s0+ns) of group g from src (VBN order); ns <= chunk.
+ * With nowait, -EAGAIN (nothing taken) if someone holds part of the
+ * range, instead of waiting for it.
+ */
 static int chunk_start(raid_vol_t *v, unsigned g, uint64_t s0, uint32_t ns,
-    struct wsrc src, uint8_t *pbuf, struct wchunk *c)
+    struct wsrc src, uint8_t *pbuf, struct wchunk *c, bool nowait)
 {
 	struct iovec iov[RAID_CHUNK_STRIPES];
 	const size_t pstride = (size_t)ns * RAID_BLOCK_SIZE;
@@ -633,7 +655,10 @@ static int chunk_start(raid_vol_t *v, unsigned g, uint64_t s0, uint32_t ns,
 	c->live = false;
 	c->ns = ns;
 	c->jslot = -1;
-	raid_range_lock(v, &c->r, g, s0, s0 + ns);
+	if (!nowait)
+		raid_range_lock(v, &c->r, g, s0, s0 + ns);
+	else if (!range_trylock(v, &c->r, g, s0, s0 + ns))
+		return -EAGAIN;
 	err = raid_intent_begin(v, g, s0, s0 + ns, &c->ticket);
 	if (err != 0)
 		goto out_unlock;
@@ -764,7 +789,8 @@ static int write_full(raid_vol_t *v, unsigned g, uint64_t s0, uint64_t ns,
 			err = -ENOMEM;
 		if (err == 0)
 			err = chunk_start(v, g, s0 + done, cn,
-			    wsrc_skip(src, done * v->n), pbuf[cur], &c[cur]);
+			    wsrc_skip(src, done * v->n), pbuf[cur], &c[cur],
+			    false);
 		if (prev->live) {
 			e2 = chunk_finish(v, g, prev);
 			err = err != 0 ? err : e2;
@@ -779,6 +805,178 @@ static int write_full(raid_vol_t *v, unsigned g, uint64_t s0, uint64_t ns,
 	raid_scratch_put(v, pbuf[0]);
 	raid_scratch_put(v, pbuf[1]);
 	return err;
+}
+
+/*
+ * A write stream (raid.h): write_full's two chunks in flight, kept across
+ * calls.  Chunks live in a ring of WSTREAM_SLOTS, oldest at head; after a
+ * chunk is started the oldest are finished while the others still queue
+ * a whole chunk of stripes, so about one chunk waits at the disks when a
+ * call returns (several small ones at most WSTREAM_SLOTS).
+ *
+ * Range locks.  Calls come in any VBN order (a walk's batches do not
+ * follow one another upward), so the stream never waits for a range lock
+ * while it holds one: with chunks in flight it only tries, and a range
+ * that someone holds (another writer, a rebuild, its own chunk in flight)
+ * first drains the stream, then waits with nothing held.  So it takes no
+ * part in any lock cycle, whatever order others take ranges in.
+ *
+ * A chunk that is not plain (journal slot, rebuild, a disk out) is
+ * finished before the next is started, as in write_full.
+ */
+#define WSTREAM_SLOTS	4u
+
+static int write_src(raid_vol_t *v, uint64_t vbn, uint32_t n,
+    struct wsrc src);
+
+struct raid_wstream {
+	raid_vol_t *v;
+	struct wchunk c[WSTREAM_SLOTS];
+	unsigned g[WSTREAM_SLOTS];
+	uint8_t *pbuf[WSTREAM_SLOTS];
+	unsigned head, nlive;
+	uint32_t live_stripes;
+	uint64_t started, done;		/* sequence numbers */
+	int err;
+};
+
+int raid_wstream_open(raid_vol_t *v, raid_wstream_t **out)
+{
+	struct raid_wstream *ws = calloc(1, sizeof(*ws));
+
+	*out = NULL;
+	if (ws == NULL)
+		return -ENOMEM;
+	ws->v = v;
+	for (unsigned i = 0; i < WSTREAM_SLOTS; i++) {
+		ws->pbuf[i] = raid_scratch_get(v);
+		if (ws->pbuf[i] == NULL) {
+			(void)raid_wstream_close(ws);
+			return -ENOMEM;
+		}
+	}
+	*out = ws;
+	return 0;
+}
+
+static void ws_finish_oldest(struct raid_wstream *ws)
+{
+	unsigned i = ws->head;
+	int err = chunk_finish(ws->v, ws->g[i], &ws->c[i]);
+
+	if (err != 0 && ws->err == 0)
+		ws->err = err;
+	ws->live_stripes -= ws->c[i].ns;
+	ws->head = (i + 1) % WSTREAM_SLOTS;
+	ws->nlive--;
+	ws->done++;
+}
+
+uint64_t raid_wstream_done(const raid_wstream_t *ws)
+{
+	return ws->done;
+}
+
+int raid_wstream_wait(raid_wstream_t *ws, uint64_t seq)
+{
+	while (ws->nlive > 0 && ws->done < seq)
+		ws_finish_oldest(ws);
+	return ws->err;
+}
+
+int raid_wstream_drain(raid_wstream_t *ws)
+{
+	return raid_wstream_wait(ws, ws->started);
+}
+
+int raid_wstream_close(raid_wstream_t *ws)
+{
+	int err;
+
+	if (ws == NULL)
+		return 0;
+	err = raid_wstream_drain(ws);
+	for (unsigned i = 0; i < WSTREAM_SLOTS; i++)
+		raid_scratch_put(ws->v, ws->pbuf[i]);
+	free(ws);
+	return err;
+}
+
+/* Start one chunk: full stripes [s0, s0+ns) of group g. */
+static int ws_start(struct raid_wstream *ws, unsigned g, uint64_t s0,
+    uint32_t ns, struct wsrc src)
+{
+	raid_vol_t *v = ws->v;
+
+	if (ws->nlive == WSTREAM_SLOTS)
+		ws_finish_oldest(ws);
+	if (ws->nlive > 0 && !chunk_plain(&ws->c[(ws->head + ws->nlive - 1) %
+	    WSTREAM_SLOTS]))
+		(void)raid_wstream_drain(ws);
+	if (ws->err != 0)
+		return ws->err;
+	unsigned i = (ws->head + ws->nlive) % WSTREAM_SLOTS;
+	int err = chunk_start(v, g, s0, ns, src, ws->pbuf[i], &ws->c[i],
+	    ws->nlive > 0);
+	if (err == -EAGAIN) {
+		/* Held by someone: wait for it with nothing of ours held. */
+		err = raid_wstream_drain(ws);
+		i = ws->head;
+		if (err == 0)
+			err = chunk_start(v, g, s0, ns, src, ws->pbuf[i],
+			    &ws->c[i], false);
+	}
+	if (err != 0) {
+		ws->err = err;
+		return err;
+	}
+	ws->g[i] = g;
+	ws->nlive++;
+	ws->live_stripes += ns;
+	ws->started++;
+	/* Keep about a chunk queued behind the newest. */
+	while (ws->nlive > 1 && ws->live_stripes - ws->c[ws->head].ns >=
+	    RAID_CHUNK_STRIPES)
+		ws_finish_oldest(ws);
+	return ws->err;
+}
+
+int raid_wstream_writev(raid_wstream_t *ws, uint64_t vbn, uint32_t n,
+    const uint8_t *const *blocks, uint64_t *seq)
+{
+	raid_vol_t *v = ws->v;
+	struct wsrc src = { .ptr = blocks };
+	int err = ws->err;
+
+	*seq = ws->started;
+	if (err == 0)
+		err = check_range(v, vbn, n);
+	if (err != 0 || n == 0)
+		return err;
+	if (vbn % v->n != 0 || n % v->n != 0) {
+		/* Not whole stripes: at once, after what is in flight. */
+		err = raid_wstream_drain(ws);
+		if (err == 0)
+			err = write_src(v, vbn, n, src);
+		if (err != 0 && ws->err == 0)
+			ws->err = err;
+		return err;
+	}
+	FOR_EACH_GROUP_PIECE(v, vbn, n, g, gv, cnt, done) {
+		for (uint64_t k = 0; k < cnt && err == 0;) {
+			uint32_t cn = (uint32_t)FL_MIN((uint64_t)
+			    RAID_CHUNK_STRIPES, (cnt - k) / v->n);
+
+			err = ws_start(ws, g, (gv + k) / v->n, cn,
+			    wsrc_skip(src, done + k));
+			k += (uint64_t)cn * v->n;
+		}
+		if (err != 0)
+			return err;
+	}
+	CTR_ADD(v, writes, n);
+	*seq = ws->started;
+	return ws->err;
 }
 
 /* With a data disk out, journal the missing blocks' new values (J1). */

@@ -196,6 +196,37 @@ int raid_writev(raid_vol_t *v, uint64_t vbn, uint32_t n,
     const uint8_t *const *blocks);
 
 /*
+ * A write stream: whole-stripe writes that keep the disks busy across
+ * calls.  raid_writev returns once its last chunk is written; a stream's
+ * raid_wstream_writev returns once its last chunk is on its way, so the
+ * caller prepares the next write while the disks still have the previous
+ * one (about a chunk of RAID_CHUNK_STRIPES stripes stays queued).
+ *
+ * Each chunk started gets a sequence number; *seq is that of the call's
+ * last chunk.  The blocks passed stay in use until raid_wstream_done
+ * reaches *seq (raid_wstream_wait, raid_wstream_drain); the blocks array
+ * itself is not kept.  A write that is not whole aligned stripes is
+ * written at once, as by raid_writev, after the chunks in flight.  Chunks
+ * hold their stripes' range locks while in flight, so a caller must drain
+ * before any other write of its own that might touch them, before
+ * raid_flush (which waits for them) and before it goes idle.
+ *
+ * The first error of any chunk is kept: every later call returns it and
+ * nothing more is started.  One thread uses a stream at a time.
+ */
+typedef struct raid_wstream raid_wstream_t;
+int raid_wstream_open(raid_vol_t *v, raid_wstream_t **out);
+int raid_wstream_writev(raid_wstream_t *ws, uint64_t vbn, uint32_t n,
+    const uint8_t *const *blocks, uint64_t *seq);
+/* Chunks finished: every chunk with a sequence number up to this one. */
+uint64_t raid_wstream_done(const raid_wstream_t *ws);
+/* Finish chunks until raid_wstream_done >= seq; the stream's error. */
+int raid_wstream_wait(raid_wstream_t *ws, uint64_t seq);
+int raid_wstream_drain(raid_wstream_t *ws);
+/* Drains, then frees; the stream's error.  NULL: nothing. */
+int raid_wstream_close(raid_wstream_t *ws);
+
+/*
  * Write nstripes whole stripes of group-relative stripe numbers, first the
  * stripe containing first_vbn (which must be stripe-aligned).  buf holds
  * nstripes * ndata blocks in VBN order.  -EINVAL if not aligned.

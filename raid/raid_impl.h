@@ -180,6 +180,8 @@ struct raid_disk {
 	char reason[RAID_REASON_LEN];	/* state_lock */
 };
 
+#define RAID_INTENT_FRONTS	4u
+
 struct raid_intent {
 	uint32_t nregions;
 	uint32_t nblocks;		/* bitmap blocks on each disk */
@@ -190,7 +192,11 @@ struct raid_intent {
 	 * only regions in [ahead_lo, ahead_hi) may be. */
 	uint64_t *ahead_until;
 	uint32_t ahead_lo, ahead_hi;
-	uint64_t last_region;		/* of the last write begun, plus 1 */
+	/* Where the last writes begun ended, plus 1 (0: none), newest at
+	 * front_next - 1: a writer moving through the disk may share it with
+	 * another (a walk's data and the pointer blocks among it). */
+	uint64_t front[RAID_INTENT_FRONTS];
+	unsigned front_next;
 	uint64_t seq;			/* write sequence of bitmap blocks */
 };
 

@@ -23,7 +23,15 @@
  *              its own, so it writes no mark through them; those stay
  *              marked through exactly 8 flushes; the first write and a
  *              write that jumps mark their own region only; the data
- *              reads back after a reopen
+ *              reads back after a reopen; two writers' fronts moving
+ *              through the disk side by side each get marks ahead
+ *   wstream    a write stream returns with its last chunk still being
+ *              written and says when blocks may be reused; writes in any
+ *              order, over its own chunks in flight, unaligned, and with a
+ *              disk failed all land (shadow, scrub); it waits for a range
+ *              someone else holds only with nothing of its own in flight
+ *              (the holder's raid_flush, which waits for every write in
+ *              flight, would otherwise never return)
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -43,6 +51,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "raid/raid.h"
+#include "raid/raid_impl.h"	/* raid_range_lock, for the wstream test */
 #include "tests/lib/tl_raid.h"
 #include "tests/lib/tl_tmpdir.h"
 
@@ -269,6 +278,221 @@ static void test_intent_marks_ahead(void **state)
 		assert_int_equal(raid_read(t.v, vbn, 1, got), 0);
 		assert_memory_equal(got, tl_shadow(&t, vbn), TL_BS);
 	}
+	tl_vol_destroy(&t);
+}
+
+/* A walk's data and the pointer blocks a few regions ahead of it: two
+ * fronts moving side by side, each marked ahead on its own. */
+static void test_intent_two_fronts(void **state)
+{
+	struct tl_vol t;
+	uint64_t rng = 9;
+
+	(void)state;
+	assert_int_equal(tl_vol_create(&t, NULL, 1, 2, 1, 40 * REGION,
+	    false), 0);
+	assert_true(marks_for_write(&t, 1 * REGION, &rng) > 0);
+	assert_true(marks_for_write(&t, 20 * REGION, &rng) > 0);
+	/* Each front moves on once: a mark, with 8 regions ahead. */
+	assert_true(marks_for_write(&t, 2 * REGION, &rng) > 0);
+	assert_true(marks_for_write(&t, 21 * REGION, &rng) > 0);
+	/* Then they alternate, each finding its regions marked. */
+	for (unsigned r = 3; r <= 10; r++) {
+		assert_int_equal(marks_for_write(&t, r * REGION + r, &rng), 0);
+		assert_int_equal(marks_for_write(&t, (19 + r) * REGION + r,
+		    &rng), 0);
+	}
+	assert_int_equal(raid_flush(t.v), 0);
+	verify(&t, "two fronts");
+	tl_vol_destroy(&t);
+}
+
+/* ---- write streams ---- */
+
+#define WS_NDATA	4u
+#define WS_CHUNK	256u	/* RAID_CHUNK_STRIPES */
+
+struct ws_blocks {
+	uint8_t *mem;			/* n blocks */
+	const uint8_t **ptr;		/* ptr[i]: block vbn + i, shuffled */
+	uint32_t n;
+};
+
+/* n blocks of random data, handed to the stream in a shuffled order of
+ * memory (as a walk's batch holds them), copied into the shadow. */
+static void ws_make(struct tl_vol *t, struct ws_blocks *b, uint64_t vbn,
+    uint32_t n, uint64_t *rng)
+{
+	b->n = n;
+	b->mem = malloc((size_t)n * TL_BS);
+	b->ptr = malloc(n * sizeof(*b->ptr));
+	assert_non_null(b->mem);
+	assert_non_null(b->ptr);
+	tl_fill_random(b->mem, (size_t)n * TL_BS, rng);
+	for (uint32_t i = 0; i < n; i++)
+		b->ptr[i] = b->mem + (size_t)((i * 7919u) % n) * TL_BS;
+	for (uint32_t i = 0; i < n; i++)
+		memcpy(tl_shadow(t, vbn + i), b->ptr[i], TL_BS);
+}
+
+static void ws_free(struct ws_blocks *b)
+{
+	free(b->mem);
+	free(b->ptr);
+}
+
+static void test_wstream_writes(void **state)
+{
+	struct tl_vol t;
+	raid_wstream_t *ws;
+	struct ws_blocks a, b, c, d, e;
+	uint64_t rng = 5, sa, sb, sc, sd, se;
+	struct raid_scrub_result sr;
+
+	(void)state;
+	assert_int_equal(tl_vol_create(&t, NULL, 1, WS_NDATA, 2, 4096, false),
+	    0);
+	assert_int_equal(raid_wstream_open(t.v, &ws), 0);
+
+	/* 600 stripes: three chunks; the last is still on its way. */
+	ws_make(&t, &a, 1000 * WS_NDATA, 600 * WS_NDATA, &rng);
+	assert_int_equal(raid_wstream_writev(ws, 1000 * WS_NDATA, a.n, a.ptr,
+	    &sa), 0);
+	assert_int_equal(sa, 3);
+	assert_true(raid_wstream_done(ws) < sa);
+	/* Below it (no upward order needed), and the blocks array is not
+	 * kept: scribbled on at once. */
+	ws_make(&t, &b, 10 * WS_NDATA, 10 * WS_NDATA, &rng);
+	assert_int_equal(raid_wstream_writev(ws, 10 * WS_NDATA, b.n, b.ptr,
+	    &sb), 0);
+	memset(b.ptr, 0, b.n * sizeof(*b.ptr));
+	assert_true(sb > sa);
+	/* Over its own chunk in flight (stripes 1590-1599 of a's last):
+	 * the newer data wins. */
+	ws_make(&t, &c, 1590 * WS_NDATA, 10 * WS_NDATA, &rng);
+	assert_int_equal(raid_wstream_writev(ws, 1590 * WS_NDATA, c.n, c.ptr,
+	    &sc), 0);
+	/* a's blocks are free once done reaches sa: scribbling on them
+	 * then changes nothing written. */
+	assert_int_equal(raid_wstream_wait(ws, sa), 0);
+	assert_true(raid_wstream_done(ws) >= sa);
+	memset(a.mem, 0xa5, (size_t)a.n * TL_BS);
+	/* Not whole stripes: written at once, after what was in flight. */
+	ws_make(&t, &d, 3 * WS_NDATA + 1, 6, &rng);
+	assert_int_equal(raid_wstream_writev(ws, 3 * WS_NDATA + 1, d.n, d.ptr,
+	    &sd), 0);
+	assert_int_equal(raid_wstream_done(ws), sd);
+	/* A disk out: chunks that are not plain, one at a time. */
+	assert_int_equal(raid_fail_disk(t.v, 1, "test"), 0);
+	ws_make(&t, &e, 2000 * WS_NDATA, 300 * WS_NDATA, &rng);
+	assert_int_equal(raid_wstream_writev(ws, 2000 * WS_NDATA, e.n, e.ptr,
+	    &se), 0);
+	assert_int_equal(raid_wstream_drain(ws), 0);
+	assert_int_equal(raid_wstream_done(ws), se);
+	assert_int_equal(raid_wstream_close(ws), 0);
+	assert_int_equal(raid_flush(t.v), 0);
+	verify(&t, "stream writes, then degraded");
+	ws_free(&a);
+	ws_free(&b);
+	ws_free(&c);
+	ws_free(&d);
+	ws_free(&e);
+
+	/* Every parity agrees once the disk is back (scrub of the whole
+	 * volume after a rebuild would take long: reopen healthy instead). */
+	tl_vol_close(&t);
+	tl_vol_destroy(&t);
+
+	assert_int_equal(tl_vol_create(&t, NULL, 1, WS_NDATA, 1, 2048, false),
+	    0);
+	assert_int_equal(raid_wstream_open(t.v, &ws), 0);
+	for (unsigned k = 0; k < 6; k++) {
+		struct ws_blocks x;
+		uint64_t s0 = (k % 2 ? 1500 : 200) - k * 37, sx;
+
+		ws_make(&t, &x, s0 * WS_NDATA, 130 * WS_NDATA, &rng);
+		assert_int_equal(raid_wstream_writev(ws, s0 * WS_NDATA, x.n,
+		    x.ptr, &sx), 0);
+		assert_int_equal(raid_wstream_wait(ws, sx), 0);
+		ws_free(&x);
+	}
+	assert_int_equal(raid_wstream_close(ws), 0);
+	assert_int_equal(raid_flush(t.v), 0);
+	assert_int_equal(raid_scrub(t.v, false, &sr), 0);
+	assert_int_equal(sr.mismatches, 0);
+	verify(&t, "stream writes in any order");
+	tl_vol_destroy(&t);
+}
+
+struct ws_holder {
+	raid_vol_t *v;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool locked;
+	int flush_rc;
+};
+
+/* Holds stripes 100-103 while it flushes: a flush waits for every write
+ * in flight, so a stream that waited for this range with a chunk of its
+ * own in flight would never get it. */
+static void *ws_hold(void *p)
+{
+	struct ws_holder *h = p;
+	struct raid_range r;
+
+	raid_range_lock(h->v, &r, 0, 100, 104);
+	pthread_mutex_lock(&h->mu);
+	h->locked = true;
+	pthread_cond_broadcast(&h->cv);
+	pthread_mutex_unlock(&h->mu);
+	usleep(50 * 1000);
+	h->flush_rc = raid_flush(h->v);
+	raid_range_unlock(h->v, &r);
+	return NULL;
+}
+
+static void test_wstream_busy_range(void **state)
+{
+	struct tl_vol t;
+	raid_wstream_t *ws;
+	struct ws_blocks a, b;
+	struct ws_holder h = { .flush_rc = -1 };
+	uint64_t rng = 6, sa, sb;
+	pthread_t thr;
+
+	(void)state;
+	assert_int_equal(tl_vol_create(&t, NULL, 1, WS_NDATA, 1, 4096, false),
+	    0);
+	assert_int_equal(raid_wstream_open(t.v, &ws), 0);
+	ws_make(&t, &a, 2000 * WS_NDATA, 300 * WS_NDATA, &rng);
+	assert_int_equal(raid_wstream_writev(ws, 2000 * WS_NDATA, a.n, a.ptr,
+	    &sa), 0);
+	assert_true(raid_wstream_done(ws) < sa);	/* a chunk in flight */
+	h.v = t.v;
+	pthread_mutex_init(&h.mu, NULL);
+	pthread_cond_init(&h.cv, NULL);
+	assert_int_equal(pthread_create(&thr, NULL, ws_hold, &h), 0);
+	pthread_mutex_lock(&h.mu);
+	while (!h.locked)
+		pthread_cond_wait(&h.cv, &h.mu);
+	pthread_mutex_unlock(&h.mu);
+	/* Deadlock here shows as the runner's timeout; alarm() makes it a
+	 * failure of its own. */
+	alarm(60);
+	ws_make(&t, &b, 100 * WS_NDATA, 4 * WS_NDATA, &rng);
+	assert_int_equal(raid_wstream_writev(ws, 100 * WS_NDATA, b.n, b.ptr,
+	    &sb), 0);
+	assert_true(raid_wstream_done(ws) >= sa);
+	assert_int_equal(raid_wstream_close(ws), 0);
+	alarm(0);
+	pthread_join(thr, NULL);
+	assert_int_equal(h.flush_rc, 0);
+	assert_int_equal(raid_flush(t.v), 0);
+	verify(&t, "stream after a busy range");
+	ws_free(&a);
+	ws_free(&b);
+	pthread_mutex_destroy(&h.mu);
+	pthread_cond_destroy(&h.cv);
 	tl_vol_destroy(&t);
 }
 
@@ -784,6 +1008,9 @@ int main(void)
 		cmocka_unit_test(test_flush_forgets_large_writes),
 		cmocka_unit_test(test_writev_scattered_blocks),
 		cmocka_unit_test(test_intent_marks_ahead),
+		cmocka_unit_test(test_intent_two_fronts),
+		cmocka_unit_test(test_wstream_writes),
+		cmocka_unit_test(test_wstream_busy_range),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
