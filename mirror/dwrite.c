@@ -18,11 +18,21 @@
  *   spread over several batches.  So blocks whose stripe is not whole in
  *   a batch are kept (copied into a stripe-shaped slot, the "carry") until
  *   the rest of the stripe comes; whole stripes are written at once, a
- *   run of consecutive stripes in one raid_writev of pointers into the
- *   batch (a stripe completed from the carry is first copied out of its
- *   slot), so that raid gets long writes, which it sends to the disks a
- *   chunk at a time with the next chunk queued, and nothing is copied to
- *   gather them.  What is still carried is written as partial stripes when
+ *   run of consecutive stripes in one write of pointers into the batch (a
+ *   stripe completed from the carry is first copied out of its slot into
+ *   one of RUN_BUFS copy buffers), so that raid gets long writes, which it
+ *   sends to the disks a chunk at a time with the next chunk queued, and
+ *   nothing is copied to gather them.
+ *
+ *   A write stream.  Runs go to a raid write stream (raid.h), which
+ *   returns with the run's last chunk still on its way, so the disks
+ *   write it while this thread sorts the next batch and starts the next
+ *   run.  A batch stays held until the stream is past its chunks, and a
+ *   copy buffer is reused only once its run is written.  The stream is
+ *   drained before any other write or flush of ours (carry_write, a sync
+ *   point) and whenever the queue is empty, so an idle writer has nothing
+ *   in flight: mdw_drain, and adopt's raid_flush after it, find every
+ *   block written.  What is still carried is written as partial stripes when
  *   the carry is full, before every sync point (a baseline checkpoint) and
  *   at the end of the transfer.
  *
@@ -60,6 +70,7 @@ struct mdw_batch {
 	uint8_t *data;			/* cap blocks, in arrival order */
 	uint64_t *vbn, *birth;
 	uint32_t n;
+	uint64_t seq;			/* its last chunk in the stream */
 	struct mdw_batch *next;
 };
 
@@ -82,14 +93,20 @@ struct mir_dwriter {
 	struct mdw_batch batches[MDW_NBATCH];
 	struct mdw_batch *free, *qhead, *qtail;
 	struct mdw_batch *cur;		/* the producer's */
+	/* Written, but the stream may still be writing from them. */
+	struct mdw_batch *held, *held_tail;
 
 	/* The writer's. */
+	raid_wstream_t *ws;		/* NULL: raid_writev, one at a time */
+	uint64_t seq;			/* newest chunk started in ws */
 	uint32_t *idx;			/* batch cap: sort order */
 	const uint8_t **ptrs;		/* ptr_stripes stripes: a run's blocks */
 	uint32_t ptr_stripes;
-	uint8_t *run;			/* run_stripes stripes: completed from
-					   the carry */
+	uint8_t *run;			/* RUN_BUFS x run_stripes stripes:
+					   completed from the carry */
 	uint32_t run_stripes;
+	unsigned run_cur;		/* the buffer runs copy into now */
+	uint64_t run_seq[3];		/* last chunk of each buffer's run */
 	struct mdw_carry *carry;	/* hash by stripe, ccap entries */
 	uint32_t ccap, cused;
 	uint8_t *carry_data;		/* cmax stripes */
@@ -107,6 +124,7 @@ struct mir_dwriter {
 };
 
 #define RUN_BLOCKS	1024u	/* completed from the carry per raid write */
+#define RUN_BUFS	3u	/* runs' copy buffers the stream may hold */
 #define FLUSH_BLOCKS	4096u
 
 void *mir_big_alloc(size_t bytes)
@@ -209,10 +227,21 @@ static void count_written(struct mir_dwriter *w, uint64_t n)
 	}
 }
 
+/* Finish every chunk in flight (before a write of our own that is not
+ * a stream's, a flush, or going idle). */
+static int stream_drain(struct mir_dwriter *w)
+{
+	return w->ws != NULL ? raid_wstream_drain(w->ws) : 0;
+}
+
 /* Write what e holds: runs of present positions (partial stripes). */
 static int carry_write(struct mir_dwriter *w, struct mdw_carry *e)
 {
 	uint64_t v0 = e->stripe * w->nd;
+	int rc = stream_drain(w);
+
+	if (rc != 0)
+		return rc;
 
 	for (uint32_t p = 0; p < w->nd;) {
 		if (!(e->mask & (1u << p))) {
@@ -222,7 +251,7 @@ static int carry_write(struct mir_dwriter *w, struct mdw_carry *e)
 		uint32_t k = 1;
 		while (p + k < w->nd && (e->mask & (1u << (p + k))))
 			k++;
-		int rc = raid_write(w->o.raid, v0 + p, k, carry_block(w, e, p));
+		rc = raid_write(w->o.raid, v0 + p, k, carry_block(w, e, p));
 		if (rc != 0)
 			return rc;
 		count_written(w, k);
@@ -269,15 +298,64 @@ struct run {
 	uint32_t ncopied;
 };
 
+/* The copy buffer runs completed from the carry use now. */
+static uint8_t *run_buf(const struct mir_dwriter *w)
+{
+	return w->run + (size_t)w->run_cur * w->run_stripes * w->nd *
+	    WAFL_BLOCK_SIZE;
+}
+
+/* Give back the held batches whose chunks the stream has finished, all
+ * of them with upto UINT64_MAX (lock held). */
+static void release_held(struct mir_dwriter *w, uint64_t upto)
+{
+	bool any = false;
+
+	while (w->held != NULL && w->held->seq <= upto) {
+		struct mdw_batch *b = w->held;
+
+		w->held = b->next;
+		b->n = 0;
+		b->next = w->free;
+		w->free = b;
+		any = true;
+	}
+	if (w->held == NULL)
+		w->held_tail = NULL;
+	if (any)
+		pthread_cond_broadcast(&w->cond);
+}
+
+/*
+ * The run goes to the stream, which returns with its last chunk still
+ * being written (raid.h); the blocks it points at stay untouched until
+ * the stream is past it: the batch is held (release_held), and the copy
+ * buffer is left for the next of RUN_BUFS, waited for before reuse.
+ */
 static int run_flush(struct mir_dwriter *w, struct run *r)
 {
 	int rc = 0;
 
 	if (r->n > 0) {
-		rc = raid_writev(w->o.raid, r->first * w->nd, r->n * w->nd,
-		    w->ptrs);
+		if (w->ws != NULL)
+			rc = raid_wstream_writev(w->ws, r->first * w->nd,
+			    r->n * w->nd, w->ptrs, &w->seq);
+		else
+			rc = raid_writev(w->o.raid, r->first * w->nd,
+			    r->n * w->nd, w->ptrs);
 		if (rc == 0)
 			count_written(w, (uint64_t)r->n * w->nd);
+		if (rc == 0 && r->ncopied > 0 && w->ws != NULL) {
+			w->run_seq[w->run_cur] = w->seq;
+			w->run_cur = (w->run_cur + 1) % RUN_BUFS;
+			rc = raid_wstream_wait(w->ws, w->run_seq[w->run_cur]);
+		}
+		if (w->ws != NULL && w->held != NULL &&
+		    w->held->seq <= raid_wstream_done(w->ws)) {
+			pthread_mutex_lock(&w->lock);
+			release_held(w, raid_wstream_done(w->ws));
+			pthread_mutex_unlock(&w->lock);
+		}
 	}
 	r->n = 0;
 	r->ncopied = 0;
@@ -343,7 +421,8 @@ static int write_batch(struct mir_dwriter *w, struct mdw_batch *b)
 		if (e != NULL) {
 			/* Completed from the carry: copied out of its slot,
 			 * which a later stripe of this batch may take. */
-			uint8_t *dst = w->run + (size_t)r.ncopied * w->nd * B;
+			uint8_t *dst = run_buf(w) + (size_t)r.ncopied *
+			    w->nd * B;
 			for (uint32_t p = 0; p < w->nd; p++) {
 				if (e->mask & (1u << p))
 					memcpy(dst + (size_t)p * B,
@@ -384,7 +463,9 @@ static int sync_note(struct mir_dwriter *w, const struct mdw_batch *b)
 	}
 	if (w->nsync < w->o.sync_every)
 		return 0;
-	rc = carry_flush(w);
+	rc = stream_drain(w);
+	if (rc == 0)
+		rc = carry_flush(w);
 	if (rc == 0)
 		rc = raid_flush(w->o.raid);
 	if (rc == 0)
@@ -418,12 +499,28 @@ static void *writer_main(void *arg)
 			if (rc == 0)
 				rc = sync_note(w, b);
 		}
+		b->seq = w->seq;
 		pthread_mutex_lock(&w->lock);
 		if (rc != 0 && w->err == 0)
 			w->err = rc;
-		b->n = 0;
-		b->next = w->free;
-		w->free = b;
+		b->next = NULL;
+		if (w->held_tail != NULL)
+			w->held_tail->next = b;
+		else
+			w->held = b;
+		w->held_tail = b;
+		if (w->qhead == NULL || rc != 0) {
+			/* Going idle: nothing stays in flight, so mdw_drain
+			 * and raid_flush find every block written. */
+			pthread_mutex_unlock(&w->lock);
+			rc = stream_drain(w);
+			pthread_mutex_lock(&w->lock);
+			if (rc != 0 && w->err == 0)
+				w->err = rc;
+			release_held(w, UINT64_MAX);
+		} else if (w->ws != NULL) {
+			release_held(w, raid_wstream_done(w->ws));
+		}
 		w->busy = false;
 		pthread_cond_broadcast(&w->cond);
 	}
@@ -468,7 +565,7 @@ static size_t batch_bytes(const struct mir_dwriter *w)
 
 static size_t run_bytes(const struct mir_dwriter *w)
 {
-	return (size_t)w->run_stripes * w->nd * WAFL_BLOCK_SIZE;
+	return (size_t)RUN_BUFS * w->run_stripes * w->nd * WAFL_BLOCK_SIZE;
 }
 
 static size_t carry_bytes(const struct mir_dwriter *w)
@@ -484,6 +581,7 @@ static void mdw_release(struct mir_dwriter *w)
 		free(w->batches[i].vbn);
 		free(w->batches[i].birth);
 	}
+	(void)raid_wstream_close(w->ws);
 	free(w->idx);
 	free(w->ptrs);
 	mir_big_free(w->run, run_bytes(w));
@@ -536,6 +634,7 @@ int mdw_start(const struct mdw_opts *o, struct mir_dwriter **out)
 	w->ptrs = malloc((size_t)w->ptr_stripes * w->nd * sizeof(*w->ptrs));
 	w->run_stripes = RUN_BLOCKS / w->nd;
 	w->run = mir_big_alloc(run_bytes(w));
+	(void)raid_wstream_open(o->raid, &w->ws);	/* NULL: one at a time */
 	w->carry = malloc(w->ccap * sizeof(*w->carry));
 	w->carry_data = mir_big_alloc(carry_bytes(w));
 	w->cfree = malloc(w->cmax * sizeof(uint32_t));
@@ -673,6 +772,15 @@ void mdw_abort(struct mir_dwriter *w)
 	wait_idle(w);
 	w->err = 0;
 	pthread_mutex_unlock(&w->lock);
+	/* The writer is idle and drained; a stream that failed keeps its
+	 * error, so the next transfer gets a new one. */
+	if (w->ws != NULL && raid_wstream_drain(w->ws) != 0) {
+		(void)raid_wstream_close(w->ws);
+		w->ws = NULL;
+		(void)raid_wstream_open(w->o.raid, &w->ws);
+	}
+	w->seq = 0;
+	memset(w->run_seq, 0, sizeof(w->run_seq));
 	for (uint32_t i = 0; i < w->ccap; i++)
 		w->carry[i].stripe = UINT64_MAX;
 	for (uint32_t i = 0; i < w->cmax; i++)
