@@ -13,8 +13,9 @@
  *     measured in the same run (goal >= 0.8);
  *   - update cost: 256 writes of 4 KiB at random aligned offsets of the
  *     whole dataset (1 MiB changed, scattered), then a CP; the time from
- *     the first write until the destination acknowledges (median of 15);
- *     goal: flat in dataset size (largest / smallest <= 1.2);
+ *     the first write until the destination acknowledges (median of 15),
+ *     after a sync() of what the set-up left dirty; goal: flat in dataset
+ *     size (largest / smallest <= 1.2);
  *   - the same change propagated by rsync between two directory copies of
  *     the dataset, through an rsync daemon on 127.0.0.1 started here (so
  *     it crosses loopback TCP), `rsync -a` and `rsync -a --checksum`; goal
@@ -99,6 +100,7 @@
 #define CHUNK		(1u << 20)
 #define NCHANGE		256		/* 4 KiB writes: 1 MiB */
 #define UPDATE_RUNS	15
+#define NSIZES		3	/* dataset sizes of the sweep */
 
 static bool quick;
 static char bindir[PATH_MAX];		/* build/ */
@@ -552,6 +554,8 @@ struct upd_split {
 	/* raid counters of the CP on each side: full and partial stripe
 	 * writes, blocks read for partial stripes */
 	uint64_t full[2], partial[2], preads[2];
+	/* write-intent bitmap blocks written, raid flushes */
+	uint64_t intent[2], flushes[2];
 	/* the source's CP: freeze, write-out (wafl_stats), blocks */
 	double freeze_s, cpwrite_s;
 	uint64_t cp_blocks;
@@ -617,7 +621,7 @@ static double pair_update(struct pair *p, bool scattered, uint64_t *rng,
 		    (double)(d1.write_ns - d0.write_ns) / 1e9,
 		    (double)(d1.flush_ns - d0.flush_ns) / 1e9,
 		    (double)(d1.advance_ns - d0.advance_ns) / 1e9,
-		    { 0, 0 }, { 0, 0 }, { 0, 0 },
+		    { 0, 0 }, { 0, 0 }, { 0, 0 }, { 0, 0 }, { 0, 0 },
 		    (double)(w1.cp_freeze_ns_total - w0.cp_freeze_ns_total) /
 		    1e9,
 		    (double)(w1.cp_write_ns_total - w0.cp_write_ns_total) / 1e9,
@@ -630,6 +634,10 @@ static double pair_update(struct pair *p, bool scattered, uint64_t *rng,
 			    r0[i].counters.partial_stripe_writes;
 			split->preads[i] = r1[i].counters.partial_reads -
 			    r0[i].counters.partial_reads;
+			split->intent[i] = r1[i].counters.intent_writes -
+			    r0[i].counters.intent_writes;
+			split->flushes[i] = r1[i].counters.flushes -
+			    r0[i].counters.flushes;
 		}
 	}
 	t0 = t3 - t0;
@@ -835,35 +843,63 @@ struct sized {
 	char why[2 * PATH_MAX + 64];
 };
 
-static void run_size(const char *tmp, struct sized *z)
+/* A size's pair, filled and through its baseline. */
+static void size_setup(struct sized *z, struct pair *p)
 {
-	struct pair p;
-	struct rsyncd r;
-	uint64_t blocks, rng = 12345 ^ z->bytes, offs[NCHANGE];
-	double t[UPDATE_RUNS];
-	struct upd_split sp[UPDATE_RUNS];
-	struct mir_source_stats st0, st1;
+	uint64_t blocks;
 
 	printf("  %.0f MiB: filling the source...\n", z->bytes / MiB);
 	fflush(stdout);
-	pair_make(&p, z->bytes, false);
-	z->walk_mbs = walk_mbs(&p);
-	z->baseline_s = pair_baseline(&p, &blocks, &z->baseline_cpu);
+	pair_make(p, z->bytes, false);
+	z->walk_mbs = walk_mbs(p);
+	z->baseline_s = pair_baseline(p, &blocks, &z->baseline_cpu);
 	z->baseline_mbs = (double)blocks * 4096 / MiB / z->baseline_s;
 	printf("  %.0f MiB: baseline %.1f s (%.0f MB/s, %.1f s of CPU); the "
 	    "source's walk alone %.0f MB/s\n", z->bytes / MiB, z->baseline_s,
 	    z->baseline_mbs, z->baseline_cpu, z->walk_mbs);
 	fflush(stdout);
+}
 
-	/* Update cost: scattered 4 KiB writes, median of UPDATE_RUNS. */
+/*
+ * Update cost: scattered 4 KiB writes, median of UPDATE_RUNS per size.
+ * The goal is a ratio between sizes, so their runs take turns (one of
+ * each size, then again): whatever the machine does meanwhile falls on
+ * every size alike, not on the size whose turn it happened to be.  The
+ * fills and baselines leave up to twice each dataset dirty in the page
+ * cache; its write-back would compete with the updates' flushes, so it
+ * is done first (as for rsync's copies below).
+ */
+static void sizes_update(struct sized *z, struct pair *p, int n)
+{
+	double t[NSIZES][UPDATE_RUNS];
+	struct upd_split sp[NSIZES][UPDATE_RUNS];
+	uint64_t rng[NSIZES], offs[NCHANGE];
+
+	for (int k = 0; k < n; k++)
+		rng[k] = 12345 ^ z[k].bytes;
+	sync();
 	for (int i = 0; i < UPDATE_RUNS; i++)
-		t[i] = pair_update(&p, true, &rng, offs, (uint32_t)i, &sp[i]);
-	double ts[UPDATE_RUNS];
-	memcpy(ts, t, sizeof(ts));
-	z->update_s = median(ts, UPDATE_RUNS);	/* sorts its copy */
-	for (int i = 0; i < UPDATE_RUNS; i++)
-		if (t[i] == z->update_s)
-			z->split = sp[i];
+		for (int k = 0; k < n; k++)
+			t[k][i] = pair_update(&p[k], true, &rng[k], offs,
+			    (uint32_t)i, &sp[k][i]);
+	for (int k = 0; k < n; k++) {
+		double ts[UPDATE_RUNS];
+
+		memcpy(ts, t[k], sizeof(ts));
+		z[k].update_s = median(ts, UPDATE_RUNS); /* sorts its copy */
+		for (int i = 0; i < UPDATE_RUNS; i++)
+			if (t[k][i] == z[k].update_s)
+				z[k].split = sp[k][i];
+	}
+}
+
+/* The rest of a size: wire bytes, rsync; frees the pair. */
+static void size_finish(const char *tmp, struct sized *z, struct pair *pp)
+{
+	struct pair p = *pp;
+	struct rsyncd r;
+	uint64_t rng = 12345 ^ z->bytes ^ 0x5eed, offs[NCHANGE];
+	struct mir_source_stats st0, st1;
 
 	/* Bytes on the wire for one change of each shape. */
 	uint64_t b0 = bytes_out(&p);
@@ -892,6 +928,7 @@ static void run_size(const char *tmp, struct sized *z)
 	/* rsync: the same kind of change between two directory copies. */
 	z->rsync_s = z->rsync_c_s = NAN;
 	if (rsyncd_start(&r, tmp, z->bytes) == 0) {
+		sync();
 		rng = 12345 ^ z->bytes;
 		for (int k = 0; k < 2; k++) {
 			for (int i = 0; i < NCHANGE; i++) {
@@ -1413,8 +1450,8 @@ int main(int argc, char **argv)
 {
 	const char *outdir = argc > 1 ? argv[1] : "build/bench";
 	char base[PATH_MAX], tmpbuf[PATH_MAX], m[96], offl[64], onl[64];
-	uint64_t sizes[3];
-	struct sized z[3];
+	uint64_t sizes[NSIZES];
+	struct sized z[NSIZES];
 	struct nfsres nr;
 	struct indep ind;
 	struct benchout b;
@@ -1532,7 +1569,9 @@ int main(int argc, char **argv)
 			    "the acknowledgement %.1f; destination: verify "
 			    "%.1f, write %.1f, flush %.1f, switch %.1f; "
 			    "stripes full/partial/blocks read: source "
-			    "%llu/%llu/%llu, destination %llu/%llu/%llu)\n",
+			    "%llu/%llu/%llu, destination %llu/%llu/%llu; "
+			    "bitmap blocks written/flushes: source %llu/%llu, "
+			    "destination %llu/%llu)\n",
 			    i, u * 1e3, sp.write_s * 1e3, sp.cp_s * 1e3,
 			    sp.freeze_s * 1e3, sp.cpwrite_s * 1e3,
 			    (unsigned long long)sp.cp_blocks, sp.ack_s * 1e3, sp.verify_s * 1e3,
@@ -1543,7 +1582,11 @@ int main(int argc, char **argv)
 			    (unsigned long long)sp.preads[0],
 			    (unsigned long long)sp.full[1],
 			    (unsigned long long)sp.partial[1],
-			    (unsigned long long)sp.preads[1]);
+			    (unsigned long long)sp.preads[1],
+			    (unsigned long long)sp.intent[0],
+			    (unsigned long long)sp.flushes[0],
+			    (unsigned long long)sp.intent[1],
+			    (unsigned long long)sp.flushes[1]);
 		}
 		if (nupd > 0)
 			printf("  updates from %.6f to %.6f (CLOCK_MONOTONIC)\n",
@@ -1552,11 +1595,15 @@ int main(int argc, char **argv)
 		tl_tmpdir_remove(tmp);
 		return 0;
 	}
-	for (int i = 0; i < 3; i++) {
+	struct pair pairs[NSIZES];
+	for (int i = 0; i < NSIZES; i++) {
 		memset(&z[i], 0, sizeof(z[i]));
 		z[i].bytes = sizes[i];
-		run_size(tmp, &z[i]);
+		size_setup(&z[i], &pairs[i]);
 	}
+	sizes_update(z, pairs, NSIZES);
+	for (int i = 0; i < NSIZES; i++)
+		size_finish(tmp, &z[i], &pairs[i]);
 	run_indep(&ind);
 	run_nfs(tmp, &nr);
 
@@ -1620,7 +1667,8 @@ int main(int argc, char **argv)
 	    "offsets over the whole dataset (64 MiB files), a CP, timed to "
 	    "the destination's acknowledgement, median of %d; rsync: the same "
 	    "kind of change to a directory copy, pushed to an rsync daemon on "
-	    "127.0.0.1 (delta transfer over loopback TCP), ratio rsync/filer",
+	    "127.0.0.1 (delta transfer over loopback TCP), ratio rsync/filer; "
+	    "both after a sync() of what the set-up left dirty",
 	    NCHANGE, UPDATE_RUNS);
 	benchout_note(&b, "baselines: %.1f, %.1f, %.1f MB/s for %.0f, %.0f, "
 	    "%.0f MiB (blocks sent / time to acknowledgement); both sides "
