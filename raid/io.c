@@ -1243,7 +1243,6 @@ static bool nth_combination(unsigned m, unsigned n, unsigned attempt,
 int raid_reconstruct(raid_vol_t *v, uint64_t vbn, unsigned attempt,
     void *buf)
 {
-	const uint64_t per = (uint64_t)v->n * v->disk_blocks;
 	uint8_t *tmp = NULL;
 	struct raid_range r;
 	unsigned g, x;
@@ -1252,9 +1251,7 @@ int raid_reconstruct(raid_vol_t *v, uint64_t vbn, unsigned attempt,
 
 	if (err != 0)
 		return err;
-	g = (unsigned)(vbn / per);
-	st = (vbn % per) / v->n;
-	x = (unsigned)((vbn % per) % v->n);
+	raid_vbn_split(v, vbn, &g, &st, &x);
 	tmp = raid_balloc(v->w + 1);
 	if (tmp == NULL)
 		return -ENOMEM;
@@ -1355,7 +1352,6 @@ static int repair_spare(raid_vol_t *v, unsigned g,
  */
 int raid_repair(raid_vol_t *v, uint64_t vbn, const void *buf)
 {
-	const uint64_t per = (uint64_t)v->n * v->disk_blocks;
 	struct raid_gsnap s;
 	struct raid_range r;
 	unsigned g, x;
@@ -1365,9 +1361,7 @@ int raid_repair(raid_vol_t *v, uint64_t vbn, const void *buf)
 
 	if (err != 0)
 		return err;
-	g = (unsigned)(vbn / per);
-	st = (vbn % per) / v->n;
-	x = (unsigned)((vbn % per) % v->n);
+	raid_vbn_split(v, vbn, &g, &st, &x);
 	raid_range_lock(v, &r, g, st, st + 1);
 	raid_gsnap_take(v, g, &s);
 	err = raid_group_check(v, g, &s);

@@ -684,16 +684,14 @@ int raid_vbn_locate(const raid_vol_t *v, uint64_t vbn, size_t *disk,
     uint64_t *block)
 {
 	raid_vol_t *vv = (raid_vol_t *)v;
-	uint64_t per = (uint64_t)v->n * v->disk_blocks;
-	unsigned g;
+	unsigned g, x;
 
-	if (vbn >= per * v->ngroups)
+	if (vbn >= (uint64_t)v->n * v->disk_blocks * v->ngroups)
 		return FL_ERR(-ERANGE);
-	g = (unsigned)(vbn / per);
+	raid_vbn_split(v, vbn, &g, block, &x);
 	pthread_mutex_lock(&vv->state_lock);
-	*disk = (size_t)vv->groups[g].pos[(vbn % per) % v->n];
+	*disk = (size_t)vv->groups[g].pos[x];
 	pthread_mutex_unlock(&vv->state_lock);
-	*block = (vbn % per) / v->n;
 	return 0;
 }
 
@@ -701,17 +699,15 @@ int raid_parity_locate(const raid_vol_t *v, uint64_t vbn, unsigned p,
     size_t *disk, uint64_t *block)
 {
 	raid_vol_t *vv = (raid_vol_t *)v;
-	uint64_t per = (uint64_t)v->n * v->disk_blocks;
-	unsigned g;
+	unsigned g, x;
 
-	if (vbn >= per * v->ngroups)
+	if (vbn >= (uint64_t)v->n * v->disk_blocks * v->ngroups)
 		return FL_ERR(-ERANGE);
 	if (p >= v->p)
 		return FL_ERR(-EINVAL);
-	g = (unsigned)(vbn / per);
+	raid_vbn_split(v, vbn, &g, block, &x);
 	pthread_mutex_lock(&vv->state_lock);
 	*disk = (size_t)vv->groups[g].pos[v->n + p];
 	pthread_mutex_unlock(&vv->state_lock);
-	*block = (vbn % per) / v->n;
 	return 0;
 }

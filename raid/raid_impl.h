@@ -312,6 +312,18 @@ struct raid_vol {
 	} ctr;
 };
 
+/* Where VBN vbn lies: group *g, its stripe *st, data position *x.  The
+ * caller has checked that vbn is inside the volume. */
+static inline void raid_vbn_split(const struct raid_vol *v, uint64_t vbn,
+    unsigned *g, uint64_t *st, unsigned *x)
+{
+	uint64_t per = (uint64_t)v->n * v->disk_blocks;
+
+	*g = (unsigned)(vbn / per);
+	*st = (vbn % per) / v->n;
+	*x = (unsigned)((vbn % per) % v->n);
+}
+
 #define CTR_ADD(v, f, x) \
 	atomic_fetch_add_explicit(&(v)->ctr.f, (uint64_t)(x), \
 	    memory_order_relaxed)
