@@ -185,6 +185,21 @@ void mir_source_stop(mir_source_t *s);
 /* The relationship is gone for good: release every root held on v and
  * delete the fallback snapshot (mirror.base.*). */
 int mir_source_forget(wafl_vol_t *v);
+/*
+ * The source is stopped and will not run for a while (broken off): no
+ * fallback bounds the frees pending behind the roots it kept held, so
+ * park them.  Every root held on v becomes snapshot mirror.base.<gen>,
+ * its exact root (one of that name with that root already is fine), and
+ * then every hold is released (M6: the destination's root stays
+ * retained, by its snapshot).  0 with *parked (may be NULL) the number
+ * of roots parked, 0 if none was held.  If one root cannot be kept so
+ * (the snapshot table is full, an I/O error, a snapshot of that name
+ * with another root), no hold is released: the error, logged.  The
+ * snapshots go as fallback snapshots do: with an acknowledgement past
+ * them, or mirror delete (mir_source_forget).  v mounted writable, no
+ * source or resync running on it.
+ */
+int mir_source_park(wafl_vol_t *v, uint64_t *parked);
 void mir_source_stats(mir_source_t *s, struct mir_source_stats *st);
 /* Wait until the destination acknowledged gen (0: the newest durable
  * generation now).  -ETIMEDOUT after timeout_ms. */

@@ -23,6 +23,20 @@
  *   The snapshot is deleted once the destination acknowledges a newer
  *   root (it is then one of the source's holds that retains what the
  *   destination serves).
+ *
+ *   PARKING.  The fallback is the sender thread's: a source that is
+ *   stopped and stays stopped (filerd's `mirror break` of the source,
+ *   or a row left broken-off) has none, yet mir_source_stop keeps the
+ *   acknowledged root and every root sent after it held so that a
+ *   resync finds the common base.  With nothing to bound them, those
+ *   holds kept every block freed since pending until `mirror delete`,
+ *   across restarts (fsinfo records them), and a source that kept
+ *   taking writes ran out of space.  mir_source_park does at once what
+ *   the fallback does past its bound: every held root becomes
+ *   mirror.base.<gen>, then every hold goes.  A resync offers snapshots
+ *   among its roots, so the base is still found, and a source started
+ *   again catches up from the snapshot as after a fallback.  All or
+ *   nothing: if one root cannot become a snapshot, every hold stays.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -131,27 +145,120 @@ int mir_base_drop_older(wafl_vol_t *v, uint64_t acked)
 	return rc;
 }
 
+/* Drop every reference to the hold on gen: the relationship's, and
+ * the one mount gives each root fsinfo records as held. */
+static void release_every_ref(wafl_vol_t *v, uint64_t gen)
+{
+	for (int k = 0; k < 64; k++) {
+		uint64_t now[WAFL_FSI_HOLDS];
+		size_t m = 0;
+		bool still = false;
+		wafl_release_root(v, gen);
+		(void)wafl_held_roots(v, now, WAFL_FSI_HOLDS, &m);
+		for (size_t j = 0; j < m && j < WAFL_FSI_HOLDS; j++)
+			still |= now[j] == gen;
+		if (!still)
+			break;
+	}
+}
+
 int mir_source_forget(wafl_vol_t *v)
 {
 	uint64_t gens[WAFL_FSI_HOLDS];
 	size_t n = 0;
 	int rc = wafl_held_roots(v, gens, WAFL_FSI_HOLDS, &n);
 
-	for (size_t i = 0; rc == 0 && i < n && i < WAFL_FSI_HOLDS; i++) {
-		/* every reference: the relationship's and a restored one */
-		for (int k = 0; k < 64; k++) {
-			uint64_t now[WAFL_FSI_HOLDS];
-			size_t m = 0;
-			bool still = false;
-			wafl_release_root(v, gens[i]);
-			(void)wafl_held_roots(v, now, WAFL_FSI_HOLDS, &m);
-			for (size_t j = 0; j < m && j < WAFL_FSI_HOLDS; j++)
-				still |= now[j] == gens[i];
-			if (!still)
-				break;
-		}
-	}
+	for (size_t i = 0; rc == 0 && i < n && i < WAFL_FSI_HOLDS; i++)
+		release_every_ref(v, gens[i]);
 	if (rc == 0)
 		rc = mir_base_drop_older(v, UINT64_MAX);
 	return rc;
+}
+
+/*
+ * *kept: snapshot mirror.base.<gen> has exactly the root of generation
+ * gen that v holds (the pointer, not only the generation: a snapshot of
+ * that name with another root keeps nothing the destination serves).
+ * gen must still be held or in the ring.
+ */
+static int base_keeps_root(wafl_vol_t *v, uint64_t gen, bool *kept)
+{
+	uint8_t *fsi = malloc(WAFL_BLOCK_SIZE);
+	struct wafl_snap_tree *s = calloc(WAFL_MAX_SNAPSHOTS, sizeof(*s));
+	struct wafl_fsinfo f;
+	char name[MIR_BASE_NAME_MAX];
+	size_t n = 0;
+	int rc = fsi == NULL || s == NULL ? -ENOMEM : 0;
+
+	*kept = false;
+	if (rc == 0)
+		rc = wafl_root_of(v, gen, fsi);
+	if (rc == 0)
+		rc = wafl_fsinfo_decode(fsi, &f);
+	if (rc == 0)
+		rc = wafl_snap_trees_after(v, gen - 1, s, WAFL_MAX_SNAPSHOTS,
+		    &n);
+	mir_base_name(gen, name, sizeof(name));
+	for (size_t i = 0; rc == 0 && i < n && i < WAFL_MAX_SNAPSHOTS; i++)
+		*kept |= strcmp(s[i].name, name) == 0 && s[i].gen == gen &&
+		    s[i].vbn == f.root.vbn && s[i].birth == f.root.birth &&
+		    s[i].cksum == f.root.cksum;
+	free(fsi);
+	free(s);
+	return rc;
+}
+
+int mir_source_park(wafl_vol_t *v, uint64_t *parked)
+{
+	uint64_t gens[WAFL_FSI_HOLDS];
+	char name[MIR_BASE_NAME_MAX];
+	size_t n = 0;
+	bool kept = false;
+	int rc = wafl_held_roots(v, gens, WAFL_FSI_HOLDS, &n);
+
+	if (parked != NULL)
+		*parked = 0;
+	if (rc == 0 && n > WAFL_FSI_HOLDS)
+		rc = -EOVERFLOW;	/* more than fsinfo can record */
+	/* Every root a snapshot first, every hold released after: a root
+	 * no snapshot keeps stays held, and so do the others (M6). */
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		mir_base_name(gens[i], name, sizeof(name));
+		rc = wafl_snap_adopt_root(v, name, gens[i], NULL);
+		if (rc == -EEXIST)
+			rc = 0;		/* fine if it has this root: */
+		if (rc == 0)
+			rc = base_keeps_root(v, gens[i], &kept);
+		if (rc == 0 && !kept)
+			rc = -EEXIST;	/* that name, another root */
+		if (rc != 0)
+			fl_warn("mirror", "source stopped: held root %" PRIu64
+			    " cannot become snapshot %s (%s): every held root "
+			    "stays held, and every block freed since the "
+			    "oldest of them stays pending", gens[i], name,
+			    rc == -EEXIST ? "a snapshot of that name with "
+			    "another root exists" : fl_strerror(rc));
+	}
+	if (rc != 0 || n == 0)
+		return rc;
+	uint64_t newest = 0;
+	for (size_t i = 0; i < n; i++) {
+		release_every_ref(v, gens[i]);
+		if (gens[i] > newest)
+			newest = gens[i];
+	}
+	/* The hold list is recorded by a CP; until then a crash would
+	 * restore the holds, which the next park finds as snapshots
+	 * already and releases: a failed CP here changes nothing else. */
+	rc = wafl_sync(v);
+	if (rc != 0)
+		fl_warn("mirror", "source stopped: consistency point after "
+		    "releasing the held roots: %s (a restart may find them "
+		    "held again)", fl_strerror(rc));
+	fl_info("mirror", "source stopped: %zu held root(s), the newest %"
+	    PRIu64 ", are snapshots mirror.base.<gen> now, and the holds "
+	    "are released", n, newest);
+	if (parked != NULL)
+		*parked = n;
+	return 0;
 }

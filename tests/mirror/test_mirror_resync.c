@@ -13,7 +13,9 @@
  * generation as the common base, not the imported snapshot born there,
  * and keeps that root for the retry when its reply is lost.
  * A crash of the broken-off side right after the break keeps the break's
- * snapshot of the common root.
+ * snapshot of the common root.  A source whose held roots were parked
+ * as mirror.base snapshots after its stop (filerd's break) resyncs
+ * either way from that snapshot.
  * A reply lost after the import leaves the common root on the winner for
  * the retry, which imports nothing twice, also when the winner's volume
  * was mounted again in between (each imported entry keeps its origin tag);
@@ -486,6 +488,68 @@ static void test_resync_reverse(void **state)
 	p->ms = NULL;
 	assert_int_equal(wafl_unmount(c.b), 0);
 	tm_pair_free(p);
+}
+
+/*
+ * The source's side of a break as filerd leaves it: stopped, its held
+ * roots parked (mir_source_park: the common root a is snapshot
+ * mirror.base.<a> there, nothing held), then far more CPs than its ring
+ * keeps.  A resync either way still finds a as the common root (a
+ * snapshot on both sides), and the catch-up that follows works: from
+ * the snapshot when the parked source wins, which it deletes once the
+ * destination acknowledges a newer root.
+ */
+static void resync_parked(bool reverse)
+{
+	struct rs_case c = { 0 };
+	struct mir_resync_result wr, tr;
+	uint64_t gens[WAFL_FSI_HOLDS], parked = 0;
+	size_t nh = 0;
+
+	setup_broken(&c);
+	struct tm_pair *p = c.p;
+	assert_int_equal(mir_source_park(p->src->v, &parked), 0);
+	assert_true(parked >= 1);
+	assert_int_equal(wafl_held_roots(p->src->v, gens, WAFL_FSI_HOLDS,
+	    &nh), 0);
+	assert_int_equal(nh, 0);
+	assert_int_equal(mir_base_snapshot(p->src->v, c.a), c.a);
+	diverge(&c, p->src->v, c.b);
+	if (!reverse) {
+		resync(p, p->src->v, &c.b, p->dst->raid, c.blog, &wr, &tr);
+		assert_int_equal(wr.base_gen, c.a);
+		follow(p, p->src->v, p->src->raid, p->dst->raid);
+		verify(&c, p->src->v, wr.snap_name, &wr, false);
+		put(p->src->v, "after", 30, 8192);
+		tm_sync(p);
+		expect(mir_dest_volume(p->md), NULL, "after", 0, 30, 8192);
+		for (int i = 0; i < 500 &&
+		    mir_base_snapshot(p->src->v, c.a) != 0; i++)
+			usleep(10000);
+		assert_int_equal(mir_base_snapshot(p->src->v, c.a), 0);
+	} else {
+		resync(p, c.b, &p->src->v, p->src->raid, p->src->logpath, &wr,
+		    &tr);
+		assert_int_equal(wr.base_gen, c.a);
+		follow(p, c.b, p->dst->raid, p->src->raid);
+		verify(&c, c.b, wr.snap_name, &wr, true);
+		mir_source_stop(p->ms);
+		p->ms = NULL;
+		assert_int_equal(wafl_unmount(c.b), 0);
+	}
+	tm_pair_free(p);
+}
+
+static void test_resync_parked_source(void **state)
+{
+	(void)state;
+	resync_parked(false);
+}
+
+static void test_resync_parked_source_reverse(void **state)
+{
+	(void)state;
+	resync_parked(true);
 }
 
 /*
@@ -1961,6 +2025,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_resync_overwrites_broken_off),
 		cmocka_unit_test(test_resync_reverse),
+		cmocka_unit_test(test_resync_parked_source),
+		cmocka_unit_test(test_resync_parked_source_reverse),
 		cmocka_unit_test(test_resync_twice),
 		cmocka_unit_test(test_resync_twice_reverse),
 		cmocka_unit_test(test_resync_twice_reply_lost),

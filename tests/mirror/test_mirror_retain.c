@@ -6,6 +6,13 @@
  * holds again when the destination comes back from a fallback and goes
  * before its catch-up is acknowledged, and while the relationship is
  * quiesced; any number of fallback snapshots are found and deleted.
+ * A source stopped for good (broken off) has no fallback: parking its
+ * held roots (mir_source_park) makes each a mirror.base snapshot with
+ * that exact root and releases the holds, so the frees drain as the
+ * volume goes on taking writes, across a restart too, and the
+ * destination still catches up from the snapshot; a root no snapshot
+ * can keep (its name taken by another root, the table full) stays held
+ * with every other.
  */
 #include <unistd.h>
 
@@ -370,6 +377,186 @@ static void test_fallback_while_quiesced(void **state)
 	tm_pair_free(p);
 }
 
+/* Roots held on v now. */
+static size_t nheld(wafl_vol_t *v)
+{
+	uint64_t gens[WAFL_FSI_HOLDS];
+	size_t n = 0;
+
+	assert_int_equal(wafl_held_roots(v, gens, WAFL_FSI_HOLDS, &n), 0);
+	return n;
+}
+
+/* Root pointer of generation gen as v retains it (ring or hold). */
+static struct wafl_bp root_ptr(wafl_vol_t *v, uint64_t gen)
+{
+	uint8_t fsi[WAFL_BLOCK_SIZE];
+	struct wafl_fsinfo f;
+
+	assert_int_equal(wafl_root_of(v, gen, fsi), 0);
+	assert_int_equal(wafl_fsinfo_decode(fsi, &f), 0);
+	return f.root;
+}
+
+/* Snapshot mirror.base.<gen> of v has root r exactly. */
+static void base_is(wafl_vol_t *v, uint64_t gen, const struct wafl_bp *r)
+{
+	struct wafl_snap_tree *st = calloc(WAFL_MAX_SNAPSHOTS, sizeof(*st));
+	char name[64];
+	size_t n = 0;
+	bool found = false;
+
+	mir_base_name(gen, name, sizeof(name));
+	assert_int_equal(wafl_snap_trees_after(v, gen - 1, st,
+	    WAFL_MAX_SNAPSHOTS, &n), 0);
+	for (size_t i = 0; i < n && i < WAFL_MAX_SNAPSHOTS; i++) {
+		if (strcmp(st[i].name, name) != 0)
+			continue;
+		found = true;
+		assert_int_equal(st[i].gen, gen);
+		assert_int_equal(st[i].vbn, r->vbn);
+		assert_int_equal(st[i].birth, r->birth);
+		assert_int_equal(st[i].cksum, r->cksum);
+	}
+	free(st);
+	assert_true(found);
+}
+
+/*
+ * `mirror break` of the source: it stops, keeping root a (the
+ * destination's) held for a resync, and no fallback runs any more.
+ * Writes on the source then leave every freed block pending behind a
+ * (what a broken-off source did until it ran out of space).  Parked,
+ * a becomes mirror.base.<a>, its exact root, no hold is left, and the
+ * frees drain at the next CPs, also after a remount; the destination
+ * that comes back is caught up from the snapshot, which goes with the
+ * acknowledgement past it.
+ */
+static void test_park_stopped_source(void **state)
+{
+	(void)state;
+	struct tm_pair *p = tm_pair_new();
+	const uint32_t len = 256 * 1024;
+	struct mir_source_stats st;
+	char name[64];
+	uint64_t ino, id, parked = 0;
+
+	uint64_t a = mirrored_then_away(p, len, 0, &ino);
+	uint16_t port = p->port;
+	mir_source_stop(p->ms);
+	p->ms = NULL;
+	wafl_vol_t *v = p->src->v;
+	assert_true(nheld(v) >= 1);
+	struct wafl_bp ra = root_ptr(v, a);
+	/* Every CP frees 64 blocks, and all of them wait behind a. */
+	churn(p->src, ino, len, 12, 100);
+	uint64_t held_back = wafl_pending_blocks_unpinned(v);
+	struct wafl_fsstat fs0, fs1;
+	assert_int_equal(wafl_statfs(v, &fs0), 0);
+	assert_true(held_back >= 12 * 64);
+
+	assert_int_equal(mir_source_park(v, &parked), 0);
+	assert_true(parked >= 1);
+	assert_int_equal(nheld(v), 0);
+	base_is(v, a, &ra);
+	churn(p->src, ino, len, 12, 200);
+	uint64_t after = wafl_pending_blocks_unpinned(v);
+	assert_int_equal(wafl_statfs(v, &fs1), 0);
+	fprintf(stderr, "pending behind the stopped source's holds: %llu "
+	    "blocks after 12 CPs; parked, 12 CPs later: %llu (free %llu -> "
+	    "%llu KiB)\n", (unsigned long long)held_back,
+	    (unsigned long long)after, (unsigned long long)(fs0.fbytes >> 10),
+	    (unsigned long long)(fs1.fbytes >> 10));
+	/* the CP ring's frees alone: a few CPs' worth */
+	assert_true(after < 8 * 64);
+	assert_true(fs1.fbytes > fs0.fbytes);
+	/* nothing held: a second park has nothing to do */
+	assert_int_equal(mir_source_park(v, &parked), 0);
+	assert_int_equal(parked, 0);
+	tm_check_clean(v, "source");
+	/* The release is durable: a remount restores no hold. */
+	tl_fs_remount(p->src);
+	v = p->src->v;
+	assert_int_equal(nheld(v), 0);
+	churn(p->src, ino, len, 12, 300);
+	assert_true(wafl_pending_blocks_unpinned(v) < 8 * 64);
+	/* The destination comes back at a, retained by the snapshot (M6). */
+	struct mir_dest_opts o = { .key = p->key, .key_len = sizeof(p->key),
+	    .allow_baseline = false, .io_timeout_ms = 5000, .port = port };
+	memcpy(o.rel_id, p->id, 16);
+	assert_int_equal(mir_dest_start(p->dst->raid, &o, &p->md), 0);
+	assert_int_equal(wafl_generation(mir_dest_volume(p->md)), a);
+	source_again(p, 0, false);
+	tm_sync(p);
+	mir_source_stats(p->ms, &st);
+	assert_true(st.last_walk_base >= a);
+	assert_true(st.blocks_sent_walk < 300);
+	tm_tree_equal(p->src->v, mir_dest_volume(p->md));
+	mir_base_name(a, name, sizeof(name));
+	assert_int_equal(wafl_snap_lookup(p->src->v, name, &id), -ENOENT);
+	tm_check_clean(p->src->v, "source");
+	tm_check_clean(mir_dest_volume(p->md), "destination");
+	tm_pair_free(p);
+}
+
+/*
+ * A held root that no snapshot can keep stays held, and so does every
+ * other: its name taken by a snapshot of another root, or the snapshot
+ * table full.  A mirror.base.<a> that has a's root already (a park cut
+ * short, by a crash before the CP that records the released holds) is
+ * taken as it is.
+ */
+static void test_park_keeps_what_it_cannot_snapshot(void **state)
+{
+	(void)state;
+	struct tm_pair *p = tm_pair_new();
+	char name[64];
+	uint64_t ino, id;
+	size_t have = 0;
+
+	uint64_t a = mirrored_then_away(p, 65536, 0, &ino);
+	mir_source_stop(p->ms);
+	p->ms = NULL;
+	wafl_vol_t *v = p->src->v;
+	size_t h = nheld(v);
+	assert_true(h >= 1);
+	churn(p->src, ino, 65536, 6, 100);
+	/* the name taken by a snapshot of another root */
+	mir_base_name(a, name, sizeof(name));
+	assert_int_equal(wafl_snap_create(v, name, NULL), 0);
+	assert_int_equal(mir_source_park(v, NULL), -EEXIST);
+	assert_int_equal(nheld(v), h);
+	assert_int_equal(wafl_snap_delete(v, name), 0);
+	/* the table full */
+	assert_int_equal(wafl_snap_names(v, NULL, 0, &have), 0);
+	for (size_t i = have; i < WAFL_MAX_SNAPSHOTS; i++) {
+		char nm[32];
+		snprintf(nm, sizeof(nm), "fill.%zu", i);
+		assert_int_equal(wafl_snap_create(v, nm, NULL), 0);
+	}
+	assert_int_equal(mir_source_park(v, NULL), -ENOSPC);
+	assert_int_equal(nheld(v), h);
+	assert_int_equal(wafl_snap_lookup(v, name, &id), -ENOENT);
+	/* room for every held root, a's snapshot already there */
+	for (size_t i = have; i < have + h; i++) {
+		char nm[32];
+		snprintf(nm, sizeof(nm), "fill.%zu", i);
+		assert_int_equal(wafl_snap_delete(v, nm), 0);
+	}
+	struct wafl_bp ra = root_ptr(v, a);
+	assert_int_equal(wafl_snap_adopt_root(v, name, a, NULL), 0);
+	uint64_t parked = 0;
+	assert_int_equal(mir_source_park(v, &parked), 0);
+	assert_int_equal(parked, h);
+	assert_int_equal(nheld(v), 0);
+	base_is(v, a, &ra);
+	tl_fs_remount(p->src);
+	assert_int_equal(nheld(p->src->v), 0);
+	base_is(p->src->v, a, &ra);
+	tm_check_clean(p->src->v, "source");
+	tm_pair_free(p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -379,6 +566,8 @@ int main(void)
 		cmocka_unit_test(test_fallback_again_after_return),
 		cmocka_unit_test(test_many_fallback_snapshots),
 		cmocka_unit_test(test_fallback_while_quiesced),
+		cmocka_unit_test(test_park_stopped_source),
+		cmocka_unit_test(test_park_keeps_what_it_cannot_snapshot),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
