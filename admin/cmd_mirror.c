@@ -550,7 +550,15 @@ static int mirror_resume(struct adm_ctx *ctx, const struct adm_req *req,
 	return mirror_quiesce_common(ctx, req, rep, false);
 }
 
-static int do_break(struct adm_ctx *ctx, struct rel *r, struct adm_rep *rep)
+/* What a break of a source left on its volume (mirror_break's reply):
+ * the roots parked (the newest), or the error that kept them held. */
+struct break_park {
+	uint64_t parked, newest;
+	int rc;
+};
+
+static int do_break(struct adm_ctx *ctx, struct rel *r, struct adm_rep *rep,
+    struct break_park *bp)
 {
 	char why[512];
 
@@ -583,6 +591,19 @@ static int do_break(struct adm_ctx *ctx, struct rel *r, struct adm_rep *rep)
 		adm_event(ctx, r->vol, "mirror.state", "mirror %s to %s:%s: "
 		    "%s -> broken-off: by the administrator", r->vol, r->peer,
 		    r->rvol, r->state);
+		if (acked != 0) {
+			/* The stopped source keeps the acknowledged root
+			 * (and the roots sent after it) held for a resync,
+			 * and no fallback runs to bound what waits behind
+			 * them: they become mirror.base snapshots, which a
+			 * resync finds as well (mir_source_park). */
+			struct break_park p = { 0 };
+
+			p.rc = adm_mirror_park(ctx, r->vol, "broken off by the "
+			    "administrator", &p.parked, &p.newest);
+			if (bp != NULL)
+				*bp = p;
+		}
 		return ADM_OK;
 	}
 	if (adm_mirror_break_dest(ctx, r->id, why, sizeof(why)) != 0)
@@ -602,9 +623,24 @@ static int mirror_break(struct adm_ctx *ctx, const struct adm_req *req,
 		adm_say(rep, "mirror %s is already broken off", r.vol);
 		return ADM_OK;
 	}
-	if (do_break(ctx, &r, rep) != ADM_OK)
+	struct break_park bp = { 0 };
+
+	if (do_break(ctx, &r, rep, &bp) != ADM_OK)
 		return ADM_ERR;
-	if (is_source(&r))
+	if (is_source(&r) && bp.rc != 0)
+		adm_say(rep, "mirror %s to %s:%s broken off; the source no "
+		    "longer ships its changes; the roots held for %s:%s could "
+		    "not become snapshots (%s): they stay held, and the blocks "
+		    "this volume frees wait behind them (see the events)",
+		    r.vol, r.peer, r.rvol, r.peer, r.rvol, fl_strerror(bp.rc));
+	else if (is_source(&r) && bp.parked != 0)
+		adm_say(rep, "mirror %s to %s:%s broken off; the source no "
+		    "longer ships its changes; the roots it held for a resync "
+		    "are snapshots now (%llu, the newest mirror.base.%llu), so "
+		    "the blocks this volume frees are reused",
+		    r.vol, r.peer, r.rvol, (unsigned long long)bp.parked,
+		    (unsigned long long)bp.newest);
+	else if (is_source(&r))
 		adm_say(rep, "mirror %s to %s:%s broken off; the source no "
 		    "longer ships its changes", r.vol, r.peer, r.rvol);
 	else
@@ -655,7 +691,7 @@ static int mirror_delete(struct adm_ctx *ctx, const struct adm_req *req,
 		return ADM_ERR;
 	/* A destination is broken off first: its volume stays, writable. */
 	if (!is_source(&r) && strcmp(r.state, "uninitialized") != 0 &&
-	    do_break(ctx, &r, rep) != ADM_OK)
+	    do_break(ctx, &r, rep, NULL) != ADM_OK)
 		return ADM_ERR;
 	adm_mirror_stop_rel(ctx, r.id);
 	if (adm_db_exec(ctx->db, "DELETE FROM mirrors WHERE id = ?", "i",

@@ -43,6 +43,16 @@
  *   reads each relationship's state: a change is stored in the row and
  *   recorded as a mirror.state event; the acknowledged generation and the
  *   last error are stored as they change, so status survives restarts.
+ *
+ *   A broken-off relationship runs nothing here.  Its source's stop kept
+ *   the destination's root (and the roots sent after it) held, for a
+ *   resync, and the fallback that bounds what waits behind a hold is the
+ *   running source's: so the held roots are parked (adm_mirror_park:
+ *   snapshots mirror.base.<gen>, which a resync finds too, and the holds
+ *   released) wherever a row becomes broken-off with a stopped source or
+ *   a resync's leftovers (cmd_mirror.c's break, a failed resync, the end
+ *   of a crash's resync wait), and at start or when a volume comes online
+ *   for any broken-off row whose volume still holds roots.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -934,6 +944,8 @@ int adm_mirror_break_dest(struct adm_ctx *ctx, int64_t id, char *why,
 		 * (resync_recover): the administrator ends the wait. */
 		rel_stop(ctx, r);
 		state_set(ctx, r, "broken-off", "by the administrator");
+		(void)adm_mirror_park(ctx, r->vol, "broken off by the "
+		    "administrator", NULL, NULL);
 		rel_unlink(r);
 		return 0;
 	}
@@ -983,6 +995,80 @@ int adm_mirror_break_dest(struct adm_ctx *ctx, int64_t id, char *why,
 	vol_attach(ctx, av, w);
 	rel_unlink(r);
 	return 0;
+}
+
+int adm_mirror_park(struct adm_ctx *ctx, const char *vol, const char *why,
+    uint64_t *parked, uint64_t *newest)
+{
+	struct adm_vol *av = adm_vol_find(ctx, vol);
+	struct wafl_stats ws;
+	uint64_t gens[16], top = 0, n_parked = 0;
+	size_t n = 0;
+	int rc;
+
+	if (parked != NULL)
+		*parked = 0;
+	if (newest != NULL)
+		*newest = 0;
+	if (av == NULL || av->wafl == NULL ||
+	    wafl_held_roots(av->wafl, gens, 16, &n) != 0 || n == 0)
+		return 0;
+	wafl_get_stats(av->wafl, &ws);
+	if (ws.readonly)
+		return 0;	/* no CPs (a row a crash left resyncing that
+				   the start could not decide): later */
+	for (size_t i = 0; i < n && i < 16; i++)
+		if (gens[i] > top)
+			top = gens[i];
+	rc = mir_source_park(av->wafl, &n_parked);
+	if (rc != 0) {
+		fl_warn(ADM_SUB, "mirror %s: %s: the roots held for the peer "
+		    "stay held: %s", vol, why, fl_strerror(rc));
+		adm_event(ctx, vol, "mirror.error", "mirror %s: %s: the roots "
+		    "held for the peer could not become snapshots "
+		    "mirror.base.GEN (%s): they stay held, and every block "
+		    "the volume frees waits behind them (free a snapshot "
+		    "slot, or mirror delete)", vol, why, fl_strerror(rc));
+		return rc;
+	}
+	adm_event(ctx, vol, "mirror.fallback", "mirror %s: %s: %llu root%s "
+	    "held for the peer %s snapshot%s mirror.base.GEN now (the newest "
+	    "mirror.base.%llu), and the holds are released", vol, why,
+	    (unsigned long long)n_parked, n_parked == 1 ? "" : "s",
+	    n_parked == 1 ? "is" : "are", n_parked == 1 ? "" : "s",
+	    (unsigned long long)top);
+	if (parked != NULL)
+		*parked = n_parked;
+	if (newest != NULL)
+		*newest = top;
+	return 0;
+}
+
+/*
+ * Every broken-off relationship here (of volume vol; NULL: every
+ * volume) whose volume still holds roots: parked (adm_mirror_park).  A
+ * break parks them at once; this is for holds from before that, or from
+ * a crash between the source's stop and its park, which would otherwise
+ * keep every block freed since pending until mirror delete.  Either
+ * direction: no source or destination runs for a broken-off row, and
+ * one relationship per volume (a destination's row keeps a hold only
+ * if it was broken off while a crash's resync was being confirmed, or
+ * when a resync's winner could not keep the common root as a snapshot).
+ */
+static void park_broken(struct adm_ctx *ctx, const char *vol,
+    const char *why)
+{
+	struct mrow *rows = NULL;
+	size_t n = 0;
+
+	if (rows_read(ctx, &rows, &n) != 0)
+		return;
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(rows[i].state, "broken-off") == 0 &&
+		    (vol == NULL || strcmp(rows[i].vol, vol) == 0))
+			(void)adm_mirror_park(ctx, rows[i].vol, why, NULL,
+			    NULL);
+	free(rows);
 }
 
 /* ------------------------------------------------------------ resync */
@@ -1136,6 +1222,13 @@ static void rjob_finish(struct adm_ctx *ctx, struct rjob *j, int rc,
 		adm_event(ctx, j->vol, "mirror.error", "mirror %s: resync "
 		    "failed: %s", j->vol, res->error[0] != '\0' ? res->error :
 		    fl_strerror(rc));
+		/* Broken off again, nothing runs on the volume: a hold the
+		 * session left (a winner that kept the common root for a
+		 * retry by its hold, its snapshot refused) would keep every
+		 * block freed since pending.  A retry finds the root as
+		 * the snapshot just as well. */
+		(void)adm_mirror_park(ctx, j->vol, "resync failed", NULL,
+		    NULL);
 		return;
 	}
 	/* Both sides continue from the common generation: T as the
@@ -1619,6 +1712,7 @@ static void confirm_expire(struct adm_ctx *ctx, struct mrel *r,
 	adm_event(ctx, r->vol, "mirror.state", "mirror %s: resyncing -> "
 	    "broken-off: %s; if the peer's row says catching-up or in-sync, "
 	    "run mirror break there, then mirror resync on both", r->vol, err);
+	(void)adm_mirror_park(ctx, r->vol, "resync interrupted", NULL, NULL);
 	rel_unlink(r);
 	exports_reload(ctx);
 }
@@ -1634,6 +1728,7 @@ static int mir_start(struct adm_ctx *ctx)
 		mir_resync_test_crash_after_done_record();
 	svc.up = true;
 	resync_recover(ctx);
+	park_broken(ctx, NULL, "broken off, found holding roots at start");
 	adm_mirror_sync(ctx);
 	return 0;
 }
@@ -1705,6 +1800,10 @@ static int mir_reload(struct adm_ctx *ctx, unsigned what)
 static void mir_volume_up(struct adm_ctx *ctx, const char *name,
     wafl_vol_t *v)
 {
+	/* Not at filerd's start: mir_start parks what it finds. */
+	if (svc.up)
+		park_broken(ctx, name, "broken off, found holding roots "
+		    "when the volume came online");
 	adm_mirror_sync(ctx);
 }
 

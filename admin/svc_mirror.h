@@ -102,6 +102,20 @@ int adm_mirror_quiesce(struct adm_ctx *ctx, int64_t id, bool on);
  * complete root.  0 or a negative errno with why. */
 int adm_mirror_break_dest(struct adm_ctx *ctx, int64_t id, char *why,
     size_t whylen);
+/*
+ * Relationship of volume vol broken off here, no source running on it:
+ * the roots kept held for the peer (mir_source_stop keeps the
+ * acknowledged root and those sent after it, for a resync) become
+ * snapshots mirror.base.<gen> and the holds are released
+ * (mir_source_park), so that the blocks the volume frees from now on do
+ * not wait behind them until mirror delete.  A mirror.fallback event
+ * says so, with why (what broke it off); a failure is a mirror.error
+ * event and leaves the holds (the next start tries again).  Nothing if
+ * the volume is offline or read-only, or holds no root.  0 (*parked
+ * roots, the newest *newest; both may be NULL) or a negative errno.
+ */
+int adm_mirror_park(struct adm_ctx *ctx, const char *vol, const char *why,
+    uint64_t *parked, uint64_t *newest);
 /* Start this filerd's half of a resync of a broken-off relationship:
  * without reverse the destination side is overwritten by the source's,
  * with it the source side by the destination's.  The tick finishes it. */

@@ -85,6 +85,14 @@
  *               source's 3 MiB catch-up takes no less than the rate
  *               allows; `mirror modify --throttle 512K` on the new source,
  *               then --reverse again: the first source has 512K/s.
+ *   break_parks_source  `mirror break` on a source with an acknowledged
+ *               root: no root stays held, the root is snapshot
+ *               mirror.base.<acked>, 24 MiB written afterwards leave a
+ *               few CPs' frees pending, a restart holds nothing, and a
+ *               resync starts from that snapshot (deleted once the
+ *               destination acknowledges past it).
+ *   start_parks_broken_source  a broken-off source row whose volume
+ *               holds roots at filerd's start: parked then.
  *
  * Every wait is bounded; a failing test still kills its filerds.
  */
@@ -2042,6 +2050,156 @@ static void test_break_unacknowledged_source(void **state)
 	assert_int_equal(ta_daemon_stop(&t->d.d), 0);
 }
 
+/* Generation of snapshot name of side s's volume vol, or -1. */
+static long snap_gen(const struct tl_mirror_side *s, const char *vol,
+    const char *name)
+{
+	char *js = ta_ctl_expect(0, s->home, "--json", "snap", "list", vol,
+	    NULL), path[64];
+	long gen = -1;
+
+	for (int i = 0; gen < 0; i++) {
+		snprintf(path, sizeof(path), "$.snapshots[%d].name", i);
+		char *nm = ta_json(js, path);
+		if (nm == NULL)
+			break;
+		if (strcmp(nm, name) == 0) {
+			snprintf(path, sizeof(path),
+			    "$.snapshots[%d].generation", i);
+			gen = ta_json_long(js, path);
+		}
+		free(nm);
+	}
+	free(js);
+	return gen;
+}
+
+/* The roots side s's volume vol holds ("" none; owned). */
+static char *held_roots(const struct tl_mirror_side *s, const char *vol)
+{
+	char *js = ta_ctl_expect(0, s->home, "--json", "vol", "status", vol,
+	    NULL);
+	char *held = ta_json(js, "$.volume.held_roots");
+
+	assert_non_null(held);
+	free(js);
+	return held;
+}
+
+/* Wait (30 s bound) until side s's volume vol has fewer than max
+ * blocks pending; fails with the last count.  A CP runs only with
+ * something to write, and the ring keeps the frees of its last CPs
+ * pending: a small file created every half second makes the CPs that
+ * move the ring on. */
+static void wait_pending_below(const struct tl_mirror_side *s,
+    const char *vol, long max)
+{
+	long n = -1;
+
+	for (int i = 0; i < 60; i++) {
+		char *js = ta_ctl_expect(0, s->home, "--json", "vol", "status",
+		    vol, NULL);
+		n = ta_json_long(js, "$.volume.pending_blocks");
+		free(js);
+		if (n < max)
+			return;
+		char path[32];
+		snprintf(path, sizeof(path), "/tick%d", i);
+		assert_int_equal(try_create(s, path), 0);
+		ta_sleep_ms(500);
+	}
+	fail_msg("%s: %ld blocks still pending after 30 s (wanted fewer "
+	    "than %ld)", vol, n, max);
+}
+
+/*
+ * `mirror break` on a source whose destination acknowledged a root.
+ * The stopped source keeps that root held for a resync, and with no
+ * source running no fallback bounded what waited behind it: every block
+ * the volume freed from then on stayed pending, across restarts, until
+ * `mirror delete` (a source taking writes after a break ran out of
+ * space).  The break parks it: no root is held, the destination's root
+ * is snapshot mirror.base.<acked>, 24 MiB written over a 6 MiB file
+ * leave a few CPs' frees pending (before: about 5,000 blocks, still 30 s
+ * later), a restart finds nothing held, and a resync afterwards starts
+ * from that snapshot, which the acknowledgement past it deletes.
+ */
+static void test_break_parks_source(void **state)
+{
+	struct mtest *t = *state;
+	char base[64], *held, want[96];
+
+	/* CPs every second: the frees leave the ring within seconds */
+	free(ta_ctl_expect(0, t->s.home, "config", "set", "cp_interval_ms",
+	    "1000", NULL));
+	(void)pair_served(t);
+	break_both(t);
+	long acked = tl_mirror_long(&t->s, "acked_gen");
+	assert_true(acked > 0);
+	held = held_roots(&t->s, "vsrc");
+	assert_string_equal(held, "");
+	free(held);
+	snprintf(base, sizeof(base), "mirror.base.%ld", acked);
+	assert_int_equal(snap_gen(&t->s, "vsrc", base), acked);
+	assert_true(events_have(&t->s, "mirror.fallback", "broken off by the "
+	    "administrator"));
+	/* the volume goes on taking writes: its frees are reused */
+	for (uint32_t i = 0; i < 4; i++)
+		write_file_mib(&t->s, "/churn", 10 + 8 * i, 6);
+	wait_pending_below(&t->s, "vsrc", 1024);
+	assert_int_equal(ta_daemon_stop(&t->s.d), 0);
+	ta_daemon_start(&t->s.d, t->s.home);
+	held = held_roots(&t->s, "vsrc");
+	assert_string_equal(held, "");
+	free(held);
+	assert_int_equal(snap_gen(&t->s, "vsrc", base), acked);
+	/* the resync starts from the snapshot */
+	free(ta_ctl_expect(0, t->d.home, "mirror", "resync", "vdst", NULL));
+	free(ta_ctl_expect(0, t->s.home, "mirror", "resync", "vsrc", NULL));
+	wait_state(&t->s, "in-sync");
+	long g = wait_acked(t, acked + 1);
+	tl_mirror_wait_served(&t->d, g);
+	snprintf(want, sizeof(want), "from common generation %ld", acked);
+	assert_true(events_have(&t->s, "mirror.resync", want));
+	read_compare_mib(&t->d, "/churn", 34, 6);
+	read_compare(&t->d, "/base", 1);
+	for (int i = 0; i < 200 && snap_gen(&t->s, "vsrc", base) >= 0; i++)
+		ta_sleep_ms(50);
+	assert_int_equal(snap_gen(&t->s, "vsrc", base), -1);
+	assert_int_equal(ta_daemon_stop(&t->d.d), 0);
+	assert_int_equal(ta_daemon_stop(&t->s.d), 0);
+}
+
+/*
+ * A broken-off source whose volume still holds roots at filerd's start
+ * (broken off before breaks parked them, or a crash between the
+ * source's stop and the park): the start parks them.  Made here by
+ * stopping filerd while the relationship runs (the stop keeps the
+ * acknowledged root held, recorded in fsinfo) and marking the row
+ * broken-off in the database, as such a break left it.
+ */
+static void test_start_parks_broken_source(void **state)
+{
+	struct mtest *t = *state;
+	char base[64], *held;
+
+	long g = pair_served(t);
+	assert_int_equal(ta_daemon_stop(&t->s.d), 0);
+	db_run(&t->s, "UPDATE mirrors SET state = 'broken-off'");
+	ta_daemon_start(&t->s.d, t->s.home);
+	held = held_roots(&t->s, "vsrc");
+	assert_string_equal(held, "");
+	free(held);
+	snprintf(base, sizeof(base), "mirror.base.%ld", g);
+	assert_int_equal(snap_gen(&t->s, "vsrc", base), g);
+	assert_true(events_have(&t->s, "mirror.fallback", "at start"));
+	char *js = tl_mirror_status(&t->s);
+	ta_json_eq(js, "$.mirrors[0].state", "broken-off");
+	free(js);
+	assert_int_equal(ta_daemon_stop(&t->d.d), 0);
+	assert_int_equal(ta_daemon_stop(&t->s.d), 0);
+}
+
 static void test_shared_port(void **state)
 {
 	struct mtest *t = *state;
@@ -2162,6 +2320,10 @@ int main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_break_unacknowledged_source, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_break_parks_source, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_start_parks_broken_source, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_small_destination,
 		    setup_small, teardown),
 	};
