@@ -21,6 +21,7 @@
 #include <time.h>
 
 #include "admin/adm_impl.h"
+#include "admin/svc_mirror.h"
 #include "common/err.h"
 #include "common/log.h"
 
@@ -102,6 +103,7 @@ static int snap_delete(struct adm_ctx *ctx, const struct adm_req *req,
 		    sname, fl_strerror(rc));
 	adm_event(ctx, vname, "snapshot.deleted", "snapshot %s deleted",
 	    sname);
+	adm_mirror_snapshot_deleted(ctx, vname);
 	adm_say(rep, "snapshot %s of volume %s deleted", sname, vname);
 	return ADM_OK;
 }
@@ -299,11 +301,12 @@ static void sched_prune(struct adm_ctx *ctx, struct adm_vol *v,
 	for (size_t i = 0; (int64_t)(m - i) > keep; i++) {
 		int rc = wafl_snap_delete(v->wafl, si[i].name);
 
-		if (rc == 0)
+		if (rc == 0) {
 			adm_event(ctx, v->name, "snapshot.expired", "scheduled "
 			    "snapshot %s deleted (keep %" PRId64 " %s)",
 			    si[i].name, keep, kind);
-		else
+			adm_mirror_snapshot_deleted(ctx, v->name);
+		} else
 			fl_warn(ADM_SUB, "volume %s: cannot delete expired "
 			    "snapshot %s: %s", v->name, si[i].name,
 			    fl_strerror(rc));

@@ -1027,8 +1027,9 @@ int adm_mirror_park(struct adm_ctx *ctx, const char *vol, const char *why,
 		adm_event(ctx, vol, "mirror.error", "mirror %s: %s: the roots "
 		    "held for the peer could not become snapshots "
 		    "mirror.base.GEN (%s): they stay held, and every block "
-		    "the volume frees waits behind them (free a snapshot "
-		    "slot, or mirror delete)", vol, why, fl_strerror(rc));
+		    "the volume frees waits behind them (delete a snapshot, "
+		    "which tries again, or mirror delete)", vol, why,
+		    fl_strerror(rc));
 		return rc;
 	}
 	adm_event(ctx, vol, "mirror.fallback", "mirror %s: %s: %llu root%s "
@@ -1069,6 +1070,13 @@ static void park_broken(struct adm_ctx *ctx, const char *vol,
 			(void)adm_mirror_park(ctx, rows[i].vol, why, NULL,
 			    NULL);
 	free(rows);
+}
+
+void adm_mirror_snapshot_deleted(struct adm_ctx *ctx, const char *vol)
+{
+	/* Not before mir_start, which parks what it finds. */
+	if (svc.up)
+		park_broken(ctx, vol, "a snapshot was deleted");
 }
 
 /* ------------------------------------------------------------ resync */

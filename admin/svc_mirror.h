@@ -110,12 +110,16 @@ int adm_mirror_break_dest(struct adm_ctx *ctx, int64_t id, char *why,
  * (mir_source_park), so that the blocks the volume frees from now on do
  * not wait behind them until mirror delete.  A mirror.fallback event
  * says so, with why (what broke it off); a failure is a mirror.error
- * event and leaves the holds (the next start tries again).  Nothing if
+ * event and leaves the holds (the next start, the volume coming online
+ * and every snapshot deletion try again).  Nothing if
  * the volume is offline or read-only, or holds no root.  0 (*parked
  * roots, the newest *newest; both may be NULL) or a negative errno.
  */
 int adm_mirror_park(struct adm_ctx *ctx, const char *vol, const char *why,
     uint64_t *parked, uint64_t *newest);
+/* A snapshot of vol was deleted (by hand or by the schedule): a park
+ * that found the snapshot table full is tried again now. */
+void adm_mirror_snapshot_deleted(struct adm_ctx *ctx, const char *vol);
 /* Start this filerd's half of a resync of a broken-off relationship:
  * without reverse the destination side is overwritten by the source's,
  * with it the source side by the destination's.  The tick finishes it. */

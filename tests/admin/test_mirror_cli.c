@@ -2200,6 +2200,54 @@ static void test_start_parks_broken_source(void **state)
 	assert_int_equal(ta_daemon_stop(&t->s.d), 0);
 }
 
+/*
+ * A source broken off while its snapshot table is full: the park cannot
+ * make mirror.base.<acked>, so the holds stay (and the command and a
+ * mirror.error event say so).  Deleting a snapshot tries again.
+ */
+static void test_park_after_snapshot_delete(void **state)
+{
+	struct mtest *t = *state;
+	char base[64], name[32], *held;
+	int made = 0;
+
+	long g = pair_served(t);
+	for (int i = 0; i < 300; i++) {
+		snprintf(name, sizeof(name), "fill%d", i);
+		struct ta_out o = ta_ctl(t->s.home, "snap", "create", "vsrc",
+		    name, NULL);
+		int st = o.status;
+		ta_out_free(&o);
+		if (st != 0)
+			break;
+		made++;
+	}
+	assert_true(made > 0 && made < 300);	/* the table filled up */
+	free(ta_ctl_expect(0, t->d.home, "mirror", "break", "vdst", NULL));
+	char *out = ta_ctl_expect(0, t->s.home, "mirror", "break", "vsrc",
+	    NULL);
+	free(out);
+	long acked = tl_mirror_long(&t->s, "acked_gen");
+	assert_true(acked >= g);
+	held = held_roots(&t->s, "vsrc");
+	assert_string_not_equal(held, "");	/* nothing released */
+	free(held);
+	snprintf(base, sizeof(base), "mirror.base.%ld", acked);
+	assert_int_equal(snap_gen(&t->s, "vsrc", base), -1);
+	assert_true(events_have(&t->s, "mirror.error", "stay held"));
+	/* A slot freed: the park runs again and goes through. */
+	free(ta_ctl_expect(0, t->s.home, "snap", "delete", "vsrc", "fill0",
+	    NULL));
+	held = held_roots(&t->s, "vsrc");
+	assert_string_equal(held, "");
+	free(held);
+	assert_int_equal(snap_gen(&t->s, "vsrc", base), acked);
+	assert_true(events_have(&t->s, "mirror.fallback", "a snapshot was "
+	    "deleted"));
+	assert_int_equal(ta_daemon_stop(&t->d.d), 0);
+	assert_int_equal(ta_daemon_stop(&t->s.d), 0);
+}
+
 static void test_shared_port(void **state)
 {
 	struct mtest *t = *state;
@@ -2324,6 +2372,8 @@ int main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_start_parks_broken_source, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_park_after_snapshot_delete, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_small_destination,
 		    setup_small, teardown),
 	};
