@@ -759,60 +759,15 @@ static bool chunk_plain(const struct wchunk *c)
 }
 
 /*
- * Full stripes [s0, s0+ns) of group g, a chunk at a time, two chunks on
- * their way at once: the next chunk's parity is computed and its I/O
- * queued while the disks write the previous one, so the disks do not wait
- * for the encoder.  Chunks follow one another upward (range locks taken
- * in increasing order and never overlapping, so no lock cycle).
- */
-static int write_full(raid_vol_t *v, unsigned g, uint64_t s0, uint64_t ns,
-    struct wsrc src)
-{
-	uint32_t chunk = (uint32_t)FL_MIN(ns, RAID_CHUNK_STRIPES);
-	uint8_t *pbuf[2] = { raid_scratch_get(v), NULL };
-	struct wchunk c[2];
-	unsigned cur = 0;
-	int err = 0, e2;
-
-	c[0].live = c[1].live = false;
-	if (pbuf[0] == NULL)
-		return -ENOMEM;
-	for (uint64_t done = 0; done < ns && err == 0; cur ^= 1) {
-		uint32_t cn = (uint32_t)FL_MIN(chunk, ns - done);
-		struct wchunk *prev = &c[cur ^ 1];
-
-		if (pbuf[cur] == NULL)
-			pbuf[cur] = raid_scratch_get(v);
-		if (prev->live && (pbuf[cur] == NULL || !chunk_plain(prev)))
-			err = chunk_finish(v, g, prev);
-		if (err == 0 && pbuf[cur] == NULL)
-			err = -ENOMEM;
-		if (err == 0)
-			err = chunk_start(v, g, s0 + done, cn,
-			    wsrc_skip(src, done * v->n), pbuf[cur], &c[cur],
-			    false);
-		if (prev->live) {
-			e2 = chunk_finish(v, g, prev);
-			err = err != 0 ? err : e2;
-		}
-		done += cn;
-	}
-	for (unsigned i = 0; i < 2; i++)
-		if (c[i].live) {
-			e2 = chunk_finish(v, g, &c[i]);
-			err = err != 0 ? err : e2;
-		}
-	raid_scratch_put(v, pbuf[0]);
-	raid_scratch_put(v, pbuf[1]);
-	return err;
-}
-
-/*
- * A write stream (raid.h): write_full's two chunks in flight, kept across
- * calls.  Chunks live in a ring of WSTREAM_SLOTS, oldest at head; after a
- * chunk is started the oldest are finished while the others still queue
- * a whole chunk of stripes, so about one chunk waits at the disks when a
- * call returns (several small ones at most WSTREAM_SLOTS).
+ * Write streams (raid.h): full stripes a chunk at a time, the next
+ * chunk's parity computed and its I/O queued while the disks write the
+ * previous one, so the disks do not wait for the encoder.  A stream keeps
+ * that across calls; write_full below is a stream of one call.  Chunks
+ * live in a ring of WSTREAM_SLOTS, oldest at head; after a chunk is
+ * started the oldest are finished while the others still queue a whole
+ * chunk of stripes, so about one chunk waits at the disks when a call
+ * returns (several small ones at most WSTREAM_SLOTS).  A slot's parity
+ * buffer is taken from the scratch pool when first used.
  *
  * Range locks.  Calls come in any VBN order (a walk's batches do not
  * follow one another upward), so the stream never waits for a range lock
@@ -822,7 +777,7 @@ static int write_full(raid_vol_t *v, unsigned g, uint64_t s0, uint64_t ns,
  * part in any lock cycle, whatever order others take ranges in.
  *
  * A chunk that is not plain (journal slot, rebuild, a disk out) is
- * finished before the next is started, as in write_full.
+ * finished before the next is started.
  */
 #define WSTREAM_SLOTS	4u
 
@@ -848,13 +803,6 @@ int raid_wstream_open(raid_vol_t *v, raid_wstream_t **out)
 	if (ws == NULL)
 		return -ENOMEM;
 	ws->v = v;
-	for (unsigned i = 0; i < WSTREAM_SLOTS; i++) {
-		ws->pbuf[i] = raid_scratch_get(v);
-		if (ws->pbuf[i] == NULL) {
-			(void)raid_wstream_close(ws);
-			return -ENOMEM;
-		}
-	}
 	*out = ws;
 	return 0;
 }
@@ -889,25 +837,45 @@ int raid_wstream_drain(raid_wstream_t *ws)
 	return raid_wstream_wait(ws, ws->started);
 }
 
+/* Drain, and give the parity buffers back; the stream's error. */
+static int ws_release(struct raid_wstream *ws)
+{
+	int err = raid_wstream_drain(ws);
+
+	for (unsigned i = 0; i < WSTREAM_SLOTS; i++) {
+		raid_scratch_put(ws->v, ws->pbuf[i]);
+		ws->pbuf[i] = NULL;
+	}
+	return err;
+}
+
 int raid_wstream_close(raid_wstream_t *ws)
 {
 	int err;
 
 	if (ws == NULL)
 		return 0;
-	err = raid_wstream_drain(ws);
-	for (unsigned i = 0; i < WSTREAM_SLOTS; i++)
-		raid_scratch_put(ws->v, ws->pbuf[i]);
+	err = ws_release(ws);
 	free(ws);
 	return err;
+}
+
+/* Start chunk slot i, its parity buffer taken if it has none yet. */
+static int ws_chunk_start(struct raid_wstream *ws, unsigned i, unsigned g,
+    uint64_t s0, uint32_t ns, struct wsrc src, bool nowait)
+{
+	if (ws->pbuf[i] == NULL)
+		ws->pbuf[i] = raid_scratch_get(ws->v);
+	if (ws->pbuf[i] == NULL)
+		return -ENOMEM;
+	return chunk_start(ws->v, g, s0, ns, src, ws->pbuf[i], &ws->c[i],
+	    nowait);
 }
 
 /* Start one chunk: full stripes [s0, s0+ns) of group g. */
 static int ws_start(struct raid_wstream *ws, unsigned g, uint64_t s0,
     uint32_t ns, struct wsrc src)
 {
-	raid_vol_t *v = ws->v;
-
 	if (ws->nlive == WSTREAM_SLOTS)
 		ws_finish_oldest(ws);
 	if (ws->nlive > 0 && !chunk_plain(&ws->c[(ws->head + ws->nlive - 1) %
@@ -916,15 +884,13 @@ static int ws_start(struct raid_wstream *ws, unsigned g, uint64_t s0,
 	if (ws->err != 0)
 		return ws->err;
 	unsigned i = (ws->head + ws->nlive) % WSTREAM_SLOTS;
-	int err = chunk_start(v, g, s0, ns, src, ws->pbuf[i], &ws->c[i],
-	    ws->nlive > 0);
+	int err = ws_chunk_start(ws, i, g, s0, ns, src, ws->nlive > 0);
 	if (err == -EAGAIN) {
 		/* Held by someone: wait for it with nothing of ours held. */
 		err = raid_wstream_drain(ws);
 		i = ws->head;
 		if (err == 0)
-			err = chunk_start(v, g, s0, ns, src, ws->pbuf[i],
-			    &ws->c[i], false);
+			err = ws_chunk_start(ws, i, g, s0, ns, src, false);
 	}
 	if (err != 0) {
 		ws->err = err;
@@ -939,6 +905,23 @@ static int ws_start(struct raid_wstream *ws, unsigned g, uint64_t s0,
 	    RAID_CHUNK_STRIPES)
 		ws_finish_oldest(ws);
 	return ws->err;
+}
+
+/* Full stripes [s0, s0+ns) of group g: a stream of one call, drained. */
+static int write_full(raid_vol_t *v, unsigned g, uint64_t s0, uint64_t ns,
+    struct wsrc src)
+{
+	struct raid_wstream ws = { .v = v };
+
+	for (uint64_t done = 0; done < ns && ws.err == 0;) {
+		uint32_t cn = (uint32_t)FL_MIN(ns - done,
+		    (uint64_t)RAID_CHUNK_STRIPES);
+
+		(void)ws_start(&ws, g, s0 + done, cn,
+		    wsrc_skip(src, done * v->n));
+		done += cn;
+	}
+	return ws_release(&ws);
 }
 
 int raid_wstream_writev(raid_wstream_t *ws, uint64_t vbn, uint32_t n,
