@@ -298,6 +298,7 @@ static void sched_prune(struct adm_ctx *ctx, struct adm_vol *v,
 		if (sched_name(si[i].name, kind))
 			si[m++] = si[i];
 	qsort(si, m, sizeof(*si), cmp_names);
+	bool deleted = false;
 	for (size_t i = 0; (int64_t)(m - i) > keep; i++) {
 		int rc = wafl_snap_delete(v->wafl, si[i].name);
 
@@ -305,13 +306,15 @@ static void sched_prune(struct adm_ctx *ctx, struct adm_vol *v,
 			adm_event(ctx, v->name, "snapshot.expired", "scheduled "
 			    "snapshot %s deleted (keep %" PRId64 " %s)",
 			    si[i].name, keep, kind);
-			adm_mirror_snapshot_deleted(ctx, v->name);
+			deleted = true;
 		} else
 			fl_warn(ADM_SUB, "volume %s: cannot delete expired "
 			    "snapshot %s: %s", v->name, si[i].name,
 			    fl_strerror(rc));
 	}
 	free(si);
+	if (deleted)
+		adm_mirror_snapshot_deleted(ctx, v->name);
 }
 
 void adm_sched_run(struct adm_ctx *ctx)

@@ -65,6 +65,7 @@
 #include "mirror/mir_impl.h"
 
 #define MDW_NBATCH	3u
+#define RUN_BUFS	3u	/* runs' copy buffers the stream may hold */
 
 struct mdw_batch {
 	uint8_t *data;			/* cap blocks, in arrival order */
@@ -106,7 +107,7 @@ struct mir_dwriter {
 					   completed from the carry */
 	uint32_t run_stripes;
 	unsigned run_cur;		/* the buffer runs copy into now */
-	uint64_t run_seq[3];		/* last chunk of each buffer's run */
+	uint64_t run_seq[RUN_BUFS];	/* last chunk of each buffer's run */
 	struct mdw_carry *carry;	/* hash by stripe, ccap entries */
 	uint32_t ccap, cused;
 	uint8_t *carry_data;		/* cmax stripes */
@@ -124,7 +125,6 @@ struct mir_dwriter {
 };
 
 #define RUN_BLOCKS	1024u	/* completed from the carry per raid write */
-#define RUN_BUFS	3u	/* runs' copy buffers the stream may hold */
 #define FLUSH_BLOCKS	4096u
 
 void *mir_big_alloc(size_t bytes)
