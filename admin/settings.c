@@ -38,7 +38,7 @@ static const struct adm_setting settings[] = {
 	{ "mount_port", ADM_ST_UINT, 1, 65535, NULL, "20048", "reload",
 	    "MOUNT port (TCP and UDP)" },
 	{ "nfs_threads", ADM_ST_UINT, 0, 1024, NULL, "0", "reload",
-	    "NFS worker threads (0: twice the CPUs, 4 to 64)" },
+	    "NFS worker threads (0: one more than the CPUs, 3 to 64)" },
 	{ "nfs_rpcbind", ADM_ST_BOOL, 0, 1, NULL, "true", "reload",
 	    "register NFS and MOUNT with rpcbind when it runs" },
 	{ "nfs_mounts_per_host", ADM_ST_UINT, 1, 4096, NULL, "64", "reload",

@@ -128,8 +128,8 @@ struct nfsd_config {
 };
 
 int nfsd_create(const struct nfsd_config *cfg, nfsd_t **out);
-/* The workers when none are configured: twice the online CPUs, 4 to
- * 64. */
+/* The workers when none are configured: one more than the online CPUs,
+ * 3 to 64. */
 uint32_t nfsd_default_threads(void);
 
 /* Bind, listen, register with rpcbind, start the threads. */

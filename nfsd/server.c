@@ -171,12 +171,12 @@ fail:
 }
 
 /*
- * Twice the online CPUs, 4 to 64.  A worker holds its thread only while a
- * call runs (a reply that waits for the NVLOG does not hold it), so more
- * workers than that add lock and scheduler traffic, not throughput: on 2
- * CPUs, 4 workers served the metadata mix 20-35% faster than 8, and 2
- * workers half as fast (docs/bench.md).  The floor leaves room for calls
- * that wait for a disk read.
+ * One more than the online CPUs, 3 to 64.  A worker holds its thread only
+ * while a call runs (a reply that waits for the NVLOG does not hold it),
+ * so beyond a worker per CPU, plus one to run while another sleeps in the
+ * log's flush or a disk read, workers add lock and scheduler traffic, not
+ * throughput: on 2 CPUs, 3 workers served the metadata mix 7-16% faster
+ * than 4 and 4 faster than 8, and 2 workers half as fast (docs/bench.md).
  */
 uint32_t nfsd_default_threads(void)
 {
@@ -184,7 +184,7 @@ uint32_t nfsd_default_threads(void)
 
 	if (n < 2)
 		n = 2;
-	return (uint32_t)FL_MIN(FL_MAX(2 * n, 4L), 64L);
+	return (uint32_t)FL_MIN(n + 1, 64L);
 }
 
 int nfsd_create(const struct nfsd_config *cfg, nfsd_t **out)
