@@ -80,6 +80,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -501,12 +502,72 @@ static double walk_mbs(struct pair *p)
 	return (double)n * 4096 / MiB / (tl_now_s() - t0);
 }
 
+/*
+ * The block device under a directory, as the kernel counts it
+ * (/sys/dev/block/MAJ:MIN/stat: sectors read and written, milliseconds
+ * with I/O in flight).  ok false where there is none (tmpfs, overlay).
+ */
+struct devstat {
+	bool ok;
+	uint64_t rd_sect, wr_sect, busy_ms;
+	double t;
+};
+
+static struct devstat devstat_read(const char *dir)
+{
+	struct devstat d = { .t = tl_now_s() };
+	unsigned long long f[10];
+	char path[96];
+	struct stat st;
+	FILE *fp;
+
+	if (dir == NULL || stat(dir, &st) != 0 || major(st.st_dev) == 0)
+		return d;
+	snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/stat",
+	    major(st.st_dev), minor(st.st_dev));
+	fp = fopen(path, "r");
+	if (fp == NULL)
+		return d;
+	if (fscanf(fp, "%llu %llu %llu %llu %llu %llu %llu %llu %llu %llu",
+	    &f[0], &f[1], &f[2], &f[3], &f[4], &f[5], &f[6], &f[7], &f[8],
+	    &f[9]) == 10) {
+		d.ok = true;
+		d.rd_sect = f[2];
+		d.wr_sect = f[6];
+		d.busy_ms = f[9];
+	}
+	fclose(fp);
+	return d;
+}
+
+/* What the device did between a and b: MB/s read and written, and the
+ * fraction of the time it had I/O in flight.  false if not known. */
+static bool devstat_rates(const struct devstat *a, const struct devstat *b,
+    double *rd_mbs, double *wr_mbs, double *busy)
+{
+	double dt = b->t - a->t;
+
+	if (!a->ok || !b->ok || dt <= 0)
+		return false;
+	*rd_mbs = (double)(b->rd_sect - a->rd_sect) * 512 / 1e6 / dt;
+	*wr_mbs = (double)(b->wr_sect - a->wr_sect) * 512 / 1e6 / dt;
+	*busy = (double)(b->busy_ms - a->busy_ms) / 1e3 / dt;
+	return true;
+}
+
+/* The device's part of a baseline (the images of both volumes on it). */
+struct devuse {
+	bool ok;
+	double rd_mbs, wr_mbs, busy;
+};
+
 /* Start both sides; returns the seconds until the baseline is
  * acknowledged, *blocks the blocks it sent, *cpu_s the CPU time both
- * sides used meanwhile. */
+ * sides used meanwhile, *dev what the device under the images did. */
 static double pair_baseline(struct pair *p, uint64_t *blocks,
-    double *cpu_s)
+    double *cpu_s, struct devuse *dev)
 {
+	struct devstat d0, d1;
 	struct rusage r0, r1;
 	struct mir_dest_opts d = { .key = p->key, .key_len = sizeof(p->key),
 	    .allow_baseline = true };
@@ -521,11 +582,16 @@ static double pair_baseline(struct pair *p, uint64_t *blocks,
 	    .retry_ms = 20 };
 	memcpy(s.rel_id, p->id, 16);
 	getrusage(RUSAGE_SELF, &r0);
+	d0 = devstat_read(p->dst->dir);
 	t0 = tl_now_s();
 	check(mir_source_start(p->src->v, &s, &p->ms), "mir_source_start");
 	check(mir_source_wait(p->ms, 0, 600000), "baseline");
 	t0 = tl_now_s() - t0;
+	d1 = devstat_read(p->dst->dir);
 	getrusage(RUSAGE_SELF, &r1);
+	memset(dev, 0, sizeof(*dev));
+	dev->ok = devstat_rates(&d0, &d1, &dev->rd_mbs, &dev->wr_mbs,
+	    &dev->busy);
 	*cpu_s = (double)(r1.ru_utime.tv_sec - r0.ru_utime.tv_sec +
 	    r1.ru_stime.tv_sec - r0.ru_stime.tv_sec) +
 	    (double)(r1.ru_utime.tv_usec - r0.ru_utime.tv_usec +
@@ -834,6 +900,7 @@ static void rsyncd_stop(struct rsyncd *r)
 struct sized {
 	uint64_t bytes;
 	double baseline_s, baseline_mbs, baseline_cpu;
+	struct devuse baseline_dev;	/* the device under the images */
 	double walk_mbs;		/* the source's walk alone */
 	double update_s;		/* median, scattered */
 	struct upd_split split;		/* the parts of the median run */
@@ -842,6 +909,14 @@ struct sized {
 	double rsync_s, rsync_c_s;	/* NAN if not measured */
 	char why[2 * PATH_MAX + 64];
 };
+
+static void devuse_print(const struct devuse *d)
+{
+	if (d->ok)
+		printf("    the device under the images meanwhile: busy %.0f%% "
+		    "of the time, %.0f MB/s written, %.0f MB/s read\n",
+		    d->busy * 100, d->wr_mbs, d->rd_mbs);
+}
 
 /* A size's pair, filled and through its baseline. */
 static void size_setup(struct sized *z, struct pair *p)
@@ -852,11 +927,13 @@ static void size_setup(struct sized *z, struct pair *p)
 	fflush(stdout);
 	pair_make(p, z->bytes, false);
 	z->walk_mbs = walk_mbs(p);
-	z->baseline_s = pair_baseline(p, &blocks, &z->baseline_cpu);
+	z->baseline_s = pair_baseline(p, &blocks, &z->baseline_cpu,
+	    &z->baseline_dev);
 	z->baseline_mbs = (double)blocks * 4096 / MiB / z->baseline_s;
 	printf("  %.0f MiB: baseline %.1f s (%.0f MB/s, %.1f s of CPU); the "
 	    "source's walk alone %.0f MB/s\n", z->bytes / MiB, z->baseline_s,
 	    z->baseline_mbs, z->baseline_cpu, z->walk_mbs);
+	devuse_print(&z->baseline_dev);
 	fflush(stdout);
 }
 
@@ -1001,6 +1078,7 @@ static double indep_run(const char *shm, uint64_t bytes, unsigned rate,
     double *cpu_s, double *secs, double *walk)
 {
 	char saved[PATH_MAX], *dir = tl_tmpdir_make(shm, "mirror-indep");
+	struct devuse dev;
 	uint64_t blocks;
 	struct pair p;
 
@@ -1011,7 +1089,7 @@ static double indep_run(const char *shm, uint64_t bytes, unsigned rate,
 		pair_throttle(&p, rate);
 	if (walk != NULL)
 		*walk = walk_mbs(&p);
-	*secs = pair_baseline(&p, &blocks, cpu_s);
+	*secs = pair_baseline(&p, &blocks, cpu_s, &dev);
 	pair_free(&p);
 	setenv("TMPDIR", saved, 1);
 	tl_tmpdir_remove(dir);
@@ -1530,7 +1608,9 @@ int main(int argc, char **argv)
 		pair_make(&p, mib << 20, false);
 		walk = walk_mbs(&p);
 		double t0 = tl_now_s();
-		secs = pair_baseline(&p, &blocks, &cpu);
+		struct devuse dev;
+
+		secs = pair_baseline(&p, &blocks, &cpu, &dev);
 		printf("  baseline from %.6f to %.6f (CLOCK_MONOTONIC)\n", t0,
 		    tl_now_s());
 		printf("  %llu MiB: baseline %.2f s (%.0f MB/s, %.1f s of CPU, "
@@ -1542,6 +1622,7 @@ int main(int argc, char **argv)
 		    (double)blocks * 4096 / MiB / secs / fmin(disk, lo),
 		    (double)blocks * 4096 / MiB / secs / fmin(vwrite, lo),
 		    walk, load[0]);
+		devuse_print(&dev);
 		struct mir_dest_stats ds;
 		struct raid_status rs;
 		mir_dest_stats(p.md, &ds);
@@ -1676,6 +1757,13 @@ int main(int argc, char **argv)
 	    z[0].baseline_mbs, z[1].baseline_mbs, z[2].baseline_mbs,
 	    sizes[0] / MiB, sizes[1] / MiB, sizes[2] / MiB,
 	    z[2].baseline_cpu, z[2].baseline_s);
+	if (z[2].baseline_dev.ok)
+		benchout_note(&b, "the device under both volumes' images during "
+		    "the %.0f MiB baseline: busy %.0f%% of the time, %.0f MB/s "
+		    "written (data and parity: %.2f of the blocks sent), %.0f "
+		    "MB/s read", sizes[2] / MiB, z[2].baseline_dev.busy * 100,
+		    z[2].baseline_dev.wr_mbs, z[2].baseline_dev.wr_mbs * 1e6 /
+		    MiB / z[2].baseline_mbs, z[2].baseline_dev.rd_mbs);
 	benchout_note(&b, "disks of their own: both volumes' images in "
 	    "memory, every disk throttled to L = %u MB/s by raid's fault "
 	    "injector (a disk with bandwidth of its own, as on an appliance; "
