@@ -41,13 +41,17 @@
  * probe runs in every run, so each pays for it).  Before the first timed
  * run the source takes 1.5 GiB of the same writes (quick: 4 x 32 MiB),
  * removed again, so its block pool is at its high-water mark, as on a
- * filer that has been running, in every run.
+ * filer that has been running, in every run.  Part 2 runs twice: with
+ * both homes in the scratch directory (one device takes both sides'
+ * writes), then with the destination's home in memory (/dev/shm, or
+ * $FILER_BENCH_SHM), a device of its own as on two appliances.
  *
  * FILER_BENCH_ONLY=indep: only part 1b, printed (no JSON).
- * FILER_BENCH_ONLY=nfs: only part 2, printed (no JSON); for profiling the
- * two filerds.  FILER_BENCH_DEST_DIR=DIR puts part 2's destination home
- * (its disk images and NVLOG) under DIR, for a destination on a device of
- * its own (a RAM disk such as /dev/shm on a one-disk machine).
+ * FILER_BENCH_ONLY=nfs: only part 2 (once), printed (no JSON); for
+ * profiling the two filerds.  FILER_BENCH_DEST_DIR=DIR puts its
+ * destination's home (disk images and NVLOG) under DIR, for a destination
+ * on a device of its own (a RAM disk such as /dev/shm on a one-disk
+ * machine).
  *
  * FILER_BENCH_BASELINE_MIB=N: only the disk and loopback figures and one
  * baseline of N MiB, printed (no JSON); for profiling the baseline.  With
@@ -1102,10 +1106,16 @@ static double indep_peer(const struct indep *r)
 	return 4.0 * r->rate * 1e6 / MiB;
 }
 
+/* Memory as a device of its own: $FILER_BENCH_SHM, else /dev/shm. */
+static const char *shm_dir(void)
+{
+	return getenv("FILER_BENCH_SHM") != NULL ? getenv("FILER_BENCH_SHM") :
+	    "/dev/shm";
+}
+
 static void run_indep(struct indep *r)
 {
-	const char *shm = getenv("FILER_BENCH_SHM") != NULL ?
-	    getenv("FILER_BENCH_SHM") : "/dev/shm";
+	const char *shm = shm_dir();
 	const char *l = getenv("FILER_BENCH_DISK_MBS");
 	double s;
 
@@ -1378,7 +1388,8 @@ static double nfs_timed(const struct side *s, const char *tag,
  * mean of its runs.  Every run's files are removed after it (the volume
  * never fills), the mirrored run's once the destination acknowledged them.
  */
-static void run_nfs(const char *tmp, struct nfsres *res)
+static void run_nfs(const char *tmp, const char *dest_dir,
+    struct nfsres *res)
 {
 	struct side s, d;
 	char key[PATH_MAX + 16], a[64], tag[16], snap[16];
@@ -1392,10 +1403,13 @@ static void run_nfs(const char *tmp, struct nfsres *res)
 	memset(&s, 0, sizeof(s));
 	memset(&d, 0, sizeof(d));
 	res->rounds = quick ? 1 : NFS_ROUNDS;
-	/* FILER_BENCH_DEST_DIR: the destination on a device of its own. */
-	char *dtop = getenv("FILER_BENCH_DEST_DIR") == NULL ? NULL :
-	    tl_tmpdir_make(getenv("FILER_BENCH_DEST_DIR"), "mirror-dst");
-	const char *dtmp = dtop != NULL ? dtop : tmp;
+	/* A directory of this run's own (removed after it unless it
+	 * failed); dest_dir: the destination on a device of its own. */
+	char *top = tl_tmpdir_make(tmp, "nfs");
+	char *dtop = dest_dir == NULL ? NULL :
+	    tl_tmpdir_make(dest_dir, "mirror-dst");
+	const char *dtmp = dtop != NULL ? dtop : top;
+	tmp = top;
 	side_setup(&s, tmp, "src", "vsrc", quick ? "256M" : "1G");
 	side_setup(&d, dtmp, "dst", "vdst", quick ? "256M" : "1G");
 	if (dtmp != tmp)
@@ -1505,8 +1519,11 @@ out:
 	if (tl_stop(d.pid, 60000) != 0 && res->why[0] == '\0')
 		snprintf(res->why, sizeof(res->why), "destination filerd did "
 		    "not stop cleanly (see %s)", d.log);
-	if (dtop != NULL)
-		tl_tmpdir_remove(dtop);
+	if (res->why[0] == '\0') {
+		tl_tmpdir_remove(top);
+		if (dtop != NULL)
+			tl_tmpdir_remove(dtop);
+	}
 	fflush(stdout);
 }
 
@@ -1530,7 +1547,7 @@ int main(int argc, char **argv)
 	char base[PATH_MAX], tmpbuf[PATH_MAX], m[96], offl[64], onl[64];
 	uint64_t sizes[NSIZES];
 	struct sized z[NSIZES];
-	struct nfsres nr;
+	struct nfsres nr, nr_own;
 	struct indep ind;
 	struct benchout b;
 	double load[3], disk, vwrite, lo, t_start = tl_now_s();
@@ -1569,7 +1586,7 @@ int main(int argc, char **argv)
 		if (strcmp(getenv("FILER_BENCH_ONLY"), "nfs") != 0)
 			die("FILER_BENCH_ONLY=%s: unknown (nfs, indep, or "
 			    "unset)", getenv("FILER_BENCH_ONLY"));
-		run_nfs(tmp, &nr);
+		run_nfs(tmp, getenv("FILER_BENCH_DEST_DIR"), &nr);
 		printf("  NFS write: mirror off %.1f MiB/s, on %.1f (%.2f; "
 		    "means of %d and %d runs), lag max %.0f CPs%s%s\n",
 		    nr.off_mbs, nr.on_mbs, nr.on_mbs / nr.off_mbs,
@@ -1686,7 +1703,11 @@ int main(int argc, char **argv)
 	for (int i = 0; i < NSIZES; i++)
 		size_finish(tmp, &z[i], &pairs[i]);
 	run_indep(&ind);
-	run_nfs(tmp, &nr);
+	run_nfs(tmp, NULL, &nr);
+	printf("  NFS part again, the destination's home in %s (a device of "
+	    "its own)\n", shm_dir());
+	fflush(stdout);
+	run_nfs(tmp, shm_dir(), &nr_own);
 
 	benchout_open(&b, outdir, "mirror", "sync mirroring: update cost vs "
 	    "rsync, baseline rate, wire bytes, NFS writes with the mirror on");
@@ -1737,6 +1758,10 @@ int main(int argc, char **argv)
 	    z[2].blocks_range, "blk/blk");
 	benchout_vs(&b, "NFS write, sync mirror on", nr.on_mbs, "MiB/s",
 	    "mirror off", nr.off_mbs, ">=", 0.8);
+	benchout_vs(&b, "NFS write, sync mirror on, destination's own device",
+	    nr_own.on_mbs, "MiB/s", "mirror off", nr_own.off_mbs, ">=", 0.8);
+	benchout_figure(&b, "destination lag under load, own device, max",
+	    nr_own.lag_max, "CPs");
 	benchout_figure(&b, "destination lag under load, max", nr.lag_max,
 	    "CPs");
 	benchout_figure(&b, "destination lag under load, mean", nr.lag_mean,
@@ -1791,15 +1816,24 @@ int main(int argc, char **argv)
 		if (z[i].why[0] != '\0')
 			benchout_note(&b, "%.0f MiB: %s", sizes[i] / MiB,
 			    z[i].why);
+	benchout_note(&b, "NFS, destination's own device: the same with the "
+	    "destination filerd's home (images, NVLOG) in %s, so that its "
+	    "writes do not share the source's device, as on two appliances; "
+	    "off %s MiB/s, on %s MiB/s", shm_dir(),
+	    fig_list(offl, sizeof(offl), nr_own.off, nr_own.rounds + 1),
+	    fig_list(onl, sizeof(onl), nr_own.on, nr_own.rounds));
 	if (nr.why[0] != '\0')
 		benchout_note(&b, "NFS: %s", nr.why);
+	if (nr_own.why[0] != '\0')
+		benchout_note(&b, "NFS, destination's own device: %s",
+		    nr_own.why);
 	if (!isnan(load[0]))
 		benchout_note(&b, "%ld CPUs; load average before the run %.2f "
 		    "(other work on the machine skews every figure); run took "
 		    "%.0f s", sysconf(_SC_NPROCESSORS_ONLN), load[0],
 		    tl_now_s() - t_start);
 	benchout_close(&b);
-	bad = nr.why[0] != '\0';
+	bad = nr.why[0] != '\0' || nr_own.why[0] != '\0';
 	if (bad)
 		printf("bench_mirror: scratch and logs kept in %s\n", tmp);
 	else
