@@ -25,7 +25,8 @@
  * with the Ganesha value and the ratio filer / ganesha:
  *   - metadata mix ops/s, 1 and 16 clients: each in-flight slot loops
  *     CREATE, GETATTR, LOOKUP, REMOVE of its own name in its client's
- *     directory (goal >= 2x);
+ *     directory (goal >= 2x); the 1-client figure is the median of three
+ *     runs (META1_RUNS), for each server;
  *   - 1 MiB sequential write MiB/s: UNSTABLE WRITEs of a new file, COMMIT
  *     at the end, timed to the COMMIT reply (goal >= 1x);
  *   - 1 MiB sequential read MiB/s of that file (goal >= 1x);
@@ -141,6 +142,13 @@ struct figure {
 	uint64_t calls;
 };
 
+/*
+ * The 1-client metadata mix runs this many times (quick: once) and its
+ * figure is the median run's: single 5 s runs of it moved by a third
+ * with the machine (docs/bench.md), more than the goal's margin.
+ */
+#define META1_RUNS	3
+
 /* What one server's run produced.  Lives in a MAP_SHARED mapping so the
  * namespace child can fill it in for the parent. */
 struct suite {
@@ -150,6 +158,8 @@ struct suite {
 	bool started;		/* the server was started (logs to keep) */
 	uint32_t dir_entries;
 	double fill_rate;	/* CREATEs/s filling the listed directory */
+	double meta1_runs[META1_RUNS];	/* each 1-client mix, ops/s */
+	int meta1_n;
 };
 
 static void suite_why(struct suite *s, const char *fmt, ...)
@@ -796,7 +806,7 @@ static void conns_close(struct conn *c, int n)
 }
 
 static void meta_mix(const struct server *sv, int clients, int depth,
-    double dur, struct figure *fig, struct suite *out)
+    int run, double dur, struct figure *fig, struct suite *out)
 {
 	struct conn c[MAX_CONNS];
 	struct fh dirs[MAX_CONNS];
@@ -807,7 +817,7 @@ static void meta_mix(const struct server *sv, int clients, int depth,
 	if (conns_open(c, clients, sv, out) != 0)
 		return;
 	for (int i = 0; i < clients; i++) {
-		snprintf(path, sizeof(path), "/b/m%d-%d", clients, i);
+		snprintf(path, sizeof(path), "/b/m%d-%d-%d", clients, run, i);
 		if (nfs_mkdir(c[i].nfs, path) != 0 ||
 		    path_fh(&c[i], path, &dirs[i], err, sizeof(err)) != 0) {
 			suite_why(out, "mkdir %s: %s", path,
@@ -832,6 +842,37 @@ static void meta_mix(const struct server *sv, int clients, int depth,
 out:
 	conns_close(c, clients);
 	load_free(&ld);
+}
+
+/* The 1-client mix META1_RUNS times (quick: once); the figure is the
+ * median run's, its latencies with it. */
+static void meta1_median(const struct server *sv, double dur,
+    struct suite *out)
+{
+	struct figure runs[META1_RUNS];
+	int n = quick ? 1 : META1_RUNS, idx[META1_RUNS], ok = 0;
+
+	for (int r = 0; r < n; r++) {
+		memset(&runs[r], 0, sizeof(runs[r]));
+		meta_mix(sv, 1, 16, r, dur, &runs[r], out);
+		if (runs[r].ok) {
+			out->meta1_runs[ok] = runs[r].value;
+			idx[ok++] = r;
+		}
+	}
+	out->meta1_n = ok;
+	if (ok == 0)
+		return;
+	/* Sort the indexes of the good runs by value (at most three). */
+	for (int i = 1; i < ok; i++)
+		for (int j = i; j > 0 && runs[idx[j]].value <
+		    runs[idx[j - 1]].value; j--) {
+			int t = idx[j];
+
+			idx[j] = idx[j - 1];
+			idx[j - 1] = t;
+		}
+	out->f[FIG_META1] = runs[idx[(ok - 1) / 2]];
 }
 
 /* Run ld over the given slots count from a fresh start. */
@@ -1025,8 +1066,8 @@ static void run_suite(const struct server *sv, struct suite *out)
 	}
 	printf("  %s: metadata mix...\n", sv->name);
 	fflush(stdout);
-	meta_mix(sv, 1, 16, dur, &out->f[FIG_META1], out);
-	meta_mix(sv, 16, 8, dur, &out->f[FIG_META16], out);
+	meta1_median(sv, dur, out);
+	meta_mix(sv, 16, 8, 0, dur, &out->f[FIG_META16], out);
 	if (only_meta)
 		return;
 	printf("  %s: sequential and random I/O...\n", sv->name);
@@ -1416,6 +1457,27 @@ static void report(struct benchout *b, const struct suite *me,
 	}
 }
 
+/* Each server's 1-client metadata runs, of which the figure is the
+ * median. */
+static void meta1_note(struct benchout *b, const struct suite *sh)
+{
+	char list[2][96];
+
+	for (int k = 0; k < 2; k++) {
+		size_t n = 0;
+
+		list[k][0] = '\0';
+		for (int r = 0; r < sh[k].meta1_n; r++)
+			n += (size_t)snprintf(list[k] + n, sizeof(list[k]) - n,
+			    "%s%.0f", r > 0 ? " / " : "", sh[k].meta1_runs[r]);
+		if (sh[k].meta1_n == 0)
+			snprintf(list[k], sizeof(list[k]), "none");
+	}
+	benchout_note(b, "meta mix, 1 client: the median of %d runs (in "
+	    "order, ops/s): filer %s, ganesha %s", quick ? 1 : META1_RUNS,
+	    list[0], list[1]);
+}
+
 /* One JSON line with why s's figures are missing, if they are; scratch:
  * the kept scratch directory, or NULL (removed). */
 static void json_why(struct benchout *b, const struct suite *s,
@@ -1525,6 +1587,8 @@ int main(int argc, char **argv)
 		    "in flight): filer %.0f/s, ganesha %.0f/s", sh[0].fill_rate,
 		    sh[1].fill_rate);
 	}
+	if (!only_seqw && !only_seq)
+		meta1_note(&b, sh);
 	if (!isnan(load[0]))
 		benchout_note(&b, "%ld CPUs; load average before the run %.2f "
 		    "(other work on the machine skews every figure)",
