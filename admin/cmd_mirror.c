@@ -14,6 +14,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -598,7 +599,17 @@ static int do_break(struct adm_ctx *ctx, struct rel *r, struct adm_rep *rep,
 			 * them: they become mirror.base snapshots, which a
 			 * resync finds as well (mir_source_park). */
 			struct break_park p = { 0 };
+			const char *crash =
+			    getenv("FILER_MIRROR_CRASH_BEFORE_PARK");
 
+			if (crash != NULL && strcmp(crash, "1") == 0) {
+				/* Tests: a crash between the row's update
+				 * and the park; the start parks. */
+				fl_warn(ADM_SUB, "mirror %s: broken off, "
+				    "killing filerd before the park "
+				    "(FILER_MIRROR_CRASH_BEFORE_PARK)", r->vol);
+				(void)raise(SIGKILL);
+			}
 			p.rc = adm_mirror_park(ctx, r->vol, "broken off by the "
 			    "administrator", &p.parked, &p.newest);
 			if (bp != NULL)

@@ -2201,6 +2201,75 @@ static void test_start_parks_broken_source(void **state)
 }
 
 /*
+ * filerd killed (SIGKILL) after `mirror break` stored the source's row
+ * broken-off and stopped its source, before the park
+ * (FILER_MIRROR_CRASH_BEFORE_PARK): the volume comes back with the holds
+ * of its last CP (the acknowledged root or an earlier one), the restart
+ * parks them, so the volume holds nothing behind a relationship that no
+ * longer runs, `filerctl check` is clean, and a resync still finds a
+ * common generation instead of needing a new baseline.
+ */
+static void test_crash_before_park(void **state)
+{
+	const char *const knob[] = { "FILER_MIRROR_CRASH_BEFORE_PARK", "1",
+	    NULL };
+	struct mtest *t = *state;
+	char base[64], want[96], *held;
+
+	(void)pair_served(t);
+	long acked = tl_mirror_long(&t->s, "acked_gen");
+	assert_true(acked > 0);
+	assert_int_equal(ta_daemon_stop(&t->s.d), 0);
+	ta_daemon_start_env(&t->s.d, t->s.home, knob);
+	wait_state(&t->s, "in-sync");
+	acked = tl_mirror_long(&t->s, "acked_gen");
+	free(ta_ctl_expect(0, t->d.home, "mirror", "break", "vdst", NULL));
+	struct ta_out o = ta_ctl(t->s.home, "mirror", "break", "vsrc", NULL);
+	assert_int_not_equal(o.status, 0);	/* filerd died answering */
+	ta_out_free(&o);
+	assert_int_equal(daemon_exit_wait(&t->s.d), 128 + SIGKILL);
+	ta_daemon_start(&t->s.d, t->s.home);
+	char *js = tl_mirror_status(&t->s);
+	ta_json_eq(js, "$.mirrors[0].state", "broken-off");
+	free(js);
+	held = held_roots(&t->s, "vsrc");
+	assert_string_equal(held, "");
+	free(held);
+	/* What the crash left held is the hold list of the last CP before
+	 * it: the acknowledged root, or one acknowledged before it. */
+	js = ta_ctl_expect(0, t->s.home, "--json", "snap", "list", "vsrc",
+	    NULL);
+	char *name = ta_json(js, "$.snapshots[0].name");
+	free(js);
+	assert_non_null(name);
+	assert_true(strncmp(name, "mirror.base.", 12) == 0);
+	long pg = strtol(name + 12, NULL, 10);
+	free(name);
+	assert_true(pg > 0 && pg <= acked);
+	snprintf(base, sizeof(base), "mirror.base.%ld", pg);
+	assert_int_equal(snap_gen(&t->s, "vsrc", base), pg);
+	assert_true(events_have(&t->s, "mirror.fallback", "at start"));
+	free(ta_ctl_expect(0, t->s.home, "check", "vsrc", NULL));
+	write_file(&t->s, "/after-crash", 7);
+	free(ta_ctl_expect(0, t->d.home, "mirror", "resync", "vdst", NULL));
+	free(ta_ctl_expect(0, t->s.home, "mirror", "resync", "vsrc", NULL));
+	wait_state(&t->s, "in-sync");
+	long g = wait_acked(t, pg + 1);
+	tl_mirror_wait_served(&t->d, g);
+	/* From the parked root, or a newer one both sides still retain
+	 * (the source's ring of recent roots): never a new baseline. */
+	bool found = false;
+	for (long c = pg; c <= acked && !found; c++) {
+		snprintf(want, sizeof(want), "from common generation %ld", c);
+		found = events_have(&t->s, "mirror.resync", want);
+	}
+	assert_true(found);
+	read_compare(&t->d, "/after-crash", 7);
+	assert_int_equal(ta_daemon_stop(&t->d.d), 0);
+	assert_int_equal(ta_daemon_stop(&t->s.d), 0);
+}
+
+/*
  * A source broken off while its snapshot table is full: the park cannot
  * make mirror.base.<acked>, so the holds stay (and the command and a
  * mirror.error event say so).  Deleting a snapshot tries again.
@@ -2372,6 +2441,8 @@ int main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_start_parks_broken_source, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_crash_before_park, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_park_after_snapshot_delete, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_small_destination,
