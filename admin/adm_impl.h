@@ -417,6 +417,10 @@ uint64_t adm_sched_now(const struct adm_ctx *ctx);	/* unix seconds */
 /* ------------------------------------------------------------ vols.c */
 
 struct adm_vol *adm_vol_find(struct adm_ctx *ctx, const char *name);
+/* v's file system; NULL, with rep failed and saying why, while the
+ * volume is online without one (a mirror resync overwriting it, a
+ * destination before its baseline). */
+wafl_vol_t *adm_vol_fs(struct adm_vol *v, struct adm_rep *rep);
 /* The settings every mount of a volume takes (cache, CP interval, dirty
  * threshold, NVLOG size, pool prefill) into mo; the caller sets the
  * NVLOG path and read-only. */

@@ -185,6 +185,8 @@ static int stats(struct adm_ctx *ctx, const struct adm_req *req,
 		if (v == NULL)
 			return adm_fail(rep, ADM_ERR, "volume %s is offline",
 			    name);
+		if (adm_vol_fs(v, rep) == NULL)
+			return ADM_ERR;
 		adm_rep_obj(rep, "stats");
 		emit_stats(ctx, rep, v);
 		return ADM_OK;
@@ -414,9 +416,8 @@ static int check(struct adm_ctx *ctx, const struct adm_req *req,
 		return ADM_OK;
 	}
 	v = ctx->daemon ? adm_vol_find(ctx, name) : NULL;
-	if (v != NULL && v->wafl == NULL)
-		return adm_fail(rep, ADM_ERR, "volume %s has no file system "
-		    "mounted now (a mirror is changing it); try again", name);
+	if (v != NULL && adm_vol_fs(v, rep) == NULL)
+		return ADM_ERR;
 	if (v != NULL) {
 		uint64_t id;
 		struct check_job *cj;

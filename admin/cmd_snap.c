@@ -44,6 +44,8 @@ static struct adm_vol *live_vol(struct adm_ctx *ctx, const char *name,
 	if (v == NULL)
 		adm_fail(rep, ADM_ERR, "volume %s is offline; bring it online "
 		    "with: filerctl vol online %s", name, name);
+	else if (adm_vol_fs(v, rep) == NULL)
+		return NULL;
 	return v;
 }
 

@@ -249,7 +249,7 @@ static void emit_volume_fields(struct adm_ctx *ctx, struct adm_rep *rep,
 
 		raid_status(v->raid, &rs);
 		adm_rep_str(rep, "raid", raid_condition(&rs));
-		if (wafl_statfs(v->wafl, &fs) == 0) {
+		if (v->wafl != NULL && wafl_statfs(v->wafl, &fs) == 0) {
 			adm_rep_u64(rep, "size_bytes", fs.tbytes);
 			adm_rep_u64(rep, "used_bytes", fs.tbytes - fs.fbytes);
 		} else {
@@ -262,8 +262,8 @@ static void emit_volume_fields(struct adm_ctx *ctx, struct adm_rep *rep,
 			adm_rep_bool(rep, "scrubbing", rs.scrubbing);
 			adm_rep_u64(rep, "scrub_done", rs.scrub_done);
 			adm_rep_u64(rep, "scrub_total", rs.scrub_total);
-			adm_rep_u64(rep, "generation",
-			    wafl_generation(v->wafl));
+			adm_rep_u64(rep, "generation", v->wafl != NULL ?
+			    wafl_generation(v->wafl) : 0);
 		}
 	} else {
 		adm_rep_str(rep, "raid", "-");

@@ -1072,6 +1072,19 @@ static void park_broken(struct adm_ctx *ctx, const char *vol,
 	free(rows);
 }
 
+const char *adm_mirror_fs_owner(const char *vol)
+{
+	for (const struct rjob *j = svc.jobs; j != NULL; j = j->next)
+		if (j->t_side && strcmp(j->vol, vol) == 0)
+			return "a mirror resync is overwriting it (see: filerctl "
+			    "mirror status)";
+	for (const struct mrel *r = svc.rels; r != NULL; r = r->next)
+		if (r->dst != NULL && strcmp(r->vol, vol) == 0)
+			return "it is a mirror destination waiting for its "
+			    "baseline (see: filerctl mirror status)";
+	return "a mirror is changing it; try again";
+}
+
 void adm_mirror_snapshot_deleted(struct adm_ctx *ctx, const char *vol)
 {
 	/* Not before mir_start, which parks what it finds. */

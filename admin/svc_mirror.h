@@ -117,6 +117,9 @@ int adm_mirror_break_dest(struct adm_ctx *ctx, int64_t id, char *why,
  */
 int adm_mirror_park(struct adm_ctx *ctx, const char *vol, const char *why,
     uint64_t *parked, uint64_t *newest);
+/* Why vol, online, has no file system mounted now, for an error message
+ * ("a resync is overwriting it", ...): the mirror service holds it. */
+const char *adm_mirror_fs_owner(const char *vol);
 /* A snapshot of vol was deleted (by hand or by the schedule): a park
  * that found the snapshot table full is tried again now. */
 void adm_mirror_snapshot_deleted(struct adm_ctx *ctx, const char *vol);

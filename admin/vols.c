@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "admin/adm_impl.h"
+#include "admin/svc_mirror.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -45,6 +46,14 @@ struct adm_vol *adm_vol_find(struct adm_ctx *ctx, const char *name)
 		if (strcmp(v->name, name) == 0 && v->raid != NULL)
 			return v;
 	return NULL;
+}
+
+wafl_vol_t *adm_vol_fs(struct adm_vol *v, struct adm_rep *rep)
+{
+	if (v->wafl == NULL)
+		adm_fail(rep, ADM_ERR, "volume %s has no file system mounted "
+		    "now: %s", v->name, adm_mirror_fs_owner(v->name));
+	return v->wafl;
 }
 
 static const char *raid_event_kind(enum raid_event ev)

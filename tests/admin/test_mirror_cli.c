@@ -2270,6 +2270,53 @@ static void test_crash_before_park(void **state)
 }
 
 /*
+ * The overwritten side of a resync whose other half has not started: its
+ * volume is taken from NFS and the admin commands while the resync owns
+ * it.  Every command that reads or changes the file system answers with
+ * an error that says so (filerd stays up), `vol status` still shows the
+ * volume, and once the other half runs the resync finishes as usual.
+ */
+static void test_commands_during_resync(void **state)
+{
+	struct mtest *t = *state;
+
+	(void)pair_served(t);
+	break_both(t);
+	write_file(&t->d, "/diverged", 3);
+	free(ta_ctl_expect(0, t->d.home, "mirror", "resync", "vdst", NULL));
+	const char *const cmds[][5] = {
+		{ "snap", "create", "vdst", "x", NULL },
+		{ "snap", "delete", "vdst", "x", NULL },
+		{ "snap", "rollback", "vdst", "x", NULL },
+		{ "snap", "list", "vdst", NULL },
+		{ "stats", "vdst", NULL },
+		{ "check", "vdst", NULL },
+	};
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+		struct ta_out o = ta_ctl(t->d.home, cmds[i][0], cmds[i][1],
+		    cmds[i][2], cmds[i][3], cmds[i][4]);
+		if (o.status == 0 || strstr(o.err, "resync") == NULL)
+			fail_msg("filerctl %s %s during a resync: status %d, "
+			    "%s%s", cmds[i][0], cmds[i][1], o.status, o.out,
+			    o.err);
+		ta_out_free(&o);
+	}
+	char *js = ta_ctl_expect(0, t->d.home, "--json", "vol", "status",
+	    "vdst", NULL);
+	ta_json_eq(js, "$.volume.name", "vdst");
+	free(js);
+	free(ta_ctl_expect(0, t->d.home, "stats", NULL));
+	free(ta_ctl_expect(0, t->s.home, "mirror", "resync", "vsrc", NULL));
+	wait_state(&t->s, "in-sync");
+	long g = wait_acked(t, 1);
+	tl_mirror_wait_served(&t->d, g);
+	free(ta_ctl_expect(0, t->d.home, "snap", "list", "vdst", NULL));
+	read_compare(&t->d, "/base", 1);
+	assert_int_equal(ta_daemon_stop(&t->d.d), 0);
+	assert_int_equal(ta_daemon_stop(&t->s.d), 0);
+}
+
+/*
  * A source broken off while its snapshot table is full: the park cannot
  * make mirror.base.<acked>, so the holds stay (and the command and a
  * mirror.error event say so).  Deleting a snapshot tries again.
@@ -2443,6 +2490,8 @@ int main(void)
 		    test_start_parks_broken_source, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_crash_before_park, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_commands_during_resync,
+		    setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_park_after_snapshot_delete, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_small_destination,
