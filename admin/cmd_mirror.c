@@ -623,6 +623,17 @@ static int do_break(struct adm_ctx *ctx, struct rel *r, struct adm_rep *rep,
 	return ADM_OK;
 }
 
+/* Break and delete wait for this filerd's half of a resync: the job
+ * runs on, finishes and starts the relationship again whatever the row
+ * says (T's volume rolled back and remounted read-only). */
+static int refuse_resyncing(const struct rel *r, struct adm_rep *rep,
+    const char *verb)
+{
+	return adm_fail(rep, ADM_ERR, "mirror %s: a resync is running here; "
+	    "%s the relationship once it is done, or take volume %s offline "
+	    "to interrupt the resync first", r->vol, verb, r->vol);
+}
+
 static int mirror_break(struct adm_ctx *ctx, const struct adm_req *req,
     struct adm_rep *rep)
 {
@@ -630,6 +641,8 @@ static int mirror_break(struct adm_ctx *ctx, const struct adm_req *req,
 
 	if (rel_by_volume(ctx, adm_req_get(req, "volume"), &r, rep) != ADM_OK)
 		return ADM_ERR;
+	if (adm_mirror_resync_running(r.id))
+		return refuse_resyncing(&r, rep, "break");
 	if (strcmp(r.state, "broken-off") == 0) {
 		adm_say(rep, "mirror %s is already broken off", r.vol);
 		return ADM_OK;
@@ -700,6 +713,8 @@ static int mirror_delete(struct adm_ctx *ctx, const struct adm_req *req,
 
 	if (rel_by_volume(ctx, adm_req_get(req, "volume"), &r, rep) != ADM_OK)
 		return ADM_ERR;
+	if (adm_mirror_resync_running(r.id))
+		return refuse_resyncing(&r, rep, "delete");
 	/* A destination is broken off first: its volume stays, writable. */
 	if (!is_source(&r) && strcmp(r.state, "uninitialized") != 0 &&
 	    do_break(ctx, &r, rep, NULL) != ADM_OK)

@@ -1072,6 +1072,14 @@ static void park_broken(struct adm_ctx *ctx, const char *vol,
 	free(rows);
 }
 
+bool adm_mirror_resync_running(int64_t id)
+{
+	for (const struct rjob *j = svc.jobs; j != NULL; j = j->next)
+		if (j->id == id)
+			return true;
+	return false;
+}
+
 const char *adm_mirror_fs_owner(const char *vol)
 {
 	for (const struct rjob *j = svc.jobs; j != NULL; j = j->next)

@@ -117,6 +117,9 @@ int adm_mirror_break_dest(struct adm_ctx *ctx, int64_t id, char *why,
  */
 int adm_mirror_park(struct adm_ctx *ctx, const char *vol, const char *why,
     uint64_t *parked, uint64_t *newest);
+/* Whether this filerd runs its half of a resync of relationship id
+ * (its row says resyncing; a row a crash left resyncing runs none). */
+bool adm_mirror_resync_running(int64_t id);
 /* Why vol, online, has no file system mounted now, for an error message
  * ("a resync is overwriting it", ...): the mirror service holds it. */
 const char *adm_mirror_fs_owner(const char *vol);
