@@ -459,6 +459,9 @@ extern const struct adm_service adm_svc_mirror;
 /* svc_mirror.c: a volume filerd mounts read-only (a mirror destination);
  * the running relationships' states into the database (main loop). */
 bool adm_mirror_is_dest(struct adm_ctx *ctx, int64_t vol_id);
+/* A mirror destination whose baseline has not arrived (a baseline cut
+ * short leaves no file system to mount until it resumes and ends). */
+bool adm_mirror_awaits_baseline(struct adm_ctx *ctx, int64_t vol_id);
 void adm_mirror_tick(struct adm_ctx *ctx);
 
 /* ---------------------------------------------------------- schedule */

@@ -404,6 +404,17 @@ bool adm_mirror_is_dest(struct adm_ctx *ctx, int64_t vol_id)
 	return n > 0;
 }
 
+bool adm_mirror_awaits_baseline(struct adm_ctx *ctx, int64_t vol_id)
+{
+	int64_t n = 0;
+
+	if (adm_db_i64(ctx->db, &n, "SELECT count(*) FROM mirrors WHERE "
+	    "volume_id = ? AND direction = 'destination' AND state != "
+	    "'broken-off' AND acked_gen = 0", "i", vol_id) != 0)
+		return false;
+	return n > 0;
+}
+
 /* ------------------------------------------------------- running them */
 
 /* Take the volume's file system out of the exports and out of the

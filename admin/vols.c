@@ -183,6 +183,17 @@ int adm_vol_bringup(struct adm_ctx *ctx, const struct adm_vol_rec *rec,
 	/* A mirror destination: only the mirror writes it (svc_mirror.c). */
 	mo.readonly = adm_mirror_is_dest(ctx, rec->id);
 	rc = wafl_mount(v->raid, &mo, &v->wafl);
+	if (rc != 0 && mo.readonly && adm_mirror_awaits_baseline(ctx,
+	    rec->id)) {
+		/* A baseline cut short (the volume taken offline, filerd
+		 * stopped): online without a file system, as
+		 * adm_mirror_make_readonly leaves it, so that the mirror
+		 * resumes the baseline from its checkpoint. */
+		fl_warn(ADM_SUB, "volume %s: no file system to show until the "
+		    "baseline arrives: %s", v->name, fl_strerror(rc));
+		v->wafl = NULL;
+		rc = 0;
+	}
 	if (rc != 0) {
 		snprintf(why, whylen, "cannot mount the file system: %s",
 		    fl_strerror(rc));
