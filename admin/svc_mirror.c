@@ -29,8 +29,11 @@
  *   listener runs while anything here listens: started by the first
  *   (lis_get), stopped when the last stops (lis_put).  filerd mounts a destination volume
  *   read-only (vols.c asks adm_mirror_is_dest), so nothing but the
- *   mirror writes to it.  Before the first baseline has arrived that
- *   read-only mount is what the volume shows; once the destination serves
+ *   mirror writes to it.  Until a baseline begins that read-only mount
+ *   is what the volume shows; from then on the baseline writes over what
+ *   it reads, so the next tick takes it away (and a volume whose baseline
+ *   was cut short comes online without one, vols.c): the volume shows no
+ *   file system; once the destination serves
  *   a generation the relationship is restarted without baseline
  *   permission and the volume's file system becomes the library's replica,
  *   which the NFS service then exports; adm_exports_foreach turns the
@@ -1446,6 +1449,23 @@ static void tick_one(struct adm_ctx *ctx, struct mrel *r, uint64_t t)
 		if (!waiting)
 			acked = s.gen;
 		snprintf(err, sizeof(err), "%s", s.last_error);
+		if (r->baseline && !r->replica &&
+		    s.state == MIR_TRANSFERRING) {
+			/* A baseline began (it wiped the fsinfo slots) and
+			 * writes over the disks the volume's read-only mount
+			 * reads: until the replica is served the volume
+			 * shows no file system (exports first). */
+			struct adm_vol *av = adm_vol_find(ctx, r->vol);
+			wafl_vol_t *old = av != NULL ? vol_detach(ctx, av) :
+			    NULL;
+
+			if (old != NULL) {
+				fl_info(ADM_SUB, "volume %s: a baseline "
+				    "arrives; its old file system is no "
+				    "longer shown", r->vol);
+				(void)wafl_unmount(old);
+			}
+		}
 		if (r->baseline && !waiting && s.gen > 0 &&
 		    s.state == MIR_IN_SYNC) {
 			/* The baseline arrived: serve the replica, and take
