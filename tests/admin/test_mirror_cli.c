@@ -109,8 +109,6 @@
 #include "tests/lib/tl_proc.h"
 #include "tests/lib/tl_tmpdir.h"
 
-#define CLIENT_TIMEOUT_MS	5000
-#define FILE_BYTES		(1u << 20)
 
 struct mtest {
 	char *dir;
@@ -168,92 +166,10 @@ static int teardown(void **state)
 
 /* ------------------------------------------------------------- clients */
 
-static struct nfs_context *cl_mount(const struct tl_mirror_side *s)
-{
-	char err[600];
-	struct nfs_context *nfs = tl_mirror_mount(s, CLIENT_TIMEOUT_MS, err,
-	    sizeof(err));
-
-	if (nfs == NULL)
-		fail_msg("libnfs %s", err);
-	return nfs;
-}
-
-static void fill(uint8_t *b, size_t n, uint32_t seed)
-{
-	uint64_t x = seed * 0x9e3779b97f4a7c15ull + 1;
-
-	for (size_t i = 0; i < n; i++) {
-		x ^= x << 13;
-		x ^= x >> 7;
-		x ^= x << 17;
-		b[i] = (uint8_t)x;
-	}
-}
-
-/* A file of mib MiB, each MiB filled from seed + its index. */
-static void write_file_mib(const struct tl_mirror_side *s, const char *path,
-    uint32_t seed, unsigned mib)
-{
-	struct nfs_context *nfs = cl_mount(s);
-	struct nfsfh *fh;
-	uint8_t *b = malloc(FILE_BYTES);
-
-	assert_non_null(b);
-	assert_int_equal(nfs_creat(nfs, path, 0644, &fh), 0);
-	for (unsigned m = 0; m < mib; m++) {
-		fill(b, FILE_BYTES, seed + m);
-		for (size_t off = 0; off < FILE_BYTES; off += 65536)
-			assert_int_equal(nfs_pwrite(nfs, fh,
-			    (uint64_t)m * FILE_BYTES + off, 65536, b + off),
-			    65536);
-	}
-	assert_int_equal(nfs_fsync(nfs, fh), 0);
-	assert_int_equal(nfs_close(nfs, fh), 0);
-	nfs_destroy_context(nfs);
-	free(b);
-}
-
-static void write_file(const struct tl_mirror_side *s, const char *path,
-    uint32_t seed)
-{
-	write_file_mib(s, path, seed, 1);
-}
-
-static void read_compare_mib(const struct tl_mirror_side *s,
-    const char *path, uint32_t seed, unsigned mib)
-{
-	struct nfs_context *nfs = cl_mount(s);
-	struct nfsfh *fh;
-	uint8_t *want = malloc(FILE_BYTES), *got = malloc(FILE_BYTES);
-
-	assert_non_null(want);
-	assert_non_null(got);
-	assert_int_equal(nfs_open(nfs, path, O_RDONLY, &fh), 0);
-	for (unsigned m = 0; m < mib; m++) {
-		fill(want, FILE_BYTES, seed + m);
-		for (size_t off = 0; off < FILE_BYTES; off += 65536)
-			assert_int_equal(nfs_pread(nfs, fh,
-			    (uint64_t)m * FILE_BYTES + off, 65536, got + off),
-			    65536);
-		assert_memory_equal(want, got, FILE_BYTES);
-	}
-	assert_int_equal(nfs_close(nfs, fh), 0);
-	nfs_destroy_context(nfs);
-	free(want);
-	free(got);
-}
-
-static void read_compare(const struct tl_mirror_side *s, const char *path,
-    uint32_t seed)
-{
-	read_compare_mib(s, path, seed, 1);
-}
-
 /* nfs_creat's result on side s (0 or a negative errno). */
 static int try_create(const struct tl_mirror_side *s, const char *path)
 {
-	struct nfs_context *nfs = cl_mount(s);
+	struct nfs_context *nfs = tl_mirror_client(s);
 	struct nfsfh *fh;
 	int rc = nfs_creat(nfs, path, 0644, &fh);
 
@@ -425,12 +341,12 @@ static void test_replicate(void **state)
 	g = wait_acked(t, 1);
 
 	/* A write on the source reaches the secondary at the next CP. */
-	write_file(&t->s, "/data1", 1);
+	tl_mirror_write(&t->s, "/data1", 1, 1);
 	free(ta_ctl_expect(0, t->s.home, "snap", "create", "vsrc", "s1",
 	    NULL));
 	g = wait_acked(t, source_gen(t) > g ? source_gen(t) : g + 1);
 	tl_mirror_wait_served(&t->d, g);
-	read_compare(&t->d, "/data1", 1);
+	tl_mirror_read_compare(&t->d, "/data1", 1, 1);
 	assert_int_equal(try_create(&t->d, "/nope"), -EROFS);
 	js = tl_mirror_status(&t->d);
 	ta_json_eq(js, "$.mirrors[0].direction", "destination");
@@ -443,7 +359,7 @@ static void test_replicate(void **state)
 	/* Quiesced: the source goes on, the lag shows; resume catches up. */
 	free(ta_ctl_expect(0, t->s.home, "mirror", "quiesce", "vsrc", NULL));
 	free(ta_ctl_expect(1, t->d.home, "mirror", "quiesce", "vdst", NULL));
-	write_file(&t->s, "/data3", 3);
+	tl_mirror_write(&t->s, "/data3", 3, 1);
 	free(ta_ctl_expect(0, t->s.home, "snap", "create", "vsrc", "s3",
 	    NULL));
 	ta_sleep_ms(1100);
@@ -457,7 +373,7 @@ static void test_replicate(void **state)
 	free(ta_ctl_expect(0, t->s.home, "mirror", "resume", "vsrc", NULL));
 	g = wait_acked(t, g + 1);
 	tl_mirror_wait_served(&t->d, g);
-	read_compare(&t->d, "/data3", 3);
+	tl_mirror_read_compare(&t->d, "/data3", 3, 1);
 	/* What the destination did since its relationship started (the
 	 * catch-up after resume at least): blocks in, none refused, time
 	 * spent applying each transfer, its flushes a part of it. */
@@ -477,13 +393,13 @@ static void test_replicate(void **state)
 	assert_int_equal(ta_daemon_stop(&t->s.d), 0);
 	ta_daemon_start(&t->d.d, t->d.home);
 	ta_daemon_start(&t->s.d, t->s.home);
-	write_file(&t->s, "/data2", 2);
+	tl_mirror_write(&t->s, "/data2", 2, 1);
 	free(ta_ctl_expect(0, t->s.home, "snap", "create", "vsrc", "s2",
 	    NULL));
 	g = wait_acked(t, g + 1);
 	tl_mirror_wait_served(&t->d, g);
-	read_compare(&t->d, "/data2", 2);
-	read_compare(&t->d, "/data1", 1);
+	tl_mirror_read_compare(&t->d, "/data2", 2, 1);
+	tl_mirror_read_compare(&t->d, "/data1", 1, 1);
 	js = tl_mirror_status(&t->s);
 	/* Catch-up, not a new baseline: no error recorded. */
 	ta_json_eq(js, "$.mirrors[0].last_error", "");
@@ -504,7 +420,7 @@ static void test_replicate(void **state)
 	    96l << 20);
 	free(js);
 	assert_int_equal(try_create(&t->d, "/after-break"), 0);
-	read_compare(&t->d, "/data2", 2);
+	tl_mirror_read_compare(&t->d, "/data2", 2, 1);
 	assert_true(events_have(&t->d, "mirror.state", "-> broken-off"));
 	free(ta_ctl_expect(0, t->s.home, "mirror", "break", "vsrc", NULL));
 	/* A resync's record left beside the disks (torn here) goes with
@@ -670,14 +586,14 @@ static void test_async_schedule(void **state)
 	/* No CP stream in async mode: a scheduled transfer brings the file
 	 * (wait_acked's bound; how soon is for bench, not for a shared
 	 * machine's make check). */
-	write_file(&t->s, "/async1", 11);
+	tl_mirror_write(&t->s, "/async1", 11, 1);
 	free(ta_ctl_expect(0, t->s.home, "snap", "create", "vsrc", "a1",
 	    NULL));
 	long want = source_gen(t);
 	assert_true(want > g);
 	g = wait_acked(t, want);
 	tl_mirror_wait_served(&t->d, g);
-	read_compare(&t->d, "/async1", 11);
+	tl_mirror_read_compare(&t->d, "/async1", 11, 1);
 	assert_true(events_have(&t->s, "mirror.created", "every 2s"));
 }
 
@@ -875,7 +791,7 @@ static void wait_state(const struct tl_mirror_side *s, const char *st)
  * (the baseline's root, then the newest); returns that generation. */
 static long base_served(struct mtest *t)
 {
-	write_file(&t->s, "/base", 1);
+	tl_mirror_write(&t->s, "/base", 1, 1);
 	long g = wait_acked(t, 1);
 	g = wait_acked(t, source_gen(t) > g ? source_gen(t) : g);
 	tl_mirror_wait_served(&t->d, g);
@@ -918,9 +834,9 @@ static void test_resync(void **state)
 
 	/* Failover: both sides break off and both write. */
 	break_both(t);
-	write_file(&t->s, "/src-new", 2);
-	write_file(&t->d, "/dst-new", 3);
-	read_compare(&t->d, "/base", 1);
+	tl_mirror_write(&t->s, "/src-new", 2, 1);
+	tl_mirror_write(&t->d, "/dst-new", 3, 1);
+	tl_mirror_read_compare(&t->d, "/base", 1, 1);
 	/* a snapshot the destination makes after the break travels too */
 	free(ta_ctl_expect(0, t->d.home, "snap", "create", "vdst", "one",
 	    NULL));
@@ -937,7 +853,7 @@ static void test_resync(void **state)
 	free(why);
 	free(rs);
 	free(ta_ctl_expect(0, t->d.home, "vol", "online", "vdst", NULL));
-	read_compare(&t->d, "/dst-new", 3);
+	tl_mirror_read_compare(&t->d, "/dst-new", 3, 1);
 
 	/* Resync: not before the break on that side, then on both. */
 	free(ta_ctl_expect(0, t->d.home, "mirror", "resync", "vdst", NULL));
@@ -946,14 +862,14 @@ static void test_resync(void **state)
 	wait_state(&t->s, "in-sync");
 	g = wait_acked(t, 1);
 	tl_mirror_wait_served(&t->d, g);
-	read_compare(&t->d, "/src-new", 2);
-	read_compare(&t->d, "/base", 1);
+	tl_mirror_read_compare(&t->d, "/src-new", 2, 1);
+	tl_mirror_read_compare(&t->d, "/base", 1, 1);
 	assert_int_equal(try_create(&t->d, "/nope"), -EROFS);
 	/* What the destination wrote is a snapshot on both sides now. */
 	resync_snap(&t->s, "vsrc", snap, sizeof(snap));
 	snprintf(path, sizeof(path), "/.snapshot/%s/dst-new", snap);
-	read_compare(&t->s, path, 3);
-	read_compare(&t->d, path, 3);
+	tl_mirror_read_compare(&t->s, path, 3, 1);
+	tl_mirror_read_compare(&t->d, path, 3, 1);
 	assert_true(events_have(&t->s, "mirror.resync", snap));
 	assert_true(events_have(&t->d, "mirror.resync", "rolled back"));
 	/* and the destination's snapshot "one", named in the event */
@@ -962,12 +878,12 @@ static void test_resync(void **state)
 	assert_true(events_have(&t->s, "mirror.resync", list));
 	assert_true(events_have(&t->d, "mirror.resync", "as 2 snapshots"));
 	snprintf(path, sizeof(path), "/.snapshot/%s.one/dst-new", snap);
-	read_compare(&t->s, path, 3);
+	tl_mirror_read_compare(&t->s, path, 3, 1);
 
 	/* Failback: break again, write on both, the old destination wins. */
 	break_both(t);
-	write_file(&t->d, "/dst-new2", 4);
-	write_file(&t->s, "/src-new2", 5);
+	tl_mirror_write(&t->d, "/dst-new2", 4, 1);
+	tl_mirror_write(&t->s, "/src-new2", 5, 1);
 	free(ta_ctl_expect(0, t->s.home, "mirror", "resync", "vsrc",
 	    "--reverse", NULL));
 	free(ta_ctl_expect(0, t->d.home, "mirror", "resync", "vdst",
@@ -989,7 +905,7 @@ static void test_resync(void **state)
 			break;
 		ta_sleep_ms(50);
 	}
-	read_compare(&t->s, "/dst-new2", 4);
+	tl_mirror_read_compare(&t->s, "/dst-new2", 4, 1);
 	assert_int_equal(try_create(&t->s, "/nope"), -EROFS);
 	assert_int_equal(try_create(&t->d, "/writable"), 0);
 	assert_int_equal(ta_daemon_stop(&t->d.d), 0);
@@ -1052,7 +968,7 @@ static void test_resync_throttle(void **state)
 	/* Plain: the destination's 3 MiB go to the source, read at 1 MiB/s
 	 * by the source's filerd. */
 	break_both(t);
-	write_file_mib(&t->d, "/dst-bulk", 60, mib);
+	tl_mirror_write(&t->d, "/dst-bulk", 60, mib);
 	free(ta_ctl_expect(0, t->d.home, "mirror", "resync", "vdst", NULL));
 	t0 = tl_now_s();
 	free(ta_ctl_expect(0, t->s.home, "mirror", "resync", "vsrc", NULL));
@@ -1066,12 +982,12 @@ static void test_resync_throttle(void **state)
 	wait_state(&t->s, "in-sync");
 	resync_snap(&t->s, "vsrc", snap, sizeof(snap));
 	snprintf(path, sizeof(path), "/.snapshot/%s/dst-bulk", snap);
-	read_compare_mib(&t->s, path, 60, mib);
+	tl_mirror_read_compare(&t->s, path, 60, mib);
 
 	/* --reverse: the source's 3 MiB go to the destination, sent at
 	 * 1 MiB/s by the source's filerd. */
 	break_both(t);
-	write_file_mib(&t->s, "/src-bulk", 70, mib);
+	tl_mirror_write(&t->s, "/src-bulk", 70, mib);
 	free(ta_ctl_expect(0, t->d.home, "mirror", "resync", "vdst",
 	    "--reverse", NULL));
 	t0 = tl_now_s();
@@ -1089,7 +1005,7 @@ static void test_resync_throttle(void **state)
 	snprintf(first, sizeof(first), "%s", snap);
 	resync_snap_not(&t->d, "vdst", first, snap, sizeof(snap));
 	snprintf(path, sizeof(path), "/.snapshot/%s/src-bulk", snap);
-	read_compare_mib(&t->d, path, 70, mib);
+	tl_mirror_read_compare(&t->d, path, 70, mib);
 	assert_int_equal(ta_daemon_stop(&t->d.d), 0);
 	assert_int_equal(ta_daemon_stop(&t->s.d), 0);
 }
@@ -1248,18 +1164,18 @@ static long done_at_stop_round(struct mtest *t, bool hold_source, long g,
 	snprintf(src, sizeof(src), "/src-new%d", id);
 	snprintf(dst, sizeof(dst), "/dst-new%d", id);
 	break_both(t);
-	write_file(&t->s, src, id);
-	write_file(&t->d, dst, id + 1);
+	tl_mirror_write(&t->s, src, id, 1);
+	tl_mirror_write(&t->d, dst, id + 1, 1);
 	resync_done_at_stop(t, hold_source, g, hold);
 	wait_state(&t->s, "in-sync");
 	g = wait_acked(t, 1);
 	tl_mirror_wait_served(&t->d, g);
-	read_compare(&t->d, src, id);
+	tl_mirror_read_compare(&t->d, src, id, 1);
 	assert_int_equal(try_create(&t->d, "/nope"), -EROFS);
 	resync_snap_not(&t->s, "vsrc", seen, snap, len);
 	snprintf(path, sizeof(path), "/.snapshot/%s%s", snap, dst);
-	read_compare(&t->s, path, id + 1);
-	read_compare(&t->d, path, id + 1);
+	tl_mirror_read_compare(&t->s, path, id + 1, 1);
+	tl_mirror_read_compare(&t->d, path, id + 1, 1);
 	return g;
 }
 
@@ -1293,7 +1209,7 @@ static void test_resync_done_at_stop(void **state)
 	 * round's data stays. */
 	g = done_at_stop_round(t, false, g, hold, 4, first, snap,
 	    sizeof(snap));
-	read_compare(&t->d, "/src-new2", 2);
+	tl_mirror_read_compare(&t->d, "/src-new2", 2, 1);
 	assert_int_equal(ta_daemon_stop(&t->d.d), 0);
 	assert_int_equal(ta_daemon_stop(&t->s.d), 0);
 }
@@ -1384,8 +1300,8 @@ static long crash_at_done_round(struct tl_mirror_side *src,
 	snprintf(after, sizeof(after), "/after-crash%d", id);
 	free(ta_ctl_expect(0, dst->home, "mirror", "break", dst->vol, NULL));
 	free(ta_ctl_expect(0, src->home, "mirror", "break", src->vol, NULL));
-	write_file(w, wf, id);
-	write_file(tt, tf, id + 1);
+	tl_mirror_write(w, wf, id, 1);
+	tl_mirror_write(tt, tf, id + 1, 1);
 	assert_int_equal(ta_daemon_stop(&h->d), 0);
 	ta_daemon_start_env(&h->d, h->home, knob);
 	int done = events_count(h, "mirror.resync", "resync done");
@@ -1421,16 +1337,16 @@ static long crash_at_done_round(struct tl_mirror_side *src,
 
 	/* W's data is on T, T's is kept as a snapshot on both sides, and
 	 * what W writes now arrives. */
-	read_compare(tt, wf, id);
+	tl_mirror_read_compare(tt, wf, id, 1);
 	assert_int_equal(try_create(tt, "/nope"), -EROFS);
 	resync_snap_not(w, w->vol, seen, snap, len);
 	snprintf(path, sizeof(path), "/.snapshot/%s%s", snap, tf);
-	read_compare(w, path, id + 1);
-	read_compare(tt, path, id + 1);
-	write_file(w, after, id + 2);
+	tl_mirror_read_compare(w, path, id + 1, 1);
+	tl_mirror_read_compare(tt, path, id + 1, 1);
+	tl_mirror_write(w, after, id + 2, 1);
 	g = wait_acked_on(w, tl_mirror_long(w, "source_gen"));
 	tl_mirror_wait_served(tt, g);
-	read_compare(tt, after, id + 2);
+	tl_mirror_read_compare(tt, after, id + 2, 1);
 	return g;
 }
 
@@ -1469,8 +1385,8 @@ static void test_resync_crash_at_done(void **state)
 	/* T killed once it recorded RS_DONE, before its roll back */
 	g = crash_at_done_round(&t->s, &t->d, false, false, g, 10, "", s5,
 	    sizeof(s5), "record");
-	read_compare(&t->d, "/w-crash2", 2);
-	read_compare(&t->s, "/w-crash8", 8);
+	tl_mirror_read_compare(&t->d, "/w-crash2", 2, 1);
+	tl_mirror_read_compare(&t->s, "/w-crash8", 8, 1);
 	assert_int_equal(ta_daemon_stop(&t->d.d), 0);
 	assert_int_equal(ta_daemon_stop(&t->s.d), 0);
 }
@@ -1490,8 +1406,8 @@ static void test_resync_crash_unconfirmed(void **state)
 
 	g = pair_served(t);
 	break_both(t);
-	write_file(&t->s, "/w-new", 2);
-	write_file(&t->d, "/t-new", 3);
+	tl_mirror_write(&t->s, "/w-new", 2, 1);
+	tl_mirror_write(&t->d, "/t-new", 3, 1);
 
 	free(ta_ctl_expect(0, t->s.home, "mirror", "resync", "vsrc", NULL));
 	assert_int_equal(ta_daemon_signal_wait(&t->s.d, SIGKILL),
@@ -1506,7 +1422,7 @@ static void test_resync_crash_unconfirmed(void **state)
 	assert_string_equal(row, "resyncing");
 	free(row);
 	/* W's own volume takes writes meanwhile. */
-	write_file(&t->s, "/w-wait", 4);
+	tl_mirror_write(&t->s, "/w-wait", 4, 1);
 
 	free(ta_ctl_expect(0, t->s.home, "mirror", "break", "vsrc", NULL));
 	row = db_text(&t->s, "SELECT state FROM mirrors");
@@ -1517,8 +1433,8 @@ static void test_resync_crash_unconfirmed(void **state)
 	wait_state(&t->s, "in-sync");
 	g = wait_acked(t, g);
 	tl_mirror_wait_served(&t->d, g);
-	read_compare(&t->d, "/w-new", 2);
-	read_compare(&t->d, "/w-wait", 4);
+	tl_mirror_read_compare(&t->d, "/w-new", 2, 1);
+	tl_mirror_read_compare(&t->d, "/w-wait", 4, 1);
 	assert_int_equal(ta_daemon_stop(&t->d.d), 0);
 	assert_int_equal(ta_daemon_stop(&t->s.d), 0);
 }
@@ -1584,7 +1500,7 @@ static void test_reverse_keeps_throttle(void **state)
 
 	/* Failover: the destination takes the writes, then fails back. */
 	break_both(t);
-	write_file_mib(&t->d, "/dst-bulk", 80, mib);
+	tl_mirror_write(&t->d, "/dst-bulk", 80, mib);
 	row_states_record(&t->s);
 	row_states_record(&t->d);
 	t0 = tl_now_s();
@@ -1611,7 +1527,7 @@ static void test_reverse_keeps_throttle(void **state)
 	row_states_check(&t->d, true, 1l << 20);
 	row_states_check(&t->s, false, 0);
 	tl_mirror_wait_served(&t->s, g);
-	read_compare_mib(&t->s, "/dst-bulk", 80, mib);
+	tl_mirror_read_compare(&t->s, "/dst-bulk", 80, mib);
 
 	/* The rate set on the new source is the one that goes back. */
 	free(ta_ctl_expect(0, t->d.home, "mirror", "modify", "vdst",
@@ -1631,7 +1547,7 @@ static void test_reverse_keeps_throttle(void **state)
 	ta_json_eq(js, "$.mirrors[0].direction", "destination");
 	free(js);
 	tl_mirror_wait_served(&t->d, g);
-	read_compare_mib(&t->d, "/dst-bulk", 80, mib);
+	tl_mirror_read_compare(&t->d, "/dst-bulk", 80, mib);
 	assert_int_equal(ta_daemon_stop(&t->d.d), 0);
 	assert_int_equal(ta_daemon_stop(&t->s.d), 0);
 }
@@ -1653,7 +1569,7 @@ static void test_modify(void **state)
 	ta_daemon_start(&t->s.d, t->s.home);
 	ta_daemon_start(&t->d.d, t->d.home);
 	peers_and_relationship(t);
-	write_file(&t->s, "/m0", 20);
+	tl_mirror_write(&t->s, "/m0", 20, 1);
 	g = wait_acked(t, 1);
 	tl_mirror_wait_served(&t->d, g);
 
@@ -1683,12 +1599,12 @@ static void test_modify(void **state)
 	ta_json_eq(js, "$.mirrors[0].mode", "async");
 	ta_json_eq(js, "$.mirrors[0].schedule", "2s");
 	free(js);
-	write_file(&t->s, "/m1", 21);
+	tl_mirror_write(&t->s, "/m1", 21, 1);
 	free(ta_ctl_expect(0, t->s.home, "snap", "create", "vsrc", "m1",
 	    NULL));
 	g = wait_acked(t, source_gen(t));
 	tl_mirror_wait_served(&t->d, g);
-	read_compare(&t->d, "/m1", 21);
+	tl_mirror_read_compare(&t->d, "/m1", 21, 1);
 	assert_true(events_have(&t->s, "mirror.modified", "async every 2s"));
 
 	/* Back to sync. */
@@ -1698,10 +1614,10 @@ static void test_modify(void **state)
 	ta_json_eq(js, "$.mirrors[0].mode", "sync");
 	ta_json_eq(js, "$.mirrors[0].schedule", "");
 	free(js);
-	write_file(&t->s, "/m2", 22);
+	tl_mirror_write(&t->s, "/m2", 22, 1);
 	g = wait_acked(t, source_gen(t));
 	tl_mirror_wait_served(&t->d, g);
-	read_compare(&t->d, "/m2", 22);
+	tl_mirror_read_compare(&t->d, "/m2", 22, 1);
 
 	/* Compression on one side only: refused until both agree. */
 	out = ta_ctl_expect(0, t->s.home, "mirror", "modify", "vsrc",
@@ -1730,10 +1646,10 @@ static void test_modify(void **state)
 	    "link options differ"));
 	free(ta_ctl_expect(0, t->s.home, "mirror", "modify", "vsrc", "--tls",
 	    "on", NULL));
-	write_file(&t->s, "/m3", 23);
+	tl_mirror_write(&t->s, "/m3", 23, 1);
 	g = wait_acked(t, source_gen(t));
 	tl_mirror_wait_served(&t->d, g);
-	read_compare(&t->d, "/m3", 23);
+	tl_mirror_read_compare(&t->d, "/m3", 23, 1);
 	js = tl_mirror_status(&t->d);
 	ta_json_eq(js, "$.mirrors[0].compress", "lz4");
 	assert_non_null(strstr(js, "\"tls\": true"));
@@ -1815,15 +1731,15 @@ static long wait_vol(const struct tl_mirror_side *s, const char *vol,
 static void replicated(const struct tl_mirror_side *s,
     const struct tl_mirror_side *d, const char *path, uint32_t seed)
 {
-	write_file(s, path, seed);
+	tl_mirror_write(s, path, seed, 1);
 	long g = wait_vol(s, s->vol, 1);
 	wait_vol(d, d->vol, g);
-	read_compare(d, path, seed);
+	tl_mirror_read_compare(d, path, seed, 1);
 }
 
 static bool exists_on(const struct tl_mirror_side *s, const char *path)
 {
-	struct nfs_context *nfs = cl_mount(s);
+	struct nfs_context *nfs = tl_mirror_client(s);
 	struct nfs_stat_64 st;
 	int rc = nfs_stat64(nfs, path, &st);
 
@@ -1867,7 +1783,7 @@ static void test_throttle(void **state)
 	assert_int_equal(ta_json_long(js, "$.mirrors[0].throttle_bps"),
 	    4l << 20);
 	free(js);
-	write_file_mib(&t->s, "/big", 40, mib);
+	tl_mirror_write(&t->s, "/big", 40, mib);
 
 	t0 = tl_now_s();
 	free(ta_ctl_expect(0, t->s.home, "mirror", "init", "vsrc", NULL));
@@ -1932,7 +1848,7 @@ static void test_throttle(void **state)
 	free(js);
 	assert_true(events_have(&t->s, "mirror.modified", "throttle 4.0M/s"));
 	tl_mirror_wait_served(&t->d, g);
-	read_compare_mib(&t->d, "/big", 40, mib);
+	tl_mirror_read_compare(&t->d, "/big", 40, mib);
 	assert_int_equal(ta_daemon_stop(&t->s.d), 0);
 	assert_int_equal(ta_daemon_stop(&t->d.d), 0);
 }
@@ -1999,10 +1915,10 @@ static void test_anchored_schedule(void **state)
 		fail_msg("next_run_s %ld for 5m@00:02: %s", next, js);
 	free(js);
 	/* A slot every 5 s of real time: the file follows at one. */
-	write_file(&t->s, "/slot", 31);
+	tl_mirror_write(&t->s, "/slot", 31, 1);
 	long g = wait_acked(t, source_gen(t));
 	tl_mirror_wait_served(&t->d, g);
-	read_compare(&t->d, "/slot", 31);
+	tl_mirror_read_compare(&t->d, "/slot", 31, 1);
 	/* Back to a plain interval. */
 	out = ta_ctl_expect(0, t->s.home, "mirror", "modify", "vsrc",
 	    "--schedule", "1h", NULL);
@@ -2024,7 +1940,7 @@ static void test_break_unacknowledged_source(void **state)
 	char *js, *held = NULL;
 
 	throttled_created(t, "64K");
-	write_file_mib(&t->s, "/slow", 50, 4);
+	tl_mirror_write(&t->s, "/slow", 50, 4);
 	free(ta_ctl_expect(0, t->s.home, "mirror", "init", "vsrc", NULL));
 	for (int i = 0; i < 200; i++) {
 		free(held);
@@ -2145,7 +2061,7 @@ static void test_break_parks_source(void **state)
 	    "administrator"));
 	/* the volume goes on taking writes: its frees are reused */
 	for (uint32_t i = 0; i < 4; i++)
-		write_file_mib(&t->s, "/churn", 10 + 8 * i, 6);
+		tl_mirror_write(&t->s, "/churn", 10 + 8 * i, 6);
 	wait_pending_below(&t->s, "vsrc", 1024);
 	assert_int_equal(ta_daemon_stop(&t->s.d), 0);
 	ta_daemon_start(&t->s.d, t->s.home);
@@ -2161,8 +2077,8 @@ static void test_break_parks_source(void **state)
 	tl_mirror_wait_served(&t->d, g);
 	snprintf(want, sizeof(want), "from common generation %ld", acked);
 	assert_true(events_have(&t->s, "mirror.resync", want));
-	read_compare_mib(&t->d, "/churn", 34, 6);
-	read_compare(&t->d, "/base", 1);
+	tl_mirror_read_compare(&t->d, "/churn", 34, 6);
+	tl_mirror_read_compare(&t->d, "/base", 1, 1);
 	for (int i = 0; i < 200 && snap_gen(&t->s, "vsrc", base) >= 0; i++)
 		ta_sleep_ms(50);
 	assert_int_equal(snap_gen(&t->s, "vsrc", base), -1);
@@ -2250,7 +2166,7 @@ static void test_crash_before_park(void **state)
 	assert_int_equal(snap_gen(&t->s, "vsrc", base), pg);
 	assert_true(events_have(&t->s, "mirror.fallback", "at start"));
 	free(ta_ctl_expect(0, t->s.home, "check", "vsrc", NULL));
-	write_file(&t->s, "/after-crash", 7);
+	tl_mirror_write(&t->s, "/after-crash", 7, 1);
 	free(ta_ctl_expect(0, t->d.home, "mirror", "resync", "vdst", NULL));
 	free(ta_ctl_expect(0, t->s.home, "mirror", "resync", "vsrc", NULL));
 	wait_state(&t->s, "in-sync");
@@ -2264,7 +2180,7 @@ static void test_crash_before_park(void **state)
 		found = events_have(&t->s, "mirror.resync", want);
 	}
 	assert_true(found);
-	read_compare(&t->d, "/after-crash", 7);
+	tl_mirror_read_compare(&t->d, "/after-crash", 7, 1);
 	assert_int_equal(ta_daemon_stop(&t->d.d), 0);
 	assert_int_equal(ta_daemon_stop(&t->s.d), 0);
 }
@@ -2282,7 +2198,7 @@ static void test_commands_during_resync(void **state)
 
 	(void)pair_served(t);
 	break_both(t);
-	write_file(&t->d, "/diverged", 3);
+	tl_mirror_write(&t->d, "/diverged", 3, 1);
 	free(ta_ctl_expect(0, t->d.home, "mirror", "resync", "vdst", NULL));
 	const char *const cmds[][5] = {
 		{ "snap", "create", "vdst", "x", NULL },
@@ -2311,7 +2227,7 @@ static void test_commands_during_resync(void **state)
 	long g = wait_acked(t, 1);
 	tl_mirror_wait_served(&t->d, g);
 	free(ta_ctl_expect(0, t->d.home, "snap", "list", "vdst", NULL));
-	read_compare(&t->d, "/base", 1);
+	tl_mirror_read_compare(&t->d, "/base", 1, 1);
 	assert_int_equal(ta_daemon_stop(&t->d.d), 0);
 	assert_int_equal(ta_daemon_stop(&t->s.d), 0);
 }
@@ -2427,16 +2343,16 @@ static void test_shared_port(void **state)
 	/* The first relationship fails over and resyncs; the second goes
 	 * on replicating through the same port meanwhile. */
 	break_both(t);
-	write_file(&t->s, "/src-new", 3);
-	write_file(&t->d, "/dst-new", 4);
+	tl_mirror_write(&t->s, "/src-new", 3, 1);
+	tl_mirror_write(&t->d, "/dst-new", 4, 1);
 	replicated(&s2, &d2, "/two-b", 5);
 	free(ta_ctl_expect(0, t->d.home, "mirror", "resync", "vdst", NULL));
 	free(ta_ctl_expect(0, t->s.home, "mirror", "resync", "vsrc", NULL));
 	replicated(&s2, &d2, "/two-c", 6);
 	long g = wait_vol(&t->s, "vsrc", 1);
 	wait_vol(&t->d, "vdst", g);
-	read_compare(&t->d, "/src-new", 3);
-	read_compare(&t->d, "/one", 1);
+	tl_mirror_read_compare(&t->d, "/src-new", 3, 1);
+	tl_mirror_read_compare(&t->d, "/one", 1, 1);
 	assert_false(exists_on(&t->d, "/dst-new"));
 	assert_int_equal(try_create(&t->d, "/nope"), -EROFS);
 	assert_true(events_have(&t->d, "mirror.resync", "rolled back"));
@@ -2446,7 +2362,7 @@ static void test_shared_port(void **state)
 	ta_daemon_start(&t->d.d, t->d.home);
 	replicated(&t->s, &t->d, "/one-after", 7);
 	replicated(&s2, &d2, "/two-after", 8);
-	read_compare(&d2, "/two", 2);
+	tl_mirror_read_compare(&d2, "/two", 2, 1);
 	assert_int_equal(ta_daemon_stop(&t->d.d), 0);
 	assert_int_equal(ta_daemon_stop(&t->s.d), 0);
 	assert_int_equal(tl_mirror_check(&s2), 0);

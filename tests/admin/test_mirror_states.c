@@ -53,8 +53,6 @@
 #include "tests/lib/tl_port.h"
 #include "tests/lib/tl_tmpdir.h"
 
-#define CLIENT_TIMEOUT_MS	5000
-#define FILE_BYTES		(1u << 20)
 /* filerctl gives up on a silent filerd after this long: a hang fails. */
 #define CTL_TIMEOUT_S		"20"
 
@@ -98,79 +96,6 @@ static int teardown(void **state)
 }
 
 /* ------------------------------------------------------------- clients */
-
-static struct nfs_context *cl_mount(const struct tl_mirror_side *s)
-{
-	char err[600];
-	struct nfs_context *nfs = tl_mirror_mount(s, CLIENT_TIMEOUT_MS, err,
-	    sizeof(err));
-
-	if (nfs == NULL)
-		fail_msg("libnfs %s", err);
-	return nfs;
-}
-
-static void fill(uint8_t *b, size_t n, uint32_t seed)
-{
-	uint64_t x = seed * 0x9e3779b97f4a7c15ull + 1;
-
-	for (size_t i = 0; i < n; i++) {
-		x ^= x << 13;
-		x ^= x >> 7;
-		x ^= x << 17;
-		b[i] = (uint8_t)x;
-	}
-}
-
-/* A file of mib MiB, each MiB filled from seed + its index. */
-static void write_file_mib(const struct tl_mirror_side *s, const char *path,
-    uint32_t seed, unsigned mib)
-{
-	struct nfs_context *nfs = cl_mount(s);
-	struct nfsfh *fh;
-	uint8_t *b = malloc(FILE_BYTES);
-
-	assert_non_null(b);
-	assert_int_equal(nfs_creat(nfs, path, 0644, &fh), 0);
-	for (unsigned m = 0; m < mib; m++) {
-		fill(b, FILE_BYTES, seed + m);
-		for (size_t off = 0; off < FILE_BYTES; off += 65536)
-			assert_int_equal(nfs_pwrite(nfs, fh,
-			    (uint64_t)m * FILE_BYTES + off, 65536, b + off),
-			    65536);
-	}
-	assert_int_equal(nfs_fsync(nfs, fh), 0);
-	assert_int_equal(nfs_close(nfs, fh), 0);
-	nfs_destroy_context(nfs);
-	free(b);
-}
-
-static void write_file(const struct tl_mirror_side *s, const char *path,
-    uint32_t seed)
-{
-	write_file_mib(s, path, seed, 1);
-}
-
-static void read_compare(const struct tl_mirror_side *s, const char *path,
-    uint32_t seed)
-{
-	struct nfs_context *nfs = cl_mount(s);
-	struct nfsfh *fh;
-	uint8_t *want = malloc(FILE_BYTES), *got = malloc(FILE_BYTES);
-
-	assert_non_null(want);
-	assert_non_null(got);
-	assert_int_equal(nfs_open(nfs, path, O_RDONLY, &fh), 0);
-	fill(want, FILE_BYTES, seed);
-	for (size_t off = 0; off < FILE_BYTES; off += 65536)
-		assert_int_equal(nfs_pread(nfs, fh, off, 65536, got + off),
-		    65536);
-	assert_memory_equal(want, got, FILE_BYTES);
-	assert_int_equal(nfs_close(nfs, fh), 0);
-	nfs_destroy_context(nfs);
-	free(want);
-	free(got);
-}
 
 /* ------------------------------------------------------------- mirrors */
 
@@ -291,7 +216,7 @@ static long pair_served(struct mtest *t)
 	free(ta_ctl_expect(0, t->s.home, "mirror", "create", "vsrc",
 	    "dst:vdst", "--mode", "sync", NULL));
 	free(ta_ctl_expect(0, t->s.home, "mirror", "init", "vsrc", NULL));
-	write_file(&t->s, "/base", 1);
+	tl_mirror_write(&t->s, "/base", 1, 1);
 	return served(t);
 }
 
@@ -305,9 +230,9 @@ static void break_both(struct mtest *t)
 /* A new file on the source reaches the destination. */
 static void replicates(struct mtest *t, const char *path, uint32_t seed)
 {
-	write_file(&t->s, path, seed);
+	tl_mirror_write(&t->s, path, seed, 1);
 	(void)served(t);
-	read_compare(&t->d, path, seed);
+	tl_mirror_read_compare(&t->d, path, seed, 1);
 }
 
 /* Resync run on both sides (T, the destination, first); in sync after,
@@ -318,7 +243,7 @@ static void resync_both(struct mtest *t, const char *path, uint32_t seed)
 	free(ta_ctl_expect(0, t->s.home, "mirror", "resync", "vsrc", NULL));
 	wait_state(&t->s, "in-sync");
 	(void)served(t);
-	read_compare(&t->d, "/base", 1);
+	tl_mirror_read_compare(&t->d, "/base", 1, 1);
 	replicates(t, path, seed);
 }
 
@@ -611,7 +536,7 @@ static void test_in_sync(void **state)
 	replicates(t, "/after-dst", 2);
 	probe(t, &t->s, R_SRC_RUNNING, "in-sync");
 	replicates(t, "/after-src", 3);
-	read_compare(&t->d, "/base", 1);
+	tl_mirror_read_compare(&t->d, "/base", 1, 1);
 	both_stop(t);
 }
 
@@ -623,7 +548,7 @@ static void test_quiesced(void **state)
 	(void)pair_served(t);
 	free(ta_ctl_expect(0, t->s.home, "mirror", "quiesce", "vsrc", NULL));
 	wait_state(&t->s, "quiesced");
-	write_file(&t->s, "/lag", 2);
+	tl_mirror_write(&t->s, "/lag", 2, 1);
 	probe(t, &t->d, R_DEST, "quiesced");
 	probe(t, &t->s, R_SRC_QUIESCED, "quiesced");
 	/* still quiesced after everything, and across offline/online */
@@ -633,7 +558,7 @@ static void test_quiesced(void **state)
 	free(st);
 	free(ta_ctl_expect(0, t->s.home, "mirror", "resume", "vsrc", NULL));
 	(void)served(t);
-	read_compare(&t->d, "/lag", 2);
+	tl_mirror_read_compare(&t->d, "/lag", 2, 1);
 	replicates(t, "/after", 3);
 	both_stop(t);
 }
@@ -645,12 +570,12 @@ static void test_catching_up(void **state)
 	(void)pair_served(t);
 	/* The destination's filerd stops: the source falls behind. */
 	assert_int_equal(ta_daemon_stop(&t->d.d), 0);
-	write_file(&t->s, "/while-dst-down", 2);
+	tl_mirror_write(&t->s, "/while-dst-down", 2, 1);
 	wait_state(&t->s, "catching-up");
 	probe(t, &t->s, R_SRC_RUNNING, "catching-up");
 	ta_daemon_start(&t->d.d, t->d.home);
 	(void)served(t);
-	read_compare(&t->d, "/while-dst-down", 2);
+	tl_mirror_read_compare(&t->d, "/while-dst-down", 2, 1);
 	/* The source's filerd stops: the destination waits for it. */
 	assert_int_equal(ta_daemon_stop(&t->s.d), 0);
 	probe(t, &t->d, R_DEST, "src-stopped");
@@ -665,7 +590,7 @@ static void test_broken_off(void **state)
 
 	(void)pair_served(t);
 	break_both(t);
-	write_file(&t->d, "/dst-new", 2);
+	tl_mirror_write(&t->d, "/dst-new", 2, 1);
 	probe(t, &t->d, R_BROKEN, "broken-off");
 	probe(t, &t->s, R_BROKEN, "broken-off");
 	resync_both(t, "/after", 3);
@@ -691,8 +616,8 @@ static void test_resync_t_first(void **state)
 
 	(void)pair_served(t);
 	break_both(t);
-	write_file(&t->d, "/diverged", 2);
-	write_file(&t->s, "/src-new", 3);
+	tl_mirror_write(&t->d, "/diverged", 2, 1);
+	tl_mirror_write(&t->s, "/src-new", 3, 1);
 	free(ta_ctl_expect(0, t->d.home, "mirror", "resync", "vdst", NULL));
 	probe(t, &t->d, R_RESYNC_T, "resync-T");
 	resync_again_if_ended(&t->d);
@@ -700,8 +625,8 @@ static void test_resync_t_first(void **state)
 	free(ta_ctl_expect(0, t->s.home, "mirror", "resync", "vsrc", NULL));
 	wait_state(&t->s, "in-sync");
 	(void)served(t);
-	read_compare(&t->d, "/src-new", 3);
-	read_compare(&t->d, "/base", 1);
+	tl_mirror_read_compare(&t->d, "/src-new", 3, 1);
+	tl_mirror_read_compare(&t->d, "/base", 1, 1);
 	replicates(t, "/after", 4);
 	both_stop(t);
 }
@@ -712,8 +637,8 @@ static void test_resync_w_first(void **state)
 
 	(void)pair_served(t);
 	break_both(t);
-	write_file(&t->d, "/diverged", 2);
-	write_file(&t->s, "/src-new", 3);
+	tl_mirror_write(&t->d, "/diverged", 2, 1);
+	tl_mirror_write(&t->s, "/src-new", 3, 1);
 	free(ta_ctl_expect(0, t->s.home, "mirror", "resync", "vsrc", NULL));
 	probe(t, &t->s, R_RESYNC_W, "resync-W");
 	resync_again_if_ended(&t->s);
@@ -721,8 +646,8 @@ static void test_resync_w_first(void **state)
 	free(ta_ctl_expect(0, t->d.home, "mirror", "resync", "vdst", NULL));
 	wait_state(&t->s, "in-sync");
 	(void)served(t);
-	read_compare(&t->d, "/src-new", 3);
-	read_compare(&t->d, "/base", 1);
+	tl_mirror_read_compare(&t->d, "/src-new", 3, 1);
+	tl_mirror_read_compare(&t->d, "/base", 1, 1);
 	replicates(t, "/after", 4);
 	both_stop(t);
 }
@@ -732,7 +657,7 @@ static void test_before_baseline(void **state)
 	struct mtest *t = *state;
 
 	both_started(t);
-	write_file(&t->s, "/base", 1);
+	tl_mirror_write(&t->s, "/base", 1, 1);
 	/* The relationship on the destination alone. */
 	dst_created(t);
 	probe(t, &t->d, R_DEST, "no-source");
@@ -743,7 +668,7 @@ static void test_before_baseline(void **state)
 	probe(t, &t->s, R_SRC_UNINIT, "uninit");
 	free(ta_ctl_expect(0, t->s.home, "mirror", "init", "vsrc", NULL));
 	(void)served(t);
-	read_compare(&t->d, "/base", 1);
+	tl_mirror_read_compare(&t->d, "/base", 1, 1);
 	replicates(t, "/after", 2);
 	both_stop(t);
 }
@@ -753,7 +678,7 @@ static void test_mid_baseline(void **state)
 	struct mtest *t = *state;
 
 	both_started(t);
-	write_file_mib(&t->s, "/big", 10, 6);
+	tl_mirror_write(&t->s, "/big", 10, 6);
 	dst_created(t);
 	free(ta_ctl_expect(0, t->s.home, "mirror", "create", "vsrc",
 	    "dst:vdst", "--mode", "sync", "--throttle", "512K", NULL));
@@ -788,7 +713,7 @@ static void test_mid_baseline(void **state)
 	probe(t, &t->d, R_DEST, "baseline");
 	probe(t, &t->s, R_SRC_RUNNING, "baseline");
 	(void)served(t);
-	read_compare(&t->d, "/big", 10);
+	tl_mirror_read_compare(&t->d, "/big", 10, 1);
 	replicates(t, "/after", 2);
 	both_stop(t);
 }

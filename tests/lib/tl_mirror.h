@@ -1,8 +1,10 @@
 /*
  * tests/lib/tl_mirror.h: two real filerds on loopback for the mirror
- * runners (tests/mirror/test_mirror_crash, tests/admin/test_mirror_cli):
- * a side is a home under the test's scratch directory with one volume,
- * its own NFS, MOUNT and mirror ports, and the filerd started on it.
+ * runners (tests/mirror/test_mirror_crash, tests/admin/test_mirror_cli,
+ * tests/admin/test_mirror_states): a side is a home under the test's
+ * scratch directory with one volume, its own NFS, MOUNT and mirror ports,
+ * and the filerd started on it; libnfs clients write and read back files
+ * of known contents on a side.
  *
  * Header-only (static functions) on top of tests/admin/ta.h, whose
  * program paths are the runner's own (ta_init); the runner links -lnfs.
@@ -163,6 +165,89 @@ static __attribute__((unused)) struct nfs_context *tl_mirror_mount(
 	snprintf(path, sizeof(path), "/vol/%s", s->vol);
 	return tl_nfs_mount(path, s->nfs_port, s->mnt_port, timeout_ms, err,
 	    errlen);
+}
+
+/* ------------------------------------------------------------ clients */
+
+#define TL_MIRROR_MIB	(1u << 20)
+
+/* A libnfs client mounted on side s's export (5 s a call); fails the
+ * test if it cannot mount. */
+static __attribute__((unused)) struct nfs_context *tl_mirror_client(
+    const struct tl_mirror_side *s)
+{
+	char err[600];
+	struct nfs_context *nfs = tl_mirror_mount(s, 5000, err, sizeof(err));
+
+	if (nfs == NULL)
+		fail_msg("libnfs %s", err);
+	return nfs;
+}
+
+/* n bytes of b from seed (xorshift): the same seed, the same bytes. */
+static __attribute__((unused)) void tl_mirror_fill(uint8_t *b, size_t n,
+    uint32_t seed)
+{
+	uint64_t x = seed * 0x9e3779b97f4a7c15ull + 1;
+
+	for (size_t i = 0; i < n; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		b[i] = (uint8_t)x;
+	}
+}
+
+/* A new file path of mib MiB on side s over NFS, each MiB filled from
+ * seed + its index, then COMMITted. */
+static __attribute__((unused)) void tl_mirror_write(
+    const struct tl_mirror_side *s, const char *path, uint32_t seed,
+    unsigned mib)
+{
+	struct nfs_context *nfs = tl_mirror_client(s);
+	struct nfsfh *fh;
+	uint8_t *b = malloc(TL_MIRROR_MIB);
+
+	assert_non_null(b);
+	assert_int_equal(nfs_creat(nfs, path, 0644, &fh), 0);
+	for (unsigned m = 0; m < mib; m++) {
+		tl_mirror_fill(b, TL_MIRROR_MIB, seed + m);
+		for (size_t off = 0; off < TL_MIRROR_MIB; off += 65536)
+			assert_int_equal(nfs_pwrite(nfs, fh,
+			    (uint64_t)m * TL_MIRROR_MIB + off, 65536, b + off),
+			    65536);
+	}
+	assert_int_equal(nfs_fsync(nfs, fh), 0);
+	assert_int_equal(nfs_close(nfs, fh), 0);
+	nfs_destroy_context(nfs);
+	free(b);
+}
+
+/* path on side s reads back over NFS as tl_mirror_write(s, path, seed,
+ * mib) wrote it. */
+static __attribute__((unused)) void tl_mirror_read_compare(
+    const struct tl_mirror_side *s, const char *path, uint32_t seed,
+    unsigned mib)
+{
+	struct nfs_context *nfs = tl_mirror_client(s);
+	struct nfsfh *fh;
+	uint8_t *want = malloc(TL_MIRROR_MIB), *got = malloc(TL_MIRROR_MIB);
+
+	assert_non_null(want);
+	assert_non_null(got);
+	assert_int_equal(nfs_open(nfs, path, O_RDONLY, &fh), 0);
+	for (unsigned m = 0; m < mib; m++) {
+		tl_mirror_fill(want, TL_MIRROR_MIB, seed + m);
+		for (size_t off = 0; off < TL_MIRROR_MIB; off += 65536)
+			assert_int_equal(nfs_pread(nfs, fh,
+			    (uint64_t)m * TL_MIRROR_MIB + off, 65536,
+			    got + off), 65536);
+		assert_memory_equal(want, got, TL_MIRROR_MIB);
+	}
+	assert_int_equal(nfs_close(nfs, fh), 0);
+	nfs_destroy_context(nfs);
+	free(want);
+	free(got);
 }
 
 #endif
