@@ -183,45 +183,9 @@ static int try_create(const struct tl_mirror_side *s, const char *path)
 
 /* ------------------------------------------------------------- mirrors */
 
-/* Wait until source s's status shows the destination acknowledged the
- * source's newest generation, at least min_gen, and says in-sync; returns
- * that generation.  Once acknowledged, the lag is 0 at every look; the
- * state may still say catching-up for a moment (the sender has not yet
- * reconnected or looked again), and must say in-sync before the bound. */
-static long wait_acked_on(const struct tl_mirror_side *s, long min_gen)
-{
-	char *js = NULL;
-
-	for (int i = 0; i < 400; i++) {
-		free(js);
-		js = tl_mirror_status(s);
-		long acked = ta_json_long(js, "$.mirrors[0].acked_gen");
-		long src = ta_json_long(js, "$.mirrors[0].source_gen");
-
-		if (acked >= min_gen && acked >= src) {
-			assert_int_equal(ta_json_long(js,
-			    "$.mirrors[0].lag_cps"), 0);
-			assert_int_equal(ta_json_long(js,
-			    "$.mirrors[0].lag_seconds"), 0);
-			char *st = ta_json(js, "$.mirrors[0].state");
-			bool in_sync = st != NULL &&
-			    strcmp(st, "in-sync") == 0;
-			free(st);
-			if (in_sync) {
-				free(js);
-				return acked;
-			}
-		}
-		ta_sleep_ms(50);
-	}
-	fail_msg("the destination did not acknowledge generation %ld, or "
-	    "the source did not say in-sync: %s", min_gen, js);
-	return 0;
-}
-
 static long wait_acked(const struct mtest *t, long min_gen)
 {
-	return wait_acked_on(&t->s, min_gen);
+	return tl_mirror_wait_acked(&t->s, min_gen);
 }
 
 static long source_gen(const struct mtest *t)
@@ -243,20 +207,11 @@ static void peers_and_relationship(struct mtest *t)
 	free(ta_ctl_expect(0, t->s.home, "mirror", "init", "vsrc", NULL));
 }
 
-static void exports(struct mtest *t)
-{
-	free(ta_ctl_expect(0, t->s.home, "export", "add", "/vol/vsrc",
-	    "--client", "127.0.0.1", "--rw", "--squash", "none", "--insecure",
-	    NULL));
-	free(ta_ctl_expect(0, t->d.home, "export", "add", "/vol/vdst",
-	    "--client", "127.0.0.1", "--rw", "--squash", "none", "--insecure",
-	    NULL));
-}
-
 /* Both filerds running with their exports, each knowing the other. */
 static void both_started(struct mtest *t)
 {
-	exports(t);
+	tl_mirror_export(&t->s);
+	tl_mirror_export(&t->d);
 	ta_daemon_start(&t->s.d, t->s.home);
 	ta_daemon_start(&t->d.d, t->d.home);
 	tl_mirror_peers(&t->s, &t->d, t->key);
@@ -328,7 +283,8 @@ static void test_replicate(void **state)
 	long g;
 	char *js;
 
-	exports(t);
+	tl_mirror_export(&t->s);
+	tl_mirror_export(&t->d);
 	/* Settings the destination's volume must keep through the break
 	 * (the writable mount after it takes them, not the defaults). */
 	free(ta_ctl_expect(0, t->d.home, "config", "set", "cp_interval_ms",
@@ -635,7 +591,8 @@ static void test_small_destination(void **state)
 	struct mtest *t = *state;
 	char *js = NULL, *err = NULL;
 
-	exports(t);
+	tl_mirror_export(&t->s);
+	tl_mirror_export(&t->d);
 	ta_daemon_start(&t->s.d, t->s.home);
 	ta_daemon_start(&t->d.d, t->d.home);
 	long t0 = (long)time(NULL);
@@ -802,7 +759,8 @@ static long base_served(struct mtest *t)
  * destination (base_served); returns that generation. */
 static long pair_served(struct mtest *t)
 {
-	exports(t);
+	tl_mirror_export(&t->s);
+	tl_mirror_export(&t->d);
 	ta_daemon_start(&t->s.d, t->s.home);
 	ta_daemon_start(&t->d.d, t->d.home);
 	peers_and_relationship(t);
@@ -1197,7 +1155,8 @@ static void test_resync_done_at_stop(void **state)
 	char first[64], snap[64];
 	long g;
 
-	exports(t);
+	tl_mirror_export(&t->s);
+	tl_mirror_export(&t->d);
 	ta_daemon_start_env(&t->s.d, t->s.home, hold);
 	ta_daemon_start_env(&t->d.d, t->d.home, hold);
 	peers_and_relationship(t);
@@ -1326,7 +1285,7 @@ static long crash_at_done_round(struct tl_mirror_side *src,
 	ta_daemon_start(&h->d, h->home);
 	wait_state(w, "in-sync");
 	wait_state(tt, "in-sync");
-	g = wait_acked_on(w, g);
+	g = tl_mirror_wait_acked(w, g);
 	tl_mirror_wait_served(tt, g);
 	row_agrees(w, "source|in-sync|");
 	row_agrees(tt, "destination|in-sync|");
@@ -1344,7 +1303,7 @@ static long crash_at_done_round(struct tl_mirror_side *src,
 	tl_mirror_read_compare(w, path, id + 1, 1);
 	tl_mirror_read_compare(tt, path, id + 1, 1);
 	tl_mirror_write(w, after, id + 2, 1);
-	g = wait_acked_on(w, tl_mirror_long(w, "source_gen"));
+	g = tl_mirror_wait_acked(w, tl_mirror_long(w, "source_gen"));
 	tl_mirror_wait_served(tt, g);
 	tl_mirror_read_compare(tt, after, id + 2, 1);
 	return g;
@@ -1508,7 +1467,7 @@ static void test_reverse_keeps_throttle(void **state)
 	    "--reverse", NULL));
 	free(ta_ctl_expect(0, t->d.home, "mirror", "resync", "vdst",
 	    "--reverse", NULL));
-	long g = wait_acked_on(&t->d, 1);
+	long g = tl_mirror_wait_acked(&t->d, 1);
 	el = tl_now_s() - t0;
 	fprintf(stderr, "resync --reverse, then the new source's catch-up at "
 	    "1 MiB/s: %u MiB acknowledged after %.2f s (no sooner than "
@@ -1565,7 +1524,8 @@ static void test_modify(void **state)
 	char *js, *out;
 	long g;
 
-	exports(t);
+	tl_mirror_export(&t->s);
+	tl_mirror_export(&t->d);
 	ta_daemon_start(&t->s.d, t->s.home);
 	ta_daemon_start(&t->d.d, t->d.home);
 	peers_and_relationship(t);
@@ -1894,7 +1854,8 @@ static void test_anchored_schedule(void **state)
 		if (adm_mirror_schedule_parse(bad[i], &secs, &at) != -EINVAL)
 			fail_msg("schedule '%s' accepted", bad[i]);
 
-	exports(t);
+	tl_mirror_export(&t->s);
+	tl_mirror_export(&t->d);
 	ta_daemon_start_env(&t->s.d, t->s.home, env);
 	ta_daemon_start(&t->d.d, t->d.home);
 	tl_mirror_peers(&t->s, &t->d, t->key);
@@ -2291,7 +2252,8 @@ static void test_shared_port(void **state)
 	    "3", "--parity", "1", "--size", "64M", NULL));
 	free(ta_ctl_expect(0, t->d.home, "vol", "create", "vdst2", "--disks",
 	    "3", "--parity", "1", "--size", "96M", NULL));
-	exports(t);
+	tl_mirror_export(&t->s);
+	tl_mirror_export(&t->d);
 	free(ta_ctl_expect(0, t->s.home, "export", "add", "/vol/vsrc2",
 	    "--client", "127.0.0.1", "--rw", "--squash", "none", "--insecure",
 	    NULL));

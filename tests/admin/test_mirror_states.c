@@ -99,36 +99,9 @@ static int teardown(void **state)
 
 /* ------------------------------------------------------------- mirrors */
 
-/* Wait (40 s bound) until source s's status shows the destination
- * acknowledged the source's newest generation, at least min_gen, and
- * says in-sync; returns that generation. */
-static long wait_acked_on(const struct tl_mirror_side *s, long min_gen)
-{
-	char *js = NULL;
-
-	for (int i = 0; i < 800; i++) {
-		free(js);
-		js = tl_mirror_status(s);
-		long acked = ta_json_long(js, "$.mirrors[0].acked_gen");
-		long src = ta_json_long(js, "$.mirrors[0].source_gen");
-		char *st = ta_json(js, "$.mirrors[0].state");
-		bool in_sync = st != NULL && strcmp(st, "in-sync") == 0;
-
-		free(st);
-		if (acked >= min_gen && acked >= src && in_sync) {
-			free(js);
-			return acked;
-		}
-		ta_sleep_ms(50);
-	}
-	fail_msg("the destination did not acknowledge generation %ld, or "
-	    "the source did not say in-sync: %s", min_gen, js);
-	return 0;
-}
-
 static long wait_acked(const struct mtest *t, long min_gen)
 {
-	return wait_acked_on(&t->s, min_gen);
+	return tl_mirror_wait_acked(&t->s, min_gen);
 }
 
 static long source_gen(const struct mtest *t)
@@ -136,20 +109,11 @@ static long source_gen(const struct mtest *t)
 	return tl_mirror_long(&t->s, "source_gen");
 }
 
-static void exports(struct mtest *t)
-{
-	free(ta_ctl_expect(0, t->s.home, "export", "add", "/vol/vsrc",
-	    "--client", "127.0.0.1", "--rw", "--squash", "none", "--insecure",
-	    NULL));
-	free(ta_ctl_expect(0, t->d.home, "export", "add", "/vol/vdst",
-	    "--client", "127.0.0.1", "--rw", "--squash", "none", "--insecure",
-	    NULL));
-}
-
 /* Both filerds running with their exports, each knowing the other. */
 static void both_started(struct mtest *t)
 {
-	exports(t);
+	tl_mirror_export(&t->s);
+	tl_mirror_export(&t->d);
 	ta_daemon_start(&t->s.d, t->s.home);
 	ta_daemon_start(&t->d.d, t->d.home);
 	tl_mirror_peers(&t->s, &t->d, t->key);
@@ -610,19 +574,24 @@ static void resync_again_if_ended(const struct tl_mirror_side *s)
 	free(st);
 }
 
-static void test_resync_t_first(void **state)
+/* A resync whose half on one side (the overwritten one if t_first, else
+ * the winner) started alone: that side, then the other still broken off,
+ * are probed; then the other half runs and the resync finishes. */
+static void resync_one_half(struct mtest *t, bool t_first)
 {
-	struct mtest *t = *state;
+	struct tl_mirror_side *a = t_first ? &t->d : &t->s;
+	struct tl_mirror_side *b = t_first ? &t->s : &t->d;
+	const char *tag = t_first ? "resync-T" : "resync-W";
 
 	(void)pair_served(t);
 	break_both(t);
 	tl_mirror_write(&t->d, "/diverged", 2, 1);
 	tl_mirror_write(&t->s, "/src-new", 3, 1);
-	free(ta_ctl_expect(0, t->d.home, "mirror", "resync", "vdst", NULL));
-	probe(t, &t->d, R_RESYNC_T, "resync-T");
-	resync_again_if_ended(&t->d);
-	probe(t, &t->s, R_BROKEN, "resync-T");
-	free(ta_ctl_expect(0, t->s.home, "mirror", "resync", "vsrc", NULL));
+	free(ta_ctl_expect(0, a->home, "mirror", "resync", a->vol, NULL));
+	probe(t, a, t_first ? R_RESYNC_T : R_RESYNC_W, tag);
+	resync_again_if_ended(a);
+	probe(t, b, R_BROKEN, tag);
+	free(ta_ctl_expect(0, b->home, "mirror", "resync", b->vol, NULL));
 	wait_state(&t->s, "in-sync");
 	(void)served(t);
 	tl_mirror_read_compare(&t->d, "/src-new", 3, 1);
@@ -631,25 +600,14 @@ static void test_resync_t_first(void **state)
 	both_stop(t);
 }
 
+static void test_resync_t_first(void **state)
+{
+	resync_one_half(*state, true);
+}
+
 static void test_resync_w_first(void **state)
 {
-	struct mtest *t = *state;
-
-	(void)pair_served(t);
-	break_both(t);
-	tl_mirror_write(&t->d, "/diverged", 2, 1);
-	tl_mirror_write(&t->s, "/src-new", 3, 1);
-	free(ta_ctl_expect(0, t->s.home, "mirror", "resync", "vsrc", NULL));
-	probe(t, &t->s, R_RESYNC_W, "resync-W");
-	resync_again_if_ended(&t->s);
-	probe(t, &t->d, R_BROKEN, "resync-W");
-	free(ta_ctl_expect(0, t->d.home, "mirror", "resync", "vdst", NULL));
-	wait_state(&t->s, "in-sync");
-	(void)served(t);
-	tl_mirror_read_compare(&t->d, "/src-new", 3, 1);
-	tl_mirror_read_compare(&t->d, "/base", 1, 1);
-	replicates(t, "/after", 4);
-	both_stop(t);
+	resync_one_half(*state, false);
 }
 
 static void test_before_baseline(void **state)

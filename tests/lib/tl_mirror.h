@@ -167,6 +167,55 @@ static __attribute__((unused)) struct nfs_context *tl_mirror_mount(
 	    errlen);
 }
 
+/* Side s's volume exported to 127.0.0.1, writable, no squash, any port. */
+static __attribute__((unused)) void tl_mirror_export(
+    const struct tl_mirror_side *s)
+{
+	char path[96];
+
+	snprintf(path, sizeof(path), "/vol/%s", s->vol);
+	free(ta_ctl_expect(0, s->home, "export", "add", path, "--client",
+	    "127.0.0.1", "--rw", "--squash", "none", "--insecure", NULL));
+}
+
+/*
+ * Wait (40 s bound) until source s's status shows the destination
+ * acknowledged the source's newest generation, at least min_gen, with
+ * no lag (in CPs and in seconds: an idle mirror never lags), and says
+ * in-sync; returns that generation.
+ */
+static __attribute__((unused)) long tl_mirror_wait_acked(
+    const struct tl_mirror_side *s, long min_gen)
+{
+	char *js = NULL;
+
+	for (int i = 0; i < 800; i++) {
+		free(js);
+		js = tl_mirror_status(s);
+		long acked = ta_json_long(js, "$.mirrors[0].acked_gen");
+		long src = ta_json_long(js, "$.mirrors[0].source_gen");
+
+		if (acked >= min_gen && acked >= src) {
+			assert_int_equal(ta_json_long(js,
+			    "$.mirrors[0].lag_cps"), 0);
+			assert_int_equal(ta_json_long(js,
+			    "$.mirrors[0].lag_seconds"), 0);
+			char *st = ta_json(js, "$.mirrors[0].state");
+			bool in_sync = st != NULL &&
+			    strcmp(st, "in-sync") == 0;
+			free(st);
+			if (in_sync) {
+				free(js);
+				return acked;
+			}
+		}
+		ta_sleep_ms(50);
+	}
+	fail_msg("the destination did not acknowledge generation %ld, or "
+	    "the source did not say in-sync: %s", min_gen, js);
+	return 0;
+}
+
 /* ------------------------------------------------------------ clients */
 
 #define TL_MIRROR_MIB	(1u << 20)
