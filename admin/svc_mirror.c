@@ -1015,26 +1015,21 @@ int adm_mirror_park(struct adm_ctx *ctx, const char *vol, const char *why,
     uint64_t *parked, uint64_t *newest)
 {
 	struct adm_vol *av = adm_vol_find(ctx, vol);
+	uint64_t n_parked = 0, top = 0;
 	struct wafl_stats ws;
-	uint64_t gens[16], top = 0, n_parked = 0;
-	size_t n = 0;
 	int rc;
 
 	if (parked != NULL)
 		*parked = 0;
 	if (newest != NULL)
 		*newest = 0;
-	if (av == NULL || av->wafl == NULL ||
-	    wafl_held_roots(av->wafl, gens, 16, &n) != 0 || n == 0)
+	if (av == NULL || av->wafl == NULL)
 		return 0;
 	wafl_get_stats(av->wafl, &ws);
 	if (ws.readonly)
 		return 0;	/* no CPs (a row a crash left resyncing that
 				   the start could not decide): later */
-	for (size_t i = 0; i < n && i < 16; i++)
-		if (gens[i] > top)
-			top = gens[i];
-	rc = mir_source_park(av->wafl, &n_parked);
+	rc = mir_source_park(av->wafl, &n_parked, &top);
 	if (rc != 0) {
 		fl_warn(ADM_SUB, "mirror %s: %s: the roots held for the peer "
 		    "stay held: %s", vol, why, fl_strerror(rc));
@@ -1046,6 +1041,8 @@ int adm_mirror_park(struct adm_ctx *ctx, const char *vol, const char *why,
 		    fl_strerror(rc));
 		return rc;
 	}
+	if (n_parked == 0)
+		return 0;
 	adm_event(ctx, vol, "mirror.fallback", "mirror %s: %s: %llu root%s "
 	    "held for the peer %s snapshot%s mirror.base.GEN now (the newest "
 	    "mirror.base.%llu), and the holds are released", vol, why,

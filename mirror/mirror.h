@@ -191,15 +191,16 @@ int mir_source_forget(wafl_vol_t *v);
  * park them.  Every root held on v becomes snapshot mirror.base.<gen>,
  * its exact root (one of that name with that root already is fine), and
  * then every hold is released (M6: the destination's root stays
- * retained, by its snapshot).  0 with *parked (may be NULL) the number
- * of roots parked, 0 if none was held.  If one root cannot be kept so
+ * retained, by its snapshot).  0 with *parked the number of roots
+ * parked and *newest the newest of them (each may be NULL; 0 if none was
+ * held).  If one root cannot be kept so
  * (the snapshot table is full, an I/O error, a snapshot of that name
  * with another root), no hold is released: the error, logged.  The
  * snapshots go as fallback snapshots do: with an acknowledgement past
  * them, or mirror delete (mir_source_forget).  v mounted writable, no
  * source or resync running on it.
  */
-int mir_source_park(wafl_vol_t *v, uint64_t *parked);
+int mir_source_park(wafl_vol_t *v, uint64_t *parked, uint64_t *newest);
 void mir_source_stats(mir_source_t *s, struct mir_source_stats *st);
 /* Wait until the destination acknowledged gen (0: the newest durable
  * generation now).  -ETIMEDOUT after timeout_ms. */

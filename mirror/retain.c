@@ -208,7 +208,7 @@ static int base_keeps_root(wafl_vol_t *v, uint64_t gen, bool *kept)
 	return rc;
 }
 
-int mir_source_park(wafl_vol_t *v, uint64_t *parked)
+int mir_source_park(wafl_vol_t *v, uint64_t *parked, uint64_t *newest)
 {
 	uint64_t gens[WAFL_FSI_HOLDS];
 	char name[MIR_BASE_NAME_MAX];
@@ -216,8 +216,12 @@ int mir_source_park(wafl_vol_t *v, uint64_t *parked)
 	bool kept = false;
 	int rc = wafl_held_roots(v, gens, WAFL_FSI_HOLDS, &n);
 
+	uint64_t top = 0;
+
 	if (parked != NULL)
 		*parked = 0;
+	if (newest != NULL)
+		*newest = 0;
 	if (rc == 0 && n > WAFL_FSI_HOLDS)
 		rc = -EOVERFLOW;	/* more than fsinfo can record */
 	/* Every root a snapshot first, every hold released after: a root
@@ -241,11 +245,10 @@ int mir_source_park(wafl_vol_t *v, uint64_t *parked)
 	}
 	if (rc != 0 || n == 0)
 		return rc;
-	uint64_t newest = 0;
 	for (size_t i = 0; i < n; i++) {
 		release_every_ref(v, gens[i]);
-		if (gens[i] > newest)
-			newest = gens[i];
+		if (gens[i] > top)
+			top = gens[i];
 	}
 	/* The hold list is recorded by a CP; until then a crash would
 	 * restore the holds, which the next park finds as snapshots
@@ -257,8 +260,10 @@ int mir_source_park(wafl_vol_t *v, uint64_t *parked)
 		    "held again)", fl_strerror(rc));
 	fl_info("mirror", "source stopped: %zu held root(s), the newest %"
 	    PRIu64 ", are snapshots mirror.base.<gen> now, and the holds "
-	    "are released", n, newest);
+	    "are released", n, top);
 	if (parked != NULL)
 		*parked = n;
+	if (newest != NULL)
+		*newest = top;
 	return 0;
 }

@@ -508,7 +508,7 @@ static void resync_parked(bool reverse)
 
 	setup_broken(&c);
 	struct tm_pair *p = c.p;
-	assert_int_equal(mir_source_park(p->src->v, &parked), 0);
+	assert_int_equal(mir_source_park(p->src->v, &parked, NULL), 0);
 	assert_true(parked >= 1);
 	assert_int_equal(wafl_held_roots(p->src->v, gens, WAFL_FSI_HOLDS,
 	    &nh), 0);

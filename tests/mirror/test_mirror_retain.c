@@ -455,8 +455,14 @@ static void test_park_stopped_source(void **state)
 	assert_int_equal(wafl_statfs(v, &fs0), 0);
 	assert_true(held_back >= 12 * 64);
 
-	assert_int_equal(mir_source_park(v, &parked), 0);
-	assert_true(parked >= 1);
+	uint64_t gens[WAFL_FSI_HOLDS], top = 0, newest = 0;
+	size_t ng = 0;
+	assert_int_equal(wafl_held_roots(v, gens, WAFL_FSI_HOLDS, &ng), 0);
+	for (size_t i = 0; i < ng; i++)
+		top = gens[i] > top ? gens[i] : top;
+	assert_int_equal(mir_source_park(v, &parked, &newest), 0);
+	assert_int_equal(parked, ng);
+	assert_int_equal(newest, top);
 	assert_int_equal(nheld(v), 0);
 	base_is(v, a, &ra);
 	churn(p->src, ino, len, 12, 200);
@@ -471,8 +477,9 @@ static void test_park_stopped_source(void **state)
 	assert_true(after < 8 * 64);
 	assert_true(fs1.fbytes > fs0.fbytes);
 	/* nothing held: a second park has nothing to do */
-	assert_int_equal(mir_source_park(v, &parked), 0);
+	assert_int_equal(mir_source_park(v, &parked, &newest), 0);
 	assert_int_equal(parked, 0);
+	assert_int_equal(newest, 0);
 	tm_check_clean(v, "source");
 	/* The release is durable: a remount restores no hold. */
 	tl_fs_remount(p->src);
@@ -524,7 +531,7 @@ static void test_park_keeps_what_it_cannot_snapshot(void **state)
 	/* the name taken by a snapshot of another root */
 	mir_base_name(a, name, sizeof(name));
 	assert_int_equal(wafl_snap_create(v, name, NULL), 0);
-	assert_int_equal(mir_source_park(v, NULL), -EEXIST);
+	assert_int_equal(mir_source_park(v, NULL, NULL), -EEXIST);
 	assert_int_equal(nheld(v), h);
 	assert_int_equal(wafl_snap_delete(v, name), 0);
 	/* the table full */
@@ -534,7 +541,7 @@ static void test_park_keeps_what_it_cannot_snapshot(void **state)
 		snprintf(nm, sizeof(nm), "fill.%zu", i);
 		assert_int_equal(wafl_snap_create(v, nm, NULL), 0);
 	}
-	assert_int_equal(mir_source_park(v, NULL), -ENOSPC);
+	assert_int_equal(mir_source_park(v, NULL, NULL), -ENOSPC);
 	assert_int_equal(nheld(v), h);
 	assert_int_equal(wafl_snap_lookup(v, name, &id), -ENOENT);
 	/* room for every held root, a's snapshot already there */
@@ -546,7 +553,7 @@ static void test_park_keeps_what_it_cannot_snapshot(void **state)
 	struct wafl_bp ra = root_ptr(v, a);
 	assert_int_equal(wafl_snap_adopt_root(v, name, a, NULL), 0);
 	uint64_t parked = 0;
-	assert_int_equal(mir_source_park(v, &parked), 0);
+	assert_int_equal(mir_source_park(v, &parked, NULL), 0);
 	assert_int_equal(parked, h);
 	assert_int_equal(nheld(v), 0);
 	base_is(v, a, &ra);
