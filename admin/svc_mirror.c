@@ -434,6 +434,18 @@ static wafl_vol_t *vol_detach(struct adm_ctx *ctx, struct adm_vol *av)
 	return w;
 }
 
+/* The volume's file system taken away (vol_detach) and unmounted;
+ * false if it had none. */
+static bool vol_drop(struct adm_ctx *ctx, struct adm_vol *av)
+{
+	wafl_vol_t *w = vol_detach(ctx, av);
+
+	if (w == NULL)
+		return false;
+	(void)wafl_unmount(w);
+	return true;
+}
+
 static void vol_attach(struct adm_ctx *ctx, struct adm_vol *av,
     wafl_vol_t *w)
 {
@@ -509,7 +521,6 @@ static int dst_run(struct adm_ctx *ctx, struct mrel *r,
 		.tls = w->tls,
 		.last_error = r->err,
 	};
-	wafl_vol_t *old = NULL;
 	char ckpt[ADM_PATH_MAX + ADM_NAME_MAX + 16];
 	int rc;
 
@@ -523,12 +534,9 @@ static int dst_run(struct adm_ctx *ctx, struct mrel *r,
 	o.key_len = hex_decode(w->psk, key, sizeof(key));
 	o.key = key;
 	rel_id(w->rvol, w->vol, o.rel_id);
-	if (!baseline) {
-		/* The replica replaces the read-only mount. */
-		old = vol_detach(ctx, av);
-		if (old != NULL)
-			(void)wafl_unmount(old);
-	}
+	/* The replica replaces the read-only mount. */
+	if (!baseline)
+		(void)vol_drop(ctx, av);
 	rc = mir_dest_start(av->raid, &o, &r->dst);
 	lis_open();
 	if (rc != 0) {
@@ -1453,15 +1461,11 @@ static void tick_one(struct adm_ctx *ctx, struct mrel *r, uint64_t t)
 			 * reads: until the replica is served the volume
 			 * shows no file system (exports first). */
 			struct adm_vol *av = adm_vol_find(ctx, r->vol);
-			wafl_vol_t *old = av != NULL ? vol_detach(ctx, av) :
-			    NULL;
 
-			if (old != NULL) {
+			if (av != NULL && vol_drop(ctx, av))
 				fl_info(ADM_SUB, "volume %s: a baseline "
 				    "arrives; its old file system is no "
 				    "longer shown", r->vol);
-				(void)wafl_unmount(old);
-			}
 		}
 		if (r->baseline && !waiting && s.gen > 0 &&
 		    s.state == MIR_IN_SYNC) {
@@ -1588,11 +1592,10 @@ static void rec_t_done(struct adm_ctx *ctx, const struct mrow *w,
 static int vol_remount_rw(struct adm_ctx *ctx, struct adm_vol *av)
 {
 	struct wafl_mount_opts mo = { .nvlog_path = av->nvlog };
-	wafl_vol_t *v = vol_detach(ctx, av);
+	wafl_vol_t *v;
 	int rc;
 
-	if (v != NULL)
-		(void)wafl_unmount(v);
+	(void)vol_drop(ctx, av);
 	adm_mount_opts(ctx, &mo);
 	rc = wafl_mount(av->raid, &mo, &v);
 	if (rc == 0)
@@ -1622,9 +1625,7 @@ static int rec_t_record(struct adm_ctx *ctx, const struct mrow *w,
 		rel_id(w->rvol, w->vol, id);
 	else
 		rel_id(w->vol, w->rvol, id);
-	v = vol_detach(ctx, av);
-	if (v != NULL)
-		(void)wafl_unmount(v);
+	(void)vol_drop(ctx, av);
 	rc = mir_resync_done_rollback(av->raid, av->nvlog, path, id, g);
 	if (rc < 0) {
 		(void)vol_remount_rw(ctx, av);	/* as it was (M2) */
