@@ -110,12 +110,9 @@ static void side_init(struct ctest *t, struct tl_mirror_side *s,
 		"cache_bytes", "64M",
 		NULL
 	};
-	char path[64];
 
 	tl_mirror_side_init(s, t->dir, name, vol, size, ports, settings);
-	snprintf(path, sizeof(path), "/vol/%s", vol);
-	free(ta_ctl_expect(0, s->home, "export", "add", path, "--client",
-	    "127.0.0.1", "--rw", "--squash", "none", "--insecure", NULL));
+	tl_mirror_export(s);
 }
 
 /* ------------------------------------------------------------- clients */
