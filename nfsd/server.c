@@ -176,7 +176,8 @@ fail:
  * so beyond a worker per CPU, plus one to run while another sleeps in the
  * log's flush or a disk read, workers add lock and scheduler traffic, not
  * throughput: on 2 CPUs, 3 workers served the metadata mix 7-16% faster
- * than 4 and 4 faster than 8, and 2 workers half as fast (docs/bench.md).
+ * than 4 and 4 faster than 8; 2 served one client as well as 3 but 16
+ * clients less (docs/bench.md).
  */
 uint32_t nfsd_default_threads(void)
 {
