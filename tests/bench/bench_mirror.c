@@ -92,6 +92,7 @@
 #include "common/log.h"
 #include "mirror/mirror.h"
 #include "tests/bench/benchout.h"
+#include "tests/bench/devstat.h"
 #include "tests/lib/tl_nfs.h"
 #include "tests/lib/tl_pattern.h"
 #include "tests/lib/tl_port.h"
@@ -504,59 +505,6 @@ static double walk_mbs(struct pair *p)
 	check(wafl_birth_walk(p->src->v, wafl_generation(p->src->v), 0,
 	    walk_count, &n), "birth walk");
 	return (double)n * 4096 / MiB / (tl_now_s() - t0);
-}
-
-/*
- * The block device under a directory, as the kernel counts it
- * (/sys/dev/block/MAJ:MIN/stat: sectors read and written, milliseconds
- * with I/O in flight).  ok false where there is none (tmpfs, overlay).
- */
-struct devstat {
-	bool ok;
-	uint64_t rd_sect, wr_sect, busy_ms;
-	double t;
-};
-
-static struct devstat devstat_read(const char *dir)
-{
-	struct devstat d = { .t = tl_now_s() };
-	unsigned long long f[10];
-	char path[96];
-	struct stat st;
-	FILE *fp;
-
-	if (dir == NULL || stat(dir, &st) != 0 || major(st.st_dev) == 0)
-		return d;
-	snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/stat",
-	    major(st.st_dev), minor(st.st_dev));
-	fp = fopen(path, "r");
-	if (fp == NULL)
-		return d;
-	if (fscanf(fp, "%llu %llu %llu %llu %llu %llu %llu %llu %llu %llu",
-	    &f[0], &f[1], &f[2], &f[3], &f[4], &f[5], &f[6], &f[7], &f[8],
-	    &f[9]) == 10) {
-		d.ok = true;
-		d.rd_sect = f[2];
-		d.wr_sect = f[6];
-		d.busy_ms = f[9];
-	}
-	fclose(fp);
-	return d;
-}
-
-/* What the device did between a and b: MB/s read and written, and the
- * fraction of the time it had I/O in flight.  false if not known. */
-static bool devstat_rates(const struct devstat *a, const struct devstat *b,
-    double *rd_mbs, double *wr_mbs, double *busy)
-{
-	double dt = b->t - a->t;
-
-	if (!a->ok || !b->ok || dt <= 0)
-		return false;
-	*rd_mbs = (double)(b->rd_sect - a->rd_sect) * 512 / 1e6 / dt;
-	*wr_mbs = (double)(b->wr_sect - a->wr_sect) * 512 / 1e6 / dt;
-	*busy = (double)(b->busy_ms - a->busy_ms) / 1e3 / dt;
-	return true;
 }
 
 /* The device's part of a baseline (the images of both volumes on it). */

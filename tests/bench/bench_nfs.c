@@ -17,7 +17,10 @@
  *              Ganesha will not start unless it can register with rpcbind,
  *              so it runs in a private network and mount namespace (a child
  *              of this program) with its own rpcbind and loopback; the
- *              workloads for it run in that child.  No host-wide rpcbind is
+ *              workloads for it run in that child, except the 1-client
+ *              metadata runs, which alternate with filer's and reach
+ *              Ganesha from this process (setns into the child's network
+ *              namespace while connecting).  No host-wide rpcbind is
  *              started or touched.  If Ganesha cannot run, the reason is
  *              printed and its figures are recorded as missing (null).
  *
@@ -26,7 +29,8 @@
  *   - metadata mix ops/s, 1 and 16 clients: each in-flight slot loops
  *     CREATE, GETATTR, LOOKUP, REMOVE of its own name in its client's
  *     directory (goal >= 2x); the 1-client figure is the median of three
- *     runs (META1_RUNS), for each server;
+ *     runs (META1_RUNS), for each server, the two servers' runs taken in
+ *     turn (meta1_paired);
  *   - 1 MiB sequential write MiB/s: UNSTABLE WRITEs of a new file, COMMIT
  *     at the end, timed to the COMMIT reply (goal >= 1x);
  *   - 1 MiB sequential read MiB/s of that file (goal >= 1x);
@@ -67,13 +71,17 @@
 #include <limits.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/loop.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -86,6 +94,7 @@
 #include <nfsc/libnfs-raw-nfs.h>
 
 #include "tests/bench/benchout.h"
+#include "tests/bench/devstat.h"
 #include "tests/lib/tl_netns.h"
 #include "tests/lib/tl_port.h"
 #include "tests/lib/tl_proc.h"
@@ -160,6 +169,10 @@ struct suite {
 	double fill_rate;	/* CREATEs/s filling the listed directory */
 	double meta1_runs[META1_RUNS];	/* each 1-client mix, ops/s */
 	int meta1_n;
+	double settle_max;	/* longest wait for a quiet disk, s */
+	char peer_fs[256];	/* Ganesha's export: what it is (ganesha_fs) */
+	bool peer_fs_ok;
+	int settles, settle_late;	/* waits; those that timed out */
 };
 
 static void suite_why(struct suite *s, const char *fmt, ...)
@@ -248,7 +261,11 @@ struct server {
 	char host[64];
 	char export[PATH_MAX];
 	unsigned nfs_port, mnt_port;
+	int netns;		/* -1, or the network namespace it is in */
 };
+
+/* This process's own network namespace, to come back to (conn_open). */
+static int host_netns = -1;
 
 struct conn {
 	struct nfs_context *nfs;
@@ -282,8 +299,22 @@ static int conn_open(struct conn *c, const struct server *sv, char *err,
 		c->nfs = NULL;
 		return -EINVAL;
 	}
+	/* A server in another namespace (Ganesha, seen from the parent in
+	 * the paired runs): the sockets are made there and stay there. */
+	if (sv->netns >= 0 && setns(sv->netns, CLONE_NEWNET) != 0) {
+		snprintf(err, errlen, "setns to %s's network namespace: %s",
+		    sv->name, strerror(errno));
+		nfs_destroy_url(u);
+		nfs_destroy_context(c->nfs);
+		c->nfs = NULL;
+		return -errno;
+	}
 	rc = nfs_mount(c->nfs, u->server, u->path);
 	nfs_destroy_url(u);
+	if (sv->netns >= 0 && setns(host_netns, CLONE_NEWNET) != 0) {
+		perror("bench_nfs: setns back to the host namespace");
+		exit(1);	/* the filer's connections would go astray */
+	}
 	if (rc != 0) {
 		snprintf(err, errlen, "mount %s:%.200s: %s", sv->host, sv->export,
 		    nfs_get_error(c->nfs));
@@ -611,6 +642,41 @@ static bool meta_next(struct slot *s, void *res)
 }
 
 static char *io_buf;		/* 1 MiB of non-zero bytes */
+static const char *scratch_dir;	/* the scratch directory, on the disk */
+/* Ganesha's file system when it has one (ganesha_fs): in the child its
+ * export, in the parent the same seen through /proc/PID/root. */
+static const char *peer_fs;
+
+/*
+ * Before each timed phase: what the phases before it left dirty (this
+ * server's or the other's) is written back and the disk is idle, so that
+ * no figure pays for another's writeback (devstat.h).  Bounded: a disk
+ * still busy after SETTLE_MAX_S is counted and the phase runs anyway.
+ */
+#define SETTLE_QUIET_S	0.3
+#define SETTLE_MAX_S	20.0
+
+static void settle(struct suite *out)
+{
+	double s;
+
+	if (peer_fs != NULL) {
+		/* Ganesha's own file system (ganesha_fs) writes back too. */
+		int fd = open(peer_fs, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+		if (fd >= 0) {
+			(void)syncfs(fd);
+			close(fd);
+		}
+	}
+	s = devstat_settle(scratch_dir, SETTLE_QUIET_S, SETTLE_MAX_S);
+
+	out->settles++;
+	if (s < 0)
+		out->settle_late++;
+	else if (s > out->settle_max)
+		out->settle_max = s;
+}
 
 /* The sequential read reads the file this many times: at 2 to 3 GB/s
  * one pass of 512 MiB took under 0.3 s and gave 512 latencies, too few
@@ -844,23 +910,25 @@ out:
 	load_free(&ld);
 }
 
-/* The 1-client mix META1_RUNS times (quick: once); the figure is the
- * median run's, its latencies with it. */
-static void meta1_median(const struct server *sv, double dur,
-    struct suite *out)
+/* One 1-client mix, run r: into runs[r], and its rate into out's list. */
+static void meta1_run(const struct server *sv, int r, double dur,
+    struct figure *runs, struct suite *out)
 {
-	struct figure runs[META1_RUNS];
-	int n = quick ? 1 : META1_RUNS, idx[META1_RUNS], ok = 0;
+	memset(&runs[r], 0, sizeof(runs[r]));
+	settle(out);
+	meta_mix(sv, 1, 16, r, dur, &runs[r], out);
+	if (runs[r].ok && out->meta1_n < META1_RUNS)
+		out->meta1_runs[out->meta1_n++] = runs[r].value;
+}
 
-	for (int r = 0; r < n; r++) {
-		memset(&runs[r], 0, sizeof(runs[r]));
-		meta_mix(sv, 1, 16, r, dur, &runs[r], out);
-		if (runs[r].ok) {
-			out->meta1_runs[ok] = runs[r].value;
+/* The figure of n runs: the median good run's, its latencies with it. */
+static void meta1_pick(const struct figure *runs, int n, struct suite *out)
+{
+	int idx[META1_RUNS], ok = 0;
+
+	for (int r = 0; r < n; r++)
+		if (runs[r].ok)
 			idx[ok++] = r;
-		}
-	}
-	out->meta1_n = ok;
 	if (ok == 0)
 		return;
 	/* Sort the indexes of the good runs by value (at most three). */
@@ -873,6 +941,43 @@ static void meta1_median(const struct server *sv, double dur,
 			idx[j - 1] = t;
 		}
 	out->f[FIG_META1] = runs[idx[(ok - 1) / 2]];
+}
+
+/* The 1-client mix META1_RUNS times (quick: once) against one server. */
+static void meta1_median(const struct server *sv, double dur,
+    struct suite *out)
+{
+	struct figure runs[META1_RUNS];
+	int n = quick ? 1 : META1_RUNS;
+
+	for (int r = 0; r < n; r++)
+		meta1_run(sv, r, dur, runs, out);
+	meta1_pick(runs, n, out);
+}
+
+/*
+ * The 1-client mix against both servers in turn: filer's run r, then
+ * Ganesha's run r.  Run one server after the other, the two sets of runs
+ * lay a minute apart, and each server's figure moved by up to four times
+ * with what else the machine's host ran; alternated, each pair of runs
+ * sees the same machine.  Both servers are up the whole time; the one
+ * not measured is idle.
+ */
+static void meta1_paired(const struct server *f, struct suite *fo,
+    const struct server *g, struct suite *go)
+{
+	struct figure fr[META1_RUNS], gr[META1_RUNS];
+	int n = quick ? 1 : META1_RUNS;
+	double dur = quick ? 1.0 : 5.0;
+
+	printf("  filer and ganesha in turn: metadata mix, 1 client...\n");
+	fflush(stdout);
+	for (int r = 0; r < n; r++) {
+		meta1_run(f, r, dur, fr, fo);
+		meta1_run(g, r, dur, gr, go);
+	}
+	meta1_pick(fr, n, fo);
+	meta1_pick(gr, n, go);
 }
 
 /* Run ld over the given slots count from a fresh start. */
@@ -919,6 +1024,7 @@ static void data_figures(const struct server *sv, struct suite *out)
 	ld.next = seqw_next;
 	if (getenv("FILER_BENCH_TRACE") != NULL)
 		ld.trace = fopen(getenv("FILER_BENCH_TRACE"), "a");
+	settle(out);
 	run_slots(&ld, c, 1, 8);
 	if (ld.trace != NULL)
 		fclose(ld.trace);
@@ -954,6 +1060,7 @@ static void data_figures(const struct server *sv, struct suite *out)
 	ld.total = SEQR_PASSES * size;
 	ld.iosize = 1 << 20;
 	ld.next = seqr_next;
+	settle(out);
 	run_slots(&ld, c, 1, 8);
 	load_figure(&ld, &out->f[FIG_SEQR],
 	    (double)ld.bytes / MiB / secs(ld.t_start, ld.t_last));
@@ -970,6 +1077,7 @@ static void data_figures(const struct server *sv, struct suite *out)
 	ld.iosize = 4096;
 	ld.rng = 0x9e3779b97f4a7c15ull;
 	ld.next = randr_next;
+	settle(out);	/* before t_stop: the wait is not the run's */
 	ld.t_stop = now_ns() + (uint64_t)(dur * 1e9);
 	run_slots(&ld, c, 4, 16);
 	load_figure(&ld, &out->f[FIG_RANDR],
@@ -1018,6 +1126,7 @@ static void dir_listing(const struct server *sv, struct suite *out)
 	memset(&ld, 0, sizeof(ld));
 	ld.dirs = &dir;
 	ld.next = list_next;
+	settle(out);
 	run_slots(&ld, c, 1, 1);
 	load_figure(&ld, &out->f[FIG_LIST], secs(ld.t_start, ld.t_last));
 	out->dir_entries = ld.next_idx;
@@ -1035,23 +1144,38 @@ out:
 	conns_close(c, 4);
 }
 
-/* Every workload against one server; what fails is noted in out->why. */
-static void run_suite(const struct server *sv, struct suite *out)
+/* The directory every workload works in, /b in the export (made by
+ * pair_with or by the suite); false (why in out) if it cannot be made. */
+static bool base_dir(const struct server *sv, struct suite *out)
 {
+	struct nfs_stat_64 st;
 	struct conn c;
 	char err[512];
-	double dur = quick ? 1.0 : 5.0;
 
 	if (conn_open(&c, sv, err, sizeof(err)) != 0) {
 		suite_why(out, "%s", err);
-		return;
+		return false;
 	}
-	if (nfs_mkdir(c.nfs, "/b") != 0) {
+	if (nfs_mkdir(c.nfs, "/b") != 0 &&
+	    (nfs_stat64(c.nfs, "/b", &st) != 0 || !S_ISDIR(st.nfs_mode))) {
 		suite_why(out, "mkdir /b: %s", nfs_get_error(c.nfs));
 		conn_close(&c);
-		return;
+		return false;
 	}
 	conn_close(&c);
+	return true;
+}
+
+/* The 1-client mixes ran paired (meta1_paired) before the suites. */
+static bool meta1_done;
+
+/* Every workload against one server; what fails is noted in out->why. */
+static void run_suite(const struct server *sv, struct suite *out)
+{
+	double dur = quick ? 1.0 : 5.0;
+
+	if (!base_dir(sv, out))
+		return;
 	if (only_seqw) {
 		printf("  %s: sequential write...\n", sv->name);
 		fflush(stdout);
@@ -1066,7 +1190,9 @@ static void run_suite(const struct server *sv, struct suite *out)
 	}
 	printf("  %s: metadata mix...\n", sv->name);
 	fflush(stdout);
-	meta1_median(sv, dur, out);
+	if (!meta1_done)
+		meta1_median(sv, dur, out);
+	settle(out);
 	meta_mix(sv, 16, 8, 0, dur, &out->f[FIG_META16], out);
 	if (only_meta)
 		return;
@@ -1188,12 +1314,58 @@ static int apply_settings(const char *home, const char *log,
 	return 0;
 }
 
-static void run_filer(const char *tmp, struct suite *out)
+/*
+ * Ganesha, up in its child (ganesha_launch), for the paired runs: the
+ * child sends its struct server once Ganesha answers, then waits for the
+ * parent's word to run the rest of its suite (ganesha_finish): 'P' if the
+ * 1-client mixes ran paired, 'S' if its suite is to run all of them.
+ */
+struct peer {
+	pid_t pid;		/* the child, or -1 */
+	int to_child, from_child;
+	bool ready;		/* sv is Ganesha's, and it answers */
+	bool paired;		/* meta1_paired ran */
+	struct server sv;
+	struct suite *out;
+};
+
+/* The paired 1-client mixes, with filerd up (f); pe may be NULL. */
+static void pair_with(struct peer *pe, const struct server *f,
+    struct suite *fo)
+{
+	struct server g;
+	char ns[64], root[PATH_MAX + 32];
+
+	if (pe == NULL || !pe->ready)
+		return;
+	g = pe->sv;
+	snprintf(ns, sizeof(ns), "/proc/%d/ns/net", (int)pe->pid);
+	g.netns = open(ns, O_RDONLY | O_CLOEXEC);
+	if (g.netns < 0) {
+		suite_why(pe->out, "open %s: %s (the 1-client mixes run one "
+		    "server after the other)", ns, strerror(errno));
+		return;
+	}
+	/* Ganesha's first: if it fails, filer's suite makes its own. */
+	if (pe->out->peer_fs_ok) {
+		snprintf(root, sizeof(root), "/proc/%d/root%s", (int)pe->pid,
+		    g.export);
+		peer_fs = root;
+	}
+	if (base_dir(&g, pe->out) && base_dir(f, fo)) {
+		meta1_paired(f, fo, &g, pe->out);
+		pe->paired = true;
+	}
+	peer_fs = NULL;
+	close(g.netns);
+}
+
+static void run_filer(const char *tmp, struct suite *out, struct peer *pe)
 {
 	char home[PATH_MAX], log[PATH_MAX], prog[PATH_MAX + 32];
 	char np[16], mp[16];
 	struct server sv = { .name = "filer", .host = "127.0.0.1",
-	    .export = "/vol/vol0" };
+	    .export = "/vol/vol0", .netns = -1 };
 	pid_t pid;
 	int st;
 
@@ -1231,6 +1403,8 @@ static void run_filer(const char *tmp, struct suite *out)
 	    out)) {
 		char stats[PATH_MAX];
 
+		pair_with(pe, &sv, out);
+		meta1_done = pe != NULL && pe->paired;
 		run_suite(&sv, out);
 		/* filerd's counters over the whole suite, for reading the
 		 * figures (CPs, log flushes, cache, RAID I/O). */
@@ -1301,12 +1475,112 @@ out:
  * namespace with a tmpfs on /run for rpcbind's socket and lock; rpcbind,
  * then ganesha.nfsd in the foreground; the workloads; both stopped.
  */
+/*
+ * Ganesha's export: a new ext4, with its journal, on a loop device over a
+ * sparse image in the scratch directory (so on the same disk), mounted on
+ * exp in this child's own mount namespace (it goes away with the child;
+ * the loop device detaches itself then).
+ *
+ * Why not the scratch directory itself: the host's file system may run
+ * without a journal (this machine's root does), and ext4 then does not
+ * reuse an inode within a minute of its delete (five if its table block
+ * is still dirty).  Under the metadata mix's create/remove churn each
+ * create scanned further for a free inode, and Ganesha's figures swung
+ * between 6,000 and 20,000 ops/s with how many files the runs before had
+ * deleted.  On failure (why in note) Ganesha exports the plain directory.
+ */
+#define GANESHA_FS_BYTES	(6ull << 30)
+
+static bool ganesha_fs(const char *tmp, const char *exp, const char *log,
+    char *note, size_t notelen)
+{
+	char img[PATH_MAX], mkfs[32] = "/usr/sbin/mkfs.ext4", dev[32];
+	struct loop_config lc;
+	int fd, ctl = -1, lfd = -1, n, rc;
+
+	tl_path(img, sizeof(img), tmp, "ganesha-fs.img");
+	fd = open(img, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0 || ftruncate(fd, (off_t)GANESHA_FS_BYTES) != 0) {
+		snprintf(note, notelen, "image %.120s: %s", img,
+		    strerror(errno));
+		goto fail;
+	}
+	if (access(mkfs, X_OK) != 0)
+		snprintf(mkfs, sizeof(mkfs), "/sbin/mkfs.ext4");
+	/* Inode tables and journal written now: no lazy init under the
+	 * figures. */
+	char *margv[] = { mkfs, (char *)"-q", (char *)"-F", (char *)"-E",
+	    (char *)"lazy_itable_init=0,lazy_journal_init=0", img, NULL };
+	if ((rc = run_prog(margv, log)) != 0) {
+		snprintf(note, notelen, "mkfs.ext4 exit status %d (log: "
+		    "%.120s)",
+		    rc, log);
+		goto fail;
+	}
+	ctl = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
+	n = ctl < 0 ? -1 : ioctl(ctl, LOOP_CTL_GET_FREE);
+	if (n < 0) {
+		snprintf(note, notelen, "no free loop device: %s",
+		    strerror(errno));
+		goto fail;
+	}
+	snprintf(dev, sizeof(dev), "/dev/loop%d", n);
+	lfd = open(dev, O_RDWR | O_CLOEXEC);
+	memset(&lc, 0, sizeof(lc));
+	lc.fd = (uint32_t)fd;
+	lc.block_size = 4096;
+	lc.info.lo_flags = LO_FLAGS_DIRECT_IO | LO_FLAGS_AUTOCLEAR;
+	if (lfd < 0 || ioctl(lfd, LOOP_CONFIGURE, &lc) != 0) {
+		snprintf(note, notelen, "%s: %s", dev, strerror(errno));
+		goto fail;
+	}
+	if (mount(dev, exp, "ext4", 0, NULL) != 0) {
+		snprintf(note, notelen, "mount %s on %.120s: %s", dev, exp,
+		    strerror(errno));
+		goto fail;
+	}
+	close(lfd);
+	close(ctl);
+	close(fd);
+	snprintf(note, notelen, "a new ext4 with its journal, %llu GiB on "
+	    "%s over an image in the scratch directory",
+	    GANESHA_FS_BYTES >> 30, dev);
+	return true;
+fail:
+	if (lfd >= 0)
+		close(lfd);	/* AUTOCLEAR: detached at this last close */
+	if (ctl >= 0)
+		close(ctl);
+	if (fd >= 0)
+		close(fd);
+	unlink(img);
+	return false;
+}
+
+/* Write (or read) all n bytes of buf through a pipe; false on error or
+ * EOF. */
+static bool io_all(int fd, void *buf, size_t n, bool out)
+{
+	for (size_t done = 0; done < n;) {
+		ssize_t k = out ? write(fd, (char *)buf + done, n - done) :
+		    read(fd, (char *)buf + done, n - done);
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return false;
+		done += (size_t)k;
+	}
+	return true;
+}
+
 static void ganesha_child(const char *tmp, const char *tmpl,
-    const char *plugins, struct suite *out)
+    const char *plugins, struct suite *out, int to_parent, int from_parent)
 {
 	char exp[PATH_MAX], recov[PATH_MAX], conf[PATH_MAX], log[PATH_MAX];
 	char glog[PATH_MAX], pidf[PATH_MAX], np[16], mp[16];
-	struct server sv = { .name = "ganesha", .host = "127.0.0.1" };
+	struct server sv = { .name = "ganesha", .host = "127.0.0.1",
+	    .netns = -1 };
 	pid_t rpcb = -1, gpid = -1;
 	char why[256];
 	int rc;
@@ -1323,6 +1597,10 @@ static void ganesha_child(const char *tmp, const char *tmpl,
 	tl_path(pidf, sizeof(pidf), tmp, "ganesha.pid");
 	mkdir(exp, 0755);
 	mkdir(recov, 0755);
+	out->peer_fs_ok = ganesha_fs(tmp, exp, log, out->peer_fs,
+	    sizeof(out->peer_fs));
+	if (out->peer_fs_ok)
+		peer_fs = exp;
 	snprintf(sv.export, sizeof(sv.export), "%s", exp);
 	free_ports(&sv.nfs_port, &sv.mnt_port);
 	snprintf(np, sizeof(np), "%u", sv.nfs_port);
@@ -1358,9 +1636,22 @@ static void ganesha_child(const char *tmp, const char *tmpl,
 	    sv.mnt_port);
 	fflush(stdout);
 	if (wait_ports(gpid, sv.nfs_port, sv.mnt_port, 30000, "ganesha.nfsd",
-	    glog, out))
+	    glog, out)) {
+		char word = 'S';
+
+		/* Up: tell the parent (struct peer), wait for its word. */
+		if (io_all(to_parent, &sv, sizeof(sv), true)) {
+			close(to_parent);
+			to_parent = -1;
+			if (read(from_parent, &word, 1) != 1)
+				goto out;	/* the parent is gone */
+		}
+		meta1_done = word == 'P';
 		run_suite(&sv, out);
+	}
 out:
+	if (to_parent >= 0)
+		close(to_parent);	/* not up: the parent reads EOF */
 	if (gpid > 0 && (rc = tl_stop(gpid, 20000)) != 0)
 		suite_why(out, "ganesha.nfsd exit status %d (log: %s)", rc,
 		    glog);
@@ -1368,11 +1659,18 @@ out:
 		tl_stop(rpcb, 5000);
 }
 
-static void run_ganesha(const char *tmp, struct suite *out)
+/*
+ * Start the Ganesha child: it enters its namespace, starts rpcbind and
+ * Ganesha, and tells pe (up to a minute) once Ganesha answers; it then
+ * waits for ganesha_finish.  Without a child pe->pid stays -1 and the
+ * reason is in out.
+ */
+static void ganesha_launch(const char *tmp, struct suite *out,
+    struct peer *pe)
 {
 	char tmpl[PATH_MAX], plugins[PATH_MAX], c1[PATH_MAX + 64];
+	int up[2], down[2];
 	pid_t pid;
-	int st;
 
 	snprintf(c1, sizeof(c1), "%s/../../../tests/bench/ganesha/"
 	    "ganesha.conf.in", bindir);
@@ -1404,20 +1702,76 @@ static void run_ganesha(const char *tmp, struct suite *out)
 		    "namespace and rpcbind");
 		return;
 	}
+	if (pipe2(up, O_CLOEXEC) != 0) {
+		suite_why(out, "pipe: %s", strerror(errno));
+		return;
+	}
+	if (pipe2(down, O_CLOEXEC) != 0) {
+		suite_why(out, "pipe: %s", strerror(errno));
+		close(up[0]);
+		close(up[1]);
+		return;
+	}
 	fflush(stdout);
 	pid = fork();
 	if (pid < 0) {
 		suite_why(out, "fork: %s", strerror(errno));
+		close(up[0]);
+		close(up[1]);
+		close(down[0]);
+		close(down[1]);
 		return;
 	}
 	if (pid == 0) {
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		if (getppid() == 1)
 			_exit(1);
-		ganesha_child(tmp, tmpl, plugins, out);
+		close(up[0]);
+		close(down[1]);
+		ganesha_child(tmp, tmpl, plugins, out, up[1], down[0]);
 		fflush(stdout);
 		_exit(0);
 	}
+	close(up[1]);
+	close(down[0]);
+	pe->pid = pid;
+	pe->out = out;
+	pe->from_child = up[0];
+	pe->to_child = down[1];
+	struct pollfd pfd = { .fd = up[0], .events = POLLIN };
+	if (poll(&pfd, 1, 60000) == 1 &&
+	    io_all(up[0], &pe->sv, sizeof(pe->sv), false)) {
+		pe->sv.name = "ganesha";
+		pe->ready = true;
+	}
+}
+
+/* Let the child run the rest of its suite ('P': the 1-client mixes ran
+ * paired), and wait for it. */
+static void ganesha_finish(struct peer *pe)
+{
+	struct suite *out = pe->out;
+	char word = pe->paired ? 'P' : 'S';
+	int st;
+
+	if (pe->pid < 0)
+		return;
+	if (pe->ready) {
+		/* A child that died meanwhile must not take this process
+		 * with it (SIGPIPE): its status says what happened. */
+		sigset_t pipe_set, old;
+		struct timespec zero = { 0, 0 };
+
+		sigemptyset(&pipe_set);
+		sigaddset(&pipe_set, SIGPIPE);
+		sigprocmask(SIG_BLOCK, &pipe_set, &old);
+		if (write(pe->to_child, &word, 1) != 1)
+			(void)sigtimedwait(&pipe_set, NULL, &zero);
+		sigprocmask(SIG_SETMASK, &old, NULL);
+	}
+	close(pe->to_child);
+	close(pe->from_child);
+	pid_t pid = pe->pid;
 	st = tl_wait_exit(pid, 600000);
 	if (st < 0) {
 		kill(pid, SIGKILL);
@@ -1459,6 +1813,25 @@ static void report(struct benchout *b, const struct suite *me,
 
 /* Each server's 1-client metadata runs, of which the figure is the
  * median. */
+/* How long the disk took to go quiet before the timed phases. */
+static void settle_note(struct benchout *b, const struct suite *sh)
+{
+	char part[2][96];
+
+	for (int k = 0; k < 2; k++) {
+		if (sh[k].settles == 0)
+			snprintf(part[k], sizeof(part[k]), "not run");
+		else
+			snprintf(part[k], sizeof(part[k]), "longest wait "
+			    "%.1f s%s", sh[k].settle_max,
+			    sh[k].settle_late > 0 ? ", and busy still at the "
+			    "bound before some phases" : "");
+	}
+	benchout_note(b, "before each timed phase the scratch file system "
+	    "was synced and its disk idle for %.1f s (bound %.0f s): filer "
+	    "%s; ganesha %s", SETTLE_QUIET_S, SETTLE_MAX_S, part[0], part[1]);
+}
+
 static void meta1_note(struct benchout *b, const struct suite *sh)
 {
 	char list[2][96];
@@ -1474,8 +1847,8 @@ static void meta1_note(struct benchout *b, const struct suite *sh)
 			snprintf(list[k], sizeof(list[k]), "none");
 	}
 	benchout_note(b, "meta mix, 1 client: the median of %d runs (in "
-	    "order, ops/s): filer %s, ganesha %s", quick ? 1 : META1_RUNS,
-	    list[0], list[1]);
+	    "order, ops/s%s): filer %s, ganesha %s", quick ? 1 : META1_RUNS,
+	    meta1_done ? ", the servers in turn" : "", list[0], list[1]);
 }
 
 /* One JSON line with why s's figures are missing, if they are; scratch:
@@ -1504,6 +1877,7 @@ int main(int argc, char **argv)
 	struct benchout b;
 	struct suite *sh;
 	const char *only;
+	struct peer pe = { .pid = -1, .to_child = -1, .from_child = -1 };
 	bool keep;
 	char *tmp;
 	ssize_t n;
@@ -1540,6 +1914,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	tmp = tl_tmpdir_make(tmpbuf, "nfs");
+	scratch_dir = tmp;
 	io_buf = malloc(1 << 20);
 	sh = mmap(NULL, 2 * sizeof(*sh), PROT_READ | PROT_WRITE,
 	    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -1558,9 +1933,15 @@ int main(int argc, char **argv)
 	    only_meta ? " (filer's metadata mixes only)" :
 	    only_seq ? " (sequential write and read only)" :
 	    only_filer ? " (filer only)" : "");
-	run_filer(tmp, &sh[0]);
+	/* Ganesha is started first and waits, so that the 1-client mixes
+	 * can alternate between the servers (meta1_paired); the rest of its
+	 * suite runs after filer's. */
+	host_netns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
 	if (!only_filer)
-		run_ganesha(tmp, &sh[1]);
+		ganesha_launch(tmp, &sh[1], &pe);
+	run_filer(tmp, &sh[0], !only_seq && host_netns >= 0 ? &pe : NULL);
+	if (!only_filer)
+		ganesha_finish(&pe);
 
 	benchout_open(&b, outdir, "nfs", "NFSv3 over loopback: filerd vs "
 	    "NFS-Ganesha (VFS FSAL, same disk)");
@@ -1589,6 +1970,11 @@ int main(int argc, char **argv)
 	}
 	if (!only_seqw && !only_seq)
 		meta1_note(&b, sh);
+	settle_note(&b, sh);
+	if (sh[1].peer_fs[0] != '\0')
+		benchout_note(&b, "ganesha's export: %s%s",
+		    sh[1].peer_fs_ok ? "" : "the scratch directory itself; "
+		    "its own file system could not be made: ", sh[1].peer_fs);
 	if (!isnan(load[0]))
 		benchout_note(&b, "%ld CPUs; load average before the run %.2f "
 		    "(other work on the machine skews every figure)",
