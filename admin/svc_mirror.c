@@ -155,6 +155,46 @@ static struct {
  * running half waits for its peer (mir_resync_opts.accept_timeout_ms). */
 #define RESYNC_CONFIRM_S	600
 
+/*
+ * A baseline about to overwrite a volume that still shows its old file
+ * system read-only (a destination set up over a volume of its own) first
+ * waits, in the destination's thread (mir_dest_opts.before_baseline), for
+ * the tick to take that mount away: from then on the volume shows no file
+ * system until the replica is served, and nothing reads blocks the
+ * baseline is overwriting.  asked counts such waits begun, done the
+ * ticks that looked at every relationship after them; a wait gives up
+ * after WIPE_WAIT_MS (a filerd busy stopping that destination).
+ */
+#define WIPE_WAIT_MS		3000u
+
+static struct {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	uint64_t asked, done;
+} wipe = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0 };
+
+static void before_baseline(void *arg)
+{
+	struct adm_ctx *ctx = arg;
+	uint64_t one = 1, mine;
+	struct timespec ts;
+	bool late = false;
+
+	pthread_mutex_lock(&wipe.mu);
+	mine = ++wipe.asked;
+	pthread_mutex_unlock(&wipe.mu);
+	(void)!write(ctx->wake_fd, &one, sizeof(one));	/* a tick now */
+	fl_deadline_ts(&ts, (uint64_t)WIPE_WAIT_MS * 1000);
+	pthread_mutex_lock(&wipe.mu);
+	while (wipe.done < mine && !late)
+		late = pthread_cond_timedwait(&wipe.cv, &wipe.mu, &ts) != 0;
+	pthread_mutex_unlock(&wipe.mu);
+	if (late)
+		fl_warn(ADM_SUB, "a baseline begins before the volume's old "
+		    "file system was taken away (%u ms); its readers may get "
+		    "I/O errors until the next tick", WIPE_WAIT_MS);
+}
+
 static uint64_t now_s(void)
 {
 	return (uint64_t)time(NULL);
@@ -520,6 +560,8 @@ static int dst_run(struct adm_ctx *ctx, struct mrel *r,
 		.compress = w->compress,
 		.tls = w->tls,
 		.last_error = r->err,
+		.before_baseline = before_baseline,
+		.before_baseline_arg = ctx,
 	};
 	char ckpt[ADM_PATH_MAX + ADM_NAME_MAX + 16];
 	int rc;
@@ -1515,19 +1557,29 @@ static void tick_one(struct adm_ctx *ctx, struct mrel *r, uint64_t t)
 
 void adm_mirror_tick(struct adm_ctx *ctx)
 {
-	uint64_t t = now_s();
+	uint64_t t = now_s(), asked;
 
-	if (!svc.up)
-		return;
-	resync_tick(ctx);
-	for (struct mrel *r = svc.rels, *next; r != NULL; r = next) {
-		next = r->next;
-		tick_one(ctx, r, t);
-		if (r->confirm && t >= r->confirm_until)
-			confirm_expire(ctx, r, "cut by a stop or crash, and the "
-			    "peer did not take it up as the destination in "
-			    "time");
+	/* The baselines that asked before this tick see it done. */
+	pthread_mutex_lock(&wipe.mu);
+	asked = wipe.asked;
+	pthread_mutex_unlock(&wipe.mu);
+	if (svc.up) {
+		resync_tick(ctx);
+		for (struct mrel *r = svc.rels, *next; r != NULL; r = next) {
+			next = r->next;
+			tick_one(ctx, r, t);
+			if (r->confirm && t >= r->confirm_until)
+				confirm_expire(ctx, r, "cut by a stop or "
+				    "crash, and the peer did not take it up "
+				    "as the destination in time");
+		}
 	}
+	pthread_mutex_lock(&wipe.mu);
+	if (wipe.done < asked) {
+		wipe.done = asked;
+		pthread_cond_broadcast(&wipe.cv);
+	}
+	pthread_mutex_unlock(&wipe.mu);
 }
 
 /* ------------------------------------------- a resync a crash cut */

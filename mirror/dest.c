@@ -727,6 +727,9 @@ static int wipe_for_baseline(struct mir_dest *d)
 	pthread_mutex_unlock(&d->lock);
 	if (v != NULL)
 		wafl_unmount(v);
+	/* Whoever else reads these disks lets go first (mir_dest_opts). */
+	if (d->o.before_baseline != NULL)
+		d->o.before_baseline(d->o.before_baseline_arg);
 	fl_info("mirror", "destination: baseline: replacing the volume's "
 	    "file system");
 	rc = raid_write(d->raid, 0, WAFL_FSINFO_SLOTS, zero);

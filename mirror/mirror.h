@@ -250,6 +250,14 @@ struct mir_dest_opts {
 	 * a restart alone does not report it resolved.  Its time is the
 	 * start's.  NULL or "": none. */
 	const char *last_error;
+	/* Called in the destination's connection thread when a baseline is
+	 * about to overwrite the volume -- the state already says
+	 * transferring, nothing is written yet -- and returns once whatever
+	 * else reads the volume's disks (a read-only mount of the file
+	 * system the baseline replaces) has let go of them.  It must not
+	 * call into d.  NULL: none. */
+	void (*before_baseline)(void *arg);
+	void *before_baseline_arg;
 };
 
 struct mir_dest_stats {

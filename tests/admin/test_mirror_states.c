@@ -631,6 +631,25 @@ static void test_before_baseline(void **state)
 	both_stop(t);
 }
 
+/* The offset of the first line of file path holding what; SIZE_MAX if
+ * none does. */
+static size_t log_find(const char *path, const char *what)
+{
+	FILE *f = fopen(path, "r");
+	char line[1024];
+	size_t off = 0, at = SIZE_MAX;
+
+	while (f != NULL && at == SIZE_MAX &&
+	    fgets(line, sizeof(line), f) != NULL) {
+		if (strstr(line, what) != NULL)
+			at = off;
+		off += strlen(line);
+	}
+	if (f != NULL)
+		fclose(f);
+	return at;
+}
+
 static void test_mid_baseline(void **state)
 {
 	struct mtest *t = *state;
@@ -653,21 +672,23 @@ static void test_mid_baseline(void **state)
 	assert_true(ta_json_long(js, "$.mirrors[0].blocks_received") > 0);
 	assert_int_equal(ta_json_long(js, "$.mirrors[0].acked_gen"), 0);
 	free(js);
-	/* Within a tick the volume's old read-only mount is gone (the
-	 * baseline writes over what it reads): what needs the file system
-	 * says the baseline is arriving, instead of a check of the old one
-	 * finding the blocks the baseline overwrote. */
-	bool gone = false;
-	for (int i = 0; i < 100 && !gone; i++) {
-		struct ta_out o = ta_ctl(t->d.home, "check", "vdst", NULL);
+	/* The volume's old read-only mount went away before the baseline's
+	 * first write (the baseline writes over what it read): what needs
+	 * the file system says the baseline is arriving, instead of a check
+	 * of the old one finding the blocks the baseline overwrote.  At
+	 * once, not within a tick: the baseline waited for it. */
+	struct ta_out o = ta_ctl(t->d.home, "check", "vdst", NULL);
 
-		gone = o.status != 0 &&
-		    strstr(o.err, "waiting for its baseline") != NULL;
-		ta_out_free(&o);
-		if (!gone)
-			ta_sleep_ms(50);
-	}
-	assert_true(gone);
+	assert_int_not_equal(o.status, 0);
+	assert_non_null(strstr(o.err, "waiting for its baseline"));
+	ta_out_free(&o);
+	/* And in the destination's log: taken away, then overwritten. */
+	size_t gone_at = log_find(t->d.d.log, "old file system is no longer "
+	    "shown"), wipe_at = log_find(t->d.d.log, "baseline: replacing "
+	    "the volume's file system");
+
+	assert_true(gone_at != SIZE_MAX && wipe_at != SIZE_MAX);
+	assert_true(gone_at < wipe_at);
 	probe(t, &t->d, R_DEST, "baseline");
 	probe(t, &t->s, R_SRC_RUNNING, "baseline");
 	(void)served(t);
