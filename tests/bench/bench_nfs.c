@@ -1471,11 +1471,6 @@ out:
 }
 
 /*
- * In the namespace child: private network (loopback only) and mount
- * namespace with a tmpfs on /run for rpcbind's socket and lock; rpcbind,
- * then ganesha.nfsd in the foreground; the workloads; both stopped.
- */
-/*
  * Ganesha's export: a new ext4, with its journal, on a loop device over a
  * sparse image in the scratch directory (so on the same disk), mounted on
  * exp in this child's own mount namespace (it goes away with the child;
@@ -1574,6 +1569,14 @@ static bool io_all(int fd, void *buf, size_t n, bool out)
 	return true;
 }
 
+/*
+ * In the namespace child: private network (loopback only) and mount
+ * namespace with a tmpfs on /run for rpcbind's socket and lock; rpcbind,
+ * then ganesha.nfsd in the foreground (its export on its own file system,
+ * ganesha_fs); Ganesha's struct server to the parent, which may run the
+ * 1-client mixes against it; at the parent's word the rest of the
+ * workloads; both stopped.
+ */
 static void ganesha_child(const char *tmp, const char *tmpl,
     const char *plugins, struct suite *out, int to_parent, int from_parent)
 {
