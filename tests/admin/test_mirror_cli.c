@@ -105,7 +105,6 @@
 
 #include "admin/svc_mirror.h"
 #include "tests/lib/tl_mirror.h"
-#include "tests/lib/tl_port.h"
 #include "tests/lib/tl_proc.h"
 #include "tests/lib/tl_tmpdir.h"
 
@@ -122,17 +121,11 @@ struct mtest {
 static int setup_sized(void **state, const char *dst_size)
 {
 	struct mtest *t = calloc(1, sizeof(*t));
-	uint16_t ports[6];
 
 	assert_non_null(t);
 	t->dir = tl_tmpdir_make(NULL, "filer-mirror-cli");
-	assert_int_equal(tl_free_ports(ports, 6), 0);
-	tl_mirror_side_init(&t->s, t->dir, "src", "vsrc", "64M", &ports[0],
-	    NULL);
-	/* The destination may be larger than the source (more VBNs). */
-	tl_mirror_side_init(&t->d, t->dir, "dst", "vdst", dst_size, &ports[3],
-	    NULL);
-	tl_mirror_key_write(t->dir, t->key, sizeof(t->key));
+	tl_mirror_pair_init(&t->s, &t->d, t->dir, dst_size, t->key,
+	    sizeof(t->key));
 	*state = t;
 	return 0;
 }
@@ -150,15 +143,8 @@ static int setup_small(void **state)
 static int teardown(void **state)
 {
 	struct mtest *t = *state;
-	int st = 0;
+	int st = tl_mirror_pair_end(&t->s, &t->d, !t->dst_mid_baseline);
 
-	if (t->s.d.pid > 0)
-		(void)ta_daemon_signal_wait(&t->s.d, SIGKILL);
-	if (t->d.d.pid > 0)
-		(void)ta_daemon_signal_wait(&t->d.d, SIGKILL);
-	st |= tl_mirror_check(&t->s);
-	if (!t->dst_mid_baseline)
-		st |= tl_mirror_check(&t->d);
 	tl_tmpdir_remove(t->dir);
 	free(t);
 	return st == 0 ? 0 : -1;
@@ -210,11 +196,7 @@ static void peers_and_relationship(struct mtest *t)
 /* Both filerds running with their exports, each knowing the other. */
 static void both_started(struct mtest *t)
 {
-	tl_mirror_export(&t->s);
-	tl_mirror_export(&t->d);
-	ta_daemon_start(&t->s.d, t->s.home);
-	ta_daemon_start(&t->d.d, t->d.home);
-	tl_mirror_peers(&t->s, &t->d, t->key);
+	tl_mirror_pair_start(&t->s, &t->d, t->key);
 }
 
 static bool events_have(const struct tl_mirror_side *s, const char *kind,

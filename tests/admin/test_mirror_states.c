@@ -50,7 +50,6 @@
 #include <cmocka.h>
 
 #include "tests/lib/tl_mirror.h"
-#include "tests/lib/tl_port.h"
 #include "tests/lib/tl_tmpdir.h"
 
 /* filerctl gives up on a silent filerd after this long: a hang fails. */
@@ -65,16 +64,11 @@ struct mtest {
 static int setup(void **state)
 {
 	struct mtest *t = calloc(1, sizeof(*t));
-	uint16_t ports[6];
 
 	assert_non_null(t);
 	t->dir = tl_tmpdir_make(NULL, "filer-mirror-states");
-	assert_int_equal(tl_free_ports(ports, 6), 0);
-	tl_mirror_side_init(&t->s, t->dir, "src", "vsrc", "64M", &ports[0],
-	    NULL);
-	tl_mirror_side_init(&t->d, t->dir, "dst", "vdst", "96M", &ports[3],
-	    NULL);
-	tl_mirror_key_write(t->dir, t->key, sizeof(t->key));
+	tl_mirror_pair_init(&t->s, &t->d, t->dir, "96M", t->key,
+	    sizeof(t->key));
 	*state = t;
 	return 0;
 }
@@ -82,14 +76,8 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct mtest *t = *state;
-	int st = 0;
+	int st = tl_mirror_pair_end(&t->s, &t->d, true);
 
-	if (t->s.d.pid > 0)
-		(void)ta_daemon_signal_wait(&t->s.d, SIGKILL);
-	if (t->d.d.pid > 0)
-		(void)ta_daemon_signal_wait(&t->d.d, SIGKILL);
-	st |= tl_mirror_check(&t->s);
-	st |= tl_mirror_check(&t->d);
 	tl_tmpdir_remove(t->dir);
 	free(t);
 	return st == 0 ? 0 : -1;
@@ -112,11 +100,7 @@ static long source_gen(const struct mtest *t)
 /* Both filerds running with their exports, each knowing the other. */
 static void both_started(struct mtest *t)
 {
-	tl_mirror_export(&t->s);
-	tl_mirror_export(&t->d);
-	ta_daemon_start(&t->s.d, t->s.home);
-	ta_daemon_start(&t->d.d, t->d.home);
-	tl_mirror_peers(&t->s, &t->d, t->key);
+	tl_mirror_pair_start(&t->s, &t->d, t->key);
 }
 
 static void dst_created(struct mtest *t)

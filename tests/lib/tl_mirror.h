@@ -14,6 +14,8 @@
 
 #include "tests/admin/ta.h"
 #include "tests/lib/tl_nfs.h"
+#include "tests/lib/tl_pattern.h"
+#include "tests/lib/tl_port.h"
 
 struct tl_mirror_side {
 	char home[2048];
@@ -179,6 +181,53 @@ static __attribute__((unused)) void tl_mirror_export(
 }
 
 /*
+ * The two sides of a relationship under dir: the source "src" (volume
+ * vsrc, disks of 64M) and the destination "dst" (vdst, disks of dst_size:
+ * it may be larger), on six free ports, and the peer key written to dir
+ * (tl_mirror_key_write).  filerd is not started.
+ */
+static __attribute__((unused)) void tl_mirror_pair_init(
+    struct tl_mirror_side *s, struct tl_mirror_side *d, const char *dir,
+    const char *dst_size, char *key, size_t keylen)
+{
+	uint16_t ports[6];
+
+	assert_int_equal(tl_free_ports(ports, 6), 0);
+	tl_mirror_side_init(s, dir, "src", "vsrc", "64M", &ports[0], NULL);
+	tl_mirror_side_init(d, dir, "dst", "vdst", dst_size, &ports[3], NULL);
+	tl_mirror_key_write(dir, key, keylen);
+}
+
+/* Both volumes exported, both filerds started, each the other's peer. */
+static __attribute__((unused)) void tl_mirror_pair_start(
+    struct tl_mirror_side *s, struct tl_mirror_side *d, const char *key)
+{
+	tl_mirror_export(s);
+	tl_mirror_export(d);
+	ta_daemon_start(&s->d, s->home);
+	ta_daemon_start(&d->d, d->home);
+	tl_mirror_peers(s, d, key);
+}
+
+/* A test's end: the filerds still running killed (SIGKILL: a failed
+ * test may have left them anywhere), then `check` of the source and, with
+ * check_d, of the destination; 0 if every check was clean. */
+static __attribute__((unused)) int tl_mirror_pair_end(
+    struct tl_mirror_side *s, struct tl_mirror_side *d, bool check_d)
+{
+	int st = 0;
+
+	if (s->d.pid > 0)
+		(void)ta_daemon_signal_wait(&s->d, SIGKILL);
+	if (d->d.pid > 0)
+		(void)ta_daemon_signal_wait(&d->d, SIGKILL);
+	st |= tl_mirror_check(s);
+	if (check_d)
+		st |= tl_mirror_check(d);
+	return st;
+}
+
+/*
  * Wait (40 s bound) until source s's status shows the destination
  * acknowledged the source's newest generation, at least min_gen, with
  * no lag (in CPs and in seconds: an idle mirror never lags), and says
@@ -233,22 +282,8 @@ static __attribute__((unused)) struct nfs_context *tl_mirror_client(
 	return nfs;
 }
 
-/* n bytes of b from seed (xorshift): the same seed, the same bytes. */
-static __attribute__((unused)) void tl_mirror_fill(uint8_t *b, size_t n,
-    uint32_t seed)
-{
-	uint64_t x = seed * 0x9e3779b97f4a7c15ull + 1;
-
-	for (size_t i = 0; i < n; i++) {
-		x ^= x << 13;
-		x ^= x >> 7;
-		x ^= x << 17;
-		b[i] = (uint8_t)x;
-	}
-}
-
-/* A new file path of mib MiB on side s over NFS, each MiB filled from
- * seed + its index, then COMMITted. */
+/* A new file path of mib MiB on side s over NFS, the content of seed
+ * (tl_pattern), then COMMITted. */
 static __attribute__((unused)) void tl_mirror_write(
     const struct tl_mirror_side *s, const char *path, uint32_t seed,
     unsigned mib)
@@ -260,7 +295,8 @@ static __attribute__((unused)) void tl_mirror_write(
 	assert_non_null(b);
 	assert_int_equal(nfs_creat(nfs, path, 0644, &fh), 0);
 	for (unsigned m = 0; m < mib; m++) {
-		tl_mirror_fill(b, TL_MIRROR_MIB, seed + m);
+		tl_pattern_fill(b, TL_MIRROR_MIB, seed,
+		    (uint64_t)m * TL_MIRROR_MIB);
 		for (size_t off = 0; off < TL_MIRROR_MIB; off += 65536)
 			assert_int_equal(nfs_pwrite(nfs, fh,
 			    (uint64_t)m * TL_MIRROR_MIB + off, 65536, b + off),
@@ -280,22 +316,21 @@ static __attribute__((unused)) void tl_mirror_read_compare(
 {
 	struct nfs_context *nfs = tl_mirror_client(s);
 	struct nfsfh *fh;
-	uint8_t *want = malloc(TL_MIRROR_MIB), *got = malloc(TL_MIRROR_MIB);
+	uint8_t *got = malloc(TL_MIRROR_MIB);
 
-	assert_non_null(want);
 	assert_non_null(got);
 	assert_int_equal(nfs_open(nfs, path, O_RDONLY, &fh), 0);
 	for (unsigned m = 0; m < mib; m++) {
-		tl_mirror_fill(want, TL_MIRROR_MIB, seed + m);
+		uint64_t base = (uint64_t)m * TL_MIRROR_MIB;
+
 		for (size_t off = 0; off < TL_MIRROR_MIB; off += 65536)
-			assert_int_equal(nfs_pread(nfs, fh,
-			    (uint64_t)m * TL_MIRROR_MIB + off, 65536,
+			assert_int_equal(nfs_pread(nfs, fh, base + off, 65536,
 			    got + off), 65536);
-		assert_memory_equal(want, got, TL_MIRROR_MIB);
+		assert_int_equal(tl_pattern_mismatch(got, TL_MIRROR_MIB, seed,
+		    base), -1);
 	}
 	assert_int_equal(nfs_close(nfs, fh), 0);
 	nfs_destroy_context(nfs);
-	free(want);
 	free(got);
 }
 
