@@ -22,28 +22,21 @@
 #include <stdio.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
-#include <time.h>
 #include <unistd.h>
+
+#include "tests/lib/tl_proc.h"
 
 struct devstat {
 	bool ok;
 	uint64_t rd_sect, wr_sect, inflight, busy_ms;
-	double t;		/* CLOCK_MONOTONIC seconds of the reading */
+	double t;		/* tl_now_s() of the reading */
 };
-
-static inline double devstat_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* The counters of the device dir is on; ok false if they cannot be read
  * (a file system without a block device: tmpfs, overlay). */
 static inline struct devstat devstat_read(const char *dir)
 {
-	struct devstat d = { .t = devstat_now() };
+	struct devstat d = { .t = tl_now_s() };
 	unsigned long long f[10];
 	char path[96];
 	struct stat st;
@@ -94,7 +87,7 @@ static inline bool devstat_rates(const struct devstat *a,
 static inline double devstat_settle(const char *dir, double quiet_s,
     double max_s)
 {
-	double t0 = devstat_now(), since;
+	double t0 = tl_now_s(), since;
 	struct devstat last;
 	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	bool synced;
@@ -107,15 +100,15 @@ static inline double devstat_settle(const char *dir, double quiet_s,
 		return -1;
 	last = devstat_read(dir);
 	if (!last.ok)
-		return devstat_now() - t0;
+		return tl_now_s() - t0;
 	since = last.t;
-	while (devstat_now() - t0 < max_s) {
+	while (tl_now_s() - t0 < max_s) {
 		struct devstat d;
 
-		usleep(20000);
+		tl_sleep_ms(20);
 		d = devstat_read(dir);
 		if (!d.ok)
-			return devstat_now() - t0;
+			return tl_now_s() - t0;
 		if (d.inflight != 0 || d.wr_sect != last.wr_sect ||
 		    d.rd_sect != last.rd_sect)
 			since = d.t;
