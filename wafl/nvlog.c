@@ -1348,14 +1348,15 @@ out:
 /* Group commit                                                        */
 
 /*
- * Flushes may overlap: one that begins while another is in flight covers
- * every record committed before it began, so a record committed during a
- * flush could wait for one flush, not for the rest of the current one and
- * then the next.  One at a time all the same: the records that arrive
- * during a flush then share the next one, and under load fewer, larger
- * groups cost less CPU than the latency an overlapping flush saves
- * (docs/wafl-nvlog.md, "Group commit").  The stage's spare buffer needs
- * one at a time too (flush_locked).
+ * One flush at a time.  Overlapping flushes would let a record committed
+ * during a flush wait for one flush, not for the rest of the current one
+ * and then the next, but the records that arrive during a flush share the
+ * next one instead, and under load fewer, larger groups cost less than
+ * the latency an overlapping flush saves (docs/wafl-nvlog.md, "Group
+ * commit").  The code relies on it: the stage's spare buffer is free for
+ * the leader, and a flush's RWF_DSYNC write makes only its own stage
+ * durable, so durable_lsn = target is true only because the flush before
+ * it has ended (a second one running beside it could end first).
  */
 #define NV_FLUSHES_MAX	1
 _Static_assert(NV_FLUSHES_MAX == 1, "flush_locked swaps one spare stage");
