@@ -942,6 +942,26 @@ static bool conn_hold(struct nfsd_transport *t, struct nfsd_conn *c,
 	return conn_take_held(t, c, now);
 }
 
+/*
+ * Acknowledge what was read at once.  A client that leaves Nagle's
+ * algorithm on (libnfs does) holds each small call it writes while an
+ * earlier one is unacknowledged.  Linux delays the ACK on a connection
+ * whose data goes both ways, counting on the reply to carry it; a reply
+ * that waits for the NVLOG's flush comes hundreds of microseconds later,
+ * and a partial record gets none until the delayed-ACK timer (40 ms or
+ * more).  The client's next calls waited that long before they were even
+ * sent.  TCP_QUICKACK sends the pending ACK now; the kernel goes back to
+ * delaying after the next reply, so it is set again after each read that
+ * emptied the socket (docs/nfsd.md, "Transport and threading").
+ */
+static void ack_now(struct nfsd_conn *c)
+{
+	int one = 1;
+
+	(void)setsockopt(c->tag.fd, IPPROTO_TCP, TCP_QUICKACK, &one,
+	    sizeof(one));
+}
+
 static void conn_readable(struct nfsd_transport *t, struct nfsd_conn *c,
     uint32_t events)
 {
@@ -974,6 +994,8 @@ static void conn_readable(struct nfsd_transport *t, struct nfsd_conn *c,
 			return;
 		}
 		c->last_ns = now;
+		if ((size_t)n < SCRATCH_BYTES)
+			ack_now(c);
 		if (conn_feed(t, c, t->scratch, (size_t)n, now, &used) != 0) {
 			fl_warn("nfsd", "closing connection: bad or oversized "
 			    "record");

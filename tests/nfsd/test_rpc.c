@@ -752,6 +752,67 @@ static void test_batched_calls(void **state)
 	close(fd);
 }
 
+static int cmp_double(const void *a, const void *b)
+{
+	double u = *(const double *)a, v = *(const double *)b;
+
+	return (u > v) - (u < v);
+}
+
+/*
+ * The server acknowledges what it reads at once (ack_now in transport.c).
+ * A client with Nagle's algorithm on (no TCP_NODELAY, as libnfs) holds the
+ * second half of a call it writes in two pieces until the first is
+ * acknowledged.  The server has nothing to send for half a record, and on
+ * a connection that has carried replies Linux delays its ACK until the
+ * delayed-ACK timer (40 ms or more).  So each of 15 NULL calls, written in
+ * two pieces after a few whole calls, took 40 ms or more without the
+ * change; the median must be under 20 ms (a fraction of a millisecond
+ * here).  It fails without the change at every iteration, not by chance.
+ */
+static void test_half_call_acked_at_once(void **state)
+{
+	enum { N = 15 };
+	struct th *t = *state;
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+	    .sin_port = htons(t->nfs_port) };
+	uint8_t rec[512];
+	double ms[N];
+
+	assert_true(fd >= 0);
+	inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	for (uint32_t i = 0; i < 4; i++) {	/* replies both ways */
+		xb_call(&x, 300 + i, TH_NFS_PROG, 3, 0, 0, 0);
+		th_rpc_tcp(fd, &x, &rp);
+		assert_int_equal(rp.stat, 0);
+	}
+	for (int i = 0; i < N; i++) {
+		size_t n, half;
+		double t0;
+
+		xb_call(&x, 400 + (uint32_t)i, TH_NFS_PROG, 3, 0, 0, 0);
+		n = th_append_record(rec, sizeof(rec), 0, &x);
+		half = n / 2;
+		t0 = fl_now_mono_ns() / 1e6;
+		th_send_all(fd, rec, half);
+		th_send_all(fd, rec + half, n - half);
+		rp.len = th_recv_record(fd, rp.buf, sizeof(rp.buf),
+		    TH_TIMEOUT_MS);
+		ms[i] = fl_now_mono_ns() / 1e6 - t0;
+		assert_true(rp.len > 0);
+		th_parse_reply(&rp);
+		assert_int_equal(rp.xid, 400 + i);
+		assert_int_equal(rp.stat, 0);
+	}
+	qsort(ms, N, sizeof(ms[0]), cmp_double);
+	print_message("a call in two writes, Nagle on: median %.2f ms, "
+	    "max %.2f ms\n", ms[N / 2], ms[N - 1]);
+	assert_true(ms[N / 2] < 20.0);
+	close(fd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -768,6 +829,7 @@ int main(void)
 		cmocka_unit_test(test_read_count),
 		cmocka_unit_test(test_logged_replies_batched),
 		cmocka_unit_test(test_batched_calls),
+		cmocka_unit_test(test_half_call_acked_at_once),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
