@@ -161,6 +161,9 @@ struct nfsd_stats {
 	/* Sends of several TCP replies in one sendmsg (nfsd_send_replies),
 	 * and the replies they carried. */
 	uint64_t reply_batches, reply_batched;
+	/* Reads acknowledged at once (TCP_QUICKACK): they ended inside a
+	 * record or brought a call whose reply may wait. */
+	uint64_t quick_acks;
 	/* Reverse lookups made for host-name patterns, and names answered
 	 * from the host cache. */
 	uint64_t host_lookups, host_cache_hits;

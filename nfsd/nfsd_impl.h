@@ -399,7 +399,7 @@ struct nfsd {
 		    auth_errors, drc_hits, drc_inprogress_drops,
 		    conns_accepted, conns_open, conns_timed_out,
 		    conns_refused, records_oversized, reply_batches,
-		    reply_batched;
+		    reply_batched, quick_acks;
 	} st;
 };
 

@@ -448,6 +448,7 @@ void nfsd_get_stats(nfsd_t *s, struct nfsd_stats *st)
 	st->records_oversized = atomic_load(&s->st.records_oversized);
 	st->reply_batches = atomic_load(&s->st.reply_batches);
 	st->reply_batched = atomic_load(&s->st.reply_batched);
+	st->quick_acks = atomic_load(&s->st.quick_acks);
 	struct nfsd_hostcache_stats hs;
 	nfsd_hostcache_stats(s->hosts, &hs);
 	st->host_lookups = hs.lookups;

@@ -215,6 +215,7 @@ struct nfsd_conn {
 	 * apart yet (owned, NULL if none): fed before the next read. */
 	uint8_t *in;
 	size_t in_len, in_off;
+	bool ack_owed;			/* a call read may wait: ack_now */
 
 	/* Writing and flow control (wlock).  inflight and paused are also
 	 * read without it: the event thread counts a call without a lock
@@ -405,6 +406,37 @@ static bool req_alone(const struct nfsd_req *r)
 		return true;
 	return proc == 6 &&
 	    nfsd_read_count(p, r->call_len) > NFSD_CORK_DATA_MAX;
+}
+
+/*
+ * A call whose reply goes out as soon as it has run: NULL and the NFS
+ * procedures that change nothing (their replies wait for no NVLOG flush,
+ * CP or throttle).  Read from the call as it came, like req_alone.
+ */
+static bool req_answered_at_once(const struct nfsd_req *r)
+{
+	const uint8_t *p = r->call;
+	uint32_t proc;
+
+	if (r->call_len < 24 || be32_at(p + 12) != NFS_PROG)
+		return false;
+	proc = be32_at(p + 20);
+	switch (proc) {
+	case 0:		/* NULL */
+	case 1:		/* GETATTR */
+	case 3:		/* LOOKUP */
+	case 4:		/* ACCESS */
+	case 5:		/* READLINK */
+	case 6:		/* READ */
+	case 16:	/* READDIR */
+	case 17:	/* READDIRPLUS */
+	case 18:	/* FSSTAT */
+	case 19:	/* FSINFO */
+	case 20:	/* PATHCONF */
+		return true;
+	default:
+		return false;
+	}
 }
 
 /* Event thread: queue the requests of this pass with one lock, and wake as
@@ -819,6 +851,8 @@ static void dispatch_record(struct nfsd_transport *t, struct nfsd_conn *c)
 		conn_check_pause(t, c);
 		pthread_mutex_unlock(&c->wlock);
 	}
+	if (!req_answered_at_once(r))
+		c->ack_owed = true;
 	enqueue(t, r);
 out:
 	c->rec = NULL;
@@ -943,23 +977,29 @@ static bool conn_hold(struct nfsd_transport *t, struct nfsd_conn *c,
 }
 
 /*
- * Acknowledge what was read at once.  A client that leaves Nagle's
- * algorithm on (libnfs does) holds each small call it writes while an
- * earlier one is unacknowledged.  Linux delays the ACK on a connection
- * whose data goes both ways, counting on the reply to carry it; a reply
- * that waits for the NVLOG's flush comes hundreds of microseconds later,
- * and a partial record gets none until the delayed-ACK timer (40 ms or
- * more).  The client's next calls waited that long before they were even
- * sent.  TCP_QUICKACK sends the pending ACK now; the kernel goes back to
- * delaying after the next reply, so it is set again after each read that
- * emptied the socket (docs/nfsd.md, "Transport and threading").
+ * Acknowledge what was read at once, when its reply may be slow to carry
+ * the ACK.  A client that leaves Nagle's algorithm on (libnfs does) holds
+ * each small call it writes while an earlier one is unacknowledged.  Linux
+ * delays the ACK on a connection whose data goes both ways, counting on
+ * the reply to carry it; a reply that waits for the NVLOG's flush leaves
+ * hundreds of microseconds later, and half a record gets none until the
+ * delayed-ACK timer (40 ms or more).  The client's next calls waited that
+ * long before they were even sent.  TCP_QUICKACK sends the pending ACK
+ * now; the kernel goes back to delaying after the next reply, so it is set
+ * again after each read that needs it: one that ended inside a record, or
+ * brought a call that is not answered at once (req_answered_at_once).
+ * Reads of such calls only are left to their replies, which follow within
+ * microseconds, and cost no extra segment (docs/nfsd.md, "Acknowledged at
+ * once").
  */
-static void ack_now(struct nfsd_conn *c)
+static void ack_now(struct nfsd_transport *t, struct nfsd_conn *c)
 {
 	int one = 1;
 
-	(void)setsockopt(c->tag.fd, IPPROTO_TCP, TCP_QUICKACK, &one,
-	    sizeof(one));
+	c->ack_owed = false;
+	if (setsockopt(c->tag.fd, IPPROTO_TCP, TCP_QUICKACK, &one,
+	    sizeof(one)) == 0)
+		atomic_fetch_add(&t->srv->st.quick_acks, 1);
 }
 
 static void conn_readable(struct nfsd_transport *t, struct nfsd_conn *c,
@@ -994,14 +1034,14 @@ static void conn_readable(struct nfsd_transport *t, struct nfsd_conn *c,
 			return;
 		}
 		c->last_ns = now;
-		if ((size_t)n < SCRATCH_BYTES)
-			ack_now(c);
 		if (conn_feed(t, c, t->scratch, (size_t)n, now, &used) != 0) {
 			fl_warn("nfsd", "closing connection: bad or oversized "
 			    "record");
 			conn_close(t, c);
 			return;
 		}
+		if (c->ack_owed || c->partial_ns != 0)
+			ack_now(t, c);
 		if (used < (size_t)n) {
 			if (!conn_hold(t, c, t->scratch + used, (size_t)n - used,
 			    now) || c->in != NULL)

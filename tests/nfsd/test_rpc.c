@@ -760,25 +760,32 @@ static int cmp_double(const void *a, const void *b)
 }
 
 /*
- * The server acknowledges what it reads at once (ack_now in transport.c).
- * A client with Nagle's algorithm on (no TCP_NODELAY, as libnfs) holds the
- * second half of a call it writes in two pieces until the first is
- * acknowledged.  The server has nothing to send for half a record, and on
- * a connection that has carried replies Linux delays its ACK until the
- * delayed-ACK timer (40 ms or more).  So each of 15 NULL calls, written in
- * two pieces after a few whole calls, took 40 ms or more without the
- * change; the median must be under 20 ms (a fraction of a millisecond
- * here).  It fails without the change at every iteration, not by chance.
+ * The server acknowledges a read at once when the read's replies may not
+ * carry the ACK soon (ack_now in transport.c).  A client with Nagle's
+ * algorithm on (no TCP_NODELAY, as libnfs) holds the second half of a call
+ * it writes in two pieces until the first is acknowledged.  The server has
+ * nothing to send for half a record, and on a connection that has carried
+ * replies Linux delays its ACK until the delayed-ACK timer (40 ms or
+ * more).  So each of 15 NULL calls, written in two pieces after a few
+ * whole calls, took 40 ms or more without the change; the median must be
+ * under 20 ms (a fraction of a millisecond here).  Without the change it
+ * fails at every iteration, not by chance.  Then which reads are
+ * acknowledged (nfsd_stats.quick_acks): not one of 16 pipelined GETATTRs,
+ * whose replies follow at once, but one of 8 pipelined CREATEs, whose
+ * replies wait for the log.
  */
-static void test_half_call_acked_at_once(void **state)
+static void test_acked_at_once(void **state)
 {
-	enum { N = 15 };
+	enum { N = 15, NG = 16, NC = 8 };
 	struct th *t = *state;
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	struct sockaddr_in sa = { .sin_family = AF_INET,
 	    .sin_port = htons(t->nfs_port) };
-	uint8_t rec[512];
+	static uint8_t out[NG * 256];
+	struct nfsd_stats st0, st1;
+	struct th_fh root;
 	double ms[N];
+	size_t n = 0;
 
 	assert_true(fd >= 0);
 	inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
@@ -789,18 +796,18 @@ static void test_half_call_acked_at_once(void **state)
 		assert_int_equal(rp.stat, 0);
 	}
 	for (int i = 0; i < N; i++) {
-		size_t n, half;
+		size_t half;
 		double t0;
 
 		xb_call(&x, 400 + (uint32_t)i, TH_NFS_PROG, 3, 0, 0, 0);
-		n = th_append_record(rec, sizeof(rec), 0, &x);
+		n = th_append_record(out, sizeof(out), 0, &x);
 		half = n / 2;
-		t0 = fl_now_mono_ns() / 1e6;
-		th_send_all(fd, rec, half);
-		th_send_all(fd, rec + half, n - half);
+		t0 = (double)fl_now_mono_ns() / 1e6;
+		th_send_all(fd, out, half);
+		th_send_all(fd, out + half, n - half);
 		rp.len = th_recv_record(fd, rp.buf, sizeof(rp.buf),
 		    TH_TIMEOUT_MS);
-		ms[i] = fl_now_mono_ns() / 1e6 - t0;
+		ms[i] = (double)fl_now_mono_ns() / 1e6 - t0;
 		assert_true(rp.len > 0);
 		th_parse_reply(&rp);
 		assert_int_equal(rp.xid, 400 + i);
@@ -810,6 +817,30 @@ static void test_half_call_acked_at_once(void **state)
 	print_message("a call in two writes, Nagle on: median %.2f ms, "
 	    "max %.2f ms\n", ms[N / 2], ms[N - 1]);
 	assert_true(ms[N / 2] < 20.0);
+
+	assert_int_equal(th_mnt(fd, "/vol/vol0", &root), 0);
+	n = 0;
+	for (uint32_t i = 0; i < NG; i++) {
+		xb_call(&x, 500 + i, TH_NFS_PROG, 3, 1, 0, 0);
+		xb_fh(&x, &root);
+		n = th_append_record(out, sizeof(out), n, &x);
+	}
+	nfsd_get_stats(t->srv, &st0);
+	th_send_all(fd, out, n);
+	for (int i = 0; i < NG; i++)
+		(void)recv_ok(fd);
+	nfsd_get_stats(t->srv, &st1);
+	assert_int_equal(st1.quick_acks, st0.quick_acks);
+
+	n = append_creates(out, sizeof(out), 0, &root, "acked", 600, NC);
+	th_send_all(fd, out, n);
+	for (int i = 0; i < NC; i++)
+		(void)recv_ok(fd);
+	nfsd_get_stats(t->srv, &st0);
+	print_message("quick ACKs: %llu for %d GETATTRs, %llu for %d "
+	    "CREATEs\n", (unsigned long long)0, NG,
+	    (unsigned long long)(st0.quick_acks - st1.quick_acks), NC);
+	assert_true(st0.quick_acks > st1.quick_acks);
 	close(fd);
 }
 
@@ -829,7 +860,7 @@ int main(void)
 		cmocka_unit_test(test_read_count),
 		cmocka_unit_test(test_logged_replies_batched),
 		cmocka_unit_test(test_batched_calls),
-		cmocka_unit_test(test_half_call_acked_at_once),
+		cmocka_unit_test(test_acked_at_once),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
