@@ -637,6 +637,18 @@ static size_t append_creates(uint8_t *out, size_t cap, size_t n,
 	return n;
 }
 
+/* count GETATTRs of fh as records at out + n; returns the new length. */
+static size_t append_getattrs(uint8_t *out, size_t cap, size_t n,
+    const struct th_fh *fh, uint32_t xid0, uint32_t count)
+{
+	for (uint32_t i = 0; i < count; i++) {
+		xb_call(&x, xid0 + i, TH_NFS_PROG, 3, 1, 0, 0);
+		xb_fh(&x, fh);
+		n = th_append_record(out, cap, n, &x);
+	}
+	return n;
+}
+
 /* Read one reply from fd: accepted, NFS3_OK; its xid. */
 static uint32_t recv_ok(int fd)
 {
@@ -725,11 +737,7 @@ static void test_batched_calls(void **state)
 
 	assert_true(fd >= 0);
 	assert_int_equal(th_mnt(fd, "/vol/vol0", &root), 0);
-	for (uint32_t i = 0; i < NG; i++) {
-		xb_call(&x, 8000 + i, TH_NFS_PROG, 3, 1, 0, 0);
-		xb_fh(&x, &root);
-		n = th_append_record(out, sizeof(out), n, &x);
-	}
+	n = append_getattrs(out, sizeof(out), n, &root, 8000, NG);
 	nfsd_get_stats(t->srv, &st0);
 	th_send_all(fd, out, n);
 	for (int i = 0; i < NG; i++)
@@ -819,12 +827,7 @@ static void test_acked_at_once(void **state)
 	assert_true(ms[N / 2] < 20.0);
 
 	assert_int_equal(th_mnt(fd, "/vol/vol0", &root), 0);
-	n = 0;
-	for (uint32_t i = 0; i < NG; i++) {
-		xb_call(&x, 500 + i, TH_NFS_PROG, 3, 1, 0, 0);
-		xb_fh(&x, &root);
-		n = th_append_record(out, sizeof(out), n, &x);
-	}
+	n = append_getattrs(out, sizeof(out), 0, &root, 500, NG);
 	nfsd_get_stats(t->srv, &st0);
 	th_send_all(fd, out, n);
 	for (int i = 0; i < NG; i++)
