@@ -381,6 +381,16 @@ uint32_t nfsd_read_count(const uint8_t *p, size_t len)
 	return at + 4 <= len ? be32_at(p + at) : 0;
 }
 
+/* The NFS procedure a call names, read from the call as it came (xid,
+ * type, rpcvers, prog, vers, proc); UINT32_MAX for another program or a
+ * call too short to say. */
+static uint32_t req_nfs_proc(const struct nfsd_req *r)
+{
+	if (r->call_len < 24 || be32_at(r->call + 12) != NFS_PROG)
+		return UINT32_MAX;
+	return be32_at(r->call + 20);
+}
+
 /*
  * A call that may hold its thread for long is taken alone, so that it
  * holds up no other call's reply: a WRITE (the write throttle, a
@@ -393,19 +403,12 @@ uint32_t nfsd_read_count(const uint8_t *p, size_t len)
  */
 static bool req_alone(const struct nfsd_req *r)
 {
-	const uint8_t *p = r->call;
-	uint32_t prog, proc;
+	uint32_t proc = req_nfs_proc(r);
 
-	if (r->call_len < 24)
-		return false;
-	prog = be32_at(p + 12);
-	proc = be32_at(p + 20);
-	if (prog != NFS_PROG)
-		return false;
 	if (proc == 7 || proc == 21)
 		return true;
 	return proc == 6 &&
-	    nfsd_read_count(p, r->call_len) > NFSD_CORK_DATA_MAX;
+	    nfsd_read_count(r->call, r->call_len) > NFSD_CORK_DATA_MAX;
 }
 
 /*
@@ -415,13 +418,7 @@ static bool req_alone(const struct nfsd_req *r)
  */
 static bool req_answered_at_once(const struct nfsd_req *r)
 {
-	const uint8_t *p = r->call;
-	uint32_t proc;
-
-	if (r->call_len < 24 || be32_at(p + 12) != NFS_PROG)
-		return false;
-	proc = be32_at(p + 20);
-	switch (proc) {
+	switch (req_nfs_proc(r)) {
 	case 0:		/* NULL */
 	case 1:		/* GETATTR */
 	case 3:		/* LOOKUP */
@@ -988,9 +985,9 @@ static bool conn_hold(struct nfsd_transport *t, struct nfsd_conn *c,
  * now; the kernel goes back to delaying after the next reply, so it is set
  * again after each read that needs it: one that ended inside a record, or
  * brought a call that is not answered at once (req_answered_at_once).
- * Reads of such calls only are left to their replies, which follow within
- * microseconds, and cost no extra segment (docs/nfsd.md, "Acknowledged at
- * once").
+ * A read that brings only calls answered at once is left to their
+ * replies, which follow within microseconds, and costs no extra segment
+ * (docs/nfsd.md, "Acknowledged at once").
  */
 static void ack_now(struct nfsd_transport *t, struct nfsd_conn *c)
 {
