@@ -215,6 +215,9 @@ static int stats(struct adm_ctx *ctx, const struct adm_req *req,
 		adm_rep_u64(rep, "connections_timed_out", ns.conns_timed_out);
 		adm_rep_u64(rep, "connections_refused", ns.conns_refused);
 		adm_rep_u64(rep, "records_oversized", ns.records_oversized);
+		adm_rep_u64(rep, "reply_batches", ns.reply_batches);
+		adm_rep_u64(rep, "replies_batched", ns.reply_batched);
+		adm_rep_u64(rep, "quick_acks", ns.quick_acks);
 		adm_rep_u64(rep, "host_lookups", ns.host_lookups);
 		adm_rep_u64(rep, "host_cache_hits", ns.host_cache_hits);
 		adm_rep_u64(rep, "host_stale", ns.host_stale);

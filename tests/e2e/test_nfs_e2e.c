@@ -908,9 +908,12 @@ static void test_export_host_pattern(void **state)
 	assert_null(strstr(js, "\"export.refused\""));
 	free(js);
 	/* The NFS counters: calls served, our name looked up (once, then
-	 * from the cache), nothing deferred. */
+	 * from the cache), nothing deferred; the MNTs and the CREATE were
+	 * acknowledged at once (quick_acks). */
 	js = ta_ctl_expect(0, t->home, "--json", "stats", NULL);
 	assert_true(ta_json_long(js, "$.nfs.calls") > 0);
+	assert_true(ta_json_long(js, "$.nfs.quick_acks") >= 1);
+	assert_true(ta_json_long(js, "$.nfs.reply_batches") >= 0);
 	assert_true(ta_json_long(js, "$.nfs.replies") > 0);
 	assert_true(ta_json_long(js, "$.nfs.connections_accepted") >= 3);
 	assert_true(ta_json_long(js, "$.nfs.host_lookups") >= 1);
