@@ -126,19 +126,6 @@ static void die(const char *fmt, ...)
 	exit(1);
 }
 
-static int cmp_dbl(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-	qsort(v, (size_t)n, sizeof(*v), cmp_dbl);
-	return v[n / 2];
-}
-
 /* ------------------------------------------------------ disk, loopback */
 
 /* MB/s of 1 MiB writes of a new file in dir, fsync included. */
@@ -915,7 +902,7 @@ static void sizes_update(struct sized *z, struct pair *p, int n)
 		double ts[UPDATE_RUNS];
 
 		memcpy(ts, t[k], sizeof(ts));
-		z[k].update_s = median(ts, UPDATE_RUNS); /* sorts its copy */
+		z[k].update_s = tl_median(ts, UPDATE_RUNS); /* sorts its copy */
 		for (int i = 0; i < UPDATE_RUNS; i++)
 			if (t[k][i] == z[k].update_s)
 				z[k].split = sp[k][i];

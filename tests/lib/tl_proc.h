@@ -1,6 +1,7 @@
 /*
- * tests/lib/tl_proc.h: child processes and clocks for the benchmarks and
- * the runners that start programs (filerd, rsync, ganesha.nfsd, rpcbind).
+ * tests/lib/tl_proc.h: child processes, clocks and timings for the
+ * benchmarks and the runners that start programs (filerd, rsync,
+ * ganesha.nfsd, rpcbind) or time what they do.
  *
  * Every wait is bounded by its caller's ms; a child started here dies with
  * the process that started it (PR_SET_PDEATHSIG).
@@ -15,6 +16,10 @@ double tl_now_s(void);
 
 /* Sleep ms milliseconds, through signals. */
 void tl_sleep_ms(long ms);
+
+/* The median of v[0..n) (the upper one of an even n), n > 0; sorts v in
+ * place, so v[n - 1] is then the largest. */
+double tl_median(double *v, size_t n);
 
 /* Fork and exec argv (argv[0] a path) with stdin from /dev/null, stdout
  * and stderr appended to log.  The pid, or -1. */
